@@ -1,0 +1,19 @@
+//! Shared vocabulary for every Lakebox crate.
+//!
+//! What lives here: the per-request context (account, region, request id, principal), the one
+//! error type every service returns ([`ServiceError`]), ARN construction, id generation and the
+//! clock abstraction that lets tests move time.
+//!
+//! What does not: anything about wire formats (that is `lakebox-protocol`) or storage
+//! (`lakebox-store`). This crate has no heavy dependencies on purpose: everything depends on it.
+
+pub mod arn;
+pub mod clock;
+pub mod context;
+pub mod error;
+pub mod ids;
+
+pub use arn::Arn;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use context::{Principal, RequestContext, DEFAULT_ACCOUNT_ID, DEFAULT_REGION};
+pub use error::ServiceError;

@@ -1,0 +1,213 @@
+//! awsJson 1.0 / 1.1 and the CBOR encoding of the same RPC shape.
+//!
+//! Both are "POST / with `X-Amz-Target: <Prefix>.<Operation>`"; only the body encoding differs.
+//! Service crates write one serde struct per input and output; [`RpcEncoding::decode`] and
+//! [`RpcEncoding::encode`] turn bytes into those structs and back, and [`Timestamp`] and
+//! [`Blob`] pick their per-encoding form on their own.
+//!
+//! [`Timestamp`]: crate::Timestamp
+//! [`Blob`]: crate::Blob
+
+use bytes::Bytes;
+use lakebox_core::ServiceError;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The body encoding of an RPC request, from its `Content-Type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RpcEncoding {
+    Json10,
+    Json11,
+    /// `application/x-amz-cbor-1.1`, sent by the Java SDK and KCL to Kinesis.
+    Cbor,
+}
+
+impl RpcEncoding {
+    /// Recognises the content types AWS SDKs send. Plain `application/json` is accepted as
+    /// JSON 1.1 because hand-written clients (curl, Postman) often send it.
+    pub fn from_content_type(content_type: &str) -> Option<Self> {
+        let essence = content_type.split(';').next().unwrap_or("").trim();
+        match essence.to_ascii_lowercase().as_str() {
+            "application/x-amz-json-1.0" => Some(RpcEncoding::Json10),
+            "application/x-amz-json-1.1" | "application/json" => Some(RpcEncoding::Json11),
+            "application/x-amz-cbor-1.1" | "application/cbor" => Some(RpcEncoding::Cbor),
+            _ => None,
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            RpcEncoding::Json10 => "application/x-amz-json-1.0",
+            RpcEncoding::Json11 => "application/x-amz-json-1.1",
+            RpcEncoding::Cbor => "application/x-amz-cbor-1.1",
+        }
+    }
+
+    /// Decodes an operation's input. An empty body is an empty structure, as AWS reads it.
+    /// Unknown members are ignored (clients newer than the model may send them); a body that
+    /// is not valid JSON/CBOR, or whose members have the wrong type, is a
+    /// `SerializationException`.
+    pub fn decode<T: DeserializeOwned>(self, body: &[u8]) -> Result<T, ServiceError> {
+        let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+            match self {
+                RpcEncoding::Cbor if body.is_empty() => &[0xa0], // empty map
+                RpcEncoding::Cbor => body,
+                _ => b"{}",
+            }
+        } else {
+            body
+        };
+        match self {
+            RpcEncoding::Json10 | RpcEncoding::Json11 => serde_json::from_slice(body)
+                .map_err(|e| ServiceError::serialization(json_error_message(&e))),
+            RpcEncoding::Cbor => ciborium::from_reader(body)
+                .map_err(|e| ServiceError::serialization(format!("Could not parse CBOR body: {e}"))),
+        }
+    }
+
+    /// Encodes an operation's output.
+    pub fn encode<T: Serialize>(self, value: &T) -> Result<Bytes, ServiceError> {
+        match self {
+            RpcEncoding::Json10 | RpcEncoding::Json11 => serde_json::to_vec(value)
+                .map(Bytes::from)
+                .map_err(|e| ServiceError::internal(format!("could not encode response: {e}"))),
+            RpcEncoding::Cbor => {
+                let mut buf = Vec::with_capacity(256);
+                ciborium::into_writer(value, &mut buf)
+                    .map_err(|e| ServiceError::internal(format!("could not encode response: {e}")))?;
+                Ok(Bytes::from(buf))
+            }
+        }
+    }
+
+    /// The error body: `{"__type": "<Code>", "message": "<text>"}` (botocore reads the code from
+    /// `__type`, also when it is prefixed with a `namespace#`).
+    pub fn encode_error(self, err: &ServiceError) -> Bytes {
+        #[derive(Serialize)]
+        struct ErrorBody<'a> {
+            #[serde(rename = "__type")]
+            kind: &'a str,
+            message: &'a str,
+        }
+        let body = ErrorBody {
+            kind: &err.code,
+            message: &err.message,
+        };
+        // Encoding two strings cannot fail; fall back to an empty body rather than panic.
+        self.encode(&body).unwrap_or_default()
+    }
+}
+
+fn json_error_message(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Syntax | Category::Eof => {
+            format!("Could not parse request body as JSON ({e})")
+        }
+        Category::Data => format!("Invalid request body: {e}"),
+        Category::Io => format!("Could not read request body: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Blob, Timestamp};
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize, Serialize, PartialEq, Default)]
+    #[serde(rename_all = "PascalCase")]
+    struct PutRecord {
+        stream_name: String,
+        data: Blob,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        explicit_hash_key: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tags: Option<Vec<String>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<Timestamp>,
+    }
+
+    #[test]
+    fn content_types() {
+        assert_eq!(
+            RpcEncoding::from_content_type("application/x-amz-json-1.1; charset=utf-8"),
+            Some(RpcEncoding::Json11)
+        );
+        assert_eq!(RpcEncoding::from_content_type("application/x-amz-json-1.0"), Some(RpcEncoding::Json10));
+        assert_eq!(RpcEncoding::from_content_type("application/x-amz-cbor-1.1"), Some(RpcEncoding::Cbor));
+        assert_eq!(RpcEncoding::from_content_type("text/plain"), None);
+    }
+
+    #[test]
+    fn empty_versus_absent_members() {
+        let absent: PutRecord =
+            RpcEncoding::Json11.decode(br#"{"StreamName":"s","Data":""}"#).unwrap();
+        assert_eq!(absent.explicit_hash_key, None);
+        assert_eq!(absent.tags, None);
+        assert_eq!(absent.data, Blob::default());
+        let empty: PutRecord = RpcEncoding::Json11
+            .decode(br#"{"StreamName":"","Data":"","ExplicitHashKey":"","Tags":[]}"#)
+            .unwrap();
+        assert_eq!(empty.explicit_hash_key.as_deref(), Some(""));
+        assert_eq!(empty.tags, Some(vec![]));
+        // Absent stays absent on the way out; empty stays empty.
+        let out = RpcEncoding::Json11.encode(&absent).unwrap();
+        assert_eq!(&out[..], br#"{"StreamName":"s","Data":""}"#);
+        let out = RpcEncoding::Json11.encode(&empty).unwrap();
+        assert!(std::str::from_utf8(&out).unwrap().contains(r#""Tags":[]"#));
+    }
+
+    #[test]
+    fn empty_body_is_empty_structure() {
+        #[derive(Deserialize)]
+        struct ListStreams {
+            #[serde(rename = "Limit")]
+            limit: Option<u32>,
+        }
+        let v: ListStreams = RpcEncoding::Json11.decode(b"").unwrap();
+        assert_eq!(v.limit, None);
+        let v: ListStreams = RpcEncoding::Cbor.decode(b"").unwrap();
+        assert_eq!(v.limit, None);
+    }
+
+    #[test]
+    fn malformed_and_mistyped_bodies_are_serialization_errors() {
+        let e = RpcEncoding::Json11.decode::<PutRecord>(b"{\"StreamName\":").unwrap_err();
+        assert_eq!(e.code, "SerializationException");
+        assert_eq!(e.status, 400);
+        let e = RpcEncoding::Json11
+            .decode::<PutRecord>(br#"{"StreamName":5,"Data":""}"#)
+            .unwrap_err();
+        assert_eq!(e.code, "SerializationException");
+        let e = RpcEncoding::Cbor.decode::<PutRecord>(&[0xff, 0x00]).unwrap_err();
+        assert_eq!(e.code, "SerializationException");
+    }
+
+    #[test]
+    fn cbor_round_trip_uses_byte_strings() {
+        let rec = PutRecord {
+            stream_name: "s".into(),
+            data: Blob(vec![0, 1, 2, 255]),
+            at: Some(Timestamp::from_millis(1_700_000_000_123)),
+            ..Default::default()
+        };
+        let bytes = RpcEncoding::Cbor.encode(&rec).unwrap();
+        assert!(bytes.windows(5).any(|w| w == [0x44, 0, 1, 2, 255]));
+        let back: PutRecord = RpcEncoding::Cbor.decode(&bytes).unwrap();
+        assert_eq!(back, rec);
+    }
+
+    #[test]
+    fn error_bodies() {
+        let err = ServiceError::client("ResourceNotFoundException", "Stream s not found");
+        let json = RpcEncoding::Json11.encode_error(&err);
+        let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(v["__type"], "ResourceNotFoundException");
+        assert_eq!(v["message"], "Stream s not found");
+        let cbor = RpcEncoding::Cbor.encode_error(&err);
+        let v: std::collections::BTreeMap<String, String> =
+            ciborium::from_reader(&cbor[..]).unwrap();
+        assert_eq!(v["__type"], "ResourceNotFoundException");
+    }
+}
