@@ -1,14 +1,51 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! Durable storage primitives that every Lakebox service builds on.
+//!
+//! - [`kv::MetaStore`]: an ACID key-value store (redb) for resource metadata. Each write
+//!   transaction is atomic and fsynced before it returns.
+//! - [`blob`]: whole-file writes that are atomic on disk (write to a temporary file, fsync,
+//!   rename, fsync the directory), in one call or streamed in chunks.
+//! - [`log::Log`]: an append-only, segmented record log with group commit: many writers,
+//!   one fsync per batch, each writer answered only after its records are on disk.
+//!
+//! The rule they share: an acknowledged write survives `kill -9`, and a crash at any point
+//! leaves the old state or the new one, never a torn one.
+//!
+//! What this crate is not: it knows no AWS service and no wire format.
+
+pub mod blob;
+pub mod kv;
+pub mod log;
+
+pub use kv::MetaStore;
+pub use log::{Log, LogConfig, LogEntry, LogRecord};
+
+/// Errors from the storage layer. They are I/O or corruption, never user mistakes, so services
+/// turn them into 500s.
+#[derive(Debug)]
+pub enum StoreError {
+    Io(std::io::Error),
+    Kv(String),
+    Corrupt(String),
+    Closed,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Io(e) => write!(f, "storage I/O error: {e}"),
+            StoreError::Kv(e) => write!(f, "metadata store error: {e}"),
+            StoreError::Corrupt(e) => write!(f, "corrupt data: {e}"),
+            StoreError::Closed => f.write_str("store is shut down"),
+        }
     }
 }
+
+impl std::error::Error for StoreError {}
+
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> Self {
+        StoreError::Io(e)
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
