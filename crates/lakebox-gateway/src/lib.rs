@@ -1,14 +1,23 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! The front door: one HTTP endpoint (HTTP/1.1 and h2c) for every AWS service Lakebox serves.
+//!
+//! For each request the gateway works out which protocol and service it is for
+//! ([`classify`]), reads the SigV4 identity and, when credentials are configured, verifies it
+//! ([`auth`]), hands the request to the service registered for it ([`service`]), and renders
+//! any [`ServiceError`](lakebox_core::ServiceError) in that protocol's error shape
+//! ([`respond`]). Every response carries the request-id headers the SDKs read; a panicking
+//! handler costs one 500, never the server.
+//!
+//! It knows no service's operations: services plug in through the traits in [`service`].
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+pub mod auth;
+pub mod body;
+pub mod catalog;
+pub mod classify;
+pub mod respond;
+pub mod server;
+pub mod service;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use auth::Authenticator;
+pub use catalog::{Protocol, ServiceEntry};
+pub use server::{Gateway, GatewayConfig};
+pub use service::{HttpService, QueryService, Registry, RpcRequest, RpcResponse, RpcService};

@@ -1,0 +1,72 @@
+//! Authentication policy: accept anyone (the local-emulator default) or verify SigV4 against
+//! configured credentials.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use lakebox_core::{Clock, Principal};
+use lakebox_protocol::Timestamp;
+use lakebox_protocol::sigv4::{self, AuthError, Authorization, RequestParts};
+
+/// Decides whether a request's signature is acceptable.
+pub struct Authenticator {
+    /// `None`: verification off. `Some`: access key → secret.
+    credentials: Option<HashMap<String, String>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Authenticator {
+    /// Accepts every request; identity still comes from the signature's access key.
+    pub fn accept_all(clock: Arc<dyn Clock>) -> Self {
+        Authenticator {
+            credentials: None,
+            clock,
+        }
+    }
+
+    /// Verifies every request against these `(access key, secret)` pairs.
+    pub fn verifying(credentials: impl IntoIterator<Item = (String, String)>, clock: Arc<dyn Clock>) -> Self {
+        Authenticator {
+            credentials: Some(credentials.into_iter().collect()),
+            clock,
+        }
+    }
+
+    pub fn is_verifying(&self) -> bool {
+        self.credentials.is_some()
+    }
+
+    /// Checks the request; on success returns who signed it (`None` when anonymous and
+    /// verification is off). `parts` is only built when a signature must be checked.
+    pub fn authenticate<'a>(
+        &self,
+        auth: &Authorization,
+        parts: impl FnOnce(bool) -> RequestParts<'a>,
+    ) -> Result<Option<Principal>, AuthError> {
+        let principal = |k: &str| Principal {
+            access_key_id: k.to_owned(),
+        };
+        let Some(creds) = &self.credentials else {
+            return Ok(match auth {
+                Authorization::Anonymous => None,
+                Authorization::SigV4(s) => Some(principal(&s.scope.access_key_id)),
+                Authorization::Legacy { access_key_id } => Some(principal(access_key_id)),
+            });
+        };
+        match auth {
+            Authorization::Anonymous => Err(AuthError::Missing),
+            Authorization::Legacy { .. } => Err(AuthError::Unsupported(
+                "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.".into(),
+            )),
+            Authorization::SigV4(signed) => {
+                let key = &signed.scope.access_key_id;
+                let secret = creds
+                    .get(key)
+                    .ok_or_else(|| AuthError::UnknownAccessKey(key.clone()))?;
+                let now = Timestamp::from_millis(self.clock.now_millis());
+                sigv4::verify(signed, &parts(signed.presigned_expires.is_some()), secret, now)?;
+                Ok(Some(principal(key)))
+            }
+        }
+    }
+}

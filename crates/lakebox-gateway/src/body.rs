@@ -1,0 +1,71 @@
+//! Reading request bodies within a limit, refusing oversized ones before reading them.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Body as HttpBody;
+
+use crate::service::BoxError;
+
+#[derive(Debug)]
+pub enum BodyError {
+    /// Over the limit: by its `Content-Length`, or while reading a chunked body.
+    TooLarge { limit: u64 },
+    /// The client went away or sent a broken body.
+    Read(BoxError),
+}
+
+/// Collects a body of at most `limit` bytes. A `Content-Length` over the limit is refused
+/// without reading anything; a chunked body is cut off as soon as it passes the limit.
+pub async fn read_limited<B>(body: B, content_length: Option<u64>, limit: u64) -> Result<Bytes, BodyError>
+where
+    B: HttpBody<Data = Bytes> + Send,
+    B::Error: Into<BoxError>,
+{
+    if content_length.is_some_and(|n| n > limit) {
+        return Err(BodyError::TooLarge { limit });
+    }
+    let limited = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
+    match limited.collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) => {
+            if e.is::<http_body_util::LengthLimitError>() {
+                Err(BodyError::TooLarge { limit })
+            } else {
+                Err(BodyError::Read(e))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::Full;
+    use hyper::body::Frame;
+    use std::collections::VecDeque;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    /// A chunked body with no declared length.
+    struct Chunks(VecDeque<Bytes>);
+
+    impl HttpBody for Chunks {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+        fn poll_frame(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            Poll::Ready(self.0.pop_front().map(|b| Ok(Frame::data(b))))
+        }
+    }
+
+    #[tokio::test]
+    async fn limits() {
+        let ok = read_limited(Full::new(Bytes::from_static(b"abc")), Some(3), 3).await.unwrap();
+        assert_eq!(&ok[..], b"abc");
+        let declared = read_limited(Full::new(Bytes::from_static(b"abc")), Some(1 << 40), 3).await;
+        assert!(matches!(declared, Err(BodyError::TooLarge { limit: 3 })));
+        let chunks = Chunks(VecDeque::from(vec![Bytes::from_static(b"ab"), Bytes::from_static(b"cd")]));
+        assert!(matches!(read_limited(chunks, None, 3).await, Err(BodyError::TooLarge { .. })));
+        let chunks = Chunks(VecDeque::from(vec![Bytes::from_static(b"ab"), Bytes::from_static(b"c")]));
+        assert_eq!(&read_limited(chunks, None, 3).await.unwrap()[..], b"abc");
+    }
+}

@@ -1,0 +1,162 @@
+//! Which protocol and service a request is for, from its headers and URL alone (DESIGN §3).
+//!
+//! Order matters: Lakebox's own `/_lakebox/` paths; then `X-Amz-Target` (awsJson/CBOR); then
+//! awsQuery forms; then restJson path prefixes; everything else is S3.
+
+use http::{HeaderMap, Method};
+use lakebox_protocol::rpc::RpcEncoding;
+
+use crate::catalog::{Protocol, ServiceEntry};
+use crate::service::Registry;
+
+/// Where a request goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route<'r> {
+    Internal,
+    Rpc {
+        entry: Option<&'r ServiceEntry>,
+        operation: String,
+        encoding: RpcEncoding,
+    },
+    /// awsQuery; the service may only be known once the body's `Version` is read.
+    Query { entry: Option<&'r ServiceEntry> },
+    RestJson { entry: &'r ServiceEntry },
+    S3 { virtual_host_bucket: Option<String> },
+}
+
+pub const INTERNAL_PREFIX: &str = "/_lakebox/";
+
+pub fn classify<'r>(
+    registry: &'r Registry,
+    method: &Method,
+    path: &str,
+    query: &[(String, String)],
+    headers: &HeaderMap,
+    signing_name: Option<&str>,
+) -> Route<'r> {
+    if path.starts_with(INTERNAL_PREFIX) || path == "/_lakebox" {
+        return Route::Internal;
+    }
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    if let Some(target) = header("x-amz-target") {
+        let (prefix, operation) = target.rsplit_once('.').unwrap_or((target, ""));
+        let entry = registry.entries().find(|e| e.target_prefix == Some(prefix));
+        let encoding = header("content-type")
+            .and_then(RpcEncoding::from_content_type)
+            .unwrap_or(RpcEncoding::Json11);
+        return Route::Rpc {
+            entry,
+            operation: operation.to_owned(),
+            encoding,
+        };
+    }
+    let by_signing = signing_name.and_then(|s| registry.entries().find(|e| e.signing_name == s));
+    let is_s3 = signing_name == Some("s3");
+    let form = header("content-type").is_some_and(|c| {
+        c.split(';')
+            .next()
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+    });
+    let action_in_url = query.iter().any(|(k, _)| k == "Action");
+    if !is_s3 && ((method == Method::POST && form) || action_in_url) {
+        let entry = by_signing
+            .filter(|e| e.protocols.contains(&Protocol::AwsQuery))
+            .or_else(|| {
+                let version = query.iter().find(|(k, _)| k == "Version").map(|(_, v)| v.as_str());
+                version.and_then(|v| registry.entries().find(|e| e.query_version == Some(v)))
+            });
+        return Route::Query { entry };
+    }
+    if let Some(entry) = by_signing.filter(|e| e.protocols.contains(&Protocol::RestJson)) {
+        return Route::RestJson { entry };
+    }
+    if signing_name.is_none() || !is_s3 {
+        if let Some(entry) = registry
+            .entries()
+            .find(|e| e.path_prefix.is_some_and(|p| path.starts_with(p)))
+        {
+            return Route::RestJson { entry };
+        }
+    }
+    Route::S3 {
+        virtual_host_bucket: virtual_host_bucket(header("host")),
+    }
+}
+
+/// `<bucket>.localhost[:port]` (also `<bucket>.s3.localhost`) names a bucket in the host.
+fn virtual_host_bucket(host: Option<&str>) -> Option<String> {
+    let host = host?;
+    let host = match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    };
+    let bucket = host.strip_suffix(".localhost")?;
+    let bucket = bucket.strip_suffix(".s3").unwrap_or(bucket);
+    (!bucket.is_empty() && bucket != "s3").then(|| bucket.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn h(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.insert(*k, HeaderValue::from_static(v));
+        }
+        m
+    }
+
+    fn route<'r>(reg: &'r Registry, method: Method, path: &str, q: &[(&str, &str)], headers: &[(&'static str, &'static str)], signing: Option<&str>) -> Route<'r> {
+        let q: Vec<(String, String)> = q.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        classify(reg, &method, path, &q, &h(headers), signing)
+    }
+
+    #[test]
+    fn targets_pick_rpc_services_and_encoding() {
+        let reg = Registry::new();
+        let r = route(&reg, Method::POST, "/", &[], &[("x-amz-target", "Kinesis_20131202.PutRecord"), ("content-type", "application/x-amz-cbor-1.1")], Some("kinesis"));
+        match r {
+            Route::Rpc { entry, operation, encoding } => {
+                assert_eq!(entry.unwrap().name, "kinesis");
+                assert_eq!(operation, "PutRecord");
+                assert_eq!(encoding, RpcEncoding::Cbor);
+            }
+            other => panic!("{other:?}"),
+        }
+        let r = route(&reg, Method::POST, "/", &[], &[("x-amz-target", "Nope_1.Op")], None);
+        assert!(matches!(r, Route::Rpc { entry: None, .. }));
+    }
+
+    #[test]
+    fn query_forms_by_signing_name_or_version() {
+        let reg = Registry::new();
+        let form = [("content-type", "application/x-www-form-urlencoded; charset=utf-8")];
+        let r = route(&reg, Method::POST, "/", &[], &form, Some("sts"));
+        assert!(matches!(r, Route::Query { entry: Some(e) } if e.name == "sts"));
+        let r = route(&reg, Method::GET, "/", &[("Action", "ListTopics"), ("Version", "2010-03-31")], &[], None);
+        assert!(matches!(r, Route::Query { entry: Some(e) } if e.name == "sns"));
+        let r = route(&reg, Method::POST, "/", &[], &form, None);
+        assert!(matches!(r, Route::Query { entry: None }));
+        // A form POST signed for S3 is S3's (browser uploads and the like).
+        let r = route(&reg, Method::POST, "/bucket", &[], &form, Some("s3"));
+        assert!(matches!(r, Route::S3 { .. }));
+    }
+
+    #[test]
+    fn rest_json_and_s3_fallback() {
+        let reg = Registry::new();
+        let r = route(&reg, Method::GET, "/2015-03-31/functions/", &[], &[], Some("lambda"));
+        assert!(matches!(r, Route::RestJson { entry } if entry.name == "lambda"));
+        let r = route(&reg, Method::GET, "/2015-03-31/functions/", &[], &[], None);
+        assert!(matches!(r, Route::RestJson { entry } if entry.name == "lambda"));
+        let r = route(&reg, Method::GET, "/bucket/key", &[], &[("host", "localhost:4566")], Some("s3"));
+        assert_eq!(r, Route::S3 { virtual_host_bucket: None });
+        let r = route(&reg, Method::GET, "/key", &[], &[("host", "my-bucket.localhost:4566")], Some("s3"));
+        assert_eq!(r, Route::S3 { virtual_host_bucket: Some("my-bucket".into()) });
+        let r = route(&reg, Method::GET, "/key", &[], &[("host", "my.bucket.s3.localhost")], None);
+        assert_eq!(r, Route::S3 { virtual_host_bucket: Some("my.bucket".into()) });
+        assert_eq!(route(&reg, Method::GET, "/_lakebox/health", &[], &[], None), Route::Internal);
+    }
+}

@@ -1,0 +1,448 @@
+//! The HTTP server and the per-request pipeline: classify → read body → authenticate →
+//! dispatch (in its own task) → render.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Body as HttpBody;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use lakebox_core::{Clock, DEFAULT_ACCOUNT_ID, RequestContext, ServiceError, ids};
+use lakebox_protocol::query::{QueryRequest, parse_form};
+use lakebox_protocol::rpc::RpcEncoding;
+use lakebox_protocol::sigv4::{self, Authorization, RequestParts};
+use percent_encoding::percent_decode;
+use tokio::net::TcpListener;
+
+use crate::auth::Authenticator;
+use crate::body::{BodyError, read_limited};
+use crate::classify::{Route, classify};
+use crate::respond::{ErrorShape, add_request_ids, error_response, full};
+use crate::service::{Body, BoxError, Registry, RpcRequest};
+
+/// Body limit for awsJson requests to a target no service claims (they are refused anyway;
+/// this only bounds what is read first).
+const UNKNOWN_SERVICE_MAX_BODY: u64 = 1024 * 1024;
+
+pub struct GatewayConfig {
+    /// Region for requests that carry no SigV4 credential scope.
+    pub default_region: String,
+    /// Extra members of the health document (version, data directory, …).
+    pub health_info: serde_json::Map<String, serde_json::Value>,
+}
+
+pub struct Gateway {
+    registry: Registry,
+    auth: Authenticator,
+    clock: Arc<dyn Clock>,
+    config: GatewayConfig,
+    stopping: AtomicBool,
+}
+
+/// A lossy decode of a URL query string into ordered pairs, for routing and signatures.
+fn query_pairs(raw: &str) -> Vec<(String, String)> {
+    raw.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            let dec = |s: &str| {
+                let plus: Vec<u8> = s.bytes().map(|b| if b == b'+' { b' ' } else { b }).collect();
+                percent_decode(&plus).decode_utf8_lossy().into_owned()
+            };
+            (dec(k), dec(v))
+        })
+        .collect()
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}
+
+/// The error shape to use when we know nothing but the headers (for panics).
+fn shape_from_headers(headers: &http::HeaderMap, path: &str) -> ErrorShape {
+    if path.starts_with(crate::classify::INTERNAL_PREFIX) {
+        return ErrorShape::Internal;
+    }
+    if headers.contains_key("x-amz-target") {
+        let enc = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .and_then(RpcEncoding::from_content_type)
+            .unwrap_or(RpcEncoding::Json11);
+        return ErrorShape::Rpc(enc);
+    }
+    ErrorShape::S3
+}
+
+impl Gateway {
+    pub fn new(registry: Registry, auth: Authenticator, clock: Arc<dyn Clock>, config: GatewayConfig) -> Arc<Self> {
+        Arc::new(Gateway {
+            registry,
+            auth,
+            clock,
+            config,
+            stopping: AtomicBool::new(false),
+        })
+    }
+
+    /// Serves connections until `shutdown` resolves, then stops accepting, lets in-flight
+    /// requests finish for up to `drain`, and returns.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+        drain: Duration,
+    ) -> std::io::Result<()> {
+        let graceful = GracefulShutdown::new();
+        let builder = auto::Builder::new(TokioExecutor::new());
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let (stream, _peer) = match accepted {
+                        Ok(s) => s,
+                        Err(e) => {
+                            // Out of file descriptors and the like: back off instead of spinning.
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let gw = self.clone();
+                    let svc = service_fn(move |req| {
+                        let gw = gw.clone();
+                        async move { Ok::<_, Infallible>(gw.handle(req).await) }
+                    });
+                    let conn = graceful.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned());
+                    tokio::spawn(async move {
+                        if let Err(e) = conn.await {
+                            tracing::debug!(error = %e, "connection ended with an error");
+                        }
+                    });
+                }
+                () = &mut shutdown => break,
+            }
+        }
+        self.stopping.store(true, Ordering::SeqCst);
+        drop(listener);
+        tokio::select! {
+            () = graceful.shutdown() => {}
+            () = tokio::time::sleep(drain) => {
+                tracing::warn!("in-flight requests did not finish within {drain:?}; closing their connections");
+            }
+        }
+        Ok(())
+    }
+
+    /// Handles one request. Never panics: a panic in the pipeline or a service becomes a 500.
+    pub async fn handle<B>(self: Arc<Self>, req: Request<B>) -> Response<Body>
+    where
+        B: HttpBody<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let request_id = ids::request_id();
+        let shape = shape_from_headers(req.headers(), req.uri().path());
+        let head = req.method() == Method::HEAD;
+        let rid = request_id.clone();
+        match tokio::spawn(self.dispatch(req, rid)).await {
+            Ok(resp) => resp,
+            Err(e) => {
+                let what = if e.is_panic() { panic_message(e.into_panic()) } else { "task cancelled".into() };
+                tracing::error!(request_id = %request_id, panic = %what, "request handler panicked; answered 500");
+                let err = ServiceError::internal("An internal error occurred while processing the request.");
+                error_response(shape, &err, &request_id, head)
+            }
+        }
+    }
+
+    async fn dispatch<B>(self: Arc<Self>, req: Request<B>, request_id: String) -> Response<Body>
+    where
+        B: HttpBody<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let started = Instant::now();
+        let (parts, body) = req.into_parts();
+        let path = parts.uri.path().to_owned();
+        let raw_query = parts.uri.query().unwrap_or("").to_owned();
+        let query = query_pairs(&raw_query);
+        let head = parts.method == Method::HEAD;
+        let auth_read = sigv4::read_authorization(&parts.headers, &query);
+        let signing_name = match &auth_read {
+            Ok(Authorization::SigV4(s)) => Some(s.scope.service.clone()),
+            _ => None,
+        };
+        let route = classify(&self.registry, &parts.method, &path, &query, &parts.headers, signing_name.as_deref());
+        let shape = match &route {
+            Route::Internal => return self.internal(parts, body, request_id).await,
+            Route::Rpc { encoding, .. } => ErrorShape::Rpc(*encoding),
+            Route::Query { .. } => ErrorShape::Query,
+            Route::RestJson { .. } => ErrorShape::RestJson,
+            Route::S3 { .. } => ErrorShape::S3,
+        };
+        let fail = |err: ServiceError| {
+            tracing::debug!(request_id = %request_id, code = %err.code, status = err.status, "request refused");
+            error_response(shape, &err, &request_id, head)
+        };
+
+        // Bodies of bounded protocols are read whole (within the limit) before anything else,
+        // so signatures can cover them; S3 streams its own.
+        let limit = match &route {
+            Route::Rpc { entry, .. } => Some(entry.and_then(|e| e.max_body_bytes).unwrap_or(UNKNOWN_SERVICE_MAX_BODY)),
+            Route::Query { entry } => Some(entry.and_then(|e| e.max_body_bytes).unwrap_or(UNKNOWN_SERVICE_MAX_BODY)),
+            Route::RestJson { entry } => entry.max_body_bytes,
+            Route::S3 { .. } | Route::Internal => None,
+        };
+        let content_length = parts
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let (body_bytes, stream) = match limit {
+            Some(limit) => match read_limited(body, content_length, limit).await {
+                Ok(b) => (Some(b), None),
+                Err(BodyError::TooLarge { limit }) => return fail(too_large(shape, limit)),
+                Err(BodyError::Read(e)) => {
+                    return fail(ServiceError::client("IncompleteBody", format!("Could not read the request body: {e}")));
+                }
+            },
+            None => (None, Some(body.map_err(Into::into).boxed_unsync())),
+        };
+
+        // Authenticate.
+        let auth = match auth_read {
+            Ok(a) => a,
+            Err(e) => return fail(e.to_service_error(shape.auth_style())),
+        };
+        let payload_hash = match (&body_bytes, shape) {
+            (Some(b), s) if s != ErrorShape::S3 => {
+                let declared = parts.headers.get("x-amz-content-sha256").and_then(|v| v.to_str().ok());
+                if declared == Some(sigv4::UNSIGNED_PAYLOAD) {
+                    sigv4::UNSIGNED_PAYLOAD.to_owned()
+                } else {
+                    sigv4::payload_hash(&http::HeaderMap::new(), false, Some(b))
+                }
+            }
+            _ => String::new(),
+        };
+        let authority = parts.uri.authority().map(|a| a.as_str().to_owned());
+        let principal = match self.auth.authenticate(&auth, |presigned| RequestParts {
+            method: parts.method.as_str(),
+            raw_path: &path,
+            raw_query: &raw_query,
+            headers: &parts.headers,
+            authority: authority.as_deref(),
+            payload_hash: if payload_hash.is_empty() {
+                if presigned && !parts.headers.contains_key("x-amz-content-sha256") {
+                    sigv4::UNSIGNED_PAYLOAD
+                } else {
+                    parts.headers.get("x-amz-content-sha256").and_then(|v| v.to_str().ok()).unwrap_or(sigv4::UNSIGNED_PAYLOAD)
+                }
+            } else {
+                &payload_hash
+            },
+        }) {
+            Ok(p) => p,
+            Err(e) => return fail(e.to_service_error(shape.auth_style())),
+        };
+        let region = match &auth {
+            Authorization::SigV4(s) if !s.scope.region.is_empty() => s.scope.region.clone(),
+            _ => self.config.default_region.clone(),
+        };
+        let account_id = principal
+            .as_ref()
+            .map(|p| RequestContext::account_for_access_key(&p.access_key_id))
+            .unwrap_or_else(|| DEFAULT_ACCOUNT_ID.to_owned());
+        let ctx = RequestContext {
+            request_id: request_id.clone(),
+            account_id,
+            region,
+            principal,
+            received_at_millis: self.clock.now_millis(),
+        };
+
+        let (service_name, operation, result) = match route {
+            Route::Rpc { entry, operation, encoding } => {
+                let name = entry.map_or("unknown", |e| e.name);
+                let result = match entry.and_then(|e| self.registry.rpc_service(e.name)) {
+                    Some(svc) if !operation.is_empty() => {
+                        let req = RpcRequest { operation: operation.clone(), encoding, body: body_bytes.unwrap_or_default() };
+                        svc.call(ctx, req).await.map(|r| {
+                            let mut resp = Response::new(full(r.body));
+                            resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(r.encoding.content_type()));
+                            resp
+                        })
+                    }
+                    _ => Err(unknown_operation(entry.map(|e| e.name), &operation, parts.headers.get("x-amz-target"))),
+                };
+                (name, operation, result)
+            }
+            Route::Query { entry } => {
+                let mut params: BTreeMap<String, String> = query.into_iter().collect();
+                let body = body_bytes.unwrap_or_default();
+                if parts.method == Method::POST {
+                    match parse_form(&body) {
+                        Ok(form) => params.extend(form),
+                        Err(e) => return fail(e),
+                    }
+                }
+                let entry = entry.or_else(|| {
+                    let v = params.get("Version")?;
+                    self.registry.entries().find(|e| e.query_version == Some(v.as_str()))
+                });
+                let req = match QueryRequest::from_params(params) {
+                    Ok(r) => r,
+                    Err(e) => return fail(e),
+                };
+                let action = req.action.clone();
+                let name = entry.map_or("unknown", |e| e.name);
+                let result = match entry.and_then(|e| self.registry.query_service(e.name)) {
+                    Some(svc) => svc.call(ctx, req).await.map(|xml| {
+                        let mut resp = Response::new(full(xml));
+                        resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
+                        resp
+                    }),
+                    None => Err(ServiceError::client(
+                        "InvalidAction",
+                        match entry {
+                            Some(e) => format!("The action {action} is not valid for this web service: Lakebox does not implement {} yet.", e.name),
+                            None => format!("The action {action} is not valid for this web service."),
+                        },
+                    )),
+                };
+                (name, action, result)
+            }
+            Route::RestJson { entry } => {
+                let result = match self.registry.http_service(entry.name) {
+                    Some(svc) => {
+                        let req = Request::from_parts(parts.clone(), full(body_bytes.unwrap_or_default()));
+                        svc.call(ctx, req).await
+                    }
+                    None => Err(ServiceError::new(
+                        "UnknownOperationException",
+                        404,
+                        format!("Lakebox does not implement {} yet.", entry.name),
+                    )),
+                };
+                (entry.name, String::new(), result)
+            }
+            Route::S3 { virtual_host_bucket: _ } => {
+                let result = match self.registry.http_service("s3") {
+                    Some(svc) => {
+                        let body = stream.unwrap_or_else(crate::respond::empty);
+                        svc.call(ctx, Request::from_parts(parts.clone(), body)).await
+                    }
+                    None => Err(ServiceError::new("NotImplemented", 501, "Lakebox does not implement S3 yet.")),
+                };
+                ("s3", String::new(), result)
+            }
+            Route::Internal => unreachable!("internal routes returned above"),
+        };
+        let mut resp = match result {
+            Ok(r) => r,
+            Err(e) => fail(e),
+        };
+        add_request_ids(resp.headers_mut(), &request_id, shape == ErrorShape::S3);
+        tracing::debug!(
+            request_id = %request_id,
+            service = service_name,
+            operation = %operation,
+            status = resp.status().as_u16(),
+            micros = started.elapsed().as_micros() as u64,
+            "request"
+        );
+        resp
+    }
+
+    async fn internal<B>(self: Arc<Self>, parts: http::request::Parts, body: B, request_id: String) -> Response<Body>
+    where
+        B: HttpBody<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let path = parts.uri.path();
+        let json = |status: StatusCode, v: serde_json::Value| {
+            let mut resp = Response::new(full(serde_json::to_vec(&v).unwrap_or_default()));
+            *resp.status_mut() = status;
+            resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            add_request_ids(resp.headers_mut(), &request_id, false);
+            resp
+        };
+        if path == "/_lakebox/health" && (parts.method == Method::GET || parts.method == Method::HEAD) {
+            return json(StatusCode::OK, self.health());
+        }
+        if path.starts_with("/_lakebox/test/") {
+            if let Some(handler) = self.registry.test_routes.clone() {
+                let ctx = RequestContext { request_id: request_id.clone(), ..RequestContext::for_tests() };
+                let req = Request::from_parts(parts, body.map_err(Into::into).boxed_unsync());
+                let mut resp = match handler.call(ctx, req).await {
+                    Ok(r) => r,
+                    Err(e) => error_response(ErrorShape::Internal, &e, &request_id, false),
+                };
+                add_request_ids(resp.headers_mut(), &request_id, false);
+                return resp;
+            }
+        }
+        let err = ServiceError::new("NotFound", 404, format!("No Lakebox endpoint at {path}; see GET /_lakebox/health."));
+        error_response(ErrorShape::Internal, &err, &request_id, parts.method == Method::HEAD)
+    }
+
+    /// The health document: status, version, data directory and each service's state.
+    pub fn health(&self) -> serde_json::Value {
+        let mut doc = serde_json::Map::new();
+        let status = if self.stopping.load(Ordering::SeqCst) { "stopping" } else { "running" };
+        doc.insert("status".into(), status.into());
+        doc.extend(self.config.health_info.clone());
+        doc.insert("region".into(), self.config.default_region.clone().into());
+        doc.insert(
+            "authentication".into(),
+            if self.auth.is_verifying() { "sigv4" } else { "accept-all" }.into(),
+        );
+        let services: serde_json::Map<String, serde_json::Value> = self
+            .registry
+            .entries()
+            .map(|e| {
+                let state = if self.registry.is_running(e.name) { "running" } else { "not_implemented" };
+                (e.name.to_owned(), state.into())
+            })
+            .collect();
+        doc.insert("services".into(), services.into());
+        serde_json::Value::Object(doc)
+    }
+}
+
+fn unknown_operation(service: Option<&str>, operation: &str, target: Option<&HeaderValue>) -> ServiceError {
+    let message = match (service, operation.is_empty()) {
+        (Some(s), false) => format!("Operation {operation} is not supported by Lakebox's {s} service."),
+        (Some(s), true) => format!("X-Amz-Target names no operation of the {s} service."),
+        (None, _) => format!(
+            "No service recognises X-Amz-Target '{}'.",
+            target.and_then(|t| t.to_str().ok()).unwrap_or("")
+        ),
+    };
+    ServiceError::client("UnknownOperationException", message)
+}
+
+fn too_large(shape: ErrorShape, limit: u64) -> ServiceError {
+    let message = format!("Request body is larger than the maximum of {limit} bytes this service accepts.");
+    let code = match shape {
+        ErrorShape::Rpc(_) | ErrorShape::RestJson | ErrorShape::Internal => "RequestEntityTooLargeException",
+        ErrorShape::Query => "RequestEntityTooLarge",
+        ErrorShape::S3 => "EntityTooLarge",
+    };
+    ServiceError::new(code, 413, message)
+}
