@@ -288,7 +288,14 @@ impl Gateway {
                             resp
                         })
                     }
-                    _ => Err(unknown_operation(entry.map(|e| e.name), &operation, parts.headers.get("x-amz-target"))),
+                    Some(_) => Err(unknown_operation(entry.map(|e| e.name), &operation, parts.headers.get("x-amz-target"))),
+                    None => match entry {
+                        Some(e) => Err(ServiceError::client(
+                            "UnknownOperationException",
+                            format!("Lakebox does not implement {} yet (operation {operation}).", e.name),
+                        )),
+                        None => Err(unknown_operation(None, &operation, parts.headers.get("x-amz-target"))),
+                    },
                 };
                 (name, operation, result)
             }

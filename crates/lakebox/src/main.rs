@@ -1,3 +1,163 @@
-fn main() {
-    println!("Hello, world!");
+//! `lakebox`: the command line. Parses flags (each also an environment variable), then hands
+//! over to [`serve`].
+
+mod serve;
+mod testing;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "lakebox",
+    version,
+    about = "The AWS data-analytics stack in one binary, speaking the real AWS protocols.",
+    long_about = "Lakebox serves AWS APIs (S3, Kinesis, Firehose, Glue, Athena, …) on one local \
+                  endpoint. Point the AWS CLI or any AWS SDK at it:\n\n  \
+                  export AWS_ENDPOINT_URL=http://localhost:4566\n  \
+                  aws sts get-caller-identity\n\n\
+                  Any credentials are accepted unless --credentials is given."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server until interrupted (Ctrl-C or SIGTERM).
+    Serve(ServeArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on. Anything other than a loopback address needs --credentials
+    /// (or an explicit --allow-anonymous).
+    #[arg(long, env = "LAKEBOX_HOST", default_value = "127.0.0.1")]
+    pub host: String,
+
+    /// TCP port to listen on.
+    #[arg(long, env = "LAKEBOX_PORT", default_value_t = 4566)]
+    pub port: u16,
+
+    /// Where Lakebox keeps everything it stores. Defaults to the user's data directory
+    /// (~/.local/share/lakebox on Linux).
+    #[arg(long, env = "LAKEBOX_DATA_DIR", conflicts_with = "ephemeral")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Keep data in a temporary directory that is removed when Lakebox exits.
+    #[arg(long, env = "LAKEBOX_EPHEMERAL")]
+    pub ephemeral: bool,
+
+    /// Region for requests that do not carry one in their signature.
+    #[arg(long, env = "LAKEBOX_REGION", default_value = "us-east-1")]
+    pub region: String,
+
+    /// Log verbosity: error, warn, info, debug or trace. Logs go to stderr.
+    #[arg(long, env = "LAKEBOX_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+
+    /// Verify SigV4 signatures against these credentials, given as ACCESS_KEY:SECRET.
+    /// Repeat the flag, or separate pairs with commas in LAKEBOX_CREDENTIALS.
+    #[arg(long = "credentials", env = "LAKEBOX_CREDENTIALS", value_delimiter = ',', value_name = "AKID:SECRET")]
+    pub credentials: Vec<String>,
+
+    /// Serve a non-loopback address without verifying signatures. Anyone who can reach the
+    /// port can then read and change all data.
+    #[arg(long, env = "LAKEBOX_ALLOW_ANONYMOUS")]
+    pub allow_anonymous: bool,
+
+    /// Seconds to let in-flight requests finish after SIGINT/SIGTERM.
+    #[arg(long, env = "LAKEBOX_SHUTDOWN_TIMEOUT", default_value_t = 10)]
+    pub shutdown_timeout: u64,
+
+    /// Expose /_lakebox/test/ routes and the LakeboxTest service used by Lakebox's own
+    /// crash and fault tests. Never for real use.
+    #[arg(long, env = "LAKEBOX_ENABLE_TEST_ROUTES", hide = true)]
+    pub enable_test_routes: bool,
+}
+
+impl ServeArgs {
+    /// Parsed `--credentials`, or an error naming the bad entry.
+    pub fn credential_pairs(&self) -> Result<Vec<(String, String)>, String> {
+        self.credentials
+            .iter()
+            .filter(|c| !c.trim().is_empty())
+            .map(|c| match c.trim().split_once(':') {
+                Some((k, s)) if !k.is_empty() && !s.is_empty() => Ok((k.to_owned(), s.to_owned())),
+                _ => Err(format!("--credentials expects ACCESS_KEY:SECRET, got '{c}'")),
+            })
+            .collect()
+    }
+
+    /// Refuses to expose an unauthenticated server beyond this machine.
+    pub fn check_exposure(&self) -> Result<(), String> {
+        let loopback = self.host == "localhost" || self.host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        if loopback || !self.credentials.is_empty() || self.allow_anonymous {
+            return Ok(());
+        }
+        Err(format!(
+            "refusing to listen on {} without authentication: anyone who can reach it could read and \
+             change all data. Pass --credentials AKID:SECRET to verify signatures, or \
+             --allow-anonymous if you really mean it.",
+            self.host
+        ))
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve::run(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> ServeArgs {
+        let mut argv = vec!["lakebox", "serve"];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Serve(a) => a,
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let a = args(&[]);
+        assert_eq!(a.host, "127.0.0.1");
+        assert_eq!(a.port, 4566);
+        assert_eq!(a.region, "us-east-1");
+        assert!(!a.ephemeral && a.data_dir.is_none());
+    }
+
+    #[test]
+    fn credentials_parse_and_validate() {
+        let a = args(&["--credentials", "AK1:s1", "--credentials", "AK2:s:2"]);
+        assert_eq!(
+            a.credential_pairs().unwrap(),
+            vec![("AK1".into(), "s1".into()), ("AK2".into(), "s:2".into())]
+        );
+        assert!(args(&["--credentials", "nosecret"]).credential_pairs().is_err());
+    }
+
+    #[test]
+    fn exposure_rules() {
+        assert!(args(&[]).check_exposure().is_ok());
+        assert!(args(&["--host", "::1"]).check_exposure().is_ok());
+        assert!(args(&["--host", "localhost"]).check_exposure().is_ok());
+        assert!(args(&["--host", "0.0.0.0"]).check_exposure().is_err());
+        assert!(args(&["--host", "0.0.0.0", "--allow-anonymous"]).check_exposure().is_ok());
+        assert!(args(&["--host", "0.0.0.0", "--credentials", "a:b"]).check_exposure().is_ok());
+    }
+
+    #[test]
+    fn ephemeral_conflicts_with_data_dir() {
+        assert!(Cli::try_parse_from(["lakebox", "serve", "--ephemeral", "--data-dir", "/x"]).is_err());
+    }
 }

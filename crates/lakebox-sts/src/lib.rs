@@ -1,0 +1,70 @@
+//! AWS Security Token Service, as much as a local stack needs today: `GetCallerIdentity`,
+//! which tools and scripts call to check which account their credentials act in.
+//!
+//! The caller is the account's root user, since Lakebox has no IAM users yet; the account is
+//! the one the gateway derived from the access key. Other actions answer `InvalidAction`.
+
+use std::sync::Arc;
+
+use lakebox_core::{Arn, RequestContext, ServiceError};
+use lakebox_gateway::QueryService;
+use lakebox_gateway::service::BoxFuture;
+use lakebox_protocol::query::{QueryRequest, response_xml};
+use lakebox_protocol::xml::XmlWriter;
+
+const NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
+
+#[derive(Debug, Default)]
+pub struct Sts;
+
+impl QueryService for Sts {
+    fn call(self: Arc<Self>, ctx: RequestContext, req: QueryRequest) -> BoxFuture<Result<String, ServiceError>> {
+        Box::pin(async move {
+            match req.action.as_str() {
+                "GetCallerIdentity" => Ok(get_caller_identity(&ctx)),
+                other => Err(ServiceError::client(
+                    "InvalidAction",
+                    format!("The action {other} is not valid for this web service: Lakebox's STS implements GetCallerIdentity only."),
+                )),
+            }
+        })
+    }
+}
+
+fn get_caller_identity(ctx: &RequestContext) -> String {
+    // IAM ARNs are global: no region.
+    let arn = Arn::new("iam", "", &ctx.account_id, "root").to_string();
+    let account = ctx.account_id.clone();
+    response_xml(
+        "GetCallerIdentity",
+        NAMESPACE,
+        &ctx.request_id,
+        Some(&move |w: &mut XmlWriter| {
+            w.element("UserId", &account).element("Account", &account).element("Arn", &arn);
+        }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn caller_identity_is_the_accounts_root() {
+        let mut ctx = RequestContext::for_tests();
+        ctx.account_id = "123456789012".into();
+        let req = QueryRequest::parse(b"Action=GetCallerIdentity&Version=2011-06-15").unwrap();
+        let xml = Arc::new(Sts).call(ctx, req).await.unwrap();
+        let root = lakebox_protocol::xml::parse(xml.as_bytes()).unwrap();
+        let result = root.child("GetCallerIdentityResult").unwrap();
+        assert_eq!(result.child_text("Account"), Some("123456789012"));
+        assert_eq!(result.child_text("Arn"), Some("arn:aws:iam::123456789012:root"));
+    }
+
+    #[tokio::test]
+    async fn other_actions_are_invalid() {
+        let req = QueryRequest::parse(b"Action=AssumeRole").unwrap();
+        let err = Arc::new(Sts).call(RequestContext::for_tests(), req).await.unwrap_err();
+        assert_eq!(err.code, "InvalidAction");
+    }
+}

@@ -1,0 +1,171 @@
+//! `lakebox serve`: set up the data directory, build the services, serve until a signal, and
+//! shut down cleanly.
+
+use std::fs::{self, File};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lakebox_core::{Clock, SystemClock};
+use lakebox_gateway::{Authenticator, Gateway, GatewayConfig, Registry};
+use lakebox_store::blob::remove_stale_temp_files;
+use tokio::net::TcpListener;
+use tracing_subscriber::filter::LevelFilter;
+
+use crate::ServeArgs;
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("lakebox: {msg}");
+    ExitCode::from(2)
+}
+
+fn init_logging(level: &str) -> Result<(), String> {
+    let filter = LevelFilter::from_str(level)
+        .map_err(|_| format!("--log-level must be one of error, warn, info, debug, trace; got '{level}'"))?;
+    tracing_subscriber::fmt()
+        .with_max_level(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+    Ok(())
+}
+
+fn default_data_dir() -> PathBuf {
+    dirs::data_dir()
+        .map(|d| d.join("lakebox"))
+        .unwrap_or_else(|| PathBuf::from("lakebox-data"))
+}
+
+/// Takes an exclusive lock on the data directory so two servers never share it.
+fn lock_data_dir(dir: &Path) -> Result<File, String> {
+    let path = dir.join("lakebox.lock");
+    let file = File::create(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    file.try_lock().map_err(|_| {
+        format!("another Lakebox process is already using the data directory {}", dir.display())
+    })?;
+    Ok(file)
+}
+
+pub fn run(args: ServeArgs) -> ExitCode {
+    if let Err(msg) = init_logging(&args.log_level) {
+        return fail(msg);
+    }
+    if let Err(msg) = args.check_exposure() {
+        return fail(msg);
+    }
+    let credentials = match args.credential_pairs() {
+        Ok(c) => c,
+        Err(msg) => return fail(msg),
+    };
+    // The temporary directory (if any) lives until this function returns, then is removed.
+    let (data_dir, _ephemeral) = if args.ephemeral {
+        match tempfile::Builder::new().prefix("lakebox-").tempdir() {
+            Ok(t) => (t.path().to_owned(), Some(t)),
+            Err(e) => return fail(format!("cannot create a temporary data directory: {e}")),
+        }
+    } else {
+        (args.data_dir.clone().unwrap_or_else(default_data_dir), None)
+    };
+    if let Err(e) = fs::create_dir_all(&data_dir) {
+        return fail(format!("cannot create data directory {}: {e}", data_dir.display()));
+    }
+    let data_dir = data_dir.canonicalize().unwrap_or(data_dir);
+    let _lock = match lock_data_dir(&data_dir) {
+        Ok(l) => l,
+        Err(msg) => return fail(msg),
+    };
+    match remove_stale_temp_files(&data_dir) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(files = n, "removed temporary files left by an earlier crash"),
+        Err(e) => return fail(format!("cannot scan data directory {}: {e}", data_dir.display())),
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(format!("cannot start the async runtime: {e}")),
+    };
+    let result = runtime.block_on(serve(args, data_dir, credentials));
+    // Connections still open after the drain period are dropped here.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => fail(msg),
+    }
+}
+
+async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, String)>) -> Result<(), String> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let mut registry = Registry::new();
+    registry.query("sts", Arc::new(lakebox_sts::Sts));
+    if args.enable_test_routes {
+        crate::testing::install(&mut registry, &data_dir.join("_test"), clock.clone())
+            .map_err(|e| format!("cannot open test stores: {e}"))?;
+    }
+    let auth = if credentials.is_empty() {
+        Authenticator::accept_all(clock.clone())
+    } else {
+        Authenticator::verifying(credentials, clock.clone())
+    };
+    let mut health_info = serde_json::Map::new();
+    health_info.insert("version".into(), VERSION.into());
+    health_info.insert("dataDir".into(), data_dir.display().to_string().into());
+    health_info.insert("ephemeral".into(), args.ephemeral.into());
+    let config = GatewayConfig {
+        default_region: args.region.clone(),
+        health_info,
+    };
+    let gateway = Gateway::new(registry, auth, clock, config);
+
+    // Signal handlers go in before the ready line, so a signal sent right after it is a clean
+    // shutdown rather than the default (fatal) disposition.
+    let shutdown = shutdown_signal().map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let listener = TcpListener::bind((args.host.as_str(), args.port))
+        .await
+        .map_err(|e| format!("cannot listen on {}:{}: {e}", args.host, args.port))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "Lakebox {VERSION} listening on http://{addr} with data in {}{}",
+        data_dir.display(),
+        if args.ephemeral { " (ephemeral)" } else { "" }
+    );
+    let _ = out.flush();
+    drop(out);
+
+    let drain = Duration::from_secs(args.shutdown_timeout);
+    gateway
+        .serve(listener, shutdown, drain)
+        .await
+        .map_err(|e| format!("server failed: {e}"))?;
+    tracing::info!("stopped; all acknowledged data is on disk");
+    Ok(())
+}
+
+/// Installs SIGINT/SIGTERM handlers now; the returned future resolves on the first signal.
+/// A second signal exits at once.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("shutting down: no new connections; finishing in-flight requests");
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            eprintln!("lakebox: second signal, exiting immediately");
+            std::process::exit(130);
+        });
+    })
+}

@@ -1,0 +1,120 @@
+"""The binary itself: startup line, health, version, CLI flags and environment, data-dir rules."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from lakebox_harness import Lakebox, binary, free_port
+
+
+def test_startup_line_and_health(lakebox):
+    assert lakebox.stdout_line.startswith("Lakebox ")
+    assert f"http://127.0.0.1:{lakebox.port}" in lakebox.stdout_line
+    assert str(lakebox.data_dir) in lakebox.stdout_line
+    h = lakebox.health()
+    assert h["status"] == "running"
+    assert h["version"]
+    assert h["dataDir"] == str(lakebox.data_dir.resolve())
+    assert h["services"]["sts"] == "running"
+    assert h["services"]["kinesis"] == "not_implemented"
+    assert {"s3", "kinesis", "firehose", "glue", "athena"} <= set(h["services"])
+
+
+def test_version_and_help():
+    out = subprocess.run([str(binary()), "--version"], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("lakebox ")
+    help_text = subprocess.run([str(binary()), "serve", "--help"], capture_output=True, text=True, check=True).stdout
+    for flag in ["--host", "--port", "--data-dir", "--ephemeral", "--region", "--log-level", "--credentials", "--allow-anonymous"]:
+        assert flag in help_text
+    for env in ["LAKEBOX_HOST", "LAKEBOX_PORT", "LAKEBOX_DATA_DIR", "LAKEBOX_REGION", "LAKEBOX_CREDENTIALS"]:
+        assert env in help_text
+
+
+def test_flags_from_environment(tmp_path):
+    port = free_port()
+    env = dict(os.environ, LAKEBOX_PORT=str(port), LAKEBOX_DATA_DIR=str(tmp_path), LAKEBOX_REGION="eu-central-1",
+               LAKEBOX_LOG_LEVEL="warn")
+    proc = subprocess.Popen([str(binary()), "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert f"127.0.0.1:{port}" in line and str(tmp_path) in line
+        import urllib.request
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_lakebox/health") as r:
+            assert json.loads(r.read())["region"] == "eu-central-1"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+
+
+def test_unsigned_requests_use_the_default_region(tmp_path):
+    with Lakebox(tmp_path, "--region", "ap-southeast-2") as lb:
+        assert lb.health()["region"] == "ap-southeast-2"
+
+
+def test_ephemeral_data_dir_is_removed_at_exit():
+    port = free_port()
+    proc = subprocess.Popen([str(binary()), "serve", "--ephemeral", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    assert "(ephemeral)" in line
+    data_dir = line.split(" with data in ")[1].split(" (ephemeral)")[0]
+    assert os.path.isdir(data_dir)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(10) == 0
+    assert not os.path.exists(data_dir)
+
+
+def test_second_server_on_same_data_dir_is_refused(lakebox):
+    proc = subprocess.run([str(binary()), "serve", "--port", str(free_port()), "--data-dir", str(lakebox.data_dir)],
+                          capture_output=True, text=True, timeout=10)
+    assert proc.returncode != 0
+    assert "already using the data directory" in proc.stderr
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.10"])
+def test_refuses_non_loopback_without_credentials(tmp_path, host):
+    # The check happens before binding, so nothing ever listens beyond loopback here.
+    proc = subprocess.run([str(binary()), "serve", "--host", host, "--port", str(free_port()), "--data-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=10)
+    assert proc.returncode == 2
+    assert "refusing to listen" in proc.stderr and "--credentials" in proc.stderr
+
+
+def test_bad_flags_exit_with_clear_errors(tmp_path):
+    bad_level = subprocess.run([str(binary()), "serve", "--log-level", "loud", "--data-dir", str(tmp_path)],
+                               capture_output=True, text=True, timeout=10)
+    assert bad_level.returncode == 2 and "--log-level" in bad_level.stderr
+    bad_creds = subprocess.run([str(binary()), "serve", "--credentials", "nosecret", "--data-dir", str(tmp_path)],
+                               capture_output=True, text=True, timeout=10)
+    assert bad_creds.returncode == 2 and "ACCESS_KEY:SECRET" in bad_creds.stderr
+
+
+def test_sigterm_finishes_in_flight_requests_and_exits_zero(tmp_path):
+    lb = Lakebox(tmp_path).start()
+    import threading
+    from signing import send
+    results = []
+
+    def writer():
+        for i in range(200):
+            try:
+                status, _, body = send(lb.endpoint, "POST", "/_lakebox/test/log", f"r{i}".encode())
+                results.append((status, json.loads(body)["offset"]))
+            except OSError:
+                return  # refused after shutdown started: never acknowledged
+
+    t = threading.Thread(target=writer)
+    t.start()
+    time.sleep(0.2)
+    assert lb.stop(signal.SIGTERM) == 0
+    t.join()
+    acked = [o for s, o in results if s == 200]
+    assert acked, "some writes should have been acknowledged before the signal"
+    with Lakebox(tmp_path) as again:
+        status, _, body = send(again.endpoint, "GET", "/_lakebox/test/log?from=0&limit=100000")
+        offsets = {r["offset"] for r in json.loads(body)["records"]}
+        assert set(acked) <= offsets
