@@ -54,9 +54,21 @@ mod tests {
 
     #[test]
     fn twelve_digit_keys_name_the_account() {
-        assert_eq!(RequestContext::account_for_access_key("123456789012"), "123456789012");
-        assert_eq!(RequestContext::account_for_access_key("AKIAIOSFODNN7EXAMPLE"), DEFAULT_ACCOUNT_ID);
-        assert_eq!(RequestContext::account_for_access_key("12345678901"), DEFAULT_ACCOUNT_ID);
-        assert_eq!(RequestContext::account_for_access_key("12345678901a"), DEFAULT_ACCOUNT_ID);
+        assert_eq!(
+            RequestContext::account_for_access_key("123456789012"),
+            "123456789012"
+        );
+        assert_eq!(
+            RequestContext::account_for_access_key("AKIAIOSFODNN7EXAMPLE"),
+            DEFAULT_ACCOUNT_ID
+        );
+        assert_eq!(
+            RequestContext::account_for_access_key("12345678901"),
+            DEFAULT_ACCOUNT_ID
+        );
+        assert_eq!(
+            RequestContext::account_for_access_key("12345678901a"),
+            DEFAULT_ACCOUNT_ID
+        );
     }
 }

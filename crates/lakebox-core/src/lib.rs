@@ -15,5 +15,5 @@ pub mod ids;
 
 pub use arn::Arn;
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use context::{Principal, RequestContext, DEFAULT_ACCOUNT_ID, DEFAULT_REGION};
+pub use context::{DEFAULT_ACCOUNT_ID, DEFAULT_REGION, Principal, RequestContext};
 pub use error::ServiceError;

@@ -52,20 +52,34 @@ mod tests {
     impl HttpBody for Chunks {
         type Data = Bytes;
         type Error = std::convert::Infallible;
-        fn poll_frame(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
             Poll::Ready(self.0.pop_front().map(|b| Ok(Frame::data(b))))
         }
     }
 
     #[tokio::test]
     async fn limits() {
-        let ok = read_limited(Full::new(Bytes::from_static(b"abc")), Some(3), 3).await.unwrap();
+        let ok = read_limited(Full::new(Bytes::from_static(b"abc")), Some(3), 3)
+            .await
+            .unwrap();
         assert_eq!(&ok[..], b"abc");
         let declared = read_limited(Full::new(Bytes::from_static(b"abc")), Some(1 << 40), 3).await;
         assert!(matches!(declared, Err(BodyError::TooLarge { limit: 3 })));
-        let chunks = Chunks(VecDeque::from(vec![Bytes::from_static(b"ab"), Bytes::from_static(b"cd")]));
-        assert!(matches!(read_limited(chunks, None, 3).await, Err(BodyError::TooLarge { .. })));
-        let chunks = Chunks(VecDeque::from(vec![Bytes::from_static(b"ab"), Bytes::from_static(b"c")]));
+        let chunks = Chunks(VecDeque::from(vec![
+            Bytes::from_static(b"ab"),
+            Bytes::from_static(b"cd"),
+        ]));
+        assert!(matches!(
+            read_limited(chunks, None, 3).await,
+            Err(BodyError::TooLarge { .. })
+        ));
+        let chunks = Chunks(VecDeque::from(vec![
+            Bytes::from_static(b"ab"),
+            Bytes::from_static(b"c"),
+        ]));
         assert_eq!(&read_limited(chunks, None, 3).await.unwrap()[..], b"abc");
     }
 }

@@ -106,7 +106,11 @@ mod tests {
                 assert!(e.protocols.contains(&Protocol::AwsJson));
             }
             if e.protocols.contains(&Protocol::AwsQuery) {
-                assert!(e.xml_namespace.is_some() && e.query_version.is_some(), "{}", e.name);
+                assert!(
+                    e.xml_namespace.is_some() && e.query_version.is_some(),
+                    "{}",
+                    e.name
+                );
             }
         }
     }

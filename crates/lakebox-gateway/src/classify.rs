@@ -19,9 +19,15 @@ pub enum Route<'r> {
         encoding: RpcEncoding,
     },
     /// awsQuery; the service may only be known once the body's `Version` is read.
-    Query { entry: Option<&'r ServiceEntry> },
-    RestJson { entry: &'r ServiceEntry },
-    S3 { virtual_host_bucket: Option<String> },
+    Query {
+        entry: Option<&'r ServiceEntry>,
+    },
+    RestJson {
+        entry: &'r ServiceEntry,
+    },
+    S3 {
+        virtual_host_bucket: Option<String>,
+    },
 }
 
 pub const INTERNAL_PREFIX: &str = "/_lakebox/";
@@ -62,7 +68,10 @@ pub fn classify<'r>(
         let entry = by_signing
             .filter(|e| e.protocols.contains(&Protocol::AwsQuery))
             .or_else(|| {
-                let version = query.iter().find(|(k, _)| k == "Version").map(|(_, v)| v.as_str());
+                let version = query
+                    .iter()
+                    .find(|(k, _)| k == "Version")
+                    .map(|(_, v)| v.as_str());
                 version.and_then(|v| registry.entries().find(|e| e.query_version == Some(v)))
             });
         return Route::Query { entry };
@@ -70,13 +79,12 @@ pub fn classify<'r>(
     if let Some(entry) = by_signing.filter(|e| e.protocols.contains(&Protocol::RestJson)) {
         return Route::RestJson { entry };
     }
-    if signing_name.is_none() || !is_s3 {
-        if let Some(entry) = registry
+    if !is_s3
+        && let Some(entry) = registry
             .entries()
             .find(|e| e.path_prefix.is_some_and(|p| path.starts_with(p)))
-        {
-            return Route::RestJson { entry };
-        }
+    {
+        return Route::RestJson { entry };
     }
     Route::S3 {
         virtual_host_bucket: virtual_host_bucket(header("host")),
@@ -108,7 +116,14 @@ mod tests {
         m
     }
 
-    fn route<'r>(reg: &'r Registry, method: Method, path: &str, q: &[(&str, &str)], headers: &[(&'static str, &'static str)], signing: Option<&str>) -> Route<'r> {
+    fn route<'r>(
+        reg: &'r Registry,
+        method: Method,
+        path: &str,
+        q: &[(&str, &str)],
+        headers: &[(&'static str, &'static str)],
+        signing: Option<&str>,
+    ) -> Route<'r> {
         let q: Vec<(String, String)> = q.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
         classify(reg, &method, path, &q, &h(headers), signing)
     }
@@ -116,16 +131,37 @@ mod tests {
     #[test]
     fn targets_pick_rpc_services_and_encoding() {
         let reg = Registry::new();
-        let r = route(&reg, Method::POST, "/", &[], &[("x-amz-target", "Kinesis_20131202.PutRecord"), ("content-type", "application/x-amz-cbor-1.1")], Some("kinesis"));
+        let r = route(
+            &reg,
+            Method::POST,
+            "/",
+            &[],
+            &[
+                ("x-amz-target", "Kinesis_20131202.PutRecord"),
+                ("content-type", "application/x-amz-cbor-1.1"),
+            ],
+            Some("kinesis"),
+        );
         match r {
-            Route::Rpc { entry, operation, encoding } => {
+            Route::Rpc {
+                entry,
+                operation,
+                encoding,
+            } => {
                 assert_eq!(entry.unwrap().name, "kinesis");
                 assert_eq!(operation, "PutRecord");
                 assert_eq!(encoding, RpcEncoding::Cbor);
             }
             other => panic!("{other:?}"),
         }
-        let r = route(&reg, Method::POST, "/", &[], &[("x-amz-target", "Nope_1.Op")], None);
+        let r = route(
+            &reg,
+            Method::POST,
+            "/",
+            &[],
+            &[("x-amz-target", "Nope_1.Op")],
+            None,
+        );
         assert!(matches!(r, Route::Rpc { entry: None, .. }));
     }
 
@@ -135,7 +171,14 @@ mod tests {
         let form = [("content-type", "application/x-www-form-urlencoded; charset=utf-8")];
         let r = route(&reg, Method::POST, "/", &[], &form, Some("sts"));
         assert!(matches!(r, Route::Query { entry: Some(e) } if e.name == "sts"));
-        let r = route(&reg, Method::GET, "/", &[("Action", "ListTopics"), ("Version", "2010-03-31")], &[], None);
+        let r = route(
+            &reg,
+            Method::GET,
+            "/",
+            &[("Action", "ListTopics"), ("Version", "2010-03-31")],
+            &[],
+            None,
+        );
         assert!(matches!(r, Route::Query { entry: Some(e) } if e.name == "sns"));
         let r = route(&reg, Method::POST, "/", &[], &form, None);
         assert!(matches!(r, Route::Query { entry: None }));
@@ -147,16 +190,62 @@ mod tests {
     #[test]
     fn rest_json_and_s3_fallback() {
         let reg = Registry::new();
-        let r = route(&reg, Method::GET, "/2015-03-31/functions/", &[], &[], Some("lambda"));
+        let r = route(
+            &reg,
+            Method::GET,
+            "/2015-03-31/functions/",
+            &[],
+            &[],
+            Some("lambda"),
+        );
         assert!(matches!(r, Route::RestJson { entry } if entry.name == "lambda"));
         let r = route(&reg, Method::GET, "/2015-03-31/functions/", &[], &[], None);
         assert!(matches!(r, Route::RestJson { entry } if entry.name == "lambda"));
-        let r = route(&reg, Method::GET, "/bucket/key", &[], &[("host", "localhost:4566")], Some("s3"));
-        assert_eq!(r, Route::S3 { virtual_host_bucket: None });
-        let r = route(&reg, Method::GET, "/key", &[], &[("host", "my-bucket.localhost:4566")], Some("s3"));
-        assert_eq!(r, Route::S3 { virtual_host_bucket: Some("my-bucket".into()) });
-        let r = route(&reg, Method::GET, "/key", &[], &[("host", "my.bucket.s3.localhost")], None);
-        assert_eq!(r, Route::S3 { virtual_host_bucket: Some("my.bucket".into()) });
-        assert_eq!(route(&reg, Method::GET, "/_lakebox/health", &[], &[], None), Route::Internal);
+        let r = route(
+            &reg,
+            Method::GET,
+            "/bucket/key",
+            &[],
+            &[("host", "localhost:4566")],
+            Some("s3"),
+        );
+        assert_eq!(
+            r,
+            Route::S3 {
+                virtual_host_bucket: None
+            }
+        );
+        let r = route(
+            &reg,
+            Method::GET,
+            "/key",
+            &[],
+            &[("host", "my-bucket.localhost:4566")],
+            Some("s3"),
+        );
+        assert_eq!(
+            r,
+            Route::S3 {
+                virtual_host_bucket: Some("my-bucket".into())
+            }
+        );
+        let r = route(
+            &reg,
+            Method::GET,
+            "/key",
+            &[],
+            &[("host", "my.bucket.s3.localhost")],
+            None,
+        );
+        assert_eq!(
+            r,
+            Route::S3 {
+                virtual_host_bucket: Some("my.bucket".into())
+            }
+        );
+        assert_eq!(
+            route(&reg, Method::GET, "/_lakebox/health", &[], &[], None),
+            Route::Internal
+        );
     }
 }

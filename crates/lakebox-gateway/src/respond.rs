@@ -32,7 +32,9 @@ impl ErrorShape {
 }
 
 pub fn full(body: impl Into<Bytes>) -> Body {
-    Full::new(body.into()).map_err(|never| match never {}).boxed_unsync()
+    Full::new(body.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 pub fn empty() -> Body {
@@ -105,14 +107,28 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&body_of(r).await).unwrap();
         assert_eq!(v["__type"], "UnknownOperationException");
 
-        let r = error_response(ErrorShape::S3, &ServiceError::new("NoSuchBucket", 404, "x"), "0123abcd-0123-0123-0123-0123456789ab", true);
+        let r = error_response(
+            ErrorShape::S3,
+            &ServiceError::new("NoSuchBucket", 404, "x"),
+            "0123abcd-0123-0123-0123-0123456789ab",
+            true,
+        );
         assert_eq!(r.status(), 404);
         assert_eq!(r.headers()["x-amz-request-id"], "0123ABCD01230123");
         assert!(r.headers().contains_key("x-amz-id-2"));
         assert!(body_of(r).await.is_empty());
 
-        let r = error_response(ErrorShape::Query, &ServiceError::client("InvalidAction", "x"), "rid", false);
+        let r = error_response(
+            ErrorShape::Query,
+            &ServiceError::client("InvalidAction", "x"),
+            "rid",
+            false,
+        );
         let b = body_of(r).await;
-        assert!(std::str::from_utf8(&b).unwrap().contains("<Code>InvalidAction</Code>"));
+        assert!(
+            std::str::from_utf8(&b)
+                .unwrap()
+                .contains("<Code>InvalidAction</Code>")
+        );
     }
 }

@@ -90,7 +90,12 @@ fn shape_from_headers(headers: &http::HeaderMap, path: &str) -> ErrorShape {
 }
 
 impl Gateway {
-    pub fn new(registry: Registry, auth: Authenticator, clock: Arc<dyn Clock>, config: GatewayConfig) -> Arc<Self> {
+    pub fn new(
+        registry: Registry,
+        auth: Authenticator,
+        clock: Arc<dyn Clock>,
+        config: GatewayConfig,
+    ) -> Arc<Self> {
         Arc::new(Gateway {
             registry,
             auth,
@@ -163,7 +168,11 @@ impl Gateway {
         match tokio::spawn(self.dispatch(req, rid)).await {
             Ok(resp) => resp,
             Err(e) => {
-                let what = if e.is_panic() { panic_message(e.into_panic()) } else { "task cancelled".into() };
+                let what = if e.is_panic() {
+                    panic_message(e.into_panic())
+                } else {
+                    "task cancelled".into()
+                };
                 tracing::error!(request_id = %request_id, panic = %what, "request handler panicked; answered 500");
                 let err = ServiceError::internal("An internal error occurred while processing the request.");
                 error_response(shape, &err, &request_id, head)
@@ -187,7 +196,14 @@ impl Gateway {
             Ok(Authorization::SigV4(s)) => Some(s.scope.service.clone()),
             _ => None,
         };
-        let route = classify(&self.registry, &parts.method, &path, &query, &parts.headers, signing_name.as_deref());
+        let route = classify(
+            &self.registry,
+            &parts.method,
+            &path,
+            &query,
+            &parts.headers,
+            signing_name.as_deref(),
+        );
         let shape = match &route {
             Route::Internal => return self.internal(parts, body, request_id).await,
             Route::Rpc { encoding, .. } => ErrorShape::Rpc(*encoding),
@@ -203,8 +219,16 @@ impl Gateway {
         // Bodies of bounded protocols are read whole (within the limit) before anything else,
         // so signatures can cover them; S3 streams its own.
         let limit = match &route {
-            Route::Rpc { entry, .. } => Some(entry.and_then(|e| e.max_body_bytes).unwrap_or(UNKNOWN_SERVICE_MAX_BODY)),
-            Route::Query { entry } => Some(entry.and_then(|e| e.max_body_bytes).unwrap_or(UNKNOWN_SERVICE_MAX_BODY)),
+            Route::Rpc { entry, .. } => Some(
+                entry
+                    .and_then(|e| e.max_body_bytes)
+                    .unwrap_or(UNKNOWN_SERVICE_MAX_BODY),
+            ),
+            Route::Query { entry } => Some(
+                entry
+                    .and_then(|e| e.max_body_bytes)
+                    .unwrap_or(UNKNOWN_SERVICE_MAX_BODY),
+            ),
             Route::RestJson { entry } => entry.max_body_bytes,
             Route::S3 { .. } | Route::Internal => None,
         };
@@ -218,7 +242,10 @@ impl Gateway {
                 Ok(b) => (Some(b), None),
                 Err(BodyError::TooLarge { limit }) => return fail(too_large(shape, limit)),
                 Err(BodyError::Read(e)) => {
-                    return fail(ServiceError::client("IncompleteBody", format!("Could not read the request body: {e}")));
+                    return fail(ServiceError::client(
+                        "IncompleteBody",
+                        format!("Could not read the request body: {e}"),
+                    ));
                 }
             },
             None => (None, Some(body.map_err(Into::into).boxed_unsync())),
@@ -231,7 +258,10 @@ impl Gateway {
         };
         let payload_hash = match (&body_bytes, shape) {
             (Some(b), s) if s != ErrorShape::S3 => {
-                let declared = parts.headers.get("x-amz-content-sha256").and_then(|v| v.to_str().ok());
+                let declared = parts
+                    .headers
+                    .get("x-amz-content-sha256")
+                    .and_then(|v| v.to_str().ok());
                 if declared == Some(sigv4::UNSIGNED_PAYLOAD) {
                     sigv4::UNSIGNED_PAYLOAD.to_owned()
                 } else {
@@ -251,7 +281,11 @@ impl Gateway {
                 if presigned && !parts.headers.contains_key("x-amz-content-sha256") {
                     sigv4::UNSIGNED_PAYLOAD
                 } else {
-                    parts.headers.get("x-amz-content-sha256").and_then(|v| v.to_str().ok()).unwrap_or(sigv4::UNSIGNED_PAYLOAD)
+                    parts
+                        .headers
+                        .get("x-amz-content-sha256")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or(sigv4::UNSIGNED_PAYLOAD)
                 }
             } else {
                 &payload_hash
@@ -277,24 +311,46 @@ impl Gateway {
         };
 
         let (service_name, operation, result) = match route {
-            Route::Rpc { entry, operation, encoding } => {
+            Route::Rpc {
+                entry,
+                operation,
+                encoding,
+            } => {
                 let name = entry.map_or("unknown", |e| e.name);
                 let result = match entry.and_then(|e| self.registry.rpc_service(e.name)) {
                     Some(svc) if !operation.is_empty() => {
-                        let req = RpcRequest { operation: operation.clone(), encoding, body: body_bytes.unwrap_or_default() };
+                        let req = RpcRequest {
+                            operation: operation.clone(),
+                            encoding,
+                            body: body_bytes.unwrap_or_default(),
+                        };
                         svc.call(ctx, req).await.map(|r| {
                             let mut resp = Response::new(full(r.body));
-                            resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(r.encoding.content_type()));
+                            resp.headers_mut().insert(
+                                http::header::CONTENT_TYPE,
+                                HeaderValue::from_static(r.encoding.content_type()),
+                            );
                             resp
                         })
                     }
-                    Some(_) => Err(unknown_operation(entry.map(|e| e.name), &operation, parts.headers.get("x-amz-target"))),
+                    Some(_) => Err(unknown_operation(
+                        entry.map(|e| e.name),
+                        &operation,
+                        parts.headers.get("x-amz-target"),
+                    )),
                     None => match entry {
                         Some(e) => Err(ServiceError::client(
                             "UnknownOperationException",
-                            format!("Lakebox does not implement {} yet (operation {operation}).", e.name),
+                            format!(
+                                "Lakebox does not implement {} yet (operation {operation}).",
+                                e.name
+                            ),
                         )),
-                        None => Err(unknown_operation(None, &operation, parts.headers.get("x-amz-target"))),
+                        None => Err(unknown_operation(
+                            None,
+                            &operation,
+                            parts.headers.get("x-amz-target"),
+                        )),
                     },
                 };
                 (name, operation, result)
@@ -310,7 +366,9 @@ impl Gateway {
                 }
                 let entry = entry.or_else(|| {
                     let v = params.get("Version")?;
-                    self.registry.entries().find(|e| e.query_version == Some(v.as_str()))
+                    self.registry
+                        .entries()
+                        .find(|e| e.query_version == Some(v.as_str()))
                 });
                 let req = match QueryRequest::from_params(params) {
                     Ok(r) => r,
@@ -321,13 +379,17 @@ impl Gateway {
                 let result = match entry.and_then(|e| self.registry.query_service(e.name)) {
                     Some(svc) => svc.call(ctx, req).await.map(|xml| {
                         let mut resp = Response::new(full(xml));
-                        resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
+                        resp.headers_mut()
+                            .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
                         resp
                     }),
                     None => Err(ServiceError::client(
                         "InvalidAction",
                         match entry {
-                            Some(e) => format!("The action {action} is not valid for this web service: Lakebox does not implement {} yet.", e.name),
+                            Some(e) => format!(
+                                "The action {action} is not valid for this web service: Lakebox does not implement {} yet.",
+                                e.name
+                            ),
                             None => format!("The action {action} is not valid for this web service."),
                         },
                     )),
@@ -348,13 +410,19 @@ impl Gateway {
                 };
                 (entry.name, String::new(), result)
             }
-            Route::S3 { virtual_host_bucket: _ } => {
+            Route::S3 {
+                virtual_host_bucket: _,
+            } => {
                 let result = match self.registry.http_service("s3") {
                     Some(svc) => {
                         let body = stream.unwrap_or_else(crate::respond::empty);
                         svc.call(ctx, Request::from_parts(parts.clone(), body)).await
                     }
-                    None => Err(ServiceError::new("NotImplemented", 501, "Lakebox does not implement S3 yet.")),
+                    None => Err(ServiceError::new(
+                        "NotImplemented",
+                        501,
+                        "Lakebox does not implement S3 yet.",
+                    )),
                 };
                 ("s3", String::new(), result)
             }
@@ -376,7 +444,12 @@ impl Gateway {
         resp
     }
 
-    async fn internal<B>(self: Arc<Self>, parts: http::request::Parts, body: B, request_id: String) -> Response<Body>
+    async fn internal<B>(
+        self: Arc<Self>,
+        parts: http::request::Parts,
+        body: B,
+        request_id: String,
+    ) -> Response<Body>
     where
         B: HttpBody<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
@@ -385,16 +458,24 @@ impl Gateway {
         let json = |status: StatusCode, v: serde_json::Value| {
             let mut resp = Response::new(full(serde_json::to_vec(&v).unwrap_or_default()));
             *resp.status_mut() = status;
-            resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            resp.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             add_request_ids(resp.headers_mut(), &request_id, false);
             resp
         };
         if path == "/_lakebox/health" && (parts.method == Method::GET || parts.method == Method::HEAD) {
             return json(StatusCode::OK, self.health());
         }
-        if path.starts_with("/_lakebox/test/") {
-            if let Some(handler) = self.registry.test_routes.clone() {
-                let ctx = RequestContext { request_id: request_id.clone(), ..RequestContext::for_tests() };
+        if path.starts_with("/_lakebox/test/")
+            && let Some(handler) = self.registry.test_routes.clone()
+        {
+            {
+                let ctx = RequestContext {
+                    request_id: request_id.clone(),
+                    ..RequestContext::for_tests()
+                };
                 let req = Request::from_parts(parts, body.map_err(Into::into).boxed_unsync());
                 let mut resp = match handler.call(ctx, req).await {
                     Ok(r) => r,
@@ -404,26 +485,48 @@ impl Gateway {
                 return resp;
             }
         }
-        let err = ServiceError::new("NotFound", 404, format!("No Lakebox endpoint at {path}; see GET /_lakebox/health."));
-        error_response(ErrorShape::Internal, &err, &request_id, parts.method == Method::HEAD)
+        let err = ServiceError::new(
+            "NotFound",
+            404,
+            format!("No Lakebox endpoint at {path}; see GET /_lakebox/health."),
+        );
+        error_response(
+            ErrorShape::Internal,
+            &err,
+            &request_id,
+            parts.method == Method::HEAD,
+        )
     }
 
     /// The health document: status, version, data directory and each service's state.
     pub fn health(&self) -> serde_json::Value {
         let mut doc = serde_json::Map::new();
-        let status = if self.stopping.load(Ordering::SeqCst) { "stopping" } else { "running" };
+        let status = if self.stopping.load(Ordering::SeqCst) {
+            "stopping"
+        } else {
+            "running"
+        };
         doc.insert("status".into(), status.into());
         doc.extend(self.config.health_info.clone());
         doc.insert("region".into(), self.config.default_region.clone().into());
         doc.insert(
             "authentication".into(),
-            if self.auth.is_verifying() { "sigv4" } else { "accept-all" }.into(),
+            if self.auth.is_verifying() {
+                "sigv4"
+            } else {
+                "accept-all"
+            }
+            .into(),
         );
         let services: serde_json::Map<String, serde_json::Value> = self
             .registry
             .entries()
             .map(|e| {
-                let state = if self.registry.is_running(e.name) { "running" } else { "not_implemented" };
+                let state = if self.registry.is_running(e.name) {
+                    "running"
+                } else {
+                    "not_implemented"
+                };
                 (e.name.to_owned(), state.into())
             })
             .collect();

@@ -55,13 +55,21 @@ pub struct RpcResponse {
 
 /// A service spoken to with awsJson 1.0/1.1 or CBOR.
 pub trait RpcService: Send + Sync + 'static {
-    fn call(self: Arc<Self>, ctx: RequestContext, req: RpcRequest) -> BoxFuture<Result<RpcResponse, ServiceError>>;
+    fn call(
+        self: Arc<Self>,
+        ctx: RequestContext,
+        req: RpcRequest,
+    ) -> BoxFuture<Result<RpcResponse, ServiceError>>;
 }
 
 /// A service spoken to with awsQuery. Returns the whole XML document (see
 /// [`lakebox_protocol::query::response_xml`]).
 pub trait QueryService: Send + Sync + 'static {
-    fn call(self: Arc<Self>, ctx: RequestContext, req: QueryRequest) -> BoxFuture<Result<String, ServiceError>>;
+    fn call(
+        self: Arc<Self>,
+        ctx: RequestContext,
+        req: QueryRequest,
+    ) -> BoxFuture<Result<String, ServiceError>>;
 }
 
 /// A REST service (S3, Lambda, …) that sees the whole HTTP request and streams bodies.

@@ -12,7 +12,11 @@ use lakebox_gateway::{Authenticator, Gateway, GatewayConfig, Registry, RpcReques
 struct Panicky;
 
 impl RpcService for Panicky {
-    fn call(self: Arc<Self>, ctx: RequestContext, req: RpcRequest) -> BoxFuture<Result<RpcResponse, ServiceError>> {
+    fn call(
+        self: Arc<Self>,
+        ctx: RequestContext,
+        req: RpcRequest,
+    ) -> BoxFuture<Result<RpcResponse, ServiceError>> {
         Box::pin(async move {
             match req.operation.as_str() {
                 "Boom" => panic!("deliberate panic in {}", ctx.request_id),
@@ -32,7 +36,10 @@ fn gateway(with_kinesis: bool) -> Arc<Gateway> {
         reg,
         Authenticator::accept_all(Arc::new(SystemClock)),
         Arc::new(SystemClock),
-        GatewayConfig { default_region: "eu-west-1".into(), health_info: Default::default() },
+        GatewayConfig {
+            default_region: "eu-west-1".into(),
+            health_info: Default::default(),
+        },
     )
 }
 
@@ -40,7 +47,11 @@ async fn send(gw: &Arc<Gateway>, req: Request<Full<Bytes>>) -> (u16, http::Heade
     let resp = gw.clone().handle(req).await;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
-    (status, headers, resp.into_body().collect().await.unwrap().to_bytes())
+    (
+        status,
+        headers,
+        resp.into_body().collect().await.unwrap().to_bytes(),
+    )
 }
 
 fn rpc(target: &str, content_type: &str, body: &'static [u8]) -> Request<Full<Bytes>> {
@@ -54,13 +65,25 @@ fn rpc(target: &str, content_type: &str, body: &'static [u8]) -> Request<Full<By
 #[tokio::test]
 async fn unknown_operations_in_each_protocol() {
     let gw = gateway(false);
-    let (status, headers, body) = send(&gw, rpc("Kinesis_20131202.ListStreams", "application/x-amz-json-1.1", b"{}")).await;
+    let (status, headers, body) = send(
+        &gw,
+        rpc(
+            "Kinesis_20131202.ListStreams",
+            "application/x-amz-json-1.1",
+            b"{}",
+        ),
+    )
+    .await;
     assert_eq!(status, 400);
     assert!(headers.contains_key("x-amzn-requestid"));
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["__type"], "UnknownOperationException");
 
-    let (status, headers, body) = send(&gw, rpc("Kinesis_20131202.ListStreams", "application/x-amz-cbor-1.1", b"")).await;
+    let (status, headers, body) = send(
+        &gw,
+        rpc("Kinesis_20131202.ListStreams", "application/x-amz-cbor-1.1", b""),
+    )
+    .await;
     assert_eq!(status, 400);
     assert_eq!(headers["content-type"], "application/x-amz-cbor-1.1");
     let v: std::collections::BTreeMap<String, String> = ciborium::from_reader(&body[..]).unwrap();
@@ -68,28 +91,46 @@ async fn unknown_operations_in_each_protocol() {
 
     let req = Request::post("/")
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(Full::new(Bytes::from_static(b"Action=ListTopics&Version=2010-03-31")))
+        .body(Full::new(Bytes::from_static(
+            b"Action=ListTopics&Version=2010-03-31",
+        )))
         .unwrap();
     let (status, _, body) = send(&gw, req).await;
     assert_eq!(status, 400);
     let text = String::from_utf8(body.to_vec()).unwrap();
     assert!(text.contains("<Code>InvalidAction</Code>"), "{text}");
 
-    let (status, headers, body) = send(&gw, Request::get("/bucket/key").body(Full::new(Bytes::new())).unwrap()).await;
+    let (status, headers, body) = send(
+        &gw,
+        Request::get("/bucket/key").body(Full::new(Bytes::new())).unwrap(),
+    )
+    .await;
     assert_eq!(status, 501);
     assert!(headers.contains_key("x-amz-request-id") && headers.contains_key("x-amz-id-2"));
-    assert!(String::from_utf8(body.to_vec()).unwrap().contains("<Code>NotImplemented</Code>"));
+    assert!(
+        String::from_utf8(body.to_vec())
+            .unwrap()
+            .contains("<Code>NotImplemented</Code>")
+    );
 }
 
 #[tokio::test]
 async fn a_panic_is_one_500_and_the_server_goes_on() {
     let gw = gateway(true);
-    let (status, headers, body) = send(&gw, rpc("Kinesis_20131202.Boom", "application/x-amz-json-1.1", b"{}")).await;
+    let (status, headers, body) = send(
+        &gw,
+        rpc("Kinesis_20131202.Boom", "application/x-amz-json-1.1", b"{}"),
+    )
+    .await;
     assert_eq!(status, 500);
     assert!(headers.contains_key("x-amzn-requestid"));
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["__type"], "InternalFailure");
-    let (status, _, body) = send(&gw, rpc("Kinesis_20131202.Whoami", "application/x-amz-json-1.1", b"{}")).await;
+    let (status, _, body) = send(
+        &gw,
+        rpc("Kinesis_20131202.Whoami", "application/x-amz-json-1.1", b"{}"),
+    )
+    .await;
     assert_eq!(status, 200);
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["Account"], "000000000000");
@@ -134,12 +175,24 @@ async fn oversized_bodies_are_refused_by_declared_length() {
 #[tokio::test]
 async fn health_lists_services() {
     let gw = gateway(true);
-    let (status, _, body) = send(&gw, Request::get("/_lakebox/health").body(Full::new(Bytes::new())).unwrap()).await;
+    let (status, _, body) = send(
+        &gw,
+        Request::get("/_lakebox/health")
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 200);
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["status"], "running");
     assert_eq!(v["services"]["kinesis"], "running");
     assert_eq!(v["services"]["s3"], "not_implemented");
-    let (status, _, _) = send(&gw, Request::get("/_lakebox/nope").body(Full::new(Bytes::new())).unwrap()).await;
+    let (status, _, _) = send(
+        &gw,
+        Request::get("/_lakebox/nope")
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 404);
 }

@@ -48,9 +48,10 @@ fn form_decode(raw: &[u8]) -> Result<String, ServiceError> {
 impl QueryRequest {
     /// Builds a request from decoded form parameters; `Action` is required.
     pub fn from_params(mut params: BTreeMap<String, String>) -> Result<Self, ServiceError> {
-        let action = params.remove("Action").filter(|a| !a.is_empty()).ok_or_else(|| {
-            ServiceError::client("MissingAction", "Could not find operation to perform")
-        })?;
+        let action = params
+            .remove("Action")
+            .filter(|a| !a.is_empty())
+            .ok_or_else(|| ServiceError::client("MissingAction", "Could not find operation to perform"))?;
         let version = params.remove("Version");
         Ok(QueryRequest {
             action,
@@ -176,10 +177,9 @@ mod tests {
 
     #[test]
     fn decodes_form_encoding() {
-        let q = QueryRequest::parse(
-            b"Action=Publish&Version=2010-03-31&Message=a+b%26c%3D%F0%9F%98%80&Subject=",
-        )
-        .unwrap();
+        let q =
+            QueryRequest::parse(b"Action=Publish&Version=2010-03-31&Message=a+b%26c%3D%F0%9F%98%80&Subject=")
+                .unwrap();
         assert_eq!(q.action, "Publish");
         assert_eq!(q.version.as_deref(), Some("2010-03-31"));
         assert_eq!(q.get("Message"), Some("a b&c=😀"));
@@ -190,7 +190,10 @@ mod tests {
 
     #[test]
     fn missing_action_and_bad_utf8() {
-        assert_eq!(QueryRequest::parse(b"Version=1").unwrap_err().code, "MissingAction");
+        assert_eq!(
+            QueryRequest::parse(b"Version=1").unwrap_err().code,
+            "MissingAction"
+        );
         assert_eq!(QueryRequest::parse(b"Action=").unwrap_err().code, "MissingAction");
         assert_eq!(
             QueryRequest::parse(b"Action=X&A=%FF").unwrap_err().code,
@@ -200,10 +203,8 @@ mod tests {
 
     #[test]
     fn lists_in_every_spelling_sorted_numerically() {
-        let q = QueryRequest::parse(
-            b"Action=X&A.member.10=j&A.member.2=b&A.member.1=a&B.1=x&B.2=y&Empty=",
-        )
-        .unwrap();
+        let q = QueryRequest::parse(b"Action=X&A.member.10=j&A.member.2=b&A.member.1=a&B.1=x&B.2=y&Empty=")
+            .unwrap();
         assert_eq!(q.list("A").unwrap(), vec!["a", "b", "j"]);
         assert_eq!(q.list("B").unwrap(), vec!["x", "y"]);
         assert_eq!(q.list("Empty").unwrap(), Vec::<&str>::new());
@@ -245,7 +246,9 @@ mod tests {
         let root = crate::xml::parse(ok.as_bytes()).unwrap();
         assert_eq!(root.name, "GetCallerIdentityResponse");
         assert_eq!(
-            root.child("GetCallerIdentityResult").unwrap().child_text("Account"),
+            root.child("GetCallerIdentityResult")
+                .unwrap()
+                .child_text("Account"),
             Some("000000000000")
         );
         assert_eq!(

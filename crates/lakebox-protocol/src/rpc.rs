@@ -58,8 +58,9 @@ impl RpcEncoding {
             body
         };
         match self {
-            RpcEncoding::Json10 | RpcEncoding::Json11 => serde_json::from_slice(body)
-                .map_err(|e| ServiceError::serialization(json_error_message(&e))),
+            RpcEncoding::Json10 | RpcEncoding::Json11 => {
+                serde_json::from_slice(body).map_err(|e| ServiceError::serialization(json_error_message(&e)))
+            }
             RpcEncoding::Cbor => ciborium::from_reader(body)
                 .map_err(|e| ServiceError::serialization(format!("Could not parse CBOR body: {e}"))),
         }
@@ -134,15 +135,22 @@ mod tests {
             RpcEncoding::from_content_type("application/x-amz-json-1.1; charset=utf-8"),
             Some(RpcEncoding::Json11)
         );
-        assert_eq!(RpcEncoding::from_content_type("application/x-amz-json-1.0"), Some(RpcEncoding::Json10));
-        assert_eq!(RpcEncoding::from_content_type("application/x-amz-cbor-1.1"), Some(RpcEncoding::Cbor));
+        assert_eq!(
+            RpcEncoding::from_content_type("application/x-amz-json-1.0"),
+            Some(RpcEncoding::Json10)
+        );
+        assert_eq!(
+            RpcEncoding::from_content_type("application/x-amz-cbor-1.1"),
+            Some(RpcEncoding::Cbor)
+        );
         assert_eq!(RpcEncoding::from_content_type("text/plain"), None);
     }
 
     #[test]
     fn empty_versus_absent_members() {
-        let absent: PutRecord =
-            RpcEncoding::Json11.decode(br#"{"StreamName":"s","Data":""}"#).unwrap();
+        let absent: PutRecord = RpcEncoding::Json11
+            .decode(br#"{"StreamName":"s","Data":""}"#)
+            .unwrap();
         assert_eq!(absent.explicit_hash_key, None);
         assert_eq!(absent.tags, None);
         assert_eq!(absent.data, Blob::default());
@@ -173,7 +181,9 @@ mod tests {
 
     #[test]
     fn malformed_and_mistyped_bodies_are_serialization_errors() {
-        let e = RpcEncoding::Json11.decode::<PutRecord>(b"{\"StreamName\":").unwrap_err();
+        let e = RpcEncoding::Json11
+            .decode::<PutRecord>(b"{\"StreamName\":")
+            .unwrap_err();
         assert_eq!(e.code, "SerializationException");
         assert_eq!(e.status, 400);
         let e = RpcEncoding::Json11
@@ -206,8 +216,7 @@ mod tests {
         assert_eq!(v["__type"], "ResourceNotFoundException");
         assert_eq!(v["message"], "Stream s not found");
         let cbor = RpcEncoding::Cbor.encode_error(&err);
-        let v: std::collections::BTreeMap<String, String> =
-            ciborium::from_reader(&cbor[..]).unwrap();
+        let v: std::collections::BTreeMap<String, String> = ciborium::from_reader(&cbor[..]).unwrap();
         assert_eq!(v["__type"], "ResourceNotFoundException");
     }
 }

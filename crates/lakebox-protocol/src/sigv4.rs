@@ -75,7 +75,9 @@ pub enum Authorization {
     SigV4(SignedRequest),
     /// Legacy signatures (S3 SigV2 `AWS key:sig`, presigned `AWSAccessKeyId=`): the access key is
     /// read for identity; they cannot be verified.
-    Legacy { access_key_id: String },
+    Legacy {
+        access_key_id: String,
+    },
 }
 
 /// Why authentication failed; rendered per protocol by [`AuthError::to_service_error`].
@@ -84,9 +86,16 @@ pub enum AuthError {
     Missing,
     Malformed(String),
     UnknownAccessKey(String),
-    SignatureMismatch { canonical_request: String, string_to_sign: String },
+    SignatureMismatch {
+        canonical_request: String,
+        string_to_sign: String,
+    },
     /// Request time more than 15 minutes before (`ahead = false`) or after the server clock.
-    Skewed { request: Timestamp, server: Timestamp, ahead: bool },
+    Skewed {
+        request: Timestamp,
+        server: Timestamp,
+        ahead: bool,
+    },
     Expired,
     Unsupported(String),
 }
@@ -112,11 +121,15 @@ impl AuthError {
                 400,
                 "Missing Authentication Token",
             ),
-            (AuthError::Missing, Query) => {
-                ServiceError::new("MissingAuthenticationToken", 403, "Request is missing Authentication Token")
-            }
+            (AuthError::Missing, Query) => ServiceError::new(
+                "MissingAuthenticationToken",
+                403,
+                "Request is missing Authentication Token",
+            ),
             (AuthError::Missing, S3) => ServiceError::new("AccessDenied", 403, "Access Denied"),
-            (AuthError::Malformed(m), Json) => ServiceError::new("IncompleteSignatureException", 400, m.clone()),
+            (AuthError::Malformed(m), Json) => {
+                ServiceError::new("IncompleteSignatureException", 400, m.clone())
+            }
             (AuthError::Malformed(m), Query) => ServiceError::new("IncompleteSignature", 403, m.clone()),
             (AuthError::Malformed(m), S3) => {
                 ServiceError::new("AuthorizationHeaderMalformed", 400, m.clone())
@@ -143,16 +156,20 @@ impl AuthError {
             (AuthError::SignatureMismatch { .. }, Query) => {
                 ServiceError::new("SignatureDoesNotMatch", 403, mismatch)
             }
-            (AuthError::SignatureMismatch { canonical_request, string_to_sign }, S3) => {
-                ServiceError::new(
-                    "SignatureDoesNotMatch",
-                    403,
-                    "The request signature we calculated does not match the signature you \
+            (
+                AuthError::SignatureMismatch {
+                    canonical_request,
+                    string_to_sign,
+                },
+                S3,
+            ) => ServiceError::new(
+                "SignatureDoesNotMatch",
+                403,
+                "The request signature we calculated does not match the signature you \
                      provided. Check your key and signing method.",
-                )
-                .with_extra("StringToSign", string_to_sign.clone())
-                .with_extra("CanonicalRequest", canonical_request.clone())
-            }
+            )
+            .with_extra("StringToSign", string_to_sign.clone())
+            .with_extra("CanonicalRequest", canonical_request.clone()),
             (AuthError::Skewed { request, server, .. }, S3) => ServiceError::new(
                 "RequestTimeTooSkewed",
                 403,
@@ -161,8 +178,19 @@ impl AuthError {
             .with_extra("RequestTime", request.to_http_date())
             .with_extra("ServerTime", server.to_iso8601())
             .with_extra("MaxAllowedSkewMilliseconds", MAX_SKEW_MILLIS.to_string()),
-            (AuthError::Skewed { request, server, ahead }, style) => {
-                let code = if style == Json { "InvalidSignatureException" } else { "SignatureDoesNotMatch" };
+            (
+                AuthError::Skewed {
+                    request,
+                    server,
+                    ahead,
+                },
+                style,
+            ) => {
+                let code = if style == Json {
+                    "InvalidSignatureException"
+                } else {
+                    "SignatureDoesNotMatch"
+                };
                 let status = if style == Json { 400 } else { 403 };
                 let message = if *ahead {
                     format!(
@@ -185,9 +213,13 @@ impl AuthError {
             (AuthError::Expired, Json) => {
                 ServiceError::new("InvalidSignatureException", 400, "Signature expired")
             }
-            (AuthError::Expired, Query) => ServiceError::new("SignatureDoesNotMatch", 403, "Signature expired"),
+            (AuthError::Expired, Query) => {
+                ServiceError::new("SignatureDoesNotMatch", 403, "Signature expired")
+            }
             (AuthError::Unsupported(m), S3) => ServiceError::new("InvalidRequest", 400, m.clone()),
-            (AuthError::Unsupported(m), Json) => ServiceError::new("IncompleteSignatureException", 400, m.clone()),
+            (AuthError::Unsupported(m), Json) => {
+                ServiceError::new("IncompleteSignatureException", 400, m.clone())
+            }
             (AuthError::Unsupported(m), Query) => ServiceError::new("IncompleteSignature", 403, m.clone()),
         }
     }
@@ -195,7 +227,10 @@ impl AuthError {
 
 /// Reads the request's signature from its `Authorization` header or presigned query string.
 /// Only syntax is checked here.
-pub fn read_authorization(headers: &HeaderMap, query: &[(String, String)]) -> Result<Authorization, AuthError> {
+pub fn read_authorization(
+    headers: &HeaderMap,
+    query: &[(String, String)],
+) -> Result<Authorization, AuthError> {
     if let Some(value) = headers.get(http::header::AUTHORIZATION) {
         let value = value
             .to_str()
@@ -205,10 +240,13 @@ pub fn read_authorization(headers: &HeaderMap, query: &[(String, String)]) -> Re
         }
         if let Some(rest) = value.strip_prefix("AWS ") {
             let key = rest.split(':').next().unwrap_or_default().trim();
-            return Ok(Authorization::Legacy { access_key_id: key.to_owned() });
+            return Ok(Authorization::Legacy {
+                access_key_id: key.to_owned(),
+            });
         }
         return Err(AuthError::Unsupported(
-            "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.".into(),
+            "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256."
+                .into(),
         ));
     }
     let q = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
@@ -218,13 +256,16 @@ pub fn read_authorization(headers: &HeaderMap, query: &[(String, String)]) -> Re
                 "X-Amz-Algorithm only supports \"{ALGORITHM}\""
             )));
         }
-        let missing = |n: &str| AuthError::Malformed(format!("Query-string authentication requires the {n} parameter"));
-        let scope = CredentialScope::parse(q("X-Amz-Credential").ok_or_else(|| missing("X-Amz-Credential"))?)?;
+        let missing =
+            |n: &str| AuthError::Malformed(format!("Query-string authentication requires the {n} parameter"));
+        let scope =
+            CredentialScope::parse(q("X-Amz-Credential").ok_or_else(|| missing("X-Amz-Credential"))?)?;
         let amz_date_raw = q("X-Amz-Date").ok_or_else(|| missing("X-Amz-Date"))?.to_owned();
-        let amz_date = Some(
-            Timestamp::parse_iso8601(&amz_date_raw)
-                .ok_or_else(|| AuthError::Malformed("X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"".into()))?,
-        );
+        let amz_date = Some(Timestamp::parse_iso8601(&amz_date_raw).ok_or_else(|| {
+            AuthError::Malformed(
+                "X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"".into(),
+            )
+        })?);
         let expires: i64 = q("X-Amz-Expires")
             .ok_or_else(|| missing("X-Amz-Expires"))?
             .parse()
@@ -239,7 +280,9 @@ pub fn read_authorization(headers: &HeaderMap, query: &[(String, String)]) -> Re
             .split(';')
             .map(str::to_ascii_lowercase)
             .collect();
-        let signature = q("X-Amz-Signature").ok_or_else(|| missing("X-Amz-Signature"))?.to_owned();
+        let signature = q("X-Amz-Signature")
+            .ok_or_else(|| missing("X-Amz-Signature"))?
+            .to_owned();
         return Ok(Authorization::SigV4(SignedRequest {
             scope,
             signed_headers,
@@ -250,7 +293,9 @@ pub fn read_authorization(headers: &HeaderMap, query: &[(String, String)]) -> Re
         }));
     }
     if let Some(key) = q("AWSAccessKeyId") {
-        return Ok(Authorization::Legacy { access_key_id: key.to_owned() });
+        return Ok(Authorization::Legacy {
+            access_key_id: key.to_owned(),
+        });
     }
     Ok(Authorization::Anonymous)
 }
@@ -332,7 +377,9 @@ pub fn verify(
     now: Timestamp,
 ) -> Result<(), AuthError> {
     let date = req.amz_date.ok_or_else(|| {
-        AuthError::Malformed("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.".into())
+        AuthError::Malformed(
+            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.".into(),
+        )
     })?;
     match req.presigned_expires {
         Some(expires) => {
@@ -340,13 +387,21 @@ pub fn verify(
                 return Err(AuthError::Expired);
             }
             if date.as_millis() - now.as_millis() > MAX_SKEW_MILLIS {
-                return Err(AuthError::Skewed { request: date, server: now, ahead: true });
+                return Err(AuthError::Skewed {
+                    request: date,
+                    server: now,
+                    ahead: true,
+                });
             }
         }
         None => {
             let skew = date.as_millis() - now.as_millis();
             if skew.abs() > MAX_SKEW_MILLIS {
-                return Err(AuthError::Skewed { request: date, server: now, ahead: skew > 0 });
+                return Err(AuthError::Skewed {
+                    request: date,
+                    server: now,
+                    ahead: skew > 0,
+                });
             }
         }
     }
@@ -369,19 +424,30 @@ pub fn verify(
     if constant_time_eq(expected.as_bytes(), req.signature.to_ascii_lowercase().as_bytes()) {
         Ok(())
     } else {
-        Err(AuthError::SignatureMismatch { canonical_request, string_to_sign })
+        Err(AuthError::SignatureMismatch {
+            canonical_request,
+            string_to_sign,
+        })
     }
 }
 
 /// Characters SigV4 leaves unencoded: RFC 3986 unreserved.
-const SIGV4_ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+const SIGV4_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 /// The same, keeping `/` (for paths).
 const SIGV4_PATH_ENCODE: &AsciiSet = &SIGV4_ENCODE.remove(b'/');
 
 fn canonical_request(req: &SignedRequest, parts: &RequestParts<'_>) -> String {
     // S3 signs the path as sent; every other service signs it normalised and encoded once
     // more (so `%2F` on the wire is signed as `%252F`), which is what the SDKs do.
-    let path = if parts.raw_path.is_empty() { "/" } else { parts.raw_path };
+    let path = if parts.raw_path.is_empty() {
+        "/"
+    } else {
+        parts.raw_path
+    };
     let uri = if req.scope.service == "s3" {
         path.to_owned()
     } else {
@@ -558,7 +624,13 @@ mod tests {
             authority: None,
             payload_hash: &body_hash,
         };
-        verify(&req, &parts, SECRET, Timestamp::parse_iso8601("20150830T123600Z").unwrap()).unwrap();
+        verify(
+            &req,
+            &parts,
+            SECRET,
+            Timestamp::parse_iso8601("20150830T123600Z").unwrap(),
+        )
+        .unwrap();
     }
 
     #[test]
@@ -584,7 +656,13 @@ mod tests {
             authority: None,
             payload_hash: &hash,
         };
-        verify(&req, &parts, SECRET, Timestamp::parse_iso8601("20150830T123600Z").unwrap()).unwrap();
+        verify(
+            &req,
+            &parts,
+            SECRET,
+            Timestamp::parse_iso8601("20150830T123600Z").unwrap(),
+        )
+        .unwrap();
     }
 
     #[test]
@@ -614,7 +692,12 @@ mod tests {
         assert!(matches!(err, AuthError::Skewed { ahead: false, .. }));
         let e = err.to_service_error(ErrorStyle::Json);
         assert_eq!(e.code, "InvalidSignatureException");
-        assert!(e.message.starts_with("Signature expired: 20150830T123600Z is now earlier than"), "{}", e.message);
+        assert!(
+            e.message
+                .starts_with("Signature expired: 20150830T123600Z is now earlier than"),
+            "{}",
+            e.message
+        );
         assert_eq!(err.to_service_error(ErrorStyle::S3).code, "RequestTimeTooSkewed");
         let earlier = Timestamp::from_millis(t.as_millis() - MAX_SKEW_MILLIS - 1000);
         let err = verify(&req, &parts, SECRET, earlier).unwrap_err();
@@ -625,17 +708,25 @@ mod tests {
     fn presigned_query() {
         let q: Vec<(String, String)> = [
             ("X-Amz-Algorithm", "AWS4-HMAC-SHA256"),
-            ("X-Amz-Credential", "AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request"),
+            (
+                "X-Amz-Credential",
+                "AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request",
+            ),
             ("X-Amz-Date", "20130524T000000Z"),
             ("X-Amz-Expires", "86400"),
             ("X-Amz-SignedHeaders", "host"),
-            ("X-Amz-Signature", "aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404"),
+            (
+                "X-Amz-Signature",
+                "aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404",
+            ),
         ]
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
         let h = headers(&[("host", "examplebucket.s3.amazonaws.com")]);
-        let Authorization::SigV4(req) = read_authorization(&h, &q).unwrap() else { panic!() };
+        let Authorization::SigV4(req) = read_authorization(&h, &q).unwrap() else {
+            panic!()
+        };
         assert_eq!(req.presigned_expires, Some(86_400));
         assert_eq!(req.scope.service, "s3");
         // The documented S3 presigned-URL example.
@@ -653,21 +744,35 @@ mod tests {
         let t = Timestamp::parse_iso8601("20130524T000000Z").unwrap();
         verify(&req, &parts, s3_secret, t).unwrap();
         let after = Timestamp::from_millis(t.as_millis() + 86_401_000);
-        assert_eq!(verify(&req, &parts, s3_secret, after).unwrap_err(), AuthError::Expired);
+        assert_eq!(
+            verify(&req, &parts, s3_secret, after).unwrap_err(),
+            AuthError::Expired
+        );
     }
 
     #[test]
     fn reading_without_verifying() {
-        assert_eq!(read_authorization(&HeaderMap::new(), &[]).unwrap(), Authorization::Anonymous);
+        assert_eq!(
+            read_authorization(&HeaderMap::new(), &[]).unwrap(),
+            Authorization::Anonymous
+        );
         let h = headers(&[("authorization", "AWS AKID:c2ln")]);
         assert_eq!(
             read_authorization(&h, &[]).unwrap(),
-            Authorization::Legacy { access_key_id: "AKID".into() }
+            Authorization::Legacy {
+                access_key_id: "AKID".into()
+            }
         );
         let h = headers(&[("authorization", "AWS4-HMAC-SHA256 Credential=AKID/2015/us-east-1")]);
-        assert!(matches!(read_authorization(&h, &[]), Err(AuthError::Malformed(_))));
+        assert!(matches!(
+            read_authorization(&h, &[]),
+            Err(AuthError::Malformed(_))
+        ));
         let h = headers(&[("authorization", "Bearer x")]);
-        assert!(matches!(read_authorization(&h, &[]), Err(AuthError::Unsupported(_))));
+        assert!(matches!(
+            read_authorization(&h, &[]),
+            Err(AuthError::Unsupported(_))
+        ));
     }
 
     #[test]
@@ -675,6 +780,9 @@ mod tests {
         assert_eq!(normalize_path("/a/./b/../c/"), "/a/c/");
         assert_eq!(normalize_path("//a//b"), "/a/b");
         assert_eq!(normalize_path(""), "/");
-        assert_eq!(utf8_percent_encode("/a b/%2F", SIGV4_PATH_ENCODE).to_string(), "/a%20b/%252F");
+        assert_eq!(
+            utf8_percent_encode("/a b/%2F", SIGV4_PATH_ENCODE).to_string(),
+            "/a%20b/%252F"
+        );
     }
 }

@@ -49,7 +49,15 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let mp = (5 * doy + 2) / 153;
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
 }
 
 fn days_in_month(y: i64, m: u32) -> u32 {
@@ -128,13 +136,7 @@ impl Timestamp {
     }
 
     fn from_civil(y: i64, mo: u32, d: u32, h: u32, mi: u32, s: u32, ms: u32) -> Option<Self> {
-        if !(1..=12).contains(&mo)
-            || d == 0
-            || d > days_in_month(y, mo)
-            || h > 23
-            || mi > 59
-            || s > 60
-        {
+        if !(1..=12).contains(&mo) || d == 0 || d > days_in_month(y, mo) || h > 23 || mi > 59 || s > 60 {
             return None;
         }
         // A leap second (60) is read as the first instant of the next minute, as Java does.
@@ -311,7 +313,7 @@ impl<'de> Deserialize<'de> for Timestamp {
             millis_unit: bool,
         }
         impl V {
-            fn from_number<E: de::Error>(&self, n: f64) -> Result<Timestamp, E> {
+            fn number_to_timestamp<E: de::Error>(&self, n: f64) -> Result<Timestamp, E> {
                 let secs = if self.millis_unit { n / 1000.0 } else { n };
                 Timestamp::from_epoch_seconds_f64(secs)
                     .ok_or_else(|| E::custom(format!("timestamp {n} is out of range")))
@@ -323,17 +325,17 @@ impl<'de> Deserialize<'de> for Timestamp {
                 f.write_str("a timestamp (epoch seconds or ISO 8601)")
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Timestamp, E> {
-                self.from_number(v as f64)
+                self.number_to_timestamp(v as f64)
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Timestamp, E> {
-                self.from_number(v as f64)
+                self.number_to_timestamp(v as f64)
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Timestamp, E> {
-                self.from_number(v)
+                self.number_to_timestamp(v)
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Timestamp, E> {
                 if let Ok(n) = v.parse::<f64>() {
-                    return self.from_number(n);
+                    return self.number_to_timestamp(n);
                 }
                 Timestamp::parse_iso8601(v)
                     .ok_or_else(|| E::custom(format!("'{v}' is not a valid timestamp")))
@@ -437,8 +439,14 @@ mod tests {
         assert_eq!(t.to_iso8601(), "2024-01-31T12:00:00.123Z");
         assert_eq!(t.to_amz_date(), "20240131T120000Z");
         assert_eq!(t.to_http_date(), "Wed, 31 Jan 2024 12:00:00 GMT");
-        assert_eq!(Timestamp::from_secs(0).to_http_date(), "Thu, 01 Jan 1970 00:00:00 GMT");
-        assert_eq!(Timestamp::from_millis(-1).to_iso8601(), "1969-12-31T23:59:59.999Z");
+        assert_eq!(
+            Timestamp::from_secs(0).to_http_date(),
+            "Thu, 01 Jan 1970 00:00:00 GMT"
+        );
+        assert_eq!(
+            Timestamp::from_millis(-1).to_iso8601(),
+            "1969-12-31T23:59:59.999Z"
+        );
     }
 
     #[test]
@@ -455,7 +463,10 @@ mod tests {
             assert_eq!(Timestamp::parse_iso8601(s), Some(want), "{s}");
         }
         assert_eq!(
-            Timestamp::parse_iso8601("2024-01-31T12:00:00.5Z").unwrap().as_millis() % 1000,
+            Timestamp::parse_iso8601("2024-01-31T12:00:00.5Z")
+                .unwrap()
+                .as_millis()
+                % 1000,
             500
         );
         assert_eq!(
@@ -511,7 +522,10 @@ mod tests {
         // tag 1 (0xc1), then an unsigned 64-bit integer (0x1b) of milliseconds.
         assert_eq!(buf[0], 0xc1);
         assert_eq!(buf[1], 0x1b);
-        assert_eq!(u64::from_be_bytes(buf[2..10].try_into().unwrap()), 1_706_702_400_250);
+        assert_eq!(
+            u64::from_be_bytes(buf[2..10].try_into().unwrap()),
+            1_706_702_400_250
+        );
         assert_eq!(ciborium::from_reader::<Timestamp, _>(&buf[..]).unwrap(), t);
         // An untagged integer is read as milliseconds too.
         let mut plain = Vec::new();

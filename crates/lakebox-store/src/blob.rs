@@ -75,7 +75,11 @@ impl BlobWriter {
 
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.file.as_mut().expect("file is present until commit").write(buf)?;
+        let n = self
+            .file
+            .as_mut()
+            .expect("file is present until commit")
+            .write(buf)?;
         self.written += n as u64;
         Ok(n)
     }

@@ -187,11 +187,19 @@ mod tests {
             kv.put("t", k.as_bytes(), b"").unwrap();
         }
         let keys = |v: Vec<(Vec<u8>, Vec<u8>)>| -> Vec<String> {
-            v.into_iter().map(|(k, _)| String::from_utf8(k).unwrap()).collect()
+            v.into_iter()
+                .map(|(k, _)| String::from_utf8(k).unwrap())
+                .collect()
         };
-        assert_eq!(keys(kv.scan_prefix("t", b"a/", None, 10).unwrap()), ["a/1", "a/2", "a/3"]);
+        assert_eq!(
+            keys(kv.scan_prefix("t", b"a/", None, 10).unwrap()),
+            ["a/1", "a/2", "a/3"]
+        );
         assert_eq!(keys(kv.scan_prefix("t", b"a/", None, 2).unwrap()), ["a/1", "a/2"]);
-        assert_eq!(keys(kv.scan_prefix("t", b"a/", Some(b"a/2"), 10).unwrap()), ["a/3"]);
+        assert_eq!(
+            keys(kv.scan_prefix("t", b"a/", Some(b"a/2"), 10).unwrap()),
+            ["a/3"]
+        );
         assert!(kv.scan_prefix("nope", b"", None, 10).unwrap().is_empty());
     }
 }

@@ -148,9 +148,18 @@ fn read_frame(file: &File, pos: u64, limit: u64) -> Result<Option<(LogRecord, u6
     Ok(Some((record, pos + (HEADER_LEN + len) as u64)))
 }
 
-/// Scans a segment from the start; returns its sparse index, the next offset and the length of
-/// the valid prefix.
-fn scan_segment(path: &Path, base: u64) -> Result<(Vec<(u64, u64)>, u64, u64)> {
+/// What a scan of a segment found.
+struct SegmentScan {
+    /// Sparse `(offset, byte position)` index.
+    index: Vec<(u64, u64)>,
+    /// The offset after the last valid record.
+    next_offset: u64,
+    /// Length of the valid prefix of the file.
+    valid_len: u64,
+}
+
+/// Scans a segment from the start, stopping at the first torn or corrupt record.
+fn scan_segment(path: &Path, base: u64) -> Result<SegmentScan> {
     let file = File::open(path)?;
     let len = file.metadata()?.len();
     let (mut pos, mut next, mut index, mut last_indexed) = (0u64, base, Vec::new(), None);
@@ -165,7 +174,11 @@ fn scan_segment(path: &Path, base: u64) -> Result<(Vec<(u64, u64)>, u64, u64)> {
         next += 1;
         pos = end;
     }
-    Ok((index, next, pos))
+    Ok(SegmentScan {
+        index,
+        next_offset: next,
+        valid_len: pos,
+    })
 }
 
 impl Log {
@@ -187,7 +200,11 @@ impl Log {
         }
         let last_base = *bases.last().unwrap();
         let last_path = segment_path(dir, last_base);
-        let (index, next_offset, valid_len) = scan_segment(&last_path, last_base)?;
+        let SegmentScan {
+            index,
+            next_offset,
+            valid_len,
+        } = scan_segment(&last_path, last_base)?;
         let file = OpenOptions::new().write(true).open(&last_path)?;
         if file.metadata()?.len() != valid_len {
             tracing::warn!(
@@ -335,8 +352,7 @@ impl Log {
     fn position_of(&self, segment: &Segment, offset: u64) -> Result<u64> {
         let mut guard = segment.index.lock().unwrap();
         if guard.is_none() {
-            let (index, _, _) = scan_segment(&segment.path, segment.base)?;
-            *guard = Some(index);
+            *guard = Some(scan_segment(&segment.path, segment.base)?.index);
         }
         let index = guard.as_ref().unwrap();
         let i = index.partition_point(|(o, _)| *o <= offset);
@@ -417,7 +433,9 @@ impl Writer {
                 Err(e) => {
                     tracing::error!(error = %e, "log append failed; the batch was not acknowledged");
                     for req in batch {
-                        let _ = req.ack.send(Err(StoreError::Io(std::io::Error::other(e.to_string()))));
+                        let _ = req
+                            .ack
+                            .send(Err(StoreError::Io(std::io::Error::other(e.to_string()))));
                     }
                 }
             }
@@ -477,7 +495,11 @@ impl Writer {
     /// Starts a new segment at `base`. The old one is already durable.
     fn roll(&mut self, base: u64) -> Result<()> {
         let path = segment_path(&self.shared.dir, base);
-        let file = OpenOptions::new().create(true).truncate(true).write(true).open(&path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&path)?;
         file.sync_all()?;
         sync_dir(&self.shared.dir)?;
         self.file = file;
@@ -537,7 +559,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = Log::open(dir.path(), small()).unwrap();
         for i in 0..50 {
-            log.append_blocking(vec![entry(&format!("record-{i:03}"))]).unwrap();
+            log.append_blocking(vec![entry(&format!("record-{i:03}"))])
+                .unwrap();
         }
         let segs = fs::read_dir(dir.path()).unwrap().count();
         assert!(segs > 3, "expected several segments, got {segs}");
@@ -557,7 +580,8 @@ mod tests {
     fn limits_by_records_and_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let log = Log::open(dir.path(), LogConfig::default()).unwrap();
-        log.append_blocking((0..10).map(|_| entry("0123456789")).collect()).unwrap();
+        log.append_blocking((0..10).map(|_| entry("0123456789")).collect())
+            .unwrap();
         assert_eq!(log.read(0, 3, usize::MAX).unwrap().len(), 3);
         assert_eq!(log.read(0, 100, 25).unwrap().len(), 2);
         // The first record is returned even when it alone is over the byte budget.

@@ -18,13 +18,19 @@ const NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
 pub struct Sts;
 
 impl QueryService for Sts {
-    fn call(self: Arc<Self>, ctx: RequestContext, req: QueryRequest) -> BoxFuture<Result<String, ServiceError>> {
+    fn call(
+        self: Arc<Self>,
+        ctx: RequestContext,
+        req: QueryRequest,
+    ) -> BoxFuture<Result<String, ServiceError>> {
         Box::pin(async move {
             match req.action.as_str() {
                 "GetCallerIdentity" => Ok(get_caller_identity(&ctx)),
                 other => Err(ServiceError::client(
                     "InvalidAction",
-                    format!("The action {other} is not valid for this web service: Lakebox's STS implements GetCallerIdentity only."),
+                    format!(
+                        "The action {other} is not valid for this web service: Lakebox's STS implements GetCallerIdentity only."
+                    ),
                 )),
             }
         })
@@ -40,7 +46,9 @@ fn get_caller_identity(ctx: &RequestContext) -> String {
         NAMESPACE,
         &ctx.request_id,
         Some(&move |w: &mut XmlWriter| {
-            w.element("UserId", &account).element("Account", &account).element("Arn", &arn);
+            w.element("UserId", &account)
+                .element("Account", &account)
+                .element("Arn", &arn);
         }),
     )
 }
@@ -64,7 +72,10 @@ mod tests {
     #[tokio::test]
     async fn other_actions_are_invalid() {
         let req = QueryRequest::parse(b"Action=AssumeRole").unwrap();
-        let err = Arc::new(Sts).call(RequestContext::for_tests(), req).await.unwrap_err();
+        let err = Arc::new(Sts)
+            .call(RequestContext::for_tests(), req)
+            .await
+            .unwrap_err();
         assert_eq!(err.code, "InvalidAction");
     }
 }

@@ -62,7 +62,12 @@ pub struct ServeArgs {
 
     /// Verify SigV4 signatures against these credentials, given as ACCESS_KEY:SECRET.
     /// Repeat the flag, or separate pairs with commas in LAKEBOX_CREDENTIALS.
-    #[arg(long = "credentials", env = "LAKEBOX_CREDENTIALS", value_delimiter = ',', value_name = "AKID:SECRET")]
+    #[arg(
+        long = "credentials",
+        env = "LAKEBOX_CREDENTIALS",
+        value_delimiter = ',',
+        value_name = "AKID:SECRET"
+    )]
     pub credentials: Vec<String>,
 
     /// Serve a non-loopback address without verifying signatures. Anyone who can reach the
@@ -95,7 +100,8 @@ impl ServeArgs {
 
     /// Refuses to expose an unauthenticated server beyond this machine.
     pub fn check_exposure(&self) -> Result<(), String> {
-        let loopback = self.host == "localhost" || self.host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        let loopback =
+            self.host == "localhost" || self.host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
         if loopback || !self.credentials.is_empty() || self.allow_anonymous {
             return Ok(());
         }
@@ -152,8 +158,16 @@ mod tests {
         assert!(args(&["--host", "::1"]).check_exposure().is_ok());
         assert!(args(&["--host", "localhost"]).check_exposure().is_ok());
         assert!(args(&["--host", "0.0.0.0"]).check_exposure().is_err());
-        assert!(args(&["--host", "0.0.0.0", "--allow-anonymous"]).check_exposure().is_ok());
-        assert!(args(&["--host", "0.0.0.0", "--credentials", "a:b"]).check_exposure().is_ok());
+        assert!(
+            args(&["--host", "0.0.0.0", "--allow-anonymous"])
+                .check_exposure()
+                .is_ok()
+        );
+        assert!(
+            args(&["--host", "0.0.0.0", "--credentials", "a:b"])
+                .check_exposure()
+                .is_ok()
+        );
     }
 
     #[test]

@@ -47,7 +47,10 @@ fn lock_data_dir(dir: &Path) -> Result<File, String> {
     let path = dir.join("lakebox.lock");
     let file = File::create(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
     file.try_lock().map_err(|_| {
-        format!("another Lakebox process is already using the data directory {}", dir.display())
+        format!(
+            "another Lakebox process is already using the data directory {}",
+            dir.display()
+        )
     })?;
     Ok(file)
 }
@@ -73,7 +76,10 @@ pub fn run(args: ServeArgs) -> ExitCode {
         (args.data_dir.clone().unwrap_or_else(default_data_dir), None)
     };
     if let Err(e) = fs::create_dir_all(&data_dir) {
-        return fail(format!("cannot create data directory {}: {e}", data_dir.display()));
+        return fail(format!(
+            "cannot create data directory {}: {e}",
+            data_dir.display()
+        ));
     }
     let data_dir = data_dir.canonicalize().unwrap_or(data_dir);
     let _lock = match lock_data_dir(&data_dir) {

@@ -58,7 +58,10 @@ struct TestRoutes {
 fn json(status: StatusCode, v: serde_json::Value) -> Response<Body> {
     let mut r = Response::new(full(serde_json::to_vec(&v).unwrap_or_default()));
     *r.status_mut() = status;
-    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
     r
 }
 
@@ -75,18 +78,27 @@ fn safe_name(name: &str) -> Result<&str, ServiceError> {
 }
 
 impl HttpService for TestRoutes {
-    fn call(self: Arc<Self>, _ctx: RequestContext, req: http::Request<Body>) -> BoxFuture<Result<Response<Body>, ServiceError>> {
+    fn call(
+        self: Arc<Self>,
+        _ctx: RequestContext,
+        req: http::Request<Body>,
+    ) -> BoxFuture<Result<Response<Body>, ServiceError>> {
         Box::pin(async move {
             let (parts, body) = req.into_parts();
             let path = parts.uri.path().trim_start_matches("/_lakebox/test/").to_owned();
             let query = parts.uri.query().unwrap_or("").to_owned();
             let body = read_body(body).await?;
             let param = |name: &str| -> Option<u64> {
-                query.split('&').find_map(|p| p.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
+                query
+                    .split('&')
+                    .find_map(|p| p.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
             };
             match (&parts.method, path.split_once('/').unwrap_or((path.as_str(), ""))) {
                 (&Method::POST, ("log", "")) => {
-                    let entry = LogEntry { timestamp_millis: self.clock.now_millis(), payload: body.to_vec() };
+                    let entry = LogEntry {
+                        timestamp_millis: self.clock.now_millis(),
+                        payload: body.to_vec(),
+                    };
                     let range = self.log.append(vec![entry]).await.map_err(store_err)?;
                     Ok(json(StatusCode::OK, serde_json::json!({ "offset": range.start })))
                 }
@@ -102,7 +114,10 @@ impl HttpService for TestRoutes {
                         .into_iter()
                         .map(|r| serde_json::json!({"offset": r.offset, "data": Blob(r.payload).to_base64()}))
                         .collect();
-                    Ok(json(StatusCode::OK, serde_json::json!({ "records": records, "nextOffset": self.log.next_offset() })))
+                    Ok(json(
+                        StatusCode::OK,
+                        serde_json::json!({ "records": records, "nextOffset": self.log.next_offset() }),
+                    ))
                 }
                 (&Method::PUT, ("kv", key)) => {
                     let key = safe_name(key)?.to_owned();
@@ -113,10 +128,15 @@ impl HttpService for TestRoutes {
                         .map_err(store_err)?;
                     Ok(json(StatusCode::OK, serde_json::json!({})))
                 }
-                (&Method::GET, ("kv", key)) => match self.kv.get("test", key.as_bytes()).map_err(store_err)? {
-                    Some(v) => Ok(Response::new(full(v))),
-                    None => Ok(json(StatusCode::NOT_FOUND, serde_json::json!({"message": "no such key"}))),
-                },
+                (&Method::GET, ("kv", key)) => {
+                    match self.kv.get("test", key.as_bytes()).map_err(store_err)? {
+                        Some(v) => Ok(Response::new(full(v))),
+                        None => Ok(json(
+                            StatusCode::NOT_FOUND,
+                            serde_json::json!({"message": "no such key"}),
+                        )),
+                    }
+                }
                 (&Method::PUT, ("blob", name)) => {
                     let path = self.blobs.join(safe_name(name)?);
                     tokio::task::spawn_blocking(move || blob::write_atomic(&path, &body))
@@ -127,10 +147,17 @@ impl HttpService for TestRoutes {
                 }
                 (&Method::GET, ("blob", name)) => match std::fs::read(self.blobs.join(safe_name(name)?)) {
                     Ok(v) => Ok(Response::new(full(v))),
-                    Err(_) => Ok(json(StatusCode::NOT_FOUND, serde_json::json!({"message": "no such blob"}))),
+                    Err(_) => Ok(json(
+                        StatusCode::NOT_FOUND,
+                        serde_json::json!({"message": "no such blob"}),
+                    )),
                 },
                 (&Method::POST, ("panic", "")) => panic!("deliberate panic from /_lakebox/test/panic"),
-                _ => Err(ServiceError::new("NotFound", 404, format!("no test route {} /_lakebox/test/{path}", parts.method))),
+                _ => Err(ServiceError::new(
+                    "NotFound",
+                    404,
+                    format!("no test route {} /_lakebox/test/{path}", parts.method),
+                )),
             }
         })
     }
@@ -143,7 +170,11 @@ async fn read_body(mut body: Body) -> Result<Bytes, ServiceError> {
         if let Ok(data) = frame.into_data() {
             buf.extend_from_slice(&data);
             if buf.len() > MAX_TEST_BODY {
-                return Err(ServiceError::new("RequestEntityTooLargeException", 413, "test body too large"));
+                return Err(ServiceError::new(
+                    "RequestEntityTooLargeException",
+                    413,
+                    "test body too large",
+                ));
             }
         }
     }
@@ -166,7 +197,11 @@ struct Echo {
 }
 
 impl RpcService for TestService {
-    fn call(self: Arc<Self>, ctx: RequestContext, req: RpcRequest) -> BoxFuture<Result<RpcResponse, ServiceError>> {
+    fn call(
+        self: Arc<Self>,
+        ctx: RequestContext,
+        req: RpcRequest,
+    ) -> BoxFuture<Result<RpcResponse, ServiceError>> {
         Box::pin(async move {
             match req.operation.as_str() {
                 "Echo" => {
