@@ -91,6 +91,15 @@ def test_malformed_json_is_a_serialization_error(lakebox):
         assert json.loads(resp)["__type"] == "SerializationException", body
 
 
+def test_malformed_query_requests(lakebox):
+    status, _, body = send(lakebox.endpoint, "POST", "/", b"Version=2011-06-15&Foo=bar",
+                           {"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 400 and b"<Code>MissingAction</Code>" in body
+    status, _, body = send(lakebox.endpoint, "POST", "/", b"Action=GetCallerIdentity&Version=2011-06-15&X=%FF",
+                           {"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 400 and b"<Code>MalformedQueryString</Code>" in body
+
+
 def test_json_codec_round_trip(lakebox):
     payload = {"Data": base64.b64encode(b"\x00\xffbin").decode(), "At": 1700000000.125, "Name": "", "Items": []}
     status, headers, resp = signed_request(lakebox.endpoint, body=json.dumps(payload).encode(), service="lakeboxtest",

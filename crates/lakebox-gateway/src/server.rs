@@ -33,6 +33,11 @@ use crate::service::{Body, BoxError, Registry, RpcRequest};
 /// this only bounds what is read first).
 const UNKNOWN_SERVICE_MAX_BODY: u64 = 1024 * 1024;
 
+/// Request extension for S3: the bucket named by a virtual-host style `Host`
+/// (`<bucket>.localhost`), in which case the path is the key alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VirtualHostBucket(pub String);
+
 pub struct GatewayConfig {
     /// Region for requests that carry no SigV4 credential scope.
     pub default_region: String,
@@ -410,13 +415,15 @@ impl Gateway {
                 };
                 (entry.name, String::new(), result)
             }
-            Route::S3 {
-                virtual_host_bucket: _,
-            } => {
+            Route::S3 { virtual_host_bucket } => {
                 let result = match self.registry.http_service("s3") {
                     Some(svc) => {
                         let body = stream.unwrap_or_else(crate::respond::empty);
-                        svc.call(ctx, Request::from_parts(parts.clone(), body)).await
+                        let mut req = Request::from_parts(parts.clone(), body);
+                        if let Some(bucket) = virtual_host_bucket {
+                            req.extensions_mut().insert(VirtualHostBucket(bucket));
+                        }
+                        svc.call(ctx, req).await
                     }
                     None => Err(ServiceError::new(
                         "NotImplemented",

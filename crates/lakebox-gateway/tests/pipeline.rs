@@ -6,8 +6,12 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, Full};
 use lakebox_core::{RequestContext, ServiceError, SystemClock};
-use lakebox_gateway::service::BoxFuture;
-use lakebox_gateway::{Authenticator, Gateway, GatewayConfig, Registry, RpcRequest, RpcResponse, RpcService};
+use lakebox_gateway::respond::full;
+use lakebox_gateway::service::{Body, BoxFuture};
+use lakebox_gateway::{
+    Authenticator, Gateway, GatewayConfig, HttpService, Registry, RpcRequest, RpcResponse, RpcService,
+    VirtualHostBucket,
+};
 
 struct Panicky;
 
@@ -25,6 +29,53 @@ impl RpcService for Panicky {
             }
         })
     }
+}
+
+/// Stands in for S3: reports which bucket the gateway saw in the host.
+struct BucketEcho;
+
+impl HttpService for BucketEcho {
+    fn call(
+        self: Arc<Self>,
+        _ctx: RequestContext,
+        req: Request<Body>,
+    ) -> BoxFuture<Result<http::Response<Body>, ServiceError>> {
+        Box::pin(async move {
+            let bucket = req.extensions().get::<VirtualHostBucket>().map(|b| b.0.clone());
+            Ok(http::Response::new(full(format!(
+                "{bucket:?} {}",
+                req.uri().path()
+            ))))
+        })
+    }
+}
+
+#[tokio::test]
+async fn s3_receives_the_virtual_host_bucket() {
+    let mut reg = Registry::new();
+    reg.http("s3", Arc::new(BucketEcho));
+    let gw = Gateway::new(
+        reg,
+        Authenticator::accept_all(Arc::new(SystemClock)),
+        Arc::new(SystemClock),
+        GatewayConfig {
+            default_region: "us-east-1".into(),
+            health_info: Default::default(),
+        },
+    );
+    let req = Request::get("/a/b.txt")
+        .header("host", "logs.localhost:4566")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let (status, headers, body) = send(&gw, req).await;
+    assert_eq!(status, 200);
+    assert!(headers.contains_key("x-amz-request-id"));
+    assert_eq!(&body[..], b"Some(\"logs\") /a/b.txt");
+    let req = Request::get("/logs/a/b.txt")
+        .header("host", "localhost:4566")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(&send(&gw, req).await.2[..], b"None /logs/a/b.txt");
 }
 
 fn gateway(with_kinesis: bool) -> Arc<Gateway> {

@@ -571,124 +571,89 @@ mod tests {
         }
     }
 
-    #[test]
-    fn aws_test_suite_get_vanilla() {
-        let h = headers(&[
-            ("host", "example.amazonaws.com"),
-            ("x-amz-date", "20150830T123600Z"),
-            (
-                "authorization",
-                "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, \
-                 SignedHeaders=host;x-amz-date, \
-                 Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31",
-            ),
-        ]);
+    const SUITE_DATE: &str = "20150830T123600Z";
+
+    /// Verifies a request from AWS's SigV4 test suite (host example.amazonaws.com, date
+    /// 20150830T123600Z, scope us-east-1/service) signed with `signature`, at time `now`.
+    fn suite_verify(
+        method: &str,
+        raw_query: &str,
+        body: &[u8],
+        extra: &[(&str, &str)],
+        signature: &str,
+        secret: &str,
+        now: Timestamp,
+    ) -> Result<(), AuthError> {
+        let mut pairs = extra.to_vec();
+        pairs.push(("host", "example.amazonaws.com"));
+        pairs.push(("x-amz-date", SUITE_DATE));
+        let mut signed_names: Vec<&str> = pairs.iter().map(|(k, _)| *k).collect();
+        signed_names.sort_unstable();
+        let auth = format!(
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, \
+             SignedHeaders={}, Signature={signature}",
+            signed_names.join(";")
+        );
+        pairs.push(("authorization", &auth));
+        let h = headers(&pairs);
         let req = signed(&h);
         assert_eq!(req.scope.access_key_id, "AKIDEXAMPLE");
         assert_eq!(req.scope.region, "us-east-1");
-        let now = Timestamp::parse_iso8601("20150830T123600Z").unwrap();
-        let body_hash = payload_hash(&h, false, Some(b""));
+        let hash = payload_hash(&h, false, Some(body));
         let parts = RequestParts {
-            method: "GET",
+            method,
             raw_path: "/",
-            raw_query: "",
+            raw_query,
             headers: &h,
             authority: None,
-            payload_hash: &body_hash,
+            payload_hash: &hash,
         };
-        verify(&req, &parts, SECRET, now).unwrap();
-        let err = verify(&req, &parts, "wrong", now).unwrap_err();
+        verify(&req, &parts, secret, now)
+    }
+
+    fn suite_now() -> Timestamp {
+        Timestamp::parse_iso8601(SUITE_DATE).unwrap()
+    }
+
+    #[test]
+    fn aws_test_suite_get_vanilla() {
+        let sig = "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31";
+        suite_verify("GET", "", b"", &[], sig, SECRET, suite_now()).unwrap();
+        let err = suite_verify("GET", "", b"", &[], sig, "wrong", suite_now()).unwrap_err();
         assert!(matches!(err, AuthError::SignatureMismatch { .. }));
     }
 
     #[test]
     fn aws_test_suite_post_form() {
-        let h = headers(&[
-            ("content-type", "application/x-www-form-urlencoded"),
-            ("host", "example.amazonaws.com"),
-            ("x-amz-date", "20150830T123600Z"),
-            (
-                "authorization",
-                "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, \
-                 SignedHeaders=content-type;host;x-amz-date, \
-                 Signature=ff11897932ad3f4e8b18135d722051e5ac45fc38421b1da7b9d196a0fe09473a",
-            ),
-        ]);
-        let req = signed(&h);
-        let body_hash = payload_hash(&h, false, Some(b"Param1=value1"));
-        let parts = RequestParts {
-            method: "POST",
-            raw_path: "/",
-            raw_query: "",
-            headers: &h,
-            authority: None,
-            payload_hash: &body_hash,
-        };
-        verify(
-            &req,
-            &parts,
-            SECRET,
-            Timestamp::parse_iso8601("20150830T123600Z").unwrap(),
-        )
-        .unwrap();
+        let sig = "ff11897932ad3f4e8b18135d722051e5ac45fc38421b1da7b9d196a0fe09473a";
+        let ct = [("content-type", "application/x-www-form-urlencoded")];
+        suite_verify("POST", "", b"Param1=value1", &ct, sig, SECRET, suite_now()).unwrap();
+        // The body is covered by the signature.
+        let err = suite_verify("POST", "", b"Param1=value2", &ct, sig, SECRET, suite_now()).unwrap_err();
+        assert!(matches!(err, AuthError::SignatureMismatch { .. }));
     }
 
     #[test]
-    fn aws_test_suite_query_order_and_encoding() {
-        // get-vanilla-query-order-key-case, and unreserved characters re-encoded.
-        let h = headers(&[
-            ("host", "example.amazonaws.com"),
-            ("x-amz-date", "20150830T123600Z"),
-            (
-                "authorization",
-                "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, \
-                 SignedHeaders=host;x-amz-date, \
-                 Signature=b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500",
-            ),
-        ]);
-        let req = signed(&h);
-        let hash = payload_hash(&h, false, Some(b""));
-        let parts = RequestParts {
-            method: "GET",
-            raw_path: "/",
-            raw_query: "Param2=value2&Param1=value1",
-            headers: &h,
-            authority: None,
-            payload_hash: &hash,
-        };
-        verify(
-            &req,
-            &parts,
+    fn aws_test_suite_query_order() {
+        // get-vanilla-query-order-key-case: parameters are sorted before signing.
+        let sig = "b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500";
+        suite_verify(
+            "GET",
+            "Param2=value2&Param1=value1",
+            b"",
+            &[],
+            sig,
             SECRET,
-            Timestamp::parse_iso8601("20150830T123600Z").unwrap(),
+            suite_now(),
         )
         .unwrap();
     }
 
     #[test]
     fn skew_and_expiry() {
-        let h = headers(&[
-            ("host", "example.amazonaws.com"),
-            ("x-amz-date", "20150830T123600Z"),
-            (
-                "authorization",
-                "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, \
-                 SignedHeaders=host;x-amz-date, Signature=00",
-            ),
-        ]);
-        let req = signed(&h);
-        let hash = payload_hash(&h, false, Some(b""));
-        let parts = RequestParts {
-            method: "GET",
-            raw_path: "/",
-            raw_query: "",
-            headers: &h,
-            authority: None,
-            payload_hash: &hash,
-        };
-        let t = Timestamp::parse_iso8601("20150830T123600Z").unwrap();
+        let t = suite_now();
         let later = Timestamp::from_millis(t.as_millis() + MAX_SKEW_MILLIS + 1000);
-        let err = verify(&req, &parts, SECRET, later).unwrap_err();
+        let err = suite_verify("GET", "", b"", &[], "00", SECRET, later).unwrap_err();
         assert!(matches!(err, AuthError::Skewed { ahead: false, .. }));
         let e = err.to_service_error(ErrorStyle::Json);
         assert_eq!(e.code, "InvalidSignatureException");
@@ -700,7 +665,7 @@ mod tests {
         );
         assert_eq!(err.to_service_error(ErrorStyle::S3).code, "RequestTimeTooSkewed");
         let earlier = Timestamp::from_millis(t.as_millis() - MAX_SKEW_MILLIS - 1000);
-        let err = verify(&req, &parts, SECRET, earlier).unwrap_err();
+        let err = suite_verify("GET", "", b"", &[], "00", SECRET, earlier).unwrap_err();
         assert!(matches!(err, AuthError::Skewed { ahead: true, .. }));
     }
 
