@@ -110,7 +110,7 @@ class Lakebox:
             region_name=region,
             aws_access_key_id=access_key,
             aws_secret_access_key=secret,
-            config=Config(retries={"max_attempts": 1}, **config),
+            config=Config(retries={"total_max_attempts": 1}, **config),  # no silent retries in tests
         )
 
     def cli(self, *args: str, access_key: str = "test", secret: str = "test", region: str = "us-east-1") -> subprocess.CompletedProcess:

@@ -196,6 +196,11 @@ impl Gateway {
         let raw_query = parts.uri.query().unwrap_or("").to_owned();
         let query = query_pairs(&raw_query);
         let head = parts.method == Method::HEAD;
+        let expects_continue = parts.version <= http::Version::HTTP_11
+            && parts
+                .headers
+                .get(http::header::EXPECT)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
         let auth_read = sigv4::read_authorization(&parts.headers, &query);
         let signing_name = match &auth_read {
             Ok(Authorization::SigV4(s)) => Some(s.scope.service.clone()),
@@ -218,7 +223,13 @@ impl Gateway {
         };
         let fail = |err: ServiceError| {
             tracing::debug!(request_id = %request_id, code = %err.code, status = err.status, "request refused");
-            error_response(shape, &err, &request_id, head)
+            let mut resp = error_response(shape, &err, &request_id, head);
+            if expects_continue {
+                // See below: an early answer to `Expect: 100-continue` ends the connection.
+                resp.headers_mut()
+                    .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            resp
         };
 
         // Bodies of bounded protocols are read whole (within the limit) before anything else,
@@ -440,6 +451,18 @@ impl Gateway {
             Err(e) => fail(e),
         };
         add_request_ids(resp.headers_mut(), &request_id, shape == ErrorShape::S3);
+        // A final answer to `Expect: 100-continue` that never sent `100 Continue` (an error
+        // before the body was read, or an empty body) leaves botocore's pooled connection
+        // expecting the wrong status on its next request, which then stalls. Closing the
+        // connection after such an answer keeps every client safe.
+        let declared_empty = parts
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() == b"0");
+        if expects_continue && (declared_empty || !resp.status().is_success()) {
+            resp.headers_mut()
+                .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        }
         tracing::debug!(
             request_id = %request_id,
             service = service_name,
