@@ -137,11 +137,19 @@ def fetch(url):
 
 
 def test_presigned_urls_are_verified(verifying):
+    s3 = verifying.client("s3", access_key=AKID, secret=SECRET)
+    s3.create_bucket(Bucket="presigned")
+    s3.put_object(Bucket="presigned", Key="dir/k ey.txt", Body=b"secret data")
     good = presigner(verifying.endpoint, SECRET).generate_presigned_url(
-        "get_object", Params={"Bucket": "b", "Key": "dir/k ey.txt"}, ExpiresIn=300)
+        "get_object", Params={"Bucket": "presigned", "Key": "dir/k ey.txt"}, ExpiresIn=300)
     status, body = fetch(good)
-    # The signature is good; S3 itself is not implemented yet, and says so.
-    assert status == 501 and b"NotImplemented" in body, body
+    assert status == 200 and body == b"secret data", body
+    put_url = presigner(verifying.endpoint, SECRET).generate_presigned_url(
+        "put_object", Params={"Bucket": "presigned", "Key": "uploaded"}, ExpiresIn=300)
+    req = urllib.request.Request(put_url, data=b"put via url", method="PUT")
+    with urllib.request.urlopen(req, timeout=5) as r:
+        assert r.status == 200
+    assert s3.get_object(Bucket="presigned", Key="uploaded")["Body"].read() == b"put via url"
     bad = presigner(verifying.endpoint, "wrong").generate_presigned_url(
         "get_object", Params={"Bucket": "b", "Key": "k"}, ExpiresIn=300)
     status, body = fetch(bad)

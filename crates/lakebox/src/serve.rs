@@ -108,6 +108,9 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let mut registry = Registry::new();
     registry.query("sts", Arc::new(lakebox_sts::Sts));
+    let s3 = lakebox_s3::S3::open(&data_dir.join("s3"), clock.clone())
+        .map_err(|e| format!("cannot open the S3 store: {e}"))?;
+    registry.http("s3", Arc::new(s3));
     if args.enable_test_routes {
         crate::testing::install(&mut registry, &data_dir.join("_test"), clock.clone())
             .map_err(|e| format!("cannot open test stores: {e}"))?;

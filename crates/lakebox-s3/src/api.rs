@@ -1,0 +1,244 @@
+//! The S3 REST surface: decides which operation a request is and hands it to its handler.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
+use http_body_util::BodyExt;
+use lakebox_core::{Clock, RequestContext, ServiceError};
+use lakebox_gateway::respond::full;
+use lakebox_gateway::service::{Body, BoxFuture};
+use lakebox_gateway::{HttpService, VirtualHostBucket};
+use percent_encoding::percent_decode_str;
+
+use crate::store::ObjectStore;
+use crate::{bucket, errors, list, multipart, object};
+
+/// Largest XML request body (DeleteObjects with 1,000 long keys, CompleteMultipartUpload with
+/// 10,000 parts) we read.
+const MAX_XML_BODY: usize = 4 * 1024 * 1024;
+
+/// Subresources Lakebox recognises but does not implement yet: answered `NotImplemented`
+/// rather than mistaken for a plain object or bucket operation.
+const UNIMPLEMENTED_SUBRESOURCES: &[&str] = &[
+    "accelerate",
+    "acl",
+    "analytics",
+    "attributes",
+    "cors",
+    "encryption",
+    "intelligent-tiering",
+    "inventory",
+    "legal-hold",
+    "lifecycle",
+    "logging",
+    "metadataConfiguration",
+    "metrics",
+    "notification",
+    "object-lock",
+    "ownershipControls",
+    "policy",
+    "policyStatus",
+    "publicAccessBlock",
+    "renameObject",
+    "replication",
+    "requestPayment",
+    "restore",
+    "retention",
+    "select",
+    "tagging",
+    "torrent",
+    "versioning",
+    "versions",
+    "website",
+];
+
+/// The S3 service.
+pub struct S3 {
+    store: Arc<ObjectStore>,
+}
+
+impl S3 {
+    pub fn open(dir: &Path, clock: Arc<dyn Clock>) -> Result<Self, lakebox_store::StoreError> {
+        Ok(S3 {
+            store: Arc::new(ObjectStore::open(dir, clock)?),
+        })
+    }
+
+    /// The store, for services that use S3 directly.
+    pub fn store(&self) -> &Arc<ObjectStore> {
+        &self.store
+    }
+}
+
+/// One S3 request, parsed.
+pub struct S3Request {
+    pub ctx: RequestContext,
+    pub method: Method,
+    pub bucket: Option<String>,
+    pub key: Option<String>,
+    pub query: Vec<(String, String)>,
+    pub headers: HeaderMap,
+    pub body: Body,
+    /// `Host`, for the `Location` of completed uploads.
+    pub host: String,
+}
+
+impl S3Request {
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.query.iter().any(|(k, _)| k == name)
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Reads a (small) XML request body.
+    pub async fn xml_body(&mut self) -> Result<Bytes, ServiceError> {
+        let mut buf = Vec::new();
+        while let Some(frame) = self.body.frame().await {
+            let frame = frame.map_err(|_| errors::incomplete_body())?;
+            if let Ok(d) = frame.into_data() {
+                buf.extend_from_slice(&d);
+                if buf.len() > MAX_XML_BODY {
+                    return Err(ServiceError::client(
+                        "MaxMessageLengthExceeded",
+                        "Your request was too big.",
+                    ));
+                }
+            }
+        }
+        Ok(buf.into())
+    }
+}
+
+fn decode_component(s: &str) -> Result<String, ServiceError> {
+    percent_decode_str(s)
+        .decode_utf8()
+        .map(|c| c.into_owned())
+        .map_err(|_| ServiceError::client("InvalidURI", "Couldn't parse the specified URI."))
+}
+
+fn parse_query(raw: &str) -> Result<Vec<(String, String)>, ServiceError> {
+    raw.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            let plus = |s: &str| s.replace('+', " ");
+            Ok((decode_component(&plus(k))?, decode_component(&plus(v))?))
+        })
+        .collect()
+}
+
+pub fn xml_response(status: StatusCode, xml: String) -> Response<Body> {
+    let mut r = Response::new(full(xml));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml"),
+    );
+    r
+}
+
+pub fn empty_response(status: StatusCode) -> Response<Body> {
+    let mut r = Response::new(full(Bytes::new()));
+    *r.status_mut() = status;
+    r
+}
+
+pub fn set_header(resp: &mut Response<Body>, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        resp.headers_mut().insert(name, v);
+    }
+}
+
+impl HttpService for S3 {
+    fn call(
+        self: Arc<Self>,
+        ctx: RequestContext,
+        req: http::Request<Body>,
+    ) -> BoxFuture<Result<Response<Body>, ServiceError>> {
+        Box::pin(async move {
+            let (parts, body) = req.into_parts();
+            let path = parts.uri.path();
+            let (bucket, key) = match parts.extensions.get::<VirtualHostBucket>() {
+                Some(VirtualHostBucket(b)) => {
+                    let k = path.strip_prefix('/').unwrap_or(path);
+                    (
+                        Some(b.clone()),
+                        (!k.is_empty()).then(|| decode_component(k)).transpose()?,
+                    )
+                }
+                None => {
+                    let p = path.strip_prefix('/').unwrap_or(path);
+                    let (b, k) = p.split_once('/').unwrap_or((p, ""));
+                    let bucket = (!b.is_empty()).then(|| decode_component(b)).transpose()?;
+                    (bucket, (!k.is_empty()).then(|| decode_component(k)).transpose()?)
+                }
+            };
+            let host = parts
+                .headers
+                .get("host")
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("localhost")
+                .to_owned();
+            let req = S3Request {
+                ctx,
+                method: parts.method,
+                bucket,
+                key,
+                query: parse_query(parts.uri.query().unwrap_or(""))?,
+                headers: parts.headers,
+                body,
+                host,
+            };
+            self.dispatch(req).await
+        })
+    }
+}
+
+impl S3 {
+    async fn dispatch(&self, req: S3Request) -> Result<Response<Body>, ServiceError> {
+        if let Some(sub) = UNIMPLEMENTED_SUBRESOURCES.iter().find(|s| req.has(s)) {
+            return Err(errors::not_implemented(&format!("The ?{sub} subresource")));
+        }
+        let store = &self.store;
+        let m = req.method.clone();
+        match (&req.bucket, &req.key) {
+            (None, _) if m == Method::GET => bucket::list_buckets(store, &req),
+            (None, _) => Err(errors::method_not_allowed()),
+            (Some(_), None) => match m {
+                Method::PUT => bucket::create_bucket(store, req).await,
+                Method::HEAD => bucket::head_bucket(store, &req),
+                Method::DELETE => bucket::delete_bucket(store, &req),
+                Method::GET if req.has("location") => bucket::get_bucket_location(store, &req),
+                Method::GET if req.has("uploads") => multipart::list_uploads(store, &req),
+                Method::GET => list::list_objects(store, &req),
+                Method::POST if req.has("delete") => object::delete_objects(store, req).await,
+                _ => Err(errors::method_not_allowed()),
+            },
+            (Some(_), Some(_)) => match m {
+                Method::PUT if req.has("uploadId") => multipart::upload_part(store, req).await,
+                Method::PUT if req.header("x-amz-copy-source").is_some() => {
+                    object::copy_object(store, req).await
+                }
+                Method::PUT => object::put_object(store, req).await,
+                Method::GET if req.has("uploadId") => multipart::list_parts(store, &req),
+                Method::GET | Method::HEAD => object::get_object(store, &req),
+                Method::DELETE if req.has("uploadId") => multipart::abort(store, &req),
+                Method::DELETE => object::delete_object(store, &req),
+                Method::POST if req.has("uploads") => multipart::create(store, &req),
+                Method::POST if req.has("uploadId") => multipart::complete(store, req).await,
+                _ => Err(errors::method_not_allowed()),
+            },
+        }
+    }
+}

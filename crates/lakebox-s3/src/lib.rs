@@ -1,0 +1,26 @@
+//! Amazon S3 for Lakebox: a durable, streaming object store behind the S3 REST (restXml) API.
+//!
+//! - [`store`]: buckets, objects and multipart uploads on disk (redb metadata + fsynced blob
+//!   files); also the Rust API Firehose, Glue and Athena will call directly.
+//! - [`upload`] / [`download`]: streaming object data in and out in bounded memory, with
+//!   `aws-chunked` decoding and MD5, SHA-256 and flexible checksums verified on the way in.
+//! - [`api`]: the HTTP surface: which operation a request is, and each operation's S3 semantics
+//!   and XML.
+//!
+//! Not here: authentication (the gateway verifies SigV4 before a request arrives) and the
+//! protocol-wide error rendering (the gateway renders [`lakebox_core::ServiceError`] as S3's
+//! `<Error>` document).
+
+pub mod api;
+mod bucket;
+pub mod download;
+mod errors;
+mod list;
+mod multipart;
+mod object;
+pub mod store;
+pub mod upload;
+mod xml;
+
+pub use api::S3;
+pub use store::ObjectStore;

@@ -1,0 +1,303 @@
+//! Multipart uploads: create, upload part (and part copy), complete, abort, list parts and
+//! uploads. Parts are blobs of their own; a completed object is the list of its parts' blobs,
+//! so completing costs one metadata transaction, not a copy.
+
+use std::sync::Arc;
+
+use http::{Response, StatusCode};
+use lakebox_core::{ServiceError, ids};
+use lakebox_gateway::service::Body;
+
+use crate::api::{S3Request, empty_response, set_header, xml_response};
+use crate::errors;
+use crate::object::{
+    ObjectAttributes, check_key, copy_data, copy_source, object_attributes, parse_range,
+    set_checksum_headers, write_condition,
+};
+use crate::store::{ObjectStore, PartRecord, UploadRecord};
+use crate::upload;
+use crate::xml::{doc, iso, owner, quoted};
+
+fn upload_id(req: &S3Request) -> &str {
+    req.query("uploadId").unwrap_or_default()
+}
+
+/// The upload, if it belongs to this bucket and key.
+fn find_upload(store: &ObjectStore, req: &S3Request) -> Result<UploadRecord, ServiceError> {
+    let bucket = req.bucket.as_deref().unwrap_or_default();
+    store.owned_bucket(bucket, &req.ctx.account_id)?;
+    let up = store.upload(bucket, upload_id(req))?;
+    if Some(up.key.as_str()) != req.key.as_deref() {
+        return Err(errors::no_such_upload(upload_id(req)));
+    }
+    Ok(up)
+}
+
+pub fn create(store: &Arc<ObjectStore>, req: &S3Request) -> Result<Response<Body>, ServiceError> {
+    let bucket = req.bucket.as_deref().unwrap_or_default();
+    let key = req.key.clone().unwrap_or_default();
+    check_key(&key)?;
+    store.owned_bucket(bucket, &req.ctx.account_id)?;
+    let ObjectAttributes {
+        content,
+        user_metadata,
+        storage_class,
+    } = object_attributes(&req.headers)?;
+    let record = UploadRecord {
+        upload_id: ids::random_hex(64),
+        key: key.clone(),
+        initiated_millis: store.now_millis(),
+        owner: req.ctx.account_id.clone(),
+        content,
+        user_metadata,
+        storage_class,
+        checksum_algorithm: req
+            .header("x-amz-checksum-algorithm")
+            .map(str::to_ascii_uppercase),
+    };
+    store.create_upload(bucket, &record)?;
+    let mut w = doc("InitiateMultipartUploadResult");
+    w.element("Bucket", bucket)
+        .element("Key", &key)
+        .element("UploadId", &record.upload_id);
+    w.end("InitiateMultipartUploadResult");
+    let mut resp = xml_response(StatusCode::OK, w.finish());
+    if let Some(a) = &record.checksum_algorithm {
+        set_header(&mut resp, "x-amz-checksum-algorithm", a);
+    }
+    Ok(resp)
+}
+
+fn part_number(req: &S3Request) -> Result<u32, ServiceError> {
+    let raw = req.query("partNumber").unwrap_or_default();
+    raw.parse::<u32>()
+        .ok()
+        .filter(|n| (1..=10_000).contains(n))
+        .ok_or_else(|| {
+            errors::invalid_argument(
+                "Part number must be an integer between 1 and 10000, inclusive",
+                "partNumber",
+                raw,
+            )
+        })
+}
+
+pub async fn upload_part(store: &Arc<ObjectStore>, req: S3Request) -> Result<Response<Body>, ServiceError> {
+    let number = part_number(&req)?;
+    find_upload(store, &req)?;
+    let bucket = req.bucket.clone().unwrap_or_default();
+    let id = upload_id(&req).to_owned();
+    if req.header("x-amz-copy-source").is_some() {
+        return upload_part_copy(store, req, &bucket, &id, number).await;
+    }
+    let received = upload::receive(store, &req.headers, req.body).await?;
+    let part = PartRecord {
+        part_number: number,
+        etag: received.md5_hex,
+        size: received.size,
+        last_modified_millis: store.now_millis(),
+        blob: received.blob,
+        checksum: received.checksum,
+    };
+    store.put_part(&bucket, &id, &part)?;
+    let mut resp = empty_response(StatusCode::OK);
+    set_header(&mut resp, "etag", &quoted(&part.etag));
+    if let Some(c) = &part.checksum {
+        set_checksum_headers(&mut resp, c);
+    }
+    Ok(resp)
+}
+
+async fn upload_part_copy(
+    store: &Arc<ObjectStore>,
+    req: S3Request,
+    bucket: &str,
+    id: &str,
+    number: u32,
+) -> Result<Response<Body>, ServiceError> {
+    let src = copy_source(store, &req)?;
+    let (start, len) = match req.header("x-amz-copy-source-range") {
+        Some(r) => match parse_range(r, src.size) {
+            Ok(Some((a, b))) if r.trim().starts_with("bytes=") && !r.contains("=-") => (a, b - a + 1),
+            _ => {
+                return Err(errors::invalid_argument(
+                    "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy",
+                    "x-amz-copy-source-range",
+                    r,
+                ));
+            }
+        },
+        None => (0, src.size),
+    };
+    if len > upload::MAX_UPLOAD_BYTES {
+        return Err(errors::entity_too_large(len, upload::MAX_UPLOAD_BYTES));
+    }
+    let (blob, md5) = copy_data(store, &src, start, len).await?;
+    let part = PartRecord {
+        part_number: number,
+        etag: md5,
+        size: len,
+        last_modified_millis: store.now_millis(),
+        blob,
+        checksum: None,
+    };
+    store.put_part(bucket, id, &part)?;
+    let mut w = doc("CopyPartResult");
+    w.element("LastModified", &iso(part.last_modified_millis))
+        .element("ETag", &quoted(&part.etag));
+    w.end("CopyPartResult");
+    Ok(xml_response(StatusCode::OK, w.finish()))
+}
+
+pub async fn complete(store: &Arc<ObjectStore>, mut req: S3Request) -> Result<Response<Body>, ServiceError> {
+    let upload = find_upload(store, &req)?;
+    let bucket = req.bucket.clone().unwrap_or_default();
+    let body = req.xml_body().await?;
+    let malformed = || {
+        errors::malformed_xml(
+            "The XML you provided was not well-formed or did not validate against our published schema",
+        )
+    };
+    let root = lakebox_protocol::xml::parse(&body).map_err(|_| malformed())?;
+    if root.name != "CompleteMultipartUpload" {
+        return Err(malformed());
+    }
+    let mut requested = Vec::new();
+    for p in root.children_named("Part") {
+        let number = p
+            .child_text("PartNumber")
+            .and_then(|n| n.trim().parse::<u32>().ok())
+            .ok_or_else(malformed)?;
+        let etag = p
+            .child_text("ETag")
+            .ok_or_else(malformed)?
+            .trim()
+            .trim_matches('"')
+            .to_owned();
+        requested.push((number, etag));
+    }
+    let condition = write_condition(&req.headers)?;
+    let record = store.complete_upload(&bucket, &upload.upload_id, &requested, &condition, None)?;
+    let mut w = doc("CompleteMultipartUploadResult");
+    w.element(
+        "Location",
+        &format!("http://{}/{bucket}/{}", req.host, upload.key),
+    )
+    .element("Bucket", &bucket)
+    .element("Key", &upload.key)
+    .element("ETag", &quoted(&record.etag));
+    w.end("CompleteMultipartUploadResult");
+    Ok(xml_response(StatusCode::OK, w.finish()))
+}
+
+pub fn abort(store: &Arc<ObjectStore>, req: &S3Request) -> Result<Response<Body>, ServiceError> {
+    let up = find_upload(store, req)?;
+    store.abort_upload(req.bucket.as_deref().unwrap_or_default(), &up.upload_id)?;
+    Ok(empty_response(StatusCode::NO_CONTENT))
+}
+
+fn int_param(req: &S3Request, name: &str, default: usize) -> Result<usize, ServiceError> {
+    match req.query(name) {
+        None => Ok(default),
+        Some(v) => v.parse::<usize>().map_err(|_| {
+            errors::invalid_argument(
+                format!("Provided {name} not an integer or within integer range"),
+                name,
+                v,
+            )
+        }),
+    }
+}
+
+pub fn list_parts(store: &Arc<ObjectStore>, req: &S3Request) -> Result<Response<Body>, ServiceError> {
+    let up = find_upload(store, req)?;
+    let bucket = req.bucket.as_deref().unwrap_or_default();
+    let max = int_param(req, "max-parts", 1000)?.min(1000);
+    let marker = int_param(req, "part-number-marker", 0)? as u32;
+    let parts: Vec<PartRecord> = store
+        .list_parts(&up.upload_id)?
+        .into_iter()
+        .filter(|p| p.part_number > marker)
+        .collect();
+    let truncated = parts.len() > max;
+    let shown = &parts[..parts.len().min(max)];
+    let mut w = doc("ListPartsResult");
+    w.element("Bucket", bucket)
+        .element("Key", &up.key)
+        .element("UploadId", &up.upload_id)
+        .element("PartNumberMarker", &marker.to_string());
+    if let Some(last) = shown.last() {
+        w.element("NextPartNumberMarker", &last.part_number.to_string());
+    }
+    w.element("MaxParts", &max.to_string())
+        .element("IsTruncated", if truncated { "true" } else { "false" });
+    for p in shown {
+        w.start("Part")
+            .element("PartNumber", &p.part_number.to_string())
+            .element("LastModified", &iso(p.last_modified_millis))
+            .element("ETag", &quoted(&p.etag))
+            .element("Size", &p.size.to_string());
+        if let Some(c) = &p.checksum {
+            w.element(&format!("Checksum{}", c.algorithm), &c.value);
+        }
+        w.end("Part");
+    }
+    owner(&mut w, "Initiator", &up.owner);
+    owner(&mut w, "Owner", &up.owner);
+    w.element("StorageClass", &up.storage_class);
+    if let Some(a) = &up.checksum_algorithm {
+        w.element("ChecksumAlgorithm", a);
+    }
+    w.end("ListPartsResult");
+    Ok(xml_response(StatusCode::OK, w.finish()))
+}
+
+pub fn list_uploads(store: &Arc<ObjectStore>, req: &S3Request) -> Result<Response<Body>, ServiceError> {
+    let bucket = req.bucket.as_deref().unwrap_or_default();
+    store.owned_bucket(bucket, &req.ctx.account_id)?;
+    let prefix = req.query("prefix").unwrap_or("");
+    let max = int_param(req, "max-uploads", 1000)?.min(1000);
+    let key_marker = req.query("key-marker").unwrap_or("");
+    let id_marker = req.query("upload-id-marker").unwrap_or("");
+    let mut uploads: Vec<UploadRecord> = store
+        .list_uploads(bucket)?
+        .into_iter()
+        .filter(|u| u.key.starts_with(prefix))
+        .filter(|u| {
+            key_marker.is_empty()
+                || u.key.as_str() > key_marker
+                || (u.key == key_marker && !id_marker.is_empty() && u.upload_id.as_str() > id_marker)
+        })
+        .collect();
+    // S3 orders uploads by key, then by initiation time.
+    uploads.sort_by(|a, b| {
+        a.key
+            .cmp(&b.key)
+            .then(a.initiated_millis.cmp(&b.initiated_millis))
+    });
+    let truncated = uploads.len() > max;
+    uploads.truncate(max);
+    let mut w = doc("ListMultipartUploadsResult");
+    w.element("Bucket", bucket)
+        .element("KeyMarker", key_marker)
+        .element("UploadIdMarker", id_marker);
+    if truncated && let Some(last) = uploads.last() {
+        w.element("NextKeyMarker", &last.key)
+            .element("NextUploadIdMarker", &last.upload_id);
+    }
+    w.element("Prefix", prefix)
+        .element("MaxUploads", &max.to_string())
+        .element("IsTruncated", if truncated { "true" } else { "false" });
+    for u in &uploads {
+        w.start("Upload")
+            .element("Key", &u.key)
+            .element("UploadId", &u.upload_id);
+        owner(&mut w, "Initiator", &u.owner);
+        owner(&mut w, "Owner", &u.owner);
+        w.element("StorageClass", &u.storage_class)
+            .element("Initiated", &iso(u.initiated_millis))
+            .end("Upload");
+    }
+    w.end("ListMultipartUploadsResult");
+    Ok(xml_response(StatusCode::OK, w.finish()))
+}

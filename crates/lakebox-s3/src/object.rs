@@ -1,0 +1,663 @@
+//! Object operations: put, get/head (ranges, conditions), delete, batch delete, copy.
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use http::{HeaderMap, Method, Response, StatusCode};
+use lakebox_core::ServiceError;
+use lakebox_gateway::service::Body;
+use lakebox_protocol::Timestamp;
+use md5::Digest;
+
+use crate::api::{S3Request, empty_response, set_header, xml_response};
+use crate::download::object_body;
+use crate::errors;
+use crate::store::{ContentHeaders, ObjectRecord, ObjectStore, Segment, WriteCondition, etag_matches};
+use crate::upload::{self, stored_content_encoding};
+use crate::xml::{doc, iso, quoted};
+
+pub const MAX_KEY_BYTES: usize = 1024;
+/// User-defined metadata is limited to 2 KB (names and values, UTF-8).
+const MAX_USER_METADATA: usize = 2048;
+const STORAGE_CLASSES: &[&str] = &[
+    "STANDARD",
+    "REDUCED_REDUNDANCY",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER",
+    "DEEP_ARCHIVE",
+    "OUTPOSTS",
+    "GLACIER_IR",
+    "SNOW",
+    "EXPRESS_ONEZONE",
+    "FSX_OPENZFS",
+];
+
+fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+pub fn check_key(key: &str) -> Result<(), ServiceError> {
+    if key.len() > MAX_KEY_BYTES {
+        return Err(errors::key_too_long(key.len()));
+    }
+    Ok(())
+}
+
+/// What a PUT / CreateMultipartUpload says about the object beyond its data.
+pub struct ObjectAttributes {
+    pub content: ContentHeaders,
+    pub user_metadata: Vec<(String, String)>,
+    pub storage_class: String,
+}
+
+/// Content headers, user metadata and storage class from a PUT / CreateMultipartUpload.
+pub fn object_attributes(h: &HeaderMap) -> Result<ObjectAttributes, ServiceError> {
+    let get = |n: &str| header(h, n).map(str::to_owned);
+    let content = ContentHeaders {
+        content_type: Some(get("content-type").unwrap_or_else(|| "binary/octet-stream".into())),
+        cache_control: get("cache-control"),
+        content_disposition: get("content-disposition"),
+        content_encoding: stored_content_encoding(h),
+        content_language: get("content-language"),
+        expires: get("expires"),
+    };
+    let mut meta: Vec<(String, String)> = h
+        .iter()
+        .filter_map(|(k, v)| {
+            let name = k.as_str().strip_prefix("x-amz-meta-")?;
+            Some((
+                name.to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            ))
+        })
+        .collect();
+    meta.sort();
+    let meta_size: usize = meta.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if meta_size > MAX_USER_METADATA {
+        return Err(ServiceError::client(
+            "MetadataTooLarge",
+            "Your metadata headers exceed the maximum allowed metadata size.",
+        )
+        .with_extra("Size", meta_size.to_string())
+        .with_extra("MaxSizeAllowed", MAX_USER_METADATA.to_string()));
+    }
+    let class = get("x-amz-storage-class").unwrap_or_else(|| "STANDARD".into());
+    if !STORAGE_CLASSES.contains(&class.as_str()) {
+        return Err(ServiceError::client(
+            "InvalidStorageClass",
+            "The storage class you specified is not valid",
+        )
+        .with_extra("StorageClassRequested", class));
+    }
+    Ok(ObjectAttributes {
+        content,
+        user_metadata: meta,
+        storage_class: class,
+    })
+}
+
+/// `If-None-Match: *` and `If-Match` on writes.
+pub fn write_condition(h: &HeaderMap) -> Result<WriteCondition, ServiceError> {
+    let if_none_match_any = match header(h, "if-none-match") {
+        Some(v) if v.trim() == "*" => true,
+        Some(_) => {
+            return Err(ServiceError::new(
+                "NotImplemented",
+                501,
+                "A header you provided implies functionality that is not implemented",
+            )
+            .with_extra("Header", "If-None-Match"));
+        }
+        None => false,
+    };
+    Ok(WriteCondition {
+        if_none_match_any,
+        if_match: header(h, "if-match").map(str::to_owned),
+    })
+}
+
+pub async fn put_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Response<Body>, ServiceError> {
+    let bucket = req.bucket.clone().unwrap_or_default();
+    let key = req.key.clone().unwrap_or_default();
+    check_key(&key)?;
+    store.owned_bucket(&bucket, &req.ctx.account_id)?;
+    let ObjectAttributes {
+        content,
+        user_metadata,
+        storage_class,
+    } = object_attributes(&req.headers)?;
+    let condition = write_condition(&req.headers)?;
+    let received = upload::receive(store, &req.headers, req.body).await?;
+    let record = ObjectRecord {
+        key,
+        size: received.size,
+        etag: received.md5_hex,
+        last_modified_millis: store.now_millis(),
+        content,
+        user_metadata,
+        storage_class,
+        checksum: received.checksum,
+        segments: vec![Segment {
+            blob: received.blob,
+            len: received.size,
+        }],
+        parts_count: None,
+    };
+    store.commit_object(&bucket, &record, &condition)?;
+    let mut resp = empty_response(StatusCode::OK);
+    set_header(&mut resp, "etag", &quoted(&record.etag));
+    if let Some(c) = &record.checksum {
+        set_checksum_headers(&mut resp, c);
+    }
+    Ok(resp)
+}
+
+pub fn set_checksum_headers(resp: &mut Response<Body>, c: &crate::store::StoredChecksum) {
+    let name = format!("x-amz-checksum-{}", c.algorithm.to_ascii_lowercase());
+    if let (Ok(n), Ok(v)) = (
+        http::HeaderName::from_bytes(name.as_bytes()),
+        http::HeaderValue::from_str(&c.value),
+    ) {
+        resp.headers_mut().insert(n, v);
+    }
+    set_header(resp, "x-amz-checksum-type", &c.kind);
+}
+
+/// A `Range: bytes=…` header against an object of `size` bytes: `Ok(None)` for the whole object
+/// (also for forms S3 ignores, like multiple ranges), `Err` for an unsatisfiable range.
+pub fn parse_range(value: &str, size: u64) -> Result<Option<(u64, u64)>, ServiceError> {
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let Some((a, b)) = spec.split_once('-') else {
+        return Ok(None);
+    };
+    let (a, b) = (a.trim(), b.trim());
+    let range = if a.is_empty() {
+        let Ok(n) = b.parse::<u64>() else { return Ok(None) };
+        if n == 0 {
+            return Err(errors::invalid_range(size));
+        }
+        let n = n.min(size);
+        (size - n, size.saturating_sub(1))
+    } else {
+        let Ok(start) = a.parse::<u64>() else {
+            return Ok(None);
+        };
+        let end = if b.is_empty() {
+            size.saturating_sub(1)
+        } else {
+            match b.parse::<u64>() {
+                Ok(e) if e >= start => e.min(size.saturating_sub(1)),
+                _ => return Ok(None),
+            }
+        };
+        if start >= size {
+            return Err(errors::invalid_range(size));
+        }
+        (start, end)
+    };
+    if size == 0 {
+        return Err(errors::invalid_range(size));
+    }
+    Ok(Some(range))
+}
+
+enum Conditional {
+    Proceed,
+    NotModified,
+}
+
+/// GET/HEAD conditions, with S3's precedence: a passing If-Match overrides a failing
+/// If-Unmodified-Since; a failing If-None-Match overrides a passing If-Modified-Since.
+fn evaluate_conditions(
+    h: &HeaderMap,
+    etag: &str,
+    last_modified_millis: i64,
+) -> Result<Conditional, ServiceError> {
+    let modified_secs = last_modified_millis.div_euclid(1000);
+    let date = |n: &str| {
+        header(h, n)
+            .and_then(Timestamp::parse_http_date)
+            .map(|t| t.as_secs())
+    };
+    let if_match = header(h, "if-match");
+    if let Some(v) = if_match
+        && !etag_matches(v, etag)
+    {
+        return Err(errors::precondition_failed("If-Match"));
+    }
+    if if_match.is_none()
+        && let Some(since) = date("if-unmodified-since")
+        && modified_secs > since
+    {
+        return Err(errors::precondition_failed("If-Unmodified-Since"));
+    }
+    let if_none_match = header(h, "if-none-match");
+    if let Some(v) = if_none_match
+        && etag_matches(v, etag)
+    {
+        return Ok(Conditional::NotModified);
+    }
+    if if_none_match.is_none()
+        && let Some(since) = date("if-modified-since")
+        && modified_secs <= since
+    {
+        return Ok(Conditional::NotModified);
+    }
+    Ok(Conditional::Proceed)
+}
+
+/// Headers describing an object on GET/HEAD.
+fn object_headers(resp: &mut Response<Body>, rec: &ObjectRecord, req: &S3Request) {
+    set_header(resp, "etag", &quoted(&rec.etag));
+    set_header(
+        resp,
+        "last-modified",
+        &Timestamp::from_millis(rec.last_modified_millis).to_http_date(),
+    );
+    set_header(resp, "accept-ranges", "bytes");
+    let c = &rec.content;
+    let pick =
+        |over: &str, stored: &Option<String>| req.query(over).map(str::to_owned).or_else(|| stored.clone());
+    for (name, over, stored) in [
+        ("content-type", "response-content-type", &c.content_type),
+        ("cache-control", "response-cache-control", &c.cache_control),
+        (
+            "content-disposition",
+            "response-content-disposition",
+            &c.content_disposition,
+        ),
+        (
+            "content-encoding",
+            "response-content-encoding",
+            &c.content_encoding,
+        ),
+        (
+            "content-language",
+            "response-content-language",
+            &c.content_language,
+        ),
+        ("expires", "response-expires", &c.expires),
+    ] {
+        if let Some(v) = pick(over, stored) {
+            set_header(resp, name, &v);
+        }
+    }
+    for (k, v) in &rec.user_metadata {
+        if let (Ok(n), Ok(v)) = (
+            http::HeaderName::from_bytes(format!("x-amz-meta-{k}").as_bytes()),
+            http::HeaderValue::from_str(v),
+        ) {
+            resp.headers_mut().insert(n, v);
+        }
+    }
+    if rec.storage_class != "STANDARD" {
+        set_header(resp, "x-amz-storage-class", &rec.storage_class);
+    }
+}
+
+pub fn get_object(store: &Arc<ObjectStore>, req: &S3Request) -> Result<Response<Body>, ServiceError> {
+    let bucket = req.bucket.as_deref().unwrap_or_default();
+    let key = req.key.as_deref().unwrap_or_default();
+    store.owned_bucket(bucket, &req.ctx.account_id)?;
+    let rec = store
+        .object(bucket, key)?
+        .ok_or_else(|| errors::no_such_key(key))?;
+    let head = req.method == Method::HEAD;
+    if let Conditional::NotModified = evaluate_conditions(&req.headers, &rec.etag, rec.last_modified_millis)?
+    {
+        let mut resp = empty_response(StatusCode::NOT_MODIFIED);
+        set_header(&mut resp, "etag", &quoted(&rec.etag));
+        set_header(
+            &mut resp,
+            "last-modified",
+            &Timestamp::from_millis(rec.last_modified_millis).to_http_date(),
+        );
+        return Ok(resp);
+    }
+    let mut range = match req.header("range") {
+        Some(r) => parse_range(r, rec.size)?,
+        None => None,
+    };
+    let mut parts_count = None;
+    if let Some(n) = req.query("partNumber") {
+        let n: usize = n
+            .parse()
+            .ok()
+            .filter(|n| (1..=10_000).contains(n))
+            .ok_or_else(|| {
+                errors::invalid_argument(
+                    "Part number must be an integer between 1 and 10000, inclusive",
+                    "partNumber",
+                    n,
+                )
+            })?;
+        let count = rec.parts_count.unwrap_or(1) as usize;
+        if n > count {
+            return Err(errors::invalid_part_number(n, count));
+        }
+        let start: u64 = rec.segments[..n - 1].iter().map(|s| s.len).sum();
+        let len = rec.segments.get(n - 1).map_or(rec.size, |s| s.len);
+        if rec.parts_count.is_some() || len > 0 {
+            range = Some((start, start + len.saturating_sub(1)));
+        }
+        parts_count = Some(count);
+    }
+    let (status, start, len) = match range {
+        Some((a, b)) => (StatusCode::PARTIAL_CONTENT, a, b - a + 1),
+        None => (StatusCode::OK, 0, rec.size),
+    };
+    let body = if head || len == 0 {
+        lakebox_gateway::respond::empty()
+    } else {
+        object_body(&store.segment_paths(&rec), start, len)?
+    };
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    object_headers(&mut resp, &rec, req);
+    set_header(&mut resp, "content-length", &len.to_string());
+    if status == StatusCode::PARTIAL_CONTENT {
+        set_header(
+            &mut resp,
+            "content-range",
+            &format!("bytes {start}-{}/{}", start + len - 1, rec.size),
+        );
+    }
+    if let Some(count) = parts_count {
+        set_header(&mut resp, "x-amz-mp-parts-count", &count.to_string());
+    }
+    if req
+        .header("x-amz-checksum-mode")
+        .is_some_and(|m| m.eq_ignore_ascii_case("ENABLED"))
+        && status == StatusCode::OK
+        && let Some(c) = &rec.checksum
+    {
+        set_checksum_headers(&mut resp, c);
+    }
+    Ok(resp)
+}
+
+pub fn delete_object(store: &Arc<ObjectStore>, req: &S3Request) -> Result<Response<Body>, ServiceError> {
+    let bucket = req.bucket.as_deref().unwrap_or_default();
+    store.owned_bucket(bucket, &req.ctx.account_id)?;
+    store.delete_object(bucket, req.key.as_deref().unwrap_or_default())?;
+    Ok(empty_response(StatusCode::NO_CONTENT))
+}
+
+pub async fn delete_objects(
+    store: &Arc<ObjectStore>,
+    mut req: S3Request,
+) -> Result<Response<Body>, ServiceError> {
+    let bucket = req.bucket.clone().unwrap_or_default();
+    store.owned_bucket(&bucket, &req.ctx.account_id)?;
+    let body = req.xml_body().await?;
+    let malformed = || {
+        errors::malformed_xml(
+            "The XML you provided was not well-formed or did not validate against our published schema",
+        )
+    };
+    let root = lakebox_protocol::xml::parse(&body).map_err(|_| malformed())?;
+    if root.name != "Delete" {
+        return Err(malformed());
+    }
+    let quiet = root.child_text("Quiet").is_some_and(|q| q.trim() == "true");
+    let keys: Vec<String> = root
+        .children_named("Object")
+        .map(|o| o.child_text("Key").map(str::to_owned).ok_or_else(malformed))
+        .collect::<Result<_, _>>()?;
+    if keys.is_empty() || keys.len() > 1000 {
+        return Err(malformed());
+    }
+    let mut w = doc("DeleteResult");
+    for key in &keys {
+        match store.delete_object(&bucket, key) {
+            Ok(_) => {
+                if !quiet {
+                    w.start("Deleted").element("Key", key).end("Deleted");
+                }
+            }
+            Err(e) => {
+                w.start("Error")
+                    .element("Key", key)
+                    .element("Code", &e.code)
+                    .element("Message", &e.message)
+                    .end("Error");
+            }
+        }
+    }
+    w.end("DeleteResult");
+    Ok(xml_response(StatusCode::OK, w.finish()))
+}
+
+/// `x-amz-copy-source`: `[/]bucket/key[?versionId=…]`, URL-encoded.
+pub fn parse_copy_source(value: &str) -> Result<(String, String), ServiceError> {
+    let v = value.split('?').next().unwrap_or("");
+    let decoded = percent_encoding::percent_decode_str(v)
+        .decode_utf8()
+        .map_err(|_| errors::invalid_argument("Invalid copy source encoding", "x-amz-copy-source", value))?;
+    let trimmed = decoded.strip_prefix('/').unwrap_or(&decoded);
+    match trimmed.split_once('/') {
+        Some((b, k)) if !b.is_empty() && !k.is_empty() => Ok((b.to_owned(), k.to_owned())),
+        _ => Err(errors::invalid_argument(
+            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
+            "x-amz-copy-source",
+            value,
+        )),
+    }
+}
+
+/// The copy-source preconditions (`x-amz-copy-source-if-*`), each failing with 412.
+pub fn check_copy_source_conditions(h: &HeaderMap, src: &ObjectRecord) -> Result<(), ServiceError> {
+    let modified = src.last_modified_millis.div_euclid(1000);
+    let date = |n: &str| {
+        header(h, n)
+            .and_then(Timestamp::parse_http_date)
+            .map(|t| t.as_secs())
+    };
+    let if_match = header(h, "x-amz-copy-source-if-match");
+    if let Some(v) = if_match
+        && !etag_matches(v, &src.etag)
+    {
+        return Err(errors::precondition_failed("x-amz-copy-source-If-Match"));
+    }
+    if if_match.is_none() && date("x-amz-copy-source-if-unmodified-since").is_some_and(|s| modified > s) {
+        return Err(errors::precondition_failed(
+            "x-amz-copy-source-If-Unmodified-Since",
+        ));
+    }
+    let if_none_match = header(h, "x-amz-copy-source-if-none-match");
+    if let Some(v) = if_none_match
+        && etag_matches(v, &src.etag)
+    {
+        return Err(errors::precondition_failed("x-amz-copy-source-If-None-Match"));
+    }
+    if if_none_match.is_none() && date("x-amz-copy-source-if-modified-since").is_some_and(|s| modified <= s) {
+        return Err(errors::precondition_failed("x-amz-copy-source-If-Modified-Since"));
+    }
+    Ok(())
+}
+
+/// Reads the copy source named by the request, checking ownership and conditions.
+pub fn copy_source(store: &Arc<ObjectStore>, req: &S3Request) -> Result<ObjectRecord, ServiceError> {
+    let (src_bucket, src_key) = parse_copy_source(req.header("x-amz-copy-source").unwrap_or_default())?;
+    store.owned_bucket(&src_bucket, &req.ctx.account_id)?;
+    let src = store
+        .object(&src_bucket, &src_key)?
+        .ok_or_else(|| errors::no_such_key(&src_key))?;
+    check_copy_source_conditions(&req.headers, &src)?;
+    Ok(src)
+}
+
+/// Copies `len` bytes from `start` of `src` into a new committed blob; returns (blob, md5 hex).
+pub async fn copy_data(
+    store: &Arc<ObjectStore>,
+    src: &ObjectRecord,
+    start: u64,
+    len: u64,
+) -> Result<(String, String), ServiceError> {
+    let (blob, mut writer) = store.new_blob()?;
+    let segments = store.segment_paths(src);
+    tokio::task::spawn_blocking(move || -> Result<String, std::io::Error> {
+        let mut md5 = md5::Md5::new();
+        let (mut pos, end) = (0u64, start + len);
+        let mut buf = vec![0u8; 1 << 20];
+        for (path, seg_len) in segments {
+            let (seg_start, seg_end) = (pos, pos + seg_len);
+            pos = seg_end;
+            if seg_end <= start || seg_start >= end {
+                continue;
+            }
+            let mut f = std::fs::File::open(&path)?;
+            let from = start.max(seg_start) - seg_start;
+            std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(from))?;
+            let mut left = end.min(seg_end) - seg_start - from;
+            while left > 0 {
+                let n = (buf.len() as u64).min(left) as usize;
+                f.read_exact(&mut buf[..n])?;
+                md5.update(&buf[..n]);
+                writer.write_all(&buf[..n])?;
+                left -= n as u64;
+            }
+        }
+        writer
+            .commit()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        Ok(hex::encode(md5.finalize()))
+    })
+    .await
+    .map_err(|e| ServiceError::internal(e.to_string()))?
+    .map(|md5| (blob, md5))
+    .map_err(|e| ServiceError::internal(format!("copy failed: {e}")))
+}
+
+pub async fn copy_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Response<Body>, ServiceError> {
+    let bucket = req.bucket.clone().unwrap_or_default();
+    let key = req.key.clone().unwrap_or_default();
+    check_key(&key)?;
+    store.owned_bucket(&bucket, &req.ctx.account_id)?;
+    let (src_bucket, src_key) = parse_copy_source(req.header("x-amz-copy-source").unwrap_or_default())?;
+    let src = copy_source(store, &req)?;
+    let replace = match req.header("x-amz-metadata-directive").unwrap_or("COPY") {
+        "COPY" => false,
+        "REPLACE" => true,
+        other => {
+            return Err(errors::invalid_argument(
+                "Unknown metadata directive.",
+                "x-amz-metadata-directive",
+                other,
+            ));
+        }
+    };
+    let new_class = req.header("x-amz-storage-class");
+    if src_bucket == bucket && src_key == key && !replace && new_class.is_none() {
+        return Err(errors::invalid_request(
+            "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
+        ));
+    }
+    let ObjectAttributes {
+        content,
+        user_metadata,
+        storage_class,
+    } = if replace {
+        object_attributes(&req.headers)?
+    } else {
+        ObjectAttributes {
+            content: src.content.clone(),
+            user_metadata: src.user_metadata.clone(),
+            storage_class: new_class
+                .map(str::to_owned)
+                .unwrap_or_else(|| src.storage_class.clone()),
+        }
+    };
+    let (blob, md5) = copy_data(store, &src, 0, src.size).await?;
+    let record = ObjectRecord {
+        key,
+        size: src.size,
+        etag: md5,
+        last_modified_millis: store.now_millis(),
+        content,
+        user_metadata,
+        storage_class,
+        checksum: src.checksum.clone().filter(|c| c.kind == "FULL_OBJECT"),
+        segments: vec![Segment { blob, len: src.size }],
+        parts_count: None,
+    };
+    store.commit_object(&bucket, &record, &write_condition(&req.headers)?)?;
+    let mut w = doc("CopyObjectResult");
+    w.element("LastModified", &iso(record.last_modified_millis))
+        .element("ETag", &quoted(&record.etag));
+    w.end("CopyObjectResult");
+    Ok(xml_response(StatusCode::OK, w.finish()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100).unwrap(), Some((0, 9)));
+        assert_eq!(parse_range("bytes=90-200", 100).unwrap(), Some((90, 99)));
+        assert_eq!(parse_range("bytes=95-", 100).unwrap(), Some((95, 99)));
+        assert_eq!(parse_range("bytes=-10", 100).unwrap(), Some((90, 99)));
+        assert_eq!(parse_range("bytes=-500", 100).unwrap(), Some((0, 99)));
+        assert_eq!(parse_range("bytes=0-1,5-6", 100).unwrap(), None);
+        assert_eq!(parse_range("items=0-1", 100).unwrap(), None);
+        assert_eq!(parse_range("bytes=5-2", 100).unwrap(), None);
+        assert_eq!(parse_range("bytes=100-", 100).unwrap_err().code, "InvalidRange");
+        assert_eq!(parse_range("bytes=0-", 0).unwrap_err().code, "InvalidRange");
+        assert_eq!(parse_range("bytes=-0", 100).unwrap_err().code, "InvalidRange");
+    }
+
+    #[test]
+    fn copy_sources() {
+        assert_eq!(
+            parse_copy_source("/b/dir/k%20ey").unwrap(),
+            ("b".into(), "dir/k ey".into())
+        );
+        assert_eq!(
+            parse_copy_source("b/k?versionId=x").unwrap(),
+            ("b".into(), "k".into())
+        );
+        assert!(parse_copy_source("b").is_err());
+    }
+
+    #[test]
+    fn conditions_precedence() {
+        let mut h = HeaderMap::new();
+        let t = 1_700_000_000_000;
+        h.insert("if-match", "\"abc\"".parse().unwrap());
+        h.insert(
+            "if-unmodified-since",
+            Timestamp::from_millis(t - 10_000).to_http_date().parse().unwrap(),
+        );
+        assert!(matches!(
+            evaluate_conditions(&h, "abc", t),
+            Ok(Conditional::Proceed)
+        ));
+        let mut h = HeaderMap::new();
+        h.insert("if-none-match", "\"abc\"".parse().unwrap());
+        assert!(matches!(
+            evaluate_conditions(&h, "abc", t),
+            Ok(Conditional::NotModified)
+        ));
+        let mut h = HeaderMap::new();
+        h.insert(
+            "if-modified-since",
+            Timestamp::from_millis(t + 10_000).to_http_date().parse().unwrap(),
+        );
+        assert!(matches!(
+            evaluate_conditions(&h, "abc", t),
+            Ok(Conditional::NotModified)
+        ));
+        let mut h = HeaderMap::new();
+        h.insert("if-match", "\"zzz\"".parse().unwrap());
+        assert_eq!(evaluate_conditions(&h, "abc", t).err().unwrap().status, 412);
+    }
+}

@@ -1,0 +1,577 @@
+//! The object store under the S3 API, and the Rust API other services (Firehose, Glue, Athena)
+//! use directly.
+//!
+//! Metadata (buckets, objects, multipart uploads and parts) lives in the redb
+//! [`MetaStore`]; object data lives in blob files written with [`BlobWriter`] (fsync, rename).
+//! An object is durable once its blobs are committed *and* its metadata transaction has
+//! committed; only then is it visible, so a crash at any point leaves the old object or the new
+//! one, never a torn or half-visible one.
+//!
+//! Key layout (all tables map byte keys to JSON records):
+//! - `buckets`: `<bucket>`
+//! - `objects`: `<bucket>/<key>`: byte order is S3's listing order (UTF-8 byte order)
+//! - `uploads`: `<bucket>/<upload id>`
+//! - `parts`: `<upload id>/<part number, 5 digits>`
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use lakebox_core::{Clock, ServiceError, ids};
+use lakebox_store::blob::BlobWriter;
+use lakebox_store::{MetaStore, StoreError};
+use serde::{Deserialize, Serialize};
+
+use crate::errors;
+
+const BUCKETS: &str = "buckets";
+const OBJECTS: &str = "objects";
+const UPLOADS: &str = "uploads";
+const PARTS: &str = "parts";
+
+/// Every part but the last must be at least this big.
+pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BucketRecord {
+    pub name: String,
+    pub region: String,
+    /// The owning account.
+    pub owner: String,
+    pub created_millis: i64,
+}
+
+/// Standard HTTP content headers stored with an object and returned on GET/HEAD.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ContentHeaders {
+    pub content_type: Option<String>,
+    pub cache_control: Option<String>,
+    pub content_disposition: Option<String>,
+    pub content_encoding: Option<String>,
+    pub content_language: Option<String>,
+    pub expires: Option<String>,
+}
+
+/// A flexible checksum (`x-amz-checksum-<algorithm>`), base64 as AWS sends it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StoredChecksum {
+    /// `CRC32`, `CRC32C`, `CRC64NVME`, `SHA1` or `SHA256`.
+    pub algorithm: String,
+    pub value: String,
+    /// `FULL_OBJECT` or `COMPOSITE` (multipart objects checksummed per part).
+    pub kind: String,
+}
+
+/// One stretch of an object's data: a whole blob file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Segment {
+    pub blob: String,
+    pub len: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ObjectRecord {
+    pub key: String,
+    pub size: u64,
+    /// Without quotes: hex MD5, or `<hex>-<parts>` for multipart objects.
+    pub etag: String,
+    pub last_modified_millis: i64,
+    pub content: ContentHeaders,
+    /// `x-amz-meta-*` names (lower case, without the prefix) and values, in order.
+    pub user_metadata: Vec<(String, String)>,
+    pub storage_class: String,
+    pub checksum: Option<StoredChecksum>,
+    /// Multipart objects are stored as their parts' blobs, in order.
+    pub segments: Vec<Segment>,
+    pub parts_count: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UploadRecord {
+    pub upload_id: String,
+    pub key: String,
+    pub initiated_millis: i64,
+    pub owner: String,
+    pub content: ContentHeaders,
+    pub user_metadata: Vec<(String, String)>,
+    pub storage_class: String,
+    pub checksum_algorithm: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PartRecord {
+    pub part_number: u32,
+    pub etag: String,
+    pub size: u64,
+    pub last_modified_millis: i64,
+    pub blob: String,
+    pub checksum: Option<StoredChecksum>,
+}
+
+/// A precondition on a write (`If-None-Match: *`, `If-Match: <etag>`), checked atomically with it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WriteCondition {
+    pub if_none_match_any: bool,
+    pub if_match: Option<String>,
+}
+
+fn internal(e: impl std::fmt::Display) -> ServiceError {
+    tracing::error!(error = %e, "S3 storage failure");
+    ServiceError::internal(format!("storage failure: {e}"))
+}
+
+fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("records always serialize")
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, ServiceError> {
+    serde_json::from_slice(bytes).map_err(|e| internal(format!("corrupt metadata record: {e}")))
+}
+
+fn object_key(bucket: &str, key: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(bucket.len() + 1 + key.len());
+    k.extend_from_slice(bucket.as_bytes());
+    k.push(b'/');
+    k.extend_from_slice(key.as_bytes());
+    k
+}
+
+/// Compares an `If-Match`-style ETag list with an object's ETag (quotes optional, `*` matches all).
+pub fn etag_matches(header: &str, etag: &str) -> bool {
+    header
+        .split(',')
+        .map(|t| t.trim().trim_start_matches("W/").trim_matches('"'))
+        .any(|t| t == "*" || t == etag)
+}
+
+pub struct ObjectStore {
+    kv: MetaStore,
+    blobs: PathBuf,
+    clock: Arc<dyn Clock>,
+}
+
+type TxResult<T> = Result<Result<T, ServiceError>, StoreError>;
+
+impl ObjectStore {
+    /// Opens the store under `dir` (created if missing).
+    pub fn open(dir: &Path, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+        let blobs = dir.join("blobs");
+        std::fs::create_dir_all(&blobs)?;
+        Ok(ObjectStore {
+            kv: MetaStore::open(&dir.join("meta.redb"))?,
+            blobs,
+            clock,
+        })
+    }
+
+    pub fn now_millis(&self) -> i64 {
+        self.clock.now_millis()
+    }
+
+    fn blob_path(&self, id: &str) -> PathBuf {
+        self.blobs.join(&id[..2]).join(id)
+    }
+
+    /// Paths of an object's data, in order.
+    pub fn segment_paths(&self, record: &ObjectRecord) -> Vec<(PathBuf, u64)> {
+        record
+            .segments
+            .iter()
+            .map(|s| (self.blob_path(&s.blob), s.len))
+            .collect()
+    }
+
+    /// Starts a new blob; nothing is visible until it is committed and referenced by metadata.
+    pub fn new_blob(&self) -> Result<(String, BlobWriter), ServiceError> {
+        let id = ids::random_hex(32);
+        let writer = BlobWriter::create(&self.blob_path(&id)).map_err(internal)?;
+        Ok((id, writer))
+    }
+
+    /// Removes blob files no longer referenced. Failures only leak space, so they are logged.
+    fn remove_blobs<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
+        for id in ids {
+            if let Err(e) = std::fs::remove_file(self.blob_path(id)) {
+                tracing::warn!(blob = id, error = %e, "could not remove an unreferenced blob");
+            }
+        }
+    }
+
+    fn tx<T>(
+        &self,
+        f: impl FnOnce(&mut lakebox_store::kv::WriteBatch<'_>) -> TxResult<T>,
+    ) -> Result<T, ServiceError> {
+        self.kv.write(f).map_err(internal)?
+    }
+
+    // ---- buckets ----
+
+    pub fn bucket(&self, name: &str) -> Result<Option<BucketRecord>, ServiceError> {
+        match self.kv.get(BUCKETS, name.as_bytes()).map_err(internal)? {
+            Some(v) => Ok(Some(decode(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The bucket, if it exists and `account` owns it.
+    pub fn owned_bucket(&self, name: &str, account: &str) -> Result<BucketRecord, ServiceError> {
+        match self.bucket(name)? {
+            Some(b) if b.owner == account => Ok(b),
+            Some(_) => Err(errors::access_denied()),
+            None => Err(errors::no_such_bucket(name)),
+        }
+    }
+
+    /// Creates a bucket. Returns `false` when the caller already owned it (us-east-1's legacy
+    /// "200 OK" case; the caller decides what that means).
+    pub fn create_bucket(&self, record: BucketRecord) -> Result<bool, ServiceError> {
+        self.tx(|b| {
+            if let Some(existing) = b.get(BUCKETS, record.name.as_bytes())? {
+                let existing: BucketRecord = match decode(&existing) {
+                    Ok(r) => r,
+                    Err(e) => return Ok(Err(e)),
+                };
+                if existing.owner != record.owner {
+                    return Ok(Err(errors::bucket_already_exists(&record.name)));
+                }
+                return Ok(Ok(false));
+            }
+            b.put(BUCKETS, record.name.as_bytes(), &encode(&record))?;
+            Ok(Ok(true))
+        })
+    }
+
+    pub fn list_buckets(&self, account: &str) -> Result<Vec<BucketRecord>, ServiceError> {
+        let rows = self
+            .kv
+            .scan_prefix(BUCKETS, b"", None, usize::MAX)
+            .map_err(internal)?;
+        let mut out = Vec::new();
+        for (_, v) in rows {
+            let b: BucketRecord = decode(&v)?;
+            if b.owner == account {
+                out.push(b);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn delete_bucket(&self, name: &str, account: &str) -> Result<(), ServiceError> {
+        self.owned_bucket(name, account)?;
+        let prefix = object_key(name, "");
+        let has_objects = !self
+            .kv
+            .scan_prefix(OBJECTS, &prefix, None, 1)
+            .map_err(internal)?
+            .is_empty();
+        let has_uploads = !self
+            .kv
+            .scan_prefix(UPLOADS, &prefix, None, 1)
+            .map_err(internal)?
+            .is_empty();
+        if has_objects || has_uploads {
+            return Err(errors::bucket_not_empty(name));
+        }
+        self.tx(|b| {
+            // Re-check inside the transaction: a PUT may have landed since.
+            if b.get(OBJECTS, &prefix)?.is_some() {
+                return Ok(Err(errors::bucket_not_empty(name)));
+            }
+            b.delete(BUCKETS, name.as_bytes())?;
+            Ok(Ok(()))
+        })
+    }
+
+    // ---- objects ----
+
+    pub fn object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, ServiceError> {
+        match self.kv.get(OBJECTS, &object_key(bucket, key)).map_err(internal)? {
+            Some(v) => Ok(Some(decode(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Makes `record` the current object at its key, atomically with `condition`; the blobs it
+    /// references must already be committed. Blobs of the object it replaces are removed.
+    pub fn commit_object(
+        &self,
+        bucket: &str,
+        record: &ObjectRecord,
+        condition: &WriteCondition,
+    ) -> Result<(), ServiceError> {
+        let key = object_key(bucket, &record.key);
+        let replaced = self.tx(|b| {
+            if b.get(BUCKETS, bucket.as_bytes())?.is_none() {
+                return Ok(Err(errors::no_such_bucket(bucket)));
+            }
+            let old: Option<ObjectRecord> = match b.get(OBJECTS, &key)? {
+                Some(v) => match decode(&v) {
+                    Ok(r) => Some(r),
+                    Err(e) => return Ok(Err(e)),
+                },
+                None => None,
+            };
+            if let Err(e) = check_write_condition(condition, old.as_ref(), &record.key) {
+                return Ok(Err(e));
+            }
+            b.put(OBJECTS, &key, &encode(record))?;
+            Ok(Ok(old))
+        });
+        match replaced {
+            Ok(Some(old)) => {
+                self.remove_blobs(old.segments.iter().map(|s| s.blob.as_str()));
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(e) => {
+                // The new blobs are not referenced by anything: remove them.
+                self.remove_blobs(record.segments.iter().map(|s| s.blob.as_str()));
+                Err(e)
+            }
+        }
+    }
+
+    /// Deletes an object; deleting a missing key succeeds, as in S3.
+    pub fn delete_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, ServiceError> {
+        let k = object_key(bucket, key);
+        let removed = self.tx(|b| {
+            if b.get(BUCKETS, bucket.as_bytes())?.is_none() {
+                return Ok(Err(errors::no_such_bucket(bucket)));
+            }
+            let old = b.get(OBJECTS, &k)?;
+            if old.is_some() {
+                b.delete(OBJECTS, &k)?;
+            }
+            Ok(Ok(old))
+        })?;
+        match removed {
+            Some(v) => {
+                let old: ObjectRecord = decode(&v)?;
+                self.remove_blobs(old.segments.iter().map(|s| s.blob.as_str()));
+                Ok(Some(old))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Up to `limit` objects whose keys start with `prefix`, strictly after `after` (a key, or
+    /// any byte string; `None` starts at the prefix), in S3's listing order.
+    pub fn list_objects(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<ObjectRecord>, ServiceError> {
+        let full_prefix = object_key(bucket, prefix);
+        let start = after.map(|a| {
+            let mut k = object_key(bucket, "");
+            k.extend_from_slice(a);
+            k
+        });
+        let rows = self
+            .kv
+            .scan_prefix(OBJECTS, &full_prefix, start.as_deref(), limit)
+            .map_err(internal)?;
+        rows.iter().map(|(_, v)| decode(v)).collect()
+    }
+
+    // ---- multipart uploads ----
+
+    pub fn create_upload(&self, bucket: &str, record: &UploadRecord) -> Result<(), ServiceError> {
+        self.tx(|b| {
+            if b.get(BUCKETS, bucket.as_bytes())?.is_none() {
+                return Ok(Err(errors::no_such_bucket(bucket)));
+            }
+            b.put(UPLOADS, &object_key(bucket, &record.upload_id), &encode(record))?;
+            Ok(Ok(()))
+        })
+    }
+
+    pub fn upload(&self, bucket: &str, upload_id: &str) -> Result<UploadRecord, ServiceError> {
+        match self
+            .kv
+            .get(UPLOADS, &object_key(bucket, upload_id))
+            .map_err(internal)?
+        {
+            Some(v) => decode(&v),
+            None => Err(errors::no_such_upload(upload_id)),
+        }
+    }
+
+    pub fn list_uploads(&self, bucket: &str) -> Result<Vec<UploadRecord>, ServiceError> {
+        let rows = self
+            .kv
+            .scan_prefix(UPLOADS, &object_key(bucket, ""), None, usize::MAX)
+            .map_err(internal)?;
+        rows.iter().map(|(_, v)| decode(v)).collect()
+    }
+
+    fn part_key(upload_id: &str, part_number: u32) -> Vec<u8> {
+        format!("{upload_id}/{part_number:05}").into_bytes()
+    }
+
+    /// Records a committed part blob, replacing an earlier upload of the same part number.
+    pub fn put_part(&self, bucket: &str, upload_id: &str, part: &PartRecord) -> Result<(), ServiceError> {
+        let pk = Self::part_key(upload_id, part.part_number);
+        let replaced = self.tx(|b| {
+            if b.get(UPLOADS, &object_key(bucket, upload_id))?.is_none() {
+                return Ok(Err(errors::no_such_upload(upload_id)));
+            }
+            let old = b.get(PARTS, &pk)?;
+            b.put(PARTS, &pk, &encode(part))?;
+            Ok(Ok(old))
+        });
+        match replaced {
+            Ok(Some(old)) => {
+                let old: PartRecord = decode(&old)?;
+                self.remove_blobs([old.blob.as_str()]);
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(e) => {
+                self.remove_blobs([part.blob.as_str()]);
+                Err(e)
+            }
+        }
+    }
+
+    pub fn list_parts(&self, upload_id: &str) -> Result<Vec<PartRecord>, ServiceError> {
+        let rows = self
+            .kv
+            .scan_prefix(PARTS, format!("{upload_id}/").as_bytes(), None, usize::MAX)
+            .map_err(internal)?;
+        rows.iter().map(|(_, v)| decode(v)).collect()
+    }
+
+    /// Completes an upload from the listed `(part number, etag)` pairs: validates them as S3
+    /// does, and in one transaction makes the object current and forgets the upload.
+    pub fn complete_upload(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        requested: &[(u32, String)],
+        condition: &WriteCondition,
+        checksum: Option<StoredChecksum>,
+    ) -> Result<ObjectRecord, ServiceError> {
+        let upload = self.upload(bucket, upload_id)?;
+        if requested.is_empty() {
+            return Err(errors::malformed_xml(
+                "The XML you provided was not well-formed or did not validate against our published schema",
+            ));
+        }
+        if requested.windows(2).any(|w| w[0].0 >= w[1].0) {
+            return Err(errors::invalid_part_order());
+        }
+        let stored: std::collections::HashMap<u32, PartRecord> = self
+            .list_parts(upload_id)?
+            .into_iter()
+            .map(|p| (p.part_number, p))
+            .collect();
+        let mut chosen = Vec::with_capacity(requested.len());
+        for (i, (number, etag)) in requested.iter().enumerate() {
+            let part = stored
+                .get(number)
+                .filter(|p| etag_matches(etag, &p.etag))
+                .ok_or_else(errors::invalid_part)?;
+            if i + 1 < requested.len() && part.size < MIN_PART_SIZE {
+                return Err(errors::entity_too_small(part.size));
+            }
+            chosen.push(part.clone());
+        }
+        // ETag: MD5 of the concatenated binary part MD5s, then "-<count>".
+        let mut md5s = Vec::with_capacity(chosen.len() * 16);
+        for p in &chosen {
+            md5s.extend(hex::decode(&p.etag).map_err(internal)?);
+        }
+        use md5::Digest;
+        let etag = format!("{}-{}", hex::encode(md5::Md5::digest(&md5s)), chosen.len());
+        let record = ObjectRecord {
+            key: upload.key.clone(),
+            size: chosen.iter().map(|p| p.size).sum(),
+            etag,
+            last_modified_millis: self.now_millis(),
+            content: upload.content.clone(),
+            user_metadata: upload.user_metadata.clone(),
+            storage_class: upload.storage_class.clone(),
+            checksum,
+            segments: chosen
+                .iter()
+                .map(|p| Segment {
+                    blob: p.blob.clone(),
+                    len: p.size,
+                })
+                .collect(),
+            parts_count: Some(chosen.len() as u32),
+        };
+        let used: std::collections::HashSet<&str> = chosen.iter().map(|p| p.blob.as_str()).collect();
+        let okey = object_key(bucket, &upload.key);
+        let ukey = object_key(bucket, upload_id);
+        let replaced = self.tx(|b| {
+            if b.get(UPLOADS, &ukey)?.is_none() {
+                return Ok(Err(errors::no_such_upload(upload_id)));
+            }
+            let old: Option<ObjectRecord> = match b.get(OBJECTS, &okey)? {
+                Some(v) => match decode(&v) {
+                    Ok(r) => Some(r),
+                    Err(e) => return Ok(Err(e)),
+                },
+                None => None,
+            };
+            if let Err(e) = check_write_condition(condition, old.as_ref(), &upload.key) {
+                return Ok(Err(e));
+            }
+            for number in stored.keys() {
+                b.delete(PARTS, &Self::part_key(upload_id, *number))?;
+            }
+            b.delete(UPLOADS, &ukey)?;
+            b.put(OBJECTS, &okey, &encode(&record))?;
+            Ok(Ok(old))
+        })?;
+        let unused = stored
+            .values()
+            .map(|p| p.blob.as_str())
+            .filter(|b| !used.contains(b));
+        self.remove_blobs(unused);
+        if let Some(old) = replaced {
+            self.remove_blobs(old.segments.iter().map(|s| s.blob.as_str()));
+        }
+        Ok(record)
+    }
+
+    pub fn abort_upload(&self, bucket: &str, upload_id: &str) -> Result<(), ServiceError> {
+        let parts = self.list_parts(upload_id)?;
+        let ukey = object_key(bucket, upload_id);
+        self.tx(|b| {
+            if b.get(UPLOADS, &ukey)?.is_none() {
+                return Ok(Err(errors::no_such_upload(upload_id)));
+            }
+            for p in &parts {
+                b.delete(PARTS, &Self::part_key(upload_id, p.part_number))?;
+            }
+            b.delete(UPLOADS, &ukey)?;
+            Ok(Ok(()))
+        })?;
+        self.remove_blobs(parts.iter().map(|p| p.blob.as_str()));
+        Ok(())
+    }
+}
+
+fn check_write_condition(
+    cond: &WriteCondition,
+    old: Option<&ObjectRecord>,
+    key: &str,
+) -> Result<(), ServiceError> {
+    if cond.if_none_match_any && old.is_some() {
+        return Err(errors::precondition_failed("If-None-Match"));
+    }
+    if let Some(expected) = &cond.if_match {
+        match old {
+            None => return Err(errors::no_such_key(key)),
+            Some(o) if !etag_matches(expected, &o.etag) => {
+                return Err(errors::precondition_failed("If-Match"));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,471 @@
+"""S3 with boto3 and the AWS CLI: buckets, objects, listing, copy, multipart, checksums."""
+
+import base64
+import datetime
+import hashlib
+import io
+import json
+import os
+import zlib
+
+import botocore.exceptions
+import pytest
+from botocore.config import Config
+
+from lakebox_harness import Lakebox
+from signing import send
+
+
+def code(e):
+    return e.value.response["Error"]["Code"]
+
+
+@pytest.fixture(scope="module")
+def s3(lakebox):
+    return lakebox.client("s3")
+
+
+@pytest.fixture
+def bucket(s3, request):
+    name = "t-" + request.node.name.lower().replace("_", "-")[:50]
+    s3.create_bucket(Bucket=name)
+    return name
+
+
+# ---- buckets ----
+
+def test_bucket_lifecycle(s3):
+    s3.create_bucket(Bucket="life-cycle")
+    s3.head_bucket(Bucket="life-cycle")
+    names = [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    assert "life-cycle" in names
+    assert s3.get_bucket_location(Bucket="life-cycle")["LocationConstraint"] is None
+    # Re-creating a bucket you own is a no-op in us-east-1, as in AWS.
+    s3.create_bucket(Bucket="life-cycle")
+    s3.put_object(Bucket="life-cycle", Key="k", Body=b"x")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.delete_bucket(Bucket="life-cycle")
+    assert code(e) == "BucketNotEmpty"
+    s3.delete_object(Bucket="life-cycle", Key="k")
+    s3.delete_bucket(Bucket="life-cycle")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.head_bucket(Bucket="life-cycle")
+    assert e.value.response["Error"]["Code"] == "404"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.list_objects_v2(Bucket="life-cycle")
+    assert code(e) == "NoSuchBucket"
+
+
+@pytest.mark.parametrize("name", ["ab", "UpperCase", "-leading", "trailing-", "a..b", "192.168.0.1", "xn--punycode", "under_score"])
+def test_invalid_bucket_names(s3, name):
+    # botocore validates some names client-side; send those raw.
+    try:
+        s3.create_bucket(Bucket=name)
+    except botocore.exceptions.ClientError as e:
+        assert e.response["Error"]["Code"] == "InvalidBucketName"
+        return
+    except botocore.exceptions.ParamValidationError:
+        pass
+    raise AssertionError(f"{name} was accepted")
+
+
+def test_invalid_bucket_name_raw(lakebox):
+    status, _, body = send(lakebox.endpoint, "PUT", "/Bad_Name")
+    assert status == 400 and b"<Code>InvalidBucketName</Code>" in body
+
+
+def test_regions_and_location_constraints(lakebox):
+    eu = lakebox.client("s3", region="eu-west-1")
+    eu.create_bucket(Bucket="eu-bucket", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    assert eu.get_bucket_location(Bucket="eu-bucket")["LocationConstraint"] == "eu-west-1"
+    assert eu.head_bucket(Bucket="eu-bucket")["ResponseMetadata"]["HTTPHeaders"]["x-amz-bucket-region"] == "eu-west-1"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        eu.create_bucket(Bucket="eu-bucket", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    assert code(e) == "BucketAlreadyOwnedByYou"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        eu.create_bucket(Bucket="eu-bucket-2")
+    assert code(e) == "IllegalLocationConstraintException"
+
+
+def test_buckets_belong_to_accounts(lakebox):
+    a = lakebox.client("s3", access_key="111111111111")
+    b = lakebox.client("s3", access_key="222222222222")
+    a.create_bucket(Bucket="owned-by-a")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        b.create_bucket(Bucket="owned-by-a")
+    assert code(e) == "BucketAlreadyExists"
+    assert "owned-by-a" not in [x["Name"] for x in b.list_buckets()["Buckets"]]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        b.put_object(Bucket="owned-by-a", Key="k", Body=b"x")
+    assert code(e) == "AccessDenied"
+
+
+# ---- objects ----
+
+def test_put_get_head_with_metadata(s3, bucket):
+    body = b"hello lakebox"
+    put = s3.put_object(Bucket=bucket, Key="dir/file.txt", Body=body, ContentType="text/plain",
+                        Metadata={"Team": "Data", "run-id": "42"}, CacheControl="max-age=60",
+                        ContentDisposition="attachment", ContentLanguage="en", StorageClass="STANDARD_IA")
+    assert put["ETag"] == '"%s"' % hashlib.md5(body).hexdigest()
+    got = s3.get_object(Bucket=bucket, Key="dir/file.txt")
+    assert got["Body"].read() == body
+    assert got["ContentType"] == "text/plain"
+    assert got["Metadata"] == {"team": "Data", "run-id": "42"}
+    assert got["CacheControl"] == "max-age=60"
+    assert got["ContentDisposition"] == "attachment"
+    assert got["ContentLanguage"] == "en"
+    assert got["StorageClass"] == "STANDARD_IA"
+    assert got["ETag"] == put["ETag"]
+    head = s3.head_object(Bucket=bucket, Key="dir/file.txt")
+    assert head["ContentLength"] == len(body) and head["ETag"] == put["ETag"]
+    assert isinstance(head["LastModified"], datetime.datetime)
+    over = s3.get_object(Bucket=bucket, Key="dir/file.txt", ResponseContentType="application/x-test")
+    assert over["ContentType"] == "application/x-test"
+
+
+def test_missing_objects(s3, bucket):
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="nope")
+    assert code(e) == "NoSuchKey"
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.head_object(Bucket=bucket, Key="nope")
+    assert e.value.response["Error"]["Code"] == "404"
+    s3.delete_object(Bucket=bucket, Key="nope")  # deleting a missing key succeeds
+
+
+def test_zero_byte_and_odd_keys(s3, bucket):
+    keys = ["empty", "spaces in key", "ünïcødé/日本語/ключ", "plus+and%percent", "a//double/slash", "emoji 😀",
+            "trailing/", "?query&like=chars#hash", "x" * 1024]
+    for k in keys:
+        s3.put_object(Bucket=bucket, Key=k, Body=b"" if k == "empty" else k.encode())
+    for k in keys:
+        data = s3.get_object(Bucket=bucket, Key=k)["Body"].read()
+        assert data == (b"" if k == "empty" else k.encode()), k
+    listed = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        listed += [o["Key"] for o in page.get("Contents", [])]
+    assert listed == sorted(keys, key=lambda k: k.encode())
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="y" * 1025, Body=b"")
+    assert code(e) == "KeyTooLongError"
+
+
+def test_keep_alive_after_early_answers_to_expect_continue(lakebox, bucket):
+    # botocore sends `Expect: 100-continue` on every PutObject. An answer that comes before the
+    # body (empty body, or an error) must not leave the pooled connection unusable.
+    quick = lakebox.client("s3", read_timeout=3, max_pool_connections=1)
+    quick.put_object(Bucket=bucket, Key="empty-1", Body=b"")
+    quick.put_object(Bucket=bucket, Key="after-empty", Body=b"data")
+    with pytest.raises(botocore.exceptions.ClientError):
+        quick.put_object(Bucket="no-such-bucket-here", Key="k", Body=b"data")
+    quick.put_object(Bucket=bucket, Key="after-error", Body=b"data")
+    assert quick.get_object(Bucket=bucket, Key="after-error")["Body"].read() == b"data"
+
+
+def test_content_md5_and_checksums(s3, bucket):
+    body = b"checked content"
+    good = base64.b64encode(hashlib.md5(body).digest()).decode()
+    s3.put_object(Bucket=bucket, Key="md5", Body=body, ContentMD5=good)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="md5", Body=body, ContentMD5=base64.b64encode(b"0" * 16).decode())
+    assert code(e) == "BadDigest"
+    for alg in ["CRC32", "CRC32C", "SHA1", "SHA256", "CRC64NVME"]:
+        try:
+            resp = s3.put_object(Bucket=bucket, Key=f"ck-{alg}", Body=body, ChecksumAlgorithm=alg)
+        except botocore.exceptions.MissingDependencyException:
+            continue  # CRC32C / CRC64NVME need awscrt on the client side
+        assert resp.get(f"Checksum{alg}"), alg
+        got = s3.get_object(Bucket=bucket, Key=f"ck-{alg}", ChecksumMode="ENABLED")
+        assert got[f"Checksum{alg}"] == resp[f"Checksum{alg}"]
+        assert got["Body"].read() == body
+    crc = base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode()
+    assert s3.head_object(Bucket=bucket, Key="ck-CRC32", ChecksumMode="ENABLED")["ChecksumCRC32"] == crc
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="bad-crc", Body=body, ChecksumCRC32="AAAAAA==")
+    assert code(e) == "BadDigest"
+
+
+def test_aws_chunked_upload_with_trailer(lakebox, bucket):
+    # The framing the Java/JS/Go SDKs use for streaming uploads.
+    data = b"chunked " * 1000
+    crc = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+    chunks = [data[:5000], data[5000:]]
+    body = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\nx-amz-checksum-crc32:" + crc.encode() + b"\r\n\r\n"
+    headers = {"Content-Encoding": "aws-chunked", "x-amz-content-sha256": "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+               "x-amz-decoded-content-length": str(len(data)), "x-amz-trailer": "x-amz-checksum-crc32"}
+    status, _, resp = send(lakebox.endpoint, "PUT", f"/{bucket}/chunked", body, headers)
+    assert status == 200, resp
+    s3 = lakebox.client("s3")
+    got = s3.get_object(Bucket=bucket, Key="chunked", ChecksumMode="ENABLED")
+    assert got["Body"].read() == data and got["ChecksumCRC32"] == crc
+    bad = body.replace(crc.encode(), b"AAAAAA==")
+    status, _, resp = send(lakebox.endpoint, "PUT", f"/{bucket}/chunked-bad", bad, headers)
+    assert status == 400 and b"BadDigest" in resp
+    status, _, resp = send(lakebox.endpoint, "PUT", f"/{bucket}/chunked-bad", body[:100], headers)
+    assert status == 400
+
+
+def test_ranges(s3, bucket):
+    body = bytes(range(256)) * 4
+    s3.put_object(Bucket=bucket, Key="r", Body=body)
+    r = s3.get_object(Bucket=bucket, Key="r", Range="bytes=10-19")
+    assert r["ResponseMetadata"]["HTTPStatusCode"] == 206
+    assert r["Body"].read() == body[10:20] and r["ContentRange"] == f"bytes 10-19/{len(body)}"
+    assert s3.get_object(Bucket=bucket, Key="r", Range="bytes=-5")["Body"].read() == body[-5:]
+    assert s3.get_object(Bucket=bucket, Key="r", Range="bytes=1000-")["Body"].read() == body[1000:]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="r", Range=f"bytes={len(body)}-")
+    assert code(e) == "InvalidRange"
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 416
+
+
+def test_conditional_reads(s3, bucket):
+    etag = s3.put_object(Bucket=bucket, Key="c", Body=b"v1")["ETag"]
+    assert s3.get_object(Bucket=bucket, Key="c", IfMatch=etag)["Body"].read() == b"v1"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="c", IfMatch='"0000"')
+    assert code(e) == "PreconditionFailed"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="c", IfNoneMatch=etag)
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 304
+    future = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)
+    past = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=1)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="c", IfModifiedSince=future)
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 304
+    assert s3.get_object(Bucket=bucket, Key="c", IfModifiedSince=past)["Body"].read() == b"v1"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.head_object(Bucket=bucket, Key="c", IfUnmodifiedSince=past)
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+
+
+def test_conditional_writes(s3, bucket):
+    etag = s3.put_object(Bucket=bucket, Key="w", Body=b"first", IfNoneMatch="*")["ETag"]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="w", Body=b"second", IfNoneMatch="*")
+    assert code(e) == "PreconditionFailed"
+    s3.put_object(Bucket=bucket, Key="w", Body=b"third", IfMatch=etag)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="w", Body=b"fourth", IfMatch=etag)
+    assert code(e) == "PreconditionFailed"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="never-existed", Body=b"x", IfMatch=etag)
+    assert code(e) == "NoSuchKey"
+    assert s3.get_object(Bucket=bucket, Key="w")["Body"].read() == b"third"
+
+
+def test_copy_object(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="src", Body=b"copy me", ContentType="text/x", Metadata={"a": "1"})
+    s3.copy_object(Bucket=bucket, Key="dst", CopySource={"Bucket": bucket, "Key": "src"})
+    got = s3.get_object(Bucket=bucket, Key="dst")
+    assert got["Body"].read() == b"copy me" and got["Metadata"] == {"a": "1"} and got["ContentType"] == "text/x"
+    s3.copy_object(Bucket=bucket, Key="dst2", CopySource=f"{bucket}/src", MetadataDirective="REPLACE",
+                   Metadata={"b": "2"}, ContentType="text/y")
+    got = s3.head_object(Bucket=bucket, Key="dst2")
+    assert got["Metadata"] == {"b": "2"} and got["ContentType"] == "text/y"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.copy_object(Bucket=bucket, Key="src", CopySource={"Bucket": bucket, "Key": "src"})
+    assert code(e) == "InvalidRequest"
+    s3.copy_object(Bucket=bucket, Key="src", CopySource={"Bucket": bucket, "Key": "src"}, MetadataDirective="REPLACE",
+                   Metadata={"c": "3"})
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.copy_object(Bucket=bucket, Key="x", CopySource={"Bucket": bucket, "Key": "src"}, CopySourceIfMatch='"nope"')
+    assert code(e) == "PreconditionFailed"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.copy_object(Bucket=bucket, Key="x", CopySource={"Bucket": bucket, "Key": "missing"})
+    assert code(e) == "NoSuchKey"
+
+
+def test_batch_delete(s3, bucket):
+    for i in range(5):
+        s3.put_object(Bucket=bucket, Key=f"d/{i}", Body=b"x")
+    resp = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": f"d/{i}"} for i in range(3)] + [{"Key": "absent"}]})
+    assert sorted(d["Key"] for d in resp["Deleted"]) == ["absent", "d/0", "d/1", "d/2"]
+    quiet = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "d/3"}], "Quiet": True})
+    assert "Deleted" not in quiet
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["d/4"]
+
+
+# ---- listing ----
+
+@pytest.fixture(scope="module")
+def listing(s3):
+    s3.create_bucket(Bucket="listing")
+    keys = ["a.txt", "b/1.txt", "b/2.txt", "b/c/3.txt", "c/4.txt", "d", "e/5 five.txt", "e/6+six.txt"]
+    for k in keys:
+        s3.put_object(Bucket="listing", Key=k, Body=k.encode())
+    return keys
+
+
+def test_list_v2_prefix_delimiter(s3, listing):
+    r = s3.list_objects_v2(Bucket="listing", Delimiter="/")
+    assert [o["Key"] for o in r["Contents"]] == ["a.txt", "d"]
+    assert [p["Prefix"] for p in r["CommonPrefixes"]] == ["b/", "c/", "e/"]
+    assert r["KeyCount"] == 5 and r["IsTruncated"] is False
+    r = s3.list_objects_v2(Bucket="listing", Prefix="b/", Delimiter="/")
+    assert [o["Key"] for o in r["Contents"]] == ["b/1.txt", "b/2.txt"]
+    assert [p["Prefix"] for p in r["CommonPrefixes"]] == ["b/c/"]
+    r = s3.list_objects_v2(Bucket="listing", StartAfter="b/2.txt")
+    assert [o["Key"] for o in r["Contents"]] == listing[3:]
+    o = s3.list_objects_v2(Bucket="listing", Prefix="a", FetchOwner=True)["Contents"][0]
+    assert o["Owner"]["ID"] and o["Size"] == 5 and o["StorageClass"] == "STANDARD"
+    assert "Owner" not in s3.list_objects_v2(Bucket="listing", Prefix="a")["Contents"][0]
+
+
+def test_list_v2_pagination(s3, listing):
+    seen, token, pages = [], None, 0
+    while True:
+        kw = {"ContinuationToken": token} if token else {}
+        r = s3.list_objects_v2(Bucket="listing", MaxKeys=3, Delimiter="/", **kw)
+        pages += 1
+        seen += [o["Key"] for o in r.get("Contents", [])] + [p["Prefix"] for p in r.get("CommonPrefixes", [])]
+        if not r["IsTruncated"]:
+            break
+        token = r["NextContinuationToken"]
+    assert pages == 2
+    assert sorted(seen) == ["a.txt", "b/", "c/", "d", "e/"]
+    paginated = [o["Key"] for p in s3.get_paginator("list_objects_v2").paginate(Bucket="listing", PaginationConfig={"PageSize": 2}) for o in p["Contents"]]
+    assert paginated == listing
+
+
+def test_list_v1_markers(s3, listing):
+    r = s3.list_objects(Bucket="listing", MaxKeys=2)
+    assert [o["Key"] for o in r["Contents"]] == ["a.txt", "b/1.txt"] and r["IsTruncated"]
+    assert "Owner" in r["Contents"][0]
+    r = s3.list_objects(Bucket="listing", Marker="b/1.txt", MaxKeys=2)
+    assert [o["Key"] for o in r["Contents"]] == ["b/2.txt", "b/c/3.txt"]
+    r = s3.list_objects(Bucket="listing", Delimiter="/", MaxKeys=2)
+    assert r["IsTruncated"] and r["NextMarker"] == "b/"
+    r = s3.list_objects(Bucket="listing", Delimiter="/", Marker=r["NextMarker"])
+    assert [o["Key"] for o in r.get("Contents", [])] == ["d"]
+    assert [p["Prefix"] for p in r["CommonPrefixes"]] == ["c/", "e/"]
+    all_v1 = [o["Key"] for p in s3.get_paginator("list_objects").paginate(Bucket="listing", PaginationConfig={"PageSize": 3}) for o in p["Contents"]]
+    assert all_v1 == listing
+
+
+def test_list_url_encoding(s3, listing):
+    # Asked for explicitly, keys come back URL-encoded for the caller to decode.
+    r = s3.list_objects_v2(Bucket="listing", Prefix="e/", EncodingType="url")
+    assert [o["Key"] for o in r["Contents"]] == ["e/5%20five.txt", "e/6%2Bsix.txt"]
+    assert r["EncodingType"] == "url"
+    # By default botocore asks for url encoding itself and decodes: keys must come back exact.
+    raw = s3.list_objects_v2(Bucket="listing", Prefix="e/")
+    assert [o["Key"] for o in raw["Contents"]] == ["e/5 five.txt", "e/6+six.txt"]
+
+
+# ---- multipart ----
+
+MiB = 1024 * 1024
+
+
+def test_multipart_upload(s3, bucket):
+    parts_data = [os.urandom(5 * MiB), os.urandom(5 * MiB), b"tail"]
+    up = s3.create_multipart_upload(Bucket=bucket, Key="mp", ContentType="application/x-mp", Metadata={"m": "1"})
+    uid = up["UploadId"]
+    assert [u["UploadId"] for u in s3.list_multipart_uploads(Bucket=bucket)["Uploads"]] == [uid]
+    etags = []
+    for i, data in enumerate(parts_data, 1):
+        etags.append(s3.upload_part(Bucket=bucket, Key="mp", UploadId=uid, PartNumber=i, Body=data)["ETag"])
+    listed = s3.list_parts(Bucket=bucket, Key="mp", UploadId=uid)["Parts"]
+    assert [(p["PartNumber"], p["Size"]) for p in listed] == [(1, 5 * MiB), (2, 5 * MiB), (3, 4)]
+    done = s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=uid, MultipartUpload={
+        "Parts": [{"PartNumber": i, "ETag": e} for i, e in enumerate(etags, 1)]})
+    md5s = b"".join(hashlib.md5(d).digest() for d in parts_data)
+    assert done["ETag"] == '"%s-3"' % hashlib.md5(md5s).hexdigest()
+    got = s3.get_object(Bucket=bucket, Key="mp")
+    assert got["Body"].read() == b"".join(parts_data)
+    assert got["ContentType"] == "application/x-mp" and got["Metadata"] == {"m": "1"}
+    # A range across the part boundary, and a part by number.
+    r = s3.get_object(Bucket=bucket, Key="mp", Range=f"bytes={5 * MiB - 3}-{5 * MiB + 2}")["Body"].read()
+    assert r == parts_data[0][-3:] + parts_data[1][:3]
+    p2 = s3.get_object(Bucket=bucket, Key="mp", PartNumber=2)
+    assert p2["PartsCount"] == 3 and p2["Body"].read() == parts_data[1]
+    assert "Uploads" not in s3.list_multipart_uploads(Bucket=bucket)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.list_parts(Bucket=bucket, Key="mp", UploadId=uid)
+    assert code(e) == "NoSuchUpload"
+
+
+def test_multipart_errors(s3, bucket):
+    uid = s3.create_multipart_upload(Bucket=bucket, Key="bad")["UploadId"]
+    e1 = s3.upload_part(Bucket=bucket, Key="bad", UploadId=uid, PartNumber=1, Body=b"small")["ETag"]
+    e2 = s3.upload_part(Bucket=bucket, Key="bad", UploadId=uid, PartNumber=2, Body=b"small")["ETag"]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.complete_multipart_upload(Bucket=bucket, Key="bad", UploadId=uid, MultipartUpload={
+            "Parts": [{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}]})
+    assert code(e) == "EntityTooSmall"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.complete_multipart_upload(Bucket=bucket, Key="bad", UploadId=uid, MultipartUpload={
+            "Parts": [{"PartNumber": 2, "ETag": e2}, {"PartNumber": 1, "ETag": e1}]})
+    assert code(e) == "InvalidPartOrder"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.complete_multipart_upload(Bucket=bucket, Key="bad", UploadId=uid, MultipartUpload={
+            "Parts": [{"PartNumber": 1, "ETag": '"00000000000000000000000000000000"'}]})
+    assert code(e) == "InvalidPart"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.upload_part(Bucket=bucket, Key="bad", UploadId=uid, PartNumber=10001, Body=b"x")
+    assert code(e) == "InvalidArgument"
+    # A single small part is a valid object.
+    s3.complete_multipart_upload(Bucket=bucket, Key="bad", UploadId=uid, MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e1}]})
+    assert s3.get_object(Bucket=bucket, Key="bad")["Body"].read() == b"small"
+    uid = s3.create_multipart_upload(Bucket=bucket, Key="aborted")["UploadId"]
+    s3.upload_part(Bucket=bucket, Key="aborted", UploadId=uid, PartNumber=1, Body=b"x")
+    s3.abort_multipart_upload(Bucket=bucket, Key="aborted", UploadId=uid)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.upload_part(Bucket=bucket, Key="aborted", UploadId=uid, PartNumber=2, Body=b"x")
+    assert code(e) == "NoSuchUpload"
+
+
+def test_upload_part_copy(s3, bucket):
+    src = os.urandom(6 * MiB)
+    s3.put_object(Bucket=bucket, Key="big-src", Body=src)
+    uid = s3.create_multipart_upload(Bucket=bucket, Key="assembled")["UploadId"]
+    p1 = s3.upload_part_copy(Bucket=bucket, Key="assembled", UploadId=uid, PartNumber=1,
+                             CopySource={"Bucket": bucket, "Key": "big-src"}, CopySourceRange=f"bytes=0-{5 * MiB - 1}")
+    p2 = s3.upload_part_copy(Bucket=bucket, Key="assembled", UploadId=uid, PartNumber=2,
+                             CopySource={"Bucket": bucket, "Key": "big-src"}, CopySourceRange=f"bytes={5 * MiB}-{6 * MiB - 1}")
+    s3.complete_multipart_upload(Bucket=bucket, Key="assembled", UploadId=uid, MultipartUpload={"Parts": [
+        {"PartNumber": 1, "ETag": p1["CopyPartResult"]["ETag"]}, {"PartNumber": 2, "ETag": p2["CopyPartResult"]["ETag"]}]})
+    assert s3.get_object(Bucket=bucket, Key="assembled")["Body"].read() == src
+
+
+# ---- the AWS CLI ----
+
+def test_cli_cp_sync_ls(lakebox, tmp_path):
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "one.txt").write_bytes(b"one")
+    (src / "sub" / "two.bin").write_bytes(os.urandom(9 * MiB))  # multipart via the CLI
+    assert lakebox.cli("s3", "mb", "s3://cli-bucket").returncode == 0
+    out = lakebox.cli("s3", "sync", str(src), "s3://cli-bucket/data", "--only-show-errors")
+    assert out.returncode == 0, out.stderr
+    ls = lakebox.cli("s3", "ls", "s3://cli-bucket/data/", "--recursive")
+    assert "data/one.txt" in ls.stdout and "data/sub/two.bin" in ls.stdout
+    dst = tmp_path / "dst"
+    out = lakebox.cli("s3", "cp", "s3://cli-bucket/data", str(dst), "--recursive", "--only-show-errors")
+    assert out.returncode == 0, out.stderr
+    assert (dst / "sub" / "two.bin").read_bytes() == (src / "sub" / "two.bin").read_bytes()
+    head = json.loads(lakebox.cli("s3api", "head-object", "--bucket", "cli-bucket", "--key", "data/sub/two.bin").stdout)
+    assert head["ContentLength"] == 9 * MiB and head["ETag"].endswith('-2"')
+    assert lakebox.cli("s3", "rb", "s3://cli-bucket", "--force").returncode == 0
+
+
+# ---- durability ----
+
+def test_objects_survive_restart(tmp_path):
+    with Lakebox(tmp_path) as lb:
+        s3 = lb.client("s3")
+        s3.create_bucket(Bucket="keep")
+        s3.put_object(Bucket="keep", Key="k", Body=b"kept", Metadata={"x": "y"})
+        uid = s3.create_multipart_upload(Bucket="keep", Key="pending")["UploadId"]
+        etag = s3.upload_part(Bucket="keep", Key="pending", UploadId=uid, PartNumber=1, Body=b"part one")["ETag"]
+    with Lakebox(tmp_path) as lb:
+        s3 = lb.client("s3")
+        got = s3.get_object(Bucket="keep", Key="k")
+        assert got["Body"].read() == b"kept" and got["Metadata"] == {"x": "y"}
+        # An upload in progress across a restart can still be completed.
+        s3.complete_multipart_upload(Bucket="keep", Key="pending", UploadId=uid,
+                                     MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+        assert s3.get_object(Bucket="keep", Key="pending")["Body"].read() == b"part one"
