@@ -469,3 +469,127 @@ def test_objects_survive_restart(tmp_path):
         s3.complete_multipart_upload(Bucket="keep", Key="pending", UploadId=uid,
                                      MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
         assert s3.get_object(Bucket="keep", Key="pending")["Body"].read() == b"part one"
+
+
+# ---- bucket configuration, tagging, ACLs ----
+
+def test_bucket_configurations_round_trip(s3, bucket):
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"}]})
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.get_bucket_policy(Bucket=bucket)
+    assert code(e) == "NoSuchBucketPolicy"
+    s3.put_bucket_policy(Bucket=bucket, Policy=policy)
+    assert json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"]) == json.loads(policy)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.put_bucket_policy(Bucket=bucket, Policy="not json")
+    assert code(e) == "MalformedPolicy"
+    s3.delete_bucket_policy(Bucket=bucket)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.get_bucket_policy(Bucket=bucket)
+    assert code(e) == "NoSuchBucketPolicy"
+
+    cors = {"CORSRules": [{"AllowedMethods": ["GET", "PUT"], "AllowedOrigins": ["*"], "MaxAgeSeconds": 300}]}
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.get_bucket_cors(Bucket=bucket)
+    assert code(e) == "NoSuchCORSConfiguration"
+    s3.put_bucket_cors(Bucket=bucket, CORSConfiguration=cors)
+    assert s3.get_bucket_cors(Bucket=bucket)["CORSRules"] == cors["CORSRules"]
+    s3.delete_bucket_cors(Bucket=bucket)
+
+    rules = [{"ID": "expire-tmp", "Status": "Enabled", "Filter": {"Prefix": "tmp/"}, "Expiration": {"Days": 7}}]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.get_bucket_lifecycle_configuration(Bucket=bucket)
+    assert code(e) == "NoSuchLifecycleConfiguration"
+    s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": rules})
+    got = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    assert got[0]["ID"] == "expire-tmp" and got[0]["Expiration"] == {"Days": 7}
+
+    enc = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": "alias/k"}}]}
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.get_bucket_encryption(Bucket=bucket)
+    assert code(e) == "ServerSideEncryptionConfigurationNotFoundError"
+    s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration=enc)
+    assert s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+
+    assert "QueueConfigurations" not in s3.get_bucket_notification_configuration(Bucket=bucket)
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
+        "QueueConfigurations": [{"QueueArn": "arn:aws:sqs:us-east-1:000000000000:q", "Events": ["s3:ObjectCreated:*"]}]})
+    assert s3.get_bucket_notification_configuration(Bucket=bucket)["QueueConfigurations"][0]["Events"] == ["s3:ObjectCreated:*"]
+
+    assert s3.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    s3.put_bucket_ownership_controls(Bucket=bucket, OwnershipControls={"Rules": [{"ObjectOwnership": "ObjectWriter"}]})
+    assert s3.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "ObjectWriter"}]
+    assert s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]["BlockPublicAcls"] is True
+    s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
+        "BlockPublicAcls": False, "IgnorePublicAcls": False, "BlockPublicPolicy": False, "RestrictPublicBuckets": False})
+    assert s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]["BlockPublicPolicy"] is False
+
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.put_bucket_cors(Bucket="no-such-bucket-x", CORSConfiguration=cors)
+    assert code(e) == "NoSuchBucket"
+
+
+def test_versioning_is_honestly_off(s3, bucket):
+    assert "Status" not in s3.get_bucket_versioning(Bucket=bucket)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    assert code(e) == "NotImplemented"
+    assert "Status" not in s3.get_bucket_versioning(Bucket=bucket)
+
+
+def test_bucket_tagging(s3, bucket):
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.get_bucket_tagging(Bucket=bucket)
+    assert code(e) == "NoSuchTagSet"
+    s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [{"Key": "team", "Value": "data"}, {"Key": "env", "Value": ""}]})
+    assert s3.get_bucket_tagging(Bucket=bucket)["TagSet"] == [{"Key": "team", "Value": "data"}, {"Key": "env", "Value": ""}]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [{"Key": "a", "Value": "1"}, {"Key": "a", "Value": "2"}]})
+    assert code(e) == "InvalidTag"
+    s3.delete_bucket_tagging(Bucket=bucket)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.get_bucket_tagging(Bucket=bucket)
+    assert code(e) == "NoSuchTagSet"
+
+
+def test_object_tagging(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="t", Body=b"x", Tagging="project=lake&stage=raw%20data")
+    assert s3.get_object_tagging(Bucket=bucket, Key="t")["TagSet"] == [
+        {"Key": "project", "Value": "lake"}, {"Key": "stage", "Value": "raw data"}]
+    assert s3.get_object(Bucket=bucket, Key="t")["TagCount"] == 2
+    s3.put_object_tagging(Bucket=bucket, Key="t", Tagging={"TagSet": [{"Key": "only", "Value": "one"}]})
+    assert s3.get_object_tagging(Bucket=bucket, Key="t")["TagSet"] == [{"Key": "only", "Value": "one"}]
+    s3.copy_object(Bucket=bucket, Key="t2", CopySource={"Bucket": bucket, "Key": "t"})
+    assert s3.get_object_tagging(Bucket=bucket, Key="t2")["TagSet"] == [{"Key": "only", "Value": "one"}]
+    s3.copy_object(Bucket=bucket, Key="t3", CopySource={"Bucket": bucket, "Key": "t"}, TaggingDirective="REPLACE", Tagging="a=b")
+    assert s3.get_object_tagging(Bucket=bucket, Key="t3")["TagSet"] == [{"Key": "a", "Value": "b"}]
+    s3.delete_object_tagging(Bucket=bucket, Key="t")
+    assert s3.get_object_tagging(Bucket=bucket, Key="t")["TagSet"] == []
+    too_many = {"TagSet": [{"Key": f"k{i}", "Value": "v"} for i in range(11)]}
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.put_object_tagging(Bucket=bucket, Key="t", Tagging=too_many)
+    assert code(e) == "BadRequest"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.get_object_tagging(Bucket=bucket, Key="missing")
+    assert code(e) == "NoSuchKey"
+    uid = s3.create_multipart_upload(Bucket=bucket, Key="mp-tags", Tagging="from=upload")["UploadId"]
+    etag = s3.upload_part(Bucket=bucket, Key="mp-tags", UploadId=uid, PartNumber=1, Body=b"p")["ETag"]
+    s3.complete_multipart_upload(Bucket=bucket, Key="mp-tags", UploadId=uid, MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+    assert s3.get_object_tagging(Bucket=bucket, Key="mp-tags")["TagSet"] == [{"Key": "from", "Value": "upload"}]
+
+
+def test_acls_are_owner_enforced(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="o", Body=b"x")
+    for acl in (s3.get_bucket_acl(Bucket=bucket), s3.get_object_acl(Bucket=bucket, Key="o")):
+        assert acl["Grants"][0]["Permission"] == "FULL_CONTROL"
+        assert acl["Grants"][0]["Grantee"]["ID"] == acl["Owner"]["ID"]
+    s3.put_bucket_acl(Bucket=bucket, ACL="private")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.put_bucket_acl(Bucket=bucket, ACL="public-read")
+    assert code(e) == "AccessControlListNotSupported"
+
+
+def test_unimplemented_subresources_are_not_mistaken_for_objects(s3, bucket):
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.list_object_versions(Bucket=bucket)
+    assert code(e) == "NotImplemented"

@@ -13,7 +13,7 @@ use lakebox_gateway::{HttpService, VirtualHostBucket};
 use percent_encoding::percent_decode_str;
 
 use crate::store::ObjectStore;
-use crate::{bucket, errors, list, multipart, object};
+use crate::{bucket, config, errors, list, multipart, object};
 
 /// Largest XML request body (DeleteObjects with 1,000 long keys, CompleteMultipartUpload with
 /// 10,000 parts) we read.
@@ -22,36 +22,23 @@ const MAX_XML_BODY: usize = 4 * 1024 * 1024;
 /// Subresources Lakebox recognises but does not implement yet: answered `NotImplemented`
 /// rather than mistaken for a plain object or bucket operation.
 const UNIMPLEMENTED_SUBRESOURCES: &[&str] = &[
-    "accelerate",
-    "acl",
     "analytics",
     "attributes",
-    "cors",
-    "encryption",
     "intelligent-tiering",
     "inventory",
     "legal-hold",
-    "lifecycle",
-    "logging",
     "metadataConfiguration",
     "metrics",
-    "notification",
     "object-lock",
-    "ownershipControls",
-    "policy",
     "policyStatus",
-    "publicAccessBlock",
     "renameObject",
     "replication",
-    "requestPayment",
     "restore",
     "retention",
     "select",
-    "tagging",
     "torrent",
-    "versioning",
+    "versionId",
     "versions",
-    "website",
 ];
 
 /// The S3 service.
@@ -215,6 +202,14 @@ impl S3 {
         match (&req.bucket, &req.key) {
             (None, _) if m == Method::GET => bucket::list_buckets(store, &req),
             (None, _) => Err(errors::method_not_allowed()),
+            (Some(_), None) if req.has("versioning") => config::versioning(store, req).await,
+            (Some(_), None) if req.has("acl") => config::acl(store, req).await,
+            (Some(_), None) if config::bucket_config_sub(&req).is_some() => {
+                let sub = config::bucket_config_sub(&req).unwrap_or_default();
+                config::bucket_config(store, req, sub).await
+            }
+            (Some(_), Some(_)) if req.has("tagging") => config::object_tagging(store, req).await,
+            (Some(_), Some(_)) if req.has("acl") => config::acl(store, req).await,
             (Some(_), None) => match m {
                 Method::PUT => bucket::create_bucket(store, req).await,
                 Method::HEAD => bucket::head_bucket(store, &req),

@@ -13,6 +13,7 @@
 
 pub mod api;
 mod bucket;
+mod config;
 pub mod download;
 mod errors;
 mod list;

@@ -54,6 +54,7 @@ pub fn create(store: &Arc<ObjectStore>, req: &S3Request) -> Result<Response<Body
         checksum_algorithm: req
             .header("x-amz-checksum-algorithm")
             .map(str::to_ascii_uppercase),
+        tags: crate::config::tagging_header(req)?,
     };
     store.create_upload(bucket, &record)?;
     let mut w = doc("InitiateMultipartUploadResult");

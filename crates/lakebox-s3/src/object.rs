@@ -129,6 +129,7 @@ pub async fn put_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Resp
         storage_class,
     } = object_attributes(&req.headers)?;
     let condition = write_condition(&req.headers)?;
+    let tags = crate::config::tagging_header(&req)?;
     let received = upload::receive(store, &req.headers, req.body).await?;
     let record = ObjectRecord {
         key,
@@ -144,6 +145,7 @@ pub async fn put_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Resp
             len: received.size,
         }],
         parts_count: None,
+        tags,
     };
     store.commit_object(&bucket, &record, &condition)?;
     let mut resp = empty_response(StatusCode::OK);
@@ -372,6 +374,9 @@ pub fn get_object(store: &Arc<ObjectStore>, req: &S3Request) -> Result<Response<
     if let Some(count) = parts_count {
         set_header(&mut resp, "x-amz-mp-parts-count", &count.to_string());
     }
+    if !rec.tags.is_empty() {
+        set_header(&mut resp, "x-amz-tagging-count", &rec.tags.len().to_string());
+    }
     if req
         .header("x-amz-checksum-mode")
         .is_some_and(|m| m.eq_ignore_ascii_case("ENABLED"))
@@ -575,6 +580,17 @@ pub async fn copy_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Res
                 .unwrap_or_else(|| src.storage_class.clone()),
         }
     };
+    let tags = match req.header("x-amz-tagging-directive").unwrap_or("COPY") {
+        "COPY" => src.tags.clone(),
+        "REPLACE" => crate::config::tagging_header(&req)?,
+        other => {
+            return Err(errors::invalid_argument(
+                "Unknown tagging directive.",
+                "x-amz-tagging-directive",
+                other,
+            ));
+        }
+    };
     let (blob, md5) = copy_data(store, &src, 0, src.size).await?;
     let record = ObjectRecord {
         key,
@@ -587,6 +603,7 @@ pub async fn copy_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Res
         checksum: src.checksum.clone().filter(|c| c.kind == "FULL_OBJECT"),
         segments: vec![Segment { blob, len: src.size }],
         parts_count: None,
+        tags,
     };
     store.commit_object(&bucket, &record, &write_condition(&req.headers)?)?;
     let mut w = doc("CopyObjectResult");

@@ -12,6 +12,7 @@
 //! - `objects`: `<bucket>/<key>`: byte order is S3's listing order (UTF-8 byte order)
 //! - `uploads`: `<bucket>/<upload id>`
 //! - `parts`: `<upload id>/<part number, 5 digits>`
+//! - `bucket_configs`: `<bucket>/<subresource>`: configuration documents as sent (XML or JSON)
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,6 +28,7 @@ const BUCKETS: &str = "buckets";
 const OBJECTS: &str = "objects";
 const UPLOADS: &str = "uploads";
 const PARTS: &str = "parts";
+const BUCKET_CONFIGS: &str = "bucket_configs";
 
 /// Every part but the last must be at least this big.
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -83,6 +85,8 @@ pub struct ObjectRecord {
     /// Multipart objects are stored as their parts' blobs, in order.
     pub segments: Vec<Segment>,
     pub parts_count: Option<u32>,
+    #[serde(default)]
+    pub tags: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -95,6 +99,8 @@ pub struct UploadRecord {
     pub user_metadata: Vec<(String, String)>,
     pub storage_class: String,
     pub checksum_algorithm: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -271,17 +277,74 @@ impl ObjectStore {
         if has_objects || has_uploads {
             return Err(errors::bucket_not_empty(name));
         }
+        let configs = self
+            .kv
+            .scan_prefix(BUCKET_CONFIGS, &prefix, None, usize::MAX)
+            .map_err(internal)?;
         self.tx(|b| {
             // Re-check inside the transaction: a PUT may have landed since.
             if b.get(OBJECTS, &prefix)?.is_some() {
                 return Ok(Err(errors::bucket_not_empty(name)));
+            }
+            for (k, _) in &configs {
+                b.delete(BUCKET_CONFIGS, k)?;
             }
             b.delete(BUCKETS, name.as_bytes())?;
             Ok(Ok(()))
         })
     }
 
+    // ---- bucket configuration documents ----
+
+    pub fn bucket_config(&self, bucket: &str, sub: &str) -> Result<Option<Vec<u8>>, ServiceError> {
+        self.kv
+            .get(BUCKET_CONFIGS, &object_key(bucket, sub))
+            .map_err(internal)
+    }
+
+    /// Stores (`Some`) or removes (`None`) a configuration document of an existing bucket.
+    pub fn set_bucket_config(&self, bucket: &str, sub: &str, doc: Option<&[u8]>) -> Result<(), ServiceError> {
+        let key = object_key(bucket, sub);
+        self.tx(|b| {
+            if b.get(BUCKETS, bucket.as_bytes())?.is_none() {
+                return Ok(Err(errors::no_such_bucket(bucket)));
+            }
+            match doc {
+                Some(d) => b.put(BUCKET_CONFIGS, &key, d)?,
+                None => {
+                    b.delete(BUCKET_CONFIGS, &key)?;
+                }
+            }
+            Ok(Ok(()))
+        })
+    }
+
     // ---- objects ----
+
+    /// Changes an object's metadata in place (tags), atomically. `NoSuchKey` if absent.
+    pub fn update_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        change: impl FnOnce(&mut ObjectRecord),
+    ) -> Result<ObjectRecord, ServiceError> {
+        let k = object_key(bucket, key);
+        self.tx(|b| {
+            if b.get(BUCKETS, bucket.as_bytes())?.is_none() {
+                return Ok(Err(errors::no_such_bucket(bucket)));
+            }
+            let Some(v) = b.get(OBJECTS, &k)? else {
+                return Ok(Err(errors::no_such_key(key)));
+            };
+            let mut rec: ObjectRecord = match decode(&v) {
+                Ok(r) => r,
+                Err(e) => return Ok(Err(e)),
+            };
+            change(&mut rec);
+            b.put(OBJECTS, &k, &encode(&rec))?;
+            Ok(Ok(rec))
+        })
+    }
 
     pub fn object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, ServiceError> {
         match self.kv.get(OBJECTS, &object_key(bucket, key)).map_err(internal)? {
@@ -502,6 +565,7 @@ impl ObjectStore {
                 })
                 .collect(),
             parts_count: Some(chosen.len() as u32),
+            tags: upload.tags.clone(),
         };
         let used: std::collections::HashSet<&str> = chosen.iter().map(|p| p.blob.as_str()).collect();
         let okey = object_key(bucket, &upload.key);

@@ -1,0 +1,406 @@
+//! Bucket configuration documents (policy, CORS, lifecycle, …), bucket and object tagging, and
+//! ACL reads.
+//!
+//! Configurations are validated for shape and stored as sent, then returned on GET, as S3 does.
+//! What Lakebox does not yet *act on* (lifecycle rules, CORS, encryption, notifications) is
+//! listed in docs/s3.md; versioning is never reported as enabled because it is not implemented.
+
+use std::sync::Arc;
+
+use http::{Method, Response, StatusCode};
+use lakebox_core::ServiceError;
+use lakebox_gateway::service::Body;
+use lakebox_protocol::xml::{self, XmlElement};
+
+use crate::api::{S3Request, empty_response, set_header, xml_response};
+use crate::errors;
+use crate::store::ObjectStore;
+use crate::xml::{canonical_id, doc};
+
+/// How a bucket subresource is stored and what a GET answers when none was set.
+struct ConfigKind {
+    sub: &'static str,
+    /// Root element of the XML document; `None` for JSON (the bucket policy).
+    root: Option<&'static str>,
+    /// GET without a stored document: an error (code, message) …
+    missing: Option<(&'static str, &'static str)>,
+    /// … or this default document.
+    default: Option<&'static str>,
+    deletable: bool,
+}
+
+const CONFIGS: &[ConfigKind] = &[
+    ConfigKind {
+        sub: "policy",
+        root: None,
+        missing: Some(("NoSuchBucketPolicy", "The bucket policy does not exist")),
+        default: None,
+        deletable: true,
+    },
+    ConfigKind {
+        sub: "cors",
+        root: Some("CORSConfiguration"),
+        missing: Some(("NoSuchCORSConfiguration", "The CORS configuration does not exist")),
+        default: None,
+        deletable: true,
+    },
+    ConfigKind {
+        sub: "lifecycle",
+        root: Some("LifecycleConfiguration"),
+        missing: Some((
+            "NoSuchLifecycleConfiguration",
+            "The lifecycle configuration does not exist",
+        )),
+        default: None,
+        deletable: true,
+    },
+    ConfigKind {
+        sub: "encryption",
+        root: Some("ServerSideEncryptionConfiguration"),
+        missing: Some((
+            "ServerSideEncryptionConfigurationNotFoundError",
+            "The server side encryption configuration was not found",
+        )),
+        default: None,
+        deletable: true,
+    },
+    ConfigKind {
+        sub: "tagging",
+        root: Some("Tagging"),
+        missing: Some(("NoSuchTagSet", "The TagSet does not exist")),
+        default: None,
+        deletable: true,
+    },
+    ConfigKind {
+        sub: "website",
+        root: Some("WebsiteConfiguration"),
+        missing: Some((
+            "NoSuchWebsiteConfiguration",
+            "The specified bucket does not have a website configuration",
+        )),
+        default: None,
+        deletable: true,
+    },
+    ConfigKind {
+        sub: "notification",
+        root: Some("NotificationConfiguration"),
+        missing: None,
+        default: Some(
+            "<NotificationConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"></NotificationConfiguration>",
+        ),
+        deletable: false,
+    },
+    // New buckets default to BucketOwnerEnforced and to blocking all public access, as in AWS.
+    ConfigKind {
+        sub: "ownershipControls",
+        root: Some("OwnershipControls"),
+        missing: None,
+        default: Some(
+            "<OwnershipControls xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Rule><ObjectOwnership>BucketOwnerEnforced</ObjectOwnership></Rule></OwnershipControls>",
+        ),
+        deletable: true,
+    },
+    ConfigKind {
+        sub: "publicAccessBlock",
+        root: Some("PublicAccessBlockConfiguration"),
+        missing: None,
+        default: Some(
+            "<PublicAccessBlockConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><BlockPublicAcls>true</BlockPublicAcls><IgnorePublicAcls>true</IgnorePublicAcls><BlockPublicPolicy>true</BlockPublicPolicy><RestrictPublicBuckets>true</RestrictPublicBuckets></PublicAccessBlockConfiguration>",
+        ),
+        deletable: true,
+    },
+    ConfigKind {
+        sub: "logging",
+        root: Some("BucketLoggingStatus"),
+        missing: None,
+        default: Some(
+            "<BucketLoggingStatus xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"></BucketLoggingStatus>",
+        ),
+        deletable: false,
+    },
+    ConfigKind {
+        sub: "requestPayment",
+        root: Some("RequestPaymentConfiguration"),
+        missing: None,
+        default: Some(
+            "<RequestPaymentConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Payer>BucketOwner</Payer></RequestPaymentConfiguration>",
+        ),
+        deletable: false,
+    },
+    ConfigKind {
+        sub: "accelerate",
+        root: Some("AccelerateConfiguration"),
+        missing: None,
+        default: Some(
+            "<AccelerateConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"></AccelerateConfiguration>",
+        ),
+        deletable: false,
+    },
+];
+
+/// The bucket subresource this request addresses, if it is a stored configuration.
+pub fn bucket_config_sub(req: &S3Request) -> Option<&'static str> {
+    CONFIGS.iter().find(|c| req.has(c.sub)).map(|c| c.sub)
+}
+
+fn malformed() -> ServiceError {
+    errors::malformed_xml(
+        "The XML you provided was not well-formed or did not validate against our published schema",
+    )
+}
+
+pub async fn bucket_config(
+    store: &Arc<ObjectStore>,
+    mut req: S3Request,
+    sub: &str,
+) -> Result<Response<Body>, ServiceError> {
+    let kind = CONFIGS
+        .iter()
+        .find(|c| c.sub == sub)
+        .expect("sub comes from CONFIGS");
+    let bucket = req.bucket.clone().unwrap_or_default();
+    store.owned_bucket(&bucket, &req.ctx.account_id)?;
+    match req.method {
+        Method::PUT => {
+            let body = req.xml_body().await?;
+            match kind.root {
+                None => {
+                    serde_json::from_slice::<serde_json::Value>(&body)
+                        .ok()
+                        .filter(serde_json::Value::is_object)
+                        .ok_or_else(|| {
+                            ServiceError::client(
+                                "MalformedPolicy",
+                                "Policies must be valid JSON and the first byte must be '{'",
+                            )
+                        })?;
+                }
+                Some(root) => {
+                    let doc = xml::parse(&body).map_err(|_| malformed())?;
+                    if doc.name != root {
+                        return Err(malformed());
+                    }
+                    if sub == "tagging" {
+                        parse_tag_set(&doc, 50)?;
+                    }
+                }
+            }
+            store.set_bucket_config(&bucket, sub, Some(&body))?;
+            Ok(empty_response(if kind.root.is_none() {
+                StatusCode::NO_CONTENT
+            } else {
+                StatusCode::OK
+            }))
+        }
+        Method::GET => match store.bucket_config(&bucket, sub)? {
+            Some(stored) => {
+                let mut resp = Response::new(lakebox_gateway::respond::full(stored));
+                let ct = if kind.root.is_none() {
+                    "application/json"
+                } else {
+                    "application/xml"
+                };
+                set_header(&mut resp, "content-type", ct);
+                Ok(resp)
+            }
+            None => match (kind.missing, kind.default) {
+                (Some((code, msg)), _) => {
+                    Err(ServiceError::new(code, 404, msg).with_extra("BucketName", bucket))
+                }
+                (None, Some(default)) => Ok(xml_response(
+                    StatusCode::OK,
+                    format!("{}{default}", xml::XML_DECLARATION),
+                )),
+                (None, None) => Err(errors::not_implemented(sub)),
+            },
+        },
+        Method::DELETE if kind.deletable => {
+            store.set_bucket_config(&bucket, sub, None)?;
+            Ok(empty_response(StatusCode::NO_CONTENT))
+        }
+        _ => Err(errors::method_not_allowed()),
+    }
+}
+
+/// GetBucketVersioning: Lakebox does not implement versioning yet, so it is never enabled and
+/// the document is empty (as for a bucket that never had versioning). Enabling it is refused
+/// rather than stored and ignored.
+pub async fn versioning(store: &Arc<ObjectStore>, req: S3Request) -> Result<Response<Body>, ServiceError> {
+    store.owned_bucket(req.bucket.as_deref().unwrap_or_default(), &req.ctx.account_id)?;
+    match req.method {
+        Method::GET => {
+            let mut w = doc("VersioningConfiguration");
+            w.end("VersioningConfiguration");
+            Ok(xml_response(StatusCode::OK, w.finish()))
+        }
+        Method::PUT => Err(errors::not_implemented("Bucket versioning")),
+        _ => Err(errors::method_not_allowed()),
+    }
+}
+
+/// Reads a `<TagSet>` (S3's tag rules: ≤ `max` tags, keys 1–128 and values ≤ 256 characters,
+/// no duplicate keys, no `aws:` prefix).
+pub fn parse_tag_set(doc: &XmlElement, max: usize) -> Result<Vec<(String, String)>, ServiceError> {
+    let set = doc.child("TagSet").ok_or_else(malformed)?;
+    let mut tags: Vec<(String, String)> = Vec::new();
+    for t in set.children_named("Tag") {
+        let k = t.child_text("Key").ok_or_else(malformed)?.to_owned();
+        let v = t.child_text("Value").unwrap_or("").to_owned();
+        tags.push((k, v));
+    }
+    validate_tags(&tags, max)?;
+    Ok(tags)
+}
+
+pub fn validate_tags(tags: &[(String, String)], max: usize) -> Result<(), ServiceError> {
+    if tags.len() > max {
+        return Err(ServiceError::client(
+            "BadRequest",
+            format!("Object tags cannot be greater than {max}"),
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (k, v) in tags {
+        let kc = k.chars().count();
+        if kc == 0 || kc > 128 {
+            return Err(ServiceError::client(
+                "InvalidTag",
+                "The TagKey you have provided is invalid",
+            ));
+        }
+        if v.chars().count() > 256 {
+            return Err(ServiceError::client(
+                "InvalidTag",
+                "The TagValue you have provided is invalid",
+            ));
+        }
+        if k.starts_with("aws:") {
+            return Err(ServiceError::client(
+                "InvalidTag",
+                "System tags cannot be added/updated by requester",
+            ));
+        }
+        if !seen.insert(k) {
+            return Err(ServiceError::client(
+                "InvalidTag",
+                "Cannot provide multiple Tags with the same key",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `x-amz-tagging: k1=v1&k2=v2` (URL-encoded), on PutObject, CopyObject and
+/// CreateMultipartUpload.
+pub fn tagging_header(req: &S3Request) -> Result<Vec<(String, String)>, ServiceError> {
+    let Some(raw) = req.header("x-amz-tagging") else {
+        return Ok(Vec::new());
+    };
+    let dec = |s: &str| {
+        percent_encoding::percent_decode_str(&s.replace('+', " "))
+            .decode_utf8()
+            .map(|c| c.into_owned())
+            .map_err(|_| ServiceError::client("InvalidArgument", "The header 'x-amz-tagging' shall be encoded as UTF-8 then URLEncoded URL query parameters without tag name duplicates."))
+    };
+    let mut tags = Vec::new();
+    for pair in raw.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        tags.push((dec(k)?, dec(v)?));
+    }
+    validate_tags(&tags, 10)?;
+    Ok(tags)
+}
+
+fn tagging_doc(tags: &[(String, String)]) -> String {
+    let mut w = doc("Tagging");
+    w.start("TagSet");
+    for (k, v) in tags {
+        w.start("Tag").element("Key", k).element("Value", v).end("Tag");
+    }
+    w.end("TagSet").end("Tagging");
+    w.finish()
+}
+
+pub async fn object_tagging(
+    store: &Arc<ObjectStore>,
+    mut req: S3Request,
+) -> Result<Response<Body>, ServiceError> {
+    let bucket = req.bucket.clone().unwrap_or_default();
+    let key = req.key.clone().unwrap_or_default();
+    store.owned_bucket(&bucket, &req.ctx.account_id)?;
+    match req.method {
+        Method::GET => {
+            let rec = store
+                .object(&bucket, &key)?
+                .ok_or_else(|| errors::no_such_key(&key))?;
+            Ok(xml_response(StatusCode::OK, tagging_doc(&rec.tags)))
+        }
+        Method::PUT => {
+            let body = req.xml_body().await?;
+            let doc = xml::parse(&body).map_err(|_| malformed())?;
+            if doc.name != "Tagging" {
+                return Err(malformed());
+            }
+            let tags = parse_tag_set(&doc, 10)?;
+            store.update_object(&bucket, &key, |r| r.tags = tags)?;
+            Ok(empty_response(StatusCode::OK))
+        }
+        Method::DELETE => {
+            store.update_object(&bucket, &key, |r| r.tags.clear())?;
+            Ok(empty_response(StatusCode::NO_CONTENT))
+        }
+        _ => Err(errors::method_not_allowed()),
+    }
+}
+
+/// ACLs: buckets are `BucketOwnerEnforced`, so the owner has FULL_CONTROL and ACLs other than
+/// the private default are refused with `AccessControlListNotSupported`, as AWS does.
+pub async fn acl(store: &Arc<ObjectStore>, req: S3Request) -> Result<Response<Body>, ServiceError> {
+    let bucket = req.bucket.clone().unwrap_or_default();
+    let b = store.owned_bucket(&bucket, &req.ctx.account_id)?;
+    if let Some(key) = &req.key {
+        store
+            .object(&bucket, key)?
+            .ok_or_else(|| errors::no_such_key(key))?;
+    }
+    match req.method {
+        Method::GET => {
+            let id = canonical_id(&b.owner);
+            let mut w = doc("AccessControlPolicy");
+            w.start("Owner")
+                .element("ID", &id)
+                .element("DisplayName", &format!("lakebox-{}", b.owner))
+                .end("Owner");
+            w.start("AccessControlList")
+                .start("Grant")
+                .start_with_attrs(
+                    "Grantee",
+                    &[
+                        ("xmlns:xsi", "http://www.w3.org/2001/XMLSchema-instance"),
+                        ("xsi:type", "CanonicalUser"),
+                    ],
+                )
+                .element("ID", &id)
+                .element("DisplayName", &format!("lakebox-{}", b.owner))
+                .end("Grantee")
+                .element("Permission", "FULL_CONTROL")
+                .end("Grant")
+                .end("AccessControlList");
+            w.end("AccessControlPolicy");
+            Ok(xml_response(StatusCode::OK, w.finish()))
+        }
+        Method::PUT => {
+            let canned = req.header("x-amz-acl").unwrap_or("private");
+            let grants = req.headers.keys().any(|k| k.as_str().starts_with("x-amz-grant-"));
+            if matches!(canned, "private" | "bucket-owner-full-control") && !grants {
+                Ok(empty_response(StatusCode::OK))
+            } else {
+                Err(ServiceError::client(
+                    "AccessControlListNotSupported",
+                    "The bucket does not allow ACLs",
+                ))
+            }
+        }
+        _ => Err(errors::method_not_allowed()),
+    }
+}
