@@ -116,7 +116,7 @@ pub async fn create_bucket(
         owner: req.ctx.account_id.clone(),
         created_millis: store.now_millis(),
     };
-    let created = store.create_bucket(record)?;
+    let created = store.create_bucket(record).await?;
     // Re-creating a bucket you own succeeds in us-east-1 (legacy behaviour) and fails elsewhere.
     if !created && region != "us-east-1" {
         return Err(errors::bucket_already_owned_by_you(&name));
@@ -135,8 +135,10 @@ pub fn head_bucket(store: &Arc<ObjectStore>, req: &S3Request) -> Result<Response
     Ok(resp)
 }
 
-pub fn delete_bucket(store: &Arc<ObjectStore>, req: &S3Request) -> Result<Response<Body>, ServiceError> {
-    store.delete_bucket(req.bucket.as_deref().unwrap_or_default(), &req.ctx.account_id)?;
+pub async fn delete_bucket(store: &Arc<ObjectStore>, req: S3Request) -> Result<Response<Body>, ServiceError> {
+    store
+        .delete_bucket(req.bucket.as_deref().unwrap_or_default(), &req.ctx.account_id)
+        .await?;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 

@@ -185,7 +185,7 @@ pub async fn bucket_config(
                     }
                 }
             }
-            store.set_bucket_config(&bucket, sub, Some(&body))?;
+            store.set_bucket_config(&bucket, sub, Some(body.to_vec())).await?;
             Ok(empty_response(if kind.root.is_none() {
                 StatusCode::NO_CONTENT
             } else {
@@ -215,7 +215,7 @@ pub async fn bucket_config(
             },
         },
         Method::DELETE if kind.deletable => {
-            store.set_bucket_config(&bucket, sub, None)?;
+            store.set_bucket_config(&bucket, sub, None).await?;
             Ok(empty_response(StatusCode::NO_CONTENT))
         }
         _ => Err(errors::method_not_allowed()),
@@ -342,11 +342,11 @@ pub async fn object_tagging(
                 return Err(malformed());
             }
             let tags = parse_tag_set(&doc, 10)?;
-            store.update_object(&bucket, &key, |r| r.tags = tags)?;
+            store.update_object(&bucket, &key, |r| r.tags = tags).await?;
             Ok(empty_response(StatusCode::OK))
         }
         Method::DELETE => {
-            store.update_object(&bucket, &key, |r| r.tags.clear())?;
+            store.update_object(&bucket, &key, |r| r.tags.clear()).await?;
             Ok(empty_response(StatusCode::NO_CONTENT))
         }
         _ => Err(errors::method_not_allowed()),

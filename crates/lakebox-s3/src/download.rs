@@ -1,5 +1,5 @@
-//! Sending object data: a byte range of an object's segments as a response body, read from
-//! disk in bounded chunks (never the whole object in memory).
+//! Reading object data: a byte range of an object's segments, as a response body or chunk by
+//! chunk, read from disk in bounded pieces (never the whole object in memory).
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -15,69 +15,90 @@ use lakebox_gateway::respond::full;
 use lakebox_gateway::service::{Body, BoxError};
 use tokio::sync::mpsc;
 
+use crate::store::SegmentSource;
+
 /// Objects up to this size are read in one go; larger ones are streamed.
 const INLINE_MAX: u64 = 256 * 1024;
-const CHUNK: u64 = 512 * 1024;
+pub const CHUNK: u64 = 512 * 1024;
 /// Chunks buffered ahead of the client: bounds memory per download to ~2 MiB.
 const CHANNEL_DEPTH: usize = 4;
 
-/// The parts of `segments` (file, length) covering `start .. start + len`.
-fn plan(segments: &[(PathBuf, u64)], start: u64, len: u64) -> Vec<(PathBuf, u64, u64)> {
+/// A part of a range read: from a file, or bytes already in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    File(PathBuf, u64, u64),
+    Bytes(Bytes),
+}
+
+/// The pieces of `sources` covering `start .. start + len`.
+pub fn plan(sources: &[SegmentSource], start: u64, len: u64) -> Vec<Piece> {
     let mut out = Vec::new();
     let (mut pos, end) = (0u64, start + len);
-    for (path, seg_len) in segments {
-        let (seg_start, seg_end) = (pos, pos + seg_len);
+    for src in sources {
+        let (seg_start, seg_end) = (pos, pos + src.len());
         pos = seg_end;
         if seg_end <= start || seg_start >= end {
             continue;
         }
         let from = start.max(seg_start) - seg_start;
         let to = end.min(seg_end) - seg_start;
-        out.push((path.clone(), from, to - from));
+        out.push(match src {
+            SegmentSource::File(path, _) => Piece::File(path.clone(), from, to - from),
+            SegmentSource::Inline(b) => Piece::Bytes(b.slice(from as usize..to as usize)),
+        });
     }
     out
 }
 
-fn read_range(path: &PathBuf, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
-    let file = File::open(path)?;
-    let mut buf = vec![0u8; len as usize];
-    file.read_exact_at(&mut buf, offset)?;
-    Ok(buf)
+/// Feeds the pieces to `sink` in chunks of at most [`CHUNK`] bytes, in order; stops early when
+/// `sink` returns `false`. Blocking: run it off the async workers.
+pub fn for_each_chunk(
+    pieces: Vec<Piece>,
+    mut sink: impl FnMut(Bytes) -> std::io::Result<bool>,
+) -> std::io::Result<()> {
+    for piece in pieces {
+        match piece {
+            Piece::Bytes(b) => {
+                if !sink(b)? {
+                    return Ok(());
+                }
+            }
+            Piece::File(path, mut offset, mut remaining) => {
+                let file = File::open(&path)?;
+                while remaining > 0 {
+                    let n = remaining.min(CHUNK);
+                    let mut buf = vec![0u8; n as usize];
+                    file.read_exact_at(&mut buf, offset)?;
+                    if !sink(Bytes::from(buf))? {
+                        return Ok(());
+                    }
+                    offset += n;
+                    remaining -= n;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
-/// A body of `len` bytes from `start` in the object made of `segments`.
-pub fn object_body(segments: &[(PathBuf, u64)], start: u64, len: u64) -> Result<Body, ServiceError> {
-    let pieces = plan(segments, start, len);
+/// A body of `len` bytes from `start` in the object made of `sources`.
+pub fn object_body(sources: &[SegmentSource], start: u64, len: u64) -> Result<Body, ServiceError> {
+    let pieces = plan(sources, start, len);
     if len <= INLINE_MAX {
         let mut data = Vec::with_capacity(len as usize);
-        for (path, offset, n) in &pieces {
-            data.extend(read_range(path, *offset, *n).map_err(read_failed)?);
-        }
+        for_each_chunk(pieces, |b| {
+            data.extend_from_slice(&b);
+            Ok(true)
+        })
+        .map_err(read_failed)?;
         return Ok(full(data));
     }
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
     tokio::task::spawn_blocking(move || {
-        for (path, mut offset, mut remaining) in pieces {
-            let file = match File::open(&path) {
-                Ok(f) => f,
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(e));
-                    return;
-                }
-            };
-            while remaining > 0 {
-                let n = remaining.min(CHUNK);
-                let mut buf = vec![0u8; n as usize];
-                if let Err(e) = file.read_exact_at(&mut buf, offset) {
-                    let _ = tx.blocking_send(Err(e));
-                    return;
-                }
-                if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
-                    return; // the client went away
-                }
-                offset += n;
-                remaining -= n;
-            }
+        // `false` from the sink means the client went away.
+        let result = for_each_chunk(pieces, |b| Ok(tx.blocking_send(Ok(b)).is_ok()));
+        if let Err(e) = result {
+            let _ = tx.blocking_send(Err(e));
         }
     });
     Ok(ChannelBody { rx, remaining: len }.boxed_unsync())
@@ -123,17 +144,21 @@ mod tests {
 
     #[test]
     fn plans_ranges_across_segments() {
+        let f = |n: &str, len| SegmentSource::File(PathBuf::from(n), len);
         let segs = vec![
-            (PathBuf::from("a"), 10),
-            (PathBuf::from("b"), 5),
-            (PathBuf::from("c"), 10),
+            f("a", 10),
+            SegmentSource::Inline(Bytes::from_static(b"01234")),
+            f("c", 10),
         ];
         assert_eq!(plan(&segs, 0, 25).len(), 3);
         assert_eq!(
             plan(&segs, 8, 4),
-            vec![(PathBuf::from("a"), 8, 2), (PathBuf::from("b"), 0, 2)]
+            vec![
+                Piece::File(PathBuf::from("a"), 8, 2),
+                Piece::Bytes(Bytes::from_static(b"01"))
+            ]
         );
-        assert_eq!(plan(&segs, 15, 3), vec![(PathBuf::from("c"), 0, 3)]);
-        assert_eq!(plan(&segs, 24, 1), vec![(PathBuf::from("c"), 9, 1)]);
+        assert_eq!(plan(&segs, 15, 3), vec![Piece::File(PathBuf::from("c"), 0, 3)]);
+        assert_eq!(plan(&segs, 24, 1), vec![Piece::File(PathBuf::from("c"), 9, 1)]);
     }
 }

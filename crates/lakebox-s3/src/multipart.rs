@@ -33,7 +33,7 @@ fn find_upload(store: &ObjectStore, req: &S3Request) -> Result<UploadRecord, Ser
     Ok(up)
 }
 
-pub fn create(store: &Arc<ObjectStore>, req: &S3Request) -> Result<Response<Body>, ServiceError> {
+pub async fn create(store: &Arc<ObjectStore>, req: S3Request) -> Result<Response<Body>, ServiceError> {
     let bucket = req.bucket.as_deref().unwrap_or_default();
     let key = req.key.clone().unwrap_or_default();
     check_key(&key)?;
@@ -54,9 +54,9 @@ pub fn create(store: &Arc<ObjectStore>, req: &S3Request) -> Result<Response<Body
         checksum_algorithm: req
             .header("x-amz-checksum-algorithm")
             .map(str::to_ascii_uppercase),
-        tags: crate::config::tagging_header(req)?,
+        tags: crate::config::tagging_header(&req)?,
     };
-    store.create_upload(bucket, &record)?;
+    store.create_upload(bucket, record.clone()).await?;
     let mut w = doc("InitiateMultipartUploadResult");
     w.element("Bucket", bucket)
         .element("Key", &key)
@@ -91,7 +91,7 @@ pub async fn upload_part(store: &Arc<ObjectStore>, req: S3Request) -> Result<Res
     if req.header("x-amz-copy-source").is_some() {
         return upload_part_copy(store, req, &bucket, &id, number).await;
     }
-    let received = upload::receive(store, &req.headers, req.body).await?;
+    let received = upload::receive(store, &req.headers, req.body, false).await?;
     let part = PartRecord {
         part_number: number,
         etag: received.md5_hex,
@@ -100,7 +100,7 @@ pub async fn upload_part(store: &Arc<ObjectStore>, req: S3Request) -> Result<Res
         blob: received.blob,
         checksum: received.checksum,
     };
-    store.put_part(&bucket, &id, &part)?;
+    store.put_part(&bucket, &id, part.clone()).await?;
     let mut resp = empty_response(StatusCode::OK);
     set_header(&mut resp, "etag", &quoted(&part.etag));
     if let Some(c) = &part.checksum {
@@ -142,7 +142,7 @@ async fn upload_part_copy(
         blob,
         checksum: None,
     };
-    store.put_part(bucket, id, &part)?;
+    store.put_part(bucket, id, part.clone()).await?;
     let mut w = doc("CopyPartResult");
     w.element("LastModified", &iso(part.last_modified_millis))
         .element("ETag", &quoted(&part.etag));
@@ -178,7 +178,9 @@ pub async fn complete(store: &Arc<ObjectStore>, mut req: S3Request) -> Result<Re
         requested.push((number, etag));
     }
     let condition = write_condition(&req.headers)?;
-    let record = store.complete_upload(&bucket, &upload.upload_id, &requested, &condition, None)?;
+    let record = store
+        .complete_upload(&bucket, &upload.upload_id, &requested, condition)
+        .await?;
     let mut w = doc("CompleteMultipartUploadResult");
     w.element(
         "Location",
@@ -191,9 +193,11 @@ pub async fn complete(store: &Arc<ObjectStore>, mut req: S3Request) -> Result<Re
     Ok(xml_response(StatusCode::OK, w.finish()))
 }
 
-pub fn abort(store: &Arc<ObjectStore>, req: &S3Request) -> Result<Response<Body>, ServiceError> {
-    let up = find_upload(store, req)?;
-    store.abort_upload(req.bucket.as_deref().unwrap_or_default(), &up.upload_id)?;
+pub async fn abort(store: &Arc<ObjectStore>, req: S3Request) -> Result<Response<Body>, ServiceError> {
+    let up = find_upload(store, &req)?;
+    store
+        .abort_upload(req.bucket.as_deref().unwrap_or_default(), &up.upload_id)
+        .await?;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 

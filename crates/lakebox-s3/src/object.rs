@@ -1,6 +1,6 @@
 //! Object operations: put, get/head (ranges, conditions), delete, batch delete, copy.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::sync::Arc;
 
 use http::{HeaderMap, Method, Response, StatusCode};
@@ -130,7 +130,8 @@ pub async fn put_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Resp
     } = object_attributes(&req.headers)?;
     let condition = write_condition(&req.headers)?;
     let tags = crate::config::tagging_header(&req)?;
-    let received = upload::receive(store, &req.headers, req.body).await?;
+    let received = upload::receive(store, &req.headers, req.body, true).await?;
+    let inline = received.inline.map(|data| (received.blob.clone(), data));
     let record = ObjectRecord {
         key,
         size: received.size,
@@ -143,11 +144,12 @@ pub async fn put_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Resp
         segments: vec![Segment {
             blob: received.blob,
             len: received.size,
+            inline: inline.is_some(),
         }],
         parts_count: None,
         tags,
     };
-    store.commit_object(&bucket, &record, &condition)?;
+    let record = store.commit_object(&bucket, record, inline, condition).await?;
     let mut resp = empty_response(StatusCode::OK);
     set_header(&mut resp, "etag", &quoted(&record.etag));
     if let Some(c) = &record.checksum {
@@ -308,8 +310,8 @@ pub fn get_object(store: &Arc<ObjectStore>, req: &S3Request) -> Result<Response<
     let bucket = req.bucket.as_deref().unwrap_or_default();
     let key = req.key.as_deref().unwrap_or_default();
     store.owned_bucket(bucket, &req.ctx.account_id)?;
-    let rec = store
-        .object(bucket, key)?
+    let (rec, sources) = store
+        .object_with_sources(bucket, key)?
         .ok_or_else(|| errors::no_such_key(key))?;
     let head = req.method == Method::HEAD;
     if let Conditional::NotModified = evaluate_conditions(&req.headers, &rec.etag, rec.last_modified_millis)?
@@ -358,7 +360,7 @@ pub fn get_object(store: &Arc<ObjectStore>, req: &S3Request) -> Result<Response<
     let body = if head || len == 0 {
         lakebox_gateway::respond::empty()
     } else {
-        object_body(&store.segment_paths(&rec), start, len)?
+        object_body(&sources, start, len)?
     };
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
@@ -388,10 +390,12 @@ pub fn get_object(store: &Arc<ObjectStore>, req: &S3Request) -> Result<Response<
     Ok(resp)
 }
 
-pub fn delete_object(store: &Arc<ObjectStore>, req: &S3Request) -> Result<Response<Body>, ServiceError> {
+pub async fn delete_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Response<Body>, ServiceError> {
     let bucket = req.bucket.as_deref().unwrap_or_default();
     store.owned_bucket(bucket, &req.ctx.account_id)?;
-    store.delete_object(bucket, req.key.as_deref().unwrap_or_default())?;
+    store
+        .delete_object(bucket, req.key.as_deref().unwrap_or_default())
+        .await?;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 
@@ -421,7 +425,7 @@ pub async fn delete_objects(
     }
     let mut w = doc("DeleteResult");
     for key in &keys {
-        match store.delete_object(&bucket, key) {
+        match store.delete_object(&bucket, key).await {
             Ok(_) => {
                 if !quiet {
                     w.start("Deleted").element("Key", key).end("Deleted");
@@ -507,29 +511,14 @@ pub async fn copy_data(
     len: u64,
 ) -> Result<(String, String), ServiceError> {
     let (blob, mut writer) = store.new_blob()?;
-    let segments = store.segment_paths(src);
+    let pieces = crate::download::plan(&store.segment_sources(src)?, start, len);
     tokio::task::spawn_blocking(move || -> Result<String, std::io::Error> {
         let mut md5 = md5::Md5::new();
-        let (mut pos, end) = (0u64, start + len);
-        let mut buf = vec![0u8; 1 << 20];
-        for (path, seg_len) in segments {
-            let (seg_start, seg_end) = (pos, pos + seg_len);
-            pos = seg_end;
-            if seg_end <= start || seg_start >= end {
-                continue;
-            }
-            let mut f = std::fs::File::open(&path)?;
-            let from = start.max(seg_start) - seg_start;
-            std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(from))?;
-            let mut left = end.min(seg_end) - seg_start - from;
-            while left > 0 {
-                let n = (buf.len() as u64).min(left) as usize;
-                f.read_exact(&mut buf[..n])?;
-                md5.update(&buf[..n]);
-                writer.write_all(&buf[..n])?;
-                left -= n as u64;
-            }
-        }
+        crate::download::for_each_chunk(pieces, |chunk| {
+            md5.update(&chunk);
+            writer.write_all(&chunk)?;
+            Ok(true)
+        })?;
         writer
             .commit()
             .map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -601,11 +590,17 @@ pub async fn copy_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Res
         user_metadata,
         storage_class,
         checksum: src.checksum.clone().filter(|c| c.kind == "FULL_OBJECT"),
-        segments: vec![Segment { blob, len: src.size }],
+        segments: vec![Segment {
+            blob,
+            len: src.size,
+            inline: false,
+        }],
         parts_count: None,
         tags,
     };
-    store.commit_object(&bucket, &record, &write_condition(&req.headers)?)?;
+    let record = store
+        .commit_object(&bucket, record, None, write_condition(&req.headers)?)
+        .await?;
     let mut w = doc("CopyObjectResult");
     w.element("LastModified", &iso(record.last_modified_millis))
         .element("ETag", &quoted(&record.etag));

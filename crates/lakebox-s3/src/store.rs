@@ -13,6 +13,7 @@
 //! - `uploads`: `<bucket>/<upload id>`
 //! - `parts`: `<upload id>/<part number, 5 digits>`
 //! - `bucket_configs`: `<bucket>/<subresource>`: configuration documents as sent (XML or JSON)
+//! - `inline_data`: `<blob id>`: the bytes of small objects (see [`INLINE_MAX`])
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,6 +30,11 @@ const OBJECTS: &str = "objects";
 const UPLOADS: &str = "uploads";
 const PARTS: &str = "parts";
 const BUCKET_CONFIGS: &str = "bucket_configs";
+const INLINE: &str = "inline_data";
+
+/// Objects up to this size keep their data in the metadata store, committed in the same
+/// transaction as their record: one fsync, shared with every concurrent writer.
+pub const INLINE_MAX: u64 = 64 * 1024;
 
 /// Every part but the last must be at least this big.
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -63,11 +69,33 @@ pub struct StoredChecksum {
     pub kind: String,
 }
 
-/// One stretch of an object's data: a whole blob file.
+/// One stretch of an object's data: a whole blob file, or a row of inline data.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Segment {
     pub blob: String,
     pub len: u64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inline: bool,
+}
+
+/// Where a segment's bytes are, for reading.
+#[derive(Debug, Clone)]
+pub enum SegmentSource {
+    File(PathBuf, u64),
+    Inline(bytes::Bytes),
+}
+
+impl SegmentSource {
+    pub fn len(&self) -> u64 {
+        match self {
+            SegmentSource::File(_, n) => *n,
+            SegmentSource::Inline(b) => b.len() as u64,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -149,13 +177,39 @@ pub fn etag_matches(header: &str, etag: &str) -> bool {
         .any(|t| t == "*" || t == etag)
 }
 
+type TxResult<T> = Result<Result<T, ServiceError>, StoreError>;
+
+/// Reads a JSON record inside a transaction.
+fn read_record<T: for<'de> Deserialize<'de>>(
+    b: &lakebox_store::kv::WriteBatch<'_>,
+    table: &str,
+    key: &[u8],
+) -> Result<Option<Result<T, ServiceError>>, StoreError> {
+    Ok(b.get(table, key)?.map(|v| decode(&v)))
+}
+
+/// Removes the inline rows of `segments` inside a transaction; returns the blob files to delete
+/// once it commits.
+fn drop_segments(
+    b: &mut lakebox_store::kv::WriteBatch<'_>,
+    segments: &[Segment],
+) -> Result<Vec<String>, StoreError> {
+    let mut files = Vec::new();
+    for s in segments {
+        if s.inline {
+            b.delete(INLINE, s.blob.as_bytes())?;
+        } else {
+            files.push(s.blob.clone());
+        }
+    }
+    Ok(files)
+}
+
 pub struct ObjectStore {
     kv: MetaStore,
     blobs: PathBuf,
     clock: Arc<dyn Clock>,
 }
-
-type TxResult<T> = Result<Result<T, ServiceError>, StoreError>;
 
 impl ObjectStore {
     /// Opens the store under `dir` (created if missing).
@@ -177,18 +231,63 @@ impl ObjectStore {
         self.blobs.join(&id[..2]).join(id)
     }
 
-    /// Paths of an object's data, in order.
-    pub fn segment_paths(&self, record: &ObjectRecord) -> Vec<(PathBuf, u64)> {
+    /// Where an object's data is, in order.
+    pub fn segment_sources(&self, record: &ObjectRecord) -> Result<Vec<SegmentSource>, ServiceError> {
+        self.kv
+            .read(|view| Ok(self.sources_in(view, record)))
+            .map_err(internal)?
+    }
+
+    fn sources_in(
+        &self,
+        view: &lakebox_store::kv::ReadView,
+        record: &ObjectRecord,
+    ) -> Result<Vec<SegmentSource>, ServiceError> {
         record
             .segments
             .iter()
-            .map(|s| (self.blob_path(&s.blob), s.len))
+            .map(|s| {
+                if s.inline {
+                    let data = view
+                        .get(INLINE, s.blob.as_bytes())
+                        .map_err(internal)?
+                        .ok_or_else(|| internal(format!("inline data {} is missing", s.blob)))?;
+                    Ok(SegmentSource::Inline(data.into()))
+                } else {
+                    Ok(SegmentSource::File(self.blob_path(&s.blob), s.len))
+                }
+            })
             .collect()
     }
 
-    /// Starts a new blob; nothing is visible until it is committed and referenced by metadata.
+    /// An object and where its data is, read from one snapshot (so an overwrite between the two
+    /// reads cannot pair a record with data that is gone).
+    pub fn object_with_sources(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<(ObjectRecord, Vec<SegmentSource>)>, ServiceError> {
+        let k = object_key(bucket, key);
+        self.kv
+            .read(|view| {
+                Ok(match view.get(OBJECTS, &k)? {
+                    None => Ok(None),
+                    Some(v) => decode::<ObjectRecord>(&v)
+                        .and_then(|rec| self.sources_in(view, &rec).map(|src| Some((rec, src)))),
+                })
+            })
+            .map_err(internal)?
+    }
+
+    /// A fresh blob id.
+    pub fn new_blob_id(&self) -> String {
+        ids::random_hex(32)
+    }
+
+    /// Starts a new blob file; nothing is visible until it is committed and referenced by
+    /// metadata.
     pub fn new_blob(&self) -> Result<(String, BlobWriter), ServiceError> {
-        let id = ids::random_hex(32);
+        let id = self.new_blob_id();
         let writer = BlobWriter::create(&self.blob_path(&id)).map_err(internal)?;
         Ok((id, writer))
     }
@@ -202,11 +301,12 @@ impl ObjectStore {
         }
     }
 
-    fn tx<T>(
+    /// A group-committed transaction; `f` decides any refusal before its first write.
+    async fn tx<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut lakebox_store::kv::WriteBatch<'_>) -> TxResult<T>,
+        f: impl FnOnce(&mut lakebox_store::kv::WriteBatch<'_>) -> TxResult<T> + Send + 'static,
     ) -> Result<T, ServiceError> {
-        self.kv.write(f).map_err(internal)?
+        self.kv.write_async(f).await.map_err(internal)?
     }
 
     // ---- buckets ----
@@ -229,21 +329,19 @@ impl ObjectStore {
 
     /// Creates a bucket. Returns `false` when the caller already owned it (us-east-1's legacy
     /// "200 OK" case; the caller decides what that means).
-    pub fn create_bucket(&self, record: BucketRecord) -> Result<bool, ServiceError> {
-        self.tx(|b| {
-            if let Some(existing) = b.get(BUCKETS, record.name.as_bytes())? {
-                let existing: BucketRecord = match decode(&existing) {
-                    Ok(r) => r,
-                    Err(e) => return Ok(Err(e)),
-                };
-                if existing.owner != record.owner {
-                    return Ok(Err(errors::bucket_already_exists(&record.name)));
-                }
-                return Ok(Ok(false));
+    pub async fn create_bucket(&self, record: BucketRecord) -> Result<bool, ServiceError> {
+        self.tx(move |b| {
+            if let Some(existing) = read_record::<BucketRecord>(b, BUCKETS, record.name.as_bytes())? {
+                return Ok(match existing {
+                    Ok(e) if e.owner != record.owner => Err(errors::bucket_already_exists(&record.name)),
+                    Ok(_) => Ok(false),
+                    Err(e) => Err(e),
+                });
             }
             b.put(BUCKETS, record.name.as_bytes(), &encode(&record))?;
             Ok(Ok(true))
         })
+        .await
     }
 
     pub fn list_buckets(&self, account: &str) -> Result<Vec<BucketRecord>, ServiceError> {
@@ -261,7 +359,7 @@ impl ObjectStore {
         Ok(out)
     }
 
-    pub fn delete_bucket(&self, name: &str, account: &str) -> Result<(), ServiceError> {
+    pub async fn delete_bucket(&self, name: &str, account: &str) -> Result<(), ServiceError> {
         self.owned_bucket(name, account)?;
         let prefix = object_key(name, "");
         let has_objects = !self
@@ -281,10 +379,11 @@ impl ObjectStore {
             .kv
             .scan_prefix(BUCKET_CONFIGS, &prefix, None, usize::MAX)
             .map_err(internal)?;
-        self.tx(|b| {
-            // Re-check inside the transaction: a PUT may have landed since.
-            if b.get(OBJECTS, &prefix)?.is_some() {
-                return Ok(Err(errors::bucket_not_empty(name)));
+        let name = name.to_owned();
+        self.tx(move |b| {
+            // A PUT may have landed since the check above; look again inside the transaction.
+            if b.first_with_prefix(OBJECTS, &prefix)?.is_some() {
+                return Ok(Err(errors::bucket_not_empty(&name)));
             }
             for (k, _) in &configs {
                 b.delete(BUCKET_CONFIGS, k)?;
@@ -292,6 +391,7 @@ impl ObjectStore {
             b.delete(BUCKETS, name.as_bytes())?;
             Ok(Ok(()))
         })
+        .await
     }
 
     // ---- bucket configuration documents ----
@@ -303,48 +403,30 @@ impl ObjectStore {
     }
 
     /// Stores (`Some`) or removes (`None`) a configuration document of an existing bucket.
-    pub fn set_bucket_config(&self, bucket: &str, sub: &str, doc: Option<&[u8]>) -> Result<(), ServiceError> {
+    pub async fn set_bucket_config(
+        &self,
+        bucket: &str,
+        sub: &str,
+        doc: Option<Vec<u8>>,
+    ) -> Result<(), ServiceError> {
         let key = object_key(bucket, sub);
-        self.tx(|b| {
+        let bucket = bucket.to_owned();
+        self.tx(move |b| {
             if b.get(BUCKETS, bucket.as_bytes())?.is_none() {
-                return Ok(Err(errors::no_such_bucket(bucket)));
+                return Ok(Err(errors::no_such_bucket(&bucket)));
             }
             match doc {
-                Some(d) => b.put(BUCKET_CONFIGS, &key, d)?,
+                Some(d) => b.put(BUCKET_CONFIGS, &key, &d)?,
                 None => {
                     b.delete(BUCKET_CONFIGS, &key)?;
                 }
             }
             Ok(Ok(()))
         })
+        .await
     }
 
     // ---- objects ----
-
-    /// Changes an object's metadata in place (tags), atomically. `NoSuchKey` if absent.
-    pub fn update_object(
-        &self,
-        bucket: &str,
-        key: &str,
-        change: impl FnOnce(&mut ObjectRecord),
-    ) -> Result<ObjectRecord, ServiceError> {
-        let k = object_key(bucket, key);
-        self.tx(|b| {
-            if b.get(BUCKETS, bucket.as_bytes())?.is_none() {
-                return Ok(Err(errors::no_such_bucket(bucket)));
-            }
-            let Some(v) = b.get(OBJECTS, &k)? else {
-                return Ok(Err(errors::no_such_key(key)));
-            };
-            let mut rec: ObjectRecord = match decode(&v) {
-                Ok(r) => r,
-                Err(e) => return Ok(Err(e)),
-            };
-            change(&mut rec);
-            b.put(OBJECTS, &k, &encode(&rec))?;
-            Ok(Ok(rec))
-        })
-    }
 
     pub fn object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, ServiceError> {
         match self.kv.get(OBJECTS, &object_key(bucket, key)).map_err(internal)? {
@@ -353,67 +435,109 @@ impl ObjectStore {
         }
     }
 
-    /// Makes `record` the current object at its key, atomically with `condition`; the blobs it
-    /// references must already be committed. Blobs of the object it replaces are removed.
-    pub fn commit_object(
+    /// Changes an object's metadata in place (tags), atomically. `NoSuchKey` if absent.
+    pub async fn update_object(
         &self,
         bucket: &str,
-        record: &ObjectRecord,
-        condition: &WriteCondition,
-    ) -> Result<(), ServiceError> {
-        let key = object_key(bucket, &record.key);
-        let replaced = self.tx(|b| {
+        key: &str,
+        change: impl FnOnce(&mut ObjectRecord) + Send + 'static,
+    ) -> Result<ObjectRecord, ServiceError> {
+        let k = object_key(bucket, key);
+        let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        self.tx(move |b| {
             if b.get(BUCKETS, bucket.as_bytes())?.is_none() {
-                return Ok(Err(errors::no_such_bucket(bucket)));
+                return Ok(Err(errors::no_such_bucket(&bucket)));
             }
-            let old: Option<ObjectRecord> = match b.get(OBJECTS, &key)? {
-                Some(v) => match decode(&v) {
-                    Ok(r) => Some(r),
-                    Err(e) => return Ok(Err(e)),
-                },
-                None => None,
+            let mut rec: ObjectRecord = match read_record(b, OBJECTS, &k)? {
+                None => return Ok(Err(errors::no_such_key(&key))),
+                Some(Err(e)) => return Ok(Err(e)),
+                Some(Ok(r)) => r,
             };
-            if let Err(e) = check_write_condition(condition, old.as_ref(), &record.key) {
-                return Ok(Err(e));
+            change(&mut rec);
+            b.put(OBJECTS, &k, &encode(&rec))?;
+            Ok(Ok(rec))
+        })
+        .await
+    }
+
+    /// Makes `record` the current object at its key, atomically with `condition`. Its file
+    /// blobs must already be committed; `inline_data` (blob id, bytes) is written in the same
+    /// transaction. The data of the object it replaces is removed.
+    pub async fn commit_object(
+        &self,
+        bucket: &str,
+        record: ObjectRecord,
+        inline_data: Option<(String, Vec<u8>)>,
+        condition: WriteCondition,
+    ) -> Result<ObjectRecord, ServiceError> {
+        let key = object_key(bucket, &record.key);
+        let bucket = bucket.to_owned();
+        let new_files: Vec<String> = record
+            .segments
+            .iter()
+            .filter(|s| !s.inline)
+            .map(|s| s.blob.clone())
+            .collect();
+        let result = self
+            .tx(move |b| {
+                if b.get(BUCKETS, bucket.as_bytes())?.is_none() {
+                    return Ok(Err(errors::no_such_bucket(&bucket)));
+                }
+                let old: Option<ObjectRecord> = match read_record(b, OBJECTS, &key)? {
+                    Some(Ok(r)) => Some(r),
+                    Some(Err(e)) => return Ok(Err(e)),
+                    None => None,
+                };
+                if let Err(e) = check_write_condition(&condition, old.as_ref(), &record.key) {
+                    return Ok(Err(e));
+                }
+                let old_files = match &old {
+                    Some(o) => drop_segments(b, &o.segments)?,
+                    None => Vec::new(),
+                };
+                if let Some((id, data)) = &inline_data {
+                    b.put(INLINE, id.as_bytes(), data)?;
+                }
+                b.put(OBJECTS, &key, &encode(&record))?;
+                Ok(Ok((record, old_files)))
+            })
+            .await;
+        match result {
+            Ok((record, old_files)) => {
+                self.remove_blobs(old_files.iter().map(String::as_str));
+                Ok(record)
             }
-            b.put(OBJECTS, &key, &encode(record))?;
-            Ok(Ok(old))
-        });
-        match replaced {
-            Ok(Some(old)) => {
-                self.remove_blobs(old.segments.iter().map(|s| s.blob.as_str()));
-                Ok(())
-            }
-            Ok(None) => Ok(()),
             Err(e) => {
                 // The new blobs are not referenced by anything: remove them.
-                self.remove_blobs(record.segments.iter().map(|s| s.blob.as_str()));
+                self.remove_blobs(new_files.iter().map(String::as_str));
                 Err(e)
             }
         }
     }
 
     /// Deletes an object; deleting a missing key succeeds, as in S3.
-    pub fn delete_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, ServiceError> {
+    pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, ServiceError> {
         let k = object_key(bucket, key);
-        let removed = self.tx(|b| {
-            if b.get(BUCKETS, bucket.as_bytes())?.is_none() {
-                return Ok(Err(errors::no_such_bucket(bucket)));
-            }
-            let old = b.get(OBJECTS, &k)?;
-            if old.is_some() {
+        let bucket = bucket.to_owned();
+        let removed = self
+            .tx(move |b| {
+                if b.get(BUCKETS, bucket.as_bytes())?.is_none() {
+                    return Ok(Err(errors::no_such_bucket(&bucket)));
+                }
+                let old: ObjectRecord = match read_record(b, OBJECTS, &k)? {
+                    None => return Ok(Ok(None)),
+                    Some(Err(e)) => return Ok(Err(e)),
+                    Some(Ok(r)) => r,
+                };
+                let files = drop_segments(b, &old.segments)?;
                 b.delete(OBJECTS, &k)?;
-            }
-            Ok(Ok(old))
-        })?;
-        match removed {
-            Some(v) => {
-                let old: ObjectRecord = decode(&v)?;
-                self.remove_blobs(old.segments.iter().map(|s| s.blob.as_str()));
-                Ok(Some(old))
-            }
-            None => Ok(None),
-        }
+                Ok(Ok(Some((old, files))))
+            })
+            .await?;
+        Ok(removed.map(|(old, files)| {
+            self.remove_blobs(files.iter().map(String::as_str));
+            old
+        }))
     }
 
     /// Up to `limit` objects whose keys start with `prefix`, strictly after `after` (a key, or
@@ -440,14 +564,16 @@ impl ObjectStore {
 
     // ---- multipart uploads ----
 
-    pub fn create_upload(&self, bucket: &str, record: &UploadRecord) -> Result<(), ServiceError> {
-        self.tx(|b| {
+    pub async fn create_upload(&self, bucket: &str, record: UploadRecord) -> Result<(), ServiceError> {
+        let bucket = bucket.to_owned();
+        self.tx(move |b| {
             if b.get(BUCKETS, bucket.as_bytes())?.is_none() {
-                return Ok(Err(errors::no_such_bucket(bucket)));
+                return Ok(Err(errors::no_such_bucket(&bucket)));
             }
-            b.put(UPLOADS, &object_key(bucket, &record.upload_id), &encode(record))?;
+            b.put(UPLOADS, &object_key(&bucket, &record.upload_id), &encode(&record))?;
             Ok(Ok(()))
         })
+        .await
     }
 
     pub fn upload(&self, bucket: &str, upload_id: &str) -> Result<UploadRecord, ServiceError> {
@@ -474,25 +600,33 @@ impl ObjectStore {
     }
 
     /// Records a committed part blob, replacing an earlier upload of the same part number.
-    pub fn put_part(&self, bucket: &str, upload_id: &str, part: &PartRecord) -> Result<(), ServiceError> {
+    pub async fn put_part(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        part: PartRecord,
+    ) -> Result<(), ServiceError> {
         let pk = Self::part_key(upload_id, part.part_number);
-        let replaced = self.tx(|b| {
-            if b.get(UPLOADS, &object_key(bucket, upload_id))?.is_none() {
-                return Ok(Err(errors::no_such_upload(upload_id)));
-            }
-            let old = b.get(PARTS, &pk)?;
-            b.put(PARTS, &pk, &encode(part))?;
-            Ok(Ok(old))
-        });
+        let ukey = object_key(bucket, upload_id);
+        let upload_id = upload_id.to_owned();
+        let new_blob = part.blob.clone();
+        let replaced = self
+            .tx(move |b| {
+                if b.get(UPLOADS, &ukey)?.is_none() {
+                    return Ok(Err(errors::no_such_upload(&upload_id)));
+                }
+                let old: Option<Result<PartRecord, ServiceError>> = read_record(b, PARTS, &pk)?;
+                b.put(PARTS, &pk, &encode(&part))?;
+                Ok(Ok(old.and_then(Result::ok).map(|p| p.blob)))
+            })
+            .await;
         match replaced {
-            Ok(Some(old)) => {
-                let old: PartRecord = decode(&old)?;
-                self.remove_blobs([old.blob.as_str()]);
+            Ok(old) => {
+                self.remove_blobs(old.iter().map(String::as_str));
                 Ok(())
             }
-            Ok(None) => Ok(()),
             Err(e) => {
-                self.remove_blobs([part.blob.as_str()]);
+                self.remove_blobs([new_blob.as_str()]);
                 Err(e)
             }
         }
@@ -508,13 +642,12 @@ impl ObjectStore {
 
     /// Completes an upload from the listed `(part number, etag)` pairs: validates them as S3
     /// does, and in one transaction makes the object current and forgets the upload.
-    pub fn complete_upload(
+    pub async fn complete_upload(
         &self,
         bucket: &str,
         upload_id: &str,
         requested: &[(u32, String)],
-        condition: &WriteCondition,
-        checksum: Option<StoredChecksum>,
+        condition: WriteCondition,
     ) -> Result<ObjectRecord, ServiceError> {
         let upload = self.upload(bucket, upload_id)?;
         if requested.is_empty() {
@@ -556,65 +689,77 @@ impl ObjectStore {
             content: upload.content.clone(),
             user_metadata: upload.user_metadata.clone(),
             storage_class: upload.storage_class.clone(),
-            checksum,
+            checksum: None,
             segments: chosen
                 .iter()
                 .map(|p| Segment {
                     blob: p.blob.clone(),
                     len: p.size,
+                    inline: false,
                 })
                 .collect(),
             parts_count: Some(chosen.len() as u32),
             tags: upload.tags.clone(),
         };
-        let used: std::collections::HashSet<&str> = chosen.iter().map(|p| p.blob.as_str()).collect();
+        let used: std::collections::HashSet<String> = chosen.iter().map(|p| p.blob.clone()).collect();
+        let unused: Vec<String> = stored
+            .values()
+            .map(|p| p.blob.clone())
+            .filter(|b| !used.contains(b))
+            .collect();
+        let part_keys: Vec<Vec<u8>> = stored.keys().map(|n| Self::part_key(upload_id, *n)).collect();
         let okey = object_key(bucket, &upload.key);
         let ukey = object_key(bucket, upload_id);
-        let replaced = self.tx(|b| {
-            if b.get(UPLOADS, &ukey)?.is_none() {
-                return Ok(Err(errors::no_such_upload(upload_id)));
-            }
-            let old: Option<ObjectRecord> = match b.get(OBJECTS, &okey)? {
-                Some(v) => match decode(&v) {
-                    Ok(r) => Some(r),
-                    Err(e) => return Ok(Err(e)),
-                },
-                None => None,
-            };
-            if let Err(e) = check_write_condition(condition, old.as_ref(), &upload.key) {
-                return Ok(Err(e));
-            }
-            for number in stored.keys() {
-                b.delete(PARTS, &Self::part_key(upload_id, *number))?;
-            }
-            b.delete(UPLOADS, &ukey)?;
-            b.put(OBJECTS, &okey, &encode(&record))?;
-            Ok(Ok(old))
-        })?;
-        let unused = stored
-            .values()
-            .map(|p| p.blob.as_str())
-            .filter(|b| !used.contains(b));
-        self.remove_blobs(unused);
-        if let Some(old) = replaced {
-            self.remove_blobs(old.segments.iter().map(|s| s.blob.as_str()));
-        }
+        let upload_id = upload_id.to_owned();
+        let (record, old_files) = self
+            .tx(move |b| {
+                if b.get(UPLOADS, &ukey)?.is_none() {
+                    return Ok(Err(errors::no_such_upload(&upload_id)));
+                }
+                let old: Option<ObjectRecord> = match read_record(b, OBJECTS, &okey)? {
+                    Some(Ok(r)) => Some(r),
+                    Some(Err(e)) => return Ok(Err(e)),
+                    None => None,
+                };
+                if let Err(e) = check_write_condition(&condition, old.as_ref(), &record.key) {
+                    return Ok(Err(e));
+                }
+                let old_files = match &old {
+                    Some(o) => drop_segments(b, &o.segments)?,
+                    None => Vec::new(),
+                };
+                for k in &part_keys {
+                    b.delete(PARTS, k)?;
+                }
+                b.delete(UPLOADS, &ukey)?;
+                b.put(OBJECTS, &okey, &encode(&record))?;
+                Ok(Ok((record, old_files)))
+            })
+            .await?;
+        self.remove_blobs(unused.iter().map(String::as_str));
+        self.remove_blobs(old_files.iter().map(String::as_str));
         Ok(record)
     }
 
-    pub fn abort_upload(&self, bucket: &str, upload_id: &str) -> Result<(), ServiceError> {
+    pub async fn abort_upload(&self, bucket: &str, upload_id: &str) -> Result<(), ServiceError> {
         let parts = self.list_parts(upload_id)?;
         let ukey = object_key(bucket, upload_id);
-        self.tx(|b| {
+        let keys: Vec<Vec<u8>> = parts
+            .iter()
+            .map(|p| Self::part_key(upload_id, p.part_number))
+            .collect();
+        let upload_id = upload_id.to_owned();
+        self.tx(move |b| {
             if b.get(UPLOADS, &ukey)?.is_none() {
-                return Ok(Err(errors::no_such_upload(upload_id)));
+                return Ok(Err(errors::no_such_upload(&upload_id)));
             }
-            for p in &parts {
-                b.delete(PARTS, &Self::part_key(upload_id, p.part_number))?;
+            for k in &keys {
+                b.delete(PARTS, k)?;
             }
             b.delete(UPLOADS, &ukey)?;
             Ok(Ok(()))
-        })?;
+        })
+        .await?;
         self.remove_blobs(parts.iter().map(|p| p.blob.as_str()));
         Ok(())
     }

@@ -14,7 +14,7 @@ use lakebox_gateway::service::Body;
 use md5::Digest;
 
 use crate::errors;
-use crate::store::{ObjectStore, StoredChecksum};
+use crate::store::{INLINE_MAX, ObjectStore, StoredChecksum};
 
 /// The largest single PUT or part S3 accepts.
 pub const MAX_UPLOAD_BYTES: u64 = 5 * 1024 * 1024 * 1024;
@@ -253,12 +253,44 @@ impl AwsChunkedDecoder {
     }
 }
 
-/// What was received and committed.
+/// What was received. File data is already committed; `inline` data is for the caller to
+/// commit with the object's metadata.
 pub struct ReceivedBlob {
     pub blob: String,
     pub size: u64,
     pub md5_hex: String,
     pub checksum: Option<StoredChecksum>,
+    pub inline: Option<Vec<u8>>,
+}
+
+/// Where received bytes go: memory while the object may still be stored inline, then a blob
+/// file.
+enum Sink {
+    Memory(Vec<u8>),
+    File(String, lakebox_store::blob::BlobWriter),
+}
+
+impl Sink {
+    fn write(&mut self, store: &ObjectStore, data: &[u8], inline_max: u64) -> Result<(), ServiceError> {
+        if let Sink::Memory(buf) = self {
+            if (buf.len() + data.len()) as u64 <= inline_max {
+                buf.extend_from_slice(data);
+                return Ok(());
+            }
+            let (id, mut writer) = store.new_blob()?;
+            writer.write_all(buf).map_err(write_failed)?;
+            *self = Sink::File(id, writer);
+        }
+        match self {
+            Sink::File(_, w) => w.write_all(data).map_err(write_failed),
+            Sink::Memory(_) => unreachable!("switched to a file above"),
+        }
+    }
+}
+
+fn write_failed(e: std::io::Error) -> ServiceError {
+    tracing::error!(error = %e, "could not write object data");
+    ServiceError::internal(format!("could not write object data: {e}"))
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -283,11 +315,13 @@ pub fn stored_content_encoding(headers: &HeaderMap) -> Option<String> {
 }
 
 /// Streams `body` into a new blob, verifies every digest the client sent, and commits the blob
-/// durably. On any failure the blob is discarded.
+/// durably; bodies up to [`INLINE_MAX`] are kept in memory instead when `allow_inline`. On any
+/// failure the blob is discarded.
 pub async fn receive(
     store: &Arc<ObjectStore>,
     headers: &HeaderMap,
     mut body: Body,
+    allow_inline: bool,
 ) -> Result<ReceivedBlob, ServiceError> {
     let chunked = is_aws_chunked(headers);
     let declared_len = if chunked {
@@ -320,12 +354,12 @@ pub async fn receive(
         }
     };
 
-    let (blob, mut writer) = store.new_blob()?;
+    let inline_max = if allow_inline { INLINE_MAX } else { 0 };
+    let mut out = Sink::Memory(Vec::new());
     let mut md5 = md5::Md5::new();
     let mut sha256 = claimed_sha256.as_ref().map(|_| sha2::Sha256::new());
     let mut size: u64 = 0;
     let mut decoder = chunked.then(AwsChunkedDecoder::new);
-    let mut write_err: Option<std::io::Error> = None;
     {
         let mut sink = |data: &[u8]| -> Result<(), ServiceError> {
             size += data.len() as u64;
@@ -336,11 +370,7 @@ pub async fn receive(
             if let Some(c) = checksum.as_mut() {
                 c.update(data);
             }
-            if let Err(e) = writer.write_all(data) {
-                write_err = Some(e);
-                return Err(ServiceError::internal("could not write object data"));
-            }
-            Ok(())
+            out.write(store, data, inline_max)
         };
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|_| errors::incomplete_body())?;
@@ -354,11 +384,6 @@ pub async fn receive(
                 None => sink(&data)?,
             }
         }
-    }
-    if let Some(e) = write_err {
-        return Err(ServiceError::internal(format!(
-            "could not write object data: {e}"
-        )));
     }
     if let Some(d) = &decoder
         && !d.is_complete()
@@ -415,17 +440,35 @@ pub async fn receive(
         }
         None => None,
     };
-    // fsync + rename + directory fsync block: keep them off the async workers.
-    tokio::task::spawn_blocking(move || writer.commit())
-        .await
-        .map_err(|e| ServiceError::internal(e.to_string()))?
-        .map_err(|e| ServiceError::internal(format!("could not commit object data: {e}")))?;
+    let (blob, inline) = match out {
+        Sink::Memory(data) if allow_inline => (store.new_blob_id(), Some(data)),
+        Sink::Memory(data) => {
+            // Parts are always files (an empty part, say).
+            let (id, mut writer) = store.new_blob()?;
+            writer.write_all(&data).map_err(write_failed)?;
+            commit_file(writer).await?;
+            (id, None)
+        }
+        Sink::File(id, writer) => {
+            commit_file(writer).await?;
+            (id, None)
+        }
+    };
     Ok(ReceivedBlob {
         blob,
         size,
         md5_hex: hex::encode(md5_bytes),
         checksum: stored,
+        inline,
     })
+}
+
+/// fsync + rename + directory fsync block: keep them off the async workers.
+async fn commit_file(writer: lakebox_store::blob::BlobWriter) -> Result<(), ServiceError> {
+    tokio::task::spawn_blocking(move || writer.commit())
+        .await
+        .map_err(|e| ServiceError::internal(e.to_string()))?
+        .map_err(|e| ServiceError::internal(format!("could not commit object data: {e}")))
 }
 
 #[cfg(test)]
