@@ -529,14 +529,6 @@ def test_bucket_configurations_round_trip(s3, bucket):
     assert code(e) == "NoSuchBucket"
 
 
-def test_versioning_is_honestly_off(s3, bucket):
-    assert "Status" not in s3.get_bucket_versioning(Bucket=bucket)
-    with pytest.raises(botocore.exceptions.ClientError) as e:
-        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    assert code(e) == "NotImplemented"
-    assert "Status" not in s3.get_bucket_versioning(Bucket=bucket)
-
-
 def test_bucket_tagging(s3, bucket):
     with pytest.raises(botocore.exceptions.ClientError) as e:
         s3.get_bucket_tagging(Bucket=bucket)
@@ -590,6 +582,125 @@ def test_acls_are_owner_enforced(s3, bucket):
 
 
 def test_unimplemented_subresources_are_not_mistaken_for_objects(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
     with pytest.raises(botocore.exceptions.ClientError) as e:
-        s3.list_object_versions(Bucket=bucket)
+        s3.get_object_retention(Bucket=bucket, Key="k")
     assert code(e) == "NotImplemented"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.get_object_lock_configuration(Bucket=bucket)
+    assert code(e) == "NotImplemented"
+
+
+# ---- versioning ----
+
+def versions_of(s3, bucket, key=None):
+    out = []
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        for v in page.get("Versions", []):
+            out.append(("V", v["Key"], v["VersionId"], v["IsLatest"]))
+        for m in page.get("DeleteMarkers", []):
+            out.append(("D", m["Key"], m["VersionId"], m["IsLatest"]))
+    return [o for o in out if key is None or o[1] == key]
+
+
+def test_versioning_lifecycle(s3, bucket):
+    assert "Status" not in s3.get_bucket_versioning(Bucket=bucket)
+    pre = s3.put_object(Bucket=bucket, Key="doc", Body=b"v0")  # before versioning: the null version
+    assert "VersionId" not in pre
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    v1 = s3.put_object(Bucket=bucket, Key="doc", Body=b"v1")["VersionId"]
+    v2 = s3.put_object(Bucket=bucket, Key="doc", Body=b"v2")["VersionId"]
+    assert v1 != v2 and "null" not in (v1, v2)
+    got = s3.get_object(Bucket=bucket, Key="doc")
+    assert got["Body"].read() == b"v2" and got["VersionId"] == v2
+    assert s3.get_object(Bucket=bucket, Key="doc", VersionId=v1)["Body"].read() == b"v1"
+    assert s3.get_object(Bucket=bucket, Key="doc", VersionId="null")["Body"].read() == b"v0"
+    assert s3.head_object(Bucket=bucket, Key="doc", VersionId=v1)["ContentLength"] == 2
+
+    # A delete without a version id makes a delete marker current.
+    d = s3.delete_object(Bucket=bucket, Key="doc")
+    assert d["DeleteMarker"] is True and d["VersionId"]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="doc")
+    assert code(e) == "NoSuchKey"
+    assert e.value.response["ResponseMetadata"]["HTTPHeaders"]["x-amz-delete-marker"] == "true"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="doc", VersionId=d["VersionId"])
+    assert code(e) == "MethodNotAllowed"
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
+    assert versions_of(s3, bucket, "doc") == [
+        ("V", "doc", v2, False), ("V", "doc", v1, False), ("V", "doc", "null", False), ("D", "doc", d["VersionId"], True)]
+
+    # Removing the delete marker brings the object back.
+    s3.delete_object(Bucket=bucket, Key="doc", VersionId=d["VersionId"])
+    assert s3.get_object(Bucket=bucket, Key="doc")["Body"].read() == b"v2"
+    # Permanently deleting the current version promotes the previous one.
+    s3.delete_object(Bucket=bucket, Key="doc", VersionId=v2)
+    assert s3.get_object(Bucket=bucket, Key="doc")["Body"].read() == b"v1"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="doc", VersionId=v2)
+    assert code(e) == "NoSuchVersion"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="doc", VersionId="not-a-version")
+    assert code(e) == "InvalidArgument"
+
+
+def test_versioning_suspended_null_versions(s3, bucket):
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    v1 = s3.put_object(Bucket=bucket, Key="k", Body=b"one")["VersionId"]
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Suspended"})
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Suspended"
+    assert s3.put_object(Bucket=bucket, Key="k", Body=b"two")["VersionId"] == "null"
+    assert s3.put_object(Bucket=bucket, Key="k", Body=b"three")["VersionId"] == "null"  # replaces the null version
+    assert [v[2] for v in versions_of(s3, bucket, "k")] == ["null", v1]
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"three"
+    d = s3.delete_object(Bucket=bucket, Key="k")
+    assert d["DeleteMarker"] is True and d["VersionId"] == "null"
+    # (the helper lists versions before delete markers, as botocore splits them)
+    assert versions_of(s3, bucket, "k") == [("V", "k", v1, False), ("D", "k", "null", True)]
+
+
+def test_versioned_copy_batch_delete_and_pagination(s3, bucket):
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    old = s3.put_object(Bucket=bucket, Key="src", Body=b"old")["VersionId"]
+    s3.put_object(Bucket=bucket, Key="src", Body=b"new")
+    c = s3.copy_object(Bucket=bucket, Key="restored", CopySource={"Bucket": bucket, "Key": "src", "VersionId": old})
+    assert c["CopySourceVersionId"] == old and c["VersionId"]
+    assert s3.get_object(Bucket=bucket, Key="restored")["Body"].read() == b"old"
+    # Restoring an old version onto the same key is a legal copy.
+    s3.copy_object(Bucket=bucket, Key="src", CopySource={"Bucket": bucket, "Key": "src", "VersionId": old})
+    assert s3.get_object(Bucket=bucket, Key="src")["Body"].read() == b"old"
+
+    r = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "restored"}, {"Key": "src", "VersionId": old}]})
+    by_key = {d["Key"]: d for d in r["Deleted"]}
+    assert by_key["restored"]["DeleteMarker"] is True and by_key["restored"]["DeleteMarkerVersionId"]
+    assert by_key["src"]["VersionId"] == old
+
+    for i in range(5):
+        s3.put_object(Bucket=bucket, Key="many", Body=str(i).encode())
+    pages = list(s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix="many", PaginationConfig={"PageSize": 2}))
+    assert len(pages) == 3
+    ids = [v["VersionId"] for p in pages for v in p.get("Versions", [])]
+    assert len(ids) == len(set(ids)) == 5
+    latest = [v for p in pages for v in p.get("Versions", []) if v["IsLatest"]]
+    assert len(latest) == 1 and s3.get_object(Bucket=bucket, Key="many")["VersionId"] == latest[0]["VersionId"]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.delete_bucket(Bucket=bucket)
+    assert code(e) == "BucketNotEmpty"
+
+
+def test_versions_survive_restart(tmp_path):
+    with Lakebox(tmp_path) as lb:
+        s3 = lb.client("s3")
+        s3.create_bucket(Bucket="ver")
+        s3.put_bucket_versioning(Bucket="ver", VersioningConfiguration={"Status": "Enabled"})
+        v1 = s3.put_object(Bucket="ver", Key="k", Body=b"one")["VersionId"]
+        v2 = s3.put_object(Bucket="ver", Key="k", Body=b"two")["VersionId"]
+    with Lakebox(tmp_path) as lb:
+        s3 = lb.client("s3")
+        assert s3.get_object(Bucket="ver", Key="k", VersionId=v1)["Body"].read() == b"one"
+        assert s3.get_object(Bucket="ver", Key="k")["VersionId"] == v2
+        # New versions after a restart still sort newest first.
+        v3 = s3.put_object(Bucket="ver", Key="k", Body=b"three")["VersionId"]
+        assert [v[2] for v in versions_of(s3, "ver", "k")] == [v3, v2, v1]

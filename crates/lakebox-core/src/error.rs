@@ -14,6 +14,8 @@ pub struct ServiceError {
     pub sender_fault: bool,
     /// Extra top-level fields some errors carry (S3's `<BucketName>`, `<Key>`, …).
     pub extra: Vec<(&'static str, String)>,
+    /// Response headers some errors carry (S3's `x-amz-delete-marker` on a deleted key, …).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl ServiceError {
@@ -24,6 +26,7 @@ impl ServiceError {
             status,
             sender_fault: status < 500,
             extra: Vec::new(),
+            headers: Vec::new(),
         }
     }
 
@@ -34,6 +37,11 @@ impl ServiceError {
 
     pub fn with_extra(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.extra.push((name, value.into()));
+        self
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
         self
     }
 

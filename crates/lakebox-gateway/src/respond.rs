@@ -85,6 +85,11 @@ pub fn error_response(shape: ErrorShape, err: &ServiceError, request_id: &str, h
     if let Ok(v) = HeaderValue::from_str(&err.code) {
         h.insert("x-amzn-errortype", v);
     }
+    for (name, value) in &err.headers {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            h.insert(*name, v);
+        }
+    }
     add_request_ids(h, request_id, shape == ErrorShape::S3);
     resp
 }

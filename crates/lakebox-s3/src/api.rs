@@ -37,8 +37,6 @@ const UNIMPLEMENTED_SUBRESOURCES: &[&str] = &[
     "retention",
     "select",
     "torrent",
-    "versionId",
-    "versions",
 ];
 
 /// The S3 service.
@@ -216,6 +214,7 @@ impl S3 {
                 Method::DELETE => bucket::delete_bucket(store, req).await,
                 Method::GET if req.has("location") => bucket::get_bucket_location(store, &req),
                 Method::GET if req.has("uploads") => multipart::list_uploads(store, &req),
+                Method::GET if req.has("versions") => list::list_object_versions(store, &req),
                 Method::GET => list::list_objects(store, &req),
                 Method::POST if req.has("delete") => object::delete_objects(store, req).await,
                 _ => Err(errors::method_not_allowed()),

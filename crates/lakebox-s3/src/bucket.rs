@@ -115,6 +115,7 @@ pub async fn create_bucket(
         region: region.clone(),
         owner: req.ctx.account_id.clone(),
         created_millis: store.now_millis(),
+        versioning: None,
     };
     let created = store.create_bucket(record).await?;
     // Re-creating a bucket you own succeeds in us-east-1 (legacy behaviour) and fails elsewhere.

@@ -222,18 +222,41 @@ pub async fn bucket_config(
     }
 }
 
-/// GetBucketVersioning: Lakebox does not implement versioning yet, so it is never enabled and
-/// the document is empty (as for a bucket that never had versioning). Enabling it is refused
-/// rather than stored and ignored.
-pub async fn versioning(store: &Arc<ObjectStore>, req: S3Request) -> Result<Response<Body>, ServiceError> {
-    store.owned_bucket(req.bucket.as_deref().unwrap_or_default(), &req.ctx.account_id)?;
+/// Get/PutBucketVersioning: `Enabled` or `Suspended`; a bucket never configured reports no
+/// status. MFA delete is not supported.
+pub async fn versioning(
+    store: &Arc<ObjectStore>,
+    mut req: S3Request,
+) -> Result<Response<Body>, ServiceError> {
+    let bucket = req.bucket.clone().unwrap_or_default();
+    let b = store.owned_bucket(&bucket, &req.ctx.account_id)?;
     match req.method {
         Method::GET => {
             let mut w = doc("VersioningConfiguration");
+            if let Some(status) = &b.versioning {
+                w.element("Status", status);
+            }
             w.end("VersioningConfiguration");
             Ok(xml_response(StatusCode::OK, w.finish()))
         }
-        Method::PUT => Err(errors::not_implemented("Bucket versioning")),
+        Method::PUT => {
+            let body = req.xml_body().await?;
+            let doc = xml::parse(&body).map_err(|_| malformed())?;
+            if doc.name != "VersioningConfiguration" {
+                return Err(malformed());
+            }
+            if doc.child_text("MfaDelete").is_some_and(|m| m.trim() == "Enabled") {
+                return Err(errors::not_implemented("MFA delete"));
+            }
+            match doc.child_text("Status").map(str::trim) {
+                Some(s @ ("Enabled" | "Suspended")) => {
+                    store.set_versioning(&bucket, s).await?;
+                    Ok(empty_response(StatusCode::OK))
+                }
+                None => Ok(empty_response(StatusCode::OK)),
+                Some(_) => Err(malformed()),
+            }
+        }
         _ => Err(errors::method_not_allowed()),
     }
 }
@@ -332,6 +355,7 @@ pub async fn object_tagging(
         Method::GET => {
             let rec = store
                 .object(&bucket, &key)?
+                .filter(|r| !r.delete_marker)
                 .ok_or_else(|| errors::no_such_key(&key))?;
             Ok(xml_response(StatusCode::OK, tagging_doc(&rec.tags)))
         }

@@ -174,3 +174,9 @@ pub fn invalid_part_number(requested: usize, count: usize) -> ServiceError {
     .with_extra("PartNumberRequested", requested.to_string())
     .with_extra("ActualPartCount", count.to_string())
 }
+
+pub fn no_such_version(key: &str, version_id: &str) -> ServiceError {
+    ServiceError::new("NoSuchVersion", 404, "The specified version does not exist.")
+        .with_extra("Key", key)
+        .with_extra("VersionId", version_id)
+}

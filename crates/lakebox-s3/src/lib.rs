@@ -21,6 +21,7 @@ mod multipart;
 mod object;
 pub mod store;
 pub mod upload;
+mod versioning;
 mod xml;
 
 pub use api::S3;

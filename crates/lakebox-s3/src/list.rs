@@ -72,6 +72,11 @@ fn list_page(
                 page.truncated = true;
                 break 'scan;
             }
+            if rec.delete_marker {
+                // Hidden from listings; it does not count towards max-keys either.
+                after = Some(rec.key.as_bytes().to_vec());
+                continue;
+            }
             let rest = &rec.key[prefix.len()..];
             if let Some(d) = delimiter.filter(|d| !d.is_empty())
                 && let Some(i) = rest.find(d)
@@ -233,4 +238,140 @@ fn contents_entry(w: &mut XmlWriter, rec: &ObjectRecord, key: &str, owner_accoun
         owner(w, "Owner", account);
     }
     w.element("StorageClass", &rec.storage_class).end("Contents");
+}
+
+/// ListObjectVersions: every version and delete marker, by key, newest first within a key,
+/// with `key-marker` / `version-id-marker` pagination, prefix, delimiter and encoding-type.
+pub fn list_object_versions(
+    store: &Arc<ObjectStore>,
+    req: &S3Request,
+) -> Result<Response<Body>, ServiceError> {
+    let bucket = req.bucket.as_deref().unwrap_or_default();
+    let b = store.owned_bucket(bucket, &req.ctx.account_id)?;
+    let prefix = req.query("prefix").unwrap_or("");
+    let delimiter = req.query("delimiter").filter(|d| !d.is_empty());
+    let max = max_keys(req)?;
+    let url = req.query("encoding-type") == Some("url");
+    let enc = |s: &str| {
+        if url {
+            utf8_percent_encode(s, URL_ENCODE).to_string()
+        } else {
+            s.to_owned()
+        }
+    };
+    let key_marker = req.query("key-marker").unwrap_or("");
+    let version_marker = req.query("version-id-marker").filter(|v| !v.is_empty());
+
+    enum Entry {
+        Version(Box<ObjectRecord>, bool),
+        CommonPrefix(String),
+    }
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut truncated = false;
+    let mut after: Option<Vec<u8>> = None;
+    let mut resume_key_versions = None;
+    if !key_marker.is_empty() {
+        after = Some(key_marker.as_bytes().to_vec());
+        if let Some(vm) = version_marker {
+            // Continue with the marker key's versions older than the marker version.
+            resume_key_versions = Some((key_marker.to_owned(), vm.to_owned()));
+        }
+    }
+    let mut pending: Vec<ObjectRecord> = Vec::new();
+    if let Some((k, vm)) = resume_key_versions {
+        let mut all: Vec<ObjectRecord> = store.object(bucket, &k)?.into_iter().collect();
+        all.extend(store.noncurrent_versions(bucket, &k)?);
+        if let Some(pos) = all.iter().position(|v| crate::versioning::reported_id(v) == vm) {
+            pending = all.split_off(pos + 1);
+        }
+    }
+    'scan: loop {
+        // Versions of the current key come first, then the next keys.
+        for v in &pending {
+            if entries.len() == max {
+                truncated = true;
+                break 'scan;
+            }
+            entries.push(Entry::Version(Box::new(v.clone()), false));
+        }
+        pending.clear();
+        let batch = store.list_objects(bucket, prefix, after.as_deref(), 1)?;
+        let Some(current) = batch.into_iter().next() else {
+            break;
+        };
+        if entries.len() == max {
+            truncated = true;
+            break;
+        }
+        let rest = &current.key[prefix.len()..];
+        if let Some(d) = delimiter
+            && let Some(i) = rest.find(d)
+        {
+            let cp = format!("{prefix}{}", &rest[..i + d.len()]);
+            after = Some(past_prefix(&cp));
+            entries.push(Entry::CommonPrefix(cp));
+            continue;
+        }
+        after = Some(current.key.as_bytes().to_vec());
+        pending = store.noncurrent_versions(bucket, &current.key)?;
+        entries.push(Entry::Version(Box::new(current), true));
+    }
+
+    let mut w = doc("ListVersionsResult");
+    w.element("Name", bucket)
+        .element("Prefix", &enc(prefix))
+        .element("KeyMarker", &enc(key_marker))
+        .element("VersionIdMarker", version_marker.unwrap_or(""));
+    if truncated {
+        match entries.last() {
+            Some(Entry::Version(v, _)) => {
+                w.element("NextKeyMarker", &enc(&v.key))
+                    .element("NextVersionIdMarker", crate::versioning::reported_id(v));
+            }
+            Some(Entry::CommonPrefix(cp)) => {
+                w.element("NextKeyMarker", &enc(cp));
+            }
+            None => {}
+        }
+    }
+    w.element("MaxKeys", &max.to_string());
+    if let Some(d) = delimiter {
+        w.element("Delimiter", &enc(d));
+    }
+    if url {
+        w.element("EncodingType", "url");
+    }
+    w.element("IsTruncated", if truncated { "true" } else { "false" });
+    for e in &entries {
+        match e {
+            Entry::Version(v, latest) => {
+                let tag = if v.delete_marker {
+                    "DeleteMarker"
+                } else {
+                    "Version"
+                };
+                w.start(tag)
+                    .element("Key", &enc(&v.key))
+                    .element("VersionId", crate::versioning::reported_id(v))
+                    .element("IsLatest", if *latest { "true" } else { "false" })
+                    .element("LastModified", &iso(v.last_modified_millis));
+                if !v.delete_marker {
+                    w.element("ETag", &quoted(&v.etag))
+                        .element("Size", &v.size.to_string());
+                }
+                owner(&mut w, "Owner", &b.owner);
+                if !v.delete_marker {
+                    w.element("StorageClass", &v.storage_class);
+                }
+                w.end(tag);
+            }
+            Entry::CommonPrefix(cp) => {
+                w.start("CommonPrefixes")
+                    .element("Prefix", &enc(cp))
+                    .end("CommonPrefixes");
+            }
+        }
+    }
+    w.end("ListVersionsResult");
+    Ok(xml_response(StatusCode::OK, w.finish()))
 }

@@ -190,7 +190,10 @@ pub async fn complete(store: &Arc<ObjectStore>, mut req: S3Request) -> Result<Re
     .element("Key", &upload.key)
     .element("ETag", &quoted(&record.etag));
     w.end("CompleteMultipartUploadResult");
-    Ok(xml_response(StatusCode::OK, w.finish()))
+    let mut resp = xml_response(StatusCode::OK, w.finish());
+    let versioned = store.bucket(&bucket)?.is_some_and(|b| b.versioning.is_some());
+    crate::object::version_header(&mut resp, &record, versioned);
+    Ok(resp)
 }
 
 pub async fn abort(store: &Arc<ObjectStore>, req: S3Request) -> Result<Response<Body>, ServiceError> {

@@ -122,7 +122,10 @@ pub async fn put_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Resp
     let bucket = req.bucket.clone().unwrap_or_default();
     let key = req.key.clone().unwrap_or_default();
     check_key(&key)?;
-    store.owned_bucket(&bucket, &req.ctx.account_id)?;
+    let versioned = store
+        .owned_bucket(&bucket, &req.ctx.account_id)?
+        .versioning
+        .is_some();
     let ObjectAttributes {
         content,
         user_metadata,
@@ -148,10 +151,14 @@ pub async fn put_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Resp
         }],
         parts_count: None,
         tags,
+        version_id: None,
+        delete_marker: false,
+        version_seq: 0,
     };
     let record = store.commit_object(&bucket, record, inline, condition).await?;
     let mut resp = empty_response(StatusCode::OK);
     set_header(&mut resp, "etag", &quoted(&record.etag));
+    version_header(&mut resp, &record, versioned);
     if let Some(c) = &record.checksum {
         set_checksum_headers(&mut resp, c);
     }
@@ -306,13 +313,41 @@ fn object_headers(resp: &mut Response<Body>, rec: &ObjectRecord, req: &S3Request
     }
 }
 
+/// `x-amz-version-id`, reported once a bucket has versioning configured (`null` included) or
+/// when the version has an id.
+pub fn version_header(resp: &mut Response<Body>, rec: &ObjectRecord, versioned: bool) {
+    if versioned || rec.version_id.is_some() {
+        set_header(resp, "x-amz-version-id", crate::versioning::reported_id(rec));
+    }
+}
+
 pub fn get_object(store: &Arc<ObjectStore>, req: &S3Request) -> Result<Response<Body>, ServiceError> {
     let bucket = req.bucket.as_deref().unwrap_or_default();
     let key = req.key.as_deref().unwrap_or_default();
-    store.owned_bucket(bucket, &req.ctx.account_id)?;
-    let (rec, sources) = store
-        .object_with_sources(bucket, key)?
-        .ok_or_else(|| errors::no_such_key(key))?;
+    let versioned = store
+        .owned_bucket(bucket, &req.ctx.account_id)?
+        .versioning
+        .is_some();
+    let requested_version = req.query("versionId");
+    let (rec, sources) = match requested_version {
+        Some(v) => store
+            .object_version_with_sources(bucket, key, v)?
+            .ok_or_else(|| errors::no_such_version(key, v))?,
+        None => store
+            .object_with_sources(bucket, key)?
+            .ok_or_else(|| errors::no_such_key(key))?,
+    };
+    if rec.delete_marker {
+        let vid = crate::versioning::reported_id(&rec).to_owned();
+        let err = match requested_version {
+            // A delete marker asked for by id: the method is not allowed on it.
+            Some(_) => errors::method_not_allowed().with_header("allow", "DELETE"),
+            None => errors::no_such_key(key),
+        };
+        return Err(err
+            .with_header("x-amz-delete-marker", "true")
+            .with_header("x-amz-version-id", vid));
+    }
     let head = req.method == Method::HEAD;
     if let Conditional::NotModified = evaluate_conditions(&req.headers, &rec.etag, rec.last_modified_millis)?
     {
@@ -365,6 +400,7 @@ pub fn get_object(store: &Arc<ObjectStore>, req: &S3Request) -> Result<Response<
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
     object_headers(&mut resp, &rec, req);
+    version_header(&mut resp, &rec, versioned);
     set_header(&mut resp, "content-length", &len.to_string());
     if status == StatusCode::PARTIAL_CONTENT {
         set_header(
@@ -393,10 +429,21 @@ pub fn get_object(store: &Arc<ObjectStore>, req: &S3Request) -> Result<Response<
 pub async fn delete_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Response<Body>, ServiceError> {
     let bucket = req.bucket.as_deref().unwrap_or_default();
     store.owned_bucket(bucket, &req.ctx.account_id)?;
-    store
-        .delete_object(bucket, req.key.as_deref().unwrap_or_default())
+    let outcome = store
+        .delete_object(
+            bucket,
+            req.key.as_deref().unwrap_or_default(),
+            req.query("versionId"),
+        )
         .await?;
-    Ok(empty_response(StatusCode::NO_CONTENT))
+    let mut resp = empty_response(StatusCode::NO_CONTENT);
+    if let Some(v) = &outcome.version_id {
+        set_header(&mut resp, "x-amz-version-id", v);
+    }
+    if outcome.delete_marker {
+        set_header(&mut resp, "x-amz-delete-marker", "true");
+    }
+    Ok(resp)
 }
 
 pub async fn delete_objects(
@@ -416,19 +463,32 @@ pub async fn delete_objects(
         return Err(malformed());
     }
     let quiet = root.child_text("Quiet").is_some_and(|q| q.trim() == "true");
-    let keys: Vec<String> = root
+    let keys: Vec<(String, Option<String>)> = root
         .children_named("Object")
-        .map(|o| o.child_text("Key").map(str::to_owned).ok_or_else(malformed))
-        .collect::<Result<_, _>>()?;
+        .map(|o| {
+            let key = o.child_text("Key").map(str::to_owned).ok_or_else(malformed)?;
+            Ok((key, o.child_text("VersionId").map(str::to_owned)))
+        })
+        .collect::<Result<_, ServiceError>>()?;
     if keys.is_empty() || keys.len() > 1000 {
         return Err(malformed());
     }
     let mut w = doc("DeleteResult");
-    for key in &keys {
-        match store.delete_object(&bucket, key).await {
-            Ok(_) => {
+    for (key, version) in &keys {
+        match store.delete_object(&bucket, key, version.as_deref()).await {
+            Ok(outcome) => {
                 if !quiet {
-                    w.start("Deleted").element("Key", key).end("Deleted");
+                    w.start("Deleted").element("Key", key);
+                    if let Some(v) = version {
+                        w.element("VersionId", v);
+                    }
+                    if outcome.delete_marker {
+                        w.element("DeleteMarker", "true");
+                        if let Some(v) = &outcome.version_id {
+                            w.element("DeleteMarkerVersionId", v);
+                        }
+                    }
+                    w.end("Deleted");
                 }
             }
             Err(e) => {
@@ -442,6 +502,19 @@ pub async fn delete_objects(
     }
     w.end("DeleteResult");
     Ok(xml_response(StatusCode::OK, w.finish()))
+}
+
+/// The version named in `x-amz-copy-source` (`?versionId=…`), if any.
+pub fn copy_source_version(value: &str) -> Option<String> {
+    let (_, query) = value.split_once('?')?;
+    query
+        .split('&')
+        .find_map(|p| p.strip_prefix("versionId="))
+        .map(|v| {
+            percent_encoding::percent_decode_str(v)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
 }
 
 /// `x-amz-copy-source`: `[/]bucket/key[?versionId=…]`, URL-encoded.
@@ -494,11 +567,26 @@ pub fn check_copy_source_conditions(h: &HeaderMap, src: &ObjectRecord) -> Result
 
 /// Reads the copy source named by the request, checking ownership and conditions.
 pub fn copy_source(store: &Arc<ObjectStore>, req: &S3Request) -> Result<ObjectRecord, ServiceError> {
-    let (src_bucket, src_key) = parse_copy_source(req.header("x-amz-copy-source").unwrap_or_default())?;
+    let header = req.header("x-amz-copy-source").unwrap_or_default();
+    let (src_bucket, src_key) = parse_copy_source(header)?;
     store.owned_bucket(&src_bucket, &req.ctx.account_id)?;
-    let src = store
-        .object(&src_bucket, &src_key)?
-        .ok_or_else(|| errors::no_such_key(&src_key))?;
+    let src = match copy_source_version(header) {
+        Some(v) => {
+            let (rec, _) = store
+                .object_version_with_sources(&src_bucket, &src_key, &v)?
+                .ok_or_else(|| errors::no_such_version(&src_key, &v))?;
+            if rec.delete_marker {
+                return Err(errors::invalid_request(
+                    "The source of a copy request may not specifically refer to a delete marker by version id.",
+                ));
+            }
+            rec
+        }
+        None => store
+            .object(&src_bucket, &src_key)?
+            .filter(|r| !r.delete_marker)
+            .ok_or_else(|| errors::no_such_key(&src_key))?,
+    };
     check_copy_source_conditions(&req.headers, &src)?;
     Ok(src)
 }
@@ -534,9 +622,13 @@ pub async fn copy_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Res
     let bucket = req.bucket.clone().unwrap_or_default();
     let key = req.key.clone().unwrap_or_default();
     check_key(&key)?;
-    store.owned_bucket(&bucket, &req.ctx.account_id)?;
+    let versioned = store
+        .owned_bucket(&bucket, &req.ctx.account_id)?
+        .versioning
+        .is_some();
     let (src_bucket, src_key) = parse_copy_source(req.header("x-amz-copy-source").unwrap_or_default())?;
     let src = copy_source(store, &req)?;
+    let src_versioned = store.bucket(&src_bucket)?.is_some_and(|b| b.versioning.is_some());
     let replace = match req.header("x-amz-metadata-directive").unwrap_or("COPY") {
         "COPY" => false,
         "REPLACE" => true,
@@ -549,7 +641,8 @@ pub async fn copy_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Res
         }
     };
     let new_class = req.header("x-amz-storage-class");
-    if src_bucket == bucket && src_key == key && !replace && new_class.is_none() {
+    let same_version = copy_source_version(req.header("x-amz-copy-source").unwrap_or_default()).is_none();
+    if src_bucket == bucket && src_key == key && same_version && !replace && new_class.is_none() {
         return Err(errors::invalid_request(
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
         ));
@@ -597,6 +690,9 @@ pub async fn copy_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Res
         }],
         parts_count: None,
         tags,
+        version_id: None,
+        delete_marker: false,
+        version_seq: 0,
     };
     let record = store
         .commit_object(&bucket, record, None, write_condition(&req.headers)?)
@@ -605,7 +701,16 @@ pub async fn copy_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Res
     w.element("LastModified", &iso(record.last_modified_millis))
         .element("ETag", &quoted(&record.etag));
     w.end("CopyObjectResult");
-    Ok(xml_response(StatusCode::OK, w.finish()))
+    let mut resp = xml_response(StatusCode::OK, w.finish());
+    version_header(&mut resp, &record, versioned);
+    if src_versioned || src.version_id.is_some() {
+        set_header(
+            &mut resp,
+            "x-amz-copy-source-version-id",
+            crate::versioning::reported_id(&src),
+        );
+    }
+    Ok(resp)
 }
 
 #[cfg(test)]

@@ -26,11 +26,11 @@ use serde::{Deserialize, Serialize};
 use crate::errors;
 
 const BUCKETS: &str = "buckets";
-const OBJECTS: &str = "objects";
+pub(crate) const OBJECTS: &str = "objects";
 const UPLOADS: &str = "uploads";
 const PARTS: &str = "parts";
 const BUCKET_CONFIGS: &str = "bucket_configs";
-const INLINE: &str = "inline_data";
+pub(crate) const INLINE: &str = "inline_data";
 
 /// Objects up to this size keep their data in the metadata store, committed in the same
 /// transaction as their record: one fsync, shared with every concurrent writer.
@@ -46,6 +46,9 @@ pub struct BucketRecord {
     /// The owning account.
     pub owner: String,
     pub created_millis: i64,
+    /// `Enabled` or `Suspended` once versioning was ever configured.
+    #[serde(default)]
+    pub versioning: Option<String>,
 }
 
 /// Standard HTTP content headers stored with an object and returned on GET/HEAD.
@@ -115,6 +118,23 @@ pub struct ObjectRecord {
     pub parts_count: Option<u32>,
     #[serde(default)]
     pub tags: Vec<(String, String)>,
+    /// `None` is S3's `null` version.
+    #[serde(default)]
+    pub version_id: Option<String>,
+    #[serde(default)]
+    pub delete_marker: bool,
+    /// Orders a key's versions (see the versioning module).
+    #[serde(default)]
+    pub version_seq: u64,
+}
+
+/// What a DeleteObject did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeleteOutcome {
+    /// The version deleted, or the delete marker created (as reported: `null` included), when
+    /// the bucket is or was versioned.
+    pub version_id: Option<String>,
+    pub delete_marker: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -186,23 +206,6 @@ fn read_record<T: for<'de> Deserialize<'de>>(
     key: &[u8],
 ) -> Result<Option<Result<T, ServiceError>>, StoreError> {
     Ok(b.get(table, key)?.map(|v| decode(&v)))
-}
-
-/// Removes the inline rows of `segments` inside a transaction; returns the blob files to delete
-/// once it commits.
-fn drop_segments(
-    b: &mut lakebox_store::kv::WriteBatch<'_>,
-    segments: &[Segment],
-) -> Result<Vec<String>, StoreError> {
-    let mut files = Vec::new();
-    for s in segments {
-        if s.inline {
-            b.delete(INLINE, s.blob.as_bytes())?;
-        } else {
-            files.push(s.blob.clone());
-        }
-    }
-    Ok(files)
 }
 
 pub struct ObjectStore {
@@ -448,9 +451,10 @@ impl ObjectStore {
             if b.get(BUCKETS, bucket.as_bytes())?.is_none() {
                 return Ok(Err(errors::no_such_bucket(&bucket)));
             }
-            let mut rec: ObjectRecord = match read_record(b, OBJECTS, &k)? {
+            let mut rec: ObjectRecord = match read_record::<ObjectRecord>(b, OBJECTS, &k)? {
                 None => return Ok(Err(errors::no_such_key(&key))),
                 Some(Err(e)) => return Ok(Err(e)),
+                Some(Ok(r)) if r.delete_marker => return Ok(Err(errors::no_such_key(&key))),
                 Some(Ok(r)) => r,
             };
             change(&mut rec);
@@ -460,9 +464,10 @@ impl ObjectStore {
         .await
     }
 
-    /// Makes `record` the current object at its key, atomically with `condition`. Its file
-    /// blobs must already be committed; `inline_data` (blob id, bytes) is written in the same
-    /// transaction. The data of the object it replaces is removed.
+    /// Makes `record` the current version at its key, atomically with `condition` and under the
+    /// bucket's versioning state. Its file blobs must already be committed; `inline_data` (blob
+    /// id, bytes) is written in the same transaction. Returns the record as stored (with its
+    /// version id).
     pub async fn commit_object(
         &self,
         bucket: &str,
@@ -472,6 +477,7 @@ impl ObjectStore {
     ) -> Result<ObjectRecord, ServiceError> {
         let key = object_key(bucket, &record.key);
         let bucket = bucket.to_owned();
+        let now = self.now_millis();
         let new_files: Vec<String> = record
             .segments
             .iter()
@@ -480,26 +486,32 @@ impl ObjectStore {
             .collect();
         let result = self
             .tx(move |b| {
-                if b.get(BUCKETS, bucket.as_bytes())?.is_none() {
-                    return Ok(Err(errors::no_such_bucket(&bucket)));
-                }
+                let bucket_rec: BucketRecord = match read_record(b, BUCKETS, bucket.as_bytes())? {
+                    Some(Ok(r)) => r,
+                    Some(Err(e)) => return Ok(Err(e)),
+                    None => return Ok(Err(errors::no_such_bucket(&bucket))),
+                };
                 let old: Option<ObjectRecord> = match read_record(b, OBJECTS, &key)? {
                     Some(Ok(r)) => Some(r),
                     Some(Err(e)) => return Ok(Err(e)),
                     None => None,
                 };
-                if let Err(e) = check_write_condition(&condition, old.as_ref(), &record.key) {
+                let visible = old.as_ref().filter(|o| !o.delete_marker);
+                if let Err(e) = check_write_condition(&condition, visible, &record.key) {
                     return Ok(Err(e));
                 }
-                let old_files = match &old {
-                    Some(o) => drop_segments(b, &o.segments)?,
-                    None => Vec::new(),
-                };
                 if let Some((id, data)) = &inline_data {
                     b.put(INLINE, id.as_bytes(), data)?;
                 }
-                b.put(OBJECTS, &key, &encode(&record))?;
-                Ok(Ok((record, old_files)))
+                let installed = crate::versioning::install_current(
+                    b,
+                    bucket_rec.versioning.as_deref(),
+                    &key,
+                    record,
+                    old,
+                    now,
+                )?;
+                Ok(Ok(installed))
             })
             .await;
         match result {
@@ -515,29 +527,151 @@ impl ObjectStore {
         }
     }
 
-    /// Deletes an object; deleting a missing key succeeds, as in S3.
-    pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, ServiceError> {
+    /// DeleteObject. Without a version id: removes the object (unversioned bucket) or makes a
+    /// delete marker current (versioned). With one: permanently removes that version. Deleting
+    /// something absent succeeds, as in S3.
+    pub async fn delete_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<DeleteOutcome, ServiceError> {
+        if let Some(v) = version_id {
+            crate::versioning::validate_version_id(v)?;
+        }
         let k = object_key(bucket, key);
-        let bucket = bucket.to_owned();
-        let removed = self
+        let (bucket, key, version_id) = (bucket.to_owned(), key.to_owned(), version_id.map(str::to_owned));
+        let now = self.now_millis();
+        let (outcome, files) = self
             .tx(move |b| {
-                if b.get(BUCKETS, bucket.as_bytes())?.is_none() {
-                    return Ok(Err(errors::no_such_bucket(&bucket)));
-                }
-                let old: ObjectRecord = match read_record(b, OBJECTS, &k)? {
-                    None => return Ok(Ok(None)),
-                    Some(Err(e)) => return Ok(Err(e)),
+                let bucket_rec: BucketRecord = match read_record(b, BUCKETS, bucket.as_bytes())? {
                     Some(Ok(r)) => r,
+                    Some(Err(e)) => return Ok(Err(e)),
+                    None => return Ok(Err(errors::no_such_bucket(&bucket))),
                 };
-                let files = drop_segments(b, &old.segments)?;
-                b.delete(OBJECTS, &k)?;
-                Ok(Ok(Some((old, files))))
+                if let Some(vid) = &version_id {
+                    return Ok(Ok(match crate::versioning::remove_version(b, &k, vid)? {
+                        Some((rec, files)) => (
+                            DeleteOutcome {
+                                version_id: Some(vid.clone()),
+                                delete_marker: rec.delete_marker,
+                            },
+                            files,
+                        ),
+                        None => (
+                            DeleteOutcome {
+                                version_id: Some(vid.clone()),
+                                delete_marker: false,
+                            },
+                            Vec::new(),
+                        ),
+                    }));
+                }
+                let old: Option<ObjectRecord> = match read_record(b, OBJECTS, &k)? {
+                    Some(Ok(r)) => Some(r),
+                    Some(Err(e)) => return Ok(Err(e)),
+                    None => None,
+                };
+                match bucket_rec.versioning.as_deref() {
+                    None => {
+                        let files = match old {
+                            Some(o) => {
+                                b.delete(OBJECTS, &k)?;
+                                crate::versioning::drop_data(b, &o.segments)?
+                            }
+                            None => Vec::new(),
+                        };
+                        Ok(Ok((DeleteOutcome::default(), files)))
+                    }
+                    Some(mode) => {
+                        let marker = crate::versioning::delete_marker(&key, now);
+                        let (marker, files) =
+                            crate::versioning::install_current(b, Some(mode), &k, marker, old, now)?;
+                        let id = crate::versioning::reported_id(&marker).to_owned();
+                        Ok(Ok((
+                            DeleteOutcome {
+                                version_id: Some(id),
+                                delete_marker: true,
+                            },
+                            files,
+                        )))
+                    }
+                }
             })
             .await?;
-        Ok(removed.map(|(old, files)| {
-            self.remove_blobs(files.iter().map(String::as_str));
-            old
-        }))
+        self.remove_blobs(files.iter().map(String::as_str));
+        Ok(outcome)
+    }
+
+    /// A specific version of an object (current or noncurrent) and where its data is.
+    pub fn object_version_with_sources(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+    ) -> Result<Option<(ObjectRecord, Vec<SegmentSource>)>, ServiceError> {
+        crate::versioning::validate_version_id(version_id)?;
+        let okey = object_key(bucket, key);
+        self.kv
+            .read(|view| {
+                let mut found: Option<ObjectRecord> = None;
+                if let Some(v) = view.get(OBJECTS, &okey)? {
+                    let cur: ObjectRecord = match decode(&v) {
+                        Ok(r) => r,
+                        Err(e) => return Ok(Err(e)),
+                    };
+                    if crate::versioning::reported_id(&cur) == version_id {
+                        found = Some(cur);
+                    }
+                }
+                if found.is_none() {
+                    for (_, v) in view.scan_prefix(
+                        crate::versioning::VERSIONS,
+                        &crate::versioning::versions_prefix(&okey),
+                    )? {
+                        let rec: ObjectRecord = match decode(&v) {
+                            Ok(r) => r,
+                            Err(e) => return Ok(Err(e)),
+                        };
+                        if crate::versioning::reported_id(&rec) == version_id {
+                            found = Some(rec);
+                            break;
+                        }
+                    }
+                }
+                Ok(match found {
+                    None => Ok(None),
+                    Some(rec) => self.sources_in(view, &rec).map(|src| Some((rec, src))),
+                })
+            })
+            .map_err(internal)?
+    }
+
+    /// Noncurrent versions of a key, newest first.
+    pub fn noncurrent_versions(&self, bucket: &str, key: &str) -> Result<Vec<ObjectRecord>, ServiceError> {
+        let prefix = crate::versioning::versions_prefix(&object_key(bucket, key));
+        let rows = self
+            .kv
+            .scan_prefix(crate::versioning::VERSIONS, &prefix, None, usize::MAX)
+            .map_err(internal)?;
+        rows.iter().map(|(_, v)| decode(v)).collect()
+    }
+
+    /// PutBucketVersioning. Once configured, a bucket can be suspended but never unversioned.
+    pub async fn set_versioning(&self, bucket: &str, status: &str) -> Result<(), ServiceError> {
+        let bucket = bucket.to_owned();
+        let status = status.to_owned();
+        self.tx(move |b| {
+            let mut rec: BucketRecord = match read_record(b, BUCKETS, bucket.as_bytes())? {
+                Some(Ok(r)) => r,
+                Some(Err(e)) => return Ok(Err(e)),
+                None => return Ok(Err(errors::no_such_bucket(&bucket))),
+            };
+            rec.versioning = Some(status);
+            b.put(BUCKETS, bucket.as_bytes(), &encode(&rec))?;
+            Ok(Ok(()))
+        })
+        .await
     }
 
     /// Up to `limit` objects whose keys start with `prefix`, strictly after `after` (a key, or
@@ -700,6 +834,9 @@ impl ObjectStore {
                 .collect(),
             parts_count: Some(chosen.len() as u32),
             tags: upload.tags.clone(),
+            version_id: None,
+            delete_marker: false,
+            version_seq: 0,
         };
         let used: std::collections::HashSet<String> = chosen.iter().map(|p| p.blob.clone()).collect();
         let unused: Vec<String> = stored
@@ -711,8 +848,15 @@ impl ObjectStore {
         let okey = object_key(bucket, &upload.key);
         let ukey = object_key(bucket, upload_id);
         let upload_id = upload_id.to_owned();
+        let bucket = bucket.to_owned();
+        let now = self.now_millis();
         let (record, old_files) = self
             .tx(move |b| {
+                let bucket_rec: BucketRecord = match read_record(b, BUCKETS, bucket.as_bytes())? {
+                    Some(Ok(r)) => r,
+                    Some(Err(e)) => return Ok(Err(e)),
+                    None => return Ok(Err(errors::no_such_bucket(&bucket))),
+                };
                 if b.get(UPLOADS, &ukey)?.is_none() {
                     return Ok(Err(errors::no_such_upload(&upload_id)));
                 }
@@ -721,19 +865,23 @@ impl ObjectStore {
                     Some(Err(e)) => return Ok(Err(e)),
                     None => None,
                 };
-                if let Err(e) = check_write_condition(&condition, old.as_ref(), &record.key) {
+                let visible = old.as_ref().filter(|o| !o.delete_marker);
+                if let Err(e) = check_write_condition(&condition, visible, &record.key) {
                     return Ok(Err(e));
                 }
-                let old_files = match &old {
-                    Some(o) => drop_segments(b, &o.segments)?,
-                    None => Vec::new(),
-                };
                 for k in &part_keys {
                     b.delete(PARTS, k)?;
                 }
                 b.delete(UPLOADS, &ukey)?;
-                b.put(OBJECTS, &okey, &encode(&record))?;
-                Ok(Ok((record, old_files)))
+                let installed = crate::versioning::install_current(
+                    b,
+                    bucket_rec.versioning.as_deref(),
+                    &okey,
+                    record,
+                    old,
+                    now,
+                )?;
+                Ok(Ok(installed))
             })
             .await?;
         self.remove_blobs(unused.iter().map(String::as_str));

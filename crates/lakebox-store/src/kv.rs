@@ -64,6 +64,20 @@ impl WriteBatch<'_> {
         Ok(existed)
     }
 
+    /// Every entry whose key starts with `prefix`, in key order (sees this batch's own writes).
+    pub fn scan_prefix(&self, table: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let t = self.tx.open_table(def(table)).map_err(kv_err)?;
+        let mut out = Vec::new();
+        for item in t.range(prefix..).map_err(kv_err)? {
+            let (k, v) = item.map_err(kv_err)?;
+            if !k.value().starts_with(prefix) {
+                break;
+            }
+            out.push((k.value().to_vec(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
     /// The first key with this prefix, inside the transaction (sees this batch's own writes).
     pub fn first_with_prefix(&self, table: &str, prefix: &[u8]) -> Result<Option<Vec<u8>>> {
         let t = self.tx.open_table(def(table)).map_err(kv_err)?;
@@ -92,6 +106,24 @@ pub struct ReadView {
 }
 
 impl ReadView {
+    /// Every entry whose key starts with `prefix`, in key order.
+    pub fn scan_prefix(&self, table: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let t = match self.tx.open_table(def(table)) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(kv_err(e)),
+        };
+        let mut out = Vec::new();
+        for item in t.range(prefix..).map_err(kv_err)? {
+            let (k, v) = item.map_err(kv_err)?;
+            if !k.value().starts_with(prefix) {
+                break;
+            }
+            out.push((k.value().to_vec(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
     pub fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let t = match self.tx.open_table(def(table)) {
             Ok(t) => t,
@@ -332,6 +364,7 @@ mod tests {
             assert_eq!(b.get("a", b"1")?, Some(b"x".to_vec()));
             assert_eq!(b.first_with_prefix("a", b"")?, Some(b"1".to_vec()));
             assert_eq!(b.first_with_prefix("a", b"2")?, None);
+            assert_eq!(b.scan_prefix("a", b"1")?, vec![(b"1".to_vec(), b"x".to_vec())]);
             b.put("b", b"2", b"y")
         })
         .unwrap();
