@@ -704,3 +704,49 @@ def test_versions_survive_restart(tmp_path):
         # New versions after a restart still sort newest first.
         v3 = s3.put_object(Bucket="ver", Key="k", Body=b"three")["VersionId"]
         assert [v[2] for v in versions_of(s3, "ver", "k")] == [v3, v2, v1]
+
+
+# ---- storage classes and restore ----
+
+def test_glacier_objects_need_a_restore(tmp_path):
+    import time
+    with Lakebox(tmp_path, "--s3-restore-seconds", "0.5", "--s3-day-seconds", "2") as lb:
+        s3 = lb.client("s3")
+        s3.create_bucket(Bucket="cold")
+        s3.put_object(Bucket="cold", Key="archive.bin", Body=b"frozen", StorageClass="GLACIER")
+        s3.put_object(Bucket="cold", Key="ir.bin", Body=b"instant", StorageClass="GLACIER_IR")
+        assert s3.get_object(Bucket="cold", Key="ir.bin")["Body"].read() == b"instant"
+        head = s3.head_object(Bucket="cold", Key="archive.bin")
+        assert head["StorageClass"] == "GLACIER" and "Restore" not in head
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            s3.get_object(Bucket="cold", Key="archive.bin")
+        assert code(e) == "InvalidObjectState"
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            s3.copy_object(Bucket="cold", Key="copy", CopySource={"Bucket": "cold", "Key": "archive.bin"})
+        assert code(e) == "InvalidObjectState"
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            s3.restore_object(Bucket="cold", Key="ir.bin", RestoreRequest={"Days": 1})
+        assert code(e) == "InvalidObjectState"
+
+        r = s3.restore_object(Bucket="cold", Key="archive.bin", RestoreRequest={"Days": 1, "GlacierJobParameters": {"Tier": "Standard"}})
+        assert r["ResponseMetadata"]["HTTPStatusCode"] == 202
+        assert s3.head_object(Bucket="cold", Key="archive.bin")["Restore"] == 'ongoing-request="true"'
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            s3.restore_object(Bucket="cold", Key="archive.bin", RestoreRequest={"Days": 1})
+        assert code(e) == "RestoreAlreadyInProgress"
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            s3.get_object(Bucket="cold", Key="archive.bin")
+        assert code(e) == "InvalidObjectState"
+
+        time.sleep(0.7)
+        head = s3.head_object(Bucket="cold", Key="archive.bin")
+        assert head["Restore"].startswith('ongoing-request="false", expiry-date=')
+        assert s3.get_object(Bucket="cold", Key="archive.bin")["Body"].read() == b"frozen"
+        # Restoring again while restored extends the copy (200, not 202).
+        assert s3.restore_object(Bucket="cold", Key="archive.bin", RestoreRequest={"Days": 1})["ResponseMetadata"]["HTTPStatusCode"] == 200
+
+        time.sleep(2.3)  # one "day" (2 s here) after the last restore: the restored copy expired
+        assert "Restore" not in s3.head_object(Bucket="cold", Key="archive.bin")
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            s3.get_object(Bucket="cold", Key="archive.bin")
+        assert code(e) == "InvalidObjectState"

@@ -12,7 +12,7 @@ use lakebox_gateway::service::{Body, BoxFuture};
 use lakebox_gateway::{HttpService, VirtualHostBucket};
 use percent_encoding::percent_decode_str;
 
-use crate::store::ObjectStore;
+use crate::store::{ObjectStore, S3Settings};
 use crate::{bucket, config, errors, list, multipart, object};
 
 /// Largest XML request body (DeleteObjects with 1,000 long keys, CompleteMultipartUpload with
@@ -33,7 +33,6 @@ const UNIMPLEMENTED_SUBRESOURCES: &[&str] = &[
     "policyStatus",
     "renameObject",
     "replication",
-    "restore",
     "retention",
     "select",
     "torrent",
@@ -45,9 +44,13 @@ pub struct S3 {
 }
 
 impl S3 {
-    pub fn open(dir: &Path, clock: Arc<dyn Clock>) -> Result<Self, lakebox_store::StoreError> {
+    pub fn open(
+        dir: &Path,
+        clock: Arc<dyn Clock>,
+        settings: S3Settings,
+    ) -> Result<Self, lakebox_store::StoreError> {
         Ok(S3 {
-            store: Arc::new(ObjectStore::open(dir, clock)?),
+            store: Arc::new(ObjectStore::open(dir, clock, settings)?),
         })
     }
 
@@ -230,6 +233,7 @@ impl S3 {
                 Method::DELETE if req.has("uploadId") => multipart::abort(store, req).await,
                 Method::DELETE => object::delete_object(store, req).await,
                 Method::POST if req.has("uploads") => multipart::create(store, req).await,
+                Method::POST if req.has("restore") => object::restore_object(store, req).await,
                 Method::POST if req.has("uploadId") => multipart::complete(store, req).await,
                 _ => Err(errors::method_not_allowed()),
             },

@@ -175,6 +175,15 @@ pub fn invalid_part_number(requested: usize, count: usize) -> ServiceError {
     .with_extra("ActualPartCount", count.to_string())
 }
 
+pub fn invalid_object_state(storage_class: &str) -> ServiceError {
+    ServiceError::new(
+        "InvalidObjectState",
+        403,
+        "The operation is not valid for the object's storage class",
+    )
+    .with_extra("StorageClass", storage_class)
+}
+
 pub fn no_such_version(key: &str, version_id: &str) -> ServiceError {
     ServiceError::new("NoSuchVersion", 404, "The specified version does not exist.")
         .with_extra("Key", key)

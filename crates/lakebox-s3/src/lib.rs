@@ -25,4 +25,4 @@ mod versioning;
 mod xml;
 
 pub use api::S3;
-pub use store::ObjectStore;
+pub use store::{ObjectStore, S3Settings};

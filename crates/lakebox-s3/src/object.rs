@@ -154,6 +154,7 @@ pub async fn put_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Resp
         version_id: None,
         delete_marker: false,
         version_seq: 0,
+        restore: None,
     };
     let record = store.commit_object(&bucket, record, inline, condition).await?;
     let mut resp = empty_response(StatusCode::OK);
@@ -265,7 +266,7 @@ fn evaluate_conditions(
 }
 
 /// Headers describing an object on GET/HEAD.
-fn object_headers(resp: &mut Response<Body>, rec: &ObjectRecord, req: &S3Request) {
+fn object_headers(resp: &mut Response<Body>, rec: &ObjectRecord, req: &S3Request, now: i64) {
     set_header(resp, "etag", &quoted(&rec.etag));
     set_header(
         resp,
@@ -311,6 +312,84 @@ fn object_headers(resp: &mut Response<Body>, rec: &ObjectRecord, req: &S3Request
     if rec.storage_class != "STANDARD" {
         set_header(resp, "x-amz-storage-class", &rec.storage_class);
     }
+    if let Some(r) = &rec.restore {
+        if now < r.ready_millis {
+            set_header(resp, "x-amz-restore", "ongoing-request=\"true\"");
+        } else if now < r.expiry_millis {
+            let expiry = Timestamp::from_millis(r.expiry_millis).to_http_date();
+            set_header(
+                resp,
+                "x-amz-restore",
+                &format!("ongoing-request=\"false\", expiry-date=\"{expiry}\""),
+            );
+        }
+    }
+}
+
+/// RestoreObject: makes an archived object readable after the configured delay, for `Days`.
+pub async fn restore_object(
+    store: &Arc<ObjectStore>,
+    mut req: S3Request,
+) -> Result<Response<Body>, ServiceError> {
+    let bucket = req.bucket.clone().unwrap_or_default();
+    let key = req.key.clone().unwrap_or_default();
+    store.owned_bucket(&bucket, &req.ctx.account_id)?;
+    let body = req.xml_body().await?;
+    let malformed = || {
+        errors::malformed_xml(
+            "The XML you provided was not well-formed or did not validate against our published schema",
+        )
+    };
+    let doc = lakebox_protocol::xml::parse(&body).map_err(|_| malformed())?;
+    if doc.name != "RestoreRequest" {
+        return Err(malformed());
+    }
+    let days: i64 = match doc.child_text("Days") {
+        Some(d) => d.trim().parse().ok().filter(|d| *d >= 1).ok_or_else(malformed)?,
+        None => return Err(malformed()),
+    };
+    if doc.child_text("Type").is_some() {
+        return Err(errors::not_implemented("S3 Select restores"));
+    }
+    let rec = store
+        .object(&bucket, &key)?
+        .filter(|r| !r.delete_marker)
+        .ok_or_else(|| errors::no_such_key(&key))?;
+    if !rec.is_archived() {
+        return Err(ServiceError::new(
+            "InvalidObjectState",
+            403,
+            "Restore is not allowed for the object's current storage class",
+        )
+        .with_extra("StorageClass", rec.storage_class.clone()));
+    }
+    let now = store.now_millis();
+    let settings = store.settings();
+    let status = match rec.restore {
+        Some(r) if now < r.ready_millis => {
+            return Err(ServiceError::new(
+                "RestoreAlreadyInProgress",
+                409,
+                "Object restore is already in progress",
+            ));
+        }
+        Some(r) if now < r.expiry_millis => StatusCode::OK,
+        _ => StatusCode::ACCEPTED,
+    };
+    store
+        .update_object(&bucket, &key, move |r| {
+            let ready = match r.restore {
+                // Already restored: only the expiry moves.
+                Some(prev) if prev.ready_millis <= now && now < prev.expiry_millis => prev.ready_millis,
+                _ => now + settings.restore_delay_millis,
+            };
+            r.restore = Some(crate::store::RestoreState {
+                ready_millis: ready,
+                expiry_millis: ready.max(now) + days * settings.day_millis,
+            });
+        })
+        .await?;
+    Ok(empty_response(status))
 }
 
 /// `x-amz-version-id`, reported once a bucket has versioning configured (`null` included) or
@@ -349,6 +428,9 @@ pub fn get_object(store: &Arc<ObjectStore>, req: &S3Request) -> Result<Response<
             .with_header("x-amz-version-id", vid));
     }
     let head = req.method == Method::HEAD;
+    if !head && !rec.is_readable(store.now_millis()) {
+        return Err(errors::invalid_object_state(&rec.storage_class));
+    }
     if let Conditional::NotModified = evaluate_conditions(&req.headers, &rec.etag, rec.last_modified_millis)?
     {
         let mut resp = empty_response(StatusCode::NOT_MODIFIED);
@@ -399,7 +481,7 @@ pub fn get_object(store: &Arc<ObjectStore>, req: &S3Request) -> Result<Response<
     };
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
-    object_headers(&mut resp, &rec, req);
+    object_headers(&mut resp, &rec, req, store.now_millis());
     version_header(&mut resp, &rec, versioned);
     set_header(&mut resp, "content-length", &len.to_string());
     if status == StatusCode::PARTIAL_CONTENT {
@@ -587,6 +669,9 @@ pub fn copy_source(store: &Arc<ObjectStore>, req: &S3Request) -> Result<ObjectRe
             .filter(|r| !r.delete_marker)
             .ok_or_else(|| errors::no_such_key(&src_key))?,
     };
+    if !src.is_readable(store.now_millis()) {
+        return Err(errors::invalid_object_state(&src.storage_class));
+    }
     check_copy_source_conditions(&req.headers, &src)?;
     Ok(src)
 }
@@ -693,6 +778,7 @@ pub async fn copy_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Res
         version_id: None,
         delete_marker: false,
         version_seq: 0,
+        restore: None,
     };
     let record = store
         .commit_object(&bucket, record, None, write_condition(&req.headers)?)

@@ -126,6 +126,31 @@ pub struct ObjectRecord {
     /// Orders a key's versions (see the versioning module).
     #[serde(default)]
     pub version_seq: u64,
+    /// A restore of an archived object (GLACIER, DEEP_ARCHIVE), if one was requested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<RestoreState>,
+}
+
+/// When a requested restore completes and when the restored copy expires.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RestoreState {
+    pub ready_millis: i64,
+    pub expiry_millis: i64,
+}
+
+impl ObjectRecord {
+    /// Archived storage classes whose data must be restored before it can be read.
+    pub fn is_archived(&self) -> bool {
+        matches!(self.storage_class.as_str(), "GLACIER" | "DEEP_ARCHIVE")
+    }
+
+    /// Whether the data can be read now.
+    pub fn is_readable(&self, now_millis: i64) -> bool {
+        !self.is_archived()
+            || self
+                .restore
+                .is_some_and(|r| r.ready_millis <= now_millis && now_millis < r.expiry_millis)
+    }
 }
 
 /// What a DeleteObject did.
@@ -208,22 +233,47 @@ fn read_record<T: for<'de> Deserialize<'de>>(
     Ok(b.get(table, key)?.map(|v| decode(&v)))
 }
 
+/// Timing knobs of the S3 service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct S3Settings {
+    /// How long a RestoreObject of an archived object takes.
+    pub restore_delay_millis: i64,
+    /// The length of a "day" for lifecycle rules and restore expiry: 86,400,000 normally;
+    /// tests shrink it to watch expirations happen.
+    pub day_millis: i64,
+}
+
+impl Default for S3Settings {
+    fn default() -> Self {
+        S3Settings {
+            restore_delay_millis: 2_000,
+            day_millis: 86_400_000,
+        }
+    }
+}
+
 pub struct ObjectStore {
     kv: MetaStore,
     blobs: PathBuf,
     clock: Arc<dyn Clock>,
+    settings: S3Settings,
 }
 
 impl ObjectStore {
     /// Opens the store under `dir` (created if missing).
-    pub fn open(dir: &Path, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+    pub fn open(dir: &Path, clock: Arc<dyn Clock>, settings: S3Settings) -> Result<Self, StoreError> {
         let blobs = dir.join("blobs");
         std::fs::create_dir_all(&blobs)?;
         Ok(ObjectStore {
             kv: MetaStore::open(&dir.join("meta.redb"))?,
             blobs,
             clock,
+            settings,
         })
+    }
+
+    pub fn settings(&self) -> S3Settings {
+        self.settings
     }
 
     pub fn now_millis(&self) -> i64 {
@@ -837,6 +887,7 @@ impl ObjectStore {
             version_id: None,
             delete_marker: false,
             version_seq: 0,
+            restore: None,
         };
         let used: std::collections::HashSet<String> = chosen.iter().map(|p| p.blob.clone()).collect();
         let unused: Vec<String> = stored

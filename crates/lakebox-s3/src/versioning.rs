@@ -166,6 +166,7 @@ pub fn delete_marker(key: &str, now_millis: i64) -> ObjectRecord {
         version_id: None,
         delete_marker: true,
         version_seq: 0,
+        restore: None,
     }
 }
 

@@ -79,6 +79,15 @@ pub struct ServeArgs {
     #[arg(long, env = "LAKEBOX_SHUTDOWN_TIMEOUT", default_value_t = 10)]
     pub shutdown_timeout: u64,
 
+    /// Seconds an S3 RestoreObject of a GLACIER or DEEP_ARCHIVE object takes to complete.
+    #[arg(long, env = "LAKEBOX_S3_RESTORE_SECONDS", default_value_t = 2.0)]
+    pub s3_restore_seconds: f64,
+
+    /// TEST ONLY: the length of a "day" in seconds for S3 lifecycle rules and restore expiry,
+    /// so tests can watch a 1-day expiration happen. Leave at 86400 for real use.
+    #[arg(long, env = "LAKEBOX_S3_DAY_SECONDS", default_value_t = 86_400.0)]
+    pub s3_day_seconds: f64,
+
     /// Expose /_lakebox/test/ routes and the LakeboxTest service used by Lakebox's own
     /// crash and fault tests. Never for real use.
     #[arg(long, env = "LAKEBOX_ENABLE_TEST_ROUTES", hide = true)]

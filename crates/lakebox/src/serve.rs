@@ -108,7 +108,11 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let mut registry = Registry::new();
     registry.query("sts", Arc::new(lakebox_sts::Sts));
-    let s3 = lakebox_s3::S3::open(&data_dir.join("s3"), clock.clone())
+    let s3_settings = lakebox_s3::S3Settings {
+        restore_delay_millis: (args.s3_restore_seconds.max(0.0) * 1000.0) as i64,
+        day_millis: ((args.s3_day_seconds.max(0.001)) * 1000.0) as i64,
+    };
+    let s3 = lakebox_s3::S3::open(&data_dir.join("s3"), clock.clone(), s3_settings)
         .map_err(|e| format!("cannot open the S3 store: {e}"))?;
     registry.http("s3", Arc::new(s3));
     if args.enable_test_routes {
