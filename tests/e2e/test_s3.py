@@ -750,3 +750,68 @@ def test_glacier_objects_need_a_restore(tmp_path):
         with pytest.raises(botocore.exceptions.ClientError) as e:
             s3.get_object(Bucket="cold", Key="archive.bin")
         assert code(e) == "InvalidObjectState"
+
+
+# ---- lifecycle rules, applied ----
+
+def wait_for(check, timeout=8.0):
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def keys(s3, bucket):
+    return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
+
+
+def test_lifecycle_rules_are_applied(tmp_path):
+    with Lakebox(tmp_path, "--s3-day-seconds", "1") as lb:
+        s3 = lb.client("s3")
+        s3.create_bucket(Bucket="lcy")
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            s3.put_bucket_lifecycle_configuration(Bucket="lcy", LifecycleConfiguration={"Rules": [
+                {"ID": "bad", "Status": "Enabled", "Filter": {"Prefix": ""}, "Expiration": {"Days": 0}}]})
+        assert code(e) == "InvalidArgument"
+        s3.put_bucket_lifecycle_configuration(Bucket="lcy", LifecycleConfiguration={"Rules": [
+            {"ID": "tmp", "Status": "Enabled", "Filter": {"Prefix": "tmp/"}, "Expiration": {"Days": 2}},
+            {"ID": "tagged", "Status": "Enabled", "Filter": {"Tag": {"Key": "expire", "Value": "yes"}}, "Expiration": {"Days": 1}},
+            {"ID": "cold", "Status": "Enabled", "Filter": {"Prefix": "cold/"}, "Transitions": [{"Days": 1, "StorageClass": "GLACIER"}]},
+            {"ID": "off", "Status": "Disabled", "Filter": {"Prefix": "keep/"}, "Expiration": {"Days": 1}},
+            {"ID": "mpu", "Status": "Enabled", "Filter": {"Prefix": "up/"}, "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}},
+        ]})
+        for k in ["tmp/a", "tmp/b", "keep/a", "cold/a", "plain"]:
+            s3.put_object(Bucket="lcy", Key=k, Body=b"x")
+        s3.put_object(Bucket="lcy", Key="tagged-obj", Body=b"x", Tagging="expire=yes")
+        uid = s3.create_multipart_upload(Bucket="lcy", Key="up/big")["UploadId"]
+        assert wait_for(lambda: keys(s3, "lcy") == ["cold/a", "keep/a", "plain"]), keys(s3, "lcy")
+        assert wait_for(lambda: s3.head_object(Bucket="lcy", Key="cold/a").get("StorageClass") == "GLACIER")
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            s3.get_object(Bucket="lcy", Key="cold/a")
+        assert code(e) == "InvalidObjectState"
+        assert wait_for(lambda: "Uploads" not in s3.list_multipart_uploads(Bucket="lcy"))
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            s3.upload_part(Bucket="lcy", Key="up/big", UploadId=uid, PartNumber=1, Body=b"x")
+        assert code(e) == "NoSuchUpload"
+
+
+def test_lifecycle_noncurrent_versions_and_delete_markers(tmp_path):
+    with Lakebox(tmp_path, "--s3-day-seconds", "1") as lb:
+        s3 = lb.client("s3")
+        s3.create_bucket(Bucket="lcv")
+        s3.put_bucket_versioning(Bucket="lcv", VersioningConfiguration={"Status": "Enabled"})
+        s3.put_bucket_lifecycle_configuration(Bucket="lcv", LifecycleConfiguration={"Rules": [
+            {"ID": "nc", "Status": "Enabled", "Filter": {"Prefix": ""},
+             "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
+             "Expiration": {"ExpiredObjectDeleteMarker": True}}]})
+        s3.put_object(Bucket="lcv", Key="doc", Body=b"1")
+        s3.put_object(Bucket="lcv", Key="doc", Body=b"2")
+        current = s3.put_object(Bucket="lcv", Key="doc", Body=b"3")["VersionId"]
+        s3.put_object(Bucket="lcv", Key="gone", Body=b"x")
+        s3.delete_object(Bucket="lcv", Key="gone")
+        # Noncurrent versions expire; then the lone delete marker of "gone" is removed too.
+        assert wait_for(lambda: versions_of(s3, "lcv") == [("V", "doc", current, True)]), versions_of(s3, "lcv")
+        assert s3.get_object(Bucket="lcv", Key="doc")["Body"].read() == b"3"

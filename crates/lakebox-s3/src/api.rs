@@ -54,6 +54,11 @@ impl S3 {
         })
     }
 
+    /// Starts the background lifecycle sweeper (call once, inside the runtime).
+    pub fn start_background_work(&self) -> tokio::task::JoinHandle<()> {
+        crate::lifecycle::spawn_sweeper(self.store.clone())
+    }
+
     /// The store, for services that use S3 directly.
     pub fn store(&self) -> &Arc<ObjectStore> {
         &self.store

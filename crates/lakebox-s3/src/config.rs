@@ -183,6 +183,9 @@ pub async fn bucket_config(
                     if sub == "tagging" {
                         parse_tag_set(&doc, 50)?;
                     }
+                    if sub == "lifecycle" {
+                        crate::lifecycle::parse(&body)?;
+                    }
                 }
             }
             store.set_bucket_config(&bucket, sub, Some(body.to_vec())).await?;

@@ -397,6 +397,15 @@ impl ObjectStore {
         .await
     }
 
+    /// Every bucket of every account (for background work such as lifecycle).
+    pub fn all_buckets(&self) -> Result<Vec<BucketRecord>, ServiceError> {
+        let rows = self
+            .kv
+            .scan_prefix(BUCKETS, b"", None, usize::MAX)
+            .map_err(internal)?;
+        rows.iter().map(|(_, v)| decode(v)).collect()
+    }
+
     pub fn list_buckets(&self, account: &str) -> Result<Vec<BucketRecord>, ServiceError> {
         let rows = self
             .kv
@@ -495,6 +504,18 @@ impl ObjectStore {
         key: &str,
         change: impl FnOnce(&mut ObjectRecord) + Send + 'static,
     ) -> Result<ObjectRecord, ServiceError> {
+        self.update_object_guarded(bucket, key, None, change).await
+    }
+
+    /// [`update_object`](Self::update_object) that only acts while the current version has
+    /// sequence number `only_if_seq` (else `NoSuchKey`).
+    pub async fn update_object_guarded(
+        &self,
+        bucket: &str,
+        key: &str,
+        only_if_seq: Option<u64>,
+        change: impl FnOnce(&mut ObjectRecord) + Send + 'static,
+    ) -> Result<ObjectRecord, ServiceError> {
         let k = object_key(bucket, key);
         let (bucket, key) = (bucket.to_owned(), key.to_owned());
         self.tx(move |b| {
@@ -505,6 +526,9 @@ impl ObjectStore {
                 None => return Ok(Err(errors::no_such_key(&key))),
                 Some(Err(e)) => return Ok(Err(e)),
                 Some(Ok(r)) if r.delete_marker => return Ok(Err(errors::no_such_key(&key))),
+                Some(Ok(r)) if only_if_seq.is_some_and(|s| s != r.version_seq) => {
+                    return Ok(Err(errors::no_such_key(&key)));
+                }
                 Some(Ok(r)) => r,
             };
             change(&mut rec);
@@ -586,6 +610,19 @@ impl ObjectStore {
         key: &str,
         version_id: Option<&str>,
     ) -> Result<DeleteOutcome, ServiceError> {
+        self.delete_object_guarded(bucket, key, version_id, None).await
+    }
+
+    /// [`delete_object`](Self::delete_object), but without a version id it only acts if the
+    /// current version is still the one with sequence number `only_if_seq` (lifecycle uses this
+    /// so a write racing with an expiration is never expired).
+    pub async fn delete_object_guarded(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        only_if_seq: Option<u64>,
+    ) -> Result<DeleteOutcome, ServiceError> {
         if let Some(v) = version_id {
             crate::versioning::validate_version_id(v)?;
         }
@@ -622,6 +659,9 @@ impl ObjectStore {
                     Some(Err(e)) => return Ok(Err(e)),
                     None => None,
                 };
+                if only_if_seq.is_some() && old.as_ref().map(|o| o.version_seq) != only_if_seq {
+                    return Ok(Ok((DeleteOutcome::default(), Vec::new())));
+                }
                 match bucket_rec.versioning.as_deref() {
                     None => {
                         let files = match old {
