@@ -21,7 +21,8 @@ def test_startup_line_and_health(lakebox):
     assert h["dataDir"] == str(lakebox.data_dir.resolve())
     assert h["services"]["sts"] == "running"
     assert h["services"]["s3"] == "running"
-    assert h["services"]["kinesis"] == "not_implemented"
+    assert h["services"]["kinesis"] == "running"
+    assert h["services"]["firehose"] == "not_implemented"
     assert {"s3", "kinesis", "firehose", "glue", "athena"} <= set(h["services"])
 
 

@@ -88,6 +88,16 @@ pub struct ServeArgs {
     #[arg(long, env = "LAKEBOX_S3_DAY_SECONDS", default_value_t = 86_400.0)]
     pub s3_day_seconds: f64,
 
+    /// Milliseconds a new Kinesis stream stays CREATING before it is ACTIVE. AWS takes seconds;
+    /// the default 0 keeps create-then-put scripts and tests fast.
+    #[arg(long, env = "LAKEBOX_KINESIS_CREATE_DELAY_MS", default_value_t = 0)]
+    pub kinesis_create_delay_ms: u64,
+
+    /// Open Kinesis shards allowed per account and region (AWS's default quota is 500 in the
+    /// largest regions).
+    #[arg(long, env = "LAKEBOX_KINESIS_SHARD_LIMIT", default_value_t = 500)]
+    pub kinesis_shard_limit: u32,
+
     /// Expose /_lakebox/test/ routes and the LakeboxTest service used by Lakebox's own
     /// crash and fault tests. Never for real use.
     #[arg(long, env = "LAKEBOX_ENABLE_TEST_ROUTES", hide = true)]

@@ -115,6 +115,13 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
     let s3 = lakebox_s3::S3::open(&data_dir.join("s3"), clock.clone(), s3_settings)
         .map_err(|e| format!("cannot open the S3 store: {e}"))?;
     let _lifecycle = s3.start_background_work();
+    let kinesis_settings = lakebox_kinesis::KinesisSettings {
+        create_delay_millis: args.kinesis_create_delay_ms as i64,
+        shard_limit: args.kinesis_shard_limit,
+    };
+    let kinesis = lakebox_kinesis::Kinesis::open(&data_dir.join("kinesis"), clock.clone(), kinesis_settings)
+        .map_err(|e| format!("cannot open the Kinesis store: {e}"))?;
+    registry.rpc("kinesis", Arc::new(kinesis));
     registry.http("s3", Arc::new(s3));
     if args.enable_test_routes {
         crate::testing::install(&mut registry, &data_dir.join("_test"), clock.clone())

@@ -1,0 +1,41 @@
+//! Kinesis error codes and messages.
+
+use lakebox_core::ServiceError;
+
+pub fn stream_not_found(name: &str, account: &str) -> ServiceError {
+    ServiceError::client(
+        "ResourceNotFoundException",
+        format!("Stream {name} under account {account} not found."),
+    )
+}
+
+pub fn stream_in_use(name: &str, account: &str) -> ServiceError {
+    ServiceError::client(
+        "ResourceInUseException",
+        format!("Stream {name} under account {account} already exists."),
+    )
+}
+
+pub fn invalid_argument(message: impl Into<String>) -> ServiceError {
+    ServiceError::client("InvalidArgumentException", message)
+}
+
+pub fn validation(field: &str, constraint: &str, value: impl std::fmt::Display) -> ServiceError {
+    ServiceError::client(
+        "ValidationException",
+        format!(
+            "1 validation error detected: Value '{value}' at '{field}' failed to satisfy constraint: {constraint}"
+        ),
+    )
+}
+
+pub fn shard_not_found(shard: &str, stream: &str, account: &str) -> ServiceError {
+    ServiceError::client(
+        "ResourceNotFoundException",
+        format!("Shard {shard} in stream {stream} under account {account} does not exist"),
+    )
+}
+
+pub fn limit_exceeded(message: impl Into<String>) -> ServiceError {
+    ServiceError::client("LimitExceededException", message)
+}

@@ -1,0 +1,134 @@
+//! Amazon Kinesis Data Streams for Lakebox: a durable, sharded, ordered log with AWS semantics.
+//!
+//! - [`streams`]: stream metadata and one group-committed log per shard.
+//! - [`hashing`], [`sequence`], [`iterator`]: partition keys to shards, sequence numbers,
+//!   shard iterators.
+//! - [`admin`] (streams, shards, tags, retention) and [`records`] (put and get): the operations.
+//!
+//! Requests arrive as awsJson 1.1 or CBOR; the same serde shapes serve both.
+
+mod admin;
+mod errors;
+pub mod hashing;
+pub mod iterator;
+pub mod model;
+mod records;
+pub mod sequence;
+pub mod streams;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use lakebox_core::{Arn, Clock, RequestContext, ServiceError};
+use lakebox_gateway::service::BoxFuture;
+use lakebox_gateway::{RpcRequest, RpcResponse, RpcService};
+
+pub use streams::KinesisSettings;
+use streams::Streams;
+
+use crate::model::StreamRef;
+
+pub struct Kinesis {
+    streams: Arc<Streams>,
+}
+
+impl Kinesis {
+    pub fn open(
+        dir: &Path,
+        clock: Arc<dyn Clock>,
+        settings: KinesisSettings,
+    ) -> Result<Self, lakebox_store::StoreError> {
+        Ok(Kinesis {
+            streams: Arc::new(Streams::open(dir, clock, settings)?),
+        })
+    }
+}
+
+/// The stream a request names, by `StreamName` or `StreamARN` (which must be in the caller's
+/// account and region).
+pub(crate) fn stream_name(ctx: &RequestContext, r: &StreamRef) -> Result<String, ServiceError> {
+    match (&r.stream_name, &r.stream_arn) {
+        (Some(n), _) => {
+            validate_stream_name(n)?;
+            Ok(n.clone())
+        }
+        (None, Some(arn)) => {
+            let parsed = Arn::parse(arn)
+                .filter(|a| a.service == "kinesis")
+                .ok_or_else(|| errors::invalid_argument(format!("Invalid StreamARN: {arn}")))?;
+            let name = parsed
+                .resource
+                .strip_prefix("stream/")
+                .filter(|n| !n.contains('/'))
+                .ok_or_else(|| errors::invalid_argument(format!("Invalid StreamARN: {arn}")))?;
+            if parsed.account_id != ctx.account_id || parsed.region != ctx.region {
+                return Err(errors::stream_not_found(name, &parsed.account_id));
+            }
+            Ok(name.to_owned())
+        }
+        (None, None) => Err(errors::invalid_argument(
+            "Either StreamName or StreamARN should be provided.",
+        )),
+    }
+}
+
+pub(crate) fn validate_stream_name(n: &str) -> Result<(), ServiceError> {
+    if n.is_empty() || n.len() > 128 {
+        return Err(errors::validation(
+            "streamName",
+            "Member must have length between 1 and 128",
+            n,
+        ));
+    }
+    if !n
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+    {
+        return Err(errors::validation(
+            "streamName",
+            "Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+",
+            n,
+        ));
+    }
+    Ok(())
+}
+
+impl RpcService for Kinesis {
+    fn call(
+        self: Arc<Self>,
+        ctx: RequestContext,
+        req: RpcRequest,
+    ) -> BoxFuture<Result<RpcResponse, ServiceError>> {
+        Box::pin(async move {
+            let s = &self.streams;
+            match req.operation.as_str() {
+                "CreateStream" => req.reply(&admin::create_stream(s, &ctx, req.decode()?).await?),
+                "DeleteStream" => req.reply(&admin::delete_stream(s, &ctx, req.decode()?).await?),
+                "DescribeStream" => req.reply(&admin::describe_stream(s, &ctx, req.decode()?)?),
+                "DescribeStreamSummary" => {
+                    req.reply(&admin::describe_stream_summary(s, &ctx, req.decode()?)?)
+                }
+                "ListStreams" => req.reply(&admin::list_streams(s, &ctx, req.decode()?)?),
+                "ListShards" => req.reply(&admin::list_shards(s, &ctx, req.decode()?)?),
+                "AddTagsToStream" => req.reply(&admin::add_tags(s, &ctx, req.decode()?).await?),
+                "RemoveTagsFromStream" => req.reply(&admin::remove_tags(s, &ctx, req.decode()?).await?),
+                "ListTagsForStream" => req.reply(&admin::list_tags(s, &ctx, req.decode()?)?),
+                "IncreaseStreamRetentionPeriod" => {
+                    req.reply(&admin::change_retention(s, &ctx, req.decode()?, true).await?)
+                }
+                "DecreaseStreamRetentionPeriod" => {
+                    req.reply(&admin::change_retention(s, &ctx, req.decode()?, false).await?)
+                }
+                "DescribeLimits" => req.reply(&admin::describe_limits(s, &ctx)?),
+                "PutRecord" => req.reply(&records::put_record(s, &ctx, req.decode()?).await?),
+                "PutRecords" => req.reply(&records::put_records(s, &ctx, req.decode()?).await?),
+                "GetShardIterator" => req.reply(&records::get_shard_iterator(s, &ctx, req.decode()?)?),
+                "GetRecords" => req.reply(&records::get_records(s, &ctx, req.decode()?).await?),
+                other => Err(ServiceError::client(
+                    "UnknownOperationException",
+                    format!("Operation {other} is not supported by Lakebox's Kinesis yet."),
+                )),
+            }
+        })
+    }
+}

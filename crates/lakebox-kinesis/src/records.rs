@@ -1,0 +1,396 @@
+//! PutRecord, PutRecords, GetShardIterator and GetRecords.
+
+use lakebox_core::{RequestContext, ServiceError};
+use lakebox_protocol::{Blob, Timestamp};
+use lakebox_store::LogEntry;
+
+use crate::errors;
+use crate::hashing::{parse_hash_key, partition_hash};
+use crate::iterator::{ITERATOR_TTL_MILLIS, ShardIterator};
+use crate::model::*;
+use crate::sequence::SequenceNumber;
+use crate::stream_name;
+use crate::streams::{ShardRecord, StreamRecord, Streams};
+
+/// A record's data plus partition key may not exceed 1 MiB.
+pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
+pub const MAX_PUT_RECORDS: usize = 500;
+pub const MAX_PUT_RECORDS_BYTES: usize = 5 * 1024 * 1024;
+pub const MAX_GET_RECORDS_BYTES: usize = 10 * 1024 * 1024;
+
+fn internal(e: impl std::fmt::Display) -> ServiceError {
+    tracing::error!(error = %e, "Kinesis log failure");
+    ServiceError::new("InternalFailure", 500, format!("storage failure: {e}"))
+}
+
+/// The stored form of a record: partition key length, partition key, data.
+fn encode_payload(partition_key: &str, data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(2 + partition_key.len() + data.len());
+    out.extend_from_slice(&(partition_key.len() as u16).to_le_bytes());
+    out.extend_from_slice(partition_key.as_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+fn decode_payload(payload: &[u8]) -> Option<(String, Vec<u8>)> {
+    let n = u16::from_le_bytes(payload.get(..2)?.try_into().ok()?) as usize;
+    let pk = std::str::from_utf8(payload.get(2..2 + n)?).ok()?.to_owned();
+    Some((pk, payload[2 + n..].to_vec()))
+}
+
+/// An ACTIVE stream (records cannot be written to or read from a CREATING one).
+fn active_stream(s: &Streams, ctx: &RequestContext, name: &str) -> Result<StreamRecord, ServiceError> {
+    let stream = s.require(&ctx.account_id, &ctx.region, name)?;
+    if stream.status(s.now_millis()) != "ACTIVE" {
+        return Err(errors::stream_not_found(name, &ctx.account_id));
+    }
+    Ok(stream)
+}
+
+/// Validates one record and picks its shard.
+fn route<'a>(
+    stream: &'a StreamRecord,
+    partition_key: &str,
+    data: &Blob,
+    explicit: Option<&str>,
+) -> Result<&'a ShardRecord, ServiceError> {
+    let chars = partition_key.chars().count();
+    if chars == 0 || chars > 256 {
+        return Err(errors::validation(
+            "partitionKey",
+            "Member must have length between 1 and 256",
+            partition_key,
+        ));
+    }
+    if data.0.len() + partition_key.len() > MAX_RECORD_BYTES {
+        return Err(errors::validation(
+            "data",
+            "Member must have length less than or equal to 1048576",
+            format!("{} bytes", data.0.len()),
+        ));
+    }
+    let hash = match explicit {
+        Some(h) => parse_hash_key(h).ok_or_else(|| {
+            errors::invalid_argument(format!(
+                "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. Specified value was {h}"
+            ))
+        })?,
+        None => partition_hash(partition_key),
+    };
+    stream
+        .shards
+        .iter()
+        .find(|sh| sh.contains(hash))
+        .ok_or_else(|| ServiceError::internal("no shard covers the hash key"))
+}
+
+fn seq(stream: &StreamRecord, shard: &ShardRecord, offset: u64) -> String {
+    SequenceNumber {
+        stream_epoch: stream.epoch_secs(),
+        shard_index: shard.index,
+        offset,
+    }
+    .format()
+}
+
+pub async fn put_record(
+    s: &Streams,
+    ctx: &RequestContext,
+    input: PutRecordInput,
+) -> Result<PutRecordOutput, ServiceError> {
+    let name = stream_name(ctx, &input.stream)?;
+    let stream = active_stream(s, ctx, &name)?;
+    let shard = route(
+        &stream,
+        &input.partition_key,
+        &input.data,
+        input.explicit_hash_key.as_deref(),
+    )?;
+    if let Some(o) = &input.sequence_number_for_ordering
+        && SequenceNumber::parse(o).is_none()
+    {
+        return Err(errors::invalid_argument(format!(
+            "ExclusiveMinimumSequenceNumber {o} used in PutRecord on stream {name} under account {} is invalid.",
+            ctx.account_id
+        )));
+    }
+    // Offsets only grow, so every new record already orders after SequenceNumberForOrdering.
+    let log = s.log(&stream, shard)?;
+    let entry = LogEntry {
+        timestamp_millis: s.now_millis(),
+        payload: encode_payload(&input.partition_key, &input.data.0),
+    };
+    let range = log.append(vec![entry]).await.map_err(internal)?;
+    Ok(PutRecordOutput {
+        shard_id: shard.id.clone(),
+        sequence_number: seq(&stream, shard, range.start),
+        encryption_type: "NONE".into(),
+    })
+}
+
+pub async fn put_records(
+    s: &Streams,
+    ctx: &RequestContext,
+    input: PutRecordsInput,
+) -> Result<PutRecordsOutput, ServiceError> {
+    let name = stream_name(ctx, &input.stream)?;
+    let n = input.records.len();
+    if n == 0 || n > MAX_PUT_RECORDS {
+        return Err(errors::validation(
+            "records",
+            "Member must have length between 1 and 500",
+            format!("{n} records"),
+        ));
+    }
+    let total: usize = input
+        .records
+        .iter()
+        .map(|r| r.data.0.len() + r.partition_key.len())
+        .sum();
+    if total > MAX_PUT_RECORDS_BYTES {
+        return Err(errors::invalid_argument(format!(
+            "Records size exceeds 5 MB limit: {total} bytes."
+        )));
+    }
+    let stream = active_stream(s, ctx, &name)?;
+    let now = s.now_millis();
+    // Group by shard, keeping each record's position, then append each group as one batch.
+    let mut groups: Vec<(usize, Vec<usize>, Vec<LogEntry>)> = Vec::new();
+    for (i, r) in input.records.iter().enumerate() {
+        let shard = route(&stream, &r.partition_key, &r.data, r.explicit_hash_key.as_deref())?;
+        let pos = match groups.iter().position(|(idx, _, _)| *idx == shard.index as usize) {
+            Some(p) => p,
+            None => {
+                groups.push((shard.index as usize, Vec::new(), Vec::new()));
+                groups.len() - 1
+            }
+        };
+        groups[pos].1.push(i);
+        groups[pos].2.push(LogEntry {
+            timestamp_millis: now,
+            payload: encode_payload(&r.partition_key, &r.data.0),
+        });
+    }
+    let mut tasks = Vec::with_capacity(groups.len());
+    for (shard_index, positions, entries) in groups {
+        let shard = stream
+            .shards
+            .iter()
+            .find(|sh| sh.index as usize == shard_index)
+            .expect("routed shard exists");
+        let log = s.log(&stream, shard)?;
+        // Shards append concurrently: each batch waits for its own group commit.
+        tasks.push((
+            shard.clone(),
+            positions,
+            tokio::spawn(async move { log.append(entries).await }),
+        ));
+    }
+    let mut results: Vec<PutRecordsResultEntry> = (0..n).map(|_| PutRecordsResultEntry::default()).collect();
+    let mut failed = 0;
+    for (shard, positions, task) in tasks {
+        match task.await {
+            Ok(Ok(range)) => {
+                for (k, pos) in positions.into_iter().enumerate() {
+                    results[pos].shard_id = Some(shard.id.clone());
+                    results[pos].sequence_number = Some(seq(&stream, &shard, range.start + k as u64));
+                }
+            }
+            other => {
+                tracing::error!(shard = %shard.id, result = ?other.map(|r| r.map(|_| ())), "PutRecords batch failed");
+                for pos in positions {
+                    failed += 1;
+                    results[pos].error_code = Some("InternalFailure".into());
+                    results[pos].error_message = Some("Internal service failure.".into());
+                }
+            }
+        }
+    }
+    Ok(PutRecordsOutput {
+        failed_record_count: failed,
+        records: results,
+        encryption_type: "NONE".into(),
+    })
+}
+
+fn find_shard<'a>(
+    stream: &'a StreamRecord,
+    shard_id: &str,
+    account: &str,
+) -> Result<&'a ShardRecord, ServiceError> {
+    stream
+        .shards
+        .iter()
+        .find(|sh| sh.id == shard_id)
+        .ok_or_else(|| errors::shard_not_found(shard_id, &stream.name, account))
+}
+
+pub fn get_shard_iterator(
+    s: &Streams,
+    ctx: &RequestContext,
+    input: GetShardIteratorInput,
+) -> Result<GetShardIteratorOutput, ServiceError> {
+    let name = stream_name(ctx, &input.stream)?;
+    let stream = active_stream(s, ctx, &name)?;
+    let shard = find_shard(&stream, &input.shard_id, &ctx.account_id)?;
+    let log = s.log(&stream, shard)?;
+    let seq_offset = |after: bool| -> Result<u64, ServiceError> {
+        let raw = input.starting_sequence_number.as_deref().ok_or_else(|| {
+            errors::invalid_argument(
+                "You must specify a StartingSequenceNumber for AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER.",
+            )
+        })?;
+        let invalid = || {
+            errors::invalid_argument(format!(
+                "StartingSequenceNumber {raw} used in GetShardIterator on shard {} in stream {name} under account {} is invalid.",
+                shard.id, ctx.account_id
+            ))
+        };
+        let parsed = SequenceNumber::parse(raw).ok_or_else(invalid)?;
+        if parsed.shard_index != shard.index || parsed.stream_epoch != stream.epoch_secs() % 10_000_000_000 {
+            return Err(errors::invalid_argument(format!(
+                "Invalid StartingSequenceNumber. It encodes shardId-{:012}, while it was used in a call to a shard with {}",
+                parsed.shard_index, shard.id
+            )));
+        }
+        Ok(parsed.offset + u64::from(after))
+    };
+    let offset = match input.shard_iterator_type.as_str() {
+        "TRIM_HORIZON" => log.first_offset(),
+        "LATEST" => log.next_offset(),
+        "AT_SEQUENCE_NUMBER" => seq_offset(false)?,
+        "AFTER_SEQUENCE_NUMBER" => seq_offset(true)?,
+        "AT_TIMESTAMP" => {
+            let at = input
+                .timestamp
+                .ok_or_else(|| errors::invalid_argument("You must specify a Timestamp for AT_TIMESTAMP."))?;
+            first_offset_at(&log, at.as_millis())?
+        }
+        other => {
+            return Err(errors::validation(
+                "shardIteratorType",
+                "Member must satisfy enum value set: [AFTER_SEQUENCE_NUMBER, AT_SEQUENCE_NUMBER, AT_TIMESTAMP, TRIM_HORIZON, LATEST]",
+                other,
+            ));
+        }
+    };
+    let it = ShardIterator {
+        stream_name: stream.name.clone(),
+        stream_uid: stream.uid.clone(),
+        shard_id: shard.id.clone(),
+        offset,
+        issued_millis: s.now_millis(),
+    };
+    Ok(GetShardIteratorOutput {
+        shard_iterator: it.encode(),
+    })
+}
+
+/// The first record at or after `at_millis` (the end of the shard if none).
+fn first_offset_at(log: &lakebox_store::Log, at_millis: i64) -> Result<u64, ServiceError> {
+    let mut from = log.first_offset();
+    loop {
+        let batch = log.read(from, 1000, 64 * 1024 * 1024).map_err(internal)?;
+        let Some(last) = batch.last() else {
+            return Ok(log.next_offset());
+        };
+        if let Some(r) = batch.iter().find(|r| r.timestamp_millis >= at_millis) {
+            return Ok(r.offset);
+        }
+        from = last.offset + 1;
+    }
+}
+
+pub async fn get_records(
+    s: &Streams,
+    ctx: &RequestContext,
+    input: GetRecordsInput,
+) -> Result<GetRecordsOutput, ServiceError> {
+    let it = ShardIterator::decode(&input.shard_iterator)
+        .ok_or_else(|| errors::invalid_argument("Invalid ShardIterator."))?;
+    let now = s.now_millis();
+    if now - it.issued_millis > ITERATOR_TTL_MILLIS {
+        return Err(ServiceError::client(
+            "ExpiredIteratorException",
+            format!(
+                "Iterator expired. The iterator was created at time {} while right now it is {} which is further in the future than the tolerated delay of {ITERATOR_TTL_MILLIS} milliseconds.",
+                Timestamp::from_millis(it.issued_millis).to_http_date(),
+                Timestamp::from_millis(now).to_http_date()
+            ),
+        ));
+    }
+    let limit = match input.limit {
+        None => 10_000,
+        Some(n) if (1..=10_000).contains(&n) => n as usize,
+        Some(n) => {
+            return Err(errors::validation(
+                "limit",
+                "Member must have value between 1 and 10000",
+                n,
+            ));
+        }
+    };
+    let stream = s
+        .get(&ctx.account_id, &ctx.region, &it.stream_name)?
+        .filter(|st| st.uid == it.stream_uid)
+        .ok_or_else(|| errors::stream_not_found(&it.stream_name, &ctx.account_id))?;
+    let shard = find_shard(&stream, &it.shard_id, &ctx.account_id)?.clone();
+    let log = s.log(&stream, &shard)?;
+    let offset = it.offset;
+    let reader = log.clone();
+    let read = tokio::task::spawn_blocking(move || reader.read(offset, limit, MAX_GET_RECORDS_BYTES))
+        .await
+        .map_err(internal)?
+        .map_err(internal)?;
+    // Records past the retention period are no longer readable.
+    let oldest = now - stream.retention_hours * 3_600_000;
+    let mut next = offset;
+    let mut last_ts = None;
+    let mut records = Vec::with_capacity(read.len());
+    for r in read {
+        next = r.offset + 1;
+        if r.timestamp_millis < oldest {
+            continue;
+        }
+        let (partition_key, data) =
+            decode_payload(&r.payload).ok_or_else(|| internal("corrupt record payload"))?;
+        last_ts = Some(r.timestamp_millis);
+        records.push(Record {
+            sequence_number: seq(&stream, &shard, r.offset),
+            approximate_arrival_timestamp: Timestamp::from_millis(r.timestamp_millis),
+            data: Blob(data),
+            partition_key,
+        });
+    }
+    let next = next.max(log.first_offset());
+    let tip = log.next_offset();
+    let millis_behind_latest = match last_ts {
+        Some(ts) if next < tip => (now - ts).max(0),
+        _ => 0,
+    };
+    let next_it = ShardIterator {
+        offset: next,
+        issued_millis: now,
+        ..it
+    };
+    Ok(GetRecordsOutput {
+        records,
+        next_shard_iterator: Some(next_it.encode()),
+        millis_behind_latest,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_round_trip() {
+        let p = encode_payload("pk-ü", b"\x00data");
+        assert_eq!(
+            decode_payload(&p),
+            Some(("pk-ü".to_owned(), b"\x00data".to_vec()))
+        );
+        assert_eq!(decode_payload(&[5, 0, b'a']), None);
+    }
+}

@@ -1,0 +1,267 @@
+//! The streams Lakebox holds: their metadata in the metadata store, their records in one
+//! durable [`Log`] per shard under `<dir>/streams/<stream uid>/<shard id>/`.
+//!
+//! Each stream gets a unique id at creation, so a stream deleted and created again under the
+//! same name never sees the old one's records or iterators.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use lakebox_core::{Arn, Clock, ServiceError, ids};
+use lakebox_store::{Log, LogConfig, MetaStore, StoreError};
+use serde::{Deserialize, Serialize};
+
+use crate::errors;
+
+const STREAMS: &str = "streams";
+
+/// Timing and limits of the Kinesis service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KinesisSettings {
+    /// How long a new stream stays CREATING.
+    pub create_delay_millis: i64,
+    /// Open shards allowed per account and region.
+    pub shard_limit: u32,
+}
+
+impl Default for KinesisSettings {
+    fn default() -> Self {
+        KinesisSettings {
+            create_delay_millis: 0,
+            shard_limit: 500,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ShardRecord {
+    pub id: String,
+    pub index: u32,
+    /// Hash-key range bounds, as decimal strings (JSON has no 128-bit integers).
+    pub start_hash: String,
+    pub end_hash: String,
+    pub parent: Option<String>,
+}
+
+impl ShardRecord {
+    pub fn contains(&self, hash: u128) -> bool {
+        let start: u128 = self.start_hash.parse().unwrap_or(0);
+        let end: u128 = self.end_hash.parse().unwrap_or(u128::MAX);
+        start <= hash && hash <= end
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StreamRecord {
+    pub name: String,
+    pub uid: String,
+    pub account: String,
+    pub region: String,
+    pub created_millis: i64,
+    /// CREATING until this time, ACTIVE after.
+    pub ready_millis: i64,
+    pub retention_hours: i64,
+    /// PROVISIONED or ON_DEMAND.
+    pub mode: String,
+    pub shards: Vec<ShardRecord>,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl StreamRecord {
+    pub fn arn(&self) -> String {
+        Arn::new(
+            "kinesis",
+            &self.region,
+            &self.account,
+            format!("stream/{}", self.name),
+        )
+        .to_string()
+    }
+
+    pub fn status(&self, now_millis: i64) -> &'static str {
+        if now_millis < self.ready_millis {
+            "CREATING"
+        } else {
+            "ACTIVE"
+        }
+    }
+
+    pub fn epoch_secs(&self) -> u64 {
+        (self.created_millis / 1000).max(0) as u64
+    }
+}
+
+pub struct Streams {
+    dir: PathBuf,
+    kv: MetaStore,
+    logs: Mutex<HashMap<(String, u32), Arc<Log>>>,
+    clock: Arc<dyn Clock>,
+    pub settings: KinesisSettings,
+}
+
+fn internal(e: impl std::fmt::Display) -> ServiceError {
+    tracing::error!(error = %e, "Kinesis storage failure");
+    ServiceError::new("InternalFailure", 500, format!("storage failure: {e}"))
+}
+
+fn stream_key(account: &str, region: &str, name: &str) -> Vec<u8> {
+    format!("{account}/{region}/{name}").into_bytes()
+}
+
+fn decode(v: &[u8]) -> Result<StreamRecord, ServiceError> {
+    serde_json::from_slice(v).map_err(|e| internal(format!("corrupt stream record: {e}")))
+}
+
+impl Streams {
+    pub fn open(dir: &Path, clock: Arc<dyn Clock>, settings: KinesisSettings) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir.join("streams"))?;
+        Ok(Streams {
+            dir: dir.to_owned(),
+            kv: MetaStore::open(&dir.join("meta.redb"))?,
+            logs: Mutex::new(HashMap::new()),
+            clock,
+            settings,
+        })
+    }
+
+    pub fn now_millis(&self) -> i64 {
+        self.clock.now_millis()
+    }
+
+    pub fn get(&self, account: &str, region: &str, name: &str) -> Result<Option<StreamRecord>, ServiceError> {
+        match self
+            .kv
+            .get(STREAMS, &stream_key(account, region, name))
+            .map_err(internal)?
+        {
+            Some(v) => Ok(Some(decode(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The stream, or `ResourceNotFoundException`.
+    pub fn require(&self, account: &str, region: &str, name: &str) -> Result<StreamRecord, ServiceError> {
+        self.get(account, region, name)?
+            .ok_or_else(|| errors::stream_not_found(name, account))
+    }
+
+    pub fn list(&self, account: &str, region: &str) -> Result<Vec<StreamRecord>, ServiceError> {
+        let prefix = format!("{account}/{region}/").into_bytes();
+        let rows = self
+            .kv
+            .scan_prefix(STREAMS, &prefix, None, usize::MAX)
+            .map_err(internal)?;
+        rows.iter().map(|(_, v)| decode(v)).collect()
+    }
+
+    /// Creates a stream, refusing an existing name and the account's shard limit, atomically.
+    pub async fn create(&self, record: StreamRecord) -> Result<(), ServiceError> {
+        let key = stream_key(&record.account, &record.region, &record.name);
+        let prefix = format!("{}/{}/", record.account, record.region).into_bytes();
+        let limit = self.settings.shard_limit as usize;
+        self.kv
+            .write_async(move |b| {
+                if b.get(STREAMS, &key)?.is_some() {
+                    return Ok(Err(errors::stream_in_use(&record.name, &record.account)));
+                }
+                let mut open = 0usize;
+                for (_, v) in b.scan_prefix(STREAMS, &prefix)? {
+                    if let Ok(s) = serde_json::from_slice::<StreamRecord>(&v) {
+                        open += s.shards.len();
+                    }
+                }
+                if open + record.shards.len() > limit {
+                    return Ok(Err(errors::limit_exceeded(format!(
+                        "This request would exceed the shard limit for the account {} in {}. Current shard count for the account: {open}. Limit: {limit}. Number of additional shards that would have resulted from this request: {}.",
+                        record.account, record.region, record.shards.len()
+                    ))));
+                }
+                b.put(STREAMS, &key, &serde_json::to_vec(&record).expect("records serialize"))?;
+                Ok(Ok(()))
+            })
+            .await
+            .map_err(internal)?
+    }
+
+    /// Changes a stream's metadata atomically.
+    pub async fn update(
+        &self,
+        account: &str,
+        region: &str,
+        name: &str,
+        change: impl FnOnce(&mut StreamRecord) -> Result<(), ServiceError> + Send + 'static,
+    ) -> Result<StreamRecord, ServiceError> {
+        let key = stream_key(account, region, name);
+        let (name, account) = (name.to_owned(), account.to_owned());
+        self.kv
+            .write_async(move |b| {
+                let Some(v) = b.get(STREAMS, &key)? else {
+                    return Ok(Err(errors::stream_not_found(&name, &account)));
+                };
+                let mut rec: StreamRecord = match decode(&v) {
+                    Ok(r) => r,
+                    Err(e) => return Ok(Err(e)),
+                };
+                if let Err(e) = change(&mut rec) {
+                    return Ok(Err(e));
+                }
+                b.put(
+                    STREAMS,
+                    &key,
+                    &serde_json::to_vec(&rec).expect("records serialize"),
+                )?;
+                Ok(Ok(rec))
+            })
+            .await
+            .map_err(internal)?
+    }
+
+    /// Deletes a stream's metadata, then its records.
+    pub async fn delete(&self, account: &str, region: &str, name: &str) -> Result<(), ServiceError> {
+        let key = stream_key(account, region, name);
+        let (n, a) = (name.to_owned(), account.to_owned());
+        let rec = self
+            .kv
+            .write_async(move |b| {
+                let Some(v) = b.get(STREAMS, &key)? else {
+                    return Ok(Err(errors::stream_not_found(&n, &a)));
+                };
+                b.delete(STREAMS, &key)?;
+                Ok(decode(&v))
+            })
+            .await
+            .map_err(internal)??;
+        let dropped: Vec<Arc<Log>> = {
+            let mut logs = self.logs.lock().unwrap();
+            let keys: Vec<_> = logs.keys().filter(|(uid, _)| *uid == rec.uid).cloned().collect();
+            keys.into_iter().filter_map(|k| logs.remove(&k)).collect()
+        };
+        let dir = self.dir.join("streams").join(&rec.uid);
+        tokio::task::spawn_blocking(move || {
+            // Wait for each log's writer to stop before removing its files.
+            drop(dropped);
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!(error = %e, dir = %dir.display(), "could not remove a deleted stream's records");
+            }
+        });
+        Ok(())
+    }
+
+    /// The log of one shard, opened on first use.
+    pub fn log(&self, stream: &StreamRecord, shard: &ShardRecord) -> Result<Arc<Log>, ServiceError> {
+        let key = (stream.uid.clone(), shard.index);
+        let mut logs = self.logs.lock().unwrap();
+        if let Some(l) = logs.get(&key) {
+            return Ok(l.clone());
+        }
+        let dir = self.dir.join("streams").join(&stream.uid).join(&shard.id);
+        let log = Arc::new(Log::open(&dir, LogConfig::default()).map_err(internal)?);
+        logs.insert(key, log.clone());
+        Ok(log)
+    }
+
+    pub fn new_uid() -> String {
+        ids::random_hex(16)
+    }
+}

@@ -1,0 +1,290 @@
+"""Kinesis Data Streams with boto3, the AWS CLI and CBOR."""
+
+import base64
+import datetime
+import hashlib
+import json
+import time
+
+import botocore.exceptions
+import pytest
+
+from lakebox_harness import Lakebox
+from signing import signed_request
+from test_protocols import cbor_encode
+
+
+def code(e):
+    return e.value.response["Error"]["Code"]
+
+
+@pytest.fixture(scope="module")
+def kinesis(lakebox):
+    return lakebox.client("kinesis")
+
+
+def read_all(kinesis, stream, shard_id, iterator_type="TRIM_HORIZON", **kw):
+    it = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard_id, ShardIteratorType=iterator_type, **kw)["ShardIterator"]
+    out = []
+    while True:
+        r = kinesis.get_records(ShardIterator=it, Limit=1000)
+        out += r["Records"]
+        if not r["Records"]:
+            return out, r
+        it = r["NextShardIterator"]
+
+
+def test_stream_lifecycle(kinesis):
+    kinesis.create_stream(StreamName="life", ShardCount=3)
+    kinesis.get_waiter("stream_exists").wait(StreamName="life", WaiterConfig={"Delay": 1, "MaxAttempts": 5})
+    d = kinesis.describe_stream(StreamName="life")["StreamDescription"]
+    assert d["StreamStatus"] == "ACTIVE" and d["RetentionPeriodHours"] == 24
+    assert d["StreamARN"] == "arn:aws:kinesis:us-east-1:000000000000:stream/life"
+    assert [s["ShardId"] for s in d["Shards"]] == ["shardId-000000000000", "shardId-000000000001", "shardId-000000000002"]
+    assert d["Shards"][0]["HashKeyRange"]["StartingHashKey"] == "0"
+    assert d["Shards"][2]["HashKeyRange"]["EndingHashKey"] == str(2**128 - 1)
+    assert isinstance(d["StreamCreationTimestamp"], datetime.datetime)
+    summary = kinesis.describe_stream_summary(StreamARN=d["StreamARN"])["StreamDescriptionSummary"]
+    assert summary["OpenShardCount"] == 3 and summary["StreamName"] == "life"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        kinesis.create_stream(StreamName="life", ShardCount=1)
+    assert code(e) == "ResourceInUseException"
+    kinesis.delete_stream(StreamName="life")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        kinesis.describe_stream(StreamName="life")
+    assert code(e) == "ResourceNotFoundException"
+
+
+def test_on_demand_and_validation(kinesis):
+    kinesis.create_stream(StreamName="od", StreamModeDetails={"StreamMode": "ON_DEMAND"})
+    s = kinesis.describe_stream_summary(StreamName="od")["StreamDescriptionSummary"]
+    assert s["StreamModeDetails"]["StreamMode"] == "ON_DEMAND" and s["OpenShardCount"] == 4
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        kinesis.create_stream(StreamName="bad name!", ShardCount=1)
+    assert code(e) == "ValidationException"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        kinesis.create_stream(StreamName="noshards")
+    assert code(e) == "InvalidArgumentException"
+    limits = kinesis.describe_limits()
+    assert limits["ShardLimit"] == 500 and limits["OpenShardCount"] >= 4
+
+
+def test_list_streams_and_shards_paginate(kinesis):
+    for n in ["page-a", "page-b", "page-c"]:
+        kinesis.create_stream(StreamName=n, ShardCount=5)
+    r = kinesis.list_streams(Limit=2, ExclusiveStartStreamName="page-")
+    assert r["StreamNames"] == ["page-a", "page-b"] and r["HasMoreStreams"]
+    assert r["StreamSummaries"][0]["StreamStatus"] == "ACTIVE"
+    r2 = kinesis.list_streams(NextToken=r["NextToken"], Limit=1)
+    assert r2["StreamNames"] == ["page-c"]
+    names = [n for p in kinesis.get_paginator("list_streams").paginate(PaginationConfig={"PageSize": 2}) for n in p["StreamNames"]]
+    assert {"page-a", "page-b", "page-c"} <= set(names) and names == sorted(names)
+    r = kinesis.list_shards(StreamName="page-a", MaxResults=2)
+    assert len(r["Shards"]) == 2 and r["NextToken"]
+    r = kinesis.list_shards(NextToken=r["NextToken"], MaxResults=10)
+    assert [s["ShardId"] for s in r["Shards"]] == [f"shardId-00000000000{i}" for i in (2, 3, 4)] and "NextToken" not in r
+    r = kinesis.list_shards(StreamName="page-a", ShardFilter={"Type": "AFTER_SHARD_ID", "ShardId": "shardId-000000000003"})
+    assert [s["ShardId"] for s in r["Shards"]] == ["shardId-000000000004"]
+    d = kinesis.describe_stream(StreamName="page-a", Limit=3)["StreamDescription"]
+    assert len(d["Shards"]) == 3 and d["HasMoreShards"]
+
+
+def shard_for(key, shards):
+    h = int(hashlib.md5(key.encode()).hexdigest(), 16)
+    return next(s["ShardId"] for s in shards if int(s["HashKeyRange"]["StartingHashKey"]) <= h <= int(s["HashKeyRange"]["EndingHashKey"]))
+
+
+def test_put_and_get_records_in_order(kinesis):
+    kinesis.create_stream(StreamName="rec", ShardCount=4)
+    shards = kinesis.list_shards(StreamName="rec")["Shards"]
+    before = datetime.datetime.now(datetime.timezone.utc)
+    puts = []
+    for i in range(40):
+        key = f"user-{i % 7}"
+        r = kinesis.put_record(StreamName="rec", Data=f"event-{i}".encode(), PartitionKey=key)
+        assert r["ShardId"] == shard_for(key, shards)  # MD5 routing, as AWS
+        assert len(r["SequenceNumber"]) == 56
+        puts.append((r["ShardId"], r["SequenceNumber"], f"event-{i}".encode(), key))
+    for shard in shards:
+        mine = [p for p in puts if p[0] == shard["ShardId"]]
+        got, last = read_all(kinesis, "rec", shard["ShardId"])
+        assert [(r["SequenceNumber"], r["Data"], r["PartitionKey"]) for r in got] == [(p[1], p[2], p[3]) for p in mine]
+        seqs = [int(r["SequenceNumber"]) for r in got]
+        assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+        assert all(r["ApproximateArrivalTimestamp"] >= before - datetime.timedelta(seconds=2) for r in got)
+        assert last["MillisBehindLatest"] == 0
+    # Positions: AT/AFTER sequence number, LATEST, AT_TIMESTAMP.
+    shard0 = [p for p in puts if p[0] == shards[0]["ShardId"]]
+    got, _ = read_all(kinesis, "rec", shards[0]["ShardId"], "AT_SEQUENCE_NUMBER", StartingSequenceNumber=shard0[1][1])
+    assert [r["SequenceNumber"] for r in got] == [p[1] for p in shard0[1:]]
+    got, _ = read_all(kinesis, "rec", shards[0]["ShardId"], "AFTER_SEQUENCE_NUMBER", StartingSequenceNumber=shard0[1][1])
+    assert [r["SequenceNumber"] for r in got] == [p[1] for p in shard0[2:]]
+    latest = kinesis.get_shard_iterator(StreamName="rec", ShardId=shards[0]["ShardId"], ShardIteratorType="LATEST")["ShardIterator"]
+    assert kinesis.get_records(ShardIterator=latest)["Records"] == []
+    r = kinesis.put_record(StreamName="rec", Data=b"after-latest", PartitionKey="x", ExplicitHashKey="0")
+    assert r["ShardId"] == "shardId-000000000000"
+    assert [x["Data"] for x in kinesis.get_records(ShardIterator=latest)["Records"]] == [b"after-latest"]
+    future = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
+    got, _ = read_all(kinesis, "rec", shards[0]["ShardId"], "AT_TIMESTAMP", Timestamp=future)
+    assert got == []
+    got, _ = read_all(kinesis, "rec", shards[0]["ShardId"], "AT_TIMESTAMP", Timestamp=before - datetime.timedelta(seconds=5))
+    assert len(got) == len(shard0) + 1
+
+
+def test_get_records_limit_and_iterator_errors(kinesis):
+    kinesis.create_stream(StreamName="lim", ShardCount=1)
+    kinesis.put_records(StreamName="lim", Records=[{"Data": str(i).encode(), "PartitionKey": "k"} for i in range(25)])
+    it = kinesis.get_shard_iterator(StreamName="lim", ShardId="shardId-000000000000", ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    r = kinesis.get_records(ShardIterator=it, Limit=10)
+    assert [x["Data"] for x in r["Records"]] == [str(i).encode() for i in range(10)]
+    assert r["MillisBehindLatest"] >= 0
+    r = kinesis.get_records(ShardIterator=r["NextShardIterator"], Limit=100)
+    assert len(r["Records"]) == 15
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        kinesis.get_records(ShardIterator="not-an-iterator-at-all")
+    assert code(e) == "InvalidArgumentException"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        kinesis.get_shard_iterator(StreamName="lim", ShardId="shardId-000000000009", ShardIteratorType="LATEST")
+    assert code(e) == "ResourceNotFoundException"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        kinesis.get_shard_iterator(StreamName="lim", ShardId="shardId-000000000000", ShardIteratorType="AT_SEQUENCE_NUMBER",
+                                   StartingSequenceNumber="123")
+    assert code(e) == "InvalidArgumentException"
+    # An iterator of a deleted stream does not read a new stream of the same name.
+    kinesis.delete_stream(StreamName="lim")
+    kinesis.create_stream(StreamName="lim", ShardCount=1)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        kinesis.get_records(ShardIterator=it)
+    assert code(e) == "ResourceNotFoundException"
+
+
+def test_put_records_batch(kinesis):
+    kinesis.create_stream(StreamName="batch", ShardCount=3)
+    records = [{"Data": f"r{i}".encode(), "PartitionKey": f"pk{i}"} for i in range(500)]
+    r = kinesis.put_records(StreamName="batch", Records=records)
+    assert r["FailedRecordCount"] == 0 and len(r["Records"]) == 500
+    shards = kinesis.list_shards(StreamName="batch")["Shards"]
+    for rec, res in zip(records, r["Records"]):
+        assert res["ShardId"] == shard_for(rec["PartitionKey"], shards)
+    total = 0
+    for s in shards:
+        got, _ = read_all(kinesis, "batch", s["ShardId"])
+        mine = [(res["SequenceNumber"], rec["Data"]) for rec, res in zip(records, r["Records"]) if res["ShardId"] == s["ShardId"]]
+        assert [(g["SequenceNumber"], g["Data"]) for g in got] == mine  # request order kept within a shard
+        total += len(got)
+    assert total == 500
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        kinesis.put_records(StreamName="batch", Records=[{"Data": b"x", "PartitionKey": "k"}] * 501)
+    assert code(e) == "ValidationException"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        kinesis.put_record(StreamName="batch", Data=b"x" * (1024 * 1024), PartitionKey="k")
+    assert code(e) == "ValidationException"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        kinesis.put_record(StreamName="batch", Data=b"x", PartitionKey="k", ExplicitHashKey=str(2**128))
+    assert code(e) == "InvalidArgumentException"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        kinesis.put_record(StreamName="missing", Data=b"x", PartitionKey="k")
+    assert code(e) == "ResourceNotFoundException"
+
+
+def test_tags_and_retention(kinesis):
+    kinesis.create_stream(StreamName="tagged", ShardCount=1)
+    kinesis.add_tags_to_stream(StreamName="tagged", Tags={"team": "data", "env": "dev"})
+    assert kinesis.list_tags_for_stream(StreamName="tagged")["Tags"] == [{"Key": "env", "Value": "dev"}, {"Key": "team", "Value": "data"}]
+    kinesis.remove_tags_from_stream(StreamName="tagged", TagKeys=["env"])
+    assert kinesis.list_tags_for_stream(StreamName="tagged")["Tags"] == [{"Key": "team", "Value": "data"}]
+    kinesis.increase_stream_retention_period(StreamName="tagged", RetentionPeriodHours=48)
+    assert kinesis.describe_stream_summary(StreamName="tagged")["StreamDescriptionSummary"]["RetentionPeriodHours"] == 48
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        kinesis.increase_stream_retention_period(StreamName="tagged", RetentionPeriodHours=24)
+    assert code(e) == "InvalidArgumentException"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        kinesis.decrease_stream_retention_period(StreamName="tagged", RetentionPeriodHours=10)
+    assert code(e) == "InvalidArgumentException"
+    kinesis.decrease_stream_retention_period(StreamName="tagged", RetentionPeriodHours=24)
+
+
+def test_streams_are_per_region_and_account(lakebox):
+    east = lakebox.client("kinesis", region="us-east-1")
+    west = lakebox.client("kinesis", region="us-west-2")
+    other = lakebox.client("kinesis", access_key="123456789012")
+    east.create_stream(StreamName="regional", ShardCount=1)
+    assert "regional" not in west.list_streams()["StreamNames"]
+    assert "regional" not in other.list_streams()["StreamNames"]
+    west.create_stream(StreamName="regional", ShardCount=2)
+    assert west.describe_stream_summary(StreamName="regional")["StreamDescriptionSummary"]["StreamARN"].startswith("arn:aws:kinesis:us-west-2:")
+
+
+def test_cli(lakebox):
+    assert lakebox.cli("kinesis", "create-stream", "--stream-name", "cli-stream", "--shard-count", "1").returncode == 0
+    # AWS CLI v1 (the one on PyPI) sends blob arguments as raw text.
+    out = lakebox.cli("kinesis", "put-record", "--stream-name", "cli-stream", "--partition-key", "k", "--data", "hello")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["ShardId"] == "shardId-000000000000"
+    it = json.loads(lakebox.cli("kinesis", "get-shard-iterator", "--stream-name", "cli-stream", "--shard-id",
+                                "shardId-000000000000", "--shard-iterator-type", "TRIM_HORIZON").stdout)["ShardIterator"]
+    recs = json.loads(lakebox.cli("kinesis", "get-records", "--shard-iterator", it).stdout)["Records"]
+    assert base64.b64decode(recs[0]["Data"]) == b"hello"
+
+
+def cbor_decode(buf):
+    """A minimal CBOR decoder for the shapes Kinesis returns."""
+    def item(i):
+        b = buf[i]; major, info = b >> 5, b & 31; i += 1
+        if info < 24: n = info
+        else:
+            size = {24: 1, 25: 2, 26: 4, 27: 8}[info]; n = int.from_bytes(buf[i:i + size], "big"); i += size
+        if major == 0: return n, i
+        if major == 2: return bytes(buf[i:i + n]), i + n
+        if major == 3: return buf[i:i + n].decode(), i + n
+        if major == 4:
+            out = []
+            for _ in range(n): v, i = item(i); out.append(v)
+            return out, i
+        if major == 5:
+            out = {}
+            for _ in range(n):
+                k, i = item(i); v, i = item(i); out[k] = v
+            return out, i
+        if major == 6:
+            v, i = item(i); return ("tag", n, v), i
+        if major == 7 and info in (20, 21): return info == 21, i
+        raise ValueError(b)
+    return item(0)[0]
+
+
+def test_cbor_put_and_get(lakebox, kinesis):
+    kinesis.create_stream(StreamName="cbor", ShardCount=1)
+    ct = {"Content-Type": "application/x-amz-cbor-1.1"}
+    status, headers, body = signed_request(lakebox.endpoint, body=cbor_encode({"StreamName": "cbor", "Data": b"\x00\xffraw", "PartitionKey": "pk"}),
+                                           headers={"X-Amz-Target": "Kinesis_20131202.PutRecord", **ct})
+    assert status == 200 and headers["content-type"] == "application/x-amz-cbor-1.1"
+    put = cbor_decode(body)
+    assert put["ShardId"] == "shardId-000000000000"
+    status, _, body = signed_request(lakebox.endpoint, body=cbor_encode({"StreamName": "cbor", "ShardId": "shardId-000000000000", "ShardIteratorType": "TRIM_HORIZON"}),
+                                     headers={"X-Amz-Target": "Kinesis_20131202.GetShardIterator", **ct})
+    it = cbor_decode(body)["ShardIterator"]
+    status, _, body = signed_request(lakebox.endpoint, body=cbor_encode({"ShardIterator": it}),
+                                     headers={"X-Amz-Target": "Kinesis_20131202.GetRecords", **ct})
+    rec = cbor_decode(body)["Records"][0]
+    assert rec["Data"] == b"\x00\xffraw"  # a CBOR byte string, not base64
+    tag, number, millis = rec["ApproximateArrivalTimestamp"]
+    assert number == 1 and abs(millis / 1000 - time.time()) < 60  # tag 1, epoch milliseconds
+    assert rec["SequenceNumber"] == put["SequenceNumber"]
+
+
+def test_records_survive_restart(tmp_path):
+    with Lakebox(tmp_path) as lb:
+        k = lb.client("kinesis")
+        k.create_stream(StreamName="durable", ShardCount=2)
+        acked = k.put_records(StreamName="durable", Records=[{"Data": f"d{i}".encode(), "PartitionKey": f"p{i}"} for i in range(100)])["Records"]
+    with Lakebox(tmp_path) as lb:
+        k = lb.client("kinesis")
+        got = {}
+        for s in k.list_shards(StreamName="durable")["Shards"]:
+            for r in read_all(k, "durable", s["ShardId"])[0]:
+                got[r["SequenceNumber"]] = r["Data"]
+        assert got == {a["SequenceNumber"]: f"d{i}".encode() for i, a in enumerate(acked)}
+        # Sequence numbers keep increasing after a restart.
+        r = k.put_record(StreamName="durable", Data=b"later", PartitionKey="p0")
+        assert int(r["SequenceNumber"]) > max(int(a["SequenceNumber"]) for a in acked if a["ShardId"] == r["ShardId"])
