@@ -288,3 +288,129 @@ def test_records_survive_restart(tmp_path):
         # Sequence numbers keep increasing after a restart.
         r = k.put_record(StreamName="durable", Data=b"later", PartitionKey="p0")
         assert int(r["SequenceNumber"]) > max(int(a["SequenceNumber"]) for a in acked if a["ShardId"] == r["ShardId"])
+
+
+# ---- resharding ----
+
+def drain(kinesis, stream, shard_id):
+    """Reads a shard from the horizon to its end; returns records and the final response."""
+    it = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    out = []
+    while True:
+        r = kinesis.get_records(ShardIterator=it)
+        out += r["Records"]
+        if "NextShardIterator" not in r or not r["Records"]:
+            return out, r
+        it = r["NextShardIterator"]
+
+
+def test_split_and_merge_with_lineage(kinesis):
+    kinesis.create_stream(StreamName="reshard", ShardCount=2)
+    before = kinesis.put_record(StreamName="reshard", Data=b"before", PartitionKey="x", ExplicitHashKey="0")
+    s0 = kinesis.list_shards(StreamName="reshard")["Shards"][0]
+    end0 = int(s0["HashKeyRange"]["EndingHashKey"])
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        kinesis.split_shard(StreamName="reshard", ShardToSplit=s0["ShardId"], NewStartingHashKey="1")
+    assert code(e) == "InvalidArgumentException"
+    mid = end0 // 2
+    kinesis.split_shard(StreamName="reshard", ShardToSplit=s0["ShardId"], NewStartingHashKey=str(mid))
+    shards = {s["ShardId"]: s for s in kinesis.list_shards(StreamName="reshard")["Shards"]}
+    assert len(shards) == 4
+    parent = shards["shardId-000000000000"]
+    assert "EndingSequenceNumber" in parent["SequenceNumberRange"]
+    a, b = shards["shardId-000000000002"], shards["shardId-000000000003"]
+    assert a["ParentShardId"] == b["ParentShardId"] == "shardId-000000000000"
+    assert a["HashKeyRange"] == {"StartingHashKey": "0", "EndingHashKey": str(mid - 1)}
+    assert b["HashKeyRange"] == {"StartingHashKey": str(mid), "EndingHashKey": str(end0)}
+    assert kinesis.describe_stream_summary(StreamName="reshard")["StreamDescriptionSummary"]["OpenShardCount"] == 3
+    open_now = [s["ShardId"] for s in kinesis.list_shards(StreamName="reshard", ShardFilter={"Type": "AT_LATEST"})["Shards"]]
+    assert open_now == ["shardId-000000000001", "shardId-000000000002", "shardId-000000000003"]
+    # New records go to the children; the closed parent ends with ChildShards.
+    after = kinesis.put_record(StreamName="reshard", Data=b"after", PartitionKey="x", ExplicitHashKey="0")
+    assert after["ShardId"] == "shardId-000000000002"
+    recs, last = drain(kinesis, "reshard", "shardId-000000000000")
+    assert [r["SequenceNumber"] for r in recs] == [before["SequenceNumber"]]
+    assert "NextShardIterator" not in last
+    assert sorted(c["ShardId"] for c in last["ChildShards"]) == ["shardId-000000000002", "shardId-000000000003"]
+    assert all(c["ParentShards"] == ["shardId-000000000000"] for c in last["ChildShards"])
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        kinesis.split_shard(StreamName="reshard", ShardToSplit="shardId-000000000000", NewStartingHashKey=str(mid))
+    assert code(e) == "ResourceInUseException"
+    # Merge the two children back.
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        kinesis.merge_shards(StreamName="reshard", ShardToMerge="shardId-000000000001", AdjacentShardToMerge="shardId-000000000002")
+    assert code(e) == "InvalidArgumentException"  # not adjacent
+    kinesis.merge_shards(StreamName="reshard", ShardToMerge="shardId-000000000002", AdjacentShardToMerge="shardId-000000000003")
+    merged = {s["ShardId"]: s for s in kinesis.list_shards(StreamName="reshard")["Shards"]}["shardId-000000000004"]
+    assert merged["ParentShardId"] == "shardId-000000000002" and merged["AdjacentParentShardId"] == "shardId-000000000003"
+    assert merged["HashKeyRange"] == {"StartingHashKey": "0", "EndingHashKey": str(end0)}
+    recs, last = drain(kinesis, "reshard", "shardId-000000000002")
+    assert [r["Data"] for r in recs] == [b"after"]
+    assert [c["ShardId"] for c in last["ChildShards"]] == ["shardId-000000000004"]
+    assert last["ChildShards"][0]["ParentShards"] == ["shardId-000000000002", "shardId-000000000003"]
+
+
+def test_update_shard_count(kinesis):
+    kinesis.create_stream(StreamName="scale", ShardCount=2)
+    r = kinesis.update_shard_count(StreamName="scale", TargetShardCount=4, ScalingType="UNIFORM_SCALING")
+    assert r["CurrentShardCount"] == 2 and r["TargetShardCount"] == 4
+    open_shards = kinesis.list_shards(StreamName="scale", ShardFilter={"Type": "AT_LATEST"})["Shards"]
+    assert len(open_shards) == 4
+    assert [s["ParentShardId"] for s in open_shards] == ["shardId-000000000000"] * 2 + ["shardId-000000000001"] * 2
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        kinesis.update_shard_count(StreamName="scale", TargetShardCount=9, ScalingType="UNIFORM_SCALING")
+    assert code(e) == "LimitExceededException"
+    kinesis.update_shard_count(StreamName="scale", TargetShardCount=2, ScalingType="UNIFORM_SCALING")
+    assert len(kinesis.list_shards(StreamName="scale", ShardFilter={"Type": "AT_LATEST"})["Shards"]) == 2
+    # Records still route to open shards only.
+    r = kinesis.put_records(StreamName="scale", Records=[{"Data": b"x", "PartitionKey": f"k{i}"} for i in range(50)])
+    open_ids = {s["ShardId"] for s in kinesis.list_shards(StreamName="scale", ShardFilter={"Type": "AT_LATEST"})["Shards"]}
+    assert r["FailedRecordCount"] == 0 and {x["ShardId"] for x in r["Records"]} <= open_ids
+
+
+def test_updating_status_refuses_a_second_reshard(tmp_path):
+    with Lakebox(tmp_path, "--kinesis-create-delay-ms", "400") as lb:
+        k = lb.client("kinesis")
+        k.create_stream(StreamName="slow", ShardCount=1)
+        assert k.describe_stream_summary(StreamName="slow")["StreamDescriptionSummary"]["StreamStatus"] == "CREATING"
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            k.put_record(StreamName="slow", Data=b"x", PartitionKey="k")
+        assert code(e) == "ResourceNotFoundException"
+        time.sleep(0.5)
+        k.update_shard_count(StreamName="slow", TargetShardCount=2, ScalingType="UNIFORM_SCALING")
+        assert k.describe_stream_summary(StreamName="slow")["StreamDescriptionSummary"]["StreamStatus"] == "UPDATING"
+        k.put_record(StreamName="slow", Data=b"x", PartitionKey="k")  # writes continue while UPDATING
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            k.update_shard_count(StreamName="slow", TargetShardCount=4, ScalingType="UNIFORM_SCALING")
+        assert code(e) == "ResourceInUseException"
+        time.sleep(0.5)
+        assert k.describe_stream_summary(StreamName="slow")["StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE"
+
+
+def test_no_record_is_lost_across_a_concurrent_split(lakebox, kinesis):
+    import threading
+    kinesis.create_stream(StreamName="race", ShardCount=1)
+    acked, stop = [], threading.Event()
+
+    def producer(n):
+        k = lakebox.client("kinesis")
+        i = 0
+        while not stop.is_set():
+            r = k.put_records(StreamName="race", Records=[{"Data": f"{n}-{i}-{j}".encode(), "PartitionKey": f"{n}{i}{j}"} for j in range(20)])
+            acked.extend(x["SequenceNumber"] for x in r["Records"])
+            i += 1
+
+    threads = [threading.Thread(target=producer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    kinesis.split_shard(StreamName="race", ShardToSplit="shardId-000000000000", NewStartingHashKey=str(2**127))
+    time.sleep(0.3)
+    stop.set()
+    for t in threads:
+        t.join()
+    seen = set()
+    for s in kinesis.list_shards(StreamName="race")["Shards"]:
+        recs, _ = drain(kinesis, "race", s["ShardId"])
+        seen |= {r["SequenceNumber"] for r in recs}
+    assert len(acked) > 100 and set(acked) == seen

@@ -21,22 +21,25 @@ pub fn shard_id(index: u32) -> String {
 }
 
 pub fn shard_view(stream: &StreamRecord, s: &ShardRecord) -> Shard {
+    let seq = |offset| {
+        SequenceNumber {
+            stream_epoch: stream.epoch_secs(),
+            shard_index: s.index,
+            offset,
+        }
+        .format()
+    };
     Shard {
         shard_id: s.id.clone(),
         parent_shard_id: s.parent.clone(),
-        adjacent_parent_shard_id: None,
+        adjacent_parent_shard_id: s.adjacent_parent.clone(),
         hash_key_range: HashKeyRange {
             starting_hash_key: s.start_hash.clone(),
             ending_hash_key: s.end_hash.clone(),
         },
         sequence_number_range: SequenceNumberRange {
-            starting_sequence_number: SequenceNumber {
-                stream_epoch: stream.epoch_secs(),
-                shard_index: s.index,
-                offset: 0,
-            }
-            .format(),
-            ending_sequence_number: None,
+            starting_sequence_number: seq(0),
+            ending_sequence_number: s.closed.map(|c| seq(c.end_offset.saturating_sub(1))),
         },
     }
 }
@@ -104,6 +107,8 @@ pub async fn create_stream(
             start_hash: start.to_string(),
             end_hash: end.to_string(),
             parent: None,
+            adjacent_parent: None,
+            closed: None,
         })
         .collect();
     s.create(StreamRecord {
@@ -117,6 +122,7 @@ pub async fn create_stream(
         mode,
         shards,
         tags,
+        updating_until_millis: 0,
     })
     .await?;
     Ok(Empty {})
@@ -138,11 +144,12 @@ fn page_shards<'a>(
     stream: &'a StreamRecord,
     exclusive_start: Option<&str>,
     limit: usize,
+    keep: &dyn Fn(&ShardRecord) -> bool,
 ) -> (Vec<&'a ShardRecord>, bool) {
     let all: Vec<&ShardRecord> = stream
         .shards
         .iter()
-        .filter(|sh| exclusive_start.is_none_or(|start| sh.id.as_str() > start))
+        .filter(|sh| exclusive_start.is_none_or(|start| sh.id.as_str() > start) && keep(sh))
         .collect();
     let more = all.len() > limit;
     (all.into_iter().take(limit).collect(), more)
@@ -166,7 +173,9 @@ pub fn describe_stream(
             ));
         }
     };
-    let (shards, more) = page_shards(&stream, input.exclusive_start_shard_id.as_deref(), limit);
+    let (shards, more) = page_shards(&stream, input.exclusive_start_shard_id.as_deref(), limit, &|_| {
+        true
+    });
     Ok(DescribeStreamOutput {
         stream_description: StreamDescription {
             stream_name: stream.name.clone(),
@@ -204,7 +213,7 @@ pub fn describe_stream_summary(
                 shard_level_metrics: vec![],
             }],
             encryption_type: "NONE".into(),
-            open_shard_count: stream.shards.len() as i64,
+            open_shard_count: stream.open_shards().count() as i64,
             consumer_count: 0,
         },
     })
@@ -311,26 +320,40 @@ pub fn list_shards(
             ));
         }
     };
-    if let Some(f) = &input.shard_filter {
-        match f.kind.as_str() {
-            // Every shard is open while resharding is not supported, so these filters keep all.
-            "AT_LATEST" | "AT_TRIM_HORIZON" | "FROM_TRIM_HORIZON" | "AT_TIMESTAMP" | "FROM_TIMESTAMP" => {}
+    let stream = s.require(&ctx.account_id, &ctx.region, &name)?;
+    // Which shards a ShardFilter keeps (all of them without one).
+    let keep: Box<dyn Fn(&ShardRecord) -> bool> = match &input.shard_filter {
+        None => Box::new(|_| true),
+        Some(f) => match f.kind.as_str() {
+            "AT_LATEST" => Box::new(|sh| sh.is_open()),
+            // No shard has aged out of retention yet: every shard is at or after the horizon.
+            "AT_TRIM_HORIZON" | "FROM_TRIM_HORIZON" => Box::new(|_| true),
+            "AT_TIMESTAMP" | "FROM_TIMESTAMP" => {
+                let at = f
+                    .timestamp
+                    .ok_or_else(|| {
+                        errors::invalid_argument("Timestamp is required for this ShardFilter type.")
+                    })?
+                    .as_millis();
+                // Shards open at (or, FROM_, after) the timestamp.
+                Box::new(move |sh| sh.closed.is_none_or(|c| c.closed_millis >= at))
+            }
             "AFTER_SHARD_ID" => {
                 let id = f
                     .shard_id
                     .clone()
                     .ok_or_else(|| errors::invalid_argument("ShardId is required for AFTER_SHARD_ID."))?;
                 start = Some(start.map_or(id.clone(), |s| s.max(id)));
+                Box::new(|_| true)
             }
             other => {
                 return Err(errors::invalid_argument(format!(
                     "Invalid ShardFilter type {other}."
                 )));
             }
-        }
-    }
-    let stream = s.require(&ctx.account_id, &ctx.region, &name)?;
-    let (shards, more) = page_shards(&stream, start.as_deref(), limit);
+        },
+    };
+    let (shards, more) = page_shards(&stream, start.as_deref(), limit, &*keep);
     let next_token = if more {
         shards.last().map(|l| list_shards_token(&stream.name, &l.id))
     } else {
@@ -439,7 +462,7 @@ pub fn describe_limits(s: &Streams, ctx: &RequestContext) -> Result<DescribeLimi
     let streams = s.list(&ctx.account_id, &ctx.region)?;
     Ok(DescribeLimitsOutput {
         shard_limit: i64::from(s.settings.shard_limit),
-        open_shard_count: streams.iter().map(|st| st.shards.len() as i64).sum(),
+        open_shard_count: streams.iter().map(|st| st.open_shards().count() as i64).sum(),
         on_demand_stream_count: streams.iter().filter(|st| st.mode == "ON_DEMAND").count() as i64,
         on_demand_stream_count_limit: 50,
     })

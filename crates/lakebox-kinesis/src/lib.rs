@@ -13,6 +13,7 @@ pub mod hashing;
 pub mod iterator;
 pub mod model;
 mod records;
+mod reshard;
 pub mod sequence;
 pub mod streams;
 
@@ -120,6 +121,9 @@ impl RpcService for Kinesis {
                     req.reply(&admin::change_retention(s, &ctx, req.decode()?, false).await?)
                 }
                 "DescribeLimits" => req.reply(&admin::describe_limits(s, &ctx)?),
+                "SplitShard" => req.reply(&reshard::split_shard(s, &ctx, req.decode()?).await?),
+                "MergeShards" => req.reply(&reshard::merge_shards(s, &ctx, req.decode()?).await?),
+                "UpdateShardCount" => req.reply(&reshard::update_shard_count(s, &ctx, req.decode()?).await?),
                 "PutRecord" => req.reply(&records::put_record(s, &ctx, req.decode()?).await?),
                 "PutRecords" => req.reply(&records::put_records(s, &ctx, req.decode()?).await?),
                 "GetShardIterator" => req.reply(&records::get_shard_iterator(s, &ctx, req.decode()?)?),

@@ -38,10 +38,10 @@ fn decode_payload(payload: &[u8]) -> Option<(String, Vec<u8>)> {
     Some((pk, payload[2 + n..].to_vec()))
 }
 
-/// An ACTIVE stream (records cannot be written to or read from a CREATING one).
+/// A stream records can be written to and read from: ACTIVE or UPDATING, not CREATING.
 fn active_stream(s: &Streams, ctx: &RequestContext, name: &str) -> Result<StreamRecord, ServiceError> {
     let stream = s.require(&ctx.account_id, &ctx.region, name)?;
-    if stream.status(s.now_millis()) != "ACTIVE" {
+    if stream.status(s.now_millis()) == "CREATING" {
         return Err(errors::stream_not_found(name, &ctx.account_id));
     }
     Ok(stream)
@@ -78,8 +78,7 @@ fn route<'a>(
         None => partition_hash(partition_key),
     };
     stream
-        .shards
-        .iter()
+        .open_shards()
         .find(|sh| sh.contains(hash))
         .ok_or_else(|| ServiceError::internal("no shard covers the hash key"))
 }
@@ -99,6 +98,9 @@ pub async fn put_record(
     input: PutRecordInput,
 ) -> Result<PutRecordOutput, ServiceError> {
     let name = stream_name(ctx, &input.stream)?;
+    let lock = s.reshard_lock(&active_stream(s, ctx, &name)?.uid);
+    let _guard = lock.read().await;
+    // Read the shard map under the lock: a reshard cannot close a shard until we appended.
     let stream = active_stream(s, ctx, &name)?;
     let shard = route(
         &stream,
@@ -152,6 +154,8 @@ pub async fn put_records(
             "Records size exceeds 5 MB limit: {total} bytes."
         )));
     }
+    let lock = s.reshard_lock(&active_stream(s, ctx, &name)?.uid);
+    let _guard = lock.read().await;
     let stream = active_stream(s, ctx, &name)?;
     let now = s.now_millis();
     // Group by shard, keeping each record's position, then append each group as one batch.
@@ -368,6 +372,28 @@ pub async fn get_records(
         Some(ts) if next < tip => (now - ts).max(0),
         _ => 0,
     };
+    // At the end of a closed shard there is no next iterator; the children say where to go.
+    if let Some(closed) = shard.closed
+        && next >= closed.end_offset
+    {
+        let children = stream
+            .children_of(&shard.id)
+            .map(|c| ChildShard {
+                shard_id: c.id.clone(),
+                parent_shards: c.parent.iter().chain(c.adjacent_parent.iter()).cloned().collect(),
+                hash_key_range: HashKeyRange {
+                    starting_hash_key: c.start_hash.clone(),
+                    ending_hash_key: c.end_hash.clone(),
+                },
+            })
+            .collect();
+        return Ok(GetRecordsOutput {
+            records,
+            next_shard_iterator: None,
+            millis_behind_latest: 0,
+            child_shards: Some(children),
+        });
+    }
     let next_it = ShardIterator {
         offset: next,
         issued_millis: now,
@@ -377,6 +403,7 @@ pub async fn get_records(
         records,
         next_shard_iterator: Some(next_it.encode()),
         millis_behind_latest,
+        child_shards: None,
     })
 }
 

@@ -42,13 +42,34 @@ pub struct ShardRecord {
     pub start_hash: String,
     pub end_hash: String,
     pub parent: Option<String>,
+    #[serde(default)]
+    pub adjacent_parent: Option<String>,
+    /// For a closed shard: its log's end offset (exclusive) and when it closed.
+    #[serde(default)]
+    pub closed: Option<ClosedShard>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ClosedShard {
+    pub end_offset: u64,
+    pub closed_millis: i64,
 }
 
 impl ShardRecord {
+    pub fn start(&self) -> u128 {
+        self.start_hash.parse().unwrap_or(0)
+    }
+
+    pub fn end(&self) -> u128 {
+        self.end_hash.parse().unwrap_or(u128::MAX)
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.closed.is_none()
+    }
+
     pub fn contains(&self, hash: u128) -> bool {
-        let start: u128 = self.start_hash.parse().unwrap_or(0);
-        let end: u128 = self.end_hash.parse().unwrap_or(u128::MAX);
-        start <= hash && hash <= end
+        self.start() <= hash && hash <= self.end()
     }
 }
 
@@ -66,6 +87,9 @@ pub struct StreamRecord {
     pub mode: String,
     pub shards: Vec<ShardRecord>,
     pub tags: BTreeMap<String, String>,
+    /// UPDATING (after a reshard) until this time.
+    #[serde(default)]
+    pub updating_until_millis: i64,
 }
 
 impl StreamRecord {
@@ -82,9 +106,22 @@ impl StreamRecord {
     pub fn status(&self, now_millis: i64) -> &'static str {
         if now_millis < self.ready_millis {
             "CREATING"
+        } else if now_millis < self.updating_until_millis {
+            "UPDATING"
         } else {
             "ACTIVE"
         }
+    }
+
+    pub fn open_shards(&self) -> impl Iterator<Item = &ShardRecord> {
+        self.shards.iter().filter(|s| s.is_open())
+    }
+
+    /// Shards created from `shard_id` by a split or merge.
+    pub fn children_of<'a>(&'a self, shard_id: &'a str) -> impl Iterator<Item = &'a ShardRecord> {
+        self.shards.iter().filter(move |s| {
+            s.parent.as_deref() == Some(shard_id) || s.adjacent_parent.as_deref() == Some(shard_id)
+        })
     }
 
     pub fn epoch_secs(&self) -> u64 {
@@ -96,6 +133,9 @@ pub struct Streams {
     dir: PathBuf,
     kv: MetaStore,
     logs: Mutex<HashMap<(String, u32), Arc<Log>>>,
+    /// Per stream (by uid): puts hold it shared while they route and append, resharding holds
+    /// it exclusively, so a shard never receives a record after it was closed.
+    reshard_locks: Mutex<HashMap<String, Arc<tokio::sync::RwLock<()>>>>,
     clock: Arc<dyn Clock>,
     pub settings: KinesisSettings,
 }
@@ -120,6 +160,7 @@ impl Streams {
             dir: dir.to_owned(),
             kv: MetaStore::open(&dir.join("meta.redb"))?,
             logs: Mutex::new(HashMap::new()),
+            reshard_locks: Mutex::new(HashMap::new()),
             clock,
             settings,
         })
@@ -168,7 +209,7 @@ impl Streams {
                 let mut open = 0usize;
                 for (_, v) in b.scan_prefix(STREAMS, &prefix)? {
                     if let Ok(s) = serde_json::from_slice::<StreamRecord>(&v) {
-                        open += s.shards.len();
+                        open += s.open_shards().count();
                     }
                 }
                 if open + record.shards.len() > limit {
@@ -259,6 +300,16 @@ impl Streams {
         let log = Arc::new(Log::open(&dir, LogConfig::default()).map_err(internal)?);
         logs.insert(key, log.clone());
         Ok(log)
+    }
+
+    /// The lock that orders puts against resharding of one stream.
+    pub fn reshard_lock(&self, uid: &str) -> Arc<tokio::sync::RwLock<()>> {
+        self.reshard_locks
+            .lock()
+            .unwrap()
+            .entry(uid.to_owned())
+            .or_default()
+            .clone()
     }
 
     pub fn new_uid() -> String {

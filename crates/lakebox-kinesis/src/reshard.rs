@@ -1,0 +1,273 @@
+//! SplitShard, MergeShards and UpdateShardCount: parent shards close at their current end, new
+//! shards take over their hash ranges, and the lineage (parent, adjacent parent) is recorded so
+//! consumers can finish parents before children.
+
+use lakebox_core::{RequestContext, ServiceError};
+
+use crate::admin::shard_id;
+use crate::errors;
+use crate::hashing::{even_ranges, parse_hash_key};
+use crate::model::*;
+use crate::stream_name;
+use crate::streams::{ClosedShard, ShardRecord, StreamRecord, Streams};
+
+/// A stream that can be resharded now: ACTIVE (not CREATING or still UPDATING).
+fn reshardable(s: &Streams, ctx: &RequestContext, name: &str) -> Result<StreamRecord, ServiceError> {
+    let stream = s.require(&ctx.account_id, &ctx.region, name)?;
+    match stream.status(s.now_millis()) {
+        "ACTIVE" => Ok(stream),
+        other => Err(ServiceError::client(
+            "ResourceInUseException",
+            format!(
+                "Stream {name} under account {} not ACTIVE, instead in state {other}",
+                ctx.account_id
+            ),
+        )),
+    }
+}
+
+fn open_shard<'a>(
+    stream: &'a StreamRecord,
+    id: &str,
+    account: &str,
+) -> Result<&'a ShardRecord, ServiceError> {
+    let shard = stream
+        .shards
+        .iter()
+        .find(|sh| sh.id == id)
+        .ok_or_else(|| errors::shard_not_found(id, &stream.name, account))?;
+    if !shard.is_open() {
+        return Err(ServiceError::client(
+            "ResourceInUseException",
+            format!("Shard {id} in stream {} is not open.", stream.name),
+        ));
+    }
+    Ok(shard)
+}
+
+/// Checks the account-wide open-shard limit for `added` more open shards.
+fn check_limit(s: &Streams, ctx: &RequestContext, added: i64) -> Result<(), ServiceError> {
+    if added <= 0 {
+        return Ok(());
+    }
+    let open: i64 = s
+        .list(&ctx.account_id, &ctx.region)?
+        .iter()
+        .map(|st| st.open_shards().count() as i64)
+        .sum();
+    let limit = i64::from(s.settings.shard_limit);
+    if open + added > limit {
+        return Err(errors::limit_exceeded(format!(
+            "This request would exceed the shard limit for the account {} in {}. Current shard count for the account: {open}. Limit: {limit}. Number of additional shards that would have resulted from this request: {added}.",
+            ctx.account_id, ctx.region
+        )));
+    }
+    Ok(())
+}
+
+/// Closes `parents` at their logs' current ends and adds `children`, atomically. Runs under the
+/// stream's exclusive reshard lock, so no append is in flight to a parent.
+async fn apply(
+    s: &Streams,
+    ctx: &RequestContext,
+    stream: &StreamRecord,
+    parents: Vec<String>,
+    children: Vec<ShardRecord>,
+) -> Result<StreamRecord, ServiceError> {
+    let now = s.now_millis();
+    let mut ends = Vec::with_capacity(parents.len());
+    for id in &parents {
+        let shard = stream
+            .shards
+            .iter()
+            .find(|sh| sh.id == *id)
+            .expect("parents were validated");
+        ends.push((id.clone(), s.log(stream, shard)?.next_offset()));
+    }
+    let uid = stream.uid.clone();
+    let delay = s.settings.create_delay_millis;
+    s.update(&ctx.account_id, &ctx.region, &stream.name, move |st| {
+        if st.uid != uid {
+            return Err(errors::stream_not_found(&st.name, &st.account));
+        }
+        for (id, end) in &ends {
+            let shard = st
+                .shards
+                .iter_mut()
+                .find(|sh| sh.id == *id)
+                .expect("parents exist");
+            if shard.closed.is_some() {
+                return Err(ServiceError::client(
+                    "ResourceInUseException",
+                    format!("Shard {id} is not open."),
+                ));
+            }
+            shard.closed = Some(ClosedShard {
+                end_offset: *end,
+                closed_millis: now,
+            });
+        }
+        st.shards.extend(children);
+        st.updating_until_millis = now + delay;
+        Ok(())
+    })
+    .await
+}
+
+fn next_index(stream: &StreamRecord) -> u32 {
+    stream.shards.iter().map(|sh| sh.index + 1).max().unwrap_or(0)
+}
+
+fn child(index: u32, start: u128, end: u128, parent: &str, adjacent: Option<&str>) -> ShardRecord {
+    ShardRecord {
+        id: shard_id(index),
+        index,
+        start_hash: start.to_string(),
+        end_hash: end.to_string(),
+        parent: Some(parent.to_owned()),
+        adjacent_parent: adjacent.map(str::to_owned),
+        closed: None,
+    }
+}
+
+pub async fn split_shard(
+    s: &Streams,
+    ctx: &RequestContext,
+    input: SplitShardInput,
+) -> Result<Empty, ServiceError> {
+    let name = stream_name(ctx, &input.stream)?;
+    let lock = s.reshard_lock(&reshardable(s, ctx, &name)?.uid);
+    let _guard = lock.write().await;
+    let stream = reshardable(s, ctx, &name)?;
+    let shard = open_shard(&stream, &input.shard_to_split, &ctx.account_id)?;
+    let new_start = parse_hash_key(&input.new_starting_hash_key).ok_or_else(|| {
+        errors::invalid_argument(format!(
+            "NewStartingHashKey {} is not a valid hash key.",
+            input.new_starting_hash_key
+        ))
+    })?;
+    let (start, end) = (shard.start(), shard.end());
+    if !(new_start > start.saturating_add(1) && new_start < end) {
+        return Err(errors::invalid_argument(format!(
+            "NewStartingHashKey {new_start} used in SplitShard() on shard {} in stream {name} under account {} is not both greater than one plus the shard's StartingHashKey {start} and less than the shard's EndingHashKey {end}.",
+            shard.id, ctx.account_id
+        )));
+    }
+    check_limit(s, ctx, 1)?;
+    let i = next_index(&stream);
+    let children = vec![
+        child(i, start, new_start - 1, &shard.id, None),
+        child(i + 1, new_start, end, &shard.id, None),
+    ];
+    apply(s, ctx, &stream, vec![shard.id.clone()], children).await?;
+    Ok(Empty {})
+}
+
+pub async fn merge_shards(
+    s: &Streams,
+    ctx: &RequestContext,
+    input: MergeShardsInput,
+) -> Result<Empty, ServiceError> {
+    let name = stream_name(ctx, &input.stream)?;
+    let lock = s.reshard_lock(&reshardable(s, ctx, &name)?.uid);
+    let _guard = lock.write().await;
+    let stream = reshardable(s, ctx, &name)?;
+    let a = open_shard(&stream, &input.shard_to_merge, &ctx.account_id)?;
+    let b = open_shard(&stream, &input.adjacent_shard_to_merge, &ctx.account_id)?;
+    let adjacent = a.end().checked_add(1) == Some(b.start()) || b.end().checked_add(1) == Some(a.start());
+    if !adjacent {
+        return Err(errors::invalid_argument(format!(
+            "Shards {} and {} in stream {name} under account {} are not an adjacent pair of shards eligible for merging",
+            a.id, b.id, ctx.account_id
+        )));
+    }
+    let merged = child(
+        next_index(&stream),
+        a.start().min(b.start()),
+        a.end().max(b.end()),
+        &a.id,
+        Some(&b.id),
+    );
+    apply(s, ctx, &stream, vec![a.id.clone(), b.id.clone()], vec![merged]).await?;
+    Ok(Empty {})
+}
+
+pub async fn update_shard_count(
+    s: &Streams,
+    ctx: &RequestContext,
+    input: UpdateShardCountInput,
+) -> Result<UpdateShardCountOutput, ServiceError> {
+    let name = stream_name(ctx, &input.stream)?;
+    if input.scaling_type != "UNIFORM_SCALING" {
+        return Err(errors::validation(
+            "scalingType",
+            "Member must satisfy enum value set: [UNIFORM_SCALING]",
+            &input.scaling_type,
+        ));
+    }
+    let lock = s.reshard_lock(&reshardable(s, ctx, &name)?.uid);
+    let _guard = lock.write().await;
+    let stream = reshardable(s, ctx, &name)?;
+    let mut open: Vec<&ShardRecord> = stream.open_shards().collect();
+    open.sort_by_key(|sh| sh.start());
+    let current = open.len() as i64;
+    let target = input.target_shard_count;
+    if target < 1 {
+        return Err(errors::validation(
+            "targetShardCount",
+            "Member must have value greater than or equal to 1",
+            target,
+        ));
+    }
+    if target > current * 2 {
+        return Err(errors::limit_exceeded(format!(
+            "UpdateShardCount cannot scale up over double your current open shard count. Current open shard count: {current} Target shard count: {target}"
+        )));
+    }
+    if target * 2 < current {
+        return Err(errors::limit_exceeded(format!(
+            "UpdateShardCount cannot scale down below half your current open shard count. Current open shard count: {current} Target shard count: {target}"
+        )));
+    }
+    check_limit(s, ctx, target - current)?;
+    let out = UpdateShardCountOutput {
+        stream_name: name.clone(),
+        current_shard_count: current,
+        target_shard_count: target,
+        stream_arn: stream.arn(),
+    };
+    if target == current {
+        return Ok(out);
+    }
+    // New uniform ranges; each new shard's parents are the open shards its range overlaps.
+    let first = next_index(&stream);
+    let mut children = Vec::new();
+    for (i, (start, end)) in even_ranges(target as u32).into_iter().enumerate() {
+        let parents: Vec<&ShardRecord> = open
+            .iter()
+            .copied()
+            .filter(|p| p.start() <= end && start <= p.end())
+            .collect();
+        if parents.len() > 2 {
+            return Err(errors::invalid_argument(format!(
+                "Lakebox scales {current} shards to {target} only when each new shard covers at most two current shards (as with doubling or halving); use SplitShard and MergeShards for this change."
+            )));
+        }
+        children.push(child(
+            first + i as u32,
+            start,
+            end,
+            &parents[0].id,
+            parents.get(1).map(|p| p.id.as_str()),
+        ));
+    }
+    apply(
+        s,
+        ctx,
+        &stream,
+        open.iter().map(|sh| sh.id.clone()).collect(),
+        children,
+    )
+    .await?;
+    Ok(out)
+}
