@@ -10,7 +10,7 @@ command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)"; exit 1; }
 PORT=4591
 WORK=$(mktemp -d)
 trap 'kill $PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
-"$BIN" serve --port $PORT --data-dir "$WORK/data" >/dev/null 2>&1 &
+"$BIN" serve --port $PORT --data-dir "$WORK/data" --kinesis-throughput-limits off >/dev/null 2>&1 &
 PID=$!
 sleep 0.3
 python3 - "$WORK" <<'PY'

@@ -19,6 +19,15 @@ def code(e):
 
 
 @pytest.fixture(scope="module")
+def lakebox(tmp_path_factory):
+    """These tests read and write faster than AWS's per-shard limits allow, so they run with
+    the limits off; test_throughput_limits checks the limits on a default server."""
+    server = Lakebox(tmp_path_factory.mktemp("kinesis"), "--kinesis-throughput-limits", "off").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
 def kinesis(lakebox):
     return lakebox.client("kinesis")
 
@@ -414,3 +423,29 @@ def test_no_record_is_lost_across_a_concurrent_split(lakebox, kinesis):
         recs, _ = drain(kinesis, "race", s["ShardId"])
         seen |= {r["SequenceNumber"] for r in recs}
     assert len(acked) > 100 and set(acked) == seen
+
+
+def test_throughput_limits_are_on_by_default(tmp_path):
+    with Lakebox(tmp_path) as lb:
+        k = lb.client("kinesis")
+        k.create_stream(StreamName="limited", ShardCount=1)
+        # 1,000 records per second per shard: the second and third batches are mostly refused.
+        results = []
+        for _ in range(3):
+            results += k.put_records(StreamName="limited", Records=[{"Data": b"x", "PartitionKey": f"k{i}"} for i in range(500)])["Records"]
+        failed = [r for r in results if "ErrorCode" in r]
+        ok = [r for r in results if "SequenceNumber" in r]
+        assert failed and all(r["ErrorCode"] == "ProvisionedThroughputExceededException" for r in failed)
+        assert 0 < len(ok) <= 1000 + 500  # at most two one-second windows were involved
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            for _ in range(2000):
+                k.put_record(StreamName="limited", Data=b"x", PartitionKey="k")
+        assert code(e) == "ProvisionedThroughputExceededException"
+        # 5 GetRecords calls per second per shard.
+        it = k.get_shard_iterator(StreamName="limited", ShardId="shardId-000000000000", ShardIteratorType="LATEST")["ShardIterator"]
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            for _ in range(12):
+                it = k.get_records(ShardIterator=it, Limit=1)["NextShardIterator"]
+        assert code(e) == "ProvisionedThroughputExceededException"
+        time.sleep(1.1)
+        k.get_records(ShardIterator=it, Limit=1)  # the next second has a fresh budget

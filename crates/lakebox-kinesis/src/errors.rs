@@ -36,6 +36,13 @@ pub fn shard_not_found(shard: &str, stream: &str, account: &str) -> ServiceError
     )
 }
 
+pub fn throughput_exceeded(shard: &str, stream: &str, account: &str) -> ServiceError {
+    ServiceError::client(
+        "ProvisionedThroughputExceededException",
+        format!("Rate exceeded for shard {shard} in stream {stream} under account {account}."),
+    )
+}
+
 pub fn limit_exceeded(message: impl Into<String>) -> ServiceError {
     ServiceError::client("LimitExceededException", message)
 }

@@ -16,6 +16,7 @@ mod records;
 mod reshard;
 pub mod sequence;
 pub mod streams;
+pub mod throughput;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -116,6 +116,16 @@ pub async fn put_record(
             ctx.account_id
         )));
     }
+    if s.settings.throughput_limits
+        && !s.throughput.admit_put(
+            &stream.uid,
+            shard.index,
+            (input.data.0.len() + input.partition_key.len()) as u64,
+            s.now_millis(),
+        )
+    {
+        return Err(errors::throughput_exceeded(&shard.id, &name, &ctx.account_id));
+    }
     // Offsets only grow, so every new record already orders after SequenceNumberForOrdering.
     let log = s.log(&stream, shard)?;
     let entry = LogEntry {
@@ -160,8 +170,26 @@ pub async fn put_records(
     let now = s.now_millis();
     // Group by shard, keeping each record's position, then append each group as one batch.
     let mut groups: Vec<(usize, Vec<usize>, Vec<LogEntry>)> = Vec::new();
+    // Validation failures refuse the whole request; throttling fails single records.
+    let routed: Vec<&ShardRecord> = input
+        .records
+        .iter()
+        .map(|r| route(&stream, &r.partition_key, &r.data, r.explicit_hash_key.as_deref()))
+        .collect::<Result<_, _>>()?;
+    let mut throttled = Vec::new();
     for (i, r) in input.records.iter().enumerate() {
-        let shard = route(&stream, &r.partition_key, &r.data, r.explicit_hash_key.as_deref())?;
+        let shard = routed[i];
+        if s.settings.throughput_limits
+            && !s.throughput.admit_put(
+                &stream.uid,
+                shard.index,
+                (r.data.0.len() + r.partition_key.len()) as u64,
+                now,
+            )
+        {
+            throttled.push((i, shard.id.clone()));
+            continue;
+        }
         let pos = match groups.iter().position(|(idx, _, _)| *idx == shard.index as usize) {
             Some(p) => p,
             None => {
@@ -192,6 +220,14 @@ pub async fn put_records(
     }
     let mut results: Vec<PutRecordsResultEntry> = (0..n).map(|_| PutRecordsResultEntry::default()).collect();
     let mut failed = 0;
+    for (pos, shard) in throttled {
+        failed += 1;
+        results[pos].error_code = Some("ProvisionedThroughputExceededException".into());
+        results[pos].error_message = Some(format!(
+            "Rate exceeded for shard {shard} in stream {name} under account {}.",
+            ctx.account_id
+        ));
+    }
     for (shard, positions, task) in tasks {
         match task.await {
             Ok(Ok(range)) => {
@@ -339,6 +375,13 @@ pub async fn get_records(
         .filter(|st| st.uid == it.stream_uid)
         .ok_or_else(|| errors::stream_not_found(&it.stream_name, &ctx.account_id))?;
     let shard = find_shard(&stream, &it.shard_id, &ctx.account_id)?.clone();
+    if s.settings.throughput_limits && !s.throughput.admit_get(&stream.uid, shard.index, now) {
+        return Err(errors::throughput_exceeded(
+            &shard.id,
+            &stream.name,
+            &ctx.account_id,
+        ));
+    }
     let log = s.log(&stream, &shard)?;
     let offset = it.offset;
     let reader = log.clone();
@@ -346,6 +389,11 @@ pub async fn get_records(
         .await
         .map_err(internal)?
         .map_err(internal)?;
+    if s.settings.throughput_limits {
+        let bytes: usize = read.iter().map(|r| r.payload.len()).sum();
+        s.throughput
+            .record_read(&stream.uid, shard.index, bytes as u64, now);
+    }
     // Records past the retention period are no longer readable.
     let oldest = now - stream.retention_hours * 3_600_000;
     let mut next = offset;

@@ -23,6 +23,8 @@ pub struct KinesisSettings {
     pub create_delay_millis: i64,
     /// Open shards allowed per account and region.
     pub shard_limit: u32,
+    /// Apply AWS's per-shard throughput limits.
+    pub throughput_limits: bool,
 }
 
 impl Default for KinesisSettings {
@@ -30,6 +32,7 @@ impl Default for KinesisSettings {
         KinesisSettings {
             create_delay_millis: 0,
             shard_limit: 500,
+            throughput_limits: true,
         }
     }
 }
@@ -138,6 +141,7 @@ pub struct Streams {
     reshard_locks: Mutex<HashMap<String, Arc<tokio::sync::RwLock<()>>>>,
     clock: Arc<dyn Clock>,
     pub settings: KinesisSettings,
+    pub throughput: crate::throughput::Throughput,
 }
 
 fn internal(e: impl std::fmt::Display) -> ServiceError {
@@ -163,6 +167,7 @@ impl Streams {
             reshard_locks: Mutex::new(HashMap::new()),
             clock,
             settings,
+            throughput: Default::default(),
         })
     }
 

@@ -98,6 +98,11 @@ pub struct ServeArgs {
     #[arg(long, env = "LAKEBOX_KINESIS_SHARD_LIMIT", default_value_t = 500)]
     pub kinesis_shard_limit: u32,
 
+    /// Apply AWS's per-shard Kinesis throughput limits (1 MiB/s and 1,000 records/s in, 2 MiB/s
+    /// and 5 GetRecords calls/s out): `on` or `off`.
+    #[arg(long, env = "LAKEBOX_KINESIS_THROUGHPUT_LIMITS", default_value = "on", value_parser = ["on", "off"])]
+    pub kinesis_throughput_limits: String,
+
     /// Expose /_lakebox/test/ routes and the LakeboxTest service used by Lakebox's own
     /// crash and fault tests. Never for real use.
     #[arg(long, env = "LAKEBOX_ENABLE_TEST_ROUTES", hide = true)]

@@ -118,6 +118,7 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
     let kinesis_settings = lakebox_kinesis::KinesisSettings {
         create_delay_millis: args.kinesis_create_delay_ms as i64,
         shard_limit: args.kinesis_shard_limit,
+        throughput_limits: args.kinesis_throughput_limits == "on",
     };
     let kinesis = lakebox_kinesis::Kinesis::open(&data_dir.join("kinesis"), clock.clone(), kinesis_settings)
         .map_err(|e| format!("cannot open the Kinesis store: {e}"))?;
