@@ -449,3 +449,64 @@ def test_throughput_limits_are_on_by_default(tmp_path):
         assert code(e) == "ProvisionedThroughputExceededException"
         time.sleep(1.1)
         k.get_records(ShardIterator=it, Limit=1)  # the next second has a fresh budget
+
+
+# ---- stream settings, resource tags and policies, consumers ----
+
+def test_stream_mode_encryption_and_monitoring(kinesis):
+    kinesis.create_stream(StreamName="settings", ShardCount=1)
+    arn = kinesis.describe_stream_summary(StreamName="settings")["StreamDescriptionSummary"]["StreamARN"]
+    kinesis.update_stream_mode(StreamARN=arn, StreamModeDetails={"StreamMode": "ON_DEMAND"})
+    assert kinesis.describe_stream_summary(StreamName="settings")["StreamDescriptionSummary"]["StreamModeDetails"]["StreamMode"] == "ON_DEMAND"
+    kinesis.start_stream_encryption(StreamName="settings", EncryptionType="KMS", KeyId="alias/aws/kinesis")
+    d = kinesis.describe_stream(StreamName="settings")["StreamDescription"]
+    assert d["EncryptionType"] == "KMS" and d["KeyId"] == "alias/aws/kinesis"
+    assert kinesis.put_record(StreamName="settings", Data=b"x", PartitionKey="k")["EncryptionType"] == "KMS"
+    kinesis.stop_stream_encryption(StreamName="settings", EncryptionType="KMS", KeyId="alias/aws/kinesis")
+    assert kinesis.describe_stream(StreamName="settings")["StreamDescription"]["EncryptionType"] == "NONE"
+    r = kinesis.enable_enhanced_monitoring(StreamName="settings", ShardLevelMetrics=["IncomingBytes", "OutgoingRecords"])
+    assert r["CurrentShardLevelMetrics"] == [] and r["DesiredShardLevelMetrics"] == ["IncomingBytes", "OutgoingRecords"]
+    r = kinesis.disable_enhanced_monitoring(StreamName="settings", ShardLevelMetrics=["IncomingBytes"])
+    assert r["DesiredShardLevelMetrics"] == ["OutgoingRecords"]
+    em = kinesis.describe_stream_summary(StreamName="settings")["StreamDescriptionSummary"]["EnhancedMonitoring"]
+    assert em == [{"ShardLevelMetrics": ["OutgoingRecords"]}]
+
+
+def test_resource_tags_policies_and_consumers(kinesis):
+    kinesis.create_stream(StreamName="fanout", ShardCount=1)
+    arn = kinesis.describe_stream_summary(StreamName="fanout")["StreamDescriptionSummary"]["StreamARN"]
+    kinesis.tag_resource(ResourceARN=arn, Tags={"a": "1", "b": "2"})
+    kinesis.untag_resource(ResourceARN=arn, TagKeys=["a"])
+    assert kinesis.list_tags_for_resource(ResourceARN=arn)["Tags"] == [{"Key": "b", "Value": "2"}]
+    assert kinesis.list_tags_for_stream(StreamName="fanout")["Tags"] == [{"Key": "b", "Value": "2"}]
+    policy = json.dumps({"Version": "2012-10-17", "Statement": []})
+    kinesis.put_resource_policy(ResourceARN=arn, Policy=policy)
+    assert json.loads(kinesis.get_resource_policy(ResourceARN=arn)["Policy"]) == json.loads(policy)
+    kinesis.delete_resource_policy(ResourceARN=arn)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        kinesis.put_resource_policy(ResourceARN=arn, Policy="nope")
+    assert code(e) == "InvalidArgumentException"
+
+    c = kinesis.register_stream_consumer(StreamARN=arn, ConsumerName="app-1")["Consumer"]
+    assert c["ConsumerARN"].startswith(arn + "/consumer/app-1:") and c["ConsumerStatus"] == "ACTIVE"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        kinesis.register_stream_consumer(StreamARN=arn, ConsumerName="app-1")
+    assert code(e) == "ResourceInUseException"
+    kinesis.register_stream_consumer(StreamARN=arn, ConsumerName="app-2")
+    d = kinesis.describe_stream_consumer(ConsumerARN=c["ConsumerARN"])["ConsumerDescription"]
+    assert d["ConsumerName"] == "app-1" and d["StreamARN"] == arn
+    assert kinesis.describe_stream_consumer(StreamARN=arn, ConsumerName="app-2")["ConsumerDescription"]["ConsumerName"] == "app-2"
+    page = kinesis.list_stream_consumers(StreamARN=arn, MaxResults=1)
+    assert [x["ConsumerName"] for x in page["Consumers"]] == ["app-1"] and page["NextToken"]
+    assert [x["ConsumerName"] for x in kinesis.list_stream_consumers(StreamARN=arn, NextToken=page["NextToken"])["Consumers"]] == ["app-2"]
+    kinesis.tag_resource(ResourceARN=c["ConsumerARN"], Tags={"owner": "me"})
+    assert kinesis.list_tags_for_resource(ResourceARN=c["ConsumerARN"])["Tags"] == [{"Key": "owner", "Value": "me"}]
+    assert kinesis.describe_stream_summary(StreamName="fanout")["StreamDescriptionSummary"]["ConsumerCount"] == 2
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        kinesis.delete_stream(StreamName="fanout")
+    assert code(e) == "ResourceInUseException"
+    kinesis.deregister_stream_consumer(StreamARN=arn, ConsumerName="app-2")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        kinesis.describe_stream_consumer(StreamARN=arn, ConsumerName="app-2")
+    assert code(e) == "ResourceNotFoundException"
+    kinesis.delete_stream(StreamName="fanout", EnforceConsumerDeletion=True)

@@ -16,6 +16,14 @@ pub const MIN_RETENTION_HOURS: i64 = 24;
 pub const MAX_RETENTION_HOURS: i64 = 8760;
 const ON_DEMAND_SHARDS: u32 = 4;
 
+/// `KMS` once StartStreamEncryption was called, else `NONE`.
+pub fn encryption_type(stream: &StreamRecord) -> String {
+    stream
+        .encryption
+        .as_ref()
+        .map_or_else(|| "NONE".to_owned(), |(t, _)| t.clone())
+}
+
 pub fn shard_id(index: u32) -> String {
     format!("shardId-{index:012}")
 }
@@ -123,6 +131,10 @@ pub async fn create_stream(
         shards,
         tags,
         updating_until_millis: 0,
+        encryption: None,
+        enhanced_metrics: Vec::new(),
+        policy: None,
+        consumers: Vec::new(),
     })
     .await?;
     Ok(Empty {})
@@ -134,7 +146,16 @@ pub async fn delete_stream(
     input: DeleteStreamInput,
 ) -> Result<Empty, ServiceError> {
     let name = stream_name(ctx, &input.stream)?;
-    let _ = input.enforce_consumer_deletion; // no consumers exist yet
+    let stream = s.require(&ctx.account_id, &ctx.region, &name)?;
+    if !stream.consumers.is_empty() && !input.enforce_consumer_deletion.unwrap_or(false) {
+        return Err(ServiceError::client(
+            "ResourceInUseException",
+            format!(
+                "Stream {name} under account {} has registered consumers; set EnforceConsumerDeletion to delete it.",
+                ctx.account_id
+            ),
+        ));
+    }
     s.delete(&ctx.account_id, &ctx.region, &name).await?;
     Ok(Empty {})
 }
@@ -187,9 +208,10 @@ pub fn describe_stream(
             retention_period_hours: stream.retention_hours,
             stream_creation_timestamp: Timestamp::from_secs(stream.epoch_secs() as i64),
             enhanced_monitoring: vec![EnhancedMetrics {
-                shard_level_metrics: vec![],
+                shard_level_metrics: stream.enhanced_metrics.clone(),
             }],
-            encryption_type: "NONE".into(),
+            encryption_type: encryption_type(&stream),
+            key_id: stream.encryption.as_ref().map(|(_, k)| k.clone()),
         },
     })
 }
@@ -210,11 +232,12 @@ pub fn describe_stream_summary(
             retention_period_hours: stream.retention_hours,
             stream_creation_timestamp: Timestamp::from_secs(stream.epoch_secs() as i64),
             enhanced_monitoring: vec![EnhancedMetrics {
-                shard_level_metrics: vec![],
+                shard_level_metrics: stream.enhanced_metrics.clone(),
             }],
-            encryption_type: "NONE".into(),
+            encryption_type: encryption_type(&stream),
+            key_id: stream.encryption.as_ref().map(|(_, k)| k.clone()),
             open_shard_count: stream.open_shards().count() as i64,
-            consumer_count: 0,
+            consumer_count: stream.consumers.len() as i64,
         },
     })
 }

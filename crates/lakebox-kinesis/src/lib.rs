@@ -9,6 +9,7 @@
 
 mod admin;
 mod errors;
+mod features;
 pub mod hashing;
 pub mod iterator;
 pub mod model;
@@ -122,6 +123,37 @@ impl RpcService for Kinesis {
                     req.reply(&admin::change_retention(s, &ctx, req.decode()?, false).await?)
                 }
                 "DescribeLimits" => req.reply(&admin::describe_limits(s, &ctx)?),
+                "UpdateStreamMode" => req.reply(&features::update_stream_mode(s, &ctx, req.decode()?).await?),
+                "StartStreamEncryption" => {
+                    req.reply(&features::set_encryption(s, &ctx, req.decode()?, true).await?)
+                }
+                "StopStreamEncryption" => {
+                    req.reply(&features::set_encryption(s, &ctx, req.decode()?, false).await?)
+                }
+                "EnableEnhancedMonitoring" => {
+                    req.reply(&features::set_monitoring(s, &ctx, req.decode()?, true).await?)
+                }
+                "DisableEnhancedMonitoring" => {
+                    req.reply(&features::set_monitoring(s, &ctx, req.decode()?, false).await?)
+                }
+                "TagResource" => req.reply(&features::tag_resource(s, &ctx, req.decode()?, true).await?),
+                "UntagResource" => req.reply(&features::tag_resource(s, &ctx, req.decode()?, false).await?),
+                "ListTagsForResource" => {
+                    req.reply(&features::list_tags_for_resource(s, &ctx, req.decode()?)?)
+                }
+                "PutResourcePolicy" => req.reply(&features::put_policy(s, &ctx, req.decode()?, true).await?),
+                "DeleteResourcePolicy" => {
+                    req.reply(&features::put_policy(s, &ctx, req.decode()?, false).await?)
+                }
+                "GetResourcePolicy" => req.reply(&features::get_policy(s, &ctx, req.decode()?)?),
+                "RegisterStreamConsumer" => {
+                    req.reply(&features::register_consumer(s, &ctx, req.decode()?).await?)
+                }
+                "DescribeStreamConsumer" => req.reply(&features::describe_consumer(s, &ctx, req.decode()?)?),
+                "ListStreamConsumers" => req.reply(&features::list_consumers(s, &ctx, req.decode()?)?),
+                "DeregisterStreamConsumer" => {
+                    req.reply(&features::deregister_consumer(s, &ctx, req.decode()?).await?)
+                }
                 "SplitShard" => req.reply(&reshard::split_shard(s, &ctx, req.decode()?).await?),
                 "MergeShards" => req.reply(&reshard::merge_shards(s, &ctx, req.decode()?).await?),
                 "UpdateShardCount" => req.reply(&reshard::update_shard_count(s, &ctx, req.decode()?).await?),

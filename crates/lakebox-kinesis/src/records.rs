@@ -136,7 +136,7 @@ pub async fn put_record(
     Ok(PutRecordOutput {
         shard_id: shard.id.clone(),
         sequence_number: seq(&stream, shard, range.start),
-        encryption_type: "NONE".into(),
+        encryption_type: crate::admin::encryption_type(&stream),
     })
 }
 
@@ -249,7 +249,7 @@ pub async fn put_records(
     Ok(PutRecordsOutput {
         failed_record_count: failed,
         records: results,
-        encryption_type: "NONE".into(),
+        encryption_type: crate::admin::encryption_type(&stream),
     })
 }
 

@@ -93,6 +93,26 @@ pub struct StreamRecord {
     /// UPDATING (after a reshard) until this time.
     #[serde(default)]
     pub updating_until_millis: i64,
+    /// `(EncryptionType, KeyId)` once StartStreamEncryption was called.
+    #[serde(default)]
+    pub encryption: Option<(String, String)>,
+    #[serde(default)]
+    pub enhanced_metrics: Vec<String>,
+    #[serde(default)]
+    pub policy: Option<String>,
+    #[serde(default)]
+    pub consumers: Vec<ConsumerRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ConsumerRecord {
+    pub name: String,
+    pub arn: String,
+    pub created_millis: i64,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub policy: Option<String>,
 }
 
 impl StreamRecord {
