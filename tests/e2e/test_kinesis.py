@@ -510,3 +510,54 @@ def test_resource_tags_policies_and_consumers(kinesis):
         kinesis.describe_stream_consumer(StreamARN=arn, ConsumerName="app-2")
     assert code(e) == "ResourceNotFoundException"
     kinesis.delete_stream(StreamName="fanout", EnforceConsumerDeletion=True)
+
+
+def test_subscribe_to_shard_pushes_records(kinesis):
+    import threading
+    kinesis.create_stream(StreamName="push", ShardCount=1)
+    arn = kinesis.describe_stream_summary(StreamName="push")["StreamDescriptionSummary"]["StreamARN"]
+    consumer = kinesis.register_stream_consumer(StreamARN=arn, ConsumerName="pusher")["Consumer"]["ConsumerARN"]
+    first = kinesis.put_record(StreamName="push", Data=b"before", PartitionKey="k")
+    sub = kinesis.subscribe_to_shard(ConsumerARN=consumer, ShardId="shardId-000000000000",
+                                     StartingPosition={"Type": "TRIM_HORIZON"})
+    got, seen_times = [], []
+
+    def later():
+        time.sleep(0.3)
+        for i in range(3):
+            kinesis.put_record(StreamName="push", Data=f"live-{i}".encode(), PartitionKey="k")
+
+    threading.Thread(target=later).start()
+    started = time.monotonic()
+    for event in sub["EventStream"]:
+        e = event["SubscribeToShardEvent"]
+        got += [r["Data"] for r in e["Records"]]
+        seen_times.append(time.monotonic() - started)
+        assert "ContinuationSequenceNumber" in e and e["MillisBehindLatest"] >= 0
+        if len(got) >= 4:
+            break
+    sub["EventStream"]._raw_stream.close()
+    assert got == [b"before", b"live-0", b"live-1", b"live-2"]
+    assert seen_times[-1] < 4  # pushed as they arrive, not at the heartbeat
+    # AT_SEQUENCE_NUMBER, and errors.
+    sub = kinesis.subscribe_to_shard(ConsumerARN=consumer, ShardId="shardId-000000000000",
+                                     StartingPosition={"Type": "AT_SEQUENCE_NUMBER", "SequenceNumber": first["SequenceNumber"]})
+    e = next(iter(sub["EventStream"]))["SubscribeToShardEvent"]
+    assert e["Records"][0]["SequenceNumber"] == first["SequenceNumber"]
+    sub["EventStream"]._raw_stream.close()
+    with pytest.raises(botocore.exceptions.ClientError) as err:
+        kinesis.subscribe_to_shard(ConsumerARN=arn + "/consumer/nobody:1", ShardId="shardId-000000000000",
+                                   StartingPosition={"Type": "LATEST"})
+    assert code(err) == "ResourceNotFoundException"
+
+
+def test_subscription_ends_with_child_shards(kinesis):
+    kinesis.create_stream(StreamName="push-split", ShardCount=1)
+    arn = kinesis.describe_stream_summary(StreamName="push-split")["StreamDescriptionSummary"]["StreamARN"]
+    consumer = kinesis.register_stream_consumer(StreamARN=arn, ConsumerName="c")["Consumer"]["ConsumerARN"]
+    kinesis.put_record(StreamName="push-split", Data=b"old", PartitionKey="k")
+    kinesis.split_shard(StreamName="push-split", ShardToSplit="shardId-000000000000", NewStartingHashKey=str(2**127))
+    sub = kinesis.subscribe_to_shard(ConsumerARN=consumer, ShardId="shardId-000000000000", StartingPosition={"Type": "TRIM_HORIZON"})
+    events = [e["SubscribeToShardEvent"] for e in sub["EventStream"]]  # the stream ends by itself
+    assert [r["Data"] for e in events for r in e["Records"]] == [b"old"]
+    assert sorted(c["ShardId"] for c in events[-1]["ChildShards"]) == ["shardId-000000000001", "shardId-000000000002"]

@@ -6,6 +6,50 @@ use hyper::body::Body as HttpBody;
 
 use crate::service::BoxError;
 
+/// A response body fed by a channel: each message is the next chunk, an `Err` aborts the
+/// response, and the body ends when the sender is dropped. With `len`, the size is declared.
+pub fn channel_body(
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+    len: Option<u64>,
+) -> crate::service::Body {
+    ChannelBody { rx, remaining: len }.boxed_unsync()
+}
+
+struct ChannelBody {
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+    remaining: Option<u64>,
+}
+
+impl HttpBody for ChannelBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, BoxError>>> {
+        use std::task::Poll;
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(Ok(b))) => {
+                if let Some(r) = self.remaining.as_mut() {
+                    *r = r.saturating_sub(b.len() as u64);
+                }
+                Poll::Ready(Some(Ok(hyper::body::Frame::data(b))))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match self.remaining {
+            Some(n) => hyper::body::SizeHint::with_exact(n),
+            None => hyper::body::SizeHint::default(),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub enum BodyError {
     /// Over the limit: by its `Content-Length`, or while reading a chunked body.

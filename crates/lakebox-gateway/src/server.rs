@@ -341,11 +341,13 @@ impl Gateway {
                             body: body_bytes.unwrap_or_default(),
                         };
                         svc.call(ctx, req).await.map(|r| {
-                            let mut resp = Response::new(full(r.body));
-                            resp.headers_mut().insert(
-                                http::header::CONTENT_TYPE,
-                                HeaderValue::from_static(r.encoding.content_type()),
-                            );
+                            let (content_type, body) = match r.stream {
+                                Some((ct, stream)) => (ct, stream),
+                                None => (r.encoding.content_type(), full(r.body)),
+                            };
+                            let mut resp = Response::new(body);
+                            resp.headers_mut()
+                                .insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
                             resp
                         })
                     }

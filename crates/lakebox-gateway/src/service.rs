@@ -43,14 +43,27 @@ impl RpcRequest {
         Ok(RpcResponse {
             encoding: self.encoding,
             body: self.encoding.encode(output)?,
+            stream: None,
         })
     }
 }
 
-#[derive(Debug, Clone)]
 pub struct RpcResponse {
     pub encoding: RpcEncoding,
     pub body: Bytes,
+    /// A streamed body (an event stream) sent instead of `body`, with its content type.
+    pub stream: Option<(&'static str, Body)>,
+}
+
+impl RpcResponse {
+    /// A response whose body is a stream (`application/vnd.amazon.eventstream`, say).
+    pub fn streaming(encoding: RpcEncoding, content_type: &'static str, body: Body) -> Self {
+        RpcResponse {
+            encoding,
+            body: Bytes::new(),
+            stream: Some((content_type, body)),
+        }
+    }
 }
 
 /// A service spoken to with awsJson 1.0/1.1 or CBOR.

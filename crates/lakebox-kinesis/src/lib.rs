@@ -9,6 +9,7 @@
 
 mod admin;
 mod errors;
+mod fanout;
 mod features;
 pub mod hashing;
 pub mod iterator;
@@ -160,6 +161,10 @@ impl RpcService for Kinesis {
                 "PutRecord" => req.reply(&records::put_record(s, &ctx, req.decode()?).await?),
                 "PutRecords" => req.reply(&records::put_records(s, &ctx, req.decode()?).await?),
                 "GetShardIterator" => req.reply(&records::get_shard_iterator(s, &ctx, req.decode()?)?),
+                "SubscribeToShard" => {
+                    let input = req.decode()?;
+                    fanout::subscribe_to_shard(s, &ctx, req.encoding, input).await
+                }
                 "GetRecords" => req.reply(&records::get_records(s, &ctx, req.decode()?).await?),
                 other => Err(ServiceError::client(
                     "UnknownOperationException",

@@ -32,7 +32,7 @@ fn encode_payload(partition_key: &str, data: &[u8]) -> Vec<u8> {
     out
 }
 
-fn decode_payload(payload: &[u8]) -> Option<(String, Vec<u8>)> {
+pub(crate) fn decode_payload(payload: &[u8]) -> Option<(String, Vec<u8>)> {
     let n = u16::from_le_bytes(payload.get(..2)?.try_into().ok()?) as usize;
     let pk = std::str::from_utf8(payload.get(2..2 + n)?).ok()?.to_owned();
     Some((pk, payload[2 + n..].to_vec()))
@@ -83,7 +83,7 @@ fn route<'a>(
         .ok_or_else(|| ServiceError::internal("no shard covers the hash key"))
 }
 
-fn seq(stream: &StreamRecord, shard: &ShardRecord, offset: u64) -> String {
+pub(crate) fn seq(stream: &StreamRecord, shard: &ShardRecord, offset: u64) -> String {
     SequenceNumber {
         stream_epoch: stream.epoch_secs(),
         shard_index: shard.index,
@@ -253,7 +253,7 @@ pub async fn put_records(
     })
 }
 
-fn find_shard<'a>(
+pub(crate) fn find_shard<'a>(
     stream: &'a StreamRecord,
     shard_id: &str,
     account: &str,
@@ -274,16 +274,63 @@ pub fn get_shard_iterator(
     let stream = active_stream(s, ctx, &name)?;
     let shard = find_shard(&stream, &input.shard_id, &ctx.account_id)?;
     let log = s.log(&stream, shard)?;
+    let offset = position_offset(
+        &log,
+        &stream,
+        shard,
+        &ctx.account_id,
+        &input.shard_iterator_type,
+        input.starting_sequence_number.as_deref(),
+        input.timestamp,
+    )?;
+    let it = ShardIterator {
+        stream_name: stream.name.clone(),
+        stream_uid: stream.uid.clone(),
+        shard_id: shard.id.clone(),
+        offset,
+        issued_millis: s.now_millis(),
+    };
+    Ok(GetShardIteratorOutput {
+        shard_iterator: it.encode(),
+    })
+}
+
+/// The shards a closed shard's readers continue with.
+pub(crate) fn child_shards(stream: &StreamRecord, shard_id: &str) -> Vec<ChildShard> {
+    stream
+        .children_of(shard_id)
+        .map(|c| ChildShard {
+            shard_id: c.id.clone(),
+            parent_shards: c.parent.iter().chain(c.adjacent_parent.iter()).cloned().collect(),
+            hash_key_range: HashKeyRange {
+                starting_hash_key: c.start_hash.clone(),
+                ending_hash_key: c.end_hash.clone(),
+            },
+        })
+        .collect()
+}
+
+/// Where a shard iterator or subscription of `kind` starts, as a log offset.
+pub(crate) fn position_offset(
+    log: &lakebox_store::Log,
+    stream: &StreamRecord,
+    shard: &ShardRecord,
+    account: &str,
+    kind: &str,
+    starting_sequence_number: Option<&str>,
+    timestamp: Option<Timestamp>,
+) -> Result<u64, ServiceError> {
+    let name = &stream.name;
     let seq_offset = |after: bool| -> Result<u64, ServiceError> {
-        let raw = input.starting_sequence_number.as_deref().ok_or_else(|| {
+        let raw = starting_sequence_number.ok_or_else(|| {
             errors::invalid_argument(
                 "You must specify a StartingSequenceNumber for AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER.",
             )
         })?;
         let invalid = || {
             errors::invalid_argument(format!(
-                "StartingSequenceNumber {raw} used in GetShardIterator on shard {} in stream {name} under account {} is invalid.",
-                shard.id, ctx.account_id
+                "StartingSequenceNumber {raw} used in GetShardIterator on shard {} in stream {name} under account {account} is invalid.",
+                shard.id
             ))
         };
         let parsed = SequenceNumber::parse(raw).ok_or_else(invalid)?;
@@ -295,16 +342,15 @@ pub fn get_shard_iterator(
         }
         Ok(parsed.offset + u64::from(after))
     };
-    let offset = match input.shard_iterator_type.as_str() {
+    Ok(match kind {
         "TRIM_HORIZON" => log.first_offset(),
         "LATEST" => log.next_offset(),
         "AT_SEQUENCE_NUMBER" => seq_offset(false)?,
         "AFTER_SEQUENCE_NUMBER" => seq_offset(true)?,
         "AT_TIMESTAMP" => {
-            let at = input
-                .timestamp
+            let at = timestamp
                 .ok_or_else(|| errors::invalid_argument("You must specify a Timestamp for AT_TIMESTAMP."))?;
-            first_offset_at(&log, at.as_millis())?
+            first_offset_at(log, at.as_millis())?
         }
         other => {
             return Err(errors::validation(
@@ -313,16 +359,6 @@ pub fn get_shard_iterator(
                 other,
             ));
         }
-    };
-    let it = ShardIterator {
-        stream_name: stream.name.clone(),
-        stream_uid: stream.uid.clone(),
-        shard_id: shard.id.clone(),
-        offset,
-        issued_millis: s.now_millis(),
-    };
-    Ok(GetShardIteratorOutput {
-        shard_iterator: it.encode(),
     })
 }
 
@@ -424,17 +460,7 @@ pub async fn get_records(
     if let Some(closed) = shard.closed
         && next >= closed.end_offset
     {
-        let children = stream
-            .children_of(&shard.id)
-            .map(|c| ChildShard {
-                shard_id: c.id.clone(),
-                parent_shards: c.parent.iter().chain(c.adjacent_parent.iter()).cloned().collect(),
-                hash_key_range: HashKeyRange {
-                    starting_hash_key: c.start_hash.clone(),
-                    ending_hash_key: c.end_hash.clone(),
-                },
-            })
-            .collect();
+        let children = child_shards(&stream, &shard.id);
         return Ok(GetRecordsOutput {
             records,
             next_shard_iterator: None,

@@ -7,10 +7,12 @@
 //! - [`rest_xml`]: S3's error shape.
 //! - [`types`]: the two scalar types whose encoding differs per protocol: [`Timestamp`] and
 //!   [`Blob`].
+//! - [`eventstream`]: the binary framing of streaming responses.
 //! - [`sigv4`]: parsing and verifying Signature Version 4, in headers and presigned URLs.
 //!
 //! This crate decides *how bytes look*; what an operation means is the service crates' business.
 
+pub mod eventstream;
 pub mod query;
 pub mod rest_xml;
 pub mod rpc;

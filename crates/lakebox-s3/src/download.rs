@@ -4,15 +4,11 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http_body_util::BodyExt;
-use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use lakebox_core::ServiceError;
 use lakebox_gateway::respond::full;
-use lakebox_gateway::service::{Body, BoxError};
+use lakebox_gateway::service::Body;
 use tokio::sync::mpsc;
 
 use crate::store::SegmentSource;
@@ -101,41 +97,12 @@ pub fn object_body(sources: &[SegmentSource], start: u64, len: u64) -> Result<Bo
             let _ = tx.blocking_send(Err(e));
         }
     });
-    Ok(ChannelBody { rx, remaining: len }.boxed_unsync())
+    Ok(lakebox_gateway::body::channel_body(rx, Some(len)))
 }
 
 fn read_failed(e: std::io::Error) -> ServiceError {
     tracing::error!(error = %e, "could not read object data");
     ServiceError::internal(format!("could not read object data: {e}"))
-}
-
-struct ChannelBody {
-    rx: mpsc::Receiver<std::io::Result<Bytes>>,
-    remaining: u64,
-}
-
-impl HttpBody for ChannelBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match self.rx.poll_recv(cx) {
-            Poll::Ready(Some(Ok(b))) => {
-                self.remaining = self.remaining.saturating_sub(b.len() as u64);
-                Poll::Ready(Some(Ok(Frame::data(b))))
-            }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.remaining)
-    }
 }
 
 #[cfg(test)]

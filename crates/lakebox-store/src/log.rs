@@ -88,6 +88,8 @@ struct State {
 struct Shared {
     dir: PathBuf,
     state: RwLock<State>,
+    /// The durable end (next offset), published after every commit for tailing readers.
+    tip: tokio::sync::watch::Sender<u64>,
 }
 
 struct AppendRequest {
@@ -228,6 +230,7 @@ impl Log {
             })
             .collect();
         let shared = Arc::new(Shared {
+            tip: tokio::sync::watch::Sender::new(next_offset),
             dir: dir.to_owned(),
             state: RwLock::new(State {
                 segments,
@@ -294,6 +297,12 @@ impl Log {
     /// The offset the next appended record will get; everything below is durable.
     pub fn next_offset(&self) -> u64 {
         self.shared.state.read().unwrap().next_offset
+    }
+
+    /// Follows the durable end of the log: changes after every commit, so a reader at the end
+    /// can wait for new records instead of polling.
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.tip.subscribe()
     }
 
     /// Reads durable records from `from` (or the first stored one, if `from` was trimmed),
@@ -486,6 +495,7 @@ impl Writer {
             st.next_offset = next;
             st.active_len = new_len;
         }
+        self.shared.tip.send_replace(next);
         if new_len >= self.config.segment_bytes {
             self.roll(next)?;
         }
@@ -639,6 +649,20 @@ mod tests {
         // Truncating everything keeps the active segment.
         log.truncate_before(u64::MAX).unwrap();
         assert_eq!(log.next_offset(), 40);
+    }
+
+    #[tokio::test]
+    async fn watchers_see_each_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+        let mut w = log.watch();
+        assert_eq!(*w.borrow_and_update(), 0);
+        log.append(vec![entry("a"), entry("b")]).await.unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), w.changed())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(*w.borrow(), 2);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
