@@ -108,7 +108,7 @@ pub async fn subscribe_to_shard(
                 return;
             };
             let now = streams.now_millis();
-            let oldest = now - current.retention_hours * 3_600_000;
+            let oldest = now - current.retention_hours * streams.settings.hour_millis;
             let mut records = Vec::with_capacity(read.len());
             for r in &read {
                 offset = r.offset + 1;

@@ -16,6 +16,7 @@ pub mod iterator;
 pub mod model;
 mod records;
 mod reshard;
+pub mod retention;
 pub mod sequence;
 pub mod streams;
 pub mod throughput;
@@ -37,6 +38,11 @@ pub struct Kinesis {
 }
 
 impl Kinesis {
+    /// Starts the retention sweeper (call once, inside the runtime).
+    pub fn start_background_work(&self) -> tokio::task::JoinHandle<()> {
+        retention::spawn_sweeper(self.streams.clone())
+    }
+
     pub fn open(
         dir: &Path,
         clock: Arc<dyn Clock>,

@@ -431,7 +431,7 @@ pub async fn get_records(
             .record_read(&stream.uid, shard.index, bytes as u64, now);
     }
     // Records past the retention period are no longer readable.
-    let oldest = now - stream.retention_hours * 3_600_000;
+    let oldest = now - stream.retention_hours * s.settings.hour_millis;
     let mut next = offset;
     let mut last_ts = None;
     let mut records = Vec::with_capacity(read.len());

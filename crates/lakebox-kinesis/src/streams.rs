@@ -25,6 +25,10 @@ pub struct KinesisSettings {
     pub shard_limit: u32,
     /// Apply AWS's per-shard throughput limits.
     pub throughput_limits: bool,
+    /// The length of an "hour" of retention: 3,600,000 normally; tests shorten it.
+    pub hour_millis: i64,
+    /// Size at which a shard's log starts a new segment file (retention deletes whole segments).
+    pub segment_bytes: u64,
 }
 
 impl Default for KinesisSettings {
@@ -33,6 +37,8 @@ impl Default for KinesisSettings {
             create_delay_millis: 0,
             shard_limit: 500,
             throughput_limits: true,
+            hour_millis: 3_600_000,
+            segment_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -212,6 +218,15 @@ impl Streams {
             .ok_or_else(|| errors::stream_not_found(name, account))
     }
 
+    /// Every stream of every account and region (for background work such as retention).
+    pub fn all(&self) -> Result<Vec<StreamRecord>, ServiceError> {
+        let rows = self
+            .kv
+            .scan_prefix(STREAMS, b"", None, usize::MAX)
+            .map_err(internal)?;
+        rows.iter().map(|(_, v)| decode(v)).collect()
+    }
+
     pub fn list(&self, account: &str, region: &str) -> Result<Vec<StreamRecord>, ServiceError> {
         let prefix = format!("{account}/{region}/").into_bytes();
         let rows = self
@@ -322,7 +337,11 @@ impl Streams {
             return Ok(l.clone());
         }
         let dir = self.dir.join("streams").join(&stream.uid).join(&shard.id);
-        let log = Arc::new(Log::open(&dir, LogConfig::default()).map_err(internal)?);
+        let config = LogConfig {
+            segment_bytes: self.settings.segment_bytes,
+            ..LogConfig::default()
+        };
+        let log = Arc::new(Log::open(&dir, config).map_err(internal)?);
         logs.insert(key, log.clone());
         Ok(log)
     }

@@ -392,6 +392,33 @@ impl Log {
         Ok(self.first_offset())
     }
 
+    /// Deletes whole segments all of whose records arrived before `cutoff_millis` (retention by
+    /// time). A segment's records all precede the first record of the next one, so a segment
+    /// goes when the next segment starts before the cutoff. Returns the new first offset.
+    pub fn expire_older_than(&self, cutoff_millis: i64) -> Result<u64> {
+        let bases: Vec<u64> = self
+            .shared
+            .state
+            .read()
+            .unwrap()
+            .segments
+            .keys()
+            .copied()
+            .collect();
+        let mut keep_from = bases[0];
+        for pair in bases.windows(2) {
+            match self.read(pair[1], 1, usize::MAX)?.first() {
+                Some(r) if r.timestamp_millis < cutoff_millis => keep_from = pair[1],
+                _ => break,
+            }
+        }
+        if keep_from > bases[0] {
+            self.truncate_before(keep_from)
+        } else {
+            Ok(bases[0])
+        }
+    }
+
     /// Waits for everything queued to be written and stops the writer.
     pub fn close(mut self) {
         self.shutdown();
@@ -649,6 +676,26 @@ mod tests {
         // Truncating everything keeps the active segment.
         log.truncate_before(u64::MAX).unwrap();
         assert_eq!(log.next_offset(), 40);
+    }
+
+    #[test]
+    fn expiry_by_time_removes_only_old_whole_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), small()).unwrap();
+        for i in 0..40i64 {
+            let e = LogEntry {
+                timestamp_millis: i * 10,
+                payload: format!("r{i:02}").into_bytes(),
+            };
+            log.append_blocking(vec![e]).unwrap();
+        }
+        let first = log.expire_older_than(200).unwrap();
+        assert!(first > 0 && first <= 20, "first offset {first}");
+        let recs = log.read(0, 100, usize::MAX).unwrap();
+        assert_eq!(recs[0].offset, first);
+        // Nothing at or after the cutoff was removed.
+        assert!(recs.iter().any(|r| r.timestamp_millis == 200));
+        assert_eq!(log.expire_older_than(0).unwrap(), first);
     }
 
     #[tokio::test]

@@ -103,6 +103,20 @@ pub struct ServeArgs {
     #[arg(long, env = "LAKEBOX_KINESIS_THROUGHPUT_LIMITS", default_value = "on", value_parser = ["on", "off"])]
     pub kinesis_throughput_limits: String,
 
+    /// Size in bytes at which a Kinesis shard's log starts a new segment file. Retention
+    /// deletes whole segments, so smaller segments free disk sooner.
+    #[arg(long, env = "LAKEBOX_KINESIS_SEGMENT_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub kinesis_segment_bytes: u64,
+
+    /// TEST ONLY: the length of an "hour" in seconds for Kinesis retention, so tests can watch
+    /// records expire. Leave at 3600 for real use.
+    #[arg(
+        long,
+        env = "LAKEBOX_KINESIS_RETENTION_HOUR_SECONDS",
+        default_value_t = 3600.0
+    )]
+    pub kinesis_retention_hour_seconds: f64,
+
     /// Expose /_lakebox/test/ routes and the LakeboxTest service used by Lakebox's own
     /// crash and fault tests. Never for real use.
     #[arg(long, env = "LAKEBOX_ENABLE_TEST_ROUTES", hide = true)]

@@ -119,9 +119,12 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
         create_delay_millis: args.kinesis_create_delay_ms as i64,
         shard_limit: args.kinesis_shard_limit,
         throughput_limits: args.kinesis_throughput_limits == "on",
+        hour_millis: ((args.kinesis_retention_hour_seconds.max(0.001)) * 1000.0) as i64,
+        segment_bytes: args.kinesis_segment_bytes.max(4096),
     };
     let kinesis = lakebox_kinesis::Kinesis::open(&data_dir.join("kinesis"), clock.clone(), kinesis_settings)
         .map_err(|e| format!("cannot open the Kinesis store: {e}"))?;
+    let _retention = kinesis.start_background_work();
     registry.rpc("kinesis", Arc::new(kinesis));
     registry.http("s3", Arc::new(s3));
     if args.enable_test_routes {
