@@ -1,0 +1,345 @@
+//! The load loop: keep-alive HTTP/1.1 connections, each sending requests back to back until the
+//! deadline, latencies recorded in HDR histograms.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use http::HeaderMap;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use lakebox_protocol::Timestamp;
+use lakebox_protocol::sigv4::{self, RequestParts};
+
+use crate::workloads::{STREAM, Setup, Template, Workload};
+
+#[derive(clap::Args)]
+pub struct LoadArgs {
+    /// Target, e.g. http://127.0.0.1:4566
+    #[arg(long)]
+    endpoint: String,
+    /// One of: kinesis-put-record, kinesis-put-records, kinesis-get-records, s3-put-4k,
+    /// s3-get-4k, s3-get-64m, s3-get-1g
+    #[arg(long)]
+    workload: String,
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    /// Seconds to measure.
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Skip the workload's setup (already done against this target).
+    #[arg(long)]
+    no_setup: bool,
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+}
+
+struct Signer {
+    host: String,
+    region: String,
+}
+
+impl Signer {
+    /// A ready-to-send request: the template with host, date and a SigV4 signature.
+    fn build(&self, t: &Template, amz_date: &str) -> hyper::Request<Full<Bytes>> {
+        let mut headers = HeaderMap::new();
+        headers.insert("host", self.host.parse().expect("host"));
+        headers.insert("x-amz-date", amz_date.parse().expect("date"));
+        for (k, v) in &t.headers {
+            headers.insert(*k, v.parse().expect("header"));
+        }
+        let (path, query) = t.path.split_once('?').unwrap_or((&t.path, ""));
+        let parts = RequestParts {
+            method: t.method,
+            raw_path: path,
+            raw_query: query,
+            headers: &headers,
+            authority: None,
+            payload_hash: &t.payload_hash,
+        };
+        let mut names: Vec<&str> = vec!["host", "x-amz-date"];
+        names.extend(t.headers.iter().map(|(k, _)| *k));
+        let auth = sigv4::sign(
+            &parts,
+            "AKIDLAKEBOXBENCH",
+            "bench-secret",
+            &self.region,
+            t.service,
+            amz_date,
+            &names,
+        );
+        let mut req = hyper::Request::builder().method(t.method).uri(&t.path);
+        for (k, v) in headers.iter() {
+            req = req.header(k, v);
+        }
+        req.header("authorization", auth)
+            .body(Full::new(t.body.clone()))
+            .expect("request")
+    }
+}
+
+fn amz_date() -> String {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    Timestamp::from_millis(ms).to_amz_date()
+}
+
+type Sender = http1::SendRequest<Full<Bytes>>;
+
+/// A keep-alive connection that reconnects when the server closed it (servers answering with
+/// `Connection: close`, or HTTP/1.0 servers, close after every response; reconnecting is then
+/// part of what each request costs).
+struct Conn {
+    host: String,
+    sender: Option<Sender>,
+}
+
+impl Conn {
+    fn new(host: &str) -> Conn {
+        Conn {
+            host: host.to_owned(),
+            sender: None,
+        }
+    }
+
+    async fn connect(&self) -> Result<Sender, String> {
+        let stream = tokio::net::TcpStream::connect(&self.host)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        let (sender, conn) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
+    }
+
+    async fn send(&mut self, req: hyper::Request<Full<Bytes>>) -> Result<(u16, Bytes), String> {
+        let mut sender = match self.sender.take() {
+            Some(s) if !s.is_closed() => s,
+            _ => self.connect().await?,
+        };
+        // The connection must have finished the previous exchange before it takes another
+        // request; if the server closed it meanwhile, open a new one.
+        if sender.ready().await.is_err() {
+            sender = self.connect().await?;
+            sender.ready().await.map_err(|e| e.to_string())?;
+        }
+        let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        self.sender = Some(sender);
+        Ok((status, body))
+    }
+}
+
+async fn setup(workload: Workload, signer: &Signer, host: &str) -> Result<Option<String>, String> {
+    let mut sender = Conn::new(host);
+    let mut iterator = None;
+    for step in workload.setup() {
+        match step {
+            Setup::Send(t, may_fail) => {
+                let (status, body) = sender
+                    .send(signer.build(&t, &amz_date()))
+                    .await
+                    .map_err(|e| format!("{} {} ({} bytes): {e}", t.method, t.path, t.body.len()))?;
+                if !may_fail && !(200..300).contains(&status) {
+                    return Err(format!(
+                        "setup {} {} answered {status}: {}",
+                        t.method,
+                        t.path,
+                        String::from_utf8_lossy(&body)
+                    ));
+                }
+            }
+            Setup::WaitActive => {
+                let t = Template::kinesis("DescribeStreamSummary", serde_json::json!({"StreamName": STREAM}));
+                for _ in 0..100 {
+                    let (_, body) = sender.send(signer.build(&t, &amz_date())).await?;
+                    if String::from_utf8_lossy(&body).contains("\"ACTIVE\"") {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            Setup::Iterator => {
+                let t = Template::kinesis(
+                    "GetShardIterator",
+                    serde_json::json!({"StreamName": STREAM, "ShardId": "shardId-000000000000", "ShardIteratorType": "TRIM_HORIZON"}),
+                );
+                let (status, body) = sender.send(signer.build(&t, &amz_date())).await?;
+                let v: serde_json::Value =
+                    serde_json::from_slice(&body).map_err(|e| format!("GetShardIterator ({status}): {e}"))?;
+                iterator = v["ShardIterator"].as_str().map(str::to_owned);
+            }
+        }
+    }
+    Ok(iterator)
+}
+
+struct Outcome {
+    histogram: Histogram<u64>,
+    ok: u64,
+    errors: u64,
+    samples: Vec<String>,
+    bytes: u64,
+}
+
+async fn worker(
+    host: String,
+    signer: std::sync::Arc<Signer>,
+    templates: std::sync::Arc<Vec<Template>>,
+    offset: usize,
+    deadline: Instant,
+    ok_statuses: &'static [u16],
+) -> Outcome {
+    let mut out = Outcome {
+        histogram: Histogram::new(3).expect("histogram"),
+        ok: 0,
+        errors: 0,
+        samples: Vec::new(),
+        bytes: 0,
+    };
+    let mut sender = Conn::new(&host);
+    // Requests signed once per second per template.
+    let mut signed: Vec<Option<(String, hyper::Request<Full<Bytes>>)>> = vec![None; 0];
+    signed.resize_with(templates.len(), || None);
+    let mut n = offset;
+    while Instant::now() < deadline {
+        let i = n % templates.len();
+        n += 1;
+        let date = amz_date();
+        let fresh = matches!(&signed[i], Some((d, _)) if *d == date);
+        if !fresh {
+            signed[i] = Some((date.clone(), signer.build(&templates[i], &date)));
+        }
+        let (_, template_req) = signed[i].as_ref().expect("signed above");
+        let mut req = hyper::Request::builder()
+            .method(template_req.method())
+            .uri(template_req.uri());
+        for (k, v) in template_req.headers() {
+            req = req.header(k, v);
+        }
+        let req = req.body(template_req.body().clone()).expect("request");
+        let started = Instant::now();
+        match sender.send(req).await {
+            Ok((status, body)) if ok_statuses.contains(&status) => {
+                let _ = out.histogram.record(started.elapsed().as_micros().max(1) as u64);
+                out.ok += 1;
+                out.bytes += body.len() as u64;
+            }
+            Ok((status, body)) => {
+                out.errors += 1;
+                if out.samples.len() < 3 {
+                    out.samples.push(format!(
+                        "{status}: {}",
+                        String::from_utf8_lossy(&body[..body.len().min(300)])
+                    ));
+                }
+            }
+            Err(e) => {
+                out.errors += 1;
+                if out.samples.len() < 3 {
+                    out.samples.push(e);
+                }
+            }
+        }
+    }
+    out
+}
+
+pub async fn run(args: LoadArgs) -> ExitCode {
+    let Some(workload) = Workload::parse(&args.workload) else {
+        eprintln!("unknown workload {}", args.workload);
+        return ExitCode::from(2);
+    };
+    let host = args
+        .endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let signer = std::sync::Arc::new(Signer {
+        host: host.clone(),
+        region: args.region.clone(),
+    });
+    let iterator = if args.no_setup {
+        None
+    } else {
+        match setup(workload, &signer, &host).await {
+            Ok(it) => it,
+            Err(e) => {
+                println!(
+                    "{}",
+                    serde_json::json!({"workload": args.workload, "endpoint": args.endpoint, "error": format!("setup failed: {e}")})
+                );
+                return ExitCode::FAILURE;
+            }
+        }
+    };
+    let templates = std::sync::Arc::new(workload.templates(iterator.as_deref()));
+    let ok_statuses: &'static [u16] = &[200, 204];
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(args.duration);
+    let mut tasks = Vec::new();
+    for c in 0..args.connections {
+        tasks.push(tokio::spawn(worker(
+            host.clone(),
+            signer.clone(),
+            templates.clone(),
+            c * 7,
+            deadline,
+            ok_statuses,
+        )));
+    }
+    let mut hist = Histogram::<u64>::new(3).expect("histogram");
+    let (mut ok, mut errors, mut bytes, mut samples) = (0u64, 0u64, 0u64, Vec::new());
+    for t in tasks {
+        let o = t.await.expect("worker");
+        let _ = hist.add(&o.histogram);
+        ok += o.ok;
+        errors += o.errors;
+        bytes += o.bytes;
+        samples.extend(o.samples);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let (unit, per) = workload.unit();
+    if errors > 0 {
+        samples.truncate(5);
+        println!(
+            "{}",
+            serde_json::json!({"workload": args.workload, "endpoint": args.endpoint, "error": format!("{errors} error responses (of {})", ok + errors), "samples": samples})
+        );
+        return ExitCode::FAILURE;
+    }
+    println!(
+        "{}",
+        serde_json::json!({
+            "workload": args.workload,
+            "endpoint": args.endpoint,
+            "connections": args.connections,
+            "seconds": secs,
+            "requests": ok,
+            "rps": ok as f64 / secs,
+            "unit": unit,
+            "units_per_s": (ok * per) as f64 / secs,
+            "mib_per_s": bytes as f64 / secs / 1048576.0,
+            "p50_us": hist.value_at_quantile(0.50),
+            "p90_us": hist.value_at_quantile(0.90),
+            "p99_us": hist.value_at_quantile(0.99),
+            "p999_us": hist.value_at_quantile(0.999),
+            "max_us": hist.max(),
+        })
+    );
+    ExitCode::SUCCESS
+}
