@@ -10,6 +10,7 @@ Targets, each started here on 127.0.0.1 and stopped after:
   lakebox     the release build (debug with --quick), fresh data dir, Kinesis throughput limits off
   moto        moto's server mode, from PyPI
   kinesalite  from npm (Kinesis only)
+  dynalite    from npm (DynamoDB: startup and memory until DynamoDB workloads exist)
   ceiling     lakebox-bench's fixed-200 server: what any server could reach with this client
 The load generator is bench/src (lakebox-bench load): 16 keep-alive connections, SigV4-signed
 requests, HDR latency histograms; a workload with any error response is reported as failed.
@@ -37,6 +38,9 @@ SUPPORTS = {
     "lakebox": set(KINESIS + S3),
     "moto": set(KINESIS + S3),
     "kinesalite": set(KINESIS),
+    # DynamoDB workloads arrive with Lakebox's DynamoDB; until then dynalite is measured for
+    # startup time and memory only.
+    "dynalite": set(),
     "ceiling": set(KINESIS + S3),
 }
 # Large downloads use fewer connections: the figure of interest is bandwidth.
@@ -121,15 +125,16 @@ def ensure_moto():
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "moto[server]"], check=True)
 
 
-def ensure_kinesalite():
+def ensure_node_emulator(package):
+    """Installs kinesalite or dynalite from npm and writes a launcher binding 127.0.0.1 (their
+    CLIs listen on every interface)."""
     CACHE.mkdir(parents=True, exist_ok=True)
-    if not (CACHE / "node_modules" / "kinesalite").exists():
-        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", str(CACHE), "kinesalite@3"], check=True,
+    if not (CACHE / "node_modules" / package).exists():
+        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", str(CACHE), f"{package}@3"], check=True,
                        stdout=subprocess.DEVNULL)
-    launcher = CACHE / "kinesalite-loopback.js"
-    # kinesalite's CLI listens on every interface; bind loopback only.
+    launcher = CACHE / f"{package}-loopback.js"
     launcher.write_text("const port = +process.argv[2];\n"
-                        "require('kinesalite')({}).listen(port, '127.0.0.1');\n")
+                        f"require('{package}')({{}}).listen(port, '127.0.0.1');\n")
     return launcher
 
 
@@ -138,14 +143,15 @@ def versions(lakebox_bin, targets):
     if "moto" in targets:
         v["moto"] = subprocess.run([sys.executable, "-c", "import moto; print(moto.__version__)"],
                                    capture_output=True, text=True).stdout.strip()
-    if "kinesalite" in targets:
-        pkg = CACHE / "node_modules" / "kinesalite" / "package.json"
-        v["kinesalite"] = json.loads(pkg.read_text())["version"] if pkg.exists() else "?"
-        v["node"] = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+    for package in ("kinesalite", "dynalite"):
+        if package in targets:
+            pkg = CACHE / "node_modules" / package / "package.json"
+            v[package] = json.loads(pkg.read_text())["version"] if pkg.exists() else "?"
+            v["node"] = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
     return v
 
 
-def make_targets(names, lakebox_bin, bench_bin, data_root, launcher):
+def make_targets(names, lakebox_bin, bench_bin, data_root, launchers):
     out = []
     for n in names:
         port = free_port()
@@ -155,8 +161,8 @@ def make_targets(names, lakebox_bin, bench_bin, data_root, launcher):
                                   "--kinesis-throughput-limits", "off", "--log-level", "warn"], port))
         elif n == "moto":
             out.append(Target(n, ["moto_server", "-H", "127.0.0.1", "-p", str(port)], port))
-        elif n == "kinesalite":
-            out.append(Target(n, ["node", str(launcher), str(port)], port, cwd=str(CACHE)))
+        elif n in ("kinesalite", "dynalite"):
+            out.append(Target(n, ["node", str(launchers[n]), str(port)], port, cwd=str(CACHE)))
         elif n == "ceiling":
             out.append(Target(n, [str(bench_bin), "ceiling", "--port", str(port)], port))
     return out
@@ -189,7 +195,7 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--duration", type=float, default=5.0)
-    ap.add_argument("--targets", default="lakebox,moto,kinesalite,ceiling")
+    ap.add_argument("--targets", default="lakebox,moto,kinesalite,dynalite,ceiling")
     ap.add_argument("--workloads", default=",".join(KINESIS + S3))
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "latest.md"))
     args = ap.parse_args()
@@ -201,14 +207,14 @@ def main():
     lakebox_bin, bench_bin = build(debug=args.quick)
     if "moto" in targets:
         ensure_moto()
-    launcher = ensure_kinesalite() if "kinesalite" in targets else None
+    launchers = {p: ensure_node_emulator(p) for p in ("kinesalite", "dynalite") if p in targets}
 
     results = {}  # (workload, target) -> [runs]
     starts = {t: [] for t in targets}
     failures = []
     with tempfile.TemporaryDirectory() as data_root:
         for rep in range(args.reps):
-            running = [t.start() for t in make_targets(targets, lakebox_bin, bench_bin, data_root, launcher)]
+            running = [t.start() for t in make_targets(targets, lakebox_bin, bench_bin, data_root, launchers)]
             for t in running:
                 starts[t.name].append(t)
             for i, w in enumerate(workloads):

@@ -369,8 +369,22 @@ def test_update_shard_count(kinesis):
     with pytest.raises(botocore.exceptions.ClientError) as e:
         kinesis.update_shard_count(StreamName="scale", TargetShardCount=9, ScalingType="UNIFORM_SCALING")
     assert code(e) == "LimitExceededException"
+    # Uneven ratios go through intermediate splits and merges, as in AWS.
+    kinesis.update_shard_count(StreamName="scale", TargetShardCount=5, ScalingType="UNIFORM_SCALING")
+    kinesis.update_shard_count(StreamName="scale", TargetShardCount=3, ScalingType="UNIFORM_SCALING")
+    shards = kinesis.list_shards(StreamName="scale")["Shards"]
+    open_shards = [s for s in shards if "EndingSequenceNumber" not in s["SequenceNumberRange"]]
+    assert len(open_shards) == 3
+    step = 2**128 // 3
+    assert [int(s["HashKeyRange"]["StartingHashKey"]) for s in open_shards] == [0, step, 2 * step]
+    by_id = {s["ShardId"]: s for s in shards}
+    for s in shards:  # every lineage link points at a real shard, at most two parents each
+        for link in ("ParentShardId", "AdjacentParentShardId"):
+            assert link not in s or s[link] in by_id
+    kinesis.update_shard_count(StreamName="scale", TargetShardCount=4, ScalingType="UNIFORM_SCALING")
     kinesis.update_shard_count(StreamName="scale", TargetShardCount=2, ScalingType="UNIFORM_SCALING")
     assert len(kinesis.list_shards(StreamName="scale", ShardFilter={"Type": "AT_LATEST"})["Shards"]) == 2
+    # Records put before the rescaling are all still readable from the closed shards.
     # Records still route to open shards only.
     r = kinesis.put_records(StreamName="scale", Records=[{"Data": b"x", "PartitionKey": f"k{i}"} for i in range(50)])
     open_ids = {s["ShardId"] for s in kinesis.list_shards(StreamName="scale", ShardFilter={"Type": "AT_LATEST"})["Shards"]}
@@ -394,6 +408,19 @@ def test_updating_status_refuses_a_second_reshard(tmp_path):
         assert code(e) == "ResourceInUseException"
         time.sleep(0.5)
         assert k.describe_stream_summary(StreamName="slow")["StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE"
+        k.delete_stream(StreamName="slow")
+        assert k.describe_stream_summary(StreamName="slow")["StreamDescriptionSummary"]["StreamStatus"] == "DELETING"
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            k.put_record(StreamName="slow", Data=b"x", PartitionKey="k")
+        assert code(e) == "ResourceNotFoundException"
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            k.create_stream(StreamName="slow", ShardCount=1)
+        assert code(e) == "ResourceInUseException"
+        time.sleep(0.6)
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            k.describe_stream_summary(StreamName="slow")
+        assert code(e) == "ResourceNotFoundException"
+        k.create_stream(StreamName="slow", ShardCount=1)
 
 
 def test_no_record_is_lost_across_a_concurrent_split(lakebox, kinesis):

@@ -135,13 +135,14 @@ pub async fn create_stream(
         enhanced_metrics: Vec::new(),
         policy: None,
         consumers: Vec::new(),
+        deleting_until_millis: None,
     })
     .await?;
     Ok(Empty {})
 }
 
 pub async fn delete_stream(
-    s: &Streams,
+    s: &std::sync::Arc<Streams>,
     ctx: &RequestContext,
     input: DeleteStreamInput,
 ) -> Result<Empty, ServiceError> {

@@ -41,7 +41,7 @@ pub(crate) fn decode_payload(payload: &[u8]) -> Option<(String, Vec<u8>)> {
 /// A stream records can be written to and read from: ACTIVE or UPDATING, not CREATING.
 fn active_stream(s: &Streams, ctx: &RequestContext, name: &str) -> Result<StreamRecord, ServiceError> {
     let stream = s.require(&ctx.account_id, &ctx.region, name)?;
-    if stream.status(s.now_millis()) == "CREATING" {
+    if matches!(stream.status(s.now_millis()), "CREATING" | "DELETING") {
         return Err(errors::stream_not_found(name, &ctx.account_id));
     }
     Ok(stream)

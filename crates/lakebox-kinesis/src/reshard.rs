@@ -239,35 +239,72 @@ pub async fn update_shard_count(
     if target == current {
         return Ok(out);
     }
-    // New uniform ranges; each new shard's parents are the open shards its range overlaps.
-    let first = next_index(&stream);
-    let mut children = Vec::new();
-    for (i, (start, end)) in even_ranges(target as u32).into_iter().enumerate() {
-        let parents: Vec<&ShardRecord> = open
+    // As AWS does for UNIFORM_SCALING: split the open shards at every new boundary inside
+    // them, then merge neighbouring pieces into each new range. Intermediate shards close at
+    // once (they never receive records), and every shard keeps at most a parent and an
+    // adjacent parent, so consumers can follow the lineage.
+    let targets = even_ranges(target as u32);
+    let now = s.now_millis();
+    let intermediate = ClosedShard {
+        end_offset: 0,
+        closed_millis: now,
+    };
+    let mut next = next_index(&stream);
+    let mut created: Vec<ShardRecord> = Vec::new();
+    let mut pieces: Vec<ShardRecord> = Vec::new(); // open after the splits, in hash order
+    for p in &open {
+        let cuts: Vec<u128> = targets
             .iter()
-            .copied()
-            .filter(|p| p.start() <= end && start <= p.end())
+            .map(|(start, _)| *start)
+            .filter(|b| *b > p.start() && *b <= p.end())
             .collect();
-        if parents.len() > 2 {
-            return Err(errors::invalid_argument(format!(
-                "Lakebox scales {current} shards to {target} only when each new shard covers at most two current shards (as with doubling or halving); use SplitShard and MergeShards for this change."
-            )));
+        if cuts.is_empty() {
+            pieces.push((*p).clone());
+            continue;
         }
-        children.push(child(
-            first + i as u32,
-            start,
-            end,
-            &parents[0].id,
-            parents.get(1).map(|p| p.id.as_str()),
-        ));
+        let (mut rest_start, mut rest_parent) = (p.start(), p.id.clone());
+        for (k, cut) in cuts.iter().enumerate() {
+            let left = child(next, rest_start, cut - 1, &rest_parent, None);
+            let mut right = child(next + 1, *cut, p.end(), &rest_parent, None);
+            next += 2;
+            pieces.push(left.clone());
+            created.push(left);
+            rest_start = *cut;
+            rest_parent = right.id.clone();
+            if k + 1 < cuts.len() {
+                right.closed = Some(intermediate); // split again right away
+            } else {
+                pieces.push(right.clone());
+            }
+            created.push(right);
+        }
     }
-    apply(
-        s,
-        ctx,
-        &stream,
-        open.iter().map(|sh| sh.id.clone()).collect(),
-        children,
-    )
-    .await?;
+    let mut finals: Vec<String> = Vec::new();
+    for (start, end) in &targets {
+        let mut group: Vec<ShardRecord> = pieces
+            .iter()
+            .filter(|p| p.start() >= *start && p.end() <= *end)
+            .cloned()
+            .collect();
+        group.sort_by_key(|p| p.start());
+        let mut acc = group.remove(0);
+        for piece in group {
+            let merged = child(next, acc.start(), piece.end(), &acc.id, Some(&piece.id));
+            next += 1;
+            for c in created.iter_mut().filter(|c| c.id == acc.id || c.id == piece.id) {
+                c.closed = Some(intermediate);
+            }
+            created.push(merged.clone());
+            acc = merged;
+        }
+        finals.push(acc.id);
+    }
+    // The current shards that did not survive unchanged close with their records.
+    let closing: Vec<String> = open
+        .iter()
+        .filter(|o| !finals.contains(&o.id))
+        .map(|o| o.id.clone())
+        .collect();
+    apply(s, ctx, &stream, closing, created).await?;
     Ok(out)
 }

@@ -29,9 +29,16 @@ pub fn spawn_sweeper(streams: Arc<Streams>) -> tokio::task::JoinHandle<()> {
 }
 
 /// One pass: every shard of every stream drops segments past its stream's retention.
-pub fn sweep(streams: &Streams) -> Result<(), lakebox_core::ServiceError> {
+pub fn sweep(streams: &Arc<Streams>) -> Result<(), lakebox_core::ServiceError> {
     let now = streams.now_millis();
     for stream in streams.all()? {
+        if stream.deleting_until_millis.is_some_and(|t| t <= now) {
+            // A deletion whose purge was interrupted (by a restart, say).
+            let (s2, st) = (streams.clone(), stream.clone());
+            tokio::runtime::Handle::current()
+                .block_on(async move { s2.purge(&st.account, &st.region, &st.name, &st.uid).await })?;
+            continue;
+        }
         let cutoff = now - stream.retention_hours * streams.settings.hour_millis;
         for shard in &stream.shards {
             let log = streams.log(&stream, shard)?;

@@ -108,6 +108,9 @@ pub struct StreamRecord {
     pub policy: Option<String>,
     #[serde(default)]
     pub consumers: Vec<ConsumerRecord>,
+    /// DELETING until this time, then purged.
+    #[serde(default)]
+    pub deleting_until_millis: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -133,7 +136,9 @@ impl StreamRecord {
     }
 
     pub fn status(&self, now_millis: i64) -> &'static str {
-        if now_millis < self.ready_millis {
+        if self.deleting_until_millis.is_some() {
+            "DELETING"
+        } else if now_millis < self.ready_millis {
             "CREATING"
         } else if now_millis < self.updating_until_millis {
             "UPDATING"
@@ -298,31 +303,78 @@ impl Streams {
             .map_err(internal)?
     }
 
-    /// Deletes a stream's metadata, then its records.
-    pub async fn delete(&self, account: &str, region: &str, name: &str) -> Result<(), ServiceError> {
-        let key = stream_key(account, region, name);
-        let (n, a) = (name.to_owned(), account.to_owned());
+    /// DeleteStream: the stream is DELETING for the configured delay (CREATING's), then its
+    /// metadata and records are purged. With no delay it goes at once.
+    pub async fn delete(
+        self: &Arc<Self>,
+        account: &str,
+        region: &str,
+        name: &str,
+    ) -> Result<(), ServiceError> {
+        let delay = self.settings.create_delay_millis;
+        if delay <= 0 {
+            let rec = self.require(account, region, name)?;
+            return self.purge(account, region, name, &rec.uid).await;
+        }
+        let until = self.now_millis() + delay;
         let rec = self
-            .kv
+            .update(account, region, name, move |st| {
+                if st.deleting_until_millis.is_some() {
+                    return Err(errors::stream_not_found(&st.name, &st.account));
+                }
+                st.deleting_until_millis = Some(until);
+                Ok(())
+            })
+            .await?;
+        let me = self.clone();
+        let (account, region, name) = (account.to_owned(), region.to_owned(), name.to_owned());
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(delay as u64)).await;
+            if let Err(e) = me.purge(&account, &region, &name, &rec.uid).await {
+                tracing::warn!(stream = %name, error = %e, "could not purge a deleted stream; the sweeper will retry");
+            }
+        });
+        Ok(())
+    }
+
+    /// Removes a stream's metadata (if it is still the stream with `uid`) and then its records.
+    pub async fn purge(
+        &self,
+        account: &str,
+        region: &str,
+        name: &str,
+        uid: &str,
+    ) -> Result<(), ServiceError> {
+        let key = stream_key(account, region, name);
+        let (n, a, u) = (name.to_owned(), account.to_owned(), uid.to_owned());
+        self.kv
             .write_async(move |b| {
                 let Some(v) = b.get(STREAMS, &key)? else {
                     return Ok(Err(errors::stream_not_found(&n, &a)));
                 };
-                b.delete(STREAMS, &key)?;
-                Ok(decode(&v))
+                match decode(&v) {
+                    Ok(rec) if rec.uid == u => {
+                        b.delete(STREAMS, &key)?;
+                        Ok(Ok(()))
+                    }
+                    Ok(_) => Ok(Ok(())), // a new stream took the name; the old one is gone
+                    Err(e) => Ok(Err(e)),
+                }
             })
             .await
             .map_err(internal)??;
         let dropped: Vec<Arc<Log>> = {
             let mut logs = self.logs.lock().unwrap();
-            let keys: Vec<_> = logs.keys().filter(|(uid, _)| *uid == rec.uid).cloned().collect();
+            let keys: Vec<_> = logs.keys().filter(|(id, _)| id == uid).cloned().collect();
             keys.into_iter().filter_map(|k| logs.remove(&k)).collect()
         };
-        let dir = self.dir.join("streams").join(&rec.uid);
+        let dir = self.dir.join("streams").join(uid);
         tokio::task::spawn_blocking(move || {
             // Wait for each log's writer to stop before removing its files.
             drop(dropped);
-            if let Err(e) = std::fs::remove_dir_all(&dir) {
+            if let Err(e) = std::fs::remove_dir_all(&dir)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
                 tracing::warn!(error = %e, dir = %dir.display(), "could not remove a deleted stream's records");
             }
         });
