@@ -679,3 +679,25 @@ def test_sigkill_keeps_acknowledged_records_with_their_sequence_numbers_and_time
             assert found[seq][:2] == (shard, data), f"acknowledged record {seq} lost or changed"
         for seq, ts in times_before.items():
             assert found[seq][2] == ts  # identical arrival timestamps after the crash
+
+
+def test_iterators_expire_after_five_minutes(tmp_path):
+    from signing import send
+    with Lakebox(tmp_path) as lb:
+        k = lb.client("kinesis")
+        k.create_stream(StreamName="expiring", ShardCount=1)
+        first = k.put_record(StreamName="expiring", Data=b"a", PartitionKey="k")["SequenceNumber"]
+        # SequenceNumberForOrdering: the next record orders after the one named.
+        second = k.put_record(StreamName="expiring", Data=b"b", PartitionKey="k", SequenceNumberForOrdering=first)["SequenceNumber"]
+        assert int(second) > int(first)
+        it = k.get_shard_iterator(StreamName="expiring", ShardId="shardId-000000000000", ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        assert len(k.get_records(ShardIterator=it)["Records"]) == 2
+        status, _, _ = send(lb.endpoint, "POST", "/_lakebox/test/clock?advance_ms=299000")
+        assert status == 200
+        k.get_records(ShardIterator=it)  # 4 min 59 s: still valid
+        send(lb.endpoint, "POST", "/_lakebox/test/clock?advance_ms=2000")
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            k.get_records(ShardIterator=it)
+        assert code(e) == "ExpiredIteratorException"
+        fresh = k.get_shard_iterator(StreamName="expiring", ShardId="shardId-000000000000", ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        assert len(k.get_records(ShardIterator=fresh)["Records"]) == 2

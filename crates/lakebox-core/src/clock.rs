@@ -26,6 +26,31 @@ impl Clock for SystemClock {
     }
 }
 
+/// The real clock plus an adjustable offset: the server runs on it when Lakebox's test routes
+/// are on, so end-to-end tests can jump ahead (iterator expiry, retention) without waiting.
+#[derive(Debug, Clone, Default)]
+pub struct OffsetClock(Arc<AtomicI64>);
+
+impl OffsetClock {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn advance_millis(&self, by: i64) {
+        self.0.fetch_add(by, Ordering::SeqCst);
+    }
+
+    pub fn offset_millis(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now_millis(&self) -> i64 {
+        SystemClock.now_millis() + self.0.load(Ordering::SeqCst)
+    }
+}
+
 /// A clock that only moves when told to; cheap to clone, all clones share the time.
 #[derive(Debug, Clone)]
 pub struct ManualClock(Arc<AtomicI64>);
@@ -63,6 +88,15 @@ mod tests {
         assert_eq!(c.now_millis(), 3_500);
         c.set_millis(-1);
         assert_eq!(c.now_secs(), -1);
+    }
+
+    #[test]
+    fn offset_clock_follows_the_system_clock_plus_its_offset() {
+        let c = OffsetClock::new();
+        let before = SystemClock.now_millis();
+        c.clone().advance_millis(300_000);
+        assert!(c.now_millis() >= before + 300_000);
+        assert_eq!(c.offset_millis(), 300_000);
     }
 
     #[test]

@@ -14,6 +14,6 @@ pub mod error;
 pub mod ids;
 
 pub use arn::Arn;
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, OffsetClock, SystemClock};
 pub use context::{DEFAULT_ACCOUNT_ID, DEFAULT_REGION, Principal, RequestContext};
 pub use error::ServiceError;

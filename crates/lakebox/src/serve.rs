@@ -9,7 +9,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lakebox_core::{Clock, SystemClock};
+use lakebox_core::{Clock, OffsetClock, SystemClock};
 use lakebox_gateway::{Authenticator, Gateway, GatewayConfig, Registry};
 use lakebox_store::blob::remove_stale_temp_files;
 use tokio::net::TcpListener;
@@ -105,7 +105,12 @@ pub fn run(args: ServeArgs) -> ExitCode {
 }
 
 async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, String)>) -> Result<(), String> {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    // With test routes on, the server runs on a clock the tests can move forward.
+    let test_clock = args.enable_test_routes.then(OffsetClock::new);
+    let clock: Arc<dyn Clock> = match &test_clock {
+        Some(c) => Arc::new(c.clone()),
+        None => Arc::new(SystemClock),
+    };
     let mut registry = Registry::new();
     registry.query("sts", Arc::new(lakebox_sts::Sts));
     let s3_settings = lakebox_s3::S3Settings {
@@ -128,8 +133,12 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
     registry.rpc("kinesis", Arc::new(kinesis));
     registry.http("s3", Arc::new(s3));
     if args.enable_test_routes {
-        crate::testing::install(&mut registry, &data_dir.join("_test"), clock.clone())
-            .map_err(|e| format!("cannot open test stores: {e}"))?;
+        crate::testing::install(
+            &mut registry,
+            &data_dir.join("_test"),
+            test_clock.clone().unwrap_or_default(),
+        )
+        .map_err(|e| format!("cannot open test stores: {e}"))?;
     }
     let auth = if credentials.is_empty() {
         Authenticator::accept_all(clock.clone())

@@ -6,6 +6,7 @@
 //! - `PUT|GET /_lakebox/test/kv/<key>`: the metadata store.
 //! - `PUT|GET /_lakebox/test/blob/<name>`: atomic blob files.
 //! - `POST /_lakebox/test/panic`: a handler that panics.
+//! - `POST /_lakebox/test/clock?advance_ms=N`: moves the server's clock forward by N ms.
 //! - awsJson/CBOR service `LakeboxTest_20260101` with `Echo` (round-trips blobs, timestamps and
 //!   optional members through the codecs) and `Panic`.
 
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{Method, Response, StatusCode};
 use http_body_util::BodyExt;
-use lakebox_core::{Clock, RequestContext, ServiceError};
+use lakebox_core::{Clock, OffsetClock, RequestContext, ServiceError};
 use lakebox_gateway::catalog::{Protocol, ServiceEntry};
 use lakebox_gateway::respond::full;
 use lakebox_gateway::service::{Body, BoxFuture};
@@ -26,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 const MAX_TEST_BODY: usize = 8 * 1024 * 1024;
 
-pub fn install(registry: &mut Registry, dir: &Path, clock: Arc<dyn Clock>) -> lakebox_store::Result<()> {
+pub fn install(registry: &mut Registry, dir: &Path, clock: OffsetClock) -> lakebox_store::Result<()> {
     let routes = Arc::new(TestRoutes {
         log: Log::open(&dir.join("log"), LogConfig::default())?,
         kv: MetaStore::open(&dir.join("meta.redb"))?,
@@ -52,7 +53,7 @@ struct TestRoutes {
     log: Log,
     kv: MetaStore,
     blobs: PathBuf,
-    clock: Arc<dyn Clock>,
+    clock: OffsetClock,
 }
 
 fn json(status: StatusCode, v: serde_json::Value) -> Response<Body> {
@@ -153,6 +154,17 @@ impl HttpService for TestRoutes {
                     )),
                 },
                 (&Method::POST, ("panic", "")) => panic!("deliberate panic from /_lakebox/test/panic"),
+                (&Method::POST, ("clock", "")) => {
+                    let by = query
+                        .split('&')
+                        .find_map(|p| p.strip_prefix("advance_ms=")?.parse::<i64>().ok())
+                        .ok_or_else(|| ServiceError::validation("advance_ms=<milliseconds> is required"))?;
+                    self.clock.advance_millis(by);
+                    Ok(json(
+                        StatusCode::OK,
+                        serde_json::json!({ "offsetMillis": self.clock.offset_millis() }),
+                    ))
+                }
                 _ => Err(ServiceError::new(
                     "NotFound",
                     404,
