@@ -815,3 +815,69 @@ def test_lifecycle_noncurrent_versions_and_delete_markers(tmp_path):
         # Noncurrent versions expire; then the lone delete marker of "gone" is removed too.
         assert wait_for(lambda: versions_of(s3, "lcv") == [("V", "doc", current, True)]), versions_of(s3, "lcv")
         assert s3.get_object(Bucket="lcv", Key="doc")["Body"].read() == b"3"
+
+
+# ---- server-side encryption ----
+
+def files_containing(root, needle):
+    hits = []
+    for dirpath, _, names in os.walk(root):
+        for n in names:
+            p = os.path.join(dirpath, n)
+            with open(p, "rb") as f:
+                if needle in f.read():
+                    hits.append(p)
+    return hits
+
+
+def test_sse_s3_encrypts_at_rest(tmp_path):
+    marker = b"PLAINTEXT-MARKER-7f3a"
+    small = marker + b" small object"
+    large = (marker + b"-" + os.urandom(200)) * 2000  # ~440 KiB, several 64 KiB chunks
+    with Lakebox(tmp_path) as lb:
+        s3 = lb.client("s3")
+        s3.create_bucket(Bucket="sealed")
+        r = s3.put_object(Bucket="sealed", Key="small", Body=small, ServerSideEncryption="AES256")
+        assert r["ServerSideEncryption"] == "AES256"
+        s3.put_object(Bucket="sealed", Key="large", Body=large, ServerSideEncryption="AES256")
+        s3.put_object(Bucket="sealed", Key="plain", Body=b"not secret")
+        got = s3.get_object(Bucket="sealed", Key="small")
+        assert got["Body"].read() == small and got["ServerSideEncryption"] == "AES256"
+        assert s3.get_object(Bucket="sealed", Key="large")["Body"].read() == large
+        assert "ServerSideEncryption" not in s3.head_object(Bucket="sealed", Key="plain")
+        chunk = 64 * 1024
+        for a, b in [(chunk - 10, chunk + 10), (0, 0), (3 * chunk, 3 * chunk + 5), (len(large) - 7, len(large) - 1)]:
+            part = s3.get_object(Bucket="sealed", Key="large", Range=f"bytes={a}-{b}")["Body"].read()
+            assert part == large[a:b + 1], (a, b)
+        # Multipart, copies both ways, KMS reported with its key.
+        up = s3.create_multipart_upload(Bucket="sealed", Key="mp", ServerSideEncryption="aws:kms", SSEKMSKeyId="alias/my-key")
+        assert up["ServerSideEncryption"] == "aws:kms"
+        p1 = s3.upload_part(Bucket="sealed", Key="mp", UploadId=up["UploadId"], PartNumber=1, Body=large[:5 * 1024 * 1024] if len(large) > 5 * 1024 * 1024 else large * 12)["ETag"]
+        p2 = s3.upload_part(Bucket="sealed", Key="mp", UploadId=up["UploadId"], PartNumber=2, Body=small)["ETag"]
+        done = s3.complete_multipart_upload(Bucket="sealed", Key="mp", UploadId=up["UploadId"],
+                                            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": p1}, {"PartNumber": 2, "ETag": p2}]})
+        assert done["ServerSideEncryption"] == "aws:kms" and done["SSEKMSKeyId"] == "alias/my-key"
+        assert s3.get_object(Bucket="sealed", Key="mp")["Body"].read() == large * 12 + small
+        # A copy takes the destination's encryption: here none, so it is stored as is.
+        s3.put_object(Bucket="sealed", Key="sealed-src", Body=b"copied out in plain", ServerSideEncryption="AES256")
+        s3.copy_object(Bucket="sealed", Key="plain-copy", CopySource={"Bucket": "sealed", "Key": "sealed-src"})
+        got = s3.get_object(Bucket="sealed", Key="plain-copy")
+        assert got["Body"].read() == b"copied out in plain" and "ServerSideEncryption" not in got
+        c = s3.copy_object(Bucket="sealed", Key="sealed-copy", CopySource={"Bucket": "sealed", "Key": "plain"}, ServerSideEncryption="AES256")
+        assert c["ServerSideEncryption"] == "AES256"
+        # A bucket's default encryption applies to writes that do not ask.
+        s3.put_bucket_encryption(Bucket="sealed", ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
+        assert s3.put_object(Bucket="sealed", Key="by-default", Body=marker + b" default")["ServerSideEncryption"] == "AES256"
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            s3.put_object(Bucket="sealed", Key="x", Body=b"x", ServerSideEncryption="rot13")
+        assert code(e) == "InvalidArgument"
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            s3.put_object(Bucket="sealed", Key="x", Body=b"x", SSECustomerAlgorithm="AES256", SSECustomerKey="k" * 32)
+        assert code(e) == "NotImplemented"
+    # Nothing on disk shows the plaintext: not the blob files, not the metadata holding small objects.
+    assert files_containing(tmp_path / "s3", marker) == []
+    assert files_containing(tmp_path / "s3", b"not secret")  # the unencrypted object is stored as is
+    with Lakebox(tmp_path) as lb:
+        s3 = lb.client("s3")
+        assert s3.get_object(Bucket="sealed", Key="large")["Body"].read() == large  # the key persists
+        assert s3.get_object(Bucket="sealed", Key="by-default")["Body"].read() == marker + b" default"

@@ -11,6 +11,7 @@ use lakebox_gateway::respond::full;
 use lakebox_gateway::service::Body;
 use tokio::sync::mpsc;
 
+use crate::sse;
 use crate::store::SegmentSource;
 
 /// Objects up to this size are read in one go; larger ones are streamed.
@@ -23,6 +24,8 @@ const CHANNEL_DEPTH: usize = 4;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Piece {
     File(PathBuf, u64, u64),
+    /// Encrypted file: path, key, plaintext length of the whole file, plaintext offset, length.
+    Sealed(PathBuf, [u8; 32], u64, u64, u64),
     Bytes(Bytes),
 }
 
@@ -40,6 +43,9 @@ pub fn plan(sources: &[SegmentSource], start: u64, len: u64) -> Vec<Piece> {
         let to = end.min(seg_end) - seg_start;
         out.push(match src {
             SegmentSource::File(path, _) => Piece::File(path.clone(), from, to - from),
+            SegmentSource::Sealed(path, total, key) => {
+                Piece::Sealed(path.clone(), *key, *total, from, to - from)
+            }
             SegmentSource::Inline(b) => Piece::Bytes(b.slice(from as usize..to as usize)),
         });
     }
@@ -57,6 +63,25 @@ pub fn for_each_chunk(
             Piece::Bytes(b) => {
                 if !sink(b)? {
                     return Ok(());
+                }
+            }
+            Piece::Sealed(path, key, total, from, len) => {
+                // Decrypt the chunks covering [from, from + len) and keep the wanted bytes.
+                let file = File::open(&path)?;
+                let (chunk, sealed) = (sse::CHUNK as u64, (sse::CHUNK + sse::TAG) as u64);
+                let end = from + len;
+                let mut index = from / chunk;
+                while index * chunk < end {
+                    let plain_len = chunk.min(total - index * chunk);
+                    let mut buf = vec![0u8; (plain_len + sse::TAG as u64) as usize];
+                    file.read_exact_at(&mut buf, index * sealed)?;
+                    let plain = sse::open(&key, index, &buf)?;
+                    let lo = from.saturating_sub(index * chunk) as usize;
+                    let hi = (end - index * chunk).min(plain_len) as usize;
+                    if !sink(Bytes::copy_from_slice(&plain[lo..hi]))? {
+                        return Ok(());
+                    }
+                    index += 1;
                 }
             }
             Piece::File(path, mut offset, mut remaining) => {

@@ -20,6 +20,7 @@ pub mod lifecycle;
 mod list;
 mod multipart;
 mod object;
+pub mod sse;
 pub mod store;
 pub mod upload;
 mod versioning;

@@ -55,6 +55,7 @@ pub async fn create(store: &Arc<ObjectStore>, req: S3Request) -> Result<Response
             .header("x-amz-checksum-algorithm")
             .map(str::to_ascii_uppercase),
         tags: crate::config::tagging_header(&req)?,
+        sse: crate::object::requested_sse(store, &req, bucket)?,
     };
     store.create_upload(bucket, record.clone()).await?;
     let mut w = doc("InitiateMultipartUploadResult");
@@ -63,6 +64,7 @@ pub async fn create(store: &Arc<ObjectStore>, req: S3Request) -> Result<Response
         .element("UploadId", &record.upload_id);
     w.end("InitiateMultipartUploadResult");
     let mut resp = xml_response(StatusCode::OK, w.finish());
+    crate::object::sse_headers(&mut resp, &record.sse);
     if let Some(a) = &record.checksum_algorithm {
         set_header(&mut resp, "x-amz-checksum-algorithm", a);
     }
@@ -85,13 +87,14 @@ fn part_number(req: &S3Request) -> Result<u32, ServiceError> {
 
 pub async fn upload_part(store: &Arc<ObjectStore>, req: S3Request) -> Result<Response<Body>, ServiceError> {
     let number = part_number(&req)?;
-    find_upload(store, &req)?;
+    // Parts are sealed at rest when the upload asked for encryption.
+    let encrypt = find_upload(store, &req)?.sse.is_some();
     let bucket = req.bucket.clone().unwrap_or_default();
     let id = upload_id(&req).to_owned();
     if req.header("x-amz-copy-source").is_some() {
-        return upload_part_copy(store, req, &bucket, &id, number).await;
+        return upload_part_copy(store, req, &bucket, &id, number, encrypt).await;
     }
-    let received = upload::receive(store, &req.headers, req.body, false).await?;
+    let received = upload::receive(store, &req.headers, req.body, false, encrypt).await?;
     let part = PartRecord {
         part_number: number,
         etag: received.md5_hex,
@@ -99,6 +102,7 @@ pub async fn upload_part(store: &Arc<ObjectStore>, req: S3Request) -> Result<Res
         last_modified_millis: store.now_millis(),
         blob: received.blob,
         checksum: received.checksum,
+        encrypted: received.encrypted,
     };
     store.put_part(&bucket, &id, part.clone()).await?;
     let mut resp = empty_response(StatusCode::OK);
@@ -115,6 +119,7 @@ async fn upload_part_copy(
     bucket: &str,
     id: &str,
     number: u32,
+    encrypt: bool,
 ) -> Result<Response<Body>, ServiceError> {
     let src = copy_source(store, &req)?;
     let (start, len) = match req.header("x-amz-copy-source-range") {
@@ -133,7 +138,7 @@ async fn upload_part_copy(
     if len > upload::MAX_UPLOAD_BYTES {
         return Err(errors::entity_too_large(len, upload::MAX_UPLOAD_BYTES));
     }
-    let (blob, md5) = copy_data(store, &src, start, len).await?;
+    let (blob, md5) = copy_data(store, &src, start, len, encrypt).await?;
     let part = PartRecord {
         part_number: number,
         etag: md5,
@@ -141,6 +146,7 @@ async fn upload_part_copy(
         last_modified_millis: store.now_millis(),
         blob,
         checksum: None,
+        encrypted: encrypt,
     };
     store.put_part(bucket, id, part.clone()).await?;
     let mut w = doc("CopyPartResult");
@@ -191,6 +197,7 @@ pub async fn complete(store: &Arc<ObjectStore>, mut req: S3Request) -> Result<Re
     .element("ETag", &quoted(&record.etag));
     w.end("CompleteMultipartUploadResult");
     let mut resp = xml_response(StatusCode::OK, w.finish());
+    crate::object::sse_headers(&mut resp, &record.sse);
     let versioned = store.bucket(&bucket)?.is_some_and(|b| b.versioning.is_some());
     crate::object::version_header(&mut resp, &record, versioned);
     Ok(resp)

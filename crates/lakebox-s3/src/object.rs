@@ -12,7 +12,9 @@ use md5::Digest;
 use crate::api::{S3Request, empty_response, set_header, xml_response};
 use crate::download::object_body;
 use crate::errors;
-use crate::store::{ContentHeaders, ObjectRecord, ObjectStore, Segment, WriteCondition, etag_matches};
+use crate::store::{
+    ContentHeaders, ObjectRecord, ObjectStore, Segment, SseInfo, WriteCondition, etag_matches,
+};
 use crate::upload::{self, stored_content_encoding};
 use crate::xml::{doc, iso, quoted};
 
@@ -118,6 +120,83 @@ pub fn write_condition(h: &HeaderMap) -> Result<WriteCondition, ServiceError> {
     })
 }
 
+/// The encryption a write asks for: its `x-amz-server-side-encryption` header, else the
+/// bucket's default encryption configuration. Data is sealed at rest either way; `aws:kms`
+/// is recorded and reported with its key id until Lakebox has KMS.
+pub fn requested_sse(
+    store: &ObjectStore,
+    req: &S3Request,
+    bucket: &str,
+) -> Result<Option<SseInfo>, ServiceError> {
+    if req
+        .header("x-amz-server-side-encryption-customer-algorithm")
+        .is_some()
+    {
+        return Err(errors::not_implemented(
+            "SSE-C (server-side encryption with customer-provided keys)",
+        ));
+    }
+    let default_kms = || {
+        format!(
+            "arn:aws:kms:{}:{}:alias/aws/s3",
+            req.ctx.region, req.ctx.account_id
+        )
+    };
+    let info = |alg: &str, key: Option<String>| -> Result<Option<SseInfo>, ServiceError> {
+        match alg {
+            "AES256" => Ok(Some(SseInfo {
+                algorithm: alg.into(),
+                kms_key_id: None,
+            })),
+            "aws:kms" | "aws:kms:dsse" => Ok(Some(SseInfo {
+                algorithm: alg.into(),
+                kms_key_id: Some(key.unwrap_or_else(default_kms)),
+            })),
+            other => Err(errors::invalid_argument(
+                "The encryption method specified is not supported",
+                "x-amz-server-side-encryption",
+                other,
+            )),
+        }
+    };
+    if let Some(alg) = req.header("x-amz-server-side-encryption") {
+        return info(
+            alg.trim(),
+            req.header("x-amz-server-side-encryption-aws-kms-key-id")
+                .map(str::to_owned),
+        );
+    }
+    let Some(doc) = store.bucket_config(bucket, "encryption")? else {
+        return Ok(None);
+    };
+    let Ok(root) = lakebox_protocol::xml::parse(&doc) else {
+        return Ok(None);
+    };
+    let Some(default) = root
+        .child("Rule")
+        .and_then(|r| r.child("ApplyServerSideEncryptionByDefault"))
+    else {
+        return Ok(None);
+    };
+    match default.child_text("SSEAlgorithm") {
+        Some(alg) => info(
+            alg.trim(),
+            default.child_text("KMSMasterKeyID").map(str::to_owned),
+        ),
+        None => Ok(None),
+    }
+}
+
+/// `x-amz-server-side-encryption` (and the KMS key id) on responses.
+pub fn sse_headers(resp: &mut Response<Body>, sse: &Option<SseInfo>) {
+    if let Some(s) = sse {
+        set_header(resp, "x-amz-server-side-encryption", &s.algorithm);
+        if let Some(k) = &s.kms_key_id {
+            set_header(resp, "x-amz-server-side-encryption-aws-kms-key-id", k);
+        }
+    }
+}
+
 pub async fn put_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Response<Body>, ServiceError> {
     let bucket = req.bucket.clone().unwrap_or_default();
     let key = req.key.clone().unwrap_or_default();
@@ -133,7 +212,8 @@ pub async fn put_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Resp
     } = object_attributes(&req.headers)?;
     let condition = write_condition(&req.headers)?;
     let tags = crate::config::tagging_header(&req)?;
-    let received = upload::receive(store, &req.headers, req.body, true).await?;
+    let sse = requested_sse(store, &req, &bucket)?;
+    let received = upload::receive(store, &req.headers, req.body, true, sse.is_some()).await?;
     let inline = received.inline.map(|data| (received.blob.clone(), data));
     let record = ObjectRecord {
         key,
@@ -148,6 +228,7 @@ pub async fn put_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Resp
             blob: received.blob,
             len: received.size,
             inline: inline.is_some(),
+            encrypted: received.encrypted,
         }],
         parts_count: None,
         tags,
@@ -155,11 +236,13 @@ pub async fn put_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Resp
         delete_marker: false,
         version_seq: 0,
         restore: None,
+        sse,
     };
     let record = store.commit_object(&bucket, record, inline, condition).await?;
     let mut resp = empty_response(StatusCode::OK);
     set_header(&mut resp, "etag", &quoted(&record.etag));
     version_header(&mut resp, &record, versioned);
+    sse_headers(&mut resp, &record.sse);
     if let Some(c) = &record.checksum {
         set_checksum_headers(&mut resp, c);
     }
@@ -312,6 +395,7 @@ fn object_headers(resp: &mut Response<Body>, rec: &ObjectRecord, req: &S3Request
     if rec.storage_class != "STANDARD" {
         set_header(resp, "x-amz-storage-class", &rec.storage_class);
     }
+    sse_headers(resp, &rec.sse);
     if let Some(r) = &rec.restore {
         if now < r.ready_millis {
             set_header(resp, "x-amz-restore", "ongoing-request=\"true\"");
@@ -682,16 +766,24 @@ pub async fn copy_data(
     src: &ObjectRecord,
     start: u64,
     len: u64,
+    encrypt: bool,
 ) -> Result<(String, String), ServiceError> {
     let (blob, mut writer) = store.new_blob()?;
+    let mut encryptor = encrypt.then(|| crate::sse::Encryptor::new(store.blob_key(&blob)));
     let pieces = crate::download::plan(&store.segment_sources(src)?, start, len);
     tokio::task::spawn_blocking(move || -> Result<String, std::io::Error> {
         let mut md5 = md5::Md5::new();
         crate::download::for_each_chunk(pieces, |chunk| {
             md5.update(&chunk);
-            writer.write_all(&chunk)?;
+            match encryptor.as_mut() {
+                Some(e) => e.push(&chunk, &mut |sealed| writer.write_all(sealed))?,
+                None => writer.write_all(&chunk)?,
+            }
             Ok(true)
         })?;
+        if let Some(e) = encryptor {
+            e.finish(&mut |sealed| writer.write_all(sealed))?;
+        }
         writer
             .commit()
             .map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -758,7 +850,8 @@ pub async fn copy_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Res
             ));
         }
     };
-    let (blob, md5) = copy_data(store, &src, 0, src.size).await?;
+    let sse = requested_sse(store, &req, &bucket)?;
+    let (blob, md5) = copy_data(store, &src, 0, src.size, sse.is_some()).await?;
     let record = ObjectRecord {
         key,
         size: src.size,
@@ -772,6 +865,7 @@ pub async fn copy_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Res
             blob,
             len: src.size,
             inline: false,
+            encrypted: sse.is_some(),
         }],
         parts_count: None,
         tags,
@@ -779,6 +873,7 @@ pub async fn copy_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Res
         delete_marker: false,
         version_seq: 0,
         restore: None,
+        sse,
     };
     let record = store
         .commit_object(&bucket, record, None, write_condition(&req.headers)?)
@@ -789,6 +884,7 @@ pub async fn copy_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Res
     w.end("CopyObjectResult");
     let mut resp = xml_response(StatusCode::OK, w.finish());
     version_header(&mut resp, &record, versioned);
+    sse_headers(&mut resp, &record.sse);
     if src_versioned || src.version_id.is_some() {
         set_header(
             &mut resp,

@@ -79,19 +79,32 @@ pub struct Segment {
     pub len: u64,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub inline: bool,
+    /// Sealed with AES-256-GCM (see the sse module).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub encrypted: bool,
+}
+
+/// Server-side encryption an object (or upload) was written with.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SseInfo {
+    /// `AES256`, `aws:kms` or `aws:kms:dsse`, as requested.
+    pub algorithm: String,
+    pub kms_key_id: Option<String>,
 }
 
 /// Where a segment's bytes are, for reading.
 #[derive(Debug, Clone)]
 pub enum SegmentSource {
     File(PathBuf, u64),
+    /// An encrypted file: path, plaintext length, the blob's key.
+    Sealed(PathBuf, u64, [u8; 32]),
     Inline(bytes::Bytes),
 }
 
 impl SegmentSource {
     pub fn len(&self) -> u64 {
         match self {
-            SegmentSource::File(_, n) => *n,
+            SegmentSource::File(_, n) | SegmentSource::Sealed(_, n, _) => *n,
             SegmentSource::Inline(b) => b.len() as u64,
         }
     }
@@ -126,6 +139,8 @@ pub struct ObjectRecord {
     /// Orders a key's versions (see the versioning module).
     #[serde(default)]
     pub version_seq: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sse: Option<SseInfo>,
     /// A restore of an archived object (GLACIER, DEEP_ARCHIVE), if one was requested.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore: Option<RestoreState>,
@@ -174,6 +189,8 @@ pub struct UploadRecord {
     pub checksum_algorithm: Option<String>,
     #[serde(default)]
     pub tags: Vec<(String, String)>,
+    #[serde(default)]
+    pub sse: Option<SseInfo>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -184,6 +201,8 @@ pub struct PartRecord {
     pub last_modified_millis: i64,
     pub blob: String,
     pub checksum: Option<StoredChecksum>,
+    #[serde(default)]
+    pub encrypted: bool,
 }
 
 /// A precondition on a write (`If-None-Match: *`, `If-Match: <etag>`), checked atomically with it.
@@ -253,6 +272,7 @@ impl Default for S3Settings {
 }
 
 pub struct ObjectStore {
+    master_key: crate::sse::MasterKey,
     kv: MetaStore,
     blobs: PathBuf,
     clock: Arc<dyn Clock>,
@@ -265,11 +285,17 @@ impl ObjectStore {
         let blobs = dir.join("blobs");
         std::fs::create_dir_all(&blobs)?;
         Ok(ObjectStore {
+            master_key: crate::sse::MasterKey::load_or_create(dir)?,
             kv: MetaStore::open(&dir.join("meta.redb"))?,
             blobs,
             clock,
             settings,
         })
+    }
+
+    /// The encryption key of one blob.
+    pub fn blob_key(&self, blob_id: &str) -> [u8; 32] {
+        self.master_key.blob_key(blob_id)
     }
 
     pub fn settings(&self) -> S3Settings {
@@ -305,7 +331,17 @@ impl ObjectStore {
                         .get(INLINE, s.blob.as_bytes())
                         .map_err(internal)?
                         .ok_or_else(|| internal(format!("inline data {} is missing", s.blob)))?;
+                    if s.encrypted {
+                        let plain = crate::sse::open_all(&self.blob_key(&s.blob), &data).map_err(internal)?;
+                        return Ok(SegmentSource::Inline(plain.into()));
+                    }
                     Ok(SegmentSource::Inline(data.into()))
+                } else if s.encrypted {
+                    Ok(SegmentSource::Sealed(
+                        self.blob_path(&s.blob),
+                        s.len,
+                        self.blob_key(&s.blob),
+                    ))
                 } else {
                     Ok(SegmentSource::File(self.blob_path(&s.blob), s.len))
                 }
@@ -920,6 +956,7 @@ impl ObjectStore {
                     blob: p.blob.clone(),
                     len: p.size,
                     inline: false,
+                    encrypted: p.encrypted,
                 })
                 .collect(),
             parts_count: Some(chosen.len() as u32),
@@ -928,6 +965,7 @@ impl ObjectStore {
             delete_marker: false,
             version_seq: 0,
             restore: None,
+            sse: upload.sse.clone(),
         };
         let used: std::collections::HashSet<String> = chosen.iter().map(|p| p.blob.clone()).collect();
         let unused: Vec<String> = stored

@@ -260,30 +260,51 @@ pub struct ReceivedBlob {
     pub size: u64,
     pub md5_hex: String,
     pub checksum: Option<StoredChecksum>,
+    /// Inline data, as stored (sealed when encrypted).
     pub inline: Option<Vec<u8>>,
+    pub encrypted: bool,
 }
 
 /// Where received bytes go: memory while the object may still be stored inline, then a blob
-/// file.
+/// file (through an encryptor when the object is encrypted at rest).
 enum Sink {
     Memory(Vec<u8>),
-    File(String, lakebox_store::blob::BlobWriter),
+    File(
+        String,
+        lakebox_store::blob::BlobWriter,
+        Option<crate::sse::Encryptor>,
+    ),
 }
 
 impl Sink {
-    fn write(&mut self, store: &ObjectStore, data: &[u8], inline_max: u64) -> Result<(), ServiceError> {
+    fn write(
+        &mut self,
+        store: &ObjectStore,
+        data: &[u8],
+        inline_max: u64,
+        encrypt: bool,
+    ) -> Result<(), ServiceError> {
         if let Sink::Memory(buf) = self {
             if (buf.len() + data.len()) as u64 <= inline_max {
                 buf.extend_from_slice(data);
                 return Ok(());
             }
-            let (id, mut writer) = store.new_blob()?;
-            writer.write_all(buf).map_err(write_failed)?;
-            *self = Sink::File(id, writer);
+            let (id, writer) = store.new_blob()?;
+            let encryptor = encrypt.then(|| crate::sse::Encryptor::new(store.blob_key(&id)));
+            let buffered = std::mem::take(buf);
+            *self = Sink::File(id, writer, encryptor);
+            self.write_file(&buffered)?;
         }
+        self.write_file(data)
+    }
+
+    fn write_file(&mut self, data: &[u8]) -> Result<(), ServiceError> {
         match self {
-            Sink::File(_, w) => w.write_all(data).map_err(write_failed),
-            Sink::Memory(_) => unreachable!("switched to a file above"),
+            Sink::File(_, w, Some(e)) => e
+                .push(data, &mut |sealed| w.write_all(sealed))
+                .map_err(write_failed),
+            Sink::File(_, w, None) => w.write_all(data).map_err(write_failed),
+            Sink::Memory(_) => unreachable!("only called for files"),
         }
     }
 }
@@ -322,6 +343,7 @@ pub async fn receive(
     headers: &HeaderMap,
     mut body: Body,
     allow_inline: bool,
+    encrypt: bool,
 ) -> Result<ReceivedBlob, ServiceError> {
     let chunked = is_aws_chunked(headers);
     let declared_len = if chunked {
@@ -370,7 +392,7 @@ pub async fn receive(
             if let Some(c) = checksum.as_mut() {
                 c.update(data);
             }
-            out.write(store, data, inline_max)
+            out.write(store, data, inline_max, encrypt)
         };
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|_| errors::incomplete_body())?;
@@ -441,15 +463,32 @@ pub async fn receive(
         None => None,
     };
     let (blob, inline) = match out {
-        Sink::Memory(data) if allow_inline => (store.new_blob_id(), Some(data)),
+        Sink::Memory(data) if allow_inline => {
+            let id = store.new_blob_id();
+            let stored = if encrypt {
+                crate::sse::seal_all(store.blob_key(&id), &data)
+            } else {
+                data
+            };
+            (id, Some(stored))
+        }
         Sink::Memory(data) => {
             // Parts are always files (an empty part, say).
             let (id, mut writer) = store.new_blob()?;
-            writer.write_all(&data).map_err(write_failed)?;
+            let stored = if encrypt {
+                crate::sse::seal_all(store.blob_key(&id), &data)
+            } else {
+                data
+            };
+            writer.write_all(&stored).map_err(write_failed)?;
             commit_file(writer).await?;
             (id, None)
         }
-        Sink::File(id, writer) => {
+        Sink::File(id, mut writer, encryptor) => {
+            if let Some(e) = encryptor {
+                e.finish(&mut |sealed| writer.write_all(sealed))
+                    .map_err(write_failed)?;
+            }
             commit_file(writer).await?;
             (id, None)
         }
@@ -460,6 +499,7 @@ pub async fn receive(
         md5_hex: hex::encode(md5_bytes),
         checksum: stored,
         inline,
+        encrypted: encrypt,
     })
 }
 
