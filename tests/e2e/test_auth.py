@@ -169,3 +169,51 @@ def test_without_credentials_anything_goes_but_identity_is_honoured(lakebox):
     status, _, body = send(lakebox.endpoint, "POST", "/", b"Action=GetCallerIdentity&Version=2011-06-15",
                            {"Content-Type": "application/x-www-form-urlencoded"})
     assert status == 200 and b"<Account>000000000000</Account>" in body
+
+
+def streaming_put(endpoint, path, chunks, secret=SECRET, tamper_chunk=None):
+    """A PUT with a STREAMING-AWS4-HMAC-SHA256-PAYLOAD body: the request is signed with that
+    payload marker, then each chunk carries a signature chained from the previous one."""
+    import hashlib
+    import hmac as hm
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    def header_len(n):
+        return len(f"{n:x};chunk-signature=".encode()) + 64 + 2
+
+    total = sum(header_len(len(c)) + len(c) + 2 for c in chunks) + header_len(0) + 2
+    req = AWSRequest(method="PUT", url=endpoint + path, headers={
+        "X-Amz-Content-SHA256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "Content-Encoding": "aws-chunked",
+        "x-amz-decoded-content-length": str(sum(len(c) for c in chunks)), "Content-Length": str(total)})
+    SigV4Auth(Credentials(AKID, secret), "s3", "us-east-1").add_auth(req)
+    headers = dict(req.headers.items())
+    amz_date = headers["X-Amz-Date"]
+    scope = f"{amz_date[:8]}/us-east-1/s3/aws4_request"
+    key = b"AWS4" + secret.encode()
+    for part in (amz_date[:8], "us-east-1", "s3", "aws4_request"):
+        key = hm.new(key, part.encode(), hashlib.sha256).digest()
+    previous = headers["Authorization"].split("Signature=")[1]
+    empty = hashlib.sha256(b"").hexdigest()
+    body = b""
+    for i, chunk in enumerate(list(chunks) + [b""]):
+        sts = f"AWS4-HMAC-SHA256-PAYLOAD\n{amz_date}\n{scope}\n{previous}\n{empty}\n{hashlib.sha256(chunk).hexdigest()}"
+        previous = hm.new(key, sts.encode(), hashlib.sha256).hexdigest()
+        sent = chunk if i != tamper_chunk else bytes([chunk[0] ^ 1]) + chunk[1:]
+        body += f"{len(chunk):x};chunk-signature={previous}\r\n".encode() + sent + b"\r\n"
+    return send(endpoint, "PUT", path, body, headers)
+
+
+def test_streaming_chunk_signatures_are_verified(verifying):
+    s3 = verifying.client("s3", access_key=AKID, secret=SECRET)
+    s3.create_bucket(Bucket="streamed")
+    chunks = [b"a" * 70000, b"b" * 1000]
+    status, _, body = streaming_put(verifying.endpoint, "/streamed/good", chunks)
+    assert status == 200, body
+    assert s3.get_object(Bucket="streamed", Key="good")["Body"].read() == b"".join(chunks)
+    status, _, body = streaming_put(verifying.endpoint, "/streamed/bad", chunks, tamper_chunk=1)
+    assert status == 403 and b"<Code>SignatureDoesNotMatch</Code>" in body
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.head_object(Bucket="streamed", Key="bad")
+    assert e.value.response["Error"]["Code"] == "404"  # the altered upload stored nothing

@@ -32,6 +32,18 @@ impl Authenticator {
         }
     }
 
+    /// For a verified `STREAMING-AWS4-HMAC-SHA256-PAYLOAD` request: what its chunk signatures
+    /// must be. `None` when verification is off (nothing is checked then) or not applicable.
+    pub fn chunk_signer(&self, auth: &Authorization) -> Option<sigv4::ChunkSigner> {
+        let creds = self.credentials.as_ref()?;
+        match auth {
+            Authorization::SigV4(signed) => creds
+                .get(&signed.scope.access_key_id)
+                .map(|secret| sigv4::ChunkSigner::new(signed, secret)),
+            _ => None,
+        }
+    }
+
     pub fn is_verifying(&self) -> bool {
         self.credentials.is_some()
     }

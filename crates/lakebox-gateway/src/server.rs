@@ -191,7 +191,7 @@ impl Gateway {
         B::Error: Into<BoxError>,
     {
         let started = Instant::now();
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
         let path = parts.uri.path().to_owned();
         let raw_query = parts.uri.query().unwrap_or("").to_owned();
         let query = query_pairs(&raw_query);
@@ -310,6 +310,15 @@ impl Gateway {
             Ok(p) => p,
             Err(e) => return fail(e.to_service_error(shape.auth_style())),
         };
+        // Streaming-signed bodies: S3 checks each chunk's signature as it reads the body.
+        if parts
+            .headers
+            .get("x-amz-content-sha256")
+            .is_some_and(|v| v.as_bytes().starts_with(sigv4::STREAMING_PAYLOAD.as_bytes()))
+            && let Some(signer) = self.auth.chunk_signer(&auth)
+        {
+            parts.extensions.insert(signer);
+        }
         let region = match &auth {
             Authorization::SigV4(s) if !s.scope.region.is_empty() => s.scope.region.clone(),
             _ => self.config.default_region.clone(),

@@ -476,6 +476,53 @@ pub fn sign(
     )
 }
 
+/// The `x-amz-content-sha256` of bodies whose chunks carry their own signatures.
+pub const STREAMING_PAYLOAD: &str = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD";
+const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+/// Computes the expected signatures of a `STREAMING-AWS4-HMAC-SHA256-PAYLOAD` body, chunk by
+/// chunk: each chunk's signature covers its data and the previous signature, starting from the
+/// request's own (seed) signature.
+#[derive(Clone)]
+pub struct ChunkSigner {
+    key: Vec<u8>,
+    amz_date: String,
+    scope: String,
+    previous: String,
+}
+
+impl std::fmt::Debug for ChunkSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChunkSigner")
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChunkSigner {
+    /// For a request whose header signature was verified with `secret_access_key`.
+    pub fn new(signed: &SignedRequest, secret_access_key: &str) -> Self {
+        ChunkSigner {
+            key: signing_key(secret_access_key, &signed.scope),
+            amz_date: signed.amz_date_raw.clone(),
+            scope: signed.scope.scope_string(),
+            previous: signed.signature.to_ascii_lowercase(),
+        }
+    }
+
+    /// The signature the next chunk must carry, given the hex SHA-256 of its data; advances
+    /// the chain.
+    pub fn next(&mut self, data_sha256_hex: &str) -> String {
+        let string_to_sign = format!(
+            "AWS4-HMAC-SHA256-PAYLOAD\n{}\n{}\n{}\n{EMPTY_SHA256}\n{data_sha256_hex}",
+            self.amz_date, self.scope, self.previous
+        );
+        let sig = hex::encode(hmac(&self.key, string_to_sign.as_bytes()));
+        self.previous = sig.clone();
+        sig
+    }
+}
+
 /// Characters SigV4 leaves unencoded: RFC 3986 unreserved.
 const SIGV4_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')

@@ -76,6 +76,8 @@ pub struct S3Request {
     pub body: Body,
     /// `Host`, for the `Location` of completed uploads.
     pub host: String,
+    /// Set by the gateway when the body's chunk signatures must be checked.
+    pub chunk_signer: Option<lakebox_protocol::sigv4::ChunkSigner>,
 }
 
 impl S3Request {
@@ -183,7 +185,12 @@ impl HttpService for S3 {
                 .and_then(|h| h.to_str().ok())
                 .unwrap_or("localhost")
                 .to_owned();
+            let chunk_signer = parts
+                .extensions
+                .get::<lakebox_protocol::sigv4::ChunkSigner>()
+                .cloned();
             let req = S3Request {
+                chunk_signer,
                 ctx,
                 method: parts.method,
                 bucket,

@@ -94,7 +94,15 @@ pub async fn upload_part(store: &Arc<ObjectStore>, req: S3Request) -> Result<Res
     if req.header("x-amz-copy-source").is_some() {
         return upload_part_copy(store, req, &bucket, &id, number, encrypt).await;
     }
-    let received = upload::receive(store, &req.headers, req.body, false, encrypt).await?;
+    let received = upload::receive(
+        store,
+        &req.headers,
+        req.body,
+        false,
+        encrypt,
+        req.chunk_signer.clone(),
+    )
+    .await?;
     let part = PartRecord {
         part_number: number,
         etag: received.md5_hex,

@@ -213,7 +213,15 @@ pub async fn put_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Resp
     let condition = write_condition(&req.headers)?;
     let tags = crate::config::tagging_header(&req)?;
     let sse = requested_sse(store, &req, &bucket)?;
-    let received = upload::receive(store, &req.headers, req.body, true, sse.is_some()).await?;
+    let received = upload::receive(
+        store,
+        &req.headers,
+        req.body,
+        true,
+        sse.is_some(),
+        req.chunk_signer.clone(),
+    )
+    .await?;
     let inline = received.inline.map(|data| (received.blob.clone(), data));
     let record = ObjectRecord {
         key,

@@ -134,6 +134,22 @@ pub struct AwsChunkedDecoder {
     state: ChunkState,
     line: Vec<u8>,
     pub trailers: Vec<(String, String)>,
+    verify: Option<ChunkVerify>,
+}
+
+/// Checking `chunk-signature`s as chunks complete (signed streaming uploads with verification on).
+struct ChunkVerify {
+    signer: lakebox_protocol::sigv4::ChunkSigner,
+    hasher: sha2::Sha256,
+    claimed: String,
+}
+
+fn chunk_signature_mismatch() -> ServiceError {
+    ServiceError::new(
+        "SignatureDoesNotMatch",
+        403,
+        "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
+    )
 }
 
 impl Default for AwsChunkedDecoder {
@@ -148,7 +164,31 @@ impl AwsChunkedDecoder {
             state: ChunkState::Size,
             line: Vec::new(),
             trailers: Vec::new(),
+            verify: None,
         }
+    }
+
+    /// A decoder that also checks every chunk's signature.
+    pub fn verifying(signer: lakebox_protocol::sigv4::ChunkSigner) -> Self {
+        AwsChunkedDecoder {
+            verify: Some(ChunkVerify {
+                signer,
+                hasher: sha2::Sha256::new(),
+                claimed: String::new(),
+            }),
+            ..Self::new()
+        }
+    }
+
+    /// Compares the finished chunk's signature with the chain's.
+    fn check_chunk(&mut self) -> Result<(), ServiceError> {
+        if let Some(v) = self.verify.as_mut() {
+            let hash = hex::encode(std::mem::replace(&mut v.hasher, sha2::Sha256::new()).finalize());
+            if v.signer.next(&hash) != v.claimed.to_ascii_lowercase() {
+                return Err(chunk_signature_mismatch());
+            }
+        }
+        Ok(())
     }
 
     fn bad(msg: &str) -> ServiceError {
@@ -192,6 +232,17 @@ impl AwsChunkedDecoder {
                         let size =
                             u64::from_str_radix(size_text, 16).map_err(|_| Self::bad("bad chunk size"))?;
                         self.line.clear();
+                        if let Some(v) = self.verify.as_mut() {
+                            v.claimed = line
+                                .split(';')
+                                .find_map(|p| p.trim().strip_prefix("chunk-signature="))
+                                .ok_or_else(chunk_signature_mismatch)?
+                                .trim()
+                                .to_owned();
+                        }
+                        if size == 0 {
+                            self.check_chunk()?;
+                        }
                         self.state = if size == 0 {
                             ChunkState::Trailer
                         } else {
@@ -201,6 +252,9 @@ impl AwsChunkedDecoder {
                 }
                 ChunkState::Data(remaining) => {
                     let n = remaining.min(input.len() as u64) as usize;
+                    if let Some(v) = self.verify.as_mut() {
+                        v.hasher.update(&input[..n]);
+                    }
                     emit(&input[..n])?;
                     input = &input[n..];
                     let left = remaining - n as u64;
@@ -216,6 +270,9 @@ impl AwsChunkedDecoder {
                         return Err(Self::bad("chunk data not followed by CRLF"));
                     }
                     input = &input[1..];
+                    if seen == 1 {
+                        self.check_chunk()?;
+                    }
                     self.state = if seen == 1 {
                         ChunkState::Size
                     } else {
@@ -344,6 +401,7 @@ pub async fn receive(
     mut body: Body,
     allow_inline: bool,
     encrypt: bool,
+    chunk_signer: Option<lakebox_protocol::sigv4::ChunkSigner>,
 ) -> Result<ReceivedBlob, ServiceError> {
     let chunked = is_aws_chunked(headers);
     let declared_len = if chunked {
@@ -381,7 +439,10 @@ pub async fn receive(
     let mut md5 = md5::Md5::new();
     let mut sha256 = claimed_sha256.as_ref().map(|_| sha2::Sha256::new());
     let mut size: u64 = 0;
-    let mut decoder = chunked.then(AwsChunkedDecoder::new);
+    let mut decoder = chunked.then(|| match chunk_signer {
+        Some(signer) => AwsChunkedDecoder::verifying(signer),
+        None => AwsChunkedDecoder::new(),
+    });
     {
         let mut sink = |data: &[u8]| -> Result<(), ServiceError> {
             size += data.len() as u64;
