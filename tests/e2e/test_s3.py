@@ -881,3 +881,24 @@ def test_sse_s3_encrypts_at_rest(tmp_path):
         s3 = lb.client("s3")
         assert s3.get_object(Bucket="sealed", Key="large")["Body"].read() == large  # the key persists
         assert s3.get_object(Bucket="sealed", Key="by-default")["Body"].read() == marker + b" default"
+
+
+def test_lifecycle_noncurrent_version_transition(tmp_path):
+    with Lakebox(tmp_path, "--s3-day-seconds", "1") as lb:
+        s3 = lb.client("s3")
+        s3.create_bucket(Bucket="nvt")
+        s3.put_bucket_versioning(Bucket="nvt", VersioningConfiguration={"Status": "Enabled"})
+        s3.put_bucket_lifecycle_configuration(Bucket="nvt", LifecycleConfiguration={"Rules": [
+            {"ID": "cold-old", "Status": "Enabled", "Filter": {"Prefix": ""},
+             "NoncurrentVersionTransitions": [{"NoncurrentDays": 1, "StorageClass": "GLACIER"}]}]})
+        old = s3.put_object(Bucket="nvt", Key="doc", Body=b"old")["VersionId"]
+        s3.put_object(Bucket="nvt", Key="doc", Body=b"new")
+
+        def classes():
+            return {v["VersionId"]: (v["StorageClass"], v["IsLatest"]) for v in s3.list_object_versions(Bucket="nvt")["Versions"]}
+
+        assert wait_for(lambda: classes()[old] == ("GLACIER", False)), classes()
+        assert [c for c, latest in classes().values() if latest] == ["STANDARD"]
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            s3.get_object(Bucket="nvt", Key="doc", VersionId=old)
+        assert code(e) == "InvalidObjectState"

@@ -312,17 +312,36 @@ async fn sweep_bucket(store: &ObjectStore, bucket: &str, rules: &[Rule]) -> Resu
             for (i, v) in noncurrent.iter().enumerate() {
                 let since = newer_modified;
                 newer_modified = v.last_modified_millis;
+                let vid = crate::versioning::reported_id(v).to_owned();
+                let mut expired = false;
                 for rule in &matching {
                     if let Some(days) = rule.noncurrent_expiration_days
                         && i >= rule.newer_noncurrent_versions
                         && Due::Days(days).reached(since, now, day)
                     {
-                        let vid = crate::versioning::reported_id(v).to_owned();
                         store
                             .delete_object_guarded(bucket, &v.key, Some(&vid), None)
                             .await?;
+                        expired = true;
                         break;
                     }
+                }
+                if expired || v.delete_marker {
+                    continue;
+                }
+                // NoncurrentVersionTransition: the latest due transition of any matching rule.
+                let class = matching
+                    .iter()
+                    .flat_map(|r| r.noncurrent_transitions.iter())
+                    .filter(|(days, _)| Due::Days(*days).reached(since, now, day))
+                    .max_by_key(|(days, _)| *days)
+                    .map(|(_, c)| c.clone());
+                if let Some(class) = class
+                    && class != v.storage_class
+                {
+                    store
+                        .update_noncurrent(bucket, &v.key, &vid, move |r| r.storage_class = class)
+                        .await?;
                 }
             }
         }

@@ -773,6 +773,27 @@ impl ObjectStore {
             .map_err(internal)?
     }
 
+    /// Changes a noncurrent version in place (lifecycle transitions). A version that became
+    /// current again, or is gone, is left alone.
+    pub async fn update_noncurrent(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+        change: impl FnOnce(&mut ObjectRecord) + Send + 'static,
+    ) -> Result<(), ServiceError> {
+        let okey = object_key(bucket, key);
+        let version_id = version_id.to_owned();
+        self.tx(move |b| {
+            if let Some((k, mut rec, false)) = crate::versioning::find_version(b, &okey, &version_id)? {
+                change(&mut rec);
+                b.put(crate::versioning::VERSIONS, &k, &encode(&rec))?;
+            }
+            Ok(Ok(()))
+        })
+        .await
+    }
+
     /// Noncurrent versions of a key, newest first.
     pub fn noncurrent_versions(&self, bucket: &str, key: &str) -> Result<Vec<ObjectRecord>, ServiceError> {
         let prefix = crate::versioning::versions_prefix(&object_key(bucket, key));
