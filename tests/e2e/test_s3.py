@@ -16,6 +16,10 @@ from lakebox_harness import Lakebox
 from signing import send
 
 
+def status(e):
+    return e.value.response["ResponseMetadata"]["HTTPStatusCode"]
+
+
 def code(e):
     return e.value.response["Error"]["Code"]
 
@@ -871,9 +875,6 @@ def test_sse_s3_encrypts_at_rest(tmp_path):
         with pytest.raises(botocore.exceptions.ClientError) as e:
             s3.put_object(Bucket="sealed", Key="x", Body=b"x", ServerSideEncryption="rot13")
         assert code(e) == "InvalidArgument"
-        with pytest.raises(botocore.exceptions.ClientError) as e:
-            s3.put_object(Bucket="sealed", Key="x", Body=b"x", SSECustomerAlgorithm="AES256", SSECustomerKey="k" * 32)
-        assert code(e) == "NotImplemented"
     # Nothing on disk shows the plaintext: not the blob files, not the metadata holding small objects.
     assert files_containing(tmp_path / "s3", marker) == []
     assert files_containing(tmp_path / "s3", b"not secret")  # the unencrypted object is stored as is
@@ -881,6 +882,84 @@ def test_sse_s3_encrypts_at_rest(tmp_path):
         s3 = lb.client("s3")
         assert s3.get_object(Bucket="sealed", Key="large")["Body"].read() == large  # the key persists
         assert s3.get_object(Bucket="sealed", Key="by-default")["Body"].read() == marker + b" default"
+
+
+def test_sse_c_needs_the_customer_key_for_every_read(tmp_path):
+    marker = b"SSE-C-PLAINTEXT-4c1d"
+    key, other = "k" * 32, "o" * 32
+    sse_c = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": key}
+    small = marker + b" small"
+    large = (marker + os.urandom(100)) * 3000  # ~360 KiB: a blob file, several chunks
+    with Lakebox(tmp_path) as lb:
+        s3 = lb.client("s3")
+        s3.create_bucket(Bucket="ssec")
+        r = s3.put_object(Bucket="ssec", Key="small", Body=small, **sse_c)
+        assert r["SSECustomerAlgorithm"] == "AES256" and r["SSECustomerKeyMD5"]
+        assert "ServerSideEncryption" not in r
+        s3.put_object(Bucket="ssec", Key="large", Body=large, **sse_c)
+        got = s3.get_object(Bucket="ssec", Key="small", **sse_c)
+        assert got["Body"].read() == small and got["SSECustomerKeyMD5"] == r["SSECustomerKeyMD5"]
+        assert s3.get_object(Bucket="ssec", Key="large", Range="bytes=70000-70099", **sse_c)["Body"].read() == large[70000:70100]
+        assert s3.head_object(Bucket="ssec", Key="large", **sse_c)["ContentLength"] == len(large)
+        # Without the key, or with another one, nothing is readable.
+        for k in ("small", "large"):
+            with pytest.raises(botocore.exceptions.ClientError) as e:
+                s3.get_object(Bucket="ssec", Key=k)
+            assert code(e) == "InvalidRequest" and status(e) == 400
+            with pytest.raises(botocore.exceptions.ClientError) as e:
+                s3.get_object(Bucket="ssec", Key=k, SSECustomerAlgorithm="AES256", SSECustomerKey=other)
+            assert status(e) == 403
+            with pytest.raises(botocore.exceptions.ClientError) as e:
+                s3.head_object(Bucket="ssec", Key=k)
+            assert status(e) == 400
+        # Key headers on an object that is not SSE-C, and malformed keys.
+        s3.put_object(Bucket="ssec", Key="plain", Body=b"plain")
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            s3.get_object(Bucket="ssec", Key="plain", **sse_c)
+        assert code(e) == "InvalidRequest"
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            s3.put_object(Bucket="ssec", Key="x", Body=b"x", SSECustomerAlgorithm="AES256", SSECustomerKey="short")
+        assert code(e) == "InvalidArgument"
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            s3.put_object(Bucket="ssec", Key="x", Body=b"x", SSECustomerAlgorithm="DES", SSECustomerKey=key)
+        assert code(e) == "InvalidEncryptionAlgorithmError"
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            s3.put_object(Bucket="ssec", Key="x", Body=b"x", SSECustomerAlgorithm="AES256", SSECustomerKey=key,
+                          SSECustomerKeyMD5="AAAAAAAAAAAAAAAAAAAAAA==")
+        assert code(e) == "InvalidArgument"
+        # Copies: the source's key to read it, the destination's to write it.
+        s3.copy_object(Bucket="ssec", Key="rekeyed", CopySource={"Bucket": "ssec", "Key": "large"},
+                       CopySourceSSECustomerAlgorithm="AES256", CopySourceSSECustomerKey=key,
+                       SSECustomerAlgorithm="AES256", SSECustomerKey=other)
+        assert s3.get_object(Bucket="ssec", Key="rekeyed", SSECustomerAlgorithm="AES256", SSECustomerKey=other)["Body"].read() == large
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            s3.copy_object(Bucket="ssec", Key="y", CopySource={"Bucket": "ssec", "Key": "large"})
+        assert code(e) == "InvalidRequest"
+        s3.copy_object(Bucket="ssec", Key="decrypted", CopySource={"Bucket": "ssec", "Key": "small"},
+                       CopySourceSSECustomerAlgorithm="AES256", CopySourceSSECustomerKey=key,
+                       ServerSideEncryption="AES256")
+        assert s3.get_object(Bucket="ssec", Key="decrypted")["Body"].read() == small
+        # Multipart: every part carries the upload's key.
+        up = s3.create_multipart_upload(Bucket="ssec", Key="mp", **sse_c)
+        assert up["SSECustomerAlgorithm"] == "AES256"
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            s3.upload_part(Bucket="ssec", Key="mp", UploadId=up["UploadId"], PartNumber=1, Body=b"no key")
+        assert code(e) == "InvalidRequest"
+        part1 = large * 15  # over 5 MiB
+        p1 = s3.upload_part(Bucket="ssec", Key="mp", UploadId=up["UploadId"], PartNumber=1, Body=part1, **sse_c)["ETag"]
+        p2 = s3.upload_part(Bucket="ssec", Key="mp", UploadId=up["UploadId"], PartNumber=2, Body=small, **sse_c)["ETag"]
+        s3.complete_multipart_upload(Bucket="ssec", Key="mp", UploadId=up["UploadId"],
+                                     MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": p1}, {"PartNumber": 2, "ETag": p2}]})
+        assert s3.get_object(Bucket="ssec", Key="mp", **sse_c)["Body"].read() == part1 + small
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            s3.get_object(Bucket="ssec", Key="mp")
+        assert code(e) == "InvalidRequest"
+    # Neither the plaintext nor the key is on disk; after a restart the key still reads the data.
+    assert files_containing(tmp_path / "s3", marker) == []
+    assert files_containing(tmp_path / "s3", key.encode()) == []
+    with Lakebox(tmp_path) as lb:
+        s3 = lb.client("s3")
+        assert s3.get_object(Bucket="ssec", Key="large", **sse_c)["Body"].read() == large
 
 
 def test_lifecycle_noncurrent_version_transition(tmp_path):

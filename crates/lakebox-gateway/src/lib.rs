@@ -19,5 +19,5 @@ pub mod service;
 
 pub use auth::Authenticator;
 pub use catalog::{Protocol, ServiceEntry};
-pub use server::{Gateway, GatewayConfig, VirtualHostBucket};
+pub use server::{Gateway, GatewayConfig, PeerAddr, VirtualHostBucket};
 pub use service::{HttpService, QueryService, Registry, RpcRequest, RpcResponse, RpcService};

@@ -33,6 +33,11 @@ use crate::service::{Body, BoxError, Registry, RpcRequest};
 /// this only bounds what is read first).
 const UNKNOWN_SERVICE_MAX_BODY: u64 = 1024 * 1024;
 
+/// Request extension: the client's address (services refuse some things to remote peers, as
+/// AWS refuses them without TLS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
 /// Request extension for S3: the bucket named by a virtual-host style `Host`
 /// (`<bucket>.localhost`), in which case the path is the key alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,7 +129,7 @@ impl Gateway {
         loop {
             tokio::select! {
                 accepted = listener.accept() => {
-                    let (stream, _peer) = match accepted {
+                    let (stream, peer) = match accepted {
                         Ok(s) => s,
                         Err(e) => {
                             // Out of file descriptors and the like: back off instead of spinning.
@@ -135,7 +140,8 @@ impl Gateway {
                     };
                     let _ = stream.set_nodelay(true);
                     let gw = self.clone();
-                    let svc = service_fn(move |req| {
+                    let svc = service_fn(move |mut req: Request<hyper::body::Incoming>| {
+                        req.extensions_mut().insert(PeerAddr(peer));
                         let gw = gw.clone();
                         async move { Ok::<_, Infallible>(gw.handle(req).await) }
                     });

@@ -78,6 +78,9 @@ pub struct S3Request {
     pub host: String,
     /// Set by the gateway when the body's chunk signatures must be checked.
     pub chunk_signer: Option<lakebox_protocol::sigv4::ChunkSigner>,
+    /// Whether the client is on this machine (SSE-C keys are accepted only then, as AWS
+    /// accepts them only over TLS).
+    pub peer_is_loopback: bool,
 }
 
 impl S3Request {
@@ -189,8 +192,13 @@ impl HttpService for S3 {
                 .extensions
                 .get::<lakebox_protocol::sigv4::ChunkSigner>()
                 .cloned();
+            let peer_is_loopback = parts
+                .extensions
+                .get::<lakebox_gateway::PeerAddr>()
+                .is_none_or(|p| p.0.ip().is_loopback());
             let req = S3Request {
                 chunk_signer,
+                peer_is_loopback,
                 ctx,
                 method: parts.method,
                 bucket,

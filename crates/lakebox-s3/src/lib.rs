@@ -21,6 +21,7 @@ mod list;
 mod multipart;
 mod object;
 pub mod sse;
+mod sse_c;
 pub mod store;
 pub mod upload;
 mod versioning;

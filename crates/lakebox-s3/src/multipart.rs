@@ -55,7 +55,12 @@ pub async fn create(store: &Arc<ObjectStore>, req: S3Request) -> Result<Response
             .header("x-amz-checksum-algorithm")
             .map(str::to_ascii_uppercase),
         tags: crate::config::tagging_header(&req)?,
-        sse: crate::object::requested_sse(store, &req, bucket)?,
+        sse: crate::object::requested_sse(
+            store,
+            &req,
+            bucket,
+            crate::sse_c::from_request(&req, crate::sse_c::OBJECT)?.as_ref(),
+        )?,
     };
     store.create_upload(bucket, record.clone()).await?;
     let mut w = doc("InitiateMultipartUploadResult");
@@ -87,8 +92,12 @@ fn part_number(req: &S3Request) -> Result<u32, ServiceError> {
 
 pub async fn upload_part(store: &Arc<ObjectStore>, req: S3Request) -> Result<Response<Body>, ServiceError> {
     let number = part_number(&req)?;
-    // Parts are sealed at rest when the upload asked for encryption.
-    let encrypt = find_upload(store, &req)?.sse.is_some();
+    // Parts are sealed at rest when the upload asked for encryption; with SSE-C, every part
+    // must carry the upload's customer key.
+    let upload_sse = find_upload(store, &req)?.sse;
+    let customer_key = crate::sse_c::from_request(&req, crate::sse_c::OBJECT)?;
+    let keys = crate::sse_c::keys_for(upload_sse.as_ref(), customer_key.as_ref())?;
+    let encrypt = upload_sse.is_some().then_some(keys);
     let bucket = req.bucket.clone().unwrap_or_default();
     let id = upload_id(&req).to_owned();
     if req.header("x-amz-copy-source").is_some() {
@@ -127,9 +136,9 @@ async fn upload_part_copy(
     bucket: &str,
     id: &str,
     number: u32,
-    encrypt: bool,
+    encrypt: Option<crate::sse::KeySource>,
 ) -> Result<Response<Body>, ServiceError> {
-    let src = copy_source(store, &req)?;
+    let (src, src_keys) = copy_source(store, &req)?;
     let (start, len) = match req.header("x-amz-copy-source-range") {
         Some(r) => match parse_range(r, src.size) {
             Ok(Some((a, b))) if r.trim().starts_with("bytes=") && !r.contains("=-") => (a, b - a + 1),
@@ -146,7 +155,7 @@ async fn upload_part_copy(
     if len > upload::MAX_UPLOAD_BYTES {
         return Err(errors::entity_too_large(len, upload::MAX_UPLOAD_BYTES));
     }
-    let (blob, md5) = copy_data(store, &src, start, len, encrypt).await?;
+    let (blob, md5) = copy_data(store, &src, start, len, src_keys, encrypt).await?;
     let part = PartRecord {
         part_number: number,
         etag: md5,
@@ -154,7 +163,7 @@ async fn upload_part_copy(
         last_modified_millis: store.now_millis(),
         blob,
         checksum: None,
-        encrypted: encrypt,
+        encrypted: encrypt.is_some(),
     };
     store.put_part(bucket, id, part.clone()).await?;
     let mut w = doc("CopyPartResult");

@@ -12,6 +12,7 @@ use md5::Digest;
 use crate::api::{S3Request, empty_response, set_header, xml_response};
 use crate::download::object_body;
 use crate::errors;
+use crate::sse_c::{self, CustomerKey};
 use crate::store::{
     ContentHeaders, ObjectRecord, ObjectStore, Segment, SseInfo, WriteCondition, etag_matches,
 };
@@ -127,14 +128,17 @@ pub fn requested_sse(
     store: &ObjectStore,
     req: &S3Request,
     bucket: &str,
+    customer_key: Option<&CustomerKey>,
 ) -> Result<Option<SseInfo>, ServiceError> {
-    if req
-        .header("x-amz-server-side-encryption-customer-algorithm")
-        .is_some()
-    {
-        return Err(errors::not_implemented(
-            "SSE-C (server-side encryption with customer-provided keys)",
-        ));
+    if let Some(k) = customer_key {
+        if let Some(alg) = req.header("x-amz-server-side-encryption") {
+            return Err(errors::invalid_argument(
+                "Server Side Encryption with Customer provided key is incompatible with the encryption method specified",
+                "x-amz-server-side-encryption",
+                alg,
+            ));
+        }
+        return Ok(Some(k.sse_info()));
     }
     let default_kms = || {
         format!(
@@ -147,10 +151,12 @@ pub fn requested_sse(
             "AES256" => Ok(Some(SseInfo {
                 algorithm: alg.into(),
                 kms_key_id: None,
+                customer_key_md5: None,
             })),
             "aws:kms" | "aws:kms:dsse" => Ok(Some(SseInfo {
                 algorithm: alg.into(),
                 kms_key_id: Some(key.unwrap_or_else(default_kms)),
+                customer_key_md5: None,
             })),
             other => Err(errors::invalid_argument(
                 "The encryption method specified is not supported",
@@ -187,9 +193,19 @@ pub fn requested_sse(
     }
 }
 
-/// `x-amz-server-side-encryption` (and the KMS key id) on responses.
+/// `x-amz-server-side-encryption` (and the KMS key id), or for SSE-C the customer algorithm
+/// and key MD5, on responses.
 pub fn sse_headers(resp: &mut Response<Body>, sse: &Option<SseInfo>) {
     if let Some(s) = sse {
+        if let Some(md5) = &s.customer_key_md5 {
+            set_header(
+                resp,
+                "x-amz-server-side-encryption-customer-algorithm",
+                &s.algorithm,
+            );
+            set_header(resp, "x-amz-server-side-encryption-customer-key-md5", md5);
+            return;
+        }
         set_header(resp, "x-amz-server-side-encryption", &s.algorithm);
         if let Some(k) = &s.kms_key_id {
             set_header(resp, "x-amz-server-side-encryption-aws-kms-key-id", k);
@@ -212,13 +228,14 @@ pub async fn put_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Resp
     } = object_attributes(&req.headers)?;
     let condition = write_condition(&req.headers)?;
     let tags = crate::config::tagging_header(&req)?;
-    let sse = requested_sse(store, &req, &bucket)?;
+    let customer_key = sse_c::from_request(&req, sse_c::OBJECT)?;
+    let sse = requested_sse(store, &req, &bucket, customer_key.as_ref())?;
     let received = upload::receive(
         store,
         &req.headers,
         req.body,
         true,
-        sse.is_some(),
+        sse.as_ref().map(|_| sse_c::write_keys(customer_key.as_ref())),
         req.chunk_signer.clone(),
     )
     .await?;
@@ -500,12 +517,17 @@ pub fn get_object(store: &Arc<ObjectStore>, req: &S3Request) -> Result<Response<
         .versioning
         .is_some();
     let requested_version = req.query("versionId");
+    let customer_key = sse_c::from_request(req, sse_c::OBJECT)?;
+    let keys = |rec: &ObjectRecord| match rec.delete_marker {
+        true => Ok(crate::sse::KeySource::Lakebox),
+        false => sse_c::read_keys(rec, customer_key.as_ref()),
+    };
     let (rec, sources) = match requested_version {
         Some(v) => store
-            .object_version_with_sources(bucket, key, v)?
+            .object_version_with_sources(bucket, key, v, keys)?
             .ok_or_else(|| errors::no_such_version(key, v))?,
         None => store
-            .object_with_sources(bucket, key)?
+            .object_with_sources(bucket, key, keys)?
             .ok_or_else(|| errors::no_such_key(key))?,
     };
     if rec.delete_marker {
@@ -739,15 +761,22 @@ pub fn check_copy_source_conditions(h: &HeaderMap, src: &ObjectRecord) -> Result
     Ok(())
 }
 
-/// Reads the copy source named by the request, checking ownership and conditions.
-pub fn copy_source(store: &Arc<ObjectStore>, req: &S3Request) -> Result<ObjectRecord, ServiceError> {
+/// Reads the copy source named by the request, checking ownership, conditions and the source's
+/// customer key; returns it with the keys to read it with.
+pub fn copy_source(
+    store: &Arc<ObjectStore>,
+    req: &S3Request,
+) -> Result<(ObjectRecord, crate::sse::KeySource), ServiceError> {
     let header = req.header("x-amz-copy-source").unwrap_or_default();
     let (src_bucket, src_key) = parse_copy_source(header)?;
     store.owned_bucket(&src_bucket, &req.ctx.account_id)?;
+    let customer_key = sse_c::from_request(req, sse_c::COPY_SOURCE)?;
     let src = match copy_source_version(header) {
         Some(v) => {
             let (rec, _) = store
-                .object_version_with_sources(&src_bucket, &src_key, &v)?
+                .object_version_with_sources(&src_bucket, &src_key, &v, |_| {
+                    Ok(crate::sse::KeySource::Lakebox)
+                })?
                 .ok_or_else(|| errors::no_such_version(&src_key, &v))?;
             if rec.delete_marker {
                 return Err(errors::invalid_request(
@@ -765,7 +794,8 @@ pub fn copy_source(store: &Arc<ObjectStore>, req: &S3Request) -> Result<ObjectRe
         return Err(errors::invalid_object_state(&src.storage_class));
     }
     check_copy_source_conditions(&req.headers, &src)?;
-    Ok(src)
+    let keys = sse_c::read_keys(&src, customer_key.as_ref())?;
+    Ok((src, keys))
 }
 
 /// Copies `len` bytes from `start` of `src` into a new committed blob; returns (blob, md5 hex).
@@ -774,11 +804,12 @@ pub async fn copy_data(
     src: &ObjectRecord,
     start: u64,
     len: u64,
-    encrypt: bool,
+    src_keys: crate::sse::KeySource,
+    encrypt: Option<crate::sse::KeySource>,
 ) -> Result<(String, String), ServiceError> {
     let (blob, mut writer) = store.new_blob()?;
-    let mut encryptor = encrypt.then(|| crate::sse::Encryptor::new(store.blob_key(&blob)));
-    let pieces = crate::download::plan(&store.segment_sources(src)?, start, len);
+    let mut encryptor = encrypt.map(|k| crate::sse::Encryptor::new(store.key_for(k, &blob)));
+    let pieces = crate::download::plan(&store.segment_sources(src, src_keys)?, start, len);
     tokio::task::spawn_blocking(move || -> Result<String, std::io::Error> {
         let mut md5 = md5::Md5::new();
         crate::download::for_each_chunk(pieces, |chunk| {
@@ -812,7 +843,7 @@ pub async fn copy_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Res
         .versioning
         .is_some();
     let (src_bucket, src_key) = parse_copy_source(req.header("x-amz-copy-source").unwrap_or_default())?;
-    let src = copy_source(store, &req)?;
+    let (src, src_keys) = copy_source(store, &req)?;
     let src_versioned = store.bucket(&src_bucket)?.is_some_and(|b| b.versioning.is_some());
     let replace = match req.header("x-amz-metadata-directive").unwrap_or("COPY") {
         "COPY" => false,
@@ -858,8 +889,10 @@ pub async fn copy_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Res
             ));
         }
     };
-    let sse = requested_sse(store, &req, &bucket)?;
-    let (blob, md5) = copy_data(store, &src, 0, src.size, sse.is_some()).await?;
+    let customer_key = sse_c::from_request(&req, sse_c::OBJECT)?;
+    let sse = requested_sse(store, &req, &bucket, customer_key.as_ref())?;
+    let encrypt = sse.as_ref().map(|_| sse_c::write_keys(customer_key.as_ref()));
+    let (blob, md5) = copy_data(store, &src, 0, src.size, src_keys, encrypt).await?;
     let record = ObjectRecord {
         key,
         size: src.size,

@@ -59,6 +59,22 @@ impl MasterKey {
     }
 }
 
+/// Where an object's keys come from: Lakebox's master key (SSE-S3 / SSE-KMS), or the key the
+/// client sends with every request (SSE-C), which Lakebox never stores.
+#[derive(Clone, Copy)]
+pub enum KeySource {
+    Lakebox,
+    Customer([u8; 32]),
+}
+
+/// The key of one blob sealed with a customer's key.
+pub fn customer_blob_key(customer: &[u8; 32], blob_id: &str) -> [u8; 32] {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(customer).expect("any key length");
+    mac.update(b"lakebox-sse-c:");
+    mac.update(blob_id.as_bytes());
+    mac.finalize().into_bytes().into()
+}
+
 fn nonce(index: u64) -> [u8; 12] {
     let mut n = [0u8; 12];
     n[4..].copy_from_slice(&index.to_be_bytes());

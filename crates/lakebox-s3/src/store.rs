@@ -90,6 +90,9 @@ pub struct SseInfo {
     /// `AES256`, `aws:kms` or `aws:kms:dsse`, as requested.
     pub algorithm: String,
     pub kms_key_id: Option<String>,
+    /// SSE-C: base64 MD5 of the customer's key (the key itself is never stored).
+    #[serde(default)]
+    pub customer_key_md5: Option<String>,
 }
 
 /// Where a segment's bytes are, for reading.
@@ -293,9 +296,17 @@ impl ObjectStore {
         })
     }
 
-    /// The encryption key of one blob.
+    /// The encryption key of one blob sealed with Lakebox's master key.
     pub fn blob_key(&self, blob_id: &str) -> [u8; 32] {
         self.master_key.blob_key(blob_id)
+    }
+
+    /// The encryption key of one blob, from `source`.
+    pub fn key_for(&self, source: crate::sse::KeySource, blob_id: &str) -> [u8; 32] {
+        match source {
+            crate::sse::KeySource::Lakebox => self.blob_key(blob_id),
+            crate::sse::KeySource::Customer(k) => crate::sse::customer_blob_key(&k, blob_id),
+        }
     }
 
     pub fn settings(&self) -> S3Settings {
@@ -311,9 +322,13 @@ impl ObjectStore {
     }
 
     /// Where an object's data is, in order.
-    pub fn segment_sources(&self, record: &ObjectRecord) -> Result<Vec<SegmentSource>, ServiceError> {
+    pub fn segment_sources(
+        &self,
+        record: &ObjectRecord,
+        keys: crate::sse::KeySource,
+    ) -> Result<Vec<SegmentSource>, ServiceError> {
         self.kv
-            .read(|view| Ok(self.sources_in(view, record)))
+            .read(|view| Ok(self.sources_in(view, record, keys)))
             .map_err(internal)?
     }
 
@@ -321,6 +336,7 @@ impl ObjectStore {
         &self,
         view: &lakebox_store::kv::ReadView,
         record: &ObjectRecord,
+        keys: crate::sse::KeySource,
     ) -> Result<Vec<SegmentSource>, ServiceError> {
         record
             .segments
@@ -332,7 +348,8 @@ impl ObjectStore {
                         .map_err(internal)?
                         .ok_or_else(|| internal(format!("inline data {} is missing", s.blob)))?;
                     if s.encrypted {
-                        let plain = crate::sse::open_all(&self.blob_key(&s.blob), &data).map_err(internal)?;
+                        let plain =
+                            crate::sse::open_all(&self.key_for(keys, &s.blob), &data).map_err(internal)?;
                         return Ok(SegmentSource::Inline(plain.into()));
                     }
                     Ok(SegmentSource::Inline(data.into()))
@@ -340,7 +357,7 @@ impl ObjectStore {
                     Ok(SegmentSource::Sealed(
                         self.blob_path(&s.blob),
                         s.len,
-                        self.blob_key(&s.blob),
+                        self.key_for(keys, &s.blob),
                     ))
                 } else {
                     Ok(SegmentSource::File(self.blob_path(&s.blob), s.len))
@@ -355,14 +372,17 @@ impl ObjectStore {
         &self,
         bucket: &str,
         key: &str,
+        keys: impl FnOnce(&ObjectRecord) -> Result<crate::sse::KeySource, ServiceError>,
     ) -> Result<Option<(ObjectRecord, Vec<SegmentSource>)>, ServiceError> {
         let k = object_key(bucket, key);
         self.kv
             .read(|view| {
                 Ok(match view.get(OBJECTS, &k)? {
                     None => Ok(None),
-                    Some(v) => decode::<ObjectRecord>(&v)
-                        .and_then(|rec| self.sources_in(view, &rec).map(|src| Some((rec, src)))),
+                    Some(v) => decode::<ObjectRecord>(&v).and_then(|rec| {
+                        let source = keys(&rec)?;
+                        self.sources_in(view, &rec, source).map(|src| Some((rec, src)))
+                    }),
                 })
             })
             .map_err(internal)?
@@ -735,6 +755,7 @@ impl ObjectStore {
         bucket: &str,
         key: &str,
         version_id: &str,
+        keys: impl FnOnce(&ObjectRecord) -> Result<crate::sse::KeySource, ServiceError>,
     ) -> Result<Option<(ObjectRecord, Vec<SegmentSource>)>, ServiceError> {
         crate::versioning::validate_version_id(version_id)?;
         let okey = object_key(bucket, key);
@@ -767,7 +788,9 @@ impl ObjectStore {
                 }
                 Ok(match found {
                     None => Ok(None),
-                    Some(rec) => self.sources_in(view, &rec).map(|src| Some((rec, src))),
+                    Some(rec) => keys(&rec)
+                        .and_then(|source| self.sources_in(view, &rec, source))
+                        .map(|src| Some((rec, src))),
                 })
             })
             .map_err(internal)?

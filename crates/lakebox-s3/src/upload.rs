@@ -339,7 +339,7 @@ impl Sink {
         store: &ObjectStore,
         data: &[u8],
         inline_max: u64,
-        encrypt: bool,
+        encrypt: Option<crate::sse::KeySource>,
     ) -> Result<(), ServiceError> {
         if let Sink::Memory(buf) = self {
             if (buf.len() + data.len()) as u64 <= inline_max {
@@ -347,7 +347,7 @@ impl Sink {
                 return Ok(());
             }
             let (id, writer) = store.new_blob()?;
-            let encryptor = encrypt.then(|| crate::sse::Encryptor::new(store.blob_key(&id)));
+            let encryptor = encrypt.map(|k| crate::sse::Encryptor::new(store.key_for(k, &id)));
             let buffered = std::mem::take(buf);
             *self = Sink::File(id, writer, encryptor);
             self.write_file(&buffered)?;
@@ -400,7 +400,7 @@ pub async fn receive(
     headers: &HeaderMap,
     mut body: Body,
     allow_inline: bool,
-    encrypt: bool,
+    encrypt: Option<crate::sse::KeySource>,
     chunk_signer: Option<lakebox_protocol::sigv4::ChunkSigner>,
 ) -> Result<ReceivedBlob, ServiceError> {
     let chunked = is_aws_chunked(headers);
@@ -526,8 +526,8 @@ pub async fn receive(
     let (blob, inline) = match out {
         Sink::Memory(data) if allow_inline => {
             let id = store.new_blob_id();
-            let stored = if encrypt {
-                crate::sse::seal_all(store.blob_key(&id), &data)
+            let stored = if let Some(k) = encrypt {
+                crate::sse::seal_all(store.key_for(k, &id), &data)
             } else {
                 data
             };
@@ -536,8 +536,8 @@ pub async fn receive(
         Sink::Memory(data) => {
             // Parts are always files (an empty part, say).
             let (id, mut writer) = store.new_blob()?;
-            let stored = if encrypt {
-                crate::sse::seal_all(store.blob_key(&id), &data)
+            let stored = if let Some(k) = encrypt {
+                crate::sse::seal_all(store.key_for(k, &id), &data)
             } else {
                 data
             };
@@ -560,7 +560,7 @@ pub async fn receive(
         md5_hex: hex::encode(md5_bytes),
         checksum: stored,
         inline,
-        encrypted: encrypt,
+        encrypted: encrypt.is_some(),
     })
 }
 
