@@ -63,6 +63,11 @@ impl S3 {
     pub fn store(&self) -> &Arc<ObjectStore> {
         &self.store
     }
+
+    /// The object API other services (Firehose, Glue, Athena) read and write the lake with.
+    pub fn lake(&self) -> crate::lake::Lake {
+        crate::lake::Lake::new(self.store.clone())
+    }
 }
 
 /// One S3 request, parsed.

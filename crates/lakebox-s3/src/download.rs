@@ -114,15 +114,22 @@ pub fn object_body(sources: &[SegmentSource], start: u64, len: u64) -> Result<Bo
         .map_err(read_failed)?;
         return Ok(full(data));
     }
+    Ok(lakebox_gateway::body::channel_body(chunks(pieces), Some(len)))
+}
+
+/// The pieces' bytes, chunk by chunk, read ahead by a blocking task (at most
+/// [`CHANNEL_DEPTH`] chunks buffered); an `Err` ends the stream. Dropping the receiver stops
+/// the reading.
+pub fn chunks(pieces: Vec<Piece>) -> mpsc::Receiver<std::io::Result<Bytes>> {
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
     tokio::task::spawn_blocking(move || {
-        // `false` from the sink means the client went away.
+        // `false` from the sink means the reader went away.
         let result = for_each_chunk(pieces, |b| Ok(tx.blocking_send(Ok(b)).is_ok()));
         if let Err(e) = result {
             let _ = tx.blocking_send(Err(e));
         }
     });
-    Ok(lakebox_gateway::body::channel_body(rx, Some(len)))
+    rx
 }
 
 fn read_failed(e: std::io::Error) -> ServiceError {

@@ -16,6 +16,7 @@ mod bucket;
 mod config;
 pub mod download;
 mod errors;
+pub mod lake;
 pub mod lifecycle;
 mod list;
 mod multipart;

@@ -140,38 +140,25 @@ pub fn requested_sse(
         }
         return Ok(Some(k.sse_info()));
     }
-    let default_kms = || {
-        format!(
-            "arn:aws:kms:{}:{}:alias/aws/s3",
-            req.ctx.region, req.ctx.account_id
-        )
-    };
-    let info = |alg: &str, key: Option<String>| -> Result<Option<SseInfo>, ServiceError> {
-        match alg {
-            "AES256" => Ok(Some(SseInfo {
-                algorithm: alg.into(),
-                kms_key_id: None,
-                customer_key_md5: None,
-            })),
-            "aws:kms" | "aws:kms:dsse" => Ok(Some(SseInfo {
-                algorithm: alg.into(),
-                kms_key_id: Some(key.unwrap_or_else(default_kms)),
-                customer_key_md5: None,
-            })),
-            other => Err(errors::invalid_argument(
-                "The encryption method specified is not supported",
-                "x-amz-server-side-encryption",
-                other,
-            )),
-        }
-    };
     if let Some(alg) = req.header("x-amz-server-side-encryption") {
-        return info(
+        return sse_info(
             alg.trim(),
             req.header("x-amz-server-side-encryption-aws-kms-key-id")
                 .map(str::to_owned),
+            &req.ctx.region,
+            &req.ctx.account_id,
         );
     }
+    bucket_default_sse(store, bucket, &req.ctx.region, &req.ctx.account_id)
+}
+
+/// The bucket's default encryption, for writes that do not ask for one.
+pub fn bucket_default_sse(
+    store: &ObjectStore,
+    bucket: &str,
+    region: &str,
+    account: &str,
+) -> Result<Option<SseInfo>, ServiceError> {
     let Some(doc) = store.bucket_config(bucket, "encryption")? else {
         return Ok(None);
     };
@@ -185,11 +172,42 @@ pub fn requested_sse(
         return Ok(None);
     };
     match default.child_text("SSEAlgorithm") {
-        Some(alg) => info(
+        Some(alg) => sse_info(
             alg.trim(),
             default.child_text("KMSMasterKeyID").map(str::to_owned),
+            region,
+            account,
         ),
         None => Ok(None),
+    }
+}
+
+/// Lakebox-keyed encryption by its algorithm name (`aws:kms` without a key id means the
+/// account's `aws/s3` key).
+fn sse_info(
+    alg: &str,
+    kms_key: Option<String>,
+    region: &str,
+    account: &str,
+) -> Result<Option<SseInfo>, ServiceError> {
+    match alg {
+        "AES256" => Ok(Some(SseInfo {
+            algorithm: alg.into(),
+            kms_key_id: None,
+            customer_key_md5: None,
+        })),
+        "aws:kms" | "aws:kms:dsse" => Ok(Some(SseInfo {
+            algorithm: alg.into(),
+            kms_key_id: Some(
+                kms_key.unwrap_or_else(|| format!("arn:aws:kms:{region}:{account}:alias/aws/s3")),
+            ),
+            customer_key_md5: None,
+        })),
+        other => Err(errors::invalid_argument(
+            "The encryption method specified is not supported",
+            "x-amz-server-side-encryption",
+            other,
+        )),
     }
 }
 
@@ -239,29 +257,14 @@ pub async fn put_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Resp
         req.chunk_signer.clone(),
     )
     .await?;
-    let inline = received.inline.map(|data| (received.blob.clone(), data));
+    let (base, inline) = received.into_object(key, store.now_millis());
     let record = ObjectRecord {
-        key,
-        size: received.size,
-        etag: received.md5_hex,
-        last_modified_millis: store.now_millis(),
         content,
         user_metadata,
         storage_class,
-        checksum: received.checksum,
-        segments: vec![Segment {
-            blob: received.blob,
-            len: received.size,
-            inline: inline.is_some(),
-            encrypted: received.encrypted,
-        }],
-        parts_count: None,
         tags,
-        version_id: None,
-        delete_marker: false,
-        version_seq: 0,
-        restore: None,
         sse,
+        ..base
     };
     let record = store.commit_object(&bucket, record, inline, condition).await?;
     let mut resp = empty_response(StatusCode::OK);

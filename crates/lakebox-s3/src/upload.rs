@@ -14,7 +14,7 @@ use lakebox_gateway::service::Body;
 use md5::Digest;
 
 use crate::errors;
-use crate::store::{INLINE_MAX, ObjectStore, StoredChecksum};
+use crate::store::{INLINE_MAX, ObjectRecord, ObjectStore, Segment, StoredChecksum};
 
 /// The largest single PUT or part S3 accepts.
 pub const MAX_UPLOAD_BYTES: u64 = 5 * 1024 * 1024 * 1024;
@@ -320,6 +320,39 @@ pub struct ReceivedBlob {
     /// Inline data, as stored (sealed when encrypted).
     pub inline: Option<Vec<u8>>,
     pub encrypted: bool,
+}
+
+impl ReceivedBlob {
+    /// A new single-blob object holding these bytes, with plain defaults for everything the
+    /// caller sets afterwards (content headers, metadata, storage class, tags, encryption), and
+    /// the inline data to commit with it.
+    pub fn into_object(self, key: String, now_millis: i64) -> (ObjectRecord, Option<(String, Vec<u8>)>) {
+        let inline = self.inline.map(|data| (self.blob.clone(), data));
+        let record = ObjectRecord {
+            key,
+            size: self.size,
+            etag: self.md5_hex,
+            last_modified_millis: now_millis,
+            content: Default::default(),
+            user_metadata: Vec::new(),
+            storage_class: "STANDARD".into(),
+            checksum: self.checksum,
+            segments: vec![Segment {
+                blob: self.blob,
+                len: self.size,
+                inline: inline.is_some(),
+                encrypted: self.encrypted,
+            }],
+            parts_count: None,
+            tags: Vec::new(),
+            version_id: None,
+            delete_marker: false,
+            version_seq: 0,
+            restore: None,
+            sse: None,
+        };
+        (record, inline)
+    }
 }
 
 /// Where received bytes go: memory while the object may still be stored inline, then a blob
