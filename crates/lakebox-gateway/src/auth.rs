@@ -1,11 +1,12 @@
-//! Authentication policy: accept anyone (the local-emulator default) or verify SigV4 against
-//! configured credentials.
+//! Authentication policy: accept anyone (the local-emulator default) or verify SigV4 (and S3's
+//! legacy SigV2) against configured credentials.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use lakebox_core::{Clock, Principal};
 use lakebox_protocol::Timestamp;
+use lakebox_protocol::sigv2;
 use lakebox_protocol::sigv4::{self, AuthError, Authorization, RequestParts};
 
 /// Decides whether a request's signature is acceptable.
@@ -49,10 +50,12 @@ impl Authenticator {
     }
 
     /// Checks the request; on success returns who signed it (`None` when anonymous and
-    /// verification is off). `parts` is only built when a signature must be checked.
+    /// verification is off). `parts` is only built when a signature must be checked;
+    /// `s3_virtual_host_bucket` is part of what SigV2 signs.
     pub fn authenticate<'a>(
         &self,
         auth: &Authorization,
+        s3_virtual_host_bucket: Option<&str>,
         parts: impl FnOnce(bool) -> RequestParts<'a>,
     ) -> Result<Option<Principal>, AuthError> {
         let principal = |k: &str| Principal {
@@ -62,14 +65,20 @@ impl Authenticator {
             return Ok(match auth {
                 Authorization::Anonymous => None,
                 Authorization::SigV4(s) => Some(principal(&s.scope.access_key_id)),
-                Authorization::Legacy { access_key_id } => Some(principal(access_key_id)),
+                Authorization::Legacy(s) => Some(principal(&s.access_key_id)),
             });
         };
         match auth {
             Authorization::Anonymous => Err(AuthError::Missing),
-            Authorization::Legacy { .. } => Err(AuthError::Unsupported(
-                "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.".into(),
-            )),
+            Authorization::Legacy(signed) => {
+                let key = &signed.access_key_id;
+                let secret = creds
+                    .get(key)
+                    .ok_or_else(|| AuthError::UnknownAccessKey(key.clone()))?;
+                let now = Timestamp::from_millis(self.clock.now_millis());
+                sigv2::verify(signed, &parts(true), s3_virtual_host_bucket, secret, now)?;
+                Ok(Some(principal(key)))
+            }
             Authorization::SigV4(signed) => {
                 let key = &signed.scope.access_key_id;
                 let secret = creds

@@ -293,26 +293,34 @@ impl Gateway {
             _ => String::new(),
         };
         let authority = parts.uri.authority().map(|a| a.as_str().to_owned());
-        let principal = match self.auth.authenticate(&auth, |presigned| RequestParts {
-            method: parts.method.as_str(),
-            raw_path: &path,
-            raw_query: &raw_query,
-            headers: &parts.headers,
-            authority: authority.as_deref(),
-            payload_hash: if payload_hash.is_empty() {
-                if presigned && !parts.headers.contains_key("x-amz-content-sha256") {
-                    sigv4::UNSIGNED_PAYLOAD
+        let virtual_host_bucket = match &route {
+            Route::S3 {
+                virtual_host_bucket: Some(b),
+            } => Some(b.as_str()),
+            _ => None,
+        };
+        let principal = match self
+            .auth
+            .authenticate(&auth, virtual_host_bucket, |presigned| RequestParts {
+                method: parts.method.as_str(),
+                raw_path: &path,
+                raw_query: &raw_query,
+                headers: &parts.headers,
+                authority: authority.as_deref(),
+                payload_hash: if payload_hash.is_empty() {
+                    if presigned && !parts.headers.contains_key("x-amz-content-sha256") {
+                        sigv4::UNSIGNED_PAYLOAD
+                    } else {
+                        parts
+                            .headers
+                            .get("x-amz-content-sha256")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or(sigv4::UNSIGNED_PAYLOAD)
+                    }
                 } else {
-                    parts
-                        .headers
-                        .get("x-amz-content-sha256")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or(sigv4::UNSIGNED_PAYLOAD)
-                }
-            } else {
-                &payload_hash
-            },
-        }) {
+                    &payload_hash
+                },
+            }) {
             Ok(p) => p,
             Err(e) => return fail(e.to_service_error(shape.auth_style())),
         };

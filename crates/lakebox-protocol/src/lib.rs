@@ -16,6 +16,7 @@ pub mod eventstream;
 pub mod query;
 pub mod rest_xml;
 pub mod rpc;
+pub mod sigv2;
 pub mod sigv4;
 pub mod types;
 pub mod xml;

@@ -73,11 +73,8 @@ pub enum Authorization {
     /// No signature at all.
     Anonymous,
     SigV4(SignedRequest),
-    /// Legacy signatures (S3 SigV2 `AWS key:sig`, presigned `AWSAccessKeyId=`): the access key is
-    /// read for identity; they cannot be verified.
-    Legacy {
-        access_key_id: String,
-    },
+    /// S3's legacy SigV2 (`AWS key:sig`, presigned `AWSAccessKeyId=`); see [`crate::sigv2`].
+    Legacy(crate::sigv2::SignedV2),
 }
 
 /// Why authentication failed; rendered per protocol by [`AuthError::to_service_error`].
@@ -225,6 +222,19 @@ impl AuthError {
     }
 }
 
+/// Refuses a request signed more than [`MAX_SKEW_MILLIS`] away from the server's clock.
+pub fn check_skew(date: Timestamp, now: Timestamp) -> Result<(), AuthError> {
+    let skew = date.as_millis() - now.as_millis();
+    if skew.abs() > MAX_SKEW_MILLIS {
+        return Err(AuthError::Skewed {
+            request: date,
+            server: now,
+            ahead: skew > 0,
+        });
+    }
+    Ok(())
+}
+
 /// Reads the request's signature from its `Authorization` header or presigned query string.
 /// Only syntax is checked here.
 pub fn read_authorization(
@@ -239,10 +249,12 @@ pub fn read_authorization(
             return parse_authorization_header(rest, headers);
         }
         if let Some(rest) = value.strip_prefix("AWS ") {
-            let key = rest.split(':').next().unwrap_or_default().trim();
-            return Ok(Authorization::Legacy {
-                access_key_id: key.to_owned(),
-            });
+            let (key, signature) = rest.rsplit_once(':').unwrap_or((rest, ""));
+            return Ok(Authorization::Legacy(crate::sigv2::SignedV2 {
+                access_key_id: key.trim().to_owned(),
+                signature: signature.trim().to_owned(),
+                expires: None,
+            }));
         }
         return Err(AuthError::Unsupported(
             "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256."
@@ -250,14 +262,14 @@ pub fn read_authorization(
         ));
     }
     let q = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let missing =
+        |n: &str| AuthError::Malformed(format!("Query-string authentication requires the {n} parameter"));
     if let Some(alg) = q("X-Amz-Algorithm") {
         if alg != ALGORITHM {
             return Err(AuthError::Unsupported(format!(
                 "X-Amz-Algorithm only supports \"{ALGORITHM}\""
             )));
         }
-        let missing =
-            |n: &str| AuthError::Malformed(format!("Query-string authentication requires the {n} parameter"));
         let scope =
             CredentialScope::parse(q("X-Amz-Credential").ok_or_else(|| missing("X-Amz-Credential"))?)?;
         let amz_date_raw = q("X-Amz-Date").ok_or_else(|| missing("X-Amz-Date"))?.to_owned();
@@ -293,9 +305,18 @@ pub fn read_authorization(
         }));
     }
     if let Some(key) = q("AWSAccessKeyId") {
-        return Ok(Authorization::Legacy {
+        let expires = q("Expires")
+            .ok_or_else(|| missing("Expires"))?
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| {
+                AuthError::Malformed("Expires must be a number of seconds since the epoch".into())
+            })?;
+        return Ok(Authorization::Legacy(crate::sigv2::SignedV2 {
             access_key_id: key.to_owned(),
-        });
+            signature: q("Signature").ok_or_else(|| missing("Signature"))?.to_owned(),
+            expires: Some(expires),
+        }));
     }
     Ok(Authorization::Anonymous)
 }
@@ -394,16 +415,7 @@ pub fn verify(
                 });
             }
         }
-        None => {
-            let skew = date.as_millis() - now.as_millis();
-            if skew.abs() > MAX_SKEW_MILLIS {
-                return Err(AuthError::Skewed {
-                    request: date,
-                    server: now,
-                    ahead: skew > 0,
-                });
-            }
-        }
+        None => check_skew(date, now)?,
     }
     if !req.amz_date_raw.starts_with(&req.scope.date) {
         return Err(AuthError::Malformed(format!(
@@ -857,9 +869,11 @@ mod tests {
         let h = headers(&[("authorization", "AWS AKID:c2ln")]);
         assert_eq!(
             read_authorization(&h, &[]).unwrap(),
-            Authorization::Legacy {
-                access_key_id: "AKID".into()
-            }
+            Authorization::Legacy(crate::sigv2::SignedV2 {
+                access_key_id: "AKID".into(),
+                signature: "c2ln".into(),
+                expires: None,
+            })
         );
         let h = headers(&[("authorization", "AWS4-HMAC-SHA256 Credential=AKID/2015/us-east-1")]);
         assert!(matches!(
