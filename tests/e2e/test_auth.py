@@ -1,6 +1,8 @@
 """SigV4: identity always read, signatures verified only with --credentials."""
 
+import base64
 import datetime
+import zlib
 import urllib.request
 import urllib.error
 
@@ -209,22 +211,21 @@ def test_without_credentials_anything_goes_but_identity_is_honoured(lakebox):
     assert status == 200 and b"<Account>000000000000</Account>" in body
 
 
-def streaming_put(endpoint, path, chunks, secret=SECRET, tamper_chunk=None):
+def streaming_put(endpoint, path, chunks, secret=SECRET, tamper_chunk=None, trailer=None, trailer_signature=True):
     """A PUT with a STREAMING-AWS4-HMAC-SHA256-PAYLOAD body: the request is signed with that
-    payload marker, then each chunk carries a signature chained from the previous one."""
+    payload marker, then each chunk carries a signature chained from the previous one. With
+    `trailer` (name, value), the -TRAILER variant: the trailing header is signed last."""
     import hashlib
     import hmac as hm
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
-    def header_len(n):
-        return len(f"{n:x};chunk-signature=".encode()) + 64 + 2
-
-    total = sum(header_len(len(c)) + len(c) + 2 for c in chunks) + header_len(0) + 2
+    marker = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD" + ("-TRAILER" if trailer else "")
+    extra = {"x-amz-trailer": trailer[0]} if trailer else {}
     req = AWSRequest(method="PUT", url=endpoint + path, headers={
-        "X-Amz-Content-SHA256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "Content-Encoding": "aws-chunked",
-        "x-amz-decoded-content-length": str(sum(len(c) for c in chunks)), "Content-Length": str(total)})
+        "X-Amz-Content-SHA256": marker, "Content-Encoding": "aws-chunked",
+        "x-amz-decoded-content-length": str(sum(len(c) for c in chunks)), **extra})
     SigV4Auth(Credentials(AKID, secret), "s3", "us-east-1").add_auth(req)
     headers = dict(req.headers.items())
     amz_date = headers["X-Amz-Date"]
@@ -239,7 +240,17 @@ def streaming_put(endpoint, path, chunks, secret=SECRET, tamper_chunk=None):
         sts = f"AWS4-HMAC-SHA256-PAYLOAD\n{amz_date}\n{scope}\n{previous}\n{empty}\n{hashlib.sha256(chunk).hexdigest()}"
         previous = hm.new(key, sts.encode(), hashlib.sha256).hexdigest()
         sent = chunk if i != tamper_chunk else bytes([chunk[0] ^ 1]) + chunk[1:]
-        body += f"{len(chunk):x};chunk-signature={previous}\r\n".encode() + sent + b"\r\n"
+        body += f"{len(chunk):x};chunk-signature={previous}\r\n".encode() + sent
+        body += b"\r\n" if chunk or not trailer else b""
+    if trailer:
+        canonical = f"{trailer[0]}:{trailer[1]}\n"
+        sts = f"AWS4-HMAC-SHA256-TRAILER\n{amz_date}\n{scope}\n{previous}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+        signature = hm.new(key, sts.encode(), hashlib.sha256).hexdigest()
+        body += f"{trailer[0]}:{trailer[1]}\r\n".encode()
+        if trailer_signature:
+            body += f"x-amz-trailer-signature:{signature if trailer_signature is True else trailer_signature}\r\n".encode()
+        body += b"\r\n"
+    headers["Content-Length"] = str(len(body))
     return send(endpoint, "PUT", path, body, headers)
 
 
@@ -255,3 +266,13 @@ def test_streaming_chunk_signatures_are_verified(verifying):
     with pytest.raises(botocore.exceptions.ClientError) as e:
         s3.head_object(Bucket="streamed", Key="bad")
     assert e.value.response["Error"]["Code"] == "404"  # the altered upload stored nothing
+    # The -TRAILER variant: the trailing checksum is signed too.
+    crc = base64.b64encode(zlib.crc32(b"".join(chunks)).to_bytes(4, "big")).decode()
+    status, _, body = streaming_put(verifying.endpoint, "/streamed/trailer", chunks, trailer=("x-amz-checksum-crc32", crc))
+    assert status == 200, body
+    got = s3.get_object(Bucket="streamed", Key="trailer", ChecksumMode="ENABLED")
+    assert got["Body"].read() == b"".join(chunks) and got["ChecksumCRC32"] == crc
+    for bad_sig in (False, "0" * 64):
+        status, _, body = streaming_put(verifying.endpoint, "/streamed/trailer-bad", chunks,
+                                        trailer=("x-amz-checksum-crc32", crc), trailer_signature=bad_sig)
+        assert status == 403 and b"<Code>SignatureDoesNotMatch</Code>" in body, body

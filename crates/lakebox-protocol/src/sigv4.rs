@@ -533,6 +533,22 @@ impl ChunkSigner {
         self.previous = sig.clone();
         sig
     }
+
+    /// The signature the trailer of a `STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER` body must
+    /// carry (`x-amz-trailer-signature`), chained from the final chunk's, given the trailing
+    /// headers as `name:value\n` lines.
+    pub fn trailer(&mut self, canonical_trailers: &str) -> String {
+        let string_to_sign = format!(
+            "AWS4-HMAC-SHA256-TRAILER\n{}\n{}\n{}\n{}",
+            self.amz_date,
+            self.scope,
+            self.previous,
+            hex::encode(Sha256::digest(canonical_trailers.as_bytes()))
+        );
+        let sig = hex::encode(hmac(&self.key, string_to_sign.as_bytes()));
+        self.previous = sig.clone();
+        sig
+    }
 }
 
 /// Characters SigV4 leaves unencoded: RFC 3986 unreserved.

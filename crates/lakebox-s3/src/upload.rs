@@ -134,6 +134,8 @@ pub struct AwsChunkedDecoder {
     state: ChunkState,
     line: Vec<u8>,
     pub trailers: Vec<(String, String)>,
+    /// `x-amz-trailer-signature`, kept apart from the trailers it signs.
+    trailer_signature: Option<String>,
     verify: Option<ChunkVerify>,
 }
 
@@ -164,6 +166,7 @@ impl AwsChunkedDecoder {
             state: ChunkState::Size,
             line: Vec::new(),
             trailers: Vec::new(),
+            trailer_signature: None,
             verify: None,
         }
     }
@@ -189,6 +192,23 @@ impl AwsChunkedDecoder {
             }
         }
         Ok(())
+    }
+
+    /// With verification on, trailing headers must be signed (`x-amz-trailer-signature`,
+    /// chained from the final chunk), or a signed upload could have its checksum swapped.
+    fn check_trailer(&mut self) -> Result<(), ServiceError> {
+        let Some(v) = self.verify.as_mut() else {
+            return Ok(());
+        };
+        if self.trailers.is_empty() && self.trailer_signature.is_none() {
+            return Ok(());
+        }
+        let canonical: String = self.trailers.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
+        let expected = v.signer.trailer(&canonical);
+        match &self.trailer_signature {
+            Some(claimed) if claimed.to_ascii_lowercase() == expected => Ok(()),
+            _ => Err(chunk_signature_mismatch()),
+        }
     }
 
     fn bad(msg: &str) -> ServiceError {
@@ -282,12 +302,17 @@ impl AwsChunkedDecoder {
                 ChunkState::Trailer => {
                     if self.take_line(&mut input)? {
                         if self.line.is_empty() {
+                            self.check_trailer()?;
                             self.state = ChunkState::Done;
                         } else {
                             let line = String::from_utf8_lossy(&self.line).into_owned();
                             let (k, v) = line.split_once(':').ok_or_else(|| Self::bad("bad trailer"))?;
-                            self.trailers
-                                .push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+                            let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_owned());
+                            if k == "x-amz-trailer-signature" {
+                                self.trailer_signature = Some(v);
+                            } else {
+                                self.trailers.push((k, v));
+                            }
                             self.line.clear();
                         }
                     }
@@ -307,6 +332,18 @@ impl AwsChunkedDecoder {
     /// is tolerated, as AWS does).
     pub fn is_complete(&self) -> bool {
         self.state == ChunkState::Done || (self.state == ChunkState::Trailer && self.line.is_empty())
+    }
+
+    /// At the end of the body: it must be complete, and its trailer signed when verifying.
+    pub fn finish(&mut self) -> Result<(), ServiceError> {
+        if !self.is_complete() {
+            return Err(errors::incomplete_body());
+        }
+        if self.state == ChunkState::Trailer {
+            self.check_trailer()?;
+            self.state = ChunkState::Done;
+        }
+        Ok(())
     }
 }
 
@@ -501,10 +538,8 @@ pub async fn receive(
             }
         }
     }
-    if let Some(d) = &decoder
-        && !d.is_complete()
-    {
-        return Err(errors::incomplete_body());
+    if let Some(d) = decoder.as_mut() {
+        d.finish()?;
     }
     if declared_len.is_some_and(|n| n != size) {
         return Err(errors::incomplete_body());
