@@ -519,6 +519,18 @@ def test_bucket_configurations_round_trip(s3, bucket):
     s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
         "QueueConfigurations": [{"QueueArn": "arn:aws:sqs:us-east-1:000000000000:q", "Events": ["s3:ObjectCreated:*"]}]})
     assert s3.get_bucket_notification_configuration(Bucket=bucket)["QueueConfigurations"][0]["Events"] == ["s3:ObjectCreated:*"]
+    for bad in ({"QueueArn": "not-an-arn", "Events": ["s3:ObjectCreated:*"]},
+                {"QueueArn": "arn:aws:sns:us-east-1:000000000000:t", "Events": ["s3:ObjectCreated:*"]},
+                {"QueueArn": "arn:aws:sqs:us-east-1:000000000000:q", "Events": ["s3:ObjectCreated:Teleport"]},
+                {"QueueArn": "arn:aws:sqs:us-east-1:000000000000:q", "Events": ["s3:ObjectCreated:*"],
+                 "Filter": {"Key": {"FilterRules": [{"Name": "middle", "Value": "x"}]}}}):
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={"QueueConfigurations": [bad]})
+        assert code(e) == "InvalidArgument", bad
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
+        "TopicConfigurations": [{"TopicArn": "arn:aws:sns:us-east-1:000000000000:t", "Events": ["s3:ObjectRemoved:Delete"],
+                                 "Filter": {"Key": {"FilterRules": [{"Name": "Prefix", "Value": "logs/"}]}}}]})
+    assert s3.get_bucket_notification_configuration(Bucket=bucket)["TopicConfigurations"][0]["Events"] == ["s3:ObjectRemoved:Delete"]
 
     assert s3.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
     s3.put_bucket_ownership_controls(Bucket=bucket, OwnershipControls={"Rules": [{"ObjectOwnership": "ObjectWriter"}]})

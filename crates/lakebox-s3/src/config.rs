@@ -186,6 +186,9 @@ pub async fn bucket_config(
                     if sub == "lifecycle" {
                         crate::lifecycle::parse(&body)?;
                     }
+                    if sub == "notification" {
+                        validate_notification(&doc)?;
+                    }
                 }
             }
             store.set_bucket_config(&bucket, sub, Some(body.to_vec())).await?;
@@ -266,6 +269,91 @@ pub async fn versioning(
 
 /// Reads a `<TagSet>` (S3's tag rules: ≤ `max` tags, keys 1–128 and values ≤ 256 characters,
 /// no duplicate keys, no `aws:` prefix).
+/// The events S3 can notify about (botocore's `Event` enum).
+const NOTIFICATION_EVENTS: &[&str] = &[
+    "s3:ReducedRedundancyLostObject",
+    "s3:ObjectCreated:*",
+    "s3:ObjectCreated:Put",
+    "s3:ObjectCreated:Post",
+    "s3:ObjectCreated:Copy",
+    "s3:ObjectCreated:CompleteMultipartUpload",
+    "s3:ObjectRemoved:*",
+    "s3:ObjectRemoved:Delete",
+    "s3:ObjectRemoved:DeleteMarkerCreated",
+    "s3:ObjectRestore:*",
+    "s3:ObjectRestore:Post",
+    "s3:ObjectRestore:Completed",
+    "s3:ObjectRestore:Delete",
+    "s3:Replication:*",
+    "s3:Replication:OperationFailedReplication",
+    "s3:Replication:OperationNotTracked",
+    "s3:Replication:OperationMissedThreshold",
+    "s3:Replication:OperationReplicatedAfterThreshold",
+    "s3:LifecycleTransition",
+    "s3:IntelligentTiering",
+    "s3:ObjectAcl:Put",
+    "s3:LifecycleExpiration:*",
+    "s3:LifecycleExpiration:Delete",
+    "s3:LifecycleExpiration:DeleteMarkerCreated",
+    "s3:ObjectTagging:*",
+    "s3:ObjectTagging:Put",
+    "s3:ObjectTagging:Delete",
+];
+
+/// Checks a notification configuration as S3 does before storing it: known events, at least
+/// one per destination, destination ARNs of the right service, `prefix`/`suffix` filters.
+/// (Whether the destinations exist is checked once Lakebox has SQS, SNS and Lambda.)
+fn validate_notification(doc: &XmlElement) -> Result<(), ServiceError> {
+    for (element, destination, service) in [
+        ("QueueConfiguration", "Queue", "sqs"),
+        ("TopicConfiguration", "Topic", "sns"),
+        ("CloudFunctionConfiguration", "CloudFunction", "lambda"),
+    ] {
+        for config in doc.children_named(element) {
+            let arn = config.child_text(destination).unwrap_or_default().trim();
+            let parts: Vec<&str> = arn.splitn(6, ':').collect();
+            if parts.len() < 6 || parts[0] != "arn" || parts[2] != service || parts[5].is_empty() {
+                return Err(errors::invalid_argument(
+                    "The ARN is not well formed",
+                    destination,
+                    arn,
+                ));
+            }
+            let events: Vec<&str> = config.children_named("Event").map(|e| e.text.as_str()).collect();
+            if events.is_empty() {
+                return Err(errors::invalid_argument(
+                    "A notification configuration must name at least one event",
+                    "Event",
+                    "",
+                ));
+            }
+            if let Some(bad) = events.iter().find(|e| !NOTIFICATION_EVENTS.contains(&e.trim())) {
+                return Err(errors::invalid_argument(
+                    "The event is not supported for notifications",
+                    "Event",
+                    bad,
+                ));
+            }
+            let rules = config
+                .child("Filter")
+                .and_then(|f| f.child("S3Key"))
+                .map(|k| k.children_named("FilterRule").collect::<Vec<_>>())
+                .unwrap_or_default();
+            for rule in rules {
+                let name = rule.child_text("Name").unwrap_or_default();
+                if !name.eq_ignore_ascii_case("prefix") && !name.eq_ignore_ascii_case("suffix") {
+                    return Err(errors::invalid_argument(
+                        "filter rule name must be either prefix or suffix",
+                        "FilterRule",
+                        name,
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 pub fn parse_tag_set(doc: &XmlElement, max: usize) -> Result<Vec<(String, String)>, ServiceError> {
     let set = doc.child("TagSet").ok_or_else(malformed)?;
     let mut tags: Vec<(String, String)> = Vec::new();
