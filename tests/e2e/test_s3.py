@@ -966,6 +966,17 @@ def test_sse_c_needs_the_customer_key_for_every_read(tmp_path):
         with pytest.raises(botocore.exceptions.ClientError) as e:
             s3.get_object(Bucket="ssec", Key="mp")
         assert code(e) == "InvalidRequest"
+        # The AWS CLI: `aws s3 cp --sse-c` up (multipart at this size) and down.
+        src, dst = tmp_path / "cli-src.bin", tmp_path / "cli-dst.bin"
+        src.write_bytes(part1 + small)
+        out = lb.cli("s3", "cp", str(src), "s3://ssec/cli.bin", "--sse-c", "AES256", "--sse-c-key", key, "--only-show-errors")
+        assert out.returncode == 0, out.stderr
+        out = lb.cli("s3", "cp", "s3://ssec/cli.bin", str(dst), "--sse-c", "AES256", "--sse-c-key", key, "--only-show-errors")
+        assert out.returncode == 0, out.stderr
+        assert dst.read_bytes() == part1 + small
+        assert lb.cli("s3", "cp", "s3://ssec/cli.bin", str(dst) + ".nokey", "--only-show-errors").returncode != 0
+        src.unlink()
+        dst.unlink()
     # Neither the plaintext nor the key is on disk; after a restart the key still reads the data.
     assert files_containing(tmp_path / "s3", marker) == []
     assert files_containing(tmp_path / "s3", key.encode()) == []
