@@ -104,6 +104,19 @@ impl S3Request {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
+    /// Reads a (small) XML request body and parses it; its root must be `root`
+    /// (`MalformedXML` otherwise).
+    pub async fn xml_document(
+        &mut self,
+        root: &str,
+    ) -> Result<lakebox_protocol::xml::XmlElement, ServiceError> {
+        let body = self.xml_body().await?;
+        lakebox_protocol::xml::parse(&body)
+            .ok()
+            .filter(|doc| doc.name == root)
+            .ok_or_else(errors::malformed_document)
+    }
+
     /// Reads a (small) XML request body.
     pub async fn xml_body(&mut self) -> Result<Bytes, ServiceError> {
         let mut buf = Vec::new();

@@ -66,11 +66,7 @@ fn requested_region(req: &S3Request, body: &[u8]) -> Result<String, ServiceError
     let constraint = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        let root = lakebox_protocol::xml::parse(body).map_err(|_| {
-            errors::malformed_xml(
-                "The XML you provided was not well-formed or did not validate against our published schema",
-            )
-        })?;
+        let root = lakebox_protocol::xml::parse(body).map_err(|_| errors::malformed_document())?;
         root.child_text("LocationConstraint")
             .map(str::to_owned)
             .filter(|c| !c.is_empty())

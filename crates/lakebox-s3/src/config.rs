@@ -14,6 +14,7 @@ use lakebox_protocol::xml::{self, XmlElement};
 
 use crate::api::{S3Request, empty_response, set_header, xml_response};
 use crate::errors;
+use crate::errors::malformed_document as malformed;
 use crate::store::ObjectStore;
 use crate::xml::{canonical_id, doc};
 
@@ -141,12 +142,6 @@ const CONFIGS: &[ConfigKind] = &[
 /// The bucket subresource this request addresses, if it is a stored configuration.
 pub fn bucket_config_sub(req: &S3Request) -> Option<&'static str> {
     CONFIGS.iter().find(|c| req.has(c.sub)).map(|c| c.sub)
-}
-
-fn malformed() -> ServiceError {
-    errors::malformed_xml(
-        "The XML you provided was not well-formed or did not validate against our published schema",
-    )
 }
 
 pub async fn bucket_config(

@@ -132,6 +132,11 @@ pub fn malformed_xml(message: &str) -> ServiceError {
     ServiceError::client("MalformedXML", message)
 }
 
+/// S3's answer to a request document it cannot read or that has the wrong shape.
+pub fn malformed_document() -> ServiceError {
+    malformed_xml("The XML you provided was not well-formed or did not validate against our published schema")
+}
+
 pub fn invalid_argument(message: impl Into<String>, name: &str, value: &str) -> ServiceError {
     ServiceError::client("InvalidArgument", message)
         .with_extra("ArgumentName", name)

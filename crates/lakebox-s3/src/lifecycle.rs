@@ -14,6 +14,7 @@ use lakebox_protocol::Timestamp;
 use lakebox_protocol::xml::{self, XmlElement};
 
 use crate::errors;
+use crate::errors::malformed_document as malformed;
 use crate::store::{ObjectRecord, ObjectStore};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -61,12 +62,6 @@ pub struct Rule {
     pub newer_noncurrent_versions: usize,
     pub noncurrent_transitions: Vec<(i64, String)>,
     pub abort_incomplete_upload_days: Option<i64>,
-}
-
-fn malformed() -> ServiceError {
-    errors::malformed_xml(
-        "The XML you provided was not well-formed or did not validate against our published schema",
-    )
 }
 
 fn positive_days(el: &XmlElement, name: &str) -> Result<Option<i64>, ServiceError> {

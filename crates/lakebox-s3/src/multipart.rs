@@ -76,7 +76,8 @@ pub async fn create(store: &Arc<ObjectStore>, req: S3Request) -> Result<Response
     Ok(resp)
 }
 
-fn part_number(req: &S3Request) -> Result<u32, ServiceError> {
+/// `partNumber`: 1 to 10,000 (`InvalidArgument` otherwise).
+pub fn part_number(req: &S3Request) -> Result<u32, ServiceError> {
     let raw = req.query("partNumber").unwrap_or_default();
     raw.parse::<u32>()
         .ok()
@@ -176,16 +177,8 @@ async fn upload_part_copy(
 pub async fn complete(store: &Arc<ObjectStore>, mut req: S3Request) -> Result<Response<Body>, ServiceError> {
     let upload = find_upload(store, &req)?;
     let bucket = req.bucket.clone().unwrap_or_default();
-    let body = req.xml_body().await?;
-    let malformed = || {
-        errors::malformed_xml(
-            "The XML you provided was not well-formed or did not validate against our published schema",
-        )
-    };
-    let root = lakebox_protocol::xml::parse(&body).map_err(|_| malformed())?;
-    if root.name != "CompleteMultipartUpload" {
-        return Err(malformed());
-    }
+    let root = req.xml_document("CompleteMultipartUpload").await?;
+    let malformed = errors::malformed_document;
     let mut requested = Vec::new();
     for p in root.children_named("Part") {
         let number = p

@@ -446,16 +446,8 @@ pub async fn restore_object(
     let bucket = req.bucket.clone().unwrap_or_default();
     let key = req.key.clone().unwrap_or_default();
     store.owned_bucket(&bucket, &req.ctx.account_id)?;
-    let body = req.xml_body().await?;
-    let malformed = || {
-        errors::malformed_xml(
-            "The XML you provided was not well-formed or did not validate against our published schema",
-        )
-    };
-    let doc = lakebox_protocol::xml::parse(&body).map_err(|_| malformed())?;
-    if doc.name != "RestoreRequest" {
-        return Err(malformed());
-    }
+    let doc = req.xml_document("RestoreRequest").await?;
+    let malformed = errors::malformed_document;
     let days: i64 = match doc.child_text("Days") {
         Some(d) => d.trim().parse().ok().filter(|d| *d >= 1).ok_or_else(malformed)?,
         None => return Err(malformed()),
@@ -564,18 +556,8 @@ pub fn get_object(store: &Arc<ObjectStore>, req: &S3Request) -> Result<Response<
         None => None,
     };
     let mut parts_count = None;
-    if let Some(n) = req.query("partNumber") {
-        let n: usize = n
-            .parse()
-            .ok()
-            .filter(|n| (1..=10_000).contains(n))
-            .ok_or_else(|| {
-                errors::invalid_argument(
-                    "Part number must be an integer between 1 and 10000, inclusive",
-                    "partNumber",
-                    n,
-                )
-            })?;
+    if req.has("partNumber") {
+        let n = crate::multipart::part_number(req)? as usize;
         let count = rec.parts_count.unwrap_or(1) as usize;
         if n > count {
             return Err(errors::invalid_part_number(n, count));
@@ -651,16 +633,8 @@ pub async fn delete_objects(
 ) -> Result<Response<Body>, ServiceError> {
     let bucket = req.bucket.clone().unwrap_or_default();
     store.owned_bucket(&bucket, &req.ctx.account_id)?;
-    let body = req.xml_body().await?;
-    let malformed = || {
-        errors::malformed_xml(
-            "The XML you provided was not well-formed or did not validate against our published schema",
-        )
-    };
-    let root = lakebox_protocol::xml::parse(&body).map_err(|_| malformed())?;
-    if root.name != "Delete" {
-        return Err(malformed());
-    }
+    let root = req.xml_document("Delete").await?;
+    let malformed = errors::malformed_document;
     let quiet = root.child_text("Quiet").is_some_and(|q| q.trim() == "true");
     let keys: Vec<(String, Option<String>)> = root
         .children_named("Object")

@@ -955,9 +955,7 @@ impl ObjectStore {
     ) -> Result<ObjectRecord, ServiceError> {
         let upload = self.upload(bucket, upload_id)?;
         if requested.is_empty() {
-            return Err(errors::malformed_xml(
-                "The XML you provided was not well-formed or did not validate against our published schema",
-            ));
+            return Err(errors::malformed_document());
         }
         if requested.windows(2).any(|w| w[0].0 >= w[1].0) {
             return Err(errors::invalid_part_order());

@@ -67,15 +67,7 @@ impl WriteBatch<'_> {
     /// Every entry whose key starts with `prefix`, in key order (sees this batch's own writes).
     pub fn scan_prefix(&self, table: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let t = self.tx.open_table(def(table)).map_err(kv_err)?;
-        let mut out = Vec::new();
-        for item in t.range(prefix..).map_err(kv_err)? {
-            let (k, v) = item.map_err(kv_err)?;
-            if !k.value().starts_with(prefix) {
-                break;
-            }
-            out.push((k.value().to_vec(), v.value().to_vec()));
-        }
-        Ok(out)
+        entries_with_prefix(&t, prefix)
     }
 
     /// The first key with this prefix, inside the transaction (sees this batch's own writes).
@@ -113,15 +105,7 @@ impl ReadView {
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
             Err(e) => return Err(kv_err(e)),
         };
-        let mut out = Vec::new();
-        for item in t.range(prefix..).map_err(kv_err)? {
-            let (k, v) = item.map_err(kv_err)?;
-            if !k.value().starts_with(prefix) {
-                break;
-            }
-            out.push((k.value().to_vec(), v.value().to_vec()));
-        }
-        Ok(out)
+        entries_with_prefix(&t, prefix)
     }
 
     pub fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
@@ -133,6 +117,22 @@ impl ReadView {
         let v = t.get(key).map_err(kv_err)?.map(|g| g.value().to_vec());
         Ok(v)
     }
+}
+
+/// Every entry of `t` whose key starts with `prefix`, in key order.
+fn entries_with_prefix(
+    t: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    prefix: &[u8],
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut out = Vec::new();
+    for item in t.range(prefix..).map_err(kv_err)? {
+        let (k, v) = item.map_err(kv_err)?;
+        if !k.value().starts_with(prefix) {
+            break;
+        }
+        out.push((k.value().to_vec(), v.value().to_vec()));
+    }
+    Ok(out)
 }
 
 fn def(name: &str) -> TableDefinition<'_, &'static [u8], &'static [u8]> {
