@@ -131,6 +131,9 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
         .map_err(|e| format!("cannot open the Kinesis store: {e}"))?;
     let _retention = kinesis.start_background_work();
     registry.rpc("kinesis", Arc::new(kinesis));
+    let glue = lakebox_glue::Glue::open(&data_dir.join("glue"), clock.clone())
+        .map_err(|e| format!("cannot open the Glue catalog: {e}"))?;
+    registry.rpc("glue", Arc::new(glue));
     registry.http("s3", Arc::new(s3));
     if args.enable_test_routes {
         crate::testing::install(

@@ -1,0 +1,61 @@
+//! Glue's error codes, with messages worded as Glue words them.
+
+use lakebox_core::ServiceError;
+
+pub fn not_found(message: impl Into<String>) -> ServiceError {
+    ServiceError::client("EntityNotFoundException", message)
+}
+
+pub fn already_exists(message: impl Into<String>) -> ServiceError {
+    ServiceError::client("AlreadyExistsException", message)
+}
+
+pub fn invalid_input(message: impl Into<String>) -> ServiceError {
+    ServiceError::client("InvalidInputException", message)
+}
+
+pub fn concurrent_modification(message: impl Into<String>) -> ServiceError {
+    ServiceError::client("ConcurrentModificationException", message)
+}
+
+pub fn resource_limit(message: impl Into<String>) -> ServiceError {
+    ServiceError::client("ResourceNumberLimitExceededException", message)
+}
+
+pub fn database_not_found(db: &str) -> ServiceError {
+    not_found(format!("Database {db} not found."))
+}
+
+pub fn table_not_found(db: &str, table: &str) -> ServiceError {
+    not_found(format!("Table {table} not found in database {db}."))
+}
+
+pub fn internal(e: impl std::fmt::Display) -> ServiceError {
+    ServiceError::new("InternalServiceException", 500, e.to_string())
+}
+
+/// `1 validation error detected: …` as Glue reports a field outside its constraints.
+pub fn constraint(field: &str, value: &str, constraint: &str) -> ServiceError {
+    invalid_input(format!(
+        "1 validation error detected: Value '{value}' at '{field}' failed to satisfy constraint: {constraint}"
+    ))
+}
+
+/// Checks a Glue `NameString`: 1 to 255 characters of single-line text.
+pub fn check_name(field: &str, value: &str) -> Result<(), ServiceError> {
+    if value.is_empty() || value.chars().count() > 255 {
+        return Err(constraint(
+            field,
+            value,
+            "Member must have length between 1 and 255",
+        ));
+    }
+    if value.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(constraint(
+            field,
+            value,
+            "Member must satisfy regular expression pattern: [\\u0020-\\uD7FF\\uE000-\\uFFFD\\uD800\\uDC00-\\uDBFF\\uDFFF\\t]*",
+        ));
+    }
+    Ok(())
+}
