@@ -93,6 +93,11 @@ pub struct ServeArgs {
     #[arg(long, env = "LAKEBOX_KINESIS_CREATE_DELAY_MS", default_value_t = 0)]
     pub kinesis_create_delay_ms: u64,
 
+    /// Shortest time a Glue crawl stays RUNNING, in milliseconds. AWS crawls take a minute or
+    /// more; Lakebox's finish as fast as the data allows (0), tests raise it to watch a run.
+    #[arg(long, env = "LAKEBOX_GLUE_CRAWL_MIN_MS", default_value_t = 0)]
+    pub glue_crawl_min_ms: u64,
+
     /// Open Kinesis shards allowed per account and region (AWS's default quota is 500 in the
     /// largest regions).
     #[arg(long, env = "LAKEBOX_KINESIS_SHARD_LIMIT", default_value_t = 500)]

@@ -131,8 +131,12 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
         .map_err(|e| format!("cannot open the Kinesis store: {e}"))?;
     let _retention = kinesis.start_background_work();
     registry.rpc("kinesis", Arc::new(kinesis));
-    let glue = lakebox_glue::Glue::open(&data_dir.join("glue"), clock.clone())
+    let glue_settings = lakebox_glue::GlueSettings {
+        crawl_min_millis: args.glue_crawl_min_ms,
+    };
+    let glue = lakebox_glue::Glue::open(&data_dir.join("glue"), clock.clone(), s3.lake(), glue_settings)
         .map_err(|e| format!("cannot open the Glue catalog: {e}"))?;
+    let _crawler_schedules = glue.start_background_work();
     registry.rpc("glue", Arc::new(glue));
     registry.http("s3", Arc::new(s3));
     if args.enable_test_routes {

@@ -1,0 +1,136 @@
+//! Column types as crawlers infer them, and how two inferences of one column combine.
+
+use std::fmt;
+
+/// A Hive type, as Glue writes it into `Column.Type`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HiveType {
+    /// Only nulls seen so far: becomes `string` if nothing better turns up.
+    Unknown,
+    Boolean,
+    TinyInt,
+    SmallInt,
+    Int,
+    BigInt,
+    Float,
+    Double,
+    String,
+    Timestamp,
+    Date,
+    Binary,
+    Decimal(u32, u32),
+    Array(Box<HiveType>),
+    Map(Box<HiveType>, Box<HiveType>),
+    Struct(Vec<(String, HiveType)>),
+}
+
+impl HiveType {
+    fn integer_rank(&self) -> Option<u8> {
+        match self {
+            HiveType::TinyInt => Some(1),
+            HiveType::SmallInt => Some(2),
+            HiveType::Int => Some(3),
+            HiveType::BigInt => Some(4),
+            _ => None,
+        }
+    }
+
+    /// The type that holds values of both: numbers widen, structs merge field by field,
+    /// anything else that disagrees becomes `string`.
+    pub fn merge(self, other: HiveType) -> HiveType {
+        use HiveType::*;
+        if self == other {
+            return self;
+        }
+        match (self, other) {
+            (Unknown, t) | (t, Unknown) => t,
+            (a, b) if a.integer_rank().is_some() && b.integer_rank().is_some() => {
+                if a.integer_rank() > b.integer_rank() { a } else { b }
+            }
+            (a, b) if is_numeric(&a) && is_numeric(&b) => Double,
+            (Timestamp, Date) | (Date, Timestamp) => Timestamp,
+            (Array(a), Array(b)) => Array(Box::new(a.merge(*b))),
+            (Map(ak, av), Map(bk, bv)) => Map(Box::new(ak.merge(*bk)), Box::new(av.merge(*bv))),
+            (Struct(a), Struct(b)) => Struct(merge_fields(a, b)),
+            _ => String,
+        }
+    }
+
+    /// `Unknown` (all nulls) reads as `string`, as Glue writes it.
+    pub fn resolved(self) -> HiveType {
+        match self {
+            HiveType::Unknown => HiveType::String,
+            HiveType::Array(t) => HiveType::Array(Box::new(t.resolved())),
+            HiveType::Map(k, v) => HiveType::Map(Box::new(k.resolved()), Box::new(v.resolved())),
+            HiveType::Struct(f) => HiveType::Struct(f.into_iter().map(|(n, t)| (n, t.resolved())).collect()),
+            t => t,
+        }
+    }
+}
+
+fn is_numeric(t: &HiveType) -> bool {
+    t.integer_rank().is_some() || matches!(t, HiveType::Float | HiveType::Double | HiveType::Decimal(..))
+}
+
+/// Fields of both, in first-seen order; a field in both gets the merged type.
+pub fn merge_fields(mut a: Vec<(String, HiveType)>, b: Vec<(String, HiveType)>) -> Vec<(String, HiveType)> {
+    for (name, t) in b {
+        match a.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(&name)) {
+            Some((_, existing)) => {
+                let old = std::mem::replace(existing, HiveType::Unknown);
+                *existing = old.merge(t);
+            }
+            None => a.push((name, t)),
+        }
+    }
+    a
+}
+
+impl fmt::Display for HiveType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HiveType::Unknown | HiveType::String => f.write_str("string"),
+            HiveType::Boolean => f.write_str("boolean"),
+            HiveType::TinyInt => f.write_str("tinyint"),
+            HiveType::SmallInt => f.write_str("smallint"),
+            HiveType::Int => f.write_str("int"),
+            HiveType::BigInt => f.write_str("bigint"),
+            HiveType::Float => f.write_str("float"),
+            HiveType::Double => f.write_str("double"),
+            HiveType::Timestamp => f.write_str("timestamp"),
+            HiveType::Date => f.write_str("date"),
+            HiveType::Binary => f.write_str("binary"),
+            HiveType::Decimal(p, s) => write!(f, "decimal({p},{s})"),
+            HiveType::Array(t) => write!(f, "array<{t}>"),
+            HiveType::Map(k, v) => write!(f, "map<{k},{v}>"),
+            HiveType::Struct(fields) => {
+                f.write_str("struct<")?;
+                for (i, (n, t)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(",")?;
+                    }
+                    write!(f, "{n}:{t}")?;
+                }
+                f.write_str(">")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HiveType::*;
+    use super::*;
+
+    #[test]
+    fn merging_widens_numbers_and_merges_structs() {
+        assert_eq!(Int.merge(BigInt), BigInt);
+        assert_eq!(BigInt.merge(Double), Double);
+        assert_eq!(Boolean.merge(BigInt), String);
+        assert_eq!(Unknown.merge(Date), Date);
+        let a = Struct(vec![("a".into(), Int)]);
+        let b = Struct(vec![("b".into(), String), ("a".into(), Double)]);
+        assert_eq!(a.merge(b).to_string(), "struct<a:double,b:string>");
+        assert_eq!(Array(Box::new(Unknown)).resolved().to_string(), "array<string>");
+    }
+}
