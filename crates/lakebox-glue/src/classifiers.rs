@@ -10,13 +10,18 @@ use serde_json::{Map, Value, json};
 
 use crate::catalog::Scope;
 use crate::errors::{self, check_name, internal};
+use crate::infer::Custom;
 use crate::infer::csv::CsvOptions;
 use crate::infer::grok::Grok;
-use crate::infer::Custom;
 use crate::paging::page;
 
 const CLASSIFIERS: &str = "classifiers";
-const KINDS: [&str; 4] = ["GrokClassifier", "XMLClassifier", "JsonClassifier", "CsvClassifier"];
+const KINDS: [&str; 4] = [
+    "GrokClassifier",
+    "XMLClassifier",
+    "JsonClassifier",
+    "CsvClassifier",
+];
 
 pub struct Classifiers {
     store: Arc<MetaStore>,
@@ -29,7 +34,11 @@ fn key(scope: &Scope, name: &str) -> Vec<u8> {
 
 /// The one classifier kind a Create/Update request holds.
 fn single_kind(req: &Map<String, Value>) -> Result<(&'static str, Map<String, Value>), ServiceError> {
-    let present: Vec<&str> = KINDS.iter().copied().filter(|k| req.get(*k).is_some_and(Value::is_object)).collect();
+    let present: Vec<&str> = KINDS
+        .iter()
+        .copied()
+        .filter(|k| req.get(*k).is_some_and(Value::is_object))
+        .collect();
     match present.as_slice() {
         [k] => Ok((k, req[*k].as_object().cloned().unwrap_or_default())),
         _ => Err(errors::invalid_input(
@@ -46,25 +55,34 @@ fn str_field<'a>(m: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
 fn validate(kind: &str, def: &Map<String, Value>) -> Result<(), ServiceError> {
     match kind {
         "GrokClassifier" => {
-            let pattern = str_field(def, "GrokPattern").ok_or_else(|| errors::invalid_input("GrokPattern is required."))?;
-            str_field(def, "Classification").ok_or_else(|| errors::invalid_input("Classification is required."))?;
+            let pattern = str_field(def, "GrokPattern")
+                .ok_or_else(|| errors::invalid_input("GrokPattern is required."))?;
+            str_field(def, "Classification")
+                .ok_or_else(|| errors::invalid_input("Classification is required."))?;
             Grok::compile(pattern, str_field(def, "CustomPatterns"))
                 .map_err(|e| errors::invalid_input(format!("Invalid grok pattern: {e}")))?;
         }
         "JsonClassifier" => {
-            let path = str_field(def, "JsonPath").ok_or_else(|| errors::invalid_input("JsonPath is required."))?;
+            let path =
+                str_field(def, "JsonPath").ok_or_else(|| errors::invalid_input("JsonPath is required."))?;
             if !path.starts_with('$') {
-                return Err(errors::invalid_input(format!("Invalid JsonPath {path}: a JSON path starts with $.")));
+                return Err(errors::invalid_input(format!(
+                    "Invalid JsonPath {path}: a JSON path starts with $."
+                )));
             }
         }
         "CsvClassifier" => {
             let d = str_field(def, "Delimiter");
             let q = str_field(def, "QuoteSymbol");
             if d.is_some_and(|d| d.chars().count() != 1) || q.is_some_and(|q| q.chars().count() != 1) {
-                return Err(errors::invalid_input("Delimiter and QuoteSymbol are single characters."));
+                return Err(errors::invalid_input(
+                    "Delimiter and QuoteSymbol are single characters.",
+                ));
             }
             if d.is_some() && d == q {
-                return Err(errors::invalid_input("QuoteSymbol must be different from the column delimiter."));
+                return Err(errors::invalid_input(
+                    "QuoteSymbol must be different from the column delimiter.",
+                ));
             }
             if let Some(h) = str_field(def, "ContainsHeader")
                 && !["UNKNOWN", "PRESENT", "ABSENT"].contains(&h)
@@ -73,7 +91,8 @@ fn validate(kind: &str, def: &Map<String, Value>) -> Result<(), ServiceError> {
             }
         }
         "XMLClassifier" => {
-            str_field(def, "Classification").ok_or_else(|| errors::invalid_input("Classification is required."))?;
+            str_field(def, "Classification")
+                .ok_or_else(|| errors::invalid_input("Classification is required."))?;
         }
         _ => {}
     }
@@ -93,8 +112,14 @@ pub fn to_custom(stored: &Value) -> Option<Custom> {
                 .get("Header")
                 .and_then(Value::as_array)
                 .map(|h| h.iter().filter_map(Value::as_str).map(str::to_owned).collect()),
-            allow_single_column: def.get("AllowSingleColumn").and_then(Value::as_bool).unwrap_or(false),
-            disable_value_trimming: def.get("DisableValueTrimming").and_then(Value::as_bool).unwrap_or(false),
+            allow_single_column: def
+                .get("AllowSingleColumn")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            disable_value_trimming: def
+                .get("DisableValueTrimming")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
             serde: str_field(def, "Serde").map(str::to_owned),
         }),
         "JsonClassifier" => Custom::Json {
@@ -163,7 +188,9 @@ impl Classifiers {
             .await
             .map_err(internal)?;
         if !created {
-            return Err(errors::already_exists(format!("Classifier {name} already exists.")));
+            return Err(errors::already_exists(format!(
+                "Classifier {name} already exists."
+            )));
         }
         Ok(json!({}))
     }
@@ -178,7 +205,10 @@ impl Classifiers {
     pub fn list(&self, ctx: &RequestContext, token: Option<&str>, max: usize) -> Result<Value, ServiceError> {
         let scope = Scope::from(ctx);
         let prefix = format!("{}\0{}\0", scope.account, scope.region).into_bytes();
-        let rows = self.store.read(|r| r.scan_prefix(CLASSIFIERS, &prefix)).map_err(internal)?;
+        let rows = self
+            .store
+            .read(|r| r.scan_prefix(CLASSIFIERS, &prefix))
+            .map_err(internal)?;
         let all: Vec<(String, Value)> = rows
             .into_iter()
             .filter_map(|(k, v)| {
@@ -209,16 +239,26 @@ impl Classifiers {
         validate(kind, &def)?;
         let version = def.get("Version").and_then(Value::as_i64).unwrap_or(1) + 1;
         def.insert("Version".into(), json!(version));
-        def.insert("LastUpdated".into(), json!(Timestamp::from_millis(self.clock.now_millis())));
+        def.insert(
+            "LastUpdated".into(),
+            json!(Timestamp::from_millis(self.clock.now_millis())),
+        );
         let value = serde_json::to_vec(&json!({ kind: def })).map_err(internal)?;
         let k = key(&scope, &name);
-        self.store.write_async(move |b| b.put(CLASSIFIERS, &k, &value)).await.map_err(internal)?;
+        self.store
+            .write_async(move |b| b.put(CLASSIFIERS, &k, &value))
+            .await
+            .map_err(internal)?;
         Ok(json!({}))
     }
 
     pub async fn delete(&self, ctx: &RequestContext, name: &str) -> Result<Value, ServiceError> {
         let k = key(&Scope::from(ctx), name);
-        let existed = self.store.write_async(move |b| b.delete(CLASSIFIERS, &k)).await.map_err(internal)?;
+        let existed = self
+            .store
+            .write_async(move |b| b.delete(CLASSIFIERS, &k))
+            .await
+            .map_err(internal)?;
         if !existed {
             return Err(errors::not_found(format!("Classifier {name} not found.")));
         }

@@ -46,6 +46,8 @@ pub struct CrawlSpec {
     pub combine_compatible: bool,
     pub inherit_from_table: bool,
     pub table_level: Option<usize>,
+    /// The crawler's custom classifiers, in its order.
+    pub customs: Arc<Vec<Custom>>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -129,7 +131,9 @@ fn is_data_file(relative: &str, size: u64) -> bool {
     if size == 0 || relative.ends_with('/') || relative.ends_with("_$folder$") {
         return false;
     }
-    !relative.split('/').any(|seg| seg.starts_with('_') || seg.starts_with('.'))
+    !relative
+        .split('/')
+        .any(|seg| seg.starts_with('_') || seg.starts_with('.'))
 }
 
 async fn read(lake: &Lake, bucket: &str, key: &str, range: Range<u64>) -> Result<Vec<u8>, ServiceError> {
@@ -142,42 +146,71 @@ async fn read(lake: &Lake, bucket: &str, key: &str, range: Range<u64>) -> Result
 }
 
 /// Infers one object: metadata for Parquet/ORC/Avro, the first megabyte for text.
-async fn infer_object(lake: &Lake, bucket: &str, obj: &ObjectInfo, customs: &[Custom]) -> Result<Option<Inferred>, ServiceError> {
+async fn infer_object(
+    lake: &Lake,
+    bucket: &str,
+    obj: &ObjectInfo,
+    customs: &[Custom],
+) -> Result<Option<Inferred>, ServiceError> {
     let size = obj.size;
-    let head = read(lake, bucket, &obj.key, 0..size.min(infer::TEXT_SAMPLE_BYTES as u64)).await?;
+    let head = read(
+        lake,
+        bucket,
+        &obj.key,
+        0..size.min(infer::TEXT_SAMPLE_BYTES as u64),
+    )
+    .await?;
     if head.starts_with(columnar::PARQUET_MAGIC) && size >= 12 {
         let tail = read(lake, bucket, &obj.key, size - 8..size).await?;
-        let Some(len) = columnar::parquet_footer_len(&tail) else { return Ok(None) };
+        let Some(len) = columnar::parquet_footer_len(&tail) else {
+            return Ok(None);
+        };
         let start = size.saturating_sub(8 + len as u64);
         let footer = read(lake, bucket, &obj.key, start..size - 8).await?;
-        return Ok(columnar::parquet_schema(&footer).map(|s| infer::from_file_schema("parquet", Format::Parquet, s, size)));
+        return Ok(columnar::parquet_schema(&footer)
+            .map(|s| infer::from_file_schema("parquet", Format::Parquet, s, size)));
     }
     if head.starts_with(b"ORC") {
         let tail_len = size.min(16 * 1024);
         let mut tail = read(lake, bucket, &obj.key, size - tail_len..size).await?;
-        let Some((ps, ps_len)) = columnar::orc_postscript(&tail) else { return Ok(None) };
+        let Some((ps, ps_len)) = columnar::orc_postscript(&tail) else {
+            return Ok(None);
+        };
         let needed = (ps.footer_len + ps_len) as u64;
         if needed > tail.len() as u64 && needed <= size {
             tail = read(lake, bucket, &obj.key, size - needed..size).await?;
         }
         let end = tail.len() - ps_len;
-        let Some(footer) = end.checked_sub(ps.footer_len).map(|s| &tail[s..end]) else { return Ok(None) };
-        return Ok(columnar::orc_schema(footer, &ps).map(|s| infer::from_file_schema("orc", Format::Orc, s, size)));
+        let Some(footer) = end.checked_sub(ps.footer_len).map(|s| &tail[s..end]) else {
+            return Ok(None);
+        };
+        return Ok(
+            columnar::orc_schema(footer, &ps).map(|s| infer::from_file_schema("orc", Format::Orc, s, size))
+        );
     }
     if head.starts_with(b"Obj\x01") {
         return Ok(columnar::avro_schema(&head).map(|s| {
             let literal = s.schema_literal.clone().unwrap_or_default();
-            infer::from_file_schema("avro", Format::Avro { schema_literal: literal }, s, size)
+            infer::from_file_schema(
+                "avro",
+                Format::Avro {
+                    schema_literal: literal,
+                },
+                s,
+                size,
+            )
         }));
     }
     let truncated = (head.len() as u64) < size;
-    Ok(infer::classify_text(&obj.key, &head, truncated, customs).map(|mut i| {
-        // Text samples estimate the file's records from its size.
-        if truncated && i.average_record_size > 0 {
-            i.records = (size / i.average_record_size).max(i.records);
-        }
-        i
-    }))
+    Ok(
+        infer::classify_text(&obj.key, &head, truncated, customs).map(|mut i| {
+            // Text samples estimate the file's records from its size.
+            if truncated && i.average_record_size > 0 {
+                i.records = (size / i.average_record_size).max(i.records);
+            }
+            i
+        }),
+    )
 }
 
 fn column_names(i: &Inferred) -> BTreeSet<String> {
@@ -201,7 +234,9 @@ fn hive_key(name: &str) -> Option<(&str, &str)> {
 }
 
 fn percent_decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Fills `own`, `summary`, counts, bottom-up.
@@ -240,7 +275,14 @@ struct Root<'a> {
     folder: &'a Folder,
 }
 
-fn find_roots<'a>(f: &'a Folder, location: &str, name: &str, level: usize, spec: &CrawlSpec, out: &mut Vec<Root<'a>>) {
+fn find_roots<'a>(
+    f: &'a Folder,
+    location: &str,
+    name: &str,
+    level: usize,
+    spec: &CrawlSpec,
+    out: &mut Vec<Root<'a>>,
+) {
     if f.objects == 0 {
         return;
     }
@@ -259,7 +301,14 @@ fn find_roots<'a>(f: &'a Folder, location: &str, name: &str, level: usize, spec:
         return;
     }
     for (child, folder) in &f.children {
-        find_roots(folder, &format!("{location}{child}/"), child, level + 1, spec, out);
+        find_roots(
+            folder,
+            &format!("{location}{child}/"),
+            child,
+            level + 1,
+            spec,
+            out,
+        );
     }
 }
 
@@ -338,7 +387,10 @@ fn plan(root: &Root, spec: &CrawlSpec, scope: &Scope, name: &str, now: Timestamp
         view_expanded_text: None,
         table_type: Some("EXTERNAL_TABLE".into()),
         parameters: Some(params),
-        created_by: Some(format!("arn:aws:sts::{}:assumed-role/AWSGlueServiceRole/AWS-Crawler", scope.account)),
+        created_by: Some(format!(
+            "arn:aws:sts::{}:assumed-role/AWSGlueServiceRole/AWS-Crawler",
+            scope.account
+        )),
         is_registered_with_lake_formation: false,
         target_table: None,
         catalog_id: scope.account.clone(),
@@ -350,7 +402,11 @@ fn plan(root: &Root, spec: &CrawlSpec, scope: &Scope, name: &str, now: Timestamp
         for (path, folder) in folders.iter().filter(|(p, _)| p.len() == depth) {
             let values: Vec<String> = path
                 .iter()
-                .map(|seg| hive_key(seg).map(|(_, v)| percent_decode(v)).unwrap_or_else(|| seg.clone()))
+                .map(|seg| {
+                    hive_key(seg)
+                        .map(|(_, v)| percent_decode(v))
+                        .unwrap_or_else(|| seg.clone())
+                })
                 .collect();
             let own = match (&folder.own, spec.inherit_from_table) {
                 (Some(o), false) => o.clone(),
@@ -387,7 +443,12 @@ fn plan(root: &Root, spec: &CrawlSpec, scope: &Scope, name: &str, now: Timestamp
 fn merged_columns(old: &[Column], new: &[Column]) -> Vec<Column> {
     let mut out: Vec<Column> = old
         .iter()
-        .map(|c| new.iter().find(|n| n.name.eq_ignore_ascii_case(&c.name)).cloned().unwrap_or_else(|| c.clone()))
+        .map(|c| {
+            new.iter()
+                .find(|n| n.name.eq_ignore_ascii_case(&c.name))
+                .cloned()
+                .unwrap_or_else(|| c.clone())
+        })
         .collect();
     for n in new {
         if !out.iter().any(|c| c.name.eq_ignore_ascii_case(&n.name)) {
@@ -402,20 +463,24 @@ pub async fn crawl(
     catalog: &Arc<Catalog>,
     scope: &Scope,
     spec: &CrawlSpec,
-    customs: Arc<Vec<Custom>>,
     cancel: &AtomicBool,
     now: Timestamp,
+    write_not_before: std::time::Instant,
 ) -> Result<CrawlResult, String> {
     catalog
         .get_database(scope, &spec.database)
         .map_err(|e| format!("Database {} does not exist: {}", spec.database, e.message))?;
-    let existing: Vec<Table> = catalog.list_tables(scope, &spec.database).map_err(|e| e.message)?;
+    let existing: Vec<Table> = catalog
+        .list_tables(scope, &spec.database)
+        .map_err(|e| e.message)?;
     // Locations already in the catalog (for CRAWL_NEW_FOLDERS_ONLY).
     let mut known = BTreeSet::new();
     if spec.new_folders_only {
         for t in &existing {
             if let Some(l) = t.location() {
-                let (_, parts) = catalog.list_partitions(scope, &spec.database, &t.name, None).map_err(|e| e.message)?;
+                let (_, parts) = catalog
+                    .list_partitions(scope, &spec.database, &t.name, None)
+                    .map_err(|e| e.message)?;
                 known.extend(parts.iter().filter_map(|p| p.location().map(str::to_owned)));
                 if t.partition_keys.is_empty() {
                     known.insert(l.to_owned());
@@ -437,7 +502,9 @@ pub async fn crawl(
             if cancel.load(Ordering::Relaxed) {
                 return Err("cancelled".into());
             }
-            let batch = lake.list(&bucket, &prefix, after.as_deref(), 1000).map_err(|e| e.message)?;
+            let batch = lake
+                .list(&bucket, &prefix, after.as_deref(), 1000)
+                .map_err(|e| e.message)?;
             let Some(last) = batch.last() else { break };
             after = Some(last.key.clone());
             for obj in batch {
@@ -459,13 +526,22 @@ pub async fn crawl(
         let mut jobs = tokio::task::JoinSet::new();
         let mut stack: Vec<(Vec<String>, &Folder)> = vec![(Vec::new(), &root)];
         while let Some((path, f)) = stack.pop() {
-            let location = format!("s3://{bucket}/{prefix}{}", path.iter().map(|p| format!("{p}/")).collect::<String>());
+            let location = format!(
+                "s3://{bucket}/{prefix}{}",
+                path.iter().map(|p| format!("{p}/")).collect::<String>()
+            );
             let skip = spec.new_folders_only && known.contains(&location);
             if !skip {
                 let take = target.sample_size.unwrap_or(usize::MAX);
                 for obj in f.files.iter().take(take) {
-                    let (lake, bucket, obj, customs, sem, path) =
-                        (lake.clone(), bucket.clone(), obj.clone(), customs.clone(), sem.clone(), path.clone());
+                    let (lake, bucket, obj, customs, sem, path) = (
+                        lake.clone(),
+                        bucket.clone(),
+                        obj.clone(),
+                        spec.customs.clone(),
+                        sem.clone(),
+                        path.clone(),
+                    );
                     jobs.spawn(async move {
                         let _permit = sem.acquire_owned().await;
                         (path, infer_object(&lake, &bucket, &obj, &customs).await)
@@ -508,12 +584,21 @@ pub async fn crawl(
             .unwrap_or(&bucket)
             .to_owned();
         let mut roots = Vec::new();
-        find_roots(&root, &format!("s3://{bucket}/{prefix}"), &root_name, prefix.matches('/').count() + 1, spec, &mut roots);
+        find_roots(
+            &root,
+            &format!("s3://{bucket}/{prefix}"),
+            &root_name,
+            prefix.matches('/').count() + 1,
+            spec,
+            &mut roots,
+        );
         for r in &roots {
             let mut name = table_name(&spec.table_prefix, &r.name);
             // Two folders of one name in different places: Glue adds a hash to the second.
             if roots_seen.get(&name).is_some_and(|loc| loc != &r.location) {
-                let h = r.location.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+                let h = r.location.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+                });
                 name = format!("{name}_{:08x}", h as u32);
             }
             roots_seen.insert(name.clone(), r.location.clone());
@@ -521,6 +606,11 @@ pub async fn crawl(
                 planned.push(p);
             }
         }
+    }
+    // A crawl may be held RUNNING until `write_not_before` (tests watch it run); stopping
+    // it before the catalog is written leaves the catalog untouched.
+    while std::time::Instant::now() < write_not_before && !cancel.load(Ordering::Relaxed) {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     if cancel.load(Ordering::Relaxed) {
         return Err("cancelled".into());
@@ -541,7 +631,9 @@ pub async fn crawl(
                     Some(_) if spec2.new_folders_only || !spec2.update_in_database => None,
                     Some(old) => {
                         let mut t = p.table.clone();
-                        if let (Some(sd), Some(old_sd)) = (t.storage_descriptor.as_mut(), old.storage_descriptor.as_ref()) {
+                        if let (Some(sd), Some(old_sd)) =
+                            (t.storage_descriptor.as_mut(), old.storage_descriptor.as_ref())
+                        {
                             sd.columns = Some(merged_columns(old_sd.columns(), sd.columns()));
                         }
                         t.partition_keys = if old.partition_keys.len() == t.partition_keys.len() {
@@ -564,7 +656,8 @@ pub async fn crawl(
                     w.put_table(&s, t)?;
                 }
                 let existing: Vec<Partition> = w.partitions(&s, &db, &p.table.name)?;
-                let planned_values: BTreeSet<Vec<String>> = p.partitions.iter().map(|x| x.values.clone()).collect();
+                let planned_values: BTreeSet<Vec<String>> =
+                    p.partitions.iter().map(|x| x.values.clone()).collect();
                 for part in &p.partitions {
                     match w.partition(&s, &db, &p.table.name, &part.values)? {
                         None => {
@@ -600,12 +693,17 @@ pub async fn crawl(
     if spec.delete_behavior != "LOG" && !spec.new_folders_only {
         for t in existing {
             let mine = t.parameter("UPDATED_BY_CRAWLER") == Some(spec.crawler.as_str());
-            let under_targets = t.location().is_some_and(|l| target_locations.iter().any(|p| l.starts_with(p.as_str())));
+            let under_targets = t
+                .location()
+                .is_some_and(|l| target_locations.iter().any(|p| l.starts_with(p.as_str())));
             if !mine || !under_targets || produced.contains(&t.name) {
                 continue;
             }
             if spec.delete_behavior == "DELETE_FROM_DATABASE" {
-                catalog.delete_table(scope, &spec.database, &t.name).await.map_err(|e| e.message)?;
+                catalog
+                    .delete_table(scope, &spec.database, &t.name)
+                    .await
+                    .map_err(|e| e.message)?;
                 result.tables_deleted += 1;
             } else if t.parameter("DEPRECATED_BY_CRAWLER").is_none() {
                 let (s, db, name) = (scope.clone(), spec.database.clone(), t.name.clone());
@@ -613,7 +711,9 @@ pub async fn crawl(
                 catalog
                     .transact(move |w| {
                         if let Some(mut t) = w.table(&s, &db, &name)? {
-                            t.parameters.get_or_insert_default().insert("DEPRECATED_BY_CRAWLER".into(), stamp);
+                            t.parameters
+                                .get_or_insert_default()
+                                .insert("DEPRECATED_BY_CRAWLER".into(), stamp);
                             w.put_table(&s, t)?;
                         }
                         Ok(())

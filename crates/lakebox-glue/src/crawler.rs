@@ -18,6 +18,7 @@ use crate::classifiers::Classifiers;
 use crate::crawl::{self, CrawlSpec, S3Target};
 use crate::cron::Cron;
 use crate::errors::{self, check_name, internal};
+use crate::infer::Custom;
 use crate::paging::page;
 
 const CRAWLERS: &str = "crawlers";
@@ -138,7 +139,10 @@ fn not_found(name: &str) -> ServiceError {
 }
 
 fn running_error(name: &str) -> ServiceError {
-    ServiceError::client("CrawlerRunningException", format!("Crawler with name {name} has already started"))
+    ServiceError::client(
+        "CrawlerRunningException",
+        format!("Crawler with name {name} has already started"),
+    )
 }
 
 /// The S3 targets; other kinds of target are refused rather than silently ignored.
@@ -151,13 +155,21 @@ fn s3_targets(targets: &Value) -> Result<Vec<S3Target>, ServiceError> {
             )));
         }
     }
-    let list = obj.get("S3Targets").and_then(Value::as_array).cloned().unwrap_or_default();
+    let list = obj
+        .get("S3Targets")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     if list.is_empty() {
         return Err(errors::invalid_input("Crawler must have at least one S3 target."));
     }
     list.iter()
         .map(|t| {
-            let path = t.get("Path").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let path = t
+                .get("Path")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
             if !path.starts_with("s3://") {
                 return Err(errors::invalid_input(format!("Invalid S3 target path: {path}")));
             }
@@ -169,7 +181,11 @@ fn s3_targets(targets: &Value) -> Result<Vec<S3Target>, ServiceError> {
             let sample_size = match t.get("SampleSize").and_then(Value::as_i64) {
                 None => None,
                 Some(n) if (1..=249).contains(&n) => Some(n as usize),
-                Some(n) => return Err(errors::invalid_input(format!("SampleSize must be between 1 and 249, got {n}."))),
+                Some(n) => {
+                    return Err(errors::invalid_input(format!(
+                        "SampleSize must be between 1 and 249, got {n}."
+                    )));
+                }
             };
             Ok(S3Target {
                 path,
@@ -209,7 +225,9 @@ fn validate(c: &Crawler) -> Result<(), ServiceError> {
             }
         }
         "CRAWL_EVENT_MODE" => {
-            return Err(errors::invalid_input("CRAWL_EVENT_MODE needs SQS, which Lakebox does not have yet."));
+            return Err(errors::invalid_input(
+                "CRAWL_EVENT_MODE needs SQS, which Lakebox does not have yet.",
+            ));
         }
         other => return Err(errors::invalid_input(format!("Invalid RecrawlBehavior {other}."))),
     }
@@ -223,13 +241,14 @@ fn validate(c: &Crawler) -> Result<(), ServiceError> {
         }
     }
     if let Some(s) = &c.schedule {
-        Cron::parse(&s.schedule_expression)
-            .ok_or_else(|| errors::invalid_input(format!("Invalid schedule expression: {}", s.schedule_expression)))?;
+        Cron::parse(&s.schedule_expression).ok_or_else(|| {
+            errors::invalid_input(format!("Invalid schedule expression: {}", s.schedule_expression))
+        })?;
     }
     Ok(())
 }
 
-fn spec_of(c: &Crawler) -> Result<CrawlSpec, ServiceError> {
+fn spec_of(c: &Crawler, customs: Vec<Custom>) -> Result<CrawlSpec, ServiceError> {
     let cfg: Value = c
         .configuration
         .as_deref()
@@ -240,16 +259,24 @@ fn spec_of(c: &Crawler) -> Result<CrawlSpec, ServiceError> {
         database: normalize(c.database_name.as_deref().unwrap_or_default()),
         table_prefix: c.table_prefix.clone().unwrap_or_default(),
         targets: s3_targets(&c.targets)?,
-        update_in_database: policy_field(&c.schema_change_policy, "UpdateBehavior", "UPDATE_IN_DATABASE") == "UPDATE_IN_DATABASE",
+        update_in_database: policy_field(&c.schema_change_policy, "UpdateBehavior", "UPDATE_IN_DATABASE")
+            == "UPDATE_IN_DATABASE",
         delete_behavior: policy_field(&c.schema_change_policy, "DeleteBehavior", "DEPRECATE_IN_DATABASE"),
-        new_folders_only: policy_field(&c.recrawl_policy, "RecrawlBehavior", "CRAWL_EVERYTHING") == "CRAWL_NEW_FOLDERS_ONLY",
-        combine_compatible: cfg.pointer("/Grouping/TableGroupingPolicy").and_then(Value::as_str) == Some("CombineCompatibleSchemas"),
-        inherit_from_table: cfg.pointer("/CrawlerOutput/Partitions/AddOrUpdateBehavior").and_then(Value::as_str)
+        new_folders_only: policy_field(&c.recrawl_policy, "RecrawlBehavior", "CRAWL_EVERYTHING")
+            == "CRAWL_NEW_FOLDERS_ONLY",
+        combine_compatible: cfg
+            .pointer("/Grouping/TableGroupingPolicy")
+            .and_then(Value::as_str)
+            == Some("CombineCompatibleSchemas"),
+        inherit_from_table: cfg
+            .pointer("/CrawlerOutput/Partitions/AddOrUpdateBehavior")
+            .and_then(Value::as_str)
             == Some("InheritFromTable"),
         table_level: cfg
             .pointer("/Grouping/TableLevelConfiguration")
             .and_then(Value::as_u64)
             .map(|n| n as usize),
+        customs: Arc::new(customs),
     })
 }
 
@@ -260,7 +287,11 @@ fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
     let n = s.len();
-    if n % 2 == 1 { s[n / 2] } else { (s[n / 2 - 1] + s[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
 }
 
 impl Crawlers {
@@ -307,15 +338,23 @@ impl Crawlers {
         let name = rec.crawler.as_ref().map(|c| c.name.clone()).unwrap_or_default();
         let k = key(scope, &name);
         let v = serde_json::to_vec(rec).map_err(internal)?;
-        self.store.write_async(move |b| b.put(CRAWLERS, &k, &v)).await.map_err(internal)
+        self.store
+            .write_async(move |b| b.put(CRAWLERS, &k, &v))
+            .await
+            .map_err(internal)
     }
 
     /// A crawl cut short by a restart ends CANCELLED; schedules resume.
     fn recover(&self) -> Result<(), ServiceError> {
-        let rows = self.store.read(|r| r.scan_prefix(CRAWLERS, b"")).map_err(internal)?;
+        let rows = self
+            .store
+            .read(|r| r.scan_prefix(CRAWLERS, b""))
+            .map_err(internal)?;
         for (k, v) in rows {
             let mut rec: Record = serde_json::from_slice(&v).map_err(internal)?;
-            let Some((scope, name)) = scope_of_key(&k) else { continue };
+            let Some((scope, name)) = scope_of_key(&k) else {
+                continue;
+            };
             let Some(c) = rec.crawler.as_mut() else { continue };
             if c.state != "READY" {
                 c.state = "READY".into();
@@ -335,7 +374,10 @@ impl Crawlers {
     fn reschedule(&self, scope: &Scope, name: &str, c: Option<&Crawler>) {
         let mut next = self.next_fire.lock().unwrap();
         let k = (scope.clone(), name.to_owned());
-        match c.and_then(|c| c.schedule.as_ref()).filter(|s| s.state == "SCHEDULED") {
+        match c
+            .and_then(|c| c.schedule.as_ref())
+            .filter(|s| s.state == "SCHEDULED")
+        {
             Some(s) => match Cron::parse(&s.schedule_expression).and_then(|c| c.next_after(self.now())) {
                 Some(t) => {
                     next.insert(k, t);
@@ -425,7 +467,10 @@ impl Crawlers {
         }
         if let Some(mut v) = input.schema_change_policy {
             // Unset fields keep Glue's defaults.
-            let defaults = [("UpdateBehavior", "UPDATE_IN_DATABASE"), ("DeleteBehavior", "DEPRECATE_IN_DATABASE")];
+            let defaults = [
+                ("UpdateBehavior", "UPDATE_IN_DATABASE"),
+                ("DeleteBehavior", "DEPRECATE_IN_DATABASE"),
+            ];
             for (k, d) in defaults {
                 if v.get(k).is_none() {
                     v[k] = json!(d);
@@ -523,35 +568,66 @@ impl Crawlers {
 
     fn all(&self, scope: &Scope) -> Result<Vec<Record>, ServiceError> {
         let prefix = key(scope, "");
-        let rows = self.store.read(|r| r.scan_prefix(CRAWLERS, &prefix)).map_err(internal)?;
+        let rows = self
+            .store
+            .read(|r| r.scan_prefix(CRAWLERS, &prefix))
+            .map_err(internal)?;
         rows.iter()
             .map(|(_, v)| serde_json::from_slice::<Record>(v).map_err(internal))
             .filter(|r| r.as_ref().map(|r| r.crawler.is_some()).unwrap_or(true))
             .collect()
     }
 
-    pub fn list_full(&self, ctx: &RequestContext, token: Option<&str>, max: usize) -> Result<Value, ServiceError> {
+    pub fn list_full(
+        &self,
+        ctx: &RequestContext,
+        token: Option<&str>,
+        max: usize,
+    ) -> Result<Value, ServiceError> {
         let scope = Scope::from(ctx);
-        let all: Vec<Crawler> = self.all(&scope)?.iter().filter_map(|r| self.view(&scope, r)).collect();
+        let all: Vec<Crawler> = self
+            .all(&scope)?
+            .iter()
+            .filter_map(|r| self.view(&scope, r))
+            .collect();
         let (list, next) = page(all, |c| c.name.clone(), token, max)?;
         Ok(json!({ "Crawlers": list, "NextToken": next }))
     }
 
-    pub fn list_names(&self, ctx: &RequestContext, token: Option<&str>, max: usize, tags: Option<BTreeMap<String, String>>) -> Result<Value, ServiceError> {
+    pub fn list_names(
+        &self,
+        ctx: &RequestContext,
+        token: Option<&str>,
+        max: usize,
+        tags: Option<BTreeMap<String, String>>,
+    ) -> Result<Value, ServiceError> {
         let names: Vec<String> = self
             .all(&Scope::from(ctx))?
             .into_iter()
-            .filter(|r| tags.as_ref().is_none_or(|t| t.iter().all(|(k, v)| r.tags.get(k) == Some(v))))
+            .filter(|r| {
+                tags.as_ref()
+                    .is_none_or(|t| t.iter().all(|(k, v)| r.tags.get(k) == Some(v)))
+            })
             .filter_map(|r| r.crawler.map(|c| c.name))
             .collect();
         let (list, next) = page(names, |n| n.clone(), token, max)?;
         Ok(json!({ "CrawlerNames": list, "NextToken": next }))
     }
 
-    pub fn metrics(&self, ctx: &RequestContext, names: Option<Vec<String>>, token: Option<&str>, max: usize) -> Result<Value, ServiceError> {
+    pub fn metrics(
+        &self,
+        ctx: &RequestContext,
+        names: Option<Vec<String>>,
+        token: Option<&str>,
+        max: usize,
+    ) -> Result<Value, ServiceError> {
         let scope = Scope::from(ctx);
         let recs: Vec<Record> = match names {
-            Some(n) => n.iter().filter_map(|n| self.load(&scope, n).ok().flatten()).filter(|r| r.crawler.is_some()).collect(),
+            Some(n) => n
+                .iter()
+                .filter_map(|n| self.load(&scope, n).ok().flatten())
+                .filter(|r| r.crawler.is_some())
+                .collect(),
             None => self.all(&scope)?,
         };
         let metrics: Vec<(String, Value)> = recs
@@ -599,24 +675,41 @@ impl Crawlers {
             return Err(running_error(name));
         }
         let k = key(&scope, name);
-        self.store.write_async(move |b| b.delete(CRAWLERS, &k)).await.map_err(internal)?;
+        self.store
+            .write_async(move |b| b.delete(CRAWLERS, &k))
+            .await
+            .map_err(internal)?;
         self.reschedule(&scope, name, None);
         Ok(json!({}))
     }
 
-    pub async fn set_schedule_state(&self, ctx: &RequestContext, name: &str, on: bool) -> Result<Value, ServiceError> {
+    pub async fn set_schedule_state(
+        &self,
+        ctx: &RequestContext,
+        name: &str,
+        on: bool,
+    ) -> Result<Value, ServiceError> {
         let scope = Scope::from(ctx);
         let mut rec = self.load_crawler(&scope, name)?;
         let c = rec.crawler.as_mut().expect("loaded crawler");
         let Some(s) = c.schedule.as_mut() else {
-            return Err(ServiceError::client("NoScheduleException", format!("Crawler {name} has no schedule.")));
+            return Err(ServiceError::client(
+                "NoScheduleException",
+                format!("Crawler {name} has no schedule."),
+            ));
         };
         match (on, s.state.as_str()) {
             (true, "SCHEDULED") => {
-                return Err(ServiceError::client("SchedulerRunningException", format!("Schedule of crawler {name} is already running.")));
+                return Err(ServiceError::client(
+                    "SchedulerRunningException",
+                    format!("Schedule of crawler {name} is already running."),
+                ));
             }
             (false, "NOT_SCHEDULED") => {
-                return Err(ServiceError::client("SchedulerNotRunningException", format!("Schedule of crawler {name} is not running.")));
+                return Err(ServiceError::client(
+                    "SchedulerNotRunningException",
+                    format!("Schedule of crawler {name} is not running."),
+                ));
             }
             _ => {}
         }
@@ -644,31 +737,42 @@ impl Crawlers {
             if c.state != "READY" {
                 return Err(running_error(name));
             }
-            let spec = spec_of(c)?;
-            let customs = Arc::new(self.classifiers.customs(scope, &c.classifiers)?);
+            let spec = spec_of(c, self.classifiers.customs(scope, &c.classifiers)?)?;
             let now = self.now();
             c.state = "RUNNING".into();
             c.crawl_elapsed_time = 0;
             rec.started_millis = Some(now);
             self.save(scope, &rec).await?;
-            Ok((spec, customs, now))
+            Ok((spec, now))
         };
-        let (spec, customs, started) = match begin.await {
+        let (spec, started) = match begin.await {
             Ok(v) => v,
             Err(e) => {
-                self.running.lock().unwrap().remove(&(scope.clone(), name.to_owned()));
+                self.running
+                    .lock()
+                    .unwrap()
+                    .remove(&(scope.clone(), name.to_owned()));
                 return Err(e);
             }
         };
         let me = self.clone();
         let (scope, name) = (scope.clone(), name.to_owned());
         tokio::spawn(async move {
-            let began = std::time::Instant::now();
-            let result = crawl::crawl(&me.lake, &me.catalog, &scope, &spec, customs, &cancel, Timestamp::from_millis(started)).await;
-            while began.elapsed() < me.min_run && !cancel.load(Ordering::Relaxed) {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            if let Err(e) = me.finish(&scope, &name, started, result, cancel.load(Ordering::Relaxed)).await {
+            let hold = std::time::Instant::now() + me.min_run;
+            let result = crawl::crawl(
+                &me.lake,
+                &me.catalog,
+                &scope,
+                &spec,
+                &cancel,
+                Timestamp::from_millis(started),
+                hold,
+            )
+            .await;
+            if let Err(e) = me
+                .finish(&scope, &name, started, result, cancel.load(Ordering::Relaxed))
+                .await
+            {
                 tracing::error!(crawler = %name, error = %e.message, "cannot record the end of a crawl");
             }
             me.running.lock().unwrap().remove(&(scope, name));
@@ -676,9 +780,20 @@ impl Crawlers {
         Ok(json!({}))
     }
 
-    async fn finish(&self, scope: &Scope, name: &str, started: i64, result: Result<crawl::CrawlResult, String>, cancelled: bool) -> Result<(), ServiceError> {
-        let Some(mut rec) = self.load(scope, name)? else { return Ok(()) };
-        let Some(c) = rec.crawler.as_mut() else { return Ok(()) };
+    async fn finish(
+        &self,
+        scope: &Scope,
+        name: &str,
+        started: i64,
+        result: Result<crawl::CrawlResult, String>,
+        cancelled: bool,
+    ) -> Result<(), ServiceError> {
+        let Some(mut rec) = self.load(scope, name)? else {
+            return Ok(());
+        };
+        let Some(c) = rec.crawler.as_mut() else {
+            return Ok(());
+        };
         // STOPPING while the run's outcome is written, then READY.
         c.state = "STOPPING".into();
         let elapsed = self.now() - started;
@@ -717,22 +832,37 @@ impl Crawlers {
         let c = rec.crawler.as_ref().expect("loaded crawler");
         match c.state.as_str() {
             "READY" => {
-                return Err(ServiceError::client("CrawlerNotRunningException", format!("Crawler with name {name} is not running")));
+                return Err(ServiceError::client(
+                    "CrawlerNotRunningException",
+                    format!("Crawler with name {name} is not running"),
+                ));
             }
             "STOPPING" => {
-                return Err(ServiceError::client("CrawlerStoppingException", format!("Crawler with name {name} is stopping")));
+                return Err(ServiceError::client(
+                    "CrawlerStoppingException",
+                    format!("Crawler with name {name} is stopping"),
+                ));
             }
             _ => {}
         }
         // The flag is the stop request; the crawl task records the outcome (a state written
         // here could race with it).
-        let flag = self.running.lock().unwrap().get(&(scope.clone(), name.to_owned())).cloned();
+        let flag = self
+            .running
+            .lock()
+            .unwrap()
+            .get(&(scope.clone(), name.to_owned()))
+            .cloned();
         match flag {
-            Some(f) if f.swap(true, Ordering::Relaxed) => {
-                Err(ServiceError::client("CrawlerStoppingException", format!("Crawler with name {name} is stopping")))
-            }
+            Some(f) if f.swap(true, Ordering::Relaxed) => Err(ServiceError::client(
+                "CrawlerStoppingException",
+                format!("Crawler with name {name} is stopping"),
+            )),
             Some(_) => Ok(json!({})),
-            None => Err(ServiceError::client("CrawlerNotRunningException", format!("Crawler with name {name} is not running"))),
+            None => Err(ServiceError::client(
+                "CrawlerNotRunningException",
+                format!("Crawler with name {name} is not running"),
+            )),
         }
     }
 }

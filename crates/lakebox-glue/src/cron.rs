@@ -37,7 +37,9 @@ pub struct Cron {
     years: Option<(Vec<bool>, i64)>,
 }
 
-const MONTHS: [&str; 12] = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"];
+const MONTHS: [&str; 12] = [
+    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+];
 const DAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
 
 fn value(s: &str, names: &[&str], base: u32) -> Option<u32> {
@@ -91,12 +93,16 @@ impl Cron {
         let dom = match dom_s {
             "?" => DayOfMonth::Any,
             "L" => DayOfMonth::Last,
-            s if s.ends_with('W') => DayOfMonth::NearestWeekday(s[..s.len() - 1].parse().ok().filter(|d| (1..=31).contains(d))?),
+            s if s.ends_with('W') => {
+                DayOfMonth::NearestWeekday(s[..s.len() - 1].parse().ok().filter(|d| (1..=31).contains(d))?)
+            }
             s => DayOfMonth::Set(bits(s, 1, 31, &[], 1)?),
         };
         let dow = match dow_s {
             "?" => DayOfWeek::Any,
-            s if s.len() > 1 && s.ends_with('L') => DayOfWeek::Last(value(&s[..s.len() - 1], &DAYS, 1).filter(|d| (1..=7).contains(d))?),
+            s if s.len() > 1 && s.ends_with('L') => {
+                DayOfWeek::Last(value(&s[..s.len() - 1], &DAYS, 1).filter(|d| (1..=7).contains(d))?)
+            }
             "L" => DayOfWeek::Set(1 << 7),
             s if s.contains('#') => {
                 let (d, n) = s.split_once('#')?;
@@ -242,7 +248,15 @@ mod tests {
 
     #[test]
     fn rejects_what_aws_rejects() {
-        for bad in ["0 * * * ? *", "cron(* * * * * *)", "cron(* * ? * ? *)", "cron(60 * * * ? *)", "cron(* * * *)", "cron(0 0 32 * ? *)", "rate(5 minutes)"] {
+        for bad in [
+            "0 * * * ? *",
+            "cron(* * * * * *)",
+            "cron(* * ? * ? *)",
+            "cron(60 * * * ? *)",
+            "cron(* * * *)",
+            "cron(0 0 32 * ? *)",
+            "rate(5 minutes)",
+        ] {
             assert!(Cron::parse(bad).is_none(), "{bad}");
         }
     }

@@ -59,7 +59,12 @@ fn open_error(e: ServiceError) -> StoreError {
 }
 
 impl Glue {
-    pub fn open(dir: &Path, clock: Arc<dyn Clock>, lake: Lake, settings: GlueSettings) -> Result<Self, StoreError> {
+    pub fn open(
+        dir: &Path,
+        clock: Arc<dyn Clock>,
+        lake: Lake,
+        settings: GlueSettings,
+    ) -> Result<Self, StoreError> {
         let catalog = Arc::new(Catalog::open(&dir.join("catalog.redb"), clock.clone())?);
         let store = Arc::new(MetaStore::open(&dir.join("crawlers.redb"))?);
         let classifiers = Arc::new(Classifiers::new(store.clone(), clock.clone()));
@@ -107,7 +112,10 @@ struct PageInput {
 
 impl PageInput {
     fn size(&self) -> usize {
-        self.max_results.filter(|n| *n > 0).map(|n| n.min(1000) as usize).unwrap_or(100)
+        self.max_results
+            .filter(|n| *n > 0)
+            .map(|n| n.min(1000) as usize)
+            .unwrap_or(100)
     }
 }
 
@@ -164,7 +172,11 @@ impl RpcService for Glue {
                     self.classifiers.list(&ctx, p.next_token.as_deref(), p.size())?
                 }
                 "UpdateClassifier" => self.classifiers.update(&ctx, req.decode()?).await?,
-                "DeleteClassifier" => self.classifiers.delete(&ctx, &req.decode::<NameInput>()?.name).await?,
+                "DeleteClassifier" => {
+                    self.classifiers
+                        .delete(&ctx, &req.decode::<NameInput>()?.name)
+                        .await?
+                }
                 "CreateCrawler" => self.crawlers.create(&ctx, req.decode()?).await?,
                 "GetCrawler" => self.crawlers.get(&ctx, &req.decode::<NameInput>()?.name)?,
                 "GetCrawlers" => {
@@ -173,15 +185,29 @@ impl RpcService for Glue {
                 }
                 "ListCrawlers" => {
                     let p: PageInput = req.decode()?;
-                    self.crawlers.list_names(&ctx, p.next_token.as_deref(), p.size(), p.tags.clone())?
+                    self.crawlers
+                        .list_names(&ctx, p.next_token.as_deref(), p.size(), p.tags.clone())?
                 }
                 "GetCrawlerMetrics" => {
                     let p: PageInput = req.decode()?;
-                    self.crawlers.metrics(&ctx, p.crawler_name_list.clone(), p.next_token.as_deref(), p.size())?
+                    self.crawlers.metrics(
+                        &ctx,
+                        p.crawler_name_list.clone(),
+                        p.next_token.as_deref(),
+                        p.size(),
+                    )?
                 }
                 "UpdateCrawler" => self.crawlers.update(&ctx, req.decode()?).await?,
-                "DeleteCrawler" => self.crawlers.delete(&ctx, &req.decode::<NameInput>()?.name).await?,
-                "StartCrawler" => self.crawlers.start(&Scope::from(&ctx), &req.decode::<NameInput>()?.name).await?,
+                "DeleteCrawler" => {
+                    self.crawlers
+                        .delete(&ctx, &req.decode::<NameInput>()?.name)
+                        .await?
+                }
+                "StartCrawler" => {
+                    self.crawlers
+                        .start(&Scope::from(&ctx), &req.decode::<NameInput>()?.name)
+                        .await?
+                }
                 "StopCrawler" => self.crawlers.stop(&ctx, &req.decode::<NameInput>()?.name).await?,
                 "StartCrawlerSchedule" => {
                     let n = req.decode::<CrawlerNameInput>()?.crawler_name;

@@ -98,9 +98,14 @@ fn parquet_primitive(t: &PqType) -> HiveType {
 
 /// A field's Hive type, following Parquet's LIST and MAP encodings (3-level and legacy).
 fn parquet_field(t: &PqType) -> HiveType {
-    let repeated = t.get_basic_info().has_repetition() && t.get_basic_info().repetition() == Repetition::REPEATED;
+    let repeated =
+        t.get_basic_info().has_repetition() && t.get_basic_info().repetition() == Repetition::REPEATED;
     let inner = parquet_unrepeated(t);
-    if repeated { HiveType::Array(Box::new(inner)) } else { inner }
+    if repeated {
+        HiveType::Array(Box::new(inner))
+    } else {
+        inner
+    }
 }
 
 fn parquet_unrepeated(t: &PqType) -> HiveType {
@@ -118,7 +123,11 @@ fn parquet_unrepeated(t: &PqType) -> HiveType {
     if is_list && fields.len() == 1 {
         let rep = &fields[0];
         // 3-level: repeated group list { element }; legacy: the repeated field is the element.
-        let element = if rep.is_group() && rep.get_fields().len() == 1 && !matches!(rep.name(), "array") && !rep.name().ends_with("_tuple") {
+        let element = if rep.is_group()
+            && rep.get_fields().len() == 1
+            && !matches!(rep.name(), "array")
+            && !rep.name().ends_with("_tuple")
+        {
             parquet_field(&rep.get_fields()[0])
         } else {
             parquet_unrepeated(rep)
@@ -129,7 +138,12 @@ fn parquet_unrepeated(t: &PqType) -> HiveType {
         let kv = fields[0].get_fields();
         return HiveType::Map(Box::new(parquet_field(&kv[0])), Box::new(parquet_field(&kv[1])));
     }
-    HiveType::Struct(fields.iter().map(|f| (f.name().to_owned(), parquet_field(f))).collect())
+    HiveType::Struct(
+        fields
+            .iter()
+            .map(|f| (f.name().to_owned(), parquet_field(f)))
+            .collect(),
+    )
 }
 
 // ---- ORC ----
@@ -236,7 +250,9 @@ fn orc_decompress(data: &[u8], codec: u64) -> Option<Vec<u8>> {
         match codec {
             1 => {
                 use std::io::Read;
-                flate2::read::DeflateDecoder::new(chunk).read_to_end(&mut out).ok()?;
+                flate2::read::DeflateDecoder::new(chunk)
+                    .read_to_end(&mut out)
+                    .ok()?;
             }
             2 => out.extend(snap::raw::Decoder::new().decompress_vec(chunk).ok()?),
             5 => out.extend(zstd::stream::decode_all(chunk).ok()?),
@@ -286,7 +302,12 @@ fn orc_hive(types: &[OrcType], id: usize, depth: usize) -> HiveType {
     let Some(t) = types.get(id).filter(|_| depth < 64) else {
         return HiveType::String;
     };
-    let sub = |i: usize| t.subtypes.get(i).map(|&s| orc_hive(types, s, depth + 1)).unwrap_or(HiveType::String);
+    let sub = |i: usize| {
+        t.subtypes
+            .get(i)
+            .map(|&s| orc_hive(types, s, depth + 1))
+            .unwrap_or(HiveType::String)
+    };
     match t.kind {
         0 => HiveType::Boolean,
         1 => HiveType::TinyInt,
@@ -428,9 +449,15 @@ fn avro_hive(schema: &Value, depth: usize) -> HiveType {
             let logical = o.get("logicalType").and_then(Value::as_str);
             match (o.get("type").and_then(Value::as_str), logical) {
                 (_, Some("date")) => HiveType::Date,
-                (_, Some("timestamp-millis" | "timestamp-micros" | "local-timestamp-millis" | "local-timestamp-micros")) => {
-                    HiveType::Timestamp
-                }
+                (
+                    _,
+                    Some(
+                        "timestamp-millis"
+                        | "timestamp-micros"
+                        | "local-timestamp-millis"
+                        | "local-timestamp-micros",
+                    ),
+                ) => HiveType::Timestamp,
                 (_, Some("decimal")) => HiveType::Decimal(
                     o.get("precision").and_then(Value::as_u64).unwrap_or(38) as u32,
                     o.get("scale").and_then(Value::as_u64).unwrap_or(0) as u32,
@@ -448,7 +475,10 @@ fn avro_hive(schema: &Value, depth: usize) -> HiveType {
                         })
                         .collect(),
                 ),
-                (Some("array"), _) => HiveType::Array(Box::new(avro_hive(o.get("items").unwrap_or(&Value::Null), depth + 1))),
+                (Some("array"), _) => HiveType::Array(Box::new(avro_hive(
+                    o.get("items").unwrap_or(&Value::Null),
+                    depth + 1,
+                ))),
                 (Some("map"), _) => HiveType::Map(
                     Box::new(HiveType::String),
                     Box::new(avro_hive(o.get("values").unwrap_or(&Value::Null), depth + 1)),

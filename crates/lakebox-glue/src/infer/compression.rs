@@ -31,7 +31,10 @@ impl Codec {
             Codec::Gzip
         } else if lower.ends_with(".bz2") || head.starts_with(b"BZh") {
             Codec::Bzip2
-        } else if lower.ends_with(".zst") || lower.ends_with(".zstd") || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        } else if lower.ends_with(".zst")
+            || lower.ends_with(".zstd")
+            || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+        {
             Codec::Zstd
         } else if lower.ends_with(".snappy") || head.starts_with(b"\xff\x06\x00\x00sNaPpY") {
             Codec::Snappy

@@ -101,7 +101,8 @@ fn is_timestamp(s: &str) -> bool {
     if b[0] != b' ' || b.len() < 9 {
         return false;
     }
-    let hms_ok = is_digits(&t[1..3]) && b[3] == b':' && is_digits(&t[4..6]) && b[6] == b':' && is_digits(&t[7..9]);
+    let hms_ok =
+        is_digits(&t[1..3]) && b[3] == b':' && is_digits(&t[4..6]) && b[6] == b':' && is_digits(&t[7..9]);
     hms_ok && (t.len() == 9 || (b[9] == b'.' && t.len() > 10 && t.len() <= 19 && is_digits(&t[10..])))
 }
 
@@ -115,7 +116,11 @@ pub fn value_type(v: &str) -> Option<HiveType> {
     }
     let unsigned = v.strip_prefix(['-', '+']).unwrap_or(v);
     if is_digits(unsigned) {
-        return Some(if v.parse::<i64>().is_ok() { HiveType::BigInt } else { HiveType::String });
+        return Some(if v.parse::<i64>().is_ok() {
+            HiveType::BigInt
+        } else {
+            HiveType::String
+        });
     }
     let looks_numeric = unsigned
         .bytes()
@@ -180,17 +185,20 @@ pub fn infer(text: &str, truncated: bool, opts: &CsvOptions) -> Option<CsvSchema
             })
             .collect()
     };
-    let first_all_strings = rows[0]
-        .iter()
-        .enumerate()
-        .all(|(i, v)| valid_header_cell(trim(v, keep), i + 1 == width) && matches!(value_type(trim(v, keep)), Some(HiveType::String) | None));
+    let first_all_strings = rows[0].iter().enumerate().all(|(i, v)| {
+        valid_header_cell(trim(v, keep), i + 1 == width)
+            && matches!(value_type(trim(v, keep)), Some(HiveType::String) | None)
+    });
     let has_header = match opts.contains_header.as_deref() {
         Some("PRESENT") => true,
         Some("ABSENT") => false,
         _ => {
             // A header is detected when the first row is all text and the data below it is
             // not: if every column is text throughout, the first row is just data.
-            first_all_strings && column_types(&rows[1..]).iter().any(|t| !matches!(t, HiveType::String | HiveType::Unknown))
+            first_all_strings
+                && column_types(&rows[1..])
+                    .iter()
+                    .any(|t| !matches!(t, HiveType::String | HiveType::Unknown))
         }
     };
     let data = if has_header { &rows[1..] } else { &rows[..] };
@@ -218,7 +226,11 @@ pub fn infer(text: &str, truncated: bool, opts: &CsvOptions) -> Option<CsvSchema
         .map(|(n, t)| {
             let t = t.resolved();
             // OpenCSVSerDe reads dates and timestamps only as numbers; Glue keeps them text.
-            let t = if open_csv && matches!(t, HiveType::Date | HiveType::Timestamp) { HiveType::String } else { t };
+            let t = if open_csv && matches!(t, HiveType::Date | HiveType::Timestamp) {
+                HiveType::String
+            } else {
+                t
+            };
             (n, t)
         })
         .collect();
@@ -246,7 +258,17 @@ mod tests {
         let s = infer("id,name,price,ok,day,at\n1,a,1.5,true,2024-01-02,2024-01-02 03:04:05\n2,b,2,false,2024-02-03,2024-01-02 03:04:05.123\n", false, &CsvOptions::default()).unwrap();
         assert!(s.has_header);
         assert_eq!(s.delimiter, ',');
-        assert_eq!(types(&s), ["id:bigint", "name:string", "price:double", "ok:boolean", "day:date", "at:timestamp"]);
+        assert_eq!(
+            types(&s),
+            [
+                "id:bigint",
+                "name:string",
+                "price:double",
+                "ok:boolean",
+                "day:date",
+                "at:timestamp"
+            ]
+        );
         assert_eq!(s.records, 2);
     }
 
@@ -268,7 +290,12 @@ mod tests {
             assert_eq!(s.delimiter, d);
             assert_eq!(s.columns.len(), 3);
         }
-        let s = infer("name,n\n\"Smith, J\",1\n\"O\"\"Neil\",2\n", false, &CsvOptions::default()).unwrap();
+        let s = infer(
+            "name,n\n\"Smith, J\",1\n\"O\"\"Neil\",2\n",
+            false,
+            &CsvOptions::default(),
+        )
+        .unwrap();
         assert!(s.quoted && s.open_csv);
         assert_eq!(types(&s), ["name:string", "n:bigint"]);
         assert!(infer("just one column\nper line\n", false, &CsvOptions::default()).is_none());

@@ -28,7 +28,10 @@ const BUILTIN: &[(&str, &str)] = &[
     ("IPV4", r"(?:[0-9]{1,3}\.){3}[0-9]{1,3}"),
     ("IPV6", r"[0-9A-Fa-f:]*:[0-9A-Fa-f:.]+"),
     ("IP", r"(?:%{IPV6}|%{IPV4})"),
-    ("HOSTNAME", r"[0-9A-Za-z][0-9A-Za-z-]{0,62}(?:\.[0-9A-Za-z][0-9A-Za-z-]{0,62})*\.?"),
+    (
+        "HOSTNAME",
+        r"[0-9A-Za-z][0-9A-Za-z-]{0,62}(?:\.[0-9A-Za-z][0-9A-Za-z-]{0,62})*\.?",
+    ),
     ("HOST", r"%{HOSTNAME}"),
     ("IPORHOST", r"(?:%{IP}|%{HOSTNAME})"),
     ("HOSTPORT", r"%{IPORHOST}:%{POSINT}"),
@@ -39,11 +42,20 @@ const BUILTIN: &[(&str, &str)] = &[
     ("URIPATH", r"(?:/[A-Za-z0-9$.+!*'(){},~:;=@#%_\-]*)+"),
     ("URIPARAM", r"\?[A-Za-z0-9$.+!*'|(){},~@#%&/=:;_?\-\[\]<>]*"),
     ("URIPATHPARAM", r"%{URIPATH}(?:%{URIPARAM})?"),
-    ("URI", r"%{URIPROTO}://(?:%{USER}(?::[^@]*)?@)?(?:%{URIHOST})?(?:%{URIPATHPARAM})?"),
-    ("MONTH", r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:tember)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"),
+    (
+        "URI",
+        r"%{URIPROTO}://(?:%{USER}(?::[^@]*)?@)?(?:%{URIHOST})?(?:%{URIPATHPARAM})?",
+    ),
+    (
+        "MONTH",
+        r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:tember)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)",
+    ),
     ("MONTHNUM", r"(?:0?[1-9]|1[0-2])"),
     ("MONTHDAY", r"(?:(?:0[1-9])|(?:[12][0-9])|(?:3[01])|[1-9])"),
-    ("DAY", r"(?:Mon(?:day)?|Tue(?:sday)?|Wed(?:nesday)?|Thu(?:rsday)?|Fri(?:day)?|Sat(?:urday)?|Sun(?:day)?)"),
+    (
+        "DAY",
+        r"(?:Mon(?:day)?|Tue(?:sday)?|Wed(?:nesday)?|Thu(?:rsday)?|Fri(?:day)?|Sat(?:urday)?|Sun(?:day)?)",
+    ),
     ("YEAR", r"[0-9]{2,4}"),
     ("HOUR", r"(?:2[0123]|[01]?[0-9])"),
     ("MINUTE", r"(?:[0-5][0-9])"),
@@ -53,15 +65,27 @@ const BUILTIN: &[(&str, &str)] = &[
     ("DATE_EU", r"%{MONTHDAY}[./-]%{MONTHNUM}[./-]%{YEAR}"),
     ("DATE", r"(?:%{DATE_US}|%{DATE_EU})"),
     ("ISO8601_TIMEZONE", r"(?:Z|[+-]%{HOUR}(?::?%{MINUTE}))"),
-    ("TIMESTAMP_ISO8601", r"%{YEAR}-%{MONTHNUM}-%{MONTHDAY}[T ]%{HOUR}:?%{MINUTE}(?::?%{SECOND})?%{ISO8601_TIMEZONE}?"),
+    (
+        "TIMESTAMP_ISO8601",
+        r"%{YEAR}-%{MONTHNUM}-%{MONTHDAY}[T ]%{HOUR}:?%{MINUTE}(?::?%{SECOND})?%{ISO8601_TIMEZONE}?",
+    ),
     ("DATESTAMP", r"%{DATE}[- ]%{TIME}"),
     ("HTTPDATE", r"%{MONTHDAY}/%{MONTH}/%{YEAR}:%{TIME} %{INT}"),
     ("SYSLOGTIMESTAMP", r"%{MONTH} +%{MONTHDAY} %{TIME}"),
-    ("LOGLEVEL", r"(?:[Aa]lert|ALERT|[Tt]race|TRACE|[Dd]ebug|DEBUG|[Nn]otice|NOTICE|[Ii]nfo|INFO|[Ww]arn(?:ing)?|WARN(?:ING)?|[Ee]rr(?:or)?|ERR(?:OR)?|[Cc]rit(?:ical)?|CRIT(?:ICAL)?|[Ff]atal|FATAL|[Ss]evere|SEVERE|EMERG(?:ENCY)?|[Ee]merg(?:ency)?)"),
+    (
+        "LOGLEVEL",
+        r"(?:[Aa]lert|ALERT|[Tt]race|TRACE|[Dd]ebug|DEBUG|[Nn]otice|NOTICE|[Ii]nfo|INFO|[Ww]arn(?:ing)?|WARN(?:ING)?|[Ee]rr(?:or)?|ERR(?:OR)?|[Cc]rit(?:ical)?|CRIT(?:ICAL)?|[Ff]atal|FATAL|[Ss]evere|SEVERE|EMERG(?:ENCY)?|[Ee]merg(?:ency)?)",
+    ),
     ("EMAILLOCALPART", r"[a-zA-Z][a-zA-Z0-9_.+-=:]+"),
     ("EMAILADDRESS", r"%{EMAILLOCALPART}@%{HOSTNAME}"),
-    ("COMMONAPACHELOG", r#"%{IPORHOST:clientip} %{USER:ident} %{USER:auth} \[%{HTTPDATE:timestamp}\] "(?:%{WORD:verb} %{NOTSPACE:request}(?: HTTP/%{NUMBER:httpversion})?|%{DATA:rawrequest})" %{NUMBER:response} (?:%{NUMBER:bytes}|-)"#),
-    ("COMBINEDAPACHELOG", r#"%{COMMONAPACHELOG} %{QS:referrer} %{QS:agent}"#),
+    (
+        "COMMONAPACHELOG",
+        r#"%{IPORHOST:clientip} %{USER:ident} %{USER:auth} \[%{HTTPDATE:timestamp}\] "(?:%{WORD:verb} %{NOTSPACE:request}(?: HTTP/%{NUMBER:httpversion})?|%{DATA:rawrequest})" %{NUMBER:response} (?:%{NUMBER:bytes}|-)"#,
+    ),
+    (
+        "COMBINEDAPACHELOG",
+        r#"%{COMMONAPACHELOG} %{QS:referrer} %{QS:agent}"#,
+    ),
 ];
 
 /// A compiled grok classifier: the regex and its named fields with their types.
@@ -142,7 +166,10 @@ fn expand(
 
 impl Grok {
     pub fn compile(pattern: &str, custom: Option<&str>) -> Result<Grok, String> {
-        let mut library: HashMap<String, String> = BUILTIN.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut library: HashMap<String, String> = BUILTIN
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         library.extend(custom_patterns(custom.unwrap_or("")));
         let mut fields = Vec::new();
         // Named fields inside built-ins (COMMONAPACHELOG's) are fields too, in order.
@@ -171,9 +198,22 @@ mod tests {
         let line = r#"127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif HTTP/1.0" 200 2326"#;
         assert_eq!(g.matches_sample(line, false), Some(1));
         assert_eq!(g.fields[0].0, "clientip");
-        let g = Grok::compile("%{MYID:id:int} %{LOGLEVEL:level} %{GREEDYDATA:msg}", Some("MYID [0-9]{3}")).unwrap();
-        assert_eq!(g.fields.iter().map(|(n, t)| format!("{n}:{t}")).collect::<Vec<_>>(), ["id:int", "level:string", "msg:string"]);
-        assert_eq!(g.matches_sample("123 INFO started\n456 WARN slow\n", false), Some(2));
+        let g = Grok::compile(
+            "%{MYID:id:int} %{LOGLEVEL:level} %{GREEDYDATA:msg}",
+            Some("MYID [0-9]{3}"),
+        )
+        .unwrap();
+        assert_eq!(
+            g.fields
+                .iter()
+                .map(|(n, t)| format!("{n}:{t}"))
+                .collect::<Vec<_>>(),
+            ["id:int", "level:string", "msg:string"]
+        );
+        assert_eq!(
+            g.matches_sample("123 INFO started\n456 WARN slow\n", false),
+            Some(2)
+        );
         assert_eq!(g.matches_sample("12 INFO started\n", false), None);
         assert!(Grok::compile("%{NOPE:x}", None).is_err());
     }

@@ -17,7 +17,12 @@ pub fn value_type(v: &Value) -> HiveType {
             None => HiveType::Double,
         },
         Value::String(_) => HiveType::String,
-        Value::Array(items) => HiveType::Array(Box::new(items.iter().map(value_type).fold(HiveType::Unknown, HiveType::merge))),
+        Value::Array(items) => HiveType::Array(Box::new(
+            items
+                .iter()
+                .map(value_type)
+                .fold(HiveType::Unknown, HiveType::merge),
+        )),
         Value::Object(m) => HiveType::Struct(m.iter().map(|(k, v)| (k.clone(), value_type(v))).collect()),
     }
 }
@@ -122,13 +127,27 @@ mod tests {
     fn json_lines_with_nesting() {
         let text = "{\"id\": 1, \"User\": {\"name\": \"a\", \"age\": 3}, \"tags\": [\"x\"]}\n{\"id\": 5000000000, \"score\": 1.5, \"tags\": [], \"ok\": null}\n";
         let s = infer(text, false, None).unwrap();
-        assert_eq!(cols(&s), ["id:bigint", "user:struct<name:string,age:int>", "tags:array<string>", "score:double", "ok:string"]);
+        assert_eq!(
+            cols(&s),
+            [
+                "id:bigint",
+                "user:struct<name:string,age:int>",
+                "tags:array<string>",
+                "score:double",
+                "ok:string"
+            ]
+        );
         assert_eq!(s.records, 2);
     }
 
     #[test]
     fn truncation_and_non_json() {
-        assert_eq!(infer("{\"a\": 1}\n{\"a\": 2}\n{\"a\":", true, None).unwrap().records, 2);
+        assert_eq!(
+            infer("{\"a\": 1}\n{\"a\": 2}\n{\"a\":", true, None)
+                .unwrap()
+                .records,
+            2
+        );
         assert!(infer("a,b\n1,2\n", false, None).is_none());
         assert!(infer("{\"a\": 1}\n{\"a\": 2}\n{\"a\":", false, None).is_none());
     }

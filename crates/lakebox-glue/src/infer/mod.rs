@@ -72,8 +72,18 @@ impl Inferred {
         self.columns = types::merge_fields(self.columns, other.columns);
         self.records += other.records;
         if let (
-            Format::Csv { header: a, quoted: qa, open_csv: oa, .. },
-            Format::Csv { header: b, quoted: qb, open_csv: ob, .. },
+            Format::Csv {
+                header: a,
+                quoted: qa,
+                open_csv: oa,
+                ..
+            },
+            Format::Csv {
+                header: b,
+                quoted: qb,
+                open_csv: ob,
+                ..
+            },
         ) = (&mut self.format, &other.format)
         {
             *a = *a && *b;
@@ -88,8 +98,15 @@ impl Inferred {
 #[derive(Debug, Clone)]
 pub enum Custom {
     Csv(csv::CsvOptions),
-    Json { json_path: String },
-    Grok { classification: String, grok: grok::Grok, pattern: String, custom_patterns: Option<String> },
+    Json {
+        json_path: String,
+    },
+    Grok {
+        classification: String,
+        grok: grok::Grok,
+        pattern: String,
+        custom_patterns: Option<String>,
+    },
     /// XML classifiers are stored but Lakebox does not crawl XML yet: they never match.
     Xml,
 }
@@ -133,28 +150,34 @@ pub fn classify_text(key: &str, head: &[u8], truncated: bool, custom: &[Custom])
     let text = match std::str::from_utf8(&raw) {
         Ok(t) => t.to_owned(),
         // A sample may end inside a multi-byte character.
-        Err(e) if truncated && e.error_len().is_none() => String::from_utf8_lossy(&raw[..e.valid_up_to()]).into_owned(),
+        Err(e) if truncated && e.error_len().is_none() => {
+            String::from_utf8_lossy(&raw[..e.valid_up_to()]).into_owned()
+        }
         Err(_) => return None,
     };
     for c in custom {
         let hit = match c {
-            Custom::Csv(opts) => csv::infer(&text, truncated, opts).map(|s| csv_inferred(s, codec, text.len())),
-            Custom::Json { json_path } => {
-                json::infer(&text, truncated, Some(json_path)).map(|s| json_inferred(s, Some(json_path.clone()), codec, text.len()))
+            Custom::Csv(opts) => {
+                csv::infer(&text, truncated, opts).map(|s| csv_inferred(s, codec, text.len()))
             }
-            Custom::Grok { classification, grok, pattern, custom_patterns } => {
-                grok.matches_sample(&text, truncated).map(|records| Inferred {
-                    classification: classification.clone(),
-                    format: Format::Grok {
-                        pattern: pattern.clone(),
-                        custom_patterns: custom_patterns.clone(),
-                    },
-                    columns: grok.fields.clone(),
-                    compression: codec.glue_name(),
-                    records: records as u64,
-                    average_record_size: (text.len() / records.max(1)) as u64,
-                })
-            }
+            Custom::Json { json_path } => json::infer(&text, truncated, Some(json_path))
+                .map(|s| json_inferred(s, Some(json_path.clone()), codec, text.len())),
+            Custom::Grok {
+                classification,
+                grok,
+                pattern,
+                custom_patterns,
+            } => grok.matches_sample(&text, truncated).map(|records| Inferred {
+                classification: classification.clone(),
+                format: Format::Grok {
+                    pattern: pattern.clone(),
+                    custom_patterns: custom_patterns.clone(),
+                },
+                columns: grok.fields.clone(),
+                compression: codec.glue_name(),
+                records: records as u64,
+                average_record_size: (text.len() / records.max(1)) as u64,
+            }),
             Custom::Xml => None,
         };
         if hit.is_some() {
@@ -168,13 +191,18 @@ pub fn classify_text(key: &str, head: &[u8], truncated: bool, custom: &[Custom])
 }
 
 /// A self-describing file's inference from its metadata.
-pub fn from_file_schema(classification: &str, format: Format, s: columnar::FileSchema, size: u64) -> Inferred {
+pub fn from_file_schema(
+    classification: &str,
+    format: Format,
+    s: columnar::FileSchema,
+    size: u64,
+) -> Inferred {
     Inferred {
         classification: classification.into(),
         format,
         columns: s.columns,
         compression: s.codec.unwrap_or("none"),
-        average_record_size: if s.records > 0 { size / s.records } else { size },
+        average_record_size: size.checked_div(s.records).unwrap_or(size),
         records: s.records,
     }
 }
@@ -190,10 +218,19 @@ pub fn storage_for(inferred: &Inferred) -> (StorageDescriptor, BTreeMap<String, 
     params.insert("compressionType".to_string(), inferred.compression.to_string());
     params.insert("typeOfData".to_string(), "file".to_string());
     let p = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     };
     let (input, output, serde, serde_params) = match &inferred.format {
-        Format::Csv { delimiter, quote, header, open_csv, quoted } => {
+        Format::Csv {
+            delimiter,
+            quote,
+            header,
+            open_csv,
+            quoted,
+        } => {
             let d = delimiter.to_string();
             params.insert("delimiter".into(), d.clone());
             params.insert("columnsOrdered".into(), "true".into());
@@ -206,18 +243,37 @@ pub fn storage_for(inferred: &Inferred) -> (StorageDescriptor, BTreeMap<String, 
                     TEXT_INPUT,
                     TEXT_OUTPUT,
                     "org.apache.hadoop.hive.serde2.OpenCSVSerde",
-                    p(&[("separatorChar", &d), ("quoteChar", &quote.to_string()), ("escapeChar", "\\")]),
+                    p(&[
+                        ("separatorChar", &d),
+                        ("quoteChar", &quote.to_string()),
+                        ("escapeChar", "\\"),
+                    ]),
                 )
             } else {
-                (TEXT_INPUT, TEXT_OUTPUT, "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe", p(&[("field.delim", &d)]))
+                (
+                    TEXT_INPUT,
+                    TEXT_OUTPUT,
+                    "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe",
+                    p(&[("field.delim", &d)]),
+                )
             }
         }
         Format::Json { json_path } => {
             if let Some(path) = json_path {
                 params.insert("jsonPath".into(), path.clone());
             }
-            let paths = inferred.columns.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(",");
-            (TEXT_INPUT, TEXT_OUTPUT, "org.openx.data.jsonserde.JsonSerDe", p(&[("paths", &paths)]))
+            let paths = inferred
+                .columns
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(",");
+            (
+                TEXT_INPUT,
+                TEXT_OUTPUT,
+                "org.openx.data.jsonserde.JsonSerDe",
+                p(&[("paths", &paths)]),
+            )
         }
         Format::Parquet => (
             "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
@@ -240,7 +296,10 @@ pub fn storage_for(inferred: &Inferred) -> (StorageDescriptor, BTreeMap<String, 
                 p(&[("avro.schema.literal", schema_literal)]),
             )
         }
-        Format::Grok { pattern, custom_patterns } => {
+        Format::Grok {
+            pattern,
+            custom_patterns,
+        } => {
             params.insert("grokPattern".into(), pattern.clone());
             let mut sp = p(&[("input.format", pattern)]);
             if let Some(c) = custom_patterns {
@@ -260,7 +319,11 @@ pub fn storage_for(inferred: &Inferred) -> (StorageDescriptor, BTreeMap<String, 
         location: None,
         input_format: Some(input.into()),
         output_format: Some(output.into()),
-        compressed: inferred.compression != "none" && matches!(inferred.format, Format::Csv { .. } | Format::Json { .. } | Format::Grok { .. }),
+        compressed: inferred.compression != "none"
+            && matches!(
+                inferred.format,
+                Format::Csv { .. } | Format::Json { .. } | Format::Grok { .. }
+            ),
         number_of_buckets: -1,
         serde_info: Some(SerDeInfo {
             name: None,

@@ -120,7 +120,6 @@ impl fmt::Display for HiveType {
 #[cfg(test)]
 mod tests {
     use super::HiveType::*;
-    use super::*;
 
     #[test]
     fn merging_widens_numbers_and_merges_structs() {
