@@ -559,3 +559,30 @@ def test_crawlers_survive_restart(tmp_path):
         g = lb.client("glue")
         assert g.get_crawler(Name="keep")["Crawler"]["Schedule"]["State"] == "SCHEDULED"
         assert g.get_classifier(Name="jc")["Classifier"]["JsonClassifier"]["JsonPath"] == "$[*]"
+
+
+def test_cli_example_from_the_docs(lakebox, tmp_path):
+    """docs/glue.md's example, command for command."""
+    part = tmp_path / "part.csv"
+    part.write_text("id,name,price\n1,apple,1.5\n2,pear,2.25\n")
+
+    def cli(*args):
+        r = lakebox.cli(*args)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    cli("s3", "mb", "s3://docs-lake")
+    cli("s3", "cp", str(part), "s3://docs-lake/sales/year=2024/month=01/part.csv")
+    cli("glue", "create-database", "--database-input", "Name=shop")
+    cli("glue", "create-crawler", "--name", "shop-crawler", "--role", ROLE, "--database-name", "shop",
+        "--targets", '{"S3Targets":[{"Path":"s3://docs-lake/sales/"}]}')
+    cli("glue", "start-crawler", "--name", "shop-crawler")
+    deadline = time.time() + 30
+    while json.loads(cli("glue", "get-crawler", "--name", "shop-crawler", "--query", "Crawler.[State,LastCrawl.Status]")) != ["READY", "SUCCEEDED"]:
+        assert time.time() < deadline
+        time.sleep(0.1)
+    table = json.loads(cli("glue", "get-table", "--database-name", "shop", "--name", "sales"))["Table"]
+    assert [c["Name"] for c in table["StorageDescriptor"]["Columns"]] == ["id", "name", "price"]
+    parts = json.loads(cli("glue", "get-partitions", "--database-name", "shop", "--table-name", "sales",
+                           "--expression", "year = '2024'"))["Partitions"]
+    assert [p["Values"] for p in parts] == [["2024", "01"]]
