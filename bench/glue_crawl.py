@@ -3,6 +3,7 @@
 
     python3 bench/glue_crawl.py                      # 10,000 objects in 1,000 partitions, CSV and Parquet
     python3 bench/glue_crawl.py --objects 2000 --partitions 200 --formats csv
+    python3 bench/glue_crawl.py --quick              # debug build, 500 objects (CI smoke test)
 
 For each format: a fresh release Lakebox, the objects uploaded with boto3 (Hive-style
 `dt=NNNN/` partitions, equal files per partition), one crawler over the dataset; the time is
@@ -100,14 +101,18 @@ def main():
     ap.add_argument("--partitions", type=int, default=1_000)
     ap.add_argument("--formats", default="csv,parquet")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "glue-crawl.md"))
+    ap.add_argument("--quick", action="store_true", help="debug build, 500 objects in 50 partitions")
     args = ap.parse_args()
-    lakebox_bin, _ = build(debug=False)
+    if args.quick:
+        args.objects, args.partitions = 500, 50
+    lakebox_bin, _ = build(debug=args.quick)
     results = [run(lakebox_bin, f, args.objects, args.partitions) for f in args.formats.split(",")]
     lines = [
         "# Glue crawl over a partitioned dataset",
         "",
         f"Command: `python3 bench/glue_crawl.py --objects {args.objects} --partitions {args.partitions} --formats {args.formats}`",
-        f"Machine: {os.cpu_count()} cores, {platform.platform()}; release build; fresh data directory per format.",
+        f"Machine: {os.cpu_count()} cores, {platform.platform()}; {'debug' if args.quick else 'release'} build; "
+        "fresh data directory per format.",
         "",
         "| format | objects | partitions | crawl (client) | crawl (LastRuntimeSeconds) | files/s | upload (boto3, 16 threads) | columns found |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
