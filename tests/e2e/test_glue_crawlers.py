@@ -586,3 +586,26 @@ def test_cli_example_from_the_docs(lakebox, tmp_path):
     parts = json.loads(cli("glue", "get-partitions", "--database-name", "shop", "--table-name", "sales",
                            "--expression", "year = '2024'"))["Partitions"]
     assert [p["Values"] for p in parts] == [["2024", "01"]]
+
+
+def test_grouping_follows_glues_documented_examples(glue, s3):
+    # Glue's example: dissimilar schemas under year= folders become two tables, year_2017 and
+    # year_2018; with CombineCompatibleSchemas, one table with partition key year.
+    s3.put_object(Bucket="lake", Key="docex/table1/year=2017/data1.json", Body=b'{"A": 1, "B": 2}\n')
+    s3.put_object(Bucket="lake", Key="docex/table1/year=2018/data2.json", Body=b'{"C": 3, "D": 4}\n')
+    db, _ = crawl(glue, "s3://lake/docex/table1/")
+    assert sorted(tables(glue, db)) == ["year_2017", "year_2018"]
+    cfg = json.dumps({"Version": 1.0, "Grouping": {"TableGroupingPolicy": "CombineCompatibleSchemas"}})
+    db, _ = crawl(glue, "s3://lake/docex/table1/", Configuration=cfg)
+    t = tables(glue, db)["table1"]
+    assert columns(t) == [("a", "int"), ("b", "int"), ("c", "int"), ("d", "int")]
+    assert [(k["Name"], k["Type"]) for k in t["PartitionKeys"]] == [("year", "string")]
+
+    # More than 70% of the folders share a schema: one table, the odd folder a partition too.
+    for i in range(4):
+        s3.put_object(Bucket="lake", Key=f"docex/majority/p={i}/a.csv", Body=b"x,y\n1,2\n3,4\n")
+    s3.put_object(Bucket="lake", Key="docex/majority/p=9/a.csv", Body=b"q,r\n1,2\n3,4\n")
+    db, _ = crawl(glue, "s3://lake/docex/majority/")
+    got = tables(glue, db)
+    assert list(got) == ["majority"]
+    assert len(partitions(glue, db, "majority")) == 5

@@ -2,11 +2,11 @@
 //! format needs, group folders into tables and partitions as Glue does, and write the result
 //! into the catalog following the crawler's schema-change and recrawl policies.
 //!
-//! Grouping: a folder is a table when everything below it is one format with similar schemas
-//! (or `CombineCompatibleSchemas` is on, or its subfolders are Hive-style `key=value`); its
-//! subfolders are then partitions. Otherwise each subfolder is looked at on its own. "Similar"
-//! means the column names overlap by at least 70% (Jaccard), Glue's documented threshold.
-
+//! Grouping, as Glue documents it: a folder is one table when its subfolders (and its own
+//! files) are compatible data (same format and compression) and either more than 70% of them
+//! share a schema with at most five distinct schemas, or `CombineCompatibleSchemas` is on; its
+//! subfolders are then partitions. Otherwise each subfolder is looked at on its own, and a
+//! `key=value` folder that becomes a table is named `key_value`.
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 use std::sync::Arc;
@@ -23,7 +23,10 @@ use crate::model::{Column, Partition, Table};
 
 /// Files read at once during a crawl.
 const READ_CONCURRENCY: usize = 16;
+/// Glue's partition threshold: the share of a folder's members that must have one schema.
 const SIMILARITY: f64 = 0.7;
+/// Glue's limit on distinct schemas ("clusters") among partitions of one table.
+const MAX_SCHEMAS: usize = 5;
 
 #[derive(Debug, Clone)]
 pub struct S3Target {
@@ -217,16 +220,48 @@ fn column_names(i: &Inferred) -> BTreeSet<String> {
     i.columns.iter().map(|(n, _)| n.to_lowercase()).collect()
 }
 
-fn similar(a: &Inferred, b: &Inferred, combine: bool) -> bool {
-    if !a.same_format(b) {
-        return false;
-    }
-    if combine {
+/// Whether two schemas are one schema for grouping: one's columns contain the other's (a
+/// schema that gained columns), or they share at least 70% of their names.
+fn schemas_match(a: &Inferred, b: &Inferred) -> bool {
+    let (x, y) = (column_names(a), column_names(b));
+    if x.is_subset(&y) || y.is_subset(&x) {
         return true;
     }
-    let (x, y) = (column_names(a), column_names(b));
     let union = x.union(&y).count();
-    union == 0 || x.intersection(&y).count() as f64 / union as f64 >= SIMILARITY
+    x.intersection(&y).count() as f64 / union as f64 >= SIMILARITY
+}
+
+/// Glue's rule for the members of one folder (its subfolders, and its own files as one more
+/// member): they are partitions of one table when they are compatible data (same format and
+/// compression) and either CombineCompatibleSchemas is on, or more than 70% of them share one
+/// schema and there are at most five distinct schemas. Returns their merged inference then.
+fn group(members: &[&Inferred], combine: bool) -> Option<Inferred> {
+    let first = *members.first()?;
+    if !members.iter().all(|m| m.same_format(first)) {
+        return None;
+    }
+    if !combine && members.len() > 1 {
+        // Greedy clustering against each cluster's merged schema.
+        let mut clusters: Vec<(Inferred, usize)> = Vec::new();
+        for m in members {
+            match clusters.iter_mut().find(|(rep, _)| schemas_match(rep, m)) {
+                Some((rep, n)) => {
+                    *rep = rep.clone().merge((*m).clone());
+                    *n += 1;
+                }
+                None => clusters.push(((*m).clone(), 1)),
+            }
+        }
+        let largest = clusters.iter().map(|(_, n)| *n).max().unwrap_or(0);
+        if clusters.len() > MAX_SCHEMAS || largest as f64 / members.len() as f64 <= SIMILARITY {
+            return None;
+        }
+    }
+    Some(
+        members[1..]
+            .iter()
+            .fold(first.clone(), |acc, m| acc.merge((*m).clone())),
+    )
 }
 
 fn hive_key(name: &str) -> Option<(&str, &str)> {
@@ -246,26 +281,14 @@ fn summarize(f: &mut Folder, combine: bool) {
     }
     f.objects = f.files.len() as u64 + f.children.values().map(|c| c.objects).sum::<u64>();
     f.bytes = f.files.iter().map(|o| o.size).sum::<u64>() + f.children.values().map(|c| c.bytes).sum::<u64>();
-    let mut parts: Vec<&Inferred> = f.own.iter().collect();
+    let mut members: Vec<&Inferred> = f.own.iter().collect();
     let mut mixed = false;
     for c in f.children.values() {
         mixed |= c.mixed;
-        parts.extend(c.summary.iter());
+        members.extend(c.summary.iter());
     }
-    let hive_children = !f.children.is_empty() && f.children.keys().all(|k| hive_key(k).is_some());
-    let mut summary: Option<Inferred> = None;
-    for p in parts {
-        summary = match summary {
-            None => Some(p.clone()),
-            Some(s) if similar(&s, p, combine || hive_children) => Some(s.merge(p.clone())),
-            Some(s) => {
-                mixed = true;
-                Some(s)
-            }
-        };
-    }
-    f.mixed = mixed;
-    f.summary = if mixed { None } else { summary };
+    f.summary = if mixed { None } else { group(&members, combine) };
+    f.mixed = mixed || (!members.is_empty() && f.summary.is_none());
 }
 
 /// A table found by the crawl: where it is, its folder, and the name it will get.
@@ -324,8 +347,20 @@ fn data_folders<'a>(f: &'a Folder, path: &mut Vec<String>, out: &mut Vec<(Vec<St
     }
 }
 
+/// Glue names a table after its folder, lowercase, with characters other than letters,
+/// digits, `_` and `-` replaced by `_` (`year=2017` becomes `year_2017`).
 fn table_name(prefix: &str, name: &str) -> String {
-    format!("{prefix}{name}").to_lowercase()
+    format!("{prefix}{name}")
+        .to_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 fn stats_params(params: &mut BTreeMap<String, String>, i: &Inferred, objects: u64, bytes: u64) {

@@ -58,9 +58,11 @@ pub struct Inferred {
 }
 
 impl Inferred {
-    /// Whether two files can be rows of one table: same classification and format settings.
+    /// Whether two files can be rows of one table: same classification, compression and
+    /// format settings.
     pub fn same_format(&self, other: &Inferred) -> bool {
         self.classification == other.classification
+            && self.compression == other.compression
             && match (&self.format, &other.format) {
                 (Format::Csv { delimiter: a, .. }, Format::Csv { delimiter: b, .. }) => a == b,
                 (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
