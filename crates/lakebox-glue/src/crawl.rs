@@ -779,6 +779,49 @@ mod tests {
         assert!(!m("[!x]*", "xbc"));
     }
 
+    fn inferred(cols: &[&str]) -> Inferred {
+        Inferred {
+            classification: "json".into(),
+            format: Format::Json { json_path: None },
+            columns: cols
+                .iter()
+                .map(|c| (c.to_string(), crate::infer::types::HiveType::Int))
+                .collect(),
+            compression: "none",
+            records: 1,
+            average_record_size: 10,
+        }
+    }
+
+    #[test]
+    fn grouping_needs_a_70_percent_majority_and_at_most_five_schemas() {
+        let (ab, abc, cd) = (
+            inferred(&["a", "b"]),
+            inferred(&["a", "b", "c"]),
+            inferred(&["c", "d"]),
+        );
+        // A schema that adds columns is the same schema.
+        assert!(group(&[&ab, &abc, &ab], false).is_some());
+        // Half and half: separate tables, unless schemas are combined.
+        assert!(group(&[&ab, &cd], false).is_none());
+        assert_eq!(group(&[&ab, &cd], true).unwrap().columns.len(), 4);
+        // Three of four share a schema (75%): one table with every column.
+        assert_eq!(group(&[&ab, &ab, &ab, &cd], false).unwrap().columns.len(), 4);
+        let mut gz = ab.clone();
+        gz.compression = "gzip";
+        assert!(group(&[&ab, &gz], true).is_none());
+        let six: Vec<Inferred> = (0..6).map(|i| inferred(&[&format!("c{i}")])).collect();
+        let mut many: Vec<&Inferred> = vec![&ab; 30];
+        many.extend(six.iter());
+        assert!(group(&many, false).is_none(), "six distinct schemas");
+    }
+
+    #[test]
+    fn table_names() {
+        assert_eq!(table_name("", "year=2017"), "year_2017");
+        assert_eq!(table_name("raw_", "My-Data.v2"), "raw_my-data_v2");
+    }
+
     #[test]
     fn s3_paths() {
         assert_eq!(parse_s3("s3://b/data").unwrap(), ("b".into(), "data/".into()));

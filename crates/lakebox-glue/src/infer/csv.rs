@@ -6,6 +6,9 @@ use super::types::HiveType;
 /// The delimiters the built-in classifier tries, in Glue's order.
 pub const DELIMITERS: [char; 5] = [',', '|', '\t', ';', '\u{1}'];
 
+/// Records a CSV sample is inferred from, besides a header.
+pub const MAX_RECORDS: usize = 1000;
+
 /// How a custom CSV classifier constrains the guess.
 #[derive(Debug, Clone, Default)]
 pub struct CsvOptions {
@@ -169,7 +172,9 @@ pub fn infer(text: &str, truncated: bool, opts: &CsvOptions) -> Option<CsvSchema
             best = Some((d, rows, quoted));
         }
     }
-    let (delimiter, rows, quoted) = best?;
+    let (delimiter, mut rows, quoted) = best?;
+    // Glue reads the first 1,000 records (or the first megabyte, whichever comes first).
+    rows.truncate(MAX_RECORDS + 1);
     // Glue needs two rows to call a file CSV (a header and a record, or two records).
     if rows.len() < 2 && opts.header.is_none() {
         return None;
