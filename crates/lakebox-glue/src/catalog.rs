@@ -106,16 +106,19 @@ fn version_key_part(version: u64) -> String {
 pub type PartitionFailure = (Vec<String>, ServiceError);
 
 pub struct Catalog {
-    store: MetaStore,
+    store: Arc<MetaStore>,
     clock: Arc<dyn Clock>,
 }
 
 impl Catalog {
+    /// A catalog in its own store file.
     pub fn open(path: &Path, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
-        Ok(Catalog {
-            store: MetaStore::open(path)?,
-            clock,
-        })
+        Ok(Catalog::new(Arc::new(MetaStore::open(path)?), clock))
+    }
+
+    /// A catalog in a store shared with other Glue state (its tables have their own names).
+    pub fn new(store: Arc<MetaStore>, clock: Arc<dyn Clock>) -> Self {
+        Catalog { store, clock }
     }
 
     fn now(&self) -> Timestamp {

@@ -65,8 +65,10 @@ impl Glue {
         lake: Lake,
         settings: GlueSettings,
     ) -> Result<Self, StoreError> {
-        let catalog = Arc::new(Catalog::open(&dir.join("catalog.redb"), clock.clone())?);
-        let store = Arc::new(MetaStore::open(&dir.join("crawlers.redb"))?);
+        // One store (one file, one group-commit writer) for the catalog, crawlers and
+        // classifiers.
+        let store = Arc::new(MetaStore::open(&dir.join("glue.redb"))?);
+        let catalog = Arc::new(Catalog::new(store.clone(), clock.clone()));
         let classifiers = Arc::new(Classifiers::new(store.clone(), clock.clone()));
         let crawlers = Crawlers::new(
             store,
