@@ -13,6 +13,7 @@
 //! This crate decides *how bytes look*; what an operation means is the service crates' business.
 
 pub mod eventstream;
+pub mod protobuf;
 pub mod query;
 pub mod rest_xml;
 pub mod rpc;

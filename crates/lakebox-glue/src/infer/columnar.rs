@@ -1,6 +1,7 @@
 //! Schemas of self-describing files, read from their metadata alone: the Parquet footer, the
 //! ORC file tail and the Avro header. No data pages are read.
 
+use lakebox_protocol::protobuf::{Field, Reader as Proto};
 use parquet::basic::{ConvertedType, LogicalType, Repetition, Type as Physical};
 use parquet::schema::types::Type as PqType;
 use serde_json::Value;
@@ -148,59 +149,6 @@ fn parquet_unrepeated(t: &PqType) -> HiveType {
 
 // ---- ORC ----
 
-/// A minimal protobuf reader: just enough for ORC's PostScript, Footer and Type messages.
-struct Proto<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-enum Field<'a> {
-    Varint(u64),
-    Bytes(&'a [u8]),
-    Other,
-}
-
-impl<'a> Proto<'a> {
-    fn varint(&mut self) -> Option<u64> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = *self.buf.get(self.pos)?;
-            self.pos += 1;
-            v |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Some(v);
-            }
-        }
-        None
-    }
-
-    fn next_field(&mut self) -> Option<(u64, Field<'a>)> {
-        if self.pos >= self.buf.len() {
-            return None;
-        }
-        let key = self.varint()?;
-        let field = match key & 7 {
-            0 => Field::Varint(self.varint()?),
-            1 => {
-                self.pos += 8;
-                Field::Other
-            }
-            2 => {
-                let len = self.varint()? as usize;
-                let b = self.buf.get(self.pos..self.pos + len)?;
-                self.pos += len;
-                Field::Bytes(b)
-            }
-            5 => {
-                self.pos += 4;
-                Field::Other
-            }
-            _ => return None,
-        };
-        Some((key >> 3, field))
-    }
-}
-
 /// What the PostScript says about the footer before it.
 pub struct OrcPostScript {
     pub footer_len: usize,
@@ -211,7 +159,7 @@ pub struct OrcPostScript {
 pub fn orc_postscript(tail: &[u8]) -> Option<(OrcPostScript, usize)> {
     let ps_len = *tail.last()? as usize;
     let ps = tail.get(tail.len().checked_sub(1 + ps_len)?..tail.len() - 1)?;
-    let mut p = Proto { buf: ps, pos: 0 };
+    let mut p = Proto::new(ps);
     let (mut footer_len, mut compression, mut magic) = (None, 0, false);
     while let Some((no, f)) = p.next_field() {
         match (no, f) {
@@ -271,7 +219,7 @@ struct OrcType {
 }
 
 fn orc_type(msg: &[u8]) -> Option<OrcType> {
-    let mut p = Proto { buf: msg, pos: 0 };
+    let mut p = Proto::new(msg);
     let mut t = OrcType {
         kind: 0,
         subtypes: Vec::new(),
@@ -284,8 +232,8 @@ fn orc_type(msg: &[u8]) -> Option<OrcType> {
             (1, Field::Varint(v)) => t.kind = v,
             (2, Field::Varint(v)) => t.subtypes.push(v as usize),
             (2, Field::Bytes(b)) => {
-                let mut q = Proto { buf: b, pos: 0 };
-                while q.pos < b.len() {
+                let mut q = Proto::new(b);
+                while !q.at_end() {
                     t.subtypes.push(q.varint()? as usize);
                 }
             }
@@ -337,7 +285,7 @@ fn orc_hive(types: &[OrcType], id: usize, depth: usize) -> HiveType {
 /// Decodes the (possibly compressed) footer of an ORC file.
 pub fn orc_schema(footer: &[u8], ps: &OrcPostScript) -> Option<FileSchema> {
     let footer = orc_decompress(footer, ps.compression)?;
-    let mut p = Proto { buf: &footer, pos: 0 };
+    let mut p = Proto::new(&footer);
     let mut types = Vec::new();
     let mut rows = 0;
     while let Some((no, f)) = p.next_field() {

@@ -1,0 +1,5 @@
+//! Amazon Data Firehose for Lakebox.
+
+pub mod compress;
+mod errors;
+pub mod prefix;
