@@ -140,11 +140,15 @@ mod tests {
         let data: Vec<u8> = (0..300_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
         let gz = Format::Gzip.compress(&data, "x");
         let mut back = Vec::new();
-        flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut back).unwrap();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut back)
+            .unwrap();
         assert_eq!(back, data);
         let sn = Format::Snappy.compress(&data, "x");
         let mut back = Vec::new();
-        snap::read::FrameDecoder::new(&sn[..]).read_to_end(&mut back).unwrap();
+        snap::read::FrameDecoder::new(&sn[..])
+            .read_to_end(&mut back)
+            .unwrap();
         assert_eq!(back, data);
         let hs = Format::HadoopSnappy.compress(&data, "x");
         assert_eq!(u32::from_be_bytes(hs[..4].try_into().unwrap()), 256 * 1024);

@@ -1,5 +1,136 @@
-//! Amazon Data Firehose for Lakebox.
+//! Amazon Data Firehose for Lakebox: records put to a delivery stream (or read from a Kinesis
+//! stream) are durable in the stream's own log before they are acknowledged, buffered by size
+//! and time, processed (de-aggregation, jq metadata extraction, delimiters), partitioned,
+//! converted to Parquet with a Glue table's schema or compressed, and written to Lakebox S3.
+//!
+//! - [`streams`]: definitions, logs, checkpoints.
+//! - [`deliver`]: the per-stream delivery worker; [`source`]: the Kinesis reader.
+//! - [`destination`], [`prefix`], [`compress`], [`process`], [`convert`], [`parquet_out`].
 
+mod api;
 pub mod compress;
+pub mod convert;
+pub mod deliver;
+pub mod destination;
 mod errors;
+pub mod parquet_out;
 pub mod prefix;
+pub mod process;
+pub mod source;
+pub mod streams;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use lakebox_core::{Clock, RequestContext, ServiceError};
+use lakebox_gateway::service::BoxFuture;
+use lakebox_gateway::{RpcRequest, RpcResponse, RpcService};
+use lakebox_glue::Catalog;
+use lakebox_kinesis::streams::Streams as KinesisStreams;
+use lakebox_s3::lake::Lake;
+use lakebox_store::StoreError;
+use serde_json::Value;
+
+use deliver::Deliverer;
+use streams::{DeliveryStream, Streams};
+
+/// Knobs of the Firehose service.
+#[derive(Debug, Clone, Default)]
+pub struct FirehoseSettings {
+    /// Milliseconds a new stream stays CREATING (and a deleted one DELETING).
+    pub create_delay_millis: i64,
+}
+
+pub struct Firehose {
+    streams: Arc<Streams>,
+    kinesis: Arc<KinesisStreams>,
+    deliverer: Arc<Deliverer>,
+}
+
+impl Firehose {
+    pub fn open(
+        dir: &Path,
+        clock: Arc<dyn Clock>,
+        lake: Lake,
+        catalog: Arc<Catalog>,
+        kinesis: Arc<KinesisStreams>,
+        settings: FirehoseSettings,
+    ) -> Result<Self, StoreError> {
+        let streams = Arc::new(Streams::open(dir, clock, settings.create_delay_millis)?);
+        let deliverer = Arc::new(Deliverer {
+            streams: streams.clone(),
+            lake,
+            catalog,
+        });
+        Ok(Firehose {
+            streams,
+            kinesis,
+            deliverer,
+        })
+    }
+
+    /// Starts the workers of every stored stream: what was acknowledged before a restart is
+    /// delivered after it.
+    pub fn start_background_work(&self) -> Result<(), StoreError> {
+        for s in self.streams.all().map_err(|e| StoreError::Corrupt(e.message))? {
+            self.start_workers(&s);
+        }
+        Ok(())
+    }
+
+    fn start_workers(&self, s: &DeliveryStream) {
+        let d = self.deliverer.clone();
+        tokio::spawn(d.run(s.account.clone(), s.region.clone(), s.name.clone(), s.uid.clone()));
+        if s.kinesis_source.is_some() {
+            tokio::spawn(source::run(
+                self.streams.clone(),
+                self.kinesis.clone(),
+                s.account.clone(),
+                s.region.clone(),
+                s.name.clone(),
+                s.uid.clone(),
+            ));
+        }
+    }
+}
+
+/// Drops `null` members so that absent outputs are absent on the wire.
+fn reply(req: &RpcRequest, mut v: Value) -> Result<RpcResponse, ServiceError> {
+    if let Value::Object(m) = &mut v {
+        m.retain(|_, v| !v.is_null());
+    }
+    req.reply(&v)
+}
+
+impl RpcService for Firehose {
+    fn call(
+        self: Arc<Self>,
+        ctx: RequestContext,
+        req: RpcRequest,
+    ) -> BoxFuture<Result<RpcResponse, ServiceError>> {
+        Box::pin(async move {
+            let f = &*self;
+            let out = match req.operation.as_str() {
+                "CreateDeliveryStream" => api::create(f, &ctx, req.decode()?).await?,
+                "DescribeDeliveryStream" => api::describe(f, &ctx, req.decode()?)?,
+                "ListDeliveryStreams" => api::list(f, &ctx, req.decode()?)?,
+                "DeleteDeliveryStream" => api::delete(f, &ctx, req.decode()?).await?,
+                "PutRecord" => api::put_record(f, &ctx, req.decode()?).await?,
+                "PutRecordBatch" => api::put_record_batch(f, &ctx, req.decode()?).await?,
+                "UpdateDestination" => api::update_destination(f, &ctx, req.decode()?).await?,
+                "TagDeliveryStream" => api::tag(f, &ctx, req.decode()?).await?,
+                "UntagDeliveryStream" => api::untag(f, &ctx, req.decode()?).await?,
+                "ListTagsForDeliveryStream" => api::list_tags(f, &ctx, req.decode()?)?,
+                "StartDeliveryStreamEncryption" => api::set_encryption(f, &ctx, req.decode()?, true).await?,
+                "StopDeliveryStreamEncryption" => api::set_encryption(f, &ctx, req.decode()?, false).await?,
+                other => {
+                    return Err(ServiceError::client(
+                        "UnknownOperationException",
+                        format!("Operation {other} is not supported by Lakebox's Firehose yet."),
+                    ));
+                }
+            };
+            reply(&req, out)
+        })
+    }
+}

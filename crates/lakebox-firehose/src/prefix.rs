@@ -67,9 +67,27 @@ fn parse_datetime_pattern(p: &str) -> Result<Vec<Fmt>, String> {
     Ok(out)
 }
 
-const DAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
+const DAYS: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
 const MONTHS: [&str; 12] = [
-    "January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
     "December",
 ];
 
@@ -131,7 +149,9 @@ impl Prefix {
                 parts.push(Part::Text(rest[..start].to_owned()));
             }
             let after = &rest[start + 2..];
-            let end = after.find('}').ok_or_else(|| bad("an expression is not closed with '}'".into()))?;
+            let end = after
+                .find('}')
+                .ok_or_else(|| bad("an expression is not closed with '}'".into()))?;
             let expr = &after[..end];
             if expr.contains("!{") {
                 return Err(bad("expressions cannot be nested".into()));
@@ -140,23 +160,29 @@ impl Prefix {
                 .split_once(':')
                 .ok_or_else(|| bad(format!("'!{{{expr}}}' is not of the form !{{namespace:value}}")))?;
             let part = match (ns, value) {
-                ("timestamp", pattern) => Part::Timestamp(parse_datetime_pattern(pattern).map_err(|e| bad(e))?),
+                ("timestamp", pattern) => Part::Timestamp(parse_datetime_pattern(pattern).map_err(&bad)?),
                 ("firehose", "random-string") => Part::RandomString,
                 ("firehose", "error-output-type") => {
                     if role == Role::Prefix {
-                        return Err(bad("!{firehose:error-output-type} can be used only in ErrorOutputPrefix".into()));
+                        return Err(bad(
+                            "!{firehose:error-output-type} can be used only in ErrorOutputPrefix".into(),
+                        ));
                     }
                     Part::ErrorOutputType
                 }
                 ("firehose", other) => return Err(bad(format!("unknown firehose expression '{other}'"))),
                 ("partitionKeyFromQuery", key) if !key.is_empty() => {
                     if role == Role::ErrorOutputPrefix {
-                        return Err(bad("partitionKeyFromQuery expressions cannot be used in ErrorOutputPrefix".into()));
+                        return Err(bad(
+                            "partitionKeyFromQuery expressions cannot be used in ErrorOutputPrefix".into(),
+                        ));
                     }
                     Part::PartitionKey(key.to_owned())
                 }
                 ("partitionKeyFromLambda", _) => {
-                    return Err(bad("partitionKeyFromLambda needs Lambda, which Lakebox does not have yet".into()));
+                    return Err(bad(
+                        "partitionKeyFromLambda needs Lambda, which Lakebox does not have yet".into(),
+                    ));
                 }
                 (other, _) => return Err(bad(format!("unknown namespace '{other}'"))),
             };
@@ -167,8 +193,11 @@ impl Prefix {
             parts.push(Part::Text(rest.to_owned()));
         }
         let p = Prefix { parts };
-        if role == Role::ErrorOutputPrefix && p.has_expressions() && !p.parts.contains(&Part::ErrorOutputType) {
-            return Err(bad("an ErrorOutputPrefix with expressions must include !{firehose:error-output-type}".into()));
+        if role == Role::ErrorOutputPrefix && p.has_expressions() && !p.parts.contains(&Part::ErrorOutputType)
+        {
+            return Err(bad(
+                "an ErrorOutputPrefix with expressions must include !{firehose:error-output-type}".into(),
+            ));
         }
         Ok(p)
     }
@@ -189,7 +218,10 @@ impl Prefix {
 
     /// Evaluates the prefix for an object whose oldest record arrived at `millis`.
     pub fn evaluate(&self, millis: i64, tz: Tz, error_type: &str, keys: &BTreeMap<String, String>) -> String {
-        let t = tz.timestamp_millis_opt(millis).single().unwrap_or_else(|| tz.timestamp_millis_opt(0).unwrap());
+        let t = tz
+            .timestamp_millis_opt(millis)
+            .single()
+            .unwrap_or_else(|| tz.timestamp_millis_opt(0).unwrap());
         let mut s = String::new();
         for p in &self.parts {
             match p {
@@ -219,13 +251,19 @@ fn random_string() -> String {
 
 /// The default prefix `YYYY/MM/dd/HH/` in the stream's time zone.
 pub fn default_prefix(millis: i64, tz: Tz) -> String {
-    let t = tz.timestamp_millis_opt(millis).single().unwrap_or_else(|| tz.timestamp_millis_opt(0).unwrap());
+    let t = tz
+        .timestamp_millis_opt(millis)
+        .single()
+        .unwrap_or_else(|| tz.timestamp_millis_opt(0).unwrap());
     format!("{:04}/{:02}/{:02}/{:02}/", t.year(), t.month(), t.day(), t.hour())
 }
 
 /// `<stream>-<version>-YYYY-MM-DD-HH-MM-SS-<uuid>` for an object written at `millis`.
 pub fn suffix(stream: &str, version: u64, millis: i64, tz: Tz) -> String {
-    let t = tz.timestamp_millis_opt(millis).single().unwrap_or_else(|| tz.timestamp_millis_opt(0).unwrap());
+    let t = tz
+        .timestamp_millis_opt(millis)
+        .single()
+        .unwrap_or_else(|| tz.timestamp_millis_opt(0).unwrap());
     format!(
         "{stream}-{version}-{:04}-{:02}-{:02}-{:02}-{:02}-{:02}-{}",
         t.year(),
@@ -260,32 +298,60 @@ mod tests {
 
     #[test]
     fn timestamp_patterns() {
-        let p = Prefix::parse("year=!{timestamp:yyyy}/month=!{timestamp:MM}/day=!{timestamp:dd}/!{timestamp:HH-mm-ss.SSS}/", Role::Prefix).unwrap();
-        assert_eq!(p.evaluate(T, Tz::UTC, "", &BTreeMap::new()), "year=2023/month=11/day=14/22-13-20.123/");
+        let p = Prefix::parse(
+            "year=!{timestamp:yyyy}/month=!{timestamp:MM}/day=!{timestamp:dd}/!{timestamp:HH-mm-ss.SSS}/",
+            Role::Prefix,
+        )
+        .unwrap();
+        assert_eq!(
+            p.evaluate(T, Tz::UTC, "", &BTreeMap::new()),
+            "year=2023/month=11/day=14/22-13-20.123/"
+        );
         let p = Prefix::parse("!{timestamp:EEE MMM yy 'at' h a}", Role::Prefix).unwrap();
-        assert_eq!(p.evaluate(T, Tz::UTC, "", &BTreeMap::new()), "Tue Nov 23 at 10 PM");
+        assert_eq!(
+            p.evaluate(T, Tz::UTC, "", &BTreeMap::new()),
+            "Tue Nov 23 at 10 PM"
+        );
         let tokyo = time_zone(Some("Asia/Tokyo")).unwrap();
-        assert_eq!(Prefix::parse("!{timestamp:dd-HH}", Role::Prefix).unwrap().evaluate(T, tokyo, "", &BTreeMap::new()), "15-07");
+        assert_eq!(
+            Prefix::parse("!{timestamp:dd-HH}", Role::Prefix)
+                .unwrap()
+                .evaluate(T, tokyo, "", &BTreeMap::new()),
+            "15-07"
+        );
         assert_eq!(default_prefix(T, Tz::UTC), "2023/11/14/22/");
         assert!(suffix("s", 1, T, Tz::UTC).starts_with("s-1-2023-11-14-22-13-20-"));
     }
 
     #[test]
     fn firehose_and_partition_keys() {
-        let p = Prefix::parse("data/!{partitionKeyFromQuery:customer}/!{firehose:random-string}/", Role::Prefix).unwrap();
+        let p = Prefix::parse(
+            "data/!{partitionKeyFromQuery:customer}/!{firehose:random-string}/",
+            Role::Prefix,
+        )
+        .unwrap();
         let keys = BTreeMap::from([("customer".to_string(), "acme".to_string())]);
         let out = p.evaluate(T, Tz::UTC, "", &keys);
-        assert!(out.starts_with("data/acme/") && out.len() == "data/acme/".len() + 12, "{out}");
+        assert!(
+            out.starts_with("data/acme/") && out.len() == "data/acme/".len() + 12,
+            "{out}"
+        );
         assert_eq!(p.partition_keys(), ["customer"]);
         let e = Prefix::parse("err/!{firehose:error-output-type}/", Role::ErrorOutputPrefix).unwrap();
-        assert_eq!(e.evaluate(T, Tz::UTC, "processing-failed", &keys), "err/processing-failed/");
+        assert_eq!(
+            e.evaluate(T, Tz::UTC, "processing-failed", &keys),
+            "err/processing-failed/"
+        );
     }
 
     #[test]
     fn aws_rules() {
         for (text, role) in [
             ("x/!{firehose:error-output-type}/", Role::Prefix),
-            ("x/!{partitionKeyFromQuery:a}/!{firehose:error-output-type}", Role::ErrorOutputPrefix),
+            (
+                "x/!{partitionKeyFromQuery:a}/!{firehose:error-output-type}",
+                Role::ErrorOutputPrefix,
+            ),
             ("x/!{timestamp:yyyy}/", Role::ErrorOutputPrefix),
             ("x/!{nope:yyyy}/", Role::Prefix),
             ("x/!{timestamp:yyyy/", Role::Prefix),

@@ -28,6 +28,7 @@ use lakebox_core::{Arn, Clock, RequestContext, ServiceError};
 use lakebox_gateway::service::BoxFuture;
 use lakebox_gateway::{RpcRequest, RpcResponse, RpcService};
 
+pub use records::decode_payload;
 pub use streams::KinesisSettings;
 use streams::Streams;
 
@@ -41,6 +42,12 @@ impl Kinesis {
     /// Starts the retention sweeper (call once, inside the runtime).
     pub fn start_background_work(&self) -> tokio::task::JoinHandle<()> {
         retention::spawn_sweeper(self.streams.clone())
+    }
+
+    /// The streams, for in-process readers (Firehose's Kinesis source): shard logs via
+    /// [`Streams::log`], stored records via [`decode_payload`].
+    pub fn streams(&self) -> Arc<Streams> {
+        self.streams.clone()
     }
 
     pub fn open(

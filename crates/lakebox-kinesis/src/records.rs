@@ -32,7 +32,8 @@ fn encode_payload(partition_key: &str, data: &[u8]) -> Vec<u8> {
     out
 }
 
-pub(crate) fn decode_payload(payload: &[u8]) -> Option<(String, Vec<u8>)> {
+/// A stored record: its partition key and data.
+pub fn decode_payload(payload: &[u8]) -> Option<(String, Vec<u8>)> {
     let n = u16::from_le_bytes(payload.get(..2)?.try_into().ok()?) as usize;
     let pk = std::str::from_utf8(payload.get(2..2 + n)?).ok()?.to_owned();
     Some((pk, payload[2 + n..].to_vec()))

@@ -98,6 +98,11 @@ pub struct ServeArgs {
     #[arg(long, env = "LAKEBOX_GLUE_CRAWL_MIN_MS", default_value_t = 0)]
     pub glue_crawl_min_ms: u64,
 
+    /// Milliseconds a new Firehose delivery stream stays CREATING (and a deleted one
+    /// DELETING). AWS takes seconds; the default 0 keeps scripts and tests fast.
+    #[arg(long, env = "LAKEBOX_FIREHOSE_CREATE_DELAY_MS", default_value_t = 0)]
+    pub firehose_create_delay_ms: u64,
+
     /// Open Kinesis shards allowed per account and region (AWS's default quota is 500 in the
     /// largest regions).
     #[arg(long, env = "LAKEBOX_KINESIS_SHARD_LIMIT", default_value_t = 500)]

@@ -130,6 +130,7 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
     let kinesis = lakebox_kinesis::Kinesis::open(&data_dir.join("kinesis"), clock.clone(), kinesis_settings)
         .map_err(|e| format!("cannot open the Kinesis store: {e}"))?;
     let _retention = kinesis.start_background_work();
+    let kinesis_streams = kinesis.streams();
     registry.rpc("kinesis", Arc::new(kinesis));
     let glue_settings = lakebox_glue::GlueSettings {
         crawl_min_millis: args.glue_crawl_min_ms,
@@ -137,7 +138,24 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
     let glue = lakebox_glue::Glue::open(&data_dir.join("glue"), clock.clone(), s3.lake(), glue_settings)
         .map_err(|e| format!("cannot open the Glue catalog: {e}"))?;
     let _crawler_schedules = glue.start_background_work();
+    let catalog = glue.catalog();
     registry.rpc("glue", Arc::new(glue));
+    let firehose_settings = lakebox_firehose::FirehoseSettings {
+        create_delay_millis: args.firehose_create_delay_ms as i64,
+    };
+    let firehose = lakebox_firehose::Firehose::open(
+        &data_dir.join("firehose"),
+        clock.clone(),
+        s3.lake(),
+        catalog,
+        kinesis_streams,
+        firehose_settings,
+    )
+    .map_err(|e| format!("cannot open the Firehose store: {e}"))?;
+    firehose
+        .start_background_work()
+        .map_err(|e| format!("cannot start Firehose delivery: {e}"))?;
+    registry.rpc("firehose", Arc::new(firehose));
     registry.http("s3", Arc::new(s3));
     if args.enable_test_routes {
         crate::testing::install(

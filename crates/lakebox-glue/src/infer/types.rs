@@ -68,6 +68,147 @@ impl HiveType {
     }
 }
 
+/// Parses a Hive type as Glue stores it in `Column.Type` (`bigint`, `decimal(10,2)`,
+/// `array<struct<a:int,b:string>>`, `map<string,double>`, `varchar(20)`, …).
+pub fn parse(text: &str) -> Result<HiveType, String> {
+    let mut p = TypeParser {
+        s: text.as_bytes(),
+        pos: 0,
+    };
+    let t = p.ty()?;
+    p.ws();
+    if p.pos != p.s.len() {
+        return Err(format!("unexpected text after the type in '{text}'"));
+    }
+    Ok(t)
+}
+
+struct TypeParser<'a> {
+    s: &'a [u8],
+    pos: usize,
+}
+
+impl TypeParser<'_> {
+    fn ws(&mut self) {
+        while self.pos < self.s.len() && self.s[self.pos].is_ascii_whitespace() {
+            self.pos += 1;
+        }
+    }
+
+    fn eat(&mut self, c: u8) -> bool {
+        self.ws();
+        if self.s.get(self.pos) == Some(&c) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect(&mut self, c: u8) -> Result<(), String> {
+        if self.eat(c) {
+            Ok(())
+        } else {
+            Err(format!("expected '{}' at position {}", c as char, self.pos))
+        }
+    }
+
+    fn word(&mut self) -> String {
+        self.ws();
+        let start = self.pos;
+        while self.pos < self.s.len()
+            && (self.s[self.pos].is_ascii_alphanumeric() || self.s[self.pos] == b'_')
+        {
+            self.pos += 1;
+        }
+        String::from_utf8_lossy(&self.s[start..self.pos]).into_owned()
+    }
+
+    /// A struct field name: a word, or anything up to ':' (Glue allows odd names).
+    fn field_name(&mut self) -> String {
+        self.ws();
+        let start = self.pos;
+        while self.pos < self.s.len() && self.s[self.pos] != b':' {
+            self.pos += 1;
+        }
+        String::from_utf8_lossy(&self.s[start..self.pos])
+            .trim()
+            .trim_matches('`')
+            .to_owned()
+    }
+
+    fn number(&mut self) -> Result<u32, String> {
+        let w = self.word();
+        w.parse().map_err(|_| format!("expected a number, found '{w}'"))
+    }
+
+    fn ty(&mut self) -> Result<HiveType, String> {
+        let w = self.word().to_ascii_lowercase();
+        Ok(match w.as_str() {
+            "string" => HiveType::String,
+            "varchar" | "char" => {
+                if self.eat(b'(') {
+                    self.number()?;
+                    self.expect(b')')?;
+                }
+                HiveType::String
+            }
+            "boolean" => HiveType::Boolean,
+            "tinyint" => HiveType::TinyInt,
+            "smallint" => HiveType::SmallInt,
+            "int" | "integer" => HiveType::Int,
+            "bigint" => HiveType::BigInt,
+            "float" | "real" => HiveType::Float,
+            "double" => HiveType::Double,
+            "timestamp" => HiveType::Timestamp,
+            "date" => HiveType::Date,
+            "binary" => HiveType::Binary,
+            "decimal" => {
+                if self.eat(b'(') {
+                    let p = self.number()?;
+                    let s = if self.eat(b',') { self.number()? } else { 0 };
+                    self.expect(b')')?;
+                    HiveType::Decimal(p, s)
+                } else {
+                    HiveType::Decimal(10, 0)
+                }
+            }
+            "array" => {
+                self.expect(b'<')?;
+                let t = self.ty()?;
+                self.expect(b'>')?;
+                HiveType::Array(Box::new(t))
+            }
+            "map" => {
+                self.expect(b'<')?;
+                let k = self.ty()?;
+                self.expect(b',')?;
+                let v = self.ty()?;
+                self.expect(b'>')?;
+                HiveType::Map(Box::new(k), Box::new(v))
+            }
+            "struct" => {
+                self.expect(b'<')?;
+                let mut fields = Vec::new();
+                if !self.eat(b'>') {
+                    loop {
+                        let name = self.field_name();
+                        self.expect(b':')?;
+                        fields.push((name, self.ty()?));
+                        if self.eat(b'>') {
+                            break;
+                        }
+                        self.expect(b',')?;
+                    }
+                }
+                HiveType::Struct(fields)
+            }
+            "" => return Err(format!("expected a type at position {}", self.pos)),
+            other => return Err(format!("unknown type '{other}'")),
+        })
+    }
+}
+
 fn is_numeric(t: &HiveType) -> bool {
     t.integer_rank().is_some() || matches!(t, HiveType::Float | HiveType::Double | HiveType::Decimal(..))
 }
@@ -131,5 +272,22 @@ mod tests {
         let b = Struct(vec![("b".into(), String), ("a".into(), Double)]);
         assert_eq!(a.merge(b).to_string(), "struct<a:double,b:string>");
         assert_eq!(Array(Box::new(Unknown)).resolved().to_string(), "array<string>");
+    }
+
+    #[test]
+    fn parses_glue_types() {
+        for t in [
+            "bigint",
+            "decimal(10,2)",
+            "array<struct<a:int,b:string>>",
+            "map<string,double>",
+            "struct<x:array<date>,y:timestamp>",
+        ] {
+            assert_eq!(super::parse(t).unwrap().to_string(), t);
+        }
+        assert_eq!(super::parse("varchar(20)").unwrap(), String);
+        assert_eq!(super::parse(" INT ").unwrap(), Int);
+        assert!(super::parse("array<int").is_err());
+        assert!(super::parse("blob").is_err());
     }
 }

@@ -1,0 +1,310 @@
+//! The delivery worker of one stream: reads its durable log from the checkpoint, buffers until
+//! SizeInMBs or IntervalInSeconds (whichever first), then processes, partitions, converts or
+//! compresses, writes the objects to Lakebox S3, and only then moves the checkpoint (so a
+//! crash re-delivers, never loses: at-least-once). Failed deliveries are retried with backoff;
+//! the records wait on disk.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use bytes::Bytes;
+use lakebox_core::ServiceError;
+use lakebox_glue::{Catalog, Scope};
+use lakebox_s3::lake::{Lake, PutOptions};
+use lakebox_store::LogRecord;
+use serde_json::json;
+
+use crate::convert::Conversion;
+use crate::destination::S3Destination;
+use crate::prefix::{default_prefix, suffix};
+use crate::process::{self, Failed, Outgoing};
+use crate::streams::{DeliveryStream, Streams};
+
+/// Most bytes read from the log per step.
+const READ_BYTES: usize = 8 * 1024 * 1024;
+/// Longest sleep: clocks may jump (tests), definitions may change.
+const MAX_WAIT: Duration = Duration::from_millis(500);
+
+pub struct Deliverer {
+    pub streams: Arc<Streams>,
+    pub lake: Lake,
+    pub catalog: Arc<Catalog>,
+}
+
+/// The error prefix for a failure type, as Firehose writes it when none is configured.
+fn error_key_prefix(dest: &S3Destination, error_type: &str, oldest: i64) -> String {
+    match &dest.error_prefix {
+        Some(p) => p.evaluate(oldest, dest.time_zone, error_type, &BTreeMap::new()),
+        None => format!("{error_type}/{}", default_prefix(oldest, dest.time_zone)),
+    }
+}
+
+impl Deliverer {
+    /// Runs until the stream is gone.
+    pub async fn run(self: Arc<Self>, account: String, region: String, name: String, uid: String) {
+        let waker = self.streams.waker(&uid);
+        let Ok(log) = self.streams.log(&uid) else {
+            tracing::error!(stream = %name, "cannot open the delivery stream's log");
+            return;
+        };
+        let mut tip = log.watch();
+        let mut next = self.streams.checkpoint(&uid).unwrap_or(0).max(log.first_offset());
+        let mut buffer: Vec<LogRecord> = Vec::new();
+        let mut buffered = 0u64;
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let stream = match self.streams.get(&account, &region, &name) {
+                Ok(Some(s)) if s.uid == uid => s,
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::error!(stream = %name, error = %e.message, "cannot read the delivery stream");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if let Some(until) = stream.deleting_until_millis {
+                if self.streams.now() >= until {
+                    if let Err(e) = self.streams.remove(&stream).await {
+                        tracing::error!(stream = %name, error = %e.message, "cannot remove the delivery stream");
+                    }
+                    return;
+                }
+                tokio::time::sleep(MAX_WAIT).await;
+                continue;
+            }
+            let dest = match S3Destination::parse(&stream.destination) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!(stream = %name, error = %e.message, "invalid destination");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            // Fill the buffer up to the size limit.
+            while buffered < dest.size_bytes {
+                let room = (dest.size_bytes - buffered).min(READ_BYTES as u64) as usize;
+                let l = log.clone();
+                let read = match tokio::task::spawn_blocking(move || l.read(next, 100_000, room)).await {
+                    Ok(Ok(r)) => r,
+                    _ => break,
+                };
+                let Some(last) = read.last() else { break };
+                next = last.offset + 1;
+                buffered += read.iter().map(|r| r.payload.len() as u64).sum::<u64>();
+                buffer.extend(read);
+            }
+            let now = self.streams.now();
+            let due = !buffer.is_empty()
+                && (buffered >= dest.size_bytes || now >= buffer[0].timestamp_millis + dest.interval_millis);
+            if due {
+                match self.deliver(&stream, &dest, &buffer).await {
+                    Ok(()) => {
+                        let done = buffer.last().map(|r| r.offset + 1).unwrap_or(next);
+                        if let Err(e) = self.streams.set_checkpoint(&uid, done).await {
+                            tracing::error!(stream = %name, error = %e.message, "cannot save the checkpoint");
+                        }
+                        let l = log.clone();
+                        let _ = tokio::task::spawn_blocking(move || l.truncate_before(done)).await;
+                        buffer.clear();
+                        buffered = 0;
+                        backoff = Duration::from_millis(200);
+                    }
+                    Err(e) => {
+                        tracing::warn!(stream = %name, error = %e.message, "delivery failed; retrying");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                }
+                continue;
+            }
+            let wait = match buffer.first() {
+                Some(r) => Duration::from_millis(
+                    (r.timestamp_millis + dest.interval_millis - now).clamp(1, 500) as u64,
+                ),
+                None => MAX_WAIT,
+            };
+            tokio::select! {
+                _ = tip.changed() => {}
+                _ = waker.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    async fn put(&self, bucket: &str, key: String, data: Vec<u8>) -> Result<(), ServiceError> {
+        self.lake
+            .put(bucket, &key, Bytes::from(data), PutOptions::default())
+            .await
+            .map(|_| ())
+    }
+
+    /// Writes one buffer's worth of records.
+    async fn deliver(
+        &self,
+        stream: &DeliveryStream,
+        dest: &S3Destination,
+        records: &[LogRecord],
+    ) -> Result<(), ServiceError> {
+        let raw: Vec<(Vec<u8>, i64)> = records
+            .iter()
+            .map(|r| (r.payload.clone(), r.timestamp_millis))
+            .collect();
+        if let Some(backup) = &dest.backup {
+            let oldest = raw.iter().map(|r| r.1).min().unwrap_or(0);
+            let body: Vec<u8> = raw.iter().flat_map(|r| r.0.iter().copied()).collect();
+            let key = self.object_key(stream, backup, backup_prefix(backup, oldest), oldest);
+            self.put(
+                &backup.bucket,
+                key.clone(),
+                backup.compression.compress(&body, &key),
+            )
+            .await?;
+        }
+        let (ok, failed) = process::apply(&dest.processing, raw);
+        // Records of one object share their partition keys.
+        let mut groups: BTreeMap<BTreeMap<String, String>, Vec<Outgoing>> = BTreeMap::new();
+        for r in ok {
+            groups.entry(r.keys.clone()).or_default().push(r);
+        }
+        let mut conversion_failures = Vec::new();
+        for (keys, group) in groups {
+            let oldest = group.iter().map(|r| r.arrival_millis).min().unwrap_or(0);
+            let prefix = match &dest.prefix {
+                Some(p) => p.evaluate(oldest, dest.time_zone, "", &keys),
+                None => default_prefix(oldest, dest.time_zone),
+            };
+            let key = self.object_key(stream, dest, prefix, oldest);
+            let body = match &dest.conversion {
+                Some(conv) => {
+                    let (body, failures) = self.convert(stream, conv, &group)?;
+                    conversion_failures.extend(failures);
+                    match body {
+                        Some(b) => b,
+                        None => continue,
+                    }
+                }
+                None => {
+                    let data: Vec<u8> = group.iter().flat_map(|r| r.data.iter().copied()).collect();
+                    dest.compression.compress(&data, &key)
+                }
+            };
+            self.put(&dest.bucket, key, body).await?;
+        }
+        self.write_errors(stream, dest, "processing-failed", &failed, None)
+            .await?;
+        let table = dest.conversion.as_ref();
+        self.write_errors(
+            stream,
+            dest,
+            "format-conversion-failed",
+            &conversion_failures,
+            table,
+        )
+        .await?;
+        Ok(())
+    }
+
+    fn object_key(
+        &self,
+        stream: &DeliveryStream,
+        dest: &S3Destination,
+        prefix: String,
+        oldest: i64,
+    ) -> String {
+        format!(
+            "{prefix}{}{}",
+            suffix(&stream.name, stream.version, oldest, dest.time_zone),
+            dest.extension()
+        )
+    }
+
+    fn convert(
+        &self,
+        stream: &DeliveryStream,
+        conv: &Conversion,
+        group: &[Outgoing],
+    ) -> Result<(Option<Vec<u8>>, Vec<Failed>), ServiceError> {
+        let scope = Scope::new(
+            conv.catalog_id.clone().unwrap_or_else(|| stream.account.clone()),
+            conv.region.clone().unwrap_or_else(|| stream.region.clone()),
+        );
+        let table = match self.catalog.get_table(&scope, &conv.database, &conv.table) {
+            Ok(t) => t,
+            Err(e) => {
+                let failed = group
+                    .iter()
+                    .map(|r| Failed {
+                        data: r.data.clone(),
+                        arrival_millis: r.arrival_millis,
+                        code: "DataFormatConversion.NonExistentTable".into(),
+                        message: e.message.clone(),
+                    })
+                    .collect();
+                return Ok((None, failed));
+            }
+        };
+        Ok(crate::parquet_out::write(&table, conv, group))
+    }
+
+    /// Failed records go under the error prefix, one JSON document per line, as Firehose
+    /// writes them.
+    async fn write_errors(
+        &self,
+        stream: &DeliveryStream,
+        dest: &S3Destination,
+        error_type: &str,
+        failed: &[Failed],
+        conv: Option<&Conversion>,
+    ) -> Result<(), ServiceError> {
+        if failed.is_empty() {
+            return Ok(());
+        }
+        let now = self.streams.now();
+        let oldest = failed.iter().map(|f| f.arrival_millis).min().unwrap_or(now);
+        let mut body = Vec::new();
+        for f in failed {
+            let doc = match conv {
+                Some(c) => json!({
+                    "attemptsMade": 1,
+                    "arrivalTimestamp": f.arrival_millis,
+                    "lastErrorCode": f.code,
+                    "lastErrorMessage": f.message,
+                    "attemptEndingTimestamp": now,
+                    "rawData": B64.encode(&f.data),
+                    "sequenceNumber": null,
+                    "subSequenceNumber": null,
+                    "dataCatalogTable": {
+                        "catalogId": c.catalog_id, "databaseName": c.database, "tableName": c.table,
+                        "region": c.region, "versionId": c.version_id, "roleArn": c.role_arn,
+                    },
+                }),
+                None => json!({
+                    "attemptsMade": 1,
+                    "arrivalTimestamp": f.arrival_millis,
+                    "errorCode": f.code,
+                    "errorMessage": f.message,
+                    "attemptEndingTimestamp": now,
+                    "rawData": B64.encode(&f.data),
+                }),
+            };
+            body.extend_from_slice(doc.to_string().as_bytes());
+            body.push(b'\n');
+        }
+        let prefix = error_key_prefix(dest, error_type, oldest);
+        let key = format!(
+            "{prefix}{}",
+            suffix(&stream.name, stream.version, oldest, dest.time_zone)
+        );
+        self.put(&dest.bucket, key, body).await
+    }
+}
+
+fn backup_prefix(backup: &S3Destination, oldest: i64) -> String {
+    match &backup.prefix {
+        Some(p) => p.evaluate(oldest, backup.time_zone, "", &BTreeMap::new()),
+        None => default_prefix(oldest, backup.time_zone),
+    }
+}

@@ -1,0 +1,475 @@
+"""Data Firehose with boto3: delivery streams, durable buffering, object names, compression,
+processing, dynamic partitioning, Parquet conversion and Kinesis sources, checked by reading
+what lands in Lakebox S3."""
+
+import base64
+import gzip
+import hashlib
+import io
+import json
+import re
+import struct
+import time
+import zipfile
+
+import botocore.exceptions
+import cramjam
+import pyarrow.parquet as pq
+import pytest
+
+from lakebox_harness import Lakebox
+from signing import send
+
+ROLE = "arn:aws:iam::000000000000:role/firehose"
+
+
+def code(e):
+    return e.value.response["Error"]["Code"]
+
+
+@pytest.fixture(scope="module")
+def lakebox(tmp_path_factory):
+    server = Lakebox(tmp_path_factory.mktemp("firehose")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def fh(lakebox):
+    return lakebox.client("firehose")
+
+
+@pytest.fixture(scope="module")
+def s3(lakebox):
+    c = lakebox.client("s3")
+    c.create_bucket(Bucket="fh-lake")
+    return c
+
+
+_n = [0]
+
+
+def unique(p="ds"):
+    _n[0] += 1
+    return f"{p}-{_n[0]}"
+
+
+def dest(prefix=None, **kw):
+    d = {"RoleARN": ROLE, "BucketARN": "arn:aws:s3:::fh-lake", "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0}}
+    if prefix is not None:
+        d["Prefix"] = prefix
+    d.update(kw)
+    return d
+
+
+def create(fh, name=None, **destination):
+    name = name or unique()
+    fh.create_delivery_stream(DeliveryStreamName=name, ExtendedS3DestinationConfiguration=dest(**destination))
+    return name
+
+
+def keys(s3, prefix):
+    out = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket="fh-lake", Prefix=prefix):
+        out += [o["Key"] for o in page.get("Contents", [])]
+    return out
+
+
+def wait_keys(s3, prefix, n=1, timeout=15):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        k = keys(s3, prefix)
+        if len(k) >= n:
+            return sorted(k)
+        time.sleep(0.05)
+    raise AssertionError(f"expected {n} objects under {prefix}, found {keys(s3, prefix)}")
+
+
+def body(s3, key):
+    return s3.get_object(Bucket="fh-lake", Key=key)["Body"].read()
+
+
+def records(n, start=0):
+    return [json.dumps({"id": i, "name": f"n{i}"}).encode() + b"\n" for i in range(start, start + n)]
+
+
+def test_create_describe_list_delete(fh):
+    name = create(fh, prefix="api/")
+    d = fh.describe_delivery_stream(DeliveryStreamName=name)["DeliveryStreamDescription"]
+    assert d["DeliveryStreamStatus"] == "ACTIVE" and d["DeliveryStreamType"] == "DirectPut" and d["VersionId"] == "1"
+    assert d["DeliveryStreamARN"] == f"arn:aws:firehose:us-east-1:000000000000:deliverystream/{name}"
+    assert d["DeliveryStreamEncryptionConfiguration"] == {"Status": "DISABLED"}
+    dd = d["Destinations"][0]
+    assert dd["DestinationId"] == "destinationId-000000000001" and d["HasMoreDestinations"] is False
+    ext = dd["ExtendedS3DestinationDescription"]
+    assert ext["BucketARN"] == "arn:aws:s3:::fh-lake" and ext["Prefix"] == "api/" and ext["CompressionFormat"] == "UNCOMPRESSED"
+    assert ext["BufferingHints"] == {"SizeInMBs": 1, "IntervalInSeconds": 0}
+    assert ext["EncryptionConfiguration"] == {"NoEncryptionConfig": "NoEncryption"} and ext["S3BackupMode"] == "Disabled"
+    assert dd["S3DestinationDescription"]["BucketARN"] == "arn:aws:s3:::fh-lake"
+    # Defaults when BufferingHints are left out: 5 MiB, 300 s.
+    other = unique()
+    fh.create_delivery_stream(DeliveryStreamName=other, S3DestinationConfiguration={"RoleARN": ROLE, "BucketARN": "arn:aws:s3:::fh-lake"})
+    ext = fh.describe_delivery_stream(DeliveryStreamName=other)["DeliveryStreamDescription"]["Destinations"][0]["ExtendedS3DestinationDescription"]
+    assert ext["BufferingHints"] == {"SizeInMBs": 5, "IntervalInSeconds": 300}
+
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        create(fh, name=name)
+    assert code(e) == "ResourceInUseException"
+    listed = fh.list_delivery_streams(Limit=10000)["DeliveryStreamNames"]
+    assert name in listed and other in listed and listed == sorted(listed)
+    page = fh.list_delivery_streams(Limit=1, ExclusiveStartDeliveryStreamName=name)
+    assert page["HasMoreDeliveryStreams"] in (True, False) and all(n > name for n in page["DeliveryStreamNames"])
+    assert fh.list_delivery_streams(DeliveryStreamType="KinesisStreamAsSource")["DeliveryStreamNames"] == [] or \
+        name not in fh.list_delivery_streams(DeliveryStreamType="KinesisStreamAsSource")["DeliveryStreamNames"]
+
+    fh.delete_delivery_stream(DeliveryStreamName=other)
+    deadline = time.time() + 10
+    while other in fh.list_delivery_streams(Limit=10000)["DeliveryStreamNames"]:
+        assert time.time() < deadline
+        time.sleep(0.05)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        fh.describe_delivery_stream(DeliveryStreamName=other)
+    assert code(e) == "ResourceNotFoundException"
+
+
+def test_refusals(fh):
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        fh.create_delivery_stream(DeliveryStreamName=unique(), RedshiftDestinationConfiguration={
+            "RoleARN": ROLE, "ClusterJDBCURL": "jdbc:redshift://x", "CopyCommand": {"DataTableName": "t"},
+            "Username": "user", "Password": "password1", "S3Configuration": {"RoleARN": ROLE, "BucketARN": "arn:aws:s3:::fh-lake"}})
+    assert code(e) == "InvalidArgumentException" and "not supported by Lakebox yet" in e.value.response["Error"]["Message"]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        create(fh, ProcessingConfiguration={"Enabled": True, "Processors": [{"Type": "Lambda", "Parameters": [
+            {"ParameterName": "LambdaArn", "ParameterValue": "arn:aws:lambda:us-east-1:000000000000:function:f"}]}]})
+    assert code(e) == "InvalidArgumentException" and "Lambda" in e.value.response["Error"]["Message"]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        create(fh, name="bad name!")
+    assert code(e) == "ValidationException"
+    for bad in [dict(prefix="x/!{timestamp:yyyy}/"),  # expressions need an ErrorOutputPrefix
+                dict(prefix="x/!{firehose:error-output-type}/", ErrorOutputPrefix="e/!{firehose:error-output-type}/"),
+                dict(prefix="x/", ErrorOutputPrefix="e/!{timestamp:yyyy}/"),  # error prefix lacks error-output-type
+                dict(prefix="x/!{partitionKeyFromQuery:a}/", ErrorOutputPrefix="e/"),  # dynamic partitioning off
+                dict(CustomTimeZone="Mars/Base"), dict(FileExtension="gz"), dict(CompressionFormat="LZMA"),
+                dict(BufferingHints={"SizeInMBs": 200, "IntervalInSeconds": 0})]:
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            create(fh, **bad)
+        assert code(e) == "InvalidArgumentException", bad
+
+
+def test_records_land_in_order_with_default_names(fh, s3):
+    name = create(fh)
+    rs = records(20)
+    r = fh.put_record_batch(DeliveryStreamName=name, Records=[{"Data": d} for d in rs])
+    assert r["FailedPutCount"] == 0 and len(r["RequestResponses"]) == 20
+    assert len({x["RecordId"] for x in r["RequestResponses"]}) == 20
+    one = fh.put_record(DeliveryStreamName=name, Record={"Data": b"last\n"})
+    assert one["RecordId"] and one["Encrypted"] is False
+    ks = wait_keys(s3, "20", 1)
+    mine = [k for k in ks if f"/{name}-1-" in k]
+    deadline = time.time() + 10
+    while sum(len(body(s3, k)) for k in mine) < sum(map(len, rs)) + 5:
+        assert time.time() < deadline
+        time.sleep(0.05)
+        mine = [k for k in keys(s3, "20") if f"/{name}-1-" in k]
+    for k in mine:
+        assert re.fullmatch(rf"\d{{4}}/\d\d/\d\d/\d\d/{name}-1-\d{{4}}-\d\d-\d\d-\d\d-\d\d-\d\d-[0-9a-f-]{{36}}", k), k
+    data = b"".join(body(s3, k) for k in sorted(mine))
+    assert data == b"".join(rs) + b"last\n"
+
+
+def test_batch_limits(fh):
+    name = create(fh)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        fh.put_record_batch(DeliveryStreamName=name, Records=[{"Data": b"x"}] * 501)
+    assert code(e) == "ValidationException"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        fh.put_record_batch(DeliveryStreamName=name, Records=[{"Data": b"x" * 1_000_000}] * 5)
+    assert code(e) == "InvalidArgumentException"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        fh.put_record(DeliveryStreamName=name, Record={"Data": b"x" * 1_024_001})
+    assert code(e) == "ValidationException"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        fh.put_record(DeliveryStreamName="nope", Record={"Data": b"x"})
+    assert code(e) == "ResourceNotFoundException"
+
+
+@pytest.mark.parametrize("fmt,ext", [("GZIP", ".gz"), ("ZIP", ".zip"), ("Snappy", ".snappy"), ("HADOOP_SNAPPY", ".hsnappy")])
+def test_compression(fh, s3, fmt, ext):
+    p = f"comp-{fmt.lower()}/"
+    name = create(fh, prefix=p, CompressionFormat=fmt)
+    rs = records(300)
+    fh.put_record_batch(DeliveryStreamName=name, Records=[{"Data": d} for d in rs])
+    [k] = wait_keys(s3, p)
+    assert k.endswith(ext)
+    raw = body(s3, k)
+    if fmt == "GZIP":
+        out = gzip.decompress(raw)
+    elif fmt == "ZIP":
+        with zipfile.ZipFile(io.BytesIO(raw)) as z:
+            out = z.read(z.namelist()[0])
+    elif fmt == "Snappy":
+        out = bytes(cramjam.snappy.decompress(raw))
+    else:
+        out, pos = b"", 0
+        while pos < len(raw):
+            _, clen = struct.unpack(">II", raw[pos:pos + 8])
+            out += bytes(cramjam.snappy.decompress_raw(raw[pos + 8:pos + 8 + clen]))
+            pos += 8 + clen
+    assert out == b"".join(rs)
+
+
+def test_custom_prefix_time_zone_extension_and_delimiter(fh, s3):
+    name = create(fh, prefix="custom/year=!{timestamp:yyyy}/hour=!{timestamp:HH}/!{firehose:random-string}/",
+                  ErrorOutputPrefix="custom-err/!{firehose:error-output-type}/", CustomTimeZone="Asia/Tokyo",
+                  FileExtension=".jsonl",
+                  ProcessingConfiguration={"Enabled": True, "Processors": [{"Type": "AppendDelimiterToRecord",
+                                           "Parameters": [{"ParameterName": "Delimiter", "ParameterValue": "\\n"}]}]})
+    t0 = time.gmtime()
+    fh.put_record_batch(DeliveryStreamName=name, Records=[{"Data": b'{"a":1}'}, {"Data": b'{"a":2}'}])
+    [k] = wait_keys(s3, "custom/")
+    tokyo_hour = (t0.tm_hour + 9) % 24
+    m = re.fullmatch(rf"custom/year=(\d{{4}})/hour=(\d\d)/([a-z0-9]{{11}})/{name}-1-.*\.jsonl", k)
+    assert m, k
+    assert int(m.group(2)) in (tokyo_hour, (tokyo_hour + 1) % 24)
+    assert body(s3, k) == b'{"a":1}\n{"a":2}\n'
+
+
+def test_buffering_by_size_then_by_interval(lakebox, fh, s3):
+    name = create(fh, prefix="buffered/", BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 900})
+    rec = b"x" * 99_999 + b"\n"
+    for _ in range(3):
+        fh.put_record_batch(DeliveryStreamName=name, Records=[{"Data": rec}] * 5)  # 1.5 MB in all
+    [first] = wait_keys(s3, "buffered/")
+    assert len(body(s3, first)) >= 1024 * 1024 - len(rec)
+    time.sleep(0.5)
+    assert len(keys(s3, "buffered/")) == 1  # the rest waits for the interval
+    status, _, _ = send(lakebox.endpoint, "POST", "/_lakebox/test/clock?advance_ms=901000")
+    assert status == 200
+    ks = wait_keys(s3, "buffered/", 2)
+    assert sum(len(body(s3, k)) for k in ks) == 15 * len(rec)
+
+
+def test_dynamic_partitioning_with_jq(fh, s3):
+    query = "{customer: .customer, year: (.ts | tostring | .[0:4])}"
+    cfg = dict(prefix="dyn/customer=!{partitionKeyFromQuery:customer}/year=!{partitionKeyFromQuery:year}/",
+               ErrorOutputPrefix="dyn-err/!{firehose:error-output-type}/",
+               BufferingHints={"SizeInMBs": 64, "IntervalInSeconds": 0},
+               DynamicPartitioningConfiguration={"Enabled": True},
+               ProcessingConfiguration={"Enabled": True, "Processors": [
+                   {"Type": "MetadataExtraction", "Parameters": [
+                       {"ParameterName": "MetadataExtractionQuery", "ParameterValue": query},
+                       {"ParameterName": "JsonParsingEngine", "ParameterValue": "JQ-1.6"}]},
+                   {"Type": "AppendDelimiterToRecord", "Parameters": []}]})
+    for bad in [dict(cfg, BufferingHints={"SizeInMBs": 5, "IntervalInSeconds": 0}),
+                {k: v for k, v in cfg.items() if k != "ErrorOutputPrefix"}]:
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            create(fh, **bad)
+        assert code(e) == "InvalidArgumentException"
+    name = create(fh, **cfg)
+    rows = [{"customer": "acme", "ts": 20230101}, {"customer": "zen", "ts": 20240101}, {"customer": "acme", "ts": 20240505}]
+    fh.put_record_batch(DeliveryStreamName=name, Records=[{"Data": json.dumps(r).encode()} for r in rows] + [{"Data": b"not json"}])
+    ks = wait_keys(s3, "dyn/", 3)
+    by_prefix = {k.rsplit("/", 1)[0]: body(s3, k) for k in ks}
+    assert by_prefix == {
+        "dyn/customer=acme/year=2023": json.dumps(rows[0]).encode() + b"\n",
+        "dyn/customer=zen/year=2024": json.dumps(rows[1]).encode() + b"\n",
+        "dyn/customer=acme/year=2024": json.dumps(rows[2]).encode() + b"\n",
+    }
+    [err] = wait_keys(s3, "dyn-err/processing-failed/")
+    doc = json.loads(body(s3, err).splitlines()[0])
+    assert base64.b64decode(doc["rawData"]) == b"not json" and doc["errorCode"] and doc["arrivalTimestamp"]
+    # Dynamic partitioning cannot be turned on for an existing stream.
+    plain = create(fh, prefix="dyn-plain/")
+    v = fh.describe_delivery_stream(DeliveryStreamName=plain)["DeliveryStreamDescription"]["VersionId"]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        fh.update_destination(DeliveryStreamName=plain, CurrentDeliveryStreamVersionId=v, DestinationId="destinationId-000000000001",
+                              ExtendedS3DestinationUpdate={k: v for k, v in dest(**cfg).items() if k not in ("RoleARN", "BucketARN")})
+    assert code(e) == "InvalidArgumentException"
+
+
+def kpl_aggregate(user_records):
+    def varint(n):
+        out = b""
+        while True:
+            b = n & 0x7F
+            n >>= 7
+            if n:
+                out += bytes([b | 0x80])
+            else:
+                return out + bytes([b])
+    body = b"\x0a" + varint(1) + b"k"
+    for d in user_records:
+        rec = b"\x08\x00" + b"\x1a" + varint(len(d)) + d
+        body += b"\x1a" + varint(len(rec)) + rec
+    return b"\xf3\x89\x9a\xc2" + body + hashlib.md5(body).digest()
+
+
+def test_record_deaggregation(fh, s3):
+    name = create(fh, prefix="deagg-json/", ProcessingConfiguration={"Enabled": True, "Processors": [
+        {"Type": "RecordDeAggregation", "Parameters": [{"ParameterName": "SubRecordType", "ParameterValue": "JSON"}]},
+        {"Type": "AppendDelimiterToRecord", "Parameters": []}]})
+    fh.put_record(DeliveryStreamName=name, Record={"Data": b'{"a":1}{"a":2} {"a":3}'})
+    [k] = wait_keys(s3, "deagg-json/")
+    assert body(s3, k) == b'{"a":1}\n{"a":2}\n{"a":3}\n'
+    name = create(fh, prefix="deagg-kpl/", ProcessingConfiguration={"Enabled": True, "Processors": [
+        {"Type": "RecordDeAggregation", "Parameters": [{"ParameterName": "SubRecordType", "ParameterValue": "KPL"}]},
+        {"Type": "AppendDelimiterToRecord", "Parameters": []}]})
+    fh.put_record(DeliveryStreamName=name, Record={"Data": kpl_aggregate([b"one", b"two", b"three"])})
+    [k] = wait_keys(s3, "deagg-kpl/")
+    assert body(s3, k) == b"one\ntwo\nthree\n"
+
+
+def test_update_destination_versions(fh, s3):
+    name = create(fh, prefix="upd-v1/")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        fh.update_destination(DeliveryStreamName=name, CurrentDeliveryStreamVersionId="7",
+                              DestinationId="destinationId-000000000001", ExtendedS3DestinationUpdate={"Prefix": "upd-v2/"})
+    assert code(e) == "ConcurrentModificationException"
+    fh.update_destination(DeliveryStreamName=name, CurrentDeliveryStreamVersionId="1",
+                          DestinationId="destinationId-000000000001",
+                          ExtendedS3DestinationUpdate={"Prefix": "upd-v2/", "CompressionFormat": "GZIP"})
+    d = fh.describe_delivery_stream(DeliveryStreamName=name)["DeliveryStreamDescription"]
+    assert d["VersionId"] == "2" and d["LastUpdateTimestamp"]
+    ext = d["Destinations"][0]["ExtendedS3DestinationDescription"]
+    assert ext["Prefix"] == "upd-v2/" and ext["CompressionFormat"] == "GZIP" and ext["BucketARN"] == "arn:aws:s3:::fh-lake"
+    fh.put_record(DeliveryStreamName=name, Record={"Data": b"hello"})
+    [k] = wait_keys(s3, "upd-v2/")
+    assert f"/{name}-2-" in k and k.endswith(".gz") and gzip.decompress(body(s3, k)) == b"hello"
+
+
+def test_tags_and_encryption(fh):
+    name = unique()
+    fh.create_delivery_stream(DeliveryStreamName=name, ExtendedS3DestinationConfiguration=dest(),
+                              Tags=[{"Key": "team", "Value": "data"}])
+    fh.tag_delivery_stream(DeliveryStreamName=name, Tags=[{"Key": "a", "Value": "1"}, {"Key": "b", "Value": "2"}])
+    t = fh.list_tags_for_delivery_stream(DeliveryStreamName=name)
+    assert t["Tags"] == [{"Key": "a", "Value": "1"}, {"Key": "b", "Value": "2"}, {"Key": "team", "Value": "data"}]
+    assert t["HasMoreTags"] is False
+    page = fh.list_tags_for_delivery_stream(DeliveryStreamName=name, Limit=1, ExclusiveStartTagKey="a")
+    assert page["Tags"] == [{"Key": "b", "Value": "2"}] and page["HasMoreTags"] is True
+    fh.untag_delivery_stream(DeliveryStreamName=name, TagKeys=["a", "team"])
+    assert fh.list_tags_for_delivery_stream(DeliveryStreamName=name)["Tags"] == [{"Key": "b", "Value": "2"}]
+
+    fh.start_delivery_stream_encryption(DeliveryStreamName=name, DeliveryStreamEncryptionConfigurationInput={"KeyType": "AWS_OWNED_CMK"})
+    enc = fh.describe_delivery_stream(DeliveryStreamName=name)["DeliveryStreamDescription"]["DeliveryStreamEncryptionConfiguration"]
+    assert enc == {"KeyType": "AWS_OWNED_CMK", "Status": "ENABLED"}
+    assert fh.put_record(DeliveryStreamName=name, Record={"Data": b"x"})["Encrypted"] is True
+    fh.stop_delivery_stream_encryption(DeliveryStreamName=name)
+    enc = fh.describe_delivery_stream(DeliveryStreamName=name)["DeliveryStreamDescription"]["DeliveryStreamEncryptionConfiguration"]
+    assert enc["Status"] == "DISABLED"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        fh.start_delivery_stream_encryption(DeliveryStreamName=name,
+                                            DeliveryStreamEncryptionConfigurationInput={"KeyType": "CUSTOMER_MANAGED_CMK"})
+    assert code(e) == "InvalidArgumentException"
+
+
+def test_kinesis_source(lakebox, fh, s3):
+    k = lakebox.client("kinesis")
+    k.create_stream(StreamName="fh-src", ShardCount=2)
+    k.put_record(StreamName="fh-src", Data=b"before\n", PartitionKey="p")  # before the delivery stream: not delivered
+    arn = k.describe_stream_summary(StreamName="fh-src")["StreamDescriptionSummary"]["StreamARN"]
+    name = unique("ks")
+    fh.create_delivery_stream(DeliveryStreamName=name, DeliveryStreamType="KinesisStreamAsSource",
+                              KinesisStreamSourceConfiguration={"KinesisStreamARN": arn, "RoleARN": ROLE},
+                              ExtendedS3DestinationConfiguration=dest(prefix="ksrc/"))
+    d = fh.describe_delivery_stream(DeliveryStreamName=name)["DeliveryStreamDescription"]
+    assert d["DeliveryStreamType"] == "KinesisStreamAsSource"
+    assert d["Source"]["KinesisStreamSourceDescription"]["KinesisStreamARN"] == arn
+    assert d["Source"]["KinesisStreamSourceDescription"]["DeliveryStartTimestamp"]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        fh.put_record(DeliveryStreamName=name, Record={"Data": b"x"})
+    assert code(e) == "InvalidArgumentException"
+    sent = [f"r{i}\n".encode() for i in range(50)]
+    k.put_records(StreamName="fh-src", Records=[{"Data": d, "PartitionKey": str(i)} for i, d in enumerate(sent)])
+    k.put_record(StreamName="fh-src", Data=kpl_aggregate([b"agg1\n", b"agg2\n"]), PartitionKey="k")
+    deadline = time.time() + 15
+    got = b""
+    while time.time() < deadline:
+        got = b"".join(body(s3, x) for x in keys(s3, "ksrc/"))
+        if len(got.splitlines()) >= 52:
+            break
+        time.sleep(0.1)
+    lines = sorted(got.splitlines())
+    assert lines == sorted([d.strip() for d in sent] + [b"agg1", b"agg2"])
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        fh.create_delivery_stream(DeliveryStreamName=unique(), DeliveryStreamType="KinesisStreamAsSource",
+                                  KinesisStreamSourceConfiguration={"KinesisStreamARN": arn.replace("fh-src", "nope"), "RoleARN": ROLE},
+                                  ExtendedS3DestinationConfiguration=dest())
+    assert code(e) == "InvalidArgumentException"
+
+
+def test_parquet_conversion_with_glue_schema(lakebox, fh, s3):
+    glue = lakebox.client("glue")
+    glue.create_database(DatabaseInput={"Name": "fhdb"})
+    glue.create_table(DatabaseName="fhdb", TableInput={"Name": "events", "StorageDescriptor": {"Columns": [
+        {"Name": "id", "Type": "bigint"}, {"Name": "user_name", "Type": "string"}, {"Name": "score", "Type": "double"},
+        {"Name": "ok", "Type": "boolean"}, {"Name": "at", "Type": "timestamp"}, {"Name": "day", "Type": "date"},
+        {"Name": "tags", "Type": "array<string>"}, {"Name": "geo", "Type": "struct<lat:double,lon:double>"},
+        {"Name": "renamed", "Type": "int"}]}})
+    conv = {"Enabled": True,
+            "SchemaConfiguration": {"DatabaseName": "fhdb", "TableName": "events", "RoleARN": ROLE},
+            "InputFormatConfiguration": {"Deserializer": {"OpenXJsonSerDe": {
+                "CaseInsensitive": True, "ConvertDotsInJsonKeysToUnderscores": True,
+                "ColumnToJsonKeyMappings": {"renamed": "orig"}}}},
+            "OutputFormatConfiguration": {"Serializer": {"ParquetSerDe": {"Compression": "SNAPPY"}}}}
+    with pytest.raises(botocore.exceptions.ClientError) as e:  # conversion needs 64 MiB buffers
+        create(fh, prefix="pq/", ErrorOutputPrefix="pq-err/!{firehose:error-output-type}/", DataFormatConversionConfiguration=conv)
+    assert code(e) == "InvalidArgumentException"
+    name = create(fh, prefix="pq/", ErrorOutputPrefix="pq-err/!{firehose:error-output-type}/",
+                  BufferingHints={"SizeInMBs": 64, "IntervalInSeconds": 0}, DataFormatConversionConfiguration=conv)
+    rows = [
+        {"ID": 1, "User.Name": "ann", "score": 1.5, "ok": True, "at": "2024-01-02 03:04:05", "day": "2024-01-02",
+         "tags": ["a", "b"], "geo": {"lat": 1.0, "lon": 2.0}, "orig": 7},
+        {"id": 2, "user_name": "bob", "score": "2.5", "ok": "false", "at": "2024-01-02T03:04:06Z", "extra": "ignored"},
+        {"id": "not a number", "user_name": "bad"},
+    ]
+    fh.put_record_batch(DeliveryStreamName=name, Records=[{"Data": json.dumps(r).encode()} for r in rows])
+    [k] = wait_keys(s3, "pq/")
+    assert k.endswith(".parquet")
+    t = pq.read_table(io.BytesIO(body(s3, k)))
+    assert t.column_names == ["id", "user_name", "score", "ok", "at", "day", "tags", "geo", "renamed"]
+    got = t.to_pylist()
+    assert [r["id"] for r in got] == [1, 2] and [r["user_name"] for r in got] == ["ann", "bob"]
+    assert [r["score"] for r in got] == [1.5, 2.5] and [r["ok"] for r in got] == [True, False]
+    assert got[0]["at"].isoformat() == "2024-01-02T03:04:05" and got[1]["at"].isoformat() == "2024-01-02T03:04:06"
+    assert str(got[0]["day"]) == "2024-01-02" and got[1]["day"] is None
+    assert got[0]["tags"] == ["a", "b"] and got[0]["geo"] == {"lat": 1.0, "lon": 2.0} and got[0]["renamed"] == 7
+    [err] = wait_keys(s3, "pq-err/format-conversion-failed/")
+    doc = json.loads(body(s3, err).splitlines()[0])
+    assert json.loads(base64.b64decode(doc["rawData"]))["user_name"] == "bad"
+    assert doc["lastErrorCode"].startswith("DataFormatConversion.")
+    assert doc["dataCatalogTable"]["tableName"] == "events"
+
+
+def test_creating_then_active(tmp_path):
+    with Lakebox(tmp_path, "--firehose-create-delay-ms", "1500") as lb:
+        fh = lb.client("firehose")
+        lb.client("s3").create_bucket(Bucket="fh-lake")
+        fh.create_delivery_stream(DeliveryStreamName="slow", ExtendedS3DestinationConfiguration=dest())
+        assert fh.describe_delivery_stream(DeliveryStreamName="slow")["DeliveryStreamDescription"]["DeliveryStreamStatus"] == "CREATING"
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            fh.put_record(DeliveryStreamName="slow", Record={"Data": b"x"})
+        assert code(e) == "ResourceNotFoundException"
+        deadline = time.time() + 10
+        while fh.describe_delivery_stream(DeliveryStreamName="slow")["DeliveryStreamDescription"]["DeliveryStreamStatus"] != "ACTIVE":
+            assert time.time() < deadline
+            time.sleep(0.1)
+
+
+def test_sigkill_mid_buffer_delivers_after_restart(tmp_path):
+    sent = records(200)
+    with Lakebox(tmp_path) as lb:
+        fh, s3 = lb.client("firehose"), lb.client("s3")
+        s3.create_bucket(Bucket="fh-lake")
+        fh.create_delivery_stream(DeliveryStreamName="durable", ExtendedS3DestinationConfiguration=dest(
+            prefix="durable/", BufferingHints={"SizeInMBs": 128, "IntervalInSeconds": 900}))
+        for i in range(0, 200, 50):
+            fh.put_record_batch(DeliveryStreamName="durable", Records=[{"Data": d} for d in sent[i:i + 50]])
+        time.sleep(0.3)
+        assert keys(s3, "durable/") == []  # still buffered
+        lb.kill()
+    with Lakebox(tmp_path) as lb:
+        s3 = lb.client("s3")
+        send(lb.endpoint, "POST", "/_lakebox/test/clock?advance_ms=901000")
+        ks = wait_keys(s3, "durable/")
+        assert b"".join(body(s3, k) for k in ks) == b"".join(sent)
