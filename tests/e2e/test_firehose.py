@@ -478,3 +478,110 @@ def test_sigkill_mid_buffer_delivers_after_restart(tmp_path):
         send(lb.endpoint, "POST", "/_lakebox/test/clock?advance_ms=901000")
         ks = wait_keys(s3, "durable/")
         assert b"".join(body(s3, k) for k in ks) == b"".join(sent)
+
+
+class Endpoint:
+    """A local HTTP endpoint that answers as Firehose expects, after `fail_first` 500s."""
+
+    def __init__(self, fail_first=0, always_fail=False):
+        import http.server
+        import threading
+        self.requests, self.fail_first, self.always_fail = [], fail_first, always_fail
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                raw = self.rfile.read(int(self.headers["Content-Length"]))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    raw = gzip.decompress(raw)
+                doc = json.loads(raw)
+                outer.requests.append(({k.lower(): v for k, v in self.headers.items()}, doc))
+                if outer.always_fail or len(outer.requests) <= outer.fail_first:
+                    self.send_response(500)
+                    self.end_headers()
+                    return
+                answer = json.dumps({"requestId": doc["requestId"], "timestamp": int(time.time() * 1000)}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/ingest"
+
+    def records(self):
+        return [base64.b64decode(r["data"]) for _, doc in self.requests for r in doc["records"]]
+
+    def close(self):
+        self.server.shutdown()
+
+
+def http_dest(url, **kw):
+    d = {"EndpointConfiguration": {"Url": url, "Name": "local", "AccessKey": "secret-key"},
+         "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0},
+         "RequestConfiguration": {"ContentEncoding": "GZIP", "CommonAttributes": [{"AttributeName": "env", "AttributeValue": "test"}]},
+         "RetryOptions": {"DurationInSeconds": 60},
+         "S3Configuration": {"RoleARN": ROLE, "BucketARN": "arn:aws:s3:::fh-lake", "Prefix": "http-backup/",
+                             "ErrorOutputPrefix": "http-err/!{firehose:error-output-type}/",
+                             "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0}}}
+    d.update(kw)
+    return d
+
+
+def wait_for(pred, timeout=15):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def test_http_endpoint_delivery_with_retries(fh, s3):
+    ep = Endpoint(fail_first=2)
+    try:
+        name = unique("http")
+        fh.create_delivery_stream(DeliveryStreamName=name, HttpEndpointDestinationConfiguration=http_dest(ep.url))
+        d = fh.describe_delivery_stream(DeliveryStreamName=name)["DeliveryStreamDescription"]["Destinations"][0]
+        hd = d["HttpEndpointDestinationDescription"]
+        assert hd["EndpointConfiguration"] == {"Url": ep.url, "Name": "local"}  # the access key is never returned
+        assert hd["S3BackupMode"] == "FailedDataOnly" and hd["S3DestinationDescription"]["BucketARN"] == "arn:aws:s3:::fh-lake"
+        sent = [f"rec-{i}".encode() for i in range(10)]
+        fh.put_record_batch(DeliveryStreamName=name, Records=[{"Data": x} for x in sent])
+        wait_for(lambda: len(ep.records()) >= 30)  # two failed attempts, then the accepted one
+        headers, doc = ep.requests[-1]
+        assert [base64.b64decode(r["data"]) for r in doc["records"]] == sent
+        assert headers["x-amz-firehose-access-key"] == "secret-key"
+        assert headers["x-amz-firehose-protocol-version"] == "1.0"
+        assert headers["x-amz-firehose-request-id"] == doc["requestId"]
+        assert headers["x-amz-firehose-source-arn"].endswith(f":deliverystream/{name}")
+        assert json.loads(headers["x-amz-firehose-common-attributes"]) == {"commonAttributes": {"env": "test"}}
+        time.sleep(0.3)
+        assert len(ep.requests) == 3 and keys(s3, "http-err/") == []
+    finally:
+        ep.close()
+
+
+def test_http_endpoint_failures_go_to_s3(fh, s3):
+    ep = Endpoint(always_fail=True)
+    try:
+        name = unique("http")
+        fh.create_delivery_stream(DeliveryStreamName=name, HttpEndpointDestinationConfiguration=http_dest(
+            ep.url, RetryOptions={"DurationInSeconds": 1}, S3BackupMode="AllData"))
+        fh.put_record_batch(DeliveryStreamName=name, Records=[{"Data": b"a"}, {"Data": b"b"}])
+        [k] = wait_keys(s3, "http-err/http-endpoint-failed/")
+        docs = [json.loads(line) for line in body(s3, k).splitlines()]
+        assert [base64.b64decode(d["rawData"]) for d in docs] == [b"a", b"b"]
+        assert len(ep.requests) >= 2  # retried within the second
+        [backup] = wait_keys(s3, "http-backup/")  # AllData: every record is also kept in S3
+        assert body(s3, backup) == b"ab"
+    finally:
+        ep.close()
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        fh.create_delivery_stream(DeliveryStreamName=unique(), HttpEndpointDestinationConfiguration=http_dest("https://example.com/x"))
+    assert code(e) == "InvalidArgumentException"

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::Firehose;
-use crate::destination::{S3Destination, describe_extended, describe_plain, merge_update};
+use crate::destination::{KIND_HTTP, KIND_S3, Target, describe_extended, describe_plain, merge_update};
 use crate::errors::{in_use, internal, invalid_argument, not_found, validation};
 use crate::source;
 use crate::streams::{DeliveryStream, KinesisSource};
@@ -23,12 +23,11 @@ const MAX_RECORD_BYTES: usize = 1_024_000;
 const MAX_TAGS: usize = 50;
 
 /// Destinations Lakebox does not deliver to yet: refused by name, never silently accepted.
-const UNSUPPORTED: [&str; 9] = [
+const UNSUPPORTED: [&str; 8] = [
     "RedshiftDestinationConfiguration",
     "ElasticsearchDestinationConfiguration",
     "AmazonopensearchserviceDestinationConfiguration",
     "SplunkDestinationConfiguration",
-    "HttpEndpointDestinationConfiguration",
     "AmazonOpenSearchServerlessDestinationConfiguration",
     "SnowflakeDestinationConfiguration",
     "IcebergDestinationConfiguration",
@@ -128,19 +127,24 @@ pub async fn create(f: &Firehose, ctx: &RequestContext, req: Value) -> Result<Va
             "DeliveryStreamType {stream_type} is not supported by Lakebox yet; use DirectPut or KinesisStreamAsSource."
         )));
     }
-    let destination = match (
-        field(&req, "ExtendedS3DestinationConfiguration"),
-        field(&req, "S3DestinationConfiguration"),
-    ) {
-        (Some(_), Some(_)) => {
+    let given: Vec<(&str, &Value)> = [
+        (KIND_S3, field(&req, "ExtendedS3DestinationConfiguration")),
+        (KIND_S3, field(&req, "S3DestinationConfiguration")),
+        (KIND_HTTP, field(&req, "HttpEndpointDestinationConfiguration")),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| (k, v)))
+    .collect();
+    let (kind, destination) = match given.as_slice() {
+        [(k, d)] => (k.to_string(), (*d).clone()),
+        [] => return Err(invalid_argument("A destination configuration is required.")),
+        _ => {
             return Err(invalid_argument(
                 "Only one destination configuration can be given.",
             ));
         }
-        (Some(d), None) | (None, Some(d)) => d.clone(),
-        (None, None) => return Err(invalid_argument("A destination configuration is required.")),
     };
-    S3Destination::parse(&destination)?;
+    Target::parse(&kind, &destination)?;
     let now = f.streams.now();
     let (kinesis_source, positions) = if stream_type == "KinesisStreamAsSource" {
         let src = field(&req, "KinesisStreamSourceConfiguration").ok_or_else(|| {
@@ -201,7 +205,7 @@ pub async fn create(f: &Firehose, ctx: &RequestContext, req: Value) -> Result<Va
         deleting_until_millis: None,
         direct_put: field(&req, "DirectPutSourceConfiguration").cloned(),
         kinesis_source,
-        destination_kind: "ExtendedS3".into(),
+        destination_kind: kind,
         destination,
         encryption,
         tags,
@@ -234,10 +238,17 @@ fn description(f: &Firehose, s: &DeliveryStream) -> Value {
         "DeliveryStreamType": s.stream_type,
         "VersionId": s.version.to_string(),
         "CreateTimestamp": Timestamp::from_millis(s.created_millis),
-        "Destinations": [{
-            "DestinationId": DESTINATION_ID,
-            "S3DestinationDescription": describe_plain(&s.destination),
-            "ExtendedS3DestinationDescription": describe_extended(&s.destination),
+        "Destinations": [if s.destination_kind == KIND_HTTP {
+            json!({
+                "DestinationId": DESTINATION_ID,
+                "HttpEndpointDestinationDescription": crate::http::describe(&s.destination),
+            })
+        } else {
+            json!({
+                "DestinationId": DESTINATION_ID,
+                "S3DestinationDescription": describe_plain(&s.destination),
+                "ExtendedS3DestinationDescription": describe_extended(&s.destination),
+            })
         }],
         "HasMoreDestinations": false,
     });
@@ -454,19 +465,24 @@ pub async fn update_destination(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    let update = match (
-        field(&req, "ExtendedS3DestinationUpdate"),
-        field(&req, "S3DestinationUpdate"),
-    ) {
-        (Some(u), None) | (None, Some(u)) => u.clone(),
-        (Some(_), Some(_)) => return Err(invalid_argument("Only one destination update can be given.")),
-        (None, None) => {
+    let updates: Vec<(&str, &Value)> = [
+        (KIND_S3, field(&req, "ExtendedS3DestinationUpdate")),
+        (KIND_S3, field(&req, "S3DestinationUpdate")),
+        (KIND_HTTP, field(&req, "HttpEndpointDestinationUpdate")),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| (k, v)))
+    .collect();
+    let (kind, update) = match updates.as_slice() {
+        [(k, u)] => (k.to_string(), (*u).clone()),
+        [_, _, ..] => return Err(invalid_argument("Only one destination update can be given.")),
+        [] => {
             let other = req
                 .as_object()
                 .and_then(|o| o.keys().find(|k| k.ends_with("DestinationUpdate")).cloned())
                 .unwrap_or_else(|| "a destination update".into());
             return Err(invalid_argument(format!(
-                "{other} is not supported by Lakebox yet; use ExtendedS3DestinationUpdate or S3DestinationUpdate."
+                "{other} is not supported by Lakebox yet; use ExtendedS3DestinationUpdate, S3DestinationUpdate or HttpEndpointDestinationUpdate."
             )));
         }
     };
@@ -489,9 +505,15 @@ pub async fn update_destination(
             if destination_id != DESTINATION_ID {
                 return Err(invalid_argument(format!("Destination {destination_id} not found.")));
             }
-            let merged = merge_update(&s.destination, &update);
-            let was = S3Destination::parse(&s.destination)?.dynamic_partitioning;
-            let now_dp = S3Destination::parse(&merged)?.dynamic_partitioning;
+            // An update of the same kind changes fields; of another kind, replaces the
+            // destination (Firehose lets a stream switch destinations).
+            let merged = if kind == s.destination_kind {
+                merge_update(&s.destination, &update)
+            } else {
+                merge_update(&json!({}), &update)
+            };
+            let was = Target::parse(&s.destination_kind, &s.destination)?.dynamic_partitioning();
+            let now_dp = Target::parse(&kind, &merged)?.dynamic_partitioning();
             if now_dp && !was {
                 return Err(invalid_argument(
                     "Dynamic partitioning cannot be enabled on an existing delivery stream; create a new one.",
@@ -501,6 +523,7 @@ pub async fn update_destination(
                 return Err(invalid_argument("Dynamic partitioning cannot be disabled once it is enabled."));
             }
             s.destination = merged;
+            s.destination_kind = kind;
             s.version += 1;
             s.updated_millis = Some(now);
             Ok(())

@@ -18,7 +18,8 @@ use lakebox_store::LogRecord;
 use serde_json::json;
 
 use crate::convert::Conversion;
-use crate::destination::S3Destination;
+use crate::destination::{S3Destination, Target};
+use crate::http::{self, HttpDestination};
 use crate::prefix::{default_prefix, suffix};
 use crate::process::{self, Failed, Outgoing};
 use crate::streams::{DeliveryStream, Streams};
@@ -75,7 +76,7 @@ impl Deliverer {
                 tokio::time::sleep(MAX_WAIT).await;
                 continue;
             }
-            let dest = match S3Destination::parse(&stream.destination) {
+            let target = match Target::parse(&stream.destination_kind, &stream.destination) {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::error!(stream = %name, error = %e.message, "invalid destination");
@@ -83,9 +84,10 @@ impl Deliverer {
                     continue;
                 }
             };
+            let (size_bytes, interval_millis) = (target.size_bytes(), target.interval_millis());
             // Fill the buffer up to the size limit.
-            while buffered < dest.size_bytes {
-                let room = (dest.size_bytes - buffered).min(READ_BYTES as u64) as usize;
+            while buffered < size_bytes {
+                let room = (size_bytes - buffered).min(READ_BYTES as u64) as usize;
                 let l = log.clone();
                 let read = match tokio::task::spawn_blocking(move || l.read(next, 100_000, room)).await {
                     Ok(Ok(r)) => r,
@@ -98,9 +100,13 @@ impl Deliverer {
             }
             let now = self.streams.now();
             let due = !buffer.is_empty()
-                && (buffered >= dest.size_bytes || now >= buffer[0].timestamp_millis + dest.interval_millis);
+                && (buffered >= size_bytes || now >= buffer[0].timestamp_millis + interval_millis);
             if due {
-                match self.deliver(&stream, &dest, &buffer).await {
+                let delivered = match &target {
+                    Target::S3(dest) => self.deliver(&stream, dest, &buffer).await,
+                    Target::Http(dest) => self.deliver_http(&stream, dest, &buffer).await,
+                };
+                match delivered {
                     Ok(()) => {
                         let done = buffer.last().map(|r| r.offset + 1).unwrap_or(next);
                         if let Err(e) = self.streams.set_checkpoint(&uid, done).await {
@@ -121,9 +127,9 @@ impl Deliverer {
                 continue;
             }
             let wait = match buffer.first() {
-                Some(r) => Duration::from_millis(
-                    (r.timestamp_millis + dest.interval_millis - now).clamp(1, 500) as u64,
-                ),
+                Some(r) => {
+                    Duration::from_millis((r.timestamp_millis + interval_millis - now).clamp(1, 500) as u64)
+                }
                 None => MAX_WAIT,
             };
             tokio::select! {
@@ -205,6 +211,67 @@ impl Deliverer {
         )
         .await?;
         Ok(())
+    }
+
+    /// Posts a buffer to an HTTP endpoint, retrying for the configured duration; what is not
+    /// accepted by then goes to S3 under the `http-endpoint-failed` error type.
+    async fn deliver_http(
+        &self,
+        stream: &DeliveryStream,
+        dest: &HttpDestination,
+        records: &[LogRecord],
+    ) -> Result<(), ServiceError> {
+        let raw: Vec<(Vec<u8>, i64)> = records
+            .iter()
+            .map(|r| (r.payload.clone(), r.timestamp_millis))
+            .collect();
+        if dest.all_data_to_s3 {
+            let oldest = raw.iter().map(|r| r.1).min().unwrap_or(0);
+            let body: Vec<u8> = raw.iter().flat_map(|r| r.0.iter().copied()).collect();
+            let key = self.object_key(stream, &dest.s3, backup_prefix(&dest.s3, oldest), oldest);
+            self.put(
+                &dest.s3.bucket,
+                key.clone(),
+                dest.s3.compression.compress(&body, &key),
+            )
+            .await?;
+        }
+        let (ok, failed) = process::apply(&dest.processing, raw);
+        self.write_errors(stream, &dest.s3, "processing-failed", &failed, None)
+            .await?;
+        if ok.is_empty() {
+            return Ok(());
+        }
+        let data: Vec<Vec<u8>> = ok.iter().map(|r| r.data.clone()).collect();
+        let started = self.streams.now();
+        let mut backoff = Duration::from_millis(100);
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let error = match http::post(dest, &stream.arn(), &data, self.streams.now()).await {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            let elapsed = self.streams.now() - started;
+            if elapsed >= dest.retry_millis {
+                tracing::warn!(stream = %stream.name, attempts, error = %error, "HTTP endpoint delivery failed; records go to S3");
+                let failed: Vec<Failed> = ok
+                    .iter()
+                    .map(|r| Failed {
+                        data: r.data.clone(),
+                        arrival_millis: r.arrival_millis,
+                        code: "HttpEndpoint.InvalidResponseFromDestination".into(),
+                        message: error.clone(),
+                    })
+                    .collect();
+                return self
+                    .write_errors(stream, &dest.s3, "http-endpoint-failed", &failed, None)
+                    .await;
+            }
+            let left = Duration::from_millis((dest.retry_millis - elapsed).max(1) as u64);
+            tokio::time::sleep(backoff.min(left)).await;
+            backoff = (backoff * 2).min(Duration::from_secs(10));
+        }
     }
 
     fn object_key(

@@ -190,6 +190,46 @@ impl S3Destination {
     }
 }
 
+/// A stream's destination, by kind.
+#[derive(Debug, Clone)]
+pub enum Target {
+    S3(S3Destination),
+    Http(Box<crate::http::HttpDestination>),
+}
+
+/// The stored kinds of destination.
+pub const KIND_S3: &str = "ExtendedS3";
+pub const KIND_HTTP: &str = "HttpEndpoint";
+
+impl Target {
+    pub fn parse(kind: &str, config: &Value) -> Result<Target, ServiceError> {
+        match kind {
+            KIND_HTTP => Ok(Target::Http(Box::new(crate::http::HttpDestination::parse(
+                config,
+            )?))),
+            _ => Ok(Target::S3(S3Destination::parse(config)?)),
+        }
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        match self {
+            Target::S3(d) => d.size_bytes,
+            Target::Http(d) => d.size_bytes,
+        }
+    }
+
+    pub fn interval_millis(&self) -> i64 {
+        match self {
+            Target::S3(d) => d.interval_millis,
+            Target::Http(d) => d.interval_millis,
+        }
+    }
+
+    pub fn dynamic_partitioning(&self) -> bool {
+        matches!(self, Target::S3(d) if d.dynamic_partitioning)
+    }
+}
+
 /// Fills in what DescribeDeliveryStream reports when the caller left it out.
 pub fn describe_extended(c: &Value) -> Value {
     let mut d = c.clone();

@@ -13,6 +13,7 @@ pub mod convert;
 pub mod deliver;
 pub mod destination;
 mod errors;
+pub mod http;
 pub mod parquet_out;
 pub mod prefix;
 pub mod process;
