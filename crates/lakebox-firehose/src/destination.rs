@@ -193,7 +193,7 @@ impl S3Destination {
 /// A stream's destination, by kind.
 #[derive(Debug, Clone)]
 pub enum Target {
-    S3(S3Destination),
+    S3(Box<S3Destination>),
     Http(Box<crate::http::HttpDestination>),
 }
 
@@ -207,7 +207,7 @@ impl Target {
             KIND_HTTP => Ok(Target::Http(Box::new(crate::http::HttpDestination::parse(
                 config,
             )?))),
-            _ => Ok(Target::S3(S3Destination::parse(config)?)),
+            _ => Ok(Target::S3(Box::new(S3Destination::parse(config)?))),
         }
     }
 
