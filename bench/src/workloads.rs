@@ -36,6 +36,22 @@ impl Template {
         }
     }
 
+    /// An awsJson 1.1 call to another JSON service (Firehose, Glue).
+    pub fn json(service: &'static str, target: &str, op: &str, body: serde_json::Value) -> Template {
+        let body = Bytes::from(serde_json::to_vec(&body).expect("json"));
+        Template {
+            method: "POST",
+            path: "/".into(),
+            service,
+            headers: vec![
+                ("content-type", "application/x-amz-json-1.1".into()),
+                ("x-amz-target", format!("{target}.{op}")),
+            ],
+            payload_hash: hash(&body),
+            body,
+        }
+    }
+
     pub fn s3(method: &'static str, path: String, body: Bytes) -> Template {
         Template {
             method,
@@ -62,6 +78,12 @@ pub enum Workload {
     S3Get4k,
     S3Get64m,
     S3Get1g,
+    /// PutRecords of 500 JSON records of 200 bytes: the Kinesis baseline for Firehose.
+    KinesisPutRecordsJson,
+    /// PutRecordBatch of the same 500 × 200 B into a GZIP JSON delivery stream.
+    FirehoseBatchGzip,
+    /// The same into a Parquet-converting delivery stream (schema from a Glue table).
+    FirehoseBatchParquet,
 }
 
 pub const ALL: &[(&str, Workload)] = &[
@@ -72,7 +94,35 @@ pub const ALL: &[(&str, Workload)] = &[
     ("s3-get-4k", Workload::S3Get4k),
     ("s3-get-64m", Workload::S3Get64m),
     ("s3-get-1g", Workload::S3Get1g),
+    ("kinesis-put-records-json", Workload::KinesisPutRecordsJson),
+    ("firehose-batch-gzip", Workload::FirehoseBatchGzip),
+    ("firehose-batch-parquet", Workload::FirehoseBatchParquet),
 ];
+
+pub const DELIVERY_STREAM: &str = "lakebox-bench";
+
+/// A 200-byte JSON record (newline included), distinct per `i`.
+pub fn json_record(i: usize) -> Vec<u8> {
+    let head = format!(
+        "{{\"id\":{i},\"user\":\"user-{:04}\",\"score\":{}.5,\"ok\":true,\"note\":\"",
+        i % 1000,
+        i % 97
+    );
+    let mut r = head.into_bytes();
+    while r.len() < 197 {
+        r.push(b'x');
+    }
+    r.extend_from_slice(b"\"}\n");
+    r
+}
+
+fn firehose(op: &str, body: serde_json::Value) -> Template {
+    Template::json("firehose", "Firehose_20150804", op, body)
+}
+
+fn glue(op: &str, body: serde_json::Value) -> Template {
+    Template::json("glue", "AWSGlue", op, body)
+}
 
 pub const STREAM: &str = "lakebox-bench";
 pub const BUCKET: &str = "lakebox-bench";
@@ -86,7 +136,10 @@ impl Workload {
     /// What one successful request delivers, for the per-second figure beside requests/s.
     pub fn unit(&self) -> (&'static str, u64) {
         match self {
-            Workload::KinesisPutRecords => ("records", 500),
+            Workload::KinesisPutRecords
+            | Workload::KinesisPutRecordsJson
+            | Workload::FirehoseBatchGzip
+            | Workload::FirehoseBatchParquet => ("records", 500),
             Workload::KinesisGetRecords => ("records", 1000),
             Workload::S3Get64m => ("MiB", 64),
             Workload::S3Get1g => ("MiB", 1024),
@@ -99,6 +152,62 @@ impl Workload {
     pub fn setup(&self) -> Vec<Setup> {
         let data = B64.encode(RECORD);
         match self {
+            Workload::KinesisPutRecordsJson => vec![
+                Setup::Send(
+                    Template::kinesis(
+                        "CreateStream",
+                        serde_json::json!({"StreamName": STREAM, "ShardCount": 4}),
+                    ),
+                    true,
+                ),
+                Setup::WaitActive,
+            ],
+            Workload::FirehoseBatchGzip | Workload::FirehoseBatchParquet => {
+                let parquet = *self == Workload::FirehoseBatchParquet;
+                let mut destination = serde_json::json!({
+                    "RoleARN": "arn:aws:iam::000000000000:role/bench",
+                    "BucketARN": format!("arn:aws:s3:::{BUCKET}"),
+                    "Prefix": if parquet { "parquet/" } else { "gzip/" },
+                    "BufferingHints": {"SizeInMBs": 64, "IntervalInSeconds": 1},
+                    "CompressionFormat": if parquet { "UNCOMPRESSED" } else { "GZIP" },
+                });
+                let mut steps = vec![Setup::Send(
+                    Template::s3("PUT", format!("/{BUCKET}"), Bytes::new()),
+                    true,
+                )];
+                if parquet {
+                    steps.push(Setup::Send(
+                        glue(
+                            "CreateDatabase",
+                            serde_json::json!({"DatabaseInput": {"Name": "bench"}}),
+                        ),
+                        true,
+                    ));
+                    steps.push(Setup::Send(
+                        glue(
+                            "CreateTable",
+                            serde_json::json!({"DatabaseName": "bench", "TableInput": {"Name": "events", "StorageDescriptor": {"Columns": [
+                                {"Name": "id", "Type": "bigint"}, {"Name": "user", "Type": "string"},
+                                {"Name": "score", "Type": "double"}, {"Name": "ok", "Type": "boolean"},
+                                {"Name": "note", "Type": "string"}]}}}),
+                        ),
+                        true,
+                    ));
+                    destination["DataFormatConversionConfiguration"] = serde_json::json!({
+                        "SchemaConfiguration": {"DatabaseName": "bench", "TableName": "events", "RoleARN": "arn:aws:iam::000000000000:role/bench"},
+                        "InputFormatConfiguration": {"Deserializer": {"OpenXJsonSerDe": {}}},
+                        "OutputFormatConfiguration": {"Serializer": {"ParquetSerDe": {"Compression": "SNAPPY"}}},
+                    });
+                }
+                steps.push(Setup::Send(
+                    firehose(
+                        "CreateDeliveryStream",
+                        serde_json::json!({"DeliveryStreamName": DELIVERY_STREAM, "ExtendedS3DestinationConfiguration": destination}),
+                    ),
+                    true,
+                ));
+                steps
+            }
             Workload::KinesisPutRecord | Workload::KinesisPutRecords | Workload::KinesisGetRecords => {
                 let shards = if *self == Workload::KinesisGetRecords {
                     1
@@ -182,6 +291,21 @@ impl Workload {
                     Template::kinesis("PutRecords", serde_json::json!({"StreamName": STREAM, "Records": records}))
                 })
                 .collect(),
+            Workload::KinesisPutRecordsJson => (0..8)
+                .map(|t| {
+                    let records: Vec<_> = (0..500)
+                        .map(|i| serde_json::json!({"Data": B64.encode(json_record(t * 500 + i)), "PartitionKey": format!("pk-{t}-{i}")}))
+                        .collect();
+                    Template::kinesis("PutRecords", serde_json::json!({"StreamName": STREAM, "Records": records}))
+                })
+                .collect(),
+            Workload::FirehoseBatchGzip | Workload::FirehoseBatchParquet => (0..8)
+                .map(|t| {
+                    let records: Vec<_> =
+                        (0..500).map(|i| serde_json::json!({"Data": B64.encode(json_record(t * 500 + i))})).collect();
+                    firehose("PutRecordBatch", serde_json::json!({"DeliveryStreamName": DELIVERY_STREAM, "Records": records}))
+                })
+                .collect(),
             Workload::KinesisGetRecords => vec![Template::kinesis(
                 "GetRecords",
                 serde_json::json!({"ShardIterator": iterator.unwrap_or_default(), "Limit": 1000}),
@@ -203,4 +327,16 @@ pub enum Setup {
     Send(Template, bool),
     WaitActive,
     Iterator,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn json_records_are_200_bytes_of_json() {
+        for i in [0, 7, 3999] {
+            let r = super::json_record(i);
+            assert_eq!(r.len(), 200);
+            assert!(serde_json::from_slice::<serde_json::Value>(&r).is_ok());
+        }
+    }
 }
