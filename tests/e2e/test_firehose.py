@@ -585,3 +585,26 @@ def test_http_endpoint_failures_go_to_s3(fh, s3):
     with pytest.raises(botocore.exceptions.ClientError) as e:
         fh.create_delivery_stream(DeliveryStreamName=unique(), HttpEndpointDestinationConfiguration=http_dest("https://example.com/x"))
     assert code(e) == "InvalidArgumentException"
+
+
+def test_parquet_with_hive_json_serde_timestamp_formats(lakebox, fh, s3):
+    glue = lakebox.client("glue")
+    glue.create_database(DatabaseInput={"Name": "fhhive"})
+    glue.create_table(DatabaseName="fhhive", TableInput={"Name": "t", "StorageDescriptor": {"Columns": [
+        {"Name": "id", "Type": "int"}, {"Name": "at", "Type": "timestamp"}, {"Name": "amount", "Type": "decimal(10,2)"},
+        {"Name": "attrs", "Type": "map<string,bigint>"}]}})
+    conv = {"SchemaConfiguration": {"DatabaseName": "fhhive", "TableName": "t", "RoleARN": ROLE},
+            "InputFormatConfiguration": {"Deserializer": {"HiveJsonSerDe": {"TimestampFormats": ["yyyy/MM/dd HH:mm", "millis"]}}},
+            "OutputFormatConfiguration": {"Serializer": {"ParquetSerDe": {"Compression": "GZIP"}}}}
+    name = create(fh, prefix="pqhive/", ErrorOutputPrefix="pqhive-err/!{firehose:error-output-type}/",
+                  BufferingHints={"SizeInMBs": 64, "IntervalInSeconds": 0}, DataFormatConversionConfiguration=conv)
+    rows = [{"id": 1, "at": "2024/03/04 05:06", "amount": "12.34", "attrs": {"a": 1}},
+            {"id": 2, "at": "1700000000123", "amount": 5, "attrs": {}}]
+    fh.put_record_batch(DeliveryStreamName=name, Records=[{"Data": json.dumps(r).encode()} for r in rows])
+    [k] = wait_keys(s3, "pqhive/")
+    f = pq.ParquetFile(io.BytesIO(body(s3, k)))
+    assert f.metadata.row_group(0).column(0).compression == "GZIP"
+    got = f.read().to_pylist()
+    assert got[0]["at"].isoformat() == "2024-03-04T05:06:00" and got[1]["at"].isoformat() == "2023-11-14T22:13:20.123000"
+    assert str(got[0]["amount"]) == "12.34" and str(got[1]["amount"]) == "5.00"
+    assert got[0]["attrs"] == [("a", 1)] and got[1]["attrs"] == []
