@@ -22,7 +22,9 @@ def test_startup_line_and_health(lakebox):
     assert h["services"]["sts"] == "running"
     assert h["services"]["s3"] == "running"
     assert h["services"]["kinesis"] == "running"
-    assert h["services"]["firehose"] == "not_implemented"
+    assert h["services"]["glue"] == "running"
+    assert h["services"]["firehose"] == "running"
+    assert h["services"]["athena"] == "not_implemented"
     assert {"s3", "kinesis", "firehose", "glue", "athena"} <= set(h["services"])
 
 
