@@ -1,4 +1,5 @@
 //! Data format conversion settings (JSON in, Parquet or ORC out, schema from a Glue table).
+//! The writing is in [`crate::columnar`].
 
 use std::collections::BTreeMap;
 
@@ -10,10 +11,9 @@ use crate::errors::invalid_argument;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
     /// Parquet with its compression codec (`UNCOMPRESSED`, `GZIP`, `SNAPPY`).
-    Parquet {
-        compression: String,
-    },
-    Orc,
+    Parquet { compression: String },
+    /// ORC with its compression (`NONE`, `ZLIB`, `SNAPPY`).
+    Orc { compression: String },
 }
 
 /// How JSON records are read (OpenX or Hive JSON SerDe options).
@@ -110,10 +110,18 @@ impl Conversion {
                 }
                 Output::Parquet { compression }
             }
-            (None, Some(_)) => {
-                return Err(invalid_argument(
-                    "ORC output is not supported by Lakebox yet (no solid Rust ORC writer); use ParquetSerDe.",
-                ));
+            (None, Some(o)) => {
+                let compression = o
+                    .get("Compression")
+                    .and_then(Value::as_str)
+                    .unwrap_or("SNAPPY")
+                    .to_owned();
+                if !["NONE", "ZLIB", "SNAPPY"].contains(&compression.as_str()) {
+                    return Err(invalid_argument(format!(
+                        "Invalid ORC compression {compression}."
+                    )));
+                }
+                Output::Orc { compression }
             }
             _ => {
                 return Err(invalid_argument(
@@ -136,7 +144,7 @@ impl Conversion {
     pub fn extension(&self) -> &'static str {
         match self.output {
             Output::Parquet { .. } => ".parquet",
-            Output::Orc => ".orc",
+            Output::Orc { .. } => ".orc",
         }
     }
 }

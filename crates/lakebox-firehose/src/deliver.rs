@@ -313,7 +313,7 @@ impl Deliverer {
                 return Ok((None, failed));
             }
         };
-        Ok(crate::parquet_out::write(&table, conv, group))
+        Ok(crate::columnar::write(&table, conv, group))
     }
 
     /// Failed records go under the error prefix, one JSON document per line, as Firehose

@@ -5,16 +5,16 @@
 //!
 //! - [`streams`]: definitions, logs, checkpoints.
 //! - [`deliver`]: the per-stream delivery worker; [`source`]: the Kinesis reader.
-//! - [`destination`], [`prefix`], [`compress`], [`process`], [`convert`], [`parquet_out`].
+//! - [`destination`], [`prefix`], [`compress`], [`process`], [`convert`], [`columnar`].
 
 mod api;
+pub mod columnar;
 pub mod compress;
 pub mod convert;
 pub mod deliver;
 pub mod destination;
 mod errors;
 pub mod http;
-pub mod parquet_out;
 pub mod prefix;
 pub mod process;
 pub mod source;

@@ -1,4 +1,4 @@
-//! JSON records to Parquet, with the columns of a Glue table. Each record is first read the
+//! JSON records to Parquet or ORC, with the columns of a Glue table. Each record is first read the
 //! way the configured SerDe reads it (OpenX: case-insensitive keys, ColumnToJsonKeyMappings,
 //! dots in keys as underscores; Hive JSON SerDe: its timestamp formats) and checked against
 //! the column types; a record that does not fit goes to the error output
@@ -9,6 +9,7 @@ use std::sync::Arc;
 use arrow_schema::{DataType, Field, Fields, Schema, TimeUnit};
 use lakebox_glue::infer::types::{self, HiveType};
 use lakebox_glue::model::Table;
+use orc_rust::compression::CompressionType;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, GzipLevel};
 use parquet::file::properties::WriterProperties;
@@ -304,8 +305,17 @@ fn fail(r: &Outgoing, code: &str, message: String) -> Failed {
     }
 }
 
-/// Converts a group of records into one Parquet file; returns the file (if any record made
-/// it) and the records that could not be converted.
+/// Whether the ORC writer can write a column of this type (orc-rust writes flat columns:
+/// numbers, strings, binary, booleans, dates and timestamps).
+fn orc_writable(t: &HiveType) -> bool {
+    !matches!(
+        t,
+        HiveType::Decimal(..) | HiveType::Array(_) | HiveType::Map(..) | HiveType::Struct(_)
+    )
+}
+
+/// Converts a group of records into one Parquet or ORC file; returns the file (if any record
+/// made it) and the records that could not be converted.
 pub fn write(table: &Table, conv: &Conversion, records: &[Outgoing]) -> (Option<Vec<u8>>, Vec<Failed>) {
     let columns: Result<Vec<(String, HiveType)>, String> = table
         .columns()
@@ -335,6 +345,20 @@ pub fn write(table: &Table, conv: &Conversion, records: &[Outgoing]) -> (Option<
             );
         }
     };
+    if let Output::Orc { .. } = conv.output
+        && let Some((name, t)) = columns.iter().find(|(_, t)| !orc_writable(t))
+    {
+        let msg = format!(
+            "Column {name} has type {t}, which Lakebox cannot write to ORC yet (decimal and nested types); use ParquetSerDe for this table."
+        );
+        return (
+            None,
+            records
+                .iter()
+                .map(|r| fail(r, INVALID_SCHEMA, msg.clone()))
+                .collect(),
+        );
+    }
     let schema = Arc::new(Schema::new(
         columns
             .iter()
@@ -381,7 +405,7 @@ pub fn write(table: &Table, conv: &Conversion, records: &[Outgoing]) -> (Option<
     match encode(schema, &rows, conv) {
         Ok(bytes) => (Some(bytes), failed),
         Err(e) => {
-            let msg = format!("Parquet conversion failed: {e}");
+            let msg = format!("Conversion failed: {e}");
             failed.extend(records.iter().map(|r| fail(r, MALFORMED, msg.clone())));
             (None, failed)
         }
@@ -395,19 +419,32 @@ fn encode(schema: Arc<Schema>, rows: &[Value], conv: &Conversion) -> Result<Vec<
         .map_err(|e| e.to_string())?;
     decoder.serialize(rows).map_err(|e| e.to_string())?;
     let batch = decoder.flush().map_err(|e| e.to_string())?.ok_or("no rows")?;
-    let compression = match &conv.output {
-        Output::Parquet { compression } => match compression.as_str() {
-            "UNCOMPRESSED" => Compression::UNCOMPRESSED,
-            "GZIP" => Compression::GZIP(GzipLevel::default()),
-            _ => Compression::SNAPPY,
-        },
-        Output::Orc => Compression::SNAPPY,
-    };
-    let props = WriterProperties::builder().set_compression(compression).build();
     let mut out = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut out, schema, Some(props)).map_err(|e| e.to_string())?;
-    writer.write(&batch).map_err(|e| e.to_string())?;
-    writer.close().map_err(|e| e.to_string())?;
+    match &conv.output {
+        Output::Parquet { compression } => {
+            let compression = match compression.as_str() {
+                "UNCOMPRESSED" => Compression::UNCOMPRESSED,
+                "GZIP" => Compression::GZIP(GzipLevel::default()),
+                _ => Compression::SNAPPY,
+            };
+            let props = WriterProperties::builder().set_compression(compression).build();
+            let mut writer =
+                ArrowWriter::try_new(&mut out, schema, Some(props)).map_err(|e| e.to_string())?;
+            writer.write(&batch).map_err(|e| e.to_string())?;
+            writer.close().map_err(|e| e.to_string())?;
+        }
+        Output::Orc { compression } => {
+            let mut builder = orc_rust::ArrowWriterBuilder::new(&mut out, schema);
+            match compression.as_str() {
+                "ZLIB" => builder = builder.with_compression(CompressionType::Zlib),
+                "SNAPPY" => builder = builder.with_compression(CompressionType::Snappy),
+                _ => {}
+            }
+            let mut writer = builder.try_build().map_err(|e| e.to_string())?;
+            writer.write(&batch).map_err(|e| e.to_string())?;
+            writer.close().map_err(|e| e.to_string())?;
+        }
+    }
     Ok(out)
 }
 
