@@ -583,8 +583,39 @@ def test_http_endpoint_failures_go_to_s3(fh, s3):
     finally:
         ep.close()
     with pytest.raises(botocore.exceptions.ClientError) as e:
-        fh.create_delivery_stream(DeliveryStreamName=unique(), HttpEndpointDestinationConfiguration=http_dest("https://example.com/x"))
+        fh.create_delivery_stream(DeliveryStreamName=unique(), HttpEndpointDestinationConfiguration=http_dest("ftp://example.com/x"))
     assert code(e) == "InvalidArgumentException"
+
+
+def test_https_endpoint(tmp_path):
+    """AWS requires https endpoints: Lakebox speaks TLS, trusting the roots in SSL_CERT_FILE."""
+    import ssl
+    import subprocess
+    # A test CA, and a server certificate for 127.0.0.1 signed by it.
+    ca, ca_key, cert, key, csr = (tmp_path / n for n in ["ca.pem", "ca-key.pem", "cert.pem", "key.pem", "req.csr"])
+    ext = tmp_path / "ext.cnf"
+    ext.write_text("basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\n")
+
+    def openssl(*args):
+        subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca, "-days", "1", "-subj", "/CN=Lakebox test CA")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1")
+    openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", cert, "-days", "1", "-extfile", ext)
+    ep = Endpoint()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    ep.server.socket = ctx.wrap_socket(ep.server.socket, server_side=True)
+    url = ep.url.replace("http://", "https://")
+    try:
+        with Lakebox(tmp_path / "data", env={"SSL_CERT_FILE": str(ca)}) as lb:
+            lb.client("s3").create_bucket(Bucket="fh-lake")
+            fh = lb.client("firehose")
+            fh.create_delivery_stream(DeliveryStreamName="tls", HttpEndpointDestinationConfiguration=http_dest(url))
+            fh.put_record_batch(DeliveryStreamName="tls", Records=[{"Data": b"over"}, {"Data": b"tls"}])
+            wait_for(lambda: ep.records() == [b"over", b"tls"])
+    finally:
+        ep.close()
 
 
 def test_parquet_with_hive_json_serde_timestamp_formats(lakebox, fh, s3):

@@ -12,7 +12,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use lakebox_core::ServiceError;
 use serde_json::{Value, json};
@@ -61,14 +63,11 @@ impl HttpDestination {
         let parsed: http::Uri = url
             .parse()
             .map_err(|_| invalid_argument(format!("Url {url} is not a valid URL.")))?;
-        match parsed.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err(invalid_argument(
-                    "https:// endpoints are not supported by Lakebox yet (it has no TLS client); point the stream at an http:// endpoint.",
-                ));
-            }
-            _ => return Err(invalid_argument(format!("Url {url} must be an http:// URL."))),
+        // AWS requires https; Lakebox also accepts http, for endpoints on the local machine.
+        if !matches!(parsed.scheme_str(), Some("https" | "http")) || parsed.host().is_none() {
+            return Err(invalid_argument(format!(
+                "Url {url} must be an https:// (or http://) URL."
+            )));
         }
         if c.pointer("/SecretsManagerConfiguration/Enabled")
             .and_then(Value::as_bool)
@@ -171,6 +170,39 @@ pub fn describe(c: &Value) -> Value {
     d
 }
 
+type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// One client for every delivery stream: it keeps connections alive between batches, and the
+/// trusted roots (the system's, or those in `SSL_CERT_FILE` if set) are loaded once. TLS is
+/// rustls with the `ring` provider.
+fn client() -> Result<&'static HttpsClient, String> {
+    static CLIENT: std::sync::OnceLock<Result<HttpsClient, String>> = std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            let connector = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_native_roots()
+                .map_err(|e| format!("cannot load trusted TLS roots: {e}"))?
+                .https_or_http()
+                .enable_http1()
+                .build();
+            Ok(Client::builder(TokioExecutor::new()).build(connector))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// An error with its causes ("client error (Connect): invalid peer certificate: …").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
+
 /// One POST of a batch; `Ok` when the endpoint accepted it.
 pub async fn post(
     dest: &HttpDestination,
@@ -211,11 +243,10 @@ pub async fn post(
     let req = req
         .body(Full::new(Bytes::from(payload)))
         .map_err(|e| e.to_string())?;
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let resp = tokio::time::timeout(ATTEMPT_TIMEOUT, client.request(req))
+    let resp = tokio::time::timeout(ATTEMPT_TIMEOUT, client()?.request(req))
         .await
         .map_err(|_| "the endpoint did not answer in time".to_string())?
-        .map_err(|e| format!("cannot reach the endpoint: {e}"))?;
+        .map_err(|e| format!("cannot reach the endpoint: {}", error_chain(&e)))?;
     let status = resp.status();
     let body = resp
         .into_body()
