@@ -401,6 +401,21 @@ def test_kinesis_source(lakebox, fh, s3):
                                   KinesisStreamSourceConfiguration={"KinesisStreamARN": arn.replace("fh-src", "nope"), "RoleARN": ROLE},
                                   ExtendedS3DestinationConfiguration=dest())
     assert code(e) == "InvalidArgumentException"
+    # ListDeliveryStreams: the type filter, and pages that walk every name once.
+    for _ in range(4):
+        create(fh)
+    kinesis_sourced = fh.list_delivery_streams(DeliveryStreamType="KinesisStreamAsSource", Limit=10000)["DeliveryStreamNames"]
+    direct = fh.list_delivery_streams(DeliveryStreamType="DirectPut", Limit=10000)["DeliveryStreamNames"]
+    assert name in kinesis_sourced and name not in direct and direct
+    walked, start = [], None
+    while True:
+        kw = {"Limit": 3} | ({"ExclusiveStartDeliveryStreamName": start} if start else {})
+        page = fh.list_delivery_streams(**kw)
+        walked += page["DeliveryStreamNames"]
+        if not page["HasMoreDeliveryStreams"]:
+            break
+        start = page["DeliveryStreamNames"][-1]
+    assert walked == sorted(set(kinesis_sourced + direct))
 
 
 def test_parquet_conversion_with_glue_schema(lakebox, fh, s3):
@@ -672,3 +687,24 @@ def test_orc_conversion(lakebox, fh, s3):
     fh.put_record(DeliveryStreamName=name, Record={"Data": b'{"tags": ["x"]}'})
     [err] = wait_keys(s3, "orcn-err/format-conversion-failed/")
     assert "ORC" in json.loads(body(s3, err).splitlines()[0])["lastErrorMessage"]
+
+
+def test_kinesis_source_positions_survive_sigkill(tmp_path):
+    with Lakebox(tmp_path, "--kinesis-throughput-limits", "off") as lb:
+        k, fh, s3 = lb.client("kinesis"), lb.client("firehose"), lb.client("s3")
+        s3.create_bucket(Bucket="fh-lake")
+        k.create_stream(StreamName="src", ShardCount=1)
+        arn = k.describe_stream_summary(StreamName="src")["StreamDescriptionSummary"]["StreamARN"]
+        fh.create_delivery_stream(DeliveryStreamName="ks", DeliveryStreamType="KinesisStreamAsSource",
+                                  KinesisStreamSourceConfiguration={"KinesisStreamARN": arn, "RoleARN": ROLE},
+                                  ExtendedS3DestinationConfiguration=dest(prefix="kssrc/", BufferingHints={"SizeInMBs": 128, "IntervalInSeconds": 900}))
+        k.put_records(StreamName="src", Records=[{"Data": f"a{i}\n".encode(), "PartitionKey": "p"} for i in range(20)])
+        time.sleep(1.0)  # copied into the delivery stream's log, still buffered
+        lb.kill()
+    with Lakebox(tmp_path, "--kinesis-throughput-limits", "off") as lb:
+        k, s3 = lb.client("kinesis"), lb.client("s3")
+        k.put_records(StreamName="src", Records=[{"Data": f"b{i}\n".encode(), "PartitionKey": "p"} for i in range(5)])
+        time.sleep(1.0)
+        send(lb.endpoint, "POST", "/_lakebox/test/clock?advance_ms=901000")
+        want = {f"a{i}".encode() for i in range(20)} | {f"b{i}".encode() for i in range(5)}
+        wait_for(lambda: set(b"".join(body(s3, x) for x in keys(s3, "kssrc/")).splitlines()) >= want)
