@@ -21,7 +21,7 @@ def error_code(excinfo):
 
 def test_unimplemented_json_service_with_boto3(lakebox):
     with pytest.raises(botocore.exceptions.ClientError) as e:
-        lakebox.client("athena").list_work_groups()
+        lakebox.client("logs").describe_log_groups()
     assert error_code(e) == "UnknownOperationException"
     assert e.value.response["ResponseMetadata"]["RequestId"]
     with pytest.raises(botocore.exceptions.ClientError) as e:

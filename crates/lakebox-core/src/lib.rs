@@ -12,6 +12,7 @@ pub mod clock;
 pub mod context;
 pub mod error;
 pub mod ids;
+pub mod paging;
 
 pub use arn::Arn;
 pub use clock::{Clock, ManualClock, OffsetClock, SystemClock};

@@ -30,7 +30,6 @@ use lakebox_glue::Catalog;
 use lakebox_kinesis::streams::Streams as KinesisStreams;
 use lakebox_s3::lake::Lake;
 use lakebox_store::StoreError;
-use serde_json::Value;
 
 use deliver::Deliverer;
 use streams::{DeliveryStream, Streams};
@@ -95,14 +94,6 @@ impl Firehose {
     }
 }
 
-/// Drops `null` members so that absent outputs are absent on the wire.
-fn reply(req: &RpcRequest, mut v: Value) -> Result<RpcResponse, ServiceError> {
-    if let Value::Object(m) = &mut v {
-        m.retain(|_, v| !v.is_null());
-    }
-    req.reply(&v)
-}
-
 impl RpcService for Firehose {
     fn call(
         self: Arc<Self>,
@@ -131,7 +122,7 @@ impl RpcService for Firehose {
                     ));
                 }
             };
-            reply(&req, out)
+            req.reply_value(out)
         })
     }
 }

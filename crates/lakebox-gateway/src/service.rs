@@ -46,6 +46,15 @@ impl RpcRequest {
             stream: None,
         })
     }
+
+    /// Encodes an output built as JSON, dropping top-level `null` members so that absent
+    /// outputs (a last page's `NextToken`) are absent on the wire, as AWS sends them.
+    pub fn reply_value(&self, mut output: serde_json::Value) -> Result<RpcResponse, ServiceError> {
+        if let serde_json::Value::Object(m) = &mut output {
+            m.retain(|_, v| !v.is_null());
+        }
+        self.reply(&output)
+    }
 }
 
 pub struct RpcResponse {

@@ -5,10 +5,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::catalog::{Catalog, PartitionFailure, Scope, normalize};
+use crate::errors::page;
 use crate::errors::{self, check_name, constraint};
 use crate::expr::PartitionFilter;
 use crate::model::*;
-use crate::paging::page;
 
 /// Glue's default and largest page for catalog getters.
 const DEFAULT_PAGE: usize = 100;

@@ -9,11 +9,11 @@ use lakebox_store::MetaStore;
 use serde_json::{Map, Value, json};
 
 use crate::catalog::Scope;
+use crate::errors::page;
 use crate::errors::{self, check_name, internal};
 use crate::infer::Custom;
 use crate::infer::csv::CsvOptions;
 use crate::infer::grok::Grok;
-use crate::paging::page;
 
 const CLASSIFIERS: &str = "classifiers";
 const KINDS: [&str; 4] = [

@@ -17,9 +17,9 @@ use crate::catalog::{Catalog, Scope, normalize};
 use crate::classifiers::Classifiers;
 use crate::crawl::{self, CrawlSpec, S3Target};
 use crate::cron::Cron;
+use crate::errors::page;
 use crate::errors::{self, check_name, internal};
 use crate::infer::Custom;
-use crate::paging::page;
 
 const CRAWLERS: &str = "crawlers";
 

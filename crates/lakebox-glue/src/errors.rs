@@ -59,3 +59,13 @@ pub fn check_name(field: &str, value: &str) -> Result<(), ServiceError> {
     }
     Ok(())
 }
+
+/// [`lakebox_core::paging::page`] with Glue's error for a bad token.
+pub fn page<T>(
+    items: Vec<T>,
+    key: impl Fn(&T) -> String,
+    token: Option<&str>,
+    max: usize,
+) -> Result<(Vec<T>, Option<String>), ServiceError> {
+    lakebox_core::paging::page(items, key, token, max).map_err(|_| invalid_input("Invalid pagination token."))
+}

@@ -16,7 +16,6 @@ mod errors;
 pub mod expr;
 pub mod infer;
 pub mod model;
-mod paging;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -29,7 +28,6 @@ use lakebox_gateway::{RpcRequest, RpcResponse, RpcService};
 use lakebox_s3::lake::Lake;
 use lakebox_store::{MetaStore, StoreError};
 use serde::Deserialize;
-use serde_json::Value;
 
 pub use catalog::{Catalog, Scope};
 use classifiers::Classifiers;
@@ -119,15 +117,6 @@ impl PageInput {
             .map(|n| n.min(1000) as usize)
             .unwrap_or(100)
     }
-}
-
-/// Drops `null` members so that absent outputs (a last page's `NextToken`) are absent on the
-/// wire, as AWS sends them.
-fn reply(req: &RpcRequest, mut v: Value) -> Result<RpcResponse, ServiceError> {
-    if let Value::Object(m) = &mut v {
-        m.retain(|_, v| !v.is_null());
-    }
-    req.reply(&v)
 }
 
 impl RpcService for Glue {
@@ -226,7 +215,7 @@ impl RpcService for Glue {
                     ));
                 }
             };
-            reply(&req, out)
+            req.reply_value(out)
         })
     }
 }

@@ -1,11 +1,13 @@
 //! `NextToken` pagination over listings in a stable order: the token names the last item
-//! returned, so a page boundary survives inserts and deletes elsewhere in the list.
+//! returned, so a page boundary survives inserts and deletes elsewhere in the list. Services
+//! turn [`InvalidToken`] into their own error code.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use lakebox_core::ServiceError;
 
-use crate::errors::invalid_input;
+/// A `NextToken` that no page produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidToken;
 
 /// The page after `token` of `items` (sorted by `key`), at most `max` long, and the token of
 /// the next page if there is one.
@@ -14,14 +16,14 @@ pub fn page<T>(
     key: impl Fn(&T) -> String,
     token: Option<&str>,
     max: usize,
-) -> Result<(Vec<T>, Option<String>), ServiceError> {
+) -> Result<(Vec<T>, Option<String>), InvalidToken> {
     let after = match token.filter(|t| !t.is_empty()) {
         Some(t) => Some(
             URL_SAFE_NO_PAD
                 .decode(t)
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| invalid_input("Invalid pagination token."))?,
+                .ok_or(InvalidToken)?,
         ),
         None => None,
     };
