@@ -178,3 +178,19 @@ def test_state_survives_restart(tmp_path):
         a = lb.client("athena")
         assert a.get_work_group(WorkGroup="keep")["WorkGroup"]["Name"] == "keep"
         assert a.get_named_query(NamedQueryId=qid)["NamedQuery"]["QueryString"] == "SELECT 1"
+
+
+def test_cli_example_from_the_docs(lakebox):
+    import json
+
+    def cli(*args):
+        r = lakebox.cli(*args)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    cli("athena", "create-work-group", "--name", "docs-analysts",
+        "--configuration", "ResultConfiguration={OutputLocation=s3://results/analysts/}")
+    qid = json.loads(cli("athena", "create-named-query", "--name", "daily", "--database", "shop",
+                         "--query-string", "SELECT count(*) FROM sales", "--work-group", "docs-analysts"))["NamedQueryId"]
+    assert json.loads(cli("athena", "get-named-query", "--named-query-id", qid))["NamedQuery"]["WorkGroup"] == "docs-analysts"
+    assert "DatabaseList" in json.loads(cli("athena", "list-databases", "--catalog-name", "AwsDataCatalog"))
