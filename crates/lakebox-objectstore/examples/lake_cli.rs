@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use futures::TryStreamExt;
 use lakebox_objectstore::LakeObjectStore;
-use object_store::ObjectStore;
 use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

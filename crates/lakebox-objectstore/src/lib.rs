@@ -14,8 +14,9 @@ use lakebox_core::ServiceError;
 use lakebox_s3::lake::{Lake, ObjectInfo, PutOptions as LakePut};
 use object_store::path::Path;
 use object_store::{
-    Attributes, Error, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta,
-    ObjectStore, PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult, Result, UploadPart,
+    Attributes, CopyMode, CopyOptions, Error, GetOptions, GetResult, GetResultPayload, ListResult,
+    MultipartUpload, ObjectMeta, ObjectStore, PutMode, PutMultipartOptions, PutOptions, PutPayload,
+    PutResult, Result, UploadPart,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -204,7 +205,10 @@ impl ObjectStore for LakeObjectStore {
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
         let key = location.as_ref();
         if options.version.is_some() {
-            return Err(Error::NotImplemented);
+            return Err(Error::NotImplemented {
+                operation: "get_opts with a version".into(),
+                implementer: STORE.into(),
+            });
         }
         // The range and preconditions are judged on the version the head saw; if another write
         // replaced it before the read, judge again on the new one (bounded: writers may win a
@@ -269,12 +273,20 @@ impl ObjectStore for LakeObjectStore {
         })
     }
 
-    async fn delete(&self, location: &Path) -> Result<()> {
-        let key = location.as_ref();
-        self.lake
-            .delete(&self.bucket, key)
-            .await
-            .map_err(|e| error(key, e))
+    fn delete_stream(&self, locations: BoxStream<'static, Result<Path>>) -> BoxStream<'static, Result<Path>> {
+        // One delete at a time, in order: each is a durable S3 delete.
+        let (lake, bucket) = (self.lake.clone(), self.bucket.clone());
+        locations
+            .then(move |location| {
+                let (lake, bucket) = (lake.clone(), bucket.clone());
+                async move {
+                    let location = location?;
+                    let key = location.as_ref();
+                    lake.delete(&bucket, key).await.map_err(|e| error(key, e))?;
+                    Ok(location)
+                }
+            })
+            .boxed()
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
@@ -330,22 +342,15 @@ impl ObjectStore for LakeObjectStore {
         Ok(result)
     }
 
-    async fn copy(&self, from: &Path, to: &Path) -> Result<()> {
-        self.lake
-            .copy(&self.bucket, from.as_ref(), to.as_ref(), false)
-            .await
-            .map(|_| ())
-            .map_err(|e| error(from.as_ref(), e))
-    }
-
-    async fn copy_if_not_exists(&self, from: &Path, to: &Path) -> Result<()> {
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+        let if_absent = matches!(options.mode, CopyMode::Create);
         match self
             .lake
-            .copy(&self.bucket, from.as_ref(), to.as_ref(), true)
+            .copy(&self.bucket, from.as_ref(), to.as_ref(), if_absent)
             .await
         {
             Ok(_) => Ok(()),
-            Err(e) if e.code == "PreconditionFailed" => Err(Error::AlreadyExists {
+            Err(e) if if_absent && e.code == "PreconditionFailed" => Err(Error::AlreadyExists {
                 path: to.as_ref().to_owned(),
                 source: "the object exists".into(),
             }),
