@@ -2,11 +2,11 @@
 //! `primary`), named queries, prepared statements, tags, and the data catalog
 //! (`AwsDataCatalog`, read from Lakebox's Glue catalog in-process).
 //!
-//! Query execution (StartQueryExecution and its family) arrives with the DataFusion engine,
-//! in its own crate so this one stays light; until then those operations answer
-//! `UnknownOperationException` with a message saying so.
+//! Queries run on `lakebox-athena-engine` (DataFusion), a separate crate so that the heavy
+//! engine builds apart from this API layer.
 
 mod metadata;
+mod queries;
 mod store;
 mod workgroups;
 
@@ -17,19 +17,35 @@ use lakebox_core::{Clock, RequestContext, ServiceError};
 use lakebox_gateway::service::BoxFuture;
 use lakebox_gateway::{RpcRequest, RpcResponse, RpcService};
 use lakebox_glue::Catalog;
+use lakebox_s3::lake::Lake;
 use lakebox_store::StoreError;
 use serde_json::Value;
+
+/// Queries running at once; the rest wait QUEUED.
+pub const DEFAULT_CONCURRENCY: usize = 8;
 
 pub struct Athena {
     store: Arc<store::Store>,
     catalog: Arc<Catalog>,
+    queries: Arc<queries::Queries>,
 }
 
 impl Athena {
-    pub fn open(dir: &Path, clock: Arc<dyn Clock>, catalog: Arc<Catalog>) -> Result<Self, StoreError> {
+    pub fn open(
+        dir: &Path,
+        clock: Arc<dyn Clock>,
+        catalog: Arc<Catalog>,
+        lake: Lake,
+        concurrency: usize,
+    ) -> Result<Self, StoreError> {
+        let store = Arc::new(store::Store::open(&dir.join("athena.redb"), clock)?);
+        let engine = Arc::new(lakebox_athena_engine::Engine::new(lake.clone(), catalog.clone()));
+        let queries = queries::Queries::new(store.clone(), engine, lake, concurrency)
+            .map_err(|e| StoreError::Corrupt(e.message))?;
         Ok(Athena {
-            store: Arc::new(store::Store::open(&dir.join("athena.redb"), clock)?),
+            store,
             catalog,
+            queries: Arc::new(queries),
         })
     }
 }
@@ -45,6 +61,12 @@ impl RpcService for Athena {
             let c = &*self.catalog;
             let r: Value = req.decode()?;
             let out = match req.operation.as_str() {
+                "StartQueryExecution" => self.queries.start(&ctx, r).await?,
+                "GetQueryExecution" => self.queries.get(&ctx, r)?,
+                "BatchGetQueryExecution" => self.queries.batch_get(&ctx, r)?,
+                "ListQueryExecutions" => self.queries.list(&ctx, r)?,
+                "StopQueryExecution" => self.queries.stop(&ctx, r).await?,
+                "GetQueryResults" => self.queries.results(&ctx, r).await?,
                 "CreateWorkGroup" => workgroups::create(s, &ctx, r).await?,
                 "GetWorkGroup" => workgroups::get(s, &ctx, r)?,
                 "ListWorkGroups" => workgroups::list(s, &ctx, r)?,
@@ -74,9 +96,7 @@ impl RpcService for Athena {
                 other => {
                     return Err(ServiceError::client(
                         "UnknownOperationException",
-                        format!(
-                            "Operation {other} is not supported by Lakebox's Athena yet (query execution arrives with its SQL engine)."
-                        ),
+                        format!("Operation {other} is not supported by Lakebox's Athena yet."),
                     ));
                 }
             };

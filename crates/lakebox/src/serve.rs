@@ -140,8 +140,14 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
     let _crawler_schedules = glue.start_background_work();
     let catalog = glue.catalog();
     registry.rpc("glue", Arc::new(glue));
-    let athena = lakebox_athena::Athena::open(&data_dir.join("athena"), clock.clone(), catalog.clone())
-        .map_err(|e| format!("cannot open the Athena store: {e}"))?;
+    let athena = lakebox_athena::Athena::open(
+        &data_dir.join("athena"),
+        clock.clone(),
+        catalog.clone(),
+        s3.lake(),
+        lakebox_athena::DEFAULT_CONCURRENCY,
+    )
+    .map_err(|e| format!("cannot open the Athena store: {e}"))?;
     registry.rpc("athena", Arc::new(athena));
     let firehose_settings = lakebox_firehose::FirehoseSettings {
         create_delay_millis: args.firehose_create_delay_ms as i64,

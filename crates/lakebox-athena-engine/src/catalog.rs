@@ -1,0 +1,169 @@
+//! The Glue catalog as DataFusion's catalog: databases are schemas, tables are listing tables
+//! over their S3 locations, read with the format their SerDe names.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
+use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::file_format::csv::CsvFormat;
+use datafusion::datasource::file_format::json::JsonFormat;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::error::{DataFusionError, Result};
+use lakebox_glue::infer::types;
+use lakebox_glue::model::Table;
+use lakebox_glue::{Catalog, Scope};
+
+use crate::types::arrow_type;
+
+pub struct GlueCatalog {
+    catalog: Arc<Catalog>,
+    scope: Scope,
+}
+
+impl GlueCatalog {
+    pub fn new(catalog: Arc<Catalog>, scope: Scope) -> Self {
+        GlueCatalog { catalog, scope }
+    }
+}
+
+impl std::fmt::Debug for GlueCatalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GlueCatalog({}/{})", self.scope.account, self.scope.region)
+    }
+}
+
+impl std::fmt::Debug for GlueSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GlueSchema({})", self.database)
+    }
+}
+
+impl CatalogProvider for GlueCatalog {
+    fn schema_names(&self) -> Vec<String> {
+        self.catalog
+            .list_databases(&self.scope)
+            .map(|dbs| dbs.into_iter().map(|d| d.name).collect())
+            .unwrap_or_default()
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        self.catalog.get_database(&self.scope, name).ok().map(|d| {
+            Arc::new(GlueSchema {
+                catalog: self.catalog.clone(),
+                scope: self.scope.clone(),
+                database: d.name,
+            }) as Arc<dyn SchemaProvider>
+        })
+    }
+}
+
+struct GlueSchema {
+    catalog: Arc<Catalog>,
+    scope: Scope,
+    database: String,
+}
+
+#[async_trait]
+impl SchemaProvider for GlueSchema {
+    fn table_names(&self) -> Vec<String> {
+        self.catalog
+            .list_tables(&self.scope, &self.database)
+            .map(|ts| ts.into_iter().map(|t| t.name).collect())
+            .unwrap_or_default()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        let table = match self.catalog.get_table(&self.scope, &self.database, name) {
+            Ok(t) => t,
+            Err(e) if e.code == "EntityNotFoundException" => return Ok(None),
+            Err(e) => return Err(DataFusionError::External(e.message.into())),
+        };
+        Ok(Some(listing_table(&table)?))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.catalog.get_table(&self.scope, &self.database, name).is_ok()
+    }
+}
+
+fn hive(t: &str) -> Result<DataType> {
+    types::parse(t)
+        .map(|h| arrow_type(&h))
+        .map_err(|e| DataFusionError::Plan(format!("Unsupported column type {t}: {e}")))
+}
+
+/// The file format a Glue table's SerDe and input format name.
+fn file_format(t: &Table) -> Result<Arc<dyn FileFormat>> {
+    let sd = t.storage_descriptor.as_ref();
+    let serde = sd
+        .and_then(|s| s.serde_info.as_ref())
+        .and_then(|s| s.serialization_library.as_deref())
+        .unwrap_or("");
+    let input = sd.and_then(|s| s.input_format.as_deref()).unwrap_or("");
+    let param = |k: &str| sd.and_then(|s| s.serde_parameter(k)).map(str::to_owned);
+    if serde.contains("Parquet") || input.contains("Parquet") {
+        return Ok(Arc::new(ParquetFormat::default()));
+    }
+    if serde.contains("JsonSerDe") {
+        return Ok(Arc::new(JsonFormat::default()));
+    }
+    if serde.contains("LazySimpleSerDe") || serde.contains("OpenCSVSerde") || serde.is_empty() {
+        let delim = param("field.delim")
+            .or_else(|| param("separatorChar"))
+            .or_else(|| {
+                param("serialization.format")
+                    .filter(|f| f.len() == 1 && !f.chars().all(|c| c.is_ascii_digit()))
+            })
+            .unwrap_or_else(|| {
+                if serde.contains("OpenCSV") {
+                    ",".into()
+                } else {
+                    "\u{1}".into()
+                }
+            });
+        let header = t.parameter("skip.header.line.count").is_some_and(|n| n != "0");
+        let mut f = CsvFormat::default()
+            .with_delimiter(delim.bytes().next().unwrap_or(b','))
+            .with_has_header(header);
+        if serde.contains("OpenCSV") {
+            f = f.with_quote(param("quoteChar").and_then(|q| q.bytes().next()).unwrap_or(b'"'));
+        }
+        return Ok(Arc::new(f));
+    }
+    Err(DataFusionError::NotImplemented(format!(
+        "Tables with SerDe {serde} are not supported by Lakebox's Athena yet."
+    )))
+}
+
+/// A ListingTable over the table's location with its Glue schema and Hive-style partitions.
+fn listing_table(t: &Table) -> Result<Arc<dyn TableProvider>> {
+    let location = t
+        .location()
+        .ok_or_else(|| DataFusionError::Plan(format!("Table {} has no location.", t.name)))?;
+    let location = if location.ends_with('/') {
+        location.to_owned()
+    } else {
+        format!("{location}/")
+    };
+    let url = ListingTableUrl::parse(&location)?;
+    let fields = t
+        .columns()
+        .iter()
+        .map(|c| Ok(Field::new(c.name.to_lowercase(), hive(c.type_name())?, true)))
+        .collect::<Result<Vec<_>>>()?;
+    let partitions = t
+        .partition_keys
+        .iter()
+        .map(|c| Ok((c.name.to_lowercase(), hive(c.type_name())?)))
+        .collect::<Result<Vec<_>>>()?;
+    let options = ListingOptions::new(file_format(t)?)
+        .with_file_extension("")
+        .with_table_partition_cols(partitions);
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(Arc::new(Schema::new(fields)));
+    Ok(Arc::new(ListingTable::try_new(config)?))
+}

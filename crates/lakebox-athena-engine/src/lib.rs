@@ -1,0 +1,202 @@
+//! Athena's SQL engine: Apache DataFusion, plugged in through its extension points.
+//!
+//! - An [`ObjectStoreRegistry`] that serves every `s3://bucket` as a
+//!   [`LakeObjectStore`](lakebox_objectstore::LakeObjectStore) over Lakebox S3 (no HTTP).
+//! - A catalog (`awsdatacatalog`) whose schemas are the Glue databases and whose tables are
+//!   `ListingTable`s built from the Glue table definitions: the columns and partition keys
+//!   as Arrow types, the format from the SerDe (Parquet, CSV with its delimiter and header
+//!   rule, JSON lines), the location.
+//! - Results as Athena reports them: column names and Athena type names, values as text.
+
+mod catalog;
+mod types;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::error::DataFusionError;
+use datafusion::execution::object_store::ObjectStoreRegistry;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use lakebox_glue::{Catalog, Scope};
+use lakebox_s3::lake::Lake;
+use object_store::ObjectStore;
+use url::Url;
+
+pub use types::athena_type;
+
+/// Athena's name for the Glue catalog; DataFusion folds unquoted identifiers to lowercase.
+pub const CATALOG: &str = "awsdatacatalog";
+
+/// A result column: its name and Athena type (`varchar`, `bigint`, `array(integer)`, …).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultColumn {
+    pub name: String,
+    pub athena_type: String,
+    pub nullable: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryOutput {
+    pub columns: Vec<ResultColumn>,
+    /// Values as Athena shows them; `None` is SQL NULL.
+    pub rows: Vec<Vec<Option<String>>>,
+    pub engine_millis: u64,
+}
+
+/// Why a query failed, in Athena's terms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryError {
+    /// Athena's ErrorCategory: 1 system, 2 user, 3 unknown.
+    pub category: u32,
+    /// Athena's ErrorType (e.g. 1306 for a syntax error, 1301 for a missing table).
+    pub error_type: u32,
+    pub message: String,
+}
+
+fn classify(e: DataFusionError) -> QueryError {
+    let message = e.to_string();
+    let lower = message.to_lowercase();
+    // Wrappers (context, diagnostics) hide the kind of error; the innermost one says it.
+    let (category, error_type, message) = match e.find_root() {
+        DataFusionError::SQL(..) => (2, 1306, format!("SYNTAX_ERROR: {message}")),
+        DataFusionError::Plan(_) if lower.contains("table") && lower.contains("not found") => {
+            (2, 1301, format!("TABLE_NOT_FOUND: {message}"))
+        }
+        DataFusionError::Plan(_) | DataFusionError::SchemaError(..) => {
+            (2, 1306, format!("SYNTAX_ERROR: {message}"))
+        }
+        DataFusionError::NotImplemented(_) => (2, 1006, format!("NOT_SUPPORTED: {message}")),
+        DataFusionError::ArrowError(..) | DataFusionError::Execution(_) => {
+            (2, 1003, format!("INVALID_INPUT: {message}"))
+        }
+        _ => (1, 1000, format!("GENERIC_INTERNAL_ERROR: {message}")),
+    };
+    QueryError {
+        category,
+        error_type,
+        message,
+    }
+}
+
+/// Every `s3://bucket` URL is that bucket of Lakebox S3.
+struct LakeRegistry {
+    lake: Lake,
+}
+
+impl std::fmt::Debug for LakeRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LakeRegistry")
+    }
+}
+
+impl ObjectStoreRegistry for LakeRegistry {
+    fn register_store(&self, _url: &Url, _store: Arc<dyn ObjectStore>) -> Option<Arc<dyn ObjectStore>> {
+        None
+    }
+
+    fn get_store(&self, url: &Url) -> datafusion::error::Result<Arc<dyn ObjectStore>> {
+        match (url.scheme(), url.host_str()) {
+            ("s3" | "s3a", Some(bucket)) => Ok(Arc::new(lakebox_objectstore::LakeObjectStore::new(
+                self.lake.clone(),
+                bucket,
+            ))),
+            _ => Err(DataFusionError::Plan(format!(
+                "Location {url} is not in S3: Athena reads s3:// locations."
+            ))),
+        }
+    }
+}
+
+pub struct Engine {
+    lake: Lake,
+    catalog: Arc<Catalog>,
+}
+
+impl Engine {
+    pub fn new(lake: Lake, catalog: Arc<Catalog>) -> Self {
+        Engine { lake, catalog }
+    }
+
+    fn session(&self, scope: &Scope, database: Option<&str>) -> datafusion::error::Result<SessionContext> {
+        let runtime = RuntimeEnvBuilder::new()
+            .with_object_store_registry(Arc::new(LakeRegistry {
+                lake: self.lake.clone(),
+            }))
+            .build_arc()?;
+        let config = SessionConfig::new()
+            .with_default_catalog_and_schema(CATALOG, database.unwrap_or("default").to_lowercase())
+            .with_create_default_catalog_and_schema(false)
+            .with_information_schema(true);
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        ctx.register_catalog(
+            CATALOG,
+            Arc::new(catalog::GlueCatalog::new(self.catalog.clone(), scope.clone())),
+        );
+        Ok(ctx)
+    }
+
+    /// Runs one SQL statement and returns its rows as text.
+    pub async fn run(
+        &self,
+        scope: &Scope,
+        database: Option<&str>,
+        sql: &str,
+    ) -> Result<QueryOutput, QueryError> {
+        let started = Instant::now();
+        let ctx = self.session(scope, database).map_err(classify)?;
+        let df = ctx.sql(sql).await.map_err(classify)?;
+        let schema = df.schema().as_arrow().clone();
+        let batches = df.collect().await.map_err(classify)?;
+        let columns = schema
+            .fields()
+            .iter()
+            .map(|f| ResultColumn {
+                name: f.name().clone(),
+                athena_type: athena_type(f.data_type()),
+                nullable: f.is_nullable(),
+            })
+            .collect();
+        let rows = to_text(&batches).map_err(classify)?;
+        Ok(QueryOutput {
+            columns,
+            rows,
+            engine_millis: started.elapsed().as_millis() as u64,
+        })
+    }
+}
+
+/// Values as Athena prints them: timestamps `2024-01-02 03:04:05.000`, arrays `[1, 2]`.
+fn to_text(batches: &[RecordBatch]) -> datafusion::error::Result<Vec<Vec<Option<String>>>> {
+    let options = FormatOptions::default()
+        .with_null("")
+        .with_timestamp_format(Some("%Y-%m-%d %H:%M:%S%.3f"))
+        .with_timestamp_tz_format(Some("%Y-%m-%d %H:%M:%S%.3f %Z"));
+    let mut rows = Vec::new();
+    for batch in batches {
+        let formatters = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<Result<Vec<_>, _>>()?;
+        for i in 0..batch.num_rows() {
+            rows.push(
+                batch
+                    .columns()
+                    .iter()
+                    .zip(&formatters)
+                    .map(|(col, f)| {
+                        if col.is_null(i) {
+                            None
+                        } else {
+                            Some(f.value(i).to_string())
+                        }
+                    })
+                    .collect(),
+            );
+        }
+    }
+    Ok(rows)
+}
