@@ -16,8 +16,6 @@ use lakebox_glue::infer::types;
 use lakebox_glue::model::Table;
 use lakebox_glue::{Catalog, Scope};
 
-use crate::types::arrow_type;
-
 pub struct GlueCatalog {
     catalog: Arc<Catalog>,
     scope: Scope,
@@ -91,7 +89,7 @@ impl SchemaProvider for GlueSchema {
 
 fn hive(t: &str) -> Result<DataType> {
     types::parse(t)
-        .map(|h| arrow_type(&h))
+        .map(|h| h.arrow_type())
         .map_err(|e| DataFusionError::Plan(format!("Unsupported column type {t}: {e}")))
 }
 

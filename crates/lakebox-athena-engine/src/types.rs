@@ -1,45 +1,7 @@
-//! Types between Glue (Hive names), Arrow (DataFusion) and Athena's result metadata.
+//! Athena's names for result types (Glue's Hive types map to Arrow in
+//! `lakebox_glue::infer::types::HiveType::arrow_type`).
 
-use std::sync::Arc;
-
-use datafusion::arrow::datatypes::{DataType, Field, Fields, TimeUnit};
-use lakebox_glue::infer::types::HiveType;
-
-/// The Arrow type a Glue column is read as.
-pub fn arrow_type(t: &HiveType) -> DataType {
-    match t {
-        HiveType::Unknown | HiveType::String => DataType::Utf8,
-        HiveType::Boolean => DataType::Boolean,
-        HiveType::TinyInt => DataType::Int8,
-        HiveType::SmallInt => DataType::Int16,
-        HiveType::Int => DataType::Int32,
-        HiveType::BigInt => DataType::Int64,
-        HiveType::Float => DataType::Float32,
-        HiveType::Double => DataType::Float64,
-        HiveType::Timestamp => DataType::Timestamp(TimeUnit::Millisecond, None),
-        HiveType::Date => DataType::Date32,
-        HiveType::Binary => DataType::Binary,
-        HiveType::Decimal(p, s) => DataType::Decimal128((*p).clamp(1, 38) as u8, (*s).min(38) as i8),
-        HiveType::Array(e) => DataType::List(Arc::new(Field::new("element", arrow_type(e), true))),
-        HiveType::Map(k, v) => DataType::Map(
-            Arc::new(Field::new(
-                "key_value",
-                DataType::Struct(Fields::from(vec![
-                    Field::new("key", arrow_type(k), false),
-                    Field::new("value", arrow_type(v), true),
-                ])),
-                false,
-            )),
-            false,
-        ),
-        HiveType::Struct(fields) => DataType::Struct(Fields::from(
-            fields
-                .iter()
-                .map(|(n, t)| Field::new(n.clone(), arrow_type(t), true))
-                .collect::<Vec<_>>(),
-        )),
-    }
-}
+use datafusion::arrow::datatypes::DataType;
 
 /// Athena's (Trino's) name for a result type.
 pub fn athena_type(t: &DataType) -> String {

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use arrow_schema::{DataType, Field, Fields, Schema, TimeUnit};
+use arrow_schema::{Field, Schema};
 use lakebox_glue::infer::types::{self, HiveType};
 use lakebox_glue::model::Table;
 use orc_rust::compression::CompressionType;
@@ -20,41 +20,6 @@ use crate::process::{Failed, Outgoing};
 
 const MALFORMED: &str = "DataFormatConversion.MalformedData";
 const INVALID_SCHEMA: &str = "DataFormatConversion.InvalidSchema";
-
-fn arrow_type(t: &HiveType) -> DataType {
-    match t {
-        HiveType::Unknown | HiveType::String => DataType::Utf8,
-        HiveType::Boolean => DataType::Boolean,
-        HiveType::TinyInt => DataType::Int8,
-        HiveType::SmallInt => DataType::Int16,
-        HiveType::Int => DataType::Int32,
-        HiveType::BigInt => DataType::Int64,
-        HiveType::Float => DataType::Float32,
-        HiveType::Double => DataType::Float64,
-        HiveType::Timestamp => DataType::Timestamp(TimeUnit::Millisecond, None),
-        HiveType::Date => DataType::Date32,
-        HiveType::Binary => DataType::Binary,
-        HiveType::Decimal(p, s) => DataType::Decimal128((*p).clamp(1, 38) as u8, (*s).min(38) as i8),
-        HiveType::Array(e) => DataType::List(Arc::new(Field::new("element", arrow_type(e), true))),
-        HiveType::Map(k, v) => DataType::Map(
-            Arc::new(Field::new(
-                "key_value",
-                DataType::Struct(Fields::from(vec![
-                    Field::new("key", arrow_type(k), false),
-                    Field::new("value", arrow_type(v), true),
-                ])),
-                false,
-            )),
-            false,
-        ),
-        HiveType::Struct(fields) => DataType::Struct(Fields::from(
-            fields
-                .iter()
-                .map(|(n, t)| Field::new(n.clone(), arrow_type(t), true))
-                .collect::<Vec<_>>(),
-        )),
-    }
-}
 
 /// The key of a JSON object that holds `column` under the SerDe's rules.
 fn lookup<'a>(obj: &'a Map<String, Value>, column: &str, input: &JsonInput, top: bool) -> Option<&'a Value> {
@@ -362,7 +327,7 @@ pub fn write(table: &Table, conv: &Conversion, records: &[Outgoing]) -> (Option<
     let schema = Arc::new(Schema::new(
         columns
             .iter()
-            .map(|(n, t)| Field::new(n.clone(), arrow_type(t), true))
+            .map(|(n, t)| Field::new(n.clone(), t.arrow_type(), true))
             .collect::<Vec<_>>(),
     ));
     let mut rows = Vec::with_capacity(records.len());

@@ -68,6 +68,49 @@ impl HiveType {
     }
 }
 
+#[cfg(feature = "arrow")]
+impl HiveType {
+    /// The Arrow type a column of this Hive type is read and written as (Firehose's Parquet
+    /// and ORC output, Athena's engine).
+    pub fn arrow_type(&self) -> arrow_schema::DataType {
+        use std::sync::Arc;
+
+        use arrow_schema::{DataType, Field, Fields, TimeUnit};
+        match self {
+            HiveType::Unknown | HiveType::String => DataType::Utf8,
+            HiveType::Boolean => DataType::Boolean,
+            HiveType::TinyInt => DataType::Int8,
+            HiveType::SmallInt => DataType::Int16,
+            HiveType::Int => DataType::Int32,
+            HiveType::BigInt => DataType::Int64,
+            HiveType::Float => DataType::Float32,
+            HiveType::Double => DataType::Float64,
+            HiveType::Timestamp => DataType::Timestamp(TimeUnit::Millisecond, None),
+            HiveType::Date => DataType::Date32,
+            HiveType::Binary => DataType::Binary,
+            HiveType::Decimal(p, s) => DataType::Decimal128((*p).clamp(1, 38) as u8, (*s).min(38) as i8),
+            HiveType::Array(e) => DataType::List(Arc::new(Field::new("element", e.arrow_type(), true))),
+            HiveType::Map(k, v) => DataType::Map(
+                Arc::new(Field::new(
+                    "key_value",
+                    DataType::Struct(Fields::from(vec![
+                        Field::new("key", k.arrow_type(), false),
+                        Field::new("value", v.arrow_type(), true),
+                    ])),
+                    false,
+                )),
+                false,
+            ),
+            HiveType::Struct(fields) => DataType::Struct(Fields::from(
+                fields
+                    .iter()
+                    .map(|(n, t)| Field::new(n.clone(), t.arrow_type(), true))
+                    .collect::<Vec<_>>(),
+            )),
+        }
+    }
+}
+
 /// Parses a Hive type as Glue stores it in `Column.Type` (`bigint`, `decimal(10,2)`,
 /// `array<struct<a:int,b:string>>`, `map<string,double>`, `varchar(20)`, …).
 pub fn parse(text: &str) -> Result<HiveType, String> {
