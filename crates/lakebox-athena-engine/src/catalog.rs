@@ -10,11 +10,12 @@ use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::csv::CsvFormat;
 use datafusion::datasource::file_format::json::JsonFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::error::{DataFusionError, Result};
 use lakebox_glue::infer::types;
 use lakebox_glue::model::Table;
 use lakebox_glue::{Catalog, Scope};
+
+use crate::table::GlueTable;
 
 pub struct GlueCatalog {
     catalog: Arc<Catalog>,
@@ -79,7 +80,11 @@ impl SchemaProvider for GlueSchema {
             Err(e) if e.code == "EntityNotFoundException" => return Ok(None),
             Err(e) => return Err(DataFusionError::External(e.message.into())),
         };
-        Ok(Some(listing_table(&table)?))
+        Ok(Some(glue_table(
+            &table,
+            self.catalog.clone(),
+            self.scope.clone(),
+        )?))
     }
 
     fn table_exist(&self, name: &str) -> bool {
@@ -136,17 +141,9 @@ fn file_format(t: &Table) -> Result<Arc<dyn FileFormat>> {
     )))
 }
 
-/// A ListingTable over the table's location with its Glue schema and Hive-style partitions.
-fn listing_table(t: &Table) -> Result<Arc<dyn TableProvider>> {
-    let location = t
-        .location()
-        .ok_or_else(|| DataFusionError::Plan(format!("Table {} has no location.", t.name)))?;
-    let location = if location.ends_with('/') {
-        location.to_owned()
-    } else {
-        format!("{location}/")
-    };
-    let url = ListingTableUrl::parse(&location)?;
+/// The Glue table as a [`GlueTable`]: its columns (lowercase, as Athena resolves names) and
+/// partition keys as Arrow fields, read with the format its SerDe names.
+fn glue_table(t: &Table, catalog: Arc<Catalog>, scope: Scope) -> Result<Arc<dyn TableProvider>> {
     let fields = t
         .columns()
         .iter()
@@ -155,13 +152,20 @@ fn listing_table(t: &Table) -> Result<Arc<dyn TableProvider>> {
     let partitions = t
         .partition_keys
         .iter()
-        .map(|c| Ok((c.name.to_lowercase(), hive(c.type_name())?)))
+        .map(|c| {
+            Ok(Arc::new(Field::new(
+                c.name.to_lowercase(),
+                hive(c.type_name())?,
+                true,
+            )))
+        })
         .collect::<Result<Vec<_>>>()?;
-    let options = ListingOptions::new(file_format(t)?)
-        .with_file_extension("")
-        .with_table_partition_cols(partitions);
-    let config = ListingTableConfig::new(url)
-        .with_listing_options(options)
-        .with_schema(Arc::new(Schema::new(fields)));
-    Ok(Arc::new(ListingTable::try_new(config)?))
+    Ok(Arc::new(GlueTable::new(
+        t.clone(),
+        catalog,
+        scope,
+        file_format(t)?,
+        Arc::new(Schema::new(fields)),
+        partitions,
+    )))
 }

@@ -3,12 +3,13 @@
 //! - An [`ObjectStoreRegistry`] that serves every `s3://bucket` as a
 //!   [`LakeObjectStore`](lakebox_objectstore::LakeObjectStore) over Lakebox S3 (no HTTP).
 //! - A catalog (`awsdatacatalog`) whose schemas are the Glue databases and whose tables are
-//!   `ListingTable`s built from the Glue table definitions: the columns and partition keys
-//!   as Arrow types, the format from the SerDe (Parquet, CSV with its delimiter and header
-//!   rule, JSON lines), the location.
+//!   built from the Glue table definitions: the columns and partition keys as Arrow types,
+//!   the format from the SerDe (Parquet, CSV with its delimiter and header rule, JSON
+//!   lines), the files under the location or under each Glue partition's location.
 //! - Results as Athena reports them: column names and Athena type names, values as text.
 
 mod catalog;
+mod table;
 mod types;
 
 use std::sync::Arc;

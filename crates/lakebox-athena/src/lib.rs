@@ -3,10 +3,11 @@
 //! (`AwsDataCatalog`, read from Lakebox's Glue catalog in-process).
 //!
 //! Queries run on `lakebox-athena-engine` (DataFusion), a separate crate so that the heavy
-//! engine builds apart from this API layer.
+//! engine builds apart from this API layer; Hive DDL runs on `lakebox-athena-ddl`.
 
 mod metadata;
 mod queries;
+mod results;
 mod store;
 mod workgroups;
 
@@ -40,7 +41,7 @@ impl Athena {
     ) -> Result<Self, StoreError> {
         let store = Arc::new(store::Store::open(&dir.join("athena.redb"), clock)?);
         let engine = Arc::new(lakebox_athena_engine::Engine::new(lake.clone(), catalog.clone()));
-        let queries = queries::Queries::new(store.clone(), engine, lake, concurrency)
+        let queries = queries::Queries::new(store.clone(), engine, catalog.clone(), lake, concurrency)
             .map_err(|e| StoreError::Corrupt(e.message))?;
         Ok(Athena {
             store,

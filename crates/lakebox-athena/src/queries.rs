@@ -8,13 +8,14 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use lakebox_athena_engine::{Engine, QueryError, QueryOutput};
 use lakebox_core::{RequestContext, ServiceError};
-use lakebox_glue::Scope;
+use lakebox_glue::{Catalog, Scope};
 use lakebox_protocol::Timestamp;
 use lakebox_s3::lake::{Lake, PutOptions};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
+use crate::results::{ColumnInfo, csv, metadata, parse_csv, text as text_file};
 use crate::store::*;
 use crate::workgroups::{self, PRIMARY};
 
@@ -42,6 +43,14 @@ pub struct Execution {
     pub scanned_bytes: u64,
     pub columns: Vec<(String, String, bool)>,
     pub parameters: Option<Vec<String>>,
+    /// Athena's StatementType: DML (results in `<id>.csv` with a header row), DDL or UTILITY
+    /// (results in `<id>.txt`, no header).
+    #[serde(default = "dml")]
+    pub statement_type: String,
+}
+
+fn dml() -> String {
+    "DML".into()
 }
 
 impl Execution {
@@ -71,7 +80,7 @@ impl Execution {
         json!({
             "QueryExecutionId": self.id,
             "Query": self.query,
-            "StatementType": "DML",
+            "StatementType": self.statement_type,
             "ResultConfiguration": {"OutputLocation": self.output},
             "ResultReuseConfiguration": {"ResultReuseByAgeConfiguration": {"Enabled": false}},
             "QueryExecutionContext": {"Database": self.database, "Catalog": self.catalog},
@@ -96,6 +105,7 @@ impl Execution {
 pub struct Queries {
     pub store: Arc<Store>,
     pub engine: Arc<Engine>,
+    pub catalog: Arc<Catalog>,
     pub lake: Lake,
     slots: Arc<Semaphore>,
     running: Mutex<HashMap<String, tokio::task::AbortHandle>>,
@@ -103,71 +113,6 @@ pub struct Queries {
 
 fn text<'a>(r: &'a Value, k: &str) -> Option<&'a str> {
     r.get(k).and_then(Value::as_str)
-}
-
-/// Athena's CSV: every value in double quotes (quotes doubled), NULL as nothing.
-pub fn csv(out: &QueryOutput) -> Vec<u8> {
-    let mut s = String::new();
-    let quote = |v: &str| format!("\"{}\"", v.replace('"', "\"\""));
-    s.push_str(
-        &out.columns
-            .iter()
-            .map(|c| quote(&c.name))
-            .collect::<Vec<_>>()
-            .join(","),
-    );
-    s.push('\n');
-    for row in &out.rows {
-        s.push_str(
-            &row.iter()
-                .map(|v| v.as_deref().map(quote).unwrap_or_default())
-                .collect::<Vec<_>>()
-                .join(","),
-        );
-        s.push('\n');
-    }
-    s.into_bytes()
-}
-
-/// Reads Athena's CSV back: quoted values, unquoted empty fields are NULL.
-pub fn parse_csv(data: &str) -> Vec<Vec<Option<String>>> {
-    let mut rows = Vec::new();
-    let mut row = Vec::new();
-    let mut chars = data.chars().peekable();
-    let mut field: Option<String> = None;
-    let mut in_quotes = false;
-    while let Some(c) = chars.next() {
-        if in_quotes {
-            if c == '"' {
-                if chars.peek() == Some(&'"') {
-                    field.get_or_insert_default().push('"');
-                    chars.next();
-                } else {
-                    in_quotes = false;
-                }
-            } else {
-                field.get_or_insert_default().push(c);
-            }
-        } else {
-            match c {
-                '"' => {
-                    in_quotes = true;
-                    field.get_or_insert_default();
-                }
-                ',' => row.push(field.take()),
-                '\n' => {
-                    row.push(field.take());
-                    rows.push(std::mem::take(&mut row));
-                }
-                other => field.get_or_insert_default().push(other),
-            }
-        }
-    }
-    if field.is_some() || !row.is_empty() {
-        row.push(field);
-        rows.push(row);
-    }
-    rows
 }
 
 fn split_s3(url: &str) -> Option<(String, String)> {
@@ -206,12 +151,14 @@ impl Queries {
     pub fn new(
         store: Arc<Store>,
         engine: Arc<Engine>,
+        catalog: Arc<Catalog>,
         lake: Lake,
         concurrency: usize,
     ) -> Result<Self, ServiceError> {
         let q = Queries {
             store,
             engine,
+            catalog,
             lake,
             slots: Arc::new(Semaphore::new(concurrency.max(1))),
             running: Mutex::new(HashMap::new()),
@@ -305,6 +252,12 @@ impl Queries {
         }
         let id = uuid::Uuid::new_v4().to_string();
         let sep = if location.ends_with('/') { "" } else { "/" };
+        let statement_type = match lakebox_athena_ddl::parse(&sql) {
+            None => "DML",
+            Some(Ok(s)) if s.is_utility() => "UTILITY",
+            Some(_) => "DDL",
+        };
+        let extension = if statement_type == "DML" { "csv" } else { "txt" };
         let e = Execution {
             id: id.clone(),
             account: ctx.account_id.clone(),
@@ -319,7 +272,7 @@ impl Queries {
                 .and_then(Value::as_str)
                 .map(str::to_owned),
             work_group: work_group.to_owned(),
-            output: format!("{location}{sep}{id}.csv"),
+            output: format!("{location}{sep}{id}.{extension}"),
             state: "QUEUED".into(),
             reason: None,
             error: None,
@@ -330,6 +283,7 @@ impl Queries {
             scanned_bytes: 0,
             columns: Vec::new(),
             parameters: params,
+            statement_type: statement_type.into(),
         };
         let v = encode(&e).map_err(internal)?;
         let token = text(&r, "ClientRequestToken").map(|t| key(&ctx.account_id, &ctx.region, &[t]));
@@ -360,37 +314,16 @@ impl Queries {
         e.state = "RUNNING".into();
         e.started_millis = Some(self.store.now());
         let _ = self.save_blocking(&e);
-        let result: Result<QueryOutput, QueryError> =
-            self.engine.run(&scope, e.database.as_deref(), &sql).await;
-        match result {
-            Ok(out) => {
-                let (bucket, key) = split_s3(&e.output).expect("checked at start");
-                let body = Bytes::from(csv(&out));
-                match self.lake.put(&bucket, &key, body, PutOptions::default()).await {
-                    Ok(_) => {
-                        e.state = "SUCCEEDED".into();
-                        e.engine_millis = out.engine_millis;
-                        e.columns = out
-                            .columns
-                            .iter()
-                            .map(|c| (c.name.clone(), c.athena_type.clone(), c.nullable))
-                            .collect();
-                    }
-                    Err(err) => {
-                        e.state = "FAILED".into();
-                        let msg = format!(
-                            "Unable to write the query result to {}: {}",
-                            e.output, err.message
-                        );
-                        e.reason = Some(msg.clone());
-                        e.error = Some((2, 1003, msg));
-                    }
-                }
+        match self.run(&e, &scope, &sql).await {
+            Ok((columns, engine_millis)) => {
+                e.state = "SUCCEEDED".into();
+                e.engine_millis = engine_millis;
+                e.columns = columns;
             }
-            Err(err) => {
+            Err((category, error_type, message)) => {
                 e.state = "FAILED".into();
-                e.reason = Some(err.message.clone());
-                e.error = Some((err.category, err.error_type, err.message));
+                e.reason = Some(message.clone());
+                e.error = Some((category, error_type, message));
             }
         }
         e.completed_millis = Some(self.store.now());
@@ -398,6 +331,74 @@ impl Queries {
             tracing::error!(query = %e.id, error = %err.message, "cannot record a query's outcome");
         }
         self.running.lock().unwrap().remove(&e.id);
+    }
+
+    /// Runs the statement (Hive DDL itself, anything else on the engine) and writes the
+    /// result file with its `.metadata` companion; the columns and the engine time on success.
+    async fn run(
+        &self,
+        e: &Execution,
+        scope: &Scope,
+        sql: &str,
+    ) -> Result<(Vec<(String, String, bool)>, u64), (u32, u32, String)> {
+        let started = std::time::Instant::now();
+        let (columns, body) = match lakebox_athena_ddl::parse(sql) {
+            Some(Err(message)) => return Err((2, 1306, message)),
+            Some(Ok(statement)) => {
+                let database = e.database.as_deref().unwrap_or("default");
+                let out = lakebox_athena_ddl::execute(&self.catalog, &self.lake, scope, database, statement)
+                    .await
+                    .map_err(|err| (2, err.error_type, err.message))?;
+                let columns: Vec<(String, String, bool)> = out
+                    .columns
+                    .iter()
+                    .map(|c| (c.to_string(), "string".to_string(), true))
+                    .collect();
+                (columns, text_file(&out.lines))
+            }
+            None => {
+                let out: QueryOutput = self
+                    .engine
+                    .run(scope, e.database.as_deref(), sql)
+                    .await
+                    .map_err(|err: QueryError| (err.category, err.error_type, err.message))?;
+                let columns = out
+                    .columns
+                    .iter()
+                    .map(|c| (c.name.clone(), c.athena_type.clone(), c.nullable))
+                    .collect();
+                (columns, csv(&out))
+            }
+        };
+        let engine_millis = started.elapsed().as_millis() as u64;
+        let (bucket, key) = split_s3(&e.output).expect("checked at start");
+        let write_failed = |err: ServiceError| {
+            (
+                2,
+                1003,
+                format!(
+                    "Unable to write the query result to {}: {}",
+                    e.output, err.message
+                ),
+            )
+        };
+        self.lake
+            .put(&bucket, &key, Bytes::from(body), PutOptions::default())
+            .await
+            .map_err(write_failed)?;
+        if !columns.is_empty() {
+            let infos: Vec<ColumnInfo> = columns.iter().map(|(n, t, _)| ColumnInfo::new(n, t)).collect();
+            self.lake
+                .put(
+                    &bucket,
+                    &format!("{key}.metadata"),
+                    Bytes::from(metadata(&e.id, &infos)),
+                    PutOptions::default(),
+                )
+                .await
+                .map_err(write_failed)?;
+        }
+        Ok((columns, engine_millis))
     }
 
     pub fn get(&self, ctx: &RequestContext, r: Value) -> Result<Value, ServiceError> {
@@ -489,8 +490,16 @@ impl Queries {
         while let Some(chunk) = rx.recv().await {
             data.extend_from_slice(&chunk.map_err(internal)?);
         }
-        // The header row is the first row of the first page, as Athena returns it.
-        let rows = parse_csv(&String::from_utf8_lossy(&data));
+        // A query's header row is the first row of the first page, as Athena returns it; DDL
+        // and utility results have no header, one value per line.
+        let data = String::from_utf8_lossy(&data);
+        let rows = if e.statement_type == "DML" {
+            parse_csv(&data)
+        } else if data.is_empty() {
+            Vec::new()
+        } else {
+            data.split('\n').map(|l| vec![Some(l.to_owned())]).collect()
+        };
         let start: usize = match text(&r, "NextToken") {
             Some(t) => t.parse().map_err(|_| invalid("Invalid NextToken."))?,
             None => 0,
@@ -503,20 +512,7 @@ impl Queries {
         let columns: Vec<Value> = e
             .columns
             .iter()
-            .map(|(name, t, nullable)| {
-                let base = t.split('(').next().unwrap_or(t);
-                let (precision, scale) = match (base, t.split_once('(')) {
-                    ("decimal", Some((_, ps))) => {
-                        let mut it = ps.trim_end_matches(')').split(',');
-                        (it.next().and_then(|p| p.trim().parse().ok()).unwrap_or(38), it.next().and_then(|s| s.trim().parse().ok()).unwrap_or(0))
-                    }
-                    ("varchar", _) => (2147483647, 0),
-                    _ => (0, 0),
-                };
-                json!({"CatalogName": "hive", "SchemaName": "", "TableName": "", "Name": name, "Label": name,
-                       "Type": base, "Precision": precision, "Scale": scale,
-                       "Nullable": if *nullable { "UNKNOWN" } else { "NOT_NULL" }, "CaseSensitive": base == "varchar"})
-            })
+            .map(|(name, t, nullable)| ColumnInfo::new(name, t).json(*nullable))
             .collect();
         Ok(json!({
             "UpdateCount": 0,

@@ -232,6 +232,26 @@ impl Table {
     pub fn is_view(&self) -> bool {
         self.table_type.as_deref() == Some("VIRTUAL_VIEW")
     }
+
+    /// The definition as an UpdateTable input, for changing one part of it.
+    pub fn to_input(&self) -> TableInput {
+        TableInput {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            owner: self.owner.clone(),
+            last_access_time: self.last_access_time,
+            last_analyzed_time: self.last_analyzed_time,
+            retention: Some(self.retention),
+            storage_descriptor: self.storage_descriptor.clone(),
+            partition_keys: Some(self.partition_keys.clone()),
+            view_original_text: self.view_original_text.clone(),
+            view_expanded_text: self.view_expanded_text.clone(),
+            table_type: self.table_type.clone(),
+            parameters: self.parameters.clone(),
+            target_table: self.target_table.clone(),
+            view_definition: self.view_definition.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -268,6 +288,17 @@ pub struct Partition {
 }
 
 impl Partition {
+    /// The definition as an UpdatePartition input.
+    pub fn to_input(&self) -> PartitionInput {
+        PartitionInput {
+            values: self.values.clone(),
+            last_access_time: self.last_access_time,
+            storage_descriptor: self.storage_descriptor.clone(),
+            parameters: self.parameters.clone(),
+            last_analyzed_time: self.last_analyzed_time,
+        }
+    }
+
     pub fn location(&self) -> Option<&str> {
         self.storage_descriptor.as_ref()?.location.as_deref()
     }

@@ -1,5 +1,6 @@
-//! A minimal protocol-buffers reader: fields by number and wire type, for the few binary
-//! formats Lakebox parses by hand (ORC file tails, KPL aggregated records).
+//! A minimal protocol-buffers reader and writer: fields by number and wire type, for the few
+//! binary formats Lakebox handles by hand (ORC file tails, KPL aggregated records, Athena's
+//! result metadata files).
 
 /// One field's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +66,47 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Appends fields to a message.
+#[derive(Debug, Default, Clone)]
+pub struct Writer {
+    buf: Vec<u8>,
+}
+
+impl Writer {
+    pub fn new() -> Self {
+        Writer::default()
+    }
+
+    fn raw_varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.buf.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.buf.push(v as u8);
+    }
+
+    pub fn varint(&mut self, field: u64, v: u64) -> &mut Self {
+        self.raw_varint(field << 3);
+        self.raw_varint(v);
+        self
+    }
+
+    pub fn bytes(&mut self, field: u64, v: &[u8]) -> &mut Self {
+        self.raw_varint((field << 3) | 2);
+        self.raw_varint(v.len() as u64);
+        self.buf.extend_from_slice(v);
+        self
+    }
+
+    pub fn string(&mut self, field: u64, v: &str) -> &mut Self {
+        self.bytes(field, v.as_bytes())
+    }
+
+    pub fn finish(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.buf)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,5 +121,11 @@ mod tests {
         assert_eq!(r.next_field(), Some((3, Field::Fixed32(7))));
         assert!(r.next_field().is_none() && r.at_end());
         assert!(Reader::new(&[0x12, 0x05, b'x']).next_field().is_none());
+    }
+
+    #[test]
+    fn writes_what_it_reads() {
+        let msg = Writer::new().varint(1, 150).string(2, "hi").finish();
+        assert_eq!(msg, [0x08, 0x96, 0x01, 0x12, 0x02, b'h', b'i']);
     }
 }

@@ -1,0 +1,258 @@
+//! A Glue table as DataFusion reads it, the way Athena does: the files under the table's
+//! location (recursively, skipping names that start with `_` or `.`), or, for a partitioned
+//! table, the files under each partition's own location as registered in Glue (by a crawler,
+//! ALTER TABLE ADD PARTITION or MSCK REPAIR TABLE), with the partition values as columns.
+//! Partitions are pruned with the query's filters before anything is listed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{Array, BooleanArray, RecordBatch};
+use datafusion::arrow::datatypes::{FieldRef, Schema, SchemaRef};
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::datasource::TableType;
+use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::listing::helpers::expr_applicable_for_cols;
+use datafusion::datasource::listing::{ListingTableUrl, PartitionedFile};
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
+use datafusion::datasource::table_schema::TableSchema;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_expr::create_physical_expr;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::union::UnionExec;
+use futures::TryStreamExt;
+use lakebox_glue::model::Table;
+use lakebox_glue::{Catalog, Scope};
+
+/// Hive's name for a NULL partition value.
+const HIVE_NULL: &str = "__HIVE_DEFAULT_PARTITION__";
+
+pub struct GlueTable {
+    table: Table,
+    catalog: Arc<Catalog>,
+    scope: Scope,
+    format: Arc<dyn FileFormat>,
+    file_schema: SchemaRef,
+    partition_fields: Vec<FieldRef>,
+    schema: SchemaRef,
+}
+
+impl std::fmt::Debug for GlueTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GlueTable({}.{})", self.table.database_name, self.table.name)
+    }
+}
+
+fn with_slash(s: &str) -> String {
+    if s.ends_with('/') {
+        s.to_owned()
+    } else {
+        format!("{s}/")
+    }
+}
+
+impl GlueTable {
+    pub fn new(
+        table: Table,
+        catalog: Arc<Catalog>,
+        scope: Scope,
+        format: Arc<dyn FileFormat>,
+        file_schema: SchemaRef,
+        partition_fields: Vec<FieldRef>,
+    ) -> Self {
+        let mut fields: Vec<FieldRef> = file_schema.fields().iter().cloned().collect();
+        fields.extend(partition_fields.iter().cloned());
+        GlueTable {
+            table,
+            catalog,
+            scope,
+            format,
+            file_schema,
+            partition_fields,
+            schema: Arc::new(Schema::new(fields)),
+        }
+    }
+
+    fn partition_names(&self) -> Vec<&str> {
+        self.partition_fields.iter().map(|f| f.name().as_str()).collect()
+    }
+
+    /// The locations to read, each with its partition values: the table's own location, or the
+    /// Glue partitions that pass the filters on partition columns.
+    fn locations(&self, state: &dyn Session, filters: &[Expr]) -> Result<Vec<(String, Vec<ScalarValue>)>> {
+        if self.partition_fields.is_empty() {
+            let location = self.table.location().ok_or_else(|| {
+                DataFusionError::Plan(format!("Table {} has no location.", self.table.name))
+            })?;
+            return Ok(vec![(with_slash(location), Vec::new())]);
+        }
+        let (_, partitions) = self
+            .catalog
+            .list_partitions(&self.scope, &self.table.database_name, &self.table.name, None)
+            .map_err(|e| DataFusionError::External(e.message.into()))?;
+        let mut rows = Vec::with_capacity(partitions.len());
+        for p in &partitions {
+            let Some(location) = p.location() else { continue };
+            let values = self
+                .partition_fields
+                .iter()
+                .zip(&p.values)
+                .map(|(f, v)| {
+                    if v == HIVE_NULL {
+                        return ScalarValue::try_from(f.data_type());
+                    }
+                    ScalarValue::try_from_string(v.clone(), f.data_type())
+                })
+                .collect::<Result<Vec<_>>>()?;
+            rows.push((with_slash(location), values));
+        }
+        let names = self.partition_names();
+        let pruning: Vec<&Expr> = filters
+            .iter()
+            .filter(|f| expr_applicable_for_cols(&names, f))
+            .collect();
+        if pruning.is_empty() || rows.is_empty() {
+            return Ok(rows);
+        }
+        // Evaluate the partition filters over one row per partition.
+        let schema = Arc::new(Schema::new(self.partition_fields.clone()));
+        let columns = (0..self.partition_fields.len())
+            .map(|i| ScalarValue::iter_to_array(rows.iter().map(|(_, v)| v[i].clone())))
+            .collect::<Result<Vec<_>>>()?;
+        let batch = RecordBatch::try_new(schema.clone(), columns)?;
+        let df_schema = DFSchema::try_from(schema)?;
+        let mut keep = vec![true; rows.len()];
+        for f in pruning {
+            let expr = create_physical_expr(
+                f,
+                &df_schema,
+                state.execution_props(),
+                &PhysicalPlanningContext::default(),
+            )?;
+            let result = expr.evaluate(&batch)?.into_array(batch.num_rows())?;
+            let Some(mask) = result.as_any().downcast_ref::<BooleanArray>() else {
+                continue;
+            };
+            for (i, k) in keep.iter_mut().enumerate() {
+                *k &= mask.is_valid(i) && mask.value(i);
+            }
+        }
+        Ok(rows
+            .into_iter()
+            .zip(keep)
+            .filter_map(|(r, k)| k.then_some(r))
+            .collect())
+    }
+}
+
+/// Whether Athena reads the object at `relative` (its key below the location): not a folder
+/// marker, and no path segment hidden with a leading `_` or `.`.
+fn is_data_file(relative: &str, size: u64) -> bool {
+    !(relative.is_empty()
+        || (relative.ends_with('/') && size == 0)
+        || relative.ends_with("$folder$")
+        || relative
+            .split('/')
+            .any(|s| s.starts_with('_') || s.starts_with('.')))
+}
+
+#[async_trait]
+impl TableProvider for GlueTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+        // Partition filters prune partitions and file filters go to the Parquet reader, but
+        // DataFusion still applies both to the rows.
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let mut by_store: BTreeMap<String, (ListingTableUrl, Vec<PartitionedFile>)> = BTreeMap::new();
+        for (location, values) in self.locations(state, filters)? {
+            let url = ListingTableUrl::parse(&location)?;
+            let store = state.runtime_env().object_store(url.object_store())?;
+            let prefix = url.prefix().clone();
+            let objects: Vec<_> = store.list(Some(&prefix)).try_collect().await?;
+            let entry = by_store
+                .entry(url.object_store().as_str().to_owned())
+                .or_insert_with(|| (url.clone(), Vec::new()));
+            for meta in objects {
+                let relative = meta
+                    .location
+                    .as_ref()
+                    .strip_prefix(prefix.as_ref())
+                    .unwrap_or(meta.location.as_ref())
+                    .trim_start_matches('/');
+                if is_data_file(relative, meta.size) {
+                    entry
+                        .1
+                        .push(PartitionedFile::new_from_meta(meta).with_partition_values(values.clone()));
+                }
+            }
+        }
+        let groups_wanted = state.config().target_partitions().max(1);
+        let mut plans = Vec::new();
+        for (_, (url, files)) in by_store {
+            if files.is_empty() {
+                continue;
+            }
+            let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); groups_wanted.min(files.len())];
+            let n = groups.len();
+            for (i, f) in files.into_iter().enumerate() {
+                groups[i % n].push(f);
+            }
+            let source = self.format.file_source(
+                TableSchema::builder(self.file_schema.clone())
+                    .with_table_partition_cols(self.partition_fields.clone())
+                    .build(),
+            );
+            let config = FileScanConfigBuilder::new(url.object_store(), source)
+                .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
+                .with_projection_indices(projection.cloned())?
+                .with_limit(limit)
+                .build();
+            plans.push(self.format.create_physical_plan(state, config).await?);
+        }
+        if plans.is_empty() {
+            let projected = match projection {
+                Some(p) => Arc::new(self.schema.project(p)?),
+                None => self.schema.clone(),
+            };
+            return Ok(Arc::new(EmptyExec::new(projected)));
+        }
+        UnionExec::try_new(plans)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hidden_files_and_folder_markers_are_skipped() {
+        assert!(is_data_file("part-0.parquet", 10));
+        assert!(is_data_file("sub/part-0.parquet", 10));
+        assert!(!is_data_file("_SUCCESS", 0));
+        assert!(!is_data_file(".hidden/x.csv", 5));
+        assert!(!is_data_file("_temporary/0/x.csv", 5));
+        assert!(!is_data_file("folder/", 0));
+        assert!(!is_data_file("x_$folder$", 0));
+    }
+}

@@ -1,0 +1,211 @@
+"""Athena's Hive DDL: databases, external tables, partitions and SHOW/DESCRIBE run through
+StartQueryExecution, stored in Lakebox's Glue catalog, and the tables they define queried."""
+
+import io
+import time
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from lakebox_harness import Lakebox
+
+RESULTS = "s3://athena-results/ddl/"
+
+
+@pytest.fixture(scope="module")
+def lakebox(tmp_path_factory):
+    server = Lakebox(tmp_path_factory.mktemp("athenaddl")).start()
+    s3 = server.client("s3")
+    s3.create_bucket(Bucket="lake")
+    s3.create_bucket(Bucket="athena-results")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def athena(lakebox):
+    return lakebox.client("athena")
+
+
+def run(athena, sql, database=None):
+    args = {"QueryString": sql, "ResultConfiguration": {"OutputLocation": RESULTS}}
+    if database:
+        args["QueryExecutionContext"] = {"Database": database}
+    qid = athena.start_query_execution(**args)["QueryExecutionId"]
+    deadline = time.time() + 30
+    while True:
+        e = athena.get_query_execution(QueryExecutionId=qid)["QueryExecution"]
+        if e["Status"]["State"] in ("SUCCEEDED", "FAILED", "CANCELLED"):
+            return qid, e
+        assert time.time() < deadline
+        time.sleep(0.02)
+
+
+def ok(athena, sql, database=None):
+    qid, e = run(athena, sql, database)
+    assert e["Status"]["State"] == "SUCCEEDED", (sql, e["Status"])
+    out = athena.get_query_results(QueryExecutionId=qid)
+    return [[c.get("VarCharValue") for c in r["Data"]] for r in out["ResultSet"]["Rows"]], out, e
+
+
+def failed(athena, sql, database=None):
+    _, e = run(athena, sql, database)
+    assert e["Status"]["State"] == "FAILED", (sql, e["Status"])
+    return e["Status"]
+
+
+def parquet(rows, names):
+    buf = io.BytesIO()
+    pq.write_table(pa.table({n: [r[i] for r in rows] for i, n in enumerate(names)}), buf)
+    return buf.getvalue()
+
+
+def test_databases_and_tables_land_in_glue_and_show_as_athena_prints_them(athena, lakebox):
+    glue, s3 = lakebox.client("glue"), lakebox.client("s3")
+    rows, out, e = ok(athena, "CREATE DATABASE IF NOT EXISTS web COMMENT 'site data'")
+    assert e["StatementType"] == "DDL" and rows == []
+    assert e["ResultConfiguration"]["OutputLocation"].endswith(".txt")
+    assert glue.get_database(Name="web")["Database"]["Description"] == "site data"
+    ok(athena, """CREATE EXTERNAL TABLE web.visits (
+                    visitor string COMMENT 'who',
+                    pages int,
+                    tags array<string>)
+                  ROW FORMAT DELIMITED FIELDS TERMINATED BY '|' COLLECTION ITEMS TERMINATED BY ','
+                  LOCATION 's3://lake/visits/'
+                  TBLPROPERTIES ('skip.header.line.count'='1')""")
+    t = glue.get_table(DatabaseName="web", Name="visits")["Table"]
+    assert t["TableType"] == "EXTERNAL_TABLE" and t["Parameters"]["EXTERNAL"] == "TRUE"
+    sd = t["StorageDescriptor"]
+    assert sd["SerdeInfo"]["SerializationLibrary"] == "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe"
+    assert sd["SerdeInfo"]["Parameters"]["field.delim"] == "|"
+    assert [(c["Name"], c["Type"]) for c in sd["Columns"]] == [("visitor", "string"), ("pages", "int"), ("tags", "array<string>")]
+
+    # SHOW and DESCRIBE are UTILITY statements: rows without a header row, from <id>.txt.
+    rows, out, e = ok(athena, "SHOW TABLES IN web")
+    assert e["StatementType"] == "UTILITY" and rows == [["visits"]]
+    assert out["ResultSet"]["ResultSetMetadata"]["ColumnInfo"][0]["Name"] == "tab_name"
+    rows, _, _ = ok(athena, "SHOW DATABASES LIKE 'we*'")
+    assert rows == [["web"]]
+    rows, _, _ = ok(athena, "SHOW COLUMNS IN visits", database="web")
+    assert rows == [["visitor"], ["pages"], ["tags"]]
+    rows, out, _ = ok(athena, "DESCRIBE web.visits")
+    assert [c["Name"] for c in out["ResultSet"]["ResultSetMetadata"]["ColumnInfo"]] == ["col_name", "data_type", "comment"]
+    assert [r[0].split("\t")[0].strip() for r in rows] == ["visitor", "pages", "tags"]
+    assert rows[0][0].split("\t")[2].strip() == "who"
+    rows, _, e = ok(athena, "SHOW CREATE TABLE web.visits")
+    ddl = "\n".join(r[0] for r in rows)
+    assert ddl.startswith("CREATE EXTERNAL TABLE `web`.`visits`(") and "'s3://lake/visits/'" in ddl
+    # The .txt result and its .metadata companion are where Athena writes them.
+    key = e["ResultConfiguration"]["OutputLocation"].split("/", 3)[3]
+    body = s3.get_object(Bucket="athena-results", Key=key)["Body"].read().decode()
+    assert body == ddl
+    meta = s3.get_object(Bucket="athena-results", Key=key + ".metadata")["Body"].read()
+    assert e["QueryExecutionId"].encode() in meta and b"createtab_stmt" in meta
+
+    # What SHOW CREATE TABLE prints recreates the table.
+    ok(athena, "DROP TABLE web.visits")
+    assert not glue.get_tables(DatabaseName="web")["TableList"]
+    ok(athena, ddl)
+    assert glue.get_table(DatabaseName="web", Name="visits")["Table"]["StorageDescriptor"]["Columns"] == sd["Columns"]
+
+
+def test_delimited_text_table_created_by_ddl_is_queried(athena, lakebox):
+    s3 = lakebox.client("s3")
+    data = [(f"v{i % 4}", i, ["a", "b"][: i % 3]) for i in range(1, 31)]
+    body = "visitor|pages|tags\n" + "".join(f"{v}|{p}|{','.join(t)}\n" for v, p, t in data)
+    s3.put_object(Bucket="lake", Key="visits/2024.csv", Body=body.encode())
+    s3.put_object(Bucket="lake", Key="visits/_SUCCESS", Body=b"")
+    ok(athena, "CREATE DATABASE IF NOT EXISTS web")
+    ok(athena, """CREATE EXTERNAL TABLE IF NOT EXISTS web.visits2 (visitor string, pages int, tags string)
+                  ROW FORMAT DELIMITED FIELDS TERMINATED BY '|'
+                  LOCATION 's3://lake/visits/'
+                  TBLPROPERTIES ('skip.header.line.count'='1')""")
+    rows, out, e = ok(athena, "SELECT visitor, sum(pages) AS total, count(*) AS n FROM visits2 GROUP BY visitor ORDER BY visitor", database="web")
+    assert e["StatementType"] == "DML"
+    expected = {}
+    for v, p, _ in data:
+        t, n = expected.get(v, (0, 0))
+        expected[v] = (t + p, n + 1)
+    assert rows[0] == ["visitor", "total", "n"]
+    assert rows[1:] == [[v, str(t), str(n)] for v, (t, n) in sorted(expected.items())]
+    key = e["ResultConfiguration"]["OutputLocation"].split("/", 3)[3]
+    assert key.endswith(".csv")
+    meta = s3.get_object(Bucket="athena-results", Key=key + ".metadata")["Body"].read()
+    assert b"visitor" in meta and b"bigint" in meta
+
+
+def test_partitions_are_read_only_once_registered(athena, lakebox):
+    s3, glue = lakebox.client("s3"), lakebox.client("glue")
+    days = {"2024-01-01": [("a", 1), ("b", 2)], "2024-01-02": [("c", 3)], "2024-01-03": [("d", 4), ("e", 5), ("f", 6)]}
+    for day, rows in days.items():
+        s3.put_object(Bucket="lake", Key=f"clicks/dt={day}/part-0.parquet", Body=parquet(rows, ["page", "n"]))
+    # A partition kept outside the table's folder, with no key=value in its path.
+    s3.put_object(Bucket="lake", Key="archive/old/part-0.parquet", Body=parquet([("z", 100)], ["page", "n"]))
+    ok(athena, "CREATE DATABASE IF NOT EXISTS web")
+    ok(athena, """CREATE EXTERNAL TABLE web.clicks (page string, n bigint)
+                  PARTITIONED BY (dt string) STORED AS PARQUET LOCATION 's3://lake/clicks/'""")
+    count = lambda where="": int(ok(athena, f"SELECT count(*) FROM web.clicks {where}")[0][1][0])
+    # Athena reads only partitions the catalog knows.
+    assert count() == 0
+    rows, _, e = ok(athena, "MSCK REPAIR TABLE web.clicks")
+    assert e["StatementType"] == "DDL"
+    assert rows[0][0].startswith("Partitions not in metastore:")
+    assert count() == 6
+    rows, _, _ = ok(athena, "SHOW PARTITIONS web.clicks")
+    assert rows == [["dt=2024-01-01"], ["dt=2024-01-02"], ["dt=2024-01-03"]]
+    ok(athena, "ALTER TABLE web.clicks ADD PARTITION (dt='2023-12-31') LOCATION 's3://lake/archive/old/'")
+    p = glue.get_partition(DatabaseName="web", TableName="clicks", PartitionValues=["2023-12-31"])["Partition"]
+    assert p["StorageDescriptor"]["Location"] == "s3://lake/archive/old/"
+    assert count() == 7
+    rows, _, _ = ok(athena, "SELECT dt, sum(n) FROM web.clicks WHERE dt < '2024-01-02' GROUP BY dt ORDER BY dt")
+    assert rows[1:] == [["2023-12-31", "100"], ["2024-01-01", "3"]]
+    assert count("WHERE dt = '2024-01-03'") == 3
+    ok(athena, "ALTER TABLE web.clicks DROP PARTITION (dt='2024-01-03')")
+    assert count() == 4
+    status = failed(athena, "ALTER TABLE web.clicks DROP PARTITION (dt='2024-01-03')")
+    assert "Partition not found" in status["StateChangeReason"]
+    ok(athena, "ALTER TABLE web.clicks DROP IF EXISTS PARTITION (dt='2024-01-03')")
+    ok(athena, "ALTER TABLE web.clicks ADD IF NOT EXISTS PARTITION (dt='2024-01-03') PARTITION (dt='2024-01-01')")
+    assert count() == 7
+
+
+def test_opencsv_and_json_serde_tables(athena, lakebox):
+    s3 = lakebox.client("s3")
+    s3.put_object(Bucket="lake", Key="quoted/q.csv", Body=b'"id","note"\n"1","a, b"\n"2","say ""hi"""\n')
+    s3.put_object(Bucket="lake", Key="json/j.json", Body=b'{"id": 1, "name": "x"}\n{"id": 2, "name": "y"}\n')
+    ok(athena, "CREATE DATABASE IF NOT EXISTS web")
+    ok(athena, """CREATE EXTERNAL TABLE web.quoted (id string, note string)
+                  ROW FORMAT SERDE 'org.apache.hadoop.hive.serde2.OpenCSVSerde'
+                  WITH SERDEPROPERTIES ('separatorChar' = ',', 'quoteChar' = '"')
+                  LOCATION 's3://lake/quoted/' TBLPROPERTIES ('skip.header.line.count'='1')""")
+    rows, _, _ = ok(athena, "SELECT id, note FROM web.quoted ORDER BY id")
+    assert rows[1:] == [["1", "a, b"], ["2", 'say "hi"']]
+    ok(athena, """CREATE EXTERNAL TABLE web.people (id int, name string)
+                  ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe' LOCATION 's3://lake/json/'""")
+    rows, _, _ = ok(athena, "SELECT name FROM web.people WHERE id = 2")
+    assert rows[1:] == [["y"]]
+
+
+def test_ddl_errors_fail_the_query_with_a_reason(athena):
+    status = failed(athena, "CREATE EXTERNAL TABLE nowhere.t (a int) LOCATION 's3://lake/t/'")
+    assert "Database does not exist: nowhere" in status["StateChangeReason"]
+    assert status["AthenaError"]["ErrorCategory"] == 2
+    status = failed(athena, "CREATE EXTERNAL TABLE web.t (a strng) LOCATION 's3://lake/t/'")
+    assert "Unknown type 'strng'" in status["StateChangeReason"]
+    status = failed(athena, "DESCRIBE web.missing")
+    assert "Table not found web.missing" in status["StateChangeReason"]
+    ok(athena, "CREATE DATABASE IF NOT EXISTS scratch")
+    ok(athena, "CREATE EXTERNAL TABLE scratch.t (a int) LOCATION 's3://lake/t/'")
+    status = failed(athena, "DROP DATABASE scratch")
+    assert "is not empty" in status["StateChangeReason"]
+    ok(athena, "DROP DATABASE scratch CASCADE")
+    status = failed(athena, "SHOW TABLES IN scratch")
+    assert "Database does not exist: scratch" in status["StateChangeReason"]
+
+
+def test_unqualified_ddl_goes_to_the_default_database(athena, lakebox):
+    ok(athena, "CREATE EXTERNAL TABLE plain (a int) LOCATION 's3://lake/plain/'")
+    assert lakebox.client("glue").get_table(DatabaseName="default", Name="plain")
+    rows, _, _ = ok(athena, "SHOW TABLES")
+    assert ["plain"] in rows
