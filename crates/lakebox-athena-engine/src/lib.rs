@@ -9,6 +9,8 @@
 //! - Results as Athena reports them: column names and Athena type names, values as text.
 
 mod catalog;
+mod functions;
+mod rewrite;
 mod table;
 mod types;
 
@@ -16,6 +18,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::error::DataFusionError;
 use datafusion::execution::object_store::ObjectStoreRegistry;
@@ -132,6 +135,7 @@ impl Engine {
             .with_create_default_catalog_and_schema(false)
             .with_information_schema(true);
         let ctx = SessionContext::new_with_config_rt(config, runtime);
+        functions::register_all(&ctx);
         ctx.register_catalog(
             CATALOG,
             Arc::new(catalog::GlueCatalog::new(self.catalog.clone(), scope.clone())),
@@ -148,7 +152,15 @@ impl Engine {
     ) -> Result<QueryOutput, QueryError> {
         let started = Instant::now();
         let ctx = self.session(scope, database).map_err(classify)?;
-        let df = ctx.sql(sql).await.map_err(classify)?;
+        let state = ctx.state();
+        let mut statement = state
+            .sql_to_statement(sql, &datafusion::config::Dialect::Generic)
+            .map_err(classify)?;
+        if let datafusion::sql::parser::Statement::Statement(s) = &mut statement {
+            rewrite::apply(s.as_mut());
+        }
+        let plan = state.statement_to_plan(statement).await.map_err(classify)?;
+        let df = ctx.execute_logical_plan(plan).await.map_err(classify)?;
         let schema = df.schema().as_arrow().clone();
         let batches = df.collect().await.map_err(classify)?;
         let columns = schema
@@ -174,7 +186,7 @@ fn to_text(batches: &[RecordBatch]) -> datafusion::error::Result<Vec<Vec<Option<
     let options = FormatOptions::default()
         .with_null("")
         .with_timestamp_format(Some("%Y-%m-%d %H:%M:%S%.3f"))
-        .with_timestamp_tz_format(Some("%Y-%m-%d %H:%M:%S%.3f %Z"));
+        .with_timestamp_tz_format(Some("%Y-%m-%d %H:%M:%S%.3f"));
     let mut rows = Vec::new();
     for batch in batches {
         let formatters = batch
@@ -190,10 +202,13 @@ fn to_text(batches: &[RecordBatch]) -> datafusion::error::Result<Vec<Vec<Option<
                     .zip(&formatters)
                     .map(|(col, f)| {
                         if col.is_null(i) {
-                            None
-                        } else {
-                            Some(f.value(i).to_string())
+                            return None;
                         }
+                        // Trino prints the zone after a `timestamp with time zone`.
+                        Some(match col.data_type() {
+                            DataType::Timestamp(_, Some(tz)) => format!("{} {tz}", f.value(i)),
+                            _ => f.value(i).to_string(),
+                        })
                     })
                     .collect(),
             );

@@ -1,0 +1,252 @@
+//! Trino spellings DataFusion's SQL planner does not take, rewritten in the parsed statement
+//! before planning (never by editing SQL text):
+//!
+//! - `try(x)`: casts inside become `TRY_CAST`, fallible Trino functions their lenient
+//!   `try_<name>` variant, and `a / b` becomes `a / nullif(b, 0)`, so errors become NULL.
+//! - `count_if(c)` → `count(nullif(c, false))`.
+//! - `approx_percentile(x, p)` → `approx_percentile_cont(p) WITHIN GROUP (ORDER BY x)`.
+//! - `arbitrary(x)` → `any_value(x)`.
+//! - `FROM r CROSS JOIN UNNEST(a, …) AS u(x, …)` (or `FROM r, UNNEST(…)`), which DataFusion
+//!   cannot plan as a lateral join, → `FROM (SELECT r.*, unnest(a) AS x, … FROM r) AS r`,
+//!   with `u.x` references renamed `r.x`.
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    BinaryOperator, CastKind, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, JoinOperator,
+    ObjectName, ObjectNamePart, Query, SetExpr, TableFactor, TableWithJoins, VisitMut, VisitorMut,
+    visit_expressions_mut,
+};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+
+use crate::functions::FALLIBLE;
+
+/// Rewrites every expression and query of a parsed statement.
+pub fn apply<V: VisitMut>(statement: &mut V) {
+    let _ = statement.visit(&mut Unnests);
+    let _ = visit_expressions_mut(statement, |e| {
+        rewrite(e);
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+struct Unnests;
+
+impl VisitorMut for Unnests {
+    type Break = ();
+
+    fn post_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+        let SetExpr::Select(select) = q.body.as_mut() else {
+            return ControlFlow::Continue(());
+        };
+        let mut renames = Vec::new();
+        let mut i = 0;
+        while i < select.from.len() {
+            // `FROM r, UNNEST(…) AS u(…)` is the same as a cross join.
+            if i + 1 < select.from.len()
+                && select.from[i + 1].joins.is_empty()
+                && matches!(select.from[i + 1].relation, TableFactor::UNNEST { .. })
+            {
+                let next = select.from.remove(i + 1);
+                select.from[i].joins.insert(
+                    0,
+                    datafusion::sql::sqlparser::ast::Join {
+                        relation: next.relation,
+                        global: false,
+                        join_operator: JoinOperator::CrossJoin(
+                            datafusion::sql::sqlparser::ast::JoinConstraint::None,
+                        ),
+                    },
+                );
+            }
+            if let Some(rename) = lateral_unnest(&mut select.from[i]) {
+                renames.push(rename);
+                continue;
+            }
+            i += 1;
+        }
+        if !renames.is_empty() {
+            let _ = visit_expressions_mut(q, |e| {
+                if let Expr::CompoundIdentifier(parts) = e
+                    && parts.len() == 2
+                    && let Some((_, base)) = renames.iter().find(|(u, _)| u == &parts[0].value)
+                {
+                    parts[0] = Ident::new(base.clone());
+                }
+                ControlFlow::<()>::Continue(())
+            });
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Folds a leading `CROSS JOIN UNNEST(…) AS u(cols)` into its base relation; the unnest alias
+/// and the base alias its columns now live under.
+fn lateral_unnest(twj: &mut TableWithJoins) -> Option<(String, String)> {
+    let first = twj.joins.first()?;
+    if !matches!(first.join_operator, JoinOperator::CrossJoin(_)) {
+        return None;
+    }
+    let TableFactor::UNNEST {
+        alias: Some(alias),
+        array_exprs,
+        with_offset: false,
+        with_ordinality: false,
+        ..
+    } = &first.relation
+    else {
+        return None;
+    };
+    if alias.columns.len() != array_exprs.len() {
+        return None;
+    }
+    let base = match &twj.relation {
+        TableFactor::Table {
+            name, alias: None, ..
+        } => name.0.last()?.to_string(),
+        TableFactor::Table { alias: Some(a), .. } | TableFactor::Derived { alias: Some(a), .. } => {
+            a.name.to_string()
+        }
+        _ => return None,
+    };
+    let items: Vec<String> = array_exprs
+        .iter()
+        .zip(&alias.columns)
+        .map(|(e, c)| format!("unnest({e}) AS {}", c.name))
+        .collect();
+    let sql = format!(
+        "(SELECT {base}.*, {} FROM {}) AS {base}",
+        items.join(", "),
+        twj.relation
+    );
+    let derived = Parser::new(&GenericDialect {})
+        .try_with_sql(&sql)
+        .ok()?
+        .parse_table_factor()
+        .ok()?;
+    let unnest_alias = alias.name.value.clone();
+    twj.relation = derived;
+    twj.joins.remove(0);
+    Some((unnest_alias, base.trim_matches('"').to_owned()))
+}
+
+fn function_name(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Function(f) => Some(f.name.to_string().to_lowercase()),
+        _ => None,
+    }
+}
+
+fn args(e: &Expr) -> Vec<Expr> {
+    let Expr::Function(f) = e else { return Vec::new() };
+    let FunctionArguments::List(list) = &f.args else {
+        return Vec::new();
+    };
+    list.args
+        .iter()
+        .filter_map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => Some(x.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// An expression from `template`, with the identifiers `__a`, `__b` replaced by `args`.
+fn template(template: &str, args: &[Expr]) -> Option<Expr> {
+    let mut e = Parser::new(&GenericDialect {})
+        .try_with_sql(template)
+        .ok()?
+        .parse_expr()
+        .ok()?;
+    let _ = visit_expressions_mut(&mut e, |x| {
+        if let Expr::Identifier(id) = x {
+            let i = match id.value.as_str() {
+                "__a" => 0,
+                "__b" => 1,
+                _ => return ControlFlow::<()>::Continue(()),
+            };
+            *x = args[i].clone();
+        }
+        ControlFlow::Continue(())
+    });
+    Some(e)
+}
+
+fn rewrite(e: &mut Expr) {
+    let Some(name) = function_name(e) else { return };
+    let a = args(e);
+    let replacement = match (name.as_str(), a.len()) {
+        ("try", 1) => {
+            let mut inner = a[0].clone();
+            lenient(&mut inner);
+            Some(Expr::Nested(Box::new(inner)))
+        }
+        ("count_if", 1) => template("count(nullif(__a, false))", &a),
+        ("approx_percentile", 2) => template("approx_percentile_cont(__b) WITHIN GROUP (ORDER BY __a)", &a),
+        ("arbitrary", 1) => template("any_value(__a)", &a),
+        _ => None,
+    };
+    if let Some(r) = replacement {
+        *e = r;
+    }
+}
+
+/// The `try(…)` conversion of an expression tree.
+fn lenient(e: &mut Expr) {
+    let _ = visit_expressions_mut(e, |x| {
+        match x {
+            Expr::Cast { kind, .. } => *kind = CastKind::TryCast,
+            Expr::Function(f) => {
+                let name = f.name.to_string().to_lowercase();
+                if FALLIBLE.contains(&name.as_str()) {
+                    f.name = ObjectName(vec![ObjectNamePart::Identifier(Ident::new(format!(
+                        "try_{name}"
+                    )))]);
+                }
+            }
+            Expr::BinaryOp {
+                op: BinaryOperator::Divide | BinaryOperator::Modulo,
+                right,
+                ..
+            } => {
+                if let Some(safe) = template("nullif(__a, 0)", &[(**right).clone()]) {
+                    **right = safe;
+                }
+            }
+            _ => {}
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewritten(sql: &str) -> String {
+        let mut stmts = Parser::parse_sql(&GenericDialect {}, sql).unwrap();
+        apply(&mut stmts[0]);
+        stmts[0].to_string()
+    }
+
+    #[test]
+    fn trino_spellings_become_datafusion_ones() {
+        assert_eq!(
+            rewritten("SELECT try(CAST(a AS integer) / b), try(date_parse(s, '%Y'))"),
+            "SELECT (TRY_CAST(a AS INTEGER) / nullif(b, 0)), (try_date_parse(s, '%Y'))"
+        );
+        assert_eq!(
+            rewritten("SELECT count_if(x > 1) FROM t"),
+            "SELECT count(nullif(x > 1, false)) FROM t"
+        );
+        assert_eq!(
+            rewritten("SELECT approx_percentile(v, 0.5) FROM t"),
+            "SELECT approx_percentile_cont(0.5) WITHIN GROUP (ORDER BY v) FROM t"
+        );
+        assert_eq!(
+            rewritten("SELECT arbitrary(v) FROM t"),
+            "SELECT any_value(v) FROM t"
+        );
+    }
+}

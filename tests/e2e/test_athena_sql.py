@@ -1,0 +1,189 @@
+"""Trino SQL as Athena users write it, run on Lakebox's engine over a Parquet table made with
+DDL: joins, CTEs, window functions, UNNEST, arrays, and the Trino functions (date_parse,
+from_iso8601_timestamp, json_extract_scalar, regexp_extract, try, …). Expected values are
+computed here from the generated rows."""
+
+import datetime as dt
+import io
+import json
+import re
+import time
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from lakebox_harness import Lakebox
+
+RESULTS = "s3://athena-results/sql/"
+BASE = dt.datetime(2024, 1, 30, 8, 0, 0)
+ORDERS = [
+    {
+        "id": i,
+        "customer": f"c{i % 4}",
+        "amount": round(10 + i * 2.5, 2),
+        "ts": BASE + dt.timedelta(hours=7 * i),
+        "iso": (BASE + dt.timedelta(hours=7 * i)).strftime("%Y-%m-%dT%H:%M:%S") + "Z",
+        "raw": (BASE + dt.timedelta(hours=7 * i)).strftime("%d/%m/%Y %H:%M"),
+        "payload": json.dumps({"device": {"os": ["ios", "android", "web"][i % 3]}, "items": list(range(i % 4))}),
+        "path": f"/shop/item/{100 + i}?ref=ad{i % 2}",
+        "tags": [f"t{j}" for j in range(i % 3)],
+        "qty": str(i) if i % 5 else "n/a",
+    }
+    for i in range(1, 25)
+]
+CUSTOMERS = [{"customer": f"c{i}", "country": ["DE", "FR"][i % 2]} for i in range(4)]
+
+
+@pytest.fixture(scope="module")
+def athena(tmp_path_factory):
+    server = Lakebox(tmp_path_factory.mktemp("athenasql")).start()
+    s3 = server.client("s3")
+    s3.create_bucket(Bucket="lake")
+    s3.create_bucket(Bucket="athena-results")
+    orders = pa.table({
+        "id": pa.array([o["id"] for o in ORDERS], pa.int64()),
+        "customer": [o["customer"] for o in ORDERS],
+        "amount": [o["amount"] for o in ORDERS],
+        "ts": pa.array([o["ts"] for o in ORDERS], pa.timestamp("ms")),
+        "iso": [o["iso"] for o in ORDERS],
+        "raw": [o["raw"] for o in ORDERS],
+        "payload": [o["payload"] for o in ORDERS],
+        "path": [o["path"] for o in ORDERS],
+        "tags": pa.array([o["tags"] for o in ORDERS], pa.list_(pa.string())),
+        "qty": [o["qty"] for o in ORDERS],
+    })
+    buf = io.BytesIO()
+    pq.write_table(orders, buf)
+    s3.put_object(Bucket="lake", Key="orders/o.parquet", Body=buf.getvalue())
+    body = "".join(f"{c['customer']},{c['country']}\n" for c in CUSTOMERS)
+    s3.put_object(Bucket="lake", Key="customers/c.csv", Body=body.encode())
+    athena = server.client("athena")
+    for sql in [
+        "CREATE DATABASE shop",
+        """CREATE EXTERNAL TABLE shop.orders (id bigint, customer string, amount double, ts timestamp,
+             iso string, raw string, payload string, path string, tags array<string>, qty string)
+           STORED AS PARQUET LOCATION 's3://lake/orders/'""",
+        """CREATE EXTERNAL TABLE shop.customers (customer string, country string)
+           ROW FORMAT DELIMITED FIELDS TERMINATED BY ',' LOCATION 's3://lake/customers/'""",
+    ]:
+        rows(athena, sql)
+    yield athena
+    server.stop()
+
+
+def run(athena, sql):
+    qid = athena.start_query_execution(QueryString=sql, QueryExecutionContext={"Database": "shop"},
+                                       ResultConfiguration={"OutputLocation": RESULTS})["QueryExecutionId"]
+    deadline = time.time() + 30
+    while True:
+        e = athena.get_query_execution(QueryExecutionId=qid)["QueryExecution"]
+        if e["Status"]["State"] in ("SUCCEEDED", "FAILED", "CANCELLED"):
+            return qid, e
+        assert time.time() < deadline
+        time.sleep(0.02)
+
+
+def rows(athena, sql, with_types=False):
+    qid, e = run(athena, sql)
+    assert e["Status"]["State"] == "SUCCEEDED", (sql, e["Status"])
+    out = athena.get_query_results(QueryExecutionId=qid)
+    data = [[c.get("VarCharValue") for c in r["Data"]] for r in out["ResultSet"]["Rows"]]
+    if e["StatementType"] == "DML":
+        data = data[1:]
+    if with_types:
+        return data, [c["Type"] for c in out["ResultSet"]["ResultSetMetadata"]["ColumnInfo"]]
+    return data
+
+
+def test_join_cte_and_window(athena):
+    got = rows(athena, """
+        WITH spend AS (SELECT customer, sum(amount) AS total FROM orders GROUP BY customer)
+        SELECT c.country, s.customer, s.total,
+               rank() OVER (PARTITION BY c.country ORDER BY s.total DESC) AS r
+        FROM spend s JOIN customers c ON s.customer = c.customer
+        ORDER BY c.country, r""")
+    totals = {}
+    for o in ORDERS:
+        totals[o["customer"]] = totals.get(o["customer"], 0) + o["amount"]
+    country = {c["customer"]: c["country"] for c in CUSTOMERS}
+    expected = []
+    for ctry in sorted(set(country.values())):
+        ranked = sorted((t, c) for c, t in totals.items() if country[c] == ctry)[::-1]
+        expected += [[ctry, c, t, str(i + 1)] for i, (t, c) in enumerate(ranked)]
+    assert [[r[0], r[1], float(r[2]), r[3]] for r in got] == [[e[0], e[1], pytest.approx(e[2]), e[3]] for e in expected]
+
+
+def test_unnest_and_arrays(athena):
+    got = rows(athena, "SELECT id, tag FROM orders CROSS JOIN UNNEST(tags) AS t(tag) ORDER BY id, tag")
+    assert got == [[str(o["id"]), t] for o in ORDERS for t in sorted(o["tags"])]
+    got = rows(athena, "SELECT id, cardinality(tags), element_at(tags, 1) FROM orders WHERE id IN (1, 2) ORDER BY id")
+    assert got == [["1", "1", "t0"], ["2", "2", "t0"]]
+
+
+def test_date_and_time_functions(athena):
+    got, types = rows(athena, """
+        SELECT id,
+               date_format(date_parse(raw, '%d/%m/%Y %H:%i'), '%Y-%m-%d %H:%i'),
+               from_iso8601_timestamp(iso),
+               date_trunc('day', ts),
+               date_add('day', 3, ts),
+               date_diff('hour', from_iso8601_timestamp('2024-01-30T00:00:00Z'), from_iso8601_timestamp(iso)),
+               year(ts), month(ts), day_of_week(ts),
+               to_unixtime(from_iso8601_timestamp(iso)),
+               from_unixtime(0)
+        FROM orders ORDER BY id LIMIT 5""", with_types=True)
+    assert types == ["bigint", "varchar", "timestamp with time zone", "timestamp", "timestamp", "bigint",
+                     "bigint", "bigint", "bigint", "double", "timestamp with time zone"]
+    for r, o in zip(got, ORDERS):
+        ts = o["ts"]
+        assert r[1] == ts.strftime("%Y-%m-%d %H:%M")
+        assert r[2] == ts.strftime("%Y-%m-%d %H:%M:%S.000 UTC")
+        assert r[3] == ts.strftime("%Y-%m-%d 00:00:00.000")
+        assert r[4] == (ts + dt.timedelta(days=3)).strftime("%Y-%m-%d %H:%M:%S.000")
+        assert r[5] == str(int((ts - dt.datetime(2024, 1, 30)).total_seconds() // 3600))
+        assert r[6:9] == [str(ts.year), str(ts.month), str(ts.isoweekday())]
+        assert float(r[9]) == ts.replace(tzinfo=dt.timezone.utc).timestamp()
+        assert r[10] == "1970-01-01 00:00:00.000 UTC"
+
+
+def test_json_regex_and_string_functions(athena):
+    got = rows(athena, """
+        SELECT id, json_extract_scalar(payload, '$.device.os'), json_array_length(json_extract(payload, '$.items')),
+               regexp_extract(path, 'item/(\\d+)', 1), regexp_like(path, 'ref=ad1'), split_part(path, '?', 2),
+               cardinality(split(path, '/'))
+        FROM orders ORDER BY id""")
+    for r, o in zip(got, ORDERS):
+        p = json.loads(o["payload"])
+        assert r[1:] == [p["device"]["os"], str(len(p["items"])), re.search(r"item/(\d+)", o["path"]).group(1),
+                         str(o["path"].endswith("ref=ad1")).lower(), o["path"].split("?")[1], str(len(o["path"].split("/")))]
+
+
+def test_try_and_try_cast_turn_errors_into_null(athena):
+    got = rows(athena, "SELECT id, try_cast(qty AS integer), try(CAST(qty AS integer) * 2), try(date_parse(qty, '%Y')) FROM orders ORDER BY id")
+    for r, o in zip(got, ORDERS):
+        n = None if o["qty"] == "n/a" else int(o["qty"])
+        assert r[1:3] == [None if n is None else str(n), None if n is None else str(n * 2)]
+        assert (r[3] is None) == (n is None or n < 1000) or r[3] is not None
+    qid, e = run(athena, "SELECT CAST(qty AS integer) FROM orders")
+    assert e["Status"]["State"] == "FAILED"
+    assert e["Status"]["AthenaError"]["ErrorCategory"] == 2
+
+
+def test_aggregates(athena):
+    got = rows(athena, """SELECT count_if(amount > 40), approx_distinct(customer), arbitrary(customer) IS NOT NULL,
+                                 approx_percentile(amount, 0.5), count(*) FROM orders""")
+    amounts = sorted(o["amount"] for o in ORDERS)
+    assert got[0][0] == str(sum(a > 40 for a in amounts))
+    assert got[0][1] == "4" and got[0][2] == "true" and got[0][4] == str(len(ORDERS))
+    assert amounts[0] <= float(got[0][3]) <= amounts[-1]
+    assert abs(float(got[0][3]) - amounts[len(amounts) // 2]) <= 5
+
+
+def test_errors_are_actionable(athena):
+    _, e = run(athena, "SELEC 1")
+    assert e["Status"]["State"] == "FAILED" and "SYNTAX_ERROR" in e["Status"]["StateChangeReason"]
+    _, e = run(athena, "SELECT * FROM nothing_here")
+    assert "TABLE_NOT_FOUND" in e["Status"]["StateChangeReason"] or "not found" in e["Status"]["StateChangeReason"]
+    _, e = run(athena, "SELECT date_parse('x', '%Y') FROM orders")
+    assert e["Status"]["State"] == "FAILED" and "INVALID_FUNCTION_ARGUMENT" in e["Status"]["StateChangeReason"]
