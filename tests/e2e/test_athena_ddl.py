@@ -161,6 +161,12 @@ def test_partitions_are_read_only_once_registered(athena, lakebox):
     rows, _, _ = ok(athena, "SELECT dt, sum(n) FROM web.clicks WHERE dt < '2024-01-02' GROUP BY dt ORDER BY dt")
     assert rows[1:] == [["2023-12-31", "100"], ["2024-01-01", "3"]]
     assert count("WHERE dt = '2024-01-03'") == 3
+    # DataScannedInBytes is what was read: fewer partitions, fewer columns, fewer bytes.
+    scanned = lambda sql: int(ok(athena, sql)[2]["Statistics"]["DataScannedInBytes"])
+    everything = scanned("SELECT * FROM web.clicks")
+    one_day = scanned("SELECT * FROM web.clicks WHERE dt = '2024-01-03'")
+    one_column = scanned("SELECT page FROM web.clicks")
+    assert 0 < one_day < everything and 0 < one_column < everything
     ok(athena, "ALTER TABLE web.clicks DROP PARTITION (dt='2024-01-03')")
     assert count() == 4
     status = failed(athena, "ALTER TABLE web.clicks DROP PARTITION (dt='2024-01-03')")
@@ -209,3 +215,35 @@ def test_unqualified_ddl_goes_to_the_default_database(athena, lakebox):
     assert lakebox.client("glue").get_table(DatabaseName="default", Name="plain")
     rows, _, _ = ok(athena, "SHOW TABLES")
     assert ["plain"] in rows
+
+
+def test_bytes_scanned_cutoff_cancels_the_query(athena, lakebox):
+    import os
+    s3 = lakebox.client("s3")
+    blobs = [os.urandom(4096).hex() for _ in range(1700)]  # ~13.9 MB of incompressible text
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"id": list(range(len(blobs))), "blob": blobs}), buf, compression="none", use_dictionary=False)
+    s3.put_object(Bucket="lake", Key="big/b.parquet", Body=buf.getvalue())
+    ok(athena, "CREATE DATABASE IF NOT EXISTS web")
+    ok(athena, "CREATE EXTERNAL TABLE web.big (id bigint, blob string) STORED AS PARQUET LOCATION 's3://lake/big/'")
+    athena.create_work_group(Name="capped", Configuration={
+        "BytesScannedCutoffPerQuery": 10_000_000,
+        "ResultConfiguration": {"OutputLocation": RESULTS}})
+
+    def in_capped(sql):
+        qid = athena.start_query_execution(QueryString=sql, WorkGroup="capped")["QueryExecutionId"]
+        deadline = time.time() + 30
+        while True:
+            e = athena.get_query_execution(QueryExecutionId=qid)["QueryExecution"]
+            if e["Status"]["State"] not in ("QUEUED", "RUNNING"):
+                return e
+            assert time.time() < deadline
+            time.sleep(0.02)
+
+    e = in_capped("SELECT count(*), max(length(blob)) FROM web.big")
+    assert e["Status"]["State"] == "CANCELLED"
+    assert "BytesScannedCutoffPerQuery" in e["Status"]["StateChangeReason"]
+    # Reading only the small column stays under the limit.
+    e = in_capped("SELECT sum(id) FROM web.big")
+    assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
+    assert 0 < e["Statistics"]["DataScannedInBytes"] < 10_000_000

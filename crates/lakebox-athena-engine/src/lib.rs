@@ -15,6 +15,7 @@ mod table;
 mod types;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use datafusion::arrow::array::RecordBatch;
@@ -48,6 +49,9 @@ pub struct QueryOutput {
     /// Values as Athena shows them; `None` is SQL NULL.
     pub rows: Vec<Vec<Option<String>>>,
     pub engine_millis: u64,
+    /// Bytes of object data read from S3 (after partition pruning and Parquet's column and
+    /// row-group selection): Athena's DataScannedInBytes.
+    pub scanned_bytes: u64,
 }
 
 /// Why a query failed, in Athena's terms.
@@ -58,6 +62,8 @@ pub struct QueryError {
     /// Athena's ErrorType (e.g. 1306 for a syntax error, 1301 for a missing table).
     pub error_type: u32,
     pub message: String,
+    /// The query was stopped for reading more than its cutoff: CANCELLED, not FAILED.
+    pub cancelled: bool,
 }
 
 fn classify(e: DataFusionError) -> QueryError {
@@ -82,12 +88,15 @@ fn classify(e: DataFusionError) -> QueryError {
         category,
         error_type,
         message,
+        cancelled: false,
     }
 }
 
-/// Every `s3://bucket` URL is that bucket of Lakebox S3.
+/// Every `s3://bucket` URL is that bucket of Lakebox S3; the bytes read through it are the
+/// query's DataScannedInBytes.
 struct LakeRegistry {
     lake: Lake,
+    scanned: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for LakeRegistry {
@@ -103,10 +112,10 @@ impl ObjectStoreRegistry for LakeRegistry {
 
     fn get_store(&self, url: &Url) -> datafusion::error::Result<Arc<dyn ObjectStore>> {
         match (url.scheme(), url.host_str()) {
-            ("s3" | "s3a", Some(bucket)) => Ok(Arc::new(lakebox_objectstore::LakeObjectStore::new(
-                self.lake.clone(),
-                bucket,
-            ))),
+            ("s3" | "s3a", Some(bucket)) => Ok(Arc::new(
+                lakebox_objectstore::LakeObjectStore::new(self.lake.clone(), bucket)
+                    .counting_reads(self.scanned.clone()),
+            )),
             _ => Err(DataFusionError::Plan(format!(
                 "Location {url} is not in S3: Athena reads s3:// locations."
             ))),
@@ -124,10 +133,16 @@ impl Engine {
         Engine { lake, catalog }
     }
 
-    fn session(&self, scope: &Scope, database: Option<&str>) -> datafusion::error::Result<SessionContext> {
+    fn session(
+        &self,
+        scope: &Scope,
+        database: Option<&str>,
+        scanned: Arc<AtomicU64>,
+    ) -> datafusion::error::Result<SessionContext> {
         let runtime = RuntimeEnvBuilder::new()
             .with_object_store_registry(Arc::new(LakeRegistry {
                 lake: self.lake.clone(),
+                scanned,
             }))
             .build_arc()?;
         let config = SessionConfig::new()
@@ -143,15 +158,18 @@ impl Engine {
         Ok(ctx)
     }
 
-    /// Runs one SQL statement and returns its rows as text.
+    /// Runs one SQL statement and returns its rows as text. With `cutoff`, the query is
+    /// cancelled once it has read more than that many bytes (BytesScannedCutoffPerQuery).
     pub async fn run(
         &self,
         scope: &Scope,
         database: Option<&str>,
         sql: &str,
+        cutoff: Option<u64>,
     ) -> Result<QueryOutput, QueryError> {
         let started = Instant::now();
-        let ctx = self.session(scope, database).map_err(classify)?;
+        let scanned = Arc::new(AtomicU64::new(0));
+        let ctx = self.session(scope, database, scanned.clone()).map_err(classify)?;
         let state = ctx.state();
         let mut statement = state
             .sql_to_statement(sql, &datafusion::config::Dialect::Generic)
@@ -162,7 +180,31 @@ impl Engine {
         let plan = state.statement_to_plan(statement).await.map_err(classify)?;
         let df = ctx.execute_logical_plan(plan).await.map_err(classify)?;
         let schema = df.schema().as_arrow().clone();
-        let batches = df.collect().await.map_err(classify)?;
+        let over = |n: u64| {
+            cutoff.filter(|c| n > *c).map(|c| QueryError {
+                category: 2,
+                error_type: 1005,
+                message: format!(
+                    "Query cancelled: it scanned {n} bytes, more than the workgroup's per-query data usage control limit (BytesScannedCutoffPerQuery) of {c} bytes."
+                ),
+                cancelled: true,
+            })
+        };
+        let collect = df.collect();
+        tokio::pin!(collect);
+        let batches = loop {
+            tokio::select! {
+                r = &mut collect => break r.map_err(classify)?,
+                _ = tokio::time::sleep(std::time::Duration::from_millis(5)), if cutoff.is_some() => {
+                    if let Some(e) = over(scanned.load(Ordering::Relaxed)) {
+                        return Err(e);
+                    }
+                }
+            }
+        };
+        if let Some(e) = over(scanned.load(Ordering::Relaxed)) {
+            return Err(e);
+        }
         let columns = schema
             .fields()
             .iter()
@@ -177,6 +219,7 @@ impl Engine {
             columns,
             rows,
             engine_millis: started.elapsed().as_millis() as u64,
+            scanned_bytes: scanned.load(Ordering::Relaxed),
         })
     }
 }

@@ -47,6 +47,9 @@ pub struct Execution {
     /// (results in `<id>.txt`, no header).
     #[serde(default = "dml")]
     pub statement_type: String,
+    /// The workgroup's BytesScannedCutoffPerQuery when the query started.
+    #[serde(default)]
+    pub bytes_scanned_cutoff: Option<u64>,
 }
 
 fn dml() -> String {
@@ -100,6 +103,22 @@ impl Execution {
             "ExecutionParameters": self.parameters,
         })
     }
+}
+
+fn failure(category: u32, error_type: u32, message: String) -> QueryError {
+    QueryError {
+        category,
+        error_type,
+        message,
+        cancelled: false,
+    }
+}
+
+/// What a finished statement reports in its QueryExecution.
+struct Outcome {
+    columns: Vec<(String, String, bool)>,
+    engine_millis: u64,
+    scanned_bytes: u64,
 }
 
 pub struct Queries {
@@ -284,6 +303,10 @@ impl Queries {
             columns: Vec::new(),
             parameters: params,
             statement_type: statement_type.into(),
+            bytes_scanned_cutoff: wg
+                .configuration
+                .get("BytesScannedCutoffPerQuery")
+                .and_then(Value::as_u64),
         };
         let v = encode(&e).map_err(internal)?;
         let token = text(&r, "ClientRequestToken").map(|t| key(&ctx.account_id, &ctx.region, &[t]));
@@ -315,15 +338,20 @@ impl Queries {
         e.started_millis = Some(self.store.now());
         let _ = self.save_blocking(&e);
         match self.run(&e, &scope, &sql).await {
-            Ok((columns, engine_millis)) => {
+            Ok(outcome) => {
                 e.state = "SUCCEEDED".into();
-                e.engine_millis = engine_millis;
-                e.columns = columns;
+                e.engine_millis = outcome.engine_millis;
+                e.scanned_bytes = outcome.scanned_bytes;
+                e.columns = outcome.columns;
             }
-            Err((category, error_type, message)) => {
+            Err(err) if err.cancelled => {
+                e.state = "CANCELLED".into();
+                e.reason = Some(err.message);
+            }
+            Err(err) => {
                 e.state = "FAILED".into();
-                e.reason = Some(message.clone());
-                e.error = Some((category, error_type, message));
+                e.reason = Some(err.message.clone());
+                e.error = Some((err.category, err.error_type, err.message));
             }
         }
         e.completed_millis = Some(self.store.now());
@@ -335,20 +363,17 @@ impl Queries {
 
     /// Runs the statement (Hive DDL itself, anything else on the engine) and writes the
     /// result file with its `.metadata` companion; the columns and the engine time on success.
-    async fn run(
-        &self,
-        e: &Execution,
-        scope: &Scope,
-        sql: &str,
-    ) -> Result<(Vec<(String, String, bool)>, u64), (u32, u32, String)> {
+    async fn run(&self, e: &Execution, scope: &Scope, sql: &str) -> Result<Outcome, QueryError> {
         let started = std::time::Instant::now();
+        let cutoff = e.bytes_scanned_cutoff;
+        let mut scanned_bytes = 0;
         let (columns, body) = match lakebox_athena_ddl::parse(sql) {
-            Some(Err(message)) => return Err((2, 1306, message)),
+            Some(Err(message)) => return Err(failure(2, 1306, message)),
             Some(Ok(statement)) => {
                 let database = e.database.as_deref().unwrap_or("default");
                 let out = lakebox_athena_ddl::execute(&self.catalog, &self.lake, scope, database, statement)
                     .await
-                    .map_err(|err| (2, err.error_type, err.message))?;
+                    .map_err(|err| failure(2, err.error_type, err.message))?;
                 let columns: Vec<(String, String, bool)> = out
                     .columns
                     .iter()
@@ -357,23 +382,20 @@ impl Queries {
                 (columns, text_file(&out.lines))
             }
             None => {
-                let out: QueryOutput = self
-                    .engine
-                    .run(scope, e.database.as_deref(), sql)
-                    .await
-                    .map_err(|err: QueryError| (err.category, err.error_type, err.message))?;
+                let out: QueryOutput = self.engine.run(scope, e.database.as_deref(), sql, cutoff).await?;
                 let columns = out
                     .columns
                     .iter()
                     .map(|c| (c.name.clone(), c.athena_type.clone(), c.nullable))
                     .collect();
+                scanned_bytes = out.scanned_bytes;
                 (columns, csv(&out))
             }
         };
         let engine_millis = started.elapsed().as_millis() as u64;
         let (bucket, key) = split_s3(&e.output).expect("checked at start");
         let write_failed = |err: ServiceError| {
-            (
+            failure(
                 2,
                 1003,
                 format!(
@@ -398,7 +420,11 @@ impl Queries {
                 .await
                 .map_err(write_failed)?;
         }
-        Ok((columns, engine_millis))
+        Ok(Outcome {
+            columns,
+            engine_millis,
+            scanned_bytes,
+        })
     }
 
     pub fn get(&self, ctx: &RequestContext, r: Value) -> Result<Value, ServiceError> {
@@ -546,6 +572,7 @@ mod tests {
                 vec![Some(String::new()), Some("2".into())],
             ],
             engine_millis: 0,
+            scanned_bytes: 0,
         };
         let text = String::from_utf8(csv(&out)).unwrap();
         assert_eq!(

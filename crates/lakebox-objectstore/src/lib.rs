@@ -6,6 +6,8 @@
 
 use std::fmt;
 use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -29,6 +31,8 @@ const LIST_PAGE: usize = 1000;
 pub struct LakeObjectStore {
     lake: Lake,
     bucket: String,
+    /// Adds up the bytes of object data read, when set (Athena's DataScannedInBytes).
+    read_bytes: Option<Arc<AtomicU64>>,
 }
 
 impl LakeObjectStore {
@@ -36,7 +40,14 @@ impl LakeObjectStore {
         LakeObjectStore {
             lake,
             bucket: bucket.into(),
+            read_bytes: None,
         }
+    }
+
+    /// Counts every byte of object data this store reads into `counter`.
+    pub fn counting_reads(mut self, counter: Arc<AtomicU64>) -> Self {
+        self.read_bytes = Some(counter);
+        self
     }
 }
 
@@ -245,6 +256,9 @@ impl ObjectStore for LakeObjectStore {
                 .get(&self.bucket, key, Some(range.clone()))
                 .map_err(|e| error(key, e))?;
             if now == info {
+                if let Some(c) = &self.read_bytes {
+                    c.fetch_add(range.end - range.start, Ordering::Relaxed);
+                }
                 break (object_meta, range, rx);
             }
             attempts += 1;
