@@ -247,3 +247,34 @@ def test_bytes_scanned_cutoff_cancels_the_query(athena, lakebox):
     e = in_capped("SELECT sum(id) FROM web.big")
     assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
     assert 0 < e["Statistics"]["DataScannedInBytes"] < 10_000_000
+
+
+def test_cli_ddl_example_from_the_docs(lakebox):
+    import json
+    s3 = lakebox.client("s3")
+    s3.create_bucket(Bucket="results")
+    s3.put_object(Bucket="lake", Key="docclicks/dt=2024-05-01/p.parquet", Body=parquet([("a", 1)], ["page", "n"]))
+    lakebox.client("glue").create_database(DatabaseInput={"Name": "docshop"})
+
+    def cli(*args):
+        r = lakebox.cli(*args)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout) if r.stdout.strip() else {}
+
+    def query(sql):
+        qid = cli("athena", "start-query-execution", "--result-configuration", "OutputLocation=s3://results/ddl/",
+                  "--query-string", sql)["QueryExecutionId"]
+        deadline = time.time() + 30
+        while True:
+            state = cli("athena", "get-query-execution", "--query-execution-id", qid)["QueryExecution"]["Status"]["State"]
+            if state not in ("QUEUED", "RUNNING"):
+                assert state == "SUCCEEDED"
+                return
+            assert time.time() < deadline
+            time.sleep(0.05)
+
+    query("""CREATE EXTERNAL TABLE docshop.clicks (page string, n bigint) PARTITIONED BY (dt string)
+             STORED AS PARQUET LOCATION 's3://lake/docclicks/'""")
+    query("MSCK REPAIR TABLE docshop.clicks")
+    parts = cli("glue", "get-partitions", "--database-name", "docshop", "--table-name", "clicks")["Partitions"]
+    assert [p["Values"] for p in parts] == [["2024-05-01"]]
