@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use lakebox_core::ServiceError;
 use lakebox_glue::model::{DatabaseInput, Parameters, PartitionInput, Table, TableInput};
 use lakebox_glue::{Catalog, Scope};
-use lakebox_s3::lake::Lake;
+use lakebox_s3::lake::{Lake, split_s3_url};
 
 use crate::formats::{self, glue_columns, show_create_table};
 use crate::parser::{Name, PartitionSpec, Statement};
@@ -102,13 +102,6 @@ fn partition_name(t: &Table, values: &[String]) -> String {
         .map(|(k, v)| format!("{}={}", k.name, escape_path(v)))
         .collect::<Vec<_>>()
         .join("/")
-}
-
-fn split_s3(location: &str) -> Option<(&str, &str)> {
-    let rest = location
-        .strip_prefix("s3://")
-        .or_else(|| location.strip_prefix("s3a://"))?;
-    Some(rest.split_once('/').unwrap_or((rest, "")))
 }
 
 fn with_slash(s: &str) -> String {
@@ -626,7 +619,7 @@ impl Context<'_> {
             }
         }
         if let Some(l) = &ct.location
-            && split_s3(l).is_none()
+            && split_s3_url(l).is_none()
         {
             return Err(DdlError::invalid(format!(
                 "FAILED: SemanticException Invalid location {l}: table locations are s3:// paths."
@@ -676,7 +669,7 @@ impl Context<'_> {
             return Ok(none(()));
         }
         let location = t.location().unwrap_or_default();
-        let (bucket, prefix) = split_s3(location).ok_or_else(|| {
+        let (bucket, prefix) = split_s3_url(location).ok_or_else(|| {
             DdlError::invalid(format!(
                 "FAILED: SemanticException Table {} has no s3:// location",
                 t.name

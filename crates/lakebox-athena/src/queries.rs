@@ -10,7 +10,7 @@ use lakebox_athena_engine::{Engine, QueryError, QueryOutput};
 use lakebox_core::{RequestContext, ServiceError};
 use lakebox_glue::{Catalog, Scope};
 use lakebox_protocol::Timestamp;
-use lakebox_s3::lake::{Lake, PutOptions};
+use lakebox_s3::lake::{Lake, PutOptions, split_s3_url};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
@@ -134,12 +134,6 @@ fn text<'a>(r: &'a Value, k: &str) -> Option<&'a str> {
     r.get(k).and_then(Value::as_str)
 }
 
-fn split_s3(url: &str) -> Option<(String, String)> {
-    let rest = url.strip_prefix("s3://")?;
-    let (b, k) = rest.split_once('/').unwrap_or((rest, ""));
-    Some((b.to_owned(), k.to_owned()))
-}
-
 /// Replaces each `?` outside string literals with the next parameter (ExecutionParameters).
 fn bind(sql: &str, params: &[String]) -> Result<String, ServiceError> {
     let mut out = String::new();
@@ -247,7 +241,7 @@ impl Queries {
         let location = if enforce { wg_location.or(given) } else { given.or(wg_location) }.ok_or_else(|| {
             invalid("No output location provided. An output location is required either through the Workgroup result configuration setting or as an API input.")
         })?;
-        if split_s3(location).is_none() {
+        if split_s3_url(location).is_none() {
             return Err(invalid(format!(
                 "OutputLocation {location} is not an s3:// location."
             )));
@@ -393,7 +387,7 @@ impl Queries {
             }
         };
         let engine_millis = started.elapsed().as_millis() as u64;
-        let (bucket, key) = split_s3(&e.output).expect("checked at start");
+        let (bucket, key) = split_s3_url(&e.output).expect("checked at start");
         let write_failed = |err: ServiceError| {
             failure(
                 2,
@@ -405,14 +399,14 @@ impl Queries {
             )
         };
         self.lake
-            .put(&bucket, &key, Bytes::from(body), PutOptions::default())
+            .put(bucket, key, Bytes::from(body), PutOptions::default())
             .await
             .map_err(write_failed)?;
         if !columns.is_empty() {
             let infos: Vec<ColumnInfo> = columns.iter().map(|(n, t, _)| ColumnInfo::new(n, t)).collect();
             self.lake
                 .put(
-                    &bucket,
+                    bucket,
                     &format!("{key}.metadata"),
                     Bytes::from(metadata(&e.id, &infos)),
                     PutOptions::default(),
@@ -510,8 +504,8 @@ impl Queries {
             Some(n @ 1..=1000) => n as usize,
             Some(_) => return Err(invalid("MaxResults must be between 1 and 1000.")),
         };
-        let (bucket, key) = split_s3(&e.output).expect("stored locations are s3");
-        let (_, mut rx) = self.lake.get(&bucket, &key, None)?;
+        let (bucket, key) = split_s3_url(&e.output).expect("stored locations are s3");
+        let (_, mut rx) = self.lake.get(bucket, key, None)?;
         let mut data = Vec::new();
         while let Some(chunk) = rx.recv().await {
             data.extend_from_slice(&chunk.map_err(internal)?);

@@ -77,11 +77,8 @@ struct Folder {
 }
 
 fn parse_s3(path: &str) -> Result<(String, String), String> {
-    let rest = path
-        .strip_prefix("s3://")
-        .or_else(|| path.strip_prefix("s3a://"))
+    let (bucket, prefix) = lakebox_s3::lake::split_s3_url(path)
         .ok_or_else(|| format!("S3 target path {path} is not an s3:// URL"))?;
-    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     let mut prefix = prefix.to_owned();
     if !prefix.is_empty() && !prefix.ends_with('/') {
         prefix.push('/');

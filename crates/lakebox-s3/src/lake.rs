@@ -49,6 +49,13 @@ pub struct PutOptions {
     pub if_match: Option<String>,
 }
 
+/// The bucket and key (or prefix) of an `s3://bucket/key` (or `s3a://`) URL, as the other
+/// services name locations in Lakebox S3; `None` for anything else.
+pub fn split_s3_url(url: &str) -> Option<(&str, &str)> {
+    let rest = url.strip_prefix("s3://").or_else(|| url.strip_prefix("s3a://"))?;
+    Some(rest.split_once('/').unwrap_or((rest, "")))
+}
+
 /// Reads and writes objects of Lakebox S3. Cheap to clone.
 #[derive(Clone)]
 pub struct Lake {
