@@ -187,3 +187,26 @@ def test_errors_are_actionable(athena):
     assert "TABLE_NOT_FOUND" in e["Status"]["StateChangeReason"] or "not found" in e["Status"]["StateChangeReason"]
     _, e = run(athena, "SELECT date_parse('x', '%Y') FROM orders")
     assert e["Status"]["State"] == "FAILED" and "INVALID_FUNCTION_ARGUMENT" in e["Status"]["StateChangeReason"]
+
+
+def test_prepare_execute_and_deallocate_statements(athena):
+    qid, e = run(athena, "PREPARE by_customer FROM SELECT count(*) FROM orders WHERE customer = ? AND amount > ?")
+    assert e["Status"]["State"] == "SUCCEEDED" and e["StatementType"] == "UTILITY"
+    # The statement is in the workgroup's store, as CreatePreparedStatement would put it.
+    p = athena.get_prepared_statement(StatementName="by_customer", WorkGroup="primary")["PreparedStatement"]
+    assert p["QueryStatement"].endswith("amount > ?")
+    expected = sum(1 for o in ORDERS if o["customer"] == "c1" and o["amount"] > 20)
+    assert rows(athena, "EXECUTE by_customer USING 'c1', 20") == [[str(expected)]]
+    qid = athena.start_query_execution(QueryString="EXECUTE by_customer", ExecutionParameters=["'c1'", "20"],
+                                       QueryExecutionContext={"Database": "shop"},
+                                       ResultConfiguration={"OutputLocation": RESULTS})["QueryExecutionId"]
+    while athena.get_query_execution(QueryExecutionId=qid)["QueryExecution"]["Status"]["State"] in ("QUEUED", "RUNNING"):
+        time.sleep(0.02)
+    out = athena.get_query_results(QueryExecutionId=qid)["ResultSet"]["Rows"]
+    assert out[1]["Data"][0]["VarCharValue"] == str(expected)
+    # PREPARE again replaces it; DEALLOCATE removes it, after which EXECUTE fails.
+    rows(athena, "PREPARE by_customer FROM SELECT count(*) FROM orders WHERE customer = ?")
+    assert rows(athena, "EXECUTE by_customer USING 'c2'") == [[str(sum(1 for o in ORDERS if o["customer"] == "c2"))]]
+    rows(athena, "DEALLOCATE PREPARE by_customer")
+    _, e = run(athena, "EXECUTE by_customer USING 'c2'")
+    assert e["Status"]["State"] == "FAILED" and "by_customer" in e["Status"]["StateChangeReason"]

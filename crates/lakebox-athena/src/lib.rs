@@ -8,6 +8,7 @@
 mod metadata;
 mod queries;
 mod results;
+mod session;
 mod store;
 mod workgroups;
 

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
 use crate::results::{ColumnInfo, csv, metadata, parse_csv, text as text_file};
+use crate::session::{self, Session};
 use crate::store::*;
 use crate::workgroups::{self, PRIMARY};
 
@@ -111,6 +112,15 @@ fn failure(category: u32, error_type: u32, message: String) -> QueryError {
         error_type,
         message,
         cancelled: false,
+    }
+}
+
+/// Athena's StatementType of a statement: DDL and UTILITY run as Hive DDL, the rest is DML.
+fn statement_type(sql: &str) -> &'static str {
+    match lakebox_athena_ddl::parse(sql) {
+        None => "DML",
+        Some(Ok(s)) if s.is_utility() => "UTILITY",
+        Some(_) => "DDL",
     }
 }
 
@@ -250,9 +260,13 @@ impl Queries {
             .get("ExecutionParameters")
             .and_then(Value::as_array)
             .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect());
-        let sql = match &params {
-            Some(p) => bind(query, p)?,
-            None => query.to_owned(),
+        let sql = match (&params, session::parse(query)) {
+            // `EXECUTE name` with ExecutionParameters: they are its USING values.
+            (Some(p), Some(Ok(Session::Execute { name, values }))) if values.is_empty() => {
+                format!("EXECUTE {name} USING {}", p.join(", "))
+            }
+            (Some(p), _) => bind(query, p)?,
+            (None, _) => query.to_owned(),
         };
         if let Some(token) = text(&r, "ClientRequestToken")
             && let Some(existing) = self
@@ -265,10 +279,15 @@ impl Queries {
         }
         let id = uuid::Uuid::new_v4().to_string();
         let sep = if location.ends_with('/') { "" } else { "/" };
-        let statement_type = match lakebox_athena_ddl::parse(&sql) {
-            None => "DML",
-            Some(Ok(s)) if s.is_utility() => "UTILITY",
-            Some(_) => "DDL",
+        let statement_type = match session::parse(&sql) {
+            // EXECUTE reports the type of the statement it runs.
+            Some(Ok(Session::Execute { name, .. })) => {
+                workgroups::load_prepared_statement(&self.store, ctx, work_group, &name)
+                    .map(|p| statement_type(&p.query))
+                    .unwrap_or("DML")
+            }
+            Some(_) => "UTILITY",
+            None => statement_type(&sql),
         };
         let extension = if statement_type == "DML" { "csv" } else { "txt" };
         let e = Execution {
@@ -318,7 +337,8 @@ impl Queries {
             .map_err(internal)?;
         let me = self.clone();
         let scope = Scope::from(ctx);
-        let task = tokio::spawn(async move { me.execute(e, scope, sql).await });
+        let ctx = ctx.clone();
+        let task = tokio::spawn(async move { me.execute(e, ctx, scope, sql).await });
         self.running
             .lock()
             .unwrap()
@@ -326,12 +346,12 @@ impl Queries {
         Ok(json!({ "QueryExecutionId": id }))
     }
 
-    async fn execute(self: Arc<Self>, mut e: Execution, scope: Scope, sql: String) {
+    async fn execute(self: Arc<Self>, mut e: Execution, ctx: RequestContext, scope: Scope, sql: String) {
         let _slot = self.slots.clone().acquire_owned().await;
         e.state = "RUNNING".into();
         e.started_millis = Some(self.store.now());
         let _ = self.save_blocking(&e);
-        match self.run(&e, &scope, &sql).await {
+        match self.run(&e, &ctx, &scope, &sql).await {
             Ok(outcome) => {
                 e.state = "SUCCEEDED".into();
                 e.engine_millis = outcome.engine_millis;
@@ -357,11 +377,54 @@ impl Queries {
 
     /// Runs the statement (Hive DDL itself, anything else on the engine) and writes the
     /// result file with its `.metadata` companion; the columns and the engine time on success.
-    async fn run(&self, e: &Execution, scope: &Scope, sql: &str) -> Result<Outcome, QueryError> {
+    async fn run(
+        &self,
+        e: &Execution,
+        ctx: &RequestContext,
+        scope: &Scope,
+        sql: &str,
+    ) -> Result<Outcome, QueryError> {
         let started = std::time::Instant::now();
         let cutoff = e.bytes_scanned_cutoff;
         let mut scanned_bytes = 0;
+        let bound;
+        let mut sql = sql;
+        let statement = |name: &str| json!({"StatementName": name, "WorkGroup": e.work_group});
+        let user = |err: ServiceError| failure(2, 1003, err.message);
+        let session_only = match session::parse(sql) {
+            None => false,
+            Some(Err(message)) => return Err(failure(2, 1306, message)),
+            Some(Ok(Session::Prepare {
+                name,
+                statement: query,
+            })) => {
+                let mut r = statement(&name);
+                r["QueryStatement"] = json!(query);
+                // PREPARE replaces a statement of the same name.
+                if workgroups::load_prepared_statement(&self.store, ctx, &e.work_group, &name).is_ok() {
+                    workgroups::put_prepared_statement(&self.store, ctx, r, false).await
+                } else {
+                    workgroups::put_prepared_statement(&self.store, ctx, r, true).await
+                }
+                .map_err(user)?;
+                true
+            }
+            Some(Ok(Session::Deallocate { name })) => {
+                workgroups::delete_prepared_statement(&self.store, ctx, statement(&name))
+                    .await
+                    .map_err(user)?;
+                true
+            }
+            Some(Ok(Session::Execute { name, values })) => {
+                let p = workgroups::load_prepared_statement(&self.store, ctx, &e.work_group, &name)
+                    .map_err(user)?;
+                bound = bind(&p.query, &values).map_err(|err| failure(2, 1306, err.message))?;
+                sql = &bound;
+                false
+            }
+        };
         let (columns, body) = match lakebox_athena_ddl::parse(sql) {
+            _ if session_only => (Vec::new(), Vec::new()),
             Some(Err(message)) => return Err(failure(2, 1306, message)),
             Some(Ok(statement)) => {
                 let database = e.database.as_deref().unwrap_or("default");
