@@ -18,7 +18,7 @@ pub enum Session {
     },
 }
 
-fn word<'a>(s: &'a str) -> (&'a str, &'a str) {
+fn word(s: &str) -> (&str, &str) {
     let s = s.trim_start();
     let end = s.find(|c: char| c.is_whitespace()).unwrap_or(s.len());
     (&s[..end], &s[end..])
