@@ -210,3 +210,45 @@ def test_prepare_execute_and_deallocate_statements(athena):
     rows(athena, "DEALLOCATE PREPARE by_customer")
     _, e = run(athena, "EXECUTE by_customer USING 'c2'")
     assert e["Status"]["State"] == "FAILED" and "by_customer" in e["Status"]["StateChangeReason"]
+
+
+def test_views_are_stored_as_athena_stores_them_and_queried(athena):
+    import base64
+    qid, e = run(athena, """CREATE VIEW big_spenders AS
+        SELECT customer, sum(amount) AS total FROM orders GROUP BY customer HAVING sum(amount) > 100""")
+    assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
+    assert e["StatementType"] == "DDL" and e["ResultConfiguration"]["OutputLocation"].endswith(".txt")
+    totals = {}
+    for o in ORDERS:
+        totals[o["customer"]] = totals.get(o["customer"], 0) + o["amount"]
+    expected = sorted((c, t) for c, t in totals.items() if t > 100)
+    got = rows(athena, "SELECT customer, total FROM big_spenders ORDER BY customer")
+    assert [(c, float(t)) for c, t in got] == [(c, pytest.approx(t)) for c, t in expected]
+    # A view over the view, and a join with a table.
+    got = rows(athena, """CREATE OR REPLACE VIEW top_country AS
+        SELECT c.country, count(*) AS n FROM big_spenders b JOIN customers c ON b.customer = c.customer GROUP BY c.country""")
+    assert rows(athena, "SELECT sum(n) FROM top_country") == [[str(len(expected))]]
+    # Stored in Glue as Athena stores it: a VIRTUAL_VIEW with a Presto view definition.
+    import boto3
+    glue = boto3.client("glue", endpoint_url=athena._endpoint.host, region_name="us-east-1",
+                        aws_access_key_id="test", aws_secret_access_key="test")
+    t = glue.get_table(DatabaseName="shop", Name="big_spenders")["Table"]
+    assert t["TableType"] == "VIRTUAL_VIEW" and t["Parameters"]["presto_view"] == "true"
+    text = t["ViewOriginalText"]
+    assert text.startswith("/* Presto View: ") and text.endswith(" */")
+    view = json.loads(base64.b64decode(text[len("/* Presto View: "):-3]))
+    assert view["catalog"] == "awsdatacatalog" and view["schema"] == "shop"
+    assert [(c["name"], c["type"]) for c in view["columns"]] == [("customer", "varchar"), ("total", "double")]
+    assert [(c["Name"], c["Type"]) for c in t["StorageDescriptor"]["Columns"]] == [("customer", "string"), ("total", "double")]
+    shown = rows(athena, "SHOW CREATE VIEW big_spenders")
+    assert shown[0][0].startswith('CREATE VIEW "shop"."big_spenders" AS')
+    assert ["big_spenders"] in rows(athena, "SHOW VIEWS IN shop")
+    _, e = run(athena, "CREATE VIEW big_spenders AS SELECT 1 AS x")
+    assert e["Status"]["State"] == "FAILED" and "already exists" in e["Status"]["StateChangeReason"]
+    _, e = run(athena, "CREATE VIEW broken AS SELECT nope FROM orders")
+    assert e["Status"]["State"] == "FAILED"
+    _, e = run(athena, "DROP VIEW orders")
+    assert e["Status"]["State"] == "FAILED" and "not a view" in e["Status"]["StateChangeReason"]
+    rows(athena, "DROP VIEW top_country")
+    _, e = run(athena, "SELECT * FROM top_country")
+    assert e["Status"]["State"] == "FAILED"

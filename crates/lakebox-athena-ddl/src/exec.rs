@@ -291,6 +291,13 @@ impl Context<'_> {
                     .map_err(glue)
             }
             Statement::CreateTable(ct) => self.create_table(*ct).await,
+            Statement::DropView { name, if_exists: _ } if self.table(&name).is_ok_and(|t| !t.is_view()) => {
+                Err(DdlError::invalid(format!(
+                    "FAILED: SemanticException {}.{} is a table, not a view: use DROP TABLE",
+                    self.db(&name),
+                    name.name
+                )))
+            }
             Statement::DropTable { name, if_exists } | Statement::DropView { name, if_exists } => {
                 let db = self.db(&name).to_owned();
                 match self.table(&name) {

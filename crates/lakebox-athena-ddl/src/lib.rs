@@ -16,7 +16,7 @@ use lakebox_s3::lake::Lake;
 
 pub use exec::{escape_path, unescape_path};
 pub use formats::show_create_table;
-pub use parser::{CreateTable, Name, Statement, parse};
+pub use parser::{CreateTable, Name, Statement, is_create_view, parse};
 
 /// What a DDL statement produced.
 #[derive(Debug, Clone, PartialEq)]

@@ -233,6 +233,25 @@ pub fn parse(sql: &str) -> Option<Result<Statement, String>> {
     }))
 }
 
+/// Whether `sql` is `CREATE [OR REPLACE] VIEW`: DDL that the SQL engine runs (it plans the
+/// view's query), so Athena reports it as DDL with a `.txt` result.
+pub fn is_create_view(sql: &str) -> bool {
+    let Ok(tokens) = tokenize(sql) else { return false };
+    let words: Vec<String> = tokens
+        .iter()
+        .take(4)
+        .map(|t| match &t.token {
+            Token::Word(w) => w.to_ascii_uppercase(),
+            _ => String::new(),
+        })
+        .collect();
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    matches!(
+        words.as_slice(),
+        ["CREATE", "VIEW", ..] | ["CREATE", "OR", "REPLACE", "VIEW", ..]
+    )
+}
+
 fn is_ddl_start(sql: &str) -> bool {
     let first = sql.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
     matches!(
@@ -925,6 +944,13 @@ mod tests {
         ] {
             assert!(parse(sql).is_none(), "{sql}");
         }
+    }
+
+    #[test]
+    fn create_view_is_recognized() {
+        assert!(is_create_view("create or replace view v AS SELECT 1"));
+        assert!(is_create_view("CREATE VIEW db.v AS SELECT 1"));
+        assert!(!is_create_view("CREATE TABLE v AS SELECT 1"));
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
+use datafusion::datasource::ViewTable;
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::csv::CsvFormat;
 use datafusion::datasource::file_format::json::JsonFormat;
@@ -15,16 +16,25 @@ use lakebox_glue::infer::types;
 use lakebox_glue::model::Table;
 use lakebox_glue::{Catalog, Scope};
 
+use crate::session::{MAX_VIEW_DEPTH, Sessions};
 use crate::table::GlueTable;
 
 pub struct GlueCatalog {
     catalog: Arc<Catalog>,
     scope: Scope,
+    sessions: Sessions,
+    /// How many views enclose the query this catalog serves.
+    depth: usize,
 }
 
 impl GlueCatalog {
-    pub fn new(catalog: Arc<Catalog>, scope: Scope) -> Self {
-        GlueCatalog { catalog, scope }
+    pub fn new(sessions: Sessions, depth: usize) -> Self {
+        GlueCatalog {
+            catalog: sessions.catalog.clone(),
+            scope: sessions.scope.clone(),
+            sessions,
+            depth,
+        }
     }
 }
 
@@ -54,6 +64,8 @@ impl CatalogProvider for GlueCatalog {
                 catalog: self.catalog.clone(),
                 scope: self.scope.clone(),
                 database: d.name,
+                sessions: self.sessions.clone(),
+                depth: self.depth,
             }) as Arc<dyn SchemaProvider>
         })
     }
@@ -63,6 +75,8 @@ struct GlueSchema {
     catalog: Arc<Catalog>,
     scope: Scope,
     database: String,
+    sessions: Sessions,
+    depth: usize,
 }
 
 #[async_trait]
@@ -80,6 +94,9 @@ impl SchemaProvider for GlueSchema {
             Err(e) if e.code == "EntityNotFoundException" => return Ok(None),
             Err(e) => return Err(DataFusionError::External(e.message.into())),
         };
+        if table.is_view() {
+            return view_table(&self.sessions, &table, self.depth).await.map(Some);
+        }
         Ok(Some(glue_table(
             &table,
             self.catalog.clone(),
@@ -168,4 +185,23 @@ fn glue_table(t: &Table, catalog: Arc<Catalog>, scope: Scope) -> Result<Arc<dyn 
         Arc::new(Schema::new(fields)),
         partitions,
     )))
+}
+
+/// A view stored as Athena stores it, planned from its SQL in the schema it was written in.
+async fn view_table(sessions: &Sessions, t: &Table, depth: usize) -> Result<Arc<dyn TableProvider>> {
+    let view = lakebox_athena_ddl::view::presto_view(t).ok_or_else(|| {
+        DataFusionError::Plan(format!(
+            "{}.{} is a view Athena cannot read (no Presto view definition).",
+            t.database_name, t.name
+        ))
+    })?;
+    if depth >= MAX_VIEW_DEPTH {
+        return Err(DataFusionError::Plan(format!(
+            "View {}.{} nests more than {MAX_VIEW_DEPTH} views deep (a view that refers to itself?).",
+            t.database_name, t.name
+        )));
+    }
+    let ctx = sessions.context(Some(&view.schema), depth + 1)?;
+    let plan = sessions.plan_sql(&ctx, &view.original_sql).await?;
+    Ok(Arc::new(ViewTable::new(plan, Some(view.original_sql))))
 }

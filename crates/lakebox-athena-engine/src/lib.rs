@@ -11,8 +11,10 @@
 mod catalog;
 mod functions;
 mod rewrite;
+mod session;
 mod table;
 mod types;
+mod views;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,15 +24,14 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::error::DataFusionError;
-use datafusion::execution::object_store::ObjectStoreRegistry;
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::Statement as SQLStatement;
 use lakebox_glue::{Catalog, Scope};
 use lakebox_s3::lake::Lake;
-use object_store::ObjectStore;
-use url::Url;
 
 pub use types::athena_type;
+
+use crate::session::Sessions;
 
 /// Athena's name for the Glue catalog; DataFusion folds unquoted identifiers to lowercase.
 pub const CATALOG: &str = "awsdatacatalog";
@@ -92,37 +93,6 @@ fn classify(e: DataFusionError) -> QueryError {
     }
 }
 
-/// Every `s3://bucket` URL is that bucket of Lakebox S3; the bytes read through it are the
-/// query's DataScannedInBytes.
-struct LakeRegistry {
-    lake: Lake,
-    scanned: Arc<AtomicU64>,
-}
-
-impl std::fmt::Debug for LakeRegistry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("LakeRegistry")
-    }
-}
-
-impl ObjectStoreRegistry for LakeRegistry {
-    fn register_store(&self, _url: &Url, _store: Arc<dyn ObjectStore>) -> Option<Arc<dyn ObjectStore>> {
-        None
-    }
-
-    fn get_store(&self, url: &Url) -> datafusion::error::Result<Arc<dyn ObjectStore>> {
-        match (url.scheme(), url.host_str()) {
-            ("s3" | "s3a", Some(bucket)) => Ok(Arc::new(
-                lakebox_objectstore::LakeObjectStore::new(self.lake.clone(), bucket)
-                    .counting_reads(self.scanned.clone()),
-            )),
-            _ => Err(DataFusionError::Plan(format!(
-                "Location {url} is not in S3: Athena reads s3:// locations."
-            ))),
-        }
-    }
-}
-
 pub struct Engine {
     lake: Lake,
     catalog: Arc<Catalog>,
@@ -131,31 +101,6 @@ pub struct Engine {
 impl Engine {
     pub fn new(lake: Lake, catalog: Arc<Catalog>) -> Self {
         Engine { lake, catalog }
-    }
-
-    fn session(
-        &self,
-        scope: &Scope,
-        database: Option<&str>,
-        scanned: Arc<AtomicU64>,
-    ) -> datafusion::error::Result<SessionContext> {
-        let runtime = RuntimeEnvBuilder::new()
-            .with_object_store_registry(Arc::new(LakeRegistry {
-                lake: self.lake.clone(),
-                scanned,
-            }))
-            .build_arc()?;
-        let config = SessionConfig::new()
-            .with_default_catalog_and_schema(CATALOG, database.unwrap_or("default").to_lowercase())
-            .with_create_default_catalog_and_schema(false)
-            .with_information_schema(true);
-        let ctx = SessionContext::new_with_config_rt(config, runtime);
-        functions::register_all(&ctx);
-        ctx.register_catalog(
-            CATALOG,
-            Arc::new(catalog::GlueCatalog::new(self.catalog.clone(), scope.clone())),
-        );
-        Ok(ctx)
     }
 
     /// Runs one SQL statement and returns its rows as text. With `cutoff`, the query is
@@ -169,15 +114,31 @@ impl Engine {
     ) -> Result<QueryOutput, QueryError> {
         let started = Instant::now();
         let scanned = Arc::new(AtomicU64::new(0));
-        let ctx = self.session(scope, database, scanned.clone()).map_err(classify)?;
-        let state = ctx.state();
-        let mut statement = state
+        let sessions = Sessions {
+            lake: self.lake.clone(),
+            catalog: self.catalog.clone(),
+            scope: scope.clone(),
+            scanned: scanned.clone(),
+        };
+        let ctx = sessions.context(database, 0).map_err(classify)?;
+        let statement = ctx
+            .state()
             .sql_to_statement(sql, &datafusion::config::Dialect::Generic)
             .map_err(classify)?;
-        if let datafusion::sql::parser::Statement::Statement(s) = &mut statement {
-            rewrite::apply(s.as_mut());
+        if let DFStatement::Statement(s) = &statement
+            && let SQLStatement::CreateView(view) = s.as_ref()
+        {
+            views::create(&sessions, &ctx, database.unwrap_or("default"), view)
+                .await
+                .map_err(classify)?;
+            return Ok(QueryOutput {
+                columns: Vec::new(),
+                rows: Vec::new(),
+                engine_millis: started.elapsed().as_millis() as u64,
+                scanned_bytes: 0,
+            });
         }
-        let plan = state.statement_to_plan(statement).await.map_err(classify)?;
+        let plan = sessions.plan(&ctx, statement).await.map_err(classify)?;
         let df = ctx.execute_logical_plan(plan).await.map_err(classify)?;
         let schema = df.schema().as_arrow().clone();
         let over = |n: u64| {

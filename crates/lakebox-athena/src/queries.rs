@@ -118,6 +118,7 @@ fn failure(category: u32, error_type: u32, message: String) -> QueryError {
 /// Athena's StatementType of a statement: DDL and UTILITY run as Hive DDL, the rest is DML.
 fn statement_type(sql: &str) -> &'static str {
     match lakebox_athena_ddl::parse(sql) {
+        None if lakebox_athena_ddl::is_create_view(sql) => "DDL",
         None => "DML",
         Some(Ok(s)) if s.is_utility() => "UTILITY",
         Some(_) => "DDL",
@@ -446,7 +447,23 @@ impl Queries {
                     .map(|c| (c.name.clone(), c.athena_type.clone(), c.nullable))
                     .collect();
                 scanned_bytes = out.scanned_bytes;
-                (columns, csv(&out))
+                let body = if e.statement_type == "DML" {
+                    csv(&out)
+                } else {
+                    // DDL the engine ran (CREATE VIEW): a `.txt` of its rows, if any.
+                    let lines: Vec<String> = out
+                        .rows
+                        .iter()
+                        .map(|r| {
+                            r.iter()
+                                .map(|v| v.clone().unwrap_or_default())
+                                .collect::<Vec<_>>()
+                                .join("\t")
+                        })
+                        .collect();
+                    text_file(&lines)
+                };
+                (columns, body)
             }
         };
         let engine_millis = started.elapsed().as_millis() as u64;

@@ -1,0 +1,99 @@
+//! The DataFusion sessions a query runs in: every `s3://` bucket is Lakebox S3 (counting the
+//! bytes read), the `awsdatacatalog` catalog is Glue, the Trino functions are registered, and
+//! SQL is planned after the Trino rewrites. A view is planned in a nested session of the same
+//! kind, so views over views work (to a bounded depth).
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::object_store::ObjectStoreRegistry;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::Statement as DFStatement;
+use lakebox_glue::{Catalog, Scope};
+use lakebox_s3::lake::Lake;
+use object_store::ObjectStore;
+use url::Url;
+
+use crate::{CATALOG, catalog, functions, rewrite};
+
+/// How deep views may nest (a view over a view over …), so that a cycle fails.
+pub const MAX_VIEW_DEPTH: usize = 16;
+
+#[derive(Clone)]
+pub struct Sessions {
+    pub lake: Lake,
+    pub catalog: Arc<Catalog>,
+    pub scope: Scope,
+    /// Object bytes read by the query, views included: its DataScannedInBytes.
+    pub scanned: Arc<AtomicU64>,
+}
+
+impl Sessions {
+    /// A session whose unqualified names resolve in `database`; `depth` counts enclosing views.
+    pub fn context(&self, database: Option<&str>, depth: usize) -> Result<SessionContext> {
+        let runtime = RuntimeEnvBuilder::new()
+            .with_object_store_registry(Arc::new(LakeRegistry {
+                lake: self.lake.clone(),
+                scanned: self.scanned.clone(),
+            }))
+            .build_arc()?;
+        let config = SessionConfig::new()
+            .with_default_catalog_and_schema(CATALOG, database.unwrap_or("default").to_lowercase())
+            .with_create_default_catalog_and_schema(false)
+            .with_information_schema(true);
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        functions::register_all(&ctx);
+        ctx.register_catalog(CATALOG, Arc::new(catalog::GlueCatalog::new(self.clone(), depth)));
+        Ok(ctx)
+    }
+
+    /// Plans a parsed statement after rewriting its Trino spellings.
+    pub async fn plan(&self, ctx: &SessionContext, mut statement: DFStatement) -> Result<LogicalPlan> {
+        if let DFStatement::Statement(s) = &mut statement {
+            rewrite::apply(s.as_mut());
+        }
+        ctx.state().statement_to_plan(statement).await
+    }
+
+    /// Parses and plans SQL text (a view's definition).
+    pub async fn plan_sql(&self, ctx: &SessionContext, sql: &str) -> Result<LogicalPlan> {
+        let statement = ctx
+            .state()
+            .sql_to_statement(sql, &datafusion::config::Dialect::Generic)?;
+        self.plan(ctx, statement).await
+    }
+}
+
+/// Every `s3://bucket` URL is that bucket of Lakebox S3; the bytes read through it are the
+/// query's DataScannedInBytes.
+struct LakeRegistry {
+    lake: Lake,
+    scanned: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for LakeRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LakeRegistry")
+    }
+}
+
+impl ObjectStoreRegistry for LakeRegistry {
+    fn register_store(&self, _url: &Url, _store: Arc<dyn ObjectStore>) -> Option<Arc<dyn ObjectStore>> {
+        None
+    }
+
+    fn get_store(&self, url: &Url) -> Result<Arc<dyn ObjectStore>> {
+        match (url.scheme(), url.host_str()) {
+            ("s3" | "s3a", Some(bucket)) => Ok(Arc::new(
+                lakebox_objectstore::LakeObjectStore::new(self.lake.clone(), bucket)
+                    .counting_reads(self.scanned.clone()),
+            )),
+            _ => Err(DataFusionError::Plan(format!(
+                "Location {url} is not in S3: Athena reads s3:// locations."
+            ))),
+        }
+    }
+}
