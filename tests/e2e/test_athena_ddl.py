@@ -278,3 +278,35 @@ def test_cli_ddl_example_from_the_docs(lakebox):
     query("MSCK REPAIR TABLE docshop.clicks")
     parts = cli("glue", "get-partitions", "--database-name", "docshop", "--table-name", "clicks")["Partitions"]
     assert [p["Values"] for p in parts] == [["2024-05-01"]]
+
+
+def test_compressed_text_tables_are_read_by_extension(athena, lakebox):
+    import bz2
+    import gzip
+    import cramjam
+    s3 = lakebox.client("s3")
+    rows_by_file = {
+        "logs/a.csv.gz": [(1, "x"), (2, "y")],
+        "logs/b.csv.bz2": [(3, "z")],
+        "logs/c.csv.zst": [(4, "w"), (5, "v")],
+        "logs/d.csv": [(6, "u")],
+    }
+    for key, rows in rows_by_file.items():
+        body = "".join(f"{i},{s}\n" for i, s in rows).encode()
+        if key.endswith(".gz"):
+            body = gzip.compress(body)
+        elif key.endswith(".bz2"):
+            body = bz2.compress(body)
+        elif key.endswith(".zst"):
+            body = bytes(cramjam.zstd.compress(body))
+        s3.put_object(Bucket="lake", Key=key, Body=body)
+    ok(athena, "CREATE DATABASE IF NOT EXISTS web")
+    ok(athena, """CREATE EXTERNAL TABLE web.logs (id int, tag string)
+                  ROW FORMAT DELIMITED FIELDS TERMINATED BY ',' LOCATION 's3://lake/logs/'""")
+    got, _, _ = ok(athena, "SELECT id, tag FROM web.logs ORDER BY id")
+    assert got[1:] == [[str(i), s] for rows in rows_by_file.values() for i, s in rows]
+    s3.put_object(Bucket="lake", Key="jsonlogs/e.json.gz", Body=gzip.compress(b'{"id": 7, "tag": "t"}\n'))
+    ok(athena, """CREATE EXTERNAL TABLE web.jsonlogs (id int, tag string)
+                  ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe' LOCATION 's3://lake/jsonlogs/'""")
+    got, _, _ = ok(athena, "SELECT id, tag FROM web.jsonlogs")
+    assert got[1:] == [["7", "t"]]

@@ -9,6 +9,7 @@ use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
 use datafusion::datasource::ViewTable;
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::csv::CsvFormat;
+use datafusion::datasource::file_format::file_compression_type::FileCompressionType;
 use datafusion::datasource::file_format::json::JsonFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::error::{DataFusionError, Result};
@@ -115,8 +116,8 @@ fn hive(t: &str) -> Result<DataType> {
         .map_err(|e| DataFusionError::Plan(format!("Unsupported column type {t}: {e}")))
 }
 
-/// The file format a Glue table's SerDe and input format name.
-fn file_format(t: &Table) -> Result<Arc<dyn FileFormat>> {
+/// The file format a Glue table's SerDe and input format name, for files with `compression`.
+fn file_format(t: &Table, compression: FileCompressionType) -> Result<Arc<dyn FileFormat>> {
     let sd = t.storage_descriptor.as_ref();
     let serde = sd
         .and_then(|s| s.serde_info.as_ref())
@@ -128,7 +129,9 @@ fn file_format(t: &Table) -> Result<Arc<dyn FileFormat>> {
         return Ok(Arc::new(ParquetFormat::default()));
     }
     if serde.contains("JsonSerDe") {
-        return Ok(Arc::new(JsonFormat::default()));
+        return Ok(Arc::new(
+            JsonFormat::default().with_file_compression_type(compression),
+        ));
     }
     if serde.contains("LazySimpleSerDe") || serde.contains("OpenCSVSerde") || serde.is_empty() {
         let delim = param("field.delim")
@@ -146,6 +149,7 @@ fn file_format(t: &Table) -> Result<Arc<dyn FileFormat>> {
             });
         let header = t.parameter("skip.header.line.count").is_some_and(|n| n != "0");
         let mut f = CsvFormat::default()
+            .with_file_compression_type(compression)
             .with_delimiter(delim.bytes().next().unwrap_or(b','))
             .with_has_header(header);
         if serde.contains("OpenCSV") {
@@ -181,7 +185,7 @@ fn glue_table(t: &Table, catalog: Arc<Catalog>, scope: Scope) -> Result<Arc<dyn 
         t.clone(),
         catalog,
         scope,
-        file_format(t)?,
+        file_format,
         Arc::new(Schema::new(fields)),
         partitions,
     )))

@@ -11,9 +11,11 @@ use async_trait::async_trait;
 use datafusion::arrow::array::{Array, BooleanArray, RecordBatch};
 use datafusion::arrow::datatypes::{FieldRef, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::GetExt;
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::datasource::TableType;
 use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::file_format::file_compression_type::FileCompressionType;
 use datafusion::datasource::listing::helpers::expr_applicable_for_cols;
 use datafusion::datasource::listing::{ListingTableUrl, PartitionedFile};
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
@@ -29,6 +31,29 @@ use futures::TryStreamExt;
 use lakebox_glue::model::Table;
 use lakebox_glue::{Catalog, Scope};
 
+/// The format a table's files are read with, given their compression.
+pub type FormatFn = fn(&Table, FileCompressionType) -> Result<Arc<dyn FileFormat>>;
+
+/// The compression of a text file, from its extension as Athena judges it.
+fn compression_of(path: &str) -> Result<FileCompressionType> {
+    let ext = path
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    Ok(match ext.as_str() {
+        "gz" | "gzip" => FileCompressionType::GZIP,
+        "bz2" => FileCompressionType::BZIP2,
+        "zst" | "zstd" => FileCompressionType::ZSTD,
+        "xz" => FileCompressionType::XZ,
+        "snappy" | "lz4" | "deflate" | "lzo" => {
+            return Err(DataFusionError::NotImplemented(format!(
+                "{path}: {ext}-compressed text files are not supported by Lakebox's Athena yet (gzip, bzip2, zstd and xz are)."
+            )));
+        }
+        _ => FileCompressionType::UNCOMPRESSED,
+    })
+}
+
 /// Hive's name for a NULL partition value.
 const HIVE_NULL: &str = "__HIVE_DEFAULT_PARTITION__";
 
@@ -36,7 +61,7 @@ pub struct GlueTable {
     table: Table,
     catalog: Arc<Catalog>,
     scope: Scope,
-    format: Arc<dyn FileFormat>,
+    format: FormatFn,
     file_schema: SchemaRef,
     partition_fields: Vec<FieldRef>,
     schema: SchemaRef,
@@ -61,7 +86,7 @@ impl GlueTable {
         table: Table,
         catalog: Arc<Catalog>,
         scope: Scope,
-        format: Arc<dyn FileFormat>,
+        format: FormatFn,
         file_schema: SchemaRef,
         partition_fields: Vec<FieldRef>,
     ) -> Self {
@@ -184,15 +209,17 @@ impl TableProvider for GlueTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let mut by_store: BTreeMap<String, (ListingTableUrl, Vec<PartitionedFile>)> = BTreeMap::new();
+        // Text files are grouped by compression (one reader each); columnar files carry theirs.
+        let columnar = (self.format)(&self.table, FileCompressionType::UNCOMPRESSED)?.get_ext() == "parquet";
+        let mut by_store: BTreeMap<
+            (String, String),
+            (ListingTableUrl, FileCompressionType, Vec<PartitionedFile>),
+        > = BTreeMap::new();
         for (location, values) in self.locations(state, filters)? {
             let url = ListingTableUrl::parse(&location)?;
             let store = state.runtime_env().object_store(url.object_store())?;
             let prefix = url.prefix().clone();
             let objects: Vec<_> = store.list(Some(&prefix)).try_collect().await?;
-            let entry = by_store
-                .entry(url.object_store().as_str().to_owned())
-                .or_insert_with(|| (url.clone(), Vec::new()));
             for meta in objects {
                 let relative = meta
                     .location
@@ -200,16 +227,26 @@ impl TableProvider for GlueTable {
                     .strip_prefix(prefix.as_ref())
                     .unwrap_or(meta.location.as_ref())
                     .trim_start_matches('/');
-                if is_data_file(relative, meta.size) {
-                    entry
-                        .1
-                        .push(PartitionedFile::new_from_meta(meta).with_partition_values(values.clone()));
+                if !is_data_file(relative, meta.size) {
+                    continue;
                 }
+                let compression = if columnar {
+                    FileCompressionType::UNCOMPRESSED
+                } else {
+                    compression_of(meta.location.as_ref())?
+                };
+                let key = (url.object_store().as_str().to_owned(), compression.get_ext());
+                by_store
+                    .entry(key)
+                    .or_insert_with(|| (url.clone(), compression, Vec::new()))
+                    .2
+                    .push(PartitionedFile::new_from_meta(meta).with_partition_values(values.clone()));
             }
         }
         let groups_wanted = state.config().target_partitions().max(1);
         let mut plans = Vec::new();
-        for (_, (url, files)) in by_store {
+        for (_, (url, compression, files)) in by_store {
+            let format = (self.format)(&self.table, compression)?;
             if files.is_empty() {
                 continue;
             }
@@ -218,7 +255,7 @@ impl TableProvider for GlueTable {
             for (i, f) in files.into_iter().enumerate() {
                 groups[i % n].push(f);
             }
-            let source = self.format.file_source(
+            let source = format.file_source(
                 TableSchema::builder(self.file_schema.clone())
                     .with_table_partition_cols(self.partition_fields.clone())
                     .build(),
@@ -228,7 +265,7 @@ impl TableProvider for GlueTable {
                 .with_projection_indices(projection.cloned())?
                 .with_limit(limit)
                 .build();
-            plans.push(self.format.create_physical_plan(state, config).await?);
+            plans.push(format.create_physical_plan(state, config).await?);
         }
         if plans.is_empty() {
             let projected = match projection {
