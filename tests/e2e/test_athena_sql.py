@@ -252,3 +252,83 @@ def test_views_are_stored_as_athena_stores_them_and_queried(athena):
     rows(athena, "DROP VIEW top_country")
     _, e = run(athena, "SELECT * FROM top_country")
     assert e["Status"]["State"] == "FAILED"
+
+
+def s3_client(athena):
+    import boto3
+    return boto3.client("s3", endpoint_url=athena._endpoint.host, region_name="us-east-1",
+                        aws_access_key_id="test", aws_secret_access_key="test")
+
+
+def test_create_table_as_select_writes_files_and_registers_the_table(athena):
+    import boto3
+    s3 = s3_client(athena)
+    glue = boto3.client("glue", endpoint_url=athena._endpoint.host, region_name="us-east-1",
+                        aws_access_key_id="test", aws_secret_access_key="test")
+    qid, e = run(athena, """CREATE TABLE by_customer
+        WITH (format = 'PARQUET', parquet_compression = 'SNAPPY', partitioned_by = ARRAY['customer'])
+        AS SELECT id, amount, customer FROM orders""")
+    assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
+    assert e["StatementType"] == "DML"
+    assert e["ResultConfiguration"]["OutputLocation"] == RESULTS + "tables/" + qid
+    out = athena.get_query_results(QueryExecutionId=qid)
+    assert out["UpdateCount"] == len(ORDERS) and out["ResultSet"]["Rows"] == []
+    t = glue.get_table(DatabaseName="shop", Name="by_customer")["Table"]
+    assert t["StorageDescriptor"]["Location"] == RESULTS + "tables/" + qid + "/"
+    assert [(c["Name"], c["Type"]) for c in t["StorageDescriptor"]["Columns"]] == [("id", "bigint"), ("amount", "double")]
+    assert [k["Name"] for k in t["PartitionKeys"]] == ["customer"]
+    parts = glue.get_partitions(DatabaseName="shop", TableName="by_customer")["Partitions"]
+    assert sorted(p["Values"][0] for p in parts) == ["c0", "c1", "c2", "c3"]
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="athena-results", Prefix=f"sql/tables/{qid}/")["Contents"]]
+    assert keys and all("/customer=c" in k for k in keys)
+    expected = {}
+    for o in ORDERS:
+        expected[o["customer"]] = expected.get(o["customer"], 0) + o["amount"]
+    got = rows(athena, "SELECT customer, sum(amount) FROM by_customer GROUP BY customer ORDER BY customer")
+    assert [(c, float(v)) for c, v in got] == [(c, pytest.approx(v)) for c, v in sorted(expected.items())]
+
+    # INSERT INTO adds rows (and a new partition) to it.
+    qid, e = run(athena, "INSERT INTO by_customer SELECT id + 1000, amount, 'c9' FROM orders WHERE id <= 3")
+    assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
+    assert athena.get_query_results(QueryExecutionId=qid)["UpdateCount"] == 3
+    assert rows(athena, "SELECT count(*) FROM by_customer WHERE customer = 'c9'") == [["3"]]
+    assert rows(athena, "SELECT count(*) FROM by_customer") == [[str(len(ORDERS) + 3)]]
+
+    _, e = run(athena, "CREATE TABLE by_customer AS SELECT 1 AS x")
+    assert e["Status"]["State"] == "FAILED" and "already exists" in e["Status"]["StateChangeReason"]
+
+
+def test_ctas_text_and_json_formats_and_with_no_data(athena):
+    s3 = s3_client(athena)
+    _, e = run(athena, """CREATE TABLE shop.amounts_txt
+        WITH (format = 'TEXTFILE', field_delimiter = '|', external_location = 's3://lake/amounts_txt/')
+        AS SELECT id, amount FROM orders WHERE id <= 5 ORDER BY id""")
+    assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
+    lines = []
+    for o in s3.list_objects_v2(Bucket="lake", Prefix="amounts_txt/")["Contents"]:
+        lines += s3.get_object(Bucket="lake", Key=o["Key"])["Body"].read().decode().splitlines()
+    assert sorted(lines, key=lambda l: int(l.split("|")[0])) == [f"{o['id']}|{o['amount']}" for o in ORDERS[:5]]
+    assert rows(athena, "SELECT sum(id) FROM amounts_txt") == [["15"]]
+    _, e = run(athena, "CREATE TABLE shop.amounts_json WITH (format = 'JSON', write_compression = 'GZIP') AS SELECT id, customer FROM orders")
+    assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
+    assert rows(athena, "SELECT count(DISTINCT customer) FROM amounts_json") == [["4"]]
+    _, e = run(athena, "CREATE TABLE shop.empty_copy AS SELECT * FROM orders WITH NO DATA")
+    assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
+    assert rows(athena, "SELECT count(*) FROM empty_copy") == [["0"]]
+    _, e = run(athena, "CREATE TABLE shop.again WITH (external_location = 's3://lake/amounts_txt/') AS SELECT 1 AS x")
+    assert e["Status"]["State"] == "FAILED" and "HIVE_PATH_ALREADY_EXISTS" in e["Status"]["StateChangeReason"]
+
+
+def test_unload_writes_files_only(athena):
+    import gzip
+    s3 = s3_client(athena)
+    qid, e = run(athena, "UNLOAD (SELECT id, customer FROM orders WHERE id <= 4) TO 's3://lake/unloaded/' WITH (format = 'JSON', compression = 'GZIP')")
+    assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
+    assert athena.get_query_results(QueryExecutionId=qid)["UpdateCount"] == 4
+    got = []
+    for o in s3.list_objects_v2(Bucket="lake", Prefix="unloaded/")["Contents"]:
+        assert o["Key"].endswith(".gz")
+        got += [json.loads(l) for l in gzip.decompress(s3.get_object(Bucket="lake", Key=o["Key"])["Body"].read()).decode().splitlines()]
+    assert sorted(g["id"] for g in got) == [1, 2, 3, 4]
+    _, e = run(athena, "UNLOAD (SELECT 1) TO 's3://lake/unloaded/'")
+    assert e["Status"]["State"] == "FAILED" and "HIVE_PATH_ALREADY_EXISTS" in e["Status"]["StateChangeReason"]

@@ -16,7 +16,9 @@ use lakebox_s3::lake::Lake;
 
 pub use exec::{escape_path, unescape_path};
 pub use formats::show_create_table;
-pub use parser::{CreateTable, Name, Statement, is_create_view, parse};
+pub use parser::{
+    ColumnDef, CreateTable, Name, RowFormat, Statement, StoredAs, is_create_view, parse, write_kind,
+};
 
 /// What a DDL statement produced.
 #[derive(Debug, Clone, PartialEq)]

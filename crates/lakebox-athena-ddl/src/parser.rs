@@ -252,6 +252,22 @@ pub fn is_create_view(sql: &str) -> bool {
     )
 }
 
+/// Athena's update type of a statement that writes data (CTAS, INSERT INTO, UNLOAD), which
+/// the SQL engine runs: `CREATE TABLE AS SELECT`, `INSERT` or `UNLOAD`.
+pub fn write_kind(sql: &str) -> Option<&'static str> {
+    let tokens = tokenize(sql).ok()?;
+    let word = |i: usize| match tokens.get(i).map(|t| &t.token) {
+        Some(Token::Word(w)) => w.to_ascii_uppercase(),
+        _ => String::new(),
+    };
+    match word(0).as_str() {
+        "CREATE" if word(1) == "TABLE" && parse(sql).is_none() => Some("CREATE TABLE AS SELECT"),
+        "INSERT" if word(1) == "INTO" => Some("INSERT"),
+        "UNLOAD" => Some("UNLOAD"),
+        _ => None,
+    }
+}
+
 fn is_ddl_start(sql: &str) -> bool {
     let first = sql.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
     matches!(
@@ -944,6 +960,18 @@ mod tests {
         ] {
             assert!(parse(sql).is_none(), "{sql}");
         }
+    }
+
+    #[test]
+    fn writes_are_recognized() {
+        assert_eq!(
+            write_kind("CREATE TABLE t WITH (format = 'JSON') AS SELECT 1"),
+            Some("CREATE TABLE AS SELECT")
+        );
+        assert_eq!(write_kind("insert into t select 1"), Some("INSERT"));
+        assert_eq!(write_kind("UNLOAD (SELECT 1) TO 's3://b/x/'"), Some("UNLOAD"));
+        assert_eq!(write_kind("CREATE EXTERNAL TABLE t (a int)"), None);
+        assert_eq!(write_kind("SELECT 1"), None);
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod session;
 mod table;
 mod types;
 mod views;
+mod writes;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,12 +25,22 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::error::DataFusionError;
+use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::Statement as SQLStatement;
 use lakebox_glue::{Catalog, Scope};
 use lakebox_s3::lake::Lake;
 
-pub use types::athena_type;
+pub use types::{athena_type, hive_type};
+
+/// How a statement runs, beyond its SQL.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// BytesScannedCutoffPerQuery: cancel the query once it has read more.
+    pub cutoff: Option<u64>,
+    /// Where CTAS writes without `external_location`: Athena's `<output>tables/<query id>/`.
+    pub default_table_location: Option<String>,
+}
 
 use crate::session::Sessions;
 
@@ -50,6 +61,8 @@ pub struct QueryOutput {
     /// Values as Athena shows them; `None` is SQL NULL.
     pub rows: Vec<Vec<Option<String>>>,
     pub engine_millis: u64,
+    /// Rows written by CTAS, INSERT INTO or UNLOAD (Athena's UpdateCount); `None` for queries.
+    pub update_count: Option<u64>,
     /// Bytes of object data read from S3 (after partition pruning and Parquet's column and
     /// row-group selection): Athena's DataScannedInBytes.
     pub scanned_bytes: u64,
@@ -103,15 +116,16 @@ impl Engine {
         Engine { lake, catalog }
     }
 
-    /// Runs one SQL statement and returns its rows as text. With `cutoff`, the query is
-    /// cancelled once it has read more than that many bytes (BytesScannedCutoffPerQuery).
+    /// Runs one SQL statement and returns its rows as text (or, for CTAS, INSERT INTO and
+    /// UNLOAD, the number of rows written).
     pub async fn run(
         &self,
         scope: &Scope,
         database: Option<&str>,
         sql: &str,
-        cutoff: Option<u64>,
+        options: &RunOptions,
     ) -> Result<QueryOutput, QueryError> {
+        let cutoff = options.cutoff;
         let started = Instant::now();
         let scanned = Arc::new(AtomicU64::new(0));
         let sessions = Sessions {
@@ -121,24 +135,64 @@ impl Engine {
             scanned: scanned.clone(),
         };
         let ctx = sessions.context(database, 0).map_err(classify)?;
+        // `CREATE TABLE … AS SELECT … WITH NO DATA` is Trino's; the parser does not know it.
+        let (sql, no_data) = match strip_no_data(sql) {
+            Some(rest) => (rest, true),
+            None => (sql, false),
+        };
         let statement = ctx
             .state()
             .sql_to_statement(sql, &datafusion::config::Dialect::Generic)
             .map_err(classify)?;
-        if let DFStatement::Statement(s) = &statement
-            && let SQLStatement::CreateView(view) = s.as_ref()
-        {
-            views::create(&sessions, &ctx, database.unwrap_or("default"), view)
-                .await
-                .map_err(classify)?;
+        let db = database.unwrap_or("default");
+        if let DFStatement::Statement(s) = &statement {
+            let written = match s.as_ref() {
+                SQLStatement::CreateView(view) => {
+                    views::create(&sessions, &ctx, db, view).await.map_err(classify)?;
+                    None
+                }
+                SQLStatement::CreateTable(ct) if ct.query.is_some() => Some(
+                    writes::create_table_as(&sessions, &ctx, db, ct, no_data, options)
+                        .await
+                        .map_err(classify)?,
+                ),
+                SQLStatement::Insert(ins) => {
+                    Some(writes::insert(&sessions, &ctx, db, ins).await.map_err(classify)?)
+                }
+                SQLStatement::Unload {
+                    query: Some(query),
+                    to,
+                    with,
+                    ..
+                } => Some(
+                    writes::unload(&sessions, &ctx, query, &to.value, with)
+                        .await
+                        .map_err(classify)?,
+                ),
+                _ => return self.query(&sessions, &ctx, statement, cutoff, started).await,
+            };
             return Ok(QueryOutput {
                 columns: Vec::new(),
                 rows: Vec::new(),
                 engine_millis: started.elapsed().as_millis() as u64,
-                scanned_bytes: 0,
+                update_count: written,
+                scanned_bytes: scanned.load(Ordering::Relaxed),
             });
         }
-        let plan = sessions.plan(&ctx, statement).await.map_err(classify)?;
+        self.query(&sessions, &ctx, statement, cutoff, started).await
+    }
+
+    /// Runs a query and returns its rows as text, cancelling it past `cutoff` bytes read.
+    async fn query(
+        &self,
+        sessions: &Sessions,
+        ctx: &SessionContext,
+        statement: DFStatement,
+        cutoff: Option<u64>,
+        started: Instant,
+    ) -> Result<QueryOutput, QueryError> {
+        let scanned = sessions.scanned.clone();
+        let plan = sessions.plan(ctx, statement).await.map_err(classify)?;
         let df = ctx.execute_logical_plan(plan).await.map_err(classify)?;
         let schema = df.schema().as_arrow().clone();
         let over = |n: u64| {
@@ -180,8 +234,25 @@ impl Engine {
             columns,
             rows,
             engine_millis: started.elapsed().as_millis() as u64,
+            update_count: None,
             scanned_bytes: scanned.load(Ordering::Relaxed),
         })
+    }
+}
+
+/// The statement without a trailing `WITH NO DATA`, if it has one.
+fn strip_no_data(sql: &str) -> Option<&str> {
+    let t = sql.trim_end().trim_end_matches(';').trim_end();
+    let words: Vec<&str> = t.rsplitn(4, char::is_whitespace).collect();
+    match words.as_slice() {
+        [data, no, with, rest]
+            if data.eq_ignore_ascii_case("DATA")
+                && no.eq_ignore_ascii_case("NO")
+                && with.eq_ignore_ascii_case("WITH") =>
+        {
+            Some(rest)
+        }
+        _ => None,
     }
 }
 

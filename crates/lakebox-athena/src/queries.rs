@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use lakebox_athena_engine::{Engine, QueryError, QueryOutput};
+use lakebox_athena_engine::{Engine, QueryError, QueryOutput, RunOptions};
 use lakebox_core::{RequestContext, ServiceError};
 use lakebox_glue::{Catalog, Scope};
 use lakebox_protocol::Timestamp;
@@ -48,6 +48,9 @@ pub struct Execution {
     /// (results in `<id>.txt`, no header).
     #[serde(default = "dml")]
     pub statement_type: String,
+    /// Rows written by CTAS, INSERT INTO or UNLOAD (GetQueryResults' UpdateCount).
+    #[serde(default)]
+    pub update_count: Option<u64>,
     /// The workgroup's BytesScannedCutoffPerQuery when the query started.
     #[serde(default)]
     pub bytes_scanned_cutoff: Option<u64>,
@@ -130,6 +133,7 @@ struct Outcome {
     columns: Vec<(String, String, bool)>,
     engine_millis: u64,
     scanned_bytes: u64,
+    update_count: Option<u64>,
 }
 
 pub struct Queries {
@@ -290,7 +294,16 @@ impl Queries {
             Some(_) => "UTILITY",
             None => statement_type(&sql),
         };
-        let extension = if statement_type == "DML" { "csv" } else { "txt" };
+        // Where Athena puts the result: `<id>.csv` for queries, `<id>.txt` for DDL, `<id>`
+        // for INSERT and UNLOAD (only a `.metadata` companion), `tables/<id>` for CTAS, whose
+        // data goes under `tables/<id>/` unless it names an external_location.
+        let write = lakebox_athena_ddl::write_kind(&sql);
+        let output = match (write, statement_type) {
+            (Some("CREATE TABLE AS SELECT"), _) => format!("{location}{sep}tables/{id}"),
+            (Some(_), _) => format!("{location}{sep}{id}"),
+            (None, "DML") => format!("{location}{sep}{id}.csv"),
+            (None, _) => format!("{location}{sep}{id}.txt"),
+        };
         let e = Execution {
             id: id.clone(),
             account: ctx.account_id.clone(),
@@ -305,7 +318,7 @@ impl Queries {
                 .and_then(Value::as_str)
                 .map(str::to_owned),
             work_group: work_group.to_owned(),
-            output: format!("{location}{sep}{id}.{extension}"),
+            output,
             state: "QUEUED".into(),
             reason: None,
             error: None,
@@ -317,6 +330,7 @@ impl Queries {
             columns: Vec::new(),
             parameters: params,
             statement_type: statement_type.into(),
+            update_count: None,
             bytes_scanned_cutoff: wg
                 .configuration
                 .get("BytesScannedCutoffPerQuery")
@@ -357,6 +371,7 @@ impl Queries {
                 e.state = "SUCCEEDED".into();
                 e.engine_millis = outcome.engine_millis;
                 e.scanned_bytes = outcome.scanned_bytes;
+                e.update_count = outcome.update_count;
                 e.columns = outcome.columns;
             }
             Err(err) if err.cancelled => {
@@ -388,6 +403,7 @@ impl Queries {
         let started = std::time::Instant::now();
         let cutoff = e.bytes_scanned_cutoff;
         let mut scanned_bytes = 0;
+        let mut update_count = None;
         let bound;
         let mut sql = sql;
         let statement = |name: &str| json!({"StatementName": name, "WorkGroup": e.work_group});
@@ -440,7 +456,15 @@ impl Queries {
                 (columns, text_file(&out.lines))
             }
             None => {
-                let out: QueryOutput = self.engine.run(scope, e.database.as_deref(), sql, cutoff).await?;
+                let options = RunOptions {
+                    cutoff,
+                    default_table_location: Some(format!("{}/", e.output)),
+                };
+                let out: QueryOutput = self
+                    .engine
+                    .run(scope, e.database.as_deref(), sql, &options)
+                    .await?;
+                update_count = out.update_count;
                 let columns = out
                     .columns
                     .iter()
@@ -478,17 +502,21 @@ impl Queries {
                 ),
             )
         };
-        self.lake
-            .put(bucket, key, Bytes::from(body), PutOptions::default())
-            .await
-            .map_err(write_failed)?;
-        if !columns.is_empty() {
+        // A statement that wrote data has no result body, only its `.metadata`.
+        if update_count.is_none() {
+            self.lake
+                .put(bucket, key, Bytes::from(body), PutOptions::default())
+                .await
+                .map_err(write_failed)?;
+        }
+        let update = update_count.map(|n| (lakebox_athena_ddl::write_kind(sql).unwrap_or("INSERT"), n));
+        if !columns.is_empty() || update.is_some() {
             let infos: Vec<ColumnInfo> = columns.iter().map(|(n, t, _)| ColumnInfo::new(n, t)).collect();
             self.lake
                 .put(
                     bucket,
                     &format!("{key}.metadata"),
-                    Bytes::from(metadata(&e.id, &infos)),
+                    Bytes::from(metadata(&e.id, update, &infos)),
                     PutOptions::default(),
                 )
                 .await
@@ -498,6 +526,7 @@ impl Queries {
             columns,
             engine_millis,
             scanned_bytes,
+            update_count,
         })
     }
 
@@ -584,6 +613,13 @@ impl Queries {
             Some(n @ 1..=1000) => n as usize,
             Some(_) => return Err(invalid("MaxResults must be between 1 and 1000.")),
         };
+        if let Some(n) = e.update_count {
+            // CTAS, INSERT INTO and UNLOAD report the rows they wrote, no result set.
+            return Ok(json!({
+                "UpdateCount": n,
+                "ResultSet": {"Rows": [], "ResultSetMetadata": {"ColumnInfo": []}},
+            }));
+        }
         let (bucket, key) = split_s3_url(&e.output).expect("stored locations are s3");
         let (_, mut rx) = self.lake.get(bucket, key, None)?;
         let mut data = Vec::new();
@@ -646,6 +682,7 @@ mod tests {
                 vec![Some(String::new()), Some("2".into())],
             ],
             engine_millis: 0,
+            update_count: None,
             scanned_bytes: 0,
         };
         let text = String::from_utf8(csv(&out)).unwrap();

@@ -143,9 +143,13 @@ impl ColumnInfo {
 /// The `.metadata` companion of a result file: field 1 the query id, then one message per
 /// column (1 catalog, 4 name, 5 label, 6 type, 7 precision, 8 scale, 9 nullable: 3 unknown,
 /// 10 case sensitive), the fields present by type as Athena writes them.
-pub fn metadata(query_id: &str, columns: &[ColumnInfo]) -> Vec<u8> {
+pub fn metadata(query_id: &str, update: Option<(&str, u64)>, columns: &[ColumnInfo]) -> Vec<u8> {
     let mut top = Writer::new();
     top.string(1, query_id);
+    // Statements that write data: field 2 the update type, field 3 the rows written.
+    if let Some((kind, rows)) = update {
+        top.string(2, kind).varint(3, rows);
+    }
     for c in columns {
         let mut w = Writer::new();
         w.string(1, "hive")
@@ -180,7 +184,7 @@ mod tests {
     fn metadata_has_athenas_layout() {
         // One `integer` column: catalog, name, label, type, precision 10, scale 0, nullable 3,
         // not case sensitive.
-        let m = metadata("q1", &[ColumnInfo::new("i", "integer")]);
+        let m = metadata("q1", None, &[ColumnInfo::new("i", "integer")]);
         let expected: Vec<u8> = [
             &[0x0a, 2, b'q', b'1', 0x22, 0x1d, 0x0a, 4][..],
             b"hive",
