@@ -12,6 +12,7 @@ pub mod clock;
 pub mod context;
 pub mod error;
 pub mod ids;
+pub mod javatime;
 pub mod paging;
 
 pub use arn::Arn;

@@ -5,127 +5,26 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Datelike, TimeZone, Timelike, Utc};
+use chrono::{Datelike, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use lakebox_core::ServiceError;
+use lakebox_core::javatime::JavaPattern;
 
 use crate::errors::invalid_argument;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Part {
     Text(String),
-    Timestamp(Vec<Fmt>),
+    Timestamp(JavaPattern),
     RandomString,
     ErrorOutputType,
     PartitionKey(String),
-}
-
-/// A Java DateTimeFormatter pattern element.
-#[derive(Debug, Clone, PartialEq)]
-enum Fmt {
-    Lit(String),
-    Field(char, usize),
 }
 
 /// A parsed prefix.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prefix {
     parts: Vec<Part>,
-}
-
-/// Parses a DateTimeFormatter pattern: letters repeated (`yyyy`, `MM`, …), `'quoted text'`,
-/// anything else literal. Only the fields that make sense for a point in time are accepted.
-fn parse_datetime_pattern(p: &str) -> Result<Vec<Fmt>, String> {
-    let chars: Vec<char> = p.chars().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        if c == '\'' {
-            let end = chars[i + 1..]
-                .iter()
-                .position(|&x| x == '\'')
-                .ok_or("unterminated quote in timestamp pattern")?;
-            let text: String = chars[i + 1..i + 1 + end].iter().collect();
-            out.push(Fmt::Lit(if text.is_empty() { "'".into() } else { text }));
-            i += end + 2;
-        } else if c.is_ascii_alphabetic() {
-            let mut n = 1;
-            while i + n < chars.len() && chars[i + n] == c {
-                n += 1;
-            }
-            if !"yuMdHhmsSEaDkKLe".contains(c) {
-                return Err(format!("unsupported pattern letter '{c}'"));
-            }
-            out.push(Fmt::Field(c, n));
-            i += n;
-        } else {
-            out.push(Fmt::Lit(c.to_string()));
-            i += 1;
-        }
-    }
-    Ok(out)
-}
-
-const DAYS: [&str; 7] = [
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-    "Thursday",
-    "Friday",
-    "Saturday",
-    "Sunday",
-];
-const MONTHS: [&str; 12] = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-];
-
-fn format_datetime<T: TimeZone>(fmt: &[Fmt], t: &DateTime<T>) -> String {
-    let mut s = String::new();
-    for f in fmt {
-        match f {
-            Fmt::Lit(l) => s.push_str(l),
-            Fmt::Field(c, n) => {
-                let n = *n;
-                let num = |v: i64, s: &mut String| s.push_str(&format!("{v:0n$}"));
-                match c {
-                    'y' | 'u' if n == 2 => s.push_str(&format!("{:02}", t.year().rem_euclid(100))),
-                    'y' | 'u' => num(t.year() as i64, &mut s),
-                    'M' | 'L' if n >= 4 => s.push_str(MONTHS[t.month0() as usize]),
-                    'M' | 'L' if n == 3 => s.push_str(&MONTHS[t.month0() as usize][..3]),
-                    'M' | 'L' => num(t.month() as i64, &mut s),
-                    'd' => num(t.day() as i64, &mut s),
-                    'D' => num(t.ordinal() as i64, &mut s),
-                    'H' => num(t.hour() as i64, &mut s),
-                    'k' => num(if t.hour() == 0 { 24 } else { t.hour() as i64 }, &mut s),
-                    'h' => num(((t.hour() + 11) % 12 + 1) as i64, &mut s),
-                    'K' => num((t.hour() % 12) as i64, &mut s),
-                    'm' => num(t.minute() as i64, &mut s),
-                    's' => num(t.second() as i64, &mut s),
-                    'S' => {
-                        let nanos = format!("{:09}", t.nanosecond() % 1_000_000_000);
-                        s.push_str(&nanos[..n.min(9)]);
-                    }
-                    'E' | 'e' if n >= 4 => s.push_str(DAYS[t.weekday().num_days_from_monday() as usize]),
-                    'E' | 'e' => s.push_str(&DAYS[t.weekday().num_days_from_monday() as usize][..3]),
-                    'a' => s.push_str(if t.hour() < 12 { "AM" } else { "PM" }),
-                    _ => {}
-                }
-            }
-        }
-    }
-    s
 }
 
 /// Where an expression may appear.
@@ -160,7 +59,7 @@ impl Prefix {
                 .split_once(':')
                 .ok_or_else(|| bad(format!("'!{{{expr}}}' is not of the form !{{namespace:value}}")))?;
             let part = match (ns, value) {
-                ("timestamp", pattern) => Part::Timestamp(parse_datetime_pattern(pattern).map_err(&bad)?),
+                ("timestamp", pattern) => Part::Timestamp(JavaPattern::parse(pattern).map_err(&bad)?),
                 ("firehose", "random-string") => Part::RandomString,
                 ("firehose", "error-output-type") => {
                     if role == Role::Prefix {
@@ -226,7 +125,7 @@ impl Prefix {
         for p in &self.parts {
             match p {
                 Part::Text(text) => s.push_str(text),
-                Part::Timestamp(fmt) => s.push_str(&format_datetime(fmt, &t)),
+                Part::Timestamp(fmt) => s.push_str(&fmt.format(&t)),
                 Part::RandomString => s.push_str(&random_string()),
                 Part::ErrorOutputType => s.push_str(error_type),
                 Part::PartitionKey(k) => s.push_str(keys.get(k).map(String::as_str).unwrap_or("")),
