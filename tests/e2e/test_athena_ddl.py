@@ -310,3 +310,34 @@ def test_compressed_text_tables_are_read_by_extension(athena, lakebox):
                   ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe' LOCATION 's3://lake/jsonlogs/'""")
     got, _, _ = ok(athena, "SELECT id, tag FROM web.jsonlogs")
     assert got[1:] == [["7", "t"]]
+
+
+def test_partition_projection_reads_computed_partitions(athena, lakebox, tmp_path):
+    s3, glue = lakebox.client("s3"), lakebox.client("glue")
+    data = {("eu", "2024/02/28"): [("a", 1)], ("eu", "2024/02/29"): [("b", 2)], ("us", "2024/03/01"): [("c", 3), ("d", 4)]}
+    for (region, day), rows in data.items():
+        s3.put_object(Bucket="lake", Key=f"proj/{region}/{day}/part.parquet", Body=parquet(rows, ["page", "n"]))
+    ok(athena, "CREATE DATABASE IF NOT EXISTS web")
+    ok(athena, """CREATE EXTERNAL TABLE web.projected (page string, n bigint)
+                  PARTITIONED BY (region string, day string)
+                  STORED AS PARQUET LOCATION 's3://lake/proj/'
+                  TBLPROPERTIES ('projection.enabled' = 'true',
+                    'projection.region.type' = 'enum', 'projection.region.values' = 'eu,us,ap',
+                    'projection.day.type' = 'date', 'projection.day.format' = 'yyyy/MM/dd',
+                    'projection.day.range' = '2024/02/01,2024/03/31',
+                    'storage.location.template' = 's3://lake/proj/${region}/${day}/')""")
+    # No partitions in Glue: they are projected.
+    assert glue.get_partitions(DatabaseName="web", TableName="projected")["Partitions"] == []
+    got, _, _ = ok(athena, "SELECT region, day, sum(n) FROM web.projected GROUP BY region, day ORDER BY region, day")
+    assert got[1:] == [["eu", "2024/02/28", "1"], ["eu", "2024/02/29", "2"], ["us", "2024/03/01", "7"]]
+    got, _, e = ok(athena, "SELECT count(*) FROM web.projected WHERE region = 'us' AND day >= '2024/03/01'")
+    assert got[1:] == [["2"]]
+    # Injected values come from the WHERE clause, and nothing else is read.
+    s3.put_object(Bucket="lake", Key="inj/id=x1/p.parquet", Body=parquet([("z", 9)], ["page", "n"]))
+    ok(athena, """CREATE EXTERNAL TABLE web.injected (page string, n bigint) PARTITIONED BY (id string)
+                  STORED AS PARQUET LOCATION 's3://lake/inj/'
+                  TBLPROPERTIES ('projection.enabled' = 'true', 'projection.id.type' = 'injected')""")
+    got, _, _ = ok(athena, "SELECT page, n FROM web.injected WHERE id = 'x1'")
+    assert got[1:] == [["z", "9"]]
+    status = failed(athena, "SELECT count(*) FROM web.injected")
+    assert "CONSTRAINT_VIOLATION" in status["StateChangeReason"]

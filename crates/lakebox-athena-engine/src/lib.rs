@@ -10,6 +10,7 @@
 
 mod catalog;
 mod functions;
+mod projection;
 mod rewrite;
 mod session;
 mod table;

@@ -31,6 +31,8 @@ use futures::TryStreamExt;
 use lakebox_glue::model::Table;
 use lakebox_glue::{Catalog, Scope};
 
+use crate::projection;
+
 /// The format a table's files are read with, given their compression.
 pub type FormatFn = fn(&Table, FileCompressionType) -> Result<Arc<dyn FileFormat>>;
 
@@ -116,17 +118,24 @@ impl GlueTable {
             })?;
             return Ok(vec![(with_slash(location), Vec::new())]);
         }
-        let (_, partitions) = self
-            .catalog
-            .list_partitions(&self.scope, &self.table.database_name, &self.table.name, None)
-            .map_err(|e| DataFusionError::External(e.message.into()))?;
+        // Projected partitions are computed from the table properties; the others are Glue's.
+        let partitions: Vec<(String, Vec<String>)> = if projection::enabled(&self.table) {
+            projection::partitions(&self.table, filters)?
+        } else {
+            self.catalog
+                .list_partitions(&self.scope, &self.table.database_name, &self.table.name, None)
+                .map_err(|e| DataFusionError::External(e.message.into()))?
+                .1
+                .into_iter()
+                .filter_map(|p| Some((p.location()?.to_owned(), p.values)))
+                .collect()
+        };
         let mut rows = Vec::with_capacity(partitions.len());
-        for p in &partitions {
-            let Some(location) = p.location() else { continue };
+        for (location, partition_values) in &partitions {
             let values = self
                 .partition_fields
                 .iter()
-                .zip(&p.values)
+                .zip(partition_values)
                 .map(|(f, v)| {
                     if v == HIVE_NULL {
                         return ScalarValue::try_from(f.data_type());
