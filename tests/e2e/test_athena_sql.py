@@ -332,3 +332,15 @@ def test_unload_writes_files_only(athena):
     assert sorted(g["id"] for g in got) == [1, 2, 3, 4]
     _, e = run(athena, "UNLOAD (SELECT 1) TO 's3://lake/unloaded/'")
     assert e["Status"]["State"] == "FAILED" and "HIVE_PATH_ALREADY_EXISTS" in e["Status"]["StateChangeReason"]
+
+
+def test_query_runtime_statistics(athena):
+    qid, e = run(athena, "SELECT customer, count(*) FROM orders WHERE id <= 10 GROUP BY customer")
+    stats = athena.get_query_runtime_statistics(QueryExecutionId=qid)["QueryRuntimeStatistics"]
+    assert stats["Rows"]["InputRows"] == len(ORDERS)  # one Parquet row group: every row is read
+    assert stats["Rows"]["OutputRows"] == 4
+    assert stats["Rows"]["InputBytes"] == e["Statistics"]["DataScannedInBytes"] > 0
+    assert stats["Rows"]["OutputBytes"] > 0
+    assert stats["Timeline"]["TotalExecutionTimeInMillis"] >= stats["Timeline"]["EngineExecutionTimeInMillis"]
+    qid, _ = run(athena, "SHOW TABLES")
+    assert "Rows" not in athena.get_query_runtime_statistics(QueryExecutionId=qid)["QueryRuntimeStatistics"]

@@ -64,6 +64,8 @@ pub struct QueryOutput {
     pub engine_millis: u64,
     /// Rows written by CTAS, INSERT INTO or UNLOAD (Athena's UpdateCount); `None` for queries.
     pub update_count: Option<u64>,
+    /// Rows read from the tables (after partition pruning and row-group pruning).
+    pub input_rows: u64,
     /// Bytes of object data read from S3 (after partition pruning and Parquet's column and
     /// row-group selection): Athena's DataScannedInBytes.
     pub scanned_bytes: u64,
@@ -178,6 +180,7 @@ impl Engine {
                 engine_millis: started.elapsed().as_millis() as u64,
                 update_count: written,
                 scanned_bytes: scanned.load(Ordering::Relaxed),
+                input_rows: 0,
             });
         }
         self.query(&sessions, &ctx, statement, cutoff, started).await
@@ -206,7 +209,8 @@ impl Engine {
                 cancelled: true,
             })
         };
-        let collect = df.collect();
+        let physical = df.create_physical_plan().await.map_err(classify)?;
+        let collect = datafusion::physical_plan::collect(physical.clone(), ctx.task_ctx());
         tokio::pin!(collect);
         let batches = loop {
             tokio::select! {
@@ -237,8 +241,17 @@ impl Engine {
             engine_millis: started.elapsed().as_millis() as u64,
             update_count: None,
             scanned_bytes: scanned.load(Ordering::Relaxed),
+            input_rows: input_rows(physical.as_ref()),
         })
     }
+}
+
+/// Rows the plan's leaves (the table scans) produced: GetQueryRuntimeStatistics' InputRows.
+fn input_rows(plan: &dyn datafusion::physical_plan::ExecutionPlan) -> u64 {
+    if plan.children().is_empty() {
+        return plan.metrics().and_then(|m| m.output_rows()).unwrap_or(0) as u64;
+    }
+    plan.children().iter().map(|c| input_rows(c.as_ref())).sum()
 }
 
 /// The statement without a trailing `WITH NO DATA`, if it has one.

@@ -69,6 +69,7 @@ impl RpcService for Athena {
                 "ListQueryExecutions" => self.queries.list(&ctx, r)?,
                 "StopQueryExecution" => self.queries.stop(&ctx, r).await?,
                 "GetQueryResults" => self.queries.results(&ctx, r).await?,
+                "GetQueryRuntimeStatistics" => self.queries.runtime_statistics(&ctx, r)?,
                 "CreateWorkGroup" => workgroups::create(s, &ctx, r).await?,
                 "GetWorkGroup" => workgroups::get(s, &ctx, r)?,
                 "ListWorkGroups" => workgroups::list(s, &ctx, r)?,

@@ -48,6 +48,13 @@ pub struct Execution {
     /// (results in `<id>.txt`, no header).
     #[serde(default = "dml")]
     pub statement_type: String,
+    /// Rows read from tables, rows and bytes in the result (GetQueryRuntimeStatistics).
+    #[serde(default)]
+    pub input_rows: u64,
+    #[serde(default)]
+    pub output_rows: u64,
+    #[serde(default)]
+    pub output_bytes: u64,
     /// Rows written by CTAS, INSERT INTO or UNLOAD (GetQueryResults' UpdateCount).
     #[serde(default)]
     pub update_count: Option<u64>,
@@ -134,6 +141,9 @@ struct Outcome {
     engine_millis: u64,
     scanned_bytes: u64,
     update_count: Option<u64>,
+    input_rows: u64,
+    output_rows: u64,
+    output_bytes: u64,
 }
 
 pub struct Queries {
@@ -331,6 +341,9 @@ impl Queries {
             parameters: params,
             statement_type: statement_type.into(),
             update_count: None,
+            input_rows: 0,
+            output_rows: 0,
+            output_bytes: 0,
             bytes_scanned_cutoff: wg
                 .configuration
                 .get("BytesScannedCutoffPerQuery")
@@ -372,6 +385,9 @@ impl Queries {
                 e.engine_millis = outcome.engine_millis;
                 e.scanned_bytes = outcome.scanned_bytes;
                 e.update_count = outcome.update_count;
+                e.input_rows = outcome.input_rows;
+                e.output_rows = outcome.output_rows;
+                e.output_bytes = outcome.output_bytes;
                 e.columns = outcome.columns;
             }
             Err(err) if err.cancelled => {
@@ -404,6 +420,8 @@ impl Queries {
         let cutoff = e.bytes_scanned_cutoff;
         let mut scanned_bytes = 0;
         let mut update_count = None;
+        let mut input_rows = 0;
+        let mut output_rows = 0;
         let bound;
         let mut sql = sql;
         let statement = |name: &str| json!({"StatementName": name, "WorkGroup": e.work_group});
@@ -453,6 +471,7 @@ impl Queries {
                     .iter()
                     .map(|c| (c.to_string(), "string".to_string(), true))
                     .collect();
+                output_rows = out.lines.len() as u64;
                 (columns, text_file(&out.lines))
             }
             None => {
@@ -465,6 +484,8 @@ impl Queries {
                     .run(scope, e.database.as_deref(), sql, &options)
                     .await?;
                 update_count = out.update_count;
+                input_rows = out.input_rows;
+                output_rows = out.update_count.unwrap_or(out.rows.len() as u64);
                 let columns = out
                     .columns
                     .iter()
@@ -491,6 +512,7 @@ impl Queries {
             }
         };
         let engine_millis = started.elapsed().as_millis() as u64;
+        let output_bytes = body.len() as u64;
         let (bucket, key) = split_s3_url(&e.output).expect("checked at start");
         let write_failed = |err: ServiceError| {
             failure(
@@ -527,7 +549,45 @@ impl Queries {
             engine_millis,
             scanned_bytes,
             update_count,
+            input_rows,
+            output_rows,
+            output_bytes,
         })
+    }
+
+    /// GetQueryRuntimeStatistics: the timeline and row counts of a finished query.
+    pub fn runtime_statistics(&self, ctx: &RequestContext, r: Value) -> Result<Value, ServiceError> {
+        let e = self.load(ctx, text(&r, "QueryExecutionId").unwrap_or_default())?;
+        if e.state == "QUEUED" || e.state == "RUNNING" {
+            return Err(invalid(format!(
+                "Query {} has not finished yet: runtime statistics are available once it completes.",
+                e.id
+            )));
+        }
+        let total = e
+            .completed_millis
+            .map(|c| (c - e.submitted_millis).max(0))
+            .unwrap_or(0);
+        let queued = e
+            .started_millis
+            .map(|s| (s - e.submitted_millis).max(0))
+            .unwrap_or(0);
+        let mut stats = json!({
+            "Timeline": {
+                "QueryQueueTimeInMillis": queued,
+                "ServicePreProcessingTimeInMillis": 0,
+                "QueryPlanningTimeInMillis": 0,
+                "EngineExecutionTimeInMillis": e.engine_millis,
+                "ServiceProcessingTimeInMillis": (total - queued - e.engine_millis as i64).max(0),
+                "TotalExecutionTimeInMillis": total,
+            },
+        });
+        // Row counts exist for statements that ran on the engine.
+        if e.state == "SUCCEEDED" && e.statement_type == "DML" {
+            stats["Rows"] = json!({"InputRows": e.input_rows, "InputBytes": e.scanned_bytes,
+                                   "OutputBytes": e.output_bytes, "OutputRows": e.output_rows});
+        }
+        Ok(json!({ "QueryRuntimeStatistics": stats }))
     }
 
     pub fn get(&self, ctx: &RequestContext, r: Value) -> Result<Value, ServiceError> {
@@ -684,6 +744,7 @@ mod tests {
             engine_millis: 0,
             update_count: None,
             scanned_bytes: 0,
+            input_rows: 0,
         };
         let text = String::from_utf8(csv(&out)).unwrap();
         assert_eq!(
