@@ -344,3 +344,10 @@ def test_query_runtime_statistics(athena):
     assert stats["Timeline"]["TotalExecutionTimeInMillis"] >= stats["Timeline"]["EngineExecutionTimeInMillis"]
     qid, _ = run(athena, "SHOW TABLES")
     assert "Rows" not in athena.get_query_runtime_statistics(QueryExecutionId=qid)["QueryRuntimeStatistics"]
+
+
+def test_joda_pattern_functions(athena):
+    got = rows(athena, "SELECT id, format_datetime(ts, 'yyyy-MM-dd HH:mm'), parse_datetime(raw, 'dd/MM/yyyy HH:mm') FROM orders ORDER BY id LIMIT 3")
+    for r, o in zip(got, ORDERS):
+        assert r[1] == o["ts"].strftime("%Y-%m-%d %H:%M")
+        assert r[2] == o["ts"].strftime("%Y-%m-%d %H:%M:00.000 UTC")

@@ -14,6 +14,7 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::prelude::SessionContext;
+use lakebox_core::javatime::JavaPattern;
 
 use super::{arg, invalid, register as reg, utc};
 
@@ -27,6 +28,8 @@ fn ts_tz() -> DataType {
 pub fn register(ctx: &SessionContext) {
     reg(ctx, "date_parse", &[2], |_| TS, date_parse);
     reg(ctx, "date_format", &[2], |_| DataType::Utf8, date_format);
+    reg(ctx, "format_datetime", &[2], |_| DataType::Utf8, format_datetime);
+    reg(ctx, "parse_datetime", &[2], |_| ts_tz(), parse_datetime);
     reg(
         ctx,
         "from_iso8601_timestamp",
@@ -176,6 +179,59 @@ fn date_format(a: &[ArrayRef], _: bool) -> Result<ArrayRef> {
         })
         .collect();
     Ok(Arc::new(out))
+}
+
+/// `format_datetime(timestamp, 'yyyy-MM-dd HH:mm')`: Joda/Java pattern letters.
+fn format_datetime(a: &[ArrayRef], strict: bool) -> Result<ArrayRef> {
+    let (t, f) = (timestamps(a, 0)?, arg(a, 1, &DataType::Utf8)?);
+    let f = strings(&f);
+    let mut out = Vec::with_capacity(t.len());
+    for i in 0..t.len() {
+        if t.is_null(i) || f.is_null(i) {
+            out.push(None);
+            continue;
+        }
+        let pattern = match JavaPattern::parse(f.value(i)) {
+            Ok(p) => p,
+            Err(e) if strict => return Err(invalid(format!("Invalid format '{}': {e}", f.value(i)))),
+            Err(_) => {
+                out.push(None);
+                continue;
+            }
+        };
+        out.push(naive(t.value(i)).map(|d| pattern.format(&d.and_utc())));
+    }
+    Ok(Arc::new(StringArray::from(out)))
+}
+
+/// `parse_datetime(text, 'yyyy-MM-dd HH:mm')` → timestamp with time zone (UTC).
+fn parse_datetime(a: &[ArrayRef], strict: bool) -> Result<ArrayRef> {
+    let (s, f) = (arg(a, 0, &DataType::Utf8)?, arg(a, 1, &DataType::Utf8)?);
+    let (s, f) = (strings(&s), strings(&f));
+    let mut out = Vec::with_capacity(s.len());
+    for i in 0..s.len() {
+        if s.is_null(i) || f.is_null(i) {
+            out.push(None);
+            continue;
+        }
+        let parsed = JavaPattern::parse(f.value(i))
+            .ok()
+            .and_then(|p| p.parse_datetime(s.value(i)));
+        match parsed {
+            Some(d) => out.push(Some(millis(d))),
+            None if strict => {
+                return Err(invalid(format!(
+                    "Invalid format: \"{}\" is malformed for \"{}\"",
+                    s.value(i),
+                    f.value(i)
+                )));
+            }
+            None => out.push(None),
+        }
+    }
+    Ok(Arc::new(
+        TimestampMillisecondArray::from(out).with_timezone("UTC"),
+    ))
 }
 
 /// ISO 8601 as Trino reads it: a date, or a date and time with optional fraction and zone

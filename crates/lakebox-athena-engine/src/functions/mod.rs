@@ -80,6 +80,8 @@ pub const FALLIBLE: &[&str] = &[
     "json_array_length",
     "json_size",
     "date_add",
+    "parse_datetime",
+    "format_datetime",
 ];
 
 fn register(ctx: &SessionContext, name: &str, arities: &[usize], returns: Returns, body: Body) {
@@ -172,6 +174,14 @@ mod tests {
         assert_eq!(
             one("SELECT day_of_week(date_parse('2024-03-10', '%Y-%m-%d'))").await,
             "7"
+        );
+        assert_eq!(
+            one("SELECT format_datetime(date_parse('2024-03-10 07:05', '%Y-%m-%d %H:%i'), 'yyyy/MM/dd HH:mm EEE')").await,
+            "2024/03/10 07:05 Sun"
+        );
+        assert_eq!(
+            one("SELECT parse_datetime('2024/03/10 07', 'yyyy/MM/dd HH')").await,
+            "2024-03-10T07:00:00Z"
         );
         assert_eq!(
             one("SELECT year(DATE '2024-03-10') * 100 + month(DATE '2024-03-10')").await,
