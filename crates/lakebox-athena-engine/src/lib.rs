@@ -12,6 +12,7 @@ mod catalog;
 mod functions;
 mod projection;
 mod rewrite;
+mod select;
 mod session;
 mod table;
 mod types;
@@ -32,6 +33,7 @@ use datafusion::sql::sqlparser::ast::Statement as SQLStatement;
 use lakebox_glue::{Catalog, Scope};
 use lakebox_s3::lake::Lake;
 
+pub use select::S3Select;
 pub use types::{athena_type, hive_type};
 
 /// How a statement runs, beyond its SQL.

@@ -52,6 +52,13 @@ impl Athena {
     }
 }
 
+impl Athena {
+    /// S3 Select's engine: the same SQL engine, over one object at a time.
+    pub fn select_engine(&self) -> Arc<dyn lakebox_s3::select::SelectEngine> {
+        Arc::new(lakebox_athena_engine::S3Select::new(self.queries.lake.clone()))
+    }
+}
+
 impl RpcService for Athena {
     fn call(
         self: Arc<Self>,

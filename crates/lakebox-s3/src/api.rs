@@ -34,13 +34,14 @@ const UNIMPLEMENTED_SUBRESOURCES: &[&str] = &[
     "renameObject",
     "replication",
     "retention",
-    "select",
     "torrent",
 ];
 
 /// The S3 service.
 pub struct S3 {
     store: Arc<ObjectStore>,
+    /// Runs SelectObjectContent; plugged in by the server (Athena's engine).
+    select: std::sync::OnceLock<Arc<dyn crate::select::SelectEngine>>,
 }
 
 impl S3 {
@@ -51,6 +52,7 @@ impl S3 {
     ) -> Result<Self, lakebox_store::StoreError> {
         Ok(S3 {
             store: Arc::new(ObjectStore::open(dir, clock, settings)?),
+            select: std::sync::OnceLock::new(),
         })
     }
 
@@ -62,6 +64,11 @@ impl S3 {
     /// The store, for services that use S3 directly.
     pub fn store(&self) -> &Arc<ObjectStore> {
         &self.store
+    }
+
+    /// Plugs in the engine that answers SelectObjectContent (once).
+    pub fn set_select_engine(&self, engine: Arc<dyn crate::select::SelectEngine>) {
+        let _ = self.select.set(engine);
     }
 
     /// The object API other services (Firehose, Glue, Athena) read and write the lake with.
@@ -272,6 +279,9 @@ impl S3 {
                 Method::DELETE => object::delete_object(store, req).await,
                 Method::POST if req.has("uploads") => multipart::create(store, req).await,
                 Method::POST if req.has("restore") => object::restore_object(store, req).await,
+                Method::POST if req.has("select") => {
+                    crate::select::select_object_content(store, self.select.get().cloned(), req).await
+                }
                 Method::POST if req.has("uploadId") => multipart::complete(store, req).await,
                 _ => Err(errors::method_not_allowed()),
             },

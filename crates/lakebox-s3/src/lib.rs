@@ -21,6 +21,7 @@ pub mod lifecycle;
 mod list;
 mod multipart;
 mod object;
+pub mod select;
 pub mod sse;
 mod sse_c;
 pub mod store;

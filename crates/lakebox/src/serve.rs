@@ -148,6 +148,7 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
         lakebox_athena::DEFAULT_CONCURRENCY,
     )
     .map_err(|e| format!("cannot open the Athena store: {e}"))?;
+    s3.set_select_engine(athena.select_engine());
     registry.rpc("athena", Arc::new(athena));
     let firehose_settings = lakebox_firehose::FirehoseSettings {
         create_delay_millis: args.firehose_create_delay_ms as i64,
