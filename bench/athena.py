@@ -124,12 +124,13 @@ def main():
     ap.add_argument("--formats", default="parquet,csv")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "athena.md"))
     ap.add_argument("--quick", action="store_true", help="debug build, scale 0.01, one run")
+    ap.add_argument("--lakebox", help="an already built lakebox binary to measure (skips the build)")
     args = ap.parse_args()
     if args.quick:
         args.scale, args.runs = 0.01, 1
     import duckdb
 
-    lakebox_bin, _ = build(debug=args.quick)
+    lakebox_bin = Path(args.lakebox) if args.lakebox else build(debug=args.quick)[0]
     rows = int(6_000_000 * args.scale)
     formats = args.formats.split(",")
     results = []
@@ -189,7 +190,8 @@ def main():
     lines = [
         "# Athena on Lakebox vs DuckDB, same files",
         "",
-        f"Command: `python3 bench/athena.py --scale {args.scale} --runs {args.runs} --formats {args.formats}`",
+        f"Command: `python3 bench/athena.py --scale {args.scale} --runs {args.runs} --formats {args.formats}`"
+        + (" (with a prebuilt `--lakebox` binary)" if args.lakebox else ""),
         f"Machine: {os.cpu_count()} cores, {platform.platform()}; {'debug' if args.quick else 'release'} Lakebox; "
         f"DuckDB {duckdb.__version__} in the benchmark process on local files. lineitem: {rows:,} rows "
         + ", ".join(f"{f} {sizes[f] / 2**20:.1f} MiB" for f in formats) + f" (generated in {gen_s:.1f} s).",
