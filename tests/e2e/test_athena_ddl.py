@@ -341,3 +341,87 @@ def test_partition_projection_reads_computed_partitions(athena, lakebox, tmp_pat
     assert got[1:] == [["z", "9"]]
     status = failed(athena, "SELECT count(*) FROM web.injected")
     assert "CONSTRAINT_VIOLATION" in status["StateChangeReason"]
+
+
+ALB_DDL = r"""CREATE EXTERNAL TABLE IF NOT EXISTS web.alb_logs (
+            type string,
+            time string,
+            elb string,
+            client_ip string,
+            client_port int,
+            target_ip string,
+            target_port int,
+            request_processing_time double,
+            target_processing_time double,
+            response_processing_time double,
+            elb_status_code int,
+            target_status_code string,
+            received_bytes bigint,
+            sent_bytes bigint,
+            request_verb string,
+            request_url string,
+            request_proto string,
+            user_agent string,
+            ssl_cipher string,
+            ssl_protocol string,
+            target_group_arn string,
+            trace_id string,
+            domain_name string,
+            chosen_cert_arn string,
+            matched_rule_priority string,
+            request_creation_time string,
+            actions_executed string,
+            redirect_url string,
+            lambda_error_reason string,
+            target_port_list string,
+            target_status_code_list string,
+            classification string,
+            classification_reason string
+            )
+            ROW FORMAT SERDE 'org.apache.hadoop.hive.serde2.RegexSerDe'
+            WITH SERDEPROPERTIES (
+            'serialization.format' = '1',
+            'input.regex' =
+        '([^ ]*) ([^ ]*) ([^ ]*) ([^ ]*):([0-9]*) ([^ ]*)[:-]([0-9]*) ([-.0-9]*) ([-.0-9]*) ([-.0-9]*) (|[-0-9]*) (-|[-0-9]*) ([-0-9]*) ([-0-9]*) \"([^ ]*) (.*) (- |[^ ]*)\" \"([^\"]*)\" ([A-Z0-9-_]+) ([A-Za-z0-9.-]*) ([^ ]*) \"([^\"]*)\" \"([^\"]*)\" \"([^\"]*)\" ([-.0-9]*) ([^ ]*) \"([^\"]*)\" \"([^\"]*)\" \"([^ ]*)\" \"([^\s]+?)\" \"([^\s]+)\" \"([^ ]*)\" \"([^ ]*)\" ?([^ ]*)?'
+            )
+            LOCATION 's3://lake/AWSLogs/123456789012/elasticloadbalancing/us-east-1/'"""
+
+
+def alb_line(i, status, path):
+    return (f'https 2024-05-0{i}T10:00:0{i}.123456Z app/my-lb/50dc6c495c0c9188 192.168.131.39:2817 10.0.0.1:80 '
+            f'0.00{i} 0.001 0.000 {status} {status} 34 366 "GET https://www.example.com:443{path} HTTP/1.1" '
+            f'"curl/7.46.0" ECDHE-RSA-AES128-GCM-SHA256 TLSv1.2 '
+            f'arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/my-targets/73e2d6bc24d8a067 '
+            f'"Root=1-58337364-23a8c76965a2ef7629b185e3" "www.example.com" "arn:aws:acm:us-east-1:123456789012:certificate/12345678" '
+            f'1 2024-05-0{i}T10:00:00.000000Z "forward" "-" "-" "10.0.0.1:80" "{status}" "-" "-"')
+
+
+def test_alb_access_log_ddl_as_aws_documents_it(athena, lakebox):
+    import gzip
+    s3 = lakebox.client("s3")
+    lines = [alb_line(1, 200, "/"), alb_line(2, 404, "/missing"), alb_line(3, 200, "/cart"), "garbage that matches nothing"]
+    s3.put_object(Bucket="lake", Key="AWSLogs/123456789012/elasticloadbalancing/us-east-1/2024/05/01/log.log.gz",
+                  Body=gzip.compress(("\n".join(lines) + "\n").encode()))
+    ok(athena, "CREATE DATABASE IF NOT EXISTS web")
+    ok(athena, ALB_DDL)
+    got, _, _ = ok(athena, """SELECT elb_status_code, count(*) AS n, sum(sent_bytes) AS sent
+                              FROM web.alb_logs WHERE elb_status_code IS NOT NULL
+                              GROUP BY elb_status_code ORDER BY elb_status_code""")
+    assert got[1:] == [["200", "2", "732"], ["404", "1", "366"]]
+    got, _, _ = ok(athena, "SELECT client_ip, client_port, request_verb, request_url, user_agent, target_port_list FROM web.alb_logs WHERE time LIKE '2024-05-03%'")
+    assert got[1:] == [["192.168.131.39", "2817", "GET", "https://www.example.com:443/cart", "curl/7.46.0", "10.0.0.1:80"]]
+    # A line that does not match is all NULL, as Hive's RegexSerDe reads it.
+    got, _, _ = ok(athena, "SELECT count(*) FROM web.alb_logs WHERE type IS NULL")
+    assert got[1:] == [["1"]]
+
+
+def test_regex_serde_with_lookahead_like_the_cloudfront_example(athena, lakebox):
+    s3 = lakebox.client("s3")
+    s3.put_object(Bucket="lake", Key="cf/log.txt", Body=b"#Version: 1.0\n2014-07-05 GET /a 200\n2014-07-05 GET /b 404\n")
+    ok(athena, "CREATE DATABASE IF NOT EXISTS web")
+    ok(athena, r"""CREATE EXTERNAL TABLE web.cf (day date, method string, uri string, status int)
+                  ROW FORMAT SERDE 'org.apache.hadoop.hive.serde2.RegexSerDe'
+                  WITH SERDEPROPERTIES ("input.regex" = "^(?!#)([^ ]+)\\s+([^ ]+)\\s+([^ ]+)\\s+([^ ]+)$")
+                  LOCATION 's3://lake/cf/'""")
+    got, _, _ = ok(athena, "SELECT day, uri, status FROM web.cf WHERE status IS NOT NULL ORDER BY uri")
+    assert got[1:] == [["2014-07-05", "/a", "200"], ["2014-07-05", "/b", "404"]]

@@ -7,6 +7,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use std::io::Read;
+
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, BooleanArray, RecordBatch};
 use datafusion::arrow::datatypes::{FieldRef, Schema, SchemaRef};
@@ -30,6 +32,7 @@ use datafusion::physical_plan::union::UnionExec;
 use futures::TryStreamExt;
 use lakebox_glue::model::Table;
 use lakebox_glue::{Catalog, Scope};
+use object_store::ObjectStoreExt;
 
 use crate::projection;
 
@@ -54,6 +57,26 @@ fn compression_of(path: &str) -> Result<FileCompressionType> {
         }
         _ => FileCompressionType::UNCOMPRESSED,
     })
+}
+
+/// The `input.regex` of a RegexSerDe table, anchored as Hive matches it (the whole line) and
+/// case-insensitive when `input.regex.case.insensitive` says so.
+fn regex_serde(t: &Table) -> Option<String> {
+    let sd = t.storage_descriptor.as_ref()?;
+    let library = sd.serde_info.as_ref()?.serialization_library.as_deref()?;
+    if !library.ends_with("RegexSerDe") {
+        return None;
+    }
+    let pattern = sd.serde_parameter("input.regex")?;
+    let flags = if sd
+        .serde_parameter("input.regex.case.insensitive")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    {
+        "(?i)"
+    } else {
+        ""
+    };
+    Some(format!("{flags}^(?:{pattern})$"))
 }
 
 /// Hive's name for a NULL partition value.
@@ -195,6 +218,87 @@ fn is_data_file(relative: &str, size: u64) -> bool {
             .any(|s| s.starts_with('_') || s.starts_with('.')))
 }
 
+impl GlueTable {
+    /// RegexSerDe: each line of each file matched against the pattern, group N filling column
+    /// N (a line that does not match is all NULL, missing groups are NULL, values that do not
+    /// convert to the column's type are NULL), as Hive reads it.
+    async fn scan_regex(
+        &self,
+        state: &dyn Session,
+        pattern: &str,
+        groups: Vec<(ListingTableUrl, FileCompressionType, Vec<PartitionedFile>)>,
+        projection: Option<&Vec<usize>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let re = fancy_regex::Regex::new(pattern)
+            .map_err(|e| DataFusionError::Plan(format!("HIVE_BAD_DATA: invalid input.regex: {e}")))?;
+        let columns = self.file_schema.fields().len();
+        let mut text: Vec<Vec<Option<String>>> = vec![Vec::new(); columns];
+        let mut partition_values: Vec<Vec<ScalarValue>> = vec![Vec::new(); self.partition_fields.len()];
+        for (url, compression, files) in groups {
+            let store = state.runtime_env().object_store(url.object_store())?;
+            for f in files {
+                let data = store.get(&f.object_meta.location).await?.bytes().await?;
+                let mut body = String::new();
+                compression
+                    .convert_read(std::io::Cursor::new(data))?
+                    .read_to_string(&mut body)
+                    .map_err(|e| DataFusionError::Execution(format!("{}: {e}", f.object_meta.location)))?;
+                for line in body.lines() {
+                    let caps = re.captures(line).ok().flatten();
+                    for (i, col) in text.iter_mut().enumerate() {
+                        col.push(
+                            caps.as_ref()
+                                .and_then(|c| c.get(i + 1))
+                                .map(|m| m.as_str().to_owned()),
+                        );
+                    }
+                    for (i, v) in f.partition_values.iter().enumerate() {
+                        partition_values[i].push(v.clone());
+                    }
+                }
+            }
+        }
+        let rows = text.first().map_or(0, Vec::len);
+        let mut arrays = Vec::with_capacity(self.schema.fields().len());
+        for (values, field) in text.into_iter().zip(self.file_schema.fields()) {
+            let strings: datafusion::arrow::array::ArrayRef =
+                Arc::new(datafusion::arrow::array::StringArray::from(values));
+            // Hive turns a value that is not a number (or date…) into NULL.
+            let options = datafusion::arrow::compute::CastOptions {
+                safe: true,
+                ..Default::default()
+            };
+            arrays.push(datafusion::arrow::compute::cast_with_options(
+                &strings,
+                field.data_type(),
+                &options,
+            )?);
+        }
+        for (values, field) in partition_values.into_iter().zip(&self.partition_fields) {
+            arrays.push(if values.is_empty() {
+                datafusion::arrow::array::new_empty_array(field.data_type())
+            } else {
+                ScalarValue::iter_to_array(values)?
+            });
+        }
+        let batch = if columns == 0 {
+            RecordBatch::try_new_with_options(
+                self.schema.clone(),
+                arrays,
+                &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(rows)),
+            )?
+        } else {
+            RecordBatch::try_new(self.schema.clone(), arrays)?
+        };
+        let exec = datafusion::datasource::memory::MemorySourceConfig::try_new_exec(
+            &[vec![batch]],
+            self.schema.clone(),
+            projection.cloned(),
+        )?;
+        Ok(exec)
+    }
+}
+
 #[async_trait]
 impl TableProvider for GlueTable {
     fn schema(&self) -> SchemaRef {
@@ -219,7 +323,9 @@ impl TableProvider for GlueTable {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         // Text files are grouped by compression (one reader each); columnar files carry theirs.
-        let columnar = (self.format)(&self.table, FileCompressionType::UNCOMPRESSED)?.get_ext() == "parquet";
+        let regex = regex_serde(&self.table);
+        let columnar = regex.is_none()
+            && (self.format)(&self.table, FileCompressionType::UNCOMPRESSED)?.get_ext() == "parquet";
         let mut by_store: BTreeMap<
             (String, String),
             (ListingTableUrl, FileCompressionType, Vec<PartitionedFile>),
@@ -251,6 +357,10 @@ impl TableProvider for GlueTable {
                     .2
                     .push(PartitionedFile::new_from_meta(meta).with_partition_values(values.clone()));
             }
+        }
+        if let Some(pattern) = regex {
+            let groups = by_store.into_values().collect();
+            return self.scan_regex(state, &pattern, groups, projection).await;
         }
         let groups_wanted = state.config().target_partitions().max(1);
         let mut plans = Vec::new();
