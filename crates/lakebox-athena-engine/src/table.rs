@@ -98,7 +98,8 @@ impl std::fmt::Debug for GlueTable {
     }
 }
 
-fn with_slash(s: &str) -> String {
+/// A location as a folder: ending with `/`.
+pub(crate) fn with_slash(s: &str) -> String {
     if s.ends_with('/') {
         s.to_owned()
     } else {

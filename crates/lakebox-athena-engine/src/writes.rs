@@ -23,6 +23,7 @@ use lakebox_glue::model::Table;
 use lakebox_s3::lake::split_s3_url;
 
 use crate::session::Sessions;
+use crate::table::with_slash;
 use crate::types::hive_type;
 use crate::{CATALOG, RunOptions};
 
@@ -181,14 +182,6 @@ async fn ensure_empty(sessions: &Sessions, location: &str) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-fn with_slash(s: &str) -> String {
-    if s.ends_with('/') {
-        s.to_owned()
-    } else {
-        format!("{s}/")
-    }
 }
 
 fn name_parts(name: &ObjectName, database: &str) -> Result<Name> {
