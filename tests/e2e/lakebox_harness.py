@@ -126,3 +126,23 @@ class Lakebox:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def wait_for_query(athena, qid: str, timeout: float = 30.0) -> dict:
+    """Polls GetQueryExecution until the query has finished; its QueryExecution."""
+    deadline = time.time() + timeout
+    while True:
+        e = athena.get_query_execution(QueryExecutionId=qid)["QueryExecution"]
+        if e["Status"]["State"] in ("SUCCEEDED", "FAILED", "CANCELLED"):
+            return e
+        assert time.time() < deadline, f"query {qid} still {e['Status']['State']}"
+        time.sleep(0.02)
+
+
+def run_query(athena, sql: str, output: str, database=None, **kw):
+    """StartQueryExecution, then wait: (QueryExecutionId, QueryExecution)."""
+    args = {"QueryString": sql, "ResultConfiguration": {"OutputLocation": output}, **kw}
+    if database:
+        args["QueryExecutionContext"] = {"Database": database}
+    qid = athena.start_query_execution(**args)["QueryExecutionId"]
+    return qid, wait_for_query(athena, qid)

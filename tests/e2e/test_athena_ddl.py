@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from lakebox_harness import Lakebox
+from lakebox_harness import Lakebox, run_query, wait_for_query
 
 RESULTS = "s3://athena-results/ddl/"
 
@@ -29,17 +29,7 @@ def athena(lakebox):
 
 
 def run(athena, sql, database=None):
-    args = {"QueryString": sql, "ResultConfiguration": {"OutputLocation": RESULTS}}
-    if database:
-        args["QueryExecutionContext"] = {"Database": database}
-    qid = athena.start_query_execution(**args)["QueryExecutionId"]
-    deadline = time.time() + 30
-    while True:
-        e = athena.get_query_execution(QueryExecutionId=qid)["QueryExecution"]
-        if e["Status"]["State"] in ("SUCCEEDED", "FAILED", "CANCELLED"):
-            return qid, e
-        assert time.time() < deadline
-        time.sleep(0.02)
+    return run_query(athena, sql, RESULTS, database)
 
 
 def ok(athena, sql, database=None):
@@ -232,13 +222,7 @@ def test_bytes_scanned_cutoff_cancels_the_query(athena, lakebox):
 
     def in_capped(sql):
         qid = athena.start_query_execution(QueryString=sql, WorkGroup="capped")["QueryExecutionId"]
-        deadline = time.time() + 30
-        while True:
-            e = athena.get_query_execution(QueryExecutionId=qid)["QueryExecution"]
-            if e["Status"]["State"] not in ("QUEUED", "RUNNING"):
-                return e
-            assert time.time() < deadline
-            time.sleep(0.02)
+        return wait_for_query(athena, qid)
 
     e = in_capped("SELECT count(*), max(length(blob)) FROM web.big")
     assert e["Status"]["State"] == "CANCELLED"

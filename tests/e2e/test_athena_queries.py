@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from lakebox_harness import Lakebox
+from lakebox_harness import Lakebox, run_query
 
 ROLE = "arn:aws:iam::000000000000:role/glue"
 RESULTS = "s3://athena-results/out/"
@@ -59,16 +59,7 @@ def athena(lakebox):
 
 
 def run(athena, sql, database="shop", **kw):
-    args = {"QueryString": sql, "QueryExecutionContext": {"Database": database},
-            "ResultConfiguration": {"OutputLocation": RESULTS}, **kw}
-    qid = athena.start_query_execution(**args)["QueryExecutionId"]
-    deadline = time.time() + 30
-    while True:
-        e = athena.get_query_execution(QueryExecutionId=qid)["QueryExecution"]
-        if e["Status"]["State"] in ("SUCCEEDED", "FAILED", "CANCELLED"):
-            return qid, e
-        assert time.time() < deadline
-        time.sleep(0.02)
+    return run_query(athena, sql, RESULTS, database, **kw)
 
 
 def rows(athena, qid, **kw):

@@ -7,13 +7,12 @@ import datetime as dt
 import io
 import json
 import re
-import time
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from lakebox_harness import Lakebox
+from lakebox_harness import Lakebox, run_query, wait_for_query
 
 RESULTS = "s3://athena-results/sql/"
 BASE = dt.datetime(2024, 1, 30, 8, 0, 0)
@@ -73,15 +72,7 @@ def athena(tmp_path_factory):
 
 
 def run(athena, sql):
-    qid = athena.start_query_execution(QueryString=sql, QueryExecutionContext={"Database": "shop"},
-                                       ResultConfiguration={"OutputLocation": RESULTS})["QueryExecutionId"]
-    deadline = time.time() + 30
-    while True:
-        e = athena.get_query_execution(QueryExecutionId=qid)["QueryExecution"]
-        if e["Status"]["State"] in ("SUCCEEDED", "FAILED", "CANCELLED"):
-            return qid, e
-        assert time.time() < deadline
-        time.sleep(0.02)
+    return run_query(athena, sql, RESULTS, "shop")
 
 
 def rows(athena, sql, with_types=False):
@@ -200,8 +191,7 @@ def test_prepare_execute_and_deallocate_statements(athena):
     qid = athena.start_query_execution(QueryString="EXECUTE by_customer", ExecutionParameters=["'c1'", "20"],
                                        QueryExecutionContext={"Database": "shop"},
                                        ResultConfiguration={"OutputLocation": RESULTS})["QueryExecutionId"]
-    while athena.get_query_execution(QueryExecutionId=qid)["QueryExecution"]["Status"]["State"] in ("QUEUED", "RUNNING"):
-        time.sleep(0.02)
+    wait_for_query(athena, qid)
     out = athena.get_query_results(QueryExecutionId=qid)["ResultSet"]["Rows"]
     assert out[1]["Data"][0]["VarCharValue"] == str(expected)
     # PREPARE again replaces it; DEALLOCATE removes it, after which EXECUTE fails.

@@ -805,42 +805,24 @@ fn describe(t: &Table, column: Option<&str>, formatted: bool) -> Result<Vec<Stri
         let serde = sd.serde_info.clone().unwrap_or_default();
         lines.push("\t \t ".into());
         lines.push("# Detailed Table Information\t \t ".into());
-        lines.push(format!("Database:           \t{}\t ", t.database_name));
-        lines.push(format!(
-            "Owner:              \t{}\t ",
-            t.owner.as_deref().unwrap_or("")
-        ));
-        lines.push(format!(
-            "Location:           \t{}\t ",
-            sd.location.as_deref().unwrap_or("")
-        ));
-        lines.push(format!(
-            "Table Type:         \t{}\t ",
-            t.table_type.as_deref().unwrap_or("")
-        ));
+        // `Label:` padded to 20 characters, a tab, the value, as Hive prints them.
+        let detail = |label: &str, value: &str| format!("{label:<20}\t{value}\t ");
+        let or_empty = |v: &Option<String>| v.clone().unwrap_or_default();
+        lines.push(detail("Database:", &t.database_name));
+        lines.push(detail("Owner:", &or_empty(&t.owner)));
+        lines.push(detail("Location:", &or_empty(&sd.location)));
+        lines.push(detail("Table Type:", &or_empty(&t.table_type)));
         lines.push("Table Parameters:\t \t ".into());
         for (k, v) in t.parameters.clone().unwrap_or_default() {
             lines.push(format!("\t{}\t{v}", pad(&k)));
         }
         lines.push("\t \t ".into());
         lines.push("# Storage Information\t \t ".into());
-        lines.push(format!(
-            "SerDe Library:      \t{}\t ",
-            serde.serialization_library.as_deref().unwrap_or("")
-        ));
-        lines.push(format!(
-            "InputFormat:        \t{}\t ",
-            sd.input_format.as_deref().unwrap_or("")
-        ));
-        lines.push(format!(
-            "OutputFormat:       \t{}\t ",
-            sd.output_format.as_deref().unwrap_or("")
-        ));
-        lines.push(format!(
-            "Compressed:         \t{}\t ",
-            if sd.compressed { "Yes" } else { "No" }
-        ));
-        lines.push(format!("Num Buckets:        \t{}\t ", sd.number_of_buckets));
+        lines.push(detail("SerDe Library:", &or_empty(&serde.serialization_library)));
+        lines.push(detail("InputFormat:", &or_empty(&sd.input_format)));
+        lines.push(detail("OutputFormat:", &or_empty(&sd.output_format)));
+        lines.push(detail("Compressed:", if sd.compressed { "Yes" } else { "No" }));
+        lines.push(detail("Num Buckets:", &sd.number_of_buckets.to_string()));
         lines.push("Storage Desc Params:\t \t ".into());
         for (k, v) in serde.parameters.unwrap_or_default() {
             lines.push(format!(

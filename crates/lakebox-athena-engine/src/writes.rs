@@ -230,6 +230,14 @@ async fn ddl(sessions: &Sessions, database: &str, statement: lakebox_athena_ddl:
     .map_err(|e| plan_error(e.message))
 }
 
+/// Adds the `key=value/` folders just written as partitions, as MSCK REPAIR TABLE does.
+async fn register_partitions(sessions: &Sessions, db: &str, table: Name, out: &Output) -> Result<()> {
+    if out.partitioned_by.is_empty() {
+        return Ok(());
+    }
+    ddl(sessions, db, lakebox_athena_ddl::Statement::RepairTable { table }).await
+}
+
 /// CREATE TABLE … [WITH (…)] AS SELECT … [WITH NO DATA].
 pub async fn create_table_as(
     sessions: &Sessions,
@@ -342,14 +350,7 @@ pub async fn create_table_as(
         lakebox_athena_ddl::Statement::CreateTable(Box::new(table)),
     )
     .await?;
-    if !out.partitioned_by.is_empty() {
-        ddl(
-            sessions,
-            &db,
-            lakebox_athena_ddl::Statement::RepairTable { table: name },
-        )
-        .await?;
-    }
+    register_partitions(sessions, &db, name, &out).await?;
     Ok(rows)
 }
 
@@ -455,14 +456,7 @@ pub async fn insert(sessions: &Sessions, ctx: &SessionContext, database: &str, i
             .ok_or_else(|| plan_error("The table has no location"))?,
     );
     let rows = write(df, &location, &out).await?;
-    if !out.partitioned_by.is_empty() {
-        ddl(
-            sessions,
-            &db,
-            lakebox_athena_ddl::Statement::RepairTable { table: name },
-        )
-        .await?;
-    }
+    register_partitions(sessions, &db, name, &out).await?;
     Ok(rows)
 }
 

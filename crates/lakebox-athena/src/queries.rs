@@ -596,16 +596,7 @@ impl Queries {
     }
 
     pub fn batch_get(&self, ctx: &RequestContext, r: Value) -> Result<Value, ServiceError> {
-        let ids: Vec<&str> = r
-            .get("QueryExecutionIds")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        if ids.is_empty() || ids.len() > 50 {
-            return Err(invalid("QueryExecutionIds must hold 1 to 50 ids."));
-        }
+        let ids = batch_ids(&r, "QueryExecutionIds")?;
         let (mut found, mut missing) = (Vec::new(), Vec::new());
         for id in ids {
             match self.load(ctx, id) {

@@ -23,6 +23,25 @@ pub fn internal(e: impl std::fmt::Display) -> ServiceError {
     ServiceError::new("InternalServerException", 500, e.to_string())
 }
 
+/// The strings of the list `key` of a request (`QueryExecutionIds`, `NamedQueryIds`, …).
+pub fn strings<'a>(r: &'a serde_json::Value, key: &str) -> Vec<&'a str> {
+    r.get(key)
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(serde_json::Value::as_str)
+        .collect()
+}
+
+/// The ids of a Batch… request: 1 to 50 of them, as Athena allows.
+pub fn batch_ids<'a>(r: &'a serde_json::Value, key: &str) -> Result<Vec<&'a str>, ServiceError> {
+    let ids = strings(r, key);
+    if ids.is_empty() || ids.len() > 50 {
+        return Err(invalid(format!("{key} must hold 1 to 50 ids.")));
+    }
+    Ok(ids)
+}
+
 pub fn invalid(message: impl Into<String>) -> ServiceError {
     ServiceError::client("InvalidRequestException", message)
 }

@@ -339,16 +339,7 @@ pub fn get_named_query(s: &Store, ctx: &RequestContext, r: Value) -> Result<Valu
 }
 
 pub fn batch_get_named_query(s: &Store, ctx: &RequestContext, r: Value) -> Result<Value, ServiceError> {
-    let ids: Vec<&str> = r
-        .get("NamedQueryIds")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
-    if ids.is_empty() || ids.len() > 50 {
-        return Err(invalid("NamedQueryIds must hold 1 to 50 ids."));
-    }
+    let ids = batch_ids(&r, "NamedQueryIds")?;
     let (mut found, mut missing) = (Vec::new(), Vec::new());
     for id in ids {
         match load_named_query(s, ctx, id) {
@@ -497,13 +488,7 @@ pub fn batch_get_prepared_statement(
 ) -> Result<Value, ServiceError> {
     let work_group = required(&r, "WorkGroup")?;
     load(s, ctx, work_group)?;
-    let names: Vec<&str> = r
-        .get("PreparedStatementNames")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
+    let names = strings(&r, "PreparedStatementNames");
     let (mut found, mut missing) = (Vec::new(), Vec::new());
     for n in names {
         match load_prepared_statement(s, ctx, work_group, n) {

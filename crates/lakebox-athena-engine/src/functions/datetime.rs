@@ -116,18 +116,44 @@ fn naive(ms: i64) -> Option<NaiveDateTime> {
     DateTime::from_timestamp_millis(ms).map(|d| d.naive_utc())
 }
 
-fn date_parse(a: &[ArrayRef], strict: bool) -> Result<ArrayRef> {
-    let (s, f) = (arg(a, 0, &DataType::Utf8)?, arg(a, 1, &DataType::Utf8)?);
-    let (s, f) = (strings(&s), strings(&f));
+/// Each row's text (argument 1) parsed by `parse`, given the row's format (argument 2) when
+/// the function takes one; text that does not parse fails the query with `error` unless the
+/// call is lenient (`try`).
+fn parse_rows<T>(
+    a: &[ArrayRef],
+    strict: bool,
+    with_format: bool,
+    parse: impl Fn(&str, &str) -> Option<T>,
+    error: impl Fn(&str, &str) -> String,
+) -> Result<Vec<Option<T>>> {
+    let s = arg(a, 0, &DataType::Utf8)?;
+    let s = strings(&s);
+    let f = if with_format {
+        Some(arg(a, 1, &DataType::Utf8)?)
+    } else {
+        None
+    };
+    let f = f.as_ref().map(strings);
     let mut out = Vec::with_capacity(s.len());
     for i in 0..s.len() {
-        if s.is_null(i) || f.is_null(i) {
+        if s.is_null(i) || f.is_some_and(|f| f.is_null(i)) {
             out.push(None);
             continue;
         }
-        let fmt = mysql_to_chrono(f.value(i));
-        let v = s.value(i);
-        let parsed = NaiveDateTime::parse_from_str(v, &fmt)
+        let (v, fmt) = (s.value(i), f.map_or("", |f| f.value(i)));
+        match parse(v, fmt) {
+            Some(x) => out.push(Some(x)),
+            None if strict => return Err(invalid(error(v, fmt))),
+            None => out.push(None),
+        }
+    }
+    Ok(out)
+}
+
+fn date_parse(a: &[ArrayRef], strict: bool) -> Result<ArrayRef> {
+    let parse = |v: &str, mysql: &str| {
+        let fmt = mysql_to_chrono(mysql);
+        NaiveDateTime::parse_from_str(v, &fmt)
             .ok()
             .or_else(|| {
                 NaiveDate::parse_from_str(v, &fmt)
@@ -140,18 +166,11 @@ fn date_parse(a: &[ArrayRef], strict: bool) -> Result<ArrayRef> {
                     .ok()
                     .or_else(|| NaiveDate::parse_from_str(&format!("{v}-01"), &format!("{fmt}-%d")).ok())
                     .and_then(|d| d.and_hms_opt(0, 0, 0))
-            });
-        match parsed {
-            Some(dt) => out.push(Some(millis(dt))),
-            None if strict => {
-                return Err(invalid(format!(
-                    "Invalid format: \"{v}\" does not match \"{}\"",
-                    f.value(i)
-                )));
-            }
-            None => out.push(None),
-        }
-    }
+            })
+            .map(millis)
+    };
+    let error = |v: &str, f: &str| format!("Invalid format: \"{v}\" does not match \"{f}\"");
+    let out = parse_rows(a, strict, true, parse, error)?;
     Ok(Arc::new(TimestampMillisecondArray::from(out)))
 }
 
@@ -206,29 +225,9 @@ fn format_datetime(a: &[ArrayRef], strict: bool) -> Result<ArrayRef> {
 
 /// `parse_datetime(text, 'yyyy-MM-dd HH:mm')` → timestamp with time zone (UTC).
 fn parse_datetime(a: &[ArrayRef], strict: bool) -> Result<ArrayRef> {
-    let (s, f) = (arg(a, 0, &DataType::Utf8)?, arg(a, 1, &DataType::Utf8)?);
-    let (s, f) = (strings(&s), strings(&f));
-    let mut out = Vec::with_capacity(s.len());
-    for i in 0..s.len() {
-        if s.is_null(i) || f.is_null(i) {
-            out.push(None);
-            continue;
-        }
-        let parsed = JavaPattern::parse(f.value(i))
-            .ok()
-            .and_then(|p| p.parse_datetime(s.value(i)));
-        match parsed {
-            Some(d) => out.push(Some(millis(d))),
-            None if strict => {
-                return Err(invalid(format!(
-                    "Invalid format: \"{}\" is malformed for \"{}\"",
-                    s.value(i),
-                    f.value(i)
-                )));
-            }
-            None => out.push(None),
-        }
-    }
+    let parse = |v: &str, f: &str| JavaPattern::parse(f).ok()?.parse_datetime(v).map(millis);
+    let error = |v: &str, f: &str| format!("Invalid format: \"{v}\" is malformed for \"{f}\"");
+    let out = parse_rows(a, strict, true, parse, error)?;
     Ok(Arc::new(
         TimestampMillisecondArray::from(out).with_timezone("UTC"),
     ))
@@ -265,40 +264,21 @@ fn parse_iso(v: &str) -> Option<i64> {
 }
 
 fn from_iso8601_timestamp(a: &[ArrayRef], strict: bool) -> Result<ArrayRef> {
-    let s = arg(a, 0, &DataType::Utf8)?;
-    let s = strings(&s);
-    let mut out = Vec::with_capacity(s.len());
-    for i in 0..s.len() {
-        if s.is_null(i) {
-            out.push(None);
-            continue;
-        }
-        match parse_iso(s.value(i)) {
-            Some(ms) => out.push(Some(ms)),
-            None if strict => return Err(invalid(format!("Invalid format: \"{}\"", s.value(i)))),
-            None => out.push(None),
-        }
-    }
+    let error = |v: &str, _: &str| format!("Invalid format: \"{v}\"");
+    let out = parse_rows(a, strict, false, |v, _| parse_iso(v), error)?;
     Ok(Arc::new(
         TimestampMillisecondArray::from(out).with_timezone("UTC"),
     ))
 }
 
 fn from_iso8601_date(a: &[ArrayRef], strict: bool) -> Result<ArrayRef> {
-    let s = arg(a, 0, &DataType::Utf8)?;
-    let s = strings(&s);
-    let mut out = Vec::with_capacity(s.len());
-    for i in 0..s.len() {
-        if s.is_null(i) {
-            out.push(None);
-            continue;
-        }
-        match NaiveDate::parse_from_str(s.value(i).trim(), "%Y-%m-%d") {
-            Ok(d) => out.push(Some(d.num_days_from_ce() - EPOCH_DAYS_CE)),
-            Err(_) if strict => return Err(invalid(format!("Invalid format: \"{}\"", s.value(i)))),
-            Err(_) => out.push(None),
-        }
-    }
+    let parse = |v: &str, _: &str| {
+        NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d")
+            .ok()
+            .map(|d| d.num_days_from_ce() - EPOCH_DAYS_CE)
+    };
+    let error = |v: &str, _: &str| format!("Invalid format: \"{v}\"");
+    let out = parse_rows(a, strict, false, parse, error)?;
     Ok(Arc::new(Date32Array::from(out)))
 }
 

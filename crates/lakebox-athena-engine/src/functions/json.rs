@@ -86,7 +86,9 @@ fn json_strings(a: &ArrayRef) -> &StringArray {
     a.as_any().downcast_ref::<StringArray>().expect("cast to Utf8")
 }
 
-fn extract(a: &[ArrayRef], strict: bool, scalar: bool) -> Result<ArrayRef> {
+/// For each row, `f` applied to the value at the row's JSON path (`None` when the text is not
+/// JSON or nothing is at the path); an invalid path fails the query unless lenient.
+fn at_path<T>(a: &[ArrayRef], strict: bool, f: impl Fn(&Value) -> Option<T>) -> Result<Vec<Option<T>>> {
     let (j, p) = (arg(a, 0, &DataType::Utf8)?, arg(a, 1, &DataType::Utf8)?);
     let (j, p) = (json_strings(&j), json_strings(&p));
     let mut out = Vec::with_capacity(j.len());
@@ -103,17 +105,19 @@ fn extract(a: &[ArrayRef], strict: bool, scalar: bool) -> Result<ArrayRef> {
             continue;
         };
         // Text that is not JSON has no value at any path.
-        let Ok(doc) = serde_json::from_str::<Value>(j.value(i)) else {
-            out.push(None);
-            continue;
-        };
-        out.push(walk(&doc, &steps).and_then(|v| match v {
-            Value::String(s) if scalar => Some(s.clone()),
-            Value::Number(_) | Value::Bool(_) if scalar => Some(v.to_string()),
-            Value::Array(_) | Value::Object(_) | Value::Null if scalar => None,
-            _ => Some(v.to_string()),
-        }));
+        let doc = serde_json::from_str::<Value>(j.value(i)).ok();
+        out.push(doc.as_ref().and_then(|d| walk(d, &steps)).and_then(&f));
     }
+    Ok(out)
+}
+
+fn extract(a: &[ArrayRef], strict: bool, scalar: bool) -> Result<ArrayRef> {
+    let out = at_path(a, strict, |v| match v {
+        Value::String(s) if scalar => Some(s.clone()),
+        Value::Number(_) | Value::Bool(_) if scalar => Some(v.to_string()),
+        Value::Array(_) | Value::Object(_) | Value::Null if scalar => None,
+        _ => Some(v.to_string()),
+    })?;
     Ok(Arc::new(StringArray::from(out)))
 }
 
@@ -153,28 +157,13 @@ fn json_array_length(a: &[ArrayRef], _: bool) -> Result<ArrayRef> {
 }
 
 fn json_size(a: &[ArrayRef], strict: bool) -> Result<ArrayRef> {
-    let (j, p) = (arg(a, 0, &DataType::Utf8)?, arg(a, 1, &DataType::Utf8)?);
-    let (j, p) = (json_strings(&j), json_strings(&p));
-    let mut out = Vec::with_capacity(j.len());
-    for i in 0..j.len() {
-        if j.is_null(i) || p.is_null(i) {
-            out.push(None);
-            continue;
-        }
-        let Some(steps) = path(p.value(i)) else {
-            if strict {
-                return Err(invalid(format!("Invalid JSON path: '{}'", p.value(i))));
-            }
-            out.push(None);
-            continue;
-        };
-        let doc = serde_json::from_str::<Value>(j.value(i)).ok();
-        out.push(doc.as_ref().and_then(|d| walk(d, &steps)).map(|v| match v {
+    let out = at_path(a, strict, |v| {
+        Some(match v {
             Value::Array(x) => x.len() as i64,
             Value::Object(x) => x.len() as i64,
             _ => 0,
-        }));
-    }
+        })
+    })?;
     Ok(Arc::new(Int64Array::from(out)))
 }
 
