@@ -274,7 +274,22 @@ def test_compressed_text_tables_are_read_by_extension(athena, lakebox):
         "logs/b.csv.bz2": [(3, "z")],
         "logs/c.csv.zst": [(4, "w"), (5, "v")],
         "logs/d.csv": [(6, "u")],
+        "logs/e.csv.snappy": [(7, "t"), (8, "s")],
+        "logs/f.csv.lz4": [(9, "r")],
+        "logs/g/framed.snappy": [(10, "q")],
+        "logs/g/framed.lz4": [(11, "p")],
     }
+
+    def hadoop_blocks(body, compress, block=8):
+        # Hadoop's BlockCompressorStream (what Hive and Spark write for .snappy / .lz4 text):
+        # per block its uncompressed length, then a length-prefixed compressed chunk.
+        out = b""
+        for start in range(0, len(body), block):
+            chunk = body[start:start + block]
+            packed = bytes(compress(chunk))
+            out += len(chunk).to_bytes(4, "big") + len(packed).to_bytes(4, "big") + packed
+        return out
+
     for key, rows in rows_by_file.items():
         body = "".join(f"{i},{s}\n" for i, s in rows).encode()
         if key.endswith(".gz"):
@@ -283,6 +298,14 @@ def test_compressed_text_tables_are_read_by_extension(athena, lakebox):
             body = bz2.compress(body)
         elif key.endswith(".zst"):
             body = bytes(cramjam.zstd.compress(body))
+        elif key.endswith("framed.snappy"):
+            body = bytes(cramjam.snappy.compress(body))
+        elif key.endswith("framed.lz4"):
+            body = bytes(cramjam.lz4.compress(body))
+        elif key.endswith(".snappy"):
+            body = hadoop_blocks(body, cramjam.snappy.compress_raw)
+        elif key.endswith(".lz4"):
+            body = hadoop_blocks(body, lambda b: cramjam.lz4.compress_block(b, store_size=False))
         s3.put_object(Bucket="lake", Key=key, Body=body)
     ok(athena, "CREATE DATABASE IF NOT EXISTS web")
     ok(athena, """CREATE EXTERNAL TABLE web.logs (id int, tag string)

@@ -6,7 +6,9 @@ import json
 import time
 
 import botocore.exceptions
+import fastavro
 import pyarrow as pa
+import pyarrow.orc as orc
 import pyarrow.parquet as pq
 import pytest
 
@@ -99,6 +101,88 @@ def test_csv_with_header_and_json_tables(athena):
         sums[f"u{i % 5}"] = sums.get(f"u{i % 5}", 0) + i
     top = sorted(sums.items(), key=lambda kv: -kv[1])[:2]
     assert rows(athena, qid)[0][1:] == [[u, str(c)] for u, c in top]
+
+
+def test_parquet_columns_match_regardless_of_case_and_counts_come_from_footers(athena, lakebox):
+    # Spark and pandas keep names such as userId; Glue columns are lowercase and Athena matches
+    # them regardless of case. Two files, so count(*) and min/max merge footer statistics.
+    s3 = lakebox.client("s3")
+    ids = [list(range(1, 101)), list(range(101, 161))]
+    for n, part in enumerate(ids):
+        t = pa.table({"userId": part, "EventName": [f"e{i % 4}" for i in part], "score": [i * 0.5 for i in part]})
+        buf = io.BytesIO()
+        pq.write_table(t, buf)
+        s3.put_object(Bucket="lake", Key=f"mixedcase/part-{n}.parquet", Body=buf.getvalue())
+    qid, e = run(athena, "CREATE EXTERNAL TABLE mixedcase (userid bigint, eventname string, score double, absent int) "
+                         "STORED AS PARQUET LOCATION 's3://lake/mixedcase/'")
+    assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
+    every = ids[0] + ids[1]
+    qid, e = run(athena, "SELECT count(*), count(userid), min(userid), max(userid), count(absent), "
+                         "sum(CASE WHEN eventname = 'e1' THEN 1 ELSE 0 END) FROM mixedcase")
+    assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
+    want = [len(every), len(every), min(every), max(every), 0, sum(1 for i in every if i % 4 == 1)]
+    assert rows(athena, qid)[0][1] == [str(v) for v in want]
+    qid, e = run(athena, "SELECT userid, eventname FROM mixedcase WHERE userid BETWEEN 99 AND 102 ORDER BY userid")
+    assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
+    assert rows(athena, qid)[0][1:] == [[str(i), f"e{i % 4}"] for i in range(99, 103)]
+    qid, e = run(athena, "SELECT count(*) FROM mixedcase WHERE userid > 150")
+    assert rows(athena, qid)[0][1] == [str(sum(1 for i in every if i > 150))]
+
+
+def crawl(lakebox, name, path, database="shop"):
+    glue = lakebox.client("glue")
+    glue.create_crawler(Name=name, Role=ROLE, DatabaseName=database, Targets={"S3Targets": [{"Path": path}]})
+    glue.start_crawler(Name=name)
+    deadline = time.time() + 30
+    while glue.get_crawler(Name=name)["Crawler"].get("LastCrawl", {}).get("Status") != "SUCCEEDED":
+        assert time.time() < deadline
+        time.sleep(0.05)
+
+
+def test_orc_and_avro_tables_crawled_and_by_ddl(athena, lakebox):
+    s3 = lakebox.client("s3")
+    ids = list(range(1, 41))
+    t = pa.table({"id": ids, "name": [f"n{i}" for i in ids], "score": [i * 0.25 for i in ids]})
+    for n in range(3):
+        buf = io.BytesIO()
+        orc.write_table(t.slice(n * 10, 10 if n < 2 else 20), buf, compression="zlib")
+        s3.put_object(Bucket="lake", Key=f"orcs/dt=2024-01-0{n + 1}/part-{n}.orc", Body=buf.getvalue())
+    for n, codec in enumerate(["snappy", "zstd", "uncompressed"]):
+        buf = io.BytesIO()
+        orc.write_table(t.slice(n * 2, 2), buf, compression=codec)
+        s3.put_object(Bucket="lake", Key=f"orc_codecs/part-{n}.orc", Body=buf.getvalue())
+    schema = {"type": "record", "name": "r", "fields": [
+        {"name": "id", "type": "long"}, {"name": "name", "type": ["null", "string"]},
+        {"name": "tags", "type": {"type": "array", "items": "string"}}]}
+    for n, codec in enumerate(["null", "deflate", "snappy"]):
+        buf = io.BytesIO()
+        part = ids[n * 10:(n + 1) * 10] if n < 2 else ids[20:]
+        fastavro.writer(buf, schema, [{"id": i, "name": None if i % 5 == 0 else f"n{i}", "tags": ["t"] * (i % 3)}
+                                      for i in part], codec=codec)
+        s3.put_object(Bucket="lake", Key=f"avros/part-{n}.avro", Body=buf.getvalue())
+    crawl(lakebox, "orc-crawler", "s3://lake/orcs/")
+    crawl(lakebox, "avro-crawler", "s3://lake/avros/")
+    qid, e = run(athena, "SELECT count(*), sum(id), max(name), sum(score), count(DISTINCT dt) FROM orcs WHERE id > 5")
+    assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
+    keep = [i for i in ids if i > 5]
+    assert rows(athena, qid)[0][1] == [str(len(keep)), str(sum(keep)), "n9", str(sum(i * 0.25 for i in keep)), "3"]
+    qid, e = run(athena, "SELECT id, name, cardinality(tags) FROM avros WHERE id IN (4, 5, 6, 35) ORDER BY id")
+    assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
+    assert rows(athena, qid)[0][1:] == [["4", "n4", "1"], ["5", None, "2"], ["6", "n6", "0"], ["35", None, "2"]]
+    # By hand: ORC columns are matched by position unless orc.column.index.access is false.
+    for name, by_name in [("orc_by_index", None), ("orc_by_name", "false")]:
+        props = f" WITH SERDEPROPERTIES ('orc.column.index.access'='{by_name}')" if by_name else ""
+        serde = "ROW FORMAT SERDE 'org.apache.hadoop.hive.ql.io.orc.OrcSerde'" + props if by_name else ""
+        stored = ("STORED AS INPUTFORMAT 'org.apache.hadoop.hive.ql.io.orc.OrcInputFormat' "
+                  "OUTPUTFORMAT 'org.apache.hadoop.hive.ql.io.orc.OrcOutputFormat'") if by_name else "STORED AS ORC"
+        qid, e = run(athena, f"CREATE EXTERNAL TABLE {name} (score double, ID bigint) {serde} {stored} "
+                             "LOCATION 's3://lake/orc_codecs/'")
+        assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
+    qid, e = run(athena, "SELECT score, id FROM orc_by_name ORDER BY id")
+    assert rows(athena, qid)[0][1:] == [[str(i * 0.25), str(i)] for i in range(1, 7)]
+    # By position the file's id lands in score and its name (not a number) reads as NULL.
+    qid, e = run(athena, "SELECT score, id FROM orc_by_index ORDER BY score")
+    assert rows(athena, qid)[0][1:] == [[f"{i}.0", None] for i in range(1, 7)]
 
 
 def test_failures_nulls_parameters_and_paging(athena):

@@ -8,6 +8,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
 use datafusion::datasource::ViewTable;
 use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::file_format::avro::AvroFormat;
 use datafusion::datasource::file_format::csv::CsvFormat;
 use datafusion::datasource::file_format::file_compression_type::FileCompressionType;
 use datafusion::datasource::file_format::json::JsonFormat;
@@ -127,6 +128,9 @@ fn file_format(t: &Table, compression: FileCompressionType) -> Result<Arc<dyn Fi
     let param = |k: &str| sd.and_then(|s| s.serde_parameter(k)).map(str::to_owned);
     if serde.contains("Parquet") || input.contains("Parquet") {
         return Ok(Arc::new(ParquetFormat::default()));
+    }
+    if serde.contains("AvroSerDe") || input.contains("Avro") {
+        return Ok(Arc::new(AvroFormat));
     }
     if serde.contains("JsonSerDe") {
         return Ok(Arc::new(

@@ -9,6 +9,9 @@
 //! - Results as Athena reports them: column names and Athena type names, values as text.
 
 mod catalog;
+mod codecs;
+mod columns;
+mod decoded;
 mod functions;
 mod projection;
 mod rewrite;

@@ -3,8 +3,9 @@
 //! SQL is planned after the Trino rewrites. A view is planned in a nested session of the same
 //! kind, so views over views work (to a bounded depth).
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, RwLock};
 
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::object_store::ObjectStoreRegistry;
@@ -38,6 +39,7 @@ impl Sessions {
             .with_object_store_registry(Arc::new(LakeRegistry {
                 lake: self.lake.clone(),
                 scanned: self.scanned.clone(),
+                registered: Default::default(),
             }))
             .build_arc()?;
         let config = SessionConfig::new()
@@ -68,10 +70,17 @@ impl Sessions {
 }
 
 /// Every `s3://bucket` URL is that bucket of Lakebox S3; the bytes read through it are the
-/// query's DataScannedInBytes.
+/// query's DataScannedInBytes. Other stores are the query's own (decompressed files), which
+/// it registers while planning.
 struct LakeRegistry {
     lake: Lake,
     scanned: Arc<AtomicU64>,
+    registered: RwLock<HashMap<String, Arc<dyn ObjectStore>>>,
+}
+
+/// A store's key in the registry: its scheme and host.
+fn store_key(url: &Url) -> String {
+    format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""))
 }
 
 impl std::fmt::Debug for LakeRegistry {
@@ -81,11 +90,16 @@ impl std::fmt::Debug for LakeRegistry {
 }
 
 impl ObjectStoreRegistry for LakeRegistry {
-    fn register_store(&self, _url: &Url, _store: Arc<dyn ObjectStore>) -> Option<Arc<dyn ObjectStore>> {
-        None
+    fn register_store(&self, url: &Url, store: Arc<dyn ObjectStore>) -> Option<Arc<dyn ObjectStore>> {
+        let mut registered = self.registered.write().unwrap_or_else(|e| e.into_inner());
+        registered.insert(store_key(url), store)
     }
 
     fn get_store(&self, url: &Url) -> Result<Arc<dyn ObjectStore>> {
+        let registered = self.registered.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(store) = registered.get(&store_key(url)) {
+            return Ok(store.clone());
+        }
         match (url.scheme(), url.host_str()) {
             ("s3" | "s3a", Some(bucket)) => Ok(Arc::new(
                 lakebox_objectstore::LakeObjectStore::new(self.lake.clone(), bucket)

@@ -6,15 +6,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-
-use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{Array, BooleanArray, RecordBatch};
+use datafusion::arrow::array::{Array, BooleanArray, RecordBatch, RecordBatchOptions};
 use datafusion::arrow::datatypes::{FieldRef, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::GetExt;
-use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::common::{DFSchema, ScalarValue, Statistics};
 use datafusion::datasource::TableType;
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::file_compression_type::FileCompressionType;
@@ -29,12 +28,15 @@ use datafusion::physical_expr::create_physical_expr;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use lakebox_glue::model::Table;
 use lakebox_glue::{Catalog, Scope};
 use object_store::ObjectStoreExt;
+use object_store::memory::InMemory;
 
-use crate::projection;
+use crate::codecs::TextCodec;
+use crate::decoded::Decoder;
+use crate::{columns, projection};
 
 /// The format a table's files are read with, given their compression.
 pub type FormatFn = fn(&Table, FileCompressionType) -> Result<Arc<dyn FileFormat>>;
@@ -50,33 +52,26 @@ fn compression_of(path: &str) -> Result<FileCompressionType> {
         "bz2" => FileCompressionType::BZIP2,
         "zst" | "zstd" => FileCompressionType::ZSTD,
         "xz" => FileCompressionType::XZ,
-        "snappy" | "lz4" | "deflate" | "lzo" => {
+        "deflate" | "lzo" => {
             return Err(DataFusionError::NotImplemented(format!(
-                "{path}: {ext}-compressed text files are not supported by Lakebox's Athena yet (gzip, bzip2, zstd and xz are)."
+                "{path}: {ext}-compressed text files are not supported by Lakebox's Athena yet (gzip, bzip2, zstd, xz, snappy and lz4 are)."
             )));
         }
         _ => FileCompressionType::UNCOMPRESSED,
     })
 }
 
-/// The `input.regex` of a RegexSerDe table, anchored as Hive matches it (the whole line) and
-/// case-insensitive when `input.regex.case.insensitive` says so.
-fn regex_serde(t: &Table) -> Option<String> {
-    let sd = t.storage_descriptor.as_ref()?;
-    let library = sd.serde_info.as_ref()?.serialization_library.as_deref()?;
-    if !library.ends_with("RegexSerDe") {
-        return None;
-    }
-    let pattern = sd.serde_parameter("input.regex")?;
-    let flags = if sd
-        .serde_parameter("input.regex.case.insensitive")
-        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
-    {
-        "(?i)"
-    } else {
-        ""
-    };
-    Some(format!("{flags}^(?:{pattern})$"))
+/// A store of this query's own for files decompressed while planning, registered with its
+/// runtime (which lives as long as the query) under a name no other query uses.
+fn decompressed_store(state: &dyn Session) -> (ListingTableUrl, Arc<InMemory>) {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let url = ListingTableUrl::parse(format!("lakebox-decompressed://q{n}/")).expect("a valid URL");
+    let memory = Arc::new(InMemory::new());
+    state
+        .runtime_env()
+        .register_object_store(url.as_ref(), memory.clone());
+    (url, memory)
 }
 
 /// Hive's name for a NULL partition value.
@@ -220,79 +215,38 @@ fn is_data_file(relative: &str, size: u64) -> bool {
 }
 
 impl GlueTable {
-    /// RegexSerDe: each line of each file matched against the pattern, group N filling column
-    /// N (a line that does not match is all NULL, missing groups are NULL, values that do not
-    /// convert to the column's type are NULL), as Hive reads it.
-    async fn scan_regex(
+    /// Files DataFusion has no reader for (RegexSerDe, ORC): each read whole, decoded into
+    /// batches of the file columns, given its partition values, and served from memory.
+    async fn scan_decoded(
         &self,
         state: &dyn Session,
-        pattern: &str,
+        decoder: &Decoder,
         groups: Vec<(ListingTableUrl, FileCompressionType, Vec<PartitionedFile>)>,
         projection: Option<&Vec<usize>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let re = fancy_regex::Regex::new(pattern)
-            .map_err(|e| DataFusionError::Plan(format!("HIVE_BAD_DATA: invalid input.regex: {e}")))?;
-        let columns = self.file_schema.fields().len();
-        let mut text: Vec<Vec<Option<String>>> = vec![Vec::new(); columns];
-        let mut partition_values: Vec<Vec<ScalarValue>> = vec![Vec::new(); self.partition_fields.len()];
+        let mut batches = Vec::new();
         for (url, compression, files) in groups {
             let store = state.runtime_env().object_store(url.object_store())?;
             for f in files {
                 let data = store.get(&f.object_meta.location).await?.bytes().await?;
-                let mut body = String::new();
-                compression
-                    .convert_read(std::io::Cursor::new(data))?
-                    .read_to_string(&mut body)
-                    .map_err(|e| DataFusionError::Execution(format!("{}: {e}", f.object_meta.location)))?;
-                for line in body.lines() {
-                    let caps = re.captures(line).ok().flatten();
-                    for (i, col) in text.iter_mut().enumerate() {
-                        col.push(
-                            caps.as_ref()
-                                .and_then(|c| c.get(i + 1))
-                                .map(|m| m.as_str().to_owned()),
-                        );
+                let path = f.object_meta.location.as_ref();
+                for batch in decoder.decode(path, data, compression, &self.file_schema)? {
+                    let rows = batch.num_rows();
+                    let mut columns = batch.columns().to_vec();
+                    for v in &f.partition_values {
+                        columns.push(v.to_array_of_size(rows)?);
                     }
-                    for (i, v) in f.partition_values.iter().enumerate() {
-                        partition_values[i].push(v.clone());
-                    }
+                    let options = RecordBatchOptions::new().with_row_count(Some(rows));
+                    batches.push(RecordBatch::try_new_with_options(
+                        self.schema.clone(),
+                        columns,
+                        &options,
+                    )?);
                 }
             }
         }
-        let rows = text.first().map_or(0, Vec::len);
-        let mut arrays = Vec::with_capacity(self.schema.fields().len());
-        for (values, field) in text.into_iter().zip(self.file_schema.fields()) {
-            let strings: datafusion::arrow::array::ArrayRef =
-                Arc::new(datafusion::arrow::array::StringArray::from(values));
-            // Hive turns a value that is not a number (or date…) into NULL.
-            let options = datafusion::arrow::compute::CastOptions {
-                safe: true,
-                ..Default::default()
-            };
-            arrays.push(datafusion::arrow::compute::cast_with_options(
-                &strings,
-                field.data_type(),
-                &options,
-            )?);
-        }
-        for (values, field) in partition_values.into_iter().zip(&self.partition_fields) {
-            arrays.push(if values.is_empty() {
-                datafusion::arrow::array::new_empty_array(field.data_type())
-            } else {
-                ScalarValue::iter_to_array(values)?
-            });
-        }
-        let batch = if columns == 0 {
-            RecordBatch::try_new_with_options(
-                self.schema.clone(),
-                arrays,
-                &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(rows)),
-            )?
-        } else {
-            RecordBatch::try_new(self.schema.clone(), arrays)?
-        };
         let exec = datafusion::datasource::memory::MemorySourceConfig::try_new_exec(
-            &[vec![batch]],
+            &[batches],
             self.schema.clone(),
             projection.cloned(),
         )?;
@@ -324,13 +278,15 @@ impl TableProvider for GlueTable {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         // Text files are grouped by compression (one reader each); columnar files carry theirs.
-        let regex = regex_serde(&self.table);
-        let columnar = regex.is_none()
+        let decoder = Decoder::for_table(&self.table)?;
+        let parquet = decoder.is_none()
             && (self.format)(&self.table, FileCompressionType::UNCOMPRESSED)?.get_ext() == "parquet";
+        let columnar = parquet || matches!(decoder, Some(Decoder::Orc { .. }));
         let mut by_store: BTreeMap<
             (String, String),
             (ListingTableUrl, FileCompressionType, Vec<PartitionedFile>),
         > = BTreeMap::new();
+        let mut decompressed: Option<(ListingTableUrl, Arc<InMemory>)> = None;
         for (location, values) in self.locations(state, filters)? {
             let url = ListingTableUrl::parse(&location)?;
             let store = state.runtime_env().object_store(url.object_store())?;
@@ -346,6 +302,20 @@ impl TableProvider for GlueTable {
                 if !is_data_file(relative, meta.size) {
                     continue;
                 }
+                if !columnar && let Some(codec) = TextCodec::of(meta.location.as_ref()) {
+                    // Snappy and LZ4 text: decompressed now into this query's own store.
+                    let (url, memory) = decompressed.get_or_insert_with(|| decompressed_store(state));
+                    let data = store.get(&meta.location).await?.bytes().await?;
+                    let plain = codec.decompress(meta.location.as_ref(), &data)?;
+                    memory.put(&meta.location, plain.into()).await?;
+                    let meta = memory.head(&meta.location).await?;
+                    by_store
+                        .entry((url.object_store().as_str().to_owned(), String::new()))
+                        .or_insert_with(|| (url.clone(), FileCompressionType::UNCOMPRESSED, Vec::new()))
+                        .2
+                        .push(PartitionedFile::new_from_meta(meta).with_partition_values(values.clone()));
+                    continue;
+                }
                 let compression = if columnar {
                     FileCompressionType::UNCOMPRESSED
                 } else {
@@ -359,9 +329,29 @@ impl TableProvider for GlueTable {
                     .push(PartitionedFile::new_from_meta(meta).with_partition_values(values.clone()));
             }
         }
-        if let Some(pattern) = regex {
+        if let Some(decoder) = &decoder {
             let groups = by_store.into_values().collect();
-            return self.scan_regex(state, &pattern, groups, projection).await;
+            return self.scan_decoded(state, decoder, groups, projection).await;
+        }
+        if parquet {
+            // Footer statistics let DataFusion answer count(*) and min/max from metadata and
+            // skip files whose ranges a filter excludes; the footers stay cached for the scan.
+            for (url, _, files) in by_store.values_mut() {
+                let store = state.runtime_env().object_store(url.object_store())?;
+                let (store, schema) = (&store, &self.file_schema);
+                let metas: Vec<_> = files.iter().map(|f| f.object_meta.clone()).collect();
+                let stats: Vec<Statistics> =
+                    futures::stream::iter(metas)
+                        .map(|m| async move {
+                            columns::parquet_statistics(state, store.as_ref(), schema, &m).await
+                        })
+                        .buffered(16)
+                        .try_collect()
+                        .await?;
+                for (f, s) in files.iter_mut().zip(stats) {
+                    *f = std::mem::replace(f, PartitionedFile::new("", 0)).with_statistics(Arc::new(s));
+                }
+            }
         }
         let groups_wanted = state.config().target_partitions().max(1);
         let mut plans = Vec::new();
@@ -370,6 +360,14 @@ impl TableProvider for GlueTable {
             if files.is_empty() {
                 continue;
             }
+            let statistics = if parquet {
+                Some(Statistics::try_merge_iter(
+                    files.iter().filter_map(|f| f.statistics.as_deref()),
+                    &self.schema,
+                )?)
+            } else {
+                None
+            };
             let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); groups_wanted.min(files.len())];
             let n = groups.len();
             for (i, f) in files.into_iter().enumerate() {
@@ -380,11 +378,15 @@ impl TableProvider for GlueTable {
                     .with_table_partition_cols(self.partition_fields.clone())
                     .build(),
             );
-            let config = FileScanConfigBuilder::new(url.object_store(), source)
+            let mut config = FileScanConfigBuilder::new(url.object_store(), source)
                 .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
                 .with_projection_indices(projection.cloned())?
                 .with_limit(limit)
-                .build();
+                .with_expr_adapter(Some(Arc::new(columns::CaseInsensitiveColumns)));
+            if let Some(s) = statistics {
+                config = config.with_statistics(s);
+            }
+            let config = config.build();
             plans.push(format.create_physical_plan(state, config).await?);
         }
         if plans.is_empty() {
