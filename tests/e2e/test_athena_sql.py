@@ -309,6 +309,51 @@ def test_ctas_text_and_json_formats_and_with_no_data(athena):
     assert e["Status"]["State"] == "FAILED" and "HIVE_PATH_ALREADY_EXISTS" in e["Status"]["StateChangeReason"]
 
 
+def test_ctas_orc_and_avro_partitioned_read_back_by_other_readers(athena):
+    import io
+    import fastavro
+    import pyarrow.orc as orc
+    s3 = s3_client(athena)
+    _, e = run(athena, """CREATE TABLE shop.orders_orc
+        WITH (format = 'ORC', write_compression = 'SNAPPY', partitioned_by = ARRAY['customer'])
+        AS SELECT id, amount, customer FROM orders""")
+    assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
+    _, e = run(athena, "CREATE TABLE shop.orders_avro WITH (format = 'AVRO', external_location = 's3://lake/orders_avro/') "
+                       "AS SELECT id, customer FROM orders WHERE id <= 10")
+    assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
+    # The files are real ORC and Avro: pyarrow and fastavro read them.
+    orc_keys = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket="athena-results", Prefix="sql/tables/"):
+        orc_keys += [o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(".orc")]
+    assert sorted({k.split("/")[-2] for k in orc_keys}) == ["customer=c0", "customer=c1", "customer=c2", "customer=c3"]
+    ids = []
+    for k in orc_keys:
+        t = orc.read_table(io.BytesIO(s3.get_object(Bucket="athena-results", Key=k)["Body"].read()))
+        assert t.column_names == ["id", "amount"]
+        ids += t.column("id").to_pylist()
+    assert sorted(ids) == sorted(o["id"] for o in ORDERS)
+    avro_keys = [o["Key"] for o in s3.list_objects_v2(Bucket="lake", Prefix="orders_avro/")["Contents"]]
+    records = []
+    for k in avro_keys:
+        records += list(fastavro.reader(io.BytesIO(s3.get_object(Bucket="lake", Key=k)["Body"].read())))
+    assert sorted(r["id"] for r in records) == list(range(1, 11))
+    # And Athena reads its own tables, INSERT INTO included.
+    total = {}
+    for o in ORDERS:
+        total[o["customer"]] = total.get(o["customer"], 0) + o["amount"]
+    got = rows(athena, "SELECT customer, sum(amount) FROM orders_orc GROUP BY customer ORDER BY customer")
+    assert [(c, float(v)) for c, v in got] == [(c, pytest.approx(v)) for c, v in sorted(total.items())]
+    _, e = run(athena, "INSERT INTO orders_avro SELECT id, customer FROM orders WHERE id BETWEEN 11 AND 12")
+    assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
+    assert rows(athena, "SELECT count(*), max(id) FROM orders_avro") == [["12", "12"]]
+    _, e = run(athena, "UNLOAD (SELECT id FROM orders WHERE id <= 3) TO 's3://lake/unloaded_orc/' WITH (format = 'ORC')")
+    assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
+    key = s3.list_objects_v2(Bucket="lake", Prefix="unloaded_orc/")["Contents"][0]["Key"]
+    assert orc.read_table(io.BytesIO(s3.get_object(Bucket="lake", Key=key)["Body"].read())).column("id").to_pylist() == [1, 2, 3]
+    _, e = run(athena, "CREATE TABLE shop.bad_codec WITH (format = 'ORC', write_compression = 'BROTLI') AS SELECT 1 AS x")
+    assert e["Status"]["State"] == "FAILED" and "Unsupported ORC compression BROTLI" in e["Status"]["StateChangeReason"]
+
+
 def test_unload_writes_files_only(athena):
     import gzip
     s3 = s3_client(athena)

@@ -12,6 +12,7 @@ mod catalog;
 mod codecs;
 mod columns;
 mod decoded;
+mod encode;
 mod functions;
 mod projection;
 mod rewrite;

@@ -22,6 +22,7 @@ use lakebox_athena_ddl::{ColumnDef, Name, RowFormat, StoredAs};
 use lakebox_glue::model::Table;
 use lakebox_s3::lake::split_s3_url;
 
+use crate::encode::{self, Encoding};
 use crate::session::Sessions;
 use crate::table::with_slash;
 use crate::types::hive_type;
@@ -80,9 +81,9 @@ fn output(props: &HashMap<String, Vec<String>>) -> Result<Output> {
         ));
     }
     let format = one("format").unwrap_or_else(|| "PARQUET".into()).to_uppercase();
-    if !matches!(format.as_str(), "PARQUET" | "TEXTFILE" | "JSON") {
+    if !matches!(format.as_str(), "PARQUET" | "ORC" | "AVRO" | "TEXTFILE" | "JSON") {
         return Err(DataFusionError::NotImplemented(format!(
-            "Writing format '{format}' is not supported by Lakebox's Athena yet (PARQUET, TEXTFILE and JSON are)."
+            "Writing format '{format}' is not supported by Lakebox's Athena yet (PARQUET, ORC, AVRO, TEXTFILE and JSON are)."
         )));
     }
     let compression = one("write_compression")
@@ -120,6 +121,9 @@ fn text_compression(c: Option<&str>) -> Result<CompressionTypeVariant> {
 
 /// Writes the query's rows under `location`; the number of rows written.
 async fn write(df: DataFrame, location: &str, out: &Output) -> Result<u64> {
+    if let Some(encoding) = Encoding::of(&out.format, out.compression.as_deref())? {
+        return encode::write(df, location, &out.partitioned_by, encoding).await;
+    }
     let options = DataFrameWriteOptions::new()
         .with_single_file_output(false)
         .with_partition_by(out.partitioned_by.clone());
@@ -322,6 +326,7 @@ pub async fn create_table_as(
                 out.compression.clone().unwrap_or_else(|| "GZIP".into()),
             ));
         }
+        "ORC" | "AVRO" => table.stored_as = Some(StoredAs::Named(out.format.clone())),
         "TEXTFILE" => {
             table.stored_as = Some(StoredAs::Named("TEXTFILE".into()));
             table.row_format = Some(RowFormat::Delimited {
@@ -365,6 +370,10 @@ fn table_output(t: &Table) -> Result<Output> {
     let input = sd.input_format.clone().unwrap_or_default();
     let format = if serde.contains("Parquet") || input.contains("Parquet") {
         "PARQUET"
+    } else if serde.contains("OrcSerde") || input.contains("Orc") {
+        "ORC"
+    } else if serde.contains("AvroSerDe") || input.contains("Avro") {
+        "AVRO"
     } else if serde.contains("JsonSerDe") {
         "JSON"
     } else if serde.contains("LazySimpleSerDe") {
