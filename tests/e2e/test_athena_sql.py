@@ -110,6 +110,18 @@ def test_unnest_and_arrays(athena):
     assert got == [[str(o["id"]), t] for o in ORDERS for t in sorted(o["tags"])]
     got = rows(athena, "SELECT id, cardinality(tags), element_at(tags, 1) FROM orders WHERE id IN (1, 2) ORDER BY id")
     assert got == [["1", "1", "t0"], ["2", "2", "t0"]]
+    first = [o for o in ORDERS if o["id"] <= 6]
+    got = rows(athena, "SELECT id, tag, n FROM orders CROSS JOIN UNNEST(tags) WITH ORDINALITY AS t(tag, n) "
+                       "WHERE id <= 6 ORDER BY id, n")
+    assert got == [[str(o["id"]), t, str(k + 1)] for o in first for k, t in enumerate(o["tags"])]
+    # LEFT JOIN UNNEST keeps the orders without tags, with a NULL tag.
+    got = rows(athena, "SELECT o.id, t.tag FROM orders o LEFT JOIN UNNEST(o.tags) AS t(tag) ON true "
+                       "WHERE o.id <= 6 ORDER BY o.id, t.tag")
+    assert got == [[str(o["id"]), t] for o in first for t in (sorted(o["tags"]) or [None])]
+    assert any(not o["tags"] for o in first)
+    got = rows(athena, "SELECT x, y, n FROM (SELECT 1 AS k) AS v CROSS JOIN UNNEST(ARRAY['a', 'b', 'c'], ARRAY[10]) "
+                       "WITH ORDINALITY AS u(x, y, n) ORDER BY n")
+    assert got == [["a", "10", "1"], ["b", None, "2"], ["c", None, "3"]]
 
 
 def test_date_and_time_functions(athena):

@@ -8,14 +8,15 @@
 //! - `arbitrary(x)` → `any_value(x)`.
 //! - `FROM r CROSS JOIN UNNEST(a, …) AS u(x, …)` (or `FROM r, UNNEST(…)`), which DataFusion
 //!   cannot plan as a lateral join, → `FROM (SELECT r.*, unnest(a) AS x, … FROM r) AS r`,
-//!   with `u.x` references renamed `r.x`.
+//!   with `u.x` references renamed `r.x`; `WITH ORDINALITY` adds an unnested 1‥n series, and
+//!   `LEFT JOIN UNNEST(…) … ON true` unnests `[NULL]` where every array is empty or NULL.
 
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, CastKind, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, JoinOperator,
-    ObjectName, ObjectNamePart, Query, SetExpr, TableFactor, TableWithJoins, VisitMut, VisitorMut,
-    visit_expressions_mut,
+    BinaryOperator, CastKind, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, JoinConstraint,
+    JoinOperator, ObjectName, ObjectNamePart, Query, SetExpr, TableFactor, TableWithJoins, Value, VisitMut,
+    VisitorMut, visit_expressions_mut,
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -85,21 +86,48 @@ impl VisitorMut for Unnests {
 /// and the base alias its columns now live under.
 fn lateral_unnest(twj: &mut TableWithJoins) -> Option<(String, String)> {
     let first = twj.joins.first()?;
-    if !matches!(first.join_operator, JoinOperator::CrossJoin(_)) {
-        return None;
-    }
+    let on_true = |c: &JoinConstraint| matches!(c, JoinConstraint::On(Expr::Value(v)) if v.value == Value::Boolean(true));
+    // A LEFT JOIN keeps the rows whose arrays are empty or NULL, with NULL columns.
+    let left = match &first.join_operator {
+        JoinOperator::CrossJoin(_) => false,
+        JoinOperator::Join(c) | JoinOperator::Inner(c) if on_true(c) => false,
+        JoinOperator::Left(c) | JoinOperator::LeftOuter(c) if on_true(c) => true,
+        _ => return None,
+    };
     let TableFactor::UNNEST {
         alias: Some(alias),
         array_exprs,
         with_offset: false,
-        with_ordinality: false,
+        with_ordinality,
         ..
     } = &first.relation
     else {
         return None;
     };
-    if alias.columns.len() != array_exprs.len() {
+    if alias.columns.len() != array_exprs.len() + usize::from(*with_ordinality) {
         return None;
+    }
+    let arrays: Vec<String> = array_exprs.iter().map(ToString::to_string).collect();
+    let mut unnested: Vec<String> = arrays.clone();
+    if *with_ordinality {
+        // The ordinal is one more array, 1..the longest, zipped with the others.
+        let longest = arrays
+            .iter()
+            .map(|a| format!("CAST(coalesce(cardinality({a}), 0) AS BIGINT)"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        unnested.push(format!("generate_series(1, greatest({longest}, 0))"));
+    }
+    if left {
+        let any = arrays
+            .iter()
+            .map(|a| format!("coalesce(cardinality({a}), 0) > 0"))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        unnested = unnested
+            .into_iter()
+            .map(|a| format!("CASE WHEN {any} THEN {a} ELSE make_array(NULL) END"))
+            .collect();
     }
     let base = match &twj.relation {
         TableFactor::Table {
@@ -110,7 +138,7 @@ fn lateral_unnest(twj: &mut TableWithJoins) -> Option<(String, String)> {
         }
         _ => return None,
     };
-    let items: Vec<String> = array_exprs
+    let items: Vec<String> = unnested
         .iter()
         .zip(&alias.columns)
         .map(|(e, c)| format!("unnest({e}) AS {}", c.name))
@@ -221,14 +249,19 @@ fn lenient(e: &mut Expr) {
 }
 
 #[cfg(test)]
-mod tests {
+mod tests_support {
     use super::*;
 
-    fn rewritten(sql: &str) -> String {
+    pub fn rewritten(sql: &str) -> String {
         let mut stmts = Parser::parse_sql(&GenericDialect {}, sql).unwrap();
         apply(&mut stmts[0]);
         stmts[0].to_string()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::rewritten;
 
     #[test]
     fn trino_spellings_become_datafusion_ones() {
@@ -247,6 +280,31 @@ mod tests {
         assert_eq!(
             rewritten("SELECT arbitrary(v) FROM t"),
             "SELECT any_value(v) FROM t"
+        );
+    }
+}
+
+#[cfg(test)]
+mod unnest_tests {
+    use super::tests_support::rewritten;
+
+    #[test]
+    fn unnest_joins_become_select_list_unnests() {
+        assert_eq!(
+            rewritten("SELECT t.x FROM r CROSS JOIN UNNEST(a) AS t(x)"),
+            "SELECT r.x FROM (SELECT r.*, unnest(a) AS x FROM r) AS r"
+        );
+        assert_eq!(
+            rewritten("SELECT x, n FROM r CROSS JOIN UNNEST(a) WITH ORDINALITY AS t(x, n)"),
+            "SELECT x, n FROM (SELECT r.*, unnest(a) AS x, unnest(generate_series(1, greatest(CAST(coalesce(cardinality(a), 0) AS BIGINT), 0))) AS n FROM r) AS r"
+        );
+        assert_eq!(
+            rewritten("SELECT x FROM r LEFT JOIN UNNEST(a) AS t(x) ON true"),
+            "SELECT x FROM (SELECT r.*, unnest(CASE WHEN coalesce(cardinality(a), 0) > 0 THEN a ELSE make_array(NULL) END) AS x FROM r) AS r"
+        );
+        // Without ON true a LEFT JOIN is not Trino's lateral UNNEST: left as written.
+        assert!(
+            rewritten("SELECT x FROM r LEFT JOIN UNNEST(a) AS t(x) ON x > 1").contains("LEFT JOIN UNNEST")
         );
     }
 }
