@@ -60,6 +60,9 @@ fn like(pattern: Option<&str>, name: &str) -> bool {
     })
 }
 
+/// Hive's name for a NULL partition value, in folder names and Glue partition values.
+pub const HIVE_DEFAULT_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
+
 /// Escapes a partition value for a path as Hive's `FileUtils.escapePathName` does.
 pub fn escape_path(v: &str) -> String {
     let mut out = String::new();

@@ -14,7 +14,7 @@ pub mod view;
 use lakebox_glue::{Catalog, Scope};
 use lakebox_s3::lake::Lake;
 
-pub use exec::{escape_path, unescape_path};
+pub use exec::{HIVE_DEFAULT_PARTITION, escape_path, unescape_path};
 pub use formats::show_create_table;
 pub use parser::{
     ColumnDef, CreateTable, Name, RowFormat, Statement, StoredAs, is_create_view, parse, write_kind,

@@ -11,6 +11,7 @@ use datafusion::arrow_avro::compression::CompressionCodec;
 use datafusion::dataframe::DataFrame;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::object_store::ObjectStoreUrl;
+use lakebox_athena_ddl::{HIVE_DEFAULT_PARTITION, escape_path};
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 
@@ -83,9 +84,6 @@ impl Encoding {
     }
 }
 
-/// Hive's name for a NULL partition value.
-const HIVE_NULL: &str = "__HIVE_DEFAULT_PARTITION__";
-
 /// Writes the query's rows under `location` (an `s3://bucket/prefix/` folder); the rows written.
 pub async fn write(
     df: DataFrame,
@@ -150,31 +148,17 @@ fn split(all: &RecordBatch, partitioned_by: &[String]) -> Result<Vec<(String, Re
                 .downcast_ref::<datafusion::arrow::array::StringArray>()
                 .expect("cast to Utf8");
             let value = if text.is_null(row) {
-                HIVE_NULL
+                HIVE_DEFAULT_PARTITION
             } else {
                 text.value(row)
             };
-            folder.push_str(&format!("{name}={}/", escape(value)));
+            folder.push_str(&format!("{name}={}/", escape_path(value)));
         }
         groups.entry(folder).or_default().push(row as u32);
     }
     groups
         .into_iter()
         .map(|(folder, rows)| Ok((folder, take_record_batch(&data, &UInt32Array::from(rows))?)))
-        .collect()
-}
-
-/// A partition value as Hive escapes it in a folder name.
-fn escape(value: &str) -> String {
-    value
-        .chars()
-        .map(|c| {
-            if c.is_control() || "\"#%'*/:=?\\\u{7f}{[]^".contains(c) {
-                format!("%{:02X}", c as u32)
-            } else {
-                c.to_string()
-            }
-        })
         .collect()
 }
 

@@ -29,6 +29,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
 use futures::{StreamExt, TryStreamExt};
+use lakebox_athena_ddl::HIVE_DEFAULT_PARTITION;
 use lakebox_glue::model::Table;
 use lakebox_glue::{Catalog, Scope};
 use object_store::ObjectStoreExt;
@@ -73,9 +74,6 @@ fn decompressed_store(state: &dyn Session) -> (ListingTableUrl, Arc<InMemory>) {
         .register_object_store(url.as_ref(), memory.clone());
     (url, memory)
 }
-
-/// Hive's name for a NULL partition value.
-const HIVE_NULL: &str = "__HIVE_DEFAULT_PARTITION__";
 
 pub struct GlueTable {
     table: Table,
@@ -156,7 +154,7 @@ impl GlueTable {
                 .iter()
                 .zip(partition_values)
                 .map(|(f, v)| {
-                    if v == HIVE_NULL {
+                    if v == HIVE_DEFAULT_PARTITION {
                         return ScalarValue::try_from(f.data_type());
                     }
                     ScalarValue::try_from_string(v.clone(), f.data_type())
