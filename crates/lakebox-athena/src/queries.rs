@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use futures::FutureExt;
 use lakebox_athena_engine::{Engine, QueryError, QueryOutput, RunOptions};
 use lakebox_core::{RequestContext, ServiceError};
 use lakebox_glue::{Catalog, Scope};
@@ -379,7 +380,20 @@ impl Queries {
         e.state = "RUNNING".into();
         e.started_millis = Some(self.store.now());
         let _ = self.save_blocking(&e);
-        match self.run(&e, &ctx, &scope, &sql).await {
+        // A panic in the engine fails the query rather than leaving it RUNNING for ever.
+        let outcome = std::panic::AssertUnwindSafe(self.run(&e, &ctx, &scope, &sql))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(query = %e.id, panic = %what, "the engine panicked");
+                Err(failure(1, 1000, format!("GENERIC_INTERNAL_ERROR: {what}")))
+            });
+        match outcome {
             Ok(outcome) => {
                 e.state = "SUCCEEDED".into();
                 e.engine_millis = outcome.engine_millis;
