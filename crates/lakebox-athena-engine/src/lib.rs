@@ -13,7 +13,9 @@ mod codecs;
 mod columns;
 mod decoded;
 mod encode;
+mod format;
 mod functions;
+mod jsonkeys;
 mod projection;
 mod rewrite;
 mod select;
@@ -289,14 +291,17 @@ fn to_text(batches: &[RecordBatch]) -> datafusion::error::Result<Vec<Vec<Option<
             .iter()
             .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
             .collect::<Result<Vec<_>, _>>()?;
+        // Logical nulls: a NULL literal's column (type Null) has no null buffer of its own.
+        let nulls: Vec<_> = batch.columns().iter().map(|c| c.logical_nulls()).collect();
         for i in 0..batch.num_rows() {
             rows.push(
                 batch
                     .columns()
                     .iter()
                     .zip(&formatters)
-                    .map(|(col, f)| {
-                        if col.is_null(i) {
+                    .zip(&nulls)
+                    .map(|((col, f), nulls)| {
+                        if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
                             return None;
                         }
                         // Trino prints the zone after a `timestamp with time zone`.

@@ -15,8 +15,8 @@ use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, CastKind, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, JoinConstraint,
-    JoinOperator, ObjectName, ObjectNamePart, Query, SetExpr, TableFactor, TableWithJoins, Value, VisitMut,
-    VisitorMut, visit_expressions_mut,
+    JoinOperator, ObjectName, ObjectNamePart, Query, SelectItem, SetExpr, TableFactor, TableWithJoins, Value,
+    VisitMut, VisitorMut, visit_expressions_mut,
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -30,6 +30,57 @@ pub fn apply<V: VisitMut>(statement: &mut V) {
         rewrite(e);
         ControlFlow::<()>::Continue(())
     });
+}
+
+/// Names the result columns as Trino does: by alias, by the column a plain reference names
+/// (`t.a` and a struct's `s.a` are both `a`), or else `_col<position>`. DataFusion would name
+/// an expression by its text (`count(*)`) and refuses two with the same text (`SELECT NULL,
+/// NULL`), so the outermost select's unnamed expressions get those names as aliases.
+pub fn name_columns(q: &mut Query) {
+    let mut body = q.body.as_mut();
+    let select = loop {
+        match body {
+            SetExpr::Select(select) => break select,
+            SetExpr::SetOperation { left, .. } => body = left.as_mut(),
+            SetExpr::Query(inner) => body = inner.body.as_mut(),
+            _ => return,
+        }
+    };
+    // A reference keeps its column's name; `a.x` is aliased `x` unless another column is.
+    let reference_name = |item: &SelectItem| match item {
+        SelectItem::UnnamedExpr(Expr::Identifier(i)) => Some(i.value.to_lowercase()),
+        SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) => {
+            parts.last().map(|i| i.value.to_lowercase())
+        }
+        SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.to_lowercase()),
+        _ => None,
+    };
+    let names: Vec<Option<String>> = select.projection.iter().map(reference_name).collect();
+    for (i, item) in select.projection.iter_mut().enumerate() {
+        let SelectItem::UnnamedExpr(expr) = item else {
+            continue;
+        };
+        let alias = match expr {
+            Expr::Identifier(_) => continue,
+            Expr::CompoundIdentifier(_) => {
+                let name = names[i].clone().unwrap_or_default();
+                if names
+                    .iter()
+                    .filter(|n| n.as_deref() == Some(name.as_str()))
+                    .count()
+                    > 1
+                {
+                    continue;
+                }
+                name
+            }
+            _ => format!("_col{i}"),
+        };
+        *item = SelectItem::ExprWithAlias {
+            expr: expr.clone(),
+            alias: Ident::new(alias),
+        };
+    }
 }
 
 struct Unnests;
@@ -280,6 +331,38 @@ mod tests {
         assert_eq!(
             rewritten("SELECT arbitrary(v) FROM t"),
             "SELECT any_value(v) FROM t"
+        );
+    }
+}
+
+#[cfg(test)]
+mod naming_tests {
+    use super::*;
+
+    fn named(sql: &str) -> String {
+        let mut stmts = Parser::parse_sql(&GenericDialect {}, sql).unwrap();
+        let datafusion::sql::sqlparser::ast::Statement::Query(q) = &mut stmts[0] else {
+            panic!("a query")
+        };
+        name_columns(q);
+        stmts[0].to_string()
+    }
+
+    #[test]
+    fn result_columns_are_named_as_trino_names_them() {
+        assert_eq!(
+            named("SELECT a, t.b, count(*), NULL, NULL, upper(c) AS u FROM t"),
+            "SELECT a, t.b AS b, count(*) AS _col2, NULL AS _col3, NULL AS _col4, upper(c) AS u FROM t"
+        );
+        // Two references to columns called `id` keep their qualified spelling.
+        assert_eq!(
+            named("SELECT x.id, y.id FROM x JOIN y ON true"),
+            "SELECT x.id, y.id FROM x JOIN y ON true"
+        );
+        // A union takes its names from its first select; inner selects are left alone.
+        assert_eq!(
+            named("SELECT 1 UNION ALL SELECT (SELECT max(v) FROM t)"),
+            "SELECT 1 AS _col0 UNION ALL SELECT (SELECT max(v) FROM t)"
         );
     }
 }

@@ -13,6 +13,7 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::Statement as SQLStatement;
 use lakebox_glue::{Catalog, Scope};
 use lakebox_s3::lake::Lake;
 use object_store::ObjectStore;
@@ -55,6 +56,9 @@ impl Sessions {
     /// Plans a parsed statement after rewriting its Trino spellings.
     pub async fn plan(&self, ctx: &SessionContext, mut statement: DFStatement) -> Result<LogicalPlan> {
         if let DFStatement::Statement(s) = &mut statement {
+            if let SQLStatement::Query(q) = s.as_mut() {
+                rewrite::name_columns(q);
+            }
             rewrite::apply(s.as_mut());
         }
         ctx.state().statement_to_plan(statement).await
