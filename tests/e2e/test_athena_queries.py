@@ -129,6 +129,52 @@ def test_parquet_columns_match_regardless_of_case_and_counts_come_from_footers(a
     assert rows(athena, qid)[0][1] == [str(sum(1 for i in every if i > 150))]
 
 
+def test_json_keys_match_columns_as_the_openx_and_hive_serdes_do(athena, lakebox):
+    # Firehose and application logs keep camelCase keys; Glue columns are lowercase. The OpenX
+    # SerDe lowercases keys (case.insensitive defaults to true), dots.in.keys turns "a.b" into
+    # a_b, mapping.<column> renames a key; the Hive JSON SerDe ignores case too.
+    import gzip
+
+    s3 = lakebox.client("s3")
+    events = [{"userId": f"U{i}", "eventType": ["Click", "View"][i % 2], "Geo": {"CountryCode": "FR" if i % 3 else "DE"},
+               "http.status": 200 + i % 2, "@Timestamp": f"2024-05-0{1 + i % 9}"} for i in range(24)]
+    lines = [(json.dumps(e) + "\n").encode() for e in events]
+    s3.put_object(Bucket="lake", Key="camel/part-0.json.gz", Body=gzip.compress(b"".join(lines[:12])))
+    s3.put_object(Bucket="lake", Key="camel/part-1.json", Body=b"".join(lines[12:]))
+    crawl(lakebox, "camel", "s3://lake/camel/")
+    qid, e = run(athena, "SELECT userid, eventtype, geo.countrycode FROM camel ORDER BY userid LIMIT 3")
+    assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
+    first = sorted(events, key=lambda e: e["userId"])[:3]
+    assert rows(athena, qid)[0][1:] == [[e["userId"], e["eventType"], e["Geo"]["CountryCode"]] for e in first]
+    clicks = sum(1 for e in events if e["eventType"] == "Click" and e["Geo"]["CountryCode"] == "DE")
+    qid, e = run(athena, "SELECT count(*) FROM camel WHERE eventtype = 'Click' AND geo.countrycode = 'DE'")
+    assert rows(athena, qid)[0][1] == [str(clicks)]
+
+    qid, e = run(athena, """CREATE EXTERNAL TABLE camel_mapped (userid string, http_status int, ts string)
+        ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe'
+        WITH SERDEPROPERTIES ('dots.in.keys' = 'true', 'mapping.ts' = '@Timestamp')
+        LOCATION 's3://lake/camel/'""")
+    assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
+    qid, e = run(athena, "SELECT http_status, count(*), min(ts) FROM camel_mapped GROUP BY http_status ORDER BY http_status")
+    assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
+    want = [[str(s), str(sum(1 for e in events if e["http.status"] == s)),
+             min(e["@Timestamp"] for e in events if e["http.status"] == s)] for s in (200, 201)]
+    assert rows(athena, qid)[0][1:] == want
+
+    # case.insensitive = false: only exact or mapped keys match.
+    qid, e = run(athena, """CREATE EXTERNAL TABLE camel_exact (userid string, eventtype string)
+        ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe'
+        WITH SERDEPROPERTIES ('case.insensitive' = 'false', 'mapping.userid' = 'userId')
+        LOCATION 's3://lake/camel/'""")
+    qid, e = run(athena, "SELECT count(userid), count(eventtype) FROM camel_exact")
+    assert rows(athena, qid)[0][1] == [str(len(events)), "0"]
+
+    qid, e = run(athena, """CREATE EXTERNAL TABLE camel_hive (userid string, eventtype string)
+        ROW FORMAT SERDE 'org.apache.hive.hcatalog.data.JsonSerDe' LOCATION 's3://lake/camel/'""")
+    qid, e = run(athena, "SELECT count(DISTINCT userid), count(eventtype) FROM camel_hive")
+    assert rows(athena, qid)[0][1] == [str(len(events)), str(len(events))]
+
+
 def crawl(lakebox, name, path, database="shop"):
     glue = lakebox.client("glue")
     glue.create_crawler(Name=name, Role=ROLE, DatabaseName=database, Targets={"S3Targets": [{"Path": path}]})

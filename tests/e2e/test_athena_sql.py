@@ -105,6 +105,32 @@ def test_join_cte_and_window(athena):
     assert [[r[0], r[1], float(r[2]), r[3]] for r in got] == [[e[0], e[1], pytest.approx(e[2]), e[3]] for e in expected]
 
 
+def test_result_columns_are_named_as_athena_names_them(athena):
+    # Expressions are _col<position>, references keep their column's name, aliases win.
+    qid, e = run(athena, "SELECT o.customer, count(*), sum(amount) AS total, NULL, NULL, upper(o.customer) "
+                         "FROM orders o GROUP BY o.customer ORDER BY count(*) DESC, o.customer LIMIT 1")
+    assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
+    out = athena.get_query_results(QueryExecutionId=qid)
+    names = [c["Name"] for c in out["ResultSet"]["ResultSetMetadata"]["ColumnInfo"]]
+    assert names == ["customer", "_col1", "total", "_col3", "_col4", "_col5"]
+    header = [c.get("VarCharValue") for c in out["ResultSet"]["Rows"][0]["Data"]]
+    assert header == names
+    counts = {}
+    for o in ORDERS:
+        counts[o["customer"]] = counts.get(o["customer"], 0) + 1
+    top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+    data = [c.get("VarCharValue") for c in out["ResultSet"]["Rows"][1]["Data"]]
+    assert data[:2] == [top[0], str(top[1])] and data[3:] == [None, None, top[0].upper()]
+    # A union is named by its first select; INSERT takes columns by position, so two NULLs are fine.
+    assert rows(athena, "SELECT 1 UNION ALL SELECT 2 ORDER BY 1") == [["1"], ["2"]]
+    _, e = run(athena, "CREATE TABLE shop.named WITH (format = 'PARQUET', external_location = 's3://lake/named/') "
+                       "AS SELECT id, customer AS who, iso FROM orders WHERE id = 1")
+    assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
+    _, e = run(athena, "INSERT INTO shop.named SELECT 99, NULL, NULL")
+    assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
+    assert rows(athena, "SELECT id, who, iso FROM shop.named ORDER BY id") == [["1", "c1", ORDERS[0]["iso"]], ["99", None, None]]
+
+
 def test_unnest_and_arrays(athena):
     got = rows(athena, "SELECT id, tag FROM orders CROSS JOIN UNNEST(tags) AS t(tag) ORDER BY id, tag")
     assert got == [[str(o["id"]), t] for o in ORDERS for t in sorted(o["tags"])]
@@ -328,7 +354,7 @@ def test_ctas_orc_and_avro_partitioned_read_back_by_other_readers(athena):
     s3 = s3_client(athena)
     _, e = run(athena, """CREATE TABLE shop.orders_orc
         WITH (format = 'ORC', write_compression = 'SNAPPY', partitioned_by = ARRAY['customer'])
-        AS SELECT id, amount, customer FROM orders""")
+        AS SELECT id, amount, path, customer FROM orders""")
     assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
     _, e = run(athena, "CREATE TABLE shop.orders_avro WITH (format = 'AVRO', external_location = 's3://lake/orders_avro/') "
                        "AS SELECT id, customer FROM orders WHERE id <= 10")
@@ -341,8 +367,10 @@ def test_ctas_orc_and_avro_partitioned_read_back_by_other_readers(athena):
     ids = []
     for k in orc_keys:
         t = orc.read_table(io.BytesIO(s3.get_object(Bucket="athena-results", Key=k)["Body"].read()))
-        assert t.column_names == ["id", "amount"]
+        assert t.column_names == ["id", "amount", "path"]
         ids += t.column("id").to_pylist()
+        # Parquet strings (read as string views) are written as ORC strings.
+        assert t.column("path").to_pylist() == [f"/shop/item/{100 + i}?ref=ad{i % 2}" for i in t.column("id").to_pylist()]
     assert sorted(ids) == sorted(o["id"] for o in ORDERS)
     avro_keys = [o["Key"] for o in s3.list_objects_v2(Bucket="lake", Prefix="orders_avro/")["Contents"]]
     records = []

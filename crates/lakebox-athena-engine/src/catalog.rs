@@ -4,20 +4,15 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema};
 use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
 use datafusion::datasource::ViewTable;
-use datafusion::datasource::file_format::FileFormat;
-use datafusion::datasource::file_format::avro::AvroFormat;
-use datafusion::datasource::file_format::csv::CsvFormat;
-use datafusion::datasource::file_format::file_compression_type::FileCompressionType;
-use datafusion::datasource::file_format::json::JsonFormat;
-use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::error::{DataFusionError, Result};
 use lakebox_glue::infer::types;
 use lakebox_glue::model::Table;
 use lakebox_glue::{Catalog, Scope};
 
+use crate::format::TableFormat;
 use crate::session::{MAX_VIEW_DEPTH, Sessions};
 use crate::table::GlueTable;
 
@@ -117,62 +112,49 @@ fn hive(t: &str) -> Result<DataType> {
         .map_err(|e| DataFusionError::Plan(format!("Unsupported column type {t}: {e}")))
 }
 
-/// The file format a Glue table's SerDe and input format name, for files with `compression`.
-fn file_format(t: &Table, compression: FileCompressionType) -> Result<Arc<dyn FileFormat>> {
-    let sd = t.storage_descriptor.as_ref();
-    let serde = sd
-        .and_then(|s| s.serde_info.as_ref())
-        .and_then(|s| s.serialization_library.as_deref())
-        .unwrap_or("");
-    let input = sd.and_then(|s| s.input_format.as_deref()).unwrap_or("");
-    let param = |k: &str| sd.and_then(|s| s.serde_parameter(k)).map(str::to_owned);
-    if serde.contains("Parquet") || input.contains("Parquet") {
-        return Ok(Arc::new(ParquetFormat::default()));
-    }
-    if serde.contains("AvroSerDe") || input.contains("Avro") {
-        return Ok(Arc::new(AvroFormat));
-    }
-    if serde.contains("JsonSerDe") {
-        return Ok(Arc::new(
-            JsonFormat::default().with_file_compression_type(compression),
-        ));
-    }
-    if serde.contains("LazySimpleSerDe") || serde.contains("OpenCSVSerde") || serde.is_empty() {
-        let delim = param("field.delim")
-            .or_else(|| param("separatorChar"))
-            .or_else(|| {
-                param("serialization.format")
-                    .filter(|f| f.len() == 1 && !f.chars().all(|c| c.is_ascii_digit()))
-            })
-            .unwrap_or_else(|| {
-                if serde.contains("OpenCSV") {
-                    ",".into()
-                } else {
-                    "\u{1}".into()
-                }
-            });
-        let header = t.parameter("skip.header.line.count").is_some_and(|n| n != "0");
-        let mut f = CsvFormat::default()
-            .with_file_compression_type(compression)
-            .with_delimiter(delim.bytes().next().unwrap_or(b','))
-            .with_has_header(header);
-        if serde.contains("OpenCSV") {
-            f = f.with_quote(param("quoteChar").and_then(|q| q.bytes().next()).unwrap_or(b'"'));
+/// `t` with the names of its struct fields (at any depth) in lowercase.
+fn lowercase_fields(t: DataType) -> DataType {
+    let field = |f: &FieldRef, name: String| {
+        Arc::new(
+            f.as_ref()
+                .clone()
+                .with_name(name)
+                .with_data_type(lowercase_fields(f.data_type().clone())),
+        )
+    };
+    match t {
+        DataType::Struct(fields) => {
+            DataType::Struct(fields.iter().map(|f| field(f, f.name().to_lowercase())).collect())
         }
-        return Ok(Arc::new(f));
+        DataType::List(f) => DataType::List(field(&f, f.name().clone())),
+        DataType::LargeList(f) => DataType::LargeList(field(&f, f.name().clone())),
+        DataType::Map(f, sorted) => DataType::Map(field(&f, f.name().clone()), sorted),
+        other => other,
     }
-    Err(DataFusionError::NotImplemented(format!(
-        "Tables with SerDe {serde} are not supported by Lakebox's Athena yet."
-    )))
 }
 
 /// The Glue table as a [`GlueTable`]: its columns (lowercase, as Athena resolves names) and
 /// partition keys as Arrow fields, read with the format its SerDe names.
 fn glue_table(t: &Table, catalog: Arc<Catalog>, scope: Scope) -> Result<Arc<dyn TableProvider>> {
+    // Parquet strings are read as string views, which DataFusion's Parquet reader decodes
+    // without copying and its string kernels (LIKE, grouping, comparisons) work on faster
+    // than on plain strings; a table type of Utf8 would make every batch a cast and a copy.
+    let format = TableFormat::of(t);
+    let parquet = matches!(format, Ok(TableFormat::Parquet));
+    // JSON keys are lowercased at every depth before reading (see `jsonkeys`), so the
+    // fields of struct columns are too (crawlers record them as the data spells them).
+    let lowercase = matches!(&format, Ok(TableFormat::Json(keys)) if keys.lowercases());
     let fields = t
         .columns()
         .iter()
-        .map(|c| Ok(Field::new(c.name.to_lowercase(), hive(c.type_name())?, true)))
+        .map(|c| {
+            let data_type = match hive(c.type_name())? {
+                DataType::Utf8 if parquet => DataType::Utf8View,
+                other if lowercase => lowercase_fields(other),
+                other => other,
+            };
+            Ok(Field::new(c.name.to_lowercase(), data_type, true))
+        })
         .collect::<Result<Vec<_>>>()?;
     let partitions = t
         .partition_keys
@@ -189,7 +171,6 @@ fn glue_table(t: &Table, catalog: Arc<Catalog>, scope: Scope) -> Result<Arc<dyn 
         t.clone(),
         catalog,
         scope,
-        file_format,
         Arc::new(Schema::new(fields)),
         partitions,
     )))

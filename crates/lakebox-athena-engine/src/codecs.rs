@@ -3,7 +3,24 @@
 //! big-endian uncompressed length, then chunks each prefixed with their 4-byte compressed
 //! length, repeated) or in the codec's own framing format (`snzip`, `lz4` command-line tools).
 
+use std::io::Read;
+
+use bytes::Bytes;
+use datafusion::datasource::file_format::file_compression_type::FileCompressionType;
 use datafusion::error::{DataFusionError, Result};
+
+/// A whole text file compressed as DataFusion reads it (gzip, bzip2, zstd, xz or none), decompressed.
+pub fn decompress(compression: FileCompressionType, path: &str, data: Bytes) -> Result<Vec<u8>> {
+    if !compression.is_compressed() {
+        return Ok(data.into());
+    }
+    let mut plain = Vec::new();
+    compression
+        .convert_read(std::io::Cursor::new(data))?
+        .read_to_end(&mut plain)
+        .map_err(|e| DataFusionError::Execution(format!("HIVE_BAD_DATA: {path}: {e}")))?;
+    Ok(plain)
+}
 
 /// A codec DataFusion lacks, by the file's extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

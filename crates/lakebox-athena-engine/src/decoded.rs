@@ -3,7 +3,6 @@
 //! `input.regex`) and ORC (through orc-rust). The table provider adds the partition columns
 //! and serves the batches from memory.
 
-use std::io::Read;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -13,16 +12,8 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatchReader;
 use datafusion::datasource::file_format::file_compression_type::FileCompressionType;
 use datafusion::error::{DataFusionError, Result};
-use lakebox_glue::model::Table;
 
-/// How a table's files are decoded, when DataFusion does not read them itself.
-pub enum Decoder {
-    /// Hive's RegexSerDe: the whole line matched; group N fills column N.
-    Regex(fancy_regex::Regex),
-    /// ORC, with columns matched by position (Athena's default) or by name
-    /// (`orc.column.index.access` = `false`).
-    Orc { by_name: bool },
-}
+use crate::format::TableFormat;
 
 /// Hive turns a value that does not convert (text in a number column…) into NULL.
 const LENIENT: CastOptions = CastOptions {
@@ -30,39 +21,10 @@ const LENIENT: CastOptions = CastOptions {
     format_options: datafusion::arrow::util::display::FormatOptions::new(),
 };
 
-impl Decoder {
-    /// The decoder a table's SerDe or input format calls for, if DataFusion cannot read it.
-    pub fn for_table(t: &Table) -> Result<Option<Decoder>> {
-        let Some(sd) = t.storage_descriptor.as_ref() else {
-            return Ok(None);
-        };
-        let serde = sd
-            .serde_info
-            .as_ref()
-            .and_then(|s| s.serialization_library.as_deref())
-            .unwrap_or("");
-        let input = sd.input_format.as_deref().unwrap_or("");
-        if serde.ends_with("RegexSerDe") {
-            let pattern = sd.serde_parameter("input.regex").ok_or_else(|| {
-                DataFusionError::Plan(
-                    "HIVE_BAD_DATA: a RegexSerDe table needs SERDEPROPERTIES 'input.regex'.".into(),
-                )
-            })?;
-            let insensitive = sd
-                .serde_parameter("input.regex.case.insensitive")
-                .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-            let flags = if insensitive { "(?i)" } else { "" };
-            let re = fancy_regex::Regex::new(&format!("{flags}^(?:{pattern})$"))
-                .map_err(|e| DataFusionError::Plan(format!("HIVE_BAD_DATA: invalid input.regex: {e}")))?;
-            return Ok(Some(Decoder::Regex(re)));
-        }
-        if serde.contains("OrcSerde") || input.contains("OrcInputFormat") {
-            let by_name = sd
-                .serde_parameter("orc.column.index.access")
-                .is_some_and(|v| v.eq_ignore_ascii_case("false"));
-            return Ok(Some(Decoder::Orc { by_name }));
-        }
-        Ok(None)
+impl TableFormat {
+    /// Whether Lakebox decodes these files itself (DataFusion has no reader for them).
+    pub fn decoded(&self) -> bool {
+        matches!(self, TableFormat::Regex(_) | TableFormat::Orc { .. })
     }
 
     /// One file's rows as batches of `schema` (the table's file columns).
@@ -74,8 +36,11 @@ impl Decoder {
         schema: &SchemaRef,
     ) -> Result<Vec<RecordBatch>> {
         match self {
-            Decoder::Regex(re) => regex_lines(re, path, data, compression, schema).map(|b| vec![b]),
-            Decoder::Orc { by_name } => orc_file(path, data, *by_name, schema),
+            TableFormat::Regex(re) => regex_lines(re, path, data, compression, schema).map(|b| vec![b]),
+            TableFormat::Orc { by_name } => orc_file(path, data, *by_name, schema),
+            _ => Err(DataFusionError::Internal(format!(
+                "{path}: DataFusion reads {self:?} files itself"
+            ))),
         }
     }
 }
@@ -87,11 +52,8 @@ fn regex_lines(
     compression: FileCompressionType,
     schema: &SchemaRef,
 ) -> Result<RecordBatch> {
-    let mut body = String::new();
-    compression
-        .convert_read(std::io::Cursor::new(data))?
-        .read_to_string(&mut body)
-        .map_err(|e| DataFusionError::Execution(format!("{path}: {e}")))?;
+    let body = String::from_utf8(crate::codecs::decompress(compression, path, data)?)
+        .map_err(|e| DataFusionError::Execution(format!("HIVE_BAD_DATA: {path}: not UTF-8 text: {e}")))?;
     let mut text: Vec<Vec<Option<&str>>> = vec![Vec::new(); schema.fields().len()];
     let mut rows = 0;
     for line in body.lines() {

@@ -3,10 +3,11 @@
 //! (`col=value/` folders, `__HIVE_DEFAULT_PARTITION__` for NULL), one file per partition.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, RecordBatch, UInt32Array};
 use datafusion::arrow::compute::{cast, concat_batches, take_record_batch};
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::arrow_avro::compression::CompressionCodec;
 use datafusion::dataframe::DataFrame;
 use datafusion::error::{DataFusionError, Result};
@@ -59,6 +60,7 @@ impl Encoding {
     /// One file holding `batch`.
     fn file(self, batch: &RecordBatch) -> Result<Vec<u8>> {
         let failed = |e: String| DataFusionError::Execution(format!("HIVE_WRITER_DATA_ERROR: {e}"));
+        let batch = &without_views(batch)?;
         let mut out = Vec::new();
         match self {
             Encoding::Orc(codec) => {
@@ -82,6 +84,39 @@ impl Encoding {
         }
         Ok(out)
     }
+}
+
+/// `batch` with string and binary views (how Parquet strings are read) as plain strings and
+/// binaries, which the ORC and Avro writers take.
+fn without_views(batch: &RecordBatch) -> Result<RecordBatch> {
+    let plain = |t: &DataType| match t {
+        DataType::Utf8View => Some(DataType::Utf8),
+        DataType::BinaryView => Some(DataType::Binary),
+        _ => None,
+    };
+    if !batch
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| plain(f.data_type()).is_some())
+    {
+        return Ok(batch.clone());
+    }
+    let mut fields = Vec::new();
+    let mut columns = Vec::new();
+    for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
+        match plain(f.data_type()) {
+            Some(t) => {
+                columns.push(cast(c, &t)?);
+                fields.push(f.as_ref().clone().with_data_type(t));
+            }
+            None => {
+                columns.push(c.clone());
+                fields.push(f.as_ref().clone());
+            }
+        }
+    }
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
 }
 
 /// Writes the query's rows under `location` (an `s3://bucket/prefix/` folder); the rows written.
@@ -165,19 +200,19 @@ fn split(all: &RecordBatch, partitioned_by: &[String]) -> Result<Vec<(String, Re
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::{Int64Array, StringArray};
-    use datafusion::arrow::datatypes::{Field, Schema};
-    use std::sync::Arc;
+    use datafusion::arrow::array::{Int64Array, StringViewArray};
+    use datafusion::arrow::datatypes::Field;
 
     fn batch() -> RecordBatch {
         RecordBatch::try_new(
             Arc::new(Schema::new(vec![
                 Field::new("id", DataType::Int64, true),
-                Field::new("day", DataType::Utf8, true),
+                // A string view, as Parquet strings are read, which the writers do not take.
+                Field::new("day", DataType::Utf8View, true),
             ])),
             vec![
                 Arc::new(Int64Array::from(vec![1, 2, 3])),
-                Arc::new(StringArray::from(vec![Some("a/b"), None, Some("a/b")])),
+                Arc::new(StringViewArray::from(vec![Some("a/b"), None, Some("a/b")])),
             ],
         )
         .unwrap()

@@ -15,7 +15,6 @@ use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::GetExt;
 use datafusion::common::{DFSchema, ScalarValue, Statistics};
 use datafusion::datasource::TableType;
-use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::file_compression_type::FileCompressionType;
 use datafusion::datasource::listing::helpers::expr_applicable_for_cols;
 use datafusion::datasource::listing::{ListingTableUrl, PartitionedFile};
@@ -36,11 +35,8 @@ use object_store::ObjectStoreExt;
 use object_store::memory::InMemory;
 
 use crate::codecs::TextCodec;
-use crate::decoded::Decoder;
-use crate::{columns, projection};
-
-/// The format a table's files are read with, given their compression.
-pub type FormatFn = fn(&Table, FileCompressionType) -> Result<Arc<dyn FileFormat>>;
+use crate::format::TableFormat;
+use crate::{codecs, columns, projection};
 
 /// The compression of a text file, from its extension as Athena judges it.
 fn compression_of(path: &str) -> Result<FileCompressionType> {
@@ -62,12 +58,13 @@ fn compression_of(path: &str) -> Result<FileCompressionType> {
     })
 }
 
-/// A store of this query's own for files decompressed while planning, registered with its
-/// runtime (which lives as long as the query) under a name no other query uses.
-fn decompressed_store(state: &dyn Session) -> (ListingTableUrl, Arc<InMemory>) {
+/// A store of this query's own for files prepared while planning (decompressed, keys
+/// renamed), registered with its runtime (which lives as long as the query) under a name no
+/// other query uses.
+fn prepared_store(state: &dyn Session) -> (ListingTableUrl, Arc<InMemory>) {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let url = ListingTableUrl::parse(format!("lakebox-decompressed://q{n}/")).expect("a valid URL");
+    let url = ListingTableUrl::parse(format!("lakebox-prepared://q{n}/")).expect("a valid URL");
     let memory = Arc::new(InMemory::new());
     state
         .runtime_env()
@@ -79,7 +76,6 @@ pub struct GlueTable {
     table: Table,
     catalog: Arc<Catalog>,
     scope: Scope,
-    format: FormatFn,
     file_schema: SchemaRef,
     partition_fields: Vec<FieldRef>,
     schema: SchemaRef,
@@ -105,7 +101,6 @@ impl GlueTable {
         table: Table,
         catalog: Arc<Catalog>,
         scope: Scope,
-        format: FormatFn,
         file_schema: SchemaRef,
         partition_fields: Vec<FieldRef>,
     ) -> Self {
@@ -115,7 +110,6 @@ impl GlueTable {
             table,
             catalog,
             scope,
-            format,
             file_schema,
             partition_fields,
             schema: Arc::new(Schema::new(fields)),
@@ -218,7 +212,7 @@ impl GlueTable {
     async fn scan_decoded(
         &self,
         state: &dyn Session,
-        decoder: &Decoder,
+        format: &TableFormat,
         groups: Vec<(ListingTableUrl, FileCompressionType, Vec<PartitionedFile>)>,
         projection: Option<&Vec<usize>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
@@ -228,7 +222,7 @@ impl GlueTable {
             for f in files {
                 let data = store.get(&f.object_meta.location).await?.bytes().await?;
                 let path = f.object_meta.location.as_ref();
-                for batch in decoder.decode(path, data, compression, &self.file_schema)? {
+                for batch in format.decode(path, data, compression, &self.file_schema)? {
                     let rows = batch.num_rows();
                     let mut columns = batch.columns().to_vec();
                     for v in &f.partition_values {
@@ -276,15 +270,18 @@ impl TableProvider for GlueTable {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         // Text files are grouped by compression (one reader each); columnar files carry theirs.
-        let decoder = Decoder::for_table(&self.table)?;
-        let parquet = decoder.is_none()
-            && (self.format)(&self.table, FileCompressionType::UNCOMPRESSED)?.get_ext() == "parquet";
-        let columnar = parquet || matches!(decoder, Some(Decoder::Orc { .. }));
+        let format = TableFormat::of(&self.table)?;
+        let parquet = matches!(format, TableFormat::Parquet);
+        // JSON whose keys are renamed to the columns (see `jsonkeys`).
+        let json_keys = match &format {
+            TableFormat::Json(keys) if keys.rewrites() => Some(keys),
+            _ => None,
+        };
         let mut by_store: BTreeMap<
             (String, String),
             (ListingTableUrl, FileCompressionType, Vec<PartitionedFile>),
         > = BTreeMap::new();
-        let mut decompressed: Option<(ListingTableUrl, Arc<InMemory>)> = None;
+        let mut prepared: Option<(ListingTableUrl, Arc<InMemory>)> = None;
         for (location, values) in self.locations(state, filters)? {
             let url = ListingTableUrl::parse(&location)?;
             let store = state.runtime_env().object_store(url.object_store())?;
@@ -300,11 +297,25 @@ impl TableProvider for GlueTable {
                 if !is_data_file(relative, meta.size) {
                     continue;
                 }
-                if !columnar && let Some(codec) = TextCodec::of(meta.location.as_ref()) {
-                    // Snappy and LZ4 text: decompressed now into this query's own store.
-                    let (url, memory) = decompressed.get_or_insert_with(|| decompressed_store(state));
+                let path = meta.location.as_ref();
+                let compression = if format.self_compressed() {
+                    FileCompressionType::UNCOMPRESSED
+                } else {
+                    compression_of(path)?
+                };
+                let codec = (!format.self_compressed()).then(|| TextCodec::of(path)).flatten();
+                if codec.is_some() || json_keys.is_some() {
+                    // Snappy and LZ4 text, and JSON whose keys are renamed: prepared now, as
+                    // plain text, in this query's own store.
+                    let (url, memory) = prepared.get_or_insert_with(|| prepared_store(state));
                     let data = store.get(&meta.location).await?.bytes().await?;
-                    let plain = codec.decompress(meta.location.as_ref(), &data)?;
+                    let mut plain = match codec {
+                        Some(codec) => codec.decompress(path, &data)?,
+                        None => codecs::decompress(compression, path, data)?,
+                    };
+                    if let Some(keys) = json_keys {
+                        plain = keys.rewrite(&plain);
+                    }
                     memory.put(&meta.location, plain.into()).await?;
                     let meta = memory.head(&meta.location).await?;
                     by_store
@@ -314,11 +325,6 @@ impl TableProvider for GlueTable {
                         .push(PartitionedFile::new_from_meta(meta).with_partition_values(values.clone()));
                     continue;
                 }
-                let compression = if columnar {
-                    FileCompressionType::UNCOMPRESSED
-                } else {
-                    compression_of(meta.location.as_ref())?
-                };
                 let key = (url.object_store().as_str().to_owned(), compression.get_ext());
                 by_store
                     .entry(key)
@@ -327,9 +333,9 @@ impl TableProvider for GlueTable {
                     .push(PartitionedFile::new_from_meta(meta).with_partition_values(values.clone()));
             }
         }
-        if let Some(decoder) = &decoder {
+        if format.decoded() {
             let groups = by_store.into_values().collect();
-            return self.scan_decoded(state, decoder, groups, projection).await;
+            return self.scan_decoded(state, &format, groups, projection).await;
         }
         if parquet {
             // Footer statistics let DataFusion answer count(*) and min/max from metadata and
@@ -354,7 +360,9 @@ impl TableProvider for GlueTable {
         let groups_wanted = state.config().target_partitions().max(1);
         let mut plans = Vec::new();
         for (_, (url, compression, files)) in by_store {
-            let format = (self.format)(&self.table, compression)?;
+            let Some(reader) = format.reader(compression) else {
+                continue;
+            };
             if files.is_empty() {
                 continue;
             }
@@ -371,7 +379,7 @@ impl TableProvider for GlueTable {
             for (i, f) in files.into_iter().enumerate() {
                 groups[i % n].push(f);
             }
-            let source = format.file_source(
+            let source = reader.file_source(
                 TableSchema::builder(self.file_schema.clone())
                     .with_table_partition_cols(self.partition_fields.clone())
                     .build(),
@@ -385,7 +393,7 @@ impl TableProvider for GlueTable {
                 config = config.with_statistics(s);
             }
             let config = config.build();
-            plans.push(format.create_physical_plan(state, config).await?);
+            plans.push(reader.create_physical_plan(state, config).await?);
         }
         if plans.is_empty() {
             let projected = match projection {

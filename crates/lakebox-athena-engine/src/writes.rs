@@ -23,6 +23,7 @@ use lakebox_glue::model::Table;
 use lakebox_s3::lake::split_s3_url;
 
 use crate::encode::{self, Encoding};
+use crate::format::TableFormat;
 use crate::session::Sessions;
 use crate::table::with_slash;
 use crate::types::hive_type;
@@ -361,32 +362,22 @@ pub async fn create_table_as(
 
 /// The format a Glue table's files are written in.
 fn table_output(t: &Table) -> Result<Output> {
-    let sd = t.storage_descriptor.clone().unwrap_or_default();
-    let serde = sd
-        .serde_info
-        .as_ref()
-        .and_then(|s| s.serialization_library.clone())
-        .unwrap_or_default();
-    let input = sd.input_format.clone().unwrap_or_default();
-    let format = if serde.contains("Parquet") || input.contains("Parquet") {
-        "PARQUET"
-    } else if serde.contains("OrcSerde") || input.contains("Orc") {
-        "ORC"
-    } else if serde.contains("AvroSerDe") || input.contains("Avro") {
-        "AVRO"
-    } else if serde.contains("JsonSerDe") {
-        "JSON"
-    } else if serde.contains("LazySimpleSerDe") {
-        "TEXTFILE"
-    } else {
-        return Err(DataFusionError::NotImplemented(format!(
-            "INSERT INTO a table with SerDe {serde} is not supported by Lakebox's Athena yet."
-        )));
+    let (format, delimiter) = match TableFormat::of(t)? {
+        TableFormat::Parquet => ("PARQUET", 1),
+        TableFormat::Orc { .. } => ("ORC", 1),
+        TableFormat::Avro => ("AVRO", 1),
+        TableFormat::Json(_) => ("JSON", 1),
+        TableFormat::Text(text) if text.quote.is_none() => ("TEXTFILE", text.delimiter),
+        other => {
+            return Err(DataFusionError::NotImplemented(format!(
+                "INSERT INTO a {} table is not supported by Lakebox's Athena yet.",
+                match other {
+                    TableFormat::Regex(_) => "RegexSerDe",
+                    _ => "OpenCSVSerde",
+                }
+            )));
+        }
     };
-    let delimiter = sd
-        .serde_parameter("field.delim")
-        .and_then(|d| d.bytes().next())
-        .unwrap_or(1);
     Ok(Output {
         format: format.into(),
         compression: t
