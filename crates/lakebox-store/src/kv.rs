@@ -169,6 +169,16 @@ impl MetaStore {
         &self,
         f: impl FnOnce(&mut WriteBatch<'_>) -> Result<T> + Send + 'static,
     ) -> Result<T> {
+        self.enqueue(f)?.await
+    }
+
+    /// Queues `f` for the group-committing writer now, and returns what resolves once it is
+    /// durable. Writes queued one after another are applied in that order, so a caller may
+    /// queue a write it need not wait for (a progress note) and later ones still win.
+    pub fn enqueue<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut WriteBatch<'_>) -> Result<T> + Send + 'static,
+    ) -> Result<Durable<T>> {
         let (tx, rx) = oneshot::channel::<Result<T>>();
         let job: Job = Box::new(move |batch| match f(batch) {
             Ok(value) => Ok(Box::new(move |commit: std::result::Result<(), String>| {
@@ -185,8 +195,7 @@ impl MetaStore {
             let sender = jobs.as_ref().ok_or(StoreError::Closed)?;
             sender.send(job).map_err(|_| StoreError::Closed)?;
         }
-        rx.await
-            .unwrap_or_else(|_| Err(StoreError::Kv("the transaction's batch failed".into())))
+        Ok(Durable(rx))
     }
 
     /// Runs several reads against one consistent snapshot (one read transaction).
@@ -327,6 +336,22 @@ fn group_commit_loop(db: &Database, rx: &mpsc::Receiver<Job>) {
     }
 }
 
+/// Resolves once a queued write is durable (or has failed), with the write's own result.
+pub struct Durable<T>(oneshot::Receiver<Result<T>>);
+
+impl<T> std::future::Future for Durable<T> {
+    type Output = Result<T>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<T>> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.unwrap_or_else(|_| Err(StoreError::Kv("the transaction's batch failed".into()))))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -408,6 +433,27 @@ mod tests {
         drop(kv);
         let kv = MetaStore::open(&dir.path().join("m")).unwrap();
         assert_eq!(kv.get("t", b"after").unwrap(), Some(b"1".to_vec()));
+    }
+
+    #[tokio::test]
+    async fn queued_writes_apply_in_order_even_when_nobody_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv = MetaStore::open(&dir.path().join("m")).unwrap();
+        for round in 0..50u32 {
+            // A progress note nobody waits for, then the final word, which must win.
+            drop(
+                kv.enqueue(move |b| b.put("t", b"state", format!("running {round}").as_bytes()))
+                    .unwrap(),
+            );
+            kv.enqueue(move |b| b.put("t", b"state", format!("done {round}").as_bytes()))
+                .unwrap()
+                .await
+                .unwrap();
+            assert_eq!(
+                kv.get("t", b"state").unwrap(),
+                Some(format!("done {round}").into_bytes())
+            );
+        }
     }
 
     #[test]
