@@ -71,7 +71,7 @@ impl RpcService for Athena {
             let r: Value = req.decode()?;
             let out = match req.operation.as_str() {
                 "StartQueryExecution" => self.queries.start(&ctx, r).await?,
-                "GetQueryExecution" => self.queries.get(&ctx, r)?,
+                "GetQueryExecution" => self.queries.get(&ctx, r).await?,
                 "BatchGetQueryExecution" => self.queries.batch_get(&ctx, r)?,
                 "ListQueryExecutions" => self.queries.list(&ctx, r)?,
                 "StopQueryExecution" => self.queries.stop(&ctx, r).await?,

@@ -14,7 +14,7 @@ use lakebox_protocol::Timestamp;
 use lakebox_s3::lake::{Lake, PutOptions, split_s3_url};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 
 use crate::results::{ColumnInfo, csv, metadata, parse_csv, text as text_file};
 use crate::session::{self, Session};
@@ -153,8 +153,19 @@ pub struct Queries {
     pub catalog: Arc<Catalog>,
     pub lake: Lake,
     slots: Arc<Semaphore>,
-    running: Mutex<HashMap<String, tokio::task::AbortHandle>>,
+    running: Mutex<HashMap<String, Running>>,
 }
+
+/// A query under way: how to stop it, and what turns true once its outcome is recorded.
+struct Running {
+    abort: tokio::task::AbortHandle,
+    done: watch::Receiver<bool>,
+}
+
+/// How long GetQueryExecution waits for a query under way to finish before answering with
+/// its current state: a client polling a fast query sees it finished on its first poll
+/// instead of sleeping between polls (Athena's own GetQueryExecution takes longer than this).
+const POLL_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
 
 fn text<'a>(r: &'a Value, k: &str) -> Option<&'a str> {
     r.get(k).and_then(Value::as_str)
@@ -229,11 +240,19 @@ impl Queries {
         Ok(())
     }
 
-    fn save_blocking(&self, e: &Execution) -> Result<(), ServiceError> {
-        self.store
+    /// Queues an execution's new state behind the ones already queued (so a later state always
+    /// wins) and returns what resolves once it is durable.
+    fn save(
+        &self,
+        e: &Execution,
+    ) -> Result<impl Future<Output = Result<(), ServiceError>> + use<>, ServiceError> {
+        let (id, value) = (e.id.clone(), encode(e).map_err(internal)?);
+        let durable = self
+            .store
             .kv
-            .put(EXECUTIONS, e.id.as_bytes(), &encode(e).map_err(internal)?)
-            .map_err(internal)
+            .enqueue(move |b| b.put(EXECUTIONS, id.as_bytes(), &value))
+            .map_err(internal)?;
+        Ok(async move { durable.await.map_err(internal) })
     }
 
     fn load(&self, ctx: &RequestContext, id: &str) -> Result<Execution, ServiceError> {
@@ -367,19 +386,34 @@ impl Queries {
         let me = self.clone();
         let scope = Scope::from(ctx);
         let ctx = ctx.clone();
-        let task = tokio::spawn(async move { me.execute(e, ctx, scope, sql).await });
-        self.running
-            .lock()
-            .unwrap()
-            .insert(id.clone(), task.abort_handle());
+        let (finished, done) = watch::channel(false);
+        // Registered before the task can finish and unregister itself.
+        let mut running = self.running.lock().unwrap();
+        let task = tokio::spawn(async move { me.execute(e, ctx, scope, sql, finished).await });
+        running.insert(
+            id.clone(),
+            Running {
+                abort: task.abort_handle(),
+                done,
+            },
+        );
         Ok(json!({ "QueryExecutionId": id }))
     }
 
-    async fn execute(self: Arc<Self>, mut e: Execution, ctx: RequestContext, scope: Scope, sql: String) {
+    async fn execute(
+        self: Arc<Self>,
+        mut e: Execution,
+        ctx: RequestContext,
+        scope: Scope,
+        sql: String,
+        finished: watch::Sender<bool>,
+    ) {
         let _slot = self.slots.clone().acquire_owned().await;
         e.state = "RUNNING".into();
         e.started_millis = Some(self.store.now());
-        let _ = self.save_blocking(&e);
+        // Not waited for: a restart fails whatever was not finished, RUNNING or QUEUED, and the
+        // final state is queued after this one.
+        let _ = self.save(&e);
         // A panic in the engine fails the query rather than leaving it RUNNING for ever.
         let outcome = std::panic::AssertUnwindSafe(self.run(&e, &ctx, &scope, &sql))
             .catch_unwind()
@@ -415,10 +449,15 @@ impl Queries {
             }
         }
         e.completed_millis = Some(self.store.now());
-        if let Err(err) = self.save_blocking(&e) {
+        let saved = match self.save(&e) {
+            Ok(durable) => durable.await,
+            Err(err) => Err(err),
+        };
+        if let Err(err) = saved {
             tracing::error!(query = %e.id, error = %err.message, "cannot record a query's outcome");
         }
         self.running.lock().unwrap().remove(&e.id);
+        let _ = finished.send(true);
     }
 
     /// Runs the statement (Hive DDL itself, anything else on the engine) and writes the
@@ -538,26 +577,32 @@ impl Queries {
                 ),
             )
         };
-        // A statement that wrote data has no result body, only its `.metadata`.
-        if update_count.is_none() {
-            self.lake
-                .put(bucket, key, Bytes::from(body), PutOptions::default())
-                .await
-                .map_err(write_failed)?;
-        }
+        // A statement that wrote data has no result body, only its `.metadata`. The two are
+        // written at once (their fsyncs overlap).
+        let result = async {
+            if update_count.is_none() {
+                self.lake
+                    .put(bucket, key, Bytes::from(body), PutOptions::default())
+                    .await?;
+            }
+            Ok::<_, ServiceError>(())
+        };
         let update = update_count.map(|n| (lakebox_athena_ddl::write_kind(sql).unwrap_or("INSERT"), n));
-        if !columns.is_empty() || update.is_some() {
-            let infos: Vec<ColumnInfo> = columns.iter().map(|(n, t, _)| ColumnInfo::new(n, t)).collect();
-            self.lake
-                .put(
-                    bucket,
-                    &format!("{key}.metadata"),
-                    Bytes::from(metadata(&e.id, update, &infos)),
-                    PutOptions::default(),
-                )
-                .await
-                .map_err(write_failed)?;
-        }
+        let metadata_file = async {
+            if !columns.is_empty() || update.is_some() {
+                let infos: Vec<ColumnInfo> = columns.iter().map(|(n, t, _)| ColumnInfo::new(n, t)).collect();
+                self.lake
+                    .put(
+                        bucket,
+                        &format!("{key}.metadata"),
+                        Bytes::from(metadata(&e.id, update, &infos)),
+                        PutOptions::default(),
+                    )
+                    .await?;
+            }
+            Ok(())
+        };
+        futures::try_join!(result, metadata_file).map_err(write_failed)?;
         Ok(Outcome {
             columns,
             engine_millis,
@@ -604,8 +649,16 @@ impl Queries {
         Ok(json!({ "QueryRuntimeStatistics": stats }))
     }
 
-    pub fn get(&self, ctx: &RequestContext, r: Value) -> Result<Value, ServiceError> {
-        let e = self.load(ctx, text(&r, "QueryExecutionId").unwrap_or_default())?;
+    pub async fn get(&self, ctx: &RequestContext, r: Value) -> Result<Value, ServiceError> {
+        let id = text(&r, "QueryExecutionId").unwrap_or_default();
+        let mut e = self.load(ctx, id)?;
+        if e.state == "QUEUED" || e.state == "RUNNING" {
+            let done = self.running.lock().unwrap().get(id).map(|r| r.done.clone());
+            if let Some(mut done) = done {
+                let _ = tokio::time::timeout(POLL_WAIT, done.wait_for(|d| *d)).await;
+                e = self.load(ctx, id)?;
+            }
+        }
         Ok(json!({ "QueryExecution": e.view() }))
     }
 
@@ -646,13 +699,13 @@ impl Queries {
     pub async fn stop(&self, ctx: &RequestContext, r: Value) -> Result<Value, ServiceError> {
         let mut e = self.load(ctx, text(&r, "QueryExecutionId").unwrap_or_default())?;
         if e.state == "QUEUED" || e.state == "RUNNING" {
-            if let Some(h) = self.running.lock().unwrap().remove(&e.id) {
-                h.abort();
+            if let Some(r) = self.running.lock().unwrap().remove(&e.id) {
+                r.abort.abort();
             }
             e.state = "CANCELLED".into();
             e.reason = Some("Query cancelled by user".into());
             e.completed_millis = Some(self.store.now());
-            self.save_blocking(&e)?;
+            self.save(&e)?.await?;
         }
         Ok(json!({}))
     }
