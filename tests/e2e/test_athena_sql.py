@@ -121,6 +121,15 @@ def test_result_columns_are_named_as_athena_names_them(athena):
     top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0]
     data = [c.get("VarCharValue") for c in out["ResultSet"]["Rows"][1]["Data"]]
     assert data[:2] == [top[0], str(top[1])] and data[3:] == [None, None, top[0].upper()]
+    # Identifiers fold to lowercase, quoted ones too, as in Trino.
+    qid, e = run(athena, 'WITH "Spend" AS (SELECT "Customer", sum("AMOUNT") AS "Total" FROM "ORDERS" GROUP BY "Customer") '
+                         'SELECT "CUSTOMER", total, "Total" AS "Again" FROM "Spend" ORDER BY "customer" LIMIT 1')
+    assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
+    out = athena.get_query_results(QueryExecutionId=qid)
+    assert [c["Name"] for c in out["ResultSet"]["ResultSetMetadata"]["ColumnInfo"]] == ["customer", "total", "again"]
+    c0 = sum(o["amount"] for o in ORDERS if o["customer"] == "c0")
+    data = [c.get("VarCharValue") for c in out["ResultSet"]["Rows"][1]["Data"]]
+    assert data[0] == "c0" and float(data[1]) == pytest.approx(c0) and data[1] == data[2]
     # A union is named by its first select; INSERT takes columns by position, so two NULLs are fine.
     assert rows(athena, "SELECT 1 UNION ALL SELECT 2 ORDER BY 1") == [["1"], ["2"]]
     _, e = run(athena, "CREATE TABLE shop.named WITH (format = 'PARQUET', external_location = 's3://lake/named/') "
@@ -180,12 +189,13 @@ def test_json_regex_and_string_functions(athena):
     got = rows(athena, """
         SELECT id, json_extract_scalar(payload, '$.device.os'), json_array_length(json_extract(payload, '$.items')),
                regexp_extract(path, 'item/(\\d+)', 1), regexp_like(path, 'ref=ad1'), split_part(path, '?', 2),
-               cardinality(split(path, '/'))
+               cardinality(split(path, '/')), concat(customer, '-', qty), concat(customer, NULL)
         FROM orders ORDER BY id""")
     for r, o in zip(got, ORDERS):
         p = json.loads(o["payload"])
         assert r[1:] == [p["device"]["os"], str(len(p["items"])), re.search(r"item/(\d+)", o["path"]).group(1),
-                         str(o["path"].endswith("ref=ad1")).lower(), o["path"].split("?")[1], str(len(o["path"].split("/")))]
+                         str(o["path"].endswith("ref=ad1")).lower(), o["path"].split("?")[1], str(len(o["path"].split("/"))),
+                         f"{o['customer']}-{o['qty']}", None]
 
 
 def test_try_and_try_cast_turn_errors_into_null(athena):
@@ -207,6 +217,15 @@ def test_aggregates(athena):
     assert got[0][1] == "4" and got[0][2] == "true" and got[0][4] == str(len(ORDERS))
     assert amounts[0] <= float(got[0][3]) <= amounts[-1]
     assert abs(float(got[0][3]) - amounts[len(amounts) // 2]) <= 5
+    # min_by / max_by per group; a NULL ordering value is left out.
+    got = rows(athena, """SELECT customer, min_by(id, amount), max_by(id, amount),
+                                 max_by(id, CASE WHEN id > 20 THEN NULL ELSE amount END)
+                          FROM orders GROUP BY customer ORDER BY customer""")
+    for c, lo, hi, hi20 in got:
+        mine = [o for o in ORDERS if o["customer"] == c]
+        assert lo == str(min(mine, key=lambda o: o["amount"])["id"])
+        assert hi == str(max(mine, key=lambda o: o["amount"])["id"])
+        assert hi20 == str(max((o for o in mine if o["id"] <= 20), key=lambda o: o["amount"])["id"])
 
 
 def test_errors_are_actionable(athena):

@@ -1,11 +1,14 @@
 //! Trino spellings DataFusion's SQL planner does not take, rewritten in the parsed statement
 //! before planning (never by editing SQL text):
 //!
+//! - Quoted identifiers fold to lowercase, as every identifier does in Trino.
 //! - `try(x)`: casts inside become `TRY_CAST`, fallible Trino functions their lenient
 //!   `try_<name>` variant, and `a / b` becomes `a / nullif(b, 0)`, so errors become NULL.
 //! - `count_if(c)` → `count(nullif(c, false))`.
 //! - `approx_percentile(x, p)` → `approx_percentile_cont(p) WITHIN GROUP (ORDER BY x)`.
 //! - `arbitrary(x)` → `any_value(x)`.
+//! - `min_by(x, y)` / `max_by(x, y)` → `first_value(x ORDER BY y …) FILTER (WHERE y IS NOT NULL)`.
+//! - `concat(a, b, …)` → `a || b || …` (NULL if any argument is, as in Trino).
 //! - `FROM r CROSS JOIN UNNEST(a, …) AS u(x, …)` (or `FROM r, UNNEST(…)`), which DataFusion
 //!   cannot plan as a lateral join, → `FROM (SELECT r.*, unnest(a) AS x, … FROM r) AS r`,
 //!   with `u.x` references renamed `r.x`; `WITH ORDINALITY` adds an unnested 1‥n series, and
@@ -15,8 +18,8 @@ use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, CastKind, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, JoinConstraint,
-    JoinOperator, ObjectName, ObjectNamePart, Query, SelectItem, SetExpr, TableFactor, TableWithJoins, Value,
-    VisitMut, VisitorMut, visit_expressions_mut,
+    JoinOperator, ObjectName, ObjectNamePart, Query, Select, SelectItem, SetExpr, TableAlias, TableFactor,
+    TableWithJoins, Value, VisitMut, VisitorMut, visit_expressions_mut,
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -25,6 +28,7 @@ use crate::functions::FALLIBLE;
 
 /// Rewrites every expression and query of a parsed statement.
 pub fn apply<V: VisitMut>(statement: &mut V) {
+    let _ = statement.visit(&mut FoldIdentifiers);
     let _ = statement.visit(&mut Unnests);
     let _ = visit_expressions_mut(statement, |e| {
         rewrite(e);
@@ -78,8 +82,77 @@ pub fn name_columns(q: &mut Query) {
         };
         *item = SelectItem::ExprWithAlias {
             expr: expr.clone(),
-            alias: Ident::new(alias),
+            // Quoted, so a name such as `my col` stays one identifier when printed.
+            alias: Ident::with_quote('"', alias),
         };
+    }
+}
+
+/// Trino folds every identifier to lowercase, quoted ones included (`"UserId"` is the column
+/// `userid`, `AS "Total"` names the column `total`); DataFusion keeps a quoted identifier's
+/// case, so quoted identifiers are folded here (their quotes stay, for names with spaces).
+struct FoldIdentifiers;
+
+fn fold(i: &mut Ident) {
+    if i.quote_style.is_some() {
+        i.value = i.value.to_lowercase();
+    }
+}
+
+fn fold_alias(alias: &mut Option<TableAlias>) {
+    if let Some(a) = alias {
+        fold(&mut a.name);
+        a.columns.iter_mut().for_each(|c| fold(&mut c.name));
+    }
+}
+
+impl VisitorMut for FoldIdentifiers {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+        match e {
+            Expr::Identifier(i) => fold(i),
+            Expr::CompoundIdentifier(parts) => parts.iter_mut().for_each(fold),
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_relation(&mut self, name: &mut ObjectName) -> ControlFlow<()> {
+        for part in name.0.iter_mut() {
+            if let ObjectNamePart::Identifier(i) = part {
+                fold(i);
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_table_factor(&mut self, t: &mut TableFactor) -> ControlFlow<()> {
+        match t {
+            TableFactor::Table { alias, .. }
+            | TableFactor::Derived { alias, .. }
+            | TableFactor::UNNEST { alias, .. }
+            | TableFactor::NestedJoin { alias, .. } => fold_alias(alias),
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_select(&mut self, select: &mut Select) -> ControlFlow<()> {
+        for item in select.projection.iter_mut() {
+            if let SelectItem::ExprWithAlias { alias, .. } = item {
+                fold(alias);
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+        for cte in q.with.iter_mut().flat_map(|w| w.cte_tables.iter_mut()) {
+            fold(&mut cte.alias.name);
+            cte.alias.columns.iter_mut().for_each(|c| fold(&mut c.name));
+        }
+        ControlFlow::Continue(())
     }
 }
 
@@ -264,6 +337,21 @@ fn rewrite(e: &mut Expr) {
         ("count_if", 1) => template("count(nullif(__a, false))", &a),
         ("approx_percentile", 2) => template("approx_percentile_cont(__b) WITHIN GROUP (ORDER BY __a)", &a),
         ("arbitrary", 1) => template("any_value(__a)", &a),
+        // x at the least (greatest) y, rows with a NULL y left out as Trino does.
+        ("min_by", 2) => template(
+            "first_value(__a ORDER BY __b ASC) FILTER (WHERE __b IS NOT NULL)",
+            &a,
+        ),
+        ("max_by", 2) => template(
+            "first_value(__a ORDER BY __b DESC) FILTER (WHERE __b IS NOT NULL)",
+            &a,
+        ),
+        // Trino's concat is NULL when any argument is (DataFusion's skips NULLs); `||` is.
+        ("concat", n) if n >= 2 => a.into_iter().reduce(|l, r| Expr::BinaryOp {
+            left: Box::new(l),
+            op: BinaryOperator::StringConcat,
+            right: Box::new(r),
+        }),
         _ => None,
     };
     if let Some(r) = replacement {
@@ -332,6 +420,18 @@ mod tests {
             rewritten("SELECT arbitrary(v) FROM t"),
             "SELECT any_value(v) FROM t"
         );
+        assert_eq!(
+            rewritten("SELECT min_by(x, y), max_by(x, y) FROM t"),
+            "SELECT first_value(x ORDER BY y ASC) FILTER (WHERE y IS NOT NULL), \
+             first_value(x ORDER BY y DESC) FILTER (WHERE y IS NOT NULL) FROM t"
+        );
+        assert_eq!(rewritten("SELECT concat(a, 'b', c)"), "SELECT a || 'b' || c");
+        assert_eq!(
+            rewritten(
+                r#"WITH "W" AS (SELECT "UserId" AS "Total" FROM "Db"."T" AS "X") SELECT "W"."TOTAL", 'Keep' FROM "W""#
+            ),
+            r#"WITH "w" AS (SELECT "userid" AS "total" FROM "db"."t" AS "x") SELECT "w"."total", 'Keep' FROM "w""#
+        );
     }
 }
 
@@ -352,7 +452,7 @@ mod naming_tests {
     fn result_columns_are_named_as_trino_names_them() {
         assert_eq!(
             named("SELECT a, t.b, count(*), NULL, NULL, upper(c) AS u FROM t"),
-            "SELECT a, t.b AS b, count(*) AS _col2, NULL AS _col3, NULL AS _col4, upper(c) AS u FROM t"
+            r#"SELECT a, t.b AS "b", count(*) AS "_col2", NULL AS "_col3", NULL AS "_col4", upper(c) AS u FROM t"#
         );
         // Two references to columns called `id` keep their qualified spelling.
         assert_eq!(
@@ -362,7 +462,7 @@ mod naming_tests {
         // A union takes its names from its first select; inner selects are left alone.
         assert_eq!(
             named("SELECT 1 UNION ALL SELECT (SELECT max(v) FROM t)"),
-            "SELECT 1 AS _col0 UNION ALL SELECT (SELECT max(v) FROM t)"
+            r#"SELECT 1 AS "_col0" UNION ALL SELECT (SELECT max(v) FROM t)"#
         );
     }
 }
