@@ -698,10 +698,11 @@ impl Queries {
 
     pub async fn stop(&self, ctx: &RequestContext, r: Value) -> Result<Value, ServiceError> {
         let mut e = self.load(ctx, text(&r, "QueryExecutionId").unwrap_or_default())?;
-        if e.state == "QUEUED" || e.state == "RUNNING" {
-            if let Some(r) = self.running.lock().unwrap().remove(&e.id) {
-                r.abort.abort();
-            }
+        // Only a query still under way is cancelled: one that has just recorded its outcome
+        // (and left `running`) keeps it.
+        let under_way = self.running.lock().unwrap().remove(&e.id);
+        if let Some(r) = under_way {
+            r.abort.abort();
             e.state = "CANCELLED".into();
             e.reason = Some("Query cancelled by user".into());
             e.completed_millis = Some(self.store.now());
