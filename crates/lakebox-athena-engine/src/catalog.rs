@@ -169,6 +169,7 @@ fn glue_table(t: &Table, catalog: Arc<Catalog>, scope: Scope) -> Result<Arc<dyn 
         .collect::<Result<Vec<_>>>()?;
     Ok(Arc::new(GlueTable::new(
         t.clone(),
+        format,
         catalog,
         scope,
         Arc::new(Schema::new(fields)),

@@ -137,11 +137,12 @@ impl TableFormat {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use lakebox_glue::model::SerDeInfo;
 
-    fn storage(serde: &str, input: &str, params: &[(&str, &str)]) -> StorageDescriptor {
+    /// A storage descriptor with this SerDe library, input format and SerDe properties.
+    pub(crate) fn storage(serde: &str, input: &str, params: &[(&str, &str)]) -> StorageDescriptor {
         StorageDescriptor {
             input_format: Some(input.into()),
             serde_info: Some(SerDeInfo {

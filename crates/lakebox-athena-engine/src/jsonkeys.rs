@@ -153,22 +153,9 @@ fn string_end(input: &[u8], start: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lakebox_glue::model::SerDeInfo;
 
     fn keys(openx: bool, params: &[(&str, &str)]) -> JsonKeys {
-        let sd = StorageDescriptor {
-            serde_info: Some(SerDeInfo {
-                parameters: Some(
-                    params
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect(),
-                ),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        JsonKeys::of(&sd, openx)
+        JsonKeys::of(&crate::format::tests::storage("", "", params), openx)
     }
 
     fn rewrite(k: &JsonKeys, s: &str) -> String {

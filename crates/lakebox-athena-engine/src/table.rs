@@ -74,6 +74,9 @@ fn prepared_store(state: &dyn Session) -> (ListingTableUrl, Arc<InMemory>) {
 
 pub struct GlueTable {
     table: Table,
+    /// The table's format, or why it cannot be read (reported when a query scans it, so the
+    /// table can still be listed and described).
+    format: std::result::Result<TableFormat, Arc<DataFusionError>>,
     catalog: Arc<Catalog>,
     scope: Scope,
     file_schema: SchemaRef,
@@ -99,6 +102,7 @@ pub(crate) fn with_slash(s: &str) -> String {
 impl GlueTable {
     pub fn new(
         table: Table,
+        format: Result<TableFormat>,
         catalog: Arc<Catalog>,
         scope: Scope,
         file_schema: SchemaRef,
@@ -108,6 +112,7 @@ impl GlueTable {
         fields.extend(partition_fields.iter().cloned());
         GlueTable {
             table,
+            format: format.map_err(Arc::new),
             catalog,
             scope,
             file_schema,
@@ -270,7 +275,10 @@ impl TableProvider for GlueTable {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         // Text files are grouped by compression (one reader each); columnar files carry theirs.
-        let format = TableFormat::of(&self.table)?;
+        let format = self
+            .format
+            .as_ref()
+            .map_err(|e| DataFusionError::Shared(e.clone()))?;
         let parquet = matches!(format, TableFormat::Parquet);
         // JSON whose keys are renamed to the columns (see `jsonkeys`).
         let json_keys = match &format {
@@ -335,7 +343,7 @@ impl TableProvider for GlueTable {
         }
         if format.decoded() {
             let groups = by_store.into_values().collect();
-            return self.scan_decoded(state, &format, groups, projection).await;
+            return self.scan_decoded(state, format, groups, projection).await;
         }
         if parquet {
             // Footer statistics let DataFusion answer count(*) and min/max from metadata and

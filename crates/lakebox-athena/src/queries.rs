@@ -69,6 +69,15 @@ fn dml() -> String {
 }
 
 impl Execution {
+    /// Milliseconds from submission to completion and to the start of running (0 until then).
+    fn total_and_queued_millis(&self) -> (i64, i64) {
+        let since_submission = |t: Option<i64>| t.map(|t| (t - self.submitted_millis).max(0)).unwrap_or(0);
+        (
+            since_submission(self.completed_millis),
+            since_submission(self.started_millis),
+        )
+    }
+
     fn view(&self) -> Value {
         let mut status = json!({
             "State": self.state,
@@ -84,14 +93,7 @@ impl Execution {
             status["AthenaError"] = json!({"ErrorCategory": category, "ErrorType": error_type,
                                            "Retryable": false, "ErrorMessage": message});
         }
-        let total = self
-            .completed_millis
-            .map(|c| (c - self.submitted_millis).max(0))
-            .unwrap_or(0);
-        let queued = self
-            .started_millis
-            .map(|s| (s - self.submitted_millis).max(0))
-            .unwrap_or(0);
+        let (total, queued) = self.total_and_queued_millis();
         json!({
             "QueryExecutionId": self.id,
             "Query": self.query,
@@ -623,14 +625,7 @@ impl Queries {
                 e.id
             )));
         }
-        let total = e
-            .completed_millis
-            .map(|c| (c - e.submitted_millis).max(0))
-            .unwrap_or(0);
-        let queued = e
-            .started_millis
-            .map(|s| (s - e.submitted_millis).max(0))
-            .unwrap_or(0);
+        let (total, queued) = e.total_and_queued_millis();
         let mut stats = json!({
             "Timeline": {
                 "QueryQueueTimeInMillis": queued,
