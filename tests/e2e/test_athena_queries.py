@@ -129,6 +129,39 @@ def test_parquet_columns_match_regardless_of_case_and_counts_come_from_footers(a
     assert rows(athena, qid)[0][1] == [str(sum(1 for i in every if i > 150))]
 
 
+def test_parquet_struct_fields_match_regardless_of_case(athena, lakebox):
+    # Spark keeps the data's spelling inside structs (Geo.CountryCode); Athena matches struct
+    # fields regardless of case at any depth, in structs, arrays of structs and map values.
+    s3 = lakebox.client("s3")
+    geo = pa.struct([("CountryCode", pa.string()), ("City", pa.string())])
+    items = pa.list_(pa.struct([("Sku", pa.string()), ("Qty", pa.int64())]))
+    attrs = pa.map_(pa.string(), pa.struct([("Score", pa.int64())]))
+    ids = list(range(12))
+    t = pa.table({
+        "Id": pa.array(ids, pa.int64()),
+        "Geo": pa.array([{"CountryCode": "DE" if i % 3 == 0 else "FR", "City": f"c{i}"} for i in ids], geo),
+        "Items": pa.array([[{"Sku": f"s{i}", "Qty": i}, {"Sku": "x", "Qty": 1}] for i in ids], items),
+        "Attrs": pa.array([[("k", {"Score": i * 10})] for i in ids], attrs),
+    })
+    for n in range(2):
+        buf = io.BytesIO()
+        pq.write_table(t.slice(n * 6, 6), buf)
+        s3.put_object(Bucket="lake", Key=f"sparkish/part-{n}.parquet", Body=buf.getvalue())
+    crawl(lakebox, "sparkish", "s3://lake/sparkish/")
+    qid, e = run(athena, "CREATE EXTERNAL TABLE sparkish_ddl (id bigint, Geo struct<COUNTRYCODE:string,city:string,zip:int>, "
+                         "items array<struct<sku:string,QTY:bigint>>, attrs map<string,struct<score:bigint>>) "
+                         "STORED AS PARQUET LOCATION 's3://lake/sparkish/'")
+    assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
+    de = [i for i in ids if i % 3 == 0]
+    for table in ("sparkish", "sparkish_ddl"):
+        qid, e = run(athena, f"SELECT id, geo.countrycode, geo.City, items[1].sku, items[1].qty, attrs['k'].score "
+                             f"FROM {table} WHERE geo.countrycode = 'DE' ORDER BY id")
+        assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
+        assert rows(athena, qid)[0][1:] == [[str(i), "DE", f"c{i}", f"s{i}", str(i), str(i * 10)] for i in de], table
+    qid, e = run(athena, "SELECT count(geo.zip), sum(cardinality(items)) FROM sparkish_ddl")
+    assert rows(athena, qid)[0][1] == ["0", str(2 * len(ids))]
+
+
 def test_json_keys_match_columns_as_the_openx_and_hive_serdes_do(athena, lakebox):
     # Firehose and application logs keep camelCase keys; Glue columns are lowercase. The OpenX
     # SerDe lowercases keys (case.insensitive defaults to true), dots.in.keys turns "a.b" into

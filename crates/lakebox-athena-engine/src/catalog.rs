@@ -141,9 +141,15 @@ fn glue_table(t: &Table, catalog: Arc<Catalog>, scope: Scope) -> Result<Arc<dyn 
     // than on plain strings; a table type of Utf8 would make every batch a cast and a copy.
     let format = TableFormat::of(t);
     let parquet = matches!(format, Ok(TableFormat::Parquet));
-    // JSON keys are lowercased at every depth before reading (see `jsonkeys`), so the
-    // fields of struct columns are too (crawlers record them as the data spells them).
-    let lowercase = matches!(&format, Ok(TableFormat::Json(keys)) if keys.lowercases());
+    // Athena resolves struct fields regardless of case, as it does columns: they are named in
+    // lowercase here, and each reader matches them to the file's spelling (Parquet and ORC
+    // through `columns::respelled`; JSON keys are lowercased before reading, see `jsonkeys`).
+    // Avro names are exact by the Avro spec, and so are JSON keys with `case.insensitive=false`.
+    let lowercase = match &format {
+        Ok(TableFormat::Json(keys)) => keys.lowercases(),
+        Ok(TableFormat::Avro) => false,
+        _ => true,
+    };
     let fields = t
         .columns()
         .iter()

@@ -114,7 +114,7 @@ fn orc_file(path: &str, data: Bytes, by_name: bool, schema: &SchemaRef) -> Resul
             .iter()
             .zip(schema.fields())
             .map(|(source, field)| match source {
-                Some(j) => Ok(cast_with_options(batch.column(*j), field.data_type(), &LENIENT)?),
+                Some(j) => crate::columns::cast_respelled(batch.column(*j), field.data_type(), &LENIENT),
                 None => Ok(new_null_array(field.data_type(), batch.num_rows())),
             })
             .collect::<Result<Vec<_>>>()?;

@@ -2,6 +2,8 @@
 //! before planning (never by editing SQL text):
 //!
 //! - Quoted identifiers fold to lowercase, as every identifier does in Trino.
+//! - A field after a subscript (`items[1].sku`, `m['k'].score`): its name becomes a string
+//!   (`items[1].'sku'`), the form DataFusion plans.
 //! - `try(x)`: casts inside become `TRY_CAST`, fallible Trino functions their lenient
 //!   `try_<name>` variant, and `a / b` becomes `a / nullif(b, 0)`, so errors become NULL.
 //! - `count_if(c)` → `count(nullif(c, false))`.
@@ -17,9 +19,9 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, CastKind, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, JoinConstraint,
-    JoinOperator, ObjectName, ObjectNamePart, Query, Select, SelectItem, SetExpr, TableAlias, TableFactor,
-    TableWithJoins, Value, VisitMut, VisitorMut, visit_expressions_mut,
+    AccessExpr, BinaryOperator, CastKind, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident,
+    JoinConstraint, JoinOperator, ObjectName, ObjectNamePart, Query, Select, SelectItem, SetExpr, TableAlias,
+    TableFactor, TableWithJoins, Value, VisitMut, VisitorMut, visit_expressions_mut,
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -31,6 +33,7 @@ pub fn apply<V: VisitMut>(statement: &mut V) {
     let _ = statement.visit(&mut FoldIdentifiers);
     let _ = statement.visit(&mut Unnests);
     let _ = visit_expressions_mut(statement, |e| {
+        field_access(e);
         rewrite(e);
         ControlFlow::<()>::Continue(())
     });
@@ -283,6 +286,26 @@ fn lateral_unnest(twj: &mut TableWithJoins) -> Option<(String, String)> {
     Some((unnest_alias, base.trim_matches('"').to_owned()))
 }
 
+/// `x[i].f` → `x[i].'f'`: DataFusion names a field after a subscript only as a string.
+fn field_access(e: &mut Expr) {
+    let Expr::CompoundFieldAccess { access_chain, .. } = e else {
+        return;
+    };
+    let field = |i: &Ident| {
+        AccessExpr::Dot(Expr::Value(
+            Value::SingleQuotedString(i.value.to_lowercase()).into(),
+        ))
+    };
+    *access_chain = std::mem::take(access_chain)
+        .into_iter()
+        .flat_map(|a| match a {
+            AccessExpr::Dot(Expr::Identifier(i)) => vec![field(&i)],
+            AccessExpr::Dot(Expr::CompoundIdentifier(parts)) => parts.iter().map(field).collect(),
+            other => vec![other],
+        })
+        .collect();
+}
+
 fn function_name(e: &Expr) -> Option<String> {
     match e {
         Expr::Function(f) => Some(f.name.to_string().to_lowercase()),
@@ -426,6 +449,10 @@ mod tests {
              first_value(x ORDER BY y DESC) FILTER (WHERE y IS NOT NULL) FROM t"
         );
         assert_eq!(rewritten("SELECT concat(a, 'b', c)"), "SELECT a || 'b' || c");
+        assert_eq!(
+            rewritten("SELECT items[1].Sku, m['k'].a.b, s.f FROM t"),
+            "SELECT items[1].'sku', m['k'].'a'.'b', s.f FROM t"
+        );
         assert_eq!(
             rewritten(
                 r#"WITH "W" AS (SELECT "UserId" AS "Total" FROM "Db"."T" AS "X") SELECT "W"."TOTAL", 'Keep' FROM "W""#
