@@ -160,6 +160,11 @@ def test_parquet_struct_fields_match_regardless_of_case(athena, lakebox):
         assert rows(athena, qid)[0][1:] == [[str(i), "DE", f"c{i}", f"s{i}", str(i), str(i * 10)] for i in de], table
     qid, e = run(athena, "SELECT count(geo.zip), sum(cardinality(items)) FROM sparkish_ddl")
     assert rows(athena, qid)[0][1] == ["0", str(2 * len(ids))]
+    # The file's rows unnest into one column per field, and map values keep their fields.
+    qid, e = run(athena, "SELECT id, sku, qty, a.score FROM sparkish CROSS JOIN UNNEST(items) AS t(sku, qty) "
+                         "CROSS JOIN UNNEST(attrs) AS u(k, a) WHERE sku <> 'x' AND qty > 8 ORDER BY id")
+    assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
+    assert rows(athena, qid)[0][1:] == [[str(i), f"s{i}", str(i), str(i * 10)] for i in ids if i > 8]
 
 
 def test_json_keys_match_columns_as_the_openx_and_hive_serdes_do(athena, lakebox):

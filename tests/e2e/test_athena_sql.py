@@ -159,6 +159,35 @@ def test_unnest_and_arrays(athena):
     assert got == [["a", "10", "1"], ["b", None, "2"], ["c", None, "3"]]
 
 
+def test_unnest_maps_and_rows_and_nested_values_as_trino_prints_them(athena):
+    # A map unnests into key and value columns; an array of rows into one column per field
+    # (named by the alias, by position) or, under `AS t`, into the row `t` with its fields.
+    data = ("WITH d AS (SELECT 1 AS id, MAP(ARRAY['a', 'b'], ARRAY[10, 20]) AS m, "
+            "ARRAY[named_struct('sku', 'x1', 'qty', 2), named_struct('sku', 'x2', 'qty', 5)] AS items) ")
+    assert rows(athena, data + "SELECT id, k, v FROM d CROSS JOIN UNNEST(m) AS t(k, v) ORDER BY k") == [
+        ["1", "a", "10"], ["1", "b", "20"]]
+    assert rows(athena, data + "SELECT t.s, q, n FROM d CROSS JOIN UNNEST(items) WITH ORDINALITY AS t(s, q, n) "
+                               "ORDER BY n") == [["x1", "2", "1"], ["x2", "5", "2"]]
+    assert rows(athena, data + "SELECT i.sku, i.qty * 10 FROM d CROSS JOIN UNNEST(items) AS i ORDER BY i.sku") == [
+        ["x1", "20"], ["x2", "50"]]
+    assert rows(athena, data + "SELECT count(*), sum(v) FROM d, UNNEST(m) AS t(k, v)") == [["2", "30"]]
+    # An empty map under LEFT JOIN keeps its row, with NULL key and value.
+    got = rows(athena, "SELECT id, k, v FROM (SELECT 1 AS id, MAP(ARRAY['a'], ARRAY[1]) AS m UNION ALL "
+                       "SELECT 2, MAP(CAST(ARRAY[] AS ARRAY<VARCHAR>), CAST(ARRAY[] AS ARRAY<INT>))) "
+                       "LEFT JOIN UNNEST(m) AS t(k, v) ON true ORDER BY id")
+    assert got == [["1", "a", "1"], ["2", None, None]]
+    # A row of two fields is two columns: one name is an error, as in Trino.
+    qid, e = run(athena, data + "SELECT x FROM d CROSS JOIN UNNEST(m) AS t(x)")
+    assert e["Status"]["State"] == "FAILED"
+    qid, e = run(athena, "SELECT x FROM (SELECT ARRAY[1, 2] AS a) CROSS JOIN UNNEST(a) AS t(x, y)")
+    assert e["Status"]["State"] == "FAILED"
+    assert "Column alias list has 2 entries but 't' has 1 columns available" in e["Status"]["StateChangeReason"]
+    # Nested values print as Athena prints them.
+    got = rows(athena, data + "SELECT m, items, ARRAY[1, NULL], items[1], ROW('Bob', 38) FROM d")
+    assert got == [["{a=10, b=20}", "[{sku=x1, qty=2}, {sku=x2, qty=5}]", "[1, null]", "{sku=x1, qty=2}",
+                    "{field0=Bob, field1=38}"]]
+
+
 def test_date_and_time_functions(athena):
     got, types = rows(athena, """
         SELECT id,

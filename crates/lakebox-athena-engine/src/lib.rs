@@ -16,6 +16,7 @@ mod encode;
 mod format;
 mod functions;
 mod jsonkeys;
+mod printed;
 mod projection;
 mod rewrite;
 mod select;
@@ -29,9 +30,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::DataType;
-use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DFStatement;
@@ -242,7 +240,7 @@ impl Engine {
                 nullable: f.is_nullable(),
             })
             .collect();
-        let rows = to_text(&batches).map_err(classify)?;
+        let rows = printed::to_text(&batches).map_err(classify)?;
         Ok(QueryOutput {
             columns,
             rows,
@@ -276,43 +274,4 @@ fn strip_no_data(sql: &str) -> Option<&str> {
         }
         _ => None,
     }
-}
-
-/// Values as Athena prints them: timestamps `2024-01-02 03:04:05.000`, arrays `[1, 2]`.
-fn to_text(batches: &[RecordBatch]) -> datafusion::error::Result<Vec<Vec<Option<String>>>> {
-    let options = FormatOptions::default()
-        .with_null("")
-        .with_timestamp_format(Some("%Y-%m-%d %H:%M:%S%.3f"))
-        .with_timestamp_tz_format(Some("%Y-%m-%d %H:%M:%S%.3f"));
-    let mut rows = Vec::new();
-    for batch in batches {
-        let formatters = batch
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
-            .collect::<Result<Vec<_>, _>>()?;
-        // Logical nulls: a NULL literal's column (type Null) has no null buffer of its own.
-        let nulls: Vec<_> = batch.columns().iter().map(|c| c.logical_nulls()).collect();
-        for i in 0..batch.num_rows() {
-            rows.push(
-                batch
-                    .columns()
-                    .iter()
-                    .zip(&formatters)
-                    .zip(&nulls)
-                    .map(|((col, f), nulls)| {
-                        if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
-                            return None;
-                        }
-                        // Trino prints the zone after a `timestamp with time zone`.
-                        Some(match col.data_type() {
-                            DataType::Timestamp(_, Some(tz)) => format!("{} {tz}", f.value(i)),
-                            _ => f.value(i).to_string(),
-                        })
-                    })
-                    .collect(),
-            );
-        }
-    }
-    Ok(rows)
 }

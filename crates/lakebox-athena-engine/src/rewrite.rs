@@ -197,10 +197,16 @@ impl VisitorMut for Unnests {
         if !renames.is_empty() {
             let _ = visit_expressions_mut(q, |e| {
                 if let Expr::CompoundIdentifier(parts) = e
-                    && parts.len() == 2
-                    && let Some((_, base)) = renames.iter().find(|(u, _)| u == &parts[0].value)
+                    && parts.len() >= 2
+                    && let Some(r) = renames.iter().find(|r| r.alias == parts[0].value)
                 {
-                    parts[0] = Ident::new(base.clone());
+                    // `u.x` → `base.x`; for a row, `u.x` → `base.u.x` (the row's field).
+                    let base = Ident::new(r.base.clone());
+                    if r.shape == Shape::Row {
+                        parts.insert(0, base);
+                    } else {
+                        parts[0] = base;
+                    }
                 }
                 ControlFlow::<()>::Continue(())
             });
@@ -209,9 +215,31 @@ impl VisitorMut for Unnests {
     }
 }
 
-/// Folds a leading `CROSS JOIN UNNEST(…) AS u(cols)` into its base relation; the unnest alias
-/// and the base alias its columns now live under.
-fn lateral_unnest(twj: &mut TableWithJoins) -> Option<(String, String)> {
+/// How an unnest's alias names what it produces.
+#[derive(Clone, Copy, PartialEq)]
+enum Shape {
+    /// `AS u(x, …)`, one name per array: each element is one column.
+    Columns,
+    /// `AS u(k, v)` over one map, or `AS u(a, b, …)` over one array of rows: the entries' or
+    /// rows' fields are the columns, by position.
+    Fields,
+    /// `AS u` over one array of rows: `u` is the row, its fields are `u.a`, `u.b`.
+    Row,
+}
+
+/// A column an unnest's rows are held in while their fields are named (see [`Shape::Fields`]).
+const HELD_ROW: &str = "__lakebox_unnested";
+
+/// How references to an unnest alias are renamed once it is folded into its base relation.
+struct Rename {
+    alias: String,
+    base: String,
+    shape: Shape,
+}
+
+/// Folds a leading `CROSS JOIN UNNEST(…) AS u(cols)` into its base relation; how references
+/// to the unnest alias are renamed.
+fn lateral_unnest(twj: &mut TableWithJoins) -> Option<Rename> {
     let first = twj.joins.first()?;
     let on_true = |c: &JoinConstraint| matches!(c, JoinConstraint::On(Expr::Value(v)) if v.value == Value::Boolean(true));
     // A LEFT JOIN keeps the rows whose arrays are empty or NULL, with NULL columns.
@@ -231,10 +259,24 @@ fn lateral_unnest(twj: &mut TableWithJoins) -> Option<(String, String)> {
     else {
         return None;
     };
-    if alias.columns.len() != array_exprs.len() + usize::from(*with_ordinality) {
-        return None;
+    let ordinality = usize::from(*with_ordinality);
+    let columns: Vec<String> = alias.columns.iter().map(|c| c.name.to_string()).collect();
+    let shape = match (array_exprs.len(), columns.len()) {
+        (1, 0) if ordinality == 0 => Shape::Row,
+        (1, n) if n >= 2 + ordinality => Shape::Fields,
+        (m, n) if n == m + ordinality => Shape::Columns,
+        _ => return None,
+    };
+    let mut arrays: Vec<String> = array_exprs.iter().map(ToString::to_string).collect();
+    if shape == Shape::Fields {
+        let fields = columns.len() - ordinality;
+        let name = alias.name.value.replace('\'', "''");
+        arrays = vec![format!(
+            "{}({}, '{name}', {fields})",
+            crate::functions::unnest::NAME,
+            arrays[0]
+        )];
     }
-    let arrays: Vec<String> = array_exprs.iter().map(ToString::to_string).collect();
     let mut unnested: Vec<String> = arrays.clone();
     if *with_ordinality {
         // The ordinal is one more array, 1..the longest, zipped with the others.
@@ -256,34 +298,65 @@ fn lateral_unnest(twj: &mut TableWithJoins) -> Option<(String, String)> {
             .map(|a| format!("CASE WHEN {any} THEN {a} ELSE make_array(NULL) END"))
             .collect();
     }
-    let base = match &twj.relation {
+    // The name the base relation's columns go by; a subquery without an alias gets one.
+    let (base, relation) = match &twj.relation {
         TableFactor::Table {
             name, alias: None, ..
-        } => name.0.last()?.to_string(),
+        } => (name.0.last()?.to_string(), twj.relation.to_string()),
         TableFactor::Table { alias: Some(a), .. } | TableFactor::Derived { alias: Some(a), .. } => {
-            a.name.to_string()
+            (a.name.to_string(), twj.relation.to_string())
         }
+        TableFactor::Derived { alias: None, .. } => (
+            "__lakebox_base".to_owned(),
+            format!("{} AS __lakebox_base", twj.relation),
+        ),
         _ => return None,
+    };
+    let ordinal = columns.last().filter(|_| *with_ordinality).cloned();
+    let names: Vec<String> = match shape {
+        Shape::Columns => columns.clone(),
+        Shape::Row => vec![alias.name.to_string()],
+        Shape::Fields => std::iter::once(HELD_ROW.to_owned())
+            .chain(ordinal.clone())
+            .collect(),
     };
     let items: Vec<String> = unnested
         .iter()
-        .zip(&alias.columns)
-        .map(|(e, c)| format!("unnest({e}) AS {}", c.name))
+        .zip(&names)
+        .map(|(e, name)| format!("unnest({e}) AS {name}"))
         .collect();
-    let sql = format!(
-        "(SELECT {base}.*, {} FROM {}) AS {base}",
-        items.join(", "),
-        twj.relation
+    let mut sql = format!(
+        "(SELECT {base}.*, {} FROM {relation}) AS {base}",
+        items.join(", ")
     );
+    if shape == Shape::Fields {
+        // Name the held row's fields (`f1`, `f2`, … by position) as the alias does, then the
+        // ordinal, in Trino's column order.
+        let fields = columns
+            .iter()
+            .take(columns.len() - ordinality)
+            .enumerate()
+            .map(|(i, c)| format!("{base}.{HELD_ROW}.f{} AS {c}", i + 1))
+            .chain(ordinal.iter().map(|o| format!("{base}.{o}")));
+        sql = format!(
+            "(SELECT {base}.* EXCLUDE ({}), {} FROM {sql}) AS {base}",
+            names.join(", "),
+            fields.collect::<Vec<_>>().join(", ")
+        );
+    }
     let derived = Parser::new(&GenericDialect {})
         .try_with_sql(&sql)
         .ok()?
         .parse_table_factor()
         .ok()?;
-    let unnest_alias = alias.name.value.clone();
+    let rename = Rename {
+        alias: alias.name.value.clone(),
+        base: base.trim_matches('"').to_owned(),
+        shape,
+    };
     twj.relation = derived;
     twj.joins.remove(0);
-    Some((unnest_alias, base.trim_matches('"').to_owned()))
+    Some(rename)
 }
 
 /// `x[i].f` → `x[i].'f'`: DataFusion names a field after a subscript only as a string.
@@ -327,7 +400,8 @@ fn args(e: &Expr) -> Vec<Expr> {
         .collect()
 }
 
-/// An expression from `template`, with the identifiers `__a`, `__b` replaced by `args`.
+/// An expression from `template`, with the identifiers `__a`, `__b` (or `__0`, `__1`, …)
+/// replaced by `args`.
 fn template(template: &str, args: &[Expr]) -> Option<Expr> {
     let mut e = Parser::new(&GenericDialect {})
         .try_with_sql(template)
@@ -339,9 +413,14 @@ fn template(template: &str, args: &[Expr]) -> Option<Expr> {
             let i = match id.value.as_str() {
                 "__a" => 0,
                 "__b" => 1,
-                _ => return ControlFlow::<()>::Continue(()),
+                other => match other.strip_prefix("__").and_then(|n| n.parse::<usize>().ok()) {
+                    Some(n) => n,
+                    None => return ControlFlow::<()>::Continue(()),
+                },
             };
-            *x = args[i].clone();
+            if let Some(arg) = args.get(i) {
+                *x = arg.clone();
+            }
         }
         ControlFlow::Continue(())
     });
@@ -375,6 +454,16 @@ fn rewrite(e: &mut Expr) {
             op: BinaryOperator::StringConcat,
             right: Box::new(r),
         }),
+        // Trino names an anonymous row's fields field0, field1, … (DataFusion: c0, c1, …).
+        ("row", n) if n >= 1 => {
+            let named = a
+                .iter()
+                .enumerate()
+                .map(|(i, _)| format!("'field{i}', __{i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            template(&format!("named_struct({named})"), &a)
+        }
         _ => None,
     };
     if let Some(r) = replacement {
@@ -450,6 +539,10 @@ mod tests {
         );
         assert_eq!(rewritten("SELECT concat(a, 'b', c)"), "SELECT a || 'b' || c");
         assert_eq!(
+            rewritten("SELECT ROW('Bob', 38)"),
+            "SELECT named_struct('field0', 'Bob', 'field1', 38)"
+        );
+        assert_eq!(
             rewritten("SELECT items[1].Sku, m['k'].a.b, s.f FROM t"),
             "SELECT items[1].'sku', m['k'].'a'.'b', s.f FROM t"
         );
@@ -511,6 +604,18 @@ mod unnest_tests {
         assert_eq!(
             rewritten("SELECT x FROM r LEFT JOIN UNNEST(a) AS t(x) ON true"),
             "SELECT x FROM (SELECT r.*, unnest(CASE WHEN coalesce(cardinality(a), 0) > 0 THEN a ELSE make_array(NULL) END) AS x FROM r) AS r"
+        );
+        // A map's entries or an array's rows: their fields named by position.
+        assert_eq!(
+            rewritten("SELECT t.k, v FROM r CROSS JOIN UNNEST(m) AS t(k, v)"),
+            "SELECT r.k, v FROM (SELECT r.* EXCLUDE (__lakebox_unnested), r.__lakebox_unnested.f1 AS k, \
+             r.__lakebox_unnested.f2 AS v FROM (SELECT r.*, unnest(trino_unnest_rows(m, 't', 2)) AS __lakebox_unnested \
+             FROM r) AS r) AS r"
+        );
+        // `AS t` over rows: `t` is the row.
+        assert_eq!(
+            rewritten("SELECT t.sku, t.meta.color FROM r CROSS JOIN UNNEST(items) AS t"),
+            "SELECT r.t.sku, r.t.meta.color FROM (SELECT r.*, unnest(items) AS t FROM r) AS r"
         );
         // Without ON true a LEFT JOIN is not Trino's lateral UNNEST: left as written.
         assert!(

@@ -9,6 +9,7 @@ mod collections;
 mod datetime;
 mod json;
 mod text;
+pub mod unnest;
 
 use std::sync::Arc;
 
@@ -114,6 +115,7 @@ pub fn register_all(ctx: &SessionContext) {
     datetime::register(ctx);
     json::register(ctx);
     text::register(ctx);
+    unnest::register(ctx);
 }
 
 /// The argument cast to `t` (strings, numbers and timestamps of any flavour are accepted).
