@@ -188,6 +188,31 @@ def test_unnest_maps_and_rows_and_nested_values_as_trino_prints_them(athena):
                     "{field0=Bob, field1=38}"]]
 
 
+def test_casts_to_trino_nested_types_from_json_and_values(athena):
+    # CAST(json AS ARRAY(…)/MAP(…)/ROW(…)) is how Athena users take JSON apart; payload holds
+    # {"device": {"os": …}, "items": [0, 1, …]}.
+    got = rows(athena, "SELECT id, cardinality(CAST(json_extract(payload, '$.items') AS ARRAY(INTEGER))), "
+                       "CAST(json_extract(payload, '$.device') AS MAP(VARCHAR, VARCHAR))['os'], "
+                       "CAST(json_parse(payload) AS ROW(device ROW(os VARCHAR), items ARRAY(BIGINT))).device.os "
+                       "FROM orders WHERE id <= 4 ORDER BY id")
+    want = [[str(o["id"]), str(len(json.loads(o["payload"])["items"])), json.loads(o["payload"])["device"]["os"],
+             json.loads(o["payload"])["device"]["os"]] for o in ORDERS if o["id"] <= 4]
+    assert got == want
+    got, types = rows(athena, "SELECT CAST(ARRAY[1, 2] AS ARRAY(VARCHAR)), CAST(MAP(ARRAY['a'], ARRAY[1]) AS MAP(VARCHAR, DOUBLE)), "
+                              "CAST(ROW('Bob', 38) AS ROW(name VARCHAR, age INTEGER)).name, "
+                              "CAST(json_parse('{\"a\": {\"x\": [1, null]}}') AS MAP(VARCHAR, MAP(VARCHAR, ARRAY(INTEGER))))",
+                      with_types=True)
+    assert got == [["[1, 2]", "{a=1.0}", "Bob", "{a={x=[1, null]}}"]]
+    assert types == ["array", "map", "varchar", "map"]
+    # A value that does not fit fails the query; TRY_CAST makes it NULL.
+    qid, e = run(athena, "SELECT CAST('{\"a\": \"z\"}' AS MAP(VARCHAR, INTEGER))")
+    assert e["Status"]["State"] == "FAILED"
+    assert "INVALID_CAST_ARGUMENT" in e["Status"]["StateChangeReason"]
+    got = rows(athena, "SELECT TRY_CAST(x AS ARRAY(INTEGER)) FROM (SELECT '[1, 2]' AS x UNION ALL SELECT 'nope' "
+                       "UNION ALL SELECT '[\"z\"]') ORDER BY 1 NULLS LAST")
+    assert got == [["[1, 2]"], [None], [None]]
+
+
 def test_date_and_time_functions(athena):
     got, types = rows(athena, """
         SELECT id,

@@ -106,7 +106,7 @@ impl SchemaProvider for GlueSchema {
     }
 }
 
-fn hive(t: &str) -> Result<DataType> {
+pub(crate) fn hive(t: &str) -> Result<DataType> {
     types::parse(t)
         .map(|h| h.arrow_type())
         .map_err(|e| DataFusionError::Plan(format!("Unsupported column type {t}: {e}")))

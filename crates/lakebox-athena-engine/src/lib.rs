@@ -8,6 +8,7 @@
 //!   lines), the files under the location or under each Glue partition's location.
 //! - Results as Athena reports them: column names and Athena type names, values as text.
 
+mod casts;
 mod catalog;
 mod codecs;
 mod columns;
@@ -151,7 +152,7 @@ impl Engine {
         };
         let statement = ctx
             .state()
-            .sql_to_statement(sql, &datafusion::config::Dialect::Generic)
+            .sql_to_statement(&casts::spell_types(sql), &datafusion::config::Dialect::Generic)
             .map_err(classify)?;
         let db = database.unwrap_or("default");
         if let DFStatement::Statement(s) = &statement {

@@ -10,6 +10,7 @@ use std::sync::{Arc, RwLock};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::object_store::ObjectStoreRegistry;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DFStatement;
@@ -19,7 +20,7 @@ use lakebox_s3::lake::Lake;
 use object_store::ObjectStore;
 use url::Url;
 
-use crate::{CATALOG, catalog, functions, rewrite};
+use crate::{CATALOG, casts, catalog, functions, rewrite};
 
 /// How deep views may nest (a view over a view over …), so that a cycle fails.
 pub const MAX_VIEW_DEPTH: usize = 16;
@@ -48,8 +49,15 @@ impl Sessions {
             .with_default_catalog_and_schema(CATALOG, database.unwrap_or("default").to_lowercase())
             .with_create_default_catalog_and_schema(false)
             .with_information_schema(true);
-        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(runtime)
+            .with_default_features()
+            .with_type_planner(Arc::new(casts::TrinoTypes))
+            .build();
+        let ctx = SessionContext::new_with_state(state);
         functions::register_all(&ctx);
+        ctx.add_analyzer_rule(Arc::new(casts::NestedCasts));
         ctx.register_catalog(CATALOG, Arc::new(catalog::GlueCatalog::new(self.clone(), depth)));
         Ok(ctx)
     }
@@ -69,7 +77,7 @@ impl Sessions {
     pub async fn plan_sql(&self, ctx: &SessionContext, sql: &str) -> Result<LogicalPlan> {
         let statement = ctx
             .state()
-            .sql_to_statement(sql, &datafusion::config::Dialect::Generic)?;
+            .sql_to_statement(&casts::spell_types(sql), &datafusion::config::Dialect::Generic)?;
         self.plan(ctx, statement).await
     }
 }

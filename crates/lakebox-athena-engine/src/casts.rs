@@ -1,0 +1,447 @@
+//! Trino's casts to nested types: `CAST(x AS ARRAY(INTEGER))`, `MAP(VARCHAR, DOUBLE)`,
+//! `ROW(name VARCHAR, age INTEGER)`, nested at will, from a value of another nested type or
+//! from JSON text (`CAST(json_parse(s) AS MAP(VARCHAR, VARCHAR))`, the usual way to take a
+//! JSON document apart in Athena).
+//!
+//! Two steps:
+//! - [`spell_types`]: the SQL parser takes none of Trino's spellings of these types, so in
+//!   the type of each `CAST`/`TRY_CAST` (found by tokenizing, so strings and comments are
+//!   never touched) `ARRAY(…)` is respelled `ARRAY<…>`, `ROW(…)` `STRUCT<…>`, and
+//!   `MAP(K, V)` `STRUCT<"$map_key" K, "$map_value" V>` — a struct that [`TrinoTypes`] plans
+//!   as a map (DataFusion's SQL planner has no map type of its own).
+//! - [`NestedCasts`], an analyzer rule: every cast to a nested type becomes a call of
+//!   [`CastNested`], which reads JSON text into the type (as Trino casts JSON) and casts other
+//!   values with struct fields matched by name; `TRY_CAST` gives NULL where the cast fails.
+
+use std::borrow::Cow;
+use std::io::Cursor;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, new_null_array};
+use datafusion::arrow::compute::{CastOptions, cast};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema};
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::nested_struct::cast_column;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::expr::ScalarFunction;
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::planner::TypePlanner;
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, LogicalPlan, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::optimizer::AnalyzerRule;
+use datafusion::sql::sqlparser::ast::{ArrayElemTypeDef, DataType as SqlType};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
+
+const MAP_KEY: &str = "$map_key";
+const MAP_VALUE: &str = "$map_value";
+
+/// `sql` with the nested types in its casts spelled as the SQL parser takes them (see the
+/// module's comment); unchanged when there are none or it does not tokenize.
+pub fn spell_types(sql: &str) -> Cow<'_, str> {
+    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize_with_location() else {
+        return Cow::Borrowed(sql);
+    };
+    // Code tokens only, with where each starts and ends in `sql`.
+    let offsets = LineOffsets::new(sql);
+    let code: Vec<(&Token, usize, usize)> = tokens
+        .iter()
+        .filter(|t| !matches!(t.token, Token::Whitespace(_)))
+        .map(|t: &TokenWithSpan| (&t.token, offsets.at(t.span.start), offsets.at(t.span.end)))
+        .collect();
+    let closing = matching_parens(&code);
+    let mut edits: Vec<(usize, usize, String)> = Vec::new();
+    for (i, (token, ..)) in code.iter().enumerate() {
+        let is_cast = matches!(token, Token::Word(w) if matches!(w.keyword, Keyword::CAST | Keyword::TRY_CAST)
+            || w.value.eq_ignore_ascii_case("try_cast"));
+        if !is_cast || !matches!(code.get(i + 1), Some((Token::LParen, ..))) {
+            continue;
+        }
+        let Some(end) = closing[i + 1] else { continue };
+        // The type follows the `AS` at the cast's own depth.
+        let mut j = i + 2;
+        let mut as_at = None;
+        while j < end {
+            if let Some(close) = closing[j] {
+                j = close + 1;
+                continue;
+            }
+            if matches!(code[j].0, Token::Word(w) if w.keyword == Keyword::AS) {
+                as_at = Some(j);
+                break;
+            }
+            j += 1;
+        }
+        let Some(as_at) = as_at else { continue };
+        for k in as_at + 1..end {
+            let Token::Word(w) = code[k].0 else { continue };
+            let (Some((Token::LParen, open_start, open_end)), Some(close)) =
+                (code.get(k + 1), closing.get(k + 1).copied().flatten())
+            else {
+                continue;
+            };
+            let name = w.value.to_ascii_uppercase();
+            let (word, first) = match name.as_str() {
+                "ARRAY" => ("ARRAY", ""),
+                "ROW" => ("STRUCT", ""),
+                "MAP" => ("STRUCT", MAP_KEY),
+                _ => continue,
+            };
+            edits.push((code[k].1, code[k].2, word.to_owned()));
+            let open = if first.is_empty() {
+                "<".to_owned()
+            } else {
+                format!("<\"{first}\" ")
+            };
+            edits.push((*open_start, *open_end, open));
+            if name == "MAP" {
+                // The comma between key and value types, at the map's own depth.
+                let mut c = k + 2;
+                while c < close {
+                    if let Some(inner) = closing[c] {
+                        c = inner + 1;
+                        continue;
+                    }
+                    if matches!(code[c].0, Token::Comma) {
+                        edits.push((code[c].1, code[c].2, format!(", \"{MAP_VALUE}\" ")));
+                        break;
+                    }
+                    c += 1;
+                }
+            }
+            edits.push((code[close].1, code[close].2, "> ".to_owned()));
+        }
+    }
+    if edits.is_empty() {
+        return Cow::Borrowed(sql);
+    }
+    edits.sort_by_key(|e| std::cmp::Reverse(e.0));
+    let mut out = sql.to_owned();
+    for (start, end, text) in edits {
+        out.replace_range(start..end, &text);
+    }
+    Cow::Owned(out)
+}
+
+/// For each `(`, the index of its `)`.
+fn matching_parens(code: &[(&Token, usize, usize)]) -> Vec<Option<usize>> {
+    let mut closing = vec![None; code.len()];
+    let mut open = Vec::new();
+    for (i, (t, ..)) in code.iter().enumerate() {
+        match t {
+            Token::LParen => open.push(i),
+            Token::RParen => {
+                if let Some(o) = open.pop() {
+                    closing[o] = Some(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    closing
+}
+
+/// Byte offsets of the tokenizer's (line, column) locations; columns count characters.
+struct LineOffsets<'a> {
+    sql: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> LineOffsets<'a> {
+    fn new(sql: &'a str) -> Self {
+        let starts = std::iter::once(0)
+            .chain(sql.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        LineOffsets { sql, starts }
+    }
+
+    fn at(&self, l: Location) -> usize {
+        let Some(&line) = self.starts.get((l.line as usize).saturating_sub(1)) else {
+            return self.sql.len();
+        };
+        self.sql[line..]
+            .char_indices()
+            .nth((l.column as usize).saturating_sub(1))
+            .map_or(self.sql.len(), |(i, _)| line + i)
+    }
+}
+
+/// Plans the map structs [`spell_types`] writes as maps; every other type is DataFusion's.
+#[derive(Debug, Default)]
+pub struct TrinoTypes;
+
+impl TypePlanner for TrinoTypes {
+    fn plan_type_field(&self, sql_type: &SqlType) -> Result<Option<FieldRef>> {
+        if !is_map(sql_type) {
+            return Ok(None);
+        }
+        Ok(Some(Arc::new(Field::new("", arrow_type(sql_type)?, true))))
+    }
+}
+
+fn is_map(t: &SqlType) -> bool {
+    matches!(t, SqlType::Struct(f, _) if f.len() == 2
+        && f[0].field_name.as_ref().is_some_and(|n| n.value == MAP_KEY)
+        && f[1].field_name.as_ref().is_some_and(|n| n.value == MAP_VALUE))
+}
+
+/// A key or value type inside a map: nested types here, other types by their Hive names
+/// (`VARCHAR`, `INTEGER`, `DECIMAL(10,2)`, … as Glue columns are typed).
+fn arrow_type(t: &SqlType) -> Result<DataType> {
+    let field = |name: &str, t: &SqlType| Ok::<_, DataFusionError>(Field::new(name, arrow_type(t)?, true));
+    Ok(match t {
+        SqlType::Struct(f, _) if is_map(t) => {
+            let entries = Fields::from(vec![
+                Field::new("key", arrow_type(&f[0].field_type)?, false),
+                field("value", &f[1].field_type)?,
+            ]);
+            DataType::Map(
+                Arc::new(Field::new("entries", DataType::Struct(entries), false)),
+                false,
+            )
+        }
+        SqlType::Struct(fields, _) => DataType::Struct(
+            fields
+                .iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    let name = f
+                        .field_name
+                        .as_ref()
+                        .map_or(format!("field{i}"), |n| n.value.to_lowercase());
+                    field(&name, &f.field_type)
+                })
+                .collect::<Result<Fields>>()?,
+        ),
+        SqlType::Array(ArrayElemTypeDef::AngleBracket(inner)) => {
+            DataType::List(Arc::new(field("item", inner)?))
+        }
+        other => crate::catalog::hive(&other.to_string())?,
+    })
+}
+
+fn nested(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::List(_) | DataType::LargeList(_) | DataType::Struct(_) | DataType::Map(..)
+    )
+}
+
+/// The analyzer rule that routes casts to nested types through [`CastNested`].
+#[derive(Debug, Default)]
+pub struct NestedCasts;
+
+impl AnalyzerRule for NestedCasts {
+    fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> Result<LogicalPlan> {
+        plan.transform_up_with_subqueries(|p| {
+            // The rewritten expressions keep their names, so the nodes above still find them.
+            let names = NamePreserver::new(&p);
+            p.map_expressions(|e| {
+                let name = names.save(&e);
+                Ok(e.transform_up(cast_nested)?.update_data(|e| name.restore(e)))
+            })
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "lakebox_nested_casts"
+    }
+}
+
+/// A cast to a nested type as a call of [`CastNested`].
+fn cast_nested(e: Expr) -> Result<Transformed<Expr>> {
+    let (expr, to, strict) = match e {
+        Expr::Cast(c) if nested(c.field.data_type()) => (c.expr, c.field.data_type().clone(), true),
+        Expr::TryCast(c) if nested(c.field.data_type()) => (c.expr, c.field.data_type().clone(), false),
+        other => return Ok(Transformed::no(other)),
+    };
+    let udf = ScalarUDF::new_from_impl(CastNested::new(to, strict));
+    Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(
+        Arc::new(udf),
+        vec![*expr],
+    ))))
+}
+
+/// The type `to` with each struct's fields named as `from`'s fields in the same positions
+/// (rows cast by position in Trino, whatever their names), so a cast by name pairs them.
+fn by_position(from: &DataType, to: &DataType) -> DataType {
+    let child = |f: &FieldRef, t: &FieldRef| {
+        Arc::new(
+            t.as_ref()
+                .clone()
+                .with_data_type(by_position(f.data_type(), t.data_type())),
+        )
+    };
+    match (from, to) {
+        (DataType::Struct(ff), DataType::Struct(tf)) if ff.len() == tf.len() => DataType::Struct(
+            ff.iter()
+                .zip(tf.iter())
+                .map(|(f, t)| Arc::new(child(f, t).as_ref().clone().with_name(f.name())))
+                .collect(),
+        ),
+        (DataType::List(f), DataType::List(t)) => DataType::List(child(f, t)),
+        (DataType::LargeList(f), DataType::LargeList(t)) => DataType::LargeList(child(f, t)),
+        (DataType::Map(f, _), DataType::Map(t, sorted)) => DataType::Map(child(f, t), *sorted),
+        _ => to.clone(),
+    }
+}
+
+/// A cast to one nested type; `strict` fails the query on a value that does not convert
+/// (Trino's INVALID_CAST_ARGUMENT), otherwise that value is NULL.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct CastNested {
+    name: String,
+    to: DataType,
+    strict: bool,
+    signature: Signature,
+}
+
+impl CastNested {
+    fn new(to: DataType, strict: bool) -> Self {
+        let name = if strict { "cast" } else { "try_cast" };
+        CastNested {
+            name: format!("{name}_to_{}", crate::athena_type(&to)),
+            to,
+            strict,
+            signature: Signature::any(1, Volatility::Immutable),
+        }
+    }
+
+    fn invalid(&self, value: &str, why: impl std::fmt::Display) -> DataFusionError {
+        DataFusionError::Execution(format!(
+            "INVALID_CAST_ARGUMENT: Cannot cast '{value}' to {}: {why}",
+            crate::athena_type(&self.to)
+        ))
+    }
+
+    /// JSON texts read into the type, one value per text.
+    fn read_json_texts(&self, texts: &ArrayRef) -> Result<ArrayRef> {
+        let texts = cast(texts, &DataType::Utf8)?;
+        let texts = texts.as_string::<i32>();
+        let schema = Arc::new(Schema::new(vec![Field::new("v", self.to.clone(), true)]));
+        let mut lines = String::new();
+        for text in texts.iter() {
+            lines.push_str("{\"v\":");
+            match text {
+                // Checked first, so that one text cannot spill into the next row.
+                Some(t) => match serde_json::from_str::<serde_json::Value>(t) {
+                    Ok(_) => lines.push_str(t),
+                    Err(e) if self.strict => return Err(self.invalid(t, e)),
+                    Err(_) => lines.push_str("null"),
+                },
+                None => lines.push_str("null"),
+            }
+            lines.push_str("}\n");
+        }
+        match read_json(&schema, &lines, texts.len()) {
+            Ok(a) => Ok(a),
+            // Name the value that does not fit.
+            Err(e) if self.strict => Err(texts
+                .iter()
+                .flatten()
+                .find_map(|t| {
+                    read_json(&schema, &format!("{{\"v\":{t}}}\n"), 1)
+                        .err()
+                        .map(|e| self.invalid(t, e))
+                })
+                .unwrap_or_else(|| self.invalid("…", e))),
+            // Some value did not fit the type: read them one by one, NULL where one fails.
+            Err(_) => {
+                let one = |t: Option<&str>| {
+                    let line = format!(
+                        "{{\"v\":{}}}\n",
+                        t.filter(|t| serde_json::from_str::<serde_json::Value>(t).is_ok())
+                            .unwrap_or("null")
+                    );
+                    read_json(&schema, &line, 1).unwrap_or_else(|_| new_null_array(&self.to, 1))
+                };
+                let parts: Vec<ArrayRef> = texts.iter().map(one).collect();
+                let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
+                Ok(datafusion::arrow::compute::concat(&refs)?)
+            }
+        }
+    }
+}
+
+/// Newline-separated `{"v": …}` objects read as a column of `schema`'s one field.
+fn read_json(schema: &Arc<Schema>, lines: &str, rows: usize) -> Result<ArrayRef> {
+    let reader = arrow_json::ReaderBuilder::new(schema.clone())
+        .with_coerce_primitive(true)
+        .with_batch_size(rows.max(1))
+        .build(Cursor::new(lines.as_bytes()))?;
+    let batches = reader.collect::<std::result::Result<Vec<RecordBatch>, _>>()?;
+    let columns: Vec<ArrayRef> = batches.iter().map(|b| b.column(0).clone()).collect();
+    let refs: Vec<&dyn Array> = columns.iter().map(|a| a.as_ref()).collect();
+    let out = if refs.is_empty() {
+        new_null_array(schema.field(0).data_type(), 0)
+    } else {
+        datafusion::arrow::compute::concat(&refs)?
+    };
+    if out.len() != rows {
+        return Err(DataFusionError::Execution(format!(
+            "{} JSON values for {rows} rows",
+            out.len()
+        )));
+    }
+    Ok(out)
+}
+
+impl ScalarUDFImpl for CastNested {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(self.to.clone())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let input = match &args.args[0] {
+            ColumnarValue::Array(a) => a.clone(),
+            ColumnarValue::Scalar(s) => s.to_array_of_size(args.number_rows)?,
+        };
+        let out = match input.data_type() {
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => self.read_json_texts(&input)?,
+            DataType::Null => new_null_array(&self.to, input.len()),
+            _ => {
+                let options = CastOptions {
+                    safe: !self.strict,
+                    ..Default::default()
+                };
+                let via = by_position(input.data_type(), &self.to);
+                let out = cast_column(&input, &via, &options).map_err(|e| self.invalid("…", e))?;
+                crate::columns::relabeled(&out, &self.to)?
+            }
+        };
+        Ok(ColumnarValue::Array(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trino_types_in_casts_are_respelled_and_nothing_else_is() {
+        assert_eq!(
+            spell_types(
+                "SELECT CAST(x AS ARRAY(INTEGER)), 'ARRAY(x)', TRY_CAST(j AS MAP(VARCHAR, ARRAY(ROW(a BIGINT, b VARCHAR))))"
+            ),
+            "SELECT CAST(x AS ARRAY<INTEGER> ), 'ARRAY(x)', TRY_CAST(j AS STRUCT<\"$map_key\" VARCHAR, \"$map_value\"  ARRAY<STRUCT<a BIGINT, b VARCHAR> > > )"
+        );
+        assert_eq!(
+            spell_types("SELECT cast(f(a, 'it''s') AS row(x double)) -- CAST(y AS ARRAY(INT))\nFROM t"),
+            "SELECT cast(f(a, 'it''s') AS STRUCT<x double> ) -- CAST(y AS ARRAY(INT))\nFROM t"
+        );
+        let plain = "SELECT CAST(a AS VARCHAR), ARRAY[1], map(ARRAY['k'], ARRAY[1]) FROM t";
+        assert!(matches!(spell_types(plain), Cow::Borrowed(_)));
+    }
+}
