@@ -207,6 +207,18 @@ def test_json_keys_match_columns_as_the_openx_and_hive_serdes_do(athena, lakebox
     qid, e = run(athena, "SELECT count(userid), count(eventtype) FROM camel_exact")
     assert rows(athena, qid)[0][1] == [str(len(events)), "0"]
 
+    # ignore.malformed.json: a line that is not a JSON object reads as a row of NULLs;
+    # without it the query fails.
+    s3.put_object(Bucket="lake", Key="broken/part-0.json", Body=b'{"id": 1, "Name": "a"}\n{"id": 2, "Name": \nnot json\n{"id": 3}\n')
+    for name, props in [("broken_ok", "WITH SERDEPROPERTIES ('ignore.malformed.json' = 'true')"), ("broken_strict", "")]:
+        qid, e = run(athena, f"""CREATE EXTERNAL TABLE {name} (id int, name string)
+            ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe' {props} LOCATION 's3://lake/broken/'""")
+        assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
+    qid, e = run(athena, "SELECT count(*), count(id), sum(id), max(name) FROM broken_ok")
+    assert rows(athena, qid)[0][1] == ["4", "2", "4", "a"]
+    qid, e = run(athena, "SELECT count(*) FROM broken_strict")
+    assert e["Status"]["State"] == "FAILED"
+
     qid, e = run(athena, """CREATE EXTERNAL TABLE camel_hive (userid string, eventtype string)
         ROW FORMAT SERDE 'org.apache.hive.hcatalog.data.JsonSerDe' LOCATION 's3://lake/camel/'""")
     qid, e = run(athena, "SELECT count(DISTINCT userid), count(eventtype) FROM camel_hive")

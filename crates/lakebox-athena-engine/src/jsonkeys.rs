@@ -3,7 +3,9 @@
 //! turn dots in keys into underscores (`dots.in.keys`) and renames keys with
 //! `mapping.<column>` = `<key>`; Hive's JSON SerDe matches regardless of case too. DataFusion's
 //! JSON reader matches keys exactly, so a file's keys are rewritten to the column names first:
-//! `{"userId": 1}` reads as the column `userid`.
+//! `{"userId": 1}` reads as the column `userid`. With the OpenX SerDe's
+//! `ignore.malformed.json`, a line that is not a JSON object reads as a row of NULLs (the
+//! SerDe's own behaviour) instead of failing the query.
 
 use std::collections::HashMap;
 
@@ -16,6 +18,8 @@ pub struct JsonKeys {
     dots_to_underscores: bool,
     /// Key (lowercased when `lowercase`) → column, from `mapping.<column>` properties.
     mapping: HashMap<String, String>,
+    /// OpenX `ignore.malformed.json`: a line that is not a JSON object becomes `{}`.
+    ignore_malformed: bool,
 }
 
 impl JsonKeys {
@@ -42,6 +46,7 @@ impl JsonKeys {
             lowercase,
             dots_to_underscores: openx && flag("dots.in.keys", false),
             mapping,
+            ignore_malformed: openx && flag("ignore.malformed.json", false),
         }
     }
 
@@ -50,9 +55,9 @@ impl JsonKeys {
         self.lowercase
     }
 
-    /// Whether any key could change (otherwise the file is read as it is).
+    /// Whether any key or line could change (otherwise the file is read as it is).
     pub fn rewrites(&self) -> bool {
-        self.lowercase || self.dots_to_underscores || !self.mapping.is_empty()
+        self.lowercase || self.dots_to_underscores || !self.mapping.is_empty() || self.ignore_malformed
     }
 
     /// The column a key names.
@@ -72,8 +77,17 @@ impl JsonKeys {
     }
 
     /// JSON lines with every object key (nested ones too) renamed to its column. Values and
-    /// malformed text pass through unchanged, for the reader to judge; each line starts afresh.
+    /// malformed text pass through unchanged, for the reader to judge (unless malformed lines
+    /// are ignored: then each is `{}`); each line starts afresh.
     pub fn rewrite(&self, input: &[u8]) -> Vec<u8> {
+        if self.ignore_malformed {
+            let objects = without_malformed_lines(input);
+            return self.rename_keys(&objects);
+        }
+        self.rename_keys(input)
+    }
+
+    fn rename_keys(&self, input: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(input.len());
         // The open containers (`{` or `[`), and whether the next string is an object key.
         let mut open: Vec<u8> = Vec::new();
@@ -133,6 +147,21 @@ impl JsonKeys {
             None => out.extend_from_slice(token),
         }
     }
+}
+
+/// `input` with every non-blank line that is not a JSON object replaced by `{}`.
+fn without_malformed_lines(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len());
+    for line in input.split_inclusive(|b| *b == b'\n') {
+        let text = line.strip_suffix(b"\n").unwrap_or(line);
+        let blank = text.iter().all(u8::is_ascii_whitespace);
+        if blank || matches!(serde_json::from_slice(text), Ok(serde_json::Value::Object(_))) {
+            out.extend_from_slice(line);
+        } else {
+            out.extend_from_slice(b"{}\n");
+        }
+    }
+    out
 }
 
 /// The index just past the string token that opens at `start` (or the line's end, if it is
@@ -203,5 +232,16 @@ mod tests {
         let k = keys(false, &[("case.insensitive", "false"), ("dots.in.keys", "true")]);
         assert_eq!(rewrite(&k, r#"{"A.B": 1}"#), r#"{"a.b": 1}"#);
         assert!(!keys(true, &[("case.insensitive", "false")]).rewrites());
+    }
+
+    #[test]
+    fn malformed_lines_become_empty_objects_only_when_asked() {
+        let k = keys(true, &[("ignore.malformed.json", "TRUE")]);
+        assert_eq!(
+            rewrite(&k, "{\"A\": 1}\n{\"A\": \nnot json\n[1]\n\n{\"a\": {\"B\": 2}}"),
+            "{\"a\": 1}\n{}\n{}\n{}\n\n{\"a\": {\"b\": 2}}"
+        );
+        let k = keys(true, &[]);
+        assert_eq!(rewrite(&k, "not json\n"), "not json\n");
     }
 }
