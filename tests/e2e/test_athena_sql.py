@@ -213,6 +213,17 @@ def test_casts_to_trino_nested_types_from_json_and_values(athena):
     assert got == [["[1, 2]"], [None], [None]]
 
 
+def test_values_as_trino_writes_them(athena):
+    # Columns are named as Athena names them, _col0, _col1, …
+    qid, e = run(athena, "VALUES (1, 'a'), (2, 'b')")
+    out = athena.get_query_results(QueryExecutionId=qid)["ResultSet"]
+    assert [c["Name"] for c in out["ResultSetMetadata"]["ColumnInfo"]] == ["_col0", "_col1"]
+    assert [[c.get("VarCharValue") for c in r["Data"]] for r in out["Rows"]][1:] == [["1", "a"], ["2", "b"]]
+    assert rows(athena, "VALUES 1, 2, 3") == [["1"], ["2"], ["3"]]
+    assert rows(athena, "SELECT a * 10 AS x FROM (VALUES 1, 2) AS t(a) ORDER BY a DESC") == [["20"], ["10"]]
+    assert rows(athena, "SELECT * FROM (VALUES 'it''s') t(s)") == [["it's"]]
+
+
 def test_date_and_time_functions(athena):
     got, types = rows(athena, """
         SELECT id,

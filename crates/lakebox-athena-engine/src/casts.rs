@@ -3,17 +3,18 @@
 //! from JSON text (`CAST(json_parse(s) AS MAP(VARCHAR, VARCHAR))`, the usual way to take a
 //! JSON document apart in Athena).
 //!
-//! Two steps:
-//! - [`spell_types`]: the SQL parser takes none of Trino's spellings of these types, so in
-//!   the type of each `CAST`/`TRY_CAST` (found by tokenizing, so strings and comments are
-//!   never touched) `ARRAY(…)` is respelled `ARRAY<…>`, `ROW(…)` `STRUCT<…>`, and
-//!   `MAP(K, V)` `STRUCT<"$map_key" K, "$map_value" V>` — a struct that [`TrinoTypes`] plans
-//!   as a map (DataFusion's SQL planner has no map type of its own).
+//! Three steps:
+//! - The SQL parser takes none of Trino's spellings of these types, so `spellings` respells
+//!   them in the type of each `CAST`/`TRY_CAST`: `ARRAY(…)` as `ARRAY<…>`, `ROW(…)` as
+//!   `STRUCT<…>`, and `MAP(K, V)` as `STRUCT<"$map_key" K, "$map_value" V>`,
+//!   the last a struct …
+//! - … that [`TrinoTypes`] plans as a map (DataFusion's SQL planner has no map type of its
+//!   own).
 //! - [`NestedCasts`], an analyzer rule: every cast to a nested type becomes a call of
 //!   [`CastNested`], which reads JSON text into the type (as Trino casts JSON) and casts other
-//!   values with struct fields matched by name; `TRY_CAST` gives NULL where the cast fails.
+//!   nested values with row fields matched by position; `TRY_CAST` gives NULL where a value
+//!   does not fit.
 
-use std::borrow::Cow;
 use std::io::Cursor;
 use std::sync::Arc;
 
@@ -32,144 +33,11 @@ use datafusion::logical_expr::{
 };
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::sql::sqlparser::ast::{ArrayElemTypeDef, DataType as SqlType};
-use datafusion::sql::sqlparser::dialect::GenericDialect;
-use datafusion::sql::sqlparser::keywords::Keyword;
-use datafusion::sql::sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
 
-const MAP_KEY: &str = "$map_key";
-const MAP_VALUE: &str = "$map_value";
+pub(crate) const MAP_KEY: &str = "$map_key";
+pub(crate) const MAP_VALUE: &str = "$map_value";
 
-/// `sql` with the nested types in its casts spelled as the SQL parser takes them (see the
-/// module's comment); unchanged when there are none or it does not tokenize.
-pub fn spell_types(sql: &str) -> Cow<'_, str> {
-    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize_with_location() else {
-        return Cow::Borrowed(sql);
-    };
-    // Code tokens only, with where each starts and ends in `sql`.
-    let offsets = LineOffsets::new(sql);
-    let code: Vec<(&Token, usize, usize)> = tokens
-        .iter()
-        .filter(|t| !matches!(t.token, Token::Whitespace(_)))
-        .map(|t: &TokenWithSpan| (&t.token, offsets.at(t.span.start), offsets.at(t.span.end)))
-        .collect();
-    let closing = matching_parens(&code);
-    let mut edits: Vec<(usize, usize, String)> = Vec::new();
-    for (i, (token, ..)) in code.iter().enumerate() {
-        let is_cast = matches!(token, Token::Word(w) if matches!(w.keyword, Keyword::CAST | Keyword::TRY_CAST)
-            || w.value.eq_ignore_ascii_case("try_cast"));
-        if !is_cast || !matches!(code.get(i + 1), Some((Token::LParen, ..))) {
-            continue;
-        }
-        let Some(end) = closing[i + 1] else { continue };
-        // The type follows the `AS` at the cast's own depth.
-        let mut j = i + 2;
-        let mut as_at = None;
-        while j < end {
-            if let Some(close) = closing[j] {
-                j = close + 1;
-                continue;
-            }
-            if matches!(code[j].0, Token::Word(w) if w.keyword == Keyword::AS) {
-                as_at = Some(j);
-                break;
-            }
-            j += 1;
-        }
-        let Some(as_at) = as_at else { continue };
-        for k in as_at + 1..end {
-            let Token::Word(w) = code[k].0 else { continue };
-            let (Some((Token::LParen, open_start, open_end)), Some(close)) =
-                (code.get(k + 1), closing.get(k + 1).copied().flatten())
-            else {
-                continue;
-            };
-            let name = w.value.to_ascii_uppercase();
-            let (word, first) = match name.as_str() {
-                "ARRAY" => ("ARRAY", ""),
-                "ROW" => ("STRUCT", ""),
-                "MAP" => ("STRUCT", MAP_KEY),
-                _ => continue,
-            };
-            edits.push((code[k].1, code[k].2, word.to_owned()));
-            let open = if first.is_empty() {
-                "<".to_owned()
-            } else {
-                format!("<\"{first}\" ")
-            };
-            edits.push((*open_start, *open_end, open));
-            if name == "MAP" {
-                // The comma between key and value types, at the map's own depth.
-                let mut c = k + 2;
-                while c < close {
-                    if let Some(inner) = closing[c] {
-                        c = inner + 1;
-                        continue;
-                    }
-                    if matches!(code[c].0, Token::Comma) {
-                        edits.push((code[c].1, code[c].2, format!(", \"{MAP_VALUE}\" ")));
-                        break;
-                    }
-                    c += 1;
-                }
-            }
-            edits.push((code[close].1, code[close].2, "> ".to_owned()));
-        }
-    }
-    if edits.is_empty() {
-        return Cow::Borrowed(sql);
-    }
-    edits.sort_by_key(|e| std::cmp::Reverse(e.0));
-    let mut out = sql.to_owned();
-    for (start, end, text) in edits {
-        out.replace_range(start..end, &text);
-    }
-    Cow::Owned(out)
-}
-
-/// For each `(`, the index of its `)`.
-fn matching_parens(code: &[(&Token, usize, usize)]) -> Vec<Option<usize>> {
-    let mut closing = vec![None; code.len()];
-    let mut open = Vec::new();
-    for (i, (t, ..)) in code.iter().enumerate() {
-        match t {
-            Token::LParen => open.push(i),
-            Token::RParen => {
-                if let Some(o) = open.pop() {
-                    closing[o] = Some(i);
-                }
-            }
-            _ => {}
-        }
-    }
-    closing
-}
-
-/// Byte offsets of the tokenizer's (line, column) locations; columns count characters.
-struct LineOffsets<'a> {
-    sql: &'a str,
-    starts: Vec<usize>,
-}
-
-impl<'a> LineOffsets<'a> {
-    fn new(sql: &'a str) -> Self {
-        let starts = std::iter::once(0)
-            .chain(sql.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
-        LineOffsets { sql, starts }
-    }
-
-    fn at(&self, l: Location) -> usize {
-        let Some(&line) = self.starts.get((l.line as usize).saturating_sub(1)) else {
-            return self.sql.len();
-        };
-        self.sql[line..]
-            .char_indices()
-            .nth((l.column as usize).saturating_sub(1))
-            .map_or(self.sql.len(), |(i, _)| line + i)
-    }
-}
-
-/// Plans the map structs [`spell_types`] writes as maps; every other type is DataFusion's.
+/// Plans the map structs `spellings` writes as maps; every other type is DataFusion's.
 #[derive(Debug, Default)]
 pub struct TrinoTypes;
 
@@ -422,26 +290,5 @@ impl ScalarUDFImpl for CastNested {
             }
         };
         Ok(ColumnarValue::Array(out))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn trino_types_in_casts_are_respelled_and_nothing_else_is() {
-        assert_eq!(
-            spell_types(
-                "SELECT CAST(x AS ARRAY(INTEGER)), 'ARRAY(x)', TRY_CAST(j AS MAP(VARCHAR, ARRAY(ROW(a BIGINT, b VARCHAR))))"
-            ),
-            "SELECT CAST(x AS ARRAY<INTEGER> ), 'ARRAY(x)', TRY_CAST(j AS STRUCT<\"$map_key\" VARCHAR, \"$map_value\"  ARRAY<STRUCT<a BIGINT, b VARCHAR> > > )"
-        );
-        assert_eq!(
-            spell_types("SELECT cast(f(a, 'it''s') AS row(x double)) -- CAST(y AS ARRAY(INT))\nFROM t"),
-            "SELECT cast(f(a, 'it''s') AS STRUCT<x double> ) -- CAST(y AS ARRAY(INT))\nFROM t"
-        );
-        let plain = "SELECT CAST(a AS VARCHAR), ARRAY[1], map(ARRAY['k'], ARRAY[1]) FROM t";
-        assert!(matches!(spell_types(plain), Cow::Borrowed(_)));
     }
 }

@@ -22,6 +22,7 @@ mod projection;
 mod rewrite;
 mod select;
 mod session;
+mod spellings;
 mod table;
 mod types;
 mod views;
@@ -152,7 +153,7 @@ impl Engine {
         };
         let statement = ctx
             .state()
-            .sql_to_statement(&casts::spell_types(sql), &datafusion::config::Dialect::Generic)
+            .sql_to_statement(&spellings::respell(sql), &datafusion::config::Dialect::Generic)
             .map_err(classify)?;
         let db = database.unwrap_or("default");
         if let DFStatement::Statement(s) = &statement {

@@ -44,6 +44,19 @@ pub fn apply<V: VisitMut>(statement: &mut V) {
 /// an expression by its text (`count(*)`) and refuses two with the same text (`SELECT NULL,
 /// NULL`), so the outermost select's unnamed expressions get those names as aliases.
 pub fn name_columns(q: &mut Query) {
+    // A bare `VALUES` names its columns `_col0`, `_col1`, … too (DataFusion: column1, …).
+    if let SetExpr::Values(values) = q.body.as_ref() {
+        let width = values.rows.first().map_or(0, |r| r.len());
+        let names: Vec<String> = (0..width).map(|i| format!("_col{i}")).collect();
+        let sql = format!("SELECT * FROM ({values}) AS t({})", names.join(", "));
+        if let Ok(select) = Parser::new(&GenericDialect {})
+            .try_with_sql(&sql)
+            .and_then(|mut p| p.parse_query())
+        {
+            q.body = select.body;
+        }
+        return;
+    }
     let mut body = q.body.as_mut();
     let select = loop {
         match body {
@@ -578,6 +591,10 @@ mod naming_tests {
         assert_eq!(
             named("SELECT x.id, y.id FROM x JOIN y ON true"),
             "SELECT x.id, y.id FROM x JOIN y ON true"
+        );
+        assert_eq!(
+            named("VALUES (1, 'a'), (2, 'b')"),
+            "SELECT * FROM (VALUES (1, 'a'), (2, 'b')) AS t (_col0, _col1)"
         );
         // A union takes its names from its first select; inner selects are left alone.
         assert_eq!(

@@ -20,7 +20,7 @@ use lakebox_s3::lake::Lake;
 use object_store::ObjectStore;
 use url::Url;
 
-use crate::{CATALOG, casts, catalog, functions, rewrite};
+use crate::{CATALOG, casts, catalog, functions, rewrite, spellings};
 
 /// How deep views may nest (a view over a view over …), so that a cycle fails.
 pub const MAX_VIEW_DEPTH: usize = 16;
@@ -77,7 +77,7 @@ impl Sessions {
     pub async fn plan_sql(&self, ctx: &SessionContext, sql: &str) -> Result<LogicalPlan> {
         let statement = ctx
             .state()
-            .sql_to_statement(&casts::spell_types(sql), &datafusion::config::Dialect::Generic)?;
+            .sql_to_statement(&spellings::respell(sql), &datafusion::config::Dialect::Generic)?;
         self.plan(ctx, statement).await
     }
 }
