@@ -11,7 +11,10 @@ files go to a local directory for DuckDB and to Lakebox S3, where Athena DDL def
 Each query runs through the Athena API as a client sees it — StartQueryExecution, polling
 GetQueryExecution every 2 ms, GetQueryResults — and, in the same process, with DuckDB reading
 the local files. Times are medians; the ratio is Lakebox ÷ DuckDB, and results are compared
-so that a fast wrong answer cannot pass. A measurement, not a test.
+so that a fast wrong answer cannot pass. When datafusion-python is installed, the same SQL
+also runs on Apache DataFusion alone (no API, no server, Lakebox's partition count): the
+engine Lakebox is built on, so the column shows how much of the gap to DuckDB is the engine's.
+A measurement, not a test.
 """
 
 import argparse
@@ -117,6 +120,25 @@ def same(a, b):
     return True
 
 
+def datafusion_alone(paths, formats):
+    """A DataFusion session over the same files, as Lakebox configures its own, or None."""
+    try:
+        import pyarrow as pa
+        from datafusion import SessionConfig, SessionContext
+    except ImportError:
+        return None
+    ctx = SessionContext(SessionConfig().with_target_partitions(max(4, 2 * (os.cpu_count() or 1))))
+    types = {"bigint": pa.int64(), "int": pa.int32(), "decimal(15,2)": pa.decimal128(15, 2),
+             "string": pa.string(), "date": pa.date32()}
+    schema = pa.schema([(c.split()[0], types[c.split()[1]]) for c in COLUMNS.replace("\n", " ").split(", ")])
+    for fmt in formats:
+        if fmt == "parquet":
+            ctx.register_parquet("lineitem_parquet", paths[fmt])
+        else:
+            ctx.register_csv("lineitem_csv", paths[fmt], schema=schema, has_header=False, delimiter="|")
+    return ctx
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--scale", type=float, default=1.0, help="TPC-H scale factor (1 = 6,000,000 rows)")
@@ -146,6 +168,7 @@ def main():
             else:
                 duck.execute(f"COPY lineitem TO '{paths[fmt]}' (FORMAT csv, HEADER false, DELIMITER '|')")
         gen_s = time.perf_counter() - t0
+        engine = datafusion_alone(paths, formats)
         port = free_port()
         target = Target("lakebox", [str(lakebox_bin), "serve", "--port", str(port), "--data-dir", os.path.join(work, "data")], port).start()
         try:
@@ -171,7 +194,7 @@ def main():
                                "'l_commitdate':'DATE','l_receiptdate':'DATE','l_shipinstruct':'VARCHAR','l_shipmode':'VARCHAR',"
                                "'l_comment':'VARCHAR'})")
                 for name, sql in QUERIES:
-                    lake_times, duck_times = [], []
+                    lake_times, duck_times, df_times = [], [], []
                     lake_rows = duck_rows = None
                     scanned = 0
                     for _ in range(args.runs):
@@ -180,9 +203,14 @@ def main():
                         t0 = time.perf_counter()
                         duck_rows = duck.execute(sql.format(t=duck_source)).fetchall()
                         duck_times.append(time.perf_counter() - t0)
+                        if engine is not None:
+                            t0 = time.perf_counter()
+                            engine.sql(sql.format(t=f"lineitem_{fmt}")).collect()
+                            df_times.append(time.perf_counter() - t0)
                     duck_rows = [[None if v is None else str(v) for v in r] for r in duck_rows]
                     results.append({"format": fmt, "query": name, "lakebox": statistics.median(lake_times),
                                     "duckdb": statistics.median(duck_times), "same": same(lake_rows, duck_rows),
+                                    "datafusion": statistics.median(df_times) if df_times else None,
                                     "scanned": scanned})
             trivial = [athena_query(athena, "SELECT 1")[0] for _ in range(max(5, args.runs * 10))]
         finally:
@@ -197,16 +225,30 @@ def main():
         + ", ".join(f"{f} {sizes[f] / 2**20:.1f} MiB" for f in formats) + f" (generated in {gen_s:.1f} s).",
         "Lakebox times are the full API round trip (StartQueryExecution → SUCCEEDED → GetQueryResults, all pages).",
         "",
-        "| format | query | Lakebox (Athena API) | DuckDB | ratio | DataScannedInBytes | same result |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "DataFusion alone: the same SQL on datafusion-python (the engine Lakebox runs) in the benchmark process.",
+        "",
+        "| format | query | Lakebox (Athena API) | DuckDB | ratio | DataFusion alone | its ratio | DataScannedInBytes | same result |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+
+    def ms(x):
+        return "—" if x is None else f"{x * 1000:.0f} ms"
+
     for r in results:
-        lines.append(f"| {r['format']} | {r['query']} | {r['lakebox'] * 1000:.0f} ms | {r['duckdb'] * 1000:.0f} ms | "
-                     f"{r['lakebox'] / r['duckdb']:.2f}× | {r['scanned'] / 2**20:.1f} MiB | {'yes' if r['same'] else 'NO'} |")
+        df_ratio = "—" if r["datafusion"] is None else f"{r['datafusion'] / r['duckdb']:.2f}×"
+        lines.append(f"| {r['format']} | {r['query']} | {ms(r['lakebox'])} | {ms(r['duckdb'])} | "
+                     f"{r['lakebox'] / r['duckdb']:.2f}× | {ms(r['datafusion'])} | {df_ratio} | "
+                     f"{r['scanned'] / 2**20:.1f} MiB | {'yes' if r['same'] else 'NO'} |")
+
+    def geomean(xs):
+        return math.exp(sum(math.log(x) for x in xs) / len(xs))
+
     for fmt in formats:
-        ratios = [r["lakebox"] / r["duckdb"] for r in results if r["format"] == fmt]
-        geo = math.exp(sum(math.log(x) for x in ratios) / len(ratios))
-        lines.append(f"\nGeometric mean ratio, {fmt}: **{geo:.2f}×** (aim on Parquet: ≤ 1.25×).")
+        rows_ = [r for r in results if r["format"] == fmt]
+        line = f"\nGeometric mean ratio to DuckDB, {fmt}: Lakebox **{geomean([r['lakebox'] / r['duckdb'] for r in rows_]):.2f}×**"
+        if all(r["datafusion"] is not None for r in rows_):
+            line += f", DataFusion alone {geomean([r['datafusion'] / r['duckdb'] for r in rows_]):.2f}×"
+        lines.append(line + " (aim on Parquet: ≤ 1.25×).")
     lines.append(f"\nTrivial query (`SELECT 1`) round trip: median {statistics.median(trivial) * 1000:.1f} ms, "
                  f"p95 {sorted(trivial)[int(len(trivial) * 0.95) - 1] * 1000:.1f} ms over {len(trivial)} runs (aim < 50 ms).")
     text = "\n".join(lines) + "\n"
