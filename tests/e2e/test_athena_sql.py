@@ -204,6 +204,10 @@ def test_casts_to_trino_nested_types_from_json_and_values(athena):
                       with_types=True)
     assert got == [["[1, 2]", "{a=1.0}", "Bob", "{a={x=[1, null]}}"]]
     assert types == ["array", "map", "varchar", "map"]
+    # CAST(… AS JSON) serializes the value as Trino does.
+    got = rows(athena, "SELECT CAST(MAP(ARRAY['a', 'b'], ARRAY[1, 2]) AS JSON), CAST(ARRAY[1, NULL] AS JSON), "
+                       "CAST('x\"y' AS JSON), json_format(CAST(ARRAY['p', 'q'] AS JSON)), CAST(NULL AS JSON)")
+    assert got == [['{"a":1,"b":2}', "[1,null]", '"x\\"y"', '["p","q"]', None]]
     # A value that does not fit fails the query; TRY_CAST makes it NULL.
     qid, e = run(athena, "SELECT CAST('{\"a\": \"z\"}' AS MAP(VARCHAR, INTEGER))")
     assert e["Status"]["State"] == "FAILED"
@@ -291,6 +295,14 @@ def test_aggregates(athena):
         assert lo == str(min(mine, key=lambda o: o["amount"])["id"])
         assert hi == str(max(mine, key=lambda o: o["amount"])["id"])
         assert hi20 == str(max((o for o in mine if o["id"] <= 20), key=lambda o: o["amount"])["id"])
+    # With a count: the n values at the greatest (least) ordering values, as an array.
+    got = rows(athena, "SELECT customer, max_by(id, amount, 2), min_by(id, amount, 10) FROM orders "
+                       "GROUP BY customer ORDER BY customer")
+    for c, top2, bottom in got:
+        mine = [o for o in ORDERS if o["customer"] == c]
+        by_amount = sorted(mine, key=lambda o: o["amount"])
+        assert top2 == "[" + ", ".join(str(o["id"]) for o in by_amount[::-1][:2]) + "]"
+        assert bottom == "[" + ", ".join(str(o["id"]) for o in by_amount[:10]) + "]"
 
 
 def test_errors_are_actionable(athena):
@@ -429,6 +441,10 @@ def test_ctas_text_and_json_formats_and_with_no_data(athena):
     assert rows(athena, "SELECT count(*) FROM empty_copy") == [["0"]]
     _, e = run(athena, "CREATE TABLE shop.again WITH (external_location = 's3://lake/amounts_txt/') AS SELECT 1 AS x")
     assert e["Status"]["State"] == "FAILED" and "HIVE_PATH_ALREADY_EXISTS" in e["Status"]["StateChangeReason"]
+    # Bucketing is refused by name, not silently left out.
+    _, e = run(athena, "CREATE TABLE shop.bucketed WITH (bucketed_by = ARRAY['id'], bucket_count = 4) AS SELECT id FROM orders")
+    assert e["Status"]["State"] == "FAILED" and "bucketed_by" in e["Status"]["StateChangeReason"]
+    assert e["Status"]["AthenaError"]["ErrorCategory"] == 2
 
 
 def test_ctas_orc_and_avro_partitioned_read_back_by_other_readers(athena):

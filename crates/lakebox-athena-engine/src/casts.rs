@@ -43,12 +43,30 @@ pub struct TrinoTypes;
 
 impl TypePlanner for TrinoTypes {
     fn plan_type_field(&self, sql_type: &SqlType) -> Result<Option<FieldRef>> {
+        let json = match sql_type {
+            SqlType::JSON => true,
+            SqlType::Custom(name, modifiers) => {
+                modifiers.is_empty() && name.to_string().eq_ignore_ascii_case("json")
+            }
+            _ => false,
+        };
+        if json {
+            // JSON values are their text; the mark makes a cast to JSON serialize its value.
+            let mark = std::collections::HashMap::from([(TRINO_TYPE.to_owned(), "json".to_owned())]);
+            return Ok(Some(Arc::new(
+                Field::new("", DataType::Utf8, true).with_metadata(mark),
+            )));
+        }
         if !is_map(sql_type) {
             return Ok(None);
         }
         Ok(Some(Arc::new(Field::new("", arrow_type(sql_type)?, true))))
     }
 }
+
+/// Field metadata naming the Trino type a field was planned from, where Arrow's type alone
+/// does not say it (`json`).
+const TRINO_TYPE: &str = "lakebox.trino_type";
 
 fn is_map(t: &SqlType) -> bool {
     matches!(t, SqlType::Struct(f, _) if f.len() == 2
@@ -122,6 +140,21 @@ impl AnalyzerRule for NestedCasts {
 
 /// A cast to a nested type as a call of [`CastNested`].
 fn cast_nested(e: Expr) -> Result<Transformed<Expr>> {
+    let to_json = |f: &FieldRef| f.metadata().get(TRINO_TYPE).is_some_and(|t| t == "json");
+    let json = match &e {
+        Expr::Cast(c) if to_json(&c.field) => Some(c.expr.clone()),
+        Expr::TryCast(c) if to_json(&c.field) => Some(c.expr.clone()),
+        _ => None,
+    };
+    if let Some(expr) = json {
+        let udf = ScalarUDF::new_from_impl(ToJson {
+            signature: Signature::any(1, Volatility::Immutable),
+        });
+        return Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(
+            Arc::new(udf),
+            vec![*expr],
+        ))));
+    }
     let (expr, to, strict) = match e {
         Expr::Cast(c) if nested(c.field.data_type()) => (c.expr, c.field.data_type().clone(), true),
         Expr::TryCast(c) if nested(c.field.data_type()) => (c.expr, c.field.data_type().clone(), false),
@@ -291,4 +324,57 @@ impl ScalarUDFImpl for CastNested {
         };
         Ok(ColumnarValue::Array(out))
     }
+}
+
+/// `CAST(x AS JSON)`: the value as JSON text, as Trino serializes it (`{"a":1}`, `[1,2]`, a
+/// string as a JSON string); NULL stays NULL.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ToJson {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for ToJson {
+    fn name(&self) -> &str {
+        "cast_to_json"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let input = match &args.args[0] {
+            ColumnarValue::Array(a) => a.clone(),
+            ColumnarValue::Scalar(s) => s.to_array_of_size(args.number_rows)?,
+        };
+        Ok(ColumnarValue::Array(Arc::new(json_texts(&input)?)))
+    }
+}
+
+/// Each value of `array` as JSON text (written as `{"v": …}` lines by Arrow's JSON writer).
+fn json_texts(array: &ArrayRef) -> Result<datafusion::arrow::array::StringArray> {
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "v",
+        array.data_type().clone(),
+        true,
+    )]));
+    let batch = RecordBatch::try_new(schema, vec![array.clone()])?;
+    let mut writer = arrow_json::LineDelimitedWriter::new(Vec::new());
+    writer.write(&batch)?;
+    writer.finish()?;
+    let lines = writer.into_inner();
+    let texts = lines
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|line| {
+            let mut row: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(line)
+                .map_err(|e| DataFusionError::Execution(format!("JSON of a value: {e}")))?;
+            Ok(row.remove("v").map(|v| v.to_string()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(texts.into_iter().collect())
 }

@@ -9,7 +9,8 @@
 //! - `count_if(c)` → `count(nullif(c, false))`.
 //! - `approx_percentile(x, p)` → `approx_percentile_cont(p) WITHIN GROUP (ORDER BY x)`.
 //! - `arbitrary(x)` → `any_value(x)`.
-//! - `min_by(x, y)` / `max_by(x, y)` → `first_value(x ORDER BY y …) FILTER (WHERE y IS NOT NULL)`.
+//! - `min_by(x, y)` / `max_by(x, y)` → `first_value(x ORDER BY y …) FILTER (WHERE y IS NOT NULL)`;
+//!   with a count `n`, the first `n` of `array_agg(x ORDER BY y …)`.
 //! - `concat(a, b, …)` → `a || b || …` (NULL if any argument is, as in Trino).
 //! - `FROM r CROSS JOIN UNNEST(a, …) AS u(x, …)` (or `FROM r, UNNEST(…)`), which DataFusion
 //!   cannot plan as a lateral join, → `FROM (SELECT r.*, unnest(a) AS x, … FROM r) AS r`,
@@ -459,6 +460,15 @@ fn rewrite(e: &mut Expr) {
         ),
         ("max_by", 2) => template(
             "first_value(__a ORDER BY __b DESC) FILTER (WHERE __b IS NOT NULL)",
+            &a,
+        ),
+        // The n values of x at the least (greatest) y, as an array.
+        ("min_by", 3) => template(
+            "array_slice(array_agg(__a ORDER BY __b ASC) FILTER (WHERE __b IS NOT NULL), 1, __2)",
+            &a,
+        ),
+        ("max_by", 3) => template(
+            "array_slice(array_agg(__a ORDER BY __b DESC) FILTER (WHERE __b IS NOT NULL), 1, __2)",
             &a,
         ),
         // Trino's concat is NULL when any argument is (DataFusion's skips NULLs); `||` is.

@@ -81,6 +81,15 @@ fn output(props: &HashMap<String, Vec<String>>) -> Result<Output> {
             "Iceberg tables are not supported by Lakebox's Athena yet.".into(),
         ));
     }
+    // Refused rather than ignored: a table asked for in buckets must not silently be one
+    // without (Athena would read only one bucket's files for `col = value`).
+    if props.contains_key("bucketed_by") || props.contains_key("bucket_count") {
+        return Err(DataFusionError::NotImplemented(
+            "Bucketed tables (bucketed_by, bucket_count) are not supported by Lakebox's Athena yet; \
+             without them the same rows are written unbucketed."
+                .into(),
+        ));
+    }
     let format = one("format").unwrap_or_else(|| "PARQUET".into()).to_uppercase();
     if !matches!(format.as_str(), "PARQUET" | "ORC" | "AVRO" | "TEXTFILE" | "JSON") {
         return Err(DataFusionError::NotImplemented(format!(
