@@ -441,10 +441,83 @@ def test_ctas_text_and_json_formats_and_with_no_data(athena):
     assert rows(athena, "SELECT count(*) FROM empty_copy") == [["0"]]
     _, e = run(athena, "CREATE TABLE shop.again WITH (external_location = 's3://lake/amounts_txt/') AS SELECT 1 AS x")
     assert e["Status"]["State"] == "FAILED" and "HIVE_PATH_ALREADY_EXISTS" in e["Status"]["StateChangeReason"]
-    # Bucketing is refused by name, not silently left out.
-    _, e = run(athena, "CREATE TABLE shop.bucketed WITH (bucketed_by = ARRAY['id'], bucket_count = 4) AS SELECT id FROM orders")
-    assert e["Status"]["State"] == "FAILED" and "bucketed_by" in e["Status"]["StateChangeReason"]
-    assert e["Status"]["AthenaError"]["ErrorCategory"] == 2
+
+
+def hive_bucket(value, count):
+    """Hive's bucket (bucketing v1) of a bigint or a string column's value, computed here from
+    Hive's definition: a long hashes to its halves xor-ed, a string to 31·h + byte from 0."""
+    if isinstance(value, int):
+        h = ((value >> 32) ^ value) & 0xFFFFFFFF
+    else:
+        h = 0
+        for b in value.encode():
+            h = (h * 31 + (b - 256 if b > 127 else b)) & 0xFFFFFFFF
+    return (h & 0x7FFFFFFF) % count
+
+
+def test_ctas_bucketed_tables_are_hive_bucketed_and_read_by_bucket(athena):
+    import re
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=athena.meta.endpoint_url, region_name="us-east-1",
+                      aws_access_key_id="test", aws_secret_access_key="test")
+    glue = boto3.client("glue", endpoint_url=athena.meta.endpoint_url, region_name="us-east-1",
+                        aws_access_key_id="test", aws_secret_access_key="test")
+    _, e = run(athena, "CREATE TABLE shop.by_id WITH (format = 'PARQUET', bucketed_by = ARRAY['id'], bucket_count = 4, "
+                       "external_location = 's3://lake/by_id/') AS SELECT id, customer, amount FROM orders")
+    assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
+    sd = glue.get_table(DatabaseName="shop", Name="by_id")["Table"]["StorageDescriptor"]
+    assert sd["BucketColumns"] == ["id"] and sd["NumberOfBuckets"] == 4
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="lake", Prefix="by_id/")["Contents"]]
+    assert len(keys) == 4
+    for key in keys:
+        bucket = int(re.search(r"_bucket-(\d{5})\.parquet$", key).group(1))
+        ids = pq.read_table(io.BytesIO(s3.get_object(Bucket="lake", Key=key)["Body"].read())).column("id").to_pylist()
+        assert ids and all(hive_bucket(i, 4) == bucket for i in ids), (key, ids)
+    assert rows(athena, "SELECT count(*), sum(id) FROM by_id") == [[str(len(ORDERS)), str(sum(o["id"] for o in ORDERS))]]
+    # `id = 5` reads only bucket hive_bucket(5)'s file; IN reads the buckets of its values.
+    qid, everything = run(athena, "SELECT max(amount) FROM by_id WHERE id > 0")
+    qid, one = run(athena, "SELECT customer, amount FROM by_id WHERE id = 5")
+    assert athena.get_query_results(QueryExecutionId=qid)["ResultSet"]["Rows"][1]["Data"][0]["VarCharValue"] == ORDERS[4]["customer"]
+    assert 0 < one["Statistics"]["DataScannedInBytes"] < everything["Statistics"]["DataScannedInBytes"] / 2
+    assert rows(athena, "SELECT id FROM by_id WHERE id IN (3, 7, 11) ORDER BY id") == [["3"], ["7"], ["11"]]
+    # Athena refuses INSERT INTO a bucketed table, and so does Lakebox.
+    _, e = run(athena, "INSERT INTO shop.by_id SELECT 99, 'c9', 1.0")
+    assert e["Status"]["State"] == "FAILED" and "bucketed" in e["Status"]["StateChangeReason"]
+
+    # Partitioned and bucketed by a string, as gzip text: one file per bucket per partition.
+    _, e = run(athena, "CREATE TABLE shop.by_iso WITH (format = 'TEXTFILE', write_compression = 'GZIP', "
+                       "partitioned_by = ARRAY['customer'], bucketed_by = ARRAY['iso'], bucket_count = 3, "
+                       "external_location = 's3://lake/by_iso/') AS SELECT id, iso, customer FROM orders")
+    assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
+    import gzip
+    seen = 0
+    for key in [o["Key"] for o in s3.list_objects_v2(Bucket="lake", Prefix="by_iso/")["Contents"]]:
+        m = re.match(r"by_iso/customer=(c\d)/[0-9a-f]+_bucket-(\d{5})\.txt\.gz$", key)
+        assert m, key
+        lines = gzip.decompress(s3.get_object(Bucket="lake", Key=key)["Body"].read()).decode().splitlines()
+        for line in lines:
+            i, iso = line.split("\x01")
+            assert hive_bucket(iso, 3) == int(m.group(2)) and ORDERS[int(i) - 1]["customer"] == m.group(1)
+        seen += len(lines)
+    assert seen == len(ORDERS)
+    iso = ORDERS[6]["iso"]
+    assert rows(athena, f"SELECT id, customer FROM by_iso WHERE iso = '{iso}'") == [["7", ORDERS[6]["customer"]]]
+    # A table bucketed by Hive (files 00000N_0), declared by DDL, is read by bucket too.
+    for b in range(4):
+        part = [i for i in range(1, 41) if hive_bucket(i, 4) == b]
+        buf = io.BytesIO()
+        pq.write_table(pa.table({"id": pa.array(part, pa.int64()), "v": [f"v{i}" for i in part]}), buf)
+        s3.put_object(Bucket="lake", Key=f"hive_bucketed/{b:06d}_0", Body=buf.getvalue())
+    _, e = run(athena, "CREATE EXTERNAL TABLE shop.hive_bucketed (id bigint, v string) CLUSTERED BY (id) INTO 4 BUCKETS "
+                       "STORED AS PARQUET LOCATION 's3://lake/hive_bucketed/'")
+    assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
+    qid, all_ = run(athena, "SELECT count(*) FROM hive_bucketed WHERE v <> ''")
+    qid, one = run(athena, "SELECT v FROM hive_bucketed WHERE id = 13")
+    assert athena.get_query_results(QueryExecutionId=qid)["ResultSet"]["Rows"][1]["Data"][0]["VarCharValue"] == "v13"
+    assert 0 < one["Statistics"]["DataScannedInBytes"] < all_["Statistics"]["DataScannedInBytes"] / 2
+    _, e = run(athena, "CREATE TABLE shop.half WITH (bucketed_by = ARRAY['id']) AS SELECT id FROM orders")
+    assert e["Status"]["State"] == "FAILED" and "bucket_count" in e["Status"]["StateChangeReason"]
 
 
 def test_ctas_orc_and_avro_partitioned_read_back_by_other_readers(athena):

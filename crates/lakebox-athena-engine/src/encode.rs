@@ -50,7 +50,7 @@ impl Encoding {
         }))
     }
 
-    fn extension(self) -> &'static str {
+    pub fn extension(self) -> &'static str {
         match self {
             Encoding::Orc(_) => "orc",
             Encoding::Avro(_) => "avro",
@@ -58,7 +58,7 @@ impl Encoding {
     }
 
     /// One file holding `batch`.
-    fn file(self, batch: &RecordBatch) -> Result<Vec<u8>> {
+    pub fn file(self, batch: &RecordBatch) -> Result<Vec<u8>> {
         let failed = |e: String| DataFusionError::Execution(format!("HIVE_WRITER_DATA_ERROR: {e}"));
         let batch = &without_views(batch)?;
         let mut out = Vec::new();
@@ -156,7 +156,7 @@ pub async fn write(
 
 /// The rows grouped by their partition values, each group as its `a=1/b=x/` folder and a batch
 /// without the partition columns.
-fn split(all: &RecordBatch, partitioned_by: &[String]) -> Result<Vec<(String, RecordBatch)>> {
+pub(crate) fn split(all: &RecordBatch, partitioned_by: &[String]) -> Result<Vec<(String, RecordBatch)>> {
     let schema = all.schema();
     let keep: Vec<usize> = (0..schema.fields().len())
         .filter(|i| !partitioned_by.contains(schema.field(*i).name()))

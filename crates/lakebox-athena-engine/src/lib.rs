@@ -8,6 +8,7 @@
 //!   lines), the files under the location or under each Glue partition's location.
 //! - Results as Athena reports them: column names and Athena type names, values as text.
 
+mod buckets;
 mod casts;
 mod catalog;
 mod codecs;

@@ -34,6 +34,7 @@ use lakebox_glue::{Catalog, Scope};
 use object_store::ObjectStoreExt;
 use object_store::memory::InMemory;
 
+use crate::buckets::{self, Bucketing};
 use crate::codecs::TextCodec;
 use crate::format::TableFormat;
 use crate::{codecs, columns, projection};
@@ -119,6 +120,43 @@ impl GlueTable {
             partition_fields,
             schema: Arc::new(Schema::new(fields)),
         }
+    }
+
+    /// The buckets a query's filters confine a bucketed table's rows to (Hive bucketing, the
+    /// default; a table marked `bucketing_format` = `spark` is read whole).
+    fn wanted_buckets(&self, filters: &[Expr]) -> Option<Vec<u32>> {
+        let sd = self.table.storage_descriptor.as_ref()?;
+        let columns = sd.bucket_columns.as_ref().filter(|c| !c.is_empty())?;
+        if sd.number_of_buckets <= 0
+            || self
+                .table
+                .parameter("bucketing_format")
+                .is_some_and(|f| !f.eq_ignore_ascii_case("hive"))
+        {
+            return None;
+        }
+        let mut named = Vec::new();
+        let mut types = Vec::new();
+        for c in columns {
+            let name = c.to_lowercase();
+            let column = self
+                .table
+                .columns()
+                .iter()
+                .find(|t| t.name.eq_ignore_ascii_case(c))?;
+            let varchar = column
+                .type_name()
+                .trim()
+                .to_ascii_lowercase()
+                .starts_with("varchar");
+            types.push(self.file_schema.field_with_name(&name).ok()?.data_type().clone());
+            named.push((name, varchar));
+        }
+        let bucketing = Bucketing {
+            columns: named,
+            count: sd.number_of_buckets as u32,
+        };
+        bucketing.wanted(filters, &types)
     }
 
     fn partition_names(&self) -> Vec<&str> {
@@ -290,6 +328,7 @@ impl TableProvider for GlueTable {
             (ListingTableUrl, FileCompressionType, Vec<PartitionedFile>),
         > = BTreeMap::new();
         let mut prepared: Option<(ListingTableUrl, Arc<InMemory>)> = None;
+        let buckets = self.wanted_buckets(filters);
         for (location, values) in self.locations(state, filters)? {
             let url = ListingTableUrl::parse(&location)?;
             let store = state.runtime_env().object_store(url.object_store())?;
@@ -303,6 +342,12 @@ impl TableProvider for GlueTable {
                     .unwrap_or(meta.location.as_ref())
                     .trim_start_matches('/');
                 if !is_data_file(relative, meta.size) {
+                    continue;
+                }
+                // A bucket file the filters rule out (files not named for a bucket are read).
+                if let (Some(wanted), Some(b)) = (&buckets, buckets::of_file(relative))
+                    && !wanted.contains(&b)
+                {
                     continue;
                 }
                 let path = meta.location.as_ref();

@@ -2,11 +2,13 @@
 //! The query runs on the engine; DataFusion's writers put the files in Lakebox S3 (Hive-style
 //! `key=value/` folders for `partitioned_by`); CTAS then registers the table through Athena's
 //! own DDL (`lakebox-athena-ddl`), and CTAS and INSERT register new partitions as MSCK REPAIR
-//! TABLE does. UNLOAD only writes files.
+//! TABLE does. UNLOAD only writes files. A bucketed CTAS (`bucketed_by`, `bucket_count`)
+//! collects the rows and writes one file per bucket and partition (see `buckets`).
 
 use std::collections::HashMap;
 
-use datafusion::arrow::array::{Array, UInt64Array};
+use datafusion::arrow::array::{Array, UInt32Array, UInt64Array};
+use datafusion::arrow::compute::{concat_batches, take_record_batch};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::config::{CsvOptions, JsonOptions, TableParquetOptions};
 use datafusion::common::parsers::{CompressionTypeVariant, CsvQuoteStyle};
@@ -21,7 +23,9 @@ use datafusion::sql::sqlparser::ast::{
 use lakebox_athena_ddl::{ColumnDef, Name, RowFormat, StoredAs};
 use lakebox_glue::model::Table;
 use lakebox_s3::lake::split_s3_url;
+use object_store::ObjectStoreExt;
 
+use crate::buckets::{self, Bucketing};
 use crate::encode::{self, Encoding};
 use crate::format::TableFormat;
 use crate::session::Sessions;
@@ -35,6 +39,7 @@ struct Output {
     compression: Option<String>,
     delimiter: u8,
     partitioned_by: Vec<String>,
+    bucketing: Option<Bucketing>,
 }
 
 fn plan_error(m: impl Into<String>) -> DataFusionError {
@@ -81,15 +86,23 @@ fn output(props: &HashMap<String, Vec<String>>) -> Result<Output> {
             "Iceberg tables are not supported by Lakebox's Athena yet.".into(),
         ));
     }
-    // Refused rather than ignored: a table asked for in buckets must not silently be one
-    // without (Athena would read only one bucket's files for `col = value`).
-    if props.contains_key("bucketed_by") || props.contains_key("bucket_count") {
-        return Err(DataFusionError::NotImplemented(
-            "Bucketed tables (bucketed_by, bucket_count) are not supported by Lakebox's Athena yet; \
-             without them the same rows are written unbucketed."
-                .into(),
-        ));
-    }
+    let bucketing = match (props.get("bucketed_by"), one("bucket_count")) {
+        (None, None) => None,
+        (Some(columns), Some(count)) => {
+            let count = count
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=100_000).contains(n))
+                .ok_or_else(|| plan_error(format!("bucket_count must be a positive integer, not {count}")))?;
+            if columns.is_empty() {
+                return Err(plan_error("bucketed_by needs at least one column"));
+            }
+            // CTAS writes text columns as Hive `string`s, whose hash starts from 0.
+            let columns = columns.iter().map(|c| (c.to_lowercase(), false)).collect();
+            Some(Bucketing { columns, count })
+        }
+        _ => return Err(plan_error("bucketed_by and bucket_count go together")),
+    };
     let format = one("format").unwrap_or_else(|| "PARQUET".into()).to_uppercase();
     if !matches!(format.as_str(), "PARQUET" | "ORC" | "AVRO" | "TEXTFILE" | "JSON") {
         return Err(DataFusionError::NotImplemented(format!(
@@ -116,6 +129,7 @@ fn output(props: &HashMap<String, Vec<String>>) -> Result<Output> {
             .into_iter()
             .map(|c| c.to_lowercase())
             .collect(),
+        bucketing,
     })
 }
 
@@ -130,14 +144,35 @@ fn text_compression(c: Option<&str>) -> Result<CompressionTypeVariant> {
 }
 
 /// Writes the query's rows under `location`; the number of rows written.
-async fn write(df: DataFrame, location: &str, out: &Output) -> Result<u64> {
+async fn write(ctx: &SessionContext, df: DataFrame, location: &str, out: &Output) -> Result<u64> {
+    if let Some(b) = &out.bucketing {
+        return write_buckets(ctx, df, location, out, b).await;
+    }
     if let Some(encoding) = Encoding::of(&out.format, out.compression.as_deref())? {
         return encode::write(df, location, &out.partitioned_by, encoding).await;
     }
     let options = DataFrameWriteOptions::new()
         .with_single_file_output(false)
         .with_partition_by(out.partitioned_by.clone());
-    let counts = match out.format.as_str() {
+    let counts = write_with_datafusion(df, location, out, options).await?;
+    let mut rows = 0;
+    for b in counts {
+        if let Some(c) = b.column(0).as_any().downcast_ref::<UInt64Array>() {
+            rows += c.iter().flatten().sum::<u64>();
+        }
+    }
+    Ok(rows)
+}
+
+/// Writes the rows to `target` (a folder, or one file) with DataFusion's writer for the format.
+async fn write_with_datafusion(
+    df: DataFrame,
+    target: &str,
+    out: &Output,
+    options: DataFrameWriteOptions,
+) -> Result<Vec<datafusion::arrow::array::RecordBatch>> {
+    let location = target;
+    Ok(match out.format.as_str() {
         "PARQUET" => {
             let mut p = TableParquetOptions::default();
             // Athena's CTAS default for Parquet is GZIP.
@@ -172,14 +207,89 @@ async fn write(df: DataFrame, location: &str, out: &Output) -> Result<u64> {
             };
             df.write_json(location, options, Some(json)).await?
         }
+    })
+}
+
+/// The file extension of one bucket's file: the format's, then the compression's for text.
+fn extension(out: &Output) -> Result<String> {
+    if let Some(encoding) = Encoding::of(&out.format, out.compression.as_deref())? {
+        return Ok(encoding.extension().to_owned());
+    }
+    let text = |base: &str| -> Result<String> {
+        Ok(match text_compression(out.compression.as_deref())? {
+            CompressionTypeVariant::GZIP => format!("{base}.gz"),
+            CompressionTypeVariant::BZIP2 => format!("{base}.bz2"),
+            CompressionTypeVariant::ZSTD => format!("{base}.zst"),
+            _ => base.to_owned(),
+        })
     };
-    let mut rows = 0;
-    for b in counts {
-        if let Some(c) = b.column(0).as_any().downcast_ref::<UInt64Array>() {
-            rows += c.iter().flatten().sum::<u64>();
+    match out.format.as_str() {
+        "PARQUET" => Ok("parquet".into()),
+        "TEXTFILE" => text("txt"),
+        _ => text("json"),
+    }
+}
+
+/// A bucketed table's files: the rows collected, split by partition and then by Hive bucket,
+/// each bucket of each partition one file named for its bucket.
+async fn write_buckets(
+    ctx: &SessionContext,
+    df: DataFrame,
+    location: &str,
+    out: &Output,
+    b: &Bucketing,
+) -> Result<u64> {
+    let batches = df.collect().await?;
+    let Some(first) = batches.first() else {
+        return Ok(0);
+    };
+    let all = concat_batches(&first.schema(), &batches)?;
+    let stem = lakebox_core::ids::random_hex(32);
+    let extension = extension(out)?;
+    let encoding = Encoding::of(&out.format, out.compression.as_deref())?;
+    let (bucket, _) =
+        split_s3_url(location).ok_or_else(|| plan_error(format!("{location} is not an s3:// location")))?;
+    let store =
+        ctx.runtime_env()
+            .object_store(datafusion::execution::object_store::ObjectStoreUrl::parse(
+                format!("s3://{bucket}"),
+            )?)?;
+    for (folder, rows) in encode::split(&all, &out.partitioned_by)? {
+        let columns = b
+            .columns
+            .iter()
+            .map(|(c, _)| {
+                rows.column_by_name(c)
+                    .cloned()
+                    .ok_or_else(|| plan_error(format!("Bucket column {c} is not among the query's columns")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut by_bucket: std::collections::BTreeMap<u32, Vec<u32>> = Default::default();
+        for (row, id) in b.of_rows(&columns)?.into_iter().enumerate() {
+            by_bucket.entry(id).or_default().push(row as u32);
+        }
+        for (id, picked) in by_bucket {
+            let part = take_record_batch(&rows, &UInt32Array::from(picked))?;
+            let file = format!(
+                "{}{folder}{}",
+                with_slash(location),
+                buckets::file_name(&stem, id, &extension)
+            );
+            match encoding {
+                Some(e) => {
+                    let (_, key) = split_s3_url(&file).expect("an s3:// location");
+                    store
+                        .put(&object_store::path::Path::from(key), e.file(&part)?.into())
+                        .await?;
+                }
+                None => {
+                    let options = DataFrameWriteOptions::new().with_single_file_output(true);
+                    write_with_datafusion(ctx.read_batch(part)?, &file, out, options).await?;
+                }
+            }
         }
     }
-    Ok(rows)
+    Ok(all.num_rows() as u64)
 }
 
 /// Athena refuses to write where data already is.
@@ -297,11 +407,18 @@ pub async fn create_table_as(
             )));
         }
     }
+    for (c, _) in out.bucketing.iter().flat_map(|b| &b.columns) {
+        if !fields.iter().any(|f| f.name() == c) || out.partitioned_by.contains(c) {
+            return Err(plan_error(format!(
+                "Bucket column {c} must be one of the query's columns and not a partition column"
+            )));
+        }
+    }
     ensure_empty(sessions, &location).await?;
     let rows = if no_data {
         0
     } else {
-        write(df, &location, &out).await?
+        write(ctx, df, &location, &out).await?
     };
     let column = |f: &std::sync::Arc<datafusion::arrow::datatypes::Field>| -> Result<ColumnDef> {
         Ok(ColumnDef {
@@ -326,6 +443,11 @@ pub async fn create_table_as(
         columns,
         partitioned_by,
         location: Some(location.clone()),
+        buckets: out.bucketing.as_ref().map(|b| lakebox_athena_ddl::Buckets {
+            columns: b.columns.iter().map(|(c, _)| c.clone()).collect(),
+            sorted: Vec::new(),
+            count: b.count as i32,
+        }),
         ..Default::default()
     };
     match out.format.as_str() {
@@ -395,6 +517,7 @@ fn table_output(t: &Table) -> Result<Output> {
             .map(str::to_uppercase),
         delimiter,
         partitioned_by: t.partition_keys.iter().map(|k| k.name.to_lowercase()).collect(),
+        bucketing: None,
     })
 }
 
@@ -413,6 +536,15 @@ pub async fn insert(sessions: &Sessions, ctx: &SessionContext, database: &str, i
     if t.is_view() {
         return Err(plan_error(format!(
             "{db}.{} is a view; INSERT INTO needs a table",
+            name.name
+        )));
+    }
+    if t.storage_descriptor
+        .as_ref()
+        .is_some_and(|sd| sd.number_of_buckets > 0)
+    {
+        return Err(DataFusionError::NotImplemented(format!(
+            "Inserting into bucketed table {db}.{} is not supported (nor is it by Athena).",
             name.name
         )));
     }
@@ -464,7 +596,7 @@ pub async fn insert(sessions: &Sessions, ctx: &SessionContext, database: &str, i
         t.location()
             .ok_or_else(|| plan_error("The table has no location"))?,
     );
-    let rows = write(df, &location, &out).await?;
+    let rows = write(ctx, df, &location, &out).await?;
     register_partitions(sessions, &db, name, &out).await?;
     Ok(rows)
 }
@@ -479,8 +611,11 @@ pub async fn unload(
 ) -> Result<u64> {
     let props = properties(with)?;
     let out = output(&props)?;
+    if out.bucketing.is_some() {
+        return Err(plan_error("UNLOAD does not take bucketed_by or bucket_count"));
+    }
     let location = with_slash(to);
     ensure_empty(sessions, &location).await?;
     let df = plan_query(sessions, ctx, query).await?;
-    write(df, &location, &out).await
+    write(ctx, df, &location, &out).await
 }
