@@ -208,6 +208,7 @@ def test_casts_to_trino_nested_types_from_json_and_values(athena):
     got = rows(athena, "SELECT CAST(MAP(ARRAY['a', 'b'], ARRAY[1, 2]) AS JSON), CAST(ARRAY[1, NULL] AS JSON), "
                        "CAST('x\"y' AS JSON), json_format(CAST(ARRAY['p', 'q'] AS JSON)), CAST(NULL AS JSON)")
     assert got == [['{"a":1,"b":2}', "[1,null]", '"x\\"y"', '["p","q"]', None]]
+    assert rows(athena, "SELECT CAST(ARRAY[1] AS JSON)", with_types=True)[1] == ["json"]
     # A value that does not fit fails the query; TRY_CAST makes it NULL.
     qid, e = run(athena, "SELECT CAST('{\"a\": \"z\"}' AS MAP(VARCHAR, INTEGER))")
     assert e["Status"]["State"] == "FAILED"

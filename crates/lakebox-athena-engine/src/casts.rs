@@ -52,9 +52,8 @@ impl TypePlanner for TrinoTypes {
         };
         if json {
             // JSON values are their text; the mark makes a cast to JSON serialize its value.
-            let mark = std::collections::HashMap::from([(TRINO_TYPE.to_owned(), "json".to_owned())]);
             return Ok(Some(Arc::new(
-                Field::new("", DataType::Utf8, true).with_metadata(mark),
+                Field::new("", DataType::Utf8, true).with_metadata(json_mark()),
             )));
         }
         if !is_map(sql_type) {
@@ -67,6 +66,19 @@ impl TypePlanner for TrinoTypes {
 /// Field metadata naming the Trino type a field was planned from, where Arrow's type alone
 /// does not say it (`json`).
 const TRINO_TYPE: &str = "lakebox.trino_type";
+
+fn json_mark() -> std::collections::HashMap<String, String> {
+    std::collections::HashMap::from([(TRINO_TYPE.to_owned(), "json".to_owned())])
+}
+
+/// Athena's name for a result field's type: `json` for a value cast to JSON, else its
+/// Arrow type's Trino name.
+pub fn athena_type_of(field: &Field) -> String {
+    match field.metadata().get(TRINO_TYPE) {
+        Some(t) => t.clone(),
+        None => crate::athena_type(field.data_type()),
+    }
+}
 
 fn is_map(t: &SqlType) -> bool {
     matches!(t, SqlType::Struct(f, _) if f.len() == 2
@@ -344,6 +356,13 @@ impl ScalarUDFImpl for ToJson {
 
     fn return_type(&self, _: &[DataType]) -> Result<DataType> {
         Ok(DataType::Utf8)
+    }
+
+    // Marked as JSON, so the result column is reported as Athena reports it (`json`).
+    fn return_field_from_args(&self, _: datafusion::logical_expr::ReturnFieldArgs) -> Result<FieldRef> {
+        Ok(Arc::new(
+            Field::new(self.name(), DataType::Utf8, true).with_metadata(json_mark()),
+        ))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {

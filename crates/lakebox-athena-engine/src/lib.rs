@@ -239,7 +239,7 @@ impl Engine {
             .iter()
             .map(|f| ResultColumn {
                 name: f.name().clone(),
-                athena_type: athena_type(f.data_type()),
+                athena_type: casts::athena_type_of(f),
                 nullable: f.is_nullable(),
             })
             .collect();
