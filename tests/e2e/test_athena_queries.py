@@ -129,6 +129,29 @@ def test_parquet_columns_match_regardless_of_case_and_counts_come_from_footers(a
     assert rows(athena, qid)[0][1] == [str(sum(1 for i in every if i > 150))]
 
 
+def test_parquet_columns_by_position_with_column_index_access(athena, lakebox):
+    # parquet.column.index.access = true: the table's n-th column reads the file's n-th (a
+    # renamed column keeps its data); a column past the file's is NULL. Without it, by name.
+    s3 = lakebox.client("s3")
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"old_id": [1, 2, 3], "old_name": ["a", "b", "c"]}), buf)
+    s3.put_object(Bucket="lake", Key="renamed/part-0.parquet", Body=buf.getvalue())
+    for name, props in [("by_position", "WITH SERDEPROPERTIES ('parquet.column.index.access' = 'true') "), ("by_name", "")]:
+        qid, e = run(athena, f"CREATE EXTERNAL TABLE {name} (id bigint, name string, extra int) "
+                             "ROW FORMAT SERDE 'org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe' "
+                             f"{props}STORED AS INPUTFORMAT 'org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat' "
+                             "OUTPUTFORMAT 'org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat' "
+                             "LOCATION 's3://lake/renamed/'")
+        assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
+    qid, e = run(athena, "SELECT id, name, extra FROM by_position WHERE id >= 2 ORDER BY id")
+    assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
+    assert rows(athena, qid)[0][1:] == [["2", "b", None], ["3", "c", None]]
+    qid, e = run(athena, "SELECT count(*), count(id), max(id) FROM by_position")
+    assert rows(athena, qid)[0][1] == ["3", "3", "3"]
+    qid, e = run(athena, "SELECT count(*), count(id) FROM by_name")
+    assert rows(athena, qid)[0][1] == ["3", "0"]
+
+
 def test_parquet_struct_fields_match_regardless_of_case(athena, lakebox):
     # Spark keeps the data's spelling inside structs (Geo.CountryCode); Athena matches struct
     # fields regardless of case at any depth, in structs, arrays of structs and map values.

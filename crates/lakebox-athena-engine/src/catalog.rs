@@ -140,7 +140,7 @@ fn glue_table(t: &Table, catalog: Arc<Catalog>, scope: Scope) -> Result<Arc<dyn 
     // without copying and its string kernels (LIKE, grouping, comparisons) work on faster
     // than on plain strings; a table type of Utf8 would make every batch a cast and a copy.
     let format = TableFormat::of(t);
-    let parquet = matches!(format, Ok(TableFormat::Parquet));
+    let parquet = matches!(format, Ok(TableFormat::Parquet { .. }));
     // Athena resolves struct fields regardless of case, as it does columns: they are named in
     // lowercase here, and each reader matches them to the file's spelling (Parquet and ORC
     // through `columns::respelled`; JSON keys are lowercased before reading, see `jsonkeys`).

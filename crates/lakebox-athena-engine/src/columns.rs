@@ -12,6 +12,9 @@
 //! table's by exact field names, so the adapter casts to the table's type spelled as the file
 //! spells it ([`respelled`]) and then puts the table's names back on the result ([`Relabel`],
 //! which renames without copying any data).
+//!
+//! With `parquet.column.index.access` = `true` a table reads Parquet columns by position
+//! instead (the table's third column is the file's third, whatever their names).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -258,8 +261,26 @@ struct Spellings {
 }
 
 impl Spellings {
-    fn of(table: &Schema, file: &Schema) -> Self {
-        let names = file_spellings(table, file);
+    /// Matched by name regardless of case, or (`by_position`) the table's i-th column to the
+    /// file's i-th, a column the file does not have reading as NULL.
+    fn of(table: &Schema, file: &Schema, by_position: bool) -> Self {
+        let names = if by_position {
+            table
+                .fields()
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    let name = file
+                        .fields()
+                        .get(i)
+                        .map_or_else(|| format!("__lakebox_absent_{i}"), |f| f.name().clone());
+                    (t.name().clone(), name)
+                })
+                .filter(|(t, f)| t != f)
+                .collect()
+        } else {
+            file_spellings(table, file)
+        };
         let nested = table
             .fields()
             .iter()
@@ -297,40 +318,43 @@ impl Spellings {
     }
 }
 
-/// Builds [`CaseInsensitiveAdapter`]s: DataFusion's default adapter, after renaming.
-#[derive(Debug)]
-pub struct CaseInsensitiveColumns;
+/// Builds [`FileColumnsAdapter`]s: DataFusion's default adapter, after renaming each table
+/// column to the file column it reads (by name regardless of case, or by position).
+#[derive(Debug, Default)]
+pub struct FileColumns {
+    pub by_position: bool,
+}
 
-impl PhysicalExprAdapterFactory for CaseInsensitiveColumns {
+impl PhysicalExprAdapterFactory for FileColumns {
     fn create(
         &self,
         logical_file_schema: SchemaRef,
         physical_file_schema: SchemaRef,
     ) -> Result<Arc<dyn PhysicalExprAdapter>> {
-        let spellings = Spellings::of(&logical_file_schema, &physical_file_schema);
+        let spellings = Spellings::of(&logical_file_schema, &physical_file_schema, self.by_position);
         if spellings.is_empty() {
             return DefaultPhysicalExprAdapterFactory.create(logical_file_schema, physical_file_schema);
         }
         let logical = Arc::new(spellings.apply(&logical_file_schema, &physical_file_schema));
-        Ok(Arc::new(CaseInsensitiveAdapter {
+        Ok(Arc::new(FileColumnsAdapter {
             inner: DefaultPhysicalExprAdapterFactory.create(logical, physical_file_schema)?,
             spellings,
         }))
     }
 }
 
-struct CaseInsensitiveAdapter {
+struct FileColumnsAdapter {
     inner: Arc<dyn PhysicalExprAdapter>,
     spellings: Spellings,
 }
 
-impl fmt::Debug for CaseInsensitiveAdapter {
+impl fmt::Debug for FileColumnsAdapter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("CaseInsensitiveAdapter")
+        f.write_str("FileColumnsAdapter")
     }
 }
 
-impl PhysicalExprAdapter for CaseInsensitiveAdapter {
+impl PhysicalExprAdapter for FileColumnsAdapter {
     fn rewrite(&self, expr: Arc<dyn PhysicalExpr>) -> Result<Arc<dyn PhysicalExpr>> {
         let expr = expr
             .transform(|e| {
@@ -364,6 +388,7 @@ pub async fn parquet_statistics(
     store: &dyn ObjectStore,
     file_schema: &SchemaRef,
     meta: &ObjectMeta,
+    by_position: bool,
 ) -> Result<Statistics> {
     let cache = state.runtime_env().cache_manager.get_file_metadata_cache();
     let metadata = DFParquetMetadata::new(store, meta)
@@ -372,7 +397,7 @@ pub async fn parquet_statistics(
         .await?;
     let file = metadata.file_metadata();
     let physical = parquet_to_arrow_schema(file.schema_descr(), file.key_value_metadata())?;
-    let spellings = Spellings::of(file_schema, &physical);
+    let spellings = Spellings::of(file_schema, &physical, by_position);
     let schema = if spellings.is_empty() {
         file_schema.clone()
     } else {
@@ -403,17 +428,28 @@ mod tests {
         let names = file_spellings(&table, &file);
         assert_eq!(names.len(), 1);
         assert_eq!(names["userid"], "userId");
-        let r = Spellings::of(&table, &file).apply(&table, &file);
+        let r = Spellings::of(&table, &file, false).apply(&table, &file);
         assert_eq!(r.field(0).name(), "userId");
         assert_eq!(r.field(2).name(), "gone");
         assert!(file_spellings(&table, &schema(&["userid", "id"])).is_empty());
     }
 
     #[test]
+    fn by_position_the_nth_column_is_the_files_nth() {
+        let table = schema(&["x", "y", "z"]);
+        let file = schema(&["a", "b"]);
+        let s = Spellings::of(&table, &file, true);
+        assert_eq!((s.names["x"].as_str(), s.names["y"].as_str()), ("a", "b"));
+        // Past the file's columns: a name the file does not have, so NULL.
+        assert!(file.field_with_name(&s.names["z"]).is_err());
+        assert!(Spellings::of(&file, &file, true).is_empty());
+    }
+
+    #[test]
     fn the_adapter_reads_a_mixed_case_file_column() {
         let table = Arc::new(schema(&["id", "userid"]));
         let file = Arc::new(schema(&["userId", "id"]));
-        let adapter = CaseInsensitiveColumns.create(table, file).unwrap();
+        let adapter = FileColumns::default().create(table, file).unwrap();
         let expr = adapter.rewrite(Arc::new(Column::new("userid", 1))).unwrap();
         let col = expr
             .downcast_ref::<Column>()
@@ -471,7 +507,7 @@ mod tests {
         let file_geo = strukt(&[("CountryCode", DataType::Utf8)]);
         let table = Arc::new(Schema::new(vec![Field::new("geo", table_geo.clone(), true)]));
         let file = Arc::new(Schema::new(vec![Field::new("Geo", file_geo, true)]));
-        let adapter = CaseInsensitiveColumns
+        let adapter = FileColumns::default()
             .create(table.clone(), file.clone())
             .unwrap();
         let expr = adapter.rewrite(Arc::new(Column::new("geo", 0))).unwrap();

@@ -26,7 +26,11 @@ pub struct Text {
 
 #[derive(Clone, Debug)]
 pub enum TableFormat {
-    Parquet,
+    /// Parquet, with columns matched by name regardless of case (Athena's default) or by
+    /// position (`parquet.column.index.access` = `true`).
+    Parquet {
+        by_position: bool,
+    },
     /// ORC, with columns matched by position (Athena's default) or by name
     /// (`orc.column.index.access` = `false`).
     Orc {
@@ -70,7 +74,9 @@ impl TableFormat {
             return Ok(TableFormat::Regex(re));
         }
         if serde.contains("Parquet") || input.contains("Parquet") {
-            return Ok(TableFormat::Parquet);
+            let by_position =
+                param("parquet.column.index.access").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+            return Ok(TableFormat::Parquet { by_position });
         }
         if serde.contains("OrcSerde") || input.contains("OrcInputFormat") {
             let by_name = param("orc.column.index.access").is_some_and(|v| v.eq_ignore_ascii_case("false"));
@@ -110,7 +116,7 @@ impl TableFormat {
     pub fn self_compressed(&self) -> bool {
         matches!(
             self,
-            TableFormat::Parquet | TableFormat::Orc { .. } | TableFormat::Avro
+            TableFormat::Parquet { .. } | TableFormat::Orc { .. } | TableFormat::Avro
         )
     }
 
@@ -118,7 +124,7 @@ impl TableFormat {
     /// decodes itself (see `decoded`).
     pub fn reader(&self, compression: FileCompressionType) -> Option<Arc<dyn FileFormat>> {
         Some(match self {
-            TableFormat::Parquet => Arc::new(ParquetFormat::default()),
+            TableFormat::Parquet { .. } => Arc::new(ParquetFormat::default()),
             TableFormat::Avro => Arc::new(AvroFormat),
             TableFormat::Json(_) => Arc::new(JsonFormat::default().with_file_compression_type(compression)),
             TableFormat::Text(text) => {
@@ -170,7 +176,7 @@ pub(crate) mod tests {
                 "",
                 &[]
             ),
-            Ok(TableFormat::Parquet)
+            Ok(TableFormat::Parquet { by_position: false })
         ));
         assert!(matches!(
             f(

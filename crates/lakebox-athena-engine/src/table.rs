@@ -317,7 +317,8 @@ impl TableProvider for GlueTable {
             .format
             .as_ref()
             .map_err(|e| DataFusionError::Shared(e.clone()))?;
-        let parquet = matches!(format, TableFormat::Parquet);
+        let parquet = matches!(format, TableFormat::Parquet { .. });
+        let by_position = matches!(format, TableFormat::Parquet { by_position: true });
         // JSON whose keys are renamed to the columns (see `jsonkeys`).
         let json_keys = match &format {
             TableFormat::Json(keys) if keys.rewrites() => Some(keys),
@@ -397,14 +398,13 @@ impl TableProvider for GlueTable {
                 let store = state.runtime_env().object_store(url.object_store())?;
                 let (store, schema) = (&store, &self.file_schema);
                 let metas: Vec<_> = files.iter().map(|f| f.object_meta.clone()).collect();
-                let stats: Vec<Statistics> =
-                    futures::stream::iter(metas)
-                        .map(|m| async move {
-                            columns::parquet_statistics(state, store.as_ref(), schema, &m).await
-                        })
-                        .buffered(16)
-                        .try_collect()
-                        .await?;
+                let stats: Vec<Statistics> = futures::stream::iter(metas)
+                    .map(|m| async move {
+                        columns::parquet_statistics(state, store.as_ref(), schema, &m, by_position).await
+                    })
+                    .buffered(16)
+                    .try_collect()
+                    .await?;
                 for (f, s) in files.iter_mut().zip(stats) {
                     *f = std::mem::replace(f, PartitionedFile::new("", 0)).with_statistics(Arc::new(s));
                 }
@@ -441,7 +441,7 @@ impl TableProvider for GlueTable {
                 .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
                 .with_projection_indices(projection.cloned())?
                 .with_limit(limit)
-                .with_expr_adapter(Some(Arc::new(columns::CaseInsensitiveColumns)));
+                .with_expr_adapter(Some(Arc::new(columns::FileColumns { by_position })));
             if let Some(s) = statistics {
                 config = config.with_statistics(s);
             }

@@ -494,7 +494,7 @@ pub async fn create_table_as(
 /// The format a Glue table's files are written in.
 fn table_output(t: &Table) -> Result<Output> {
     let (format, delimiter) = match TableFormat::of(t)? {
-        TableFormat::Parquet => ("PARQUET", 1),
+        TableFormat::Parquet { .. } => ("PARQUET", 1),
         TableFormat::Orc { .. } => ("ORC", 1),
         TableFormat::Avro => ("AVRO", 1),
         TableFormat::Json(_) => ("JSON", 1),
