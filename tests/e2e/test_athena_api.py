@@ -4,7 +4,7 @@ statements, tags, and the data catalog read from Lakebox's Glue catalog."""
 import botocore.exceptions
 import pytest
 
-from lakebox_harness import Lakebox
+from lakebox_harness import Lakebox, run_query
 
 
 def code(e):
@@ -75,6 +75,41 @@ def test_primary_workgroup_and_lifecycle(athena):
     athena.delete_work_group(WorkGroup="analysts")
     with pytest.raises(botocore.exceptions.ClientError) as e:
         athena.get_work_group(WorkGroup="analysts")
+    assert code(e) == "InvalidRequestException"
+
+
+def test_query_result_reuse(lakebox, athena):
+    # ResultReuseByAgeConfiguration: the same read-only query, run again within the age, is
+    # answered with the earlier run's results (ReusedPreviousResult, nothing scanned).
+    s3 = lakebox.client("s3")
+    s3.create_bucket(Bucket="reuse-results")
+    out = "s3://reuse-results/"
+    reuse = {"ResultReuseByAgeConfiguration": {"Enabled": True, "MaxAgeInMinutes": 30}}
+    sql = "SELECT x, x * 2 FROM (VALUES 1, 2, 3) AS t(x) ORDER BY x"
+    first, e1 = run_query(athena, sql, out, ResultReuseConfiguration=reuse)
+    assert e1["Status"]["State"] == "SUCCEEDED"
+    assert e1["Statistics"]["ResultReuseInformation"]["ReusedPreviousResult"] is False
+    assert e1["ResultReuseConfiguration"]["ResultReuseByAgeConfiguration"] == {"Enabled": True, "MaxAgeInMinutes": 30}
+    second, e2 = run_query(athena, sql, out, ResultReuseConfiguration=reuse)
+    assert second != first and e2["Status"]["State"] == "SUCCEEDED"
+    assert e2["Statistics"]["ResultReuseInformation"]["ReusedPreviousResult"] is True
+    assert e2["Statistics"]["DataScannedInBytes"] == 0
+    assert e2["ResultConfiguration"]["OutputLocation"] == e1["ResultConfiguration"]["OutputLocation"]
+    got = athena.get_query_results(QueryExecutionId=second)["ResultSet"]
+    assert [[c.get("VarCharValue") for c in r["Data"]] for r in got["Rows"]] == [["x", "_col1"], ["1", "2"], ["2", "4"], ["3", "6"]]
+    # Not reused: without the configuration, for other text, or once the results are gone.
+    _, e3 = run_query(athena, sql, out)
+    assert e3["Statistics"]["ResultReuseInformation"]["ReusedPreviousResult"] is False
+    _, e4 = run_query(athena, sql + " LIMIT 2", out, ResultReuseConfiguration=reuse)
+    assert e4["Statistics"]["ResultReuseInformation"]["ReusedPreviousResult"] is False
+    for e in (e1, e3, e4):
+        key = e["ResultConfiguration"]["OutputLocation"].split("/", 3)[3]
+        s3.delete_object(Bucket="reuse-results", Key=key)
+    _, e5 = run_query(athena, sql, out, ResultReuseConfiguration=reuse)
+    assert e5["Statistics"]["ResultReuseInformation"]["ReusedPreviousResult"] is False
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        athena.start_query_execution(QueryString=sql, ResultConfiguration={"OutputLocation": out},
+                                     ResultReuseConfiguration={"ResultReuseByAgeConfiguration": {"Enabled": True, "MaxAgeInMinutes": 20000}})
     assert code(e) == "InvalidRequestException"
 
 
