@@ -113,6 +113,16 @@ def test_query_result_reuse(lakebox, athena):
     assert code(e) == "InvalidRequestException"
 
 
+def test_result_configuration_is_reported_as_given(lakebox, athena):
+    lakebox.client("s3").create_bucket(Bucket="enc-results")
+    config = {"OutputLocation": "s3://enc-results/q/", "ExpectedBucketOwner": "000000000000",
+              "EncryptionConfiguration": {"EncryptionOption": "SSE_S3"},
+              "AclConfiguration": {"S3AclOption": "BUCKET_OWNER_FULL_CONTROL"}}
+    qid = athena.start_query_execution(QueryString="SELECT 1", ResultConfiguration=config)["QueryExecutionId"]
+    e = athena.get_query_execution(QueryExecutionId=qid)["QueryExecution"]
+    assert e["ResultConfiguration"] == {**config, "OutputLocation": f"s3://enc-results/q/{qid}.csv"}
+
+
 def test_named_queries(athena):
     athena.create_work_group(Name="nq")
     a = athena.create_named_query(Name="top", Database="db", QueryString="SELECT 1", WorkGroup="nq",

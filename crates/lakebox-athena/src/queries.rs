@@ -68,6 +68,10 @@ pub struct Execution {
     /// The execution answered with an earlier execution's results (ReusedPreviousResult).
     #[serde(default)]
     pub reused: bool,
+    /// ResultConfiguration's other members (EncryptionConfiguration, ExpectedBucketOwner,
+    /// AclConfiguration), reported back as given.
+    #[serde(default)]
+    pub result_configuration: Option<Value>,
 }
 
 fn dml() -> String {
@@ -82,6 +86,15 @@ impl Execution {
             since_submission(self.completed_millis),
             since_submission(self.started_millis),
         )
+    }
+
+    fn result_configuration_view(&self) -> Value {
+        let mut c = match &self.result_configuration {
+            Some(Value::Object(m)) => Value::Object(m.clone()),
+            _ => json!({}),
+        };
+        c["OutputLocation"] = json!(self.output);
+        c
     }
 
     fn view(&self) -> Value {
@@ -108,7 +121,7 @@ impl Execution {
             "QueryExecutionId": self.id,
             "Query": self.query,
             "StatementType": self.statement_type,
-            "ResultConfiguration": {"OutputLocation": self.output},
+            "ResultConfiguration": self.result_configuration_view(),
             "ResultReuseConfiguration": {"ResultReuseByAgeConfiguration": reuse},
             "QueryExecutionContext": {"Database": self.database, "Catalog": self.catalog},
             "Status": status,
@@ -181,6 +194,24 @@ const POLL_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
 
 fn text<'a>(r: &'a Value, k: &str) -> Option<&'a str> {
     r.get(k).and_then(Value::as_str)
+}
+
+/// The ResultConfiguration members besides OutputLocation: the request's, or the workgroup's
+/// where it enforces its configuration or the request leaves a member out.
+fn result_configuration(r: &Value, workgroup: &Value, enforce: bool) -> Option<Value> {
+    let mut out = serde_json::Map::new();
+    for k in [
+        "EncryptionConfiguration",
+        "ExpectedBucketOwner",
+        "AclConfiguration",
+    ] {
+        let given = r.pointer(&format!("/ResultConfiguration/{k}"));
+        let wg = workgroup.pointer(&format!("/ResultConfiguration/{k}"));
+        if let Some(v) = if enforce { wg.or(given) } else { given.or(wg) } {
+            out.insert(k.to_owned(), v.clone());
+        }
+    }
+    (!out.is_empty()).then_some(Value::Object(out))
 }
 
 /// Replaces each `?` outside string literals with the next parameter (ExecutionParameters).
@@ -394,6 +425,7 @@ impl Queries {
                 .and_then(Value::as_u64),
             reuse_max_age_minutes,
             reused: false,
+            result_configuration: result_configuration(&r, &wg.configuration, enforce),
         };
         // Result reuse: a query that only reads, run the same way recently, is answered
         // with that run's results — already SUCCEEDED, nothing run or scanned.
