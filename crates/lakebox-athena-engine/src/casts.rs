@@ -3,17 +3,16 @@
 //! from JSON text (`CAST(json_parse(s) AS MAP(VARCHAR, VARCHAR))`, the usual way to take a
 //! JSON document apart in Athena).
 //!
-//! Three steps:
-//! - The SQL parser takes none of Trino's spellings of these types, so `spellings` respells
-//!   them in the type of each `CAST`/`TRY_CAST`: `ARRAY(…)` as `ARRAY<…>`, `ROW(…)` as
-//!   `STRUCT<…>`, and `MAP(K, V)` as `STRUCT<"$map_key" K, "$map_value" V>`,
-//!   the last a struct …
-//! - … that [`TrinoTypes`] plans as a map (DataFusion's SQL planner has no map type of its
-//!   own).
+//! Three pieces:
+//! - `spellings` respells the types of each `CAST`/`TRY_CAST`, which the SQL parser does not
+//!   take as Trino writes them: `ARRAY(…)` → `ARRAY<…>`, `ROW(…)` → `STRUCT<…>`, `MAP(K, V)`
+//!   → `STRUCT<"$map_key" K, "$map_value" V>`.
+//! - [`TrinoTypes`], a type planner: that struct is planned as a map (DataFusion's SQL planner
+//!   has no map type of its own), and `JSON` as text marked as JSON.
 //! - [`NestedCasts`], an analyzer rule: every cast to a nested type becomes a call of
 //!   [`CastNested`], which reads JSON text into the type (as Trino casts JSON) and casts other
-//!   nested values with row fields matched by position; `TRY_CAST` gives NULL where a value
-//!   does not fit.
+//!   nested values with row fields matched by position (`TRY_CAST`: NULL where a value does
+//!   not fit); a cast to JSON becomes [`ToJson`], which serializes the value.
 
 use std::io::Cursor;
 use std::sync::Arc;
@@ -150,29 +149,22 @@ impl AnalyzerRule for NestedCasts {
     }
 }
 
-/// A cast to a nested type as a call of [`CastNested`].
+/// A cast to JSON as a call of [`ToJson`], a cast to a nested type as one of [`CastNested`].
 fn cast_nested(e: Expr) -> Result<Transformed<Expr>> {
-    let to_json = |f: &FieldRef| f.metadata().get(TRINO_TYPE).is_some_and(|t| t == "json");
-    let json = match &e {
-        Expr::Cast(c) if to_json(&c.field) => Some(c.expr.clone()),
-        Expr::TryCast(c) if to_json(&c.field) => Some(c.expr.clone()),
-        _ => None,
-    };
-    if let Some(expr) = json {
-        let udf = ScalarUDF::new_from_impl(ToJson {
-            signature: Signature::any(1, Volatility::Immutable),
-        });
-        return Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(
-            Arc::new(udf),
-            vec![*expr],
-        ))));
-    }
-    let (expr, to, strict) = match e {
-        Expr::Cast(c) if nested(c.field.data_type()) => (c.expr, c.field.data_type().clone(), true),
-        Expr::TryCast(c) if nested(c.field.data_type()) => (c.expr, c.field.data_type().clone(), false),
+    let json = |f: &FieldRef| f.metadata().get(TRINO_TYPE).is_some_and(|t| t == "json");
+    let ours = |f: &FieldRef| json(f) || nested(f.data_type());
+    let (expr, field, strict) = match e {
+        Expr::Cast(c) if ours(&c.field) => (c.expr, c.field, true),
+        Expr::TryCast(c) if ours(&c.field) => (c.expr, c.field, false),
         other => return Ok(Transformed::no(other)),
     };
-    let udf = ScalarUDF::new_from_impl(CastNested::new(to, strict));
+    let udf = if json(&field) {
+        ScalarUDF::new_from_impl(ToJson {
+            signature: Signature::any(1, Volatility::Immutable),
+        })
+    } else {
+        ScalarUDF::new_from_impl(CastNested::new(field.data_type().clone(), strict))
+    };
     Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(
         Arc::new(udf),
         vec![*expr],

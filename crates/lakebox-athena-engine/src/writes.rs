@@ -171,7 +171,6 @@ async fn write_with_datafusion(
     out: &Output,
     options: DataFrameWriteOptions,
 ) -> Result<Vec<datafusion::arrow::array::RecordBatch>> {
-    let location = target;
     Ok(match out.format.as_str() {
         "PARQUET" => {
             let mut p = TableParquetOptions::default();
@@ -187,7 +186,7 @@ async fn write_with_datafusion(
                 }
                 .into(),
             );
-            df.write_parquet(location, options, Some(p)).await?
+            df.write_parquet(target, options, Some(p)).await?
         }
         "TEXTFILE" => {
             let csv = CsvOptions {
@@ -198,14 +197,14 @@ async fn write_with_datafusion(
                 timestamp_format: Some("%Y-%m-%d %H:%M:%S%.3f".into()),
                 ..Default::default()
             };
-            df.write_csv(location, options, Some(csv)).await?
+            df.write_csv(target, options, Some(csv)).await?
         }
         _ => {
             let json = JsonOptions {
                 compression: text_compression(out.compression.as_deref())?,
                 ..Default::default()
             };
-            df.write_json(location, options, Some(json)).await?
+            df.write_json(target, options, Some(json)).await?
         }
     })
 }
