@@ -209,6 +209,13 @@ def test_casts_to_trino_nested_types_from_json_and_values(athena):
                        "CAST('x\"y' AS JSON), json_format(CAST(ARRAY['p', 'q'] AS JSON)), CAST(NULL AS JSON)")
     assert got == [['{"a":1,"b":2}', "[1,null]", '"x\\"y"', '["p","q"]', None]]
     assert rows(athena, "SELECT CAST(ARRAY[1] AS JSON)", with_types=True)[1] == ["json"]
+    # JSON inside a nested type stays JSON: the usual way to walk a JSON array of objects.
+    got = rows(athena, "SELECT id, json_extract_scalar(item, '$.sku') FROM "
+                       "(SELECT 1 AS id, CAST(json_parse('[{\"sku\": \"a\"}, {\"sku\": \"b\"}]') AS ARRAY(JSON)) AS items) "
+                       "CROSS JOIN UNNEST(items) AS t(item) ORDER BY 2")
+    assert got == [["1", "a"], ["1", "b"]]
+    got = rows(athena, "SELECT CAST(json_parse('{\"a\": {\"x\": [1]}, \"b\": \"s\"}') AS MAP(VARCHAR, JSON))")
+    assert got == [['{a={"x":[1]}, b="s"}']]
     # A value that does not fit fails the query; TRY_CAST makes it NULL.
     qid, e = run(athena, "SELECT CAST('{\"a\": \"z\"}' AS MAP(VARCHAR, INTEGER))")
     assert e["Status"]["State"] == "FAILED"

@@ -40,16 +40,19 @@ pub(crate) const MAP_VALUE: &str = "$map_value";
 #[derive(Debug, Default)]
 pub struct TrinoTypes;
 
+fn is_json(t: &SqlType) -> bool {
+    match t {
+        SqlType::JSON => true,
+        SqlType::Custom(name, modifiers) => {
+            modifiers.is_empty() && name.to_string().eq_ignore_ascii_case("json")
+        }
+        _ => false,
+    }
+}
+
 impl TypePlanner for TrinoTypes {
     fn plan_type_field(&self, sql_type: &SqlType) -> Result<Option<FieldRef>> {
-        let json = match sql_type {
-            SqlType::JSON => true,
-            SqlType::Custom(name, modifiers) => {
-                modifiers.is_empty() && name.to_string().eq_ignore_ascii_case("json")
-            }
-            _ => false,
-        };
-        if json {
+        if is_json(sql_type) {
             // JSON values are their text; the mark makes a cast to JSON serialize its value.
             return Ok(Some(Arc::new(
                 Field::new("", DataType::Utf8, true).with_metadata(json_mark()),
@@ -88,8 +91,17 @@ fn is_map(t: &SqlType) -> bool {
 /// A key or value type inside a map: nested types here, other types by their Hive names
 /// (`VARCHAR`, `INTEGER`, `DECIMAL(10,2)`, … as Glue columns are typed).
 fn arrow_type(t: &SqlType) -> Result<DataType> {
-    let field = |name: &str, t: &SqlType| Ok::<_, DataFusionError>(Field::new(name, arrow_type(t)?, true));
+    // JSON values are text, marked as JSON (see `stringify_json`).
+    let field = |name: &str, t: &SqlType| {
+        let f = Field::new(name, arrow_type(t)?, true);
+        Ok::<_, DataFusionError>(if is_json(t) {
+            f.with_metadata(json_mark())
+        } else {
+            f
+        })
+    };
     Ok(match t {
+        t if is_json(t) => DataType::Utf8,
         SqlType::Struct(f, _) if is_map(t) => {
             let entries = Fields::from(vec![
                 Field::new("key", arrow_type(&f[0].field_type)?, false),
@@ -234,6 +246,7 @@ impl CastNested {
             match text {
                 // Checked first, so that one text cannot spill into the next row.
                 Some(t) => match serde_json::from_str::<serde_json::Value>(t) {
+                    Ok(v) if has_json(&self.to) => lines.push_str(&stringify_json(v, &self.to).to_string()),
                     Ok(_) => lines.push_str(t),
                     Err(e) if self.strict => return Err(self.invalid(t, e)),
                     Err(_) => lines.push_str("null"),
@@ -269,6 +282,53 @@ impl CastNested {
                 Ok(datafusion::arrow::compute::concat(&refs)?)
             }
         }
+    }
+}
+
+fn marked_json(f: &Field) -> bool {
+    f.metadata().get(TRINO_TYPE).is_some_and(|t| t == "json")
+}
+
+/// Whether a type holds a JSON-marked field (`ARRAY(JSON)`, `MAP(VARCHAR, JSON)`, …).
+fn has_json(t: &DataType) -> bool {
+    match t {
+        DataType::List(f) | DataType::LargeList(f) | DataType::Map(f, _) => {
+            marked_json(f) || has_json(f.data_type())
+        }
+        DataType::Struct(fields) => fields.iter().any(|f| marked_json(f) || has_json(f.data_type())),
+        _ => false,
+    }
+}
+
+/// A JSON value shaped for the type `t`: where `t` holds a JSON-marked field, the value there
+/// becomes its JSON text (a string), which Arrow's JSON reader then reads as text. Trino's
+/// `CAST(json AS ARRAY(JSON))` keeps each element as JSON in the same way.
+fn stringify_json(v: serde_json::Value, t: &DataType) -> serde_json::Value {
+    use serde_json::Value as J;
+    let one = |v: J, f: &Field| match v {
+        J::Null => J::Null,
+        v if marked_json(f) => J::String(v.to_string()),
+        v => stringify_json(v, f.data_type()),
+    };
+    match (v, t) {
+        (J::Array(items), DataType::List(f) | DataType::LargeList(f)) => {
+            J::Array(items.into_iter().map(|i| one(i, f)).collect())
+        }
+        (J::Object(o), DataType::Map(entries, _)) => match entries.data_type() {
+            DataType::Struct(kv) if kv.len() == 2 => {
+                J::Object(o.into_iter().map(|(k, v)| (k, one(v, &kv[1]))).collect())
+            }
+            _ => J::Object(o),
+        },
+        (J::Object(o), DataType::Struct(fields)) => J::Object(
+            o.into_iter()
+                .map(|(k, v)| match fields.iter().find(|f| f.name() == &k) {
+                    Some(f) => (k, one(v, f)),
+                    None => (k, v),
+                })
+                .collect(),
+        ),
+        (v, _) => v,
     }
 }
 
