@@ -242,6 +242,20 @@ def test_json_keys_match_columns_as_the_openx_and_hive_serdes_do(athena, lakebox
     qid, e = run(athena, "SELECT count(*) FROM broken_strict")
     assert e["Status"]["State"] == "FAILED"
 
+    # Values as the SerDes read them: numbers, booleans and objects in string columns are their
+    # text; with use.null.for.invalid.data a value that does not fit its column is NULL.
+    s3.put_object(Bucket="lake", Key="loose/part-0.json",
+                  Body=b'{"id": 1, "code": 123, "ok": true, "extra": {"a": [1]}}\n{"id": "two", "code": "x", "ok": false, "extra": "plain"}\n')
+    for name, props in [("loose", ""), ("loose_nulls", "WITH SERDEPROPERTIES ('use.null.for.invalid.data' = 'true')")]:
+        qid, e = run(athena, f"""CREATE EXTERNAL TABLE {name} (id int, code string, ok boolean, extra string)
+            ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe' {props} LOCATION 's3://lake/loose/'""")
+        assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
+    qid, e = run(athena, "SELECT id, code, ok, extra FROM loose_nulls ORDER BY code")
+    assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
+    assert rows(athena, qid)[0][1:] == [["1", "123", "true", '{"a": [1]}'], [None, "x", "false", "plain"]]
+    qid, e = run(athena, "SELECT sum(id) FROM loose")
+    assert e["Status"]["State"] == "FAILED"  # "two" is no int, and nothing makes it NULL
+
     qid, e = run(athena, """CREATE EXTERNAL TABLE camel_hive (userid string, eventtype string)
         ROW FORMAT SERDE 'org.apache.hive.hcatalog.data.JsonSerDe' LOCATION 's3://lake/camel/'""")
     qid, e = run(athena, "SELECT count(DISTINCT userid), count(eventtype) FROM camel_hive")

@@ -195,7 +195,7 @@ pub(crate) mod tests {
             Ok(TableFormat::Avro)
         ));
         assert!(
-            matches!(f("org.openx.data.jsonserde.JsonSerDe", "", &[]), Ok(TableFormat::Json(k)) if k.rewrites())
+            matches!(f("org.openx.data.jsonserde.JsonSerDe", "", &[]), Ok(TableFormat::Json(k)) if k.lowercases())
         );
         let Ok(TableFormat::Text(t)) = f(
             "org.apache.hadoop.hive.serde2.OpenCSVSerde",

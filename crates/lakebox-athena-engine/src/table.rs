@@ -321,7 +321,7 @@ impl TableProvider for GlueTable {
         let by_position = matches!(format, TableFormat::Parquet { by_position: true });
         // JSON whose keys are renamed to the columns (see `jsonkeys`).
         let json_keys = match &format {
-            TableFormat::Json(keys) if keys.rewrites() => Some(keys),
+            TableFormat::Json(keys) => Some(keys),
             _ => None,
         };
         let mut by_store: BTreeMap<
@@ -368,7 +368,7 @@ impl TableProvider for GlueTable {
                         None => codecs::decompress(compression, path, data)?,
                     };
                     if let Some(keys) = json_keys {
-                        plain = keys.rewrite(&plain);
+                        plain = keys.rewrite(&plain, &self.file_schema);
                     }
                     memory.put(&meta.location, plain.into()).await?;
                     let meta = memory.head(&meta.location).await?;
