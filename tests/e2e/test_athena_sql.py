@@ -598,6 +598,27 @@ def test_query_runtime_statistics(athena):
     assert stats["Rows"]["InputBytes"] == e["Statistics"]["DataScannedInBytes"] > 0
     assert stats["Rows"]["OutputBytes"] > 0
     assert stats["Timeline"]["TotalExecutionTimeInMillis"] >= stats["Timeline"]["EngineExecutionTimeInMillis"]
+    # OutputStage: the executed plan's stages; the output stage returns the 4 rows, every
+    # stage below feeds an exchange above it, and the table scan reads the 24 rows.
+    out = stats["OutputStage"]
+    assert out["StageId"] == 0 and out["State"] == "FINISHED" and out["OutputRows"] == 4
+
+    def stages(s):
+        yield s
+        for sub in s["SubStages"]:
+            yield from stages(sub)
+
+    def nodes(n):
+        yield n
+        for c in n["Children"]:
+            yield from nodes(c)
+
+    every = list(stages(out))
+    assert len(every) > 1
+    sources = sorted(r for s in every for n in nodes(s["QueryStagePlan"]) for r in n["RemoteSources"])
+    assert sources == sorted(str(s["StageId"]) for s in every[1:])
+    scans = [s for s in every if any("DataSource" in n["Name"] for n in nodes(s["QueryStagePlan"]))]
+    assert sum(s["InputRows"] for s in scans) == len(ORDERS)
     qid, _ = run(athena, "SHOW TABLES")
     assert "Rows" not in athena.get_query_runtime_statistics(QueryExecutionId=qid)["QueryRuntimeStatistics"]
 

@@ -24,6 +24,7 @@ mod rewrite;
 mod select;
 mod session;
 mod spellings;
+mod stages;
 mod table;
 mod types;
 mod views;
@@ -78,6 +79,9 @@ pub struct QueryOutput {
     /// Bytes of object data read from S3 (after partition pruning and Parquet's column and
     /// row-group selection): Athena's DataScannedInBytes.
     pub scanned_bytes: u64,
+    /// The executed plan's stages, in Athena's QueryStage shape (GetQueryRuntimeStatistics'
+    /// OutputStage); `None` for statements that only write.
+    pub output_stage: Option<serde_json::Value>,
 }
 
 /// Why a query failed, in Athena's terms.
@@ -190,6 +194,7 @@ impl Engine {
                 update_count: written,
                 scanned_bytes: scanned.load(Ordering::Relaxed),
                 input_rows: 0,
+                output_stage: None,
             });
         }
         self.query(&sessions, &ctx, statement, cutoff, started).await
@@ -251,6 +256,7 @@ impl Engine {
             update_count: None,
             scanned_bytes: scanned.load(Ordering::Relaxed),
             input_rows: input_rows(physical.as_ref()),
+            output_stage: Some(stages::output_stage(physical.as_ref())),
         })
     }
 }

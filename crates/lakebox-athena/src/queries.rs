@@ -72,6 +72,9 @@ pub struct Execution {
     /// AclConfiguration), reported back as given.
     #[serde(default)]
     pub result_configuration: Option<Value>,
+    /// The executed plan's stages (GetQueryRuntimeStatistics' OutputStage).
+    #[serde(default)]
+    pub output_stage: Option<Value>,
 }
 
 fn dml() -> String {
@@ -170,6 +173,7 @@ struct Outcome {
     input_rows: u64,
     output_rows: u64,
     output_bytes: u64,
+    output_stage: Option<Value>,
 }
 
 pub struct Queries {
@@ -426,6 +430,7 @@ impl Queries {
             reuse_max_age_minutes,
             reused: false,
             result_configuration: result_configuration(&r, &wg.configuration, enforce),
+            output_stage: None,
         };
         // Result reuse: a query that only reads, run the same way recently, is answered
         // with that run's results — already SUCCEEDED, nothing run or scanned.
@@ -545,6 +550,7 @@ impl Queries {
                 e.input_rows = outcome.input_rows;
                 e.output_rows = outcome.output_rows;
                 e.output_bytes = outcome.output_bytes;
+                e.output_stage = outcome.output_stage;
                 e.columns = outcome.columns;
             }
             Err(err) if err.cancelled => {
@@ -584,6 +590,7 @@ impl Queries {
         let mut update_count = None;
         let mut input_rows = 0;
         let mut output_rows = 0;
+        let mut output_stage = None;
         let bound;
         let mut sql = sql;
         let statement = |name: &str| json!({"StatementName": name, "WorkGroup": e.work_group});
@@ -647,6 +654,7 @@ impl Queries {
                     .await?;
                 update_count = out.update_count;
                 input_rows = out.input_rows;
+                output_stage = out.output_stage.clone();
                 output_rows = out.update_count.unwrap_or(out.rows.len() as u64);
                 let columns = out
                     .columns
@@ -720,6 +728,7 @@ impl Queries {
             input_rows,
             output_rows,
             output_bytes,
+            output_stage,
         })
     }
 
@@ -747,6 +756,9 @@ impl Queries {
         if e.state == "SUCCEEDED" && e.statement_type == "DML" {
             stats["Rows"] = json!({"InputRows": e.input_rows, "InputBytes": e.scanned_bytes,
                                    "OutputBytes": e.output_bytes, "OutputRows": e.output_rows});
+        }
+        if let Some(stage) = &e.output_stage {
+            stats["OutputStage"] = stage.clone();
         }
         Ok(json!({ "QueryRuntimeStatistics": stats }))
     }
@@ -906,6 +918,7 @@ mod tests {
             update_count: None,
             scanned_bytes: 0,
             input_rows: 0,
+            output_stage: None,
         };
         let text = String::from_utf8(csv(&out)).unwrap();
         assert_eq!(
