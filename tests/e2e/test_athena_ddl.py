@@ -278,6 +278,8 @@ def test_compressed_text_tables_are_read_by_extension(athena, lakebox):
         "logs/f.csv.lz4": [(9, "r")],
         "logs/g/framed.snappy": [(10, "q")],
         "logs/g/framed.lz4": [(11, "p")],
+        "logs/h.csv.deflate": [(12, "o")],  # Hadoop's DefaultCodec: zlib
+        "logs/i/raw.deflate": [(13, "n")],
     }
 
     def hadoop_blocks(body, compress, block=8):
@@ -306,6 +308,13 @@ def test_compressed_text_tables_are_read_by_extension(athena, lakebox):
             body = hadoop_blocks(body, cramjam.snappy.compress_raw)
         elif key.endswith(".lz4"):
             body = hadoop_blocks(body, lambda b: cramjam.lz4.compress_block(b, store_size=False))
+        elif key.endswith("raw.deflate"):
+            import zlib
+            c = zlib.compressobj(wbits=-15)
+            body = c.compress(body) + c.flush()
+        elif key.endswith(".deflate"):
+            import zlib
+            body = zlib.compress(body)
         s3.put_object(Bucket="lake", Key=key, Body=body)
     ok(athena, "CREATE DATABASE IF NOT EXISTS web")
     ok(athena, """CREATE EXTERNAL TABLE web.logs (id int, tag string)

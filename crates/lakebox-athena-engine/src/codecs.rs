@@ -1,7 +1,8 @@
 //! The text compressions DataFusion does not decode itself, as Hadoop and Athena write and read
 //! them: Snappy and LZ4, either in Hadoop's block stream (`BlockCompressorStream`: a 4-byte
 //! big-endian uncompressed length, then chunks each prefixed with their 4-byte compressed
-//! length, repeated) or in the codec's own framing format (`snzip`, `lz4` command-line tools).
+//! length, repeated) or in the codec's own framing format (`snzip`, `lz4` command-line tools);
+//! and Hadoop's DefaultCodec (`.deflate`: a zlib stream, or raw deflate).
 
 use std::io::Read;
 
@@ -27,6 +28,7 @@ pub fn decompress(compression: FileCompressionType, path: &str, data: Bytes) -> 
 pub enum TextCodec {
     Snappy,
     Lz4,
+    Deflate,
 }
 
 impl TextCodec {
@@ -36,6 +38,7 @@ impl TextCodec {
         match ext.as_str() {
             "snappy" => Some(TextCodec::Snappy),
             "lz4" => Some(TextCodec::Lz4),
+            "deflate" => Some(TextCodec::Deflate),
             _ => None,
         }
     }
@@ -48,6 +51,16 @@ impl TextCodec {
             ))
         };
         match self {
+            // Hadoop's DefaultCodec writes zlib (a deflate header whose check bits make it a
+            // multiple of 31); raw deflate is read too.
+            TextCodec::Deflate
+                if data.len() >= 2
+                    && data[0] & 0x0f == 8
+                    && (u16::from(data[0]) << 8 | u16::from(data[1])) % 31 == 0 =>
+            {
+                read_all(flate2::read::ZlibDecoder::new(data)).map_err(fail)
+            }
+            TextCodec::Deflate => read_all(flate2::read::DeflateDecoder::new(data)).map_err(fail),
             TextCodec::Snappy if data.starts_with(SNAPPY_STREAM) => {
                 read_all(snap::read::FrameDecoder::new(data)).map_err(fail)
             }
@@ -159,6 +172,28 @@ mod tests {
         assert_eq!(TextCodec::Snappy.decompress("a.snappy", &framed).unwrap(), plain);
         let err = TextCodec::Snappy.decompress("a.snappy", &blocks[..blocks.len() - 3]);
         assert!(err.unwrap_err().to_string().contains("a.snappy"));
+    }
+
+    #[test]
+    fn deflate_as_zlib_or_raw() {
+        use std::io::Write;
+        let plain = text();
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(&plain).unwrap();
+        assert_eq!(
+            TextCodec::Deflate
+                .decompress("a.deflate", &z.finish().unwrap())
+                .unwrap(),
+            plain
+        );
+        let mut d = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        d.write_all(&plain).unwrap();
+        assert_eq!(
+            TextCodec::Deflate
+                .decompress("a.deflate", &d.finish().unwrap())
+                .unwrap(),
+            plain
+        );
     }
 
     #[test]

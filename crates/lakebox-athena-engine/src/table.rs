@@ -50,9 +50,9 @@ fn compression_of(path: &str) -> Result<FileCompressionType> {
         "bz2" => FileCompressionType::BZIP2,
         "zst" | "zstd" => FileCompressionType::ZSTD,
         "xz" => FileCompressionType::XZ,
-        "deflate" | "lzo" => {
+        "lzo" => {
             return Err(DataFusionError::NotImplemented(format!(
-                "{path}: {ext}-compressed text files are not supported by Lakebox's Athena yet (gzip, bzip2, zstd, xz, snappy and lz4 are)."
+                "{path}: LZO-compressed text files are not supported by Lakebox's Athena yet (gzip, bzip2, zstd, xz, deflate, snappy and lz4 are)."
             )));
         }
         _ => FileCompressionType::UNCOMPRESSED,
