@@ -313,6 +313,27 @@ def test_aggregates(athena):
         assert bottom == "[" + ", ".join(str(o["id"]) for o in by_amount[:10]) + "]"
 
 
+def test_more_trino_functions(athena):
+    import base64
+    import hashlib
+    got = rows(athena, "SELECT to_hex(md5(to_utf8('lakebox'))), to_hex(sha256(to_utf8('lakebox'))), "
+                       "to_base64(to_utf8('hi!')), from_utf8(from_base64('aGkh')), to_hex(from_hex('0aff'))")
+    assert got == [[hashlib.md5(b"lakebox").hexdigest().upper(), hashlib.sha256(b"lakebox").hexdigest().upper(),
+                    base64.b64encode(b"hi!").decode(), "hi!", "0AFF"]]
+    got = rows(athena, "SELECT url_extract_host(u), url_extract_path(u), url_extract_parameter(u, 'q'), "
+                       "url_extract_protocol(u), url_extract_port(u) FROM (SELECT 'https://a.example.com:8443/p/x?q=1&r=2' AS u)")
+    assert got == [["a.example.com", "/p/x", "1", "https", "8443"]]
+    got = rows(athena, "SELECT if(1 > 0, 'y', 'n'), if(false, 1), contains(ARRAY[1, 2], 2), sequence(1, 7, 3), "
+                       "slice(ARRAY[1, 2, 3, 4], 2, 2), levenshtein_distance('kitten', 'sitting'), truncate(2.7), codepoint('A')")
+    assert got == [["y", None, "true", "[1, 4, 7]", "[2, 3]", "3", "2.0", "65"]]
+    got = rows(athena, "SELECT map_agg(k, v), every(v > 0), variance(v) FROM (VALUES ('a', 1), ('b', 3)) AS t(k, v)")
+    assert got == [["{a=1, b=3}", "true", "2.0"]]
+    got = rows(athena, "SELECT json_array_contains('[1, 2, \"x\"]', 2), json_array_contains('[1, \"x\"]', 'x'), "
+                       "json_array_get('[1, {\"a\": 2}]', -1), to_iso8601(TIMESTAMP '2024-01-31 08:00:00'), "
+                       "to_iso8601(DATE '2024-01-31'), last_day_of_month(DATE '2024-02-10'), typeof('x')")
+    assert got == [["true", "true", '{"a":2}', "2024-01-31T08:00:00.000", "2024-01-31", "2024-02-29", "varchar"]]
+
+
 def test_errors_are_actionable(athena):
     _, e = run(athena, "SELEC 1")
     assert e["Status"]["State"] == "FAILED" and "SYNTAX_ERROR" in e["Status"]["StateChangeReason"]

@@ -12,6 +12,10 @@
 //! - `min_by(x, y)` / `max_by(x, y)` → `first_value(x ORDER BY y …) FILTER (WHERE y IS NOT NULL)`;
 //!   with a count `n`, the first `n` of `array_agg(x ORDER BY y …)`.
 //! - `concat(a, b, …)` → `a || b || …` (NULL if any argument is, as in Trino).
+//! - Functions DataFusion has under another name or shape: `if` → `CASE`, `contains` →
+//!   `array_has`, `sequence` → `generate_series`, `slice` → `array_slice`, `variance` →
+//!   `var_samp`, `every` → `bool_and`, `levenshtein_distance`, `truncate`, `codepoint`,
+//!   `map_agg(k, v)` → `map(array_agg(k), array_agg(v))`, `zip` → `arrays_zip`.
 //! - `FROM r CROSS JOIN UNNEST(a, …) AS u(x, …)` (or `FROM r, UNNEST(…)`), which DataFusion
 //!   cannot plan as a lateral join, → `FROM (SELECT r.*, unnest(a) AS x, … FROM r) AS r`,
 //!   with `u.x` references renamed `r.x`; `WITH ORDINALITY` adds an unnested 1‥n series, and
@@ -477,6 +481,23 @@ fn rewrite(e: &mut Expr) {
             op: BinaryOperator::StringConcat,
             right: Box::new(r),
         }),
+        // Trino's names for functions DataFusion has under another name or shape.
+        ("if", 2) => template("CASE WHEN __a THEN __b END", &a),
+        ("if", 3) => template("CASE WHEN __a THEN __b ELSE __2 END", &a),
+        ("contains", 2) => template("array_has(__a, __b)", &a),
+        ("sequence", 2) => template("generate_series(__a, __b)", &a),
+        ("sequence", 3) => template("generate_series(__a, __b, __2)", &a),
+        ("slice", 3) => template("array_slice(__a, __b, __b + __2 - 1)", &a),
+        ("variance", 1) => template("var_samp(__a)", &a),
+        ("every", 1) => template("bool_and(__a)", &a),
+        ("levenshtein_distance", 2) => template("levenshtein(__a, __b)", &a),
+        ("truncate", 1) => template("trunc(__a)", &a),
+        ("codepoint", 1) => template("ascii(__a)", &a),
+        ("map_agg", 2) => template("map(array_agg(__a), array_agg(__b))", &a),
+        ("zip", n) if n >= 2 => {
+            let zipped = (0..n).map(|i| format!("__{i}")).collect::<Vec<_>>().join(", ");
+            template(&format!("arrays_zip({zipped})"), &a)
+        }
         // Trino names an anonymous row's fields field0, field1, … (DataFusion: c0, c1, …).
         ("row", n) if n >= 1 => {
             let named = a
@@ -561,6 +582,11 @@ mod tests {
              first_value(x ORDER BY y DESC) FILTER (WHERE y IS NOT NULL) FROM t"
         );
         assert_eq!(rewritten("SELECT concat(a, 'b', c)"), "SELECT a || 'b' || c");
+        assert_eq!(
+            rewritten("SELECT if(a > 1, 'x'), if(b, 1, 2), slice(xs, 2, 3), contains(xs, 4)"),
+            "SELECT CASE WHEN a > 1 THEN 'x' END, CASE WHEN b THEN 1 ELSE 2 END, \
+             array_slice(xs, 2, 2 + 3 - 1), array_has(xs, 4)"
+        );
         assert_eq!(
             rewritten("SELECT ROW('Bob', 38)"),
             "SELECT named_struct('field0', 'Bob', 'field1', 38)"

@@ -60,6 +60,14 @@ pub fn register(ctx: &SessionContext) {
         date_add,
     );
     reg(ctx, "date_diff", &[3], |_| DataType::Int64, date_diff);
+    reg(ctx, "to_iso8601", &[1], |_| DataType::Utf8, to_iso8601);
+    reg(
+        ctx,
+        "last_day_of_month",
+        &[1],
+        |_| DataType::Date32,
+        last_day_of_month,
+    );
     for (name, extract) in FIELDS {
         ctx.register_udf(ScalarUDF::new_from_impl(Field {
             name,
@@ -467,4 +475,50 @@ impl ScalarUDFImpl for Field {
         let out: Int64Array = t.iter().map(|v| v.and_then(naive).map(self.extract)).collect();
         Ok(ColumnarValue::Array(Arc::new(out)))
     }
+}
+
+/// `to_iso8601(x)`: a date as `2024-01-31`, a timestamp as `2024-01-31T08:00:00.000` (with `Z`
+/// when it has a zone), as Trino writes them.
+fn to_iso8601(a: &[ArrayRef], _: bool) -> Result<ArrayRef> {
+    let zoned = matches!(a[0].data_type(), DataType::Timestamp(_, Some(_)));
+    let out: StringArray = if matches!(a[0].data_type(), DataType::Date32 | DataType::Date64) {
+        let d = arg(a, 0, &DataType::Date32)?;
+        d.as_any()
+            .downcast_ref::<datafusion::arrow::array::Date32Array>()
+            .expect("cast to date")
+            .iter()
+            .map(|v| {
+                v.and_then(|v| naive(i64::from(v) * 86_400_000))
+                    .map(|d| d.format("%Y-%m-%d").to_string())
+            })
+            .collect()
+    } else {
+        let zone = if zoned { "Z" } else { "" };
+        timestamps(a, 0)?
+            .iter()
+            .map(|v| {
+                v.and_then(naive)
+                    .map(|d| format!("{}{zone}", d.format("%Y-%m-%dT%H:%M:%S%.3f")))
+            })
+            .collect()
+    };
+    Ok(Arc::new(out))
+}
+
+/// `last_day_of_month(x)`: the last day of the month `x` falls in.
+fn last_day_of_month(a: &[ArrayRef], _: bool) -> Result<ArrayRef> {
+    let out: datafusion::arrow::array::Date32Array = timestamps(a, 0)?
+        .iter()
+        .map(|v| {
+            let d = naive(v?)?.date();
+            let first_next = if d.month() == 12 {
+                NaiveDate::from_ymd_opt(d.year() + 1, 1, 1)?
+            } else {
+                NaiveDate::from_ymd_opt(d.year(), d.month() + 1, 1)?
+            };
+            let last = first_next.pred_opt()?;
+            Some(last.num_days_from_ce() - EPOCH_DAYS_CE)
+        })
+        .collect();
+    Ok(Arc::new(out))
 }

@@ -37,6 +37,85 @@ pub fn register(ctx: &SessionContext) {
         json_array_length,
     );
     reg(ctx, "json_size", &[2], |_| DataType::Int64, json_size);
+    reg(
+        ctx,
+        "json_array_contains",
+        &[2],
+        |_| DataType::Boolean,
+        json_array_contains,
+    );
+    reg(ctx, "json_array_get", &[2], |_| DataType::Utf8, json_array_get);
+}
+
+/// The JSON arrays of argument 0 (NULL where it is not one).
+fn arrays(a: &[ArrayRef]) -> Result<Vec<Option<Vec<Value>>>> {
+    let j = arg(a, 0, &DataType::Utf8)?;
+    let j = json_strings(&j);
+    Ok((0..j.len())
+        .map(|i| match serde_json::from_str::<Value>(j.value(i)).ok() {
+            Some(Value::Array(x)) if !j.is_null(i) => Some(x),
+            _ => None,
+        })
+        .collect())
+}
+
+/// `json_array_contains(json, value)`: whether the JSON array holds the value (a number,
+/// boolean or string compared as Trino does, by value).
+fn json_array_contains(a: &[ArrayRef], _: bool) -> Result<ArrayRef> {
+    let wanted: Vec<Option<Value>> = match a[1].data_type() {
+        DataType::Boolean => arg(a, 1, &DataType::Boolean)?
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::BooleanArray>()
+            .expect("cast to boolean")
+            .iter()
+            .map(|v| v.map(Value::Bool))
+            .collect(),
+        t if t.is_numeric() => arg(a, 1, &DataType::Float64)?
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::Float64Array>()
+            .expect("cast to double")
+            .iter()
+            .map(|v| v.map(|v| serde_json::json!(v)))
+            .collect(),
+        _ => {
+            let t = arg(a, 1, &DataType::Utf8)?;
+            json_strings(&t)
+                .iter()
+                .map(|v| v.map(|v| Value::String(v.to_owned())))
+                .collect()
+        }
+    };
+    let same = |x: &Value, w: &Value| match (x, w) {
+        (Value::Number(x), Value::Number(w)) => x.as_f64() == w.as_f64(),
+        _ => x == w,
+    };
+    let out: datafusion::arrow::array::BooleanArray = arrays(a)?
+        .into_iter()
+        .zip(wanted)
+        .map(|(arr, w)| {
+            let (arr, w) = (arr?, w?);
+            Some(arr.iter().any(|x| same(x, &w)))
+        })
+        .collect();
+    Ok(Arc::new(out))
+}
+
+/// `json_array_get(json, index)`: the element at `index` (from 0; negative from the end) as
+/// JSON text.
+fn json_array_get(a: &[ArrayRef], _: bool) -> Result<ArrayRef> {
+    let idx = arg(a, 1, &DataType::Int64)?;
+    let idx = idx.as_any().downcast_ref::<Int64Array>().expect("cast to bigint");
+    let out: StringArray = arrays(a)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, arr)| {
+            let arr = arr?;
+            let n = idx.is_valid(i).then(|| idx.value(i))?;
+            let at = if n < 0 { arr.len() as i64 + n } else { n };
+            arr.get(usize::try_from(at).ok()?).map(Value::to_string)
+        })
+        .collect();
+    Ok(Arc::new(out))
 }
 
 #[derive(Debug, PartialEq)]

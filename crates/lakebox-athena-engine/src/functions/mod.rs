@@ -5,11 +5,13 @@
 //! wrapped in `try(…)` (see `rewrite`), which selects the lenient variant (`try_<name>`) that
 //! returns NULL instead.
 
+mod binary;
 mod collections;
 mod datetime;
 mod json;
 mod text;
 pub mod unnest;
+mod url;
 
 use std::sync::Arc;
 
@@ -111,11 +113,30 @@ fn register(ctx: &SessionContext, name: &str, arities: &[usize], returns: Return
 
 /// Registers every Trino function on a session.
 pub fn register_all(ctx: &SessionContext) {
+    binary::register(ctx);
     collections::register(ctx);
     datetime::register(ctx);
     json::register(ctx);
     text::register(ctx);
     unnest::register(ctx);
+    url::register(ctx);
+    register_typeof(ctx);
+}
+
+/// `typeof(x)`: the Trino name of the argument's type.
+fn register_typeof(ctx: &SessionContext) {
+    register(
+        ctx,
+        "typeof",
+        &[1],
+        |_| DataType::Utf8,
+        |a, _| {
+            let name = crate::athena_type(a[0].data_type());
+            Ok(Arc::new(datafusion::arrow::array::StringArray::from(
+                vec![name; a[0].len()],
+            )))
+        },
+    );
 }
 
 /// The argument cast to `t` (strings, numbers and timestamps of any flavour are accepted).
