@@ -332,6 +332,8 @@ def test_more_trino_functions(athena):
                        "json_array_get('[1, {\"a\": 2}]', -1), to_iso8601(TIMESTAMP '2024-01-31 08:00:00'), "
                        "to_iso8601(DATE '2024-01-31'), last_day_of_month(DATE '2024-02-10'), typeof('x')")
     assert got == [["true", "true", '{"a":2}', "2024-01-31T08:00:00.000", "2024-01-31", "2024-02-29", "varchar"]]
+    got = rows(athena, "SELECT format('%s-%d', 'a', 5), format('%05.2f|%-4s|%x|%%', 3.14159, 'ab', 255), format('%,d', -1234567)")
+    assert got == [["a-5", "03.14|ab  |ff|%", "-1,234,567"]]
 
 
 def test_errors_are_actionable(athena):

@@ -1,5 +1,6 @@
 //! Trino's string functions DataFusion lacks: `regexp_extract`, `regexp_extract_all` (Java-style
-//! patterns, mostly shared with Rust's regex syntax) and `split`.
+//! patterns, mostly shared with Rust's regex syntax), `split` and `format` (Java's
+//! `String.format` for `%s`, `%d`, `%f`/`%.Nf`, `%x`, `%%`, with `-`/`0` flags and widths).
 
 use std::sync::Arc;
 
@@ -25,6 +26,155 @@ pub fn register(ctx: &SessionContext) {
         regexp_extract_all,
     );
     reg(ctx, "split", &[2, 3], |_| string_list(), split);
+    reg(
+        ctx,
+        "format",
+        &(1..=12).collect::<Vec<_>>(),
+        |_| DataType::Utf8,
+        format,
+    );
+}
+
+/// One argument of a `format` row: its text, its integer or its number, as a specifier wants.
+fn format_value(a: &ArrayRef, i: usize, spec: char) -> Result<String> {
+    use datafusion::arrow::array::AsArray;
+    let cast_to = |t: &DataType| datafusion::arrow::compute::cast(&a.slice(i, 1), t);
+    Ok(match spec {
+        'd' | 'x' | 'X' => {
+            if !a.data_type().is_integer() {
+                return Err(invalid(format!(
+                    "%{spec} takes an integer, not {}",
+                    crate::athena_type(a.data_type())
+                )));
+            }
+            let v = cast_to(&DataType::Int64)?;
+            let v = v
+                .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                .value(0);
+            match spec {
+                'd' => v.to_string(),
+                'x' => format!("{v:x}"),
+                _ => format!("{v:X}"),
+            }
+        }
+        'f' | 'e' => {
+            if !a.data_type().is_numeric() {
+                return Err(invalid(format!(
+                    "%{spec} takes a number, not {}",
+                    crate::athena_type(a.data_type())
+                )));
+            }
+            let v = cast_to(&DataType::Float64)?;
+            v.as_primitive::<datafusion::arrow::datatypes::Float64Type>()
+                .value(0)
+                .to_string()
+        }
+        _ => {
+            let options = datafusion::arrow::util::display::FormatOptions::default().with_null("null");
+            datafusion::arrow::util::display::ArrayFormatter::try_new(a.as_ref(), &options)?
+                .value(i)
+                .to_string()
+        }
+    })
+}
+
+/// `format(pattern, args…)` as Java's `String.format` for the common specifiers.
+fn format(a: &[ArrayRef], _: bool) -> Result<ArrayRef> {
+    let patterns = arg(a, 0, &DataType::Utf8)?;
+    let patterns = texts(&patterns);
+    let mut out = Vec::with_capacity(patterns.len());
+    for row in 0..patterns.len() {
+        if patterns.is_null(row) {
+            out.push(None);
+            continue;
+        }
+        let mut text = String::new();
+        let mut chars = patterns.value(row).chars().peekable();
+        let mut next = 1;
+        while let Some(c) = chars.next() {
+            if c != '%' {
+                text.push(c);
+                continue;
+            }
+            // %[flags][width][.precision]conversion
+            let mut flags = String::new();
+            while let Some(&f) = chars.peek().filter(|f| matches!(f, '-' | '0' | '+' | ',')) {
+                flags.push(f);
+                chars.next();
+            }
+            let mut width = String::new();
+            while let Some(&d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                width.push(d);
+                chars.next();
+            }
+            let mut precision = None;
+            if chars.peek() == Some(&'.') {
+                chars.next();
+                let mut p = String::new();
+                while let Some(&d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                    p.push(d);
+                    chars.next();
+                }
+                precision = p.parse::<usize>().ok();
+            }
+            let Some(spec) = chars.next() else {
+                return Err(invalid("format pattern ends within a specifier".into()));
+            };
+            if spec == '%' {
+                text.push('%');
+                continue;
+            }
+            if spec == 'n' {
+                text.push('\n');
+                continue;
+            }
+            let value = a
+                .get(next)
+                .ok_or_else(|| invalid(format!("format has no argument for %{spec}")))?;
+            next += 1;
+            let mut v = format_value(value, row, spec.to_ascii_lowercase())?;
+            if let (Some(p), 'f') = (precision, spec) {
+                v = format!("{:.p$}", v.parse::<f64>().unwrap_or(0.0));
+            } else if spec == 'f' {
+                v = format!("{:.6}", v.parse::<f64>().unwrap_or(0.0));
+            } else if let (Some(p), 's') = (precision, spec) {
+                v = v.chars().take(p).collect();
+            }
+            if spec == 'S' || spec == 'X' {
+                v = v.to_uppercase();
+            }
+            if flags.contains(',') && spec == 'd' {
+                // Java's grouping separator, every three digits.
+                let (sign, digits) = v.split_at(usize::from(v.starts_with('-')));
+                let grouped: Vec<String> = digits
+                    .as_bytes()
+                    .rchunks(3)
+                    .rev()
+                    .map(|c| String::from_utf8_lossy(c).into_owned())
+                    .collect();
+                v = format!("{sign}{}", grouped.join(","));
+            }
+            if flags.contains('+') && matches!(spec, 'd' | 'f') && !v.starts_with('-') {
+                v.insert(0, '+');
+            }
+            let width = width.parse::<usize>().unwrap_or(0);
+            let len = v.chars().count();
+            if len < width {
+                let pad = width - len;
+                if flags.contains('-') {
+                    v.push_str(&" ".repeat(pad));
+                } else if flags.contains('0') && matches!(spec, 'd' | 'f' | 'x' | 'X') {
+                    let sign = usize::from(v.starts_with(['-', '+']));
+                    v.insert_str(sign, &"0".repeat(pad));
+                } else {
+                    v.insert_str(0, &" ".repeat(pad));
+                }
+            }
+            text.push_str(&v);
+        }
+        out.push(Some(text));
+    }
+    Ok(Arc::new(StringArray::from(out)))
 }
 
 fn texts(a: &ArrayRef) -> &StringArray {
