@@ -127,31 +127,44 @@ pub async fn write(
     encoding: Encoding,
 ) -> Result<u64> {
     let ctx = df.task_ctx();
-    let batches = df.collect().await?;
-    let Some(first) = batches.first() else {
+    let Some(all) = collected(df).await? else {
         return Ok(0);
     };
-    let schema = first.schema();
-    let all = concat_batches(&schema, &batches)?;
-    let rows = all.num_rows() as u64;
-    if rows == 0 {
-        return Ok(0);
-    }
-    let (bucket, prefix) = lakebox_s3::lake::split_s3_url(location)
-        .ok_or_else(|| DataFusionError::Plan(format!("{location} is not an s3:// location")))?;
-    let store = ctx
-        .runtime_env()
-        .object_store(ObjectStoreUrl::parse(format!("s3://{bucket}"))?)?;
+    let (store, prefix) = store_for(ctx.runtime_env().as_ref(), location)?;
     let name = format!("{}.{}", lakebox_core::ids::random_hex(32), encoding.extension());
     for (folder, batch) in split(&all, partitioned_by)? {
         let body = encoding.file(&batch)?;
-        let key = format!(
-            "{}{folder}{name}",
-            crate::table::with_slash(prefix).trim_start_matches('/')
-        );
+        let key = format!("{prefix}{folder}{name}");
         store.put(&Path::from(key), body.into()).await?;
     }
-    Ok(rows)
+    Ok(all.num_rows() as u64)
+}
+
+/// The query's rows in one batch, or `None` when there are none.
+pub(crate) async fn collected(df: DataFrame) -> Result<Option<RecordBatch>> {
+    let batches = df.collect().await?;
+    let Some(first) = batches.first() else {
+        return Ok(None);
+    };
+    let all = concat_batches(&first.schema(), &batches)?;
+    Ok((all.num_rows() > 0).then_some(all))
+}
+
+/// The store of an `s3://bucket/prefix/` location and the prefix its keys start with
+/// (`prefix/`, no leading slash).
+pub(crate) fn store_for(
+    runtime: &datafusion::execution::runtime_env::RuntimeEnv,
+    location: &str,
+) -> Result<(Arc<dyn object_store::ObjectStore>, String)> {
+    let (bucket, prefix) = lakebox_s3::lake::split_s3_url(location)
+        .ok_or_else(|| DataFusionError::Plan(format!("{location} is not an s3:// location")))?;
+    let store = runtime.object_store(ObjectStoreUrl::parse(format!("s3://{bucket}"))?)?;
+    Ok((
+        store,
+        crate::table::with_slash(prefix)
+            .trim_start_matches('/')
+            .to_owned(),
+    ))
 }
 
 /// The rows grouped by their partition values, each group as its `a=1/b=x/` folder and a batch

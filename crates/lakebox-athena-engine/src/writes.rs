@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use datafusion::arrow::array::{Array, UInt32Array, UInt64Array};
-use datafusion::arrow::compute::{concat_batches, take_record_batch};
+use datafusion::arrow::compute::take_record_batch;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::config::{CsvOptions, JsonOptions, TableParquetOptions};
 use datafusion::common::parsers::{CompressionTypeVariant, CsvQuoteStyle};
@@ -238,21 +238,13 @@ async fn write_buckets(
     out: &Output,
     b: &Bucketing,
 ) -> Result<u64> {
-    let batches = df.collect().await?;
-    let Some(first) = batches.first() else {
+    let Some(all) = encode::collected(df).await? else {
         return Ok(0);
     };
-    let all = concat_batches(&first.schema(), &batches)?;
     let stem = lakebox_core::ids::random_hex(32);
     let extension = extension(out)?;
     let encoding = Encoding::of(&out.format, out.compression.as_deref())?;
-    let (bucket, _) =
-        split_s3_url(location).ok_or_else(|| plan_error(format!("{location} is not an s3:// location")))?;
-    let store =
-        ctx.runtime_env()
-            .object_store(datafusion::execution::object_store::ObjectStoreUrl::parse(
-                format!("s3://{bucket}"),
-            )?)?;
+    let (store, prefix) = encode::store_for(ctx.runtime_env().as_ref(), location)?;
     for (folder, rows) in encode::split(&all, &out.partitioned_by)? {
         let columns = b
             .columns
@@ -269,20 +261,15 @@ async fn write_buckets(
         }
         for (id, picked) in by_bucket {
             let part = take_record_batch(&rows, &UInt32Array::from(picked))?;
-            let file = format!(
-                "{}{folder}{}",
-                with_slash(location),
-                buckets::file_name(&stem, id, &extension)
-            );
+            let name = format!("{folder}{}", buckets::file_name(&stem, id, &extension));
             match encoding {
                 Some(e) => {
-                    let (_, key) = split_s3_url(&file).expect("an s3:// location");
-                    store
-                        .put(&object_store::path::Path::from(key), e.file(&part)?.into())
-                        .await?;
+                    let key = object_store::path::Path::from(format!("{prefix}{name}"));
+                    store.put(&key, e.file(&part)?.into()).await?;
                 }
                 None => {
                     let options = DataFrameWriteOptions::new().with_single_file_output(true);
+                    let file = format!("{}{name}", with_slash(location));
                     write_with_datafusion(ctx.read_batch(part)?, &file, out, options).await?;
                 }
             }

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, LargeListArray, ListArray, StructArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, ListArray};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields};
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
@@ -115,47 +115,24 @@ impl ScalarUDFImpl for UnnestRows {
             ColumnarValue::Array(a) => a.clone(),
             ColumnarValue::Scalar(s) => s.to_array_of_size(args.number_rows)?,
         };
-        let rows = |s: &StructArray| -> ArrayRef {
-            Arc::new(StructArray::new(
-                positional(s.fields()),
-                s.columns().to_vec(),
-                s.nulls().cloned(),
-            ))
-        };
-        let item = |values: &ArrayRef| Arc::new(Field::new("item", values.data_type().clone(), true));
-        let out: ArrayRef = match array.data_type() {
-            DataType::List(_) => {
-                let l = array.as_list::<i32>();
-                let values = rows(l.values().as_struct());
-                Arc::new(ListArray::try_new(
-                    item(&values),
-                    l.offsets().clone(),
-                    values,
-                    l.nulls().cloned(),
-                )?)
-            }
-            DataType::LargeList(_) => {
-                let l = array.as_list::<i64>();
-                let values = rows(l.values().as_struct());
-                Arc::new(LargeListArray::try_new(
-                    item(&values),
-                    l.offsets().clone(),
-                    values,
-                    l.nulls().cloned(),
-                )?)
-            }
+        // A map's entries are a list of (key, value) rows; either list's rows then take the
+        // positional field names of the return type (the same buffers, relabelled).
+        let rows: ArrayRef = match array.data_type() {
             DataType::Map(_, _) => {
                 let m = array.as_map();
-                let values = rows(m.entries());
+                let entries: ArrayRef = Arc::new(m.entries().clone());
+                let item = Arc::new(Field::new("item", entries.data_type().clone(), true));
                 Arc::new(ListArray::try_new(
-                    item(&values),
+                    item,
                     m.offsets().clone(),
-                    values,
+                    entries,
                     m.nulls().cloned(),
                 )?)
             }
+            DataType::List(_) | DataType::LargeList(_) => array,
             other => return Err(DataFusionError::Internal(format!("{NAME} cannot unnest {other}"))),
         };
+        let out = crate::columns::relabeled(&rows, args.return_field.data_type())?;
         Ok(ColumnarValue::Array(out))
     }
 }
