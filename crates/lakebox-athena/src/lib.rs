@@ -16,10 +16,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use lakebox_core::{Clock, RequestContext, ServiceError};
-use lakebox_gateway::service::BoxFuture;
-use lakebox_gateway::{RpcRequest, RpcResponse, RpcService};
 use lakebox_glue::Catalog;
 use lakebox_s3::lake::Lake;
+use lakebox_service::BoxFuture;
+use lakebox_service::{RpcRequest, RpcResponse, RpcService};
 use lakebox_store::StoreError;
 use serde_json::Value;
 

@@ -161,16 +161,13 @@ pub async fn create(f: &Firehose, ctx: &RequestContext, req: Value) -> Result<Va
             .unwrap_or_default()
             .to_owned();
         let sname = source::stream_name(&arn, &ctx.account_id, &ctx.region)?;
-        let kstream = f
-            .kinesis
-            .get(&ctx.account_id, &ctx.region, &sname)?
+        let positions = source::latest_positions(&*f.kinesis, &ctx.account_id, &ctx.region, &sname)?
             .ok_or_else(|| invalid_argument(format!("Kinesis stream {arn} does not exist.")))?;
         if field(&req, "DeliveryStreamEncryptionConfigurationInput").is_some() {
             return Err(invalid_argument(
                 "Server-side encryption cannot be set on a delivery stream whose source is a Kinesis stream.",
             ));
         }
-        let positions = source::latest_positions(&f.kinesis, &kstream)?;
         (
             Some(KinesisSource {
                 stream_arn: arn,

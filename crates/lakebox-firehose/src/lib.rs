@@ -24,11 +24,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use lakebox_core::{Clock, RequestContext, ServiceError};
-use lakebox_gateway::service::BoxFuture;
-use lakebox_gateway::{RpcRequest, RpcResponse, RpcService};
 use lakebox_glue::Catalog;
-use lakebox_kinesis::streams::Streams as KinesisStreams;
 use lakebox_s3::lake::Lake;
+use lakebox_service::BoxFuture;
+use lakebox_service::links::ShardedLog;
+use lakebox_service::{RpcRequest, RpcResponse, RpcService};
 use lakebox_store::StoreError;
 
 use deliver::Deliverer;
@@ -43,7 +43,7 @@ pub struct FirehoseSettings {
 
 pub struct Firehose {
     streams: Arc<Streams>,
-    kinesis: Arc<KinesisStreams>,
+    kinesis: Arc<dyn ShardedLog>,
     deliverer: Arc<Deliverer>,
 }
 
@@ -53,7 +53,7 @@ impl Firehose {
         clock: Arc<dyn Clock>,
         lake: Lake,
         catalog: Arc<Catalog>,
-        kinesis: Arc<KinesisStreams>,
+        kinesis: Arc<dyn ShardedLog>,
         settings: FirehoseSettings,
     ) -> Result<Self, StoreError> {
         let streams = Arc::new(Streams::open(dir, clock, settings.create_delay_millis)?);

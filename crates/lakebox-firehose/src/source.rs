@@ -9,8 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lakebox_core::{Arn, ServiceError};
-use lakebox_kinesis::decode_payload;
-use lakebox_kinesis::streams::{StreamRecord, Streams as KinesisStreams};
+use lakebox_service::links::ShardedLog;
 use lakebox_store::LogEntry;
 
 use crate::errors::invalid_argument;
@@ -40,21 +39,30 @@ pub fn stream_name(arn: &str, account: &str, region: &str) -> Result<String, Ser
     Ok(name.to_owned())
 }
 
-/// Where reading starts for a new delivery stream: the end of every open shard.
+/// Where reading starts for a new delivery stream: the end of every open shard. `None` when
+/// the Kinesis stream does not exist.
 pub fn latest_positions(
-    k: &KinesisStreams,
-    stream: &StreamRecord,
-) -> Result<BTreeMap<String, u64>, ServiceError> {
+    k: &dyn ShardedLog,
+    account: &str,
+    region: &str,
+    stream: &str,
+) -> Result<Option<BTreeMap<String, u64>>, ServiceError> {
+    let Some(shards) = k.shards(account, region, stream)? else {
+        return Ok(None);
+    };
     let mut out = BTreeMap::new();
-    for shard in stream.shards.iter().filter(|s| s.is_open()) {
-        out.insert(shard.id.clone(), k.log(stream, shard)?.next_offset());
+    for shard in shards.iter().filter(|s| s.is_open()) {
+        out.insert(
+            shard.shard_id.clone(),
+            k.next_offset(account, region, stream, &shard.shard_id)?,
+        );
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
 pub async fn run(
     streams: Arc<Streams>,
-    kinesis: Arc<KinesisStreams>,
+    kinesis: Arc<dyn ShardedLog>,
     account: String,
     region: String,
     name: String,
@@ -75,7 +83,7 @@ pub async fn run(
         let Ok(source_name) = stream_name(&src.stream_arn, &account, &region) else {
             return;
         };
-        let stream = match kinesis.get(&account, &region, &source_name) {
+        let shards = match kinesis.shards(&account, &region, &source_name) {
             Ok(Some(s)) => s,
             _ => {
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -83,60 +91,60 @@ pub async fn run(
             }
         };
         let mut moved = false;
-        for shard in &stream.shards {
-            let pos = match positions.get(&shard.id) {
+        for shard in &shards {
+            let pos = match positions.get(&shard.shard_id) {
                 Some(p) => *p,
                 None => {
                     // A shard born after the delivery stream started: read it from its start
                     // once its parents are read to their ends.
-                    let parents_done =
-                        [&shard.parent, &shard.adjacent_parent]
-                            .into_iter()
-                            .flatten()
-                            .all(|p| {
-                                let parent = stream.shards.iter().find(|s| &s.id == p);
-                                match (parent.and_then(|s| s.closed), positions.get(p)) {
-                                    (Some(c), Some(pos)) => *pos >= c.end_offset,
-                                    (_, None) => true,
-                                    (None, Some(_)) => false,
-                                }
-                            });
+                    let parents_done = [&shard.parent_shard_id, &shard.adjacent_parent_shard_id]
+                        .into_iter()
+                        .flatten()
+                        .all(|p| {
+                            let parent = shards.iter().find(|s| &s.shard_id == p);
+                            match (parent.and_then(|s| s.closed_at), positions.get(p)) {
+                                (Some(end), Some(pos)) => *pos >= end,
+                                (_, None) => true,
+                                (None, Some(_)) => false,
+                            }
+                        });
                     if !parents_done {
                         continue;
                     }
                     0
                 }
             };
-            let Ok(shard_log) = kinesis.log(&stream, shard) else {
-                continue;
-            };
-            let from = pos.max(shard_log.first_offset());
-            let l = shard_log.clone();
+            let (k, a, r, s, id) = (
+                kinesis.clone(),
+                account.clone(),
+                region.clone(),
+                source_name.clone(),
+                shard.shard_id.clone(),
+            );
             let Ok(Ok(read)) =
-                tokio::task::spawn_blocking(move || l.read(from, BATCH, 4 * 1024 * 1024)).await
+                tokio::task::spawn_blocking(move || k.read(&a, &r, &s, &id, pos, BATCH, 4 * 1024 * 1024))
+                    .await
             else {
                 continue;
             };
             let Some(last) = read.last().map(|r| r.offset) else {
-                positions.entry(shard.id.clone()).or_insert(from);
+                positions.entry(shard.shard_id.clone()).or_insert(pos);
                 continue;
             };
             let mut entries = Vec::new();
             for r in &read {
-                if let Some((_, data)) = decode_payload(&r.payload) {
-                    for user_record in deaggregate_kpl(&data) {
-                        entries.push(LogEntry {
-                            timestamp_millis: r.timestamp_millis,
-                            payload: user_record,
-                        });
-                    }
+                for user_record in deaggregate_kpl(&r.data) {
+                    entries.push(LogEntry {
+                        timestamp_millis: r.arrival_millis,
+                        payload: user_record,
+                    });
                 }
             }
             if !entries.is_empty() && log.append(entries).await.is_err() {
                 tracing::error!(stream = %name, "cannot append Kinesis records to the delivery stream's log");
                 break;
             }
-            positions.insert(shard.id.clone(), last + 1);
+            positions.insert(shard.shard_id.clone(), last + 1);
             moved = true;
         }
         if moved {

@@ -7,7 +7,7 @@ use http::{HeaderMap, Method};
 use lakebox_protocol::rpc::RpcEncoding;
 
 use crate::catalog::{Protocol, ServiceEntry};
-use crate::service::Registry;
+use crate::registry::Registry;
 
 /// Where a request goes.
 #[derive(Debug, Clone, PartialEq, Eq)]

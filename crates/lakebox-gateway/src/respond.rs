@@ -2,13 +2,12 @@
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
 use lakebox_core::{ServiceError, ids};
 use lakebox_protocol::rpc::RpcEncoding;
 use lakebox_protocol::sigv4::ErrorStyle;
 use lakebox_protocol::{query, rest_xml};
 
-use crate::service::Body;
+use lakebox_service::body::{Body, empty, full};
 
 /// The error dialect of the protocol a request arrived in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,16 +28,6 @@ impl ErrorShape {
             ErrorShape::S3 => ErrorStyle::S3,
         }
     }
-}
-
-pub fn full(body: impl Into<Bytes>) -> Body {
-    Full::new(body.into())
-        .map_err(|never| match never {})
-        .boxed_unsync()
-}
-
-pub fn empty() -> Body {
-    full(Bytes::new())
 }
 
 /// The S3 `x-amz-id-2` ("host id") for a request.
@@ -97,6 +86,7 @@ pub fn error_response(shape: ErrorShape, err: &ServiceError, request_id: &str, h
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body_util::BodyExt;
 
     async fn body_of(resp: Response<Body>) -> Bytes {
         resp.into_body().collect().await.unwrap().to_bytes()

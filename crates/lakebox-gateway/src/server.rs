@@ -24,24 +24,15 @@ use percent_encoding::percent_decode;
 use tokio::net::TcpListener;
 
 use crate::auth::Authenticator;
-use crate::body::{BodyError, read_limited};
 use crate::classify::{Route, classify};
-use crate::respond::{ErrorShape, add_request_ids, error_response, full};
-use crate::service::{Body, BoxError, Registry, RpcRequest};
+use crate::registry::Registry;
+use crate::respond::{ErrorShape, add_request_ids, error_response};
+use lakebox_service::body::{Body, BodyError, BoxError, full, read_limited};
+use lakebox_service::{PeerAddr, RpcRequest, VirtualHostBucket};
 
 /// Body limit for awsJson requests to a target no service claims (they are refused anyway;
 /// this only bounds what is read first).
 const UNKNOWN_SERVICE_MAX_BODY: u64 = 1024 * 1024;
-
-/// Request extension: the client's address (services refuse some things to remote peers, as
-/// AWS refuses them without TLS).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PeerAddr(pub std::net::SocketAddr);
-
-/// Request extension for S3: the bucket named by a virtual-host style `Host`
-/// (`<bucket>.localhost`), in which case the path is the key alone.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VirtualHostBucket(pub String);
 
 pub struct GatewayConfig {
     /// Region for requests that carry no SigV4 credential scope.
@@ -454,7 +445,7 @@ impl Gateway {
             Route::S3 { virtual_host_bucket } => {
                 let result = match self.registry.http_service("s3") {
                     Some(svc) => {
-                        let body = stream.unwrap_or_else(crate::respond::empty);
+                        let body = stream.unwrap_or_else(lakebox_service::body::empty);
                         let mut req = Request::from_parts(parts.clone(), body);
                         if let Some(bucket) = virtual_host_bucket {
                             req.extensions_mut().insert(VirtualHostBucket(bucket));

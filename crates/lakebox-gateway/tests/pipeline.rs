@@ -6,12 +6,9 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, Full};
 use lakebox_core::{RequestContext, ServiceError, SystemClock};
-use lakebox_gateway::respond::full;
-use lakebox_gateway::service::{Body, BoxFuture};
-use lakebox_gateway::{
-    Authenticator, Gateway, GatewayConfig, HttpService, Registry, RpcRequest, RpcResponse, RpcService,
-    VirtualHostBucket,
-};
+use lakebox_gateway::{Authenticator, Gateway, GatewayConfig, Registry};
+use lakebox_service::body::{Body, full};
+use lakebox_service::{BoxFuture, HttpService, RpcRequest, RpcResponse, RpcService, VirtualHostBucket};
 
 struct Panicky;
 

@@ -9,19 +9,32 @@ use crate::errors;
 use crate::hashing::even_ranges;
 use crate::model::*;
 use crate::sequence::SequenceNumber;
+use crate::stream_name;
 use crate::streams::{ShardRecord, StreamRecord, Streams};
-use crate::{stream_name, validate_stream_name};
 
 pub const MIN_RETENTION_HOURS: i64 = 24;
 pub const MAX_RETENTION_HOURS: i64 = 8760;
 const ON_DEMAND_SHARDS: u32 = 4;
 
 /// `KMS` once StartStreamEncryption was called, else `NONE`.
-pub fn encryption_type(stream: &StreamRecord) -> String {
+pub fn encryption_type(stream: &StreamRecord) -> EncryptionType {
     stream
         .encryption
         .as_ref()
-        .map_or_else(|| "NONE".to_owned(), |(t, _)| t.clone())
+        .map_or(EncryptionType::None, |(t, _)| EncryptionType::from(t.as_str()))
+}
+
+/// The stream's enhanced monitoring, as DescribeStream reports it.
+fn enhanced_monitoring(stream: &StreamRecord) -> Vec<EnhancedMetrics> {
+    vec![EnhancedMetrics {
+        shard_level_metrics: Some(
+            stream
+                .enhanced_metrics
+                .iter()
+                .map(|m| MetricsName::from(m.as_str()))
+                .collect(),
+        ),
+    }]
 }
 
 pub fn shard_id(index: u32) -> String {
@@ -52,47 +65,33 @@ pub fn shard_view(stream: &StreamRecord, s: &ShardRecord) -> Shard {
     }
 }
 
-fn mode(stream: &StreamRecord) -> StreamModeDetails {
-    StreamModeDetails {
-        stream_mode: stream.mode.clone(),
-    }
+fn mode(stream: &StreamRecord) -> Option<StreamModeDetails> {
+    Some(StreamModeDetails {
+        stream_mode: StreamMode::from(stream.mode.as_str()),
+    })
 }
 
 pub async fn create_stream(
     s: &Streams,
     ctx: &RequestContext,
     input: CreateStreamInput,
-) -> Result<Empty, ServiceError> {
-    validate_stream_name(&input.stream_name)?;
+) -> Result<(), ServiceError> {
+    // Name, ShardCount's range and the mode's values are checked by the model's constraints.
     let mode = input
         .stream_mode_details
-        .map(|m| m.stream_mode)
-        .unwrap_or_else(|| "PROVISIONED".into());
-    let count = match mode.as_str() {
-        "PROVISIONED" => match input.shard_count {
-            Some(n) if n >= 1 => n,
-            Some(n) => {
-                return Err(errors::validation(
-                    "shardCount",
-                    "Member must have value greater than or equal to 1",
-                    n,
-                ));
-            }
+        .map_or(StreamMode::Provisioned, |m| m.stream_mode);
+    let count = match mode {
+        StreamMode::OnDemand => i64::from(ON_DEMAND_SHARDS),
+        _ => match input.shard_count {
+            Some(n) => i64::from(n),
             None => {
                 return Err(errors::invalid_argument(
                     "ShardCount must be specified for a PROVISIONED stream.",
                 ));
             }
         },
-        "ON_DEMAND" => i64::from(ON_DEMAND_SHARDS),
-        other => {
-            return Err(errors::validation(
-                "streamModeDetails.streamMode",
-                "Member must satisfy enum value set: [PROVISIONED, ON_DEMAND]",
-                other,
-            ));
-        }
     };
+    let mode = mode.as_str().to_owned();
     if count > i64::from(s.settings.shard_limit) {
         return Err(errors::limit_exceeded(format!(
             "This request would exceed the shard limit for the account {} in {}. Limit: {}.",
@@ -138,15 +137,15 @@ pub async fn create_stream(
         deleting_until_millis: None,
     })
     .await?;
-    Ok(Empty {})
+    Ok(())
 }
 
 pub async fn delete_stream(
     s: &std::sync::Arc<Streams>,
     ctx: &RequestContext,
     input: DeleteStreamInput,
-) -> Result<Empty, ServiceError> {
-    let name = stream_name(ctx, &input.stream)?;
+) -> Result<(), ServiceError> {
+    let name = stream_name(ctx, &StreamRef::new(&input.stream_name, &input.stream_arn))?;
     let stream = s.require(&ctx.account_id, &ctx.region, &name)?;
     if !stream.consumers.is_empty() && !input.enforce_consumer_deletion.unwrap_or(false) {
         return Err(ServiceError::client(
@@ -158,7 +157,7 @@ pub async fn delete_stream(
         ));
     }
     s.delete(&ctx.account_id, &ctx.region, &name).await?;
-    Ok(Empty {})
+    Ok(())
 }
 
 /// Shards after `exclusive_start` (by id order), at most `limit`; plus whether more remain.
@@ -182,19 +181,10 @@ pub fn describe_stream(
     ctx: &RequestContext,
     input: DescribeStreamInput,
 ) -> Result<DescribeStreamOutput, ServiceError> {
-    let name = stream_name(ctx, &input.stream)?;
+    let name = stream_name(ctx, &StreamRef::new(&input.stream_name, &input.stream_arn))?;
     let stream = s.require(&ctx.account_id, &ctx.region, &name)?;
-    let limit = match input.limit {
-        None => 100,
-        Some(n) if (1..=10_000).contains(&n) => n as usize,
-        Some(n) => {
-            return Err(errors::validation(
-                "limit",
-                "Member must have value between 1 and 10000",
-                n,
-            ));
-        }
-    };
+    // The model bounds Limit to 1..=10000.
+    let limit = input.limit.map_or(100, |n| n as usize);
     let (shards, more) = page_shards(&stream, input.exclusive_start_shard_id.as_deref(), limit, &|_| {
         true
     });
@@ -206,12 +196,10 @@ pub fn describe_stream(
             stream_mode_details: mode(&stream),
             shards: shards.into_iter().map(|sh| shard_view(&stream, sh)).collect(),
             has_more_shards: more,
-            retention_period_hours: stream.retention_hours,
+            retention_period_hours: stream.retention_hours as i32,
             stream_creation_timestamp: Timestamp::from_secs(stream.epoch_secs() as i64),
-            enhanced_monitoring: vec![EnhancedMetrics {
-                shard_level_metrics: stream.enhanced_metrics.clone(),
-            }],
-            encryption_type: encryption_type(&stream),
+            enhanced_monitoring: enhanced_monitoring(&stream),
+            encryption_type: Some(encryption_type(&stream)),
             key_id: stream.encryption.as_ref().map(|(_, k)| k.clone()),
         },
     })
@@ -220,9 +208,9 @@ pub fn describe_stream(
 pub fn describe_stream_summary(
     s: &Streams,
     ctx: &RequestContext,
-    input: StreamRef,
+    input: DescribeStreamSummaryInput,
 ) -> Result<DescribeStreamSummaryOutput, ServiceError> {
-    let name = stream_name(ctx, &input)?;
+    let name = stream_name(ctx, &StreamRef::new(&input.stream_name, &input.stream_arn))?;
     let stream = s.require(&ctx.account_id, &ctx.region, &name)?;
     Ok(DescribeStreamSummaryOutput {
         stream_description_summary: StreamDescriptionSummary {
@@ -230,15 +218,16 @@ pub fn describe_stream_summary(
             stream_arn: stream.arn(),
             stream_status: stream.status(s.now_millis()).into(),
             stream_mode_details: mode(&stream),
-            retention_period_hours: stream.retention_hours,
+            retention_period_hours: stream.retention_hours as i32,
             stream_creation_timestamp: Timestamp::from_secs(stream.epoch_secs() as i64),
-            enhanced_monitoring: vec![EnhancedMetrics {
-                shard_level_metrics: stream.enhanced_metrics.clone(),
-            }],
-            encryption_type: encryption_type(&stream),
+            enhanced_monitoring: enhanced_monitoring(&stream),
+            encryption_type: Some(encryption_type(&stream)),
             key_id: stream.encryption.as_ref().map(|(_, k)| k.clone()),
-            open_shard_count: stream.open_shards().count() as i64,
-            consumer_count: stream.consumers.len() as i64,
+            open_shard_count: stream.open_shards().count() as i32,
+            consumer_count: Some(stream.consumers.len() as i32),
+            stream_id: None,
+            warm_throughput: None,
+            max_record_size_in_ki_b: None,
         },
     })
 }
@@ -248,17 +237,8 @@ pub fn list_streams(
     ctx: &RequestContext,
     input: ListStreamsInput,
 ) -> Result<ListStreamsOutput, ServiceError> {
-    let limit = match input.limit {
-        None => 100,
-        Some(n) if (1..=10_000).contains(&n) => n as usize,
-        Some(n) => {
-            return Err(errors::validation(
-                "limit",
-                "Member must have value between 1 and 10000",
-                n,
-            ));
-        }
-    };
+    // The model bounds Limit to 1..=10000.
+    let limit = input.limit.map_or(100, |n| n as usize);
     let start = match &input.next_token {
         Some(t) => {
             if input.exclusive_start_stream_name.is_some() {
@@ -288,16 +268,17 @@ pub fn list_streams(
         } else {
             None
         },
-        stream_summaries: page
-            .iter()
-            .map(|st| StreamSummary {
-                stream_name: st.name.clone(),
-                stream_arn: st.arn(),
-                stream_status: st.status(now).into(),
-                stream_mode_details: mode(st),
-                stream_creation_timestamp: Timestamp::from_secs(st.epoch_secs() as i64),
-            })
-            .collect(),
+        stream_summaries: Some(
+            page.iter()
+                .map(|st| StreamSummary {
+                    stream_name: st.name.clone(),
+                    stream_arn: st.arn(),
+                    stream_status: st.status(now).into(),
+                    stream_mode_details: mode(st),
+                    stream_creation_timestamp: Some(Timestamp::from_secs(st.epoch_secs() as i64)),
+                })
+                .collect(),
+        ),
     })
 }
 
@@ -313,7 +294,7 @@ pub fn list_shards(
 ) -> Result<ListShardsOutput, ServiceError> {
     let (name, mut start) = match &input.next_token {
         Some(t) => {
-            if input.stream.stream_name.is_some() || input.exclusive_start_shard_id.is_some() {
+            if input.stream_name.is_some() || input.exclusive_start_shard_id.is_some() {
                 return Err(errors::invalid_argument(
                     "NextToken and StreamName or ExclusiveStartShardId cannot be provided together.",
                 ));
@@ -329,30 +310,21 @@ pub fn list_shards(
             (n.to_owned(), Some(last.to_owned()))
         }
         None => (
-            stream_name(ctx, &input.stream)?,
+            stream_name(ctx, &StreamRef::new(&input.stream_name, &input.stream_arn))?,
             input.exclusive_start_shard_id.clone(),
         ),
     };
-    let limit = match input.max_results {
-        None => 1000,
-        Some(n) if (1..=10_000).contains(&n) => n as usize,
-        Some(n) => {
-            return Err(errors::validation(
-                "maxResults",
-                "Member must have value between 1 and 10000",
-                n,
-            ));
-        }
-    };
+    // The model bounds MaxResults to 1..=10000.
+    let limit = input.max_results.map_or(1000, |n| n as usize);
     let stream = s.require(&ctx.account_id, &ctx.region, &name)?;
     // Which shards a ShardFilter keeps (all of them without one).
     let keep: Box<dyn Fn(&ShardRecord) -> bool> = match &input.shard_filter {
         None => Box::new(|_| true),
-        Some(f) => match f.kind.as_str() {
-            "AT_LATEST" => Box::new(|sh| sh.is_open()),
+        Some(f) => match &f.r#type {
+            ShardFilterType::AtLatest => Box::new(|sh| sh.is_open()),
             // No shard has aged out of retention yet: every shard is at or after the horizon.
-            "AT_TRIM_HORIZON" | "FROM_TRIM_HORIZON" => Box::new(|_| true),
-            "AT_TIMESTAMP" | "FROM_TIMESTAMP" => {
+            ShardFilterType::AtTrimHorizon | ShardFilterType::FromTrimHorizon => Box::new(|_| true),
+            ShardFilterType::AtTimestamp | ShardFilterType::FromTimestamp => {
                 let at = f
                     .timestamp
                     .ok_or_else(|| {
@@ -362,7 +334,7 @@ pub fn list_shards(
                 // Shards open at (or, FROM_, after) the timestamp.
                 Box::new(move |sh| sh.closed.is_none_or(|c| c.closed_millis >= at))
             }
-            "AFTER_SHARD_ID" => {
+            ShardFilterType::AfterShardId => {
                 let id = f
                     .shard_id
                     .clone()
@@ -370,7 +342,7 @@ pub fn list_shards(
                 start = Some(start.map_or(id.clone(), |s| s.max(id)));
                 Box::new(|_| true)
             }
-            other => {
+            ShardFilterType::Unknown(other) => {
                 return Err(errors::invalid_argument(format!(
                     "Invalid ShardFilter type {other}."
                 )));
@@ -384,13 +356,17 @@ pub fn list_shards(
         None
     };
     Ok(ListShardsOutput {
-        shards: shards.into_iter().map(|sh| shard_view(&stream, sh)).collect(),
+        shards: Some(shards.into_iter().map(|sh| shard_view(&stream, sh)).collect()),
         next_token,
     })
 }
 
-pub async fn add_tags(s: &Streams, ctx: &RequestContext, input: AddTagsInput) -> Result<Empty, ServiceError> {
-    let name = stream_name(ctx, &input.stream)?;
+pub async fn add_tags(
+    s: &Streams,
+    ctx: &RequestContext,
+    input: AddTagsToStreamInput,
+) -> Result<(), ServiceError> {
+    let name = stream_name(ctx, &StreamRef::new(&input.stream_name, &input.stream_arn))?;
     if input.tags.len() > 10 {
         return Err(errors::invalid_argument(
             "Failed to add tags: at most 10 tags per request.",
@@ -406,15 +382,15 @@ pub async fn add_tags(s: &Streams, ctx: &RequestContext, input: AddTagsInput) ->
         Ok(())
     })
     .await?;
-    Ok(Empty {})
+    Ok(())
 }
 
 pub async fn remove_tags(
     s: &Streams,
     ctx: &RequestContext,
-    input: RemoveTagsInput,
-) -> Result<Empty, ServiceError> {
-    let name = stream_name(ctx, &input.stream)?;
+    input: RemoveTagsFromStreamInput,
+) -> Result<(), ServiceError> {
+    let name = stream_name(ctx, &StreamRef::new(&input.stream_name, &input.stream_arn))?;
     s.update(&ctx.account_id, &ctx.region, &name, move |st| {
         for k in &input.tag_keys {
             st.tags.remove(k);
@@ -422,15 +398,15 @@ pub async fn remove_tags(
         Ok(())
     })
     .await?;
-    Ok(Empty {})
+    Ok(())
 }
 
 pub fn list_tags(
     s: &Streams,
     ctx: &RequestContext,
-    input: ListTagsInput,
-) -> Result<ListTagsOutput, ServiceError> {
-    let name = stream_name(ctx, &input.stream)?;
+    input: ListTagsForStreamInput,
+) -> Result<ListTagsForStreamOutput, ServiceError> {
+    let name = stream_name(ctx, &StreamRef::new(&input.stream_name, &input.stream_arn))?;
     let stream = s.require(&ctx.account_id, &ctx.region, &name)?;
     let limit = input.limit.unwrap_or(50).clamp(1, 50) as usize;
     let rest: Vec<(String, String)> = stream
@@ -438,12 +414,15 @@ pub fn list_tags(
         .into_iter()
         .filter(|(k, _)| input.exclusive_start_tag_key.as_ref().is_none_or(|s| k > s))
         .collect();
-    Ok(ListTagsOutput {
+    Ok(ListTagsForStreamOutput {
         has_more_tags: rest.len() > limit,
         tags: rest
             .into_iter()
             .take(limit)
-            .map(|(key, value)| Tag { key, value })
+            .map(|(key, value)| Tag {
+                key,
+                value: Some(value),
+            })
             .collect(),
     })
 }
@@ -451,11 +430,12 @@ pub fn list_tags(
 pub async fn change_retention(
     s: &Streams,
     ctx: &RequestContext,
-    input: RetentionInput,
+    stream: StreamRef<'_>,
+    hours: i32,
     increase: bool,
-) -> Result<Empty, ServiceError> {
-    let name = stream_name(ctx, &input.stream)?;
-    let hours = input.retention_period_hours;
+) -> Result<(), ServiceError> {
+    let name = stream_name(ctx, &stream)?;
+    let hours = i64::from(hours);
     if !(MIN_RETENTION_HOURS..=MAX_RETENTION_HOURS).contains(&hours) {
         return Err(errors::invalid_argument(format!(
             "Minimum allowed retention period is {MIN_RETENTION_HOURS} hours. Maximum allowed retention period is {MAX_RETENTION_HOURS} hours. Requested retention period ({hours} hours) is out of range."
@@ -479,15 +459,15 @@ pub async fn change_retention(
         Ok(())
     })
     .await?;
-    Ok(Empty {})
+    Ok(())
 }
 
 pub fn describe_limits(s: &Streams, ctx: &RequestContext) -> Result<DescribeLimitsOutput, ServiceError> {
     let streams = s.list(&ctx.account_id, &ctx.region)?;
     Ok(DescribeLimitsOutput {
-        shard_limit: i64::from(s.settings.shard_limit),
-        open_shard_count: streams.iter().map(|st| st.open_shards().count() as i64).sum(),
-        on_demand_stream_count: streams.iter().filter(|st| st.mode == "ON_DEMAND").count() as i64,
+        shard_limit: s.settings.shard_limit as i32,
+        open_shard_count: streams.iter().map(|st| st.open_shards().count() as i32).sum(),
+        on_demand_stream_count: streams.iter().filter(|st| st.mode == "ON_DEMAND").count() as i32,
         on_demand_stream_count_limit: 50,
     })
 }

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use lakebox_core::{RequestContext, ServiceError};
-use lakebox_gateway::RpcResponse;
 use lakebox_protocol::rpc::RpcEncoding;
 use lakebox_protocol::{Blob, Timestamp, eventstream};
+use lakebox_service::RpcResponse;
 use tokio::sync::mpsc;
 
 use crate::model::*;
@@ -34,13 +34,7 @@ pub async fn subscribe_to_shard(
     let (stream_arn, consumer) = arn
         .split_once("/consumer/")
         .ok_or_else(|| errors::invalid_argument(format!("Invalid ConsumerARN: {arn}")))?;
-    let name = stream_name(
-        ctx,
-        &StreamRef {
-            stream_name: None,
-            stream_arn: Some(stream_arn.to_owned()),
-        },
-    )?;
+    let name = stream_name(ctx, &StreamRef::by_arn(stream_arn))?;
     let stream = s.require(&ctx.account_id, &ctx.region, &name)?;
     if !stream.consumers.iter().any(|c| c.arn == *arn) {
         return Err(ServiceError::client(
@@ -59,7 +53,7 @@ pub async fn subscribe_to_shard(
         &stream,
         &shard,
         &ctx.account_id,
-        &pos.kind,
+        &pos.r#type,
         pos.sequence_number.as_deref(),
         pos.timestamp,
     )?;
@@ -72,7 +66,7 @@ pub async fn subscribe_to_shard(
             let tx = tx.clone();
             async move { tx.send(Ok(Bytes::from(msg))).await.is_ok() }
         };
-        let Ok(initial) = encoding.encode(&Empty {}) else {
+        let Ok(initial) = encoding.encode(&SubscribeToShardOutput {}) else {
             return;
         };
         if !send(eventstream::event("initial-response", content_type, &initial)).await {
@@ -118,9 +112,10 @@ pub async fn subscribe_to_shard(
                 if let Some((partition_key, data)) = decode_payload(&r.payload) {
                     records.push(Record {
                         sequence_number: seq(&current, &shard_now, r.offset),
-                        approximate_arrival_timestamp: Timestamp::from_millis(r.timestamp_millis),
+                        approximate_arrival_timestamp: Some(Timestamp::from_millis(r.timestamp_millis)),
                         data: Blob(data),
                         partition_key,
+                        encryption_type: None,
                     });
                 }
             }
@@ -180,6 +175,6 @@ pub async fn subscribe_to_shard(
     Ok(RpcResponse::streaming(
         encoding,
         eventstream::CONTENT_TYPE,
-        lakebox_gateway::body::channel_body(rx, None),
+        lakebox_service::body::channel_body(rx, None),
     ))
 }

@@ -14,38 +14,26 @@ use crate::model::*;
 use crate::stream_name;
 use crate::streams::{ConsumerRecord, StreamRecord, Streams};
 
-const METRICS: [&str; 7] = [
-    "IncomingBytes",
-    "IncomingRecords",
-    "OutgoingBytes",
-    "OutgoingRecords",
-    "WriteProvisionedThroughputExceeded",
-    "ReadProvisionedThroughputExceeded",
-    "IteratorAgeMilliseconds",
-];
 const MAX_CONSUMERS: usize = 20;
 
-fn by_arn(arn: &str) -> StreamRef {
-    StreamRef {
-        stream_name: None,
-        stream_arn: Some(arn.to_owned()),
-    }
+fn by_arn(arn: &str) -> StreamRef<'_> {
+    StreamRef::by_arn(arn)
+}
+
+/// What Start/StopStreamEncryption ask for.
+pub struct EncryptionChange {
+    pub encryption_type: EncryptionType,
+    pub key_id: String,
 }
 
 pub async fn update_stream_mode(
     s: &Streams,
     ctx: &RequestContext,
     input: UpdateStreamModeInput,
-) -> Result<Empty, ServiceError> {
+) -> Result<(), ServiceError> {
     let name = stream_name(ctx, &by_arn(&input.stream_arn))?;
-    let mode = input.stream_mode_details.stream_mode;
-    if mode != "PROVISIONED" && mode != "ON_DEMAND" {
-        return Err(errors::validation(
-            "streamModeDetails.streamMode",
-            "Member must satisfy enum value set: [PROVISIONED, ON_DEMAND]",
-            mode,
-        ));
-    }
+    // The model's enum constraint has refused any other mode.
+    let mode = input.stream_mode_details.stream_mode.as_str().to_owned();
     let now = s.now_millis();
     let delay = s.settings.create_delay_millis;
     s.update(&ctx.account_id, &ctx.region, &name, move |st| {
@@ -60,61 +48,57 @@ pub async fn update_stream_mode(
         Ok(())
     })
     .await?;
-    Ok(Empty {})
+    Ok(())
 }
 
 pub async fn set_encryption(
     s: &Streams,
     ctx: &RequestContext,
-    input: EncryptionInput,
+    stream: StreamRef<'_>,
+    change: EncryptionChange,
     start: bool,
-) -> Result<Empty, ServiceError> {
-    let name = stream_name(ctx, &input.stream)?;
-    if input.encryption_type != "KMS" {
-        return Err(errors::validation(
-            "encryptionType",
-            "Member must satisfy enum value set: [KMS]",
-            &input.encryption_type,
-        ));
-    }
-    if input.key_id.is_empty() {
-        return Err(errors::validation(
-            "keyId",
-            "Member must have length greater than or equal to 1",
-            "",
-        ));
+) -> Result<(), ServiceError> {
+    let name = stream_name(ctx, &stream)?;
+    // The model allows NONE too, but only KMS can be started or stopped.
+    if change.encryption_type != EncryptionType::Kms {
+        return Err(errors::invalid_argument(format!(
+            "Encryption type {} is not supported; use KMS.",
+            change.encryption_type
+        )));
     }
     s.update(&ctx.account_id, &ctx.region, &name, move |st| {
         st.encryption = if start {
-            Some((input.encryption_type, input.key_id))
+            Some((change.encryption_type.as_str().to_owned(), change.key_id))
         } else {
             None
         };
         Ok(())
     })
     .await?;
-    Ok(Empty {})
+    Ok(())
 }
 
 pub async fn set_monitoring(
     s: &Streams,
     ctx: &RequestContext,
-    input: MonitoringInput,
+    stream: StreamRef<'_>,
+    metrics: &[MetricsName],
     enable: bool,
-) -> Result<MonitoringOutput, ServiceError> {
-    let name = stream_name(ctx, &input.stream)?;
+) -> Result<EnhancedMonitoringOutput, ServiceError> {
+    let name = stream_name(ctx, &stream)?;
+    // The model's enum constraint has refused names it does not list.
     let mut wanted = Vec::new();
-    for m in &input.shard_level_metrics {
-        if m == "ALL" {
-            wanted.extend(METRICS.iter().map(|x| x.to_string()));
-        } else if METRICS.contains(&m.as_str()) {
-            wanted.push(m.clone());
+    for m in metrics {
+        if *m == MetricsName::All {
+            // ALL stands for every metric the model lists.
+            wanted.extend(
+                MetricsName::VALUES
+                    .iter()
+                    .filter(|x| **x != MetricsName::All.as_str())
+                    .map(|x| x.to_string()),
+            );
         } else {
-            return Err(errors::validation(
-                "shardLevelMetrics",
-                "Member must satisfy enum value set",
-                m,
-            ));
+            wanted.push(m.as_str().to_owned());
         }
     }
     let mut before = Vec::new();
@@ -137,11 +121,12 @@ pub async fn set_monitoring(
         })
         .await?
     };
-    Ok(MonitoringOutput {
-        stream_name: stream.name.clone(),
-        current_shard_level_metrics: before,
-        desired_shard_level_metrics: stream.enhanced_metrics.clone(),
-        stream_arn: stream.arn(),
+    let names = |v: &[String]| Some(v.iter().map(|m| MetricsName::from(m.as_str())).collect());
+    Ok(EnhancedMonitoringOutput {
+        stream_name: Some(stream.name.clone()),
+        current_shard_level_metrics: names(&before),
+        desired_shard_level_metrics: names(&stream.enhanced_metrics),
+        stream_arn: Some(stream.arn()),
     })
 }
 
@@ -177,12 +162,12 @@ fn consumer_mut<'a>(st: &'a mut StreamRecord, name: &str) -> Result<&'a mut Cons
 pub async fn tag_resource(
     s: &Streams,
     ctx: &RequestContext,
-    input: ResourceInput,
-    add: bool,
-) -> Result<Empty, ServiceError> {
-    let (stream, consumer) = resource(ctx, &input.resource_arn)?;
-    let tags = input.tags.unwrap_or_default();
-    let keys = input.tag_keys.unwrap_or_default();
+    resource_arn: &str,
+    tags: std::collections::BTreeMap<String, String>,
+    keys: Vec<String>,
+) -> Result<(), ServiceError> {
+    let (stream, consumer) = resource(ctx, resource_arn)?;
+    let add = !tags.is_empty();
     s.update(&ctx.account_id, &ctx.region, &stream, move |st| {
         let target = match &consumer {
             Some(c) => &mut consumer_mut(st, c)?.tags,
@@ -201,41 +186,44 @@ pub async fn tag_resource(
         Ok(())
     })
     .await?;
-    Ok(Empty {})
+    Ok(())
 }
 
 pub fn list_tags_for_resource(
     s: &Streams,
     ctx: &RequestContext,
-    input: ResourceInput,
+    resource_arn: &str,
 ) -> Result<ListTagsForResourceOutput, ServiceError> {
-    let (stream, consumer) = resource(ctx, &input.resource_arn)?;
+    let (stream, consumer) = resource(ctx, resource_arn)?;
     let mut st = s.require(&ctx.account_id, &ctx.region, &stream)?;
     let tags = match &consumer {
         Some(c) => consumer_mut(&mut st, c)?.tags.clone(),
         None => st.tags.clone(),
     };
     Ok(ListTagsForResourceOutput {
-        tags: tags.into_iter().map(|(key, value)| Tag { key, value }).collect(),
+        tags: Some(
+            tags.into_iter()
+                .map(|(key, value)| Tag {
+                    key,
+                    value: Some(value),
+                })
+                .collect(),
+        ),
     })
 }
 
 pub async fn put_policy(
     s: &Streams,
     ctx: &RequestContext,
-    input: ResourceInput,
-    put: bool,
-) -> Result<Empty, ServiceError> {
-    let (stream, consumer) = resource(ctx, &input.resource_arn)?;
-    let policy = if put {
-        let p = input.policy.unwrap_or_default();
-        if !serde_json::from_str::<serde_json::Value>(&p).is_ok_and(|v| v.is_object()) {
-            return Err(errors::invalid_argument("Policy must be a valid JSON document."));
-        }
-        Some(p)
-    } else {
-        None
-    };
+    resource_arn: &str,
+    policy: Option<String>,
+) -> Result<(), ServiceError> {
+    let (stream, consumer) = resource(ctx, resource_arn)?;
+    if let Some(p) = &policy
+        && !serde_json::from_str::<serde_json::Value>(p).is_ok_and(|v| v.is_object())
+    {
+        return Err(errors::invalid_argument("Policy must be a valid JSON document."));
+    }
     s.update(&ctx.account_id, &ctx.region, &stream, move |st| {
         match &consumer {
             Some(c) => consumer_mut(st, c)?.policy = policy,
@@ -244,15 +232,15 @@ pub async fn put_policy(
         Ok(())
     })
     .await?;
-    Ok(Empty {})
+    Ok(())
 }
 
 pub fn get_policy(
     s: &Streams,
     ctx: &RequestContext,
-    input: ResourceInput,
+    resource_arn: &str,
 ) -> Result<GetResourcePolicyOutput, ServiceError> {
-    let (stream, consumer) = resource(ctx, &input.resource_arn)?;
+    let (stream, consumer) = resource(ctx, resource_arn)?;
     let mut st = s.require(&ctx.account_id, &ctx.region, &stream)?;
     let policy = match &consumer {
         Some(c) => consumer_mut(&mut st, c)?.policy.clone(),
@@ -266,26 +254,26 @@ pub fn get_policy(
 
 fn consumer_view(st: &StreamRecord, c: &ConsumerRecord, now: i64) -> Consumer {
     let status = if now < c.created_millis + st.ready_millis - st.created_millis {
-        "CREATING"
+        ConsumerStatus::Creating
     } else {
-        "ACTIVE"
+        ConsumerStatus::Active
     };
     Consumer {
         consumer_name: c.name.clone(),
         consumer_arn: c.arn.clone(),
-        consumer_status: status.into(),
+        consumer_status: status,
         consumer_creation_timestamp: Timestamp::from_secs(c.created_millis / 1000),
     }
 }
 
 /// The stream and consumer an input names: StreamARN + ConsumerName, or ConsumerARN.
-fn named_consumer(ctx: &RequestContext, input: &ConsumerInput) -> Result<(String, String), ServiceError> {
-    match (&input.consumer_arn, &input.stream_arn, &input.consumer_name) {
+fn named_consumer(ctx: &RequestContext, input: &ConsumerRef<'_>) -> Result<(String, String), ServiceError> {
+    match (input.consumer_arn, input.stream_arn, input.consumer_name) {
         (Some(arn), _, _) => match resource(ctx, arn)? {
             (stream, Some(c)) => Ok((stream, c)),
             _ => Err(errors::invalid_argument(format!("Invalid ConsumerARN: {arn}"))),
         },
-        (None, Some(sa), Some(name)) => Ok((stream_name(ctx, &by_arn(sa))?, name.clone())),
+        (None, Some(sa), Some(name)) => Ok((stream_name(ctx, &by_arn(sa))?, name.to_owned())),
         _ => Err(errors::invalid_argument(
             "Either ConsumerARN or both StreamARN and ConsumerName must be provided.",
         )),
@@ -295,28 +283,11 @@ fn named_consumer(ctx: &RequestContext, input: &ConsumerInput) -> Result<(String
 pub async fn register_consumer(
     s: &Streams,
     ctx: &RequestContext,
-    input: ConsumerInput,
+    input: RegisterStreamConsumerInput,
 ) -> Result<RegisterStreamConsumerOutput, ServiceError> {
-    let stream_arn = input
-        .stream_arn
-        .clone()
-        .ok_or_else(|| errors::invalid_argument("StreamARN is required."))?;
-    let name = input
-        .consumer_name
-        .clone()
-        .ok_or_else(|| errors::invalid_argument("ConsumerName is required."))?;
-    if name.is_empty()
-        || name.len() > 128
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
-    {
-        return Err(errors::validation(
-            "consumerName",
-            "Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+",
-            &name,
-        ));
-    }
+    // Presence, length and pattern of both are checked by the model's constraints.
+    let stream_arn = input.stream_arn;
+    let name = input.consumer_name;
     let stream = stream_name(ctx, &by_arn(&stream_arn))?;
     let now = s.now_millis();
     let tags = input.tags.unwrap_or_default();
@@ -359,7 +330,7 @@ pub async fn register_consumer(
 pub fn describe_consumer(
     s: &Streams,
     ctx: &RequestContext,
-    input: ConsumerInput,
+    input: ConsumerRef<'_>,
 ) -> Result<DescribeStreamConsumerOutput, ServiceError> {
     let (stream, name) = named_consumer(ctx, &input)?;
     let mut st = s.require(&ctx.account_id, &ctx.region, &stream)?;
@@ -379,12 +350,9 @@ pub fn describe_consumer(
 pub fn list_consumers(
     s: &Streams,
     ctx: &RequestContext,
-    input: ConsumerInput,
+    input: ListStreamConsumersInput,
 ) -> Result<ListStreamConsumersOutput, ServiceError> {
-    let stream_arn = input
-        .stream_arn
-        .clone()
-        .ok_or_else(|| errors::invalid_argument("StreamARN is required."))?;
+    let stream_arn = input.stream_arn;
     let st = s.require(
         &ctx.account_id,
         &ctx.region,
@@ -416,15 +384,15 @@ pub fn list_consumers(
         } else {
             None
         },
-        consumers: page.into_iter().map(|c| consumer_view(&st, c, now)).collect(),
+        consumers: Some(page.into_iter().map(|c| consumer_view(&st, c, now)).collect()),
     })
 }
 
 pub async fn deregister_consumer(
     s: &Streams,
     ctx: &RequestContext,
-    input: ConsumerInput,
-) -> Result<Empty, ServiceError> {
+    input: ConsumerRef<'_>,
+) -> Result<(), ServiceError> {
     let (stream, name) = named_consumer(ctx, &input)?;
     s.update(&ctx.account_id, &ctx.region, &stream, move |st| {
         consumer_mut(st, &name)?;
@@ -432,5 +400,5 @@ pub async fn deregister_consumer(
         Ok(())
     })
     .await?;
-    Ok(Empty {})
+    Ok(())
 }

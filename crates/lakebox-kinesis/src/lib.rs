@@ -5,14 +5,18 @@
 //!   shard iterators.
 //! - [`admin`] (streams, shards, tags, retention) and [`records`] (put and get): the operations.
 //!
-//! Requests arrive as awsJson 1.1 or CBOR; the same serde shapes serve both.
+//! Requests arrive as awsJson 1.1 or CBOR; the shapes, their validation and the dispatch from
+//! operation names are generated from the AWS model into [`api`] (see
+//! `scripts/codegen/services.toml`), and [`KinesisApi`](api::KinesisApi) is implemented here.
 
 mod admin;
+pub mod api;
 mod errors;
 mod fanout;
 mod features;
 pub mod hashing;
 pub mod iterator;
+mod links;
 pub mod model;
 mod records;
 mod reshard;
@@ -25,14 +29,17 @@ use std::path::Path;
 use std::sync::Arc;
 
 use lakebox_core::{Arn, Clock, RequestContext, ServiceError};
-use lakebox_gateway::service::BoxFuture;
-use lakebox_gateway::{RpcRequest, RpcResponse, RpcService};
+use lakebox_service::BoxFuture;
+use lakebox_service::{RpcRequest, RpcResponse, RpcService};
 
 pub use records::decode_payload;
 pub use streams::KinesisSettings;
 use streams::Streams;
 
-use crate::model::StreamRef;
+use crate::api::*;
+use crate::model::{ConsumerRef, StreamRef};
+use lakebox_protocol::rpc::RpcEncoding;
+use lakebox_service::links::ShardedLog;
 
 pub struct Kinesis {
     streams: Arc<Streams>,
@@ -44,9 +51,9 @@ impl Kinesis {
         retention::spawn_sweeper(self.streams.clone())
     }
 
-    /// The streams, for in-process readers (Firehose's Kinesis source): shard logs via
-    /// [`Streams::log`], stored records via [`decode_payload`].
-    pub fn streams(&self) -> Arc<Streams> {
+    /// The streams as a sharded log, for the services that read them (Firehose's Kinesis
+    /// source).
+    pub fn sharded_log(&self) -> Arc<dyn ShardedLog> {
         self.streams.clone()
     }
 
@@ -63,11 +70,11 @@ impl Kinesis {
 
 /// The stream a request names, by `StreamName` or `StreamARN` (which must be in the caller's
 /// account and region).
-pub(crate) fn stream_name(ctx: &RequestContext, r: &StreamRef) -> Result<String, ServiceError> {
-    match (&r.stream_name, &r.stream_arn) {
+pub(crate) fn stream_name(ctx: &RequestContext, r: &StreamRef<'_>) -> Result<String, ServiceError> {
+    match (r.stream_name, r.stream_arn) {
         (Some(n), _) => {
             validate_stream_name(n)?;
-            Ok(n.clone())
+            Ok(n.to_owned())
         }
         (None, Some(arn)) => {
             let parsed = Arn::parse(arn)
@@ -116,74 +123,309 @@ impl RpcService for Kinesis {
         ctx: RequestContext,
         req: RpcRequest,
     ) -> BoxFuture<Result<RpcResponse, ServiceError>> {
-        Box::pin(async move {
-            let s = &self.streams;
-            match req.operation.as_str() {
-                "CreateStream" => req.reply(&admin::create_stream(s, &ctx, req.decode()?).await?),
-                "DeleteStream" => req.reply(&admin::delete_stream(s, &ctx, req.decode()?).await?),
-                "DescribeStream" => req.reply(&admin::describe_stream(s, &ctx, req.decode()?)?),
-                "DescribeStreamSummary" => {
-                    req.reply(&admin::describe_stream_summary(s, &ctx, req.decode()?)?)
-                }
-                "ListStreams" => req.reply(&admin::list_streams(s, &ctx, req.decode()?)?),
-                "ListShards" => req.reply(&admin::list_shards(s, &ctx, req.decode()?)?),
-                "AddTagsToStream" => req.reply(&admin::add_tags(s, &ctx, req.decode()?).await?),
-                "RemoveTagsFromStream" => req.reply(&admin::remove_tags(s, &ctx, req.decode()?).await?),
-                "ListTagsForStream" => req.reply(&admin::list_tags(s, &ctx, req.decode()?)?),
-                "IncreaseStreamRetentionPeriod" => {
-                    req.reply(&admin::change_retention(s, &ctx, req.decode()?, true).await?)
-                }
-                "DecreaseStreamRetentionPeriod" => {
-                    req.reply(&admin::change_retention(s, &ctx, req.decode()?, false).await?)
-                }
-                "DescribeLimits" => req.reply(&admin::describe_limits(s, &ctx)?),
-                "UpdateStreamMode" => req.reply(&features::update_stream_mode(s, &ctx, req.decode()?).await?),
-                "StartStreamEncryption" => {
-                    req.reply(&features::set_encryption(s, &ctx, req.decode()?, true).await?)
-                }
-                "StopStreamEncryption" => {
-                    req.reply(&features::set_encryption(s, &ctx, req.decode()?, false).await?)
-                }
-                "EnableEnhancedMonitoring" => {
-                    req.reply(&features::set_monitoring(s, &ctx, req.decode()?, true).await?)
-                }
-                "DisableEnhancedMonitoring" => {
-                    req.reply(&features::set_monitoring(s, &ctx, req.decode()?, false).await?)
-                }
-                "TagResource" => req.reply(&features::tag_resource(s, &ctx, req.decode()?, true).await?),
-                "UntagResource" => req.reply(&features::tag_resource(s, &ctx, req.decode()?, false).await?),
-                "ListTagsForResource" => {
-                    req.reply(&features::list_tags_for_resource(s, &ctx, req.decode()?)?)
-                }
-                "PutResourcePolicy" => req.reply(&features::put_policy(s, &ctx, req.decode()?, true).await?),
-                "DeleteResourcePolicy" => {
-                    req.reply(&features::put_policy(s, &ctx, req.decode()?, false).await?)
-                }
-                "GetResourcePolicy" => req.reply(&features::get_policy(s, &ctx, req.decode()?)?),
-                "RegisterStreamConsumer" => {
-                    req.reply(&features::register_consumer(s, &ctx, req.decode()?).await?)
-                }
-                "DescribeStreamConsumer" => req.reply(&features::describe_consumer(s, &ctx, req.decode()?)?),
-                "ListStreamConsumers" => req.reply(&features::list_consumers(s, &ctx, req.decode()?)?),
-                "DeregisterStreamConsumer" => {
-                    req.reply(&features::deregister_consumer(s, &ctx, req.decode()?).await?)
-                }
-                "SplitShard" => req.reply(&reshard::split_shard(s, &ctx, req.decode()?).await?),
-                "MergeShards" => req.reply(&reshard::merge_shards(s, &ctx, req.decode()?).await?),
-                "UpdateShardCount" => req.reply(&reshard::update_shard_count(s, &ctx, req.decode()?).await?),
-                "PutRecord" => req.reply(&records::put_record(s, &ctx, req.decode()?).await?),
-                "PutRecords" => req.reply(&records::put_records(s, &ctx, req.decode()?).await?),
-                "GetShardIterator" => req.reply(&records::get_shard_iterator(s, &ctx, req.decode()?)?),
-                "SubscribeToShard" => {
-                    let input = req.decode()?;
-                    fanout::subscribe_to_shard(s, &ctx, req.encoding, input).await
-                }
-                "GetRecords" => req.reply(&records::get_records(s, &ctx, req.decode()?).await?),
-                other => Err(ServiceError::client(
-                    "UnknownOperationException",
-                    format!("Operation {other} is not supported by Lakebox's Kinesis yet."),
-                )),
-            }
-        })
+        api::dispatch(self, ctx, req)
+    }
+}
+
+/// Each operation as the model names it, handed to the module that implements it.
+impl KinesisApi for Kinesis {
+    async fn create_stream(
+        &self,
+        ctx: &RequestContext,
+        input: CreateStreamInput,
+    ) -> Result<(), ServiceError> {
+        admin::create_stream(&self.streams, ctx, input).await
+    }
+
+    async fn delete_stream(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteStreamInput,
+    ) -> Result<(), ServiceError> {
+        admin::delete_stream(&self.streams, ctx, input).await
+    }
+
+    async fn describe_stream(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeStreamInput,
+    ) -> Result<DescribeStreamOutput, ServiceError> {
+        admin::describe_stream(&self.streams, ctx, input)
+    }
+
+    async fn describe_stream_summary(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeStreamSummaryInput,
+    ) -> Result<DescribeStreamSummaryOutput, ServiceError> {
+        admin::describe_stream_summary(&self.streams, ctx, input)
+    }
+
+    async fn list_streams(
+        &self,
+        ctx: &RequestContext,
+        input: ListStreamsInput,
+    ) -> Result<ListStreamsOutput, ServiceError> {
+        admin::list_streams(&self.streams, ctx, input)
+    }
+
+    async fn list_shards(
+        &self,
+        ctx: &RequestContext,
+        input: ListShardsInput,
+    ) -> Result<ListShardsOutput, ServiceError> {
+        admin::list_shards(&self.streams, ctx, input)
+    }
+
+    async fn add_tags_to_stream(
+        &self,
+        ctx: &RequestContext,
+        input: AddTagsToStreamInput,
+    ) -> Result<(), ServiceError> {
+        admin::add_tags(&self.streams, ctx, input).await
+    }
+
+    async fn remove_tags_from_stream(
+        &self,
+        ctx: &RequestContext,
+        input: RemoveTagsFromStreamInput,
+    ) -> Result<(), ServiceError> {
+        admin::remove_tags(&self.streams, ctx, input).await
+    }
+
+    async fn list_tags_for_stream(
+        &self,
+        ctx: &RequestContext,
+        input: ListTagsForStreamInput,
+    ) -> Result<ListTagsForStreamOutput, ServiceError> {
+        admin::list_tags(&self.streams, ctx, input)
+    }
+
+    async fn increase_stream_retention_period(
+        &self,
+        ctx: &RequestContext,
+        input: IncreaseStreamRetentionPeriodInput,
+    ) -> Result<(), ServiceError> {
+        let stream = StreamRef::new(&input.stream_name, &input.stream_arn);
+        admin::change_retention(&self.streams, ctx, stream, input.retention_period_hours, true).await
+    }
+
+    async fn decrease_stream_retention_period(
+        &self,
+        ctx: &RequestContext,
+        input: DecreaseStreamRetentionPeriodInput,
+    ) -> Result<(), ServiceError> {
+        let stream = StreamRef::new(&input.stream_name, &input.stream_arn);
+        admin::change_retention(&self.streams, ctx, stream, input.retention_period_hours, false).await
+    }
+
+    async fn describe_limits(
+        &self,
+        ctx: &RequestContext,
+        _input: DescribeLimitsInput,
+    ) -> Result<DescribeLimitsOutput, ServiceError> {
+        admin::describe_limits(&self.streams, ctx)
+    }
+
+    async fn update_stream_mode(
+        &self,
+        ctx: &RequestContext,
+        input: UpdateStreamModeInput,
+    ) -> Result<(), ServiceError> {
+        features::update_stream_mode(&self.streams, ctx, input).await
+    }
+
+    async fn start_stream_encryption(
+        &self,
+        ctx: &RequestContext,
+        input: StartStreamEncryptionInput,
+    ) -> Result<(), ServiceError> {
+        let stream = StreamRef::new(&input.stream_name, &input.stream_arn);
+        let change = features::EncryptionChange {
+            encryption_type: input.encryption_type.clone(),
+            key_id: input.key_id.clone(),
+        };
+        features::set_encryption(&self.streams, ctx, stream, change, true).await
+    }
+
+    async fn stop_stream_encryption(
+        &self,
+        ctx: &RequestContext,
+        input: StopStreamEncryptionInput,
+    ) -> Result<(), ServiceError> {
+        let stream = StreamRef::new(&input.stream_name, &input.stream_arn);
+        let change = features::EncryptionChange {
+            encryption_type: input.encryption_type.clone(),
+            key_id: input.key_id.clone(),
+        };
+        features::set_encryption(&self.streams, ctx, stream, change, false).await
+    }
+
+    async fn enable_enhanced_monitoring(
+        &self,
+        ctx: &RequestContext,
+        input: EnableEnhancedMonitoringInput,
+    ) -> Result<EnhancedMonitoringOutput, ServiceError> {
+        let stream = StreamRef::new(&input.stream_name, &input.stream_arn);
+        features::set_monitoring(&self.streams, ctx, stream, &input.shard_level_metrics, true).await
+    }
+
+    async fn disable_enhanced_monitoring(
+        &self,
+        ctx: &RequestContext,
+        input: DisableEnhancedMonitoringInput,
+    ) -> Result<EnhancedMonitoringOutput, ServiceError> {
+        let stream = StreamRef::new(&input.stream_name, &input.stream_arn);
+        features::set_monitoring(&self.streams, ctx, stream, &input.shard_level_metrics, false).await
+    }
+
+    async fn tag_resource(&self, ctx: &RequestContext, input: TagResourceInput) -> Result<(), ServiceError> {
+        features::tag_resource(&self.streams, ctx, &input.resource_arn, input.tags, Vec::new()).await
+    }
+
+    async fn untag_resource(
+        &self,
+        ctx: &RequestContext,
+        input: UntagResourceInput,
+    ) -> Result<(), ServiceError> {
+        features::tag_resource(
+            &self.streams,
+            ctx,
+            &input.resource_arn,
+            Default::default(),
+            input.tag_keys,
+        )
+        .await
+    }
+
+    async fn list_tags_for_resource(
+        &self,
+        ctx: &RequestContext,
+        input: ListTagsForResourceInput,
+    ) -> Result<ListTagsForResourceOutput, ServiceError> {
+        features::list_tags_for_resource(&self.streams, ctx, &input.resource_arn)
+    }
+
+    async fn put_resource_policy(
+        &self,
+        ctx: &RequestContext,
+        input: PutResourcePolicyInput,
+    ) -> Result<(), ServiceError> {
+        features::put_policy(&self.streams, ctx, &input.resource_arn, Some(input.policy)).await
+    }
+
+    async fn delete_resource_policy(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteResourcePolicyInput,
+    ) -> Result<(), ServiceError> {
+        features::put_policy(&self.streams, ctx, &input.resource_arn, None).await
+    }
+
+    async fn get_resource_policy(
+        &self,
+        ctx: &RequestContext,
+        input: GetResourcePolicyInput,
+    ) -> Result<GetResourcePolicyOutput, ServiceError> {
+        features::get_policy(&self.streams, ctx, &input.resource_arn)
+    }
+
+    async fn register_stream_consumer(
+        &self,
+        ctx: &RequestContext,
+        input: RegisterStreamConsumerInput,
+    ) -> Result<RegisterStreamConsumerOutput, ServiceError> {
+        features::register_consumer(&self.streams, ctx, input).await
+    }
+
+    async fn describe_stream_consumer(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeStreamConsumerInput,
+    ) -> Result<DescribeStreamConsumerOutput, ServiceError> {
+        let consumer = ConsumerRef {
+            stream_arn: input.stream_arn.as_deref(),
+            consumer_name: input.consumer_name.as_deref(),
+            consumer_arn: input.consumer_arn.as_deref(),
+        };
+        features::describe_consumer(&self.streams, ctx, consumer)
+    }
+
+    async fn list_stream_consumers(
+        &self,
+        ctx: &RequestContext,
+        input: ListStreamConsumersInput,
+    ) -> Result<ListStreamConsumersOutput, ServiceError> {
+        features::list_consumers(&self.streams, ctx, input)
+    }
+
+    async fn deregister_stream_consumer(
+        &self,
+        ctx: &RequestContext,
+        input: DeregisterStreamConsumerInput,
+    ) -> Result<(), ServiceError> {
+        let consumer = ConsumerRef {
+            stream_arn: input.stream_arn.as_deref(),
+            consumer_name: input.consumer_name.as_deref(),
+            consumer_arn: input.consumer_arn.as_deref(),
+        };
+        features::deregister_consumer(&self.streams, ctx, consumer).await
+    }
+
+    async fn split_shard(&self, ctx: &RequestContext, input: SplitShardInput) -> Result<(), ServiceError> {
+        reshard::split_shard(&self.streams, ctx, input).await
+    }
+
+    async fn merge_shards(&self, ctx: &RequestContext, input: MergeShardsInput) -> Result<(), ServiceError> {
+        reshard::merge_shards(&self.streams, ctx, input).await
+    }
+
+    async fn update_shard_count(
+        &self,
+        ctx: &RequestContext,
+        input: UpdateShardCountInput,
+    ) -> Result<UpdateShardCountOutput, ServiceError> {
+        reshard::update_shard_count(&self.streams, ctx, input).await
+    }
+
+    async fn put_record(
+        &self,
+        ctx: &RequestContext,
+        input: PutRecordInput,
+    ) -> Result<PutRecordOutput, ServiceError> {
+        records::put_record(&self.streams, ctx, input).await
+    }
+
+    async fn put_records(
+        &self,
+        ctx: &RequestContext,
+        input: PutRecordsInput,
+    ) -> Result<PutRecordsOutput, ServiceError> {
+        records::put_records(&self.streams, ctx, input).await
+    }
+
+    async fn get_shard_iterator(
+        &self,
+        ctx: &RequestContext,
+        input: GetShardIteratorInput,
+    ) -> Result<GetShardIteratorOutput, ServiceError> {
+        records::get_shard_iterator(&self.streams, ctx, input)
+    }
+
+    async fn subscribe_to_shard(
+        &self,
+        ctx: &RequestContext,
+        input: SubscribeToShardInput,
+        encoding: RpcEncoding,
+    ) -> Result<RpcResponse, ServiceError> {
+        fanout::subscribe_to_shard(&self.streams, ctx, encoding, input).await
+    }
+
+    async fn get_records(
+        &self,
+        ctx: &RequestContext,
+        input: GetRecordsInput,
+    ) -> Result<GetRecordsOutput, ServiceError> {
+        records::get_records(&self.streams, ctx, input).await
     }
 }

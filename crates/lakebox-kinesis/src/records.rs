@@ -14,7 +14,6 @@ use crate::streams::{ShardRecord, StreamRecord, Streams};
 
 /// A record's data plus partition key may not exceed 1 MiB.
 pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
-pub const MAX_PUT_RECORDS: usize = 500;
 pub const MAX_PUT_RECORDS_BYTES: usize = 5 * 1024 * 1024;
 pub const MAX_GET_RECORDS_BYTES: usize = 10 * 1024 * 1024;
 
@@ -98,7 +97,7 @@ pub async fn put_record(
     ctx: &RequestContext,
     input: PutRecordInput,
 ) -> Result<PutRecordOutput, ServiceError> {
-    let name = stream_name(ctx, &input.stream)?;
+    let name = stream_name(ctx, &StreamRef::new(&input.stream_name, &input.stream_arn))?;
     let lock = s.reshard_lock(&active_stream(s, ctx, &name)?.uid);
     let _guard = lock.read().await;
     // Read the shard map under the lock: a reshard cannot close a shard until we appended.
@@ -137,7 +136,7 @@ pub async fn put_record(
     Ok(PutRecordOutput {
         shard_id: shard.id.clone(),
         sequence_number: seq(&stream, shard, range.start),
-        encryption_type: crate::admin::encryption_type(&stream),
+        encryption_type: Some(crate::admin::encryption_type(&stream)),
     })
 }
 
@@ -146,15 +145,9 @@ pub async fn put_records(
     ctx: &RequestContext,
     input: PutRecordsInput,
 ) -> Result<PutRecordsOutput, ServiceError> {
-    let name = stream_name(ctx, &input.stream)?;
+    let name = stream_name(ctx, &StreamRef::new(&input.stream_name, &input.stream_arn))?;
+    // The model bounds the count to 1..=500.
     let n = input.records.len();
-    if n == 0 || n > MAX_PUT_RECORDS {
-        return Err(errors::validation(
-            "records",
-            "Member must have length between 1 and 500",
-            format!("{n} records"),
-        ));
-    }
     let total: usize = input
         .records
         .iter()
@@ -248,9 +241,9 @@ pub async fn put_records(
         }
     }
     Ok(PutRecordsOutput {
-        failed_record_count: failed,
+        failed_record_count: Some(failed),
         records: results,
-        encryption_type: crate::admin::encryption_type(&stream),
+        encryption_type: Some(crate::admin::encryption_type(&stream)),
     })
 }
 
@@ -271,7 +264,7 @@ pub fn get_shard_iterator(
     ctx: &RequestContext,
     input: GetShardIteratorInput,
 ) -> Result<GetShardIteratorOutput, ServiceError> {
-    let name = stream_name(ctx, &input.stream)?;
+    let name = stream_name(ctx, &StreamRef::new(&input.stream_name, &input.stream_arn))?;
     let stream = active_stream(s, ctx, &name)?;
     let shard = find_shard(&stream, &input.shard_id, &ctx.account_id)?;
     let log = s.log(&stream, shard)?;
@@ -292,7 +285,7 @@ pub fn get_shard_iterator(
         issued_millis: s.now_millis(),
     };
     Ok(GetShardIteratorOutput {
-        shard_iterator: it.encode(),
+        shard_iterator: Some(it.encode()),
     })
 }
 
@@ -317,7 +310,7 @@ pub(crate) fn position_offset(
     stream: &StreamRecord,
     shard: &ShardRecord,
     account: &str,
-    kind: &str,
+    kind: &ShardIteratorType,
     starting_sequence_number: Option<&str>,
     timestamp: Option<Timestamp>,
 ) -> Result<u64, ServiceError> {
@@ -344,21 +337,20 @@ pub(crate) fn position_offset(
         Ok(parsed.offset + u64::from(after))
     };
     Ok(match kind {
-        "TRIM_HORIZON" => log.first_offset(),
-        "LATEST" => log.next_offset(),
-        "AT_SEQUENCE_NUMBER" => seq_offset(false)?,
-        "AFTER_SEQUENCE_NUMBER" => seq_offset(true)?,
-        "AT_TIMESTAMP" => {
+        ShardIteratorType::TrimHorizon => log.first_offset(),
+        ShardIteratorType::Latest => log.next_offset(),
+        ShardIteratorType::AtSequenceNumber => seq_offset(false)?,
+        ShardIteratorType::AfterSequenceNumber => seq_offset(true)?,
+        ShardIteratorType::AtTimestamp => {
             let at = timestamp
                 .ok_or_else(|| errors::invalid_argument("You must specify a Timestamp for AT_TIMESTAMP."))?;
             first_offset_at(log, at.as_millis())?
         }
-        other => {
-            return Err(errors::validation(
-                "shardIteratorType",
-                "Member must satisfy enum value set: [AFTER_SEQUENCE_NUMBER, AT_SEQUENCE_NUMBER, AT_TIMESTAMP, TRIM_HORIZON, LATEST]",
-                other,
-            ));
+        // The model's enum constraint refuses other types before an operation runs.
+        ShardIteratorType::Unknown(other) => {
+            return Err(errors::invalid_argument(format!(
+                "Invalid ShardIteratorType {other}."
+            )));
         }
     })
 }
@@ -396,17 +388,8 @@ pub async fn get_records(
             ),
         ));
     }
-    let limit = match input.limit {
-        None => 10_000,
-        Some(n) if (1..=10_000).contains(&n) => n as usize,
-        Some(n) => {
-            return Err(errors::validation(
-                "limit",
-                "Member must have value between 1 and 10000",
-                n,
-            ));
-        }
-    };
+    // The model bounds Limit to 1..=10000.
+    let limit = input.limit.map_or(10_000, |n| n as usize);
     let stream = s
         .get(&ctx.account_id, &ctx.region, &it.stream_name)?
         .filter(|st| st.uid == it.stream_uid)
@@ -446,9 +429,10 @@ pub async fn get_records(
         last_ts = Some(r.timestamp_millis);
         records.push(Record {
             sequence_number: seq(&stream, &shard, r.offset),
-            approximate_arrival_timestamp: Timestamp::from_millis(r.timestamp_millis),
+            approximate_arrival_timestamp: Some(Timestamp::from_millis(r.timestamp_millis)),
             data: Blob(data),
             partition_key,
+            encryption_type: None,
         });
     }
     let next = next.max(log.first_offset());
@@ -465,7 +449,7 @@ pub async fn get_records(
         return Ok(GetRecordsOutput {
             records,
             next_shard_iterator: None,
-            millis_behind_latest: 0,
+            millis_behind_latest: Some(0),
             child_shards: Some(children),
         });
     }
@@ -477,7 +461,7 @@ pub async fn get_records(
     Ok(GetRecordsOutput {
         records,
         next_shard_iterator: Some(next_it.encode()),
-        millis_behind_latest,
+        millis_behind_latest: Some(millis_behind_latest),
         child_shards: None,
     })
 }

@@ -134,8 +134,8 @@ pub async fn split_shard(
     s: &Streams,
     ctx: &RequestContext,
     input: SplitShardInput,
-) -> Result<Empty, ServiceError> {
-    let name = stream_name(ctx, &input.stream)?;
+) -> Result<(), ServiceError> {
+    let name = stream_name(ctx, &StreamRef::new(&input.stream_name, &input.stream_arn))?;
     let lock = s.reshard_lock(&reshardable(s, ctx, &name)?.uid);
     let _guard = lock.write().await;
     let stream = reshardable(s, ctx, &name)?;
@@ -160,15 +160,15 @@ pub async fn split_shard(
         child(i + 1, new_start, end, &shard.id, None),
     ];
     apply(s, ctx, &stream, vec![shard.id.clone()], children).await?;
-    Ok(Empty {})
+    Ok(())
 }
 
 pub async fn merge_shards(
     s: &Streams,
     ctx: &RequestContext,
     input: MergeShardsInput,
-) -> Result<Empty, ServiceError> {
-    let name = stream_name(ctx, &input.stream)?;
+) -> Result<(), ServiceError> {
+    let name = stream_name(ctx, &StreamRef::new(&input.stream_name, &input.stream_arn))?;
     let lock = s.reshard_lock(&reshardable(s, ctx, &name)?.uid);
     let _guard = lock.write().await;
     let stream = reshardable(s, ctx, &name)?;
@@ -189,7 +189,7 @@ pub async fn merge_shards(
         Some(&b.id),
     );
     apply(s, ctx, &stream, vec![a.id.clone(), b.id.clone()], vec![merged]).await?;
-    Ok(Empty {})
+    Ok(())
 }
 
 pub async fn update_shard_count(
@@ -197,28 +197,15 @@ pub async fn update_shard_count(
     ctx: &RequestContext,
     input: UpdateShardCountInput,
 ) -> Result<UpdateShardCountOutput, ServiceError> {
-    let name = stream_name(ctx, &input.stream)?;
-    if input.scaling_type != "UNIFORM_SCALING" {
-        return Err(errors::validation(
-            "scalingType",
-            "Member must satisfy enum value set: [UNIFORM_SCALING]",
-            &input.scaling_type,
-        ));
-    }
+    // ScalingType's values and TargetShardCount's range are checked by the model.
+    let name = stream_name(ctx, &StreamRef::new(&input.stream_name, &input.stream_arn))?;
     let lock = s.reshard_lock(&reshardable(s, ctx, &name)?.uid);
     let _guard = lock.write().await;
     let stream = reshardable(s, ctx, &name)?;
     let mut open: Vec<&ShardRecord> = stream.open_shards().collect();
     open.sort_by_key(|sh| sh.start());
     let current = open.len() as i64;
-    let target = input.target_shard_count;
-    if target < 1 {
-        return Err(errors::validation(
-            "targetShardCount",
-            "Member must have value greater than or equal to 1",
-            target,
-        ));
-    }
+    let target = i64::from(input.target_shard_count);
     if target > current * 2 {
         return Err(errors::limit_exceeded(format!(
             "UpdateShardCount cannot scale up over double your current open shard count. Current open shard count: {current} Target shard count: {target}"
@@ -231,10 +218,10 @@ pub async fn update_shard_count(
     }
     check_limit(s, ctx, target - current)?;
     let out = UpdateShardCountOutput {
-        stream_name: name.clone(),
-        current_shard_count: current,
-        target_shard_count: target,
-        stream_arn: stream.arn(),
+        stream_name: Some(name.clone()),
+        current_shard_count: Some(current as i32),
+        target_shard_count: Some(target as i32),
+        stream_arn: Some(stream.arn()),
     };
     if target == current {
         return Ok(out);

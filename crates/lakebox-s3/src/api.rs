@@ -7,9 +7,9 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 use http_body_util::BodyExt;
 use lakebox_core::{Clock, RequestContext, ServiceError};
-use lakebox_gateway::respond::full;
-use lakebox_gateway::service::{Body, BoxFuture};
-use lakebox_gateway::{HttpService, VirtualHostBucket};
+use lakebox_service::body::full;
+use lakebox_service::{Body, BoxFuture};
+use lakebox_service::{HttpService, VirtualHostBucket};
 use percent_encoding::percent_decode_str;
 
 use crate::store::{ObjectStore, S3Settings};
@@ -219,7 +219,7 @@ impl HttpService for S3 {
                 .cloned();
             let peer_is_loopback = parts
                 .extensions
-                .get::<lakebox_gateway::PeerAddr>()
+                .get::<lakebox_service::PeerAddr>()
                 .is_none_or(|p| p.0.ip().is_loopback());
             let req = S3Request {
                 chunk_signer,

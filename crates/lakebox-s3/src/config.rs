@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use http::{Method, Response, StatusCode};
 use lakebox_core::ServiceError;
-use lakebox_gateway::service::Body;
 use lakebox_protocol::xml::{self, XmlElement};
+use lakebox_service::Body;
 
 use crate::api::{S3Request, empty_response, set_header, xml_response};
 use crate::errors;
@@ -195,7 +195,7 @@ pub async fn bucket_config(
         }
         Method::GET => match store.bucket_config(&bucket, sub)? {
             Some(stored) => {
-                let mut resp = Response::new(lakebox_gateway::respond::full(stored));
+                let mut resp = Response::new(lakebox_service::body::full(stored));
                 let ct = if kind.root.is_none() {
                     "application/json"
                 } else {

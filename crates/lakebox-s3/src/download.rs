@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use lakebox_core::ServiceError;
-use lakebox_gateway::respond::full;
-use lakebox_gateway::service::Body;
+use lakebox_service::Body;
+use lakebox_service::body::full;
 use tokio::sync::mpsc;
 
 use crate::sse;
@@ -114,7 +114,7 @@ pub fn object_body(sources: &[SegmentSource], start: u64, len: u64) -> Result<Bo
         .map_err(read_failed)?;
         return Ok(full(data));
     }
-    Ok(lakebox_gateway::body::channel_body(chunks(pieces), Some(len)))
+    Ok(lakebox_service::body::channel_body(chunks(pieces), Some(len)))
 }
 
 /// The pieces' bytes, chunk by chunk, read ahead by a blocking task (at most

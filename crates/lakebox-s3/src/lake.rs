@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::HeaderMap;
 use lakebox_core::ServiceError;
-use lakebox_gateway::service::Body;
+use lakebox_service::Body;
 use tokio::sync::mpsc;
 
 use crate::errors;
@@ -92,7 +92,7 @@ impl Lake {
         data: Bytes,
         opts: PutOptions,
     ) -> Result<ObjectInfo, ServiceError> {
-        self.put_body(bucket, key, lakebox_gateway::respond::full(data), opts)
+        self.put_body(bucket, key, lakebox_service::body::full(data), opts)
             .await
     }
 
@@ -105,7 +105,7 @@ impl Lake {
         data: mpsc::Receiver<std::io::Result<Bytes>>,
         opts: PutOptions,
     ) -> Result<ObjectInfo, ServiceError> {
-        self.put_body(bucket, key, lakebox_gateway::body::channel_body(data, None), opts)
+        self.put_body(bucket, key, lakebox_service::body::channel_body(data, None), opts)
             .await
     }
 

@@ -10,8 +10,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as TOKEN;
 use http::{Response, StatusCode};
 use lakebox_core::ServiceError;
-use lakebox_gateway::service::Body;
 use lakebox_protocol::xml::XmlWriter;
+use lakebox_service::Body;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::api::{S3Request, xml_response};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use http::{Response, StatusCode};
 use lakebox_core::{ServiceError, ids};
-use lakebox_gateway::service::Body;
+use lakebox_service::Body;
 
 use crate::api::{S3Request, empty_response, set_header, xml_response};
 use crate::errors;

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use http::{HeaderMap, Method, Response, StatusCode};
 use lakebox_core::ServiceError;
-use lakebox_gateway::service::Body;
 use lakebox_protocol::Timestamp;
+use lakebox_service::Body;
 use md5::Digest;
 
 use crate::api::{S3Request, empty_response, set_header, xml_response};
@@ -574,7 +574,7 @@ pub fn get_object(store: &Arc<ObjectStore>, req: &S3Request) -> Result<Response<
         None => (StatusCode::OK, 0, rec.size),
     };
     let body = if head || len == 0 {
-        lakebox_gateway::respond::empty()
+        lakebox_service::body::empty()
     } else {
         object_body(&sources, start, len)?
     };

@@ -10,11 +10,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use lakebox_core::ServiceError;
-use lakebox_gateway::service::Body;
 use lakebox_protocol::eventstream;
 use lakebox_protocol::xml::XmlElement;
+use lakebox_service::Body;
 
-use lakebox_gateway::respond::full;
+use lakebox_service::body::full;
 
 use crate::api::S3Request;
 use crate::errors;

@@ -10,7 +10,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use http::HeaderMap;
 use http_body_util::BodyExt;
 use lakebox_core::ServiceError;
-use lakebox_gateway::service::Body;
+use lakebox_service::Body;
 use md5::Digest;
 
 use crate::errors;

@@ -7,10 +7,10 @@
 use std::sync::Arc;
 
 use lakebox_core::{Arn, RequestContext, ServiceError};
-use lakebox_gateway::QueryService;
-use lakebox_gateway::service::BoxFuture;
 use lakebox_protocol::query::{QueryRequest, response_xml};
 use lakebox_protocol::xml::XmlWriter;
+use lakebox_service::BoxFuture;
+use lakebox_service::QueryService;
 
 const NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use lakebox_core::{Clock, OffsetClock, SystemClock};
 use lakebox_gateway::{Authenticator, Gateway, GatewayConfig, Registry};
+use lakebox_service::BackgroundTasks;
 use lakebox_store::blob::remove_stale_temp_files;
 use tokio::net::TcpListener;
 use tracing_subscriber::filter::LevelFilter;
@@ -119,7 +120,9 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
     };
     let s3 = lakebox_s3::S3::open(&data_dir.join("s3"), clock.clone(), s3_settings)
         .map_err(|e| format!("cannot open the S3 store: {e}"))?;
-    let _lifecycle = s3.start_background_work();
+    // Background work the server owns, stopped after the last request is answered.
+    let mut background = BackgroundTasks::new();
+    background.adopt("s3 lifecycle", s3.start_background_work());
     let kinesis_settings = lakebox_kinesis::KinesisSettings {
         create_delay_millis: args.kinesis_create_delay_ms as i64,
         shard_limit: args.kinesis_shard_limit,
@@ -129,15 +132,15 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
     };
     let kinesis = lakebox_kinesis::Kinesis::open(&data_dir.join("kinesis"), clock.clone(), kinesis_settings)
         .map_err(|e| format!("cannot open the Kinesis store: {e}"))?;
-    let _retention = kinesis.start_background_work();
-    let kinesis_streams = kinesis.streams();
+    background.adopt("kinesis retention", kinesis.start_background_work());
+    let kinesis_streams = kinesis.sharded_log();
     registry.rpc("kinesis", Arc::new(kinesis));
     let glue_settings = lakebox_glue::GlueSettings {
         crawl_min_millis: args.glue_crawl_min_ms,
     };
     let glue = lakebox_glue::Glue::open(&data_dir.join("glue"), clock.clone(), s3.lake(), glue_settings)
         .map_err(|e| format!("cannot open the Glue catalog: {e}"))?;
-    let _crawler_schedules = glue.start_background_work();
+    background.adopt("glue crawler schedules", glue.start_background_work());
     let catalog = glue.catalog();
     registry.rpc("glue", Arc::new(glue));
     let athena = lakebox_athena::Athena::open(
@@ -212,6 +215,7 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
         .serve(listener, shutdown, drain)
         .await
         .map_err(|e| format!("server failed: {e}"))?;
+    background.shutdown().await;
     tracing::info!("stopped; all acknowledged data is on disk");
     Ok(())
 }

@@ -17,11 +17,11 @@ use bytes::Bytes;
 use http::{Method, Response, StatusCode};
 use http_body_util::BodyExt;
 use lakebox_core::{Clock, OffsetClock, RequestContext, ServiceError};
+use lakebox_gateway::Registry;
 use lakebox_gateway::catalog::{Protocol, ServiceEntry};
-use lakebox_gateway::respond::full;
-use lakebox_gateway::service::{Body, BoxFuture};
-use lakebox_gateway::{HttpService, Registry, RpcRequest, RpcResponse, RpcService};
 use lakebox_protocol::{Blob, Timestamp};
+use lakebox_service::body::{Body, full};
+use lakebox_service::{BoxFuture, HttpService, RpcRequest, RpcResponse, RpcService};
 use lakebox_store::{Log, LogConfig, LogEntry, MetaStore, blob};
 use serde::{Deserialize, Serialize};
 

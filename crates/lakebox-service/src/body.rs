@@ -1,17 +1,29 @@
-//! Reading request bodies within a limit, refusing oversized ones before reading them.
+//! Request and response bodies: the one boxed body type, whole and channel-fed bodies, and
+//! reading a body within a limit (refusing oversized ones before reading them).
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
-use hyper::body::Body as HttpBody;
+use http_body::Body as HttpBody;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, Limited};
 
-use crate::service::BoxError;
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The body type of streamed requests and responses.
+pub type Body = UnsyncBoxBody<Bytes, BoxError>;
+
+/// A body holding all of `body`.
+pub fn full(body: impl Into<Bytes>) -> Body {
+    Full::new(body.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+pub fn empty() -> Body {
+    full(Bytes::new())
+}
 
 /// A response body fed by a channel: each message is the next chunk, an `Err` aborts the
 /// response, and the body ends when the sender is dropped. With `len`, the size is declared.
-pub fn channel_body(
-    rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
-    len: Option<u64>,
-) -> crate::service::Body {
+pub fn channel_body(rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>, len: Option<u64>) -> Body {
     ChannelBody { rx, remaining: len }.boxed_unsync()
 }
 
@@ -27,14 +39,14 @@ impl HttpBody for ChannelBody {
     fn poll_frame(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, BoxError>>> {
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
         use std::task::Poll;
         match self.rx.poll_recv(cx) {
             Poll::Ready(Some(Ok(b))) => {
                 if let Some(r) = self.remaining.as_mut() {
                     *r = r.saturating_sub(b.len() as u64);
                 }
-                Poll::Ready(Some(Ok(hyper::body::Frame::data(b))))
+                Poll::Ready(Some(Ok(http_body::Frame::data(b))))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
             Poll::Ready(None) => Poll::Ready(None),
@@ -42,10 +54,10 @@ impl HttpBody for ChannelBody {
         }
     }
 
-    fn size_hint(&self) -> hyper::body::SizeHint {
+    fn size_hint(&self) -> http_body::SizeHint {
         match self.remaining {
-            Some(n) => hyper::body::SizeHint::with_exact(n),
-            None => hyper::body::SizeHint::default(),
+            Some(n) => http_body::SizeHint::with_exact(n),
+            None => http_body::SizeHint::default(),
         }
     }
 }
@@ -84,8 +96,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body::Frame;
     use http_body_util::Full;
-    use hyper::body::Frame;
     use std::collections::VecDeque;
     use std::pin::Pin;
     use std::task::{Context, Poll};

@@ -1,0 +1,31 @@
+//! The interface between the gateway and the services, in a crate of its own so that no
+//! service depends on the HTTP server.
+//!
+//! What lives here: the traits the gateway calls ([`RpcService`], [`QueryService`],
+//! [`HttpService`]), the request and response types they exchange, the one body type, the
+//! request extensions the gateway attaches ([`PeerAddr`], [`VirtualHostBucket`]), and
+//! [`BackgroundTasks`], the handle that owns a service's background work, and [`links`], the
+//! small traits through which one service reads another's data.
+//!
+//! What does not: routing, authentication, error rendering (the gateway) and wire codecs
+//! (`lakebox-protocol`).
+
+pub mod body;
+pub mod links;
+pub mod service;
+pub mod tasks;
+pub mod validate;
+
+pub use body::{Body, BoxError};
+pub use service::{BoxFuture, HttpService, QueryService, RpcRequest, RpcResponse, RpcService};
+pub use tasks::BackgroundTasks;
+
+/// Request extension: the client's address (services refuse some things to remote peers, as
+/// AWS refuses them without TLS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
+/// Request extension for S3: the bucket named by a virtual-host style `Host`
+/// (`<bucket>.localhost`), in which case the path is the key alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VirtualHostBucket(pub String);

@@ -1,0 +1,323 @@
+//! Checking a decoded request against its model's constraints, as AWS does before an operation
+//! runs, and saying what failed in AWS's words:
+//!
+//! ```text
+//! 2 validation errors detected: Value null at 'streamName' failed to satisfy constraint: Member
+//! must not be null; Value '0' at 'shardCount' failed to satisfy constraint: Member must have
+//! value greater than or equal to 1
+//! ```
+//!
+//! The generated operation layer calls these; services never build that message themselves.
+//! Paths are built on the stack and only rendered when something fails, so checking a
+//! 500-record `PutRecords` allocates nothing.
+
+use std::fmt::Write;
+use std::sync::OnceLock;
+
+use lakebox_core::ServiceError;
+use regex::Regex;
+
+/// Where a value sits in the request: `records.1.member.partitionKey`.
+#[derive(Debug, Clone, Copy)]
+pub enum Path<'a> {
+    Root,
+    Member(&'a Path<'a>, &'static str),
+    /// A list element, numbered from 1 as AWS numbers them.
+    Index(&'a Path<'a>, usize),
+    Key(&'a Path<'a>, &'a str),
+}
+
+impl<'a> Path<'a> {
+    pub fn root() -> Path<'static> {
+        Path::Root
+    }
+
+    pub fn member(&'a self, name: &'static str) -> Path<'a> {
+        Path::Member(self, name)
+    }
+
+    pub fn index(&'a self, i: usize) -> Path<'a> {
+        Path::Index(self, i)
+    }
+
+    pub fn key(&'a self, k: &'a str) -> Path<'a> {
+        Path::Key(self, k)
+    }
+
+    fn render_into(&self, out: &mut String) {
+        let (parent, seg): (&Path, String) = match self {
+            Path::Root => return,
+            Path::Member(p, name) => (p, (*name).to_owned()),
+            Path::Index(p, i) => (p, format!("{i}.member")),
+            Path::Key(p, k) => (p, (*k).to_owned()),
+        };
+        parent.render_into(out);
+        if !out.is_empty() {
+            out.push('.');
+        }
+        out.push_str(&seg);
+    }
+
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        self.render_into(&mut s);
+        s
+    }
+}
+
+/// A regular expression from the model, compiled the first time it is needed. The model's
+/// patterns match the whole value, as Java's `String.matches` does.
+pub struct Pattern {
+    source: &'static str,
+    compiled: OnceLock<Option<Regex>>,
+}
+
+impl Pattern {
+    pub const fn new(source: &'static str) -> Self {
+        Pattern {
+            source,
+            compiled: OnceLock::new(),
+        }
+    }
+
+    pub fn source(&self) -> &'static str {
+        self.source
+    }
+
+    /// `None` when the model's (Java) pattern uses something Rust's regex engine lacks
+    /// (look-around, back-references); such a pattern is not enforced. The generated
+    /// `patterns_compile` test lists every pattern of a service, so none is skipped unnoticed.
+    pub fn regex(&self) -> Option<&Regex> {
+        self.compiled
+            .get_or_init(|| Regex::new(&format!(r"\A(?:{})\z", self.source)).ok())
+            .as_ref()
+    }
+
+    pub fn matches(&self, value: &str) -> bool {
+        self.regex().is_none_or(|re| re.is_match(value))
+    }
+}
+
+/// Collects every constraint a request breaks.
+#[derive(Debug, Default)]
+pub struct Validator {
+    failures: Vec<String>,
+}
+
+/// Turns a checked optional member (`Some(None)`: present but invalid) into the member itself,
+/// or `None` to abandon building the typed value.
+pub fn lift<T>(x: Option<Option<T>>) -> Option<Option<T>> {
+    match x {
+        Some(None) => None,
+        Some(Some(v)) => Some(Some(v)),
+        None => Some(None),
+    }
+}
+
+impl Validator {
+    /// Runs `check`, which builds the typed value and records failures; any failure is the
+    /// service's `ValidationException` with every failure listed.
+    pub fn run<T>(check: impl FnOnce(&mut Validator) -> Option<T>) -> Result<T, ServiceError> {
+        Self::run_with("ValidationException", check)
+    }
+
+    /// As [`run`](Self::run), with the error code the service's protocol uses
+    /// (`ValidationError` for awsQuery services).
+    pub fn run_with<T>(
+        code: &'static str,
+        check: impl FnOnce(&mut Validator) -> Option<T>,
+    ) -> Result<T, ServiceError> {
+        let mut v = Validator::default();
+        let out = check(&mut v);
+        match (out, v.failures.is_empty()) {
+            (Some(t), true) => Ok(t),
+            _ => Err(ServiceError::client(code, v.message())),
+        }
+    }
+
+    pub fn is_ok(&self) -> bool {
+        self.failures.is_empty()
+    }
+
+    /// AWS's message for the failures so far.
+    pub fn message(&self) -> String {
+        let n = self.failures.len();
+        let mut msg = format!("{n} validation error{} detected: ", if n == 1 { "" } else { "s" });
+        msg.push_str(&self.failures.join("; "));
+        msg
+    }
+
+    fn fail(&mut self, value: Option<&str>, path: &Path<'_>, constraint: impl std::fmt::Display) {
+        let mut s = String::from("Value ");
+        match value {
+            Some(v) => {
+                let _ = write!(s, "'{v}'");
+            }
+            None => s.push_str("null"),
+        }
+        let _ = write!(
+            s,
+            " at '{}' failed to satisfy constraint: {constraint}",
+            path.render()
+        );
+        self.failures.push(s);
+    }
+
+    /// A required member that is absent.
+    pub fn missing(&mut self, path: &Path<'_>) {
+        self.fail(None, path, "Member must not be null");
+    }
+
+    /// One failure per bound `measured` is outside of; `what` is "length" or "value", and
+    /// `shown` renders the value as AWS prints it (only when something failed).
+    fn bounds<T: PartialOrd + std::fmt::Display>(
+        &mut self,
+        measured: T,
+        min: Option<T>,
+        max: Option<T>,
+        what: &str,
+        shown: impl Fn() -> String,
+        path: &Path<'_>,
+    ) {
+        if let Some(m) = min.filter(|m| measured < *m) {
+            self.fail(
+                Some(&shown()),
+                path,
+                format_args!("Member must have {what} greater than or equal to {m}"),
+            );
+        }
+        if let Some(m) = max.filter(|m| measured > *m) {
+            self.fail(
+                Some(&shown()),
+                path,
+                format_args!("Member must have {what} less than or equal to {m}"),
+            );
+        }
+    }
+
+    /// A string's length, in characters.
+    pub fn length(&mut self, len: u64, value: &str, min: Option<u64>, max: Option<u64>, path: &Path<'_>) {
+        self.bounds(len, min, max, "length", || value.to_owned(), path);
+    }
+
+    /// A blob's length in bytes; the value is shown as the Java buffer AWS prints.
+    pub fn blob_length(&mut self, len: u64, min: Option<u64>, max: Option<u64>, path: &Path<'_>) {
+        let shown = || format!("java.nio.HeapByteBuffer[pos=0 lim={len} cap={len}]");
+        self.bounds(len, min, max, "length", shown, path);
+    }
+
+    /// The number of entries of a list or map.
+    pub fn size(&mut self, len: u64, min: Option<u64>, max: Option<u64>, path: &Path<'_>) {
+        self.bounds(len, min, max, "length", || "[…]".to_owned(), path);
+    }
+
+    pub fn range_i64(&mut self, value: i64, min: Option<i64>, max: Option<i64>, path: &Path<'_>) {
+        self.bounds(value, min, max, "value", || value.to_string(), path);
+    }
+
+    pub fn range_f64(&mut self, value: f64, min: Option<f64>, max: Option<f64>, path: &Path<'_>) {
+        self.bounds(value, min, max, "value", || value.to_string(), path);
+    }
+
+    pub fn pattern(&mut self, value: &str, pattern: &Pattern, path: &Path<'_>) {
+        if !pattern.matches(value) {
+            self.fail(
+                Some(value),
+                path,
+                format_args!(
+                    "Member must satisfy regular expression pattern: {}",
+                    pattern.source()
+                ),
+            );
+        }
+    }
+
+    /// An enum member whose value the model does not list.
+    pub fn enum_value(&mut self, value: &str, allowed: &[&str], unknown: bool, path: &Path<'_>) {
+        if unknown {
+            self.fail(
+                Some(value),
+                path,
+                format_args!("Member must satisfy enum value set: [{}]", allowed.join(", ")),
+            );
+        }
+    }
+}
+
+/// Serde and `Display` for a generated string enum (one with `as_str` and `From<&str>`), which
+/// travels as its plain string in every protocol.
+#[macro_export]
+macro_rules! string_enum {
+    ($t:ty) => {
+        impl ::serde::Serialize for $t {
+            fn serialize<S: ::serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+        impl<'de> ::serde::Deserialize<'de> for $t {
+            fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <::std::borrow::Cow<'de, str> as ::serde::Deserialize>::deserialize(d)?;
+                Ok(<$t>::from(&*s))
+            }
+        }
+        impl ::std::fmt::Display for $t {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_render_as_aws_writes_them() {
+        let root = Path::root();
+        let records = root.member("records");
+        let first = records.index(1);
+        let key = first.member("partitionKey");
+        assert_eq!(key.render(), "records.1.member.partitionKey");
+        assert_eq!(root.member("streamName").render(), "streamName");
+    }
+
+    #[test]
+    fn every_failure_is_listed() {
+        let err = Validator::run(|v| {
+            let root = Path::root();
+            v.missing(&root.member("streamName"));
+            v.range_i64(0, Some(1), None, &root.member("shardCount"));
+            None::<()>
+        })
+        .unwrap_err();
+        assert_eq!(err.code, "ValidationException");
+        assert_eq!(
+            err.message,
+            "2 validation errors detected: Value null at 'streamName' failed to satisfy constraint: \
+             Member must not be null; Value '0' at 'shardCount' failed to satisfy constraint: \
+             Member must have value greater than or equal to 1"
+        );
+        let one = Validator::run_with("ValidationError", |v| {
+            v.length(0, "", Some(1), Some(128), &Path::root().member("streamName"));
+            Some(())
+        })
+        .unwrap_err();
+        assert_eq!(one.code, "ValidationError");
+        assert_eq!(
+            one.message,
+            "1 validation error detected: Value '' at 'streamName' failed to satisfy constraint: \
+             Member must have length greater than or equal to 1"
+        );
+    }
+
+    #[test]
+    fn patterns_match_whole_values() {
+        static P: Pattern = Pattern::new("[a-zA-Z0-9_.-]+");
+        assert!(P.matches("ok.name-1"));
+        assert!(!P.matches("bad name"));
+        static LOOKAHEAD: Pattern = Pattern::new("(?!x).*");
+        assert!(LOOKAHEAD.regex().is_none());
+        assert!(LOOKAHEAD.matches("anything"));
+    }
+}

@@ -1,0 +1,170 @@
+"""The generated operation layer, judged by the botocore models it was generated from.
+
+For every service on the generated layer (scripts/codegen/services.toml), every operation of
+the model either answers as an implemented operation (an answer botocore parses into the
+operation's output, or a modelled error) or with AWS's UnknownOperationException. And values
+just past the model's limits get AWS's ValidationException with AWS's exact message.
+"""
+
+import json
+import os
+import tomllib
+
+import botocore.exceptions
+import botocore.loaders
+import botocore.model
+import botocore.parsers
+import pytest
+from botocore.config import Config
+
+from signing import signed_request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+with open(os.path.join(ROOT, "scripts", "codegen", "services.toml"), "rb") as f:
+    SERVICES = tomllib.load(f)["service"]
+
+# Errors every awsJson service may answer though few models list them.
+COMMON_ERRORS = {"ValidationException", "SerializationException", "InvalidArgumentException"}
+
+
+def service_model(key):
+    name, version = SERVICES[key]["model"].split("/")
+    return botocore.model.ServiceModel(botocore.loaders.Loader().load_service_model(name, "service-2", version), name)
+
+
+def call_raw(lakebox, model, operation, body):
+    meta = model.metadata
+    content_type = f"application/x-amz-json-{meta['jsonVersion']}"
+    return signed_request(lakebox.endpoint, body=body, service=meta.get("signingName", meta["endpointPrefix"]), headers={
+        "X-Amz-Target": f"{meta['targetPrefix']}.{operation}", "Content-Type": content_type})
+
+
+def parse(model, operation, status, headers, body):
+    op = model.operation_model(operation)
+    parser = botocore.parsers.create_parser(model.metadata["protocol"])
+    return parser.parse({"status_code": status, "headers": headers, "body": body}, op.output_shape)
+
+
+@pytest.mark.parametrize("key", sorted(k for k, v in SERVICES.items()))
+def test_every_model_operation_is_implemented_or_unknown(lakebox, key):
+    model = service_model(key)
+    allowed = set(SERVICES[key]["operations"])
+    modelled_errors = {s for s in model.shape_names if model.shape_for(s).metadata.get("exception")}
+    implemented, unknown = 0, 0
+    for op in model.operation_names:
+        if op == "SubscribeToShard":
+            implemented += 1
+            continue  # an event stream; covered by the Kinesis enhanced fan-out tests
+        status, headers, body = call_raw(lakebox, model, op, b"{}")
+        parsed = parse(model, op, status, headers, body)
+        code = parsed.get("Error", {}).get("Code")
+        if op in allowed:
+            implemented += 1
+            assert code != "UnknownOperationException", f"{key}.{op} is in the allow-list but unknown"
+            if status >= 400:
+                # A request with no members is refused with an error the model (or every
+                # awsJson service) knows, never an internal one.
+                assert status < 500 and code in modelled_errors | COMMON_ERRORS, (op, status, code)
+            else:
+                # Parsed into the output shape with every modelled member typed as botocore reads it.
+                assert "Error" not in parsed, (op, parsed)
+        else:
+            unknown += 1
+            assert status == 400 and code == "UnknownOperationException", (op, status, body)
+    assert implemented == len(allowed)
+    assert implemented + unknown >= len(allowed)
+
+
+@pytest.fixture(scope="module")
+def kinesis(lakebox):
+    # Client-side validation off: the server's answers are what is under test.
+    return lakebox.client("kinesis", parameter_validation=False)
+
+
+def message(e):
+    return e.value.response["Error"]["Code"], e.value.response["Error"]["Message"]
+
+
+def test_kinesis_limits_answer_aws_messages(kinesis):
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        kinesis.create_stream(StreamName="s" * 129, ShardCount=1)
+    assert message(e) == ("ValidationException",
+                          f"1 validation error detected: Value '{'s' * 129}' at 'streamName' failed to satisfy "
+                          "constraint: Member must have length less than or equal to 128")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        kinesis.create_stream(StreamName="bad name", ShardCount=0)
+    assert message(e) == ("ValidationException",
+                          "2 validation errors detected: Value 'bad name' at 'streamName' failed to satisfy "
+                          "constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+; "
+                          "Value '0' at 'shardCount' failed to satisfy constraint: Member must have value "
+                          "greater than or equal to 1")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        kinesis.create_stream(StreamName="ok", StreamModeDetails={"StreamMode": "SOMETIMES"})
+    assert message(e) == ("ValidationException",
+                          "1 validation error detected: Value 'SOMETIMES' at 'streamModeDetails.streamMode' "
+                          "failed to satisfy constraint: Member must satisfy enum value set: "
+                          "[PROVISIONED, ON_DEMAND]")
+
+    kinesis.create_stream(StreamName="limits", ShardCount=1)
+    kinesis.get_waiter("stream_exists").wait(StreamName="limits", WaiterConfig={"Delay": 0.1})
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        kinesis.put_record(StreamName="limits", Data=b"x" * (1024 * 1024 + 1), PartitionKey="k")
+    # The model allows 10 MiB (streams may raise MaxRecordSizeInKiB); a stream's default 1 MiB is
+    # the handler's rule.
+    code, msg = message(e)
+    assert code == "ValidationException" and "at 'data' failed to satisfy constraint" in msg
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        kinesis.put_records(StreamName="limits", Records=[{"Data": b"x", "PartitionKey": "k"}] * 501)
+    code, msg = message(e)
+    assert code == "ValidationException" and msg.startswith("1 validation error detected: Value ")
+    assert msg.endswith("at 'records' failed to satisfy constraint: Member must have length less than or equal to 500")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        kinesis.put_records(StreamName="limits", Records=[
+            {"Data": b"x", "PartitionKey": "k"},
+            {"Data": b"x", "PartitionKey": "", "ExplicitHashKey": "12x"}])
+    # Failures are listed in the model's member order.
+    assert message(e) == ("ValidationException",
+                          "2 validation errors detected: Value '12x' at 'records.2.member.explicitHashKey' failed "
+                          "to satisfy constraint: Member must satisfy regular expression pattern: "
+                          "0|([1-9]\\d{0,38}); Value '' at 'records.2.member.partitionKey' failed to satisfy "
+                          "constraint: Member must have length greater than or equal to 1")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        kinesis.get_records(ShardIterator="x", Limit=10001)
+    assert message(e) == ("ValidationException",
+                          "1 validation error detected: Value '10001' at 'limit' failed to satisfy constraint: "
+                          "Member must have value less than or equal to 10000")
+    # Nothing refused was written.
+    it = kinesis.get_shard_iterator(StreamName="limits", ShardId="shardId-000000000000",
+                                    ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    assert kinesis.get_records(ShardIterator=it)["Records"] == []
+
+
+def test_missing_members_and_undecodable_bodies(lakebox):
+    model = service_model("kinesis")
+    # A required member that is absent is a ValidationException (not a SerializationException),
+    # listing every absent member.
+    status, _, body = call_raw(lakebox, model, "PutRecord", json.dumps({"StreamName": "x", "Data": "eA=="}).encode())
+    assert status == 400
+    assert json.loads(body) == {
+        "__type": "ValidationException",
+        "message": "1 validation error detected: Value null at 'partitionKey' failed to satisfy constraint: "
+                   "Member must not be null"}
+    status, _, body = call_raw(lakebox, model, "GetShardIterator", b"{}")
+    assert json.loads(body)["message"] == (
+        "2 validation errors detected: Value null at 'shardId' failed to satisfy constraint: Member must not "
+        "be null; Value null at 'shardIteratorType' failed to satisfy constraint: Member must not be null")
+    # A body that is not JSON, or a member of the wrong type, is a SerializationException.
+    status, _, body = call_raw(lakebox, model, "ListStreams", b"{not json")
+    assert status == 400 and json.loads(body)["__type"] == "SerializationException"
+    status, _, body = call_raw(lakebox, model, "ListStreams", b'{"Limit": "ten"}')
+    assert status == 400 and json.loads(body)["__type"] == "SerializationException"
+
+
+def test_operations_without_output_answer_an_empty_body(lakebox):
+    kinesis = lakebox.client("kinesis")
+    kinesis.create_stream(StreamName="empty-body", ShardCount=1)
+    model = service_model("kinesis")
+    status, _, body = call_raw(lakebox, model, "AddTagsToStream",
+                               json.dumps({"StreamName": "empty-body", "Tags": {"k": "v"}}).encode())
+    assert (status, body) == (200, b"")
+    assert kinesis.list_tags_for_stream(StreamName="empty-body")["Tags"] == [{"Key": "k", "Value": "v"}]
