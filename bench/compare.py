@@ -42,6 +42,8 @@ SUPPORTS = {
     # startup time and memory only.
     "dynalite": set(),
     "ceiling": set(KINESIS + S3),
+    # Another Lakebox binary (--baseline), to measure a change beside the build before it.
+    "baseline": set(KINESIS + S3),
 }
 # Large downloads use fewer connections: the figure of interest is bandwidth.
 CONNECTIONS = {"s3-get-64m": 4, "s3-get-1g": 2}
@@ -151,13 +153,14 @@ def versions(lakebox_bin, targets):
     return v
 
 
-def make_targets(names, lakebox_bin, bench_bin, data_root, launchers):
+def make_targets(names, lakebox_bin, bench_bin, data_root, launchers, baseline_bin=None):
     out = []
     for n in names:
         port = free_port()
-        if n == "lakebox":
+        if n in ("lakebox", "baseline"):
             data = tempfile.mkdtemp(dir=data_root)
-            out.append(Target(n, [str(lakebox_bin), "serve", "--port", str(port), "--data-dir", data,
+            binary = lakebox_bin if n == "lakebox" else baseline_bin
+            out.append(Target(n, [str(binary), "serve", "--port", str(port), "--data-dir", data,
                                   "--kinesis-throughput-limits", "off", "--log-level", "warn"], port))
         elif n == "moto":
             out.append(Target(n, ["moto_server", "-H", "127.0.0.1", "-p", str(port)], port))
@@ -198,11 +201,14 @@ def main():
     ap.add_argument("--targets", default="lakebox,moto,kinesalite,dynalite,ceiling")
     ap.add_argument("--workloads", default=",".join(KINESIS + S3))
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "latest.md"))
+    ap.add_argument("--baseline", help="another lakebox binary, run as target 'baseline' beside this build")
     args = ap.parse_args()
     if args.quick:
         args.reps, args.duration = 1, 1.0
         args.targets, args.workloads = "lakebox,ceiling", "kinesis-put-record,kinesis-get-records,s3-put-4k,s3-get-4k"
     targets = args.targets.split(",")
+    if args.baseline and "baseline" not in targets:
+        targets.insert(1, "baseline")
     workloads = args.workloads.split(",")
     lakebox_bin, bench_bin = build(debug=args.quick)
     if "moto" in targets:
@@ -214,7 +220,7 @@ def main():
     failures = []
     with tempfile.TemporaryDirectory() as data_root:
         for rep in range(args.reps):
-            running = [t.start() for t in make_targets(targets, lakebox_bin, bench_bin, data_root, launchers)]
+            running = [t.start() for t in make_targets(targets, lakebox_bin, bench_bin, data_root, launchers, args.baseline)]
             for t in running:
                 starts[t.name].append(t)
             for i, w in enumerate(workloads):

@@ -97,9 +97,9 @@ class Service:
         self.model = load_model(cfg["model"])
         self.shapes = self.model["shapes"]
         self.ops = self.model["operations"]
-        protocol = self.model["metadata"]["protocol"]
-        if protocol != "json":
-            sys.exit(f"{key}: the generator writes awsJson services only so far, not {protocol}")
+        self.protocol = self.model["metadata"]["protocol"]
+        if self.protocol not in ("json", "query"):
+            sys.exit(f"{key}: the generator writes awsJson and awsQuery services so far, not {self.protocol}")
         self.allowed = list(cfg["operations"])
         for op in self.allowed:
             if op not in self.ops:
@@ -270,6 +270,12 @@ class Service:
         w("use lakebox_protocol::{Blob, Timestamp};")
         w("use lakebox_service::validate::{Path, Pattern, Validator, lift};")
         w("use lakebox_service::{BoxFuture, RpcRequest, RpcResponse};")
+        if self.protocol == "query":
+            w("use lakebox_protocol::query::{QueryRequest, response_xml};")
+            w("use lakebox_protocol::query_serde::{from_params, to_xml};")
+            w("")
+            w(f"/// The XML namespace of {self.cfg['label']}'s responses.")
+            w(f"pub const XML_NAMESPACE: &str = {rust_str(self.model['metadata']['xmlNamespace'])};")
         w("use serde::{Deserialize, Serialize};")
         w("")
         w(f"/// The operations Lakebox implements, as listed in `scripts/codegen/services.toml`.")
@@ -585,13 +591,19 @@ class Service:
         w("/// it does not know.")
         w("pub fn not_implemented(operation: &str) -> ServiceError {")
         w("    ServiceError::client(")
-        w('        "UnknownOperationException",')
-        w(f'        format!("Operation {{operation}} is not supported by Lakebox\'s {label} yet."),')
+        if self.protocol == "query":
+            w('        "InvalidAction",')
+            w(f'        format!("The action {{operation}} is not valid for this web service: Lakebox\'s {label} does not implement it yet."),')
+        else:
+            w('        "UnknownOperationException",')
+            w(f'        format!("Operation {{operation}} is not supported by Lakebox\'s {label} yet."),')
         w("    )")
         w("}")
         w("")
 
     def emit_dispatch(self, w):
+        if self.protocol == "query":
+            return self.emit_query_dispatch(w)
         trait = self.cfg["trait"]
         w(f"/// Decodes the request named by `X-Amz-Target`, validates it against the model, calls the")
         w("/// operation and encodes its answer in the request's encoding.")
@@ -619,6 +631,35 @@ class Service:
             w(f"            {rust_str(op)} => {{")
             for line in lines:
                 w(f"                {line}")
+            w("            }")
+        w("            other => Err(not_implemented(other)),")
+        w("        }")
+        w("    })")
+        w("}")
+
+    def emit_query_dispatch(self, w):
+        trait = self.cfg["trait"]
+        w("/// Decodes the form of the request's `Action`, validates it against the model, calls the")
+        w("/// operation and writes its answer as AWS's XML document.")
+        w(f"pub fn dispatch<S: {trait}>(service: Arc<S>, ctx: RequestContext, req: QueryRequest) -> BoxFuture<Result<String, ServiceError>> {{")
+        w("    Box::pin(async move {")
+        w("        match req.action.as_str() {")
+        for op in self.allowed:
+            o = self.ops[op]
+            inp, out = self.op_types(op)
+            w(f"            {rust_str(op)} => {{")
+            if inp:
+                w(f"                let raw: {inp}Raw = from_params(req.params())?;")
+                w(f"                let input = Validator::run_with(\"ValidationError\", |v| {self.fn_name(o['input']['shape'])}(raw, v, &Path::root()))?;")
+                w(f"                let output = service.{snake(op)}(&ctx, input).await?;")
+            else:
+                w(f"                let output = service.{snake(op)}(&ctx).await?;")
+            if out:
+                w("                let members = to_xml(&output)?;")
+                w(f"                Ok(response_xml({rust_str(op)}, XML_NAMESPACE, &ctx.request_id, Some(&|w: &mut lakebox_protocol::xml::XmlWriter| {{ w.raw(&members); }})))")
+            else:
+                w("                let () = output;")
+                w(f"                Ok(response_xml({rust_str(op)}, XML_NAMESPACE, &ctx.request_id, None))")
             w("            }")
         w("            other => Err(not_implemented(other)),")
         w("        }")

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lakebox_core::{Arn, ServiceError};
-use lakebox_service::links::ShardedLog;
+use lakebox_service::links::{ShardedLog, StreamKey};
 use lakebox_store::LogEntry;
 
 use crate::errors::invalid_argument;
@@ -47,15 +47,17 @@ pub fn latest_positions(
     region: &str,
     stream: &str,
 ) -> Result<Option<BTreeMap<String, u64>>, ServiceError> {
-    let Some(shards) = k.shards(account, region, stream)? else {
+    let key = StreamKey {
+        account,
+        region,
+        name: stream,
+    };
+    let Some(shards) = k.shards(key)? else {
         return Ok(None);
     };
     let mut out = BTreeMap::new();
     for shard in shards.iter().filter(|s| s.is_open()) {
-        out.insert(
-            shard.shard_id.clone(),
-            k.next_offset(account, region, stream, &shard.shard_id)?,
-        );
+        out.insert(shard.shard_id.clone(), k.next_offset(key, &shard.shard_id)?);
     }
     Ok(Some(out))
 }
@@ -83,7 +85,12 @@ pub async fn run(
         let Ok(source_name) = stream_name(&src.stream_arn, &account, &region) else {
             return;
         };
-        let shards = match kinesis.shards(&account, &region, &source_name) {
+        let key = StreamKey {
+            account: &account,
+            region: &region,
+            name: &source_name,
+        };
+        let shards = match kinesis.shards(key) {
             Ok(Some(s)) => s,
             _ => {
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -121,10 +128,15 @@ pub async fn run(
                 source_name.clone(),
                 shard.shard_id.clone(),
             );
-            let Ok(Ok(read)) =
-                tokio::task::spawn_blocking(move || k.read(&a, &r, &s, &id, pos, BATCH, 4 * 1024 * 1024))
-                    .await
-            else {
+            let read_shard = move || {
+                let key = StreamKey {
+                    account: &a,
+                    region: &r,
+                    name: &s,
+                };
+                k.read(key, &id, pos, BATCH, 4 * 1024 * 1024)
+            };
+            let Ok(Ok(read)) = tokio::task::spawn_blocking(read_shard).await else {
                 continue;
             };
             let Some(last) = read.last().map(|r| r.offset) else {

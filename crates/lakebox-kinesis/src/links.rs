@@ -3,7 +3,7 @@
 //! crate's storage.
 
 use lakebox_core::ServiceError;
-use lakebox_service::links::{LogRecord, LogShard, ShardedLog};
+use lakebox_service::links::{LogRecord, LogShard, ShardedLog, StreamKey};
 
 use crate::errors;
 use crate::records::decode_payload;
@@ -12,12 +12,11 @@ use crate::streams::{StreamRecord, Streams};
 impl Streams {
     fn shard_log(
         &self,
-        account: &str,
-        region: &str,
-        stream: &str,
+        key: StreamKey<'_>,
         shard_id: &str,
     ) -> Result<std::sync::Arc<lakebox_store::Log>, ServiceError> {
-        let st: StreamRecord = self.require(account, region, stream)?;
+        let (account, stream) = (key.account, key.name);
+        let st: StreamRecord = self.require(account, key.region, stream)?;
         let shard = st
             .shards
             .iter()
@@ -28,13 +27,8 @@ impl Streams {
 }
 
 impl ShardedLog for Streams {
-    fn shards(
-        &self,
-        account: &str,
-        region: &str,
-        stream: &str,
-    ) -> Result<Option<Vec<LogShard>>, ServiceError> {
-        Ok(self.get(account, region, stream)?.map(|st| {
+    fn shards(&self, key: StreamKey<'_>) -> Result<Option<Vec<LogShard>>, ServiceError> {
+        Ok(self.get(key.account, key.region, key.name)?.map(|st| {
             st.shards
                 .iter()
                 .map(|s| LogShard {
@@ -49,15 +43,13 @@ impl ShardedLog for Streams {
 
     fn read(
         &self,
-        account: &str,
-        region: &str,
-        stream: &str,
+        key: StreamKey<'_>,
         shard_id: &str,
         from: u64,
         max_records: usize,
         max_bytes: usize,
     ) -> Result<Vec<LogRecord>, ServiceError> {
-        let log = self.shard_log(account, region, stream, shard_id)?;
+        let log = self.shard_log(key, shard_id)?;
         let read = log
             .read(from, max_records, max_bytes)
             .map_err(|e| ServiceError::internal(format!("cannot read shard {shard_id}: {e}")))?;
@@ -75,13 +67,7 @@ impl ShardedLog for Streams {
             .collect()
     }
 
-    fn next_offset(
-        &self,
-        account: &str,
-        region: &str,
-        stream: &str,
-        shard_id: &str,
-    ) -> Result<u64, ServiceError> {
-        Ok(self.shard_log(account, region, stream, shard_id)?.next_offset())
+    fn next_offset(&self, key: StreamKey<'_>, shard_id: &str) -> Result<u64, ServiceError> {
+        Ok(self.shard_log(key, shard_id)?.next_offset())
     }
 }

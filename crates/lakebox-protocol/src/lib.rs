@@ -2,7 +2,8 @@
 //!
 //! - [`rpc`]: awsJson 1.0 / 1.1 and its CBOR variant (Kinesis' Java SDK / KCL): typed request and
 //!   response structs go through serde, so one struct serves both encodings.
-//! - [`query`]: awsQuery form bodies in, XML out (SNS, IAM, STS, old SQS SDKs).
+//! - [`query`]: awsQuery form bodies in, XML out (SNS, IAM, STS, old SQS SDKs); [`query_serde`]
+//!   reads forms into, and writes XML from, the same serde shapes the JSON services use.
 //! - [`xml`]: a small XML writer and tree reader used by the query and restXml codecs.
 //! - [`rest_xml`]: S3's error shape.
 //! - [`types`]: the two scalar types whose encoding differs per protocol: [`Timestamp`] and
@@ -15,6 +16,7 @@
 pub mod eventstream;
 pub mod protobuf;
 pub mod query;
+pub mod query_serde;
 pub mod rest_xml;
 pub mod rpc;
 pub mod sigv2;

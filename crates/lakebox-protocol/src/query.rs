@@ -64,6 +64,11 @@ impl QueryRequest {
         Self::from_params(parse_form(body)?)
     }
 
+    /// Every parameter but `Action` and `Version`, as decoded from the form.
+    pub fn params(&self) -> &BTreeMap<String, String> {
+        &self.params
+    }
+
     /// A scalar member. `Some("")` when sent empty, `None` when absent.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.params.get(name).map(String::as_str)

@@ -295,10 +295,13 @@ impl Timestamp {
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         if serializer.is_human_readable() {
+            // Named, so the awsQuery XML writer can tell a time from a number and print ISO
+            // 8601; JSON serializers see through the name to the epoch seconds.
+            let name = crate::query_serde::TIMESTAMP_NEWTYPE;
             if self.millis % 1000 == 0 {
-                serializer.serialize_i64(self.millis / 1000)
+                serializer.serialize_newtype_struct(name, &(self.millis / 1000))
             } else {
-                serializer.serialize_f64(self.as_epoch_seconds_f64())
+                serializer.serialize_newtype_struct(name, &self.as_epoch_seconds_f64())
             }
         } else {
             ciborium::tag::Required::<i64, 1>(self.millis).serialize(serializer)

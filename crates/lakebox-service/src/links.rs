@@ -29,6 +29,14 @@ pub struct LogRecord {
     pub data: Vec<u8>,
 }
 
+/// Which stream: its name in an account and region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamKey<'a> {
+    pub account: &'a str,
+    pub region: &'a str,
+    pub name: &'a str,
+}
+
 /// A stream of sharded, ordered records that other services read: a Kinesis data stream today,
 /// DynamoDB Streams next; read by Firehose, Lambda event sources and streaming SQL.
 ///
@@ -36,20 +44,13 @@ pub struct LogRecord {
 /// them from `spawn_blocking`.
 pub trait ShardedLog: Send + Sync + 'static {
     /// The stream's shards in creation order, or `None` when there is no such stream.
-    fn shards(
-        &self,
-        account: &str,
-        region: &str,
-        stream: &str,
-    ) -> Result<Option<Vec<LogShard>>, ServiceError>;
+    fn shards(&self, stream: StreamKey<'_>) -> Result<Option<Vec<LogShard>>, ServiceError>;
 
     /// Up to `max_records` records (at most about `max_bytes`) from `from` on; fewer (or none)
     /// at the end of what is written.
     fn read(
         &self,
-        account: &str,
-        region: &str,
-        stream: &str,
+        stream: StreamKey<'_>,
         shard_id: &str,
         from: u64,
         max_records: usize,
@@ -57,11 +58,5 @@ pub trait ShardedLog: Send + Sync + 'static {
     ) -> Result<Vec<LogRecord>, ServiceError>;
 
     /// The offset the next record of the shard will get (where LATEST starts).
-    fn next_offset(
-        &self,
-        account: &str,
-        region: &str,
-        stream: &str,
-        shard_id: &str,
-    ) -> Result<u64, ServiceError>;
+    fn next_offset(&self, stream: StreamKey<'_>, shard_id: &str) -> Result<u64, ServiceError>;
 }

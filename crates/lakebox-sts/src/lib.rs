@@ -2,17 +2,18 @@
 //! which tools and scripts call to check which account their credentials act in.
 //!
 //! The caller is the account's root user, since Lakebox has no IAM users yet; the account is
-//! the one the gateway derived from the access key. Other actions answer `InvalidAction`.
+//! the one the gateway derived from the access key. The shapes, the awsQuery decoding and XML
+//! encoding and the dispatch are generated into [`api`]; other actions answer `InvalidAction`.
+
+pub mod api;
 
 use std::sync::Arc;
 
 use lakebox_core::{Arn, RequestContext, ServiceError};
-use lakebox_protocol::query::{QueryRequest, response_xml};
-use lakebox_protocol::xml::XmlWriter;
-use lakebox_service::BoxFuture;
-use lakebox_service::QueryService;
+use lakebox_protocol::query::QueryRequest;
+use lakebox_service::{BoxFuture, QueryService};
 
-const NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
+use crate::api::{GetCallerIdentityRequest, GetCallerIdentityResponse, StsApi};
 
 #[derive(Debug, Default)]
 pub struct Sts;
@@ -23,34 +24,23 @@ impl QueryService for Sts {
         ctx: RequestContext,
         req: QueryRequest,
     ) -> BoxFuture<Result<String, ServiceError>> {
-        Box::pin(async move {
-            match req.action.as_str() {
-                "GetCallerIdentity" => Ok(get_caller_identity(&ctx)),
-                other => Err(ServiceError::client(
-                    "InvalidAction",
-                    format!(
-                        "The action {other} is not valid for this web service: Lakebox's STS implements GetCallerIdentity only."
-                    ),
-                )),
-            }
-        })
+        api::dispatch(self, ctx, req)
     }
 }
 
-fn get_caller_identity(ctx: &RequestContext) -> String {
-    // IAM ARNs are global: no region.
-    let arn = Arn::new("iam", "", &ctx.account_id, "root").to_string();
-    let account = ctx.account_id.clone();
-    response_xml(
-        "GetCallerIdentity",
-        NAMESPACE,
-        &ctx.request_id,
-        Some(&move |w: &mut XmlWriter| {
-            w.element("UserId", &account)
-                .element("Account", &account)
-                .element("Arn", &arn);
-        }),
-    )
+impl StsApi for Sts {
+    async fn get_caller_identity(
+        &self,
+        ctx: &RequestContext,
+        _input: GetCallerIdentityRequest,
+    ) -> Result<GetCallerIdentityResponse, ServiceError> {
+        // IAM ARNs are global: no region.
+        Ok(GetCallerIdentityResponse {
+            user_id: Some(ctx.account_id.clone()),
+            account: Some(ctx.account_id.clone()),
+            arn: Some(Arn::new("iam", "", &ctx.account_id, "root").to_string()),
+        })
+    }
 }
 
 #[cfg(test)]

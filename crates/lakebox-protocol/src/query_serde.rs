@@ -1,0 +1,686 @@
+//! awsQuery through serde: form parameters into an operation's input struct ([`from_params`]),
+//! and an output struct into the members of `<{Action}Result>` ([`to_xml`]), so the same
+//! generated shapes serve awsQuery as serve awsJson and CBOR.
+//!
+//! Forms are read as a tree of dotted keys. A list is `Name.member.N` (or, flattened,
+//! `Name.N`); a map is `Name.entry.N.key` / `.value` (or flattened `Name.N.Name` / `.Value`).
+//! In XML, list items are `<member>` elements and map entries `<entry><key/><value/></entry>`,
+//! as botocore's query parser reads them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use lakebox_core::ServiceError;
+use serde::de::{self, DeserializeOwned, IntoDeserializer, Visitor};
+use serde::ser::{self, Serialize};
+
+use crate::Timestamp;
+use crate::xml::escape_into;
+
+/// The name [`Timestamp`] gives its human-readable form, so the XML writer can print it as
+/// ISO 8601 where JSON prints epoch seconds.
+pub const TIMESTAMP_NEWTYPE: &str = "lakebox::Timestamp";
+
+// ---- forms in ---------------------------------------------------------------------------
+
+#[derive(Debug, Default)]
+struct Node {
+    value: Option<String>,
+    children: BTreeMap<String, Node>,
+}
+
+impl Node {
+    fn build(params: &BTreeMap<String, String>) -> Node {
+        let mut root = Node::default();
+        for (k, v) in params {
+            let mut n = &mut root;
+            for seg in k.split('.') {
+                n = n.children.entry(seg.to_owned()).or_default();
+            }
+            n.value = Some(v.clone());
+        }
+        root
+    }
+
+    /// Children named by number (`1`, `2`, …), in numeric order.
+    fn numbered(&self) -> Vec<&Node> {
+        let mut items: Vec<(u64, &Node)> = self
+            .children
+            .iter()
+            .filter_map(|(k, n)| k.parse::<u64>().ok().map(|i| (i, n)))
+            .collect();
+        items.sort_by_key(|(i, _)| *i);
+        items.into_iter().map(|(_, n)| n).collect()
+    }
+
+    fn list_items(&self) -> Vec<&Node> {
+        match self.children.get("member") {
+            Some(m) => m.numbered(),
+            None => self.numbered(),
+        }
+    }
+
+    fn text(&self) -> &str {
+        self.value.as_deref().unwrap_or("")
+    }
+}
+
+/// Why a form did not fit the operation's input.
+#[derive(Debug)]
+pub struct FormError(String);
+
+impl fmt::Display for FormError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for FormError {}
+
+impl de::Error for FormError {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        FormError(msg.to_string())
+    }
+}
+
+/// Reads an operation's input from decoded form parameters (without `Action` and `Version`).
+/// A value of the wrong type is AWS's `MalformedInput`.
+pub fn from_params<T: DeserializeOwned>(params: &BTreeMap<String, String>) -> Result<T, ServiceError> {
+    let root = Node::build(params);
+    T::deserialize(NodeDe(&root)).map_err(|e| ServiceError::client("MalformedInput", e.0))
+}
+
+struct NodeDe<'a>(&'a Node);
+
+macro_rules! parse_scalar {
+    ($($method:ident => $visit:ident: $t:ty),* $(,)?) => {
+        $(fn $method<V: Visitor<'de>>(self, v: V) -> Result<V::Value, FormError> {
+            let text = self.0.text();
+            let parsed: $t = text
+                .trim()
+                .parse()
+                .map_err(|_| FormError(format!("'{text}' is not a valid {}", stringify!($t))))?;
+            v.$visit(parsed)
+        })*
+    };
+}
+
+impl<'de, 'a> de::Deserializer<'de> for NodeDe<'a> {
+    type Error = FormError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, v: V) -> Result<V::Value, FormError> {
+        if self.0.children.is_empty() {
+            v.visit_str(self.0.text())
+        } else {
+            self.deserialize_map(v)
+        }
+    }
+
+    parse_scalar! {
+        deserialize_i8 => visit_i8: i8, deserialize_i16 => visit_i16: i16,
+        deserialize_i32 => visit_i32: i32, deserialize_i64 => visit_i64: i64,
+        deserialize_u8 => visit_u8: u8, deserialize_u16 => visit_u16: u16,
+        deserialize_u32 => visit_u32: u32, deserialize_u64 => visit_u64: u64,
+        deserialize_f32 => visit_f32: f32, deserialize_f64 => visit_f64: f64,
+        deserialize_bool => visit_bool: bool, deserialize_char => visit_char: char,
+    }
+
+    fn deserialize_str<V: Visitor<'de>>(self, v: V) -> Result<V::Value, FormError> {
+        v.visit_str(self.0.text())
+    }
+
+    fn deserialize_string<V: Visitor<'de>>(self, v: V) -> Result<V::Value, FormError> {
+        v.visit_string(self.0.text().to_owned())
+    }
+
+    fn deserialize_bytes<V: Visitor<'de>>(self, v: V) -> Result<V::Value, FormError> {
+        v.visit_str(self.0.text())
+    }
+
+    fn deserialize_byte_buf<V: Visitor<'de>>(self, v: V) -> Result<V::Value, FormError> {
+        v.visit_str(self.0.text())
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, v: V) -> Result<V::Value, FormError> {
+        // Only members present in the form are visited; absent ones default to None.
+        v.visit_some(self)
+    }
+
+    fn deserialize_unit<V: Visitor<'de>>(self, v: V) -> Result<V::Value, FormError> {
+        v.visit_unit()
+    }
+
+    fn deserialize_unit_struct<V: Visitor<'de>>(self, _: &'static str, v: V) -> Result<V::Value, FormError> {
+        v.visit_unit()
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        v: V,
+    ) -> Result<V::Value, FormError> {
+        v.visit_newtype_struct(self)
+    }
+
+    fn deserialize_seq<V: Visitor<'de>>(self, v: V) -> Result<V::Value, FormError> {
+        // `Name=` with no items is the empty list.
+        let items = self.0.list_items().into_iter().map(NodeDe);
+        v.visit_seq(de::value::SeqDeserializer::new(items))
+    }
+
+    fn deserialize_tuple<V: Visitor<'de>>(self, _: usize, v: V) -> Result<V::Value, FormError> {
+        self.deserialize_seq(v)
+    }
+
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        _: usize,
+        v: V,
+    ) -> Result<V::Value, FormError> {
+        self.deserialize_seq(v)
+    }
+
+    fn deserialize_map<V: Visitor<'de>>(self, v: V) -> Result<V::Value, FormError> {
+        let entries: Vec<(&str, &Node)> = match self.0.children.get("entry") {
+            Some(e) => e.numbered().into_iter().filter_map(entry_pair).collect(),
+            None if self.0.children.keys().all(|k| k.parse::<u64>().is_ok()) => {
+                self.0.numbered().into_iter().filter_map(entry_pair).collect()
+            }
+            None => self.0.children.iter().map(|(k, n)| (k.as_str(), n)).collect(),
+        };
+        v.visit_map(de::value::MapDeserializer::new(entries.into_iter()))
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        _: &'static [&'static str],
+        v: V,
+    ) -> Result<V::Value, FormError> {
+        let entries = self.0.children.iter().map(|(k, n)| (k.as_str(), NodeDe(n)));
+        v.visit_map(de::value::MapDeserializer::new(entries))
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        _: &'static [&'static str],
+        v: V,
+    ) -> Result<V::Value, FormError> {
+        match self.0.children.iter().next() {
+            Some((variant, node)) if self.0.children.len() == 1 => v.visit_enum(EnumDe(variant, node)),
+            _ => v.visit_enum(self.0.text().into_deserializer()),
+        }
+    }
+
+    fn deserialize_identifier<V: Visitor<'de>>(self, v: V) -> Result<V::Value, FormError> {
+        self.deserialize_str(v)
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, v: V) -> Result<V::Value, FormError> {
+        v.visit_unit()
+    }
+}
+
+/// A map entry as `key`/`value` (`entry.N.key`) or `Name`/`Value` (SQS attributes).
+fn entry_pair(n: &Node) -> Option<(&str, &Node)> {
+    let key = n.children.get("key").or_else(|| n.children.get("Name"))?;
+    let value = n.children.get("value").or_else(|| n.children.get("Value"))?;
+    Some((key.text(), value))
+}
+
+impl<'de, 'a> IntoDeserializer<'de, FormError> for NodeDe<'a> {
+    type Deserializer = Self;
+    fn into_deserializer(self) -> Self {
+        self
+    }
+}
+
+impl<'de, 'a> IntoDeserializer<'de, FormError> for &'a Node {
+    type Deserializer = NodeDe<'a>;
+    fn into_deserializer(self) -> NodeDe<'a> {
+        NodeDe(self)
+    }
+}
+
+struct EnumDe<'a>(&'a str, &'a Node);
+
+impl<'de, 'a> de::EnumAccess<'de> for EnumDe<'a> {
+    type Error = FormError;
+    type Variant = NodeDe<'a>;
+    fn variant_seed<S: de::DeserializeSeed<'de>>(self, seed: S) -> Result<(S::Value, NodeDe<'a>), FormError> {
+        let v = seed.deserialize(de::value::StrDeserializer::<FormError>::new(self.0))?;
+        Ok((v, NodeDe(self.1)))
+    }
+}
+
+impl<'de, 'a> de::VariantAccess<'de> for NodeDe<'a> {
+    type Error = FormError;
+    fn unit_variant(self) -> Result<(), FormError> {
+        Ok(())
+    }
+    fn newtype_variant_seed<S: de::DeserializeSeed<'de>>(self, seed: S) -> Result<S::Value, FormError> {
+        seed.deserialize(self)
+    }
+    fn tuple_variant<V: Visitor<'de>>(self, _: usize, v: V) -> Result<V::Value, FormError> {
+        de::Deserializer::deserialize_seq(self, v)
+    }
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        f: &'static [&'static str],
+        v: V,
+    ) -> Result<V::Value, FormError> {
+        de::Deserializer::deserialize_struct(self, "", f, v)
+    }
+}
+
+// ---- XML out ----------------------------------------------------------------------------
+
+/// A value on its way to XML.
+enum Xml {
+    /// Absent (`None`): the member is left out.
+    Absent,
+    Text(String),
+    /// A structure's members, in declaration order.
+    Members(Vec<(String, Xml)>),
+    List(Vec<Xml>),
+    Map(Vec<(Xml, Xml)>),
+}
+
+impl Xml {
+    fn render(&self, out: &mut String) {
+        match self {
+            Xml::Absent => {}
+            Xml::Text(t) => escape_into(out, t),
+            Xml::Members(m) => {
+                for (name, v) in m {
+                    if !matches!(v, Xml::Absent) {
+                        element(out, name, v);
+                    }
+                }
+            }
+            Xml::List(items) => {
+                for v in items {
+                    element(out, "member", v);
+                }
+            }
+            Xml::Map(entries) => {
+                for (k, v) in entries {
+                    out.push_str("<entry>");
+                    element(out, "key", k);
+                    element(out, "value", v);
+                    out.push_str("</entry>");
+                }
+            }
+        }
+    }
+}
+
+fn element(out: &mut String, name: &str, v: &Xml) {
+    out.push('<');
+    out.push_str(name);
+    out.push('>');
+    v.render(out);
+    out.push_str("</");
+    out.push_str(name);
+    out.push('>');
+}
+
+/// The members of an output structure as XML elements (what goes inside `<{Action}Result>`).
+pub fn to_xml<T: Serialize>(value: &T) -> Result<String, ServiceError> {
+    let tree = value
+        .serialize(XmlSer)
+        .map_err(|e| ServiceError::internal(format!("could not encode response: {e}")))?;
+    let mut out = String::new();
+    tree.render(&mut out);
+    Ok(out)
+}
+
+#[derive(Debug)]
+pub struct XmlError(String);
+
+impl fmt::Display for XmlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for XmlError {}
+
+impl ser::Error for XmlError {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        XmlError(msg.to_string())
+    }
+}
+
+struct XmlSer;
+
+fn text(s: impl ToString) -> Result<Xml, XmlError> {
+    Ok(Xml::Text(s.to_string()))
+}
+
+struct Seq(Vec<Xml>);
+struct Members(Vec<(String, Xml)>);
+struct MapEntries(Vec<(Xml, Xml)>, Option<Xml>);
+
+impl ser::Serializer for XmlSer {
+    type Ok = Xml;
+    type Error = XmlError;
+    type SerializeSeq = Seq;
+    type SerializeTuple = Seq;
+    type SerializeTupleStruct = Seq;
+    type SerializeTupleVariant = Seq;
+    type SerializeMap = MapEntries;
+    type SerializeStruct = Members;
+    type SerializeStructVariant = Members;
+
+    fn serialize_bool(self, v: bool) -> Result<Xml, XmlError> {
+        text(v)
+    }
+    fn serialize_i8(self, v: i8) -> Result<Xml, XmlError> {
+        text(v)
+    }
+    fn serialize_i16(self, v: i16) -> Result<Xml, XmlError> {
+        text(v)
+    }
+    fn serialize_i32(self, v: i32) -> Result<Xml, XmlError> {
+        text(v)
+    }
+    fn serialize_i64(self, v: i64) -> Result<Xml, XmlError> {
+        text(v)
+    }
+    fn serialize_u8(self, v: u8) -> Result<Xml, XmlError> {
+        text(v)
+    }
+    fn serialize_u16(self, v: u16) -> Result<Xml, XmlError> {
+        text(v)
+    }
+    fn serialize_u32(self, v: u32) -> Result<Xml, XmlError> {
+        text(v)
+    }
+    fn serialize_u64(self, v: u64) -> Result<Xml, XmlError> {
+        text(v)
+    }
+    fn serialize_f32(self, v: f32) -> Result<Xml, XmlError> {
+        text(v)
+    }
+    fn serialize_f64(self, v: f64) -> Result<Xml, XmlError> {
+        text(v)
+    }
+    fn serialize_char(self, v: char) -> Result<Xml, XmlError> {
+        text(v)
+    }
+    fn serialize_str(self, v: &str) -> Result<Xml, XmlError> {
+        text(v)
+    }
+    fn serialize_bytes(self, v: &[u8]) -> Result<Xml, XmlError> {
+        use base64::Engine;
+        text(base64::engine::general_purpose::STANDARD.encode(v))
+    }
+    fn serialize_none(self) -> Result<Xml, XmlError> {
+        Ok(Xml::Absent)
+    }
+    fn serialize_some<T: ?Sized + Serialize>(self, v: &T) -> Result<Xml, XmlError> {
+        v.serialize(self)
+    }
+    fn serialize_unit(self) -> Result<Xml, XmlError> {
+        Ok(Xml::Absent)
+    }
+    fn serialize_unit_struct(self, _: &'static str) -> Result<Xml, XmlError> {
+        Ok(Xml::Members(Vec::new()))
+    }
+    fn serialize_unit_variant(self, _: &'static str, _: u32, variant: &'static str) -> Result<Xml, XmlError> {
+        text(variant)
+    }
+    fn serialize_newtype_struct<T: ?Sized + Serialize>(
+        self,
+        name: &'static str,
+        v: &T,
+    ) -> Result<Xml, XmlError> {
+        if name == TIMESTAMP_NEWTYPE {
+            // Epoch seconds (integer or fractional) in, ISO 8601 out, as awsQuery writes times.
+            if let Xml::Text(secs) = v.serialize(XmlSer)?
+                && let Some(t) = secs
+                    .parse::<f64>()
+                    .ok()
+                    .and_then(Timestamp::from_epoch_seconds_f64)
+            {
+                return text(t.to_iso8601());
+            }
+            return Err(XmlError("a timestamp that is not a number".into()));
+        }
+        v.serialize(self)
+    }
+    fn serialize_newtype_variant<T: ?Sized + Serialize>(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+        v: &T,
+    ) -> Result<Xml, XmlError> {
+        Ok(Xml::Members(vec![(variant.to_owned(), v.serialize(XmlSer)?)]))
+    }
+    fn serialize_seq(self, len: Option<usize>) -> Result<Seq, XmlError> {
+        Ok(Seq(Vec::with_capacity(len.unwrap_or(0))))
+    }
+    fn serialize_tuple(self, len: usize) -> Result<Seq, XmlError> {
+        self.serialize_seq(Some(len))
+    }
+    fn serialize_tuple_struct(self, _: &'static str, len: usize) -> Result<Seq, XmlError> {
+        self.serialize_seq(Some(len))
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        len: usize,
+    ) -> Result<Seq, XmlError> {
+        self.serialize_seq(Some(len))
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<MapEntries, XmlError> {
+        Ok(MapEntries(Vec::new(), None))
+    }
+    fn serialize_struct(self, _: &'static str, len: usize) -> Result<Members, XmlError> {
+        Ok(Members(Vec::with_capacity(len)))
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        len: usize,
+    ) -> Result<Members, XmlError> {
+        Ok(Members(Vec::with_capacity(len)))
+    }
+}
+
+impl ser::SerializeSeq for Seq {
+    type Ok = Xml;
+    type Error = XmlError;
+    fn serialize_element<T: ?Sized + Serialize>(&mut self, v: &T) -> Result<(), XmlError> {
+        self.0.push(v.serialize(XmlSer)?);
+        Ok(())
+    }
+    fn end(self) -> Result<Xml, XmlError> {
+        Ok(Xml::List(self.0))
+    }
+}
+
+impl ser::SerializeTuple for Seq {
+    type Ok = Xml;
+    type Error = XmlError;
+    fn serialize_element<T: ?Sized + Serialize>(&mut self, v: &T) -> Result<(), XmlError> {
+        ser::SerializeSeq::serialize_element(self, v)
+    }
+    fn end(self) -> Result<Xml, XmlError> {
+        Ok(Xml::List(self.0))
+    }
+}
+
+impl ser::SerializeTupleStruct for Seq {
+    type Ok = Xml;
+    type Error = XmlError;
+    fn serialize_field<T: ?Sized + Serialize>(&mut self, v: &T) -> Result<(), XmlError> {
+        ser::SerializeSeq::serialize_element(self, v)
+    }
+    fn end(self) -> Result<Xml, XmlError> {
+        Ok(Xml::List(self.0))
+    }
+}
+
+impl ser::SerializeTupleVariant for Seq {
+    type Ok = Xml;
+    type Error = XmlError;
+    fn serialize_field<T: ?Sized + Serialize>(&mut self, v: &T) -> Result<(), XmlError> {
+        ser::SerializeSeq::serialize_element(self, v)
+    }
+    fn end(self) -> Result<Xml, XmlError> {
+        Ok(Xml::List(self.0))
+    }
+}
+
+impl ser::SerializeMap for MapEntries {
+    type Ok = Xml;
+    type Error = XmlError;
+    fn serialize_key<T: ?Sized + Serialize>(&mut self, k: &T) -> Result<(), XmlError> {
+        self.1 = Some(k.serialize(XmlSer)?);
+        Ok(())
+    }
+    fn serialize_value<T: ?Sized + Serialize>(&mut self, v: &T) -> Result<(), XmlError> {
+        let k = self
+            .1
+            .take()
+            .ok_or_else(|| XmlError("a map value without its key".into()))?;
+        self.0.push((k, v.serialize(XmlSer)?));
+        Ok(())
+    }
+    fn end(self) -> Result<Xml, XmlError> {
+        Ok(Xml::Map(self.0))
+    }
+}
+
+impl ser::SerializeStruct for Members {
+    type Ok = Xml;
+    type Error = XmlError;
+    fn serialize_field<T: ?Sized + Serialize>(&mut self, name: &'static str, v: &T) -> Result<(), XmlError> {
+        self.0.push((name.to_owned(), v.serialize(XmlSer)?));
+        Ok(())
+    }
+    fn end(self) -> Result<Xml, XmlError> {
+        Ok(Xml::Members(self.0))
+    }
+}
+
+impl ser::SerializeStructVariant for Members {
+    type Ok = Xml;
+    type Error = XmlError;
+    fn serialize_field<T: ?Sized + Serialize>(&mut self, name: &'static str, v: &T) -> Result<(), XmlError> {
+        ser::SerializeStruct::serialize_field(self, name, v)
+    }
+    fn end(self) -> Result<Xml, XmlError> {
+        Ok(Xml::Members(self.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Blob;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Debug, Deserialize, Serialize, PartialEq, Default)]
+    struct Tag {
+        #[serde(rename = "Key")]
+        key: String,
+        #[serde(rename = "Value", default, skip_serializing_if = "Option::is_none")]
+        value: Option<String>,
+    }
+
+    #[derive(Debug, Deserialize, Serialize, PartialEq, Default)]
+    struct Input {
+        #[serde(rename = "RoleArn")]
+        role_arn: Option<String>,
+        #[serde(rename = "DurationSeconds", default, skip_serializing_if = "Option::is_none")]
+        duration_seconds: Option<i32>,
+        #[serde(rename = "Tags", default, skip_serializing_if = "Option::is_none")]
+        tags: Option<Vec<Tag>>,
+        #[serde(rename = "Attributes", default, skip_serializing_if = "Option::is_none")]
+        attributes: Option<BTreeMap<String, String>>,
+        #[serde(rename = "Payload", default, skip_serializing_if = "Option::is_none")]
+        payload: Option<Blob>,
+        #[serde(rename = "At", default, skip_serializing_if = "Option::is_none")]
+        at: Option<Timestamp>,
+    }
+
+    fn form(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn forms_decode_lists_maps_and_scalars() {
+        let input: Input = from_params(&form(&[
+            ("RoleArn", "arn:aws:iam::1:role/r"),
+            ("DurationSeconds", "900"),
+            ("Tags.member.2.Key", "b"),
+            ("Tags.member.1.Key", "a"),
+            ("Tags.member.1.Value", "1"),
+            ("Tags.member.10.Key", "j"),
+            ("Attributes.entry.1.key", "k"),
+            ("Attributes.entry.1.value", "v"),
+            ("Payload", "AAH/"),
+            ("At", "2024-01-31T12:00:00Z"),
+        ]))
+        .unwrap();
+        assert_eq!(input.role_arn.as_deref(), Some("arn:aws:iam::1:role/r"));
+        assert_eq!(input.duration_seconds, Some(900));
+        let keys: Vec<&str> = input
+            .tags
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|t| t.key.as_str())
+            .collect();
+        assert_eq!(keys, ["a", "b", "j"]);
+        assert_eq!(input.tags.as_ref().unwrap()[0].value.as_deref(), Some("1"));
+        assert_eq!(input.attributes.unwrap()["k"], "v");
+        assert_eq!(input.payload.unwrap().0, vec![0, 1, 255]);
+        assert_eq!(input.at.unwrap().to_iso8601(), "2024-01-31T12:00:00.000Z");
+        // Flattened lists and SQS-style Name/Value maps too.
+        let flat: Input = from_params(&form(&[
+            ("Tags.1.Key", "x"),
+            ("Attributes.1.Name", "n"),
+            ("Attributes.1.Value", "w"),
+        ]))
+        .unwrap();
+        assert_eq!(flat.tags.unwrap()[0].key, "x");
+        assert_eq!(flat.attributes.unwrap()["n"], "w");
+        let e = from_params::<Input>(&form(&[("DurationSeconds", "soon")])).unwrap_err();
+        assert_eq!(e.code, "MalformedInput");
+    }
+
+    #[test]
+    fn outputs_encode_members_lists_maps_and_times() {
+        let out = Input {
+            role_arn: Some("a&b".into()),
+            duration_seconds: None,
+            tags: Some(vec![Tag {
+                key: "k".into(),
+                value: Some("v".into()),
+            }]),
+            attributes: Some(BTreeMap::from([("x".to_owned(), "y".to_owned())])),
+            payload: Some(Blob(vec![0, 1, 255])),
+            at: Some(Timestamp::from_millis(1_706_702_400_000)),
+        };
+        assert_eq!(
+            to_xml(&out).unwrap(),
+            "<RoleArn>a&amp;b</RoleArn><Tags><member><Key>k</Key><Value>v</Value></member></Tags>\
+             <Attributes><entry><key>x</key><value>y</value></entry></Attributes><Payload>AAH/</Payload>\
+             <At>2024-01-31T12:00:00.000Z</At>"
+        );
+    }
+}
