@@ -117,10 +117,15 @@ fn syntax(expr: &str, why: &str) -> ServiceError {
     invalid_input(format!("Unsupported expression '{expr}': {why}"))
 }
 
+/// How deeply parentheses and `NOT`s may nest. Parsing and evaluating recurse once per level,
+/// so without a bound a short hostile expression would overflow the stack and abort the server.
+pub const MAX_NESTING: usize = 100;
+
 #[derive(Debug, Clone)]
 enum Node {
-    And(Box<Node>, Box<Node>),
-    Or(Box<Node>, Box<Node>),
+    /// Chains of `AND` / `OR` are flat lists, so 50,000 terms cost no stack depth.
+    And(Vec<Node>),
+    Or(Vec<Node>),
     Not(Box<Node>),
     Cmp(usize, &'static str, String),
     Between(usize, String, String),
@@ -140,6 +145,7 @@ struct Parser<'a> {
     pos: usize,
     keys: &'a [Column],
     text: &'a str,
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -162,29 +168,49 @@ impl Parser<'_> {
     }
 
     fn or(&mut self) -> Result<Node, ServiceError> {
-        let mut left = self.and()?;
+        let mut terms = vec![self.and()?];
         while self.keyword("OR") {
             self.pos += 1;
-            let right = self.and()?;
-            left = Node::Or(Box::new(left), Box::new(right));
+            terms.push(self.and()?);
         }
-        Ok(left)
+        Ok(if terms.len() == 1 {
+            terms.remove(0)
+        } else {
+            Node::Or(terms)
+        })
     }
 
     fn and(&mut self) -> Result<Node, ServiceError> {
-        let mut left = self.not()?;
+        let mut terms = vec![self.not()?];
         while self.keyword("AND") {
             self.pos += 1;
-            let right = self.not()?;
-            left = Node::And(Box::new(left), Box::new(right));
+            terms.push(self.not()?);
         }
-        Ok(left)
+        Ok(if terms.len() == 1 {
+            terms.remove(0)
+        } else {
+            Node::And(terms)
+        })
+    }
+
+    /// Enters one level of nesting, refusing input past [`MAX_NESTING`].
+    fn nest(&mut self) -> Result<(), ServiceError> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return Err(invalid_input(format!(
+                "Expression is nested more than {MAX_NESTING} levels deep (parentheses and NOTs)."
+            )));
+        }
+        Ok(())
     }
 
     fn not(&mut self) -> Result<Node, ServiceError> {
         if self.keyword("NOT") {
             self.pos += 1;
-            return Ok(Node::Not(Box::new(self.not()?)));
+            self.nest()?;
+            let inner = self.not()?;
+            self.depth -= 1;
+            return Ok(Node::Not(Box::new(inner)));
         }
         self.primary()
     }
@@ -199,7 +225,9 @@ impl Parser<'_> {
     fn primary(&mut self) -> Result<Node, ServiceError> {
         if self.peek() == Some(&Token::LParen) {
             self.pos += 1;
+            self.nest()?;
             let inner = self.or()?;
+            self.depth -= 1;
             if self.next() != Some(Token::RParen) {
                 return Err(self.err("expected ')'"));
             }
@@ -247,7 +275,13 @@ impl Parser<'_> {
         } else if self.keyword("LIKE") {
             self.pos += 1;
             let pattern = self.literal()?;
-            Node::Like(key, like_regex(&pattern))
+            let re = like_regex(&pattern).ok_or_else(|| {
+                invalid_input(format!(
+                    "The LIKE pattern of {} characters is too large to evaluate.",
+                    pattern.chars().count()
+                ))
+            })?;
+            Node::Like(key, re)
         } else if negated {
             return Err(self.err("expected BETWEEN, IN or LIKE after NOT"));
         } else {
@@ -260,8 +294,9 @@ impl Parser<'_> {
     }
 }
 
-/// SQL `LIKE` (`%` any run, `_` one character) as an anchored regular expression.
-pub fn like_regex(pattern: &str) -> regex::Regex {
+/// SQL `LIKE` (`%` any run, `_` one character) as an anchored regular expression; `None` when
+/// the pattern is too large for the regex engine's size limit.
+pub fn like_regex(pattern: &str) -> Option<regex::Regex> {
     let mut re = String::from("(?s)^");
     for c in pattern.chars() {
         match c {
@@ -271,7 +306,7 @@ pub fn like_regex(pattern: &str) -> regex::Regex {
         }
     }
     re.push('$');
-    regex::Regex::new(&re).expect("escaped pattern is valid")
+    regex::Regex::new(&re).ok()
 }
 
 fn is_integral(type_name: &str) -> bool {
@@ -289,6 +324,7 @@ impl PartitionFilter {
             pos: 0,
             keys,
             text: expression,
+            depth: 0,
         };
         let root = p.or()?;
         if p.pos != p.tokens.len() {
@@ -313,8 +349,8 @@ impl PartitionFilter {
     fn eval(&self, node: &Node, values: &[String]) -> bool {
         let v = |k: usize| values.get(k).map(String::as_str).unwrap_or("");
         match node {
-            Node::And(a, b) => self.eval(a, values) && self.eval(b, values),
-            Node::Or(a, b) => self.eval(a, values) || self.eval(b, values),
+            Node::And(terms) => terms.iter().all(|t| self.eval(t, values)),
+            Node::Or(terms) => terms.iter().any(|t| self.eval(t, values)),
             Node::Not(a) => !self.eval(a, values),
             Node::Cmp(k, op, lit) => match self.compare(*k, v(*k), lit) {
                 None => false,
@@ -392,5 +428,26 @@ mod tests {
         assert!(PartitionFilter::parse("year = 1 AND", &keys()).is_err());
         assert!(PartitionFilter::parse("(year = 1", &keys()).is_err());
         assert!(PartitionFilter::parse("region = 'x", &keys()).is_err());
+    }
+
+    #[test]
+    fn hostile_expressions_are_refused_or_evaluated_without_deep_recursion() {
+        let deep = format!("{}year = 1{}", "(".repeat(10_000), ")".repeat(10_000));
+        let e = PartitionFilter::parse(&deep, &keys()).unwrap_err();
+        assert_eq!(e.code, "InvalidInputException");
+        let nots = format!("{}year = 1", "NOT ".repeat(10_000));
+        assert_eq!(
+            PartitionFilter::parse(&nots, &keys()).unwrap_err().code,
+            "InvalidInputException"
+        );
+        // Nesting within the limit still works.
+        let ok = format!("{}year = 1{}", "(".repeat(MAX_NESTING), ")".repeat(MAX_NESTING));
+        assert!(m(&ok, "1", "x"));
+        // A 50,000-term OR is a flat list: parsed, evaluated and dropped without recursion.
+        let wide = vec!["year = 7"; 50_000].join(" OR ") + " OR year = 1";
+        assert!(m(&wide, "1", "x"));
+        let e =
+            PartitionFilter::parse(&format!("region LIKE '{}'", "ab".repeat(200_000)), &keys()).unwrap_err();
+        assert_eq!(e.code, "InvalidInputException");
     }
 }

@@ -1,0 +1,43 @@
+"""Input built to crash the server gets an AWS error, and the server keeps serving."""
+
+import botocore.exceptions
+import pytest
+
+
+@pytest.fixture(scope="module")
+def glue(lakebox):
+    glue = lakebox.client("glue", parameter_validation=False)
+    glue.create_database(DatabaseInput={"Name": "hostile"})
+    glue.create_table(DatabaseName="hostile", TableInput={
+        "Name": "t",
+        "StorageDescriptor": {"Columns": [{"Name": "v", "Type": "string"}], "Location": "s3://b/t/"},
+        "PartitionKeys": [{"Name": "year", "Type": "int"}, {"Name": "region", "Type": "string"}]})
+    for year in (2023, 2024):
+        glue.create_partition(DatabaseName="hostile", TableName="t", PartitionInput={
+            "Values": [str(year), "eu"], "StorageDescriptor": {"Location": f"s3://b/t/year={year}/region=eu/"}})
+    return glue
+
+
+@pytest.mark.parametrize("expression", [
+    "(" * 10_000 + "year = 2024" + ")" * 10_000,
+    "NOT " * 10_000 + "year = 2024",
+    "region LIKE '" + "ab" * 200_000 + "'",
+], ids=["10k-parentheses", "10k-nots", "400k-like-pattern"])
+def test_glue_expressions_that_would_crash_are_refused(lakebox, glue, expression):
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        glue.get_partitions(DatabaseName="hostile", TableName="t", Expression=expression)
+    assert e.value.response["Error"]["Code"] == "InvalidInputException"
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    # Still serving (before the fix, the first of these aborted the process on a stack overflow).
+    assert lakebox.proc.poll() is None
+    assert [d["Name"] for d in glue.get_databases()["DatabaseList"]] == ["hostile"]
+
+
+def test_glue_wide_or_is_answered(lakebox, glue):
+    expression = " OR ".join(["year = 1999"] * 50_000 + ["year = 2024"])
+    got = glue.get_partitions(DatabaseName="hostile", TableName="t", Expression=expression)["Partitions"]
+    assert [p["Values"] for p in got] == [["2024", "eu"]]
+    # Nesting within the limit still filters as it should.
+    nested = "(" * 50 + "year = 2023" + ")" * 50
+    got = glue.get_partitions(DatabaseName="hostile", TableName="t", Expression=nested)["Partitions"]
+    assert [p["Values"] for p in got] == [["2023", "eu"]]
