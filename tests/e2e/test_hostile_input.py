@@ -41,3 +41,22 @@ def test_glue_wide_or_is_answered(lakebox, glue):
     nested = "(" * 50 + "year = 2023" + ")" * 50
     got = glue.get_partitions(DatabaseName="hostile", TableName="t", Expression=nested)["Partitions"]
     assert [p["Values"] for p in got] == [["2023", "eu"]]
+
+
+def test_glue_column_types_nested_too_deep_are_refused(lakebox, glue):
+    deep = "array<" * 10_000 + "int" + ">" * 10_000
+    table = {"Name": "deep", "StorageDescriptor": {"Columns": [{"Name": "c", "Type": deep}], "Location": "s3://b/d/"}}
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        glue.create_table(DatabaseName="hostile", TableInput=table)
+    assert e.value.response["Error"]["Code"] == "InvalidInputException"
+    assert "nested more than 100 levels" in e.value.response["Error"]["Message"]
+    # A type within the limit is stored and read back as given.
+    ok = "array<" * 20 + "int" + ">" * 20
+    table["StorageDescriptor"]["Columns"][0]["Type"] = ok
+    glue.create_table(DatabaseName="hostile", TableInput=table)
+    assert glue.get_table(DatabaseName="hostile", Name="deep")["Table"]["StorageDescriptor"]["Columns"][0]["Type"] == ok
+    table["PartitionKeys"] = [{"Name": "p", "Type": deep}]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        glue.update_table(DatabaseName="hostile", TableInput=table)
+    assert e.value.response["Error"]["Code"] == "InvalidInputException"
+    assert lakebox.proc.poll() is None

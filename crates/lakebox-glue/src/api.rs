@@ -148,6 +148,7 @@ pub async fn create_table(
     let input = r
         .table_input
         .ok_or_else(|| errors::invalid_input("TableInput is required."))?;
+    check_column_types(&input)?;
     c.create_table(
         &scope(ctx, &r.catalog_id)?,
         &r.database_name,
@@ -156,6 +157,22 @@ pub async fn create_table(
     )
     .await?;
     Ok(json!({}))
+}
+
+/// Refuses column types nested too deeply to be queried safely (see
+/// [`crate::infer::types::MAX_TYPE_NESTING`]).
+fn check_column_types(input: &TableInput) -> Result<(), ServiceError> {
+    let columns = input
+        .storage_descriptor
+        .iter()
+        .flat_map(|sd| sd.columns.iter().flatten())
+        .chain(input.partition_keys.iter().flatten());
+    for c in columns {
+        if let Some(t) = &c.type_ {
+            crate::infer::types::check_nesting(t).map_err(errors::invalid_input)?;
+        }
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -218,6 +235,7 @@ pub async fn update_table(
     let input = r
         .table_input
         .ok_or_else(|| errors::invalid_input("TableInput is required."))?;
+    check_column_types(&input)?;
     c.update_table(
         &scope(ctx, &r.catalog_id)?,
         &r.database_name,

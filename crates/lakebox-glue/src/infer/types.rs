@@ -111,9 +111,38 @@ impl HiveType {
     }
 }
 
+/// How deeply `array<…>`, `map<…>` and `struct<…>` may nest. Parsing, converting and dropping a
+/// type recurse once per level; a bound keeps a hostile 10,000-deep type from overflowing the
+/// stack (Hive and Athena reject far shallower types anyway).
+pub const MAX_TYPE_NESTING: usize = 100;
+
+/// Refuses a type nested deeper than [`MAX_TYPE_NESTING`], without recursing.
+pub fn check_nesting(text: &str) -> Result<(), String> {
+    let mut depth = 0usize;
+    for b in text.bytes() {
+        match b {
+            b'<' => {
+                depth += 1;
+                if depth > MAX_TYPE_NESTING {
+                    return Err(format!(
+                        "Column type is nested more than {MAX_TYPE_NESTING} levels deep: '{}…'",
+                        text.chars().take(64).collect::<String>()
+                    ));
+                }
+            }
+            b'>' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Parses a Hive type as Glue stores it in `Column.Type` (`bigint`, `decimal(10,2)`,
-/// `array<struct<a:int,b:string>>`, `map<string,double>`, `varchar(20)`, …).
+/// `array<struct<a:int,b:string>>`, `map<string,double>`, `varchar(20)`, …). A type nested
+/// past [`MAX_TYPE_NESTING`] is an error, whether it came from a request or was stored before
+/// the limit existed.
 pub fn parse(text: &str) -> Result<HiveType, String> {
+    check_nesting(text)?;
     let mut p = TypeParser {
         s: text.as_bytes(),
         pos: 0,
@@ -304,6 +333,7 @@ impl fmt::Display for HiveType {
 #[cfg(test)]
 mod tests {
     use super::HiveType::*;
+    use super::{MAX_TYPE_NESTING, parse};
 
     #[test]
     fn merging_widens_numbers_and_merges_structs() {
@@ -315,6 +345,18 @@ mod tests {
         let b = Struct(vec![("b".into(), String), ("a".into(), Double)]);
         assert_eq!(a.merge(b).to_string(), "struct<a:double,b:string>");
         assert_eq!(Array(Box::new(Unknown)).resolved().to_string(), "array<string>");
+    }
+
+    #[test]
+    fn refuses_types_nested_past_the_limit() {
+        let deep = format!("{}int{}", "array<".repeat(10_000), ">".repeat(10_000));
+        assert!(parse(&deep).unwrap_err().contains("nested more than"));
+        let ok = format!(
+            "{}int{}",
+            "array<".repeat(MAX_TYPE_NESTING),
+            ">".repeat(MAX_TYPE_NESTING)
+        );
+        assert!(parse(&ok).is_ok());
     }
 
     #[test]
