@@ -60,3 +60,17 @@ def test_glue_column_types_nested_too_deep_are_refused(lakebox, glue):
         glue.update_table(DatabaseName="hostile", TableInput=table)
     assert e.value.response["Error"]["Code"] == "InvalidInputException"
     assert lakebox.proc.poll() is None
+
+
+def test_athena_ddl_with_a_type_nested_too_deep_fails_the_query(lakebox, glue):
+    from lakebox_harness import run_query
+    lakebox.client("s3").create_bucket(Bucket="hostile-results")
+    athena = lakebox.client("athena")
+    deep = "array<" * 10_000 + "int" + ">" * 10_000
+    _, e = run_query(athena, f"CREATE EXTERNAL TABLE deep_ddl (c {deep}) LOCATION 's3://hostile-results/d/'",
+                     "s3://hostile-results/out/", "hostile")
+    assert e["Status"]["State"] == "FAILED"
+    assert "nested more than 100 levels" in e["Status"]["StateChangeReason"]
+    assert lakebox.proc.poll() is None
+    _, e = run_query(athena, "SELECT 1", "s3://hostile-results/out/")
+    assert e["Status"]["State"] == "SUCCEEDED"

@@ -220,7 +220,12 @@ pub fn parse(sql: &str) -> Option<Result<Statement, String>> {
         // Not ours to judge unless it starts like one of ours.
         Err(e) => return is_ddl_start(sql).then_some(Err(e)),
     };
-    let mut p = Parser { sql, tokens, pos: 0 };
+    let mut p = Parser {
+        sql,
+        tokens,
+        pos: 0,
+        type_depth: 0,
+    };
     if !p.is_ours() {
         return None;
     }
@@ -280,6 +285,8 @@ struct Parser<'a> {
     sql: &'a str,
     tokens: Vec<Spanned>,
     pos: usize,
+    /// How deep the type being parsed nests, bounded as Glue bounds stored types.
+    type_depth: usize,
 }
 
 impl Parser<'_> {
@@ -877,8 +884,22 @@ impl Parser<'_> {
         Ok(ColumnDef { name, type_, comment })
     }
 
-    /// A Hive type, written back in Glue's canonical spelling.
+    /// A Hive type, written back in Glue's canonical spelling. Nested types recurse once per
+    /// level, so nesting is bounded (`array<array<…>>` 10,000 deep would overflow the stack).
     fn data_type(&mut self) -> Result<String, String> {
+        let max = lakebox_glue::infer::types::MAX_TYPE_NESTING;
+        self.type_depth += 1;
+        let out = if self.type_depth > max {
+            let offset = self.peek().map_or(self.sql.len(), |t| t.offset);
+            Err(self.error_at(offset, &format!("type nested more than {max} levels deep")))
+        } else {
+            self.nested_data_type()
+        };
+        self.type_depth -= 1;
+        out
+    }
+
+    fn nested_data_type(&mut self) -> Result<String, String> {
         let offset = self.peek().map_or(self.sql.len(), |t| t.offset);
         let name = match self.peek().map(|t| t.token.clone()) {
             Some(Token::Word(w)) => w.to_lowercase(),
@@ -943,6 +964,23 @@ mod tests {
 
     fn ok(sql: &str) -> Statement {
         parse(sql).expect("a DDL statement").unwrap()
+    }
+
+    #[test]
+    fn types_nested_past_the_limit_are_parse_errors() {
+        let deep = format!(
+            "CREATE EXTERNAL TABLE t (c {}int{})",
+            "array<".repeat(10_000),
+            ">".repeat(10_000)
+        );
+        let err = parse(&deep).expect("a DDL statement").unwrap_err();
+        assert!(err.contains("nested more than 100 levels"), "{err}");
+        let fine = format!(
+            "CREATE EXTERNAL TABLE t (c {}int{})",
+            "array<".repeat(50),
+            ">".repeat(50)
+        );
+        assert!(parse(&fine).expect("a DDL statement").is_ok());
     }
 
     #[test]
