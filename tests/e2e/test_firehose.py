@@ -708,3 +708,25 @@ def test_kinesis_source_positions_survive_sigkill(tmp_path):
         send(lb.endpoint, "POST", "/_lakebox/test/clock?advance_ms=901000")
         want = {f"a{i}".encode() for i in range(20)} | {f"b{i}".encode() for i in range(5)}
         wait_for(lambda: set(b"".join(body(s3, x) for x in keys(s3, "kssrc/")).splitlines()) >= want)
+
+
+def test_hostile_jq_queries_and_records_cannot_crash_delivery(lakebox, fh, s3):
+    def cfg(query, prefix):
+        return dict(prefix=prefix + "k=!{partitionKeyFromQuery:k}/", ErrorOutputPrefix=prefix + "err/!{firehose:error-output-type}/",
+                    BufferingHints={"SizeInMBs": 64, "IntervalInSeconds": 0},
+                    DynamicPartitioningConfiguration={"Enabled": True},
+                    ProcessingConfiguration={"Enabled": True, "Processors": [
+                        {"Type": "MetadataExtraction", "Parameters": [
+                            {"ParameterName": "MetadataExtractionQuery", "ParameterValue": query},
+                            {"ParameterName": "JsonParsingEngine", "ParameterValue": "JQ-1.6"}]}]})
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        create(fh, **cfg("(" * 2000 + ".k" + ")" * 2000, "deepq/"))
+    assert code(e) == "InvalidArgumentException" and "more than 100 levels" in e.value.response["Error"]["Message"]
+    name = create(fh, **cfg("{k: .k}", "deeprec/"))
+    deep = b"[" * 200_000 + b"]" * 200_000
+    fh.put_record_batch(DeliveryStreamName=name, Records=[{"Data": deep}, {"Data": b'{"k": "ok"}'}])
+    [good] = wait_keys(s3, "deeprec/k=ok/")
+    assert body(s3, good) == b'{"k": "ok"}'
+    [err] = wait_keys(s3, "deeprec/err/processing-failed/")
+    assert base64.b64decode(json.loads(body(s3, err).splitlines()[0])["rawData"]) == deep
+    assert lakebox.proc.poll() is None

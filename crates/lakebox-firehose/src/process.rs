@@ -135,6 +135,41 @@ impl Processing {
     }
 }
 
+/// How deeply a jq query, or a JSON record it runs on, may nest brackets. jaq parses and
+/// evaluates recursively, so a short hostile query or record (`((((…))))` 10,000 deep) would
+/// otherwise overflow the stack and abort the whole server.
+pub const MAX_JQ_NESTING: usize = 100;
+pub const MAX_RECORD_NESTING: usize = 1000;
+
+/// Refuses text whose `(`, `[` and `{` nest deeper than `max`, without recursing. Brackets
+/// inside double-quoted strings (JSON's and jq's, with backslash escapes) do not count.
+fn check_nesting(text: &[u8], max: usize, what: &str) -> Result<(), String> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in text {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return Err(format!("the {what} nests brackets more than {max} levels deep"));
+                }
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// A compiled jq program (jaq, jq 1.6's language).
 pub struct Jq {
     filter: jaq_core::Filter<jaq_core::data::JustLut<jaq_json::Val>>,
@@ -143,6 +178,7 @@ pub struct Jq {
 impl Jq {
     pub fn compile(code: &str) -> Result<Jq, String> {
         use jaq_core::load::{Arena, File, Loader};
+        check_nesting(code.as_bytes(), MAX_JQ_NESTING, "query")?;
         let defs = jaq_core::defs().chain(jaq_std::defs()).chain(jaq_json::defs());
         let funs = jaq_core::funs().chain(jaq_std::funs()).chain(jaq_json::funs());
         let loader = Loader::new(defs);
@@ -160,6 +196,7 @@ impl Jq {
     /// The query's first output for one JSON record.
     pub fn run(&self, input: &[u8]) -> Result<Value, String> {
         use jaq_core::{Ctx, Vars, data::JustLut, unwrap_valr};
+        check_nesting(input, MAX_RECORD_NESTING, "record")?;
         let v = jaq_json::read::parse_single(input).map_err(|e| format!("the record is not JSON: {e}"))?;
         let ctx = Ctx::<JustLut<jaq_json::Val>>::new(&self.filter.lut, Vars::new([]));
         let mut out = self.filter.id.run((ctx, v)).map(unwrap_valr);
@@ -368,6 +405,22 @@ mod tests {
             &serde_json::json!({"Enabled": true, "Processors": processors}),
         ))
         .unwrap()
+    }
+
+    #[test]
+    fn deep_queries_and_records_are_refused_without_recursing() {
+        let deep = format!("{}.a{}", "(".repeat(10_000), ")".repeat(10_000));
+        assert!(Jq::compile(&deep).err().unwrap().contains("more than 100 levels"));
+        let jq = Jq::compile("{k: .a}").unwrap();
+        let record = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(
+            jq.run(record.as_bytes())
+                .unwrap_err()
+                .contains("more than 1000 levels")
+        );
+        // Brackets inside strings do not count.
+        let quoted = format!("{{\"a\": \"{}\"}}", "(".repeat(5000));
+        assert!(jq.run(quoted.as_bytes()).is_ok());
     }
 
     #[test]
