@@ -202,6 +202,7 @@ def main():
     ap.add_argument("--workloads", default=",".join(KINESIS + S3))
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "latest.md"))
     ap.add_argument("--baseline", help="another lakebox binary, run as target 'baseline' beside this build")
+    ap.add_argument("--lakebox-bin", help="use this lakebox binary (and lakebox-bench beside it) instead of building")
     args = ap.parse_args()
     if args.quick:
         args.reps, args.duration = 1, 1.0
@@ -210,7 +211,11 @@ def main():
     if args.baseline and "baseline" not in targets:
         targets.insert(1, "baseline")
     workloads = args.workloads.split(",")
-    lakebox_bin, bench_bin = build(debug=args.quick)
+    if args.lakebox_bin:
+        lakebox_bin = Path(args.lakebox_bin)
+        bench_bin = lakebox_bin.with_name("lakebox-bench")
+    else:
+        lakebox_bin, bench_bin = build(debug=args.quick)
     if "moto" in targets:
         ensure_moto()
     launchers = {p: ensure_node_emulator(p) for p in ("kinesalite", "dynalite") if p in targets}
