@@ -55,6 +55,8 @@ RESERVED_TYPES = {
 
 
 def snake(name):
+    # Binary units are one word: MaxRecordSizeInKiB → max_record_size_in_kib, not …_ki_b.
+    name = re.sub(r"([KMGT])iB", lambda m: m.group(1) + "ib", name)
     s = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
     s = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s)
     s = re.sub(r"[^A-Za-z0-9_]", "_", s).lower()

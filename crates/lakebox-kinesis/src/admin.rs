@@ -227,7 +227,7 @@ pub fn describe_stream_summary(
             consumer_count: Some(stream.consumers.len() as i32),
             stream_id: None,
             warm_throughput: None,
-            max_record_size_in_ki_b: None,
+            max_record_size_in_kib: None,
         },
     })
 }

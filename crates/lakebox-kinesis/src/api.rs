@@ -220,13 +220,13 @@ pub struct CreateStreamInput {
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub warm_throughput_mi_bps: Option<i32>,
+    pub warm_throughput_mibps: Option<i32>,
     #[serde(
         rename = "MaxRecordSizeInKiB",
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub max_record_size_in_ki_b: Option<i32>,
+    pub max_record_size_in_kib: Option<i32>,
 }
 
 /// `CreateStreamInput` as it arrives, before validation.
@@ -241,9 +241,9 @@ pub struct CreateStreamInputRaw {
     #[serde(rename = "Tags", default)]
     pub tags: Option<BTreeMap<String, String>>,
     #[serde(rename = "WarmThroughputMiBps", default)]
-    pub warm_throughput_mi_bps: Option<i32>,
+    pub warm_throughput_mibps: Option<i32>,
     #[serde(rename = "MaxRecordSizeInKiB", default)]
-    pub max_record_size_in_ki_b: Option<i32>,
+    pub max_record_size_in_kib: Option<i32>,
 }
 
 /// Represents the input for DecreaseStreamRetentionPeriod.
@@ -1675,7 +1675,7 @@ pub struct StreamDescriptionSummary {
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub max_record_size_in_ki_b: Option<i32>,
+    pub max_record_size_in_kib: Option<i32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -1990,7 +1990,7 @@ pub struct UpdateStreamModeInput {
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub warm_throughput_mi_bps: Option<i32>,
+    pub warm_throughput_mibps: Option<i32>,
 }
 
 /// `UpdateStreamModeInput` as it arrives, before validation.
@@ -2003,16 +2003,16 @@ pub struct UpdateStreamModeInputRaw {
     #[serde(rename = "StreamModeDetails", default)]
     pub stream_mode_details: Option<StreamModeDetailsRaw>,
     #[serde(rename = "WarmThroughputMiBps", default)]
-    pub warm_throughput_mi_bps: Option<i32>,
+    pub warm_throughput_mibps: Option<i32>,
 }
 
 /// Represents the warm throughput configuration on the stream.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct WarmThroughputObject {
     #[serde(rename = "TargetMiBps", default, skip_serializing_if = "Option::is_none")]
-    pub target_mi_bps: Option<i32>,
+    pub target_mibps: Option<i32>,
     #[serde(rename = "CurrentMiBps", default, skip_serializing_if = "Option::is_none")]
-    pub current_mi_bps: Option<i32>,
+    pub current_mibps: Option<i32>,
 }
 
 pub(crate) fn validate_add_tags_to_stream_input(
@@ -2107,18 +2107,18 @@ pub(crate) fn validate_create_stream_input(
         let p = &path.member("tags");
         raw.tags.map(|x| validate_tag_map(x, v, p))
     };
-    let warm_throughput_mi_bps = {
+    let warm_throughput_mibps = {
         let p = &path.member("warmThroughputMiBps");
-        raw.warm_throughput_mi_bps.map(|x| {
+        raw.warm_throughput_mibps.map(|x| {
             let x = x;
             let r = &x;
             v.range_i64(*r as i64, Some(0), None, p);
             Some(x)
         })
     };
-    let max_record_size_in_ki_b = {
+    let max_record_size_in_kib = {
         let p = &path.member("maxRecordSizeInKiB");
-        raw.max_record_size_in_ki_b.map(|x| {
+        raw.max_record_size_in_kib.map(|x| {
             let x = x;
             let r = &x;
             v.range_i64(*r as i64, Some(1024), Some(10240), p);
@@ -2130,8 +2130,8 @@ pub(crate) fn validate_create_stream_input(
         shard_count: lift(shard_count)?,
         stream_mode_details: lift(stream_mode_details)?,
         tags: lift(tags)?,
-        warm_throughput_mi_bps: lift(warm_throughput_mi_bps)?,
-        max_record_size_in_ki_b: lift(max_record_size_in_ki_b)?,
+        warm_throughput_mibps: lift(warm_throughput_mibps)?,
+        max_record_size_in_kib: lift(max_record_size_in_kib)?,
     })
 }
 
@@ -4282,9 +4282,9 @@ pub(crate) fn validate_update_stream_mode_input(
             }
         }
     };
-    let warm_throughput_mi_bps = {
+    let warm_throughput_mibps = {
         let p = &path.member("warmThroughputMiBps");
-        raw.warm_throughput_mi_bps.map(|x| {
+        raw.warm_throughput_mibps.map(|x| {
             let x = x;
             let r = &x;
             v.range_i64(*r as i64, Some(0), None, p);
@@ -4295,7 +4295,7 @@ pub(crate) fn validate_update_stream_mode_input(
         stream_arn: stream_arn?,
         stream_id: lift(stream_id)?,
         stream_mode_details: stream_mode_details?,
-        warm_throughput_mi_bps: lift(warm_throughput_mi_bps)?,
+        warm_throughput_mibps: lift(warm_throughput_mibps)?,
     })
 }
 
