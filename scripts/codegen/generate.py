@@ -106,7 +106,6 @@ class Service:
         for op in self.allowed:
             if op not in self.ops:
                 sys.exit(f"{key}: operation {op} is not in the model {cfg['model']}")
-        self.type_names = {}
         self.input_shapes = set()  # shapes reached from inputs: get a Raw twin and a check
         self.all_shapes = set()
         self.eventstream_ops = set()
@@ -207,37 +206,6 @@ class Service:
                 return "serde_json::Value"
             return self.type_name(name) + ("Raw" if raw else "")
         sys.exit(f"unsupported shape type {t} ({name})")
-
-    def needs_check(self, name, seen=None):
-        """Whether a value of this shape has anything to validate."""
-        seen = seen or set()
-        if name in seen:
-            return False
-        seen.add(name)
-        s = self.shapes[name]
-        t = s["type"]
-        if t == "structure":
-            return True
-        if t in ("string", "blob", "integer", "long", "double", "float"):
-            return any(k in s for k in ("min", "max", "pattern", "enum"))
-        if t == "list":
-            return "min" in s or "max" in s or self.needs_check(s["member"]["shape"], seen)
-        if t == "map":
-            return ("min" in s or "max" in s or self.needs_check(s["key"]["shape"], seen)
-                    or self.needs_check(s["value"]["shape"], seen))
-        return False
-
-    def is_aggregate_raw(self, name):
-        """Whether the Raw form of this shape differs from the typed form."""
-        s = self.shapes[name]
-        t = s["type"]
-        if t == "structure":
-            return not s.get("document")
-        if t == "list":
-            return self.is_aggregate_raw(s["member"]["shape"])
-        if t == "map":
-            return self.is_aggregate_raw(s["value"]["shape"])
-        return False
 
     def defaultable(self, name, seen=None):
         seen = seen or set()
@@ -511,7 +479,7 @@ class Service:
                 inner = "*x" if boxed else "x"
                 conv = self.convert_expr(m["shape"], inner, p)
                 wrap = "Box::new(y)" if boxed else "y"
-                w(f"        {tn_raw(self, name)}::{vn}(x) => {{ let y = {conv}?; Some({self.type_name(name)}::{vn}({wrap})) }}")
+                w(f"        {self.type_name(name)}Raw::{vn}(x) => {{ let y = {conv}?; Some({self.type_name(name)}::{vn}({wrap})) }}")
             w("    }")
         elif t == "structure":
             fields = []
@@ -689,10 +657,6 @@ def rustfmt(code):
     if r.returncode != 0:
         sys.exit("rustfmt failed on the generated code:\n" + r.stderr[:4000])
     return r.stdout
-
-
-def tn_raw(svc, name):
-    return svc.type_name(name) + "Raw"
 
 
 BEGIN = "<!-- BEGIN generated operations table (scripts/codegen/generate.py) -->"

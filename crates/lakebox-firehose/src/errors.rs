@@ -1,6 +1,7 @@
 //! Firehose's error codes.
 
 use lakebox_core::ServiceError;
+use lakebox_service::validate::single_failure_message;
 
 pub fn invalid_argument(message: impl Into<String>) -> ServiceError {
     ServiceError::client("InvalidArgumentException", message)
@@ -18,12 +19,7 @@ pub fn in_use(message: impl Into<String>) -> ServiceError {
 }
 
 pub fn validation(field: &str, constraint: &str, value: impl std::fmt::Display) -> ServiceError {
-    ServiceError::client(
-        "ValidationException",
-        format!(
-            "1 validation error detected: Value '{value}' at '{field}' failed to satisfy constraint: {constraint}"
-        ),
-    )
+    ServiceError::validation(single_failure_message(field, value, constraint))
 }
 
 pub fn internal(e: impl std::fmt::Display) -> ServiceError {

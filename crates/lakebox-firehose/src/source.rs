@@ -57,7 +57,7 @@ pub fn latest_positions(
     };
     let mut out = BTreeMap::new();
     for shard in shards.iter().filter(|s| s.is_open()) {
-        out.insert(shard.shard_id.clone(), k.next_offset(key, &shard.shard_id)?);
+        out.insert(shard.shard_id.clone(), shard.reader.next_offset()?);
     }
     Ok(Some(out))
 }
@@ -121,21 +121,8 @@ pub async fn run(
                     0
                 }
             };
-            let (k, a, r, s, id) = (
-                kinesis.clone(),
-                account.clone(),
-                region.clone(),
-                source_name.clone(),
-                shard.shard_id.clone(),
-            );
-            let read_shard = move || {
-                let key = StreamKey {
-                    account: &a,
-                    region: &r,
-                    name: &s,
-                };
-                k.read(key, &id, pos, BATCH, 4 * 1024 * 1024)
-            };
+            let reader = shard.reader.clone();
+            let read_shard = move || reader.read(pos, BATCH, 4 * 1024 * 1024);
             let Ok(Ok(read)) = tokio::task::spawn_blocking(read_shard).await else {
                 continue;
             };

@@ -1,6 +1,7 @@
 //! Glue's error codes, with messages worded as Glue words them.
 
 use lakebox_core::ServiceError;
+use lakebox_service::validate::single_failure_message;
 
 pub fn not_found(message: impl Into<String>) -> ServiceError {
     ServiceError::client("EntityNotFoundException", message)
@@ -36,9 +37,7 @@ pub fn internal(e: impl std::fmt::Display) -> ServiceError {
 
 /// `1 validation error detected: …` as Glue reports a field outside its constraints.
 pub fn constraint(field: &str, value: &str, constraint: &str) -> ServiceError {
-    invalid_input(format!(
-        "1 validation error detected: Value '{value}' at '{field}' failed to satisfy constraint: {constraint}"
-    ))
+    invalid_input(single_failure_message(field, value, constraint))
 }
 
 /// Checks a Glue `NameString`: 1 to 255 characters of single-line text.

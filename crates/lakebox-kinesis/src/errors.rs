@@ -1,6 +1,7 @@
 //! Kinesis error codes and messages.
 
 use lakebox_core::ServiceError;
+use lakebox_service::validate::single_failure_message;
 
 pub fn stream_not_found(name: &str, account: &str) -> ServiceError {
     ServiceError::client(
@@ -21,12 +22,7 @@ pub fn invalid_argument(message: impl Into<String>) -> ServiceError {
 }
 
 pub fn validation(field: &str, constraint: &str, value: impl std::fmt::Display) -> ServiceError {
-    ServiceError::client(
-        "ValidationException",
-        format!(
-            "1 validation error detected: Value '{value}' at '{field}' failed to satisfy constraint: {constraint}"
-        ),
-    )
+    ServiceError::validation(single_failure_message(field, value, constraint))
 }
 
 pub fn shard_not_found(shard: &str, stream: &str, account: &str) -> ServiceError {

@@ -54,7 +54,7 @@ impl Kinesis {
     /// The streams as a sharded log, for the services that read them (Firehose's Kinesis
     /// source).
     pub fn sharded_log(&self) -> Arc<dyn ShardedLog> {
-        self.streams.clone()
+        Arc::new(links::KinesisLog(self.streams.clone()))
     }
 
     pub fn open(

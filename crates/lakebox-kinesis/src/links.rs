@@ -2,55 +2,35 @@
 //! today; Lambda event sources and streaming SQL next) read them without reaching into this
 //! crate's storage.
 
-use lakebox_core::ServiceError;
-use lakebox_service::links::{LogRecord, LogShard, ShardedLog, StreamKey};
+use std::sync::Arc;
 
-use crate::errors;
+use lakebox_core::ServiceError;
+use lakebox_service::links::{LogRecord, LogShard, ShardReader, ShardedLog, StreamKey};
+
 use crate::records::decode_payload;
 use crate::streams::{StreamRecord, Streams};
 
-impl Streams {
-    fn shard_log(
-        &self,
-        key: StreamKey<'_>,
-        shard_id: &str,
-    ) -> Result<std::sync::Arc<lakebox_store::Log>, ServiceError> {
-        let (account, stream) = (key.account, key.name);
-        let st: StreamRecord = self.require(account, key.region, stream)?;
-        let shard = st
-            .shards
-            .iter()
-            .find(|s| s.id == shard_id)
-            .ok_or_else(|| errors::shard_not_found(shard_id, stream, account))?;
-        self.log(&st, shard)
+/// The streams, as other services read them.
+pub(crate) struct KinesisLog(pub Arc<Streams>);
+
+/// One shard of one version of a stream (a re-created stream is another `uid`).
+struct Shard {
+    streams: Arc<Streams>,
+    stream: Arc<StreamRecord>,
+    index: usize,
+}
+
+impl Shard {
+    fn log(&self) -> Result<Arc<lakebox_store::Log>, ServiceError> {
+        self.streams.log(&self.stream, &self.stream.shards[self.index])
     }
 }
 
-impl ShardedLog for Streams {
-    fn shards(&self, key: StreamKey<'_>) -> Result<Option<Vec<LogShard>>, ServiceError> {
-        Ok(self.get(key.account, key.region, key.name)?.map(|st| {
-            st.shards
-                .iter()
-                .map(|s| LogShard {
-                    shard_id: s.id.clone(),
-                    parent_shard_id: s.parent.clone(),
-                    adjacent_parent_shard_id: s.adjacent_parent.clone(),
-                    closed_at: s.closed.map(|c| c.end_offset),
-                })
-                .collect()
-        }))
-    }
-
-    fn read(
-        &self,
-        key: StreamKey<'_>,
-        shard_id: &str,
-        from: u64,
-        max_records: usize,
-        max_bytes: usize,
-    ) -> Result<Vec<LogRecord>, ServiceError> {
-        let log = self.shard_log(key, shard_id)?;
-        let read = log
+impl ShardReader for Shard {
+    fn read(&self, from: u64, max_records: usize, max_bytes: usize) -> Result<Vec<LogRecord>, ServiceError> {
+        let shard_id = &self.stream.shards[self.index].id;
+        let read = self
+            .log()?
             .read(from, max_records, max_bytes)
             .map_err(|e| ServiceError::internal(format!("cannot read shard {shard_id}: {e}")))?;
         read.into_iter()
@@ -67,7 +47,34 @@ impl ShardedLog for Streams {
             .collect()
     }
 
-    fn next_offset(&self, key: StreamKey<'_>, shard_id: &str) -> Result<u64, ServiceError> {
-        Ok(self.shard_log(key, shard_id)?.next_offset())
+    fn next_offset(&self) -> Result<u64, ServiceError> {
+        Ok(self.log()?.next_offset())
+    }
+}
+
+impl ShardedLog for KinesisLog {
+    fn shards(&self, key: StreamKey<'_>) -> Result<Option<Vec<LogShard>>, ServiceError> {
+        let Some(stream) = self.0.get(key.account, key.region, key.name)? else {
+            return Ok(None);
+        };
+        let stream = Arc::new(stream);
+        Ok(Some(
+            stream
+                .shards
+                .iter()
+                .enumerate()
+                .map(|(index, s)| LogShard {
+                    shard_id: s.id.clone(),
+                    parent_shard_id: s.parent.clone(),
+                    adjacent_parent_shard_id: s.adjacent_parent.clone(),
+                    closed_at: s.closed.map(|c| c.end_offset),
+                    reader: Arc::new(Shard {
+                        streams: self.0.clone(),
+                        stream: stream.clone(),
+                        index,
+                    }),
+                })
+                .collect(),
+        ))
     }
 }

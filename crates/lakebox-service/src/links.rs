@@ -2,16 +2,20 @@
 //! has the data, and handed to the one that needs it by the binary. A service never names
 //! another service's crate to read its data.
 
+use std::sync::Arc;
+
 use lakebox_core::ServiceError;
 
-/// One shard of a [`ShardedLog`] stream, as a reader needs to know it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One shard of a [`ShardedLog`] stream, as a reader needs to know it, with a handle to read it.
+#[derive(Clone)]
 pub struct LogShard {
     pub shard_id: String,
     pub parent_shard_id: Option<String>,
     pub adjacent_parent_shard_id: Option<String>,
     /// For a closed shard (split or merged away), the offset just past its last record.
     pub closed_at: Option<u64>,
+    /// Reads this shard without looking the stream up again.
+    pub reader: Arc<dyn ShardReader>,
 }
 
 impl LogShard {
@@ -37,26 +41,21 @@ pub struct StreamKey<'a> {
     pub name: &'a str,
 }
 
-/// A stream of sharded, ordered records that other services read: a Kinesis data stream today,
-/// DynamoDB Streams next; read by Firehose, Lambda event sources and streaming SQL.
-///
-/// Offsets are per shard, dense and increasing. Reads are blocking (they touch disk): call
-/// them from `spawn_blocking`.
-pub trait ShardedLog: Send + Sync + 'static {
-    /// The stream's shards in creation order, or `None` when there is no such stream.
-    fn shards(&self, stream: StreamKey<'_>) -> Result<Option<Vec<LogShard>>, ServiceError>;
-
+/// Reads one shard. Offsets are dense and increasing. Reads are blocking (they touch disk):
+/// call them from `spawn_blocking`.
+pub trait ShardReader: Send + Sync {
     /// Up to `max_records` records (at most about `max_bytes`) from `from` on; fewer (or none)
     /// at the end of what is written.
-    fn read(
-        &self,
-        stream: StreamKey<'_>,
-        shard_id: &str,
-        from: u64,
-        max_records: usize,
-        max_bytes: usize,
-    ) -> Result<Vec<LogRecord>, ServiceError>;
+    fn read(&self, from: u64, max_records: usize, max_bytes: usize) -> Result<Vec<LogRecord>, ServiceError>;
 
     /// The offset the next record of the shard will get (where LATEST starts).
-    fn next_offset(&self, stream: StreamKey<'_>, shard_id: &str) -> Result<u64, ServiceError>;
+    fn next_offset(&self) -> Result<u64, ServiceError>;
+}
+
+/// A stream of sharded, ordered records that other services read: a Kinesis data stream today,
+/// DynamoDB Streams next; read by Firehose, Lambda event sources and streaming SQL.
+pub trait ShardedLog: Send + Sync + 'static {
+    /// The stream's shards in creation order, each with its reader (one lookup of the stream
+    /// serves a whole pass over its shards), or `None` when there is no such stream.
+    fn shards(&self, stream: StreamKey<'_>) -> Result<Option<Vec<LogShard>>, ServiceError>;
 }

@@ -29,11 +29,6 @@ impl BackgroundTasks {
         self.tasks.push((name, task));
     }
 
-    /// Adds every task of `other`.
-    pub fn extend(&mut self, other: BackgroundTasks) {
-        self.tasks.extend(other.take());
-    }
-
     fn take(mut self) -> Vec<(&'static str, JoinHandle<()>)> {
         std::mem::take(&mut self.tasks)
     }

@@ -135,10 +135,6 @@ impl Validator {
         }
     }
 
-    pub fn is_ok(&self) -> bool {
-        self.failures.is_empty()
-    }
-
     /// AWS's message for the failures so far.
     pub fn message(&self) -> String {
         let n = self.failures.len();
@@ -148,19 +144,7 @@ impl Validator {
     }
 
     fn fail(&mut self, value: Option<&str>, path: &Path<'_>, constraint: impl std::fmt::Display) {
-        let mut s = String::from("Value ");
-        match value {
-            Some(v) => {
-                let _ = write!(s, "'{v}'");
-            }
-            None => s.push_str("null"),
-        }
-        let _ = write!(
-            s,
-            " at '{}' failed to satisfy constraint: {constraint}",
-            path.render()
-        );
-        self.failures.push(s);
+        self.failures.push(failure(value, &path.render(), constraint));
     }
 
     /// A required member that is absent.
@@ -242,6 +226,28 @@ impl Validator {
             );
         }
     }
+}
+
+/// One failure as AWS words it: `Value 'x' at 'field' failed to satisfy constraint: …`.
+fn failure(value: Option<&str>, field: &str, constraint: impl std::fmt::Display) -> String {
+    let mut s = String::from("Value ");
+    match value {
+        Some(v) => {
+            let _ = write!(s, "'{v}'");
+        }
+        None => s.push_str("null"),
+    }
+    let _ = write!(s, " at '{field}' failed to satisfy constraint: {constraint}");
+    s
+}
+
+/// AWS's message for a single failed constraint, for the checks a service makes by hand beyond
+/// its model's (the generated layer builds the same words through [`Validator`]).
+pub fn single_failure_message(field: &str, value: impl std::fmt::Display, constraint: &str) -> String {
+    format!(
+        "1 validation error detected: {}",
+        failure(Some(&value.to_string()), field, constraint)
+    )
 }
 
 /// Serde and `Display` for a generated string enum (one with `as_str` and `From<&str>`), which
