@@ -57,6 +57,8 @@ RESERVED_TYPES = {
 def snake(name):
     # Binary units are one word: MaxRecordSizeInKiB → max_record_size_in_kib, not …_ki_b.
     name = re.sub(r"([KMGT])iB", lambda m: m.group(1) + "ib", name)
+    # … and so are megabytes: SizeInMBs → size_in_mbs, not …_m_bs.
+    name = re.sub(r"([KMGT])Bs\b", lambda m: m.group(1) + "bs", name)
     s = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
     s = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s)
     s = re.sub(r"[^A-Za-z0-9_]", "_", s).lower()
@@ -275,8 +277,12 @@ class Service:
 
     def emit_patterns(self, w):
         w("")
+        widened = self.cfg.get("lakebox_patterns", {})
         for src, name in self.patterns.items():
-            w(f"static {name}: Pattern = Pattern::new({rust_str(src)});")
+            if src in widened:
+                w(f"static {name}: Pattern = Pattern::widened({rust_str(src)}, {rust_str(widened[src])});")
+            else:
+                w(f"static {name}: Pattern = Pattern::new({rust_str(src)});")
         w("")
         w("/// Every pattern the model constrains these shapes with.")
         w("pub static PATTERNS: &[&Pattern] = &[" + ", ".join(f"&{n}" for n in self.patterns.values()) + "];")

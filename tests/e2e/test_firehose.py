@@ -149,11 +149,36 @@ def test_refusals(fh):
                 dict(prefix="x/!{firehose:error-output-type}/", ErrorOutputPrefix="e/!{firehose:error-output-type}/"),
                 dict(prefix="x/", ErrorOutputPrefix="e/!{timestamp:yyyy}/"),  # error prefix lacks error-output-type
                 dict(prefix="x/!{partitionKeyFromQuery:a}/", ErrorOutputPrefix="e/"),  # dynamic partitioning off
-                dict(CustomTimeZone="Mars/Base"), dict(FileExtension="gz"), dict(CompressionFormat="LZMA"),
-                dict(BufferingHints={"SizeInMBs": 200, "IntervalInSeconds": 0})]:
+                dict(CustomTimeZone="Mars/Base"),
+                dict(BufferingHints={"SizeInMBs": 32}, DynamicPartitioningConfiguration={"Enabled": True},
+                     prefix="x/!{partitionKeyFromQuery:a}/", ErrorOutputPrefix="e/!{firehose:error-output-type}/")]:
         with pytest.raises(botocore.exceptions.ClientError) as e:
             create(fh, **bad)
         assert code(e) == "InvalidArgumentException", bad
+    # What the model itself constrains is refused before Firehose's own rules, in AWS's words.
+    path = "extendedS3DestinationConfiguration"
+    for bad, message in [
+        (dict(FileExtension="gz"), f"Value 'gz' at '{path}.fileExtension' failed to satisfy constraint: "
+                                   "Member must satisfy regular expression pattern: ^$|\\.[0-9a-z!\\-_.*'()]+"),
+        (dict(CompressionFormat="LZMA"), f"Value 'LZMA' at '{path}.compressionFormat' failed to satisfy constraint: "
+                                         "Member must satisfy enum value set: ["),
+        (dict(BufferingHints={"SizeInMBs": 200, "IntervalInSeconds": 0}),
+         f"Value '200' at '{path}.bufferingHints.sizeInMBs' failed to satisfy constraint: "
+         "Member must have value less than or equal to 128"),
+    ]:
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            create(fh, **bad)
+        assert code(e) == "ValidationException", bad
+        assert message in e.value.response["Error"]["Message"], e.value.response["Error"]["Message"]
+    # A name one past the model's 64 characters is a validation error, not an unknown stream.
+    for call in (lambda n: create(fh, name=n), lambda n: fh.describe_delivery_stream(DeliveryStreamName=n),
+                 lambda n: fh.put_record(DeliveryStreamName=n, Record={"Data": b"x"})):
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            call("n" * 65)
+        assert code(e) == "ValidationException"
+        assert e.value.response["Error"]["Message"] == (
+            f"1 validation error detected: Value '{'n' * 65}' at 'deliveryStreamName' failed to satisfy "
+            "constraint: Member must have length less than or equal to 64")
 
 
 def test_records_land_in_order_with_default_names(fh, s3):
@@ -597,9 +622,14 @@ def test_http_endpoint_failures_go_to_s3(fh, s3):
         assert body(s3, backup) == b"ab"
     finally:
         ep.close()
-    with pytest.raises(botocore.exceptions.ClientError) as e:
-        fh.create_delivery_stream(DeliveryStreamName=unique(), HttpEndpointDestinationConfiguration=http_dest("ftp://example.com/x"))
-    assert code(e) == "InvalidArgumentException"
+    # AWS requires https://; Lakebox also takes http:// to the local machine, and nothing else.
+    for url in ["ftp://example.com/x", "http://example.com/x", "http://127.0.0.1.example.com/x"]:
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            fh.create_delivery_stream(DeliveryStreamName=unique(), HttpEndpointDestinationConfiguration=http_dest(url))
+        assert code(e) == "ValidationException", url
+        assert e.value.response["Error"]["Message"] == (
+            f"1 validation error detected: Value '{url}' at 'httpEndpointDestinationConfiguration.endpointConfiguration.url' "
+            "failed to satisfy constraint: Member must satisfy regular expression pattern: https://.*")
 
 
 def test_https_endpoint(tmp_path):

@@ -1,7 +1,6 @@
 //! Firehose's error codes.
 
 use lakebox_core::ServiceError;
-use lakebox_service::validate::single_failure_message;
 
 pub fn invalid_argument(message: impl Into<String>) -> ServiceError {
     ServiceError::client("InvalidArgumentException", message)
@@ -16,10 +15,6 @@ pub fn not_found(name: &str, account: &str) -> ServiceError {
 
 pub fn in_use(message: impl Into<String>) -> ServiceError {
     ServiceError::client("ResourceInUseException", message)
-}
-
-pub fn validation(field: &str, constraint: &str, value: impl std::fmt::Display) -> ServiceError {
-    ServiceError::validation(single_failure_message(field, value, constraint))
 }
 
 pub fn internal(e: impl std::fmt::Display) -> ServiceError {

@@ -63,7 +63,8 @@ impl HttpDestination {
         let parsed: http::Uri = url
             .parse()
             .map_err(|_| invalid_argument(format!("Url {url} is not a valid URL.")))?;
-        // AWS requires https; Lakebox also accepts http, for endpoints on the local machine.
+        // AWS requires https; Lakebox also accepts http for endpoints on the local machine
+        // (the model pattern is widened to allow exactly that in services.toml).
         if !matches!(parsed.scheme_str(), Some("https" | "http")) || parsed.host().is_none() {
             return Err(invalid_argument(format!(
                 "Url {url} must be an https:// (or http://) URL."

@@ -7,7 +7,7 @@
 //! - [`deliver`]: the per-stream delivery worker; [`source`]: the Kinesis reader.
 //! - [`destination`], [`prefix`], [`compress`], [`process`], [`convert`], [`columnar`].
 
-mod api;
+pub mod api;
 pub mod columnar;
 pub mod compress;
 pub mod convert;
@@ -15,6 +15,7 @@ pub mod deliver;
 pub mod destination;
 mod errors;
 pub mod http;
+mod ops;
 pub mod prefix;
 pub mod process;
 pub mod source;
@@ -100,29 +101,6 @@ impl RpcService for Firehose {
         ctx: RequestContext,
         req: RpcRequest,
     ) -> BoxFuture<Result<RpcResponse, ServiceError>> {
-        Box::pin(async move {
-            let f = &*self;
-            let out = match req.operation.as_str() {
-                "CreateDeliveryStream" => api::create(f, &ctx, req.decode()?).await?,
-                "DescribeDeliveryStream" => api::describe(f, &ctx, req.decode()?)?,
-                "ListDeliveryStreams" => api::list(f, &ctx, req.decode()?)?,
-                "DeleteDeliveryStream" => api::delete(f, &ctx, req.decode()?).await?,
-                "PutRecord" => api::put_record(f, &ctx, req.decode()?).await?,
-                "PutRecordBatch" => api::put_record_batch(f, &ctx, req.decode()?).await?,
-                "UpdateDestination" => api::update_destination(f, &ctx, req.decode()?).await?,
-                "TagDeliveryStream" => api::tag(f, &ctx, req.decode()?).await?,
-                "UntagDeliveryStream" => api::untag(f, &ctx, req.decode()?).await?,
-                "ListTagsForDeliveryStream" => api::list_tags(f, &ctx, req.decode()?)?,
-                "StartDeliveryStreamEncryption" => api::set_encryption(f, &ctx, req.decode()?, true).await?,
-                "StopDeliveryStreamEncryption" => api::set_encryption(f, &ctx, req.decode()?, false).await?,
-                other => {
-                    return Err(ServiceError::client(
-                        "UnknownOperationException",
-                        format!("Operation {other} is not supported by Lakebox's Firehose yet."),
-                    ));
-                }
-            };
-            req.reply_value(out)
-        })
+        api::dispatch(self, ctx, req)
     }
 }

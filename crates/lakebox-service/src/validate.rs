@@ -68,14 +68,33 @@ impl<'a> Path<'a> {
 /// A regular expression from the model, compiled the first time it is needed. The model's
 /// patterns match the whole value, as Java's `String.matches` does.
 pub struct Pattern {
+    /// The model's pattern, as AWS's message quotes it.
     source: &'static str,
-    compiled: OnceLock<Option<Regex>>,
+    /// What Lakebox enforces: the model's pattern, or one `services.toml` widens on purpose
+    /// (`lakebox_patterns`, e.g. plain http:// to an endpoint on the local machine).
+    enforced: &'static str,
+    compiled: OnceLock<Option<Compiled>>,
+}
+
+/// A model pattern in Rust's regex dialect: the pattern itself, and the leading negative
+/// look-ahead Java allows and Rust's engine lacks (`^(?!aws:)…`, `^(?!\s*$).+`), checked
+/// as a separate regex that must not match at the start.
+struct Compiled {
+    whole: Regex,
+    not_at_start: Option<Regex>,
 }
 
 impl Pattern {
     pub const fn new(source: &'static str) -> Self {
+        Pattern::widened(source, source)
+    }
+
+    /// A pattern that accepts more than the model's, where Lakebox does so on purpose; a value
+    /// neither accepts is still refused in the model's words.
+    pub const fn widened(source: &'static str, enforced: &'static str) -> Self {
         Pattern {
             source,
+            enforced,
             compiled: OnceLock::new(),
         }
     }
@@ -84,18 +103,94 @@ impl Pattern {
         self.source
     }
 
-    /// `None` when the model's (Java) pattern uses something Rust's regex engine lacks
-    /// (look-around, back-references); such a pattern is not enforced. The generated
-    /// `patterns_compile` test lists every pattern of a service, so none is skipped unnoticed.
+    /// `None` when the model's (Java) pattern uses something this translation and Rust's regex
+    /// engine lack (look-behind, back-references, look-ahead other than leading); such a pattern
+    /// is not enforced. The generated `patterns_compile` test lists every pattern of a service,
+    /// so none is skipped unnoticed.
     pub fn regex(&self) -> Option<&Regex> {
+        self.compiled().map(|c| &c.whole)
+    }
+
+    fn compiled(&self) -> Option<&Compiled> {
         self.compiled
-            .get_or_init(|| Regex::new(&format!(r"\A(?:{})\z", self.source)).ok())
+            .get_or_init(|| {
+                let java = java_classes_as_ascii(self.enforced);
+                let (negative, rest) = split_leading_lookahead(&java);
+                Some(Compiled {
+                    whole: Regex::new(&format!(r"\A(?:{rest})\z")).ok()?,
+                    not_at_start: match negative {
+                        Some(n) => Some(Regex::new(&format!(r"\A(?:{n})")).ok()?),
+                        None => None,
+                    },
+                })
+            })
             .as_ref()
     }
 
     pub fn matches(&self, value: &str) -> bool {
-        self.regex().is_none_or(|re| re.is_match(value))
+        self.compiled().is_none_or(|c| {
+            c.whole.is_match(value) && !c.not_at_start.as_ref().is_some_and(|n| n.is_match(value))
+        })
     }
+}
+
+/// Java's `\w`, `\d` and `\s` (and their negations) are ASCII-only; Rust's are Unicode, which
+/// would both accept what AWS refuses and, under a `{1,255}`, outgrow the regex size limit.
+/// Rust nests classes, so the same bracketed replacement works inside and outside `[…]`.
+fn java_classes_as_ascii(source: &str) -> String {
+    let mut out = String::with_capacity(source.len() + 16);
+    let mut chars = source.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('w') => out.push_str("[0-9A-Za-z_]"),
+            Some('W') => out.push_str("[^0-9A-Za-z_]"),
+            Some('d') => out.push_str("[0-9]"),
+            Some('D') => out.push_str("[^0-9]"),
+            Some('s') => out.push_str(r"[\t\n\x0B\x0C\r ]"),
+            Some('S') => out.push_str(r"[^\t\n\x0B\x0C\r ]"),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+/// Splits `^(?!X)REST` into `(Some(X), "^REST")`; anything else is returned whole.
+fn split_leading_lookahead(source: &str) -> (Option<&str>, String) {
+    let caret = source.starts_with('^');
+    let body = &source[usize::from(caret)..];
+    let Some(inner) = body.strip_prefix("(?!") else {
+        return (None, source.to_owned());
+    };
+    let (mut depth, mut escaped, mut in_class) = (1usize, false, false);
+    for (i, c) in inner.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '[' => in_class = true,
+            ']' => in_class = false,
+            '(' if !in_class => depth += 1,
+            ')' if !in_class => {
+                depth -= 1;
+                if depth == 0 {
+                    let rest = &inner[i + 1..];
+                    return (
+                        Some(&inner[..i]),
+                        format!("{}{rest}", if caret { "^" } else { "" }),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    (None, source.to_owned())
 }
 
 /// Collects every constraint a request breaks.
@@ -279,6 +374,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn java_patterns_keep_their_meaning() {
+        static TAG: Pattern = Pattern::new(r"^(?!aws:)[\p{L}\p{Z}\p{N}_.:\/=+\-@%]*$");
+        assert!(TAG.matches("team:data") && TAG.matches("Å 1"));
+        assert!(!TAG.matches("aws:owner") && !TAG.matches("a*b"));
+        static NOT_BLANK: Pattern = Pattern::new(r"^(?!\s*$).+");
+        assert!(NOT_BLANK.matches(" x") && !NOT_BLANK.matches("  ") && !NOT_BLANK.matches(""));
+        static BUCKET: Pattern = Pattern::new(r"arn:.*:s3:::[\w\.\-]{1,255}");
+        assert!(BUCKET.regex().is_some(), "ASCII \\w stays small");
+        assert!(BUCKET.matches("arn:aws:s3:::my-lake.1") && !BUCKET.matches("arn:aws:s3:::lake/x"));
+        assert!(!BUCKET.matches("arn:aws:s3:::caf\u{e9}"), "Java's \\w is ASCII");
+        static LOOKBEHIND: Pattern = Pattern::new(r"(?<!-)x");
+        assert!(LOOKBEHIND.regex().is_none() && LOOKBEHIND.matches("anything"));
+    }
+
+    #[test]
     fn paths_render_as_aws_writes_them() {
         let root = Path::root();
         let records = root.member("records");
@@ -323,7 +433,6 @@ mod tests {
         assert!(P.matches("ok.name-1"));
         assert!(!P.matches("bad name"));
         static LOOKAHEAD: Pattern = Pattern::new("(?!x).*");
-        assert!(LOOKAHEAD.regex().is_none());
-        assert!(LOOKAHEAD.matches("anything"));
+        assert!(LOOKAHEAD.matches("anything") && !LOOKAHEAD.matches("xyz"));
     }
 }
