@@ -74,3 +74,58 @@ def test_athena_ddl_with_a_type_nested_too_deep_fails_the_query(lakebox, glue):
     assert lakebox.proc.poll() is None
     _, e = run_query(athena, "SELECT 1", "s3://hostile-results/out/")
     assert e["Status"]["State"] == "SUCCEEDED"
+
+
+TOO_LARGE = "line 1:1: statement is too large (stack overflow while parsing)"
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT " + "+".join(["1"] * 10_000),
+    "SELECT " + "(" * 100_000 + "1" + ")" * 100_000,
+    "SELECT 1 WHERE " + " OR ".join(["1 = 2"] * 10_000),
+    " UNION ALL ".join(["SELECT 1"] * 5_000),
+    "SELECT * FROM " + "(SELECT * FROM " * 2_000 + "(SELECT 1 x)" + " t)" * 2_000,
+    "SELECT " + "CASE WHEN true THEN " * 3_000 + "1" + " END" * 3_000,
+], ids=["10k-term-sum", "100k-parentheses", "10k-term-or", "5k-unions", "2k-subqueries", "3k-case"])
+def test_athena_statements_too_deep_fail_the_query_not_the_server(lakebox, sql):
+    from lakebox_harness import run_query
+    lakebox.client("s3").create_bucket(Bucket="hostile-results")
+    athena = lakebox.client("athena")
+    _, e = run_query(athena, sql, "s3://hostile-results/out/")
+    assert e["Status"]["State"] == "FAILED"
+    assert e["Status"]["AthenaError"]["ErrorCategory"] == 2
+    if "CASE" not in sql:  # the parser gives up on deep CASE with its own syntax error
+        assert TOO_LARGE in e["Status"]["StateChangeReason"]
+    # Before the fix, the first of these aborted the whole process on a stack overflow.
+    assert lakebox.proc.poll() is None
+
+
+def test_athena_long_chains_within_the_limit_get_right_answers(lakebox):
+    from lakebox_harness import run_query
+    lakebox.client("s3").create_bucket(Bucket="hostile-results")
+    athena = lakebox.client("athena")
+    for sql, expected in [
+        ("SELECT " + "+".join(["1"] * 900), "900"),
+        ("SELECT count(*) FROM (SELECT 1) WHERE " + " OR ".join(["1 = 2"] * 900 + ["1 = 1"]), "1"),
+        ("SELECT sum(x) FROM (" + " UNION ALL ".join(["SELECT 1 x"] * 500) + ")", "500"),
+    ]:
+        qid, e = run_query(athena, sql, "s3://hostile-results/out/")
+        assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
+        rows = athena.get_query_results(QueryExecutionId=qid)["ResultSet"]["Rows"]
+        assert rows[1]["Data"][0]["VarCharValue"] == expected
+
+
+def test_s3_select_too_deep_is_an_s3_error(lakebox):
+    s3 = lakebox.client("s3")
+    s3.create_bucket(Bucket="hostile-select")
+    s3.put_object(Bucket="hostile-select", Key="d.csv", Body=b"a\n1\n")
+    args = dict(Bucket="hostile-select", Key="d.csv", ExpressionType="SQL",
+                InputSerialization={"CSV": {"FileHeaderInfo": "USE"}}, OutputSerialization={"CSV": {}})
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.select_object_content(Expression="SELECT " + "+".join(["1"] * 10_000) + " FROM S3Object", **args)
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert TOO_LARGE in e.value.response["Error"]["Message"]
+    assert lakebox.proc.poll() is None
+    resp = s3.select_object_content(Expression="SELECT " + "+".join(["1"] * 500) + " FROM S3Object", **args)
+    records = b"".join(ev["Records"]["Payload"] for ev in resp["Payload"] if "Records" in ev)
+    assert records == b"500\n"

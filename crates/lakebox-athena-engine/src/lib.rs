@@ -14,10 +14,12 @@ mod catalog;
 mod codecs;
 mod columns;
 mod decoded;
+mod depth;
 mod encode;
 mod format;
 mod functions;
 mod jsonkeys;
+pub mod pool;
 mod printed;
 mod projection;
 mod rewrite;
@@ -156,10 +158,7 @@ impl Engine {
             Some(rest) => (rest, true),
             None => (sql, false),
         };
-        let statement = ctx
-            .state()
-            .sql_to_statement(&spellings::respell(sql), &datafusion::config::Dialect::Generic)
-            .map_err(classify)?;
+        let statement = depth::parse(&ctx, &spellings::respell(sql)).map_err(classify)?;
         let db = database.unwrap_or("default");
         if let DFStatement::Statement(s) = &statement {
             let written = match s.as_ref() {

@@ -22,21 +22,32 @@ use lakebox_s3::select::{
 };
 
 use crate::functions;
+use crate::pool::QueryPool;
 
 pub struct S3Select {
     lake: Lake,
+    pool: Arc<QueryPool>,
 }
 
 impl S3Select {
-    pub fn new(lake: Lake) -> Self {
-        S3Select { lake }
+    pub fn new(lake: Lake, pool: Arc<QueryPool>) -> Self {
+        S3Select { lake, pool }
     }
 }
 
 impl SelectEngine for S3Select {
+    /// Runs on the query pool; a client that disconnects drops this future, which stops it.
     fn select(&self, request: SelectRequest) -> SelectFuture {
-        let lake = self.lake.clone();
-        Box::pin(async move { run(lake, request).await })
+        let task = self.pool.run(run(self.lake.clone(), request));
+        Box::pin(async move {
+            task.await.unwrap_or_else(|| {
+                Err(ServiceError::new(
+                    "InternalError",
+                    500,
+                    "The query stopped unexpectedly.".to_owned(),
+                ))
+            })
+        })
     }
 }
 
@@ -245,8 +256,14 @@ async fn run(lake: Lake, req: SelectRequest) -> Result<SelectResult, ServiceErro
     // `FROM S3Object` (any case, unquoted) reaches DataFusion as `s3object`.
     ctx.register_table("s3object", Arc::new(table))
         .map_err(query_error)?;
+    let statement = crate::depth::parse(&ctx, &req.expression).map_err(query_error)?;
+    let plan = ctx
+        .state()
+        .statement_to_plan(statement)
+        .await
+        .map_err(query_error)?;
     let rows = ctx
-        .sql(&req.expression)
+        .execute_logical_plan(plan)
         .await
         .map_err(query_error)?
         .collect()

@@ -15,6 +15,7 @@ mod workgroups;
 use std::path::Path;
 use std::sync::Arc;
 
+use lakebox_athena_engine::pool::QueryPool;
 use lakebox_core::{Clock, RequestContext, ServiceError};
 use lakebox_glue::Catalog;
 use lakebox_s3::lake::Lake;
@@ -42,7 +43,8 @@ impl Athena {
     ) -> Result<Self, StoreError> {
         let store = Arc::new(store::Store::open(&dir.join("athena.redb"), clock)?);
         let engine = Arc::new(lakebox_athena_engine::Engine::new(lake.clone(), catalog.clone()));
-        let queries = queries::Queries::new(store.clone(), engine, catalog.clone(), lake, concurrency)
+        let pool = Arc::new(QueryPool::with_default_threads()?);
+        let queries = queries::Queries::new(store.clone(), engine, catalog.clone(), lake, pool, concurrency)
             .map_err(|e| StoreError::Corrupt(e.message))?;
         Ok(Athena {
             store,
@@ -55,7 +57,10 @@ impl Athena {
 impl Athena {
     /// S3 Select's engine: the same SQL engine, over one object at a time.
     pub fn select_engine(&self) -> Arc<dyn lakebox_s3::select::SelectEngine> {
-        Arc::new(lakebox_athena_engine::S3Select::new(self.queries.lake.clone()))
+        Arc::new(lakebox_athena_engine::S3Select::new(
+            self.queries.lake.clone(),
+            self.queries.pool.clone(),
+        ))
     }
 }
 

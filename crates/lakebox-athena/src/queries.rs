@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures::FutureExt;
+use lakebox_athena_engine::pool::QueryPool;
 use lakebox_athena_engine::{Engine, QueryError, QueryOutput, RunOptions};
 use lakebox_core::{RequestContext, ServiceError};
 use lakebox_glue::{Catalog, Scope};
@@ -181,6 +182,8 @@ pub struct Queries {
     pub engine: Arc<Engine>,
     pub catalog: Arc<Catalog>,
     pub lake: Lake,
+    /// Where queries run: never on the threads that answer requests.
+    pub pool: Arc<QueryPool>,
     slots: Arc<Semaphore>,
     running: Mutex<HashMap<String, Running>>,
 }
@@ -250,6 +253,7 @@ impl Queries {
         engine: Arc<Engine>,
         catalog: Arc<Catalog>,
         lake: Lake,
+        pool: Arc<QueryPool>,
         concurrency: usize,
     ) -> Result<Self, ServiceError> {
         let q = Queries {
@@ -257,6 +261,7 @@ impl Queries {
             engine,
             catalog,
             lake,
+            pool,
             slots: Arc::new(Semaphore::new(concurrency.max(1))),
             running: Mutex::new(HashMap::new()),
         };
@@ -472,7 +477,10 @@ impl Queries {
         let (finished, done) = watch::channel(false);
         // Registered before the task can finish and unregister itself.
         let mut running = self.running.lock().unwrap();
-        let task = tokio::spawn(async move { me.execute(e, ctx, scope, sql, finished).await });
+        let task = self
+            .pool
+            .handle()
+            .spawn(async move { me.execute(e, ctx, scope, sql, finished).await });
         running.insert(
             id.clone(),
             Running {
