@@ -30,8 +30,26 @@ def code(e):
     return e.value.response["Error"]["Code"]
 
 
+def signed_health(server, secret):
+    import json
+    status, _, body = signed_request(server.endpoint, method="GET", path="/_lakebox/health", service="lakebox",
+                                     access_key=AKID, secret=secret)
+    assert status == 200
+    return json.loads(body)
+
+
+def test_health_details_only_for_callers_signed_in(verifying):
+    # Anyone may ask whether the server is up; only a caller whose signature verifies learns
+    # where its data lives and how it authenticates.
+    public = verifying.health()
+    assert public["status"] == "running" and public["services"]["s3"] == "running"
+    assert not {"dataDir", "authentication", "ephemeral", "version"} & public.keys(), public
+    assert not {"dataDir", "authentication"} & signed_health(verifying, "wrong").keys()
+    mine = signed_health(verifying, SECRET)
+    assert mine["authentication"] == "sigv4" and mine["dataDir"] == str(verifying.data_dir)
+
+
 def test_good_signatures_are_accepted(verifying):
-    assert verifying.health()["authentication"] == "sigv4"
     ident = verifying.client("sts", access_key=AKID, secret=SECRET).get_caller_identity()
     assert ident["Account"] == "000000000000"
     out = verifying.cli("sts", "get-caller-identity", access_key=AKID, secret=SECRET)

@@ -89,6 +89,22 @@ def test_refuses_non_loopback_without_credentials(tmp_path, host):
     assert "refusing to listen" in proc.stderr and "--credentials" in proc.stderr
 
 
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0"])
+@pytest.mark.parametrize("how", [["--credentials", " "], ["--credentials", ","], ["--credentials", " : "],
+                                 {"LAKEBOX_CREDENTIALS": ""}, {"LAKEBOX_CREDENTIALS": ","}, {"LAKEBOX_CREDENTIALS": " "}],
+                         ids=["flag-blank", "flag-comma", "flag-colon", "env-empty", "env-comma", "env-blank"])
+def test_blank_credentials_are_refused_never_read_as_accept_all(tmp_path, host, how):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEBOX_")}
+    args = [str(binary()), "serve", "--host", host, "--port", str(free_port()), "--data-dir", str(tmp_path)]
+    if isinstance(how, dict):
+        env.update(how)
+    else:
+        args += how
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=10, env=env)
+    assert proc.returncode == 2, proc.stderr
+    assert "ACCESS_KEY:SECRET" in proc.stderr or "refusing to listen" in proc.stderr, proc.stderr
+
+
 def test_bad_flags_exit_with_clear_errors(tmp_path):
     bad_level = subprocess.run([str(binary()), "serve", "--log-level", "loud", "--data-dir", str(tmp_path)],
                                capture_output=True, text=True, timeout=10)

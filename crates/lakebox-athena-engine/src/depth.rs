@@ -96,10 +96,7 @@ fn is_recursion_limit(e: &DataFusionError) -> bool {
 }
 
 pub fn too_large() -> DataFusionError {
-    DataFusionError::SQL(
-        Box::new(ParserError::ParserError(TOO_LARGE.into())),
-        None,
-    )
+    DataFusionError::SQL(Box::new(ParserError::ParserError(TOO_LARGE.into())), None)
 }
 
 #[cfg(test)]

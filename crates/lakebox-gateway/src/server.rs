@@ -19,7 +19,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use lakebox_core::{Clock, DEFAULT_ACCOUNT_ID, RequestContext, ServiceError, ids};
 use lakebox_protocol::query::{QueryRequest, parse_form};
 use lakebox_protocol::rpc::RpcEncoding;
-use lakebox_protocol::sigv4::{self, Authorization, RequestParts};
+use lakebox_protocol::sigv4::{self, AuthError, Authorization, RequestParts};
 use percent_encoding::percent_decode;
 use tokio::net::TcpListener;
 
@@ -37,8 +37,13 @@ const UNKNOWN_SERVICE_MAX_BODY: u64 = 1024 * 1024;
 pub struct GatewayConfig {
     /// Region for requests that carry no SigV4 credential scope.
     pub default_region: String,
-    /// Extra members of the health document (version, data directory, …).
+    /// Extra members of the health document (version, data directory, …), shown only to
+    /// callers who may see them (see `health_details_public`).
     pub health_info: serde_json::Map<String, serde_json::Value>,
+    /// Whether anyone may see the health document's details (data directory, authentication
+    /// mode): only on a loopback address without credentials. Otherwise only a caller whose
+    /// signature verifies sees them; others get the status and services.
+    pub health_details_public: bool,
 }
 
 pub struct Gateway {
@@ -212,7 +217,7 @@ impl Gateway {
             signing_name.as_deref(),
         );
         let shape = match &route {
-            Route::Internal => return self.internal(parts, body, request_id).await,
+            Route::Internal => return self.internal(parts, body, request_id, auth_read).await,
             Route::Rpc { encoding, .. } => ErrorShape::Rpc(*encoding),
             Route::Query { .. } => ErrorShape::Query,
             Route::RestJson { .. } => ErrorShape::RestJson,
@@ -495,6 +500,7 @@ impl Gateway {
         parts: http::request::Parts,
         body: B,
         request_id: String,
+        auth: Result<Authorization, AuthError>,
     ) -> Response<Body>
     where
         B: HttpBody<Data = Bytes> + Send + 'static,
@@ -512,7 +518,8 @@ impl Gateway {
             resp
         };
         if path == "/_lakebox/health" && (parts.method == Method::GET || parts.method == Method::HEAD) {
-            return json(StatusCode::OK, self.health());
+            let detailed = self.config.health_details_public || self.signed_in(&parts, auth);
+            return json(StatusCode::OK, self.health(detailed));
         }
         if path.starts_with("/_lakebox/test/")
             && let Some(handler) = self.registry.test_routes.clone()
@@ -544,8 +551,35 @@ impl Gateway {
         )
     }
 
-    /// The health document: status, version, data directory and each service's state.
-    pub fn health(&self) -> serde_json::Value {
+    /// Whether a bodiless request (the health check's) carries a signature that verifies
+    /// against the server's credentials.
+    fn signed_in(&self, parts: &http::request::Parts, auth: Result<Authorization, AuthError>) -> bool {
+        let Ok(auth) = auth else { return false };
+        if !self.auth.is_verifying() || matches!(auth, Authorization::Anonymous) {
+            return false;
+        }
+        let raw_query = parts.uri.query().unwrap_or("");
+        let authority = parts.uri.authority().map(|a| a.as_str().to_owned());
+        let empty = sigv4::payload_hash(&http::HeaderMap::new(), false, Some(&Bytes::new()));
+        let payload_hash = parts
+            .headers
+            .get("x-amz-content-sha256")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(&empty);
+        let verified = self.auth.authenticate(&auth, None, |_| RequestParts {
+            method: parts.method.as_str(),
+            raw_path: parts.uri.path(),
+            raw_query,
+            headers: &parts.headers,
+            authority: authority.as_deref(),
+            payload_hash,
+        });
+        matches!(verified, Ok(Some(_)))
+    }
+
+    /// The health document: status, region and each service's state; with `detailed`, also
+    /// the version, data directory and authentication mode.
+    pub fn health(&self, detailed: bool) -> serde_json::Value {
         let mut doc = serde_json::Map::new();
         let status = if self.stopping.load(Ordering::SeqCst) {
             "stopping"
@@ -553,17 +587,19 @@ impl Gateway {
             "running"
         };
         doc.insert("status".into(), status.into());
-        doc.extend(self.config.health_info.clone());
         doc.insert("region".into(), self.config.default_region.clone().into());
-        doc.insert(
-            "authentication".into(),
-            if self.auth.is_verifying() {
-                "sigv4"
-            } else {
-                "accept-all"
-            }
-            .into(),
-        );
+        if detailed {
+            doc.extend(self.config.health_info.clone());
+            doc.insert(
+                "authentication".into(),
+                if self.auth.is_verifying() {
+                    "sigv4"
+                } else {
+                    "accept-all"
+                }
+                .into(),
+            );
+        }
         let services: serde_json::Map<String, serde_json::Value> = self
             .registry
             .entries()

@@ -58,6 +58,7 @@ async fn s3_receives_the_virtual_host_bucket() {
         GatewayConfig {
             default_region: "us-east-1".into(),
             health_info: Default::default(),
+            health_details_public: true,
         },
     );
     let req = Request::get("/a/b.txt")
@@ -87,6 +88,7 @@ fn gateway(with_kinesis: bool) -> Arc<Gateway> {
         GatewayConfig {
             default_region: "eu-west-1".into(),
             health_info: Default::default(),
+            health_details_public: true,
         },
     )
 }

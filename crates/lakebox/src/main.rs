@@ -134,23 +134,43 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    /// Parsed `--credentials`, or an error naming the bad entry.
+    /// Parsed `--credentials`, or an error naming the bad entry. Credentials given but blank
+    /// (`--credentials ' '`, `LAKEBOX_CREDENTIALS=` or `,`) are an error, never "accept
+    /// anything": whoever set them meant to lock the server.
     pub fn credential_pairs(&self) -> Result<Vec<(String, String)>, String> {
+        self.credential_pairs_with(std::env::var_os("LAKEBOX_CREDENTIALS").is_some())
+    }
+
+    fn credential_pairs_with(&self, env_set: bool) -> Result<Vec<(String, String)>, String> {
+        if env_set && self.credentials.is_empty() {
+            return Err(
+                "LAKEBOX_CREDENTIALS is set but empty: give ACCESS_KEY:SECRET pairs, \
+                        or unset it to accept any credentials"
+                    .into(),
+            );
+        }
         self.credentials
             .iter()
-            .filter(|c| !c.trim().is_empty())
             .map(|c| match c.trim().split_once(':') {
-                Some((k, s)) if !k.is_empty() && !s.is_empty() => Ok((k.to_owned(), s.to_owned())),
+                Some((k, s)) if !k.trim().is_empty() && !s.trim().is_empty() => {
+                    Ok((k.trim().to_owned(), s.trim().to_owned()))
+                }
                 _ => Err(format!("--credentials expects ACCESS_KEY:SECRET, got '{c}'")),
             })
             .collect()
     }
 
+    /// Whether the server listens on this machine only.
+    pub fn is_loopback(&self) -> bool {
+        self.host == "localhost" || self.host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    }
+
     /// Refuses to expose an unauthenticated server beyond this machine.
     pub fn check_exposure(&self) -> Result<(), String> {
-        let loopback =
-            self.host == "localhost" || self.host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-        if loopback || !self.credentials.is_empty() || self.allow_anonymous {
+        let loopback = self.is_loopback();
+        // Blank credentials never count as authentication (credential_pairs refuses them too).
+        let verifying = self.credential_pairs_with(false).is_ok_and(|c| !c.is_empty());
+        if loopback || verifying || self.allow_anonymous {
             return Ok(());
         }
         Err(format!(
@@ -198,6 +218,17 @@ mod tests {
             vec![("AK1".into(), "s1".into()), ("AK2".into(), "s:2".into())]
         );
         assert!(args(&["--credentials", "nosecret"]).credential_pairs().is_err());
+        for blank in [" ", ",", " : ", "AK1:s1, "] {
+            let a = args(&["--credentials", blank]);
+            assert!(a.credential_pairs_with(false).is_err(), "{blank:?}");
+            let exposed = args(&["--host", "0.0.0.0", "--credentials", blank]);
+            assert!(exposed.check_exposure().is_err(), "{blank:?}");
+        }
+        assert!(
+            args(&[]).credential_pairs_with(true).is_err(),
+            "LAKEBOX_CREDENTIALS="
+        );
+        assert_eq!(args(&[]).credential_pairs_with(false).unwrap(), vec![]);
     }
 
     #[test]

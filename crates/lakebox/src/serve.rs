@@ -190,6 +190,7 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
     let config = GatewayConfig {
         default_region: args.region.clone(),
         health_info,
+        health_details_public: args.is_loopback() && !auth.is_verifying(),
     };
     let gateway = Gateway::new(registry, auth, clock, config);
 
