@@ -142,6 +142,40 @@ def test_tampered_body_is_refused(verifying):
     assert status == 400 and b"InvalidSignatureException" in body
 
 
+def test_unsigned_amz_headers_are_refused(verifying):
+    """A captured request cannot be turned into a copy or a metadata write by adding headers."""
+    import hashlib
+    from botocore.auth import S3SigV4Auth, SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    s3 = verifying.client("s3", access_key=AKID, secret=SECRET)
+    s3.create_bucket(Bucket="unsigned-headers")
+    s3.put_object(Bucket="unsigned-headers", Key="secret", Body=b"private")
+    body = b"public"
+    req = AWSRequest(method="PUT", url=verifying.endpoint + "/unsigned-headers/k", data=body,
+                     headers={"x-amz-content-sha256": hashlib.sha256(body).hexdigest()})
+    S3SigV4Auth(Credentials(AKID, SECRET), "s3", "us-east-1").add_auth(req)
+    signed = dict(req.headers.items())
+    for extra in ({"x-amz-copy-source": "/unsigned-headers/secret"}, {"x-amz-meta-owner": "mallory"}):
+        status, _, answer = send(verifying.endpoint, "PUT", "/unsigned-headers/k", body, {**signed, **extra})
+        assert status == 403, answer
+        assert b"<Code>AccessDenied</Code>" in answer
+        assert b"There were headers present in the request which were not signed" in answer
+        assert f"<HeadersNotSigned>{next(iter(extra))}</HeadersNotSigned>".encode() in answer
+    with pytest.raises(botocore.exceptions.ClientError):
+        s3.head_object(Bucket="unsigned-headers", Key="k")  # nothing was written
+    status, _, answer = send(verifying.endpoint, "PUT", "/unsigned-headers/k", body, signed)
+    assert status == 200, answer  # the request as signed still works
+    assert s3.get_object(Bucket="unsigned-headers", Key="k")["Body"].read() == b"public"
+    # JSON services: the same refusal in their error shape.
+    req = AWSRequest(method="POST", url=verifying.endpoint + "/", data=b'{"Name":"a"}',
+                     headers={"X-Amz-Target": "LakeboxTest_20260101.Echo", "Content-Type": "application/x-amz-json-1.1"})
+    SigV4Auth(Credentials(AKID, SECRET), "lakeboxtest", "us-east-1").add_auth(req)
+    status, _, answer = send(verifying.endpoint, "POST", "/", b'{"Name":"a"}',
+                             {**dict(req.headers.items()), "X-Amz-Extra": "1"})
+    assert status == 400 and b"InvalidSignatureException" in answer and b"not signed" in answer
+
+
 def presigner(endpoint, secret):
     return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=AKID,
                         aws_secret_access_key=secret,

@@ -95,6 +95,9 @@ pub enum AuthError {
     },
     Expired,
     Unsupported(String),
+    /// `x-amz-*` headers the signature does not cover: a captured request must not be
+    /// replayable with, say, `x-amz-copy-source` or `x-amz-meta-*` added.
+    HeadersNotSigned(Vec<String>),
 }
 
 /// The protocol families whose auth errors differ.
@@ -218,6 +221,15 @@ impl AuthError {
                 ServiceError::new("IncompleteSignatureException", 400, m.clone())
             }
             (AuthError::Unsupported(m), Query) => ServiceError::new("IncompleteSignature", 403, m.clone()),
+            (AuthError::HeadersNotSigned(names), style) => {
+                let message = "There were headers present in the request which were not signed";
+                match style {
+                    S3 => ServiceError::new("AccessDenied", 403, message)
+                        .with_extra("HeadersNotSigned", names.join(", ")),
+                    Json => ServiceError::new("InvalidSignatureException", 400, message),
+                    Query => ServiceError::new("SignatureDoesNotMatch", 403, message),
+                }
+            }
         }
     }
 }
@@ -423,6 +435,16 @@ pub fn verify(
             req.scope.date,
             req.amz_date_raw.get(..8).unwrap_or_default()
         )));
+    }
+    let unsigned: Vec<String> = parts
+        .headers
+        .keys()
+        .map(|h| h.as_str())
+        .filter(|h| h.starts_with("x-amz-") && !req.signed_headers.iter().any(|s| s == h))
+        .map(str::to_owned)
+        .collect();
+    if !unsigned.is_empty() {
+        return Err(AuthError::HeadersNotSigned(unsigned));
     }
     let canonical_request = canonical_request(req, parts);
     let string_to_sign = format!(
