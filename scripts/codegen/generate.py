@@ -577,7 +577,24 @@ class Service:
         w("}")
         w("")
 
+    def emit_validate(self, w):
+        default = "ValidationError" if self.protocol == "query" else "ValidationException"
+        code = self.cfg.get("validation_code", default)
+        extra = self.cfg.get("validation_extra", {})
+        w("/// How this service answers a request that breaks the model's constraints (its code, and")
+        w("/// any member it adds), with AWS's \"N validation errors detected: …\" message.")
+        w("fn validate<T>(check: impl FnOnce(&mut Validator) -> Option<T>) -> Result<T, ServiceError> {")
+        if extra:
+            w(f"    Validator::run_with({rust_str(code)}, check)")
+            for k, v in extra.items():
+                w(f"        .map_err(|e| e.with_extra({rust_str(k)}, {rust_str(v)}))")
+        else:
+            w(f"    Validator::run_with({rust_str(code)}, check)")
+        w("}")
+        w("")
+
     def emit_dispatch(self, w):
+        self.emit_validate(w)
         if self.protocol == "query":
             return self.emit_query_dispatch(w)
         trait = self.cfg["trait"]
@@ -592,7 +609,7 @@ class Service:
             lines = []
             if inp:
                 lines.append(f"let raw: {inp}Raw = req.decode()?;")
-                lines.append(f"let input = Validator::run(|v| {self.fn_name(o['input']['shape'])}(raw, v, &Path::root()))?;")
+                lines.append(f"let input = validate(|v| {self.fn_name(o['input']['shape'])}(raw, v, &Path::root()))?;")
                 call_args = "&ctx, input"
             else:
                 call_args = "&ctx"
@@ -626,7 +643,7 @@ class Service:
             w(f"            {rust_str(op)} => {{")
             if inp:
                 w(f"                let raw: {inp}Raw = from_params(req.params())?;")
-                w(f"                let input = Validator::run_with(\"ValidationError\", |v| {self.fn_name(o['input']['shape'])}(raw, v, &Path::root()))?;")
+                w(f"                let input = validate(|v| {self.fn_name(o['input']['shape'])}(raw, v, &Path::root()))?;")
                 w(f"                let output = service.{snake(op)}(&ctx, input).await?;")
             else:
                 w(f"                let output = service.{snake(op)}(&ctx).await?;")

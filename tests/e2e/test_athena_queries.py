@@ -351,6 +351,29 @@ def test_failures_nulls_parameters_and_paging(athena):
     assert seen == [[str(p[0])] for p in PEOPLE]
 
 
+def test_result_pages_across_quoted_newlines_and_a_replaced_result_file(athena, lakebox):
+    # Values with commas, quotes and newlines straddle nothing: each page is whole rows.
+    qid, e = run(athena, "SELECT n, 'a,\"b\"' || chr(10) || CAST(n AS VARCHAR) AS t "
+                         "FROM UNNEST(sequence(1, 2500)) AS u(n) ORDER BY n")
+    assert e["Status"]["State"] == "SUCCEEDED"
+    seen, token, pages = [], None, 0
+    while True:
+        page, out = rows(athena, qid, MaxResults=1000, **({"NextToken": token} if token else {}))
+        seen += page
+        pages += 1
+        token = out.get("NextToken")
+        if not token:
+            break
+    assert pages == 3 and seen[0] == ["n", "t"]
+    assert seen[1:] == [[str(n), f'a,"b"\n{n}'] for n in range(1, 2501)]
+    # Paging reads an index of where rows start; a result file replaced in S3 is read afresh.
+    s3 = lakebox.client("s3")
+    bucket, _, key = e["ResultConfiguration"]["OutputLocation"][len("s3://"):].partition("/")
+    s3.put_object(Bucket=bucket, Key=key, Body=b'"n","t"\n"7","seven"\n')
+    page, out = rows(athena, qid)
+    assert page == [["n", "t"], ["7", "seven"]] and "NextToken" not in out
+
+
 def test_execution_listing_tokens_and_stop(athena):
     a = athena.start_query_execution(QueryString="SELECT 1", ResultConfiguration={"OutputLocation": RESULTS},
                                      ClientRequestToken="same-token-aaaaaaaaaaaaaaaaaaaaaaaaaaaa")["QueryExecutionId"]

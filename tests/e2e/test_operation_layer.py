@@ -189,3 +189,37 @@ def test_operations_without_output_answer_an_empty_body(lakebox):
                                json.dumps({"StreamName": "empty-body", "Tags": {"k": "v"}}).encode())
     assert (status, body) == (200, b"")
     assert kinesis.list_tags_for_stream(StreamName="empty-body")["Tags"] == [{"Key": "k", "Value": "v"}]
+
+
+def test_athena_limits_answer_athenas_own_error(lakebox):
+    """Athena says InvalidRequestException with AthenaErrorCode INVALID_INPUT where most JSON
+    services say ValidationException; the model's 262,144-byte QueryString limit is enforced."""
+    lakebox.client("s3").create_bucket(Bucket="op-layer-athena")
+    athena = lakebox.client("athena", parameter_validation=False)
+    out = {"OutputLocation": "s3://op-layer-athena/r/"}
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        athena.start_query_execution(QueryString="SELECT 1 -- " + "x" * 262_133, ResultConfiguration=out)
+    err = e.value.response["Error"]
+    assert err["Code"] == "InvalidRequestException" and e.value.response["AthenaErrorCode"] == "INVALID_INPUT"
+    assert err["Message"].startswith("1 validation error detected: Value 'SELECT 1 -- xxx")
+    assert err["Message"].endswith("' at 'queryString' failed to satisfy constraint: "
+                                   "Member must have length less than or equal to 262144")
+    # At the limit the query runs.
+    qid = athena.start_query_execution(QueryString="SELECT 1 -- " + "x" * 262_132, ResultConfiguration=out)[
+        "QueryExecutionId"]
+    assert athena.get_query_execution(QueryExecutionId=qid)["QueryExecution"]["Query"].startswith("SELECT 1")
+    model = service_model("athena")
+    status, _, body = call_raw(lakebox, model, "GetWorkGroup", b"{}")
+    assert status == 400 and json.loads(body) == {
+        "__type": "InvalidRequestException", "AthenaErrorCode": "INVALID_INPUT",
+        "message": "1 validation error detected: Value null at 'workGroup' failed to satisfy constraint: "
+                   "Member must not be null"}
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        athena.get_query_execution(QueryExecutionId="00000000-0000-4000-8000-000000000084")
+    assert e.value.response["Error"]["Message"] == "QueryExecution 00000000-0000-4000-8000-000000000084 was not found"
+    assert e.value.response["AthenaErrorCode"] == "QUERY_EXECUTION_NOT_FOUND"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        athena.create_work_group(Name="bad name")
+    assert e.value.response["Error"]["Code"] == "InvalidRequestException"
+    assert "at 'name' failed to satisfy constraint: Member must satisfy regular expression pattern" in \
+        e.value.response["Error"]["Message"]

@@ -14,10 +14,11 @@ use lakebox_glue::{Catalog, Scope};
 use lakebox_protocol::Timestamp;
 use lakebox_s3::lake::{Lake, PutOptions, split_s3_url};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::{Semaphore, watch};
 
-use crate::results::{ColumnInfo, csv, metadata, parse_csv, text as text_file};
+use crate::api::*;
+use crate::results::{ColumnInfo, csv, csv_row_starts, metadata, parse_csv, text as text_file};
 use crate::session::{self, Session};
 use crate::store::*;
 use crate::workgroups::{self, PRIMARY};
@@ -72,7 +73,7 @@ pub struct Execution {
     /// ResultConfiguration's other members (EncryptionConfiguration, ExpectedBucketOwner,
     /// AclConfiguration), reported back as given.
     #[serde(default)]
-    pub result_configuration: Option<Value>,
+    pub result_configuration: Option<ResultConfiguration>,
     /// The executed plan's stages (GetQueryRuntimeStatistics' OutputStage).
     #[serde(default)]
     pub output_stage: Option<Value>,
@@ -92,57 +93,63 @@ impl Execution {
         )
     }
 
-    fn result_configuration_view(&self) -> Value {
-        let mut c = match &self.result_configuration {
-            Some(Value::Object(m)) => Value::Object(m.clone()),
-            _ => json!({}),
-        };
-        c["OutputLocation"] = json!(self.output);
-        c
+    fn result_configuration_view(&self) -> ResultConfiguration {
+        ResultConfiguration {
+            output_location: Some(self.output.clone()),
+            ..self.result_configuration.clone().unwrap_or_default()
+        }
     }
 
-    fn view(&self) -> Value {
-        let mut status = json!({
-            "State": self.state,
-            "SubmissionDateTime": Timestamp::from_millis(self.submitted_millis),
-        });
-        if let Some(r) = &self.reason {
-            status["StateChangeReason"] = json!(r);
-        }
-        if let Some(c) = self.completed_millis {
-            status["CompletionDateTime"] = json!(Timestamp::from_millis(c));
-        }
-        if let Some((category, error_type, message)) = &self.error {
-            status["AthenaError"] = json!({"ErrorCategory": category, "ErrorType": error_type,
-                                           "Retryable": false, "ErrorMessage": message});
-        }
+    fn view(&self) -> QueryExecution {
         let (total, queued) = self.total_and_queued_millis();
-        let reuse = match self.reuse_max_age_minutes {
-            Some(age) => json!({"Enabled": true, "MaxAgeInMinutes": age}),
-            None => json!({"Enabled": false}),
-        };
-        json!({
-            "QueryExecutionId": self.id,
-            "Query": self.query,
-            "StatementType": self.statement_type,
-            "ResultConfiguration": self.result_configuration_view(),
-            "ResultReuseConfiguration": {"ResultReuseByAgeConfiguration": reuse},
-            "QueryExecutionContext": {"Database": self.database, "Catalog": self.catalog},
-            "Status": status,
-            "Statistics": {
-                "EngineExecutionTimeInMillis": self.engine_millis,
-                "DataScannedInBytes": self.scanned_bytes,
-                "TotalExecutionTimeInMillis": total,
-                "QueryQueueTimeInMillis": queued,
-                "ServicePreProcessingTimeInMillis": 0,
-                "QueryPlanningTimeInMillis": 0,
-                "ServiceProcessingTimeInMillis": (total - queued - self.engine_millis as i64).max(0),
-                "ResultReuseInformation": {"ReusedPreviousResult": self.reused},
-            },
-            "WorkGroup": self.work_group,
-            "EngineVersion": {"SelectedEngineVersion": "AUTO", "EffectiveEngineVersion": "Athena engine version 3"},
-            "ExecutionParameters": self.parameters,
-        })
+        QueryExecution {
+            query_execution_id: Some(self.id.clone()),
+            query: Some(self.query.clone()),
+            statement_type: Some(StatementType::from(self.statement_type.as_str())),
+            result_configuration: Some(self.result_configuration_view()),
+            result_reuse_configuration: Some(ResultReuseConfiguration {
+                result_reuse_by_age_configuration: Some(ResultReuseByAgeConfiguration {
+                    enabled: self.reuse_max_age_minutes.is_some(),
+                    max_age_in_minutes: self.reuse_max_age_minutes.map(|m| m as i32),
+                }),
+            }),
+            query_execution_context: Some(QueryExecutionContext {
+                database: self.database.clone(),
+                catalog: self.catalog.clone(),
+            }),
+            status: Some(QueryExecutionStatus {
+                state: Some(QueryExecutionState::from(self.state.as_str())),
+                state_change_reason: self.reason.clone(),
+                submission_date_time: Some(Timestamp::from_millis(self.submitted_millis)),
+                completion_date_time: self.completed_millis.map(Timestamp::from_millis),
+                athena_error: self
+                    .error
+                    .as_ref()
+                    .map(|(category, error_type, message)| AthenaError {
+                        error_category: Some(*category as i32),
+                        error_type: Some(*error_type as i32),
+                        retryable: Some(false),
+                        error_message: Some(message.clone()),
+                    }),
+            }),
+            statistics: Some(QueryExecutionStatistics {
+                engine_execution_time_in_millis: Some(self.engine_millis as i64),
+                data_scanned_in_bytes: Some(self.scanned_bytes as i64),
+                total_execution_time_in_millis: Some(total),
+                query_queue_time_in_millis: Some(queued),
+                service_pre_processing_time_in_millis: Some(0),
+                query_planning_time_in_millis: Some(0),
+                service_processing_time_in_millis: Some((total - queued - self.engine_millis as i64).max(0)),
+                result_reuse_information: Some(ResultReuseInformation {
+                    reused_previous_result: self.reused,
+                }),
+                ..Default::default()
+            }),
+            work_group: Some(self.work_group.clone()),
+            engine_version: Some(workgroups::engine_version()),
+            execution_parameters: self.parameters.clone(),
+            ..Default::default()
+        }
     }
 }
 
@@ -186,6 +193,7 @@ pub struct Queries {
     pub pool: Arc<QueryPool>,
     slots: Arc<Semaphore>,
     running: Mutex<HashMap<String, Running>>,
+    row_index: Mutex<RowIndexes>,
 }
 
 /// A query under way: how to stop it, and what turns true once its outcome is recorded.
@@ -199,26 +207,35 @@ struct Running {
 /// instead of sleeping between polls (Athena's own GetQueryExecution takes longer than this).
 const POLL_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
 
-fn text<'a>(r: &'a Value, k: &str) -> Option<&'a str> {
-    r.get(k).and_then(Value::as_str)
-}
-
 /// The ResultConfiguration members besides OutputLocation: the request's, or the workgroup's
 /// where it enforces its configuration or the request leaves a member out.
-fn result_configuration(r: &Value, workgroup: &Value, enforce: bool) -> Option<Value> {
-    let mut out = serde_json::Map::new();
-    for k in [
-        "EncryptionConfiguration",
-        "ExpectedBucketOwner",
-        "AclConfiguration",
-    ] {
-        let given = r.pointer(&format!("/ResultConfiguration/{k}"));
-        let wg = workgroup.pointer(&format!("/ResultConfiguration/{k}"));
-        if let Some(v) = if enforce { wg.or(given) } else { given.or(wg) } {
-            out.insert(k.to_owned(), v.clone());
-        }
+fn result_configuration(
+    given: Option<&ResultConfiguration>,
+    workgroup: Option<&ResultConfiguration>,
+    enforce: bool,
+) -> Option<ResultConfiguration> {
+    fn pick<T: Clone>(given: Option<&T>, wg: Option<&T>, enforce: bool) -> Option<T> {
+        if enforce { wg.or(given) } else { given.or(wg) }.cloned()
     }
-    (!out.is_empty()).then_some(Value::Object(out))
+    let out = ResultConfiguration {
+        output_location: None,
+        encryption_configuration: pick(
+            given.and_then(|c| c.encryption_configuration.as_ref()),
+            workgroup.and_then(|c| c.encryption_configuration.as_ref()),
+            enforce,
+        ),
+        expected_bucket_owner: pick(
+            given.and_then(|c| c.expected_bucket_owner.as_ref()),
+            workgroup.and_then(|c| c.expected_bucket_owner.as_ref()),
+            enforce,
+        ),
+        acl_configuration: pick(
+            given.and_then(|c| c.acl_configuration.as_ref()),
+            workgroup.and_then(|c| c.acl_configuration.as_ref()),
+            enforce,
+        ),
+    };
+    (out != ResultConfiguration::default()).then_some(out)
 }
 
 /// Replaces each `?` outside string literals with the next parameter (ExecutionParameters).
@@ -247,6 +264,69 @@ fn bind(sql: &str, params: &[String]) -> Result<String, ServiceError> {
     Ok(out)
 }
 
+/// Where the rows of one query's CSV result start, for the object version `etag`.
+struct RowIndex {
+    etag: String,
+    starts: Vec<u64>,
+}
+
+/// The row indexes of recently paged results, bounded by the row starts they hold (8 bytes
+/// each); the oldest go first.
+#[derive(Default)]
+struct RowIndexes {
+    order: std::collections::VecDeque<String>,
+    by_id: HashMap<String, Arc<RowIndex>>,
+    held: usize,
+}
+
+/// 16 million row starts (128 MiB) at most.
+const MAX_INDEXED_ROWS: usize = 16 << 20;
+
+impl RowIndexes {
+    fn get(&self, id: &str) -> Option<Arc<RowIndex>> {
+        self.by_id.get(id).cloned()
+    }
+
+    fn insert(&mut self, id: &str, index: Arc<RowIndex>) {
+        if let Some(old) = self.by_id.remove(id) {
+            self.held -= old.starts.len();
+            self.order.retain(|k| k != id);
+        }
+        self.held += index.starts.len();
+        self.by_id.insert(id.to_owned(), index);
+        self.order.push_back(id.to_owned());
+        while self.held > MAX_INDEXED_ROWS && self.order.len() > 1 {
+            let oldest = self.order.pop_front().expect("not empty");
+            if let Some(gone) = self.by_id.remove(&oldest) {
+                self.held -= gone.starts.len();
+            }
+        }
+    }
+}
+
+async fn read_with_etag(lake: &Lake, bucket: &str, key: &str) -> Result<(String, Vec<u8>), ServiceError> {
+    let (info, mut rx) = lake.get(bucket, key, None)?;
+    let mut data = Vec::with_capacity(info.size as usize);
+    while let Some(chunk) = rx.recv().await {
+        data.extend_from_slice(&chunk.map_err(internal)?);
+    }
+    Ok((info.etag, data))
+}
+
+async fn read_all(
+    lake: &Lake,
+    bucket: &str,
+    key: &str,
+    range: Option<std::ops::Range<u64>>,
+) -> Result<Vec<u8>, ServiceError> {
+    let (_, mut rx) = lake.get(bucket, key, range)?;
+    let mut data = Vec::new();
+    while let Some(chunk) = rx.recv().await {
+        data.extend_from_slice(&chunk.map_err(internal)?);
+    }
+    Ok(data)
+}
+
 impl Queries {
     pub fn new(
         store: Arc<Store>,
@@ -264,6 +344,7 @@ impl Queries {
             pool,
             slots: Arc::new(Semaphore::new(concurrency.max(1))),
             running: Mutex::new(HashMap::new()),
+            row_index: Mutex::new(RowIndexes::default()),
         };
         q.recover()?;
         Ok(q)
@@ -311,30 +392,33 @@ impl Queries {
         self.store
             .get::<Execution>(EXECUTIONS, id.as_bytes())?
             .filter(|e| e.account == ctx.account_id && e.region == ctx.region)
-            .ok_or_else(|| invalid(format!("QueryExecution {id} was not found")))
+            .ok_or_else(|| {
+                invalid(format!("QueryExecution {id} was not found"))
+                    .with_extra("AthenaErrorCode", "QUERY_EXECUTION_NOT_FOUND")
+            })
     }
 
-    pub async fn start(self: &Arc<Self>, ctx: &RequestContext, r: Value) -> Result<Value, ServiceError> {
-        let query = text(&r, "QueryString")
-            .filter(|q| !q.trim().is_empty())
-            .ok_or_else(|| invalid("QueryString is required."))?;
-        let work_group = text(&r, "WorkGroup").unwrap_or(PRIMARY);
+    pub async fn start(
+        self: &Arc<Self>,
+        ctx: &RequestContext,
+        r: StartQueryExecutionInput,
+    ) -> Result<StartQueryExecutionOutput, ServiceError> {
+        let query = r.query_string.as_str();
+        if query.trim().is_empty() {
+            return Err(invalid("QueryString is required."));
+        }
+        let work_group = r.work_group.as_deref().unwrap_or(PRIMARY);
         let wg = workgroups::load(&self.store, ctx, work_group)?;
         if wg.state != "ENABLED" {
             return Err(invalid(format!("WorkGroup {work_group} is disabled.")));
         }
-        let enforce = wg
-            .configuration
-            .get("EnforceWorkGroupConfiguration")
-            .and_then(Value::as_bool)
-            == Some(true);
-        let wg_location = wg
-            .configuration
-            .pointer("/ResultConfiguration/OutputLocation")
-            .and_then(Value::as_str);
+        let enforce = wg.configuration.enforce_work_group_configuration == Some(true);
+        let wg_results = wg.configuration.result_configuration.as_ref();
+        let wg_location = wg_results.and_then(|c| c.output_location.as_deref());
         let given = r
-            .pointer("/ResultConfiguration/OutputLocation")
-            .and_then(Value::as_str);
+            .result_configuration
+            .as_ref()
+            .and_then(|c| c.output_location.as_deref());
         let location = if enforce { wg_location.or(given) } else { given.or(wg_location) }.ok_or_else(|| {
             invalid("No output location provided. An output location is required either through the Workgroup result configuration setting or as an API input.")
         })?;
@@ -343,22 +427,14 @@ impl Queries {
                 "OutputLocation {location} is not an s3:// location."
             )));
         }
-        // Athena's default age is 60 minutes, at most 7 days.
-        let reuse_max_age_minutes = match r.pointer("/ResultReuseConfiguration/ResultReuseByAgeConfiguration")
-        {
-            Some(c) if c.get("Enabled").and_then(Value::as_bool) == Some(true) => {
-                let age = c.get("MaxAgeInMinutes").and_then(Value::as_u64).unwrap_or(60);
-                if age > 10_080 {
-                    return Err(invalid("MaxAgeInMinutes must be at most 10080 (7 days)."));
-                }
-                Some(age)
-            }
-            _ => None,
-        };
-        let params: Option<Vec<String>> = r
-            .get("ExecutionParameters")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect());
+        // Athena's default age is 60 minutes, at most 7 days (the model's range).
+        let reuse_max_age_minutes = r
+            .result_reuse_configuration
+            .as_ref()
+            .and_then(|c| c.result_reuse_by_age_configuration.as_ref())
+            .filter(|c| c.enabled)
+            .map(|c| c.max_age_in_minutes.unwrap_or(60) as u64);
+        let params = r.execution_parameters.clone();
         let sql = match (&params, session::parse(query)) {
             // `EXECUTE name` with ExecutionParameters: they are its USING values.
             (Some(p), Some(Ok(Session::Execute { name, values }))) if values.is_empty() => {
@@ -367,14 +443,16 @@ impl Queries {
             (Some(p), _) => bind(query, p)?,
             (None, _) => query.to_owned(),
         };
-        if let Some(token) = text(&r, "ClientRequestToken")
+        if let Some(token) = &r.client_request_token
             && let Some(existing) = self
                 .store
                 .kv
                 .get(TOKENS, &key(&ctx.account_id, &ctx.region, &[token]))
                 .map_err(internal)?
         {
-            return Ok(json!({ "QueryExecutionId": String::from_utf8_lossy(&existing) }));
+            return Ok(StartQueryExecutionOutput {
+                query_execution_id: Some(String::from_utf8_lossy(&existing).into_owned()),
+            });
         }
         let id = uuid::Uuid::new_v4().to_string();
         let sep = if location.ends_with('/') { "" } else { "/" };
@@ -404,13 +482,10 @@ impl Queries {
             region: ctx.region.clone(),
             query: query.to_owned(),
             database: r
-                .pointer("/QueryExecutionContext/Database")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            catalog: r
-                .pointer("/QueryExecutionContext/Catalog")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+                .query_execution_context
+                .as_ref()
+                .and_then(|c| c.database.clone()),
+            catalog: r.query_execution_context.as_ref().and_then(|c| c.catalog.clone()),
             work_group: work_group.to_owned(),
             output,
             state: "QUEUED".into(),
@@ -428,13 +503,10 @@ impl Queries {
             input_rows: 0,
             output_rows: 0,
             output_bytes: 0,
-            bytes_scanned_cutoff: wg
-                .configuration
-                .get("BytesScannedCutoffPerQuery")
-                .and_then(Value::as_u64),
+            bytes_scanned_cutoff: wg.configuration.bytes_scanned_cutoff_per_query.map(|n| n as u64),
             reuse_max_age_minutes,
             reused: false,
-            result_configuration: result_configuration(&r, &wg.configuration, enforce),
+            result_configuration: result_configuration(r.result_configuration.as_ref(), wg_results, enforce),
             output_stage: None,
         };
         // Result reuse: a query that only reads, run the same way recently, is answered
@@ -455,7 +527,10 @@ impl Queries {
             e.completed_millis = Some(self.store.now());
         }
         let v = encode(&e).map_err(internal)?;
-        let token = text(&r, "ClientRequestToken").map(|t| key(&ctx.account_id, &ctx.region, &[t]));
+        let token = r
+            .client_request_token
+            .as_ref()
+            .map(|t| key(&ctx.account_id, &ctx.region, &[t]));
         let idb = id.clone();
         self.store
             .kv
@@ -469,7 +544,9 @@ impl Queries {
             .await
             .map_err(internal)?;
         if e.reused {
-            return Ok(json!({ "QueryExecutionId": id }));
+            return Ok(StartQueryExecutionOutput {
+                query_execution_id: Some(id),
+            });
         }
         let me = self.clone();
         let scope = Scope::from(ctx);
@@ -488,7 +565,9 @@ impl Queries {
                 done,
             },
         );
-        Ok(json!({ "QueryExecutionId": id }))
+        Ok(StartQueryExecutionOutput {
+            query_execution_id: Some(id),
+        })
     }
 
     /// The latest execution whose results a new one may reuse: the same query text, context,
@@ -601,7 +680,6 @@ impl Queries {
         let mut output_stage = None;
         let bound;
         let mut sql = sql;
-        let statement = |name: &str| json!({"StatementName": name, "WorkGroup": e.work_group});
         let user = |err: ServiceError| failure(2, 1003, err.message);
         let session_only = match session::parse(sql) {
             None => false,
@@ -610,19 +688,22 @@ impl Queries {
                 name,
                 statement: query,
             })) => {
-                let mut r = statement(&name);
-                r["QueryStatement"] = json!(query);
                 // PREPARE replaces a statement of the same name.
-                if workgroups::load_prepared_statement(&self.store, ctx, &e.work_group, &name).is_ok() {
-                    workgroups::put_prepared_statement(&self.store, ctx, r, false).await
-                } else {
-                    workgroups::put_prepared_statement(&self.store, ctx, r, true).await
-                }
-                .map_err(user)?;
+                let exists =
+                    workgroups::load_prepared_statement(&self.store, ctx, &e.work_group, &name).is_ok();
+                let statement = workgroups::Statement {
+                    work_group: &e.work_group,
+                    name: &name,
+                    query: &query,
+                    description: None,
+                };
+                workgroups::put_prepared_statement(&self.store, ctx, statement, !exists)
+                    .await
+                    .map_err(user)?;
                 true
             }
             Some(Ok(Session::Deallocate { name })) => {
-                workgroups::delete_prepared_statement(&self.store, ctx, statement(&name))
+                workgroups::remove_prepared_statement(&self.store, ctx, &e.work_group, &name)
                     .await
                     .map_err(user)?;
                 true
@@ -741,8 +822,12 @@ impl Queries {
     }
 
     /// GetQueryRuntimeStatistics: the timeline and row counts of a finished query.
-    pub fn runtime_statistics(&self, ctx: &RequestContext, r: Value) -> Result<Value, ServiceError> {
-        let e = self.load(ctx, text(&r, "QueryExecutionId").unwrap_or_default())?;
+    pub fn runtime_statistics(
+        &self,
+        ctx: &RequestContext,
+        r: GetQueryRuntimeStatisticsInput,
+    ) -> Result<GetQueryRuntimeStatisticsOutput, ServiceError> {
+        let e = self.load(ctx, &r.query_execution_id)?;
         if e.state == "QUEUED" || e.state == "RUNNING" {
             return Err(invalid(format!(
                 "Query {} has not finished yet: runtime statistics are available once it completes.",
@@ -750,29 +835,44 @@ impl Queries {
             )));
         }
         let (total, queued) = e.total_and_queued_millis();
-        let mut stats = json!({
-            "Timeline": {
-                "QueryQueueTimeInMillis": queued,
-                "ServicePreProcessingTimeInMillis": 0,
-                "QueryPlanningTimeInMillis": 0,
-                "EngineExecutionTimeInMillis": e.engine_millis,
-                "ServiceProcessingTimeInMillis": (total - queued - e.engine_millis as i64).max(0),
-                "TotalExecutionTimeInMillis": total,
-            },
-        });
+        let timeline = QueryRuntimeStatisticsTimeline {
+            query_queue_time_in_millis: Some(queued),
+            service_pre_processing_time_in_millis: Some(0),
+            query_planning_time_in_millis: Some(0),
+            engine_execution_time_in_millis: Some(e.engine_millis as i64),
+            service_processing_time_in_millis: Some((total - queued - e.engine_millis as i64).max(0)),
+            total_execution_time_in_millis: Some(total),
+        };
         // Row counts exist for statements that ran on the engine.
-        if e.state == "SUCCEEDED" && e.statement_type == "DML" {
-            stats["Rows"] = json!({"InputRows": e.input_rows, "InputBytes": e.scanned_bytes,
-                                   "OutputBytes": e.output_bytes, "OutputRows": e.output_rows});
-        }
-        if let Some(stage) = &e.output_stage {
-            stats["OutputStage"] = stage.clone();
-        }
-        Ok(json!({ "QueryRuntimeStatistics": stats }))
+        let rows =
+            (e.state == "SUCCEEDED" && e.statement_type == "DML").then_some(QueryRuntimeStatisticsRows {
+                input_rows: Some(e.input_rows as i64),
+                input_bytes: Some(e.scanned_bytes as i64),
+                output_bytes: Some(e.output_bytes as i64),
+                output_rows: Some(e.output_rows as i64),
+            });
+        let output_stage = match &e.output_stage {
+            Some(stage) => Some(
+                serde_json::from_value::<QueryStage>(stage.clone())
+                    .map_err(|err| internal(format!("stored output stage: {err}")))?,
+            ),
+            None => None,
+        };
+        Ok(GetQueryRuntimeStatisticsOutput {
+            query_runtime_statistics: Some(QueryRuntimeStatistics {
+                timeline: Some(timeline),
+                rows,
+                output_stage,
+            }),
+        })
     }
 
-    pub async fn get(&self, ctx: &RequestContext, r: Value) -> Result<Value, ServiceError> {
-        let id = text(&r, "QueryExecutionId").unwrap_or_default();
+    pub async fn get(
+        &self,
+        ctx: &RequestContext,
+        r: GetQueryExecutionInput,
+    ) -> Result<GetQueryExecutionOutput, ServiceError> {
+        let id = r.query_execution_id.as_str();
         let mut e = self.load(ctx, id)?;
         if e.state == "QUEUED" || e.state == "RUNNING" {
             let done = self.running.lock().unwrap().get(id).map(|r| r.done.clone());
@@ -781,23 +881,39 @@ impl Queries {
                 e = self.load(ctx, id)?;
             }
         }
-        Ok(json!({ "QueryExecution": e.view() }))
+        Ok(GetQueryExecutionOutput {
+            query_execution: Some(e.view()),
+        })
     }
 
-    pub fn batch_get(&self, ctx: &RequestContext, r: Value) -> Result<Value, ServiceError> {
-        let ids = batch_ids(&r, "QueryExecutionIds")?;
+    pub fn batch_get(
+        &self,
+        ctx: &RequestContext,
+        r: BatchGetQueryExecutionInput,
+    ) -> Result<BatchGetQueryExecutionOutput, ServiceError> {
         let (mut found, mut missing) = (Vec::new(), Vec::new());
-        for id in ids {
-            match self.load(ctx, id) {
+        for id in r.query_execution_ids {
+            match self.load(ctx, &id) {
                 Ok(e) => found.push(e.view()),
-                Err(err) => missing.push(json!({"QueryExecutionId": id, "ErrorCode": "INVALID_INPUT", "ErrorMessage": err.message})),
+                Err(err) => missing.push(UnprocessedQueryExecutionId {
+                    query_execution_id: Some(id),
+                    error_code: Some("INVALID_INPUT".into()),
+                    error_message: Some(err.message),
+                }),
             }
         }
-        Ok(json!({ "QueryExecutions": found, "UnprocessedQueryExecutionIds": missing }))
+        Ok(BatchGetQueryExecutionOutput {
+            query_executions: Some(found),
+            unprocessed_query_execution_ids: Some(missing),
+        })
     }
 
-    pub fn list(&self, ctx: &RequestContext, r: Value) -> Result<Value, ServiceError> {
-        let wg = text(&r, "WorkGroup").unwrap_or(PRIMARY);
+    pub fn list(
+        &self,
+        ctx: &RequestContext,
+        r: ListQueryExecutionsInput,
+    ) -> Result<ListQueryExecutionsOutput, ServiceError> {
+        let wg = r.work_group.as_deref().unwrap_or(PRIMARY);
         workgroups::load(&self.store, ctx, wg)?;
         let mut all: Vec<Execution> = self
             .store
@@ -812,14 +928,25 @@ impl Queries {
             .enumerate()
             .map(|(i, e)| (format!("{i:010}"), e.id))
             .collect();
-        let (ids, next) = page(keyed, |(k, _)| k.clone(), &r, 50)?;
-        Ok(
-            json!({ "QueryExecutionIds": ids.into_iter().map(|(_, id)| id).collect::<Vec<_>>(), "NextToken": next }),
-        )
+        let (ids, next) = page(
+            keyed,
+            |(k, _)| k.clone(),
+            r.next_token.as_deref(),
+            r.max_results,
+            50,
+        )?;
+        Ok(ListQueryExecutionsOutput {
+            query_execution_ids: Some(ids.into_iter().map(|(_, id)| id).collect()),
+            next_token: next,
+        })
     }
 
-    pub async fn stop(&self, ctx: &RequestContext, r: Value) -> Result<Value, ServiceError> {
-        let mut e = self.load(ctx, text(&r, "QueryExecutionId").unwrap_or_default())?;
+    pub async fn stop(
+        &self,
+        ctx: &RequestContext,
+        r: StopQueryExecutionInput,
+    ) -> Result<StopQueryExecutionOutput, ServiceError> {
+        let mut e = self.load(ctx, &r.query_execution_id)?;
         // Only a query still under way is cancelled: one that has just recorded its outcome
         // (and left `running`) keeps it.
         let under_way = self.running.lock().unwrap().remove(&e.id);
@@ -830,11 +957,15 @@ impl Queries {
             e.completed_millis = Some(self.store.now());
             self.save(&e)?.await?;
         }
-        Ok(json!({}))
+        Ok(StopQueryExecutionOutput {})
     }
 
-    pub async fn results(&self, ctx: &RequestContext, r: Value) -> Result<Value, ServiceError> {
-        let e = self.load(ctx, text(&r, "QueryExecutionId").unwrap_or_default())?;
+    pub async fn results(
+        &self,
+        ctx: &RequestContext,
+        r: GetQueryResultsInput,
+    ) -> Result<GetQueryResultsOutput, ServiceError> {
+        let e = self.load(ctx, &r.query_execution_id)?;
         match e.state.as_str() {
             "SUCCEEDED" => {}
             "FAILED" | "CANCELLED" => {
@@ -849,53 +980,99 @@ impl Queries {
                 )));
             }
         }
-        let max = match r.get("MaxResults").and_then(Value::as_u64) {
-            None => 1000,
-            Some(n @ 1..=1000) => n as usize,
-            Some(_) => return Err(invalid("MaxResults must be between 1 and 1000.")),
+        let columns: Vec<crate::api::ColumnInfo> = e
+            .columns
+            .iter()
+            .map(|(name, t, nullable)| ColumnInfo::new(name, t).described(*nullable))
+            .collect();
+        let result_set = |rows: Vec<Row>, columns| ResultSet {
+            rows: Some(rows),
+            result_set_metadata: Some(ResultSetMetadata {
+                column_info: Some(columns),
+            }),
         };
         if let Some(n) = e.update_count {
             // CTAS, INSERT INTO and UNLOAD report the rows they wrote, no result set.
-            return Ok(json!({
-                "UpdateCount": n,
-                "ResultSet": {"Rows": [], "ResultSetMetadata": {"ColumnInfo": []}},
-            }));
+            return Ok(GetQueryResultsOutput {
+                update_count: Some(n as i64),
+                result_set: Some(result_set(Vec::new(), Vec::new())),
+                next_token: None,
+            });
         }
-        let (bucket, key) = split_s3_url(&e.output).expect("stored locations are s3");
-        let (_, mut rx) = self.lake.get(bucket, key, None)?;
-        let mut data = Vec::new();
-        while let Some(chunk) = rx.recv().await {
-            data.extend_from_slice(&chunk.map_err(internal)?);
-        }
-        // A query's header row is the first row of the first page, as Athena returns it; DDL
-        // and utility results have no header, one value per line.
-        let data = String::from_utf8_lossy(&data);
-        let rows = if e.statement_type == "DML" {
-            parse_csv(&data)
-        } else if data.is_empty() {
-            Vec::new()
-        } else {
-            data.split('\n').map(|l| vec![Some(l.to_owned())]).collect()
-        };
-        let start: usize = match text(&r, "NextToken") {
+        let max = r.max_results.unwrap_or(1000) as usize;
+        let start: usize = match &r.next_token {
             Some(t) => t.parse().map_err(|_| invalid("Invalid NextToken."))?,
             None => 0,
         };
-        let end = (start + max).min(rows.len());
-        let page: Vec<Value> = rows[start.min(rows.len())..end]
-            .iter()
-            .map(|row| json!({"Data": row.iter().map(|v| match v { Some(s) => json!({"VarCharValue": s}), None => json!({}) }).collect::<Vec<_>>()}))
+        let (bucket, key) = split_s3_url(&e.output).expect("stored locations are s3");
+        // A query's header row is the first row of the first page, as Athena returns it; DDL
+        // and utility results have no header, one value per line.
+        let (page, total) = if e.statement_type == "DML" {
+            self.csv_page(&e.id, bucket, key, start, max).await?
+        } else {
+            let data = read_all(&self.lake, bucket, key, None).await?;
+            let data = String::from_utf8_lossy(&data);
+            let rows: Vec<Vec<Option<String>>> = if data.is_empty() {
+                Vec::new()
+            } else {
+                data.split('\n').map(|l| vec![Some(l.to_owned())]).collect()
+            };
+            let end = (start + max).min(rows.len());
+            (rows[start.min(end)..end].to_vec(), rows.len())
+        };
+        let end = start + page.len();
+        let rows = page
+            .into_iter()
+            .map(|row| Row {
+                data: Some(row.into_iter().map(|v| Datum { var_char_value: v }).collect()),
+            })
             .collect();
-        let columns: Vec<Value> = e
-            .columns
-            .iter()
-            .map(|(name, t, nullable)| ColumnInfo::new(name, t).json(*nullable))
-            .collect();
-        Ok(json!({
-            "UpdateCount": 0,
-            "ResultSet": {"Rows": page, "ResultSetMetadata": {"ColumnInfo": columns}},
-            "NextToken": (end < rows.len()).then(|| end.to_string()),
-        }))
+        Ok(GetQueryResultsOutput {
+            update_count: Some(0),
+            result_set: Some(result_set(rows, columns)),
+            next_token: (end < total).then(|| end.to_string()),
+        })
+    }
+
+    /// Rows `start..start + max` of a CSV result and how many rows it has. The first page reads
+    /// the file once to learn where each row starts; every page after is one ranged read of
+    /// just its rows (a client paging through a million rows does not re-read them all per
+    /// page).
+    async fn csv_page(
+        &self,
+        id: &str,
+        bucket: &str,
+        key: &str,
+        start: usize,
+        max: usize,
+    ) -> Result<(Vec<Vec<Option<String>>>, usize), ServiceError> {
+        let current = self.lake.head(bucket, key)?.map(|o| o.etag);
+        let known = self
+            .row_index
+            .lock()
+            .unwrap()
+            .get(id)
+            .filter(|i| Some(&i.etag) == current.as_ref());
+        let index = match known {
+            Some(index) => index,
+            None => {
+                let (etag, data) = read_with_etag(&self.lake, bucket, key).await?;
+                let index = Arc::new(RowIndex {
+                    etag,
+                    starts: csv_row_starts(&data),
+                });
+                self.row_index.lock().unwrap().insert(id, index.clone());
+                index
+            }
+        };
+        let total = index.starts.len() - 1;
+        let end = (start + max).min(total);
+        if start >= end {
+            return Ok((Vec::new(), total));
+        }
+        let range = index.starts[start]..index.starts[end];
+        let data = read_all(&self.lake, bucket, key, Some(range)).await?;
+        Ok((parse_csv(&String::from_utf8_lossy(&data)), total))
     }
 }
 

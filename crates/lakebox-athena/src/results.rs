@@ -5,7 +5,6 @@
 
 use lakebox_athena_engine::QueryOutput;
 use lakebox_protocol::protobuf::Writer;
-use serde_json::{Value, json};
 
 /// Athena's CSV: every value in double quotes (quotes doubled), NULL as nothing.
 pub fn csv(out: &QueryOutput) -> Vec<u8> {
@@ -72,6 +71,24 @@ pub fn parse_csv(data: &str) -> Vec<Vec<Option<String>>> {
     rows
 }
 
+/// Where each row of Athena's CSV starts, and (last) where the data ends: a page of rows is
+/// then one ranged read, `starts[i]..starts[j]`, parsed with [`parse_csv`].
+pub fn csv_row_starts(data: &[u8]) -> Vec<u64> {
+    let mut starts = vec![0];
+    let mut in_quotes = false;
+    for (i, b) in data.iter().enumerate() {
+        match b {
+            b'"' => in_quotes = !in_quotes,
+            b'\n' if !in_quotes => starts.push(i as u64 + 1),
+            _ => {}
+        }
+    }
+    if starts.last() != Some(&(data.len() as u64)) {
+        starts.push(data.len() as u64);
+    }
+    starts
+}
+
 /// Athena's ColumnInfo for a result column of type `athena_type` (`decimal(10,2)`, `varchar`,
 /// `array(integer)`): the base type name, and precision and scale as Trino's JDBC reports
 /// them.
@@ -132,11 +149,24 @@ impl ColumnInfo {
     }
 
     /// As GetQueryResults returns it.
-    pub fn json(&self, nullable: bool) -> Value {
-        json!({"CatalogName": "hive", "SchemaName": "", "TableName": "", "Name": self.name, "Label": self.name,
-               "Type": self.type_, "Precision": self.precision.unwrap_or(0), "Scale": self.scale.unwrap_or(0),
-               "Nullable": if nullable { "UNKNOWN" } else { "NOT_NULL" },
-               "CaseSensitive": self.case_sensitive.unwrap_or(false)})
+    pub fn described(&self, nullable: bool) -> crate::api::ColumnInfo {
+        use crate::api::ColumnNullable;
+        crate::api::ColumnInfo {
+            catalog_name: Some("hive".into()),
+            schema_name: Some(String::new()),
+            table_name: Some(String::new()),
+            name: self.name.clone(),
+            label: Some(self.name.clone()),
+            r#type: self.type_.clone(),
+            precision: Some(self.precision.unwrap_or(0) as i32),
+            scale: Some(self.scale.unwrap_or(0) as i32),
+            nullable: Some(if nullable {
+                ColumnNullable::Unknown_
+            } else {
+                ColumnNullable::NotNull
+            }),
+            case_sensitive: Some(self.case_sensitive.unwrap_or(false)),
+        }
     }
 }
 

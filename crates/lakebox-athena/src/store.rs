@@ -23,25 +23,6 @@ pub fn internal(e: impl std::fmt::Display) -> ServiceError {
     ServiceError::new("InternalServerException", 500, e.to_string())
 }
 
-/// The strings of the list `key` of a request (`QueryExecutionIds`, `NamedQueryIds`, …).
-pub fn strings<'a>(r: &'a serde_json::Value, key: &str) -> Vec<&'a str> {
-    r.get(key)
-        .and_then(serde_json::Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(serde_json::Value::as_str)
-        .collect()
-}
-
-/// The ids of a Batch… request: 1 to 50 of them, as Athena allows.
-pub fn batch_ids<'a>(r: &'a serde_json::Value, key: &str) -> Result<Vec<&'a str>, ServiceError> {
-    let ids = strings(r, key);
-    if ids.is_empty() || ids.len() > 50 {
-        return Err(invalid(format!("{key} must hold 1 to 50 ids.")));
-    }
-    Ok(ids)
-}
-
 pub fn invalid(message: impl Into<String>) -> ServiceError {
     ServiceError::client("InvalidRequestException", message)
 }
@@ -95,18 +76,15 @@ impl Store {
     }
 }
 
-/// [`lakebox_core::paging::page`] over a request's `MaxResults` and `NextToken`.
+/// [`lakebox_core::paging::page`] over a request's `NextToken` and `MaxResults` (the model
+/// bounds MaxResults; `default` is the operation's page size when none is given).
 pub fn page<T>(
     items: Vec<T>,
     key: impl Fn(&T) -> String,
-    r: &serde_json::Value,
+    token: Option<&str>,
+    max_results: Option<i32>,
     default: usize,
 ) -> Result<(Vec<T>, Option<String>), ServiceError> {
-    let max = r
-        .get("MaxResults")
-        .and_then(serde_json::Value::as_u64)
-        .map(|n| n as usize)
-        .unwrap_or(default);
-    let token = r.get("NextToken").and_then(serde_json::Value::as_str);
+    let max = max_results.map_or(default, |n| n.max(1) as usize);
     lakebox_core::paging::page(items, key, token, max).map_err(|_| invalid("Invalid NextToken."))
 }

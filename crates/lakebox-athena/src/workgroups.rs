@@ -5,37 +5,44 @@ use std::collections::BTreeMap;
 use lakebox_core::{RequestContext, ServiceError};
 use lakebox_protocol::Timestamp;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
+use crate::api::*;
 use crate::store::*;
 
 pub const PRIMARY: &str = "primary";
+const ENGINE_3: &str = "Athena engine version 3";
 
+/// A workgroup as stored: its configuration is the model's shape (stored as the JSON the API
+/// speaks, so records written before the operation layer was generated still read).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct WorkGroup {
+pub struct StoredWorkGroup {
     pub name: String,
     pub state: String,
     pub description: Option<String>,
-    pub configuration: Value,
+    pub configuration: WorkGroupConfiguration,
     pub created_millis: i64,
 }
 
-fn engine_version() -> Value {
-    json!({"SelectedEngineVersion": "AUTO", "EffectiveEngineVersion": "Athena engine version 3"})
+pub fn engine_version() -> EngineVersion {
+    EngineVersion {
+        selected_engine_version: Some("AUTO".into()),
+        effective_engine_version: Some(ENGINE_3.into()),
+    }
 }
 
-fn default_configuration() -> Value {
-    json!({
-        "EnforceWorkGroupConfiguration": false,
-        "PublishCloudWatchMetricsEnabled": false,
-        "RequesterPaysEnabled": false,
-        "EngineVersion": engine_version(),
-    })
+fn default_configuration() -> WorkGroupConfiguration {
+    WorkGroupConfiguration {
+        enforce_work_group_configuration: Some(false),
+        publish_cloud_watch_metrics_enabled: Some(false),
+        requester_pays_enabled: Some(false),
+        engine_version: Some(engine_version()),
+        ..Default::default()
+    }
 }
 
-impl WorkGroup {
-    fn primary() -> WorkGroup {
-        WorkGroup {
+impl StoredWorkGroup {
+    fn primary() -> StoredWorkGroup {
+        StoredWorkGroup {
             name: PRIMARY.into(),
             state: "ENABLED".into(),
             description: None,
@@ -44,44 +51,35 @@ impl WorkGroup {
         }
     }
 
-    fn view(&self) -> Value {
-        json!({
-            "Name": self.name,
-            "State": self.state,
-            "Configuration": self.configuration,
-            "Description": self.description,
-            "CreationTime": Timestamp::from_millis(self.created_millis),
-        })
+    fn view(&self) -> WorkGroup {
+        WorkGroup {
+            name: self.name.clone(),
+            state: Some(WorkGroupState::from(self.state.as_str())),
+            configuration: Some(self.configuration.clone()),
+            description: self.description.clone(),
+            creation_time: Some(Timestamp::from_millis(self.created_millis)),
+            ..Default::default()
+        }
     }
 }
 
-fn text<'a>(r: &'a Value, k: &str) -> Option<&'a str> {
-    r.get(k).and_then(Value::as_str)
-}
-
-fn check_workgroup_name(name: &str) -> Result<(), ServiceError> {
-    if name.is_empty()
-        || name.len() > 128
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
-    {
-        return Err(invalid(format!(
-            "WorkGroup name '{name}' is invalid: use 1 to 128 letters, digits, '.', '_' or '-'."
-        )));
+/// Whatever engine version is asked for, this is the one that runs.
+fn effective_engine(c: &mut WorkGroupConfiguration) {
+    if let Some(ev) = &mut c.engine_version {
+        ev.effective_engine_version = Some(ENGINE_3.into());
     }
-    Ok(())
 }
 
-fn check_configuration(c: &Value) -> Result<(), ServiceError> {
+fn check_configuration(c: &WorkGroupConfiguration) -> Result<(), ServiceError> {
     if let Some(loc) = c
-        .pointer("/ResultConfiguration/OutputLocation")
-        .and_then(Value::as_str)
+        .result_configuration
+        .as_ref()
+        .and_then(|r| r.output_location.as_deref())
         && !loc.starts_with("s3://")
     {
         return Err(invalid(format!("OutputLocation {loc} is not an s3:// location.")));
     }
-    if let Some(n) = c.get("BytesScannedCutoffPerQuery").and_then(Value::as_i64)
+    if let Some(n) = c.bytes_scanned_cutoff_per_query
         && n < 10_000_000
     {
         return Err(invalid(
@@ -92,38 +90,48 @@ fn check_configuration(c: &Value) -> Result<(), ServiceError> {
 }
 
 /// The workgroup of that name, `primary` included.
-pub fn load(s: &Store, ctx: &RequestContext, name: &str) -> Result<WorkGroup, ServiceError> {
-    match s.get::<WorkGroup>(WORKGROUPS, &key(&ctx.account_id, &ctx.region, &[name]))? {
+pub fn load(s: &Store, ctx: &RequestContext, name: &str) -> Result<StoredWorkGroup, ServiceError> {
+    match s.get::<StoredWorkGroup>(WORKGROUPS, &key(&ctx.account_id, &ctx.region, &[name]))? {
         Some(w) => Ok(w),
-        None if name == PRIMARY => Ok(WorkGroup::primary()),
+        None if name == PRIMARY => Ok(StoredWorkGroup::primary()),
         None => Err(invalid(format!("WorkGroup {name} is not found."))),
     }
 }
 
-pub async fn create(s: &Store, ctx: &RequestContext, r: Value) -> Result<Value, ServiceError> {
-    let name = text(&r, "Name").unwrap_or_default().to_owned();
-    check_workgroup_name(&name)?;
-    let mut configuration = default_configuration();
-    if let (Some(c), Some(given)) = (
-        configuration.as_object_mut(),
-        r.get("Configuration").and_then(Value::as_object),
-    ) {
-        for (k, v) in given {
-            c.insert(k.clone(), v.clone());
-        }
+/// Fills in what the caller left out of a configuration with the defaults.
+fn with_defaults(given: Option<WorkGroupConfiguration>) -> WorkGroupConfiguration {
+    let d = default_configuration();
+    let Some(c) = given else { return d };
+    WorkGroupConfiguration {
+        enforce_work_group_configuration: c
+            .enforce_work_group_configuration
+            .or(d.enforce_work_group_configuration),
+        publish_cloud_watch_metrics_enabled: c
+            .publish_cloud_watch_metrics_enabled
+            .or(d.publish_cloud_watch_metrics_enabled),
+        requester_pays_enabled: c.requester_pays_enabled.or(d.requester_pays_enabled),
+        engine_version: c.engine_version.clone().or(d.engine_version),
+        ..c
     }
-    if let Some(ev) = configuration.get_mut("EngineVersion") {
-        ev["EffectiveEngineVersion"] = json!("Athena engine version 3");
-    }
+}
+
+pub async fn create(
+    s: &Store,
+    ctx: &RequestContext,
+    r: CreateWorkGroupInput,
+) -> Result<CreateWorkGroupOutput, ServiceError> {
+    let name = r.name;
+    let mut configuration = with_defaults(r.configuration);
+    effective_engine(&mut configuration);
     check_configuration(&configuration)?;
-    let wg = WorkGroup {
+    let wg = StoredWorkGroup {
         name: name.clone(),
         state: "ENABLED".into(),
-        description: text(&r, "Description").map(str::to_owned),
+        description: r.description,
         configuration,
         created_millis: s.now(),
     };
-    let tags = tag_map(r.get("Tags"));
+    let tags = tag_map(r.tags.unwrap_or_default());
     let k = key(&ctx.account_id, &ctx.region, &[&name]);
     let tag_key = key(&ctx.account_id, &ctx.region, &[&workgroup_arn(ctx, &name)]);
     let v = encode(&wg).map_err(internal)?;
@@ -143,81 +151,127 @@ pub async fn create(s: &Store, ctx: &RequestContext, r: Value) -> Result<Value, 
     if !created {
         return Err(invalid(format!("WorkGroup {name} is already created")));
     }
-    Ok(json!({}))
+    Ok(CreateWorkGroupOutput {})
 }
 
-pub fn get(s: &Store, ctx: &RequestContext, r: Value) -> Result<Value, ServiceError> {
-    let wg = load(s, ctx, text(&r, "WorkGroup").unwrap_or_default())?;
-    Ok(json!({ "WorkGroup": wg.view() }))
+pub fn get(
+    s: &Store,
+    ctx: &RequestContext,
+    r: GetWorkGroupInput,
+) -> Result<GetWorkGroupOutput, ServiceError> {
+    let wg = load(s, ctx, &r.work_group)?;
+    Ok(GetWorkGroupOutput {
+        work_group: Some(wg.view()),
+    })
 }
 
-fn all(s: &Store, ctx: &RequestContext) -> Result<Vec<WorkGroup>, ServiceError> {
-    let mut out: Vec<WorkGroup> = s.scan(WORKGROUPS, &prefix(&ctx.account_id, &ctx.region, &[]))?;
+fn all(s: &Store, ctx: &RequestContext) -> Result<Vec<StoredWorkGroup>, ServiceError> {
+    let mut out: Vec<StoredWorkGroup> = s.scan(WORKGROUPS, &prefix(&ctx.account_id, &ctx.region, &[]))?;
     if !out.iter().any(|w| w.name == PRIMARY) {
-        out.push(WorkGroup::primary());
+        out.push(StoredWorkGroup::primary());
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
 }
 
-pub fn list(s: &Store, ctx: &RequestContext, r: Value) -> Result<Value, ServiceError> {
-    let (list, next) = page(all(s, ctx)?, |w| w.name.clone(), &r, 50)?;
-    let list: Vec<Value> = list
-        .iter()
-        .map(|w| {
-            json!({"Name": w.name, "State": w.state, "Description": w.description,
-                   "CreationTime": Timestamp::from_millis(w.created_millis),
-                   "EngineVersion": w.configuration.get("EngineVersion").cloned().unwrap_or_else(engine_version)})
-        })
-        .collect();
-    Ok(json!({ "WorkGroups": list, "NextToken": next }))
+pub fn list(
+    s: &Store,
+    ctx: &RequestContext,
+    r: ListWorkGroupsInput,
+) -> Result<ListWorkGroupsOutput, ServiceError> {
+    let (list, next) = page(
+        all(s, ctx)?,
+        |w| w.name.clone(),
+        r.next_token.as_deref(),
+        r.max_results,
+        50,
+    )?;
+    Ok(ListWorkGroupsOutput {
+        work_groups: Some(
+            list.into_iter()
+                .map(|w| WorkGroupSummary {
+                    name: Some(w.name),
+                    state: Some(WorkGroupState::from(w.state.as_str())),
+                    description: w.description,
+                    creation_time: Some(Timestamp::from_millis(w.created_millis)),
+                    engine_version: Some(w.configuration.engine_version.unwrap_or_else(engine_version)),
+                    ..Default::default()
+                })
+                .collect(),
+        ),
+        next_token: next,
+    })
 }
 
-pub async fn update(s: &Store, ctx: &RequestContext, r: Value) -> Result<Value, ServiceError> {
-    let name = text(&r, "WorkGroup").unwrap_or_default().to_owned();
-    let mut wg = load(s, ctx, &name)?;
-    if let Some(d) = text(&r, "Description") {
-        wg.description = Some(d.to_owned());
+/// ResultConfigurationUpdates over a result configuration: each member given replaces it,
+/// each `Remove…` flag clears it.
+fn update_results(c: &mut ResultConfiguration, u: ResultConfigurationUpdates) {
+    if u.remove_output_location == Some(true) {
+        c.output_location = None;
     }
-    if let Some(st) = text(&r, "State") {
-        if st != "ENABLED" && st != "DISABLED" {
-            return Err(invalid(format!("Invalid State {st}.")));
-        }
-        wg.state = st.to_owned();
+    if u.remove_encryption_configuration == Some(true) {
+        c.encryption_configuration = None;
     }
-    if let Some(u) = r.get("ConfigurationUpdates").and_then(Value::as_object) {
-        let c = wg
-            .configuration
-            .as_object_mut()
-            .expect("configuration is an object");
-        for (k, v) in u {
-            match k.as_str() {
-                "ResultConfigurationUpdates" => {
-                    let rc = c.entry("ResultConfiguration").or_insert_with(|| json!({}));
-                    for (rk, rv) in v.as_object().into_iter().flatten() {
-                        if let Some(field) = rk.strip_prefix("Remove") {
-                            if rv.as_bool() == Some(true) {
-                                rc.as_object_mut().expect("object").remove(field);
-                            }
-                        } else {
-                            rc[rk.as_str()] = rv.clone();
-                        }
-                    }
-                }
-                "RemoveBytesScannedCutoffPerQuery" => {
-                    if v.as_bool() == Some(true) {
-                        c.remove("BytesScannedCutoffPerQuery");
-                    }
-                }
-                k if k.starts_with("Remove") => {}
-                other => {
-                    c.insert(other.to_owned(), v.clone());
-                }
+    if u.remove_expected_bucket_owner == Some(true) {
+        c.expected_bucket_owner = None;
+    }
+    if u.remove_acl_configuration == Some(true) {
+        c.acl_configuration = None;
+    }
+    c.output_location = u.output_location.or(c.output_location.take());
+    c.encryption_configuration = u.encryption_configuration.or(c.encryption_configuration.take());
+    c.expected_bucket_owner = u.expected_bucket_owner.or(c.expected_bucket_owner.take());
+    c.acl_configuration = u.acl_configuration.or(c.acl_configuration.take());
+}
+
+fn apply_updates(c: &mut WorkGroupConfiguration, u: WorkGroupConfigurationUpdates) {
+    if let Some(r) = u.result_configuration_updates {
+        update_results(c.result_configuration.get_or_insert_default(), r);
+    }
+    if u.remove_bytes_scanned_cutoff_per_query == Some(true) {
+        c.bytes_scanned_cutoff_per_query = None;
+    }
+    if u.remove_customer_content_encryption_configuration == Some(true) {
+        c.customer_content_encryption_configuration = None;
+    }
+    macro_rules! replace {
+        ($($field:ident),*) => {$(
+            if let Some(v) = u.$field {
+                c.$field = Some(v);
             }
-        }
-        if let Some(ev) = c.get_mut("EngineVersion") {
-            ev["EffectiveEngineVersion"] = json!("Athena engine version 3");
-        }
+        )*};
+    }
+    replace!(
+        enforce_work_group_configuration,
+        publish_cloud_watch_metrics_enabled,
+        bytes_scanned_cutoff_per_query,
+        requester_pays_enabled,
+        engine_version,
+        additional_configuration,
+        execution_role,
+        customer_content_encryption_configuration,
+        enable_minimum_encryption_configuration,
+        query_results_s3_access_grants_configuration,
+        monitoring_configuration
+    );
+}
+
+pub async fn update(
+    s: &Store,
+    ctx: &RequestContext,
+    r: UpdateWorkGroupInput,
+) -> Result<UpdateWorkGroupOutput, ServiceError> {
+    let name = r.work_group;
+    let mut wg = load(s, ctx, &name)?;
+    if let Some(d) = r.description {
+        wg.description = Some(d);
+    }
+    if let Some(st) = r.state {
+        wg.state = st.as_str().to_owned();
+    }
+    if let Some(u) = r.configuration_updates {
+        apply_updates(&mut wg.configuration, u);
+        effective_engine(&mut wg.configuration);
     }
     check_configuration(&wg.configuration)?;
     let k = key(&ctx.account_id, &ctx.region, &[&name]);
@@ -225,17 +279,21 @@ pub async fn update(s: &Store, ctx: &RequestContext, r: Value) -> Result<Value, 
     s.kv.write_async(move |b| b.put(WORKGROUPS, &k, &v))
         .await
         .map_err(internal)?;
-    Ok(json!({}))
+    Ok(UpdateWorkGroupOutput {})
 }
 
-pub async fn delete(s: &Store, ctx: &RequestContext, r: Value) -> Result<Value, ServiceError> {
-    let name = text(&r, "WorkGroup").unwrap_or_default().to_owned();
+pub async fn delete(
+    s: &Store,
+    ctx: &RequestContext,
+    r: DeleteWorkGroupInput,
+) -> Result<DeleteWorkGroupOutput, ServiceError> {
+    let name = r.work_group;
     if name == PRIMARY {
         return Err(invalid("The primary workgroup cannot be deleted."));
     }
     load(s, ctx, &name)?;
-    let recursive = r.get("RecursiveDeleteOption").and_then(Value::as_bool) == Some(true);
-    let queries: Vec<NamedQuery> = s.scan(NAMED_QUERIES, &prefix(&ctx.account_id, &ctx.region, &[]))?;
+    let recursive = r.recursive_delete_option == Some(true);
+    let queries: Vec<StoredNamedQuery> = s.scan(NAMED_QUERIES, &prefix(&ctx.account_id, &ctx.region, &[]))?;
     let mine: Vec<String> = queries
         .into_iter()
         .filter(|q| q.work_group == name)
@@ -268,13 +326,13 @@ pub async fn delete(s: &Store, ctx: &RequestContext, r: Value) -> Result<Value, 
     })
     .await
     .map_err(internal)?;
-    Ok(json!({}))
+    Ok(DeleteWorkGroupOutput {})
 }
 
 // ---- named queries ----
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct NamedQuery {
+pub struct StoredNamedQuery {
     pub id: String,
     pub name: String,
     pub description: Option<String>,
@@ -283,32 +341,38 @@ pub struct NamedQuery {
     pub work_group: String,
 }
 
-impl NamedQuery {
-    fn view(&self) -> Value {
-        json!({"Name": self.name, "Description": self.description, "Database": self.database,
-               "QueryString": self.query, "NamedQueryId": self.id, "WorkGroup": self.work_group})
+impl StoredNamedQuery {
+    fn view(&self) -> NamedQuery {
+        NamedQuery {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            database: self.database.clone(),
+            query_string: self.query.clone(),
+            named_query_id: Some(self.id.clone()),
+            work_group: Some(self.work_group.clone()),
+        }
     }
 }
 
-fn required<'a>(r: &'a Value, k: &str) -> Result<&'a str, ServiceError> {
-    text(r, k)
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| invalid(format!("{k} is required.")))
-}
-
-pub async fn create_named_query(s: &Store, ctx: &RequestContext, r: Value) -> Result<Value, ServiceError> {
-    let work_group = text(&r, "WorkGroup").unwrap_or(PRIMARY).to_owned();
+pub async fn create_named_query(
+    s: &Store,
+    ctx: &RequestContext,
+    r: CreateNamedQueryInput,
+) -> Result<CreateNamedQueryOutput, ServiceError> {
+    let work_group = r.work_group.unwrap_or_else(|| PRIMARY.to_owned());
     load(s, ctx, &work_group)?;
-    let q = NamedQuery {
+    let q = StoredNamedQuery {
         id: uuid::Uuid::new_v4().to_string(),
-        name: required(&r, "Name")?.to_owned(),
-        description: text(&r, "Description").map(str::to_owned),
-        database: required(&r, "Database")?.to_owned(),
-        query: required(&r, "QueryString")?.to_owned(),
+        name: r.name,
+        description: r.description,
+        database: r.database,
+        query: r.query_string,
         work_group,
     };
     // The same ClientRequestToken returns the query it created (idempotency).
-    let token = text(&r, "ClientRequestToken").map(|t| key(&ctx.account_id, &ctx.region, &[t]));
+    let token = r
+        .client_request_token
+        .map(|t| key(&ctx.account_id, &ctx.region, &[&t]));
     let k = key(&ctx.account_id, &ctx.region, &[&q.id]);
     let v = encode(&q).map_err(internal)?;
     let id = q.id.clone();
@@ -325,71 +389,103 @@ pub async fn create_named_query(s: &Store, ctx: &RequestContext, r: Value) -> Re
         })
         .await
         .map_err(internal)?;
-    Ok(json!({ "NamedQueryId": out }))
+    Ok(CreateNamedQueryOutput {
+        named_query_id: Some(out),
+    })
 }
 
-fn load_named_query(s: &Store, ctx: &RequestContext, id: &str) -> Result<NamedQuery, ServiceError> {
+fn load_named_query(s: &Store, ctx: &RequestContext, id: &str) -> Result<StoredNamedQuery, ServiceError> {
     s.get(NAMED_QUERIES, &key(&ctx.account_id, &ctx.region, &[id]))?
         .ok_or_else(|| invalid(format!("NamedQuery {id} was not found.")))
 }
 
-pub fn get_named_query(s: &Store, ctx: &RequestContext, r: Value) -> Result<Value, ServiceError> {
-    let q = load_named_query(s, ctx, text(&r, "NamedQueryId").unwrap_or_default())?;
-    Ok(json!({ "NamedQuery": q.view() }))
+pub fn get_named_query(
+    s: &Store,
+    ctx: &RequestContext,
+    r: GetNamedQueryInput,
+) -> Result<GetNamedQueryOutput, ServiceError> {
+    let q = load_named_query(s, ctx, &r.named_query_id)?;
+    Ok(GetNamedQueryOutput {
+        named_query: Some(q.view()),
+    })
 }
 
-pub fn batch_get_named_query(s: &Store, ctx: &RequestContext, r: Value) -> Result<Value, ServiceError> {
-    let ids = batch_ids(&r, "NamedQueryIds")?;
+pub fn batch_get_named_query(
+    s: &Store,
+    ctx: &RequestContext,
+    r: BatchGetNamedQueryInput,
+) -> Result<BatchGetNamedQueryOutput, ServiceError> {
     let (mut found, mut missing) = (Vec::new(), Vec::new());
-    for id in ids {
-        match load_named_query(s, ctx, id) {
+    for id in r.named_query_ids {
+        match load_named_query(s, ctx, &id) {
             Ok(q) => found.push(q.view()),
-            Err(e) => missing
-                .push(json!({"NamedQueryId": id, "ErrorCode": "INVALID_INPUT", "ErrorMessage": e.message})),
+            Err(e) => missing.push(UnprocessedNamedQueryId {
+                named_query_id: Some(id),
+                error_code: Some("INVALID_INPUT".into()),
+                error_message: Some(e.message),
+            }),
         }
     }
-    Ok(json!({ "NamedQueries": found, "UnprocessedNamedQueryIds": missing }))
+    Ok(BatchGetNamedQueryOutput {
+        named_queries: Some(found),
+        unprocessed_named_query_ids: Some(missing),
+    })
 }
 
-pub fn list_named_queries(s: &Store, ctx: &RequestContext, r: Value) -> Result<Value, ServiceError> {
-    let work_group = text(&r, "WorkGroup").unwrap_or(PRIMARY);
+pub fn list_named_queries(
+    s: &Store,
+    ctx: &RequestContext,
+    r: ListNamedQueriesInput,
+) -> Result<ListNamedQueriesOutput, ServiceError> {
+    let work_group = r.work_group.as_deref().unwrap_or(PRIMARY);
     load(s, ctx, work_group)?;
-    let all: Vec<NamedQuery> = s.scan(NAMED_QUERIES, &prefix(&ctx.account_id, &ctx.region, &[]))?;
+    let all: Vec<StoredNamedQuery> = s.scan(NAMED_QUERIES, &prefix(&ctx.account_id, &ctx.region, &[]))?;
     let mine: Vec<String> = all
         .into_iter()
         .filter(|q| q.work_group == work_group)
         .map(|q| q.id)
         .collect();
-    let (ids, next) = page(mine, |id| id.clone(), &r, 50)?;
-    Ok(json!({ "NamedQueryIds": ids, "NextToken": next }))
+    let (ids, next) = page(mine, |id| id.clone(), r.next_token.as_deref(), r.max_results, 50)?;
+    Ok(ListNamedQueriesOutput {
+        named_query_ids: Some(ids),
+        next_token: next,
+    })
 }
 
-pub async fn update_named_query(s: &Store, ctx: &RequestContext, r: Value) -> Result<Value, ServiceError> {
-    let mut q = load_named_query(s, ctx, text(&r, "NamedQueryId").unwrap_or_default())?;
-    q.name = required(&r, "Name")?.to_owned();
-    q.query = required(&r, "QueryString")?.to_owned();
-    q.description = text(&r, "Description").map(str::to_owned);
+pub async fn update_named_query(
+    s: &Store,
+    ctx: &RequestContext,
+    r: UpdateNamedQueryInput,
+) -> Result<UpdateNamedQueryOutput, ServiceError> {
+    let mut q = load_named_query(s, ctx, &r.named_query_id)?;
+    q.name = r.name;
+    q.query = r.query_string;
+    q.description = r.description;
     let k = key(&ctx.account_id, &ctx.region, &[&q.id]);
     let v = encode(&q).map_err(internal)?;
     s.kv.write_async(move |b| b.put(NAMED_QUERIES, &k, &v))
         .await
         .map_err(internal)?;
-    Ok(json!({}))
+    Ok(UpdateNamedQueryOutput {})
 }
 
-pub async fn delete_named_query(s: &Store, ctx: &RequestContext, r: Value) -> Result<Value, ServiceError> {
-    let q = load_named_query(s, ctx, text(&r, "NamedQueryId").unwrap_or_default())?;
+pub async fn delete_named_query(
+    s: &Store,
+    ctx: &RequestContext,
+    r: DeleteNamedQueryInput,
+) -> Result<DeleteNamedQueryOutput, ServiceError> {
+    let q = load_named_query(s, ctx, &r.named_query_id)?;
     let k = key(&ctx.account_id, &ctx.region, &[&q.id]);
     s.kv.write_async(move |b| b.delete(NAMED_QUERIES, &k))
         .await
         .map_err(internal)?;
-    Ok(json!({}))
+    Ok(DeleteNamedQueryOutput {})
 }
 
 // ---- prepared statements ----
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PreparedStatement {
+pub struct StoredPreparedStatement {
     pub name: String,
     pub query: String,
     pub work_group: String,
@@ -397,45 +493,45 @@ pub struct PreparedStatement {
     pub modified_millis: i64,
 }
 
-impl PreparedStatement {
-    fn view(&self) -> Value {
-        json!({"StatementName": self.name, "QueryStatement": self.query, "WorkGroupName": self.work_group,
-               "Description": self.description, "LastModifiedTime": Timestamp::from_millis(self.modified_millis)})
+impl StoredPreparedStatement {
+    fn view(&self) -> PreparedStatement {
+        PreparedStatement {
+            statement_name: Some(self.name.clone()),
+            query_statement: Some(self.query.clone()),
+            work_group_name: Some(self.work_group.clone()),
+            description: self.description.clone(),
+            last_modified_time: Some(Timestamp::from_millis(self.modified_millis)),
+        }
     }
 }
 
-fn check_statement_name(name: &str) -> Result<(), ServiceError> {
-    let ok = !name.is_empty()
-        && name.len() <= 256
-        && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    if ok {
-        Ok(())
-    } else {
-        Err(invalid(format!("Statement name '{name}' is invalid.")))
-    }
+/// A prepared statement to create or replace (from the API or from `PREPARE`).
+pub struct Statement<'a> {
+    pub work_group: &'a str,
+    pub name: &'a str,
+    pub query: &'a str,
+    pub description: Option<&'a str>,
 }
 
-/// Creates (`create`) or replaces a prepared statement.
+/// Creates (`create`) or replaces a prepared statement. The model checks the name's pattern
+/// for the API; `PREPARE` reaches here with a name the session parser read.
 pub async fn put_prepared_statement(
     s: &Store,
     ctx: &RequestContext,
-    r: Value,
+    p: Statement<'_>,
     create: bool,
-) -> Result<Value, ServiceError> {
-    let name = required(&r, "StatementName")?.to_owned();
-    check_statement_name(&name)?;
-    let work_group = required(&r, "WorkGroup")?.to_owned();
+) -> Result<(), ServiceError> {
+    let (name, work_group) = (p.name.to_owned(), p.work_group.to_owned());
     load(s, ctx, &work_group)?;
-    let p = PreparedStatement {
+    let stored = StoredPreparedStatement {
         name: name.clone(),
-        query: required(&r, "QueryStatement")?.to_owned(),
+        query: p.query.to_owned(),
         work_group: work_group.clone(),
-        description: text(&r, "Description").map(str::to_owned),
+        description: p.description.map(str::to_owned),
         modified_millis: s.now(),
     };
     let k = key(&ctx.account_id, &ctx.region, &[&work_group, &name]);
-    let v = encode(&p).map_err(internal)?;
+    let v = encode(&stored).map_err(internal)?;
     let done =
         s.kv.write_async(move |b| {
             let exists = b.get(PREPARED, &k)?.is_some();
@@ -448,15 +544,19 @@ pub async fn put_prepared_statement(
         .await
         .map_err(internal)?;
     match (done, create) {
-        (true, _) => Ok(json!({})),
+        (true, _) => Ok(()),
         (false, true) => Err(invalid(format!(
             "Prepared statement {name} already exists in workgroup {work_group}."
         ))),
-        (false, false) => Err(ServiceError::client(
-            "ResourceNotFoundException",
-            format!("Prepared statement {name} was not found in workgroup {work_group}."),
-        )),
+        (false, false) => Err(not_found(&name, &work_group)),
     }
+}
+
+fn not_found(name: &str, work_group: &str) -> ServiceError {
+    ServiceError::client(
+        "ResourceNotFoundException",
+        format!("Prepared statement {name} was not found in workgroup {work_group}."),
+    )
 }
 
 pub fn load_prepared_statement(
@@ -464,69 +564,87 @@ pub fn load_prepared_statement(
     ctx: &RequestContext,
     work_group: &str,
     name: &str,
-) -> Result<PreparedStatement, ServiceError> {
+) -> Result<StoredPreparedStatement, ServiceError> {
     s.get(PREPARED, &key(&ctx.account_id, &ctx.region, &[work_group, name]))?
-        .ok_or_else(|| {
-            ServiceError::client(
-                "ResourceNotFoundException",
-                format!("Prepared statement {name} was not found in workgroup {work_group}."),
-            )
-        })
+        .ok_or_else(|| not_found(name, work_group))
 }
 
-pub fn get_prepared_statement(s: &Store, ctx: &RequestContext, r: Value) -> Result<Value, ServiceError> {
-    let work_group = required(&r, "WorkGroup")?;
-    load(s, ctx, work_group)?;
-    let p = load_prepared_statement(s, ctx, work_group, required(&r, "StatementName")?)?;
-    Ok(json!({ "PreparedStatement": p.view() }))
+pub fn get_prepared_statement(
+    s: &Store,
+    ctx: &RequestContext,
+    r: GetPreparedStatementInput,
+) -> Result<GetPreparedStatementOutput, ServiceError> {
+    load(s, ctx, &r.work_group)?;
+    let p = load_prepared_statement(s, ctx, &r.work_group, &r.statement_name)?;
+    Ok(GetPreparedStatementOutput {
+        prepared_statement: Some(p.view()),
+    })
 }
 
 pub fn batch_get_prepared_statement(
     s: &Store,
     ctx: &RequestContext,
-    r: Value,
-) -> Result<Value, ServiceError> {
-    let work_group = required(&r, "WorkGroup")?;
-    load(s, ctx, work_group)?;
-    let names = strings(&r, "PreparedStatementNames");
+    r: BatchGetPreparedStatementInput,
+) -> Result<BatchGetPreparedStatementOutput, ServiceError> {
+    load(s, ctx, &r.work_group)?;
     let (mut found, mut missing) = (Vec::new(), Vec::new());
-    for n in names {
-        match load_prepared_statement(s, ctx, work_group, n) {
+    for n in r.prepared_statement_names {
+        match load_prepared_statement(s, ctx, &r.work_group, &n) {
             Ok(p) => found.push(p.view()),
-            Err(e) => missing.push(
-                json!({"StatementName": n, "ErrorCode": "STATEMENT_NOT_FOUND", "ErrorMessage": e.message}),
-            ),
+            Err(e) => missing.push(UnprocessedPreparedStatementName {
+                statement_name: Some(n),
+                error_code: Some("STATEMENT_NOT_FOUND".into()),
+                error_message: Some(e.message),
+            }),
         }
     }
-    Ok(json!({ "PreparedStatements": found, "UnprocessedPreparedStatementNames": missing }))
+    Ok(BatchGetPreparedStatementOutput {
+        prepared_statements: Some(found),
+        unprocessed_prepared_statement_names: Some(missing),
+    })
 }
 
-pub fn list_prepared_statements(s: &Store, ctx: &RequestContext, r: Value) -> Result<Value, ServiceError> {
-    let work_group = required(&r, "WorkGroup")?;
-    load(s, ctx, work_group)?;
-    let all: Vec<PreparedStatement> =
-        s.scan(PREPARED, &prefix(&ctx.account_id, &ctx.region, &[work_group]))?;
-    let (list, next) = page(all, |p| p.name.clone(), &r, 50)?;
-    let list: Vec<Value> = list
-        .iter()
-        .map(|p| json!({"StatementName": p.name, "LastModifiedTime": Timestamp::from_millis(p.modified_millis)}))
-        .collect();
-    Ok(json!({ "PreparedStatements": list, "NextToken": next }))
-}
-
-pub async fn delete_prepared_statement(
+pub fn list_prepared_statements(
     s: &Store,
     ctx: &RequestContext,
-    r: Value,
-) -> Result<Value, ServiceError> {
-    let work_group = required(&r, "WorkGroup")?.to_owned();
-    let name = required(&r, "StatementName")?.to_owned();
-    load_prepared_statement(s, ctx, &work_group, &name)?;
-    let k = key(&ctx.account_id, &ctx.region, &[&work_group, &name]);
+    r: ListPreparedStatementsInput,
+) -> Result<ListPreparedStatementsOutput, ServiceError> {
+    load(s, ctx, &r.work_group)?;
+    let all: Vec<StoredPreparedStatement> =
+        s.scan(PREPARED, &prefix(&ctx.account_id, &ctx.region, &[&r.work_group]))?;
+    let (list, next) = page(
+        all,
+        |p| p.name.clone(),
+        r.next_token.as_deref(),
+        r.max_results,
+        50,
+    )?;
+    Ok(ListPreparedStatementsOutput {
+        prepared_statements: Some(
+            list.into_iter()
+                .map(|p| PreparedStatementSummary {
+                    statement_name: Some(p.name),
+                    last_modified_time: Some(Timestamp::from_millis(p.modified_millis)),
+                })
+                .collect(),
+        ),
+        next_token: next,
+    })
+}
+
+/// Deletes a prepared statement (DeletePreparedStatement, `DEALLOCATE PREPARE`).
+pub async fn remove_prepared_statement(
+    s: &Store,
+    ctx: &RequestContext,
+    work_group: &str,
+    name: &str,
+) -> Result<(), ServiceError> {
+    load_prepared_statement(s, ctx, work_group, name)?;
+    let k = key(&ctx.account_id, &ctx.region, &[work_group, name]);
     s.kv.write_async(move |b| b.delete(PREPARED, &k))
         .await
         .map_err(internal)?;
-    Ok(json!({}))
+    Ok(())
 }
 
 // ---- tags ----
@@ -538,16 +656,9 @@ pub fn workgroup_arn(ctx: &RequestContext, name: &str) -> String {
     )
 }
 
-fn tag_map(v: Option<&Value>) -> BTreeMap<String, String> {
-    v.and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|t| {
-            Some((
-                text(t, "Key")?.to_owned(),
-                text(t, "Value").unwrap_or("").to_owned(),
-            ))
-        })
+fn tag_map(tags: Vec<Tag>) -> BTreeMap<String, String> {
+    tags.into_iter()
+        .filter_map(|t| Some((t.key?, t.value.unwrap_or_default())))
         .collect()
 }
 
@@ -564,36 +675,26 @@ fn tagged_resource(s: &Store, ctx: &RequestContext, arn: &str) -> Result<(), Ser
     }
 }
 
-pub async fn tag_resource(
+/// Adds `new` tags and removes `remove` keys on a resource (at most 50 tags remain).
+pub async fn change_tags(
     s: &Store,
     ctx: &RequestContext,
-    r: Value,
-    add: bool,
-) -> Result<Value, ServiceError> {
-    let arn = required(&r, "ResourceARN")?.to_owned();
-    tagged_resource(s, ctx, &arn)?;
-    let k = key(&ctx.account_id, &ctx.region, &[&arn]);
-    let new = tag_map(r.get("Tags"));
-    let remove: Vec<String> = r
-        .get("TagKeys")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .map(str::to_owned)
-        .collect();
+    arn: &str,
+    new: Vec<Tag>,
+    remove: Vec<String>,
+) -> Result<(), ServiceError> {
+    tagged_resource(s, ctx, arn)?;
+    let k = key(&ctx.account_id, &ctx.region, &[arn]);
+    let new = tag_map(new);
     let too_many =
         s.kv.write_async(move |b| {
             let mut tags: BTreeMap<String, String> = match b.get(TAGS, &k)? {
                 Some(v) => serde_json::from_slice(&v).unwrap_or_default(),
                 None => BTreeMap::new(),
             };
-            if add {
-                tags.extend(new);
-            } else {
-                for key in &remove {
-                    tags.remove(key);
-                }
+            tags.extend(new);
+            for key in &remove {
+                tags.remove(key);
             }
             if tags.len() > 50 {
                 return Ok(true);
@@ -606,19 +707,34 @@ pub async fn tag_resource(
     if too_many {
         return Err(invalid("A resource can have at most 50 tags."));
     }
-    Ok(json!({}))
+    Ok(())
 }
 
-pub fn list_tags(s: &Store, ctx: &RequestContext, r: Value) -> Result<Value, ServiceError> {
-    let arn = required(&r, "ResourceARN")?;
-    tagged_resource(s, ctx, arn)?;
+pub fn list_tags(
+    s: &Store,
+    ctx: &RequestContext,
+    r: ListTagsForResourceInput,
+) -> Result<ListTagsForResourceOutput, ServiceError> {
+    tagged_resource(s, ctx, &r.resource_arn)?;
     let tags: BTreeMap<String, String> = s
-        .get(TAGS, &key(&ctx.account_id, &ctx.region, &[arn]))?
+        .get(TAGS, &key(&ctx.account_id, &ctx.region, &[&r.resource_arn]))?
         .unwrap_or_default();
-    let (list, next) = page(tags.into_iter().collect(), |(k, _)| k.clone(), &r, 50)?;
-    let list: Vec<Value> = list
-        .into_iter()
-        .map(|(k, v)| json!({"Key": k, "Value": v}))
-        .collect();
-    Ok(json!({ "Tags": list, "NextToken": next }))
+    let (list, next) = page(
+        tags.into_iter().collect(),
+        |(k, _)| k.clone(),
+        r.next_token.as_deref(),
+        r.max_results,
+        50,
+    )?;
+    Ok(ListTagsForResourceOutput {
+        tags: Some(
+            list.into_iter()
+                .map(|(k, v)| Tag {
+                    key: Some(k),
+                    value: Some(v),
+                })
+                .collect(),
+        ),
+        next_token: next,
+    })
 }

@@ -10994,6 +10994,12 @@ pub fn not_implemented(operation: &str) -> ServiceError {
     )
 }
 
+/// How this service answers a request that breaks the model's constraints (its code, and
+/// any member it adds), with AWS's "N validation errors detected: …" message.
+fn validate<T>(check: impl FnOnce(&mut Validator) -> Option<T>) -> Result<T, ServiceError> {
+    Validator::run_with("ValidationException", check)
+}
+
 /// Decodes the request named by `X-Amz-Target`, validates it against the model, calls the
 /// operation and encodes its answer in the request's encoding.
 pub fn dispatch<S: FirehoseApi>(
@@ -11005,79 +11011,76 @@ pub fn dispatch<S: FirehoseApi>(
         match req.operation.as_str() {
             "CreateDeliveryStream" => {
                 let raw: CreateDeliveryStreamInputRaw = req.decode()?;
-                let input = Validator::run(|v| validate_create_delivery_stream_input(raw, v, &Path::root()))?;
+                let input = validate(|v| validate_create_delivery_stream_input(raw, v, &Path::root()))?;
                 let output = service.create_delivery_stream(&ctx, input).await?;
                 req.reply(&output)
             }
             "DescribeDeliveryStream" => {
                 let raw: DescribeDeliveryStreamInputRaw = req.decode()?;
-                let input =
-                    Validator::run(|v| validate_describe_delivery_stream_input(raw, v, &Path::root()))?;
+                let input = validate(|v| validate_describe_delivery_stream_input(raw, v, &Path::root()))?;
                 let output = service.describe_delivery_stream(&ctx, input).await?;
                 req.reply(&output)
             }
             "ListDeliveryStreams" => {
                 let raw: ListDeliveryStreamsInputRaw = req.decode()?;
-                let input = Validator::run(|v| validate_list_delivery_streams_input(raw, v, &Path::root()))?;
+                let input = validate(|v| validate_list_delivery_streams_input(raw, v, &Path::root()))?;
                 let output = service.list_delivery_streams(&ctx, input).await?;
                 req.reply(&output)
             }
             "DeleteDeliveryStream" => {
                 let raw: DeleteDeliveryStreamInputRaw = req.decode()?;
-                let input = Validator::run(|v| validate_delete_delivery_stream_input(raw, v, &Path::root()))?;
+                let input = validate(|v| validate_delete_delivery_stream_input(raw, v, &Path::root()))?;
                 let output = service.delete_delivery_stream(&ctx, input).await?;
                 req.reply(&output)
             }
             "PutRecord" => {
                 let raw: PutRecordInputRaw = req.decode()?;
-                let input = Validator::run(|v| validate_put_record_input(raw, v, &Path::root()))?;
+                let input = validate(|v| validate_put_record_input(raw, v, &Path::root()))?;
                 let output = service.put_record(&ctx, input).await?;
                 req.reply(&output)
             }
             "PutRecordBatch" => {
                 let raw: PutRecordBatchInputRaw = req.decode()?;
-                let input = Validator::run(|v| validate_put_record_batch_input(raw, v, &Path::root()))?;
+                let input = validate(|v| validate_put_record_batch_input(raw, v, &Path::root()))?;
                 let output = service.put_record_batch(&ctx, input).await?;
                 req.reply(&output)
             }
             "UpdateDestination" => {
                 let raw: UpdateDestinationInputRaw = req.decode()?;
-                let input = Validator::run(|v| validate_update_destination_input(raw, v, &Path::root()))?;
+                let input = validate(|v| validate_update_destination_input(raw, v, &Path::root()))?;
                 let output = service.update_destination(&ctx, input).await?;
                 req.reply(&output)
             }
             "TagDeliveryStream" => {
                 let raw: TagDeliveryStreamInputRaw = req.decode()?;
-                let input = Validator::run(|v| validate_tag_delivery_stream_input(raw, v, &Path::root()))?;
+                let input = validate(|v| validate_tag_delivery_stream_input(raw, v, &Path::root()))?;
                 let output = service.tag_delivery_stream(&ctx, input).await?;
                 req.reply(&output)
             }
             "UntagDeliveryStream" => {
                 let raw: UntagDeliveryStreamInputRaw = req.decode()?;
-                let input = Validator::run(|v| validate_untag_delivery_stream_input(raw, v, &Path::root()))?;
+                let input = validate(|v| validate_untag_delivery_stream_input(raw, v, &Path::root()))?;
                 let output = service.untag_delivery_stream(&ctx, input).await?;
                 req.reply(&output)
             }
             "ListTagsForDeliveryStream" => {
                 let raw: ListTagsForDeliveryStreamInputRaw = req.decode()?;
                 let input =
-                    Validator::run(|v| validate_list_tags_for_delivery_stream_input(raw, v, &Path::root()))?;
+                    validate(|v| validate_list_tags_for_delivery_stream_input(raw, v, &Path::root()))?;
                 let output = service.list_tags_for_delivery_stream(&ctx, input).await?;
                 req.reply(&output)
             }
             "StartDeliveryStreamEncryption" => {
                 let raw: StartDeliveryStreamEncryptionInputRaw = req.decode()?;
-                let input = Validator::run(|v| {
-                    validate_start_delivery_stream_encryption_input(raw, v, &Path::root())
-                })?;
+                let input =
+                    validate(|v| validate_start_delivery_stream_encryption_input(raw, v, &Path::root()))?;
                 let output = service.start_delivery_stream_encryption(&ctx, input).await?;
                 req.reply(&output)
             }
             "StopDeliveryStreamEncryption" => {
                 let raw: StopDeliveryStreamEncryptionInputRaw = req.decode()?;
-                let input = Validator::run(|v| {
-                    validate_stop_delivery_stream_encryption_input(raw, v, &Path::root())
-                })?;
+                let input =
+                    validate(|v| validate_stop_delivery_stream_encryption_input(raw, v, &Path::root()))?;
                 let output = service.stop_delivery_stream_encryption(&ctx, input).await?;
                 req.reply(&output)
             }

@@ -265,7 +265,7 @@ fn writable(f: &Firehose, ctx: &RequestContext, name: &str) -> Result<DeliverySt
     }
     match s.status(f.streams.now()) {
         "ACTIVE" => Ok(s),
-        other => Err(not_found(name, &ctx.account_id).with_extra("Status", other)),
+        _ => Err(not_found(name, &ctx.account_id)),
     }
 }
 

@@ -4594,6 +4594,12 @@ pub fn not_implemented(operation: &str) -> ServiceError {
     )
 }
 
+/// How this service answers a request that breaks the model's constraints (its code, and
+/// any member it adds), with AWS's "N validation errors detected: …" message.
+fn validate<T>(check: impl FnOnce(&mut Validator) -> Option<T>) -> Result<T, ServiceError> {
+    Validator::run_with("ValidationException", check)
+}
+
 /// Decodes the request named by `X-Amz-Target`, validates it against the model, calls the
 /// operation and encodes its answer in the request's encoding.
 pub fn dispatch<S: KinesisApi>(
@@ -4605,222 +4611,212 @@ pub fn dispatch<S: KinesisApi>(
         match req.operation.as_str() {
             "CreateStream" => {
                 let raw: CreateStreamInputRaw = req.decode()?;
-                let input = Validator::run(|v| validate_create_stream_input(raw, v, &Path::root()))?;
+                let input = validate(|v| validate_create_stream_input(raw, v, &Path::root()))?;
                 service.create_stream(&ctx, input).await?;
                 Ok(req.reply_empty())
             }
             "DeleteStream" => {
                 let raw: DeleteStreamInputRaw = req.decode()?;
-                let input = Validator::run(|v| validate_delete_stream_input(raw, v, &Path::root()))?;
+                let input = validate(|v| validate_delete_stream_input(raw, v, &Path::root()))?;
                 service.delete_stream(&ctx, input).await?;
                 Ok(req.reply_empty())
             }
             "DescribeStream" => {
                 let raw: DescribeStreamInputRaw = req.decode()?;
-                let input = Validator::run(|v| validate_describe_stream_input(raw, v, &Path::root()))?;
+                let input = validate(|v| validate_describe_stream_input(raw, v, &Path::root()))?;
                 let output = service.describe_stream(&ctx, input).await?;
                 req.reply(&output)
             }
             "DescribeStreamSummary" => {
                 let raw: DescribeStreamSummaryInputRaw = req.decode()?;
-                let input =
-                    Validator::run(|v| validate_describe_stream_summary_input(raw, v, &Path::root()))?;
+                let input = validate(|v| validate_describe_stream_summary_input(raw, v, &Path::root()))?;
                 let output = service.describe_stream_summary(&ctx, input).await?;
                 req.reply(&output)
             }
             "ListStreams" => {
                 let raw: ListStreamsInputRaw = req.decode()?;
-                let input = Validator::run(|v| validate_list_streams_input(raw, v, &Path::root()))?;
+                let input = validate(|v| validate_list_streams_input(raw, v, &Path::root()))?;
                 let output = service.list_streams(&ctx, input).await?;
                 req.reply(&output)
             }
             "ListShards" => {
                 let raw: ListShardsInputRaw = req.decode()?;
-                let input = Validator::run(|v| validate_list_shards_input(raw, v, &Path::root()))?;
+                let input = validate(|v| validate_list_shards_input(raw, v, &Path::root()))?;
                 let output = service.list_shards(&ctx, input).await?;
                 req.reply(&output)
             }
             "AddTagsToStream" => {
                 let raw: AddTagsToStreamInputRaw = req.decode()?;
-                let input = Validator::run(|v| validate_add_tags_to_stream_input(raw, v, &Path::root()))?;
+                let input = validate(|v| validate_add_tags_to_stream_input(raw, v, &Path::root()))?;
                 service.add_tags_to_stream(&ctx, input).await?;
                 Ok(req.reply_empty())
             }
             "RemoveTagsFromStream" => {
                 let raw: RemoveTagsFromStreamInputRaw = req.decode()?;
-                let input =
-                    Validator::run(|v| validate_remove_tags_from_stream_input(raw, v, &Path::root()))?;
+                let input = validate(|v| validate_remove_tags_from_stream_input(raw, v, &Path::root()))?;
                 service.remove_tags_from_stream(&ctx, input).await?;
                 Ok(req.reply_empty())
             }
             "ListTagsForStream" => {
                 let raw: ListTagsForStreamInputRaw = req.decode()?;
-                let input = Validator::run(|v| validate_list_tags_for_stream_input(raw, v, &Path::root()))?;
+                let input = validate(|v| validate_list_tags_for_stream_input(raw, v, &Path::root()))?;
                 let output = service.list_tags_for_stream(&ctx, input).await?;
                 req.reply(&output)
             }
             "IncreaseStreamRetentionPeriod" => {
                 let raw: IncreaseStreamRetentionPeriodInputRaw = req.decode()?;
-                let input = Validator::run(|v| {
-                    validate_increase_stream_retention_period_input(raw, v, &Path::root())
-                })?;
+                let input =
+                    validate(|v| validate_increase_stream_retention_period_input(raw, v, &Path::root()))?;
                 service.increase_stream_retention_period(&ctx, input).await?;
                 Ok(req.reply_empty())
             }
             "DecreaseStreamRetentionPeriod" => {
                 let raw: DecreaseStreamRetentionPeriodInputRaw = req.decode()?;
-                let input = Validator::run(|v| {
-                    validate_decrease_stream_retention_period_input(raw, v, &Path::root())
-                })?;
+                let input =
+                    validate(|v| validate_decrease_stream_retention_period_input(raw, v, &Path::root()))?;
                 service.decrease_stream_retention_period(&ctx, input).await?;
                 Ok(req.reply_empty())
             }
             "DescribeLimits" => {
                 let raw: DescribeLimitsInputRaw = req.decode()?;
-                let input = Validator::run(|v| validate_describe_limits_input(raw, v, &Path::root()))?;
+                let input = validate(|v| validate_describe_limits_input(raw, v, &Path::root()))?;
                 let output = service.describe_limits(&ctx, input).await?;
                 req.reply(&output)
             }
             "UpdateStreamMode" => {
                 let raw: UpdateStreamModeInputRaw = req.decode()?;
-                let input = Validator::run(|v| validate_update_stream_mode_input(raw, v, &Path::root()))?;
+                let input = validate(|v| validate_update_stream_mode_input(raw, v, &Path::root()))?;
                 service.update_stream_mode(&ctx, input).await?;
                 Ok(req.reply_empty())
             }
             "StartStreamEncryption" => {
                 let raw: StartStreamEncryptionInputRaw = req.decode()?;
-                let input =
-                    Validator::run(|v| validate_start_stream_encryption_input(raw, v, &Path::root()))?;
+                let input = validate(|v| validate_start_stream_encryption_input(raw, v, &Path::root()))?;
                 service.start_stream_encryption(&ctx, input).await?;
                 Ok(req.reply_empty())
             }
             "StopStreamEncryption" => {
                 let raw: StopStreamEncryptionInputRaw = req.decode()?;
-                let input = Validator::run(|v| validate_stop_stream_encryption_input(raw, v, &Path::root()))?;
+                let input = validate(|v| validate_stop_stream_encryption_input(raw, v, &Path::root()))?;
                 service.stop_stream_encryption(&ctx, input).await?;
                 Ok(req.reply_empty())
             }
             "EnableEnhancedMonitoring" => {
                 let raw: EnableEnhancedMonitoringInputRaw = req.decode()?;
-                let input =
-                    Validator::run(|v| validate_enable_enhanced_monitoring_input(raw, v, &Path::root()))?;
+                let input = validate(|v| validate_enable_enhanced_monitoring_input(raw, v, &Path::root()))?;
                 let output = service.enable_enhanced_monitoring(&ctx, input).await?;
                 req.reply(&output)
             }
             "DisableEnhancedMonitoring" => {
                 let raw: DisableEnhancedMonitoringInputRaw = req.decode()?;
-                let input =
-                    Validator::run(|v| validate_disable_enhanced_monitoring_input(raw, v, &Path::root()))?;
+                let input = validate(|v| validate_disable_enhanced_monitoring_input(raw, v, &Path::root()))?;
                 let output = service.disable_enhanced_monitoring(&ctx, input).await?;
                 req.reply(&output)
             }
             "TagResource" => {
                 let raw: TagResourceInputRaw = req.decode()?;
-                let input = Validator::run(|v| validate_tag_resource_input(raw, v, &Path::root()))?;
+                let input = validate(|v| validate_tag_resource_input(raw, v, &Path::root()))?;
                 service.tag_resource(&ctx, input).await?;
                 Ok(req.reply_empty())
             }
             "UntagResource" => {
                 let raw: UntagResourceInputRaw = req.decode()?;
-                let input = Validator::run(|v| validate_untag_resource_input(raw, v, &Path::root()))?;
+                let input = validate(|v| validate_untag_resource_input(raw, v, &Path::root()))?;
                 service.untag_resource(&ctx, input).await?;
                 Ok(req.reply_empty())
             }
             "ListTagsForResource" => {
                 let raw: ListTagsForResourceInputRaw = req.decode()?;
-                let input = Validator::run(|v| validate_list_tags_for_resource_input(raw, v, &Path::root()))?;
+                let input = validate(|v| validate_list_tags_for_resource_input(raw, v, &Path::root()))?;
                 let output = service.list_tags_for_resource(&ctx, input).await?;
                 req.reply(&output)
             }
             "PutResourcePolicy" => {
                 let raw: PutResourcePolicyInputRaw = req.decode()?;
-                let input = Validator::run(|v| validate_put_resource_policy_input(raw, v, &Path::root()))?;
+                let input = validate(|v| validate_put_resource_policy_input(raw, v, &Path::root()))?;
                 service.put_resource_policy(&ctx, input).await?;
                 Ok(req.reply_empty())
             }
             "DeleteResourcePolicy" => {
                 let raw: DeleteResourcePolicyInputRaw = req.decode()?;
-                let input = Validator::run(|v| validate_delete_resource_policy_input(raw, v, &Path::root()))?;
+                let input = validate(|v| validate_delete_resource_policy_input(raw, v, &Path::root()))?;
                 service.delete_resource_policy(&ctx, input).await?;
                 Ok(req.reply_empty())
             }
             "GetResourcePolicy" => {
                 let raw: GetResourcePolicyInputRaw = req.decode()?;
-                let input = Validator::run(|v| validate_get_resource_policy_input(raw, v, &Path::root()))?;
+                let input = validate(|v| validate_get_resource_policy_input(raw, v, &Path::root()))?;
                 let output = service.get_resource_policy(&ctx, input).await?;
                 req.reply(&output)
             }
             "RegisterStreamConsumer" => {
                 let raw: RegisterStreamConsumerInputRaw = req.decode()?;
-                let input =
-                    Validator::run(|v| validate_register_stream_consumer_input(raw, v, &Path::root()))?;
+                let input = validate(|v| validate_register_stream_consumer_input(raw, v, &Path::root()))?;
                 let output = service.register_stream_consumer(&ctx, input).await?;
                 req.reply(&output)
             }
             "DescribeStreamConsumer" => {
                 let raw: DescribeStreamConsumerInputRaw = req.decode()?;
-                let input =
-                    Validator::run(|v| validate_describe_stream_consumer_input(raw, v, &Path::root()))?;
+                let input = validate(|v| validate_describe_stream_consumer_input(raw, v, &Path::root()))?;
                 let output = service.describe_stream_consumer(&ctx, input).await?;
                 req.reply(&output)
             }
             "ListStreamConsumers" => {
                 let raw: ListStreamConsumersInputRaw = req.decode()?;
-                let input = Validator::run(|v| validate_list_stream_consumers_input(raw, v, &Path::root()))?;
+                let input = validate(|v| validate_list_stream_consumers_input(raw, v, &Path::root()))?;
                 let output = service.list_stream_consumers(&ctx, input).await?;
                 req.reply(&output)
             }
             "DeregisterStreamConsumer" => {
                 let raw: DeregisterStreamConsumerInputRaw = req.decode()?;
-                let input =
-                    Validator::run(|v| validate_deregister_stream_consumer_input(raw, v, &Path::root()))?;
+                let input = validate(|v| validate_deregister_stream_consumer_input(raw, v, &Path::root()))?;
                 service.deregister_stream_consumer(&ctx, input).await?;
                 Ok(req.reply_empty())
             }
             "SplitShard" => {
                 let raw: SplitShardInputRaw = req.decode()?;
-                let input = Validator::run(|v| validate_split_shard_input(raw, v, &Path::root()))?;
+                let input = validate(|v| validate_split_shard_input(raw, v, &Path::root()))?;
                 service.split_shard(&ctx, input).await?;
                 Ok(req.reply_empty())
             }
             "MergeShards" => {
                 let raw: MergeShardsInputRaw = req.decode()?;
-                let input = Validator::run(|v| validate_merge_shards_input(raw, v, &Path::root()))?;
+                let input = validate(|v| validate_merge_shards_input(raw, v, &Path::root()))?;
                 service.merge_shards(&ctx, input).await?;
                 Ok(req.reply_empty())
             }
             "UpdateShardCount" => {
                 let raw: UpdateShardCountInputRaw = req.decode()?;
-                let input = Validator::run(|v| validate_update_shard_count_input(raw, v, &Path::root()))?;
+                let input = validate(|v| validate_update_shard_count_input(raw, v, &Path::root()))?;
                 let output = service.update_shard_count(&ctx, input).await?;
                 req.reply(&output)
             }
             "PutRecord" => {
                 let raw: PutRecordInputRaw = req.decode()?;
-                let input = Validator::run(|v| validate_put_record_input(raw, v, &Path::root()))?;
+                let input = validate(|v| validate_put_record_input(raw, v, &Path::root()))?;
                 let output = service.put_record(&ctx, input).await?;
                 req.reply(&output)
             }
             "PutRecords" => {
                 let raw: PutRecordsInputRaw = req.decode()?;
-                let input = Validator::run(|v| validate_put_records_input(raw, v, &Path::root()))?;
+                let input = validate(|v| validate_put_records_input(raw, v, &Path::root()))?;
                 let output = service.put_records(&ctx, input).await?;
                 req.reply(&output)
             }
             "GetShardIterator" => {
                 let raw: GetShardIteratorInputRaw = req.decode()?;
-                let input = Validator::run(|v| validate_get_shard_iterator_input(raw, v, &Path::root()))?;
+                let input = validate(|v| validate_get_shard_iterator_input(raw, v, &Path::root()))?;
                 let output = service.get_shard_iterator(&ctx, input).await?;
                 req.reply(&output)
             }
             "SubscribeToShard" => {
                 let raw: SubscribeToShardInputRaw = req.decode()?;
-                let input = Validator::run(|v| validate_subscribe_to_shard_input(raw, v, &Path::root()))?;
+                let input = validate(|v| validate_subscribe_to_shard_input(raw, v, &Path::root()))?;
                 service.subscribe_to_shard(&ctx, input, req.encoding).await
             }
             "GetRecords" => {
                 let raw: GetRecordsInputRaw = req.decode()?;
-                let input = Validator::run(|v| validate_get_records_input(raw, v, &Path::root()))?;
+                let input = validate(|v| validate_get_records_input(raw, v, &Path::root()))?;
                 let output = service.get_records(&ctx, input).await?;
                 req.reply(&output)
             }

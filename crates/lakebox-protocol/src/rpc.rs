@@ -82,17 +82,21 @@ impl RpcEncoding {
     }
 
     /// The error body: `{"__type": "<Code>", "message": "<text>"}` (botocore reads the code from
-    /// `__type`, also when it is prefixed with a `namespace#`).
+    /// `__type`, also when it is prefixed with a `namespace#`), plus the error's modelled members
+    /// (Athena's `AthenaErrorCode`, …), which botocore reads into the error response.
     pub fn encode_error(self, err: &ServiceError) -> Bytes {
         #[derive(Serialize)]
         struct ErrorBody<'a> {
             #[serde(rename = "__type")]
             kind: &'a str,
             message: &'a str,
+            #[serde(flatten)]
+            extra: std::collections::BTreeMap<&'a str, &'a str>,
         }
         let body = ErrorBody {
             kind: &err.code,
             message: &err.message,
+            extra: err.extra.iter().map(|(k, v)| (*k, v.as_str())).collect(),
         };
         // Encoding two strings cannot fail; fall back to an empty body rather than panic.
         self.encode(&body).unwrap_or_default()
@@ -215,6 +219,11 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
         assert_eq!(v["__type"], "ResourceNotFoundException");
         assert_eq!(v["message"], "Stream s not found");
+        let athena = ServiceError::client("InvalidRequestException", "bad")
+            .with_extra("AthenaErrorCode", "INVALID_INPUT");
+        let v: serde_json::Value =
+            serde_json::from_slice(&RpcEncoding::Json11.encode_error(&athena)).unwrap();
+        assert_eq!(v["AthenaErrorCode"], "INVALID_INPUT");
         let cbor = RpcEncoding::Cbor.encode_error(&err);
         let v: std::collections::BTreeMap<String, String> = ciborium::from_reader(&cbor[..]).unwrap();
         assert_eq!(v["__type"], "ResourceNotFoundException");

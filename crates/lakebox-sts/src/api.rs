@@ -92,6 +92,12 @@ pub fn not_implemented(operation: &str) -> ServiceError {
     )
 }
 
+/// How this service answers a request that breaks the model's constraints (its code, and
+/// any member it adds), with AWS's "N validation errors detected: …" message.
+fn validate<T>(check: impl FnOnce(&mut Validator) -> Option<T>) -> Result<T, ServiceError> {
+    Validator::run_with("ValidationError", check)
+}
+
 /// Decodes the form of the request's `Action`, validates it against the model, calls the
 /// operation and writes its answer as AWS's XML document.
 pub fn dispatch<S: StsApi>(
@@ -103,9 +109,7 @@ pub fn dispatch<S: StsApi>(
         match req.action.as_str() {
             "GetCallerIdentity" => {
                 let raw: GetCallerIdentityRequestRaw = from_params(req.params())?;
-                let input = Validator::run_with("ValidationError", |v| {
-                    validate_get_caller_identity_request(raw, v, &Path::root())
-                })?;
+                let input = validate(|v| validate_get_caller_identity_request(raw, v, &Path::root()))?;
                 let output = service.get_caller_identity(&ctx, input).await?;
                 let members = to_xml(&output)?;
                 Ok(response_xml(
