@@ -17,7 +17,8 @@ use lakebox_s3::lake::Lake;
 pub use exec::{HIVE_DEFAULT_PARTITION, escape_path, unescape_path};
 pub use formats::show_create_table;
 pub use parser::{
-    Buckets, ColumnDef, CreateTable, Name, RowFormat, Statement, StoredAs, is_create_view, parse, write_kind,
+    Buckets, ColumnDef, CreateTable, Kind, Name, RowFormat, Statement, StoredAs, classify, is_create_view,
+    parse, write_kind,
 };
 
 /// What a DDL statement produced.

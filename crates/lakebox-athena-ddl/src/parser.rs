@@ -214,11 +214,31 @@ const PRIMITIVES: &[&str] = &[
 
 /// Parses `sql` if it is one of the Hive DDL statements; `None` means it is for the SQL engine
 /// (SELECT, CREATE TABLE AS, CREATE VIEW, INSERT, …).
-pub fn parse(sql: &str) -> Option<Result<Statement, String>> {
+/// What a statement is, read from one tokenization of its text: Hive DDL that this crate runs
+/// (parsed, or why it does not parse), or SQL for the engine and what that writes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    Ddl(Result<Statement, String>),
+    Engine {
+        /// `CREATE TABLE AS SELECT`, `INSERT` or `UNLOAD`: the statement writes data.
+        write: Option<&'static str>,
+        /// `CREATE [OR REPLACE] VIEW`: DDL the engine runs (it plans the view's query).
+        create_view: bool,
+    },
+}
+
+/// Classifies `sql` once; see [`Kind`].
+pub fn classify(sql: &str) -> Kind {
     let tokens = match tokenize(sql) {
         Ok(t) => t,
         // Not ours to judge unless it starts like one of ours.
-        Err(e) => return is_ddl_start(sql).then_some(Err(e)),
+        Err(e) if is_ddl_start(sql) => return Kind::Ddl(Err(e)),
+        Err(_) => {
+            return Kind::Engine {
+                write: None,
+                create_view: false,
+            };
+        }
     };
     let mut p = Parser {
         sql,
@@ -226,50 +246,51 @@ pub fn parse(sql: &str) -> Option<Result<Statement, String>> {
         pos: 0,
         type_depth: 0,
     };
-    if !p.is_ours() {
-        return None;
+    if p.is_ours() {
+        return Kind::Ddl(p.statement().and_then(|s| {
+            p.eat_symbol(';');
+            match p.peek() {
+                None => Ok(s),
+                Some(t) => Err(p.error_at(t.offset, "extraneous input after the end of the statement")),
+            }
+        }));
     }
-    Some(p.statement().and_then(|s| {
-        p.eat_symbol(';');
-        match p.peek() {
-            None => Ok(s),
-            Some(t) => Err(p.error_at(t.offset, "extraneous input after the end of the statement")),
-        }
-    }))
+    let words: Vec<String> = (0..4).map(|i| p.word_at(i).unwrap_or_default()).collect();
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let (write, create_view) = match words.as_slice() {
+        ["CREATE", "VIEW", ..] | ["CREATE", "OR", "REPLACE", "VIEW"] => (None, true),
+        ["CREATE", "TABLE", ..] => (Some("CREATE TABLE AS SELECT"), false),
+        ["INSERT", "INTO", ..] => (Some("INSERT"), false),
+        ["UNLOAD", ..] => (Some("UNLOAD"), false),
+        _ => (None, false),
+    };
+    Kind::Engine { write, create_view }
 }
 
-/// Whether `sql` is `CREATE [OR REPLACE] VIEW`: DDL that the SQL engine runs (it plans the
-/// view's query), so Athena reports it as DDL with a `.txt` result.
+/// The DDL statement `sql` is, if it is one this crate runs.
+pub fn parse(sql: &str) -> Option<Result<Statement, String>> {
+    match classify(sql) {
+        Kind::Ddl(s) => Some(s),
+        Kind::Engine { .. } => None,
+    }
+}
+
+/// Whether `sql` is `CREATE [OR REPLACE] VIEW`.
 pub fn is_create_view(sql: &str) -> bool {
-    let Ok(tokens) = tokenize(sql) else { return false };
-    let words: Vec<String> = tokens
-        .iter()
-        .take(4)
-        .map(|t| match &t.token {
-            Token::Word(w) => w.to_ascii_uppercase(),
-            _ => String::new(),
-        })
-        .collect();
-    let words: Vec<&str> = words.iter().map(String::as_str).collect();
     matches!(
-        words.as_slice(),
-        ["CREATE", "VIEW", ..] | ["CREATE", "OR", "REPLACE", "VIEW", ..]
+        classify(sql),
+        Kind::Engine {
+            create_view: true,
+            ..
+        }
     )
 }
 
-/// Athena's update type of a statement that writes data (CTAS, INSERT INTO, UNLOAD), which
-/// the SQL engine runs: `CREATE TABLE AS SELECT`, `INSERT` or `UNLOAD`.
+/// What an engine statement writes: `CREATE TABLE AS SELECT`, `INSERT` or `UNLOAD`.
 pub fn write_kind(sql: &str) -> Option<&'static str> {
-    let tokens = tokenize(sql).ok()?;
-    let word = |i: usize| match tokens.get(i).map(|t| &t.token) {
-        Some(Token::Word(w)) => w.to_ascii_uppercase(),
-        _ => String::new(),
-    };
-    match word(0).as_str() {
-        "CREATE" if word(1) == "TABLE" && parse(sql).is_none() => Some("CREATE TABLE AS SELECT"),
-        "INSERT" if word(1) == "INTO" => Some("INSERT"),
-        "UNLOAD" => Some("UNLOAD"),
-        _ => None,
+    match classify(sql) {
+        Kind::Engine { write, .. } => write,
+        Kind::Ddl(_) => None,
     }
 }
 

@@ -10,6 +10,7 @@ mod metadata;
 mod queries;
 mod results;
 mod session;
+mod statement;
 mod store;
 mod workgroups;
 

@@ -20,8 +20,10 @@ use tokio::sync::{Semaphore, watch};
 use crate::api::*;
 use crate::results::{ColumnInfo, csv, csv_row_starts, metadata, parse_csv, text as text_file};
 use crate::session::{self, Session};
+use crate::statement::Statement;
 use crate::store::*;
 use crate::workgroups::{self, PRIMARY};
+use lakebox_athena_ddl::Kind;
 
 const EXECUTIONS: &str = "query_executions";
 const TOKENS: &str = "query_tokens";
@@ -159,16 +161,6 @@ fn failure(category: u32, error_type: u32, message: String) -> QueryError {
         error_type,
         message,
         cancelled: false,
-    }
-}
-
-/// Athena's StatementType of a statement: DDL and UTILITY run as Hive DDL, the rest is DML.
-fn statement_type(sql: &str) -> &'static str {
-    match lakebox_athena_ddl::parse(sql) {
-        None if lakebox_athena_ddl::is_create_view(sql) => "DDL",
-        None => "DML",
-        Some(Ok(s)) if s.is_utility() => "UTILITY",
-        Some(_) => "DDL",
     }
 }
 
@@ -456,20 +448,21 @@ impl Queries {
         }
         let id = uuid::Uuid::new_v4().to_string();
         let sep = if location.ends_with('/') { "" } else { "/" };
-        let statement_type = match session::parse(&sql) {
+        // The one place the text is parsed: what it is travels with the execution.
+        let statement = Statement::classify(&sql);
+        let statement_type = match &statement {
             // EXECUTE reports the type of the statement it runs.
-            Some(Ok(Session::Execute { name, .. })) => {
-                workgroups::load_prepared_statement(&self.store, ctx, work_group, &name)
-                    .map(|p| statement_type(&p.query))
+            Statement::Session(Ok(Session::Execute { name, .. })) => {
+                workgroups::load_prepared_statement(&self.store, ctx, work_group, name)
+                    .map(|p| Statement::classify(&p.query).statement_type())
                     .unwrap_or("DML")
             }
-            Some(_) => "UTILITY",
-            None => statement_type(&sql),
+            s => s.statement_type(),
         };
         // Where Athena puts the result: `<id>.csv` for queries, `<id>.txt` for DDL, `<id>`
         // for INSERT and UNLOAD (only a `.metadata` companion), `tables/<id>` for CTAS, whose
         // data goes under `tables/<id>/` unless it names an external_location.
-        let write = lakebox_athena_ddl::write_kind(&sql);
+        let write = statement.write_kind();
         let output = match (write, statement_type) {
             (Some("CREATE TABLE AS SELECT"), _) => format!("{location}{sep}tables/{id}"),
             (Some(_), _) => format!("{location}{sep}{id}"),
@@ -557,7 +550,7 @@ impl Queries {
         let task = self
             .pool
             .handle()
-            .spawn(async move { me.execute(e, ctx, scope, sql, finished).await });
+            .spawn(async move { me.execute(e, ctx, scope, sql, statement, finished).await });
         running.insert(
             id.clone(),
             Running {
@@ -607,6 +600,7 @@ impl Queries {
         ctx: RequestContext,
         scope: Scope,
         sql: String,
+        statement: Statement,
         finished: watch::Sender<bool>,
     ) {
         let _slot = self.slots.clone().acquire_owned().await;
@@ -616,7 +610,7 @@ impl Queries {
         // final state is queued after this one.
         let _ = self.save(&e);
         // A panic in the engine fails the query rather than leaving it RUNNING for ever.
-        let outcome = std::panic::AssertUnwindSafe(self.run(&e, &ctx, &scope, &sql))
+        let outcome = std::panic::AssertUnwindSafe(self.run(&e, &ctx, &scope, &sql, statement))
             .catch_unwind()
             .await
             .unwrap_or_else(|panic| {
@@ -670,6 +664,7 @@ impl Queries {
         ctx: &RequestContext,
         scope: &Scope,
         sql: &str,
+        statement: Statement,
     ) -> Result<Outcome, QueryError> {
         let started = std::time::Instant::now();
         let cutoff = e.bytes_scanned_cutoff;
@@ -681,10 +676,11 @@ impl Queries {
         let bound;
         let mut sql = sql;
         let user = |err: ServiceError| failure(2, 1003, err.message);
-        let session_only = match session::parse(sql) {
-            None => false,
-            Some(Err(message)) => return Err(failure(2, 1306, message)),
-            Some(Ok(Session::Prepare {
+        let mut statement = statement;
+        let session_only = match &statement {
+            Statement::Sql(_) => false,
+            Statement::Session(Err(message)) => return Err(failure(2, 1306, message.clone())),
+            Statement::Session(Ok(Session::Prepare {
                 name,
                 statement: query,
             })) => {
@@ -702,24 +698,27 @@ impl Queries {
                     .map_err(user)?;
                 true
             }
-            Some(Ok(Session::Deallocate { name })) => {
+            Statement::Session(Ok(Session::Deallocate { name })) => {
                 workgroups::remove_prepared_statement(&self.store, ctx, &e.work_group, &name)
                     .await
                     .map_err(user)?;
                 true
             }
-            Some(Ok(Session::Execute { name, values })) => {
-                let p = workgroups::load_prepared_statement(&self.store, ctx, &e.work_group, &name)
+            Statement::Session(Ok(Session::Execute { name, values })) => {
+                let p = workgroups::load_prepared_statement(&self.store, ctx, &e.work_group, name)
                     .map_err(user)?;
-                bound = bind(&p.query, &values).map_err(|err| failure(2, 1306, err.message))?;
+                bound = bind(&p.query, values).map_err(|err| failure(2, 1306, err.message))?;
                 sql = &bound;
+                // The prepared text, bound, is what runs: read it (once) for what it is.
+                statement = Statement::classify(sql);
                 false
             }
         };
-        let (columns, body) = match lakebox_athena_ddl::parse(sql) {
+        let write = statement.write_kind();
+        let (columns, body) = match statement {
             _ if session_only => (Vec::new(), Vec::new()),
-            Some(Err(message)) => return Err(failure(2, 1306, message)),
-            Some(Ok(statement)) => {
+            Statement::Sql(Kind::Ddl(Err(message))) => return Err(failure(2, 1306, message)),
+            Statement::Sql(Kind::Ddl(Ok(statement))) => {
                 let database = e.database.as_deref().unwrap_or("default");
                 let out = lakebox_athena_ddl::execute(&self.catalog, &self.lake, scope, database, statement)
                     .await
@@ -732,7 +731,7 @@ impl Queries {
                 output_rows = out.lines.len() as u64;
                 (columns, text_file(&out.lines))
             }
-            None => {
+            Statement::Sql(Kind::Engine { .. }) | Statement::Session(_) => {
                 let options = RunOptions {
                     cutoff,
                     default_table_location: Some(format!("{}/", e.output)),
@@ -793,7 +792,7 @@ impl Queries {
             }
             Ok::<_, ServiceError>(())
         };
-        let update = update_count.map(|n| (lakebox_athena_ddl::write_kind(sql).unwrap_or("INSERT"), n));
+        let update = update_count.map(|n| (write.unwrap_or("INSERT"), n));
         let metadata_file = async {
             if !columns.is_empty() || update.is_some() {
                 let infos: Vec<ColumnInfo> = columns.iter().map(|(n, t, _)| ColumnInfo::new(n, t)).collect();

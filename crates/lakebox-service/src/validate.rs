@@ -152,6 +152,28 @@ fn java_classes_as_ascii(source: &str) -> String {
             Some('D') => out.push_str("[^0-9]"),
             Some('s') => out.push_str(r"[\t\n\x0B\x0C\r ]"),
             Some('S') => out.push_str(r"[^\t\n\x0B\x0C\r ]"),
+            // A UTF-16 surrogate pair (`\uD800\uDC00`) is one code point in Java's patterns;
+            // Rust's engine knows code points, not surrogates.
+            Some('u') => {
+                let hex: String = chars.clone().take(4).collect();
+                let unit = u32::from_str_radix(&hex, 16).ok().filter(|_| hex.len() == 4);
+                let low = {
+                    let mut after = chars.clone().skip(4);
+                    let (b, u) = (after.next(), after.next());
+                    let h: String = after.take(4).collect();
+                    (b == Some('\\') && u == Some('u') && h.len() == 4)
+                        .then(|| u32::from_str_radix(&h, 16).ok())
+                        .flatten()
+                };
+                match (unit, low) {
+                    (Some(hi @ 0xD800..=0xDBFF), Some(lo @ 0xDC00..=0xDFFF)) => {
+                        let c = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+                        out.push_str(&format!("\\x{{{c:X}}}"));
+                        chars.nth(9);
+                    }
+                    _ => out.push_str("\\u"),
+                }
+            }
             Some(other) => {
                 out.push('\\');
                 out.push(other);
@@ -384,6 +406,9 @@ mod tests {
         assert!(BUCKET.regex().is_some(), "ASCII \\w stays small");
         assert!(BUCKET.matches("arn:aws:s3:::my-lake.1") && !BUCKET.matches("arn:aws:s3:::lake/x"));
         assert!(!BUCKET.matches("arn:aws:s3:::caf\u{e9}"), "Java's \\w is ASCII");
+        static XML_CHARS: Pattern = Pattern::new(r"[\u0020-\uD7FF\uE000-\uFFFD\uD800\uDC00-\uDBFF\uDFFF\t]*");
+        assert!(XML_CHARS.regex().is_some(), "surrogate pairs become code points");
+        assert!(XML_CHARS.matches("a \u{1F600}\t") && !XML_CHARS.matches("\u{1}"));
         static LOOKBEHIND: Pattern = Pattern::new(r"(?<!-)x");
         assert!(LOOKBEHIND.regex().is_none() && LOOKBEHIND.matches("anything"));
     }
