@@ -686,11 +686,11 @@ impl Queries {
             })) => {
                 // PREPARE replaces a statement of the same name.
                 let exists =
-                    workgroups::load_prepared_statement(&self.store, ctx, &e.work_group, &name).is_ok();
+                    workgroups::load_prepared_statement(&self.store, ctx, &e.work_group, name).is_ok();
                 let statement = workgroups::Statement {
                     work_group: &e.work_group,
-                    name: &name,
-                    query: &query,
+                    name,
+                    query,
                     description: None,
                 };
                 workgroups::put_prepared_statement(&self.store, ctx, statement, !exists)
@@ -699,7 +699,7 @@ impl Queries {
                 true
             }
             Statement::Session(Ok(Session::Deallocate { name })) => {
-                workgroups::remove_prepared_statement(&self.store, ctx, &e.work_group, &name)
+                workgroups::remove_prepared_statement(&self.store, ctx, &e.work_group, name)
                     .await
                     .map_err(user)?;
                 true
