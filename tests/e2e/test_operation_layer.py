@@ -165,11 +165,25 @@ def test_missing_members_and_undecodable_bodies(lakebox):
     assert json.loads(body)["message"] == (
         "2 validation errors detected: Value null at 'shardId' failed to satisfy constraint: Member must not "
         "be null; Value null at 'shardIteratorType' failed to satisfy constraint: Member must not be null")
-    # A body that is not JSON, or a member of the wrong type, is a SerializationException.
-    status, _, body = call_raw(lakebox, model, "ListStreams", b"{not json")
-    assert status == 400 and json.loads(body)["__type"] == "SerializationException"
-    status, _, body = call_raw(lakebox, model, "ListStreams", b'{"Limit": "ten"}')
-    assert status == 400 and json.loads(body)["__type"] == "SerializationException"
+    # A body that is not JSON, or a member of the wrong type, is a SerializationException, in
+    # the words AWS's JSON services use (none at all for text that is not JSON).
+    for not_json in [b"{not json", b"null", b'"x"', b'{"Limit": 1,}']:
+        status, _, body = call_raw(lakebox, model, "ListStreams", not_json)
+        assert status == 400 and json.loads(body) == {"__type": "SerializationException"}, not_json
+    for bad, message in [
+        (b'{"Limit": "ten"}', "STRING_VALUE can not be converted to an Integer"),
+        (b'{"Limit": true}', "TRUE_VALUE can not be converted to an Integer"),
+        (b'{"Limit": [1]}', "Start of list found where not expected"),
+        (b'{"Limit": {"a": 1}}', "Start of structure or map found where not expected."),
+        (b'{"ExclusiveStartStreamName": 1}', "NUMBER_VALUE can not be converted to a String"),
+        (b"[]", "Start of list found where not expected"),
+    ]:
+        status, _, body = call_raw(lakebox, model, "ListStreams", bad)
+        assert status == 400 and json.loads(body) == {"__type": "SerializationException", "message": message}, bad
+    status, _, body = call_raw(lakebox, model, "AddTagsToStream", b'{"StreamName": "x", "Tags": ["a"]}')
+    assert json.loads(body)["message"] == "Start of list found where not expected"
+    status, _, body = call_raw(lakebox, model, "RemoveTagsFromStream", b'{"StreamName": "x", "TagKeys": "a"}')
+    assert json.loads(body)["message"] == "Expected list or null"
 
 
 def test_query_service_answers_from_the_generated_shapes(lakebox):

@@ -59,6 +59,17 @@ impl RpcEncoding {
         };
         match self {
             RpcEncoding::Json10 | RpcEncoding::Json11 => {
+                // serde would read a top-level array as a struct's members by position; AWS
+                // refuses anything but an object.
+                match body.iter().find(|b| !b.is_ascii_whitespace()) {
+                    Some(b'{') => {}
+                    Some(b'[') => {
+                        return Err(ServiceError::serialization(
+                            "Start of list found where not expected",
+                        ));
+                    }
+                    _ => return Err(ServiceError::serialization("")),
+                }
                 serde_json::from_slice(body).map_err(|e| ServiceError::serialization(json_error_message(&e)))
             }
             RpcEncoding::Cbor => ciborium::from_reader(body)
@@ -89,6 +100,7 @@ impl RpcEncoding {
         struct ErrorBody<'a> {
             #[serde(rename = "__type")]
             kind: &'a str,
+            #[serde(skip_serializing_if = "str::is_empty")]
             message: &'a str,
             #[serde(flatten)]
             extra: std::collections::BTreeMap<&'a str, &'a str>,
@@ -103,15 +115,65 @@ impl RpcEncoding {
     }
 }
 
+/// The message AWS's JSON services give for a body that does not decode (measured against
+/// AWS): none for text that is not JSON, and for a member of the wrong type the Coral parser's
+/// words — `STRING_VALUE can not be converted to an Integer`, `Start of list found where not
+/// expected`, `Expected list or null`.
 fn json_error_message(e: &serde_json::Error) -> String {
     use serde_json::error::Category;
     match e.classify() {
-        Category::Syntax | Category::Eof => {
-            format!("Could not parse request body as JSON ({e})")
-        }
-        Category::Data => format!("Invalid request body: {e}"),
-        Category::Io => format!("Could not read request body: {e}"),
+        Category::Syntax | Category::Eof | Category::Io => String::new(),
+        Category::Data => mistyped(&e.to_string()).unwrap_or_else(|| {
+            // Our own types' messages (a Blob that is not base64, …) say what is wrong.
+            let text = e.to_string();
+            match text.rfind(" at line ") {
+                Some(i) => text[..i].to_owned(),
+                None => text,
+            }
+        }),
     }
+}
+
+/// serde's `invalid type: <found>, expected <wanted> at line L column C` in Coral's words.
+fn mistyped(serde_message: &str) -> Option<String> {
+    // A list given for a structure reaches serde as a struct read by position.
+    if serde_message.starts_with("invalid length ") && serde_message.contains(", expected struct ") {
+        return Some("Start of list found where not expected".into());
+    }
+    let rest = serde_message.strip_prefix("invalid type: ")?;
+    let rest = rest.rfind(" at line ").map_or(rest, |i| &rest[..i]);
+    let (found, wanted) = rest.split_once(", expected ")?;
+    if found.starts_with("sequence") {
+        return Some("Start of list found where not expected".into());
+    }
+    if found.starts_with("map") {
+        return Some("Start of structure or map found where not expected.".into());
+    }
+    if wanted.starts_with("a sequence") {
+        return Some("Expected list or null".into());
+    }
+    if wanted.starts_with("struct ") || wanted.starts_with("a map") {
+        return Some("Expected null".into());
+    }
+    let found = match found {
+        f if f.starts_with("string") => "STRING_VALUE",
+        f if f.starts_with("integer") || f.starts_with("floating point") => "NUMBER_VALUE",
+        "boolean `true`" => "TRUE_VALUE",
+        "boolean `false`" => "FALSE_VALUE",
+        _ => return None,
+    };
+    let wanted = match wanted {
+        "i8" | "i16" | "i32" | "u8" | "u16" | "u32" => "an Integer",
+        "i64" | "u64" | "i128" | "u128" => "a Long",
+        "f32" => "a Float",
+        "f64" => "a Double",
+        "a boolean" => "a Boolean",
+        w if w.contains("string") => "a String",
+        w if w.contains("timestamp") => "a Timestamp",
+        w if w.contains("base64") || w.contains("blob") => "a Blob",
+        _ => return None,
+    };
+    Some(format!("{found} can not be converted to {wanted}"))
 }
 
 #[cfg(test)]
@@ -196,6 +258,70 @@ mod tests {
         assert_eq!(e.code, "SerializationException");
         let e = RpcEncoding::Cbor.decode::<PutRecord>(&[0xff, 0x00]).unwrap_err();
         assert_eq!(e.code, "SerializationException");
+    }
+
+    #[test]
+    fn serialization_errors_say_what_aws_says() {
+        #[derive(Debug, Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        #[allow(dead_code)]
+        struct Inner {
+            a: Option<i32>,
+        }
+        #[derive(Debug, Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        #[allow(dead_code)]
+        struct Input {
+            max_results: Option<i32>,
+            next_token: Option<String>,
+            params: Option<Vec<String>>,
+            config: Option<Inner>,
+            big: Option<i64>,
+        }
+        let message = |body: &str| {
+            RpcEncoding::Json11
+                .decode::<Input>(body.as_bytes())
+                .unwrap_err()
+                .message
+        };
+        assert_eq!(
+            message(r#"{"MaxResults": "1"}"#),
+            "STRING_VALUE can not be converted to an Integer"
+        );
+        assert_eq!(
+            message(r#"{"MaxResults": true}"#),
+            "TRUE_VALUE can not be converted to an Integer"
+        );
+        assert_eq!(
+            message(r#"{"MaxResults": [1]}"#),
+            "Start of list found where not expected"
+        );
+        assert_eq!(
+            message(r#"{"MaxResults": {"a": 1}}"#),
+            "Start of structure or map found where not expected."
+        );
+        assert_eq!(
+            message(r#"{"NextToken": 1}"#),
+            "NUMBER_VALUE can not be converted to a String"
+        );
+        assert_eq!(message(r#"{"Params": "x"}"#), "Expected list or null");
+        assert_eq!(
+            message(r#"{"Params": [1]}"#),
+            "NUMBER_VALUE can not be converted to a String"
+        );
+        assert_eq!(message(r#"{"Config": "x"}"#), "Expected null");
+        assert_eq!(
+            message(r#"{"Big": "x"}"#),
+            "STRING_VALUE can not be converted to a Long"
+        );
+        assert_eq!(message("[]"), "Start of list found where not expected");
+        for not_json in ["{", "null", "\"x\"", r#"{"MaxResults": 1,}"#] {
+            let e = RpcEncoding::Json11
+                .decode::<Input>(not_json.as_bytes())
+                .unwrap_err();
+            assert_eq!(e.code, "SerializationException", "{not_json}");
+            assert_eq!(e.message, "", "{not_json}");
+        }
     }
 
     #[test]
