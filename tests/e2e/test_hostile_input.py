@@ -129,3 +129,22 @@ def test_s3_select_too_deep_is_an_s3_error(lakebox):
     resp = s3.select_object_content(Expression="SELECT " + "+".join(["1"] * 500) + " FROM S3Object", **args)
     records = b"".join(ev["Records"]["Payload"] for ev in resp["Payload"] if "Records" in ev)
     assert records == b"500\n"
+
+
+def test_a_query_past_its_memory_limit_fails_alone(tmp_path):
+    """Operators account their memory: past the per-query limit a sort or aggregation spills
+    and still answers, a hash join that cannot fails with Athena's resource error, and the
+    server goes on serving."""
+    from lakebox_harness import Lakebox, run_query
+    with Lakebox(tmp_path, env={"LAKEBOX_QUERY_MEMORY_MIB": "16"}) as lb:
+        lb.client("s3").create_bucket(Bucket="mem")
+        athena = lb.client("athena")
+        rows = "SELECT n FROM UNNEST(sequence(1, 3000000)) t(n)"
+        _, e = run_query(athena, f"SELECT count(*) FROM ({rows}) a JOIN ({rows}) b ON a.n = b.n", "s3://mem/out/")
+        assert e["Status"]["State"] == "FAILED", e["Status"]
+        assert e["Status"]["AthenaError"]["ErrorType"] == 0
+        assert e["Status"]["StateChangeReason"].startswith("Query exhausted resources at this scale factor")
+        qid, e = run_query(athena, f"SELECT count(DISTINCT n) FROM ({rows})", "s3://mem/out/")
+        assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
+        assert athena.get_query_results(QueryExecutionId=qid)["ResultSet"]["Rows"][1]["Data"][0]["VarCharValue"] == "3000000"
+        assert lb.proc.poll() is None

@@ -111,6 +111,12 @@ fn classify(e: DataFusionError) -> QueryError {
             (2, 1306, format!("SYNTAX_ERROR: {message}"))
         }
         DataFusionError::NotImplemented(_) => (2, 1006, format!("NOT_SUPPORTED: {message}")),
+        // Athena's error catalog: types 0-8 are "Query exhausted resources at this scale factor".
+        DataFusionError::ResourcesExhausted(_) => (
+            1,
+            0,
+            format!("Query exhausted resources at this scale factor: {message}"),
+        ),
         DataFusionError::ArrowError(..) | DataFusionError::Execution(_) => {
             (2, 1003, format!("INVALID_INPUT: {message}"))
         }

@@ -25,6 +25,32 @@ use crate::{CATALOG, casts, catalog, functions, rewrite, spellings};
 /// How deep views may nest (a view over a view over …), so that a cycle fails.
 pub const MAX_VIEW_DEPTH: usize = 16;
 
+/// The memory one query's operators may hold: `LAKEBOX_QUERY_MEMORY_MIB`, or a sixteenth of the
+/// machine's memory (so the eight queries that run at once hold at most half), between 256 MiB
+/// and 8 GiB.
+pub fn query_memory_limit() -> usize {
+    static LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        const MIB: usize = 1024 * 1024;
+        if let Some(mib) = std::env::var("LAKEBOX_QUERY_MEMORY_MIB")
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|m| *m > 0)
+        {
+            return mib * MIB;
+        }
+        let total = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| {
+                let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
+                let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+                Some(kib * 1024)
+            })
+            .unwrap_or(4096 * MIB);
+        (total / 16).clamp(256 * MIB, 8192 * MIB)
+    })
+}
+
 #[derive(Clone)]
 pub struct Sessions {
     pub lake: Lake,
@@ -38,6 +64,9 @@ impl Sessions {
     /// A session whose unqualified names resolve in `database`; `depth` counts enclosing views.
     pub fn context(&self, database: Option<&str>, depth: usize) -> Result<SessionContext> {
         let runtime = RuntimeEnvBuilder::new()
+            // Sorts, joins and aggregations account their memory here: past the limit they
+            // spill where they can and fail the query where they cannot, never the server.
+            .with_memory_limit(query_memory_limit(), 1.0)
             .with_object_store_registry(Arc::new(LakeRegistry {
                 lake: self.lake.clone(),
                 scanned: self.scanned.clone(),
