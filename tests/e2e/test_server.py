@@ -139,3 +139,39 @@ def test_sigterm_finishes_in_flight_requests_and_exits_zero(tmp_path):
         status, _, body = send(again.endpoint, "GET", "/_lakebox/test/log?from=0&limit=100000")
         offsets = {r["offset"] for r in json.loads(body)["records"]}
         assert set(acked) <= offsets
+
+
+def test_silent_slow_and_idle_connections_are_closed(tmp_path):
+    """A client that connects and says nothing, sends half its headers, or idles between
+    requests is let go after the header timeout, so slow clients cannot pile up."""
+    import socket
+    with Lakebox(tmp_path, "--header-read-timeout-ms", "500") as lb:
+        def connect():
+            s = socket.create_connection(("127.0.0.1", lb.port), timeout=10)
+            return s
+
+        def closed_within(s, seconds):
+            started = time.monotonic()
+            data = b""
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    return time.monotonic() - started <= seconds, data
+                data += chunk
+
+        silent = [connect() for _ in range(200)]
+        half = connect()
+        half.sendall(b"GET /_lakebox/health HTTP/1.1\r\nHost: x\r\n")
+        idle = connect()
+        idle.sendall(b"GET /_lakebox/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = idle.recv(65536)
+        assert first.startswith(b"HTTP/1.1 200")
+        for s in [half, idle]:
+            ok, data = closed_within(s, 5)
+            assert ok and b"200" not in data
+        for s in silent:
+            ok, _ = closed_within(s, 5)
+            assert ok
+            s.close()
+        # A client that keeps talking is not cut off, and the server still serves.
+        assert lb.health()["status"] == "running"

@@ -13,7 +13,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Body as HttpBody;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use lakebox_core::{Clock, DEFAULT_ACCOUNT_ID, RequestContext, ServiceError, ids};
@@ -44,6 +44,10 @@ pub struct GatewayConfig {
     /// mode): only on a loopback address without credentials. Otherwise only a caller whose
     /// signature verifies sees them; others get the status and services.
     pub health_details_public: bool,
+    /// How long a connection may take to send a request's headers, and how long it may sit
+    /// idle between requests: a few hundred slow or silent clients must not hold the server's
+    /// file descriptors for ever.
+    pub header_read_timeout: Duration,
 }
 
 pub struct Gateway {
@@ -120,7 +124,13 @@ impl Gateway {
         drain: Duration,
     ) -> std::io::Result<()> {
         let graceful = GracefulShutdown::new();
-        let builder = auto::Builder::new(TokioExecutor::new());
+        let header_timeout = self.config.header_read_timeout;
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout);
+        builder.http2().timer(TokioTimer::new());
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -141,9 +151,19 @@ impl Gateway {
                         let gw = gw.clone();
                         async move { Ok::<_, Infallible>(gw.handle(req).await) }
                     });
-                    let conn = graceful.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned());
+                    let watcher = graceful.watcher();
+                    let builder = builder.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = conn.await {
+                        // Telling HTTP/1 from HTTP/2 waits for the first bytes, before hyper's
+                        // own header timeout runs: a client that connects and says nothing is
+                        // let go after the same time.
+                        let mut first = [0u8; 1];
+                        match tokio::time::timeout(header_timeout, stream.peek(&mut first)).await {
+                            Ok(Ok(n)) if n > 0 => {}
+                            _ => return,
+                        }
+                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                        if let Err(e) = watcher.watch(conn.into_owned()).await {
                             tracing::debug!(error = %e, "connection ended with an error");
                         }
                     });

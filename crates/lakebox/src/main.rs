@@ -127,6 +127,16 @@ pub struct ServeArgs {
     )]
     pub kinesis_retention_hour_seconds: f64,
 
+    /// Milliseconds a connection may take to send a request's headers, or sit idle between
+    /// requests, before it is closed.
+    #[arg(
+        long,
+        env = "LAKEBOX_HEADER_READ_TIMEOUT_MS",
+        default_value_t = 30_000,
+        hide = true
+    )]
+    pub header_read_timeout_ms: u64,
+
     /// Expose /_lakebox/test/ routes and the LakeboxTest service used by Lakebox's own
     /// crash and fault tests. Never for real use.
     #[arg(long, env = "LAKEBOX_ENABLE_TEST_ROUTES", hide = true)]

@@ -191,6 +191,7 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
         default_region: args.region.clone(),
         health_info,
         health_details_public: args.is_loopback() && !auth.is_verifying(),
+        header_read_timeout: Duration::from_millis(args.header_read_timeout_ms),
     };
     let gateway = Gateway::new(registry, auth, clock, config);
 
