@@ -1,5 +1,7 @@
 """Input built to crash the server gets an AWS error, and the server keeps serving."""
 
+import time
+
 import botocore.exceptions
 import pytest
 
@@ -148,3 +150,44 @@ def test_a_query_past_its_memory_limit_fails_alone(tmp_path):
         assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
         assert athena.get_query_results(QueryExecutionId=qid)["ResultSet"]["Rows"][1]["Data"][0]["VarCharValue"] == "3000000"
         assert lb.proc.poll() is None
+
+
+def test_a_busy_query_does_not_stall_the_server_and_stops_when_asked(tmp_path):
+    """A CPU-bound query runs on the query pool: S3 and the health endpoint keep answering
+    while it runs, and StopQueryExecution stops its work (the CPU falls) within a second."""
+    import os
+    import urllib.request
+    from lakebox_harness import Lakebox
+    with Lakebox(tmp_path) as lb:
+        s3 = lb.client("s3")
+        s3.create_bucket(Bucket="busy")
+        s3.put_object(Bucket="busy", Key="k", Body=b"v")
+        athena = lb.client("athena")
+        busy = ("SELECT count(*) FROM UNNEST(sequence(1, 300000)) a(x) "
+                "CROSS JOIN UNNEST(sequence(1, 300000)) b(y) WHERE (x * y) % 7 = 3")
+        qid = athena.start_query_execution(QueryString=busy, ResultConfiguration={
+            "OutputLocation": "s3://busy/out/"})["QueryExecutionId"]
+
+        def cpu_seconds():
+            fields = open(f"/proc/{lb.proc.pid}/stat").read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+        time.sleep(1.0)
+        assert athena.get_query_execution(QueryExecutionId=qid)["QueryExecution"]["Status"]["State"] == "RUNNING"
+        slowest = 0.0
+        for _ in range(20):
+            started = time.monotonic()
+            with urllib.request.urlopen(f"{lb.endpoint}/_lakebox/health", timeout=5) as r:
+                assert r.status == 200
+            assert s3.get_object(Bucket="busy", Key="k")["Body"].read() == b"v"
+            slowest = max(slowest, time.monotonic() - started)
+        assert slowest < 0.5, f"a health check and an S3 GET took {slowest:.3f} s while the query ran"
+        before = cpu_seconds()
+        time.sleep(0.5)
+        assert cpu_seconds() - before > 0.3, "the query was busy"
+        athena.stop_query_execution(QueryExecutionId=qid)
+        assert athena.get_query_execution(QueryExecutionId=qid)["QueryExecution"]["Status"]["State"] == "CANCELLED"
+        time.sleep(1.0)
+        before = cpu_seconds()
+        time.sleep(1.0)
+        assert cpu_seconds() - before < 0.2, "the cancelled query's work went on"

@@ -9,6 +9,7 @@
 //! - Results as Athena reports them: column names and Athena type names, values as text.
 
 mod buckets;
+pub mod cancel;
 mod casts;
 mod catalog;
 mod codecs;
@@ -33,7 +34,7 @@ mod views;
 mod writes;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use datafusion::error::DataFusionError;
@@ -53,6 +54,8 @@ pub struct RunOptions {
     pub cutoff: Option<u64>,
     /// Where CTAS writes without `external_location`: Athena's `<output>tables/<query id>/`.
     pub default_table_location: Option<String>,
+    /// Set to stop the query: every operator checks it between batches.
+    pub cancel: Arc<AtomicBool>,
 }
 
 use crate::session::Sessions;
@@ -190,7 +193,11 @@ impl Engine {
                         .await
                         .map_err(classify)?,
                 ),
-                _ => return self.query(&sessions, &ctx, statement, cutoff, started).await,
+                _ => {
+                    return self
+                        .query(&sessions, &ctx, statement, cutoff, started, &options.cancel)
+                        .await;
+                }
             };
             return Ok(QueryOutput {
                 columns: Vec::new(),
@@ -202,7 +209,8 @@ impl Engine {
                 output_stage: None,
             });
         }
-        self.query(&sessions, &ctx, statement, cutoff, started).await
+        self.query(&sessions, &ctx, statement, cutoff, started, &options.cancel)
+            .await
     }
 
     /// Runs a query and returns its rows as text, cancelling it past `cutoff` bytes read.
@@ -213,6 +221,7 @@ impl Engine {
         statement: DFStatement,
         cutoff: Option<u64>,
         started: Instant,
+        stop: &Arc<AtomicBool>,
     ) -> Result<QueryOutput, QueryError> {
         let scanned = sessions.scanned.clone();
         let plan = sessions.plan(ctx, statement).await.map_err(classify)?;
@@ -228,7 +237,8 @@ impl Engine {
                 cancelled: true,
             })
         };
-        let physical = df.create_physical_plan().await.map_err(classify)?;
+        let physical =
+            cancel::wrap(df.create_physical_plan().await.map_err(classify)?, &stop).map_err(classify)?;
         let collect = datafusion::physical_plan::collect(physical.clone(), ctx.task_ctx());
         tokio::pin!(collect);
         let batches = loop {
@@ -236,6 +246,8 @@ impl Engine {
                 r = &mut collect => break r.map_err(classify)?,
                 _ = tokio::time::sleep(std::time::Duration::from_millis(5)), if cutoff.is_some() => {
                     if let Some(e) = over(scanned.load(Ordering::Relaxed)) {
+                        // The operators still running stop at their next batch.
+                        stop.store(true, Ordering::Relaxed);
                         return Err(e);
                     }
                 }
@@ -268,6 +280,7 @@ impl Engine {
 
 /// Rows the plan's leaves (the table scans) produced: GetQueryRuntimeStatistics' InputRows.
 fn input_rows(plan: &dyn datafusion::physical_plan::ExecutionPlan) -> u64 {
+    let plan = cancel::unwrapped(plan);
     if plan.children().is_empty() {
         return plan.metrics().and_then(|m| m.output_rows()).unwrap_or(0) as u64;
     }

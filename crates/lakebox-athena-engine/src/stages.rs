@@ -32,6 +32,7 @@ struct Measured {
 }
 
 fn stage(root: &dyn ExecutionPlan, next: &mut u64) -> Value {
+    let root = crate::cancel::unwrapped(root);
     let id = *next;
     *next += 1;
     let mut measured = Measured::default();
@@ -66,6 +67,7 @@ fn node(
     measured: &mut Measured,
     sub_stages: &mut Vec<Value>,
 ) -> Value {
+    let plan = crate::cancel::unwrapped(plan);
     let id = *node_id;
     *node_id += 1;
     let metrics = plan.metrics();

@@ -3,6 +3,7 @@
 //! `<OutputLocation><QueryExecutionId>.csv` as Athena does, and GetQueryResults pages it back.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -191,6 +192,9 @@ pub struct Queries {
 /// A query under way: how to stop it, and what turns true once its outcome is recorded.
 struct Running {
     abort: tokio::task::AbortHandle,
+    /// Checked by every operator between batches: aborting the task alone would not stop
+    /// operators busy in a loop that never waits.
+    stop: Arc<AtomicBool>,
     done: watch::Receiver<bool>,
 }
 
@@ -545,16 +549,19 @@ impl Queries {
         let scope = Scope::from(ctx);
         let ctx = ctx.clone();
         let (finished, done) = watch::channel(false);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
         // Registered before the task can finish and unregister itself.
         let mut running = self.running.lock().unwrap();
-        let task = self
-            .pool
-            .handle()
-            .spawn(async move { me.execute(e, ctx, scope, sql, statement, finished).await });
+        let task = self.pool.handle().spawn(async move {
+            me.execute(e, ctx, scope, sql, statement, stopping, finished)
+                .await
+        });
         running.insert(
             id.clone(),
             Running {
                 abort: task.abort_handle(),
+                stop,
                 done,
             },
         );
@@ -601,6 +608,7 @@ impl Queries {
         scope: Scope,
         sql: String,
         statement: Statement,
+        stop: Arc<AtomicBool>,
         finished: watch::Sender<bool>,
     ) {
         let _slot = self.slots.clone().acquire_owned().await;
@@ -610,7 +618,7 @@ impl Queries {
         // final state is queued after this one.
         let _ = self.save(&e);
         // A panic in the engine fails the query rather than leaving it RUNNING for ever.
-        let outcome = std::panic::AssertUnwindSafe(self.run(&e, &ctx, &scope, &sql, statement))
+        let outcome = std::panic::AssertUnwindSafe(self.run(&e, &ctx, &scope, &sql, statement, &stop))
             .catch_unwind()
             .await
             .unwrap_or_else(|panic| {
@@ -665,6 +673,7 @@ impl Queries {
         scope: &Scope,
         sql: &str,
         statement: Statement,
+        stop: &Arc<AtomicBool>,
     ) -> Result<Outcome, QueryError> {
         let started = std::time::Instant::now();
         let cutoff = e.bytes_scanned_cutoff;
@@ -733,6 +742,7 @@ impl Queries {
             }
             Statement::Sql(Kind::Engine { .. }) | Statement::Session(_) => {
                 let options = RunOptions {
+                    cancel: stop.clone(),
                     cutoff,
                     default_table_location: Some(format!("{}/", e.output)),
                 };
@@ -950,6 +960,7 @@ impl Queries {
         // (and left `running`) keeps it.
         let under_way = self.running.lock().unwrap().remove(&e.id);
         if let Some(r) = under_way {
+            r.stop.store(true, Ordering::Relaxed);
             r.abort.abort();
             e.state = "CANCELLED".into();
             e.reason = Some("Query cancelled by user".into());
