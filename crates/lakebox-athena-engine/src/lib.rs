@@ -238,7 +238,7 @@ impl Engine {
             })
         };
         let physical =
-            cancel::wrap(df.create_physical_plan().await.map_err(classify)?, &stop).map_err(classify)?;
+            cancel::wrap(df.create_physical_plan().await.map_err(classify)?, stop).map_err(classify)?;
         let collect = datafusion::physical_plan::collect(physical.clone(), ctx.task_ctx());
         tokio::pin!(collect);
         let batches = loop {
