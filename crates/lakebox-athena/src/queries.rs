@@ -554,7 +554,7 @@ impl Queries {
         // Registered before the task can finish and unregister itself.
         let mut running = self.running.lock().unwrap();
         let task = self.pool.handle().spawn(async move {
-            me.execute(e, ctx, scope, sql, statement, stopping, finished)
+            me.execute(e, ctx, scope, (sql, statement), stopping, finished)
                 .await
         });
         running.insert(
@@ -606,8 +606,7 @@ impl Queries {
         mut e: Execution,
         ctx: RequestContext,
         scope: Scope,
-        sql: String,
-        statement: Statement,
+        (sql, statement): (String, Statement),
         stop: Arc<AtomicBool>,
         finished: watch::Sender<bool>,
     ) {
