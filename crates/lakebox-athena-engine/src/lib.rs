@@ -156,7 +156,8 @@ impl Engine {
         let started = Instant::now();
         let scanned = Arc::new(AtomicU64::new(0));
         let sessions = Sessions {
-            lake: self.lake.clone(),
+            // Tables and written data as the caller: another account's bucket is AccessDenied.
+            lake: self.lake.acting_for(&scope.account),
             catalog: self.catalog.clone(),
             scope: scope.clone(),
             scanned: scanned.clone(),

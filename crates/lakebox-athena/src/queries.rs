@@ -594,7 +594,7 @@ impl Queries {
             let Some((bucket, key)) = split_s3_url(&p.output) else {
                 continue;
             };
-            if self.lake.head(bucket, key)?.is_some() {
+            if self.lake.acting_for(&p.account).head(bucket, key)?.is_some() {
                 return Ok(Some(p));
             }
         }
@@ -675,6 +675,9 @@ impl Queries {
         stop: &Arc<AtomicBool>,
     ) -> Result<Outcome, QueryError> {
         let started = std::time::Instant::now();
+        // Tables, results and written data are read and written as the caller: another
+        // account's bucket is AccessDenied, as S3 answers that caller.
+        let lake = self.lake.acting_for(&e.account);
         let cutoff = e.bytes_scanned_cutoff;
         let mut scanned_bytes = 0;
         let mut update_count = None;
@@ -728,7 +731,7 @@ impl Queries {
             Statement::Sql(Kind::Ddl(Err(message))) => return Err(failure(2, 1306, message)),
             Statement::Sql(Kind::Ddl(Ok(statement))) => {
                 let database = e.database.as_deref().unwrap_or("default");
-                let out = lakebox_athena_ddl::execute(&self.catalog, &self.lake, scope, database, statement)
+                let out = lakebox_athena_ddl::execute(&self.catalog, &lake, scope, database, statement)
                     .await
                     .map_err(|err| failure(2, err.error_type, err.message))?;
                 let columns: Vec<(String, String, bool)> = out
@@ -795,8 +798,7 @@ impl Queries {
         // written at once (their fsyncs overlap).
         let result = async {
             if update_count.is_none() {
-                self.lake
-                    .put(bucket, key, Bytes::from(body), PutOptions::default())
+                lake.put(bucket, key, Bytes::from(body), PutOptions::default())
                     .await?;
             }
             Ok::<_, ServiceError>(())
@@ -805,14 +807,13 @@ impl Queries {
         let metadata_file = async {
             if !columns.is_empty() || update.is_some() {
                 let infos: Vec<ColumnInfo> = columns.iter().map(|(n, t, _)| ColumnInfo::new(n, t)).collect();
-                self.lake
-                    .put(
-                        bucket,
-                        &format!("{key}.metadata"),
-                        Bytes::from(metadata(&e.id, update, &infos)),
-                        PutOptions::default(),
-                    )
-                    .await?;
+                lake.put(
+                    bucket,
+                    &format!("{key}.metadata"),
+                    Bytes::from(metadata(&e.id, update, &infos)),
+                    PutOptions::default(),
+                )
+                .await?;
             }
             Ok(())
         };
@@ -1017,9 +1018,10 @@ impl Queries {
         // A query's header row is the first row of the first page, as Athena returns it; DDL
         // and utility results have no header, one value per line.
         let (page, total) = if e.statement_type == "DML" {
-            self.csv_page(&e.id, bucket, key, start, max).await?
+            self.csv_page(&self.lake.acting_for(&e.account), &e.id, bucket, key, start, max)
+                .await?
         } else {
-            let data = read_all(&self.lake, bucket, key, None).await?;
+            let data = read_all(&self.lake.acting_for(&e.account), bucket, key, None).await?;
             let data = String::from_utf8_lossy(&data);
             let rows: Vec<Vec<Option<String>>> = if data.is_empty() {
                 Vec::new()
@@ -1049,13 +1051,14 @@ impl Queries {
     /// page).
     async fn csv_page(
         &self,
+        lake: &Lake,
         id: &str,
         bucket: &str,
         key: &str,
         start: usize,
         max: usize,
     ) -> Result<(Vec<Vec<Option<String>>>, usize), ServiceError> {
-        let current = self.lake.head(bucket, key)?.map(|o| o.etag);
+        let current = lake.head(bucket, key)?.map(|o| o.etag);
         let known = self
             .row_index
             .lock()
@@ -1065,7 +1068,7 @@ impl Queries {
         let index = match known {
             Some(index) => index,
             None => {
-                let (etag, data) = read_with_etag(&self.lake, bucket, key).await?;
+                let (etag, data) = read_with_etag(lake, bucket, key).await?;
                 let index = Arc::new(RowIndex {
                     etag,
                     starts: csv_row_starts(&data),
@@ -1080,7 +1083,7 @@ impl Queries {
             return Ok((Vec::new(), total));
         }
         let range = index.starts[start]..index.starts[end];
-        let data = read_all(&self.lake, bucket, key, Some(range)).await?;
+        let data = read_all(lake, bucket, key, Some(range)).await?;
         Ok((parse_csv(&String::from_utf8_lossy(&data)), total))
     }
 }

@@ -140,8 +140,16 @@ impl Deliverer {
         }
     }
 
-    async fn put(&self, bucket: &str, key: String, data: Vec<u8>) -> Result<(), ServiceError> {
+    /// Writes an object as the stream's account: another account's bucket is AccessDenied.
+    async fn put(
+        &self,
+        stream: &DeliveryStream,
+        bucket: &str,
+        key: String,
+        data: Vec<u8>,
+    ) -> Result<(), ServiceError> {
         self.lake
+            .acting_for(&stream.account)
             .put(bucket, &key, Bytes::from(data), PutOptions::default())
             .await
             .map(|_| ())
@@ -163,6 +171,7 @@ impl Deliverer {
             let body: Vec<u8> = raw.iter().flat_map(|r| r.0.iter().copied()).collect();
             let key = self.object_key(stream, backup, backup_prefix(backup, oldest), oldest);
             self.put(
+                stream,
                 &backup.bucket,
                 key.clone(),
                 backup.compression.compress(&body, &key),
@@ -197,7 +206,7 @@ impl Deliverer {
                     dest.compression.compress(&data, &key)
                 }
             };
-            self.put(&dest.bucket, key, body).await?;
+            self.put(stream, &dest.bucket, key, body).await?;
         }
         self.write_errors(stream, dest, "processing-failed", &failed, None)
             .await?;
@@ -230,6 +239,7 @@ impl Deliverer {
             let body: Vec<u8> = raw.iter().flat_map(|r| r.0.iter().copied()).collect();
             let key = self.object_key(stream, &dest.s3, backup_prefix(&dest.s3, oldest), oldest);
             self.put(
+                stream,
                 &dest.s3.bucket,
                 key.clone(),
                 dest.s3.compression.compress(&body, &key),
@@ -365,7 +375,7 @@ impl Deliverer {
             "{prefix}{}",
             suffix(&stream.name, stream.version, oldest, dest.time_zone)
         );
-        self.put(&dest.bucket, key, body).await
+        self.put(stream, &dest.bucket, key, body).await
     }
 }
 

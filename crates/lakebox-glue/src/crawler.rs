@@ -759,8 +759,11 @@ impl Crawlers {
         let (scope, name) = (scope.clone(), name.to_owned());
         tokio::spawn(async move {
             let hold = std::time::Instant::now() + me.min_run;
+            // The crawler reads its targets as its account: another account's bucket is
+            // AccessDenied.
+            let lake = me.lake.acting_for(&scope.account);
             let result = crawl::crawl(
-                &me.lake,
+                &lake,
                 &me.catalog,
                 &scope,
                 &spec,

@@ -57,14 +57,41 @@ pub fn split_s3_url(url: &str) -> Option<(&str, &str)> {
 }
 
 /// Reads and writes objects of Lakebox S3. Cheap to clone.
+///
+/// A service reading or writing on a caller's behalf (Athena's tables and results, Firehose's
+/// destinations, a crawler's targets) uses [`Lake::acting_for`] the caller's account: another
+/// account's bucket is then `AccessDenied`, as S3 itself answers that caller.
 #[derive(Clone)]
 pub struct Lake {
     store: Arc<ObjectStore>,
+    acting_for: Option<Arc<str>>,
 }
 
 impl Lake {
     pub fn new(store: Arc<ObjectStore>) -> Self {
-        Lake { store }
+        Lake {
+            store,
+            acting_for: None,
+        }
+    }
+
+    /// This lake, limited to the buckets `account` owns.
+    pub fn acting_for(&self, account: &str) -> Lake {
+        Lake {
+            store: self.store.clone(),
+            acting_for: Some(account.into()),
+        }
+    }
+
+    /// The bucket, if it exists and the account this lake acts for may use it.
+    fn usable_bucket(&self, bucket: &str) -> Result<BucketRecord, ServiceError> {
+        match &self.acting_for {
+            Some(account) => self.store.owned_bucket(bucket, account),
+            None => self
+                .store
+                .bucket(bucket)?
+                .ok_or_else(|| errors::no_such_bucket(bucket)),
+        }
     }
 
     /// Creates `bucket` for `account` in `region` if it does not exist (services that keep
@@ -117,10 +144,7 @@ impl Lake {
         opts: PutOptions,
     ) -> Result<ObjectInfo, ServiceError> {
         crate::object::check_key(key)?;
-        let owner = self
-            .store
-            .bucket(bucket)?
-            .ok_or_else(|| errors::no_such_bucket(bucket))?;
+        let owner = self.usable_bucket(bucket)?;
         let sse = crate::object::bucket_default_sse(&self.store, bucket, &owner.region, &owner.owner)?;
         let encrypt = sse.as_ref().map(|_| KeySource::Lakebox);
         let received =
@@ -216,10 +240,7 @@ impl Lake {
         if_absent: bool,
     ) -> Result<ObjectInfo, ServiceError> {
         crate::object::check_key(to)?;
-        let owner = self
-            .store
-            .bucket(bucket)?
-            .ok_or_else(|| errors::no_such_bucket(bucket))?;
+        let owner = self.usable_bucket(bucket)?;
         let src = self
             .store
             .object(bucket, from)?
@@ -267,10 +288,7 @@ impl Lake {
     }
 
     fn existing_bucket(&self, bucket: &str) -> Result<(), ServiceError> {
-        match self.store.bucket(bucket)? {
-            Some(_) => Ok(()),
-            None => Err(errors::no_such_bucket(bucket)),
-        }
+        self.usable_bucket(bucket).map(|_| ())
     }
 }
 
