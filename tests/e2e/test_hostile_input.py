@@ -191,3 +191,17 @@ def test_a_busy_query_does_not_stall_the_server_and_stops_when_asked(tmp_path):
         before = cpu_seconds()
         time.sleep(1.0)
         assert cpu_seconds() - before < 0.2, "the cancelled query's work went on"
+
+
+def test_a_query_form_with_a_deeply_dotted_name_is_refused(lakebox):
+    """Found by the fuzz suite: an awsQuery parameter named `a.a.a.…` (200,000 parts) overflowed
+    the stack while its tree was dropped, killing the server with one request."""
+    from signing import send
+    body = ("Action=GetCallerIdentity&Version=2011-06-15&" + "a." * 200_000 + "b=1").encode()
+    status, _, answer = send(lakebox.endpoint, "POST", "/", body, {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Authorization": "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/sts/aws4_request, "
+                         "SignedHeaders=host, Signature=x"})
+    assert status == 400 and b"<Code>MalformedInput</Code>" in answer, answer[:300]
+    assert lakebox.proc.poll() is None
+    assert lakebox.client("sts").get_caller_identity()["Account"] == "000000000000"

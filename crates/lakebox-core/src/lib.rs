@@ -11,6 +11,7 @@ pub mod arn;
 pub mod clock;
 pub mod context;
 pub mod error;
+pub mod fuzz;
 pub mod ids;
 pub mod javatime;
 pub mod paging;

@@ -29,17 +29,28 @@ struct Node {
     children: BTreeMap<String, Node>,
 }
 
+/// The most dotted segments a parameter name may have. The deepest shape of any model is a
+/// few dozen segments deep; a name of thousands (`a.a.a.…`) would build a tree that building,
+/// reading and dropping recurse through, one stack frame per segment.
+pub const MAX_KEY_SEGMENTS: usize = 100;
+
 impl Node {
-    fn build(params: &BTreeMap<String, String>) -> Node {
+    fn build(params: &BTreeMap<String, String>) -> Result<Node, ServiceError> {
         let mut root = Node::default();
         for (k, v) in params {
+            if k.split('.').nth(MAX_KEY_SEGMENTS).is_some() {
+                return Err(ServiceError::client(
+                    "MalformedInput",
+                    format!("Parameter names may have at most {MAX_KEY_SEGMENTS} dot-separated parts."),
+                ));
+            }
             let mut n = &mut root;
             for seg in k.split('.') {
                 n = n.children.entry(seg.to_owned()).or_default();
             }
             n.value = Some(v.clone());
         }
-        root
+        Ok(root)
     }
 
     /// Children named by number (`1`, `2`, …), in numeric order.
@@ -86,7 +97,7 @@ impl de::Error for FormError {
 /// Reads an operation's input from decoded form parameters (without `Action` and `Version`).
 /// A value of the wrong type is AWS's `MalformedInput`.
 pub fn from_params<T: DeserializeOwned>(params: &BTreeMap<String, String>) -> Result<T, ServiceError> {
-    let root = Node::build(params);
+    let root = Node::build(params)?;
     T::deserialize(NodeDe(&root)).map_err(|e| ServiceError::client("MalformedInput", e.0))
 }
 
