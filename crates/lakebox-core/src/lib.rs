@@ -15,6 +15,7 @@ pub mod fuzz;
 pub mod ids;
 pub mod javatime;
 pub mod paging;
+pub mod stack;
 
 pub use arn::Arn;
 pub use clock::{Clock, ManualClock, OffsetClock, SystemClock};

@@ -178,7 +178,8 @@ impl Deliverer {
             )
             .await?;
         }
-        let (ok, failed) = process::apply(&dest.processing, raw);
+        // jq evaluates recursively: the buffer is processed on a thread with a big stack.
+        let (ok, failed) = lakebox_core::stack::on_big_stack(|| process::apply(&dest.processing, raw));
         // Records of one object share their partition keys.
         let mut groups: BTreeMap<BTreeMap<String, String>, Vec<Outgoing>> = BTreeMap::new();
         for r in ok {
@@ -246,7 +247,8 @@ impl Deliverer {
             )
             .await?;
         }
-        let (ok, failed) = process::apply(&dest.processing, raw);
+        // jq evaluates recursively: the buffer is processed on a thread with a big stack.
+        let (ok, failed) = lakebox_core::stack::on_big_stack(|| process::apply(&dest.processing, raw));
         self.write_errors(stream, &dest.s3, "processing-failed", &failed, None)
             .await?;
         if ok.is_empty() {

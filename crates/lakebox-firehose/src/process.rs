@@ -140,6 +140,8 @@ impl Processing {
 /// otherwise overflow the stack and abort the whole server.
 pub const MAX_JQ_NESTING: usize = 100;
 pub const MAX_RECORD_NESTING: usize = 1000;
+/// The longest query: Firehose's ProcessorParameterValue holds at most 5,120 characters.
+pub const MAX_JQ_LENGTH: usize = 5120;
 
 /// Refuses text whose `(`, `[` and `{` nest deeper than `max`, without recursing. Brackets
 /// inside double-quoted strings (JSON's and jq's, with backslash escapes) do not count.
@@ -176,9 +178,19 @@ pub struct Jq {
 }
 
 impl Jq {
+    /// Compiles a query. jaq's parser and compiler recurse on more than brackets (`. | . | …`,
+    /// `def f: def f: …`), so compiling runs on a thread with a big stack, and a query is at
+    /// most [`MAX_JQ_LENGTH`] bytes (the model's limit for processor parameters).
     pub fn compile(code: &str) -> Result<Jq, String> {
-        use jaq_core::load::{Arena, File, Loader};
+        if code.len() > MAX_JQ_LENGTH {
+            return Err(format!("the query is longer than {MAX_JQ_LENGTH} bytes"));
+        }
         check_nesting(code.as_bytes(), MAX_JQ_NESTING, "query")?;
+        lakebox_core::stack::on_big_stack(|| Jq::compile_here(code))
+    }
+
+    fn compile_here(code: &str) -> Result<Jq, String> {
+        use jaq_core::load::{Arena, File, Loader};
         let defs = jaq_core::defs().chain(jaq_std::defs()).chain(jaq_json::defs());
         let funs = jaq_core::funs().chain(jaq_std::funs()).chain(jaq_json::funs());
         let loader = Loader::new(defs);
