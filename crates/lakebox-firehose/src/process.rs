@@ -182,10 +182,10 @@ impl Jq {
     /// `def f: def f: …`), so compiling runs on a thread with a big stack, and a query is at
     /// most [`MAX_JQ_LENGTH`] bytes (the model's limit for processor parameters).
     pub fn compile(code: &str) -> Result<Jq, String> {
+        check_nesting(code.as_bytes(), MAX_JQ_NESTING, "query")?;
         if code.len() > MAX_JQ_LENGTH {
             return Err(format!("the query is longer than {MAX_JQ_LENGTH} bytes"));
         }
-        check_nesting(code.as_bytes(), MAX_JQ_NESTING, "query")?;
         lakebox_core::stack::on_big_stack(|| Jq::compile_here(code))
     }
 
