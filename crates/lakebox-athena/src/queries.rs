@@ -300,27 +300,19 @@ impl RowIndexes {
     }
 }
 
-async fn read_with_etag(lake: &Lake, bucket: &str, key: &str) -> Result<(String, Vec<u8>), ServiceError> {
-    let (info, mut rx) = lake.get(bucket, key, None)?;
-    let mut data = Vec::with_capacity(info.size as usize);
-    while let Some(chunk) = rx.recv().await {
-        data.extend_from_slice(&chunk.map_err(internal)?);
-    }
-    Ok((info.etag, data))
-}
-
-async fn read_all(
+/// An object (or `range` of it) and its ETag.
+async fn read(
     lake: &Lake,
     bucket: &str,
     key: &str,
     range: Option<std::ops::Range<u64>>,
-) -> Result<Vec<u8>, ServiceError> {
-    let (_, mut rx) = lake.get(bucket, key, range)?;
+) -> Result<(String, Vec<u8>), ServiceError> {
+    let (info, mut rx) = lake.get(bucket, key, range)?;
     let mut data = Vec::new();
     while let Some(chunk) = rx.recv().await {
         data.extend_from_slice(&chunk.map_err(internal)?);
     }
-    Ok(data)
+    Ok((info.etag, data))
 }
 
 impl Queries {
@@ -1021,7 +1013,7 @@ impl Queries {
             self.csv_page(&self.lake.acting_for(&e.account), &e.id, bucket, key, start, max)
                 .await?
         } else {
-            let data = read_all(&self.lake.acting_for(&e.account), bucket, key, None).await?;
+            let (_, data) = read(&self.lake.acting_for(&e.account), bucket, key, None).await?;
             let data = String::from_utf8_lossy(&data);
             let rows: Vec<Vec<Option<String>>> = if data.is_empty() {
                 Vec::new()
@@ -1068,7 +1060,7 @@ impl Queries {
         let index = match known {
             Some(index) => index,
             None => {
-                let (etag, data) = read_with_etag(lake, bucket, key).await?;
+                let (etag, data) = read(lake, bucket, key, None).await?;
                 let index = Arc::new(RowIndex {
                     etag,
                     starts: csv_row_starts(&data),
@@ -1083,7 +1075,7 @@ impl Queries {
             return Ok((Vec::new(), total));
         }
         let range = index.starts[start]..index.starts[end];
-        let data = read_all(lake, bucket, key, Some(range)).await?;
+        let (_, data) = read(lake, bucket, key, Some(range)).await?;
         Ok((parse_csv(&String::from_utf8_lossy(&data)), total))
     }
 }

@@ -109,32 +109,22 @@ fn destination_of(input: &CreateDeliveryStreamInput) -> Result<(&'static str, Va
         ),
         ("MSKSourceConfiguration", input.msk_source_configuration.is_some()),
     ];
-    if let Some((k, _)) = unsupported.iter().find(|(_, given)| *given) {
-        return Err(invalid_argument(format!(
-            "{k} is not supported by Lakebox yet; use ExtendedS3DestinationConfiguration or S3DestinationConfiguration."
-        )));
-    }
-    let given: Vec<(&'static str, Value)> = [
-        (
-            KIND_S3,
-            input.extended_s3_destination_configuration.as_ref().map(stored),
-        ),
-        (KIND_S3, input.s3_destination_configuration.as_ref().map(stored)),
-        (
-            KIND_HTTP,
-            input.http_endpoint_destination_configuration.as_ref().map(stored),
-        ),
-    ]
-    .into_iter()
-    .filter_map(|(k, v)| v.map(|v| (k, v)))
-    .collect();
-    match <[_; 1]>::try_from(given) {
-        Ok([one]) => Ok(one),
-        Err(v) if v.is_empty() => Err(invalid_argument("A destination configuration is required.")),
-        Err(_) => Err(invalid_argument(
-            "Only one destination configuration can be given.",
-        )),
-    }
+    one_destination(
+        &unsupported,
+        [
+            (
+                KIND_S3,
+                input.extended_s3_destination_configuration.as_ref().map(stored),
+            ),
+            (KIND_S3, input.s3_destination_configuration.as_ref().map(stored)),
+            (
+                KIND_HTTP,
+                input.http_endpoint_destination_configuration.as_ref().map(stored),
+            ),
+        ],
+        "ExtendedS3DestinationConfiguration or S3DestinationConfiguration",
+        "destination configuration",
+    )
 }
 
 /// The destination an UpdateDestination names.
@@ -169,26 +159,40 @@ fn update_of(input: &UpdateDestinationInput) -> Result<(&'static str, Value), Se
             input.iceberg_destination_update.is_some(),
         ),
     ];
-    let given: Vec<(&'static str, Value)> = [
-        (KIND_S3, input.extended_s3_destination_update.as_ref().map(stored)),
-        (KIND_S3, input.s3_destination_update.as_ref().map(stored)),
-        (
-            KIND_HTTP,
-            input.http_endpoint_destination_update.as_ref().map(stored),
-        ),
-    ]
-    .into_iter()
-    .filter_map(|(k, v)| v.map(|v| (k, v)))
-    .collect();
-    if let Some((k, _)) = others.iter().find(|(_, given)| *given) {
+    one_destination(
+        &others,
+        [
+            (KIND_S3, input.extended_s3_destination_update.as_ref().map(stored)),
+            (KIND_S3, input.s3_destination_update.as_ref().map(stored)),
+            (
+                KIND_HTTP,
+                input.http_endpoint_destination_update.as_ref().map(stored),
+            ),
+        ],
+        "ExtendedS3DestinationUpdate, S3DestinationUpdate or HttpEndpointDestinationUpdate",
+        "destination update",
+    )
+}
+
+/// The one destination a request names among those Lakebox delivers to (`given`, by kind),
+/// refusing the kinds it does not (`unsupported`: member name, whether given) by name.
+fn one_destination(
+    unsupported: &[(&str, bool)],
+    given: [(&'static str, Option<Value>); 3],
+    use_instead: &str,
+    what: &str,
+) -> Result<(&'static str, Value), ServiceError> {
+    if let Some((k, _)) = unsupported.iter().find(|(_, given)| *given) {
         return Err(invalid_argument(format!(
-            "{k} is not supported by Lakebox yet; use ExtendedS3DestinationUpdate, S3DestinationUpdate or HttpEndpointDestinationUpdate."
+            "{k} is not supported by Lakebox yet; use {use_instead}."
         )));
     }
+    let given: Vec<(&'static str, Value)> =
+        given.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect();
     match <[_; 1]>::try_from(given) {
         Ok([one]) => Ok(one),
-        Err(v) if v.is_empty() => Err(invalid_argument("A destination update is required.")),
-        Err(_) => Err(invalid_argument("Only one destination update can be given.")),
+        Err(v) if v.is_empty() => Err(invalid_argument(format!("A {what} is required."))),
+        Err(_) => Err(invalid_argument(format!("Only one {what} can be given."))),
     }
 }
 
