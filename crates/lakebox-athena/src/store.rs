@@ -19,7 +19,10 @@ pub struct Store {
     pub clock: Arc<dyn Clock>,
 }
 
-pub fn internal(e: impl std::fmt::Display) -> ServiceError {
+pub fn internal(e: impl std::fmt::Display + 'static) -> ServiceError {
+    if lakebox_store::space::is_full_error(&e) {
+        return ServiceError::disk_full();
+    }
     ServiceError::new("InternalServerException", 500, e.to_string())
 }
 

@@ -3,6 +3,10 @@
 use std::borrow::Cow;
 use std::fmt;
 
+/// What a write refused for a full disk says.
+pub const DISK_FULL_MESSAGE: &str = "Lakebox cannot store more data: the disk holding its data directory is full. \
+     Delete data or free space; writes resume without a restart.";
+
 /// An AWS error: the code clients switch on, a message for humans, and the HTTP status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceError {
@@ -48,6 +52,13 @@ impl ServiceError {
     /// A 500 with AWS's generic code; the message never leaks internals beyond what is given.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new("InternalFailure", 500, message)
+    }
+
+    /// A write refused because the disk holding the data directory is full: 503
+    /// `ServiceUnavailable` (AWS's common error for a temporary failure), so SDKs retry, and
+    /// a message that says what to do.
+    pub fn disk_full() -> Self {
+        Self::new("ServiceUnavailable", 503, DISK_FULL_MESSAGE)
     }
 
     pub fn validation(message: impl Into<String>) -> Self {

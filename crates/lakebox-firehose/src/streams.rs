@@ -198,6 +198,9 @@ impl Streams {
                     serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 match f(&mut s) {
                     Ok(t) => {
+                        if s.deleting_until_millis.is_some() {
+                            b.freeing();
+                        }
                         b.put(STREAMS, &k, &encode(&s)?)?;
                         Ok(Ok((t, s.uid.clone())))
                     }

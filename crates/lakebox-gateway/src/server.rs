@@ -48,6 +48,9 @@ pub struct GatewayConfig {
     /// idle between requests: a few hundred slow or silent clients must not hold the server's
     /// file descriptors for ever.
     pub header_read_timeout: Duration,
+    /// Why the server cannot do all it should (a full disk, say), asked at each health check:
+    /// the document then says `degraded` and gives the reason.
+    pub degraded: Option<fn() -> Option<&'static str>>,
 }
 
 pub struct Gateway {
@@ -601,12 +604,18 @@ impl Gateway {
     /// the version, data directory and authentication mode.
     pub fn health(&self, detailed: bool) -> serde_json::Value {
         let mut doc = serde_json::Map::new();
+        let degraded = self.config.degraded.and_then(|why| why());
         let status = if self.stopping.load(Ordering::SeqCst) {
             "stopping"
+        } else if degraded.is_some() {
+            "degraded"
         } else {
             "running"
         };
         doc.insert("status".into(), status.into());
+        if let Some(reason) = degraded {
+            doc.insert("degradedReason".into(), reason.into());
+        }
         doc.insert("region".into(), self.config.default_region.clone().into());
         if detailed {
             doc.extend(self.config.health_info.clone());

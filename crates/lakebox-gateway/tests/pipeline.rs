@@ -59,6 +59,7 @@ async fn s3_receives_the_virtual_host_bucket() {
             default_region: "us-east-1".into(),
             health_info: Default::default(),
             health_details_public: true,
+            degraded: None,
             header_read_timeout: std::time::Duration::from_secs(30),
         },
     );
@@ -90,6 +91,7 @@ fn gateway(with_kinesis: bool) -> Arc<Gateway> {
             default_region: "eu-west-1".into(),
             health_info: Default::default(),
             health_details_public: true,
+            degraded: None,
             header_read_timeout: std::time::Duration::from_secs(30),
         },
     )

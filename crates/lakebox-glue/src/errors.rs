@@ -31,7 +31,10 @@ pub fn table_not_found(db: &str, table: &str) -> ServiceError {
     not_found(format!("Table {table} not found in database {db}."))
 }
 
-pub fn internal(e: impl std::fmt::Display) -> ServiceError {
+pub fn internal(e: impl std::fmt::Display + 'static) -> ServiceError {
+    if lakebox_store::space::is_full_error(&e) {
+        return ServiceError::disk_full();
+    }
     ServiceError::new("InternalServiceException", 500, e.to_string())
 }
 

@@ -17,6 +17,16 @@ pub fn stream_in_use(name: &str, account: &str) -> ServiceError {
     )
 }
 
+/// A storage failure: AWS's 500 `InternalFailure`, or 503 `ServiceUnavailable` while the disk is
+/// full.
+pub fn internal(e: impl std::fmt::Display + 'static) -> ServiceError {
+    if lakebox_store::space::is_full_error(&e) {
+        return ServiceError::disk_full();
+    }
+    tracing::error!(error = %e, "Kinesis storage failure");
+    ServiceError::new("InternalFailure", 500, format!("storage failure: {e}"))
+}
+
 pub fn invalid_argument(message: impl Into<String>) -> ServiceError {
     ServiceError::client("InvalidArgumentException", message)
 }

@@ -4,7 +4,7 @@ use lakebox_core::{RequestContext, ServiceError};
 use lakebox_protocol::{Blob, Timestamp};
 use lakebox_store::LogEntry;
 
-use crate::errors;
+use crate::errors::{self, internal};
 use crate::hashing::{parse_hash_key, partition_hash};
 use crate::iterator::{ITERATOR_TTL_MILLIS, ShardIterator};
 use crate::model::*;
@@ -16,11 +16,6 @@ use crate::streams::{ShardRecord, StreamRecord, Streams};
 pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
 pub const MAX_PUT_RECORDS_BYTES: usize = 5 * 1024 * 1024;
 pub const MAX_GET_RECORDS_BYTES: usize = 10 * 1024 * 1024;
-
-fn internal(e: impl std::fmt::Display) -> ServiceError {
-    tracing::error!(error = %e, "Kinesis log failure");
-    ServiceError::new("InternalFailure", 500, format!("storage failure: {e}"))
-}
 
 /// The stored form of a record: partition key length, partition key, data.
 fn encode_payload(partition_key: &str, data: &[u8]) -> Vec<u8> {

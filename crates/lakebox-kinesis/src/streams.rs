@@ -12,7 +12,7 @@ use lakebox_core::{Arn, Clock, ServiceError, ids};
 use lakebox_store::{Log, LogConfig, MetaStore, StoreError};
 use serde::{Deserialize, Serialize};
 
-use crate::errors;
+use crate::errors::{self, internal};
 
 const STREAMS: &str = "streams";
 
@@ -173,11 +173,6 @@ pub struct Streams {
     clock: Arc<dyn Clock>,
     pub settings: KinesisSettings,
     pub throughput: crate::throughput::Throughput,
-}
-
-fn internal(e: impl std::fmt::Display) -> ServiceError {
-    tracing::error!(error = %e, "Kinesis storage failure");
-    ServiceError::new("InternalFailure", 500, format!("storage failure: {e}"))
 }
 
 fn stream_key(account: &str, region: &str, name: &str) -> Vec<u8> {

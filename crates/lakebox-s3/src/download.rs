@@ -133,8 +133,7 @@ pub fn chunks(pieces: Vec<Piece>) -> mpsc::Receiver<std::io::Result<Bytes>> {
 }
 
 fn read_failed(e: std::io::Error) -> ServiceError {
-    tracing::error!(error = %e, "could not read object data");
-    ServiceError::internal(format!("could not read object data: {e}"))
+    crate::store::internal(e)
 }
 
 #[cfg(test)]

@@ -800,15 +800,13 @@ pub async fn copy_data(
         if let Some(e) = encryptor {
             e.finish(&mut |sealed| writer.write_all(sealed))?;
         }
-        writer
-            .commit()
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        writer.commit().map_err(std::io::Error::from)?;
         Ok(hex::encode(md5.finalize()))
     })
     .await
-    .map_err(|e| ServiceError::internal(e.to_string()))?
+    .map_err(crate::store::internal)?
     .map(|md5| (blob, md5))
-    .map_err(|e| ServiceError::internal(format!("copy failed: {e}")))
+    .map_err(crate::store::internal)
 }
 
 pub async fn copy_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Response<Body>, ServiceError> {

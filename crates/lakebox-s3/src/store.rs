@@ -215,9 +215,14 @@ pub struct WriteCondition {
     pub if_match: Option<String>,
 }
 
-fn internal(e: impl std::fmt::Display) -> ServiceError {
+/// A storage failure: S3's 500 `InternalError`, or 503 `ServiceUnavailable` while the disk is
+/// full.
+pub(crate) fn internal(e: impl std::fmt::Display + 'static) -> ServiceError {
+    if lakebox_store::space::is_full_error(&e) {
+        return ServiceError::disk_full();
+    }
     tracing::error!(error = %e, "S3 storage failure");
-    ServiceError::internal(format!("storage failure: {e}"))
+    ServiceError::new("InternalError", 500, format!("storage failure: {e}"))
 }
 
 fn encode<T: Serialize>(v: &T) -> Vec<u8> {
@@ -687,6 +692,8 @@ impl ObjectStore {
         let now = self.now_millis();
         let (outcome, files) = self
             .tx(move |b| {
+                // A delete (or a delete marker) goes through on a full disk.
+                b.freeing();
                 let bucket_rec: BucketRecord = match read_record(b, BUCKETS, bucket.as_bytes())? {
                     Some(Ok(r)) => r,
                     Some(Err(e)) => return Ok(Err(e)),

@@ -437,8 +437,7 @@ impl Sink {
 }
 
 fn write_failed(e: std::io::Error) -> ServiceError {
-    tracing::error!(error = %e, "could not write object data");
-    ServiceError::internal(format!("could not write object data: {e}"))
+    crate::store::internal(e)
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -636,8 +635,8 @@ pub async fn receive(
 async fn commit_file(writer: lakebox_store::blob::BlobWriter) -> Result<(), ServiceError> {
     tokio::task::spawn_blocking(move || writer.commit())
         .await
-        .map_err(|e| ServiceError::internal(e.to_string()))?
-        .map_err(|e| ServiceError::internal(format!("could not commit object data: {e}")))
+        .map_err(crate::store::internal)?
+        .map_err(crate::store::internal)
 }
 
 #[cfg(test)]

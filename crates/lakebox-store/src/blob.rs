@@ -37,10 +37,14 @@ pub struct BlobWriter {
     temp: PathBuf,
     dest: PathBuf,
     written: u64,
+    committed: bool,
 }
 
 impl BlobWriter {
+    /// Starts a blob; refused with [`StoreError::Full`](crate::StoreError::Full) while the disk
+    /// is full.
     pub fn create(dest: &Path) -> Result<Self> {
+        crate::space::check_writable()?;
         let dir = dest.parent().unwrap_or(Path::new("."));
         fs::create_dir_all(dir)?;
         let name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("blob");
@@ -55,6 +59,7 @@ impl BlobWriter {
             temp,
             dest: dest.to_owned(),
             written: 0,
+            committed: false,
         })
     }
 
@@ -68,6 +73,7 @@ impl BlobWriter {
         file.sync_all()?;
         drop(file);
         fs::rename(&self.temp, &self.dest)?;
+        self.committed = true;
         sync_dir(self.dest.parent().unwrap_or(Path::new(".")))?;
         Ok(())
     }
@@ -79,7 +85,10 @@ impl Write for BlobWriter {
             .file
             .as_mut()
             .expect("file is present until commit")
-            .write(buf)?;
+            .write(buf)
+            .inspect_err(|e| {
+                crate::space::note(e);
+            })?;
         self.written += n as u64;
         Ok(n)
     }
@@ -91,7 +100,10 @@ impl Write for BlobWriter {
 
 impl Drop for BlobWriter {
     fn drop(&mut self) {
-        if self.file.take().is_some() {
+        // Also after a failed commit: a partial temporary file must not hold space on a disk
+        // that may be full.
+        if !self.committed {
+            self.file.take();
             let _ = fs::remove_file(&self.temp);
         }
     }

@@ -16,54 +16,308 @@
 //! transaction is then abandoned.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, mpsc};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use redb::{Database, ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
 
-use crate::{Result, StoreError};
+use crate::{Result, StoreError, space};
 
 /// redb's page cache. Bounded so that memory does not grow with the amount of data stored; the
 /// OS page cache still serves hot data beyond it.
 pub const CACHE_BYTES: usize = 64 * 1024 * 1024;
 
+/// Bytes a transaction marked [`WriteBatch::freeing`] may add while the disk is full.
+pub const FREEING_SLACK: i64 = 4096;
+
+/// While the disk is full, an idle writer compacts its file once deletes have freed this much.
+const COMPACT_AFTER_FREED: u64 = 1024 * 1024;
+
+/// How long the writer waits for work before looking at idle-time chores.
+const IDLE_CHECK: Duration = Duration::from_millis(500);
+
 /// Most jobs applied in one group-commit transaction.
 const MAX_BATCH: usize = 512;
 
-type Completion = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
-type Job = Box<dyn FnOnce(&mut WriteBatch<'_>) -> Result<Completion> + Send>;
+/// How long a reopen after an I/O error waits for read transactions of the failed handle
+/// (which keep its file lock) to finish.
+const REOPEN_PATIENCE: Duration = Duration::from_secs(5);
 
-fn kv_err(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Kv(e.to_string())
+/// Why a commit failed, as every job of its batch is told.
+#[derive(Clone)]
+enum Failure {
+    Full,
+    Other(String),
+}
+
+impl Failure {
+    fn of(e: &StoreError) -> Failure {
+        match e {
+            StoreError::Full => Failure::Full,
+            e => Failure::Other(e.to_string()),
+        }
+    }
+
+    fn into_error(self) -> StoreError {
+        match self {
+            Failure::Full => StoreError::Full,
+            Failure::Other(m) => StoreError::Kv(m),
+        }
+    }
+}
+
+type Completion = Box<dyn FnOnce(std::result::Result<(), Failure>) + Send>;
+
+/// A write queued for the group-committing writer: applied into the batch's transaction, or
+/// failed without running when no transaction could be had.
+trait Job: Send {
+    fn apply(self: Box<Self>, batch: &mut WriteBatch<'_>) -> Result<Completion>;
+    fn fail(self: Box<Self>, why: Failure);
+}
+
+struct Queued<F, T> {
+    f: F,
+    reply: oneshot::Sender<Result<T>>,
+}
+
+impl<F, T> Job for Queued<F, T>
+where
+    F: FnOnce(&mut WriteBatch<'_>) -> Result<T> + Send,
+    T: Send + 'static,
+{
+    fn apply(self: Box<Self>, batch: &mut WriteBatch<'_>) -> Result<Completion> {
+        let Queued { f, reply } = *self;
+        match f(batch) {
+            Ok(value) => Ok(Box::new(move |commit: std::result::Result<(), Failure>| {
+                let _ = reply.send(commit.map(|()| value).map_err(Failure::into_error));
+            })),
+            Err(e) => {
+                let failure = Failure::of(&e);
+                let _ = reply.send(Err(e));
+                Err(failure.into_error())
+            }
+        }
+    }
+
+    fn fail(self: Box<Self>, why: Failure) {
+        let _ = self.reply.send(Err(why.into_error()));
+    }
+}
+
+/// redb's errors as the store's: an I/O error is `Io` (or `Full` when it means no space, which
+/// also puts the process in the full state), so callers can tell it from corruption.
+fn kv_err(e: impl Into<redb::Error>) -> StoreError {
+    match e.into() {
+        redb::Error::Io(e) => space::io_error(e),
+        redb::Error::PreviousIo => StoreError::Io(std::io::Error::other(
+            "the metadata store is reopening after an I/O error",
+        )),
+        e => StoreError::Kv(e.to_string()),
+    }
+}
+
+/// Whether redb has given up on its handle: after any I/O error it refuses every later write
+/// (and uncached read) until the database is opened again.
+fn needs_reopen(e: &StoreError) -> bool {
+    matches!(e, StoreError::Io(_) | StoreError::Full)
+}
+
+type Opener = Box<dyn Fn() -> std::result::Result<Database, redb::DatabaseError> + Send + Sync>;
+
+/// The open database, replaced by a fresh handle after an I/O error (redb's recovery runs on
+/// open), so one failed write never leaves the store failed for good.
+struct Handle {
+    open: Opener,
+    db: RwLock<Option<Arc<Database>>>,
+    /// Bytes deleted since the file was last compacted.
+    freed: AtomicU64,
+}
+
+impl Handle {
+    fn note_growth(&self, growth: i64) {
+        if growth < 0 {
+            self.freed.fetch_add(growth.unsigned_abs(), Ordering::Relaxed);
+        }
+    }
+
+    /// On a full disk, the pages deletes free inside the file help only this store; the
+    /// filesystem (and every other store) gets them back when the file is compacted. Runs on
+    /// the writer thread while it is idle, so no write is in flight; waits briefly for reads
+    /// on the handle to finish, as compaction needs it alone.
+    fn compact_if_full_and_freed(&self) {
+        if self.freed.load(Ordering::Relaxed) < COMPACT_AFTER_FREED || !space::is_full() {
+            return;
+        }
+        self.freed.store(0, Ordering::Relaxed);
+        let Some(mut db) = self.db.write().unwrap().take() else {
+            return;
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        let compacted = loop {
+            if let Some(exclusive) = Arc::get_mut(&mut db) {
+                break Some(exclusive.compact());
+            }
+            if std::time::Instant::now() > deadline {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        match compacted {
+            Some(Err(e)) => {
+                // redb's handle is spent after a failed compaction; the next use reopens it.
+                tracing::warn!(error = %e, "could not compact the metadata store on a full disk");
+                return;
+            }
+            Some(Ok(_)) => tracing::info!("compacted the metadata store to give freed space back"),
+            None => {}
+        }
+        *self.db.write().unwrap() = Some(db);
+    }
+
+    fn db(&self) -> Result<Arc<Database>> {
+        if let Some(db) = self.db.read().unwrap().as_ref() {
+            return Ok(db.clone());
+        }
+        let deadline = std::time::Instant::now() + REOPEN_PATIENCE;
+        loop {
+            {
+                let mut slot = self.db.write().unwrap();
+                if let Some(db) = slot.as_ref() {
+                    return Ok(db.clone());
+                }
+                match (self.open)() {
+                    Ok(db) => {
+                        tracing::info!("metadata store reopened after an I/O error");
+                        let db = Arc::new(db);
+                        *slot = Some(db.clone());
+                        return Ok(db);
+                    }
+                    // Read transactions begun on the failed handle still hold its file lock.
+                    Err(redb::DatabaseError::DatabaseAlreadyOpen) if std::time::Instant::now() < deadline => {
+                    }
+                    Err(e) => return Err(kv_err(e)),
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Drops a handle redb has failed; the next [`Handle::db`] opens the file again.
+    fn discard(&self, failed: &Arc<Database>) {
+        let mut slot = self.db.write().unwrap();
+        if slot.as_ref().is_some_and(|d| Arc::ptr_eq(d, failed)) {
+            tracing::warn!("metadata store failed an I/O operation; reopening it");
+            *slot = None;
+        }
+    }
+
+    /// Runs a read; an I/O error discards the handle, so the next operation reopens it.
+    fn read<T>(&self, f: impl FnOnce(&Database) -> Result<T>) -> Result<T> {
+        let db = self.db()?;
+        let result = f(&db);
+        if let Err(e) = &result
+            && needs_reopen(e)
+        {
+            self.discard(&db);
+        }
+        result
+    }
+}
+
+/// redb reuses the pages deletes free, so the file does not grow with churn, but it never hands
+/// them back to the filesystem. At open, when most of a large file is free pages, compact it so
+/// deleting data gives its space back by the next start. Skipped on a full disk (compaction
+/// writes). Answers `false` when compaction failed: redb's handle is then spent (the data is as
+/// it was) and must be opened again.
+fn compact_if_sparse(db: &mut Database, path: &Path) -> bool {
+    const MIN_FREE_BYTES: u64 = 8 * 1024 * 1024;
+    if space::is_full() {
+        return true;
+    }
+    let Ok(file_len) = std::fs::metadata(path).map(|m| m.len()) else {
+        return true;
+    };
+    let Some(used) = (|| {
+        let tx = db.begin_write().ok()?;
+        let stats = tx.stats().ok()?;
+        tx.abort().ok()?;
+        Some(stats.allocated_pages() * stats.page_size() as u64)
+    })() else {
+        return true;
+    };
+    let free = file_len.saturating_sub(used);
+    if free < MIN_FREE_BYTES || free < file_len / 2 {
+        return true;
+    }
+    match db.compact() {
+        Ok(_) => {
+            tracing::info!(
+                file = %path.display(),
+                before = file_len,
+                after = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+                "compacted the metadata store"
+            );
+            true
+        }
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "could not compact the metadata store");
+            false
+        }
+    }
 }
 
 /// A durable, transactional map of `table → key → value`.
 pub struct MetaStore {
-    db: Arc<Database>,
-    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    handle: Arc<Handle>,
+    jobs: Mutex<Option<mpsc::Sender<Box<dyn Job>>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// The writes of one atomic transaction.
 pub struct WriteBatch<'a> {
     tx: &'a redb::WriteTransaction,
+    /// Bytes of keys and values this transaction adds, less those it removes: while the disk
+    /// is full, a transaction that grows the data is refused.
+    growth: i64,
+    /// Set by [`WriteBatch::freeing`].
+    freeing: bool,
 }
 
 impl WriteBatch<'_> {
     pub fn put(&mut self, table: &str, key: &[u8], value: &[u8]) -> Result<()> {
         let mut t = self.tx.open_table(def(table)).map_err(kv_err)?;
-        t.insert(key, value).map_err(kv_err)?;
+        let old = t.insert(key, value).map_err(kv_err)?.map(|g| g.value().len());
+        self.growth += (value.len() + key.len()) as i64;
+        if let Some(old) = old {
+            self.growth -= (old + key.len()) as i64;
+        }
         Ok(())
+    }
+
+    /// Marks this transaction as part of deleting something (a "deleting" status, a delete
+    /// marker): it is admitted while the disk is full, as deletes must be, if it adds at most
+    /// [`FREEING_SLACK`] bytes.
+    pub fn freeing(&mut self) {
+        self.freeing = true;
+    }
+
+    /// Whether the full disk's rule turns this transaction away.
+    fn refused_when_full(&self) -> bool {
+        self.growth > if self.freeing { FREEING_SLACK } else { 0 }
     }
 
     /// Returns whether the key existed.
     pub fn delete(&mut self, table: &str, key: &[u8]) -> Result<bool> {
         let mut t = self.tx.open_table(def(table)).map_err(kv_err)?;
-        let existed = t.remove(key).map_err(kv_err)?.is_some();
-        Ok(existed)
+        let old = t.remove(key).map_err(kv_err)?.map(|g| g.value().len());
+        if let Some(old) = old {
+            self.growth -= (old + key.len()) as i64;
+        }
+        Ok(old.is_some())
     }
-
     /// Every entry whose key starts with `prefix`, in key order (sees this batch's own writes).
     pub fn scan_prefix(&self, table: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let t = self.tx.open_table(def(table)).map_err(kv_err)?;
@@ -145,19 +399,40 @@ impl MetaStore {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let db = Arc::new(
-            redb::Builder::new()
-                .set_cache_size(CACHE_BYTES)
-                .create(path)
-                .map_err(kv_err)?,
-        );
-        let (tx, rx) = mpsc::channel::<Job>();
-        let writer_db = db.clone();
+        let path_for_compaction = path.to_owned();
+        let path = path.to_owned();
+        let open: Opener = Box::new(move || redb::Builder::new().set_cache_size(CACHE_BYTES).create(&path));
+        let mut db = open().map_err(kv_err)?;
+        if !compact_if_sparse(&mut db, &path_for_compaction) {
+            drop(db);
+            db = open().map_err(kv_err)?;
+        }
+        Self::with_db(open, db)
+    }
+
+    /// Opens a store whose database `open` makes (on a custom redb backend: tests inject
+    /// faults this way). `open` is called again to reopen after an I/O error.
+    pub fn open_with(
+        open: impl Fn() -> std::result::Result<Database, redb::DatabaseError> + Send + Sync + 'static,
+    ) -> Result<Self> {
+        let db = open().map_err(kv_err)?;
+        Self::with_db(Box::new(open), db)
+    }
+
+    fn with_db(open: Opener, db: Database) -> Result<Self> {
+        let db = Arc::new(db);
+        let handle = Arc::new(Handle {
+            open,
+            db: RwLock::new(Some(db)),
+            freed: AtomicU64::new(0),
+        });
+        let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
+        let writer_handle = handle.clone();
         let writer = std::thread::Builder::new()
             .name("lakebox-kv-writer".into())
-            .spawn(move || group_commit_loop(&writer_db, &rx))?;
+            .spawn(move || group_commit_loop(&writer_handle, &rx))?;
         Ok(MetaStore {
-            db,
+            handle,
             jobs: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
         })
@@ -179,17 +454,8 @@ impl MetaStore {
         &self,
         f: impl FnOnce(&mut WriteBatch<'_>) -> Result<T> + Send + 'static,
     ) -> Result<Durable<T>> {
-        let (tx, rx) = oneshot::channel::<Result<T>>();
-        let job: Job = Box::new(move |batch| match f(batch) {
-            Ok(value) => Ok(Box::new(move |commit: std::result::Result<(), String>| {
-                let _ = tx.send(commit.map(|()| value).map_err(StoreError::Kv));
-            }) as Completion),
-            Err(e) => {
-                let msg = e.to_string();
-                let _ = tx.send(Err(e));
-                Err(StoreError::Kv(msg))
-            }
-        });
+        let (reply, rx) = oneshot::channel::<Result<T>>();
+        let job: Box<dyn Job> = Box::new(Queued { f, reply });
         {
             let jobs = self.jobs.lock().unwrap();
             let sender = jobs.as_ref().ok_or(StoreError::Closed)?;
@@ -200,19 +466,14 @@ impl MetaStore {
 
     /// Runs several reads against one consistent snapshot (one read transaction).
     pub fn read<T>(&self, f: impl FnOnce(&ReadView) -> Result<T>) -> Result<T> {
-        let tx = self.db.begin_read().map_err(kv_err)?;
-        f(&ReadView { tx })
+        self.handle.read(|db| {
+            let tx = db.begin_read().map_err(kv_err)?;
+            f(&ReadView { tx })
+        })
     }
 
     pub fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let tx = self.db.begin_read().map_err(kv_err)?;
-        let t = match tx.open_table(def(table)) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(kv_err(e)),
-        };
-        let v = t.get(key).map_err(kv_err)?.map(|g| g.value().to_vec());
-        Ok(v)
+        self.read(|view| view.get(table, key))
     }
 
     pub fn put(&self, table: &str, key: &[u8], value: &[u8]) -> Result<()> {
@@ -226,19 +487,40 @@ impl MetaStore {
     /// Runs `f` on this thread as one atomic, durable transaction: all its writes land, or none do (also when
     /// `f` returns an error).
     pub fn write<T>(&self, f: impl FnOnce(&mut WriteBatch<'_>) -> Result<T>) -> Result<T> {
-        let tx = self.db.begin_write().map_err(kv_err)?;
-        let out = {
-            let mut batch = WriteBatch { tx: &tx };
-            match f(&mut batch) {
+        let db = self.handle.db()?;
+        let full = space::is_full();
+        let mut refused = false;
+        let result = (|| {
+            let tx = db.begin_write().map_err(kv_err)?;
+            let mut batch = WriteBatch {
+                tx: &tx,
+                growth: 0,
+                freeing: false,
+            };
+            let out = match f(&mut batch) {
                 Ok(v) => v,
                 Err(e) => {
                     tx.abort().map_err(kv_err)?;
                     return Err(e);
                 }
+            };
+            if full && batch.refused_when_full() {
+                refused = true;
+                tx.abort().map_err(kv_err)?;
+                return Err(StoreError::Full);
             }
-        };
-        tx.commit().map_err(kv_err)?;
-        Ok(out)
+            let growth = batch.growth;
+            tx.commit().map_err(kv_err)?;
+            self.handle.note_growth(growth);
+            Ok(out)
+        })();
+        if let Err(e) = &result
+            && !refused
+            && needs_reopen(e)
+        {
+            self.handle.discard(&db);
+        }
+        result
     }
 
     /// Up to `limit` entries whose keys start with `prefix`, in key order, strictly after
@@ -250,32 +532,34 @@ impl MetaStore {
         start_after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let tx = self.db.begin_read().map_err(kv_err)?;
-        let t = match tx.open_table(def(table)) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(kv_err(e)),
-        };
-        let start: &[u8] = match start_after {
-            Some(s) if s >= prefix => s,
-            _ => prefix,
-        };
-        let mut out = Vec::new();
-        for item in t.range(start..).map_err(kv_err)? {
-            let (k, v) = item.map_err(kv_err)?;
-            let k = k.value();
-            if !k.starts_with(prefix) {
-                break;
+        self.handle.read(|db| {
+            let tx = db.begin_read().map_err(kv_err)?;
+            let t = match tx.open_table(def(table)) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(kv_err(e)),
+            };
+            let start: &[u8] = match start_after {
+                Some(s) if s >= prefix => s,
+                _ => prefix,
+            };
+            let mut out = Vec::new();
+            for item in t.range(start..).map_err(kv_err)? {
+                let (k, v) = item.map_err(kv_err)?;
+                let k = k.value();
+                if !k.starts_with(prefix) {
+                    break;
+                }
+                if start_after == Some(k) {
+                    continue;
+                }
+                out.push((k.to_vec(), v.value().to_vec()));
+                if out.len() >= limit {
+                    break;
+                }
             }
-            if start_after == Some(k) {
-                continue;
-            }
-            out.push((k.to_vec(), v.value().to_vec()));
-            if out.len() >= limit {
-                break;
-            }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 }
 
@@ -288,48 +572,98 @@ impl Drop for MetaStore {
     }
 }
 
-/// The writer thread: one transaction and one commit for everything queued.
-fn group_commit_loop(db: &Database, rx: &mpsc::Receiver<Job>) {
-    while let Ok(first) = rx.recv() {
+/// The writer thread: one transaction and one commit for everything queued. While the disk is
+/// full it takes one job per transaction, so a job that would grow the data is refused alone
+/// and the deletes queued beside it still land.
+fn group_commit_loop(handle: &Handle, rx: &mpsc::Receiver<Box<dyn Job>>) {
+    loop {
+        let first = match rx.recv_timeout(IDLE_CHECK) {
+            Ok(job) => job,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                handle.compact_if_full_and_freed();
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        let full = space::is_full();
+        let max = if full { 1 } else { MAX_BATCH };
         let mut jobs = vec![first];
-        while jobs.len() < MAX_BATCH {
+        while jobs.len() < max {
             match rx.try_recv() {
                 Ok(j) => jobs.push(j),
                 Err(_) => break,
             }
         }
-        let tx = match db.begin_write() {
-            Ok(t) => t,
+        let fail_all = |jobs: Vec<Box<dyn Job>>, e: StoreError| {
+            tracing::error!(error = %e, "cannot start a metadata transaction");
+            let why = Failure::of(&e);
+            for job in jobs {
+                job.fail(why.clone());
+            }
+        };
+        let db = match handle.db() {
+            Ok(db) => db,
             Err(e) => {
-                // Dropping the jobs drops their reply channels: each caller sees the failure.
-                tracing::error!(error = %e, "cannot start a metadata transaction");
+                fail_all(jobs, e);
+                continue;
+            }
+        };
+        let tx = match db.begin_write().map_err(kv_err) {
+            Ok(tx) => tx,
+            Err(e) => {
+                if needs_reopen(&e) {
+                    handle.discard(&db);
+                }
+                fail_all(jobs, e);
                 continue;
             }
         };
         let mut completions = Vec::with_capacity(jobs.len());
         let mut failure = None;
-        {
-            let mut batch = WriteBatch { tx: &tx };
+        let (refused_when_full, growth) = {
+            let mut batch = WriteBatch {
+                tx: &tx,
+                growth: 0,
+                freeing: false,
+            };
             for job in jobs {
-                match job(&mut batch) {
+                match job.apply(&mut batch) {
                     Ok(c) => completions.push(c),
                     Err(e) => {
-                        failure = Some(e.to_string());
+                        failure = Some(e);
                         break;
                     }
                 }
             }
-        }
-        let outcome = match failure {
-            Some(msg) => {
-                let _ = tx.abort();
-                Err(format!("transaction abandoned: {msg}"))
-            }
-            None => tx.commit().map_err(|e| e.to_string()),
+            (batch.refused_when_full(), batch.growth)
         };
-        if let Err(e) = &outcome {
-            tracing::error!(error = %e, "metadata batch failed; none of its writes were acknowledged");
-        }
+        // `refused`: the full disk's rule turned the batch away; redb itself is fine.
+        let (outcome, refused) = match failure {
+            Some(e) => {
+                let _ = tx.abort();
+                (Err(e), false)
+            }
+            None if full && refused_when_full => {
+                let _ = tx.abort();
+                (Err(StoreError::Full), true)
+            }
+            None => (
+                tx.commit()
+                    .map_err(kv_err)
+                    .inspect(|()| handle.note_growth(growth)),
+                false,
+            ),
+        };
+        let outcome = outcome.map_err(|e| {
+            if !refused {
+                if needs_reopen(&e) {
+                    handle.discard(&db);
+                }
+                tracing::error!(error = %e, "metadata batch failed; none of its writes were acknowledged");
+            }
+            Failure::of(&e)
+        });
+        drop(db);
         for c in completions {
             c(outcome.clone());
         }

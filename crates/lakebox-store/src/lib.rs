@@ -15,6 +15,7 @@
 pub mod blob;
 pub mod kv;
 pub mod log;
+pub mod space;
 
 pub use kv::MetaStore;
 pub use log::{Log, LogConfig, LogEntry, LogRecord};
@@ -27,6 +28,17 @@ pub enum StoreError {
     Kv(String),
     Corrupt(String),
     Closed,
+    /// The disk is full: the write was refused (or failed) and nothing of it was kept. Reads and
+    /// deletes still work; see [`space`].
+    Full,
+}
+
+impl StoreError {
+    /// Whether this is the full disk, which services answer as unavailable (and retryable)
+    /// rather than as an internal failure.
+    pub fn is_full(&self) -> bool {
+        matches!(self, StoreError::Full)
+    }
 }
 
 impl std::fmt::Display for StoreError {
@@ -36,15 +48,31 @@ impl std::fmt::Display for StoreError {
             StoreError::Kv(e) => write!(f, "metadata store error: {e}"),
             StoreError::Corrupt(e) => write!(f, "corrupt data: {e}"),
             StoreError::Closed => f.write_str("store is shut down"),
+            StoreError::Full => f.write_str(
+                "the disk holding Lakebox's data directory is full; delete data or free space and writes resume",
+            ),
         }
     }
 }
 
 impl std::error::Error for StoreError {}
 
+/// For code that speaks `io::Result`: the full disk stays recognisable (`StorageFull`).
+impl From<StoreError> for std::io::Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Io(e) => e,
+            StoreError::Full => std::io::Error::new(std::io::ErrorKind::StorageFull, StoreError::Full),
+            e => std::io::Error::other(e),
+        }
+    }
+}
+
+/// Every I/O error a store meets passes here, so "no space" anywhere puts the process in the
+/// full state.
 impl From<std::io::Error> for StoreError {
     fn from(e: std::io::Error) -> Self {
-        StoreError::Io(e)
+        space::io_error(e)
     }
 }
 

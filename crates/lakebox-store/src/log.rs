@@ -280,6 +280,7 @@ impl Log {
                 e.payload.len()
             )));
         }
+        crate::space::check_writable()?;
         let (ack, rx) = oneshot::channel();
         self.tx
             .as_ref()
@@ -467,11 +468,16 @@ impl Writer {
                     }
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "log append failed; the batch was not acknowledged");
+                    if !e.is_full() {
+                        tracing::error!(error = %e, "log append failed; the batch was not acknowledged");
+                    }
                     for req in batch {
-                        let _ = req
-                            .ack
-                            .send(Err(StoreError::Io(std::io::Error::other(e.to_string()))));
+                        let err = if e.is_full() {
+                            StoreError::Full
+                        } else {
+                            StoreError::Io(std::io::Error::other(e.to_string()))
+                        };
+                        let _ = req.ack.send(Err(err));
                     }
                 }
             }
@@ -524,7 +530,11 @@ impl Writer {
         }
         self.shared.tip.send_replace(next);
         if new_len >= self.config.segment_bytes {
-            self.roll(next)?;
+            // The batch is durable whatever happens here: a segment that cannot be started now
+            // (no space for it, say) is tried again after the next batch.
+            if let Err(e) = self.roll(next) {
+                tracing::warn!(error = %e, "could not start a new log segment; continuing in the current one");
+            }
         }
         Ok(ranges)
     }
@@ -537,8 +547,15 @@ impl Writer {
             .truncate(true)
             .write(true)
             .open(&path)?;
-        file.sync_all()?;
-        sync_dir(&self.shared.dir)?;
+        if let Err(e) = file
+            .sync_all()
+            .map_err(StoreError::from)
+            .and_then(|()| sync_dir(&self.shared.dir))
+        {
+            // An empty segment nobody knows of would confuse the next open.
+            let _ = fs::remove_file(&path);
+            return Err(e);
+        }
         self.file = file;
         let mut st = self.shared.state.write().unwrap();
         st.segments.insert(

@@ -137,6 +137,16 @@ pub struct ServeArgs {
     )]
     pub header_read_timeout_ms: u64,
 
+    /// Bytes of disk held back (in `space.reserve`) for deletes and metadata once the disk is
+    /// full; see docs/storage.md.
+    #[arg(
+        long,
+        env = "LAKEBOX_DISK_RESERVE_BYTES",
+        default_value_t = lakebox_store::space::DEFAULT_RESERVE_BYTES,
+        hide = true
+    )]
+    pub disk_reserve_bytes: u64,
+
     /// Expose /_lakebox/test/ routes and the LakeboxTest service used by Lakebox's own
     /// crash and fault tests. Never for real use.
     #[arg(long, env = "LAKEBOX_ENABLE_TEST_ROUTES", hide = true)]

@@ -47,11 +47,12 @@ fn default_data_dir() -> PathBuf {
 fn lock_data_dir(dir: &Path) -> Result<File, String> {
     let path = dir.join("lakebox.lock");
     let file = File::create(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-    file.try_lock().map_err(|_| {
-        format!(
+    file.try_lock().map_err(|e| match e {
+        std::fs::TryLockError::WouldBlock => format!(
             "another Lakebox process is already using the data directory {}",
             dir.display()
-        )
+        ),
+        std::fs::TryLockError::Error(e) => format!("cannot lock {}: {e}", path.display()),
     })?;
     Ok(file)
 }
@@ -91,6 +92,13 @@ pub fn run(args: ServeArgs) -> ExitCode {
         Ok(0) => {}
         Ok(n) => tracing::info!(files = n, "removed temporary files left by an earlier crash"),
         Err(e) => return fail(format!("cannot scan data directory {}: {e}", data_dir.display())),
+    }
+    // Before any store opens: a disk already full starts in the full state (reads, deletes).
+    if let Err(e) = lakebox_store::space::configure(&data_dir, args.disk_reserve_bytes) {
+        return fail(format!(
+            "cannot write the space reserve in {}: {e}",
+            data_dir.display()
+        ));
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -192,6 +200,11 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
         health_info,
         health_details_public: args.is_loopback() && !auth.is_verifying(),
         header_read_timeout: Duration::from_millis(args.header_read_timeout_ms),
+        degraded: Some(|| {
+            lakebox_store::space::is_full().then_some(
+                "disk full: reads and deletes are served, writes that add data are refused until space is freed",
+            )
+        }),
     };
     let gateway = Gateway::new(registry, auth, clock, config);
 
