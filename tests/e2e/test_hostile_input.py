@@ -117,6 +117,30 @@ def test_athena_long_chains_within_the_limit_get_right_answers(lakebox):
         assert rows[1]["Data"][0]["VarCharValue"] == expected
 
 
+@pytest.mark.parametrize("sql", [
+    "SELECT " + "CAST(" * 40 + "1 +" + " AS INT)" * 40,
+    "SELECT " + "ARRAY[" * 45 + "1 1" + "]" * 45,
+    "SELECT " + "CASE WHEN 1=1 THEN ARRAY[" * 20 + "1 +",
+    "SELECT " + "position(" * 30 + "'a' IN 'a'" + ")" * 30,
+], ids=["cast-typo", "array-typo", "unclosed-case-array", "positions"])
+def test_athena_statements_that_would_parse_for_years_fail_at_once(lakebox, sql):
+    # sqlparser retries a failed CAST(/ARRAY[/POSITION( form as a function call at every level:
+    # 2^depth work. Before the fix, each of these held a query thread for days.
+    from lakebox_harness import run_query
+    lakebox.client("s3").create_bucket(Bucket="hostile-results")
+    athena = lakebox.client("athena")
+    started = time.monotonic()
+    _, e = run_query(athena, sql, "s3://hostile-results/out/")
+    assert time.monotonic() - started < 10
+    assert e["Status"]["State"] == "FAILED"
+    assert e["Status"]["AthenaError"]["ErrorCategory"] == 2
+    # The same nesting without the typo is a query like any other.
+    fine = "SELECT cardinality(" + "ARRAY[" * 20 + "1" + "]" * 20 + ")"
+    qid, e = run_query(athena, fine, "s3://hostile-results/out/")
+    assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
+    assert athena.get_query_results(QueryExecutionId=qid)["ResultSet"]["Rows"][1]["Data"][0]["VarCharValue"] == "1"
+
+
 def test_s3_select_too_deep_is_an_s3_error(lakebox):
     s3 = lakebox.client("s3")
     s3.create_bucket(Bucket="hostile-select")

@@ -9,8 +9,9 @@ use std::ops::ControlFlow;
 
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
-use datafusion::sql::parser::{CopyToSource, Statement as DFStatement};
+use datafusion::sql::parser::{CopyToSource, DFParserBuilder, Statement as DFStatement};
 use datafusion::sql::sqlparser::ast::{Expr, Query, SetExpr, Visit, Visitor};
+use datafusion::sql::sqlparser::dialect::{Dialect, GenericDialect};
 use datafusion::sql::sqlparser::parser::ParserError;
 
 /// The deepest expression tree (or chain of set operations) a statement may hold.
@@ -81,42 +82,141 @@ pub fn check(statement: &DFStatement) -> Result<(), DataFusionError> {
 /// (brackets, CASE, sub-queries) and [`check`]'s (operator chains) in the same words.
 pub fn parse(ctx: &SessionContext, sql: &str) -> Result<DFStatement, DataFusionError> {
     // The parser backtracks: nested CASEs and brackets it cannot finish cost it time
-    // exponential in their depth before its recursion limit answers. Counted from the tokens
-    // first (linear), anything nesting past that limit is refused without parsing.
-    if bracket_depth(sql) > PARSER_RECURSION_LIMIT {
+    // exponential in their depth (25 unclosed levels: seconds; 50: years). Counted from the
+    // tokens first (linear), anything nesting past its recursion limit is refused without
+    // parsing, and so is nesting left open at the end, which can never parse.
+    let nesting = nesting(sql);
+    if nesting.deepest > PARSER_RECURSION_LIMIT || nesting.positions > RETRIES_PARSED_UP_TO {
         return Err(too_large());
     }
-    let statement = ctx
-        .state()
-        .sql_to_statement(sql, &datafusion::config::Dialect::Generic)
-        .map_err(|e| if is_recursion_limit(&e) { too_large() } else { e })?;
+    if let Some(closer) = nesting.unclosed
+        && nesting.open_at_end > UNCLOSED_PARSED_UP_TO
+    {
+        return Err(DataFusionError::SQL(
+            Box::new(ParserError::ParserError(format!(
+                "Expected: {closer}, found: EOF"
+            ))),
+            None,
+        ));
+    }
+    // Past a few keyword forms deep, a statement that does not parse would cost the generic
+    // dialect exponential time (see `dialect`); one that does parses the same without retries.
+    let statement = if nesting.keyword_forms > RETRIES_PARSED_UP_TO {
+        parse_with(ctx, sql, &crate::dialect::NoRetry)
+    } else {
+        parse_with(ctx, sql, &GenericDialect)
+    }
+    .map_err(|e| if is_recursion_limit(&e) { too_large() } else { e })?;
     check(&statement)?;
     Ok(statement)
 }
 
+/// One statement, parsed as `SessionState::sql_to_statement` parses it but in `dialect`.
+fn parse_with(
+    ctx: &SessionContext,
+    sql: &str,
+    dialect: &dyn Dialect,
+) -> Result<DFStatement, DataFusionError> {
+    let limit = ctx.state().config().options().sql_parser.recursion_limit.get();
+    let mut statements = DFParserBuilder::new(sql)
+        .with_dialect(dialect)
+        .with_recursion_limit(limit)
+        .build()?
+        .parse_statements()?;
+    if statements.len() > 1 {
+        return datafusion::common::not_impl_err!(
+            "The context currently only supports a single SQL statement"
+        );
+    }
+    statements.pop_front().ok_or_else(|| {
+        datafusion::common::plan_datafusion_err!("No SQL statements were provided in the query string")
+    })
+}
+
+/// Keyword forms (`CAST(`, `ARRAY[`, …) nested up to this depth are parsed with the generic
+/// dialect's retries (at worst 2^10 steps on a statement that fails); deeper, without them.
+const RETRIES_PARSED_UP_TO: usize = 10;
+
 /// sqlparser's default recursion limit, which DataFusion keeps.
 const PARSER_RECURSION_LIMIT: usize = 50;
 
-/// How deep `(`, `[` and `CASE … END` nest in `sql`, from its tokens (unclosed ones count).
-fn bracket_depth(sql: &str) -> usize {
-    use datafusion::sql::sqlparser::dialect::GenericDialect;
+/// Unclosed nesting up to this depth is left to the parser (its error names the exact spot
+/// and costs it at most milliseconds); deeper, the statement is refused from its tokens.
+const UNCLOSED_PARSED_UP_TO: usize = 8;
+
+/// How `(`, `[` and `CASE … END` nest in a statement, read from its tokens.
+#[derive(Debug, Default, PartialEq)]
+struct Nesting {
+    /// The deepest they reach (unclosed ones count).
+    deepest: usize,
+    /// How many are still open at the end.
+    open_at_end: usize,
+    /// What would close the innermost one left open.
+    unclosed: Option<&'static str>,
+    /// The deepest nesting of brackets opened right after a keyword (`CAST(`, `ARRAY[`), the
+    /// forms the generic dialect retries.
+    keyword_forms: usize,
+    /// The deepest nesting of `POSITION(`, which sqlparser retries as a function call whatever
+    /// the dialect.
+    positions: usize,
+}
+
+fn nesting(sql: &str) -> Nesting {
     use datafusion::sql::sqlparser::keywords::Keyword;
     use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
     let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize() else {
-        return 0; // the parser reports the tokenizer's error itself
+        return Nesting::default(); // the parser reports the tokenizer's error itself
     };
-    let (mut depth, mut deepest) = (0usize, 0usize);
-    for t in &tokens {
+    // Each open bracket or CASE: what closes it, and whether a keyword (POSITION) opened it.
+    let mut open: Vec<(&'static str, bool, bool)> = Vec::new();
+    let (mut deepest, mut keyword_forms, mut forms_now) = (0, 0, 0usize);
+    let (mut positions, mut positions_now) = (0, 0usize);
+    let (mut after_keyword, mut after_position) = (false, false);
+    for t in tokens.iter().filter(|t| !matches!(t, Token::Whitespace(_))) {
         match t {
-            Token::LParen | Token::LBracket => depth += 1,
-            Token::Word(w) if w.keyword == Keyword::CASE => depth += 1,
-            Token::RParen | Token::RBracket => depth = depth.saturating_sub(1),
-            Token::Word(w) if w.keyword == Keyword::END => depth = depth.saturating_sub(1),
+            Token::LParen | Token::LBracket => {
+                let closer = if *t == Token::LParen { ")" } else { "]" };
+                open.push((closer, after_keyword, after_position));
+                if after_keyword {
+                    forms_now += 1;
+                    keyword_forms = keyword_forms.max(forms_now);
+                }
+                if after_position {
+                    positions_now += 1;
+                    positions = positions.max(positions_now);
+                }
+            }
+            Token::Word(w) if w.keyword == Keyword::CASE => open.push(("END", false, false)),
+            Token::RParen | Token::RBracket => {
+                if let Some((_, keyword, position)) = open.pop() {
+                    forms_now -= usize::from(keyword);
+                    positions_now -= usize::from(position);
+                }
+            }
+            Token::Word(w) if w.keyword == Keyword::END => {
+                if let Some((_, keyword, position)) = open.pop() {
+                    forms_now -= usize::from(keyword);
+                    positions_now -= usize::from(position);
+                }
+            }
             _ => {}
         }
-        deepest = deepest.max(depth);
+        let word = |k: Option<Keyword>| {
+            matches!(t, Token::Word(w) if w.quote_style.is_none()
+                && w.keyword != Keyword::NoKeyword
+                && k.is_none_or(|k| w.keyword == k))
+        };
+        after_keyword = word(None);
+        after_position = word(Some(Keyword::POSITION));
+        deepest = deepest.max(open.len());
     }
-    deepest
+    Nesting {
+        deepest,
+        open_at_end: open.len(),
+        unclosed: open.last().map(|(closer, _, _)| *closer),
+        keyword_forms,
+        positions,
+    }
 }
 
 fn is_recursion_limit(e: &DataFusionError) -> bool {
@@ -189,6 +289,45 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
+        // Within the parser's limit too: 25 unclosed levels took it seconds.
+        let started = std::time::Instant::now();
+        let unfinished = format!("SELECT {}", "CASE WHEN 1=1 THEN ARRAY[".repeat(12));
+        let err = parse(&unfinished).unwrap_err();
+        assert!(err.to_string().contains("Expected: ], found: EOF"), "{err}");
+        let unfinished = format!("SELECT {}1", "(".repeat(40));
+        let err = parse(&unfinished).unwrap_err();
+        assert!(err.to_string().contains("Expected: ), found: EOF"), "{err}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(500),
+            "{:?}",
+            started.elapsed()
+        );
+        let closed = format!("SELECT {}1{}", "(".repeat(40), ")".repeat(40));
+        assert!(parse(&closed).is_ok());
+        // Closed, with a typo deep inside: 20 levels of ARRAY[ or CAST( took the generic
+        // dialect seconds (2^n); now linear, and a valid statement that deep still parses.
+        let started = std::time::Instant::now();
+        for (open, close, n) in [
+            ("CASE WHEN 1=1 THEN ARRAY[", "] END", 16),
+            ("CAST(", " AS INT)", 24),
+            ("ceil(", ")", 24),
+            ("position(", " IN 'a')", 10),
+        ] {
+            let broken = format!("SELECT {}1 +{}", open.repeat(n), close.repeat(n));
+            assert!(parse(&broken).is_err(), "{broken}");
+            let fine = format!("SELECT {}1{}", open.repeat(n), close.repeat(n));
+            assert!(parse(&fine).is_ok(), "{fine}");
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        // POSITION( is retried as a function call by sqlparser itself: deeper than the generic
+        // retries are allowed, it is refused from its tokens.
+        let positions = format!("SELECT {}'a'{}", "position(".repeat(11), " IN 'a')".repeat(11));
+        let err = parse(&positions).unwrap_err();
+        assert!(err.to_string().contains(TOO_LARGE), "{err}");
         let unions = vec!["SELECT 1"; MAX_EXPRESSION_DEPTH + 2].join(" UNION ALL ");
         let err = parse(&unions).unwrap_err();
         assert!(err.to_string().contains(TOO_LARGE), "{err}");

@@ -16,6 +16,7 @@ mod codecs;
 mod columns;
 mod decoded;
 mod depth;
+mod dialect;
 mod encode;
 mod format;
 mod functions;

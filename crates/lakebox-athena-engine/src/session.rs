@@ -104,9 +104,7 @@ impl Sessions {
 
     /// Parses and plans SQL text (a view's definition).
     pub async fn plan_sql(&self, ctx: &SessionContext, sql: &str) -> Result<LogicalPlan> {
-        let statement = ctx
-            .state()
-            .sql_to_statement(&spellings::respell(sql), &datafusion::config::Dialect::Generic)?;
+        let statement = crate::depth::parse(ctx, &spellings::respell(sql))?;
         self.plan(ctx, statement).await
     }
 }
