@@ -175,6 +175,53 @@ def test_a_query_past_its_memory_limit_fails_alone(tmp_path):
         assert lb.proc.poll() is None
 
 
+def peak_rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_huge_values_one_function_builds_fail_the_query_not_the_memory(tmp_path):
+    """`repeat` is Trino's (an array, at most 10,000 copies and 1,000,000 bytes), and the strings
+    `lpad`/`rpad` build count against the query's memory limit: neither takes gigabytes."""
+    from lakebox_harness import Lakebox, run_query
+    with Lakebox(tmp_path, env={"LAKEBOX_QUERY_MEMORY_MIB": "64"}) as lb:
+        lb.client("s3").create_bucket(Bucket="mem")
+        athena = lb.client("athena")
+
+        def answer(sql):
+            qid, e = run_query(athena, sql, "s3://mem/out/")
+            assert e["Status"]["State"] == "SUCCEEDED", (sql, e["Status"])
+            return athena.get_query_results(QueryExecutionId=qid)["ResultSet"]["Rows"][1]["Data"][0].get("VarCharValue")
+
+        def failure(sql):
+            _, e = run_query(athena, sql, "s3://mem/out/")
+            assert e["Status"]["State"] == "FAILED", (sql, e["Status"])
+            return e["Status"]
+
+        assert answer("SELECT repeat('x', 3)") == "[x, x, x]"
+        assert answer("SELECT cardinality(repeat(7, 10000))") == "10000"
+        assert answer("SELECT repeat(NULL, 2)") == "[null, null]"
+        assert answer("SELECT try(repeat('x', 10001)) IS NULL") == "true"
+        assert answer("SELECT lpad('ab', 5, 'xy') || '|' || rpad('ab', 5, 'xy') || '|' || lpad('abc', 2, 'x')") == "xyxab|abxyx|ab"
+        before = peak_rss_mib(lb.proc.pid)
+        status = failure("SELECT repeat('x', 2000000000)")
+        assert "count argument of repeat function must be less than or equal to 10000" in status["StateChangeReason"]
+        status = failure("SELECT repeat(lpad('x', 1000, 'x'), 5000)")
+        assert "result of repeat function must not take more than 1000000 bytes" in status["StateChangeReason"]
+        status = failure("SELECT lpad('x', 2000000000, 'y')")
+        assert status["AthenaError"]["ErrorCategory"] == 1 and status["AthenaError"]["ErrorType"] == 0
+        assert status["StateChangeReason"].startswith("Query exhausted resources at this scale factor")
+        status = failure("SELECT length(rpad(CAST(n AS varchar), 100000, 'y')) FROM UNNEST(sequence(1, 5000)) t(n)")
+        assert status["StateChangeReason"].startswith("Query exhausted resources at this scale factor")
+        # Before: 2 GB (repeat) and 2 GB (lpad) were built, and the process grew by as much.
+        assert peak_rss_mib(lb.proc.pid) - before < 500
+        assert answer("SELECT length(lpad('x', 1000000, 'y'))") == "1000000"
+        assert lb.proc.poll() is None
+
+
 def test_a_busy_query_does_not_stall_the_server_and_stops_when_asked(tmp_path):
     """A CPU-bound query runs on the query pool: S3 and the health endpoint keep answering
     while it runs, and StopQueryExecution stops its work (the CPU falls) within a second."""

@@ -1,8 +1,13 @@
 //! Trino's `element_at` for arrays (1-based; negative counts from the end; NULL past the end)
-//! and maps (the value for a key, NULL when absent), where DataFusion's covers maps only.
+//! and maps (the value for a key, NULL when absent), where DataFusion's covers maps only; and
+//! Trino's `repeat`, which builds an array (DataFusion's repeats a string, and with any count).
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray};
-use datafusion::arrow::datatypes::DataType;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, ListArray, UInt32Array};
+use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
+use datafusion::arrow::compute::take;
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type};
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::prelude::SessionContext;
@@ -11,6 +16,73 @@ use super::register as reg;
 
 pub fn register(ctx: &SessionContext) {
     reg(ctx, "element_at", &[2], element_type, element_at);
+    reg(
+        ctx,
+        "repeat",
+        &[2],
+        |args| {
+            let element = args.first().cloned().unwrap_or(DataType::Null);
+            DataType::List(Arc::new(Field::new_list_field(element, true)))
+        },
+        repeat,
+    );
+}
+
+/// Most copies `repeat` makes, as in Trino.
+const MAX_REPEAT_ENTRIES: i64 = 10_000;
+/// Largest array `repeat` builds, as in Trino.
+const MAX_REPEAT_BYTES: usize = 1_000_000;
+
+/// `repeat(element, count)`: an array of `count` copies of `element` (NULL count: NULL).
+fn repeat(a: &[ArrayRef], strict: bool) -> Result<ArrayRef> {
+    let element = &a[0];
+    let counts = super::arg(a, 1, &DataType::Int64)?;
+    let counts = counts.as_primitive::<Int64Type>();
+    let mut indices: Vec<u32> = Vec::new();
+    let mut offsets: Vec<i32> = Vec::with_capacity(counts.len() + 1);
+    offsets.push(0);
+    let mut valid = Vec::with_capacity(counts.len());
+    for i in 0..counts.len() {
+        let n = if counts.is_null(i) {
+            None
+        } else {
+            Some(counts.value(i))
+        };
+        let problem = match n {
+            Some(n) if n > MAX_REPEAT_ENTRIES => Some(format!(
+                "count argument of repeat function must be less than or equal to {MAX_REPEAT_ENTRIES}"
+            )),
+            Some(n) if n < 0 => {
+                Some("count argument of repeat function must be greater than or equal to 0".to_owned())
+            }
+            Some(n) if value_bytes(element, i).saturating_mul(n as usize) > MAX_REPEAT_BYTES => Some(
+                format!("result of repeat function must not take more than {MAX_REPEAT_BYTES} bytes"),
+            ),
+            _ => None,
+        };
+        match (n, problem) {
+            (_, Some(message)) if strict => return Err(super::invalid(message)),
+            (Some(n), None) => {
+                indices.extend(std::iter::repeat_n(i as u32, n as usize));
+                valid.push(true);
+            }
+            _ => valid.push(false),
+        }
+        offsets.push(indices.len() as i32);
+    }
+    let values = take(element.as_ref(), &UInt32Array::from(indices), None)?;
+    let field = Arc::new(Field::new_list_field(element.data_type().clone(), true));
+    Ok(Arc::new(ListArray::try_new(
+        field,
+        OffsetBuffer::new(offsets.into()),
+        values,
+        Some(NullBuffer::from(valid)),
+    )?))
+}
+
+/// The bytes row `i` of `a` holds (its data, not the array's shared buffers).
+fn value_bytes(a: &ArrayRef, i: usize) -> usize {
+    a.slice(i, 1).to_data().get_slice_memory_size().unwrap_or(8)
 }
 
 fn element_type(args: &[DataType]) -> DataType {

@@ -85,6 +85,9 @@ pub const FALLIBLE: &[&str] = &[
     "date_add",
     "parse_datetime",
     "format_datetime",
+    "repeat",
+    "lpad",
+    "rpad",
 ];
 
 fn register(ctx: &SessionContext, name: &str, arities: &[usize], returns: Returns, body: Body) {

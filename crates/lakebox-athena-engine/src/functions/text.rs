@@ -4,9 +4,11 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, Int64Array, ListBuilder, StringArray, StringBuilder};
-use datafusion::arrow::datatypes::{DataType, Field};
-use datafusion::error::Result;
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Int64Array, ListBuilder, StringArray, StringBuilder,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type};
+use datafusion::error::{DataFusionError, Result};
 use datafusion::prelude::SessionContext;
 use regex::Regex;
 
@@ -26,6 +28,20 @@ pub fn register(ctx: &SessionContext) {
         regexp_extract_all,
     );
     reg(ctx, "split", &[2, 3], |_| string_list(), split);
+    reg(
+        ctx,
+        "lpad",
+        &[3],
+        |_| DataType::Utf8,
+        |a, strict| pad(a, strict, Side::Left),
+    );
+    reg(
+        ctx,
+        "rpad",
+        &[3],
+        |_| DataType::Utf8,
+        |a, strict| pad(a, strict, Side::Right),
+    );
     reg(
         ctx,
         "format",
@@ -285,6 +301,76 @@ fn split(a: &[ArrayRef], _: bool) -> Result<ArrayRef> {
             out.values().append_value(part);
         }
         out.append(true);
+    }
+    Ok(Arc::new(out.finish()))
+}
+
+enum Side {
+    Left,
+    Right,
+}
+
+/// Trino's `lpad`/`rpad(string, size, padstring)`: `string` padded (or cut) to `size` code
+/// points. Unlike DataFusion's, the values one call builds count against the query's memory
+/// limit: `lpad('x', 2000000000, 'y')` fails the query instead of taking gigabytes.
+fn pad(a: &[ArrayRef], strict: bool, side: Side) -> Result<ArrayRef> {
+    let s = arg(a, 0, &DataType::Utf8)?;
+    let size = arg(a, 1, &DataType::Int64)?;
+    let fill = arg(a, 2, &DataType::Utf8)?;
+    let (s, size, fill) = (
+        s.as_string::<i32>(),
+        size.as_primitive::<Int64Type>(),
+        fill.as_string::<i32>(),
+    );
+    let budget = crate::session::query_memory_limit();
+    let mut built = 0usize;
+    let mut out = StringBuilder::new();
+    for i in 0..s.len() {
+        if s.is_null(i) || size.is_null(i) || fill.is_null(i) {
+            out.append_null();
+            continue;
+        }
+        let (text, target, filler) = (s.value(i), size.value(i), fill.value(i));
+        let problem = if !(0..=i64::from(i32::MAX)).contains(&target) {
+            Some(format!("Target length must be in the range [0..{}]", i32::MAX))
+        } else if filler.is_empty() {
+            Some("Padding string must not be empty".to_owned())
+        } else {
+            None
+        };
+        if let Some(message) = problem {
+            if strict {
+                return Err(invalid(message));
+            }
+            out.append_null();
+            continue;
+        }
+        let target = target as usize;
+        let have = text.chars().count();
+        if target <= have {
+            let end = text.char_indices().nth(target).map_or(text.len(), |(b, _)| b);
+            out.append_value(&text[..end]);
+            continue;
+        }
+        // Bytes this value will take: the text plus the padding's share of the filler.
+        let fill_chars = filler.chars().count();
+        let missing = target - have;
+        let bytes = text.len() + missing.div_ceil(fill_chars) * filler.len();
+        built = built.saturating_add(bytes);
+        if built > budget {
+            return Err(DataFusionError::ResourcesExhausted(format!(
+                "{} would build more than the query's memory limit of {budget} bytes",
+                match side {
+                    Side::Left => "lpad",
+                    Side::Right => "rpad",
+                }
+            )));
+        }
+        let padding: String = filler.chars().cycle().take(missing).collect();
+        match side {
+            Side::Left => out.append_value(padding + text),
+            Side::Right => out.append_value(text.to_owned() + &padding),
+        }
     }
     Ok(Arc::new(out.finish()))
 }
