@@ -141,6 +141,47 @@ def test_sigterm_finishes_in_flight_requests_and_exits_zero(tmp_path):
         assert set(acked) <= offsets
 
 
+def test_idle_http2_connections_are_closed_but_busy_ones_are_not(tmp_path):
+    """An HTTP/2 connection that idles after its preface is let go after the idle timeout (it
+    used to stay open for ever); one whose response is still streaming is not, however long
+    the client stays silent."""
+    import socket
+    import threading
+    with Lakebox(tmp_path, "--header-read-timeout-ms", "500") as lb:
+        conns = []
+        for _ in range(50):
+            s = socket.create_connection(("127.0.0.1", lb.port), timeout=10)
+            s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+            conns.append(s)
+        started = time.monotonic()
+        for s in conns:
+            while s.recv(4096):
+                pass  # the server's SETTINGS, then end of stream
+            s.close()
+        assert time.monotonic() - started < 5
+
+        # A subscription streams for seconds while the client sends nothing: not idle.
+        kinesis = lb.client("kinesis")
+        kinesis.create_stream(StreamName="quiet", ShardCount=1)
+        arn = kinesis.describe_stream_summary(StreamName="quiet")["StreamDescriptionSummary"]["StreamARN"]
+        consumer = kinesis.register_stream_consumer(StreamARN=arn, ConsumerName="c")["Consumer"]["ConsumerARN"]
+        sub = kinesis.subscribe_to_shard(ConsumerARN=consumer, ShardId="shardId-000000000000",
+                                         StartingPosition={"Type": "LATEST"})
+
+        def later():
+            time.sleep(2.5)
+            kinesis.put_record(StreamName="quiet", Data=b"late", PartitionKey="k")
+
+        threading.Thread(target=later).start()
+        got = []
+        for event in sub["EventStream"]:
+            got += [r["Data"] for r in event["SubscribeToShardEvent"]["Records"]]
+            if got:
+                break
+        sub["EventStream"]._raw_stream.close()
+        assert got == [b"late"]
+
+
 def test_silent_slow_and_idle_connections_are_closed(tmp_path):
     """A client that connects and says nothing, sends half its headers, or idles between
     requests is let go after the header timeout, so slow clients cannot pile up."""

@@ -13,6 +13,7 @@
 pub mod auth;
 pub mod catalog;
 pub mod classify;
+mod idle;
 pub mod registry;
 pub mod respond;
 pub mod server;

@@ -149,10 +149,13 @@ impl Gateway {
                     };
                     let _ = stream.set_nodelay(true);
                     let gw = self.clone();
+                    let activity = crate::idle::Activity::new();
+                    let tracker = activity.clone();
                     let svc = service_fn(move |mut req: Request<hyper::body::Incoming>| {
                         req.extensions_mut().insert(PeerAddr(peer));
                         let gw = gw.clone();
-                        async move { Ok::<_, Infallible>(gw.handle(req).await) }
+                        let in_flight = tracker.begin();
+                        async move { Ok::<_, Infallible>(in_flight.answer(gw.handle(req).await)) }
                     });
                     let watcher = graceful.watcher();
                     let builder = builder.clone();
@@ -165,7 +168,9 @@ impl Gateway {
                             Ok(Ok(n)) if n > 0 => {}
                             _ => return,
                         }
-                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                        // Idle between requests (HTTP/2 included), the connection is let go too.
+                        let io = crate::idle::IdleIo::new(stream, activity, header_timeout);
+                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
                         if let Err(e) = watcher.watch(conn.into_owned()).await {
                             tracing::debug!(error = %e, "connection ended with an error");
                         }
