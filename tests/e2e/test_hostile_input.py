@@ -263,6 +263,34 @@ def test_a_busy_query_does_not_stall_the_server_and_stops_when_asked(tmp_path):
         assert cpu_seconds() - before < 0.2, "the cancelled query's work went on"
 
 
+def test_an_s3_select_whose_client_went_away_stops_its_work(tmp_path):
+    """A client that gives up on a CPU-bound S3 Select (a read timeout closes its connection)
+    stops the query: the CPU falls within a second, as for StopQueryExecution."""
+    import os
+    from lakebox_harness import Lakebox
+    with Lakebox(tmp_path) as lb:
+        s3 = lb.client("s3")
+        s3.create_bucket(Bucket="busy-select")
+        s3.put_object(Bucket="busy-select", Key="n.csv",
+                      Body="".join(f"{i}\n" for i in range(60_000)).encode())
+        impatient = lb.client("s3", read_timeout=1)
+
+        def cpu_seconds():
+            fields = open(f"/proc/{lb.proc.pid}/stat").read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+        with pytest.raises(botocore.exceptions.ReadTimeoutError):
+            impatient.select_object_content(
+                Bucket="busy-select", Key="n.csv", ExpressionType="SQL",
+                Expression="SELECT count(*) FROM S3Object a, S3Object b WHERE (CAST(a._1 AS INT) * CAST(b._1 AS INT)) % 7 = 3",
+                InputSerialization={"CSV": {}}, OutputSerialization={"CSV": {}})
+        time.sleep(1.0)
+        before = cpu_seconds()
+        time.sleep(1.0)
+        assert cpu_seconds() - before < 0.2, "the abandoned query's work went on"
+        assert lb.health()["status"] == "running"
+
+
 def test_a_query_form_with_a_deeply_dotted_name_is_refused(lakebox):
     """Found by the fuzz suite: an awsQuery parameter named `a.a.a.…` (200,000 parts) overflowed
     the stack while its tree was dropped, killing the server with one request."""

@@ -5,6 +5,7 @@
 
 use std::io::{Cursor, Read};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::csv::ReaderBuilder as CsvReader;
@@ -13,7 +14,8 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
-use datafusion::prelude::SessionContext;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
 use lakebox_core::ServiceError;
 use lakebox_s3::lake::Lake;
 use lakebox_s3::select::{
@@ -36,10 +38,15 @@ impl S3Select {
 }
 
 impl SelectEngine for S3Select {
-    /// Runs on the query pool; a client that disconnects drops this future, which stops it.
+    /// Runs on the query pool; a client that disconnects drops this future, which stops it:
+    /// the task is aborted, and the stop flag every operator checks ends work that never
+    /// yields (see `cancel`).
     fn select(&self, request: SelectRequest) -> SelectFuture {
-        let task = self.pool.run(run(self.lake.clone(), request));
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop_on_drop = StopOnDrop(stop.clone());
+        let task = self.pool.run(run(self.lake.clone(), request, stop));
         Box::pin(async move {
+            let _stop_on_drop = stop_on_drop;
             task.await.unwrap_or_else(|| {
                 Err(ServiceError::new(
                     "InternalError",
@@ -48,6 +55,15 @@ impl SelectEngine for S3Select {
                 ))
             })
         })
+    }
+}
+
+/// Sets the query's stop flag when the request's future goes away (finished or abandoned).
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 
@@ -227,7 +243,7 @@ fn serialize(batches: &[RecordBatch], output: &OutputFormat) -> Result<Vec<u8>, 
     }
 }
 
-async fn run(lake: Lake, req: SelectRequest) -> Result<SelectResult, ServiceError> {
+async fn run(lake: Lake, req: SelectRequest, stop: Arc<AtomicBool>) -> Result<SelectResult, ServiceError> {
     let (_, mut rx) = lake.get(&req.bucket, &req.key, None)?;
     let mut data = Vec::new();
     while let Some(chunk) = rx.recv().await {
@@ -251,7 +267,12 @@ async fn run(lake: Lake, req: SelectRequest) -> Result<SelectResult, ServiceErro
         .map(|b| b.schema())
         .unwrap_or_else(|| Arc::new(Schema::empty()));
     let table = MemTable::try_new(schema, vec![batches]).map_err(query_error)?;
-    let ctx = SessionContext::new();
+    // The same per-query memory limit as Athena's queries.
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_limit(crate::session::query_memory_limit(), 1.0)
+        .build_arc()
+        .map_err(query_error)?;
+    let ctx = SessionContext::new_with_config_rt(SessionConfig::new(), runtime);
     functions::register_all(&ctx);
     // `FROM S3Object` (any case, unquoted) reaches DataFusion as `s3object`.
     ctx.register_table("s3object", Arc::new(table))
@@ -262,11 +283,15 @@ async fn run(lake: Lake, req: SelectRequest) -> Result<SelectResult, ServiceErro
         .statement_to_plan(statement)
         .await
         .map_err(query_error)?;
-    let rows = ctx
+    let physical = ctx
         .execute_logical_plan(plan)
         .await
         .map_err(query_error)?
-        .collect()
+        .create_physical_plan()
+        .await
+        .map_err(query_error)?;
+    let physical = crate::cancel::wrap(physical, &stop).map_err(query_error)?;
+    let rows = datafusion::physical_plan::collect(physical, ctx.task_ctx())
         .await
         .map_err(query_error)?;
     Ok(SelectResult {

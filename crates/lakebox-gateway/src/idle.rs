@@ -12,7 +12,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -21,10 +21,14 @@ use http_body_util::BodyExt;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use lakebox_service::Body;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 
 /// What one connection is doing: requests in flight and when it was last active.
 pub struct Activity {
+    /// Set once reading the socket met its end (or an error): the client is gone.
+    closed: AtomicBool,
+    closed_notify: Notify,
     epoch: Instant,
     in_flight: AtomicUsize,
     /// Milliseconds after `epoch` of the last byte read or the last request finished.
@@ -34,10 +38,30 @@ pub struct Activity {
 impl Activity {
     pub fn new() -> Arc<Self> {
         Arc::new(Activity {
+            closed: AtomicBool::new(false),
+            closed_notify: Notify::new(),
             epoch: Instant::now(),
             in_flight: AtomicUsize::new(0),
             last_ms: AtomicU64::new(0),
         })
+    }
+
+    fn mark_closed(&self) {
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            self.closed_notify.notify_waiters();
+        }
+    }
+
+    /// Resolves once the client has closed the connection (or it failed): work still running
+    /// for it can stop, nobody will read its answer.
+    pub async fn client_gone(&self) {
+        loop {
+            let notified = self.closed_notify.notified();
+            if self.closed.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
     }
 
     fn touch(&self) {
@@ -131,10 +155,15 @@ impl<T: AsyncRead + Unpin> AsyncRead for IdleIo<T> {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before {
                     self.activity.touch();
+                } else if buf.remaining() > 0 {
+                    self.activity.mark_closed();
                 }
                 Poll::Ready(Ok(()))
             }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Ready(Err(e)) => {
+                self.activity.mark_closed();
+                Poll::Ready(Err(e))
+            }
             Poll::Pending => loop {
                 let deadline = self.activity.idle_since() + self.timeout;
                 if self.timer.deadline() != deadline {

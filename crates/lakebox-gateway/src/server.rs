@@ -155,7 +155,16 @@ impl Gateway {
                         req.extensions_mut().insert(PeerAddr(peer));
                         let gw = gw.clone();
                         let in_flight = tracker.begin();
-                        async move { Ok::<_, Infallible>(in_flight.answer(gw.handle(req).await)) }
+                        let connection = tracker.clone();
+                        async move {
+                            // A client that hangs up stops the work done for it (a long S3
+                            // Select, say): nobody would read the answer.
+                            let resp = tokio::select! {
+                                resp = gw.handle(req) => resp,
+                                () = connection.client_gone() => Response::new(Body::default()),
+                            };
+                            Ok::<_, Infallible>(in_flight.answer(resp))
+                        }
                     });
                     let watcher = graceful.watcher();
                     let builder = builder.clone();
@@ -200,7 +209,10 @@ impl Gateway {
         let shape = shape_from_headers(req.headers(), req.uri().path());
         let head = req.method() == Method::HEAD;
         let rid = request_id.clone();
-        match tokio::spawn(self.dispatch(req, rid)).await {
+        // The handler runs as its own task (so a panic costs one 500), aborted if this future
+        // is dropped (the client went away).
+        let task = AbortOnDrop(tokio::spawn(self.dispatch(req, rid)));
+        match task.join().await {
             Ok(resp) => resp,
             Err(e) => {
                 let what = if e.is_panic() {
@@ -671,4 +683,19 @@ fn too_large(shape: ErrorShape, limit: u64) -> ServiceError {
         ErrorShape::S3 => "EntityTooLarge",
     };
     ServiceError::new(code, 413, message)
+}
+
+/// A spawned task that is aborted when its handle is dropped unfinished.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> AbortOnDrop<T> {
+    async fn join(mut self) -> Result<T, tokio::task::JoinError> {
+        (&mut self.0).await
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
