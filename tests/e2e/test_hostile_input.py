@@ -164,7 +164,8 @@ def test_a_query_past_its_memory_limit_fails_alone(tmp_path):
     with Lakebox(tmp_path, env={"LAKEBOX_QUERY_MEMORY_MIB": "16"}) as lb:
         lb.client("s3").create_bucket(Bucket="mem")
         athena = lb.client("athena")
-        rows = "SELECT n FROM UNNEST(sequence(1, 3000000)) t(n)"
+        rows = ("SELECT x * 1000 + y AS n FROM UNNEST(sequence(1, 3000)) a(x) "
+                "CROSS JOIN UNNEST(sequence(0, 999)) b(y)")
         _, e = run_query(athena, f"SELECT count(*) FROM ({rows}) a JOIN ({rows}) b ON a.n = b.n", "s3://mem/out/")
         assert e["Status"]["State"] == "FAILED", e["Status"]
         assert e["Status"]["AthenaError"]["ErrorType"] == 0
@@ -219,6 +220,17 @@ def test_huge_values_one_function_builds_fail_the_query_not_the_memory(tmp_path)
         # Before: 2 GB (repeat) and 2 GB (lpad) were built, and the process grew by as much.
         assert peak_rss_mib(lb.proc.pid) - before < 500
         assert answer("SELECT length(lpad('x', 1000000, 'y'))") == "1000000"
+        # sequence: Trino's 10,000 entries at most, counted before anything is built.
+        assert answer("SELECT cardinality(sequence(1, 10000))") == "10000"
+        assert answer("SELECT cardinality(sequence(20000, 1, -2))") == "10000"
+        assert answer("SELECT CAST(sequence(DATE '2024-02-28', DATE '2024-03-01') AS varchar)") is not None
+        assert answer("SELECT cardinality(sequence(DATE '2024-02-28', DATE '2024-03-01'))") == "3"
+        assert answer("SELECT cardinality(sequence(DATE '2000-01-01', DATE '2800-01-01', INTERVAL '1' MONTH))") == "9601"
+        for sql in ["SELECT sequence(1, 10001)", "SELECT sequence(1, 2000000000)",
+                    "SELECT sequence(DATE '2000-01-01', DATE '2050-01-01')",
+                    "SELECT sequence(TIMESTAMP '2020-01-01 00:00:00', TIMESTAMP '2020-01-02 00:00:00', INTERVAL '1' SECOND)"]:
+            status = failure(sql)
+            assert "result of sequence function must not have more than 10000 entries" in status["StateChangeReason"], sql
         assert lb.proc.poll() is None
 
 
@@ -233,8 +245,9 @@ def test_a_busy_query_does_not_stall_the_server_and_stops_when_asked(tmp_path):
         s3.create_bucket(Bucket="busy")
         s3.put_object(Bucket="busy", Key="k", Body=b"v")
         athena = lb.client("athena")
-        busy = ("SELECT count(*) FROM UNNEST(sequence(1, 300000)) a(x) "
-                "CROSS JOIN UNNEST(sequence(1, 300000)) b(y) WHERE (x * y) % 7 = 3")
+        busy = ("WITH s AS (SELECT x * 100 + y AS n FROM UNNEST(sequence(1, 3000)) a(x) "
+                "CROSS JOIN UNNEST(sequence(0, 99)) b(y)) "
+                "SELECT count(*) FROM s a CROSS JOIN s b WHERE (a.n * b.n) % 7 = 3")
         qid = athena.start_query_execution(QueryString=busy, ResultConfiguration={
             "OutputLocation": "s3://busy/out/"})["QueryExecutionId"]
 

@@ -485,8 +485,12 @@ fn rewrite(e: &mut Expr) {
         ("if", 2) => template("CASE WHEN __a THEN __b END", &a),
         ("if", 3) => template("CASE WHEN __a THEN __b ELSE __2 END", &a),
         ("contains", 2) => template("array_has(__a, __b)", &a),
-        ("sequence", 2) => template("generate_series(__a, __b)", &a),
-        ("sequence", 3) => template("generate_series(__a, __b, __2)", &a),
+        // Trino's limit of 10,000 entries, checked before anything is built.
+        ("sequence", 2) => template(
+            "generate_series(__a, sequence_stop(__a, __b), sequence_step(__a))",
+            &a,
+        ),
+        ("sequence", 3) => template("generate_series(__a, sequence_stop(__a, __b, __2), __2)", &a),
         ("slice", 3) => template("array_slice(__a, __b, __b + __2 - 1)", &a),
         ("variance", 1) => template("var_samp(__a)", &a),
         ("every", 1) => template("bool_and(__a)", &a),

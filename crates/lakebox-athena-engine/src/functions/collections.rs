@@ -18,6 +18,20 @@ pub fn register(ctx: &SessionContext) {
     reg(ctx, "element_at", &[2], element_type, element_at);
     reg(
         ctx,
+        "sequence_stop",
+        &[2, 3],
+        |args| args[1].clone(),
+        sequence_stop,
+    );
+    reg(
+        ctx,
+        "sequence_step",
+        &[1],
+        |args| default_step_type(&args[0]),
+        sequence_step,
+    );
+    reg(
+        ctx,
         "repeat",
         &[2],
         |args| {
@@ -152,4 +166,129 @@ fn element_at(a: &[ArrayRef], _: bool) -> Result<ArrayRef> {
         });
     }
     ScalarValue::iter_to_array(out)
+}
+
+/// Trino's `sequence(start, stop)` steps by 1, or by a day between dates; `generate_series`
+/// wants the day spelled out.
+fn default_step_type(start: &DataType) -> DataType {
+    match start {
+        DataType::Date32 | DataType::Date64 | DataType::Timestamp(..) => {
+            DataType::Interval(datafusion::arrow::datatypes::IntervalUnit::MonthDayNano)
+        }
+        _ => DataType::Int64,
+    }
+}
+
+fn sequence_step(a: &[ArrayRef], _: bool) -> Result<ArrayRef> {
+    let one = match default_step_type(a[0].data_type()) {
+        DataType::Int64 => ScalarValue::Int64(Some(1)),
+        _ => ScalarValue::IntervalMonthDayNano(Some(
+            datafusion::arrow::datatypes::IntervalMonthDayNano::new(0, 1, 0),
+        )),
+    };
+    one.to_array_of_size(a[0].len())
+}
+
+/// Most entries `sequence` builds, as in Trino.
+const MAX_SEQUENCE_ENTRIES: i128 = 10_000;
+
+/// `sequence_stop(start, stop[, step])`: `stop`, once the sequence from `start` to `stop` is
+/// known to have at most [`MAX_SEQUENCE_ENTRIES`] entries (Trino's limit; DataFusion's
+/// `generate_series` would build any size, 16 GB for `sequence(1, 2e9)`). Counted exactly for
+/// numbers, days and month steps; other interval steps count a month as 28 days, so the count
+/// is never under-estimated.
+fn sequence_stop(a: &[ArrayRef], _: bool) -> Result<ArrayRef> {
+    let (start, stop) = (&a[0], &a[1]);
+    for i in 0..start.len() {
+        if start.is_null(i) || stop.is_null(i) || a.get(2).is_some_and(|s| s.is_null(i)) {
+            continue;
+        }
+        let step = a.get(2).map(|s| ScalarValue::try_from_array(s, i)).transpose()?;
+        let entries = sequence_entries(
+            &ScalarValue::try_from_array(start, i)?,
+            &ScalarValue::try_from_array(stop, i)?,
+            step.as_ref(),
+        )?;
+        if entries.is_some_and(|n| n > MAX_SEQUENCE_ENTRIES) {
+            return Err(super::invalid(format!(
+                "result of sequence function must not have more than {MAX_SEQUENCE_ENTRIES} entries"
+            )));
+        }
+    }
+    Ok(stop.clone())
+}
+
+/// How many entries a sequence has (an upper bound for day-and-time steps with months);
+/// `None` where `generate_series` answers for itself (a zero step, unknown types).
+fn sequence_entries(
+    start: &ScalarValue,
+    stop: &ScalarValue,
+    step: Option<&ScalarValue>,
+) -> Result<Option<i128>> {
+    const DAY_NANOS: i128 = 86_400_000_000_000;
+    let count = |span: i128, step: i128| (step != 0).then(|| span.abs() / step.abs() + 1);
+    // A step as (months, nanoseconds): `None` for no step.
+    let step_parts = match step {
+        None => None,
+        Some(ScalarValue::IntervalYearMonth(Some(m))) => Some((i128::from(*m), 0)),
+        Some(ScalarValue::IntervalDayTime(Some(v))) => Some((
+            0,
+            i128::from(v.days) * DAY_NANOS + i128::from(v.milliseconds) * 1_000_000,
+        )),
+        Some(ScalarValue::IntervalMonthDayNano(Some(v))) => Some((
+            i128::from(v.months),
+            i128::from(v.days) * DAY_NANOS + i128::from(v.nanoseconds),
+        )),
+        Some(other) if other.data_type().is_integer() => {
+            let ScalarValue::Int64(Some(s)) = other.cast_to(&DataType::Int64)? else {
+                return Ok(None);
+            };
+            Some((0, i128::from(s)))
+        }
+        Some(_) => return Ok(None),
+    };
+    // A date or timestamp in nanoseconds, wide enough for any year.
+    let as_nanos = |v: &ScalarValue| -> Result<Option<i128>> {
+        Ok(match v {
+            ScalarValue::Date32(Some(d)) => Some(i128::from(*d) * DAY_NANOS),
+            ScalarValue::Date64(Some(ms)) => Some(i128::from(*ms) * 1_000_000),
+            ScalarValue::TimestampSecond(Some(s), _) => Some(i128::from(*s) * 1_000_000_000),
+            ScalarValue::TimestampMillisecond(Some(ms), _) => Some(i128::from(*ms) * 1_000_000),
+            ScalarValue::TimestampMicrosecond(Some(us), _) => Some(i128::from(*us) * 1_000),
+            ScalarValue::TimestampNanosecond(Some(ns), _) => Some(i128::from(*ns)),
+            _ => None,
+        })
+    };
+    let dt = start.data_type();
+    if dt.is_integer() {
+        let (ScalarValue::Int64(Some(x)), ScalarValue::Int64(Some(y))) =
+            (start.cast_to(&DataType::Int64)?, stop.cast_to(&DataType::Int64)?)
+        else {
+            return Ok(None);
+        };
+        let step = step_parts.map_or(1, |(_, s)| s);
+        return Ok(count(i128::from(y) - i128::from(x), step));
+    }
+    if !matches!(dt, DataType::Date32 | DataType::Date64 | DataType::Timestamp(..)) {
+        return Ok(None);
+    }
+    let (Some(x), Some(y)) = (as_nanos(start)?, as_nanos(stop)?) else {
+        return Ok(None);
+    };
+    let (months, nanos) = step_parts.unwrap_or((0, DAY_NANOS));
+    if nanos == 0 && months != 0 {
+        // Whole months: counted on the calendar.
+        let month_of = |n: i128| {
+            let secs = i64::try_from(n.div_euclid(1_000_000_000)).unwrap_or(0);
+            chrono::DateTime::from_timestamp(secs, 0).map(|d| {
+                use chrono::Datelike;
+                i128::from(d.year()) * 12 + i128::from(d.month0())
+            })
+        };
+        return Ok(match (month_of(x), month_of(y)) {
+            (Some(a), Some(b)) => count(b - a, months),
+            _ => None,
+        });
+    }
+    Ok(count(y - x, months * 28 * DAY_NANOS + nanos))
 }
