@@ -609,3 +609,37 @@ def test_grouping_follows_glues_documented_examples(glue, s3):
     got = tables(glue, db)
     assert list(got) == ["majority"]
     assert len(partitions(glue, db, "majority")) == 5
+
+
+def thread_cpu_ticks(pid):
+    """CPU time (clock ticks) of the server's threads, summed by thread name."""
+    import os
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            name = open(f"/proc/{pid}/task/{tid}/comm").read().strip()
+            fields = open(f"/proc/{pid}/task/{tid}/stat").read().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        out[name] = out.get(name, 0) + int(fields[11]) + int(fields[12])
+    return out
+
+
+def test_crawls_run_on_the_query_threads_not_the_request_threads(lakebox, glue, s3):
+    """Reading and classifying files is heavy work: a crawl runs on the query pool, like Athena's
+    queries, so a big crawl cannot stall S3 or the health endpoint."""
+    from concurrent.futures import ThreadPoolExecutor
+    prefix = unique("busy")
+    body = "\n".join(json.dumps({"id": i, "name": f"n{i}", "tags": ["a", "b"], "nested": {"x": i, "y": [i]}})
+                     for i in range(300)).encode()
+    with ThreadPoolExecutor(8) as ex:
+        list(ex.map(lambda i: s3.put_object(Bucket="lake", Key=f"{prefix}/dt={i % 40}/part-{i}.json", Body=body),
+                    range(1200)))
+    before = thread_cpu_ticks(lakebox.proc.pid)
+    db, _ = crawl(glue, f"s3://lake/{prefix}/")
+    after = thread_cpu_ticks(lakebox.proc.pid)
+    delta = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    # tokio-rt-worker: the threads that answer requests (here only the GetCrawler polls).
+    assert delta.get("lakebox-query", 0) >= 10, delta
+    assert delta.get("lakebox-query", 0) > 3 * delta.get("tokio-rt-worker", 0), delta
+    assert len(partitions(glue, db, prefix)) == 40

@@ -21,7 +21,6 @@ mod encode;
 mod format;
 mod functions;
 mod jsonkeys;
-pub mod pool;
 mod printed;
 mod projection;
 mod rewrite;
@@ -33,6 +32,9 @@ mod table;
 mod types;
 mod views;
 mod writes;
+
+/// The pool queries run on (shared with the Glue crawler).
+pub use lakebox_service::pool;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

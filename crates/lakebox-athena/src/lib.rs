@@ -43,10 +43,10 @@ impl Athena {
         catalog: Arc<Catalog>,
         lake: Lake,
         concurrency: usize,
+        pool: Arc<QueryPool>,
     ) -> Result<Self, StoreError> {
         let store = Arc::new(store::Store::open(&dir.join("athena.redb"), clock)?);
         let engine = Arc::new(lakebox_athena_engine::Engine::new(lake.clone(), catalog.clone()));
-        let pool = Arc::new(QueryPool::with_default_threads()?);
         let queries = queries::Queries::new(store.clone(), engine, catalog.clone(), lake, pool, concurrency)
             .map_err(|e| StoreError::Corrupt(e.message))?;
         Ok(Athena {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use lakebox_core::{Clock, RequestContext, ServiceError};
 use lakebox_protocol::Timestamp;
 use lakebox_s3::lake::Lake;
+use lakebox_service::pool::QueryPool;
 use lakebox_store::MetaStore;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -122,6 +123,8 @@ pub struct Crawlers {
     next_fire: Mutex<HashMap<(Scope, String), i64>>,
     /// Shortest time a crawl stays RUNNING (tests use it to observe a running crawler).
     min_run: Duration,
+    /// Where crawls run: the process's pool for heavy work, never the request threads.
+    pool: Arc<QueryPool>,
 }
 
 fn key(scope: &Scope, name: &str) -> Vec<u8> {
@@ -302,6 +305,7 @@ impl Crawlers {
         lake: Lake,
         clock: Arc<dyn Clock>,
         min_run: Duration,
+        pool: Arc<QueryPool>,
     ) -> Result<Arc<Self>, ServiceError> {
         let me = Arc::new(Crawlers {
             store,
@@ -312,6 +316,7 @@ impl Crawlers {
             running: Mutex::new(HashMap::new()),
             next_fire: Mutex::new(HashMap::new()),
             min_run,
+            pool,
         });
         me.recover()?;
         Ok(me)
@@ -757,7 +762,9 @@ impl Crawlers {
         };
         let me = self.clone();
         let (scope, name) = (scope.clone(), name.to_owned());
-        tokio::spawn(async move {
+        // Reading and classifying files is CPU work: on the pool, detached (the crawl runs to
+        // its end or its StopCrawler).
+        drop(self.pool.handle().spawn(async move {
             let hold = std::time::Instant::now() + me.min_run;
             // The crawler reads its targets as its account: another account's bucket is
             // AccessDenied.
@@ -779,7 +786,7 @@ impl Crawlers {
                 tracing::error!(crawler = %name, error = %e.message, "cannot record the end of a crawl");
             }
             me.running.lock().unwrap().remove(&(scope, name));
-        });
+        }));
         Ok(json!({}))
     }
 

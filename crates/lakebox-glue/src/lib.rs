@@ -62,6 +62,7 @@ impl Glue {
         clock: Arc<dyn Clock>,
         lake: Lake,
         settings: GlueSettings,
+        pool: Arc<lakebox_service::pool::QueryPool>,
     ) -> Result<Self, StoreError> {
         // One store (one file, one group-commit writer) for the catalog, crawlers and
         // classifiers.
@@ -75,6 +76,7 @@ impl Glue {
             lake,
             clock,
             Duration::from_millis(settings.crawl_min_millis),
+            pool,
         )
         .map_err(open_error)?;
         Ok(Glue {

@@ -12,6 +12,7 @@
 
 pub mod body;
 pub mod links;
+pub mod pool;
 pub mod service;
 pub mod tasks;
 pub mod validate;

@@ -146,8 +146,20 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
     let glue_settings = lakebox_glue::GlueSettings {
         crawl_min_millis: args.glue_crawl_min_ms,
     };
-    let glue = lakebox_glue::Glue::open(&data_dir.join("glue"), clock.clone(), s3.lake(), glue_settings)
-        .map_err(|e| format!("cannot open the Glue catalog: {e}"))?;
+    // One pool of threads for heavy work (queries, S3 Select, crawls), apart from the request
+    // threads.
+    let heavy = Arc::new(
+        lakebox_service::pool::QueryPool::with_default_threads()
+            .map_err(|e| format!("cannot start the query threads: {e}"))?,
+    );
+    let glue = lakebox_glue::Glue::open(
+        &data_dir.join("glue"),
+        clock.clone(),
+        s3.lake(),
+        glue_settings,
+        heavy.clone(),
+    )
+    .map_err(|e| format!("cannot open the Glue catalog: {e}"))?;
     background.adopt("glue crawler schedules", glue.start_background_work());
     let catalog = glue.catalog();
     registry.rpc("glue", Arc::new(glue));
@@ -157,6 +169,7 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
         catalog.clone(),
         s3.lake(),
         lakebox_athena::DEFAULT_CONCURRENCY,
+        heavy,
     )
     .map_err(|e| format!("cannot open the Athena store: {e}"))?;
     s3.set_select_engine(athena.select_engine());

@@ -1,7 +1,8 @@
-//! The threads SQL runs on: a runtime of its own, apart from the threads that answer requests,
-//! so a long or heavy query cannot stall S3, Kinesis or the health endpoint, and with stacks
-//! large enough for the deepest statement [`crate::depth`] lets through (planning and
-//! optimising recurse once per level of an expression).
+//! The threads heavy work runs on — SQL (Athena, S3 Select) and the Glue crawler's reads: a
+//! runtime of its own, apart from the threads that answer requests, so a long or heavy query or
+//! crawl cannot stall S3, Kinesis or the health endpoint, and with stacks large enough for the
+//! deepest statement the SQL depth limits let through (planning and optimising recurse once per
+//! level of an expression). One pool serves the whole process.
 
 use std::future::Future;
 use std::pin::Pin;
