@@ -276,6 +276,39 @@ def test_a_busy_query_does_not_stall_the_server_and_stops_when_asked(tmp_path):
         assert cpu_seconds() - before < 0.2, "the cancelled query's work went on"
 
 
+def test_a_cancelled_query_gives_its_memory_back(tmp_path):
+    """A query holding 600 MiB or more (a DISTINCT over 10^8 rows) that is stopped frees it:
+    the server's resident memory falls back within seconds."""
+    from lakebox_harness import Lakebox
+
+    def rss_mib(pid):
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        raise AssertionError("no VmRSS")
+
+    with Lakebox(tmp_path, env={"LAKEBOX_QUERY_MEMORY_MIB": "1536"}) as lb:
+        lb.client("s3").create_bucket(Bucket="mem")
+        athena = lb.client("athena")
+        idle = rss_mib(lb.proc.pid)
+        qid = athena.start_query_execution(
+            QueryString="SELECT count(DISTINCT x * 100000 + y) FROM UNNEST(sequence(1, 10000)) a(x) "
+                        "CROSS JOIN UNNEST(sequence(1, 10000)) b(y)",
+            ResultConfiguration={"OutputLocation": "s3://mem/out/"})["QueryExecutionId"]
+        deadline = time.monotonic() + 20
+        while rss_mib(lb.proc.pid) < idle + 600:
+            assert time.monotonic() < deadline, "the query never held 600 MiB"
+            time.sleep(0.1)
+        athena.stop_query_execution(QueryExecutionId=qid)
+        assert athena.get_query_execution(QueryExecutionId=qid)["QueryExecution"]["Status"]["State"] == "CANCELLED"
+        deadline = time.monotonic() + 10
+        # glibc keeps some freed memory for reuse: most of it, not all, goes back.
+        while rss_mib(lb.proc.pid) > idle + 200:
+            assert time.monotonic() < deadline, f"memory stayed at {rss_mib(lb.proc.pid):.0f} MiB (idle: {idle:.0f})"
+            time.sleep(0.2)
+
+
 def test_an_s3_select_whose_client_went_away_stops_its_work(tmp_path):
     """A client that gives up on a CPU-bound S3 Select (a read timeout closes its connection)
     stops the query: the CPU falls within a second, as for StopQueryExecution."""
