@@ -164,23 +164,23 @@ impl<T: AsyncRead + Unpin> AsyncRead for IdleIo<T> {
                 self.activity.mark_closed();
                 Poll::Ready(Err(e))
             }
+            // The timer stays armed at a deadline no later than the real one (activity only
+            // moves it later), so requests cost no timer work: only when it fires is the real
+            // deadline looked up, and the timer moved there if it has not come yet.
             Poll::Pending => loop {
-                let deadline = self.activity.idle_since() + self.timeout;
-                if self.timer.deadline() != deadline {
-                    self.timer.as_mut().reset(deadline);
-                }
                 if self.timer.as_mut().poll(cx).is_pending() {
                     return Poll::Pending;
                 }
                 if self.activity.in_flight.load(Ordering::Relaxed) > 0 {
                     // Busy answering: the idle clock starts when the last response is done.
                     self.activity.touch();
-                    continue;
                 }
-                if Instant::now() >= self.activity.idle_since() + self.timeout {
+                let deadline = self.activity.idle_since() + self.timeout;
+                if Instant::now() >= deadline {
                     tracing::debug!("closing a connection idle for {:?}", self.timeout);
                     return Poll::Ready(Ok(())); // reads as end of input
                 }
+                self.timer.as_mut().reset(deadline);
             },
         }
     }

@@ -237,9 +237,11 @@ fn compact_if_sparse(db: &mut Database, path: &Path) -> bool {
     if space::is_full() {
         return true;
     }
-    let Ok(file_len) = std::fs::metadata(path).map(|m| m.len()) else {
+    let file_len = std::fs::metadata(path).map_or(0, |m| m.len());
+    if file_len < MIN_FREE_BYTES {
+        // Too small to hold that much free space: no transaction at start-up for it.
         return true;
-    };
+    }
     let Some(used) = (|| {
         let tx = db.begin_write().ok()?;
         let stats = tx.stats().ok()?;
@@ -399,11 +401,10 @@ impl MetaStore {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let path_for_compaction = path.to_owned();
-        let path = path.to_owned();
-        let open: Opener = Box::new(move || redb::Builder::new().set_cache_size(CACHE_BYTES).create(&path));
+        let file = path.to_owned();
+        let open: Opener = Box::new(move || redb::Builder::new().set_cache_size(CACHE_BYTES).create(&file));
         let mut db = open().map_err(kv_err)?;
-        if !compact_if_sparse(&mut db, &path_for_compaction) {
+        if !compact_if_sparse(&mut db, path) {
             drop(db);
             db = open().map_err(kv_err)?;
         }
