@@ -475,6 +475,8 @@ class Service:
         typed_t = self.rust_type(name, raw=False)
         if t == "string" and "enum" in s:
             return  # enums are checked where they are used
+        if s.get("document"):
+            return  # a document is any JSON; the model constrains nothing inside it
         w(f"pub(crate) fn {fn}(raw: {raw_t}, v: &mut Validator, path: &Path<'_>) -> Option<{typed_t}> {{")
         if t == "structure" and s.get("union"):
             w("    match raw {")
@@ -491,6 +493,8 @@ class Service:
             fields = []
             for mn, m, required in self.members(s):
                 f = snake(mn)
+                # Locals get a prefix: a member named `Path` must not shadow `path`.
+                local = "m_" + f.removeprefix("r#")
                 p = f"&path.member({rust_str(lower_first(mn))})"
                 boxed = (name, mn) in self.boxed
                 src = f"raw.{f}"
@@ -499,11 +503,11 @@ class Service:
                 if boxed:
                     conv = f"({conv}).map(Box::new)"
                 if required:
-                    w(f"    let {f} = {{ let p = {p}; match {src} {{ Some(x) => {conv}, None => {{ v.missing(p); None }} }} }};")
-                    fields.append(f"{f}: {f}?")
+                    w(f"    let {local} = {{ let p = {p}; match {src} {{ Some(x) => {conv}, None => {{ v.missing(p); None }} }} }};")
+                    fields.append(f"{f}: {local}?")
                 else:
-                    w(f"    let {f} = {{ let p = {p}; {src}.map(|x| {conv}) }};")
-                    fields.append(f"{f}: lift({f})?")
+                    w(f"    let {local} = {{ let p = {p}; {src}.map(|x| {conv}) }};")
+                    fields.append(f"{f}: lift({local})?")
             w(f"    Some({self.type_name(name)} {{ {', '.join(fields)} }})")
         elif t == "list":
             elem = s["member"]["shape"]

@@ -71,12 +71,19 @@ def test_databases_lifecycle_and_errors(glue):
     with pytest.raises(botocore.exceptions.ClientError) as e:
         glue.get_database(Name="nope")
     assert code(e) == "EntityNotFoundException"
+    # A name outside the model's constraints is refused as Glue refuses it: ValidationException
+    # with the model's words, the member's path in camel case.
     with pytest.raises(botocore.exceptions.ClientError) as e:
         glue.create_database(DatabaseInput={"Name": "bad\nname"})
-    assert code(e) == "InvalidInputException"
+    assert code(e) == "ValidationException"
+    assert e.value.response["Error"]["Message"] == (
+        "1 validation error detected: Value 'bad\nname' at 'databaseInput.name' failed to satisfy constraint: "
+        "Member must satisfy regular expression pattern: [\\u0020-\\uD7FF\\uE000-\\uFFFD\\uD800\\uDC00-\\uDBFF\\uDFFF\\t]*")
     with pytest.raises(botocore.exceptions.ClientError) as e:
         glue.create_database(DatabaseInput={"Name": "x" * 256})
-    assert code(e) == "InvalidInputException"
+    assert code(e) == "ValidationException"
+    assert e.value.response["Error"]["Message"].endswith(
+        "at 'databaseInput.name' failed to satisfy constraint: Member must have length less than or equal to 255")
 
     glue.update_database(Name="sales", DatabaseInput={"Name": "sales", "Description": "new"})
     assert glue.get_database(Name="sales")["Database"]["Description"] == "new"
@@ -279,7 +286,9 @@ def test_partitions_crud_batch_and_segments(glue, partitioned):
     with pytest.raises(botocore.exceptions.ClientError) as e:
         glue.batch_create_partition(DatabaseName="pdb", TableName="logs",
                                     PartitionInputList=[{"Values": [str(i), "x"]} for i in range(101)])
-    assert code(e) == "InvalidInputException"
+    assert code(e) == "ValidationException"
+    assert e.value.response["Error"]["Message"].endswith(
+        "at 'partitionInputList' failed to satisfy constraint: Member must have length less than or equal to 100")
 
     got = glue.batch_get_partition(DatabaseName="pdb", TableName="logs", PartitionsToGet=[
         {"Values": ["2025", "eu-west"]}, {"Values": ["1900", "none"]}])["Partitions"]

@@ -99,7 +99,7 @@ pub fn unescape_path(v: &str) -> String {
 }
 
 fn partition_name(t: &Table, values: &[String]) -> String {
-    t.partition_keys
+    t.partition_keys()
         .iter()
         .zip(values)
         .map(|(k, v)| format!("{}={}", k.name, escape_path(v)))
@@ -154,13 +154,13 @@ impl Context<'_> {
 
     /// The partition's values in the table's key order; every key must be given once.
     fn values(&self, t: &Table, spec: &PartitionSpec) -> Result<Vec<String>> {
-        if spec.len() != t.partition_keys.len() {
+        if spec.len() != t.partition_keys().len() {
             return Err(DdlError::invalid(format!(
                 "FAILED: SemanticException [Error 10006]: Partition not found: the partition of {}.{} needs values for {} keys ({}), {} given",
-                t.database_name,
+                t.database(),
                 t.name,
-                t.partition_keys.len(),
-                t.partition_keys
+                t.partition_keys().len(),
+                t.partition_keys()
                     .iter()
                     .map(|k| k.name.as_str())
                     .collect::<Vec<_>>()
@@ -168,7 +168,7 @@ impl Context<'_> {
                 spec.len()
             )));
         }
-        t.partition_keys
+        t.partition_keys()
             .iter()
             .map(|k| {
                 spec.iter()
@@ -177,7 +177,7 @@ impl Context<'_> {
                     .ok_or_else(|| {
                         DdlError::invalid(format!(
                             "FAILED: SemanticException [Error 10098]: Partition spec is missing key {} of {}.{}",
-                            k.name, t.database_name, t.name
+                            k.name, t.database(), t.name
                         ))
                     })
             })
@@ -194,7 +194,7 @@ impl Context<'_> {
             )
         }));
         PartitionInput {
-            values,
+            values: Some(values),
             storage_descriptor: Some(sd),
             parameters: Some(Parameters::new()),
             ..Default::default()
@@ -325,7 +325,7 @@ impl Context<'_> {
                     let values = self.values(&t, &spec)?;
                     let exists = self
                         .catalog
-                        .get_partition(self.scope, &t.database_name, &t.name, &values)
+                        .get_partition(self.scope, t.database(), &t.name, &values)
                         .is_ok();
                     if exists && !if_not_exists {
                         return Err(DdlError::invalid(format!(
@@ -338,7 +338,7 @@ impl Context<'_> {
                     }
                 }
                 self.catalog
-                    .create_partitions(self.scope, &t.database_name, &t.name, inputs)
+                    .create_partitions(self.scope, t.database(), &t.name, inputs)
                     .await
                     .map_err(glue)?;
                 Ok(none(()))
@@ -354,7 +354,7 @@ impl Context<'_> {
                     let values = self.values(&t, spec)?;
                     let exists = self
                         .catalog
-                        .get_partition(self.scope, &t.database_name, &t.name, &values)
+                        .get_partition(self.scope, t.database(), &t.name, &values)
                         .is_ok();
                     if !exists && !if_exists {
                         return Err(DdlError::not_found(format!(
@@ -367,7 +367,7 @@ impl Context<'_> {
                     }
                 }
                 self.catalog
-                    .delete_partitions(self.scope, &t.database_name, &t.name, doomed)
+                    .delete_partitions(self.scope, t.database(), &t.name, doomed)
                     .await
                     .map(none)
                     .map_err(glue)
@@ -377,7 +377,7 @@ impl Context<'_> {
                 let (old, new) = (self.values(&t, &from)?, self.values(&t, &to)?);
                 let p = self
                     .catalog
-                    .get_partition(self.scope, &t.database_name, &t.name, &old)
+                    .get_partition(self.scope, t.database(), &t.name, &old)
                     .map_err(|_| {
                         DdlError::not_found(format!(
                             "FAILED: SemanticException [Error 10006]: Partition not found {}",
@@ -385,12 +385,12 @@ impl Context<'_> {
                         ))
                     })?;
                 let input = PartitionInput {
-                    values: new,
+                    values: Some(new),
                     ..p.to_input()
                 };
                 let failures = self
                     .catalog
-                    .update_partitions(self.scope, &t.database_name, &t.name, vec![(old, input)])
+                    .update_partitions(self.scope, t.database(), &t.name, vec![(old, input)])
                     .await
                     .map_err(glue)?;
                 match failures.into_iter().next() {
@@ -412,7 +412,7 @@ impl Context<'_> {
                 };
                 *c = glue_columns(std::slice::from_ref(&new)).remove(0);
                 sd.columns = Some(cols);
-                self.update_table(input, &t.database_name).await.map(none)
+                self.update_table(input, t.database()).await.map(none)
             }
             Statement::SetLocation {
                 table,
@@ -422,7 +422,7 @@ impl Context<'_> {
                 let t = self.table(&table)?;
                 let mut input = t.to_input();
                 input.storage_descriptor.get_or_insert_default().location = Some(location);
-                self.update_table(input, &t.database_name).await.map(none)
+                self.update_table(input, t.database()).await.map(none)
             }
             Statement::SetLocation {
                 table,
@@ -433,7 +433,7 @@ impl Context<'_> {
                 let values = self.values(&t, &spec)?;
                 let p = self
                     .catalog
-                    .get_partition(self.scope, &t.database_name, &t.name, &values)
+                    .get_partition(self.scope, t.database(), &t.name, &values)
                     .map_err(|_| {
                         DdlError::not_found(format!(
                             "FAILED: SemanticException [Error 10006]: Partition not found {}",
@@ -443,7 +443,7 @@ impl Context<'_> {
                 let mut input = p.to_input();
                 input.storage_descriptor.get_or_insert_default().location = Some(location);
                 self.catalog
-                    .update_partitions(self.scope, &t.database_name, &t.name, vec![(values, input)])
+                    .update_partitions(self.scope, t.database(), &t.name, vec![(values, input)])
                     .await
                     .map(none)
                     .map_err(glue)
@@ -452,7 +452,7 @@ impl Context<'_> {
                 let t = self.table(&table)?;
                 let mut input = t.to_input();
                 input.parameters.get_or_insert_default().extend(properties);
-                self.update_table(input, &t.database_name).await.map(none)
+                self.update_table(input, t.database()).await.map(none)
             }
             Statement::RepairTable { table } => self.repair(&table).await,
             Statement::ShowDatabases { like: pattern } => {
@@ -467,7 +467,7 @@ impl Context<'_> {
             Statement::ShowViews { database, like } => self.show_tables(database, like, true),
             Statement::ShowPartitions { table } => {
                 let t = self.table(&table)?;
-                if t.partition_keys.is_empty() {
+                if t.partition_keys().is_empty() {
                     return Err(DdlError::invalid(format!(
                         "FAILED: SemanticException [Error 10241]: Table {} is not a partitioned table",
                         t.name
@@ -475,9 +475,9 @@ impl Context<'_> {
                 }
                 let (t, parts) = self
                     .catalog
-                    .list_partitions(self.scope, &t.database_name, &t.name, None)
+                    .list_partitions(self.scope, t.database(), &t.name, None)
                     .map_err(glue)?;
-                let mut names: Vec<String> = parts.iter().map(|p| partition_name(&t, &p.values)).collect();
+                let mut names: Vec<String> = parts.iter().map(|p| partition_name(&t, p.values())).collect();
                 names.sort();
                 Ok((&["partition"], names))
             }
@@ -486,7 +486,7 @@ impl Context<'_> {
                 let names = t
                     .columns()
                     .iter()
-                    .chain(&t.partition_keys)
+                    .chain(t.partition_keys())
                     .map(|c| c.name.clone());
                 Ok((&["field"], names.collect()))
             }
@@ -495,7 +495,8 @@ impl Context<'_> {
                 if t.is_view() {
                     return Err(DdlError::invalid(format!(
                         "FAILED: SemanticException {}.{} is a view; use SHOW CREATE VIEW",
-                        t.database_name, t.name
+                        t.database(),
+                        t.name
                     )));
                 }
                 Ok((
@@ -508,10 +509,11 @@ impl Context<'_> {
                 let sql = crate::view::original_sql(&t).ok_or_else(|| {
                     DdlError::invalid(format!(
                         "FAILED: SemanticException {}.{} is not a view",
-                        t.database_name, t.name
+                        t.database(),
+                        t.name
                     ))
                 })?;
-                let text = format!("CREATE VIEW \"{}\".\"{}\" AS\n{sql}", t.database_name, t.name);
+                let text = format!("CREATE VIEW \"{}\".\"{}\" AS\n{sql}", t.database(), t.name);
                 Ok((&["createview_stmt"], text.lines().map(str::to_owned).collect()))
             }
             Statement::ShowTableProperties { table, key } => {
@@ -562,7 +564,7 @@ impl Context<'_> {
             sd.columns().to_vec()
         };
         for c in glue_columns(columns) {
-            if cols.iter().any(|x| x.name == c.name) || t.partition_keys.iter().any(|x| x.name == c.name) {
+            if cols.iter().any(|x| x.name == c.name) || t.partition_keys().iter().any(|x| x.name == c.name) {
                 return Err(DdlError::invalid(format!(
                     "FAILED: SemanticException [Error 10036]: Duplicate column name: {}",
                     c.name
@@ -571,7 +573,7 @@ impl Context<'_> {
             cols.push(c);
         }
         sd.columns = Some(cols);
-        self.update_table(input, &t.database_name).await?;
+        self.update_table(input, t.database()).await?;
         Ok(none(()))
     }
 
@@ -675,7 +677,7 @@ impl Context<'_> {
     /// table's location that the catalog does not know yet.
     async fn repair(&self, name: &Name) -> Result<(&'static [&'static str], Vec<String>)> {
         let t = self.table(name)?;
-        if t.partition_keys.is_empty() {
+        if t.partition_keys().is_empty() {
             return Ok(none(()));
         }
         let location = t.location().unwrap_or_default();
@@ -699,11 +701,11 @@ impl Context<'_> {
             for o in &page {
                 let rest = &o.key[prefix.len()..];
                 let dirs: Vec<&str> = rest.split('/').collect();
-                if dirs.len() <= t.partition_keys.len() {
+                if dirs.len() <= t.partition_keys().len() {
                     continue;
                 }
                 let values: Option<Vec<String>> = t
-                    .partition_keys
+                    .partition_keys()
                     .iter()
                     .zip(&dirs)
                     .map(|(k, d)| {
@@ -718,9 +720,9 @@ impl Context<'_> {
         }
         let (_, known) = self
             .catalog
-            .list_partitions(self.scope, &t.database_name, &t.name, None)
+            .list_partitions(self.scope, t.database(), &t.name, None)
             .map_err(glue)?;
-        let known: BTreeSet<Vec<String>> = known.into_iter().map(|p| p.values).collect();
+        let known: BTreeSet<Vec<String>> = known.into_iter().map(|p| p.values().to_vec()).collect();
         let missing: Vec<Vec<String>> = found.into_iter().filter(|v| !known.contains(v)).collect();
         if missing.is_empty() {
             return Ok(none(()));
@@ -734,7 +736,7 @@ impl Context<'_> {
             .map(|v| self.partition_input(&t, v, None))
             .collect();
         self.catalog
-            .create_partitions(self.scope, &t.database_name, &t.name, inputs)
+            .create_partitions(self.scope, t.database(), &t.name, inputs)
             .await
             .map_err(glue)?;
         let mut lines = vec![format!("Partitions not in metastore:\t{}", names.join("\t"))];
@@ -762,7 +764,7 @@ fn describe_line(name: &str, type_: &str, comment: &str) -> String {
 
 /// DESCRIBE as Hive prints it: one line per column, then the partition keys under their heading.
 fn describe(t: &Table, column: Option<&str>, formatted: bool) -> Result<Vec<String>> {
-    let all: Vec<_> = t.columns().iter().chain(&t.partition_keys).collect();
+    let all: Vec<_> = t.columns().iter().chain(t.partition_keys()).collect();
     if let Some(name) = column {
         let c = all
             .iter()
@@ -790,12 +792,12 @@ fn describe(t: &Table, column: Option<&str>, formatted: bool) -> Result<Vec<Stri
             c.comment.as_deref().unwrap_or(""),
         ));
     }
-    if !t.partition_keys.is_empty() {
+    if !t.partition_keys().is_empty() {
         lines.push("\t \t ".into());
         lines.push("# Partition Information\t \t ".into());
         lines.push(describe_line("# col_name", "data_type", "comment"));
         lines.push("\t \t ".into());
-        for c in &t.partition_keys {
+        for c in t.partition_keys() {
             lines.push(describe_line(
                 &c.name,
                 c.type_name(),
@@ -811,7 +813,7 @@ fn describe(t: &Table, column: Option<&str>, formatted: bool) -> Result<Vec<Stri
         // `Label:` padded to 20 characters, a tab, the value, as Hive prints them.
         let detail = |label: &str, value: &str| format!("{label:<20}\t{value}\t ");
         let or_empty = |v: &Option<String>| v.clone().unwrap_or_default();
-        lines.push(detail("Database:", &t.database_name));
+        lines.push(detail("Database:", t.database()));
         lines.push(detail("Owner:", &or_empty(&t.owner)));
         lines.push(detail("Location:", &or_empty(&sd.location)));
         lines.push(detail("Table Type:", &or_empty(&t.table_type)));
@@ -824,8 +826,12 @@ fn describe(t: &Table, column: Option<&str>, formatted: bool) -> Result<Vec<Stri
         lines.push(detail("SerDe Library:", &or_empty(&serde.serialization_library)));
         lines.push(detail("InputFormat:", &or_empty(&sd.input_format)));
         lines.push(detail("OutputFormat:", &or_empty(&sd.output_format)));
-        lines.push(detail("Compressed:", if sd.compressed { "Yes" } else { "No" }));
-        lines.push(detail("Num Buckets:", &sd.number_of_buckets.to_string()));
+        let compressed = if sd.compressed == Some(true) { "Yes" } else { "No" };
+        lines.push(detail("Compressed:", compressed));
+        lines.push(detail(
+            "Num Buckets:",
+            &sd.number_of_buckets.unwrap_or(0).to_string(),
+        ));
         lines.push("Storage Desc Params:\t \t ".into());
         for (k, v) in serde.parameters.unwrap_or_default() {
             lines.push(format!(

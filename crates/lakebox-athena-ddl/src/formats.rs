@@ -122,8 +122,8 @@ pub fn storage_descriptor(t: &CreateTable) -> Result<StorageDescriptor, String> 
         location: t.location.clone(),
         input_format: Some(input),
         output_format: Some(output),
-        compressed: false,
-        number_of_buckets: buckets,
+        compressed: Some(false),
+        number_of_buckets: Some(buckets),
         serde_info: Some(SerDeInfo {
             name: None,
             serialization_library: Some(library),
@@ -132,7 +132,7 @@ pub fn storage_descriptor(t: &CreateTable) -> Result<StorageDescriptor, String> 
         bucket_columns: Some(bucket_columns),
         sort_columns: Some(sort_columns),
         parameters: Some(Parameters::new()),
-        stored_as_sub_directories: false,
+        stored_as_sub_directories: Some(false),
         ..Default::default()
     })
 }
@@ -181,20 +181,20 @@ pub fn show_create_table(t: &Table) -> String {
     let sd = t.storage_descriptor.clone().unwrap_or_default();
     let mut out = format!(
         "CREATE EXTERNAL TABLE `{}`.`{}`(\n{})\n",
-        t.database_name,
+        t.database(),
         t.name,
         column_lines(sd.columns())
     );
     if let Some(d) = &t.description {
         out.push_str(&format!("COMMENT {}\n", quote(d)));
     }
-    if !t.partition_keys.is_empty() {
+    if !t.partition_keys().is_empty() {
         out.push_str(&format!(
             "PARTITIONED BY ( \n{})\n",
-            column_lines(&t.partition_keys)
+            column_lines(t.partition_keys())
         ));
     }
-    if sd.number_of_buckets > 0 {
+    if sd.number_of_buckets.unwrap_or(0) > 0 {
         let cols = sd.bucket_columns.clone().unwrap_or_default();
         out.push_str(&format!(
             "CLUSTERED BY ( \n  {}) \n",
@@ -217,7 +217,7 @@ pub fn show_create_table(t: &Table) -> String {
                 .collect();
             out.push_str(&format!("SORTED BY ( \n  {}) \n", s.join(", ")));
         }
-        out.push_str(&format!("INTO {} BUCKETS\n", sd.number_of_buckets));
+        out.push_str(&format!("INTO {} BUCKETS\n", sd.number_of_buckets.unwrap_or(0)));
     }
     let serde = sd.serde_info.clone().unwrap_or_default();
     out.push_str(&format!(

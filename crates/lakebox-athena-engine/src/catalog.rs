@@ -163,7 +163,7 @@ fn glue_table(t: &Table, catalog: Arc<Catalog>, scope: Scope) -> Result<Arc<dyn 
         })
         .collect::<Result<Vec<_>>>()?;
     let partitions = t
-        .partition_keys
+        .partition_keys()
         .iter()
         .map(|c| {
             Ok(Arc::new(Field::new(
@@ -188,13 +188,15 @@ async fn view_table(sessions: &Sessions, t: &Table, depth: usize) -> Result<Arc<
     let view = lakebox_athena_ddl::view::presto_view(t).ok_or_else(|| {
         DataFusionError::Plan(format!(
             "{}.{} is a view Athena cannot read (no Presto view definition).",
-            t.database_name, t.name
+            t.database(),
+            t.name
         ))
     })?;
     if depth >= MAX_VIEW_DEPTH {
         return Err(DataFusionError::Plan(format!(
             "View {}.{} nests more than {MAX_VIEW_DEPTH} views deep (a view that refers to itself?).",
-            t.database_name, t.name
+            t.database(),
+            t.name
         )));
     }
     let ctx = sessions.context(Some(&view.schema), depth + 1)?;

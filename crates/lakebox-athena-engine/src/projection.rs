@@ -207,7 +207,7 @@ fn values(t: &Table, column: &str, filters: &[Expr]) -> Result<Vec<String>> {
 
 /// Every projected partition: its location and its values (as text, in key order).
 pub fn partitions(t: &Table, filters: &[Expr]) -> Result<Vec<(String, Vec<String>)>> {
-    let keys: Vec<String> = t.partition_keys.iter().map(|k| k.name.to_lowercase()).collect();
+    let keys: Vec<String> = t.partition_keys().iter().map(|k| k.name.to_lowercase()).collect();
     let per_key = keys
         .iter()
         .map(|k| values(t, k, filters))
@@ -216,7 +216,8 @@ pub fn partitions(t: &Table, filters: &[Expr]) -> Result<Vec<(String, Vec<String
     if total.is_none_or(|n| n > MAX_PARTITIONS) {
         return Err(error(format!(
             "Partition projection of {}.{} yields more than {MAX_PARTITIONS} partitions; narrow the ranges.",
-            t.database_name, t.name
+            t.database(),
+            t.name
         )));
     }
     let template = t.parameter("storage.location.template").map(str::to_owned);

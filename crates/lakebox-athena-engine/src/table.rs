@@ -87,7 +87,7 @@ pub struct GlueTable {
 
 impl std::fmt::Debug for GlueTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "GlueTable({}.{})", self.table.database_name, self.table.name)
+        write!(f, "GlueTable({}.{})", self.table.database(), self.table.name)
     }
 }
 
@@ -127,7 +127,8 @@ impl GlueTable {
     fn wanted_buckets(&self, filters: &[Expr]) -> Option<Vec<u32>> {
         let sd = self.table.storage_descriptor.as_ref()?;
         let columns = sd.bucket_columns.as_ref().filter(|c| !c.is_empty())?;
-        if sd.number_of_buckets <= 0
+        let buckets = sd.number_of_buckets.unwrap_or(0);
+        if buckets <= 0
             || self
                 .table
                 .parameter("bucketing_format")
@@ -154,7 +155,7 @@ impl GlueTable {
         }
         let bucketing = Bucketing {
             columns: named,
-            count: sd.number_of_buckets as u32,
+            count: buckets as u32,
         };
         bucketing.wanted(filters, &types)
     }
@@ -177,11 +178,11 @@ impl GlueTable {
             projection::partitions(&self.table, filters)?
         } else {
             self.catalog
-                .list_partitions(&self.scope, &self.table.database_name, &self.table.name, None)
+                .list_partitions(&self.scope, self.table.database(), &self.table.name, None)
                 .map_err(|e| DataFusionError::External(e.message.into()))?
                 .1
                 .into_iter()
-                .filter_map(|p| Some((p.location()?.to_owned(), p.values)))
+                .filter_map(|p| Some((p.location()?.to_owned(), p.values?)))
                 .collect()
         };
         let mut rows = Vec::with_capacity(partitions.len());

@@ -502,7 +502,7 @@ fn table_output(t: &Table) -> Result<Output> {
             .or_else(|| t.parameter("parquet.compression"))
             .map(str::to_uppercase),
         delimiter,
-        partitioned_by: t.partition_keys.iter().map(|k| k.name.to_lowercase()).collect(),
+        partitioned_by: t.partition_keys().iter().map(|k| k.name.to_lowercase()).collect(),
         bucketing: None,
     })
 }
@@ -527,7 +527,7 @@ pub async fn insert(sessions: &Sessions, ctx: &SessionContext, database: &str, i
     }
     if t.storage_descriptor
         .as_ref()
-        .is_some_and(|sd| sd.number_of_buckets > 0)
+        .is_some_and(|sd| sd.number_of_buckets.unwrap_or(0) > 0)
     {
         return Err(DataFusionError::NotImplemented(format!(
             "Inserting into bucketed table {db}.{} is not supported (nor is it by Athena).",
@@ -542,7 +542,7 @@ pub async fn insert(sessions: &Sessions, ctx: &SessionContext, database: &str, i
     let target: Vec<(String, DataType)> = t
         .columns()
         .iter()
-        .chain(&t.partition_keys)
+        .chain(t.partition_keys())
         .map(|c| {
             let ty = lakebox_glue::infer::types::parse(c.type_name())
                 .map(|h| h.arrow_type())

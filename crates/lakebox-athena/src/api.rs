@@ -2864,7 +2864,7 @@ pub(crate) fn validate_acl_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<AclConfiguration> {
-    let s3_acl_option = {
+    let m_s3_acl_option = {
         let p = &path.member("s3AclOption");
         match raw.s3_acl_option {
             Some(x) => {
@@ -2885,7 +2885,7 @@ pub(crate) fn validate_acl_configuration(
         }
     };
     Some(AclConfiguration {
-        s3_acl_option: s3_acl_option?,
+        s3_acl_option: m_s3_acl_option?,
     })
 }
 
@@ -2894,7 +2894,7 @@ pub(crate) fn validate_batch_get_named_query_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<BatchGetNamedQueryInput> {
-    let named_query_ids = {
+    let m_named_query_ids = {
         let p = &path.member("namedQueryIds");
         match raw.named_query_ids {
             Some(x) => validate_named_query_id_list(x, v, p),
@@ -2905,7 +2905,7 @@ pub(crate) fn validate_batch_get_named_query_input(
         }
     };
     Some(BatchGetNamedQueryInput {
-        named_query_ids: named_query_ids?,
+        named_query_ids: m_named_query_ids?,
     })
 }
 
@@ -2914,7 +2914,7 @@ pub(crate) fn validate_batch_get_prepared_statement_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<BatchGetPreparedStatementInput> {
-    let prepared_statement_names = {
+    let m_prepared_statement_names = {
         let p = &path.member("preparedStatementNames");
         match raw.prepared_statement_names {
             Some(x) => validate_prepared_statement_name_list(x, v, p),
@@ -2924,7 +2924,7 @@ pub(crate) fn validate_batch_get_prepared_statement_input(
             }
         }
     };
-    let work_group = {
+    let m_work_group = {
         let p = &path.member("workGroup");
         match raw.work_group {
             Some(x) => {
@@ -2940,8 +2940,8 @@ pub(crate) fn validate_batch_get_prepared_statement_input(
         }
     };
     Some(BatchGetPreparedStatementInput {
-        prepared_statement_names: prepared_statement_names?,
-        work_group: work_group?,
+        prepared_statement_names: m_prepared_statement_names?,
+        work_group: m_work_group?,
     })
 }
 
@@ -2950,7 +2950,7 @@ pub(crate) fn validate_batch_get_query_execution_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<BatchGetQueryExecutionInput> {
-    let query_execution_ids = {
+    let m_query_execution_ids = {
         let p = &path.member("queryExecutionIds");
         match raw.query_execution_ids {
             Some(x) => validate_query_execution_id_list(x, v, p),
@@ -2961,7 +2961,7 @@ pub(crate) fn validate_batch_get_query_execution_input(
         }
     };
     Some(BatchGetQueryExecutionInput {
-        query_execution_ids: query_execution_ids?,
+        query_execution_ids: m_query_execution_ids?,
     })
 }
 
@@ -2970,7 +2970,7 @@ pub(crate) fn validate_classification(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<Classification> {
-    let name = {
+    let m_name = {
         let p = &path.member("name");
         raw.name.map(|x| {
             let x = x;
@@ -2979,13 +2979,13 @@ pub(crate) fn validate_classification(
             Some(x)
         })
     };
-    let properties = {
+    let m_properties = {
         let p = &path.member("properties");
         raw.properties.map(|x| validate_parameters_map(x, v, p))
     };
     Some(Classification {
-        name: lift(name)?,
-        properties: lift(properties)?,
+        name: lift(m_name)?,
+        properties: lift(m_properties)?,
     })
 }
 
@@ -3007,7 +3007,7 @@ pub(crate) fn validate_cloud_watch_logging_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<CloudWatchLoggingConfiguration> {
-    let enabled = {
+    let m_enabled = {
         let p = &path.member("enabled");
         match raw.enabled {
             Some(x) => Some(x),
@@ -3017,7 +3017,7 @@ pub(crate) fn validate_cloud_watch_logging_configuration(
             }
         }
     };
-    let log_group = {
+    let m_log_group = {
         let p = &path.member("logGroup");
         raw.log_group.map(|x| {
             let x = x;
@@ -3027,7 +3027,7 @@ pub(crate) fn validate_cloud_watch_logging_configuration(
             Some(x)
         })
     };
-    let log_stream_name_prefix = {
+    let m_log_stream_name_prefix = {
         let p = &path.member("logStreamNamePrefix");
         raw.log_stream_name_prefix.map(|x| {
             let x = x;
@@ -3037,15 +3037,15 @@ pub(crate) fn validate_cloud_watch_logging_configuration(
             Some(x)
         })
     };
-    let log_types = {
+    let m_log_types = {
         let p = &path.member("logTypes");
         raw.log_types.map(|x| validate_log_types_map(x, v, p))
     };
     Some(CloudWatchLoggingConfiguration {
-        enabled: enabled?,
-        log_group: lift(log_group)?,
-        log_stream_name_prefix: lift(log_stream_name_prefix)?,
-        log_types: lift(log_types)?,
+        enabled: m_enabled?,
+        log_group: lift(m_log_group)?,
+        log_stream_name_prefix: lift(m_log_stream_name_prefix)?,
+        log_types: lift(m_log_types)?,
     })
 }
 
@@ -3054,7 +3054,7 @@ pub(crate) fn validate_create_named_query_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<CreateNamedQueryInput> {
-    let name = {
+    let m_name = {
         let p = &path.member("name");
         match raw.name {
             Some(x) => {
@@ -3069,7 +3069,7 @@ pub(crate) fn validate_create_named_query_input(
             }
         }
     };
-    let description = {
+    let m_description = {
         let p = &path.member("description");
         raw.description.map(|x| {
             let x = x;
@@ -3078,7 +3078,7 @@ pub(crate) fn validate_create_named_query_input(
             Some(x)
         })
     };
-    let database = {
+    let m_database = {
         let p = &path.member("database");
         match raw.database {
             Some(x) => {
@@ -3093,7 +3093,7 @@ pub(crate) fn validate_create_named_query_input(
             }
         }
     };
-    let query_string = {
+    let m_query_string = {
         let p = &path.member("queryString");
         match raw.query_string {
             Some(x) => {
@@ -3108,7 +3108,7 @@ pub(crate) fn validate_create_named_query_input(
             }
         }
     };
-    let client_request_token = {
+    let m_client_request_token = {
         let p = &path.member("clientRequestToken");
         raw.client_request_token.map(|x| {
             let x = x;
@@ -3117,7 +3117,7 @@ pub(crate) fn validate_create_named_query_input(
             Some(x)
         })
     };
-    let work_group = {
+    let m_work_group = {
         let p = &path.member("workGroup");
         raw.work_group.map(|x| {
             let x = x;
@@ -3127,12 +3127,12 @@ pub(crate) fn validate_create_named_query_input(
         })
     };
     Some(CreateNamedQueryInput {
-        name: name?,
-        description: lift(description)?,
-        database: database?,
-        query_string: query_string?,
-        client_request_token: lift(client_request_token)?,
-        work_group: lift(work_group)?,
+        name: m_name?,
+        description: lift(m_description)?,
+        database: m_database?,
+        query_string: m_query_string?,
+        client_request_token: lift(m_client_request_token)?,
+        work_group: lift(m_work_group)?,
     })
 }
 
@@ -3141,7 +3141,7 @@ pub(crate) fn validate_create_prepared_statement_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<CreatePreparedStatementInput> {
-    let statement_name = {
+    let m_statement_name = {
         let p = &path.member("statementName");
         match raw.statement_name {
             Some(x) => {
@@ -3157,7 +3157,7 @@ pub(crate) fn validate_create_prepared_statement_input(
             }
         }
     };
-    let work_group = {
+    let m_work_group = {
         let p = &path.member("workGroup");
         match raw.work_group {
             Some(x) => {
@@ -3172,7 +3172,7 @@ pub(crate) fn validate_create_prepared_statement_input(
             }
         }
     };
-    let query_statement = {
+    let m_query_statement = {
         let p = &path.member("queryStatement");
         match raw.query_statement {
             Some(x) => {
@@ -3187,7 +3187,7 @@ pub(crate) fn validate_create_prepared_statement_input(
             }
         }
     };
-    let description = {
+    let m_description = {
         let p = &path.member("description");
         raw.description.map(|x| {
             let x = x;
@@ -3197,10 +3197,10 @@ pub(crate) fn validate_create_prepared_statement_input(
         })
     };
     Some(CreatePreparedStatementInput {
-        statement_name: statement_name?,
-        work_group: work_group?,
-        query_statement: query_statement?,
-        description: lift(description)?,
+        statement_name: m_statement_name?,
+        work_group: m_work_group?,
+        query_statement: m_query_statement?,
+        description: lift(m_description)?,
     })
 }
 
@@ -3209,7 +3209,7 @@ pub(crate) fn validate_create_work_group_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<CreateWorkGroupInput> {
-    let name = {
+    let m_name = {
         let p = &path.member("name");
         match raw.name {
             Some(x) => {
@@ -3224,12 +3224,12 @@ pub(crate) fn validate_create_work_group_input(
             }
         }
     };
-    let configuration = {
+    let m_configuration = {
         let p = &path.member("configuration");
         raw.configuration
             .map(|x| validate_work_group_configuration(x, v, p))
     };
-    let description = {
+    let m_description = {
         let p = &path.member("description");
         raw.description.map(|x| {
             let x = x;
@@ -3238,15 +3238,15 @@ pub(crate) fn validate_create_work_group_input(
             Some(x)
         })
     };
-    let tags = {
+    let m_tags = {
         let p = &path.member("tags");
         raw.tags.map(|x| validate_tag_list(x, v, p))
     };
     Some(CreateWorkGroupInput {
-        name: name?,
-        configuration: lift(configuration)?,
-        description: lift(description)?,
-        tags: lift(tags)?,
+        name: m_name?,
+        configuration: lift(m_configuration)?,
+        description: lift(m_description)?,
+        tags: lift(m_tags)?,
     })
 }
 
@@ -3255,7 +3255,7 @@ pub(crate) fn validate_customer_content_encryption_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<CustomerContentEncryptionConfiguration> {
-    let kms_key = {
+    let m_kms_key = {
         let p = &path.member("kmsKey");
         match raw.kms_key {
             Some(x) => {
@@ -3271,7 +3271,7 @@ pub(crate) fn validate_customer_content_encryption_configuration(
             }
         }
     };
-    Some(CustomerContentEncryptionConfiguration { kms_key: kms_key? })
+    Some(CustomerContentEncryptionConfiguration { kms_key: m_kms_key? })
 }
 
 pub(crate) fn validate_delete_named_query_input(
@@ -3279,7 +3279,7 @@ pub(crate) fn validate_delete_named_query_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<DeleteNamedQueryInput> {
-    let named_query_id = {
+    let m_named_query_id = {
         let p = &path.member("namedQueryId");
         match raw.named_query_id {
             Some(x) => {
@@ -3296,7 +3296,7 @@ pub(crate) fn validate_delete_named_query_input(
         }
     };
     Some(DeleteNamedQueryInput {
-        named_query_id: named_query_id?,
+        named_query_id: m_named_query_id?,
     })
 }
 
@@ -3305,7 +3305,7 @@ pub(crate) fn validate_delete_prepared_statement_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<DeletePreparedStatementInput> {
-    let statement_name = {
+    let m_statement_name = {
         let p = &path.member("statementName");
         match raw.statement_name {
             Some(x) => {
@@ -3321,7 +3321,7 @@ pub(crate) fn validate_delete_prepared_statement_input(
             }
         }
     };
-    let work_group = {
+    let m_work_group = {
         let p = &path.member("workGroup");
         match raw.work_group {
             Some(x) => {
@@ -3337,8 +3337,8 @@ pub(crate) fn validate_delete_prepared_statement_input(
         }
     };
     Some(DeletePreparedStatementInput {
-        statement_name: statement_name?,
-        work_group: work_group?,
+        statement_name: m_statement_name?,
+        work_group: m_work_group?,
     })
 }
 
@@ -3347,7 +3347,7 @@ pub(crate) fn validate_delete_work_group_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<DeleteWorkGroupInput> {
-    let work_group = {
+    let m_work_group = {
         let p = &path.member("workGroup");
         match raw.work_group {
             Some(x) => {
@@ -3362,13 +3362,13 @@ pub(crate) fn validate_delete_work_group_input(
             }
         }
     };
-    let recursive_delete_option = {
+    let m_recursive_delete_option = {
         let p = &path.member("recursiveDeleteOption");
         raw.recursive_delete_option.map(|x| Some(x))
     };
     Some(DeleteWorkGroupInput {
-        work_group: work_group?,
-        recursive_delete_option: lift(recursive_delete_option)?,
+        work_group: m_work_group?,
+        recursive_delete_option: lift(m_recursive_delete_option)?,
     })
 }
 
@@ -3377,7 +3377,7 @@ pub(crate) fn validate_encryption_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<EncryptionConfiguration> {
-    let encryption_option = {
+    let m_encryption_option = {
         let p = &path.member("encryptionOption");
         match raw.encryption_option {
             Some(x) => {
@@ -3397,13 +3397,13 @@ pub(crate) fn validate_encryption_configuration(
             }
         }
     };
-    let kms_key = {
+    let m_kms_key = {
         let p = &path.member("kmsKey");
         raw.kms_key.map(|x| Some(x))
     };
     Some(EncryptionConfiguration {
-        encryption_option: encryption_option?,
-        kms_key: lift(kms_key)?,
+        encryption_option: m_encryption_option?,
+        kms_key: lift(m_kms_key)?,
     })
 }
 
@@ -3412,7 +3412,7 @@ pub(crate) fn validate_engine_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<EngineConfiguration> {
-    let coordinator_dpu_size = {
+    let m_coordinator_dpu_size = {
         let p = &path.member("coordinatorDpuSize");
         raw.coordinator_dpu_size.map(|x| {
             let x = x;
@@ -3421,7 +3421,7 @@ pub(crate) fn validate_engine_configuration(
             Some(x)
         })
     };
-    let max_concurrent_dpus = {
+    let m_max_concurrent_dpus = {
         let p = &path.member("maxConcurrentDpus");
         raw.max_concurrent_dpus.map(|x| {
             let x = x;
@@ -3430,7 +3430,7 @@ pub(crate) fn validate_engine_configuration(
             Some(x)
         })
     };
-    let default_executor_dpu_size = {
+    let m_default_executor_dpu_size = {
         let p = &path.member("defaultExecutorDpuSize");
         raw.default_executor_dpu_size.map(|x| {
             let x = x;
@@ -3439,25 +3439,25 @@ pub(crate) fn validate_engine_configuration(
             Some(x)
         })
     };
-    let additional_configs = {
+    let m_additional_configs = {
         let p = &path.member("additionalConfigs");
         raw.additional_configs.map(|x| validate_parameters_map(x, v, p))
     };
-    let spark_properties = {
+    let m_spark_properties = {
         let p = &path.member("sparkProperties");
         raw.spark_properties.map(|x| validate_parameters_map(x, v, p))
     };
-    let classifications = {
+    let m_classifications = {
         let p = &path.member("classifications");
         raw.classifications.map(|x| validate_classification_list(x, v, p))
     };
     Some(EngineConfiguration {
-        coordinator_dpu_size: lift(coordinator_dpu_size)?,
-        max_concurrent_dpus: lift(max_concurrent_dpus)?,
-        default_executor_dpu_size: lift(default_executor_dpu_size)?,
-        additional_configs: lift(additional_configs)?,
-        spark_properties: lift(spark_properties)?,
-        classifications: lift(classifications)?,
+        coordinator_dpu_size: lift(m_coordinator_dpu_size)?,
+        max_concurrent_dpus: lift(m_max_concurrent_dpus)?,
+        default_executor_dpu_size: lift(m_default_executor_dpu_size)?,
+        additional_configs: lift(m_additional_configs)?,
+        spark_properties: lift(m_spark_properties)?,
+        classifications: lift(m_classifications)?,
     })
 }
 
@@ -3466,7 +3466,7 @@ pub(crate) fn validate_engine_version(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<EngineVersion> {
-    let selected_engine_version = {
+    let m_selected_engine_version = {
         let p = &path.member("selectedEngineVersion");
         raw.selected_engine_version.map(|x| {
             let x = x;
@@ -3475,7 +3475,7 @@ pub(crate) fn validate_engine_version(
             Some(x)
         })
     };
-    let effective_engine_version = {
+    let m_effective_engine_version = {
         let p = &path.member("effectiveEngineVersion");
         raw.effective_engine_version.map(|x| {
             let x = x;
@@ -3485,8 +3485,8 @@ pub(crate) fn validate_engine_version(
         })
     };
     Some(EngineVersion {
-        selected_engine_version: lift(selected_engine_version)?,
-        effective_engine_version: lift(effective_engine_version)?,
+        selected_engine_version: lift(m_selected_engine_version)?,
+        effective_engine_version: lift(m_effective_engine_version)?,
     })
 }
 
@@ -3521,7 +3521,7 @@ pub(crate) fn validate_get_data_catalog_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<GetDataCatalogInput> {
-    let name = {
+    let m_name = {
         let p = &path.member("name");
         match raw.name {
             Some(x) => {
@@ -3537,7 +3537,7 @@ pub(crate) fn validate_get_data_catalog_input(
             }
         }
     };
-    let work_group = {
+    let m_work_group = {
         let p = &path.member("workGroup");
         raw.work_group.map(|x| {
             let x = x;
@@ -3547,8 +3547,8 @@ pub(crate) fn validate_get_data_catalog_input(
         })
     };
     Some(GetDataCatalogInput {
-        name: name?,
-        work_group: lift(work_group)?,
+        name: m_name?,
+        work_group: lift(m_work_group)?,
     })
 }
 
@@ -3557,7 +3557,7 @@ pub(crate) fn validate_get_database_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<GetDatabaseInput> {
-    let catalog_name = {
+    let m_catalog_name = {
         let p = &path.member("catalogName");
         match raw.catalog_name {
             Some(x) => {
@@ -3573,7 +3573,7 @@ pub(crate) fn validate_get_database_input(
             }
         }
     };
-    let database_name = {
+    let m_database_name = {
         let p = &path.member("databaseName");
         match raw.database_name {
             Some(x) => {
@@ -3588,7 +3588,7 @@ pub(crate) fn validate_get_database_input(
             }
         }
     };
-    let work_group = {
+    let m_work_group = {
         let p = &path.member("workGroup");
         raw.work_group.map(|x| {
             let x = x;
@@ -3598,9 +3598,9 @@ pub(crate) fn validate_get_database_input(
         })
     };
     Some(GetDatabaseInput {
-        catalog_name: catalog_name?,
-        database_name: database_name?,
-        work_group: lift(work_group)?,
+        catalog_name: m_catalog_name?,
+        database_name: m_database_name?,
+        work_group: lift(m_work_group)?,
     })
 }
 
@@ -3609,7 +3609,7 @@ pub(crate) fn validate_get_named_query_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<GetNamedQueryInput> {
-    let named_query_id = {
+    let m_named_query_id = {
         let p = &path.member("namedQueryId");
         match raw.named_query_id {
             Some(x) => {
@@ -3626,7 +3626,7 @@ pub(crate) fn validate_get_named_query_input(
         }
     };
     Some(GetNamedQueryInput {
-        named_query_id: named_query_id?,
+        named_query_id: m_named_query_id?,
     })
 }
 
@@ -3635,7 +3635,7 @@ pub(crate) fn validate_get_prepared_statement_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<GetPreparedStatementInput> {
-    let statement_name = {
+    let m_statement_name = {
         let p = &path.member("statementName");
         match raw.statement_name {
             Some(x) => {
@@ -3651,7 +3651,7 @@ pub(crate) fn validate_get_prepared_statement_input(
             }
         }
     };
-    let work_group = {
+    let m_work_group = {
         let p = &path.member("workGroup");
         match raw.work_group {
             Some(x) => {
@@ -3667,8 +3667,8 @@ pub(crate) fn validate_get_prepared_statement_input(
         }
     };
     Some(GetPreparedStatementInput {
-        statement_name: statement_name?,
-        work_group: work_group?,
+        statement_name: m_statement_name?,
+        work_group: m_work_group?,
     })
 }
 
@@ -3677,7 +3677,7 @@ pub(crate) fn validate_get_query_execution_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<GetQueryExecutionInput> {
-    let query_execution_id = {
+    let m_query_execution_id = {
         let p = &path.member("queryExecutionId");
         match raw.query_execution_id {
             Some(x) => {
@@ -3694,7 +3694,7 @@ pub(crate) fn validate_get_query_execution_input(
         }
     };
     Some(GetQueryExecutionInput {
-        query_execution_id: query_execution_id?,
+        query_execution_id: m_query_execution_id?,
     })
 }
 
@@ -3703,7 +3703,7 @@ pub(crate) fn validate_get_query_results_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<GetQueryResultsInput> {
-    let query_execution_id = {
+    let m_query_execution_id = {
         let p = &path.member("queryExecutionId");
         match raw.query_execution_id {
             Some(x) => {
@@ -3719,7 +3719,7 @@ pub(crate) fn validate_get_query_results_input(
             }
         }
     };
-    let next_token = {
+    let m_next_token = {
         let p = &path.member("nextToken");
         raw.next_token.map(|x| {
             let x = x;
@@ -3728,7 +3728,7 @@ pub(crate) fn validate_get_query_results_input(
             Some(x)
         })
     };
-    let max_results = {
+    let m_max_results = {
         let p = &path.member("maxResults");
         raw.max_results.map(|x| {
             let x = x;
@@ -3737,7 +3737,7 @@ pub(crate) fn validate_get_query_results_input(
             Some(x)
         })
     };
-    let query_result_type = {
+    let m_query_result_type = {
         let p = &path.member("queryResultType");
         raw.query_result_type.map(|x| {
             let x = x;
@@ -3752,10 +3752,10 @@ pub(crate) fn validate_get_query_results_input(
         })
     };
     Some(GetQueryResultsInput {
-        query_execution_id: query_execution_id?,
-        next_token: lift(next_token)?,
-        max_results: lift(max_results)?,
-        query_result_type: lift(query_result_type)?,
+        query_execution_id: m_query_execution_id?,
+        next_token: lift(m_next_token)?,
+        max_results: lift(m_max_results)?,
+        query_result_type: lift(m_query_result_type)?,
     })
 }
 
@@ -3764,7 +3764,7 @@ pub(crate) fn validate_get_query_runtime_statistics_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<GetQueryRuntimeStatisticsInput> {
-    let query_execution_id = {
+    let m_query_execution_id = {
         let p = &path.member("queryExecutionId");
         match raw.query_execution_id {
             Some(x) => {
@@ -3781,7 +3781,7 @@ pub(crate) fn validate_get_query_runtime_statistics_input(
         }
     };
     Some(GetQueryRuntimeStatisticsInput {
-        query_execution_id: query_execution_id?,
+        query_execution_id: m_query_execution_id?,
     })
 }
 
@@ -3790,7 +3790,7 @@ pub(crate) fn validate_get_table_metadata_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<GetTableMetadataInput> {
-    let catalog_name = {
+    let m_catalog_name = {
         let p = &path.member("catalogName");
         match raw.catalog_name {
             Some(x) => {
@@ -3806,7 +3806,7 @@ pub(crate) fn validate_get_table_metadata_input(
             }
         }
     };
-    let database_name = {
+    let m_database_name = {
         let p = &path.member("databaseName");
         match raw.database_name {
             Some(x) => {
@@ -3821,7 +3821,7 @@ pub(crate) fn validate_get_table_metadata_input(
             }
         }
     };
-    let table_name = {
+    let m_table_name = {
         let p = &path.member("tableName");
         match raw.table_name {
             Some(x) => {
@@ -3836,7 +3836,7 @@ pub(crate) fn validate_get_table_metadata_input(
             }
         }
     };
-    let work_group = {
+    let m_work_group = {
         let p = &path.member("workGroup");
         raw.work_group.map(|x| {
             let x = x;
@@ -3846,10 +3846,10 @@ pub(crate) fn validate_get_table_metadata_input(
         })
     };
     Some(GetTableMetadataInput {
-        catalog_name: catalog_name?,
-        database_name: database_name?,
-        table_name: table_name?,
-        work_group: lift(work_group)?,
+        catalog_name: m_catalog_name?,
+        database_name: m_database_name?,
+        table_name: m_table_name?,
+        work_group: lift(m_work_group)?,
     })
 }
 
@@ -3858,7 +3858,7 @@ pub(crate) fn validate_get_work_group_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<GetWorkGroupInput> {
-    let work_group = {
+    let m_work_group = {
         let p = &path.member("workGroup");
         match raw.work_group {
             Some(x) => {
@@ -3874,7 +3874,7 @@ pub(crate) fn validate_get_work_group_input(
         }
     };
     Some(GetWorkGroupInput {
-        work_group: work_group?,
+        work_group: m_work_group?,
     })
 }
 
@@ -3883,11 +3883,11 @@ pub(crate) fn validate_identity_center_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<IdentityCenterConfiguration> {
-    let enable_identity_center = {
+    let m_enable_identity_center = {
         let p = &path.member("enableIdentityCenter");
         raw.enable_identity_center.map(|x| Some(x))
     };
-    let identity_center_instance_arn = {
+    let m_identity_center_instance_arn = {
         let p = &path.member("identityCenterInstanceArn");
         raw.identity_center_instance_arn.map(|x| {
             let x = x;
@@ -3898,8 +3898,8 @@ pub(crate) fn validate_identity_center_configuration(
         })
     };
     Some(IdentityCenterConfiguration {
-        enable_identity_center: lift(enable_identity_center)?,
-        identity_center_instance_arn: lift(identity_center_instance_arn)?,
+        enable_identity_center: lift(m_enable_identity_center)?,
+        identity_center_instance_arn: lift(m_identity_center_instance_arn)?,
     })
 }
 
@@ -3908,7 +3908,7 @@ pub(crate) fn validate_list_data_catalogs_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<ListDataCatalogsInput> {
-    let next_token = {
+    let m_next_token = {
         let p = &path.member("nextToken");
         raw.next_token.map(|x| {
             let x = x;
@@ -3917,7 +3917,7 @@ pub(crate) fn validate_list_data_catalogs_input(
             Some(x)
         })
     };
-    let max_results = {
+    let m_max_results = {
         let p = &path.member("maxResults");
         raw.max_results.map(|x| {
             let x = x;
@@ -3926,7 +3926,7 @@ pub(crate) fn validate_list_data_catalogs_input(
             Some(x)
         })
     };
-    let work_group = {
+    let m_work_group = {
         let p = &path.member("workGroup");
         raw.work_group.map(|x| {
             let x = x;
@@ -3936,9 +3936,9 @@ pub(crate) fn validate_list_data_catalogs_input(
         })
     };
     Some(ListDataCatalogsInput {
-        next_token: lift(next_token)?,
-        max_results: lift(max_results)?,
-        work_group: lift(work_group)?,
+        next_token: lift(m_next_token)?,
+        max_results: lift(m_max_results)?,
+        work_group: lift(m_work_group)?,
     })
 }
 
@@ -3947,7 +3947,7 @@ pub(crate) fn validate_list_databases_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<ListDatabasesInput> {
-    let catalog_name = {
+    let m_catalog_name = {
         let p = &path.member("catalogName");
         match raw.catalog_name {
             Some(x) => {
@@ -3963,7 +3963,7 @@ pub(crate) fn validate_list_databases_input(
             }
         }
     };
-    let next_token = {
+    let m_next_token = {
         let p = &path.member("nextToken");
         raw.next_token.map(|x| {
             let x = x;
@@ -3972,7 +3972,7 @@ pub(crate) fn validate_list_databases_input(
             Some(x)
         })
     };
-    let max_results = {
+    let m_max_results = {
         let p = &path.member("maxResults");
         raw.max_results.map(|x| {
             let x = x;
@@ -3981,7 +3981,7 @@ pub(crate) fn validate_list_databases_input(
             Some(x)
         })
     };
-    let work_group = {
+    let m_work_group = {
         let p = &path.member("workGroup");
         raw.work_group.map(|x| {
             let x = x;
@@ -3991,10 +3991,10 @@ pub(crate) fn validate_list_databases_input(
         })
     };
     Some(ListDatabasesInput {
-        catalog_name: catalog_name?,
-        next_token: lift(next_token)?,
-        max_results: lift(max_results)?,
-        work_group: lift(work_group)?,
+        catalog_name: m_catalog_name?,
+        next_token: lift(m_next_token)?,
+        max_results: lift(m_max_results)?,
+        work_group: lift(m_work_group)?,
     })
 }
 
@@ -4003,7 +4003,7 @@ pub(crate) fn validate_list_named_queries_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<ListNamedQueriesInput> {
-    let next_token = {
+    let m_next_token = {
         let p = &path.member("nextToken");
         raw.next_token.map(|x| {
             let x = x;
@@ -4012,7 +4012,7 @@ pub(crate) fn validate_list_named_queries_input(
             Some(x)
         })
     };
-    let max_results = {
+    let m_max_results = {
         let p = &path.member("maxResults");
         raw.max_results.map(|x| {
             let x = x;
@@ -4021,7 +4021,7 @@ pub(crate) fn validate_list_named_queries_input(
             Some(x)
         })
     };
-    let work_group = {
+    let m_work_group = {
         let p = &path.member("workGroup");
         raw.work_group.map(|x| {
             let x = x;
@@ -4031,9 +4031,9 @@ pub(crate) fn validate_list_named_queries_input(
         })
     };
     Some(ListNamedQueriesInput {
-        next_token: lift(next_token)?,
-        max_results: lift(max_results)?,
-        work_group: lift(work_group)?,
+        next_token: lift(m_next_token)?,
+        max_results: lift(m_max_results)?,
+        work_group: lift(m_work_group)?,
     })
 }
 
@@ -4042,7 +4042,7 @@ pub(crate) fn validate_list_prepared_statements_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<ListPreparedStatementsInput> {
-    let work_group = {
+    let m_work_group = {
         let p = &path.member("workGroup");
         match raw.work_group {
             Some(x) => {
@@ -4057,7 +4057,7 @@ pub(crate) fn validate_list_prepared_statements_input(
             }
         }
     };
-    let next_token = {
+    let m_next_token = {
         let p = &path.member("nextToken");
         raw.next_token.map(|x| {
             let x = x;
@@ -4066,7 +4066,7 @@ pub(crate) fn validate_list_prepared_statements_input(
             Some(x)
         })
     };
-    let max_results = {
+    let m_max_results = {
         let p = &path.member("maxResults");
         raw.max_results.map(|x| {
             let x = x;
@@ -4076,9 +4076,9 @@ pub(crate) fn validate_list_prepared_statements_input(
         })
     };
     Some(ListPreparedStatementsInput {
-        work_group: work_group?,
-        next_token: lift(next_token)?,
-        max_results: lift(max_results)?,
+        work_group: m_work_group?,
+        next_token: lift(m_next_token)?,
+        max_results: lift(m_max_results)?,
     })
 }
 
@@ -4087,7 +4087,7 @@ pub(crate) fn validate_list_query_executions_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<ListQueryExecutionsInput> {
-    let next_token = {
+    let m_next_token = {
         let p = &path.member("nextToken");
         raw.next_token.map(|x| {
             let x = x;
@@ -4096,7 +4096,7 @@ pub(crate) fn validate_list_query_executions_input(
             Some(x)
         })
     };
-    let max_results = {
+    let m_max_results = {
         let p = &path.member("maxResults");
         raw.max_results.map(|x| {
             let x = x;
@@ -4105,7 +4105,7 @@ pub(crate) fn validate_list_query_executions_input(
             Some(x)
         })
     };
-    let work_group = {
+    let m_work_group = {
         let p = &path.member("workGroup");
         raw.work_group.map(|x| {
             let x = x;
@@ -4115,9 +4115,9 @@ pub(crate) fn validate_list_query_executions_input(
         })
     };
     Some(ListQueryExecutionsInput {
-        next_token: lift(next_token)?,
-        max_results: lift(max_results)?,
-        work_group: lift(work_group)?,
+        next_token: lift(m_next_token)?,
+        max_results: lift(m_max_results)?,
+        work_group: lift(m_work_group)?,
     })
 }
 
@@ -4126,7 +4126,7 @@ pub(crate) fn validate_list_table_metadata_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<ListTableMetadataInput> {
-    let catalog_name = {
+    let m_catalog_name = {
         let p = &path.member("catalogName");
         match raw.catalog_name {
             Some(x) => {
@@ -4142,7 +4142,7 @@ pub(crate) fn validate_list_table_metadata_input(
             }
         }
     };
-    let database_name = {
+    let m_database_name = {
         let p = &path.member("databaseName");
         match raw.database_name {
             Some(x) => {
@@ -4157,7 +4157,7 @@ pub(crate) fn validate_list_table_metadata_input(
             }
         }
     };
-    let expression = {
+    let m_expression = {
         let p = &path.member("expression");
         raw.expression.map(|x| {
             let x = x;
@@ -4166,7 +4166,7 @@ pub(crate) fn validate_list_table_metadata_input(
             Some(x)
         })
     };
-    let next_token = {
+    let m_next_token = {
         let p = &path.member("nextToken");
         raw.next_token.map(|x| {
             let x = x;
@@ -4175,7 +4175,7 @@ pub(crate) fn validate_list_table_metadata_input(
             Some(x)
         })
     };
-    let max_results = {
+    let m_max_results = {
         let p = &path.member("maxResults");
         raw.max_results.map(|x| {
             let x = x;
@@ -4184,7 +4184,7 @@ pub(crate) fn validate_list_table_metadata_input(
             Some(x)
         })
     };
-    let work_group = {
+    let m_work_group = {
         let p = &path.member("workGroup");
         raw.work_group.map(|x| {
             let x = x;
@@ -4194,12 +4194,12 @@ pub(crate) fn validate_list_table_metadata_input(
         })
     };
     Some(ListTableMetadataInput {
-        catalog_name: catalog_name?,
-        database_name: database_name?,
-        expression: lift(expression)?,
-        next_token: lift(next_token)?,
-        max_results: lift(max_results)?,
-        work_group: lift(work_group)?,
+        catalog_name: m_catalog_name?,
+        database_name: m_database_name?,
+        expression: lift(m_expression)?,
+        next_token: lift(m_next_token)?,
+        max_results: lift(m_max_results)?,
+        work_group: lift(m_work_group)?,
     })
 }
 
@@ -4208,7 +4208,7 @@ pub(crate) fn validate_list_tags_for_resource_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<ListTagsForResourceInput> {
-    let resource_arn = {
+    let m_resource_arn = {
         let p = &path.member("resourceARN");
         match raw.resource_arn {
             Some(x) => {
@@ -4223,7 +4223,7 @@ pub(crate) fn validate_list_tags_for_resource_input(
             }
         }
     };
-    let next_token = {
+    let m_next_token = {
         let p = &path.member("nextToken");
         raw.next_token.map(|x| {
             let x = x;
@@ -4232,7 +4232,7 @@ pub(crate) fn validate_list_tags_for_resource_input(
             Some(x)
         })
     };
-    let max_results = {
+    let m_max_results = {
         let p = &path.member("maxResults");
         raw.max_results.map(|x| {
             let x = x;
@@ -4242,9 +4242,9 @@ pub(crate) fn validate_list_tags_for_resource_input(
         })
     };
     Some(ListTagsForResourceInput {
-        resource_arn: resource_arn?,
-        next_token: lift(next_token)?,
-        max_results: lift(max_results)?,
+        resource_arn: m_resource_arn?,
+        next_token: lift(m_next_token)?,
+        max_results: lift(m_max_results)?,
     })
 }
 
@@ -4253,7 +4253,7 @@ pub(crate) fn validate_list_work_groups_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<ListWorkGroupsInput> {
-    let next_token = {
+    let m_next_token = {
         let p = &path.member("nextToken");
         raw.next_token.map(|x| {
             let x = x;
@@ -4262,7 +4262,7 @@ pub(crate) fn validate_list_work_groups_input(
             Some(x)
         })
     };
-    let max_results = {
+    let m_max_results = {
         let p = &path.member("maxResults");
         raw.max_results.map(|x| {
             let x = x;
@@ -4272,8 +4272,8 @@ pub(crate) fn validate_list_work_groups_input(
         })
     };
     Some(ListWorkGroupsInput {
-        next_token: lift(next_token)?,
-        max_results: lift(max_results)?,
+        next_token: lift(m_next_token)?,
+        max_results: lift(m_max_results)?,
     })
 }
 
@@ -4306,7 +4306,7 @@ pub(crate) fn validate_managed_logging_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<ManagedLoggingConfiguration> {
-    let enabled = {
+    let m_enabled = {
         let p = &path.member("enabled");
         match raw.enabled {
             Some(x) => Some(x),
@@ -4316,7 +4316,7 @@ pub(crate) fn validate_managed_logging_configuration(
             }
         }
     };
-    let kms_key = {
+    let m_kms_key = {
         let p = &path.member("kmsKey");
         raw.kms_key.map(|x| {
             let x = x;
@@ -4327,8 +4327,8 @@ pub(crate) fn validate_managed_logging_configuration(
         })
     };
     Some(ManagedLoggingConfiguration {
-        enabled: enabled?,
-        kms_key: lift(kms_key)?,
+        enabled: m_enabled?,
+        kms_key: lift(m_kms_key)?,
     })
 }
 
@@ -4337,7 +4337,7 @@ pub(crate) fn validate_managed_query_results_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<ManagedQueryResultsConfiguration> {
-    let enabled = {
+    let m_enabled = {
         let p = &path.member("enabled");
         match raw.enabled {
             Some(x) => Some(x),
@@ -4347,14 +4347,14 @@ pub(crate) fn validate_managed_query_results_configuration(
             }
         }
     };
-    let encryption_configuration = {
+    let m_encryption_configuration = {
         let p = &path.member("encryptionConfiguration");
         raw.encryption_configuration
             .map(|x| validate_managed_query_results_encryption_configuration(x, v, p))
     };
     Some(ManagedQueryResultsConfiguration {
-        enabled: enabled?,
-        encryption_configuration: lift(encryption_configuration)?,
+        enabled: m_enabled?,
+        encryption_configuration: lift(m_encryption_configuration)?,
     })
 }
 
@@ -4363,23 +4363,23 @@ pub(crate) fn validate_managed_query_results_configuration_updates(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<ManagedQueryResultsConfigurationUpdates> {
-    let enabled = {
+    let m_enabled = {
         let p = &path.member("enabled");
         raw.enabled.map(|x| Some(x))
     };
-    let encryption_configuration = {
+    let m_encryption_configuration = {
         let p = &path.member("encryptionConfiguration");
         raw.encryption_configuration
             .map(|x| validate_managed_query_results_encryption_configuration(x, v, p))
     };
-    let remove_encryption_configuration = {
+    let m_remove_encryption_configuration = {
         let p = &path.member("removeEncryptionConfiguration");
         raw.remove_encryption_configuration.map(|x| Some(x))
     };
     Some(ManagedQueryResultsConfigurationUpdates {
-        enabled: lift(enabled)?,
-        encryption_configuration: lift(encryption_configuration)?,
-        remove_encryption_configuration: lift(remove_encryption_configuration)?,
+        enabled: lift(m_enabled)?,
+        encryption_configuration: lift(m_encryption_configuration)?,
+        remove_encryption_configuration: lift(m_remove_encryption_configuration)?,
     })
 }
 
@@ -4388,7 +4388,7 @@ pub(crate) fn validate_managed_query_results_encryption_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<ManagedQueryResultsEncryptionConfiguration> {
-    let kms_key = {
+    let m_kms_key = {
         let p = &path.member("kmsKey");
         match raw.kms_key {
             Some(x) => {
@@ -4404,7 +4404,7 @@ pub(crate) fn validate_managed_query_results_encryption_configuration(
             }
         }
     };
-    Some(ManagedQueryResultsEncryptionConfiguration { kms_key: kms_key? })
+    Some(ManagedQueryResultsEncryptionConfiguration { kms_key: m_kms_key? })
 }
 
 pub(crate) fn validate_monitoring_configuration(
@@ -4412,25 +4412,25 @@ pub(crate) fn validate_monitoring_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<MonitoringConfiguration> {
-    let cloud_watch_logging_configuration = {
+    let m_cloud_watch_logging_configuration = {
         let p = &path.member("cloudWatchLoggingConfiguration");
         raw.cloud_watch_logging_configuration
             .map(|x| validate_cloud_watch_logging_configuration(x, v, p))
     };
-    let managed_logging_configuration = {
+    let m_managed_logging_configuration = {
         let p = &path.member("managedLoggingConfiguration");
         raw.managed_logging_configuration
             .map(|x| validate_managed_logging_configuration(x, v, p))
     };
-    let s3_logging_configuration = {
+    let m_s3_logging_configuration = {
         let p = &path.member("s3LoggingConfiguration");
         raw.s3_logging_configuration
             .map(|x| validate_s3_logging_configuration(x, v, p))
     };
     Some(MonitoringConfiguration {
-        cloud_watch_logging_configuration: lift(cloud_watch_logging_configuration)?,
-        managed_logging_configuration: lift(managed_logging_configuration)?,
-        s3_logging_configuration: lift(s3_logging_configuration)?,
+        cloud_watch_logging_configuration: lift(m_cloud_watch_logging_configuration)?,
+        managed_logging_configuration: lift(m_managed_logging_configuration)?,
+        s3_logging_configuration: lift(m_s3_logging_configuration)?,
     })
 }
 
@@ -4514,7 +4514,7 @@ pub(crate) fn validate_query_execution_context(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<QueryExecutionContext> {
-    let database = {
+    let m_database = {
         let p = &path.member("database");
         raw.database.map(|x| {
             let x = x;
@@ -4523,7 +4523,7 @@ pub(crate) fn validate_query_execution_context(
             Some(x)
         })
     };
-    let catalog = {
+    let m_catalog = {
         let p = &path.member("catalog");
         raw.catalog.map(|x| {
             let x = x;
@@ -4534,8 +4534,8 @@ pub(crate) fn validate_query_execution_context(
         })
     };
     Some(QueryExecutionContext {
-        database: lift(database)?,
-        catalog: lift(catalog)?,
+        database: lift(m_database)?,
+        catalog: lift(m_catalog)?,
     })
 }
 
@@ -4571,7 +4571,7 @@ pub(crate) fn validate_query_results_s3_access_grants_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<QueryResultsS3AccessGrantsConfiguration> {
-    let enable_s3_access_grants = {
+    let m_enable_s3_access_grants = {
         let p = &path.member("enableS3AccessGrants");
         match raw.enable_s3_access_grants {
             Some(x) => Some(x),
@@ -4581,11 +4581,11 @@ pub(crate) fn validate_query_results_s3_access_grants_configuration(
             }
         }
     };
-    let create_user_level_prefix = {
+    let m_create_user_level_prefix = {
         let p = &path.member("createUserLevelPrefix");
         raw.create_user_level_prefix.map(|x| Some(x))
     };
-    let authentication_type = {
+    let m_authentication_type = {
         let p = &path.member("authenticationType");
         match raw.authentication_type {
             Some(x) => {
@@ -4606,9 +4606,9 @@ pub(crate) fn validate_query_results_s3_access_grants_configuration(
         }
     };
     Some(QueryResultsS3AccessGrantsConfiguration {
-        enable_s3_access_grants: enable_s3_access_grants?,
-        create_user_level_prefix: lift(create_user_level_prefix)?,
-        authentication_type: authentication_type?,
+        enable_s3_access_grants: m_enable_s3_access_grants?,
+        create_user_level_prefix: lift(m_create_user_level_prefix)?,
+        authentication_type: m_authentication_type?,
     })
 }
 
@@ -4617,16 +4617,16 @@ pub(crate) fn validate_result_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<ResultConfiguration> {
-    let output_location = {
+    let m_output_location = {
         let p = &path.member("outputLocation");
         raw.output_location.map(|x| Some(x))
     };
-    let encryption_configuration = {
+    let m_encryption_configuration = {
         let p = &path.member("encryptionConfiguration");
         raw.encryption_configuration
             .map(|x| validate_encryption_configuration(x, v, p))
     };
-    let expected_bucket_owner = {
+    let m_expected_bucket_owner = {
         let p = &path.member("expectedBucketOwner");
         raw.expected_bucket_owner.map(|x| {
             let x = x;
@@ -4636,15 +4636,15 @@ pub(crate) fn validate_result_configuration(
             Some(x)
         })
     };
-    let acl_configuration = {
+    let m_acl_configuration = {
         let p = &path.member("aclConfiguration");
         raw.acl_configuration.map(|x| validate_acl_configuration(x, v, p))
     };
     Some(ResultConfiguration {
-        output_location: lift(output_location)?,
-        encryption_configuration: lift(encryption_configuration)?,
-        expected_bucket_owner: lift(expected_bucket_owner)?,
-        acl_configuration: lift(acl_configuration)?,
+        output_location: lift(m_output_location)?,
+        encryption_configuration: lift(m_encryption_configuration)?,
+        expected_bucket_owner: lift(m_expected_bucket_owner)?,
+        acl_configuration: lift(m_acl_configuration)?,
     })
 }
 
@@ -4653,24 +4653,24 @@ pub(crate) fn validate_result_configuration_updates(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<ResultConfigurationUpdates> {
-    let output_location = {
+    let m_output_location = {
         let p = &path.member("outputLocation");
         raw.output_location.map(|x| Some(x))
     };
-    let remove_output_location = {
+    let m_remove_output_location = {
         let p = &path.member("removeOutputLocation");
         raw.remove_output_location.map(|x| Some(x))
     };
-    let encryption_configuration = {
+    let m_encryption_configuration = {
         let p = &path.member("encryptionConfiguration");
         raw.encryption_configuration
             .map(|x| validate_encryption_configuration(x, v, p))
     };
-    let remove_encryption_configuration = {
+    let m_remove_encryption_configuration = {
         let p = &path.member("removeEncryptionConfiguration");
         raw.remove_encryption_configuration.map(|x| Some(x))
     };
-    let expected_bucket_owner = {
+    let m_expected_bucket_owner = {
         let p = &path.member("expectedBucketOwner");
         raw.expected_bucket_owner.map(|x| {
             let x = x;
@@ -4680,27 +4680,27 @@ pub(crate) fn validate_result_configuration_updates(
             Some(x)
         })
     };
-    let remove_expected_bucket_owner = {
+    let m_remove_expected_bucket_owner = {
         let p = &path.member("removeExpectedBucketOwner");
         raw.remove_expected_bucket_owner.map(|x| Some(x))
     };
-    let acl_configuration = {
+    let m_acl_configuration = {
         let p = &path.member("aclConfiguration");
         raw.acl_configuration.map(|x| validate_acl_configuration(x, v, p))
     };
-    let remove_acl_configuration = {
+    let m_remove_acl_configuration = {
         let p = &path.member("removeAclConfiguration");
         raw.remove_acl_configuration.map(|x| Some(x))
     };
     Some(ResultConfigurationUpdates {
-        output_location: lift(output_location)?,
-        remove_output_location: lift(remove_output_location)?,
-        encryption_configuration: lift(encryption_configuration)?,
-        remove_encryption_configuration: lift(remove_encryption_configuration)?,
-        expected_bucket_owner: lift(expected_bucket_owner)?,
-        remove_expected_bucket_owner: lift(remove_expected_bucket_owner)?,
-        acl_configuration: lift(acl_configuration)?,
-        remove_acl_configuration: lift(remove_acl_configuration)?,
+        output_location: lift(m_output_location)?,
+        remove_output_location: lift(m_remove_output_location)?,
+        encryption_configuration: lift(m_encryption_configuration)?,
+        remove_encryption_configuration: lift(m_remove_encryption_configuration)?,
+        expected_bucket_owner: lift(m_expected_bucket_owner)?,
+        remove_expected_bucket_owner: lift(m_remove_expected_bucket_owner)?,
+        acl_configuration: lift(m_acl_configuration)?,
+        remove_acl_configuration: lift(m_remove_acl_configuration)?,
     })
 }
 
@@ -4709,7 +4709,7 @@ pub(crate) fn validate_result_reuse_by_age_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<ResultReuseByAgeConfiguration> {
-    let enabled = {
+    let m_enabled = {
         let p = &path.member("enabled");
         match raw.enabled {
             Some(x) => Some(x),
@@ -4719,7 +4719,7 @@ pub(crate) fn validate_result_reuse_by_age_configuration(
             }
         }
     };
-    let max_age_in_minutes = {
+    let m_max_age_in_minutes = {
         let p = &path.member("maxAgeInMinutes");
         raw.max_age_in_minutes.map(|x| {
             let x = x;
@@ -4729,8 +4729,8 @@ pub(crate) fn validate_result_reuse_by_age_configuration(
         })
     };
     Some(ResultReuseByAgeConfiguration {
-        enabled: enabled?,
-        max_age_in_minutes: lift(max_age_in_minutes)?,
+        enabled: m_enabled?,
+        max_age_in_minutes: lift(m_max_age_in_minutes)?,
     })
 }
 
@@ -4739,13 +4739,13 @@ pub(crate) fn validate_result_reuse_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<ResultReuseConfiguration> {
-    let result_reuse_by_age_configuration = {
+    let m_result_reuse_by_age_configuration = {
         let p = &path.member("resultReuseByAgeConfiguration");
         raw.result_reuse_by_age_configuration
             .map(|x| validate_result_reuse_by_age_configuration(x, v, p))
     };
     Some(ResultReuseConfiguration {
-        result_reuse_by_age_configuration: lift(result_reuse_by_age_configuration)?,
+        result_reuse_by_age_configuration: lift(m_result_reuse_by_age_configuration)?,
     })
 }
 
@@ -4754,7 +4754,7 @@ pub(crate) fn validate_s3_logging_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<S3LoggingConfiguration> {
-    let enabled = {
+    let m_enabled = {
         let p = &path.member("enabled");
         match raw.enabled {
             Some(x) => Some(x),
@@ -4764,7 +4764,7 @@ pub(crate) fn validate_s3_logging_configuration(
             }
         }
     };
-    let kms_key = {
+    let m_kms_key = {
         let p = &path.member("kmsKey");
         raw.kms_key.map(|x| {
             let x = x;
@@ -4774,7 +4774,7 @@ pub(crate) fn validate_s3_logging_configuration(
             Some(x)
         })
     };
-    let log_location = {
+    let m_log_location = {
         let p = &path.member("logLocation");
         raw.log_location.map(|x| {
             let x = x;
@@ -4785,9 +4785,9 @@ pub(crate) fn validate_s3_logging_configuration(
         })
     };
     Some(S3LoggingConfiguration {
-        enabled: enabled?,
-        kms_key: lift(kms_key)?,
-        log_location: lift(log_location)?,
+        enabled: m_enabled?,
+        kms_key: lift(m_kms_key)?,
+        log_location: lift(m_log_location)?,
     })
 }
 
@@ -4796,7 +4796,7 @@ pub(crate) fn validate_start_query_execution_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<StartQueryExecutionInput> {
-    let query_string = {
+    let m_query_string = {
         let p = &path.member("queryString");
         match raw.query_string {
             Some(x) => {
@@ -4811,7 +4811,7 @@ pub(crate) fn validate_start_query_execution_input(
             }
         }
     };
-    let client_request_token = {
+    let m_client_request_token = {
         let p = &path.member("clientRequestToken");
         raw.client_request_token.map(|x| {
             let x = x;
@@ -4820,17 +4820,17 @@ pub(crate) fn validate_start_query_execution_input(
             Some(x)
         })
     };
-    let query_execution_context = {
+    let m_query_execution_context = {
         let p = &path.member("queryExecutionContext");
         raw.query_execution_context
             .map(|x| validate_query_execution_context(x, v, p))
     };
-    let result_configuration = {
+    let m_result_configuration = {
         let p = &path.member("resultConfiguration");
         raw.result_configuration
             .map(|x| validate_result_configuration(x, v, p))
     };
-    let work_group = {
+    let m_work_group = {
         let p = &path.member("workGroup");
         raw.work_group.map(|x| {
             let x = x;
@@ -4839,30 +4839,30 @@ pub(crate) fn validate_start_query_execution_input(
             Some(x)
         })
     };
-    let execution_parameters = {
+    let m_execution_parameters = {
         let p = &path.member("executionParameters");
         raw.execution_parameters
             .map(|x| validate_execution_parameters(x, v, p))
     };
-    let result_reuse_configuration = {
+    let m_result_reuse_configuration = {
         let p = &path.member("resultReuseConfiguration");
         raw.result_reuse_configuration
             .map(|x| validate_result_reuse_configuration(x, v, p))
     };
-    let engine_configuration = {
+    let m_engine_configuration = {
         let p = &path.member("engineConfiguration");
         raw.engine_configuration
             .map(|x| validate_engine_configuration(x, v, p))
     };
     Some(StartQueryExecutionInput {
-        query_string: query_string?,
-        client_request_token: lift(client_request_token)?,
-        query_execution_context: lift(query_execution_context)?,
-        result_configuration: lift(result_configuration)?,
-        work_group: lift(work_group)?,
-        execution_parameters: lift(execution_parameters)?,
-        result_reuse_configuration: lift(result_reuse_configuration)?,
-        engine_configuration: lift(engine_configuration)?,
+        query_string: m_query_string?,
+        client_request_token: lift(m_client_request_token)?,
+        query_execution_context: lift(m_query_execution_context)?,
+        result_configuration: lift(m_result_configuration)?,
+        work_group: lift(m_work_group)?,
+        execution_parameters: lift(m_execution_parameters)?,
+        result_reuse_configuration: lift(m_result_reuse_configuration)?,
+        engine_configuration: lift(m_engine_configuration)?,
     })
 }
 
@@ -4871,7 +4871,7 @@ pub(crate) fn validate_stop_query_execution_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<StopQueryExecutionInput> {
-    let query_execution_id = {
+    let m_query_execution_id = {
         let p = &path.member("queryExecutionId");
         match raw.query_execution_id {
             Some(x) => {
@@ -4888,12 +4888,12 @@ pub(crate) fn validate_stop_query_execution_input(
         }
     };
     Some(StopQueryExecutionInput {
-        query_execution_id: query_execution_id?,
+        query_execution_id: m_query_execution_id?,
     })
 }
 
 pub(crate) fn validate_tag(raw: TagRaw, v: &mut Validator, path: &Path<'_>) -> Option<Tag> {
-    let key = {
+    let m_key = {
         let p = &path.member("key");
         raw.key.map(|x| {
             let x = x;
@@ -4902,7 +4902,7 @@ pub(crate) fn validate_tag(raw: TagRaw, v: &mut Validator, path: &Path<'_>) -> O
             Some(x)
         })
     };
-    let value = {
+    let m_value = {
         let p = &path.member("value");
         raw.value.map(|x| {
             let x = x;
@@ -4912,8 +4912,8 @@ pub(crate) fn validate_tag(raw: TagRaw, v: &mut Validator, path: &Path<'_>) -> O
         })
     };
     Some(Tag {
-        key: lift(key)?,
-        value: lift(value)?,
+        key: lift(m_key)?,
+        value: lift(m_value)?,
     })
 }
 
@@ -4955,7 +4955,7 @@ pub(crate) fn validate_tag_resource_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<TagResourceInput> {
-    let resource_arn = {
+    let m_resource_arn = {
         let p = &path.member("resourceARN");
         match raw.resource_arn {
             Some(x) => {
@@ -4970,7 +4970,7 @@ pub(crate) fn validate_tag_resource_input(
             }
         }
     };
-    let tags = {
+    let m_tags = {
         let p = &path.member("tags");
         match raw.tags {
             Some(x) => validate_tag_list(x, v, p),
@@ -4981,8 +4981,8 @@ pub(crate) fn validate_tag_resource_input(
         }
     };
     Some(TagResourceInput {
-        resource_arn: resource_arn?,
-        tags: tags?,
+        resource_arn: m_resource_arn?,
+        tags: m_tags?,
     })
 }
 
@@ -4991,7 +4991,7 @@ pub(crate) fn validate_untag_resource_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<UntagResourceInput> {
-    let resource_arn = {
+    let m_resource_arn = {
         let p = &path.member("resourceARN");
         match raw.resource_arn {
             Some(x) => {
@@ -5006,7 +5006,7 @@ pub(crate) fn validate_untag_resource_input(
             }
         }
     };
-    let tag_keys = {
+    let m_tag_keys = {
         let p = &path.member("tagKeys");
         match raw.tag_keys {
             Some(x) => validate_tag_key_list(x, v, p),
@@ -5017,8 +5017,8 @@ pub(crate) fn validate_untag_resource_input(
         }
     };
     Some(UntagResourceInput {
-        resource_arn: resource_arn?,
-        tag_keys: tag_keys?,
+        resource_arn: m_resource_arn?,
+        tag_keys: m_tag_keys?,
     })
 }
 
@@ -5027,7 +5027,7 @@ pub(crate) fn validate_update_named_query_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<UpdateNamedQueryInput> {
-    let named_query_id = {
+    let m_named_query_id = {
         let p = &path.member("namedQueryId");
         match raw.named_query_id {
             Some(x) => {
@@ -5043,7 +5043,7 @@ pub(crate) fn validate_update_named_query_input(
             }
         }
     };
-    let name = {
+    let m_name = {
         let p = &path.member("name");
         match raw.name {
             Some(x) => {
@@ -5058,7 +5058,7 @@ pub(crate) fn validate_update_named_query_input(
             }
         }
     };
-    let description = {
+    let m_description = {
         let p = &path.member("description");
         raw.description.map(|x| {
             let x = x;
@@ -5067,7 +5067,7 @@ pub(crate) fn validate_update_named_query_input(
             Some(x)
         })
     };
-    let query_string = {
+    let m_query_string = {
         let p = &path.member("queryString");
         match raw.query_string {
             Some(x) => {
@@ -5083,10 +5083,10 @@ pub(crate) fn validate_update_named_query_input(
         }
     };
     Some(UpdateNamedQueryInput {
-        named_query_id: named_query_id?,
-        name: name?,
-        description: lift(description)?,
-        query_string: query_string?,
+        named_query_id: m_named_query_id?,
+        name: m_name?,
+        description: lift(m_description)?,
+        query_string: m_query_string?,
     })
 }
 
@@ -5095,7 +5095,7 @@ pub(crate) fn validate_update_prepared_statement_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<UpdatePreparedStatementInput> {
-    let statement_name = {
+    let m_statement_name = {
         let p = &path.member("statementName");
         match raw.statement_name {
             Some(x) => {
@@ -5111,7 +5111,7 @@ pub(crate) fn validate_update_prepared_statement_input(
             }
         }
     };
-    let work_group = {
+    let m_work_group = {
         let p = &path.member("workGroup");
         match raw.work_group {
             Some(x) => {
@@ -5126,7 +5126,7 @@ pub(crate) fn validate_update_prepared_statement_input(
             }
         }
     };
-    let query_statement = {
+    let m_query_statement = {
         let p = &path.member("queryStatement");
         match raw.query_statement {
             Some(x) => {
@@ -5141,7 +5141,7 @@ pub(crate) fn validate_update_prepared_statement_input(
             }
         }
     };
-    let description = {
+    let m_description = {
         let p = &path.member("description");
         raw.description.map(|x| {
             let x = x;
@@ -5151,10 +5151,10 @@ pub(crate) fn validate_update_prepared_statement_input(
         })
     };
     Some(UpdatePreparedStatementInput {
-        statement_name: statement_name?,
-        work_group: work_group?,
-        query_statement: query_statement?,
-        description: lift(description)?,
+        statement_name: m_statement_name?,
+        work_group: m_work_group?,
+        query_statement: m_query_statement?,
+        description: lift(m_description)?,
     })
 }
 
@@ -5163,7 +5163,7 @@ pub(crate) fn validate_update_work_group_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<UpdateWorkGroupInput> {
-    let work_group = {
+    let m_work_group = {
         let p = &path.member("workGroup");
         match raw.work_group {
             Some(x) => {
@@ -5178,7 +5178,7 @@ pub(crate) fn validate_update_work_group_input(
             }
         }
     };
-    let description = {
+    let m_description = {
         let p = &path.member("description");
         raw.description.map(|x| {
             let x = x;
@@ -5187,12 +5187,12 @@ pub(crate) fn validate_update_work_group_input(
             Some(x)
         })
     };
-    let configuration_updates = {
+    let m_configuration_updates = {
         let p = &path.member("configurationUpdates");
         raw.configuration_updates
             .map(|x| validate_work_group_configuration_updates(x, v, p))
     };
-    let state = {
+    let m_state = {
         let p = &path.member("state");
         raw.state.map(|x| {
             let x = x;
@@ -5207,10 +5207,10 @@ pub(crate) fn validate_update_work_group_input(
         })
     };
     Some(UpdateWorkGroupInput {
-        work_group: work_group?,
-        description: lift(description)?,
-        configuration_updates: lift(configuration_updates)?,
-        state: lift(state)?,
+        work_group: m_work_group?,
+        description: lift(m_description)?,
+        configuration_updates: lift(m_configuration_updates)?,
+        state: lift(m_state)?,
     })
 }
 
@@ -5219,25 +5219,25 @@ pub(crate) fn validate_work_group_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<WorkGroupConfiguration> {
-    let result_configuration = {
+    let m_result_configuration = {
         let p = &path.member("resultConfiguration");
         raw.result_configuration
             .map(|x| validate_result_configuration(x, v, p))
     };
-    let managed_query_results_configuration = {
+    let m_managed_query_results_configuration = {
         let p = &path.member("managedQueryResultsConfiguration");
         raw.managed_query_results_configuration
             .map(|x| validate_managed_query_results_configuration(x, v, p))
     };
-    let enforce_work_group_configuration = {
+    let m_enforce_work_group_configuration = {
         let p = &path.member("enforceWorkGroupConfiguration");
         raw.enforce_work_group_configuration.map(|x| Some(x))
     };
-    let publish_cloud_watch_metrics_enabled = {
+    let m_publish_cloud_watch_metrics_enabled = {
         let p = &path.member("publishCloudWatchMetricsEnabled");
         raw.publish_cloud_watch_metrics_enabled.map(|x| Some(x))
     };
-    let bytes_scanned_cutoff_per_query = {
+    let m_bytes_scanned_cutoff_per_query = {
         let p = &path.member("bytesScannedCutoffPerQuery");
         raw.bytes_scanned_cutoff_per_query.map(|x| {
             let x = x;
@@ -5246,15 +5246,15 @@ pub(crate) fn validate_work_group_configuration(
             Some(x)
         })
     };
-    let requester_pays_enabled = {
+    let m_requester_pays_enabled = {
         let p = &path.member("requesterPaysEnabled");
         raw.requester_pays_enabled.map(|x| Some(x))
     };
-    let engine_version = {
+    let m_engine_version = {
         let p = &path.member("engineVersion");
         raw.engine_version.map(|x| validate_engine_version(x, v, p))
     };
-    let additional_configuration = {
+    let m_additional_configuration = {
         let p = &path.member("additionalConfiguration");
         raw.additional_configuration.map(|x| {
             let x = x;
@@ -5263,7 +5263,7 @@ pub(crate) fn validate_work_group_configuration(
             Some(x)
         })
     };
-    let execution_role = {
+    let m_execution_role = {
         let p = &path.member("executionRole");
         raw.execution_role.map(|x| {
             let x = x;
@@ -5273,51 +5273,51 @@ pub(crate) fn validate_work_group_configuration(
             Some(x)
         })
     };
-    let monitoring_configuration = {
+    let m_monitoring_configuration = {
         let p = &path.member("monitoringConfiguration");
         raw.monitoring_configuration
             .map(|x| validate_monitoring_configuration(x, v, p))
     };
-    let engine_configuration = {
+    let m_engine_configuration = {
         let p = &path.member("engineConfiguration");
         raw.engine_configuration
             .map(|x| validate_engine_configuration(x, v, p))
     };
-    let customer_content_encryption_configuration = {
+    let m_customer_content_encryption_configuration = {
         let p = &path.member("customerContentEncryptionConfiguration");
         raw.customer_content_encryption_configuration
             .map(|x| validate_customer_content_encryption_configuration(x, v, p))
     };
-    let enable_minimum_encryption_configuration = {
+    let m_enable_minimum_encryption_configuration = {
         let p = &path.member("enableMinimumEncryptionConfiguration");
         raw.enable_minimum_encryption_configuration.map(|x| Some(x))
     };
-    let identity_center_configuration = {
+    let m_identity_center_configuration = {
         let p = &path.member("identityCenterConfiguration");
         raw.identity_center_configuration
             .map(|x| validate_identity_center_configuration(x, v, p))
     };
-    let query_results_s3_access_grants_configuration = {
+    let m_query_results_s3_access_grants_configuration = {
         let p = &path.member("queryResultsS3AccessGrantsConfiguration");
         raw.query_results_s3_access_grants_configuration
             .map(|x| validate_query_results_s3_access_grants_configuration(x, v, p))
     };
     Some(WorkGroupConfiguration {
-        result_configuration: lift(result_configuration)?,
-        managed_query_results_configuration: lift(managed_query_results_configuration)?,
-        enforce_work_group_configuration: lift(enforce_work_group_configuration)?,
-        publish_cloud_watch_metrics_enabled: lift(publish_cloud_watch_metrics_enabled)?,
-        bytes_scanned_cutoff_per_query: lift(bytes_scanned_cutoff_per_query)?,
-        requester_pays_enabled: lift(requester_pays_enabled)?,
-        engine_version: lift(engine_version)?,
-        additional_configuration: lift(additional_configuration)?,
-        execution_role: lift(execution_role)?,
-        monitoring_configuration: lift(monitoring_configuration)?,
-        engine_configuration: lift(engine_configuration)?,
-        customer_content_encryption_configuration: lift(customer_content_encryption_configuration)?,
-        enable_minimum_encryption_configuration: lift(enable_minimum_encryption_configuration)?,
-        identity_center_configuration: lift(identity_center_configuration)?,
-        query_results_s3_access_grants_configuration: lift(query_results_s3_access_grants_configuration)?,
+        result_configuration: lift(m_result_configuration)?,
+        managed_query_results_configuration: lift(m_managed_query_results_configuration)?,
+        enforce_work_group_configuration: lift(m_enforce_work_group_configuration)?,
+        publish_cloud_watch_metrics_enabled: lift(m_publish_cloud_watch_metrics_enabled)?,
+        bytes_scanned_cutoff_per_query: lift(m_bytes_scanned_cutoff_per_query)?,
+        requester_pays_enabled: lift(m_requester_pays_enabled)?,
+        engine_version: lift(m_engine_version)?,
+        additional_configuration: lift(m_additional_configuration)?,
+        execution_role: lift(m_execution_role)?,
+        monitoring_configuration: lift(m_monitoring_configuration)?,
+        engine_configuration: lift(m_engine_configuration)?,
+        customer_content_encryption_configuration: lift(m_customer_content_encryption_configuration)?,
+        enable_minimum_encryption_configuration: lift(m_enable_minimum_encryption_configuration)?,
+        identity_center_configuration: lift(m_identity_center_configuration)?,
+        query_results_s3_access_grants_configuration: lift(m_query_results_s3_access_grants_configuration)?,
     })
 }
 
@@ -5326,25 +5326,25 @@ pub(crate) fn validate_work_group_configuration_updates(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<WorkGroupConfigurationUpdates> {
-    let enforce_work_group_configuration = {
+    let m_enforce_work_group_configuration = {
         let p = &path.member("enforceWorkGroupConfiguration");
         raw.enforce_work_group_configuration.map(|x| Some(x))
     };
-    let result_configuration_updates = {
+    let m_result_configuration_updates = {
         let p = &path.member("resultConfigurationUpdates");
         raw.result_configuration_updates
             .map(|x| validate_result_configuration_updates(x, v, p))
     };
-    let managed_query_results_configuration_updates = {
+    let m_managed_query_results_configuration_updates = {
         let p = &path.member("managedQueryResultsConfigurationUpdates");
         raw.managed_query_results_configuration_updates
             .map(|x| validate_managed_query_results_configuration_updates(x, v, p))
     };
-    let publish_cloud_watch_metrics_enabled = {
+    let m_publish_cloud_watch_metrics_enabled = {
         let p = &path.member("publishCloudWatchMetricsEnabled");
         raw.publish_cloud_watch_metrics_enabled.map(|x| Some(x))
     };
-    let bytes_scanned_cutoff_per_query = {
+    let m_bytes_scanned_cutoff_per_query = {
         let p = &path.member("bytesScannedCutoffPerQuery");
         raw.bytes_scanned_cutoff_per_query.map(|x| {
             let x = x;
@@ -5353,24 +5353,24 @@ pub(crate) fn validate_work_group_configuration_updates(
             Some(x)
         })
     };
-    let remove_bytes_scanned_cutoff_per_query = {
+    let m_remove_bytes_scanned_cutoff_per_query = {
         let p = &path.member("removeBytesScannedCutoffPerQuery");
         raw.remove_bytes_scanned_cutoff_per_query.map(|x| Some(x))
     };
-    let requester_pays_enabled = {
+    let m_requester_pays_enabled = {
         let p = &path.member("requesterPaysEnabled");
         raw.requester_pays_enabled.map(|x| Some(x))
     };
-    let engine_version = {
+    let m_engine_version = {
         let p = &path.member("engineVersion");
         raw.engine_version.map(|x| validate_engine_version(x, v, p))
     };
-    let remove_customer_content_encryption_configuration = {
+    let m_remove_customer_content_encryption_configuration = {
         let p = &path.member("removeCustomerContentEncryptionConfiguration");
         raw.remove_customer_content_encryption_configuration
             .map(|x| Some(x))
     };
-    let additional_configuration = {
+    let m_additional_configuration = {
         let p = &path.member("additionalConfiguration");
         raw.additional_configuration.map(|x| {
             let x = x;
@@ -5379,7 +5379,7 @@ pub(crate) fn validate_work_group_configuration_updates(
             Some(x)
         })
     };
-    let execution_role = {
+    let m_execution_role = {
         let p = &path.member("executionRole");
         raw.execution_role.map(|x| {
             let x = x;
@@ -5389,49 +5389,49 @@ pub(crate) fn validate_work_group_configuration_updates(
             Some(x)
         })
     };
-    let customer_content_encryption_configuration = {
+    let m_customer_content_encryption_configuration = {
         let p = &path.member("customerContentEncryptionConfiguration");
         raw.customer_content_encryption_configuration
             .map(|x| validate_customer_content_encryption_configuration(x, v, p))
     };
-    let enable_minimum_encryption_configuration = {
+    let m_enable_minimum_encryption_configuration = {
         let p = &path.member("enableMinimumEncryptionConfiguration");
         raw.enable_minimum_encryption_configuration.map(|x| Some(x))
     };
-    let query_results_s3_access_grants_configuration = {
+    let m_query_results_s3_access_grants_configuration = {
         let p = &path.member("queryResultsS3AccessGrantsConfiguration");
         raw.query_results_s3_access_grants_configuration
             .map(|x| validate_query_results_s3_access_grants_configuration(x, v, p))
     };
-    let monitoring_configuration = {
+    let m_monitoring_configuration = {
         let p = &path.member("monitoringConfiguration");
         raw.monitoring_configuration
             .map(|x| validate_monitoring_configuration(x, v, p))
     };
-    let engine_configuration = {
+    let m_engine_configuration = {
         let p = &path.member("engineConfiguration");
         raw.engine_configuration
             .map(|x| validate_engine_configuration(x, v, p))
     };
     Some(WorkGroupConfigurationUpdates {
-        enforce_work_group_configuration: lift(enforce_work_group_configuration)?,
-        result_configuration_updates: lift(result_configuration_updates)?,
-        managed_query_results_configuration_updates: lift(managed_query_results_configuration_updates)?,
-        publish_cloud_watch_metrics_enabled: lift(publish_cloud_watch_metrics_enabled)?,
-        bytes_scanned_cutoff_per_query: lift(bytes_scanned_cutoff_per_query)?,
-        remove_bytes_scanned_cutoff_per_query: lift(remove_bytes_scanned_cutoff_per_query)?,
-        requester_pays_enabled: lift(requester_pays_enabled)?,
-        engine_version: lift(engine_version)?,
+        enforce_work_group_configuration: lift(m_enforce_work_group_configuration)?,
+        result_configuration_updates: lift(m_result_configuration_updates)?,
+        managed_query_results_configuration_updates: lift(m_managed_query_results_configuration_updates)?,
+        publish_cloud_watch_metrics_enabled: lift(m_publish_cloud_watch_metrics_enabled)?,
+        bytes_scanned_cutoff_per_query: lift(m_bytes_scanned_cutoff_per_query)?,
+        remove_bytes_scanned_cutoff_per_query: lift(m_remove_bytes_scanned_cutoff_per_query)?,
+        requester_pays_enabled: lift(m_requester_pays_enabled)?,
+        engine_version: lift(m_engine_version)?,
         remove_customer_content_encryption_configuration: lift(
-            remove_customer_content_encryption_configuration,
+            m_remove_customer_content_encryption_configuration,
         )?,
-        additional_configuration: lift(additional_configuration)?,
-        execution_role: lift(execution_role)?,
-        customer_content_encryption_configuration: lift(customer_content_encryption_configuration)?,
-        enable_minimum_encryption_configuration: lift(enable_minimum_encryption_configuration)?,
-        query_results_s3_access_grants_configuration: lift(query_results_s3_access_grants_configuration)?,
-        monitoring_configuration: lift(monitoring_configuration)?,
-        engine_configuration: lift(engine_configuration)?,
+        additional_configuration: lift(m_additional_configuration)?,
+        execution_role: lift(m_execution_role)?,
+        customer_content_encryption_configuration: lift(m_customer_content_encryption_configuration)?,
+        enable_minimum_encryption_configuration: lift(m_enable_minimum_encryption_configuration)?,
+        query_results_s3_access_grants_configuration: lift(m_query_results_s3_access_grants_configuration)?,
+        monitoring_configuration: lift(m_monitoring_configuration)?,
+        engine_configuration: lift(m_engine_configuration)?,
     })
 }
 

@@ -149,15 +149,15 @@ pub fn table_metadata(t: &Table) -> TableMetadata {
     }
     params.insert(
         "transient_lastDdlTime".into(),
-        (t.update_time.as_millis() / 1000).to_string(),
+        (t.update_time.map_or(0, |u| u.as_millis()) / 1000).to_string(),
     );
     TableMetadata {
         name: t.name.clone(),
-        create_time: Some(t.create_time),
+        create_time: t.create_time,
         last_access_time: Some(t.last_access_time.unwrap_or(Timestamp::from_millis(0))),
         table_type: t.table_type.clone(),
         columns: Some(columns(t.columns())),
-        partition_keys: Some(columns(&t.partition_keys)),
+        partition_keys: Some(columns(t.partition_keys())),
         parameters: Some(params),
     }
 }

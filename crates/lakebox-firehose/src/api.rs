@@ -5471,7 +5471,7 @@ pub(crate) fn validate_amazon_open_search_serverless_buffering_hints(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<AmazonOpenSearchServerlessBufferingHints> {
-    let interval_in_seconds = {
+    let m_interval_in_seconds = {
         let p = &path.member("intervalInSeconds");
         raw.interval_in_seconds.map(|x| {
             let x = x;
@@ -5480,7 +5480,7 @@ pub(crate) fn validate_amazon_open_search_serverless_buffering_hints(
             Some(x)
         })
     };
-    let size_in_mbs = {
+    let m_size_in_mbs = {
         let p = &path.member("sizeInMBs");
         raw.size_in_mbs.map(|x| {
             let x = x;
@@ -5490,8 +5490,8 @@ pub(crate) fn validate_amazon_open_search_serverless_buffering_hints(
         })
     };
     Some(AmazonOpenSearchServerlessBufferingHints {
-        interval_in_seconds: lift(interval_in_seconds)?,
-        size_in_mbs: lift(size_in_mbs)?,
+        interval_in_seconds: lift(m_interval_in_seconds)?,
+        size_in_mbs: lift(m_size_in_mbs)?,
     })
 }
 
@@ -5500,7 +5500,7 @@ pub(crate) fn validate_amazon_open_search_serverless_destination_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<AmazonOpenSearchServerlessDestinationConfiguration> {
-    let role_arn = {
+    let m_role_arn = {
         let p = &path.member("roleARN");
         match raw.role_arn {
             Some(x) => {
@@ -5516,7 +5516,7 @@ pub(crate) fn validate_amazon_open_search_serverless_destination_configuration(
             }
         }
     };
-    let collection_endpoint = {
+    let m_collection_endpoint = {
         let p = &path.member("collectionEndpoint");
         raw.collection_endpoint.map(|x| {
             let x = x;
@@ -5526,7 +5526,7 @@ pub(crate) fn validate_amazon_open_search_serverless_destination_configuration(
             Some(x)
         })
     };
-    let index_name = {
+    let m_index_name = {
         let p = &path.member("indexName");
         match raw.index_name {
             Some(x) => {
@@ -5542,17 +5542,17 @@ pub(crate) fn validate_amazon_open_search_serverless_destination_configuration(
             }
         }
     };
-    let buffering_hints = {
+    let m_buffering_hints = {
         let p = &path.member("bufferingHints");
         raw.buffering_hints
             .map(|x| validate_amazon_open_search_serverless_buffering_hints(x, v, p))
     };
-    let retry_options = {
+    let m_retry_options = {
         let p = &path.member("retryOptions");
         raw.retry_options
             .map(|x| validate_amazon_open_search_serverless_retry_options(x, v, p))
     };
-    let s3_backup_mode = {
+    let m_s3_backup_mode = {
         let p = &path.member("s3BackupMode");
         raw.s3_backup_mode.map(|x| {
             let x = x;
@@ -5566,7 +5566,7 @@ pub(crate) fn validate_amazon_open_search_serverless_destination_configuration(
             Some(x)
         })
     };
-    let s3_configuration = {
+    let m_s3_configuration = {
         let p = &path.member("s3Configuration");
         match raw.s3_configuration {
             Some(x) => validate_s3_destination_configuration(x, v, p),
@@ -5576,31 +5576,31 @@ pub(crate) fn validate_amazon_open_search_serverless_destination_configuration(
             }
         }
     };
-    let processing_configuration = {
+    let m_processing_configuration = {
         let p = &path.member("processingConfiguration");
         raw.processing_configuration
             .map(|x| validate_processing_configuration(x, v, p))
     };
-    let cloud_watch_logging_options = {
+    let m_cloud_watch_logging_options = {
         let p = &path.member("cloudWatchLoggingOptions");
         raw.cloud_watch_logging_options
             .map(|x| validate_cloud_watch_logging_options(x, v, p))
     };
-    let vpc_configuration = {
+    let m_vpc_configuration = {
         let p = &path.member("vpcConfiguration");
         raw.vpc_configuration.map(|x| validate_vpc_configuration(x, v, p))
     };
     Some(AmazonOpenSearchServerlessDestinationConfiguration {
-        role_arn: role_arn?,
-        collection_endpoint: lift(collection_endpoint)?,
-        index_name: index_name?,
-        buffering_hints: lift(buffering_hints)?,
-        retry_options: lift(retry_options)?,
-        s3_backup_mode: lift(s3_backup_mode)?,
-        s3_configuration: s3_configuration?,
-        processing_configuration: lift(processing_configuration)?,
-        cloud_watch_logging_options: lift(cloud_watch_logging_options)?,
-        vpc_configuration: lift(vpc_configuration)?,
+        role_arn: m_role_arn?,
+        collection_endpoint: lift(m_collection_endpoint)?,
+        index_name: m_index_name?,
+        buffering_hints: lift(m_buffering_hints)?,
+        retry_options: lift(m_retry_options)?,
+        s3_backup_mode: lift(m_s3_backup_mode)?,
+        s3_configuration: m_s3_configuration?,
+        processing_configuration: lift(m_processing_configuration)?,
+        cloud_watch_logging_options: lift(m_cloud_watch_logging_options)?,
+        vpc_configuration: lift(m_vpc_configuration)?,
     })
 }
 
@@ -5609,7 +5609,7 @@ pub(crate) fn validate_amazon_open_search_serverless_destination_update(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<AmazonOpenSearchServerlessDestinationUpdate> {
-    let role_arn = {
+    let m_role_arn = {
         let p = &path.member("roleARN");
         raw.role_arn.map(|x| {
             let x = x;
@@ -5619,7 +5619,7 @@ pub(crate) fn validate_amazon_open_search_serverless_destination_update(
             Some(x)
         })
     };
-    let collection_endpoint = {
+    let m_collection_endpoint = {
         let p = &path.member("collectionEndpoint");
         raw.collection_endpoint.map(|x| {
             let x = x;
@@ -5629,7 +5629,7 @@ pub(crate) fn validate_amazon_open_search_serverless_destination_update(
             Some(x)
         })
     };
-    let index_name = {
+    let m_index_name = {
         let p = &path.member("indexName");
         raw.index_name.map(|x| {
             let x = x;
@@ -5639,39 +5639,39 @@ pub(crate) fn validate_amazon_open_search_serverless_destination_update(
             Some(x)
         })
     };
-    let buffering_hints = {
+    let m_buffering_hints = {
         let p = &path.member("bufferingHints");
         raw.buffering_hints
             .map(|x| validate_amazon_open_search_serverless_buffering_hints(x, v, p))
     };
-    let retry_options = {
+    let m_retry_options = {
         let p = &path.member("retryOptions");
         raw.retry_options
             .map(|x| validate_amazon_open_search_serverless_retry_options(x, v, p))
     };
-    let s3_update = {
+    let m_s3_update = {
         let p = &path.member("s3Update");
         raw.s3_update.map(|x| validate_s3_destination_update(x, v, p))
     };
-    let processing_configuration = {
+    let m_processing_configuration = {
         let p = &path.member("processingConfiguration");
         raw.processing_configuration
             .map(|x| validate_processing_configuration(x, v, p))
     };
-    let cloud_watch_logging_options = {
+    let m_cloud_watch_logging_options = {
         let p = &path.member("cloudWatchLoggingOptions");
         raw.cloud_watch_logging_options
             .map(|x| validate_cloud_watch_logging_options(x, v, p))
     };
     Some(AmazonOpenSearchServerlessDestinationUpdate {
-        role_arn: lift(role_arn)?,
-        collection_endpoint: lift(collection_endpoint)?,
-        index_name: lift(index_name)?,
-        buffering_hints: lift(buffering_hints)?,
-        retry_options: lift(retry_options)?,
-        s3_update: lift(s3_update)?,
-        processing_configuration: lift(processing_configuration)?,
-        cloud_watch_logging_options: lift(cloud_watch_logging_options)?,
+        role_arn: lift(m_role_arn)?,
+        collection_endpoint: lift(m_collection_endpoint)?,
+        index_name: lift(m_index_name)?,
+        buffering_hints: lift(m_buffering_hints)?,
+        retry_options: lift(m_retry_options)?,
+        s3_update: lift(m_s3_update)?,
+        processing_configuration: lift(m_processing_configuration)?,
+        cloud_watch_logging_options: lift(m_cloud_watch_logging_options)?,
     })
 }
 
@@ -5680,7 +5680,7 @@ pub(crate) fn validate_amazon_open_search_serverless_retry_options(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<AmazonOpenSearchServerlessRetryOptions> {
-    let duration_in_seconds = {
+    let m_duration_in_seconds = {
         let p = &path.member("durationInSeconds");
         raw.duration_in_seconds.map(|x| {
             let x = x;
@@ -5690,7 +5690,7 @@ pub(crate) fn validate_amazon_open_search_serverless_retry_options(
         })
     };
     Some(AmazonOpenSearchServerlessRetryOptions {
-        duration_in_seconds: lift(duration_in_seconds)?,
+        duration_in_seconds: lift(m_duration_in_seconds)?,
     })
 }
 
@@ -5699,7 +5699,7 @@ pub(crate) fn validate_amazonopensearchservice_buffering_hints(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<AmazonopensearchserviceBufferingHints> {
-    let interval_in_seconds = {
+    let m_interval_in_seconds = {
         let p = &path.member("intervalInSeconds");
         raw.interval_in_seconds.map(|x| {
             let x = x;
@@ -5708,7 +5708,7 @@ pub(crate) fn validate_amazonopensearchservice_buffering_hints(
             Some(x)
         })
     };
-    let size_in_mbs = {
+    let m_size_in_mbs = {
         let p = &path.member("sizeInMBs");
         raw.size_in_mbs.map(|x| {
             let x = x;
@@ -5718,8 +5718,8 @@ pub(crate) fn validate_amazonopensearchservice_buffering_hints(
         })
     };
     Some(AmazonopensearchserviceBufferingHints {
-        interval_in_seconds: lift(interval_in_seconds)?,
-        size_in_mbs: lift(size_in_mbs)?,
+        interval_in_seconds: lift(m_interval_in_seconds)?,
+        size_in_mbs: lift(m_size_in_mbs)?,
     })
 }
 
@@ -5728,7 +5728,7 @@ pub(crate) fn validate_amazonopensearchservice_destination_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<AmazonopensearchserviceDestinationConfiguration> {
-    let role_arn = {
+    let m_role_arn = {
         let p = &path.member("roleARN");
         match raw.role_arn {
             Some(x) => {
@@ -5744,7 +5744,7 @@ pub(crate) fn validate_amazonopensearchservice_destination_configuration(
             }
         }
     };
-    let domain_arn = {
+    let m_domain_arn = {
         let p = &path.member("domainARN");
         raw.domain_arn.map(|x| {
             let x = x;
@@ -5754,7 +5754,7 @@ pub(crate) fn validate_amazonopensearchservice_destination_configuration(
             Some(x)
         })
     };
-    let cluster_endpoint = {
+    let m_cluster_endpoint = {
         let p = &path.member("clusterEndpoint");
         raw.cluster_endpoint.map(|x| {
             let x = x;
@@ -5764,7 +5764,7 @@ pub(crate) fn validate_amazonopensearchservice_destination_configuration(
             Some(x)
         })
     };
-    let index_name = {
+    let m_index_name = {
         let p = &path.member("indexName");
         match raw.index_name {
             Some(x) => {
@@ -5780,7 +5780,7 @@ pub(crate) fn validate_amazonopensearchservice_destination_configuration(
             }
         }
     };
-    let type_name = {
+    let m_type_name = {
         let p = &path.member("typeName");
         raw.type_name.map(|x| {
             let x = x;
@@ -5790,7 +5790,7 @@ pub(crate) fn validate_amazonopensearchservice_destination_configuration(
             Some(x)
         })
     };
-    let index_rotation_period = {
+    let m_index_rotation_period = {
         let p = &path.member("indexRotationPeriod");
         raw.index_rotation_period.map(|x| {
             let x = x;
@@ -5804,17 +5804,17 @@ pub(crate) fn validate_amazonopensearchservice_destination_configuration(
             Some(x)
         })
     };
-    let buffering_hints = {
+    let m_buffering_hints = {
         let p = &path.member("bufferingHints");
         raw.buffering_hints
             .map(|x| validate_amazonopensearchservice_buffering_hints(x, v, p))
     };
-    let retry_options = {
+    let m_retry_options = {
         let p = &path.member("retryOptions");
         raw.retry_options
             .map(|x| validate_amazonopensearchservice_retry_options(x, v, p))
     };
-    let s3_backup_mode = {
+    let m_s3_backup_mode = {
         let p = &path.member("s3BackupMode");
         raw.s3_backup_mode.map(|x| {
             let x = x;
@@ -5828,7 +5828,7 @@ pub(crate) fn validate_amazonopensearchservice_destination_configuration(
             Some(x)
         })
     };
-    let s3_configuration = {
+    let m_s3_configuration = {
         let p = &path.member("s3Configuration");
         match raw.s3_configuration {
             Some(x) => validate_s3_destination_configuration(x, v, p),
@@ -5838,40 +5838,40 @@ pub(crate) fn validate_amazonopensearchservice_destination_configuration(
             }
         }
     };
-    let processing_configuration = {
+    let m_processing_configuration = {
         let p = &path.member("processingConfiguration");
         raw.processing_configuration
             .map(|x| validate_processing_configuration(x, v, p))
     };
-    let cloud_watch_logging_options = {
+    let m_cloud_watch_logging_options = {
         let p = &path.member("cloudWatchLoggingOptions");
         raw.cloud_watch_logging_options
             .map(|x| validate_cloud_watch_logging_options(x, v, p))
     };
-    let vpc_configuration = {
+    let m_vpc_configuration = {
         let p = &path.member("vpcConfiguration");
         raw.vpc_configuration.map(|x| validate_vpc_configuration(x, v, p))
     };
-    let document_id_options = {
+    let m_document_id_options = {
         let p = &path.member("documentIdOptions");
         raw.document_id_options
             .map(|x| validate_document_id_options(x, v, p))
     };
     Some(AmazonopensearchserviceDestinationConfiguration {
-        role_arn: role_arn?,
-        domain_arn: lift(domain_arn)?,
-        cluster_endpoint: lift(cluster_endpoint)?,
-        index_name: index_name?,
-        type_name: lift(type_name)?,
-        index_rotation_period: lift(index_rotation_period)?,
-        buffering_hints: lift(buffering_hints)?,
-        retry_options: lift(retry_options)?,
-        s3_backup_mode: lift(s3_backup_mode)?,
-        s3_configuration: s3_configuration?,
-        processing_configuration: lift(processing_configuration)?,
-        cloud_watch_logging_options: lift(cloud_watch_logging_options)?,
-        vpc_configuration: lift(vpc_configuration)?,
-        document_id_options: lift(document_id_options)?,
+        role_arn: m_role_arn?,
+        domain_arn: lift(m_domain_arn)?,
+        cluster_endpoint: lift(m_cluster_endpoint)?,
+        index_name: m_index_name?,
+        type_name: lift(m_type_name)?,
+        index_rotation_period: lift(m_index_rotation_period)?,
+        buffering_hints: lift(m_buffering_hints)?,
+        retry_options: lift(m_retry_options)?,
+        s3_backup_mode: lift(m_s3_backup_mode)?,
+        s3_configuration: m_s3_configuration?,
+        processing_configuration: lift(m_processing_configuration)?,
+        cloud_watch_logging_options: lift(m_cloud_watch_logging_options)?,
+        vpc_configuration: lift(m_vpc_configuration)?,
+        document_id_options: lift(m_document_id_options)?,
     })
 }
 
@@ -5880,7 +5880,7 @@ pub(crate) fn validate_amazonopensearchservice_destination_update(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<AmazonopensearchserviceDestinationUpdate> {
-    let role_arn = {
+    let m_role_arn = {
         let p = &path.member("roleARN");
         raw.role_arn.map(|x| {
             let x = x;
@@ -5890,7 +5890,7 @@ pub(crate) fn validate_amazonopensearchservice_destination_update(
             Some(x)
         })
     };
-    let domain_arn = {
+    let m_domain_arn = {
         let p = &path.member("domainARN");
         raw.domain_arn.map(|x| {
             let x = x;
@@ -5900,7 +5900,7 @@ pub(crate) fn validate_amazonopensearchservice_destination_update(
             Some(x)
         })
     };
-    let cluster_endpoint = {
+    let m_cluster_endpoint = {
         let p = &path.member("clusterEndpoint");
         raw.cluster_endpoint.map(|x| {
             let x = x;
@@ -5910,7 +5910,7 @@ pub(crate) fn validate_amazonopensearchservice_destination_update(
             Some(x)
         })
     };
-    let index_name = {
+    let m_index_name = {
         let p = &path.member("indexName");
         raw.index_name.map(|x| {
             let x = x;
@@ -5920,7 +5920,7 @@ pub(crate) fn validate_amazonopensearchservice_destination_update(
             Some(x)
         })
     };
-    let type_name = {
+    let m_type_name = {
         let p = &path.member("typeName");
         raw.type_name.map(|x| {
             let x = x;
@@ -5930,7 +5930,7 @@ pub(crate) fn validate_amazonopensearchservice_destination_update(
             Some(x)
         })
     };
-    let index_rotation_period = {
+    let m_index_rotation_period = {
         let p = &path.member("indexRotationPeriod");
         raw.index_rotation_period.map(|x| {
             let x = x;
@@ -5944,48 +5944,48 @@ pub(crate) fn validate_amazonopensearchservice_destination_update(
             Some(x)
         })
     };
-    let buffering_hints = {
+    let m_buffering_hints = {
         let p = &path.member("bufferingHints");
         raw.buffering_hints
             .map(|x| validate_amazonopensearchservice_buffering_hints(x, v, p))
     };
-    let retry_options = {
+    let m_retry_options = {
         let p = &path.member("retryOptions");
         raw.retry_options
             .map(|x| validate_amazonopensearchservice_retry_options(x, v, p))
     };
-    let s3_update = {
+    let m_s3_update = {
         let p = &path.member("s3Update");
         raw.s3_update.map(|x| validate_s3_destination_update(x, v, p))
     };
-    let processing_configuration = {
+    let m_processing_configuration = {
         let p = &path.member("processingConfiguration");
         raw.processing_configuration
             .map(|x| validate_processing_configuration(x, v, p))
     };
-    let cloud_watch_logging_options = {
+    let m_cloud_watch_logging_options = {
         let p = &path.member("cloudWatchLoggingOptions");
         raw.cloud_watch_logging_options
             .map(|x| validate_cloud_watch_logging_options(x, v, p))
     };
-    let document_id_options = {
+    let m_document_id_options = {
         let p = &path.member("documentIdOptions");
         raw.document_id_options
             .map(|x| validate_document_id_options(x, v, p))
     };
     Some(AmazonopensearchserviceDestinationUpdate {
-        role_arn: lift(role_arn)?,
-        domain_arn: lift(domain_arn)?,
-        cluster_endpoint: lift(cluster_endpoint)?,
-        index_name: lift(index_name)?,
-        type_name: lift(type_name)?,
-        index_rotation_period: lift(index_rotation_period)?,
-        buffering_hints: lift(buffering_hints)?,
-        retry_options: lift(retry_options)?,
-        s3_update: lift(s3_update)?,
-        processing_configuration: lift(processing_configuration)?,
-        cloud_watch_logging_options: lift(cloud_watch_logging_options)?,
-        document_id_options: lift(document_id_options)?,
+        role_arn: lift(m_role_arn)?,
+        domain_arn: lift(m_domain_arn)?,
+        cluster_endpoint: lift(m_cluster_endpoint)?,
+        index_name: lift(m_index_name)?,
+        type_name: lift(m_type_name)?,
+        index_rotation_period: lift(m_index_rotation_period)?,
+        buffering_hints: lift(m_buffering_hints)?,
+        retry_options: lift(m_retry_options)?,
+        s3_update: lift(m_s3_update)?,
+        processing_configuration: lift(m_processing_configuration)?,
+        cloud_watch_logging_options: lift(m_cloud_watch_logging_options)?,
+        document_id_options: lift(m_document_id_options)?,
     })
 }
 
@@ -5994,7 +5994,7 @@ pub(crate) fn validate_amazonopensearchservice_retry_options(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<AmazonopensearchserviceRetryOptions> {
-    let duration_in_seconds = {
+    let m_duration_in_seconds = {
         let p = &path.member("durationInSeconds");
         raw.duration_in_seconds.map(|x| {
             let x = x;
@@ -6004,7 +6004,7 @@ pub(crate) fn validate_amazonopensearchservice_retry_options(
         })
     };
     Some(AmazonopensearchserviceRetryOptions {
-        duration_in_seconds: lift(duration_in_seconds)?,
+        duration_in_seconds: lift(m_duration_in_seconds)?,
     })
 }
 
@@ -6013,7 +6013,7 @@ pub(crate) fn validate_authentication_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<AuthenticationConfiguration> {
-    let role_arn = {
+    let m_role_arn = {
         let p = &path.member("roleARN");
         match raw.role_arn {
             Some(x) => {
@@ -6029,7 +6029,7 @@ pub(crate) fn validate_authentication_configuration(
             }
         }
     };
-    let connectivity = {
+    let m_connectivity = {
         let p = &path.member("connectivity");
         match raw.connectivity {
             Some(x) => {
@@ -6050,8 +6050,8 @@ pub(crate) fn validate_authentication_configuration(
         }
     };
     Some(AuthenticationConfiguration {
-        role_arn: role_arn?,
-        connectivity: connectivity?,
+        role_arn: m_role_arn?,
+        connectivity: m_connectivity?,
     })
 }
 
@@ -6060,7 +6060,7 @@ pub(crate) fn validate_buffering_hints(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<BufferingHints> {
-    let size_in_mbs = {
+    let m_size_in_mbs = {
         let p = &path.member("sizeInMBs");
         raw.size_in_mbs.map(|x| {
             let x = x;
@@ -6069,7 +6069,7 @@ pub(crate) fn validate_buffering_hints(
             Some(x)
         })
     };
-    let interval_in_seconds = {
+    let m_interval_in_seconds = {
         let p = &path.member("intervalInSeconds");
         raw.interval_in_seconds.map(|x| {
             let x = x;
@@ -6079,8 +6079,8 @@ pub(crate) fn validate_buffering_hints(
         })
     };
     Some(BufferingHints {
-        size_in_mbs: lift(size_in_mbs)?,
-        interval_in_seconds: lift(interval_in_seconds)?,
+        size_in_mbs: lift(m_size_in_mbs)?,
+        interval_in_seconds: lift(m_interval_in_seconds)?,
     })
 }
 
@@ -6089,7 +6089,7 @@ pub(crate) fn validate_catalog_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<CatalogConfiguration> {
-    let catalog_arn = {
+    let m_catalog_arn = {
         let p = &path.member("catalogARN");
         raw.catalog_arn.map(|x| {
             let x = x;
@@ -6099,7 +6099,7 @@ pub(crate) fn validate_catalog_configuration(
             Some(x)
         })
     };
-    let warehouse_location = {
+    let m_warehouse_location = {
         let p = &path.member("warehouseLocation");
         raw.warehouse_location.map(|x| {
             let x = x;
@@ -6110,8 +6110,8 @@ pub(crate) fn validate_catalog_configuration(
         })
     };
     Some(CatalogConfiguration {
-        catalog_arn: lift(catalog_arn)?,
-        warehouse_location: lift(warehouse_location)?,
+        catalog_arn: lift(m_catalog_arn)?,
+        warehouse_location: lift(m_warehouse_location)?,
     })
 }
 
@@ -6120,11 +6120,11 @@ pub(crate) fn validate_cloud_watch_logging_options(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<CloudWatchLoggingOptions> {
-    let enabled = {
+    let m_enabled = {
         let p = &path.member("enabled");
         raw.enabled.map(|x| Some(x))
     };
-    let log_group_name = {
+    let m_log_group_name = {
         let p = &path.member("logGroupName");
         raw.log_group_name.map(|x| {
             let x = x;
@@ -6134,7 +6134,7 @@ pub(crate) fn validate_cloud_watch_logging_options(
             Some(x)
         })
     };
-    let log_stream_name = {
+    let m_log_stream_name = {
         let p = &path.member("logStreamName");
         raw.log_stream_name.map(|x| {
             let x = x;
@@ -6145,9 +6145,9 @@ pub(crate) fn validate_cloud_watch_logging_options(
         })
     };
     Some(CloudWatchLoggingOptions {
-        enabled: lift(enabled)?,
-        log_group_name: lift(log_group_name)?,
-        log_stream_name: lift(log_stream_name)?,
+        enabled: lift(m_enabled)?,
+        log_group_name: lift(m_log_group_name)?,
+        log_stream_name: lift(m_log_stream_name)?,
     })
 }
 
@@ -6180,7 +6180,7 @@ pub(crate) fn validate_copy_command(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<CopyCommand> {
-    let data_table_name = {
+    let m_data_table_name = {
         let p = &path.member("dataTableName");
         match raw.data_table_name {
             Some(x) => {
@@ -6196,7 +6196,7 @@ pub(crate) fn validate_copy_command(
             }
         }
     };
-    let data_table_columns = {
+    let m_data_table_columns = {
         let p = &path.member("dataTableColumns");
         raw.data_table_columns.map(|x| {
             let x = x;
@@ -6206,7 +6206,7 @@ pub(crate) fn validate_copy_command(
             Some(x)
         })
     };
-    let copy_options = {
+    let m_copy_options = {
         let p = &path.member("copyOptions");
         raw.copy_options.map(|x| {
             let x = x;
@@ -6217,9 +6217,9 @@ pub(crate) fn validate_copy_command(
         })
     };
     Some(CopyCommand {
-        data_table_name: data_table_name?,
-        data_table_columns: lift(data_table_columns)?,
-        copy_options: lift(copy_options)?,
+        data_table_name: m_data_table_name?,
+        data_table_columns: lift(m_data_table_columns)?,
+        copy_options: lift(m_copy_options)?,
     })
 }
 
@@ -6228,7 +6228,7 @@ pub(crate) fn validate_create_delivery_stream_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<CreateDeliveryStreamInput> {
-    let delivery_stream_name = {
+    let m_delivery_stream_name = {
         let p = &path.member("deliveryStreamName");
         match raw.delivery_stream_name {
             Some(x) => {
@@ -6244,7 +6244,7 @@ pub(crate) fn validate_create_delivery_stream_input(
             }
         }
     };
-    let delivery_stream_type = {
+    let m_delivery_stream_type = {
         let p = &path.member("deliveryStreamType");
         raw.delivery_stream_type.map(|x| {
             let x = x;
@@ -6258,109 +6258,111 @@ pub(crate) fn validate_create_delivery_stream_input(
             Some(x)
         })
     };
-    let direct_put_source_configuration = {
+    let m_direct_put_source_configuration = {
         let p = &path.member("directPutSourceConfiguration");
         raw.direct_put_source_configuration
             .map(|x| validate_direct_put_source_configuration(x, v, p))
     };
-    let kinesis_stream_source_configuration = {
+    let m_kinesis_stream_source_configuration = {
         let p = &path.member("kinesisStreamSourceConfiguration");
         raw.kinesis_stream_source_configuration
             .map(|x| validate_kinesis_stream_source_configuration(x, v, p))
     };
-    let delivery_stream_encryption_configuration_input = {
+    let m_delivery_stream_encryption_configuration_input = {
         let p = &path.member("deliveryStreamEncryptionConfigurationInput");
         raw.delivery_stream_encryption_configuration_input
             .map(|x| validate_delivery_stream_encryption_configuration_input(x, v, p))
     };
-    let s3_destination_configuration = {
+    let m_s3_destination_configuration = {
         let p = &path.member("s3DestinationConfiguration");
         raw.s3_destination_configuration
             .map(|x| validate_s3_destination_configuration(x, v, p))
     };
-    let extended_s3_destination_configuration = {
+    let m_extended_s3_destination_configuration = {
         let p = &path.member("extendedS3DestinationConfiguration");
         raw.extended_s3_destination_configuration
             .map(|x| validate_extended_s3_destination_configuration(x, v, p))
     };
-    let redshift_destination_configuration = {
+    let m_redshift_destination_configuration = {
         let p = &path.member("redshiftDestinationConfiguration");
         raw.redshift_destination_configuration
             .map(|x| validate_redshift_destination_configuration(x, v, p))
     };
-    let elasticsearch_destination_configuration = {
+    let m_elasticsearch_destination_configuration = {
         let p = &path.member("elasticsearchDestinationConfiguration");
         raw.elasticsearch_destination_configuration
             .map(|x| validate_elasticsearch_destination_configuration(x, v, p))
     };
-    let amazonopensearchservice_destination_configuration = {
+    let m_amazonopensearchservice_destination_configuration = {
         let p = &path.member("amazonopensearchserviceDestinationConfiguration");
         raw.amazonopensearchservice_destination_configuration
             .map(|x| validate_amazonopensearchservice_destination_configuration(x, v, p))
     };
-    let splunk_destination_configuration = {
+    let m_splunk_destination_configuration = {
         let p = &path.member("splunkDestinationConfiguration");
         raw.splunk_destination_configuration
             .map(|x| validate_splunk_destination_configuration(x, v, p))
     };
-    let http_endpoint_destination_configuration = {
+    let m_http_endpoint_destination_configuration = {
         let p = &path.member("httpEndpointDestinationConfiguration");
         raw.http_endpoint_destination_configuration
             .map(|x| validate_http_endpoint_destination_configuration(x, v, p))
     };
-    let tags = {
+    let m_tags = {
         let p = &path.member("tags");
         raw.tags
             .map(|x| validate_tag_delivery_stream_input_tag_list(x, v, p))
     };
-    let amazon_open_search_serverless_destination_configuration = {
+    let m_amazon_open_search_serverless_destination_configuration = {
         let p = &path.member("amazonOpenSearchServerlessDestinationConfiguration");
         raw.amazon_open_search_serverless_destination_configuration
             .map(|x| validate_amazon_open_search_serverless_destination_configuration(x, v, p))
     };
-    let msk_source_configuration = {
+    let m_msk_source_configuration = {
         let p = &path.member("mSKSourceConfiguration");
         raw.msk_source_configuration
             .map(|x| validate_msk_source_configuration(x, v, p))
     };
-    let snowflake_destination_configuration = {
+    let m_snowflake_destination_configuration = {
         let p = &path.member("snowflakeDestinationConfiguration");
         raw.snowflake_destination_configuration
             .map(|x| validate_snowflake_destination_configuration(x, v, p))
     };
-    let iceberg_destination_configuration = {
+    let m_iceberg_destination_configuration = {
         let p = &path.member("icebergDestinationConfiguration");
         raw.iceberg_destination_configuration
             .map(|x| validate_iceberg_destination_configuration(x, v, p))
     };
-    let database_source_configuration = {
+    let m_database_source_configuration = {
         let p = &path.member("databaseSourceConfiguration");
         raw.database_source_configuration
             .map(|x| validate_database_source_configuration(x, v, p))
     };
     Some(CreateDeliveryStreamInput {
-        delivery_stream_name: delivery_stream_name?,
-        delivery_stream_type: lift(delivery_stream_type)?,
-        direct_put_source_configuration: lift(direct_put_source_configuration)?,
-        kinesis_stream_source_configuration: lift(kinesis_stream_source_configuration)?,
-        delivery_stream_encryption_configuration_input: lift(delivery_stream_encryption_configuration_input)?,
-        s3_destination_configuration: lift(s3_destination_configuration)?,
-        extended_s3_destination_configuration: lift(extended_s3_destination_configuration)?,
-        redshift_destination_configuration: lift(redshift_destination_configuration)?,
-        elasticsearch_destination_configuration: lift(elasticsearch_destination_configuration)?,
+        delivery_stream_name: m_delivery_stream_name?,
+        delivery_stream_type: lift(m_delivery_stream_type)?,
+        direct_put_source_configuration: lift(m_direct_put_source_configuration)?,
+        kinesis_stream_source_configuration: lift(m_kinesis_stream_source_configuration)?,
+        delivery_stream_encryption_configuration_input: lift(
+            m_delivery_stream_encryption_configuration_input,
+        )?,
+        s3_destination_configuration: lift(m_s3_destination_configuration)?,
+        extended_s3_destination_configuration: lift(m_extended_s3_destination_configuration)?,
+        redshift_destination_configuration: lift(m_redshift_destination_configuration)?,
+        elasticsearch_destination_configuration: lift(m_elasticsearch_destination_configuration)?,
         amazonopensearchservice_destination_configuration: lift(
-            amazonopensearchservice_destination_configuration,
+            m_amazonopensearchservice_destination_configuration,
         )?,
-        splunk_destination_configuration: lift(splunk_destination_configuration)?,
-        http_endpoint_destination_configuration: lift(http_endpoint_destination_configuration)?,
-        tags: lift(tags)?,
+        splunk_destination_configuration: lift(m_splunk_destination_configuration)?,
+        http_endpoint_destination_configuration: lift(m_http_endpoint_destination_configuration)?,
+        tags: lift(m_tags)?,
         amazon_open_search_serverless_destination_configuration: lift(
-            amazon_open_search_serverless_destination_configuration,
+            m_amazon_open_search_serverless_destination_configuration,
         )?,
-        msk_source_configuration: lift(msk_source_configuration)?,
-        snowflake_destination_configuration: lift(snowflake_destination_configuration)?,
-        iceberg_destination_configuration: lift(iceberg_destination_configuration)?,
-        database_source_configuration: lift(database_source_configuration)?,
+        msk_source_configuration: lift(m_msk_source_configuration)?,
+        snowflake_destination_configuration: lift(m_snowflake_destination_configuration)?,
+        iceberg_destination_configuration: lift(m_iceberg_destination_configuration)?,
+        database_source_configuration: lift(m_database_source_configuration)?,
     })
 }
 
@@ -6369,30 +6371,30 @@ pub(crate) fn validate_data_format_conversion_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<DataFormatConversionConfiguration> {
-    let schema_configuration = {
+    let m_schema_configuration = {
         let p = &path.member("schemaConfiguration");
         raw.schema_configuration
             .map(|x| validate_schema_configuration(x, v, p))
     };
-    let input_format_configuration = {
+    let m_input_format_configuration = {
         let p = &path.member("inputFormatConfiguration");
         raw.input_format_configuration
             .map(|x| validate_input_format_configuration(x, v, p))
     };
-    let output_format_configuration = {
+    let m_output_format_configuration = {
         let p = &path.member("outputFormatConfiguration");
         raw.output_format_configuration
             .map(|x| validate_output_format_configuration(x, v, p))
     };
-    let enabled = {
+    let m_enabled = {
         let p = &path.member("enabled");
         raw.enabled.map(|x| Some(x))
     };
     Some(DataFormatConversionConfiguration {
-        schema_configuration: lift(schema_configuration)?,
-        input_format_configuration: lift(input_format_configuration)?,
-        output_format_configuration: lift(output_format_configuration)?,
-        enabled: lift(enabled)?,
+        schema_configuration: lift(m_schema_configuration)?,
+        input_format_configuration: lift(m_input_format_configuration)?,
+        output_format_configuration: lift(m_output_format_configuration)?,
+        enabled: lift(m_enabled)?,
     })
 }
 
@@ -6426,19 +6428,19 @@ pub(crate) fn validate_database_column_list(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<DatabaseColumnList> {
-    let include = {
+    let m_include = {
         let p = &path.member("include");
         raw.include
             .map(|x| validate_database_column_include_or_exclude_list(x, v, p))
     };
-    let exclude = {
+    let m_exclude = {
         let p = &path.member("exclude");
         raw.exclude
             .map(|x| validate_database_column_include_or_exclude_list(x, v, p))
     };
     Some(DatabaseColumnList {
-        include: lift(include)?,
-        exclude: lift(exclude)?,
+        include: lift(m_include)?,
+        exclude: lift(m_exclude)?,
     })
 }
 
@@ -6466,19 +6468,19 @@ pub(crate) fn validate_database_list(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<DatabaseList> {
-    let include = {
+    let m_include = {
         let p = &path.member("include");
         raw.include
             .map(|x| validate_database_include_or_exclude_list(x, v, p))
     };
-    let exclude = {
+    let m_exclude = {
         let p = &path.member("exclude");
         raw.exclude
             .map(|x| validate_database_include_or_exclude_list(x, v, p))
     };
     Some(DatabaseList {
-        include: lift(include)?,
-        exclude: lift(exclude)?,
+        include: lift(m_include)?,
+        exclude: lift(m_exclude)?,
     })
 }
 
@@ -6487,7 +6489,7 @@ pub(crate) fn validate_database_source_authentication_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<DatabaseSourceAuthenticationConfiguration> {
-    let secrets_manager_configuration = {
+    let m_secrets_manager_configuration = {
         let p = &path.member("secretsManagerConfiguration");
         match raw.secrets_manager_configuration {
             Some(x) => validate_secrets_manager_configuration(x, v, p),
@@ -6498,7 +6500,7 @@ pub(crate) fn validate_database_source_authentication_configuration(
         }
     };
     Some(DatabaseSourceAuthenticationConfiguration {
-        secrets_manager_configuration: secrets_manager_configuration?,
+        secrets_manager_configuration: m_secrets_manager_configuration?,
     })
 }
 
@@ -6507,7 +6509,7 @@ pub(crate) fn validate_database_source_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<DatabaseSourceConfiguration> {
-    let r#type = {
+    let m_type = {
         let p = &path.member("type");
         match raw.r#type {
             Some(x) => {
@@ -6527,7 +6529,7 @@ pub(crate) fn validate_database_source_configuration(
             }
         }
     };
-    let endpoint = {
+    let m_endpoint = {
         let p = &path.member("endpoint");
         match raw.endpoint {
             Some(x) => {
@@ -6543,7 +6545,7 @@ pub(crate) fn validate_database_source_configuration(
             }
         }
     };
-    let port = {
+    let m_port = {
         let p = &path.member("port");
         match raw.port {
             Some(x) => {
@@ -6558,7 +6560,7 @@ pub(crate) fn validate_database_source_configuration(
             }
         }
     };
-    let ssl_mode = {
+    let m_ssl_mode = {
         let p = &path.member("sSLMode");
         raw.ssl_mode.map(|x| {
             let x = x;
@@ -6567,7 +6569,7 @@ pub(crate) fn validate_database_source_configuration(
             Some(x)
         })
     };
-    let databases = {
+    let m_databases = {
         let p = &path.member("databases");
         match raw.databases {
             Some(x) => validate_database_list(x, v, p),
@@ -6577,7 +6579,7 @@ pub(crate) fn validate_database_source_configuration(
             }
         }
     };
-    let tables = {
+    let m_tables = {
         let p = &path.member("tables");
         match raw.tables {
             Some(x) => validate_database_table_list(x, v, p),
@@ -6587,16 +6589,16 @@ pub(crate) fn validate_database_source_configuration(
             }
         }
     };
-    let columns = {
+    let m_columns = {
         let p = &path.member("columns");
         raw.columns.map(|x| validate_database_column_list(x, v, p))
     };
-    let surrogate_keys = {
+    let m_surrogate_keys = {
         let p = &path.member("surrogateKeys");
         raw.surrogate_keys
             .map(|x| validate_database_surrogate_key_list(x, v, p))
     };
-    let snapshot_watermark_table = {
+    let m_snapshot_watermark_table = {
         let p = &path.member("snapshotWatermarkTable");
         match raw.snapshot_watermark_table {
             Some(x) => {
@@ -6612,7 +6614,7 @@ pub(crate) fn validate_database_source_configuration(
             }
         }
     };
-    let database_source_authentication_configuration = {
+    let m_database_source_authentication_configuration = {
         let p = &path.member("databaseSourceAuthenticationConfiguration");
         match raw.database_source_authentication_configuration {
             Some(x) => validate_database_source_authentication_configuration(x, v, p),
@@ -6622,7 +6624,7 @@ pub(crate) fn validate_database_source_configuration(
             }
         }
     };
-    let database_source_vpc_configuration = {
+    let m_database_source_vpc_configuration = {
         let p = &path.member("databaseSourceVPCConfiguration");
         match raw.database_source_vpc_configuration {
             Some(x) => validate_database_source_vpc_configuration(x, v, p),
@@ -6633,17 +6635,17 @@ pub(crate) fn validate_database_source_configuration(
         }
     };
     Some(DatabaseSourceConfiguration {
-        r#type: r#type?,
-        endpoint: endpoint?,
-        port: port?,
-        ssl_mode: lift(ssl_mode)?,
-        databases: databases?,
-        tables: tables?,
-        columns: lift(columns)?,
-        surrogate_keys: lift(surrogate_keys)?,
-        snapshot_watermark_table: snapshot_watermark_table?,
-        database_source_authentication_configuration: database_source_authentication_configuration?,
-        database_source_vpc_configuration: database_source_vpc_configuration?,
+        r#type: m_type?,
+        endpoint: m_endpoint?,
+        port: m_port?,
+        ssl_mode: lift(m_ssl_mode)?,
+        databases: m_databases?,
+        tables: m_tables?,
+        columns: lift(m_columns)?,
+        surrogate_keys: lift(m_surrogate_keys)?,
+        snapshot_watermark_table: m_snapshot_watermark_table?,
+        database_source_authentication_configuration: m_database_source_authentication_configuration?,
+        database_source_vpc_configuration: m_database_source_vpc_configuration?,
     })
 }
 
@@ -6652,7 +6654,7 @@ pub(crate) fn validate_database_source_vpc_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<DatabaseSourceVPCConfiguration> {
-    let vpc_endpoint_service_name = {
+    let m_vpc_endpoint_service_name = {
         let p = &path.member("vpcEndpointServiceName");
         match raw.vpc_endpoint_service_name {
             Some(x) => {
@@ -6669,7 +6671,7 @@ pub(crate) fn validate_database_source_vpc_configuration(
         }
     };
     Some(DatabaseSourceVPCConfiguration {
-        vpc_endpoint_service_name: vpc_endpoint_service_name?,
+        vpc_endpoint_service_name: m_vpc_endpoint_service_name?,
     })
 }
 
@@ -6728,19 +6730,19 @@ pub(crate) fn validate_database_table_list(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<DatabaseTableList> {
-    let include = {
+    let m_include = {
         let p = &path.member("include");
         raw.include
             .map(|x| validate_database_table_include_or_exclude_list(x, v, p))
     };
-    let exclude = {
+    let m_exclude = {
         let p = &path.member("exclude");
         raw.exclude
             .map(|x| validate_database_table_include_or_exclude_list(x, v, p))
     };
     Some(DatabaseTableList {
-        include: lift(include)?,
-        exclude: lift(exclude)?,
+        include: lift(m_include)?,
+        exclude: lift(m_exclude)?,
     })
 }
 
@@ -6749,7 +6751,7 @@ pub(crate) fn validate_delete_delivery_stream_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<DeleteDeliveryStreamInput> {
-    let delivery_stream_name = {
+    let m_delivery_stream_name = {
         let p = &path.member("deliveryStreamName");
         match raw.delivery_stream_name {
             Some(x) => {
@@ -6765,13 +6767,13 @@ pub(crate) fn validate_delete_delivery_stream_input(
             }
         }
     };
-    let allow_force_delete = {
+    let m_allow_force_delete = {
         let p = &path.member("allowForceDelete");
         raw.allow_force_delete.map(|x| Some(x))
     };
     Some(DeleteDeliveryStreamInput {
-        delivery_stream_name: delivery_stream_name?,
-        allow_force_delete: lift(allow_force_delete)?,
+        delivery_stream_name: m_delivery_stream_name?,
+        allow_force_delete: lift(m_allow_force_delete)?,
     })
 }
 
@@ -6780,7 +6782,7 @@ pub(crate) fn validate_delivery_stream_encryption_configuration_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<DeliveryStreamEncryptionConfigurationInput> {
-    let key_arn = {
+    let m_key_arn = {
         let p = &path.member("keyARN");
         raw.key_arn.map(|x| {
             let x = x;
@@ -6790,7 +6792,7 @@ pub(crate) fn validate_delivery_stream_encryption_configuration_input(
             Some(x)
         })
     };
-    let key_type = {
+    let m_key_type = {
         let p = &path.member("keyType");
         match raw.key_type {
             Some(x) => {
@@ -6806,8 +6808,8 @@ pub(crate) fn validate_delivery_stream_encryption_configuration_input(
         }
     };
     Some(DeliveryStreamEncryptionConfigurationInput {
-        key_arn: lift(key_arn)?,
-        key_type: key_type?,
+        key_arn: lift(m_key_arn)?,
+        key_type: m_key_type?,
     })
 }
 
@@ -6816,7 +6818,7 @@ pub(crate) fn validate_describe_delivery_stream_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<DescribeDeliveryStreamInput> {
-    let delivery_stream_name = {
+    let m_delivery_stream_name = {
         let p = &path.member("deliveryStreamName");
         match raw.delivery_stream_name {
             Some(x) => {
@@ -6832,7 +6834,7 @@ pub(crate) fn validate_describe_delivery_stream_input(
             }
         }
     };
-    let limit = {
+    let m_limit = {
         let p = &path.member("limit");
         raw.limit.map(|x| {
             let x = x;
@@ -6841,7 +6843,7 @@ pub(crate) fn validate_describe_delivery_stream_input(
             Some(x)
         })
     };
-    let exclusive_start_destination_id = {
+    let m_exclusive_start_destination_id = {
         let p = &path.member("exclusiveStartDestinationId");
         raw.exclusive_start_destination_id.map(|x| {
             let x = x;
@@ -6852,9 +6854,9 @@ pub(crate) fn validate_describe_delivery_stream_input(
         })
     };
     Some(DescribeDeliveryStreamInput {
-        delivery_stream_name: delivery_stream_name?,
-        limit: lift(limit)?,
-        exclusive_start_destination_id: lift(exclusive_start_destination_id)?,
+        delivery_stream_name: m_delivery_stream_name?,
+        limit: lift(m_limit)?,
+        exclusive_start_destination_id: lift(m_exclusive_start_destination_id)?,
     })
 }
 
@@ -6863,18 +6865,18 @@ pub(crate) fn validate_deserializer(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<Deserializer> {
-    let open_x_json_ser_de = {
+    let m_open_x_json_ser_de = {
         let p = &path.member("openXJsonSerDe");
         raw.open_x_json_ser_de
             .map(|x| validate_open_x_json_ser_de(x, v, p))
     };
-    let hive_json_ser_de = {
+    let m_hive_json_ser_de = {
         let p = &path.member("hiveJsonSerDe");
         raw.hive_json_ser_de.map(|x| validate_hive_json_ser_de(x, v, p))
     };
     Some(Deserializer {
-        open_x_json_ser_de: lift(open_x_json_ser_de)?,
-        hive_json_ser_de: lift(hive_json_ser_de)?,
+        open_x_json_ser_de: lift(m_open_x_json_ser_de)?,
+        hive_json_ser_de: lift(m_hive_json_ser_de)?,
     })
 }
 
@@ -6883,7 +6885,7 @@ pub(crate) fn validate_destination_table_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<DestinationTableConfiguration> {
-    let destination_table_name = {
+    let m_destination_table_name = {
         let p = &path.member("destinationTableName");
         match raw.destination_table_name {
             Some(x) => {
@@ -6899,7 +6901,7 @@ pub(crate) fn validate_destination_table_configuration(
             }
         }
     };
-    let destination_database_name = {
+    let m_destination_database_name = {
         let p = &path.member("destinationDatabaseName");
         match raw.destination_database_name {
             Some(x) => {
@@ -6915,16 +6917,16 @@ pub(crate) fn validate_destination_table_configuration(
             }
         }
     };
-    let unique_keys = {
+    let m_unique_keys = {
         let p = &path.member("uniqueKeys");
         raw.unique_keys
             .map(|x| validate_list_of_non_empty_strings_without_whitespace(x, v, p))
     };
-    let partition_spec = {
+    let m_partition_spec = {
         let p = &path.member("partitionSpec");
         raw.partition_spec.map(|x| validate_partition_spec(x, v, p))
     };
-    let s3_error_output_prefix = {
+    let m_s3_error_output_prefix = {
         let p = &path.member("s3ErrorOutputPrefix");
         raw.s3_error_output_prefix.map(|x| {
             let x = x;
@@ -6935,11 +6937,11 @@ pub(crate) fn validate_destination_table_configuration(
         })
     };
     Some(DestinationTableConfiguration {
-        destination_table_name: destination_table_name?,
-        destination_database_name: destination_database_name?,
-        unique_keys: lift(unique_keys)?,
-        partition_spec: lift(partition_spec)?,
-        s3_error_output_prefix: lift(s3_error_output_prefix)?,
+        destination_table_name: m_destination_table_name?,
+        destination_database_name: m_destination_database_name?,
+        unique_keys: lift(m_unique_keys)?,
+        partition_spec: lift(m_partition_spec)?,
+        s3_error_output_prefix: lift(m_s3_error_output_prefix)?,
     })
 }
 
@@ -6961,7 +6963,7 @@ pub(crate) fn validate_direct_put_source_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<DirectPutSourceConfiguration> {
-    let throughput_hint_in_mbs = {
+    let m_throughput_hint_in_mbs = {
         let p = &path.member("throughputHintInMBs");
         match raw.throughput_hint_in_mbs {
             Some(x) => {
@@ -6977,7 +6979,7 @@ pub(crate) fn validate_direct_put_source_configuration(
         }
     };
     Some(DirectPutSourceConfiguration {
-        throughput_hint_in_mbs: throughput_hint_in_mbs?,
+        throughput_hint_in_mbs: m_throughput_hint_in_mbs?,
     })
 }
 
@@ -6986,7 +6988,7 @@ pub(crate) fn validate_document_id_options(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<DocumentIdOptions> {
-    let default_document_id_format = {
+    let m_default_document_id_format = {
         let p = &path.member("defaultDocumentIdFormat");
         match raw.default_document_id_format {
             Some(x) => {
@@ -7007,7 +7009,7 @@ pub(crate) fn validate_document_id_options(
         }
     };
     Some(DocumentIdOptions {
-        default_document_id_format: default_document_id_format?,
+        default_document_id_format: m_default_document_id_format?,
     })
 }
 
@@ -7016,17 +7018,17 @@ pub(crate) fn validate_dynamic_partitioning_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<DynamicPartitioningConfiguration> {
-    let retry_options = {
+    let m_retry_options = {
         let p = &path.member("retryOptions");
         raw.retry_options.map(|x| validate_retry_options(x, v, p))
     };
-    let enabled = {
+    let m_enabled = {
         let p = &path.member("enabled");
         raw.enabled.map(|x| Some(x))
     };
     Some(DynamicPartitioningConfiguration {
-        retry_options: lift(retry_options)?,
-        enabled: lift(enabled)?,
+        retry_options: lift(m_retry_options)?,
+        enabled: lift(m_enabled)?,
     })
 }
 
@@ -7035,7 +7037,7 @@ pub(crate) fn validate_elasticsearch_buffering_hints(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<ElasticsearchBufferingHints> {
-    let interval_in_seconds = {
+    let m_interval_in_seconds = {
         let p = &path.member("intervalInSeconds");
         raw.interval_in_seconds.map(|x| {
             let x = x;
@@ -7044,7 +7046,7 @@ pub(crate) fn validate_elasticsearch_buffering_hints(
             Some(x)
         })
     };
-    let size_in_mbs = {
+    let m_size_in_mbs = {
         let p = &path.member("sizeInMBs");
         raw.size_in_mbs.map(|x| {
             let x = x;
@@ -7054,8 +7056,8 @@ pub(crate) fn validate_elasticsearch_buffering_hints(
         })
     };
     Some(ElasticsearchBufferingHints {
-        interval_in_seconds: lift(interval_in_seconds)?,
-        size_in_mbs: lift(size_in_mbs)?,
+        interval_in_seconds: lift(m_interval_in_seconds)?,
+        size_in_mbs: lift(m_size_in_mbs)?,
     })
 }
 
@@ -7064,7 +7066,7 @@ pub(crate) fn validate_elasticsearch_destination_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<ElasticsearchDestinationConfiguration> {
-    let role_arn = {
+    let m_role_arn = {
         let p = &path.member("roleARN");
         match raw.role_arn {
             Some(x) => {
@@ -7080,7 +7082,7 @@ pub(crate) fn validate_elasticsearch_destination_configuration(
             }
         }
     };
-    let domain_arn = {
+    let m_domain_arn = {
         let p = &path.member("domainARN");
         raw.domain_arn.map(|x| {
             let x = x;
@@ -7090,7 +7092,7 @@ pub(crate) fn validate_elasticsearch_destination_configuration(
             Some(x)
         })
     };
-    let cluster_endpoint = {
+    let m_cluster_endpoint = {
         let p = &path.member("clusterEndpoint");
         raw.cluster_endpoint.map(|x| {
             let x = x;
@@ -7100,7 +7102,7 @@ pub(crate) fn validate_elasticsearch_destination_configuration(
             Some(x)
         })
     };
-    let index_name = {
+    let m_index_name = {
         let p = &path.member("indexName");
         match raw.index_name {
             Some(x) => {
@@ -7116,7 +7118,7 @@ pub(crate) fn validate_elasticsearch_destination_configuration(
             }
         }
     };
-    let type_name = {
+    let m_type_name = {
         let p = &path.member("typeName");
         raw.type_name.map(|x| {
             let x = x;
@@ -7126,7 +7128,7 @@ pub(crate) fn validate_elasticsearch_destination_configuration(
             Some(x)
         })
     };
-    let index_rotation_period = {
+    let m_index_rotation_period = {
         let p = &path.member("indexRotationPeriod");
         raw.index_rotation_period.map(|x| {
             let x = x;
@@ -7140,17 +7142,17 @@ pub(crate) fn validate_elasticsearch_destination_configuration(
             Some(x)
         })
     };
-    let buffering_hints = {
+    let m_buffering_hints = {
         let p = &path.member("bufferingHints");
         raw.buffering_hints
             .map(|x| validate_elasticsearch_buffering_hints(x, v, p))
     };
-    let retry_options = {
+    let m_retry_options = {
         let p = &path.member("retryOptions");
         raw.retry_options
             .map(|x| validate_elasticsearch_retry_options(x, v, p))
     };
-    let s3_backup_mode = {
+    let m_s3_backup_mode = {
         let p = &path.member("s3BackupMode");
         raw.s3_backup_mode.map(|x| {
             let x = x;
@@ -7164,7 +7166,7 @@ pub(crate) fn validate_elasticsearch_destination_configuration(
             Some(x)
         })
     };
-    let s3_configuration = {
+    let m_s3_configuration = {
         let p = &path.member("s3Configuration");
         match raw.s3_configuration {
             Some(x) => validate_s3_destination_configuration(x, v, p),
@@ -7174,40 +7176,40 @@ pub(crate) fn validate_elasticsearch_destination_configuration(
             }
         }
     };
-    let processing_configuration = {
+    let m_processing_configuration = {
         let p = &path.member("processingConfiguration");
         raw.processing_configuration
             .map(|x| validate_processing_configuration(x, v, p))
     };
-    let cloud_watch_logging_options = {
+    let m_cloud_watch_logging_options = {
         let p = &path.member("cloudWatchLoggingOptions");
         raw.cloud_watch_logging_options
             .map(|x| validate_cloud_watch_logging_options(x, v, p))
     };
-    let vpc_configuration = {
+    let m_vpc_configuration = {
         let p = &path.member("vpcConfiguration");
         raw.vpc_configuration.map(|x| validate_vpc_configuration(x, v, p))
     };
-    let document_id_options = {
+    let m_document_id_options = {
         let p = &path.member("documentIdOptions");
         raw.document_id_options
             .map(|x| validate_document_id_options(x, v, p))
     };
     Some(ElasticsearchDestinationConfiguration {
-        role_arn: role_arn?,
-        domain_arn: lift(domain_arn)?,
-        cluster_endpoint: lift(cluster_endpoint)?,
-        index_name: index_name?,
-        type_name: lift(type_name)?,
-        index_rotation_period: lift(index_rotation_period)?,
-        buffering_hints: lift(buffering_hints)?,
-        retry_options: lift(retry_options)?,
-        s3_backup_mode: lift(s3_backup_mode)?,
-        s3_configuration: s3_configuration?,
-        processing_configuration: lift(processing_configuration)?,
-        cloud_watch_logging_options: lift(cloud_watch_logging_options)?,
-        vpc_configuration: lift(vpc_configuration)?,
-        document_id_options: lift(document_id_options)?,
+        role_arn: m_role_arn?,
+        domain_arn: lift(m_domain_arn)?,
+        cluster_endpoint: lift(m_cluster_endpoint)?,
+        index_name: m_index_name?,
+        type_name: lift(m_type_name)?,
+        index_rotation_period: lift(m_index_rotation_period)?,
+        buffering_hints: lift(m_buffering_hints)?,
+        retry_options: lift(m_retry_options)?,
+        s3_backup_mode: lift(m_s3_backup_mode)?,
+        s3_configuration: m_s3_configuration?,
+        processing_configuration: lift(m_processing_configuration)?,
+        cloud_watch_logging_options: lift(m_cloud_watch_logging_options)?,
+        vpc_configuration: lift(m_vpc_configuration)?,
+        document_id_options: lift(m_document_id_options)?,
     })
 }
 
@@ -7216,7 +7218,7 @@ pub(crate) fn validate_elasticsearch_destination_update(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<ElasticsearchDestinationUpdate> {
-    let role_arn = {
+    let m_role_arn = {
         let p = &path.member("roleARN");
         raw.role_arn.map(|x| {
             let x = x;
@@ -7226,7 +7228,7 @@ pub(crate) fn validate_elasticsearch_destination_update(
             Some(x)
         })
     };
-    let domain_arn = {
+    let m_domain_arn = {
         let p = &path.member("domainARN");
         raw.domain_arn.map(|x| {
             let x = x;
@@ -7236,7 +7238,7 @@ pub(crate) fn validate_elasticsearch_destination_update(
             Some(x)
         })
     };
-    let cluster_endpoint = {
+    let m_cluster_endpoint = {
         let p = &path.member("clusterEndpoint");
         raw.cluster_endpoint.map(|x| {
             let x = x;
@@ -7246,7 +7248,7 @@ pub(crate) fn validate_elasticsearch_destination_update(
             Some(x)
         })
     };
-    let index_name = {
+    let m_index_name = {
         let p = &path.member("indexName");
         raw.index_name.map(|x| {
             let x = x;
@@ -7256,7 +7258,7 @@ pub(crate) fn validate_elasticsearch_destination_update(
             Some(x)
         })
     };
-    let type_name = {
+    let m_type_name = {
         let p = &path.member("typeName");
         raw.type_name.map(|x| {
             let x = x;
@@ -7266,7 +7268,7 @@ pub(crate) fn validate_elasticsearch_destination_update(
             Some(x)
         })
     };
-    let index_rotation_period = {
+    let m_index_rotation_period = {
         let p = &path.member("indexRotationPeriod");
         raw.index_rotation_period.map(|x| {
             let x = x;
@@ -7280,48 +7282,48 @@ pub(crate) fn validate_elasticsearch_destination_update(
             Some(x)
         })
     };
-    let buffering_hints = {
+    let m_buffering_hints = {
         let p = &path.member("bufferingHints");
         raw.buffering_hints
             .map(|x| validate_elasticsearch_buffering_hints(x, v, p))
     };
-    let retry_options = {
+    let m_retry_options = {
         let p = &path.member("retryOptions");
         raw.retry_options
             .map(|x| validate_elasticsearch_retry_options(x, v, p))
     };
-    let s3_update = {
+    let m_s3_update = {
         let p = &path.member("s3Update");
         raw.s3_update.map(|x| validate_s3_destination_update(x, v, p))
     };
-    let processing_configuration = {
+    let m_processing_configuration = {
         let p = &path.member("processingConfiguration");
         raw.processing_configuration
             .map(|x| validate_processing_configuration(x, v, p))
     };
-    let cloud_watch_logging_options = {
+    let m_cloud_watch_logging_options = {
         let p = &path.member("cloudWatchLoggingOptions");
         raw.cloud_watch_logging_options
             .map(|x| validate_cloud_watch_logging_options(x, v, p))
     };
-    let document_id_options = {
+    let m_document_id_options = {
         let p = &path.member("documentIdOptions");
         raw.document_id_options
             .map(|x| validate_document_id_options(x, v, p))
     };
     Some(ElasticsearchDestinationUpdate {
-        role_arn: lift(role_arn)?,
-        domain_arn: lift(domain_arn)?,
-        cluster_endpoint: lift(cluster_endpoint)?,
-        index_name: lift(index_name)?,
-        type_name: lift(type_name)?,
-        index_rotation_period: lift(index_rotation_period)?,
-        buffering_hints: lift(buffering_hints)?,
-        retry_options: lift(retry_options)?,
-        s3_update: lift(s3_update)?,
-        processing_configuration: lift(processing_configuration)?,
-        cloud_watch_logging_options: lift(cloud_watch_logging_options)?,
-        document_id_options: lift(document_id_options)?,
+        role_arn: lift(m_role_arn)?,
+        domain_arn: lift(m_domain_arn)?,
+        cluster_endpoint: lift(m_cluster_endpoint)?,
+        index_name: lift(m_index_name)?,
+        type_name: lift(m_type_name)?,
+        index_rotation_period: lift(m_index_rotation_period)?,
+        buffering_hints: lift(m_buffering_hints)?,
+        retry_options: lift(m_retry_options)?,
+        s3_update: lift(m_s3_update)?,
+        processing_configuration: lift(m_processing_configuration)?,
+        cloud_watch_logging_options: lift(m_cloud_watch_logging_options)?,
+        document_id_options: lift(m_document_id_options)?,
     })
 }
 
@@ -7330,7 +7332,7 @@ pub(crate) fn validate_elasticsearch_retry_options(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<ElasticsearchRetryOptions> {
-    let duration_in_seconds = {
+    let m_duration_in_seconds = {
         let p = &path.member("durationInSeconds");
         raw.duration_in_seconds.map(|x| {
             let x = x;
@@ -7340,7 +7342,7 @@ pub(crate) fn validate_elasticsearch_retry_options(
         })
     };
     Some(ElasticsearchRetryOptions {
-        duration_in_seconds: lift(duration_in_seconds)?,
+        duration_in_seconds: lift(m_duration_in_seconds)?,
     })
 }
 
@@ -7349,7 +7351,7 @@ pub(crate) fn validate_encryption_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<EncryptionConfiguration> {
-    let no_encryption_config = {
+    let m_no_encryption_config = {
         let p = &path.member("noEncryptionConfig");
         raw.no_encryption_config.map(|x| {
             let x = x;
@@ -7363,14 +7365,14 @@ pub(crate) fn validate_encryption_configuration(
             Some(x)
         })
     };
-    let kms_encryption_config = {
+    let m_kms_encryption_config = {
         let p = &path.member("kMSEncryptionConfig");
         raw.kms_encryption_config
             .map(|x| validate_kms_encryption_config(x, v, p))
     };
     Some(EncryptionConfiguration {
-        no_encryption_config: lift(no_encryption_config)?,
-        kms_encryption_config: lift(kms_encryption_config)?,
+        no_encryption_config: lift(m_no_encryption_config)?,
+        kms_encryption_config: lift(m_kms_encryption_config)?,
     })
 }
 
@@ -7379,7 +7381,7 @@ pub(crate) fn validate_extended_s3_destination_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<ExtendedS3DestinationConfiguration> {
-    let role_arn = {
+    let m_role_arn = {
         let p = &path.member("roleARN");
         match raw.role_arn {
             Some(x) => {
@@ -7395,7 +7397,7 @@ pub(crate) fn validate_extended_s3_destination_configuration(
             }
         }
     };
-    let bucket_arn = {
+    let m_bucket_arn = {
         let p = &path.member("bucketARN");
         match raw.bucket_arn {
             Some(x) => {
@@ -7411,7 +7413,7 @@ pub(crate) fn validate_extended_s3_destination_configuration(
             }
         }
     };
-    let prefix = {
+    let m_prefix = {
         let p = &path.member("prefix");
         raw.prefix.map(|x| {
             let x = x;
@@ -7421,7 +7423,7 @@ pub(crate) fn validate_extended_s3_destination_configuration(
             Some(x)
         })
     };
-    let error_output_prefix = {
+    let m_error_output_prefix = {
         let p = &path.member("errorOutputPrefix");
         raw.error_output_prefix.map(|x| {
             let x = x;
@@ -7431,11 +7433,11 @@ pub(crate) fn validate_extended_s3_destination_configuration(
             Some(x)
         })
     };
-    let buffering_hints = {
+    let m_buffering_hints = {
         let p = &path.member("bufferingHints");
         raw.buffering_hints.map(|x| validate_buffering_hints(x, v, p))
     };
-    let compression_format = {
+    let m_compression_format = {
         let p = &path.member("compressionFormat");
         raw.compression_format.map(|x| {
             let x = x;
@@ -7449,22 +7451,22 @@ pub(crate) fn validate_extended_s3_destination_configuration(
             Some(x)
         })
     };
-    let encryption_configuration = {
+    let m_encryption_configuration = {
         let p = &path.member("encryptionConfiguration");
         raw.encryption_configuration
             .map(|x| validate_encryption_configuration(x, v, p))
     };
-    let cloud_watch_logging_options = {
+    let m_cloud_watch_logging_options = {
         let p = &path.member("cloudWatchLoggingOptions");
         raw.cloud_watch_logging_options
             .map(|x| validate_cloud_watch_logging_options(x, v, p))
     };
-    let processing_configuration = {
+    let m_processing_configuration = {
         let p = &path.member("processingConfiguration");
         raw.processing_configuration
             .map(|x| validate_processing_configuration(x, v, p))
     };
-    let s3_backup_mode = {
+    let m_s3_backup_mode = {
         let p = &path.member("s3BackupMode");
         raw.s3_backup_mode.map(|x| {
             let x = x;
@@ -7478,22 +7480,22 @@ pub(crate) fn validate_extended_s3_destination_configuration(
             Some(x)
         })
     };
-    let s3_backup_configuration = {
+    let m_s3_backup_configuration = {
         let p = &path.member("s3BackupConfiguration");
         raw.s3_backup_configuration
             .map(|x| validate_s3_destination_configuration(x, v, p))
     };
-    let data_format_conversion_configuration = {
+    let m_data_format_conversion_configuration = {
         let p = &path.member("dataFormatConversionConfiguration");
         raw.data_format_conversion_configuration
             .map(|x| validate_data_format_conversion_configuration(x, v, p))
     };
-    let dynamic_partitioning_configuration = {
+    let m_dynamic_partitioning_configuration = {
         let p = &path.member("dynamicPartitioningConfiguration");
         raw.dynamic_partitioning_configuration
             .map(|x| validate_dynamic_partitioning_configuration(x, v, p))
     };
-    let file_extension = {
+    let m_file_extension = {
         let p = &path.member("fileExtension");
         raw.file_extension.map(|x| {
             let x = x;
@@ -7503,7 +7505,7 @@ pub(crate) fn validate_extended_s3_destination_configuration(
             Some(x)
         })
     };
-    let custom_time_zone = {
+    let m_custom_time_zone = {
         let p = &path.member("customTimeZone");
         raw.custom_time_zone.map(|x| {
             let x = x;
@@ -7514,21 +7516,21 @@ pub(crate) fn validate_extended_s3_destination_configuration(
         })
     };
     Some(ExtendedS3DestinationConfiguration {
-        role_arn: role_arn?,
-        bucket_arn: bucket_arn?,
-        prefix: lift(prefix)?,
-        error_output_prefix: lift(error_output_prefix)?,
-        buffering_hints: lift(buffering_hints)?,
-        compression_format: lift(compression_format)?,
-        encryption_configuration: lift(encryption_configuration)?,
-        cloud_watch_logging_options: lift(cloud_watch_logging_options)?,
-        processing_configuration: lift(processing_configuration)?,
-        s3_backup_mode: lift(s3_backup_mode)?,
-        s3_backup_configuration: lift(s3_backup_configuration)?,
-        data_format_conversion_configuration: lift(data_format_conversion_configuration)?,
-        dynamic_partitioning_configuration: lift(dynamic_partitioning_configuration)?,
-        file_extension: lift(file_extension)?,
-        custom_time_zone: lift(custom_time_zone)?,
+        role_arn: m_role_arn?,
+        bucket_arn: m_bucket_arn?,
+        prefix: lift(m_prefix)?,
+        error_output_prefix: lift(m_error_output_prefix)?,
+        buffering_hints: lift(m_buffering_hints)?,
+        compression_format: lift(m_compression_format)?,
+        encryption_configuration: lift(m_encryption_configuration)?,
+        cloud_watch_logging_options: lift(m_cloud_watch_logging_options)?,
+        processing_configuration: lift(m_processing_configuration)?,
+        s3_backup_mode: lift(m_s3_backup_mode)?,
+        s3_backup_configuration: lift(m_s3_backup_configuration)?,
+        data_format_conversion_configuration: lift(m_data_format_conversion_configuration)?,
+        dynamic_partitioning_configuration: lift(m_dynamic_partitioning_configuration)?,
+        file_extension: lift(m_file_extension)?,
+        custom_time_zone: lift(m_custom_time_zone)?,
     })
 }
 
@@ -7537,7 +7539,7 @@ pub(crate) fn validate_extended_s3_destination_update(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<ExtendedS3DestinationUpdate> {
-    let role_arn = {
+    let m_role_arn = {
         let p = &path.member("roleARN");
         raw.role_arn.map(|x| {
             let x = x;
@@ -7547,7 +7549,7 @@ pub(crate) fn validate_extended_s3_destination_update(
             Some(x)
         })
     };
-    let bucket_arn = {
+    let m_bucket_arn = {
         let p = &path.member("bucketARN");
         raw.bucket_arn.map(|x| {
             let x = x;
@@ -7557,7 +7559,7 @@ pub(crate) fn validate_extended_s3_destination_update(
             Some(x)
         })
     };
-    let prefix = {
+    let m_prefix = {
         let p = &path.member("prefix");
         raw.prefix.map(|x| {
             let x = x;
@@ -7567,7 +7569,7 @@ pub(crate) fn validate_extended_s3_destination_update(
             Some(x)
         })
     };
-    let error_output_prefix = {
+    let m_error_output_prefix = {
         let p = &path.member("errorOutputPrefix");
         raw.error_output_prefix.map(|x| {
             let x = x;
@@ -7577,11 +7579,11 @@ pub(crate) fn validate_extended_s3_destination_update(
             Some(x)
         })
     };
-    let buffering_hints = {
+    let m_buffering_hints = {
         let p = &path.member("bufferingHints");
         raw.buffering_hints.map(|x| validate_buffering_hints(x, v, p))
     };
-    let compression_format = {
+    let m_compression_format = {
         let p = &path.member("compressionFormat");
         raw.compression_format.map(|x| {
             let x = x;
@@ -7595,22 +7597,22 @@ pub(crate) fn validate_extended_s3_destination_update(
             Some(x)
         })
     };
-    let encryption_configuration = {
+    let m_encryption_configuration = {
         let p = &path.member("encryptionConfiguration");
         raw.encryption_configuration
             .map(|x| validate_encryption_configuration(x, v, p))
     };
-    let cloud_watch_logging_options = {
+    let m_cloud_watch_logging_options = {
         let p = &path.member("cloudWatchLoggingOptions");
         raw.cloud_watch_logging_options
             .map(|x| validate_cloud_watch_logging_options(x, v, p))
     };
-    let processing_configuration = {
+    let m_processing_configuration = {
         let p = &path.member("processingConfiguration");
         raw.processing_configuration
             .map(|x| validate_processing_configuration(x, v, p))
     };
-    let s3_backup_mode = {
+    let m_s3_backup_mode = {
         let p = &path.member("s3BackupMode");
         raw.s3_backup_mode.map(|x| {
             let x = x;
@@ -7624,22 +7626,22 @@ pub(crate) fn validate_extended_s3_destination_update(
             Some(x)
         })
     };
-    let s3_backup_update = {
+    let m_s3_backup_update = {
         let p = &path.member("s3BackupUpdate");
         raw.s3_backup_update
             .map(|x| validate_s3_destination_update(x, v, p))
     };
-    let data_format_conversion_configuration = {
+    let m_data_format_conversion_configuration = {
         let p = &path.member("dataFormatConversionConfiguration");
         raw.data_format_conversion_configuration
             .map(|x| validate_data_format_conversion_configuration(x, v, p))
     };
-    let dynamic_partitioning_configuration = {
+    let m_dynamic_partitioning_configuration = {
         let p = &path.member("dynamicPartitioningConfiguration");
         raw.dynamic_partitioning_configuration
             .map(|x| validate_dynamic_partitioning_configuration(x, v, p))
     };
-    let file_extension = {
+    let m_file_extension = {
         let p = &path.member("fileExtension");
         raw.file_extension.map(|x| {
             let x = x;
@@ -7649,7 +7651,7 @@ pub(crate) fn validate_extended_s3_destination_update(
             Some(x)
         })
     };
-    let custom_time_zone = {
+    let m_custom_time_zone = {
         let p = &path.member("customTimeZone");
         raw.custom_time_zone.map(|x| {
             let x = x;
@@ -7660,21 +7662,21 @@ pub(crate) fn validate_extended_s3_destination_update(
         })
     };
     Some(ExtendedS3DestinationUpdate {
-        role_arn: lift(role_arn)?,
-        bucket_arn: lift(bucket_arn)?,
-        prefix: lift(prefix)?,
-        error_output_prefix: lift(error_output_prefix)?,
-        buffering_hints: lift(buffering_hints)?,
-        compression_format: lift(compression_format)?,
-        encryption_configuration: lift(encryption_configuration)?,
-        cloud_watch_logging_options: lift(cloud_watch_logging_options)?,
-        processing_configuration: lift(processing_configuration)?,
-        s3_backup_mode: lift(s3_backup_mode)?,
-        s3_backup_update: lift(s3_backup_update)?,
-        data_format_conversion_configuration: lift(data_format_conversion_configuration)?,
-        dynamic_partitioning_configuration: lift(dynamic_partitioning_configuration)?,
-        file_extension: lift(file_extension)?,
-        custom_time_zone: lift(custom_time_zone)?,
+        role_arn: lift(m_role_arn)?,
+        bucket_arn: lift(m_bucket_arn)?,
+        prefix: lift(m_prefix)?,
+        error_output_prefix: lift(m_error_output_prefix)?,
+        buffering_hints: lift(m_buffering_hints)?,
+        compression_format: lift(m_compression_format)?,
+        encryption_configuration: lift(m_encryption_configuration)?,
+        cloud_watch_logging_options: lift(m_cloud_watch_logging_options)?,
+        processing_configuration: lift(m_processing_configuration)?,
+        s3_backup_mode: lift(m_s3_backup_mode)?,
+        s3_backup_update: lift(m_s3_backup_update)?,
+        data_format_conversion_configuration: lift(m_data_format_conversion_configuration)?,
+        dynamic_partitioning_configuration: lift(m_dynamic_partitioning_configuration)?,
+        file_extension: lift(m_file_extension)?,
+        custom_time_zone: lift(m_custom_time_zone)?,
     })
 }
 
@@ -7683,13 +7685,13 @@ pub(crate) fn validate_hive_json_ser_de(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<HiveJsonSerDe> {
-    let timestamp_formats = {
+    let m_timestamp_formats = {
         let p = &path.member("timestampFormats");
         raw.timestamp_formats
             .map(|x| validate_list_of_non_empty_strings(x, v, p))
     };
     Some(HiveJsonSerDe {
-        timestamp_formats: lift(timestamp_formats)?,
+        timestamp_formats: lift(m_timestamp_formats)?,
     })
 }
 
@@ -7698,7 +7700,7 @@ pub(crate) fn validate_http_endpoint_buffering_hints(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<HttpEndpointBufferingHints> {
-    let size_in_mbs = {
+    let m_size_in_mbs = {
         let p = &path.member("sizeInMBs");
         raw.size_in_mbs.map(|x| {
             let x = x;
@@ -7707,7 +7709,7 @@ pub(crate) fn validate_http_endpoint_buffering_hints(
             Some(x)
         })
     };
-    let interval_in_seconds = {
+    let m_interval_in_seconds = {
         let p = &path.member("intervalInSeconds");
         raw.interval_in_seconds.map(|x| {
             let x = x;
@@ -7717,8 +7719,8 @@ pub(crate) fn validate_http_endpoint_buffering_hints(
         })
     };
     Some(HttpEndpointBufferingHints {
-        size_in_mbs: lift(size_in_mbs)?,
-        interval_in_seconds: lift(interval_in_seconds)?,
+        size_in_mbs: lift(m_size_in_mbs)?,
+        interval_in_seconds: lift(m_interval_in_seconds)?,
     })
 }
 
@@ -7727,7 +7729,7 @@ pub(crate) fn validate_http_endpoint_common_attribute(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<HttpEndpointCommonAttribute> {
-    let attribute_name = {
+    let m_attribute_name = {
         let p = &path.member("attributeName");
         match raw.attribute_name {
             Some(x) => {
@@ -7743,7 +7745,7 @@ pub(crate) fn validate_http_endpoint_common_attribute(
             }
         }
     };
-    let attribute_value = {
+    let m_attribute_value = {
         let p = &path.member("attributeValue");
         match raw.attribute_value {
             Some(x) => {
@@ -7760,8 +7762,8 @@ pub(crate) fn validate_http_endpoint_common_attribute(
         }
     };
     Some(HttpEndpointCommonAttribute {
-        attribute_name: attribute_name?,
-        attribute_value: attribute_value?,
+        attribute_name: m_attribute_name?,
+        attribute_value: m_attribute_value?,
     })
 }
 
@@ -7785,7 +7787,7 @@ pub(crate) fn validate_http_endpoint_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<HttpEndpointConfiguration> {
-    let url = {
+    let m_url = {
         let p = &path.member("url");
         match raw.url {
             Some(x) => {
@@ -7801,7 +7803,7 @@ pub(crate) fn validate_http_endpoint_configuration(
             }
         }
     };
-    let name = {
+    let m_name = {
         let p = &path.member("name");
         raw.name.map(|x| {
             let x = x;
@@ -7811,7 +7813,7 @@ pub(crate) fn validate_http_endpoint_configuration(
             Some(x)
         })
     };
-    let access_key = {
+    let m_access_key = {
         let p = &path.member("accessKey");
         raw.access_key.map(|x| {
             let x = x;
@@ -7822,9 +7824,9 @@ pub(crate) fn validate_http_endpoint_configuration(
         })
     };
     Some(HttpEndpointConfiguration {
-        url: url?,
-        name: lift(name)?,
-        access_key: lift(access_key)?,
+        url: m_url?,
+        name: lift(m_name)?,
+        access_key: lift(m_access_key)?,
     })
 }
 
@@ -7833,7 +7835,7 @@ pub(crate) fn validate_http_endpoint_destination_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<HttpEndpointDestinationConfiguration> {
-    let endpoint_configuration = {
+    let m_endpoint_configuration = {
         let p = &path.member("endpointConfiguration");
         match raw.endpoint_configuration {
             Some(x) => validate_http_endpoint_configuration(x, v, p),
@@ -7843,27 +7845,27 @@ pub(crate) fn validate_http_endpoint_destination_configuration(
             }
         }
     };
-    let buffering_hints = {
+    let m_buffering_hints = {
         let p = &path.member("bufferingHints");
         raw.buffering_hints
             .map(|x| validate_http_endpoint_buffering_hints(x, v, p))
     };
-    let cloud_watch_logging_options = {
+    let m_cloud_watch_logging_options = {
         let p = &path.member("cloudWatchLoggingOptions");
         raw.cloud_watch_logging_options
             .map(|x| validate_cloud_watch_logging_options(x, v, p))
     };
-    let request_configuration = {
+    let m_request_configuration = {
         let p = &path.member("requestConfiguration");
         raw.request_configuration
             .map(|x| validate_http_endpoint_request_configuration(x, v, p))
     };
-    let processing_configuration = {
+    let m_processing_configuration = {
         let p = &path.member("processingConfiguration");
         raw.processing_configuration
             .map(|x| validate_processing_configuration(x, v, p))
     };
-    let role_arn = {
+    let m_role_arn = {
         let p = &path.member("roleARN");
         raw.role_arn.map(|x| {
             let x = x;
@@ -7873,12 +7875,12 @@ pub(crate) fn validate_http_endpoint_destination_configuration(
             Some(x)
         })
     };
-    let retry_options = {
+    let m_retry_options = {
         let p = &path.member("retryOptions");
         raw.retry_options
             .map(|x| validate_http_endpoint_retry_options(x, v, p))
     };
-    let s3_backup_mode = {
+    let m_s3_backup_mode = {
         let p = &path.member("s3BackupMode");
         raw.s3_backup_mode.map(|x| {
             let x = x;
@@ -7892,7 +7894,7 @@ pub(crate) fn validate_http_endpoint_destination_configuration(
             Some(x)
         })
     };
-    let s3_configuration = {
+    let m_s3_configuration = {
         let p = &path.member("s3Configuration");
         match raw.s3_configuration {
             Some(x) => validate_s3_destination_configuration(x, v, p),
@@ -7902,22 +7904,22 @@ pub(crate) fn validate_http_endpoint_destination_configuration(
             }
         }
     };
-    let secrets_manager_configuration = {
+    let m_secrets_manager_configuration = {
         let p = &path.member("secretsManagerConfiguration");
         raw.secrets_manager_configuration
             .map(|x| validate_secrets_manager_configuration(x, v, p))
     };
     Some(HttpEndpointDestinationConfiguration {
-        endpoint_configuration: endpoint_configuration?,
-        buffering_hints: lift(buffering_hints)?,
-        cloud_watch_logging_options: lift(cloud_watch_logging_options)?,
-        request_configuration: lift(request_configuration)?,
-        processing_configuration: lift(processing_configuration)?,
-        role_arn: lift(role_arn)?,
-        retry_options: lift(retry_options)?,
-        s3_backup_mode: lift(s3_backup_mode)?,
-        s3_configuration: s3_configuration?,
-        secrets_manager_configuration: lift(secrets_manager_configuration)?,
+        endpoint_configuration: m_endpoint_configuration?,
+        buffering_hints: lift(m_buffering_hints)?,
+        cloud_watch_logging_options: lift(m_cloud_watch_logging_options)?,
+        request_configuration: lift(m_request_configuration)?,
+        processing_configuration: lift(m_processing_configuration)?,
+        role_arn: lift(m_role_arn)?,
+        retry_options: lift(m_retry_options)?,
+        s3_backup_mode: lift(m_s3_backup_mode)?,
+        s3_configuration: m_s3_configuration?,
+        secrets_manager_configuration: lift(m_secrets_manager_configuration)?,
     })
 }
 
@@ -7926,32 +7928,32 @@ pub(crate) fn validate_http_endpoint_destination_update(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<HttpEndpointDestinationUpdate> {
-    let endpoint_configuration = {
+    let m_endpoint_configuration = {
         let p = &path.member("endpointConfiguration");
         raw.endpoint_configuration
             .map(|x| validate_http_endpoint_configuration(x, v, p))
     };
-    let buffering_hints = {
+    let m_buffering_hints = {
         let p = &path.member("bufferingHints");
         raw.buffering_hints
             .map(|x| validate_http_endpoint_buffering_hints(x, v, p))
     };
-    let cloud_watch_logging_options = {
+    let m_cloud_watch_logging_options = {
         let p = &path.member("cloudWatchLoggingOptions");
         raw.cloud_watch_logging_options
             .map(|x| validate_cloud_watch_logging_options(x, v, p))
     };
-    let request_configuration = {
+    let m_request_configuration = {
         let p = &path.member("requestConfiguration");
         raw.request_configuration
             .map(|x| validate_http_endpoint_request_configuration(x, v, p))
     };
-    let processing_configuration = {
+    let m_processing_configuration = {
         let p = &path.member("processingConfiguration");
         raw.processing_configuration
             .map(|x| validate_processing_configuration(x, v, p))
     };
-    let role_arn = {
+    let m_role_arn = {
         let p = &path.member("roleARN");
         raw.role_arn.map(|x| {
             let x = x;
@@ -7961,12 +7963,12 @@ pub(crate) fn validate_http_endpoint_destination_update(
             Some(x)
         })
     };
-    let retry_options = {
+    let m_retry_options = {
         let p = &path.member("retryOptions");
         raw.retry_options
             .map(|x| validate_http_endpoint_retry_options(x, v, p))
     };
-    let s3_backup_mode = {
+    let m_s3_backup_mode = {
         let p = &path.member("s3BackupMode");
         raw.s3_backup_mode.map(|x| {
             let x = x;
@@ -7980,26 +7982,26 @@ pub(crate) fn validate_http_endpoint_destination_update(
             Some(x)
         })
     };
-    let s3_update = {
+    let m_s3_update = {
         let p = &path.member("s3Update");
         raw.s3_update.map(|x| validate_s3_destination_update(x, v, p))
     };
-    let secrets_manager_configuration = {
+    let m_secrets_manager_configuration = {
         let p = &path.member("secretsManagerConfiguration");
         raw.secrets_manager_configuration
             .map(|x| validate_secrets_manager_configuration(x, v, p))
     };
     Some(HttpEndpointDestinationUpdate {
-        endpoint_configuration: lift(endpoint_configuration)?,
-        buffering_hints: lift(buffering_hints)?,
-        cloud_watch_logging_options: lift(cloud_watch_logging_options)?,
-        request_configuration: lift(request_configuration)?,
-        processing_configuration: lift(processing_configuration)?,
-        role_arn: lift(role_arn)?,
-        retry_options: lift(retry_options)?,
-        s3_backup_mode: lift(s3_backup_mode)?,
-        s3_update: lift(s3_update)?,
-        secrets_manager_configuration: lift(secrets_manager_configuration)?,
+        endpoint_configuration: lift(m_endpoint_configuration)?,
+        buffering_hints: lift(m_buffering_hints)?,
+        cloud_watch_logging_options: lift(m_cloud_watch_logging_options)?,
+        request_configuration: lift(m_request_configuration)?,
+        processing_configuration: lift(m_processing_configuration)?,
+        role_arn: lift(m_role_arn)?,
+        retry_options: lift(m_retry_options)?,
+        s3_backup_mode: lift(m_s3_backup_mode)?,
+        s3_update: lift(m_s3_update)?,
+        secrets_manager_configuration: lift(m_secrets_manager_configuration)?,
     })
 }
 
@@ -8008,7 +8010,7 @@ pub(crate) fn validate_http_endpoint_request_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<HttpEndpointRequestConfiguration> {
-    let content_encoding = {
+    let m_content_encoding = {
         let p = &path.member("contentEncoding");
         raw.content_encoding.map(|x| {
             let x = x;
@@ -8022,14 +8024,14 @@ pub(crate) fn validate_http_endpoint_request_configuration(
             Some(x)
         })
     };
-    let common_attributes = {
+    let m_common_attributes = {
         let p = &path.member("commonAttributes");
         raw.common_attributes
             .map(|x| validate_http_endpoint_common_attributes_list(x, v, p))
     };
     Some(HttpEndpointRequestConfiguration {
-        content_encoding: lift(content_encoding)?,
-        common_attributes: lift(common_attributes)?,
+        content_encoding: lift(m_content_encoding)?,
+        common_attributes: lift(m_common_attributes)?,
     })
 }
 
@@ -8038,7 +8040,7 @@ pub(crate) fn validate_http_endpoint_retry_options(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<HttpEndpointRetryOptions> {
-    let duration_in_seconds = {
+    let m_duration_in_seconds = {
         let p = &path.member("durationInSeconds");
         raw.duration_in_seconds.map(|x| {
             let x = x;
@@ -8048,7 +8050,7 @@ pub(crate) fn validate_http_endpoint_retry_options(
         })
     };
     Some(HttpEndpointRetryOptions {
-        duration_in_seconds: lift(duration_in_seconds)?,
+        duration_in_seconds: lift(m_duration_in_seconds)?,
     })
 }
 
@@ -8057,36 +8059,36 @@ pub(crate) fn validate_iceberg_destination_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<IcebergDestinationConfiguration> {
-    let destination_table_configuration_list = {
+    let m_destination_table_configuration_list = {
         let p = &path.member("destinationTableConfigurationList");
         raw.destination_table_configuration_list
             .map(|x| validate_destination_table_configuration_list(x, v, p))
     };
-    let schema_evolution_configuration = {
+    let m_schema_evolution_configuration = {
         let p = &path.member("schemaEvolutionConfiguration");
         raw.schema_evolution_configuration
             .map(|x| validate_schema_evolution_configuration(x, v, p))
     };
-    let table_creation_configuration = {
+    let m_table_creation_configuration = {
         let p = &path.member("tableCreationConfiguration");
         raw.table_creation_configuration
             .map(|x| validate_table_creation_configuration(x, v, p))
     };
-    let buffering_hints = {
+    let m_buffering_hints = {
         let p = &path.member("bufferingHints");
         raw.buffering_hints.map(|x| validate_buffering_hints(x, v, p))
     };
-    let cloud_watch_logging_options = {
+    let m_cloud_watch_logging_options = {
         let p = &path.member("cloudWatchLoggingOptions");
         raw.cloud_watch_logging_options
             .map(|x| validate_cloud_watch_logging_options(x, v, p))
     };
-    let processing_configuration = {
+    let m_processing_configuration = {
         let p = &path.member("processingConfiguration");
         raw.processing_configuration
             .map(|x| validate_processing_configuration(x, v, p))
     };
-    let s3_backup_mode = {
+    let m_s3_backup_mode = {
         let p = &path.member("s3BackupMode");
         raw.s3_backup_mode.map(|x| {
             let x = x;
@@ -8100,11 +8102,11 @@ pub(crate) fn validate_iceberg_destination_configuration(
             Some(x)
         })
     };
-    let retry_options = {
+    let m_retry_options = {
         let p = &path.member("retryOptions");
         raw.retry_options.map(|x| validate_retry_options(x, v, p))
     };
-    let role_arn = {
+    let m_role_arn = {
         let p = &path.member("roleARN");
         match raw.role_arn {
             Some(x) => {
@@ -8120,11 +8122,11 @@ pub(crate) fn validate_iceberg_destination_configuration(
             }
         }
     };
-    let append_only = {
+    let m_append_only = {
         let p = &path.member("appendOnly");
         raw.append_only.map(|x| Some(x))
     };
-    let catalog_configuration = {
+    let m_catalog_configuration = {
         let p = &path.member("catalogConfiguration");
         match raw.catalog_configuration {
             Some(x) => validate_catalog_configuration(x, v, p),
@@ -8134,7 +8136,7 @@ pub(crate) fn validate_iceberg_destination_configuration(
             }
         }
     };
-    let s3_configuration = {
+    let m_s3_configuration = {
         let p = &path.member("s3Configuration");
         match raw.s3_configuration {
             Some(x) => validate_s3_destination_configuration(x, v, p),
@@ -8145,18 +8147,18 @@ pub(crate) fn validate_iceberg_destination_configuration(
         }
     };
     Some(IcebergDestinationConfiguration {
-        destination_table_configuration_list: lift(destination_table_configuration_list)?,
-        schema_evolution_configuration: lift(schema_evolution_configuration)?,
-        table_creation_configuration: lift(table_creation_configuration)?,
-        buffering_hints: lift(buffering_hints)?,
-        cloud_watch_logging_options: lift(cloud_watch_logging_options)?,
-        processing_configuration: lift(processing_configuration)?,
-        s3_backup_mode: lift(s3_backup_mode)?,
-        retry_options: lift(retry_options)?,
-        role_arn: role_arn?,
-        append_only: lift(append_only)?,
-        catalog_configuration: catalog_configuration?,
-        s3_configuration: s3_configuration?,
+        destination_table_configuration_list: lift(m_destination_table_configuration_list)?,
+        schema_evolution_configuration: lift(m_schema_evolution_configuration)?,
+        table_creation_configuration: lift(m_table_creation_configuration)?,
+        buffering_hints: lift(m_buffering_hints)?,
+        cloud_watch_logging_options: lift(m_cloud_watch_logging_options)?,
+        processing_configuration: lift(m_processing_configuration)?,
+        s3_backup_mode: lift(m_s3_backup_mode)?,
+        retry_options: lift(m_retry_options)?,
+        role_arn: m_role_arn?,
+        append_only: lift(m_append_only)?,
+        catalog_configuration: m_catalog_configuration?,
+        s3_configuration: m_s3_configuration?,
     })
 }
 
@@ -8165,36 +8167,36 @@ pub(crate) fn validate_iceberg_destination_update(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<IcebergDestinationUpdate> {
-    let destination_table_configuration_list = {
+    let m_destination_table_configuration_list = {
         let p = &path.member("destinationTableConfigurationList");
         raw.destination_table_configuration_list
             .map(|x| validate_destination_table_configuration_list(x, v, p))
     };
-    let schema_evolution_configuration = {
+    let m_schema_evolution_configuration = {
         let p = &path.member("schemaEvolutionConfiguration");
         raw.schema_evolution_configuration
             .map(|x| validate_schema_evolution_configuration(x, v, p))
     };
-    let table_creation_configuration = {
+    let m_table_creation_configuration = {
         let p = &path.member("tableCreationConfiguration");
         raw.table_creation_configuration
             .map(|x| validate_table_creation_configuration(x, v, p))
     };
-    let buffering_hints = {
+    let m_buffering_hints = {
         let p = &path.member("bufferingHints");
         raw.buffering_hints.map(|x| validate_buffering_hints(x, v, p))
     };
-    let cloud_watch_logging_options = {
+    let m_cloud_watch_logging_options = {
         let p = &path.member("cloudWatchLoggingOptions");
         raw.cloud_watch_logging_options
             .map(|x| validate_cloud_watch_logging_options(x, v, p))
     };
-    let processing_configuration = {
+    let m_processing_configuration = {
         let p = &path.member("processingConfiguration");
         raw.processing_configuration
             .map(|x| validate_processing_configuration(x, v, p))
     };
-    let s3_backup_mode = {
+    let m_s3_backup_mode = {
         let p = &path.member("s3BackupMode");
         raw.s3_backup_mode.map(|x| {
             let x = x;
@@ -8208,11 +8210,11 @@ pub(crate) fn validate_iceberg_destination_update(
             Some(x)
         })
     };
-    let retry_options = {
+    let m_retry_options = {
         let p = &path.member("retryOptions");
         raw.retry_options.map(|x| validate_retry_options(x, v, p))
     };
-    let role_arn = {
+    let m_role_arn = {
         let p = &path.member("roleARN");
         raw.role_arn.map(|x| {
             let x = x;
@@ -8222,33 +8224,33 @@ pub(crate) fn validate_iceberg_destination_update(
             Some(x)
         })
     };
-    let append_only = {
+    let m_append_only = {
         let p = &path.member("appendOnly");
         raw.append_only.map(|x| Some(x))
     };
-    let catalog_configuration = {
+    let m_catalog_configuration = {
         let p = &path.member("catalogConfiguration");
         raw.catalog_configuration
             .map(|x| validate_catalog_configuration(x, v, p))
     };
-    let s3_configuration = {
+    let m_s3_configuration = {
         let p = &path.member("s3Configuration");
         raw.s3_configuration
             .map(|x| validate_s3_destination_configuration(x, v, p))
     };
     Some(IcebergDestinationUpdate {
-        destination_table_configuration_list: lift(destination_table_configuration_list)?,
-        schema_evolution_configuration: lift(schema_evolution_configuration)?,
-        table_creation_configuration: lift(table_creation_configuration)?,
-        buffering_hints: lift(buffering_hints)?,
-        cloud_watch_logging_options: lift(cloud_watch_logging_options)?,
-        processing_configuration: lift(processing_configuration)?,
-        s3_backup_mode: lift(s3_backup_mode)?,
-        retry_options: lift(retry_options)?,
-        role_arn: lift(role_arn)?,
-        append_only: lift(append_only)?,
-        catalog_configuration: lift(catalog_configuration)?,
-        s3_configuration: lift(s3_configuration)?,
+        destination_table_configuration_list: lift(m_destination_table_configuration_list)?,
+        schema_evolution_configuration: lift(m_schema_evolution_configuration)?,
+        table_creation_configuration: lift(m_table_creation_configuration)?,
+        buffering_hints: lift(m_buffering_hints)?,
+        cloud_watch_logging_options: lift(m_cloud_watch_logging_options)?,
+        processing_configuration: lift(m_processing_configuration)?,
+        s3_backup_mode: lift(m_s3_backup_mode)?,
+        retry_options: lift(m_retry_options)?,
+        role_arn: lift(m_role_arn)?,
+        append_only: lift(m_append_only)?,
+        catalog_configuration: lift(m_catalog_configuration)?,
+        s3_configuration: lift(m_s3_configuration)?,
     })
 }
 
@@ -8257,12 +8259,12 @@ pub(crate) fn validate_input_format_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<InputFormatConfiguration> {
-    let deserializer = {
+    let m_deserializer = {
         let p = &path.member("deserializer");
         raw.deserializer.map(|x| validate_deserializer(x, v, p))
     };
     Some(InputFormatConfiguration {
-        deserializer: lift(deserializer)?,
+        deserializer: lift(m_deserializer)?,
     })
 }
 
@@ -8271,7 +8273,7 @@ pub(crate) fn validate_kms_encryption_config(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<KMSEncryptionConfig> {
-    let awskms_key_arn = {
+    let m_awskms_key_arn = {
         let p = &path.member("aWSKMSKeyARN");
         match raw.awskms_key_arn {
             Some(x) => {
@@ -8288,7 +8290,7 @@ pub(crate) fn validate_kms_encryption_config(
         }
     };
     Some(KMSEncryptionConfig {
-        awskms_key_arn: awskms_key_arn?,
+        awskms_key_arn: m_awskms_key_arn?,
     })
 }
 
@@ -8297,7 +8299,7 @@ pub(crate) fn validate_kinesis_stream_source_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<KinesisStreamSourceConfiguration> {
-    let kinesis_stream_arn = {
+    let m_kinesis_stream_arn = {
         let p = &path.member("kinesisStreamARN");
         match raw.kinesis_stream_arn {
             Some(x) => {
@@ -8313,7 +8315,7 @@ pub(crate) fn validate_kinesis_stream_source_configuration(
             }
         }
     };
-    let role_arn = {
+    let m_role_arn = {
         let p = &path.member("roleARN");
         match raw.role_arn {
             Some(x) => {
@@ -8330,8 +8332,8 @@ pub(crate) fn validate_kinesis_stream_source_configuration(
         }
     };
     Some(KinesisStreamSourceConfiguration {
-        kinesis_stream_arn: kinesis_stream_arn?,
-        role_arn: role_arn?,
+        kinesis_stream_arn: m_kinesis_stream_arn?,
+        role_arn: m_role_arn?,
     })
 }
 
@@ -8340,7 +8342,7 @@ pub(crate) fn validate_list_delivery_streams_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<ListDeliveryStreamsInput> {
-    let limit = {
+    let m_limit = {
         let p = &path.member("limit");
         raw.limit.map(|x| {
             let x = x;
@@ -8349,7 +8351,7 @@ pub(crate) fn validate_list_delivery_streams_input(
             Some(x)
         })
     };
-    let delivery_stream_type = {
+    let m_delivery_stream_type = {
         let p = &path.member("deliveryStreamType");
         raw.delivery_stream_type.map(|x| {
             let x = x;
@@ -8363,7 +8365,7 @@ pub(crate) fn validate_list_delivery_streams_input(
             Some(x)
         })
     };
-    let exclusive_start_delivery_stream_name = {
+    let m_exclusive_start_delivery_stream_name = {
         let p = &path.member("exclusiveStartDeliveryStreamName");
         raw.exclusive_start_delivery_stream_name.map(|x| {
             let x = x;
@@ -8374,9 +8376,9 @@ pub(crate) fn validate_list_delivery_streams_input(
         })
     };
     Some(ListDeliveryStreamsInput {
-        limit: lift(limit)?,
-        delivery_stream_type: lift(delivery_stream_type)?,
-        exclusive_start_delivery_stream_name: lift(exclusive_start_delivery_stream_name)?,
+        limit: lift(m_limit)?,
+        delivery_stream_type: lift(m_delivery_stream_type)?,
+        exclusive_start_delivery_stream_name: lift(m_exclusive_start_delivery_stream_name)?,
     })
 }
 
@@ -8435,7 +8437,7 @@ pub(crate) fn validate_list_tags_for_delivery_stream_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<ListTagsForDeliveryStreamInput> {
-    let delivery_stream_name = {
+    let m_delivery_stream_name = {
         let p = &path.member("deliveryStreamName");
         match raw.delivery_stream_name {
             Some(x) => {
@@ -8451,7 +8453,7 @@ pub(crate) fn validate_list_tags_for_delivery_stream_input(
             }
         }
     };
-    let exclusive_start_tag_key = {
+    let m_exclusive_start_tag_key = {
         let p = &path.member("exclusiveStartTagKey");
         raw.exclusive_start_tag_key.map(|x| {
             let x = x;
@@ -8461,7 +8463,7 @@ pub(crate) fn validate_list_tags_for_delivery_stream_input(
             Some(x)
         })
     };
-    let limit = {
+    let m_limit = {
         let p = &path.member("limit");
         raw.limit.map(|x| {
             let x = x;
@@ -8471,9 +8473,9 @@ pub(crate) fn validate_list_tags_for_delivery_stream_input(
         })
     };
     Some(ListTagsForDeliveryStreamInput {
-        delivery_stream_name: delivery_stream_name?,
-        exclusive_start_tag_key: lift(exclusive_start_tag_key)?,
-        limit: lift(limit)?,
+        delivery_stream_name: m_delivery_stream_name?,
+        exclusive_start_tag_key: lift(m_exclusive_start_tag_key)?,
+        limit: lift(m_limit)?,
     })
 }
 
@@ -8482,7 +8484,7 @@ pub(crate) fn validate_msk_source_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<MSKSourceConfiguration> {
-    let msk_cluster_arn = {
+    let m_msk_cluster_arn = {
         let p = &path.member("mSKClusterARN");
         match raw.msk_cluster_arn {
             Some(x) => {
@@ -8498,7 +8500,7 @@ pub(crate) fn validate_msk_source_configuration(
             }
         }
     };
-    let topic_name = {
+    let m_topic_name = {
         let p = &path.member("topicName");
         match raw.topic_name {
             Some(x) => {
@@ -8514,7 +8516,7 @@ pub(crate) fn validate_msk_source_configuration(
             }
         }
     };
-    let authentication_configuration = {
+    let m_authentication_configuration = {
         let p = &path.member("authenticationConfiguration");
         match raw.authentication_configuration {
             Some(x) => validate_authentication_configuration(x, v, p),
@@ -8524,15 +8526,15 @@ pub(crate) fn validate_msk_source_configuration(
             }
         }
     };
-    let read_from_timestamp = {
+    let m_read_from_timestamp = {
         let p = &path.member("readFromTimestamp");
         raw.read_from_timestamp.map(|x| Some(x))
     };
     Some(MSKSourceConfiguration {
-        msk_cluster_arn: msk_cluster_arn?,
-        topic_name: topic_name?,
-        authentication_configuration: authentication_configuration?,
-        read_from_timestamp: lift(read_from_timestamp)?,
+        msk_cluster_arn: m_msk_cluster_arn?,
+        topic_name: m_topic_name?,
+        authentication_configuration: m_authentication_configuration?,
+        read_from_timestamp: lift(m_read_from_timestamp)?,
     })
 }
 
@@ -8541,28 +8543,28 @@ pub(crate) fn validate_open_x_json_ser_de(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<OpenXJsonSerDe> {
-    let convert_dots_in_json_keys_to_underscores = {
+    let m_convert_dots_in_json_keys_to_underscores = {
         let p = &path.member("convertDotsInJsonKeysToUnderscores");
         raw.convert_dots_in_json_keys_to_underscores.map(|x| Some(x))
     };
-    let case_insensitive = {
+    let m_case_insensitive = {
         let p = &path.member("caseInsensitive");
         raw.case_insensitive.map(|x| Some(x))
     };
-    let column_to_json_key_mappings = {
+    let m_column_to_json_key_mappings = {
         let p = &path.member("columnToJsonKeyMappings");
         raw.column_to_json_key_mappings
             .map(|x| validate_column_to_json_key_mappings(x, v, p))
     };
     Some(OpenXJsonSerDe {
-        convert_dots_in_json_keys_to_underscores: lift(convert_dots_in_json_keys_to_underscores)?,
-        case_insensitive: lift(case_insensitive)?,
-        column_to_json_key_mappings: lift(column_to_json_key_mappings)?,
+        convert_dots_in_json_keys_to_underscores: lift(m_convert_dots_in_json_keys_to_underscores)?,
+        case_insensitive: lift(m_case_insensitive)?,
+        column_to_json_key_mappings: lift(m_column_to_json_key_mappings)?,
     })
 }
 
 pub(crate) fn validate_orc_ser_de(raw: OrcSerDeRaw, v: &mut Validator, path: &Path<'_>) -> Option<OrcSerDe> {
-    let stripe_size_bytes = {
+    let m_stripe_size_bytes = {
         let p = &path.member("stripeSizeBytes");
         raw.stripe_size_bytes.map(|x| {
             let x = x;
@@ -8571,7 +8573,7 @@ pub(crate) fn validate_orc_ser_de(raw: OrcSerDeRaw, v: &mut Validator, path: &Pa
             Some(x)
         })
     };
-    let block_size_bytes = {
+    let m_block_size_bytes = {
         let p = &path.member("blockSizeBytes");
         raw.block_size_bytes.map(|x| {
             let x = x;
@@ -8580,7 +8582,7 @@ pub(crate) fn validate_orc_ser_de(raw: OrcSerDeRaw, v: &mut Validator, path: &Pa
             Some(x)
         })
     };
-    let row_index_stride = {
+    let m_row_index_stride = {
         let p = &path.member("rowIndexStride");
         raw.row_index_stride.map(|x| {
             let x = x;
@@ -8589,11 +8591,11 @@ pub(crate) fn validate_orc_ser_de(raw: OrcSerDeRaw, v: &mut Validator, path: &Pa
             Some(x)
         })
     };
-    let enable_padding = {
+    let m_enable_padding = {
         let p = &path.member("enablePadding");
         raw.enable_padding.map(|x| Some(x))
     };
-    let padding_tolerance = {
+    let m_padding_tolerance = {
         let p = &path.member("paddingTolerance");
         raw.padding_tolerance.map(|x| {
             let x = x;
@@ -8602,7 +8604,7 @@ pub(crate) fn validate_orc_ser_de(raw: OrcSerDeRaw, v: &mut Validator, path: &Pa
             Some(x)
         })
     };
-    let compression = {
+    let m_compression = {
         let p = &path.member("compression");
         raw.compression.map(|x| {
             let x = x;
@@ -8616,12 +8618,12 @@ pub(crate) fn validate_orc_ser_de(raw: OrcSerDeRaw, v: &mut Validator, path: &Pa
             Some(x)
         })
     };
-    let bloom_filter_columns = {
+    let m_bloom_filter_columns = {
         let p = &path.member("bloomFilterColumns");
         raw.bloom_filter_columns
             .map(|x| validate_list_of_non_empty_strings_without_whitespace(x, v, p))
     };
-    let bloom_filter_false_positive_probability = {
+    let m_bloom_filter_false_positive_probability = {
         let p = &path.member("bloomFilterFalsePositiveProbability");
         raw.bloom_filter_false_positive_probability.map(|x| {
             let x = x;
@@ -8630,7 +8632,7 @@ pub(crate) fn validate_orc_ser_de(raw: OrcSerDeRaw, v: &mut Validator, path: &Pa
             Some(x)
         })
     };
-    let dictionary_key_threshold = {
+    let m_dictionary_key_threshold = {
         let p = &path.member("dictionaryKeyThreshold");
         raw.dictionary_key_threshold.map(|x| {
             let x = x;
@@ -8639,7 +8641,7 @@ pub(crate) fn validate_orc_ser_de(raw: OrcSerDeRaw, v: &mut Validator, path: &Pa
             Some(x)
         })
     };
-    let format_version = {
+    let m_format_version = {
         let p = &path.member("formatVersion");
         raw.format_version.map(|x| {
             let x = x;
@@ -8654,16 +8656,16 @@ pub(crate) fn validate_orc_ser_de(raw: OrcSerDeRaw, v: &mut Validator, path: &Pa
         })
     };
     Some(OrcSerDe {
-        stripe_size_bytes: lift(stripe_size_bytes)?,
-        block_size_bytes: lift(block_size_bytes)?,
-        row_index_stride: lift(row_index_stride)?,
-        enable_padding: lift(enable_padding)?,
-        padding_tolerance: lift(padding_tolerance)?,
-        compression: lift(compression)?,
-        bloom_filter_columns: lift(bloom_filter_columns)?,
-        bloom_filter_false_positive_probability: lift(bloom_filter_false_positive_probability)?,
-        dictionary_key_threshold: lift(dictionary_key_threshold)?,
-        format_version: lift(format_version)?,
+        stripe_size_bytes: lift(m_stripe_size_bytes)?,
+        block_size_bytes: lift(m_block_size_bytes)?,
+        row_index_stride: lift(m_row_index_stride)?,
+        enable_padding: lift(m_enable_padding)?,
+        padding_tolerance: lift(m_padding_tolerance)?,
+        compression: lift(m_compression)?,
+        bloom_filter_columns: lift(m_bloom_filter_columns)?,
+        bloom_filter_false_positive_probability: lift(m_bloom_filter_false_positive_probability)?,
+        dictionary_key_threshold: lift(m_dictionary_key_threshold)?,
+        format_version: lift(m_format_version)?,
     })
 }
 
@@ -8672,12 +8674,12 @@ pub(crate) fn validate_output_format_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<OutputFormatConfiguration> {
-    let serializer = {
+    let m_serializer = {
         let p = &path.member("serializer");
         raw.serializer.map(|x| validate_serializer(x, v, p))
     };
     Some(OutputFormatConfiguration {
-        serializer: lift(serializer)?,
+        serializer: lift(m_serializer)?,
     })
 }
 
@@ -8686,7 +8688,7 @@ pub(crate) fn validate_parquet_ser_de(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<ParquetSerDe> {
-    let block_size_bytes = {
+    let m_block_size_bytes = {
         let p = &path.member("blockSizeBytes");
         raw.block_size_bytes.map(|x| {
             let x = x;
@@ -8695,7 +8697,7 @@ pub(crate) fn validate_parquet_ser_de(
             Some(x)
         })
     };
-    let page_size_bytes = {
+    let m_page_size_bytes = {
         let p = &path.member("pageSizeBytes");
         raw.page_size_bytes.map(|x| {
             let x = x;
@@ -8704,7 +8706,7 @@ pub(crate) fn validate_parquet_ser_de(
             Some(x)
         })
     };
-    let compression = {
+    let m_compression = {
         let p = &path.member("compression");
         raw.compression.map(|x| {
             let x = x;
@@ -8718,11 +8720,11 @@ pub(crate) fn validate_parquet_ser_de(
             Some(x)
         })
     };
-    let enable_dictionary_compression = {
+    let m_enable_dictionary_compression = {
         let p = &path.member("enableDictionaryCompression");
         raw.enable_dictionary_compression.map(|x| Some(x))
     };
-    let max_padding_bytes = {
+    let m_max_padding_bytes = {
         let p = &path.member("maxPaddingBytes");
         raw.max_padding_bytes.map(|x| {
             let x = x;
@@ -8731,7 +8733,7 @@ pub(crate) fn validate_parquet_ser_de(
             Some(x)
         })
     };
-    let writer_version = {
+    let m_writer_version = {
         let p = &path.member("writerVersion");
         raw.writer_version.map(|x| {
             let x = x;
@@ -8746,12 +8748,12 @@ pub(crate) fn validate_parquet_ser_de(
         })
     };
     Some(ParquetSerDe {
-        block_size_bytes: lift(block_size_bytes)?,
-        page_size_bytes: lift(page_size_bytes)?,
-        compression: lift(compression)?,
-        enable_dictionary_compression: lift(enable_dictionary_compression)?,
-        max_padding_bytes: lift(max_padding_bytes)?,
-        writer_version: lift(writer_version)?,
+        block_size_bytes: lift(m_block_size_bytes)?,
+        page_size_bytes: lift(m_page_size_bytes)?,
+        compression: lift(m_compression)?,
+        enable_dictionary_compression: lift(m_enable_dictionary_compression)?,
+        max_padding_bytes: lift(m_max_padding_bytes)?,
+        writer_version: lift(m_writer_version)?,
     })
 }
 
@@ -8760,7 +8762,7 @@ pub(crate) fn validate_partition_field(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<PartitionField> {
-    let source_name = {
+    let m_source_name = {
         let p = &path.member("sourceName");
         match raw.source_name {
             Some(x) => {
@@ -8777,7 +8779,7 @@ pub(crate) fn validate_partition_field(
         }
     };
     Some(PartitionField {
-        source_name: source_name?,
+        source_name: m_source_name?,
     })
 }
 
@@ -8799,12 +8801,12 @@ pub(crate) fn validate_partition_spec(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<PartitionSpec> {
-    let identity = {
+    let m_identity = {
         let p = &path.member("identity");
         raw.identity.map(|x| validate_partition_fields(x, v, p))
     };
     Some(PartitionSpec {
-        identity: lift(identity)?,
+        identity: lift(m_identity)?,
     })
 }
 
@@ -8813,22 +8815,22 @@ pub(crate) fn validate_processing_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<ProcessingConfiguration> {
-    let enabled = {
+    let m_enabled = {
         let p = &path.member("enabled");
         raw.enabled.map(|x| Some(x))
     };
-    let processors = {
+    let m_processors = {
         let p = &path.member("processors");
         raw.processors.map(|x| validate_processor_list(x, v, p))
     };
     Some(ProcessingConfiguration {
-        enabled: lift(enabled)?,
-        processors: lift(processors)?,
+        enabled: lift(m_enabled)?,
+        processors: lift(m_processors)?,
     })
 }
 
 pub(crate) fn validate_processor(raw: ProcessorRaw, v: &mut Validator, path: &Path<'_>) -> Option<Processor> {
-    let r#type = {
+    let m_type = {
         let p = &path.member("type");
         match raw.r#type {
             Some(x) => {
@@ -8848,13 +8850,13 @@ pub(crate) fn validate_processor(raw: ProcessorRaw, v: &mut Validator, path: &Pa
             }
         }
     };
-    let parameters = {
+    let m_parameters = {
         let p = &path.member("parameters");
         raw.parameters.map(|x| validate_processor_parameter_list(x, v, p))
     };
     Some(Processor {
-        r#type: r#type?,
-        parameters: lift(parameters)?,
+        r#type: m_type?,
+        parameters: lift(m_parameters)?,
     })
 }
 
@@ -8876,7 +8878,7 @@ pub(crate) fn validate_processor_parameter(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<ProcessorParameter> {
-    let parameter_name = {
+    let m_parameter_name = {
         let p = &path.member("parameterName");
         match raw.parameter_name {
             Some(x) => {
@@ -8896,7 +8898,7 @@ pub(crate) fn validate_processor_parameter(
             }
         }
     };
-    let parameter_value = {
+    let m_parameter_value = {
         let p = &path.member("parameterValue");
         match raw.parameter_value {
             Some(x) => {
@@ -8913,8 +8915,8 @@ pub(crate) fn validate_processor_parameter(
         }
     };
     Some(ProcessorParameter {
-        parameter_name: parameter_name?,
-        parameter_value: parameter_value?,
+        parameter_name: m_parameter_name?,
+        parameter_value: m_parameter_value?,
     })
 }
 
@@ -8936,7 +8938,7 @@ pub(crate) fn validate_put_record_batch_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<PutRecordBatchInput> {
-    let delivery_stream_name = {
+    let m_delivery_stream_name = {
         let p = &path.member("deliveryStreamName");
         match raw.delivery_stream_name {
             Some(x) => {
@@ -8952,7 +8954,7 @@ pub(crate) fn validate_put_record_batch_input(
             }
         }
     };
-    let records = {
+    let m_records = {
         let p = &path.member("records");
         match raw.records {
             Some(x) => validate_put_record_batch_request_entry_list(x, v, p),
@@ -8963,8 +8965,8 @@ pub(crate) fn validate_put_record_batch_input(
         }
     };
     Some(PutRecordBatchInput {
-        delivery_stream_name: delivery_stream_name?,
-        records: records?,
+        delivery_stream_name: m_delivery_stream_name?,
+        records: m_records?,
     })
 }
 
@@ -8988,7 +8990,7 @@ pub(crate) fn validate_put_record_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<PutRecordInput> {
-    let delivery_stream_name = {
+    let m_delivery_stream_name = {
         let p = &path.member("deliveryStreamName");
         match raw.delivery_stream_name {
             Some(x) => {
@@ -9004,7 +9006,7 @@ pub(crate) fn validate_put_record_input(
             }
         }
     };
-    let record = {
+    let m_record = {
         let p = &path.member("record");
         match raw.record {
             Some(x) => validate_record(x, v, p),
@@ -9015,13 +9017,13 @@ pub(crate) fn validate_put_record_input(
         }
     };
     Some(PutRecordInput {
-        delivery_stream_name: delivery_stream_name?,
-        record: record?,
+        delivery_stream_name: m_delivery_stream_name?,
+        record: m_record?,
     })
 }
 
 pub(crate) fn validate_record(raw: RecordRaw, v: &mut Validator, path: &Path<'_>) -> Option<Record> {
-    let data = {
+    let m_data = {
         let p = &path.member("data");
         match raw.data {
             Some(x) => {
@@ -9036,7 +9038,7 @@ pub(crate) fn validate_record(raw: RecordRaw, v: &mut Validator, path: &Path<'_>
             }
         }
     };
-    Some(Record { data: data? })
+    Some(Record { data: m_data? })
 }
 
 pub(crate) fn validate_redshift_destination_configuration(
@@ -9044,7 +9046,7 @@ pub(crate) fn validate_redshift_destination_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<RedshiftDestinationConfiguration> {
-    let role_arn = {
+    let m_role_arn = {
         let p = &path.member("roleARN");
         match raw.role_arn {
             Some(x) => {
@@ -9060,7 +9062,7 @@ pub(crate) fn validate_redshift_destination_configuration(
             }
         }
     };
-    let cluster_jdbcurl = {
+    let m_cluster_jdbcurl = {
         let p = &path.member("clusterJDBCURL");
         match raw.cluster_jdbcurl {
             Some(x) => {
@@ -9076,7 +9078,7 @@ pub(crate) fn validate_redshift_destination_configuration(
             }
         }
     };
-    let copy_command = {
+    let m_copy_command = {
         let p = &path.member("copyCommand");
         match raw.copy_command {
             Some(x) => validate_copy_command(x, v, p),
@@ -9086,7 +9088,7 @@ pub(crate) fn validate_redshift_destination_configuration(
             }
         }
     };
-    let username = {
+    let m_username = {
         let p = &path.member("username");
         raw.username.map(|x| {
             let x = x;
@@ -9096,7 +9098,7 @@ pub(crate) fn validate_redshift_destination_configuration(
             Some(x)
         })
     };
-    let password = {
+    let m_password = {
         let p = &path.member("password");
         raw.password.map(|x| {
             let x = x;
@@ -9106,12 +9108,12 @@ pub(crate) fn validate_redshift_destination_configuration(
             Some(x)
         })
     };
-    let retry_options = {
+    let m_retry_options = {
         let p = &path.member("retryOptions");
         raw.retry_options
             .map(|x| validate_redshift_retry_options(x, v, p))
     };
-    let s3_configuration = {
+    let m_s3_configuration = {
         let p = &path.member("s3Configuration");
         match raw.s3_configuration {
             Some(x) => validate_s3_destination_configuration(x, v, p),
@@ -9121,12 +9123,12 @@ pub(crate) fn validate_redshift_destination_configuration(
             }
         }
     };
-    let processing_configuration = {
+    let m_processing_configuration = {
         let p = &path.member("processingConfiguration");
         raw.processing_configuration
             .map(|x| validate_processing_configuration(x, v, p))
     };
-    let s3_backup_mode = {
+    let m_s3_backup_mode = {
         let p = &path.member("s3BackupMode");
         raw.s3_backup_mode.map(|x| {
             let x = x;
@@ -9140,34 +9142,34 @@ pub(crate) fn validate_redshift_destination_configuration(
             Some(x)
         })
     };
-    let s3_backup_configuration = {
+    let m_s3_backup_configuration = {
         let p = &path.member("s3BackupConfiguration");
         raw.s3_backup_configuration
             .map(|x| validate_s3_destination_configuration(x, v, p))
     };
-    let cloud_watch_logging_options = {
+    let m_cloud_watch_logging_options = {
         let p = &path.member("cloudWatchLoggingOptions");
         raw.cloud_watch_logging_options
             .map(|x| validate_cloud_watch_logging_options(x, v, p))
     };
-    let secrets_manager_configuration = {
+    let m_secrets_manager_configuration = {
         let p = &path.member("secretsManagerConfiguration");
         raw.secrets_manager_configuration
             .map(|x| validate_secrets_manager_configuration(x, v, p))
     };
     Some(RedshiftDestinationConfiguration {
-        role_arn: role_arn?,
-        cluster_jdbcurl: cluster_jdbcurl?,
-        copy_command: copy_command?,
-        username: lift(username)?,
-        password: lift(password)?,
-        retry_options: lift(retry_options)?,
-        s3_configuration: s3_configuration?,
-        processing_configuration: lift(processing_configuration)?,
-        s3_backup_mode: lift(s3_backup_mode)?,
-        s3_backup_configuration: lift(s3_backup_configuration)?,
-        cloud_watch_logging_options: lift(cloud_watch_logging_options)?,
-        secrets_manager_configuration: lift(secrets_manager_configuration)?,
+        role_arn: m_role_arn?,
+        cluster_jdbcurl: m_cluster_jdbcurl?,
+        copy_command: m_copy_command?,
+        username: lift(m_username)?,
+        password: lift(m_password)?,
+        retry_options: lift(m_retry_options)?,
+        s3_configuration: m_s3_configuration?,
+        processing_configuration: lift(m_processing_configuration)?,
+        s3_backup_mode: lift(m_s3_backup_mode)?,
+        s3_backup_configuration: lift(m_s3_backup_configuration)?,
+        cloud_watch_logging_options: lift(m_cloud_watch_logging_options)?,
+        secrets_manager_configuration: lift(m_secrets_manager_configuration)?,
     })
 }
 
@@ -9176,7 +9178,7 @@ pub(crate) fn validate_redshift_destination_update(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<RedshiftDestinationUpdate> {
-    let role_arn = {
+    let m_role_arn = {
         let p = &path.member("roleARN");
         raw.role_arn.map(|x| {
             let x = x;
@@ -9186,7 +9188,7 @@ pub(crate) fn validate_redshift_destination_update(
             Some(x)
         })
     };
-    let cluster_jdbcurl = {
+    let m_cluster_jdbcurl = {
         let p = &path.member("clusterJDBCURL");
         raw.cluster_jdbcurl.map(|x| {
             let x = x;
@@ -9196,11 +9198,11 @@ pub(crate) fn validate_redshift_destination_update(
             Some(x)
         })
     };
-    let copy_command = {
+    let m_copy_command = {
         let p = &path.member("copyCommand");
         raw.copy_command.map(|x| validate_copy_command(x, v, p))
     };
-    let username = {
+    let m_username = {
         let p = &path.member("username");
         raw.username.map(|x| {
             let x = x;
@@ -9210,7 +9212,7 @@ pub(crate) fn validate_redshift_destination_update(
             Some(x)
         })
     };
-    let password = {
+    let m_password = {
         let p = &path.member("password");
         raw.password.map(|x| {
             let x = x;
@@ -9220,21 +9222,21 @@ pub(crate) fn validate_redshift_destination_update(
             Some(x)
         })
     };
-    let retry_options = {
+    let m_retry_options = {
         let p = &path.member("retryOptions");
         raw.retry_options
             .map(|x| validate_redshift_retry_options(x, v, p))
     };
-    let s3_update = {
+    let m_s3_update = {
         let p = &path.member("s3Update");
         raw.s3_update.map(|x| validate_s3_destination_update(x, v, p))
     };
-    let processing_configuration = {
+    let m_processing_configuration = {
         let p = &path.member("processingConfiguration");
         raw.processing_configuration
             .map(|x| validate_processing_configuration(x, v, p))
     };
-    let s3_backup_mode = {
+    let m_s3_backup_mode = {
         let p = &path.member("s3BackupMode");
         raw.s3_backup_mode.map(|x| {
             let x = x;
@@ -9248,34 +9250,34 @@ pub(crate) fn validate_redshift_destination_update(
             Some(x)
         })
     };
-    let s3_backup_update = {
+    let m_s3_backup_update = {
         let p = &path.member("s3BackupUpdate");
         raw.s3_backup_update
             .map(|x| validate_s3_destination_update(x, v, p))
     };
-    let cloud_watch_logging_options = {
+    let m_cloud_watch_logging_options = {
         let p = &path.member("cloudWatchLoggingOptions");
         raw.cloud_watch_logging_options
             .map(|x| validate_cloud_watch_logging_options(x, v, p))
     };
-    let secrets_manager_configuration = {
+    let m_secrets_manager_configuration = {
         let p = &path.member("secretsManagerConfiguration");
         raw.secrets_manager_configuration
             .map(|x| validate_secrets_manager_configuration(x, v, p))
     };
     Some(RedshiftDestinationUpdate {
-        role_arn: lift(role_arn)?,
-        cluster_jdbcurl: lift(cluster_jdbcurl)?,
-        copy_command: lift(copy_command)?,
-        username: lift(username)?,
-        password: lift(password)?,
-        retry_options: lift(retry_options)?,
-        s3_update: lift(s3_update)?,
-        processing_configuration: lift(processing_configuration)?,
-        s3_backup_mode: lift(s3_backup_mode)?,
-        s3_backup_update: lift(s3_backup_update)?,
-        cloud_watch_logging_options: lift(cloud_watch_logging_options)?,
-        secrets_manager_configuration: lift(secrets_manager_configuration)?,
+        role_arn: lift(m_role_arn)?,
+        cluster_jdbcurl: lift(m_cluster_jdbcurl)?,
+        copy_command: lift(m_copy_command)?,
+        username: lift(m_username)?,
+        password: lift(m_password)?,
+        retry_options: lift(m_retry_options)?,
+        s3_update: lift(m_s3_update)?,
+        processing_configuration: lift(m_processing_configuration)?,
+        s3_backup_mode: lift(m_s3_backup_mode)?,
+        s3_backup_update: lift(m_s3_backup_update)?,
+        cloud_watch_logging_options: lift(m_cloud_watch_logging_options)?,
+        secrets_manager_configuration: lift(m_secrets_manager_configuration)?,
     })
 }
 
@@ -9284,7 +9286,7 @@ pub(crate) fn validate_redshift_retry_options(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<RedshiftRetryOptions> {
-    let duration_in_seconds = {
+    let m_duration_in_seconds = {
         let p = &path.member("durationInSeconds");
         raw.duration_in_seconds.map(|x| {
             let x = x;
@@ -9294,7 +9296,7 @@ pub(crate) fn validate_redshift_retry_options(
         })
     };
     Some(RedshiftRetryOptions {
-        duration_in_seconds: lift(duration_in_seconds)?,
+        duration_in_seconds: lift(m_duration_in_seconds)?,
     })
 }
 
@@ -9303,7 +9305,7 @@ pub(crate) fn validate_retry_options(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<RetryOptions> {
-    let duration_in_seconds = {
+    let m_duration_in_seconds = {
         let p = &path.member("durationInSeconds");
         raw.duration_in_seconds.map(|x| {
             let x = x;
@@ -9313,7 +9315,7 @@ pub(crate) fn validate_retry_options(
         })
     };
     Some(RetryOptions {
-        duration_in_seconds: lift(duration_in_seconds)?,
+        duration_in_seconds: lift(m_duration_in_seconds)?,
     })
 }
 
@@ -9322,7 +9324,7 @@ pub(crate) fn validate_s3_destination_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<S3DestinationConfiguration> {
-    let role_arn = {
+    let m_role_arn = {
         let p = &path.member("roleARN");
         match raw.role_arn {
             Some(x) => {
@@ -9338,7 +9340,7 @@ pub(crate) fn validate_s3_destination_configuration(
             }
         }
     };
-    let bucket_arn = {
+    let m_bucket_arn = {
         let p = &path.member("bucketARN");
         match raw.bucket_arn {
             Some(x) => {
@@ -9354,7 +9356,7 @@ pub(crate) fn validate_s3_destination_configuration(
             }
         }
     };
-    let prefix = {
+    let m_prefix = {
         let p = &path.member("prefix");
         raw.prefix.map(|x| {
             let x = x;
@@ -9364,7 +9366,7 @@ pub(crate) fn validate_s3_destination_configuration(
             Some(x)
         })
     };
-    let error_output_prefix = {
+    let m_error_output_prefix = {
         let p = &path.member("errorOutputPrefix");
         raw.error_output_prefix.map(|x| {
             let x = x;
@@ -9374,11 +9376,11 @@ pub(crate) fn validate_s3_destination_configuration(
             Some(x)
         })
     };
-    let buffering_hints = {
+    let m_buffering_hints = {
         let p = &path.member("bufferingHints");
         raw.buffering_hints.map(|x| validate_buffering_hints(x, v, p))
     };
-    let compression_format = {
+    let m_compression_format = {
         let p = &path.member("compressionFormat");
         raw.compression_format.map(|x| {
             let x = x;
@@ -9392,25 +9394,25 @@ pub(crate) fn validate_s3_destination_configuration(
             Some(x)
         })
     };
-    let encryption_configuration = {
+    let m_encryption_configuration = {
         let p = &path.member("encryptionConfiguration");
         raw.encryption_configuration
             .map(|x| validate_encryption_configuration(x, v, p))
     };
-    let cloud_watch_logging_options = {
+    let m_cloud_watch_logging_options = {
         let p = &path.member("cloudWatchLoggingOptions");
         raw.cloud_watch_logging_options
             .map(|x| validate_cloud_watch_logging_options(x, v, p))
     };
     Some(S3DestinationConfiguration {
-        role_arn: role_arn?,
-        bucket_arn: bucket_arn?,
-        prefix: lift(prefix)?,
-        error_output_prefix: lift(error_output_prefix)?,
-        buffering_hints: lift(buffering_hints)?,
-        compression_format: lift(compression_format)?,
-        encryption_configuration: lift(encryption_configuration)?,
-        cloud_watch_logging_options: lift(cloud_watch_logging_options)?,
+        role_arn: m_role_arn?,
+        bucket_arn: m_bucket_arn?,
+        prefix: lift(m_prefix)?,
+        error_output_prefix: lift(m_error_output_prefix)?,
+        buffering_hints: lift(m_buffering_hints)?,
+        compression_format: lift(m_compression_format)?,
+        encryption_configuration: lift(m_encryption_configuration)?,
+        cloud_watch_logging_options: lift(m_cloud_watch_logging_options)?,
     })
 }
 
@@ -9419,7 +9421,7 @@ pub(crate) fn validate_s3_destination_update(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<S3DestinationUpdate> {
-    let role_arn = {
+    let m_role_arn = {
         let p = &path.member("roleARN");
         raw.role_arn.map(|x| {
             let x = x;
@@ -9429,7 +9431,7 @@ pub(crate) fn validate_s3_destination_update(
             Some(x)
         })
     };
-    let bucket_arn = {
+    let m_bucket_arn = {
         let p = &path.member("bucketARN");
         raw.bucket_arn.map(|x| {
             let x = x;
@@ -9439,7 +9441,7 @@ pub(crate) fn validate_s3_destination_update(
             Some(x)
         })
     };
-    let prefix = {
+    let m_prefix = {
         let p = &path.member("prefix");
         raw.prefix.map(|x| {
             let x = x;
@@ -9449,7 +9451,7 @@ pub(crate) fn validate_s3_destination_update(
             Some(x)
         })
     };
-    let error_output_prefix = {
+    let m_error_output_prefix = {
         let p = &path.member("errorOutputPrefix");
         raw.error_output_prefix.map(|x| {
             let x = x;
@@ -9459,11 +9461,11 @@ pub(crate) fn validate_s3_destination_update(
             Some(x)
         })
     };
-    let buffering_hints = {
+    let m_buffering_hints = {
         let p = &path.member("bufferingHints");
         raw.buffering_hints.map(|x| validate_buffering_hints(x, v, p))
     };
-    let compression_format = {
+    let m_compression_format = {
         let p = &path.member("compressionFormat");
         raw.compression_format.map(|x| {
             let x = x;
@@ -9477,25 +9479,25 @@ pub(crate) fn validate_s3_destination_update(
             Some(x)
         })
     };
-    let encryption_configuration = {
+    let m_encryption_configuration = {
         let p = &path.member("encryptionConfiguration");
         raw.encryption_configuration
             .map(|x| validate_encryption_configuration(x, v, p))
     };
-    let cloud_watch_logging_options = {
+    let m_cloud_watch_logging_options = {
         let p = &path.member("cloudWatchLoggingOptions");
         raw.cloud_watch_logging_options
             .map(|x| validate_cloud_watch_logging_options(x, v, p))
     };
     Some(S3DestinationUpdate {
-        role_arn: lift(role_arn)?,
-        bucket_arn: lift(bucket_arn)?,
-        prefix: lift(prefix)?,
-        error_output_prefix: lift(error_output_prefix)?,
-        buffering_hints: lift(buffering_hints)?,
-        compression_format: lift(compression_format)?,
-        encryption_configuration: lift(encryption_configuration)?,
-        cloud_watch_logging_options: lift(cloud_watch_logging_options)?,
+        role_arn: lift(m_role_arn)?,
+        bucket_arn: lift(m_bucket_arn)?,
+        prefix: lift(m_prefix)?,
+        error_output_prefix: lift(m_error_output_prefix)?,
+        buffering_hints: lift(m_buffering_hints)?,
+        compression_format: lift(m_compression_format)?,
+        encryption_configuration: lift(m_encryption_configuration)?,
+        cloud_watch_logging_options: lift(m_cloud_watch_logging_options)?,
     })
 }
 
@@ -9504,7 +9506,7 @@ pub(crate) fn validate_schema_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<SchemaConfiguration> {
-    let role_arn = {
+    let m_role_arn = {
         let p = &path.member("roleARN");
         raw.role_arn.map(|x| {
             let x = x;
@@ -9514,7 +9516,7 @@ pub(crate) fn validate_schema_configuration(
             Some(x)
         })
     };
-    let catalog_id = {
+    let m_catalog_id = {
         let p = &path.member("catalogId");
         raw.catalog_id.map(|x| {
             let x = x;
@@ -9524,7 +9526,7 @@ pub(crate) fn validate_schema_configuration(
             Some(x)
         })
     };
-    let database_name = {
+    let m_database_name = {
         let p = &path.member("databaseName");
         raw.database_name.map(|x| {
             let x = x;
@@ -9534,7 +9536,7 @@ pub(crate) fn validate_schema_configuration(
             Some(x)
         })
     };
-    let table_name = {
+    let m_table_name = {
         let p = &path.member("tableName");
         raw.table_name.map(|x| {
             let x = x;
@@ -9544,7 +9546,7 @@ pub(crate) fn validate_schema_configuration(
             Some(x)
         })
     };
-    let region = {
+    let m_region = {
         let p = &path.member("region");
         raw.region.map(|x| {
             let x = x;
@@ -9554,7 +9556,7 @@ pub(crate) fn validate_schema_configuration(
             Some(x)
         })
     };
-    let version_id = {
+    let m_version_id = {
         let p = &path.member("versionId");
         raw.version_id.map(|x| {
             let x = x;
@@ -9565,12 +9567,12 @@ pub(crate) fn validate_schema_configuration(
         })
     };
     Some(SchemaConfiguration {
-        role_arn: lift(role_arn)?,
-        catalog_id: lift(catalog_id)?,
-        database_name: lift(database_name)?,
-        table_name: lift(table_name)?,
-        region: lift(region)?,
-        version_id: lift(version_id)?,
+        role_arn: lift(m_role_arn)?,
+        catalog_id: lift(m_catalog_id)?,
+        database_name: lift(m_database_name)?,
+        table_name: lift(m_table_name)?,
+        region: lift(m_region)?,
+        version_id: lift(m_version_id)?,
     })
 }
 
@@ -9579,7 +9581,7 @@ pub(crate) fn validate_schema_evolution_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<SchemaEvolutionConfiguration> {
-    let enabled = {
+    let m_enabled = {
         let p = &path.member("enabled");
         match raw.enabled {
             Some(x) => Some(x),
@@ -9589,7 +9591,7 @@ pub(crate) fn validate_schema_evolution_configuration(
             }
         }
     };
-    Some(SchemaEvolutionConfiguration { enabled: enabled? })
+    Some(SchemaEvolutionConfiguration { enabled: m_enabled? })
 }
 
 pub(crate) fn validate_secrets_manager_configuration(
@@ -9597,7 +9599,7 @@ pub(crate) fn validate_secrets_manager_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<SecretsManagerConfiguration> {
-    let secret_arn = {
+    let m_secret_arn = {
         let p = &path.member("secretARN");
         raw.secret_arn.map(|x| {
             let x = x;
@@ -9607,7 +9609,7 @@ pub(crate) fn validate_secrets_manager_configuration(
             Some(x)
         })
     };
-    let role_arn = {
+    let m_role_arn = {
         let p = &path.member("roleARN");
         raw.role_arn.map(|x| {
             let x = x;
@@ -9617,7 +9619,7 @@ pub(crate) fn validate_secrets_manager_configuration(
             Some(x)
         })
     };
-    let enabled = {
+    let m_enabled = {
         let p = &path.member("enabled");
         match raw.enabled {
             Some(x) => Some(x),
@@ -9628,9 +9630,9 @@ pub(crate) fn validate_secrets_manager_configuration(
         }
     };
     Some(SecretsManagerConfiguration {
-        secret_arn: lift(secret_arn)?,
-        role_arn: lift(role_arn)?,
-        enabled: enabled?,
+        secret_arn: lift(m_secret_arn)?,
+        role_arn: lift(m_role_arn)?,
+        enabled: m_enabled?,
     })
 }
 
@@ -9666,17 +9668,17 @@ pub(crate) fn validate_serializer(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<Serializer> {
-    let parquet_ser_de = {
+    let m_parquet_ser_de = {
         let p = &path.member("parquetSerDe");
         raw.parquet_ser_de.map(|x| validate_parquet_ser_de(x, v, p))
     };
-    let orc_ser_de = {
+    let m_orc_ser_de = {
         let p = &path.member("orcSerDe");
         raw.orc_ser_de.map(|x| validate_orc_ser_de(x, v, p))
     };
     Some(Serializer {
-        parquet_ser_de: lift(parquet_ser_de)?,
-        orc_ser_de: lift(orc_ser_de)?,
+        parquet_ser_de: lift(m_parquet_ser_de)?,
+        orc_ser_de: lift(m_orc_ser_de)?,
     })
 }
 
@@ -9685,7 +9687,7 @@ pub(crate) fn validate_snowflake_buffering_hints(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<SnowflakeBufferingHints> {
-    let size_in_mbs = {
+    let m_size_in_mbs = {
         let p = &path.member("sizeInMBs");
         raw.size_in_mbs.map(|x| {
             let x = x;
@@ -9694,7 +9696,7 @@ pub(crate) fn validate_snowflake_buffering_hints(
             Some(x)
         })
     };
-    let interval_in_seconds = {
+    let m_interval_in_seconds = {
         let p = &path.member("intervalInSeconds");
         raw.interval_in_seconds.map(|x| {
             let x = x;
@@ -9704,8 +9706,8 @@ pub(crate) fn validate_snowflake_buffering_hints(
         })
     };
     Some(SnowflakeBufferingHints {
-        size_in_mbs: lift(size_in_mbs)?,
-        interval_in_seconds: lift(interval_in_seconds)?,
+        size_in_mbs: lift(m_size_in_mbs)?,
+        interval_in_seconds: lift(m_interval_in_seconds)?,
     })
 }
 
@@ -9714,7 +9716,7 @@ pub(crate) fn validate_snowflake_destination_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<SnowflakeDestinationConfiguration> {
-    let account_url = {
+    let m_account_url = {
         let p = &path.member("accountUrl");
         match raw.account_url {
             Some(x) => {
@@ -9730,7 +9732,7 @@ pub(crate) fn validate_snowflake_destination_configuration(
             }
         }
     };
-    let private_key = {
+    let m_private_key = {
         let p = &path.member("privateKey");
         raw.private_key.map(|x| {
             let x = x;
@@ -9740,7 +9742,7 @@ pub(crate) fn validate_snowflake_destination_configuration(
             Some(x)
         })
     };
-    let key_passphrase = {
+    let m_key_passphrase = {
         let p = &path.member("keyPassphrase");
         raw.key_passphrase.map(|x| {
             let x = x;
@@ -9749,7 +9751,7 @@ pub(crate) fn validate_snowflake_destination_configuration(
             Some(x)
         })
     };
-    let user = {
+    let m_user = {
         let p = &path.member("user");
         raw.user.map(|x| {
             let x = x;
@@ -9758,7 +9760,7 @@ pub(crate) fn validate_snowflake_destination_configuration(
             Some(x)
         })
     };
-    let database = {
+    let m_database = {
         let p = &path.member("database");
         match raw.database {
             Some(x) => {
@@ -9773,7 +9775,7 @@ pub(crate) fn validate_snowflake_destination_configuration(
             }
         }
     };
-    let schema = {
+    let m_schema = {
         let p = &path.member("schema");
         match raw.schema {
             Some(x) => {
@@ -9788,7 +9790,7 @@ pub(crate) fn validate_snowflake_destination_configuration(
             }
         }
     };
-    let table = {
+    let m_table = {
         let p = &path.member("table");
         match raw.table {
             Some(x) => {
@@ -9803,12 +9805,12 @@ pub(crate) fn validate_snowflake_destination_configuration(
             }
         }
     };
-    let snowflake_role_configuration = {
+    let m_snowflake_role_configuration = {
         let p = &path.member("snowflakeRoleConfiguration");
         raw.snowflake_role_configuration
             .map(|x| validate_snowflake_role_configuration(x, v, p))
     };
-    let data_loading_option = {
+    let m_data_loading_option = {
         let p = &path.member("dataLoadingOption");
         raw.data_loading_option.map(|x| {
             let x = x;
@@ -9822,7 +9824,7 @@ pub(crate) fn validate_snowflake_destination_configuration(
             Some(x)
         })
     };
-    let meta_data_column_name = {
+    let m_meta_data_column_name = {
         let p = &path.member("metaDataColumnName");
         raw.meta_data_column_name.map(|x| {
             let x = x;
@@ -9831,7 +9833,7 @@ pub(crate) fn validate_snowflake_destination_configuration(
             Some(x)
         })
     };
-    let content_column_name = {
+    let m_content_column_name = {
         let p = &path.member("contentColumnName");
         raw.content_column_name.map(|x| {
             let x = x;
@@ -9840,22 +9842,22 @@ pub(crate) fn validate_snowflake_destination_configuration(
             Some(x)
         })
     };
-    let snowflake_vpc_configuration = {
+    let m_snowflake_vpc_configuration = {
         let p = &path.member("snowflakeVpcConfiguration");
         raw.snowflake_vpc_configuration
             .map(|x| validate_snowflake_vpc_configuration(x, v, p))
     };
-    let cloud_watch_logging_options = {
+    let m_cloud_watch_logging_options = {
         let p = &path.member("cloudWatchLoggingOptions");
         raw.cloud_watch_logging_options
             .map(|x| validate_cloud_watch_logging_options(x, v, p))
     };
-    let processing_configuration = {
+    let m_processing_configuration = {
         let p = &path.member("processingConfiguration");
         raw.processing_configuration
             .map(|x| validate_processing_configuration(x, v, p))
     };
-    let role_arn = {
+    let m_role_arn = {
         let p = &path.member("roleARN");
         match raw.role_arn {
             Some(x) => {
@@ -9871,12 +9873,12 @@ pub(crate) fn validate_snowflake_destination_configuration(
             }
         }
     };
-    let retry_options = {
+    let m_retry_options = {
         let p = &path.member("retryOptions");
         raw.retry_options
             .map(|x| validate_snowflake_retry_options(x, v, p))
     };
-    let s3_backup_mode = {
+    let m_s3_backup_mode = {
         let p = &path.member("s3BackupMode");
         raw.s3_backup_mode.map(|x| {
             let x = x;
@@ -9890,7 +9892,7 @@ pub(crate) fn validate_snowflake_destination_configuration(
             Some(x)
         })
     };
-    let s3_configuration = {
+    let m_s3_configuration = {
         let p = &path.member("s3Configuration");
         match raw.s3_configuration {
             Some(x) => validate_s3_destination_configuration(x, v, p),
@@ -9900,37 +9902,37 @@ pub(crate) fn validate_snowflake_destination_configuration(
             }
         }
     };
-    let secrets_manager_configuration = {
+    let m_secrets_manager_configuration = {
         let p = &path.member("secretsManagerConfiguration");
         raw.secrets_manager_configuration
             .map(|x| validate_secrets_manager_configuration(x, v, p))
     };
-    let buffering_hints = {
+    let m_buffering_hints = {
         let p = &path.member("bufferingHints");
         raw.buffering_hints
             .map(|x| validate_snowflake_buffering_hints(x, v, p))
     };
     Some(SnowflakeDestinationConfiguration {
-        account_url: account_url?,
-        private_key: lift(private_key)?,
-        key_passphrase: lift(key_passphrase)?,
-        user: lift(user)?,
-        database: database?,
-        schema: schema?,
-        table: table?,
-        snowflake_role_configuration: lift(snowflake_role_configuration)?,
-        data_loading_option: lift(data_loading_option)?,
-        meta_data_column_name: lift(meta_data_column_name)?,
-        content_column_name: lift(content_column_name)?,
-        snowflake_vpc_configuration: lift(snowflake_vpc_configuration)?,
-        cloud_watch_logging_options: lift(cloud_watch_logging_options)?,
-        processing_configuration: lift(processing_configuration)?,
-        role_arn: role_arn?,
-        retry_options: lift(retry_options)?,
-        s3_backup_mode: lift(s3_backup_mode)?,
-        s3_configuration: s3_configuration?,
-        secrets_manager_configuration: lift(secrets_manager_configuration)?,
-        buffering_hints: lift(buffering_hints)?,
+        account_url: m_account_url?,
+        private_key: lift(m_private_key)?,
+        key_passphrase: lift(m_key_passphrase)?,
+        user: lift(m_user)?,
+        database: m_database?,
+        schema: m_schema?,
+        table: m_table?,
+        snowflake_role_configuration: lift(m_snowflake_role_configuration)?,
+        data_loading_option: lift(m_data_loading_option)?,
+        meta_data_column_name: lift(m_meta_data_column_name)?,
+        content_column_name: lift(m_content_column_name)?,
+        snowflake_vpc_configuration: lift(m_snowflake_vpc_configuration)?,
+        cloud_watch_logging_options: lift(m_cloud_watch_logging_options)?,
+        processing_configuration: lift(m_processing_configuration)?,
+        role_arn: m_role_arn?,
+        retry_options: lift(m_retry_options)?,
+        s3_backup_mode: lift(m_s3_backup_mode)?,
+        s3_configuration: m_s3_configuration?,
+        secrets_manager_configuration: lift(m_secrets_manager_configuration)?,
+        buffering_hints: lift(m_buffering_hints)?,
     })
 }
 
@@ -9939,7 +9941,7 @@ pub(crate) fn validate_snowflake_destination_update(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<SnowflakeDestinationUpdate> {
-    let account_url = {
+    let m_account_url = {
         let p = &path.member("accountUrl");
         raw.account_url.map(|x| {
             let x = x;
@@ -9949,7 +9951,7 @@ pub(crate) fn validate_snowflake_destination_update(
             Some(x)
         })
     };
-    let private_key = {
+    let m_private_key = {
         let p = &path.member("privateKey");
         raw.private_key.map(|x| {
             let x = x;
@@ -9959,7 +9961,7 @@ pub(crate) fn validate_snowflake_destination_update(
             Some(x)
         })
     };
-    let key_passphrase = {
+    let m_key_passphrase = {
         let p = &path.member("keyPassphrase");
         raw.key_passphrase.map(|x| {
             let x = x;
@@ -9968,7 +9970,7 @@ pub(crate) fn validate_snowflake_destination_update(
             Some(x)
         })
     };
-    let user = {
+    let m_user = {
         let p = &path.member("user");
         raw.user.map(|x| {
             let x = x;
@@ -9977,7 +9979,7 @@ pub(crate) fn validate_snowflake_destination_update(
             Some(x)
         })
     };
-    let database = {
+    let m_database = {
         let p = &path.member("database");
         raw.database.map(|x| {
             let x = x;
@@ -9986,7 +9988,7 @@ pub(crate) fn validate_snowflake_destination_update(
             Some(x)
         })
     };
-    let schema = {
+    let m_schema = {
         let p = &path.member("schema");
         raw.schema.map(|x| {
             let x = x;
@@ -9995,7 +9997,7 @@ pub(crate) fn validate_snowflake_destination_update(
             Some(x)
         })
     };
-    let table = {
+    let m_table = {
         let p = &path.member("table");
         raw.table.map(|x| {
             let x = x;
@@ -10004,12 +10006,12 @@ pub(crate) fn validate_snowflake_destination_update(
             Some(x)
         })
     };
-    let snowflake_role_configuration = {
+    let m_snowflake_role_configuration = {
         let p = &path.member("snowflakeRoleConfiguration");
         raw.snowflake_role_configuration
             .map(|x| validate_snowflake_role_configuration(x, v, p))
     };
-    let data_loading_option = {
+    let m_data_loading_option = {
         let p = &path.member("dataLoadingOption");
         raw.data_loading_option.map(|x| {
             let x = x;
@@ -10023,7 +10025,7 @@ pub(crate) fn validate_snowflake_destination_update(
             Some(x)
         })
     };
-    let meta_data_column_name = {
+    let m_meta_data_column_name = {
         let p = &path.member("metaDataColumnName");
         raw.meta_data_column_name.map(|x| {
             let x = x;
@@ -10032,7 +10034,7 @@ pub(crate) fn validate_snowflake_destination_update(
             Some(x)
         })
     };
-    let content_column_name = {
+    let m_content_column_name = {
         let p = &path.member("contentColumnName");
         raw.content_column_name.map(|x| {
             let x = x;
@@ -10041,17 +10043,17 @@ pub(crate) fn validate_snowflake_destination_update(
             Some(x)
         })
     };
-    let cloud_watch_logging_options = {
+    let m_cloud_watch_logging_options = {
         let p = &path.member("cloudWatchLoggingOptions");
         raw.cloud_watch_logging_options
             .map(|x| validate_cloud_watch_logging_options(x, v, p))
     };
-    let processing_configuration = {
+    let m_processing_configuration = {
         let p = &path.member("processingConfiguration");
         raw.processing_configuration
             .map(|x| validate_processing_configuration(x, v, p))
     };
-    let role_arn = {
+    let m_role_arn = {
         let p = &path.member("roleARN");
         raw.role_arn.map(|x| {
             let x = x;
@@ -10061,12 +10063,12 @@ pub(crate) fn validate_snowflake_destination_update(
             Some(x)
         })
     };
-    let retry_options = {
+    let m_retry_options = {
         let p = &path.member("retryOptions");
         raw.retry_options
             .map(|x| validate_snowflake_retry_options(x, v, p))
     };
-    let s3_backup_mode = {
+    let m_s3_backup_mode = {
         let p = &path.member("s3BackupMode");
         raw.s3_backup_mode.map(|x| {
             let x = x;
@@ -10080,40 +10082,40 @@ pub(crate) fn validate_snowflake_destination_update(
             Some(x)
         })
     };
-    let s3_update = {
+    let m_s3_update = {
         let p = &path.member("s3Update");
         raw.s3_update.map(|x| validate_s3_destination_update(x, v, p))
     };
-    let secrets_manager_configuration = {
+    let m_secrets_manager_configuration = {
         let p = &path.member("secretsManagerConfiguration");
         raw.secrets_manager_configuration
             .map(|x| validate_secrets_manager_configuration(x, v, p))
     };
-    let buffering_hints = {
+    let m_buffering_hints = {
         let p = &path.member("bufferingHints");
         raw.buffering_hints
             .map(|x| validate_snowflake_buffering_hints(x, v, p))
     };
     Some(SnowflakeDestinationUpdate {
-        account_url: lift(account_url)?,
-        private_key: lift(private_key)?,
-        key_passphrase: lift(key_passphrase)?,
-        user: lift(user)?,
-        database: lift(database)?,
-        schema: lift(schema)?,
-        table: lift(table)?,
-        snowflake_role_configuration: lift(snowflake_role_configuration)?,
-        data_loading_option: lift(data_loading_option)?,
-        meta_data_column_name: lift(meta_data_column_name)?,
-        content_column_name: lift(content_column_name)?,
-        cloud_watch_logging_options: lift(cloud_watch_logging_options)?,
-        processing_configuration: lift(processing_configuration)?,
-        role_arn: lift(role_arn)?,
-        retry_options: lift(retry_options)?,
-        s3_backup_mode: lift(s3_backup_mode)?,
-        s3_update: lift(s3_update)?,
-        secrets_manager_configuration: lift(secrets_manager_configuration)?,
-        buffering_hints: lift(buffering_hints)?,
+        account_url: lift(m_account_url)?,
+        private_key: lift(m_private_key)?,
+        key_passphrase: lift(m_key_passphrase)?,
+        user: lift(m_user)?,
+        database: lift(m_database)?,
+        schema: lift(m_schema)?,
+        table: lift(m_table)?,
+        snowflake_role_configuration: lift(m_snowflake_role_configuration)?,
+        data_loading_option: lift(m_data_loading_option)?,
+        meta_data_column_name: lift(m_meta_data_column_name)?,
+        content_column_name: lift(m_content_column_name)?,
+        cloud_watch_logging_options: lift(m_cloud_watch_logging_options)?,
+        processing_configuration: lift(m_processing_configuration)?,
+        role_arn: lift(m_role_arn)?,
+        retry_options: lift(m_retry_options)?,
+        s3_backup_mode: lift(m_s3_backup_mode)?,
+        s3_update: lift(m_s3_update)?,
+        secrets_manager_configuration: lift(m_secrets_manager_configuration)?,
+        buffering_hints: lift(m_buffering_hints)?,
     })
 }
 
@@ -10122,7 +10124,7 @@ pub(crate) fn validate_snowflake_retry_options(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<SnowflakeRetryOptions> {
-    let duration_in_seconds = {
+    let m_duration_in_seconds = {
         let p = &path.member("durationInSeconds");
         raw.duration_in_seconds.map(|x| {
             let x = x;
@@ -10132,7 +10134,7 @@ pub(crate) fn validate_snowflake_retry_options(
         })
     };
     Some(SnowflakeRetryOptions {
-        duration_in_seconds: lift(duration_in_seconds)?,
+        duration_in_seconds: lift(m_duration_in_seconds)?,
     })
 }
 
@@ -10141,11 +10143,11 @@ pub(crate) fn validate_snowflake_role_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<SnowflakeRoleConfiguration> {
-    let enabled = {
+    let m_enabled = {
         let p = &path.member("enabled");
         raw.enabled.map(|x| Some(x))
     };
-    let snowflake_role = {
+    let m_snowflake_role = {
         let p = &path.member("snowflakeRole");
         raw.snowflake_role.map(|x| {
             let x = x;
@@ -10155,8 +10157,8 @@ pub(crate) fn validate_snowflake_role_configuration(
         })
     };
     Some(SnowflakeRoleConfiguration {
-        enabled: lift(enabled)?,
-        snowflake_role: lift(snowflake_role)?,
+        enabled: lift(m_enabled)?,
+        snowflake_role: lift(m_snowflake_role)?,
     })
 }
 
@@ -10165,7 +10167,7 @@ pub(crate) fn validate_snowflake_vpc_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<SnowflakeVpcConfiguration> {
-    let private_link_vpce_id = {
+    let m_private_link_vpce_id = {
         let p = &path.member("privateLinkVpceId");
         match raw.private_link_vpce_id {
             Some(x) => {
@@ -10182,7 +10184,7 @@ pub(crate) fn validate_snowflake_vpc_configuration(
         }
     };
     Some(SnowflakeVpcConfiguration {
-        private_link_vpce_id: private_link_vpce_id?,
+        private_link_vpce_id: m_private_link_vpce_id?,
     })
 }
 
@@ -10191,7 +10193,7 @@ pub(crate) fn validate_splunk_buffering_hints(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<SplunkBufferingHints> {
-    let interval_in_seconds = {
+    let m_interval_in_seconds = {
         let p = &path.member("intervalInSeconds");
         raw.interval_in_seconds.map(|x| {
             let x = x;
@@ -10200,7 +10202,7 @@ pub(crate) fn validate_splunk_buffering_hints(
             Some(x)
         })
     };
-    let size_in_mbs = {
+    let m_size_in_mbs = {
         let p = &path.member("sizeInMBs");
         raw.size_in_mbs.map(|x| {
             let x = x;
@@ -10210,8 +10212,8 @@ pub(crate) fn validate_splunk_buffering_hints(
         })
     };
     Some(SplunkBufferingHints {
-        interval_in_seconds: lift(interval_in_seconds)?,
-        size_in_mbs: lift(size_in_mbs)?,
+        interval_in_seconds: lift(m_interval_in_seconds)?,
+        size_in_mbs: lift(m_size_in_mbs)?,
     })
 }
 
@@ -10220,7 +10222,7 @@ pub(crate) fn validate_splunk_destination_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<SplunkDestinationConfiguration> {
-    let hec_endpoint = {
+    let m_hec_endpoint = {
         let p = &path.member("hECEndpoint");
         match raw.hec_endpoint {
             Some(x) => {
@@ -10236,7 +10238,7 @@ pub(crate) fn validate_splunk_destination_configuration(
             }
         }
     };
-    let hec_endpoint_type = {
+    let m_hec_endpoint_type = {
         let p = &path.member("hECEndpointType");
         match raw.hec_endpoint_type {
             Some(x) => {
@@ -10256,7 +10258,7 @@ pub(crate) fn validate_splunk_destination_configuration(
             }
         }
     };
-    let hec_token = {
+    let m_hec_token = {
         let p = &path.member("hECToken");
         raw.hec_token.map(|x| {
             let x = x;
@@ -10266,7 +10268,7 @@ pub(crate) fn validate_splunk_destination_configuration(
             Some(x)
         })
     };
-    let hec_acknowledgment_timeout_in_seconds = {
+    let m_hec_acknowledgment_timeout_in_seconds = {
         let p = &path.member("hECAcknowledgmentTimeoutInSeconds");
         raw.hec_acknowledgment_timeout_in_seconds.map(|x| {
             let x = x;
@@ -10275,11 +10277,11 @@ pub(crate) fn validate_splunk_destination_configuration(
             Some(x)
         })
     };
-    let retry_options = {
+    let m_retry_options = {
         let p = &path.member("retryOptions");
         raw.retry_options.map(|x| validate_splunk_retry_options(x, v, p))
     };
-    let s3_backup_mode = {
+    let m_s3_backup_mode = {
         let p = &path.member("s3BackupMode");
         raw.s3_backup_mode.map(|x| {
             let x = x;
@@ -10293,7 +10295,7 @@ pub(crate) fn validate_splunk_destination_configuration(
             Some(x)
         })
     };
-    let s3_configuration = {
+    let m_s3_configuration = {
         let p = &path.member("s3Configuration");
         match raw.s3_configuration {
             Some(x) => validate_s3_destination_configuration(x, v, p),
@@ -10303,38 +10305,38 @@ pub(crate) fn validate_splunk_destination_configuration(
             }
         }
     };
-    let processing_configuration = {
+    let m_processing_configuration = {
         let p = &path.member("processingConfiguration");
         raw.processing_configuration
             .map(|x| validate_processing_configuration(x, v, p))
     };
-    let cloud_watch_logging_options = {
+    let m_cloud_watch_logging_options = {
         let p = &path.member("cloudWatchLoggingOptions");
         raw.cloud_watch_logging_options
             .map(|x| validate_cloud_watch_logging_options(x, v, p))
     };
-    let buffering_hints = {
+    let m_buffering_hints = {
         let p = &path.member("bufferingHints");
         raw.buffering_hints
             .map(|x| validate_splunk_buffering_hints(x, v, p))
     };
-    let secrets_manager_configuration = {
+    let m_secrets_manager_configuration = {
         let p = &path.member("secretsManagerConfiguration");
         raw.secrets_manager_configuration
             .map(|x| validate_secrets_manager_configuration(x, v, p))
     };
     Some(SplunkDestinationConfiguration {
-        hec_endpoint: hec_endpoint?,
-        hec_endpoint_type: hec_endpoint_type?,
-        hec_token: lift(hec_token)?,
-        hec_acknowledgment_timeout_in_seconds: lift(hec_acknowledgment_timeout_in_seconds)?,
-        retry_options: lift(retry_options)?,
-        s3_backup_mode: lift(s3_backup_mode)?,
-        s3_configuration: s3_configuration?,
-        processing_configuration: lift(processing_configuration)?,
-        cloud_watch_logging_options: lift(cloud_watch_logging_options)?,
-        buffering_hints: lift(buffering_hints)?,
-        secrets_manager_configuration: lift(secrets_manager_configuration)?,
+        hec_endpoint: m_hec_endpoint?,
+        hec_endpoint_type: m_hec_endpoint_type?,
+        hec_token: lift(m_hec_token)?,
+        hec_acknowledgment_timeout_in_seconds: lift(m_hec_acknowledgment_timeout_in_seconds)?,
+        retry_options: lift(m_retry_options)?,
+        s3_backup_mode: lift(m_s3_backup_mode)?,
+        s3_configuration: m_s3_configuration?,
+        processing_configuration: lift(m_processing_configuration)?,
+        cloud_watch_logging_options: lift(m_cloud_watch_logging_options)?,
+        buffering_hints: lift(m_buffering_hints)?,
+        secrets_manager_configuration: lift(m_secrets_manager_configuration)?,
     })
 }
 
@@ -10343,7 +10345,7 @@ pub(crate) fn validate_splunk_destination_update(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<SplunkDestinationUpdate> {
-    let hec_endpoint = {
+    let m_hec_endpoint = {
         let p = &path.member("hECEndpoint");
         raw.hec_endpoint.map(|x| {
             let x = x;
@@ -10353,7 +10355,7 @@ pub(crate) fn validate_splunk_destination_update(
             Some(x)
         })
     };
-    let hec_endpoint_type = {
+    let m_hec_endpoint_type = {
         let p = &path.member("hECEndpointType");
         raw.hec_endpoint_type.map(|x| {
             let x = x;
@@ -10367,7 +10369,7 @@ pub(crate) fn validate_splunk_destination_update(
             Some(x)
         })
     };
-    let hec_token = {
+    let m_hec_token = {
         let p = &path.member("hECToken");
         raw.hec_token.map(|x| {
             let x = x;
@@ -10377,7 +10379,7 @@ pub(crate) fn validate_splunk_destination_update(
             Some(x)
         })
     };
-    let hec_acknowledgment_timeout_in_seconds = {
+    let m_hec_acknowledgment_timeout_in_seconds = {
         let p = &path.member("hECAcknowledgmentTimeoutInSeconds");
         raw.hec_acknowledgment_timeout_in_seconds.map(|x| {
             let x = x;
@@ -10386,11 +10388,11 @@ pub(crate) fn validate_splunk_destination_update(
             Some(x)
         })
     };
-    let retry_options = {
+    let m_retry_options = {
         let p = &path.member("retryOptions");
         raw.retry_options.map(|x| validate_splunk_retry_options(x, v, p))
     };
-    let s3_backup_mode = {
+    let m_s3_backup_mode = {
         let p = &path.member("s3BackupMode");
         raw.s3_backup_mode.map(|x| {
             let x = x;
@@ -10404,42 +10406,42 @@ pub(crate) fn validate_splunk_destination_update(
             Some(x)
         })
     };
-    let s3_update = {
+    let m_s3_update = {
         let p = &path.member("s3Update");
         raw.s3_update.map(|x| validate_s3_destination_update(x, v, p))
     };
-    let processing_configuration = {
+    let m_processing_configuration = {
         let p = &path.member("processingConfiguration");
         raw.processing_configuration
             .map(|x| validate_processing_configuration(x, v, p))
     };
-    let cloud_watch_logging_options = {
+    let m_cloud_watch_logging_options = {
         let p = &path.member("cloudWatchLoggingOptions");
         raw.cloud_watch_logging_options
             .map(|x| validate_cloud_watch_logging_options(x, v, p))
     };
-    let buffering_hints = {
+    let m_buffering_hints = {
         let p = &path.member("bufferingHints");
         raw.buffering_hints
             .map(|x| validate_splunk_buffering_hints(x, v, p))
     };
-    let secrets_manager_configuration = {
+    let m_secrets_manager_configuration = {
         let p = &path.member("secretsManagerConfiguration");
         raw.secrets_manager_configuration
             .map(|x| validate_secrets_manager_configuration(x, v, p))
     };
     Some(SplunkDestinationUpdate {
-        hec_endpoint: lift(hec_endpoint)?,
-        hec_endpoint_type: lift(hec_endpoint_type)?,
-        hec_token: lift(hec_token)?,
-        hec_acknowledgment_timeout_in_seconds: lift(hec_acknowledgment_timeout_in_seconds)?,
-        retry_options: lift(retry_options)?,
-        s3_backup_mode: lift(s3_backup_mode)?,
-        s3_update: lift(s3_update)?,
-        processing_configuration: lift(processing_configuration)?,
-        cloud_watch_logging_options: lift(cloud_watch_logging_options)?,
-        buffering_hints: lift(buffering_hints)?,
-        secrets_manager_configuration: lift(secrets_manager_configuration)?,
+        hec_endpoint: lift(m_hec_endpoint)?,
+        hec_endpoint_type: lift(m_hec_endpoint_type)?,
+        hec_token: lift(m_hec_token)?,
+        hec_acknowledgment_timeout_in_seconds: lift(m_hec_acknowledgment_timeout_in_seconds)?,
+        retry_options: lift(m_retry_options)?,
+        s3_backup_mode: lift(m_s3_backup_mode)?,
+        s3_update: lift(m_s3_update)?,
+        processing_configuration: lift(m_processing_configuration)?,
+        cloud_watch_logging_options: lift(m_cloud_watch_logging_options)?,
+        buffering_hints: lift(m_buffering_hints)?,
+        secrets_manager_configuration: lift(m_secrets_manager_configuration)?,
     })
 }
 
@@ -10448,7 +10450,7 @@ pub(crate) fn validate_splunk_retry_options(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<SplunkRetryOptions> {
-    let duration_in_seconds = {
+    let m_duration_in_seconds = {
         let p = &path.member("durationInSeconds");
         raw.duration_in_seconds.map(|x| {
             let x = x;
@@ -10458,7 +10460,7 @@ pub(crate) fn validate_splunk_retry_options(
         })
     };
     Some(SplunkRetryOptions {
-        duration_in_seconds: lift(duration_in_seconds)?,
+        duration_in_seconds: lift(m_duration_in_seconds)?,
     })
 }
 
@@ -10467,7 +10469,7 @@ pub(crate) fn validate_start_delivery_stream_encryption_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<StartDeliveryStreamEncryptionInput> {
-    let delivery_stream_name = {
+    let m_delivery_stream_name = {
         let p = &path.member("deliveryStreamName");
         match raw.delivery_stream_name {
             Some(x) => {
@@ -10483,14 +10485,16 @@ pub(crate) fn validate_start_delivery_stream_encryption_input(
             }
         }
     };
-    let delivery_stream_encryption_configuration_input = {
+    let m_delivery_stream_encryption_configuration_input = {
         let p = &path.member("deliveryStreamEncryptionConfigurationInput");
         raw.delivery_stream_encryption_configuration_input
             .map(|x| validate_delivery_stream_encryption_configuration_input(x, v, p))
     };
     Some(StartDeliveryStreamEncryptionInput {
-        delivery_stream_name: delivery_stream_name?,
-        delivery_stream_encryption_configuration_input: lift(delivery_stream_encryption_configuration_input)?,
+        delivery_stream_name: m_delivery_stream_name?,
+        delivery_stream_encryption_configuration_input: lift(
+            m_delivery_stream_encryption_configuration_input,
+        )?,
     })
 }
 
@@ -10499,7 +10503,7 @@ pub(crate) fn validate_stop_delivery_stream_encryption_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<StopDeliveryStreamEncryptionInput> {
-    let delivery_stream_name = {
+    let m_delivery_stream_name = {
         let p = &path.member("deliveryStreamName");
         match raw.delivery_stream_name {
             Some(x) => {
@@ -10516,7 +10520,7 @@ pub(crate) fn validate_stop_delivery_stream_encryption_input(
         }
     };
     Some(StopDeliveryStreamEncryptionInput {
-        delivery_stream_name: delivery_stream_name?,
+        delivery_stream_name: m_delivery_stream_name?,
     })
 }
 
@@ -10552,7 +10556,7 @@ pub(crate) fn validate_table_creation_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<TableCreationConfiguration> {
-    let enabled = {
+    let m_enabled = {
         let p = &path.member("enabled");
         match raw.enabled {
             Some(x) => Some(x),
@@ -10562,11 +10566,11 @@ pub(crate) fn validate_table_creation_configuration(
             }
         }
     };
-    Some(TableCreationConfiguration { enabled: enabled? })
+    Some(TableCreationConfiguration { enabled: m_enabled? })
 }
 
 pub(crate) fn validate_tag(raw: TagRaw, v: &mut Validator, path: &Path<'_>) -> Option<Tag> {
-    let key = {
+    let m_key = {
         let p = &path.member("key");
         match raw.key {
             Some(x) => {
@@ -10582,7 +10586,7 @@ pub(crate) fn validate_tag(raw: TagRaw, v: &mut Validator, path: &Path<'_>) -> O
             }
         }
     };
-    let value = {
+    let m_value = {
         let p = &path.member("value");
         raw.value.map(|x| {
             let x = x;
@@ -10593,8 +10597,8 @@ pub(crate) fn validate_tag(raw: TagRaw, v: &mut Validator, path: &Path<'_>) -> O
         })
     };
     Some(Tag {
-        key: key?,
-        value: lift(value)?,
+        key: m_key?,
+        value: lift(m_value)?,
     })
 }
 
@@ -10603,7 +10607,7 @@ pub(crate) fn validate_tag_delivery_stream_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<TagDeliveryStreamInput> {
-    let delivery_stream_name = {
+    let m_delivery_stream_name = {
         let p = &path.member("deliveryStreamName");
         match raw.delivery_stream_name {
             Some(x) => {
@@ -10619,7 +10623,7 @@ pub(crate) fn validate_tag_delivery_stream_input(
             }
         }
     };
-    let tags = {
+    let m_tags = {
         let p = &path.member("tags");
         match raw.tags {
             Some(x) => validate_tag_delivery_stream_input_tag_list(x, v, p),
@@ -10630,8 +10634,8 @@ pub(crate) fn validate_tag_delivery_stream_input(
         }
     };
     Some(TagDeliveryStreamInput {
-        delivery_stream_name: delivery_stream_name?,
-        tags: tags?,
+        delivery_stream_name: m_delivery_stream_name?,
+        tags: m_tags?,
     })
 }
 
@@ -10682,7 +10686,7 @@ pub(crate) fn validate_untag_delivery_stream_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<UntagDeliveryStreamInput> {
-    let delivery_stream_name = {
+    let m_delivery_stream_name = {
         let p = &path.member("deliveryStreamName");
         match raw.delivery_stream_name {
             Some(x) => {
@@ -10698,7 +10702,7 @@ pub(crate) fn validate_untag_delivery_stream_input(
             }
         }
     };
-    let tag_keys = {
+    let m_tag_keys = {
         let p = &path.member("tagKeys");
         match raw.tag_keys {
             Some(x) => validate_tag_key_list(x, v, p),
@@ -10709,8 +10713,8 @@ pub(crate) fn validate_untag_delivery_stream_input(
         }
     };
     Some(UntagDeliveryStreamInput {
-        delivery_stream_name: delivery_stream_name?,
-        tag_keys: tag_keys?,
+        delivery_stream_name: m_delivery_stream_name?,
+        tag_keys: m_tag_keys?,
     })
 }
 
@@ -10719,7 +10723,7 @@ pub(crate) fn validate_update_destination_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<UpdateDestinationInput> {
-    let delivery_stream_name = {
+    let m_delivery_stream_name = {
         let p = &path.member("deliveryStreamName");
         match raw.delivery_stream_name {
             Some(x) => {
@@ -10735,7 +10739,7 @@ pub(crate) fn validate_update_destination_input(
             }
         }
     };
-    let current_delivery_stream_version_id = {
+    let m_current_delivery_stream_version_id = {
         let p = &path.member("currentDeliveryStreamVersionId");
         match raw.current_delivery_stream_version_id {
             Some(x) => {
@@ -10751,7 +10755,7 @@ pub(crate) fn validate_update_destination_input(
             }
         }
     };
-    let destination_id = {
+    let m_destination_id = {
         let p = &path.member("destinationId");
         match raw.destination_id {
             Some(x) => {
@@ -10767,72 +10771,72 @@ pub(crate) fn validate_update_destination_input(
             }
         }
     };
-    let s3_destination_update = {
+    let m_s3_destination_update = {
         let p = &path.member("s3DestinationUpdate");
         raw.s3_destination_update
             .map(|x| validate_s3_destination_update(x, v, p))
     };
-    let extended_s3_destination_update = {
+    let m_extended_s3_destination_update = {
         let p = &path.member("extendedS3DestinationUpdate");
         raw.extended_s3_destination_update
             .map(|x| validate_extended_s3_destination_update(x, v, p))
     };
-    let redshift_destination_update = {
+    let m_redshift_destination_update = {
         let p = &path.member("redshiftDestinationUpdate");
         raw.redshift_destination_update
             .map(|x| validate_redshift_destination_update(x, v, p))
     };
-    let elasticsearch_destination_update = {
+    let m_elasticsearch_destination_update = {
         let p = &path.member("elasticsearchDestinationUpdate");
         raw.elasticsearch_destination_update
             .map(|x| validate_elasticsearch_destination_update(x, v, p))
     };
-    let amazonopensearchservice_destination_update = {
+    let m_amazonopensearchservice_destination_update = {
         let p = &path.member("amazonopensearchserviceDestinationUpdate");
         raw.amazonopensearchservice_destination_update
             .map(|x| validate_amazonopensearchservice_destination_update(x, v, p))
     };
-    let splunk_destination_update = {
+    let m_splunk_destination_update = {
         let p = &path.member("splunkDestinationUpdate");
         raw.splunk_destination_update
             .map(|x| validate_splunk_destination_update(x, v, p))
     };
-    let http_endpoint_destination_update = {
+    let m_http_endpoint_destination_update = {
         let p = &path.member("httpEndpointDestinationUpdate");
         raw.http_endpoint_destination_update
             .map(|x| validate_http_endpoint_destination_update(x, v, p))
     };
-    let amazon_open_search_serverless_destination_update = {
+    let m_amazon_open_search_serverless_destination_update = {
         let p = &path.member("amazonOpenSearchServerlessDestinationUpdate");
         raw.amazon_open_search_serverless_destination_update
             .map(|x| validate_amazon_open_search_serverless_destination_update(x, v, p))
     };
-    let snowflake_destination_update = {
+    let m_snowflake_destination_update = {
         let p = &path.member("snowflakeDestinationUpdate");
         raw.snowflake_destination_update
             .map(|x| validate_snowflake_destination_update(x, v, p))
     };
-    let iceberg_destination_update = {
+    let m_iceberg_destination_update = {
         let p = &path.member("icebergDestinationUpdate");
         raw.iceberg_destination_update
             .map(|x| validate_iceberg_destination_update(x, v, p))
     };
     Some(UpdateDestinationInput {
-        delivery_stream_name: delivery_stream_name?,
-        current_delivery_stream_version_id: current_delivery_stream_version_id?,
-        destination_id: destination_id?,
-        s3_destination_update: lift(s3_destination_update)?,
-        extended_s3_destination_update: lift(extended_s3_destination_update)?,
-        redshift_destination_update: lift(redshift_destination_update)?,
-        elasticsearch_destination_update: lift(elasticsearch_destination_update)?,
-        amazonopensearchservice_destination_update: lift(amazonopensearchservice_destination_update)?,
-        splunk_destination_update: lift(splunk_destination_update)?,
-        http_endpoint_destination_update: lift(http_endpoint_destination_update)?,
+        delivery_stream_name: m_delivery_stream_name?,
+        current_delivery_stream_version_id: m_current_delivery_stream_version_id?,
+        destination_id: m_destination_id?,
+        s3_destination_update: lift(m_s3_destination_update)?,
+        extended_s3_destination_update: lift(m_extended_s3_destination_update)?,
+        redshift_destination_update: lift(m_redshift_destination_update)?,
+        elasticsearch_destination_update: lift(m_elasticsearch_destination_update)?,
+        amazonopensearchservice_destination_update: lift(m_amazonopensearchservice_destination_update)?,
+        splunk_destination_update: lift(m_splunk_destination_update)?,
+        http_endpoint_destination_update: lift(m_http_endpoint_destination_update)?,
         amazon_open_search_serverless_destination_update: lift(
-            amazon_open_search_serverless_destination_update,
+            m_amazon_open_search_serverless_destination_update,
         )?,
-        snowflake_destination_update: lift(snowflake_destination_update)?,
-        iceberg_destination_update: lift(iceberg_destination_update)?,
+        snowflake_destination_update: lift(m_snowflake_destination_update)?,
+        iceberg_destination_update: lift(m_iceberg_destination_update)?,
     })
 }
 
@@ -10841,7 +10845,7 @@ pub(crate) fn validate_vpc_configuration(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<VpcConfiguration> {
-    let subnet_ids = {
+    let m_subnet_ids = {
         let p = &path.member("subnetIds");
         match raw.subnet_ids {
             Some(x) => validate_subnet_id_list(x, v, p),
@@ -10851,7 +10855,7 @@ pub(crate) fn validate_vpc_configuration(
             }
         }
     };
-    let role_arn = {
+    let m_role_arn = {
         let p = &path.member("roleARN");
         match raw.role_arn {
             Some(x) => {
@@ -10867,7 +10871,7 @@ pub(crate) fn validate_vpc_configuration(
             }
         }
     };
-    let security_group_ids = {
+    let m_security_group_ids = {
         let p = &path.member("securityGroupIds");
         match raw.security_group_ids {
             Some(x) => validate_security_group_id_list(x, v, p),
@@ -10878,9 +10882,9 @@ pub(crate) fn validate_vpc_configuration(
         }
     };
     Some(VpcConfiguration {
-        subnet_ids: subnet_ids?,
-        role_arn: role_arn?,
-        security_group_ids: security_group_ids?,
+        subnet_ids: m_subnet_ids?,
+        role_arn: m_role_arn?,
+        security_group_ids: m_security_group_ids?,
     })
 }
 

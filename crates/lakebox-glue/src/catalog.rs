@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use lakebox_core::{Clock, RequestContext, ServiceError};
+use lakebox_core::{Arn, Clock, RequestContext, ServiceError};
 use lakebox_protocol::Timestamp;
 use lakebox_store::kv::WriteBatch;
 use lakebox_store::{MetaStore, StoreError};
@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 
 use crate::errors::{self, check_name, internal};
 use crate::expr::PartitionFilter;
+use crate::model::reshape;
 use crate::model::*;
 
 const DATABASES: &str = "databases";
@@ -138,10 +139,10 @@ impl Catalog {
             description: input.description,
             location_uri: input.location_uri,
             parameters: Some(input.parameters.unwrap_or_default()),
-            create_time: self.now(),
+            create_time: Some(self.now()),
             create_table_default_permissions: input.create_table_default_permissions,
             target_database: input.target_database,
-            catalog_id: scope.account.clone(),
+            catalog_id: Some(scope.account.clone()),
             federated_database: input.federated_database,
         };
         let key = scope.key(&[&db.name]);
@@ -254,26 +255,27 @@ impl Catalog {
     fn table_from_input(&self, scope: &Scope, db: &str, input: TableInput, now: Timestamp) -> Table {
         Table {
             name: normalize(&input.name),
-            database_name: db.to_owned(),
+            database_name: Some(db.to_owned()),
             description: input.description,
             owner: input.owner,
-            create_time: now,
-            update_time: now,
+            create_time: Some(now),
+            update_time: Some(now),
             last_access_time: input.last_access_time,
             last_analyzed_time: input.last_analyzed_time,
-            retention: input.retention.unwrap_or(0),
-            storage_descriptor: input.storage_descriptor,
-            partition_keys: input.partition_keys.unwrap_or_default(),
+            retention: Some(input.retention.unwrap_or(0)),
+            storage_descriptor: input.storage_descriptor.map(StorageDescriptor::with_defaults),
+            partition_keys: Some(input.partition_keys.unwrap_or_default()),
             view_original_text: input.view_original_text,
             view_expanded_text: input.view_expanded_text,
             table_type: input.table_type,
             parameters: Some(input.parameters.unwrap_or_default()),
             created_by: None,
-            is_registered_with_lake_formation: false,
+            is_registered_with_lake_formation: Some(false),
             target_table: input.target_table,
-            catalog_id: scope.account.clone(),
-            version_id: "0".into(),
-            view_definition: input.view_definition,
+            catalog_id: Some(scope.account.clone()),
+            version_id: Some("0".into()),
+            view_definition: input.view_definition.as_ref().map(reshape),
+            ..Default::default()
         }
     }
 
@@ -302,7 +304,7 @@ impl Catalog {
         Self::check_table_input(&input)?;
         let db = normalize(database);
         let mut table = self.table_from_input(scope, &db, input, self.now());
-        table.created_by = Some(format!("arn:aws:iam::{}:root", scope.account));
+        table.created_by = Some(Arn::new("iam", "", &scope.account, "root").to_string());
         let descriptors = index_descriptors(&table, &indexes)?;
         let db_key = scope.key(&[&db]);
         let key = scope.key(&[&db, &table.name]);
@@ -410,19 +412,19 @@ impl Catalog {
                 };
                 let old: Table = decode(&old)?;
                 if let Some(expected) = &expected_version
-                    && expected != &old.version_id
+                    && expected != old.version()
                 {
                     return Ok(Err(errors::concurrent_modification(format!(
                         "Update table failed due to concurrent modifications: version {expected} is not the current version {} of table {name}.",
-                        old.version_id
+                        old.version()
                     ))));
                 }
-                let old_version: u64 = old.version_id.parse().unwrap_or(0);
+                let old_version: u64 = old.version().parse().unwrap_or(0);
                 let version = old_version + 1;
                 let table = Table {
                     create_time: old.create_time,
                     created_by: old.created_by.clone(),
-                    version_id: version.to_string(),
+                    version_id: Some(version.to_string()),
                     ..fresh
                 };
                 if skip_archive {
@@ -482,12 +484,7 @@ impl Catalog {
         let table = self.get_table(scope, database, name)?;
         let rows = self
             .store
-            .read(|r| {
-                r.scan_prefix(
-                    TABLE_VERSIONS,
-                    &scope.prefix(&[&table.database_name, &table.name]),
-                )
-            })
+            .read(|r| r.scan_prefix(TABLE_VERSIONS, &scope.prefix(&[table.database(), &table.name])))
             .map_err(internal)?;
         let mut out = rows
             .iter()
@@ -495,7 +492,7 @@ impl Catalog {
                 let t: Table = decode(v).map_err(internal)?;
                 Ok(TableVersion {
                     version_id: t.version_id.clone(),
-                    table: t,
+                    table: Some(t),
                 })
             })
             .collect::<Result<Vec<_>, ServiceError>>()?;
@@ -525,14 +522,14 @@ impl Catalog {
                         ));
                         continue;
                     };
-                    if v == table.version_id {
+                    if v == table.version() {
                         failures.push((
                             v,
                             errors::invalid_input("Cannot delete the current version of a table."),
                         ));
                         continue;
                     }
-                    let key = scope.key(&[&table.database_name, &table.name, &version_key_part(n)]);
+                    let key = scope.key(&[table.database(), &table.name, &version_key_part(n)]);
                     if !b.delete(TABLE_VERSIONS, &key)? {
                         failures.push((
                             v.clone(),
@@ -549,11 +546,11 @@ impl Catalog {
     // ---- partitions ----
 
     fn check_values(table: &Table, values: &[String]) -> Result<(), ServiceError> {
-        if values.len() != table.partition_keys.len() {
+        if values.len() != table.partition_keys().len() {
             return Err(errors::invalid_input(format!(
                 "The number of partition keys do not match the number of partition values. Table {} has {} partition keys; {} values were given.",
                 table.name,
-                table.partition_keys.len(),
+                table.partition_keys().len(),
                 values.len()
             )));
         }
@@ -580,35 +577,39 @@ impl Catalog {
         let mut failures = Vec::new();
         let mut rows = Vec::new();
         for input in inputs {
-            if let Err(e) = Self::check_values(&table, &input.values) {
-                failures.push((input.values, e));
+            let values = input.values.unwrap_or_default();
+            if let Err(e) = Self::check_values(&table, &values) {
+                failures.push((values, e));
                 continue;
             }
             let p = Partition {
-                values: input.values,
+                values: Some(values),
                 database_name: table.database_name.clone(),
-                table_name: table.name.clone(),
-                creation_time: now,
+                table_name: Some(table.name.clone()),
+                creation_time: Some(now),
                 last_access_time: input.last_access_time,
-                storage_descriptor: input.storage_descriptor,
+                storage_descriptor: input.storage_descriptor.map(StorageDescriptor::with_defaults),
                 parameters: Some(input.parameters.unwrap_or_default()),
                 last_analyzed_time: input.last_analyzed_time,
-                catalog_id: scope.account.clone(),
+                catalog_id: Some(scope.account.clone()),
             };
             rows.push(p);
         }
-        let table_key = scope.key(&[&table.database_name, &table.name]);
+        let table_key = scope.key(&[table.database(), &table.name]);
         let mut more = self
             .store
             .write_async(move |b| {
                 if b.get(TABLES, &table_key)?.is_none() {
-                    return Ok(Err(errors::table_not_found(&table.database_name, &table.name)));
+                    return Ok(Err(errors::table_not_found(table.database(), &table.name)));
                 }
                 let mut failures = Vec::new();
                 for p in rows {
-                    let key = scope.key(&[&table.database_name, &table.name, &partition_key_part(&p.values)]);
+                    let key = scope.key(&[table.database(), &table.name, &partition_key_part(p.values())]);
                     if b.get(PARTITIONS, &key)?.is_some() {
-                        failures.push((p.values, errors::already_exists("Partition already exists.")));
+                        failures.push((
+                            p.values().to_vec(),
+                            errors::already_exists("Partition already exists."),
+                        ));
                         continue;
                     }
                     b.put(PARTITIONS, &key, &encode(&p)?)?;
@@ -629,7 +630,7 @@ impl Catalog {
         values: &[String],
     ) -> Result<Partition, ServiceError> {
         let table = self.get_table(scope, database, table)?;
-        let key = scope.key(&[&table.database_name, &table.name, &partition_key_part(values)]);
+        let key = scope.key(&[table.database(), &table.name, &partition_key_part(values)]);
         match self.store.get(PARTITIONS, &key).map_err(internal)? {
             Some(v) => decode(&v).map_err(internal),
             None => Err(errors::not_found("Cannot find partition.")),
@@ -647,12 +648,12 @@ impl Catalog {
         let table = self.get_table(scope, database, table)?;
         let rows = self
             .store
-            .read(|r| r.scan_prefix(PARTITIONS, &scope.prefix(&[&table.database_name, &table.name])))
+            .read(|r| r.scan_prefix(PARTITIONS, &scope.prefix(&[table.database(), &table.name])))
             .map_err(internal)?;
         let mut out = Vec::with_capacity(rows.len());
         for (_, v) in rows {
             let p: Partition = decode(&v).map_err(internal)?;
-            if filter.is_none_or(|f| f.matches(&p.values)) {
+            if filter.is_none_or(|f| f.matches(p.values())) {
                 out.push(p);
             }
         }
@@ -672,7 +673,9 @@ impl Catalog {
         let mut failures = Vec::new();
         let mut ok = Vec::new();
         for (old, new) in updates {
-            match Self::check_values(&table, &old).and_then(|()| Self::check_values(&table, &new.values)) {
+            match Self::check_values(&table, &old)
+                .and_then(|()| Self::check_values(&table, new.values.as_deref().unwrap_or_default()))
+            {
                 Ok(()) => ok.push((old, new)),
                 Err(e) => failures.push((old, e)),
             }
@@ -682,20 +685,17 @@ impl Catalog {
             .write_async(move |b| {
                 let mut failures = Vec::new();
                 for (old_values, input) in ok {
-                    let old_key = scope.key(&[
-                        &table.database_name,
-                        &table.name,
-                        &partition_key_part(&old_values),
-                    ]);
+                    let old_key =
+                        scope.key(&[table.database(), &table.name, &partition_key_part(&old_values)]);
                     let Some(old) = b.get(PARTITIONS, &old_key)? else {
                         failures.push((old_values, errors::not_found("Cannot find partition.")));
                         continue;
                     };
                     let old: Partition = decode(&old)?;
                     let new_key = scope.key(&[
-                        &table.database_name,
+                        table.database(),
                         &table.name,
-                        &partition_key_part(&input.values),
+                        &partition_key_part(input.values.as_deref().unwrap_or_default()),
                     ]);
                     if new_key != old_key && b.get(PARTITIONS, &new_key)?.is_some() {
                         failures.push((old_values, errors::already_exists("Partition already exists.")));
@@ -704,7 +704,7 @@ impl Catalog {
                     let p = Partition {
                         values: input.values,
                         last_access_time: input.last_access_time,
-                        storage_descriptor: input.storage_descriptor,
+                        storage_descriptor: input.storage_descriptor.map(StorageDescriptor::with_defaults),
                         parameters: Some(input.parameters.unwrap_or_default()),
                         last_analyzed_time: input.last_analyzed_time,
                         ..old
@@ -733,7 +733,7 @@ impl Catalog {
             .write_async(move |b| {
                 let mut failures = Vec::new();
                 for v in values {
-                    let key = scope.key(&[&table.database_name, &table.name, &partition_key_part(&v)]);
+                    let key = scope.key(&[table.database(), &table.name, &partition_key_part(&v)]);
                     if !b.delete(PARTITIONS, &key)? {
                         failures.push((v, errors::not_found("Cannot find partition.")));
                     }
@@ -755,10 +755,7 @@ impl Catalog {
         let table = self.get_table(scope, database, table)?;
         match self
             .store
-            .get(
-                PARTITION_INDEXES,
-                &scope.key(&[&table.database_name, &table.name]),
-            )
+            .get(PARTITION_INDEXES, &scope.key(&[table.database(), &table.name]))
             .map_err(internal)?
         {
             Some(v) => decode(&v).map_err(internal),
@@ -775,7 +772,7 @@ impl Catalog {
     ) -> Result<(), ServiceError> {
         let t = self.get_table(scope, database, table)?;
         let mut descriptor = index_descriptors(&t, std::slice::from_ref(&index))?;
-        let key = scope.key(&[&t.database_name, &t.name]);
+        let key = scope.key(&[t.database(), &t.name]);
         self.store
             .write_async(move |b| {
                 let mut all: Vec<PartitionIndexDescriptor> = match b.get(PARTITION_INDEXES, &key)? {
@@ -809,7 +806,7 @@ impl Catalog {
         name: &str,
     ) -> Result<(), ServiceError> {
         let t = self.get_table(scope, database, table)?;
-        let key = scope.key(&[&t.database_name, &t.name]);
+        let key = scope.key(&[t.database(), &t.name]);
         let name = name.to_owned();
         self.store
             .write_async(move |b| {
@@ -863,21 +860,21 @@ impl CatalogWrite<'_, '_> {
 
     /// Writes `table` as its next version (or version 0 when new).
     pub fn put_table(&mut self, scope: &Scope, mut table: Table) -> Result<Table, StoreError> {
-        let key = scope.key(&[&table.database_name, &table.name]);
+        let key = scope.key(&[table.database(), &table.name]);
         let version = match self.batch.get(TABLES, &key)? {
             Some(old) => {
                 let old: Table = decode(&old)?;
                 table.create_time = old.create_time;
-                old.version_id.parse::<u64>().unwrap_or(0) + 1
+                old.version().parse::<u64>().unwrap_or(0) + 1
             }
             None => 0,
         };
-        table.version_id = version.to_string();
+        table.version_id = Some(version.to_string());
         let value = encode(&table)?;
         self.batch.put(TABLES, &key, &value)?;
         self.batch.put(
             TABLE_VERSIONS,
-            &scope.key(&[&table.database_name, &table.name, &version_key_part(version)]),
+            &scope.key(&[table.database(), &table.name, &version_key_part(version)]),
             &value,
         )?;
         Ok(table)
@@ -900,7 +897,7 @@ impl CatalogWrite<'_, '_> {
     }
 
     pub fn put_partition(&mut self, scope: &Scope, p: &Partition) -> Result<(), StoreError> {
-        let key = scope.key(&[&p.database_name, &p.table_name, &partition_key_part(&p.values)]);
+        let key = partition_record_key(scope, p);
         self.batch.put(PARTITIONS, &key, &encode(p)?)
     }
 
@@ -913,7 +910,7 @@ impl CatalogWrite<'_, '_> {
     }
 
     pub fn delete_partition(&mut self, scope: &Scope, p: &Partition) -> Result<(), StoreError> {
-        let key = scope.key(&[&p.database_name, &p.table_name, &partition_key_part(&p.values)]);
+        let key = partition_record_key(scope, p);
         self.batch.delete(PARTITIONS, &key).map(|_| ())
     }
 
@@ -929,6 +926,13 @@ impl CatalogWrite<'_, '_> {
         }
         Ok(())
     }
+}
+
+/// Where a partition is stored: its table's key and its values.
+fn partition_record_key(scope: &Scope, p: &Partition) -> Vec<u8> {
+    let db = p.database_name.as_deref().unwrap_or_default();
+    let table = p.table_name.as_deref().unwrap_or_default();
+    scope.key(&[db, table, &partition_key_part(p.values())])
 }
 
 /// Validates index definitions against the table's partition keys and describes them.
@@ -953,12 +957,12 @@ fn index_descriptors(
                 .iter()
                 .map(|k| {
                     table
-                        .partition_keys
+                        .partition_keys()
                         .iter()
                         .find(|c| c.name.eq_ignore_ascii_case(k))
                         .map(|c| KeySchemaElement {
                             name: c.name.clone(),
-                            type_: c.type_name().to_owned(),
+                            r#type: c.type_name().to_owned(),
                         })
                         .ok_or_else(|| {
                             errors::invalid_input(format!(
@@ -971,7 +975,8 @@ fn index_descriptors(
             Ok(PartitionIndexDescriptor {
                 index_name: ix.index_name.clone(),
                 keys,
-                index_status: "ACTIVE".into(),
+                index_status: PartitionIndexStatus::Active,
+                backfill_errors: None,
             })
         })
         .collect()

@@ -8,6 +8,7 @@ use lakebox_protocol::Timestamp;
 use lakebox_store::MetaStore;
 use serde_json::{Map, Value, json};
 
+use crate::api::{Classifier, CreateClassifierRequest, UpdateClassifierRequest};
 use crate::catalog::Scope;
 use crate::errors::page;
 use crate::errors::{self, check_name, internal};
@@ -32,8 +33,12 @@ fn key(scope: &Scope, name: &str) -> Vec<u8> {
     format!("{}\0{}\0{}", scope.account, scope.region, name).into_bytes()
 }
 
-/// The one classifier kind a Create/Update request holds.
-fn single_kind(req: &Map<String, Value>) -> Result<(&'static str, Map<String, Value>), ServiceError> {
+/// The one classifier kind a Create/Update request holds, as the JSON object it stores.
+fn single_kind(req: &impl serde::Serialize) -> Result<(&'static str, Map<String, Value>), ServiceError> {
+    let req = match serde_json::to_value(req).map_err(internal)? {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
     let present: Vec<&str> = KINDS
         .iter()
         .copied()
@@ -165,7 +170,11 @@ impl Classifiers {
         Ok(out)
     }
 
-    pub async fn create(&self, ctx: &RequestContext, req: Map<String, Value>) -> Result<Value, ServiceError> {
+    pub async fn create(
+        &self,
+        ctx: &RequestContext,
+        req: CreateClassifierRequest,
+    ) -> Result<(), ServiceError> {
         let (kind, mut def) = single_kind(&req)?;
         let name = str_field(&def, "Name").unwrap_or_default().to_owned();
         check_name("name", &name)?;
@@ -192,24 +201,29 @@ impl Classifiers {
                 "Classifier {name} already exists."
             )));
         }
-        Ok(json!({}))
+        Ok(())
     }
 
-    pub fn get(&self, ctx: &RequestContext, name: &str) -> Result<Value, ServiceError> {
+    pub fn get(&self, ctx: &RequestContext, name: &str) -> Result<Classifier, ServiceError> {
         let c = self
             .get_stored(&Scope::from(ctx), name)?
             .ok_or_else(|| errors::not_found(format!("Classifier {name} not found.")))?;
-        Ok(json!({ "Classifier": c }))
+        serde_json::from_value(c).map_err(internal)
     }
 
-    pub fn list(&self, ctx: &RequestContext, token: Option<&str>, max: usize) -> Result<Value, ServiceError> {
+    pub fn list(
+        &self,
+        ctx: &RequestContext,
+        token: Option<&str>,
+        max: usize,
+    ) -> Result<(Vec<Classifier>, Option<String>), ServiceError> {
         let scope = Scope::from(ctx);
         let prefix = format!("{}\0{}\0", scope.account, scope.region).into_bytes();
         let rows = self
             .store
             .read(|r| r.scan_prefix(CLASSIFIERS, &prefix))
             .map_err(internal)?;
-        let all: Vec<(String, Value)> = rows
+        let all: Vec<(String, Classifier)> = rows
             .into_iter()
             .filter_map(|(k, v)| {
                 let name = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
@@ -217,11 +231,14 @@ impl Classifiers {
             })
             .collect();
         let (list, next) = page(all, |(n, _)| n.clone(), token, max)?;
-        let list: Vec<Value> = list.into_iter().map(|(_, v)| v).collect();
-        Ok(json!({ "Classifiers": list, "NextToken": next }))
+        Ok((list.into_iter().map(|(_, v)| v).collect(), next))
     }
 
-    pub async fn update(&self, ctx: &RequestContext, req: Map<String, Value>) -> Result<Value, ServiceError> {
+    pub async fn update(
+        &self,
+        ctx: &RequestContext,
+        req: UpdateClassifierRequest,
+    ) -> Result<(), ServiceError> {
         let (kind, changes) = single_kind(&req)?;
         let name = str_field(&changes, "Name").unwrap_or_default().to_owned();
         let scope = Scope::from(ctx);
@@ -249,10 +266,10 @@ impl Classifiers {
             .write_async(move |b| b.put(CLASSIFIERS, &k, &value))
             .await
             .map_err(internal)?;
-        Ok(json!({}))
+        Ok(())
     }
 
-    pub async fn delete(&self, ctx: &RequestContext, name: &str) -> Result<Value, ServiceError> {
+    pub async fn delete(&self, ctx: &RequestContext, name: &str) -> Result<(), ServiceError> {
         let k = key(&Scope::from(ctx), name);
         let existed = self
             .store
@@ -262,6 +279,6 @@ impl Classifiers {
         if !existed {
             return Err(errors::not_found(format!("Classifier {name} not found.")));
         }
-        Ok(json!({}))
+        Ok(())
     }
 }

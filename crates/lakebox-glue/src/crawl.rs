@@ -405,29 +405,33 @@ fn plan(root: &Root, spec: &CrawlSpec, scope: &Scope, name: &str, now: Timestamp
     sd.parameters = Some(params.clone());
     let table = Table {
         name: name.to_owned(),
-        database_name: spec.database.clone(),
+        database_name: Some(spec.database.clone()),
         description: None,
         owner: Some("owner".into()),
-        create_time: now,
-        update_time: now,
+        create_time: Some(now),
+        update_time: Some(now),
         last_access_time: Some(now),
         last_analyzed_time: None,
-        retention: 0,
+        retention: Some(0),
         storage_descriptor: Some(sd.clone()),
-        partition_keys: keys.iter().map(|k| Column::new(k.clone(), "string")).collect(),
+        partition_keys: Some(keys.iter().map(|k| Column::new(k.clone(), "string")).collect()),
         view_original_text: None,
         view_expanded_text: None,
         table_type: Some("EXTERNAL_TABLE".into()),
         parameters: Some(params),
-        created_by: Some(format!(
-            "arn:aws:sts::{}:assumed-role/AWSGlueServiceRole/AWS-Crawler",
-            scope.account
-        )),
-        is_registered_with_lake_formation: false,
-        target_table: None,
-        catalog_id: scope.account.clone(),
-        version_id: "0".into(),
-        view_definition: None,
+        created_by: Some(
+            lakebox_core::Arn::new(
+                "sts",
+                "",
+                &scope.account,
+                "assumed-role/AWSGlueServiceRole/AWS-Crawler",
+            )
+            .to_string(),
+        ),
+        is_registered_with_lake_formation: Some(false),
+        catalog_id: Some(scope.account.clone()),
+        version_id: Some("0".into()),
+        ..Default::default()
     };
     let mut partitions = Vec::new();
     if depth > 0 {
@@ -456,15 +460,15 @@ fn plan(root: &Root, spec: &CrawlSpec, scope: &Scope, name: &str, now: Timestamp
             psd.location = Some(format!("{}{}/", root.location, path.join("/")));
             psd.parameters = Some(pparams.clone());
             partitions.push(Partition {
-                values,
-                database_name: spec.database.clone(),
-                table_name: name.to_owned(),
-                creation_time: now,
+                values: Some(values),
+                database_name: Some(spec.database.clone()),
+                table_name: Some(name.to_owned()),
+                creation_time: Some(now),
                 last_access_time: None,
                 storage_descriptor: Some(psd),
                 parameters: Some(pparams),
                 last_analyzed_time: None,
-                catalog_id: scope.account.clone(),
+                catalog_id: Some(scope.account.clone()),
             });
         }
     }
@@ -514,7 +518,7 @@ pub async fn crawl(
                     .list_partitions(scope, &spec.database, &t.name, None)
                     .map_err(|e| e.message)?;
                 known.extend(parts.iter().filter_map(|p| p.location().map(str::to_owned)));
-                if t.partition_keys.is_empty() {
+                if t.partition_keys().is_empty() {
                     known.insert(l.to_owned());
                 }
             }
@@ -668,7 +672,7 @@ pub async fn crawl(
                         {
                             sd.columns = Some(merged_columns(old_sd.columns(), sd.columns()));
                         }
-                        t.partition_keys = if old.partition_keys.len() == t.partition_keys.len() {
+                        t.partition_keys = if old.partition_keys().len() == t.partition_keys().len() {
                             old.partition_keys.clone()
                         } else {
                             t.partition_keys
@@ -689,9 +693,9 @@ pub async fn crawl(
                 }
                 let existing: Vec<Partition> = w.partitions(&s, &db, &p.table.name)?;
                 let planned_values: BTreeSet<Vec<String>> =
-                    p.partitions.iter().map(|x| x.values.clone()).collect();
+                    p.partitions.iter().map(|x| x.values().to_vec()).collect();
                 for part in &p.partitions {
-                    match w.partition(&s, &db, &p.table.name, &part.values)? {
+                    match w.partition(&s, &db, &p.table.name, part.values())? {
                         None => {
                             w.put_partition(&s, part)?;
                             r.partitions_created += 1;
@@ -709,7 +713,7 @@ pub async fn crawl(
                     }
                 }
                 if spec2.delete_behavior == "DELETE_FROM_DATABASE" && !spec2.new_folders_only {
-                    for old in existing.iter().filter(|o| !planned_values.contains(&o.values)) {
+                    for old in existing.iter().filter(|o| !planned_values.contains(o.values())) {
                         w.delete_partition(&s, old)?;
                     }
                 }

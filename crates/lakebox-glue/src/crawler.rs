@@ -12,8 +12,14 @@ use lakebox_s3::lake::Lake;
 use lakebox_service::pool::QueryPool;
 use lakebox_store::MetaStore;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
+pub use crate::api::Crawler;
+use crate::api::{
+    CrawlerMetrics, CrawlerState, CrawlerTargets, CreateCrawlerRequest, DeleteBehavior,
+    LakeFormationConfiguration, LastCrawlInfo, LastCrawlStatus, LineageConfiguration, RecrawlBehavior,
+    RecrawlPolicy, Schedule, ScheduleState, SchemaChangePolicy, UpdateBehavior, UpdateCrawlerRequest,
+};
 use crate::catalog::{Catalog, Scope, normalize};
 use crate::classifiers::Classifiers;
 use crate::crawl::{self, CrawlSpec, S3Target};
@@ -23,58 +29,6 @@ use crate::errors::{self, check_name, internal};
 use crate::infer::Custom;
 
 const CRAWLERS: &str = "crawlers";
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "PascalCase")]
-pub struct Schedule {
-    pub schedule_expression: String,
-    pub state: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "PascalCase")]
-pub struct LastCrawl {
-    pub status: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error_message: Option<String>,
-    pub log_group: String,
-    pub log_stream: String,
-    pub message_prefix: String,
-    pub start_time: Timestamp,
-}
-
-/// The `Crawler` shape of the API, stored as is.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct Crawler {
-    pub name: String,
-    pub role: String,
-    pub targets: Value,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub database_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    pub classifiers: Vec<String>,
-    pub recrawl_policy: Value,
-    pub schema_change_policy: Value,
-    pub lineage_configuration: Value,
-    pub state: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub table_prefix: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub schedule: Option<Schedule>,
-    pub crawl_elapsed_time: i64,
-    pub creation_time: Timestamp,
-    pub last_updated: Timestamp,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_crawl: Option<LastCrawl>,
-    pub version: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub configuration: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub crawler_security_configuration: Option<String>,
-    pub lake_formation_configuration: Value,
-}
 
 /// What is kept per crawler besides its definition.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -88,27 +42,6 @@ struct Record {
     tables_deleted: u64,
     /// When the current run started (milliseconds), while RUNNING.
     started_millis: Option<i64>,
-}
-
-/// The settings a Create or Update request may carry.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct CrawlerInput {
-    pub name: String,
-    pub role: Option<String>,
-    pub database_name: Option<String>,
-    pub description: Option<String>,
-    pub targets: Option<Value>,
-    pub schedule: Option<String>,
-    pub classifiers: Option<Vec<String>>,
-    pub table_prefix: Option<String>,
-    pub schema_change_policy: Option<Value>,
-    pub recrawl_policy: Option<Value>,
-    pub lineage_configuration: Option<Value>,
-    pub lake_formation_configuration: Option<Value>,
-    pub configuration: Option<String>,
-    pub crawler_security_configuration: Option<String>,
-    pub tags: Option<BTreeMap<String, String>>,
 }
 
 pub struct Crawlers {
@@ -149,39 +82,42 @@ fn running_error(name: &str) -> ServiceError {
 }
 
 /// The S3 targets; other kinds of target are refused rather than silently ignored.
-fn s3_targets(targets: &Value) -> Result<Vec<S3Target>, ServiceError> {
-    let obj = targets.as_object().cloned().unwrap_or_default();
-    for (kind, v) in &obj {
-        if kind != "S3Targets" && v.as_array().is_some_and(|a| !a.is_empty()) {
-            return Err(errors::invalid_input(format!(
-                "{kind} are not supported by Lakebox yet; crawlers can crawl S3Targets."
-            )));
-        }
+fn s3_targets(targets: Option<&CrawlerTargets>) -> Result<Vec<S3Target>, ServiceError> {
+    let default = CrawlerTargets::default();
+    let t = targets.unwrap_or(&default);
+    let others = [
+        ("JdbcTargets", t.jdbc_targets.as_ref().map_or(0, Vec::len)),
+        ("MongoDBTargets", t.mongo_db_targets.as_ref().map_or(0, Vec::len)),
+        (
+            "DynamoDBTargets",
+            t.dynamo_db_targets.as_ref().map_or(0, Vec::len),
+        ),
+        ("CatalogTargets", t.catalog_targets.as_ref().map_or(0, Vec::len)),
+        ("DeltaTargets", t.delta_targets.as_ref().map_or(0, Vec::len)),
+        ("IcebergTargets", t.iceberg_targets.as_ref().map_or(0, Vec::len)),
+        ("HudiTargets", t.hudi_targets.as_ref().map_or(0, Vec::len)),
+    ];
+    if let Some((kind, _)) = others.iter().find(|(_, n)| *n > 0) {
+        return Err(errors::invalid_input(format!(
+            "{kind} are not supported by Lakebox yet; crawlers can crawl S3Targets."
+        )));
     }
-    let list = obj
-        .get("S3Targets")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let list = t.s3_targets.as_deref().unwrap_or_default();
     if list.is_empty() {
         return Err(errors::invalid_input("Crawler must have at least one S3 target."));
     }
     list.iter()
         .map(|t| {
-            let path = t
-                .get("Path")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
+            let path = t.path.clone().unwrap_or_default();
             if !path.starts_with("s3://") {
                 return Err(errors::invalid_input(format!("Invalid S3 target path: {path}")));
             }
-            if t.get("EventQueueArn").is_some() {
+            if t.event_queue_arn.is_some() {
                 return Err(errors::invalid_input(
                     "S3 event mode (EventQueueArn) needs SQS, which Lakebox does not have yet.",
                 ));
             }
-            let sample_size = match t.get("SampleSize").and_then(Value::as_i64) {
+            let sample_size = match t.sample_size {
                 None => None,
                 Some(n) if (1..=249).contains(&n) => Some(n as usize),
                 Some(n) => {
@@ -192,47 +128,56 @@ fn s3_targets(targets: &Value) -> Result<Vec<S3Target>, ServiceError> {
             };
             Ok(S3Target {
                 path,
-                exclusions: t
-                    .get("Exclusions")
-                    .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
-                    .unwrap_or_default(),
+                exclusions: t.exclusions.clone().unwrap_or_default(),
                 sample_size,
             })
         })
         .collect()
 }
 
-fn policy_field(v: &Value, field: &str, default: &str) -> String {
-    v.get(field).and_then(Value::as_str).unwrap_or(default).to_owned()
+/// The crawler's schema change behaviours, Glue's defaults where unset.
+fn schema_change(c: &Crawler) -> (UpdateBehavior, DeleteBehavior) {
+    let p = c.schema_change_policy.clone().unwrap_or_default();
+    (
+        p.update_behavior.unwrap_or(UpdateBehavior::UpdateInDatabase),
+        p.delete_behavior.unwrap_or(DeleteBehavior::DeprecateInDatabase),
+    )
 }
 
-/// Checks a whole definition as Glue does on Create and Update.
+fn recrawl(c: &Crawler) -> RecrawlBehavior {
+    c.recrawl_policy
+        .as_ref()
+        .and_then(|p| p.recrawl_behavior.clone())
+        .unwrap_or(RecrawlBehavior::CrawlEverything)
+}
+
+fn state(c: &Crawler) -> &CrawlerState {
+    c.state.as_ref().unwrap_or(&CrawlerState::Ready)
+}
+
+fn name(c: &Crawler) -> &str {
+    c.name.as_deref().unwrap_or_default()
+}
+
+/// Checks a whole definition as Glue does on Create and Update (the model's own constraints
+/// were checked on the way in).
 fn validate(c: &Crawler) -> Result<(), ServiceError> {
-    s3_targets(&c.targets)?;
-    let update = policy_field(&c.schema_change_policy, "UpdateBehavior", "UPDATE_IN_DATABASE");
-    let delete = policy_field(&c.schema_change_policy, "DeleteBehavior", "DEPRECATE_IN_DATABASE");
-    if !["LOG", "UPDATE_IN_DATABASE"].contains(&update.as_str()) {
-        return Err(errors::invalid_input(format!("Invalid UpdateBehavior {update}.")));
-    }
-    if !["LOG", "DELETE_FROM_DATABASE", "DEPRECATE_IN_DATABASE"].contains(&delete.as_str()) {
-        return Err(errors::invalid_input(format!("Invalid DeleteBehavior {delete}.")));
-    }
-    match policy_field(&c.recrawl_policy, "RecrawlBehavior", "CRAWL_EVERYTHING").as_str() {
-        "CRAWL_EVERYTHING" => {}
-        "CRAWL_NEW_FOLDERS_ONLY" => {
-            if update != "LOG" || delete != "LOG" {
-                return Err(errors::invalid_input(
-                    "The SchemaChangePolicy must be LOG for both UpdateBehavior and DeleteBehavior when the RecrawlBehavior is CRAWL_NEW_FOLDERS_ONLY.",
-                ));
-            }
+    s3_targets(c.targets.as_ref())?;
+    let (update, delete) = schema_change(c);
+    match recrawl(c) {
+        RecrawlBehavior::CrawlNewFoldersOnly
+            if update != UpdateBehavior::Log || delete != DeleteBehavior::Log =>
+        {
+            return Err(errors::invalid_input(
+                "The SchemaChangePolicy must be LOG for both UpdateBehavior and DeleteBehavior when the RecrawlBehavior is CRAWL_NEW_FOLDERS_ONLY.",
+            ));
         }
-        "CRAWL_EVENT_MODE" => {
+        RecrawlBehavior::CrawlEventMode => {
             return Err(errors::invalid_input(
                 "CRAWL_EVENT_MODE needs SQS, which Lakebox does not have yet.",
             ));
         }
-        other => return Err(errors::invalid_input(format!("Invalid RecrawlBehavior {other}."))),
+        _ => {}
     }
     if let Some(cfg) = &c.configuration {
         let v: Value = serde_json::from_str(cfg)
@@ -243,10 +188,9 @@ fn validate(c: &Crawler) -> Result<(), ServiceError> {
             return Err(errors::invalid_input(format!("Invalid TableGroupingPolicy {p}.")));
         }
     }
-    if let Some(s) = &c.schedule {
-        Cron::parse(&s.schedule_expression).ok_or_else(|| {
-            errors::invalid_input(format!("Invalid schedule expression: {}", s.schedule_expression))
-        })?;
+    if let Some(expr) = c.schedule.as_ref().and_then(|s| s.schedule_expression.as_ref()) {
+        Cron::parse(expr)
+            .ok_or_else(|| errors::invalid_input(format!("Invalid schedule expression: {expr}")))?;
     }
     Ok(())
 }
@@ -257,16 +201,15 @@ fn spec_of(c: &Crawler, customs: Vec<Custom>) -> Result<CrawlSpec, ServiceError>
         .as_deref()
         .and_then(|s| serde_json::from_str(s).ok())
         .unwrap_or(Value::Null);
+    let (update, delete) = schema_change(c);
     Ok(CrawlSpec {
-        crawler: c.name.clone(),
+        crawler: name(c).to_owned(),
         database: normalize(c.database_name.as_deref().unwrap_or_default()),
         table_prefix: c.table_prefix.clone().unwrap_or_default(),
-        targets: s3_targets(&c.targets)?,
-        update_in_database: policy_field(&c.schema_change_policy, "UpdateBehavior", "UPDATE_IN_DATABASE")
-            == "UPDATE_IN_DATABASE",
-        delete_behavior: policy_field(&c.schema_change_policy, "DeleteBehavior", "DEPRECATE_IN_DATABASE"),
-        new_folders_only: policy_field(&c.recrawl_policy, "RecrawlBehavior", "CRAWL_EVERYTHING")
-            == "CRAWL_NEW_FOLDERS_ONLY",
+        targets: s3_targets(c.targets.as_ref())?,
+        update_in_database: update == UpdateBehavior::UpdateInDatabase,
+        delete_behavior: delete.as_str().to_owned(),
+        new_folders_only: recrawl(c) == RecrawlBehavior::CrawlNewFoldersOnly,
         combine_compatible: cfg
             .pointer("/Grouping/TableGroupingPolicy")
             .and_then(Value::as_str)
@@ -340,7 +283,11 @@ impl Crawlers {
     }
 
     async fn save(&self, scope: &Scope, rec: &Record) -> Result<(), ServiceError> {
-        let name = rec.crawler.as_ref().map(|c| c.name.clone()).unwrap_or_default();
+        let name = rec
+            .crawler
+            .as_ref()
+            .map(|c| name(c).to_owned())
+            .unwrap_or_default();
         let k = key(scope, &name);
         let v = serde_json::to_vec(rec).map_err(internal)?;
         self.store
@@ -361,10 +308,10 @@ impl Crawlers {
                 continue;
             };
             let Some(c) = rec.crawler.as_mut() else { continue };
-            if c.state != "READY" {
-                c.state = "READY".into();
+            if state(c) != &CrawlerState::Ready {
+                c.state = Some(CrawlerState::Ready);
                 if let Some(l) = c.last_crawl.as_mut() {
-                    l.status = "CANCELLED".into();
+                    l.status = Some(LastCrawlStatus::Cancelled);
                     l.error_message = Some("Lakebox stopped during the crawl.".into());
                 }
                 rec.started_millis = None;
@@ -381,9 +328,10 @@ impl Crawlers {
         let k = (scope.clone(), name.to_owned());
         match c
             .and_then(|c| c.schedule.as_ref())
-            .filter(|s| s.state == "SCHEDULED")
+            .filter(|s| s.state == Some(ScheduleState::Scheduled))
+            .and_then(|s| s.schedule_expression.as_deref())
         {
-            Some(s) => match Cron::parse(&s.schedule_expression).and_then(|c| c.next_after(self.now())) {
+            Some(expr) => match Cron::parse(expr).and_then(|c| c.next_after(self.now())) {
                 Some(t) => {
                     next.insert(k, t);
                 }
@@ -428,106 +376,113 @@ impl Crawlers {
         })
     }
 
-    fn definition(&self, input: CrawlerInput, base: Option<Crawler>) -> Result<Crawler, ServiceError> {
+    /// A new crawler's definition: the request's settings over Glue's defaults.
+    fn new_definition(&self, input: CreateCrawlerRequest) -> Result<Crawler, ServiceError> {
         let now = Timestamp::from_millis(self.now());
-        let mut c = base.unwrap_or_else(|| Crawler {
-            name: input.name.clone(),
-            role: String::new(),
-            targets: json!({}),
-            database_name: None,
-            description: None,
-            classifiers: Vec::new(),
-            recrawl_policy: json!({"RecrawlBehavior": "CRAWL_EVERYTHING"}),
-            schema_change_policy: json!({"UpdateBehavior": "UPDATE_IN_DATABASE", "DeleteBehavior": "DEPRECATE_IN_DATABASE"}),
-            lineage_configuration: json!({"CrawlerLineageSettings": "DISABLE"}),
-            state: "READY".into(),
-            table_prefix: None,
-            schedule: None,
-            crawl_elapsed_time: 0,
-            creation_time: now,
-            last_updated: now,
-            last_crawl: None,
-            version: 0,
-            configuration: None,
-            crawler_security_configuration: None,
-            lake_formation_configuration: json!({"UseLakeFormationCredentials": false, "AccountId": ""}),
-        });
-        if let Some(v) = input.role {
-            c.role = v;
+        let base = Crawler {
+            name: Some(input.name.clone()),
+            classifiers: Some(Vec::new()),
+            recrawl_policy: Some(RecrawlPolicy {
+                recrawl_behavior: Some(RecrawlBehavior::CrawlEverything),
+            }),
+            schema_change_policy: Some(SchemaChangePolicy {
+                update_behavior: Some(UpdateBehavior::UpdateInDatabase),
+                delete_behavior: Some(DeleteBehavior::DeprecateInDatabase),
+            }),
+            lineage_configuration: Some(LineageConfiguration {
+                crawler_lineage_settings: Some(crate::api::CrawlerLineageSettings::Disable),
+            }),
+            state: Some(CrawlerState::Ready),
+            crawl_elapsed_time: Some(0),
+            creation_time: Some(now),
+            version: Some(0),
+            lake_formation_configuration: Some(LakeFormationConfiguration {
+                use_lake_formation_credentials: Some(false),
+                account_id: Some(String::new()),
+            }),
+            ..Default::default()
+        };
+        let changes = UpdateCrawlerRequest {
+            name: input.name,
+            role: Some(input.role),
+            database_name: input.database_name,
+            description: input.description,
+            targets: Some(input.targets),
+            schedule: input.schedule,
+            classifiers: input.classifiers,
+            table_prefix: input.table_prefix,
+            schema_change_policy: input.schema_change_policy,
+            recrawl_policy: input.recrawl_policy,
+            lineage_configuration: input.lineage_configuration,
+            lake_formation_configuration: input.lake_formation_configuration,
+            configuration: input.configuration,
+            crawler_security_configuration: input.crawler_security_configuration,
+        };
+        self.definition(changes, base)
+    }
+
+    /// `c` with the settings an Update (or Create) request gives; the others are kept.
+    fn definition(&self, input: UpdateCrawlerRequest, mut c: Crawler) -> Result<Crawler, ServiceError> {
+        fn set<T>(field: &mut Option<T>, v: Option<T>) {
+            if v.is_some() {
+                *field = v;
+            }
         }
-        if let Some(v) = input.targets {
-            c.targets = v;
-        }
-        if let Some(v) = input.database_name {
-            c.database_name = Some(v);
-        }
-        if let Some(v) = input.description {
-            c.description = Some(v);
-        }
-        if let Some(v) = input.classifiers {
-            c.classifiers = v;
-        }
-        if let Some(v) = input.table_prefix {
-            c.table_prefix = Some(v);
-        }
+        set(&mut c.role, input.role);
+        set(&mut c.targets, input.targets);
+        set(&mut c.database_name, input.database_name);
+        set(&mut c.description, input.description);
+        set(&mut c.classifiers, input.classifiers);
+        set(&mut c.table_prefix, input.table_prefix);
         if let Some(mut v) = input.schema_change_policy {
             // Unset fields keep Glue's defaults.
-            let defaults = [
-                ("UpdateBehavior", "UPDATE_IN_DATABASE"),
-                ("DeleteBehavior", "DEPRECATE_IN_DATABASE"),
-            ];
-            for (k, d) in defaults {
-                if v.get(k).is_none() {
-                    v[k] = json!(d);
-                }
-            }
-            c.schema_change_policy = v;
+            v.update_behavior.get_or_insert(UpdateBehavior::UpdateInDatabase);
+            v.delete_behavior
+                .get_or_insert(DeleteBehavior::DeprecateInDatabase);
+            c.schema_change_policy = Some(v);
         }
-        if let Some(v) = input.recrawl_policy {
-            c.recrawl_policy = v;
-        }
-        if let Some(v) = input.lineage_configuration {
-            c.lineage_configuration = v;
-        }
-        if let Some(v) = input.lake_formation_configuration {
-            c.lake_formation_configuration = v;
-        }
-        if let Some(v) = input.configuration {
-            c.configuration = Some(v);
-        }
-        if let Some(v) = input.crawler_security_configuration {
-            c.crawler_security_configuration = Some(v);
-        }
+        set(&mut c.recrawl_policy, input.recrawl_policy);
+        set(&mut c.lineage_configuration, input.lineage_configuration);
+        set(
+            &mut c.lake_formation_configuration,
+            input.lake_formation_configuration,
+        );
+        set(&mut c.configuration, input.configuration);
+        set(
+            &mut c.crawler_security_configuration,
+            input.crawler_security_configuration,
+        );
         if let Some(expr) = input.schedule {
-            c.schedule = if expr.is_empty() {
-                None
-            } else {
-                Some(Schedule {
-                    schedule_expression: expr,
-                    state: "SCHEDULED".into(),
-                })
-            };
+            c.schedule = (!expr.is_empty()).then_some(Schedule {
+                schedule_expression: Some(expr),
+                state: Some(ScheduleState::Scheduled),
+            });
         }
-        c.last_updated = now;
-        c.version += 1;
+        c.last_updated = Some(Timestamp::from_millis(self.now()));
+        c.version = Some(c.version.unwrap_or(0) + 1);
         validate(&c)?;
         Ok(c)
     }
 
-    pub async fn create(&self, ctx: &RequestContext, input: CrawlerInput) -> Result<Value, ServiceError> {
+    pub async fn create(
+        &self,
+        ctx: &RequestContext,
+        input: CreateCrawlerRequest,
+    ) -> Result<(), ServiceError> {
         check_name("name", &input.name)?;
-        if input.role.as_deref().is_none_or(str::is_empty) {
+        if input.role.is_empty() {
             return Err(errors::invalid_input("Role is required."));
         }
         let scope = Scope::from(ctx);
         let tags = input.tags.clone().unwrap_or_default();
-        let c = self.definition(input, None)?;
+        let c = self.new_definition(input)?;
+        let name = name(&c).to_owned();
         let rec = Record {
             crawler: Some(c.clone()),
             tags,
             ..Default::default()
         };
-        let k = key(&scope, &c.name);
+        let k = key(&scope, &name);
         let v = serde_json::to_vec(&rec).map_err(internal)?;
         let created = self
             .store
@@ -541,34 +496,34 @@ impl Crawlers {
             .await
             .map_err(internal)?;
         if !created {
-            return Err(errors::already_exists(format!("{} already exists", c.name)));
+            return Err(errors::already_exists(format!("{name} already exists")));
         }
-        self.reschedule(&scope, &c.name, Some(&c));
-        Ok(json!({}))
+        self.reschedule(&scope, &name, Some(&c));
+        Ok(())
     }
 
     /// The crawler as Get returns it (elapsed time of a running crawl filled in).
     fn view(&self, scope: &Scope, rec: &Record) -> Option<Crawler> {
         let mut c = rec.crawler.clone()?;
         if let Some(start) = rec.started_millis {
-            c.crawl_elapsed_time = self.now() - start;
+            c.crawl_elapsed_time = Some(self.now() - start);
         }
         let stopping = self
             .running
             .lock()
             .unwrap()
-            .get(&(scope.clone(), c.name.clone()))
+            .get(&(scope.clone(), name(&c).to_owned()))
             .is_some_and(|f| f.load(Ordering::Relaxed));
-        if stopping && c.state == "RUNNING" {
-            c.state = "STOPPING".into();
+        if stopping && state(&c) == &CrawlerState::Running {
+            c.state = Some(CrawlerState::Stopping);
         }
         Some(c)
     }
 
-    pub fn get(&self, ctx: &RequestContext, name: &str) -> Result<Value, ServiceError> {
+    pub fn get(&self, ctx: &RequestContext, name: &str) -> Result<Crawler, ServiceError> {
         let scope = Scope::from(ctx);
         let rec = self.load_crawler(&scope, name)?;
-        Ok(json!({ "Crawler": self.view(&scope, &rec) }))
+        self.view(&scope, &rec).ok_or_else(|| not_found(name))
     }
 
     fn all(&self, scope: &Scope) -> Result<Vec<Record>, ServiceError> {
@@ -588,15 +543,14 @@ impl Crawlers {
         ctx: &RequestContext,
         token: Option<&str>,
         max: usize,
-    ) -> Result<Value, ServiceError> {
+    ) -> Result<(Vec<Crawler>, Option<String>), ServiceError> {
         let scope = Scope::from(ctx);
         let all: Vec<Crawler> = self
             .all(&scope)?
             .iter()
             .filter_map(|r| self.view(&scope, r))
             .collect();
-        let (list, next) = page(all, |c| c.name.clone(), token, max)?;
-        Ok(json!({ "Crawlers": list, "NextToken": next }))
+        page(all, |c| name(c).to_owned(), token, max)
     }
 
     pub fn list_names(
@@ -605,7 +559,7 @@ impl Crawlers {
         token: Option<&str>,
         max: usize,
         tags: Option<BTreeMap<String, String>>,
-    ) -> Result<Value, ServiceError> {
+    ) -> Result<(Vec<String>, Option<String>), ServiceError> {
         let names: Vec<String> = self
             .all(&Scope::from(ctx))?
             .into_iter()
@@ -613,10 +567,9 @@ impl Crawlers {
                 tags.as_ref()
                     .is_none_or(|t| t.iter().all(|(k, v)| r.tags.get(k) == Some(v)))
             })
-            .filter_map(|r| r.crawler.map(|c| c.name))
+            .filter_map(|r| r.crawler.and_then(|c| c.name))
             .collect();
-        let (list, next) = page(names, |n| n.clone(), token, max)?;
-        Ok(json!({ "CrawlerNames": list, "NextToken": next }))
+        page(names, |n| n.clone(), token, max)
     }
 
     pub fn metrics(
@@ -625,7 +578,7 @@ impl Crawlers {
         names: Option<Vec<String>>,
         token: Option<&str>,
         max: usize,
-    ) -> Result<Value, ServiceError> {
+    ) -> Result<(Vec<CrawlerMetrics>, Option<String>), ServiceError> {
         let scope = Scope::from(ctx);
         let recs: Vec<Record> = match names {
             Some(n) => n
@@ -635,48 +588,56 @@ impl Crawlers {
                 .collect(),
             None => self.all(&scope)?,
         };
-        let metrics: Vec<(String, Value)> = recs
+        let metrics: Vec<CrawlerMetrics> = recs
             .iter()
             .filter_map(|r| {
                 let c = r.crawler.as_ref()?;
-                Some((
-                    c.name.clone(),
-                    json!({
-                        "CrawlerName": c.name,
-                        "TimeLeftSeconds": 0.0,
-                        "StillEstimating": false,
-                        "LastRuntimeSeconds": r.runtimes.last().copied().unwrap_or(0.0),
-                        "MedianRuntimeSeconds": median(&r.runtimes),
-                        "TablesCreated": r.tables_created,
-                        "TablesUpdated": r.tables_updated,
-                        "TablesDeleted": r.tables_deleted,
-                    }),
-                ))
+                Some(CrawlerMetrics {
+                    crawler_name: c.name.clone(),
+                    time_left_seconds: Some(0.0),
+                    still_estimating: Some(false),
+                    last_runtime_seconds: Some(r.runtimes.last().copied().unwrap_or(0.0)),
+                    median_runtime_seconds: Some(median(&r.runtimes)),
+                    tables_created: Some(r.tables_created as i32),
+                    tables_updated: Some(r.tables_updated as i32),
+                    tables_deleted: Some(r.tables_deleted as i32),
+                })
             })
             .collect();
-        let (list, next) = page(metrics, |(n, _)| n.clone(), token, max)?;
-        let list: Vec<Value> = list.into_iter().map(|(_, v)| v).collect();
-        Ok(json!({ "CrawlerMetricsList": list, "NextToken": next }))
+        page(
+            metrics,
+            |m| m.crawler_name.clone().unwrap_or_default(),
+            token,
+            max,
+        )
     }
 
-    pub async fn update(&self, ctx: &RequestContext, input: CrawlerInput) -> Result<Value, ServiceError> {
+    pub async fn update(
+        &self,
+        ctx: &RequestContext,
+        input: UpdateCrawlerRequest,
+    ) -> Result<(), ServiceError> {
         let scope = Scope::from(ctx);
         let mut rec = self.load_crawler(&scope, &input.name)?;
         let base = rec.crawler.clone().expect("loaded crawler");
-        if base.state != "READY" {
-            return Err(running_error(&base.name));
+        if state(&base) != &CrawlerState::Ready {
+            return Err(running_error(name(&base)));
         }
-        let c = self.definition(input, Some(base))?;
+        let c = self.definition(input, base)?;
         rec.crawler = Some(c.clone());
         self.save(&scope, &rec).await?;
-        self.reschedule(&scope, &c.name, Some(&c));
-        Ok(json!({}))
+        self.reschedule(&scope, name(&c), Some(&c));
+        Ok(())
     }
 
-    pub async fn delete(&self, ctx: &RequestContext, name: &str) -> Result<Value, ServiceError> {
+    pub async fn delete(&self, ctx: &RequestContext, name: &str) -> Result<(), ServiceError> {
         let scope = Scope::from(ctx);
         let rec = self.load_crawler(&scope, name)?;
-        if rec.crawler.as_ref().is_some_and(|c| c.state != "READY") {
+        if rec
+            .crawler
+            .as_ref()
+            .is_some_and(|c| state(c) != &CrawlerState::Ready)
+        {
             return Err(running_error(name));
         }
         let k = key(&scope, name);
@@ -685,7 +646,7 @@ impl Crawlers {
             .await
             .map_err(internal)?;
         self.reschedule(&scope, name, None);
-        Ok(json!({}))
+        Ok(())
     }
 
     pub async fn set_schedule_state(
@@ -693,7 +654,7 @@ impl Crawlers {
         ctx: &RequestContext,
         name: &str,
         on: bool,
-    ) -> Result<Value, ServiceError> {
+    ) -> Result<(), ServiceError> {
         let scope = Scope::from(ctx);
         let mut rec = self.load_crawler(&scope, name)?;
         let c = rec.crawler.as_mut().expect("loaded crawler");
@@ -703,14 +664,14 @@ impl Crawlers {
                 format!("Crawler {name} has no schedule."),
             ));
         };
-        match (on, s.state.as_str()) {
-            (true, "SCHEDULED") => {
+        match (on, s.state.as_ref().unwrap_or(&ScheduleState::Scheduled)) {
+            (true, ScheduleState::Scheduled) => {
                 return Err(ServiceError::client(
                     "SchedulerRunningException",
                     format!("Schedule of crawler {name} is already running."),
                 ));
             }
-            (false, "NOT_SCHEDULED") => {
+            (false, ScheduleState::NotScheduled) => {
                 return Err(ServiceError::client(
                     "SchedulerNotRunningException",
                     format!("Schedule of crawler {name} is not running."),
@@ -718,15 +679,19 @@ impl Crawlers {
             }
             _ => {}
         }
-        s.state = if on { "SCHEDULED" } else { "NOT_SCHEDULED" }.into();
+        s.state = Some(if on {
+            ScheduleState::Scheduled
+        } else {
+            ScheduleState::NotScheduled
+        });
         let c = c.clone();
         self.save(&scope, &rec).await?;
         self.reschedule(&scope, name, Some(&c));
-        Ok(json!({}))
+        Ok(())
     }
 
     /// Starts a crawl in the background: the crawler is RUNNING when this returns.
-    pub async fn start(self: &Arc<Self>, scope: &Scope, name: &str) -> Result<Value, ServiceError> {
+    pub async fn start(self: &Arc<Self>, scope: &Scope, name: &str) -> Result<(), ServiceError> {
         let cancel = Arc::new(AtomicBool::new(false));
         {
             let mut running = self.running.lock().unwrap();
@@ -739,13 +704,14 @@ impl Crawlers {
         let begin = async {
             let mut rec = self.load_crawler(scope, name)?;
             let c = rec.crawler.as_mut().expect("loaded crawler");
-            if c.state != "READY" {
+            if state(c) != &CrawlerState::Ready {
                 return Err(running_error(name));
             }
-            let spec = spec_of(c, self.classifiers.customs(scope, &c.classifiers)?)?;
+            let classifiers = c.classifiers.as_deref().unwrap_or_default();
+            let spec = spec_of(c, self.classifiers.customs(scope, classifiers)?)?;
             let now = self.now();
-            c.state = "RUNNING".into();
-            c.crawl_elapsed_time = 0;
+            c.state = Some(CrawlerState::Running);
+            c.crawl_elapsed_time = Some(0);
             rec.started_millis = Some(now);
             self.save(scope, &rec).await?;
             Ok((spec, now))
@@ -787,7 +753,7 @@ impl Crawlers {
             }
             me.running.lock().unwrap().remove(&(scope, name));
         }));
-        Ok(json!({}))
+        Ok(())
     }
 
     async fn finish(
@@ -805,23 +771,23 @@ impl Crawlers {
             return Ok(());
         };
         // STOPPING while the run's outcome is written, then READY.
-        c.state = "STOPPING".into();
+        c.state = Some(CrawlerState::Stopping);
         let elapsed = self.now() - started;
         let (status, error) = match (&result, cancelled) {
-            (_, true) => ("CANCELLED", None),
-            (Ok(_), false) => ("SUCCEEDED", None),
-            (Err(e), false) => ("FAILED", Some(e.clone())),
+            (_, true) => (LastCrawlStatus::Cancelled, None),
+            (Ok(_), false) => (LastCrawlStatus::Succeeded, None),
+            (Err(e), false) => (LastCrawlStatus::Failed, Some(e.clone())),
         };
-        c.last_crawl = Some(LastCrawl {
-            status: status.into(),
+        c.last_crawl = Some(LastCrawlInfo {
+            status: Some(status.clone()),
             error_message: error,
-            log_group: "/aws-glue/crawlers".into(),
-            log_stream: name.to_owned(),
-            message_prefix: uuid::Uuid::new_v4().to_string(),
-            start_time: Timestamp::from_millis(started),
+            log_group: Some("/aws-glue/crawlers".into()),
+            log_stream: Some(name.to_owned()),
+            message_prefix: Some(uuid::Uuid::new_v4().to_string()),
+            start_time: Some(Timestamp::from_millis(started)),
         });
-        c.crawl_elapsed_time = 0;
-        c.state = "READY".into();
+        c.crawl_elapsed_time = Some(0);
+        c.state = Some(CrawlerState::Ready);
         rec.started_millis = None;
         rec.runtimes.push(elapsed as f64 / 1000.0);
         if rec.runtimes.len() > 100 {
@@ -831,23 +797,23 @@ impl Crawlers {
         rec.tables_created = r.tables_created;
         rec.tables_updated = r.tables_updated;
         rec.tables_deleted = r.tables_deleted;
-        tracing::info!(crawler = %name, status, ms = elapsed, files = r.files_read, created = r.tables_created,
+        tracing::info!(crawler = %name, status = %status, ms = elapsed, files = r.files_read, created = r.tables_created,
             updated = r.tables_updated, deleted = r.tables_deleted, partitions = r.partitions_created, "crawl finished");
         self.save(scope, &rec).await
     }
 
-    pub async fn stop(&self, ctx: &RequestContext, name: &str) -> Result<Value, ServiceError> {
+    pub async fn stop(&self, ctx: &RequestContext, name: &str) -> Result<(), ServiceError> {
         let scope = Scope::from(ctx);
         let rec = self.load_crawler(&scope, name)?;
         let c = rec.crawler.as_ref().expect("loaded crawler");
-        match c.state.as_str() {
-            "READY" => {
+        match state(c) {
+            CrawlerState::Ready => {
                 return Err(ServiceError::client(
                     "CrawlerNotRunningException",
                     format!("Crawler with name {name} is not running"),
                 ));
             }
-            "STOPPING" => {
+            CrawlerState::Stopping => {
                 return Err(ServiceError::client(
                     "CrawlerStoppingException",
                     format!("Crawler with name {name} is stopping"),
@@ -868,7 +834,7 @@ impl Crawlers {
                 "CrawlerStoppingException",
                 format!("Crawler with name {name} is stopping"),
             )),
-            Some(_) => Ok(json!({})),
+            Some(_) => Ok(()),
             None => Err(ServiceError::client(
                 "CrawlerNotRunningException",
                 format!("Crawler with name {name} is not running"),

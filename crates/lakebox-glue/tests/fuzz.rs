@@ -8,7 +8,7 @@ use lakebox_glue::model::Column;
 fn column(name: &str, type_: &str) -> Column {
     Column {
         name: name.into(),
-        type_: Some(type_.into()),
+        r#type: Some(type_.into()),
         ..Default::default()
     }
 }

@@ -2020,7 +2020,7 @@ pub(crate) fn validate_add_tags_to_stream_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<AddTagsToStreamInput> {
-    let stream_name = {
+    let m_stream_name = {
         let p = &path.member("streamName");
         raw.stream_name.map(|x| {
             let x = x;
@@ -2030,7 +2030,7 @@ pub(crate) fn validate_add_tags_to_stream_input(
             Some(x)
         })
     };
-    let tags = {
+    let m_tags = {
         let p = &path.member("tags");
         match raw.tags {
             Some(x) => validate_tag_map(x, v, p),
@@ -2040,7 +2040,7 @@ pub(crate) fn validate_add_tags_to_stream_input(
             }
         }
     };
-    let stream_arn = {
+    let m_stream_arn = {
         let p = &path.member("streamARN");
         raw.stream_arn.map(|x| {
             let x = x;
@@ -2050,7 +2050,7 @@ pub(crate) fn validate_add_tags_to_stream_input(
             Some(x)
         })
     };
-    let stream_id = {
+    let m_stream_id = {
         let p = &path.member("streamId");
         raw.stream_id.map(|x| {
             let x = x;
@@ -2061,10 +2061,10 @@ pub(crate) fn validate_add_tags_to_stream_input(
         })
     };
     Some(AddTagsToStreamInput {
-        stream_name: lift(stream_name)?,
-        tags: tags?,
-        stream_arn: lift(stream_arn)?,
-        stream_id: lift(stream_id)?,
+        stream_name: lift(m_stream_name)?,
+        tags: m_tags?,
+        stream_arn: lift(m_stream_arn)?,
+        stream_id: lift(m_stream_id)?,
     })
 }
 
@@ -2073,7 +2073,7 @@ pub(crate) fn validate_create_stream_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<CreateStreamInput> {
-    let stream_name = {
+    let m_stream_name = {
         let p = &path.member("streamName");
         match raw.stream_name {
             Some(x) => {
@@ -2089,7 +2089,7 @@ pub(crate) fn validate_create_stream_input(
             }
         }
     };
-    let shard_count = {
+    let m_shard_count = {
         let p = &path.member("shardCount");
         raw.shard_count.map(|x| {
             let x = x;
@@ -2098,16 +2098,16 @@ pub(crate) fn validate_create_stream_input(
             Some(x)
         })
     };
-    let stream_mode_details = {
+    let m_stream_mode_details = {
         let p = &path.member("streamModeDetails");
         raw.stream_mode_details
             .map(|x| validate_stream_mode_details(x, v, p))
     };
-    let tags = {
+    let m_tags = {
         let p = &path.member("tags");
         raw.tags.map(|x| validate_tag_map(x, v, p))
     };
-    let warm_throughput_mibps = {
+    let m_warm_throughput_mibps = {
         let p = &path.member("warmThroughputMiBps");
         raw.warm_throughput_mibps.map(|x| {
             let x = x;
@@ -2116,7 +2116,7 @@ pub(crate) fn validate_create_stream_input(
             Some(x)
         })
     };
-    let max_record_size_in_kib = {
+    let m_max_record_size_in_kib = {
         let p = &path.member("maxRecordSizeInKiB");
         raw.max_record_size_in_kib.map(|x| {
             let x = x;
@@ -2126,12 +2126,12 @@ pub(crate) fn validate_create_stream_input(
         })
     };
     Some(CreateStreamInput {
-        stream_name: stream_name?,
-        shard_count: lift(shard_count)?,
-        stream_mode_details: lift(stream_mode_details)?,
-        tags: lift(tags)?,
-        warm_throughput_mibps: lift(warm_throughput_mibps)?,
-        max_record_size_in_kib: lift(max_record_size_in_kib)?,
+        stream_name: m_stream_name?,
+        shard_count: lift(m_shard_count)?,
+        stream_mode_details: lift(m_stream_mode_details)?,
+        tags: lift(m_tags)?,
+        warm_throughput_mibps: lift(m_warm_throughput_mibps)?,
+        max_record_size_in_kib: lift(m_max_record_size_in_kib)?,
     })
 }
 
@@ -2140,7 +2140,7 @@ pub(crate) fn validate_decrease_stream_retention_period_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<DecreaseStreamRetentionPeriodInput> {
-    let stream_name = {
+    let m_stream_name = {
         let p = &path.member("streamName");
         raw.stream_name.map(|x| {
             let x = x;
@@ -2150,7 +2150,7 @@ pub(crate) fn validate_decrease_stream_retention_period_input(
             Some(x)
         })
     };
-    let retention_period_hours = {
+    let m_retention_period_hours = {
         let p = &path.member("retentionPeriodHours");
         match raw.retention_period_hours {
             Some(x) => Some(x),
@@ -2160,7 +2160,7 @@ pub(crate) fn validate_decrease_stream_retention_period_input(
             }
         }
     };
-    let stream_arn = {
+    let m_stream_arn = {
         let p = &path.member("streamARN");
         raw.stream_arn.map(|x| {
             let x = x;
@@ -2170,7 +2170,7 @@ pub(crate) fn validate_decrease_stream_retention_period_input(
             Some(x)
         })
     };
-    let stream_id = {
+    let m_stream_id = {
         let p = &path.member("streamId");
         raw.stream_id.map(|x| {
             let x = x;
@@ -2181,10 +2181,10 @@ pub(crate) fn validate_decrease_stream_retention_period_input(
         })
     };
     Some(DecreaseStreamRetentionPeriodInput {
-        stream_name: lift(stream_name)?,
-        retention_period_hours: retention_period_hours?,
-        stream_arn: lift(stream_arn)?,
-        stream_id: lift(stream_id)?,
+        stream_name: lift(m_stream_name)?,
+        retention_period_hours: m_retention_period_hours?,
+        stream_arn: lift(m_stream_arn)?,
+        stream_id: lift(m_stream_id)?,
     })
 }
 
@@ -2193,7 +2193,7 @@ pub(crate) fn validate_delete_resource_policy_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<DeleteResourcePolicyInput> {
-    let resource_arn = {
+    let m_resource_arn = {
         let p = &path.member("resourceARN");
         match raw.resource_arn {
             Some(x) => {
@@ -2209,7 +2209,7 @@ pub(crate) fn validate_delete_resource_policy_input(
             }
         }
     };
-    let stream_id = {
+    let m_stream_id = {
         let p = &path.member("streamId");
         raw.stream_id.map(|x| {
             let x = x;
@@ -2220,8 +2220,8 @@ pub(crate) fn validate_delete_resource_policy_input(
         })
     };
     Some(DeleteResourcePolicyInput {
-        resource_arn: resource_arn?,
-        stream_id: lift(stream_id)?,
+        resource_arn: m_resource_arn?,
+        stream_id: lift(m_stream_id)?,
     })
 }
 
@@ -2230,7 +2230,7 @@ pub(crate) fn validate_delete_stream_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<DeleteStreamInput> {
-    let stream_name = {
+    let m_stream_name = {
         let p = &path.member("streamName");
         raw.stream_name.map(|x| {
             let x = x;
@@ -2240,11 +2240,11 @@ pub(crate) fn validate_delete_stream_input(
             Some(x)
         })
     };
-    let enforce_consumer_deletion = {
+    let m_enforce_consumer_deletion = {
         let p = &path.member("enforceConsumerDeletion");
         raw.enforce_consumer_deletion.map(|x| Some(x))
     };
-    let stream_arn = {
+    let m_stream_arn = {
         let p = &path.member("streamARN");
         raw.stream_arn.map(|x| {
             let x = x;
@@ -2254,7 +2254,7 @@ pub(crate) fn validate_delete_stream_input(
             Some(x)
         })
     };
-    let stream_id = {
+    let m_stream_id = {
         let p = &path.member("streamId");
         raw.stream_id.map(|x| {
             let x = x;
@@ -2265,10 +2265,10 @@ pub(crate) fn validate_delete_stream_input(
         })
     };
     Some(DeleteStreamInput {
-        stream_name: lift(stream_name)?,
-        enforce_consumer_deletion: lift(enforce_consumer_deletion)?,
-        stream_arn: lift(stream_arn)?,
-        stream_id: lift(stream_id)?,
+        stream_name: lift(m_stream_name)?,
+        enforce_consumer_deletion: lift(m_enforce_consumer_deletion)?,
+        stream_arn: lift(m_stream_arn)?,
+        stream_id: lift(m_stream_id)?,
     })
 }
 
@@ -2277,7 +2277,7 @@ pub(crate) fn validate_deregister_stream_consumer_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<DeregisterStreamConsumerInput> {
-    let stream_arn = {
+    let m_stream_arn = {
         let p = &path.member("streamARN");
         raw.stream_arn.map(|x| {
             let x = x;
@@ -2287,7 +2287,7 @@ pub(crate) fn validate_deregister_stream_consumer_input(
             Some(x)
         })
     };
-    let consumer_name = {
+    let m_consumer_name = {
         let p = &path.member("consumerName");
         raw.consumer_name.map(|x| {
             let x = x;
@@ -2297,7 +2297,7 @@ pub(crate) fn validate_deregister_stream_consumer_input(
             Some(x)
         })
     };
-    let consumer_arn = {
+    let m_consumer_arn = {
         let p = &path.member("consumerARN");
         raw.consumer_arn.map(|x| {
             let x = x;
@@ -2307,7 +2307,7 @@ pub(crate) fn validate_deregister_stream_consumer_input(
             Some(x)
         })
     };
-    let stream_id = {
+    let m_stream_id = {
         let p = &path.member("streamId");
         raw.stream_id.map(|x| {
             let x = x;
@@ -2318,10 +2318,10 @@ pub(crate) fn validate_deregister_stream_consumer_input(
         })
     };
     Some(DeregisterStreamConsumerInput {
-        stream_arn: lift(stream_arn)?,
-        consumer_name: lift(consumer_name)?,
-        consumer_arn: lift(consumer_arn)?,
-        stream_id: lift(stream_id)?,
+        stream_arn: lift(m_stream_arn)?,
+        consumer_name: lift(m_consumer_name)?,
+        consumer_arn: lift(m_consumer_arn)?,
+        stream_id: lift(m_stream_id)?,
     })
 }
 
@@ -2338,7 +2338,7 @@ pub(crate) fn validate_describe_stream_consumer_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<DescribeStreamConsumerInput> {
-    let stream_arn = {
+    let m_stream_arn = {
         let p = &path.member("streamARN");
         raw.stream_arn.map(|x| {
             let x = x;
@@ -2348,7 +2348,7 @@ pub(crate) fn validate_describe_stream_consumer_input(
             Some(x)
         })
     };
-    let consumer_name = {
+    let m_consumer_name = {
         let p = &path.member("consumerName");
         raw.consumer_name.map(|x| {
             let x = x;
@@ -2358,7 +2358,7 @@ pub(crate) fn validate_describe_stream_consumer_input(
             Some(x)
         })
     };
-    let consumer_arn = {
+    let m_consumer_arn = {
         let p = &path.member("consumerARN");
         raw.consumer_arn.map(|x| {
             let x = x;
@@ -2368,7 +2368,7 @@ pub(crate) fn validate_describe_stream_consumer_input(
             Some(x)
         })
     };
-    let stream_id = {
+    let m_stream_id = {
         let p = &path.member("streamId");
         raw.stream_id.map(|x| {
             let x = x;
@@ -2379,10 +2379,10 @@ pub(crate) fn validate_describe_stream_consumer_input(
         })
     };
     Some(DescribeStreamConsumerInput {
-        stream_arn: lift(stream_arn)?,
-        consumer_name: lift(consumer_name)?,
-        consumer_arn: lift(consumer_arn)?,
-        stream_id: lift(stream_id)?,
+        stream_arn: lift(m_stream_arn)?,
+        consumer_name: lift(m_consumer_name)?,
+        consumer_arn: lift(m_consumer_arn)?,
+        stream_id: lift(m_stream_id)?,
     })
 }
 
@@ -2391,7 +2391,7 @@ pub(crate) fn validate_describe_stream_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<DescribeStreamInput> {
-    let stream_name = {
+    let m_stream_name = {
         let p = &path.member("streamName");
         raw.stream_name.map(|x| {
             let x = x;
@@ -2401,7 +2401,7 @@ pub(crate) fn validate_describe_stream_input(
             Some(x)
         })
     };
-    let limit = {
+    let m_limit = {
         let p = &path.member("limit");
         raw.limit.map(|x| {
             let x = x;
@@ -2410,7 +2410,7 @@ pub(crate) fn validate_describe_stream_input(
             Some(x)
         })
     };
-    let exclusive_start_shard_id = {
+    let m_exclusive_start_shard_id = {
         let p = &path.member("exclusiveStartShardId");
         raw.exclusive_start_shard_id.map(|x| {
             let x = x;
@@ -2420,7 +2420,7 @@ pub(crate) fn validate_describe_stream_input(
             Some(x)
         })
     };
-    let stream_arn = {
+    let m_stream_arn = {
         let p = &path.member("streamARN");
         raw.stream_arn.map(|x| {
             let x = x;
@@ -2430,7 +2430,7 @@ pub(crate) fn validate_describe_stream_input(
             Some(x)
         })
     };
-    let stream_id = {
+    let m_stream_id = {
         let p = &path.member("streamId");
         raw.stream_id.map(|x| {
             let x = x;
@@ -2441,11 +2441,11 @@ pub(crate) fn validate_describe_stream_input(
         })
     };
     Some(DescribeStreamInput {
-        stream_name: lift(stream_name)?,
-        limit: lift(limit)?,
-        exclusive_start_shard_id: lift(exclusive_start_shard_id)?,
-        stream_arn: lift(stream_arn)?,
-        stream_id: lift(stream_id)?,
+        stream_name: lift(m_stream_name)?,
+        limit: lift(m_limit)?,
+        exclusive_start_shard_id: lift(m_exclusive_start_shard_id)?,
+        stream_arn: lift(m_stream_arn)?,
+        stream_id: lift(m_stream_id)?,
     })
 }
 
@@ -2454,7 +2454,7 @@ pub(crate) fn validate_describe_stream_summary_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<DescribeStreamSummaryInput> {
-    let stream_name = {
+    let m_stream_name = {
         let p = &path.member("streamName");
         raw.stream_name.map(|x| {
             let x = x;
@@ -2464,7 +2464,7 @@ pub(crate) fn validate_describe_stream_summary_input(
             Some(x)
         })
     };
-    let stream_arn = {
+    let m_stream_arn = {
         let p = &path.member("streamARN");
         raw.stream_arn.map(|x| {
             let x = x;
@@ -2474,7 +2474,7 @@ pub(crate) fn validate_describe_stream_summary_input(
             Some(x)
         })
     };
-    let stream_id = {
+    let m_stream_id = {
         let p = &path.member("streamId");
         raw.stream_id.map(|x| {
             let x = x;
@@ -2485,9 +2485,9 @@ pub(crate) fn validate_describe_stream_summary_input(
         })
     };
     Some(DescribeStreamSummaryInput {
-        stream_name: lift(stream_name)?,
-        stream_arn: lift(stream_arn)?,
-        stream_id: lift(stream_id)?,
+        stream_name: lift(m_stream_name)?,
+        stream_arn: lift(m_stream_arn)?,
+        stream_id: lift(m_stream_id)?,
     })
 }
 
@@ -2496,7 +2496,7 @@ pub(crate) fn validate_disable_enhanced_monitoring_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<DisableEnhancedMonitoringInput> {
-    let stream_name = {
+    let m_stream_name = {
         let p = &path.member("streamName");
         raw.stream_name.map(|x| {
             let x = x;
@@ -2506,7 +2506,7 @@ pub(crate) fn validate_disable_enhanced_monitoring_input(
             Some(x)
         })
     };
-    let shard_level_metrics = {
+    let m_shard_level_metrics = {
         let p = &path.member("shardLevelMetrics");
         match raw.shard_level_metrics {
             Some(x) => validate_metrics_name_list(x, v, p),
@@ -2516,7 +2516,7 @@ pub(crate) fn validate_disable_enhanced_monitoring_input(
             }
         }
     };
-    let stream_arn = {
+    let m_stream_arn = {
         let p = &path.member("streamARN");
         raw.stream_arn.map(|x| {
             let x = x;
@@ -2526,7 +2526,7 @@ pub(crate) fn validate_disable_enhanced_monitoring_input(
             Some(x)
         })
     };
-    let stream_id = {
+    let m_stream_id = {
         let p = &path.member("streamId");
         raw.stream_id.map(|x| {
             let x = x;
@@ -2537,10 +2537,10 @@ pub(crate) fn validate_disable_enhanced_monitoring_input(
         })
     };
     Some(DisableEnhancedMonitoringInput {
-        stream_name: lift(stream_name)?,
-        shard_level_metrics: shard_level_metrics?,
-        stream_arn: lift(stream_arn)?,
-        stream_id: lift(stream_id)?,
+        stream_name: lift(m_stream_name)?,
+        shard_level_metrics: m_shard_level_metrics?,
+        stream_arn: lift(m_stream_arn)?,
+        stream_id: lift(m_stream_id)?,
     })
 }
 
@@ -2549,7 +2549,7 @@ pub(crate) fn validate_enable_enhanced_monitoring_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<EnableEnhancedMonitoringInput> {
-    let stream_name = {
+    let m_stream_name = {
         let p = &path.member("streamName");
         raw.stream_name.map(|x| {
             let x = x;
@@ -2559,7 +2559,7 @@ pub(crate) fn validate_enable_enhanced_monitoring_input(
             Some(x)
         })
     };
-    let shard_level_metrics = {
+    let m_shard_level_metrics = {
         let p = &path.member("shardLevelMetrics");
         match raw.shard_level_metrics {
             Some(x) => validate_metrics_name_list(x, v, p),
@@ -2569,7 +2569,7 @@ pub(crate) fn validate_enable_enhanced_monitoring_input(
             }
         }
     };
-    let stream_arn = {
+    let m_stream_arn = {
         let p = &path.member("streamARN");
         raw.stream_arn.map(|x| {
             let x = x;
@@ -2579,7 +2579,7 @@ pub(crate) fn validate_enable_enhanced_monitoring_input(
             Some(x)
         })
     };
-    let stream_id = {
+    let m_stream_id = {
         let p = &path.member("streamId");
         raw.stream_id.map(|x| {
             let x = x;
@@ -2590,10 +2590,10 @@ pub(crate) fn validate_enable_enhanced_monitoring_input(
         })
     };
     Some(EnableEnhancedMonitoringInput {
-        stream_name: lift(stream_name)?,
-        shard_level_metrics: shard_level_metrics?,
-        stream_arn: lift(stream_arn)?,
-        stream_id: lift(stream_id)?,
+        stream_name: lift(m_stream_name)?,
+        shard_level_metrics: m_shard_level_metrics?,
+        stream_arn: lift(m_stream_arn)?,
+        stream_id: lift(m_stream_id)?,
     })
 }
 
@@ -2602,7 +2602,7 @@ pub(crate) fn validate_get_records_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<GetRecordsInput> {
-    let shard_iterator = {
+    let m_shard_iterator = {
         let p = &path.member("shardIterator");
         match raw.shard_iterator {
             Some(x) => {
@@ -2617,7 +2617,7 @@ pub(crate) fn validate_get_records_input(
             }
         }
     };
-    let limit = {
+    let m_limit = {
         let p = &path.member("limit");
         raw.limit.map(|x| {
             let x = x;
@@ -2626,7 +2626,7 @@ pub(crate) fn validate_get_records_input(
             Some(x)
         })
     };
-    let stream_arn = {
+    let m_stream_arn = {
         let p = &path.member("streamARN");
         raw.stream_arn.map(|x| {
             let x = x;
@@ -2636,7 +2636,7 @@ pub(crate) fn validate_get_records_input(
             Some(x)
         })
     };
-    let stream_id = {
+    let m_stream_id = {
         let p = &path.member("streamId");
         raw.stream_id.map(|x| {
             let x = x;
@@ -2647,10 +2647,10 @@ pub(crate) fn validate_get_records_input(
         })
     };
     Some(GetRecordsInput {
-        shard_iterator: shard_iterator?,
-        limit: lift(limit)?,
-        stream_arn: lift(stream_arn)?,
-        stream_id: lift(stream_id)?,
+        shard_iterator: m_shard_iterator?,
+        limit: lift(m_limit)?,
+        stream_arn: lift(m_stream_arn)?,
+        stream_id: lift(m_stream_id)?,
     })
 }
 
@@ -2659,7 +2659,7 @@ pub(crate) fn validate_get_resource_policy_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<GetResourcePolicyInput> {
-    let resource_arn = {
+    let m_resource_arn = {
         let p = &path.member("resourceARN");
         match raw.resource_arn {
             Some(x) => {
@@ -2675,7 +2675,7 @@ pub(crate) fn validate_get_resource_policy_input(
             }
         }
     };
-    let stream_id = {
+    let m_stream_id = {
         let p = &path.member("streamId");
         raw.stream_id.map(|x| {
             let x = x;
@@ -2686,8 +2686,8 @@ pub(crate) fn validate_get_resource_policy_input(
         })
     };
     Some(GetResourcePolicyInput {
-        resource_arn: resource_arn?,
-        stream_id: lift(stream_id)?,
+        resource_arn: m_resource_arn?,
+        stream_id: lift(m_stream_id)?,
     })
 }
 
@@ -2696,7 +2696,7 @@ pub(crate) fn validate_get_shard_iterator_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<GetShardIteratorInput> {
-    let stream_name = {
+    let m_stream_name = {
         let p = &path.member("streamName");
         raw.stream_name.map(|x| {
             let x = x;
@@ -2706,7 +2706,7 @@ pub(crate) fn validate_get_shard_iterator_input(
             Some(x)
         })
     };
-    let shard_id = {
+    let m_shard_id = {
         let p = &path.member("shardId");
         match raw.shard_id {
             Some(x) => {
@@ -2722,7 +2722,7 @@ pub(crate) fn validate_get_shard_iterator_input(
             }
         }
     };
-    let shard_iterator_type = {
+    let m_shard_iterator_type = {
         let p = &path.member("shardIteratorType");
         match raw.shard_iterator_type {
             Some(x) => {
@@ -2742,7 +2742,7 @@ pub(crate) fn validate_get_shard_iterator_input(
             }
         }
     };
-    let starting_sequence_number = {
+    let m_starting_sequence_number = {
         let p = &path.member("startingSequenceNumber");
         raw.starting_sequence_number.map(|x| {
             let x = x;
@@ -2751,11 +2751,11 @@ pub(crate) fn validate_get_shard_iterator_input(
             Some(x)
         })
     };
-    let timestamp = {
+    let m_timestamp = {
         let p = &path.member("timestamp");
         raw.timestamp.map(|x| Some(x))
     };
-    let stream_arn = {
+    let m_stream_arn = {
         let p = &path.member("streamARN");
         raw.stream_arn.map(|x| {
             let x = x;
@@ -2765,7 +2765,7 @@ pub(crate) fn validate_get_shard_iterator_input(
             Some(x)
         })
     };
-    let stream_id = {
+    let m_stream_id = {
         let p = &path.member("streamId");
         raw.stream_id.map(|x| {
             let x = x;
@@ -2776,13 +2776,13 @@ pub(crate) fn validate_get_shard_iterator_input(
         })
     };
     Some(GetShardIteratorInput {
-        stream_name: lift(stream_name)?,
-        shard_id: shard_id?,
-        shard_iterator_type: shard_iterator_type?,
-        starting_sequence_number: lift(starting_sequence_number)?,
-        timestamp: lift(timestamp)?,
-        stream_arn: lift(stream_arn)?,
-        stream_id: lift(stream_id)?,
+        stream_name: lift(m_stream_name)?,
+        shard_id: m_shard_id?,
+        shard_iterator_type: m_shard_iterator_type?,
+        starting_sequence_number: lift(m_starting_sequence_number)?,
+        timestamp: lift(m_timestamp)?,
+        stream_arn: lift(m_stream_arn)?,
+        stream_id: lift(m_stream_id)?,
     })
 }
 
@@ -2791,7 +2791,7 @@ pub(crate) fn validate_increase_stream_retention_period_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<IncreaseStreamRetentionPeriodInput> {
-    let stream_name = {
+    let m_stream_name = {
         let p = &path.member("streamName");
         raw.stream_name.map(|x| {
             let x = x;
@@ -2801,7 +2801,7 @@ pub(crate) fn validate_increase_stream_retention_period_input(
             Some(x)
         })
     };
-    let retention_period_hours = {
+    let m_retention_period_hours = {
         let p = &path.member("retentionPeriodHours");
         match raw.retention_period_hours {
             Some(x) => Some(x),
@@ -2811,7 +2811,7 @@ pub(crate) fn validate_increase_stream_retention_period_input(
             }
         }
     };
-    let stream_arn = {
+    let m_stream_arn = {
         let p = &path.member("streamARN");
         raw.stream_arn.map(|x| {
             let x = x;
@@ -2821,7 +2821,7 @@ pub(crate) fn validate_increase_stream_retention_period_input(
             Some(x)
         })
     };
-    let stream_id = {
+    let m_stream_id = {
         let p = &path.member("streamId");
         raw.stream_id.map(|x| {
             let x = x;
@@ -2832,10 +2832,10 @@ pub(crate) fn validate_increase_stream_retention_period_input(
         })
     };
     Some(IncreaseStreamRetentionPeriodInput {
-        stream_name: lift(stream_name)?,
-        retention_period_hours: retention_period_hours?,
-        stream_arn: lift(stream_arn)?,
-        stream_id: lift(stream_id)?,
+        stream_name: lift(m_stream_name)?,
+        retention_period_hours: m_retention_period_hours?,
+        stream_arn: lift(m_stream_arn)?,
+        stream_id: lift(m_stream_id)?,
     })
 }
 
@@ -2844,7 +2844,7 @@ pub(crate) fn validate_list_shards_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<ListShardsInput> {
-    let stream_name = {
+    let m_stream_name = {
         let p = &path.member("streamName");
         raw.stream_name.map(|x| {
             let x = x;
@@ -2854,7 +2854,7 @@ pub(crate) fn validate_list_shards_input(
             Some(x)
         })
     };
-    let next_token = {
+    let m_next_token = {
         let p = &path.member("nextToken");
         raw.next_token.map(|x| {
             let x = x;
@@ -2863,7 +2863,7 @@ pub(crate) fn validate_list_shards_input(
             Some(x)
         })
     };
-    let exclusive_start_shard_id = {
+    let m_exclusive_start_shard_id = {
         let p = &path.member("exclusiveStartShardId");
         raw.exclusive_start_shard_id.map(|x| {
             let x = x;
@@ -2873,7 +2873,7 @@ pub(crate) fn validate_list_shards_input(
             Some(x)
         })
     };
-    let max_results = {
+    let m_max_results = {
         let p = &path.member("maxResults");
         raw.max_results.map(|x| {
             let x = x;
@@ -2882,15 +2882,15 @@ pub(crate) fn validate_list_shards_input(
             Some(x)
         })
     };
-    let stream_creation_timestamp = {
+    let m_stream_creation_timestamp = {
         let p = &path.member("streamCreationTimestamp");
         raw.stream_creation_timestamp.map(|x| Some(x))
     };
-    let shard_filter = {
+    let m_shard_filter = {
         let p = &path.member("shardFilter");
         raw.shard_filter.map(|x| validate_shard_filter(x, v, p))
     };
-    let stream_arn = {
+    let m_stream_arn = {
         let p = &path.member("streamARN");
         raw.stream_arn.map(|x| {
             let x = x;
@@ -2900,7 +2900,7 @@ pub(crate) fn validate_list_shards_input(
             Some(x)
         })
     };
-    let stream_id = {
+    let m_stream_id = {
         let p = &path.member("streamId");
         raw.stream_id.map(|x| {
             let x = x;
@@ -2911,14 +2911,14 @@ pub(crate) fn validate_list_shards_input(
         })
     };
     Some(ListShardsInput {
-        stream_name: lift(stream_name)?,
-        next_token: lift(next_token)?,
-        exclusive_start_shard_id: lift(exclusive_start_shard_id)?,
-        max_results: lift(max_results)?,
-        stream_creation_timestamp: lift(stream_creation_timestamp)?,
-        shard_filter: lift(shard_filter)?,
-        stream_arn: lift(stream_arn)?,
-        stream_id: lift(stream_id)?,
+        stream_name: lift(m_stream_name)?,
+        next_token: lift(m_next_token)?,
+        exclusive_start_shard_id: lift(m_exclusive_start_shard_id)?,
+        max_results: lift(m_max_results)?,
+        stream_creation_timestamp: lift(m_stream_creation_timestamp)?,
+        shard_filter: lift(m_shard_filter)?,
+        stream_arn: lift(m_stream_arn)?,
+        stream_id: lift(m_stream_id)?,
     })
 }
 
@@ -2927,7 +2927,7 @@ pub(crate) fn validate_list_stream_consumers_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<ListStreamConsumersInput> {
-    let stream_arn = {
+    let m_stream_arn = {
         let p = &path.member("streamARN");
         match raw.stream_arn {
             Some(x) => {
@@ -2943,7 +2943,7 @@ pub(crate) fn validate_list_stream_consumers_input(
             }
         }
     };
-    let next_token = {
+    let m_next_token = {
         let p = &path.member("nextToken");
         raw.next_token.map(|x| {
             let x = x;
@@ -2952,7 +2952,7 @@ pub(crate) fn validate_list_stream_consumers_input(
             Some(x)
         })
     };
-    let max_results = {
+    let m_max_results = {
         let p = &path.member("maxResults");
         raw.max_results.map(|x| {
             let x = x;
@@ -2961,11 +2961,11 @@ pub(crate) fn validate_list_stream_consumers_input(
             Some(x)
         })
     };
-    let stream_creation_timestamp = {
+    let m_stream_creation_timestamp = {
         let p = &path.member("streamCreationTimestamp");
         raw.stream_creation_timestamp.map(|x| Some(x))
     };
-    let stream_id = {
+    let m_stream_id = {
         let p = &path.member("streamId");
         raw.stream_id.map(|x| {
             let x = x;
@@ -2976,11 +2976,11 @@ pub(crate) fn validate_list_stream_consumers_input(
         })
     };
     Some(ListStreamConsumersInput {
-        stream_arn: stream_arn?,
-        next_token: lift(next_token)?,
-        max_results: lift(max_results)?,
-        stream_creation_timestamp: lift(stream_creation_timestamp)?,
-        stream_id: lift(stream_id)?,
+        stream_arn: m_stream_arn?,
+        next_token: lift(m_next_token)?,
+        max_results: lift(m_max_results)?,
+        stream_creation_timestamp: lift(m_stream_creation_timestamp)?,
+        stream_id: lift(m_stream_id)?,
     })
 }
 
@@ -2989,7 +2989,7 @@ pub(crate) fn validate_list_streams_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<ListStreamsInput> {
-    let limit = {
+    let m_limit = {
         let p = &path.member("limit");
         raw.limit.map(|x| {
             let x = x;
@@ -2998,7 +2998,7 @@ pub(crate) fn validate_list_streams_input(
             Some(x)
         })
     };
-    let exclusive_start_stream_name = {
+    let m_exclusive_start_stream_name = {
         let p = &path.member("exclusiveStartStreamName");
         raw.exclusive_start_stream_name.map(|x| {
             let x = x;
@@ -3008,7 +3008,7 @@ pub(crate) fn validate_list_streams_input(
             Some(x)
         })
     };
-    let next_token = {
+    let m_next_token = {
         let p = &path.member("nextToken");
         raw.next_token.map(|x| {
             let x = x;
@@ -3018,9 +3018,9 @@ pub(crate) fn validate_list_streams_input(
         })
     };
     Some(ListStreamsInput {
-        limit: lift(limit)?,
-        exclusive_start_stream_name: lift(exclusive_start_stream_name)?,
-        next_token: lift(next_token)?,
+        limit: lift(m_limit)?,
+        exclusive_start_stream_name: lift(m_exclusive_start_stream_name)?,
+        next_token: lift(m_next_token)?,
     })
 }
 
@@ -3029,7 +3029,7 @@ pub(crate) fn validate_list_tags_for_resource_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<ListTagsForResourceInput> {
-    let resource_arn = {
+    let m_resource_arn = {
         let p = &path.member("resourceARN");
         match raw.resource_arn {
             Some(x) => {
@@ -3045,7 +3045,7 @@ pub(crate) fn validate_list_tags_for_resource_input(
             }
         }
     };
-    let stream_id = {
+    let m_stream_id = {
         let p = &path.member("streamId");
         raw.stream_id.map(|x| {
             let x = x;
@@ -3056,8 +3056,8 @@ pub(crate) fn validate_list_tags_for_resource_input(
         })
     };
     Some(ListTagsForResourceInput {
-        resource_arn: resource_arn?,
-        stream_id: lift(stream_id)?,
+        resource_arn: m_resource_arn?,
+        stream_id: lift(m_stream_id)?,
     })
 }
 
@@ -3066,7 +3066,7 @@ pub(crate) fn validate_list_tags_for_stream_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<ListTagsForStreamInput> {
-    let stream_name = {
+    let m_stream_name = {
         let p = &path.member("streamName");
         raw.stream_name.map(|x| {
             let x = x;
@@ -3076,7 +3076,7 @@ pub(crate) fn validate_list_tags_for_stream_input(
             Some(x)
         })
     };
-    let exclusive_start_tag_key = {
+    let m_exclusive_start_tag_key = {
         let p = &path.member("exclusiveStartTagKey");
         raw.exclusive_start_tag_key.map(|x| {
             let x = x;
@@ -3085,7 +3085,7 @@ pub(crate) fn validate_list_tags_for_stream_input(
             Some(x)
         })
     };
-    let limit = {
+    let m_limit = {
         let p = &path.member("limit");
         raw.limit.map(|x| {
             let x = x;
@@ -3094,7 +3094,7 @@ pub(crate) fn validate_list_tags_for_stream_input(
             Some(x)
         })
     };
-    let stream_arn = {
+    let m_stream_arn = {
         let p = &path.member("streamARN");
         raw.stream_arn.map(|x| {
             let x = x;
@@ -3104,7 +3104,7 @@ pub(crate) fn validate_list_tags_for_stream_input(
             Some(x)
         })
     };
-    let stream_id = {
+    let m_stream_id = {
         let p = &path.member("streamId");
         raw.stream_id.map(|x| {
             let x = x;
@@ -3115,11 +3115,11 @@ pub(crate) fn validate_list_tags_for_stream_input(
         })
     };
     Some(ListTagsForStreamInput {
-        stream_name: lift(stream_name)?,
-        exclusive_start_tag_key: lift(exclusive_start_tag_key)?,
-        limit: lift(limit)?,
-        stream_arn: lift(stream_arn)?,
-        stream_id: lift(stream_id)?,
+        stream_name: lift(m_stream_name)?,
+        exclusive_start_tag_key: lift(m_exclusive_start_tag_key)?,
+        limit: lift(m_limit)?,
+        stream_arn: lift(m_stream_arn)?,
+        stream_id: lift(m_stream_id)?,
     })
 }
 
@@ -3128,7 +3128,7 @@ pub(crate) fn validate_merge_shards_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<MergeShardsInput> {
-    let stream_name = {
+    let m_stream_name = {
         let p = &path.member("streamName");
         raw.stream_name.map(|x| {
             let x = x;
@@ -3138,7 +3138,7 @@ pub(crate) fn validate_merge_shards_input(
             Some(x)
         })
     };
-    let shard_to_merge = {
+    let m_shard_to_merge = {
         let p = &path.member("shardToMerge");
         match raw.shard_to_merge {
             Some(x) => {
@@ -3154,7 +3154,7 @@ pub(crate) fn validate_merge_shards_input(
             }
         }
     };
-    let adjacent_shard_to_merge = {
+    let m_adjacent_shard_to_merge = {
         let p = &path.member("adjacentShardToMerge");
         match raw.adjacent_shard_to_merge {
             Some(x) => {
@@ -3170,7 +3170,7 @@ pub(crate) fn validate_merge_shards_input(
             }
         }
     };
-    let stream_arn = {
+    let m_stream_arn = {
         let p = &path.member("streamARN");
         raw.stream_arn.map(|x| {
             let x = x;
@@ -3180,7 +3180,7 @@ pub(crate) fn validate_merge_shards_input(
             Some(x)
         })
     };
-    let stream_id = {
+    let m_stream_id = {
         let p = &path.member("streamId");
         raw.stream_id.map(|x| {
             let x = x;
@@ -3191,11 +3191,11 @@ pub(crate) fn validate_merge_shards_input(
         })
     };
     Some(MergeShardsInput {
-        stream_name: lift(stream_name)?,
-        shard_to_merge: shard_to_merge?,
-        adjacent_shard_to_merge: adjacent_shard_to_merge?,
-        stream_arn: lift(stream_arn)?,
-        stream_id: lift(stream_id)?,
+        stream_name: lift(m_stream_name)?,
+        shard_to_merge: m_shard_to_merge?,
+        adjacent_shard_to_merge: m_adjacent_shard_to_merge?,
+        stream_arn: lift(m_stream_arn)?,
+        stream_id: lift(m_stream_id)?,
     })
 }
 
@@ -3229,7 +3229,7 @@ pub(crate) fn validate_put_record_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<PutRecordInput> {
-    let stream_name = {
+    let m_stream_name = {
         let p = &path.member("streamName");
         raw.stream_name.map(|x| {
             let x = x;
@@ -3239,7 +3239,7 @@ pub(crate) fn validate_put_record_input(
             Some(x)
         })
     };
-    let data = {
+    let m_data = {
         let p = &path.member("data");
         match raw.data {
             Some(x) => {
@@ -3254,7 +3254,7 @@ pub(crate) fn validate_put_record_input(
             }
         }
     };
-    let partition_key = {
+    let m_partition_key = {
         let p = &path.member("partitionKey");
         match raw.partition_key {
             Some(x) => {
@@ -3269,7 +3269,7 @@ pub(crate) fn validate_put_record_input(
             }
         }
     };
-    let explicit_hash_key = {
+    let m_explicit_hash_key = {
         let p = &path.member("explicitHashKey");
         raw.explicit_hash_key.map(|x| {
             let x = x;
@@ -3278,7 +3278,7 @@ pub(crate) fn validate_put_record_input(
             Some(x)
         })
     };
-    let sequence_number_for_ordering = {
+    let m_sequence_number_for_ordering = {
         let p = &path.member("sequenceNumberForOrdering");
         raw.sequence_number_for_ordering.map(|x| {
             let x = x;
@@ -3287,7 +3287,7 @@ pub(crate) fn validate_put_record_input(
             Some(x)
         })
     };
-    let stream_arn = {
+    let m_stream_arn = {
         let p = &path.member("streamARN");
         raw.stream_arn.map(|x| {
             let x = x;
@@ -3297,7 +3297,7 @@ pub(crate) fn validate_put_record_input(
             Some(x)
         })
     };
-    let stream_id = {
+    let m_stream_id = {
         let p = &path.member("streamId");
         raw.stream_id.map(|x| {
             let x = x;
@@ -3308,13 +3308,13 @@ pub(crate) fn validate_put_record_input(
         })
     };
     Some(PutRecordInput {
-        stream_name: lift(stream_name)?,
-        data: data?,
-        partition_key: partition_key?,
-        explicit_hash_key: lift(explicit_hash_key)?,
-        sequence_number_for_ordering: lift(sequence_number_for_ordering)?,
-        stream_arn: lift(stream_arn)?,
-        stream_id: lift(stream_id)?,
+        stream_name: lift(m_stream_name)?,
+        data: m_data?,
+        partition_key: m_partition_key?,
+        explicit_hash_key: lift(m_explicit_hash_key)?,
+        sequence_number_for_ordering: lift(m_sequence_number_for_ordering)?,
+        stream_arn: lift(m_stream_arn)?,
+        stream_id: lift(m_stream_id)?,
     })
 }
 
@@ -3323,7 +3323,7 @@ pub(crate) fn validate_put_records_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<PutRecordsInput> {
-    let records = {
+    let m_records = {
         let p = &path.member("records");
         match raw.records {
             Some(x) => validate_put_records_request_entry_list(x, v, p),
@@ -3333,7 +3333,7 @@ pub(crate) fn validate_put_records_input(
             }
         }
     };
-    let stream_name = {
+    let m_stream_name = {
         let p = &path.member("streamName");
         raw.stream_name.map(|x| {
             let x = x;
@@ -3343,7 +3343,7 @@ pub(crate) fn validate_put_records_input(
             Some(x)
         })
     };
-    let stream_arn = {
+    let m_stream_arn = {
         let p = &path.member("streamARN");
         raw.stream_arn.map(|x| {
             let x = x;
@@ -3353,7 +3353,7 @@ pub(crate) fn validate_put_records_input(
             Some(x)
         })
     };
-    let stream_id = {
+    let m_stream_id = {
         let p = &path.member("streamId");
         raw.stream_id.map(|x| {
             let x = x;
@@ -3364,10 +3364,10 @@ pub(crate) fn validate_put_records_input(
         })
     };
     Some(PutRecordsInput {
-        records: records?,
-        stream_name: lift(stream_name)?,
-        stream_arn: lift(stream_arn)?,
-        stream_id: lift(stream_id)?,
+        records: m_records?,
+        stream_name: lift(m_stream_name)?,
+        stream_arn: lift(m_stream_arn)?,
+        stream_id: lift(m_stream_id)?,
     })
 }
 
@@ -3376,7 +3376,7 @@ pub(crate) fn validate_put_records_request_entry(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<PutRecordsRequestEntry> {
-    let data = {
+    let m_data = {
         let p = &path.member("data");
         match raw.data {
             Some(x) => {
@@ -3391,7 +3391,7 @@ pub(crate) fn validate_put_records_request_entry(
             }
         }
     };
-    let explicit_hash_key = {
+    let m_explicit_hash_key = {
         let p = &path.member("explicitHashKey");
         raw.explicit_hash_key.map(|x| {
             let x = x;
@@ -3400,7 +3400,7 @@ pub(crate) fn validate_put_records_request_entry(
             Some(x)
         })
     };
-    let partition_key = {
+    let m_partition_key = {
         let p = &path.member("partitionKey");
         match raw.partition_key {
             Some(x) => {
@@ -3416,9 +3416,9 @@ pub(crate) fn validate_put_records_request_entry(
         }
     };
     Some(PutRecordsRequestEntry {
-        data: data?,
-        explicit_hash_key: lift(explicit_hash_key)?,
-        partition_key: partition_key?,
+        data: m_data?,
+        explicit_hash_key: lift(m_explicit_hash_key)?,
+        partition_key: m_partition_key?,
     })
 }
 
@@ -3442,7 +3442,7 @@ pub(crate) fn validate_put_resource_policy_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<PutResourcePolicyInput> {
-    let resource_arn = {
+    let m_resource_arn = {
         let p = &path.member("resourceARN");
         match raw.resource_arn {
             Some(x) => {
@@ -3458,7 +3458,7 @@ pub(crate) fn validate_put_resource_policy_input(
             }
         }
     };
-    let stream_id = {
+    let m_stream_id = {
         let p = &path.member("streamId");
         raw.stream_id.map(|x| {
             let x = x;
@@ -3468,7 +3468,7 @@ pub(crate) fn validate_put_resource_policy_input(
             Some(x)
         })
     };
-    let policy = {
+    let m_policy = {
         let p = &path.member("policy");
         match raw.policy {
             Some(x) => Some(x),
@@ -3479,9 +3479,9 @@ pub(crate) fn validate_put_resource_policy_input(
         }
     };
     Some(PutResourcePolicyInput {
-        resource_arn: resource_arn?,
-        stream_id: lift(stream_id)?,
-        policy: policy?,
+        resource_arn: m_resource_arn?,
+        stream_id: lift(m_stream_id)?,
+        policy: m_policy?,
     })
 }
 
@@ -3490,7 +3490,7 @@ pub(crate) fn validate_register_stream_consumer_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<RegisterStreamConsumerInput> {
-    let stream_arn = {
+    let m_stream_arn = {
         let p = &path.member("streamARN");
         match raw.stream_arn {
             Some(x) => {
@@ -3506,7 +3506,7 @@ pub(crate) fn validate_register_stream_consumer_input(
             }
         }
     };
-    let consumer_name = {
+    let m_consumer_name = {
         let p = &path.member("consumerName");
         match raw.consumer_name {
             Some(x) => {
@@ -3522,7 +3522,7 @@ pub(crate) fn validate_register_stream_consumer_input(
             }
         }
     };
-    let stream_id = {
+    let m_stream_id = {
         let p = &path.member("streamId");
         raw.stream_id.map(|x| {
             let x = x;
@@ -3532,15 +3532,15 @@ pub(crate) fn validate_register_stream_consumer_input(
             Some(x)
         })
     };
-    let tags = {
+    let m_tags = {
         let p = &path.member("tags");
         raw.tags.map(|x| validate_tag_map(x, v, p))
     };
     Some(RegisterStreamConsumerInput {
-        stream_arn: stream_arn?,
-        consumer_name: consumer_name?,
-        stream_id: lift(stream_id)?,
-        tags: lift(tags)?,
+        stream_arn: m_stream_arn?,
+        consumer_name: m_consumer_name?,
+        stream_id: lift(m_stream_id)?,
+        tags: lift(m_tags)?,
     })
 }
 
@@ -3549,7 +3549,7 @@ pub(crate) fn validate_remove_tags_from_stream_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<RemoveTagsFromStreamInput> {
-    let stream_name = {
+    let m_stream_name = {
         let p = &path.member("streamName");
         raw.stream_name.map(|x| {
             let x = x;
@@ -3559,7 +3559,7 @@ pub(crate) fn validate_remove_tags_from_stream_input(
             Some(x)
         })
     };
-    let tag_keys = {
+    let m_tag_keys = {
         let p = &path.member("tagKeys");
         match raw.tag_keys {
             Some(x) => validate_tag_key_list(x, v, p),
@@ -3569,7 +3569,7 @@ pub(crate) fn validate_remove_tags_from_stream_input(
             }
         }
     };
-    let stream_arn = {
+    let m_stream_arn = {
         let p = &path.member("streamARN");
         raw.stream_arn.map(|x| {
             let x = x;
@@ -3579,7 +3579,7 @@ pub(crate) fn validate_remove_tags_from_stream_input(
             Some(x)
         })
     };
-    let stream_id = {
+    let m_stream_id = {
         let p = &path.member("streamId");
         raw.stream_id.map(|x| {
             let x = x;
@@ -3590,10 +3590,10 @@ pub(crate) fn validate_remove_tags_from_stream_input(
         })
     };
     Some(RemoveTagsFromStreamInput {
-        stream_name: lift(stream_name)?,
-        tag_keys: tag_keys?,
-        stream_arn: lift(stream_arn)?,
-        stream_id: lift(stream_id)?,
+        stream_name: lift(m_stream_name)?,
+        tag_keys: m_tag_keys?,
+        stream_arn: lift(m_stream_arn)?,
+        stream_id: lift(m_stream_id)?,
     })
 }
 
@@ -3602,7 +3602,7 @@ pub(crate) fn validate_shard_filter(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<ShardFilter> {
-    let r#type = {
+    let m_type = {
         let p = &path.member("type");
         match raw.r#type {
             Some(x) => {
@@ -3622,7 +3622,7 @@ pub(crate) fn validate_shard_filter(
             }
         }
     };
-    let shard_id = {
+    let m_shard_id = {
         let p = &path.member("shardId");
         raw.shard_id.map(|x| {
             let x = x;
@@ -3632,14 +3632,14 @@ pub(crate) fn validate_shard_filter(
             Some(x)
         })
     };
-    let timestamp = {
+    let m_timestamp = {
         let p = &path.member("timestamp");
         raw.timestamp.map(|x| Some(x))
     };
     Some(ShardFilter {
-        r#type: r#type?,
-        shard_id: lift(shard_id)?,
-        timestamp: lift(timestamp)?,
+        r#type: m_type?,
+        shard_id: lift(m_shard_id)?,
+        timestamp: lift(m_timestamp)?,
     })
 }
 
@@ -3648,7 +3648,7 @@ pub(crate) fn validate_split_shard_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<SplitShardInput> {
-    let stream_name = {
+    let m_stream_name = {
         let p = &path.member("streamName");
         raw.stream_name.map(|x| {
             let x = x;
@@ -3658,7 +3658,7 @@ pub(crate) fn validate_split_shard_input(
             Some(x)
         })
     };
-    let shard_to_split = {
+    let m_shard_to_split = {
         let p = &path.member("shardToSplit");
         match raw.shard_to_split {
             Some(x) => {
@@ -3674,7 +3674,7 @@ pub(crate) fn validate_split_shard_input(
             }
         }
     };
-    let new_starting_hash_key = {
+    let m_new_starting_hash_key = {
         let p = &path.member("newStartingHashKey");
         match raw.new_starting_hash_key {
             Some(x) => {
@@ -3689,7 +3689,7 @@ pub(crate) fn validate_split_shard_input(
             }
         }
     };
-    let stream_arn = {
+    let m_stream_arn = {
         let p = &path.member("streamARN");
         raw.stream_arn.map(|x| {
             let x = x;
@@ -3699,7 +3699,7 @@ pub(crate) fn validate_split_shard_input(
             Some(x)
         })
     };
-    let stream_id = {
+    let m_stream_id = {
         let p = &path.member("streamId");
         raw.stream_id.map(|x| {
             let x = x;
@@ -3710,11 +3710,11 @@ pub(crate) fn validate_split_shard_input(
         })
     };
     Some(SplitShardInput {
-        stream_name: lift(stream_name)?,
-        shard_to_split: shard_to_split?,
-        new_starting_hash_key: new_starting_hash_key?,
-        stream_arn: lift(stream_arn)?,
-        stream_id: lift(stream_id)?,
+        stream_name: lift(m_stream_name)?,
+        shard_to_split: m_shard_to_split?,
+        new_starting_hash_key: m_new_starting_hash_key?,
+        stream_arn: lift(m_stream_arn)?,
+        stream_id: lift(m_stream_id)?,
     })
 }
 
@@ -3723,7 +3723,7 @@ pub(crate) fn validate_start_stream_encryption_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<StartStreamEncryptionInput> {
-    let stream_name = {
+    let m_stream_name = {
         let p = &path.member("streamName");
         raw.stream_name.map(|x| {
             let x = x;
@@ -3733,7 +3733,7 @@ pub(crate) fn validate_start_stream_encryption_input(
             Some(x)
         })
     };
-    let encryption_type = {
+    let m_encryption_type = {
         let p = &path.member("encryptionType");
         match raw.encryption_type {
             Some(x) => {
@@ -3753,7 +3753,7 @@ pub(crate) fn validate_start_stream_encryption_input(
             }
         }
     };
-    let key_id = {
+    let m_key_id = {
         let p = &path.member("keyId");
         match raw.key_id {
             Some(x) => {
@@ -3768,7 +3768,7 @@ pub(crate) fn validate_start_stream_encryption_input(
             }
         }
     };
-    let stream_arn = {
+    let m_stream_arn = {
         let p = &path.member("streamARN");
         raw.stream_arn.map(|x| {
             let x = x;
@@ -3778,7 +3778,7 @@ pub(crate) fn validate_start_stream_encryption_input(
             Some(x)
         })
     };
-    let stream_id = {
+    let m_stream_id = {
         let p = &path.member("streamId");
         raw.stream_id.map(|x| {
             let x = x;
@@ -3789,11 +3789,11 @@ pub(crate) fn validate_start_stream_encryption_input(
         })
     };
     Some(StartStreamEncryptionInput {
-        stream_name: lift(stream_name)?,
-        encryption_type: encryption_type?,
-        key_id: key_id?,
-        stream_arn: lift(stream_arn)?,
-        stream_id: lift(stream_id)?,
+        stream_name: lift(m_stream_name)?,
+        encryption_type: m_encryption_type?,
+        key_id: m_key_id?,
+        stream_arn: lift(m_stream_arn)?,
+        stream_id: lift(m_stream_id)?,
     })
 }
 
@@ -3802,7 +3802,7 @@ pub(crate) fn validate_starting_position(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<StartingPosition> {
-    let r#type = {
+    let m_type = {
         let p = &path.member("type");
         match raw.r#type {
             Some(x) => {
@@ -3822,7 +3822,7 @@ pub(crate) fn validate_starting_position(
             }
         }
     };
-    let sequence_number = {
+    let m_sequence_number = {
         let p = &path.member("sequenceNumber");
         raw.sequence_number.map(|x| {
             let x = x;
@@ -3831,14 +3831,14 @@ pub(crate) fn validate_starting_position(
             Some(x)
         })
     };
-    let timestamp = {
+    let m_timestamp = {
         let p = &path.member("timestamp");
         raw.timestamp.map(|x| Some(x))
     };
     Some(StartingPosition {
-        r#type: r#type?,
-        sequence_number: lift(sequence_number)?,
-        timestamp: lift(timestamp)?,
+        r#type: m_type?,
+        sequence_number: lift(m_sequence_number)?,
+        timestamp: lift(m_timestamp)?,
     })
 }
 
@@ -3847,7 +3847,7 @@ pub(crate) fn validate_stop_stream_encryption_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<StopStreamEncryptionInput> {
-    let stream_name = {
+    let m_stream_name = {
         let p = &path.member("streamName");
         raw.stream_name.map(|x| {
             let x = x;
@@ -3857,7 +3857,7 @@ pub(crate) fn validate_stop_stream_encryption_input(
             Some(x)
         })
     };
-    let encryption_type = {
+    let m_encryption_type = {
         let p = &path.member("encryptionType");
         match raw.encryption_type {
             Some(x) => {
@@ -3877,7 +3877,7 @@ pub(crate) fn validate_stop_stream_encryption_input(
             }
         }
     };
-    let key_id = {
+    let m_key_id = {
         let p = &path.member("keyId");
         match raw.key_id {
             Some(x) => {
@@ -3892,7 +3892,7 @@ pub(crate) fn validate_stop_stream_encryption_input(
             }
         }
     };
-    let stream_arn = {
+    let m_stream_arn = {
         let p = &path.member("streamARN");
         raw.stream_arn.map(|x| {
             let x = x;
@@ -3902,7 +3902,7 @@ pub(crate) fn validate_stop_stream_encryption_input(
             Some(x)
         })
     };
-    let stream_id = {
+    let m_stream_id = {
         let p = &path.member("streamId");
         raw.stream_id.map(|x| {
             let x = x;
@@ -3913,11 +3913,11 @@ pub(crate) fn validate_stop_stream_encryption_input(
         })
     };
     Some(StopStreamEncryptionInput {
-        stream_name: lift(stream_name)?,
-        encryption_type: encryption_type?,
-        key_id: key_id?,
-        stream_arn: lift(stream_arn)?,
-        stream_id: lift(stream_id)?,
+        stream_name: lift(m_stream_name)?,
+        encryption_type: m_encryption_type?,
+        key_id: m_key_id?,
+        stream_arn: lift(m_stream_arn)?,
+        stream_id: lift(m_stream_id)?,
     })
 }
 
@@ -3926,7 +3926,7 @@ pub(crate) fn validate_stream_mode_details(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<StreamModeDetails> {
-    let stream_mode = {
+    let m_stream_mode = {
         let p = &path.member("streamMode");
         match raw.stream_mode {
             Some(x) => {
@@ -3947,7 +3947,7 @@ pub(crate) fn validate_stream_mode_details(
         }
     };
     Some(StreamModeDetails {
-        stream_mode: stream_mode?,
+        stream_mode: m_stream_mode?,
     })
 }
 
@@ -3956,7 +3956,7 @@ pub(crate) fn validate_subscribe_to_shard_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<SubscribeToShardInput> {
-    let consumer_arn = {
+    let m_consumer_arn = {
         let p = &path.member("consumerARN");
         match raw.consumer_arn {
             Some(x) => {
@@ -3972,7 +3972,7 @@ pub(crate) fn validate_subscribe_to_shard_input(
             }
         }
     };
-    let stream_id = {
+    let m_stream_id = {
         let p = &path.member("streamId");
         raw.stream_id.map(|x| {
             let x = x;
@@ -3982,7 +3982,7 @@ pub(crate) fn validate_subscribe_to_shard_input(
             Some(x)
         })
     };
-    let shard_id = {
+    let m_shard_id = {
         let p = &path.member("shardId");
         match raw.shard_id {
             Some(x) => {
@@ -3998,7 +3998,7 @@ pub(crate) fn validate_subscribe_to_shard_input(
             }
         }
     };
-    let starting_position = {
+    let m_starting_position = {
         let p = &path.member("startingPosition");
         match raw.starting_position {
             Some(x) => validate_starting_position(x, v, p),
@@ -4009,10 +4009,10 @@ pub(crate) fn validate_subscribe_to_shard_input(
         }
     };
     Some(SubscribeToShardInput {
-        consumer_arn: consumer_arn?,
-        stream_id: lift(stream_id)?,
-        shard_id: shard_id?,
-        starting_position: starting_position?,
+        consumer_arn: m_consumer_arn?,
+        stream_id: lift(m_stream_id)?,
+        shard_id: m_shard_id?,
+        starting_position: m_starting_position?,
     })
 }
 
@@ -4071,7 +4071,7 @@ pub(crate) fn validate_tag_resource_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<TagResourceInput> {
-    let tags = {
+    let m_tags = {
         let p = &path.member("tags");
         match raw.tags {
             Some(x) => validate_tag_map(x, v, p),
@@ -4081,7 +4081,7 @@ pub(crate) fn validate_tag_resource_input(
             }
         }
     };
-    let resource_arn = {
+    let m_resource_arn = {
         let p = &path.member("resourceARN");
         match raw.resource_arn {
             Some(x) => {
@@ -4097,7 +4097,7 @@ pub(crate) fn validate_tag_resource_input(
             }
         }
     };
-    let stream_id = {
+    let m_stream_id = {
         let p = &path.member("streamId");
         raw.stream_id.map(|x| {
             let x = x;
@@ -4108,9 +4108,9 @@ pub(crate) fn validate_tag_resource_input(
         })
     };
     Some(TagResourceInput {
-        tags: tags?,
-        resource_arn: resource_arn?,
-        stream_id: lift(stream_id)?,
+        tags: m_tags?,
+        resource_arn: m_resource_arn?,
+        stream_id: lift(m_stream_id)?,
     })
 }
 
@@ -4119,7 +4119,7 @@ pub(crate) fn validate_untag_resource_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<UntagResourceInput> {
-    let tag_keys = {
+    let m_tag_keys = {
         let p = &path.member("tagKeys");
         match raw.tag_keys {
             Some(x) => validate_tag_key_list(x, v, p),
@@ -4129,7 +4129,7 @@ pub(crate) fn validate_untag_resource_input(
             }
         }
     };
-    let resource_arn = {
+    let m_resource_arn = {
         let p = &path.member("resourceARN");
         match raw.resource_arn {
             Some(x) => {
@@ -4145,7 +4145,7 @@ pub(crate) fn validate_untag_resource_input(
             }
         }
     };
-    let stream_id = {
+    let m_stream_id = {
         let p = &path.member("streamId");
         raw.stream_id.map(|x| {
             let x = x;
@@ -4156,9 +4156,9 @@ pub(crate) fn validate_untag_resource_input(
         })
     };
     Some(UntagResourceInput {
-        tag_keys: tag_keys?,
-        resource_arn: resource_arn?,
-        stream_id: lift(stream_id)?,
+        tag_keys: m_tag_keys?,
+        resource_arn: m_resource_arn?,
+        stream_id: lift(m_stream_id)?,
     })
 }
 
@@ -4167,7 +4167,7 @@ pub(crate) fn validate_update_shard_count_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<UpdateShardCountInput> {
-    let stream_name = {
+    let m_stream_name = {
         let p = &path.member("streamName");
         raw.stream_name.map(|x| {
             let x = x;
@@ -4177,7 +4177,7 @@ pub(crate) fn validate_update_shard_count_input(
             Some(x)
         })
     };
-    let target_shard_count = {
+    let m_target_shard_count = {
         let p = &path.member("targetShardCount");
         match raw.target_shard_count {
             Some(x) => {
@@ -4192,7 +4192,7 @@ pub(crate) fn validate_update_shard_count_input(
             }
         }
     };
-    let scaling_type = {
+    let m_scaling_type = {
         let p = &path.member("scalingType");
         match raw.scaling_type {
             Some(x) => {
@@ -4212,7 +4212,7 @@ pub(crate) fn validate_update_shard_count_input(
             }
         }
     };
-    let stream_arn = {
+    let m_stream_arn = {
         let p = &path.member("streamARN");
         raw.stream_arn.map(|x| {
             let x = x;
@@ -4222,7 +4222,7 @@ pub(crate) fn validate_update_shard_count_input(
             Some(x)
         })
     };
-    let stream_id = {
+    let m_stream_id = {
         let p = &path.member("streamId");
         raw.stream_id.map(|x| {
             let x = x;
@@ -4233,11 +4233,11 @@ pub(crate) fn validate_update_shard_count_input(
         })
     };
     Some(UpdateShardCountInput {
-        stream_name: lift(stream_name)?,
-        target_shard_count: target_shard_count?,
-        scaling_type: scaling_type?,
-        stream_arn: lift(stream_arn)?,
-        stream_id: lift(stream_id)?,
+        stream_name: lift(m_stream_name)?,
+        target_shard_count: m_target_shard_count?,
+        scaling_type: m_scaling_type?,
+        stream_arn: lift(m_stream_arn)?,
+        stream_id: lift(m_stream_id)?,
     })
 }
 
@@ -4246,7 +4246,7 @@ pub(crate) fn validate_update_stream_mode_input(
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<UpdateStreamModeInput> {
-    let stream_arn = {
+    let m_stream_arn = {
         let p = &path.member("streamARN");
         match raw.stream_arn {
             Some(x) => {
@@ -4262,7 +4262,7 @@ pub(crate) fn validate_update_stream_mode_input(
             }
         }
     };
-    let stream_id = {
+    let m_stream_id = {
         let p = &path.member("streamId");
         raw.stream_id.map(|x| {
             let x = x;
@@ -4272,7 +4272,7 @@ pub(crate) fn validate_update_stream_mode_input(
             Some(x)
         })
     };
-    let stream_mode_details = {
+    let m_stream_mode_details = {
         let p = &path.member("streamModeDetails");
         match raw.stream_mode_details {
             Some(x) => validate_stream_mode_details(x, v, p),
@@ -4282,7 +4282,7 @@ pub(crate) fn validate_update_stream_mode_input(
             }
         }
     };
-    let warm_throughput_mibps = {
+    let m_warm_throughput_mibps = {
         let p = &path.member("warmThroughputMiBps");
         raw.warm_throughput_mibps.map(|x| {
             let x = x;
@@ -4292,10 +4292,10 @@ pub(crate) fn validate_update_stream_mode_input(
         })
     };
     Some(UpdateStreamModeInput {
-        stream_arn: stream_arn?,
-        stream_id: lift(stream_id)?,
-        stream_mode_details: stream_mode_details?,
-        warm_throughput_mibps: lift(warm_throughput_mibps)?,
+        stream_arn: m_stream_arn?,
+        stream_id: lift(m_stream_id)?,
+        stream_mode_details: m_stream_mode_details?,
+        warm_throughput_mibps: lift(m_warm_throughput_mibps)?,
     })
 }
 

@@ -321,12 +321,14 @@ pub fn storage_for(inferred: &Inferred) -> (StorageDescriptor, BTreeMap<String, 
         location: None,
         input_format: Some(input.into()),
         output_format: Some(output.into()),
-        compressed: inferred.compression != "none"
-            && matches!(
-                inferred.format,
-                Format::Csv { .. } | Format::Json { .. } | Format::Grok { .. }
-            ),
-        number_of_buckets: -1,
+        compressed: Some(
+            inferred.compression != "none"
+                && matches!(
+                    inferred.format,
+                    Format::Csv { .. } | Format::Json { .. } | Format::Grok { .. }
+                ),
+        ),
+        number_of_buckets: Some(-1),
         serde_info: Some(SerDeInfo {
             name: None,
             serialization_library: Some(serde.into()),
@@ -335,7 +337,7 @@ pub fn storage_for(inferred: &Inferred) -> (StorageDescriptor, BTreeMap<String, 
         bucket_columns: Some(Vec::new()),
         sort_columns: Some(Vec::new()),
         parameters: None,
-        stored_as_sub_directories: false,
+        stored_as_sub_directories: Some(false),
         ..Default::default()
     };
     (sd, params)
