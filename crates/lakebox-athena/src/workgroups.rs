@@ -650,10 +650,13 @@ pub async fn remove_prepared_statement(
 // ---- tags ----
 
 pub fn workgroup_arn(ctx: &RequestContext, name: &str) -> String {
-    format!(
-        "arn:aws:athena:{}:{}:workgroup/{name}",
-        ctx.region, ctx.account_id
+    lakebox_core::Arn::new(
+        "athena",
+        &ctx.region,
+        &ctx.account_id,
+        format!("workgroup/{name}"),
     )
+    .to_string()
 }
 
 fn tag_map(tags: Vec<Tag>) -> BTreeMap<String, String> {
@@ -664,8 +667,11 @@ fn tag_map(tags: Vec<Tag>) -> BTreeMap<String, String> {
 
 /// The workgroup (or data catalog) an ARN names, checked to exist.
 fn tagged_resource(s: &Store, ctx: &RequestContext, arn: &str) -> Result<(), ServiceError> {
-    let prefix = format!("arn:aws:athena:{}:{}:", ctx.region, ctx.account_id);
-    match arn.strip_prefix(&prefix) {
+    let resource = lakebox_core::Arn::parse(arn)
+        .filter(|a| a.partition == "aws" && a.service == "athena")
+        .filter(|a| a.region == ctx.region && a.account_id == ctx.account_id)
+        .map(|a| a.resource);
+    match resource.as_deref() {
         Some(rest) if rest.starts_with("workgroup/") => load(s, ctx, &rest["workgroup/".len()..]).map(|_| ()),
         Some("datacatalog/AwsDataCatalog") => Ok(()),
         _ => Err(ServiceError::client(
@@ -674,6 +680,9 @@ fn tagged_resource(s: &Store, ctx: &RequestContext, arn: &str) -> Result<(), Ser
         )),
     }
 }
+
+/// Athena keeps at most 50 tags on a resource.
+const MAX_TAGS: usize = 50;
 
 /// Adds `new` tags and removes `remove` keys on a resource (at most 50 tags remain).
 pub async fn change_tags(
@@ -692,11 +701,7 @@ pub async fn change_tags(
                 Some(v) => serde_json::from_slice(&v).unwrap_or_default(),
                 None => BTreeMap::new(),
             };
-            tags.extend(new);
-            for key in &remove {
-                tags.remove(key);
-            }
-            if tags.len() > 50 {
+            if lakebox_core::tags::apply(&mut tags, new, &remove, MAX_TAGS).is_err() {
                 return Ok(true);
             }
             b.put(TAGS, &k, &encode(&tags)?)?;
@@ -705,7 +710,7 @@ pub async fn change_tags(
         .await
         .map_err(internal)?;
     if too_many {
-        return Err(invalid("A resource can have at most 50 tags."));
+        return Err(invalid(format!("A resource can have at most {MAX_TAGS} tags.")));
     }
     Ok(())
 }

@@ -1,8 +1,8 @@
 //! Shared vocabulary for every Lakebox crate.
 //!
 //! What lives here: the per-request context (account, region, request id, principal), the one
-//! error type every service returns ([`ServiceError`]), ARN construction, id generation and the
-//! clock abstraction that lets tests move time.
+//! error type every service returns ([`ServiceError`]), ARN construction, the rules of resource
+//! tags, id generation and the clock abstraction that lets tests move time.
 //!
 //! What does not: anything about wire formats (that is `lakebox-protocol`) or storage
 //! (`lakebox-store`). This crate has no heavy dependencies on purpose: everything depends on it.
@@ -16,6 +16,7 @@ pub mod ids;
 pub mod javatime;
 pub mod paging;
 pub mod stack;
+pub mod tags;
 
 pub use arn::Arn;
 pub use clock::{Clock, ManualClock, OffsetClock, SystemClock};

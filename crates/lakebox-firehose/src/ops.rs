@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use lakebox_core::{RequestContext, ServiceError};
+use lakebox_core::{RequestContext, ServiceError, tags};
 use lakebox_protocol::Timestamp;
 use lakebox_store::LogEntry;
 use serde::Serialize;
@@ -37,24 +37,13 @@ fn described<T: DeserializeOwned>(what: &str, v: Value) -> Result<T, ServiceErro
     serde_json::from_value(v).map_err(|e| internal(format!("stored {what} does not describe: {e}")))
 }
 
-fn check_tags(tags: &[(String, String)]) -> Result<(), ServiceError> {
-    if tags.len() > MAX_TAGS {
-        return Err(invalid_argument(format!(
-            "A delivery stream can have at most {MAX_TAGS} tags."
-        )));
-    }
-    if let Some((k, v)) = tags.iter().find(|(k, _)| k.starts_with("aws:")) {
-        return Err(invalid_argument(format!(
-            "Invalid tag {k}={v}: the aws: prefix is reserved."
-        )));
-    }
-    Ok(())
-}
-
-fn tag_pairs(tags: Vec<Tag>) -> Vec<(String, String)> {
-    tags.into_iter()
-        .map(|t| (t.key, t.value.unwrap_or_default()))
-        .collect()
+/// `add` applied to a stream's tags (the model's pattern already refuses `aws:` keys).
+fn with_tags(current: &[(String, String)], add: Vec<Tag>) -> Result<Vec<(String, String)>, ServiceError> {
+    let mut tags: BTreeMap<String, String> = current.iter().cloned().collect();
+    let add = add.into_iter().map(|t| (t.key, t.value.unwrap_or_default()));
+    tags::apply(&mut tags, add, &[], MAX_TAGS)
+        .map_err(|_| invalid_argument(format!("A delivery stream can have at most {MAX_TAGS} tags.")))?;
+    Ok(tags.into_iter().collect())
 }
 
 fn encryption_from_input(input: &DeliveryStreamEncryptionConfigurationInput) -> Result<Value, ServiceError> {
@@ -342,8 +331,7 @@ impl FirehoseApi for Firehose {
             .as_ref()
             .map(encryption_from_input)
             .transpose()?;
-        let tags = tag_pairs(input.tags.unwrap_or_default());
-        check_tags(&tags)?;
+        let tags = with_tags(&[], input.tags.unwrap_or_default())?;
         let s = DeliveryStream {
             name: name.clone(),
             uid: uuid::Uuid::new_v4().simple().to_string(),
@@ -564,18 +552,14 @@ impl FirehoseApi for Firehose {
         ctx: &RequestContext,
         input: TagDeliveryStreamInput,
     ) -> Result<TagDeliveryStreamOutput, ServiceError> {
-        let new = tag_pairs(input.tags);
+        let new = input.tags;
         self.streams
             .update(
                 &ctx.account_id,
                 &ctx.region,
                 &input.delivery_stream_name,
                 move |s| {
-                    let mut tags: BTreeMap<String, String> = s.tags.iter().cloned().collect();
-                    tags.extend(new);
-                    let tags: Vec<(String, String)> = tags.into_iter().collect();
-                    check_tags(&tags)?;
-                    s.tags = tags;
+                    s.tags = with_tags(&s.tags, new)?;
                     Ok(())
                 },
             )

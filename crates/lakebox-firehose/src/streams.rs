@@ -54,10 +54,13 @@ pub struct DeliveryStream {
 
 impl DeliveryStream {
     pub fn arn(&self) -> String {
-        format!(
-            "arn:aws:firehose:{}:{}:deliverystream/{}",
-            self.region, self.account, self.name
+        lakebox_core::Arn::new(
+            "firehose",
+            &self.region,
+            &self.account,
+            format!("deliverystream/{}", self.name),
         )
+        .to_string()
     }
 
     pub fn status(&self, now: i64) -> &'static str {

@@ -2,7 +2,9 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as TOKEN;
-use lakebox_core::{RequestContext, ServiceError};
+use std::collections::BTreeMap;
+
+use lakebox_core::{RequestContext, ServiceError, tags};
 use lakebox_protocol::Timestamp;
 
 use crate::errors;
@@ -15,6 +17,8 @@ use crate::streams::{ShardRecord, StreamRecord, Streams};
 pub const MIN_RETENTION_HOURS: i64 = 24;
 pub const MAX_RETENTION_HOURS: i64 = 8760;
 const ON_DEMAND_SHARDS: u32 = 4;
+/// Kinesis keeps at most 50 tags on a stream or consumer.
+pub const MAX_TAGS: usize = 50;
 
 /// `KMS` once StartStreamEncryption was called, else `NONE`.
 pub fn encryption_type(stream: &StreamRecord) -> EncryptionType {
@@ -98,12 +102,12 @@ pub async fn create_stream(
             ctx.account_id, ctx.region, s.settings.shard_limit
         )));
     }
-    let tags = input.tags.unwrap_or_default();
-    if tags.len() > 50 {
-        return Err(errors::invalid_argument(
-            "Failed to create stream: too many tags (at most 50).",
-        ));
-    }
+    let mut tags = BTreeMap::new();
+    tags::apply(&mut tags, input.tags.unwrap_or_default(), &[], MAX_TAGS).map_err(|_| {
+        errors::invalid_argument(format!(
+            "Failed to create stream: too many tags (at most {MAX_TAGS})."
+        ))
+    })?;
     let now = s.now_millis();
     let shards = even_ranges(count as u32)
         .into_iter()
@@ -373,13 +377,11 @@ pub async fn add_tags(
         ));
     }
     s.update(&ctx.account_id, &ctx.region, &name, move |st| {
-        st.tags.extend(input.tags);
-        if st.tags.len() > 50 {
-            return Err(errors::invalid_argument(
-                "Failed to add tags: a stream can have at most 50 tags.",
-            ));
-        }
-        Ok(())
+        tags::apply(&mut st.tags, input.tags, &[], MAX_TAGS).map_err(|_| {
+            errors::invalid_argument(format!(
+                "Failed to add tags: a stream can have at most {MAX_TAGS} tags."
+            ))
+        })
     })
     .await?;
     Ok(())
@@ -392,9 +394,8 @@ pub async fn remove_tags(
 ) -> Result<(), ServiceError> {
     let name = stream_name(ctx, &StreamRef::new(&input.stream_name, &input.stream_arn))?;
     s.update(&ctx.account_id, &ctx.region, &name, move |st| {
-        for k in &input.tag_keys {
-            st.tags.remove(k);
-        }
+        // Removing keys never exceeds the limit.
+        let _ = tags::apply(&mut st.tags, [], &input.tag_keys, usize::MAX);
         Ok(())
     })
     .await?;

@@ -167,23 +167,17 @@ pub async fn tag_resource(
     keys: Vec<String>,
 ) -> Result<(), ServiceError> {
     let (stream, consumer) = resource(ctx, resource_arn)?;
-    let add = !tags.is_empty();
     s.update(&ctx.account_id, &ctx.region, &stream, move |st| {
         let target = match &consumer {
             Some(c) => &mut consumer_mut(st, c)?.tags,
             None => &mut st.tags,
         };
-        if add {
-            target.extend(tags);
-            if target.len() > 50 {
-                return Err(errors::invalid_argument("A resource can have at most 50 tags."));
-            }
-        } else {
-            for k in &keys {
-                target.remove(k);
-            }
-        }
-        Ok(())
+        lakebox_core::tags::apply(target, tags, &keys, crate::admin::MAX_TAGS).map_err(|_| {
+            errors::invalid_argument(format!(
+                "A resource can have at most {} tags.",
+                crate::admin::MAX_TAGS
+            ))
+        })
     })
     .await?;
     Ok(())

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use http::{Method, Response, StatusCode};
 use lakebox_core::ServiceError;
+use lakebox_core::tags::TagError;
 use lakebox_protocol::xml::{self, XmlElement};
 use lakebox_service::Body;
 
@@ -368,35 +369,15 @@ pub fn validate_tags(tags: &[(String, String)], max: usize) -> Result<(), Servic
             format!("Object tags cannot be greater than {max}"),
         ));
     }
-    let mut seen = std::collections::HashSet::new();
-    for (k, v) in tags {
-        let kc = k.chars().count();
-        if kc == 0 || kc > 128 {
-            return Err(ServiceError::client(
-                "InvalidTag",
-                "The TagKey you have provided is invalid",
-            ));
+    let invalid = |message: &str| ServiceError::client("InvalidTag", message);
+    lakebox_core::tags::check(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))).map_err(|e| match e {
+        TagError::KeyLength(_) => invalid("The TagKey you have provided is invalid"),
+        TagError::ValueLength(_) => invalid("The TagValue you have provided is invalid"),
+        TagError::Reserved(_) => invalid("System tags cannot be added/updated by requester"),
+        TagError::Duplicate(_) | TagError::TooMany { .. } => {
+            invalid("Cannot provide multiple Tags with the same key")
         }
-        if v.chars().count() > 256 {
-            return Err(ServiceError::client(
-                "InvalidTag",
-                "The TagValue you have provided is invalid",
-            ));
-        }
-        if k.starts_with("aws:") {
-            return Err(ServiceError::client(
-                "InvalidTag",
-                "System tags cannot be added/updated by requester",
-            ));
-        }
-        if !seen.insert(k) {
-            return Err(ServiceError::client(
-                "InvalidTag",
-                "Cannot provide multiple Tags with the same key",
-            ));
-        }
-    }
-    Ok(())
+    })
 }
 
 /// `x-amz-tagging: k1=v1&k2=v2` (URL-encoded), on PutObject, CopyObject and

@@ -198,9 +198,9 @@ fn sse_info(
         })),
         "aws:kms" | "aws:kms:dsse" => Ok(Some(SseInfo {
             algorithm: alg.into(),
-            kms_key_id: Some(
-                kms_key.unwrap_or_else(|| format!("arn:aws:kms:{region}:{account}:alias/aws/s3")),
-            ),
+            kms_key_id: Some(kms_key.unwrap_or_else(|| {
+                lakebox_core::Arn::new("kms", region, account, "alias/aws/s3").to_string()
+            })),
             customer_key_md5: None,
         })),
         other => Err(errors::invalid_argument(
