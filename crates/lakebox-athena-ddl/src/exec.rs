@@ -785,7 +785,10 @@ fn describe(t: &Table, column: Option<&str>, formatted: bool) -> Result<Vec<Stri
         lines.push(describe_line("# col_name", "data_type", "comment"));
         lines.push("\t \t ".into());
     }
-    for c in t.columns() {
+    // Hive lists every column, partition keys last, then the partition keys again under
+    // "# Partition Information" (awswrangler's describe_table marks a column repeated there
+    // as a partition column).
+    for c in t.columns().iter().chain(t.partition_keys()) {
         lines.push(describe_line(
             &c.name,
             c.type_name(),

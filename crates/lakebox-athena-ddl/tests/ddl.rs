@@ -107,6 +107,12 @@ async fn tables_round_trip_through_show_create_table() {
         "{desc:?}"
     );
     assert!(desc.iter().any(|l| l.starts_with("# Partition Information")));
+    // As Hive prints it: the partition key among the columns, and again under its heading.
+    assert_eq!(
+        desc.iter().filter(|l| l.starts_with("dt ")).count(),
+        2,
+        "{desc:?}"
+    );
     assert!(e.ok("SHOW DATABASES").await.contains(&"sales".to_string()));
     assert!(
         e.run("DROP DATABASE sales")

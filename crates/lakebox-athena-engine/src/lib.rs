@@ -82,6 +82,9 @@ pub struct QueryOutput {
     pub engine_millis: u64,
     /// Rows written by CTAS, INSERT INTO or UNLOAD (Athena's UpdateCount); `None` for queries.
     pub update_count: Option<u64>,
+    /// The files a CTAS, INSERT INTO or UNLOAD wrote (`s3://` URLs with their sizes), for the
+    /// query's data manifest; empty for queries.
+    pub written_files: Vec<(String, u64)>,
     /// Rows read from the tables (after partition pruning and row-group pruning).
     pub input_rows: u64,
     /// Bytes of object data read from S3 (after partition pruning and Parquet's column and
@@ -207,7 +210,8 @@ impl Engine {
                 columns: Vec::new(),
                 rows: Vec::new(),
                 engine_millis: started.elapsed().as_millis() as u64,
-                update_count: written,
+                update_count: written.as_ref().map(|w| w.rows),
+                written_files: written.map(|w| w.files).unwrap_or_default(),
                 scanned_bytes: scanned.load(Ordering::Relaxed),
                 input_rows: 0,
                 output_stage: None,
@@ -275,6 +279,7 @@ impl Engine {
             rows,
             engine_millis: started.elapsed().as_millis() as u64,
             update_count: None,
+            written_files: Vec::new(),
             scanned_bytes: scanned.load(Ordering::Relaxed),
             input_rows: input_rows(physical.as_ref()),
             output_stage: Some(stages::output_stage(physical.as_ref())),

@@ -278,6 +278,49 @@ async fn write_buckets(
     Ok(all.num_rows() as u64)
 }
 
+/// What a CTAS, INSERT INTO or UNLOAD wrote: its rows, and the files (`s3://` URLs with their
+/// sizes) for the query's data manifest.
+#[derive(Debug, Default)]
+pub struct Written {
+    pub rows: u64,
+    pub files: Vec<(String, u64)>,
+}
+
+/// The objects under `location` (a folder), as `s3://` URLs with their sizes.
+fn files_under(sessions: &Sessions, location: &str) -> Result<std::collections::BTreeMap<String, u64>> {
+    let (bucket, prefix) =
+        split_s3_url(location).ok_or_else(|| plan_error(format!("{location} is not an s3:// location")))?;
+    let mut out = std::collections::BTreeMap::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = sessions
+            .lake
+            .list(bucket, prefix, after.as_deref(), 1000)
+            .map_err(|e| plan_error(format!("Cannot list {location}: {}", e.message)))?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.key.clone());
+        // Folder markers (`…/`) are not data files.
+        out.extend(
+            page.into_iter()
+                .filter(|o| !o.key.ends_with('/'))
+                .map(|o| (format!("s3://{bucket}/{}", o.key), o.size)),
+        );
+    }
+    Ok(out)
+}
+
+/// The files `location` holds now that it did not hold `before`.
+fn written_since(
+    sessions: &Sessions,
+    location: &str,
+    before: &std::collections::BTreeMap<String, u64>,
+) -> Result<Vec<(String, u64)>> {
+    Ok(files_under(sessions, location)?
+        .into_iter()
+        .filter(|(url, _)| !before.contains_key(url))
+        .collect())
+}
+
 /// Athena refuses to write where data already is.
 async fn ensure_empty(sessions: &Sessions, location: &str) -> Result<()> {
     let (bucket, prefix) =
@@ -356,7 +399,7 @@ pub async fn create_table_as(
     ct: &CreateTable,
     no_data: bool,
     run: &RunOptions,
-) -> Result<u64> {
+) -> Result<Written> {
     let name = name_parts(&ct.name, database)?;
     let db = name.database.clone().unwrap_or_default();
     if sessions
@@ -406,6 +449,8 @@ pub async fn create_table_as(
     } else {
         write(ctx, df, &location, &out).await?
     };
+    // The location was empty: everything in it now is this statement's.
+    let files = written_since(sessions, &location, &Default::default())?;
     let column = |f: &std::sync::Arc<datafusion::arrow::datatypes::Field>| -> Result<ColumnDef> {
         Ok(ColumnDef {
             name: f.name().to_lowercase(),
@@ -474,7 +519,7 @@ pub async fn create_table_as(
     )
     .await?;
     register_partitions(sessions, &db, name, &out).await?;
-    Ok(rows)
+    Ok(Written { rows, files })
 }
 
 /// The format a Glue table's files are written in.
@@ -509,7 +554,12 @@ fn table_output(t: &Table) -> Result<Output> {
 
 /// INSERT INTO table [(columns)] SELECT …: the query's columns by position, cast to the
 /// table's types, written under the table's location.
-pub async fn insert(sessions: &Sessions, ctx: &SessionContext, database: &str, ins: &Insert) -> Result<u64> {
+pub async fn insert(
+    sessions: &Sessions,
+    ctx: &SessionContext,
+    database: &str,
+    ins: &Insert,
+) -> Result<Written> {
     let TableObject::TableName(table_name) = &ins.table else {
         return Err(plan_error("INSERT INTO a table function is not supported"));
     };
@@ -582,9 +632,12 @@ pub async fn insert(sessions: &Sessions, ctx: &SessionContext, database: &str, i
         t.location()
             .ok_or_else(|| plan_error("The table has no location"))?,
     );
+    // The table's location holds earlier data: the statement's files are the new ones.
+    let before = files_under(sessions, &location)?;
     let rows = write(ctx, df, &location, &out).await?;
+    let files = written_since(sessions, &location, &before)?;
     register_partitions(sessions, &db, name, &out).await?;
-    Ok(rows)
+    Ok(Written { rows, files })
 }
 
 /// UNLOAD (SELECT …) TO 's3://…' WITH (format = …, compression = …, partitioned_by = …).
@@ -594,7 +647,7 @@ pub async fn unload(
     query: &Query,
     to: &str,
     with: &[SqlOption],
-) -> Result<u64> {
+) -> Result<Written> {
     let props = properties(with)?;
     let out = output(&props)?;
     if out.bucketing.is_some() {
@@ -603,5 +656,7 @@ pub async fn unload(
     let location = with_slash(to);
     ensure_empty(sessions, &location).await?;
     let df = plan_query(sessions, ctx, query).await?;
-    write(ctx, df, &location, &out).await
+    let rows = write(ctx, df, &location, &out).await?;
+    let files = written_since(sessions, &location, &Default::default())?;
+    Ok(Written { rows, files })
 }

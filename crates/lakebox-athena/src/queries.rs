@@ -80,6 +80,10 @@ pub struct Execution {
     /// The executed plan's stages (GetQueryRuntimeStatistics' OutputStage).
     #[serde(default)]
     pub output_stage: Option<Value>,
+    /// The data manifest of a CTAS, INSERT INTO or UNLOAD (`<output>-manifest.csv`, listing the
+    /// files it wrote): Statistics.DataManifestLocation.
+    #[serde(default)]
+    pub manifest: Option<String>,
 }
 
 fn dml() -> String {
@@ -87,6 +91,17 @@ fn dml() -> String {
 }
 
 impl Execution {
+    /// The context's database as the query reads it: a name given quoted (awswrangler sends
+    /// `` `db` `` for DESCRIBE, MSCK REPAIR and SHOW CREATE TABLE) names the same database.
+    fn context_database(&self) -> Option<&str> {
+        self.database.as_deref().map(|d| {
+            d.strip_prefix('`')
+                .and_then(|d| d.strip_suffix('`'))
+                .or_else(|| d.strip_prefix('"').and_then(|d| d.strip_suffix('"')))
+                .unwrap_or(d)
+        })
+    }
+
     /// Milliseconds from submission to completion and to the start of running (0 until then).
     fn total_and_queued_millis(&self) -> (i64, i64) {
         let since_submission = |t: Option<i64>| t.map(|t| (t - self.submitted_millis).max(0)).unwrap_or(0);
@@ -146,6 +161,7 @@ impl Execution {
                 result_reuse_information: Some(ResultReuseInformation {
                     reused_previous_result: self.reused,
                 }),
+                data_manifest_location: self.manifest.clone(),
                 ..Default::default()
             }),
             work_group: Some(self.work_group.clone()),
@@ -175,6 +191,7 @@ struct Outcome {
     output_rows: u64,
     output_bytes: u64,
     output_stage: Option<Value>,
+    manifest: Option<String>,
 }
 
 pub struct Queries {
@@ -492,6 +509,7 @@ impl Queries {
             input_rows: 0,
             output_rows: 0,
             output_bytes: 0,
+            manifest: None,
             bytes_scanned_cutoff: wg.configuration.bytes_scanned_cutoff_per_query.map(|n| n as u64),
             reuse_max_age_minutes,
             reused: false,
@@ -631,6 +649,7 @@ impl Queries {
                 e.output_rows = outcome.output_rows;
                 e.output_bytes = outcome.output_bytes;
                 e.output_stage = outcome.output_stage;
+                e.manifest = outcome.manifest;
                 e.columns = outcome.columns;
             }
             Err(err) if err.cancelled => {
@@ -676,6 +695,7 @@ impl Queries {
         let mut input_rows = 0;
         let mut output_rows = 0;
         let mut output_stage = None;
+        let mut written_files = Vec::new();
         let bound;
         let mut sql = sql;
         let user = |err: ServiceError| failure(2, 1003, err.message);
@@ -722,7 +742,7 @@ impl Queries {
             _ if session_only => (Vec::new(), Vec::new()),
             Statement::Sql(Kind::Ddl(Err(message))) => return Err(failure(2, 1306, message)),
             Statement::Sql(Kind::Ddl(Ok(statement))) => {
-                let database = e.database.as_deref().unwrap_or("default");
+                let database = e.context_database().unwrap_or("default");
                 let out = lakebox_athena_ddl::execute(&self.catalog, &lake, scope, database, statement)
                     .await
                     .map_err(|err| failure(2, err.error_type, err.message))?;
@@ -742,9 +762,10 @@ impl Queries {
                 };
                 let out: QueryOutput = self
                     .engine
-                    .run(scope, e.database.as_deref(), sql, &options)
+                    .run(scope, e.context_database(), sql, &options)
                     .await?;
                 update_count = out.update_count;
+                written_files = out.written_files.clone();
                 input_rows = out.input_rows;
                 output_stage = out.output_stage.clone();
                 output_rows = out.update_count.unwrap_or(out.rows.len() as u64);
@@ -774,7 +795,11 @@ impl Queries {
             }
         };
         let engine_millis = started.elapsed().as_millis() as u64;
-        let output_bytes = body.len() as u64;
+        // A statement that wrote data reports the bytes of its files.
+        let output_bytes = match update_count {
+            Some(_) => written_files.iter().map(|(_, size)| size).sum(),
+            None => body.len() as u64,
+        };
         let (bucket, key) = split_s3_url(&e.output).expect("checked at start");
         let write_failed = |err: ServiceError| {
             failure(
@@ -809,7 +834,23 @@ impl Queries {
             }
             Ok(())
         };
-        futures::try_join!(result, metadata_file).map_err(write_failed)?;
+        // Athena's data manifest: the files the statement wrote, one `s3://` URL per line, beside
+        // its `.metadata` (awswrangler and PyAthena read a CTAS or UNLOAD result through it).
+        let manifest = update_count.map(|_| format!("{}-manifest.csv", e.output));
+        let manifest_file = async {
+            if update_count.is_some() {
+                let lines: String = written_files.iter().map(|(url, _)| format!("{url}\n")).collect();
+                lake.put(
+                    bucket,
+                    &format!("{key}-manifest.csv"),
+                    Bytes::from(lines),
+                    PutOptions::default(),
+                )
+                .await?;
+            }
+            Ok(())
+        };
+        futures::try_join!(result, metadata_file, manifest_file).map_err(write_failed)?;
         Ok(Outcome {
             columns,
             engine_millis,
@@ -819,6 +860,7 @@ impl Queries {
             output_rows,
             output_bytes,
             output_stage,
+            manifest,
         })
     }
 
@@ -1105,6 +1147,7 @@ mod tests {
             ],
             engine_millis: 0,
             update_count: None,
+            written_files: Vec::new(),
             scanned_bytes: 0,
             input_rows: 0,
             output_stage: None,
