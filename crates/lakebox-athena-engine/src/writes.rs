@@ -321,6 +321,11 @@ fn written_since(
         .collect())
 }
 
+/// The files under a location that was empty before the statement: all of them are its own.
+fn written_into_empty(sessions: &Sessions, location: &str) -> Result<Vec<(String, u64)>> {
+    Ok(files_under(sessions, location)?.into_iter().collect())
+}
+
 /// Athena refuses to write where data already is.
 async fn ensure_empty(sessions: &Sessions, location: &str) -> Result<()> {
     let (bucket, prefix) =
@@ -449,8 +454,7 @@ pub async fn create_table_as(
     } else {
         write(ctx, df, &location, &out).await?
     };
-    // The location was empty: everything in it now is this statement's.
-    let files = written_since(sessions, &location, &Default::default())?;
+    let files = written_into_empty(sessions, &location)?;
     let column = |f: &std::sync::Arc<datafusion::arrow::datatypes::Field>| -> Result<ColumnDef> {
         Ok(ColumnDef {
             name: f.name().to_lowercase(),
@@ -657,6 +661,6 @@ pub async fn unload(
     ensure_empty(sessions, &location).await?;
     let df = plan_query(sessions, ctx, query).await?;
     let rows = write(ctx, df, &location, &out).await?;
-    let files = written_since(sessions, &location, &Default::default())?;
+    let files = written_into_empty(sessions, &location)?;
     Ok(Written { rows, files })
 }

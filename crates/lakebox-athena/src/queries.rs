@@ -80,10 +80,6 @@ pub struct Execution {
     /// The executed plan's stages (GetQueryRuntimeStatistics' OutputStage).
     #[serde(default)]
     pub output_stage: Option<Value>,
-    /// The data manifest of a CTAS, INSERT INTO or UNLOAD (`<output>-manifest.csv`, listing the
-    /// files it wrote): Statistics.DataManifestLocation.
-    #[serde(default)]
-    pub manifest: Option<String>,
 }
 
 fn dml() -> String {
@@ -91,6 +87,12 @@ fn dml() -> String {
 }
 
 impl Execution {
+    /// The data manifest a CTAS, INSERT INTO or UNLOAD wrote beside its `.metadata`
+    /// (Statistics.DataManifestLocation); queries that only read have none.
+    fn manifest(&self) -> Option<String> {
+        self.update_count.map(|_| format!("{}-manifest.csv", self.output))
+    }
+
     /// The context's database as the query reads it: a name given quoted (awswrangler sends
     /// `` `db` `` for DESCRIBE, MSCK REPAIR and SHOW CREATE TABLE) names the same database.
     fn context_database(&self) -> Option<&str> {
@@ -161,7 +163,7 @@ impl Execution {
                 result_reuse_information: Some(ResultReuseInformation {
                     reused_previous_result: self.reused,
                 }),
-                data_manifest_location: self.manifest.clone(),
+                data_manifest_location: self.manifest(),
                 ..Default::default()
             }),
             work_group: Some(self.work_group.clone()),
@@ -191,7 +193,6 @@ struct Outcome {
     output_rows: u64,
     output_bytes: u64,
     output_stage: Option<Value>,
-    manifest: Option<String>,
 }
 
 pub struct Queries {
@@ -509,7 +510,6 @@ impl Queries {
             input_rows: 0,
             output_rows: 0,
             output_bytes: 0,
-            manifest: None,
             bytes_scanned_cutoff: wg.configuration.bytes_scanned_cutoff_per_query.map(|n| n as u64),
             reuse_max_age_minutes,
             reused: false,
@@ -649,7 +649,6 @@ impl Queries {
                 e.output_rows = outcome.output_rows;
                 e.output_bytes = outcome.output_bytes;
                 e.output_stage = outcome.output_stage;
-                e.manifest = outcome.manifest;
                 e.columns = outcome.columns;
             }
             Err(err) if err.cancelled => {
@@ -760,12 +759,12 @@ impl Queries {
                     cutoff,
                     default_table_location: Some(format!("{}/", e.output)),
                 };
-                let out: QueryOutput = self
+                let mut out: QueryOutput = self
                     .engine
                     .run(scope, e.context_database(), sql, &options)
                     .await?;
                 update_count = out.update_count;
-                written_files = out.written_files.clone();
+                written_files = std::mem::take(&mut out.written_files);
                 input_rows = out.input_rows;
                 output_stage = out.output_stage.clone();
                 output_rows = out.update_count.unwrap_or(out.rows.len() as u64);
@@ -836,7 +835,6 @@ impl Queries {
         };
         // Athena's data manifest: the files the statement wrote, one `s3://` URL per line, beside
         // its `.metadata` (awswrangler and PyAthena read a CTAS or UNLOAD result through it).
-        let manifest = update_count.map(|_| format!("{}-manifest.csv", e.output));
         let manifest_file = async {
             if update_count.is_some() {
                 let lines: String = written_files.iter().map(|(url, _)| format!("{url}\n")).collect();
@@ -860,7 +858,6 @@ impl Queries {
             output_rows,
             output_bytes,
             output_stage,
-            manifest,
         })
     }
 

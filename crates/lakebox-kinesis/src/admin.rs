@@ -394,8 +394,9 @@ pub async fn remove_tags(
 ) -> Result<(), ServiceError> {
     let name = stream_name(ctx, &StreamRef::new(&input.stream_name, &input.stream_arn))?;
     s.update(&ctx.account_id, &ctx.region, &name, move |st| {
-        // Removing keys never exceeds the limit.
-        let _ = tags::apply(&mut st.tags, [], &input.tag_keys, usize::MAX);
+        for k in &input.tag_keys {
+            st.tags.remove(k);
+        }
         Ok(())
     })
     .await?;
