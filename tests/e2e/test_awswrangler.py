@@ -119,3 +119,30 @@ def test_catalog_helpers_that_quote_the_database(session, orders):
                                   boto3_session=session) == "SUCCEEDED"
     partitions = wr.catalog.get_partitions(database="wr", table="orders", boto3_session=session)
     assert sorted(v[0] for v in partitions.values()) == ["de", "fr", "it"]
+
+
+def test_select_query_reads_every_record_across_its_scan_ranges(lakebox, session):
+    """`wr.s3.select_query` always splits an object into ScanRanges (1 MiB by default); with small
+    chunks every record must come back once, for CSV, JSON lines and Parquet."""
+    import pandas as pd
+    n = 500
+    df = pd.DataFrame({"id": range(n), "name": [f"name-{i}" * (1 + i % 3) for i in range(n)]})
+    wr.s3.to_csv(df, "s3://wr-lake/select/people.csv", index=False, boto3_session=session)
+    wr.s3.to_json(df, "s3://wr-lake/select/people.json", orient="records", lines=True, boto3_session=session)
+    import io
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), buf, row_group_size=100)
+    lakebox.client("s3").put_object(Bucket="wr-lake", Key="select/people.parquet", Body=buf.getvalue())
+    for path, serialization, params in [
+        ("people.csv", "CSV", {"FileHeaderInfo": "Use"}),
+        ("people.json", "JSON", {"Type": "Lines"}),
+        ("people.parquet", "Parquet", {}),
+    ]:
+        got = wr.s3.select_query(sql="SELECT * FROM s3object s WHERE CAST(s.id AS INT) % 2 = 0",
+                                 path=f"s3://wr-lake/select/{path}", input_serialization=serialization,
+                                 input_serialization_params=params, scan_range_chunk_size=1000,
+                                 boto3_session=session)
+        got = sorted((int(r.id), r.name) for r in got.itertuples(index=False))
+        assert got == [(i, f"name-{i}" * (1 + i % 3)) for i in range(0, n, 2)], path

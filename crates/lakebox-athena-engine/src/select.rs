@@ -19,8 +19,8 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use lakebox_core::ServiceError;
 use lakebox_s3::lake::Lake;
 use lakebox_s3::select::{
-    Compression, FileHeader, InputFormat, OutputFormat, SelectEngine, SelectFuture, SelectRequest,
-    SelectResult,
+    self, Compression, FileHeader, InputFormat, OutputFormat, ScanRange, SelectEngine, SelectFuture,
+    SelectRequest, SelectResult,
 };
 
 use crate::functions;
@@ -104,29 +104,35 @@ fn decompress(data: Vec<u8>, c: Compression) -> Result<Vec<u8>, ServiceError> {
     Ok(out)
 }
 
-fn csv_table(
-    data: &[u8],
+struct CsvInput {
     header: FileHeader,
     delimiter: u8,
     quote: u8,
     comment: Option<u8>,
-) -> Result<Vec<RecordBatch>, ServiceError> {
+}
+
+/// The CSV records of `body` as text columns named by the header (USE) or by position. With
+/// `first` (a scan range's view of the object's first line) the columns come from that line and
+/// `body` holds records only; without it `body` is the whole object, header included.
+fn csv_table(first: Option<&[u8]>, body: &[u8], csv: &CsvInput) -> Result<Vec<RecordBatch>, ServiceError> {
     let bad = |e: datafusion::arrow::error::ArrowError| client("CSVParsingError", e.to_string());
+    let named = csv.header != FileHeader::None;
     let mut format = Format::default()
-        .with_header(header != FileHeader::None)
-        .with_delimiter(delimiter)
-        .with_quote(quote);
-    if let Some(c) = comment {
+        .with_header(named)
+        .with_delimiter(csv.delimiter)
+        .with_quote(csv.quote);
+    if let Some(c) = csv.comment {
         format = format.with_comment(c);
     }
-    let (inferred, _) = format.infer_schema(Cursor::new(data), Some(1)).map_err(bad)?;
-    // Every CSV field is text; columns are named by the header (USE) or by position.
+    let (inferred, _) = format
+        .infer_schema(Cursor::new(first.unwrap_or(body)), Some(1))
+        .map_err(bad)?;
     let fields: Vec<Field> = inferred
         .fields()
         .iter()
         .enumerate()
         .map(|(i, f)| {
-            let name = if header == FileHeader::Use {
+            let name = if csv.header == FileHeader::Use {
                 f.name().clone()
             } else {
                 format!("_{}", i + 1)
@@ -135,31 +141,46 @@ fn csv_table(
         })
         .collect();
     let schema = Arc::new(Schema::new(fields));
-    let mut builder = CsvReader::new(schema)
-        .with_header(header != FileHeader::None)
-        .with_delimiter(delimiter)
-        .with_quote(quote)
+    let mut builder = CsvReader::new(schema.clone())
+        .with_header(named && first.is_none())
+        .with_delimiter(csv.delimiter)
+        .with_quote(csv.quote)
         .with_truncated_rows(true);
-    if let Some(c) = comment {
+    if let Some(c) = csv.comment {
         builder = builder.with_comment(c);
     }
-    builder
-        .build(Cursor::new(data))
+    let batches = builder
+        .build(Cursor::new(body))
         .map_err(bad)?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(bad)
+        .map_err(bad)?;
+    // No record in range: the columns still exist, with no rows.
+    Ok(if batches.is_empty() {
+        vec![RecordBatch::new_empty(schema)]
+    } else {
+        batches
+    })
 }
 
-fn json_table(data: &[u8]) -> Result<Vec<RecordBatch>, ServiceError> {
+/// JSON documents as a table with inferred column types; `hint` (a scan range's view of the
+/// object's first line) joins the inference so a range's columns do not depend on which lines
+/// it happens to hold.
+fn json_table(hint: Option<&[u8]>, data: &[u8]) -> Result<Vec<RecordBatch>, ServiceError> {
     let bad = |m: String| client("JSONParsingError", m);
+    let parse = |bytes: &[u8]| {
+        serde_json::Deserializer::from_slice(bytes)
+            .into_iter::<serde_json::Value>()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad(e.to_string()))
+    };
     // LINES and DOCUMENT alike: JSON values one after another.
-    let values = serde_json::Deserializer::from_slice(data)
-        .into_iter::<serde_json::Value>()
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad(e.to_string()))?;
-    let schema = arrow_json::reader::infer_json_schema_from_iterator(values.iter().map(Ok))
-        .map_err(|e| bad(e.to_string()))?;
-    let mut decoder = arrow_json::ReaderBuilder::new(Arc::new(schema))
+    let values = parse(data)?;
+    let hint = hint.map(parse).transpose()?.unwrap_or_default();
+    let schema =
+        arrow_json::reader::infer_json_schema_from_iterator(hint.iter().chain(values.iter()).map(Ok))
+            .map_err(|e| bad(e.to_string()))?;
+    let schema = Arc::new(schema);
+    let mut decoder = arrow_json::ReaderBuilder::new(schema.clone())
         .build_decoder()
         .map_err(|e| bad(e.to_string()))?;
     decoder.serialize(&values).map_err(|e| bad(e.to_string()))?;
@@ -167,10 +188,13 @@ fn json_table(data: &[u8]) -> Result<Vec<RecordBatch>, ServiceError> {
         .flush()
         .map_err(|e| bad(e.to_string()))?
         .into_iter()
+        .chain(values.is_empty().then(|| RecordBatch::new_empty(schema)))
         .collect())
 }
 
-fn parquet_table(data: Vec<u8>) -> Result<Vec<RecordBatch>, ServiceError> {
+/// The Parquet object's rows — with a `ScanRange`, those of the row groups that start inside
+/// the range, as S3 documents — and the bytes of the row groups read.
+fn parquet_table(data: Vec<u8>, scan: Option<ScanRange>) -> Result<(Vec<RecordBatch>, u64), ServiceError> {
     use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let bad = |e: String| {
         client(
@@ -178,12 +202,40 @@ fn parquet_table(data: Vec<u8>) -> Result<Vec<RecordBatch>, ServiceError> {
             format!("The object is not a Parquet file: {e}"),
         )
     };
-    ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(data))
-        .map_err(|e| bad(e.to_string()))?
+    let size = data.len() as u64;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(data)).map_err(|e| bad(e.to_string()))?;
+    let groups = builder.metadata().row_groups();
+    let bounds = scan.map(|s| s.bounds(size));
+    let chosen: Vec<usize> = (0..groups.len())
+        .filter(|&i| match bounds {
+            None => true,
+            Some(None) => false,
+            Some(Some((start, end))) => {
+                let first = groups[i].column(0);
+                let offset = first
+                    .dictionary_page_offset()
+                    .map_or(first.data_page_offset(), |d| d.min(first.data_page_offset()));
+                (start..=end).contains(&u64::try_from(offset).unwrap_or(0))
+            }
+        })
+        .collect();
+    let processed = chosen
+        .iter()
+        .map(|&i| u64::try_from(groups[i].compressed_size()).unwrap_or(0))
+        .sum();
+    let schema = builder.schema().clone();
+    let mut batches = builder
+        .with_row_groups(chosen)
         .build()
         .map_err(|e| bad(e.to_string()))?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad(e.to_string()))
+        .map_err(|e| bad(e.to_string()))?;
+    if batches.is_empty() {
+        // No row group in range: the columns still exist, with no rows.
+        batches.push(RecordBatch::new_empty(schema));
+    }
+    Ok((batches, processed))
 }
 
 fn serialize(batches: &[RecordBatch], output: &OutputFormat) -> Result<Vec<u8>, ServiceError> {
@@ -243,24 +295,106 @@ fn serialize(batches: &[RecordBatch], output: &OutputFormat) -> Result<Vec<u8>, 
     }
 }
 
-async fn run(lake: Lake, req: SelectRequest, stop: Arc<AtomicBool>) -> Result<SelectResult, ServiceError> {
-    let (_, mut rx) = lake.get(&req.bucket, &req.key, None)?;
+/// Reads `range` of the object, stopping early once `enough` says the bytes read suffice.
+async fn read(
+    lake: &Lake,
+    req: &SelectRequest,
+    range: Option<std::ops::Range<u64>>,
+    enough: impl Fn(&[u8]) -> bool,
+) -> Result<Vec<u8>, ServiceError> {
+    let (_, mut rx) = lake.get(&req.bucket, &req.key, range)?;
     let mut data = Vec::new();
     while let Some(chunk) = rx.recv().await {
         data.extend_from_slice(&chunk.map_err(|e| ServiceError::internal(e.to_string()))?);
+        if enough(&data) {
+            break;
+        }
     }
-    let bytes_scanned = data.len() as u64;
-    let data = decompress(data, req.compression)?;
-    let bytes_processed = data.len() as u64;
-    let batches = match req.input {
+    Ok(data)
+}
+
+/// What a line-based object (CSV, JSON lines) gives the query: with a `ScanRange`, the lines
+/// that start inside the range (`body`) and the object's first line (`first`), which names the
+/// CSV columns or shows their number, and seeds JSON's inferred columns, whatever the range;
+/// without one, the whole object as `body`.
+struct Lines {
+    first: Option<Vec<u8>>,
+    body: Vec<u8>,
+}
+
+async fn line_records(lake: &Lake, req: &SelectRequest, size: u64) -> Result<Lines, ServiceError> {
+    let Some(scan) = req.scan_range else {
+        let body = read(lake, req, None, |_| false).await?;
+        return Ok(Lines { first: None, body });
+    };
+    let first = read(lake, req, Some(0..size), |w| w.contains(&b'\n')).await?;
+    let first_end = first
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(first.len(), |i| i + 1);
+    let first = first[..first_end].to_vec();
+    let Some((start, end)) = scan.bounds(size) else {
+        return Ok(Lines {
+            first: Some(first),
+            body: Vec::new(),
+        });
+    };
+    let window = read(lake, req, Some(start..size), |w| {
+        select::line_span_complete(w, start, end)
+    })
+    .await?;
+    let mut span = select::line_span(&window, start, end);
+    // The CSV header is `first`, never a record.
+    let header = matches!(req.input, InputFormat::Csv { header, .. } if header != FileHeader::None);
+    if header && start == 0 {
+        span.start = span.start.max(first_end.min(span.end));
+    }
+    Ok(Lines {
+        first: Some(first),
+        body: window[span].to_vec(),
+    })
+}
+
+async fn run(lake: Lake, req: SelectRequest, stop: Arc<AtomicBool>) -> Result<SelectResult, ServiceError> {
+    let size = lake
+        .head(&req.bucket, &req.key)?
+        .ok_or_else(|| client("NoSuchKey", "The specified key does not exist."))?
+        .size;
+    let (batches, bytes_scanned, bytes_processed) = match req.input {
+        InputFormat::Parquet => {
+            let data = read(&lake, &req, None, |_| false).await?;
+            let scanned = data.len() as u64;
+            let (batches, processed) = parquet_table(data, req.scan_range)?;
+            (batches, scanned, processed)
+        }
         InputFormat::Csv {
             header,
             field_delimiter,
             quote,
             comments,
-        } => csv_table(&data, header, field_delimiter, quote, comments)?,
-        InputFormat::Json { .. } => json_table(&data)?,
-        InputFormat::Parquet => parquet_table(data)?,
+        } => {
+            let lines = line_records(&lake, &req, size).await?;
+            let scanned = lines.body.len() as u64;
+            let body = decompress(lines.body, req.compression)?;
+            let csv = CsvInput {
+                header,
+                delimiter: field_delimiter,
+                quote,
+                comment: comments,
+            };
+            let batches = csv_table(lines.first.as_deref(), &body, &csv)?;
+            (batches, scanned, body.len() as u64)
+        }
+        InputFormat::Json { .. } => {
+            let lines = line_records(&lake, &req, size).await?;
+            let scanned = lines.body.len() as u64;
+            let body = decompress(lines.body, req.compression)?;
+            (
+                json_table(lines.first.as_deref(), &body)?,
+                scanned,
+                body.len() as u64,
+            )
+        }
     };
     let schema = batches
         .first()

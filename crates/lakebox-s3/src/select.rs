@@ -75,6 +75,63 @@ pub struct SelectRequest {
     pub input: InputFormat,
     pub compression: Compression,
     pub output: OutputFormat,
+    /// Only the records that start inside this byte range (`ScanRange`).
+    pub scan_range: Option<ScanRange>,
+}
+
+/// `ScanRange`: the part of the object whose records a request reads, as S3 documents it.
+/// Both ends are inclusive byte offsets; `Start` alone reads from there to the end, `End` alone
+/// reads the last `End` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanRange {
+    pub start: Option<u64>,
+    pub end: Option<u64>,
+}
+
+impl ScanRange {
+    /// The inclusive byte bounds in an object of `size` bytes, or `None` when no byte of the
+    /// object lies in the range.
+    pub fn bounds(&self, size: u64) -> Option<(u64, u64)> {
+        let last = size.checked_sub(1)?;
+        let (start, end) = match (self.start, self.end) {
+            (Some(s), Some(e)) => (s, e.min(last)),
+            (Some(s), None) => (s, last),
+            (None, Some(n)) => (size.checked_sub(n.min(size))?, last),
+            (None, None) => (0, last),
+        };
+        (start <= end && start <= last && !(self.start.is_none() && self.end == Some(0)))
+            .then_some((start, end))
+    }
+}
+
+/// Of `window` (the object's bytes from offset `start` on), the whole lines that begin inside
+/// `start..=end`. A line `start` falls inside is left to the range before it (unless `start` is
+/// 0), and so is a line beginning exactly at `start`: the range before ends where this one
+/// begins when a client splits an object into ranges `(i, i + chunk)` as awswrangler does, and
+/// the line that begins at its inclusive end is read there. The last line that begins at or
+/// before `end` is read to its end, past `end` if need be.
+pub fn line_span(window: &[u8], start: u64, end: u64) -> std::ops::Range<usize> {
+    let after_newline = |from: usize| {
+        window[from.min(window.len())..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(window.len(), |i| from + i + 1)
+    };
+    let first = if start == 0 { 0 } else { after_newline(0) };
+    let last = usize::try_from(end - start).unwrap_or(usize::MAX);
+    let to = if last >= window.len() {
+        window.len()
+    } else {
+        after_newline(last)
+    };
+    first..to.max(first)
+}
+
+/// Whether `window` (the object's bytes from `start` on) reaches far enough for [`line_span`]:
+/// past `end` and to the end of the line there.
+pub fn line_span_complete(window: &[u8], start: u64, end: u64) -> bool {
+    let last = usize::try_from(end - start).unwrap_or(usize::MAX);
+    window.len() > last && window[last..].contains(&b'\n')
 }
 
 /// What the query produced, already serialized as the output format asks.
@@ -108,7 +165,9 @@ fn input(doc: &XmlElement) -> Result<(InputFormat, Compression), ServiceError> {
     let ser = doc
         .child("InputSerialization")
         .ok_or_else(errors::malformed_document)?;
-    let compression = match ser.child_text("CompressionType").unwrap_or("NONE") {
+    // S3 reads these enumerations in any case (awswrangler's documentation sends `Use`, `Lines`).
+    let upper = |v: Option<&str>, default: &str| v.unwrap_or(default).to_ascii_uppercase();
+    let compression = match upper(ser.child_text("CompressionType"), "NONE").as_str() {
         "NONE" => Compression::None,
         "GZIP" => Compression::Gzip,
         "BZIP2" => Compression::Bzip2,
@@ -121,7 +180,7 @@ fn input(doc: &XmlElement) -> Result<(InputFormat, Compression), ServiceError> {
         }
     };
     let format = if let Some(csv) = ser.child("CSV") {
-        let header = match csv.child_text("FileHeaderInfo").unwrap_or("NONE") {
+        let header = match upper(csv.child_text("FileHeaderInfo"), "NONE").as_str() {
             "USE" => FileHeader::Use,
             "IGNORE" => FileHeader::Ignore,
             "NONE" => FileHeader::None,
@@ -144,7 +203,7 @@ fn input(doc: &XmlElement) -> Result<(InputFormat, Compression), ServiceError> {
         }
     } else if let Some(json) = ser.child("JSON") {
         InputFormat::Json {
-            lines: match json.child_text("Type").unwrap_or("DOCUMENT") {
+            lines: match upper(json.child_text("Type"), "DOCUMENT").as_str() {
                 "LINES" => true,
                 "DOCUMENT" => false,
                 other => return Err(errors::invalid_argument("Invalid JSON type", "Type", other)),
@@ -173,7 +232,9 @@ fn output(doc: &XmlElement) -> Result<OutputFormat, ServiceError> {
         return Ok(OutputFormat::Csv {
             field_delimiter: csv.child_text("FieldDelimiter").unwrap_or(",").to_owned(),
             record_delimiter: csv.child_text("RecordDelimiter").unwrap_or("\n").to_owned(),
-            quote_always: csv.child_text("QuoteFields") == Some("ALWAYS"),
+            quote_always: csv
+                .child_text("QuoteFields")
+                .is_some_and(|q| q.eq_ignore_ascii_case("ALWAYS")),
             quote: csv
                 .child_text("QuoteCharacter")
                 .and_then(|q| q.chars().next())
@@ -188,6 +249,59 @@ fn output(doc: &XmlElement) -> Result<OutputFormat, ServiceError> {
     Err(errors::invalid_request(
         "OutputSerialization names no format (CSV or JSON).",
     ))
+}
+
+/// `ScanRange`, where the object's format allows one: uncompressed CSV without quoted record
+/// delimiters, JSON LINES, and Parquet (by row group), as S3 documents scan ranges.
+fn scan_range(
+    doc: &XmlElement,
+    input: &InputFormat,
+    compression: Compression,
+) -> Result<Option<ScanRange>, ServiceError> {
+    let Some(range) = doc.child("ScanRange") else {
+        return Ok(None);
+    };
+    let invalid = || {
+        ServiceError::new(
+            "InvalidScanRange",
+            400,
+            "The provided scan range is not valid.".to_owned(),
+        )
+    };
+    let offset = |name: &str| {
+        range
+            .child_text(name)
+            .map(|v| v.trim().parse::<u64>().map_err(|_| invalid()))
+            .transpose()
+    };
+    let scan = ScanRange {
+        start: offset("Start")?,
+        end: offset("End")?,
+    };
+    match (scan.start, scan.end) {
+        (None, None) => return Err(invalid()),
+        (Some(s), Some(e)) if s > e => return Err(invalid()),
+        _ => {}
+    }
+    let quoted_delimiters = doc
+        .child("InputSerialization")
+        .and_then(|s| s.child("CSV"))
+        .and_then(|c| c.child_text("AllowQuotedRecordDelimiter"))
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let supported = compression == Compression::None
+        && match input {
+            InputFormat::Csv { .. } => !quoted_delimiters,
+            InputFormat::Json { lines } => *lines,
+            InputFormat::Parquet => true,
+        };
+    if !supported {
+        return Err(ServiceError::new(
+            "UnsupportedScanRangeInput",
+            400,
+            "Scan range queries are not supported on this type of object.".to_owned(),
+        ));
+    }
+    Ok(Some(scan))
 }
 
 /// The most a `Records` event carries.
@@ -216,11 +330,9 @@ pub async fn select_object_content(
     if doc.child_text("ExpressionType") != Some("SQL") {
         return Err(errors::invalid_request("ExpressionType must be SQL."));
     }
-    if doc.child("ScanRange").is_some() {
-        return Err(errors::not_implemented("S3 Select ScanRange"));
-    }
     let (input, compression) = input(&doc)?;
     let output = output(&doc)?;
+    let scan_range = scan_range(&doc, &input, compression)?;
     let engine = engine.ok_or_else(|| errors::not_implemented("S3 Select without a query engine"))?;
     let result = engine
         .select(SelectRequest {
@@ -230,6 +342,7 @@ pub async fn select_object_content(
             input,
             compression,
             output,
+            scan_range,
         })
         .await?;
     let mut stream = Vec::new();
@@ -250,4 +363,61 @@ pub async fn select_object_content(
     let mut r = Response::new(full(Bytes::from(stream)));
     *r.status_mut() = StatusCode::OK;
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OBJECT: &[u8] = b"A,B\nC,D\nD,E\nE,F\n";
+
+    fn lines(start: u64, end: u64) -> &'static str {
+        let window = &OBJECT[start as usize..];
+        std::str::from_utf8(&window[line_span(window, start, end)]).unwrap()
+    }
+
+    #[test]
+    fn the_documented_example_reads_the_record_starting_inside_the_range() {
+        // S3's user guide: Start 1, End 4 of "A,B\nC,D\n…" returns "C,D".
+        assert_eq!(lines(1, 4), "C,D\n");
+    }
+
+    #[test]
+    fn ranges_that_meet_see_every_record_once() {
+        for chunk in 1..=OBJECT.len() as u64 {
+            let mut seen = String::new();
+            let mut i = 0;
+            while i < OBJECT.len() as u64 {
+                let end = (i + chunk).min(OBJECT.len() as u64 - 1);
+                seen.push_str(lines(i, end));
+                i += chunk;
+            }
+            assert_eq!(seen.as_bytes(), OBJECT, "chunk {chunk}");
+        }
+    }
+
+    #[test]
+    fn a_range_inside_one_record_is_empty() {
+        assert_eq!(lines(5, 6), "");
+        assert_eq!(lines(0, 0), "A,B\n");
+    }
+
+    #[test]
+    fn bounds_follow_the_documented_defaults() {
+        let r = |start, end| ScanRange { start, end };
+        assert_eq!(r(Some(50), None).bounds(100), Some((50, 99)));
+        assert_eq!(r(None, Some(30)).bounds(100), Some((70, 99)));
+        assert_eq!(r(None, Some(300)).bounds(100), Some((0, 99)));
+        assert_eq!(r(Some(10), Some(1000)).bounds(100), Some((10, 99)));
+        assert_eq!(r(Some(100), Some(200)).bounds(100), None);
+        assert_eq!(r(None, Some(0)).bounds(100), None);
+        assert_eq!(r(Some(0), None).bounds(0), None);
+    }
+
+    #[test]
+    fn completeness_needs_the_line_end_after_end() {
+        assert!(!line_span_complete(b"C,D", 4, 5));
+        assert!(line_span_complete(b"C,D\nE", 4, 5));
+        assert!(!line_span_complete(b"C,D\n", 4, 9));
+    }
 }
