@@ -646,6 +646,30 @@ def test_query_runtime_statistics(athena):
     assert "Rows" not in athena.get_query_runtime_statistics(QueryExecutionId=qid)["QueryRuntimeStatistics"]
 
 
+def test_write_runtime_statistics_count_the_rows_read_and_the_bytes_written(athena):
+    """A CTAS, INSERT INTO or UNLOAD reads its source through the same scans as a query: InputRows
+    is what they read, OutputRows the rows written, OutputBytes the bytes of the files written."""
+    s3 = s3_client(athena)
+
+    def written_bytes(e):
+        bucket, key = e["Statistics"]["DataManifestLocation"][len("s3://"):].split("/", 1)
+        files = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode().split()
+        return sum(s3.head_object(Bucket=f[5:].split("/", 1)[0], Key=f[5:].split("/", 1)[1])["ContentLength"] for f in files)
+
+    for sql, written in [
+        ("CREATE TABLE ctas_stats WITH (format = 'PARQUET', external_location = 's3://lake/ctas_stats/') "
+         "AS SELECT id, customer FROM orders WHERE id <= 5", 5),
+        ("INSERT INTO ctas_stats SELECT id, customer FROM orders WHERE id > 20", len(ORDERS) - 20),
+        ("UNLOAD (SELECT id FROM orders WHERE id <= 3) TO 's3://lake/unload_stats/' WITH (format = 'JSON')", 3),
+    ]:
+        qid, e = run(athena, sql)
+        assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
+        stats = athena.get_query_runtime_statistics(QueryExecutionId=qid)["QueryRuntimeStatistics"]["Rows"]
+        assert stats["InputRows"] == len(ORDERS), sql  # one Parquet row group: every row is read
+        assert stats["OutputRows"] == written, sql
+        assert stats["OutputBytes"] == written_bytes(e) > 0, sql
+
+
 def test_joda_pattern_functions(athena):
     got = rows(athena, "SELECT id, format_datetime(ts, 'yyyy-MM-dd HH:mm'), parse_datetime(raw, 'dd/MM/yyyy HH:mm') FROM orders ORDER BY id LIMIT 3")
     for r, o in zip(got, ORDERS):

@@ -167,6 +167,7 @@ impl Engine {
             catalog: self.catalog.clone(),
             scope: scope.clone(),
             scanned: scanned.clone(),
+            executed: Default::default(),
         };
         let ctx = sessions.context(database, 0).map_err(classify)?;
         // `CREATE TABLE … AS SELECT … WITH NO DATA` is Trino's; the parser does not know it.
@@ -213,7 +214,12 @@ impl Engine {
                 update_count: written.as_ref().map(|w| w.rows),
                 written_files: written.map(|w| w.files).unwrap_or_default(),
                 scanned_bytes: scanned.load(Ordering::Relaxed),
-                input_rows: 0,
+                input_rows: sessions
+                    .executed
+                    .plans()
+                    .iter()
+                    .map(|p| input_rows(p.as_ref()))
+                    .sum(),
                 output_stage: None,
             });
         }

@@ -5,13 +5,15 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::object_store::ObjectStoreRegistry;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::Statement as SQLStatement;
@@ -58,6 +60,47 @@ pub struct Sessions {
     pub scope: Scope,
     /// Object bytes read by the query, views included: its DataScannedInBytes.
     pub scanned: Arc<AtomicU64>,
+    /// The physical plans the statement ran, for the rows its scans read.
+    pub executed: Arc<Executed>,
+}
+
+/// Every physical plan a session runs, kept by a physical optimizer rule that runs last: CTAS,
+/// INSERT INTO and UNLOAD hand their plans to DataFusion's writers, which build and run the
+/// physical plan themselves, yet GetQueryRuntimeStatistics' InputRows comes from its scans.
+#[derive(Debug, Default)]
+pub struct Executed(Mutex<Vec<Arc<dyn ExecutionPlan>>>);
+
+impl Executed {
+    /// The plans run so far (their metrics fill in as they execute).
+    pub fn plans(&self) -> Vec<Arc<dyn ExecutionPlan>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+#[derive(Debug)]
+struct RecordExecuted(Arc<Executed>);
+
+impl PhysicalOptimizerRule for RecordExecuted {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &datafusion::config::ConfigOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        (self.0)
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(plan.clone());
+        Ok(plan)
+    }
+
+    fn name(&self) -> &str {
+        "record_executed_plan"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
 }
 
 impl Sessions {
@@ -83,6 +126,7 @@ impl Sessions {
             .with_runtime_env(runtime)
             .with_default_features()
             .with_type_planner(Arc::new(casts::TrinoTypes))
+            .with_physical_optimizer_rule(Arc::new(RecordExecuted(self.executed.clone())))
             .build();
         let ctx = SessionContext::new_with_state(state);
         functions::register_all(&ctx);
