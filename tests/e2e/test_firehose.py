@@ -760,3 +760,29 @@ def test_hostile_jq_queries_and_records_cannot_crash_delivery(lakebox, fh, s3):
     [err] = wait_keys(s3, "deeprec/err/processing-failed/")
     assert base64.b64decode(json.loads(body(s3, err).splitlines()[0])["rawData"]) == deep
     assert lakebox.proc.poll() is None
+
+
+def test_prefix_without_expressions_gets_hour_folders_and_the_error_prefix_follows_it(lakebox, fh, s3):
+    """Firehose's semantic rules for custom prefixes: a Prefix with no expression is followed by
+    `yyyy/MM/dd/HH/`, and with no ErrorOutputPrefix failed records go under
+    `<Prefix><error-output-type>/yyyy/MM/dd/HH/`."""
+    glue = lakebox.client("glue")
+    glue.create_database(DatabaseInput={"Name": "fhplain"})
+    glue.create_table(DatabaseName="fhplain", TableInput={"Name": "t", "StorageDescriptor": {"Columns": [
+        {"Name": "id", "Type": "bigint"}]}})
+    conv = {"Enabled": True, "SchemaConfiguration": {"DatabaseName": "fhplain", "TableName": "t", "RoleARN": ROLE},
+            "InputFormatConfiguration": {"Deserializer": {"OpenXJsonSerDe": {}}},
+            "OutputFormatConfiguration": {"Serializer": {"ParquetSerDe": {}}}}
+    name = create(fh, prefix="plainpfx/", BufferingHints={"SizeInMBs": 64, "IntervalInSeconds": 0},
+                  DataFormatConversionConfiguration=conv)
+    ext = fh.describe_delivery_stream(DeliveryStreamName=name)["DeliveryStreamDescription"]["Destinations"][0][
+        "ExtendedS3DestinationDescription"]
+    assert ext["Prefix"] == "plainpfx/" and "ErrorOutputPrefix" not in ext  # reported as given
+    fh.put_record_batch(DeliveryStreamName=name, Records=[{"Data": b'{"id": 1}'}, {"Data": b'{"id": "x"}'}])
+    hour = r"\d{4}/\d\d/\d\d/\d\d/"
+    [k] = [k for k in wait_keys(s3, "plainpfx/2") if name in k]
+    assert re.fullmatch(rf"plainpfx/{hour}{name}-1-.*\.parquet", k), k
+    assert pq.read_table(io.BytesIO(body(s3, k))).column("id").to_pylist() == [1]
+    [err] = wait_keys(s3, "plainpfx/format-conversion-failed/")
+    assert re.fullmatch(rf"plainpfx/format-conversion-failed/{hour}{name}-1-.*", err), err
+    assert json.loads(base64.b64decode(json.loads(body(s3, err).splitlines()[0])["rawData"])) == {"id": "x"}

@@ -20,7 +20,7 @@ use serde_json::json;
 use crate::convert::Conversion;
 use crate::destination::{S3Destination, Target};
 use crate::http::{self, HttpDestination};
-use crate::prefix::{default_prefix, suffix};
+use crate::prefix::suffix;
 use crate::process::{self, Failed, Outgoing};
 use crate::streams::{DeliveryStream, Streams};
 
@@ -35,12 +35,10 @@ pub struct Deliverer {
     pub catalog: Arc<Catalog>,
 }
 
-/// The error prefix for a failure type, as Firehose writes it when none is configured.
+/// The error prefix for a failure type.
 fn error_key_prefix(dest: &S3Destination, error_type: &str, oldest: i64) -> String {
-    match &dest.error_prefix {
-        Some(p) => p.evaluate(oldest, dest.time_zone, error_type, &BTreeMap::new()),
-        None => format!("{error_type}/{}", default_prefix(oldest, dest.time_zone)),
-    }
+    dest.error_prefix
+        .evaluate(oldest, dest.time_zone, error_type, &BTreeMap::new())
 }
 
 impl Deliverer {
@@ -188,10 +186,7 @@ impl Deliverer {
         let mut conversion_failures = Vec::new();
         for (keys, group) in groups {
             let oldest = group.iter().map(|r| r.arrival_millis).min().unwrap_or(0);
-            let prefix = match &dest.prefix {
-                Some(p) => p.evaluate(oldest, dest.time_zone, "", &keys),
-                None => default_prefix(oldest, dest.time_zone),
-            };
+            let prefix = dest.prefix.evaluate(oldest, dest.time_zone, "", &keys);
             let key = self.object_key(stream, dest, prefix, oldest);
             let body = match &dest.conversion {
                 Some(conv) => {
@@ -382,8 +377,7 @@ impl Deliverer {
 }
 
 fn backup_prefix(backup: &S3Destination, oldest: i64) -> String {
-    match &backup.prefix {
-        Some(p) => p.evaluate(oldest, backup.time_zone, "", &BTreeMap::new()),
-        None => default_prefix(oldest, backup.time_zone),
-    }
+    backup
+        .prefix
+        .evaluate(oldest, backup.time_zone, "", &BTreeMap::new())
 }

@@ -23,8 +23,10 @@ const DEFAULT_SIZE_MB_LARGE: u64 = 128;
 #[derive(Debug, Clone)]
 pub struct S3Destination {
     pub bucket: String,
-    pub prefix: Option<Prefix>,
-    pub error_prefix: Option<Prefix>,
+    /// Where delivered objects go, and failed records: Firehose's rules already applied (see
+    /// [`Prefix::effective`]).
+    pub prefix: Prefix,
+    pub error_prefix: Prefix,
     pub size_bytes: u64,
     pub interval_millis: i64,
     pub compression: compress::Format,
@@ -162,6 +164,7 @@ impl S3Destination {
             None | Some("Disabled") => None,
             Some(other) => return Err(invalid_argument(format!("Invalid S3BackupMode {other}."))),
         };
+        let (prefix, error_prefix) = Prefix::effective(prefix, error_prefix);
         Ok(S3Destination {
             bucket,
             prefix,

@@ -101,6 +101,35 @@ impl Prefix {
         Ok(p)
     }
 
+    /// The prefixes Firehose writes under, by its semantic rules for custom prefixes: a Prefix
+    /// with no expression (or none at all) is followed by `!{timestamp:yyyy/MM/dd/HH/}`, and
+    /// without an ErrorOutputPrefix — allowed only when Prefix has no expression — failed records
+    /// go under `<Prefix><error-output-type>/yyyy/MM/dd/HH/`.
+    pub fn effective(data: Option<Prefix>, error: Option<Prefix>) -> (Prefix, Prefix) {
+        let hourly = || Part::Timestamp(JavaPattern::parse("yyyy/MM/dd/HH/").expect("a valid pattern"));
+        let plain = data.as_ref().filter(|p| !p.has_expressions());
+        let error = error.unwrap_or_else(|| Prefix {
+            parts: plain
+                .map(|p| p.parts.clone())
+                .unwrap_or_default()
+                .into_iter()
+                .chain([Part::ErrorOutputType, Part::Text("/".into()), hourly()])
+                .collect(),
+        });
+        let data = match data {
+            Some(p) if p.has_expressions() => p,
+            p => Prefix {
+                parts: p
+                    .map(|p| p.parts)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .chain([hourly()])
+                    .collect(),
+            },
+        };
+        (data, error)
+    }
+
     pub fn has_expressions(&self) -> bool {
         self.parts.iter().any(|p| !matches!(p, Part::Text(_)))
     }
@@ -146,15 +175,6 @@ fn random_string() -> String {
             c
         })
         .collect()
-}
-
-/// The default prefix `YYYY/MM/dd/HH/` in the stream's time zone.
-pub fn default_prefix(millis: i64, tz: Tz) -> String {
-    let t = tz
-        .timestamp_millis_opt(millis)
-        .single()
-        .unwrap_or_else(|| tz.timestamp_millis_opt(0).unwrap());
-    format!("{:04}/{:02}/{:02}/{:02}/", t.year(), t.month(), t.day(), t.hour())
 }
 
 /// `<stream>-<version>-YYYY-MM-DD-HH-MM-SS-<uuid>` for an object written at `millis`.
@@ -218,7 +238,6 @@ mod tests {
                 .evaluate(T, tokyo, "", &BTreeMap::new()),
             "15-07"
         );
-        assert_eq!(default_prefix(T, Tz::UTC), "2023/11/14/22/");
         assert!(suffix("s", 1, T, Tz::UTC).starts_with("s-1-2023-11-14-22-13-20-"));
     }
 
@@ -241,6 +260,30 @@ mod tests {
             e.evaluate(T, Tz::UTC, "processing-failed", &keys),
             "err/processing-failed/"
         );
+    }
+
+    #[test]
+    fn prefixes_without_expressions_get_the_hour_folders() {
+        let eval = |p: &Prefix, error: &str| p.evaluate(T, Tz::UTC, error, &BTreeMap::new());
+        let (data, error) = Prefix::effective(None, None);
+        assert_eq!(eval(&data, ""), "2023/11/14/22/");
+        assert_eq!(
+            eval(&error, "processing-failed"),
+            "processing-failed/2023/11/14/22/"
+        );
+        let raw = Prefix::parse("raw/", Role::Prefix).unwrap();
+        let (data, error) = Prefix::effective(Some(raw), None);
+        assert_eq!(eval(&data, ""), "raw/2023/11/14/22/");
+        assert_eq!(
+            eval(&error, "format-conversion-failed"),
+            "raw/format-conversion-failed/2023/11/14/22/"
+        );
+        // A Prefix with expressions is used as written, and so is an ErrorOutputPrefix.
+        let custom = Prefix::parse("dt=!{timestamp:yyyy-MM-dd}/", Role::Prefix).unwrap();
+        let err = Prefix::parse("errors/", Role::ErrorOutputPrefix).unwrap();
+        let (data, error) = Prefix::effective(Some(custom), Some(err));
+        assert_eq!(eval(&data, ""), "dt=2023-11-14/");
+        assert_eq!(eval(&error, "processing-failed"), "errors/");
     }
 
     #[test]
