@@ -72,6 +72,32 @@ def test_rest_json_service_is_recognised(lakebox):
     assert error_code(e) == "UnknownOperationException"
 
 
+@pytest.mark.parametrize("service, call", [
+    ("quicksight", lambda c: c.list_users(AwsAccountId="000000000000", Namespace="default")),
+    ("kafka", lambda c: c.list_clusters()),
+    ("iot", lambda c: c.list_things()),
+    ("emr", lambda c: c.list_clusters()),
+    ("sagemaker", lambda c: c.list_models()),
+    ("events", lambda c: c.list_rules()),
+    ("kinesisanalytics", lambda c: c.list_applications()),
+    ("route53", lambda c: c.list_hosted_zones()),
+    ("cloudfront", lambda c: c.list_distributions()),
+])
+def test_services_lakebox_does_not_know_get_their_own_unknown_operation_error(lakebox, service, call):
+    """REST services missing from the catalogue are recognised by the signing name in the request's
+    credential scope and refused in their own protocol (JSON, or XML for Route 53 and CloudFront),
+    never answered as S3 (`NoSuchBucket`)."""
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        call(lakebox.client(service))
+    assert error_code(e) == "UnknownOperationException", e.value.response
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] in (400, 404)
+    assert "NoSuchBucket" not in str(e.value)
+    if service != "quicksight":
+        return
+    out = lakebox.cli("quicksight", "list-users", "--aws-account-id", "000000000000", "--namespace", "default")
+    assert out.returncode != 0 and "UnknownOperationException" in out.stderr and "NoSuchBucket" not in out.stderr
+
+
 def test_query_success_with_boto3_and_cli(lakebox):
     ident = lakebox.client("sts").get_caller_identity()
     assert ident["Account"] == "000000000000"

@@ -28,7 +28,20 @@ pub enum Route<'r> {
     S3 {
         virtual_host_bucket: Option<String>,
     },
+    /// A REST request signed for a service the catalogue does not list (QuickSight, MSK, IoT,
+    /// …): answered with that service's unknown-operation error, never as S3.
+    Unrecognised {
+        signing_name: String,
+        /// restXml services (Route 53, CloudFront) answer in XML, the rest in JSON.
+        xml: bool,
+    },
 }
+
+/// The signing names of S3 and its variants: requests signed with them are S3's.
+const S3_SIGNING_NAMES: &[&str] = &["s3", "s3express", "s3-object-lambda", "s3-outposts"];
+
+/// The other restXml services: their errors are XML.
+const REST_XML_SIGNING_NAMES: &[&str] = &["route53", "cloudfront"];
 
 pub const INTERNAL_PREFIX: &str = "/_lakebox/";
 
@@ -57,7 +70,7 @@ pub fn classify<'r>(
         };
     }
     let by_signing = signing_name.and_then(|s| registry.entries().find(|e| e.signing_name == s));
-    let is_s3 = signing_name == Some("s3");
+    let is_s3 = signing_name.is_some_and(|s| S3_SIGNING_NAMES.contains(&s));
     let form = header("content-type").is_some_and(|c| {
         c.split(';')
             .next()
@@ -85,6 +98,12 @@ pub fn classify<'r>(
             .find(|e| e.path_prefix.is_some_and(|p| path.starts_with(p)))
     {
         return Route::RestJson { entry };
+    }
+    if let Some(name) = signing_name.filter(|_| !is_s3) {
+        return Route::Unrecognised {
+            signing_name: name.to_owned(),
+            xml: REST_XML_SIGNING_NAMES.contains(&name),
+        };
     }
     Route::S3 {
         virtual_host_bucket: virtual_host_bucket(header("host")),
@@ -126,6 +145,41 @@ mod tests {
     ) -> Route<'r> {
         let q: Vec<(String, String)> = q.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
         classify(reg, &method, path, &q, &h(headers), signing)
+    }
+
+    #[test]
+    fn rest_requests_signed_for_other_services_are_not_s3() {
+        let reg = Registry::new();
+        let r = route(
+            &reg,
+            Method::GET,
+            "/accounts/1/users",
+            &[],
+            &[],
+            Some("quicksight"),
+        );
+        assert_eq!(
+            r,
+            Route::Unrecognised {
+                signing_name: "quicksight".into(),
+                xml: false
+            }
+        );
+        let r = route(
+            &reg,
+            Method::GET,
+            "/2013-04-01/hostedzone",
+            &[],
+            &[],
+            Some("route53"),
+        );
+        assert!(matches!(r, Route::Unrecognised { xml: true, .. }));
+        for s3 in [Some("s3"), Some("s3express"), None] {
+            assert!(matches!(
+                route(&reg, Method::GET, "/bucket/key", &[], &[], s3),
+                Route::S3 { .. }
+            ));
+        }
     }
 
     #[test]

@@ -262,6 +262,8 @@ impl Gateway {
             Route::Query { .. } => ErrorShape::Query,
             Route::RestJson { .. } => ErrorShape::RestJson,
             Route::S3 { .. } => ErrorShape::S3,
+            Route::Unrecognised { xml: true, .. } => ErrorShape::S3,
+            Route::Unrecognised { xml: false, .. } => ErrorShape::RestJson,
         };
         let fail = |err: ServiceError| {
             tracing::debug!(request_id = %request_id, code = %err.code, status = err.status, "request refused");
@@ -288,6 +290,7 @@ impl Gateway {
                     .unwrap_or(UNKNOWN_SERVICE_MAX_BODY),
             ),
             Route::RestJson { entry } => entry.max_body_bytes,
+            Route::Unrecognised { .. } => Some(UNKNOWN_SERVICE_MAX_BODY),
             Route::S3 { .. } | Route::Internal => None,
         };
         let content_length = parts
@@ -504,6 +507,15 @@ impl Gateway {
                     )),
                 };
                 ("s3", String::new(), result)
+            }
+            Route::Unrecognised { signing_name, .. } => {
+                let operation = format!("{} {}", parts.method, parts.uri.path());
+                let result = Err(ServiceError::new(
+                    "UnknownOperationException",
+                    404,
+                    format!("Lakebox does not implement {signing_name} (request {operation})."),
+                ));
+                ("unknown", operation, result)
             }
             Route::Internal => unreachable!("internal routes returned above"),
         };
