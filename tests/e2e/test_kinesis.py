@@ -134,9 +134,14 @@ def test_put_and_get_records_in_order(kinesis):
     r = kinesis.put_record(StreamName="rec", Data=b"after-latest", PartitionKey="x", ExplicitHashKey="0")
     assert r["ShardId"] == "shardId-000000000000"
     assert [x["Data"] for x in kinesis.get_records(ShardIterator=latest)["Records"]] == [b"after-latest"]
+    # A time in the future is refused, as Kinesis refuses it.
     future = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
-    got, _ = read_all(kinesis, "rec", shards[0]["ShardId"], "AT_TIMESTAMP", Timestamp=future)
-    assert got == []
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        kinesis.get_shard_iterator(StreamName="rec", ShardId=shards[0]["ShardId"], ShardIteratorType="AT_TIMESTAMP",
+                                   Timestamp=future)
+    assert e.value.response["Error"]["Code"] == "InvalidArgumentException"
+    assert e.value.response["Error"]["Message"].startswith(
+        "The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. timestampInMillis: ")
     got, _ = read_all(kinesis, "rec", shards[0]["ShardId"], "AT_TIMESTAMP", Timestamp=before - datetime.timedelta(seconds=5))
     assert len(got) == len(shard0) + 1
 
@@ -422,6 +427,92 @@ def test_updating_status_refuses_a_second_reshard(tmp_path):
             k.describe_stream_summary(StreamName="slow")
         assert code(e) == "ResourceNotFoundException"
         k.create_stream(StreamName="slow", ShardCount=1)
+
+
+def test_reshard_takes_effect_when_updating_ends_and_creating_streams_show_no_shards(tmp_path):
+    with Lakebox(tmp_path, "--kinesis-create-delay-ms", "600") as lb:
+        k = lb.client("kinesis")
+        k.create_stream(StreamName="later", ShardCount=1)
+        d = k.describe_stream(StreamName="later")["StreamDescription"]
+        assert d["StreamStatus"] == "CREATING" and d["Shards"] == [] and d["HasMoreShards"] is False
+        assert wait_until(lambda: k.describe_stream_summary(StreamName="later")["StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE")
+        assert [s["ShardId"] for s in k.describe_stream(StreamName="later")["StreamDescription"]["Shards"]] == ["shardId-000000000000"]
+        k.split_shard(StreamName="later", ShardToSplit="shardId-000000000000", NewStartingHashKey=str(2 ** 127))
+        # While UPDATING the old shard map stands: the parent is open and takes the records.
+        assert k.describe_stream_summary(StreamName="later")["StreamDescriptionSummary"]["StreamStatus"] == "UPDATING"
+        shards = k.list_shards(StreamName="later")["Shards"]
+        assert [s["ShardId"] for s in shards] == ["shardId-000000000000"]
+        assert "EndingSequenceNumber" not in shards[0]["SequenceNumberRange"]
+        during = k.put_record(StreamName="later", Data=b"during", PartitionKey="k")
+        assert during["ShardId"] == "shardId-000000000000"
+        assert wait_until(lambda: k.describe_stream_summary(StreamName="later")["StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE")
+        shards = {s["ShardId"]: s for s in k.list_shards(StreamName="later")["Shards"]}
+        assert sorted(shards) == ["shardId-000000000000", "shardId-000000000001", "shardId-000000000002"]
+        assert "EndingSequenceNumber" in shards["shardId-000000000000"]["SequenceNumberRange"]
+        after = k.put_record(StreamName="later", Data=b"after", PartitionKey="k")
+        assert after["ShardId"] in ("shardId-000000000001", "shardId-000000000002")
+        it = k.get_shard_iterator(StreamName="later", ShardId="shardId-000000000000", ShardIteratorType="TRIM_HORIZON")
+        r = k.get_records(ShardIterator=it["ShardIterator"])
+        assert [x["Data"] for x in r["Records"]] == [b"during"]
+        assert "NextShardIterator" not in r and len(r["ChildShards"]) == 2  # the closed parent's end
+
+
+def test_kinesis_reads_shard_ids_and_checks_requests_as_aws_does(kinesis):
+    kinesis.create_stream(StreamName="forms", ShardCount=2)
+    kinesis.put_record(StreamName="forms", Data=b"one", PartitionKey="k", ExplicitHashKey="0")
+    # Short shard ids name the same shard, as Kinesis reads them.
+    for form in ["shardId-000000000000", "shardId-0", "shard-0", "anything-0", "0"]:
+        it = kinesis.get_shard_iterator(StreamName="forms", ShardId=form, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        assert [r["Data"] for r in kinesis.get_records(ShardIterator=it)["Records"]] == [b"one"], form
+    for bad in ["shardId-x", "a-b-0", "shardId-"]:
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            kinesis.get_shard_iterator(StreamName="forms", ShardId=bad, ShardIteratorType="TRIM_HORIZON")
+        assert code(e) == "ResourceNotFoundException"
+        assert e.value.response["Error"]["Message"] == f"Could not find shard {bad} in stream forms under account 000000000000."
+    # A sequence number only goes with AT_/AFTER_SEQUENCE_NUMBER.
+    seq = kinesis.put_record(StreamName="forms", Data=b"two", PartitionKey="k", ExplicitHashKey="0")["SequenceNumber"]
+    for kind in ["TRIM_HORIZON", "LATEST"]:
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            kinesis.get_shard_iterator(StreamName="forms", ShardId="shardId-0", ShardIteratorType=kind,
+                                       StartingSequenceNumber=seq)
+        assert code(e) == "InvalidArgumentException"
+        assert e.value.response["Error"]["Message"].endswith(f"Request specified {kind} and also a StartingSequenceNumber.")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        kinesis.get_shard_iterator(StreamName="forms", ShardId="shardId-0", ShardIteratorType="AT_SEQUENCE_NUMBER")
+    assert e.value.response["Error"]["Message"].endswith("Request specified AT_SEQUENCE_NUMBER and no StartingSequenceNumber.")
+    # SequenceNumberForOrdering: any number in Kinesis's layouts, not only this stream's.
+    for ordering in [seq, "0", "1", "49590338271490256608559692538361571095921575989136588898"]:
+        kinesis.put_record(StreamName="forms", Data=b"o", PartitionKey="k", SequenceNumberForOrdering=ordering)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        kinesis.put_record(StreamName="forms", Data=b"o", PartitionKey="k", SequenceNumberForOrdering="9" * 60)
+    assert code(e) == "InvalidArgumentException"
+    # Merging: ShardToMerge must be the lower shard of the adjacent pair.
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        kinesis.merge_shards(StreamName="forms", ShardToMerge="shardId-000000000001", AdjacentShardToMerge="shardId-000000000000")
+    assert code(e) == "InvalidArgumentException" and "not an adjacent pair" in e.value.response["Error"]["Message"]
+    kinesis.merge_shards(StreamName="forms", ShardToMerge="shard-0", AdjacentShardToMerge="shard-1")
+    assert [s["ShardId"] for s in kinesis.list_shards(StreamName="forms", ShardFilter={"Type": "AT_LATEST"})["Shards"]] == [
+        "shardId-000000000002"]
+
+
+def test_tag_characters_and_records_written_while_encrypted(kinesis):
+    kinesis.create_stream(StreamName="tagchars", ShardCount=1)
+    kinesis.add_tags_to_stream(StreamName="tagchars", Tags={"team name_./=+-@:é": "Data Lake 2024"})
+    for bad, word in [({"a#b": "v"}, "Some tags contain invalid characters"), ({"k": "100%"}, "illegal characters")]:
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            kinesis.add_tags_to_stream(StreamName="tagchars", Tags=bad)
+        assert code(e) == "InvalidArgumentException" and word in e.value.response["Error"]["Message"]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        kinesis.create_stream(StreamName="tagchars2", ShardCount=1, Tags={"x": "<y>"})
+    assert code(e) == "InvalidArgumentException"
+    tags = kinesis.list_tags_for_stream(StreamName="tagchars")["Tags"]
+    assert tags == [{"Key": "team name_./=+-@:é", "Value": "Data Lake 2024"}]
+    kinesis.put_record(StreamName="tagchars", Data=b"plain", PartitionKey="k")
+    kinesis.start_stream_encryption(StreamName="tagchars", EncryptionType="KMS", KeyId="alias/aws/kinesis")
+    assert wait_until(lambda: kinesis.describe_stream_summary(StreamName="tagchars")["StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE")
+    assert kinesis.put_record(StreamName="tagchars", Data=b"sealed", PartitionKey="k")["EncryptionType"] == "KMS"
+    got, _ = read_all(kinesis, "tagchars", "shardId-000000000000")
+    assert [(r["Data"], r.get("EncryptionType")) for r in got] == [(b"plain", None), (b"sealed", "KMS")]
 
 
 def test_no_record_is_lost_across_a_concurrent_split(lakebox, kinesis):

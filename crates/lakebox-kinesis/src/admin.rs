@@ -45,6 +45,48 @@ pub fn shard_id(index: u32) -> String {
     format!("shardId-{index:012}")
 }
 
+/// The shard a client's shard id names, read as Kinesis reads it: the digits after the first
+/// `-` (or the whole id when it has none) are the shard's index, so `shardId-000000000001`,
+/// `shardId-1`, `shard-1` and `1` all name the same shard. `None` when that is not an index.
+pub fn canonical_shard_id(id: &str) -> Option<String> {
+    let digits = id.split('-').nth(1).unwrap_or(id);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let index: u64 = digits.parse().ok()?;
+    u32::try_from(index)
+        .ok()
+        .filter(|i| *i <= i32::MAX as u32)
+        .map(shard_id)
+}
+
+/// Kinesis's character rules for tag keys and values: Unicode letters, digits, white space and
+/// `_ . / = + - @ :` — and, though the first message lists it, never `%`.
+pub fn check_tag_characters<'a>(
+    stream: &str,
+    account: &str,
+    tags: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> Result<(), ServiceError> {
+    let allowed = |c: char| {
+        c.is_ascii_alphanumeric()
+            || "_./-=+ @%:".contains(c)
+            || ('\u{00C0}'..='\u{1FFF}').contains(&c)
+            || ('\u{2C00}'..='\u{D7FF}').contains(&c)
+    };
+    let texts: Vec<&String> = tags.into_iter().flat_map(|(k, v)| [k, v]).collect();
+    if texts.iter().any(|t| !t.chars().all(allowed)) {
+        return Err(errors::invalid_argument(
+            "Some tags contain invalid characters. Valid characters: Unicode letters, digits, white space, _ . / = + - % @ :.",
+        ));
+    }
+    if texts.iter().any(|t| t.contains('%')) {
+        return Err(errors::invalid_argument(format!(
+            "Failed to add tags to stream {stream} under account {account} because some tags contained illegal characters. The allowed characters are Unicode letters, white-spaces, '_',',','/','=','+','-','@',':'."
+        )));
+    }
+    Ok(())
+}
+
 pub fn shard_view(stream: &StreamRecord, s: &ShardRecord) -> Shard {
     let seq = |offset| {
         SequenceNumber {
@@ -103,6 +145,9 @@ pub async fn create_stream(
         )));
     }
     let mut tags = BTreeMap::new();
+    if let Some(t) = &input.tags {
+        check_tag_characters(&input.stream_name, &ctx.account_id, t)?;
+    }
     tags::apply(&mut tags, input.tags.unwrap_or_default(), &[], MAX_TAGS).map_err(|_| {
         errors::invalid_argument(format!(
             "Failed to create stream: too many tags (at most {MAX_TAGS})."
@@ -139,6 +184,7 @@ pub async fn create_stream(
         policy: None,
         consumers: Vec::new(),
         deleting_until_millis: None,
+        pending_reshard: None,
     })
     .await?;
     Ok(())
@@ -189,8 +235,10 @@ pub fn describe_stream(
     let stream = s.require(&ctx.account_id, &ctx.region, &name)?;
     // The model bounds Limit to 1..=10000.
     let limit = input.limit.map_or(100, |n| n as usize);
+    // A stream still CREATING has no shards to show yet, as in Kinesis.
+    let creating = stream.status(s.now_millis()) == "CREATING";
     let (shards, more) = page_shards(&stream, input.exclusive_start_shard_id.as_deref(), limit, &|_| {
-        true
+        !creating
     });
     Ok(DescribeStreamOutput {
         stream_description: StreamDescription {
@@ -376,6 +424,7 @@ pub async fn add_tags(
             "Failed to add tags: at most 10 tags per request.",
         ));
     }
+    check_tag_characters(&name, &ctx.account_id, &input.tags)?;
     s.update(&ctx.account_id, &ctx.region, &name, move |st| {
         tags::apply(&mut st.tags, input.tags, &[], MAX_TAGS).map_err(|_| {
             errors::invalid_argument(format!(

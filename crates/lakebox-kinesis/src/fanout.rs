@@ -56,6 +56,7 @@ pub async fn subscribe_to_shard(
         &pos.r#type,
         pos.sequence_number.as_deref(),
         pos.timestamp,
+        s.now_millis(),
     )?;
 
     let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(4);
@@ -115,7 +116,7 @@ pub async fn subscribe_to_shard(
                         approximate_arrival_timestamp: Some(Timestamp::from_millis(r.timestamp_millis)),
                         data: Blob(data),
                         partition_key,
-                        encryption_type: None,
+                        encryption_type: crate::records::payload_encryption(&r.payload),
                     });
                 }
             }

@@ -167,6 +167,7 @@ pub async fn tag_resource(
     keys: Vec<String>,
 ) -> Result<(), ServiceError> {
     let (stream, consumer) = resource(ctx, resource_arn)?;
+    crate::admin::check_tag_characters(&stream, &ctx.account_id, &tags)?;
     s.update(&ctx.account_id, &ctx.region, &stream, move |st| {
         let target = match &consumer {
             Some(c) => &mut consumer_mut(st, c)?.tags,

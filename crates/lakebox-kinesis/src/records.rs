@@ -17,10 +17,17 @@ pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
 pub const MAX_PUT_RECORDS_BYTES: usize = 5 * 1024 * 1024;
 pub const MAX_GET_RECORDS_BYTES: usize = 10 * 1024 * 1024;
 
-/// The stored form of a record: partition key length, partition key, data.
-fn encode_payload(partition_key: &str, data: &[u8]) -> Vec<u8> {
+/// The top bit of a stored record's key length: the record was written while the stream was
+/// encrypted (a partition key is at most 1,024 bytes, so the bit is otherwise always clear and
+/// records stored before it existed read as unencrypted).
+const ENCRYPTED: u16 = 0x8000;
+
+/// The stored form of a record: partition key length (and the [`ENCRYPTED`] flag), partition
+/// key, data.
+fn encode_payload(partition_key: &str, data: &[u8], encrypted: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(2 + partition_key.len() + data.len());
-    out.extend_from_slice(&(partition_key.len() as u16).to_le_bytes());
+    let flag = if encrypted { ENCRYPTED } else { 0 };
+    out.extend_from_slice(&(partition_key.len() as u16 | flag).to_le_bytes());
     out.extend_from_slice(partition_key.as_bytes());
     out.extend_from_slice(data);
     out
@@ -28,9 +35,74 @@ fn encode_payload(partition_key: &str, data: &[u8]) -> Vec<u8> {
 
 /// A stored record: its partition key and data.
 pub fn decode_payload(payload: &[u8]) -> Option<(String, Vec<u8>)> {
-    let n = u16::from_le_bytes(payload.get(..2)?.try_into().ok()?) as usize;
+    let n = (u16::from_le_bytes(payload.get(..2)?.try_into().ok()?) & !ENCRYPTED) as usize;
     let pk = std::str::from_utf8(payload.get(2..2 + n)?).ok()?.to_owned();
     Some((pk, payload[2 + n..].to_vec()))
+}
+
+/// The EncryptionType a stored record reads back with: KMS if it was written while the stream
+/// was encrypted, as Kinesis reports it per record.
+pub(crate) fn payload_encryption(payload: &[u8]) -> Option<EncryptionType> {
+    let flags = u16::from_le_bytes(payload.get(..2)?.try_into().ok()?);
+    (flags & ENCRYPTED != 0).then_some(EncryptionType::Kms)
+}
+
+/// Whether records written to `stream` now are encrypted.
+fn encrypting(stream: &StreamRecord) -> bool {
+    crate::admin::encryption_type(stream) == EncryptionType::Kms
+}
+
+/// Whether `ordering` is a SequenceNumberForOrdering Kinesis accepts: one of Lakebox's own, or
+/// a number in one of the layouts of Kinesis's sequence numbers (the small numbers of the
+/// first version, or versions 1 and 2 whose last hex digit names them; a version-2 number may
+/// not carry a time in the future).
+fn ordering_accepted(ordering: &str, now_millis: i64) -> bool {
+    if SequenceNumber::parse(ordering).is_some() {
+        return true;
+    }
+    let Some(hex) = decimal_to_hex(ordering) else {
+        return false;
+    };
+    // Below 2^129 (33 hex digits): the first layout, any value.
+    if hex.len() < 33 || (hex.len() == 33 && hex.as_bytes()[0] == b'1') {
+        return true;
+    }
+    // Between 2^185 and 1.5 · 2^185 (47 hex digits starting 2): versions 1 and 2.
+    if hex.len() != 47 || hex.as_bytes()[0] != b'2' || hex[1..].bytes().all(|b| b == b'0') {
+        return false;
+    }
+    match hex.as_bytes()[46] {
+        b'1' => true,
+        b'2' => {
+            let high = |at: usize| u8::from_str_radix(&hex[at..at + 1], 16).is_ok_and(|d| d > 7);
+            let time = i64::from_str_radix(&hex[29..38], 16).unwrap_or(i64::MAX);
+            !high(11) && !high(38) && time.saturating_mul(1000) <= now_millis
+        }
+        _ => false,
+    }
+}
+
+/// A decimal number's hexadecimal digits (lowercase, no leading zeros), or `None` if `text` is
+/// not a number.
+fn decimal_to_hex(text: &str) -> Option<String> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut digits: Vec<u32> = text.bytes().map(|b| u32::from(b - b'0')).collect();
+    let mut hex = Vec::new();
+    while digits.iter().any(|d| *d != 0) {
+        let mut rest = 0;
+        for d in digits.iter_mut() {
+            let v = rest * 10 + *d;
+            *d = v / 16;
+            rest = v % 16;
+        }
+        hex.push(char::from_digit(rest, 16)?);
+    }
+    if hex.is_empty() {
+        hex.push('0');
+    }
+    Some(hex.iter().rev().collect())
 }
 
 /// A stream records can be written to and read from: ACTIVE or UPDATING, not CREATING.
@@ -104,7 +176,7 @@ pub async fn put_record(
         input.explicit_hash_key.as_deref(),
     )?;
     if let Some(o) = &input.sequence_number_for_ordering
-        && SequenceNumber::parse(o).is_none()
+        && !ordering_accepted(o, s.now_millis())
     {
         return Err(errors::invalid_argument(format!(
             "ExclusiveMinimumSequenceNumber {o} used in PutRecord on stream {name} under account {} is invalid.",
@@ -125,7 +197,7 @@ pub async fn put_record(
     let log = s.log(&stream, shard)?;
     let entry = LogEntry {
         timestamp_millis: s.now_millis(),
-        payload: encode_payload(&input.partition_key, &input.data.0),
+        payload: encode_payload(&input.partition_key, &input.data.0, encrypting(&stream)),
     };
     let range = log.append(vec![entry]).await.map_err(internal)?;
     Ok(PutRecordOutput {
@@ -157,6 +229,7 @@ pub async fn put_records(
     let _guard = lock.read().await;
     let stream = active_stream(s, ctx, &name)?;
     let now = s.now_millis();
+    let encrypted = encrypting(&stream);
     // Group by shard, keeping each record's position, then append each group as one batch.
     let mut groups: Vec<(usize, Vec<usize>, Vec<LogEntry>)> = Vec::new();
     // Validation failures refuse the whole request; throttling fails single records.
@@ -189,7 +262,7 @@ pub async fn put_records(
         groups[pos].1.push(i);
         groups[pos].2.push(LogEntry {
             timestamp_millis: now,
-            payload: encode_payload(&r.partition_key, &r.data.0),
+            payload: encode_payload(&r.partition_key, &r.data.0, encrypted),
         });
     }
     let mut tasks = Vec::with_capacity(groups.len());
@@ -247,11 +320,20 @@ pub(crate) fn find_shard<'a>(
     shard_id: &str,
     account: &str,
 ) -> Result<&'a ShardRecord, ServiceError> {
+    let canonical = crate::admin::canonical_shard_id(shard_id).ok_or_else(|| {
+        ServiceError::client(
+            "ResourceNotFoundException",
+            format!(
+                "Could not find shard {shard_id} in stream {} under account {account}.",
+                stream.name
+            ),
+        )
+    })?;
     stream
         .shards
         .iter()
-        .find(|sh| sh.id == shard_id)
-        .ok_or_else(|| errors::shard_not_found(shard_id, &stream.name, account))
+        .find(|sh| sh.id == canonical)
+        .ok_or_else(|| errors::shard_not_found(&canonical, &stream.name, account))
 }
 
 pub fn get_shard_iterator(
@@ -271,6 +353,7 @@ pub fn get_shard_iterator(
         &input.shard_iterator_type,
         input.starting_sequence_number.as_deref(),
         input.timestamp,
+        s.now_millis(),
     )?;
     let it = ShardIterator {
         stream_name: stream.name.clone(),
@@ -308,14 +391,23 @@ pub(crate) fn position_offset(
     kind: &ShardIteratorType,
     starting_sequence_number: Option<&str>,
     timestamp: Option<Timestamp>,
+    now_millis: i64,
 ) -> Result<u64, ServiceError> {
     let name = &stream.name;
+    // Kinesis's words for a type and a sequence number that do not go together.
+    let mismatch = |also: &str| {
+        errors::invalid_argument(format!(
+            "Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and StartingSequenceNumber or (2) TRIM_HORIZON or LATEST and no StartingSequenceNumber. Request specified {} and {also} StartingSequenceNumber.",
+            kind.as_str()
+        ))
+    };
+    if starting_sequence_number.is_some()
+        && matches!(kind, ShardIteratorType::TrimHorizon | ShardIteratorType::Latest)
+    {
+        return Err(mismatch("also a"));
+    }
     let seq_offset = |after: bool| -> Result<u64, ServiceError> {
-        let raw = starting_sequence_number.ok_or_else(|| {
-            errors::invalid_argument(
-                "You must specify a StartingSequenceNumber for AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER.",
-            )
-        })?;
+        let raw = starting_sequence_number.ok_or_else(|| mismatch("no"))?;
         let invalid = || {
             errors::invalid_argument(format!(
                 "StartingSequenceNumber {raw} used in GetShardIterator on shard {} in stream {name} under account {account} is invalid.",
@@ -337,8 +429,17 @@ pub(crate) fn position_offset(
         ShardIteratorType::AtSequenceNumber => seq_offset(false)?,
         ShardIteratorType::AfterSequenceNumber => seq_offset(true)?,
         ShardIteratorType::AtTimestamp => {
-            let at = timestamp
-                .ok_or_else(|| errors::invalid_argument("You must specify a Timestamp for AT_TIMESTAMP."))?;
+            let at = timestamp.ok_or_else(|| {
+                errors::invalid_argument(
+                    "Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP. Current request has no timestamp parameter.",
+                )
+            })?;
+            if at.as_millis() > now_millis {
+                return Err(errors::invalid_argument(format!(
+                    "The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. timestampInMillis: {}, currentTimestampInMillis: {now_millis}",
+                    at.as_millis()
+                )));
+            }
             first_offset_at(log, at.as_millis())?
         }
         // The model's enum constraint refuses other types before an operation runs.
@@ -427,7 +528,7 @@ pub async fn get_records(
             approximate_arrival_timestamp: Some(Timestamp::from_millis(r.timestamp_millis)),
             data: Blob(data),
             partition_key,
-            encryption_type: None,
+            encryption_type: payload_encryption(&r.payload),
         });
     }
     let next = next.max(log.first_offset());
@@ -466,8 +567,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ordering_numbers_in_kinesis_layouts_are_accepted() {
+        let now = 1_800_000_000_000;
+        assert!(ordering_accepted("0", now) && ordering_accepted("1", now));
+        // A sequence number Kinesis itself issued (version 2, its time in the past).
+        assert!(ordering_accepted(
+            "49590338271490256608559692538361571095921575989136588898",
+            now
+        ));
+        assert!(!ordering_accepted(&"9".repeat(60), now));
+        assert!(!ordering_accepted(
+            "12345678901234567890123456789012345678901234567890",
+            now
+        ));
+        assert!(!ordering_accepted("x1", now));
+        assert_eq!(decimal_to_hex("255").as_deref(), Some("ff"));
+        assert_eq!(decimal_to_hex("0").as_deref(), Some("0"));
+    }
+
+    #[test]
+    fn encryption_flag_leaves_the_key_alone() {
+        let p = encode_payload("pk", b"data", true);
+        assert_eq!(decode_payload(&p), Some(("pk".into(), b"data".to_vec())));
+        assert_eq!(payload_encryption(&p), Some(EncryptionType::Kms));
+        assert_eq!(payload_encryption(&encode_payload("pk", b"", false)), None);
+    }
+
+    #[test]
     fn payload_round_trip() {
-        let p = encode_payload("pk-ü", b"\x00data");
+        let p = encode_payload("pk-ü", b"\x00data", false);
         assert_eq!(
             decode_payload(&p),
             Some(("pk-ü".to_owned(), b"\x00data".to_vec()))

@@ -9,7 +9,9 @@ use crate::errors;
 use crate::hashing::{even_ranges, parse_hash_key};
 use crate::model::*;
 use crate::stream_name;
-use crate::streams::{ClosedShard, ShardRecord, StreamRecord, Streams};
+use std::sync::Arc;
+
+use crate::streams::{ClosedShard, PendingReshard, ShardRecord, StreamRecord, Streams};
 
 /// A stream that can be resharded now: ACTIVE (not CREATING or still UPDATING).
 fn reshardable(s: &Streams, ctx: &RequestContext, name: &str) -> Result<StreamRecord, ServiceError> {
@@ -31,11 +33,7 @@ fn open_shard<'a>(
     id: &str,
     account: &str,
 ) -> Result<&'a ShardRecord, ServiceError> {
-    let shard = stream
-        .shards
-        .iter()
-        .find(|sh| sh.id == id)
-        .ok_or_else(|| errors::shard_not_found(id, &stream.name, account))?;
+    let shard = crate::records::find_shard(stream, id, account)?;
     if !shard.is_open() {
         return Err(ServiceError::client(
             "ResourceInUseException",
@@ -65,28 +63,98 @@ fn check_limit(s: &Streams, ctx: &RequestContext, added: i64) -> Result<(), Serv
     Ok(())
 }
 
-/// Closes `parents` at their logs' current ends and adds `children`, atomically. Runs under the
-/// stream's exclusive reshard lock, so no append is in flight to a parent.
+/// Starts a reshard: the stream is UPDATING for the configured delay, and when that ends
+/// `parents` close at their logs' ends and `children` take over, as in Kinesis, where a split
+/// or merge takes effect when the stream returns to ACTIVE. With no delay it takes effect now.
 async fn apply(
-    s: &Streams,
+    s: &Arc<Streams>,
     ctx: &RequestContext,
     stream: &StreamRecord,
     parents: Vec<String>,
     children: Vec<ShardRecord>,
-) -> Result<StreamRecord, ServiceError> {
+) -> Result<(), ServiceError> {
+    let delay = s.settings.create_delay_millis;
+    let pending = PendingReshard { parents, children };
+    if delay <= 0 {
+        // Under the caller's exclusive reshard lock: no append is in flight to a parent.
+        return take_effect(
+            s,
+            &ctx.account_id,
+            &ctx.region,
+            &stream.name,
+            &stream.uid,
+            pending,
+        )
+        .await;
+    }
+    let until = s.now_millis() + delay;
+    let uid = stream.uid.clone();
+    s.update(&ctx.account_id, &ctx.region, &stream.name, move |st| {
+        if st.uid != uid {
+            return Err(errors::stream_not_found(&st.name, &st.account));
+        }
+        st.pending_reshard = Some(pending);
+        st.updating_until_millis = until;
+        Ok(())
+    })
+    .await?;
+    let (s, account, region, name) = (
+        s.clone(),
+        ctx.account_id.clone(),
+        ctx.region.clone(),
+        stream.name.clone(),
+    );
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(delay as u64)).await;
+        if let Err(e) = settle(&s, &account, &region, &name).await {
+            tracing::warn!(stream = %name, error = %e, "could not finish a reshard; the sweeper will retry");
+        }
+    });
+    Ok(())
+}
+
+/// Finishes a stream's pending reshard if its UPDATING period is over (the timer set by
+/// [`apply`], or the retention sweeper after a restart).
+pub async fn settle(s: &Arc<Streams>, account: &str, region: &str, name: &str) -> Result<(), ServiceError> {
+    let Some(stream) = s.get(account, region, name)? else {
+        return Ok(());
+    };
+    let lock = s.reshard_lock(&stream.uid);
+    let _guard = lock.write().await;
+    let Some(stream) = s.get(account, region, name)? else {
+        return Ok(());
+    };
+    match stream.pending_reshard.clone() {
+        Some(pending) if s.now_millis() >= stream.updating_until_millis => {
+            take_effect(s, account, region, name, &stream.uid, pending).await
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Closes the parents at their logs' current ends and adds the children, atomically. The
+/// caller holds the stream's exclusive reshard lock, so no append is in flight to a parent.
+async fn take_effect(
+    s: &Streams,
+    account: &str,
+    region: &str,
+    name: &str,
+    uid: &str,
+    pending: PendingReshard,
+) -> Result<(), ServiceError> {
+    let stream = s.require(account, region, name)?;
     let now = s.now_millis();
-    let mut ends = Vec::with_capacity(parents.len());
-    for id in &parents {
+    let mut ends = Vec::with_capacity(pending.parents.len());
+    for id in &pending.parents {
         let shard = stream
             .shards
             .iter()
             .find(|sh| sh.id == *id)
-            .expect("parents were validated");
-        ends.push((id.clone(), s.log(stream, shard)?.next_offset()));
+            .ok_or_else(|| errors::shard_not_found(id, name, account))?;
+        ends.push((id.clone(), s.log(&stream, shard)?.next_offset()));
     }
-    let uid = stream.uid.clone();
-    let delay = s.settings.create_delay_millis;
-    s.update(&ctx.account_id, &ctx.region, &stream.name, move |st| {
+    let uid = uid.to_owned();
+    s.update(account, region, name, move |st| {
         if st.uid != uid {
             return Err(errors::stream_not_found(&st.name, &st.account));
         }
@@ -107,11 +175,12 @@ async fn apply(
                 closed_millis: now,
             });
         }
-        st.shards.extend(children);
-        st.updating_until_millis = now + delay;
+        st.shards.extend(pending.children);
+        st.pending_reshard = None;
         Ok(())
     })
-    .await
+    .await?;
+    Ok(())
 }
 
 fn next_index(stream: &StreamRecord) -> u32 {
@@ -131,7 +200,7 @@ fn child(index: u32, start: u128, end: u128, parent: &str, adjacent: Option<&str
 }
 
 pub async fn split_shard(
-    s: &Streams,
+    s: &Arc<Streams>,
     ctx: &RequestContext,
     input: SplitShardInput,
 ) -> Result<(), ServiceError> {
@@ -164,7 +233,7 @@ pub async fn split_shard(
 }
 
 pub async fn merge_shards(
-    s: &Streams,
+    s: &Arc<Streams>,
     ctx: &RequestContext,
     input: MergeShardsInput,
 ) -> Result<(), ServiceError> {
@@ -174,8 +243,8 @@ pub async fn merge_shards(
     let stream = reshardable(s, ctx, &name)?;
     let a = open_shard(&stream, &input.shard_to_merge, &ctx.account_id)?;
     let b = open_shard(&stream, &input.adjacent_shard_to_merge, &ctx.account_id)?;
-    let adjacent = a.end().checked_add(1) == Some(b.start()) || b.end().checked_add(1) == Some(a.start());
-    if !adjacent {
+    // ShardToMerge must be the lower of the two: its range ends where the adjacent one's begins.
+    if a.end().checked_add(1) != Some(b.start()) {
         return Err(errors::invalid_argument(format!(
             "Shards {} and {} in stream {name} under account {} are not an adjacent pair of shards eligible for merging",
             a.id, b.id, ctx.account_id
@@ -193,7 +262,7 @@ pub async fn merge_shards(
 }
 
 pub async fn update_shard_count(
-    s: &Streams,
+    s: &Arc<Streams>,
     ctx: &RequestContext,
     input: UpdateShardCountInput,
 ) -> Result<UpdateShardCountOutput, ServiceError> {

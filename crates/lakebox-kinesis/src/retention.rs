@@ -39,6 +39,13 @@ pub fn sweep(streams: &Arc<Streams>) -> Result<(), lakebox_core::ServiceError> {
                 .block_on(async move { s2.purge(&st.account, &st.region, &st.name, &st.uid).await })?;
             continue;
         }
+        if stream.pending_reshard.is_some() && stream.updating_until_millis <= now {
+            // A reshard whose timer did not fire (a restart in its UPDATING period).
+            let (s2, st) = (streams.clone(), stream.clone());
+            tokio::runtime::Handle::current().block_on(async move {
+                crate::reshard::settle(&s2, &st.account, &st.region, &st.name).await
+            })?;
+        }
         let cutoff = now - stream.retention_hours * streams.settings.hour_millis;
         for shard in &stream.shards {
             let log = streams.log(&stream, shard)?;

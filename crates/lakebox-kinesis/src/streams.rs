@@ -111,6 +111,17 @@ pub struct StreamRecord {
     /// DELETING until this time, then purged.
     #[serde(default)]
     pub deleting_until_millis: Option<i64>,
+    /// A split, merge or UpdateShardCount waiting for the stream's UPDATING period to end: the
+    /// shards stay as they are (records keep going to the parents) until then.
+    #[serde(default)]
+    pub pending_reshard: Option<PendingReshard>,
+}
+
+/// The shards a reshard closes and adds, once its stream's UPDATING period ends.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PendingReshard {
+    pub parents: Vec<String>,
+    pub children: Vec<ShardRecord>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
