@@ -13,7 +13,7 @@ use lakebox_service::RpcResponse;
 use tokio::sync::mpsc;
 
 use crate::model::*;
-use crate::records::{child_shards, decode_payload, find_shard, position_offset, seq};
+use crate::records::{Position, child_shards, decode_payload, find_shard, position_offset, seq};
 use crate::streams::Streams;
 use crate::{errors, stream_name};
 
@@ -53,9 +53,11 @@ pub async fn subscribe_to_shard(
         &stream,
         &shard,
         &ctx.account_id,
-        &pos.r#type,
-        pos.sequence_number.as_deref(),
-        pos.timestamp,
+        Position {
+            kind: &pos.r#type,
+            starting_sequence_number: pos.sequence_number.as_deref(),
+            timestamp: pos.timestamp,
+        },
         s.now_millis(),
     )?;
 

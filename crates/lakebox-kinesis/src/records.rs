@@ -350,9 +350,11 @@ pub fn get_shard_iterator(
         &stream,
         shard,
         &ctx.account_id,
-        &input.shard_iterator_type,
-        input.starting_sequence_number.as_deref(),
-        input.timestamp,
+        Position {
+            kind: &input.shard_iterator_type,
+            starting_sequence_number: input.starting_sequence_number.as_deref(),
+            timestamp: input.timestamp,
+        },
         s.now_millis(),
     )?;
     let it = ShardIterator {
@@ -382,17 +384,27 @@ pub(crate) fn child_shards(stream: &StreamRecord, shard_id: &str) -> Vec<ChildSh
         .collect()
 }
 
-/// Where a shard iterator or subscription of `kind` starts, as a log offset.
+/// A starting position as GetShardIterator and SubscribeToShard name it.
+pub(crate) struct Position<'a> {
+    pub kind: &'a ShardIteratorType,
+    pub starting_sequence_number: Option<&'a str>,
+    pub timestamp: Option<Timestamp>,
+}
+
+/// Where a shard iterator or subscription starts, as a log offset.
 pub(crate) fn position_offset(
     log: &lakebox_store::Log,
     stream: &StreamRecord,
     shard: &ShardRecord,
     account: &str,
-    kind: &ShardIteratorType,
-    starting_sequence_number: Option<&str>,
-    timestamp: Option<Timestamp>,
+    position: Position<'_>,
     now_millis: i64,
 ) -> Result<u64, ServiceError> {
+    let Position {
+        kind,
+        starting_sequence_number,
+        timestamp,
+    } = position;
     let name = &stream.name;
     // Kinesis's words for a type and a sequence number that do not go together.
     let mismatch = |also: &str| {
