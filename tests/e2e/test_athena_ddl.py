@@ -226,7 +226,7 @@ def test_bytes_scanned_cutoff_cancels_the_query(athena, lakebox):
 
     e = in_capped("SELECT count(*), max(length(blob)) FROM web.big")
     assert e["Status"]["State"] == "CANCELLED"
-    assert "BytesScannedCutoffPerQuery" in e["Status"]["StateChangeReason"]
+    assert e["Status"]["StateChangeReason"] == "Bytes scanned limit was exceeded"
     # Reading only the small column stays under the limit.
     e = in_capped("SELECT sum(id) FROM web.big")
     assert e["Status"]["State"] == "SUCCEEDED", e["Status"]

@@ -319,9 +319,10 @@ def test_orc_and_avro_tables_crawled_and_by_ddl(athena, lakebox):
 
 
 def test_failures_nulls_parameters_and_paging(athena):
-    qid, e = run(athena, "SELEC 1")
-    assert e["Status"]["State"] == "FAILED"
-    assert e["Status"]["AthenaError"]["ErrorCategory"] == 2 and "SYNTAX_ERROR" in e["Status"]["StateChangeReason"]
+    # A query that does not parse is refused at StartQueryExecution, as Athena refuses it.
+    with pytest.raises(botocore.exceptions.ClientError) as ex:
+        run(athena, "SELEC 1")
+    assert code(ex) == "InvalidRequestException" and ex.value.response["AthenaErrorCode"] == "MALFORMED_QUERY"
     qid, e = run(athena, "SELECT * FROM no_such_table")
     assert e["Status"]["State"] == "FAILED" and e["Status"]["AthenaError"]["ErrorCategory"] == 2
     with pytest.raises(botocore.exceptions.ClientError) as ex:

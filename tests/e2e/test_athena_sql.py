@@ -10,6 +10,7 @@ import re
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import botocore.exceptions
 import pytest
 
 from lakebox_harness import Lakebox, run_query, wait_for_query
@@ -337,10 +338,41 @@ def test_more_trino_functions(athena):
 
 
 def test_errors_are_actionable(athena):
-    _, e = run(athena, "SELEC 1")
-    assert e["Status"]["State"] == "FAILED" and "SYNTAX_ERROR" in e["Status"]["StateChangeReason"]
-    _, e = run(athena, "SELECT * FROM nothing_here")
-    assert "TABLE_NOT_FOUND" in e["Status"]["StateChangeReason"] or "not found" in e["Status"]["StateChangeReason"]
+    """Failures in Athena's words, with the place in the statement, never the engine's."""
+    def refused(sql):
+        with pytest.raises(botocore.exceptions.ClientError) as ex:
+            athena.start_query_execution(QueryString=sql, QueryExecutionContext={"Database": "shop"},
+                                         ResultConfiguration={"OutputLocation": RESULTS})
+        err = ex.value.response
+        assert err["Error"]["Code"] == "InvalidRequestException" and err["AthenaErrorCode"] == "MALFORMED_QUERY"
+        return err["Error"]["Message"]
+
+    m = refused("SELEC 1")
+    assert m.startswith("line 1:1: mismatched input 'SELEC'. Expecting: 'ALTER', ") and m.endswith("<query>"), m
+    assert refused("SELECT 1 +") == "line 1:11: mismatched input '<EOF>'. Expecting: <expression>"
+    assert refused("SELECT id FROM orders\nWHERE (id = 1") == "line 2:14: mismatched input '<EOF>'. Expecting: ')'"
+
+    def failed(sql):
+        _, e = run(athena, sql)
+        assert e["Status"]["State"] == "FAILED", e["Status"]
+        reason = e["Status"]["StateChangeReason"]
+        assert reason == e["Status"]["AthenaError"]["ErrorMessage"]
+        for internal in ("Error during planning", "Did you mean", "ParserError", "Schema error", "Arrow error"):
+            assert internal not in reason, reason
+        return reason, e["Status"]["AthenaError"]
+
+    reason, err = failed("SELECT * FROM nothing_here")
+    assert reason == "TABLE_NOT_FOUND: line 1:15: Table 'awsdatacatalog.shop.nothing_here' does not exist"
+    assert (err["ErrorCategory"], err["ErrorType"]) == (2, 1301)
+    reason, _ = failed("SELECT nosuchfn(id) FROM orders")
+    assert reason == "FUNCTION_NOT_FOUND: line 1:8: Function 'nosuchfn' not registered"
+    reason, _ = failed("SELECT id,\n  nope FROM orders")
+    assert reason.startswith("COLUMN_NOT_FOUND: line 2:3: Column 'nope' cannot be resolved"), reason
+    reason, _ = failed("SELECT CAST('a' AS integer)")
+    assert reason == "INVALID_CAST_ARGUMENT: Cannot cast 'a' to INT"
+    # Hive DDL that does not parse fails the query with Hive's ParseException.
+    reason, _ = failed("CREATE EXTERNAL TABLE (x int) LOCATION 's3://lake/x/'")
+    assert reason.startswith("FAILED: ParseException line 1:23 mismatched input '(' expecting"), reason
     _, e = run(athena, "SELECT date_parse('x', '%Y') FROM orders")
     assert e["Status"]["State"] == "FAILED" and "INVALID_FUNCTION_ARGUMENT" in e["Status"]["StateChangeReason"]
 

@@ -21,6 +21,12 @@ pub struct Spanned {
 }
 
 /// Where in the statement something went wrong, as Athena reports it: `line 1:8: …`.
+/// A DDL syntax error as Athena reports it, in Hive's words: `FAILED: ParseException line L:C
+/// <what>`.
+pub fn parse_exception(sql: &str, offset: usize, what: &str) -> String {
+    format!("FAILED: ParseException {} {what}", position(sql, offset))
+}
+
 pub fn position(sql: &str, offset: usize) -> String {
     let before = &sql[..offset.min(sql.len())];
     let line = before.matches('\n').count() + 1;
@@ -78,10 +84,7 @@ pub fn tokenize(sql: &str) -> Result<Vec<Spanned>, String> {
             loop {
                 match chars.get(i) {
                     None => {
-                        return Err(format!(
-                            "{}: unterminated quoted identifier",
-                            position(sql, offset)
-                        ));
+                        return Err(parse_exception(sql, offset, "unterminated quoted identifier"));
                     }
                     Some((_, '`')) if chars.get(i + 1).map(|p| p.1) == Some('`') => {
                         s.push('`');
@@ -102,8 +105,8 @@ pub fn tokenize(sql: &str) -> Result<Vec<Spanned>, String> {
                 offset,
             });
         } else if c == '\'' || c == '"' {
-            let (s, end) = string(&chars, i, c)
-                .ok_or_else(|| format!("{}: unterminated string", position(sql, offset)))?;
+            let (s, end) =
+                string(&chars, i, c).ok_or_else(|| parse_exception(sql, offset, "unterminated string"))?;
             i = end;
             out.push(Spanned {
                 token: Token::Str(s),
@@ -116,7 +119,11 @@ pub fn tokenize(sql: &str) -> Result<Vec<Spanned>, String> {
             });
             i += 1;
         } else {
-            return Err(format!("{}: unexpected character '{c}'", position(sql, offset)));
+            return Err(parse_exception(
+                sql,
+                offset,
+                &format!("unexpected character '{c}'"),
+            ));
         }
     }
     Ok(out)

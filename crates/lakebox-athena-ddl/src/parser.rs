@@ -2,7 +2,7 @@
 //! Trino statements its engine runs): databases, external tables, partitions, MSCK, SHOW and
 //! DESCRIBE. Keywords are case-insensitive; names are folded to lowercase as Athena does.
 
-use crate::lexer::{Spanned, Token, position, tokenize};
+use crate::lexer::{Spanned, Token, tokenize};
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Name {
@@ -351,7 +351,7 @@ impl Parser<'_> {
     }
 
     fn error_at(&self, offset: usize, message: &str) -> String {
-        format!("{}: {message}", position(self.sql, offset))
+        crate::lexer::parse_exception(self.sql, offset, message)
     }
 
     fn error(&self, message: &str) -> String {
@@ -363,7 +363,7 @@ impl Parser<'_> {
             Some(Token::Str(s)) => format!("''{s}''"),
             Some(Token::Symbol(c)) => format!("'{c}'"),
         };
-        self.error_at(offset, &format!("mismatched input {near}. Expecting: {message}"))
+        self.error_at(offset, &format!("mismatched input {near} expecting {message}"))
     }
 
     fn is_kw(&self, kw: &str) -> bool {
@@ -1198,9 +1198,12 @@ mod tests {
     #[test]
     fn errors_say_where() {
         let e = parse("CREATE EXTERNAL TABLE t (a strng)").unwrap().unwrap_err();
-        assert_eq!(e, "line 1:28: Unknown type 'strng'");
+        assert_eq!(e, "FAILED: ParseException line 1:28 Unknown type 'strng'");
         let e = parse("SHOW TABLEZ").unwrap().unwrap_err();
-        assert!(e.starts_with("line 1:6: mismatched input 'TABLEZ'"), "{e}");
+        assert!(
+            e.starts_with("FAILED: ParseException line 1:6 mismatched input 'TABLEZ' expecting"),
+            "{e}"
+        );
         let e = parse("DROP TABLE t extra").unwrap().unwrap_err();
         assert!(e.contains("extraneous input"), "{e}");
     }

@@ -81,6 +81,21 @@ pub fn check(statement: &DFStatement) -> Result<(), DataFusionError> {
 /// Parses one statement and refuses it if it nests too deep — the parser's own recursion limit
 /// (brackets, CASE, sub-queries) and [`check`]'s (operator chains) in the same words.
 pub fn parse(ctx: &SessionContext, sql: &str) -> Result<DFStatement, DataFusionError> {
+    let limit = ctx.state().config().options().sql_parser.recursion_limit.get();
+    parse_limited(sql, limit)
+}
+
+/// [`parse`] with a default session's recursion limit, for checking text without a session.
+pub fn parse_text(sql: &str) -> Result<DFStatement, DataFusionError> {
+    let limit = datafusion::prelude::SessionConfig::new()
+        .options()
+        .sql_parser
+        .recursion_limit
+        .get();
+    parse_limited(sql, limit)
+}
+
+fn parse_limited(sql: &str, limit: usize) -> Result<DFStatement, DataFusionError> {
     // The parser backtracks: nested CASEs and brackets it cannot finish cost it time
     // exponential in their depth (25 unclosed levels: seconds; 50: years). Counted from the
     // tokens first (linear), anything nesting past its recursion limit is refused without
@@ -102,9 +117,9 @@ pub fn parse(ctx: &SessionContext, sql: &str) -> Result<DFStatement, DataFusionE
     // Past a few keyword forms deep, a statement that does not parse would cost the generic
     // dialect exponential time (see `dialect`); one that does parses the same without retries.
     let statement = if nesting.keyword_forms > RETRIES_PARSED_UP_TO {
-        parse_with(ctx, sql, &crate::dialect::NoRetry)
+        parse_with(limit, sql, &crate::dialect::NoRetry)
     } else {
-        parse_with(ctx, sql, &GenericDialect)
+        parse_with(limit, sql, &GenericDialect)
     }
     .map_err(|e| if is_recursion_limit(&e) { too_large() } else { e })?;
     check(&statement)?;
@@ -112,12 +127,7 @@ pub fn parse(ctx: &SessionContext, sql: &str) -> Result<DFStatement, DataFusionE
 }
 
 /// One statement, parsed as `SessionState::sql_to_statement` parses it but in `dialect`.
-fn parse_with(
-    ctx: &SessionContext,
-    sql: &str,
-    dialect: &dyn Dialect,
-) -> Result<DFStatement, DataFusionError> {
-    let limit = ctx.state().config().options().sql_parser.recursion_limit.get();
+fn parse_with(limit: usize, sql: &str, dialect: &dyn Dialect) -> Result<DFStatement, DataFusionError> {
     let mut statements = DFParserBuilder::new(sql)
         .with_dialect(dialect)
         .with_recursion_limit(limit)

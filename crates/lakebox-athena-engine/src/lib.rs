@@ -21,6 +21,7 @@ mod encode;
 mod format;
 mod functions;
 mod jsonkeys;
+mod messages;
 mod printed;
 mod projection;
 mod rewrite;
@@ -28,6 +29,7 @@ mod select;
 mod session;
 mod spellings;
 mod stages;
+mod syntax;
 mod table;
 mod types;
 mod views;
@@ -108,29 +110,7 @@ pub struct QueryError {
 }
 
 fn classify(e: DataFusionError) -> QueryError {
-    let message = e.to_string();
-    let lower = message.to_lowercase();
-    // Wrappers (context, diagnostics) hide the kind of error; the innermost one says it.
-    let (category, error_type, message) = match e.find_root() {
-        DataFusionError::SQL(..) => (2, 1306, format!("SYNTAX_ERROR: {message}")),
-        DataFusionError::Plan(_) if lower.contains("table") && lower.contains("not found") => {
-            (2, 1301, format!("TABLE_NOT_FOUND: {message}"))
-        }
-        DataFusionError::Plan(_) | DataFusionError::SchemaError(..) => {
-            (2, 1306, format!("SYNTAX_ERROR: {message}"))
-        }
-        DataFusionError::NotImplemented(_) => (2, 1006, format!("NOT_SUPPORTED: {message}")),
-        // Athena's error catalog: types 0-8 are "Query exhausted resources at this scale factor".
-        DataFusionError::ResourcesExhausted(_) => (
-            1,
-            0,
-            format!("Query exhausted resources at this scale factor: {message}"),
-        ),
-        DataFusionError::ArrowError(..) | DataFusionError::Execution(_) => {
-            (2, 1003, format!("INVALID_INPUT: {message}"))
-        }
-        _ => (1, 1000, format!("GENERIC_INTERNAL_ERROR: {message}")),
-    };
+    let (category, error_type, message) = messages::athena(&e);
     QueryError {
         category,
         error_type,
@@ -150,8 +130,24 @@ impl Engine {
     }
 
     /// Runs one SQL statement and returns its rows as text (or, for CTAS, INSERT INTO and
-    /// UNLOAD, the number of rows written).
+    /// UNLOAD, the number of rows written). A failure names where in `sql` it lies, as Athena's
+    /// messages do (`line L:C: …`).
     pub async fn run(
+        &self,
+        scope: &Scope,
+        database: Option<&str>,
+        sql: &str,
+        options: &RunOptions,
+    ) -> Result<QueryOutput, QueryError> {
+        self.run_statement(scope, database, sql, options)
+            .await
+            .map_err(|mut e| {
+                e.message = messages::locate(&e.message, sql);
+                e
+            })
+    }
+
+    async fn run_statement(
         &self,
         scope: &Scope,
         database: Option<&str>,
@@ -242,12 +238,12 @@ impl Engine {
         let df = ctx.execute_logical_plan(plan).await.map_err(classify)?;
         let schema = df.schema().as_arrow().clone();
         let over = |n: u64| {
-            cutoff.filter(|c| n > *c).map(|c| QueryError {
+            // Athena's StateChangeReason for a query its workgroup's BytesScannedCutoffPerQuery
+            // stopped, word for word.
+            cutoff.filter(|c| n > *c).map(|_| QueryError {
                 category: 2,
                 error_type: 1005,
-                message: format!(
-                    "Query cancelled: it scanned {n} bytes, more than the workgroup's per-query data usage control limit (BytesScannedCutoffPerQuery) of {c} bytes."
-                ),
+                message: "Bytes scanned limit was exceeded".to_owned(),
                 cancelled: true,
             })
         };
@@ -300,6 +296,18 @@ fn input_rows(plan: &dyn datafusion::physical_plan::ExecutionPlan) -> u64 {
         return plan.metrics().and_then(|m| m.output_rows()).unwrap_or(0) as u64;
     }
     plan.children().iter().map(|c| input_rows(c.as_ref())).sum()
+}
+
+/// Athena's refusal of a statement that does not parse, in Trino's words (`line L:C:
+/// mismatched input …`), or `None` when it parses. StartQueryExecution asks before it accepts a
+/// query, as Athena does; the text is read as [`Engine::run`] reads it.
+pub fn syntax_error(sql: &str) -> Option<String> {
+    let sql = strip_no_data(sql).unwrap_or(sql);
+    let respelled = spellings::respell(sql);
+    match depth::parse_text(&respelled) {
+        Ok(_) => None,
+        Err(e) => syntax::message(sql, &e),
+    }
 }
 
 /// The statement without a trailing `WITH NO DATA`, if it has one.

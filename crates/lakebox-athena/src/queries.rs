@@ -464,6 +464,13 @@ impl Queries {
         let sep = if location.ends_with('/') { "" } else { "/" };
         // The one place the text is parsed: what it is travels with the execution.
         let statement = Statement::classify(&sql);
+        // A query that does not parse is refused here, as Athena refuses it, not run to fail.
+        if let Statement::Sql(Kind::Engine { .. }) = &statement
+            && let Some(message) = lakebox_athena_engine::syntax_error(&sql)
+        {
+            return Err(ServiceError::client("InvalidRequestException", message)
+                .with_extra("AthenaErrorCode", "MALFORMED_QUERY"));
+        }
         let statement_type = match &statement {
             // EXECUTE reports the type of the statement it runs.
             Statement::Session(Ok(Session::Execute { name, .. })) => {
