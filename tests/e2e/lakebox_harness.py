@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -56,6 +57,10 @@ class Lakebox:
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
         self.stdout_line = ""
+        # The server's log, read as it is written: an undrained pipe fills at 64 KiB and would
+        # stop a server that logs (one line per query, delivery, …) at its next line.
+        self._log: list[str] = []
+        self._log_lock = threading.Lock()
 
     @property
     def endpoint(self) -> str:
@@ -71,10 +76,14 @@ class Lakebox:
         self.started_at = time.monotonic()
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
         self.stdout_line = self.proc.stdout.readline().strip()
+        self._log = []
+        for stream in (self.proc.stdout, self.proc.stderr):
+            threading.Thread(target=self._drain, args=(stream,), daemon=True).start()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"lakebox exited early ({self.proc.returncode}): {self.proc.stderr.read()}")
+                time.sleep(0.1)  # let the drain threads read the last words
+                raise RuntimeError(f"lakebox exited early ({self.proc.returncode}): {self.log()}")
             try:
                 self.health()
                 return self
@@ -100,8 +109,22 @@ class Lakebox:
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
 
+    def _drain(self, stream) -> None:
+        for line in stream:
+            with self._log_lock:
+                self._log.append(line)
+
+    def log(self) -> str:
+        """Everything the server has written to stdout and stderr so far."""
+        with self._log_lock:
+            return "".join(self._log)
+
     def stderr(self) -> str:
-        return self.proc.stderr.read() if self.proc and self.proc.poll() is not None else ""
+        """The server's log once it has exited."""
+        if not self.proc or self.proc.poll() is None:
+            return ""
+        time.sleep(0.1)  # let the drain threads read the last words
+        return self.log()
 
     def client(self, service: str, access_key: str = "test", secret: str = "test", region: str = "us-east-1", **config):
         return boto3.client(

@@ -216,3 +216,53 @@ def test_silent_slow_and_idle_connections_are_closed(tmp_path):
             s.close()
         # A client that keeps talking is not cut off, and the server still serves.
         assert lb.health()["status"] == "running"
+
+
+def test_significant_events_are_logged_one_line_each(tmp_path):
+    """At the default level: Athena queries (id, state, time, bytes scanned), Firehose objects
+    (stream, object, records, bytes), Kinesis reshards. At debug: every request, failed ones
+    too, names its operation — S3's as well."""
+    from lakebox_harness import run_query
+    with Lakebox(tmp_path / "info") as lb:
+        s3, athena = lb.client("s3"), lb.client("athena")
+        s3.create_bucket(Bucket="logs")
+        qid, e = run_query(athena, "SELECT 1", "s3://logs/q/")
+        assert e["Status"]["State"] == "SUCCEEDED"
+        failed, _ = run_query(athena, "SELECT * FROM missing_table", "s3://logs/q/")
+        fh = lb.client("firehose")
+        fh.create_delivery_stream(DeliveryStreamName="logged", ExtendedS3DestinationConfiguration={
+            "BucketARN": "arn:aws:s3:::logs", "RoleARN": "arn:aws:iam::000000000000:role/r", "Prefix": "fh/",
+            "BufferingHints": {"IntervalInSeconds": 0, "SizeInMBs": 1}})
+        fh.put_record_batch(DeliveryStreamName="logged", Records=[{"Data": b"a\n"}, {"Data": b"b\n"}])
+        kinesis = lb.client("kinesis")
+        kinesis.create_stream(StreamName="logged", ShardCount=1)
+        kinesis.split_shard(StreamName="logged", ShardToSplit="shardId-000000000000", NewStartingHashKey=str(2 ** 127))
+        deadline = time.monotonic() + 10
+        while not all(w in lb.log() for w in ("Firehose delivered", "Kinesis reshard")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        log = lb.log()
+    lines = log.splitlines()
+    [ok] = [l for l in lines if "Athena query finished" in l]
+    assert qid in ok and "state=SUCCEEDED" in ok and "bytes_scanned=" in ok and "ms=" in ok
+    [bad] = [l for l in lines if "Athena query did not succeed" in l]
+    assert failed in bad and "state=FAILED" in bad and "TABLE_NOT_FOUND" in bad
+    [delivered] = [l for l in lines if "Firehose delivered" in l]
+    assert "stream=logged" in delivered and "object=s3://logs/fh/" in delivered and "records=2" in delivered
+    assert "bytes=4" in delivered
+    [reshard] = [l for l in lines if "Kinesis reshard took effect" in l]
+    assert "stream=logged" in reshard and "shardId-000000000000" in reshard
+    # Requests themselves are not logged at the default level.
+    assert not any("request" in l and "operation=" in l for l in lines)
+    with Lakebox(tmp_path / "debug", env={"LAKEBOX_LOG_LEVEL": "debug"}) as lb:
+        s3 = lb.client("s3")
+        s3.create_bucket(Bucket="dbg")
+        with pytest.raises(Exception):
+            s3.get_object(Bucket="dbg", Key="nothing")
+        with pytest.raises(Exception):
+            lb.client("kinesis").describe_stream(StreamName="nothing")
+        time.sleep(0.2)
+        log = lb.log()
+    requests = [l for l in log.splitlines() if "status=404" in l or "status=400" in l]
+    assert any("operation=GetObject" in l and "status=404" in l for l in requests), requests
+    assert any("operation=DescribeStream" in l and "status=400" in l for l in requests), requests
+    assert any("operation=CreateBucket" in l for l in log.splitlines()), log[-2000:]

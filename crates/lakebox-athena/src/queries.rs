@@ -465,11 +465,19 @@ impl Queries {
         // The one place the text is parsed: what it is travels with the execution.
         let statement = Statement::classify(&sql);
         // A query that does not parse is refused here, as Athena refuses it, not run to fail.
-        if let Statement::Sql(Kind::Engine { .. }) = &statement
-            && let Some(message) = lakebox_athena_engine::syntax_error(&sql)
-        {
-            return Err(ServiceError::client("InvalidRequestException", message)
-                .with_extra("AthenaErrorCode", "MALFORMED_QUERY"));
+        if let Statement::Sql(Kind::Engine { .. }) = &statement {
+            // Parsing recurses as deep as the statement nests and may take a while on a
+            // hostile one: a thread of its own with a big stack, off the request threads.
+            let text = sql.clone();
+            let refused = tokio::task::spawn_blocking(move || {
+                lakebox_core::stack::on_big_stack(|| lakebox_athena_engine::syntax_error(&text))
+            })
+            .await
+            .map_err(|e| internal(e.to_string()))?;
+            if let Some(message) = refused {
+                return Err(ServiceError::client("InvalidRequestException", message)
+                    .with_extra("AthenaErrorCode", "MALFORMED_QUERY"));
+            }
         }
         let statement_type = match &statement {
             // EXECUTE reports the type of the statement it runs.
@@ -669,6 +677,15 @@ impl Queries {
             }
         }
         e.completed_millis = Some(self.store.now());
+        let ms = e.completed_millis.unwrap_or(0) - e.started_millis.unwrap_or(0);
+        match &e.reason {
+            None => {
+                tracing::info!(query = %e.id, state = %e.state, ms, bytes_scanned = e.scanned_bytes, "Athena query finished")
+            }
+            Some(reason) => {
+                tracing::info!(query = %e.id, state = %e.state, ms, bytes_scanned = e.scanned_bytes, reason = %reason, "Athena query did not succeed")
+            }
+        }
         let saved = match self.save(&e) {
             Ok(durable) => durable.await,
             Err(err) => Err(err),

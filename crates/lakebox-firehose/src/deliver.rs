@@ -139,18 +139,22 @@ impl Deliverer {
     }
 
     /// Writes an object as the stream's account: another account's bucket is AccessDenied.
+    /// Writes one delivered object, and logs it (one line per object, at the default level).
     async fn put(
         &self,
         stream: &DeliveryStream,
         bucket: &str,
         key: String,
         data: Vec<u8>,
+        records: usize,
     ) -> Result<(), ServiceError> {
+        let bytes = data.len();
         self.lake
             .acting_for(&stream.account)
             .put(bucket, &key, Bytes::from(data), PutOptions::default())
-            .await
-            .map(|_| ())
+            .await?;
+        tracing::info!(stream = %stream.name, object = %format!("s3://{bucket}/{key}"), records, bytes, "Firehose delivered");
+        Ok(())
     }
 
     /// Writes one buffer's worth of records.
@@ -173,6 +177,7 @@ impl Deliverer {
                 &backup.bucket,
                 key.clone(),
                 backup.compression.compress(&body, &key),
+                raw.len(),
             )
             .await?;
         }
@@ -202,7 +207,7 @@ impl Deliverer {
                     dest.compression.compress(&data, &key)
                 }
             };
-            self.put(stream, &dest.bucket, key, body).await?;
+            self.put(stream, &dest.bucket, key, body, group.len()).await?;
         }
         self.write_errors(stream, dest, "processing-failed", &failed, None)
             .await?;
@@ -239,6 +244,7 @@ impl Deliverer {
                 &dest.s3.bucket,
                 key.clone(),
                 dest.s3.compression.compress(&body, &key),
+                raw.len(),
             )
             .await?;
         }
@@ -372,7 +378,7 @@ impl Deliverer {
             "{prefix}{}",
             suffix(&stream.name, stream.version, oldest, dest.time_zone)
         );
-        self.put(stream, &dest.bucket, key, body).await
+        self.put(stream, &dest.bucket, key, body, failed.len()).await
     }
 }
 

@@ -28,7 +28,7 @@ use crate::classify::{Route, classify};
 use crate::registry::Registry;
 use crate::respond::{ErrorShape, add_request_ids, error_response};
 use lakebox_service::body::{Body, BodyError, BoxError, full, read_limited};
-use lakebox_service::{PeerAddr, RpcRequest, VirtualHostBucket};
+use lakebox_service::{OperationName, PeerAddr, RpcRequest, VirtualHostBucket};
 
 /// Body limit for awsJson requests to a target no service claims (they are refused anyway;
 /// this only bounds what is read first).
@@ -265,8 +265,24 @@ impl Gateway {
             Route::Unrecognised { xml: true, .. } => ErrorShape::S3,
             Route::Unrecognised { xml: false, .. } => ErrorShape::RestJson,
         };
+        // What a request refused before its service sees it was for: the X-Amz-Target or
+        // Action when it names one, else the method and path.
+        let early_operation = match &route {
+            Route::Rpc { operation, .. } => operation.clone(),
+            _ => query
+                .iter()
+                .find(|(k, _)| k == "Action")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| format!("{} {}", parts.method, path)),
+        };
         let fail = |err: ServiceError| {
-            tracing::debug!(request_id = %request_id, code = %err.code, status = err.status, "request refused");
+            tracing::debug!(
+                request_id = %request_id,
+                operation = %early_operation,
+                code = %err.code,
+                status = err.status,
+                "request refused"
+            );
             let mut resp = error_response(shape, &err, &request_id, head);
             if expects_continue {
                 // See below: an early answer to `Expect: 100-continue` ends the connection.
@@ -477,9 +493,12 @@ impl Gateway {
                 (name, action, result)
             }
             Route::RestJson { entry } => {
+                let named = OperationName::default();
                 let result = match self.registry.http_service(entry.name) {
                     Some(svc) => {
-                        let req = Request::from_parts(parts.clone(), full(body_bytes.unwrap_or_default()));
+                        let mut req =
+                            Request::from_parts(parts.clone(), full(body_bytes.unwrap_or_default()));
+                        req.extensions_mut().insert(named.clone());
                         svc.call(ctx, req).await
                     }
                     None => Err(ServiceError::new(
@@ -488,9 +507,10 @@ impl Gateway {
                         format!("Lakebox does not implement {} yet.", entry.name),
                     )),
                 };
-                (entry.name, String::new(), result)
+                (entry.name, operation_named(&named, &parts), result)
             }
             Route::S3 { virtual_host_bucket } => {
+                let named = OperationName::default();
                 let result = match self.registry.http_service("s3") {
                     Some(svc) => {
                         let body = stream.unwrap_or_else(lakebox_service::body::empty);
@@ -498,6 +518,7 @@ impl Gateway {
                         if let Some(bucket) = virtual_host_bucket {
                             req.extensions_mut().insert(VirtualHostBucket(bucket));
                         }
+                        req.extensions_mut().insert(named.clone());
                         svc.call(ctx, req).await
                     }
                     None => Err(ServiceError::new(
@@ -506,7 +527,7 @@ impl Gateway {
                         "Lakebox does not implement S3 yet.",
                     )),
                 };
-                ("s3", String::new(), result)
+                ("s3", operation_named(&named, &parts), result)
             }
             Route::Unrecognised { signing_name, .. } => {
                 let operation = format!("{} {}", parts.method, parts.uri.path());
@@ -685,6 +706,13 @@ fn unknown_operation(service: Option<&str>, operation: &str, target: Option<&Hea
         ),
     };
     ServiceError::client("UnknownOperationException", message)
+}
+
+/// The operation a service named for the log, else the request's method and path.
+fn operation_named(named: &OperationName, parts: &http::request::Parts) -> String {
+    named
+        .get()
+        .map_or_else(|| format!("{} {}", parts.method, parts.uri.path()), str::to_owned)
 }
 
 fn too_large(shape: ErrorShape, limit: u64) -> ServiceError {

@@ -153,6 +153,8 @@ async fn take_effect(
             .ok_or_else(|| errors::shard_not_found(id, name, account))?;
         ends.push((id.clone(), s.log(&stream, shard)?.next_offset()));
     }
+    let parents = pending.parents.clone();
+    let children: Vec<String> = pending.children.iter().map(|c| c.id.clone()).collect();
     let uid = uid.to_owned();
     s.update(account, region, name, move |st| {
         if st.uid != uid {
@@ -180,6 +182,7 @@ async fn take_effect(
         Ok(())
     })
     .await?;
+    tracing::info!(stream = %name, closed = ?parents, opened = ?children, "Kinesis reshard took effect");
     Ok(())
 }
 

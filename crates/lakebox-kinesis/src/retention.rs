@@ -49,8 +49,18 @@ pub fn sweep(streams: &Arc<Streams>) -> Result<(), lakebox_core::ServiceError> {
         let cutoff = now - stream.retention_hours * streams.settings.hour_millis;
         for shard in &stream.shards {
             let log = streams.log(&stream, shard)?;
-            if let Err(e) = log.expire_older_than(cutoff) {
-                tracing::warn!(stream = %stream.name, shard = %shard.id, error = %e, "could not expire old records");
+            let before = log.first_offset();
+            match log.expire_older_than(cutoff) {
+                Ok(first) if first > before => tracing::info!(
+                    stream = %stream.name,
+                    shard = %shard.id,
+                    records = first - before,
+                    "Kinesis retention removed expired records from disk"
+                ),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(stream = %stream.name, shard = %shard.id, error = %e, "could not expire old records")
+                }
             }
         }
     }

@@ -151,7 +151,8 @@ impl StreamRecord {
             "DELETING"
         } else if now_millis < self.ready_millis {
             "CREATING"
-        } else if now_millis < self.updating_until_millis {
+        } else if now_millis < self.updating_until_millis || self.pending_reshard.is_some() {
+            // ACTIVE again only once the reshard has taken effect.
             "UPDATING"
         } else {
             "ACTIVE"

@@ -90,6 +90,8 @@ pub struct S3Request {
     pub host: String,
     /// Set by the gateway when the body's chunk signatures must be checked.
     pub chunk_signer: Option<lakebox_protocol::sigv4::ChunkSigner>,
+    /// Where the operation's name goes for the gateway's request log.
+    pub operation: Option<lakebox_service::OperationName>,
     /// Whether the client is on this machine (SSE-C keys are accepted only then, as AWS
     /// accepts them only over TLS).
     pub peer_is_loopback: bool,
@@ -221,7 +223,9 @@ impl HttpService for S3 {
                 .extensions
                 .get::<lakebox_service::PeerAddr>()
                 .is_none_or(|p| p.0.ip().is_loopback());
+            let operation = parts.extensions.get::<lakebox_service::OperationName>().cloned();
             let req = S3Request {
+                operation,
                 chunk_signer,
                 peer_is_loopback,
                 ctx,
@@ -238,53 +242,137 @@ impl HttpService for S3 {
     }
 }
 
-impl S3 {
-    async fn dispatch(&self, req: S3Request) -> Result<Response<Body>, ServiceError> {
+/// The S3 operation a request is for, read from its method, bucket, key, subresources and
+/// headers before anything runs (Garage's way: parse to a typed endpoint, then handle).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    ListBuckets,
+    BucketVersioning,
+    BucketAcl,
+    BucketConfig(&'static str),
+    ObjectTagging,
+    ObjectAcl,
+    CreateBucket,
+    HeadBucket,
+    DeleteBucket,
+    GetBucketLocation,
+    ListMultipartUploads,
+    ListObjectVersions,
+    ListObjects,
+    DeleteObjects,
+    UploadPart,
+    CopyObject,
+    PutObject,
+    ListParts,
+    GetObject,
+    AbortMultipartUpload,
+    DeleteObject,
+    CreateMultipartUpload,
+    RestoreObject,
+    SelectObjectContent,
+    CompleteMultipartUpload,
+}
+
+impl Endpoint {
+    fn of(req: &S3Request) -> Result<Endpoint, ServiceError> {
         if let Some(sub) = UNIMPLEMENTED_SUBRESOURCES.iter().find(|s| req.has(s)) {
             return Err(errors::not_implemented(&format!("The ?{sub} subresource")));
         }
-        let store = &self.store;
-        let m = req.method.clone();
-        match (&req.bucket, &req.key) {
-            (None, _) if m == Method::GET => bucket::list_buckets(store, &req),
-            (None, _) => Err(errors::method_not_allowed()),
-            (Some(_), None) if req.has("versioning") => config::versioning(store, req).await,
-            (Some(_), None) if req.has("acl") => config::acl(store, req).await,
-            (Some(_), None) if config::bucket_config_sub(&req).is_some() => {
-                let sub = config::bucket_config_sub(&req).unwrap_or_default();
-                config::bucket_config(store, req, sub).await
+        let m = &req.method;
+        Ok(match (&req.bucket, &req.key) {
+            (None, _) if m == Method::GET => Endpoint::ListBuckets,
+            (None, _) => return Err(errors::method_not_allowed()),
+            (Some(_), None) if req.has("versioning") => Endpoint::BucketVersioning,
+            (Some(_), None) if req.has("acl") => Endpoint::BucketAcl,
+            (Some(_), None) if config::bucket_config_sub(req).is_some() => {
+                Endpoint::BucketConfig(config::bucket_config_sub(req).unwrap_or_default())
             }
-            (Some(_), Some(_)) if req.has("tagging") => config::object_tagging(store, req).await,
-            (Some(_), Some(_)) if req.has("acl") => config::acl(store, req).await,
-            (Some(_), None) => match m {
-                Method::PUT => bucket::create_bucket(store, req).await,
-                Method::HEAD => bucket::head_bucket(store, &req),
-                Method::DELETE => bucket::delete_bucket(store, req).await,
-                Method::GET if req.has("location") => bucket::get_bucket_location(store, &req),
-                Method::GET if req.has("uploads") => multipart::list_uploads(store, &req),
-                Method::GET if req.has("versions") => list::list_object_versions(store, &req),
-                Method::GET => list::list_objects(store, &req),
-                Method::POST if req.has("delete") => object::delete_objects(store, req).await,
-                _ => Err(errors::method_not_allowed()),
+            (Some(_), Some(_)) if req.has("tagging") => Endpoint::ObjectTagging,
+            (Some(_), Some(_)) if req.has("acl") => Endpoint::ObjectAcl,
+            (Some(_), None) => match *m {
+                Method::PUT => Endpoint::CreateBucket,
+                Method::HEAD => Endpoint::HeadBucket,
+                Method::DELETE => Endpoint::DeleteBucket,
+                Method::GET if req.has("location") => Endpoint::GetBucketLocation,
+                Method::GET if req.has("uploads") => Endpoint::ListMultipartUploads,
+                Method::GET if req.has("versions") => Endpoint::ListObjectVersions,
+                Method::GET => Endpoint::ListObjects,
+                Method::POST if req.has("delete") => Endpoint::DeleteObjects,
+                _ => return Err(errors::method_not_allowed()),
             },
-            (Some(_), Some(_)) => match m {
-                Method::PUT if req.has("uploadId") => multipart::upload_part(store, req).await,
-                Method::PUT if req.header("x-amz-copy-source").is_some() => {
-                    object::copy_object(store, req).await
-                }
-                Method::PUT => object::put_object(store, req).await,
-                Method::GET if req.has("uploadId") => multipart::list_parts(store, &req),
-                Method::GET | Method::HEAD => object::get_object(store, &req),
-                Method::DELETE if req.has("uploadId") => multipart::abort(store, req).await,
-                Method::DELETE => object::delete_object(store, req).await,
-                Method::POST if req.has("uploads") => multipart::create(store, req).await,
-                Method::POST if req.has("restore") => object::restore_object(store, req).await,
-                Method::POST if req.has("select") => {
-                    crate::select::select_object_content(store, self.select.get().cloned(), req).await
-                }
-                Method::POST if req.has("uploadId") => multipart::complete(store, req).await,
-                _ => Err(errors::method_not_allowed()),
+            (Some(_), Some(_)) => match *m {
+                Method::PUT if req.has("uploadId") => Endpoint::UploadPart,
+                Method::PUT if req.header("x-amz-copy-source").is_some() => Endpoint::CopyObject,
+                Method::PUT => Endpoint::PutObject,
+                Method::GET if req.has("uploadId") => Endpoint::ListParts,
+                Method::GET | Method::HEAD => Endpoint::GetObject,
+                Method::DELETE if req.has("uploadId") => Endpoint::AbortMultipartUpload,
+                Method::DELETE => Endpoint::DeleteObject,
+                Method::POST if req.has("uploads") => Endpoint::CreateMultipartUpload,
+                Method::POST if req.has("restore") => Endpoint::RestoreObject,
+                Method::POST if req.has("select") => Endpoint::SelectObjectContent,
+                Method::POST if req.has("uploadId") => Endpoint::CompleteMultipartUpload,
+                _ => return Err(errors::method_not_allowed()),
             },
+        })
+    }
+
+    /// The AWS operation's name, as the SDKs call it.
+    fn name(self, req: &S3Request) -> String {
+        let verb = match req.method {
+            Method::PUT => "Put",
+            Method::DELETE => "Delete",
+            _ => "Get",
+        };
+        let copy = req.header("x-amz-copy-source").is_some();
+        match self {
+            Endpoint::BucketVersioning => format!("{verb}BucketVersioning"),
+            Endpoint::BucketAcl => format!("{verb}BucketAcl"),
+            Endpoint::BucketConfig(sub) => format!("{verb}{}", config::bucket_config_operation(sub)),
+            Endpoint::ObjectTagging => format!("{verb}ObjectTagging"),
+            Endpoint::ObjectAcl => format!("{verb}ObjectAcl"),
+            Endpoint::ListObjects if req.query("list-type") == Some("2") => "ListObjectsV2".into(),
+            Endpoint::UploadPart if copy => "UploadPartCopy".into(),
+            Endpoint::GetObject if req.method == Method::HEAD => "HeadObject".into(),
+            other => format!("{other:?}"),
+        }
+    }
+}
+
+impl S3 {
+    async fn dispatch(&self, req: S3Request) -> Result<Response<Body>, ServiceError> {
+        let endpoint = Endpoint::of(&req)?;
+        if let Some(slot) = &req.operation {
+            slot.set(endpoint.name(&req));
+        }
+        let store = &self.store;
+        match endpoint {
+            Endpoint::ListBuckets => bucket::list_buckets(store, &req),
+            Endpoint::BucketVersioning => config::versioning(store, req).await,
+            Endpoint::BucketAcl | Endpoint::ObjectAcl => config::acl(store, req).await,
+            Endpoint::BucketConfig(sub) => config::bucket_config(store, req, sub).await,
+            Endpoint::ObjectTagging => config::object_tagging(store, req).await,
+            Endpoint::CreateBucket => bucket::create_bucket(store, req).await,
+            Endpoint::HeadBucket => bucket::head_bucket(store, &req),
+            Endpoint::DeleteBucket => bucket::delete_bucket(store, req).await,
+            Endpoint::GetBucketLocation => bucket::get_bucket_location(store, &req),
+            Endpoint::ListMultipartUploads => multipart::list_uploads(store, &req),
+            Endpoint::ListObjectVersions => list::list_object_versions(store, &req),
+            Endpoint::ListObjects => list::list_objects(store, &req),
+            Endpoint::DeleteObjects => object::delete_objects(store, req).await,
+            Endpoint::UploadPart => multipart::upload_part(store, req).await,
+            Endpoint::CopyObject => object::copy_object(store, req).await,
+            Endpoint::PutObject => object::put_object(store, req).await,
+            Endpoint::ListParts => multipart::list_parts(store, &req),
+            Endpoint::GetObject => object::get_object(store, &req),
+            Endpoint::AbortMultipartUpload => multipart::abort(store, req).await,
+            Endpoint::DeleteObject => object::delete_object(store, req).await,
+            Endpoint::CreateMultipartUpload => multipart::create(store, req).await,
+            Endpoint::RestoreObject => object::restore_object(store, req).await,
+            Endpoint::SelectObjectContent => {
+                crate::select::select_object_content(store, self.select.get().cloned(), req).await
+            }
+            Endpoint::CompleteMultipartUpload => multipart::complete(store, req).await,
         }
     }
 }

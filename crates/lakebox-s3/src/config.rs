@@ -22,6 +22,8 @@ use crate::xml::{canonical_id, doc};
 /// How a bucket subresource is stored and what a GET answers when none was set.
 struct ConfigKind {
     sub: &'static str,
+    /// The AWS operations' name after their verb: `Put`/`Get`/`Delete` + this.
+    operation: &'static str,
     /// Root element of the XML document; `None` for JSON (the bucket policy).
     root: Option<&'static str>,
     /// GET without a stored document: an error (code, message) …
@@ -34,6 +36,7 @@ struct ConfigKind {
 const CONFIGS: &[ConfigKind] = &[
     ConfigKind {
         sub: "policy",
+        operation: "BucketPolicy",
         root: None,
         missing: Some(("NoSuchBucketPolicy", "The bucket policy does not exist")),
         default: None,
@@ -41,6 +44,7 @@ const CONFIGS: &[ConfigKind] = &[
     },
     ConfigKind {
         sub: "cors",
+        operation: "BucketCors",
         root: Some("CORSConfiguration"),
         missing: Some(("NoSuchCORSConfiguration", "The CORS configuration does not exist")),
         default: None,
@@ -48,6 +52,7 @@ const CONFIGS: &[ConfigKind] = &[
     },
     ConfigKind {
         sub: "lifecycle",
+        operation: "BucketLifecycleConfiguration",
         root: Some("LifecycleConfiguration"),
         missing: Some((
             "NoSuchLifecycleConfiguration",
@@ -58,6 +63,7 @@ const CONFIGS: &[ConfigKind] = &[
     },
     ConfigKind {
         sub: "encryption",
+        operation: "BucketEncryption",
         root: Some("ServerSideEncryptionConfiguration"),
         missing: Some((
             "ServerSideEncryptionConfigurationNotFoundError",
@@ -68,6 +74,7 @@ const CONFIGS: &[ConfigKind] = &[
     },
     ConfigKind {
         sub: "tagging",
+        operation: "BucketTagging",
         root: Some("Tagging"),
         missing: Some(("NoSuchTagSet", "The TagSet does not exist")),
         default: None,
@@ -75,6 +82,7 @@ const CONFIGS: &[ConfigKind] = &[
     },
     ConfigKind {
         sub: "website",
+        operation: "BucketWebsite",
         root: Some("WebsiteConfiguration"),
         missing: Some((
             "NoSuchWebsiteConfiguration",
@@ -85,6 +93,7 @@ const CONFIGS: &[ConfigKind] = &[
     },
     ConfigKind {
         sub: "notification",
+        operation: "BucketNotificationConfiguration",
         root: Some("NotificationConfiguration"),
         missing: None,
         default: Some(
@@ -95,6 +104,7 @@ const CONFIGS: &[ConfigKind] = &[
     // New buckets default to BucketOwnerEnforced and to blocking all public access, as in AWS.
     ConfigKind {
         sub: "ownershipControls",
+        operation: "BucketOwnershipControls",
         root: Some("OwnershipControls"),
         missing: None,
         default: Some(
@@ -104,6 +114,7 @@ const CONFIGS: &[ConfigKind] = &[
     },
     ConfigKind {
         sub: "publicAccessBlock",
+        operation: "PublicAccessBlock",
         root: Some("PublicAccessBlockConfiguration"),
         missing: None,
         default: Some(
@@ -113,6 +124,7 @@ const CONFIGS: &[ConfigKind] = &[
     },
     ConfigKind {
         sub: "logging",
+        operation: "BucketLogging",
         root: Some("BucketLoggingStatus"),
         missing: None,
         default: Some(
@@ -122,6 +134,7 @@ const CONFIGS: &[ConfigKind] = &[
     },
     ConfigKind {
         sub: "requestPayment",
+        operation: "BucketRequestPayment",
         root: Some("RequestPaymentConfiguration"),
         missing: None,
         default: Some(
@@ -131,6 +144,7 @@ const CONFIGS: &[ConfigKind] = &[
     },
     ConfigKind {
         sub: "accelerate",
+        operation: "BucketAccelerateConfiguration",
         root: Some("AccelerateConfiguration"),
         missing: None,
         default: Some(
@@ -143,6 +157,14 @@ const CONFIGS: &[ConfigKind] = &[
 /// The bucket subresource this request addresses, if it is a stored configuration.
 pub fn bucket_config_sub(req: &S3Request) -> Option<&'static str> {
     CONFIGS.iter().find(|c| req.has(c.sub)).map(|c| c.sub)
+}
+
+/// The operation name of a bucket subresource (`BucketCors` for `?cors`).
+pub fn bucket_config_operation(sub: &str) -> &'static str {
+    CONFIGS
+        .iter()
+        .find(|c| c.sub == sub)
+        .map_or("BucketConfiguration", |c| c.operation)
 }
 
 pub async fn bucket_config(

@@ -26,6 +26,21 @@ pub use tasks::BackgroundTasks;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerAddr(pub std::net::SocketAddr);
 
+/// Request extension: where a service whose operation the URL alone does not name (S3, REST
+/// services) writes the AWS operation it found, so the gateway's request log names it.
+#[derive(Debug, Clone, Default)]
+pub struct OperationName(pub std::sync::Arc<std::sync::OnceLock<String>>);
+
+impl OperationName {
+    pub fn set(&self, name: impl Into<String>) {
+        let _ = self.0.set(name.into());
+    }
+
+    pub fn get(&self) -> Option<&str> {
+        self.0.get().map(String::as_str)
+    }
+}
+
 /// Request extension for S3: the bucket named by a virtual-host style `Host`
 /// (`<bucket>.localhost`), in which case the path is the key alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
