@@ -37,6 +37,30 @@ fn init_logging(level: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Opening the stores allocates and frees a few MiB (redb's allocator state for each new
+/// database): glibc keeps freed heap pages, so an idle server would hold them for ever. Handing
+/// them back once, when the server is ready, leaves its resident memory what it uses.
+fn release_startup_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the kernel; it takes no pointers.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Runs a service's (blocking) open on a thread of the runtime's blocking pool, so several can
+/// open at once; `what` names it in the error.
+async fn opening<T: Send + 'static, E: std::fmt::Display + Send + 'static>(
+    what: &str,
+    open: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, String> {
+    match tokio::task::spawn_blocking(open).await {
+        Ok(Ok(service)) => Ok(service),
+        Ok(Err(e)) => Err(format!("cannot open the {what}: {e}")),
+        Err(e) => Err(format!("cannot open the {what}: {e}")),
+    }
+}
+
 fn default_data_dir() -> PathBuf {
     dirs::data_dir()
         .map(|d| d.join("lakebox"))
@@ -126,11 +150,6 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
         restore_delay_millis: (args.s3_restore_seconds.max(0.0) * 1000.0) as i64,
         day_millis: ((args.s3_day_seconds.max(0.001)) * 1000.0) as i64,
     };
-    let s3 = lakebox_s3::S3::open(&data_dir.join("s3"), clock.clone(), s3_settings)
-        .map_err(|e| format!("cannot open the S3 store: {e}"))?;
-    // Background work the server owns, stopped after the last request is answered.
-    let mut background = BackgroundTasks::new();
-    background.adopt("s3 lifecycle", s3.start_background_work());
     let kinesis_settings = lakebox_kinesis::KinesisSettings {
         create_delay_millis: args.kinesis_create_delay_ms as i64,
         shard_limit: args.kinesis_shard_limit,
@@ -138,8 +157,23 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
         hour_millis: ((args.kinesis_retention_hour_seconds.max(0.001)) * 1000.0) as i64,
         segment_bytes: args.kinesis_segment_bytes.max(4096),
     };
-    let kinesis = lakebox_kinesis::Kinesis::open(&data_dir.join("kinesis"), clock.clone(), kinesis_settings)
-        .map_err(|e| format!("cannot open the Kinesis store: {e}"))?;
+    // Each service opens its own metadata store, and creating one costs a few fsyncs: the
+    // stores that do not depend on each other open side by side (S3 and Kinesis, then Glue,
+    // then Athena and Firehose), so a fresh server is up in about half the time.
+    let (s3, kinesis) = tokio::join!(
+        opening("S3 store", {
+            let (dir, clock) = (data_dir.join("s3"), clock.clone());
+            move || lakebox_s3::S3::open(&dir, clock, s3_settings)
+        }),
+        opening("Kinesis store", {
+            let (dir, clock) = (data_dir.join("kinesis"), clock.clone());
+            move || lakebox_kinesis::Kinesis::open(&dir, clock, kinesis_settings)
+        }),
+    );
+    let (s3, kinesis) = (s3?, kinesis?);
+    // Background work the server owns, stopped after the last request is answered.
+    let mut background = BackgroundTasks::new();
+    background.adopt("s3 lifecycle", s3.start_background_work());
     background.adopt("kinesis retention", kinesis.start_background_work());
     let kinesis_streams = kinesis.sharded_log();
     registry.rpc("kinesis", Arc::new(kinesis));
@@ -152,40 +186,49 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
         lakebox_service::pool::QueryPool::with_default_threads()
             .map_err(|e| format!("cannot start the query threads: {e}"))?,
     );
-    let glue = lakebox_glue::Glue::open(
-        &data_dir.join("glue"),
-        clock.clone(),
-        s3.lake(),
-        glue_settings,
-        heavy.clone(),
-    )
-    .map_err(|e| format!("cannot open the Glue catalog: {e}"))?;
+    let glue = opening("Glue catalog", {
+        let (dir, clock, lake, heavy) = (data_dir.join("glue"), clock.clone(), s3.lake(), heavy.clone());
+        move || lakebox_glue::Glue::open(&dir, clock, lake, glue_settings, heavy)
+    })
+    .await?;
     background.adopt("glue crawler schedules", glue.start_background_work());
     let catalog = glue.catalog();
     registry.rpc("glue", Arc::new(glue));
-    let athena = lakebox_athena::Athena::open(
-        &data_dir.join("athena"),
-        clock.clone(),
-        catalog.clone(),
-        s3.lake(),
-        lakebox_athena::DEFAULT_CONCURRENCY,
-        heavy,
-    )
-    .map_err(|e| format!("cannot open the Athena store: {e}"))?;
-    s3.set_select_engine(athena.select_engine());
-    registry.rpc("athena", Arc::new(athena));
     let firehose_settings = lakebox_firehose::FirehoseSettings {
         create_delay_millis: args.firehose_create_delay_ms as i64,
     };
-    let firehose = lakebox_firehose::Firehose::open(
-        &data_dir.join("firehose"),
-        clock.clone(),
-        s3.lake(),
-        catalog,
-        kinesis_streams,
-        firehose_settings,
-    )
-    .map_err(|e| format!("cannot open the Firehose store: {e}"))?;
+    let (athena, firehose) = tokio::join!(
+        opening("Athena store", {
+            let (dir, clock, catalog, lake) =
+                (data_dir.join("athena"), clock.clone(), catalog.clone(), s3.lake());
+            move || {
+                lakebox_athena::Athena::open(
+                    &dir,
+                    clock,
+                    catalog,
+                    lake,
+                    lakebox_athena::DEFAULT_CONCURRENCY,
+                    heavy,
+                )
+            }
+        }),
+        opening("Firehose store", {
+            let (dir, clock, lake) = (data_dir.join("firehose"), clock.clone(), s3.lake());
+            move || {
+                lakebox_firehose::Firehose::open(
+                    &dir,
+                    clock,
+                    lake,
+                    catalog,
+                    kinesis_streams,
+                    firehose_settings,
+                )
+            }
+        }),
+    );
+    let (athena, firehose) = (athena?, firehose?);
+    s3.set_select_engine(athena.select_engine());
+    registry.rpc("athena", Arc::new(athena));
     firehose
         .start_background_work()
         .map_err(|e| format!("cannot start Firehose delivery: {e}"))?;
@@ -237,6 +280,7 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
     );
     let _ = out.flush();
     drop(out);
+    release_startup_memory();
 
     let drain = Duration::from_secs(args.shutdown_timeout);
     gateway
