@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use lakebox_core::ServiceError;
 use lakebox_glue::model::{DatabaseInput, Parameters, PartitionInput, Table, TableInput};
-use lakebox_glue::{Catalog, Scope};
+use lakebox_glue::{Catalog, GlueError, Scope};
 use lakebox_s3::lake::{Lake, split_s3_url};
 
 use crate::formats::{self, glue_columns, show_create_table};
@@ -24,14 +24,14 @@ pub struct Context<'a> {
 
 /// Glue's answer in Athena's words (Hive's DDL task messages).
 fn glue(e: ServiceError) -> DdlError {
-    match e.code.as_ref() {
-        "EntityNotFoundException" => DdlError::not_found(format!("FAILED: SemanticException {}", e.message)),
-        "AlreadyExistsException" => DdlError::invalid(format!(
+    match GlueError::of(&e) {
+        GlueError::NotFound => DdlError::not_found(format!("FAILED: SemanticException {}", e.message)),
+        GlueError::AlreadyExists => DdlError::invalid(format!(
             "FAILED: Execution Error, return code 1 from org.apache.hadoop.hive.ql.exec.DDLTask. AlreadyExistsException(message:{})",
             e.message
         )),
-        "InvalidInputException" => DdlError::invalid(format!("FAILED: SemanticException {}", e.message)),
-        _ => DdlError::internal(e.message),
+        GlueError::InvalidInput => DdlError::invalid(format!("FAILED: SemanticException {}", e.message)),
+        GlueError::CrawlerRunning | GlueError::Other => DdlError::internal(e.message),
     }
 }
 
@@ -128,7 +128,7 @@ impl Context<'_> {
             ..Default::default()
         };
         match self.catalog.create_database(self.scope, input).await {
-            Err(e) if e.code != "AlreadyExistsException" => Err(glue(e)),
+            Err(e) if GlueError::of(&e) != GlueError::AlreadyExists => Err(glue(e)),
             _ => Ok(()),
         }
     }
@@ -237,10 +237,12 @@ impl Context<'_> {
                     ..Default::default()
                 };
                 match self.catalog.create_database(self.scope, input).await {
-                    Err(e) if e.code == "AlreadyExistsException" && if_not_exists => Ok(none(())),
-                    Err(e) if e.code == "AlreadyExistsException" => Err(DdlError::invalid(format!(
-                        "FAILED: Execution Error, return code 1 from org.apache.hadoop.hive.ql.exec.DDLTask. Database {name} already exists"
-                    ))),
+                    Err(e) if GlueError::of(&e) == GlueError::AlreadyExists && if_not_exists => Ok(none(())),
+                    Err(e) if GlueError::of(&e) == GlueError::AlreadyExists => {
+                        Err(DdlError::invalid(format!(
+                            "FAILED: Execution Error, return code 1 from org.apache.hadoop.hive.ql.exec.DDLTask. Database {name} already exists"
+                        )))
+                    }
                     other => other.map(none).map_err(glue),
                 }
             }
@@ -664,8 +666,8 @@ impl Context<'_> {
             .await
         {
             Ok(_) => Ok(none(())),
-            Err(e) if e.code == "AlreadyExistsException" && ct.if_not_exists => Ok(none(())),
-            Err(e) if e.code == "AlreadyExistsException" => Err(DdlError::invalid(format!(
+            Err(e) if GlueError::of(&e) == GlueError::AlreadyExists && ct.if_not_exists => Ok(none(())),
+            Err(e) if GlueError::of(&e) == GlueError::AlreadyExists => Err(DdlError::invalid(format!(
                 "FAILED: Execution Error, return code 1 from org.apache.hadoop.hive.ql.exec.DDLTask. AlreadyExistsException(message:Table {} already exists)",
                 ct.name.name
             ))),

@@ -88,7 +88,9 @@ impl SchemaProvider for GlueSchema {
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         let table = match self.catalog.get_table(&self.scope, &self.database, name) {
             Ok(t) => t,
-            Err(e) if e.code == "EntityNotFoundException" => return Ok(None),
+            Err(e) if lakebox_glue::GlueError::of(&e) == lakebox_glue::GlueError::NotFound => {
+                return Ok(None);
+            }
             Err(e) => return Err(DataFusionError::External(e.message.into())),
         };
         if table.is_view() {

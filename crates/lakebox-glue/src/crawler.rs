@@ -75,10 +75,7 @@ fn not_found(name: &str) -> ServiceError {
 }
 
 fn running_error(name: &str) -> ServiceError {
-    ServiceError::client(
-        "CrawlerRunningException",
-        format!("Crawler with name {name} has already started"),
-    )
+    errors::crawler_running(format!("Crawler with name {name} has already started"))
 }
 
 /// The S3 targets; other kinds of target are refused rather than silently ignored.
@@ -367,7 +364,7 @@ impl Crawlers {
                     me.reschedule(&scope, &name, rec.as_ref().and_then(|r| r.crawler.as_ref()));
                     // A crawler still running from its last firing skips this one.
                     if let Err(e) = me.start(&scope, &name).await
-                        && e.code != "CrawlerRunningException"
+                        && crate::GlueError::of(&e) != crate::GlueError::CrawlerRunning
                     {
                         tracing::warn!(crawler = %name, error = %e.message, "scheduled crawl did not start");
                     }

@@ -1,18 +1,57 @@
-//! Glue's error codes, with messages worded as Glue words them.
+//! Glue's error codes, with messages worded as Glue words them, and [`GlueError`]: what a
+//! caller in another crate (Athena's DDL and engine) asks of a catalog failure, without
+//! comparing code strings.
 
 use lakebox_core::ServiceError;
 use lakebox_service::validate::single_failure_message;
 
+const ENTITY_NOT_FOUND: &str = "EntityNotFoundException";
+const ALREADY_EXISTS: &str = "AlreadyExistsException";
+const INVALID_INPUT: &str = "InvalidInputException";
+const CRAWLER_RUNNING: &str = "CrawlerRunningException";
+
+/// The kinds of catalog failure other crates act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GlueError {
+    /// The database, table, partition or crawler does not exist.
+    NotFound,
+    /// It exists already.
+    AlreadyExists,
+    /// The request broke one of Glue's rules.
+    InvalidInput,
+    /// The crawler is running.
+    CrawlerRunning,
+    /// Anything else (internal failures, limits, concurrent changes).
+    Other,
+}
+
+impl GlueError {
+    /// What kind of failure `e`, an error from this crate, is.
+    pub fn of(e: &ServiceError) -> GlueError {
+        match e.code.as_ref() {
+            ENTITY_NOT_FOUND => GlueError::NotFound,
+            ALREADY_EXISTS => GlueError::AlreadyExists,
+            INVALID_INPUT => GlueError::InvalidInput,
+            CRAWLER_RUNNING => GlueError::CrawlerRunning,
+            _ => GlueError::Other,
+        }
+    }
+}
+
 pub fn not_found(message: impl Into<String>) -> ServiceError {
-    ServiceError::client("EntityNotFoundException", message)
+    ServiceError::client(ENTITY_NOT_FOUND, message)
 }
 
 pub fn already_exists(message: impl Into<String>) -> ServiceError {
-    ServiceError::client("AlreadyExistsException", message)
+    ServiceError::client(ALREADY_EXISTS, message)
 }
 
 pub fn invalid_input(message: impl Into<String>) -> ServiceError {
-    ServiceError::client("InvalidInputException", message)
+    ServiceError::client(INVALID_INPUT, message)
+}
+
+pub fn crawler_running(message: impl Into<String>) -> ServiceError {
+    ServiceError::client(CRAWLER_RUNNING, message)
 }
 
 pub fn concurrent_modification(message: impl Into<String>) -> ServiceError {

@@ -32,6 +32,7 @@ use lakebox_store::{MetaStore, StoreError};
 pub use catalog::{Catalog, Scope};
 use classifiers::Classifiers;
 use crawler::Crawlers;
+pub use errors::GlueError;
 
 pub struct Glue {
     catalog: Arc<Catalog>,

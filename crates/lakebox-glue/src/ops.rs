@@ -496,7 +496,7 @@ impl GlueApi for Glue {
                 .get_partition(&s, &r.database_name, &r.table_name, &w.values)
             {
                 Ok(p) => found.push(p),
-                Err(e) if e.code == "EntityNotFoundException" => {}
+                Err(e) if crate::GlueError::of(&e) == crate::GlueError::NotFound => {}
                 Err(e) => return Err(e),
             }
         }

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::stream::{self, BoxStream, StreamExt};
 use lakebox_core::ServiceError;
-use lakebox_s3::lake::{Lake, ObjectInfo, PutOptions as LakePut};
+use lakebox_s3::lake::{Lake, LakeError, ObjectInfo, PutOptions as LakePut};
 use object_store::path::Path;
 use object_store::{
     Attributes, CopyMode, CopyOptions, Error, GetOptions, GetResult, GetResultPayload, ListResult,
@@ -65,16 +65,16 @@ impl fmt::Debug for LakeObjectStore {
 
 fn error(path: &str, e: ServiceError) -> Error {
     let source = format!("{}: {}", e.code, e.message).into();
-    match &*e.code {
-        "NoSuchKey" => Error::NotFound {
+    match LakeError::of(&e) {
+        LakeError::NotFound => Error::NotFound {
             path: path.to_owned(),
             source,
         },
-        "PreconditionFailed" => Error::Precondition {
+        LakeError::PreconditionFailed => Error::Precondition {
             path: path.to_owned(),
             source,
         },
-        _ => Error::Generic { store: STORE, source },
+        LakeError::Other => Error::Generic { store: STORE, source },
     }
 }
 
@@ -187,7 +187,10 @@ impl ObjectStore for LakeObjectStore {
         let key = location.as_ref();
         match self.lake.put_stream(&self.bucket, key, rx, put).await {
             Ok(info) => Ok(put_result(&info)),
-            Err(e) if e.code == "PreconditionFailed" && matches!(opts.mode, PutMode::Create) => {
+            Err(e)
+                if LakeError::of(&e) == LakeError::PreconditionFailed
+                    && matches!(opts.mode, PutMode::Create) =>
+            {
                 Err(Error::AlreadyExists {
                     path: key.to_owned(),
                     source: "the object exists".into(),
@@ -195,7 +198,7 @@ impl ObjectStore for LakeObjectStore {
             }
             // S3 answers an If-Match on a missing key with 404; object_store calls it a failed
             // precondition.
-            Err(e) if e.code == "NoSuchKey" && matches!(opts.mode, PutMode::Update(_)) => {
+            Err(e) if LakeError::of(&e) == LakeError::NotFound && matches!(opts.mode, PutMode::Update(_)) => {
                 Err(Error::Precondition {
                     path: key.to_owned(),
                     source: "the object does not exist".into(),
@@ -364,10 +367,12 @@ impl ObjectStore for LakeObjectStore {
             .await
         {
             Ok(_) => Ok(()),
-            Err(e) if if_absent && e.code == "PreconditionFailed" => Err(Error::AlreadyExists {
-                path: to.as_ref().to_owned(),
-                source: "the object exists".into(),
-            }),
+            Err(e) if if_absent && LakeError::of(&e) == LakeError::PreconditionFailed => {
+                Err(Error::AlreadyExists {
+                    path: to.as_ref().to_owned(),
+                    source: "the object exists".into(),
+                })
+            }
             Err(e) => Err(error(from.as_ref(), e)),
         }
     }

@@ -7,8 +7,11 @@ pub fn no_such_bucket(bucket: &str) -> ServiceError {
         .with_extra("BucketName", bucket)
 }
 
+pub const NO_SUCH_KEY: &str = "NoSuchKey";
+pub const PRECONDITION_FAILED: &str = "PreconditionFailed";
+
 pub fn no_such_key(key: &str) -> ServiceError {
-    ServiceError::new("NoSuchKey", 404, "The specified key does not exist.").with_extra("Key", key)
+    ServiceError::new(NO_SUCH_KEY, 404, "The specified key does not exist.").with_extra("Key", key)
 }
 
 pub fn no_such_upload(upload_id: &str) -> ServiceError {
@@ -58,7 +61,7 @@ pub fn bucket_not_empty(bucket: &str) -> ServiceError {
 
 pub fn precondition_failed(condition: &str) -> ServiceError {
     ServiceError::new(
-        "PreconditionFailed",
+        PRECONDITION_FAILED,
         412,
         "At least one of the pre-conditions you specified did not hold",
     )

@@ -14,6 +14,29 @@ use crate::errors;
 use crate::sse::KeySource;
 use crate::store::{BucketRecord, ContentHeaders, ObjectRecord, ObjectStore, Segment, WriteCondition};
 
+/// The kinds of lake failure other crates act on (the `object_store` adapter maps them onto
+/// its own errors), without comparing S3 code strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LakeError {
+    /// No such key (or version).
+    NotFound,
+    /// A conditional write's condition did not hold.
+    PreconditionFailed,
+    /// Anything else.
+    Other,
+}
+
+impl LakeError {
+    /// What kind of failure `e`, an error from the lake, is.
+    pub fn of(e: &ServiceError) -> LakeError {
+        match e.code.as_ref() {
+            errors::NO_SUCH_KEY => LakeError::NotFound,
+            errors::PRECONDITION_FAILED => LakeError::PreconditionFailed,
+            _ => LakeError::Other,
+        }
+    }
+}
+
 /// An object as listed or read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {
