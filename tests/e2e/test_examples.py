@@ -22,3 +22,27 @@ def test_kinesis_firehose_crawler_athena_pipeline(tmp_path):
         # Six clicks: "/" by ann (120), bob (95), cid (70); "/cart" 340 and 280; "/buy" 610.
         result = out[out.index("page\tviews\tavg_ms"):]
         assert result == ["page\tviews\tavg_ms", "/\t3\t95.0", "/cart\t2\t310.0", "/buy\t1\t610.0"]
+
+
+def doc_example(page: str) -> str:
+    """The first ```sh block after `## Example` in docs/<page>."""
+    text = (REPO / "docs" / page).read_text()
+    after = text[text.index("## Example"):]
+    return after.split("```sh\n", 1)[1].split("```", 1)[0]
+
+
+def test_firehose_docs_example_delivers_the_record_it_shows(tmp_path):
+    import gzip
+    with Lakebox(tmp_path) as lb:
+        script = doc_example("firehose.md").replace("http://localhost:4566", lb.endpoint)
+        r = subprocess.run(["bash", "-e", "-c", script], capture_output=True, text=True, timeout=120,
+                           env={k: v for k, v in os.environ.items() if k != "AWS_PROFILE"})
+        assert r.returncode == 0, r.stdout + r.stderr
+        s3 = lb.client("s3")
+        import time
+        deadline = time.monotonic() + 10
+        while not (keys := s3.list_objects_v2(Bucket="lake", Prefix="clicks/").get("Contents")):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        body = s3.get_object(Bucket="lake", Key=keys[0]["Key"])["Body"].read()
+        assert gzip.decompress(body) == b'{"page":"/"}\n'
