@@ -220,7 +220,7 @@ def main():
         "",
         f"Command: `python3 bench/athena.py --scale {args.scale} --runs {args.runs} --formats {args.formats}`"
         + (" (with a prebuilt `--lakebox` binary)" if args.lakebox else ""),
-        f"Machine: {os.cpu_count()} cores, {platform.platform()}; {'debug' if args.quick else 'release'} Lakebox; "
+        f"Machine: {os.cpu_count()} cores, {platform.platform()}; {'debug' if args.quick else 'dist'} Lakebox; "
         f"DuckDB {duckdb.__version__} in the benchmark process on local files. lineitem: {rows:,} rows "
         + ", ".join(f"{f} {sizes[f] / 2**20:.1f} MiB" for f in formats) + f" (generated in {gen_s:.1f} s).",
         "Lakebox times are the full API round trip (StartQueryExecution → SUCCEEDED → GetQueryResults, all pages).",

@@ -7,7 +7,7 @@ run, alternating targets, several repetitions; a markdown table of medians and r
     python3 bench/compare.py --reps 5 --duration 10 --targets lakebox,moto --workloads s3-get-4k
 
 Targets, each started here on 127.0.0.1 and stopped after:
-  lakebox     the release build (debug with --quick), fresh data dir, Kinesis throughput limits off
+  lakebox     the dist build (release with thin LTO; debug with --quick), fresh data dir, Kinesis throughput limits off
   moto        moto's server mode, from PyPI
   kinesalite  from npm (Kinesis only)
   dynalite    from npm (DynamoDB: startup and memory until DynamoDB workloads exist)
@@ -113,10 +113,12 @@ class Target:
 
 
 def build(debug):
-    profile = [] if debug else ["--release"]
+    # Benchmarks measure the distribution build (the `dist` profile: thin LTO); --quick checks
+    # the harness on a debug build.
+    profile = [] if debug else ["--profile", "dist"]
     subprocess.run(["cargo", "build", "-q", *profile, "-p", "lakebox", "-p", "lakebox-bench"], cwd=REPO, check=True,
                    env=dict(os.environ, CARGO_TARGET_DIR=str(TARGET_DIR)))
-    out = TARGET_DIR / ("debug" if debug else "release")
+    out = TARGET_DIR / ("debug" if debug else "dist")
     return out / "lakebox", out / "lakebox-bench"
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Firehose ingest and delivery, measured against Lakebox's own Kinesis ceiling.
 
-    python3 bench/firehose.py                  # 3 reps of 5 s per workload, release build
+    python3 bench/firehose.py                  # 3 reps of 5 s per workload, dist build
     python3 bench/firehose.py --quick          # debug build, 1 rep of 1 s (CI smoke test)
 
 Workloads (lakebox-bench load, 16 keep-alive connections, SigV4, 500 JSON records of 200 B per
@@ -142,7 +142,7 @@ def main():
         "# Firehose ingest and delivery",
         "",
         f"Command: `python3 bench/firehose.py{' --quick' if args.quick else f' --reps {args.reps} --duration {args.duration:g}'}`",
-        f"Machine: {os.cpu_count()} cores, {platform.platform()}; {'debug' if args.quick else 'release'} build; "
+        f"Machine: {os.cpu_count()} cores, {platform.platform()}; {'debug' if args.quick else 'dist'} build; "
         "durable Lakebox; 16 connections; requests of 500 JSON records × 200 B; medians of "
         f"{args.reps} run(s) of {args.duration:g} s.",
         "",

@@ -5,7 +5,7 @@
     python3 bench/glue_crawl.py --objects 2000 --partitions 200 --formats csv
     python3 bench/glue_crawl.py --quick              # debug build, 500 objects (CI smoke test)
 
-For each format: a fresh release Lakebox, the objects uploaded with boto3 (Hive-style
+For each format: a fresh dist-profile Lakebox, the objects uploaded with boto3 (Hive-style
 `dt=NNNN/` partitions, equal files per partition), one crawler over the dataset; the time is
 from StartCrawler until the crawler is READY again with LastCrawl SUCCEEDED, measured by the
 client polling every 10 ms (plus Glue's own LastRuntimeSeconds). The crawl reads every file as
@@ -111,7 +111,7 @@ def main():
         "# Glue crawl over a partitioned dataset",
         "",
         f"Command: `python3 bench/glue_crawl.py --objects {args.objects} --partitions {args.partitions} --formats {args.formats}`",
-        f"Machine: {os.cpu_count()} cores, {platform.platform()}; {'debug' if args.quick else 'release'} build; "
+        f"Machine: {os.cpu_count()} cores, {platform.platform()}; {'debug' if args.quick else 'dist'} build; "
         "fresh data directory per format.",
         "",
         "| format | objects | partitions | crawl (client) | crawl (LastRuntimeSeconds) | files/s | upload (boto3, 16 threads) | columns found |",

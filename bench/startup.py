@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Measures Lakebox's time to first answer and idle RSS on an empty data directory.
 
-    python3 bench/startup.py [--bin target/release/lakebox] [--runs 5]
+    python3 bench/startup.py [--bin target/dist/lakebox] [--runs 5]
 
 Time to ready: from spawning the process until GET /_lakebox/health answers 200 (polled every
 0.5 ms over fresh connections). Idle RSS: VmRSS one second after ready. Reports the median of
@@ -62,7 +62,7 @@ def one_run(binary):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", default=os.path.join(os.path.dirname(__file__), "..", "target", "release", "lakebox"))
+    ap.add_argument("--bin", default=os.path.join(os.path.dirname(__file__), "..", "target", "dist", "lakebox"))
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
     runs = [one_run(args.bin) for _ in range(args.runs)]
