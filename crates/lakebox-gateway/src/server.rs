@@ -266,14 +266,20 @@ impl Gateway {
             Route::Unrecognised { xml: false, .. } => ErrorShape::RestJson,
         };
         // What a request refused before its service sees it was for: the X-Amz-Target or
-        // Action when it names one, else the method and path.
-        let early_operation = match &route {
-            Route::Rpc { operation, .. } => operation.clone(),
-            _ => query
-                .iter()
-                .find(|(k, _)| k == "Action")
-                .map(|(_, v)| v.clone())
-                .unwrap_or_else(|| format!("{} {}", parts.method, path)),
+        // Action when it names one, else the method and path (worked out only when debug lines
+        // are written, so the data path pays nothing for it).
+        let debug = tracing::enabled!(tracing::Level::DEBUG);
+        let early_operation = if debug {
+            match &route {
+                Route::Rpc { operation, .. } => operation.clone(),
+                _ => query
+                    .iter()
+                    .find(|(k, _)| k == "Action")
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_else(|| format!("{} {}", parts.method, path)),
+            }
+        } else {
+            String::new()
         };
         let fail = |err: ServiceError| {
             tracing::debug!(
@@ -493,12 +499,14 @@ impl Gateway {
                 (name, action, result)
             }
             Route::RestJson { entry } => {
-                let named = OperationName::default();
+                let named = debug.then(OperationName::default);
                 let result = match self.registry.http_service(entry.name) {
                     Some(svc) => {
                         let mut req =
                             Request::from_parts(parts.clone(), full(body_bytes.unwrap_or_default()));
-                        req.extensions_mut().insert(named.clone());
+                        if let Some(slot) = &named {
+                            req.extensions_mut().insert(slot.clone());
+                        }
                         svc.call(ctx, req).await
                     }
                     None => Err(ServiceError::new(
@@ -507,10 +515,10 @@ impl Gateway {
                         format!("Lakebox does not implement {} yet.", entry.name),
                     )),
                 };
-                (entry.name, operation_named(&named, &parts), result)
+                (entry.name, operation_named(named.as_ref(), &parts), result)
             }
             Route::S3 { virtual_host_bucket } => {
-                let named = OperationName::default();
+                let named = debug.then(OperationName::default);
                 let result = match self.registry.http_service("s3") {
                     Some(svc) => {
                         let body = stream.unwrap_or_else(lakebox_service::body::empty);
@@ -518,7 +526,9 @@ impl Gateway {
                         if let Some(bucket) = virtual_host_bucket {
                             req.extensions_mut().insert(VirtualHostBucket(bucket));
                         }
-                        req.extensions_mut().insert(named.clone());
+                        if let Some(slot) = &named {
+                            req.extensions_mut().insert(slot.clone());
+                        }
                         svc.call(ctx, req).await
                     }
                     None => Err(ServiceError::new(
@@ -527,7 +537,7 @@ impl Gateway {
                         "Lakebox does not implement S3 yet.",
                     )),
                 };
-                ("s3", operation_named(&named, &parts), result)
+                ("s3", operation_named(named.as_ref(), &parts), result)
             }
             Route::Unrecognised { signing_name, .. } => {
                 let operation = format!("{} {}", parts.method, parts.uri.path());
@@ -708,11 +718,15 @@ fn unknown_operation(service: Option<&str>, operation: &str, target: Option<&Hea
     ServiceError::client("UnknownOperationException", message)
 }
 
-/// The operation a service named for the log, else the request's method and path.
-fn operation_named(named: &OperationName, parts: &http::request::Parts) -> String {
-    named
-        .get()
-        .map_or_else(|| format!("{} {}", parts.method, parts.uri.path()), str::to_owned)
+/// The operation a service named for the debug log, else the request's method and path; empty
+/// when debug lines are not written (no slot was offered).
+fn operation_named(named: Option<&OperationName>, parts: &http::request::Parts) -> String {
+    match named {
+        None => String::new(),
+        Some(n) => n
+            .get()
+            .map_or_else(|| format!("{} {}", parts.method, parts.uri.path()), str::to_owned),
+    }
 }
 
 fn too_large(shape: ErrorShape, limit: u64) -> ServiceError {

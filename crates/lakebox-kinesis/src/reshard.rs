@@ -2,6 +2,8 @@
 //! shards take over their hash ranges, and the lineage (parent, adjacent parent) is recorded so
 //! consumers can finish parents before children.
 
+use std::sync::Arc;
+
 use lakebox_core::{RequestContext, ServiceError};
 
 use crate::admin::shard_id;
@@ -9,8 +11,6 @@ use crate::errors;
 use crate::hashing::{even_ranges, parse_hash_key};
 use crate::model::*;
 use crate::stream_name;
-use std::sync::Arc;
-
 use crate::streams::{ClosedShard, PendingReshard, ShardRecord, StreamRecord, Streams};
 
 /// A stream that can be resharded now: ACTIVE (not CREATING or still UPDATING).
