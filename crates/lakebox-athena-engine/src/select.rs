@@ -322,18 +322,24 @@ struct Lines {
     body: Vec<u8>,
 }
 
-async fn line_records(lake: &Lake, req: &SelectRequest, size: u64) -> Result<Lines, ServiceError> {
+async fn line_records(lake: &Lake, req: &SelectRequest) -> Result<Lines, ServiceError> {
     let Some(scan) = req.scan_range else {
         let body = read(lake, req, None, |_| false).await?;
         return Ok(Lines { first: None, body });
     };
-    let first = read(lake, req, Some(0..size), |w| w.contains(&b'\n')).await?;
-    let first_end = first
-        .iter()
-        .position(|&b| b == b'\n')
-        .map_or(first.len(), |i| i + 1);
-    let first = first[..first_end].to_vec();
+    let size = lake
+        .head(&req.bucket, &req.key)?
+        .ok_or_else(|| client("NoSuchKey", "The specified key does not exist."))?
+        .size;
+    let first_line = |bytes: &[u8]| {
+        bytes
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(bytes.len(), |i| i + 1)
+    };
     let Some((start, end)) = scan.bounds(size) else {
+        let first = read(lake, req, Some(0..size), |w| w.contains(&b'\n')).await?;
+        let first = first[..first_line(&first)].to_vec();
         return Ok(Lines {
             first: Some(first),
             body: Vec::new(),
@@ -343,11 +349,18 @@ async fn line_records(lake: &Lake, req: &SelectRequest, size: u64) -> Result<Lin
         select::line_span_complete(w, start, end)
     })
     .await?;
+    // From the start, the window already holds the first line (it reads on past `end`'s line).
+    let first = if start == 0 {
+        window[..first_line(&window)].to_vec()
+    } else {
+        let head = read(lake, req, Some(0..size), |w| w.contains(&b'\n')).await?;
+        head[..first_line(&head)].to_vec()
+    };
     let mut span = select::line_span(&window, start, end);
     // The CSV header is `first`, never a record.
     let header = matches!(req.input, InputFormat::Csv { header, .. } if header != FileHeader::None);
     if header && start == 0 {
-        span.start = span.start.max(first_end.min(span.end));
+        span.start = span.start.max(first.len().min(span.end));
     }
     Ok(Lines {
         first: Some(first),
@@ -356,10 +369,6 @@ async fn line_records(lake: &Lake, req: &SelectRequest, size: u64) -> Result<Lin
 }
 
 async fn run(lake: Lake, req: SelectRequest, stop: Arc<AtomicBool>) -> Result<SelectResult, ServiceError> {
-    let size = lake
-        .head(&req.bucket, &req.key)?
-        .ok_or_else(|| client("NoSuchKey", "The specified key does not exist."))?
-        .size;
     let (batches, bytes_scanned, bytes_processed) = match req.input {
         InputFormat::Parquet => {
             let data = read(&lake, &req, None, |_| false).await?;
@@ -373,7 +382,7 @@ async fn run(lake: Lake, req: SelectRequest, stop: Arc<AtomicBool>) -> Result<Se
             quote,
             comments,
         } => {
-            let lines = line_records(&lake, &req, size).await?;
+            let lines = line_records(&lake, &req).await?;
             let scanned = lines.body.len() as u64;
             let body = decompress(lines.body, req.compression)?;
             let csv = CsvInput {
@@ -386,7 +395,7 @@ async fn run(lake: Lake, req: SelectRequest, stop: Arc<AtomicBool>) -> Result<Se
             (batches, scanned, body.len() as u64)
         }
         InputFormat::Json { .. } => {
-            let lines = line_records(&lake, &req, size).await?;
+            let lines = line_records(&lake, &req).await?;
             let scanned = lines.body.len() as u64;
             let body = decompress(lines.body, req.compression)?;
             (
