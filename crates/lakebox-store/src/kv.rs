@@ -16,7 +16,7 @@
 //! transaction is then abandoned.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -132,6 +132,11 @@ type Opener = Box<dyn Fn() -> std::result::Result<Database, redb::DatabaseError>
 struct Handle {
     open: Opener,
     db: RwLock<Option<Arc<Database>>>,
+    /// Whether the file exists. A store nobody has written to yet is created by its first
+    /// write, not when it is opened: creating a redb file costs three fsyncs, and a fresh server
+    /// would otherwise pay them for every service before it answers. Until then every read
+    /// answers as an empty store does.
+    exists: AtomicBool,
     /// Bytes deleted since the file was last compacted.
     freed: AtomicU64,
 }
@@ -190,7 +195,9 @@ impl Handle {
                 }
                 match (self.open)() {
                     Ok(db) => {
-                        tracing::info!("metadata store reopened after an I/O error");
+                        if self.exists.swap(true, Ordering::AcqRel) {
+                            tracing::info!("metadata store reopened after an I/O error");
+                        }
                         let db = Arc::new(db);
                         *slot = Some(db.clone());
                         return Ok(db);
@@ -214,10 +221,14 @@ impl Handle {
         }
     }
 
-    /// Runs a read; an I/O error discards the handle, so the next operation reopens it.
-    fn read<T>(&self, f: impl FnOnce(&Database) -> Result<T>) -> Result<T> {
+    /// Runs a read (on `None` while the store has not been created: nothing is stored); an
+    /// I/O error discards the handle, so the next operation reopens it.
+    fn read<T>(&self, f: impl FnOnce(Option<&Database>) -> Result<T>) -> Result<T> {
+        if !self.exists.load(Ordering::Acquire) {
+            return f(None);
+        }
         let db = self.db()?;
-        let result = f(&db);
+        let result = f(Some(&db));
         if let Err(e) = &result
             && needs_reopen(e)
         {
@@ -350,13 +361,17 @@ impl WriteBatch<'_> {
 
 /// A consistent snapshot for several reads; see [`MetaStore::read`].
 pub struct ReadView {
-    tx: redb::ReadTransaction,
+    /// `None` while the store has not been created (see `Handle::exists`).
+    tx: Option<redb::ReadTransaction>,
 }
 
 impl ReadView {
     /// Every entry whose key starts with `prefix`, in key order.
     pub fn scan_prefix(&self, table: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let t = match self.tx.open_table(def(table)) {
+        let Some(tx) = &self.tx else {
+            return Ok(Vec::new());
+        };
+        let t = match tx.open_table(def(table)) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
             Err(e) => return Err(kv_err(e)),
@@ -365,7 +380,10 @@ impl ReadView {
     }
 
     pub fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let t = match self.tx.open_table(def(table)) {
+        let Some(tx) = &self.tx else {
+            return Ok(None);
+        };
+        let t = match tx.open_table(def(table)) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
             Err(e) => return Err(kv_err(e)),
@@ -396,19 +414,23 @@ fn def(name: &str) -> TableDefinition<'_, &'static [u8], &'static [u8]> {
 }
 
 impl MetaStore {
-    /// Opens (or creates) the store file. Recovery after a crash happens here.
+    /// Opens the store file; recovery after a crash happens here. A file that does not exist
+    /// yet is created by the first write (see `Handle::exists`).
     pub fn open(path: &Path) -> Result<Self> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
         let file = path.to_owned();
         let open: Opener = Box::new(move || redb::Builder::new().set_cache_size(CACHE_BYTES).create(&file));
+        if !path.try_exists()? {
+            return Self::with_db(open, None);
+        }
         let mut db = open().map_err(kv_err)?;
         if !compact_if_sparse(&mut db, path) {
             drop(db);
             db = open().map_err(kv_err)?;
         }
-        Self::with_db(open, db)
+        Self::with_db(open, Some(db))
     }
 
     /// Opens a store whose database `open` makes (on a custom redb backend: tests inject
@@ -417,14 +439,15 @@ impl MetaStore {
         open: impl Fn() -> std::result::Result<Database, redb::DatabaseError> + Send + Sync + 'static,
     ) -> Result<Self> {
         let db = open().map_err(kv_err)?;
-        Self::with_db(Box::new(open), db)
+        Self::with_db(Box::new(open), Some(db))
     }
 
-    fn with_db(open: Opener, db: Database) -> Result<Self> {
-        let db = Arc::new(db);
+    /// `db` is `None` for a store not created yet.
+    fn with_db(open: Opener, db: Option<Database>) -> Result<Self> {
         let handle = Arc::new(Handle {
             open,
-            db: RwLock::new(Some(db)),
+            exists: AtomicBool::new(db.is_some()),
+            db: RwLock::new(db.map(Arc::new)),
             freed: AtomicU64::new(0),
         });
         let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
@@ -468,7 +491,7 @@ impl MetaStore {
     /// Runs several reads against one consistent snapshot (one read transaction).
     pub fn read<T>(&self, f: impl FnOnce(&ReadView) -> Result<T>) -> Result<T> {
         self.handle.read(|db| {
-            let tx = db.begin_read().map_err(kv_err)?;
+            let tx = db.map(|db| db.begin_read().map_err(kv_err)).transpose()?;
             f(&ReadView { tx })
         })
     }
@@ -534,6 +557,9 @@ impl MetaStore {
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         self.handle.read(|db| {
+            let Some(db) = db else {
+                return Ok(Vec::new());
+            };
             let tx = db.begin_read().map_err(kv_err)?;
             let t = match tx.open_table(def(table)) {
                 Ok(t) => t,
@@ -706,6 +732,25 @@ mod tests {
         let kv = MetaStore::open(&path).unwrap();
         assert_eq!(kv.get("t", b"k").unwrap(), Some(b"v".to_vec()));
         assert_eq!(kv.get("t", b"gone").unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_new_store_is_created_by_its_first_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.redb");
+        let kv = MetaStore::open(&path).unwrap();
+        // Reads of a store never written answer as an empty store, without creating the file.
+        assert_eq!(kv.get("t", b"k").unwrap(), None);
+        assert!(kv.scan_prefix("t", b"", None, 10).unwrap().is_empty());
+        assert!(kv.read(|v| v.scan_prefix("t", b"")).unwrap().is_empty());
+        assert!(!path.exists());
+        // The group-committing writer creates it as well as a direct write does.
+        kv.write_async(|b| b.put("t", b"k", b"v")).await.unwrap();
+        assert!(path.exists());
+        assert_eq!(kv.get("t", b"k").unwrap(), Some(b"v".to_vec()));
+        drop(kv);
+        let kv = MetaStore::open(&path).unwrap();
+        assert_eq!(kv.scan_prefix("t", b"", None, 10).unwrap().len(), 1);
     }
 
     #[test]
