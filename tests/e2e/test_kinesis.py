@@ -286,6 +286,11 @@ def test_cbor_put_and_get(lakebox, kinesis):
     tag, number, millis = rec["ApproximateArrivalTimestamp"]
     assert number == 1 and abs(millis / 1000 - time.time()) < 60  # tag 1, epoch milliseconds
     assert rec["SequenceNumber"] == put["SequenceNumber"]
+    # An operation without output answers an empty body in CBOR too (Smithy's `no_output`).
+    status, _, body = signed_request(lakebox.endpoint, body=cbor_encode({"StreamName": "cbor", "Tags": {"team": "x"}}),
+                                     headers={"X-Amz-Target": "Kinesis_20131202.AddTagsToStream", **ct})
+    assert (status, body) == (200, b"")
+    assert kinesis.list_tags_for_stream(StreamName="cbor")["Tags"] == [{"Key": "team", "Value": "x"}]
 
 
 def test_records_survive_restart(tmp_path):
