@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use lakebox_core::ServiceError;
 use lakebox_glue::model::{DatabaseInput, Parameters, PartitionInput, Table, TableInput};
 use lakebox_glue::{Catalog, GlueError, Scope};
-use lakebox_s3::lake::{Lake, split_s3_url};
+use lakebox_service::lake::{Lake, split_s3_url};
 
 use crate::formats::{self, glue_columns, show_create_table};
 use crate::parser::{Name, PartitionSpec, Statement};

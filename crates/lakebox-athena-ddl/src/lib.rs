@@ -12,7 +12,7 @@ mod parser;
 pub mod view;
 
 use lakebox_glue::{Catalog, Scope};
-use lakebox_s3::lake::Lake;
+use lakebox_service::lake::Lake;
 
 pub use exec::{HIVE_DEFAULT_PARTITION, escape_path, unescape_path};
 pub use formats::show_create_table;

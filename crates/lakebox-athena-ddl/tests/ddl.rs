@@ -25,7 +25,7 @@ async fn env() -> Env {
         S3Settings::default(),
     )
     .unwrap();
-    let lake = Lake::new(Arc::new(store));
+    let lake = lakebox_s3::lake::lake(Arc::new(store));
     lake.ensure_bucket("lake", "us-east-1", "000000000000")
         .await
         .unwrap();

@@ -156,7 +156,7 @@ pub(crate) fn store_for(
     runtime: &datafusion::execution::runtime_env::RuntimeEnv,
     location: &str,
 ) -> Result<(Arc<dyn object_store::ObjectStore>, String)> {
-    let (bucket, prefix) = lakebox_s3::lake::split_s3_url(location)
+    let (bucket, prefix) = lakebox_service::lake::split_s3_url(location)
         .ok_or_else(|| DataFusionError::Plan(format!("{location} is not an s3:// location")))?;
     let store = runtime.object_store(ObjectStoreUrl::parse(format!("s3://{bucket}"))?)?;
     Ok((

@@ -47,7 +47,7 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::Statement as SQLStatement;
 use lakebox_glue::{Catalog, Scope};
-use lakebox_s3::lake::Lake;
+use lakebox_service::lake::Lake;
 
 pub use select::S3Select;
 pub use types::{athena_type, hive_type};

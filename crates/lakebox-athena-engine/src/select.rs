@@ -17,8 +17,8 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use lakebox_core::ServiceError;
-use lakebox_s3::lake::Lake;
-use lakebox_s3::select::{
+use lakebox_service::lake::Lake;
+use lakebox_service::select::{
     self, Compression, FileHeader, InputFormat, OutputFormat, ScanRange, SelectEngine, SelectFuture,
     SelectRequest, SelectResult,
 };

@@ -18,7 +18,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::Statement as SQLStatement;
 use lakebox_glue::{Catalog, Scope};
-use lakebox_s3::lake::Lake;
+use lakebox_service::lake::Lake;
 use object_store::ObjectStore;
 use url::Url;
 

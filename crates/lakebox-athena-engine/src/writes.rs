@@ -22,7 +22,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 use lakebox_athena_ddl::{ColumnDef, Name, RowFormat, StoredAs};
 use lakebox_glue::model::Table;
-use lakebox_s3::lake::split_s3_url;
+use lakebox_service::lake::split_s3_url;
 use object_store::ObjectStoreExt;
 
 use crate::buckets::{self, Bucketing};

@@ -20,8 +20,8 @@ use std::sync::Arc;
 use lakebox_athena_engine::pool::QueryPool;
 use lakebox_core::{Clock, RequestContext, ServiceError};
 use lakebox_glue::Catalog;
-use lakebox_s3::lake::Lake;
 use lakebox_service::BoxFuture;
+use lakebox_service::lake::Lake;
 use lakebox_service::{RpcRequest, RpcResponse, RpcService};
 use lakebox_store::StoreError;
 
@@ -59,7 +59,7 @@ impl Athena {
 
 impl Athena {
     /// S3 Select's engine: the same SQL engine, over one object at a time.
-    pub fn select_engine(&self) -> Arc<dyn lakebox_s3::select::SelectEngine> {
+    pub fn select_engine(&self) -> Arc<dyn lakebox_service::select::SelectEngine> {
         Arc::new(lakebox_athena_engine::S3Select::new(
             self.queries.lake.clone(),
             self.queries.pool.clone(),

@@ -13,7 +13,7 @@ use lakebox_athena_engine::{Engine, QueryError, QueryOutput, RunOptions};
 use lakebox_core::{RequestContext, ServiceError};
 use lakebox_glue::{Catalog, Scope};
 use lakebox_protocol::Timestamp;
-use lakebox_s3::lake::{Lake, PutOptions, split_s3_url};
+use lakebox_service::lake::{Lake, PutOptions, split_s3_url};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{Semaphore, watch};

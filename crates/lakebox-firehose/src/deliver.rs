@@ -13,7 +13,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
 use lakebox_core::ServiceError;
 use lakebox_glue::{Catalog, Scope};
-use lakebox_s3::lake::{Lake, PutOptions};
+use lakebox_service::lake::{Lake, PutOptions};
 use lakebox_store::LogRecord;
 use serde_json::json;
 

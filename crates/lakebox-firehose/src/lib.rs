@@ -26,8 +26,8 @@ use std::sync::Arc;
 
 use lakebox_core::{Clock, RequestContext, ServiceError};
 use lakebox_glue::Catalog;
-use lakebox_s3::lake::Lake;
 use lakebox_service::BoxFuture;
+use lakebox_service::lake::Lake;
 use lakebox_service::links::ShardedLog;
 use lakebox_service::{RpcRequest, RpcResponse, RpcService};
 use lakebox_store::StoreError;

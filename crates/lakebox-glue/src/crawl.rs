@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use lakebox_core::ServiceError;
 use lakebox_protocol::Timestamp;
-use lakebox_s3::lake::{Lake, ObjectInfo};
+use lakebox_service::lake::{Lake, ObjectInfo};
 use tokio::sync::Semaphore;
 
 use crate::catalog::{Catalog, Scope};
@@ -77,7 +77,7 @@ struct Folder {
 }
 
 fn parse_s3(path: &str) -> Result<(String, String), String> {
-    let (bucket, prefix) = lakebox_s3::lake::split_s3_url(path)
+    let (bucket, prefix) = lakebox_service::lake::split_s3_url(path)
         .ok_or_else(|| format!("S3 target path {path} is not an s3:// URL"))?;
     let mut prefix = prefix.to_owned();
     if !prefix.is_empty() && !prefix.ends_with('/') {

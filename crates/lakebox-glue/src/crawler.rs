@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use lakebox_core::{Clock, RequestContext, ServiceError};
 use lakebox_protocol::Timestamp;
-use lakebox_s3::lake::Lake;
+use lakebox_service::lake::Lake;
 use lakebox_service::pool::QueryPool;
 use lakebox_store::MetaStore;
 use serde::{Deserialize, Serialize};

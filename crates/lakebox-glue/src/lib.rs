@@ -24,8 +24,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lakebox_core::{Clock, RequestContext, ServiceError};
-use lakebox_s3::lake::Lake;
 use lakebox_service::BoxFuture;
+use lakebox_service::lake::Lake;
 use lakebox_service::{RpcRequest, RpcResponse, RpcService};
 use lakebox_store::{MetaStore, StoreError};
 

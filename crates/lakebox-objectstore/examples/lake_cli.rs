@@ -21,7 +21,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Arc::new(lakebox_core::clock::SystemClock),
         Default::default(),
     )?;
-    let store = LakeObjectStore::new(lakebox_s3::lake::Lake::new(Arc::new(s3)), bucket.as_str());
+    let store = LakeObjectStore::new(lakebox_s3::lake::lake(Arc::new(s3)), bucket.as_str());
     match (command.as_str(), rest) {
         ("ls", prefix) => {
             let prefix = prefix.first().map(|p| Path::from(p.as_str()));

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::stream::{self, BoxStream, StreamExt};
 use lakebox_core::ServiceError;
-use lakebox_s3::lake::{Lake, LakeError, ObjectInfo, PutOptions as LakePut};
+use lakebox_service::lake::{Lake, LakeError, ObjectInfo, PutOptions as LakePut};
 use object_store::path::Path;
 use object_store::{
     Attributes, CopyMode, CopyOptions, Error, GetOptions, GetResult, GetResultPayload, ListResult,

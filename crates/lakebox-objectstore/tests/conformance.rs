@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use lakebox_objectstore::LakeObjectStore;
-use lakebox_s3::lake::Lake;
 use lakebox_s3::store::{ObjectStore as S3Store, S3Settings};
 use object_store::integration;
 
@@ -14,7 +13,7 @@ async fn store(dir: &std::path::Path) -> LakeObjectStore {
         S3Settings::default(),
     )
     .unwrap();
-    let lake = Lake::new(Arc::new(s3));
+    let lake = lakebox_s3::lake::lake(Arc::new(s3));
     lake.ensure_bucket("lake", "us-east-1", "000000000000")
         .await
         .unwrap();

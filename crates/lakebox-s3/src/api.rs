@@ -73,7 +73,7 @@ impl S3 {
 
     /// The object API other services (Firehose, Glue, Athena) read and write the lake with.
     pub fn lake(&self) -> crate::lake::Lake {
-        crate::lake::Lake::new(self.store.clone())
+        crate::lake::lake(self.store.clone())
     }
 }
 

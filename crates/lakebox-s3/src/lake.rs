@@ -1,178 +1,66 @@
 //! The S3 store as other Lakebox services use it (Firehose writes, crawlers and Athena read):
-//! the same buckets, durability and default encryption as the S3 API, without HTTP.
+//! [`lakebox_service::lake::ObjectLake`] over the same buckets, durability and default
+//! encryption as the S3 API, without HTTP.
 
 use std::ops::Range;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use http::HeaderMap;
 use lakebox_core::ServiceError;
 use lakebox_service::Body;
-use tokio::sync::mpsc;
+pub use lakebox_service::lake::{
+    Chunks, Lake, LakeError, LakeFuture, ObjectInfo, ObjectLake, PutOptions, split_s3_url,
+};
 
 use crate::errors;
 use crate::sse::KeySource;
 use crate::store::{BucketRecord, ContentHeaders, ObjectRecord, ObjectStore, Segment, WriteCondition};
 
-/// The kinds of lake failure other crates act on (the `object_store` adapter maps them onto
-/// its own errors), without comparing S3 code strings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LakeError {
-    /// No such key (or version).
-    NotFound,
-    /// A conditional write's condition did not hold.
-    PreconditionFailed,
-    /// Anything else.
-    Other,
-}
-
-impl LakeError {
-    /// What kind of failure `e`, an error from the lake, is.
-    pub fn of(e: &ServiceError) -> LakeError {
-        match e.code.as_ref() {
-            errors::NO_SUCH_KEY => LakeError::NotFound,
-            errors::PRECONDITION_FAILED => LakeError::PreconditionFailed,
-            _ => LakeError::Other,
-        }
+fn info(r: &ObjectRecord) -> ObjectInfo {
+    ObjectInfo {
+        key: r.key.clone(),
+        size: r.size,
+        etag: r.etag.clone(),
+        last_modified_millis: r.last_modified_millis,
+        version_id: r.version_id.clone(),
+        content_type: r.content.content_type.clone(),
     }
 }
 
-/// An object as listed or read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectInfo {
-    pub key: String,
-    pub size: u64,
-    /// Without quotes, as stored.
-    pub etag: String,
-    pub last_modified_millis: i64,
-    pub version_id: Option<String>,
-    pub content_type: Option<String>,
+/// The lake over Lakebox S3's store.
+pub fn lake(store: Arc<ObjectStore>) -> Lake {
+    Lake::new(Arc::new(S3Lake(store)))
 }
 
-impl From<&ObjectRecord> for ObjectInfo {
-    fn from(r: &ObjectRecord) -> Self {
-        ObjectInfo {
-            key: r.key.clone(),
-            size: r.size,
-            etag: r.etag.clone(),
-            last_modified_millis: r.last_modified_millis,
-            version_id: r.version_id.clone(),
-            content_type: r.content.content_type.clone(),
-        }
-    }
-}
+struct S3Lake(Arc<ObjectStore>);
 
-/// Options of a write.
-#[derive(Debug, Clone, Default)]
-pub struct PutOptions {
-    pub content_type: Option<String>,
-    /// Refuse the write (`PreconditionFailed`) when the key exists.
-    pub if_absent: bool,
-    /// Refuse the write (`PreconditionFailed`) unless the current ETag is this one.
-    pub if_match: Option<String>,
-}
-
-/// The bucket and key (or prefix) of an `s3://bucket/key` (or `s3a://`) URL, as the other
-/// services name locations in Lakebox S3; `None` for anything else.
-pub fn split_s3_url(url: &str) -> Option<(&str, &str)> {
-    let rest = url.strip_prefix("s3://").or_else(|| url.strip_prefix("s3a://"))?;
-    Some(rest.split_once('/').unwrap_or((rest, "")))
-}
-
-/// Reads and writes objects of Lakebox S3. Cheap to clone.
-///
-/// A service reading or writing on a caller's behalf (Athena's tables and results, Firehose's
-/// destinations, a crawler's targets) uses [`Lake::acting_for`] the caller's account: another
-/// account's bucket is then `AccessDenied`, as S3 itself answers that caller.
-#[derive(Clone)]
-pub struct Lake {
-    store: Arc<ObjectStore>,
-    acting_for: Option<Arc<str>>,
-}
-
-impl Lake {
-    pub fn new(store: Arc<ObjectStore>) -> Self {
-        Lake {
-            store,
-            acting_for: None,
-        }
-    }
-
-    /// This lake, limited to the buckets `account` owns.
-    pub fn acting_for(&self, account: &str) -> Lake {
-        Lake {
-            store: self.store.clone(),
-            acting_for: Some(account.into()),
-        }
-    }
-
-    /// The bucket, if it exists and the account this lake acts for may use it.
-    fn usable_bucket(&self, bucket: &str) -> Result<BucketRecord, ServiceError> {
-        match &self.acting_for {
-            Some(account) => self.store.owned_bucket(bucket, account),
+impl S3Lake {
+    /// The bucket, if it exists and `acting_for` (when given) may use it.
+    fn usable_bucket(&self, acting_for: Option<&str>, bucket: &str) -> Result<BucketRecord, ServiceError> {
+        match acting_for {
+            Some(account) => self.0.owned_bucket(bucket, account),
             None => self
-                .store
+                .0
                 .bucket(bucket)?
                 .ok_or_else(|| errors::no_such_bucket(bucket)),
         }
     }
 
-    /// Creates `bucket` for `account` in `region` if it does not exist (services that keep
-    /// their output in S3 make their buckets this way); another account's bucket of that name
-    /// is `BucketAlreadyExists`.
-    pub async fn ensure_bucket(&self, bucket: &str, region: &str, account: &str) -> Result<(), ServiceError> {
-        crate::bucket::validate_bucket_name(bucket)?;
-        self.store
-            .create_bucket(BucketRecord {
-                name: bucket.to_owned(),
-                region: region.to_owned(),
-                owner: account.to_owned(),
-                created_millis: self.store.now_millis(),
-                versioning: None,
-            })
-            .await
-            .map(|_| ())
-    }
-
-    /// Stores `data` under `key`, durably, as one PutObject would.
-    pub async fn put(
-        &self,
-        bucket: &str,
-        key: &str,
-        data: Bytes,
-        opts: PutOptions,
-    ) -> Result<ObjectInfo, ServiceError> {
-        self.put_body(bucket, key, lakebox_service::body::full(data), opts)
-            .await
-    }
-
-    /// Stores what arrives on `data` until the sender is dropped; an `Err` aborts the write and
-    /// nothing is stored. Memory stays bounded by the channel, whatever the size.
-    pub async fn put_stream(
-        &self,
-        bucket: &str,
-        key: &str,
-        data: mpsc::Receiver<std::io::Result<Bytes>>,
-        opts: PutOptions,
-    ) -> Result<ObjectInfo, ServiceError> {
-        self.put_body(bucket, key, lakebox_service::body::channel_body(data, None), opts)
-            .await
-    }
-
     async fn put_body(
         &self,
+        acting_for: Option<&str>,
         bucket: &str,
         key: &str,
         body: Body,
         opts: PutOptions,
     ) -> Result<ObjectInfo, ServiceError> {
+        let store = &self.0;
         crate::object::check_key(key)?;
-        let owner = self.usable_bucket(bucket)?;
-        let sse = crate::object::bucket_default_sse(&self.store, bucket, &owner.region, &owner.owner)?;
+        let owner = self.usable_bucket(acting_for, bucket)?;
+        let sse = crate::object::bucket_default_sse(store, bucket, &owner.region, &owner.owner)?;
         let encrypt = sse.as_ref().map(|_| KeySource::Lakebox);
-        let received =
-            crate::upload::receive(&self.store, &HeaderMap::new(), body, true, encrypt, None).await?;
-        let (base, inline) = received.into_object(key.to_owned(), self.store.now_millis());
+        let received = crate::upload::receive(store, &HeaderMap::new(), body, true, encrypt, None).await?;
+        let (base, inline) = received.into_object(key.to_owned(), store.now_millis());
         let record = ObjectRecord {
             content: ContentHeaders {
                 content_type: opts.content_type,
@@ -185,101 +73,36 @@ impl Lake {
             if_none_match_any: opts.if_absent,
             if_match: opts.if_match,
         };
-        let record = self
-            .store
-            .commit_object(bucket, record, inline, condition)
-            .await?;
-        Ok(ObjectInfo::from(&record))
+        let record = store.commit_object(bucket, record, inline, condition).await?;
+        Ok(info(&record))
     }
 
-    /// The current version of `key`, if there is one.
-    pub fn head(&self, bucket: &str, key: &str) -> Result<Option<ObjectInfo>, ServiceError> {
-        self.existing_bucket(bucket)?;
-        Ok(self
-            .store
-            .object(bucket, key)?
-            .filter(|r| !r.delete_marker)
-            .map(|r| ObjectInfo::from(&r)))
-    }
-
-    /// `range` of `key` (all of it when `None`), streamed in chunks from disk. Objects sealed
-    /// with a customer's key (SSE-C) cannot be read this way (`InvalidRequest`), as in S3.
-    pub fn get(
+    async fn copy_object(
         &self,
-        bucket: &str,
-        key: &str,
-        range: Option<Range<u64>>,
-    ) -> Result<(ObjectInfo, mpsc::Receiver<std::io::Result<Bytes>>), ServiceError> {
-        self.existing_bucket(bucket)?;
-        let (rec, sources) = self
-            .store
-            .object_with_sources(bucket, key, |rec| crate::sse_c::read_keys(rec, None))?
-            .filter(|(r, _)| !r.delete_marker)
-            .ok_or_else(|| errors::no_such_key(key))?;
-        if !rec.is_readable(self.store.now_millis()) {
-            return Err(errors::invalid_object_state(&rec.storage_class));
-        }
-        let range = range.unwrap_or(0..rec.size);
-        if range.start > range.end || range.end > rec.size {
-            return Err(ServiceError::new(
-                "InvalidRange",
-                416,
-                "The requested range is not satisfiable",
-            ));
-        }
-        let pieces = crate::download::plan(&sources, range.start, range.end - range.start);
-        Ok((ObjectInfo::from(&rec), crate::download::chunks(pieces)))
-    }
-
-    /// Up to `limit` objects under `prefix`, after the key `after`, in S3's listing order.
-    pub fn list(
-        &self,
-        bucket: &str,
-        prefix: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<ObjectInfo>, ServiceError> {
-        self.existing_bucket(bucket)?;
-        let mut out = Vec::new();
-        let mut cursor = after.map(|a| a.as_bytes().to_vec());
-        // Delete markers are skipped, so a page may need more than one scan.
-        while out.len() < limit {
-            let batch = self
-                .store
-                .list_objects(bucket, prefix, cursor.as_deref(), limit - out.len())?;
-            let Some(last) = batch.last() else { break };
-            cursor = Some(last.key.as_bytes().to_vec());
-            out.extend(batch.iter().filter(|r| !r.delete_marker).map(ObjectInfo::from));
-        }
-        Ok(out)
-    }
-
-    /// Copies `from` to `to` in `bucket`, as CopyObject with the bucket's default encryption.
-    pub async fn copy(
-        &self,
+        acting_for: Option<&str>,
         bucket: &str,
         from: &str,
         to: &str,
         if_absent: bool,
     ) -> Result<ObjectInfo, ServiceError> {
+        let store = &self.0;
         crate::object::check_key(to)?;
-        let owner = self.usable_bucket(bucket)?;
-        let src = self
-            .store
+        let owner = self.usable_bucket(acting_for, bucket)?;
+        let src = store
             .object(bucket, from)?
             .filter(|r| !r.delete_marker)
             .ok_or_else(|| errors::no_such_key(from))?;
-        if !src.is_readable(self.store.now_millis()) {
+        if !src.is_readable(store.now_millis()) {
             return Err(errors::invalid_object_state(&src.storage_class));
         }
         let src_keys = crate::sse_c::read_keys(&src, None)?;
-        let sse = crate::object::bucket_default_sse(&self.store, bucket, &owner.region, &owner.owner)?;
+        let sse = crate::object::bucket_default_sse(store, bucket, &owner.region, &owner.owner)?;
         let encrypt = sse.as_ref().map(|_| KeySource::Lakebox);
-        let (blob, md5) = crate::object::copy_data(&self.store, &src, 0, src.size, src_keys, encrypt).await?;
+        let (blob, md5) = crate::object::copy_data(store, &src, 0, src.size, src_keys, encrypt).await?;
         let record = ObjectRecord {
             key: to.to_owned(),
             etag: md5,
-            last_modified_millis: self.store.now_millis(),
+            last_modified_millis: store.now_millis(),
             segments: vec![Segment {
                 blob,
                 len: src.size,
@@ -299,19 +122,127 @@ impl Lake {
             if_none_match_any: if_absent,
             if_match: None,
         };
-        let record = self.store.commit_object(bucket, record, None, condition).await?;
-        Ok(ObjectInfo::from(&record))
+        let record = store.commit_object(bucket, record, None, condition).await?;
+        Ok(info(&record))
+    }
+}
+
+impl ObjectLake for S3Lake {
+    fn ensure_bucket<'a>(&'a self, bucket: &'a str, region: &'a str, account: &'a str) -> LakeFuture<'a, ()> {
+        Box::pin(async move {
+            crate::bucket::validate_bucket_name(bucket)?;
+            self.0
+                .create_bucket(BucketRecord {
+                    name: bucket.to_owned(),
+                    region: region.to_owned(),
+                    owner: account.to_owned(),
+                    created_millis: self.0.now_millis(),
+                    versioning: None,
+                })
+                .await
+                .map(|_| ())
+        })
     }
 
-    /// Deletes `key` as DeleteObject does (a delete marker in a versioned bucket); deleting a
-    /// missing key succeeds.
-    pub async fn delete(&self, bucket: &str, key: &str) -> Result<(), ServiceError> {
-        self.existing_bucket(bucket)?;
-        self.store.delete_object(bucket, key, None).await.map(|_| ())
+    fn put<'a>(
+        &'a self,
+        acting_for: Option<&'a str>,
+        bucket: &'a str,
+        key: &'a str,
+        body: Body,
+        opts: PutOptions,
+    ) -> LakeFuture<'a, ObjectInfo> {
+        Box::pin(self.put_body(acting_for, bucket, key, body, opts))
     }
 
-    fn existing_bucket(&self, bucket: &str) -> Result<(), ServiceError> {
-        self.usable_bucket(bucket).map(|_| ())
+    fn head(
+        &self,
+        acting_for: Option<&str>,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<ObjectInfo>, ServiceError> {
+        self.usable_bucket(acting_for, bucket)?;
+        Ok(self
+            .0
+            .object(bucket, key)?
+            .filter(|r| !r.delete_marker)
+            .map(|r| info(&r)))
+    }
+
+    /// Objects sealed with a customer's key (SSE-C) cannot be read this way (`InvalidRequest`),
+    /// as in S3.
+    fn get(
+        &self,
+        acting_for: Option<&str>,
+        bucket: &str,
+        key: &str,
+        range: Option<Range<u64>>,
+    ) -> Result<(ObjectInfo, Chunks), ServiceError> {
+        self.usable_bucket(acting_for, bucket)?;
+        let (rec, sources) = self
+            .0
+            .object_with_sources(bucket, key, |rec| crate::sse_c::read_keys(rec, None))?
+            .filter(|(r, _)| !r.delete_marker)
+            .ok_or_else(|| errors::no_such_key(key))?;
+        if !rec.is_readable(self.0.now_millis()) {
+            return Err(errors::invalid_object_state(&rec.storage_class));
+        }
+        let range = range.unwrap_or(0..rec.size);
+        if range.start > range.end || range.end > rec.size {
+            return Err(ServiceError::new(
+                "InvalidRange",
+                416,
+                "The requested range is not satisfiable",
+            ));
+        }
+        let pieces = crate::download::plan(&sources, range.start, range.end - range.start);
+        Ok((info(&rec), crate::download::chunks(pieces)))
+    }
+
+    fn list(
+        &self,
+        acting_for: Option<&str>,
+        bucket: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ObjectInfo>, ServiceError> {
+        self.usable_bucket(acting_for, bucket)?;
+        let mut out = Vec::new();
+        let mut cursor = after.map(|a| a.as_bytes().to_vec());
+        // Delete markers are skipped, so a page may need more than one scan.
+        while out.len() < limit {
+            let batch = self
+                .0
+                .list_objects(bucket, prefix, cursor.as_deref(), limit - out.len())?;
+            let Some(last) = batch.last() else { break };
+            cursor = Some(last.key.as_bytes().to_vec());
+            out.extend(batch.iter().filter(|r| !r.delete_marker).map(info));
+        }
+        Ok(out)
+    }
+
+    fn copy<'a>(
+        &'a self,
+        acting_for: Option<&'a str>,
+        bucket: &'a str,
+        from: &'a str,
+        to: &'a str,
+        if_absent: bool,
+    ) -> LakeFuture<'a, ObjectInfo> {
+        Box::pin(self.copy_object(acting_for, bucket, from, to, if_absent))
+    }
+
+    fn delete<'a>(
+        &'a self,
+        acting_for: Option<&'a str>,
+        bucket: &'a str,
+        key: &'a str,
+    ) -> LakeFuture<'a, ()> {
+        Box::pin(async move {
+            self.usable_bucket(acting_for, bucket)?;
+            self.0.delete_object(bucket, key, None).await.map(|_| ())
+        })
     }
 }
 
@@ -319,6 +250,8 @@ impl Lake {
 mod tests {
     use super::*;
     use crate::store::S3Settings;
+    use bytes::Bytes;
+    use tokio::sync::mpsc;
 
     pub(super) async fn lake(dir: &std::path::Path) -> Lake {
         let store = ObjectStore::open(
@@ -327,7 +260,7 @@ mod tests {
             S3Settings::default(),
         )
         .unwrap();
-        let lake = Lake::new(Arc::new(store));
+        let lake = super::lake(Arc::new(store));
         lake.ensure_bucket("lake", "us-east-1", "000000000000")
             .await
             .unwrap();
@@ -449,6 +382,7 @@ mod tests {
 #[cfg(test)]
 mod race_tests {
     use super::*;
+    use bytes::Bytes;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn conditional_updates_never_lose_one() {

@@ -11,8 +11,10 @@
 //! (`lakebox-protocol`).
 
 pub mod body;
+pub mod lake;
 pub mod links;
 pub mod pool;
+pub mod select;
 pub mod service;
 pub mod tasks;
 pub mod validate;
