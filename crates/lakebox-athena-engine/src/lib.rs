@@ -132,14 +132,16 @@ impl Engine {
     /// Runs one SQL statement and returns its rows as text (or, for CTAS, INSERT INTO and
     /// UNLOAD, the number of rows written). A failure names where in `sql` it lies, as Athena's
     /// messages do (`line L:C: …`).
+    /// `parsed` is `sql` as [`parse`] read it, when the caller has it.
     pub async fn run(
         &self,
         scope: &Scope,
         database: Option<&str>,
         sql: &str,
+        parsed: Option<Parsed>,
         options: &RunOptions,
     ) -> Result<QueryOutput, QueryError> {
-        self.run_statement(scope, database, sql, options)
+        self.run_statement(scope, database, sql, parsed, options)
             .await
             .map_err(|mut e| {
                 e.message = messages::locate(&e.message, sql);
@@ -152,6 +154,7 @@ impl Engine {
         scope: &Scope,
         database: Option<&str>,
         sql: &str,
+        parsed: Option<Parsed>,
         options: &RunOptions,
     ) -> Result<QueryOutput, QueryError> {
         let cutoff = options.cutoff;
@@ -166,12 +169,18 @@ impl Engine {
             executed: Default::default(),
         };
         let ctx = sessions.context(database, 0).map_err(classify)?;
-        // `CREATE TABLE … AS SELECT … WITH NO DATA` is Trino's; the parser does not know it.
-        let (sql, no_data) = match strip_no_data(sql) {
-            Some(rest) => (rest, true),
-            None => (sql, false),
+        let Parsed { statement, no_data } = match parsed {
+            Some(p) => p,
+            None => {
+                // `CREATE TABLE … AS SELECT … WITH NO DATA` is Trino's; the parser does not know it.
+                let (text, no_data) = match strip_no_data(sql) {
+                    Some(rest) => (rest, true),
+                    None => (sql, false),
+                };
+                let statement = depth::parse(&ctx, &spellings::respell(text)).map_err(classify)?;
+                Parsed { statement, no_data }
+            }
         };
-        let statement = depth::parse(&ctx, &spellings::respell(sql)).map_err(classify)?;
         let db = database.unwrap_or("default");
         if let DFStatement::Statement(s) = &statement {
             let written = match s.as_ref() {
@@ -298,15 +307,26 @@ fn input_rows(plan: &dyn datafusion::physical_plan::ExecutionPlan) -> u64 {
     plan.children().iter().map(|c| input_rows(c.as_ref())).sum()
 }
 
-/// Athena's refusal of a statement that does not parse, in Trino's words (`line L:C:
-/// mismatched input …`), or `None` when it parses. StartQueryExecution asks before it accepts a
-/// query, as Athena does; the text is read as [`Engine::run`] reads it.
-pub fn syntax_error(sql: &str) -> Option<String> {
-    let sql = strip_no_data(sql).unwrap_or(sql);
-    let respelled = spellings::respell(sql);
-    match depth::parse_text(&respelled) {
-        Ok(_) => None,
-        Err(e) => syntax::message(sql, &e),
+/// A statement read by the engine's parser: what StartQueryExecution parsed to refuse a
+/// statement that does not parse, carried to [`Engine::run`] so the text is parsed once.
+pub struct Parsed {
+    statement: DFStatement,
+    /// `CREATE TABLE … AS SELECT … WITH NO DATA` (Trino's; the parser does not know it).
+    no_data: bool,
+}
+
+/// Parses `sql` as [`Engine::run`] reads it. `Err(Some(message))`: Athena refuses it, in
+/// Trino's words (`line L:C: mismatched input …`), as StartQueryExecution does before it
+/// accepts a query; `Err(None)`: a failure that is not the text's syntax, left for the run to
+/// report. Parsing recurses as deep as the text nests: call it on a big stack.
+pub fn parse(sql: &str) -> Result<Parsed, Option<String>> {
+    let (text, no_data) = match strip_no_data(sql) {
+        Some(rest) => (rest, true),
+        None => (sql, false),
+    };
+    match depth::parse_text(&spellings::respell(text)) {
+        Ok(statement) => Ok(Parsed { statement, no_data }),
+        Err(e) => Err(syntax::message(text, &e)),
     }
 }
 

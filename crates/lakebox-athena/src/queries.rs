@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use futures::FutureExt;
 use lakebox_athena_engine::pool::QueryPool;
-use lakebox_athena_engine::{Engine, QueryError, QueryOutput, RunOptions};
+use lakebox_athena_engine::{Engine, Parsed, QueryError, QueryOutput, RunOptions};
 use lakebox_core::{RequestContext, ServiceError};
 use lakebox_glue::{Catalog, Scope};
 use lakebox_protocol::Timestamp;
@@ -464,19 +464,26 @@ impl Queries {
         let sep = if location.ends_with('/') { "" } else { "/" };
         // The one place the text is parsed: what it is travels with the execution.
         let statement = Statement::classify(&sql);
-        // A query that does not parse is refused here, as Athena refuses it, not run to fail.
+        // SQL for the engine is parsed here, once: a query that does not parse is refused, as
+        // Athena refuses it, not run to fail; one that does runs what was parsed.
+        let mut parsed = None;
         if let Statement::Sql(Kind::Engine { .. }) = &statement {
             // Parsing recurses as deep as the statement nests and may take a while on a
             // hostile one: a thread of its own with a big stack, off the request threads.
             let text = sql.clone();
-            let refused = tokio::task::spawn_blocking(move || {
-                lakebox_core::stack::on_big_stack(|| lakebox_athena_engine::syntax_error(&text))
+            let read = tokio::task::spawn_blocking(move || {
+                lakebox_core::stack::on_big_stack(|| lakebox_athena_engine::parse(&text))
             })
             .await
             .map_err(|e| internal(e.to_string()))?;
-            if let Some(message) = refused {
-                return Err(ServiceError::client("InvalidRequestException", message)
-                    .with_extra("AthenaErrorCode", "MALFORMED_QUERY"));
+            match read {
+                Ok(p) => parsed = Some(p),
+                Err(Some(message)) => {
+                    return Err(ServiceError::client("InvalidRequestException", message)
+                        .with_extra("AthenaErrorCode", "MALFORMED_QUERY"));
+                }
+                // Not the text's syntax: the run reports it as the query's failure.
+                Err(None) => {}
             }
         }
         let statement_type = match &statement {
@@ -579,7 +586,7 @@ impl Queries {
         // Registered before the task can finish and unregister itself.
         let mut running = self.running.lock().unwrap();
         let task = self.pool.handle().spawn(async move {
-            me.execute(e, ctx, scope, (sql, statement), stopping, finished)
+            me.execute(e, ctx, scope, (sql, statement, parsed), stopping, finished)
                 .await
         });
         running.insert(
@@ -631,7 +638,7 @@ impl Queries {
         mut e: Execution,
         ctx: RequestContext,
         scope: Scope,
-        (sql, statement): (String, Statement),
+        (sql, statement, parsed): (String, Statement, Option<Parsed>),
         stop: Arc<AtomicBool>,
         finished: watch::Sender<bool>,
     ) {
@@ -642,18 +649,19 @@ impl Queries {
         // final state is queued after this one.
         let _ = self.save(&e);
         // A panic in the engine fails the query rather than leaving it RUNNING for ever.
-        let outcome = std::panic::AssertUnwindSafe(self.run(&e, &ctx, &scope, &sql, statement, &stop))
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|panic| {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                tracing::error!(query = %e.id, panic = %what, "the engine panicked");
-                Err(failure(1, 1000, format!("GENERIC_INTERNAL_ERROR: {what}")))
-            });
+        let outcome =
+            std::panic::AssertUnwindSafe(self.run(&e, &ctx, &scope, &sql, (statement, parsed), &stop))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    tracing::error!(query = %e.id, panic = %what, "the engine panicked");
+                    Err(failure(1, 1000, format!("GENERIC_INTERNAL_ERROR: {what}")))
+                });
         match outcome {
             Ok(outcome) => {
                 e.state = "SUCCEEDED".into();
@@ -705,7 +713,7 @@ impl Queries {
         ctx: &RequestContext,
         scope: &Scope,
         sql: &str,
-        statement: Statement,
+        (statement, mut parsed): (Statement, Option<Parsed>),
         stop: &Arc<AtomicBool>,
     ) -> Result<Outcome, QueryError> {
         let started = std::time::Instant::now();
@@ -757,6 +765,7 @@ impl Queries {
                 sql = &bound;
                 // The prepared text, bound, is what runs: read it (once) for what it is.
                 statement = Statement::classify(sql);
+                parsed = None;
                 false
             }
         };
@@ -785,7 +794,7 @@ impl Queries {
                 };
                 let mut out: QueryOutput = self
                     .engine
-                    .run(scope, e.context_database(), sql, &options)
+                    .run(scope, e.context_database(), sql, parsed, &options)
                     .await?;
                 update_count = out.update_count;
                 written_files = std::mem::take(&mut out.written_files);
