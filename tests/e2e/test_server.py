@@ -266,3 +266,24 @@ def test_significant_events_are_logged_one_line_each(tmp_path):
     assert any("operation=GetObject" in l and "status=404" in l for l in requests), requests
     assert any("operation=DescribeStream" in l and "status=400" in l for l in requests), requests
     assert any("operation=CreateBucket" in l for l in log.splitlines()), log[-2000:]
+
+
+def test_a_fresh_server_creates_its_stores_on_first_write(tmp_path):
+    """A fresh data directory gets no metadata database until a service first writes (creating
+    five at start cost most of start-up); reads before then answer as empty stores do, and what
+    is written afterwards survives a SIGKILL."""
+    data = tmp_path / "data"
+    with Lakebox(data) as lb:
+        assert sorted(p.name for p in data.rglob("*.redb")) == []
+        assert lb.client("s3").list_buckets()["Buckets"] == []
+        assert lb.client("kinesis").list_streams()["StreamNames"] == []
+        assert lb.client("glue").get_databases()["DatabaseList"] == []
+        assert lb.client("athena").list_named_queries()["NamedQueryIds"] == []
+        assert lb.client("firehose").list_delivery_streams()["DeliveryStreamNames"] == []
+        assert sorted(p.name for p in data.rglob("*.redb")) == []
+        lb.client("s3").create_bucket(Bucket="first")
+        lb.client("s3").put_object(Bucket="first", Key="k", Body=b"kept")
+        assert [p.relative_to(data).as_posix() for p in data.rglob("*.redb")] == ["s3/meta.redb"]
+        lb.kill()
+    with Lakebox(data) as lb:
+        assert lb.client("s3").get_object(Bucket="first", Key="k")["Body"].read() == b"kept"
