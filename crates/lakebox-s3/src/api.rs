@@ -237,7 +237,31 @@ impl HttpService for S3 {
                 body,
                 host,
             };
-            self.dispatch(req).await
+            // A cross-origin request gets the Access-Control headers its bucket's CORS rules
+            // allow, on success and error alike (browsers read neither without them).
+            let cors = match (req.header("origin"), &req.bucket) {
+                (Some(origin), Some(bucket)) if req.method != Method::OPTIONS => {
+                    Some((origin.to_owned(), bucket.clone(), req.method.clone()))
+                }
+                _ => None,
+            };
+            let result = self.dispatch(req).await;
+            let Some((origin, bucket, method)) = cors else {
+                return result;
+            };
+            let allowed = crate::cors::actual_request_headers(&self.store, &bucket, &method, &origin);
+            match result {
+                Ok(mut resp) => {
+                    for (name, value) in &allowed {
+                        set_header(&mut resp, name, value);
+                    }
+                    Ok(resp)
+                }
+                Err(mut e) => {
+                    e.headers.extend(allowed);
+                    Err(e)
+                }
+            }
         })
     }
 }
@@ -341,6 +365,12 @@ impl Endpoint {
 
 impl S3 {
     async fn dispatch(&self, req: S3Request) -> Result<Response<Body>, ServiceError> {
+        if req.method == Method::OPTIONS {
+            if let Some(slot) = &req.operation {
+                slot.set("OptionsObject");
+            }
+            return crate::cors::preflight(&self.store, req.bucket.as_deref(), req.key.is_some(), &req.headers);
+        }
         let endpoint = Endpoint::of(&req)?;
         if let Some(slot) = &req.operation {
             slot.set(endpoint.name(&req));

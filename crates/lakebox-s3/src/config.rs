@@ -2,8 +2,7 @@
 //! ACL reads.
 //!
 //! Configurations are validated for shape and stored as sent, then returned on GET, as S3 does.
-//! What Lakebox does not yet *act on* (lifecycle rules, CORS, encryption, notifications) is
-//! listed in docs/s3.md; versioning is never reported as enabled because it is not implemented.
+//! What Lakebox does not yet *act on* (notifications, …) is listed in docs/s3.md; versioning is never reported as enabled because it is not implemented.
 
 use std::sync::Arc;
 
@@ -206,6 +205,9 @@ pub async fn bucket_config(
                     }
                     if sub == "notification" {
                         validate_notification(&doc)?;
+                    }
+                    if sub == "cors" {
+                        crate::cors::parse(&doc)?;
                     }
                 }
             }

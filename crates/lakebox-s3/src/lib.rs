@@ -14,6 +14,7 @@
 pub mod api;
 mod bucket;
 mod config;
+mod cors;
 pub mod download;
 mod errors;
 pub mod lake;
