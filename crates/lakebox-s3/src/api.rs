@@ -369,7 +369,12 @@ impl S3 {
             if let Some(slot) = &req.operation {
                 slot.set("OptionsObject");
             }
-            return crate::cors::preflight(&self.store, req.bucket.as_deref(), req.key.is_some(), &req.headers);
+            return crate::cors::preflight(
+                &self.store,
+                req.bucket.as_deref(),
+                req.key.is_some(),
+                &req.headers,
+            );
         }
         let endpoint = Endpoint::of(&req)?;
         if let Some(slot) = &req.operation {

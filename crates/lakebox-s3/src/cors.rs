@@ -40,7 +40,9 @@ pub struct Rule {
 /// Reads a `<CORSConfiguration>` and checks it as PutBucketCors does.
 pub fn parse(doc: &XmlElement) -> Result<Vec<Rule>, ServiceError> {
     let texts = |rule: &XmlElement, name: &str| -> Vec<String> {
-        rule.children_named(name).map(|e| e.text.trim().to_owned()).collect()
+        rule.children_named(name)
+            .map(|e| e.text.trim().to_owned())
+            .collect()
     };
     let mut rules = Vec::new();
     for r in doc.children_named("CORSRule") {
@@ -122,7 +124,14 @@ impl Rule {
     fn answer_headers(&self, origin: &str, pattern: &str) -> Vec<(&'static str, String)> {
         let wildcard = pattern == "*";
         let mut out = vec![
-            ("access-control-allow-origin", if wildcard { "*".to_owned() } else { origin.to_owned() }),
+            (
+                "access-control-allow-origin",
+                if wildcard {
+                    "*".to_owned()
+                } else {
+                    origin.to_owned()
+                },
+            ),
             ("access-control-allow-methods", self.methods.join(", ")),
         ];
         if !wildcard {
@@ -175,7 +184,11 @@ pub fn preflight(
             .with_extra("ResourceType", if has_key { "OBJECT" } else { "BUCKET" })
     };
     if store.bucket(bucket)?.is_none() {
-        return Err(ServiceError::new("AccessForbidden", 403, "CORSResponse: Bucket not found"));
+        return Err(ServiceError::new(
+            "AccessForbidden",
+            403,
+            "CORSResponse: Bucket not found",
+        ));
     }
     let Some(rules) = rules(store, bucket)? else {
         return Err(forbidden("CORSResponse: CORS is not enabled for this bucket."));
@@ -240,16 +253,29 @@ mod tests {
 
     #[test]
     fn put_refuses_what_s3_refuses() {
-        let one = |body: &str| rules(&format!("<CORSConfiguration><CORSRule>{body}</CORSRule></CORSConfiguration>"));
+        let one = |body: &str| {
+            rules(&format!(
+                "<CORSConfiguration><CORSRule>{body}</CORSRule></CORSConfiguration>"
+            ))
+        };
         assert!(one("<AllowedOrigin>*</AllowedOrigin><AllowedMethod>GET</AllowedMethod>").is_ok());
         let e = one("<AllowedOrigin>*</AllowedOrigin><AllowedMethod>PATCH</AllowedMethod>").unwrap_err();
         assert_eq!(
             (e.code.as_ref(), e.message.as_str()),
-            ("InvalidRequest", "Found unsupported HTTP method in CORS config. Unsupported method is PATCH")
+            (
+                "InvalidRequest",
+                "Found unsupported HTTP method in CORS config. Unsupported method is PATCH"
+            )
         );
         let e = one("<AllowedOrigin>*.*</AllowedOrigin><AllowedMethod>GET</AllowedMethod>").unwrap_err();
-        assert_eq!(e.message, "AllowedOrigin \"*.*\" can not have more than one wildcard.");
-        assert_eq!(one("<AllowedMethod>GET</AllowedMethod>").unwrap_err().code, "MalformedXML");
+        assert_eq!(
+            e.message,
+            "AllowedOrigin \"*.*\" can not have more than one wildcard."
+        );
+        assert_eq!(
+            one("<AllowedMethod>GET</AllowedMethod>").unwrap_err().code,
+            "MalformedXML"
+        );
         assert_eq!(rules("<CORSConfiguration/>").unwrap_err().code, "MalformedXML");
     }
 }
