@@ -124,6 +124,30 @@ impl XmlElement {
     pub fn child_text(&self, name: &str) -> Option<&str> {
         self.child(name).map(|c| c.text.as_str())
     }
+
+    /// Writes the element back as XML (attributes, then its children, or its text when it has
+    /// none: the documents AWS takes do not mix the two).
+    pub fn write(&self, out: &mut String) {
+        out.push('<');
+        out.push_str(&self.name);
+        for (k, v) in &self.attributes {
+            out.push(' ');
+            out.push_str(k);
+            out.push_str("=\"");
+            escape_into(out, v);
+            out.push('"');
+        }
+        out.push('>');
+        if self.children.is_empty() {
+            escape_into(out, &self.text);
+        }
+        for c in &self.children {
+            c.write(out);
+        }
+        out.push_str("</");
+        out.push_str(&self.name);
+        out.push('>');
+    }
 }
 
 /// Why an XML body could not be read.

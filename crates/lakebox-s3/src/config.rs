@@ -211,7 +211,12 @@ pub async fn bucket_config(
                     }
                 }
             }
-            store.set_bucket_config(&bucket, sub, Some(body.to_vec())).await?;
+            let body = if sub == "lifecycle" {
+                crate::lifecycle::with_rule_ids(&body)?
+            } else {
+                body.to_vec()
+            };
+            store.set_bucket_config(&bucket, sub, Some(body)).await?;
             Ok(empty_response(if kind.root.is_none() {
                 StatusCode::NO_CONTENT
             } else {

@@ -136,18 +136,64 @@ fn filter(rule: &XmlElement) -> Result<Filter, ServiceError> {
     Ok(f)
 }
 
+/// The document to store for a valid LifecycleConfiguration: as sent, except that a rule
+/// without an `ID` gets one, as S3 gives it (a random identifier, base64 of a UUID).
+pub fn with_rule_ids(body: &[u8]) -> Result<Vec<u8>, ServiceError> {
+    use base64::Engine;
+    let mut doc = xml::parse(body).map_err(|_| malformed())?;
+    let mut changed = false;
+    for r in doc.children.iter_mut().filter(|c| c.name == "Rule") {
+        if r.child_text("ID").is_none_or(str::is_empty) {
+            r.children.retain(|c| c.name != "ID");
+            let h = lakebox_core::ids::random_hex(32);
+            let uuid = format!(
+                "{}-{}-{}-{}-{}",
+                &h[..8],
+                &h[8..12],
+                &h[12..16],
+                &h[16..20],
+                &h[20..]
+            );
+            let id = base64::engine::general_purpose::STANDARD.encode(uuid);
+            r.children.insert(
+                0,
+                xml::XmlElement {
+                    name: "ID".into(),
+                    text: id,
+                    ..Default::default()
+                },
+            );
+            changed = true;
+        }
+    }
+    if !changed {
+        return Ok(body.to_vec());
+    }
+    let mut out = String::from(xml::XML_DECLARATION);
+    doc.attributes = vec![("xmlns".into(), crate::xml::NS.into())];
+    doc.write(&mut out);
+    Ok(out.into_bytes())
+}
+
 /// Parses and validates a LifecycleConfiguration document.
 pub fn parse(body: &[u8]) -> Result<Vec<Rule>, ServiceError> {
     let doc = xml::parse(body).map_err(|_| malformed())?;
     if doc.name != "LifecycleConfiguration" {
         return Err(malformed());
     }
-    let mut rules = Vec::new();
+    let mut rules: Vec<Rule> = Vec::new();
     for r in doc.children_named("Rule") {
         let id = r.child_text("ID").unwrap_or("").to_owned();
         if id.len() > 255 {
             return Err(errors::invalid_argument(
                 "ID length should not exceed allowed limit of 255",
+                "ID",
+                &id,
+            ));
+        }
+        if !id.is_empty() && rules.iter().any(|other| other.id == id) {
+            return Err(errors::invalid_argument(
+                "Rule ID must be unique. Found same ID for more than one rule",
                 "ID",
                 &id,
             ));

@@ -60,6 +60,10 @@ fn list_page(
         resume_after: None,
         last_item: None,
     };
+    // `max-keys=0` asks for nothing, and S3 answers that the listing is not truncated.
+    if max_keys == 0 {
+        return Ok(page);
+    }
     let mut count = 0usize;
     'scan: loop {
         let batch = store.list_objects(bucket, prefix, after.as_deref(), BATCH)?;
@@ -172,7 +176,10 @@ pub fn list_objects(store: &Arc<ObjectStore>, req: &S3Request) -> Result<Respons
     let page = list_page(store, bucket, prefix, delimiter, start, max)?;
 
     let mut w = doc("ListBucketResult");
-    w.element("Name", bucket).element("Prefix", &enc(prefix));
+    // ListObjectsV2 encodes the prefix it echoes; ListObjects (v1) does not, and the SDKs
+    // decode it only for v2.
+    w.element("Name", bucket)
+        .element("Prefix", &if v2 { enc(prefix) } else { prefix.to_owned() });
     if v2 {
         if let Some(t) = req.query("continuation-token") {
             w.element("ContinuationToken", t);
@@ -285,7 +292,8 @@ pub fn list_object_versions(
             pending = all.split_off(pos + 1);
         }
     }
-    'scan: loop {
+    // `max-keys=0` asks for nothing: not truncated, as in ListObjects.
+    'scan: while max > 0 {
         // Versions of the current key come first, then the next keys.
         for v in &pending {
             if entries.len() == max {

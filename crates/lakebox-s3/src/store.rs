@@ -490,13 +490,16 @@ impl ObjectStore {
             .scan_prefix(OBJECTS, &prefix, None, 1)
             .map_err(internal)?
             .is_empty();
-        let has_uploads = !self
-            .kv
-            .scan_prefix(UPLOADS, &prefix, None, 1)
-            .map_err(internal)?
-            .is_empty();
-        if has_objects || has_uploads {
+        if has_objects {
             return Err(errors::bucket_not_empty(name));
+        }
+        // Multipart uploads in progress do not keep a bucket alive, in S3: they go with it.
+        for upload in self.list_uploads(name)? {
+            match self.abort_upload(name, &upload.upload_id).await {
+                Ok(()) => {}
+                Err(e) if e.code == "NoSuchUpload" => {}
+                Err(e) => return Err(e),
+            }
         }
         let configs = self
             .kv

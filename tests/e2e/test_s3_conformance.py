@@ -1,0 +1,72 @@
+"""Smaller S3 behaviours a public S3 conformance suite checks, each as S3 answers it."""
+
+import base64
+import re
+
+import botocore.exceptions
+import pytest
+
+
+@pytest.fixture
+def s3(lakebox):
+    client = lakebox.client("s3")
+    client.create_bucket(Bucket="conf")
+    for k in ("a b/1", "a b/2", "c"):
+        client.put_object(Bucket="conf", Key=k, Body=b"x")
+    return client
+
+
+def test_max_keys_zero_lists_nothing_and_is_not_truncated(s3):
+    v2 = s3.list_objects_v2(Bucket="conf", MaxKeys=0)
+    assert (v2["KeyCount"], v2["IsTruncated"], v2.get("Contents")) == (0, False, None)
+    assert "NextContinuationToken" not in v2
+    v1 = s3.list_objects(Bucket="conf", MaxKeys=0)
+    assert (v1["IsTruncated"], v1.get("Contents")) == (False, None)
+    versions = s3.list_object_versions(Bucket="conf", MaxKeys=0)
+    assert (versions["IsTruncated"], versions.get("Versions")) == (False, None)
+    # And one key short of everything is truncated.
+    assert s3.list_objects_v2(Bucket="conf", MaxKeys=2)["IsTruncated"] is True
+
+
+def test_list_objects_v1_echoes_its_prefix_unencoded(s3):
+    # boto3 asks for url encoding; S3 encodes keys, markers and delimiters in v1, not the prefix.
+    v1 = s3.list_objects(Bucket="conf", Prefix="a b/")
+    assert v1["Prefix"] == "a b/"
+    assert [o["Key"] for o in v1["Contents"]] == ["a b/1", "a b/2"]
+    v2 = s3.list_objects_v2(Bucket="conf", Prefix="a b/", Delimiter="/", StartAfter="a b/1")
+    assert (v2["Prefix"], v2["StartAfter"]) == ("a b/", "a b/1")
+    assert [o["Key"] for o in v2["Contents"]] == ["a b/2"]
+
+
+def test_lifecycle_rules_get_ids_and_ids_are_unique(s3):
+    rule = {"Status": "Enabled", "Filter": {"Prefix": "tmp/"}, "Expiration": {"Days": 1}}
+    s3.put_bucket_lifecycle_configuration(
+        Bucket="conf", LifecycleConfiguration={"Rules": [rule, {**rule, "ID": "mine", "Filter": {"Prefix": "x/"}}]})
+    got = s3.get_bucket_lifecycle_configuration(Bucket="conf")["Rules"]
+    assert got[1]["ID"] == "mine" and got[1]["Filter"] == {"Prefix": "x/"}
+    generated = base64.b64decode(got[0]["ID"]).decode()
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", generated)
+    assert got[0]["Filter"] == {"Prefix": "tmp/"} and got[0]["Expiration"] == {"Days": 1}
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.put_bucket_lifecycle_configuration(
+            Bucket="conf", LifecycleConfiguration={"Rules": [{**rule, "ID": "same"}, {**rule, "ID": "same"}]})
+    err = e.value.response["Error"]
+    assert (err["Code"], err["Message"]) == ("InvalidArgument", "Rule ID must be unique. Found same ID for more than one rule")
+    assert err["ArgumentName"] == "ID" and err["ArgumentValue"] == "same"
+
+
+def test_multipart_uploads_in_progress_do_not_keep_a_bucket(s3):
+    s3.create_bucket(Bucket="pending-uploads")
+    upload = s3.create_multipart_upload(Bucket="pending-uploads", Key="big")["UploadId"]
+    s3.upload_part(Bucket="pending-uploads", Key="big", UploadId=upload, PartNumber=1, Body=b"p" * 1024)
+    s3.delete_bucket(Bucket="pending-uploads")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.head_bucket(Bucket="pending-uploads")
+    assert e.value.response["Error"]["Code"] == "404"
+    # A bucket of the same name starts without the old upload.
+    s3.create_bucket(Bucket="pending-uploads")
+    assert s3.list_multipart_uploads(Bucket="pending-uploads").get("Uploads") is None
+    # Objects still keep a bucket.
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.delete_bucket(Bucket="conf")
+    assert e.value.response["Error"]["Code"] == "BucketNotEmpty"
