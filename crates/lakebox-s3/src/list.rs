@@ -292,8 +292,11 @@ pub fn list_object_versions(
             pending = all.split_off(pos + 1);
         }
     }
-    // `max-keys=0` asks for nothing: not truncated, as in ListObjects.
-    'scan: while max > 0 {
+    'scan: loop {
+        // `max-keys=0` asks for nothing: not truncated, as in ListObjects.
+        if max == 0 {
+            break;
+        }
         // Versions of the current key come first, then the next keys.
         for v in &pending {
             if entries.len() == max {
