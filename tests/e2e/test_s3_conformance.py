@@ -70,3 +70,49 @@ def test_multipart_uploads_in_progress_do_not_keep_a_bucket(s3):
     with pytest.raises(botocore.exceptions.ClientError) as e:
         s3.delete_bucket(Bucket="conf")
     assert e.value.response["Error"]["Code"] == "BucketNotEmpty"
+
+
+def test_get_object_attributes(s3):
+    import hashlib
+    body = b"attributes " * 100
+    put = s3.put_object(Bucket="conf", Key="attr", Body=body, ChecksumAlgorithm="SHA256", StorageClass="STANDARD_IA")
+    got = s3.get_object_attributes(Bucket="conf", Key="attr",
+                                   ObjectAttributes=["ETag", "Checksum", "ObjectSize", "StorageClass", "ObjectParts"])
+    assert got["ETag"] == put["ETag"].strip('"') == hashlib.md5(body).hexdigest()
+    assert got["ObjectSize"] == len(body) and got["StorageClass"] == "STANDARD_IA"
+    assert got["Checksum"] == {"ChecksumSHA256": base64.b64encode(hashlib.sha256(body).digest()).decode(),
+                               "ChecksumType": "FULL_OBJECT"}
+    assert "ObjectParts" not in got and got["LastModified"] == s3.head_object(Bucket="conf", Key="attr")["LastModified"]
+    # Only what was asked for.
+    assert set(s3.get_object_attributes(Bucket="conf", Key="attr", ObjectAttributes=["ObjectSize"])) - {"ResponseMetadata", "LastModified"} == {"ObjectSize"}
+    # A multipart object reports its parts count.
+    up = s3.create_multipart_upload(Bucket="conf", Key="parts")["UploadId"]
+    etags = [s3.upload_part(Bucket="conf", Key="parts", UploadId=up, PartNumber=n, Body=b"p" * (5 * 1024 * 1024 if n == 1 else 10))["ETag"]
+             for n in (1, 2)]
+    s3.complete_multipart_upload(Bucket="conf", Key="parts", UploadId=up,
+                                 MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e} for n, e in zip((1, 2), etags)]})
+    parts = s3.get_object_attributes(Bucket="conf", Key="parts", ObjectAttributes=["ObjectParts", "ObjectSize", "ETag"])
+    assert parts["ObjectParts"]["TotalPartsCount"] == 2 and parts["ObjectSize"] == 5 * 1024 * 1024 + 10
+    assert parts["ETag"].endswith("-2")
+    # Versions and delete markers answer as GET does.
+    s3.create_bucket(Bucket="conf-versions")
+    s3.put_bucket_versioning(Bucket="conf-versions", VersioningConfiguration={"Status": "Enabled"})
+    v1 = s3.put_object(Bucket="conf-versions", Key="k", Body=b"one")["VersionId"]
+    s3.put_object(Bucket="conf-versions", Key="k", Body=b"three")
+    old = s3.get_object_attributes(Bucket="conf-versions", Key="k", VersionId=v1, ObjectAttributes=["ObjectSize"])
+    assert (old["ObjectSize"], old["VersionId"]) == (3, v1)
+    marker = s3.delete_object(Bucket="conf-versions", Key="k")["VersionId"]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.get_object_attributes(Bucket="conf-versions", Key="k", ObjectAttributes=["ObjectSize"])
+    assert e.value.response["Error"]["Code"] == "NoSuchKey"
+    assert e.value.response["ResponseMetadata"]["HTTPHeaders"]["x-amz-delete-marker"] == "true"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.get_object_attributes(Bucket="conf-versions", Key="k", VersionId=marker, ObjectAttributes=["ObjectSize"])
+    assert e.value.response["Error"]["Code"] == "MethodNotAllowed"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.get_object_attributes(Bucket="conf", Key="attr", ObjectAttributes=["Colour"])
+    assert e.value.response["Error"]["Code"] == "InvalidArgument"
+    assert e.value.response["Error"]["Message"] == "Invalid attribute name specified."
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.get_object_attributes(Bucket="conf", Key="missing", ObjectAttributes=["ETag"])
+    assert e.value.response["Error"]["Code"] == "NoSuchKey"

@@ -23,7 +23,6 @@ const MAX_XML_BODY: usize = 4 * 1024 * 1024;
 /// rather than mistaken for a plain object or bucket operation.
 const UNIMPLEMENTED_SUBRESOURCES: &[&str] = &[
     "analytics",
-    "attributes",
     "intelligent-tiering",
     "inventory",
     "legal-hold",
@@ -276,6 +275,7 @@ enum Endpoint {
     BucketConfig(&'static str),
     ObjectTagging,
     ObjectAcl,
+    GetObjectAttributes,
     CreateBucket,
     HeadBucket,
     DeleteBucket,
@@ -313,6 +313,7 @@ impl Endpoint {
             }
             (Some(_), Some(_)) if req.has("tagging") => Endpoint::ObjectTagging,
             (Some(_), Some(_)) if req.has("acl") => Endpoint::ObjectAcl,
+            (Some(_), Some(_)) if req.has("attributes") && m == Method::GET => Endpoint::GetObjectAttributes,
             (Some(_), None) => match *m {
                 Method::PUT => Endpoint::CreateBucket,
                 Method::HEAD => Endpoint::HeadBucket,
@@ -387,6 +388,7 @@ impl S3 {
             Endpoint::BucketAcl | Endpoint::ObjectAcl => config::acl(store, req).await,
             Endpoint::BucketConfig(sub) => config::bucket_config(store, req, sub).await,
             Endpoint::ObjectTagging => config::object_tagging(store, req).await,
+            Endpoint::GetObjectAttributes => object::get_object_attributes(store, &req),
             Endpoint::CreateBucket => bucket::create_bucket(store, req).await,
             Endpoint::HeadBucket => bucket::head_bucket(store, &req),
             Endpoint::DeleteBucket => bucket::delete_bucket(store, req).await,
