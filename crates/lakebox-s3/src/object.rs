@@ -911,72 +911,6 @@ pub async fn copy_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Res
     Ok(resp)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ranges() {
-        assert_eq!(parse_range("bytes=0-9", 100).unwrap(), Some((0, 9)));
-        assert_eq!(parse_range("bytes=90-200", 100).unwrap(), Some((90, 99)));
-        assert_eq!(parse_range("bytes=95-", 100).unwrap(), Some((95, 99)));
-        assert_eq!(parse_range("bytes=-10", 100).unwrap(), Some((90, 99)));
-        assert_eq!(parse_range("bytes=-500", 100).unwrap(), Some((0, 99)));
-        assert_eq!(parse_range("bytes=0-1,5-6", 100).unwrap(), None);
-        assert_eq!(parse_range("items=0-1", 100).unwrap(), None);
-        assert_eq!(parse_range("bytes=5-2", 100).unwrap(), None);
-        assert_eq!(parse_range("bytes=100-", 100).unwrap_err().code, "InvalidRange");
-        assert_eq!(parse_range("bytes=0-", 0).unwrap_err().code, "InvalidRange");
-        assert_eq!(parse_range("bytes=-0", 100).unwrap_err().code, "InvalidRange");
-    }
-
-    #[test]
-    fn copy_sources() {
-        assert_eq!(
-            parse_copy_source("/b/dir/k%20ey").unwrap(),
-            ("b".into(), "dir/k ey".into())
-        );
-        assert_eq!(
-            parse_copy_source("b/k?versionId=x").unwrap(),
-            ("b".into(), "k".into())
-        );
-        assert!(parse_copy_source("b").is_err());
-    }
-
-    #[test]
-    fn conditions_precedence() {
-        let mut h = HeaderMap::new();
-        let t = 1_700_000_000_000;
-        h.insert("if-match", "\"abc\"".parse().unwrap());
-        h.insert(
-            "if-unmodified-since",
-            Timestamp::from_millis(t - 10_000).to_http_date().parse().unwrap(),
-        );
-        assert!(matches!(
-            evaluate_conditions(&h, "abc", t),
-            Ok(Conditional::Proceed)
-        ));
-        let mut h = HeaderMap::new();
-        h.insert("if-none-match", "\"abc\"".parse().unwrap());
-        assert!(matches!(
-            evaluate_conditions(&h, "abc", t),
-            Ok(Conditional::NotModified)
-        ));
-        let mut h = HeaderMap::new();
-        h.insert(
-            "if-modified-since",
-            Timestamp::from_millis(t + 10_000).to_http_date().parse().unwrap(),
-        );
-        assert!(matches!(
-            evaluate_conditions(&h, "abc", t),
-            Ok(Conditional::NotModified)
-        ));
-        let mut h = HeaderMap::new();
-        h.insert("if-match", "\"zzz\"".parse().unwrap());
-        assert_eq!(evaluate_conditions(&h, "abc", t).err().unwrap().status, 412);
-    }
-}
-
 /// The attributes GetObjectAttributes may be asked for (`x-amz-object-attributes`).
 const OBJECT_ATTRIBUTES: &[&str] = &["ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize"];
 
@@ -1073,4 +1007,70 @@ pub fn get_object_attributes(
         set_header(&mut resp, "x-amz-version-id", &vid);
     }
     Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100).unwrap(), Some((0, 9)));
+        assert_eq!(parse_range("bytes=90-200", 100).unwrap(), Some((90, 99)));
+        assert_eq!(parse_range("bytes=95-", 100).unwrap(), Some((95, 99)));
+        assert_eq!(parse_range("bytes=-10", 100).unwrap(), Some((90, 99)));
+        assert_eq!(parse_range("bytes=-500", 100).unwrap(), Some((0, 99)));
+        assert_eq!(parse_range("bytes=0-1,5-6", 100).unwrap(), None);
+        assert_eq!(parse_range("items=0-1", 100).unwrap(), None);
+        assert_eq!(parse_range("bytes=5-2", 100).unwrap(), None);
+        assert_eq!(parse_range("bytes=100-", 100).unwrap_err().code, "InvalidRange");
+        assert_eq!(parse_range("bytes=0-", 0).unwrap_err().code, "InvalidRange");
+        assert_eq!(parse_range("bytes=-0", 100).unwrap_err().code, "InvalidRange");
+    }
+
+    #[test]
+    fn copy_sources() {
+        assert_eq!(
+            parse_copy_source("/b/dir/k%20ey").unwrap(),
+            ("b".into(), "dir/k ey".into())
+        );
+        assert_eq!(
+            parse_copy_source("b/k?versionId=x").unwrap(),
+            ("b".into(), "k".into())
+        );
+        assert!(parse_copy_source("b").is_err());
+    }
+
+    #[test]
+    fn conditions_precedence() {
+        let mut h = HeaderMap::new();
+        let t = 1_700_000_000_000;
+        h.insert("if-match", "\"abc\"".parse().unwrap());
+        h.insert(
+            "if-unmodified-since",
+            Timestamp::from_millis(t - 10_000).to_http_date().parse().unwrap(),
+        );
+        assert!(matches!(
+            evaluate_conditions(&h, "abc", t),
+            Ok(Conditional::Proceed)
+        ));
+        let mut h = HeaderMap::new();
+        h.insert("if-none-match", "\"abc\"".parse().unwrap());
+        assert!(matches!(
+            evaluate_conditions(&h, "abc", t),
+            Ok(Conditional::NotModified)
+        ));
+        let mut h = HeaderMap::new();
+        h.insert(
+            "if-modified-since",
+            Timestamp::from_millis(t + 10_000).to_http_date().parse().unwrap(),
+        );
+        assert!(matches!(
+            evaluate_conditions(&h, "abc", t),
+            Ok(Conditional::NotModified)
+        ));
+        let mut h = HeaderMap::new();
+        h.insert("if-match", "\"zzz\"".parse().unwrap());
+        assert_eq!(evaluate_conditions(&h, "abc", t).err().unwrap().status, 412);
+    }
 }
