@@ -328,3 +328,46 @@ def test_streaming_chunk_signatures_are_verified(verifying):
         status, _, body = streaming_put(verifying.endpoint, "/streamed/trailer-bad", chunks,
                                         trailer=("x-amz-checksum-crc32", crc), trailer_signature=bad_sig)
         assert status == 403 and b"<Code>SignatureDoesNotMatch</Code>" in body, body
+
+
+def test_bucket_addressed_sigv2_and_date_signed_sigv4_verify(verifying):
+    """SigV2 requests to `/bucket/` (the trailing slash is part of the signed resource) and SigV4
+    requests that carry `Date` instead of `X-Amz-Date` verify, as S3 accepts both."""
+    import hashlib
+    import hmac
+    from email.utils import formatdate
+    from botocore.auth import HmacV1Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    s3 = verifying.client("s3", access_key=AKID, secret=SECRET)
+    s3.create_bucket(Bucket="addressed")
+    s3.put_object(Bucket="addressed", Key="k", Body=b"x")
+    req = AWSRequest(method="GET", url=verifying.endpoint + "/addressed/")
+    HmacV1Auth(Credentials(AKID, SECRET)).add_auth(req)
+    status, _, body = send(verifying.endpoint, "GET", "/addressed/", b"", dict(req.headers.items()))
+    assert status == 200 and b"<Key>k</Key>" in body, body
+
+    def sigv4_with_date(secret):
+        now = datetime.datetime.now(datetime.timezone.utc)
+        day, stamp = now.strftime("%Y%m%d"), now.strftime("%Y%m%dT%H%M%SZ")
+        date = formatdate(now.timestamp(), usegmt=True)
+        host = verifying.endpoint.split("://")[1]
+        empty = hashlib.sha256(b"").hexdigest()
+        canonical = "\n".join(["GET", "/addressed/k", "", f"date:{date}", f"host:{host}",
+                               f"x-amz-content-sha256:{empty}", "", "date;host;x-amz-content-sha256", empty])
+        scope = f"{day}/us-east-1/s3/aws4_request"
+        to_sign = "\n".join(["AWS4-HMAC-SHA256", stamp, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+        key = ("AWS4" + secret).encode()
+        for part in (day, "us-east-1", "s3", "aws4_request"):
+            key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+        signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+        return send(verifying.endpoint, "GET", "/addressed/k", b"", {
+            "Date": date, "Host": host, "x-amz-content-sha256": empty,
+            "Authorization": f"AWS4-HMAC-SHA256 Credential={AKID}/{scope}, "
+                             f"SignedHeaders=date;host;x-amz-content-sha256, Signature={signature}"})
+
+    status, _, body = sigv4_with_date(SECRET)
+    assert (status, body) == (200, b"x")
+    status, _, body = sigv4_with_date("wrong")
+    assert status == 403 and b"SignatureDoesNotMatch" in body
