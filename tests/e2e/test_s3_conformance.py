@@ -116,3 +116,34 @@ def test_get_object_attributes(s3):
     with pytest.raises(botocore.exceptions.ClientError) as e:
         s3.get_object_attributes(Bucket="conf", Key="missing", ObjectAttributes=["ETag"])
     assert e.value.response["Error"]["Code"] == "NoSuchKey"
+
+
+def test_multipart_checksums_and_encryption_headers(s3):
+    import zlib
+    s3.put_bucket_encryption(Bucket="conf", ServerSideEncryptionConfiguration={
+        "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
+    s3.put_object(Bucket="conf", Key="src", Body=b"s" * (5 * 1024 * 1024))
+    up = s3.create_multipart_upload(Bucket="conf", Key="ck", ChecksumAlgorithm="CRC32")["UploadId"]
+    bodies = [b"a" * (5 * 1024 * 1024), b"b" * 10]
+    parts = [s3.upload_part(Bucket="conf", Key="ck", UploadId=up, PartNumber=n, Body=b, ChecksumAlgorithm="CRC32")
+             for n, b in zip((1, 2), bodies)]
+    # Part uploads, copied ones too, report the upload's encryption as S3 does.
+    assert [p["ServerSideEncryption"] for p in parts] == ["AES256", "AES256"]
+    copied = s3.upload_part_copy(Bucket="conf", Key="ck", UploadId=up, PartNumber=3, CopySource={"Bucket": "conf", "Key": "src"})
+    assert copied["ServerSideEncryption"] == "AES256"
+    crcs = [base64.b64encode(zlib.crc32(b).to_bytes(4, "big")).decode() for b in bodies]
+    assert [p["ChecksumCRC32"] for p in parts] == crcs
+    named = [{"PartNumber": n, "ETag": p["ETag"], "ChecksumCRC32": c} for n, p, c in zip((1, 2), parts, crcs)]
+    # A part checksum that is not the uploaded part's is refused.
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.complete_multipart_upload(Bucket="conf", Key="ck", UploadId=up, MultipartUpload={
+            "Parts": [named[0], {**named[1], "ChecksumCRC32": "AAAAAA=="}]})
+    assert e.value.response["Error"]["Code"] == "InvalidPart"
+    done = s3.complete_multipart_upload(Bucket="conf", Key="ck", UploadId=up, MultipartUpload={"Parts": named})
+    binary = b"".join(base64.b64decode(c) for c in crcs)
+    composite = base64.b64encode(zlib.crc32(binary).to_bytes(4, "big")).decode() + "-2"
+    assert (done["ChecksumCRC32"], done["ChecksumType"]) == (composite, "COMPOSITE")
+    assert done["ServerSideEncryption"] == "AES256"
+    head = s3.head_object(Bucket="conf", Key="ck", ChecksumMode="ENABLED")
+    assert head["ChecksumCRC32"] == composite and head["ContentLength"] == sum(map(len, bodies))
+    assert s3.get_object(Bucket="conf", Key="ck")["Body"].read() == b"".join(bodies)

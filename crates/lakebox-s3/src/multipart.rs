@@ -14,7 +14,7 @@ use crate::object::{
     ObjectAttributes, check_key, copy_data, copy_source, object_attributes, parse_range,
     set_checksum_headers, write_condition,
 };
-use crate::store::{ObjectStore, PartRecord, UploadRecord};
+use crate::store::{ObjectStore, PartRecord, RequestedPart, UploadRecord};
 use crate::upload;
 use crate::xml::{doc, iso, owner, quoted};
 
@@ -102,7 +102,9 @@ pub async fn upload_part(store: &Arc<ObjectStore>, req: S3Request) -> Result<Res
     let bucket = req.bucket.clone().unwrap_or_default();
     let id = upload_id(&req).to_owned();
     if req.header("x-amz-copy-source").is_some() {
-        return upload_part_copy(store, req, &bucket, &id, number, encrypt).await;
+        let mut resp = upload_part_copy(store, req, &bucket, &id, number, encrypt).await?;
+        crate::object::sse_headers(&mut resp, &upload_sse);
+        return Ok(resp);
     }
     let received = upload::receive(
         store,
@@ -128,6 +130,7 @@ pub async fn upload_part(store: &Arc<ObjectStore>, req: S3Request) -> Result<Res
     if let Some(c) = &part.checksum {
         set_checksum_headers(&mut resp, c);
     }
+    crate::object::sse_headers(&mut resp, &upload_sse);
     Ok(resp)
 }
 
@@ -191,7 +194,19 @@ pub async fn complete(store: &Arc<ObjectStore>, mut req: S3Request) -> Result<Re
             .trim()
             .trim_matches('"')
             .to_owned();
-        requested.push((number, etag));
+        // A part's checksum, when the request names one, must be the one it was uploaded with.
+        let checksum = p.children.iter().find_map(|c| {
+            let algorithm = c
+                .name
+                .strip_prefix("Checksum")
+                .filter(|a| !a.is_empty() && *a != "Type")?;
+            Some((algorithm.to_owned(), c.text.trim().to_owned()))
+        });
+        requested.push(RequestedPart {
+            number,
+            etag,
+            checksum,
+        });
     }
     let condition = write_condition(&req.headers)?;
     let record = store
@@ -205,6 +220,10 @@ pub async fn complete(store: &Arc<ObjectStore>, mut req: S3Request) -> Result<Re
     .element("Bucket", &bucket)
     .element("Key", &upload.key)
     .element("ETag", &quoted(&record.etag));
+    if let Some(c) = &record.checksum {
+        w.element(&format!("Checksum{}", c.algorithm), &c.value)
+            .element("ChecksumType", &c.kind);
+    }
     w.end("CompleteMultipartUploadResult");
     let mut resp = xml_response(StatusCode::OK, w.finish());
     crate::object::sse_headers(&mut resp, &record.sse);

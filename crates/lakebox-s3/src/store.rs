@@ -208,6 +208,36 @@ pub struct PartRecord {
     pub encrypted: bool,
 }
 
+/// One part a CompleteMultipartUpload names: its number, ETag and, if given, its checksum
+/// (algorithm as in `ChecksumCRC32` → `CRC32`, base64 value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestedPart {
+    pub number: u32,
+    pub etag: String,
+    pub checksum: Option<(String, String)>,
+}
+
+/// The checksum of an object assembled from `parts` of an upload created with `algorithm`, as
+/// S3 computes it: the algorithm over the parts' binary checksums, then `-<parts>`
+/// (`COMPOSITE`). None when a part lacks that checksum, and for CRC64NVME, which S3 only keeps
+/// as a full-object checksum.
+fn composite_checksum(algorithm: Option<&str>, parts: &[PartRecord]) -> Option<StoredChecksum> {
+    use base64::Engine;
+    let algorithm = algorithm?.to_ascii_uppercase();
+    let mut hasher =
+        crate::upload::ChecksumHasher::new(&algorithm).filter(|h| h.algorithm() != "CRC64NVME")?;
+    for p in parts {
+        let c = p.checksum.as_ref().filter(|c| c.algorithm == algorithm)?;
+        let raw = base64::engine::general_purpose::STANDARD.decode(&c.value).ok()?;
+        hasher.update(&raw);
+    }
+    Some(StoredChecksum {
+        algorithm,
+        value: format!("{}-{}", hasher.finish(), parts.len()),
+        kind: "COMPOSITE".into(),
+    })
+}
+
 /// A precondition on a write (`If-None-Match: *`, `If-Match: <etag>`), checked atomically with it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct WriteCondition {
@@ -954,20 +984,20 @@ impl ObjectStore {
         rows.iter().map(|(_, v)| decode(v)).collect()
     }
 
-    /// Completes an upload from the listed `(part number, etag)` pairs: validates them as S3
-    /// does, and in one transaction makes the object current and forgets the upload.
+    /// Completes an upload from the listed parts: validates them as S3 does, and in one
+    /// transaction makes the object current and forgets the upload.
     pub async fn complete_upload(
         &self,
         bucket: &str,
         upload_id: &str,
-        requested: &[(u32, String)],
+        requested: &[RequestedPart],
         condition: WriteCondition,
     ) -> Result<ObjectRecord, ServiceError> {
         let upload = self.upload(bucket, upload_id)?;
         if requested.is_empty() {
             return Err(errors::malformed_document());
         }
-        if requested.windows(2).any(|w| w[0].0 >= w[1].0) {
+        if requested.windows(2).any(|w| w[0].number >= w[1].number) {
             return Err(errors::invalid_part_order());
         }
         let stored: std::collections::HashMap<u32, PartRecord> = self
@@ -976,10 +1006,17 @@ impl ObjectStore {
             .map(|p| (p.part_number, p))
             .collect();
         let mut chosen = Vec::with_capacity(requested.len());
-        for (i, (number, etag)) in requested.iter().enumerate() {
+        for (i, want) in requested.iter().enumerate() {
             let part = stored
-                .get(number)
-                .filter(|p| etag_matches(etag, &p.etag))
+                .get(&want.number)
+                .filter(|p| etag_matches(&want.etag, &p.etag))
+                .filter(|p| {
+                    want.checksum.as_ref().is_none_or(|(algorithm, value)| {
+                        p.checksum
+                            .as_ref()
+                            .is_some_and(|c| c.algorithm.eq_ignore_ascii_case(algorithm) && &c.value == value)
+                    })
+                })
                 .ok_or_else(errors::invalid_part)?;
             if i + 1 < requested.len() && part.size < MIN_PART_SIZE {
                 return Err(errors::entity_too_small(part.size));
@@ -1001,7 +1038,7 @@ impl ObjectStore {
             content: upload.content.clone(),
             user_metadata: upload.user_metadata.clone(),
             storage_class: upload.storage_class.clone(),
-            checksum: None,
+            checksum: composite_checksum(upload.checksum_algorithm.as_deref(), &chosen),
             segments: chosen
                 .iter()
                 .map(|p| Segment {
