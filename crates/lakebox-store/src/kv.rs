@@ -421,7 +421,18 @@ impl MetaStore {
             std::fs::create_dir_all(dir)?;
         }
         let file = path.to_owned();
-        let open: Opener = Box::new(move || redb::Builder::new().set_cache_size(CACHE_BYTES).create(&file));
+        let open: Opener = Box::new(move || {
+            let new = !file.exists();
+            let db = redb::Builder::new().set_cache_size(CACHE_BYTES).create(&file)?;
+            // A file created now (by a first write) must stay in its directory through a
+            // crash before that write is acknowledged.
+            if new && let Some(dir) = file.parent() {
+                std::fs::File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(|e| redb::DatabaseError::Storage(redb::StorageError::Io(e)))?;
+            }
+            Ok(db)
+        });
         if !path.try_exists()? {
             return Self::with_db(open, None);
         }
