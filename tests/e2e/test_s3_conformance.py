@@ -147,3 +147,26 @@ def test_multipart_checksums_and_encryption_headers(s3):
     head = s3.head_object(Bucket="conf", Key="ck", ChecksumMode="ENABLED")
     assert head["ChecksumCRC32"] == composite and head["ContentLength"] == sum(map(len, bodies))
     assert s3.get_object(Bucket="conf", Key="ck")["Body"].read() == b"".join(bodies)
+
+
+def test_expiration_header_names_the_rule_and_date(s3):
+    import datetime
+    s3.put_bucket_lifecycle_configuration(Bucket="conf", LifecycleConfiguration={"Rules": [
+        {"ID": "expire-logs", "Status": "Enabled", "Filter": {"Prefix": "logs/"}, "Expiration": {"Days": 3}},
+        {"ID": "off", "Status": "Disabled", "Filter": {"Prefix": ""}, "Expiration": {"Days": 1}},
+        {"ID": "dated", "Status": "Enabled", "Filter": {"Prefix": "tmp/"},
+         "Expiration": {"Date": datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc)}},
+    ]})
+    put = s3.put_object(Bucket="conf", Key="logs/a", Body=b"x")
+    made = s3.head_object(Bucket="conf", Key="logs/a")["LastModified"]
+    due = (made + datetime.timedelta(days=3)).replace(hour=0, minute=0, second=0) + datetime.timedelta(days=1)
+    expected = f'expiry-date="{due.strftime("%a, %d %b %Y %H:%M:%S GMT")}", rule-id="expire-logs"'
+    assert put["Expiration"] == expected
+    assert s3.head_object(Bucket="conf", Key="logs/a")["Expiration"] == expected
+    assert s3.get_object(Bucket="conf", Key="logs/a")["Expiration"] == expected
+    copied = s3.copy_object(Bucket="conf", Key="tmp/b", CopySource={"Bucket": "conf", "Key": "logs/a"})
+    assert copied["Expiration"] == 'expiry-date="Tue, 01 Jan 2030 00:00:00 GMT", rule-id="dated"'
+    # No rule (the disabled one does not count), no header; and none once the rules are gone.
+    assert "Expiration" not in s3.head_object(Bucket="conf", Key="c")
+    s3.delete_bucket_lifecycle(Bucket="conf")
+    assert "Expiration" not in s3.head_object(Bucket="conf", Key="logs/a")

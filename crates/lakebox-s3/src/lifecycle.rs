@@ -50,6 +50,31 @@ impl Due {
     }
 }
 
+/// S3's `x-amz-expiration` value for `rec` under `rules` (enabled ones), if one of them expires
+/// it: `expiry-date="<HTTP date>", rule-id="<id>"`. A rule of Days counts from the object's
+/// creation and rounds up to the next midnight UTC, as S3 documents it (Lakebox's sweeper may
+/// run on a faster test day, `--s3-day-seconds`; the header keeps S3's dates).
+pub fn expiration(rules: &[Rule], rec: &ObjectRecord) -> Option<String> {
+    const DAY: i64 = 86_400_000;
+    if rec.delete_marker {
+        return None;
+    }
+    rules
+        .iter()
+        .filter(|r| r.enabled && r.filter.matches(rec))
+        .find_map(|r| {
+            let at = match r.expiration? {
+                Due::Days(d) => (rec.last_modified_millis + d * DAY + DAY - 1).div_euclid(DAY) * DAY,
+                Due::Date(at) => at,
+            };
+            Some(format!(
+                "expiry-date=\"{}\", rule-id=\"{}\"",
+                Timestamp::from_millis(at).to_http_date(),
+                r.id
+            ))
+        })
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Rule {
     pub id: String,

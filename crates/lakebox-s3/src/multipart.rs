@@ -229,6 +229,7 @@ pub async fn complete(store: &Arc<ObjectStore>, mut req: S3Request) -> Result<Re
     crate::object::sse_headers(&mut resp, &record.sse);
     let versioned = store.bucket(&bucket)?.is_some_and(|b| b.versioning.is_some());
     crate::object::version_header(&mut resp, &record, versioned);
+    crate::object::expiration_header(&mut resp, store, &bucket, &record);
     Ok(resp)
 }
 

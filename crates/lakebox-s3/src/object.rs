@@ -270,6 +270,7 @@ pub async fn put_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Resp
     let mut resp = empty_response(StatusCode::OK);
     set_header(&mut resp, "etag", &quoted(&record.etag));
     version_header(&mut resp, &record, versioned);
+    expiration_header(&mut resp, store, &bucket, &record);
     sse_headers(&mut resp, &record.sse);
     if let Some(c) = &record.checksum {
         set_checksum_headers(&mut resp, c);
@@ -504,6 +505,13 @@ pub fn version_header(resp: &mut Response<Body>, rec: &ObjectRecord, versioned: 
     }
 }
 
+/// `x-amz-expiration`, when a lifecycle rule of the bucket expires the (current) object.
+pub fn expiration_header(resp: &mut Response<Body>, store: &ObjectStore, bucket: &str, rec: &ObjectRecord) {
+    if let Some(v) = crate::lifecycle::expiration(&store.lifecycle_rules(bucket), rec) {
+        set_header(resp, "x-amz-expiration", &v);
+    }
+}
+
 pub fn get_object(store: &Arc<ObjectStore>, req: &S3Request) -> Result<Response<Body>, ServiceError> {
     let bucket = req.bucket.as_deref().unwrap_or_default();
     let key = req.key.as_deref().unwrap_or_default();
@@ -582,6 +590,9 @@ pub fn get_object(store: &Arc<ObjectStore>, req: &S3Request) -> Result<Response<
     *resp.status_mut() = status;
     object_headers(&mut resp, &rec, req, store.now_millis());
     version_header(&mut resp, &rec, versioned);
+    if requested_version.is_none() {
+        expiration_header(&mut resp, store, bucket, &rec);
+    }
     set_header(&mut resp, "content-length", &len.to_string());
     if status == StatusCode::PARTIAL_CONTENT {
         set_header(
@@ -900,6 +911,7 @@ pub async fn copy_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Res
     w.end("CopyObjectResult");
     let mut resp = xml_response(StatusCode::OK, w.finish());
     version_header(&mut resp, &record, versioned);
+    expiration_header(&mut resp, store, &bucket, &record);
     sse_headers(&mut resp, &record.sse);
     if src_versioned || src.version_id.is_some() {
         set_header(

@@ -315,6 +315,10 @@ pub struct ObjectStore {
     blobs: PathBuf,
     clock: Arc<dyn Clock>,
     settings: S3Settings,
+    /// Each bucket's enabled lifecycle rules, parsed once: PUT, GET and HEAD report the
+    /// expiration the rules set (`x-amz-expiration`) and must not read and parse the
+    /// configuration every time. Replaced when the configuration changes or the bucket goes.
+    lifecycle: std::sync::Mutex<std::collections::HashMap<String, Arc<Vec<crate::lifecycle::Rule>>>>,
 }
 
 impl ObjectStore {
@@ -328,6 +332,7 @@ impl ObjectStore {
             blobs,
             clock,
             settings,
+            lifecycle: Default::default(),
         })
     }
 
@@ -535,6 +540,7 @@ impl ObjectStore {
             .kv
             .scan_prefix(BUCKET_CONFIGS, &prefix, None, usize::MAX)
             .map_err(internal)?;
+        let gone = name.to_owned();
         let name = name.to_owned();
         self.tx(move |b| {
             // A PUT may have landed since the check above; look again inside the transaction.
@@ -547,7 +553,9 @@ impl ObjectStore {
             b.delete(BUCKETS, name.as_bytes())?;
             Ok(Ok(()))
         })
-        .await
+        .await?;
+        self.forget_lifecycle(&gone);
+        Ok(())
     }
 
     // ---- bucket configuration documents ----
@@ -566,10 +574,10 @@ impl ObjectStore {
         doc: Option<Vec<u8>>,
     ) -> Result<(), ServiceError> {
         let key = object_key(bucket, sub);
-        let bucket = bucket.to_owned();
+        let name = bucket.to_owned();
         self.tx(move |b| {
-            if b.get(BUCKETS, bucket.as_bytes())?.is_none() {
-                return Ok(Err(errors::no_such_bucket(&bucket)));
+            if b.get(BUCKETS, name.as_bytes())?.is_none() {
+                return Ok(Err(errors::no_such_bucket(&name)));
             }
             match doc {
                 Some(d) => b.put(BUCKET_CONFIGS, &key, &d)?,
@@ -579,7 +587,34 @@ impl ObjectStore {
             }
             Ok(Ok(()))
         })
-        .await
+        .await?;
+        if sub == "lifecycle" {
+            self.forget_lifecycle(bucket);
+        }
+        Ok(())
+    }
+
+    /// The bucket's enabled lifecycle rules (none without a configuration), from the cache.
+    pub fn lifecycle_rules(&self, bucket: &str) -> Arc<Vec<crate::lifecycle::Rule>> {
+        let mut cache = self.lifecycle.lock().unwrap();
+        if let Some(rules) = cache.get(bucket) {
+            return rules.clone();
+        }
+        // Read while holding the lock: a configuration committed meanwhile forgets the entry
+        // only after this one is in, so a stale read never outlives the change.
+        let rules: Vec<crate::lifecycle::Rule> = match self.bucket_config(bucket, "lifecycle") {
+            Ok(Some(doc)) => crate::lifecycle::parse(&doc)
+                .map(|r| r.into_iter().filter(|r| r.enabled).collect())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        let rules = Arc::new(rules);
+        cache.insert(bucket.to_owned(), rules.clone());
+        rules
+    }
+
+    fn forget_lifecycle(&self, bucket: &str) {
+        self.lifecycle.lock().unwrap().remove(bucket);
     }
 
     // ---- objects ----
