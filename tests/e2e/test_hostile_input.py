@@ -126,6 +126,17 @@ def test_athena_long_chains_within_the_limit_get_right_answers(lakebox):
         assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
         rows = athena.get_query_results(QueryExecutionId=qid)["ResultSet"]["Rows"]
         assert rows[1]["Data"][0]["VarCharValue"] == expected
+    # A deep statement parsed at start and then not run (its earlier result reused) is dropped
+    # off the request threads: the server answers the reuse and lives on.
+    deep = "SELECT " + "+".join(["1"] * 990)
+    reuse = {"ResultReuseByAgeConfiguration": {"Enabled": True, "MaxAgeInMinutes": 60}}
+    _, e = run_query(athena, deep, "s3://hostile-results/r/", ResultReuseConfiguration=reuse)
+    assert e["Status"]["State"] == "SUCCEEDED"
+    again, _ = run_query(athena, deep, "s3://hostile-results/r/", ResultReuseConfiguration=reuse)
+    e = athena.get_query_execution(QueryExecutionId=again)["QueryExecution"]
+    assert e["Statistics"]["ResultReuseInformation"]["ReusedPreviousResult"] is True
+    assert athena.get_query_results(QueryExecutionId=again)["ResultSet"]["Rows"][1]["Data"][0]["VarCharValue"] == "990"
+    assert lakebox.proc.poll() is None
 
 
 @pytest.mark.parametrize("sql", [

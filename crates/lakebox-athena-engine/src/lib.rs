@@ -169,16 +169,18 @@ impl Engine {
             executed: Default::default(),
         };
         let ctx = sessions.context(database, 0).map_err(classify)?;
-        let Parsed { statement, no_data } = match parsed {
-            Some(p) => p,
+        let (statement, no_data) = match parsed.and_then(|mut p| Some((p.statement.take()?, p.no_data))) {
+            Some(taken) => taken,
             None => {
                 // `CREATE TABLE … AS SELECT … WITH NO DATA` is Trino's; the parser does not know it.
                 let (text, no_data) = match strip_no_data(sql) {
                     Some(rest) => (rest, true),
                     None => (sql, false),
                 };
-                let statement = depth::parse(&ctx, &spellings::respell(text)).map_err(classify)?;
-                Parsed { statement, no_data }
+                (
+                    depth::parse(&ctx, &spellings::respell(text)).map_err(classify)?,
+                    no_data,
+                )
             }
         };
         let db = database.unwrap_or("default");
@@ -310,9 +312,27 @@ fn input_rows(plan: &dyn datafusion::physical_plan::ExecutionPlan) -> u64 {
 /// A statement read by the engine's parser: what StartQueryExecution parsed to refuse a
 /// statement that does not parse, carried to [`Engine::run`] so the text is parsed once.
 pub struct Parsed {
-    statement: DFStatement,
+    /// Taken by the run; `None` only after that.
+    statement: Option<DFStatement>,
     /// `CREATE TABLE … AS SELECT … WITH NO DATA` (Trino's; the parser does not know it).
     no_data: bool,
+}
+
+/// A statement never run (a reused result, a refused start) is dropped on a thread with a big
+/// stack: dropping recurses as deep as the statement nests (up to [`depth::MAX_EXPRESSION_DEPTH`]
+/// operators), deeper than a request thread's stack may allow.
+impl Drop for Parsed {
+    fn drop(&mut self) {
+        if let Some(statement) = self.statement.take() {
+            let dropping = std::thread::Builder::new()
+                .name("lakebox-drop".into())
+                .stack_size(lakebox_core::stack::BIG_STACK_BYTES)
+                .spawn(move || drop(statement));
+            if let Err(e) = dropping {
+                tracing::warn!(error = %e, "cannot start a thread to drop a parsed statement");
+            }
+        }
+    }
 }
 
 /// Parses `sql` as [`Engine::run`] reads it. `Err(Some(message))`: Athena refuses it, in
@@ -325,7 +345,10 @@ pub fn parse(sql: &str) -> Result<Parsed, Option<String>> {
         None => (sql, false),
     };
     match depth::parse_text(&spellings::respell(text)) {
-        Ok(statement) => Ok(Parsed { statement, no_data }),
+        Ok(statement) => Ok(Parsed {
+            statement: Some(statement),
+            no_data,
+        }),
         Err(e) => Err(syntax::message(text, &e)),
     }
 }
