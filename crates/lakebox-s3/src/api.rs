@@ -60,6 +60,12 @@ impl S3 {
         crate::lifecycle::spawn_sweeper(self.store.clone())
     }
 
+    /// Delivers server access logs to their target buckets from now on.
+    pub fn start_access_log_delivery(&self) -> tokio::task::JoinHandle<()> {
+        let every = std::time::Duration::from_millis(self.store.settings().access_log_delivery_millis);
+        crate::access_log::spawn_delivery(self.store.clone(), every)
+    }
+
     /// The store, for services that use S3 directly.
     pub fn store(&self) -> &Arc<ObjectStore> {
         &self.store
@@ -223,6 +229,16 @@ impl HttpService for S3 {
                 .get::<lakebox_service::PeerAddr>()
                 .is_none_or(|p| p.0.ip().is_loopback());
             let operation = parts.extensions.get::<lakebox_service::OperationName>().cloned();
+            let remote_ip = parts
+                .extensions
+                .get::<lakebox_service::PeerAddr>()
+                .map(|p| p.0.ip());
+            let request_line = format!(
+                "{} {} {:?}",
+                parts.method,
+                parts.uri.path_and_query().map_or("/", |p| p.as_str()),
+                parts.version
+            );
             let req = S3Request {
                 operation,
                 chunk_signer,
@@ -244,7 +260,11 @@ impl HttpService for S3 {
                 }
                 _ => None,
             };
+            let logged = self.access_log_start(&req, remote_ip, request_line);
             let result = self.dispatch(req).await;
+            if let Some(logged) = logged {
+                self.access_log_finish(logged, &result);
+            }
             let Some((origin, bucket, method)) = cors else {
                 return result;
             };
@@ -342,6 +362,40 @@ impl Endpoint {
         })
     }
 
+    /// The operation as S3's access log names it (`REST.GET.OBJECT`, `REST.PUT.LOGGING_STATUS`).
+    fn log_name(self, req: &S3Request) -> String {
+        let m = req.method.as_str();
+        let copy = req.header("x-amz-copy-source").is_some();
+        let what = match self {
+            Endpoint::ListBuckets => "SERVICE".to_owned(),
+            Endpoint::BucketVersioning => "VERSIONING".to_owned(),
+            Endpoint::BucketAcl | Endpoint::ObjectAcl => "ACL".to_owned(),
+            Endpoint::BucketConfig("logging") => "LOGGING_STATUS".to_owned(),
+            Endpoint::BucketConfig("policy") => "BUCKETPOLICY".to_owned(),
+            Endpoint::BucketConfig(sub) => sub.to_ascii_uppercase().replace('-', "_"),
+            Endpoint::ObjectTagging => "OBJECT_TAGGING".to_owned(),
+            Endpoint::GetObjectAttributes => "OBJECT_ATTRIBUTES".to_owned(),
+            Endpoint::CreateBucket
+            | Endpoint::HeadBucket
+            | Endpoint::DeleteBucket
+            | Endpoint::ListObjects => "BUCKET".to_owned(),
+            Endpoint::GetBucketLocation => "LOCATION".to_owned(),
+            Endpoint::ListMultipartUploads | Endpoint::CreateMultipartUpload => "UPLOADS".to_owned(),
+            Endpoint::ListObjectVersions => "BUCKETVERSIONS".to_owned(),
+            Endpoint::DeleteObjects => "MULTI_OBJECT_DELETE".to_owned(),
+            Endpoint::UploadPart if copy => return "REST.COPY.PART".to_owned(),
+            Endpoint::UploadPart => "PART".to_owned(),
+            Endpoint::CopyObject => return "REST.COPY.OBJECT".to_owned(),
+            Endpoint::ListParts | Endpoint::AbortMultipartUpload | Endpoint::CompleteMultipartUpload => {
+                "UPLOAD".to_owned()
+            }
+            Endpoint::RestoreObject => "RESTORE".to_owned(),
+            Endpoint::SelectObjectContent => "SELECT".to_owned(),
+            Endpoint::PutObject | Endpoint::GetObject | Endpoint::DeleteObject => "OBJECT".to_owned(),
+        };
+        format!("REST.{m}.{what}")
+    }
+
     /// The AWS operation's name, as the SDKs call it.
     fn name(self, req: &S3Request) -> String {
         let verb = match req.method {
@@ -364,7 +418,127 @@ impl Endpoint {
     }
 }
 
+/// What a logged request's record needs from before it runs.
+struct Logged {
+    target: crate::access_log::Target,
+    owner: String,
+    bucket: String,
+    key: Option<String>,
+    operation: String,
+    started: std::time::Instant,
+    received_millis: i64,
+    remote_ip: Option<std::net::IpAddr>,
+    requester: Option<String>,
+    request_id: String,
+    request_line: String,
+    region: String,
+    referer: Option<String>,
+    user_agent: Option<String>,
+    host: Option<String>,
+    version_id: Option<String>,
+    signature: (Option<&'static str>, Option<&'static str>),
+    request_size: Option<u64>,
+}
+
 impl S3 {
+    /// Starts the access log record of a request to a bucket that logs, if it does.
+    fn access_log_start(
+        &self,
+        req: &S3Request,
+        remote_ip: Option<std::net::IpAddr>,
+        request_line: String,
+    ) -> Option<Logged> {
+        let bucket = req.bucket.as_deref()?;
+        let consulted = self.store.consulted(bucket);
+        let target = consulted.logging.clone()?;
+        let operation = if req.method == Method::OPTIONS {
+            "REST.OPTIONS.PREFLIGHT".to_owned()
+        } else {
+            Endpoint::of(req).map_or_else(|_| "-".to_owned(), |e| e.log_name(req))
+        };
+        let header = |n: &str| req.header(n).map(str::to_owned);
+        let auth = req.header("authorization").unwrap_or("");
+        let signature = if auth.starts_with("AWS4-") {
+            (Some("SigV4"), Some("AuthHeader"))
+        } else if auth.starts_with("AWS ") {
+            (Some("SigV2"), Some("AuthHeader"))
+        } else if req.has("X-Amz-Signature") {
+            (Some("SigV4"), Some("QueryString"))
+        } else if req.has("Signature") {
+            (Some("SigV2"), Some("QueryString"))
+        } else {
+            (None, None)
+        };
+        Some(Logged {
+            target,
+            owner: consulted.owner.clone().unwrap_or_default(),
+            bucket: bucket.to_owned(),
+            key: req.key.clone(),
+            operation,
+            started: std::time::Instant::now(),
+            received_millis: req.ctx.received_at_millis,
+            remote_ip,
+            requester: req.ctx.principal.as_ref().map(|_| req.ctx.account_id.clone()),
+            request_id: lakebox_core::ids::s3_request_id(&req.ctx.request_id),
+            request_line,
+            region: req.ctx.region.clone(),
+            referer: header("referer"),
+            user_agent: header("user-agent"),
+            host: header("host"),
+            version_id: req.query("versionId").map(str::to_owned),
+            signature,
+            request_size: req.header("content-length").and_then(|v| v.parse().ok()),
+        })
+    }
+
+    /// Queues the record of a finished request.
+    fn access_log_finish(&self, l: Logged, result: &Result<Response<Body>, ServiceError>) {
+        let (status, error_code, bytes_sent) = match result {
+            Ok(resp) => (
+                resp.status().as_u16(),
+                None,
+                resp.headers()
+                    .get("content-length")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok()),
+            ),
+            Err(e) => (e.status, Some(e.code.as_ref()), None),
+        };
+        let object_size = match l.operation.as_str() {
+            "REST.PUT.OBJECT" | "REST.PUT.PART" => l.request_size,
+            "REST.GET.OBJECT" | "REST.HEAD.OBJECT" => bytes_sent,
+            _ => None,
+        };
+        let line = crate::access_log::record(&crate::access_log::Request {
+            owner: &l.owner,
+            bucket: &l.bucket,
+            received_millis: l.received_millis,
+            remote_ip: l.remote_ip,
+            requester: l.requester.as_deref(),
+            request_id: &l.request_id,
+            operation: &l.operation,
+            key: l.key.as_deref(),
+            request_line: l.request_line,
+            status,
+            error_code,
+            bytes_sent: if l.operation == "REST.HEAD.OBJECT" {
+                None
+            } else {
+                bytes_sent
+            },
+            object_size,
+            total_millis: l.started.elapsed().as_millis() as u64,
+            referer: l.referer.as_deref(),
+            user_agent: l.user_agent.as_deref(),
+            version_id: l.version_id.as_deref(),
+            signature_version: l.signature.0,
+            auth_type: l.signature.1,
+            host: l.host.as_deref(),
+            region: &l.region,
+        });
+        crate::access_log::queue(&self.store, l.target, line);
+    }
+
     async fn dispatch(&self, req: S3Request) -> Result<Response<Body>, ServiceError> {
         if req.method == Method::OPTIONS {
             if let Some(slot) = &req.operation {

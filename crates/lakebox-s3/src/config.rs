@@ -209,6 +209,11 @@ pub async fn bucket_config(
                     if sub == "cors" {
                         crate::cors::parse(&doc)?;
                     }
+                    if sub == "logging"
+                        && let Some(target) = crate::access_log::Target::of(&body)
+                    {
+                        check_log_target(store, &target.bucket, &req.ctx.account_id)?;
+                    }
                 }
             }
             let body = if sub == "lifecycle" {
@@ -250,6 +255,20 @@ pub async fn bucket_config(
             Ok(empty_response(StatusCode::NO_CONTENT))
         }
         _ => Err(errors::method_not_allowed()),
+    }
+}
+
+/// A logging target must be an existing bucket of the same owner, as S3 requires.
+fn check_log_target(store: &ObjectStore, target: &str, account: &str) -> Result<(), ServiceError> {
+    let refused = |message: &str| {
+        ServiceError::client("InvalidTargetBucketForLogging", message).with_extra("TargetBucket", target)
+    };
+    match store.bucket(target)? {
+        None => Err(refused("The target bucket for logging does not exist")),
+        Some(b) if b.owner != account => Err(refused(
+            "The owner for the bucket to be logged and the target bucket must be the same.",
+        )),
+        Some(_) => Ok(()),
     }
 }
 

@@ -11,6 +11,7 @@
 //! protocol-wide error rendering (the gateway renders [`lakebox_core::ServiceError`] as S3's
 //! `<Error>` document).
 
+pub mod access_log;
 pub mod api;
 mod bucket;
 mod config;

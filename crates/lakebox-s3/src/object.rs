@@ -507,7 +507,7 @@ pub fn version_header(resp: &mut Response<Body>, rec: &ObjectRecord, versioned: 
 
 /// `x-amz-expiration`, when a lifecycle rule of the bucket expires the (current) object.
 pub fn expiration_header(resp: &mut Response<Body>, store: &ObjectStore, bucket: &str, rec: &ObjectRecord) {
-    if let Some(v) = crate::lifecycle::expiration(&store.lifecycle_rules(bucket), rec) {
+    if let Some(v) = crate::lifecycle::expiration(&store.consulted(bucket).lifecycle, rec) {
         set_header(resp, "x-amz-expiration", &v);
     }
 }

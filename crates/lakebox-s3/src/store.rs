@@ -298,6 +298,8 @@ pub struct S3Settings {
     /// The length of a "day" for lifecycle rules and restore expiry: 86,400,000 normally;
     /// tests shrink it to watch expirations happen.
     pub day_millis: i64,
+    /// How often queued server access log records are delivered to their target buckets.
+    pub access_log_delivery_millis: u64,
 }
 
 impl Default for S3Settings {
@@ -305,6 +307,7 @@ impl Default for S3Settings {
         S3Settings {
             restore_delay_millis: 2_000,
             day_millis: 86_400_000,
+            access_log_delivery_millis: 60_000,
         }
     }
 }
@@ -315,10 +318,21 @@ pub struct ObjectStore {
     blobs: PathBuf,
     clock: Arc<dyn Clock>,
     settings: S3Settings,
-    /// Each bucket's enabled lifecycle rules, parsed once: PUT, GET and HEAD report the
-    /// expiration the rules set (`x-amz-expiration`) and must not read and parse the
-    /// configuration every time. Replaced when the configuration changes or the bucket goes.
-    lifecycle: std::sync::Mutex<std::collections::HashMap<String, Arc<Vec<crate::lifecycle::Rule>>>>,
+    /// What every request to a bucket consults, read and parsed once per bucket: its owner, its
+    /// enabled lifecycle rules (PUT, GET and HEAD report the expiration they set) and where its
+    /// access log goes. Replaced when those configurations change or the bucket goes.
+    consulted: std::sync::Mutex<std::collections::HashMap<String, Arc<Consulted>>>,
+    /// Access log records waiting for delivery (see `access_log`).
+    pub(crate) access_log: std::sync::Mutex<Vec<(crate::access_log::Target, String)>>,
+}
+
+/// See `ObjectStore::consulted`.
+#[derive(Debug, Default)]
+pub struct Consulted {
+    /// `None` when there is no such bucket.
+    pub owner: Option<String>,
+    pub lifecycle: Vec<crate::lifecycle::Rule>,
+    pub logging: Option<crate::access_log::Target>,
 }
 
 impl ObjectStore {
@@ -332,7 +346,8 @@ impl ObjectStore {
             blobs,
             clock,
             settings,
-            lifecycle: Default::default(),
+            consulted: Default::default(),
+            access_log: Default::default(),
         })
     }
 
@@ -554,7 +569,7 @@ impl ObjectStore {
             Ok(Ok(()))
         })
         .await?;
-        self.forget_lifecycle(&gone);
+        self.forget_consulted(&gone);
         Ok(())
     }
 
@@ -588,33 +603,42 @@ impl ObjectStore {
             Ok(Ok(()))
         })
         .await?;
-        if sub == "lifecycle" {
-            self.forget_lifecycle(bucket);
+        if sub == "lifecycle" || sub == "logging" {
+            self.forget_consulted(bucket);
         }
         Ok(())
     }
 
-    /// The bucket's enabled lifecycle rules (none without a configuration), from the cache.
-    pub fn lifecycle_rules(&self, bucket: &str) -> Arc<Vec<crate::lifecycle::Rule>> {
-        let mut cache = self.lifecycle.lock().unwrap();
-        if let Some(rules) = cache.get(bucket) {
-            return rules.clone();
+    /// The bucket's owner, lifecycle rules and access log target, from the cache.
+    pub fn consulted(&self, bucket: &str) -> Arc<Consulted> {
+        let mut cache = self.consulted.lock().unwrap();
+        if let Some(c) = cache.get(bucket) {
+            return c.clone();
         }
         // Read while holding the lock: a configuration committed meanwhile forgets the entry
         // only after this one is in, so a stale read never outlives the change.
-        let rules: Vec<crate::lifecycle::Rule> = match self.bucket_config(bucket, "lifecycle") {
-            Ok(Some(doc)) => crate::lifecycle::parse(&doc)
+        let owner = match self.bucket(bucket) {
+            Ok(b) => b.map(|b| b.owner),
+            // Not cached: the next request reads again.
+            Err(_) => return Arc::new(Consulted::default()),
+        };
+        let config = |sub| self.bucket_config(bucket, sub).ok().flatten();
+        let consulted = Arc::new(Consulted {
+            lifecycle: config("lifecycle")
+                .and_then(|doc| crate::lifecycle::parse(&doc).ok())
                 .map(|r| r.into_iter().filter(|r| r.enabled).collect())
                 .unwrap_or_default(),
-            _ => Vec::new(),
-        };
-        let rules = Arc::new(rules);
-        cache.insert(bucket.to_owned(), rules.clone());
-        rules
+            logging: config("logging").and_then(|doc| crate::access_log::Target::of(&doc)),
+            owner,
+        });
+        if consulted.owner.is_some() {
+            cache.insert(bucket.to_owned(), consulted.clone());
+        }
+        consulted
     }
 
-    fn forget_lifecycle(&self, bucket: &str) {
-        self.lifecycle.lock().unwrap().remove(bucket);
+    fn forget_consulted(&self, bucket: &str) {
+        self.consulted.lock().unwrap().remove(bucket);
     }
 
     // ---- objects ----

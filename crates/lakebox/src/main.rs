@@ -88,6 +88,11 @@ pub struct ServeArgs {
     #[arg(long, env = "LAKEBOX_S3_DAY_SECONDS", default_value_t = 86_400.0)]
     pub s3_day_seconds: f64,
 
+    /// Seconds between deliveries of S3 server access logs to their target buckets (S3 itself
+    /// delivers within hours; a minute keeps them prompt locally).
+    #[arg(long, env = "LAKEBOX_S3_LOG_DELIVERY_SECONDS", default_value_t = 60.0)]
+    pub s3_log_delivery_seconds: f64,
+
     /// Milliseconds a new Kinesis stream stays CREATING before it is ACTIVE. AWS takes seconds;
     /// the default 0 keeps create-then-put scripts and tests fast.
     #[arg(long, env = "LAKEBOX_KINESIS_CREATE_DELAY_MS", default_value_t = 0)]

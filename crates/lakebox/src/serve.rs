@@ -149,6 +149,7 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
     let s3_settings = lakebox_s3::S3Settings {
         restore_delay_millis: (args.s3_restore_seconds.max(0.0) * 1000.0) as i64,
         day_millis: ((args.s3_day_seconds.max(0.001)) * 1000.0) as i64,
+        access_log_delivery_millis: (args.s3_log_delivery_seconds.max(0.05) * 1000.0) as u64,
     };
     let kinesis_settings = lakebox_kinesis::KinesisSettings {
         create_delay_millis: args.kinesis_create_delay_ms as i64,
@@ -174,6 +175,7 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
     // Background work the server owns, stopped after the last request is answered.
     let mut background = BackgroundTasks::new();
     background.adopt("s3 lifecycle", s3.start_background_work());
+    background.adopt("s3 access logs", s3.start_access_log_delivery());
     background.adopt("kinesis retention", kinesis.start_background_work());
     let kinesis_streams = kinesis.sharded_log();
     registry.rpc("kinesis", Arc::new(kinesis));
