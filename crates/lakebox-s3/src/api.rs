@@ -233,12 +233,18 @@ impl HttpService for S3 {
                 .extensions
                 .get::<lakebox_service::PeerAddr>()
                 .map(|p| p.0.ip());
-            let request_line = format!(
-                "{} {} {:?}",
-                parts.method,
-                parts.uri.path_and_query().map_or("/", |p| p.as_str()),
-                parts.version
-            );
+            // Only a bucket that logs its requests pays for their record.
+            let request_line = bucket
+                .as_deref()
+                .filter(|b| self.store.consulted(b).logging.is_some())
+                .map(|_| {
+                    format!(
+                        "{} {} {:?}",
+                        parts.method,
+                        parts.uri.path_and_query().map_or("/", |p| p.as_str()),
+                        parts.version
+                    )
+                });
             let req = S3Request {
                 operation,
                 chunk_signer,
@@ -446,8 +452,9 @@ impl S3 {
         &self,
         req: &S3Request,
         remote_ip: Option<std::net::IpAddr>,
-        request_line: String,
+        request_line: Option<String>,
     ) -> Option<Logged> {
+        let request_line = request_line?;
         let bucket = req.bucket.as_deref()?;
         let consulted = self.store.consulted(bucket);
         let target = consulted.logging.clone()?;
