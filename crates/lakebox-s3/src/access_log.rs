@@ -4,8 +4,9 @@
 //! bucket, so the Athena table AWS documents for access logs reads them.
 //!
 //! Delivery is best effort, as S3's is: records wait in memory for the next delivery (every
-//! `S3Settings::access_log_flush_millis`), and those of the last interval before the process
-//! stops are not delivered.
+//! `S3Settings::access_log_delivery_millis`, or sooner once many wait), those of the last
+//! interval before the process stops are not delivered, and past a bound (delivery not keeping
+//! up) new records are dropped rather than memory grown.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -123,9 +124,22 @@ pub fn record(r: &Request<'_>) -> String {
     .join(" ")
 }
 
+/// Records waiting past which delivery starts before its interval is up, so memory stays
+/// bounded however fast requests come.
+const DELIVER_EARLY_AT: usize = 10_000;
+/// Records waiting past which new ones are dropped (delivery cannot keep up).
+const MAX_WAITING: usize = 200_000;
+
 /// Queues a record for `target`.
 pub fn queue(store: &ObjectStore, target: Target, line: String) {
-    store.access_log.lock().unwrap().push((target, line));
+    let mut waiting = store.access_log.lock().unwrap();
+    if waiting.len() >= MAX_WAITING {
+        return;
+    }
+    waiting.push((target, line));
+    if waiting.len() == DELIVER_EARLY_AT {
+        store.access_log_due.notify_one();
+    }
 }
 
 /// Delivers what is queued: one object per target.
@@ -179,10 +193,14 @@ fn object_time(millis: i64) -> String {
 /// Delivers queued records every `interval` until the store goes.
 pub fn spawn_delivery(store: Arc<ObjectStore>, interval: Duration) -> tokio::task::JoinHandle<()> {
     let weak = Arc::downgrade(&store);
+    let due = store.access_log_due.clone();
     drop(store);
     tokio::spawn(async move {
         loop {
-            tokio::time::sleep(interval).await;
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = due.notified() => {}
+            }
             let Some(store) = weak.upgrade() else { return };
             deliver(&store).await;
         }
@@ -198,6 +216,30 @@ mod tests {
         // 2019-02-06T00:00:38Z
         assert_eq!(log_time(1_549_411_238_000), "06/Feb/2019:00:00:38 +0000");
         assert_eq!(object_time(1_549_411_238_000), "2019-02-06-00-00-38");
+    }
+
+    #[tokio::test]
+    async fn waiting_records_are_bounded_and_wake_delivery_early() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectStore::open(
+            dir.path(),
+            Arc::new(lakebox_core::clock::SystemClock),
+            crate::store::S3Settings::default(),
+        )
+        .unwrap();
+        let target = Target {
+            bucket: "logs".into(),
+            prefix: String::new(),
+        };
+        let woken = store.access_log_due.clone();
+        for i in 0..MAX_WAITING + 5 {
+            queue(&store, target.clone(), i.to_string());
+        }
+        assert_eq!(store.access_log.lock().unwrap().len(), MAX_WAITING);
+        // The early wake-up was stored for the delivery task.
+        tokio::time::timeout(Duration::from_secs(1), woken.notified())
+            .await
+            .unwrap();
     }
 
     #[test]

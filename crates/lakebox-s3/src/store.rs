@@ -324,6 +324,8 @@ pub struct ObjectStore {
     consulted: std::sync::Mutex<std::collections::HashMap<String, Arc<Consulted>>>,
     /// Access log records waiting for delivery (see `access_log`).
     pub(crate) access_log: std::sync::Mutex<Vec<(crate::access_log::Target, String)>>,
+    /// Wakes the access log delivery early when many records wait.
+    pub(crate) access_log_due: Arc<tokio::sync::Notify>,
 }
 
 /// See `ObjectStore::consulted`.
@@ -348,6 +350,7 @@ impl ObjectStore {
             settings,
             consulted: Default::default(),
             access_log: Default::default(),
+            access_log_due: Default::default(),
         })
     }
 
