@@ -160,8 +160,6 @@ pub async fn deliver(store: &Arc<ObjectStore>) {
     }
     let lake = crate::lake::lake(store.clone());
     for (target, text) in by_target {
-        let stamp = log_time(store.now_millis());
-        // `06/Feb/2019:00:00:38 +0000` → `2019-02-06-00-00-38`.
         let key = format!(
             "{}{}-{}",
             target.prefix,
@@ -174,7 +172,7 @@ pub async fn deliver(store: &Arc<ObjectStore>) {
         };
         match lake.put(&target.bucket, &key, text.into(), opts).await {
             Ok(_) => {
-                tracing::debug!(bucket = %target.bucket, key = %key, at = %stamp, "delivered S3 access log")
+                tracing::debug!(bucket = %target.bucket, key = %key, "delivered S3 access log")
             }
             Err(e) => {
                 tracing::warn!(bucket = %target.bucket, error = %e.message, "cannot deliver an S3 access log; its records are dropped")

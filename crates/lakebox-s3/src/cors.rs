@@ -148,13 +148,9 @@ impl Rule {
     }
 }
 
-/// The bucket's rules, if it has a CORS configuration.
-fn rules(store: &ObjectStore, bucket: &str) -> Result<Option<Vec<Rule>>, ServiceError> {
-    let Some(stored) = store.bucket_config(bucket, "cors")? else {
-        return Ok(None);
-    };
-    let doc = xml::parse(&stored).map_err(|_| errors::malformed_document())?;
-    parse(&doc).map(Some)
+/// The rules of a stored CORS configuration (`None` if it no longer parses).
+pub fn stored_rules(stored: &[u8]) -> Option<Vec<Rule>> {
+    parse(&xml::parse(stored).ok()?).ok()
 }
 
 fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -190,7 +186,8 @@ pub fn preflight(
             "CORSResponse: Bucket not found",
         ));
     }
-    let Some(rules) = rules(store, bucket)? else {
+    let consulted = store.consulted(bucket);
+    let Some(rules) = &consulted.cors else {
         return Err(forbidden("CORSResponse: CORS is not enabled for this bucket."));
     };
     let requested: Vec<&str> = header(headers, "access-control-request-headers")
@@ -221,7 +218,8 @@ pub fn actual_request_headers(
     method: &Method,
     origin: &str,
 ) -> Vec<(&'static str, String)> {
-    let Ok(Some(rules)) = rules(store, bucket) else {
+    let consulted = store.consulted(bucket);
+    let Some(rules) = &consulted.cors else {
         return Vec::new();
     };
     rules

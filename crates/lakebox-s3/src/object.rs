@@ -512,13 +512,15 @@ pub fn expiration_header(resp: &mut Response<Body>, store: &ObjectStore, bucket:
     }
 }
 
-pub fn get_object(store: &Arc<ObjectStore>, req: &S3Request) -> Result<Response<Body>, ServiceError> {
-    let bucket = req.bucket.as_deref().unwrap_or_default();
-    let key = req.key.as_deref().unwrap_or_default();
-    let versioned = store
-        .owned_bucket(bucket, &req.ctx.account_id)?
-        .versioning
-        .is_some();
+/// The version a read asks for (`versionId`, else the current one) with where its data lies,
+/// decrypted with the request's SSE-C key if it needs one; a missing key or version and a delete
+/// marker answer as S3's GET does.
+fn version_to_read(
+    store: &ObjectStore,
+    req: &S3Request,
+    bucket: &str,
+    key: &str,
+) -> Result<(ObjectRecord, Vec<crate::store::SegmentSource>), ServiceError> {
     let requested_version = req.query("versionId");
     let customer_key = sse_c::from_request(req, sse_c::OBJECT)?;
     let keys = |rec: &ObjectRecord| match rec.delete_marker {
@@ -544,6 +546,18 @@ pub fn get_object(store: &Arc<ObjectStore>, req: &S3Request) -> Result<Response<
             .with_header("x-amz-delete-marker", "true")
             .with_header("x-amz-version-id", vid));
     }
+    Ok((rec, sources))
+}
+
+pub fn get_object(store: &Arc<ObjectStore>, req: &S3Request) -> Result<Response<Body>, ServiceError> {
+    let bucket = req.bucket.as_deref().unwrap_or_default();
+    let key = req.key.as_deref().unwrap_or_default();
+    let versioned = store
+        .owned_bucket(bucket, &req.ctx.account_id)?
+        .versioning
+        .is_some();
+    let requested_version = req.query("versionId");
+    let (rec, sources) = version_to_read(store, req, bucket, key)?;
     let head = req.method == Method::HEAD;
     if !head && !rec.is_readable(store.now_millis()) {
         return Err(errors::invalid_object_state(&rec.storage_class));
@@ -954,30 +968,8 @@ pub fn get_object_attributes(
             req.header("x-amz-object-attributes").unwrap_or(""),
         ));
     }
-    let customer_key = sse_c::from_request(req, sse_c::OBJECT)?;
-    let requested_version = req.query("versionId");
-    let keys = |rec: &ObjectRecord| match rec.delete_marker {
-        true => Ok(crate::sse::KeySource::Lakebox),
-        false => sse_c::read_keys(rec, customer_key.as_ref()),
-    };
-    let (rec, _) = match requested_version {
-        Some(v) => store
-            .object_version_with_sources(bucket, key, v, keys)?
-            .ok_or_else(|| errors::no_such_version(key, v))?,
-        None => store
-            .object_with_sources(bucket, key, keys)?
-            .ok_or_else(|| errors::no_such_key(key))?,
-    };
+    let (rec, _) = version_to_read(store, req, bucket, key)?;
     let vid = crate::versioning::reported_id(&rec).to_owned();
-    if rec.delete_marker {
-        let err = match requested_version {
-            Some(_) => errors::method_not_allowed().with_header("allow", "DELETE"),
-            None => errors::no_such_key(key),
-        };
-        return Err(err
-            .with_header("x-amz-delete-marker", "true")
-            .with_header("x-amz-version-id", vid));
-    }
     let mut w = doc("GetObjectAttributesResponse");
     for attribute in OBJECT_ATTRIBUTES.iter().filter(|a| wanted.contains(a)) {
         match *attribute {

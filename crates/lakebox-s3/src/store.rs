@@ -319,8 +319,8 @@ pub struct ObjectStore {
     clock: Arc<dyn Clock>,
     settings: S3Settings,
     /// What every request to a bucket consults, read and parsed once per bucket: its owner, its
-    /// enabled lifecycle rules (PUT, GET and HEAD report the expiration they set) and where its
-    /// access log goes. Replaced when those configurations change or the bucket goes.
+    /// enabled lifecycle rules (PUT, GET and HEAD report the expiration they set), where its
+    /// access log goes and its CORS rules. Replaced when those configurations change or the bucket goes.
     consulted: std::sync::Mutex<std::collections::HashMap<String, Arc<Consulted>>>,
     /// Access log records waiting for delivery (see `access_log`).
     pub(crate) access_log: std::sync::Mutex<Vec<(crate::access_log::Target, String)>>,
@@ -335,6 +335,8 @@ pub struct Consulted {
     pub owner: Option<String>,
     pub lifecycle: Vec<crate::lifecycle::Rule>,
     pub logging: Option<crate::access_log::Target>,
+    /// Cross-origin requests carry an `Origin` on every request, so the rules are kept parsed.
+    pub cors: Option<Vec<crate::cors::Rule>>,
 }
 
 impl ObjectStore {
@@ -606,7 +608,7 @@ impl ObjectStore {
             Ok(Ok(()))
         })
         .await?;
-        if sub == "lifecycle" || sub == "logging" {
+        if matches!(sub, "lifecycle" | "logging" | "cors") {
             self.forget_consulted(bucket);
         }
         Ok(())
@@ -632,6 +634,7 @@ impl ObjectStore {
                 .map(|r| r.into_iter().filter(|r| r.enabled).collect())
                 .unwrap_or_default(),
             logging: config("logging").and_then(|doc| crate::access_log::Target::of(&doc)),
+            cors: config("cors").and_then(|doc| crate::cors::stored_rules(&doc)),
             owner,
         });
         if consulted.owner.is_some() {
