@@ -104,6 +104,11 @@ class Service:
         self.protocol = self.model["metadata"]["protocol"]
         if self.protocol not in ("json", "query"):
             sys.exit(f"{key}: the generator writes awsJson and awsQuery services so far, not {self.protocol}")
+        # An awsJson service that was awsQuery once (SQS) answers both: its forms and XML are
+        # spelled by `query_shapes`, its errors' query codes by `query_errors`.
+        self.query_compatible = self.protocol == "json" and "awsQueryCompatible" in self.model["metadata"]
+        if self.query_compatible and "query_shapes" not in cfg:
+            sys.exit(f"{key}: an awsQueryCompatible model needs query_shapes in services.toml")
         self.allowed = list(cfg["operations"])
         for op in self.allowed:
             if op not in self.ops:
@@ -242,12 +247,13 @@ class Service:
         w("use lakebox_protocol::{Blob, Timestamp};")
         w("use lakebox_service::validate::{Path, Pattern, Validator, lift};")
         w("use lakebox_service::{BoxFuture, RpcRequest, RpcResponse};")
-        if self.protocol == "query":
+        if self.speaks_query():
             w("use lakebox_protocol::query::{QueryRequest, response_xml};")
-            w("use lakebox_protocol::query_serde::{from_params, to_xml};")
+            w("use lakebox_protocol::query_serde::{QueryMember, QueryNames, from_params_named, to_xml_named};")
             w("")
+            ns = self.model["metadata"].get("xmlNamespace") or f"http://queue.amazonaws.com/doc/{self.model['metadata']['apiVersion']}/"
             w(f"/// The XML namespace of {self.cfg['label']}'s responses.")
-            w(f"pub const XML_NAMESPACE: &str = {rust_str(self.model['metadata']['xmlNamespace'])};")
+            w(f"pub const XML_NAMESPACE: &str = {rust_str(ns)};")
         w("use serde::{Deserialize, Serialize};")
         w("")
         w(f"/// The operations Lakebox implements, as listed in `scripts/codegen/services.toml`.")
@@ -272,8 +278,74 @@ class Service:
             self.emit_check(w, name)
         self.emit_trait(w)
         self.emit_dispatch(w)
+        if self.speaks_query():
+            self.emit_query_names(w)
+        if self.query_compatible:
+            self.emit_query_errors(w)
         self.emit_patterns(w)
         return "\n".join(out) + "\n"
+
+    def speaks_query(self):
+        return self.protocol == "query" or self.query_compatible
+
+    def emit_query_names(self, w):
+        """The table that spells members in awsQuery as the old query model did."""
+        spelled = self.cfg.get("query_shapes", {})
+        for shape in spelled:
+            if shape not in self.shapes:
+                sys.exit(f"{self.key}: query_shapes names {shape}, which the model lacks")
+        rows = []
+        for name in sorted(self.all_shapes):
+            st = self.shapes[name]
+            if st["type"] != "structure" or st.get("document") or st.get("union"):
+                continue
+            owners = [self.type_name(name)] + ([self.type_name(name) + "Raw"] if name in self.input_shapes else [])
+            for mn, m, _ in self.members(st):
+                q = spelled.get(m["shape"])
+                if not q:
+                    continue
+                for owner in owners:
+                    rows.append(
+                        f"QueryMember {{ owner: {rust_str(owner)}, member: {rust_str(mn)}, name: {rust_str(q['name'])}, "
+                        f"flattened: true, key: {rust_str(q.get('key', ''))}, value: {rust_str(q.get('value', ''))} }}"
+                    )
+        w("/// How awsQuery spells the members whose query name is not their own (flattened lists and")
+        w("/// maps under singular names), from `query_shapes` in services.toml.")
+        w("pub static QUERY_NAMES: QueryNames = &[")
+        for r in rows:
+            w(f"    {r},")
+        w("];")
+        w("")
+
+    def emit_query_errors(self, w):
+        codes = self.cfg.get("query_errors", {})
+        errors = sorted(n for n, s in self.shapes.items() if s.get("exception"))
+        for shape in codes:
+            if shape not in errors:
+                sys.exit(f"{self.key}: query_errors names {shape}, which is not an error of the model")
+        prefix = self.model["metadata"]["targetPrefix"]
+        svc = self.model["metadata"]["endpointPrefix"]
+        w("/// The modelled errors: their shape name (awsJson's `__type`) and awsQuery code (what the")
+        w("/// SDKs show, from `x-amzn-query-error`).")
+        w("pub const ERRORS: &[(&str, &str)] = &[")
+        for e in errors:
+            w(f"    ({rust_str(e)}, {rust_str(codes.get(e, e))}),")
+        w("];")
+        w("")
+        w("/// An error as awsJson carries it for a service that was awsQuery once: the query code in")
+        w("/// `x-amzn-query-error` (`Code;Sender`), and `__type` the modelled shape's name (or, for a")
+        w("/// common error the model lacks, the name AWS's front end gives it).")
+        w("pub fn json_error(mut e: ServiceError) -> ServiceError {")
+        w('    let fault = if e.sender_fault { "Sender" } else { "Receiver" };')
+        w('    e.headers.push(("x-amzn-query-error", format!("{};{fault}", e.code)));')
+        w("    e.code = match ERRORS.iter().find(|(_, code)| *code == e.code) {")
+        w(f'        Some((shape, _)) => format!("com.amazonaws.{svc}#{{shape}}").into(),')
+        w('        None if e.status < 500 => format!("com.amazon.coral.service#{}Exception", e.code.trim_end_matches("Exception")).into(),')
+        w("        None => e.code,")
+        w("    };")
+        w("    e")
+        w("}")
+        w("")
 
     def emit_patterns(self, w):
         w("")
@@ -414,6 +486,8 @@ class Service:
         t = s["type"]
         lines = []
         if t == "string" and "enum" in s:
+            if self.cfg.get("unchecked_enums"):
+                return lines  # the service checks these values itself, in its own words
             lines.append(f"v.enum_value({var}.as_str(), {self.type_name(name)}::VALUES, matches!({var}, {self.type_name(name)}::Unknown(_)), {path});")
             return lines
         mn, mx = s.get("min"), s.get("max")
@@ -588,7 +662,9 @@ class Service:
         w("/// How this service answers a request that breaks the model's constraints (its code, and")
         w("/// any member it adds), with AWS's \"N validation errors detected: …\" message.")
         w("fn validate<T>(check: impl FnOnce(&mut Validator) -> Option<T>) -> Result<T, ServiceError> {")
-        if extra:
+        if self.cfg.get("missing_parameter"):
+            w("    Validator::run_missing_parameter(check)")
+        elif extra:
             w(f"    Validator::run_with({rust_str(code)}, check)")
             for k, v in extra.items():
                 w(f"        .map_err(|e| e.with_extra({rust_str(k)}, {rust_str(v)}))")
@@ -600,13 +676,19 @@ class Service:
     def emit_dispatch(self, w):
         self.emit_validate(w)
         if self.protocol == "query":
-            return self.emit_query_dispatch(w)
+            return self.emit_query_dispatch(w, "dispatch")
+        if self.query_compatible:
+            self.emit_query_dispatch(w, "dispatch_query")
         trait = self.cfg["trait"]
         w(f"/// Decodes the request named by `X-Amz-Target`, validates it against the model, calls the")
         w("/// operation and encodes its answer in the request's encoding.")
         w(f"pub fn dispatch<S: {trait}>(service: Arc<S>, ctx: RequestContext, req: RpcRequest) -> BoxFuture<Result<RpcResponse, ServiceError>> {{")
         w("    Box::pin(async move {")
-        w("        match req.operation.as_str() {")
+        if self.query_compatible:
+            # An inner block, so the arms' `?` land in `result` rather than leave dispatch.
+            w("        let result: Result<RpcResponse, ServiceError> = async { match req.operation.as_str() {")
+        else:
+            w("        match req.operation.as_str() {")
         for op in self.allowed:
             o = self.ops[op]
             inp, out = self.op_types(op)
@@ -630,15 +712,19 @@ class Service:
                 w(f"                {line}")
             w("            }")
         w("            other => Err(not_implemented(other)),")
-        w("        }")
+        if self.query_compatible:
+            w("        } }.await;")
+            w("        result.map_err(json_error)")
+        else:
+            w("        }")
         w("    })")
         w("}")
 
-    def emit_query_dispatch(self, w):
+    def emit_query_dispatch(self, w, fn):
         trait = self.cfg["trait"]
         w("/// Decodes the form of the request's `Action`, validates it against the model, calls the")
         w("/// operation and writes its answer as AWS's XML document.")
-        w(f"pub fn dispatch<S: {trait}>(service: Arc<S>, ctx: RequestContext, req: QueryRequest) -> BoxFuture<Result<String, ServiceError>> {{")
+        w(f"pub fn {fn}<S: {trait}>(service: Arc<S>, ctx: RequestContext, req: QueryRequest) -> BoxFuture<Result<String, ServiceError>> {{")
         w("    Box::pin(async move {")
         w("        match req.action.as_str() {")
         for op in self.allowed:
@@ -646,19 +732,22 @@ class Service:
             inp, out = self.op_types(op)
             w(f"            {rust_str(op)} => {{")
             if inp:
-                w(f"                let raw: {inp}Raw = from_params(req.params())?;")
+                w(f"                let raw: {inp}Raw = from_params_named(req.params(), QUERY_NAMES)?;")
                 w(f"                let input = validate(|v| {self.fn_name(o['input']['shape'])}(raw, v, &Path::root()))?;")
                 w(f"                let output = service.{snake(op)}(&ctx, input).await?;")
             else:
                 w(f"                let output = service.{snake(op)}(&ctx).await?;")
             if out:
-                w("                let members = to_xml(&output)?;")
+                w("                let members = to_xml_named(&output, QUERY_NAMES)?;")
                 w(f"                Ok(response_xml({rust_str(op)}, XML_NAMESPACE, &ctx.request_id, Some(&|w: &mut lakebox_protocol::xml::XmlWriter| {{ w.raw(&members); }})))")
             else:
                 w("                let () = output;")
                 w(f"                Ok(response_xml({rust_str(op)}, XML_NAMESPACE, &ctx.request_id, None))")
             w("            }")
-        w("            other => Err(not_implemented(other)),")
+        if self.query_compatible:
+            w("            other => Err(ServiceError::client(\"InvalidAction\", format!(\"The action {other} is not valid for this web service.\"))),")
+        else:
+            w("            other => Err(not_implemented(other)),")
         w("        }")
         w("    })")
         w("}")

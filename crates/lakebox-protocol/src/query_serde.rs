@@ -6,6 +6,11 @@
 //! `Name.N`); a map is `Name.entry.N.key` / `.value` (or flattened `Name.N.Name` / `.Value`).
 //! In XML, list items are `<member>` elements and map entries `<entry><key/><value/></entry>`,
 //! as botocore's query parser reads them.
+//!
+//! Services whose awsQuery spelling is not the member's own name (SQS: `Entries` travels as
+//! `SendMessageBatchRequestEntry.N`, `Messages` as flattened `<Message>` elements, attribute
+//! maps as `<Attribute><Name/><Value/></Attribute>`) pass a [`QueryNames`] table, generated
+//! from services.toml, to [`from_params_named`] and [`to_xml_named`].
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -20,6 +25,36 @@ use crate::xml::escape_into;
 /// The name [`Timestamp`] gives its human-readable form, so the XML writer can print it as
 /// ISO 8601 where JSON prints epoch seconds.
 pub const TIMESTAMP_NEWTYPE: &str = "lakebox::Timestamp";
+
+// ---- names ------------------------------------------------------------------------------
+
+/// How awsQuery spells one member of one structure when that is not the member's name with
+/// wrapped lists (`member`) and maps (`entry`/`key`/`value`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueryMember {
+    /// The Rust name of the structure holding the member (what serde reports).
+    pub owner: &'static str,
+    /// The member's serde name (its model name).
+    pub member: &'static str,
+    /// Its awsQuery name: the form key's segment and the XML element.
+    pub name: &'static str,
+    /// A flattened list or map: items repeat under `name` itself, with no wrapper.
+    pub flattened: bool,
+    /// A map's key and value element names.
+    pub key: &'static str,
+    pub value: &'static str,
+}
+
+/// A service's table of [`QueryMember`]s.
+pub type QueryNames = &'static [QueryMember];
+
+fn lookup_by_member(names: QueryNames, owner: &str, member: &str) -> Option<&'static QueryMember> {
+    names.iter().find(|m| m.owner == owner && m.member == member)
+}
+
+fn lookup_by_name(names: QueryNames, owner: &str, name: &str) -> Option<&'static QueryMember> {
+    names.iter().find(|m| m.owner == owner && m.name == name)
+}
 
 // ---- forms in ---------------------------------------------------------------------------
 
@@ -97,16 +132,45 @@ impl de::Error for FormError {
 /// Reads an operation's input from decoded form parameters (without `Action` and `Version`).
 /// A value of the wrong type is AWS's `MalformedInput`.
 pub fn from_params<T: DeserializeOwned>(params: &BTreeMap<String, String>) -> Result<T, ServiceError> {
-    let root = Node::build(params)?;
-    T::deserialize(NodeDe(&root)).map_err(|e| ServiceError::client("MalformedInput", e.0))
+    from_params_named(params, &[])
 }
 
-struct NodeDe<'a>(&'a Node);
+/// [`from_params`] for a service whose members travel under other names.
+pub fn from_params_named<T: DeserializeOwned>(
+    params: &BTreeMap<String, String>,
+    names: QueryNames,
+) -> Result<T, ServiceError> {
+    let root = Node::build(params)?;
+    T::deserialize(NodeDe::new(&root, names)).map_err(|e| ServiceError::client("MalformedInput", e.0))
+}
+
+/// A node of the form, the service's names, and how the member it holds is spelled (when
+/// the table names it).
+#[derive(Clone, Copy)]
+struct NodeDe<'a> {
+    node: &'a Node,
+    names: QueryNames,
+    spelled: Option<&'static QueryMember>,
+}
+
+impl<'a> NodeDe<'a> {
+    fn new(node: &'a Node, names: QueryNames) -> Self {
+        NodeDe {
+            node,
+            names,
+            spelled: None,
+        }
+    }
+
+    fn child(&self, node: &'a Node) -> Self {
+        NodeDe::new(node, self.names)
+    }
+}
 
 macro_rules! parse_scalar {
     ($($method:ident => $visit:ident: $t:ty),* $(,)?) => {
         $(fn $method<V: Visitor<'de>>(self, v: V) -> Result<V::Value, FormError> {
-            let text = self.0.text();
+            let text = self.node.text();
             let parsed: $t = text
                 .trim()
                 .parse()
@@ -120,8 +184,8 @@ impl<'de, 'a> de::Deserializer<'de> for NodeDe<'a> {
     type Error = FormError;
 
     fn deserialize_any<V: Visitor<'de>>(self, v: V) -> Result<V::Value, FormError> {
-        if self.0.children.is_empty() {
-            v.visit_str(self.0.text())
+        if self.node.children.is_empty() {
+            v.visit_str(self.node.text())
         } else {
             self.deserialize_map(v)
         }
@@ -137,19 +201,19 @@ impl<'de, 'a> de::Deserializer<'de> for NodeDe<'a> {
     }
 
     fn deserialize_str<V: Visitor<'de>>(self, v: V) -> Result<V::Value, FormError> {
-        v.visit_str(self.0.text())
+        v.visit_str(self.node.text())
     }
 
     fn deserialize_string<V: Visitor<'de>>(self, v: V) -> Result<V::Value, FormError> {
-        v.visit_string(self.0.text().to_owned())
+        v.visit_string(self.node.text().to_owned())
     }
 
     fn deserialize_bytes<V: Visitor<'de>>(self, v: V) -> Result<V::Value, FormError> {
-        v.visit_str(self.0.text())
+        v.visit_str(self.node.text())
     }
 
     fn deserialize_byte_buf<V: Visitor<'de>>(self, v: V) -> Result<V::Value, FormError> {
-        v.visit_str(self.0.text())
+        v.visit_str(self.node.text())
     }
 
     fn deserialize_option<V: Visitor<'de>>(self, v: V) -> Result<V::Value, FormError> {
@@ -175,7 +239,7 @@ impl<'de, 'a> de::Deserializer<'de> for NodeDe<'a> {
 
     fn deserialize_seq<V: Visitor<'de>>(self, v: V) -> Result<V::Value, FormError> {
         // `Name=` with no items is the empty list.
-        let items = self.0.list_items().into_iter().map(NodeDe);
+        let items = self.node.list_items().into_iter().map(|n| self.child(n));
         v.visit_seq(de::value::SeqDeserializer::new(items))
     }
 
@@ -193,23 +257,38 @@ impl<'de, 'a> de::Deserializer<'de> for NodeDe<'a> {
     }
 
     fn deserialize_map<V: Visitor<'de>>(self, v: V) -> Result<V::Value, FormError> {
-        let entries: Vec<(&str, &Node)> = match self.0.children.get("entry") {
-            Some(e) => e.numbered().into_iter().filter_map(entry_pair).collect(),
-            None if self.0.children.keys().all(|k| k.parse::<u64>().is_ok()) => {
-                self.0.numbered().into_iter().filter_map(entry_pair).collect()
+        let pair = |n: &'a Node| entry_pair(n, self.spelled);
+        let raw: Vec<(&str, &Node)> = match self.node.children.get("entry") {
+            Some(e) => e.numbered().into_iter().filter_map(pair).collect(),
+            None if self.node.children.keys().all(|k| k.parse::<u64>().is_ok()) => {
+                self.node.numbered().into_iter().filter_map(pair).collect()
             }
-            None => self.0.children.iter().map(|(k, n)| (k.as_str(), n)).collect(),
+            None => self.node.children.iter().map(|(k, n)| (k.as_str(), n)).collect(),
         };
+        let entries: Vec<(&str, NodeDe<'a>)> = raw.into_iter().map(|(k, n)| (k, self.child(n))).collect();
         v.visit_map(de::value::MapDeserializer::new(entries.into_iter()))
     }
 
     fn deserialize_struct<V: Visitor<'de>>(
         self,
-        _: &'static str,
+        name: &'static str,
         _: &'static [&'static str],
         v: V,
     ) -> Result<V::Value, FormError> {
-        let entries = self.0.children.iter().map(|(k, n)| (k.as_str(), NodeDe(n)));
+        let names = self.names;
+        let entries = self.node.children.iter().map(move |(k, n)| {
+            // A member the table respells arrives under its awsQuery name.
+            let spelled = lookup_by_name(names, name, k);
+            let key = spelled.map_or(k.as_str(), |m| m.member);
+            (
+                key,
+                NodeDe {
+                    node: n,
+                    names,
+                    spelled,
+                },
+            )
+        });
         v.visit_map(de::value::MapDeserializer::new(entries))
     }
 
@@ -219,9 +298,11 @@ impl<'de, 'a> de::Deserializer<'de> for NodeDe<'a> {
         _: &'static [&'static str],
         v: V,
     ) -> Result<V::Value, FormError> {
-        match self.0.children.iter().next() {
-            Some((variant, node)) if self.0.children.len() == 1 => v.visit_enum(EnumDe(variant, node)),
-            _ => v.visit_enum(self.0.text().into_deserializer()),
+        match self.node.children.iter().next() {
+            Some((variant, node)) if self.node.children.len() == 1 => {
+                v.visit_enum(EnumDe(variant, self.child(node)))
+            }
+            _ => v.visit_enum(self.node.text().into_deserializer()),
         }
     }
 
@@ -234,10 +315,12 @@ impl<'de, 'a> de::Deserializer<'de> for NodeDe<'a> {
     }
 }
 
-/// A map entry as `key`/`value` (`entry.N.key`) or `Name`/`Value` (SQS attributes).
-fn entry_pair(n: &Node) -> Option<(&str, &Node)> {
-    let key = n.children.get("key").or_else(|| n.children.get("Name"))?;
-    let value = n.children.get("value").or_else(|| n.children.get("Value"))?;
+/// A map entry as `key`/`value` (`entry.N.key`), as the table spells it (`Name`/`Value` for
+/// SQS attributes, `Key`/`Value` for its tags), or `Name`/`Value`.
+fn entry_pair<'a>(n: &'a Node, spelled: Option<&QueryMember>) -> Option<(&'a str, &'a Node)> {
+    let (k, v) = spelled.map_or(("Name", "Value"), |m| (m.key, m.value));
+    let key = n.children.get("key").or_else(|| n.children.get(k))?;
+    let value = n.children.get("value").or_else(|| n.children.get(v))?;
     Some((key.text(), value))
 }
 
@@ -248,21 +331,14 @@ impl<'de, 'a> IntoDeserializer<'de, FormError> for NodeDe<'a> {
     }
 }
 
-impl<'de, 'a> IntoDeserializer<'de, FormError> for &'a Node {
-    type Deserializer = NodeDe<'a>;
-    fn into_deserializer(self) -> NodeDe<'a> {
-        NodeDe(self)
-    }
-}
-
-struct EnumDe<'a>(&'a str, &'a Node);
+struct EnumDe<'a>(&'a str, NodeDe<'a>);
 
 impl<'de, 'a> de::EnumAccess<'de> for EnumDe<'a> {
     type Error = FormError;
     type Variant = NodeDe<'a>;
     fn variant_seed<S: de::DeserializeSeed<'de>>(self, seed: S) -> Result<(S::Value, NodeDe<'a>), FormError> {
         let v = seed.deserialize(de::value::StrDeserializer::<FormError>::new(self.0))?;
-        Ok((v, NodeDe(self.1)))
+        Ok((v, self.1))
     }
 }
 
@@ -293,8 +369,8 @@ enum Xml {
     /// Absent (`None`): the member is left out.
     Absent,
     Text(String),
-    /// A structure's members, in declaration order.
-    Members(Vec<(String, Xml)>),
+    /// A structure's members, in declaration order, with how the table spells them.
+    Members(Vec<(String, Xml, Option<&'static QueryMember>)>),
     List(Vec<Xml>),
     Map(Vec<(Xml, Xml)>),
 }
@@ -305,9 +381,24 @@ impl Xml {
             Xml::Absent => {}
             Xml::Text(t) => escape_into(out, t),
             Xml::Members(m) => {
-                for (name, v) in m {
-                    if !matches!(v, Xml::Absent) {
-                        element(out, name, v);
+                for (name, v, spelled) in m {
+                    match (v, spelled) {
+                        (Xml::Absent, _) => {}
+                        (Xml::List(items), Some(s)) if s.flattened => {
+                            for item in items {
+                                element(out, s.name, item);
+                            }
+                        }
+                        (Xml::Map(entries), Some(s)) if s.flattened => {
+                            for (k, v) in entries {
+                                open(out, s.name);
+                                element(out, s.key, k);
+                                element(out, s.value, v);
+                                close(out, s.name);
+                            }
+                        }
+                        (v, Some(s)) => element(out, s.name, v),
+                        (v, None) => element(out, name, v),
                     }
                 }
             }
@@ -328,20 +419,33 @@ impl Xml {
     }
 }
 
-fn element(out: &mut String, name: &str, v: &Xml) {
+fn open(out: &mut String, name: &str) {
     out.push('<');
     out.push_str(name);
     out.push('>');
-    v.render(out);
+}
+
+fn close(out: &mut String, name: &str) {
     out.push_str("</");
     out.push_str(name);
     out.push('>');
 }
 
+fn element(out: &mut String, name: &str, v: &Xml) {
+    open(out, name);
+    v.render(out);
+    close(out, name);
+}
+
 /// The members of an output structure as XML elements (what goes inside `<{Action}Result>`).
 pub fn to_xml<T: Serialize>(value: &T) -> Result<String, ServiceError> {
+    to_xml_named(value, &[])
+}
+
+/// [`to_xml`] for a service whose members travel under other names.
+pub fn to_xml_named<T: Serialize>(value: &T, names: QueryNames) -> Result<String, ServiceError> {
     let tree = value
-        .serialize(XmlSer)
+        .serialize(XmlSer(names))
         .map_err(|e| ServiceError::internal(format!("could not encode response: {e}")))?;
     let mut out = String::new();
     tree.render(&mut out);
@@ -365,15 +469,20 @@ impl ser::Error for XmlError {
     }
 }
 
-struct XmlSer;
+#[derive(Clone, Copy)]
+struct XmlSer(QueryNames);
 
 fn text(s: impl ToString) -> Result<Xml, XmlError> {
     Ok(Xml::Text(s.to_string()))
 }
 
-struct Seq(Vec<Xml>);
-struct Members(Vec<(String, Xml)>);
-struct MapEntries(Vec<(Xml, Xml)>, Option<Xml>);
+struct Seq(Vec<Xml>, QueryNames);
+struct Members {
+    owner: &'static str,
+    names: QueryNames,
+    items: Vec<(String, Xml, Option<&'static QueryMember>)>,
+}
+struct MapEntries(Vec<(Xml, Xml)>, Option<Xml>, QueryNames);
 
 impl ser::Serializer for XmlSer {
     type Ok = Xml;
@@ -451,7 +560,7 @@ impl ser::Serializer for XmlSer {
     ) -> Result<Xml, XmlError> {
         if name == TIMESTAMP_NEWTYPE {
             // Epoch seconds (integer or fractional) in, ISO 8601 out, as awsQuery writes times.
-            if let Xml::Text(secs) = v.serialize(XmlSer)?
+            if let Xml::Text(secs) = v.serialize(self)?
                 && let Some(t) = secs
                     .parse::<f64>()
                     .ok()
@@ -470,10 +579,10 @@ impl ser::Serializer for XmlSer {
         variant: &'static str,
         v: &T,
     ) -> Result<Xml, XmlError> {
-        Ok(Xml::Members(vec![(variant.to_owned(), v.serialize(XmlSer)?)]))
+        Ok(Xml::Members(vec![(variant.to_owned(), v.serialize(self)?, None)]))
     }
     fn serialize_seq(self, len: Option<usize>) -> Result<Seq, XmlError> {
-        Ok(Seq(Vec::with_capacity(len.unwrap_or(0))))
+        Ok(Seq(Vec::with_capacity(len.unwrap_or(0)), self.0))
     }
     fn serialize_tuple(self, len: usize) -> Result<Seq, XmlError> {
         self.serialize_seq(Some(len))
@@ -491,10 +600,14 @@ impl ser::Serializer for XmlSer {
         self.serialize_seq(Some(len))
     }
     fn serialize_map(self, _: Option<usize>) -> Result<MapEntries, XmlError> {
-        Ok(MapEntries(Vec::new(), None))
+        Ok(MapEntries(Vec::new(), None, self.0))
     }
-    fn serialize_struct(self, _: &'static str, len: usize) -> Result<Members, XmlError> {
-        Ok(Members(Vec::with_capacity(len)))
+    fn serialize_struct(self, owner: &'static str, len: usize) -> Result<Members, XmlError> {
+        Ok(Members {
+            owner,
+            names: self.0,
+            items: Vec::with_capacity(len),
+        })
     }
     fn serialize_struct_variant(
         self,
@@ -503,7 +616,7 @@ impl ser::Serializer for XmlSer {
         _: &'static str,
         len: usize,
     ) -> Result<Members, XmlError> {
-        Ok(Members(Vec::with_capacity(len)))
+        self.serialize_struct("", len)
     }
 }
 
@@ -511,7 +624,7 @@ impl ser::SerializeSeq for Seq {
     type Ok = Xml;
     type Error = XmlError;
     fn serialize_element<T: ?Sized + Serialize>(&mut self, v: &T) -> Result<(), XmlError> {
-        self.0.push(v.serialize(XmlSer)?);
+        self.0.push(v.serialize(XmlSer(self.1))?);
         Ok(())
     }
     fn end(self) -> Result<Xml, XmlError> {
@@ -556,7 +669,7 @@ impl ser::SerializeMap for MapEntries {
     type Ok = Xml;
     type Error = XmlError;
     fn serialize_key<T: ?Sized + Serialize>(&mut self, k: &T) -> Result<(), XmlError> {
-        self.1 = Some(k.serialize(XmlSer)?);
+        self.1 = Some(k.serialize(XmlSer(self.2))?);
         Ok(())
     }
     fn serialize_value<T: ?Sized + Serialize>(&mut self, v: &T) -> Result<(), XmlError> {
@@ -564,7 +677,7 @@ impl ser::SerializeMap for MapEntries {
             .1
             .take()
             .ok_or_else(|| XmlError("a map value without its key".into()))?;
-        self.0.push((k, v.serialize(XmlSer)?));
+        self.0.push((k, v.serialize(XmlSer(self.2))?));
         Ok(())
     }
     fn end(self) -> Result<Xml, XmlError> {
@@ -576,11 +689,13 @@ impl ser::SerializeStruct for Members {
     type Ok = Xml;
     type Error = XmlError;
     fn serialize_field<T: ?Sized + Serialize>(&mut self, name: &'static str, v: &T) -> Result<(), XmlError> {
-        self.0.push((name.to_owned(), v.serialize(XmlSer)?));
+        let spelled = lookup_by_member(self.names, self.owner, name);
+        self.items
+            .push((name.to_owned(), v.serialize(XmlSer(self.names))?, spelled));
         Ok(())
     }
     fn end(self) -> Result<Xml, XmlError> {
-        Ok(Xml::Members(self.0))
+        Ok(Xml::Members(self.items))
     }
 }
 
@@ -591,7 +706,7 @@ impl ser::SerializeStructVariant for Members {
         ser::SerializeStruct::serialize_field(self, name, v)
     }
     fn end(self) -> Result<Xml, XmlError> {
-        Ok(Xml::Members(self.0))
+        Ok(Xml::Members(self.items))
     }
 }
 
@@ -692,6 +807,75 @@ mod tests {
             "<RoleArn>a&amp;b</RoleArn><Tags><member><Key>k</Key><Value>v</Value></member></Tags>\
              <Attributes><entry><key>x</key><value>y</value></entry></Attributes><Payload>AAH/</Payload>\
              <At>2024-01-31T12:00:00.000Z</At>"
+        );
+    }
+
+    #[derive(Debug, Deserialize, Serialize, PartialEq, Default)]
+    struct Batch {
+        #[serde(rename = "Entries", default, skip_serializing_if = "Option::is_none")]
+        entries: Option<Vec<Tag>>,
+        #[serde(rename = "Attributes", default, skip_serializing_if = "Option::is_none")]
+        attributes: Option<BTreeMap<String, String>>,
+        #[serde(rename = "Tags", default, skip_serializing_if = "Option::is_none")]
+        tags: Option<BTreeMap<String, String>>,
+    }
+
+    static NAMES: QueryNames = &[
+        QueryMember {
+            owner: "Batch",
+            member: "Entries",
+            name: "Entry",
+            flattened: true,
+            key: "",
+            value: "",
+        },
+        QueryMember {
+            owner: "Batch",
+            member: "Attributes",
+            name: "Attribute",
+            flattened: true,
+            key: "Name",
+            value: "Value",
+        },
+        QueryMember {
+            owner: "Batch",
+            member: "Tags",
+            name: "Tag",
+            flattened: true,
+            key: "Key",
+            value: "Value",
+        },
+    ];
+
+    #[test]
+    fn respelled_members_decode_and_encode_under_their_query_names() {
+        let batch: Batch = from_params_named(
+            &form(&[
+                ("Entry.2.Key", "b"),
+                ("Entry.1.Key", "a"),
+                ("Attribute.1.Name", "DelaySeconds"),
+                ("Attribute.1.Value", "5"),
+                ("Tag.1.Key", "team"),
+                ("Tag.1.Value", "data"),
+            ]),
+            NAMES,
+        )
+        .unwrap();
+        let keys: Vec<&str> = batch
+            .entries
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|t| t.key.as_str())
+            .collect();
+        assert_eq!(keys, ["a", "b"]);
+        assert_eq!(batch.attributes.as_ref().unwrap()["DelaySeconds"], "5");
+        assert_eq!(batch.tags.as_ref().unwrap()["team"], "data");
+        assert_eq!(
+            to_xml_named(&batch, NAMES).unwrap(),
+            "<Entry><Key>a</Key></Entry><Entry><Key>b</Key></Entry>\
+             <Attribute><Name>DelaySeconds</Name><Value>5</Value></Attribute>\
+             <Tag><Key>team</Key><Value>data</Value></Tag>"
         );
     }
 }

@@ -219,6 +219,8 @@ fn split_leading_lookahead(source: &str) -> (Option<&str>, String) {
 #[derive(Debug, Default)]
 pub struct Validator {
     failures: Vec<String>,
+    /// The members found missing, as their paths render.
+    missing: Vec<String>,
 }
 
 /// Turns a checked optional member (`Some(None)`: present but invalid) into the member itself,
@@ -252,6 +254,32 @@ impl Validator {
         }
     }
 
+    /// As [`run_with`](Self::run_with) for the services of the classic awsQuery era (SQS),
+    /// which answer a missing member with `MissingParameter` ("The request must contain the
+    /// parameter QueueUrl.") and any other broken constraint with `InvalidParameterValue`.
+    pub fn run_missing_parameter<T>(
+        check: impl FnOnce(&mut Validator) -> Option<T>,
+    ) -> Result<T, ServiceError> {
+        let mut v = Validator::default();
+        let out = check(&mut v);
+        if let Some(path) = v.missing.first() {
+            // The member's own name: the last segment of its path, as the model spells it.
+            let last = path.rsplit(['.', '[']).next().unwrap_or(path);
+            let mut name = last.trim_end_matches(']').to_owned();
+            if let Some(first) = name.get(0..1) {
+                name.replace_range(0..1, &first.to_ascii_uppercase());
+            }
+            return Err(ServiceError::client(
+                "MissingParameter",
+                format!("The request must contain the parameter {name}."),
+            ));
+        }
+        match (out, v.failures.is_empty()) {
+            (Some(t), true) => Ok(t),
+            _ => Err(ServiceError::client("InvalidParameterValue", v.message())),
+        }
+    }
+
     /// AWS's message for the failures so far.
     pub fn message(&self) -> String {
         let n = self.failures.len();
@@ -266,6 +294,7 @@ impl Validator {
 
     /// A required member that is absent.
     pub fn missing(&mut self, path: &Path<'_>) {
+        self.missing.push(path.render());
         self.fail(None, path, "Member must not be null");
     }
 

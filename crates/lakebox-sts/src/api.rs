@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use lakebox_core::{RequestContext, ServiceError};
 use lakebox_protocol::query::{QueryRequest, response_xml};
-use lakebox_protocol::query_serde::{from_params, to_xml};
+use lakebox_protocol::query_serde::{QueryMember, QueryNames, from_params_named, to_xml_named};
 use lakebox_protocol::rpc::RpcEncoding;
 use lakebox_protocol::{Blob, Timestamp};
 use lakebox_service::validate::{Path, Pattern, Validator, lift};
@@ -108,10 +108,10 @@ pub fn dispatch<S: StsApi>(
     Box::pin(async move {
         match req.action.as_str() {
             "GetCallerIdentity" => {
-                let raw: GetCallerIdentityRequestRaw = from_params(req.params())?;
+                let raw: GetCallerIdentityRequestRaw = from_params_named(req.params(), QUERY_NAMES)?;
                 let input = validate(|v| validate_get_caller_identity_request(raw, v, &Path::root()))?;
                 let output = service.get_caller_identity(&ctx, input).await?;
-                let members = to_xml(&output)?;
+                let members = to_xml_named(&output, QUERY_NAMES)?;
                 Ok(response_xml(
                     "GetCallerIdentity",
                     XML_NAMESPACE,
@@ -125,6 +125,9 @@ pub fn dispatch<S: StsApi>(
         }
     })
 }
+/// How awsQuery spells the members whose query name is not their own (flattened lists and
+/// maps under singular names), from `query_shapes` in services.toml.
+pub static QUERY_NAMES: QueryNames = &[];
 
 /// Every pattern the model constrains these shapes with.
 pub static PATTERNS: &[&Pattern] = &[];
