@@ -23,6 +23,9 @@ pub struct RequestContext {
     pub principal: Option<Principal>,
     /// Arrival time, milliseconds since the Unix epoch.
     pub received_at_millis: i64,
+    /// The host (and port) the client addressed, for URLs a service hands back (SQS's queue
+    /// URLs), so they reach this server however the client reached it.
+    pub host: Option<String>,
 }
 
 impl RequestContext {
@@ -44,6 +47,7 @@ impl RequestContext {
             region: DEFAULT_REGION.to_owned(),
             principal: None,
             received_at_millis: 0,
+            host: None,
         }
     }
 }

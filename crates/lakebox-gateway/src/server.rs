@@ -414,6 +414,12 @@ impl Gateway {
             region,
             principal,
             received_at_millis: self.clock.now_millis(),
+            host: parts
+                .headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned)
+                .or_else(|| parts.uri.authority().map(|a| a.to_string())),
         };
 
         let (service_name, operation, result) = match route {
@@ -479,7 +485,7 @@ impl Gateway {
                         .find(|e| e.query_version == Some(v.as_str()))
                 });
                 let req = match QueryRequest::from_params(params) {
-                    Ok(r) => r,
+                    Ok(r) => r.at_path(&path),
                     Err(e) => return fail(e),
                 };
                 let action = req.action.clone();

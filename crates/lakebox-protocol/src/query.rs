@@ -18,6 +18,9 @@ pub struct QueryRequest {
     pub action: String,
     pub version: Option<String>,
     params: BTreeMap<String, String>,
+    /// The URL path the form was posted to: `/` usually; SQS's old SDKs post to the queue's
+    /// URL and leave `QueueUrl` out of the form.
+    pub path: String,
 }
 
 /// Decodes `application/x-www-form-urlencoded` (`+` is a space, `%XX` escapes). Later
@@ -57,7 +60,19 @@ impl QueryRequest {
             action,
             version,
             params,
+            path: "/".to_owned(),
         })
+    }
+
+    /// The request as posted to `path`.
+    pub fn at_path(mut self, path: &str) -> Self {
+        path.clone_into(&mut self.path);
+        self
+    }
+
+    /// Sets a parameter the form left out (one the URL carries instead).
+    pub fn set_default(&mut self, name: &str, value: impl Into<String>) {
+        self.params.entry(name.to_owned()).or_insert_with(|| value.into());
     }
 
     pub fn parse(body: &[u8]) -> Result<Self, ServiceError> {
