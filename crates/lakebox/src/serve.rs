@@ -172,11 +172,22 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
         }),
     );
     let (s3, kinesis) = (s3?, kinesis?);
+    let sqs = Arc::new(
+        opening("SQS store", {
+            let (dir, clock) = (data_dir.join("sqs"), clock.clone());
+            move || lakebox_sqs::Sqs::open(&dir, clock)
+        })
+        .await?,
+    );
     // Background work the server owns, stopped after the last request is answered.
     let mut background = BackgroundTasks::new();
     background.adopt("s3 lifecycle", s3.start_background_work());
     background.adopt("s3 access logs", s3.start_access_log_delivery());
     background.adopt("kinesis retention", kinesis.start_background_work());
+    background.adopt("sqs retention", sqs.start_background_work());
+    // SQS speaks awsJson (today's SDKs) and awsQuery (older ones): one service, two doors.
+    registry.rpc("sqs", sqs.clone());
+    registry.query("sqs", sqs);
     let kinesis_streams = kinesis.sharded_log();
     registry.rpc("kinesis", Arc::new(kinesis));
     let glue_settings = lakebox_glue::GlueSettings {

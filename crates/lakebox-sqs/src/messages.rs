@@ -1,0 +1,324 @@
+//! The messages of one queue in memory: which are visible, delayed or in flight, and the
+//! transitions receive, delete, visibility change and purge make. Every transition is also
+//! written to the journal (`journal.rs`) before it is acknowledged; replaying the journal
+//! rebuilds exactly this state.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::MessageAttributeValue;
+
+/// A message as sent: what never changes after SendMessage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sent {
+    pub message_id: String,
+    pub body: String,
+    pub md5_of_body: String,
+    pub attributes: Vec<(String, MessageAttributeValue)>,
+    pub md5_of_attributes: Option<String>,
+    /// `AWSTraceHeader`, the one system attribute a sender sets.
+    pub trace_header: Option<String>,
+    pub md5_of_system_attributes: Option<String>,
+    pub sender_id: String,
+    pub sent_millis: i64,
+    /// The ARN of the queue a dead-letter move took it from.
+    pub dead_letter_source: Option<String>,
+}
+
+/// A message and where it stands.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub sent: Arc<Sent>,
+    /// When it is (or becomes) visible: the send plus its delay, or the end of its current
+    /// visibility timeout.
+    pub visible_at: i64,
+    pub receive_count: u32,
+    pub first_receive_millis: Option<i64>,
+    /// Changes with every receive, so only the latest receipt handle acts on the message.
+    pub receipt: u64,
+}
+
+/// The queue's messages, keyed by their sequence (the journal offset of their send).
+#[derive(Debug, Default)]
+pub struct Messages {
+    by_seq: HashMap<u64, Message>,
+    /// Visible now, oldest first.
+    ready: BTreeSet<u64>,
+    /// Delayed or in flight, by the time they become visible.
+    waiting: BTreeSet<(i64, u64)>,
+    /// Messages sent below this sequence were purged: a send whose journal record landed
+    /// before the purge's but reaches memory after it is dropped, as replay would drop it.
+    purged_below: u64,
+}
+
+/// Counts GetQueueAttributes reports.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub visible: u64,
+    pub in_flight: u64,
+    pub delayed: u64,
+}
+
+/// A message handed out by a receive.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub seq: u64,
+    pub message: Message,
+}
+
+impl Messages {
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.by_seq.len()
+    }
+
+    /// The oldest message's sequence, so the journal can drop what lies before it.
+    pub fn min_seq(&self) -> Option<u64> {
+        self.by_seq.keys().min().copied()
+    }
+
+    /// Adds a message sent (or replayed) at `seq`, visible at `visible_at`.
+    pub fn insert(&mut self, seq: u64, sent: Arc<Sent>, visible_at: i64) {
+        if seq < self.purged_below {
+            return;
+        }
+        let m = Message {
+            sent,
+            visible_at,
+            receive_count: 0,
+            first_receive_millis: None,
+            receipt: 0,
+        };
+        // Waiting until its time; the next receive promotes it when that has come.
+        self.waiting.insert((visible_at, seq));
+        self.by_seq.insert(seq, m);
+    }
+
+    fn unplace(&mut self, seq: u64, m: &Message) {
+        if !self.ready.remove(&seq) {
+            self.waiting.remove(&(m.visible_at, seq));
+        }
+    }
+
+    /// Moves every message whose time has come into the ready set.
+    fn promote(&mut self, now: i64) {
+        while let Some(&(at, seq)) = self.waiting.first() {
+            if at > now {
+                break;
+            }
+            self.waiting.pop_first();
+            self.ready.insert(seq);
+        }
+    }
+
+    /// When the next waiting message becomes visible.
+    pub fn next_visible_at(&self) -> Option<i64> {
+        self.waiting.first().map(|(at, _)| *at)
+    }
+
+    /// Takes up to `max` visible messages, oldest first, making each invisible until
+    /// `now + visibility_millis` with a new receipt. Messages past `expire_before` (their
+    /// retention) are dropped instead and returned in the second list.
+    pub fn receive(
+        &mut self,
+        now: i64,
+        max: usize,
+        visibility_millis: i64,
+        expire_before: i64,
+        mut next_receipt: impl FnMut() -> u64,
+    ) -> (Vec<Received>, Vec<u64>) {
+        self.promote(now);
+        let (mut out, mut expired) = (Vec::new(), Vec::new());
+        while out.len() < max {
+            let Some(seq) = self.ready.pop_first() else { break };
+            let Some(m) = self.by_seq.get_mut(&seq) else {
+                continue;
+            };
+            if m.sent.sent_millis < expire_before {
+                self.by_seq.remove(&seq);
+                expired.push(seq);
+                continue;
+            }
+            m.visible_at = now + visibility_millis;
+            m.receive_count += 1;
+            m.first_receive_millis.get_or_insert(now);
+            m.receipt = next_receipt();
+            self.waiting.insert((m.visible_at, seq));
+            out.push(Received {
+                seq,
+                message: m.clone(),
+            });
+        }
+        (out, expired)
+    }
+
+    /// The next visible message that has been received `limit` times already (a receive
+    /// would make it its `limit + 1`th): dead-letter redrive moves it instead.
+    pub fn take_exhausted(&mut self, now: i64, limit: u32) -> Option<(u64, Message)> {
+        self.promote(now);
+        let seq = *self
+            .ready
+            .iter()
+            .find(|s| self.by_seq.get(s).is_some_and(|m| m.receive_count >= limit))?;
+        self.ready.remove(&seq);
+        self.by_seq.remove(&seq).map(|m| (seq, m))
+    }
+
+    /// Replays (or applies) a receive.
+    pub fn apply_receive(&mut self, seq: u64, visible_at: i64, count: u32, first: i64, receipt: u64) {
+        let Some(mut m) = self.by_seq.remove(&seq) else {
+            return;
+        };
+        self.unplace(seq, &m);
+        m.visible_at = visible_at;
+        m.receive_count = count;
+        m.first_receive_millis = Some(first);
+        m.receipt = receipt;
+        self.waiting.insert((visible_at, seq));
+        self.by_seq.insert(seq, m);
+    }
+
+    /// Whether `receipt` is the latest receipt of message `seq`.
+    pub fn holds(&self, seq: u64, receipt: u64) -> bool {
+        self.by_seq
+            .get(&seq)
+            .is_some_and(|m| m.receipt == receipt && m.receive_count > 0)
+    }
+
+    /// Sets when message `seq` becomes visible again; `false` when it is not in flight (not
+    /// received with `receipt`, or visible already).
+    pub fn change_visibility(&mut self, seq: u64, receipt: u64, now: i64, visible_at: i64) -> bool {
+        match self.by_seq.get(&seq) {
+            Some(m) if m.receipt == receipt && m.receive_count > 0 && m.visible_at > now => {}
+            _ => return false,
+        }
+        self.set_visible_at(seq, visible_at);
+        true
+    }
+
+    /// Replays (or applies) a visibility change.
+    pub fn set_visible_at(&mut self, seq: u64, visible_at: i64) {
+        let Some(mut m) = self.by_seq.remove(&seq) else {
+            return;
+        };
+        self.unplace(seq, &m);
+        m.visible_at = visible_at;
+        self.waiting.insert((visible_at, seq));
+        self.by_seq.insert(seq, m);
+    }
+
+    /// Deletes message `seq`; `false` if it was not there.
+    pub fn delete(&mut self, seq: u64) -> bool {
+        match self.by_seq.remove(&seq) {
+            Some(m) => {
+                self.unplace(seq, &m);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Deletes every message sent before `below` (PurgeQueue).
+    pub fn purge(&mut self, below: u64) {
+        self.purged_below = self.purged_below.max(below);
+        let doomed: Vec<u64> = self.by_seq.keys().filter(|s| **s < below).copied().collect();
+        for seq in doomed {
+            self.delete(seq);
+        }
+    }
+
+    /// Drops messages sent before `expire_before` (retention); returns how many.
+    pub fn expire(&mut self, expire_before: i64) -> usize {
+        let doomed: Vec<u64> = self
+            .by_seq
+            .iter()
+            .filter(|(_, m)| m.sent.sent_millis < expire_before)
+            .map(|(s, _)| *s)
+            .collect();
+        for seq in &doomed {
+            self.delete(*seq);
+        }
+        doomed.len()
+    }
+
+    /// The counts at `now`, leaving out messages sent before `expire_before` (past their
+    /// retention, gone at the next receive or sweep).
+    pub fn counts(&self, now: i64, expire_before: i64) -> Counts {
+        let mut c = Counts::default();
+        for m in self.by_seq.values().filter(|m| m.sent.sent_millis >= expire_before) {
+            if m.visible_at <= now {
+                c.visible += 1;
+            } else if m.receive_count == 0 {
+                c.delayed += 1;
+            } else {
+                c.in_flight += 1;
+            }
+        }
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sent(id: &str, at: i64) -> Arc<Sent> {
+        Arc::new(Sent {
+            message_id: id.into(),
+            body: "b".into(),
+            md5_of_body: String::new(),
+            attributes: Vec::new(),
+            md5_of_attributes: None,
+            trace_header: None,
+            md5_of_system_attributes: None,
+            sender_id: "a".into(),
+            sent_millis: at,
+            dead_letter_source: None,
+        })
+    }
+
+    #[test]
+    fn visibility_delay_receive_and_delete() {
+        let mut q = Messages::default();
+        q.insert(1, sent("a", 0), 0);
+        q.insert(2, sent("b", 0), 5_000); // delayed 5 s
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            n
+        };
+        let (got, _) = q.receive(1_000, 10, 30_000, i64::MIN, &mut next);
+        assert_eq!(got.iter().map(|r| r.seq).collect::<Vec<_>>(), [1]);
+        assert_eq!(
+            q.counts(1_000, i64::MIN),
+            Counts {
+                visible: 0,
+                in_flight: 1,
+                delayed: 1
+            }
+        );
+        // In flight: nothing more until the delay ends; then the delayed one.
+        assert!(q.receive(2_000, 10, 30_000, i64::MIN, &mut next).0.is_empty());
+        let (got, _) = q.receive(5_000, 10, 30_000, i64::MIN, &mut next);
+        assert_eq!(got[0].seq, 2);
+        // The first reappears at its timeout, with a new receipt; the old one no longer holds.
+        let (got, _) = q.receive(31_000, 10, 30_000, i64::MIN, &mut next);
+        assert_eq!((got[0].seq, got[0].message.receive_count), (1, 2));
+        assert!(!q.holds(1, 1) && q.holds(1, got[0].message.receipt));
+        assert!(q.change_visibility(1, got[0].message.receipt, 31_000, 31_000 + 1));
+        assert!(q.delete(1) && !q.delete(1));
+        assert_eq!(q.len(), 1);
+    }
+
+    #[test]
+    fn retention_drops_old_messages_on_receive() {
+        let mut q = Messages::default();
+        q.insert(1, sent("old", 0), 0);
+        q.insert(2, sent("new", 100), 100);
+        let (got, expired) = q.receive(200, 10, 1, 50, || 7);
+        assert_eq!(expired, [1]);
+        assert_eq!(got[0].seq, 2);
+    }
+}

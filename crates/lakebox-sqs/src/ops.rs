@@ -1,0 +1,900 @@
+//! The message operations: send, receive (with long polling and dead-letter redrive),
+//! delete, visibility changes and purge. Each changes a queue's messages in memory and
+//! writes the change to the journal before it answers.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use lakebox_core::{RequestContext, ServiceError};
+use md5::{Digest, Md5};
+
+use crate::api::*;
+use crate::attributes::{self, MAX_MESSAGE_BYTES};
+use crate::journal::Event;
+use crate::messages::{Message, Sent};
+use crate::queues::Queue;
+use crate::{Sqs, errors};
+
+/// The most entries one batch request may carry.
+const MAX_BATCH: usize = 10;
+/// The most message attributes one message may carry.
+const MAX_MESSAGE_ATTRIBUTES: usize = 10;
+/// The longest a message may stay invisible (12 hours).
+const MAX_VISIBILITY_SECS: i32 = 43_200;
+
+// ---- receipt handles --------------------------------------------------------------------
+
+/// A receipt handle names the queue incarnation, the message and the receive that handed it
+/// out; only the latest receive's handle acts on the message.
+fn receipt_handle(queue: u64, seq: u64, receipt: u64) -> String {
+    let mut b = [0u8; 24];
+    b[..8].copy_from_slice(&queue.to_be_bytes());
+    b[8..16].copy_from_slice(&seq.to_be_bytes());
+    b[16..].copy_from_slice(&receipt.to_be_bytes());
+    URL_SAFE_NO_PAD.encode(b)
+}
+
+fn parse_receipt(q: &Queue, handle: &str) -> Result<(u64, u64), ServiceError> {
+    let b = URL_SAFE_NO_PAD
+        .decode(handle)
+        .ok()
+        .filter(|b| b.len() == 24)
+        .ok_or_else(|| errors::receipt_handle_invalid(handle))?;
+    let word = |i: usize| u64::from_be_bytes(b[i..i + 8].try_into().unwrap());
+    if word(0) != q.id {
+        return Err(errors::receipt_handle_invalid(handle));
+    }
+    Ok((word(8), word(16)))
+}
+
+fn new_receipt() -> u64 {
+    uuid::Uuid::new_v4().as_u64_pair().1 | 1
+}
+
+// ---- checksums ----------------------------------------------------------------------------
+
+fn md5_hex(bytes: &[u8]) -> String {
+    let d = Md5::digest(bytes);
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// MD5OfMessageAttributes as SQS computes it: attributes by name, each as length-prefixed
+/// name, length-prefixed type, a transport byte (1 string, 2 binary, 3 string list, 4 binary
+/// list) and the length-prefixed value(s).
+fn md5_of_attributes<'a>(
+    attrs: impl Iterator<Item = (&'a str, &'a str, Option<&'a str>, Option<&'a [u8]>)>,
+) -> Option<String> {
+    let mut sorted: Vec<_> = attrs.collect();
+    if sorted.is_empty() {
+        return None;
+    }
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    let mut buf = Vec::new();
+    let put = |buf: &mut Vec<u8>, b: &[u8]| {
+        buf.extend_from_slice(&(b.len() as u32).to_be_bytes());
+        buf.extend_from_slice(b);
+    };
+    for (name, data_type, string, binary) in sorted {
+        put(&mut buf, name.as_bytes());
+        put(&mut buf, data_type.as_bytes());
+        match (string, binary) {
+            (Some(s), _) => {
+                buf.push(1);
+                put(&mut buf, s.as_bytes());
+            }
+            (None, Some(b)) => {
+                buf.push(2);
+                put(&mut buf, b);
+            }
+            (None, None) => {}
+        }
+    }
+    Some(md5_hex(&buf))
+}
+
+fn md5_of_message_attributes(attrs: &[(String, MessageAttributeValue)]) -> Option<String> {
+    md5_of_attributes(attrs.iter().map(|(n, v)| {
+        (
+            n.as_str(),
+            v.data_type.as_str(),
+            v.string_value.as_deref(),
+            v.binary_value.as_ref().map(|b| b.0.as_slice()),
+        )
+    }))
+}
+
+// ---- checks -------------------------------------------------------------------------------
+
+/// The characters a message body may hold (XML's, as SQS documents).
+fn valid_body_char(c: char) -> bool {
+    matches!(c, '\u{9}' | '\u{a}' | '\u{d}' | '\u{20}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..='\u{10ffff}')
+}
+
+fn check_body(body: &str) -> Result<(), ServiceError> {
+    if body.is_empty() {
+        return Err(errors::missing_parameter("MessageBody"));
+    }
+    if let Some(c) = body.chars().find(|c| !valid_body_char(*c)) {
+        return Err(ServiceError::client(
+            "InvalidMessageContents",
+            format!(
+                "Invalid binary character '#x{:X}' was found in the message body, the set of allowed characters is #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF",
+                c as u32
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn check_attribute_name(name: &str) -> Result<(), ServiceError> {
+    let lower = name.to_ascii_lowercase();
+    let ok = !name.is_empty()
+        && name.len() <= 256
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        && !name.starts_with('.')
+        && !name.ends_with('.')
+        && !name.contains("..")
+        && !lower.starts_with("aws.")
+        && !lower.starts_with("amazon.");
+    if ok {
+        Ok(())
+    } else {
+        Err(errors::invalid_parameter(format!(
+            "Message (user) attribute name '{name}' is invalid. Names can contain alphanumeric characters, hyphens, underscores and periods, must not start or end with a period or hold two in a row, must not start with AWS. or Amazon., and may be 256 characters long."
+        )))
+    }
+}
+
+/// Checks a message's attributes; returns their size in bytes (names, types and values count
+/// toward the message's size).
+fn check_attributes(attrs: &BTreeMap<String, MessageAttributeValue>) -> Result<usize, ServiceError> {
+    if attrs.len() > MAX_MESSAGE_ATTRIBUTES {
+        return Err(errors::invalid_parameter(format!(
+            "Number of message attributes [{}] exceeds the allowed maximum [{MAX_MESSAGE_ATTRIBUTES}].",
+            attrs.len()
+        )));
+    }
+    let mut size = 0;
+    for (name, v) in attrs {
+        check_attribute_name(name)?;
+        let kind = v.data_type.split('.').next().unwrap_or("");
+        if !matches!(kind, "String" | "Number" | "Binary") || v.data_type.len() > 256 {
+            return Err(errors::invalid_parameter(format!(
+                "The type of message (user) attribute '{name}' is invalid. You must use only the following supported type prefixes: Binary, Number, String."
+            )));
+        }
+        let empty = || {
+            errors::invalid_parameter(format!(
+                "The message attribute '{name}' must contain non-empty message attribute value for message attribute type '{kind}'."
+            ))
+        };
+        match kind {
+            "Binary" => {
+                let b = v
+                    .binary_value
+                    .as_ref()
+                    .filter(|b| !b.0.is_empty())
+                    .ok_or_else(empty)?;
+                if v.string_value.is_some() {
+                    return Err(errors::invalid_parameter(format!(
+                        "The message attribute '{name}' with type 'Binary' must use field 'Binary'."
+                    )));
+                }
+                size += b.0.len();
+            }
+            _ => {
+                let s = v
+                    .string_value
+                    .as_deref()
+                    .filter(|s| !s.is_empty())
+                    .ok_or_else(empty)?;
+                if v.binary_value.is_some() {
+                    return Err(errors::invalid_parameter(format!(
+                        "The message attribute '{name}' with type '{kind}' must use field 'String'."
+                    )));
+                }
+                if kind == "Number" && !is_sqs_number(s) {
+                    return Err(errors::invalid_parameter(format!(
+                        "Can't cast the value of message (user) attribute '{name}' to a number."
+                    )));
+                }
+                if let Some(c) = s.chars().find(|c| !valid_body_char(*c)) {
+                    return Err(errors::invalid_parameter(format!(
+                        "Message (user) attribute '{name}' value contains invalid character #x{:X}.",
+                        c as u32
+                    )));
+                }
+                size += s.len();
+            }
+        }
+        size += name.len() + v.data_type.len();
+    }
+    Ok(size)
+}
+
+/// SQS's Number: a decimal with at most 38 significant digits, between -10^128 and 10^126.
+fn is_sqs_number(s: &str) -> bool {
+    let t = s.trim();
+    let Ok(n) = t.parse::<f64>() else { return false };
+    let digits = t
+        .split(['e', 'E'])
+        .next()
+        .unwrap_or("")
+        .bytes()
+        .filter(u8::is_ascii_digit)
+        .count();
+    n.is_finite()
+        && digits <= 38
+        && t.bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'))
+}
+
+fn check_delay(delay: Option<i32>) -> Result<(), ServiceError> {
+    match delay {
+        Some(d) if !(0..=900).contains(&d) => Err(errors::invalid_value(
+            "DelaySeconds",
+            d,
+            "DelaySeconds must be >= 0 and <= 900.",
+        )),
+        _ => Ok(()),
+    }
+}
+
+// ---- send ---------------------------------------------------------------------------------
+
+/// A message ready for the journal.
+struct Outgoing {
+    sent: Sent,
+    visible_at: i64,
+}
+
+/// Checks one message and builds what the journal records of it.
+#[allow(clippy::too_many_arguments)]
+fn prepare(
+    sqs: &Sqs,
+    ctx: &RequestContext,
+    q: &Queue,
+    body: String,
+    delay: Option<i32>,
+    attrs: Option<BTreeMap<String, MessageAttributeValue>>,
+    system: Option<BTreeMap<String, MessageSystemAttributeValue>>,
+    dedup_id: Option<&str>,
+) -> Result<Outgoing, ServiceError> {
+    check_body(&body)?;
+    check_delay(delay)?;
+    if dedup_id.is_some() {
+        return Err(errors::invalid_parameter(
+            "The request include parameter that is not valid for this queue type",
+        ));
+    }
+    let attrs = attrs.unwrap_or_default();
+    let attrs_size = check_attributes(&attrs)?;
+    let max = q.number("MaximumMessageSize").min(MAX_MESSAGE_BYTES) as usize;
+    if body.len() + attrs_size > max {
+        return Err(errors::invalid_parameter(format!(
+            "One or more parameters are invalid. Reason: Message must be shorter than {max} bytes."
+        )));
+    }
+    let mut trace_header = None;
+    let mut md5_of_system_attributes = None;
+    if let Some(system) = system.filter(|s| !s.is_empty()) {
+        if let Some(bad) = system.keys().find(|k| *k != "AWSTraceHeader") {
+            return Err(errors::invalid_parameter(format!(
+                "Message system attribute name '{bad}' is invalid."
+            )));
+        }
+        let v = &system["AWSTraceHeader"];
+        if v.data_type != "String" || v.string_value.as_deref().is_none_or(str::is_empty) {
+            return Err(errors::invalid_parameter(
+                "The message system attribute 'AWSTraceHeader' must be of type 'String' with a non-empty value.",
+            ));
+        }
+        md5_of_system_attributes = md5_of_attributes(
+            system
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.data_type.as_str(), v.string_value.as_deref(), None)),
+        );
+        trace_header = v.string_value.clone();
+    }
+    let now = sqs.now();
+    let delay = delay.map_or_else(|| q.number("DelaySeconds"), i64::from);
+    let attributes: Vec<(String, MessageAttributeValue)> = attrs.into_iter().collect();
+    let sent = Sent {
+        message_id: uuid::Uuid::new_v4().to_string(),
+        md5_of_body: md5_hex(body.as_bytes()),
+        body,
+        md5_of_attributes: md5_of_message_attributes(&attributes),
+        attributes,
+        trace_header,
+        md5_of_system_attributes,
+        sender_id: ctx
+            .principal
+            .as_ref()
+            .map_or_else(|| ctx.account_id.clone(), |p| p.access_key_id.clone()),
+        sent_millis: now,
+        dead_letter_source: None,
+    };
+    Ok(Outgoing {
+        sent,
+        visible_at: now + delay * 1000,
+    })
+}
+
+/// Journals the messages, then makes them receivable and wakes long polls.
+async fn enqueue(sqs: &Sqs, q: &Queue, out: Vec<Outgoing>) -> Result<Vec<Arc<Sent>>, ServiceError> {
+    let events: Vec<Event> = out
+        .iter()
+        .map(|o| Event::Sent {
+            queue: q.id,
+            visible_at: o.visible_at,
+            sent: o.sent.clone(),
+        })
+        .collect();
+    let first = sqs.record(&events).await?;
+    let mut sent = Vec::with_capacity(out.len());
+    {
+        let mut m = q.messages.lock().unwrap();
+        for (i, o) in out.into_iter().enumerate() {
+            let s = Arc::new(o.sent);
+            m.insert(first + i as u64, s.clone(), o.visible_at);
+            sent.push(s);
+        }
+    }
+    q.arrived.notify_waiters();
+    Ok(sent)
+}
+
+pub async fn send_message(
+    sqs: &Sqs,
+    ctx: &RequestContext,
+    input: SendMessageRequest,
+) -> Result<SendMessageResult, ServiceError> {
+    let q = sqs.queue(ctx, &input.queue_url)?;
+    let out = prepare(
+        sqs,
+        ctx,
+        &q,
+        input.message_body,
+        input.delay_seconds,
+        input.message_attributes,
+        input.message_system_attributes,
+        input.message_deduplication_id.as_deref(),
+    )?;
+    let s = enqueue(sqs, &q, vec![out]).await?.remove(0);
+    Ok(SendMessageResult {
+        md5_of_message_body: Some(s.md5_of_body.clone()),
+        md5_of_message_attributes: s.md5_of_attributes.clone(),
+        md5_of_message_system_attributes: s.md5_of_system_attributes.clone(),
+        message_id: Some(s.message_id.clone()),
+        sequence_number: None,
+    })
+}
+
+/// The checks every batch request shares: 1–10 entries, ids well formed and distinct.
+fn check_batch<'a>(ids: impl ExactSizeIterator<Item = &'a str>, entry: &str) -> Result<(), ServiceError> {
+    let n = ids.len();
+    if n == 0 {
+        return Err(errors::empty_batch(entry));
+    }
+    if n > MAX_BATCH {
+        return Err(errors::too_many_entries(n));
+    }
+    let mut seen = HashSet::new();
+    for id in ids {
+        if id.is_empty()
+            || id.len() > 80
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(errors::invalid_batch_id());
+        }
+        if !seen.insert(id) {
+            return Err(errors::ids_not_distinct(id));
+        }
+    }
+    Ok(())
+}
+
+fn failure(id: String, e: ServiceError) -> BatchResultErrorEntry {
+    BatchResultErrorEntry {
+        id,
+        sender_fault: e.sender_fault,
+        code: e.code.into_owned(),
+        message: Some(e.message),
+    }
+}
+
+pub async fn send_message_batch(
+    sqs: &Sqs,
+    ctx: &RequestContext,
+    input: SendMessageBatchRequest,
+) -> Result<SendMessageBatchResult, ServiceError> {
+    let q = sqs.queue(ctx, &input.queue_url)?;
+    check_batch(
+        input.entries.iter().map(|e| e.id.as_str()),
+        "SendMessageBatchRequestEntry",
+    )?;
+    let total: usize = input
+        .entries
+        .iter()
+        .map(|e| {
+            e.message_body.len()
+                + e.message_attributes.as_ref().map_or(0, |a| {
+                    a.iter()
+                        .map(|(k, v)| {
+                            k.len()
+                                + v.data_type.len()
+                                + v.string_value.as_ref().map_or(0, String::len)
+                                + v.binary_value.as_ref().map_or(0, |b| b.0.len())
+                        })
+                        .sum()
+                })
+        })
+        .sum();
+    if total > MAX_MESSAGE_BYTES as usize {
+        return Err(errors::batch_too_long(MAX_MESSAGE_BYTES as usize, total));
+    }
+    let mut ok = Vec::new();
+    let mut failed = Vec::new();
+    for e in input.entries {
+        match prepare(
+            sqs,
+            ctx,
+            &q,
+            e.message_body,
+            e.delay_seconds,
+            e.message_attributes,
+            e.message_system_attributes,
+            e.message_deduplication_id.as_deref(),
+        ) {
+            Ok(o) => ok.push((e.id, o)),
+            Err(err) => failed.push(failure(e.id, err)),
+        }
+    }
+    let (ids, out): (Vec<String>, Vec<Outgoing>) = ok.into_iter().unzip();
+    let sent = if out.is_empty() {
+        Vec::new()
+    } else {
+        enqueue(sqs, &q, out).await?
+    };
+    let successful = ids
+        .into_iter()
+        .zip(sent)
+        .map(|(id, s)| SendMessageBatchResultEntry {
+            id,
+            message_id: s.message_id.clone(),
+            md5_of_message_body: s.md5_of_body.clone(),
+            md5_of_message_attributes: s.md5_of_attributes.clone(),
+            md5_of_message_system_attributes: s.md5_of_system_attributes.clone(),
+            sequence_number: None,
+        })
+        .collect();
+    Ok(SendMessageBatchResult { successful, failed })
+}
+
+// ---- receive ------------------------------------------------------------------------------
+
+fn check_range(name: &str, v: Option<i32>, lo: i32, hi: i32, reason: &str) -> Result<(), ServiceError> {
+    match v {
+        Some(x) if !(lo..=hi).contains(&x) => Err(errors::invalid_value(name, x, reason)),
+        _ => Ok(()),
+    }
+}
+
+/// Moves the messages received `max_receives` times to the dead-letter queue, as AWS does
+/// when a receive would hand them out once more.
+async fn redrive(sqs: &Sqs, q: &Queue) -> Result<(), ServiceError> {
+    let Some((dlq_arn, max_receives)) = attributes::redrive(&q.record.read().unwrap().attributes) else {
+        return Ok(());
+    };
+    let Some(dlq) = sqs.queue_by_arn(&dlq_arn).filter(|d| d.id != q.id) else {
+        return Ok(());
+    };
+    let now = sqs.now();
+    let moved: Vec<(u64, Message)> = {
+        let mut m = q.messages.lock().unwrap();
+        std::iter::from_fn(|| m.take_exhausted(now, max_receives)).collect()
+    };
+    if moved.is_empty() {
+        return Ok(());
+    }
+    let source = q.key.arn();
+    let mut events: Vec<Event> = moved
+        .iter()
+        .map(|(_, m)| {
+            let mut sent = (*m.sent).clone();
+            sent.dead_letter_source = Some(source.clone());
+            Event::Sent {
+                queue: dlq.id,
+                visible_at: now,
+                sent,
+            }
+        })
+        .collect();
+    events.push(Event::Deleted {
+        queue: q.id,
+        seqs: moved.iter().map(|(s, _)| *s).collect(),
+    });
+    let first = sqs.record(&events).await?;
+    {
+        let mut m = dlq.messages.lock().unwrap();
+        for (i, e) in events.into_iter().enumerate() {
+            if let Event::Sent { sent, visible_at, .. } = e {
+                m.insert(first + i as u64, Arc::new(sent), visible_at);
+            }
+        }
+    }
+    dlq.arrived.notify_waiters();
+    Ok(())
+}
+
+pub async fn receive_message(
+    sqs: &Sqs,
+    ctx: &RequestContext,
+    input: ReceiveMessageRequest,
+) -> Result<ReceiveMessageResult, ServiceError> {
+    let q = sqs.queue(ctx, &input.queue_url)?;
+    check_range(
+        "MaxNumberOfMessages",
+        input.max_number_of_messages,
+        1,
+        10,
+        "Must be between 1 and 10, if provided.",
+    )?;
+    check_range(
+        "VisibilityTimeout",
+        input.visibility_timeout,
+        0,
+        MAX_VISIBILITY_SECS,
+        "Must be between 0 and 43200, if provided.",
+    )?;
+    check_range(
+        "WaitTimeSeconds",
+        input.wait_time_seconds,
+        0,
+        20,
+        "Must be >= 0 and <= 20, if provided.",
+    )?;
+    let max = input.max_number_of_messages.unwrap_or(1) as usize;
+    let visibility = input
+        .visibility_timeout
+        .map_or_else(|| q.number("VisibilityTimeout"), i64::from)
+        * 1000;
+    let wait = input
+        .wait_time_seconds
+        .map_or_else(|| q.number("ReceiveMessageWaitTimeSeconds"), i64::from)
+        * 1000;
+    let deadline = sqs.now() + wait;
+    let got = loop {
+        let notified = q.arrived.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        redrive(sqs, &q).await?;
+        let now = sqs.now();
+        let retention = q.retention_millis();
+        let (got, next_due) = {
+            let mut m = q.messages.lock().unwrap();
+            let (got, _expired) = m.receive(now, max, visibility, now - retention, new_receipt);
+            (got, m.next_visible_at())
+        };
+        if !got.is_empty() || now >= deadline || q.is_deleted() {
+            break got;
+        }
+        // Sleep until a send wakes us, the next delayed or in-flight message becomes visible,
+        // or the wait ends.
+        let until = next_due.map_or(deadline, |d| d.min(deadline));
+        let pause = Duration::from_millis((until - now).max(1) as u64);
+        tokio::select! {
+            _ = &mut notified => {}
+            _ = tokio::time::sleep(pause) => {}
+        }
+    };
+    if got.is_empty() {
+        return Ok(ReceiveMessageResult { messages: None });
+    }
+    let events: Vec<Event> = got
+        .iter()
+        .map(|r| Event::Received {
+            queue: q.id,
+            seq: r.seq,
+            visible_at: r.message.visible_at,
+            count: r.message.receive_count,
+            first: r.message.first_receive_millis.unwrap_or(r.message.visible_at),
+            receipt: r.message.receipt,
+        })
+        .collect();
+    sqs.record(&events).await?;
+    let system: Vec<String> = input
+        .attribute_names
+        .iter()
+        .flatten()
+        .map(|n| n.as_str().to_owned())
+        .chain(
+            input
+                .message_system_attribute_names
+                .iter()
+                .flatten()
+                .map(|n| n.as_str().to_owned()),
+        )
+        .collect();
+    let wanted_names = input.message_attribute_names.unwrap_or_default();
+    let messages = got
+        .into_iter()
+        .map(|r| render(q.id, r.seq, &r.message, &system, &wanted_names))
+        .collect();
+    Ok(ReceiveMessageResult {
+        messages: Some(messages),
+    })
+}
+
+/// A received message as ReceiveMessage answers it, with the system attributes and message
+/// attributes the request asked for.
+fn render(queue: u64, seq: u64, m: &Message, system: &[String], wanted: &[String]) -> crate::api::Message {
+    let all = system.iter().any(|n| n == "All");
+    let want = |n: &str| all || system.iter().any(|x| x == n);
+    let s = &m.sent;
+    let mut attrs = BTreeMap::new();
+    if want("SenderId") {
+        attrs.insert("SenderId".to_owned(), s.sender_id.clone());
+    }
+    if want("SentTimestamp") {
+        attrs.insert("SentTimestamp".to_owned(), s.sent_millis.to_string());
+    }
+    if want("ApproximateReceiveCount") {
+        attrs.insert("ApproximateReceiveCount".to_owned(), m.receive_count.to_string());
+    }
+    if want("ApproximateFirstReceiveTimestamp") {
+        let first = m.first_receive_millis.unwrap_or_default();
+        attrs.insert("ApproximateFirstReceiveTimestamp".to_owned(), first.to_string());
+    }
+    if want("AWSTraceHeader")
+        && let Some(t) = &s.trace_header
+    {
+        attrs.insert("AWSTraceHeader".to_owned(), t.clone());
+    }
+    if want("DeadLetterQueueSourceArn")
+        && let Some(src) = &s.dead_letter_source
+    {
+        attrs.insert("DeadLetterQueueSourceArn".to_owned(), src.clone());
+    }
+    let chosen: Vec<(String, MessageAttributeValue)> = s
+        .attributes
+        .iter()
+        .filter(|(name, _)| {
+            wanted.iter().any(|w| {
+                w == "All"
+                    || w == ".*"
+                    || w == name
+                    || w.strip_suffix(".*")
+                        .is_some_and(|p| name.starts_with(p) && name[p.len()..].starts_with('.'))
+            })
+        })
+        .cloned()
+        .collect();
+    crate::api::Message {
+        message_id: Some(s.message_id.clone()),
+        receipt_handle: Some(receipt_handle(queue, seq, m.receipt)),
+        md5_of_body: Some(s.md5_of_body.clone()),
+        body: Some(s.body.clone()),
+        attributes: (!attrs.is_empty()).then_some(attrs),
+        md5_of_message_attributes: md5_of_message_attributes(&chosen),
+        message_attributes: (!chosen.is_empty()).then(|| chosen.into_iter().collect()),
+    }
+}
+
+// ---- delete, visibility, purge ------------------------------------------------------------
+
+/// Deletes the messages whose handles are current; stale handles (an older receive's) succeed
+/// without deleting, as AWS documents.
+async fn delete_handles(sqs: &Sqs, q: &Queue, handles: &[(u64, u64)]) -> Result<(), ServiceError> {
+    let seqs: Vec<u64> = {
+        let mut m = q.messages.lock().unwrap();
+        let mut deleted = Vec::new();
+        for &(seq, receipt) in handles {
+            if m.holds(seq, receipt) && m.delete(seq) {
+                deleted.push(seq);
+            }
+        }
+        deleted
+    };
+    if !seqs.is_empty() {
+        sqs.record(&[Event::Deleted { queue: q.id, seqs }]).await?;
+    }
+    Ok(())
+}
+
+pub async fn delete_message(
+    sqs: &Sqs,
+    ctx: &RequestContext,
+    input: DeleteMessageRequest,
+) -> Result<(), ServiceError> {
+    let q = sqs.queue(ctx, &input.queue_url)?;
+    let handle = parse_receipt(&q, &input.receipt_handle)?;
+    delete_handles(sqs, &q, &[handle]).await
+}
+
+pub async fn delete_message_batch(
+    sqs: &Sqs,
+    ctx: &RequestContext,
+    input: DeleteMessageBatchRequest,
+) -> Result<DeleteMessageBatchResult, ServiceError> {
+    let q = sqs.queue(ctx, &input.queue_url)?;
+    check_batch(
+        input.entries.iter().map(|e| e.id.as_str()),
+        "DeleteMessageBatchRequestEntry",
+    )?;
+    let mut handles = Vec::new();
+    let mut successful = Vec::new();
+    let mut failed = Vec::new();
+    for e in input.entries {
+        match parse_receipt(&q, &e.receipt_handle) {
+            Ok(h) => {
+                handles.push(h);
+                successful.push(DeleteMessageBatchResultEntry { id: e.id });
+            }
+            Err(err) => failed.push(failure(e.id, err)),
+        }
+    }
+    delete_handles(sqs, &q, &handles).await?;
+    Ok(DeleteMessageBatchResult { successful, failed })
+}
+
+/// Changes one message's visibility; the journal record is the caller's to write.
+fn change_visibility(sqs: &Sqs, q: &Queue, handle: &str, timeout: i32) -> Result<Event, ServiceError> {
+    if !(0..=MAX_VISIBILITY_SECS).contains(&timeout) {
+        return Err(errors::invalid_value(
+            "VisibilityTimeout",
+            timeout,
+            "Must be between 0 and 43200, if provided.",
+        ));
+    }
+    let (seq, receipt) = parse_receipt(q, handle)?;
+    let now = sqs.now();
+    let visible_at = now + i64::from(timeout) * 1000;
+    if !q
+        .messages
+        .lock()
+        .unwrap()
+        .change_visibility(seq, receipt, now, visible_at)
+    {
+        return Err(errors::message_not_inflight());
+    }
+    Ok(Event::Visibility {
+        queue: q.id,
+        seq,
+        visible_at,
+    })
+}
+
+pub async fn change_message_visibility(
+    sqs: &Sqs,
+    ctx: &RequestContext,
+    input: ChangeMessageVisibilityRequest,
+) -> Result<(), ServiceError> {
+    let q = sqs.queue(ctx, &input.queue_url)?;
+    let event = change_visibility(sqs, &q, &input.receipt_handle, input.visibility_timeout)?;
+    sqs.record(&[event]).await?;
+    // A message made visible now may be what a long poll waits for.
+    q.arrived.notify_waiters();
+    Ok(())
+}
+
+pub async fn change_message_visibility_batch(
+    sqs: &Sqs,
+    ctx: &RequestContext,
+    input: ChangeMessageVisibilityBatchRequest,
+) -> Result<ChangeMessageVisibilityBatchResult, ServiceError> {
+    let q = sqs.queue(ctx, &input.queue_url)?;
+    check_batch(
+        input.entries.iter().map(|e| e.id.as_str()),
+        "ChangeMessageVisibilityBatchRequestEntry",
+    )?;
+    let mut events = Vec::new();
+    let mut successful = Vec::new();
+    let mut failed = Vec::new();
+    for e in input.entries {
+        let timeout = e.visibility_timeout.unwrap_or(0);
+        match change_visibility(sqs, &q, &e.receipt_handle, timeout) {
+            Ok(ev) => {
+                events.push(ev);
+                successful.push(ChangeMessageVisibilityBatchResultEntry { id: e.id });
+            }
+            Err(err) => failed.push(failure(e.id, err)),
+        }
+    }
+    if !events.is_empty() {
+        sqs.record(&events).await?;
+        q.arrived.notify_waiters();
+    }
+    Ok(ChangeMessageVisibilityBatchResult { successful, failed })
+}
+
+/// How often a queue may be purged.
+const PURGE_INTERVAL_MILLIS: i64 = 60_000;
+
+pub async fn purge_queue(
+    sqs: &Sqs,
+    ctx: &RequestContext,
+    input: PurgeQueueRequest,
+) -> Result<(), ServiceError> {
+    let q = sqs.queue(ctx, &input.queue_url)?;
+    let now = sqs.now();
+    {
+        let mut last = q.last_purge.lock().unwrap();
+        if last.is_some_and(|at| now - at < PURGE_INTERVAL_MILLIS) {
+            return Err(errors::purge_in_progress(&q.key.name));
+        }
+        *last = Some(now);
+    }
+    let log = sqs.journal().map_err(errors::store)?;
+    let below = log.next_offset();
+    sqs.record(&[Event::Purged { queue: q.id, below }]).await?;
+    q.messages.lock().unwrap().purge(below);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lakebox_protocol::Blob;
+
+    #[test]
+    fn attribute_md5_matches_awss_algorithm() {
+        // The value the AWS SDKs compute for {"a": String "b"} (length-prefixed name, type,
+        // transport 1, value).
+        let mut buf = Vec::new();
+        for part in [&b"a"[..], b"String"] {
+            buf.extend_from_slice(&(part.len() as u32).to_be_bytes());
+            buf.extend_from_slice(part);
+        }
+        buf.push(1);
+        buf.extend_from_slice(&1u32.to_be_bytes());
+        buf.extend_from_slice(b"b");
+        let attrs = vec![(
+            "a".to_owned(),
+            MessageAttributeValue {
+                data_type: "String".into(),
+                string_value: Some("b".into()),
+                ..Default::default()
+            },
+        )];
+        assert_eq!(md5_of_message_attributes(&attrs), Some(md5_hex(&buf)));
+        let bin = vec![(
+            "x".to_owned(),
+            MessageAttributeValue {
+                data_type: "Binary".into(),
+                binary_value: Some(Blob(vec![1, 2])),
+                ..Default::default()
+            },
+        )];
+        assert!(md5_of_message_attributes(&bin).is_some());
+        assert_eq!(md5_of_message_attributes(&[]), None);
+    }
+
+    #[test]
+    fn bodies_numbers_and_batch_ids() {
+        assert!(check_body("ok\n\t").is_ok());
+        assert_eq!(check_body("\u{1}").unwrap_err().code, "InvalidMessageContents");
+        assert_eq!(check_body("").unwrap_err().code, "MissingParameter");
+        assert!(is_sqs_number("-12.5e3") && !is_sqs_number("abc") && !is_sqs_number(&"9".repeat(39)));
+        assert!(check_batch(["a", "b"].into_iter(), "E").is_ok());
+        assert_eq!(
+            check_batch(["a", "a"].into_iter(), "E").unwrap_err().code,
+            "AWS.SimpleQueueService.BatchEntryIdsNotDistinct"
+        );
+        assert_eq!(
+            check_batch(["a b"].into_iter(), "E").unwrap_err().code,
+            "AWS.SimpleQueueService.InvalidBatchEntryId"
+        );
+        assert_eq!(
+            check_batch([].into_iter(), "E").unwrap_err().code,
+            "AWS.SimpleQueueService.EmptyBatchRequest"
+        );
+    }
+}
