@@ -120,10 +120,14 @@ def test_queue_names_and_attributes_are_checked_as_aws_checks_them(sqs):
         sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["Bogus"])
     assert error_code(e) == "InvalidAttributeName"
     assert e.value.response["Error"]["Message"] == "Unknown Attribute Bogus."
-    # FIFO queues are not built yet: refused, and said so.
+    # FIFO names and the FifoQueue attribute go together.
+    for name, attrs in [("q.fifo", {}), ("q", {"FifoQueue": "true"})]:
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            sqs.create_queue(QueueName=name, Attributes=attrs)
+        assert error_code(e) == "InvalidParameterValue"
     with pytest.raises(botocore.exceptions.ClientError) as e:
-        sqs.create_queue(QueueName="q.fifo", Attributes={"FifoQueue": "true"})
-    assert error_code(e) == "AWS.SimpleQueueService.UnsupportedOperation"
+        sqs.create_queue(QueueName="q-std", Attributes={"ContentBasedDeduplication": "true"})
+    assert error_code(e) == "InvalidAttributeName"
 
 
 def test_json_errors_carry_the_query_code_header(lakebox):
@@ -361,6 +365,81 @@ def test_permissions_write_the_queue_policy(sqs):
     assert error_code(e) == "InvalidParameterValue"
     sqs.remove_permission(QueueUrl=url, Label="p1")
     assert "Attributes" not in sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["Policy"])
+
+
+# ---- FIFO ---------------------------------------------------------------------------------
+
+def test_fifo_order_groups_and_deduplication(sqs, lakebox):
+    url = sqs.create_queue(QueueName="orders.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert (attrs["FifoQueue"], attrs["ContentBasedDeduplication"], attrs["DeduplicationScope"],
+            attrs["FifoThroughputLimit"]) == ("true", "false", "queue", "perQueue")
+    seqs = []
+    for i in range(3):
+        r = sqs.send_message(QueueUrl=url, MessageBody=f"a{i}", MessageGroupId="A", MessageDeduplicationId=f"a{i}")
+        seqs.append(int(r["SequenceNumber"]))
+    assert seqs == sorted(seqs) and len(set(seqs)) == 3
+    sqs.send_message(QueueUrl=url, MessageBody="b0", MessageGroupId="B", MessageDeduplicationId="b0")
+    # A duplicate within five minutes is accepted and not delivered again.
+    dup = sqs.send_message(QueueUrl=url, MessageBody="a0 again", MessageGroupId="A", MessageDeduplicationId="a0")
+    assert int(dup["SequenceNumber"]) == seqs[0]
+    got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=2, AttributeNames=["All"])["Messages"]
+    assert [m["Body"] for m in got] == ["a0", "a1"]
+    assert got[0]["Attributes"]["MessageGroupId"] == "A"
+    assert got[0]["Attributes"]["MessageDeduplicationId"] == "a0"
+    assert int(got[0]["Attributes"]["SequenceNumber"]) == seqs[0]
+    # Group A is held while its messages are in flight; B is not.
+    nxt = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert [m["Body"] for m in nxt] == ["b0"]
+    for m in got:
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    assert [m["Body"] for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]] == ["a2"]
+    # Sends need a group, and a deduplication id unless content-based.
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        sqs.send_message(QueueUrl=url, MessageBody="x", MessageDeduplicationId="x")
+    assert error_code(e) == "MissingParameter"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        sqs.send_message(QueueUrl=url, MessageBody="x", MessageGroupId="A")
+    assert error_code(e) == "InvalidParameterValue"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        sqs.send_message(QueueUrl=url, MessageBody="x", MessageGroupId="A", MessageDeduplicationId="x", DelaySeconds=5)
+    assert error_code(e) == "InvalidParameterValue"
+    # Content-based deduplication: the body's SHA-256 is the id; duplicates in one batch too.
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"ContentBasedDeduplication": "true"})
+    batch = sqs.send_message_batch(QueueUrl=url, Entries=[
+        {"Id": "1", "MessageBody": "same", "MessageGroupId": "C"},
+        {"Id": "2", "MessageBody": "same", "MessageGroupId": "C"},
+        {"Id": "3", "MessageBody": "other", "MessageGroupId": "C"}])
+    ok = {e["Id"]: e for e in batch["Successful"]}
+    assert ok["1"]["MessageId"] == ok["2"]["MessageId"] != ok["3"]["MessageId"]
+    got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["MessageDeduplicationId"])["Messages"]
+    bodies = [m["Body"] for m in got if m["Body"] in ("same", "other")]
+    assert bodies == ["same", "other"]
+    assert got[-2]["Attributes"]["MessageDeduplicationId"] == hashlib.sha256(b"same").hexdigest()
+    # After five minutes the id may be used again.
+    advance(lakebox, 301_000)
+    again = sqs.send_message(QueueUrl=url, MessageBody="a0", MessageGroupId="A", MessageDeduplicationId="a0")
+    assert int(again["SequenceNumber"]) > seqs[-1]
+
+
+def test_fifo_survives_sigkill_with_order_and_dedup(tmp_path):
+    with Lakebox(tmp_path) as lb:
+        sqs = lb.client("sqs")
+        url = sqs.create_queue(QueueName="jobs.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+        for i in range(5):
+            sqs.send_message(QueueUrl=url, MessageBody=f"j{i}", MessageGroupId="g", MessageDeduplicationId=f"d{i}")
+        held = sqs.receive_message(QueueUrl=url, VisibilityTimeout=600)["Messages"][0]
+        assert held["Body"] == "j0"
+        lb.kill()
+    with Lakebox(tmp_path) as lb:
+        sqs = lb.client("sqs")
+        # j0 is still in flight: the group stays held across the restart.
+        assert "Messages" not in sqs.receive_message(QueueUrl=url)
+        dup = sqs.send_message(QueueUrl=url, MessageBody="j1", MessageGroupId="g", MessageDeduplicationId="d1")
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=held["ReceiptHandle"])
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+        assert [m["Body"] for m in got] == ["j1", "j2", "j3", "j4"]
+        assert dup["MessageId"] == got[0]["MessageId"]
 
 
 # ---- awsQuery, as older SDKs speak it ------------------------------------------------------

@@ -75,16 +75,16 @@ const SETTABLE: &[Settable] = &[
     settable!("KmsDataKeyReusePeriodSeconds", None, |v| range(60, 86_400)(v)),
     settable!("SqsManagedSseEnabled", Some("true"), boolean),
     settable!("FifoQueue", None, boolean, fifo),
-    settable!("ContentBasedDeduplication", None, boolean, fifo),
+    settable!("ContentBasedDeduplication", Some("false"), boolean, fifo),
     settable!(
         "DeduplicationScope",
-        None,
+        Some("queue"),
         |v| v == "messageGroup" || v == "queue",
         fifo
     ),
     settable!(
         "FifoThroughputLimit",
-        None,
+        Some("perQueue"),
         |v| v == "perQueue" || v == "perMessageGroupId",
         fifo
     ),
@@ -136,7 +136,7 @@ pub fn check(attributes: &BTreeMap<String, String>, fifo: bool) -> Result<(), Se
         let Some(s) = SETTABLE.iter().find(|s| s.name == name) else {
             return Err(errors::unknown_attribute(name));
         };
-        if s.fifo_only && !fifo && name != "FifoQueue" {
+        if s.fifo_only && !fifo && !(name == "FifoQueue" && value.eq_ignore_ascii_case("false")) {
             return Err(errors::unknown_attribute(name));
         }
         if !(s.check)(value) {
@@ -157,6 +157,14 @@ pub fn value<'a>(set: &'a BTreeMap<String, String>, name: &str) -> Option<&'a st
 /// happen for stored ones; the default covers them anyway).
 pub fn number(set: &BTreeMap<String, String>, name: &str) -> i64 {
     value(set, name).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// Whether a queue of this kind has the attribute (FIFO's only on FIFO queues).
+pub fn applies(name: &str, fifo: bool) -> bool {
+    fifo || SETTABLE
+        .iter()
+        .find(|s| s.name == name)
+        .is_none_or(|s| !s.fifo_only)
 }
 
 /// Every attribute name GetQueueAttributes knows, settable and computed, in AWS's order.

@@ -110,10 +110,6 @@ pub fn batch_too_long(limit: usize, sent: usize) -> ServiceError {
     )
 }
 
-pub fn unsupported(message: impl Into<String>) -> ServiceError {
-    ServiceError::client("AWS.SimpleQueueService.UnsupportedOperation", message)
-}
-
 /// A storage failure: the full disk as AWS's retryable unavailability, anything else as a 500.
 pub fn store(e: lakebox_store::StoreError) -> ServiceError {
     if e.is_full() {

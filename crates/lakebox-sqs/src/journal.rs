@@ -18,7 +18,7 @@ pub enum Event {
     Sent {
         queue: u64,
         visible_at: i64,
-        sent: Sent,
+        sent: Box<Sent>,
     },
     Received {
         queue: u64,

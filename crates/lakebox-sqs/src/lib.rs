@@ -1,5 +1,6 @@
-//! Amazon SQS for Lakebox: durable standard queues with AWS's semantics — visibility
-//! timeouts, delays, long polling woken by the send, retention, dead-letter redrive — over both
+//! Amazon SQS for Lakebox: durable standard and FIFO queues with AWS's semantics — visibility
+//! timeouts, delays, long polling woken by the send, retention, dead-letter redrive, message
+//! groups and deduplication — over both
 //! of SQS's protocols (awsJson 1.0 for today's SDKs, awsQuery forms and XML for older ones).
 //!
 //! - [`api`]: the generated shapes, validation and the two dispatchers.
@@ -8,8 +9,8 @@
 //! - `messages`: one queue's messages in memory and their transitions; `journal`: the durable
 //!   record of those transitions, replayed at start; `ops`: the message operations.
 //!
-//! Not here yet: FIFO queues (refused at CreateQueue with a message that says so), message
-//! move tasks, and access control by queue policy (policies are stored and reported).
+//! Not here yet: message move tasks, and access control by queue policy (policies are stored
+//! and reported).
 
 pub mod api;
 mod attributes;
@@ -175,7 +176,7 @@ impl Sqs {
         for q in &queues {
             let retention = q.retention_millis();
             let mut m = q.messages.lock().unwrap();
-            m.expire(now - retention);
+            m.expire(now - retention, now);
             if let Some(s) = m.min_seq() {
                 min_seq = Some(min_seq.map_or(s, |x| x.min(s)));
             }
@@ -203,7 +204,7 @@ fn apply(by_id: &HashMap<u64, Arc<Queue>>, offset: u64, event: Event) {
                 q.messages
                     .lock()
                     .unwrap()
-                    .insert(offset, Arc::new(sent), visible_at);
+                    .insert(offset, Arc::new(*sent), visible_at);
             }
         }
         Event::Received {

@@ -3,7 +3,7 @@
 //! written to the journal (`journal.rs`) before it is acknowledged; replaying the journal
 //! rebuilds exactly this state.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -25,7 +25,20 @@ pub struct Sent {
     pub sent_millis: i64,
     /// The ARN of the queue a dead-letter move took it from.
     pub dead_letter_source: Option<String>,
+    /// MessageGroupId (required on FIFO queues, allowed on standard ones).
+    #[serde(default)]
+    pub group_id: Option<String>,
+    /// MessageDeduplicationId as sent or derived from the body (FIFO).
+    #[serde(default)]
+    pub dedup_id: Option<String>,
+    /// What deduplication compares: the id, or group and id when the queue deduplicates per
+    /// message group.
+    #[serde(default)]
+    pub dedup_key: Option<String>,
 }
+
+/// How long a FIFO queue remembers a deduplication id.
+pub const DEDUP_WINDOW_MILLIS: i64 = 5 * 60 * 1000;
 
 /// A message and where it stands.
 #[derive(Debug, Clone)]
@@ -51,6 +64,13 @@ pub struct Messages {
     /// Messages sent below this sequence were purged: a send whose journal record landed
     /// before the purge's but reaches memory after it is dropped, as replay would drop it.
     purged_below: u64,
+    /// A FIFO queue: a message group with a message in flight is held, and messages are
+    /// deduplicated.
+    fifo: bool,
+    /// FIFO: how many messages of each group are in flight.
+    groups_in_flight: HashMap<String, u32>,
+    /// FIFO: deduplication keys seen in the last five minutes → (until, message id, seq).
+    dedup: HashMap<String, (i64, String, u64)>,
 }
 
 /// Counts GetQueueAttributes reports.
@@ -69,6 +89,13 @@ pub struct Received {
 }
 
 impl Messages {
+    pub fn new(fifo: bool) -> Self {
+        Messages {
+            fifo,
+            ..Messages::default()
+        }
+    }
+
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.by_seq.len()
@@ -81,6 +108,11 @@ impl Messages {
 
     /// Adds a message sent (or replayed) at `seq`, visible at `visible_at`.
     pub fn insert(&mut self, seq: u64, sent: Arc<Sent>, visible_at: i64) {
+        if let Some(key) = &sent.dedup_key {
+            let until = sent.sent_millis + DEDUP_WINDOW_MILLIS;
+            self.dedup
+                .insert(key.clone(), (until, sent.message_id.clone(), seq));
+        }
         if seq < self.purged_below {
             return;
         }
@@ -97,8 +129,27 @@ impl Messages {
     }
 
     fn unplace(&mut self, seq: u64, m: &Message) {
-        if !self.ready.remove(&seq) {
-            self.waiting.remove(&(m.visible_at, seq));
+        if !self.ready.remove(&seq) && self.waiting.remove(&(m.visible_at, seq)) && m.receive_count > 0 {
+            self.group_lands(m);
+        }
+    }
+
+    /// A FIFO message goes in flight: its group is held.
+    fn group_flies(&mut self, m: &Message) {
+        if let (true, Some(g)) = (self.fifo, &m.sent.group_id) {
+            *self.groups_in_flight.entry(g.clone()).or_default() += 1;
+        }
+    }
+
+    /// A FIFO message is no longer in flight (visible again, or deleted).
+    fn group_lands(&mut self, m: &Message) {
+        if let (true, Some(g)) = (self.fifo, &m.sent.group_id)
+            && let Some(n) = self.groups_in_flight.get_mut(g)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.groups_in_flight.remove(g);
+            }
         }
     }
 
@@ -110,7 +161,19 @@ impl Messages {
             }
             self.waiting.pop_first();
             self.ready.insert(seq);
+            if let Some(m) = self.by_seq.get(&seq).filter(|m| m.receive_count > 0).cloned() {
+                self.group_lands(&m);
+            }
         }
+    }
+
+    /// A FIFO send's earlier twin: the message id and sequence of a message sent with the
+    /// same deduplication key in the last five minutes.
+    pub fn duplicate_of(&self, key: &str, now: i64) -> Option<(String, u64)> {
+        self.dedup
+            .get(key)
+            .filter(|(until, _, _)| *until > now)
+            .map(|(_, id, seq)| (id.clone(), *seq))
     }
 
     /// When the next waiting message becomes visible.
@@ -130,26 +193,39 @@ impl Messages {
         mut next_receipt: impl FnMut() -> u64,
     ) -> (Vec<Received>, Vec<u64>) {
         self.promote(now);
+        // FIFO: a group with a message in flight is held; within one receive a group's
+        // messages come in order, several at a time.
+        let held: HashSet<String> = self.groups_in_flight.keys().cloned().collect();
         let (mut out, mut expired) = (Vec::new(), Vec::new());
+        let mut cursor = 0u64;
         while out.len() < max {
-            let Some(seq) = self.ready.pop_first() else { break };
-            let Some(m) = self.by_seq.get_mut(&seq) else {
+            let Some(&seq) = self.ready.range(cursor..).next() else {
+                break;
+            };
+            cursor = seq + 1;
+            let Some(m) = self.by_seq.get(&seq) else {
+                self.ready.remove(&seq);
                 continue;
             };
             if m.sent.sent_millis < expire_before {
+                self.ready.remove(&seq);
                 self.by_seq.remove(&seq);
                 expired.push(seq);
                 continue;
             }
+            if self.fifo && m.sent.group_id.as_ref().is_some_and(|g| held.contains(g)) {
+                continue;
+            }
+            self.ready.remove(&seq);
+            let m = self.by_seq.get_mut(&seq).expect("present");
             m.visible_at = now + visibility_millis;
             m.receive_count += 1;
             m.first_receive_millis.get_or_insert(now);
             m.receipt = next_receipt();
+            let m = m.clone();
             self.waiting.insert((m.visible_at, seq));
-            out.push(Received {
-                seq,
-                message: m.clone(),
-            });
+            self.group_flies(&m);
+            out.push(Received { seq, message: m });
         }
         (out, expired)
     }
@@ -177,6 +253,7 @@ impl Messages {
         m.first_receive_millis = Some(first);
         m.receipt = receipt;
         self.waiting.insert((visible_at, seq));
+        self.group_flies(&m);
         self.by_seq.insert(seq, m);
     }
 
@@ -230,7 +307,8 @@ impl Messages {
     }
 
     /// Drops messages sent before `expire_before` (retention); returns how many.
-    pub fn expire(&mut self, expire_before: i64) -> usize {
+    pub fn expire(&mut self, expire_before: i64, now: i64) -> usize {
+        self.dedup.retain(|_, (until, _, _)| *until > now);
         let doomed: Vec<u64> = self
             .by_seq
             .iter()
@@ -247,7 +325,11 @@ impl Messages {
     /// retention, gone at the next receive or sweep).
     pub fn counts(&self, now: i64, expire_before: i64) -> Counts {
         let mut c = Counts::default();
-        for m in self.by_seq.values().filter(|m| m.sent.sent_millis >= expire_before) {
+        for m in self
+            .by_seq
+            .values()
+            .filter(|m| m.sent.sent_millis >= expire_before)
+        {
             if m.visible_at <= now {
                 c.visible += 1;
             } else if m.receive_count == 0 {
@@ -276,6 +358,9 @@ mod tests {
             sender_id: "a".into(),
             sent_millis: at,
             dead_letter_source: None,
+            group_id: None,
+            dedup_id: None,
+            dedup_key: None,
         })
     }
 
@@ -320,5 +405,52 @@ mod tests {
         let (got, expired) = q.receive(200, 10, 1, 50, || 7);
         assert_eq!(expired, [1]);
         assert_eq!(got[0].seq, 2);
+    }
+}
+
+#[cfg(test)]
+mod fifo_tests {
+    use super::*;
+
+    fn grouped(group: &str, dedup: &str) -> Arc<Sent> {
+        Arc::new(Sent {
+            message_id: format!("{group}-{dedup}"),
+            body: String::new(),
+            md5_of_body: String::new(),
+            attributes: Vec::new(),
+            md5_of_attributes: None,
+            trace_header: None,
+            md5_of_system_attributes: None,
+            sender_id: "a".into(),
+            sent_millis: 0,
+            dead_letter_source: None,
+            group_id: Some(group.into()),
+            dedup_id: Some(dedup.into()),
+            dedup_key: Some(dedup.into()),
+        })
+    }
+
+    #[test]
+    fn a_group_is_held_while_a_message_of_it_is_in_flight() {
+        let mut q = Messages::new(true);
+        q.insert(1, grouped("a", "1"), 0);
+        q.insert(2, grouped("a", "2"), 0);
+        q.insert(3, grouped("b", "3"), 0);
+        let ids = |r: &[Received]| r.iter().map(|r| r.seq).collect::<Vec<_>>();
+        // One message: the oldest. Group a is then held; b is not.
+        let (got, _) = q.receive(0, 1, 30_000, i64::MIN, || 9);
+        assert_eq!(ids(&got), [1]);
+        let (got, _) = q.receive(0, 10, 30_000, i64::MIN, || 9);
+        assert_eq!(ids(&got), [3]);
+        // Deleting a's message releases the group, in order.
+        assert!(q.delete(1));
+        let (got, _) = q.receive(0, 10, 30_000, i64::MIN, || 9);
+        assert_eq!(ids(&got), [2]);
+        // A timed-out message comes back before anything later in its group.
+        q.insert(4, grouped("a", "4"), 0);
+        let (got, _) = q.receive(31_000, 10, 30_000, i64::MIN, || 9);
+        assert_eq!(ids(&got), [2, 3, 4]);
+        assert_eq!(q.duplicate_of("3", 1), Some(("b-3".into(), 3)));
+        assert_eq!(q.duplicate_of("3", DEDUP_WINDOW_MILLIS), None);
     }
 }

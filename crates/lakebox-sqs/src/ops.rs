@@ -2,7 +2,7 @@
 //! delete, visibility changes and purge. Each changes a queue's messages in memory and
 //! writes the change to the journal before it answers.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -247,42 +247,99 @@ fn check_delay(delay: Option<i32>) -> Result<(), ServiceError> {
 
 // ---- send ---------------------------------------------------------------------------------
 
+/// A message as a SendMessage or a batch entry describes it.
+struct Draft {
+    body: String,
+    delay: Option<i32>,
+    attrs: Option<BTreeMap<String, MessageAttributeValue>>,
+    system: Option<BTreeMap<String, MessageSystemAttributeValue>>,
+    group_id: Option<String>,
+    dedup_id: Option<String>,
+}
+
 /// A message ready for the journal.
 struct Outgoing {
     sent: Sent,
     visible_at: i64,
 }
 
-/// Checks one message and builds what the journal records of it.
-#[allow(clippy::too_many_arguments)]
-fn prepare(
-    sqs: &Sqs,
-    ctx: &RequestContext,
-    q: &Queue,
-    body: String,
-    delay: Option<i32>,
-    attrs: Option<BTreeMap<String, MessageAttributeValue>>,
-    system: Option<BTreeMap<String, MessageSystemAttributeValue>>,
-    dedup_id: Option<&str>,
-) -> Result<Outgoing, ServiceError> {
-    check_body(&body)?;
-    check_delay(delay)?;
-    if dedup_id.is_some() {
-        return Err(errors::invalid_parameter(
-            "The request include parameter that is not valid for this queue type",
-        ));
+/// The sequence number a FIFO message is given: 20 digits, rising with every send.
+fn fifo_sequence(seq: u64) -> String {
+    format!("{}", 18_000_000_000_000_000_000u128 + u128::from(seq))
+}
+
+/// MessageGroupId and MessageDeduplicationId: 1–128 printable ASCII characters.
+fn check_fifo_id(parameter: &str, v: &str) -> Result<(), ServiceError> {
+    if !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| (33..=126).contains(&b)) {
+        return Ok(());
     }
-    let attrs = attrs.unwrap_or_default();
+    Err(errors::invalid_value(
+        parameter,
+        v,
+        &format!("{parameter} can only include alphanumeric and punctuation characters. 1 to 128 in length."),
+    ))
+}
+
+fn not_for_this_queue_type(parameter: &str, value: impl std::fmt::Display) -> ServiceError {
+    errors::invalid_value(
+        parameter,
+        value,
+        "The request include parameter that is not valid for this queue type.",
+    )
+}
+
+/// Checks one message and builds what the journal records of it.
+fn prepare(sqs: &Sqs, ctx: &RequestContext, q: &Queue, d: Draft) -> Result<Outgoing, ServiceError> {
+    check_body(&d.body)?;
+    check_delay(d.delay)?;
+    if let Some(g) = &d.group_id {
+        check_fifo_id("MessageGroupId", g)?;
+    }
+    // FIFO: the deduplication id (sent, or the body's SHA-256 with content-based
+    // deduplication) and the key deduplication compares.
+    let mut dedup: Option<(String, String)> = None;
+    if q.fifo {
+        let Some(group) = &d.group_id else {
+            return Err(errors::missing_parameter("MessageGroupId"));
+        };
+        if let Some(delay) = d.delay.filter(|d| *d != 0) {
+            return Err(not_for_this_queue_type("DelaySeconds", delay));
+        }
+        let rec = q.record.read().unwrap();
+        let id = match &d.dedup_id {
+            Some(id) => {
+                check_fifo_id("MessageDeduplicationId", id)?;
+                id.clone()
+            }
+            None if attributes::value(&rec.attributes, "ContentBasedDeduplication") == Some("true") => {
+                let digest = sha2::Sha256::digest(d.body.as_bytes());
+                digest.iter().map(|b| format!("{b:02x}")).collect()
+            }
+            None => {
+                return Err(errors::invalid_parameter(
+                    "The queue should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly",
+                ));
+            }
+        };
+        let key = match attributes::value(&rec.attributes, "DeduplicationScope") {
+            Some("messageGroup") => format!("{group}\u{0}{id}"),
+            _ => id.clone(),
+        };
+        dedup = Some((id, key));
+    } else if let Some(id) = &d.dedup_id {
+        return Err(not_for_this_queue_type("MessageDeduplicationId", id));
+    }
+    let attrs = d.attrs.unwrap_or_default();
     let attrs_size = check_attributes(&attrs)?;
     let max = q.number("MaximumMessageSize").min(MAX_MESSAGE_BYTES) as usize;
-    if body.len() + attrs_size > max {
+    if d.body.len() + attrs_size > max {
         return Err(errors::invalid_parameter(format!(
             "One or more parameters are invalid. Reason: Message must be shorter than {max} bytes."
         )));
     }
     let mut trace_header = None;
     let mut md5_of_system_attributes = None;
-    if let Some(system) = system.filter(|s| !s.is_empty()) {
+    if let Some(system) = d.system.filter(|s| !s.is_empty()) {
         if let Some(bad) = system.keys().find(|k| *k != "AWSTraceHeader") {
             return Err(errors::invalid_parameter(format!(
                 "Message system attribute name '{bad}' is invalid."
@@ -302,12 +359,12 @@ fn prepare(
         trace_header = v.string_value.clone();
     }
     let now = sqs.now();
-    let delay = delay.map_or_else(|| q.number("DelaySeconds"), i64::from);
+    let delay = d.delay.map_or_else(|| q.number("DelaySeconds"), i64::from);
     let attributes: Vec<(String, MessageAttributeValue)> = attrs.into_iter().collect();
     let sent = Sent {
         message_id: uuid::Uuid::new_v4().to_string(),
-        md5_of_body: md5_hex(body.as_bytes()),
-        body,
+        md5_of_body: md5_hex(d.body.as_bytes()),
+        body: d.body,
         md5_of_attributes: md5_of_message_attributes(&attributes),
         attributes,
         trace_header,
@@ -318,6 +375,9 @@ fn prepare(
             .map_or_else(|| ctx.account_id.clone(), |p| p.access_key_id.clone()),
         sent_millis: now,
         dead_letter_source: None,
+        group_id: d.group_id,
+        dedup_id: dedup.as_ref().map(|(id, _)| id.clone()),
+        dedup_key: dedup.map(|(_, key)| key),
     };
     Ok(Outgoing {
         sent,
@@ -325,28 +385,69 @@ fn prepare(
     })
 }
 
-/// Journals the messages, then makes them receivable and wakes long polls.
-async fn enqueue(sqs: &Sqs, q: &Queue, out: Vec<Outgoing>) -> Result<Vec<Arc<Sent>>, ServiceError> {
-    let events: Vec<Event> = out
-        .iter()
-        .map(|o| Event::Sent {
-            queue: q.id,
-            visible_at: o.visible_at,
-            sent: o.sent.clone(),
-        })
-        .collect();
-    let first = sqs.record(&events).await?;
-    let mut sent = Vec::with_capacity(out.len());
+/// Journals the messages, then makes them receivable and wakes long polls. On a FIFO queue a
+/// message whose deduplication key was seen in the last five minutes (also earlier in the
+/// same batch) is not sent again: it answers as the first did.
+async fn enqueue(sqs: &Sqs, q: &Queue, out: Vec<Outgoing>) -> Result<Vec<(Arc<Sent>, u64)>, ServiceError> {
+    let _turn = if q.fifo {
+        Some(q.fifo_send.lock().await)
+    } else {
+        None
+    };
+    let now = sqs.now();
+    let n = out.len();
+    let mut results: Vec<Option<(Arc<Sent>, u64)>> = vec![None; n];
+    let mut fresh: Vec<(usize, Outgoing)> = Vec::new();
+    let mut twins: Vec<(usize, usize, Outgoing)> = Vec::new();
     {
-        let mut m = q.messages.lock().unwrap();
+        let m = q.messages.lock().unwrap();
+        let mut in_batch: HashMap<String, usize> = HashMap::new();
         for (i, o) in out.into_iter().enumerate() {
-            let s = Arc::new(o.sent);
-            m.insert(first + i as u64, s.clone(), o.visible_at);
-            sent.push(s);
+            if let Some(key) = o.sent.dedup_key.clone() {
+                if let Some((id, seq)) = m.duplicate_of(&key, now) {
+                    let mut sent = o.sent;
+                    sent.message_id = id;
+                    results[i] = Some((Arc::new(sent), seq));
+                    continue;
+                }
+                if let Some(&first) = in_batch.get(&key) {
+                    twins.push((i, first, o));
+                    continue;
+                }
+                in_batch.insert(key, i);
+            }
+            fresh.push((i, o));
         }
     }
+    if !fresh.is_empty() {
+        let events: Vec<Event> = fresh
+            .iter()
+            .map(|(_, o)| Event::Sent {
+                queue: q.id,
+                visible_at: o.visible_at,
+                sent: Box::new(o.sent.clone()),
+            })
+            .collect();
+        let first = sqs.record(&events).await?;
+        let mut m = q.messages.lock().unwrap();
+        for (k, (i, o)) in fresh.into_iter().enumerate() {
+            let seq = first + k as u64;
+            let s = Arc::new(o.sent);
+            m.insert(seq, s.clone(), o.visible_at);
+            results[i] = Some((s, seq));
+        }
+    }
+    for (i, first, o) in twins {
+        let (original, seq) = results[first].clone().expect("the first of its key was sent");
+        let mut sent = o.sent;
+        sent.message_id = original.message_id.clone();
+        results[i] = Some((Arc::new(sent), seq));
+    }
     q.arrived.notify_waiters();
-    Ok(sent)
+    Ok(results
+        .into_iter()
+        .map(|r| r.expect("every message answered"))
+        .collect())
 }
 
 pub async fn send_message(
@@ -355,23 +456,22 @@ pub async fn send_message(
     input: SendMessageRequest,
 ) -> Result<SendMessageResult, ServiceError> {
     let q = sqs.queue(ctx, &input.queue_url)?;
-    let out = prepare(
-        sqs,
-        ctx,
-        &q,
-        input.message_body,
-        input.delay_seconds,
-        input.message_attributes,
-        input.message_system_attributes,
-        input.message_deduplication_id.as_deref(),
-    )?;
-    let s = enqueue(sqs, &q, vec![out]).await?.remove(0);
+    let draft = Draft {
+        body: input.message_body,
+        delay: input.delay_seconds,
+        attrs: input.message_attributes,
+        system: input.message_system_attributes,
+        group_id: input.message_group_id,
+        dedup_id: input.message_deduplication_id,
+    };
+    let out = prepare(sqs, ctx, &q, draft)?;
+    let (s, seq) = enqueue(sqs, &q, vec![out]).await?.remove(0);
     Ok(SendMessageResult {
         md5_of_message_body: Some(s.md5_of_body.clone()),
         md5_of_message_attributes: s.md5_of_attributes.clone(),
         md5_of_message_system_attributes: s.md5_of_system_attributes.clone(),
         message_id: Some(s.message_id.clone()),
-        sequence_number: None,
+        sequence_number: q.fifo.then(|| fifo_sequence(seq)),
     })
 }
 
@@ -443,16 +543,15 @@ pub async fn send_message_batch(
     let mut ok = Vec::new();
     let mut failed = Vec::new();
     for e in input.entries {
-        match prepare(
-            sqs,
-            ctx,
-            &q,
-            e.message_body,
-            e.delay_seconds,
-            e.message_attributes,
-            e.message_system_attributes,
-            e.message_deduplication_id.as_deref(),
-        ) {
+        let draft = Draft {
+            body: e.message_body,
+            delay: e.delay_seconds,
+            attrs: e.message_attributes,
+            system: e.message_system_attributes,
+            group_id: e.message_group_id,
+            dedup_id: e.message_deduplication_id,
+        };
+        match prepare(sqs, ctx, &q, draft) {
             Ok(o) => ok.push((e.id, o)),
             Err(err) => failed.push(failure(e.id, err)),
         }
@@ -466,13 +565,13 @@ pub async fn send_message_batch(
     let successful = ids
         .into_iter()
         .zip(sent)
-        .map(|(id, s)| SendMessageBatchResultEntry {
+        .map(|(id, (s, seq))| SendMessageBatchResultEntry {
             id,
             message_id: s.message_id.clone(),
             md5_of_message_body: s.md5_of_body.clone(),
             md5_of_message_attributes: s.md5_of_attributes.clone(),
             md5_of_message_system_attributes: s.md5_of_system_attributes.clone(),
-            sequence_number: None,
+            sequence_number: q.fifo.then(|| fifo_sequence(seq)),
         })
         .collect();
     Ok(SendMessageBatchResult { successful, failed })
@@ -513,7 +612,7 @@ async fn redrive(sqs: &Sqs, q: &Queue) -> Result<(), ServiceError> {
             Event::Sent {
                 queue: dlq.id,
                 visible_at: now,
-                sent,
+                sent: Box::new(sent),
             }
         })
         .collect();
@@ -526,7 +625,7 @@ async fn redrive(sqs: &Sqs, q: &Queue) -> Result<(), ServiceError> {
         let mut m = dlq.messages.lock().unwrap();
         for (i, e) in events.into_iter().enumerate() {
             if let Event::Sent { sent, visible_at, .. } = e {
-                m.insert(first + i as u64, Arc::new(sent), visible_at);
+                m.insert(first + i as u64, Arc::new(*sent), visible_at);
             }
         }
     }
@@ -626,7 +725,7 @@ pub async fn receive_message(
     let wanted_names = input.message_attribute_names.unwrap_or_default();
     let messages = got
         .into_iter()
-        .map(|r| render(q.id, r.seq, &r.message, &system, &wanted_names))
+        .map(|r| render(&q, r.seq, &r.message, &system, &wanted_names))
         .collect();
     Ok(ReceiveMessageResult {
         messages: Some(messages),
@@ -635,7 +734,7 @@ pub async fn receive_message(
 
 /// A received message as ReceiveMessage answers it, with the system attributes and message
 /// attributes the request asked for.
-fn render(queue: u64, seq: u64, m: &Message, system: &[String], wanted: &[String]) -> crate::api::Message {
+fn render(q: &Queue, seq: u64, m: &Message, system: &[String], wanted: &[String]) -> crate::api::Message {
     let all = system.iter().any(|n| n == "All");
     let want = |n: &str| all || system.iter().any(|x| x == n);
     let s = &m.sent;
@@ -663,6 +762,21 @@ fn render(queue: u64, seq: u64, m: &Message, system: &[String], wanted: &[String
     {
         attrs.insert("DeadLetterQueueSourceArn".to_owned(), src.clone());
     }
+    if want("MessageGroupId")
+        && let Some(g) = &s.group_id
+    {
+        attrs.insert("MessageGroupId".to_owned(), g.clone());
+    }
+    if q.fifo {
+        if want("MessageDeduplicationId")
+            && let Some(d) = &s.dedup_id
+        {
+            attrs.insert("MessageDeduplicationId".to_owned(), d.clone());
+        }
+        if want("SequenceNumber") {
+            attrs.insert("SequenceNumber".to_owned(), fifo_sequence(seq));
+        }
+    }
     let chosen: Vec<(String, MessageAttributeValue)> = s
         .attributes
         .iter()
@@ -679,7 +793,7 @@ fn render(queue: u64, seq: u64, m: &Message, system: &[String], wanted: &[String
         .collect();
     crate::api::Message {
         message_id: Some(s.message_id.clone()),
-        receipt_handle: Some(receipt_handle(queue, seq, m.receipt)),
+        receipt_handle: Some(receipt_handle(q.id, seq, m.receipt)),
         md5_of_body: Some(s.md5_of_body.clone()),
         body: Some(s.body.clone()),
         attributes: (!attrs.is_empty()).then_some(attrs),

@@ -68,6 +68,9 @@ impl QueueRecord {
 /// A live queue: its record and its messages.
 pub struct Queue {
     pub id: u64,
+    pub fifo: bool,
+    /// FIFO sends take turns, so deduplication sees every earlier send of the queue.
+    pub fifo_send: tokio::sync::Mutex<()>,
     pub key: QueueKey,
     pub record: RwLock<QueueRecord>,
     pub messages: Mutex<Messages>,
@@ -80,11 +83,17 @@ pub struct Queue {
 
 impl Queue {
     pub fn new(record: QueueRecord) -> Self {
+        let fifo = record
+            .attributes
+            .get("FifoQueue")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
         Queue {
             id: record.id,
+            fifo,
+            fifo_send: tokio::sync::Mutex::new(()),
             key: record.key(),
             record: RwLock::new(record),
-            messages: Mutex::new(Messages::default()),
+            messages: Mutex::new(Messages::new(fifo)),
             arrived: Notify::new(),
             last_purge: Mutex::new(None),
             deleted: std::sync::atomic::AtomicBool::new(false),
@@ -256,11 +265,6 @@ pub async fn create_queue(
         ));
     }
     attributes::check(&attrs, fifo)?;
-    if fifo {
-        return Err(errors::unsupported(
-            "Lakebox does not support FIFO queues yet; create a standard queue (see docs/sqs.md).",
-        ));
-    }
     let tags = input.tags.unwrap_or_default();
     check_tags(&tags)?;
     if tags.len() > MAX_TAGS {
@@ -310,7 +314,10 @@ pub async fn create_queue(
         modified_secs: now / 1000,
     };
     save(sqs, &record).await?;
-    sqs.queues.write().unwrap().insert(key.clone(), Arc::new(Queue::new(record)));
+    sqs.queues
+        .write()
+        .unwrap()
+        .insert(key.clone(), Arc::new(Queue::new(record)));
     Ok(CreateQueueResult {
         queue_url: Some(url(ctx, &key)),
     })
@@ -426,7 +433,7 @@ pub fn get_queue_attributes(
     let rec = q.record.read().unwrap().clone();
     let mut out = BTreeMap::new();
     for name in attributes::all_names() {
-        if !wanted(name) {
+        if !wanted(name) || !attributes::applies(name, q.fifo) {
             continue;
         }
         let value = match name {
@@ -481,7 +488,7 @@ pub async fn set_queue_attributes(
         // A queue's type is fixed at creation.
         return Err(errors::invalid_attribute_value("FifoQueue"));
     }
-    attributes::check(&attrs, false)?;
+    attributes::check(&attrs, q.fifo)?;
     let now = sqs.now();
     update(sqs, &q, |r| {
         for (k, v) in &attrs {
