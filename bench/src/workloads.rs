@@ -52,6 +52,13 @@ impl Template {
         }
     }
 
+    /// An awsJson 1.0 call to SQS.
+    pub fn sqs(op: &str, body: serde_json::Value) -> Template {
+        let mut t = Template::json("sqs", "AmazonSQS", op, body);
+        t.headers[0].1 = "application/x-amz-json-1.0".into();
+        t
+    }
+
     pub fn s3(method: &'static str, path: String, body: Bytes) -> Template {
         Template {
             method,
@@ -84,6 +91,8 @@ pub enum Workload {
     FirehoseBatchGzip,
     /// The same into a Parquet-converting delivery stream (schema from a Glue table).
     FirehoseBatchParquet,
+    /// SendMessage of a 1 KiB body to a standard queue.
+    SqsSend1k,
 }
 
 pub const ALL: &[(&str, Workload)] = &[
@@ -97,7 +106,12 @@ pub const ALL: &[(&str, Workload)] = &[
     ("kinesis-put-records-json", Workload::KinesisPutRecordsJson),
     ("firehose-batch-gzip", Workload::FirehoseBatchGzip),
     ("firehose-batch-parquet", Workload::FirehoseBatchParquet),
+    ("sqs-send-1k", Workload::SqsSend1k),
 ];
+
+pub const QUEUE: &str = "lakebox-bench";
+/// Any host names the queue: emulators read the account and name from the URL's path.
+const QUEUE_URL: &str = "http://localhost/000000000000/lakebox-bench";
 
 pub const DELIVERY_STREAM: &str = "lakebox-bench";
 
@@ -245,6 +259,10 @@ impl Workload {
                 Template::s3("PUT", format!("/{BUCKET}"), Bytes::new()),
                 true,
             )],
+            Workload::SqsSend1k => vec![Setup::Send(
+                Template::sqs("CreateQueue", serde_json::json!({"QueueName": QUEUE})),
+                true,
+            )],
             Workload::S3Get4k => {
                 let mut steps = vec![Setup::Send(
                     Template::s3("PUT", format!("/{BUCKET}"), Bytes::new()),
@@ -314,6 +332,12 @@ impl Workload {
                 let body = Bytes::from(vec![b'p'; 4096]);
                 (0..1024).map(|i| Template::s3("PUT", format!("/{BUCKET}/put-{i}"), body.clone())).collect()
             }
+            Workload::SqsSend1k => (0..64)
+                .map(|i| {
+                    let body = format!("{i:04}{}", "m".repeat(1020));
+                    Template::sqs("SendMessage", serde_json::json!({"QueueUrl": QUEUE_URL, "MessageBody": body}))
+                })
+                .collect(),
             Workload::S3Get4k => (0..100).map(|i| Template::s3("GET", format!("/{BUCKET}/hot-{i}"), Bytes::new())).collect(),
             Workload::S3Get64m | Workload::S3Get1g => {
                 vec![Template::s3("GET", format!("/{BUCKET}/big-{}", self.unit().1), Bytes::new())]
