@@ -345,6 +345,71 @@ def test_dead_letter_redrive_after_max_receives(sqs):
     assert sqs.list_dead_letter_source_queues(QueueUrl=dlq)["queueUrls"] == [src]
 
 
+def wait_task(sqs, source_arn, status, timeout=15):
+    deadline = time.time() + timeout
+    while True:
+        task = sqs.list_message_move_tasks(SourceArn=source_arn)["Results"][0]
+        if task["Status"] == status or time.time() > deadline:
+            return task
+        time.sleep(0.1)
+
+
+def test_message_move_tasks_redrive_a_dead_letter_queue_back(sqs):
+    dlq = new_queue(sqs, "mv-dlq")
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    src = new_queue(sqs, "mv-src", RedrivePolicy=json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 1}))
+    src_arn = sqs.get_queue_attributes(QueueUrl=src, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sqs.send_message_batch(QueueUrl=src, Entries=[{"Id": str(i), "MessageBody": f"m{i}"} for i in range(5)])
+    got = []
+    while len(got) < 5:
+        got += sqs.receive_message(QueueUrl=src, MaxNumberOfMessages=10, VisibilityTimeout=0)["Messages"]
+    assert "Messages" not in sqs.receive_message(QueueUrl=src, MaxNumberOfMessages=10)
+    assert sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])[
+        "Attributes"]["ApproximateNumberOfMessages"] == "5"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        sqs.start_message_move_task(SourceArn=src_arn)
+    assert e.value.response["Error"]["Message"] == "Source queue must be configured as a Dead Letter Queue."
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        sqs.start_message_move_task(SourceArn="arn:aws:sqs:us-east-1:000000000000:nope")
+    assert error_code(e) == "ResourceNotFoundException"
+
+    # Back to where they came from, as fast as it goes.
+    handle = sqs.start_message_move_task(SourceArn=dlq_arn)["TaskHandle"]
+    task = wait_task(sqs, dlq_arn, "COMPLETED")
+    assert (task["Status"], task["ApproximateNumberOfMessagesMoved"], task["ApproximateNumberOfMessagesToMove"]) == \
+        ("COMPLETED", 5, 5)
+    assert task["SourceArn"] == dlq_arn and "TaskHandle" not in task
+    back = sqs.receive_message(QueueUrl=src, MaxNumberOfMessages=10, AttributeNames=["All"])["Messages"]
+    assert sorted(m["Body"] for m in back) == [f"m{i}" for i in range(5)]
+    assert all("DeadLetterQueueSourceArn" not in m["Attributes"] for m in back)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        sqs.cancel_message_move_task(TaskHandle=handle)
+    assert error_code(e) == "InvalidParameterValue"
+
+    # At one message a second into another queue, cancelled part way.
+    other = new_queue(sqs, "mv-other")
+    other_arn = sqs.get_queue_attributes(QueueUrl=other, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    for m in back:
+        sqs.change_message_visibility(QueueUrl=src, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0)
+    # Received once each already: the next receive moves them all to the dead-letter queue.
+    assert "Messages" not in sqs.receive_message(QueueUrl=src, MaxNumberOfMessages=10)
+    handle = sqs.start_message_move_task(SourceArn=dlq_arn, DestinationArn=other_arn, MaxNumberOfMessagesPerSecond=1)["TaskHandle"]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        sqs.start_message_move_task(SourceArn=dlq_arn)
+    assert error_code(e) == "InvalidParameterValue"
+    time.sleep(1.5)
+    moved = sqs.cancel_message_move_task(TaskHandle=handle)["ApproximateNumberOfMessagesMoved"]
+    assert 1 <= moved < 5
+    task = wait_task(sqs, dlq_arn, "CANCELLED")
+    assert task["Status"] == "CANCELLED" and task["DestinationArn"] == other_arn
+    assert len(sqs.list_message_move_tasks(SourceArn=dlq_arn, MaxResults=10)["Results"]) == 2
+    in_other = sqs.get_queue_attributes(QueueUrl=other, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+    assert int(in_other["ApproximateNumberOfMessages"]) == task["ApproximateNumberOfMessagesMoved"]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        sqs.cancel_message_move_task(TaskHandle="bm9uZQ==")
+    assert error_code(e) == "ResourceNotFoundException"
+
+
 def test_retention_expires_messages(sqs, lakebox):
     url = new_queue(sqs, "short-lived", MessageRetentionPeriod=60)
     sqs.send_message(QueueUrl=url, MessageBody="old")

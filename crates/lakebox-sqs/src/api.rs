@@ -47,6 +47,9 @@ pub const OPERATIONS: &[&str] = &[
     "ChangeMessageVisibility",
     "ChangeMessageVisibilityBatch",
     "ListDeadLetterSourceQueues",
+    "StartMessageMoveTask",
+    "ListMessageMoveTasks",
+    "CancelMessageMoveTask",
 ];
 /// Every operation of the model, implemented or not.
 pub const MODEL_OPERATIONS: &[&str] = &[
@@ -111,6 +114,29 @@ pub struct BatchResultErrorEntry {
     pub code: String,
     #[serde(rename = "Message", default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CancelMessageMoveTaskRequest {
+    #[serde(rename = "TaskHandle")]
+    pub task_handle: String,
+}
+
+/// `CancelMessageMoveTaskRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CancelMessageMoveTaskRequestRaw {
+    #[serde(rename = "TaskHandle", default)]
+    pub task_handle: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CancelMessageMoveTaskResult {
+    #[serde(
+        rename = "ApproximateNumberOfMessagesMoved",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub approximate_number_of_messages_moved: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -383,6 +409,64 @@ pub struct ListDeadLetterSourceQueuesResult {
     pub queue_urls: Vec<String>,
     #[serde(rename = "NextToken", default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListMessageMoveTasksRequest {
+    #[serde(rename = "SourceArn")]
+    pub source_arn: String,
+    #[serde(rename = "MaxResults", default, skip_serializing_if = "Option::is_none")]
+    pub max_results: Option<i32>,
+}
+
+/// `ListMessageMoveTasksRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ListMessageMoveTasksRequestRaw {
+    #[serde(rename = "SourceArn", default)]
+    pub source_arn: Option<String>,
+    #[serde(rename = "MaxResults", default)]
+    pub max_results: Option<i32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListMessageMoveTasksResult {
+    #[serde(rename = "Results", default, skip_serializing_if = "Option::is_none")]
+    pub results: Option<Vec<ListMessageMoveTasksResultEntry>>,
+}
+
+/// Contains the details of a message movement task.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListMessageMoveTasksResultEntry {
+    #[serde(rename = "TaskHandle", default, skip_serializing_if = "Option::is_none")]
+    pub task_handle: Option<String>,
+    #[serde(rename = "Status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(rename = "SourceArn", default, skip_serializing_if = "Option::is_none")]
+    pub source_arn: Option<String>,
+    #[serde(rename = "DestinationArn", default, skip_serializing_if = "Option::is_none")]
+    pub destination_arn: Option<String>,
+    #[serde(
+        rename = "MaxNumberOfMessagesPerSecond",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_number_of_messages_per_second: Option<i32>,
+    #[serde(
+        rename = "ApproximateNumberOfMessagesMoved",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub approximate_number_of_messages_moved: Option<i64>,
+    #[serde(
+        rename = "ApproximateNumberOfMessagesToMove",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub approximate_number_of_messages_to_move: Option<i64>,
+    #[serde(rename = "FailureReason", default, skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
+    #[serde(rename = "StartedTimestamp", default, skip_serializing_if = "Option::is_none")]
+    pub started_timestamp: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -1043,6 +1127,37 @@ pub struct SetQueueAttributesRequestRaw {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StartMessageMoveTaskRequest {
+    #[serde(rename = "SourceArn")]
+    pub source_arn: String,
+    #[serde(rename = "DestinationArn", default, skip_serializing_if = "Option::is_none")]
+    pub destination_arn: Option<String>,
+    #[serde(
+        rename = "MaxNumberOfMessagesPerSecond",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_number_of_messages_per_second: Option<i32>,
+}
+
+/// `StartMessageMoveTaskRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct StartMessageMoveTaskRequestRaw {
+    #[serde(rename = "SourceArn", default)]
+    pub source_arn: Option<String>,
+    #[serde(rename = "DestinationArn", default)]
+    pub destination_arn: Option<String>,
+    #[serde(rename = "MaxNumberOfMessagesPerSecond", default)]
+    pub max_number_of_messages_per_second: Option<i32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StartMessageMoveTaskResult {
+    #[serde(rename = "TaskHandle", default, skip_serializing_if = "Option::is_none")]
+    pub task_handle: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TagQueueRequest {
     #[serde(rename = "QueueUrl")]
     pub queue_url: String,
@@ -1159,6 +1274,26 @@ pub(crate) fn validate_attribute_name_list(
 pub(crate) fn validate_binary_list(raw: Vec<Blob>, v: &mut Validator, path: &Path<'_>) -> Option<Vec<Blob>> {
     let items: Vec<_> = raw.into_iter().enumerate().map(|(i, x)| Some(x)).collect();
     items.into_iter().collect()
+}
+
+pub(crate) fn validate_cancel_message_move_task_request(
+    raw: CancelMessageMoveTaskRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<CancelMessageMoveTaskRequest> {
+    let m_task_handle = {
+        let p = &path.member("taskHandle");
+        match raw.task_handle {
+            Some(x) => Some(x),
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    Some(CancelMessageMoveTaskRequest {
+        task_handle: m_task_handle?,
+    })
 }
 
 pub(crate) fn validate_change_message_visibility_batch_request(
@@ -1515,6 +1650,31 @@ pub(crate) fn validate_list_dead_letter_source_queues_request(
     Some(ListDeadLetterSourceQueuesRequest {
         queue_url: m_queue_url?,
         next_token: lift(m_next_token)?,
+        max_results: lift(m_max_results)?,
+    })
+}
+
+pub(crate) fn validate_list_message_move_tasks_request(
+    raw: ListMessageMoveTasksRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<ListMessageMoveTasksRequest> {
+    let m_source_arn = {
+        let p = &path.member("sourceArn");
+        match raw.source_arn {
+            Some(x) => Some(x),
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_max_results = {
+        let p = &path.member("maxResults");
+        raw.max_results.map(|x| Some(x))
+    };
+    Some(ListMessageMoveTasksRequest {
+        source_arn: m_source_arn?,
         max_results: lift(m_max_results)?,
     })
 }
@@ -2005,6 +2165,36 @@ pub(crate) fn validate_set_queue_attributes_request(
     })
 }
 
+pub(crate) fn validate_start_message_move_task_request(
+    raw: StartMessageMoveTaskRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<StartMessageMoveTaskRequest> {
+    let m_source_arn = {
+        let p = &path.member("sourceArn");
+        match raw.source_arn {
+            Some(x) => Some(x),
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_destination_arn = {
+        let p = &path.member("destinationArn");
+        raw.destination_arn.map(|x| Some(x))
+    };
+    let m_max_number_of_messages_per_second = {
+        let p = &path.member("maxNumberOfMessagesPerSecond");
+        raw.max_number_of_messages_per_second.map(|x| Some(x))
+    };
+    Some(StartMessageMoveTaskRequest {
+        source_arn: m_source_arn?,
+        destination_arn: lift(m_destination_arn)?,
+        max_number_of_messages_per_second: lift(m_max_number_of_messages_per_second)?,
+    })
+}
+
 pub(crate) fn validate_string_list(
     raw: Vec<String>,
     v: &mut Validator,
@@ -2262,6 +2452,30 @@ pub trait SqsApi: Send + Sync + 'static {
         input: ListDeadLetterSourceQueuesRequest,
     ) -> impl Future<Output = Result<ListDeadLetterSourceQueuesResult, ServiceError>> + Send {
         async move { Err(not_implemented("ListDeadLetterSourceQueues")) }
+    }
+    /// Starts an asynchronous task to move messages from a specified source queue to a specified destination queue.
+    fn start_message_move_task(
+        &self,
+        ctx: &RequestContext,
+        input: StartMessageMoveTaskRequest,
+    ) -> impl Future<Output = Result<StartMessageMoveTaskResult, ServiceError>> + Send {
+        async move { Err(not_implemented("StartMessageMoveTask")) }
+    }
+    /// Gets the most recent message movement tasks (up to 10) under a specific source queue.
+    fn list_message_move_tasks(
+        &self,
+        ctx: &RequestContext,
+        input: ListMessageMoveTasksRequest,
+    ) -> impl Future<Output = Result<ListMessageMoveTasksResult, ServiceError>> + Send {
+        async move { Err(not_implemented("ListMessageMoveTasks")) }
+    }
+    /// Cancels a specified message movement task.
+    fn cancel_message_move_task(
+        &self,
+        ctx: &RequestContext,
+        input: CancelMessageMoveTaskRequest,
+    ) -> impl Future<Output = Result<CancelMessageMoveTaskResult, ServiceError>> + Send {
+        async move { Err(not_implemented("CancelMessageMoveTask")) }
     }
 }
 
@@ -2534,6 +2748,48 @@ pub fn dispatch_query<S: SqsApi>(
                     }),
                 ))
             }
+            "StartMessageMoveTask" => {
+                let raw: StartMessageMoveTaskRequestRaw = from_params_named(req.params(), QUERY_NAMES)?;
+                let input = validate(|v| validate_start_message_move_task_request(raw, v, &Path::root()))?;
+                let output = service.start_message_move_task(&ctx, input).await?;
+                let members = to_xml_named(&output, QUERY_NAMES)?;
+                Ok(response_xml(
+                    "StartMessageMoveTask",
+                    XML_NAMESPACE,
+                    &ctx.request_id,
+                    Some(&|w: &mut lakebox_protocol::xml::XmlWriter| {
+                        w.raw(&members);
+                    }),
+                ))
+            }
+            "ListMessageMoveTasks" => {
+                let raw: ListMessageMoveTasksRequestRaw = from_params_named(req.params(), QUERY_NAMES)?;
+                let input = validate(|v| validate_list_message_move_tasks_request(raw, v, &Path::root()))?;
+                let output = service.list_message_move_tasks(&ctx, input).await?;
+                let members = to_xml_named(&output, QUERY_NAMES)?;
+                Ok(response_xml(
+                    "ListMessageMoveTasks",
+                    XML_NAMESPACE,
+                    &ctx.request_id,
+                    Some(&|w: &mut lakebox_protocol::xml::XmlWriter| {
+                        w.raw(&members);
+                    }),
+                ))
+            }
+            "CancelMessageMoveTask" => {
+                let raw: CancelMessageMoveTaskRequestRaw = from_params_named(req.params(), QUERY_NAMES)?;
+                let input = validate(|v| validate_cancel_message_move_task_request(raw, v, &Path::root()))?;
+                let output = service.cancel_message_move_task(&ctx, input).await?;
+                let members = to_xml_named(&output, QUERY_NAMES)?;
+                Ok(response_xml(
+                    "CancelMessageMoveTask",
+                    XML_NAMESPACE,
+                    &ctx.request_id,
+                    Some(&|w: &mut lakebox_protocol::xml::XmlWriter| {
+                        w.raw(&members);
+                    }),
+                ))
+            }
             other => Err(ServiceError::client(
                 "InvalidAction",
                 format!("The action {other} is not valid for this web service."),
@@ -2673,6 +2929,27 @@ pub fn dispatch<S: SqsApi>(
                     let input =
                         validate(|v| validate_list_dead_letter_source_queues_request(raw, v, &Path::root()))?;
                     let output = service.list_dead_letter_source_queues(&ctx, input).await?;
+                    req.reply(&output)
+                }
+                "StartMessageMoveTask" => {
+                    let raw: StartMessageMoveTaskRequestRaw = req.decode()?;
+                    let input =
+                        validate(|v| validate_start_message_move_task_request(raw, v, &Path::root()))?;
+                    let output = service.start_message_move_task(&ctx, input).await?;
+                    req.reply(&output)
+                }
+                "ListMessageMoveTasks" => {
+                    let raw: ListMessageMoveTasksRequestRaw = req.decode()?;
+                    let input =
+                        validate(|v| validate_list_message_move_tasks_request(raw, v, &Path::root()))?;
+                    let output = service.list_message_move_tasks(&ctx, input).await?;
+                    req.reply(&output)
+                }
+                "CancelMessageMoveTask" => {
+                    let raw: CancelMessageMoveTaskRequestRaw = req.decode()?;
+                    let input =
+                        validate(|v| validate_cancel_message_move_task_request(raw, v, &Path::root()))?;
+                    let output = service.cancel_message_move_task(&ctx, input).await?;
                     req.reply(&output)
                 }
                 other => Err(not_implemented(other)),
@@ -2841,6 +3118,14 @@ pub static QUERY_NAMES: QueryNames = &[
         owner: "ListDeadLetterSourceQueuesResult",
         member: "queueUrls",
         name: "QueueUrl",
+        flattened: true,
+        key: "",
+        value: "",
+    },
+    QueryMember {
+        owner: "ListMessageMoveTasksResult",
+        member: "Results",
+        name: "ListMessageMoveTasksResultEntry",
         flattened: true,
         key: "",
         value: "",

@@ -9,20 +9,20 @@
 //! - `messages`: one queue's messages in memory and their transitions; `journal`: the durable
 //!   record of those transitions, replayed at start; `ops`: the message operations.
 //!
-//! Not here yet: message move tasks, and access control by queue policy (policies are stored
-//! and reported).
+//! Not here yet: access control by queue policy (policies are stored and reported).
 
 pub mod api;
 mod attributes;
 mod errors;
 mod journal;
 mod messages;
+mod moves;
 mod ops;
 mod queues;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use lakebox_core::clock::Clock;
@@ -54,13 +54,17 @@ pub struct Sqs {
     /// Serialises changes to queue records (create, delete, attributes, tags), so two of them
     /// racing cannot store one incarnation and keep another in memory, or lose an update.
     admin: tokio::sync::Mutex<()>,
+    moves: moves::Moves,
+    /// The service itself, for the tasks it spawns (message moves).
+    me: Weak<Sqs>,
 }
 
 impl Sqs {
     /// Opens the queues in `dir` and replays the journal into them.
-    pub fn open(dir: &Path, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+    pub fn open(dir: &Path, clock: Arc<dyn Clock>) -> Result<Arc<Self>, StoreError> {
         let meta = MetaStore::open(&dir.join("meta.redb"))?;
-        let sqs = Sqs {
+        let moves = moves::Moves::load(&meta)?;
+        let sqs = Arc::new_cyclic(|me| Sqs {
             dir: dir.to_owned(),
             clock,
             meta,
@@ -68,7 +72,9 @@ impl Sqs {
             queues: RwLock::new(HashMap::new()),
             deleted: Mutex::new(HashMap::new()),
             admin: tokio::sync::Mutex::new(()),
-        };
+            moves,
+            me: me.clone(),
+        });
         let records = queues::load(&sqs.meta)?;
         {
             let mut map = sqs.queues.write().unwrap();
@@ -156,8 +162,12 @@ impl Sqs {
     }
 
     /// Applies retention to every queue and deletes journal segments that hold only messages
-    /// already gone. Runs until the server stops.
+    /// already gone, and resumes message move tasks a stop interrupted. Runs until the server
+    /// stops.
     pub fn start_background_work(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        for task in self.moves.running() {
+            moves::spawn(self, task);
+        }
         let sqs = Arc::downgrade(self);
         tokio::spawn(async move {
             loop {
@@ -410,6 +420,30 @@ impl SqsApi for Sqs {
         input: ChangeMessageVisibilityBatchRequest,
     ) -> Result<ChangeMessageVisibilityBatchResult, ServiceError> {
         ops::change_message_visibility_batch(self, ctx, input).await
+    }
+
+    async fn start_message_move_task(
+        &self,
+        ctx: &RequestContext,
+        input: StartMessageMoveTaskRequest,
+    ) -> Result<StartMessageMoveTaskResult, ServiceError> {
+        moves::start_message_move_task(self, ctx, input).await
+    }
+
+    async fn list_message_move_tasks(
+        &self,
+        ctx: &RequestContext,
+        input: ListMessageMoveTasksRequest,
+    ) -> Result<ListMessageMoveTasksResult, ServiceError> {
+        moves::list_message_move_tasks(self, ctx, input)
+    }
+
+    async fn cancel_message_move_task(
+        &self,
+        ctx: &RequestContext,
+        input: CancelMessageMoveTaskRequest,
+    ) -> Result<CancelMessageMoveTaskResult, ServiceError> {
+        moves::cancel_message_move_task(self, ctx, input).await
     }
 
     async fn list_dead_letter_source_queues(

@@ -81,6 +81,18 @@ pub struct Counts {
     pub delayed: u64,
 }
 
+/// What a receive took.
+#[derive(Debug, Default)]
+pub struct Receive {
+    /// Delivered, now in flight.
+    pub got: Vec<Received>,
+    /// Past retention, dropped.
+    pub expired: Vec<u64>,
+    /// Received as often as the redrive policy allows: out of the queue, for its dead-letter
+    /// queue.
+    pub exhausted: Vec<(u64, Message)>,
+}
+
 /// A message handed out by a receive.
 #[derive(Debug, Clone)]
 pub struct Received {
@@ -183,22 +195,24 @@ impl Messages {
 
     /// Takes up to `max` visible messages, oldest first, making each invisible until
     /// `now + visibility_millis` with a new receipt. Messages past `expire_before` (their
-    /// retention) are dropped instead and returned in the second list.
+    /// retention) are dropped instead, and with a redrive policy a message already received
+    /// `redrive_after` times is taken out for the dead-letter queue instead of delivered.
     pub fn receive(
         &mut self,
         now: i64,
         max: usize,
         visibility_millis: i64,
         expire_before: i64,
+        redrive_after: Option<u32>,
         mut next_receipt: impl FnMut() -> u64,
-    ) -> (Vec<Received>, Vec<u64>) {
+    ) -> Receive {
         self.promote(now);
         // FIFO: a group with a message in flight is held; within one receive a group's
         // messages come in order, several at a time.
         let held: HashSet<String> = self.groups_in_flight.keys().cloned().collect();
-        let (mut out, mut expired) = (Vec::new(), Vec::new());
+        let mut out = Receive::default();
         let mut cursor = 0u64;
-        while out.len() < max {
+        while out.got.len() < max {
             let Some(&seq) = self.ready.range(cursor..).next() else {
                 break;
             };
@@ -210,10 +224,16 @@ impl Messages {
             if m.sent.sent_millis < expire_before {
                 self.ready.remove(&seq);
                 self.by_seq.remove(&seq);
-                expired.push(seq);
+                out.expired.push(seq);
                 continue;
             }
             if self.fifo && m.sent.group_id.as_ref().is_some_and(|g| held.contains(g)) {
+                continue;
+            }
+            if redrive_after.is_some_and(|limit| m.receive_count >= limit) {
+                self.ready.remove(&seq);
+                let m = self.by_seq.remove(&seq).expect("present");
+                out.exhausted.push((seq, m));
                 continue;
             }
             self.ready.remove(&seq);
@@ -225,21 +245,34 @@ impl Messages {
             let m = m.clone();
             self.waiting.insert((m.visible_at, seq));
             self.group_flies(&m);
-            out.push(Received { seq, message: m });
+            out.got.push(Received { seq, message: m });
         }
-        (out, expired)
+        out
     }
 
-    /// The next visible message that has been received `limit` times already (a receive
-    /// would make it its `limit + 1`th): dead-letter redrive moves it instead.
-    pub fn take_exhausted(&mut self, now: i64, limit: u32) -> Option<(u64, Message)> {
+    /// Takes up to `max` visible messages out of the queue, oldest first (a message move
+    /// task), dropping those past `expire_before`.
+    pub fn take_visible(&mut self, now: i64, max: usize, expire_before: i64) -> Vec<(u64, Message)> {
         self.promote(now);
-        let seq = *self
-            .ready
-            .iter()
-            .find(|s| self.by_seq.get(s).is_some_and(|m| m.receive_count >= limit))?;
-        self.ready.remove(&seq);
-        self.by_seq.remove(&seq).map(|m| (seq, m))
+        let mut out = Vec::new();
+        while out.len() < max {
+            let Some(seq) = self.ready.pop_first() else { break };
+            let Some(m) = self.by_seq.remove(&seq) else {
+                continue;
+            };
+            if m.sent.sent_millis >= expire_before {
+                out.push((seq, m));
+            }
+        }
+        out
+    }
+
+    /// Puts back messages a move could not deliver.
+    pub fn restore(&mut self, taken: Vec<(u64, Message)>) {
+        for (seq, m) in taken {
+            self.waiting.insert((m.visible_at, seq));
+            self.by_seq.insert(seq, m);
+        }
     }
 
     /// Replays (or applies) a receive.
@@ -374,7 +407,7 @@ mod tests {
             n += 1;
             n
         };
-        let (got, _) = q.receive(1_000, 10, 30_000, i64::MIN, &mut next);
+        let got = q.receive(1_000, 10, 30_000, i64::MIN, None, &mut next).got;
         assert_eq!(got.iter().map(|r| r.seq).collect::<Vec<_>>(), [1]);
         assert_eq!(
             q.counts(1_000, i64::MIN),
@@ -385,11 +418,15 @@ mod tests {
             }
         );
         // In flight: nothing more until the delay ends; then the delayed one.
-        assert!(q.receive(2_000, 10, 30_000, i64::MIN, &mut next).0.is_empty());
-        let (got, _) = q.receive(5_000, 10, 30_000, i64::MIN, &mut next);
+        assert!(
+            q.receive(2_000, 10, 30_000, i64::MIN, None, &mut next)
+                .got
+                .is_empty()
+        );
+        let got = q.receive(5_000, 10, 30_000, i64::MIN, None, &mut next).got;
         assert_eq!(got[0].seq, 2);
         // The first reappears at its timeout, with a new receipt; the old one no longer holds.
-        let (got, _) = q.receive(31_000, 10, 30_000, i64::MIN, &mut next);
+        let got = q.receive(31_000, 10, 30_000, i64::MIN, None, &mut next).got;
         assert_eq!((got[0].seq, got[0].message.receive_count), (1, 2));
         assert!(!q.holds(1, 1) && q.holds(1, got[0].message.receipt));
         assert!(q.change_visibility(1, got[0].message.receipt, 31_000, 31_000 + 1));
@@ -402,9 +439,13 @@ mod tests {
         let mut q = Messages::default();
         q.insert(1, sent("old", 0), 0);
         q.insert(2, sent("new", 100), 100);
-        let (got, expired) = q.receive(200, 10, 1, 50, || 7);
-        assert_eq!(expired, [1]);
-        assert_eq!(got[0].seq, 2);
+        let r = q.receive(200, 10, 1, 50, None, || 7);
+        assert_eq!(r.expired, [1]);
+        assert_eq!(r.got[0].seq, 2);
+        // Received once already, with a redrive after one receive: out, for the DLQ.
+        let r = q.receive(300, 10, 1, 50, Some(1), || 8);
+        assert_eq!(r.exhausted.iter().map(|(s, _)| *s).collect::<Vec<_>>(), [2]);
+        assert!(r.got.is_empty());
     }
 }
 
@@ -438,17 +479,17 @@ mod fifo_tests {
         q.insert(3, grouped("b", "3"), 0);
         let ids = |r: &[Received]| r.iter().map(|r| r.seq).collect::<Vec<_>>();
         // One message: the oldest. Group a is then held; b is not.
-        let (got, _) = q.receive(0, 1, 30_000, i64::MIN, || 9);
+        let got = q.receive(0, 1, 30_000, i64::MIN, None, || 9).got;
         assert_eq!(ids(&got), [1]);
-        let (got, _) = q.receive(0, 10, 30_000, i64::MIN, || 9);
+        let got = q.receive(0, 10, 30_000, i64::MIN, None, || 9).got;
         assert_eq!(ids(&got), [3]);
         // Deleting a's message releases the group, in order.
         assert!(q.delete(1));
-        let (got, _) = q.receive(0, 10, 30_000, i64::MIN, || 9);
+        let got = q.receive(0, 10, 30_000, i64::MIN, None, || 9).got;
         assert_eq!(ids(&got), [2]);
         // A timed-out message comes back before anything later in its group.
         q.insert(4, grouped("a", "4"), 0);
-        let (got, _) = q.receive(31_000, 10, 30_000, i64::MIN, || 9);
+        let got = q.receive(31_000, 10, 30_000, i64::MIN, None, || 9).got;
         assert_eq!(ids(&got), [2, 3, 4]);
         assert_eq!(q.duplicate_of("3", 1), Some(("b-3".into(), 3)));
         assert_eq!(q.duplicate_of("3", DEDUP_WINDOW_MILLIS), None);

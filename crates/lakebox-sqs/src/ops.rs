@@ -586,51 +586,56 @@ fn check_range(name: &str, v: Option<i32>, lo: i32, hi: i32, reason: &str) -> Re
     }
 }
 
-/// Moves the messages received `max_receives` times to the dead-letter queue, as AWS does
-/// when a receive would hand them out once more.
-async fn redrive(sqs: &Sqs, q: &Queue) -> Result<(), ServiceError> {
-    let Some((dlq_arn, max_receives)) = attributes::redrive(&q.record.read().unwrap().attributes) else {
-        return Ok(());
-    };
-    let Some(dlq) = sqs.queue_by_arn(&dlq_arn).filter(|d| d.id != q.id) else {
-        return Ok(());
-    };
-    let now = sqs.now();
-    let moved: Vec<(u64, Message)> = {
-        let mut m = q.messages.lock().unwrap();
-        std::iter::from_fn(|| m.take_exhausted(now, max_receives)).collect()
-    };
-    if moved.is_empty() {
-        return Ok(());
+/// Moves messages taken out of `from` into `to`: one journal append records them sent to
+/// `to` (keeping their ids, bodies and sent times) and deleted from `from`. `dead_letter`
+/// marks them with `from`'s ARN (a redrive); a move back clears that mark. If the journal
+/// refuses, they go back where they were.
+pub(crate) async fn move_messages(
+    sqs: &Sqs,
+    from: &Queue,
+    to: &Queue,
+    taken: Vec<(u64, Message)>,
+    dead_letter: bool,
+) -> Result<usize, ServiceError> {
+    if taken.is_empty() {
+        return Ok(0);
     }
-    let source = q.key.arn();
-    let mut events: Vec<Event> = moved
+    let now = sqs.now();
+    let source = from.key.arn();
+    let mut events: Vec<Event> = taken
         .iter()
         .map(|(_, m)| {
             let mut sent = (*m.sent).clone();
-            sent.dead_letter_source = Some(source.clone());
+            sent.dead_letter_source = dead_letter.then(|| source.clone());
             Event::Sent {
-                queue: dlq.id,
+                queue: to.id,
                 visible_at: now,
                 sent: Box::new(sent),
             }
         })
         .collect();
     events.push(Event::Deleted {
-        queue: q.id,
-        seqs: moved.iter().map(|(s, _)| *s).collect(),
+        queue: from.id,
+        seqs: taken.iter().map(|(s, _)| *s).collect(),
     });
-    let first = sqs.record(&events).await?;
+    let first = match sqs.record(&events).await {
+        Ok(first) => first,
+        Err(e) => {
+            from.messages.lock().unwrap().restore(taken);
+            return Err(e);
+        }
+    };
+    let n = taken.len();
     {
-        let mut m = dlq.messages.lock().unwrap();
+        let mut m = to.messages.lock().unwrap();
         for (i, e) in events.into_iter().enumerate() {
             if let Event::Sent { sent, visible_at, .. } = e {
                 m.insert(first + i as u64, Arc::new(*sent), visible_at);
             }
         }
     }
-    dlq.arrived.notify_waiters();
-    Ok(())
+    to.arrived.notify_waiters();
+    Ok(n)
 }
 
 pub async fn receive_message(
@@ -669,19 +674,27 @@ pub async fn receive_message(
         .wait_time_seconds
         .map_or_else(|| q.number("ReceiveMessageWaitTimeSeconds"), i64::from)
         * 1000;
+    // With a redrive policy whose dead-letter queue exists, a message received
+    // maxReceiveCount times moves there on the receive that would hand it out once more.
+    let redrive = attributes::redrive(&q.record.read().unwrap().attributes)
+        .and_then(|(arn, limit)| Some((sqs.queue_by_arn(&arn).filter(|d| d.id != q.id)?, limit)));
     let deadline = sqs.now() + wait;
     let got = loop {
         let notified = q.arrived.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        redrive(sqs, &q).await?;
         let now = sqs.now();
         let retention = q.retention_millis();
-        let (got, next_due) = {
+        let (taken, next_due) = {
             let mut m = q.messages.lock().unwrap();
-            let (got, _expired) = m.receive(now, max, visibility, now - retention, new_receipt);
-            (got, m.next_visible_at())
+            let limit = redrive.as_ref().map(|(_, limit)| *limit);
+            let taken = m.receive(now, max, visibility, now - retention, limit, new_receipt);
+            (taken, m.next_visible_at())
         };
+        if let Some((dlq, _)) = &redrive {
+            move_messages(sqs, &q, dlq, taken.exhausted, true).await?;
+        }
+        let got = taken.got;
         if !got.is_empty() || now >= deadline || q.is_deleted() {
             break got;
         }

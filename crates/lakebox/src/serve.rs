@@ -172,13 +172,11 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
         }),
     );
     let (s3, kinesis) = (s3?, kinesis?);
-    let sqs = Arc::new(
-        opening("SQS store", {
-            let (dir, clock) = (data_dir.join("sqs"), clock.clone());
-            move || lakebox_sqs::Sqs::open(&dir, clock)
-        })
-        .await?,
-    );
+    let sqs = opening("SQS store", {
+        let (dir, clock) = (data_dir.join("sqs"), clock.clone());
+        move || lakebox_sqs::Sqs::open(&dir, clock)
+    })
+    .await?;
     // Background work the server owns, stopped after the last request is answered.
     let mut background = BackgroundTasks::new();
     background.adopt("s3 lifecycle", s3.start_background_work());
