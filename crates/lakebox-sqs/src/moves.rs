@@ -217,7 +217,7 @@ pub fn list_message_move_tasks(
         .filter(|t| t.source_arn == input.source_arn)
         .collect();
     // The most recent first.
-    found.sort_by(|a, b| b.started_millis.cmp(&a.started_millis));
+    found.sort_by_key(|t| std::cmp::Reverse(t.started_millis));
     Ok(ListMessageMoveTasksResult {
         results: Some(found.iter().take(max as usize).map(MoveTask::entry).collect()),
     })
