@@ -1,5 +1,5 @@
 """The AWS SDK for JavaScript v3 against Lakebox: S3 (with the SDK's default flexible checksums),
-Kinesis, Glue, Athena and Firehose, driven by tests/e2e/js/clients.mjs under Node. Skipped, with
+Kinesis, Glue, Athena, Firehose and SQS (whose client verifies message checksums), driven by tests/e2e/js/clients.mjs under Node. Skipped, with
 the reason, when node or the SDK is not on the machine (./scripts/test installs the SDK when node
 is there)."""
 
@@ -50,3 +50,8 @@ def test_glue_and_athena(js_results):
 def test_firehose_delivers_to_s3(js_results):
     assert js_results["firehose_failed"] == 0
     assert js_results["firehose_delivered"] == "a\nb\n"
+
+
+def test_sqs_messages_with_verified_checksums(js_results):
+    assert js_results["sqs_bodies"] == ["batch a", "batch b", "from js|order"]
+    assert js_results["sqs_missing"] == "QueueDoesNotExist"

@@ -11,6 +11,7 @@ const kinesisSdk = require("@aws-sdk/client-kinesis");
 const glueSdk = require("@aws-sdk/client-glue");
 const athenaSdk = require("@aws-sdk/client-athena");
 const firehoseSdk = require("@aws-sdk/client-firehose");
+const sqsSdk = require("@aws-sdk/client-sqs");
 
 const endpoint = process.argv[2];
 const config = {
@@ -134,5 +135,34 @@ for (let i = 0; i < 100 && !delivered; i++) {
   if (!delivered) await sleep(100);
 }
 out.firehose_delivered = delivered;
+
+// SQS over awsJson 1.0; the SDK checks MD5OfMessageBody and MD5OfMessageAttributes itself and
+// throws on a mismatch.
+const sqs = new sqsSdk.SQSClient(config);
+const { QueueUrl } = await sqs.send(new sqsSdk.CreateQueueCommand({ QueueName: "js-queue" }));
+await sqs.send(new sqsSdk.SendMessageCommand({
+  QueueUrl, MessageBody: "from js",
+  MessageAttributes: { kind: { DataType: "String", StringValue: "order" }, n: { DataType: "Number", StringValue: "7" } },
+}));
+await sqs.send(new sqsSdk.SendMessageBatchCommand({
+  QueueUrl, Entries: [{ Id: "a", MessageBody: "batch a" }, { Id: "b", MessageBody: "batch b" }],
+}));
+const bodies = [];
+for (let i = 0; i < 10 && bodies.length < 3; i++) {
+  const r = await sqs.send(new sqsSdk.ReceiveMessageCommand({
+    QueueUrl, MaxNumberOfMessages: 10, MessageAttributeNames: ["All"], WaitTimeSeconds: 1,
+  }));
+  for (const m of r.Messages || []) {
+    bodies.push(m.Body + (m.MessageAttributes?.kind ? `|${m.MessageAttributes.kind.StringValue}` : ""));
+    await sqs.send(new sqsSdk.DeleteMessageCommand({ QueueUrl, ReceiptHandle: m.ReceiptHandle }));
+  }
+}
+out.sqs_bodies = bodies.sort();
+try {
+  await sqs.send(new sqsSdk.GetQueueUrlCommand({ QueueName: "js-missing" }));
+  out.sqs_missing = "no error";
+} catch (e) {
+  out.sqs_missing = e.name;
+}
 
 console.log(JSON.stringify(out));
