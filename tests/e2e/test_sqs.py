@@ -563,6 +563,25 @@ def test_query_protocol_forms_in_xml_out(sqs, lakebox):
     assert doc.find("Error/Type").text == "Sender"
 
 
+def test_queue_urls_follow_the_host_and_name_their_region(lakebox):
+    """Clients that address `sqs.<region>.localhost` get URLs on that host, and a URL of that
+    form names its region."""
+    body = json.dumps({"QueueName": "regional"}).encode()
+    port = lakebox.endpoint.rsplit(":", 1)[1]
+    status, _, raw = signed_request(lakebox.endpoint, body=body, service="sqs", region="eu-west-1", headers={
+        "X-Amz-Target": "AmazonSQS.CreateQueue", "Content-Type": "application/x-amz-json-1.0",
+        "Host": f"sqs.eu-west-1.localhost:{port}"})
+    assert status == 200, raw
+    url = json.loads(raw)["QueueUrl"]
+    assert url == f"http://sqs.eu-west-1.localhost:{port}/000000000000/regional"
+    # The queue is in eu-west-1: a us-east-1 client finds it through that URL's region.
+    sqs = lakebox.client("sqs", region="us-east-1")
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    assert arn == "arn:aws:sqs:eu-west-1:000000000000:regional"
+    with pytest.raises(sqs.exceptions.QueueDoesNotExist):
+        sqs.get_queue_url(QueueName="regional")
+
+
 def test_aws_cli(lakebox):
     out = lakebox.cli("sqs", "create-queue", "--queue-name", "cli-queue")
     assert out.returncode == 0, out.stderr
