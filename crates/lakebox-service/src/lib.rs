@@ -4,13 +4,15 @@
 //! What lives here: the traits the gateway calls ([`RpcService`], [`QueryService`],
 //! [`HttpService`]), the request and response types they exchange, the one body type, the
 //! request extensions the gateway attaches ([`PeerAddr`], [`VirtualHostBucket`]), and
-//! [`BackgroundTasks`], the handle that owns a service's background work, and [`links`], the
-//! small traits through which one service reads another's data.
+//! [`BackgroundTasks`], the handle that owns a service's background work, [`links`], the
+//! small traits through which one service reads another's data, and [`events`], through which
+//! one publishes to another's resources.
 //!
 //! What does not: routing, authentication, error rendering (the gateway) and wire codecs
 //! (`lakebox-protocol`).
 
 pub mod body;
+pub mod events;
 pub mod lake;
 pub mod links;
 pub mod pool;

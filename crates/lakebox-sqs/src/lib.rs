@@ -28,6 +28,7 @@ use std::time::Duration;
 use lakebox_core::clock::Clock;
 use lakebox_core::{RequestContext, ServiceError};
 use lakebox_protocol::query::QueryRequest;
+use lakebox_service::events::{DeliveryError, EventSink};
 use lakebox_service::{BoxFuture, QueryService, RpcRequest, RpcResponse, RpcService};
 use lakebox_store::{Log, LogConfig, LogEntry, MetaStore, StoreError};
 
@@ -89,6 +90,11 @@ impl Sqs {
             sqs.sweep();
         }
         Ok(sqs)
+    }
+
+    /// The sink through which other services (S3's notifications) send messages to queues.
+    pub fn event_sink(self: &Arc<Self>) -> Arc<dyn EventSink> {
+        Arc::new(QueueEvents(self.clone()))
     }
 
     fn journal_dir(&self) -> PathBuf {
@@ -198,6 +204,16 @@ impl Sqs {
                 tracing::warn!(error = %e, "could not delete old SQS journal segments");
             }
         }
+    }
+}
+
+/// Events published to queues by ARN.
+struct QueueEvents(Arc<Sqs>);
+
+impl EventSink for QueueEvents {
+    fn deliver(&self, target_arn: String, message: String) -> BoxFuture<Result<(), DeliveryError>> {
+        let sqs = self.0.clone();
+        Box::pin(async move { ops::deliver_event(&sqs, &target_arn, message).await })
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use lakebox_core::{RequestContext, ServiceError};
+use lakebox_service::events::DeliveryError;
 use md5::{Digest, Md5};
 
 use crate::api::*;
@@ -289,7 +290,7 @@ fn not_for_this_queue_type(parameter: &str, value: impl std::fmt::Display) -> Se
 }
 
 /// Checks one message and builds what the journal records of it.
-fn prepare(sqs: &Sqs, ctx: &RequestContext, q: &Queue, d: Draft) -> Result<Outgoing, ServiceError> {
+fn prepare(sqs: &Sqs, sender_id: &str, q: &Queue, d: Draft) -> Result<Outgoing, ServiceError> {
     check_body(&d.body)?;
     check_delay(d.delay)?;
     if let Some(g) = &d.group_id {
@@ -369,10 +370,7 @@ fn prepare(sqs: &Sqs, ctx: &RequestContext, q: &Queue, d: Draft) -> Result<Outgo
         attributes,
         trace_header,
         md5_of_system_attributes,
-        sender_id: ctx
-            .principal
-            .as_ref()
-            .map_or_else(|| ctx.account_id.clone(), |p| p.access_key_id.clone()),
+        sender_id: sender_id.to_owned(),
         sent_millis: now,
         dead_letter_source: None,
         group_id: d.group_id,
@@ -383,6 +381,43 @@ fn prepare(sqs: &Sqs, ctx: &RequestContext, q: &Queue, d: Draft) -> Result<Outgo
         sent,
         visible_at: now + delay * 1000,
     })
+}
+
+/// SenderId: the caller's access key, or the account for anonymous requests.
+fn sender(ctx: &RequestContext) -> String {
+    ctx.principal
+        .as_ref()
+        .map_or_else(|| ctx.account_id.clone(), |p| p.access_key_id.clone())
+}
+
+/// Delivers an event another service publishes (S3's notifications) as a message on a
+/// standard queue, durably.
+pub(crate) async fn deliver_event(sqs: &Sqs, target_arn: &str, message: String) -> Result<(), DeliveryError> {
+    let q = sqs.queue_by_arn(target_arn).ok_or(DeliveryError::NoSuchTarget)?;
+    if q.fifo {
+        return Err(DeliveryError::Refused(
+            "event notifications cannot go to FIFO queues".into(),
+        ));
+    }
+    let draft = Draft {
+        body: message,
+        delay: None,
+        attrs: None,
+        system: None,
+        group_id: None,
+        dedup_id: None,
+    };
+    // Events are sent by the service itself, as AWS shows them.
+    let out =
+        prepare(sqs, "AIDAJDPLRKLG7UEXAMPLE", &q, draft).map_err(|e| DeliveryError::Refused(e.message))?;
+    enqueue(sqs, &q, vec![out]).await.map_err(|e| {
+        if e.status >= 500 {
+            DeliveryError::Failed(e.message)
+        } else {
+            DeliveryError::Refused(e.message)
+        }
+    })?;
+    Ok(())
 }
 
 /// Journals the messages, then makes them receivable and wakes long polls. On a FIFO queue a
@@ -464,7 +499,7 @@ pub async fn send_message(
         group_id: input.message_group_id,
         dedup_id: input.message_deduplication_id,
     };
-    let out = prepare(sqs, ctx, &q, draft)?;
+    let out = prepare(sqs, &sender(ctx), &q, draft)?;
     let (s, seq) = enqueue(sqs, &q, vec![out]).await?.remove(0);
     Ok(SendMessageResult {
         md5_of_message_body: Some(s.md5_of_body.clone()),
@@ -551,7 +586,7 @@ pub async fn send_message_batch(
             group_id: e.message_group_id,
             dedup_id: e.message_deduplication_id,
         };
-        match prepare(sqs, ctx, &q, draft) {
+        match prepare(sqs, &sender(ctx), &q, draft) {
             Ok(o) => ok.push((e.id, o)),
             Err(err) => failed.push(failure(e.id, err)),
         }

@@ -1,0 +1,70 @@
+//! Publishing events to another service's resources: S3's event notifications to SQS queues
+//! today, to SNS topics and Lambda functions when those exist. The service that owns the
+//! targets implements [`EventSink`]; the binary hands it to the services that publish.
+//!
+//! Delivery is at least once: a publisher keeps an event (in its own durable outbox) until the
+//! sink accepts it, so a sink must treat `Ok` as "durably accepted".
+
+use std::sync::Arc;
+
+use crate::BoxFuture;
+
+/// Why an event was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryError {
+    /// No such resource (deleted, or never created): retrying will not help.
+    NoSuchTarget,
+    /// The resource cannot take this event (a FIFO queue for S3, which AWS refuses too).
+    Refused(String),
+    /// A failure that may pass (the disk is full, the store is closing): try again later.
+    Failed(String),
+}
+
+impl std::fmt::Display for DeliveryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeliveryError::NoSuchTarget => f.write_str("the target does not exist"),
+            DeliveryError::Refused(why) => write!(f, "the target refused the event: {why}"),
+            DeliveryError::Failed(why) => write!(f, "delivery failed: {why}"),
+        }
+    }
+}
+
+/// Where events go, by the target's ARN.
+pub trait EventSink: Send + Sync + 'static {
+    /// Delivers one event (`message`, the body the target's consumers read) to `target_arn`;
+    /// resolves once the target holds it durably.
+    fn deliver(&self, target_arn: String, message: String) -> BoxFuture<Result<(), DeliveryError>>;
+}
+
+/// The sinks of every service that takes events, chosen by the ARN's service.
+#[derive(Clone, Default)]
+pub struct EventRouter {
+    sinks: Vec<(&'static str, Arc<dyn EventSink>)>,
+}
+
+impl EventRouter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Routes ARNs of `service` (`arn:aws:<service>:…`) to `sink`.
+    pub fn with(mut self, service: &'static str, sink: Arc<dyn EventSink>) -> Self {
+        self.sinks.push((service, sink));
+        self
+    }
+}
+
+impl EventSink for EventRouter {
+    fn deliver(&self, target_arn: String, message: String) -> BoxFuture<Result<(), DeliveryError>> {
+        let service = target_arn.split(':').nth(2).unwrap_or_default().to_owned();
+        match self.sinks.iter().find(|(s, _)| *s == service) {
+            Some((_, sink)) => sink.deliver(target_arn, message),
+            None => Box::pin(async move {
+                Err(DeliveryError::Refused(format!(
+                    "Lakebox does not deliver events to {service} yet"
+                )))
+            }),
+        }
+    }
+}
