@@ -477,7 +477,7 @@ def test_objects_survive_restart(tmp_path):
 
 # ---- bucket configuration, tagging, ACLs ----
 
-def test_bucket_configurations_round_trip(s3, bucket):
+def test_bucket_configurations_round_trip(s3, bucket, lakebox):
     policy = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"}]})
     with pytest.raises(botocore.exceptions.ClientError) as e:
         s3.get_bucket_policy(Bucket=bucket)
@@ -516,6 +516,8 @@ def test_bucket_configurations_round_trip(s3, bucket):
     assert s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
 
     assert "QueueConfigurations" not in s3.get_bucket_notification_configuration(Bucket=bucket)
+    # A destination must exist (S3 sends it a test event): the queue is created first.
+    lakebox.client("sqs").create_queue(QueueName="q")
     s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
         "QueueConfigurations": [{"QueueArn": "arn:aws:sqs:us-east-1:000000000000:q", "Events": ["s3:ObjectCreated:*"]}]})
     assert s3.get_bucket_notification_configuration(Bucket=bucket)["QueueConfigurations"][0]["Events"] == ["s3:ObjectCreated:*"]
@@ -527,10 +529,14 @@ def test_bucket_configurations_round_trip(s3, bucket):
         with pytest.raises(botocore.exceptions.ClientError) as e:
             s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={"QueueConfigurations": [bad]})
         assert code(e) == "InvalidArgument", bad
-    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
-        "TopicConfigurations": [{"TopicArn": "arn:aws:sns:us-east-1:000000000000:t", "Events": ["s3:ObjectRemoved:Delete"],
-                                 "Filter": {"Key": {"FilterRules": [{"Name": "Prefix", "Value": "logs/"}]}}}]})
-    assert s3.get_bucket_notification_configuration(Bucket=bucket)["TopicConfigurations"][0]["Events"] == ["s3:ObjectRemoved:Delete"]
+    # A topic that does not exist (Lakebox has no SNS yet) is refused, as S3 refuses one.
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
+            "TopicConfigurations": [{"TopicArn": "arn:aws:sns:us-east-1:000000000000:t", "Events": ["s3:ObjectRemoved:Delete"],
+                                     "Filter": {"Key": {"FilterRules": [{"Name": "Prefix", "Value": "logs/"}]}}}]})
+    assert code(e) == "InvalidArgument"
+    assert e.value.response["Error"]["Message"] == "Unable to validate the following destination configurations"
+    assert s3.get_bucket_notification_configuration(Bucket=bucket)["QueueConfigurations"][0]["Events"] == ["s3:ObjectCreated:*"]
 
     assert s3.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
     s3.put_bucket_ownership_controls(Bucket=bucket, OwnershipControls={"Rules": [{"ObjectOwnership": "ObjectWriter"}]})

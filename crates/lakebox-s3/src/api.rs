@@ -76,6 +76,15 @@ impl S3 {
         let _ = self.select.set(engine);
     }
 
+    /// Plugs in where event notifications go (once), and starts delivering them: the outbox
+    /// holds every event until its target accepts it, across restarts.
+    pub fn start_event_delivery(
+        &self,
+        sink: Arc<dyn lakebox_service::events::EventSink>,
+    ) -> tokio::task::JoinHandle<()> {
+        crate::notify::spawn_delivery(self.store.clone(), sink)
+    }
+
     /// The object API other services (Firehose, Glue, Athena) read and write the lake with.
     pub fn lake(&self) -> crate::lake::Lake {
         crate::lake::lake(self.store.clone())
@@ -100,6 +109,8 @@ pub struct S3Request {
     /// Whether the client is on this machine (SSE-C keys are accepted only then, as AWS
     /// accepts them only over TLS).
     pub peer_is_loopback: bool,
+    /// The client's address (event notifications report it as `sourceIPAddress`).
+    pub remote_ip: Option<std::net::IpAddr>,
 }
 
 impl S3Request {
@@ -249,6 +260,7 @@ impl HttpService for S3 {
                 operation,
                 chunk_signer,
                 peer_is_loopback,
+                remote_ip,
                 ctx,
                 method: parts.method,
                 bucket,

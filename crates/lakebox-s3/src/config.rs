@@ -221,6 +221,22 @@ pub async fn bucket_config(
             } else {
                 body.to_vec()
             };
+            // S3 sends each destination an s3:TestEvent, and refuses a configuration whose
+            // destination does not take it.
+            if sub == "notification"
+                && let Err(arn) =
+                    crate::notify::test_destinations(store, &bucket, &body, &req.ctx.request_id).await
+            {
+                return Err(ServiceError::client(
+                    "InvalidArgument",
+                    "Unable to validate the following destination configurations",
+                )
+                .with_extra("ArgumentName1", arn)
+                .with_extra(
+                    "ArgumentValue1",
+                    "The destination does not exist or does not accept notifications from this bucket",
+                ));
+            }
             store.set_bucket_config(&bucket, sub, Some(body)).await?;
             Ok(empty_response(if kind.root.is_none() {
                 StatusCode::NO_CONTENT

@@ -13,6 +13,7 @@ pub use lakebox_service::lake::{
 };
 
 use crate::errors;
+use crate::notify::{Change, Origin};
 use crate::sse::KeySource;
 use crate::store::{BucketRecord, ContentHeaders, ObjectRecord, ObjectStore, Segment, WriteCondition};
 
@@ -74,6 +75,13 @@ impl S3Lake {
             if_match: opts.if_match,
         };
         let record = store.commit_object(bucket, record, inline, condition).await?;
+        lake_event(
+            store,
+            bucket,
+            &record.key,
+            Change::Created("ObjectCreated:Put", &record),
+        )
+        .await?;
         Ok(info(&record))
     }
 
@@ -123,8 +131,27 @@ impl S3Lake {
             if_match: None,
         };
         let record = store.commit_object(bucket, record, None, condition).await?;
+        lake_event(
+            store,
+            bucket,
+            &record.key,
+            Change::Created("ObjectCreated:Copy", &record),
+        )
+        .await?;
         Ok(info(&record))
     }
+}
+
+/// Writes by other services (Firehose deliveries, Athena results) raise the bucket's
+/// notifications as any write does.
+async fn lake_event(
+    store: &ObjectStore,
+    bucket: &str,
+    key: &str,
+    change: Change<'_>,
+) -> Result<(), ServiceError> {
+    let id = lakebox_core::ids::request_id();
+    crate::notify::object_event(store, bucket, key, change, &Origin::internal(&id)).await
 }
 
 impl ObjectLake for S3Lake {
@@ -241,7 +268,8 @@ impl ObjectLake for S3Lake {
     ) -> LakeFuture<'a, ()> {
         Box::pin(async move {
             self.usable_bucket(acting_for, bucket)?;
-            self.0.delete_object(bucket, key, None).await.map(|_| ())
+            let outcome = self.0.delete_object(bucket, key, None).await?;
+            lake_event(&self.0, bucket, key, crate::object::removal(&outcome, false)).await
         })
     }
 }

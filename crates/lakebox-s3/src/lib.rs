@@ -22,6 +22,7 @@ pub mod lake;
 pub mod lifecycle;
 mod list;
 mod multipart;
+mod notify;
 mod object;
 pub mod select;
 pub mod sse;

@@ -344,8 +344,15 @@ async fn sweep_bucket(store: &ObjectStore, bucket: &str, rules: &[Rule]) -> Resu
                 if let Some(due) = rule.expiration
                     && due.reached(current.last_modified_millis, now, day)
                 {
-                    store
+                    let outcome = store
                         .delete_object_guarded(bucket, &current.key, None, Some(current.version_seq))
+                        .await?;
+                    let name = if outcome.delete_marker {
+                        "LifecycleExpiration:DeleteMarkerCreated"
+                    } else {
+                        "LifecycleExpiration:Delete"
+                    };
+                    expiration_event(store, bucket, &current.key, name, outcome.version_id.as_deref())
                         .await?;
                     break;
                 }
@@ -388,6 +395,8 @@ async fn sweep_bucket(store: &ObjectStore, bucket: &str, rules: &[Rule]) -> Resu
                         store
                             .delete_object_guarded(bucket, &v.key, Some(&vid), None)
                             .await?;
+                        expiration_event(store, bucket, &v.key, "LifecycleExpiration:Delete", Some(&vid))
+                            .await?;
                         expired = true;
                         break;
                     }
@@ -429,6 +438,26 @@ async fn sweep_bucket(store: &ObjectStore, bucket: &str, rules: &[Rule]) -> Resu
         }
     }
     Ok(())
+}
+
+/// The event an expiration raises (`LifecycleExpiration:*`), for buckets that ask for it.
+async fn expiration_event(
+    store: &ObjectStore,
+    bucket: &str,
+    key: &str,
+    name: &'static str,
+    version_id: Option<&str>,
+) -> Result<(), ServiceError> {
+    let id = lakebox_core::ids::request_id();
+    let origin = crate::notify::Origin::internal(&id);
+    crate::notify::object_event(
+        store,
+        bucket,
+        key,
+        crate::notify::Change::Removed(name, version_id),
+        &origin,
+    )
+    .await
 }
 
 #[cfg(test)]

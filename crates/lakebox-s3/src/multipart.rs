@@ -212,6 +212,14 @@ pub async fn complete(store: &Arc<ObjectStore>, mut req: S3Request) -> Result<Re
     let record = store
         .complete_upload(&bucket, &upload.upload_id, &requested, condition)
         .await?;
+    crate::notify::object_event(
+        store,
+        &bucket,
+        &record.key,
+        crate::notify::Change::Created("ObjectCreated:CompleteMultipartUpload", &record),
+        &crate::notify::Origin::of(&req.ctx, req.remote_ip),
+    )
+    .await?;
     let mut w = doc("CompleteMultipartUploadResult");
     w.element(
         "Location",

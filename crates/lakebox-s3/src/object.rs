@@ -12,6 +12,7 @@ use md5::Digest;
 use crate::api::{S3Request, empty_response, set_header, xml_response};
 use crate::download::object_body;
 use crate::errors;
+use crate::notify::{self, Change, Origin};
 use crate::sse_c::{self, CustomerKey};
 use crate::store::{
     ContentHeaders, ObjectRecord, ObjectStore, Segment, SseInfo, WriteCondition, etag_matches,
@@ -267,6 +268,14 @@ pub async fn put_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Resp
         ..base
     };
     let record = store.commit_object(&bucket, record, inline, condition).await?;
+    notify::object_event(
+        store,
+        &bucket,
+        &record.key,
+        Change::Created("ObjectCreated:Put", &record),
+        &Origin::of(&req.ctx, req.remote_ip),
+    )
+    .await?;
     let mut resp = empty_response(StatusCode::OK);
     set_header(&mut resp, "etag", &quoted(&record.etag));
     version_header(&mut resp, &record, versioned);
@@ -632,16 +641,30 @@ pub fn get_object(store: &Arc<ObjectStore>, req: &S3Request) -> Result<Response<
     Ok(resp)
 }
 
+/// The event a delete raises: a delete marker made (a delete without a version id in a
+/// versioned bucket), or an object or version removed.
+pub fn removal(outcome: &crate::store::DeleteOutcome, by_version: bool) -> Change<'_> {
+    if outcome.delete_marker && !by_version {
+        Change::Removed("ObjectRemoved:DeleteMarkerCreated", outcome.version_id.as_deref())
+    } else {
+        Change::Removed("ObjectRemoved:Delete", outcome.version_id.as_deref())
+    }
+}
+
 pub async fn delete_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Response<Body>, ServiceError> {
     let bucket = req.bucket.as_deref().unwrap_or_default();
     store.owned_bucket(bucket, &req.ctx.account_id)?;
-    let outcome = store
-        .delete_object(
-            bucket,
-            req.key.as_deref().unwrap_or_default(),
-            req.query("versionId"),
-        )
-        .await?;
+    let key = req.key.as_deref().unwrap_or_default();
+    let outcome = store.delete_object(bucket, key, req.query("versionId")).await?;
+    let by_version = req.query("versionId").is_some();
+    notify::object_event(
+        store,
+        bucket,
+        key,
+        removal(&outcome, by_version),
+        &Origin::of(&req.ctx, req.remote_ip),
+    )
+    .await?;
     let mut resp = empty_response(StatusCode::NO_CONTENT);
     if let Some(v) = &outcome.version_id {
         set_header(&mut resp, "x-amz-version-id", v);
@@ -673,7 +696,19 @@ pub async fn delete_objects(
     }
     let mut w = doc("DeleteResult");
     for (key, version) in &keys {
-        match store.delete_object(&bucket, key, version.as_deref()).await {
+        let deleted = match store.delete_object(&bucket, key, version.as_deref()).await {
+            Ok(outcome) => notify::object_event(
+                store,
+                &bucket,
+                key,
+                removal(&outcome, version.is_some()),
+                &Origin::of(&req.ctx, req.remote_ip),
+            )
+            .await
+            .map(|()| outcome),
+            Err(e) => Err(e),
+        };
+        match deleted {
             Ok(outcome) => {
                 if !quiet {
                     w.start("Deleted").element("Key", key);
@@ -919,6 +954,14 @@ pub async fn copy_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Res
     let record = store
         .commit_object(&bucket, record, None, write_condition(&req.headers)?)
         .await?;
+    notify::object_event(
+        store,
+        &bucket,
+        &record.key,
+        Change::Created("ObjectCreated:Copy", &record),
+        &Origin::of(&req.ctx, req.remote_ip),
+    )
+    .await?;
     let mut w = doc("CopyObjectResult");
     w.element("LastModified", &iso(record.last_modified_millis))
         .element("ETag", &quoted(&record.etag));

@@ -31,6 +31,8 @@ const UPLOADS: &str = "uploads";
 const PARTS: &str = "parts";
 const BUCKET_CONFIGS: &str = "bucket_configs";
 pub(crate) const INLINE: &str = "inline_data";
+/// Event notifications waiting for their target to accept them (`notify`).
+const EVENT_OUTBOX: &str = "event_outbox";
 
 /// Objects up to this size keep their data in the metadata store, committed in the same
 /// transaction as their record: one fsync, shared with every concurrent writer.
@@ -326,6 +328,12 @@ pub struct ObjectStore {
     pub(crate) access_log: std::sync::Mutex<Vec<(crate::access_log::Target, String)>>,
     /// Wakes the access log delivery early when many records wait.
     pub(crate) access_log_due: Arc<tokio::sync::Notify>,
+    /// Where event notifications go, once the binary plugs a sink in (`notify`).
+    pub(crate) events: std::sync::OnceLock<Arc<dyn lakebox_service::events::EventSink>>,
+    /// Wakes event delivery when the outbox gains an event.
+    pub(crate) events_due: Arc<tokio::sync::Notify>,
+    /// Orders outbox entries written in the same millisecond.
+    pub(crate) event_seq: std::sync::atomic::AtomicU64,
 }
 
 /// See `ObjectStore::consulted`.
@@ -337,6 +345,8 @@ pub struct Consulted {
     pub logging: Option<crate::access_log::Target>,
     /// Cross-origin requests carry an `Origin` on every request, so the rules are kept parsed.
     pub cors: Option<Vec<crate::cors::Rule>>,
+    /// Where the bucket's events go (`notify`); every write consults it.
+    pub notify: Vec<crate::notify::Rule>,
 }
 
 impl ObjectStore {
@@ -353,6 +363,9 @@ impl ObjectStore {
             consulted: Default::default(),
             access_log: Default::default(),
             access_log_due: Default::default(),
+            events: Default::default(),
+            events_due: Default::default(),
+            event_seq: Default::default(),
         })
     }
 
@@ -608,7 +621,7 @@ impl ObjectStore {
             Ok(Ok(()))
         })
         .await?;
-        if matches!(sub, "lifecycle" | "logging" | "cors") {
+        if matches!(sub, "lifecycle" | "logging" | "cors" | "notification") {
             self.forget_consulted(bucket);
         }
         Ok(())
@@ -635,12 +648,71 @@ impl ObjectStore {
                 .unwrap_or_default(),
             logging: config("logging").and_then(|doc| crate::access_log::Target::of(&doc)),
             cors: config("cors").and_then(|doc| crate::cors::stored_rules(&doc)),
+            notify: config("notification")
+                .map(|doc| crate::notify::rules(&doc))
+                .unwrap_or_default(),
             owner,
         });
         if consulted.owner.is_some() {
             cache.insert(bucket.to_owned(), consulted.clone());
         }
         consulted
+    }
+
+    // ---- event outbox ----
+
+    /// Writes events (target ARN, message) to the outbox, durably, and wakes their delivery.
+    pub(crate) async fn queue_events(&self, events: Vec<(String, String)>) -> Result<(), ServiceError> {
+        let now = self.now_millis() as u64;
+        let rows: Vec<(Vec<u8>, Vec<u8>)> = events
+            .into_iter()
+            .map(|e| {
+                let n = self.event_seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let mut key = now.to_be_bytes().to_vec();
+                key.extend_from_slice(&n.to_be_bytes());
+                (key, serde_json::to_vec(&e).unwrap_or_default())
+            })
+            .collect();
+        self.kv
+            .write_async(move |b| {
+                for (k, v) in &rows {
+                    b.put(EVENT_OUTBOX, k, v)?;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(internal)?;
+        self.events_due.notify_one();
+        Ok(())
+    }
+
+    /// Events waiting for delivery, oldest first.
+    pub(crate) fn pending_events(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, String, String)>, ServiceError> {
+        let rows = self
+            .kv
+            .scan_prefix(EVENT_OUTBOX, b"", None, limit)
+            .map_err(internal)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let (target, message): (String, String) = serde_json::from_slice(&v).ok()?;
+                Some((k, target, message))
+            })
+            .collect())
+    }
+
+    /// Removes a delivered (or undeliverable) event from the outbox.
+    pub(crate) async fn drop_event(&self, key: Vec<u8>) -> Result<(), ServiceError> {
+        self.kv
+            .write_async(move |b| {
+                b.freeing();
+                b.delete(EVENT_OUTBOX, &key).map(|_| ())
+            })
+            .await
+            .map_err(internal)
     }
 
     fn forget_consulted(&self, bucket: &str) {

@@ -183,6 +183,12 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
     background.adopt("s3 access logs", s3.start_access_log_delivery());
     background.adopt("kinesis retention", kinesis.start_background_work());
     background.adopt("sqs retention", sqs.start_background_work());
+    // S3's event notifications go to the services that own their targets.
+    let event_targets = lakebox_service::events::EventRouter::new().with("sqs", sqs.event_sink());
+    background.adopt(
+        "s3 event notifications",
+        s3.start_event_delivery(Arc::new(event_targets)),
+    );
     // SQS speaks awsJson (today's SDKs) and awsQuery (older ones): one service, two doors.
     registry.rpc("sqs", sqs.clone());
     registry.query("sqs", sqs);
