@@ -34,7 +34,7 @@ TARGET_DIR = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache" / "l
 
 KINESIS = ["kinesis-put-record", "kinesis-put-records", "kinesis-get-records"]
 S3 = ["s3-put-4k", "s3-get-4k", "s3-get-64m", "s3-get-1g"]
-SQS = ["sqs-send-1k"]
+SQS = ["sqs-send-1k", "sqs-receive-delete"]
 SUPPORTS = {
     "lakebox": set(KINESIS + S3 + SQS),
     "moto": set(KINESIS + S3 + SQS),

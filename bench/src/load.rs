@@ -194,6 +194,94 @@ struct Outcome {
     errors: u64,
     samples: Vec<String>,
     bytes: u64,
+    /// What the requests delivered (records, messages), when it varies per request.
+    units: Option<u64>,
+    /// When this worker stopped (its queue drained, or the deadline).
+    finished: Instant,
+}
+
+impl Outcome {
+    fn new() -> Outcome {
+        Outcome {
+            histogram: Histogram::new(3).expect("histogram"),
+            ok: 0,
+            errors: 0,
+            samples: Vec::new(),
+            bytes: 0,
+            units: None,
+            finished: Instant::now(),
+        }
+    }
+
+    fn failed(&mut self, what: String) {
+        self.errors += 1;
+        if self.samples.len() < 3 {
+            self.samples.push(what);
+        }
+    }
+}
+
+/// sqs-receive-delete: ReceiveMessage(10), then DeleteMessageBatch of the receipt handles it
+/// returned, until the queue is empty or the deadline passes. A latency sample is one
+/// receive-and-delete cycle; the units are messages.
+async fn drain_worker(
+    host: String,
+    signer: std::sync::Arc<Signer>,
+    receive: Template,
+    deadline: Instant,
+) -> Outcome {
+    let mut out = Outcome::new();
+    let mut units = 0u64;
+    let mut sender = Conn::new(&host);
+    while Instant::now() < deadline {
+        let started = Instant::now();
+        let (status, body) = match sender.send(signer.build(&receive, &amz_date())).await {
+            Ok(r) => r,
+            Err(e) => {
+                out.failed(e);
+                continue;
+            }
+        };
+        if status != 200 {
+            out.failed(format!(
+                "{status}: {}",
+                String::from_utf8_lossy(&body[..body.len().min(300)])
+            ));
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let handles: Vec<&str> = v["Messages"]
+            .as_array()
+            .map(|m| m.iter().filter_map(|m| m["ReceiptHandle"].as_str()).collect())
+            .unwrap_or_default();
+        if handles.is_empty() {
+            break;
+        }
+        let entries: Vec<_> = handles
+            .iter()
+            .enumerate()
+            .map(|(i, h)| serde_json::json!({"Id": format!("d{i}"), "ReceiptHandle": h}))
+            .collect();
+        let delete = Template::sqs(
+            "DeleteMessageBatch",
+            serde_json::json!({"QueueUrl": crate::workloads::DRAIN_QUEUE_URL, "Entries": entries}),
+        );
+        match sender.send(signer.build(&delete, &amz_date())).await {
+            Ok((200, body)) if !String::from_utf8_lossy(&body).contains("\"Failed\":[{") => {
+                let _ = out.histogram.record(started.elapsed().as_micros().max(1) as u64);
+                out.ok += 1;
+                units += handles.len() as u64;
+            }
+            Ok((status, body)) => out.failed(format!(
+                "{status}: {}",
+                String::from_utf8_lossy(&body[..body.len().min(300)])
+            )),
+            Err(e) => out.failed(e),
+        }
+    }
+    out.units = Some(units);
+    out.finished = Instant::now();
+    out
 }
 
 async fn worker(
@@ -204,13 +292,7 @@ async fn worker(
     deadline: Instant,
     ok_statuses: &'static [u16],
 ) -> Outcome {
-    let mut out = Outcome {
-        histogram: Histogram::new(3).expect("histogram"),
-        ok: 0,
-        errors: 0,
-        samples: Vec::new(),
-        bytes: 0,
-    };
+    let mut out = Outcome::new();
     let mut sender = Conn::new(&host);
     // Requests signed once per second per template.
     let mut signed: Vec<Option<(String, hyper::Request<Full<Bytes>>)>> = vec![None; 0];
@@ -240,22 +322,15 @@ async fn worker(
                 out.bytes += body.len() as u64;
             }
             Ok((status, body)) => {
-                out.errors += 1;
-                if out.samples.len() < 3 {
-                    out.samples.push(format!(
-                        "{status}: {}",
-                        String::from_utf8_lossy(&body[..body.len().min(300)])
-                    ));
-                }
+                out.failed(format!(
+                    "{status}: {}",
+                    String::from_utf8_lossy(&body[..body.len().min(300)])
+                ));
             }
-            Err(e) => {
-                out.errors += 1;
-                if out.samples.len() < 3 {
-                    out.samples.push(e);
-                }
-            }
+            Err(e) => out.failed(e),
         }
     }
+    out.finished = Instant::now();
     out
 }
 
@@ -293,6 +368,15 @@ pub async fn run(args: LoadArgs) -> ExitCode {
     let deadline = started + Duration::from_secs_f64(args.duration);
     let mut tasks = Vec::new();
     for c in 0..args.connections {
+        if workload == Workload::SqsReceiveDelete {
+            tasks.push(tokio::spawn(drain_worker(
+                host.clone(),
+                signer.clone(),
+                templates[0].clone(),
+                deadline,
+            )));
+            continue;
+        }
         tasks.push(tokio::spawn(worker(
             host.clone(),
             signer.clone(),
@@ -304,6 +388,7 @@ pub async fn run(args: LoadArgs) -> ExitCode {
     }
     let mut hist = Histogram::<u64>::new(3).expect("histogram");
     let (mut ok, mut errors, mut bytes, mut samples) = (0u64, 0u64, 0u64, Vec::new());
+    let (mut counted, mut last) = (None::<u64>, started);
     for t in tasks {
         let o = t.await.expect("worker");
         let _ = hist.add(&o.histogram);
@@ -311,9 +396,15 @@ pub async fn run(args: LoadArgs) -> ExitCode {
         errors += o.errors;
         bytes += o.bytes;
         samples.extend(o.samples);
+        if let Some(u) = o.units {
+            counted = Some(counted.unwrap_or(0) + u);
+        }
+        last = last.max(o.finished);
     }
-    let secs = started.elapsed().as_secs_f64();
+    // A draining workload is timed until its queue was empty.
+    let secs = (last - started).as_secs_f64();
     let (unit, per) = workload.unit();
+    let units = counted.unwrap_or(ok * per);
     if errors > 0 {
         samples.truncate(5);
         println!(
@@ -332,7 +423,7 @@ pub async fn run(args: LoadArgs) -> ExitCode {
             "requests": ok,
             "rps": ok as f64 / secs,
             "unit": unit,
-            "units_per_s": (ok * per) as f64 / secs,
+            "units_per_s": units as f64 / secs,
             "mib_per_s": bytes as f64 / secs / 1048576.0,
             "p50_us": hist.value_at_quantile(0.50),
             "p90_us": hist.value_at_quantile(0.90),

@@ -93,6 +93,9 @@ pub enum Workload {
     FirehoseBatchParquet,
     /// SendMessage of a 1 KiB body to a standard queue.
     SqsSend1k,
+    /// ReceiveMessage(10) then DeleteMessageBatch of what came, draining a queue filled in
+    /// setup with 1 KiB messages; measured until the queue is empty.
+    SqsReceiveDelete,
 }
 
 pub const ALL: &[(&str, Workload)] = &[
@@ -107,7 +110,13 @@ pub const ALL: &[(&str, Workload)] = &[
     ("firehose-batch-gzip", Workload::FirehoseBatchGzip),
     ("firehose-batch-parquet", Workload::FirehoseBatchParquet),
     ("sqs-send-1k", Workload::SqsSend1k),
+    ("sqs-receive-delete", Workload::SqsReceiveDelete),
 ];
+
+/// How many messages sqs-receive-delete's setup queues (2,000 SendMessageBatch of 10).
+pub const DRAIN_MESSAGES: usize = 20_000;
+/// The queue sqs-receive-delete drains.
+pub const DRAIN_QUEUE_URL: &str = "http://localhost/000000000000/lakebox-bench-drain";
 
 pub const QUEUE: &str = "lakebox-bench";
 /// Any host names the queue: emulators read the account and name from the URL's path.
@@ -157,6 +166,7 @@ impl Workload {
             Workload::KinesisGetRecords => ("records", 1000),
             Workload::S3Get64m => ("MiB", 64),
             Workload::S3Get1g => ("MiB", 1024),
+            Workload::SqsReceiveDelete => ("messages", 10),
             _ => ("requests", 1),
         }
     }
@@ -263,6 +273,28 @@ impl Workload {
                 Template::sqs("CreateQueue", serde_json::json!({"QueueName": QUEUE})),
                 true,
             )],
+            Workload::SqsReceiveDelete => {
+                let mut steps = vec![Setup::Send(
+                    Template::sqs(
+                        "CreateQueue",
+                        serde_json::json!({"QueueName": "lakebox-bench-drain"}),
+                    ),
+                    true,
+                )];
+                for b in 0..DRAIN_MESSAGES / 10 {
+                    let entries: Vec<_> = (0..10)
+                        .map(|i| serde_json::json!({"Id": format!("m{i}"), "MessageBody": format!("{b:06}{i}{}", "m".repeat(1017))}))
+                        .collect();
+                    steps.push(Setup::Send(
+                        Template::sqs(
+                            "SendMessageBatch",
+                            serde_json::json!({"QueueUrl": DRAIN_QUEUE_URL, "Entries": entries}),
+                        ),
+                        false,
+                    ));
+                }
+                steps
+            }
             Workload::S3Get4k => {
                 let mut steps = vec![Setup::Send(
                     Template::s3("PUT", format!("/{BUCKET}"), Bytes::new()),
@@ -338,6 +370,10 @@ impl Workload {
                     Template::sqs("SendMessage", serde_json::json!({"QueueUrl": QUEUE_URL, "MessageBody": body}))
                 })
                 .collect(),
+            Workload::SqsReceiveDelete => vec![Template::sqs(
+                "ReceiveMessage",
+                serde_json::json!({"QueueUrl": DRAIN_QUEUE_URL, "MaxNumberOfMessages": 10, "VisibilityTimeout": 60}),
+            )],
             Workload::S3Get4k => (0..100).map(|i| Template::s3("GET", format!("/{BUCKET}/hot-{i}"), Bytes::new())).collect(),
             Workload::S3Get64m | Workload::S3Get1g => {
                 vec![Template::s3("GET", format!("/{BUCKET}/big-{}", self.unit().1), Bytes::new())]

@@ -15,7 +15,7 @@ use clap::{Args, Parser, Subcommand};
     name = "lakebox",
     version,
     about = "The AWS data-analytics stack in one binary, speaking the real AWS protocols.",
-    long_about = "Lakebox serves AWS APIs (S3, Kinesis, Firehose, Glue, Athena, …) on one local \
+    long_about = "Lakebox serves AWS APIs (S3, SQS, Kinesis, Firehose, Glue, Athena, …) on one local \
                   endpoint. Point the AWS CLI or any AWS SDK at it:\n\n  \
                   export AWS_ENDPOINT_URL=http://localhost:4566\n  \
                   aws sts get-caller-identity\n\n\
