@@ -522,7 +522,11 @@ pub async fn untag_queue(
 ) -> Result<(), ServiceError> {
     let q = sqs.queue(ctx, &input.queue_url)?;
     update(sqs, &q, |r| {
-        tags::apply(&mut r.tags, [], &input.tag_keys, usize::MAX).map_err(|_| ServiceError::internal("untag"))
+        // Keys the queue does not have are ignored, as AWS ignores them.
+        for k in &input.tag_keys {
+            r.tags.remove(k);
+        }
+        Ok(())
     })
     .await
 }
