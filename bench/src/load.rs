@@ -34,6 +34,9 @@ pub struct LoadArgs {
     no_setup: bool,
     #[arg(long, default_value = "us-east-1")]
     region: String,
+    /// sqs-receive-delete: how many messages setup queues for the run to drain.
+    #[arg(long, default_value_t = crate::workloads::DRAIN_MESSAGES)]
+    drain_messages: usize,
 }
 
 struct Signer {
@@ -144,10 +147,15 @@ impl Conn {
     }
 }
 
-async fn setup(workload: Workload, signer: &Signer, host: &str) -> Result<Option<String>, String> {
+async fn setup(
+    workload: Workload,
+    signer: &Signer,
+    host: &str,
+    drain_messages: usize,
+) -> Result<Option<String>, String> {
     let mut sender = Conn::new(host);
     let mut iterator = None;
-    for step in workload.setup() {
+    for step in workload.setup(drain_messages) {
         match step {
             Setup::Send(t, may_fail) => {
                 let (status, body) = sender
@@ -351,7 +359,7 @@ pub async fn run(args: LoadArgs) -> ExitCode {
     let iterator = if args.no_setup {
         None
     } else {
-        match setup(workload, &signer, &host).await {
+        match setup(workload, &signer, &host, args.drain_messages).await {
             Ok(it) => it,
             Err(e) => {
                 println!(

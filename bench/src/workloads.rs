@@ -113,7 +113,8 @@ pub const ALL: &[(&str, Workload)] = &[
     ("sqs-receive-delete", Workload::SqsReceiveDelete),
 ];
 
-/// How many messages sqs-receive-delete's setup queues (2,000 SendMessageBatch of 10).
+/// How many messages sqs-receive-delete's setup queues by default (2,000 SendMessageBatch of
+/// 10); `--drain-messages` sets fewer for slow targets.
 pub const DRAIN_MESSAGES: usize = 20_000;
 /// The queue sqs-receive-delete drains.
 pub const DRAIN_QUEUE_URL: &str = "http://localhost/000000000000/lakebox-bench-drain";
@@ -173,7 +174,7 @@ impl Workload {
 
     /// Requests sent once, in order, before measuring. `Wait` steps poll until the stream is
     /// ACTIVE (some emulators create streams asynchronously).
-    pub fn setup(&self) -> Vec<Setup> {
+    pub fn setup(&self, drain_messages: usize) -> Vec<Setup> {
         let data = B64.encode(RECORD);
         match self {
             Workload::KinesisPutRecordsJson => vec![
@@ -281,7 +282,7 @@ impl Workload {
                     ),
                     true,
                 )];
-                for b in 0..DRAIN_MESSAGES / 10 {
+                for b in 0..drain_messages.div_ceil(10) {
                     let entries: Vec<_> = (0..10)
                         .map(|i| serde_json::json!({"Id": format!("m{i}"), "MessageBody": format!("{b:06}{i}{}", "m".repeat(1017))}))
                         .collect();
