@@ -410,6 +410,45 @@ def test_message_move_tasks_redrive_a_dead_letter_queue_back(sqs):
     assert error_code(e) == "ResourceNotFoundException"
 
 
+def test_a_running_move_task_resumes_after_a_restart(tmp_path):
+    with Lakebox(tmp_path) as lb:
+        sqs = lb.client("sqs")
+        dlq = new_queue(sqs, "resume-dlq")
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        target = new_queue(sqs, "resume-target")
+        target_arn = sqs.get_queue_attributes(QueueUrl=target, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        new_queue(sqs, "resume-src", RedrivePolicy=json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 3}))
+        sqs.send_message_batch(QueueUrl=dlq, Entries=[{"Id": str(i), "MessageBody": f"r{i}"} for i in range(6)])
+        sqs.start_message_move_task(SourceArn=dlq_arn, DestinationArn=target_arn, MaxNumberOfMessagesPerSecond=2)
+        time.sleep(0.6)
+        lb.kill()
+    with Lakebox(tmp_path) as lb:
+        sqs = lb.client("sqs")
+        task = wait_task(sqs, dlq_arn, "COMPLETED", timeout=20)
+        assert task["Status"] == "COMPLETED"
+        bodies = set()
+        while len(bodies) < 6:
+            got = sqs.receive_message(QueueUrl=target, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+            assert got, bodies
+            bodies |= {m["Body"] for m in got}
+        assert bodies == {f"r{i}" for i in range(6)}
+        assert sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])[
+            "Attributes"]["ApproximateNumberOfMessages"] == "0"
+
+
+def test_message_attribute_names_by_prefix(sqs):
+    url = new_queue(sqs, "attr-prefix")
+    attrs = {"order.id": {"DataType": "String", "StringValue": "1"},
+             "order.total": {"DataType": "Number", "StringValue": "9.5"},
+             "trace": {"DataType": "String", "StringValue": "t"}}
+    sqs.send_message(QueueUrl=url, MessageBody="b", MessageAttributes=attrs)
+    m = sqs.receive_message(QueueUrl=url, MessageAttributeNames=["order.*"], VisibilityTimeout=0)["Messages"][0]
+    assert sorted(m["MessageAttributes"]) == ["order.id", "order.total"]
+    assert m["MD5OfMessageAttributes"] == md5_of_attributes({k: attrs[k] for k in ("order.id", "order.total")})
+    m = sqs.receive_message(QueueUrl=url, MessageAttributeNames=[".*"])["Messages"][0]
+    assert sorted(m["MessageAttributes"]) == ["order.id", "order.total", "trace"]
+
+
 def test_retention_expires_messages(sqs, lakebox):
     url = new_queue(sqs, "short-lived", MessageRetentionPeriod=60)
     sqs.send_message(QueueUrl=url, MessageBody="old")
