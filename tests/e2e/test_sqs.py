@@ -526,6 +526,23 @@ def test_fifo_order_groups_and_deduplication(sqs, lakebox):
     assert int(again["SequenceNumber"]) > seqs[-1]
 
 
+def test_fifo_retried_receive_gets_the_same_messages(sqs):
+    url = sqs.create_queue(QueueName="retry.fifo", Attributes={"FifoQueue": "true",
+                                                               "ContentBasedDeduplication": "true"})["QueueUrl"]
+    for i in range(3):
+        sqs.send_message(QueueUrl=url, MessageBody=f"m{i}", MessageGroupId="g")
+    first = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=2, ReceiveRequestAttemptId="try-1")["Messages"]
+    again = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=2, ReceiveRequestAttemptId="try-1")["Messages"]
+    assert [(m["MessageId"], m["ReceiptHandle"]) for m in again] == [(m["MessageId"], m["ReceiptHandle"]) for m in first]
+    assert [m["Body"] for m in again] == ["m0", "m1"]
+    # Another attempt finds the group held.
+    assert "Messages" not in sqs.receive_message(QueueUrl=url, ReceiveRequestAttemptId="try-2")
+    for m in first:
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    # Once they are deleted the old attempt id is a new receive.
+    assert [m["Body"] for m in sqs.receive_message(QueueUrl=url, ReceiveRequestAttemptId="try-1")["Messages"]] == ["m2"]
+
+
 def test_fifo_survives_sigkill_with_order_and_dedup(tmp_path):
     with Lakebox(tmp_path) as lb:
         sqs = lb.client("sqs")

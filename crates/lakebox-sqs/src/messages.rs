@@ -290,6 +290,10 @@ impl Messages {
         self.by_seq.insert(seq, m);
     }
 
+    pub fn get(&self, seq: u64) -> Option<&Message> {
+        self.by_seq.get(&seq)
+    }
+
     /// Whether `receipt` is the latest receipt of message `seq`.
     pub fn holds(&self, seq: u64, receipt: u64) -> bool {
         self.by_seq
@@ -316,6 +320,11 @@ impl Messages {
         self.unplace(seq, &m);
         m.visible_at = visible_at;
         self.waiting.insert((visible_at, seq));
+        // Still (or again) waiting: a received FIFO message keeps its group held until this
+        // time comes.
+        if m.receive_count > 0 {
+            self.group_flies(&m);
+        }
         self.by_seq.insert(seq, m);
     }
 
@@ -492,6 +501,17 @@ mod fifo_tests {
         let got = q.receive(31_000, 10, 30_000, i64::MIN, None, || 9).got;
         assert_eq!(ids(&got), [2, 3, 4]);
         assert_eq!(q.duplicate_of("3", 1), Some(("b-3".into(), 3)));
+        // A visibility change keeps the group held until the new time.
+        q.set_visible_at(2, 40_000);
+        q.set_visible_at(4, 40_000);
+        assert_eq!(
+            ids(&q.receive(31_000, 10, 30_000, i64::MIN, None, || 9).got),
+            Vec::<u64>::new()
+        );
+        assert_eq!(
+            ids(&q.receive(40_000, 10, 30_000, i64::MIN, None, || 9).got),
+            [2, 4]
+        );
         assert_eq!(q.duplicate_of("3", DEDUP_WINDOW_MILLIS), None);
     }
 }

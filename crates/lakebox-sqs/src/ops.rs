@@ -15,7 +15,7 @@ use md5::{Digest, Md5};
 use crate::api::*;
 use crate::attributes::{self, MAX_MESSAGE_BYTES};
 use crate::journal::Event;
-use crate::messages::{Message, Sent};
+use crate::messages::{DEDUP_WINDOW_MILLIS, Message, Received, Sent};
 use crate::queues::Queue;
 use crate::{Sqs, errors};
 
@@ -713,6 +713,16 @@ pub async fn receive_message(
     // maxReceiveCount times moves there on the receive that would hand it out once more.
     let redrive = attributes::redrive(&q.record.read().unwrap().attributes)
         .and_then(|(arn, limit)| Some((sqs.queue_by_arn(&arn).filter(|d| d.id != q.id)?, limit)));
+    // FIFO: a retried receive (same ReceiveRequestAttemptId within five minutes) gets the
+    // same messages and receipt handles while they are still in flight, with their visibility
+    // timeout reset, as SQS answers it.
+    let attempt = input.receive_request_attempt_id.clone().filter(|_| q.fifo);
+    if let Some(id) = &attempt {
+        check_fifo_id("ReceiveRequestAttemptId", id)?;
+        if let Some(got) = retried_receive(sqs, &q, id, visibility).await? {
+            return Ok(answer(&q, got, &input));
+        }
+    }
     let deadline = sqs.now() + wait;
     let got = loop {
         let notified = q.arrived.notified();
@@ -757,6 +767,69 @@ pub async fn receive_message(
         })
         .collect();
     sqs.record(&events).await?;
+    if let Some(id) = attempt {
+        let handed: Vec<(u64, u64)> = got.iter().map(|r| (r.seq, r.message.receipt)).collect();
+        let now = sqs.now();
+        let mut attempts = q.attempts.lock().unwrap();
+        attempts.retain(|_, (until, _)| *until > now);
+        attempts.insert(id, (now + DEDUP_WINDOW_MILLIS, handed));
+    }
+    Ok(answer(&q, got, &input))
+}
+
+/// The same messages again for a retried FIFO receive, if every one is still in flight with
+/// the receipt that receive handed out.
+async fn retried_receive(
+    sqs: &Sqs,
+    q: &Queue,
+    id: &str,
+    visibility: i64,
+) -> Result<Option<Vec<Received>>, ServiceError> {
+    let now = sqs.now();
+    let Some(handed) = q
+        .attempts
+        .lock()
+        .unwrap()
+        .get(id)
+        .filter(|(until, _)| *until > now)
+        .map(|(_, h)| h.clone())
+    else {
+        return Ok(None);
+    };
+    let (events, got) = {
+        let mut m = q.messages.lock().unwrap();
+        let current = handed
+            .iter()
+            .all(|(seq, receipt)| m.holds(*seq, *receipt) && m.get(*seq).is_some_and(|x| x.visible_at > now));
+        if !current {
+            return Ok(None);
+        }
+        let mut events = Vec::new();
+        let mut got = Vec::new();
+        for (seq, _) in &handed {
+            m.set_visible_at(*seq, now + visibility);
+            events.push(Event::Visibility {
+                queue: q.id,
+                seq: *seq,
+                visible_at: now + visibility,
+            });
+            if let Some(message) = m.get(*seq) {
+                got.push(Received {
+                    seq: *seq,
+                    message: message.clone(),
+                });
+            }
+        }
+        (events, got)
+    };
+    if !events.is_empty() {
+        sqs.record(&events).await?;
+    }
+    Ok(Some(got))
+}
+
+/// ReceiveMessage's answer for the messages taken.
+fn answer(q: &Queue, got: Vec<Received>, input: &ReceiveMessageRequest) -> ReceiveMessageResult {
     let system: Vec<String> = input
         .attribute_names
         .iter()
@@ -770,14 +843,14 @@ pub async fn receive_message(
                 .map(|n| n.as_str().to_owned()),
         )
         .collect();
-    let wanted_names = input.message_attribute_names.unwrap_or_default();
+    let wanted_names = input.message_attribute_names.clone().unwrap_or_default();
     let messages = got
         .into_iter()
-        .map(|r| render(&q, r.seq, &r.message, &system, &wanted_names))
+        .map(|r| render(q, r.seq, &r.message, &system, &wanted_names))
         .collect();
-    Ok(ReceiveMessageResult {
+    ReceiveMessageResult {
         messages: Some(messages),
-    })
+    }
 }
 
 /// A received message as ReceiveMessage answers it, with the system attributes and message

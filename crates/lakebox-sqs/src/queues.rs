@@ -78,6 +78,9 @@ pub struct Queue {
     /// arrives.
     pub arrived: Notify,
     pub last_purge: Mutex<Option<i64>>,
+    /// FIFO: recent receives by ReceiveRequestAttemptId → (until, the messages and receipts
+    /// handed out), so a retried receive gets the same messages back.
+    pub attempts: Mutex<std::collections::HashMap<String, (i64, Vec<(u64, u64)>)>>,
     pub deleted: std::sync::atomic::AtomicBool,
 }
 
@@ -96,6 +99,7 @@ impl Queue {
             messages: Mutex::new(Messages::new(fifo)),
             arrived: Notify::new(),
             last_purge: Mutex::new(None),
+            attempts: Mutex::new(std::collections::HashMap::new()),
             deleted: std::sync::atomic::AtomicBool::new(false),
         }
     }
