@@ -65,6 +65,10 @@ impl QueueRecord {
     }
 }
 
+/// A FIFO receive remembered for retries: until when, and the (sequence, receipt) pairs it
+/// handed out.
+pub type Attempt = (i64, Vec<(u64, u64)>);
+
 /// A live queue: its record and its messages.
 pub struct Queue {
     pub id: u64,
@@ -80,7 +84,7 @@ pub struct Queue {
     pub last_purge: Mutex<Option<i64>>,
     /// FIFO: recent receives by ReceiveRequestAttemptId → (until, the messages and receipts
     /// handed out), so a retried receive gets the same messages back.
-    pub attempts: Mutex<std::collections::HashMap<String, (i64, Vec<(u64, u64)>)>>,
+    pub attempts: Mutex<std::collections::HashMap<String, Attempt>>,
     pub deleted: std::sync::atomic::AtomicBool,
 }
 
