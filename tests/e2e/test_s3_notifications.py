@@ -106,6 +106,24 @@ def test_writes_by_other_services_notify_too(lakebox):
     assert [(r["eventName"], r["s3"]["object"]["key"]) for r in events] == [("ObjectCreated:Put", f"athena/{qid}.csv")]
 
 
+def test_lifecycle_expirations_raise_their_events(tmp_path):
+    with Lakebox(tmp_path, "--s3-day-seconds", "1") as lb:
+        s3, sqs = lb.client("s3"), lb.client("sqs")
+        url, arn = queue(sqs, "s3-expirations")
+        s3.create_bucket(Bucket="expiring")
+        s3.put_bucket_notification_configuration(Bucket="expiring", NotificationConfiguration={"QueueConfigurations": [
+            {"QueueArn": arn, "Events": ["s3:LifecycleExpiration:*"]}]})
+        drain(sqs, url, 1)
+        s3.put_bucket_lifecycle_configuration(Bucket="expiring", LifecycleConfiguration={"Rules": [
+            {"ID": "tmp", "Status": "Enabled", "Filter": {"Prefix": "tmp/"}, "Expiration": {"Days": 1}}]})
+        s3.put_object(Bucket="expiring", Key="tmp/old.csv", Body=b"x")
+        s3.put_object(Bucket="expiring", Key="keep.csv", Body=b"x")
+        events = [r for body in drain(sqs, url, 1, timeout=30) for r in body["Records"]]
+        assert [(r["eventName"], r["s3"]["object"]["key"], r["userIdentity"]["principalId"]) for r in events] == \
+            [("LifecycleExpiration:Delete", "tmp/old.csv", "s3.amazonaws.com")]
+        assert events[0]["awsRegion"] == "us-east-1"
+
+
 def test_a_destination_that_does_not_exist_is_refused(lakebox):
     s3 = lakebox.client("s3")
     s3.create_bucket(Bucket="no-destination")

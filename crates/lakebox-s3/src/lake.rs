@@ -151,7 +151,7 @@ async fn lake_event(
     change: Change<'_>,
 ) -> Result<(), ServiceError> {
     let id = lakebox_core::ids::request_id();
-    crate::notify::object_event(store, bucket, key, change, &Origin::internal(&id)).await
+    crate::notify::object_event(store, bucket, key, change, &Origin::internal(&id, "AWS:lakebox")).await
 }
 
 impl ObjectLake for S3Lake {

@@ -352,8 +352,11 @@ async fn sweep_bucket(store: &ObjectStore, bucket: &str, rules: &[Rule]) -> Resu
                     } else {
                         "LifecycleExpiration:Delete"
                     };
-                    expiration_event(store, bucket, &current.key, name, outcome.version_id.as_deref())
-                        .await?;
+                    // A write that raced the sweep keeps the object: nothing expired.
+                    if !outcome.skipped {
+                        expiration_event(store, bucket, &current.key, name, outcome.version_id.as_deref())
+                            .await?;
+                    }
                     break;
                 }
                 let due_class = rule
@@ -449,7 +452,7 @@ async fn expiration_event(
     version_id: Option<&str>,
 ) -> Result<(), ServiceError> {
     let id = lakebox_core::ids::request_id();
-    let origin = crate::notify::Origin::internal(&id);
+    let origin = crate::notify::Origin::internal(&id, "s3.amazonaws.com");
     crate::notify::object_event(
         store,
         bucket,

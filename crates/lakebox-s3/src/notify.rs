@@ -99,7 +99,8 @@ pub struct Origin<'a> {
     pub request_id: &'a str,
     pub principal: &'a str,
     pub source_ip: String,
-    pub region: &'a str,
+    /// The request's region; `None` for Lakebox's own changes, which report the bucket's.
+    pub region: Option<&'a str>,
 }
 
 impl<'a> Origin<'a> {
@@ -112,17 +113,18 @@ impl<'a> Origin<'a> {
                 .as_ref()
                 .map_or(ctx.account_id.as_str(), |p| p.access_key_id.as_str()),
             source_ip: remote_ip.map_or_else(|| "127.0.0.1".to_owned(), |ip| ip.to_string()),
-            region: &ctx.region,
+            region: Some(&ctx.region),
         }
     }
 
-    /// A change Lakebox makes itself (another service's write, a lifecycle expiration).
-    pub fn internal(request_id: &'a str) -> Self {
+    /// A change Lakebox makes itself: another service's write (`AWS:lakebox`), a lifecycle
+    /// expiration (`s3.amazonaws.com`, as S3 reports its own).
+    pub fn internal(request_id: &'a str, principal: &'a str) -> Self {
         Origin {
             request_id,
-            principal: "AWS:lakebox",
+            principal,
             source_ip: "127.0.0.1".to_owned(),
-            region: lakebox_core::context::DEFAULT_REGION,
+            region: None,
         }
     }
 }
@@ -174,13 +176,21 @@ pub async fn object_event(
         Change::Removed(_, None) => {}
     }
     let owner = consulted.owner.clone().unwrap_or_default();
+    let region = match origin.region {
+        Some(r) => r.to_owned(),
+        None => store
+            .bucket(bucket)
+            .ok()
+            .flatten()
+            .map_or_else(|| lakebox_core::context::DEFAULT_REGION.to_owned(), |b| b.region),
+    };
     let events = matching
         .into_iter()
         .map(|rule| {
             let record = json!({
                 "eventVersion": "2.1",
                 "eventSource": "aws:s3",
-                "awsRegion": origin.region,
+                "awsRegion": region,
                 "eventTime": iso(now),
                 "eventName": name,
                 "userIdentity": {"principalId": origin.principal},

@@ -180,6 +180,8 @@ pub struct DeleteOutcome {
     /// the bucket is or was versioned.
     pub version_id: Option<String>,
     pub delete_marker: bool,
+    /// A guarded delete found another current version and did nothing.
+    pub skipped: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -875,6 +877,7 @@ impl ObjectStore {
                             DeleteOutcome {
                                 version_id: Some(vid.clone()),
                                 delete_marker: rec.delete_marker,
+                                skipped: false,
                             },
                             files,
                         ),
@@ -882,6 +885,7 @@ impl ObjectStore {
                             DeleteOutcome {
                                 version_id: Some(vid.clone()),
                                 delete_marker: false,
+                                skipped: false,
                             },
                             Vec::new(),
                         ),
@@ -893,7 +897,11 @@ impl ObjectStore {
                     None => None,
                 };
                 if only_if_seq.is_some() && old.as_ref().map(|o| o.version_seq) != only_if_seq {
-                    return Ok(Ok((DeleteOutcome::default(), Vec::new())));
+                    let skipped = DeleteOutcome {
+                        skipped: true,
+                        ..DeleteOutcome::default()
+                    };
+                    return Ok(Ok((skipped, Vec::new())));
                 }
                 match bucket_rec.versioning.as_deref() {
                     None => {
@@ -915,6 +923,7 @@ impl ObjectStore {
                             DeleteOutcome {
                                 version_id: Some(id),
                                 delete_marker: true,
+                                skipped: false,
                             },
                             files,
                         )))
