@@ -13,7 +13,9 @@ use lakebox_service::body::{Body, empty, full};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorShape {
     Rpc(RpcEncoding),
-    Query,
+    /// awsQuery, with the service's XML namespace when the route names the service (AWS puts
+    /// it on `<ErrorResponse>`).
+    Query(Option<&'static str>),
     RestJson,
     S3,
     /// Lakebox's own `/_lakebox/` routes: plain JSON.
@@ -24,7 +26,7 @@ impl ErrorShape {
     pub fn auth_style(self) -> ErrorStyle {
         match self {
             ErrorShape::Rpc(_) | ErrorShape::RestJson | ErrorShape::Internal => ErrorStyle::Json,
-            ErrorShape::Query => ErrorStyle::Query,
+            ErrorShape::Query(_) => ErrorStyle::Query,
             ErrorShape::S3 => ErrorStyle::S3,
         }
     }
@@ -54,7 +56,7 @@ pub fn add_request_ids(headers: &mut HeaderMap, request_id: &str, s3: bool) {
 pub fn error_response(shape: ErrorShape, err: &ServiceError, request_id: &str, head: bool) -> Response<Body> {
     let (content_type, body): (&str, Bytes) = match shape {
         ErrorShape::Rpc(enc) => (enc.content_type(), enc.encode_error(err)),
-        ErrorShape::Query => ("text/xml", query::error_xml(err, request_id).into()),
+        ErrorShape::Query(namespace) => ("text/xml", query::error_xml(err, request_id, namespace).into()),
         ErrorShape::S3 => (
             "application/xml",
             rest_xml::error_xml(err, &ids::s3_request_id(request_id), &s3_host_id(request_id)).into(),
@@ -114,7 +116,7 @@ mod tests {
         assert!(body_of(r).await.is_empty());
 
         let r = error_response(
-            ErrorShape::Query,
+            ErrorShape::Query(None),
             &ServiceError::client("InvalidAction", "x"),
             "rid",
             false,

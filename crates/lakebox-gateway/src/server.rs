@@ -259,7 +259,7 @@ impl Gateway {
         let shape = match &route {
             Route::Internal => return self.internal(parts, body, request_id, auth_read).await,
             Route::Rpc { encoding, .. } => ErrorShape::Rpc(*encoding),
-            Route::Query { .. } => ErrorShape::Query,
+            Route::Query { entry } => ErrorShape::Query(entry.and_then(|e| e.xml_namespace)),
             Route::RestJson { .. } => ErrorShape::RestJson,
             Route::S3 { .. } => ErrorShape::S3,
             Route::Unrecognised { xml: true, .. } => ErrorShape::S3,
@@ -745,7 +745,7 @@ fn too_large(shape: ErrorShape, limit: u64) -> ServiceError {
     let message = format!("Request body is larger than the maximum of {limit} bytes this service accepts.");
     let code = match shape {
         ErrorShape::Rpc(_) | ErrorShape::RestJson | ErrorShape::Internal => "RequestEntityTooLargeException",
-        ErrorShape::Query => "RequestEntityTooLarge",
+        ErrorShape::Query(_) => "RequestEntityTooLarge",
         ErrorShape::S3 => "EntityTooLarge",
     };
     ServiceError::new(code, 413, message)

@@ -179,11 +179,13 @@ pub fn response_xml(
     w.finish()
 }
 
-/// The error document botocore's query parser reads.
-pub fn error_xml(err: &ServiceError, request_id: &str) -> String {
+/// The error document botocore's query parser reads, in the service's namespace when known
+/// (AWS writes `<ErrorResponse xmlns="…">`).
+pub fn error_xml(err: &ServiceError, request_id: &str, namespace: Option<&str>) -> String {
     let kind = if err.sender_fault { "Sender" } else { "Receiver" };
+    let xmlns = namespace.map_or_else(String::new, |ns| format!(" xmlns=\"{}\"", escape(ns)));
     format!(
-        "{XML_DECLARATION}<ErrorResponse><Error><Type>{kind}</Type><Code>{}</Code>\
+        "{XML_DECLARATION}<ErrorResponse{xmlns}><Error><Type>{kind}</Type><Code>{}</Code>\
          <Message>{}</Message></Error><RequestId>{}</RequestId></ErrorResponse>",
         escape(&err.code),
         escape(&err.message),
@@ -278,11 +280,17 @@ mod tests {
         let empty = response_xml("DeleteTopic", "ns", "rid", None);
         assert!(!empty.contains("DeleteTopicResult"));
 
-        let err = error_xml(&ServiceError::client("InvalidAction", "bad <x>"), "rid");
+        let err = error_xml(&ServiceError::client("InvalidAction", "bad <x>"), "rid", None);
         let root = crate::xml::parse(err.as_bytes()).unwrap();
         let e = root.child("Error").unwrap();
         assert_eq!(e.child_text("Type"), Some("Sender"));
         assert_eq!(e.child_text("Code"), Some("InvalidAction"));
         assert_eq!(e.child_text("Message"), Some("bad <x>"));
+        let in_ns = error_xml(
+            &ServiceError::client("X", "m"),
+            "rid",
+            Some("https://sts.amazonaws.com/doc/2011-06-15/"),
+        );
+        assert!(in_ns.contains("<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error>"));
     }
 }
