@@ -389,6 +389,11 @@ mod tests {
     use super::*;
 
     fn sent(id: &str, at: i64) -> Arc<Sent> {
+        message(id, at, None)
+    }
+
+    /// A message sent at `at`, in a FIFO group (its id doubling as the deduplication id) or not.
+    pub(super) fn message(id: &str, at: i64, group: Option<&str>) -> Arc<Sent> {
         Arc::new(Sent {
             message_id: id.into(),
             body: "b".into(),
@@ -400,9 +405,9 @@ mod tests {
             sender_id: "a".into(),
             sent_millis: at,
             dead_letter_source: None,
-            group_id: None,
-            dedup_id: None,
-            dedup_key: None,
+            group_id: group.map(str::to_owned),
+            dedup_id: group.map(|_| id.to_owned()),
+            dedup_key: group.map(|_| id.to_owned()),
         })
     }
 
@@ -463,21 +468,7 @@ mod fifo_tests {
     use super::*;
 
     fn grouped(group: &str, dedup: &str) -> Arc<Sent> {
-        Arc::new(Sent {
-            message_id: format!("{group}-{dedup}"),
-            body: String::new(),
-            md5_of_body: String::new(),
-            attributes: Vec::new(),
-            md5_of_attributes: None,
-            trace_header: None,
-            md5_of_system_attributes: None,
-            sender_id: "a".into(),
-            sent_millis: 0,
-            dead_letter_source: None,
-            group_id: Some(group.into()),
-            dedup_id: Some(dedup.into()),
-            dedup_key: Some(dedup.into()),
-        })
+        super::tests::message(dedup, 0, Some(group))
     }
 
     #[test]
@@ -500,7 +491,7 @@ mod fifo_tests {
         q.insert(4, grouped("a", "4"), 0);
         let got = q.receive(31_000, 10, 30_000, i64::MIN, None, || 9).got;
         assert_eq!(ids(&got), [2, 3, 4]);
-        assert_eq!(q.duplicate_of("3", 1), Some(("b-3".into(), 3)));
+        assert_eq!(q.duplicate_of("3", 1), Some(("3".into(), 3)));
         // A visibility change keeps the group held until the new time.
         q.set_visible_at(2, 40_000);
         q.set_visible_at(4, 40_000);

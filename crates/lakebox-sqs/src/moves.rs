@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::*;
 use crate::queues::Queue;
-use crate::{Sqs, attributes, errors, ops};
+use crate::{Sqs, errors, ops};
 
 const TABLE: &str = "move_tasks";
 /// How long finished tasks stay listed.
@@ -139,10 +139,7 @@ pub async fn start_message_move_task(
     }
     // Only a dead-letter queue (one that some queue's redrive policy names) can be drained.
     let arn = source.key.arn();
-    let is_dlq = sqs.queues.read().unwrap().values().any(|q| {
-        attributes::redrive(&q.record.read().unwrap().attributes).is_some_and(|(target, _)| target == arn)
-    });
-    if !is_dlq {
+    if sqs.dead_letter_sources(&arn).is_empty() {
         return Err(errors::invalid_parameter(
             "Source queue must be configured as a Dead Letter Queue.",
         ));

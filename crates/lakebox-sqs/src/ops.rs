@@ -151,16 +151,27 @@ fn check_attribute_name(name: &str) -> Result<(), ServiceError> {
     }
 }
 
-/// Checks a message's attributes; returns their size in bytes (names, types and values count
-/// toward the message's size).
-fn check_attributes(attrs: &BTreeMap<String, MessageAttributeValue>) -> Result<usize, ServiceError> {
+/// The bytes message attributes add to a message's size: names, types and values count.
+fn attributes_size(attrs: &BTreeMap<String, MessageAttributeValue>) -> usize {
+    attrs
+        .iter()
+        .map(|(name, v)| {
+            name.len()
+                + v.data_type.len()
+                + v.string_value.as_ref().map_or(0, String::len)
+                + v.binary_value.as_ref().map_or(0, |b| b.0.len())
+        })
+        .sum()
+}
+
+/// Checks a message's attributes: names, types and values as SQS checks them.
+fn check_attributes(attrs: &BTreeMap<String, MessageAttributeValue>) -> Result<(), ServiceError> {
     if attrs.len() > MAX_MESSAGE_ATTRIBUTES {
         return Err(errors::invalid_parameter(format!(
             "Number of message attributes [{}] exceeds the allowed maximum [{MAX_MESSAGE_ATTRIBUTES}].",
             attrs.len()
         )));
     }
-    let mut size = 0;
     for (name, v) in attrs {
         check_attribute_name(name)?;
         let kind = v.data_type.split('.').next().unwrap_or("");
@@ -176,8 +187,7 @@ fn check_attributes(attrs: &BTreeMap<String, MessageAttributeValue>) -> Result<u
         };
         match kind {
             "Binary" => {
-                let b = v
-                    .binary_value
+                v.binary_value
                     .as_ref()
                     .filter(|b| !b.0.is_empty())
                     .ok_or_else(empty)?;
@@ -186,7 +196,6 @@ fn check_attributes(attrs: &BTreeMap<String, MessageAttributeValue>) -> Result<u
                         "The message attribute '{name}' with type 'Binary' must use field 'Binary'."
                     )));
                 }
-                size += b.0.len();
             }
             _ => {
                 let s = v
@@ -210,12 +219,10 @@ fn check_attributes(attrs: &BTreeMap<String, MessageAttributeValue>) -> Result<u
                         c as u32
                     )));
                 }
-                size += s.len();
             }
         }
-        size += name.len() + v.data_type.len();
     }
-    Ok(size)
+    Ok(())
 }
 
 /// SQS's Number: a decimal with at most 38 significant digits, between -10^128 and 10^126.
@@ -331,7 +338,8 @@ fn prepare(sqs: &Sqs, sender_id: &str, q: &Queue, d: Draft) -> Result<Outgoing, 
         return Err(not_for_this_queue_type("MessageDeduplicationId", id));
     }
     let attrs = d.attrs.unwrap_or_default();
-    let attrs_size = check_attributes(&attrs)?;
+    check_attributes(&attrs)?;
+    let attrs_size = attributes_size(&attrs);
     let max = q.number("MaximumMessageSize").min(MAX_MESSAGE_BYTES) as usize;
     if d.body.len() + attrs_size > max {
         return Err(errors::invalid_parameter(format!(
@@ -558,19 +566,7 @@ pub async fn send_message_batch(
     let total: usize = input
         .entries
         .iter()
-        .map(|e| {
-            e.message_body.len()
-                + e.message_attributes.as_ref().map_or(0, |a| {
-                    a.iter()
-                        .map(|(k, v)| {
-                            k.len()
-                                + v.data_type.len()
-                                + v.string_value.as_ref().map_or(0, String::len)
-                                + v.binary_value.as_ref().map_or(0, |b| b.0.len())
-                        })
-                        .sum()
-                })
-        })
+        .map(|e| e.message_body.len() + e.message_attributes.as_ref().map_or(0, attributes_size))
         .sum();
     if total > MAX_MESSAGE_BYTES as usize {
         return Err(errors::batch_too_long(MAX_MESSAGE_BYTES as usize, total));

@@ -207,6 +207,19 @@ impl Sqs {
             .ok_or_else(errors::queue_does_not_exist)
     }
 
+    /// The queues whose redrive policy names `dlq_arn` as their dead-letter queue.
+    pub(crate) fn dead_letter_sources(&self, dlq_arn: &str) -> Vec<QueueKey> {
+        let queues = self.queues.read().unwrap();
+        queues
+            .values()
+            .filter(|s| {
+                attributes::redrive(&s.record.read().unwrap().attributes)
+                    .is_some_and(|(target, _)| target == dlq_arn)
+            })
+            .map(|s| s.key.clone())
+            .collect()
+    }
+
     /// The live queue an ARN names.
     pub(crate) fn queue_by_arn(&self, arn: &str) -> Option<Arc<Queue>> {
         let a = Arn::parse(arn).filter(|a| a.service == "sqs")?;
@@ -351,12 +364,15 @@ pub fn get_queue_url(
     })
 }
 
-pub fn list_queues(
-    sqs: &Sqs,
+/// One page of queue URLs, as ListQueues and ListDeadLetterSourceQueues page them: with
+/// MaxResults (1–1,000) by NextToken, without it up to 1,000 URLs and no token.
+fn page_urls(
     ctx: &RequestContext,
-    input: ListQueuesRequest,
-) -> Result<ListQueuesResult, ServiceError> {
-    if let Some(m) = input.max_results
+    mut keys: Vec<QueueKey>,
+    max_results: Option<i32>,
+    next_token: Option<&str>,
+) -> Result<(Vec<String>, Option<String>), ServiceError> {
+    if let Some(m) = max_results
         && !(1..=1000).contains(&m)
     {
         return Err(errors::invalid_value(
@@ -365,8 +381,22 @@ pub fn list_queues(
             "MaxResults must be an integer between 1 and 1000.",
         ));
     }
+    keys.sort();
+    let (page, next) = match max_results {
+        Some(max) => paging::page(keys, |k| k.name.clone(), next_token, max as usize)
+            .map_err(|_| errors::invalid_parameter("Invalid NextToken value."))?,
+        None => (keys.into_iter().take(MAX_LIST).collect(), None),
+    };
+    Ok((page.iter().map(|k| url(ctx, k)).collect(), next))
+}
+
+pub fn list_queues(
+    sqs: &Sqs,
+    ctx: &RequestContext,
+    input: ListQueuesRequest,
+) -> Result<ListQueuesResult, ServiceError> {
     let prefix = input.queue_name_prefix.unwrap_or_default();
-    let mut keys: Vec<QueueKey> = sqs
+    let keys: Vec<QueueKey> = sqs
         .queues
         .read()
         .unwrap()
@@ -374,22 +404,10 @@ pub fn list_queues(
         .filter(|k| k.account == ctx.account_id && k.region == ctx.region && k.name.starts_with(&prefix))
         .cloned()
         .collect();
-    keys.sort();
-    // Without MaxResults AWS answers up to 1,000 URLs and no token.
-    let (page, next) = match input.max_results {
-        Some(max) => paging::page(
-            keys,
-            |k| k.name.clone(),
-            input.next_token.as_deref(),
-            max as usize,
-        )
-        .map_err(|_| errors::invalid_parameter("Invalid NextToken value."))?,
-        None => (keys.into_iter().take(MAX_LIST).collect(), None),
-    };
-    let urls: Vec<String> = page.iter().map(|k| url(ctx, k)).collect();
+    let (urls, next_token) = page_urls(ctx, keys, input.max_results, input.next_token.as_deref())?;
     Ok(ListQueuesResult {
         queue_urls: (!urls.is_empty()).then_some(urls),
-        next_token: next,
+        next_token,
     })
 }
 
@@ -440,6 +458,7 @@ pub fn get_queue_attributes(
     let wanted = |n: &str| all || names.iter().any(|x| x == n);
     let rec = q.record.read().unwrap().clone();
     let mut out = BTreeMap::new();
+    let mut counts = None;
     for name in attributes::all_names() {
         if !wanted(name) || !attributes::applies(name, q.fifo) {
             continue;
@@ -451,8 +470,11 @@ pub fn get_queue_attributes(
             "ApproximateNumberOfMessages"
             | "ApproximateNumberOfMessagesNotVisible"
             | "ApproximateNumberOfMessagesDelayed" => {
-                let now = sqs.now();
-                let c = q.messages.lock().unwrap().counts(now, now - q.retention_millis());
+                // One pass over the messages answers all three.
+                let c = *counts.get_or_insert_with(|| {
+                    let now = sqs.now();
+                    q.messages.lock().unwrap().counts(now, now - q.retention_millis())
+                });
                 Some(
                     match name {
                         "ApproximateNumberOfMessages" => c.visible,
@@ -655,40 +677,11 @@ pub fn list_dead_letter_source_queues(
     input: ListDeadLetterSourceQueuesRequest,
 ) -> Result<ListDeadLetterSourceQueuesResult, ServiceError> {
     let q = sqs.queue(ctx, &input.queue_url)?;
-    if let Some(m) = input.max_results
-        && !(1..=1000).contains(&m)
-    {
-        return Err(errors::invalid_value(
-            "MaxResults",
-            m,
-            "MaxResults must be an integer between 1 and 1000.",
-        ));
-    }
-    let arn = q.key.arn();
-    let mut sources: Vec<QueueKey> = sqs
-        .queues
-        .read()
-        .unwrap()
-        .values()
-        .filter(|s| {
-            attributes::redrive(&s.record.read().unwrap().attributes).is_some_and(|(target, _)| target == arn)
-        })
-        .map(|s| s.key.clone())
-        .collect();
-    sources.sort();
-    let (page, next) = match input.max_results {
-        Some(max) => paging::page(
-            sources,
-            |k| k.name.clone(),
-            input.next_token.as_deref(),
-            max as usize,
-        )
-        .map_err(|_| errors::invalid_parameter("Invalid NextToken value."))?,
-        None => (sources.into_iter().take(MAX_LIST).collect(), None),
-    };
+    let sources = sqs.dead_letter_sources(&q.key.arn());
+    let (queue_urls, next_token) = page_urls(ctx, sources, input.max_results, input.next_token.as_deref())?;
     Ok(ListDeadLetterSourceQueuesResult {
-        queue_urls: page.iter().map(|k| url(ctx, k)).collect(),
-        next_token: next,
+        queue_urls,
+        next_token,
     })
 }
 
