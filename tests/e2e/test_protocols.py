@@ -42,7 +42,7 @@ def test_unknown_target_prefix_and_operation(lakebox):
 
 def test_unknown_query_action_with_boto3_and_cli(lakebox):
     with pytest.raises(botocore.exceptions.ClientError) as e:
-        lakebox.client("sns").list_topics()
+        lakebox.client("sns").list_platform_applications()
     assert error_code(e) == "InvalidAction"
     with pytest.raises(botocore.exceptions.ClientError) as e:
         lakebox.client("sts").assume_role(RoleArn="arn:aws:iam::000000000000:role/r", RoleSessionName="session")

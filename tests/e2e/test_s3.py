@@ -529,7 +529,7 @@ def test_bucket_configurations_round_trip(s3, bucket, lakebox):
         with pytest.raises(botocore.exceptions.ClientError) as e:
             s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={"QueueConfigurations": [bad]})
         assert code(e) == "InvalidArgument", bad
-    # A topic that does not exist (Lakebox has no SNS yet) is refused, as S3 refuses one.
+    # A topic that does not exist is refused, as S3 refuses one.
     with pytest.raises(botocore.exceptions.ClientError) as e:
         s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
             "TopicConfigurations": [{"TopicArn": "arn:aws:sns:us-east-1:000000000000:t", "Events": ["s3:ObjectRemoved:Delete"],

@@ -11,12 +11,9 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::Full;
 use lakebox_core::ServiceError;
+use lakebox_service::outbound::{self, Answer};
 use serde_json::{Value, json};
 
 use crate::destination::{MIB, S3Destination};
@@ -171,39 +168,6 @@ pub fn describe(c: &Value) -> Value {
     d
 }
 
-type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
-
-/// One client for every delivery stream: it keeps connections alive between batches, and the
-/// trusted roots (the system's, or those in `SSL_CERT_FILE` if set) are loaded once. TLS is
-/// rustls with the `ring` provider.
-fn client() -> Result<&'static HttpsClient, String> {
-    static CLIENT: std::sync::OnceLock<Result<HttpsClient, String>> = std::sync::OnceLock::new();
-    CLIENT
-        .get_or_init(|| {
-            let connector = hyper_rustls::HttpsConnectorBuilder::new()
-                .with_native_roots()
-                .map_err(|e| format!("cannot load trusted TLS roots: {e}"))?
-                .https_or_http()
-                .enable_http1()
-                .build();
-            Ok(Client::builder(TokioExecutor::new()).build(connector))
-        })
-        .as_ref()
-        .map_err(Clone::clone)
-}
-
-/// An error with its causes ("client error (Connect): invalid peer certificate: …").
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cause = c.source();
-    }
-    out
-}
-
 /// One POST of a batch; `Ok` when the endpoint accepted it.
 pub async fn post(
     dest: &HttpDestination,
@@ -244,17 +208,7 @@ pub async fn post(
     let req = req
         .body(Full::new(Bytes::from(payload)))
         .map_err(|e| e.to_string())?;
-    let resp = tokio::time::timeout(ATTEMPT_TIMEOUT, client()?.request(req))
-        .await
-        .map_err(|_| "the endpoint did not answer in time".to_string())?
-        .map_err(|e| format!("cannot reach the endpoint: {}", error_chain(&e)))?;
-    let status = resp.status();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
+    let Answer { status, body } = outbound::send(req, ATTEMPT_TIMEOUT).await?;
     if status != http::StatusCode::OK {
         return Err(format!(
             "the endpoint answered {status}: {}",

@@ -16,6 +16,17 @@ pub struct Registry {
     http: HashMap<&'static str, Arc<dyn HttpService>>,
     /// Handler for `/_lakebox/test/…`, present only when test routes are switched on.
     pub(crate) test_routes: Option<Arc<dyn HttpService>>,
+    /// Services' own routes under `/_lakebox/<name>/`.
+    internal: Vec<InternalRoutes>,
+}
+
+/// A service's own routes (`/_lakebox/<name>/…`): they need a signed request when the server
+/// checks signatures, except the paths starting with one of `public` (relative to the prefix).
+#[derive(Clone)]
+pub(crate) struct InternalRoutes {
+    pub prefix: String,
+    pub public: &'static [&'static str],
+    pub service: Arc<dyn HttpService>,
 }
 
 impl Registry {
@@ -42,6 +53,27 @@ impl Registry {
     pub fn http(&mut self, name: &'static str, service: Arc<dyn HttpService>) -> &mut Self {
         self.http.insert(name, service);
         self
+    }
+
+    /// Routes `/_lakebox/<name>/…` to `service`; paths under it starting with one of `public`
+    /// are served to anyone (SNS's signing certificate), the rest only to signed requests when
+    /// the server checks signatures.
+    pub fn internal(
+        &mut self,
+        name: &str,
+        public: &'static [&'static str],
+        service: Arc<dyn HttpService>,
+    ) -> &mut Self {
+        self.internal.push(InternalRoutes {
+            prefix: format!("/_lakebox/{name}/"),
+            public,
+            service,
+        });
+        self
+    }
+
+    pub(crate) fn internal_routes(&self, path: &str) -> Option<&InternalRoutes> {
+        self.internal.iter().find(|r| path.starts_with(&r.prefix))
     }
 
     pub fn test_routes(&mut self, handler: Arc<dyn HttpService>) -> &mut Self {

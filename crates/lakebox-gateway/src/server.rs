@@ -633,6 +633,31 @@ impl Gateway {
                 return resp;
             }
         }
+        if let Some(routes) = self.registry.internal_routes(path) {
+            let rest = &path[routes.prefix.len()..];
+            let public = routes.public.iter().any(|p| rest.starts_with(p));
+            let head = parts.method == Method::HEAD;
+            if !public && self.auth.is_verifying() && !self.signed_in(&parts, auth) {
+                let err = ServiceError::new(
+                    "AccessDenied",
+                    403,
+                    format!("{path} answers only requests signed with the server's credentials."),
+                );
+                return error_response(ErrorShape::Internal, &err, &request_id, head);
+            }
+            let service = routes.service.clone();
+            let ctx = RequestContext {
+                request_id: request_id.clone(),
+                ..RequestContext::for_tests()
+            };
+            let req = Request::from_parts(parts, body.map_err(Into::into).boxed_unsync());
+            let mut resp = match service.call(ctx, req).await {
+                Ok(r) => r,
+                Err(e) => error_response(ErrorShape::Internal, &e, &request_id, head),
+            };
+            add_request_ids(resp.headers_mut(), &request_id, false);
+            return resp;
+        }
         let err = ServiceError::new(
             "NotFound",
             404,

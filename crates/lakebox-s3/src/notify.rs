@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use lakebox_core::ServiceError;
 use lakebox_protocol::xml;
-use lakebox_service::events::{DeliveryError, EventSink};
+use lakebox_service::events::{DeliveryError, Event, EventSink};
 use serde_json::json;
 
 use crate::store::{ObjectRecord, ObjectStore};
@@ -241,12 +241,23 @@ pub async fn test_destinations(
             "HostId": request_id,
         })
         .to_string();
-        if let Err(e) = sink.deliver(target.clone(), message).await {
+        if let Err(e) = sink.deliver(target.clone(), s3_event(message)).await {
             tracing::debug!(target_arn = %target, error = %e, "notification destination refused the test event");
             return Err(target);
         }
     }
     Ok(())
+}
+
+/// S3's principal, as queues report the sender of its notifications.
+const S3_SENDER: &str = "AIDAJDPLRKLG7UEXAMPLE";
+
+/// A notification as its target receives it; on SNS topics with S3's subject line.
+fn s3_event(message: String) -> Event {
+    Event {
+        subject: Some("Amazon S3 Notification".into()),
+        ..Event::text(S3_SENDER, message)
+    }
 }
 
 /// Hands outbox events to their targets until the server stops.
@@ -278,7 +289,7 @@ async fn deliver_pending(store: &ObjectStore, sink: &Arc<dyn EventSink>) -> Resu
     let full = page.len() == 256;
     let mut failed = false;
     for (key, target, message) in page {
-        match sink.deliver(target.clone(), message).await {
+        match sink.deliver(target.clone(), s3_event(message)).await {
             Ok(()) => {}
             Err(DeliveryError::Failed(e)) => {
                 tracing::debug!(target_arn = %target, error = %e, "event delivery failed; will retry");

@@ -1,6 +1,7 @@
-//! Publishing events to another service's resources: S3's event notifications to SQS queues
-//! today, to SNS topics and Lambda functions when those exist. The service that owns the
-//! targets implements [`EventSink`]; the binary hands it to the services that publish.
+//! Publishing events to another service's resources: S3's event notifications to SQS queues and
+//! SNS topics, SNS's deliveries to SQS queues; Lambda functions when they exist. The service
+//! that owns the targets implements [`EventSink`]; the binary hands it to the services that
+//! publish.
 //!
 //! Delivery is at least once: a publisher keeps an event (in its own durable outbox) until the
 //! sink accepts it, so a sink must treat `Ok` as "durably accepted".
@@ -30,11 +31,55 @@ impl std::fmt::Display for DeliveryError {
     }
 }
 
+/// One event on its way to a target.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Event {
+    /// The body the target's consumers read.
+    pub message: String,
+    /// A subject line, for targets that carry one (SNS topics: S3 sends "Amazon S3
+    /// Notification").
+    pub subject: Option<String>,
+    /// Typed attributes the target keeps beside the body (SNS's raw delivery to SQS).
+    pub attributes: Vec<EventAttribute>,
+    /// For ordered targets (FIFO queues): the message group and deduplication id. A FIFO target
+    /// refuses an event without a group.
+    pub group_id: Option<String>,
+    pub dedup_id: Option<String>,
+    /// The principal the target reports as the sender (SQS's SenderId): the publishing
+    /// service's own.
+    pub sender: &'static str,
+}
+
+impl Event {
+    /// A plain event: a body from `sender`, nothing else.
+    pub fn text(sender: &'static str, message: String) -> Self {
+        Event {
+            message,
+            sender,
+            ..Event::default()
+        }
+    }
+}
+
+/// A message attribute as SNS and SQS type them: `String`, `Number` (and their custom
+/// `Number.x` forms) carry text, `Binary` bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventAttribute {
+    pub name: String,
+    pub data_type: String,
+    pub value: AttributeValue,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttributeValue {
+    Text(String),
+    Binary(Vec<u8>),
+}
+
 /// Where events go, by the target's ARN.
 pub trait EventSink: Send + Sync + 'static {
-    /// Delivers one event (`message`, the body the target's consumers read) to `target_arn`;
-    /// resolves once the target holds it durably.
-    fn deliver(&self, target_arn: String, message: String) -> BoxFuture<Result<(), DeliveryError>>;
+    /// Delivers one event to `target_arn`; resolves once the target holds it durably.
+    fn deliver(&self, target_arn: String, event: Event) -> BoxFuture<Result<(), DeliveryError>>;
 }
 
 /// The sinks of every service that takes events, chosen by the ARN's service.
@@ -56,10 +101,10 @@ impl EventRouter {
 }
 
 impl EventSink for EventRouter {
-    fn deliver(&self, target_arn: String, message: String) -> BoxFuture<Result<(), DeliveryError>> {
+    fn deliver(&self, target_arn: String, event: Event) -> BoxFuture<Result<(), DeliveryError>> {
         let service = target_arn.split(':').nth(2).unwrap_or_default().to_owned();
         match self.sinks.iter().find(|(s, _)| *s == service) {
-            Some((_, sink)) => sink.deliver(target_arn, message),
+            Some((_, sink)) => sink.deliver(target_arn, event),
             None => Box::pin(async move {
                 Err(DeliveryError::Refused(format!(
                     "Lakebox does not deliver events to {service} yet"

@@ -15,6 +15,8 @@ pub mod body;
 pub mod events;
 pub mod lake;
 pub mod links;
+#[cfg(feature = "outbound")]
+pub mod outbound;
 pub mod pool;
 pub mod select;
 pub mod service;

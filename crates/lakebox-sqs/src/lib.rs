@@ -28,7 +28,7 @@ use std::time::Duration;
 use lakebox_core::clock::Clock;
 use lakebox_core::{RequestContext, ServiceError};
 use lakebox_protocol::query::QueryRequest;
-use lakebox_service::events::{DeliveryError, EventSink};
+use lakebox_service::events::{self, DeliveryError, EventSink};
 use lakebox_service::{BoxFuture, QueryService, RpcRequest, RpcResponse, RpcService};
 use lakebox_store::{Log, LogConfig, LogEntry, MetaStore, StoreError};
 
@@ -225,9 +225,9 @@ impl Sqs {
 struct QueueEvents(Arc<Sqs>);
 
 impl EventSink for QueueEvents {
-    fn deliver(&self, target_arn: String, message: String) -> BoxFuture<Result<(), DeliveryError>> {
+    fn deliver(&self, target_arn: String, event: events::Event) -> BoxFuture<Result<(), DeliveryError>> {
         let sqs = self.0.clone();
-        Box::pin(async move { ops::deliver_event(&sqs, &target_arn, message).await })
+        Box::pin(async move { ops::deliver_event(&sqs, &target_arn, event).await })
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use lakebox_core::{RequestContext, ServiceError};
-use lakebox_service::events::DeliveryError;
+use lakebox_service::events::{self, DeliveryError};
 use md5::{Digest, Md5};
 
 use crate::api::*;
@@ -400,24 +400,51 @@ fn sender(ctx: &RequestContext) -> String {
 
 /// Delivers an event another service publishes (S3's notifications) as a message on a
 /// standard queue, durably.
-pub(crate) async fn deliver_event(sqs: &Sqs, target_arn: &str, message: String) -> Result<(), DeliveryError> {
+pub(crate) async fn deliver_event(
+    sqs: &Sqs,
+    target_arn: &str,
+    event: events::Event,
+) -> Result<(), DeliveryError> {
     let q = sqs.queue_by_arn(target_arn).ok_or(DeliveryError::NoSuchTarget)?;
-    if q.fifo {
+    if q.fifo && event.group_id.is_none() {
         return Err(DeliveryError::Refused(
             "event notifications cannot go to FIFO queues".into(),
         ));
     }
+    // SQS carries String, Number and Binary (and their custom forms); an SNS String.Array
+    // arrives as its JSON text.
+    let attrs: BTreeMap<String, MessageAttributeValue> = event
+        .attributes
+        .into_iter()
+        .map(|a| {
+            let data_type = match a.data_type.as_str() {
+                "String.Array" => "String".to_owned(),
+                _ => a.data_type,
+            };
+            let (string_value, binary_value) = match a.value {
+                events::AttributeValue::Text(t) => (Some(t), None),
+                events::AttributeValue::Binary(b) => (None, Some(lakebox_protocol::Blob(b))),
+            };
+            let value = MessageAttributeValue {
+                string_value,
+                binary_value,
+                data_type,
+                ..Default::default()
+            };
+            (a.name, value)
+        })
+        .collect();
     let draft = Draft {
-        body: message,
+        body: event.message,
         delay: None,
-        attrs: None,
+        attrs: Some(attrs),
         system: None,
-        group_id: None,
-        dedup_id: None,
+        // A FIFO topic's order and deduplication carry into FIFO queues; standard queues
+        // take its messages without them.
+        group_id: event.group_id.filter(|_| q.fifo),
+        dedup_id: event.dedup_id.filter(|_| q.fifo),
     };
-    // Events are sent by the service itself, as AWS shows them.
-    let out =
-        prepare(sqs, "AIDAJDPLRKLG7UEXAMPLE", &q, draft).map_err(|e| DeliveryError::Refused(e.message))?;
+    let out = prepare(sqs, event.sender, &q, draft).map_err(|e| DeliveryError::Refused(e.message))?;
     enqueue(sqs, &q, vec![out]).await.map_err(|e| {
         if e.status >= 500 {
             DeliveryError::Failed(e.message)

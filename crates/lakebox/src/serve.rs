@@ -172,23 +172,34 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
         }),
     );
     let (s3, kinesis) = (s3?, kinesis?);
-    let sqs = opening("SQS store", {
-        let (dir, clock) = (data_dir.join("sqs"), clock.clone());
-        move || lakebox_sqs::Sqs::open(&dir, clock)
-    })
-    .await?;
+    let (sqs, sns) = tokio::join!(
+        opening("SQS store", {
+            let (dir, clock) = (data_dir.join("sqs"), clock.clone());
+            move || lakebox_sqs::Sqs::open(&dir, clock)
+        }),
+        opening("SNS store", {
+            let (dir, clock) = (data_dir.join("sns"), clock.clone());
+            move || lakebox_sns::Sns::open(&dir, clock)
+        }),
+    );
+    let (sqs, sns) = (sqs?, sns?);
     // Background work the server owns, stopped after the last request is answered.
     let mut background = BackgroundTasks::new();
     background.adopt("s3 lifecycle", s3.start_background_work());
     background.adopt("s3 access logs", s3.start_access_log_delivery());
     background.adopt("kinesis retention", kinesis.start_background_work());
     background.adopt("sqs retention", sqs.start_background_work());
-    // S3's event notifications go to the services that own their targets.
-    let event_targets = lakebox_service::events::EventRouter::new().with("sqs", sqs.event_sink());
+    // S3's event notifications and SNS's deliveries go to the services that own their targets.
+    let queues = lakebox_service::events::EventRouter::new().with("sqs", sqs.event_sink());
+    let event_targets = queues.clone().with("sns", sns.event_sink());
     background.adopt(
         "s3 event notifications",
         s3.start_event_delivery(Arc::new(event_targets)),
     );
+    background.adopt("sns delivery", sns.start_delivery(Arc::new(queues)));
+    registry.query("sns", sns.clone());
+    // The signing certificate is public (subscribers fetch it unsigned); the mail outbox not.
+    registry.internal("sns", &["SimpleNotificationService"], sns.clone());
     // SQS speaks awsJson (today's SDKs) and awsQuery (older ones): one service, two doors.
     registry.rpc("sqs", sqs.clone());
     registry.query("sqs", sqs);
@@ -288,6 +299,12 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
         .await
         .map_err(|e| format!("cannot listen on {}:{}: {e}", args.host, args.port))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let reachable = if addr.ip().is_unspecified() {
+        std::net::SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    };
+    sns.set_listen_url(format!("http://{reachable}"));
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
