@@ -371,3 +371,28 @@ def test_bucket_addressed_sigv2_and_date_signed_sigv4_verify(verifying):
     assert (status, body) == (200, b"x")
     status, _, body = sigv4_with_date("wrong")
     assert status == 403 and b"SignatureDoesNotMatch" in body
+
+
+def test_sns_links_work_unsigned_and_the_mail_outbox_does_not(verifying):
+    sns = verifying.client("sns", access_key=AKID, secret=SECRET)
+    arn = sns.create_topic(Name="signed-topic")["TopicArn"]
+    sns.subscribe(TopicArn=arn, Protocol="email", Endpoint="me@example.com")
+    # The outbox holds people's mail: only a signed request reads it.
+    status, _, body = send(verifying.endpoint, "GET", "/_lakebox/sns/outbox")
+    assert status == 403 and b"AccessDenied" in body
+    import json
+    import time
+    deadline, mails = time.time() + 15, []
+    while not mails and time.time() < deadline:
+        status, _, body = signed_request(verifying.endpoint, method="GET", path="/_lakebox/sns/outbox",
+                                         service="lakebox", access_key=AKID, secret=SECRET)
+        assert status == 200
+        mails = json.loads(body)["messages"]
+        time.sleep(0.1)
+    url = next(line for line in mails[0]["message"].splitlines() if line.startswith("http"))
+    # The SubscribeURL is visited unsigned, as a person clicks it; other SNS actions are not.
+    assert b"<ConfirmSubscriptionResult>" in urllib.request.urlopen(url).read()
+    sub = sns.list_subscriptions_by_topic(TopicArn=arn)["Subscriptions"][0]["SubscriptionArn"]
+    assert sub.startswith(arn + ":")
+    status, _, body = send(verifying.endpoint, "GET", "/?Action=ListTopics&Version=2010-03-31")
+    assert status == 403 and b"MissingAuthenticationToken" in body

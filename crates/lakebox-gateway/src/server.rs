@@ -365,6 +365,15 @@ impl Gateway {
         let unsigned_preflight = parts.method == Method::OPTIONS
             && matches!(route, Route::S3 { .. })
             && matches!(auth, Authorization::Anonymous);
+        // The links in SNS's messages (SubscribeURL, UnsubscribeURL) are visited unsigned, as
+        // AWS serves them; SNS itself refuses an unsigned unsubscribe of a subscription
+        // confirmed with AuthenticateOnUnsubscribe.
+        let unsigned_sns_link = parts.method == Method::GET
+            && matches!(&route, Route::Query { entry: Some(e) } if e.name == "sns")
+            && matches!(auth, Authorization::Anonymous)
+            && query
+                .iter()
+                .any(|(k, v)| k == "Action" && matches!(v.as_str(), "ConfirmSubscription" | "Unsubscribe"));
         let principal = match self
             .auth
             .authenticate(&auth, virtual_host_bucket, |presigned| RequestParts {
@@ -388,7 +397,7 @@ impl Gateway {
                 },
             }) {
             Ok(p) => p,
-            Err(_) if unsigned_preflight => None,
+            Err(_) if unsigned_preflight || unsigned_sns_link => None,
             Err(e) => return fail(e.to_service_error(shape.auth_style())),
         };
         // Streaming-signed bodies: S3 checks each chunk's signature as it reads the body.

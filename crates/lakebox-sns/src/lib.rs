@@ -627,8 +627,8 @@ impl SnsApi for Sns {
         subscriptions::confirm_subscription(self, input).await
     }
 
-    async fn unsubscribe(&self, _ctx: &RequestContext, input: UnsubscribeInput) -> Result<(), ServiceError> {
-        subscriptions::unsubscribe(self, input).await
+    async fn unsubscribe(&self, ctx: &RequestContext, input: UnsubscribeInput) -> Result<(), ServiceError> {
+        subscriptions::unsubscribe(self, ctx, input).await
     }
 
     async fn get_subscription_attributes(

@@ -422,9 +422,21 @@ fn subscription(sns: &Sns, arn: &str) -> Result<Arc<SubscriptionRecord>, Service
     sns.subscription(arn).ok_or_else(errors::subscription_not_found)
 }
 
-pub async fn unsubscribe(sns: &Sns, input: UnsubscribeInput) -> Result<(), ServiceError> {
+pub async fn unsubscribe(
+    sns: &Sns,
+    ctx: &RequestContext,
+    input: UnsubscribeInput,
+) -> Result<(), ServiceError> {
     let _admin = sns.admin.lock().await;
     let sub = subscription(sns, &input.subscription_arn)?;
+    // Confirmed with AuthenticateOnUnsubscribe: only a signed request may end it.
+    if sub.authenticated && ctx.principal.is_none() {
+        return Err(ServiceError::new(
+            "AuthorizationError",
+            403,
+            "Unsubscribe requires authentication for this subscription",
+        ));
+    }
     sns.remove_subscription(&sub).await
 }
 
