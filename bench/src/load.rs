@@ -13,7 +13,7 @@ use hyper_util::rt::TokioIo;
 use lakebox_protocol::Timestamp;
 use lakebox_protocol::sigv4::{self, RequestParts};
 
-use crate::workloads::{STREAM, Setup, Template, Workload};
+use crate::workloads::{FANOUT_QUEUES, STREAM, Setup, TOPIC, Template, Workload};
 
 #[derive(clap::Args)]
 pub struct LoadArgs {
@@ -181,6 +181,7 @@ async fn setup(
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }
+            Setup::Fanout => iterator = Some(setup_fanout(signer, &mut sender).await?),
             Setup::Iterator => {
                 let t = Template::kinesis(
                     "GetShardIterator",
@@ -194,6 +195,96 @@ async fn setup(
         }
     }
     Ok(iterator)
+}
+
+/// The text of `<tag>` in an XML answer.
+fn xml_text<'a>(body: &'a str, tag: &str) -> Option<&'a str> {
+    let start = body.find(&format!("<{tag}>"))? + tag.len() + 2;
+    let end = body[start..].find(&format!("</{tag}>"))?;
+    Some(&body[start..start + end])
+}
+
+async fn send_ok(signer: &Signer, sender: &mut Conn, t: &Template) -> Result<Bytes, String> {
+    let (status, body) = sender.send(signer.build(t, &amz_date())).await?;
+    if !(200..300).contains(&status) {
+        return Err(format!(
+            "setup answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        ));
+    }
+    Ok(body)
+}
+
+fn queue_url(name: &str) -> String {
+    format!("http://localhost/000000000000/{name}")
+}
+
+async fn setup_fanout(signer: &Signer, sender: &mut Conn) -> Result<String, String> {
+    let created = send_ok(
+        signer,
+        sender,
+        &Template::query("sns", "CreateTopic", "2010-03-31", &[("Name", TOPIC)]),
+    )
+    .await?;
+    let topic = xml_text(&String::from_utf8_lossy(&created), "TopicArn")
+        .ok_or("CreateTopic answered no TopicArn")?
+        .to_owned();
+    for q in FANOUT_QUEUES {
+        send_ok(
+            signer,
+            sender,
+            &Template::sqs("CreateQueue", serde_json::json!({"QueueName": q})),
+        )
+        .await?;
+        let attrs = Template::sqs(
+            "GetQueueAttributes",
+            serde_json::json!({"QueueUrl": queue_url(q), "AttributeNames": ["QueueArn"]}),
+        );
+        let body = send_ok(signer, sender, &attrs).await?;
+        let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+        let arn = v["Attributes"]["QueueArn"]
+            .as_str()
+            .ok_or("no QueueArn")?
+            .to_owned();
+        let sub = Template::query(
+            "sns",
+            "Subscribe",
+            "2010-03-31",
+            &[("TopicArn", &topic), ("Protocol", "sqs"), ("Endpoint", &arn)],
+        );
+        send_ok(signer, sender, &sub).await?;
+    }
+    Ok(topic)
+}
+
+/// sns-publish-fanout: waits until both queues hold `published` messages (or `timeout`
+/// passes); answers when that was, or `None`.
+async fn wait_fanout(host: &str, signer: &Signer, published: u64, timeout: Duration) -> Option<Instant> {
+    let mut sender = Conn::new(host);
+    let give_up = Instant::now() + timeout;
+    while Instant::now() < give_up {
+        let mut landed = true;
+        for q in FANOUT_QUEUES {
+            let t = Template::sqs(
+                "GetQueueAttributes",
+                serde_json::json!({"QueueUrl": queue_url(q), "AttributeNames": ["ApproximateNumberOfMessages"]}),
+            );
+            let Ok((_, body)) = sender.send(signer.build(&t, &amz_date())).await else {
+                return None;
+            };
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let n: u64 = v["Attributes"]["ApproximateNumberOfMessages"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            landed &= n >= published;
+        }
+        if landed {
+            return Some(Instant::now());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
 }
 
 struct Outcome {
@@ -408,6 +499,19 @@ pub async fn run(args: LoadArgs) -> ExitCode {
             counted = Some(counted.unwrap_or(0) + u);
         }
         last = last.max(o.finished);
+    }
+    // Fan-out is timed until every published message reached both queues.
+    if workload == Workload::SnsPublishFanout && errors == 0 {
+        match wait_fanout(&host, &signer, ok, Duration::from_secs(300)).await {
+            Some(at) => last = at,
+            None => {
+                println!(
+                    "{}",
+                    serde_json::json!({"workload": args.workload, "endpoint": args.endpoint, "error": format!("the {ok} published messages did not all reach both queues")})
+                );
+                return ExitCode::FAILURE;
+            }
+        }
     }
     // A draining workload is timed until its queue was empty.
     let secs = (last - started).as_secs_f64();

@@ -59,6 +59,26 @@ impl Template {
         t
     }
 
+    /// An awsQuery form (SNS): `params` URL-encoded with the action and version.
+    pub fn query(service: &'static str, action: &str, version: &str, params: &[(&str, &str)]) -> Template {
+        let mut form = format!("Action={action}&Version={version}");
+        for (k, v) in params {
+            form.push_str(&format!(
+                "&{k}={}",
+                percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)
+            ));
+        }
+        let body = Bytes::from(form);
+        Template {
+            method: "POST",
+            path: "/".into(),
+            service,
+            headers: vec![("content-type", "application/x-www-form-urlencoded".into())],
+            payload_hash: hash(&body),
+            body,
+        }
+    }
+
     pub fn s3(method: &'static str, path: String, body: Bytes) -> Template {
         Template {
             method,
@@ -96,6 +116,9 @@ pub enum Workload {
     /// ReceiveMessage(10) then DeleteMessageBatch of what came, draining a queue filled in
     /// setup with 1 KiB messages; measured until the queue is empty.
     SqsReceiveDelete,
+    /// SNS Publish of a 1 KiB message to a topic with two SQS subscriptions (SNS's signed
+    /// envelope); timed until both queues hold every message published.
+    SnsPublishFanout,
 }
 
 pub const ALL: &[(&str, Workload)] = &[
@@ -111,7 +134,12 @@ pub const ALL: &[(&str, Workload)] = &[
     ("firehose-batch-parquet", Workload::FirehoseBatchParquet),
     ("sqs-send-1k", Workload::SqsSend1k),
     ("sqs-receive-delete", Workload::SqsReceiveDelete),
+    ("sns-publish-fanout", Workload::SnsPublishFanout),
 ];
+
+/// sns-publish-fanout's topic and the queues subscribed to it.
+pub const TOPIC: &str = "lakebox-bench";
+pub const FANOUT_QUEUES: [&str; 2] = ["lakebox-bench-fanout-1", "lakebox-bench-fanout-2"];
 
 /// How many messages sqs-receive-delete's setup queues by default (2,000 SendMessageBatch of
 /// 10); `--drain-messages` sets fewer for slow targets.
@@ -168,6 +196,7 @@ impl Workload {
             Workload::S3Get64m => ("MiB", 64),
             Workload::S3Get1g => ("MiB", 1024),
             Workload::SqsReceiveDelete => ("messages", 10),
+            Workload::SnsPublishFanout => ("deliveries", 2),
             _ => ("requests", 1),
         }
     }
@@ -274,6 +303,7 @@ impl Workload {
                 Template::sqs("CreateQueue", serde_json::json!({"QueueName": QUEUE})),
                 true,
             )],
+            Workload::SnsPublishFanout => vec![Setup::Fanout],
             Workload::SqsReceiveDelete => {
                 let mut steps = vec![Setup::Send(
                     Template::sqs(
@@ -371,6 +401,13 @@ impl Workload {
                     Template::sqs("SendMessage", serde_json::json!({"QueueUrl": QUEUE_URL, "MessageBody": body}))
                 })
                 .collect(),
+            Workload::SnsPublishFanout => (0..64)
+                .map(|i| {
+                    let body = format!("{i:04}{}", "m".repeat(1020));
+                    let topic = iterator.unwrap_or_default();
+                    Template::query("sns", "Publish", "2010-03-31", &[("TopicArn", topic), ("Message", &body)])
+                })
+                .collect(),
             Workload::SqsReceiveDelete => vec![Template::sqs(
                 "ReceiveMessage",
                 serde_json::json!({"QueueUrl": DRAIN_QUEUE_URL, "MaxNumberOfMessages": 10, "VisibilityTimeout": 60}),
@@ -388,6 +425,9 @@ pub enum Setup {
     Send(Template, bool),
     WaitActive,
     Iterator,
+    /// Creates the topic and queues and subscribes the queues (their ARNs read back, as each
+    /// emulator names its account its own way); yields the topic's ARN.
+    Fanout,
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 use crate::Sns;
 use crate::errors::invalid_because;
 use crate::outbox::{Outgoing, Published};
-use crate::signing::{SignatureVersion, canonical};
+use crate::signing::{SignatureVersion, Signer, canonical};
 use crate::subscriptions::{Protocol, SubscriptionRecord};
 
 /// SNS's principal, as queues report the sender of its messages.
@@ -298,19 +298,29 @@ impl Sns {
         p: &Published,
         sub: &SubscriptionRecord,
         message: &str,
+        signatures: &Signatures,
     ) -> Result<String, String> {
         let signer = self.signer().await?;
         let version = self.signature_version(&p.topic_arn);
         let timestamp = iso(p.timestamp_millis);
-        let text = canonical(&[
-            ("Message", Some(message)),
-            ("MessageId", Some(&p.message_id)),
-            ("Subject", p.subject.as_deref()),
-            ("Timestamp", Some(&timestamp)),
-            ("TopicArn", Some(&p.topic_arn)),
-            ("Type", Some("Notification")),
-        ]);
-        let signature = signer.sign(version, &text);
+        // The signed fields leave out the subscription: every subscriber of one message (with
+        // the same per-protocol text) gets the same signature, made once.
+        let signature = match signatures.get(version, message) {
+            Some(sig) => sig,
+            None => {
+                let text = canonical(&[
+                    ("Message", Some(message)),
+                    ("MessageId", Some(&p.message_id)),
+                    ("Subject", p.subject.as_deref()),
+                    ("Timestamp", Some(&timestamp)),
+                    ("TopicArn", Some(&p.topic_arn)),
+                    ("Type", Some("Notification")),
+                ]);
+                let sig = sign(&signer, version, text).await?;
+                signatures.put(version, message, sig.clone());
+                sig
+            }
+        };
         let attrs = if p.attributes.is_empty() {
             Value::Null
         } else {
@@ -352,7 +362,7 @@ impl Sns {
             ("TopicArn", Some(&sub.topic_arn)),
             ("Type", Some("SubscriptionConfirmation")),
         ]);
-        let signature = signer.sign(version, &text);
+        let signature = sign(&signer, version, text).await?;
         Ok(ordered(&[
             ("Type", json!("SubscriptionConfirmation")),
             ("MessageId", json!(message_id)),
@@ -366,6 +376,33 @@ impl Sns {
             ("SigningCertURL", json!(self.cert_url(&sub.base_url, &signer))),
         ]))
     }
+}
+
+/// One message's signatures, by signature version and the text signed (MessageStructure=json
+/// gives protocols different texts).
+#[derive(Default)]
+struct Signatures(Mutex<Vec<(SignatureVersion, String, String)>>);
+
+impl Signatures {
+    fn get(&self, version: SignatureVersion, message: &str) -> Option<String> {
+        let made = self.0.lock().unwrap();
+        made.iter()
+            .find(|(v, m, _)| *v == version && m == message)
+            .map(|(_, _, sig)| sig.clone())
+    }
+
+    fn put(&self, version: SignatureVersion, message: &str, sig: String) {
+        self.0.lock().unwrap().push((version, message.to_owned(), sig));
+    }
+}
+
+/// Signs on a blocking thread: a signature is about a millisecond of arithmetic, too long to
+/// hold a runtime thread that is answering requests.
+async fn sign(signer: &Arc<Signer>, version: SignatureVersion, text: String) -> Result<String, String> {
+    let signer = signer.clone();
+    tokio::task::spawn_blocking(move || signer.sign(version, &text))
+        .await
+        .map_err(|e| format!("signing failed: {e}"))
 }
 
 /// The attributes SQS keeps beside a raw message.
@@ -525,6 +562,7 @@ impl Deliverer {
             Outgoing::Publish(p) => {
                 let p = Arc::new(*p);
                 let view = filter_view(&p);
+                let signatures = Signatures::default();
                 for sub in self.sns.subscriptions_of(&p.topic_arn) {
                     if sub.pending {
                         continue;
@@ -533,7 +571,7 @@ impl Deliverer {
                     if !sub.wants(&view, &message) {
                         continue;
                     }
-                    self.deliver(offset, &p, &sub, message).await;
+                    self.deliver(offset, &p, &sub, message, &signatures).await;
                 }
             }
         }
@@ -602,8 +640,9 @@ impl Deliverer {
         p: &Arc<Published>,
         sub: &Arc<SubscriptionRecord>,
         message: String,
+        signatures: &Signatures,
     ) {
-        let envelope = || self.sns.notification(p, sub, &message);
+        let envelope = || self.sns.notification(p, sub, &message, signatures);
         match sub.protocol {
             Protocol::Sqs | Protocol::Firehose => {
                 let event = if sub.raw() {
