@@ -45,6 +45,14 @@ impl Authenticator {
         }
     }
 
+    /// What S3 checks POST-form (browser upload) signatures with: these credentials.
+    pub fn form_auth(&self) -> lakebox_protocol::form_auth::FormAuth {
+        match &self.credentials {
+            None => lakebox_protocol::form_auth::FormAuth::accept_all(),
+            Some(c) => lakebox_protocol::form_auth::FormAuth::verifying(c.clone()),
+        }
+    }
+
     pub fn is_verifying(&self) -> bool {
         self.credentials.is_some()
     }

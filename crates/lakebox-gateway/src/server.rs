@@ -56,12 +56,23 @@ pub struct GatewayConfig {
 pub struct Gateway {
     registry: Registry,
     auth: Authenticator,
+    /// The same credentials, for S3's POST-form signatures.
+    form_auth: lakebox_protocol::form_auth::FormAuth,
     clock: Arc<dyn Clock>,
     config: GatewayConfig,
     stopping: AtomicBool,
 }
 
 /// A lossy decode of a URL query string into ordered pairs, for routing and signatures.
+/// A `multipart/form-data` body: a browser's form upload.
+fn is_form_upload(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|c| c.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("multipart/form-data"))
+}
+
 fn query_pairs(raw: &str) -> Vec<(String, String)> {
     raw.split('&')
         .filter(|p| !p.is_empty())
@@ -111,6 +122,7 @@ impl Gateway {
     ) -> Arc<Self> {
         Arc::new(Gateway {
             registry,
+            form_auth: auth.form_auth(),
             auth,
             clock,
             config,
@@ -374,6 +386,17 @@ impl Gateway {
             && query
                 .iter()
                 .any(|(k, v)| k == "Action" && matches!(v.as_str(), "ConfirmSubscription" | "Unsubscribe"));
+        // A browser's form upload (POST Object) is not signed as a request: the form carries a
+        // signature of its policy, which S3 checks. Only the bucket's own URL takes one.
+        let unsigned_form_upload = parts.method == Method::POST
+            && matches!(route, Route::S3 { .. })
+            && matches!(auth, Authorization::Anonymous)
+            && raw_query.is_empty()
+            && is_form_upload(&parts.headers)
+            && match virtual_host_bucket {
+                Some(_) => path == "/",
+                None => path.trim_matches('/').split('/').count() == 1 && !path.trim_matches('/').is_empty(),
+            };
         let principal = match self
             .auth
             .authenticate(&auth, virtual_host_bucket, |presigned| RequestParts {
@@ -397,7 +420,7 @@ impl Gateway {
                 },
             }) {
             Ok(p) => p,
-            Err(_) if unsigned_preflight || unsigned_sns_link => None,
+            Err(_) if unsigned_preflight || unsigned_sns_link || unsigned_form_upload => None,
             Err(e) => return fail(e.to_service_error(shape.auth_style())),
         };
         // Streaming-signed bodies: S3 checks each chunk's signature as it reads the body.
@@ -408,6 +431,10 @@ impl Gateway {
             && let Some(signer) = self.auth.chunk_signer(&auth)
         {
             parts.extensions.insert(signer);
+        }
+        if parts.method == Method::POST && matches!(route, Route::S3 { .. }) && is_form_upload(&parts.headers)
+        {
+            parts.extensions.insert(self.form_auth.clone());
         }
         let region = match &auth {
             Authorization::SigV4(s) if !s.scope.region.is_empty() => s.scope.region.clone(),

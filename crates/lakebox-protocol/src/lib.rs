@@ -14,6 +14,7 @@
 //! This crate decides *how bytes look*; what an operation means is the service crates' business.
 
 pub mod eventstream;
+pub mod form_auth;
 pub mod protobuf;
 pub mod query;
 pub mod query_serde;

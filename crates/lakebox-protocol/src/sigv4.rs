@@ -32,7 +32,8 @@ pub struct CredentialScope {
 }
 
 impl CredentialScope {
-    fn parse(s: &str) -> Result<Self, AuthError> {
+    /// `AKID/date/region/service/aws4_request`.
+    pub fn parse(s: &str) -> Result<Self, AuthError> {
         let parts: Vec<&str> = s.split('/').collect();
         match parts.as_slice() {
             [key, date, region, service, "aws4_request"] if !key.is_empty() => Ok(CredentialScope {

@@ -111,6 +111,8 @@ pub struct S3Request {
     pub peer_is_loopback: bool,
     /// The client's address (event notifications report it as `sourceIPAddress`).
     pub remote_ip: Option<std::net::IpAddr>,
+    /// What form uploads' signatures are checked with (set by the gateway on POST forms).
+    pub form_auth: Option<lakebox_protocol::form_auth::FormAuth>,
 }
 
 impl S3Request {
@@ -240,6 +242,10 @@ impl HttpService for S3 {
                 .get::<lakebox_service::PeerAddr>()
                 .is_none_or(|p| p.0.ip().is_loopback());
             let operation = parts.extensions.get::<lakebox_service::OperationName>().cloned();
+            let form_auth = parts
+                .extensions
+                .get::<lakebox_protocol::form_auth::FormAuth>()
+                .cloned();
             let remote_ip = parts
                 .extensions
                 .get::<lakebox_service::PeerAddr>()
@@ -261,6 +267,7 @@ impl HttpService for S3 {
                 chunk_signer,
                 peer_is_loopback,
                 remote_ip,
+                form_auth,
                 ctx,
                 method: parts.method,
                 bucket,
@@ -322,6 +329,7 @@ enum Endpoint {
     ListObjectVersions,
     ListObjects,
     DeleteObjects,
+    PostObject,
     UploadPart,
     CopyObject,
     PutObject,
@@ -361,6 +369,7 @@ impl Endpoint {
                 Method::GET if req.has("versions") => Endpoint::ListObjectVersions,
                 Method::GET => Endpoint::ListObjects,
                 Method::POST if req.has("delete") => Endpoint::DeleteObjects,
+                Method::POST if req.query.is_empty() && req.form_auth.is_some() => Endpoint::PostObject,
                 _ => return Err(errors::method_not_allowed()),
             },
             (Some(_), Some(_)) => match *m {
@@ -410,6 +419,8 @@ impl Endpoint {
             Endpoint::RestoreObject => "RESTORE".to_owned(),
             Endpoint::SelectObjectContent => "SELECT".to_owned(),
             Endpoint::PutObject | Endpoint::GetObject | Endpoint::DeleteObject => "OBJECT".to_owned(),
+            // S3's log names a form upload REST.POST.UPLOAD.
+            Endpoint::PostObject => "UPLOAD".to_owned(),
         };
         format!("REST.{m}.{what}")
     }
@@ -593,6 +604,7 @@ impl S3 {
             Endpoint::UploadPart => multipart::upload_part(store, req).await,
             Endpoint::CopyObject => object::copy_object(store, req).await,
             Endpoint::PutObject => object::put_object(store, req).await,
+            Endpoint::PostObject => crate::post::post_object(store, req).await,
             Endpoint::ListParts => multipart::list_parts(store, &req),
             Endpoint::GetObject => object::get_object(store, &req),
             Endpoint::AbortMultipartUpload => multipart::abort(store, req).await,

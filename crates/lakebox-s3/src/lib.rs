@@ -24,6 +24,7 @@ mod list;
 mod multipart;
 mod notify;
 mod object;
+mod post;
 pub mod select;
 pub mod sse;
 mod sse_c;

@@ -20,8 +20,8 @@ use crate::store::{ObjectRecord, ObjectStore};
 use crate::xml::{doc, iso, owner, quoted};
 
 const BATCH: usize = 1000;
-/// `encoding-type=url` leaves these as they are.
-const URL_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
+/// `encoding-type=url` leaves these as they are (so do the URLs S3 hands back).
+pub(crate) const URL_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'_')
     .remove(b'.')

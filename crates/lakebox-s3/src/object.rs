@@ -232,7 +232,21 @@ pub fn sse_headers(resp: &mut Response<Body>, sse: &Option<SseInfo>) {
     }
 }
 
-pub async fn put_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Response<Body>, ServiceError> {
+/// An object a PUT (or a form upload) stored.
+pub struct Stored {
+    pub record: ObjectRecord,
+    versioned: bool,
+}
+
+/// Stores the request's body as `key` (PutObject, and POST Object after reading its form),
+/// announcing it as `event` (`ObjectCreated:Put`, `ObjectCreated:Post`). With `size_range`, an
+/// object outside it is refused (a form policy's content-length-range) and nothing is stored.
+pub async fn store_object(
+    store: &Arc<ObjectStore>,
+    req: S3Request,
+    event: &'static str,
+    size_range: Option<(u64, u64)>,
+) -> Result<Stored, ServiceError> {
     let bucket = req.bucket.clone().unwrap_or_default();
     let key = req.key.clone().unwrap_or_default();
     check_key(&key)?;
@@ -258,6 +272,22 @@ pub async fn put_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Resp
         req.chunk_signer.clone(),
     )
     .await?;
+    if let Some((lo, hi)) = size_range
+        && !(lo..=hi).contains(&received.size)
+    {
+        let size = received.size;
+        store.discard(received);
+        return Err(if size > hi {
+            errors::entity_too_large(size, hi)
+        } else {
+            ServiceError::client(
+                "EntityTooSmall",
+                "Your proposed upload is smaller than the minimum allowed size",
+            )
+            .with_extra("ProposedSize", size.to_string())
+            .with_extra("MinSizeAllowed", lo.to_string())
+        });
+    }
     let (base, inline) = received.into_object(key, store.now_millis());
     let record = ObjectRecord {
         content,
@@ -272,18 +302,30 @@ pub async fn put_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Resp
         store,
         &bucket,
         &record.key,
-        Change::Created("ObjectCreated:Put", &record),
+        Change::Created(event, &record),
         &Origin::of(&req.ctx, req.remote_ip),
     )
     .await?;
-    let mut resp = empty_response(StatusCode::OK);
-    set_header(&mut resp, "etag", &quoted(&record.etag));
-    version_header(&mut resp, &record, versioned);
-    expiration_header(&mut resp, store, &bucket, &record);
-    sse_headers(&mut resp, &record.sse);
+    Ok(Stored { record, versioned })
+}
+
+/// The headers a stored object's answer carries: version, expiration, encryption, checksum.
+pub fn finish_put_headers(resp: &mut Response<Body>, store: &ObjectStore, bucket: &str, stored: &Stored) {
+    let record = &stored.record;
+    version_header(resp, record, stored.versioned);
+    expiration_header(resp, store, bucket, record);
+    sse_headers(resp, &record.sse);
     if let Some(c) = &record.checksum {
-        set_checksum_headers(&mut resp, c);
+        set_checksum_headers(resp, c);
     }
+}
+
+pub async fn put_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Response<Body>, ServiceError> {
+    let bucket = req.bucket.clone().unwrap_or_default();
+    let stored = store_object(store, req, "ObjectCreated:Put", None).await?;
+    let mut resp = empty_response(StatusCode::OK);
+    set_header(&mut resp, "etag", &quoted(&stored.record.etag));
+    finish_put_headers(&mut resp, store, &bucket, &stored);
     Ok(resp)
 }
 

@@ -476,6 +476,13 @@ impl ObjectStore {
         Ok((id, writer))
     }
 
+    /// Drops an upload that will not be stored (its blob file, if it has one).
+    pub fn discard(&self, received: crate::upload::ReceivedBlob) {
+        if received.inline.is_none() {
+            self.remove_blobs([received.blob.as_str()]);
+        }
+    }
+
     /// Removes blob files no longer referenced. Failures only leak space, so they are logged.
     fn remove_blobs<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
         for id in ids {
