@@ -14,6 +14,7 @@ pub mod error;
 pub mod fuzz;
 pub mod ids;
 pub mod javatime;
+pub mod net;
 pub mod paging;
 pub mod stack;
 pub mod tags;

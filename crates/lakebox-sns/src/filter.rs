@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use lakebox_core::ServiceError;
+use lakebox_core::net::{in_cidr, parse_cidr};
 use serde_json::Value;
 
 use crate::errors::invalid_parameter;
@@ -314,16 +315,11 @@ fn parse_cond(key: &str, c: &Value) -> Result<Cond, ServiceError> {
                 "numeric" => Cond::Numeric(parse_numeric(key, arg)?),
                 "cidr" => {
                     let s = text("cidr")?;
-                    let (ip, bits) = s
-                        .split_once('/')
-                        .ok_or_else(|| bad(format!("\"{key}\": Malformed CIDR, one '/' required")))?;
-                    let ip: IpAddr = ip
-                        .parse()
-                        .map_err(|_| bad(format!("\"{key}\": Nonstandard IP address: {ip}")))?;
-                    let max = if ip.is_ipv4() { 32 } else { 128 };
-                    let bits: u8 = bits.parse().ok().filter(|b| *b <= max).ok_or_else(|| {
-                        bad(format!("\"{key}\": Malformed CIDR, mask bits must be an integer"))
-                    })?;
+                    if !s.contains('/') {
+                        return Err(bad(format!("\"{key}\": Malformed CIDR, one '/' required")));
+                    }
+                    let (ip, bits) =
+                        parse_cidr(&s).ok_or_else(|| bad(format!("\"{key}\": Malformed CIDR: {s}")))?;
                     Cond::Cidr(ip, bits)
                 }
                 other => return Err(bad(format!("\"{key}\": Unrecognized match type {other}"))),
@@ -459,28 +455,6 @@ fn cond_matches(c: &Cond, f: &Field) -> bool {
         }),
         (Cond::Cidr(net, bits), Field::Text(t)) => {
             t.parse::<IpAddr>().is_ok_and(|ip| in_cidr(ip, *net, *bits))
-        }
-        _ => false,
-    }
-}
-
-fn in_cidr(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
-    match (ip, net) {
-        (IpAddr::V4(a), IpAddr::V4(b)) => {
-            let mask = if bits == 0 {
-                0
-            } else {
-                u32::MAX << (32 - bits as u32)
-            };
-            u32::from(a) & mask == u32::from(b) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(b)) => {
-            let mask = if bits == 0 {
-                0
-            } else {
-                u128::MAX << (128 - bits as u32)
-            };
-            u128::from(a) & mask == u128::from(b) & mask
         }
         _ => false,
     }
