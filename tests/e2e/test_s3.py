@@ -484,10 +484,28 @@ def test_bucket_configurations_round_trip(s3, bucket, lakebox):
     assert code(e) == "NoSuchBucketPolicy"
     s3.put_bucket_policy(Bucket=bucket, Policy=policy)
     assert json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"]) == json.loads(policy)
+    assert s3.get_bucket_policy_status(Bucket=bucket)["PolicyStatus"]["IsPublic"] is True
     with pytest.raises(botocore.exceptions.ClientError) as e:
         s3.put_bucket_policy(Bucket=bucket, Policy="not json")
     assert code(e) == "MalformedPolicy"
+    statement = {"Effect": "Allow", "Principal": {"AWS": "111122223333"}, "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"}
+    for change, message in (({"Principal": None}, "Missing required field Principal"),
+                            ({"Action": "sqs:SendMessage"}, "Policy has invalid action"),
+                            ({"Resource": "arn:aws:s3:::someone-elses-bucket/*"}, "Action does not apply to any resource(s) in statement"),
+                            ({"Effect": "Perhaps"}, "Invalid effect"),
+                            ({"Condition": {"IpAddress": {"aws:SourceIp": "not-an-ip"}}}, "Invalid IP address or CIDR: not-an-ip")):
+        bad = {k: v for k, v in {**statement, **change}.items() if v is not None}
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [bad]}))
+        assert (code(e), e.value.response["Error"]["Message"]) == ("MalformedPolicy", message), change
+    # Granted to one account, or to everyone but only from one network: not public.
+    for st in (statement, {**statement, "Principal": "*", "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}}):
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [st]}))
+        assert s3.get_bucket_policy_status(Bucket=bucket)["PolicyStatus"]["IsPublic"] is False
     s3.delete_bucket_policy(Bucket=bucket)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.get_bucket_policy_status(Bucket=bucket)
+    assert code(e) == "NoSuchBucketPolicy"
     with pytest.raises(botocore.exceptions.ClientError) as e:
         s3.get_bucket_policy(Bucket=bucket)
     assert code(e) == "NoSuchBucketPolicy"

@@ -21,7 +21,8 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 pub use crate::condition::Condition;
-use crate::matching::{compile, tokens_match, wildcard_match};
+pub use crate::matching::wildcard_match;
+use crate::matching::{compile, tokens_match};
 
 /// Why a policy document was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,6 +244,21 @@ impl Policy {
 }
 
 impl Statement {
+    /// Whether the statement names a principal (resource policies must).
+    pub fn names_principal(&self) -> bool {
+        self.principal.is_some()
+    }
+
+    /// The Resource or NotResource patterns, if any.
+    pub fn resources(&self) -> &[String] {
+        self.resource.as_ref().map_or(&[], |r| r.items.as_slice())
+    }
+
+    /// The Action or NotAction patterns.
+    pub fn actions(&self) -> &[String] {
+        &self.action.items
+    }
+
     fn parse(v: &Value) -> Result<Statement, PolicyError> {
         let Value::Object(o) = v else {
             return err("Policy has an invalid statement");

@@ -29,7 +29,6 @@ const UNIMPLEMENTED_SUBRESOURCES: &[&str] = &[
     "metadataConfiguration",
     "metrics",
     "object-lock",
-    "policyStatus",
     "renameObject",
     "replication",
     "retention",
@@ -317,6 +316,7 @@ enum Endpoint {
     ListBuckets,
     BucketVersioning,
     BucketAcl,
+    GetBucketPolicyStatus,
     BucketConfig(&'static str),
     ObjectTagging,
     ObjectAcl,
@@ -354,6 +354,7 @@ impl Endpoint {
             (None, _) => return Err(errors::method_not_allowed()),
             (Some(_), None) if req.has("versioning") => Endpoint::BucketVersioning,
             (Some(_), None) if req.has("acl") => Endpoint::BucketAcl,
+            (Some(_), None) if req.has("policyStatus") && m == Method::GET => Endpoint::GetBucketPolicyStatus,
             (Some(_), None) if config::bucket_config_sub(req).is_some() => {
                 Endpoint::BucketConfig(config::bucket_config_sub(req).unwrap_or_default())
             }
@@ -399,6 +400,7 @@ impl Endpoint {
             Endpoint::BucketAcl | Endpoint::ObjectAcl => "ACL".to_owned(),
             Endpoint::BucketConfig("logging") => "LOGGING_STATUS".to_owned(),
             Endpoint::BucketConfig("policy") => "BUCKETPOLICY".to_owned(),
+            Endpoint::GetBucketPolicyStatus => "BUCKETPOLICYSTATUS".to_owned(),
             Endpoint::BucketConfig(sub) => sub.to_ascii_uppercase().replace('-', "_"),
             Endpoint::ObjectTagging => "OBJECT_TAGGING".to_owned(),
             Endpoint::GetObjectAttributes => "OBJECT_ATTRIBUTES".to_owned(),
@@ -590,6 +592,7 @@ impl S3 {
             Endpoint::ListBuckets => bucket::list_buckets(store, &req),
             Endpoint::BucketVersioning => config::versioning(store, req).await,
             Endpoint::BucketAcl | Endpoint::ObjectAcl => config::acl(store, req).await,
+            Endpoint::GetBucketPolicyStatus => config::policy_status(store, &req),
             Endpoint::BucketConfig(sub) => config::bucket_config(store, req, sub).await,
             Endpoint::ObjectTagging => config::object_tagging(store, req).await,
             Endpoint::GetObjectAttributes => object::get_object_attributes(store, &req),

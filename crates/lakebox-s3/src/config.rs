@@ -181,17 +181,7 @@ pub async fn bucket_config(
         Method::PUT => {
             let body = req.xml_body().await?;
             match kind.root {
-                None => {
-                    serde_json::from_slice::<serde_json::Value>(&body)
-                        .ok()
-                        .filter(serde_json::Value::is_object)
-                        .ok_or_else(|| {
-                            ServiceError::client(
-                                "MalformedPolicy",
-                                "Policies must be valid JSON and the first byte must be '{'",
-                            )
-                        })?;
-                }
+                None => check_bucket_policy(&bucket, &body)?,
                 Some(root) => {
                     let doc = xml::parse(&body).map_err(|_| malformed())?;
                     if doc.name != root {
@@ -272,6 +262,67 @@ pub async fn bucket_config(
         }
         _ => Err(errors::method_not_allowed()),
     }
+}
+
+/// A bucket policy as S3 checks it: the IAM policy language (lakebox-policy), every statement
+/// naming a principal, S3 actions only, and resources in this bucket.
+fn check_bucket_policy(bucket: &str, body: &[u8]) -> Result<(), ServiceError> {
+    let malformed = |msg: &str| ServiceError::client("MalformedPolicy", msg);
+    let text = std::str::from_utf8(body)
+        .map_err(|_| malformed("Policies must be valid JSON and the first byte must be '{'"))?;
+    let policy = lakebox_policy::Policy::parse(text).map_err(|e| malformed(&e.0))?;
+    let own = format!("arn:aws:s3:::{bucket}");
+    for st in &policy.statements {
+        if !st.names_principal() {
+            return Err(malformed("Missing required field Principal"));
+        }
+        if st
+            .actions()
+            .iter()
+            .any(|a| a != "*" && !a.to_ascii_lowercase().starts_with("s3:"))
+        {
+            return Err(malformed("Policy has invalid action"));
+        }
+        if st.resources().is_empty() {
+            return Err(malformed("Missing required field Resource"));
+        }
+        for r in st.resources() {
+            let in_bucket = r == &own || r.strip_prefix(&own).is_some_and(|rest| rest.starts_with('/'));
+            if !r.starts_with("arn:aws:s3:::") {
+                return Err(malformed("Policy has invalid resource"));
+            }
+            if !in_bucket
+                && !lakebox_policy::wildcard_match(r, &own)
+                && !lakebox_policy::wildcard_match(r, &format!("{own}/x"))
+            {
+                return Err(malformed("Action does not apply to any resource(s) in statement"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// GetBucketPolicyStatus: whether the bucket's policy grants anything to everyone.
+pub fn policy_status(store: &ObjectStore, req: &S3Request) -> Result<Response<Body>, ServiceError> {
+    let bucket = req.bucket.clone().unwrap_or_default();
+    store.owned_bucket(&bucket, &req.ctx.account_id)?;
+    let Some(stored) = store.bucket_config(&bucket, "policy")? else {
+        return Err(
+            ServiceError::new("NoSuchBucketPolicy", 404, "The bucket policy does not exist")
+                .with_extra("BucketName", bucket),
+        );
+    };
+    let public = std::str::from_utf8(&stored)
+        .ok()
+        .and_then(|t| lakebox_policy::Policy::parse(t).ok())
+        .is_some_and(|p| p.is_public());
+    Ok(xml_response(
+        StatusCode::OK,
+        format!(
+            "{}<PolicyStatus xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><IsPublic>{public}</IsPublic></PolicyStatus>",
+            xml::XML_DECLARATION
+        ),
+    ))
 }
 
 /// A logging target must be an existing bucket of the same owner, as S3 requires.
