@@ -392,6 +392,64 @@ def test_multipart_upload(s3, bucket):
     assert code(e) == "NoSuchUpload"
 
 
+def test_multipart_full_object_and_composite_checksums(s3, bucket):
+    def crc32(data):
+        return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+
+    parts_data = [os.urandom(5 * MiB), b"the last part"]
+    up = s3.create_multipart_upload(Bucket=bucket, Key="full", ChecksumAlgorithm="CRC32", ChecksumType="FULL_OBJECT")
+    assert up["ChecksumType"] == "FULL_OBJECT"
+    uid = up["UploadId"]
+    parts = []
+    for i, data in enumerate(parts_data, 1):
+        r = s3.upload_part(Bucket=bucket, Key="full", UploadId=uid, PartNumber=i, Body=data, ChecksumCRC32=crc32(data))
+        parts.append({"PartNumber": i, "ETag": r["ETag"], "ChecksumCRC32": crc32(data)})
+    whole = b"".join(parts_data)
+    # The object's CRC as the client computed it must be the one the parts combine to.
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.complete_multipart_upload(Bucket=bucket, Key="full", UploadId=uid, MultipartUpload={"Parts": parts},
+                                     ChecksumCRC32=crc32(b"something else"), ChecksumType="FULL_OBJECT")
+    assert (code(e), e.value.response["Error"]["Message"]) == ("BadDigest", "The crc32 you specified did not match the calculated checksum.")
+    done = s3.complete_multipart_upload(Bucket=bucket, Key="full", UploadId=uid, MultipartUpload={"Parts": parts},
+                                        ChecksumCRC32=crc32(whole), ChecksumType="FULL_OBJECT")
+    assert (done["ChecksumCRC32"], done["ChecksumType"]) == (crc32(whole), "FULL_OBJECT")
+    head = s3.head_object(Bucket=bucket, Key="full", ChecksumMode="ENABLED")
+    assert (head["ChecksumCRC32"], head["ChecksumType"]) == (crc32(whole), "FULL_OBJECT")
+    attrs = s3.get_object_attributes(Bucket=bucket, Key="full", ObjectAttributes=["ObjectParts", "Checksum"])
+    assert attrs["Checksum"] == {"ChecksumCRC32": crc32(whole), "ChecksumType": "FULL_OBJECT"}
+    op = attrs["ObjectParts"]
+    assert op["TotalPartsCount"] == 2 and op["IsTruncated"] is False
+    assert [(p["PartNumber"], p["Size"], p["ChecksumCRC32"]) for p in op["Parts"]] == [
+        (1, 5 * MiB, crc32(parts_data[0])), (2, len(parts_data[1]), crc32(parts_data[1]))]
+    page = s3.get_object_attributes(Bucket=bucket, Key="full", ObjectAttributes=["ObjectParts"], MaxParts=1)["ObjectParts"]
+    assert [p["PartNumber"] for p in page["Parts"]] == [1] and page["IsTruncated"] is True and page["NextPartNumberMarker"] == 1
+    rest = s3.get_object_attributes(Bucket=bucket, Key="full", ObjectAttributes=["ObjectParts"], PartNumberMarker=1)["ObjectParts"]
+    assert [p["PartNumber"] for p in rest["Parts"]] == [2]
+
+    # SHA256 is composite: a checksum of the part checksums, "-<parts>" (reported bare by
+    # GetObjectAttributes).
+    up = s3.create_multipart_upload(Bucket=bucket, Key="composite", ChecksumAlgorithm="SHA256")
+    assert up["ChecksumType"] == "COMPOSITE"
+    sha = [hashlib.sha256(d).digest() for d in parts_data]
+    parts = []
+    for i, data in enumerate(parts_data, 1):
+        r = s3.upload_part(Bucket=bucket, Key="composite", UploadId=up["UploadId"], PartNumber=i, Body=data,
+                           ChecksumSHA256=base64.b64encode(sha[i - 1]).decode())
+        parts.append({"PartNumber": i, "ETag": r["ETag"], "ChecksumSHA256": base64.b64encode(sha[i - 1]).decode()})
+    done = s3.complete_multipart_upload(Bucket=bucket, Key="composite", UploadId=up["UploadId"], MultipartUpload={"Parts": parts})
+    composite = base64.b64encode(hashlib.sha256(b"".join(sha)).digest()).decode()
+    assert (done["ChecksumSHA256"], done["ChecksumType"]) == (f"{composite}-2", "COMPOSITE")
+    attrs = s3.get_object_attributes(Bucket=bucket, Key="composite", ObjectAttributes=["Checksum"])
+    assert attrs["Checksum"] == {"ChecksumSHA256": composite, "ChecksumType": "COMPOSITE"}
+
+    # CRC64NVME is always a full-object checksum; SHA checksums never are.
+    assert s3.create_multipart_upload(Bucket=bucket, Key="nvme", ChecksumAlgorithm="CRC64NVME")["ChecksumType"] == "FULL_OBJECT"
+    for algorithm, kind in (("CRC64NVME", "COMPOSITE"), ("SHA256", "FULL_OBJECT")):
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            s3.create_multipart_upload(Bucket=bucket, Key="bad", ChecksumAlgorithm=algorithm, ChecksumType=kind)
+        assert code(e) == "InvalidRequest", (algorithm, kind)
+
+
 def test_multipart_errors(s3, bucket):
     uid = s3.create_multipart_upload(Bucket=bucket, Key="bad")["UploadId"]
     e1 = s3.upload_part(Bucket=bucket, Key="bad", UploadId=uid, PartNumber=1, Body=b"small")["ETag"]

@@ -118,6 +118,7 @@ impl S3Lake {
                 encrypted: encrypt.is_some(),
             }],
             parts_count: None,
+            parts: Vec::new(),
             version_id: None,
             delete_marker: false,
             version_seq: 0,

@@ -16,6 +16,7 @@ pub mod api;
 mod bucket;
 mod config;
 mod cors;
+mod crc_combine;
 pub mod download;
 mod errors;
 pub mod lake;

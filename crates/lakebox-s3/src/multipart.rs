@@ -43,7 +43,12 @@ pub async fn create(store: &Arc<ObjectStore>, req: S3Request) -> Result<Response
         user_metadata,
         storage_class,
     } = object_attributes(&req.headers)?;
+    let checksum_algorithm = req
+        .header("x-amz-checksum-algorithm")
+        .map(str::to_ascii_uppercase);
+    let checksum_type = checksum_type(checksum_algorithm.as_deref(), req.header("x-amz-checksum-type"))?;
     let record = UploadRecord {
+        checksum_type,
         upload_id: ids::random_hex(64),
         key: key.clone(),
         initiated_millis: store.now_millis(),
@@ -51,9 +56,7 @@ pub async fn create(store: &Arc<ObjectStore>, req: S3Request) -> Result<Response
         content,
         user_metadata,
         storage_class,
-        checksum_algorithm: req
-            .header("x-amz-checksum-algorithm")
-            .map(str::to_ascii_uppercase),
+        checksum_algorithm,
         tags: crate::config::tagging_header(&req)?,
         sse: crate::object::requested_sse(
             store,
@@ -73,7 +76,50 @@ pub async fn create(store: &Arc<ObjectStore>, req: S3Request) -> Result<Response
     if let Some(a) = &record.checksum_algorithm {
         set_header(&mut resp, "x-amz-checksum-algorithm", a);
     }
+    if let Some(t) = &record.checksum_type {
+        set_header(&mut resp, "x-amz-checksum-type", t);
+    }
     Ok(resp)
+}
+
+/// The object checksum an upload will get: `COMPOSITE` (a checksum of the part checksums) or
+/// `FULL_OBJECT` (the CRC of the whole object, combined from the parts' CRCs). CRC64NVME is
+/// always FULL_OBJECT; SHA1 and SHA256 are always COMPOSITE; CRC32 and CRC32C take either, and
+/// are COMPOSITE unless asked.
+fn checksum_type(algorithm: Option<&str>, asked: Option<&str>) -> Result<Option<String>, ServiceError> {
+    let asked = asked.map(str::to_ascii_uppercase);
+    let Some(algorithm) = algorithm else {
+        return match asked {
+            Some(_) => Err(errors::invalid_request(
+                "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header.",
+            )),
+            None => Ok(None),
+        };
+    };
+    let kind = match (algorithm, asked.as_deref()) {
+        (_, Some(t)) if t != "COMPOSITE" && t != "FULL_OBJECT" => {
+            return Err(errors::invalid_argument(
+                "Value for x-amz-checksum-type header is invalid.",
+                "x-amz-checksum-type",
+                t,
+            ));
+        }
+        ("CRC64NVME", Some("COMPOSITE")) => {
+            return Err(errors::invalid_request(
+                "The COMPOSITE checksum type cannot be used with the crc64nvme checksum algorithm.",
+            ));
+        }
+        ("SHA1" | "SHA256", Some("FULL_OBJECT")) => {
+            return Err(errors::invalid_request(format!(
+                "The FULL_OBJECT checksum type cannot be used with the {} checksum algorithm.",
+                algorithm.to_ascii_lowercase()
+            )));
+        }
+        ("CRC64NVME", _) => "FULL_OBJECT",
+        (_, Some(t)) => t,
+        _ => "COMPOSITE",
+    };
+    Ok(Some(kind.to_owned()))
 }
 
 /// `partNumber`: 1 to 10,000 (`InvalidArgument` otherwise).
@@ -209,8 +255,33 @@ pub async fn complete(store: &Arc<ObjectStore>, mut req: S3Request) -> Result<Re
         });
     }
     let condition = write_condition(&req.headers)?;
+    // The whole object's checksum, when the request states it, must be the one the parts make.
+    let claimed = crate::upload::CHECKSUM_ALGORITHMS.iter().find_map(|a| {
+        req.header(&format!("x-amz-checksum-{a}"))
+            .map(|v| (a.to_ascii_uppercase(), v.trim().to_owned()))
+    });
+    let claimed_type = req.header("x-amz-checksum-type").map(str::to_ascii_uppercase);
     let record = store
-        .complete_upload(&bucket, &upload.upload_id, &requested, condition)
+        .complete_upload(&bucket, &upload.upload_id, &requested, condition, |computed| {
+            let Some((algorithm, value)) = &claimed else {
+                return Ok(());
+            };
+            let bad = || {
+                ServiceError::client(
+                    "BadDigest",
+                    format!(
+                        "The {} you specified did not match the calculated checksum.",
+                        algorithm.to_ascii_lowercase()
+                    ),
+                )
+            };
+            let c = computed.ok_or_else(bad)?;
+            // A composite value may be given with or without its "-<parts>" suffix.
+            let bare = c.value.split_once('-').map_or(c.value.as_str(), |(v, _)| v);
+            let same = c.algorithm == *algorithm && (value == &c.value || value == bare);
+            let type_ok = claimed_type.as_deref().is_none_or(|t| t == c.kind);
+            if same && type_ok { Ok(()) } else { Err(bad()) }
+        })
         .await?;
     crate::notify::object_event(
         store,

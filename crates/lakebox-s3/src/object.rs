@@ -986,6 +986,7 @@ pub async fn copy_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Res
             encrypted: sse.is_some(),
         }],
         parts_count: None,
+        parts: Vec::new(),
         tags,
         version_id: None,
         delete_marker: false,
@@ -1025,10 +1026,54 @@ pub async fn copy_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Res
 /// The attributes GetObjectAttributes may be asked for (`x-amz-object-attributes`).
 const OBJECT_ATTRIBUTES: &[&str] = &["ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize"];
 
+/// The parts of a multipart object, paged by `x-amz-max-parts` and `x-amz-part-number-marker`.
+/// S3 lists them only for objects whose parts were uploaded with checksums.
+fn object_parts(
+    w: &mut lakebox_protocol::xml::XmlWriter,
+    req: &S3Request,
+    parts: &[crate::store::PartSummary],
+) -> Result<(), ServiceError> {
+    if parts.is_empty() || parts.iter().any(|p| p.checksum.is_none()) {
+        return Ok(());
+    }
+    let number = |name: &str, default: u32| -> Result<u32, ServiceError> {
+        match req.header(name) {
+            None => Ok(default),
+            Some(v) => v.trim().parse::<u32>().map_err(|_| {
+                errors::invalid_argument(
+                    format!("Provided {name} not an integer or within integer range"),
+                    name,
+                    v,
+                )
+            }),
+        }
+    };
+    let max = number("x-amz-max-parts", 1000)?.min(1000);
+    let marker = number("x-amz-part-number-marker", 0)?;
+    let after: Vec<_> = parts.iter().filter(|p| p.number > marker).collect();
+    let shown = &after[..after.len().min(max as usize)];
+    let truncated = after.len() > shown.len();
+    w.element("PartNumberMarker", &marker.to_string());
+    if let Some(last) = shown.last() {
+        w.element("NextPartNumberMarker", &last.number.to_string());
+    }
+    w.element("MaxParts", &max.to_string())
+        .element("IsTruncated", if truncated { "true" } else { "false" });
+    for p in shown {
+        w.start("Part")
+            .element("PartNumber", &p.number.to_string())
+            .element("Size", &p.size.to_string());
+        if let Some(c) = &p.checksum {
+            w.element(&format!("Checksum{}", c.algorithm), &c.value);
+        }
+        w.end("Part");
+    }
+    Ok(())
+}
+
 /// GetObjectAttributes: what HEAD tells and more, without the data, for the current version or
 /// `versionId`. Delete markers answer as GET does. `ObjectParts` reports the parts count of a
-/// multipart object (`PartsCount`); S3 lists the parts themselves only for objects uploaded with
-/// per-part checksums, which Lakebox does not keep.
+/// multipart object (`PartsCount`) and, for one uploaded with part checksums, the parts.
 pub fn get_object_attributes(
     store: &Arc<ObjectStore>,
     req: &S3Request,
@@ -1064,17 +1109,19 @@ pub fn get_object_attributes(
             }
             "Checksum" => {
                 if let Some(c) = &rec.checksum {
+                    // Without a composite checksum's "-<parts>" suffix, as S3 reports it here.
+                    let value = c.value.split_once('-').map_or(c.value.as_str(), |(v, _)| v);
                     w.start("Checksum")
-                        .element(&format!("Checksum{}", c.algorithm), &c.value)
+                        .element(&format!("Checksum{}", c.algorithm), value)
                         .element("ChecksumType", &c.kind)
                         .end("Checksum");
                 }
             }
             "ObjectParts" => {
                 if let Some(n) = rec.parts_count {
-                    w.start("ObjectParts")
-                        .element("PartsCount", &n.to_string())
-                        .end("ObjectParts");
+                    w.start("ObjectParts").element("PartsCount", &n.to_string());
+                    object_parts(&mut w, req, &rec.parts)?;
+                    w.end("ObjectParts");
                 }
             }
             "StorageClass" => {

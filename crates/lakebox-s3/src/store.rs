@@ -134,6 +134,9 @@ pub struct ObjectRecord {
     /// Multipart objects are stored as their parts' blobs, in order.
     pub segments: Vec<Segment>,
     pub parts_count: Option<u32>,
+    /// A multipart object's parts as GetObjectAttributes lists them (number, size, checksum).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<PartSummary>,
     #[serde(default)]
     pub tags: Vec<(String, String)>,
     /// `None` is S3's `null` version.
@@ -194,6 +197,9 @@ pub struct UploadRecord {
     pub user_metadata: Vec<(String, String)>,
     pub storage_class: String,
     pub checksum_algorithm: Option<String>,
+    /// `COMPOSITE` or `FULL_OBJECT`, with a checksum algorithm.
+    #[serde(default)]
+    pub checksum_type: Option<String>,
     #[serde(default)]
     pub tags: Vec<(String, String)>,
     #[serde(default)]
@@ -210,6 +216,14 @@ pub struct PartRecord {
     pub checksum: Option<StoredChecksum>,
     #[serde(default)]
     pub encrypted: bool,
+}
+
+/// A part of a completed multipart object.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PartSummary {
+    pub number: u32,
+    pub size: u64,
+    pub checksum: Option<StoredChecksum>,
 }
 
 /// One part a CompleteMultipartUpload names: its number, ETag and, if given, its checksum
@@ -239,6 +253,31 @@ fn composite_checksum(algorithm: Option<&str>, parts: &[PartRecord]) -> Option<S
         algorithm,
         value: format!("{}-{}", hasher.finish(), parts.len()),
         kind: "COMPOSITE".into(),
+    })
+}
+
+/// The CRC of the whole object, combined from the parts' CRCs and sizes (`FULL_OBJECT`).
+/// None when a part lacks that checksum.
+fn full_object_checksum(algorithm: Option<&str>, parts: &[PartRecord]) -> Option<StoredChecksum> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let algorithm = algorithm?.to_ascii_uppercase();
+    let mut crc: Option<u64> = None;
+    for p in parts {
+        let c = p.checksum.as_ref().filter(|c| c.algorithm == algorithm)?;
+        let raw = b64.decode(&c.value).ok()?;
+        let part = raw.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+        crc = Some(match crc {
+            None => part,
+            Some(so_far) => crate::crc_combine::combine(&algorithm, so_far, part, p.size)?,
+        });
+    }
+    let width = if algorithm == "CRC64NVME" { 8 } else { 4 };
+    let bytes = crc?.to_be_bytes();
+    Some(StoredChecksum {
+        value: b64.encode(&bytes[8 - width..]),
+        algorithm,
+        kind: "FULL_OBJECT".into(),
     })
 }
 
@@ -1145,6 +1184,7 @@ impl ObjectStore {
         upload_id: &str,
         requested: &[RequestedPart],
         condition: WriteCondition,
+        check_checksum: impl FnOnce(Option<&StoredChecksum>) -> Result<(), ServiceError>,
     ) -> Result<ObjectRecord, ServiceError> {
         let upload = self.upload(bucket, upload_id)?;
         if requested.is_empty() {
@@ -1183,6 +1223,12 @@ impl ObjectStore {
         }
         use md5::Digest;
         let etag = format!("{}-{}", hex::encode(md5::Md5::digest(&md5s)), chosen.len());
+        let algorithm = upload.checksum_algorithm.as_deref();
+        let checksum = match upload.checksum_type.as_deref() {
+            Some("FULL_OBJECT") => full_object_checksum(algorithm, &chosen),
+            _ => composite_checksum(algorithm, &chosen),
+        };
+        check_checksum(checksum.as_ref())?;
         let record = ObjectRecord {
             key: upload.key.clone(),
             size: chosen.iter().map(|p| p.size).sum(),
@@ -1191,7 +1237,7 @@ impl ObjectStore {
             content: upload.content.clone(),
             user_metadata: upload.user_metadata.clone(),
             storage_class: upload.storage_class.clone(),
-            checksum: composite_checksum(upload.checksum_algorithm.as_deref(), &chosen),
+            checksum,
             segments: chosen
                 .iter()
                 .map(|p| Segment {
@@ -1202,6 +1248,14 @@ impl ObjectStore {
                 })
                 .collect(),
             parts_count: Some(chosen.len() as u32),
+            parts: chosen
+                .iter()
+                .map(|p| PartSummary {
+                    number: p.part_number,
+                    size: p.size,
+                    checksum: p.checksum.clone(),
+                })
+                .collect(),
             tags: upload.tags.clone(),
             version_id: None,
             delete_marker: false,

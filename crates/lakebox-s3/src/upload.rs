@@ -75,7 +75,7 @@ impl ChecksumHasher {
     }
 }
 
-const CHECKSUM_ALGORITHMS: [&str; 5] = ["crc32", "crc32c", "crc64nvme", "sha1", "sha256"];
+pub(crate) const CHECKSUM_ALGORITHMS: [&str; 5] = ["crc32", "crc32c", "crc64nvme", "sha1", "sha256"];
 
 /// Which flexible checksum a request carries, and where its expected value is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -381,6 +381,7 @@ impl ReceivedBlob {
                 encrypted: self.encrypted,
             }],
             parts_count: None,
+            parts: Vec::new(),
             tags: Vec::new(),
             version_id: None,
             delete_marker: false,

@@ -162,6 +162,7 @@ pub fn delete_marker(key: &str, now_millis: i64) -> ObjectRecord {
         checksum: None,
         segments: Vec::new(),
         parts_count: None,
+        parts: Vec::new(),
         tags: Vec::new(),
         version_id: None,
         delete_marker: true,
