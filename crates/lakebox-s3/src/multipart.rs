@@ -8,6 +8,8 @@ use http::{Response, StatusCode};
 use lakebox_core::{ServiceError, ids};
 use lakebox_service::Body;
 
+use lakebox_protocol::xml::XmlWriter;
+
 use crate::api::{S3Request, empty_response, set_header, xml_response};
 use crate::errors;
 use crate::object::{
@@ -321,9 +323,18 @@ pub async fn abort(store: &Arc<ObjectStore>, req: S3Request) -> Result<Response<
 }
 
 fn int_param(req: &S3Request, name: &str, default: usize) -> Result<usize, ServiceError> {
-    match req.query(name) {
+    whole_number(req.query(name), name, default)
+}
+
+/// The same read from a header (GetObjectAttributes' `x-amz-max-parts`).
+pub fn int_param_header(req: &S3Request, name: &str, default: usize) -> Result<usize, ServiceError> {
+    whole_number(req.header(name), name, default)
+}
+
+fn whole_number(value: Option<&str>, name: &str, default: usize) -> Result<usize, ServiceError> {
+    match value {
         None => Ok(default),
-        Some(v) => v.parse::<usize>().map_err(|_| {
+        Some(v) => v.trim().parse::<usize>().map_err(|_| {
             errors::invalid_argument(
                 format!("Provided {name} not an integer or within integer range"),
                 name,
@@ -331,6 +342,16 @@ fn int_param(req: &S3Request, name: &str, default: usize) -> Result<usize, Servi
             )
         }),
     }
+}
+
+/// Where a page of parts starts and ends (ListParts, GetObjectAttributes' ObjectParts).
+pub fn part_page(w: &mut XmlWriter, marker: u32, last: Option<u32>, max: usize, truncated: bool) {
+    w.element("PartNumberMarker", &marker.to_string());
+    if let Some(last) = last {
+        w.element("NextPartNumberMarker", &last.to_string());
+    }
+    w.element("MaxParts", &max.to_string())
+        .element("IsTruncated", if truncated { "true" } else { "false" });
 }
 
 pub fn list_parts(store: &Arc<ObjectStore>, req: &S3Request) -> Result<Response<Body>, ServiceError> {
@@ -348,13 +369,14 @@ pub fn list_parts(store: &Arc<ObjectStore>, req: &S3Request) -> Result<Response<
     let mut w = doc("ListPartsResult");
     w.element("Bucket", bucket)
         .element("Key", &up.key)
-        .element("UploadId", &up.upload_id)
-        .element("PartNumberMarker", &marker.to_string());
-    if let Some(last) = shown.last() {
-        w.element("NextPartNumberMarker", &last.part_number.to_string());
-    }
-    w.element("MaxParts", &max.to_string())
-        .element("IsTruncated", if truncated { "true" } else { "false" });
+        .element("UploadId", &up.upload_id);
+    part_page(
+        &mut w,
+        marker,
+        shown.last().map(|p| p.part_number),
+        max,
+        truncated,
+    );
     for p in shown {
         w.start("Part")
             .element("PartNumber", &p.part_number.to_string())

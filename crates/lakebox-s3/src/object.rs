@@ -1036,29 +1036,12 @@ fn object_parts(
     if parts.is_empty() || parts.iter().any(|p| p.checksum.is_none()) {
         return Ok(());
     }
-    let number = |name: &str, default: u32| -> Result<u32, ServiceError> {
-        match req.header(name) {
-            None => Ok(default),
-            Some(v) => v.trim().parse::<u32>().map_err(|_| {
-                errors::invalid_argument(
-                    format!("Provided {name} not an integer or within integer range"),
-                    name,
-                    v,
-                )
-            }),
-        }
-    };
-    let max = number("x-amz-max-parts", 1000)?.min(1000);
-    let marker = number("x-amz-part-number-marker", 0)?;
+    let max = crate::multipart::int_param_header(req, "x-amz-max-parts", 1000)?.min(1000);
+    let marker = crate::multipart::int_param_header(req, "x-amz-part-number-marker", 0)? as u32;
     let after: Vec<_> = parts.iter().filter(|p| p.number > marker).collect();
-    let shown = &after[..after.len().min(max as usize)];
+    let shown = &after[..after.len().min(max)];
     let truncated = after.len() > shown.len();
-    w.element("PartNumberMarker", &marker.to_string());
-    if let Some(last) = shown.last() {
-        w.element("NextPartNumberMarker", &last.number.to_string());
-    }
-    w.element("MaxParts", &max.to_string())
-        .element("IsTruncated", if truncated { "true" } else { "false" });
+    crate::multipart::part_page(w, marker, shown.last().map(|p| p.number), max, truncated);
     for p in shown {
         w.start("Part")
             .element("PartNumber", &p.number.to_string())

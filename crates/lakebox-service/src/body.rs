@@ -21,6 +21,17 @@ pub fn empty() -> Body {
     full(Bytes::new())
 }
 
+/// A JSON response, as Lakebox's own routes answer (`/_lakebox/…`).
+pub fn json_response(status: http::StatusCode, v: &serde_json::Value) -> http::Response<Body> {
+    let mut r = http::Response::new(full(serde_json::to_vec(v).unwrap_or_default()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
 /// A response body fed by a channel: each message is the next chunk, an `Err` aborts the
 /// response, and the body ends when the sender is dropped. With `len`, the size is declared.
 pub fn channel_body(rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>, len: Option<u64>) -> Body {

@@ -30,7 +30,7 @@ use http::{Method, Response, StatusCode};
 use lakebox_core::clock::Clock;
 use lakebox_core::{Arn, RequestContext, ServiceError};
 use lakebox_protocol::query::QueryRequest;
-use lakebox_service::body::{Body, full};
+use lakebox_service::body::{Body, full, json_response};
 use lakebox_service::events::{DeliveryError, Event, EventSink};
 use lakebox_service::{BoxFuture, HttpService, QueryService};
 use lakebox_store::{Log, LogConfig, LogEntry, MetaStore, StoreError};
@@ -493,16 +493,6 @@ impl QueryService for Sns {
     }
 }
 
-fn json_response(status: StatusCode, v: serde_json::Value) -> Response<Body> {
-    let mut resp = Response::new(full(v.to_string()));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    resp
-}
-
 /// Lakebox's own SNS routes: the signing certificate (public, as AWS's is) and the recorded
 /// email/SMS outbox (`GET` lists, optionally `?endpoint=`; `DELETE` empties it).
 impl HttpService for Sns {
@@ -561,12 +551,12 @@ impl HttpService for Sns {
                         .collect();
                     Ok(json_response(
                         StatusCode::OK,
-                        serde_json::json!({ "messages": messages }),
+                        &serde_json::json!({ "messages": messages }),
                     ))
                 }
                 (&Method::DELETE, "outbox") => {
                     self.clear_mail().await.map_err(errors::store)?;
-                    Ok(json_response(StatusCode::OK, serde_json::json!({})))
+                    Ok(json_response(StatusCode::OK, &serde_json::json!({})))
                 }
                 _ => Err(not_found()),
             }

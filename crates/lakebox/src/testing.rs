@@ -57,13 +57,7 @@ struct TestRoutes {
 }
 
 fn json(status: StatusCode, v: serde_json::Value) -> Response<Body> {
-    let mut r = Response::new(full(serde_json::to_vec(&v).unwrap_or_default()));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    r
+    lakebox_service::body::json_response(status, &v)
 }
 
 fn store_err(e: impl std::fmt::Display) -> ServiceError {
