@@ -563,3 +563,14 @@ def test_published_messages_survive_sigkill(tmp_path):
         # At least once: every acknowledged message arrives (a few may arrive twice).
         assert got == sent
         assert lb.client("sns").list_subscriptions_by_topic(TopicArn=arn)["Subscriptions"][0]["Endpoint"] == qarn
+
+
+def test_subscription_listings_page(sns):
+    arn = sns.create_topic(Name="many-subscribers")["TopicArn"]
+    made = {sns.subscribe(TopicArn=arn, Protocol="sms", Endpoint=f"+1555000{i:04}")["SubscriptionArn"] for i in range(105)}
+    pages = list(sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=arn))
+    assert [len(p["Subscriptions"]) for p in pages] == [100, 5]
+    assert {s["SubscriptionArn"] for p in pages for s in p["Subscriptions"]} == made
+    everywhere = {s["SubscriptionArn"] for p in sns.get_paginator("list_subscriptions").paginate() for s in p["Subscriptions"]}
+    assert made <= everywhere
+    assert sns.get_topic_attributes(TopicArn=arn)["Attributes"]["SubscriptionsConfirmed"] == "105"
