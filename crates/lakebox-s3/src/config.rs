@@ -181,7 +181,18 @@ pub async fn bucket_config(
         Method::PUT => {
             let body = req.xml_body().await?;
             match kind.root {
-                None => check_bucket_policy(&bucket, &body)?,
+                None => {
+                    if check_bucket_policy(&bucket, &body)? && blocks_public_policies(store, &bucket)? {
+                        return Err(ServiceError::new(
+                            "AccessDenied",
+                            403,
+                            format!(
+                                "User: arn:aws:iam::{}:root is not authorized to perform: s3:PutBucketPolicy on resource: \"arn:aws:s3:::{bucket}\" because public policies are blocked by the BlockPublicPolicy block public access setting.",
+                                req.ctx.account_id
+                            ),
+                        ));
+                    }
+                }
                 Some(root) => {
                     let doc = xml::parse(&body).map_err(|_| malformed())?;
                     if doc.name != root {
@@ -235,6 +246,13 @@ pub async fn bucket_config(
             }))
         }
         Method::GET => match store.bucket_config(&bucket, sub)? {
+            // A public access block that was deleted (new buckets have one until then).
+            Some(stored) if stored.is_empty() => Err(ServiceError::new(
+                "NoSuchPublicAccessBlockConfiguration",
+                404,
+                "The public access block configuration was not found",
+            )
+            .with_extra("BucketName", bucket)),
             Some(stored) => {
                 let mut resp = Response::new(lakebox_service::body::full(stored));
                 let ct = if kind.root.is_none() {
@@ -257,16 +275,36 @@ pub async fn bucket_config(
             },
         },
         Method::DELETE if kind.deletable => {
-            store.set_bucket_config(&bucket, sub, None).await?;
+            // New buckets block public access until the block is deleted: an empty document
+            // records the deletion (absent means the default block).
+            let gone = (sub == "publicAccessBlock").then(Vec::new);
+            store.set_bucket_config(&bucket, sub, gone).await?;
             Ok(empty_response(StatusCode::NO_CONTENT))
         }
         _ => Err(errors::method_not_allowed()),
     }
 }
 
+/// Whether the bucket's public access block refuses public policies (BlockPublicPolicy): by
+/// default yes, as for every new AWS bucket.
+fn blocks_public_policies(store: &ObjectStore, bucket: &str) -> Result<bool, ServiceError> {
+    Ok(match store.bucket_config(bucket, "publicAccessBlock")? {
+        None => true,
+        Some(doc) if doc.is_empty() => false,
+        Some(doc) => xml::parse(&doc)
+            .ok()
+            .and_then(|d| {
+                d.child_text("BlockPublicPolicy")
+                    .map(|v| v.trim().eq_ignore_ascii_case("true"))
+            })
+            .unwrap_or(false),
+    })
+}
+
 /// A bucket policy as S3 checks it: the IAM policy language (lakebox-policy), every statement
-/// naming a principal, S3 actions only, and resources in this bucket.
-fn check_bucket_policy(bucket: &str, body: &[u8]) -> Result<(), ServiceError> {
+/// naming a principal, S3 actions only, and resources in this bucket. Answers whether the
+/// policy is public.
+fn check_bucket_policy(bucket: &str, body: &[u8]) -> Result<bool, ServiceError> {
     let malformed = |msg: &str| ServiceError::client("MalformedPolicy", msg);
     let text = std::str::from_utf8(body)
         .map_err(|_| malformed("Policies must be valid JSON and the first byte must be '{'"))?;
@@ -299,7 +337,7 @@ fn check_bucket_policy(bucket: &str, body: &[u8]) -> Result<(), ServiceError> {
             }
         }
     }
-    Ok(())
+    Ok(policy.is_public())
 }
 
 /// GetBucketPolicyStatus: whether the bucket's policy grants anything to everyone.
