@@ -54,8 +54,13 @@ const OUTBOX_SEGMENT_BYTES: u64 = 32 * 1024 * 1024;
 /// Where Lakebox serves its own SNS routes (the signing certificate, the mail outbox).
 pub const ROUTE_PREFIX: &str = "/_lakebox/sns/";
 
-/// A FIFO message as a repeat of it answers: (MessageId, SequenceNumber, when published).
-type Deduplicated = (String, Option<String>, i64);
+/// FIFO topics' deduplication ids of the last five minutes: what a repeat answers (MessageId,
+/// SequenceNumber) by topic and id, and the ids in the order they were published.
+#[derive(Default)]
+struct Deduplication {
+    ids: HashMap<String, (String, Option<String>)>,
+    order: std::collections::VecDeque<(i64, String)>,
+}
 
 #[derive(Default)]
 struct State {
@@ -80,7 +85,7 @@ pub struct Sns {
     outbox_opened: tokio::sync::Notify,
     signer: tokio::sync::OnceCell<Arc<Signer>>,
     /// FIFO topics' deduplication ids of the last five minutes.
-    fifo_dedup: Mutex<HashMap<String, Deduplicated>>,
+    fifo_dedup: Mutex<Deduplication>,
     sequence: AtomicU64,
     mail_seq: AtomicU64,
 }
@@ -115,7 +120,7 @@ impl Sns {
             outbox: Mutex::new(None),
             outbox_opened: tokio::sync::Notify::new(),
             signer: tokio::sync::OnceCell::new(),
-            fifo_dedup: Mutex::new(HashMap::new()),
+            fifo_dedup: Mutex::new(Deduplication::default()),
             mail_seq: AtomicU64::new(last_mail + 1),
         });
         if sns.outbox_dir().exists() {

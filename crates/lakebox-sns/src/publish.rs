@@ -261,11 +261,21 @@ fn duplicate(sns: &Sns, topic: &TopicRecord, p: &Published) -> Option<(String, O
     let key = format!("{}\u{0}{id}", topic.arn);
     let now = sns.now();
     let mut seen = sns.fifo_dedup.lock().unwrap();
-    seen.retain(|_, (_, _, at)| now - *at < DEDUP_WINDOW_MILLIS);
-    if let Some((mid, seq, _)) = seen.get(&key) {
+    // Ids leave the window in the order they entered it: drop the expired ones from the front
+    // instead of scanning every remembered id on each publish.
+    while let Some((at, _)) = seen.order.front()
+        && now - *at >= DEDUP_WINDOW_MILLIS
+    {
+        if let Some((_, old)) = seen.order.pop_front() {
+            seen.ids.remove(&old);
+        }
+    }
+    if let Some((mid, seq)) = seen.ids.get(&key) {
         return Some((mid.clone(), seq.clone()));
     }
-    seen.insert(key, (p.message_id.clone(), p.sequence_number.clone(), now));
+    seen.ids
+        .insert(key.clone(), (p.message_id.clone(), p.sequence_number.clone()));
+    seen.order.push_back((now, key));
     None
 }
 

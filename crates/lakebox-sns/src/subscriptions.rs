@@ -147,12 +147,7 @@ impl SubscriptionRecord {
     }
 }
 
-fn check_endpoint(
-    sns: &Sns,
-    topic: &TopicRecord,
-    protocol: Protocol,
-    endpoint: &str,
-) -> Result<(), ServiceError> {
+fn check_endpoint(topic: &TopicRecord, protocol: Protocol, endpoint: &str) -> Result<(), ServiceError> {
     let endpoint_error = || invalid_parameter("Endpoint must match the specified protocol");
     match protocol {
         Protocol::Http | Protocol::Https => {
@@ -219,7 +214,6 @@ fn check_endpoint(
             protocol.as_str()
         )));
     }
-    let _ = sns;
     Ok(())
 }
 
@@ -326,7 +320,7 @@ pub async fn subscribe(
     let attributes: BTreeMap<String, String> = attributes.into_iter().collect();
     let _admin = sns.admin.lock().await;
     let topic = topics::topic(sns, &input.topic_arn)?;
-    check_endpoint(sns, &topic, protocol, &endpoint)?;
+    check_endpoint(&topic, protocol, &endpoint)?;
     check_attributes(&attributes, protocol)?;
     if let Some(existing) = sns.find_subscription(&topic.arn, protocol, &endpoint) {
         let differs = attributes
