@@ -125,8 +125,19 @@ def test_unsigned_requests_are_refused(verifying):
     status, _, body = send(verifying.endpoint, "POST", "/", b"Action=GetCallerIdentity&Version=2011-06-15",
                            {"Content-Type": "application/x-www-form-urlencoded"})
     assert status == 403 and b"<Code>MissingAuthenticationToken</Code>" in body
-    status, _, body = send(verifying.endpoint, "GET", "/bucket/key")
+    # S3 decides anonymous callers itself: a private bucket refuses them, a missing one is
+    # NoSuchBucket, as in S3.
+    s3 = presigner(verifying.endpoint, SECRET)
+    s3.create_bucket(Bucket="private-to-anonymous")
+    s3.put_object(Bucket="private-to-anonymous", Key="key", Body=b"secret")
+    status, _, body = send(verifying.endpoint, "GET", "/private-to-anonymous/key")
+    assert status == 403 and b"<Code>AccessDenied</Code>" in body and b"secret" not in body
+    status, _, body = send(verifying.endpoint, "GET", "/")
     assert status == 403 and b"<Code>AccessDenied</Code>" in body
+    status, _, body = send(verifying.endpoint, "PUT", "/anonymous-bucket")
+    assert status == 403 and b"<Code>AccessDenied</Code>" in body
+    status, _, body = send(verifying.endpoint, "GET", "/no-such-bucket-here/key")
+    assert status == 404 and b"<Code>NoSuchBucket</Code>" in body
     # Lakebox's own health endpoint needs no signature.
     assert verifying.health()["status"] == "running"
 

@@ -694,11 +694,13 @@ def test_acls_are_owner_enforced(s3, bucket):
 def test_unimplemented_subresources_are_not_mistaken_for_objects(s3, bucket):
     s3.put_object(Bucket=bucket, Key="k", Body=b"x")
     with pytest.raises(botocore.exceptions.ClientError) as e:
-        s3.get_object_retention(Bucket=bucket, Key="k")
+        s3.get_bucket_replication(Bucket=bucket)
     assert code(e) == "NotImplemented"
     with pytest.raises(botocore.exceptions.ClientError) as e:
-        s3.get_object_lock_configuration(Bucket=bucket)
+        s3.get_bucket_inventory_configuration(Bucket=bucket, Id="x")
     assert code(e) == "NotImplemented"
+    # The object is untouched by either.
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"x"
 
 
 # ---- versioning ----

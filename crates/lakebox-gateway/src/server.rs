@@ -372,11 +372,10 @@ impl Gateway {
             } => Some(b.as_str()),
             _ => None,
         };
-        // Browsers never sign a CORS preflight; S3 answers it from the bucket's rules whoever
-        // asks, and it reads or changes nothing.
-        let unsigned_preflight = parts.method == Method::OPTIONS
-            && matches!(route, Route::S3 { .. })
-            && matches!(auth, Authorization::Anonymous);
+        // S3 decides unsigned requests itself: an anonymous caller gets what the bucket's
+        // policy grants everyone (public buckets, form uploads a policy allows), and browsers
+        // never sign a CORS preflight, which S3 answers from the bucket's rules whoever asks.
+        let unsigned_s3 = matches!(route, Route::S3 { .. }) && matches!(auth, Authorization::Anonymous);
         // The links in SNS's messages (SubscribeURL, UnsubscribeURL) are visited unsigned, as
         // AWS serves them; SNS itself refuses an unsigned unsubscribe of a subscription
         // confirmed with AuthenticateOnUnsubscribe.
@@ -386,17 +385,6 @@ impl Gateway {
             && query
                 .iter()
                 .any(|(k, v)| k == "Action" && matches!(v.as_str(), "ConfirmSubscription" | "Unsubscribe"));
-        // A browser's form upload (POST Object) is not signed as a request: the form carries a
-        // signature of its policy, which S3 checks. Only the bucket's own URL takes one.
-        let unsigned_form_upload = parts.method == Method::POST
-            && matches!(route, Route::S3 { .. })
-            && matches!(auth, Authorization::Anonymous)
-            && raw_query.is_empty()
-            && is_form_upload(&parts.headers)
-            && match virtual_host_bucket {
-                Some(_) => path == "/",
-                None => path.trim_matches('/').split('/').count() == 1 && !path.trim_matches('/').is_empty(),
-            };
         let principal = match self
             .auth
             .authenticate(&auth, virtual_host_bucket, |presigned| RequestParts {
@@ -420,7 +408,11 @@ impl Gateway {
                 },
             }) {
             Ok(p) => p,
-            Err(_) if unsigned_preflight || unsigned_sns_link || unsigned_form_upload => None,
+            Err(_) if unsigned_s3 => {
+                parts.extensions.insert(lakebox_service::Anonymous);
+                None
+            }
+            Err(_) if unsigned_sns_link => None,
             Err(e) => return fail(e.to_service_error(shape.auth_style())),
         };
         // Streaming-signed bodies: S3 checks each chunk's signature as it reads the body.

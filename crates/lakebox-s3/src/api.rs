@@ -25,13 +25,10 @@ const UNIMPLEMENTED_SUBRESOURCES: &[&str] = &[
     "analytics",
     "intelligent-tiering",
     "inventory",
-    "legal-hold",
     "metadataConfiguration",
     "metrics",
-    "object-lock",
     "renameObject",
     "replication",
-    "retention",
     "torrent",
 ];
 
@@ -112,6 +109,10 @@ pub struct S3Request {
     pub remote_ip: Option<std::net::IpAddr>,
     /// What form uploads' signatures are checked with (set by the gateway on POST forms).
     pub form_auth: Option<lakebox_protocol::form_auth::FormAuth>,
+    /// An unsigned request to a server that checks signatures: an anonymous caller, whom only
+    /// a bucket's policy can let in (without `--credentials`, unsigned requests act as the
+    /// default account).
+    pub anonymous: bool,
 }
 
 impl S3Request {
@@ -261,7 +262,9 @@ impl HttpService for S3 {
                         parts.version
                     )
                 });
+            let anonymous = parts.extensions.get::<lakebox_service::Anonymous>().is_some();
             let req = S3Request {
+                anonymous,
                 operation,
                 chunk_signer,
                 peer_is_loopback,
@@ -312,7 +315,7 @@ impl HttpService for S3 {
 /// The S3 operation a request is for, read from its method, bucket, key, subresources and
 /// headers before anything runs (Garage's way: parse to a typed endpoint, then handle).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Endpoint {
+pub(crate) enum Endpoint {
     ListBuckets,
     BucketVersioning,
     BucketAcl,
@@ -320,6 +323,8 @@ enum Endpoint {
     BucketConfig(&'static str),
     ObjectTagging,
     ObjectAcl,
+    ObjectRetention,
+    ObjectLegalHold,
     GetObjectAttributes,
     CreateBucket,
     HeadBucket,
@@ -360,6 +365,8 @@ impl Endpoint {
             }
             (Some(_), Some(_)) if req.has("tagging") => Endpoint::ObjectTagging,
             (Some(_), Some(_)) if req.has("acl") => Endpoint::ObjectAcl,
+            (Some(_), Some(_)) if req.has("retention") => Endpoint::ObjectRetention,
+            (Some(_), Some(_)) if req.has("legal-hold") => Endpoint::ObjectLegalHold,
             (Some(_), Some(_)) if req.has("attributes") && m == Method::GET => Endpoint::GetObjectAttributes,
             (Some(_), None) => match *m {
                 Method::PUT => Endpoint::CreateBucket,
@@ -403,6 +410,8 @@ impl Endpoint {
             Endpoint::GetBucketPolicyStatus => "BUCKETPOLICYSTATUS".to_owned(),
             Endpoint::BucketConfig(sub) => sub.to_ascii_uppercase().replace('-', "_"),
             Endpoint::ObjectTagging => "OBJECT_TAGGING".to_owned(),
+            Endpoint::ObjectRetention => "RETENTION".to_owned(),
+            Endpoint::ObjectLegalHold => "LEGAL_HOLD".to_owned(),
             Endpoint::GetObjectAttributes => "OBJECT_ATTRIBUTES".to_owned(),
             Endpoint::CreateBucket
             | Endpoint::HeadBucket
@@ -441,6 +450,8 @@ impl Endpoint {
             Endpoint::BucketConfig(sub) => format!("{verb}{}", config::bucket_config_operation(sub)),
             Endpoint::ObjectTagging => format!("{verb}ObjectTagging"),
             Endpoint::ObjectAcl => format!("{verb}ObjectAcl"),
+            Endpoint::ObjectRetention => format!("{verb}ObjectRetention"),
+            Endpoint::ObjectLegalHold => format!("{verb}ObjectLegalHold"),
             Endpoint::ListObjects if req.query("list-type") == Some("2") => "ListObjectsV2".into(),
             Endpoint::UploadPart if copy => "UploadPartCopy".into(),
             Endpoint::GetObject if req.method == Method::HEAD => "HeadObject".into(),
@@ -588,6 +599,7 @@ impl S3 {
             slot.set(endpoint.name(&req));
         }
         let store = &self.store;
+        crate::access::authorize(store, &req, endpoint)?;
         match endpoint {
             Endpoint::ListBuckets => bucket::list_buckets(store, &req),
             Endpoint::BucketVersioning => config::versioning(store, req).await,
@@ -595,6 +607,8 @@ impl S3 {
             Endpoint::GetBucketPolicyStatus => config::policy_status(store, &req),
             Endpoint::BucketConfig(sub) => config::bucket_config(store, req, sub).await,
             Endpoint::ObjectTagging => config::object_tagging(store, req).await,
+            Endpoint::ObjectRetention => crate::object_lock::retention(store, req).await,
+            Endpoint::ObjectLegalHold => crate::object_lock::legal_hold(store, req).await,
             Endpoint::GetObjectAttributes => object::get_object_attributes(store, &req),
             Endpoint::CreateBucket => bucket::create_bucket(store, req).await,
             Endpoint::HeadBucket => bucket::head_bucket(store, &req),

@@ -106,14 +106,24 @@ pub async fn create_bucket(
     validate_bucket_name(&name)?;
     let body = req.xml_body().await?;
     let region = requested_region(&req, &body)?;
+    // A bucket created with Object Lock is versioned from the start, as in S3.
+    let locked = req
+        .header("x-amz-bucket-object-lock-enabled")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
     let record = BucketRecord {
         name: name.clone(),
         region: region.clone(),
         owner: req.ctx.account_id.clone(),
         created_millis: store.now_millis(),
-        versioning: None,
+        versioning: locked.then(|| "Enabled".to_owned()),
     };
-    let created = store.create_bucket(record).await?;
+    let lock = locked.then(|| {
+        (
+            "object-lock",
+            crate::object_lock::ENABLED_DOCUMENT.as_bytes().to_vec(),
+        )
+    });
+    let created = store.create_bucket_with(record, lock).await?;
     // Re-creating a bucket you own succeeds in us-east-1 (legacy behaviour) and fails elsewhere.
     if !created && region != "us-east-1" {
         return Err(errors::bucket_already_owned_by_you(&name));
@@ -125,7 +135,7 @@ pub async fn create_bucket(
 
 pub fn head_bucket(store: &Arc<ObjectStore>, req: &S3Request) -> Result<Response<Body>, ServiceError> {
     let name = req.bucket.as_deref().unwrap_or_default();
-    let b = store.owned_bucket(name, &req.ctx.account_id)?;
+    let b = store.existing_bucket(name)?;
     let mut resp = empty_response(StatusCode::OK);
     set_header(&mut resp, "x-amz-bucket-region", &b.region);
     set_header(&mut resp, "x-amz-access-point-alias", "false");
@@ -134,7 +144,7 @@ pub fn head_bucket(store: &Arc<ObjectStore>, req: &S3Request) -> Result<Response
 
 pub async fn delete_bucket(store: &Arc<ObjectStore>, req: S3Request) -> Result<Response<Body>, ServiceError> {
     store
-        .delete_bucket(req.bucket.as_deref().unwrap_or_default(), &req.ctx.account_id)
+        .delete_bucket(req.bucket.as_deref().unwrap_or_default())
         .await?;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
@@ -143,7 +153,7 @@ pub fn get_bucket_location(
     store: &Arc<ObjectStore>,
     req: &S3Request,
 ) -> Result<Response<Body>, ServiceError> {
-    let b = store.owned_bucket(req.bucket.as_deref().unwrap_or_default(), &req.ctx.account_id)?;
+    let b = store.existing_bucket(req.bucket.as_deref().unwrap_or_default())?;
     let mut w = doc("LocationConstraint");
     // us-east-1 is reported as an empty constraint, as S3 does.
     if b.region != "us-east-1" {

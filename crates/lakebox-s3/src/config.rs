@@ -122,6 +122,17 @@ const CONFIGS: &[ConfigKind] = &[
         deletable: true,
     },
     ConfigKind {
+        sub: "object-lock",
+        operation: "ObjectLockConfiguration",
+        root: Some("ObjectLockConfiguration"),
+        missing: Some((
+            "ObjectLockConfigurationNotFoundError",
+            "Object Lock configuration does not exist for this bucket",
+        )),
+        default: None,
+        deletable: false,
+    },
+    ConfigKind {
         sub: "logging",
         operation: "BucketLogging",
         root: Some("BucketLoggingStatus"),
@@ -176,7 +187,7 @@ pub async fn bucket_config(
         .find(|c| c.sub == sub)
         .expect("sub comes from CONFIGS");
     let bucket = req.bucket.clone().unwrap_or_default();
-    store.owned_bucket(&bucket, &req.ctx.account_id)?;
+    let owner = store.existing_bucket(&bucket)?.owner;
     match req.method {
         Method::PUT => {
             let body = req.xml_body().await?;
@@ -210,10 +221,14 @@ pub async fn bucket_config(
                     if sub == "cors" {
                         crate::cors::parse(&doc)?;
                     }
+                    if sub == "object-lock" {
+                        let versioning = store.existing_bucket(&bucket)?.versioning;
+                        crate::object_lock::check_configuration(&doc, versioning.as_deref())?;
+                    }
                     if sub == "logging"
                         && let Some(target) = crate::access_log::Target::of(&body)
                     {
-                        check_log_target(store, &target.bucket, &req.ctx.account_id)?;
+                        check_log_target(store, &target.bucket, &owner)?;
                     }
                 }
             }
@@ -343,7 +358,7 @@ fn check_bucket_policy(bucket: &str, body: &[u8]) -> Result<bool, ServiceError> 
 /// GetBucketPolicyStatus: whether the bucket's policy grants anything to everyone.
 pub fn policy_status(store: &ObjectStore, req: &S3Request) -> Result<Response<Body>, ServiceError> {
     let bucket = req.bucket.clone().unwrap_or_default();
-    store.owned_bucket(&bucket, &req.ctx.account_id)?;
+    store.existing_bucket(&bucket)?;
     let Some(stored) = store.bucket_config(&bucket, "policy")? else {
         return Err(
             ServiceError::new("NoSuchBucketPolicy", 404, "The bucket policy does not exist")
@@ -384,7 +399,7 @@ pub async fn versioning(
     mut req: S3Request,
 ) -> Result<Response<Body>, ServiceError> {
     let bucket = req.bucket.clone().unwrap_or_default();
-    let b = store.owned_bucket(&bucket, &req.ctx.account_id)?;
+    let b = store.existing_bucket(&bucket)?;
     match req.method {
         Method::GET => {
             let mut w = doc("VersioningConfiguration");
@@ -404,6 +419,11 @@ pub async fn versioning(
                 return Err(errors::not_implemented("MFA delete"));
             }
             match doc.child_text("Status").map(str::trim) {
+                Some("Suspended") if store.consulted(&bucket).lock.is_some() => Err(ServiceError::new(
+                    "InvalidBucketState",
+                    409,
+                    "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed.",
+                )),
                 Some(s @ ("Enabled" | "Suspended")) => {
                     store.set_versioning(&bucket, s).await?;
                     Ok(empty_response(StatusCode::OK))
@@ -570,7 +590,7 @@ pub async fn object_tagging(
 ) -> Result<Response<Body>, ServiceError> {
     let bucket = req.bucket.clone().unwrap_or_default();
     let key = req.key.clone().unwrap_or_default();
-    store.owned_bucket(&bucket, &req.ctx.account_id)?;
+    store.existing_bucket(&bucket)?;
     match req.method {
         Method::GET => {
             let rec = store
@@ -601,7 +621,7 @@ pub async fn object_tagging(
 /// the private default are refused with `AccessControlListNotSupported`, as AWS does.
 pub async fn acl(store: &Arc<ObjectStore>, req: S3Request) -> Result<Response<Body>, ServiceError> {
     let bucket = req.bucket.clone().unwrap_or_default();
-    let b = store.owned_bucket(&bucket, &req.ctx.account_id)?;
+    let b = store.existing_bucket(&bucket)?;
     if let Some(key) = &req.key {
         store
             .object(&bucket, key)?

@@ -68,6 +68,7 @@ impl S3Lake {
                 ..Default::default()
             },
             sse,
+            lock: crate::object_lock::default_lock(store, bucket),
             ..base
         };
         let condition = WriteCondition {
@@ -125,6 +126,7 @@ impl S3Lake {
             restore: None,
             sse,
             checksum: src.checksum.clone().filter(|c| c.kind == "FULL_OBJECT"),
+            lock: crate::object_lock::default_lock(store, bucket),
             ..src
         };
         let condition = WriteCondition {

@@ -11,6 +11,7 @@
 //! protocol-wide error rendering (the gateway renders [`lakebox_core::ServiceError`] as S3's
 //! `<Error>` document).
 
+mod access;
 pub mod access_log;
 pub mod api;
 mod bucket;
@@ -25,6 +26,7 @@ mod list;
 mod multipart;
 mod notify;
 mod object;
+mod object_lock;
 mod post;
 pub mod select;
 pub mod sse;

@@ -126,7 +126,7 @@ fn max_keys(req: &S3Request) -> Result<usize, ServiceError> {
 
 pub fn list_objects(store: &Arc<ObjectStore>, req: &S3Request) -> Result<Response<Body>, ServiceError> {
     let bucket = req.bucket.as_deref().unwrap_or_default();
-    store.owned_bucket(bucket, &req.ctx.account_id)?;
+    let owner = store.existing_bucket(bucket)?.owner;
     let v2 = req.query("list-type") == Some("2");
     let prefix = req.query("prefix").unwrap_or("");
     let delimiter = req.query("delimiter").filter(|d| !d.is_empty());
@@ -215,12 +215,7 @@ pub fn list_objects(store: &Arc<ObjectStore>, req: &S3Request) -> Result<Respons
     w.element("IsTruncated", if page.truncated { "true" } else { "false" });
     let with_owner = !v2 || req.query("fetch-owner") == Some("true");
     for rec in &page.contents {
-        contents_entry(
-            &mut w,
-            rec,
-            &enc(&rec.key),
-            with_owner.then_some(req.ctx.account_id.as_str()),
-        );
+        contents_entry(&mut w, rec, &enc(&rec.key), with_owner.then_some(owner.as_str()));
     }
     for cp in &page.common_prefixes {
         w.start("CommonPrefixes")
@@ -254,7 +249,7 @@ pub fn list_object_versions(
     req: &S3Request,
 ) -> Result<Response<Body>, ServiceError> {
     let bucket = req.bucket.as_deref().unwrap_or_default();
-    let b = store.owned_bucket(bucket, &req.ctx.account_id)?;
+    let b = store.existing_bucket(bucket)?;
     let prefix = req.query("prefix").unwrap_or("");
     let delimiter = req.query("delimiter").filter(|d| !d.is_empty());
     let max = max_keys(req)?;

@@ -27,7 +27,7 @@ fn upload_id(req: &S3Request) -> &str {
 /// The upload, if it belongs to this bucket and key.
 fn find_upload(store: &ObjectStore, req: &S3Request) -> Result<UploadRecord, ServiceError> {
     let bucket = req.bucket.as_deref().unwrap_or_default();
-    store.owned_bucket(bucket, &req.ctx.account_id)?;
+    store.existing_bucket(bucket)?;
     let up = store.upload(bucket, upload_id(req))?;
     if Some(up.key.as_str()) != req.key.as_deref() {
         return Err(errors::no_such_upload(upload_id(req)));
@@ -39,7 +39,7 @@ pub async fn create(store: &Arc<ObjectStore>, req: S3Request) -> Result<Response
     let bucket = req.bucket.as_deref().unwrap_or_default();
     let key = req.key.clone().unwrap_or_default();
     check_key(&key)?;
-    store.owned_bucket(bucket, &req.ctx.account_id)?;
+    store.existing_bucket(bucket)?;
     let ObjectAttributes {
         content,
         user_metadata,
@@ -60,6 +60,7 @@ pub async fn create(store: &Arc<ObjectStore>, req: S3Request) -> Result<Response
         storage_class,
         checksum_algorithm,
         tags: crate::config::tagging_header(&req)?,
+        lock: crate::object_lock::for_new_version(store, &req, bucket)?,
         sse: crate::object::requested_sse(
             store,
             &req,
@@ -400,7 +401,7 @@ pub fn list_parts(store: &Arc<ObjectStore>, req: &S3Request) -> Result<Response<
 
 pub fn list_uploads(store: &Arc<ObjectStore>, req: &S3Request) -> Result<Response<Body>, ServiceError> {
     let bucket = req.bucket.as_deref().unwrap_or_default();
-    store.owned_bucket(bucket, &req.ctx.account_id)?;
+    store.existing_bucket(bucket)?;
     let prefix = req.query("prefix").unwrap_or("");
     let max = int_param(req, "max-uploads", 1000)?.min(1000);
     let key_marker = req.query("key-marker").unwrap_or("");

@@ -250,10 +250,7 @@ pub async fn store_object(
     let bucket = req.bucket.clone().unwrap_or_default();
     let key = req.key.clone().unwrap_or_default();
     check_key(&key)?;
-    let versioned = store
-        .owned_bucket(&bucket, &req.ctx.account_id)?
-        .versioning
-        .is_some();
+    let versioned = store.existing_bucket(&bucket)?.versioning.is_some();
     let ObjectAttributes {
         content,
         user_metadata,
@@ -263,6 +260,7 @@ pub async fn store_object(
     let tags = crate::config::tagging_header(&req)?;
     let customer_key = sse_c::from_request(&req, sse_c::OBJECT)?;
     let sse = requested_sse(store, &req, &bucket, customer_key.as_ref())?;
+    let lock = crate::object_lock::for_new_version(store, &req, &bucket)?;
     let received = upload::receive(
         store,
         &req.headers,
@@ -295,6 +293,7 @@ pub async fn store_object(
         storage_class,
         tags,
         sse,
+        lock,
         ..base
     };
     let record = store.commit_object(&bucket, record, inline, condition).await?;
@@ -476,6 +475,7 @@ fn object_headers(resp: &mut Response<Body>, rec: &ObjectRecord, req: &S3Request
         set_header(resp, "x-amz-storage-class", &rec.storage_class);
     }
     sse_headers(resp, &rec.sse);
+    crate::object_lock::headers(resp, rec);
     if let Some(r) = &rec.restore {
         if now < r.ready_millis {
             set_header(resp, "x-amz-restore", "ongoing-request=\"true\"");
@@ -497,7 +497,7 @@ pub async fn restore_object(
 ) -> Result<Response<Body>, ServiceError> {
     let bucket = req.bucket.clone().unwrap_or_default();
     let key = req.key.clone().unwrap_or_default();
-    store.owned_bucket(&bucket, &req.ctx.account_id)?;
+    store.existing_bucket(&bucket)?;
     let doc = req.xml_document("RestoreRequest").await?;
     let malformed = errors::malformed_document;
     let days: i64 = match doc.child_text("Days") {
@@ -603,10 +603,7 @@ fn version_to_read(
 pub fn get_object(store: &Arc<ObjectStore>, req: &S3Request) -> Result<Response<Body>, ServiceError> {
     let bucket = req.bucket.as_deref().unwrap_or_default();
     let key = req.key.as_deref().unwrap_or_default();
-    let versioned = store
-        .owned_bucket(bucket, &req.ctx.account_id)?
-        .versioning
-        .is_some();
+    let versioned = store.existing_bucket(bucket)?.versioning.is_some();
     let requested_version = req.query("versionId");
     let (rec, sources) = version_to_read(store, req, bucket, key)?;
     let head = req.method == Method::HEAD;
@@ -695,8 +692,10 @@ pub fn removal(outcome: &crate::store::DeleteOutcome, by_version: bool) -> Chang
 
 pub async fn delete_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Response<Body>, ServiceError> {
     let bucket = req.bucket.as_deref().unwrap_or_default();
-    store.owned_bucket(bucket, &req.ctx.account_id)?;
+    store.existing_bucket(bucket)?;
     let key = req.key.as_deref().unwrap_or_default();
+    let who = crate::access::requester(&req);
+    crate::object_lock::check_delete(store, &req, &who, bucket, key, req.query("versionId"))?;
     let outcome = store.delete_object(bucket, key, req.query("versionId")).await?;
     let by_version = req.query("versionId").is_some();
     notify::object_event(
@@ -722,7 +721,7 @@ pub async fn delete_objects(
     mut req: S3Request,
 ) -> Result<Response<Body>, ServiceError> {
     let bucket = req.bucket.clone().unwrap_or_default();
-    store.owned_bucket(&bucket, &req.ctx.account_id)?;
+    store.existing_bucket(&bucket)?;
     let root = req.xml_document("Delete").await?;
     let malformed = errors::malformed_document;
     let quiet = root.child_text("Quiet").is_some_and(|q| q.trim() == "true");
@@ -737,8 +736,21 @@ pub async fn delete_objects(
         return Err(malformed());
     }
     let mut w = doc("DeleteResult");
+    let who = crate::access::requester(&req);
     for (key, version) in &keys {
-        let deleted = match store.delete_object(&bucket, key, version.as_deref()).await {
+        // Each key is authorized, and checked against its lock, on its own, as S3 does.
+        let action = match version {
+            Some(_) => "s3:DeleteObjectVersion",
+            None => "s3:DeleteObject",
+        };
+        let allowed = crate::access::check(store, &req, &who, action, &bucket, Some(key)).and_then(|()| {
+            crate::object_lock::check_delete(store, &req, &who, &bucket, key, version.as_deref())
+        });
+        let deleted = match allowed {
+            Err(e) => Err(e),
+            Ok(()) => store.delete_object(&bucket, key, version.as_deref()).await,
+        };
+        let deleted = match deleted {
             Ok(outcome) => notify::object_event(
                 store,
                 &bucket,
@@ -767,9 +779,11 @@ pub async fn delete_objects(
                 }
             }
             Err(e) => {
-                w.start("Error")
-                    .element("Key", key)
-                    .element("Code", &e.code)
+                w.start("Error").element("Key", key);
+                if let Some(v) = version {
+                    w.element("VersionId", v);
+                }
+                w.element("Code", &e.code)
                     .element("Message", &e.message)
                     .end("Error");
             }
@@ -848,7 +862,19 @@ pub fn copy_source(
 ) -> Result<(ObjectRecord, crate::sse::KeySource), ServiceError> {
     let header = req.header("x-amz-copy-source").unwrap_or_default();
     let (src_bucket, src_key) = parse_copy_source(header)?;
-    store.owned_bucket(&src_bucket, &req.ctx.account_id)?;
+    store.existing_bucket(&src_bucket)?;
+    let read = match copy_source_version(header) {
+        Some(_) => "s3:GetObjectVersion",
+        None => "s3:GetObject",
+    };
+    crate::access::check(
+        store,
+        req,
+        &crate::access::requester(req),
+        read,
+        &src_bucket,
+        Some(&src_key),
+    )?;
     let customer_key = sse_c::from_request(req, sse_c::COPY_SOURCE)?;
     let src = match copy_source_version(header) {
         Some(v) => {
@@ -915,10 +941,7 @@ pub async fn copy_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Res
     let bucket = req.bucket.clone().unwrap_or_default();
     let key = req.key.clone().unwrap_or_default();
     check_key(&key)?;
-    let versioned = store
-        .owned_bucket(&bucket, &req.ctx.account_id)?
-        .versioning
-        .is_some();
+    let versioned = store.existing_bucket(&bucket)?.versioning.is_some();
     let (src_bucket, src_key) = parse_copy_source(req.header("x-amz-copy-source").unwrap_or_default())?;
     let (src, src_keys) = copy_source(store, &req)?;
     let src_versioned = store.bucket(&src_bucket)?.is_some_and(|b| b.versioning.is_some());
@@ -993,6 +1016,7 @@ pub async fn copy_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Res
         version_seq: 0,
         restore: None,
         sse,
+        lock: crate::object_lock::for_new_version(store, &req, &bucket)?,
     };
     let record = store
         .commit_object(&bucket, record, None, write_condition(&req.headers)?)
@@ -1063,10 +1087,7 @@ pub fn get_object_attributes(
 ) -> Result<Response<Body>, ServiceError> {
     let bucket = req.bucket.as_deref().unwrap_or_default();
     let key = req.key.as_deref().unwrap_or_default();
-    let versioned = store
-        .owned_bucket(bucket, &req.ctx.account_id)?
-        .versioning
-        .is_some();
+    let versioned = store.existing_bucket(bucket)?.versioning.is_some();
     let wanted: Vec<&str> = req
         .header("x-amz-object-attributes")
         .unwrap_or("")

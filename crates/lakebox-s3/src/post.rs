@@ -23,7 +23,7 @@ use lakebox_service::body::{Body, BoxError, empty, full};
 use serde_json::Value;
 
 use crate::api::S3Request;
-use crate::errors::{self, access_denied};
+use crate::errors;
 
 /// The form fields before the file may not be larger than this.
 const MAX_FIELDS_BYTES: usize = 64 * 1024;
@@ -489,12 +489,18 @@ pub async fn post_object(
                 })?;
             check_policy(&doc, &fields, &bucket, store.now_millis())?
         }
-        // No policy: an anonymous upload, which a server that checks signatures refuses (Lakebox
-        // applies no bucket policy or ACL that could allow it).
-        _ if req.form_auth.as_ref().is_some_and(|a| a.is_verifying()) => return Err(access_denied()),
+        // No policy: an anonymous upload, which only the bucket's policy can allow.
         _ => (0, u64::MAX),
     };
     let key = key_template.replace("${filename}", &form.filename);
+    let who = match &signer {
+        Some(s) => crate::access::root_of(RequestContext::account_for_access_key(&s.access_key_id)),
+        None if req.form_auth.as_ref().is_some_and(|a| a.is_verifying()) => {
+            lakebox_policy::Principal::Anonymous
+        }
+        None => crate::access::requester(&req),
+    };
+    crate::access::check(store, &req, &who, "s3:PutObject", &bucket, Some(&key))?;
     // The signer acts in its account, as a signed PUT would.
     let mut ctx = req.ctx.clone();
     if let Some(s) = &signer {
@@ -520,6 +526,7 @@ pub async fn post_object(
         peer_is_loopback: req.peer_is_loopback,
         remote_ip: req.remote_ip,
         form_auth: None,
+        anonymous: signer.is_none() && req.anonymous,
     };
     let stored = crate::object::store_object(store, put, "ObjectCreated:Post", Some(range)).await?;
     let record = &stored.record;

@@ -186,7 +186,7 @@ pub async fn select_object_content(
 ) -> Result<Response<Body>, ServiceError> {
     let bucket = req.bucket.clone().unwrap_or_default();
     let key = req.key.clone().unwrap_or_default();
-    store.owned_bucket(&bucket, &req.ctx.account_id)?;
+    store.existing_bucket(&bucket)?;
     let doc = req.xml_document("SelectObjectContentRequest").await?;
     if store
         .object(&bucket, &key)?

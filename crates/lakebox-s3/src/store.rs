@@ -152,6 +152,9 @@ pub struct ObjectRecord {
     /// A restore of an archived object (GLACIER, DEEP_ARCHIVE), if one was requested.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore: Option<RestoreState>,
+    /// Object Lock retention and legal hold of this version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<crate::object_lock::LockState>,
 }
 
 /// When a requested restore completes and when the restored copy expires.
@@ -204,6 +207,9 @@ pub struct UploadRecord {
     pub tags: Vec<(String, String)>,
     #[serde(default)]
     pub sse: Option<SseInfo>,
+    /// The Object Lock the completed object gets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<crate::object_lock::LockState>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -388,6 +394,10 @@ pub struct Consulted {
     pub cors: Option<Vec<crate::cors::Rule>>,
     /// Where the bucket's events go (`notify`); every write consults it.
     pub notify: Vec<crate::notify::Rule>,
+    /// What every request is authorized against: the policy and the public access block.
+    pub access: crate::access::BucketAccess,
+    /// Object Lock, when the bucket has it (new versions get its default retention).
+    pub lock: Option<crate::object_lock::BucketLock>,
 }
 
 impl ObjectStore {
@@ -557,9 +567,24 @@ impl ObjectStore {
         }
     }
 
+    /// The bucket, if it exists (whether the caller may use it was decided before: `access`).
+    pub fn existing_bucket(&self, name: &str) -> Result<BucketRecord, ServiceError> {
+        self.bucket(name)?.ok_or_else(|| errors::no_such_bucket(name))
+    }
+
     /// Creates a bucket. Returns `false` when the caller already owned it (us-east-1's legacy
     /// "200 OK" case; the caller decides what that means).
     pub async fn create_bucket(&self, record: BucketRecord) -> Result<bool, ServiceError> {
+        self.create_bucket_with(record, None).await
+    }
+
+    /// [`create_bucket`](Self::create_bucket) with a configuration document (subresource,
+    /// document) committed with it.
+    pub async fn create_bucket_with(
+        &self,
+        record: BucketRecord,
+        config: Option<(&'static str, Vec<u8>)>,
+    ) -> Result<bool, ServiceError> {
         self.tx(move |b| {
             if let Some(existing) = read_record::<BucketRecord>(b, BUCKETS, record.name.as_bytes())? {
                 return Ok(match existing {
@@ -569,6 +594,9 @@ impl ObjectStore {
                 });
             }
             b.put(BUCKETS, record.name.as_bytes(), &encode(&record))?;
+            if let Some((sub, doc)) = &config {
+                b.put(BUCKET_CONFIGS, &object_key(&record.name, sub), doc)?;
+            }
             Ok(Ok(true))
         })
         .await
@@ -598,8 +626,8 @@ impl ObjectStore {
         Ok(out)
     }
 
-    pub async fn delete_bucket(&self, name: &str, account: &str) -> Result<(), ServiceError> {
-        self.owned_bucket(name, account)?;
+    pub async fn delete_bucket(&self, name: &str) -> Result<(), ServiceError> {
+        self.existing_bucket(name)?;
         let prefix = object_key(name, "");
         let has_objects = !self
             .kv
@@ -669,7 +697,16 @@ impl ObjectStore {
             Ok(Ok(()))
         })
         .await?;
-        if matches!(sub, "lifecycle" | "logging" | "cors" | "notification") {
+        if matches!(
+            sub,
+            "lifecycle"
+                | "logging"
+                | "cors"
+                | "notification"
+                | "policy"
+                | "publicAccessBlock"
+                | "object-lock"
+        ) {
             self.forget_consulted(bucket);
         }
         Ok(())
@@ -699,6 +736,11 @@ impl ObjectStore {
             notify: config("notification")
                 .map(|doc| crate::notify::rules(&doc))
                 .unwrap_or_default(),
+            lock: config("object-lock").and_then(|doc| crate::object_lock::BucketLock::of(&doc)),
+            access: crate::access::BucketAccess::of(
+                config("policy").as_deref(),
+                config("publicAccessBlock").as_deref(),
+            ),
             owner,
         });
         if consulted.owner.is_some() {
@@ -1028,6 +1070,36 @@ impl ObjectStore {
             .map_err(internal)?
     }
 
+    /// Changes one version of an object in place (the current one without a version id):
+    /// Object Lock settings. `NoSuchKey` / `NoSuchVersion` when it is absent.
+    pub async fn update_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        change: impl FnOnce(&mut ObjectRecord) + Send + 'static,
+    ) -> Result<(), ServiceError> {
+        let Some(vid) = version_id else {
+            return self.update_object(bucket, key, change).await.map(|_| ());
+        };
+        let okey = object_key(bucket, key);
+        let (key, vid) = (key.to_owned(), vid.to_owned());
+        self.tx(move |b| {
+            let Some((k, mut rec, current)) = crate::versioning::find_version(b, &okey, &vid)? else {
+                return Ok(Err(errors::no_such_version(&key, &vid)));
+            };
+            change(&mut rec);
+            let table = if current {
+                OBJECTS
+            } else {
+                crate::versioning::VERSIONS
+            };
+            b.put(table, &k, &encode(&rec))?;
+            Ok(Ok(()))
+        })
+        .await
+    }
+
     /// Changes a noncurrent version in place (lifecycle transitions). A version that became
     /// current again, or is gone, is left alone.
     pub async fn update_noncurrent(
@@ -1262,6 +1334,7 @@ impl ObjectStore {
             version_seq: 0,
             restore: None,
             sse: upload.sse.clone(),
+            lock: upload.lock.clone(),
         };
         let used: std::collections::HashSet<String> = chosen.iter().map(|p| p.blob.clone()).collect();
         let unused: Vec<String> = stored

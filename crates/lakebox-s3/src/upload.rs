@@ -388,6 +388,7 @@ impl ReceivedBlob {
             version_seq: 0,
             restore: None,
             sse: None,
+            lock: None,
         };
         (record, inline)
     }

@@ -168,6 +168,7 @@ pub fn delete_marker(key: &str, now_millis: i64) -> ObjectRecord {
         delete_marker: true,
         version_seq: 0,
         restore: None,
+        lock: None,
         sse: None,
     }
 }

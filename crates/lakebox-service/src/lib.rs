@@ -47,6 +47,11 @@ impl OperationName {
     }
 }
 
+/// Request extension: an unsigned request that a server checking signatures let through to a
+/// service that decides anonymous callers itself (S3, by its buckets' policies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Anonymous;
+
 /// Request extension for S3: the bucket named by a virtual-host style `Host`
 /// (`<bucket>.localhost`), in which case the path is the key alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
