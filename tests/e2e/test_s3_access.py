@@ -206,3 +206,103 @@ def test_anonymous_form_uploads_need_a_policy_that_allows_them(lakebox, owner, b
     body, headers = form({"key": "elsewhere/${filename}"}, filename="note.txt", data=b"x")
     status, _, answer = send(lakebox.endpoint, "POST", f"/{bucket}", body, headers)
     assert status == 403 and b"<Code>AccessDenied</Code>" in answer
+
+
+# ---- ACLs and object ownership ----
+
+def canonical_id(s3):
+    return s3.list_buckets()["Owner"]["ID"]
+
+
+def acl_bucket(owner, ownership):
+    name = "acls-" + uuid.uuid4().hex[:12]
+    owner.create_bucket(Bucket=name, ObjectOwnership=ownership)
+    owner.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration={
+        "BlockPublicAcls": False, "IgnorePublicAcls": False, "BlockPublicPolicy": True,
+        "RestrictPublicBuckets": True})
+    return name
+
+
+def test_bucket_owner_enforced_refuses_acls(owner, bucket):
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        owner.put_object(Bucket=bucket, Key="k", Body=b"x", ACL="public-read")
+    assert code(e) == "AccessControlListNotSupported"
+    owner.put_object(Bucket=bucket, Key="k", Body=b"x", ACL="bucket-owner-full-control")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        owner.put_object_acl(Bucket=bucket, Key="k", ACL="public-read")
+    assert code(e) == "AccessControlListNotSupported"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        owner.create_bucket(Bucket="pub-" + bucket, ACL="public-read")
+    assert code(e) == "InvalidBucketAclWithObjectOwnership"
+    acl = owner.get_object_acl(Bucket=bucket, Key="k")
+    assert [(g["Grantee"]["ID"], g["Permission"]) for g in acl["Grants"]] == [(acl["Owner"]["ID"], "FULL_CONTROL")]
+
+
+def test_acls_grant_other_accounts_and_everyone(lakebox, owner, other):
+    name = acl_bucket(owner, "ObjectWriter")
+    assert owner.get_bucket_ownership_controls(Bucket=name)["OwnershipControls"]["Rules"] == [
+        {"ObjectOwnership": "ObjectWriter"}]
+    owner.put_object(Bucket=name, Key="shared.txt", Body=b"shared")
+    owner.put_object(Bucket=name, Key="open.txt", Body=b"open to all", ACL="public-read")
+    other_id = canonical_id(other)
+    # Before any grant the other account gets nothing.
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        other.list_objects_v2(Bucket=name)
+    assert code(e) == "AccessDenied"
+    # READ on the bucket lists it; WRITE lets the other account upload.
+    owner.put_bucket_acl(Bucket=name, GrantRead=f'id="{other_id}"', GrantWrite=f'id="{other_id}"',
+                         GrantFullControl=f'id="{canonical_id(owner)}"')
+    grants = owner.get_bucket_acl(Bucket=name)["Grants"]
+    assert {(g["Grantee"].get("ID"), g["Permission"]) for g in grants} == {
+        (other_id, "READ"), (other_id, "WRITE"), (canonical_id(owner), "FULL_CONTROL")}
+    assert sorted(o["Key"] for o in other.list_objects_v2(Bucket=name)["Contents"]) == ["open.txt", "shared.txt"]
+    # Reading an object needs its own ACL's READ.
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        other.get_object(Bucket=name, Key="shared.txt")
+    assert code(e) == "AccessDenied"
+    owner.put_object_acl(Bucket=name, Key="shared.txt", GrantRead=f'id="{other_id}"')
+    assert other.get_object(Bucket=name, Key="shared.txt")["Body"].read() == b"shared"
+    # public-read: anyone, signed or not.
+    status, _, body = send(lakebox.endpoint, "GET", f"/{name}/open.txt")
+    assert (status, body) == (200, b"open to all")
+    acl = owner.get_object_acl(Bucket=name, Key="open.txt")
+    assert {"Grantee": {"Type": "Group", "URI": "http://acs.amazonaws.com/groups/global/AllUsers"},
+            "Permission": "READ"} in acl["Grants"]
+    # Under ObjectWriter the other account owns what it writes: the bucket owner cannot read it
+    # unless the writer grants it.
+    other.put_object(Bucket=name, Key="theirs.txt", Body=b"the writer's")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        owner.get_object(Bucket=name, Key="theirs.txt")
+    assert code(e) == "AccessDenied"
+    assert other.get_object_acl(Bucket=name, Key="theirs.txt")["Owner"]["ID"] == other_id
+    other.put_object(Bucket=name, Key="granted.txt", Body=b"for the owner", ACL="bucket-owner-full-control")
+    assert owner.get_object(Bucket=name, Key="granted.txt")["Body"].read() == b"for the owner"
+    owner.delete_object(Bucket=name, Key="theirs.txt")
+    # IgnorePublicAcls turns public grants off without changing them; BlockPublicAcls refuses new ones.
+    owner.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration={
+        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
+    status, _, body = send(lakebox.endpoint, "GET", f"/{name}/open.txt")
+    assert status == 403 and b"<Code>AccessDenied</Code>" in body
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        owner.put_object_acl(Bucket=name, Key="shared.txt", ACL="public-read")
+    assert code(e) == "AccessDenied"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        owner.put_object(Bucket=name, Key="new.txt", Body=b"x", ACL="public-read")
+    assert code(e) == "AccessDenied"
+    assert other.get_object(Bucket=name, Key="shared.txt")["Body"].read() == b"shared"
+
+
+def test_bucket_owner_preferred_takes_objects_written_with_full_control(owner, other):
+    name = acl_bucket(owner, "BucketOwnerPreferred")
+    owner.put_bucket_acl(Bucket=name, GrantWrite=f'id="{canonical_id(other)}"',
+                         GrantFullControl=f'id="{canonical_id(owner)}"')
+    other.put_object(Bucket=name, Key="handed-over.txt", Body=b"now the owner's", ACL="bucket-owner-full-control")
+    assert owner.get_object_acl(Bucket=name, Key="handed-over.txt")["Owner"]["ID"] == canonical_id(owner)
+    assert owner.get_object(Bucket=name, Key="handed-over.txt")["Body"].read() == b"now the owner's"
+    other.put_object(Bucket=name, Key="kept.txt", Body=b"still the writer's")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        owner.get_object(Bucket=name, Key="kept.txt")
+    assert code(e) == "AccessDenied"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        other.put_object(Bucket=name, Key="x", Body=b"x", GrantRead='emailAddress="someone@example.com"')
+    assert code(e) == "UnresolvableGrantByEmailAddress"

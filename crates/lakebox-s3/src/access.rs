@@ -288,6 +288,19 @@ pub fn check(
         None => Decision::NotApplicable,
     };
     let own = matches!(who, Principal::Aws { account, .. } if account == owner);
+    if let Some(granted) = acl_decision(store, &consulted, who, action, bucket, key)? {
+        return match decision {
+            Decision::Deny => Err(denied(
+                who,
+                action,
+                &resource,
+                own,
+                "with an explicit deny in a resource-based policy",
+            )),
+            _ if granted => Ok(()),
+            _ => Err(errors::access_denied()),
+        };
+    }
     match decision {
         // The owner's root user can always manage the policy itself, so no policy locks the
         // bucket for good (as in AWS).
@@ -309,6 +322,7 @@ pub fn check(
         )),
         _ if own => Ok(()),
         Decision::Allow if !(access.public_policy && access.block.restrict_public_buckets) => Ok(()),
+        _ if acl_grants(store, &consulted, who, action, bucket, key)? => Ok(()),
         _ => Err(denied(
             who,
             action,
@@ -317,6 +331,62 @@ pub fn check(
             &format!("because no resource-based policy allows the {action} action"),
         )),
     }
+}
+
+/// Reads of an object another account owns (ACLs enabled) are decided by its ACL alone, as
+/// S3 decides them: `Some(granted)` then, `None` for every other request.
+fn acl_decision(
+    store: &ObjectStore,
+    consulted: &crate::store::Consulted,
+    who: &Principal,
+    action: &str,
+    bucket: &str,
+    key: Option<&str>,
+) -> Result<Option<bool>, ServiceError> {
+    if consulted.ownership == crate::acl::Ownership::BucketOwnerEnforced {
+        return Ok(None);
+    }
+    let (Some(key), Some((true, permissions))) = (key, crate::acl::permissions_for(action)) else {
+        return Ok(None);
+    };
+    let Some(acl) = store.object(bucket, key)?.and_then(|r| r.acl) else {
+        return Ok(None);
+    };
+    if consulted.owner.as_deref() == Some(acl.owner.as_str()) {
+        return Ok(None);
+    }
+    let writer = matches!(who, Principal::Aws { account, .. } if *account == acl.owner);
+    Ok(Some(
+        writer || acl.allows(who, permissions, consulted.access.block.ignore_public_acls),
+    ))
+}
+
+/// Whether an ACL grants the request: the bucket's for bucket-level actions and writes, the
+/// object's for reads of it (only where Object Ownership enables ACLs).
+fn acl_grants(
+    store: &ObjectStore,
+    consulted: &crate::store::Consulted,
+    who: &Principal,
+    action: &str,
+    bucket: &str,
+    key: Option<&str>,
+) -> Result<bool, ServiceError> {
+    if consulted.ownership == crate::acl::Ownership::BucketOwnerEnforced {
+        return Ok(false);
+    }
+    let Some((on_object, permissions)) = crate::acl::permissions_for(action) else {
+        return Ok(false);
+    };
+    let ignore_public = consulted.access.block.ignore_public_acls;
+    let acl = if on_object {
+        key.map(|k| store.object(bucket, k))
+            .transpose()?
+            .flatten()
+            .and_then(|r| r.acl)
+    } else {
+        consulted.acl.clone()
+    };
+    Ok(acl.is_some_and(|acl| acl.allows(who, permissions, ignore_public)))
 }
 
 /// S3's AccessDenied: with the reason for callers of the bucket owner's account (as AWS gives

@@ -117,13 +117,55 @@ pub async fn create_bucket(
         created_millis: store.now_millis(),
         versioning: locked.then(|| "Enabled".to_owned()),
     };
-    let lock = locked.then(|| {
-        (
+    let mut configs = Vec::new();
+    if locked {
+        configs.push((
             "object-lock",
             crate::object_lock::ENABLED_DOCUMENT.as_bytes().to_vec(),
-        )
-    });
-    let created = store.create_bucket_with(record, lock).await?;
+        ));
+    }
+    let ownership = match req.header("x-amz-object-ownership").map(str::trim) {
+        None => crate::acl::Ownership::default(),
+        Some(o) => {
+            let named = crate::acl::Ownership::named(o).ok_or_else(|| {
+                errors::invalid_argument(
+                    "Invalid x-amz-object-ownership header",
+                    "x-amz-object-ownership",
+                    o,
+                )
+            })?;
+            configs.push((
+                "ownershipControls",
+                format!(
+                    "<OwnershipControls xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Rule><ObjectOwnership>{o}</ObjectOwnership></Rule></OwnershipControls>"
+                )
+                .into_bytes(),
+            ));
+            named
+        }
+    };
+    let owner = req.ctx.account_id.clone();
+    if let Some(acl) = crate::acl::Acl::from_headers(&req, &owner, &owner)? {
+        if ownership == crate::acl::Ownership::BucketOwnerEnforced && !acl.is_owner_only(&owner) {
+            return Err(ServiceError::client(
+                "InvalidBucketAclWithObjectOwnership",
+                "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting",
+            ));
+        }
+        // New buckets block public access, so a public ACL cannot be set on one.
+        if acl.is_public() {
+            return Err(ServiceError::client(
+                "InvalidBucketAclWithBlockPublicAccessError",
+                "Bucket cannot have public ACLs set with BlockPublicAccess enabled",
+            ));
+        }
+        if ownership != crate::acl::Ownership::BucketOwnerEnforced && acl != crate::acl::Acl::private(&owner)
+        {
+            let doc = serde_json::to_vec(&acl).map_err(|e| ServiceError::internal(e.to_string()))?;
+            configs.push(("acl", doc));
+        }
+    }
+    let created = store.create_bucket_with(record, configs).await?;
     // Re-creating a bucket you own succeeds in us-east-1 (legacy behaviour) and fails elsewhere.
     if !created && region != "us-east-1" {
         return Err(errors::bucket_already_owned_by_you(&name));

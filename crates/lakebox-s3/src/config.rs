@@ -16,7 +16,7 @@ use crate::api::{S3Request, empty_response, set_header, xml_response};
 use crate::errors;
 use crate::errors::malformed_document as malformed;
 use crate::store::ObjectStore;
-use crate::xml::{canonical_id, doc};
+use crate::xml::doc;
 
 /// How a bucket subresource is stored and what a GET answers when none was set.
 struct ConfigKind {
@@ -617,53 +617,55 @@ pub async fn object_tagging(
     }
 }
 
-/// ACLs: buckets are `BucketOwnerEnforced`, so the owner has FULL_CONTROL and ACLs other than
-/// the private default are refused with `AccessControlListNotSupported`, as AWS does.
-pub async fn acl(store: &Arc<ObjectStore>, req: S3Request) -> Result<Response<Body>, ServiceError> {
+/// Get/PutBucketAcl and Get/PutObjectAcl (see the acl module). Object ACLs act on the
+/// current version.
+pub async fn acl(store: &Arc<ObjectStore>, mut req: S3Request) -> Result<Response<Body>, ServiceError> {
     let bucket = req.bucket.clone().unwrap_or_default();
     let b = store.existing_bucket(&bucket)?;
-    if let Some(key) = &req.key {
-        store
-            .object(&bucket, key)?
-            .ok_or_else(|| errors::no_such_key(key))?;
+    let object = match &req.key {
+        Some(key) => Some(
+            store
+                .object(&bucket, key)?
+                .filter(|o| !o.delete_marker)
+                .ok_or_else(|| errors::no_such_key(key))?,
+        ),
+        None => None,
+    };
+    let consulted = store.consulted(&bucket);
+    let current = match &object {
+        Some(o) => o.acl.clone(),
+        None => consulted.acl.clone(),
     }
+    .unwrap_or_else(|| crate::acl::Acl::private(&b.owner));
     match req.method {
-        Method::GET => {
-            let id = canonical_id(&b.owner);
-            let mut w = doc("AccessControlPolicy");
-            w.start("Owner")
-                .element("ID", &id)
-                .element("DisplayName", &format!("lakebox-{}", b.owner))
-                .end("Owner");
-            w.start("AccessControlList")
-                .start("Grant")
-                .start_with_attrs(
-                    "Grantee",
-                    &[
-                        ("xmlns:xsi", "http://www.w3.org/2001/XMLSchema-instance"),
-                        ("xsi:type", "CanonicalUser"),
-                    ],
-                )
-                .element("ID", &id)
-                .element("DisplayName", &format!("lakebox-{}", b.owner))
-                .end("Grantee")
-                .element("Permission", "FULL_CONTROL")
-                .end("Grant")
-                .end("AccessControlList");
-            w.end("AccessControlPolicy");
-            Ok(xml_response(StatusCode::OK, w.finish()))
-        }
+        Method::GET => Ok(xml_response(StatusCode::OK, current.to_document())),
         Method::PUT => {
-            let canned = req.header("x-amz-acl").unwrap_or("private");
-            let grants = req.headers.keys().any(|k| k.as_str().starts_with("x-amz-grant-"));
-            if matches!(canned, "private" | "bucket-owner-full-control") && !grants {
-                Ok(empty_response(StatusCode::OK))
+            let body = req.xml_body().await?;
+            let doc = if body.iter().all(u8::is_ascii_whitespace) {
+                None
             } else {
-                Err(ServiceError::client(
-                    "AccessControlListNotSupported",
-                    "The bucket does not allow ACLs",
-                ))
+                let d = xml::parse(&body).map_err(|_| malformed())?;
+                if d.name != "AccessControlPolicy" {
+                    return Err(malformed());
+                }
+                Some(d)
+            };
+            let Some(acl) = crate::acl::requested(&consulted, &req, doc.as_ref(), &current.owner)? else {
+                return Ok(empty_response(StatusCode::OK));
+            };
+            match &req.key {
+                Some(key) => {
+                    let private = acl == crate::acl::Acl::private(&b.owner);
+                    store
+                        .update_object(&bucket, key, move |rec| rec.acl = (!private).then_some(acl))
+                        .await?;
+                }
+                None => {
+                    let doc = serde_json::to_vec(&acl).map_err(|e| ServiceError::internal(e.to_string()))?;
+                    store.set_bucket_config(&bucket, "acl", Some(doc)).await?;
+                }
             }
+            Ok(empty_response(StatusCode::OK))
         }
         _ => Err(errors::method_not_allowed()),
     }

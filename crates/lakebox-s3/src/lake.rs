@@ -127,6 +127,7 @@ impl S3Lake {
             sse,
             checksum: src.checksum.clone().filter(|c| c.kind == "FULL_OBJECT"),
             lock: crate::object_lock::default_lock(store, bucket),
+            acl: None,
             ..src
         };
         let condition = WriteCondition {

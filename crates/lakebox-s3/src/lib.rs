@@ -13,6 +13,7 @@
 
 mod access;
 pub mod access_log;
+mod acl;
 pub mod api;
 mod bucket;
 mod config;

@@ -391,9 +391,11 @@ async fn sweep_bucket(store: &ObjectStore, bucket: &str, rules: &[Rule]) -> Resu
                 let vid = crate::versioning::reported_id(v).to_owned();
                 let mut expired = false;
                 for rule in &matching {
+                    // A version under Object Lock outlives any rule, as in S3.
                     if let Some(days) = rule.noncurrent_expiration_days
                         && i >= rule.newer_noncurrent_versions
                         && Due::Days(days).reached(since, now, day)
+                        && !crate::object_lock::protects(v, now)
                     {
                         store
                             .delete_object_guarded(bucket, &v.key, Some(&vid), None)

@@ -61,6 +61,7 @@ pub async fn create(store: &Arc<ObjectStore>, req: S3Request) -> Result<Response
         checksum_algorithm,
         tags: crate::config::tagging_header(&req)?,
         lock: crate::object_lock::for_new_version(store, &req, bucket)?,
+        acl: crate::acl::for_new_object(store, &req, bucket)?,
         sse: crate::object::requested_sse(
             store,
             &req,

@@ -261,6 +261,7 @@ pub async fn store_object(
     let customer_key = sse_c::from_request(&req, sse_c::OBJECT)?;
     let sse = requested_sse(store, &req, &bucket, customer_key.as_ref())?;
     let lock = crate::object_lock::for_new_version(store, &req, &bucket)?;
+    let acl = crate::acl::for_new_object(store, &req, &bucket)?;
     let received = upload::receive(
         store,
         &req.headers,
@@ -294,6 +295,7 @@ pub async fn store_object(
         tags,
         sse,
         lock,
+        acl,
         ..base
     };
     let record = store.commit_object(&bucket, record, inline, condition).await?;
@@ -1017,6 +1019,7 @@ pub async fn copy_object(store: &Arc<ObjectStore>, req: S3Request) -> Result<Res
         restore: None,
         sse,
         lock: crate::object_lock::for_new_version(store, &req, &bucket)?,
+        acl: crate::acl::for_new_object(store, &req, &bucket)?,
     };
     let record = store
         .commit_object(&bucket, record, None, write_condition(&req.headers)?)

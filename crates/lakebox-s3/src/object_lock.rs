@@ -41,6 +41,13 @@ impl LockState {
     }
 }
 
+/// Whether a version is under retention or legal hold now (nothing may remove it).
+pub fn protects(rec: &ObjectRecord, now_millis: i64) -> bool {
+    rec.lock
+        .as_ref()
+        .is_some_and(|l| l.legal_hold == Some(true) || l.retained(now_millis))
+}
+
 /// A bucket's lock configuration, as every write consults it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BucketLock {

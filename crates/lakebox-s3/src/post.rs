@@ -420,6 +420,8 @@ fn headers_of(fields: &BTreeMap<String, String>) -> Result<HeaderMap, ServiceErr
                 h.insert("x-amz-tagging", tagging_query(value)?);
                 continue;
             }
+            // The object's canned ACL, applied as PutObject's `x-amz-acl`.
+            "acl" => "x-amz-acl".to_owned(),
             n if n.starts_with("x-amz-meta-") => name.clone(),
             _ => continue,
         };

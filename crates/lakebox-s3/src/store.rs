@@ -155,6 +155,10 @@ pub struct ObjectRecord {
     /// Object Lock retention and legal hold of this version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock: Option<crate::object_lock::LockState>,
+    /// The object's owner and ACL where ACLs are enabled and it is not the bucket owner's
+    /// private object (`None`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<crate::acl::Acl>,
 }
 
 /// When a requested restore completes and when the restored copy expires.
@@ -210,6 +214,9 @@ pub struct UploadRecord {
     /// The Object Lock the completed object gets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock: Option<crate::object_lock::LockState>,
+    /// The ACL the completed object gets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<crate::acl::Acl>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -398,6 +405,9 @@ pub struct Consulted {
     pub access: crate::access::BucketAccess,
     /// Object Lock, when the bucket has it (new versions get its default retention).
     pub lock: Option<crate::object_lock::BucketLock>,
+    /// Object Ownership, and the bucket's ACL where ACLs are enabled (`None`: private).
+    pub ownership: crate::acl::Ownership,
+    pub acl: Option<crate::acl::Acl>,
 }
 
 impl ObjectStore {
@@ -575,15 +585,15 @@ impl ObjectStore {
     /// Creates a bucket. Returns `false` when the caller already owned it (us-east-1's legacy
     /// "200 OK" case; the caller decides what that means).
     pub async fn create_bucket(&self, record: BucketRecord) -> Result<bool, ServiceError> {
-        self.create_bucket_with(record, None).await
+        self.create_bucket_with(record, Vec::new()).await
     }
 
-    /// [`create_bucket`](Self::create_bucket) with a configuration document (subresource,
+    /// [`create_bucket`](Self::create_bucket) with configuration documents (subresource,
     /// document) committed with it.
     pub async fn create_bucket_with(
         &self,
         record: BucketRecord,
-        config: Option<(&'static str, Vec<u8>)>,
+        configs: Vec<(&'static str, Vec<u8>)>,
     ) -> Result<bool, ServiceError> {
         self.tx(move |b| {
             if let Some(existing) = read_record::<BucketRecord>(b, BUCKETS, record.name.as_bytes())? {
@@ -594,7 +604,7 @@ impl ObjectStore {
                 });
             }
             b.put(BUCKETS, record.name.as_bytes(), &encode(&record))?;
-            if let Some((sub, doc)) = &config {
+            for (sub, doc) in &configs {
                 b.put(BUCKET_CONFIGS, &object_key(&record.name, sub), doc)?;
             }
             Ok(Ok(true))
@@ -706,6 +716,8 @@ impl ObjectStore {
                 | "policy"
                 | "publicAccessBlock"
                 | "object-lock"
+                | "ownershipControls"
+                | "acl"
         ) {
             self.forget_consulted(bucket);
         }
@@ -737,6 +749,8 @@ impl ObjectStore {
                 .map(|doc| crate::notify::rules(&doc))
                 .unwrap_or_default(),
             lock: config("object-lock").and_then(|doc| crate::object_lock::BucketLock::of(&doc)),
+            ownership: crate::acl::Ownership::of(config("ownershipControls").as_deref()),
+            acl: config("acl").and_then(|doc| serde_json::from_slice(&doc).ok()),
             access: crate::access::BucketAccess::of(
                 config("policy").as_deref(),
                 config("publicAccessBlock").as_deref(),
@@ -1335,6 +1349,7 @@ impl ObjectStore {
             restore: None,
             sse: upload.sse.clone(),
             lock: upload.lock.clone(),
+            acl: upload.acl.clone(),
         };
         let used: std::collections::HashSet<String> = chosen.iter().map(|p| p.blob.clone()).collect();
         let unused: Vec<String> = stored

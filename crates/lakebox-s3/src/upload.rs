@@ -389,6 +389,7 @@ impl ReceivedBlob {
             restore: None,
             sse: None,
             lock: None,
+            acl: None,
         };
         (record, inline)
     }

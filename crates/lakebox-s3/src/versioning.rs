@@ -169,6 +169,7 @@ pub fn delete_marker(key: &str, now_millis: i64) -> ObjectRecord {
         version_seq: 0,
         restore: None,
         lock: None,
+        acl: None,
         sse: None,
     }
 }
