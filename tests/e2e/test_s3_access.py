@@ -306,3 +306,62 @@ def test_bucket_owner_preferred_takes_objects_written_with_full_control(owner, o
     with pytest.raises(botocore.exceptions.ClientError) as e:
         other.put_object(Bucket=name, Key="x", Body=b"x", GrantRead='emailAddress="someone@example.com"')
     assert code(e) == "UnresolvableGrantByEmailAddress"
+
+
+# ---- the account's public access block (S3 Control) ----
+
+@pytest.fixture
+def localhost_subdomains(monkeypatch):
+    """S3 Control puts the account id in the host (`000000000000.localhost`); resolve
+    `*.localhost` to this machine as systemd-resolved and macOS do."""
+    import socket
+    real = socket.getaddrinfo
+
+    def resolve(host, *args, **kwargs):
+        if isinstance(host, str) and host.endswith(".localhost"):
+            host = "127.0.0.1"
+        return real(host, *args, **kwargs)
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+
+
+def control_client(lakebox, key, secret):
+    import boto3
+    from botocore.config import Config
+    return boto3.client("s3control", endpoint_url=lakebox.endpoint.replace("127.0.0.1", "localhost"),
+                        region_name="us-east-1", aws_access_key_id=key, aws_secret_access_key=secret,
+                        config=Config(retries={"total_max_attempts": 1}))
+
+
+def test_the_accounts_public_access_block_adds_to_each_buckets(lakebox, owner, bucket, localhost_subdomains):
+    control = control_client(lakebox, OWNER_KEY, OWNER_SECRET)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        control.get_public_access_block(AccountId=OWNER)
+    assert code(e) == "NoSuchPublicAccessBlockConfiguration"
+    open_public_access(owner, bucket)
+    put_policy(owner, bucket, {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                               "Resource": f"arn:aws:s3:::{bucket}/public/*"})
+    assert send(lakebox.endpoint, "GET", f"/{bucket}/public/a.txt")[0] == 200
+    settings = {"BlockPublicAcls": False, "IgnorePublicAcls": False, "BlockPublicPolicy": True,
+                "RestrictPublicBuckets": True}
+    control.put_public_access_block(AccountId=OWNER, PublicAccessBlockConfiguration=settings)
+    try:
+        assert control.get_public_access_block(AccountId=OWNER)["PublicAccessBlockConfiguration"] == settings
+        # The bucket's own block is off, the account's is on: the account's wins.
+        status, _, body = send(lakebox.endpoint, "GET", f"/{bucket}/public/a.txt")
+        assert status == 403 and b"<Code>AccessDenied</Code>" in body
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            put_policy(owner, bucket, {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                                       "Resource": f"arn:aws:s3:::{bucket}/*"})
+        assert code(e) == "AccessDenied"
+        assert owner.get_object(Bucket=bucket, Key="public/a.txt")["Body"].read() == b"public data"
+        # Another account cannot read or change this account's settings.
+        stranger = control_client(lakebox, OTHER_KEY, OTHER_SECRET)
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            stranger.get_public_access_block(AccountId=OWNER)
+        assert code(e) == "AccessDenied"
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            stranger.delete_public_access_block(AccountId=OWNER)
+        assert code(e) == "AccessDenied"
+    finally:
+        control.delete_public_access_block(AccountId=OWNER)
+    assert send(lakebox.endpoint, "GET", f"/{bucket}/public/a.txt")[0] == 200

@@ -47,6 +47,16 @@ impl Default for PublicAccessBlock {
 }
 
 impl PublicAccessBlock {
+    /// Each setting on where either has it on.
+    pub fn or(self, other: PublicAccessBlock) -> PublicAccessBlock {
+        PublicAccessBlock {
+            block_public_acls: self.block_public_acls || other.block_public_acls,
+            ignore_public_acls: self.ignore_public_acls || other.ignore_public_acls,
+            block_public_policy: self.block_public_policy || other.block_public_policy,
+            restrict_public_buckets: self.restrict_public_buckets || other.restrict_public_buckets,
+        }
+    }
+
     /// From the stored document: absent is the default block, empty a deleted one (all off).
     pub fn of(doc: Option<&[u8]>) -> PublicAccessBlock {
         let Some(doc) = doc else {
@@ -69,15 +79,19 @@ impl PublicAccessBlock {
 }
 
 impl BucketAccess {
-    /// From the bucket's stored policy and public access block.
-    pub fn of(policy: Option<&[u8]>, block: Option<&[u8]>) -> BucketAccess {
+    /// From the bucket's stored policy and public access block, and its owner's account-wide
+    /// block (S3 Control), if any.
+    pub fn of(policy: Option<&[u8]>, block: Option<&[u8]>, account_block: Option<&[u8]>) -> BucketAccess {
         let policy = policy
             .and_then(|p| std::str::from_utf8(p).ok())
             .and_then(|p| Policy::parse(p).ok());
         BucketAccess {
             public_policy: policy.as_ref().is_some_and(Policy::is_public),
             policy: policy.map(Arc::new),
-            block: PublicAccessBlock::of(block),
+            block: match account_block {
+                Some(a) => PublicAccessBlock::of(block).or(PublicAccessBlock::of(Some(a))),
+                None => PublicAccessBlock::of(block),
+            },
         }
     }
 }

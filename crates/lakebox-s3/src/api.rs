@@ -113,6 +113,8 @@ pub struct S3Request {
     /// a bucket's policy can let in (without `--credentials`, unsigned requests act as the
     /// default account).
     pub anonymous: bool,
+    /// An S3 Control request (`/v20180820/…` with `x-amz-account-id`): its path.
+    pub control: Option<String>,
 }
 
 impl S3Request {
@@ -263,7 +265,13 @@ impl HttpService for S3 {
                     )
                 });
             let anonymous = parts.extensions.get::<lakebox_service::Anonymous>().is_some();
+            // S3 Control shares S3's signing name and, with the account id as the host's first
+            // label, looks like a virtual-host bucket: its header and path tell it apart.
+            let control = (parts.headers.contains_key("x-amz-account-id")
+                && parts.uri.path().starts_with(crate::control::PREFIX))
+            .then(|| parts.uri.path().to_owned());
             let req = S3Request {
+                control,
                 anonymous,
                 operation,
                 chunk_signer,
@@ -582,7 +590,10 @@ impl S3 {
         crate::access_log::queue(&self.store, l.target, line);
     }
 
-    async fn dispatch(&self, req: S3Request) -> Result<Response<Body>, ServiceError> {
+    async fn dispatch(&self, mut req: S3Request) -> Result<Response<Body>, ServiceError> {
+        if let Some(path) = req.control.take() {
+            return crate::control::dispatch(&self.store, req, &path).await;
+        }
         if req.method == Method::OPTIONS {
             if let Some(slot) = &req.operation {
                 slot.set("OptionsObject");

@@ -193,7 +193,9 @@ pub async fn bucket_config(
             let body = req.xml_body().await?;
             match kind.root {
                 None => {
-                    if check_bucket_policy(&bucket, &body)? && blocks_public_policies(store, &bucket)? {
+                    if check_bucket_policy(&bucket, &body)?
+                        && store.consulted(&bucket).access.block.block_public_policy
+                    {
                         return Err(ServiceError::new(
                             "AccessDenied",
                             403,
@@ -298,22 +300,6 @@ pub async fn bucket_config(
         }
         _ => Err(errors::method_not_allowed()),
     }
-}
-
-/// Whether the bucket's public access block refuses public policies (BlockPublicPolicy): by
-/// default yes, as for every new AWS bucket.
-fn blocks_public_policies(store: &ObjectStore, bucket: &str) -> Result<bool, ServiceError> {
-    Ok(match store.bucket_config(bucket, "publicAccessBlock")? {
-        None => true,
-        Some(doc) if doc.is_empty() => false,
-        Some(doc) => xml::parse(&doc)
-            .ok()
-            .and_then(|d| {
-                d.child_text("BlockPublicPolicy")
-                    .map(|v| v.trim().eq_ignore_ascii_case("true"))
-            })
-            .unwrap_or(false),
-    })
 }
 
 /// A bucket policy as S3 checks it: the IAM policy language (lakebox-policy), every statement

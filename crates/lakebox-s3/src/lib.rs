@@ -17,6 +17,7 @@ mod acl;
 pub mod api;
 mod bucket;
 mod config;
+mod control;
 mod cors;
 mod crc_combine;
 pub mod download;

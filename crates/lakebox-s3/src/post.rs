@@ -529,6 +529,7 @@ pub async fn post_object(
         remote_ip: req.remote_ip,
         form_auth: None,
         anonymous: signer.is_none() && req.anonymous,
+        control: None,
     };
     let stored = crate::object::store_object(store, put, "ObjectCreated:Post", Some(range)).await?;
     let record = &stored.record;

@@ -31,6 +31,8 @@ const UPLOADS: &str = "uploads";
 const PARTS: &str = "parts";
 const BUCKET_CONFIGS: &str = "bucket_configs";
 pub(crate) const INLINE: &str = "inline_data";
+/// Account-wide settings (S3 Control's public access block): `<account>/<setting>`.
+const ACCOUNT_CONFIGS: &str = "account_configs";
 /// Event notifications waiting for their target to accept them (`notify`).
 const EVENT_OUTBOX: &str = "event_outbox";
 
@@ -754,6 +756,11 @@ impl ObjectStore {
             access: crate::access::BucketAccess::of(
                 config("policy").as_deref(),
                 config("publicAccessBlock").as_deref(),
+                // The account's block adds to the bucket's: the most restrictive wins.
+                owner
+                    .as_deref()
+                    .and_then(|o| self.account_config(o, "publicAccessBlock").ok().flatten())
+                    .as_deref(),
             ),
             owner,
         });
@@ -817,6 +824,36 @@ impl ObjectStore {
             })
             .await
             .map_err(internal)
+    }
+
+    /// An account-wide setting's document (S3 Control), if set.
+    pub fn account_config(&self, account: &str, setting: &str) -> Result<Option<Vec<u8>>, ServiceError> {
+        self.kv
+            .get(ACCOUNT_CONFIGS, format!("{account}/{setting}").as_bytes())
+            .map_err(internal)
+    }
+
+    /// Stores (`Some`) or removes (`None`) an account-wide setting; every bucket's consulted
+    /// settings are read again, as the account's block applies to all of them.
+    pub async fn set_account_config(
+        &self,
+        account: &str,
+        setting: &str,
+        doc: Option<Vec<u8>>,
+    ) -> Result<(), ServiceError> {
+        let key = format!("{account}/{setting}").into_bytes();
+        self.tx(move |b| {
+            match doc {
+                Some(d) => b.put(ACCOUNT_CONFIGS, &key, &d)?,
+                None => {
+                    b.delete(ACCOUNT_CONFIGS, &key)?;
+                }
+            }
+            Ok(Ok(()))
+        })
+        .await?;
+        self.consulted.lock().unwrap().clear();
+        Ok(())
     }
 
     fn forget_consulted(&self, bucket: &str) {
