@@ -365,3 +365,29 @@ def test_the_accounts_public_access_block_adds_to_each_buckets(lakebox, owner, b
     finally:
         control.delete_public_access_block(AccountId=OWNER)
     assert send(lakebox.endpoint, "GET", f"/{bucket}/public/a.txt")[0] == 200
+
+
+def test_a_policy_grant_reaches_athena_reading_for_the_other_account(lakebox, owner, other, bucket):
+    from lakebox_harness import run_query
+    owner.put_object(Bucket=bucket, Key="fruit/part-0.csv", Body=b"1,apple\n2,pear\n")
+    results = "results-" + bucket
+    other.create_bucket(Bucket=results)
+    athena = lakebox.client("athena", access_key=OTHER_KEY, secret=OTHER_SECRET)
+    glue = lakebox.client("glue", access_key=OTHER_KEY, secret=OTHER_SECRET)
+    db = "shared_" + bucket.replace("-", "_")
+    glue.create_database(DatabaseInput={"Name": db})
+    _, e = run_query(athena, f"CREATE EXTERNAL TABLE fruit (id int, name string) ROW FORMAT DELIMITED "
+                             f"FIELDS TERMINATED BY ',' LOCATION 's3://{bucket}/fruit/'",
+                     f"s3://{results}/ddl/", database=db)
+    assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
+    # Athena reads as the caller: without a grant, the owner's bucket is closed to it.
+    _, e = run_query(athena, "SELECT name FROM fruit ORDER BY id", f"s3://{results}/q1/", database=db)
+    assert e["Status"]["State"] == "FAILED"
+    assert "Access Denied" in e["Status"]["StateChangeReason"]
+    put_policy(owner, bucket, {"Effect": "Allow", "Principal": {"AWS": OTHER},
+                               "Action": ["s3:GetObject", "s3:ListBucket"],
+                               "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/fruit/*"]})
+    qid, e = run_query(athena, "SELECT name FROM fruit ORDER BY id", f"s3://{results}/q2/", database=db)
+    assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
+    rows = athena.get_query_results(QueryExecutionId=qid)["ResultSet"]["Rows"]
+    assert [r["Data"][0]["VarCharValue"] for r in rows] == ["name", "apple", "pear"]

@@ -270,14 +270,14 @@ pub fn authorize(store: &ObjectStore, req: &S3Request, endpoint: Endpoint) -> Re
         return Ok(());
     };
     let key = req.key.as_deref().filter(|_| on_object(endpoint));
-    check(store, req, &who, action, bucket, key)
+    check(store, Some(req), &who, action, bucket, key)
 }
 
 /// Whether `who` may do `action` to `bucket` (or its object `key`); a bucket that does not
 /// exist is left to the handler's `NoSuchBucket`.
 pub fn check(
     store: &ObjectStore,
-    req: &S3Request,
+    req: Option<&S3Request>,
     who: &Principal,
     action: &str,
     bucket: &str,
@@ -416,8 +416,9 @@ fn denied(who: &Principal, action: &str, resource: &str, own: bool, why: &str) -
     }
 }
 
-/// The condition keys a request carries (the global `aws:` keys and S3's own).
-fn context(req: &S3Request, who: &Principal, owner: &str, now_millis: i64) -> Context {
+/// The condition keys a request carries (the global `aws:` keys and S3's own; only the
+/// caller's and the clock's for another service's in-process access, `req` `None`).
+fn context(req: Option<&S3Request>, who: &Principal, owner: &str, now_millis: i64) -> Context {
     let mut c = Context::new();
     c.set("aws:SecureTransport", "false");
     c.set(
@@ -427,9 +428,6 @@ fn context(req: &S3Request, who: &Principal, owner: &str, now_millis: i64) -> Co
     c.set("aws:EpochTime", (now_millis / 1000).to_string());
     c.set("aws:ResourceAccount", owner);
     c.set("s3:ResourceAccount", owner);
-    if let Some(ip) = req.remote_ip {
-        c.set("aws:SourceIp", ip.to_string());
-    }
     match who {
         Principal::Aws { account, arn } => {
             c.set("aws:PrincipalAccount", account.clone());
@@ -441,6 +439,12 @@ fn context(req: &S3Request, who: &Principal, owner: &str, now_millis: i64) -> Co
             c.set("aws:PrincipalType", "Anonymous");
         }
         Principal::Service(_) => {}
+    }
+    let Some(req) = req else {
+        return c;
+    };
+    if let Some(ip) = req.remote_ip {
+        c.set("aws:SourceIp", ip.to_string());
     }
     for (header, key) in [
         ("user-agent", "aws:UserAgent"),

@@ -36,15 +36,24 @@ pub fn lake(store: Arc<ObjectStore>) -> Lake {
 struct S3Lake(Arc<ObjectStore>);
 
 impl S3Lake {
-    /// The bucket, if it exists and `acting_for` (when given) may use it.
-    fn usable_bucket(&self, acting_for: Option<&str>, bucket: &str) -> Result<BucketRecord, ServiceError> {
-        match acting_for {
-            Some(account) => self.0.owned_bucket(bucket, account),
-            None => self
-                .0
-                .bucket(bucket)?
-                .ok_or_else(|| errors::no_such_bucket(bucket)),
+    /// The bucket, if it exists and `acting_for` (when given) may do `action` to it (or to its
+    /// object `key`): the bucket's policy and ACLs decide, as for the caller's own S3 requests.
+    fn usable_bucket(
+        &self,
+        acting_for: Option<&str>,
+        bucket: &str,
+        action: &str,
+        key: Option<&str>,
+    ) -> Result<BucketRecord, ServiceError> {
+        let record = self
+            .0
+            .bucket(bucket)?
+            .ok_or_else(|| errors::no_such_bucket(bucket))?;
+        if let Some(account) = acting_for {
+            let who = crate::access::root_of(account.to_owned());
+            crate::access::check(&self.0, None, &who, action, bucket, key)?;
         }
+        Ok(record)
     }
 
     async fn put_body(
@@ -57,7 +66,7 @@ impl S3Lake {
     ) -> Result<ObjectInfo, ServiceError> {
         let store = &self.0;
         crate::object::check_key(key)?;
-        let owner = self.usable_bucket(acting_for, bucket)?;
+        let owner = self.usable_bucket(acting_for, bucket, "s3:PutObject", Some(key))?;
         let sse = crate::object::bucket_default_sse(store, bucket, &owner.region, &owner.owner)?;
         let encrypt = sse.as_ref().map(|_| KeySource::Lakebox);
         let received = crate::upload::receive(store, &HeaderMap::new(), body, true, encrypt, None).await?;
@@ -96,7 +105,8 @@ impl S3Lake {
     ) -> Result<ObjectInfo, ServiceError> {
         let store = &self.0;
         crate::object::check_key(to)?;
-        let owner = self.usable_bucket(acting_for, bucket)?;
+        self.usable_bucket(acting_for, bucket, "s3:GetObject", Some(from))?;
+        let owner = self.usable_bucket(acting_for, bucket, "s3:PutObject", Some(to))?;
         let src = store
             .object(bucket, from)?
             .filter(|r| !r.delete_marker)
@@ -192,7 +202,7 @@ impl ObjectLake for S3Lake {
         bucket: &str,
         key: &str,
     ) -> Result<Option<ObjectInfo>, ServiceError> {
-        self.usable_bucket(acting_for, bucket)?;
+        self.usable_bucket(acting_for, bucket, "s3:GetObject", Some(key))?;
         Ok(self
             .0
             .object(bucket, key)?
@@ -209,7 +219,7 @@ impl ObjectLake for S3Lake {
         key: &str,
         range: Option<Range<u64>>,
     ) -> Result<(ObjectInfo, Chunks), ServiceError> {
-        self.usable_bucket(acting_for, bucket)?;
+        self.usable_bucket(acting_for, bucket, "s3:GetObject", Some(key))?;
         let (rec, sources) = self
             .0
             .object_with_sources(bucket, key, |rec| crate::sse_c::read_keys(rec, None))?
@@ -238,7 +248,7 @@ impl ObjectLake for S3Lake {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<ObjectInfo>, ServiceError> {
-        self.usable_bucket(acting_for, bucket)?;
+        self.usable_bucket(acting_for, bucket, "s3:ListBucket", None)?;
         let mut out = Vec::new();
         let mut cursor = after.map(|a| a.as_bytes().to_vec());
         // Delete markers are skipped, so a page may need more than one scan.
@@ -271,7 +281,7 @@ impl ObjectLake for S3Lake {
         key: &'a str,
     ) -> LakeFuture<'a, ()> {
         Box::pin(async move {
-            self.usable_bucket(acting_for, bucket)?;
+            self.usable_bucket(acting_for, bucket, "s3:DeleteObject", Some(key))?;
             let outcome = self.0.delete_object(bucket, key, None).await?;
             lake_event(&self.0, bucket, key, crate::object::removal(&outcome, false)).await
         })

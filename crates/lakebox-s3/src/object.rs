@@ -745,9 +745,10 @@ pub async fn delete_objects(
             Some(_) => "s3:DeleteObjectVersion",
             None => "s3:DeleteObject",
         };
-        let allowed = crate::access::check(store, &req, &who, action, &bucket, Some(key)).and_then(|()| {
-            crate::object_lock::check_delete(store, &req, &who, &bucket, key, version.as_deref())
-        });
+        let allowed =
+            crate::access::check(store, Some(&req), &who, action, &bucket, Some(key)).and_then(|()| {
+                crate::object_lock::check_delete(store, &req, &who, &bucket, key, version.as_deref())
+            });
         let deleted = match allowed {
             Err(e) => Err(e),
             Ok(()) => store.delete_object(&bucket, key, version.as_deref()).await,
@@ -871,7 +872,7 @@ pub fn copy_source(
     };
     crate::access::check(
         store,
-        req,
+        Some(req),
         &crate::access::requester(req),
         read,
         &src_bucket,

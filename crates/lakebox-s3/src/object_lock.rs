@@ -269,7 +269,15 @@ fn bypasses_governance(
 ) -> bool {
     req.header("x-amz-bypass-governance-retention")
         .is_some_and(|v| v.eq_ignore_ascii_case("true"))
-        && crate::access::check(store, req, who, "s3:BypassGovernanceRetention", bucket, Some(key)).is_ok()
+        && crate::access::check(
+            store,
+            Some(req),
+            who,
+            "s3:BypassGovernanceRetention",
+            bucket,
+            Some(key),
+        )
+        .is_ok()
 }
 
 /// Refuses the permanent delete of a version under retention or legal hold (a delete without a

@@ -502,7 +502,7 @@ pub async fn post_object(
         }
         None => crate::access::requester(&req),
     };
-    crate::access::check(store, &req, &who, "s3:PutObject", &bucket, Some(&key))?;
+    crate::access::check(store, Some(&req), &who, "s3:PutObject", &bucket, Some(&key))?;
     // The signer acts in its account, as a signed PUT would.
     let mut ctx = req.ctx.clone();
     if let Some(s) = &signer {

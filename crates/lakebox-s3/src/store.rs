@@ -570,15 +570,6 @@ impl ObjectStore {
         }
     }
 
-    /// The bucket, if it exists and `account` owns it.
-    pub fn owned_bucket(&self, name: &str, account: &str) -> Result<BucketRecord, ServiceError> {
-        match self.bucket(name)? {
-            Some(b) if b.owner == account => Ok(b),
-            Some(_) => Err(errors::access_denied()),
-            None => Err(errors::no_such_bucket(name)),
-        }
-    }
-
     /// The bucket, if it exists (whether the caller may use it was decided before: `access`).
     pub fn existing_bucket(&self, name: &str) -> Result<BucketRecord, ServiceError> {
         self.bucket(name)?.ok_or_else(|| errors::no_such_bucket(name))
