@@ -302,15 +302,18 @@ pub fn check(
         None => Decision::NotApplicable,
     };
     let own = matches!(who, Principal::Aws { account, .. } if account == owner);
+    let explicit_deny = || {
+        denied(
+            who,
+            action,
+            &resource,
+            own,
+            "with an explicit deny in a resource-based policy",
+        )
+    };
     if let Some(granted) = acl_decision(store, &consulted, who, action, bucket, key)? {
         return match decision {
-            Decision::Deny => Err(denied(
-                who,
-                action,
-                &resource,
-                own,
-                "with an explicit deny in a resource-based policy",
-            )),
+            Decision::Deny => Err(explicit_deny()),
             _ if granted => Ok(()),
             _ => Err(errors::access_denied()),
         };
@@ -327,13 +330,7 @@ pub fn check(
         {
             Ok(())
         }
-        Decision::Deny => Err(denied(
-            who,
-            action,
-            &resource,
-            own,
-            "with an explicit deny in a resource-based policy",
-        )),
+        Decision::Deny => Err(explicit_deny()),
         _ if own => Ok(()),
         Decision::Allow if !(access.public_policy && access.block.restrict_public_buckets) => Ok(()),
         _ if acl_grants(store, &consulted, who, action, bucket, key)? => Ok(()),

@@ -397,3 +397,87 @@ pub fn requested(
     }
     Ok(Some(acl))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root(account: &str) -> Principal {
+        crate::access::root_of(account.to_owned())
+    }
+
+    #[test]
+    fn canned_acls_grant_what_s3_documents() {
+        let owner = "111111111111";
+        let public = Acl::canned("public-read", owner, owner).unwrap();
+        assert!(public.is_public());
+        assert!(public.allows(&Principal::Anonymous, &["READ"], false));
+        assert!(
+            !public.allows(&Principal::Anonymous, &["READ"], true),
+            "IgnorePublicAcls"
+        );
+        assert!(!public.allows(&Principal::Anonymous, &["WRITE"], false));
+        let authenticated = Acl::canned("authenticated-read", owner, owner).unwrap();
+        assert!(!authenticated.allows(&Principal::Anonymous, &["READ"], false));
+        assert!(authenticated.allows(&root("222222222222"), &["READ"], false));
+        // bucket-owner-full-control names the bucket owner only when the writer is someone else.
+        let handed = Acl::canned("bucket-owner-full-control", "222222222222", owner).unwrap();
+        assert!(handed.allows(&root(owner), &["READ"], false));
+        assert_eq!(
+            Acl::canned("bucket-owner-full-control", owner, owner).unwrap(),
+            Acl::private(owner)
+        );
+        assert!(Acl::private(owner).is_owner_only(owner));
+        assert_eq!(
+            Acl::canned("everyone-please", owner, owner).unwrap_err().code,
+            "InvalidArgument"
+        );
+    }
+
+    #[test]
+    fn full_control_implies_every_permission() {
+        let acl = Acl::private("111111111111");
+        for p in ["READ", "WRITE", "READ_ACP", "WRITE_ACP"] {
+            assert!(acl.allows(&root("111111111111"), &[p], true));
+            assert!(!acl.allows(&root("222222222222"), &[p], false));
+        }
+    }
+
+    #[test]
+    fn grantees_are_canonical_ids_groups_or_unresolvable_emails() {
+        let id = canonical_id("222222222222");
+        assert_eq!(grantee("id", id.to_ascii_uppercase()).unwrap(), Grantee::User(id));
+        assert_eq!(grantee("id", "123".into()).unwrap_err().code, "InvalidArgument");
+        assert_eq!(
+            grantee("uri", ALL_USERS.into()).unwrap(),
+            Grantee::Group(ALL_USERS.into())
+        );
+        assert_eq!(
+            grantee("uri", "http://example.com/g".into()).unwrap_err().code,
+            "InvalidArgument"
+        );
+        assert_eq!(
+            grantee("emailAddress", "a@b.c".into()).unwrap_err().code,
+            "UnresolvableGrantByEmailAddress"
+        );
+    }
+
+    #[test]
+    fn documents_round_trip() {
+        let acl = Acl::canned("public-read", "111111111111", "111111111111").unwrap();
+        let doc = lakebox_protocol::xml::parse(acl.to_document().as_bytes()).unwrap();
+        assert_eq!(Acl::from_document(&doc, "111111111111").unwrap(), acl);
+        // Another owner in the document is refused.
+        assert_eq!(
+            Acl::from_document(&doc, "222222222222").unwrap_err().code,
+            "AccessDenied"
+        );
+    }
+
+    #[test]
+    fn ownership_defaults_to_bucket_owner_enforced() {
+        assert_eq!(Ownership::of(None), Ownership::BucketOwnerEnforced);
+        let doc = b"<OwnershipControls><Rule><ObjectOwnership>ObjectWriter</ObjectOwnership></Rule></OwnershipControls>";
+        assert_eq!(Ownership::of(Some(doc)), Ownership::ObjectWriter);
+    }
+}

@@ -328,10 +328,14 @@ fn version(
     })
 }
 
-/// The version a retention or legal hold request addresses; `NoSuchKey` / `NoSuchVersion`
-/// when absent, `MethodNotAllowed` for a delete marker.
+/// The version a retention or legal hold request addresses, in a bucket with Object Lock;
+/// `NoSuchKey` / `NoSuchVersion` when absent, `MethodNotAllowed` for a delete marker.
 fn addressed(store: &ObjectStore, req: &S3Request) -> Result<ObjectRecord, ServiceError> {
     let bucket = req.bucket.as_deref().unwrap_or_default();
+    store.existing_bucket(bucket)?;
+    if store.consulted(bucket).lock.is_none() {
+        return Err(missing_configuration());
+    }
     let key = req.key.as_deref().unwrap_or_default();
     let vid = req.query("versionId");
     let rec = version(store, bucket, key, vid)?.ok_or_else(|| match vid {
@@ -351,10 +355,6 @@ fn addressed(store: &ObjectStore, req: &S3Request) -> Result<ObjectRecord, Servi
 pub async fn retention(store: &Arc<ObjectStore>, mut req: S3Request) -> Result<Response<Body>, ServiceError> {
     let bucket = req.bucket.clone().unwrap_or_default();
     let key = req.key.clone().unwrap_or_default();
-    store.existing_bucket(&bucket)?;
-    if store.consulted(&bucket).lock.is_none() {
-        return Err(missing_configuration());
-    }
     let rec = addressed(store, &req)?;
     match req.method {
         Method::GET => {
@@ -414,11 +414,6 @@ pub async fn legal_hold(
     store: &Arc<ObjectStore>,
     mut req: S3Request,
 ) -> Result<Response<Body>, ServiceError> {
-    let bucket = req.bucket.clone().unwrap_or_default();
-    store.existing_bucket(&bucket)?;
-    if store.consulted(&bucket).lock.is_none() {
-        return Err(missing_configuration());
-    }
     let rec = addressed(store, &req)?;
     match req.method {
         Method::GET => {

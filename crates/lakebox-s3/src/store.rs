@@ -40,6 +40,19 @@ const EVENT_OUTBOX: &str = "event_outbox";
 /// transaction as their record: one fsync, shared with every concurrent writer.
 pub const INLINE_MAX: u64 = 64 * 1024;
 
+/// Stores `doc` under `key`, or removes the key for `None`.
+fn put_or_delete(
+    b: &mut lakebox_store::kv::WriteBatch<'_>,
+    table: &str,
+    key: &[u8],
+    doc: Option<Vec<u8>>,
+) -> Result<(), StoreError> {
+    match doc {
+        Some(d) => b.put(table, key, &d),
+        None => b.delete(table, key).map(|_| ()),
+    }
+}
+
 /// Every part but the last must be at least this big.
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 
@@ -691,12 +704,7 @@ impl ObjectStore {
             if b.get(BUCKETS, name.as_bytes())?.is_none() {
                 return Ok(Err(errors::no_such_bucket(&name)));
             }
-            match doc {
-                Some(d) => b.put(BUCKET_CONFIGS, &key, &d)?,
-                None => {
-                    b.delete(BUCKET_CONFIGS, &key)?;
-                }
-            }
+            put_or_delete(b, BUCKET_CONFIGS, &key, doc)?;
             Ok(Ok(()))
         })
         .await?;
@@ -834,12 +842,7 @@ impl ObjectStore {
     ) -> Result<(), ServiceError> {
         let key = format!("{account}/{setting}").into_bytes();
         self.tx(move |b| {
-            match doc {
-                Some(d) => b.put(ACCOUNT_CONFIGS, &key, &d)?,
-                None => {
-                    b.delete(ACCOUNT_CONFIGS, &key)?;
-                }
-            }
+            put_or_delete(b, ACCOUNT_CONFIGS, &key, doc)?;
             Ok(Ok(()))
         })
         .await?;
