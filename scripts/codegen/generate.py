@@ -102,13 +102,20 @@ class Service:
         self.shapes = self.model["shapes"]
         self.ops = self.model["operations"]
         self.protocol = self.model["metadata"]["protocol"]
+        protocols = self.model["metadata"].get("protocols", [self.protocol])
+        # Smithy rpc-v2-cbor carries the same operations and shapes as awsJson, only in CBOR
+        # and with the operation in the path: one RPC dispatcher serves both (the request's
+        # encoding says which), so such a model is generated as its awsJson self.
+        self.rpc_v2_cbor = "smithy-rpc-v2-cbor" in protocols
+        if self.protocol == "smithy-rpc-v2-cbor" and "json" in protocols:
+            self.protocol = "json"
         if self.protocol not in ("json", "query"):
             sys.exit(f"{key}: the generator writes awsJson and awsQuery services so far, not {self.protocol}")
         # An awsJson service that was awsQuery once (SQS) answers both: its forms and XML are
         # spelled by `query_shapes`, its errors' query codes by `query_errors`.
         self.query_compatible = self.protocol == "json" and "awsQueryCompatible" in self.model["metadata"]
-        if self.query_compatible and "query_shapes" not in cfg:
-            sys.exit(f"{key}: an awsQueryCompatible model needs query_shapes in services.toml")
+        # Its query spelling: wrapped `member` lists unless `query_shapes` says otherwise (SQS
+        # flattened its lists under singular names; CloudWatch did not).
         self.allowed = list(cfg["operations"])
         for op in self.allowed:
             if op not in self.ops:
@@ -222,6 +229,9 @@ class Service:
         seen.add(name)
         if s["type"] == "string" and "enum" in s:
             return False
+        # A time has no natural default.
+        if s["type"] == "timestamp":
+            return False
         if s["type"] == "structure":
             if s.get("union"):
                 return False
@@ -329,7 +339,9 @@ class Service:
         w("/// SDKs show, from `x-amzn-query-error`).")
         w("pub const ERRORS: &[(&str, &str)] = &[")
         for e in errors:
-            w(f"    ({rust_str(e)}, {rust_str(codes.get(e, e))}),")
+            # The model's awsQuery code (`error.code`) unless services.toml says otherwise.
+            code = codes.get(e, self.shapes[e].get("error", {}).get("code", e))
+            w(f"    ({rust_str(e)}, {rust_str(code)}),")
         w("];")
         w("")
         w("/// An error as awsJson carries it for a service that was awsQuery once: the query code in")
@@ -662,7 +674,9 @@ class Service:
         w("/// How this service answers a request that breaks the model's constraints (its code, and")
         w("/// any member it adds), with AWS's \"N validation errors detected: …\" message.")
         w("fn validate<T>(check: impl FnOnce(&mut Validator) -> Option<T>) -> Result<T, ServiceError> {")
-        if self.cfg.get("missing_parameter"):
+        if self.cfg.get("missing_parameter") == "query":
+            w("    Validator::run_missing_parameter_query(check)")
+        elif self.cfg.get("missing_parameter"):
             w("    Validator::run_missing_parameter(check)")
         elif extra:
             w(f"    Validator::run_with({rust_str(code)}, check)")

@@ -1,7 +1,8 @@
 //! Which protocol and service a request is for, from its headers and URL alone (DESIGN §3).
 //!
-//! Order matters: Lakebox's own `/_lakebox/` paths; then `X-Amz-Target` (awsJson/CBOR); then
-//! awsQuery forms; then restJson path prefixes; everything else is S3.
+//! Order matters: Lakebox's own `/_lakebox/` paths; then `X-Amz-Target` (awsJson/CBOR) and
+//! smithy rpc-v2-cbor paths; then awsQuery forms; then restJson path prefixes; everything else
+//! is S3.
 
 use http::{HeaderMap, Method};
 use lakebox_protocol::rpc::RpcEncoding;
@@ -69,6 +70,18 @@ pub fn classify<'r>(
             encoding,
         };
     }
+    // Smithy rpc-v2-cbor names service and operation in the path, the service by the same
+    // prefix awsJson's X-Amz-Target carries.
+    if method == Method::POST
+        && header("smithy-protocol") == Some("rpc-v2-cbor")
+        && let Some((prefix, operation)) = rpc_v2_path(path)
+    {
+        return Route::Rpc {
+            entry: registry.entries().find(|e| e.target_prefix == Some(prefix)),
+            operation: operation.to_owned(),
+            encoding: RpcEncoding::RpcV2Cbor,
+        };
+    }
     let by_signing = signing_name.and_then(|s| registry.entries().find(|e| e.signing_name == s));
     let is_s3 = signing_name.is_some_and(|s| S3_SIGNING_NAMES.contains(&s));
     let form = header("content-type").is_some_and(|c| {
@@ -108,6 +121,14 @@ pub fn classify<'r>(
     Route::S3 {
         virtual_host_bucket: virtual_host_bucket(header("host")),
     }
+}
+
+/// `/service/<prefix>/operation/<Operation>` (any path before it, as a custom endpoint's
+/// path is kept).
+fn rpc_v2_path(path: &str) -> Option<(&str, &str)> {
+    let (_, rest) = path.rsplit_once("/service/")?;
+    let (service, operation) = rest.split_once("/operation/")?;
+    (!service.is_empty() && !operation.is_empty() && !operation.contains('/')).then_some((service, operation))
 }
 
 /// `<bucket>.localhost[:port]` (also `<bucket>.s3.localhost`) names a bucket in the host.
@@ -180,6 +201,46 @@ mod tests {
                 Route::S3 { .. }
             ));
         }
+    }
+
+    #[test]
+    fn rpc_v2_cbor_paths_name_service_and_operation() {
+        let reg = Registry::new();
+        let r = route(
+            &reg,
+            Method::POST,
+            "/service/GraniteServiceVersion20100801/operation/PutMetricData",
+            &[],
+            &[
+                ("smithy-protocol", "rpc-v2-cbor"),
+                ("content-type", "application/cbor"),
+            ],
+            Some("monitoring"),
+        );
+        match r {
+            Route::Rpc {
+                entry,
+                operation,
+                encoding,
+            } => {
+                assert_eq!(entry.unwrap().name, "cloudwatch");
+                assert_eq!(operation, "PutMetricData");
+                assert_eq!(encoding, RpcEncoding::RpcV2Cbor);
+            }
+            other => panic!("{other:?}"),
+        }
+        // Without the protocol header the path is not rpc-v2's.
+        let r = route(
+            &reg,
+            Method::POST,
+            "/service/GraniteServiceVersion20100801/operation/PutMetricData",
+            &[],
+            &[],
+            None,
+        );
+        assert!(matches!(r, Route::S3 { .. }));
+        assert_eq!(rpc_v2_path("/service/x/operation/a/b"), None);
+        assert_eq!(rpc_v2_path("/prefix/service/x/operation/Op"), Some(("x", "Op")));
     }
 
     #[test]

@@ -81,6 +81,9 @@ pub fn error_response(shape: ErrorShape, err: &ServiceError, request_id: &str, h
             h.insert(*name, v);
         }
     }
+    if shape == ErrorShape::Rpc(RpcEncoding::RpcV2Cbor) {
+        h.insert("smithy-protocol", HeaderValue::from_static("rpc-v2-cbor"));
+    }
     add_request_ids(h, request_id, shape == ErrorShape::S3);
     resp
 }

@@ -20,6 +20,10 @@ pub enum RpcEncoding {
     Json11,
     /// `application/x-amz-cbor-1.1`, sent by the Java SDK and KCL to Kinesis.
     Cbor,
+    /// Smithy's rpc-v2-cbor (`POST /service/<Service>/operation/<Operation>` with
+    /// `smithy-protocol: rpc-v2-cbor`): CBOR with timestamps in epoch seconds, spoken by today's
+    /// SDKs to CloudWatch.
+    RpcV2Cbor,
 }
 
 impl RpcEncoding {
@@ -40,6 +44,7 @@ impl RpcEncoding {
             RpcEncoding::Json10 => "application/x-amz-json-1.0",
             RpcEncoding::Json11 => "application/x-amz-json-1.1",
             RpcEncoding::Cbor => "application/x-amz-cbor-1.1",
+            RpcEncoding::RpcV2Cbor => "application/cbor",
         }
     }
 
@@ -50,8 +55,8 @@ impl RpcEncoding {
     pub fn decode<T: DeserializeOwned>(self, body: &[u8]) -> Result<T, ServiceError> {
         let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
             match self {
-                RpcEncoding::Cbor if body.is_empty() => &[0xa0], // empty map
-                RpcEncoding::Cbor => body,
+                RpcEncoding::Cbor | RpcEncoding::RpcV2Cbor if body.is_empty() => &[0xa0], // empty map
+                RpcEncoding::Cbor | RpcEncoding::RpcV2Cbor => body,
                 _ => b"{}",
             }
         } else {
@@ -74,6 +79,8 @@ impl RpcEncoding {
             }
             RpcEncoding::Cbor => ciborium::from_reader(body)
                 .map_err(|e| ServiceError::serialization(format!("Could not parse CBOR body: {e}"))),
+            RpcEncoding::RpcV2Cbor => crate::types::with_cbor_seconds(|| ciborium::from_reader(body))
+                .map_err(|e| ServiceError::serialization(format!("Could not parse CBOR body: {e}"))),
         }
     }
 
@@ -83,10 +90,15 @@ impl RpcEncoding {
             RpcEncoding::Json10 | RpcEncoding::Json11 => serde_json::to_vec(value)
                 .map(Bytes::from)
                 .map_err(|e| ServiceError::internal(format!("could not encode response: {e}"))),
-            RpcEncoding::Cbor => {
+            RpcEncoding::Cbor | RpcEncoding::RpcV2Cbor => {
                 let mut buf = Vec::with_capacity(256);
-                ciborium::into_writer(value, &mut buf)
-                    .map_err(|e| ServiceError::internal(format!("could not encode response: {e}")))?;
+                let written = match self {
+                    RpcEncoding::RpcV2Cbor => {
+                        crate::types::with_cbor_seconds(|| ciborium::into_writer(value, &mut buf))
+                    }
+                    _ => ciborium::into_writer(value, &mut buf),
+                };
+                written.map_err(|e| ServiceError::internal(format!("could not encode response: {e}")))?;
                 Ok(Bytes::from(buf))
             }
         }
@@ -178,6 +190,48 @@ fn mistyped(serde_message: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn rpc_v2_cbor_timestamps_count_seconds_where_aws_cbor_counts_milliseconds() {
+        #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+        struct T {
+            at: crate::Timestamp,
+        }
+        let t = T {
+            at: crate::Timestamp::from_millis(1_700_000_000_500),
+        };
+        let v2 = RpcEncoding::RpcV2Cbor.encode(&t).unwrap();
+        let value: ciborium::Value = ciborium::from_reader(&v2[..]).unwrap();
+        let at = &value.as_map().unwrap()[0].1;
+        assert_eq!(
+            at,
+            &ciborium::Value::Tag(1, Box::new(ciborium::Value::Float(1_700_000_000.5)))
+        );
+        assert_eq!(RpcEncoding::RpcV2Cbor.decode::<T>(&v2).unwrap(), t);
+        let old = RpcEncoding::Cbor.encode(&t).unwrap();
+        let value: ciborium::Value = ciborium::from_reader(&old[..]).unwrap();
+        let at = &value.as_map().unwrap()[0].1;
+        assert_eq!(
+            at,
+            &ciborium::Value::Tag(1, Box::new(ciborium::Value::Integer(1_700_000_000_500i64.into())))
+        );
+        assert_eq!(RpcEncoding::Cbor.decode::<T>(&old).unwrap(), t);
+        // Whole seconds travel as integers, as the SDKs send them.
+        let mut whole = Vec::new();
+        ciborium::into_writer(
+            &ciborium::Value::Map(vec![(
+                ciborium::Value::Text("at".into()),
+                ciborium::Value::Tag(1, Box::new(ciborium::Value::Integer(1_700_000_000i64.into()))),
+            )]),
+            &mut whole,
+        )
+        .unwrap();
+        assert_eq!(
+            RpcEncoding::RpcV2Cbor.decode::<T>(&whole).unwrap().at.as_millis(),
+            1_700_000_000_000
+        );
+    }
+
     use super::*;
     use crate::{Blob, Timestamp};
     use serde::Deserialize;

@@ -4,6 +4,7 @@
 //! | --- | --- | --- |
 //! | awsJson 1.0/1.1 | epoch seconds, a JSON number (fraction = sub-second) | base64 string |
 //! | CBOR (Kinesis) | tag 1 + epoch **milliseconds** (the AWS SDKs' CBOR default) | byte string |
+//! | smithy rpc-v2-cbor (CloudWatch) | tag 1 + epoch **seconds** (integer or float) | byte string |
 //! | awsQuery / XML bodies | ISO 8601 `2024-01-31T12:00:00.000Z` | base64 text |
 //! | REST headers | HTTP date `Wed, 31 Jan 2024 12:00:00 GMT` | base64 |
 //!
@@ -16,6 +17,29 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+thread_local! {
+    /// Set while an rpc-v2-cbor body is read or written: its timestamps count seconds, where
+    /// the older AWS CBOR counts milliseconds (serde cannot tell the two CBORs apart).
+    static CBOR_SECONDS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` (a serde encode or decode) with CBOR timestamps in seconds, as smithy rpc-v2-cbor
+/// writes them.
+pub fn with_cbor_seconds<T>(f: impl FnOnce() -> T) -> T {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            CBOR_SECONDS.with(|c| c.set(self.0));
+        }
+    }
+    let _reset = Reset(CBOR_SECONDS.with(|c| c.replace(true)));
+    f()
+}
+
+fn cbor_seconds() -> bool {
+    CBOR_SECONDS.with(|c| c.get())
+}
 
 /// A point in time with millisecond precision (what every AWS timestamp carries).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -303,6 +327,12 @@ impl Serialize for Timestamp {
             } else {
                 serializer.serialize_newtype_struct(name, &self.as_epoch_seconds_f64())
             }
+        } else if cbor_seconds() {
+            if self.millis % 1000 == 0 {
+                ciborium::tag::Required::<i64, 1>(self.millis / 1000).serialize(serializer)
+            } else {
+                ciborium::tag::Required::<f64, 1>(self.as_epoch_seconds_f64()).serialize(serializer)
+            }
         } else {
             ciborium::tag::Required::<i64, 1>(self.millis).serialize(serializer)
         }
@@ -352,7 +382,9 @@ impl<'de> Deserialize<'de> for Timestamp {
         while let ciborium::Value::Tag(_, inner) = value {
             value = *inner;
         }
-        let v = V { millis_unit: true };
+        let v = V {
+            millis_unit: !cbor_seconds(),
+        };
         match value {
             ciborium::Value::Integer(i) => {
                 let n = i64::try_from(i).map_err(|_| de::Error::custom("timestamp out of range"))?;

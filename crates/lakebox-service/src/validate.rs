@@ -63,6 +63,28 @@ impl<'a> Path<'a> {
         self.render_into(&mut s);
         s
     }
+
+    /// The path as awsQuery spells it: `MetricData.member.2.Dimensions.member.1.Value`.
+    pub fn render_query(&self) -> String {
+        let (parent, seg): (&Path, String) = match self {
+            Path::Root => return String::new(),
+            Path::Member(p, name) => {
+                let mut n = (*name).to_owned();
+                if let Some(first) = n.get(0..1) {
+                    n.replace_range(0..1, &first.to_ascii_uppercase());
+                }
+                (p, n)
+            }
+            Path::Index(p, i) => (p, format!("member.{i}")),
+            Path::Key(p, k) => (p, (*k).to_owned()),
+        };
+        let mut out = parent.render_query();
+        if !out.is_empty() {
+            out.push('.');
+        }
+        out.push_str(&seg);
+        out
+    }
 }
 
 /// A regular expression from the model, compiled the first time it is needed. The model's
@@ -219,8 +241,9 @@ fn split_leading_lookahead(source: &str) -> (Option<&str>, String) {
 #[derive(Debug, Default)]
 pub struct Validator {
     failures: Vec<String>,
-    /// The members found missing, as their paths render.
+    /// The members found missing, as their paths render, and as awsQuery spells them.
     missing: Vec<String>,
+    missing_query: Vec<String>,
 }
 
 /// Turns a checked optional member (`Some(None)`: present but invalid) into the member itself,
@@ -280,6 +303,28 @@ impl Validator {
         }
     }
 
+    /// As [`run_missing_parameter`](Self::run_missing_parameter) for the services that name
+    /// the missing member by its awsQuery path, every one of them (CloudWatch: "The parameter
+    /// MetricData.member.2.MetricName is required.", one line each).
+    pub fn run_missing_parameter_query<T>(
+        check: impl FnOnce(&mut Validator) -> Option<T>,
+    ) -> Result<T, ServiceError> {
+        let mut v = Validator::default();
+        let out = check(&mut v);
+        if !v.missing_query.is_empty() {
+            let lines: Vec<String> = v
+                .missing_query
+                .iter()
+                .map(|p| format!("The parameter {p} is required."))
+                .collect();
+            return Err(ServiceError::client("MissingParameter", lines.join("\n")));
+        }
+        match (out, v.failures.is_empty()) {
+            (Some(t), true) => Ok(t),
+            _ => Err(ServiceError::client("InvalidParameterValue", v.message())),
+        }
+    }
+
     /// AWS's message for the failures so far.
     pub fn message(&self) -> String {
         let n = self.failures.len();
@@ -295,6 +340,7 @@ impl Validator {
     /// A required member that is absent.
     pub fn missing(&mut self, path: &Path<'_>) {
         self.missing.push(path.render());
+        self.missing_query.push(path.render_query());
         self.fail(None, path, "Member must not be null");
     }
 

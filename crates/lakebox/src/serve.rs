@@ -172,7 +172,7 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
         }),
     );
     let (s3, kinesis) = (s3?, kinesis?);
-    let (sqs, sns) = tokio::join!(
+    let (sqs, sns, cloudwatch) = tokio::join!(
         opening("SQS store", {
             let (dir, clock) = (data_dir.join("sqs"), clock.clone());
             move || lakebox_sqs::Sqs::open(&dir, clock)
@@ -181,8 +181,12 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
             let (dir, clock) = (data_dir.join("sns"), clock.clone());
             move || lakebox_sns::Sns::open(&dir, clock)
         }),
+        opening("CloudWatch store", {
+            let (dir, clock) = (data_dir.join("cloudwatch"), clock.clone());
+            move || lakebox_cloudwatch::CloudWatch::open(&dir, clock)
+        }),
     );
-    let (sqs, sns) = (sqs?, sns?);
+    let (sqs, sns, cloudwatch) = (sqs?, sns?, cloudwatch?);
     // Background work the server owns, stopped after the last request is answered.
     let mut background = BackgroundTasks::new();
     background.adopt("s3 lifecycle", s3.start_background_work());
@@ -205,6 +209,11 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
     registry.query("sqs", sqs);
     let kinesis_streams = kinesis.sharded_log();
     registry.rpc("kinesis", Arc::new(kinesis));
+    // CloudWatch speaks rpc-v2-cbor and awsJson (one dispatcher, the encoding per request) and
+    // awsQuery.
+    background.adopt("cloudwatch retention", cloudwatch.start_background_work());
+    registry.rpc("cloudwatch", cloudwatch.clone());
+    registry.query("cloudwatch", cloudwatch);
     let glue_settings = lakebox_glue::GlueSettings {
         crawl_min_millis: args.glue_crawl_min_ms,
     };
