@@ -290,3 +290,161 @@ def test_the_aws_cli(lakebox):
                       "--period", "60", "--statistics", "Sum")
     assert out.returncode == 0, out.stderr
     assert [p["Sum"] for p in json.loads(out.stdout)["Datapoints"]] == [7.0]
+
+
+# ---- alarms ----
+
+@pytest.fixture(scope="module")
+def alarming(tmp_path_factory):
+    server = Lakebox(tmp_path_factory.mktemp("alarms"), "--cloudwatch-alarm-tick-ms", "200").start()
+    yield server
+    server.stop()
+
+
+def wait_for(predicate, timeout=10.0):
+    import time
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    return predicate()
+
+
+def away_from_a_minute_boundary():
+    """Alarms evaluate whole minutes: start where the next few seconds stay in this one."""
+    import time
+    second = datetime.datetime.now(UTC).second
+    if second >= 50:
+        time.sleep(61 - second)
+
+
+def state_of(cw, name):
+    return cw.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]["StateValue"]
+
+
+@pytest.fixture
+def inbox(alarming):
+    """An SNS topic whose messages land in an SQS queue; `messages()` drains it."""
+    import uuid
+    sns, sqs = alarming.client("sns"), alarming.client("sqs")
+    name = "alarms-" + uuid.uuid4().hex[:8]
+    topic = sns.create_topic(Name=name)["TopicArn"]
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+
+    def messages(wait=5):
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=wait).get("Messages", [])
+        for m in got:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+        return [json.loads(m["Body"]) for m in got]
+    return topic, messages
+
+
+def test_an_alarm_fires_notifies_sns_and_records_history(alarming, inbox):
+    cw = alarming.client("cloudwatch")
+    topic, messages = inbox
+    away_from_a_minute_boundary()
+    cw.put_metric_alarm(AlarmName="orders-high", AlarmDescription="Too many orders", Namespace="Shop",
+                        MetricName="Orders", Dimensions=[{"Name": "Region", "Value": "eu"}], Statistic="Sum",
+                        Period=60, EvaluationPeriods=3, DatapointsToAlarm=1, Threshold=10,
+                        ComparisonOperator="GreaterThanThreshold", AlarmActions=[topic], OKActions=[topic],
+                        Tags=[{"Key": "team", "Value": "shop"}])
+    alarm = cw.describe_alarms(AlarmNames=["orders-high"])["MetricAlarms"][0]
+    assert alarm["AlarmArn"] == "arn:aws:cloudwatch:us-east-1:000000000000:alarm:orders-high"
+    assert (alarm["Threshold"], alarm["EvaluationPeriods"], alarm["ActionsEnabled"]) == (10.0, 3, True)
+    # No data yet: insufficient.
+    assert wait_for(lambda: state_of(cw, "orders-high") == "INSUFFICIENT_DATA")
+    # 25 orders in the last complete minute: over the threshold.
+    last_minute = minute(-1)
+    cw.put_metric_data(Namespace="Shop", MetricData=[
+        {"MetricName": "Orders", "Value": 25, "Timestamp": last_minute + datetime.timedelta(seconds=5),
+         "Dimensions": [{"Name": "Region", "Value": "eu"}]}])
+    assert wait_for(lambda: state_of(cw, "orders-high") == "ALARM"), cw.describe_alarms(AlarmNames=["orders-high"])
+    alarm = cw.describe_alarms(AlarmNames=["orders-high"])["MetricAlarms"][0]
+    assert alarm["StateReason"].startswith("Threshold Crossed: 1 out of the last 3 datapoints [25.0 (")
+    assert json.loads(alarm["StateReasonData"])["recentDatapoints"] == [25.0]
+    note = wait_for(lambda: messages(), timeout=10)
+    assert len(note) == 1
+    assert note[0]["Subject"] == 'ALARM: "orders-high" in US East (N. Virginia)'
+    body = json.loads(note[0]["Message"])
+    assert (body["AlarmName"], body["NewStateValue"], body["OldStateValue"]) == ("orders-high", "ALARM", "INSUFFICIENT_DATA")
+    assert body["Trigger"]["MetricName"] == "Orders" and body["Trigger"]["Threshold"] == 10.0
+    assert body["Trigger"]["Dimensions"] == [{"value": "eu", "name": "Region"}]
+    # Found by the metric it watches, and by its state.
+    found = cw.describe_alarms_for_metric(Namespace="Shop", MetricName="Orders",
+                                          Dimensions=[{"Name": "Region", "Value": "eu"}])["MetricAlarms"]
+    assert [a["AlarmName"] for a in found] == ["orders-high"]
+    assert [a["AlarmName"] for a in cw.describe_alarms(StateValue="ALARM")["MetricAlarms"]] == ["orders-high"]
+    # SetAlarmState moves it by hand, with its actions; the next evaluation finds the data still
+    # over the threshold and moves it back, as CloudWatch does.
+    cw.set_alarm_state(AlarmName="orders-high", StateValue="OK", StateReason="Testing the OK action")
+    notes = []
+    wait_for(lambda: notes.extend(messages(wait=1)) or len(notes) >= 2, timeout=15)
+    assert [json.loads(n["Message"])["NewStateValue"] for n in notes] == ["OK", "ALARM"]
+    assert state_of(cw, "orders-high") == "ALARM"
+    # The history: created, state updates, actions — newest first.
+    items = cw.describe_alarm_history(AlarmName="orders-high")["AlarmHistoryItems"]
+    kinds = [i["HistoryItemType"] for i in items]
+    assert kinds[-1] == "ConfigurationUpdate" and "StateUpdate" in kinds and "Action" in kinds
+    updates = cw.describe_alarm_history(AlarmName="orders-high", HistoryItemType="StateUpdate")["AlarmHistoryItems"]
+    assert [i["HistorySummary"] for i in updates] == ["Alarm updated from OK to ALARM",
+                                                     "Alarm updated from ALARM to OK",
+                                                     "Alarm updated from INSUFFICIENT_DATA to ALARM"]
+    assert cw.list_tags_for_resource(ResourceARN=alarm["AlarmArn"])["Tags"] == [{"Key": "team", "Value": "shop"}]
+    # With actions disabled, transitions notify no one.
+    cw.disable_alarm_actions(AlarmNames=["orders-high"])
+    cw.set_alarm_state(AlarmName="orders-high", StateValue="OK", StateReason="quiet")
+    assert messages(wait=1) == []
+    assert cw.describe_alarms(AlarmNames=["orders-high"])["MetricAlarms"][0]["ActionsEnabled"] is False
+    cw.delete_alarms(AlarmNames=["orders-high"])
+    assert cw.describe_alarms(AlarmNames=["orders-high"])["MetricAlarms"] == []
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        cw.delete_alarms(AlarmNames=["orders-high"])
+    assert code(e) == "ResourceNotFound"
+
+
+def test_m_out_of_n_and_missing_data(alarming):
+    cw = alarming.client("cloudwatch")
+    away_from_a_minute_boundary()
+    base = minute(-4)
+    cw.put_metric_data(Namespace="Jobs", MetricData=[
+        {"MetricName": "Failures", "Value": v, "Timestamp": base + datetime.timedelta(minutes=i)}
+        for i, v in enumerate([1, 9, 1, 9])])
+    common = dict(Namespace="Jobs", MetricName="Failures", Statistic="Maximum", Period=60, Threshold=5,
+                  ComparisonOperator="GreaterThanOrEqualToThreshold")
+    # Of the last three complete minutes (9, 1, 9), two breach.
+    cw.put_metric_alarm(AlarmName="two-of-three", EvaluationPeriods=3, DatapointsToAlarm=2, **common)
+    cw.put_metric_alarm(AlarmName="three-of-three", EvaluationPeriods=3, **common)
+    assert wait_for(lambda: state_of(cw, "two-of-three") == "ALARM")
+    assert wait_for(lambda: state_of(cw, "three-of-three") == "OK")
+    # A metric without data: missing data as the alarm says to treat it.
+    quiet = dict(common, MetricName="NeverSent", EvaluationPeriods=2)
+    cw.put_metric_alarm(AlarmName="missing-breaches", TreatMissingData="breaching", **quiet)
+    cw.put_metric_alarm(AlarmName="missing-is-fine", TreatMissingData="notBreaching", **quiet)
+    cw.put_metric_alarm(AlarmName="missing-is-unknown", **quiet)
+    assert wait_for(lambda: state_of(cw, "missing-breaches") == "ALARM")
+    assert wait_for(lambda: state_of(cw, "missing-is-fine") == "OK")
+    assert state_of(cw, "missing-is-unknown") == "INSUFFICIENT_DATA"
+    names = [a["AlarmName"] for a in cw.describe_alarms(AlarmNamePrefix="missing-")["MetricAlarms"]]
+    assert names == ["missing-breaches", "missing-is-fine", "missing-is-unknown"]
+
+
+def test_alarm_errors(alarming):
+    cw = alarming.client("cloudwatch")
+    common = dict(Namespace="Jobs", MetricName="Failures", Statistic="Maximum", Threshold=5,
+                  ComparisonOperator="GreaterThanOrEqualToThreshold")
+    for bad in (dict(Period=45, EvaluationPeriods=1), dict(Period=60, EvaluationPeriods=2, DatapointsToAlarm=3),
+                dict(Period=3600, EvaluationPeriods=25)):
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            cw.put_metric_alarm(AlarmName="bad", **common, **bad)
+        assert code(e) == "ValidationError", bad
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        cw.set_alarm_state(AlarmName="no-such-alarm", StateValue="OK", StateReason="x")
+    assert code(e) == "ResourceNotFound"
+    cw.put_metric_alarm(AlarmName="good", Period=60, EvaluationPeriods=1, **common)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        cw.set_alarm_state(AlarmName="good", StateValue="OK", StateReason="x", StateReasonData="{not json")
+    assert code(e) == "InvalidFormat"

@@ -38,6 +38,14 @@ pub const OPERATIONS: &[&str] = &[
     "TagResource",
     "UntagResource",
     "ListTagsForResource",
+    "PutMetricAlarm",
+    "DescribeAlarms",
+    "DescribeAlarmsForMetric",
+    "DeleteAlarms",
+    "SetAlarmState",
+    "EnableAlarmActions",
+    "DisableAlarmActions",
+    "DescribeAlarmHistory",
 ];
 /// Every operation of the model, implemented or not.
 pub const MODEL_OPERATIONS: &[&str] = &[
@@ -89,6 +97,258 @@ pub const MODEL_OPERATIONS: &[&str] = &[
     "UntagResource",
 ];
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ActionsSuppressedBy {
+    /// `WaitPeriod`
+    WaitPeriod,
+    /// `ExtensionPeriod`
+    ExtensionPeriod,
+    /// `Alarm`
+    Alarm,
+    /// A value this model does not list (a newer client's, or a wrong one).
+    Unknown(String),
+}
+impl ActionsSuppressedBy {
+    pub const VALUES: &'static [&'static str] = &["WaitPeriod", "ExtensionPeriod", "Alarm"];
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::WaitPeriod => "WaitPeriod",
+            Self::ExtensionPeriod => "ExtensionPeriod",
+            Self::Alarm => "Alarm",
+            Self::Unknown(s) => s,
+        }
+    }
+}
+impl From<&str> for ActionsSuppressedBy {
+    fn from(s: &str) -> Self {
+        match s {
+            "WaitPeriod" => Self::WaitPeriod,
+            "ExtensionPeriod" => Self::ExtensionPeriod,
+            "Alarm" => Self::Alarm,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+lakebox_service::string_enum!(ActionsSuppressedBy);
+
+/// Represents the history of a specific alarm.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AlarmHistoryItem {
+    #[serde(rename = "AlarmName", default, skip_serializing_if = "Option::is_none")]
+    pub alarm_name: Option<String>,
+    #[serde(
+        rename = "AlarmContributorId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub alarm_contributor_id: Option<String>,
+    #[serde(rename = "AlarmType", default, skip_serializing_if = "Option::is_none")]
+    pub alarm_type: Option<AlarmType>,
+    #[serde(rename = "Timestamp", default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<Timestamp>,
+    #[serde(rename = "HistoryItemType", default, skip_serializing_if = "Option::is_none")]
+    pub history_item_type: Option<HistoryItemType>,
+    #[serde(rename = "HistorySummary", default, skip_serializing_if = "Option::is_none")]
+    pub history_summary: Option<String>,
+    #[serde(rename = "HistoryData", default, skip_serializing_if = "Option::is_none")]
+    pub history_data: Option<String>,
+    #[serde(
+        rename = "AlarmContributorAttributes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub alarm_contributor_attributes: Option<BTreeMap<String, String>>,
+}
+
+/// Contains the configuration that determines how a PromQL alarm evaluates its contributors, including the query to run and the durations that define when contributors transition between states.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AlarmPromQLCriteria {
+    #[serde(rename = "Query")]
+    pub query: String,
+    #[serde(rename = "PendingPeriod", default, skip_serializing_if = "Option::is_none")]
+    pub pending_period: Option<i32>,
+    #[serde(rename = "RecoveryPeriod", default, skip_serializing_if = "Option::is_none")]
+    pub recovery_period: Option<i32>,
+}
+
+/// `AlarmPromQLCriteria` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AlarmPromQLCriteriaRaw {
+    #[serde(rename = "Query", default)]
+    pub query: Option<String>,
+    #[serde(rename = "PendingPeriod", default)]
+    pub pending_period: Option<i32>,
+    #[serde(rename = "RecoveryPeriod", default)]
+    pub recovery_period: Option<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AlarmType {
+    /// `CompositeAlarm`
+    CompositeAlarm,
+    /// `MetricAlarm`
+    MetricAlarm,
+    /// A value this model does not list (a newer client's, or a wrong one).
+    Unknown(String),
+}
+impl AlarmType {
+    pub const VALUES: &'static [&'static str] = &["CompositeAlarm", "MetricAlarm"];
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::CompositeAlarm => "CompositeAlarm",
+            Self::MetricAlarm => "MetricAlarm",
+            Self::Unknown(s) => s,
+        }
+    }
+}
+impl From<&str> for AlarmType {
+    fn from(s: &str) -> Self {
+        match s {
+            "CompositeAlarm" => Self::CompositeAlarm,
+            "MetricAlarm" => Self::MetricAlarm,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+lakebox_service::string_enum!(AlarmType);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ComparisonOperator {
+    /// `GreaterThanOrEqualToThreshold`
+    GreaterThanOrEqualToThreshold,
+    /// `GreaterThanThreshold`
+    GreaterThanThreshold,
+    /// `LessThanThreshold`
+    LessThanThreshold,
+    /// `LessThanOrEqualToThreshold`
+    LessThanOrEqualToThreshold,
+    /// `LessThanLowerOrGreaterThanUpperThreshold`
+    LessThanLowerOrGreaterThanUpperThreshold,
+    /// `LessThanLowerThreshold`
+    LessThanLowerThreshold,
+    /// `GreaterThanUpperThreshold`
+    GreaterThanUpperThreshold,
+    /// A value this model does not list (a newer client's, or a wrong one).
+    Unknown(String),
+}
+impl ComparisonOperator {
+    pub const VALUES: &'static [&'static str] = &[
+        "GreaterThanOrEqualToThreshold",
+        "GreaterThanThreshold",
+        "LessThanThreshold",
+        "LessThanOrEqualToThreshold",
+        "LessThanLowerOrGreaterThanUpperThreshold",
+        "LessThanLowerThreshold",
+        "GreaterThanUpperThreshold",
+    ];
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::GreaterThanOrEqualToThreshold => "GreaterThanOrEqualToThreshold",
+            Self::GreaterThanThreshold => "GreaterThanThreshold",
+            Self::LessThanThreshold => "LessThanThreshold",
+            Self::LessThanOrEqualToThreshold => "LessThanOrEqualToThreshold",
+            Self::LessThanLowerOrGreaterThanUpperThreshold => "LessThanLowerOrGreaterThanUpperThreshold",
+            Self::LessThanLowerThreshold => "LessThanLowerThreshold",
+            Self::GreaterThanUpperThreshold => "GreaterThanUpperThreshold",
+            Self::Unknown(s) => s,
+        }
+    }
+}
+impl From<&str> for ComparisonOperator {
+    fn from(s: &str) -> Self {
+        match s {
+            "GreaterThanOrEqualToThreshold" => Self::GreaterThanOrEqualToThreshold,
+            "GreaterThanThreshold" => Self::GreaterThanThreshold,
+            "LessThanThreshold" => Self::LessThanThreshold,
+            "LessThanOrEqualToThreshold" => Self::LessThanOrEqualToThreshold,
+            "LessThanLowerOrGreaterThanUpperThreshold" => Self::LessThanLowerOrGreaterThanUpperThreshold,
+            "LessThanLowerThreshold" => Self::LessThanLowerThreshold,
+            "GreaterThanUpperThreshold" => Self::GreaterThanUpperThreshold,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+lakebox_service::string_enum!(ComparisonOperator);
+
+/// The details about a composite alarm.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CompositeAlarm {
+    #[serde(rename = "ActionsEnabled", default, skip_serializing_if = "Option::is_none")]
+    pub actions_enabled: Option<bool>,
+    #[serde(rename = "AlarmActions", default, skip_serializing_if = "Option::is_none")]
+    pub alarm_actions: Option<Vec<String>>,
+    #[serde(rename = "AlarmArn", default, skip_serializing_if = "Option::is_none")]
+    pub alarm_arn: Option<String>,
+    #[serde(
+        rename = "AlarmConfigurationUpdatedTimestamp",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub alarm_configuration_updated_timestamp: Option<Timestamp>,
+    #[serde(rename = "AlarmDescription", default, skip_serializing_if = "Option::is_none")]
+    pub alarm_description: Option<String>,
+    #[serde(rename = "AlarmName", default, skip_serializing_if = "Option::is_none")]
+    pub alarm_name: Option<String>,
+    #[serde(rename = "AlarmRule", default, skip_serializing_if = "Option::is_none")]
+    pub alarm_rule: Option<String>,
+    #[serde(
+        rename = "InsufficientDataActions",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub insufficient_data_actions: Option<Vec<String>>,
+    #[serde(rename = "OKActions", default, skip_serializing_if = "Option::is_none")]
+    pub ok_actions: Option<Vec<String>>,
+    #[serde(rename = "StateReason", default, skip_serializing_if = "Option::is_none")]
+    pub state_reason: Option<String>,
+    #[serde(rename = "StateReasonData", default, skip_serializing_if = "Option::is_none")]
+    pub state_reason_data: Option<String>,
+    #[serde(
+        rename = "StateUpdatedTimestamp",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub state_updated_timestamp: Option<Timestamp>,
+    #[serde(rename = "StateValue", default, skip_serializing_if = "Option::is_none")]
+    pub state_value: Option<StateValue>,
+    #[serde(
+        rename = "StateTransitionedTimestamp",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub state_transitioned_timestamp: Option<Timestamp>,
+    #[serde(
+        rename = "ActionsSuppressedBy",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub actions_suppressed_by: Option<ActionsSuppressedBy>,
+    #[serde(
+        rename = "ActionsSuppressedReason",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub actions_suppressed_reason: Option<String>,
+    #[serde(
+        rename = "ActionsSuppressor",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub actions_suppressor: Option<String>,
+    #[serde(
+        rename = "ActionsSuppressorWaitPeriod",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub actions_suppressor_wait_period: Option<i32>,
+    #[serde(
+        rename = "ActionsSuppressorExtensionPeriod",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub actions_suppressor_extension_period: Option<i32>,
+}
+
 /// Represents a specific dashboard.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DashboardEntry {
@@ -137,6 +397,19 @@ pub struct Datapoint {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeleteAlarmsInput {
+    #[serde(rename = "AlarmNames")]
+    pub alarm_names: Vec<String>,
+}
+
+/// `DeleteAlarmsInput` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DeleteAlarmsInputRaw {
+    #[serde(rename = "AlarmNames", default)]
+    pub alarm_names: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeleteDashboardsInput {
     #[serde(rename = "DashboardNames")]
     pub dashboard_names: Vec<String>,
@@ -151,6 +424,177 @@ pub struct DeleteDashboardsInputRaw {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeleteDashboardsOutput {}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DescribeAlarmHistoryInput {
+    #[serde(rename = "AlarmName", default, skip_serializing_if = "Option::is_none")]
+    pub alarm_name: Option<String>,
+    #[serde(
+        rename = "AlarmContributorId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub alarm_contributor_id: Option<String>,
+    #[serde(rename = "AlarmTypes", default, skip_serializing_if = "Option::is_none")]
+    pub alarm_types: Option<Vec<AlarmType>>,
+    #[serde(rename = "HistoryItemType", default, skip_serializing_if = "Option::is_none")]
+    pub history_item_type: Option<HistoryItemType>,
+    #[serde(rename = "StartDate", default, skip_serializing_if = "Option::is_none")]
+    pub start_date: Option<Timestamp>,
+    #[serde(rename = "EndDate", default, skip_serializing_if = "Option::is_none")]
+    pub end_date: Option<Timestamp>,
+    #[serde(rename = "MaxRecords", default, skip_serializing_if = "Option::is_none")]
+    pub max_records: Option<i32>,
+    #[serde(rename = "NextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(rename = "ScanBy", default, skip_serializing_if = "Option::is_none")]
+    pub scan_by: Option<ScanBy>,
+}
+
+/// `DescribeAlarmHistoryInput` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DescribeAlarmHistoryInputRaw {
+    #[serde(rename = "AlarmName", default)]
+    pub alarm_name: Option<String>,
+    #[serde(rename = "AlarmContributorId", default)]
+    pub alarm_contributor_id: Option<String>,
+    #[serde(rename = "AlarmTypes", default)]
+    pub alarm_types: Option<Vec<AlarmType>>,
+    #[serde(rename = "HistoryItemType", default)]
+    pub history_item_type: Option<HistoryItemType>,
+    #[serde(rename = "StartDate", default)]
+    pub start_date: Option<Timestamp>,
+    #[serde(rename = "EndDate", default)]
+    pub end_date: Option<Timestamp>,
+    #[serde(rename = "MaxRecords", default)]
+    pub max_records: Option<i32>,
+    #[serde(rename = "NextToken", default)]
+    pub next_token: Option<String>,
+    #[serde(rename = "ScanBy", default)]
+    pub scan_by: Option<ScanBy>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DescribeAlarmHistoryOutput {
+    #[serde(
+        rename = "AlarmHistoryItems",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub alarm_history_items: Option<Vec<AlarmHistoryItem>>,
+    #[serde(rename = "NextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DescribeAlarmsForMetricInput {
+    #[serde(rename = "MetricName")]
+    pub metric_name: String,
+    #[serde(rename = "Namespace")]
+    pub namespace: String,
+    #[serde(rename = "Statistic", default, skip_serializing_if = "Option::is_none")]
+    pub statistic: Option<Statistic>,
+    #[serde(
+        rename = "ExtendedStatistic",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub extended_statistic: Option<String>,
+    #[serde(rename = "Dimensions", default, skip_serializing_if = "Option::is_none")]
+    pub dimensions: Option<Vec<Dimension>>,
+    #[serde(rename = "Period", default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<i32>,
+    #[serde(rename = "Unit", default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<StandardUnit>,
+}
+
+/// `DescribeAlarmsForMetricInput` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DescribeAlarmsForMetricInputRaw {
+    #[serde(rename = "MetricName", default)]
+    pub metric_name: Option<String>,
+    #[serde(rename = "Namespace", default)]
+    pub namespace: Option<String>,
+    #[serde(rename = "Statistic", default)]
+    pub statistic: Option<Statistic>,
+    #[serde(rename = "ExtendedStatistic", default)]
+    pub extended_statistic: Option<String>,
+    #[serde(rename = "Dimensions", default)]
+    pub dimensions: Option<Vec<DimensionRaw>>,
+    #[serde(rename = "Period", default)]
+    pub period: Option<i32>,
+    #[serde(rename = "Unit", default)]
+    pub unit: Option<StandardUnit>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DescribeAlarmsForMetricOutput {
+    #[serde(rename = "MetricAlarms", default, skip_serializing_if = "Option::is_none")]
+    pub metric_alarms: Option<Vec<MetricAlarm>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DescribeAlarmsInput {
+    #[serde(rename = "AlarmNames", default, skip_serializing_if = "Option::is_none")]
+    pub alarm_names: Option<Vec<String>>,
+    #[serde(rename = "AlarmNamePrefix", default, skip_serializing_if = "Option::is_none")]
+    pub alarm_name_prefix: Option<String>,
+    #[serde(rename = "AlarmTypes", default, skip_serializing_if = "Option::is_none")]
+    pub alarm_types: Option<Vec<AlarmType>>,
+    #[serde(
+        rename = "ChildrenOfAlarmName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub children_of_alarm_name: Option<String>,
+    #[serde(
+        rename = "ParentsOfAlarmName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub parents_of_alarm_name: Option<String>,
+    #[serde(rename = "StateValue", default, skip_serializing_if = "Option::is_none")]
+    pub state_value: Option<StateValue>,
+    #[serde(rename = "ActionPrefix", default, skip_serializing_if = "Option::is_none")]
+    pub action_prefix: Option<String>,
+    #[serde(rename = "MaxRecords", default, skip_serializing_if = "Option::is_none")]
+    pub max_records: Option<i32>,
+    #[serde(rename = "NextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+/// `DescribeAlarmsInput` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DescribeAlarmsInputRaw {
+    #[serde(rename = "AlarmNames", default)]
+    pub alarm_names: Option<Vec<String>>,
+    #[serde(rename = "AlarmNamePrefix", default)]
+    pub alarm_name_prefix: Option<String>,
+    #[serde(rename = "AlarmTypes", default)]
+    pub alarm_types: Option<Vec<AlarmType>>,
+    #[serde(rename = "ChildrenOfAlarmName", default)]
+    pub children_of_alarm_name: Option<String>,
+    #[serde(rename = "ParentsOfAlarmName", default)]
+    pub parents_of_alarm_name: Option<String>,
+    #[serde(rename = "StateValue", default)]
+    pub state_value: Option<StateValue>,
+    #[serde(rename = "ActionPrefix", default)]
+    pub action_prefix: Option<String>,
+    #[serde(rename = "MaxRecords", default)]
+    pub max_records: Option<i32>,
+    #[serde(rename = "NextToken", default)]
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DescribeAlarmsOutput {
+    #[serde(rename = "CompositeAlarms", default, skip_serializing_if = "Option::is_none")]
+    pub composite_alarms: Option<Vec<CompositeAlarm>>,
+    #[serde(rename = "MetricAlarms", default, skip_serializing_if = "Option::is_none")]
+    pub metric_alarms: Option<Vec<MetricAlarm>>,
+    #[serde(rename = "NextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
 
 /// A dimension is a name/value pair that is part of the identity of a metric.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -188,6 +632,32 @@ pub struct DimensionFilterRaw {
     pub value: Option<String>,
 }
 
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DisableAlarmActionsInput {
+    #[serde(rename = "AlarmNames")]
+    pub alarm_names: Vec<String>,
+}
+
+/// `DisableAlarmActionsInput` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DisableAlarmActionsInputRaw {
+    #[serde(rename = "AlarmNames", default)]
+    pub alarm_names: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EnableAlarmActionsInput {
+    #[serde(rename = "AlarmNames")]
+    pub alarm_names: Vec<String>,
+}
+
+/// `EnableAlarmActionsInput` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct EnableAlarmActionsInputRaw {
+    #[serde(rename = "AlarmNames", default)]
+    pub alarm_names: Option<Vec<String>>,
+}
+
 /// An entity associated with metrics, to allow for finding related telemetry.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Entity {
@@ -223,6 +693,54 @@ pub struct EntityMetricDataRaw {
     #[serde(rename = "MetricData", default)]
     pub metric_data: Option<Vec<MetricDatumRaw>>,
 }
+
+/// The evaluation criteria for an alarm.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum EvaluationCriteria {
+    #[serde(rename = "PromQLCriteria")]
+    PromQLCriteria(Box<AlarmPromQLCriteria>),
+}
+
+/// `EvaluationCriteria` as it arrives, before validation.
+#[derive(Debug, Clone, Deserialize)]
+pub enum EvaluationCriteriaRaw {
+    #[serde(rename = "PromQLCriteria")]
+    PromQLCriteria(Box<AlarmPromQLCriteriaRaw>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EvaluationState {
+    /// `PARTIAL_DATA`
+    PartialData,
+    /// `EVALUATION_FAILURE`
+    EvaluationFailure,
+    /// `EVALUATION_ERROR`
+    EvaluationError,
+    /// A value this model does not list (a newer client's, or a wrong one).
+    Unknown(String),
+}
+impl EvaluationState {
+    pub const VALUES: &'static [&'static str] = &["PARTIAL_DATA", "EVALUATION_FAILURE", "EVALUATION_ERROR"];
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::PartialData => "PARTIAL_DATA",
+            Self::EvaluationFailure => "EVALUATION_FAILURE",
+            Self::EvaluationError => "EVALUATION_ERROR",
+            Self::Unknown(s) => s,
+        }
+    }
+}
+impl From<&str> for EvaluationState {
+    fn from(s: &str) -> Self {
+        match s {
+            "PARTIAL_DATA" => Self::PartialData,
+            "EVALUATION_FAILURE" => Self::EvaluationFailure,
+            "EVALUATION_ERROR" => Self::EvaluationError,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+lakebox_service::string_enum!(EvaluationState);
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetDashboardInput {
@@ -354,6 +872,54 @@ pub struct GetMetricStatisticsOutput {
     #[serde(rename = "Datapoints", default, skip_serializing_if = "Option::is_none")]
     pub datapoints: Option<Vec<Datapoint>>,
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HistoryItemType {
+    /// `ConfigurationUpdate`
+    ConfigurationUpdate,
+    /// `StateUpdate`
+    StateUpdate,
+    /// `Action`
+    Action,
+    /// `AlarmContributorStateUpdate`
+    AlarmContributorStateUpdate,
+    /// `AlarmContributorAction`
+    AlarmContributorAction,
+    /// A value this model does not list (a newer client's, or a wrong one).
+    Unknown(String),
+}
+impl HistoryItemType {
+    pub const VALUES: &'static [&'static str] = &[
+        "ConfigurationUpdate",
+        "StateUpdate",
+        "Action",
+        "AlarmContributorStateUpdate",
+        "AlarmContributorAction",
+    ];
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::ConfigurationUpdate => "ConfigurationUpdate",
+            Self::StateUpdate => "StateUpdate",
+            Self::Action => "Action",
+            Self::AlarmContributorStateUpdate => "AlarmContributorStateUpdate",
+            Self::AlarmContributorAction => "AlarmContributorAction",
+            Self::Unknown(s) => s,
+        }
+    }
+}
+impl From<&str> for HistoryItemType {
+    fn from(s: &str) -> Self {
+        match s {
+            "ConfigurationUpdate" => Self::ConfigurationUpdate,
+            "StateUpdate" => Self::StateUpdate,
+            "Action" => Self::Action,
+            "AlarmContributorStateUpdate" => Self::AlarmContributorStateUpdate,
+            "AlarmContributorAction" => Self::AlarmContributorAction,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+lakebox_service::string_enum!(HistoryItemType);
 
 /// This structure includes the Timezone parameter, which you can use to specify your time zone so that the labels that are associated with returned metrics display the correct time for your time zone.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -497,6 +1063,121 @@ pub struct MetricRaw {
     pub metric_name: Option<String>,
     #[serde(rename = "Dimensions", default)]
     pub dimensions: Option<Vec<DimensionRaw>>,
+}
+
+/// The details about a metric alarm.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricAlarm {
+    #[serde(rename = "AlarmName", default, skip_serializing_if = "Option::is_none")]
+    pub alarm_name: Option<String>,
+    #[serde(rename = "AlarmArn", default, skip_serializing_if = "Option::is_none")]
+    pub alarm_arn: Option<String>,
+    #[serde(rename = "AlarmDescription", default, skip_serializing_if = "Option::is_none")]
+    pub alarm_description: Option<String>,
+    #[serde(
+        rename = "AlarmConfigurationUpdatedTimestamp",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub alarm_configuration_updated_timestamp: Option<Timestamp>,
+    #[serde(rename = "ActionsEnabled", default, skip_serializing_if = "Option::is_none")]
+    pub actions_enabled: Option<bool>,
+    #[serde(rename = "OKActions", default, skip_serializing_if = "Option::is_none")]
+    pub ok_actions: Option<Vec<String>>,
+    #[serde(rename = "AlarmActions", default, skip_serializing_if = "Option::is_none")]
+    pub alarm_actions: Option<Vec<String>>,
+    #[serde(
+        rename = "InsufficientDataActions",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub insufficient_data_actions: Option<Vec<String>>,
+    #[serde(rename = "StateValue", default, skip_serializing_if = "Option::is_none")]
+    pub state_value: Option<StateValue>,
+    #[serde(rename = "StateReason", default, skip_serializing_if = "Option::is_none")]
+    pub state_reason: Option<String>,
+    #[serde(rename = "StateReasonData", default, skip_serializing_if = "Option::is_none")]
+    pub state_reason_data: Option<String>,
+    #[serde(
+        rename = "StateUpdatedTimestamp",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub state_updated_timestamp: Option<Timestamp>,
+    #[serde(rename = "MetricName", default, skip_serializing_if = "Option::is_none")]
+    pub metric_name: Option<String>,
+    #[serde(rename = "Namespace", default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(rename = "Statistic", default, skip_serializing_if = "Option::is_none")]
+    pub statistic: Option<Statistic>,
+    #[serde(
+        rename = "ExtendedStatistic",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub extended_statistic: Option<String>,
+    #[serde(rename = "Dimensions", default, skip_serializing_if = "Option::is_none")]
+    pub dimensions: Option<Vec<Dimension>>,
+    #[serde(rename = "Period", default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<i32>,
+    #[serde(rename = "Unit", default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<StandardUnit>,
+    #[serde(
+        rename = "EvaluationPeriods",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub evaluation_periods: Option<i32>,
+    #[serde(
+        rename = "DatapointsToAlarm",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub datapoints_to_alarm: Option<i32>,
+    #[serde(rename = "Threshold", default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    #[serde(
+        rename = "ComparisonOperator",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub comparison_operator: Option<ComparisonOperator>,
+    #[serde(rename = "TreatMissingData", default, skip_serializing_if = "Option::is_none")]
+    pub treat_missing_data: Option<String>,
+    #[serde(
+        rename = "EvaluateLowSampleCountPercentile",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub evaluate_low_sample_count_percentile: Option<String>,
+    #[serde(rename = "Metrics", default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Vec<MetricDataQuery>>,
+    #[serde(
+        rename = "ThresholdMetricId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub threshold_metric_id: Option<String>,
+    #[serde(rename = "EvaluationState", default, skip_serializing_if = "Option::is_none")]
+    pub evaluation_state: Option<EvaluationState>,
+    #[serde(
+        rename = "StateTransitionedTimestamp",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub state_transitioned_timestamp: Option<Timestamp>,
+    #[serde(
+        rename = "EvaluationCriteria",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub evaluation_criteria: Option<EvaluationCriteria>,
+    #[serde(
+        rename = "EvaluationInterval",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub evaluation_interval: Option<i32>,
 }
 
 /// This structure is used in both GetMetricData and PutMetricAlarm.
@@ -662,6 +1343,147 @@ pub struct PutDashboardOutput {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PutMetricAlarmInput {
+    #[serde(rename = "AlarmName")]
+    pub alarm_name: String,
+    #[serde(rename = "AlarmDescription", default, skip_serializing_if = "Option::is_none")]
+    pub alarm_description: Option<String>,
+    #[serde(rename = "ActionsEnabled", default, skip_serializing_if = "Option::is_none")]
+    pub actions_enabled: Option<bool>,
+    #[serde(rename = "OKActions", default, skip_serializing_if = "Option::is_none")]
+    pub ok_actions: Option<Vec<String>>,
+    #[serde(rename = "AlarmActions", default, skip_serializing_if = "Option::is_none")]
+    pub alarm_actions: Option<Vec<String>>,
+    #[serde(
+        rename = "InsufficientDataActions",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub insufficient_data_actions: Option<Vec<String>>,
+    #[serde(rename = "MetricName", default, skip_serializing_if = "Option::is_none")]
+    pub metric_name: Option<String>,
+    #[serde(rename = "Namespace", default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(rename = "Statistic", default, skip_serializing_if = "Option::is_none")]
+    pub statistic: Option<Statistic>,
+    #[serde(
+        rename = "ExtendedStatistic",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub extended_statistic: Option<String>,
+    #[serde(rename = "Dimensions", default, skip_serializing_if = "Option::is_none")]
+    pub dimensions: Option<Vec<Dimension>>,
+    #[serde(rename = "Period", default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<i32>,
+    #[serde(rename = "Unit", default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<StandardUnit>,
+    #[serde(
+        rename = "EvaluationPeriods",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub evaluation_periods: Option<i32>,
+    #[serde(
+        rename = "DatapointsToAlarm",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub datapoints_to_alarm: Option<i32>,
+    #[serde(rename = "Threshold", default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    #[serde(
+        rename = "ComparisonOperator",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub comparison_operator: Option<ComparisonOperator>,
+    #[serde(rename = "TreatMissingData", default, skip_serializing_if = "Option::is_none")]
+    pub treat_missing_data: Option<String>,
+    #[serde(
+        rename = "EvaluateLowSampleCountPercentile",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub evaluate_low_sample_count_percentile: Option<String>,
+    #[serde(rename = "Metrics", default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Vec<MetricDataQuery>>,
+    #[serde(rename = "Tags", default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<Tag>>,
+    #[serde(
+        rename = "ThresholdMetricId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub threshold_metric_id: Option<String>,
+    #[serde(
+        rename = "EvaluationCriteria",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub evaluation_criteria: Option<EvaluationCriteria>,
+    #[serde(
+        rename = "EvaluationInterval",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub evaluation_interval: Option<i32>,
+}
+
+/// `PutMetricAlarmInput` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PutMetricAlarmInputRaw {
+    #[serde(rename = "AlarmName", default)]
+    pub alarm_name: Option<String>,
+    #[serde(rename = "AlarmDescription", default)]
+    pub alarm_description: Option<String>,
+    #[serde(rename = "ActionsEnabled", default)]
+    pub actions_enabled: Option<bool>,
+    #[serde(rename = "OKActions", default)]
+    pub ok_actions: Option<Vec<String>>,
+    #[serde(rename = "AlarmActions", default)]
+    pub alarm_actions: Option<Vec<String>>,
+    #[serde(rename = "InsufficientDataActions", default)]
+    pub insufficient_data_actions: Option<Vec<String>>,
+    #[serde(rename = "MetricName", default)]
+    pub metric_name: Option<String>,
+    #[serde(rename = "Namespace", default)]
+    pub namespace: Option<String>,
+    #[serde(rename = "Statistic", default)]
+    pub statistic: Option<Statistic>,
+    #[serde(rename = "ExtendedStatistic", default)]
+    pub extended_statistic: Option<String>,
+    #[serde(rename = "Dimensions", default)]
+    pub dimensions: Option<Vec<DimensionRaw>>,
+    #[serde(rename = "Period", default)]
+    pub period: Option<i32>,
+    #[serde(rename = "Unit", default)]
+    pub unit: Option<StandardUnit>,
+    #[serde(rename = "EvaluationPeriods", default)]
+    pub evaluation_periods: Option<i32>,
+    #[serde(rename = "DatapointsToAlarm", default)]
+    pub datapoints_to_alarm: Option<i32>,
+    #[serde(rename = "Threshold", default)]
+    pub threshold: Option<f64>,
+    #[serde(rename = "ComparisonOperator", default)]
+    pub comparison_operator: Option<ComparisonOperator>,
+    #[serde(rename = "TreatMissingData", default)]
+    pub treat_missing_data: Option<String>,
+    #[serde(rename = "EvaluateLowSampleCountPercentile", default)]
+    pub evaluate_low_sample_count_percentile: Option<String>,
+    #[serde(rename = "Metrics", default)]
+    pub metrics: Option<Vec<MetricDataQueryRaw>>,
+    #[serde(rename = "Tags", default)]
+    pub tags: Option<Vec<TagRaw>>,
+    #[serde(rename = "ThresholdMetricId", default)]
+    pub threshold_metric_id: Option<String>,
+    #[serde(rename = "EvaluationCriteria", default)]
+    pub evaluation_criteria: Option<EvaluationCriteriaRaw>,
+    #[serde(rename = "EvaluationInterval", default)]
+    pub evaluation_interval: Option<i32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PutMetricDataInput {
     #[serde(rename = "Namespace")]
     pub namespace: String,
@@ -745,6 +1567,31 @@ impl From<&str> for ScanBy {
     }
 }
 lakebox_service::string_enum!(ScanBy);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SetAlarmStateInput {
+    #[serde(rename = "AlarmName")]
+    pub alarm_name: String,
+    #[serde(rename = "StateValue")]
+    pub state_value: StateValue,
+    #[serde(rename = "StateReason")]
+    pub state_reason: String,
+    #[serde(rename = "StateReasonData", default, skip_serializing_if = "Option::is_none")]
+    pub state_reason_data: Option<String>,
+}
+
+/// `SetAlarmStateInput` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SetAlarmStateInputRaw {
+    #[serde(rename = "AlarmName", default)]
+    pub alarm_name: Option<String>,
+    #[serde(rename = "StateValue", default)]
+    pub state_value: Option<StateValue>,
+    #[serde(rename = "StateReason", default)]
+    pub state_reason: Option<String>,
+    #[serde(rename = "StateReasonData", default)]
+    pub state_reason_data: Option<String>,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum StandardUnit {
@@ -903,6 +1750,40 @@ impl From<&str> for StandardUnit {
     }
 }
 lakebox_service::string_enum!(StandardUnit);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum StateValue {
+    /// `OK`
+    Ok,
+    /// `ALARM`
+    Alarm,
+    /// `INSUFFICIENT_DATA`
+    InsufficientData,
+    /// A value this model does not list (a newer client's, or a wrong one).
+    Unknown(String),
+}
+impl StateValue {
+    pub const VALUES: &'static [&'static str] = &["OK", "ALARM", "INSUFFICIENT_DATA"];
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Ok => "OK",
+            Self::Alarm => "ALARM",
+            Self::InsufficientData => "INSUFFICIENT_DATA",
+            Self::Unknown(s) => s,
+        }
+    }
+}
+impl From<&str> for StateValue {
+    fn from(s: &str) -> Self {
+        match s {
+            "OK" => Self::Ok,
+            "ALARM" => Self::Alarm,
+            "INSUFFICIENT_DATA" => Self::InsufficientData,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+lakebox_service::string_enum!(StateValue);
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Statistic {
@@ -1068,6 +1949,100 @@ pub struct UntagResourceInputRaw {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UntagResourceOutput {}
 
+pub(crate) fn validate_alarm_names(
+    raw: Vec<String>,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<Vec<String>> {
+    let r = &raw;
+    v.size(r.len() as u64, None, Some(100), path);
+    let items: Vec<_> = raw
+        .into_iter()
+        .enumerate()
+        .map(|(i, x)| {
+            let x = x;
+            let r = &x;
+            v.length(
+                r.chars().count() as u64,
+                r,
+                Some(1),
+                Some(255),
+                &path.index(i + 1),
+            );
+            Some(x)
+        })
+        .collect();
+    items.into_iter().collect()
+}
+
+pub(crate) fn validate_alarm_prom_ql_criteria(
+    raw: AlarmPromQLCriteriaRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<AlarmPromQLCriteria> {
+    let m_query = {
+        let p = &path.member("query");
+        match raw.query {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r.chars().count() as u64, r, Some(1), Some(10000), p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_pending_period = {
+        let p = &path.member("pendingPeriod");
+        raw.pending_period.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(0), Some(86400), p);
+            Some(x)
+        })
+    };
+    let m_recovery_period = {
+        let p = &path.member("recoveryPeriod");
+        raw.recovery_period.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(0), Some(86400), p);
+            Some(x)
+        })
+    };
+    Some(AlarmPromQLCriteria {
+        query: m_query?,
+        pending_period: lift(m_pending_period)?,
+        recovery_period: lift(m_recovery_period)?,
+    })
+}
+
+pub(crate) fn validate_alarm_types(
+    raw: Vec<AlarmType>,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<Vec<AlarmType>> {
+    let items: Vec<_> = raw
+        .into_iter()
+        .enumerate()
+        .map(|(i, x)| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                AlarmType::VALUES,
+                matches!(r, AlarmType::Unknown(_)),
+                &path.index(i + 1),
+            );
+            Some(x)
+        })
+        .collect();
+    items.into_iter().collect()
+}
+
 pub(crate) fn validate_counts(raw: Vec<f64>, v: &mut Validator, path: &Path<'_>) -> Option<Vec<f64>> {
     let items: Vec<_> = raw.into_iter().enumerate().map(|(i, x)| Some(x)).collect();
     items.into_iter().collect()
@@ -1080,6 +2055,26 @@ pub(crate) fn validate_dashboard_names(
 ) -> Option<Vec<String>> {
     let items: Vec<_> = raw.into_iter().enumerate().map(|(i, x)| Some(x)).collect();
     items.into_iter().collect()
+}
+
+pub(crate) fn validate_delete_alarms_input(
+    raw: DeleteAlarmsInputRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<DeleteAlarmsInput> {
+    let m_alarm_names = {
+        let p = &path.member("alarmNames");
+        match raw.alarm_names {
+            Some(x) => validate_alarm_names(x, v, p),
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    Some(DeleteAlarmsInput {
+        alarm_names: m_alarm_names?,
+    })
 }
 
 pub(crate) fn validate_delete_dashboards_input(
@@ -1099,6 +2094,271 @@ pub(crate) fn validate_delete_dashboards_input(
     };
     Some(DeleteDashboardsInput {
         dashboard_names: m_dashboard_names?,
+    })
+}
+
+pub(crate) fn validate_describe_alarm_history_input(
+    raw: DescribeAlarmHistoryInputRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<DescribeAlarmHistoryInput> {
+    let m_alarm_name = {
+        let p = &path.member("alarmName");
+        raw.alarm_name.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            Some(x)
+        })
+    };
+    let m_alarm_contributor_id = {
+        let p = &path.member("alarmContributorId");
+        raw.alarm_contributor_id.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r.chars().count() as u64, r, Some(1), Some(16), p);
+            Some(x)
+        })
+    };
+    let m_alarm_types = {
+        let p = &path.member("alarmTypes");
+        raw.alarm_types.map(|x| validate_alarm_types(x, v, p))
+    };
+    let m_history_item_type = {
+        let p = &path.member("historyItemType");
+        raw.history_item_type.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                HistoryItemType::VALUES,
+                matches!(r, HistoryItemType::Unknown(_)),
+                p,
+            );
+            Some(x)
+        })
+    };
+    let m_start_date = {
+        let p = &path.member("startDate");
+        raw.start_date.map(|x| Some(x))
+    };
+    let m_end_date = {
+        let p = &path.member("endDate");
+        raw.end_date.map(|x| Some(x))
+    };
+    let m_max_records = {
+        let p = &path.member("maxRecords");
+        raw.max_records.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(1), Some(100), p);
+            Some(x)
+        })
+    };
+    let m_next_token = {
+        let p = &path.member("nextToken");
+        raw.next_token.map(|x| Some(x))
+    };
+    let m_scan_by = {
+        let p = &path.member("scanBy");
+        raw.scan_by.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(r.as_str(), ScanBy::VALUES, matches!(r, ScanBy::Unknown(_)), p);
+            Some(x)
+        })
+    };
+    Some(DescribeAlarmHistoryInput {
+        alarm_name: lift(m_alarm_name)?,
+        alarm_contributor_id: lift(m_alarm_contributor_id)?,
+        alarm_types: lift(m_alarm_types)?,
+        history_item_type: lift(m_history_item_type)?,
+        start_date: lift(m_start_date)?,
+        end_date: lift(m_end_date)?,
+        max_records: lift(m_max_records)?,
+        next_token: lift(m_next_token)?,
+        scan_by: lift(m_scan_by)?,
+    })
+}
+
+pub(crate) fn validate_describe_alarms_for_metric_input(
+    raw: DescribeAlarmsForMetricInputRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<DescribeAlarmsForMetricInput> {
+    let m_metric_name = {
+        let p = &path.member("metricName");
+        match raw.metric_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_namespace = {
+        let p = &path.member("namespace");
+        match raw.namespace {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.pattern(r, &PATTERN_0, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_statistic = {
+        let p = &path.member("statistic");
+        raw.statistic.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                Statistic::VALUES,
+                matches!(r, Statistic::Unknown(_)),
+                p,
+            );
+            Some(x)
+        })
+    };
+    let m_extended_statistic = {
+        let p = &path.member("extendedStatistic");
+        raw.extended_statistic.map(|x| Some(x))
+    };
+    let m_dimensions = {
+        let p = &path.member("dimensions");
+        raw.dimensions.map(|x| validate_dimensions(x, v, p))
+    };
+    let m_period = {
+        let p = &path.member("period");
+        raw.period.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(1), None, p);
+            Some(x)
+        })
+    };
+    let m_unit = {
+        let p = &path.member("unit");
+        raw.unit.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                StandardUnit::VALUES,
+                matches!(r, StandardUnit::Unknown(_)),
+                p,
+            );
+            Some(x)
+        })
+    };
+    Some(DescribeAlarmsForMetricInput {
+        metric_name: m_metric_name?,
+        namespace: m_namespace?,
+        statistic: lift(m_statistic)?,
+        extended_statistic: lift(m_extended_statistic)?,
+        dimensions: lift(m_dimensions)?,
+        period: lift(m_period)?,
+        unit: lift(m_unit)?,
+    })
+}
+
+pub(crate) fn validate_describe_alarms_input(
+    raw: DescribeAlarmsInputRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<DescribeAlarmsInput> {
+    let m_alarm_names = {
+        let p = &path.member("alarmNames");
+        raw.alarm_names.map(|x| validate_alarm_names(x, v, p))
+    };
+    let m_alarm_name_prefix = {
+        let p = &path.member("alarmNamePrefix");
+        raw.alarm_name_prefix.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            Some(x)
+        })
+    };
+    let m_alarm_types = {
+        let p = &path.member("alarmTypes");
+        raw.alarm_types.map(|x| validate_alarm_types(x, v, p))
+    };
+    let m_children_of_alarm_name = {
+        let p = &path.member("childrenOfAlarmName");
+        raw.children_of_alarm_name.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            Some(x)
+        })
+    };
+    let m_parents_of_alarm_name = {
+        let p = &path.member("parentsOfAlarmName");
+        raw.parents_of_alarm_name.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            Some(x)
+        })
+    };
+    let m_state_value = {
+        let p = &path.member("stateValue");
+        raw.state_value.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                StateValue::VALUES,
+                matches!(r, StateValue::Unknown(_)),
+                p,
+            );
+            Some(x)
+        })
+    };
+    let m_action_prefix = {
+        let p = &path.member("actionPrefix");
+        raw.action_prefix.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r.chars().count() as u64, r, Some(1), Some(1024), p);
+            Some(x)
+        })
+    };
+    let m_max_records = {
+        let p = &path.member("maxRecords");
+        raw.max_records.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(1), Some(100), p);
+            Some(x)
+        })
+    };
+    let m_next_token = {
+        let p = &path.member("nextToken");
+        raw.next_token.map(|x| Some(x))
+    };
+    Some(DescribeAlarmsInput {
+        alarm_names: lift(m_alarm_names)?,
+        alarm_name_prefix: lift(m_alarm_name_prefix)?,
+        alarm_types: lift(m_alarm_types)?,
+        children_of_alarm_name: lift(m_children_of_alarm_name)?,
+        parents_of_alarm_name: lift(m_parents_of_alarm_name)?,
+        state_value: lift(m_state_value)?,
+        action_prefix: lift(m_action_prefix)?,
+        max_records: lift(m_max_records)?,
+        next_token: lift(m_next_token)?,
     })
 }
 
@@ -1204,6 +2464,46 @@ pub(crate) fn validate_dimensions(
     items.into_iter().collect()
 }
 
+pub(crate) fn validate_disable_alarm_actions_input(
+    raw: DisableAlarmActionsInputRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<DisableAlarmActionsInput> {
+    let m_alarm_names = {
+        let p = &path.member("alarmNames");
+        match raw.alarm_names {
+            Some(x) => validate_alarm_names(x, v, p),
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    Some(DisableAlarmActionsInput {
+        alarm_names: m_alarm_names?,
+    })
+}
+
+pub(crate) fn validate_enable_alarm_actions_input(
+    raw: EnableAlarmActionsInputRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<EnableAlarmActionsInput> {
+    let m_alarm_names = {
+        let p = &path.member("alarmNames");
+        match raw.alarm_names {
+            Some(x) => validate_alarm_names(x, v, p),
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    Some(EnableAlarmActionsInput {
+        alarm_names: m_alarm_names?,
+    })
+}
+
 pub(crate) fn validate_entity(raw: EntityRaw, v: &mut Validator, path: &Path<'_>) -> Option<Entity> {
     let m_key_attributes = {
         let p = &path.member("keyAttributes");
@@ -1298,6 +2598,19 @@ pub(crate) fn validate_entity_metric_data_list(
         .map(|(i, x)| validate_entity_metric_data(x, v, &path.index(i + 1)))
         .collect();
     items.into_iter().collect()
+}
+
+pub(crate) fn validate_evaluation_criteria(
+    raw: EvaluationCriteriaRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<EvaluationCriteria> {
+    match raw {
+        EvaluationCriteriaRaw::PromQLCriteria(x) => {
+            let y = validate_alarm_prom_ql_criteria(*x, v, &path.member("promQLCriteria"))?;
+            Some(EvaluationCriteria::PromQLCriteria(Box::new(y)))
+        }
+    }
 }
 
 pub(crate) fn validate_extended_statistics(
@@ -1942,6 +3255,229 @@ pub(crate) fn validate_put_dashboard_input(
     })
 }
 
+pub(crate) fn validate_put_metric_alarm_input(
+    raw: PutMetricAlarmInputRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<PutMetricAlarmInput> {
+    let m_alarm_name = {
+        let p = &path.member("alarmName");
+        match raw.alarm_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_alarm_description = {
+        let p = &path.member("alarmDescription");
+        raw.alarm_description.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r.chars().count() as u64, r, Some(0), Some(1024), p);
+            Some(x)
+        })
+    };
+    let m_actions_enabled = {
+        let p = &path.member("actionsEnabled");
+        raw.actions_enabled.map(|x| Some(x))
+    };
+    let m_ok_actions = {
+        let p = &path.member("oKActions");
+        raw.ok_actions.map(|x| validate_resource_list(x, v, p))
+    };
+    let m_alarm_actions = {
+        let p = &path.member("alarmActions");
+        raw.alarm_actions.map(|x| validate_resource_list(x, v, p))
+    };
+    let m_insufficient_data_actions = {
+        let p = &path.member("insufficientDataActions");
+        raw.insufficient_data_actions
+            .map(|x| validate_resource_list(x, v, p))
+    };
+    let m_metric_name = {
+        let p = &path.member("metricName");
+        raw.metric_name.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            Some(x)
+        })
+    };
+    let m_namespace = {
+        let p = &path.member("namespace");
+        raw.namespace.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.pattern(r, &PATTERN_0, p);
+            Some(x)
+        })
+    };
+    let m_statistic = {
+        let p = &path.member("statistic");
+        raw.statistic.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                Statistic::VALUES,
+                matches!(r, Statistic::Unknown(_)),
+                p,
+            );
+            Some(x)
+        })
+    };
+    let m_extended_statistic = {
+        let p = &path.member("extendedStatistic");
+        raw.extended_statistic.map(|x| Some(x))
+    };
+    let m_dimensions = {
+        let p = &path.member("dimensions");
+        raw.dimensions.map(|x| validate_dimensions(x, v, p))
+    };
+    let m_period = {
+        let p = &path.member("period");
+        raw.period.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(1), None, p);
+            Some(x)
+        })
+    };
+    let m_unit = {
+        let p = &path.member("unit");
+        raw.unit.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                StandardUnit::VALUES,
+                matches!(r, StandardUnit::Unknown(_)),
+                p,
+            );
+            Some(x)
+        })
+    };
+    let m_evaluation_periods = {
+        let p = &path.member("evaluationPeriods");
+        raw.evaluation_periods.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(1), None, p);
+            Some(x)
+        })
+    };
+    let m_datapoints_to_alarm = {
+        let p = &path.member("datapointsToAlarm");
+        raw.datapoints_to_alarm.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(1), None, p);
+            Some(x)
+        })
+    };
+    let m_threshold = {
+        let p = &path.member("threshold");
+        raw.threshold.map(|x| Some(x))
+    };
+    let m_comparison_operator = {
+        let p = &path.member("comparisonOperator");
+        raw.comparison_operator.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                ComparisonOperator::VALUES,
+                matches!(r, ComparisonOperator::Unknown(_)),
+                p,
+            );
+            Some(x)
+        })
+    };
+    let m_treat_missing_data = {
+        let p = &path.member("treatMissingData");
+        raw.treat_missing_data.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            Some(x)
+        })
+    };
+    let m_evaluate_low_sample_count_percentile = {
+        let p = &path.member("evaluateLowSampleCountPercentile");
+        raw.evaluate_low_sample_count_percentile.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            Some(x)
+        })
+    };
+    let m_metrics = {
+        let p = &path.member("metrics");
+        raw.metrics.map(|x| validate_metric_data_queries(x, v, p))
+    };
+    let m_tags = {
+        let p = &path.member("tags");
+        raw.tags.map(|x| validate_tag_list(x, v, p))
+    };
+    let m_threshold_metric_id = {
+        let p = &path.member("thresholdMetricId");
+        raw.threshold_metric_id.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            Some(x)
+        })
+    };
+    let m_evaluation_criteria = {
+        let p = &path.member("evaluationCriteria");
+        raw.evaluation_criteria
+            .map(|x| validate_evaluation_criteria(x, v, p))
+    };
+    let m_evaluation_interval = {
+        let p = &path.member("evaluationInterval");
+        raw.evaluation_interval.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(10), Some(3600), p);
+            Some(x)
+        })
+    };
+    Some(PutMetricAlarmInput {
+        alarm_name: m_alarm_name?,
+        alarm_description: lift(m_alarm_description)?,
+        actions_enabled: lift(m_actions_enabled)?,
+        ok_actions: lift(m_ok_actions)?,
+        alarm_actions: lift(m_alarm_actions)?,
+        insufficient_data_actions: lift(m_insufficient_data_actions)?,
+        metric_name: lift(m_metric_name)?,
+        namespace: lift(m_namespace)?,
+        statistic: lift(m_statistic)?,
+        extended_statistic: lift(m_extended_statistic)?,
+        dimensions: lift(m_dimensions)?,
+        period: lift(m_period)?,
+        unit: lift(m_unit)?,
+        evaluation_periods: lift(m_evaluation_periods)?,
+        datapoints_to_alarm: lift(m_datapoints_to_alarm)?,
+        threshold: lift(m_threshold)?,
+        comparison_operator: lift(m_comparison_operator)?,
+        treat_missing_data: lift(m_treat_missing_data)?,
+        evaluate_low_sample_count_percentile: lift(m_evaluate_low_sample_count_percentile)?,
+        metrics: lift(m_metrics)?,
+        tags: lift(m_tags)?,
+        threshold_metric_id: lift(m_threshold_metric_id)?,
+        evaluation_criteria: lift(m_evaluation_criteria)?,
+        evaluation_interval: lift(m_evaluation_interval)?,
+    })
+}
+
 pub(crate) fn validate_put_metric_data_input(
     raw: PutMetricDataInputRaw,
     v: &mut Validator,
@@ -1981,6 +3517,104 @@ pub(crate) fn validate_put_metric_data_input(
         metric_data: lift(m_metric_data)?,
         entity_metric_data: lift(m_entity_metric_data)?,
         strict_entity_validation: lift(m_strict_entity_validation)?,
+    })
+}
+
+pub(crate) fn validate_resource_list(
+    raw: Vec<String>,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<Vec<String>> {
+    let r = &raw;
+    v.size(r.len() as u64, None, Some(5), path);
+    let items: Vec<_> = raw
+        .into_iter()
+        .enumerate()
+        .map(|(i, x)| {
+            let x = x;
+            let r = &x;
+            v.length(
+                r.chars().count() as u64,
+                r,
+                Some(1),
+                Some(1024),
+                &path.index(i + 1),
+            );
+            Some(x)
+        })
+        .collect();
+    items.into_iter().collect()
+}
+
+pub(crate) fn validate_set_alarm_state_input(
+    raw: SetAlarmStateInputRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<SetAlarmStateInput> {
+    let m_alarm_name = {
+        let p = &path.member("alarmName");
+        match raw.alarm_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_state_value = {
+        let p = &path.member("stateValue");
+        match raw.state_value {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.enum_value(
+                    r.as_str(),
+                    StateValue::VALUES,
+                    matches!(r, StateValue::Unknown(_)),
+                    p,
+                );
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_state_reason = {
+        let p = &path.member("stateReason");
+        match raw.state_reason {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r.chars().count() as u64, r, Some(0), Some(1023), p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_state_reason_data = {
+        let p = &path.member("stateReasonData");
+        raw.state_reason_data.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r.chars().count() as u64, r, Some(0), Some(4000), p);
+            Some(x)
+        })
+    };
+    Some(SetAlarmStateInput {
+        alarm_name: m_alarm_name?,
+        state_value: m_state_value?,
+        state_reason: m_state_reason?,
+        state_reason_data: lift(m_state_reason_data)?,
     })
 }
 
@@ -2300,6 +3934,70 @@ pub trait CloudWatchApi: Send + Sync + 'static {
     ) -> impl Future<Output = Result<ListTagsForResourceOutput, ServiceError>> + Send {
         async move { Err(not_implemented("ListTagsForResource")) }
     }
+    /// Creates or updates an alarm and associates it with the specified metric, metric math expression, anomaly detection model, Metrics Insights query, or PromQL query.
+    fn put_metric_alarm(
+        &self,
+        ctx: &RequestContext,
+        input: PutMetricAlarmInput,
+    ) -> impl Future<Output = Result<(), ServiceError>> + Send {
+        async move { Err(not_implemented("PutMetricAlarm")) }
+    }
+    /// Retrieves the specified alarms.
+    fn describe_alarms(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeAlarmsInput,
+    ) -> impl Future<Output = Result<DescribeAlarmsOutput, ServiceError>> + Send {
+        async move { Err(not_implemented("DescribeAlarms")) }
+    }
+    /// Retrieves the alarms for the specified metric.
+    fn describe_alarms_for_metric(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeAlarmsForMetricInput,
+    ) -> impl Future<Output = Result<DescribeAlarmsForMetricOutput, ServiceError>> + Send {
+        async move { Err(not_implemented("DescribeAlarmsForMetric")) }
+    }
+    /// Deletes the specified alarms.
+    fn delete_alarms(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteAlarmsInput,
+    ) -> impl Future<Output = Result<(), ServiceError>> + Send {
+        async move { Err(not_implemented("DeleteAlarms")) }
+    }
+    /// Temporarily sets the state of an alarm for testing purposes.
+    fn set_alarm_state(
+        &self,
+        ctx: &RequestContext,
+        input: SetAlarmStateInput,
+    ) -> impl Future<Output = Result<(), ServiceError>> + Send {
+        async move { Err(not_implemented("SetAlarmState")) }
+    }
+    /// Enables the actions for the specified alarms.
+    fn enable_alarm_actions(
+        &self,
+        ctx: &RequestContext,
+        input: EnableAlarmActionsInput,
+    ) -> impl Future<Output = Result<(), ServiceError>> + Send {
+        async move { Err(not_implemented("EnableAlarmActions")) }
+    }
+    /// Disables the actions for the specified alarms.
+    fn disable_alarm_actions(
+        &self,
+        ctx: &RequestContext,
+        input: DisableAlarmActionsInput,
+    ) -> impl Future<Output = Result<(), ServiceError>> + Send {
+        async move { Err(not_implemented("DisableAlarmActions")) }
+    }
+    /// Retrieves the history for the specified alarm.
+    fn describe_alarm_history(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeAlarmHistoryInput,
+    ) -> impl Future<Output = Result<DescribeAlarmHistoryOutput, ServiceError>> + Send {
+        async move { Err(not_implemented("DescribeAlarmHistory")) }
+    }
 }
 
 /// The answer for an operation this server does not implement: what AWS answers for one
@@ -2478,6 +4176,103 @@ pub fn dispatch_query<S: CloudWatchApi>(
                     }),
                 ))
             }
+            "PutMetricAlarm" => {
+                let raw: PutMetricAlarmInputRaw = from_params_named(req.params(), QUERY_NAMES)?;
+                let input = validate(|v| validate_put_metric_alarm_input(raw, v, &Path::root()))?;
+                let output = service.put_metric_alarm(&ctx, input).await?;
+                let () = output;
+                Ok(response_xml(
+                    "PutMetricAlarm",
+                    XML_NAMESPACE,
+                    &ctx.request_id,
+                    None,
+                ))
+            }
+            "DescribeAlarms" => {
+                let raw: DescribeAlarmsInputRaw = from_params_named(req.params(), QUERY_NAMES)?;
+                let input = validate(|v| validate_describe_alarms_input(raw, v, &Path::root()))?;
+                let output = service.describe_alarms(&ctx, input).await?;
+                let members = to_xml_named(&output, QUERY_NAMES)?;
+                Ok(response_xml(
+                    "DescribeAlarms",
+                    XML_NAMESPACE,
+                    &ctx.request_id,
+                    Some(&|w: &mut lakebox_protocol::xml::XmlWriter| {
+                        w.raw(&members);
+                    }),
+                ))
+            }
+            "DescribeAlarmsForMetric" => {
+                let raw: DescribeAlarmsForMetricInputRaw = from_params_named(req.params(), QUERY_NAMES)?;
+                let input = validate(|v| validate_describe_alarms_for_metric_input(raw, v, &Path::root()))?;
+                let output = service.describe_alarms_for_metric(&ctx, input).await?;
+                let members = to_xml_named(&output, QUERY_NAMES)?;
+                Ok(response_xml(
+                    "DescribeAlarmsForMetric",
+                    XML_NAMESPACE,
+                    &ctx.request_id,
+                    Some(&|w: &mut lakebox_protocol::xml::XmlWriter| {
+                        w.raw(&members);
+                    }),
+                ))
+            }
+            "DeleteAlarms" => {
+                let raw: DeleteAlarmsInputRaw = from_params_named(req.params(), QUERY_NAMES)?;
+                let input = validate(|v| validate_delete_alarms_input(raw, v, &Path::root()))?;
+                let output = service.delete_alarms(&ctx, input).await?;
+                let () = output;
+                Ok(response_xml("DeleteAlarms", XML_NAMESPACE, &ctx.request_id, None))
+            }
+            "SetAlarmState" => {
+                let raw: SetAlarmStateInputRaw = from_params_named(req.params(), QUERY_NAMES)?;
+                let input = validate(|v| validate_set_alarm_state_input(raw, v, &Path::root()))?;
+                let output = service.set_alarm_state(&ctx, input).await?;
+                let () = output;
+                Ok(response_xml(
+                    "SetAlarmState",
+                    XML_NAMESPACE,
+                    &ctx.request_id,
+                    None,
+                ))
+            }
+            "EnableAlarmActions" => {
+                let raw: EnableAlarmActionsInputRaw = from_params_named(req.params(), QUERY_NAMES)?;
+                let input = validate(|v| validate_enable_alarm_actions_input(raw, v, &Path::root()))?;
+                let output = service.enable_alarm_actions(&ctx, input).await?;
+                let () = output;
+                Ok(response_xml(
+                    "EnableAlarmActions",
+                    XML_NAMESPACE,
+                    &ctx.request_id,
+                    None,
+                ))
+            }
+            "DisableAlarmActions" => {
+                let raw: DisableAlarmActionsInputRaw = from_params_named(req.params(), QUERY_NAMES)?;
+                let input = validate(|v| validate_disable_alarm_actions_input(raw, v, &Path::root()))?;
+                let output = service.disable_alarm_actions(&ctx, input).await?;
+                let () = output;
+                Ok(response_xml(
+                    "DisableAlarmActions",
+                    XML_NAMESPACE,
+                    &ctx.request_id,
+                    None,
+                ))
+            }
+            "DescribeAlarmHistory" => {
+                let raw: DescribeAlarmHistoryInputRaw = from_params_named(req.params(), QUERY_NAMES)?;
+                let input = validate(|v| validate_describe_alarm_history_input(raw, v, &Path::root()))?;
+                let output = service.describe_alarm_history(&ctx, input).await?;
+                let members = to_xml_named(&output, QUERY_NAMES)?;
+                Ok(response_xml(
+                    "DescribeAlarmHistory",
+                    XML_NAMESPACE,
+                    &ctx.request_id,
+                    Some(&|w: &mut lakebox_protocol::xml::XmlWriter| {
+                        w.raw(&members);
+                    }),
+                ))
+            }
             other => Err(ServiceError::client(
                 "InvalidAction",
                 format!("The action {other} is not valid for this web service."),
@@ -2559,6 +4354,55 @@ pub fn dispatch<S: CloudWatchApi>(
                     let raw: ListTagsForResourceInputRaw = req.decode()?;
                     let input = validate(|v| validate_list_tags_for_resource_input(raw, v, &Path::root()))?;
                     let output = service.list_tags_for_resource(&ctx, input).await?;
+                    req.reply(&output)
+                }
+                "PutMetricAlarm" => {
+                    let raw: PutMetricAlarmInputRaw = req.decode()?;
+                    let input = validate(|v| validate_put_metric_alarm_input(raw, v, &Path::root()))?;
+                    service.put_metric_alarm(&ctx, input).await?;
+                    Ok(req.reply_empty())
+                }
+                "DescribeAlarms" => {
+                    let raw: DescribeAlarmsInputRaw = req.decode()?;
+                    let input = validate(|v| validate_describe_alarms_input(raw, v, &Path::root()))?;
+                    let output = service.describe_alarms(&ctx, input).await?;
+                    req.reply(&output)
+                }
+                "DescribeAlarmsForMetric" => {
+                    let raw: DescribeAlarmsForMetricInputRaw = req.decode()?;
+                    let input =
+                        validate(|v| validate_describe_alarms_for_metric_input(raw, v, &Path::root()))?;
+                    let output = service.describe_alarms_for_metric(&ctx, input).await?;
+                    req.reply(&output)
+                }
+                "DeleteAlarms" => {
+                    let raw: DeleteAlarmsInputRaw = req.decode()?;
+                    let input = validate(|v| validate_delete_alarms_input(raw, v, &Path::root()))?;
+                    service.delete_alarms(&ctx, input).await?;
+                    Ok(req.reply_empty())
+                }
+                "SetAlarmState" => {
+                    let raw: SetAlarmStateInputRaw = req.decode()?;
+                    let input = validate(|v| validate_set_alarm_state_input(raw, v, &Path::root()))?;
+                    service.set_alarm_state(&ctx, input).await?;
+                    Ok(req.reply_empty())
+                }
+                "EnableAlarmActions" => {
+                    let raw: EnableAlarmActionsInputRaw = req.decode()?;
+                    let input = validate(|v| validate_enable_alarm_actions_input(raw, v, &Path::root()))?;
+                    service.enable_alarm_actions(&ctx, input).await?;
+                    Ok(req.reply_empty())
+                }
+                "DisableAlarmActions" => {
+                    let raw: DisableAlarmActionsInputRaw = req.decode()?;
+                    let input = validate(|v| validate_disable_alarm_actions_input(raw, v, &Path::root()))?;
+                    service.disable_alarm_actions(&ctx, input).await?;
+                    Ok(req.reply_empty())
+                }
+                "DescribeAlarmHistory" => {
+                    let raw: DescribeAlarmHistoryInputRaw = req.decode()?;
+                    let input = validate(|v| validate_describe_alarm_history_input(raw, v, &Path::root()))?;
+                    let output = service.describe_alarm_history(&ctx, input).await?;
                     req.reply(&output)
                 }
                 other => Err(not_implemented(other)),

@@ -5,10 +5,13 @@
 //! - [`api`]: the generated shapes, validation and dispatchers.
 //! - `put`: PutMetricData's checks; `metrics`: the durable metric store; `stats`: the
 //!   statistics; `query`: GetMetricStatistics, GetMetricData and ListMetrics.
+//! - `alarms`: metric alarms, their history and evaluation, and the actions of their
+//!   transitions (SNS topics, through the event links the binary wires).
 //! - `dashboards`: dashboards and tags.
 //!
-//! Not here yet: alarms, metric math, and the metrics of Lakebox's own services.
+//! Not here yet: composite alarms, metric math, and the metrics of Lakebox's own services.
 
+mod alarms;
 pub mod api;
 mod dashboards;
 mod errors;
@@ -24,6 +27,7 @@ use std::time::Duration;
 use lakebox_core::clock::Clock;
 use lakebox_core::{RequestContext, ServiceError};
 use lakebox_protocol::query::QueryRequest;
+use lakebox_service::events::EventSink;
 use lakebox_service::{BoxFuture, QueryService, RpcRequest, RpcResponse, RpcService};
 use lakebox_store::{MetaStore, StoreError};
 
@@ -32,10 +36,15 @@ use crate::api::*;
 /// How often old metric data is rolled up and expired.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
+/// How often alarms are evaluated: as often as CloudWatch evaluates its high-resolution ones.
+pub const DEFAULT_ALARM_TICK: Duration = Duration::from_secs(10);
+
 pub struct CloudWatch {
     clock: Arc<dyn Clock>,
     meta: MetaStore,
     metrics: metrics::Metrics,
+    /// Where alarm actions go (SNS topics), once the binary plugs the links in.
+    actions: std::sync::OnceLock<Arc<dyn EventSink>>,
 }
 
 impl CloudWatch {
@@ -46,7 +55,27 @@ impl CloudWatch {
             meta: MetaStore::open(&dir.join("meta.redb"))?,
             metrics: metrics::Metrics::open(&dir.join("metrics"), clock.clone())?,
             clock,
+            actions: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Evaluates the alarms every `tick` from now on, sending their actions to `actions`.
+    pub fn start_alarm_evaluation(
+        self: &Arc<Self>,
+        actions: Arc<dyn EventSink>,
+        tick: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let _ = self.actions.set(actions);
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(tick);
+            interval.tick().await;
+            loop {
+                interval.tick().await;
+                let Some(cw) = me.upgrade() else { return };
+                alarms::evaluate_all(&cw.meta, &cw.metrics, cw.actions.get()).await;
+            }
+        })
     }
 
     /// Rolls metric data up and expires it as it ages (call once, inside the runtime).
@@ -136,7 +165,17 @@ impl CloudWatchApi for CloudWatch {
         ctx: &RequestContext,
         input: TagResourceInput,
     ) -> Result<TagResourceOutput, ServiceError> {
-        dashboards::tag(&self.meta, ctx, input).await?;
+        let new = input.tags.clone();
+        let alarm = alarms::change_tags(&self.meta, ctx, &input.resource_arn, move |tags| {
+            for t in new {
+                tags.retain(|(k, _)| *k != t.key);
+                tags.push((t.key, t.value));
+            }
+        })
+        .await?;
+        if !alarm {
+            dashboards::tag(&self.meta, ctx, input).await?;
+        }
         Ok(TagResourceOutput {})
     }
 
@@ -145,7 +184,14 @@ impl CloudWatchApi for CloudWatch {
         ctx: &RequestContext,
         input: UntagResourceInput,
     ) -> Result<UntagResourceOutput, ServiceError> {
-        dashboards::untag(&self.meta, ctx, input).await?;
+        let keys = input.tag_keys.clone();
+        let alarm = alarms::change_tags(&self.meta, ctx, &input.resource_arn, move |tags| {
+            tags.retain(|(k, _)| !keys.contains(k))
+        })
+        .await?;
+        if !alarm {
+            dashboards::untag(&self.meta, ctx, input).await?;
+        }
         Ok(UntagResourceOutput {})
     }
 
@@ -154,7 +200,83 @@ impl CloudWatchApi for CloudWatch {
         ctx: &RequestContext,
         input: ListTagsForResourceInput,
     ) -> Result<ListTagsForResourceOutput, ServiceError> {
-        dashboards::list_tags(&self.meta, ctx, input)
+        match alarms::tags(&self.meta, ctx, &input.resource_arn)? {
+            Some(tags) => Ok(ListTagsForResourceOutput {
+                tags: Some(tags.into_iter().map(|(key, value)| Tag { key, value }).collect()),
+            }),
+            None => dashboards::list_tags(&self.meta, ctx, input),
+        }
+    }
+
+    async fn put_metric_alarm(
+        &self,
+        ctx: &RequestContext,
+        input: PutMetricAlarmInput,
+    ) -> Result<(), ServiceError> {
+        alarms::put(&self.meta, ctx, input, self.clock.now_millis()).await
+    }
+
+    async fn describe_alarms(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeAlarmsInput,
+    ) -> Result<DescribeAlarmsOutput, ServiceError> {
+        alarms::describe(&self.meta, ctx, input)
+    }
+
+    async fn describe_alarms_for_metric(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeAlarmsForMetricInput,
+    ) -> Result<DescribeAlarmsForMetricOutput, ServiceError> {
+        alarms::describe_for_metric(&self.meta, ctx, input)
+    }
+
+    async fn delete_alarms(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteAlarmsInput,
+    ) -> Result<(), ServiceError> {
+        alarms::delete(&self.meta, ctx, input.alarm_names).await
+    }
+
+    async fn set_alarm_state(
+        &self,
+        ctx: &RequestContext,
+        input: SetAlarmStateInput,
+    ) -> Result<(), ServiceError> {
+        alarms::set_state(
+            &self.meta,
+            self.actions.get(),
+            ctx,
+            input,
+            self.clock.now_millis(),
+        )
+        .await
+    }
+
+    async fn enable_alarm_actions(
+        &self,
+        ctx: &RequestContext,
+        input: EnableAlarmActionsInput,
+    ) -> Result<(), ServiceError> {
+        alarms::set_actions_enabled(&self.meta, ctx, input.alarm_names, true).await
+    }
+
+    async fn disable_alarm_actions(
+        &self,
+        ctx: &RequestContext,
+        input: DisableAlarmActionsInput,
+    ) -> Result<(), ServiceError> {
+        alarms::set_actions_enabled(&self.meta, ctx, input.alarm_names, false).await
+    }
+
+    async fn describe_alarm_history(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeAlarmHistoryInput,
+    ) -> Result<DescribeAlarmHistoryOutput, ServiceError> {
+        alarms::history(&self.meta, ctx, input)
     }
 }
 

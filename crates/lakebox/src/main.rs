@@ -98,6 +98,11 @@ pub struct ServeArgs {
     #[arg(long, env = "LAKEBOX_KINESIS_CREATE_DELAY_MS", default_value_t = 0)]
     pub kinesis_create_delay_ms: u64,
 
+    /// Milliseconds between evaluations of CloudWatch alarms (CloudWatch evaluates every 10 s to
+    /// a minute; tests shorten it).
+    #[arg(long, env = "LAKEBOX_CLOUDWATCH_ALARM_TICK_MS", default_value_t = 10_000)]
+    pub cloudwatch_alarm_tick_ms: u64,
+
     /// Shortest time a Glue crawl stays RUNNING, in milliseconds. AWS crawls take a minute or
     /// more; Lakebox's finish as fast as the data allows (0), tests raise it to watch a run.
     #[arg(long, env = "LAKEBOX_GLUE_CRAWL_MIN_MS", default_value_t = 0)]

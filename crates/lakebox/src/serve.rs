@@ -201,6 +201,14 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
         s3.start_event_delivery(Arc::new(event_targets)),
     );
     background.adopt("sns delivery", sns.start_delivery(Arc::new(queues)));
+    // Alarm actions notify SNS topics.
+    background.adopt(
+        "cloudwatch alarms",
+        cloudwatch.start_alarm_evaluation(
+            Arc::new(lakebox_service::events::EventRouter::new().with("sns", sns.event_sink())),
+            std::time::Duration::from_millis(args.cloudwatch_alarm_tick_ms.max(10)),
+        ),
+    );
     registry.query("sns", sns.clone());
     // The signing certificate is public (subscribers fetch it unsigned); the mail outbox not.
     registry.internal("sns", &["SimpleNotificationService"], sns.clone());

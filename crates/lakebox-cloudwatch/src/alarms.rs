@@ -1,0 +1,1036 @@
+//! Metric alarms: PutMetricAlarm and the describe/delete/state/actions operations, their
+//! history, and their evaluation on a schedule with CloudWatch's semantics — the last
+//! `EvaluationPeriods` complete periods, `DatapointsToAlarm` of them breaching to alarm,
+//! `TreatMissingData` for periods without data — and the actions of each transition (SNS
+//! topics get the message CloudWatch sends).
+//!
+//! An alarm is stored as the model's own `MetricAlarm` (what DescribeAlarms answers), in the
+//! metadata store; a transition is committed before its actions are sent.
+
+use std::sync::Arc;
+
+use lakebox_core::{RequestContext, ServiceError};
+use lakebox_protocol::Timestamp;
+use lakebox_service::events::{Event, EventSink};
+use lakebox_store::MetaStore;
+use serde::{Deserialize, Serialize};
+
+use crate::api::*;
+use crate::errors::{invalid_combination, invalid_value};
+use crate::metrics::{MetricKey, Metrics};
+use crate::stats::{Agg, Stat};
+
+const ALARMS: &str = "alarms";
+const HISTORY: &str = "alarm_history";
+/// DescribeAlarms' and DescribeAlarmHistory's default (and largest) page.
+const PAGE: usize = 100;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Stored {
+    alarm: MetricAlarm,
+    #[serde(default)]
+    tags: Vec<(String, String)>,
+}
+
+fn internal(e: impl std::fmt::Display) -> ServiceError {
+    ServiceError::internal(format!("alarm store: {e}"))
+}
+
+fn validation(message: impl Into<String>) -> ServiceError {
+    ServiceError::client("ValidationError", message)
+}
+
+fn alarm_key(account: &str, region: &str, name: &str) -> Vec<u8> {
+    format!("{account}/{region}/{name}").into_bytes()
+}
+
+pub fn alarm_arn(account: &str, region: &str, name: &str) -> String {
+    format!("arn:aws:cloudwatch:{region}:{account}:alarm:{name}")
+}
+
+/// The account, region and name in an alarm's ARN.
+fn parse_arn(arn: &str) -> Option<(&str, &str, &str)> {
+    let rest = arn.strip_prefix("arn:aws:cloudwatch:")?;
+    let (region, rest) = rest.split_once(':')?;
+    let (account, name) = rest.split_once(":alarm:")?;
+    Some((account, region, name))
+}
+
+fn load(meta: &MetaStore, key: &[u8]) -> Result<Option<Stored>, ServiceError> {
+    Ok(meta
+        .get(ALARMS, key)
+        .map_err(internal)?
+        .and_then(|v| serde_json::from_slice(&v).ok()))
+}
+
+/// What the alarm watches, from either form PutMetricAlarm takes: the metric's members, or a
+/// `Metrics` list whose one returned query is a `MetricStat`.
+struct Watched {
+    metric: Metric,
+    stat: String,
+    period: i32,
+    unit: Option<StandardUnit>,
+}
+
+fn watched(a: &MetricAlarm) -> Option<Watched> {
+    if let Some(queries) = &a.metrics {
+        let q = queries.iter().find(|q| q.return_data != Some(false))?;
+        let ms = q.metric_stat.as_ref()?;
+        return Some(Watched {
+            metric: ms.metric.clone(),
+            stat: ms.stat.clone(),
+            period: q.period.unwrap_or(ms.period),
+            unit: ms.unit.clone(),
+        });
+    }
+    Some(Watched {
+        metric: Metric {
+            namespace: a.namespace.clone(),
+            metric_name: a.metric_name.clone(),
+            dimensions: a.dimensions.clone(),
+        },
+        stat: match (&a.statistic, &a.extended_statistic) {
+            (Some(s), _) => s.as_str().to_owned(),
+            (None, Some(e)) => e.clone(),
+            _ => return None,
+        },
+        period: a.period?,
+        unit: a.unit.clone(),
+    })
+}
+
+fn check_action(arn: &str) -> Result<(), ServiceError> {
+    let parts: Vec<&str> = arn.split(':').collect();
+    if parts.len() < 6 || parts[0] != "arn" || parts[2].is_empty() {
+        return Err(validation(format!("Invalid arn syntax: {arn}")));
+    }
+    Ok(())
+}
+
+pub async fn put(
+    meta: &MetaStore,
+    ctx: &RequestContext,
+    input: PutMetricAlarmInput,
+    now: i64,
+) -> Result<(), ServiceError> {
+    let by_members = input.metric_name.is_some() || input.namespace.is_some();
+    match (&input.metrics, by_members) {
+        (Some(_), true) => {
+            return Err(invalid_combination(
+                "The parameters MetricName and Metrics are mutually exclusive and you have specified both.",
+            ));
+        }
+        (None, false) => {
+            return Err(validation(
+                "Either MetricName and Namespace, or Metrics, must be specified.",
+            ));
+        }
+        _ => {}
+    }
+    let evaluation_periods = input
+        .evaluation_periods
+        .ok_or_else(|| validation("EvaluationPeriods must be specified."))?;
+    if input.statistic.is_some() && input.extended_statistic.is_some() {
+        return Err(invalid_combination(
+            "The parameters Statistic and ExtendedStatistic are mutually exclusive and you have specified both.",
+        ));
+    }
+    if let Some(queries) = &input.metrics {
+        if queries.iter().any(|q| q.expression.is_some()) {
+            return Err(invalid_value(
+                "The parameter Metrics is not supported by Lakebox yet with an Expression: metric math is not evaluated.",
+            ));
+        }
+        if queries.iter().filter(|q| q.return_data != Some(false)).count() != 1 {
+            return Err(validation(
+                "Exactly one element of the metrics list should return data.",
+            ));
+        }
+    } else {
+        if input.metric_name.is_none() || input.namespace.is_none() {
+            return Err(validation("MetricName and Namespace must both be specified."));
+        }
+        if input.statistic.is_none() && input.extended_statistic.is_none() {
+            return Err(validation(
+                "Either Statistic or ExtendedStatistic must be specified.",
+            ));
+        }
+        if let Some(e) = &input.extended_statistic
+            && Stat::parse(e).is_none()
+        {
+            return Err(invalid_value(format!(
+                "The value {e} for parameter ExtendedStatistic is invalid."
+            )));
+        }
+        let period = input
+            .period
+            .ok_or_else(|| validation("Period must be specified."))?;
+        if !(period == 10 || period == 30 || (period > 0 && period % 60 == 0)) {
+            return Err(validation("Period must be 10, 30 or a multiple of 60."));
+        }
+        if period as i64 * evaluation_periods as i64 > 86_400 {
+            return Err(validation(
+                "Metrics cannot be checked across more than a day (EvaluationPeriods * Period must be <= 86400).",
+            ));
+        }
+    }
+    if evaluation_periods < 1 {
+        return Err(validation("EvaluationPeriods must be at least 1."));
+    }
+    if let Some(m) = input.datapoints_to_alarm
+        && (m < 1 || m > evaluation_periods)
+    {
+        return Err(validation(
+            "DatapointsToAlarm must be between 1 and EvaluationPeriods.",
+        ));
+    }
+    let Some(comparison) = input.comparison_operator.clone() else {
+        return Err(validation("ComparisonOperator must be specified."));
+    };
+    if !matches!(
+        comparison,
+        ComparisonOperator::GreaterThanOrEqualToThreshold
+            | ComparisonOperator::GreaterThanThreshold
+            | ComparisonOperator::LessThanThreshold
+            | ComparisonOperator::LessThanOrEqualToThreshold
+    ) {
+        return Err(invalid_value(format!(
+            "The value {} for parameter ComparisonOperator is not supported by Lakebox yet (anomaly detection bands).",
+            comparison.as_str()
+        )));
+    }
+    if input.threshold.is_none() {
+        return Err(validation("Threshold must be specified."));
+    }
+    if let Some(t) = &input.treat_missing_data
+        && !matches!(t.as_str(), "breaching" | "notBreaching" | "ignore" | "missing")
+    {
+        return Err(validation(format!(
+            "The value {t} for parameter TreatMissingData is invalid: it must be breaching, notBreaching, ignore or missing."
+        )));
+    }
+    for arn in input
+        .ok_actions
+        .iter()
+        .chain(&input.alarm_actions)
+        .chain(&input.insufficient_data_actions)
+        .flatten()
+    {
+        check_action(arn)?;
+    }
+    let key = alarm_key(&ctx.account_id, &ctx.region, &input.alarm_name);
+    let old = load(meta, &key)?;
+    let stamp = Some(Timestamp::from_millis(now));
+    let mut alarm = MetricAlarm {
+        alarm_name: Some(input.alarm_name.clone()),
+        alarm_arn: Some(alarm_arn(&ctx.account_id, &ctx.region, &input.alarm_name)),
+        alarm_description: input.alarm_description,
+        alarm_configuration_updated_timestamp: stamp,
+        actions_enabled: Some(input.actions_enabled.unwrap_or(true)),
+        ok_actions: Some(input.ok_actions.unwrap_or_default()),
+        alarm_actions: Some(input.alarm_actions.unwrap_or_default()),
+        insufficient_data_actions: Some(input.insufficient_data_actions.unwrap_or_default()),
+        state_value: Some(StateValue::InsufficientData),
+        state_reason: Some("Unchecked: Initial alarm creation".to_owned()),
+        state_reason_data: None,
+        state_updated_timestamp: stamp,
+        metric_name: input.metric_name,
+        namespace: input.namespace,
+        statistic: input.statistic,
+        extended_statistic: input.extended_statistic,
+        dimensions: input.dimensions.or_else(|| by_members.then(Vec::new)),
+        period: input.period,
+        unit: input.unit,
+        evaluation_periods: Some(evaluation_periods),
+        datapoints_to_alarm: input.datapoints_to_alarm,
+        threshold: input.threshold,
+        comparison_operator: Some(comparison),
+        treat_missing_data: input.treat_missing_data,
+        evaluate_low_sample_count_percentile: input.evaluate_low_sample_count_percentile,
+        metrics: input.metrics,
+        threshold_metric_id: input.threshold_metric_id,
+        evaluation_state: None,
+        state_transitioned_timestamp: stamp,
+        evaluation_criteria: None,
+        evaluation_interval: None,
+    };
+    let mut tags = Vec::new();
+    let summary = match &old {
+        // An update keeps the alarm's state; it is evaluated again on the next round.
+        Some(o) => {
+            alarm.state_value = o.alarm.state_value.clone();
+            alarm.state_reason = o.alarm.state_reason.clone();
+            alarm.state_reason_data = o.alarm.state_reason_data.clone();
+            alarm.state_updated_timestamp = o.alarm.state_updated_timestamp;
+            alarm.state_transitioned_timestamp = o.alarm.state_transitioned_timestamp;
+            tags = o.tags.clone();
+            format!("Alarm \"{}\" updated", input.alarm_name)
+        }
+        None => format!("Alarm \"{}\" created", input.alarm_name),
+    };
+    for t in input.tags.unwrap_or_default() {
+        tags.retain(|(k, _)| *k != t.key);
+        tags.push((t.key, t.value));
+    }
+    let item = history_item(&alarm, now, HistoryItemType::ConfigurationUpdate, summary, None);
+    save(meta, key, Stored { alarm, tags }, Some(item)).await
+}
+
+fn history_item(
+    alarm: &MetricAlarm,
+    now: i64,
+    kind: HistoryItemType,
+    summary: String,
+    data: Option<String>,
+) -> AlarmHistoryItem {
+    AlarmHistoryItem {
+        alarm_name: alarm.alarm_name.clone(),
+        alarm_type: Some(AlarmType::MetricAlarm),
+        timestamp: Some(Timestamp::from_millis(now)),
+        history_item_type: Some(kind),
+        history_summary: Some(summary),
+        history_data: data,
+        ..Default::default()
+    }
+}
+
+/// Writes the alarm (and a history item) in one transaction.
+async fn save(
+    meta: &MetaStore,
+    key: Vec<u8>,
+    stored: Stored,
+    item: Option<AlarmHistoryItem>,
+) -> Result<(), ServiceError> {
+    let value = serde_json::to_vec(&stored).map_err(internal)?;
+    let history = item
+        .map(|i| {
+            let at = i.timestamp.map_or(0, |t| t.as_millis());
+            let mut k = key.clone();
+            k.extend_from_slice(format!("/{at:016}/{}", lakebox_core::ids::random_hex(8)).as_bytes());
+            serde_json::to_vec(&i).map(|v| (k, v))
+        })
+        .transpose()
+        .map_err(internal)?;
+    meta.write_async(move |b| {
+        b.put(ALARMS, &key, &value)?;
+        if let Some((k, v)) = &history {
+            b.put(HISTORY, k, v)?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(internal)
+}
+
+fn all_of(meta: &MetaStore, ctx: &RequestContext) -> Result<Vec<Stored>, ServiceError> {
+    let prefix = format!("{}/{}/", ctx.account_id, ctx.region);
+    Ok(meta
+        .scan_prefix(ALARMS, prefix.as_bytes(), None, usize::MAX)
+        .map_err(internal)?
+        .into_iter()
+        .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
+        .collect())
+}
+
+pub fn describe(
+    meta: &MetaStore,
+    ctx: &RequestContext,
+    input: DescribeAlarmsInput,
+) -> Result<DescribeAlarmsOutput, ServiceError> {
+    if input.alarm_names.is_some() && input.alarm_name_prefix.is_some() {
+        return Err(invalid_combination(
+            "The parameters AlarmNames and AlarmNamePrefix are mutually exclusive and you have specified both.",
+        ));
+    }
+    let metric_alarms_wanted = input
+        .alarm_types
+        .as_ref()
+        .is_none_or(|t| t.contains(&AlarmType::MetricAlarm));
+    let page = input.max_records.map_or(50, |m| (m.max(1) as usize).min(PAGE));
+    let mut alarms: Vec<MetricAlarm> = all_of(meta, ctx)?
+        .into_iter()
+        .map(|s| s.alarm)
+        .filter(|_| metric_alarms_wanted)
+        .filter(|a| {
+            let name = a.alarm_name.as_deref().unwrap_or_default();
+            input
+                .alarm_names
+                .as_ref()
+                .is_none_or(|n| n.iter().any(|x| x == name))
+                && input
+                    .alarm_name_prefix
+                    .as_ref()
+                    .is_none_or(|p| name.starts_with(p.as_str()))
+                && input
+                    .state_value
+                    .as_ref()
+                    .is_none_or(|s| a.state_value.as_ref() == Some(s))
+                && input.action_prefix.as_ref().is_none_or(|p| {
+                    a.alarm_actions
+                        .iter()
+                        .chain(&a.ok_actions)
+                        .chain(&a.insufficient_data_actions)
+                        .flatten()
+                        .any(|x| x.starts_with(p.as_str()))
+                })
+        })
+        .collect();
+    alarms.sort_by(|a, b| a.alarm_name.cmp(&b.alarm_name));
+    if let Some(token) = &input.next_token {
+        alarms.retain(|a| a.alarm_name.as_deref().is_some_and(|n| n > token.as_str()));
+    }
+    let next_token = (alarms.len() > page)
+        .then(|| alarms[page - 1].alarm_name.clone())
+        .flatten();
+    alarms.truncate(page);
+    Ok(DescribeAlarmsOutput {
+        composite_alarms: Some(Vec::new()),
+        metric_alarms: Some(alarms),
+        next_token,
+    })
+}
+
+pub fn describe_for_metric(
+    meta: &MetaStore,
+    ctx: &RequestContext,
+    input: DescribeAlarmsForMetricInput,
+) -> Result<DescribeAlarmsForMetricOutput, ServiceError> {
+    let mut dims: Vec<(String, String)> = input
+        .dimensions
+        .unwrap_or_default()
+        .into_iter()
+        .map(|d| (d.name, d.value))
+        .collect();
+    dims.sort();
+    let alarms = all_of(meta, ctx)?
+        .into_iter()
+        .map(|s| s.alarm)
+        .filter(|a| {
+            let Some(w) = watched(a) else { return false };
+            let mut theirs: Vec<(String, String)> = w
+                .metric
+                .dimensions
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|d| (d.name, d.value))
+                .collect();
+            theirs.sort();
+            w.metric.metric_name.as_deref() == Some(input.metric_name.as_str())
+                && w.metric.namespace.as_deref() == Some(input.namespace.as_str())
+                && theirs == dims
+                && input.statistic.as_ref().is_none_or(|s| s.as_str() == w.stat)
+                && input.extended_statistic.as_ref().is_none_or(|s| *s == w.stat)
+                && input.period.is_none_or(|p| p == w.period)
+                && input.unit.as_ref().is_none_or(|u| w.unit.as_ref() == Some(u))
+        })
+        .collect();
+    Ok(DescribeAlarmsForMetricOutput {
+        metric_alarms: Some(alarms),
+    })
+}
+
+/// The alarms named, every one of which must exist (`ResourceNotFound` otherwise).
+fn named(
+    meta: &MetaStore,
+    ctx: &RequestContext,
+    names: &[String],
+) -> Result<Vec<(Vec<u8>, Stored)>, ServiceError> {
+    names
+        .iter()
+        .map(|n| {
+            let key = alarm_key(&ctx.account_id, &ctx.region, n);
+            let stored = load(meta, &key)?.ok_or_else(|| {
+                ServiceError::new("ResourceNotFound", 404, format!("Alarm {n} does not exist"))
+            })?;
+            Ok((key, stored))
+        })
+        .collect()
+}
+
+pub async fn delete(meta: &MetaStore, ctx: &RequestContext, names: Vec<String>) -> Result<(), ServiceError> {
+    let keys: Vec<Vec<u8>> = named(meta, ctx, &names)?.into_iter().map(|(k, _)| k).collect();
+    // The history goes with the alarm.
+    let mut history = Vec::new();
+    for k in &keys {
+        let mut prefix = k.clone();
+        prefix.push(b'/');
+        history.extend(
+            meta.scan_prefix(HISTORY, &prefix, None, usize::MAX)
+                .map_err(internal)?
+                .into_iter()
+                .map(|(k, _)| k),
+        );
+    }
+    meta.write_async(move |b| {
+        for k in keys.iter().chain(&history) {
+            b.delete(if history.contains(k) { HISTORY } else { ALARMS }, k)?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(internal)
+}
+
+pub async fn set_actions_enabled(
+    meta: &MetaStore,
+    ctx: &RequestContext,
+    names: Vec<String>,
+    on: bool,
+) -> Result<(), ServiceError> {
+    for (key, mut stored) in named(meta, ctx, &names)? {
+        stored.alarm.actions_enabled = Some(on);
+        save(meta, key, stored, None).await?;
+    }
+    Ok(())
+}
+
+pub fn history(
+    meta: &MetaStore,
+    ctx: &RequestContext,
+    input: DescribeAlarmHistoryInput,
+) -> Result<DescribeAlarmHistoryOutput, ServiceError> {
+    let prefix = match &input.alarm_name {
+        Some(n) => format!("{}/{}/{n}/", ctx.account_id, ctx.region),
+        None => format!("{}/{}/", ctx.account_id, ctx.region),
+    };
+    let (from, to) = (
+        input.start_date.map_or(i64::MIN, |t| t.as_millis()),
+        input.end_date.map_or(i64::MAX, |t| t.as_millis()),
+    );
+    let mut items: Vec<AlarmHistoryItem> = meta
+        .scan_prefix(HISTORY, prefix.as_bytes(), None, usize::MAX)
+        .map_err(internal)?
+        .into_iter()
+        .filter_map(|(_, v)| serde_json::from_slice::<AlarmHistoryItem>(&v).ok())
+        .filter(|i| {
+            let at = i.timestamp.map_or(0, |t| t.as_millis());
+            (from..=to).contains(&at)
+                && input
+                    .history_item_type
+                    .as_ref()
+                    .is_none_or(|t| i.history_item_type.as_ref() == Some(t))
+        })
+        .collect();
+    // Newest first unless asked otherwise.
+    items.sort_by_key(|i| i.timestamp);
+    if !matches!(input.scan_by, Some(ScanBy::TimestampAscending)) {
+        items.reverse();
+    }
+    let skip = match &input.next_token {
+        Some(t) => t.parse::<usize>().map_err(|_| {
+            ServiceError::client("InvalidNextToken", "The service cannot read the NextToken.")
+        })?,
+        None => 0,
+    };
+    let page = input.max_records.map_or(PAGE, |m| (m.max(1) as usize).min(PAGE));
+    let rest: Vec<AlarmHistoryItem> = items.into_iter().skip(skip).collect();
+    let next_token = (rest.len() > page).then(|| (skip + page).to_string());
+    Ok(DescribeAlarmHistoryOutput {
+        alarm_history_items: Some(rest.into_iter().take(page).collect()),
+        next_token,
+    })
+}
+
+// ---- tags ----
+
+pub fn tags(
+    meta: &MetaStore,
+    ctx: &RequestContext,
+    arn: &str,
+) -> Result<Option<Vec<(String, String)>>, ServiceError> {
+    let Some((account, region, name)) = parse_arn(arn).filter(|(a, _, _)| *a == ctx.account_id) else {
+        return Ok(None);
+    };
+    Ok(load(meta, &alarm_key(account, region, name))?.map(|s| s.tags))
+}
+
+pub async fn change_tags(
+    meta: &MetaStore,
+    ctx: &RequestContext,
+    arn: &str,
+    change: impl FnOnce(&mut Vec<(String, String)>),
+) -> Result<bool, ServiceError> {
+    let Some((account, region, name)) = parse_arn(arn).filter(|(a, _, _)| *a == ctx.account_id) else {
+        return Ok(false);
+    };
+    let key = alarm_key(account, region, name);
+    let Some(mut stored) = load(meta, &key)? else {
+        return Ok(false);
+    };
+    change(&mut stored.tags);
+    save(meta, key, stored, None).await?;
+    Ok(true)
+}
+
+// ---- state ----
+
+/// A state change: the new state, its reason and reason data.
+struct Transition {
+    state: StateValue,
+    reason: String,
+    data: Option<String>,
+}
+
+pub async fn set_state(
+    meta: &MetaStore,
+    actions: Option<&Arc<dyn EventSink>>,
+    ctx: &RequestContext,
+    input: SetAlarmStateInput,
+    now: i64,
+) -> Result<(), ServiceError> {
+    if let Some(d) = &input.state_reason_data
+        && serde_json::from_str::<serde_json::Value>(d).is_err()
+    {
+        return Err(ServiceError::client(
+            "InvalidFormat",
+            "The StateReasonData is not valid JSON.",
+        ));
+    }
+    let (key, stored) = named(meta, ctx, std::slice::from_ref(&input.alarm_name))?
+        .pop()
+        .expect("one alarm named");
+    transition(
+        meta,
+        actions,
+        key,
+        stored,
+        Transition {
+            state: input.state_value,
+            reason: input.state_reason,
+            data: input.state_reason_data,
+        },
+        now,
+        &ctx.region,
+    )
+    .await
+}
+
+/// Records a new state (when it differs) with its history item, then runs its actions.
+async fn transition(
+    meta: &MetaStore,
+    actions: Option<&Arc<dyn EventSink>>,
+    key: Vec<u8>,
+    mut stored: Stored,
+    t: Transition,
+    now: i64,
+    region: &str,
+) -> Result<(), ServiceError> {
+    let old = stored
+        .alarm
+        .state_value
+        .clone()
+        .unwrap_or(StateValue::InsufficientData);
+    if old == t.state {
+        return Ok(());
+    }
+    let name = stored.alarm.alarm_name.clone().unwrap_or_default();
+    let a = &mut stored.alarm;
+    a.state_value = Some(t.state.clone());
+    a.state_reason = Some(t.reason.clone());
+    a.state_reason_data = t.data.clone();
+    a.state_updated_timestamp = Some(Timestamp::from_millis(now));
+    a.state_transitioned_timestamp = Some(Timestamp::from_millis(now));
+    let data = serde_json::json!({
+        "version": "1.0",
+        "oldState": {"stateValue": old.as_str()},
+        "newState": {"stateValue": t.state.as_str(), "stateReason": t.reason},
+    });
+    let item = history_item(
+        a,
+        now,
+        HistoryItemType::StateUpdate,
+        format!("Alarm updated from {} to {}", old.as_str(), t.state.as_str()),
+        Some(data.to_string()),
+    );
+    let alarm = stored.alarm.clone();
+    save(meta, key.clone(), stored.clone(), Some(item)).await?;
+    if alarm.actions_enabled != Some(true) {
+        return Ok(());
+    }
+    let targets = match t.state {
+        StateValue::Alarm => alarm.alarm_actions.clone(),
+        StateValue::Ok => alarm.ok_actions.clone(),
+        _ => alarm.insufficient_data_actions.clone(),
+    }
+    .unwrap_or_default();
+    for target in targets {
+        let outcome = match actions {
+            Some(sink) => sink
+                .deliver(target.clone(), notification(&alarm, &old, &t, now, region))
+                .await
+                .map_err(|e| format!("{e:?}")),
+            None => Err("no action targets are wired".to_owned()),
+        };
+        let summary = match &outcome {
+            Ok(()) => format!("Successfully executed action {target}"),
+            Err(e) => format!("Failed to execute action {target}: {e}"),
+        };
+        if let Err(e) = &outcome {
+            tracing::warn!("alarm {name}: action {target} failed: {e}");
+        }
+        let item = history_item(&alarm, now, HistoryItemType::Action, summary, None);
+        save(meta, key.clone(), stored.clone(), Some(item)).await?;
+    }
+    Ok(())
+}
+
+/// AWS's name for a region, as alarm notifications give it.
+fn region_name(region: &str) -> String {
+    match region {
+        "us-east-1" => "US East (N. Virginia)".into(),
+        "us-east-2" => "US East (Ohio)".into(),
+        "us-west-1" => "US West (N. California)".into(),
+        "us-west-2" => "US West (Oregon)".into(),
+        "eu-west-1" => "EU (Ireland)".into(),
+        "eu-central-1" => "EU (Frankfurt)".into(),
+        "ap-southeast-2" => "Asia Pacific (Sydney)".into(),
+        "ap-northeast-1" => "Asia Pacific (Tokyo)".into(),
+        other => other.into(),
+    }
+}
+
+/// The message CloudWatch publishes to an SNS topic on a transition.
+fn notification(alarm: &MetricAlarm, old: &StateValue, t: &Transition, now: i64, region: &str) -> Event {
+    let name = alarm.alarm_name.clone().unwrap_or_default();
+    let iso = |ts: Option<Timestamp>| ts.map(|t| t.to_iso8601().replace('Z', "+0000"));
+    let dims: Vec<serde_json::Value> = alarm
+        .dimensions
+        .iter()
+        .flatten()
+        .map(|d| serde_json::json!({"value": d.value, "name": d.name}))
+        .collect();
+    let message = serde_json::json!({
+        "AlarmName": name,
+        "AlarmDescription": alarm.alarm_description,
+        "AWSAccountId": alarm.alarm_arn.as_deref().and_then(parse_arn).map(|(a, _, _)| a),
+        "AlarmConfigurationUpdatedTimestamp": iso(alarm.alarm_configuration_updated_timestamp),
+        "NewStateValue": t.state.as_str(),
+        "NewStateReason": t.reason,
+        "StateChangeTime": iso(Some(Timestamp::from_millis(now))),
+        "Region": region_name(region),
+        "AlarmArn": alarm.alarm_arn,
+        "OldStateValue": old.as_str(),
+        "OKActions": alarm.ok_actions,
+        "AlarmActions": alarm.alarm_actions,
+        "InsufficientDataActions": alarm.insufficient_data_actions,
+        "Trigger": {
+            "MetricName": alarm.metric_name,
+            "Namespace": alarm.namespace,
+            "StatisticType": if alarm.extended_statistic.is_some() { "ExtendedStatistic" } else { "Statistic" },
+            "Statistic": alarm.statistic.as_ref().map(|s| s.as_str().to_ascii_uppercase()),
+            "ExtendedStatistic": alarm.extended_statistic,
+            "Unit": alarm.unit.as_ref().map(|u| u.as_str().to_owned()),
+            "Dimensions": dims,
+            "Period": alarm.period,
+            "EvaluationPeriods": alarm.evaluation_periods,
+            "DatapointsToAlarm": alarm.datapoints_to_alarm,
+            "ComparisonOperator": alarm.comparison_operator.as_ref().map(|c| c.as_str().to_owned()),
+            "Threshold": alarm.threshold,
+            "TreatMissingData": alarm.treat_missing_data.clone().unwrap_or_else(|| "missing".into()),
+            "EvaluateLowSampleCountPercentile": alarm.evaluate_low_sample_count_percentile.clone().unwrap_or_default(),
+        },
+    });
+    Event {
+        message: message.to_string(),
+        subject: Some(format!(
+            "{}: \"{name}\" in {}",
+            t.state.as_str(),
+            region_name(region)
+        )),
+        attributes: Vec::new(),
+        group_id: None,
+        dedup_id: None,
+        sender: "cloudwatch.amazonaws.com",
+    }
+}
+
+// ---- evaluation ----
+
+/// One evaluated period: its start and value (`None`: no data).
+type Point = (i64, Option<f64>);
+
+fn breaches(op: &ComparisonOperator, value: f64, threshold: f64) -> bool {
+    match op {
+        ComparisonOperator::GreaterThanOrEqualToThreshold => value >= threshold,
+        ComparisonOperator::GreaterThanThreshold => value > threshold,
+        ComparisonOperator::LessThanThreshold => value < threshold,
+        ComparisonOperator::LessThanOrEqualToThreshold => value <= threshold,
+        _ => false,
+    }
+}
+
+fn comparison_words(op: &ComparisonOperator) -> &'static str {
+    match op {
+        ComparisonOperator::GreaterThanOrEqualToThreshold => "greater than or equal to",
+        ComparisonOperator::GreaterThanThreshold => "greater than",
+        ComparisonOperator::LessThanThreshold => "less than",
+        ComparisonOperator::LessThanOrEqualToThreshold => "less than or equal to",
+        _ => "compared with",
+    }
+}
+
+/// The values of the alarm's last `EvaluationPeriods` complete periods, newest first.
+fn evaluated_points(
+    metrics: &Metrics,
+    account: &str,
+    region: &str,
+    a: &MetricAlarm,
+    now: i64,
+) -> Option<Vec<Point>> {
+    let w = watched(a)?;
+    let stat = Stat::parse(&w.stat)?;
+    let period = w.period as i64 * 1000;
+    let n = a.evaluation_periods? as i64;
+    let end = now.div_euclid(period) * period;
+    let start = end - n * period;
+    let mut dims: Vec<(String, String)> = w
+        .metric
+        .dimensions
+        .unwrap_or_default()
+        .into_iter()
+        .map(|d| (d.name, d.value))
+        .collect();
+    dims.sort();
+    let key = MetricKey {
+        account: account.to_owned(),
+        region: region.to_owned(),
+        namespace: w.metric.namespace.unwrap_or_default(),
+        name: w.metric.metric_name.unwrap_or_default(),
+        dimensions: dims,
+    };
+    let unit = w.unit.as_ref().map(StandardUnit::as_str);
+    let mut periods: Vec<Option<Agg>> = vec![None; n as usize];
+    for (_, buckets) in metrics.buckets(&key, unit, start, end) {
+        for (t, agg) in buckets {
+            let i = ((t - start) / period) as usize;
+            match &mut periods[i] {
+                Some(a) => a.merge(&agg),
+                slot => *slot = Some(agg),
+            }
+        }
+    }
+    Some(
+        periods
+            .into_iter()
+            .enumerate()
+            .map(|(i, agg)| (start + i as i64 * period, agg.and_then(|a| a.statistic(&stat))))
+            .rev()
+            .collect(),
+    )
+}
+
+/// A number as CloudWatch's reasons print it (Java's `Double.toString`: `25.0`, `0.5`).
+fn java_double(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e7 {
+        format!("{v:.1}")
+    } else {
+        format!("{v}")
+    }
+}
+
+/// The state the alarm's data call for, with CloudWatch's reason and reason data; `None` keeps
+/// the current state (`TreatMissingData: ignore` without data).
+fn decide(a: &MetricAlarm, points: &[Point], now: i64) -> Option<Transition> {
+    let op = a.comparison_operator.clone()?;
+    let threshold = a.threshold?;
+    let n = points.len();
+    let m = a.datapoints_to_alarm.map_or(n, |m| m as usize);
+    let missing = a.treat_missing_data.as_deref().unwrap_or("missing");
+    let present: Vec<(i64, f64)> = points.iter().filter_map(|(t, v)| v.map(|v| (*t, v))).collect();
+    let date = |t: i64| {
+        let s = Timestamp::from_millis(t).to_iso8601();
+        // dd/MM/yy HH:mm:ss, as CloudWatch's reasons print datapoint times.
+        format!("{}/{}/{} {}", &s[8..10], &s[5..7], &s[2..4], &s[11..19])
+    };
+    let reason_data = |state_points: &[(i64, f64)]| {
+        serde_json::json!({
+            "version": "1.0",
+            "queryDate": Timestamp::from_millis(now).to_iso8601().replace('Z', "+0000"),
+            "startDate": points.last().map(|(t, _)| Timestamp::from_millis(*t).to_iso8601().replace('Z', "+0000")),
+            "statistic": a.statistic.as_ref().map(|s| s.as_str().to_owned()),
+            "period": a.period,
+            "recentDatapoints": state_points.iter().map(|(_, v)| *v).collect::<Vec<_>>(),
+            "threshold": threshold,
+            "evaluatedDatapoints": state_points.iter().map(|(t, v)| serde_json::json!({
+                "timestamp": Timestamp::from_millis(*t).to_iso8601().replace('Z', "+0000"),
+                "value": v,
+            })).collect::<Vec<_>>(),
+        })
+        .to_string()
+    };
+    if present.is_empty() {
+        return match missing {
+            "ignore" => None,
+            "breaching" => Some(Transition {
+                state: StateValue::Alarm,
+                reason: format!(
+                    "Threshold Crossed: no datapoints were received for {n} periods and {n} missing datapoints were treated as [Breaching]."
+                ),
+                data: Some(reason_data(&[])),
+            }),
+            "notBreaching" => Some(Transition {
+                state: StateValue::Ok,
+                reason: format!(
+                    "Threshold Crossed: no datapoints were received for {n} periods and {n} missing datapoints were treated as [NonBreaching]."
+                ),
+                data: Some(reason_data(&[])),
+            }),
+            _ => Some(Transition {
+                state: StateValue::InsufficientData,
+                reason: format!(
+                    "Insufficient Data: {n} datapoint{} were unknown.",
+                    if n == 1 { "" } else { "s" }
+                ),
+                data: Some(reason_data(&[])),
+            }),
+        };
+    }
+    let missing_breach = if missing == "breaching" {
+        n - present.len()
+    } else {
+        0
+    };
+    let breaching: Vec<(i64, f64)> = present
+        .iter()
+        .copied()
+        .filter(|(_, v)| breaches(&op, *v, threshold))
+        .collect();
+    let list = |ps: &[(i64, f64)]| {
+        ps.iter()
+            .map(|(t, v)| format!("{} ({})", java_double(*v), date(*t)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let threshold_text = java_double(threshold);
+    if breaching.len() + missing_breach >= m {
+        let k = breaching.len();
+        Some(Transition {
+            state: StateValue::Alarm,
+            reason: format!(
+                "Threshold Crossed: {k} out of the last {n} datapoint{} [{}] {} {} the threshold ({threshold_text}) (minimum {m} datapoint{} for OK -> ALARM transition).",
+                if n == 1 { "" } else { "s" },
+                list(&breaching),
+                if k == 1 { "was" } else { "were" },
+                comparison_words(&op),
+                if m == 1 { "" } else { "s" },
+            ),
+            data: Some(reason_data(&present)),
+        })
+    } else {
+        Some(Transition {
+            state: StateValue::Ok,
+            reason: format!(
+                "Threshold Crossed: {} datapoint{} [{}] {} not {} the threshold ({threshold_text}).",
+                present.len(),
+                if present.len() == 1 { "" } else { "s" },
+                list(&present),
+                if present.len() == 1 { "was" } else { "were" },
+                comparison_words(&op),
+            ),
+            data: Some(reason_data(&present)),
+        })
+    }
+}
+
+/// Evaluates every alarm once.
+pub async fn evaluate_all(meta: &MetaStore, metrics: &Metrics, actions: Option<&Arc<dyn EventSink>>) {
+    let now = metrics.now_millis();
+    let rows = match meta.scan_prefix(ALARMS, b"", None, usize::MAX) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!("cannot read alarms: {e}");
+            return;
+        }
+    };
+    for (key, value) in rows {
+        let Ok(stored) = serde_json::from_slice::<Stored>(&value) else {
+            continue;
+        };
+        let Some((account, region, _)) = stored.alarm.alarm_arn.as_deref().and_then(parse_arn) else {
+            continue;
+        };
+        let (account, region) = (account.to_owned(), region.to_owned());
+        let Some(points) = evaluated_points(metrics, &account, &region, &stored.alarm, now) else {
+            continue;
+        };
+        if let Some(t) = decide(&stored.alarm, &points, now)
+            && let Err(e) = transition(meta, actions, key, stored, t, now, &region).await
+        {
+            tracing::warn!("alarm evaluation failed: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alarm(op: ComparisonOperator, m: Option<i32>, missing: Option<&str>) -> MetricAlarm {
+        MetricAlarm {
+            comparison_operator: Some(op),
+            threshold: Some(10.0),
+            datapoints_to_alarm: m,
+            treat_missing_data: missing.map(str::to_owned),
+            evaluation_periods: Some(3),
+            period: Some(60),
+            statistic: Some(Statistic::Sum),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn m_out_of_n_and_missing_data() {
+        let pts = |v: [Option<f64>; 3]| -> Vec<Point> {
+            v.iter()
+                .enumerate()
+                .map(|(i, v)| (i as i64 * 60_000, *v))
+                .collect()
+        };
+        let a = alarm(ComparisonOperator::GreaterThanThreshold, Some(2), None);
+        assert_eq!(
+            decide(&a, &pts([Some(11.0), Some(1.0), Some(12.0)]), 0)
+                .unwrap()
+                .state,
+            StateValue::Alarm
+        );
+        assert_eq!(
+            decide(&a, &pts([Some(11.0), Some(1.0), Some(2.0)]), 0)
+                .unwrap()
+                .state,
+            StateValue::Ok
+        );
+        assert_eq!(
+            decide(&a, &pts([None, None, None]), 0).unwrap().state,
+            StateValue::InsufficientData
+        );
+        let b = alarm(
+            ComparisonOperator::GreaterThanThreshold,
+            Some(2),
+            Some("breaching"),
+        );
+        assert_eq!(
+            decide(&b, &pts([Some(11.0), None, Some(2.0)]), 0).unwrap().state,
+            StateValue::Alarm
+        );
+        let i = alarm(ComparisonOperator::GreaterThanThreshold, None, Some("ignore"));
+        assert!(decide(&i, &pts([None, None, None]), 0).is_none());
+        let l = alarm(
+            ComparisonOperator::LessThanOrEqualToThreshold,
+            None,
+            Some("notBreaching"),
+        );
+        assert_eq!(
+            decide(&l, &pts([Some(10.0), Some(3.0), Some(9.0)]), 0)
+                .unwrap()
+                .state,
+            StateValue::Alarm
+        );
+        assert_eq!(
+            decide(&l, &pts([None, None, None]), 0).unwrap().state,
+            StateValue::Ok
+        );
+        let t = decide(&a, &pts([Some(11.0), Some(1.0), Some(12.0)]), 0).unwrap();
+        assert!(t.reason.starts_with("Threshold Crossed: 2 out of the last 3 datapoints [11.0 (01/01/70 00:00:00), 12.0 (01/01/70 00:02:00)] were greater than the threshold (10.0)"), "{}", t.reason);
+    }
+}
