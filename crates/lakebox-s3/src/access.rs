@@ -311,7 +311,8 @@ pub fn check(
             "with an explicit deny in a resource-based policy",
         )
     };
-    if let Some(granted) = acl_decision(store, &consulted, who, action, bucket, key)? {
+    let acl = acl_for(store, &consulted, action, bucket, key)?;
+    if let Some(granted) = acl_decision(&consulted, who, acl.as_ref()) {
         return match decision {
             Decision::Deny => Err(explicit_deny()),
             _ if granted => Ok(()),
@@ -333,7 +334,12 @@ pub fn check(
         Decision::Deny => Err(explicit_deny()),
         _ if own => Ok(()),
         Decision::Allow if !(access.public_policy && access.block.restrict_public_buckets) => Ok(()),
-        _ if acl_grants(store, &consulted, who, action, bucket, key)? => Ok(()),
+        _ if acl
+            .as_ref()
+            .is_some_and(|s| s.acl.allows(who, s.permissions, access.block.ignore_public_acls)) =>
+        {
+            Ok(())
+        }
         _ => Err(denied(
             who,
             action,
@@ -344,51 +350,30 @@ pub fn check(
     }
 }
 
-/// Reads of an object another account owns (ACLs enabled) are decided by its ACL alone, as
-/// S3 decides them: `Some(granted)` then, `None` for every other request.
-fn acl_decision(
-    store: &ObjectStore,
-    consulted: &crate::store::Consulted,
-    who: &Principal,
-    action: &str,
-    bucket: &str,
-    key: Option<&str>,
-) -> Result<Option<bool>, ServiceError> {
-    if consulted.ownership == crate::acl::Ownership::BucketOwnerEnforced {
-        return Ok(None);
-    }
-    let (Some(key), Some((true, permissions))) = (key, crate::acl::permissions_for(action)) else {
-        return Ok(None);
-    };
-    let Some(acl) = store.object(bucket, key)?.and_then(|r| r.acl) else {
-        return Ok(None);
-    };
-    if consulted.owner.as_deref() == Some(acl.owner.as_str()) {
-        return Ok(None);
-    }
-    let writer = matches!(who, Principal::Aws { account, .. } if *account == acl.owner);
-    Ok(Some(
-        writer || acl.allows(who, permissions, consulted.access.block.ignore_public_acls),
-    ))
+/// An ACL that speaks for a request: whether it is the object's, the ACL, and the permissions
+/// that grant the request's action.
+struct Speaking {
+    on_object: bool,
+    acl: crate::acl::Acl,
+    permissions: &'static [&'static str],
 }
 
-/// Whether an ACL grants the request: the bucket's for bucket-level actions and writes, the
-/// object's for reads of it (only where Object Ownership enables ACLs).
-fn acl_grants(
+/// The ACL that speaks for a request where Object Ownership enables ACLs: the object's for
+/// reads of an object, the bucket's for the rest; `None` where ACLs are disabled or the action
+/// is not one an ACL grants. With the permissions that grant the action.
+fn acl_for(
     store: &ObjectStore,
     consulted: &crate::store::Consulted,
-    who: &Principal,
     action: &str,
     bucket: &str,
     key: Option<&str>,
-) -> Result<bool, ServiceError> {
+) -> Result<Option<Speaking>, ServiceError> {
     if consulted.ownership == crate::acl::Ownership::BucketOwnerEnforced {
-        return Ok(false);
+        return Ok(None);
     }
     let Some((on_object, permissions)) = crate::acl::permissions_for(action) else {
-        return Ok(false);
+        return Ok(None);
     };
-    let ignore_public = consulted.access.block.ignore_public_acls;
     let acl = if on_object {
         key.map(|k| store.object(bucket, k))
             .transpose()?
@@ -397,7 +382,30 @@ fn acl_grants(
     } else {
         consulted.acl.clone()
     };
-    Ok(acl.is_some_and(|acl| acl.allows(who, permissions, ignore_public)))
+    Ok(acl.map(|acl| Speaking {
+        on_object,
+        acl,
+        permissions,
+    }))
+}
+
+/// Reads of an object another account owns are decided by its ACL alone, as S3 decides them:
+/// `Some(granted)` then, `None` for every other request.
+fn acl_decision(
+    consulted: &crate::store::Consulted,
+    who: &Principal,
+    speaking: Option<&Speaking>,
+) -> Option<bool> {
+    let s = speaking?;
+    if !s.on_object || consulted.owner.as_deref() == Some(s.acl.owner.as_str()) {
+        return None;
+    }
+    let writer = matches!(who, Principal::Aws { account, .. } if *account == s.acl.owner);
+    Some(
+        writer
+            || s.acl
+                .allows(who, s.permissions, consulted.access.block.ignore_public_acls),
+    )
 }
 
 /// S3's AccessDenied: with the reason for callers of the bucket owner's account (as AWS gives
