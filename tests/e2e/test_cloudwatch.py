@@ -448,3 +448,71 @@ def test_alarm_errors(alarming):
     with pytest.raises(botocore.exceptions.ClientError) as e:
         cw.set_alarm_state(AlarmName="good", StateValue="OK", StateReason="x", StateReasonData="{not json")
     assert code(e) == "InvalidFormat"
+
+
+# ---- Lakebox's own services' metrics ----
+
+def test_kinesis_publishes_its_aws_metrics(tmp_path):
+    with Lakebox(tmp_path, "--cloudwatch-service-metrics-ms", "200", "--cloudwatch-alarm-tick-ms", "200") as lb:
+        kinesis, cw = lb.client("kinesis"), lb.client("cloudwatch")
+        kinesis.create_stream(StreamName="orders", ShardCount=1)
+        kinesis.get_waiter("stream_exists").wait(StreamName="orders", WaiterConfig={"Delay": 0.1})
+        # An alarm written for AWS: any incoming records at all.
+        cw.put_metric_alarm(AlarmName="orders-arriving", Namespace="AWS/Kinesis", MetricName="IncomingRecords",
+                            Dimensions=[{"Name": "StreamName", "Value": "orders"}], Statistic="Sum", Period=60,
+                            EvaluationPeriods=1, Threshold=0, ComparisonOperator="GreaterThanThreshold")
+        kinesis.put_record(StreamName="orders", Data=b"x" * 100, PartitionKey="k")
+        kinesis.put_records(StreamName="orders", Records=[{"Data": b"y" * 10, "PartitionKey": "k"}] * 4)
+        shard = kinesis.list_shards(StreamName="orders")["Shards"][0]["ShardId"]
+        it = kinesis.get_shard_iterator(StreamName="orders", ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        assert len(kinesis.get_records(ShardIterator=it)["Records"]) == 5
+        now = datetime.datetime.now(UTC)
+        span = dict(StartTime=now - datetime.timedelta(minutes=5), EndTime=now + datetime.timedelta(minutes=1), Period=300)
+        dims = [{"Name": "StreamName", "Value": "orders"}]
+
+        def total(name, stat="Sum"):
+            points = cw.get_metric_statistics(Namespace="AWS/Kinesis", MetricName=name, Dimensions=dims,
+                                              Statistics=[stat], **span)["Datapoints"]
+            return sum(p[stat] for p in points) if points else None
+        assert wait_for(lambda: total("GetRecords.Records") == 5.0), total("GetRecords.Records")
+        assert total("IncomingRecords") == 5.0
+        assert total("IncomingBytes") == 101.0 + 4 * 11.0
+        assert total("PutRecord.Success") == 1.0
+        assert total("PutRecords.TotalRecords") == 4.0 and total("PutRecords.FailedRecords") == 0.0
+        assert total("GetRecords.IteratorAgeMilliseconds", "Maximum") == 0.0
+        names = {m["MetricName"] for m in cw.list_metrics(Namespace="AWS/Kinesis", Dimensions=dims)["Metrics"]}
+        assert {"IncomingRecords", "IncomingBytes", "PutRecord.Latency", "GetRecords.Latency"} <= names
+        units = cw.get_metric_statistics(Namespace="AWS/Kinesis", MetricName="IncomingBytes", Dimensions=dims,
+                                         Statistics=["Sum"], **span)["Datapoints"]
+        assert {p["Unit"] for p in units} == {"Bytes"}
+        # The alarm sees the current minute once it is complete: move the server's clock on.
+        from signing import send
+        assert send(lb.endpoint, "POST", "/_lakebox/test/clock?advance_ms=60000")[0] == 200
+        assert wait_for(lambda: state_of(cw, "orders-arriving") == "ALARM")
+
+
+def test_firehose_publishes_its_aws_metrics(tmp_path):
+    with Lakebox(tmp_path, "--cloudwatch-service-metrics-ms", "200") as lb:
+        s3, fh, cw = lb.client("s3"), lb.client("firehose"), lb.client("cloudwatch")
+        s3.create_bucket(Bucket="fh-metrics")
+        fh.create_delivery_stream(DeliveryStreamName="clicks", ExtendedS3DestinationConfiguration={
+            "RoleARN": "arn:aws:iam::000000000000:role/firehose", "BucketARN": "arn:aws:s3:::fh-metrics",
+            "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0}})
+        fh.put_record(DeliveryStreamName="clicks", Record={"Data": b"a" * 10})
+        fh.put_record_batch(DeliveryStreamName="clicks", Records=[{"Data": b"b" * 5}] * 3)
+        now = datetime.datetime.now(UTC)
+        span = dict(StartTime=now - datetime.timedelta(minutes=5), EndTime=now + datetime.timedelta(minutes=1),
+                    Period=300, Statistics=["Sum"])
+        dims = [{"Name": "DeliveryStreamName", "Value": "clicks"}]
+
+        def total(name):
+            points = cw.get_metric_statistics(Namespace="AWS/Firehose", MetricName=name, Dimensions=dims, **span)["Datapoints"]
+            return sum(p["Sum"] for p in points) if points else None
+        assert wait_for(lambda: total("DeliveryToS3.Records") == 4.0), total("DeliveryToS3.Records")
+        assert total("IncomingRecords") == 4.0 and total("IncomingBytes") == 25.0
+        assert total("IncomingPutRequests") == 2.0
+        assert total("DeliveryToS3.Bytes") == 25.0 and total("DeliveryToS3.Success") >= 1.0
+        # What was counted is what was delivered.
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket="fh-metrics")["Contents"]]
+        body = b"".join(s3.get_object(Bucket="fh-metrics", Key=k)["Body"].read() for k in keys)
+        assert sorted(body) == sorted(b"a" * 10 + b"b" * 15)

@@ -59,6 +59,31 @@ impl CloudWatch {
         }))
     }
 
+    /// Stores the metrics Lakebox's services gathered (their AWS namespaces), every `every`.
+    pub fn start_service_metrics(
+        self: &Arc<Self>,
+        from: Arc<lakebox_service::metrics::Aggregator>,
+        every: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(every);
+            interval.tick().await;
+            loop {
+                interval.tick().await;
+                let Some(cw) = me.upgrade() else { return };
+                let samples = from.drain();
+                if samples.is_empty() {
+                    continue;
+                }
+                let data = samples.into_iter().map(put::service_datum).collect();
+                if let Err(e) = cw.metrics.put(data).await {
+                    tracing::warn!("could not store service metrics: {e}");
+                }
+            }
+        })
+    }
+
     /// Evaluates the alarms every `tick` from now on, sending their actions to `actions`.
     pub fn start_alarm_evaluation(
         self: &Arc<Self>,

@@ -13,6 +13,27 @@ const TWO_HOURS: i64 = 2 * 3_600_000;
 /// CloudWatch refuses values beyond ±2^360.
 const LIMIT: f64 = 2.348_542_582_773_833_2e108;
 
+/// A minute of a Lakebox service's own metric, as a datum (a statistic set, as AWS's services
+/// publish theirs).
+pub fn service_datum(s: lakebox_service::metrics::Sample) -> Datum {
+    let mut dimensions: Vec<(String, String)> =
+        s.dimensions.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    dimensions.sort();
+    Datum {
+        metric: MetricKey {
+            account: s.account,
+            region: s.region,
+            namespace: s.namespace.to_owned(),
+            name: s.name.to_owned(),
+            dimensions,
+        },
+        timestamp_millis: s.minute_millis,
+        unit: s.unit.to_owned(),
+        resolution_secs: 60,
+        samples: Agg::of_set(s.count, s.sum, s.min, s.max),
+    }
+}
+
 pub fn data(ctx: &RequestContext, input: PutMetricDataInput, now: i64) -> Result<Vec<Datum>, ServiceError> {
     if input.namespace.starts_with("AWS/") {
         return Err(invalid_value(format!(

@@ -33,6 +33,8 @@ pub struct Deliverer {
     pub streams: Arc<Streams>,
     pub lake: Lake,
     pub catalog: Arc<Catalog>,
+    /// Where AWS/Firehose delivery metrics go.
+    pub metrics: lakebox_service::metrics::Recorder,
 }
 
 /// The error prefix for a failure type.
@@ -100,10 +102,11 @@ impl Deliverer {
             let due = !buffer.is_empty()
                 && (buffered >= size_bytes || now >= buffer[0].timestamp_millis + interval_millis);
             if due {
-                let delivered = match &target {
-                    Target::S3(dest) => self.deliver(&stream, dest, &buffer).await,
-                    Target::Http(dest) => self.deliver_http(&stream, dest, &buffer).await,
+                let (delivered, kind) = match &target {
+                    Target::S3(dest) => (self.deliver(&stream, dest, &buffer).await, "S3"),
+                    Target::Http(dest) => (self.deliver_http(&stream, dest, &buffer).await, "HttpEndpoint"),
                 };
+                self.delivery_metrics(&stream, kind, delivered.is_ok(), &buffer, buffered, now);
                 match delivered {
                     Ok(()) => {
                         let done = buffer.last().map(|r| r.offset + 1).unwrap_or(next);
@@ -135,6 +138,50 @@ impl Deliverer {
                 _ = waker.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
             }
+        }
+    }
+
+    /// DeliveryToS3.* / DeliveryToHttpEndpoint.*, as Firehose publishes them per delivery.
+    fn delivery_metrics(
+        &self,
+        stream: &DeliveryStream,
+        kind: &str,
+        ok: bool,
+        buffer: &[LogRecord],
+        bytes: u64,
+        now: i64,
+    ) {
+        let (success, records, size, freshness) = match kind {
+            "S3" => (
+                "DeliveryToS3.Success",
+                "DeliveryToS3.Records",
+                "DeliveryToS3.Bytes",
+                "DeliveryToS3.DataFreshness",
+            ),
+            _ => (
+                "DeliveryToHttpEndpoint.Success",
+                "DeliveryToHttpEndpoint.Records",
+                "DeliveryToHttpEndpoint.Bytes",
+                "DeliveryToHttpEndpoint.DataFreshness",
+            ),
+        };
+        let record = |name: &'static str, unit: &'static str, value: f64| {
+            self.metrics.record_for(
+                &stream.account,
+                &stream.region,
+                "AWS/Firehose",
+                name,
+                &[("DeliveryStreamName", &stream.name)],
+                unit,
+                value,
+            )
+        };
+        record(success, "Count", if ok { 1.0 } else { 0.0 });
+        let oldest = buffer.iter().map(|r| r.timestamp_millis).min().unwrap_or(now);
+        record(freshness, "Seconds", ((now - oldest).max(0) as f64) / 1000.0);
+        if ok {
+            record(records, "Count", buffer.len() as f64);
+            record(size, "Bytes", bytes as f64);
         }
     }
 

@@ -40,15 +40,36 @@ use streams::{DeliveryStream, Streams};
 pub struct FirehoseSettings {
     /// Milliseconds a new stream stays CREATING (and a deleted one DELETING).
     pub create_delay_millis: i64,
+    /// Where the streams' AWS/Firehose metrics go.
+    pub metrics: lakebox_service::metrics::Recorder,
 }
 
 pub struct Firehose {
+    metrics: lakebox_service::metrics::Recorder,
     streams: Arc<Streams>,
     kinesis: Arc<dyn ShardedLog>,
     deliverer: Arc<Deliverer>,
 }
 
 impl Firehose {
+    /// IncomingRecords, IncomingBytes and IncomingPutRequests of a direct put, in AWS/Firehose.
+    fn incoming(&self, ctx: &RequestContext, stream: &str, records: usize, bytes: usize) {
+        for (name, unit, value) in [
+            ("IncomingRecords", "Count", records as f64),
+            ("IncomingBytes", "Bytes", bytes as f64),
+            ("IncomingPutRequests", "Count", 1.0),
+        ] {
+            self.metrics.record(
+                ctx,
+                "AWS/Firehose",
+                name,
+                &[("DeliveryStreamName", stream)],
+                unit,
+                value,
+            );
+        }
+    }
+
     pub fn open(
         dir: &Path,
         clock: Arc<dyn Clock>,
@@ -62,8 +83,10 @@ impl Firehose {
             streams: streams.clone(),
             lake,
             catalog,
+            metrics: settings.metrics.clone(),
         });
         Ok(Firehose {
+            metrics: settings.metrics,
             streams,
             kinesis,
             deliverer,

@@ -439,6 +439,7 @@ impl FirehoseApi for Firehose {
         input: PutRecordInput,
     ) -> Result<PutRecordOutput, ServiceError> {
         let s = writable(self, ctx, &input.delivery_stream_name)?;
+        let bytes = input.record.data.0.len();
         let offsets = self
             .streams
             .log(&s.uid)?
@@ -448,6 +449,7 @@ impl FirehoseApi for Firehose {
             }])
             .await
             .map_err(internal)?;
+        self.incoming(ctx, &s.name, 1, bytes);
         Ok(PutRecordOutput {
             record_id: record_id(&s.uid, offsets.start),
             encrypted: Some(s.encrypted()),
@@ -466,6 +468,7 @@ impl FirehoseApi for Firehose {
                 "Records size exceeds 4 MB limit: the batch holds {total} bytes."
             )));
         }
+        let count = input.records.len();
         let entries = input
             .records
             .into_iter()
@@ -481,6 +484,7 @@ impl FirehoseApi for Firehose {
             .append(entries)
             .await
             .map_err(internal)?;
+        self.incoming(ctx, &s.name, count, total);
         Ok(PutRecordBatchOutput {
             failed_put_count: 0,
             encrypted: Some(s.encrypted()),

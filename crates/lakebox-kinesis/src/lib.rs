@@ -43,6 +43,8 @@ use lakebox_service::links::ShardedLog;
 
 pub struct Kinesis {
     streams: Arc<Streams>,
+    /// Where the stream metrics AWS publishes (AWS/Kinesis) go.
+    metrics: lakebox_service::metrics::Recorder,
 }
 
 impl Kinesis {
@@ -64,7 +66,43 @@ impl Kinesis {
     ) -> Result<Self, lakebox_store::StoreError> {
         Ok(Kinesis {
             streams: Arc::new(Streams::open(dir, clock, settings)?),
+            metrics: Default::default(),
         })
+    }
+
+    /// Publishes the streams' AWS/Kinesis metrics through `recorder` from now on.
+    pub fn with_metrics(mut self, recorder: lakebox_service::metrics::Recorder) -> Self {
+        self.metrics = recorder;
+        self
+    }
+
+    /// Records a metric of a stream (dimension `StreamName`), in AWS/Kinesis.
+    fn metric(&self, ctx: &RequestContext, stream: &str, name: &'static str, unit: &'static str, value: f64) {
+        self.metrics
+            .record(ctx, "AWS/Kinesis", name, &[("StreamName", stream)], unit, value);
+    }
+
+    /// A throttled call counts in the stream's `*ProvisionedThroughputExceeded` metric.
+    fn throttled<T>(
+        &self,
+        ctx: &RequestContext,
+        stream: &str,
+        metric: &'static str,
+        r: &Result<T, ServiceError>,
+    ) {
+        if let Err(e) = r {
+            self.metric(
+                ctx,
+                stream,
+                metric,
+                "Count",
+                if e.code == "ProvisionedThroughputExceededException" {
+                    1.0
+                } else {
+                    0.0
+                },
+            );
+        }
     }
 }
 
@@ -393,7 +431,34 @@ impl KinesisApi for Kinesis {
         ctx: &RequestContext,
         input: PutRecordInput,
     ) -> Result<PutRecordOutput, ServiceError> {
-        records::put_record(&self.streams, ctx, input).await
+        let started = std::time::Instant::now();
+        let stream = stream_name(ctx, &StreamRef::new(&input.stream_name, &input.stream_arn)).ok();
+        let bytes = (input.data.0.len() + input.partition_key.len()) as f64;
+        let result = records::put_record(&self.streams, ctx, input).await;
+        if let Some(stream) = &stream {
+            let ok = result.is_ok();
+            self.metric(
+                ctx,
+                stream,
+                "PutRecord.Success",
+                "Count",
+                if ok { 1.0 } else { 0.0 },
+            );
+            self.throttled(ctx, stream, "WriteProvisionedThroughputExceeded", &result);
+            if ok {
+                self.metric(ctx, stream, "PutRecord.Bytes", "Bytes", bytes);
+                self.metric(
+                    ctx,
+                    stream,
+                    "PutRecord.Latency",
+                    "Milliseconds",
+                    started.elapsed().as_secs_f64() * 1000.0,
+                );
+                self.metric(ctx, stream, "IncomingRecords", "Count", 1.0);
+                self.metric(ctx, stream, "IncomingBytes", "Bytes", bytes);
+            }
+        }
+        result
     }
 
     async fn put_records(
@@ -401,7 +466,55 @@ impl KinesisApi for Kinesis {
         ctx: &RequestContext,
         input: PutRecordsInput,
     ) -> Result<PutRecordsOutput, ServiceError> {
-        records::put_records(&self.streams, ctx, input).await
+        let started = std::time::Instant::now();
+        let stream = stream_name(ctx, &StreamRef::new(&input.stream_name, &input.stream_arn)).ok();
+        let sizes: Vec<f64> = input
+            .records
+            .iter()
+            .map(|r| (r.data.0.len() + r.partition_key.len()) as f64)
+            .collect();
+        let result = records::put_records(&self.streams, ctx, input).await;
+        if let Some(stream) = &stream {
+            self.throttled(ctx, stream, "WriteProvisionedThroughputExceeded", &result);
+            if let Ok(out) = &result {
+                let total = sizes.len() as f64;
+                let failed = out.failed_record_count.unwrap_or(0) as f64;
+                let bytes: f64 = out
+                    .records
+                    .iter()
+                    .zip(&sizes)
+                    .filter(|(r, _)| r.error_code.is_none())
+                    .map(|(_, b)| b)
+                    .sum();
+                let throttled = out
+                    .records
+                    .iter()
+                    .filter(|r| r.error_code.as_deref() == Some("ProvisionedThroughputExceededException"))
+                    .count() as f64;
+                self.metric(ctx, stream, "PutRecords.TotalRecords", "Count", total);
+                self.metric(
+                    ctx,
+                    stream,
+                    "PutRecords.SuccessfulRecords",
+                    "Count",
+                    total - failed,
+                );
+                self.metric(ctx, stream, "PutRecords.FailedRecords", "Count", failed);
+                self.metric(ctx, stream, "PutRecords.ThrottledRecords", "Count", throttled);
+                self.metric(ctx, stream, "PutRecords.Bytes", "Bytes", bytes);
+                self.metric(
+                    ctx,
+                    stream,
+                    "PutRecords.Latency",
+                    "Milliseconds",
+                    started.elapsed().as_secs_f64() * 1000.0,
+                );
+                self.metric(ctx, stream, "PutRecords.Success", "Count", 1.0);
+                self.metric(ctx, stream, "IncomingRecords", "Count", total - failed);
+                self.metric(ctx, stream, "IncomingBytes", "Bytes", bytes);
+            }
+        }
+        result
     }
 
     async fn get_shard_iterator(
@@ -426,6 +539,51 @@ impl KinesisApi for Kinesis {
         ctx: &RequestContext,
         input: GetRecordsInput,
     ) -> Result<GetRecordsOutput, ServiceError> {
-        records::get_records(&self.streams, ctx, input).await
+        let started = std::time::Instant::now();
+        let stream = iterator::ShardIterator::decode(&input.shard_iterator).map(|it| it.stream_name);
+        let result = records::get_records(&self.streams, ctx, input).await;
+        if let Some(stream) = &stream {
+            let ok = result.is_ok();
+            self.metric(
+                ctx,
+                stream,
+                "GetRecords.Success",
+                "Count",
+                if ok { 1.0 } else { 0.0 },
+            );
+            self.throttled(ctx, stream, "ReadProvisionedThroughputExceeded", &result);
+            if let Ok(out) = &result {
+                let bytes: usize = out
+                    .records
+                    .iter()
+                    .map(|r| r.data.0.len() + r.partition_key.len())
+                    .sum();
+                self.metric(
+                    ctx,
+                    stream,
+                    "GetRecords.Records",
+                    "Count",
+                    out.records.len() as f64,
+                );
+                self.metric(ctx, stream, "GetRecords.Bytes", "Bytes", bytes as f64);
+                self.metric(
+                    ctx,
+                    stream,
+                    "GetRecords.IteratorAgeMilliseconds",
+                    "Milliseconds",
+                    out.millis_behind_latest.unwrap_or(0) as f64,
+                );
+                self.metric(
+                    ctx,
+                    stream,
+                    "GetRecords.Latency",
+                    "Milliseconds",
+                    started.elapsed().as_secs_f64() * 1000.0,
+                );
+                self.metric(ctx, stream, "OutgoingRecords", "Count", out.records.len() as f64);
+                self.metric(ctx, stream, "OutgoingBytes", "Bytes", bytes as f64);
+            }
+        }
+        result
     }
 }

@@ -15,6 +15,7 @@ pub mod body;
 pub mod events;
 pub mod lake;
 pub mod links;
+pub mod metrics;
 #[cfg(feature = "outbound")]
 pub mod outbound;
 pub mod pool;

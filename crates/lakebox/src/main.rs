@@ -103,6 +103,11 @@ pub struct ServeArgs {
     #[arg(long, env = "LAKEBOX_CLOUDWATCH_ALARM_TICK_MS", default_value_t = 10_000)]
     pub cloudwatch_alarm_tick_ms: u64,
 
+    /// Milliseconds between flushes of Lakebox's own service metrics (AWS/Kinesis, …) into
+    /// CloudWatch. CloudWatch's are per minute; tests shorten it.
+    #[arg(long, env = "LAKEBOX_CLOUDWATCH_SERVICE_METRICS_MS", default_value_t = 60_000)]
+    pub cloudwatch_service_metrics_ms: u64,
+
     /// Shortest time a Glue crawl stays RUNNING, in milliseconds. AWS crawls take a minute or
     /// more; Lakebox's finish as fast as the data allows (0), tests raise it to watch a run.
     #[arg(long, env = "LAKEBOX_GLUE_CRAWL_MIN_MS", default_value_t = 0)]

@@ -215,6 +215,16 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
     // SQS speaks awsJson (today's SDKs) and awsQuery (older ones): one service, two doors.
     registry.rpc("sqs", sqs.clone());
     registry.query("sqs", sqs);
+    // Services publish their AWS metrics into CloudWatch, gathered in memory per minute.
+    let service_metrics = lakebox_service::metrics::Aggregator::new(clock.clone());
+    background.adopt(
+        "cloudwatch service metrics",
+        cloudwatch.start_service_metrics(
+            service_metrics.clone(),
+            std::time::Duration::from_millis(args.cloudwatch_service_metrics_ms.max(10)),
+        ),
+    );
+    let kinesis = kinesis.with_metrics(lakebox_service::metrics::Recorder::new(service_metrics.clone()));
     let kinesis_streams = kinesis.sharded_log();
     registry.rpc("kinesis", Arc::new(kinesis));
     // CloudWatch speaks rpc-v2-cbor and awsJson (one dispatcher, the encoding per request) and
@@ -240,6 +250,7 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
     let catalog = glue.catalog();
     registry.rpc("glue", Arc::new(glue));
     let firehose_settings = lakebox_firehose::FirehoseSettings {
+        metrics: lakebox_service::metrics::Recorder::new(service_metrics.clone()),
         create_delay_millis: args.firehose_create_delay_ms as i64,
     };
     let (athena, firehose) = tokio::join!(
