@@ -516,3 +516,56 @@ def test_firehose_publishes_its_aws_metrics(tmp_path):
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket="fh-metrics")["Contents"]]
         body = b"".join(s3.get_object(Bucket="fh-metrics", Key=k)["Body"].read() for k in keys)
         assert sorted(body) == sorted(b"a" * 10 + b"b" * 15)
+
+
+def test_metric_math_in_get_metric_data(cw):
+    ns = "Math/" + cw.meta.service_model.protocol
+    t = minute(-10)
+    cw.put_metric_data(Namespace=ns, MetricData=[
+        {"MetricName": name, "Value": v, "Timestamp": t + datetime.timedelta(minutes=i)}
+        for name, values in (("Errors", [1, 2, 0, 4]), ("Requests", [10, 20, 10, 20]))
+        for i, v in enumerate(values)])
+    stat = lambda name: {"Metric": {"Namespace": ns, "MetricName": name}, "Period": 60, "Stat": "Sum"}
+    r = cw.get_metric_data(StartTime=t, EndTime=t + datetime.timedelta(minutes=6), ScanBy="TimestampAscending",
+                           MetricDataQueries=[
+                               {"Id": "e", "MetricStat": stat("Errors"), "ReturnData": False},
+                               {"Id": "r", "MetricStat": stat("Requests"), "ReturnData": False},
+                               {"Id": "rate", "Expression": "100 * e / r", "Label": "Error rate"},
+                               {"Id": "total", "Expression": "SUM(METRICS())"},
+                               {"Id": "filled", "Expression": "FILL(e, 0)"},
+                               {"Id": "busy", "Expression": "IF(r > 15, r, 0)"},
+                               {"Id": "twice", "Expression": "rate * 2"},
+                           ])
+    got = {x["Id"]: (x["Label"], x["Values"]) for x in r["MetricDataResults"]}
+    assert got["rate"] == ("Error rate", [10.0, 10.0, 0.0, 20.0])
+    assert got["total"][1] == [11.0, 22.0, 10.0, 24.0]
+    assert got["filled"][1] == [1.0, 2.0, 0.0, 4.0, 0.0, 0.0]
+    assert got["busy"][1] == [0.0, 20.0, 0.0, 20.0]
+    assert got["twice"][1] == [20.0, 20.0, 0.0, 40.0]
+    assert set(got) == {"rate", "total", "filled", "busy", "twice"}
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        cw.get_metric_data(StartTime=t, EndTime=t + datetime.timedelta(minutes=6), MetricDataQueries=[
+            {"Id": "bad", "Expression": "nope + 1"}])
+    assert code(e) == "InvalidParameterValue"
+
+
+def test_an_alarm_on_metric_math(alarming):
+    cw = alarming.client("cloudwatch")
+    away_from_a_minute_boundary()
+    t = minute(-1)
+    cw.put_metric_data(Namespace="Api", MetricData=[
+        {"MetricName": "Errors", "Value": 3, "Timestamp": t}, {"MetricName": "Requests", "Value": 10, "Timestamp": t}])
+    stat = lambda name: {"Metric": {"Namespace": "Api", "MetricName": name}, "Period": 60, "Stat": "Sum"}
+    cw.put_metric_alarm(AlarmName="error-rate", EvaluationPeriods=1, Threshold=20,
+                        ComparisonOperator="GreaterThanThreshold", Metrics=[
+                            {"Id": "e", "MetricStat": stat("Errors"), "ReturnData": False},
+                            {"Id": "r", "MetricStat": stat("Requests"), "ReturnData": False},
+                            {"Id": "rate", "Expression": "100 * e / r", "ReturnData": True}])
+    assert wait_for(lambda: state_of(cw, "error-rate") == "ALARM")
+    alarm = cw.describe_alarms(AlarmNames=["error-rate"])["MetricAlarms"][0]
+    assert "[30.0 (" in alarm["StateReason"]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        cw.put_metric_alarm(AlarmName="bad-math", EvaluationPeriods=1, Threshold=1,
+                            ComparisonOperator="GreaterThanThreshold", Metrics=[
+                                {"Id": "x", "Expression": "missing * 2", "ReturnData": True}])
+    assert code(e) == "ValidationError"

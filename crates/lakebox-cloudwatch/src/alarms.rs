@@ -136,10 +136,23 @@ pub async fn put(
         ));
     }
     if let Some(queries) = &input.metrics {
-        if queries.iter().any(|q| q.expression.is_some()) {
-            return Err(invalid_value(
-                "The parameter Metrics is not supported by Lakebox yet with an Expression: metric math is not evaluated.",
-            ));
+        for (i, q) in queries.iter().enumerate() {
+            if q.metric_stat.is_some() == q.expression.is_some() {
+                return Err(validation(format!(
+                    "Exactly one of MetricStat and Expression must be specified for Metrics.member.{}.",
+                    i + 1
+                )));
+            }
+            if let Some(e) = &q.expression {
+                let refs = crate::math::references(e)
+                    .map_err(|m| validation(format!("Error in expression {}: {m}", q.id)))?;
+                if let Some(unknown) = refs.iter().find(|r| !queries.iter().any(|o| o.id == **r)) {
+                    return Err(validation(format!(
+                        "Error in expression {}: Unrecognized id {unknown}",
+                        q.id
+                    )));
+                }
+            }
         }
         if queries.iter().filter(|q| q.return_data != Some(false)).count() != 1 {
             return Err(validation(
@@ -778,6 +791,13 @@ fn evaluated_points(
     a: &MetricAlarm,
     now: i64,
 ) -> Option<Vec<Point>> {
+    if let Some(queries) = a
+        .metrics
+        .as_ref()
+        .filter(|q| q.iter().any(|q| q.expression.is_some()))
+    {
+        return math_points(metrics, account, region, a, queries, now);
+    }
     let w = watched(a)?;
     let stat = Stat::parse(&w.stat)?;
     let period = w.period as i64 * 1000;
@@ -827,6 +847,48 @@ fn java_double(v: f64) -> String {
     } else {
         format!("{v}")
     }
+}
+
+/// The last `EvaluationPeriods` periods of an alarm on metric math: the returned expression
+/// evaluated over the queries it reads, newest first.
+fn math_points(
+    metrics: &Metrics,
+    account: &str,
+    region: &str,
+    a: &MetricAlarm,
+    queries: &[MetricDataQuery],
+    now: i64,
+) -> Option<Vec<Point>> {
+    let returned = queries.iter().find(|q| q.return_data != Some(false))?;
+    let period_secs = returned.period.or_else(|| {
+        queries
+            .iter()
+            .filter_map(|q| q.metric_stat.as_ref().map(|m| q.period.unwrap_or(m.period)))
+            .min()
+    })?;
+    let period = period_secs as i64 * 1000;
+    let n = a.evaluation_periods? as i64;
+    let end = now.div_euclid(period) * period;
+    let start = end - n * period;
+    let ctx = RequestContext {
+        request_id: String::new(),
+        account_id: account.to_owned(),
+        region: region.to_owned(),
+        principal: None,
+        received_at_millis: now,
+        host: None,
+    };
+    let evaluated = crate::query::evaluate_queries(metrics, &ctx, queries, start, end, now).ok()?;
+    let series = evaluated.answers.get(&returned.id)?.first()?.1.clone();
+    Some(
+        (0..n)
+            .map(|i| {
+                let t = start + i * period;
+                (t, series.get(&t).copied())
+            })
+            .rev()
+            .collect(),
+    )
 }
 
 /// The state the alarm's data call for, with CloudWatch's reason and reason data; `None` keeps

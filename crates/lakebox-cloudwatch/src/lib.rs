@@ -15,6 +15,7 @@ mod alarms;
 pub mod api;
 mod dashboards;
 mod errors;
+mod math;
 mod metrics;
 mod put;
 mod query;

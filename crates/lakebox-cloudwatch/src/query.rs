@@ -1,12 +1,13 @@
 //! Reading metrics: GetMetricStatistics, GetMetricData (MetricStat queries) and ListMetrics.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use lakebox_core::{RequestContext, ServiceError};
 use lakebox_protocol::Timestamp;
 
 use crate::api::*;
 use crate::errors::{invalid_combination, invalid_value};
+use crate::math;
 use crate::metrics::{MINUTE, MetricKey, Metrics};
 use crate::stats::{Agg, Stat};
 
@@ -186,6 +187,13 @@ fn parse_token(token: Option<&str>) -> Result<(usize, usize), ServiceError> {
         .ok_or_else(|| ServiceError::client("InvalidNextToken", "The service cannot read the NextToken."))
 }
 
+/// One query's answer before paging: its id, label and points.
+struct Answer {
+    id: String,
+    label: String,
+    points: Vec<(i64, f64)>,
+}
+
 pub fn get_metric_data(
     metrics: &Metrics,
     ctx: &RequestContext,
@@ -214,29 +222,91 @@ pub fn get_metric_data(
                 at("Expression")
             )));
         }
-        if q.expression.is_some() {
-            return Err(invalid_value(format!(
-                "The parameter {} is not supported by Lakebox yet: metric math expressions are not evaluated.",
-                at("Expression")
-            )));
-        }
     }
+    let now = metrics.now_millis();
+    let env = evaluate_queries(metrics, ctx, &input.metric_data_queries, start, end, now)?;
     let descending = !matches!(input.scan_by, Some(ScanBy::TimestampAscending));
     let max = input
         .max_datapoints
         .map_or(DEFAULT_MAX_DATAPOINTS, |m| m.max(1) as usize);
-    let (first_query, mut skip) = parse_token(input.next_token.as_deref())?;
-    let now = metrics.now_millis();
+    let (first, mut skip) = parse_token(input.next_token.as_deref())?;
+    let already = skip;
+    let mut answers = Vec::new();
+    for q in &input.metric_data_queries {
+        if q.return_data == Some(false) {
+            continue;
+        }
+        for (label, series) in env.answers.get(&q.id).cloned().unwrap_or_default() {
+            answers.push(Answer {
+                id: q.id.clone(),
+                label: q.label.clone().unwrap_or(label),
+                points: series.into_iter().collect(),
+            });
+        }
+    }
     let mut results = Vec::new();
     let mut budget = max;
     let mut next_token = None;
-    for (i, q) in input.metric_data_queries.into_iter().enumerate() {
-        if i < first_query || q.return_data == Some(false) {
+    for (i, mut a) in answers.into_iter().enumerate() {
+        if i < first {
             continue;
         }
-        let Some(ms) = q.metric_stat else { continue };
+        if descending {
+            a.points.reverse();
+        }
+        let points: Vec<(i64, f64)> = a.points.into_iter().skip(skip).collect();
+        let skipped = skip;
+        skip = 0;
+        let (sent, rest) = points.split_at(points.len().min(budget));
+        budget -= sent.len();
+        results.push(MetricDataResult {
+            id: Some(a.id),
+            label: Some(a.label),
+            timestamps: Some(sent.iter().map(|(t, _)| Timestamp::from_millis(*t)).collect()),
+            values: Some(sent.iter().map(|(_, v)| *v).collect()),
+            status_code: Some(if rest.is_empty() {
+                StatusCode::Complete
+            } else {
+                StatusCode::PartialData
+            }),
+            messages: Some(Vec::new()),
+        });
+        if !rest.is_empty() {
+            let done = if i == first { already.max(skipped) } else { 0 };
+            next_token = Some(format!("{i}.{}", done + sent.len()));
+            break;
+        }
+    }
+    Ok(GetMetricDataOutput {
+        metric_data_results: Some(results),
+        next_token,
+        messages: Some(Vec::new()),
+    })
+}
+
+/// Every query's series: metric queries read from the store, expressions evaluated after the
+/// queries they read.
+pub struct Evaluated {
+    /// By query id: the series it answers (one for a metric, one or more for an expression).
+    pub answers: HashMap<String, Vec<(String, math::Series)>>,
+}
+
+pub fn evaluate_queries(
+    metrics: &Metrics,
+    ctx: &RequestContext,
+    queries: &[MetricDataQuery],
+    start: i64,
+    end: i64,
+    now: i64,
+) -> Result<Evaluated, ServiceError> {
+    let mut series: HashMap<String, (String, math::Series)> = HashMap::new();
+    let mut metric_ids = Vec::new();
+    let mut periods = Vec::new();
+    for (i, q) in queries.iter().enumerate() {
+        let Some(ms) = &q.metric_stat else { continue };
         let at = |m: &str| format!("MetricDataQueries.member.{}.MetricStat.{m}", i + 1);
         let period = check_period(q.period.unwrap_or(ms.period), &at("Period"))?;
+        periods.push(period);
         let stat = Stat::parse(&ms.stat).ok_or_else(|| {
             invalid_value(format!(
                 "The value {} for parameter {} is not valid.",
@@ -248,60 +318,112 @@ pub fn get_metric_data(
             ctx,
             ms.metric.namespace.as_deref().unwrap_or_default(),
             ms.metric.metric_name.as_deref().unwrap_or_default(),
-            ms.metric.dimensions,
+            ms.metric.dimensions.clone(),
         );
         let first = aligned_start(start, period, now);
         let unit = ms.unit.as_ref().map(StandardUnit::as_str);
         // Units are kept apart; a query for all of them folds them together, as one series.
-        let mut periods: BTreeMap<i64, Agg> = BTreeMap::new();
+        let mut by_time: BTreeMap<i64, Agg> = BTreeMap::new();
         for (_, ps) in by_period(metrics, &key, unit, first, end, period) {
             for (t, agg) in ps {
-                match periods.get_mut(&t) {
+                match by_time.get_mut(&t) {
                     Some(a) => a.merge(&agg),
                     None => {
-                        periods.insert(t, agg);
+                        by_time.insert(t, agg);
                     }
                 }
             }
         }
-        let mut points: Vec<(i64, f64)> = periods
+        let points: math::Series = by_time
             .into_iter()
             .filter_map(|(t, agg)| agg.statistic(&stat).map(|v| (t, v)))
             .collect();
-        if descending {
-            points.reverse();
-        }
-        let points: Vec<(i64, f64)> = points.into_iter().skip(skip).collect();
-        skip = 0;
-        let (sent, rest) = points.split_at(points.len().min(budget));
-        budget -= sent.len();
-        results.push(MetricDataResult {
-            id: Some(q.id.clone()),
-            label: Some(q.label.unwrap_or_else(|| key.name.clone())),
-            timestamps: Some(sent.iter().map(|(t, _)| Timestamp::from_millis(*t)).collect()),
-            values: Some(sent.iter().map(|(_, v)| *v).collect()),
-            status_code: Some(if rest.is_empty() {
-                StatusCode::Complete
-            } else {
-                StatusCode::PartialData
-            }),
-            messages: Some(Vec::new()),
-        });
-        if !rest.is_empty() {
-            let already = if i == first_query {
-                parse_token(input.next_token.as_deref())?.1
-            } else {
-                0
-            };
-            next_token = Some(format!("{i}.{}", already + sent.len()));
-            break;
-        }
+        series.insert(q.id.clone(), (key.name.clone(), points));
+        metric_ids.push(q.id.clone());
     }
-    Ok(GetMetricDataOutput {
-        metric_data_results: Some(results),
-        next_token,
-        messages: Some(Vec::new()),
-    })
+    let mut answers: HashMap<String, Vec<(String, math::Series)>> = series
+        .iter()
+        .map(|(id, s)| (id.clone(), vec![s.clone()]))
+        .collect();
+    let expressions: HashMap<&str, (usize, &MetricDataQuery)> = queries
+        .iter()
+        .enumerate()
+        .filter(|(_, q)| q.expression.is_some())
+        .map(|(i, q)| (q.id.as_str(), (i, q)))
+        .collect();
+    // The grid FILL fills: the expression's period (or the metrics'), from the aligned start.
+    let default_period = periods.iter().copied().min().unwrap_or(60_000);
+    let mut done: HashSet<String> = HashSet::new();
+    fn visit<'q>(
+        id: &'q str,
+        expressions: &HashMap<&'q str, (usize, &'q MetricDataQuery)>,
+        order: &mut Vec<&'q str>,
+        visiting: &mut HashSet<&'q str>,
+        done: &mut HashSet<String>,
+    ) -> Result<(), ServiceError> {
+        let Some((i, q)) = expressions.get(id) else {
+            return Ok(());
+        };
+        if done.contains(id) {
+            return Ok(());
+        }
+        if !visiting.insert(id) {
+            return Err(invalid_value(format!(
+                "The expression of MetricDataQueries.member.{}.Expression refers to itself.",
+                i + 1
+            )));
+        }
+        let text = q.expression.as_deref().unwrap_or_default();
+        let refs =
+            math::references(text).map_err(|e| invalid_value(format!("Error in expression {id}: {e}")))?;
+        for r in refs {
+            if let Some((k, _)) = expressions.get_key_value(r.as_str()) {
+                visit(k, expressions, order, visiting, done)?;
+            }
+        }
+        done.insert(id.to_owned());
+        order.push(id);
+        Ok(())
+    }
+    let mut order = Vec::new();
+    let mut visiting = HashSet::new();
+    for q in queries.iter().filter(|q| q.expression.is_some()) {
+        visit(&q.id, &expressions, &mut order, &mut visiting, &mut done)?;
+    }
+    for id in order {
+        let (_, q) = expressions[id];
+        let period = q.period.map_or(default_period, |p| p as i64 * 1000);
+        let first = aligned_start(start, period, now);
+        let grid: Vec<i64> = (0..)
+            .map(|k| first + k * period)
+            .take_while(|t| *t < end)
+            .take(100_800)
+            .collect();
+        let env = math::Env {
+            series: &series,
+            metric_ids: &metric_ids,
+            period_secs: period as f64 / 1000.0,
+            grid: &grid,
+        };
+        let text = q.expression.as_deref().unwrap_or_default();
+        let value = math::evaluate(text, &env)
+            .map_err(|e| invalid_value(format!("Error in expression {id}: {e}")))?;
+        let label = q.label.clone().unwrap_or_else(|| id.to_owned());
+        let out: Vec<(String, math::Series)> = match value {
+            math::Value::Series(s) => vec![(label.clone(), s)],
+            math::Value::Array(a) => a,
+            math::Value::Scalar(_) => {
+                return Err(invalid_value(format!(
+                    "Error in expression {id}: the expression must return a time series."
+                )));
+            }
+        };
+        if let [(_, s)] = out.as_slice() {
+            series.insert(id.to_owned(), (label, s.clone()));
+        }
+        answers.insert(id.to_owned(), out);
+    }
+    Ok(Evaluated { answers })
 }
 
 pub fn list_metrics(
