@@ -569,3 +569,33 @@ def test_an_alarm_on_metric_math(alarming):
                             ComparisonOperator="GreaterThanThreshold", Metrics=[
                                 {"Id": "x", "Expression": "missing * 2", "ReturnData": True}])
     assert code(e) == "ValidationError"
+
+
+def test_sqs_publishes_its_aws_metrics(tmp_path):
+    with Lakebox(tmp_path, "--cloudwatch-service-metrics-ms", "200") as lb:
+        sqs, cw = lb.client("sqs"), lb.client("cloudwatch")
+        url = sqs.create_queue(QueueName="jobs")["QueueUrl"]
+        empty = sqs.create_queue(QueueName="idle")["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody="x" * 100)
+        sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": "a", "MessageBody": "y" * 10},
+                                                      {"Id": "b", "MessageBody": "z" * 10}])
+        now = datetime.datetime.now(UTC)
+        span = dict(StartTime=now - datetime.timedelta(minutes=5), EndTime=now + datetime.timedelta(minutes=1), Period=300)
+
+        def stat(queue, name, s="Sum"):
+            points = cw.get_metric_statistics(Namespace="AWS/SQS", MetricName=name, Statistics=[s],
+                                              Dimensions=[{"Name": "QueueName", "Value": queue}], **span)["Datapoints"]
+            return points[0][s] if points else None
+        # The depth is sampled while all three wait.
+        assert wait_for(lambda: stat("jobs", "ApproximateNumberOfMessagesVisible", "Maximum") == 3.0)
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=2)["Messages"]
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=got[0]["ReceiptHandle"])
+        assert sqs.receive_message(QueueUrl=empty).get("Messages") is None
+        assert wait_for(lambda: stat("jobs", "NumberOfMessagesDeleted") == 1.0)
+        assert stat("jobs", "NumberOfMessagesSent") == 3.0
+        assert stat("jobs", "SentMessageSize") == 120.0
+        assert stat("jobs", "NumberOfMessagesReceived") == 2.0
+        assert wait_for(lambda: stat("idle", "NumberOfEmptyReceives") == 1.0)
+        # One message stays in flight (received, not deleted).
+        assert wait_for(lambda: (stat("jobs", "ApproximateNumberOfMessagesNotVisible", "Maximum") or 0) >= 1.0)
+        assert stat("jobs", "ApproximateNumberOfMessagesNotVisible", "Minimum") == 0.0

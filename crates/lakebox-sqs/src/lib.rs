@@ -61,6 +61,8 @@ pub struct Sqs {
     segment_bytes: u64,
     /// The service itself, for the tasks it spawns (message moves).
     me: Weak<Sqs>,
+    /// Where the queues' AWS/SQS metrics go, once the binary wires it.
+    metrics: std::sync::OnceLock<lakebox_service::metrics::Recorder>,
 }
 
 impl Sqs {
@@ -85,6 +87,7 @@ impl Sqs {
             swept_up_to: Mutex::new(None),
             segment_bytes,
             me: me.clone(),
+            metrics: std::sync::OnceLock::new(),
         });
         let records = queues::load(&sqs.meta)?;
         {
@@ -100,6 +103,84 @@ impl Sqs {
             sqs.sweep();
         }
         Ok(sqs)
+    }
+
+    /// Publishes the queues' AWS/SQS metrics through `recorder`: the activity of every call,
+    /// and every `every` the queues' depths and oldest message's age.
+    pub fn start_metrics(
+        self: &Arc<Self>,
+        recorder: lakebox_service::metrics::Recorder,
+        every: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let _ = self.metrics.set(recorder.clone());
+        let sqs = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(sqs) = sqs.upgrade() else { return };
+                let now = sqs.now();
+                let queues: Vec<(QueueKey, Arc<Queue>)> = sqs
+                    .queues
+                    .read()
+                    .unwrap()
+                    .iter()
+                    .map(|(k, q)| (k.clone(), q.clone()))
+                    .collect();
+                for (key, q) in queues {
+                    let expire_before = now - q.retention_millis();
+                    let (counts, oldest) = {
+                        let m = q.messages.lock().unwrap();
+                        (m.counts(now, expire_before), m.oldest_sent_millis(expire_before))
+                    };
+                    let dims = [("QueueName", key.name.as_str())];
+                    for (name, unit, value) in [
+                        (
+                            "ApproximateNumberOfMessagesVisible",
+                            "Count",
+                            counts.visible as f64,
+                        ),
+                        (
+                            "ApproximateNumberOfMessagesNotVisible",
+                            "Count",
+                            counts.in_flight as f64,
+                        ),
+                        (
+                            "ApproximateNumberOfMessagesDelayed",
+                            "Count",
+                            counts.delayed as f64,
+                        ),
+                        (
+                            "ApproximateAgeOfOldestMessage",
+                            "Seconds",
+                            oldest.map_or(0.0, |t| ((now - t).max(0) / 1000) as f64),
+                        ),
+                    ] {
+                        recorder.record_for(&key.account, &key.region, "AWS/SQS", name, &dims, unit, value);
+                    }
+                }
+            }
+        })
+    }
+
+    /// Records an activity metric of the queue a URL names, in AWS/SQS.
+    fn metric(
+        &self,
+        ctx: &RequestContext,
+        queue_url: &str,
+        name: &'static str,
+        unit: &'static str,
+        value: f64,
+    ) {
+        if let Some(r) = self.metrics.get() {
+            let queue = queue_url
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or_default();
+            r.record(ctx, "AWS/SQS", name, &[("QueueName", queue)], unit, value);
+        }
     }
 
     /// The sink through which other services (S3's notifications) send messages to queues.
@@ -401,7 +482,13 @@ impl SqsApi for Sqs {
         ctx: &RequestContext,
         input: SendMessageRequest,
     ) -> Result<SendMessageResult, ServiceError> {
-        ops::send_message(self, ctx, input).await
+        let (url, size) = (input.queue_url.clone(), input.message_body.len() as f64);
+        let result = ops::send_message(self, ctx, input).await;
+        if result.is_ok() {
+            self.metric(ctx, &url, "NumberOfMessagesSent", "Count", 1.0);
+            self.metric(ctx, &url, "SentMessageSize", "Bytes", size);
+        }
+        result
     }
 
     async fn send_message_batch(
@@ -409,7 +496,26 @@ impl SqsApi for Sqs {
         ctx: &RequestContext,
         input: SendMessageBatchRequest,
     ) -> Result<SendMessageBatchResult, ServiceError> {
-        ops::send_message_batch(self, ctx, input).await
+        let url = input.queue_url.clone();
+        let sizes: HashMap<String, f64> = input
+            .entries
+            .iter()
+            .map(|e| (e.id.clone(), e.message_body.len() as f64))
+            .collect();
+        let result = ops::send_message_batch(self, ctx, input).await;
+        if let Ok(out) = &result {
+            for ok in &out.successful {
+                self.metric(ctx, &url, "NumberOfMessagesSent", "Count", 1.0);
+                self.metric(
+                    ctx,
+                    &url,
+                    "SentMessageSize",
+                    "Bytes",
+                    sizes.get(&ok.id).copied().unwrap_or(0.0),
+                );
+            }
+        }
+        result
     }
 
     async fn receive_message(
@@ -417,7 +523,20 @@ impl SqsApi for Sqs {
         ctx: &RequestContext,
         input: ReceiveMessageRequest,
     ) -> Result<ReceiveMessageResult, ServiceError> {
-        ops::receive_message(self, ctx, input).await
+        let url = input.queue_url.clone();
+        let result = ops::receive_message(self, ctx, input).await;
+        if let Ok(out) = &result {
+            let n = out.messages.as_ref().map_or(0, Vec::len) as f64;
+            self.metric(ctx, &url, "NumberOfMessagesReceived", "Count", n);
+            self.metric(
+                ctx,
+                &url,
+                "NumberOfEmptyReceives",
+                "Count",
+                if n == 0.0 { 1.0 } else { 0.0 },
+            );
+        }
+        result
     }
 
     async fn delete_message(
@@ -425,7 +544,12 @@ impl SqsApi for Sqs {
         ctx: &RequestContext,
         input: DeleteMessageRequest,
     ) -> Result<(), ServiceError> {
-        ops::delete_message(self, ctx, input).await
+        let url = input.queue_url.clone();
+        let result = ops::delete_message(self, ctx, input).await;
+        if result.is_ok() {
+            self.metric(ctx, &url, "NumberOfMessagesDeleted", "Count", 1.0);
+        }
+        result
     }
 
     async fn delete_message_batch(
@@ -433,7 +557,18 @@ impl SqsApi for Sqs {
         ctx: &RequestContext,
         input: DeleteMessageBatchRequest,
     ) -> Result<DeleteMessageBatchResult, ServiceError> {
-        ops::delete_message_batch(self, ctx, input).await
+        let url = input.queue_url.clone();
+        let result = ops::delete_message_batch(self, ctx, input).await;
+        if let Ok(out) = &result {
+            self.metric(
+                ctx,
+                &url,
+                "NumberOfMessagesDeleted",
+                "Count",
+                out.successful.len() as f64,
+            );
+        }
+        result
     }
 
     async fn change_message_visibility(

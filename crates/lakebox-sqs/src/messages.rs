@@ -365,6 +365,15 @@ impl Messages {
 
     /// The counts at `now`, leaving out messages sent before `expire_before` (past their
     /// retention, gone at the next receive or sweep).
+    /// When the oldest message still kept was sent (ApproximateAgeOfOldestMessage).
+    pub fn oldest_sent_millis(&self, expire_before: i64) -> Option<i64> {
+        self.by_seq
+            .values()
+            .map(|m| m.sent.sent_millis)
+            .filter(|t| *t >= expire_before)
+            .min()
+    }
+
     pub fn counts(&self, now: i64, expire_before: i64) -> Counts {
         let mut c = Counts::default();
         for m in self

@@ -189,6 +189,20 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
     let (sqs, sns, cloudwatch) = (sqs?, sns?, cloudwatch?);
     // Background work the server owns, stopped after the last request is answered.
     let mut background = BackgroundTasks::new();
+    // Services publish their AWS metrics into CloudWatch, gathered in memory per minute.
+    let service_metrics = lakebox_service::metrics::Aggregator::new(clock.clone());
+    let metrics_every = std::time::Duration::from_millis(args.cloudwatch_service_metrics_ms.max(10));
+    background.adopt(
+        "cloudwatch service metrics",
+        cloudwatch.start_service_metrics(service_metrics.clone(), metrics_every),
+    );
+    background.adopt(
+        "sqs metrics",
+        sqs.start_metrics(
+            lakebox_service::metrics::Recorder::new(service_metrics.clone()),
+            metrics_every,
+        ),
+    );
     background.adopt("s3 lifecycle", s3.start_background_work());
     background.adopt("s3 access logs", s3.start_access_log_delivery());
     background.adopt("kinesis retention", kinesis.start_background_work());
@@ -215,15 +229,6 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
     // SQS speaks awsJson (today's SDKs) and awsQuery (older ones): one service, two doors.
     registry.rpc("sqs", sqs.clone());
     registry.query("sqs", sqs);
-    // Services publish their AWS metrics into CloudWatch, gathered in memory per minute.
-    let service_metrics = lakebox_service::metrics::Aggregator::new(clock.clone());
-    background.adopt(
-        "cloudwatch service metrics",
-        cloudwatch.start_service_metrics(
-            service_metrics.clone(),
-            std::time::Duration::from_millis(args.cloudwatch_service_metrics_ms.max(10)),
-        ),
-    );
     let kinesis = kinesis.with_metrics(lakebox_service::metrics::Recorder::new(service_metrics.clone()));
     let kinesis_streams = kinesis.sharded_log();
     registry.rpc("kinesis", Arc::new(kinesis));
