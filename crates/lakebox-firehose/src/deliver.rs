@@ -165,24 +165,22 @@ impl Deliverer {
                 "DeliveryToHttpEndpoint.DataFreshness",
             ),
         };
-        let record = |name: &'static str, unit: &'static str, value: f64| {
-            self.metrics.record_for(
-                &stream.account,
-                &stream.region,
-                "AWS/Firehose",
-                name,
-                &[("DeliveryStreamName", &stream.name)],
-                unit,
-                value,
-            )
-        };
-        record(success, "Count", if ok { 1.0 } else { 0.0 });
         let oldest = buffer.iter().map(|r| r.timestamp_millis).min().unwrap_or(now);
-        record(freshness, "Seconds", ((now - oldest).max(0) as f64) / 1000.0);
+        let mut values = vec![
+            (success, "Count", if ok { 1.0 } else { 0.0 }),
+            (freshness, "Seconds", ((now - oldest).max(0) as f64) / 1000.0),
+        ];
         if ok {
-            record(records, "Count", buffer.len() as f64);
-            record(size, "Bytes", bytes as f64);
+            values.push((records, "Count", buffer.len() as f64));
+            values.push((size, "Bytes", bytes as f64));
         }
+        self.metrics.record_many(
+            &stream.account,
+            &stream.region,
+            "AWS/Firehose",
+            &[("DeliveryStreamName", &stream.name)],
+            &values,
+        );
     }
 
     /// Writes an object as the stream's account: another account's bucket is AccessDenied.

@@ -54,20 +54,17 @@ pub struct Firehose {
 impl Firehose {
     /// IncomingRecords, IncomingBytes and IncomingPutRequests of a direct put, in AWS/Firehose.
     fn incoming(&self, ctx: &RequestContext, stream: &str, records: usize, bytes: usize) {
-        for (name, unit, value) in [
-            ("IncomingRecords", "Count", records as f64),
-            ("IncomingBytes", "Bytes", bytes as f64),
-            ("IncomingPutRequests", "Count", 1.0),
-        ] {
-            self.metrics.record(
-                ctx,
-                "AWS/Firehose",
-                name,
-                &[("DeliveryStreamName", stream)],
-                unit,
-                value,
-            );
-        }
+        self.metrics.record_many(
+            &ctx.account_id,
+            &ctx.region,
+            "AWS/Firehose",
+            &[("DeliveryStreamName", stream)],
+            &[
+                ("IncomingRecords", "Count", records as f64),
+                ("IncomingBytes", "Bytes", bytes as f64),
+                ("IncomingPutRequests", "Count", 1.0),
+            ],
+        );
     }
 
     pub fn open(

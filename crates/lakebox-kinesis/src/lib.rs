@@ -76,32 +76,22 @@ impl Kinesis {
         self
     }
 
-    /// Records a metric of a stream (dimension `StreamName`), in AWS/Kinesis.
-    fn metric(&self, ctx: &RequestContext, stream: &str, name: &'static str, unit: &'static str, value: f64) {
-        self.metrics
-            .record(ctx, "AWS/Kinesis", name, &[("StreamName", stream)], unit, value);
+    /// Records what one call reports of a stream (dimension `StreamName`), in AWS/Kinesis.
+    fn metrics(&self, ctx: &RequestContext, stream: &str, values: &[(&'static str, &'static str, f64)]) {
+        self.metrics.record_many(
+            &ctx.account_id,
+            &ctx.region,
+            "AWS/Kinesis",
+            &[("StreamName", stream)],
+            values,
+        );
     }
 
-    /// A throttled call counts in the stream's `*ProvisionedThroughputExceeded` metric.
-    fn throttled<T>(
-        &self,
-        ctx: &RequestContext,
-        stream: &str,
-        metric: &'static str,
-        r: &Result<T, ServiceError>,
-    ) {
-        if let Err(e) = r {
-            self.metric(
-                ctx,
-                stream,
-                metric,
-                "Count",
-                if e.code == "ProvisionedThroughputExceededException" {
-                    1.0
-                } else {
-                    0.0
-                },
-            );
+    /// A throttled call's `*ProvisionedThroughputExceeded` value (1, else 0).
+    fn throttled<T>(r: &Result<T, ServiceError>) -> f64 {
+        match r {
+            Err(e) if e.code == "ProvisionedThroughputExceededException" => 1.0,
+            _ => 0.0,
         }
     }
 }
@@ -436,26 +426,30 @@ impl KinesisApi for Kinesis {
         let bytes = (input.data.0.len() + input.partition_key.len()) as f64;
         let result = records::put_record(&self.streams, ctx, input).await;
         if let Some(stream) = &stream {
-            let ok = result.is_ok();
-            self.metric(
-                ctx,
-                stream,
-                "PutRecord.Success",
-                "Count",
-                if ok { 1.0 } else { 0.0 },
-            );
-            self.throttled(ctx, stream, "WriteProvisionedThroughputExceeded", &result);
-            if ok {
-                self.metric(ctx, stream, "PutRecord.Bytes", "Bytes", bytes);
-                self.metric(
+            let throttled = Self::throttled(&result);
+            if result.is_ok() {
+                let latency = started.elapsed().as_secs_f64() * 1000.0;
+                self.metrics(
                     ctx,
                     stream,
-                    "PutRecord.Latency",
-                    "Milliseconds",
-                    started.elapsed().as_secs_f64() * 1000.0,
+                    &[
+                        ("PutRecord.Success", "Count", 1.0),
+                        ("PutRecord.Bytes", "Bytes", bytes),
+                        ("PutRecord.Latency", "Milliseconds", latency),
+                        ("IncomingRecords", "Count", 1.0),
+                        ("IncomingBytes", "Bytes", bytes),
+                        ("WriteProvisionedThroughputExceeded", "Count", 0.0),
+                    ],
                 );
-                self.metric(ctx, stream, "IncomingRecords", "Count", 1.0);
-                self.metric(ctx, stream, "IncomingBytes", "Bytes", bytes);
+            } else {
+                self.metrics(
+                    ctx,
+                    stream,
+                    &[
+                        ("PutRecord.Success", "Count", 0.0),
+                        ("WriteProvisionedThroughputExceeded", "Count", throttled),
+                    ],
+                );
             }
         }
         result
@@ -475,43 +469,51 @@ impl KinesisApi for Kinesis {
             .collect();
         let result = records::put_records(&self.streams, ctx, input).await;
         if let Some(stream) = &stream {
-            self.throttled(ctx, stream, "WriteProvisionedThroughputExceeded", &result);
-            if let Ok(out) = &result {
-                let total = sizes.len() as f64;
-                let failed = out.failed_record_count.unwrap_or(0) as f64;
-                let bytes: f64 = out
-                    .records
-                    .iter()
-                    .zip(&sizes)
-                    .filter(|(r, _)| r.error_code.is_none())
-                    .map(|(_, b)| b)
-                    .sum();
-                let throttled = out
-                    .records
-                    .iter()
-                    .filter(|r| r.error_code.as_deref() == Some("ProvisionedThroughputExceededException"))
-                    .count() as f64;
-                self.metric(ctx, stream, "PutRecords.TotalRecords", "Count", total);
-                self.metric(
+            match &result {
+                Ok(out) => {
+                    let total = sizes.len() as f64;
+                    let failed = out.failed_record_count.unwrap_or(0) as f64;
+                    let bytes: f64 = out
+                        .records
+                        .iter()
+                        .zip(&sizes)
+                        .filter(|(r, _)| r.error_code.is_none())
+                        .map(|(_, b)| b)
+                        .sum();
+                    let throttled = out
+                        .records
+                        .iter()
+                        .filter(|r| r.error_code.as_deref() == Some("ProvisionedThroughputExceededException"))
+                        .count() as f64;
+                    let latency = started.elapsed().as_secs_f64() * 1000.0;
+                    self.metrics(
+                        ctx,
+                        stream,
+                        &[
+                            ("PutRecords.TotalRecords", "Count", total),
+                            ("PutRecords.SuccessfulRecords", "Count", total - failed),
+                            ("PutRecords.FailedRecords", "Count", failed),
+                            ("PutRecords.ThrottledRecords", "Count", throttled),
+                            ("PutRecords.Bytes", "Bytes", bytes),
+                            ("PutRecords.Latency", "Milliseconds", latency),
+                            ("PutRecords.Success", "Count", 1.0),
+                            ("IncomingRecords", "Count", total - failed),
+                            ("IncomingBytes", "Bytes", bytes),
+                        ],
+                    );
+                }
+                Err(_) => self.metrics(
                     ctx,
                     stream,
-                    "PutRecords.SuccessfulRecords",
-                    "Count",
-                    total - failed,
-                );
-                self.metric(ctx, stream, "PutRecords.FailedRecords", "Count", failed);
-                self.metric(ctx, stream, "PutRecords.ThrottledRecords", "Count", throttled);
-                self.metric(ctx, stream, "PutRecords.Bytes", "Bytes", bytes);
-                self.metric(
-                    ctx,
-                    stream,
-                    "PutRecords.Latency",
-                    "Milliseconds",
-                    started.elapsed().as_secs_f64() * 1000.0,
-                );
-                self.metric(ctx, stream, "PutRecords.Success", "Count", 1.0);
-                self.metric(ctx, stream, "IncomingRecords", "Count", total - failed);
-                self.metric(ctx, stream, "IncomingBytes", "Bytes", bytes);
+                    &[
+                        ("PutRecords.Success", "Count", 0.0),
+                        (
+                            "WriteProvisionedThroughputExceeded",
+                            "Count",
+                            Self::throttled(&result),
+                        ),
+                    ],
+                ),
             }
         }
         result
@@ -543,45 +545,43 @@ impl KinesisApi for Kinesis {
         let stream = iterator::ShardIterator::decode(&input.shard_iterator).map(|it| it.stream_name);
         let result = records::get_records(&self.streams, ctx, input).await;
         if let Some(stream) = &stream {
-            let ok = result.is_ok();
-            self.metric(
-                ctx,
-                stream,
-                "GetRecords.Success",
-                "Count",
-                if ok { 1.0 } else { 0.0 },
-            );
-            self.throttled(ctx, stream, "ReadProvisionedThroughputExceeded", &result);
-            if let Ok(out) = &result {
-                let bytes: usize = out
-                    .records
-                    .iter()
-                    .map(|r| r.data.0.len() + r.partition_key.len())
-                    .sum();
-                self.metric(
+            match &result {
+                Ok(out) => {
+                    let n = out.records.len() as f64;
+                    let bytes = out
+                        .records
+                        .iter()
+                        .map(|r| r.data.0.len() + r.partition_key.len())
+                        .sum::<usize>() as f64;
+                    let age = out.millis_behind_latest.unwrap_or(0) as f64;
+                    let latency = started.elapsed().as_secs_f64() * 1000.0;
+                    self.metrics(
+                        ctx,
+                        stream,
+                        &[
+                            ("GetRecords.Success", "Count", 1.0),
+                            ("GetRecords.Records", "Count", n),
+                            ("GetRecords.Bytes", "Bytes", bytes),
+                            ("GetRecords.IteratorAgeMilliseconds", "Milliseconds", age),
+                            ("GetRecords.Latency", "Milliseconds", latency),
+                            ("OutgoingRecords", "Count", n),
+                            ("OutgoingBytes", "Bytes", bytes),
+                            ("ReadProvisionedThroughputExceeded", "Count", 0.0),
+                        ],
+                    );
+                }
+                Err(_) => self.metrics(
                     ctx,
                     stream,
-                    "GetRecords.Records",
-                    "Count",
-                    out.records.len() as f64,
-                );
-                self.metric(ctx, stream, "GetRecords.Bytes", "Bytes", bytes as f64);
-                self.metric(
-                    ctx,
-                    stream,
-                    "GetRecords.IteratorAgeMilliseconds",
-                    "Milliseconds",
-                    out.millis_behind_latest.unwrap_or(0) as f64,
-                );
-                self.metric(
-                    ctx,
-                    stream,
-                    "GetRecords.Latency",
-                    "Milliseconds",
-                    started.elapsed().as_secs_f64() * 1000.0,
-                );
-                self.metric(ctx, stream, "OutgoingRecords", "Count", out.records.len() as f64);
-                self.metric(ctx, stream, "OutgoingBytes", "Bytes", bytes as f64);
+                    &[
+                        ("GetRecords.Success", "Count", 0.0),
+                        (
+                            "ReadProvisionedThroughputExceeded",
+                            "Count",
+                            Self::throttled(&result),
+                        ),
+                    ],
+                ),
             }
         }
         result

@@ -30,36 +30,61 @@ pub struct Sample {
     pub max: f64,
 }
 
-type Key = (
-    String,
-    String,
-    &'static str,
-    &'static str,
-    Vec<(&'static str, String)>,
-    &'static str,
-    i64,
-);
+/// One metric's minute in a group: (name, unit, minute).
+type Slot = (&'static str, &'static str, i64);
+
+/// The metrics of one account, region, namespace and dimension set, with their minutes.
+struct Group {
+    account: String,
+    region: String,
+    namespace: &'static str,
+    dimensions: Vec<(&'static str, String)>,
+    /// (name, unit, minute) → count, sum, min, max. A handful per group: searched in order.
+    values: Vec<(Slot, [f64; 4])>,
+}
 
 /// Samples gathered since the last drain.
 pub struct Aggregator {
     clock: Arc<dyn Clock>,
-    samples: Mutex<HashMap<Key, Sample>>,
+    /// By a key spelling the group (built in a reused buffer, so a hit allocates nothing).
+    groups: Mutex<HashMap<String, Group>>,
 }
 
 impl Aggregator {
     pub fn new(clock: Arc<dyn Clock>) -> Arc<Aggregator> {
         Arc::new(Aggregator {
             clock,
-            samples: Mutex::new(HashMap::new()),
+            groups: Mutex::new(HashMap::new()),
         })
     }
 
     /// Everything gathered so far; the aggregator starts over.
     pub fn drain(&self) -> Vec<Sample> {
-        std::mem::take(&mut *self.samples.lock().unwrap())
-            .into_values()
-            .collect()
+        let groups = std::mem::take(&mut *self.groups.lock().unwrap());
+        let mut out = Vec::new();
+        for g in groups.into_values() {
+            for ((name, unit, minute), [count, sum, min, max]) in g.values {
+                out.push(Sample {
+                    account: g.account.clone(),
+                    region: g.region.clone(),
+                    namespace: g.namespace,
+                    name,
+                    dimensions: g.dimensions.clone(),
+                    unit,
+                    minute_millis: minute,
+                    count,
+                    sum,
+                    min,
+                    max,
+                });
+            }
+        }
+        out
     }
+}
+
+thread_local! {
+    static KEY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
 /// What a service records its metrics with (cheap to clone).
@@ -91,14 +116,12 @@ impl Recorder {
         unit: &'static str,
         value: f64,
     ) {
-        self.record_for(
+        self.record_many(
             &ctx.account_id,
             &ctx.region,
             namespace,
-            name,
             dimensions,
-            unit,
-            value,
+            &[(name, unit, value)],
         );
     }
 
@@ -114,37 +137,61 @@ impl Recorder {
         unit: &'static str,
         value: f64,
     ) {
+        self.record_many(account, region, namespace, dimensions, &[(name, unit, value)]);
+    }
+
+    /// Adds one value to each of several metrics sharing an account, region, namespace and
+    /// dimensions (what one call of an operation reports), under one lock.
+    pub fn record_many(
+        &self,
+        account: &str,
+        region: &str,
+        namespace: &'static str,
+        dimensions: &[(&'static str, &str)],
+        values: &[(&'static str, &'static str, f64)],
+    ) {
         let Some(agg) = &self.0 else { return };
         let minute = agg.clock.now_millis().div_euclid(60_000) * 60_000;
-        let dims: Vec<(&'static str, String)> =
-            dimensions.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
-        let key = (
-            account.to_owned(),
-            region.to_owned(),
-            namespace,
-            name,
-            dims.clone(),
-            unit,
-            minute,
-        );
-        let mut samples = agg.samples.lock().unwrap();
-        let s = samples.entry(key).or_insert_with(|| Sample {
-            account: account.to_owned(),
-            region: region.to_owned(),
-            namespace,
-            name,
-            dimensions: dims,
-            unit,
-            minute_millis: minute,
-            count: 0.0,
-            sum: 0.0,
-            min: f64::INFINITY,
-            max: f64::NEG_INFINITY,
+        KEY.with(|k| {
+            let mut key = k.borrow_mut();
+            key.clear();
+            for part in [account, region, namespace] {
+                key.push_str(part);
+                key.push('\0');
+            }
+            for (n, v) in dimensions {
+                key.push_str(n);
+                key.push('\u{1}');
+                key.push_str(v);
+                key.push('\0');
+            }
+            let mut groups = agg.groups.lock().unwrap();
+            if !groups.contains_key(key.as_str()) {
+                groups.insert(
+                    key.clone(),
+                    Group {
+                        account: account.to_owned(),
+                        region: region.to_owned(),
+                        namespace,
+                        dimensions: dimensions.iter().map(|(k, v)| (*k, (*v).to_owned())).collect(),
+                        values: Vec::new(),
+                    },
+                );
+            }
+            let group = groups.get_mut(key.as_str()).expect("just inserted");
+            for &(name, unit, value) in values {
+                let id = (name, unit, minute);
+                match group.values.iter_mut().find(|(k, _)| *k == id) {
+                    Some((_, [count, sum, min, max])) => {
+                        *count += 1.0;
+                        *sum += value;
+                        *min = min.min(value);
+                        *max = max.max(value);
+                    }
+                    None => group.values.push((id, [1.0, value, value, value])),
+                }
+            }
         });
-        s.count += 1.0;
-        s.sum += value;
-        s.min = s.min.min(value);
-        s.max = s.max.max(value);
     }
 }
 
