@@ -66,16 +66,11 @@ impl CloudWatch {
         from: Arc<lakebox_service::metrics::Aggregator>,
         every: Duration,
     ) -> tokio::task::JoinHandle<()> {
-        let me = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut interval = tokio::time::interval(every);
-            interval.tick().await;
-            loop {
-                interval.tick().await;
-                let Some(cw) = me.upgrade() else { return };
-                let samples = from.drain();
+        lakebox_service::tasks::every(self, every, move |cw| {
+            let samples = from.drain();
+            async move {
                 if samples.is_empty() {
-                    continue;
+                    return;
                 }
                 let data = samples.into_iter().map(put::service_datum).collect();
                 if let Err(e) = cw.metrics.put(data).await {
@@ -92,29 +87,15 @@ impl CloudWatch {
         tick: Duration,
     ) -> tokio::task::JoinHandle<()> {
         let _ = self.actions.set(actions);
-        let me = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut interval = tokio::time::interval(tick);
-            interval.tick().await;
-            loop {
-                interval.tick().await;
-                let Some(cw) = me.upgrade() else { return };
-                alarms::evaluate_all(&cw.meta, &cw.metrics, cw.actions.get()).await;
-            }
+        lakebox_service::tasks::every(self, tick, |cw| async move {
+            alarms::evaluate_all(&cw.meta, &cw.metrics, cw.actions.get()).await;
         })
     }
 
     /// Rolls metric data up and expires it as it ages (call once, inside the runtime).
     pub fn start_background_work(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
-        let me = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(SWEEP_INTERVAL);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let Some(cw) = me.upgrade() else { return };
-                let _ = tokio::task::spawn_blocking(move || cw.metrics.roll_up()).await;
-            }
+        lakebox_service::tasks::every(self, SWEEP_INTERVAL, |cw| async move {
+            let _ = tokio::task::spawn_blocking(move || cw.metrics.roll_up()).await;
         })
     }
 }

@@ -5,6 +5,26 @@ use std::future::Future;
 
 use tokio::task::JoinHandle;
 
+/// Runs `work` on `owner` every `period` (the first time one period from now), for as long as
+/// the owner lives: the task holds it weakly, so a dropped service stops its timers.
+pub fn every<T, F, Fut>(owner: &std::sync::Arc<T>, period: std::time::Duration, work: F) -> JoinHandle<()>
+where
+    T: Send + Sync + 'static,
+    F: Fn(std::sync::Arc<T>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let owner = std::sync::Arc::downgrade(owner);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(o) = owner.upgrade() else { return };
+            work(o).await;
+        }
+    })
+}
+
 /// Tasks that run until the server stops. Dropping the set aborts them; [`shutdown`] aborts
 /// them and waits until each has stopped.
 ///

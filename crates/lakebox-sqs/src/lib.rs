@@ -113,55 +113,54 @@ impl Sqs {
         every: Duration,
     ) -> tokio::task::JoinHandle<()> {
         let _ = self.metrics.set(recorder.clone());
-        let sqs = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let Some(sqs) = sqs.upgrade() else { return };
-                let now = sqs.now();
-                let queues: Vec<(QueueKey, Arc<Queue>)> = sqs
-                    .queues
-                    .read()
-                    .unwrap()
-                    .iter()
-                    .map(|(k, q)| (k.clone(), q.clone()))
-                    .collect();
-                for (key, q) in queues {
-                    let expire_before = now - q.retention_millis();
-                    let (counts, oldest) = {
-                        let m = q.messages.lock().unwrap();
-                        (m.counts(now, expire_before), m.oldest_sent_millis(expire_before))
-                    };
-                    let dims = [("QueueName", key.name.as_str())];
-                    for (name, unit, value) in [
-                        (
-                            "ApproximateNumberOfMessagesVisible",
-                            "Count",
-                            counts.visible as f64,
-                        ),
-                        (
-                            "ApproximateNumberOfMessagesNotVisible",
-                            "Count",
-                            counts.in_flight as f64,
-                        ),
-                        (
-                            "ApproximateNumberOfMessagesDelayed",
-                            "Count",
-                            counts.delayed as f64,
-                        ),
-                        (
-                            "ApproximateAgeOfOldestMessage",
-                            "Seconds",
-                            oldest.map_or(0.0, |t| ((now - t).max(0) / 1000) as f64),
-                        ),
-                    ] {
-                        recorder.record_for(&key.account, &key.region, "AWS/SQS", name, &dims, unit, value);
-                    }
-                }
-            }
+        lakebox_service::tasks::every(self, every, move |sqs| {
+            sqs.sample_depths(&recorder);
+            async {}
         })
+    }
+
+    /// Each queue's depth and oldest message's age, as AWS/SQS samples them.
+    fn sample_depths(&self, recorder: &lakebox_service::metrics::Recorder) {
+        let now = self.now();
+        let queues: Vec<(QueueKey, Arc<Queue>)> = self
+            .queues
+            .read()
+            .unwrap()
+            .iter()
+            .map(|(k, q)| (k.clone(), q.clone()))
+            .collect();
+        for (key, q) in queues {
+            let expire_before = now - q.retention_millis();
+            let (counts, oldest) = {
+                let m = q.messages.lock().unwrap();
+                (m.counts(now, expire_before), m.oldest_sent_millis(expire_before))
+            };
+            let age = oldest.map_or(0.0, |t| ((now - t).max(0) / 1000) as f64);
+            recorder.record_many(
+                &key.account,
+                &key.region,
+                "AWS/SQS",
+                &[("QueueName", key.name.as_str())],
+                &[
+                    (
+                        "ApproximateNumberOfMessagesVisible",
+                        "Count",
+                        counts.visible as f64,
+                    ),
+                    (
+                        "ApproximateNumberOfMessagesNotVisible",
+                        "Count",
+                        counts.in_flight as f64,
+                    ),
+                    (
+                        "ApproximateNumberOfMessagesDelayed",
+                        "Count",
+                        counts.delayed as f64,
+                    ),
+                    ("ApproximateAgeOfOldestMessage", "Seconds", age),
+                ],
+            );
+        }
     }
 
     /// Records an activity metric of the queue a URL names, in AWS/SQS.
