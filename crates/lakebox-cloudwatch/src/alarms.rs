@@ -281,10 +281,7 @@ pub async fn put(
         }
         None => format!("Alarm \"{}\" created", input.alarm_name),
     };
-    for t in input.tags.unwrap_or_default() {
-        tags.retain(|(k, _)| *k != t.key);
-        tags.push((t.key, t.value));
-    }
+    crate::dashboards::merge_tags(&mut tags, input.tags.unwrap_or_default());
     let item = history_item(&alarm, now, HistoryItemType::ConfigurationUpdate, summary, None);
     save(meta, key, Stored { alarm, tags }, Some(item)).await
 }
@@ -408,27 +405,13 @@ pub fn describe_for_metric(
     ctx: &RequestContext,
     input: DescribeAlarmsForMetricInput,
 ) -> Result<DescribeAlarmsForMetricOutput, ServiceError> {
-    let mut dims: Vec<(String, String)> = input
-        .dimensions
-        .unwrap_or_default()
-        .into_iter()
-        .map(|d| (d.name, d.value))
-        .collect();
-    dims.sort();
+    let dims = crate::query::dimension_set(input.dimensions);
     let alarms = all_of(meta, ctx)?
         .into_iter()
         .map(|s| s.alarm)
         .filter(|a| {
             let Some(w) = watched(a) else { return false };
-            let mut theirs: Vec<(String, String)> = w
-                .metric
-                .dimensions
-                .clone()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|d| (d.name, d.value))
-                .collect();
-            theirs.sort();
+            let theirs = crate::query::dimension_set(w.metric.dimensions.clone());
             w.metric.metric_name.as_deref() == Some(input.metric_name.as_str())
                 && w.metric.namespace.as_deref() == Some(input.namespace.as_str())
                 && theirs == dims
@@ -804,20 +787,12 @@ fn evaluated_points(
     let n = a.evaluation_periods? as i64;
     let end = now.div_euclid(period) * period;
     let start = end - n * period;
-    let mut dims: Vec<(String, String)> = w
-        .metric
-        .dimensions
-        .unwrap_or_default()
-        .into_iter()
-        .map(|d| (d.name, d.value))
-        .collect();
-    dims.sort();
     let key = MetricKey {
         account: account.to_owned(),
         region: region.to_owned(),
         namespace: w.metric.namespace.unwrap_or_default(),
         name: w.metric.metric_name.unwrap_or_default(),
-        dimensions: dims,
+        dimensions: crate::query::dimension_set(w.metric.dimensions),
     };
     let unit = w.unit.as_ref().map(StandardUnit::as_str);
     let mut periods: Vec<Option<Agg>> = vec![None; n as usize];

@@ -181,7 +181,7 @@ pub async fn delete(
 }
 
 /// Sets tags, a new value replacing the old for the same key.
-fn merge_tags(tags: &mut Vec<(String, String)>, new: Vec<Tag>) {
+pub(crate) fn merge_tags(tags: &mut Vec<(String, String)>, new: Vec<Tag>) {
     for t in new {
         match tags.iter_mut().find(|(k, _)| *k == t.key) {
             Some(existing) => existing.1 = t.value,

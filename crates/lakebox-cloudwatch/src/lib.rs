@@ -174,10 +174,7 @@ impl CloudWatchApi for CloudWatch {
     ) -> Result<TagResourceOutput, ServiceError> {
         let new = input.tags.clone();
         let alarm = alarms::change_tags(&self.meta, ctx, &input.resource_arn, move |tags| {
-            for t in new {
-                tags.retain(|(k, _)| *k != t.key);
-                tags.push((t.key, t.value));
-            }
+            dashboards::merge_tags(tags, new)
         })
         .await?;
         if !alarm {

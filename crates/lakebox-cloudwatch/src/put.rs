@@ -164,13 +164,7 @@ fn datum(
             at("Values")
         )));
     };
-    let mut dimensions: Vec<(String, String)> = d
-        .dimensions
-        .unwrap_or_default()
-        .into_iter()
-        .map(|x| (x.name, x.value))
-        .collect();
-    dimensions.sort();
+    let dimensions = crate::query::dimension_set(d.dimensions);
     if dimensions.windows(2).any(|w| w[0].0 == w[1].0) {
         return Err(invalid_value(format!(
             "The parameter {} must not contain the same dimension name twice.",

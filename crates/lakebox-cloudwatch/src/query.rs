@@ -19,19 +19,30 @@ const DEFAULT_MAX_DATAPOINTS: usize = 100_800;
 const LIST_PAGE: usize = 500;
 const DAY: i64 = 24 * 60 * MINUTE;
 
-fn metric_key(ctx: &RequestContext, namespace: &str, name: &str, dims: Option<Vec<Dimension>>) -> MetricKey {
-    let mut dimensions: Vec<(String, String)> = dims
+/// A metric's dimensions as its key holds them: sorted by name, as a metric is the same
+/// whatever order they were sent in.
+pub fn dimension_set(dims: Option<Vec<Dimension>>) -> Vec<(String, String)> {
+    let mut set: Vec<(String, String)> = dims
         .unwrap_or_default()
         .into_iter()
         .map(|d| (d.name, d.value))
         .collect();
-    dimensions.sort();
+    set.sort();
+    set
+}
+
+pub fn metric_key(
+    ctx: &RequestContext,
+    namespace: &str,
+    name: &str,
+    dims: Option<Vec<Dimension>>,
+) -> MetricKey {
     MetricKey {
         account: ctx.account_id.clone(),
         region: ctx.region.clone(),
         namespace: namespace.to_owned(),
         name: name.to_owned(),
-        dimensions,
+        dimensions: dimension_set(dims),
     }
 }
 
