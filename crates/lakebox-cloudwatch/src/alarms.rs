@@ -735,9 +735,8 @@ fn notification(alarm: &MetricAlarm, old: &StateValue, t: &Transition, now: i64,
             region_name(region)
         )),
         attributes: Vec::new(),
-        group_id: None,
-        dedup_id: None,
         sender: "cloudwatch.amazonaws.com",
+        ..Event::default()
     }
 }
 
@@ -845,14 +844,7 @@ fn math_points(
     let n = a.evaluation_periods? as i64;
     let end = now.div_euclid(period) * period;
     let start = end - n * period;
-    let ctx = RequestContext {
-        request_id: String::new(),
-        account_id: account.to_owned(),
-        region: region.to_owned(),
-        principal: None,
-        received_at_millis: now,
-        host: None,
-    };
+    let ctx = RequestContext::internal(account, region, now);
     let evaluated = crate::query::evaluate_queries(metrics, &ctx, queries, start, end, now).ok()?;
     let series = evaluated.answers.get(&returned.id)?.first()?.1.clone();
     Some(

@@ -39,6 +39,19 @@ impl RequestContext {
         }
     }
 
+    /// The context of work a service does on its own in `account` and `region` (an alarm
+    /// evaluating, a delivery into another service's resource), at `now`.
+    pub fn internal(account: &str, region: &str, now_millis: i64) -> Self {
+        RequestContext {
+            request_id: crate::ids::request_id(),
+            account_id: account.to_owned(),
+            region: region.to_owned(),
+            principal: None,
+            received_at_millis: now_millis,
+            host: None,
+        }
+    }
+
     /// A context for unit tests and internal callers.
     pub fn for_tests() -> Self {
         RequestContext {

@@ -9,6 +9,20 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InvalidToken;
 
+/// The token that names `key` as the last item returned.
+pub fn encode(key: &str) -> String {
+    URL_SAFE_NO_PAD.encode(key)
+}
+
+/// The key a token names.
+pub fn decode(token: &str) -> Result<String, InvalidToken> {
+    URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or(InvalidToken)
+}
+
 /// The page after `token` of `items` (sorted by `key`), at most `max` long, and the token of
 /// the next page if there is one.
 pub fn page<T>(
@@ -18,13 +32,7 @@ pub fn page<T>(
     max: usize,
 ) -> Result<(Vec<T>, Option<String>), InvalidToken> {
     let after = match token.filter(|t| !t.is_empty()) {
-        Some(t) => Some(
-            URL_SAFE_NO_PAD
-                .decode(t)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or(InvalidToken)?,
-        ),
+        Some(t) => Some(decode(t)?),
         None => None,
     };
     let max = max.max(1);
@@ -35,7 +43,7 @@ pub fn page<T>(
         .collect();
     let next = if out.len() > max {
         out.truncate(max);
-        out.last().map(|l| URL_SAFE_NO_PAD.encode(key(l)))
+        out.last().map(|l| encode(&key(l)))
     } else {
         None
     };

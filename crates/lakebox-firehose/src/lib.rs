@@ -24,9 +24,11 @@ pub mod streams;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::api::FirehoseApi;
 use lakebox_core::{Clock, RequestContext, ServiceError};
 use lakebox_glue::Catalog;
 use lakebox_service::BoxFuture;
+use lakebox_service::events::{DeliveryError, Event, EventSink, delivery_context};
 use lakebox_service::lake::Lake;
 use lakebox_service::links::ShardedLog;
 use lakebox_service::{RpcRequest, RpcResponse, RpcService};
@@ -112,6 +114,40 @@ impl Firehose {
                 s.uid.clone(),
             ));
         }
+    }
+}
+
+impl Firehose {
+    /// Records other services put into delivery streams by ARN (SNS subscriptions, CloudWatch
+    /// Logs' subscription filters), through PutRecord, as any producer's.
+    pub fn event_sink(self: &Arc<Self>) -> Arc<dyn EventSink> {
+        Arc::new(DeliveryStreamEvents(self.clone()))
+    }
+}
+
+struct DeliveryStreamEvents(Arc<Firehose>);
+
+impl EventSink for DeliveryStreamEvents {
+    fn deliver(&self, target_arn: String, event: Event) -> BoxFuture<Result<(), DeliveryError>> {
+        let firehose = self.0.clone();
+        Box::pin(async move {
+            let ctx = delivery_context(&target_arn, firehose.streams.now())?;
+            let name = target_arn
+                .rsplit_once(":deliverystream/")
+                .map(|(_, n)| n.to_owned())
+                .ok_or(DeliveryError::NoSuchTarget)?;
+            let input = api::PutRecordInput {
+                delivery_stream_name: name,
+                record: api::Record {
+                    data: lakebox_protocol::Blob(event.into_record()),
+                },
+            };
+            firehose
+                .put_record(&ctx, input)
+                .await
+                .map(drop)
+                .map_err(|e| DeliveryError::from_service(&e))
+        })
     }
 }
 

@@ -39,6 +39,7 @@ use streams::Streams;
 use crate::api::*;
 use crate::model::{ConsumerRef, StreamRef};
 use lakebox_protocol::rpc::RpcEncoding;
+use lakebox_service::events::{DeliveryError, Event, EventSink, delivery_context};
 use lakebox_service::links::ShardedLog;
 
 pub struct Kinesis {
@@ -143,6 +144,39 @@ pub(crate) fn validate_stream_name(n: &str) -> Result<(), ServiceError> {
         ));
     }
     Ok(())
+}
+
+impl Kinesis {
+    /// Records other services put into streams by ARN (CloudWatch Logs' subscription filters),
+    /// through PutRecord, so they count in the stream's metrics and limits as any producer's.
+    pub fn event_sink(self: &Arc<Self>) -> Arc<dyn EventSink> {
+        Arc::new(StreamEvents(self.clone()))
+    }
+}
+
+struct StreamEvents(Arc<Kinesis>);
+
+impl EventSink for StreamEvents {
+    fn deliver(&self, target_arn: String, event: Event) -> BoxFuture<Result<(), DeliveryError>> {
+        let kinesis = self.0.clone();
+        Box::pin(async move {
+            let ctx = delivery_context(&target_arn, kinesis.streams.now_millis())?;
+            let input = PutRecordInput {
+                partition_key: event
+                    .partition_key
+                    .clone()
+                    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+                data: lakebox_protocol::Blob(event.into_record()),
+                stream_arn: Some(target_arn),
+                ..PutRecordInput::default()
+            };
+            kinesis
+                .put_record(&ctx, input)
+                .await
+                .map(drop)
+                .map_err(|e| DeliveryError::from_service(&e))
+        })
+    }
 }
 
 impl RpcService for Kinesis {

@@ -1,5 +1,6 @@
 //! Publishing events to another service's resources: S3's event notifications to SQS queues and
-//! SNS topics, SNS's deliveries to SQS queues; Lambda functions when they exist. The service
+//! SNS topics, SNS's deliveries to SQS queues and Firehose, CloudWatch Logs' subscription
+//! filters to Kinesis streams and Firehose; Lambda functions when they exist. The service
 //! that owns the targets implements [`EventSink`]; the binary hands it to the services that
 //! publish.
 //!
@@ -31,6 +32,36 @@ impl std::fmt::Display for DeliveryError {
     }
 }
 
+impl DeliveryError {
+    /// What a service's own refusal means for a publisher: no such resource is final, a
+    /// server-side failure or throttling may pass, anything else the target will never take.
+    pub fn from_service(e: &lakebox_core::ServiceError) -> Self {
+        match e.code.as_ref() {
+            "ResourceNotFoundException" | "AWS.SimpleQueueService.NonExistentQueue" | "NotFound" => {
+                DeliveryError::NoSuchTarget
+            }
+            "ProvisionedThroughputExceededException"
+            | "ServiceUnavailableException"
+            | "ThrottlingException" => DeliveryError::Failed(e.message.clone()),
+            _ if e.status >= 500 => DeliveryError::Failed(e.message.clone()),
+            _ => DeliveryError::Refused(format!("{}: {}", e.code, e.message)),
+        }
+    }
+}
+
+/// The context a delivery into `target_arn` acts in: the ARN's account and region.
+pub fn delivery_context(
+    target_arn: &str,
+    now_millis: i64,
+) -> Result<lakebox_core::RequestContext, DeliveryError> {
+    let arn = lakebox_core::Arn::parse(target_arn).ok_or(DeliveryError::NoSuchTarget)?;
+    Ok(lakebox_core::RequestContext::internal(
+        &arn.account_id,
+        &arn.region,
+        now_millis,
+    ))
+}
+
 /// One event on its way to a target.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Event {
@@ -48,9 +79,19 @@ pub struct Event {
     /// The principal the target reports as the sender (SQS's SenderId): the publishing
     /// service's own.
     pub sender: &'static str,
+    /// For record targets (Kinesis streams, Firehose delivery streams): the record's bytes,
+    /// in place of `message` (CloudWatch Logs sends gzip-compressed batches).
+    pub data: Option<Vec<u8>>,
+    /// For Kinesis streams: the record's partition key (a random one when absent).
+    pub partition_key: Option<String>,
 }
 
 impl Event {
+    /// The record a record target stores: `data` when given, else the message's text.
+    pub fn into_record(self) -> Vec<u8> {
+        self.data.unwrap_or_else(|| self.message.into_bytes())
+    }
+
     /// A plain event: a body from `sender`, nothing else.
     pub fn text(sender: &'static str, message: String) -> Self {
         Event {

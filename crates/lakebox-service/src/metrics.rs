@@ -2,6 +2,9 @@
 //! Firehose's `DeliveryToS3.Records`, …) to CloudWatch, in their AWS namespaces with AWS's
 //! names, units and dimensions, so alarms written for AWS work unchanged.
 //!
+//! Names are the caller's: a service's own are constants, a CloudWatch Logs metric filter's
+//! are its user's.
+//!
 //! Recording costs a request one short lock and a map update: samples are summed per metric and
 //! minute in memory ([`Aggregator`]), and the binary drains them into CloudWatch on a schedule.
 //! A service holds a [`Recorder`]; without one wired (unit tests, a service used alone) recording
@@ -17,11 +20,11 @@ use lakebox_core::Clock;
 pub struct Sample {
     pub account: String,
     pub region: String,
-    pub namespace: &'static str,
-    pub name: &'static str,
-    pub dimensions: Vec<(&'static str, String)>,
+    pub namespace: String,
+    pub name: String,
+    pub dimensions: Vec<(String, String)>,
     /// A CloudWatch unit name (`Count`, `Bytes`, `Milliseconds`).
-    pub unit: &'static str,
+    pub unit: String,
     /// The minute's start, epoch milliseconds.
     pub minute_millis: i64,
     pub count: f64,
@@ -31,14 +34,14 @@ pub struct Sample {
 }
 
 /// One metric's minute in a group: (name, unit, minute).
-type Slot = (&'static str, &'static str, i64);
+type Slot = (Box<str>, Box<str>, i64);
 
 /// The metrics of one account, region, namespace and dimension set, with their minutes.
 struct Group {
     account: String,
     region: String,
-    namespace: &'static str,
-    dimensions: Vec<(&'static str, String)>,
+    namespace: String,
+    dimensions: Vec<(String, String)>,
     /// (name, unit, minute) → count, sum, min, max. A handful per group: searched in order.
     values: Vec<(Slot, [f64; 4])>,
 }
@@ -67,10 +70,10 @@ impl Aggregator {
                 out.push(Sample {
                     account: g.account.clone(),
                     region: g.region.clone(),
-                    namespace: g.namespace,
-                    name,
+                    namespace: g.namespace.clone(),
+                    name: name.into(),
                     dimensions: g.dimensions.clone(),
-                    unit,
+                    unit: unit.into(),
                     minute_millis: minute,
                     count,
                     sum,
@@ -110,10 +113,10 @@ impl Recorder {
     pub fn record(
         &self,
         ctx: &lakebox_core::RequestContext,
-        namespace: &'static str,
-        name: &'static str,
-        dimensions: &[(&'static str, &str)],
-        unit: &'static str,
+        namespace: &str,
+        name: &str,
+        dimensions: &[(&str, &str)],
+        unit: &str,
         value: f64,
     ) {
         self.record_many(
@@ -131,10 +134,10 @@ impl Recorder {
         &self,
         account: &str,
         region: &str,
-        namespace: &'static str,
-        name: &'static str,
-        dimensions: &[(&'static str, &str)],
-        unit: &'static str,
+        namespace: &str,
+        name: &str,
+        dimensions: &[(&str, &str)],
+        unit: &str,
         value: f64,
     ) {
         self.record_many(account, region, namespace, dimensions, &[(name, unit, value)]);
@@ -146,9 +149,9 @@ impl Recorder {
         &self,
         account: &str,
         region: &str,
-        namespace: &'static str,
-        dimensions: &[(&'static str, &str)],
-        values: &[(&'static str, &'static str, f64)],
+        namespace: &str,
+        dimensions: &[(&str, &str)],
+        values: &[(&str, &str, f64)],
     ) {
         let Some(agg) = &self.0 else { return };
         let minute = agg.clock.now_millis().div_euclid(60_000) * 60_000;
@@ -172,23 +175,31 @@ impl Recorder {
                     Group {
                         account: account.to_owned(),
                         region: region.to_owned(),
-                        namespace,
-                        dimensions: dimensions.iter().map(|(k, v)| (*k, (*v).to_owned())).collect(),
+                        namespace: namespace.to_owned(),
+                        dimensions: dimensions
+                            .iter()
+                            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                            .collect(),
                         values: Vec::new(),
                     },
                 );
             }
             let group = groups.get_mut(key.as_str()).expect("just inserted");
             for &(name, unit, value) in values {
-                let id = (name, unit, minute);
-                match group.values.iter_mut().find(|(k, _)| *k == id) {
+                let slot = group
+                    .values
+                    .iter_mut()
+                    .find(|((n, u, m), _)| **n == *name && **u == *unit && *m == minute);
+                match slot {
                     Some((_, [count, sum, min, max])) => {
                         *count += 1.0;
                         *sum += value;
                         *min = min.min(value);
                         *max = max.max(value);
                     }
-                    None => group.values.push((id, [1.0, value, value, value])),
+                    None => group
+                        .values
+                        .push(((name.into(), unit.into(), minute), [1.0, value, value, value])),
                 }
             }
         });

@@ -172,7 +172,7 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
         }),
     );
     let (s3, kinesis) = (s3?, kinesis?);
-    let (sqs, sns, cloudwatch) = tokio::join!(
+    let (sqs, sns, cloudwatch, logs) = tokio::join!(
         opening("SQS store", {
             let (dir, clock) = (data_dir.join("sqs"), clock.clone());
             move || lakebox_sqs::Sqs::open(&dir, clock)
@@ -185,8 +185,12 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
             let (dir, clock) = (data_dir.join("cloudwatch"), clock.clone());
             move || lakebox_cloudwatch::CloudWatch::open(&dir, clock)
         }),
+        opening("CloudWatch Logs store", {
+            let (dir, clock) = (data_dir.join("logs"), clock.clone());
+            move || lakebox_logs::Logs::open(&dir, clock)
+        }),
     );
-    let (sqs, sns, cloudwatch) = (sqs?, sns?, cloudwatch?);
+    let (sqs, sns, cloudwatch, logs) = (sqs?, sns?, cloudwatch?, logs?);
     // Background work the server owns, stopped after the last request is answered.
     let mut background = BackgroundTasks::new();
     // Services publish their AWS metrics into CloudWatch, gathered in memory per minute.
@@ -229,9 +233,14 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
     // SQS speaks awsJson (today's SDKs) and awsQuery (older ones): one service, two doors.
     registry.rpc("sqs", sqs.clone());
     registry.query("sqs", sqs);
-    let kinesis = kinesis.with_metrics(lakebox_service::metrics::Recorder::new(service_metrics.clone()));
+    let kinesis =
+        Arc::new(kinesis.with_metrics(lakebox_service::metrics::Recorder::new(service_metrics.clone())));
     let kinesis_streams = kinesis.sharded_log();
-    registry.rpc("kinesis", Arc::new(kinesis));
+    registry.rpc("kinesis", kinesis.clone());
+    // Metric filters publish into CloudWatch beside the services' own metrics.
+    logs.set_metrics(lakebox_service::metrics::Recorder::new(service_metrics.clone()));
+    logs.set_lake(s3.lake());
+    background.adopt("logs retention", logs.start_background_work());
     // CloudWatch speaks rpc-v2-cbor and awsJson (one dispatcher, the encoding per request) and
     // awsQuery.
     background.adopt("cloudwatch retention", cloudwatch.start_background_work());
@@ -293,7 +302,18 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
     firehose
         .start_background_work()
         .map_err(|e| format!("cannot start Firehose delivery: {e}"))?;
-    registry.rpc("firehose", Arc::new(firehose));
+    let firehose = Arc::new(firehose);
+    registry.rpc("firehose", firehose.clone());
+    // Subscription filters deliver to Kinesis streams and Firehose delivery streams.
+    background.adopt(
+        "logs subscriptions",
+        logs.start_subscription_delivery(Arc::new(
+            lakebox_service::events::EventRouter::new()
+                .with("kinesis", kinesis.event_sink())
+                .with("firehose", firehose.event_sink()),
+        )),
+    );
+    registry.rpc("logs", logs);
     registry.http("s3", Arc::new(s3));
     if args.enable_test_routes {
         crate::testing::install(

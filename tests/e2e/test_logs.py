@@ -1,0 +1,477 @@
+"""CloudWatch Logs, judged by boto3 and the AWS CLI: log groups and streams, PutLogEvents with
+AWS's batch rules, GetLogEvents' forward and backward tokens, FilterLogEvents with each form of
+the filter-pattern language, retention really enforced, metric filters read back from
+CloudWatch, subscription filters delivering gzip DATA_MESSAGEs into Kinesis and Firehose,
+export to S3, and events surviving SIGKILL."""
+
+import gzip
+import json
+import time
+
+import botocore.exceptions
+import pytest
+
+from lakebox_harness import Lakebox
+from signing import send
+
+DAY = 86_400_000
+
+
+@pytest.fixture(scope="module")
+def lakebox(tmp_path_factory):
+    server = Lakebox(tmp_path_factory.mktemp("logs")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def logs(lakebox):
+    return lakebox.client("logs")
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+def code(e):
+    return e.value.response["Error"]["Code"]
+
+
+def wait_for(predicate, timeout=10.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    return predicate()
+
+
+def make(logs, group, *streams, **kw):
+    logs.create_log_group(logGroupName=group, **kw)
+    for s in streams:
+        logs.create_log_stream(logGroupName=group, logStreamName=s)
+
+
+def test_groups_and_streams(logs):
+    make(logs, "/app/orders", "web-1", "web-2", tags={"team": "shop"},
+         kmsKeyId="arn:aws:kms:us-east-1:000000000000:key/1234abcd-12ab-34cd-56ef-1234567890ab")
+    make(logs, "/app/payments")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.create_log_group(logGroupName="/app/orders")
+    assert code(e) == "ResourceAlreadyExistsException"
+    assert e.value.response["Error"]["Message"] == "The specified log group already exists"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.create_log_group(logGroupName="bad:name")
+    assert code(e) == "InvalidParameterException"
+    assert "Member must satisfy regular expression pattern" in e.value.response["Error"]["Message"]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.create_log_group(logGroupName="aws/mine")
+    assert code(e) == "InvalidParameterException"
+
+    groups = logs.describe_log_groups(logGroupNamePrefix="/app/")["logGroups"]
+    assert [g["logGroupName"] for g in groups] == ["/app/orders", "/app/payments"]
+    orders = groups[0]
+    assert orders["arn"] == "arn:aws:logs:us-east-1:000000000000:log-group:/app/orders:*"
+    assert orders["logGroupArn"] == "arn:aws:logs:us-east-1:000000000000:log-group:/app/orders"
+    assert orders["kmsKeyId"].startswith("arn:aws:kms:")
+    assert orders["logGroupClass"] == "STANDARD"
+    assert orders["storedBytes"] == 0 and "retentionInDays" not in orders
+    assert logs.list_tags_for_resource(resourceArn=orders["logGroupArn"])["tags"] == {"team": "shop"}
+
+    # Pagination walks every group once.
+    for i in range(5):
+        logs.create_log_group(logGroupName=f"/page/g{i}")
+    seen = []
+    for page in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix="/page/",
+                                                                  PaginationConfig={"PageSize": 2}):
+        seen += [g["logGroupName"] for g in page["logGroups"]]
+    assert seen == [f"/page/g{i}" for i in range(5)]
+
+    streams = logs.describe_log_streams(logGroupName="/app/orders")["logStreams"]
+    assert [s["logStreamName"] for s in streams] == ["web-1", "web-2"]
+    assert streams[0]["arn"].endswith(":log-group:/app/orders:log-stream:web-1")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.create_log_stream(logGroupName="/app/orders", logStreamName="web-1")
+    assert code(e) == "ResourceAlreadyExistsException"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.create_log_stream(logGroupName="/nope", logStreamName="x")
+    assert code(e) == "ResourceNotFoundException"
+    assert e.value.response["Error"]["Message"] == "The specified log group does not exist."
+
+    logs.put_retention_policy(logGroupName="/app/payments", retentionInDays=7)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.put_retention_policy(logGroupName="/app/payments", retentionInDays=2)
+    assert code(e) == "InvalidParameterException"
+    assert "Member must satisfy enum value set" in e.value.response["Error"]["Message"]
+    logs.tag_resource(resourceArn=orders["logGroupArn"], tags={"env": "dev"})
+    logs.untag_log_group(logGroupName="/app/orders", tags=["team"])
+    assert logs.list_tags_log_group(logGroupName="/app/orders")["tags"] == {"env": "dev"}
+    logs.disassociate_kms_key(logGroupName="/app/orders")
+    pay = logs.describe_log_groups(logGroupNamePrefix="/app/pay")["logGroups"][0]
+    assert pay["retentionInDays"] == 7
+
+    logs.delete_log_stream(logGroupName="/app/orders", logStreamName="web-2")
+    assert [s["logStreamName"] for s in logs.describe_log_streams(logGroupName="/app/orders")["logStreams"]] == ["web-1"]
+    logs.delete_log_group(logGroupName="/app/payments")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.delete_log_group(logGroupName="/app/payments")
+    assert code(e) == "ResourceNotFoundException"
+    # A group made again is empty: nothing of its predecessor comes back.
+    make(logs, "/app/payments", "s")
+    assert logs.get_log_events(logGroupName="/app/payments", logStreamName="s")["events"] == []
+
+
+def test_put_and_get_events_with_tokens(logs):
+    make(logs, "/get/tokens", "s")
+    base = now_ms() - 60_000
+    logs.put_log_events(logGroupName="/get/tokens", logStreamName="s",
+                        logEvents=[{"timestamp": base + i, "message": f"event {i}"} for i in range(25)])
+    # Batches may arrive out of order across calls; reads are by timestamp.
+    logs.put_log_events(logGroupName="/get/tokens", logStreamName="s",
+                        logEvents=[{"timestamp": base - 10, "message": "early"}])
+
+    head = logs.get_log_events(logGroupName="/get/tokens", logStreamName="s", startFromHead=True, limit=10)
+    assert [e["message"] for e in head["events"]] == ["early"] + [f"event {i}" for i in range(9)]
+    assert all(e["ingestionTime"] >= e["timestamp"] for e in head["events"])
+    messages, token = [e["message"] for e in head["events"]], head["nextForwardToken"]
+    while True:
+        page = logs.get_log_events(logGroupName="/get/tokens", logStreamName="s", nextToken=token, limit=10)
+        messages += [e["message"] for e in page["events"]]
+        if page["nextForwardToken"] == token:
+            break
+        token = page["nextForwardToken"]
+    assert messages == ["early"] + [f"event {i}" for i in range(25)]
+
+    # Without startFromHead: the latest events, and a backward token walks back from them.
+    tail = logs.get_log_events(logGroupName="/get/tokens", logStreamName="s", limit=5)
+    assert [e["message"] for e in tail["events"]] == [f"event {i}" for i in range(20, 25)]
+    back = logs.get_log_events(logGroupName="/get/tokens", logStreamName="s", limit=5,
+                               nextToken=tail["nextBackwardToken"])
+    assert [e["message"] for e in back["events"]] == [f"event {i}" for i in range(15, 20)]
+    # A time range: [startTime, endTime).
+    ranged = logs.get_log_events(logGroupName="/get/tokens", logStreamName="s", startFromHead=True,
+                                 startTime=base + 3, endTime=base + 6)
+    assert [e["message"] for e in ranged["events"]] == ["event 3", "event 4", "event 5"]
+
+    stream = logs.describe_log_streams(logGroupName="/get/tokens")["logStreams"][0]
+    assert stream["firstEventTimestamp"] == base - 10
+    assert stream["lastEventTimestamp"] == base + 24
+    expected = sum(len(f"event {i}") + 26 for i in range(25)) + len("early") + 26
+    assert stream["storedBytes"] == expected
+    group = logs.describe_log_groups(logGroupNamePrefix="/get/tokens")["logGroups"][0]
+    assert group["storedBytes"] == expected
+
+
+def test_put_log_events_batch_rules(logs):
+    make(logs, "/put/rules", "s")
+    now = now_ms()
+    r = logs.put_log_events(logGroupName="/put/rules", logStreamName="s", logEvents=[
+        {"timestamp": now - 15 * DAY, "message": "too old"},
+        {"timestamp": now - 1000, "message": "kept 1"},
+        {"timestamp": now, "message": "kept 2"},
+        {"timestamp": now + 3 * 3_600_000, "message": "too new"},
+    ])
+    assert r["rejectedLogEventsInfo"] == {"tooOldLogEventEndIndex": 0, "tooNewLogEventStartIndex": 3}
+    got = logs.get_log_events(logGroupName="/put/rules", logStreamName="s", startFromHead=True)["events"]
+    assert [e["message"] for e in got] == ["kept 1", "kept 2"]
+
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.put_log_events(logGroupName="/put/rules", logStreamName="s", logEvents=[
+            {"timestamp": now, "message": "b"}, {"timestamp": now - 1, "message": "a"}])
+    assert code(e) == "InvalidParameterException"
+    assert "chronological order" in e.value.response["Error"]["Message"]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.put_log_events(logGroupName="/put/rules", logStreamName="s", logEvents=[
+            {"timestamp": now - 2 * DAY, "message": "a"}, {"timestamp": now, "message": "b"}])
+    assert "24 hours" in e.value.response["Error"]["Message"]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.put_log_events(logGroupName="/put/rules", logStreamName="s",
+                            logEvents=[{"timestamp": now, "message": "x" * 1000}] * 1100)
+    assert code(e) == "InvalidParameterException"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.put_log_events(logGroupName="/put/rules", logStreamName="nope",
+                            logEvents=[{"timestamp": now, "message": "x"}])
+    assert code(e) == "ResourceNotFoundException"
+    assert e.value.response["Error"]["Message"] == "The specified log stream does not exist."
+    # Nothing of the refused batches was stored.
+    got = logs.get_log_events(logGroupName="/put/rules", logStreamName="s", startFromHead=True)["events"]
+    assert len(got) == 2
+
+
+APACHE = [
+    '127.0.0.1 - frank [10/Oct/2000:13:25:15 -0700] "GET /index.html HTTP/1.0" 200 1534',
+    '10.0.0.2 - ann [10/Oct/2000:13:25:16 -0700] "GET /missing HTTP/1.0" 404 310',
+    '10.0.0.3 - bob [10/Oct/2000:13:25:17 -0700] "POST /pay HTTP/1.0" 500 9000',
+]
+JSON_EVENTS = [
+    {"level": "ERROR", "latency": 250, "user": {"id": 7}, "msg": "payment failed"},
+    {"level": "INFO", "latency": 12, "user": {"id": 8}, "msg": "ok"},
+    {"level": "WARN", "latency": 900, "user": {"id": 7}, "msg": "slow"},
+]
+
+
+def test_filter_log_events_pattern_language(logs):
+    make(logs, "/filter/app", "access", "json", "text")
+    t = now_ms() - 10_000
+    logs.put_log_events(logGroupName="/filter/app", logStreamName="access",
+                        logEvents=[{"timestamp": t + i, "message": m} for i, m in enumerate(APACHE)])
+    logs.put_log_events(logGroupName="/filter/app", logStreamName="json",
+                        logEvents=[{"timestamp": t + 10 + i, "message": json.dumps(m)} for i, m in enumerate(JSON_EVENTS)])
+    logs.put_log_events(logGroupName="/filter/app", logStreamName="text", logEvents=[
+        {"timestamp": t + 20, "message": "[ERROR] disk full on /dev/sda"},
+        {"timestamp": t + 21, "message": "[WARN] disk at 85%"},
+        {"timestamp": t + 22, "message": "[INFO] all good"},
+    ])
+
+    def messages(pattern, **kw):
+        out = []
+        for page in logs.get_paginator("filter_log_events").paginate(
+                logGroupName="/filter/app", filterPattern=pattern, **kw):
+            out += [e["message"] for e in page["events"]]
+        return out
+
+    assert len(messages("")) == 9
+    # Terms, any-of, exclusion, phrases, regex.
+    assert messages("ERROR") == [json.dumps(JSON_EVENTS[0]), "[ERROR] disk full on /dev/sda"]
+    assert messages("?ERROR ?WARN", logStreamNames=["text"]) == ["[ERROR] disk full on /dev/sda", "[WARN] disk at 85%"]
+    assert messages("disk -ERROR") == ["[WARN] disk at 85%"]
+    assert messages('"all good"') == ["[INFO] all good"]
+    assert messages("%disk at [0-9]+%") == ["[WARN] disk at 85%"]
+    # JSON patterns.
+    assert [json.loads(m)["msg"] for m in messages('{ $.level = "ERROR" }')] == ["payment failed"]
+    assert [json.loads(m)["msg"] for m in messages("{ $.latency > 200 && $.user.id = 7 }")] == ["payment failed", "slow"]
+    assert [json.loads(m)["msg"] for m in messages("{ ($.level = W*) || ($.latency < 20) }")] == ["ok", "slow"]
+    assert messages("{ $.missing NOT EXISTS && $.level = \"INFO\" }") == [json.dumps(JSON_EVENTS[1])]
+    # Space-delimited patterns.
+    assert messages("[ip, id, user, timestamp, request, status_code = 404, bytes]") == [APACHE[1]]
+    assert messages("[..., status_code = 5*, bytes > 1000]") == [APACHE[2]]
+    assert messages("[ip = 10.0.*, ..., status = 404 || status = 500, bytes]") == APACHE[1:]
+    # Streams by prefix, a time range (endTime inclusive), paging by limit.
+    assert messages("", logStreamNamePrefix="tex") == ["[ERROR] disk full on /dev/sda", "[WARN] disk at 85%", "[INFO] all good"]
+    assert messages("", startTime=t + 1, endTime=t + 2) == APACHE[1:]
+    page = logs.filter_log_events(logGroupName="/filter/app", limit=4)
+    assert len(page["events"]) == 4 and "nextToken" in page
+    assert page["events"][0]["logStreamName"] == "access" and len(page["events"][0]["eventId"]) == 56
+    assert messages("", PaginationConfig={"PageSize": 2}) == messages("")
+
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.filter_log_events(logGroupName="/filter/app", filterPattern="{ $.level = ")
+    assert code(e) == "InvalidParameterException"
+
+
+def test_retention_is_enforced(tmp_path):
+    with Lakebox(tmp_path) as lb:
+        logs = lb.client("logs")
+        make(logs, "/ret/short", "s")
+        now = now_ms()
+        logs.put_log_events(logGroupName="/ret/short", logStreamName="s", logEvents=[
+            {"timestamp": now - 3 * DAY, "message": "three days old"},
+            {"timestamp": now - 3 * DAY + 1, "message": "also old"}])
+        logs.put_log_events(logGroupName="/ret/short", logStreamName="s",
+                            logEvents=[{"timestamp": now, "message": "fresh"}])
+        logs.put_retention_policy(logGroupName="/ret/short", retentionInDays=1)
+        got = logs.get_log_events(logGroupName="/ret/short", logStreamName="s", startFromHead=True)["events"]
+        assert [e["message"] for e in got] == ["fresh"]
+        assert [e["message"] for e in logs.filter_log_events(logGroupName="/ret/short")["events"]] == ["fresh"]
+        # Events older than the retention are refused as expired.
+        r = logs.put_log_events(logGroupName="/ret/short", logStreamName="s",
+                                logEvents=[{"timestamp": now - 2 * DAY, "message": "late"},
+                                           {"timestamp": now, "message": "on time"}])
+        assert r["rejectedLogEventsInfo"] == {"expiredLogEventEndIndex": 0}
+        # Two days on, the fresh event has expired too.
+        assert send(lb.endpoint, "POST", f"/_lakebox/test/clock?advance_ms={2 * DAY}")[0] == 200
+        assert logs.get_log_events(logGroupName="/ret/short", logStreamName="s", startFromHead=True)["events"] == []
+        assert logs.describe_log_groups(logGroupNamePrefix="/ret/")["logGroups"][0]["storedBytes"] == 0
+        # Removing the policy keeps what is left for ever.
+        logs.delete_retention_policy(logGroupName="/ret/short")
+        assert "retentionInDays" not in logs.describe_log_groups(logGroupNamePrefix="/ret/")["logGroups"][0]
+
+
+def test_events_survive_sigkill(tmp_path):
+    lb = Lakebox(tmp_path).start()
+    try:
+        logs = lb.client("logs")
+        make(logs, "/durable", "a", "b")
+        base = now_ms() - 1000
+        for i in range(20):
+            logs.put_log_events(logGroupName="/durable", logStreamName="a" if i % 2 else "b",
+                                logEvents=[{"timestamp": base + i, "message": f"m{i}"}])
+        logs.put_retention_policy(logGroupName="/durable", retentionInDays=30)
+        logs.delete_log_stream(logGroupName="/durable", logStreamName="b")
+        logs.create_log_stream(logGroupName="/durable", logStreamName="b")
+    finally:
+        lb.kill()
+    with Lakebox(tmp_path) as lb:
+        logs = lb.client("logs")
+        got = logs.get_log_events(logGroupName="/durable", logStreamName="a", startFromHead=True)["events"]
+        assert [e["message"] for e in got] == [f"m{i}" for i in range(1, 20, 2)]
+        # The stream deleted and made again does not get its predecessor's events back.
+        assert logs.get_log_events(logGroupName="/durable", logStreamName="b", startFromHead=True)["events"] == []
+        assert logs.describe_log_groups(logGroupNamePrefix="/durable")["logGroups"][0]["retentionInDays"] == 30
+
+
+def test_metric_filters_publish_to_cloudwatch(tmp_path):
+    with Lakebox(tmp_path, "--cloudwatch-service-metrics-ms", "200") as lb:
+        logs, cw = lb.client("logs"), lb.client("cloudwatch")
+        make(logs, "/mf/api", "s")
+        logs.put_metric_filter(
+            logGroupName="/mf/api", filterName="latency", filterPattern="{ $.latency > 0 }",
+            metricTransformations=[{"metricName": "Latency", "metricNamespace": "Shop", "metricValue": "$.latency",
+                                    "unit": "Milliseconds", "dimensions": {"Level": "$.level"}}])
+        logs.put_metric_filter(
+            logGroupName="/mf/api", filterName="errors", filterPattern="ERROR",
+            metricTransformations=[{"metricName": "Errors", "metricNamespace": "Shop", "metricValue": "1",
+                                    "defaultValue": 0.0}])
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            logs.put_metric_filter(logGroupName="/mf/api", filterName="bad", filterPattern="{ $.x = ",
+                                   metricTransformations=[{"metricName": "X", "metricNamespace": "Shop", "metricValue": "1"}])
+        assert code(e) == "InvalidParameterException"
+        filters = logs.describe_metric_filters(logGroupName="/mf/api")["metricFilters"]
+        assert [f["filterName"] for f in filters] == ["errors", "latency"]
+        assert logs.describe_metric_filters(metricName="Latency", metricNamespace="Shop")["metricFilters"][0]["filterName"] == "latency"
+        assert logs.describe_log_groups(logGroupNamePrefix="/mf/")["logGroups"][0]["metricFilterCount"] == 2
+
+        now = now_ms()
+        logs.put_log_events(logGroupName="/mf/api", logStreamName="s", logEvents=[
+            {"timestamp": now, "message": json.dumps({"level": "ERROR", "latency": 120})},
+            {"timestamp": now, "message": json.dumps({"level": "ERROR", "latency": 80})},
+            {"timestamp": now, "message": json.dumps({"level": "INFO", "latency": 10})}])
+        import datetime
+        utc = datetime.timezone.utc
+        span = dict(StartTime=datetime.datetime.now(utc) - datetime.timedelta(minutes=5),
+                    EndTime=datetime.datetime.now(utc) + datetime.timedelta(minutes=2), Period=600)
+
+        def stat(name, statistic, dims=()):
+            points = cw.get_metric_statistics(Namespace="Shop", MetricName=name, Statistics=[statistic],
+                                              Dimensions=list(dims), **span)["Datapoints"]
+            return points[0] if points else None
+        p = wait_for(lambda: stat("Latency", "Sum", [{"Name": "Level", "Value": "ERROR"}]))
+        assert p["Sum"] == 200.0 and p["Unit"] == "Milliseconds"
+        assert stat("Latency", "Maximum", [{"Name": "Level", "Value": "INFO"}])["Maximum"] == 10.0
+        assert wait_for(lambda: (stat("Errors", "Sum") or {}).get("Sum") == 2.0)
+
+        test = logs.test_metric_filter(filterPattern="[ip, user, status = 4*, bytes]",
+                                       logEventMessages=["1.2.3.4 ann 404 10", "1.2.3.4 bob 200 5", "short"])
+        assert test["matches"] == [{"eventNumber": 1, "eventMessage": "1.2.3.4 ann 404 10",
+                                    "extractedValues": {"$ip": "1.2.3.4", "$user": "ann", "$status": "404", "$bytes": "10"}}]
+        logs.delete_metric_filter(logGroupName="/mf/api", filterName="errors")
+        assert [f["filterName"] for f in logs.describe_metric_filters(logGroupName="/mf/api")["metricFilters"]] == ["latency"]
+
+
+def read_kinesis(kinesis, stream, want, timeout=10.0):
+    shard = kinesis.list_shards(StreamName=stream)["Shards"][0]["ShardId"]
+    it = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    records = []
+    deadline = time.time() + timeout
+    while len(records) < want and time.time() < deadline:
+        r = kinesis.get_records(ShardIterator=it)
+        records += r["Records"]
+        it = r["NextShardIterator"]
+        time.sleep(0.1)
+    return [json.loads(gzip.decompress(r["Data"])) for r in records]
+
+
+def test_subscription_filter_into_kinesis(tmp_path):
+    with Lakebox(tmp_path) as lb:
+        logs, kinesis = lb.client("logs"), lb.client("kinesis")
+        kinesis.create_stream(StreamName="log-feed", ShardCount=1)
+        kinesis.get_waiter("stream_exists").wait(StreamName="log-feed", WaiterConfig={"Delay": 0.2})
+        arn = kinesis.describe_stream_summary(StreamName="log-feed")["StreamDescriptionSummary"]["StreamARN"]
+        make(logs, "/sub/orders", "web-1")
+        logs.put_log_events(logGroupName="/sub/orders", logStreamName="web-1",
+                            logEvents=[{"timestamp": now_ms(), "message": "ERROR before the subscription"}])
+        logs.put_subscription_filter(logGroupName="/sub/orders", filterName="errors", filterPattern="ERROR",
+                                     destinationArn=arn, roleArn="arn:aws:iam::000000000000:role/cwl")
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            logs.put_subscription_filter(logGroupName="/sub/orders", filterName="gone", filterPattern="",
+                                         destinationArn="arn:aws:kinesis:us-east-1:000000000000:stream/missing")
+        assert code(e) == "InvalidParameterException"
+        got = logs.describe_subscription_filters(logGroupName="/sub/orders")["subscriptionFilters"]
+        assert [(f["filterName"], f["destinationArn"], f["distribution"]) for f in got] == [("errors", arn, "ByLogStream")]
+
+        t = now_ms()
+        logs.put_log_events(logGroupName="/sub/orders", logStreamName="web-1", logEvents=[
+            {"timestamp": t, "message": "ERROR one"}, {"timestamp": t + 1, "message": "INFO skip"},
+            {"timestamp": t + 2, "message": "ERROR two"}])
+        docs = read_kinesis(kinesis, "log-feed", want=2)
+        control = [d for d in docs if d["messageType"] == "CONTROL_MESSAGE"]
+        data = [d for d in docs if d["messageType"] == "DATA_MESSAGE"]
+        assert len(control) == 1 and control[0]["owner"] == "CloudWatchLogs"
+        assert len(data) == 1
+        d = data[0]
+        assert d["owner"] == "000000000000" and d["logGroup"] == "/sub/orders" and d["logStream"] == "web-1"
+        assert d["subscriptionFilters"] == ["errors"]
+        assert [(e["timestamp"], e["message"]) for e in d["logEvents"]] == [(t, "ERROR one"), (t + 2, "ERROR two")]
+        assert all(len(e["id"]) == 56 for e in d["logEvents"])
+
+        logs.delete_subscription_filter(logGroupName="/sub/orders", filterName="errors")
+        assert logs.describe_subscription_filters(logGroupName="/sub/orders")["subscriptionFilters"] == []
+
+
+def test_subscription_filter_into_firehose_lands_in_s3(tmp_path):
+    with Lakebox(tmp_path) as lb:
+        logs, firehose, s3 = lb.client("logs"), lb.client("firehose"), lb.client("s3")
+        s3.create_bucket(Bucket="log-archive")
+        arn = firehose.create_delivery_stream(
+            DeliveryStreamName="to-s3", DeliveryStreamType="DirectPut",
+            ExtendedS3DestinationConfiguration={
+                "BucketARN": "arn:aws:s3:::log-archive", "RoleARN": "arn:aws:iam::000000000000:role/f",
+                "BufferingHints": {"IntervalInSeconds": 0, "SizeInMBs": 1}})["DeliveryStreamARN"]
+        wait_for(lambda: firehose.describe_delivery_stream(DeliveryStreamName="to-s3")
+                 ["DeliveryStreamDescription"]["DeliveryStreamStatus"] == "ACTIVE")
+        make(logs, "/sub/fh", "s")
+        logs.put_subscription_filter(logGroupName="/sub/fh", filterName="all", filterPattern="",
+                                     destinationArn=arn, roleArn="arn:aws:iam::000000000000:role/cwl")
+        logs.put_log_events(logGroupName="/sub/fh", logStreamName="s",
+                            logEvents=[{"timestamp": now_ms(), "message": "to the lake"}])
+
+        def landed():
+            keys = [o["Key"] for o in s3.list_objects_v2(Bucket="log-archive").get("Contents", [])]
+            docs = []
+            for k in keys:
+                body = s3.get_object(Bucket="log-archive", Key=k)["Body"].read()
+                # Each record is one gzip member; Firehose concatenates them.
+                docs += [json.loads(line) for line in gzip.decompress(body).decode().replace("}{", "}\n{").splitlines()]
+            return [d for d in docs if d["messageType"] == "DATA_MESSAGE"]
+        data = wait_for(landed, timeout=15)
+        assert data and data[0]["logEvents"][0]["message"] == "to the lake"
+
+
+def test_export_to_s3(logs, lakebox):
+    s3 = lakebox.client("s3")
+    s3.create_bucket(Bucket="exports")
+    make(logs, "/export/app", "a", "b")
+    t = now_ms() - 5000
+    logs.put_log_events(logGroupName="/export/app", logStreamName="a",
+                        logEvents=[{"timestamp": t + i, "message": f"a{i}"} for i in range(3)])
+    logs.put_log_events(logGroupName="/export/app", logStreamName="b",
+                        logEvents=[{"timestamp": t + 100, "message": "b0"}])
+    task = logs.create_export_task(logGroupName="/export/app", fromTime=t, to=t + 1, destination="exports",
+                                   destinationPrefix="logs")["taskId"]
+    done = wait_for(lambda: [x for x in logs.describe_export_tasks(taskId=task)["exportTasks"]
+                             if x["status"]["code"] == "COMPLETED"])
+    assert done and done[0]["logGroupName"] == "/export/app" and done[0]["destinationPrefix"] == "logs"
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="exports")["Contents"])
+    assert keys == ["logs/aws-logs-write-test", f"logs/{task}/a/000000.gz"]
+    lines = gzip.decompress(s3.get_object(Bucket="exports", Key=f"logs/{task}/a/000000.gz")["Body"].read()).decode().splitlines()
+    assert [line.split(" ", 1)[1] for line in lines] == ["a0", "a1"]
+    assert lines[0].split(" ", 1)[0].endswith("Z")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.create_export_task(logGroupName="/export/app", fromTime=t, to=t + 1, destination="no-such-bucket")
+    assert code(e) == "InvalidParameterException"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.cancel_export_task(taskId=task)
+    assert code(e) == "InvalidOperationException"
+
+
+def test_aws_cli_tail_of_a_group(lakebox):
+    r = lakebox.cli("logs", "create-log-group", "--log-group-name", "/cli/app")
+    assert r.returncode == 0, r.stderr
+    lakebox.cli("logs", "create-log-stream", "--log-group-name", "/cli/app", "--log-stream-name", "s")
+    r = lakebox.cli("logs", "put-log-events", "--log-group-name", "/cli/app", "--log-stream-name", "s",
+                    "--log-events", f"timestamp={now_ms()},message=hello-from-cli")
+    assert r.returncode == 0, r.stderr
+    r = lakebox.cli("logs", "filter-log-events", "--log-group-name", "/cli/app", "--filter-pattern", "hello")
+    assert r.returncode == 0, r.stderr
+    assert [e["message"] for e in json.loads(r.stdout)["events"]] == ["hello-from-cli"]
