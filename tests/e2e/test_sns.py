@@ -574,3 +574,29 @@ def test_subscription_listings_page(sns):
     everywhere = {s["SubscriptionArn"] for p in sns.get_paginator("list_subscriptions").paginate() for s in p["Subscriptions"]}
     assert made <= everywhere
     assert sns.get_topic_attributes(TopicArn=arn)["Attributes"]["SubscriptionsConfirmed"] == "105"
+
+
+def test_firehose_subscription_lands_in_s3(lakebox, sns):
+    firehose, s3 = lakebox.client("firehose"), lakebox.client("s3")
+    s3.create_bucket(Bucket="sns-archive")
+    arn = firehose.create_delivery_stream(
+        DeliveryStreamName="sns-to-s3", DeliveryStreamType="DirectPut",
+        ExtendedS3DestinationConfiguration={
+            "BucketARN": "arn:aws:s3:::sns-archive", "RoleARN": "arn:aws:iam::000000000000:role/f",
+            "BufferingHints": {"IntervalInSeconds": 0, "SizeInMBs": 1}})["DeliveryStreamARN"]
+    deadline = time.time() + 10
+    while firehose.describe_delivery_stream(DeliveryStreamName="sns-to-s3")[
+            "DeliveryStreamDescription"]["DeliveryStreamStatus"] != "ACTIVE" and time.time() < deadline:
+        time.sleep(0.1)
+    topic = sns.create_topic(Name="orders-to-lake")["TopicArn"]
+    sns.subscribe(TopicArn=topic, Protocol="firehose", Endpoint=arn, ReturnSubscriptionArn=True,
+                  Attributes={"SubscriptionRoleArn": "arn:aws:iam::000000000000:role/sns", "RawMessageDelivery": "true"})
+    sns.publish(TopicArn=topic, Message='{"order": 42}')
+
+    def landed():
+        return [s3.get_object(Bucket="sns-archive", Key=o["Key"])["Body"].read()
+                for o in s3.list_objects_v2(Bucket="sns-archive").get("Contents", [])]
+    deadline = time.time() + 15
+    while not landed() and time.time() < deadline:
+        time.sleep(0.2)
+    assert landed() == [b'{"order": 42}']

@@ -1,6 +1,6 @@
 //! Delivery: a task reads the outbox from its checkpoint and hands each message to the
-//! topic's confirmed subscriptions whose filter policy it matches — SQS queues (and Lambda or
-//! Firehose when their services take events) through the events link, HTTP/S endpoints by POST
+//! topic's confirmed subscriptions whose filter policy it matches — SQS queues and Firehose
+//! delivery streams (and Lambda when it exists) through the events link, HTTP/S endpoints by POST
 //! with the delivery policy's retries, email and SMS into the recorded mail outbox
 //! (`GET /_lakebox/sns/outbox`). Messages that cannot be delivered go to the subscription's
 //! dead-letter queue when it has one.

@@ -218,7 +218,6 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
         "s3 event notifications",
         s3.start_event_delivery(Arc::new(event_targets)),
     );
-    background.adopt("sns delivery", sns.start_delivery(Arc::new(queues)));
     // Alarm actions notify SNS topics.
     background.adopt(
         "cloudwatch alarms",
@@ -304,6 +303,11 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
         .map_err(|e| format!("cannot start Firehose delivery: {e}"))?;
     let firehose = Arc::new(firehose);
     registry.rpc("firehose", firehose.clone());
+    // SNS delivers to queues and Firehose delivery streams.
+    background.adopt(
+        "sns delivery",
+        sns.start_delivery(Arc::new(queues.with("firehose", firehose.event_sink()))),
+    );
     // Subscription filters deliver to Kinesis streams and Firehose delivery streams.
     background.adopt(
         "logs subscriptions",
