@@ -36,9 +36,10 @@ KINESIS = ["kinesis-put-record", "kinesis-put-records", "kinesis-get-records"]
 S3 = ["s3-put-4k", "s3-get-4k", "s3-get-64m", "s3-get-1g"]
 SQS = ["sqs-send-1k", "sqs-receive-delete"]
 SNS = ["sns-publish-fanout"]
+CLOUDWATCH = ["logs-put-events", "cloudwatch-put-metric-data"]
 SUPPORTS = {
-    "lakebox": set(KINESIS + S3 + SQS + SNS),
-    "moto": set(KINESIS + S3 + SQS + SNS),
+    "lakebox": set(KINESIS + S3 + SQS + SNS + CLOUDWATCH),
+    "moto": set(KINESIS + S3 + SQS + SNS + CLOUDWATCH),
     "kinesalite": set(KINESIS),
     # DynamoDB workloads arrive with Lakebox's DynamoDB; until then dynalite is measured for
     # startup time and memory only.
@@ -46,7 +47,7 @@ SUPPORTS = {
     # The ceiling answers every request with the same 200: nothing to drain.
     "ceiling": set(KINESIS + S3 + ["sqs-send-1k"]),
     # Another Lakebox binary (--baseline), to measure a change beside the build before it.
-    "baseline": set(KINESIS + S3 + SQS + SNS),
+    "baseline": set(KINESIS + S3 + SQS + SNS + CLOUDWATCH),
 }
 # Large downloads use fewer connections: the figure of interest is bandwidth.
 CONNECTIONS = {"s3-get-64m": 4, "s3-get-1g": 2}
@@ -207,7 +208,7 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--duration", type=float, default=5.0)
     ap.add_argument("--targets", default="lakebox,moto,kinesalite,dynalite,ceiling")
-    ap.add_argument("--workloads", default=",".join(KINESIS + S3 + SQS + SNS))
+    ap.add_argument("--workloads", default=",".join(KINESIS + S3 + SQS + SNS + CLOUDWATCH))
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "latest.md"))
     ap.add_argument("--baseline", help="another lakebox binary, run as target 'baseline' beside this build")
     ap.add_argument("--lakebox-bin", help="use this lakebox binary (and lakebox-bench beside it) instead of building")

@@ -119,6 +119,11 @@ pub enum Workload {
     /// SNS Publish of a 1 KiB message to a topic with two SQS subscriptions (SNS's signed
     /// envelope); timed until both queues hold every message published.
     SnsPublishFanout,
+    /// CloudWatch Logs PutLogEvents of 1,000 events of 200 bytes into one stream.
+    LogsPutEvents,
+    /// CloudWatch PutMetricData (awsQuery, as every SDK can send it) of one value with a
+    /// dimension.
+    CloudWatchPutMetricData,
 }
 
 pub const ALL: &[(&str, Workload)] = &[
@@ -135,7 +140,17 @@ pub const ALL: &[(&str, Workload)] = &[
     ("sqs-send-1k", Workload::SqsSend1k),
     ("sqs-receive-delete", Workload::SqsReceiveDelete),
     ("sns-publish-fanout", Workload::SnsPublishFanout),
+    ("logs-put-events", Workload::LogsPutEvents),
+    ("cloudwatch-put-metric-data", Workload::CloudWatchPutMetricData),
 ];
+
+/// logs-put-events' log group and stream.
+pub const LOG_GROUP: &str = "/lakebox/bench";
+pub const LOG_STREAM: &str = "bench";
+
+fn logs(op: &str, body: serde_json::Value) -> Template {
+    Template::json("logs", "Logs_20140328", op, body)
+}
 
 /// sns-publish-fanout's topic and the queues subscribed to it.
 pub const TOPIC: &str = "lakebox-bench";
@@ -197,6 +212,7 @@ impl Workload {
             Workload::S3Get1g => ("MiB", 1024),
             Workload::SqsReceiveDelete => ("messages", 10),
             Workload::SnsPublishFanout => ("deliveries", 2),
+            Workload::LogsPutEvents => ("events", 1000),
             _ => ("requests", 1),
         }
     }
@@ -304,6 +320,20 @@ impl Workload {
                 true,
             )],
             Workload::SnsPublishFanout => vec![Setup::Fanout],
+            Workload::LogsPutEvents => vec![
+                Setup::Send(
+                    logs("CreateLogGroup", serde_json::json!({"logGroupName": LOG_GROUP})),
+                    true,
+                ),
+                Setup::Send(
+                    logs(
+                        "CreateLogStream",
+                        serde_json::json!({"logGroupName": LOG_GROUP, "logStreamName": LOG_STREAM}),
+                    ),
+                    true,
+                ),
+            ],
+            Workload::CloudWatchPutMetricData => Vec::new(),
             Workload::SqsReceiveDelete => {
                 let mut steps = vec![Setup::Send(
                     Template::sqs(
@@ -412,6 +442,47 @@ impl Workload {
                 "ReceiveMessage",
                 serde_json::json!({"QueueUrl": DRAIN_QUEUE_URL, "MaxNumberOfMessages": 10, "VisibilityTimeout": 60}),
             )],
+            Workload::LogsPutEvents => {
+                // Stamped now: a run stays well inside the two hours ahead and 14 days back
+                // that PutLogEvents accepts.
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                (0..8)
+                    .map(|t| {
+                        let events: Vec<_> = (0..1000)
+                            .map(|i| {
+                                let record = json_record(t * 1000 + i);
+                                let message = String::from_utf8_lossy(&record[..record.len() - 1]).into_owned();
+                                serde_json::json!({"timestamp": now + i as i64, "message": message})
+                            })
+                            .collect();
+                        logs(
+                            "PutLogEvents",
+                            serde_json::json!({"logGroupName": LOG_GROUP, "logStreamName": LOG_STREAM, "logEvents": events}),
+                        )
+                    })
+                    .collect()
+            }
+            Workload::CloudWatchPutMetricData => (0..64)
+                .map(|i| {
+                    let value = format!("{}", i % 17);
+                    let host = format!("host-{}", i % 8);
+                    Template::query(
+                        "monitoring",
+                        "PutMetricData",
+                        "2010-08-01",
+                        &[
+                            ("Namespace", "Bench"),
+                            ("MetricData.member.1.MetricName", "Latency"),
+                            ("MetricData.member.1.Value", &value),
+                            ("MetricData.member.1.Unit", "Milliseconds"),
+                            ("MetricData.member.1.Dimensions.member.1.Name", "Host"),
+                            ("MetricData.member.1.Dimensions.member.1.Value", &host),
+                        ],
+                    )
+                })
+                .collect(),
             Workload::S3Get4k => (0..100).map(|i| Template::s3("GET", format!("/{BUCKET}/hot-{i}"), Bytes::new())).collect(),
             Workload::S3Get64m | Workload::S3Get1g => {
                 vec![Template::s3("GET", format!("/{BUCKET}/big-{}", self.unit().1), Bytes::new())]

@@ -11,7 +11,8 @@ use crate::api::*;
 use crate::errors::*;
 use crate::groups::{existing, identified};
 use crate::pattern::Pattern;
-use crate::store::{DAY, Event, Group, Store, Stream};
+use crate::store::{DAY, Event, Group, Position, Store, Stream};
+use std::ops::Bound;
 
 /// A batch's limit: messages in UTF-8 plus 26 bytes per event.
 const MAX_BATCH_BYTES: usize = 1_048_576;
@@ -84,10 +85,7 @@ pub fn target(
     Ok((g, s))
 }
 
-/// A position between events: `(timestamp, id)`; forward tokens read after it, backward
-/// tokens before it.
-type Position = (i64, u64);
-
+/// Forward tokens read after a position, backward tokens before it.
 fn token(direction: char, (ts, id): Position) -> String {
     // 56 digits, as CloudWatch Logs' tokens have: the timestamp then the event id.
     format!("{direction}/{:020}{:036}", ts.max(0), id)
@@ -152,10 +150,8 @@ pub fn get(
         .max(group.retained_from(store.now()));
     let until = input.end_time.unwrap_or(i64::MAX);
     let data = stream.data.read().unwrap();
-    // The events in the time range: [lo, hi).
-    let lo = data.events.partition_point(|e| e.timestamp < from);
-    let hi = data.events.partition_point(|e| e.timestamp < until).max(lo);
-    let range = &data.events[lo..hi];
+    // The events in the time range: [from, until).
+    let (lo, hi) = ((from, 0), (until, 0));
     let given = match input.next_token.as_deref() {
         Some(t) => Some(parse_token(t).ok_or_else(invalid_token)?),
         None => None,
@@ -166,16 +162,16 @@ pub fn get(
     };
     let page: Vec<&Event> = if forward {
         let start = match given {
-            Some((_, pos)) => range.partition_point(|e| e.key() <= pos),
-            None => 0,
+            Some((_, pos)) if pos >= lo => Bound::Excluded(pos),
+            _ => Bound::Included(lo),
         };
-        take_page(range[start..].iter(), limit)
+        take_page(data.range(start, Bound::Excluded(hi)), limit)
     } else {
         let end = match given {
-            Some((_, pos)) => range.partition_point(|e| e.key() < pos),
-            None => range.len(),
+            Some((_, pos)) if pos < hi => Bound::Excluded(pos),
+            _ => Bound::Excluded(hi),
         };
-        let mut p = take_page(range[..end].iter().rev(), limit);
+        let mut p = take_page(data.range(Bound::Included(lo), end).rev(), limit);
         p.reverse();
         p
     };
@@ -258,13 +254,12 @@ pub fn filter(
     let mut found: Vec<(Position, FilteredLogEvent)> = Vec::new();
     for s in &streams {
         let data = s.data.read().unwrap();
-        let lo = data.events.partition_point(|e| e.timestamp < from);
-        let lo = match after {
-            Some(pos) => lo.max(data.events.partition_point(|e| e.key() <= pos)),
-            None => lo,
+        let start = match after {
+            Some(pos) if pos >= (from, 0) => Bound::Excluded(pos),
+            _ => Bound::Included((from, 0)),
         };
         let mut n = 0;
-        for e in data.events[lo..].iter() {
+        for e in data.range(start, Bound::Unbounded) {
             if e.timestamp > until || n > limit {
                 break;
             }

@@ -192,9 +192,8 @@ async fn run(
             let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
             let mut any = false;
             for e in data
-                .events
-                .iter()
-                .filter(|e| e.timestamp >= input.from.max(retained_from) && e.timestamp <= input.to)
+                .since(input.from.max(retained_from))
+                .take_while(|e| e.timestamp <= input.to)
             {
                 any = true;
                 let ts = Timestamp::from_millis(e.timestamp).to_iso8601();

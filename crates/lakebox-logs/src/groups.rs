@@ -137,11 +137,7 @@ fn describe_one(store: &Store, group: &Group) -> LogGroup {
         .map(|s| {
             let d = s.data.read().unwrap();
             // Events past retention no longer count, even before the sweep removes them.
-            let gone: i64 = d.events[..d.events.partition_point(|e| e.timestamp < retained_from)]
-                .iter()
-                .map(|e| e.size())
-                .sum();
-            d.stored_bytes - gone
+            d.stored_bytes - d.bytes_before(retained_from)
         })
         .sum();
     let arn = group.arn();
@@ -324,17 +320,19 @@ pub fn describe_streams(
         })
         .map(|s| {
             let d = s.data.read().unwrap();
-            let live = &d.events[d.events.partition_point(|e| e.timestamp < retained_from)..];
+            let mut live = d.since(retained_from);
+            let first = live.next().map(|e| e.timestamp);
+            let last = live.next_back().map_or(first, |e| Some(e.timestamp));
             let stream = LogStream {
                 log_stream_name: Some(s.name.clone()),
                 creation_time: Some(s.created),
-                first_event_timestamp: live.first().map(|e| e.timestamp),
-                last_event_timestamp: live.last().map(|e| e.timestamp),
+                first_event_timestamp: first,
+                last_event_timestamp: last,
                 last_ingestion_time: d.last_ingestion,
-                // Sequence tokens are ignored by PutLogEvents; a stable one is still reported.
-                upload_sequence_token: Some(format!("{:056}", live.len())),
+                // Sequence tokens are ignored by PutLogEvents; one is still reported.
+                upload_sequence_token: Some(format!("{:056}", d.last_ingestion.unwrap_or(0))),
                 arn: Some(format!("{arn}:log-stream:{}", s.name)),
-                stored_bytes: Some(live.iter().map(|e| e.size()).sum()),
+                stored_bytes: Some(d.stored_bytes - d.bytes_before(retained_from)),
             };
             (s.name.clone(), stream)
         })

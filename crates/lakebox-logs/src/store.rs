@@ -11,6 +11,7 @@
 //! id, so a stream deleted and created again does not get its predecessor's events back.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
@@ -84,10 +85,45 @@ impl Event {
 
 #[derive(Debug, Default)]
 pub struct StreamEvents {
-    /// Sorted by [`Event::key`].
-    pub events: Vec<Event>,
+    /// By [`Event::key`]: a tree, because concurrent writers' batches interleave in time and
+    /// each must slot in among the others without moving them.
+    events: BTreeMap<Position, Event>,
     pub stored_bytes: i64,
     pub last_ingestion: Option<i64>,
+}
+
+/// A place in a stream: `(timestamp, id)`.
+pub type Position = (i64, u64);
+
+impl StreamEvents {
+    /// The events between two places, in order.
+    pub fn range(&self, lo: Bound<Position>, hi: Bound<Position>) -> impl DoubleEndedIterator<Item = &Event> {
+        // An empty or inverted range is no events, not a panic.
+        let empty = match (&lo, &hi) {
+            (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) => {
+                a > b || (a == b && !(matches!(lo, Bound::Included(_)) && matches!(hi, Bound::Included(_))))
+            }
+            _ => false,
+        };
+        let range = if empty {
+            None
+        } else {
+            Some(self.events.range((lo, hi)))
+        };
+        range.into_iter().flatten().map(|(_, e)| e)
+    }
+
+    /// The events stamped at or after `from`, in order.
+    pub fn since(&self, from: i64) -> impl DoubleEndedIterator<Item = &Event> {
+        self.range(Bound::Included((from, 0)), Bound::Unbounded)
+    }
+
+    /// What the events stamped before `from` count towards storedBytes.
+    pub fn bytes_before(&self, from: i64) -> i64 {
+        self.range(Bound::Unbounded, Bound::Excluded((from, 0)))
+            .map(Event::size)
+            .sum()
+    }
 }
 
 pub struct Stream {
@@ -434,12 +470,9 @@ impl Store {
             let cutoff = now - days as i64 * DAY;
             for stream in group.streams.read().unwrap().values() {
                 let mut data = stream.data.write().unwrap();
-                let keep_from = data.events.partition_point(|e| e.timestamp < cutoff);
-                if keep_from > 0 {
-                    let freed: i64 = data.events[..keep_from].iter().map(Event::size).sum();
-                    data.events.drain(..keep_from);
-                    data.stored_bytes -= freed;
-                }
+                let kept = data.events.split_off(&(cutoff, 0));
+                let expired = std::mem::replace(&mut data.events, kept);
+                data.stored_bytes -= expired.values().map(Event::size).sum::<i64>();
             }
             // Events arrive at most 14 days after their timestamp (older ones are refused), so
             // a segment written before cutoff - 14 days holds only expired events... and ones
@@ -465,13 +498,7 @@ fn insert<'a>(stream: &Stream, offset: u64, ingestion: i64, events: impl Iterato
             message: msg.into(),
         };
         added += ev.size();
-        let key = ev.key();
-        if data.events.last().is_none_or(|l| l.key() < key) {
-            data.events.push(ev);
-        } else {
-            let at = data.events.partition_point(|e| e.key() < key);
-            data.events.insert(at, ev);
-        }
+        data.events.insert(ev.key(), ev);
     }
     data.stored_bytes += added;
     data.last_ingestion = Some(data.last_ingestion.map_or(ingestion, |l| l.max(ingestion)));
