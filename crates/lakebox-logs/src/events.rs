@@ -192,6 +192,54 @@ pub fn get(
     })
 }
 
+/// Events are matched this many at a time, split across the machine's cores.
+const MATCH_CHUNK: usize = 16 * 1024;
+
+/// The first `max` events (in order) that `pattern` matches. A search over millions of events
+/// is bound by matching, not walking: each chunk is matched on every core at once.
+fn matching<'a>(
+    pattern: &Pattern,
+    mut events: impl Iterator<Item = &'a Event>,
+    max: usize,
+) -> Vec<&'a Event> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut out = Vec::new();
+    loop {
+        let chunk: Vec<&Event> = events.by_ref().take(MATCH_CHUNK).collect();
+        if chunk.is_empty() {
+            return out;
+        }
+        let hits: Vec<bool> = if cores > 1 && chunk.len() > 1024 {
+            let part = chunk.len().div_ceil(cores);
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = chunk
+                    .chunks(part)
+                    .map(|c| {
+                        let h = scope
+                            .spawn(move || c.iter().map(|e| pattern.matches(&e.message)).collect::<Vec<_>>());
+                        (c.len(), h)
+                    })
+                    .collect();
+                // A part whose thread failed matched nothing (and keeps its place).
+                handles
+                    .into_iter()
+                    .flat_map(|(len, h)| h.join().unwrap_or_else(|_| vec![false; len]))
+                    .collect()
+            })
+        } else {
+            chunk.iter().map(|e| pattern.matches(&e.message)).collect()
+        };
+        for (e, hit) in chunk.into_iter().zip(hits) {
+            if hit {
+                out.push(e);
+                if out.len() >= max {
+                    return out;
+                }
+            }
+        }
+    }
+}
+
 /// Where a FilterLogEvents page ends: the last event's `(timestamp, id)`.
 fn filter_token(pos: Position) -> String {
     URL_SAFE_NO_PAD.encode(format!("{}:{}", pos.0, pos.1))
@@ -258,24 +306,20 @@ pub fn filter(
             Some(pos) if pos >= (from, 0) => Bound::Excluded(pos),
             _ => Bound::Included((from, 0)),
         };
-        let mut n = 0;
-        for e in data.range(start, Bound::Unbounded) {
-            if e.timestamp > until || n > limit {
-                break;
-            }
-            if pattern.matches(&e.message) {
-                n += 1;
-                found.push((
-                    e.key(),
-                    FilteredLogEvent {
-                        log_stream_name: Some(s.name.clone()),
-                        timestamp: Some(e.timestamp),
-                        message: Some(e.message.to_string()),
-                        ingestion_time: Some(e.ingestion),
-                        event_id: Some(e.event_id()),
-                    },
-                ));
-            }
+        let events = data
+            .range(start, Bound::Unbounded)
+            .take_while(|e| e.timestamp <= until);
+        for e in matching(&pattern, events, limit + 1) {
+            found.push((
+                e.key(),
+                FilteredLogEvent {
+                    log_stream_name: Some(s.name.clone()),
+                    timestamp: Some(e.timestamp),
+                    message: Some(e.message.to_string()),
+                    ingestion_time: Some(e.ingestion),
+                    event_id: Some(e.event_id()),
+                },
+            ));
         }
     }
     found.sort_by_key(|(k, _)| *k);

@@ -19,7 +19,8 @@ use serde_json::Value as Json;
 #[derive(Debug, Clone)]
 pub enum Pattern {
     Terms(Terms),
-    Json(Expr<Selector>),
+    /// The expression, and text every matching event holds (see [`required_text`]).
+    Json(Expr<Selector>, Vec<String>),
     Space(Space),
 }
 
@@ -102,7 +103,8 @@ impl Pattern {
             let mut p = Parser::new(inner);
             let expr = p.expr(&mut |p| p.selector())?;
             p.end()?;
-            return Ok(Pattern::Json(expr));
+            let required = required_text(&expr);
+            return Ok(Pattern::Json(expr, required));
         }
         if let Some(inner) = t.strip_prefix('[') {
             let inner = inner.strip_suffix(']').ok_or(PatternError)?;
@@ -135,7 +137,7 @@ impl Pattern {
             }
         }
         let mut out = Vec::new();
-        if let Pattern::Json(e) = self {
+        if let Pattern::Json(e, _) = self {
             walk(e, &mut out);
         }
         out
@@ -156,7 +158,13 @@ impl Pattern {
                     && !t.none.iter().any(|x| x.found_in(message));
                 ok.then_some(Fields::None)
             }
-            Pattern::Json(expr) => {
+            Pattern::Json(expr, required) => {
+                // Without a backslash a message's JSON strings are their own text, so a value
+                // the pattern requires must appear as it is: most events are passed over
+                // without being parsed.
+                if !message.contains('\\') && required.iter().any(|t| !message.contains(t.as_str())) {
+                    return None;
+                }
                 let doc: Json = serde_json::from_str(message).ok()?;
                 eval(expr, &|sel: &Selector| select(&doc, sel).map(field_of_json))
                     .then_some(Fields::Json(doc))
@@ -215,6 +223,26 @@ enum Field {
     Text(String),
     /// An object or array: exists, compares to nothing.
     Other,
+}
+
+/// Text a JSON pattern's matches all contain: the values of `$.x = "text"` comparisons (with no
+/// wildcard) that the whole expression requires (joined by `&&` only).
+fn required_text(expr: &Expr<Selector>) -> Vec<String> {
+    match expr {
+        Expr::And(a, b) => {
+            let mut out = required_text(a);
+            out.extend(required_text(b));
+            out
+        }
+        // `true` / `false` also match JSON booleans, which are not quoted.
+        Expr::Compare(_, Op::Eq, Literal::Text(t))
+            if !t.contains('*') && !t.is_empty() && t != "true" && t != "false" =>
+        {
+            // As it appears quoted in the message (no escapes to undo: see the caller).
+            vec![format!("\"{t}\"")]
+        }
+        _ => Vec::new(),
+    }
 }
 
 fn field_of_json(v: &Json) -> Field {
@@ -762,6 +790,10 @@ mod tests {
         assert!(m("{ $.level != \"warn\" }", e));
         assert!(m("{ $.level = %^err% }", e));
         assert!(!m("{ $.level = \"error\" }", "not json"));
+        // The quick pass over unparsed text never hides a match.
+        assert!(m(r#"{ $.level = "error" }"#, r#"{"level":"\u0065rror"}"#));
+        assert!(m("{ $.ok = true }", r#"{"ok":true}"#));
+        assert!(!m(r#"{ $.level = "error" }"#, r#"{"other":"x"}"#));
         assert!(Pattern::parse("{ $.level = }").is_err());
         assert!(Pattern::parse("{ $.level > \"x\" }").is_err());
     }
