@@ -475,3 +475,78 @@ def test_aws_cli_tail_of_a_group(lakebox):
     r = lakebox.cli("logs", "filter-log-events", "--log-group-name", "/cli/app", "--filter-pattern", "hello")
     assert r.returncode == 0, r.stderr
     assert [e["message"] for e in json.loads(r.stdout)["events"]] == ["hello-from-cli"]
+
+
+def insights(logs, query, group, start, end, **kw):
+    qid = logs.start_query(logGroupName=group, startTime=start, endTime=end, queryString=query, **kw)["queryId"]
+    r = wait_for(lambda: (lambda x: x if x["status"] in ("Complete", "Failed", "Cancelled") else None)(
+        logs.get_query_results(queryId=qid)))
+    assert r and r["status"] == "Complete", r
+    return [{f["field"]: f["value"] for f in row} for row in r["results"]], r["statistics"], qid
+
+
+def test_logs_insights_queries(logs):
+    make(logs, "/insights/api", "web-1", "web-2")
+    base = (now_ms() // 300_000) * 300_000 - 600_000  # two five-minute bins ago
+    events = [
+        (base + 1_000, {"level": "ERROR", "latency": 120, "path": "/pay", "user": {"id": "u1"}}),
+        (base + 2_000, {"level": "INFO", "latency": 20, "path": "/home", "user": {"id": "u2"}}),
+        (base + 3_000, {"level": "ERROR", "latency": 300, "path": "/pay", "user": {"id": "u1"}}),
+        (base + 301_000, {"level": "WARN", "latency": 80, "path": "/cart", "user": {"id": "u3"}}),
+        (base + 302_000, {"level": "INFO", "latency": 10, "path": "/home", "user": {"id": "u2"}}),
+    ]
+    logs.put_log_events(logGroupName="/insights/api", logStreamName="web-1",
+                        logEvents=[{"timestamp": t, "message": json.dumps(m)} for t, m in events[:3]])
+    logs.put_log_events(logGroupName="/insights/api", logStreamName="web-2",
+                        logEvents=[{"timestamp": t, "message": json.dumps(m)} for t, m in events[3:]] +
+                                  [{"timestamp": base + 303_000, "message": "user=u9 action=login took=15ms"}])
+    start, end = base // 1000 - 60, (base + 600_000) // 1000
+
+    rows, stats, _ = insights(logs, "fields @timestamp, level, latency | filter level = 'ERROR' | sort latency desc",
+                              "/insights/api", start, end)
+    assert [(r["level"], r["latency"]) for r in rows] == [("ERROR", "300"), ("ERROR", "120")]
+    assert rows[0]["@timestamp"].count(":") == 2 and "." in rows[0]["@timestamp"] and "T" not in rows[0]["@timestamp"]
+    assert all("@ptr" in r for r in rows)
+    assert stats["recordsScanned"] == 6.0 and stats["recordsMatched"] == 2.0
+
+    rows, _, _ = insights(logs, "stats count(*) as n, avg(latency) as avg_latency, max(latency) by level | sort level",
+                          "/insights/api", start, end)
+    by_level = {r.get("level"): r for r in rows}
+    assert by_level["ERROR"]["n"] == "2" and by_level["ERROR"]["avg_latency"] == "210"
+    assert by_level["INFO"]["max(latency)"] == "20" and by_level["WARN"]["n"] == "1"
+
+    rows, _, _ = insights(logs, "filter ispresent(latency) | stats count(*) by bin(5m)", "/insights/api", start, end)
+    counts = sorted((r["bin(5m)"], r["count(*)"]) for r in rows)
+    assert [c for _, c in counts] == ["3", "2"]
+    assert counts[0][0].endswith(":00.000")
+
+    rows, _, _ = insights(logs, "stats count_distinct(user.id) as users, pct(latency, 50) as p50, sum(latency) as total",
+                          "/insights/api", start, end)
+    assert rows == [{"users": "3", "p50": "80", "total": "530"}]
+
+    rows, _, _ = insights(logs, 'parse @message "user=* action=* took=*ms" as who, action, ms | filter ispresent(who) '
+                                '| display who, action, ms', "/insights/api", start, end)
+    assert [(r["who"], r["action"], r["ms"]) for r in rows] == [("u9", "login", "15")]
+    rows, _, _ = insights(logs, "parse @message /user=(?<who>\\S+)/ | filter who like /u9/ | fields who",
+                          "/insights/api", start, end)
+    assert [r["who"] for r in rows] == ["u9"]
+
+    rows, _, _ = insights(logs, "filter level in ['INFO', 'WARN'] | fields path | dedup path | sort path",
+                          "/insights/api", start, end)
+    assert [r["path"] for r in rows] == ["/cart", "/home"]
+    rows, _, _ = insights(logs, "fields @message | filter @logStream = 'web-2' | limit 2", "/insights/api", start, end)
+    assert len(rows) == 2
+    # A time range that holds nothing; a query that does not compile.
+    rows, stats, _ = insights(logs, "fields @message", "/insights/api", start - 7200, start - 3600)
+    assert rows == [] and stats["recordsScanned"] == 0.0
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.start_query(logGroupName="/insights/api", startTime=start, endTime=end, queryString="bogus | x")
+    assert code(e) == "MalformedQueryException"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.start_query(logGroupName="/insights/none", startTime=start, endTime=end, queryString="fields @message")
+    assert code(e) == "ResourceNotFoundException"
+    listed = logs.describe_queries(logGroupName="/insights/api")["queries"]
+    assert len(listed) >= 8 and all(q["status"] == "Complete" for q in listed)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.stop_query(queryId=listed[0]["queryId"])
+    assert code(e) == "InvalidParameterException"

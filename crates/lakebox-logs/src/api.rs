@@ -52,6 +52,10 @@ pub const OPERATIONS: &[&str] = &[
     "CreateExportTask",
     "DescribeExportTasks",
     "CancelExportTask",
+    "StartQuery",
+    "GetQueryResults",
+    "StopQuery",
+    "DescribeQueries",
 ];
 /// Every operation of the model, implemented or not.
 pub const MODEL_OPERATIONS: &[&str] = &[
@@ -639,6 +643,43 @@ pub struct DescribeMetricFiltersResponse {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DescribeQueriesRequest {
+    #[serde(rename = "logGroupName", default, skip_serializing_if = "Option::is_none")]
+    pub log_group_name: Option<String>,
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<QueryStatus>,
+    #[serde(rename = "maxResults", default, skip_serializing_if = "Option::is_none")]
+    pub max_results: Option<i32>,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(rename = "queryLanguage", default, skip_serializing_if = "Option::is_none")]
+    pub query_language: Option<QueryLanguage>,
+}
+
+/// `DescribeQueriesRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DescribeQueriesRequestRaw {
+    #[serde(rename = "logGroupName", default)]
+    pub log_group_name: Option<String>,
+    #[serde(rename = "status", default)]
+    pub status: Option<QueryStatus>,
+    #[serde(rename = "maxResults", default)]
+    pub max_results: Option<i32>,
+    #[serde(rename = "nextToken", default)]
+    pub next_token: Option<String>,
+    #[serde(rename = "queryLanguage", default)]
+    pub query_language: Option<QueryLanguage>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DescribeQueriesResponse {
+    #[serde(rename = "queries", default, skip_serializing_if = "Option::is_none")]
+    pub queries: Option<Vec<QueryInfo>>,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DescribeSubscriptionFiltersRequest {
     #[serde(rename = "logGroupName")]
     pub log_group_name: String,
@@ -1052,6 +1093,43 @@ pub struct GetLogEventsResponse {
         skip_serializing_if = "Option::is_none"
     )]
     pub next_backward_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetQueryResultsRequest {
+    #[serde(rename = "queryId")]
+    pub query_id: String,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(rename = "maxItems", default, skip_serializing_if = "Option::is_none")]
+    pub max_items: Option<i32>,
+}
+
+/// `GetQueryResultsRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct GetQueryResultsRequestRaw {
+    #[serde(rename = "queryId", default)]
+    pub query_id: Option<String>,
+    #[serde(rename = "nextToken", default)]
+    pub next_token: Option<String>,
+    #[serde(rename = "maxItems", default)]
+    pub max_items: Option<i32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetQueryResultsResponse {
+    #[serde(rename = "queryLanguage", default, skip_serializing_if = "Option::is_none")]
+    pub query_language: Option<QueryLanguage>,
+    #[serde(rename = "results", default, skip_serializing_if = "Option::is_none")]
+    pub results: Option<Vec<Vec<ResultField>>>,
+    #[serde(rename = "statistics", default, skip_serializing_if = "Option::is_none")]
+    pub statistics: Option<QueryStatistics>,
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<QueryStatus>,
+    #[serde(rename = "encryptionKey", default, skip_serializing_if = "Option::is_none")]
+    pub encryption_key: Option<String>,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -1627,6 +1705,146 @@ pub struct PutSubscriptionFilterRequestRaw {
     pub emit_system_fields: Option<Vec<String>>,
 }
 
+/// Information about one CloudWatch Logs Insights query that matches the request in a DescribeQueries operation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueryInfo {
+    #[serde(rename = "queryLanguage", default, skip_serializing_if = "Option::is_none")]
+    pub query_language: Option<QueryLanguage>,
+    #[serde(rename = "queryId", default, skip_serializing_if = "Option::is_none")]
+    pub query_id: Option<String>,
+    #[serde(rename = "queryString", default, skip_serializing_if = "Option::is_none")]
+    pub query_string: Option<String>,
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<QueryStatus>,
+    #[serde(rename = "createTime", default, skip_serializing_if = "Option::is_none")]
+    pub create_time: Option<i64>,
+    #[serde(rename = "logGroupName", default, skip_serializing_if = "Option::is_none")]
+    pub log_group_name: Option<String>,
+    #[serde(rename = "queryDuration", default, skip_serializing_if = "Option::is_none")]
+    pub query_duration: Option<i64>,
+    #[serde(rename = "bytesScanned", default, skip_serializing_if = "Option::is_none")]
+    pub bytes_scanned: Option<f64>,
+    #[serde(rename = "userIdentity", default, skip_serializing_if = "Option::is_none")]
+    pub user_identity: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum QueryLanguage {
+    /// `CWLI`
+    Cwli,
+    /// `SQL`
+    Sql,
+    /// `PPL`
+    Ppl,
+    /// A value this model does not list (a newer client's, or a wrong one).
+    Unknown(String),
+}
+impl QueryLanguage {
+    pub const VALUES: &'static [&'static str] = &["CWLI", "SQL", "PPL"];
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Cwli => "CWLI",
+            Self::Sql => "SQL",
+            Self::Ppl => "PPL",
+            Self::Unknown(s) => s,
+        }
+    }
+}
+impl From<&str> for QueryLanguage {
+    fn from(s: &str) -> Self {
+        match s {
+            "CWLI" => Self::Cwli,
+            "SQL" => Self::Sql,
+            "PPL" => Self::Ppl,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+lakebox_service::string_enum!(QueryLanguage);
+
+/// Contains the number of log events scanned by the query, the number of log events that matched the query criteria, and the total number of bytes in the log events that were scanned.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueryStatistics {
+    #[serde(rename = "recordsMatched", default, skip_serializing_if = "Option::is_none")]
+    pub records_matched: Option<f64>,
+    #[serde(rename = "recordsScanned", default, skip_serializing_if = "Option::is_none")]
+    pub records_scanned: Option<f64>,
+    #[serde(
+        rename = "estimatedRecordsSkipped",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub estimated_records_skipped: Option<f64>,
+    #[serde(rename = "bytesScanned", default, skip_serializing_if = "Option::is_none")]
+    pub bytes_scanned: Option<f64>,
+    #[serde(
+        rename = "estimatedBytesSkipped",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub estimated_bytes_skipped: Option<f64>,
+    #[serde(rename = "logGroupsScanned", default, skip_serializing_if = "Option::is_none")]
+    pub log_groups_scanned: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum QueryStatus {
+    /// `Scheduled`
+    Scheduled,
+    /// `Running`
+    Running,
+    /// `Complete`
+    Complete,
+    /// `Failed`
+    Failed,
+    /// `Cancelled`
+    Cancelled,
+    /// `Timeout`
+    Timeout,
+    /// `Unknown`
+    Unknown_,
+    /// A value this model does not list (a newer client's, or a wrong one).
+    Unknown(String),
+}
+impl QueryStatus {
+    pub const VALUES: &'static [&'static str] = &[
+        "Scheduled",
+        "Running",
+        "Complete",
+        "Failed",
+        "Cancelled",
+        "Timeout",
+        "Unknown",
+    ];
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Scheduled => "Scheduled",
+            Self::Running => "Running",
+            Self::Complete => "Complete",
+            Self::Failed => "Failed",
+            Self::Cancelled => "Cancelled",
+            Self::Timeout => "Timeout",
+            Self::Unknown_ => "Unknown",
+            Self::Unknown(s) => s,
+        }
+    }
+}
+impl From<&str> for QueryStatus {
+    fn from(s: &str) -> Self {
+        match s {
+            "Scheduled" => Self::Scheduled,
+            "Running" => Self::Running,
+            "Complete" => Self::Complete,
+            "Failed" => Self::Failed,
+            "Cancelled" => Self::Cancelled,
+            "Timeout" => Self::Timeout,
+            "Unknown" => Self::Unknown_,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+lakebox_service::string_enum!(QueryStatus);
+
 /// If an entity is rejected when a PutLogEvents request was made, this includes details about the reason for the rejection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RejectedEntityInfo {
@@ -1655,6 +1873,15 @@ pub struct RejectedLogEventsInfo {
         skip_serializing_if = "Option::is_none"
     )]
     pub expired_log_event_end_index: Option<i32>,
+}
+
+/// Contains one field from one log event returned by a CloudWatch Logs Insights query, along with the value of that field.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResultField {
+    #[serde(rename = "field", default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    #[serde(rename = "value", default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
 }
 
 /// Represents the search status of a log stream.
@@ -1827,6 +2054,76 @@ impl From<&str> for StandardUnit {
     }
 }
 lakebox_service::string_enum!(StandardUnit);
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StartQueryRequest {
+    #[serde(rename = "queryLanguage", default, skip_serializing_if = "Option::is_none")]
+    pub query_language: Option<QueryLanguage>,
+    #[serde(rename = "logGroupName", default, skip_serializing_if = "Option::is_none")]
+    pub log_group_name: Option<String>,
+    #[serde(rename = "logGroupNames", default, skip_serializing_if = "Option::is_none")]
+    pub log_group_names: Option<Vec<String>>,
+    #[serde(
+        rename = "logGroupIdentifiers",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub log_group_identifiers: Option<Vec<String>>,
+    #[serde(rename = "startTime")]
+    pub start_time: i64,
+    #[serde(rename = "endTime")]
+    pub end_time: i64,
+    #[serde(rename = "queryString")]
+    pub query_string: String,
+    #[serde(rename = "limit", default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i32>,
+}
+
+/// `StartQueryRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct StartQueryRequestRaw {
+    #[serde(rename = "queryLanguage", default)]
+    pub query_language: Option<QueryLanguage>,
+    #[serde(rename = "logGroupName", default)]
+    pub log_group_name: Option<String>,
+    #[serde(rename = "logGroupNames", default)]
+    pub log_group_names: Option<Vec<String>>,
+    #[serde(rename = "logGroupIdentifiers", default)]
+    pub log_group_identifiers: Option<Vec<String>>,
+    #[serde(rename = "startTime", default)]
+    pub start_time: Option<i64>,
+    #[serde(rename = "endTime", default)]
+    pub end_time: Option<i64>,
+    #[serde(rename = "queryString", default)]
+    pub query_string: Option<String>,
+    #[serde(rename = "limit", default)]
+    pub limit: Option<i32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StartQueryResponse {
+    #[serde(rename = "queryId", default, skip_serializing_if = "Option::is_none")]
+    pub query_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StopQueryRequest {
+    #[serde(rename = "queryId")]
+    pub query_id: String,
+}
+
+/// `StopQueryRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct StopQueryRequestRaw {
+    #[serde(rename = "queryId", default)]
+    pub query_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StopQueryResponse {
+    #[serde(rename = "success", default, skip_serializing_if = "Option::is_none")]
+    pub success: Option<bool>,
+}
 
 /// Represents a subscription filter.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -2805,6 +3102,76 @@ pub(crate) fn validate_describe_metric_filters_request(
     })
 }
 
+pub(crate) fn validate_describe_queries_request(
+    raw: DescribeQueriesRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<DescribeQueriesRequest> {
+    let m_log_group_name = {
+        let p = &path.member("logGroupName");
+        raw.log_group_name.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.pattern(r, &PATTERN_1, p);
+            Some(x)
+        })
+    };
+    let m_status = {
+        let p = &path.member("status");
+        raw.status.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                QueryStatus::VALUES,
+                matches!(r, QueryStatus::Unknown(_)),
+                p,
+            );
+            Some(x)
+        })
+    };
+    let m_max_results = {
+        let p = &path.member("maxResults");
+        raw.max_results.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(1), Some(1000), p);
+            Some(x)
+        })
+    };
+    let m_next_token = {
+        let p = &path.member("nextToken");
+        raw.next_token.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r.chars().count() as u64, r, Some(1), None, p);
+            Some(x)
+        })
+    };
+    let m_query_language = {
+        let p = &path.member("queryLanguage");
+        raw.query_language.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                QueryLanguage::VALUES,
+                matches!(r, QueryLanguage::Unknown(_)),
+                p,
+            );
+            Some(x)
+        })
+    };
+    Some(DescribeQueriesRequest {
+        log_group_name: lift(m_log_group_name)?,
+        status: lift(m_status)?,
+        max_results: lift(m_max_results)?,
+        next_token: lift(m_next_token)?,
+        query_language: lift(m_query_language)?,
+    })
+}
+
 pub(crate) fn validate_describe_subscription_filters_request(
     raw: DescribeSubscriptionFiltersRequestRaw,
     v: &mut Validator,
@@ -3221,6 +3588,51 @@ pub(crate) fn validate_get_log_events_request(
     })
 }
 
+pub(crate) fn validate_get_query_results_request(
+    raw: GetQueryResultsRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<GetQueryResultsRequest> {
+    let m_query_id = {
+        let p = &path.member("queryId");
+        match raw.query_id {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r.chars().count() as u64, r, Some(1), Some(256), p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_next_token = {
+        let p = &path.member("nextToken");
+        raw.next_token.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r.chars().count() as u64, r, None, Some(1024), p);
+            Some(x)
+        })
+    };
+    let m_max_items = {
+        let p = &path.member("maxItems");
+        raw.max_items.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(0), Some(10000), p);
+            Some(x)
+        })
+    };
+    Some(GetQueryResultsRequest {
+        query_id: m_query_id?,
+        next_token: lift(m_next_token)?,
+        max_items: lift(m_max_items)?,
+    })
+}
+
 pub(crate) fn validate_input_log_event(
     raw: InputLogEventRaw,
     v: &mut Validator,
@@ -3434,6 +3846,56 @@ pub(crate) fn validate_list_tags_log_group_request(
     Some(ListTagsLogGroupRequest {
         log_group_name: m_log_group_name?,
     })
+}
+
+pub(crate) fn validate_log_group_identifiers(
+    raw: Vec<String>,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<Vec<String>> {
+    let items: Vec<_> = raw
+        .into_iter()
+        .enumerate()
+        .map(|(i, x)| {
+            let x = x;
+            let r = &x;
+            v.length(
+                r.chars().count() as u64,
+                r,
+                Some(1),
+                Some(2048),
+                &path.index(i + 1),
+            );
+            v.pattern(r, &PATTERN_4, &path.index(i + 1));
+            Some(x)
+        })
+        .collect();
+    items.into_iter().collect()
+}
+
+pub(crate) fn validate_log_group_names(
+    raw: Vec<String>,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<Vec<String>> {
+    let items: Vec<_> = raw
+        .into_iter()
+        .enumerate()
+        .map(|(i, x)| {
+            let x = x;
+            let r = &x;
+            v.length(
+                r.chars().count() as u64,
+                r,
+                Some(1),
+                Some(512),
+                &path.index(i + 1),
+            );
+            v.pattern(r, &PATTERN_1, &path.index(i + 1));
+            Some(x)
+        })
+        .collect();
+    items.into_iter().collect()
 }
 
 pub(crate) fn validate_metric_transformation(
@@ -3850,6 +4312,135 @@ pub(crate) fn validate_put_subscription_filter_request(
         apply_on_transformed_logs: lift(m_apply_on_transformed_logs)?,
         field_selection_criteria: lift(m_field_selection_criteria)?,
         emit_system_fields: lift(m_emit_system_fields)?,
+    })
+}
+
+pub(crate) fn validate_start_query_request(
+    raw: StartQueryRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<StartQueryRequest> {
+    let m_query_language = {
+        let p = &path.member("queryLanguage");
+        raw.query_language.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                QueryLanguage::VALUES,
+                matches!(r, QueryLanguage::Unknown(_)),
+                p,
+            );
+            Some(x)
+        })
+    };
+    let m_log_group_name = {
+        let p = &path.member("logGroupName");
+        raw.log_group_name.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.pattern(r, &PATTERN_1, p);
+            Some(x)
+        })
+    };
+    let m_log_group_names = {
+        let p = &path.member("logGroupNames");
+        raw.log_group_names.map(|x| validate_log_group_names(x, v, p))
+    };
+    let m_log_group_identifiers = {
+        let p = &path.member("logGroupIdentifiers");
+        raw.log_group_identifiers
+            .map(|x| validate_log_group_identifiers(x, v, p))
+    };
+    let m_start_time = {
+        let p = &path.member("startTime");
+        match raw.start_time {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.range_i64(*r as i64, Some(0), None, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_end_time = {
+        let p = &path.member("endTime");
+        match raw.end_time {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.range_i64(*r as i64, Some(0), None, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_query_string = {
+        let p = &path.member("queryString");
+        match raw.query_string {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r.chars().count() as u64, r, Some(0), Some(10000), p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_limit = {
+        let p = &path.member("limit");
+        raw.limit.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(1), Some(100000), p);
+            Some(x)
+        })
+    };
+    Some(StartQueryRequest {
+        query_language: lift(m_query_language)?,
+        log_group_name: lift(m_log_group_name)?,
+        log_group_names: lift(m_log_group_names)?,
+        log_group_identifiers: lift(m_log_group_identifiers)?,
+        start_time: m_start_time?,
+        end_time: m_end_time?,
+        query_string: m_query_string?,
+        limit: lift(m_limit)?,
+    })
+}
+
+pub(crate) fn validate_stop_query_request(
+    raw: StopQueryRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<StopQueryRequest> {
+    let m_query_id = {
+        let p = &path.member("queryId");
+        match raw.query_id {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r.chars().count() as u64, r, Some(1), Some(256), p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    Some(StopQueryRequest {
+        query_id: m_query_id?,
     })
 }
 
@@ -4449,6 +5040,38 @@ pub trait LogsApi: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), ServiceError>> + Send {
         async move { Err(not_implemented("CancelExportTask")) }
     }
+    /// Starts a query of one or more log groups or data sources using CloudWatch Logs Insights.
+    fn start_query(
+        &self,
+        ctx: &RequestContext,
+        input: StartQueryRequest,
+    ) -> impl Future<Output = Result<StartQueryResponse, ServiceError>> + Send {
+        async move { Err(not_implemented("StartQuery")) }
+    }
+    /// Returns the results from the specified query.
+    fn get_query_results(
+        &self,
+        ctx: &RequestContext,
+        input: GetQueryResultsRequest,
+    ) -> impl Future<Output = Result<GetQueryResultsResponse, ServiceError>> + Send {
+        async move { Err(not_implemented("GetQueryResults")) }
+    }
+    /// Stops a CloudWatch Logs Insights query that is in progress.
+    fn stop_query(
+        &self,
+        ctx: &RequestContext,
+        input: StopQueryRequest,
+    ) -> impl Future<Output = Result<StopQueryResponse, ServiceError>> + Send {
+        async move { Err(not_implemented("StopQuery")) }
+    }
+    /// Returns a list of CloudWatch Logs Insights queries that are scheduled, running, or have been run recently in this account.
+    fn describe_queries(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeQueriesRequest,
+    ) -> impl Future<Output = Result<DescribeQueriesResponse, ServiceError>> + Send {
+        async move { Err(not_implemented("DescribeQueries")) }
+    }
 }
 
 /// The answer for an operation this server does not implement: what AWS answers for one
@@ -4655,6 +5278,30 @@ pub fn dispatch<S: LogsApi>(
                 let input = validate(|v| validate_cancel_export_task_request(raw, v, &Path::root()))?;
                 service.cancel_export_task(&ctx, input).await?;
                 Ok(req.reply_empty())
+            }
+            "StartQuery" => {
+                let raw: StartQueryRequestRaw = req.decode()?;
+                let input = validate(|v| validate_start_query_request(raw, v, &Path::root()))?;
+                let output = service.start_query(&ctx, input).await?;
+                req.reply(&output)
+            }
+            "GetQueryResults" => {
+                let raw: GetQueryResultsRequestRaw = req.decode()?;
+                let input = validate(|v| validate_get_query_results_request(raw, v, &Path::root()))?;
+                let output = service.get_query_results(&ctx, input).await?;
+                req.reply(&output)
+            }
+            "StopQuery" => {
+                let raw: StopQueryRequestRaw = req.decode()?;
+                let input = validate(|v| validate_stop_query_request(raw, v, &Path::root()))?;
+                let output = service.stop_query(&ctx, input).await?;
+                req.reply(&output)
+            }
+            "DescribeQueries" => {
+                let raw: DescribeQueriesRequestRaw = req.decode()?;
+                let input = validate(|v| validate_describe_queries_request(raw, v, &Path::root()))?;
+                let output = service.describe_queries(&ctx, input).await?;
+                req.reply(&output)
             }
             other => Err(not_implemented(other)),
         }

@@ -9,8 +9,9 @@
 //! - `pattern`: the filter-pattern language.
 //! - `filters`: metric filters and subscription filters (and their delivery).
 //! - `export`: export tasks to S3.
+//! - `insights`: Logs Insights queries.
 //!
-//! Not here yet: Logs Insights queries, Live Tail, destinations for cross-account delivery,
+//! Not here yet: Live Tail, destinations for cross-account delivery,
 //! Lambda subscription destinations.
 
 pub mod api;
@@ -19,6 +20,7 @@ mod events;
 mod export;
 mod filters;
 mod groups;
+mod insights;
 mod pattern;
 mod store;
 
@@ -50,6 +52,8 @@ pub struct Logs {
     lake: OnceLock<Lake>,
     /// Wakes subscription delivery after each PutLogEvents.
     wake: Arc<tokio::sync::Notify>,
+    /// Logs Insights queries, running and finished.
+    queries: Arc<insights::Queries>,
 }
 
 impl Logs {
@@ -60,6 +64,7 @@ impl Logs {
             destinations: OnceLock::new(),
             lake: OnceLock::new(),
             wake: Arc::new(tokio::sync::Notify::new()),
+            queries: Arc::default(),
         }))
     }
 
@@ -377,6 +382,38 @@ impl LogsApi for Logs {
         input: DescribeExportTasksRequest,
     ) -> Result<DescribeExportTasksResponse, ServiceError> {
         export::describe(&self.store, ctx, input)
+    }
+
+    async fn start_query(
+        &self,
+        ctx: &RequestContext,
+        input: StartQueryRequest,
+    ) -> Result<StartQueryResponse, ServiceError> {
+        insights::start(&self.store, &self.queries, ctx, input)
+    }
+
+    async fn get_query_results(
+        &self,
+        ctx: &RequestContext,
+        input: GetQueryResultsRequest,
+    ) -> Result<GetQueryResultsResponse, ServiceError> {
+        insights::results(&self.queries, ctx, input)
+    }
+
+    async fn stop_query(
+        &self,
+        ctx: &RequestContext,
+        input: StopQueryRequest,
+    ) -> Result<StopQueryResponse, ServiceError> {
+        insights::stop(&self.queries, ctx, &input.query_id)
+    }
+
+    async fn describe_queries(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeQueriesRequest,
+    ) -> Result<DescribeQueriesResponse, ServiceError> {
+        insights::describe(&self.queries, ctx, input)
     }
 
     async fn cancel_export_task(

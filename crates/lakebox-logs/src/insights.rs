@@ -1,0 +1,1702 @@
+//! CloudWatch Logs Insights: StartQuery / GetQueryResults / StopQuery / DescribeQueries with
+//! the query language's commands — `fields`, `filter`, `stats` (with `bin()` and the aggregate
+//! functions), `sort`, `limit`, `parse`, `display`, `dedup` — over the stored events.
+//!
+//! An event is a record of fields: `@timestamp`, `@message`, `@logStream`, `@log`,
+//! `@ingestionTime`, `@ptr`, and the fields of a JSON message, discovered and flattened
+//! (`user.id`, `items.0.sku`) as Insights does. Commands run in order over the records;
+//! `stats` turns them into one record per group. Results are strings, as Insights returns them
+//! (`@timestamp` as `2026-12-03 09:15:00.000`).
+//!
+//! Queries run on the blocking pool as soon as they start; their results are kept in memory
+//! (not across a restart) for the account that ran them.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::sync::{Arc, Mutex};
+
+use lakebox_core::{RequestContext, ServiceError};
+use lakebox_protocol::Timestamp;
+use regex::Regex;
+use serde_json::Value as Json;
+
+use crate::api::*;
+use crate::errors::*;
+use crate::groups::{existing, group_name_of};
+use crate::store::{Event, Group, Store};
+
+/// Rows a query returns at most (its `limit` may ask for fewer).
+const MAX_ROWS: usize = 10_000;
+/// Queries an account may have running at once.
+const MAX_RUNNING: usize = 30;
+/// Finished queries kept, per server.
+const KEEP_FINISHED: usize = 1_000;
+
+// ---- values ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq)]
+enum V {
+    Null,
+    Num(f64),
+    Str(String),
+    /// Milliseconds since the epoch (`@timestamp`, `bin()`), shown as Insights shows times.
+    Time(i64),
+}
+
+impl V {
+    fn num(&self) -> Option<f64> {
+        match self {
+            V::Num(n) => Some(*n),
+            V::Time(t) => Some(*t as f64),
+            V::Str(s) => s.trim().parse().ok(),
+            V::Null => None,
+        }
+    }
+
+    fn text(&self) -> Option<String> {
+        match self {
+            V::Null => None,
+            V::Num(n) => Some(format_number(*n)),
+            V::Str(s) => Some(s.clone()),
+            V::Time(t) => Some(format_time(*t)),
+        }
+    }
+
+    fn truthy(&self) -> bool {
+        match self {
+            V::Null => false,
+            V::Num(n) => *n != 0.0,
+            V::Str(s) => !s.is_empty() && s != "false",
+            V::Time(_) => true,
+        }
+    }
+}
+
+fn format_number(n: f64) -> String {
+    if n.fract() == 0.0 && n.abs() < 1e15 {
+        format!("{}", n as i64)
+    } else {
+        format!("{n}")
+    }
+}
+
+fn format_time(millis: i64) -> String {
+    // `2026-12-03T09:15:00.000Z` → `2026-12-03 09:15:00.000`
+    let iso = Timestamp::from_millis(millis).to_iso8601();
+    let iso = iso.trim_end_matches('Z').replacen('T', " ", 1);
+    if iso.len() == 19 {
+        format!("{iso}.000")
+    } else {
+        iso
+    }
+}
+
+/// Insights' natural order: non-numbers before numbers, numbers by value, text in chunks of
+/// digits (by length, then value) and of other characters (by code point).
+fn natural(a: &V, b: &V) -> Ordering {
+    let (na, nb) = (is_number(a), is_number(b));
+    match (na, nb) {
+        (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
+        (Some(_), None) => Ordering::Greater,
+        (None, Some(_)) => Ordering::Less,
+        (None, None) => match (a, b) {
+            (V::Null, V::Null) => Ordering::Equal,
+            (V::Null, _) => Ordering::Less,
+            (_, V::Null) => Ordering::Greater,
+            _ => natural_text(&a.text().unwrap_or_default(), &b.text().unwrap_or_default()),
+        },
+    }
+}
+
+fn is_number(v: &V) -> Option<f64> {
+    match v {
+        V::Num(n) => Some(*n),
+        V::Time(t) => Some(*t as f64),
+        V::Str(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+fn natural_text(a: &str, b: &str) -> Ordering {
+    fn chunks(s: &str) -> Vec<(bool, &str)> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        let bytes = s.as_bytes();
+        for i in 1..=bytes.len() {
+            if i == bytes.len() || bytes[i].is_ascii_digit() != bytes[start].is_ascii_digit() {
+                out.push((bytes[start].is_ascii_digit(), &s[start..i]));
+                start = i;
+            }
+        }
+        out
+    }
+    let (ca, cb) = (chunks(a), chunks(b));
+    for ((da, xa), (db, xb)) in ca.iter().zip(cb.iter()) {
+        let o = if *da && *db {
+            let (ta, tb) = (xa.trim_start_matches('0'), xb.trim_start_matches('0'));
+            ta.len().cmp(&tb.len()).then(ta.cmp(tb))
+        } else {
+            xa.cmp(xb)
+        };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    ca.len().cmp(&cb.len())
+}
+
+// ---- the query language ---------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+enum Ex {
+    Field(String),
+    Lit(V),
+    Regex(Regex),
+    Not(Box<Ex>),
+    Neg(Box<Ex>),
+    Bin(Box<Ex>, BinOp, Box<Ex>),
+    Like(Box<Ex>, Box<Ex>, bool),
+    In(Box<Ex>, Vec<Ex>, bool),
+    Call(String, Vec<Ex>),
+    /// `count(*)`'s argument.
+    Star,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    And,
+    Or,
+}
+
+#[derive(Debug, Clone)]
+enum Command {
+    Fields(Vec<(Ex, String)>),
+    Display(Vec<String>),
+    Filter(Ex),
+    Stats(Vec<(Ex, String)>, Vec<(Ex, String)>),
+    Sort(Vec<(Ex, bool)>),
+    Limit(usize),
+    Parse(Ex, ParseSpec),
+    Dedup(Vec<String>),
+}
+
+#[derive(Debug, Clone)]
+enum ParseSpec {
+    /// A glob (`*` captures) and the names of the captures.
+    Glob(Regex, Vec<String>),
+    /// A regular expression with named groups.
+    Regex(Regex, Vec<String>),
+}
+
+/// Why a query did not compile: StartQuery's MalformedQueryException.
+fn malformed(message: impl Into<String>) -> ServiceError {
+    ServiceError::client("MalformedQueryException", message)
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Ident(String),
+    Num(f64, String),
+    Str(String),
+    Regex(String),
+    Op(&'static str),
+}
+
+/// Whether a `/` after these tokens opens a regular expression (after `like`, `=~`, `(`, `,`,
+/// or `parse <field>`) rather than dividing.
+fn regex_may_start(before: &[Tok]) -> bool {
+    let word = |t: Option<&Tok>, w: &str| matches!(t, Some(Tok::Ident(x)) if x.eq_ignore_ascii_case(w));
+    let n = before.len();
+    n == 0
+        || word(before.last(), "like")
+        || matches!(before.last(), Some(Tok::Op("=~" | "(" | ",")))
+        || (n >= 2 && word(before.get(n - 2), "parse"))
+}
+
+fn tokenize(s: &str) -> Result<Vec<Tok>, ServiceError> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c.is_ascii_whitespace() {
+            i += 1;
+            continue;
+        }
+        if c == b'\'' || c == b'"' {
+            let mut j = i + 1;
+            let mut text = String::new();
+            while j < b.len() && b[j] != c {
+                if b[j] == b'\\' && j + 1 < b.len() {
+                    j += 1;
+                }
+                let ch = s[j..].chars().next().unwrap_or(' ');
+                text.push(ch);
+                j += ch.len_utf8();
+            }
+            if j >= b.len() {
+                return Err(malformed("unterminated string in query"));
+            }
+            out.push(Tok::Str(text));
+            i = j + 1;
+            continue;
+        }
+        if c == b'/' && regex_may_start(&out) {
+            let mut j = i + 1;
+            let mut text = String::new();
+            while j < b.len() && b[j] != b'/' {
+                if b[j] == b'\\' && j + 1 < b.len() && b[j + 1] == b'/' {
+                    j += 1;
+                }
+                let ch = s[j..].chars().next().unwrap_or(' ');
+                text.push(ch);
+                j += ch.len_utf8();
+            }
+            if j >= b.len() {
+                return Err(malformed("unterminated regular expression in query"));
+            }
+            out.push(Tok::Regex(text));
+            i = j + 1;
+            continue;
+        }
+        if c == b'`' {
+            let end = s[i + 1..]
+                .find('`')
+                .ok_or_else(|| malformed("unterminated ` in query"))?;
+            out.push(Tok::Ident(s[i + 1..i + 1 + end].to_owned()));
+            i += end + 2;
+            continue;
+        }
+        if c.is_ascii_digit() {
+            let mut j = i;
+            while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'.') {
+                j += 1;
+            }
+            let word = &s[i..j];
+            match word.parse::<f64>() {
+                Ok(n) => out.push(Tok::Num(n, word.to_owned())),
+                // `5m`, `1h`: a duration (bin's argument).
+                Err(_) => out.push(Tok::Ident(word.to_owned())),
+            }
+            i = j;
+            continue;
+        }
+        if c.is_ascii_alphabetic() || c == b'@' || c == b'_' || c == b'$' {
+            let mut j = i;
+            while j < b.len()
+                && (b[j].is_ascii_alphanumeric()
+                    || matches!(b[j], b'@' | b'_' | b'.' | b'$' | b'-')
+                        && !(b[j] == b'-' && j + 1 < b.len() && b[j + 1] == b' '))
+            {
+                j += 1;
+            }
+            // A trailing `-` belongs to an expression, not the name.
+            let mut word = &s[i..j];
+            while word.ends_with(['-', '.']) {
+                word = &word[..word.len() - 1];
+            }
+            out.push(Tok::Ident(word.to_owned()));
+            i += word.len();
+            continue;
+        }
+        let two = if i + 1 < b.len() { &s[i..i + 2] } else { "" };
+        let op: &'static str = match two {
+            "!=" => "!=",
+            "<=" => "<=",
+            ">=" => ">=",
+            "=~" => "=~",
+            "==" => "=",
+            "&&" => "and",
+            "||" => "or",
+            _ => match c {
+                b'=' => "=",
+                b'<' => "<",
+                b'>' => ">",
+                b'(' => "(",
+                b')' => ")",
+                b'[' => "[",
+                b']' => "]",
+                b',' => ",",
+                b'+' => "+",
+                b'-' => "-",
+                b'*' => "*",
+                b'/' => "/",
+                b'%' => "%",
+                b'|' => "|",
+                b'!' => "!",
+                _ => {
+                    return Err(malformed(format!(
+                        "unexpected character '{}' in query",
+                        c as char
+                    )));
+                }
+            },
+        };
+        i += if op.len() == 2 && two.len() == 2 && (two == op || two == "==" || two == "&&" || two == "||") {
+            2
+        } else {
+            1
+        };
+        out.push(Tok::Op(op));
+    }
+    Ok(out)
+}
+
+struct P {
+    toks: Vec<Tok>,
+    pos: usize,
+}
+
+impl P {
+    fn peek(&self) -> Option<&Tok> {
+        self.toks.get(self.pos)
+    }
+
+    fn next(&mut self) -> Option<Tok> {
+        let t = self.toks.get(self.pos).cloned();
+        self.pos += 1;
+        t
+    }
+
+    fn is_op(&self, op: &str) -> bool {
+        matches!(self.peek(), Some(Tok::Op(o)) if *o == op)
+    }
+
+    fn is_word(&self, w: &str) -> bool {
+        matches!(self.peek(), Some(Tok::Ident(x)) if x.eq_ignore_ascii_case(w))
+    }
+
+    fn eat_op(&mut self, op: &str) -> bool {
+        let yes = self.is_op(op);
+        if yes {
+            self.pos += 1;
+        }
+        yes
+    }
+
+    fn eat_word(&mut self, w: &str) -> bool {
+        let yes = self.is_word(w);
+        if yes {
+            self.pos += 1;
+        }
+        yes
+    }
+
+    fn expect_op(&mut self, op: &str) -> Result<(), ServiceError> {
+        if self.eat_op(op) {
+            Ok(())
+        } else {
+            Err(malformed(format!("expected '{op}' in query")))
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.pos >= self.toks.len() || self.is_op("|")
+    }
+
+    fn expr(&mut self) -> Result<Ex, ServiceError> {
+        let mut left = self.and()?;
+        while self.eat_word("or") || self.eat_op("or") {
+            left = Ex::Bin(Box::new(left), BinOp::Or, Box::new(self.and()?));
+        }
+        Ok(left)
+    }
+
+    fn and(&mut self) -> Result<Ex, ServiceError> {
+        let mut left = self.not()?;
+        while self.eat_word("and") || self.eat_op("and") {
+            left = Ex::Bin(Box::new(left), BinOp::And, Box::new(self.not()?));
+        }
+        Ok(left)
+    }
+
+    fn not(&mut self) -> Result<Ex, ServiceError> {
+        if self.eat_word("not") || self.eat_op("!") {
+            return Ok(Ex::Not(Box::new(self.not()?)));
+        }
+        self.comparison()
+    }
+
+    fn comparison(&mut self) -> Result<Ex, ServiceError> {
+        let left = self.additive()?;
+        let negated = self.is_word("not")
+            && matches!(self.toks.get(self.pos + 1), Some(Tok::Ident(w)) if w.eq_ignore_ascii_case("like") || w.eq_ignore_ascii_case("in"));
+        if negated {
+            self.pos += 1;
+        }
+        if self.eat_word("like") || self.eat_op("=~") {
+            let pattern = self.additive()?;
+            return Ok(Ex::Like(Box::new(left), Box::new(pattern), negated));
+        }
+        if self.eat_word("in") {
+            self.expect_op("[")?;
+            let mut items = Vec::new();
+            while !self.eat_op("]") {
+                items.push(self.additive()?);
+                if !self.eat_op(",") {
+                    self.expect_op("]")?;
+                    break;
+                }
+            }
+            return Ok(Ex::In(Box::new(left), items, negated));
+        }
+        let op = match self.peek() {
+            Some(Tok::Op("=")) => BinOp::Eq,
+            Some(Tok::Op("!=")) => BinOp::Ne,
+            Some(Tok::Op("<")) => BinOp::Lt,
+            Some(Tok::Op("<=")) => BinOp::Le,
+            Some(Tok::Op(">")) => BinOp::Gt,
+            Some(Tok::Op(">=")) => BinOp::Ge,
+            _ => return Ok(left),
+        };
+        self.pos += 1;
+        Ok(Ex::Bin(Box::new(left), op, Box::new(self.additive()?)))
+    }
+
+    fn additive(&mut self) -> Result<Ex, ServiceError> {
+        let mut left = self.term()?;
+        loop {
+            let op = if self.eat_op("+") {
+                BinOp::Add
+            } else if self.eat_op("-") {
+                BinOp::Sub
+            } else {
+                return Ok(left);
+            };
+            left = Ex::Bin(Box::new(left), op, Box::new(self.term()?));
+        }
+    }
+
+    fn term(&mut self) -> Result<Ex, ServiceError> {
+        let mut left = self.unary()?;
+        loop {
+            let op = if self.eat_op("*") {
+                BinOp::Mul
+            } else if self.eat_op("/") {
+                BinOp::Div
+            } else if self.eat_op("%") {
+                BinOp::Mod
+            } else {
+                return Ok(left);
+            };
+            left = Ex::Bin(Box::new(left), op, Box::new(self.unary()?));
+        }
+    }
+
+    fn unary(&mut self) -> Result<Ex, ServiceError> {
+        if self.eat_op("-") {
+            return Ok(Ex::Neg(Box::new(self.unary()?)));
+        }
+        match self.next() {
+            Some(Tok::Op("(")) => {
+                let e = self.expr()?;
+                self.expect_op(")")?;
+                Ok(e)
+            }
+            Some(Tok::Op("*")) => Ok(Ex::Star),
+            Some(Tok::Num(n, _)) => Ok(Ex::Lit(V::Num(n))),
+            Some(Tok::Str(s)) => Ok(Ex::Lit(V::Str(s))),
+            Some(Tok::Regex(r)) => Regex::new(&r)
+                .map(Ex::Regex)
+                .map_err(|e| malformed(format!("invalid regular expression /{r}/: {e}"))),
+            Some(Tok::Ident(name)) => {
+                if self.eat_op("(") {
+                    let mut args = Vec::new();
+                    if !self.eat_op(")") {
+                        loop {
+                            args.push(self.expr()?);
+                            if self.eat_op(")") {
+                                break;
+                            }
+                            self.expect_op(",")?;
+                        }
+                    }
+                    Ok(Ex::Call(name.to_ascii_lowercase(), args))
+                } else if name.eq_ignore_ascii_case("true") || name.eq_ignore_ascii_case("false") {
+                    Ok(Ex::Lit(V::Num(if name.eq_ignore_ascii_case("true") {
+                        1.0
+                    } else {
+                        0.0
+                    })))
+                } else {
+                    Ok(Ex::Field(name))
+                }
+            }
+            other => Err(malformed(format!("unexpected {other:?} in query"))),
+        }
+    }
+
+    /// `expr [as name]`, named by its text when it has no alias.
+    fn named(&mut self, start_text: &str) -> Result<(Ex, String), ServiceError> {
+        let start = self.pos;
+        let e = self.expr()?;
+        let text = render(&self.toks[start..self.pos], start_text);
+        let name = if self.eat_word("as") {
+            match self.next() {
+                Some(Tok::Ident(n)) => n,
+                _ => return Err(malformed("expected a name after 'as'")),
+            }
+        } else {
+            text
+        };
+        Ok((e, name))
+    }
+
+    fn list<T>(
+        &mut self,
+        mut item: impl FnMut(&mut Self) -> Result<T, ServiceError>,
+    ) -> Result<Vec<T>, ServiceError> {
+        let mut out = vec![item(self)?];
+        while self.eat_op(",") {
+            out.push(item(self)?);
+        }
+        Ok(out)
+    }
+}
+
+/// The text of tokens as Insights names an unaliased column (`count(*)`, `avg(latency)`).
+fn render(toks: &[Tok], _query: &str) -> String {
+    let mut out = String::new();
+    for (i, t) in toks.iter().enumerate() {
+        let piece = match t {
+            Tok::Ident(w) => w.clone(),
+            Tok::Num(_, text) => text.clone(),
+            Tok::Str(s) => format!("\"{s}\""),
+            Tok::Regex(r) => format!("/{r}/"),
+            Tok::Op(o) => (*o).to_owned(),
+        };
+        let tight = matches!(t, Tok::Op("(" | ")" | ","))
+            || matches!(toks.get(i.wrapping_sub(1)), Some(Tok::Op("(")));
+        if !out.is_empty() && !tight {
+            out.push(' ');
+        }
+        out.push_str(&piece);
+        if matches!(t, Tok::Op(",")) {
+            out.push(' ');
+        }
+    }
+    out
+}
+
+fn parse_query(query: &str) -> Result<Vec<Command>, ServiceError> {
+    let toks = tokenize(query)?;
+    let mut p = P { toks, pos: 0 };
+    let mut commands = Vec::new();
+    while p.pos < p.toks.len() {
+        if p.eat_op("|") {
+            continue;
+        }
+        let Some(Tok::Ident(cmd)) = p.next() else {
+            return Err(malformed(
+                "expected a command (fields, filter, stats, sort, limit, parse, display, dedup)",
+            ));
+        };
+        let c = match cmd.to_ascii_lowercase().as_str() {
+            "fields" => Command::Fields(p.list(|p| p.named(query))?),
+            "display" => Command::Display(p.list(|p| match p.next() {
+                Some(Tok::Ident(n)) => Ok(n),
+                _ => Err(malformed("display takes field names")),
+            })?),
+            "filter" => Command::Filter(p.expr()?),
+            "stats" => {
+                let aggs = p.list(|p| p.named(query))?;
+                for (e, _) in &aggs {
+                    if !matches!(e, Ex::Call(f, _) if is_aggregate(f)) {
+                        return Err(malformed(
+                            "stats needs aggregate functions (count, sum, avg, min, max, …)",
+                        ));
+                    }
+                }
+                let by = if p.eat_word("by") {
+                    p.list(|p| p.named(query))?
+                } else {
+                    Vec::new()
+                };
+                Command::Stats(aggs, by)
+            }
+            "sort" => Command::Sort(p.list(|p| {
+                let e = p.expr()?;
+                let desc = if p.eat_word("desc") {
+                    true
+                } else {
+                    p.eat_word("asc");
+                    false
+                };
+                Ok((e, desc))
+            })?),
+            "limit" => match p.next() {
+                Some(Tok::Num(n, _)) if n >= 1.0 && n.fract() == 0.0 => Command::Limit(n as usize),
+                _ => return Err(malformed("limit takes a positive whole number")),
+            },
+            "parse" => {
+                let field = p.expr_until_pattern()?;
+                let spec = match p.next() {
+                    Some(Tok::Str(glob)) => {
+                        if !p.eat_word("as") {
+                            return Err(malformed("parse with a glob needs 'as' and names"));
+                        }
+                        let names = p.list(|p| match p.next() {
+                            Some(Tok::Ident(n)) => Ok(n),
+                            _ => Err(malformed("parse names fields")),
+                        })?;
+                        let stars = glob.matches('*').count();
+                        if stars != names.len() {
+                            return Err(malformed(format!(
+                                "parse: the pattern has {stars} '*' but {} names",
+                                names.len()
+                            )));
+                        }
+                        let body = glob
+                            .split('*')
+                            .map(regex::escape)
+                            .collect::<Vec<_>>()
+                            .join("(.*?)");
+                        let re = Regex::new(&body).map_err(|e| malformed(e.to_string()))?;
+                        ParseSpec::Glob(re, names)
+                    }
+                    Some(Tok::Regex(r)) => {
+                        let re = Regex::new(&r)
+                            .map_err(|e| malformed(format!("invalid regular expression /{r}/: {e}")))?;
+                        let names: Vec<String> = re.capture_names().flatten().map(str::to_owned).collect();
+                        if names.is_empty() {
+                            return Err(malformed(
+                                "parse with a regular expression needs named groups (?<name>…)",
+                            ));
+                        }
+                        ParseSpec::Regex(re, names)
+                    }
+                    _ => return Err(malformed("parse takes a \"glob\" with 'as' names, or a /regex/")),
+                };
+                Command::Parse(field, spec)
+            }
+            "dedup" => Command::Dedup(p.list(|p| match p.next() {
+                Some(Tok::Ident(n)) => Ok(n),
+                _ => Err(malformed("dedup takes field names")),
+            })?),
+            other => return Err(malformed(format!("unknown command '{other}'"))),
+        };
+        if !p.done() {
+            return Err(malformed(format!(
+                "unexpected {:?} after the {cmd} command",
+                p.peek()
+            )));
+        }
+        commands.push(c);
+    }
+    if commands.is_empty() {
+        return Err(malformed("the query is empty"));
+    }
+    Ok(commands)
+}
+
+impl P {
+    /// `parse`'s field: everything up to its pattern (a string or regex token).
+    fn expr_until_pattern(&mut self) -> Result<Ex, ServiceError> {
+        match self.next() {
+            Some(Tok::Ident(f)) => Ok(Ex::Field(f)),
+            _ => Err(malformed("parse takes a field, then its pattern")),
+        }
+    }
+}
+
+fn is_aggregate(f: &str) -> bool {
+    matches!(
+        f,
+        "count"
+            | "count_distinct"
+            | "sum"
+            | "avg"
+            | "min"
+            | "max"
+            | "stddev"
+            | "pct"
+            | "percentile"
+            | "earliest"
+            | "latest"
+    )
+}
+
+// ---- evaluation -----------------------------------------------------------------------
+
+/// One record: its fields by name.
+type Record = HashMap<String, V>;
+
+fn flatten(prefix: &str, v: &Json, out: &mut Record) {
+    match v {
+        Json::Object(map) => {
+            for (k, v) in map {
+                let name = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&name, v, out);
+            }
+        }
+        Json::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                flatten(&format!("{prefix}.{i}"), v, out);
+            }
+        }
+        Json::Null => {}
+        Json::Bool(b) => {
+            out.insert(prefix.to_owned(), V::Str(b.to_string()));
+        }
+        Json::Number(n) => {
+            out.insert(prefix.to_owned(), V::Num(n.as_f64().unwrap_or(f64::NAN)));
+        }
+        Json::String(s) => {
+            out.insert(prefix.to_owned(), V::Str(s.clone()));
+        }
+    }
+}
+
+fn record_of(group: &Group, stream: &str, e: &Event) -> Record {
+    let mut r = Record::new();
+    if e.message.trim_start().starts_with('{')
+        && let Ok(doc) = serde_json::from_str::<Json>(&e.message)
+    {
+        flatten("", &doc, &mut r);
+    }
+    r.insert("@timestamp".into(), V::Time(e.timestamp));
+    r.insert("@ingestionTime".into(), V::Time(e.ingestion));
+    r.insert("@message".into(), V::Str(e.message.to_string()));
+    r.insert("@logStream".into(), V::Str(stream.to_owned()));
+    r.insert("@log".into(), V::Str(format!("{}:{}", group.key.0, group.key.2)));
+    r.insert(
+        "@ptr".into(),
+        V::Str(format!(
+            "{}/{}/{}",
+            group.config.lock().unwrap().uid,
+            stream,
+            e.event_id()
+        )),
+    );
+    r
+}
+
+fn duration_millis(text: &str) -> Option<i64> {
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let n: i64 = text[..split].parse().ok()?;
+    let unit = match &text[split..] {
+        "ms" => 1,
+        "s" | "sec" | "second" | "seconds" => 1000,
+        "m" | "min" | "minute" | "minutes" => 60_000,
+        "h" | "hr" | "hour" | "hours" => 3_600_000,
+        "d" | "day" | "days" => 86_400_000,
+        "w" | "week" | "weeks" => 7 * 86_400_000,
+        _ => return None,
+    };
+    Some(n * unit)
+}
+
+fn eval(e: &Ex, r: &Record) -> Result<V, ServiceError> {
+    Ok(match e {
+        Ex::Field(f) => r.get(f).cloned().unwrap_or(V::Null),
+        Ex::Lit(v) => v.clone(),
+        Ex::Regex(re) => V::Str(re.as_str().to_owned()),
+        Ex::Star => V::Num(1.0),
+        Ex::Not(x) => V::Num(if eval(x, r)?.truthy() { 0.0 } else { 1.0 }),
+        Ex::Neg(x) => eval(x, r)?.num().map_or(V::Null, |n| V::Num(-n)),
+        Ex::Like(x, pattern, negated) => {
+            let text = eval(x, r)?.text();
+            let hit = match (&text, pattern.as_ref()) {
+                (None, _) => false,
+                (Some(t), Ex::Regex(re)) => re.is_match(t),
+                (Some(t), other) => eval(other, r)?.text().is_some_and(|p| t.contains(&p)),
+            };
+            V::Num(if hit != *negated { 1.0 } else { 0.0 })
+        }
+        Ex::In(x, items, negated) => {
+            let v = eval(x, r)?;
+            let mut hit = false;
+            for i in items {
+                if equal(&v, &eval(i, r)?) {
+                    hit = true;
+                    break;
+                }
+            }
+            V::Num(if hit != *negated { 1.0 } else { 0.0 })
+        }
+        Ex::Bin(a, op, b) => {
+            let (x, y) = (eval(a, r)?, eval(b, r)?);
+            let bool_v = |b: bool| V::Num(if b { 1.0 } else { 0.0 });
+            match op {
+                BinOp::And => bool_v(x.truthy() && y.truthy()),
+                BinOp::Or => bool_v(x.truthy() || y.truthy()),
+                BinOp::Eq => bool_v(equal(&x, &y)),
+                BinOp::Ne => bool_v(!matches!(x, V::Null) && !equal(&x, &y)),
+                BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
+                    let o = match (x.num(), y.num()) {
+                        (Some(p), Some(q)) => p.partial_cmp(&q),
+                        _ => match (x.text(), y.text()) {
+                            (Some(p), Some(q)) => Some(p.cmp(&q)),
+                            _ => None,
+                        },
+                    };
+                    bool_v(match (o, op) {
+                        (None, _) => false,
+                        (Some(o), BinOp::Lt) => o == Ordering::Less,
+                        (Some(o), BinOp::Le) => o != Ordering::Greater,
+                        (Some(o), BinOp::Gt) => o == Ordering::Greater,
+                        (Some(o), _) => o != Ordering::Less,
+                    })
+                }
+                arith => match (x.num(), y.num()) {
+                    (Some(p), Some(q)) => V::Num(match arith {
+                        BinOp::Add => p + q,
+                        BinOp::Sub => p - q,
+                        BinOp::Mul => p * q,
+                        BinOp::Div if q != 0.0 => p / q,
+                        BinOp::Mod if q != 0.0 => p % q,
+                        _ => return Ok(V::Null),
+                    }),
+                    _ => V::Null,
+                },
+            }
+        }
+        Ex::Call(f, args) => call(f, args, r)?,
+    })
+}
+
+fn equal(x: &V, y: &V) -> bool {
+    match (x, y) {
+        (V::Null, _) | (_, V::Null) => false,
+        _ => match (x.num(), y.num()) {
+            (Some(p), Some(q)) => p == q,
+            _ => x.text() == y.text(),
+        },
+    }
+}
+
+fn call(f: &str, args: &[Ex], r: &Record) -> Result<V, ServiceError> {
+    let arg = |i: usize| -> Result<V, ServiceError> {
+        args.get(i)
+            .map(|a| eval(a, r))
+            .unwrap_or_else(|| Err(malformed(format!("{f}() needs more arguments"))))
+    };
+    let text = |i: usize| -> Result<Option<String>, ServiceError> { Ok(arg(i)?.text()) };
+    Ok(match f {
+        "bin" => {
+            let period = match args.first() {
+                Some(Ex::Field(d)) => duration_millis(d),
+                Some(Ex::Lit(V::Num(n))) => Some(*n as i64 * 1000),
+                _ => None,
+            }
+            .filter(|p| *p > 0)
+            .ok_or_else(|| malformed("bin() takes a period such as 5m or 1h"))?;
+            match r.get("@timestamp") {
+                Some(V::Time(t)) => V::Time(t.div_euclid(period) * period),
+                _ => V::Null,
+            }
+        }
+        "ispresent" => V::Num(
+            if matches!(args.first(), Some(Ex::Field(n)) if r.contains_key(n)) {
+                1.0
+            } else {
+                0.0
+            },
+        ),
+        "isempty" => V::Num(if text(0)?.is_none_or(|t| t.is_empty()) {
+            1.0
+        } else {
+            0.0
+        }),
+        "isblank" => V::Num(if text(0)?.is_none_or(|t| t.trim().is_empty()) {
+            1.0
+        } else {
+            0.0
+        }),
+        "coalesce" => {
+            for a in args {
+                let v = eval(a, r)?;
+                if !matches!(v, V::Null) {
+                    return Ok(v);
+                }
+            }
+            V::Null
+        }
+        "strlen" => text(0)?.map_or(V::Null, |t| V::Num(t.chars().count() as f64)),
+        "toupper" => text(0)?.map_or(V::Null, |t| V::Str(t.to_uppercase())),
+        "tolower" => text(0)?.map_or(V::Null, |t| V::Str(t.to_lowercase())),
+        "trim" => text(0)?.map_or(V::Null, |t| V::Str(t.trim().to_owned())),
+        "concat" => {
+            let mut s = String::new();
+            for i in 0..args.len() {
+                s.push_str(&text(i)?.unwrap_or_default());
+            }
+            V::Str(s)
+        }
+        "substr" => {
+            let t = text(0)?.unwrap_or_default();
+            let start = arg(1)?.num().unwrap_or(0.0).max(0.0) as usize;
+            let chars: Vec<char> = t.chars().collect();
+            let len = if args.len() > 2 {
+                arg(2)?.num().unwrap_or(0.0).max(0.0) as usize
+            } else {
+                chars.len()
+            };
+            V::Str(chars.iter().skip(start).take(len).collect())
+        }
+        "replace" => match (text(0)?, text(1)?, text(2)?) {
+            (Some(t), Some(a), Some(b)) => V::Str(t.replace(&a, &b)),
+            _ => V::Null,
+        },
+        "strcontains" => V::Num(match (text(0)?, text(1)?) {
+            (Some(t), Some(s)) if t.contains(&s) => 1.0,
+            _ => 0.0,
+        }),
+        "abs" => arg(0)?.num().map_or(V::Null, |n| V::Num(n.abs())),
+        "ceil" => arg(0)?.num().map_or(V::Null, |n| V::Num(n.ceil())),
+        "floor" => arg(0)?.num().map_or(V::Null, |n| V::Num(n.floor())),
+        "sqrt" => arg(0)?.num().map_or(V::Null, |n| V::Num(n.sqrt())),
+        "log" => arg(0)?.num().map_or(V::Null, |n| V::Num(n.ln())),
+        "greatest" | "least" => {
+            let mut best: Option<f64> = None;
+            for i in 0..args.len() {
+                if let Some(n) = arg(i)?.num() {
+                    best = Some(match best {
+                        None => n,
+                        Some(b) if f == "greatest" => b.max(n),
+                        Some(b) => b.min(n),
+                    });
+                }
+            }
+            best.map_or(V::Null, V::Num)
+        }
+        "fromMillis" | "frommillis" => arg(0)?.num().map_or(V::Null, |n| V::Time(n as i64)),
+        "tomillis" => arg(0)?.num().map_or(V::Null, V::Num),
+        f if is_aggregate(f) => return Err(malformed(format!("{f}() may only be used in stats"))),
+        other => return Err(malformed(format!("unknown function {other}()"))),
+    })
+}
+
+/// An aggregate's running state over one group's records.
+#[derive(Debug, Clone, Default)]
+struct Acc {
+    count: f64,
+    sum: f64,
+    sum_sq: f64,
+    min: Option<V>,
+    max: Option<V>,
+    values: Vec<f64>,
+    distinct: HashSet<String>,
+    /// (timestamp, value) of the earliest and latest record.
+    first: Option<(i64, V)>,
+    last: Option<(i64, V)>,
+}
+
+fn accumulate(f: &str, args: &[Ex], r: &Record, acc: &mut Acc) -> Result<(), ServiceError> {
+    let v = match args.first() {
+        Some(Ex::Star) | None => V::Num(1.0),
+        Some(a) => eval(a, r)?,
+    };
+    if matches!(v, V::Null) {
+        return Ok(());
+    }
+    let ts = match r.get("@timestamp") {
+        Some(V::Time(t)) => *t,
+        _ => 0,
+    };
+    match f {
+        "count" => acc.count += 1.0,
+        "count_distinct" => {
+            acc.distinct.insert(v.text().unwrap_or_default());
+        }
+        "min" | "max" => {
+            if acc.min.as_ref().is_none_or(|m| natural(&v, m) == Ordering::Less) {
+                acc.min = Some(v.clone());
+            }
+            if acc
+                .max
+                .as_ref()
+                .is_none_or(|m| natural(&v, m) == Ordering::Greater)
+            {
+                acc.max = Some(v);
+            }
+        }
+        "earliest" | "latest" => {
+            if acc.first.as_ref().is_none_or(|(t, _)| ts < *t) {
+                acc.first = Some((ts, v.clone()));
+            }
+            if acc.last.as_ref().is_none_or(|(t, _)| ts >= *t) {
+                acc.last = Some((ts, v));
+            }
+        }
+        _ => {
+            if let Some(n) = v.num() {
+                acc.count += 1.0;
+                acc.sum += n;
+                acc.sum_sq += n * n;
+                if matches!(f, "pct" | "percentile") {
+                    acc.values.push(n);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn finish(f: &str, args: &[Ex], acc: &mut Acc) -> Result<V, ServiceError> {
+    Ok(match f {
+        "count" => V::Num(acc.count),
+        "count_distinct" => V::Num(acc.distinct.len() as f64),
+        "sum" => V::Num(acc.sum),
+        "avg" if acc.count > 0.0 => V::Num(acc.sum / acc.count),
+        "stddev" if acc.count > 1.0 => {
+            let mean = acc.sum / acc.count;
+            V::Num(
+                ((acc.sum_sq - acc.count * mean * mean) / (acc.count - 1.0))
+                    .max(0.0)
+                    .sqrt(),
+            )
+        }
+        "min" => acc.min.clone().unwrap_or(V::Null),
+        "max" => acc.max.clone().unwrap_or(V::Null),
+        "earliest" => acc.first.clone().map_or(V::Null, |(_, v)| v),
+        "latest" => acc.last.clone().map_or(V::Null, |(_, v)| v),
+        "pct" | "percentile" => {
+            let p = match args.get(1) {
+                Some(Ex::Lit(V::Num(p))) => *p,
+                _ => {
+                    return Err(malformed(format!(
+                        "{f}() takes a field and a percentile, pct(latency, 95)"
+                    )));
+                }
+            };
+            if acc.values.is_empty() {
+                V::Null
+            } else {
+                acc.values
+                    .sort_by(|a, b| a.partial_cmp(b).unwrap_or(Ordering::Equal));
+                let rank = ((p / 100.0) * acc.values.len() as f64).ceil() as usize;
+                V::Num(acc.values[rank.clamp(1, acc.values.len()) - 1])
+            }
+        }
+        _ => V::Null,
+    })
+}
+
+/// The result of running a query.
+struct Outcome {
+    rows: Vec<Vec<(String, V)>>,
+    scanned: f64,
+    matched: f64,
+    bytes: f64,
+}
+
+/// Events are read out of a stream this many at a time (its lock held only for the copy).
+const READ_CHUNK: usize = 64 * 1024;
+
+/// `stats`' groups while records stream in.
+struct Grouper<'a> {
+    aggs: &'a [(Ex, String)],
+    by: &'a [(Ex, String)],
+    groups: BTreeMap<Vec<OrdV>, (Vec<V>, Vec<Acc>)>,
+}
+
+impl<'a> Grouper<'a> {
+    fn new(aggs: &'a [(Ex, String)], by: &'a [(Ex, String)]) -> Self {
+        Grouper {
+            aggs,
+            by,
+            groups: BTreeMap::new(),
+        }
+    }
+
+    fn add(&mut self, r: &Record) -> Result<(), ServiceError> {
+        let keys: Vec<V> = self
+            .by
+            .iter()
+            .map(|(e, _)| eval(e, r))
+            .collect::<Result<_, _>>()?;
+        let n = self.aggs.len();
+        let entry = self
+            .groups
+            .entry(keys.iter().cloned().map(OrdV).collect())
+            .or_insert_with(|| (keys, vec![Acc::default(); n]));
+        for ((e, _), acc) in self.aggs.iter().zip(entry.1.iter_mut()) {
+            if let Ex::Call(f, args) = e {
+                accumulate(f, args, r, acc)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One record per group (one in all when there is no `by` and nothing matched).
+    fn finish(mut self) -> Result<Vec<Record>, ServiceError> {
+        if self.groups.is_empty() && self.by.is_empty() {
+            self.groups
+                .insert(Vec::new(), (Vec::new(), vec![Acc::default(); self.aggs.len()]));
+        }
+        let mut out = Vec::with_capacity(self.groups.len());
+        for (_, (keys, mut accs)) in self.groups {
+            let mut r = Record::new();
+            for ((_, name), v) in self.by.iter().zip(keys) {
+                r.insert(name.clone(), v);
+            }
+            for ((e, name), acc) in self.aggs.iter().zip(accs.iter_mut()) {
+                if let Ex::Call(f, args) = e {
+                    r.insert(name.clone(), finish(f, args, acc)?);
+                }
+            }
+            out.push(r);
+        }
+        Ok(out)
+    }
+}
+
+/// Applies a per-record command; `false` when a filter drops the record.
+fn apply(c: &Command, r: &mut Record) -> Result<bool, ServiceError> {
+    match c {
+        Command::Fields(list) => {
+            for (e, name) in list {
+                let v = eval(e, r)?;
+                r.insert(name.clone(), v);
+            }
+        }
+        Command::Filter(e) => return Ok(eval(e, r)?.truthy()),
+        Command::Parse(field, spec) => {
+            let Some(text) = eval(field, r)?.text() else {
+                return Ok(true);
+            };
+            let (re, names, by_name) = match spec {
+                ParseSpec::Glob(re, names) => (re, names, false),
+                ParseSpec::Regex(re, names) => (re, names, true),
+            };
+            if let Some(caps) = re.captures(&text) {
+                for (i, n) in names.iter().enumerate() {
+                    let m = if by_name { caps.name(n) } else { caps.get(i + 1) };
+                    if let Some(m) = m {
+                        r.insert(n.clone(), V::Str(m.as_str().to_owned()));
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(true)
+}
+
+/// Which fields the results show: `fields` adds, `display` replaces, `stats` makes its own;
+/// `None` shows every field.
+fn shown_fields(commands: &[Command]) -> Option<Vec<String>> {
+    let mut shown: Option<Vec<String>> = None;
+    for c in commands {
+        match c {
+            Command::Fields(list) => {
+                let s = shown.get_or_insert_with(Vec::new);
+                for (_, n) in list {
+                    if !s.contains(n) {
+                        s.push(n.clone());
+                    }
+                }
+            }
+            Command::Display(names) => shown = Some(names.clone()),
+            Command::Stats(aggs, by) => {
+                shown = Some(by.iter().chain(aggs.iter()).map(|(_, n)| n.clone()).collect())
+            }
+            _ => {}
+        }
+    }
+    shown
+}
+
+fn run(
+    commands: &[Command],
+    groups: &[Arc<Group>],
+    (from, until): (i64, i64),
+    now: i64,
+    limit: usize,
+    cancelled: &AtomicBool,
+) -> Result<Outcome, ServiceError> {
+    // Per-record commands up to the first that needs every record stream over the events;
+    // a `stats` right after them aggregates as they come, so no record is kept.
+    let split = commands
+        .iter()
+        .position(|c| !matches!(c, Command::Fields(_) | Command::Filter(_) | Command::Parse(..)))
+        .unwrap_or(commands.len());
+    let (streaming, mut rest) = commands.split_at(split);
+    let mut grouper = match rest.first() {
+        Some(Command::Stats(aggs, by)) => Some(Grouper::new(aggs, by)),
+        _ => None,
+    };
+    if grouper.is_some() {
+        rest = &rest[1..];
+    }
+    let mut records: Vec<Record> = Vec::new();
+    let (mut scanned, mut matched, mut bytes) = (0f64, 0f64, 0f64);
+    for group in groups {
+        let lo = from.max(group.retained_from(now));
+        let streams: Vec<_> = group.streams.read().unwrap().values().cloned().collect();
+        for stream in streams {
+            let mut after = std::ops::Bound::Included((lo, 0));
+            loop {
+                if cancelled.load(AtomicOrdering::Relaxed) {
+                    return Err(ServiceError::client("Cancelled", "The query was stopped."));
+                }
+                let chunk: Vec<Event> = {
+                    let d = stream.data.read().unwrap();
+                    d.range(after, std::ops::Bound::Unbounded)
+                        .take_while(|e| e.timestamp <= until)
+                        .take(READ_CHUNK)
+                        .cloned()
+                        .collect()
+                };
+                let Some(last) = chunk.last() else { break };
+                after = std::ops::Bound::Excluded(last.key());
+                'events: for e in &chunk {
+                    scanned += 1.0;
+                    bytes += e.message.len() as f64;
+                    let mut r = record_of(group, &stream.name, e);
+                    for c in streaming {
+                        if !apply(c, &mut r)? {
+                            continue 'events;
+                        }
+                    }
+                    matched += 1.0;
+                    match &mut grouper {
+                        Some(g) => g.add(&r)?,
+                        None => records.push(r),
+                    }
+                }
+            }
+        }
+    }
+    let aggregated = grouper.is_some() || rest.iter().any(|c| matches!(c, Command::Stats(..)));
+    match grouper {
+        Some(g) => records = g.finish()?,
+        // Newest first unless the query sorts: Insights shows the latest events.
+        None => records.sort_by(|a, b| {
+            natural(
+                b.get("@timestamp").unwrap_or(&V::Null),
+                a.get("@timestamp").unwrap_or(&V::Null),
+            )
+        }),
+    }
+    for c in rest {
+        match c {
+            Command::Stats(aggs, by) => {
+                let mut g = Grouper::new(aggs, by);
+                for r in &records {
+                    g.add(r)?;
+                }
+                records = g.finish()?;
+            }
+            Command::Sort(keys) => {
+                let mut keyed: Vec<(Vec<V>, Record)> = records
+                    .into_iter()
+                    .map(|r| {
+                        Ok((
+                            keys.iter()
+                                .map(|(e, _)| eval(e, &r))
+                                .collect::<Result<Vec<_>, ServiceError>>()?,
+                            r,
+                        ))
+                    })
+                    .collect::<Result<_, ServiceError>>()?;
+                keyed.sort_by(|(a, _), (b, _)| {
+                    for ((x, y), (_, desc)) in a.iter().zip(b.iter()).zip(keys.iter()) {
+                        let o = natural(x, y);
+                        if o != Ordering::Equal {
+                            return if *desc { o.reverse() } else { o };
+                        }
+                    }
+                    Ordering::Equal
+                });
+                records = keyed.into_iter().map(|(_, r)| r).collect();
+            }
+            Command::Limit(n) => records.truncate(*n),
+            Command::Dedup(names) => {
+                let mut seen = HashSet::new();
+                records.retain(|r| {
+                    let key: Vec<Option<String>> = names.iter().map(|n| r.get(n).and_then(V::text)).collect();
+                    seen.insert(key)
+                });
+            }
+            Command::Display(_) => {}
+            other => {
+                let mut kept = Vec::with_capacity(records.len());
+                for mut r in records {
+                    if apply(other, &mut r)? {
+                        kept.push(r);
+                    }
+                }
+                records = kept;
+            }
+        }
+    }
+    records.truncate(limit);
+    let shown = shown_fields(commands);
+    let rows = records
+        .into_iter()
+        .map(|r| {
+            let mut row: Vec<(String, V)> = match &shown {
+                Some(names) => names
+                    .iter()
+                    .filter_map(|n| {
+                        r.get(n)
+                            .filter(|v| !matches!(v, V::Null))
+                            .map(|v| (n.clone(), v.clone()))
+                    })
+                    .collect(),
+                None => {
+                    let mut all: Vec<(String, V)> = r.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                    all.sort_by(|a, b| a.0.cmp(&b.0));
+                    all
+                }
+            };
+            if !aggregated
+                && shown.is_some()
+                && let Some(ptr) = r.get("@ptr")
+            {
+                row.push(("@ptr".into(), ptr.clone()));
+            }
+            row
+        })
+        .collect();
+    Ok(Outcome {
+        rows,
+        scanned,
+        matched,
+        bytes,
+    })
+}
+
+/// A value ordered naturally, for grouping.
+#[derive(Debug, Clone)]
+struct OrdV(V);
+
+impl PartialEq for OrdV {
+    fn eq(&self, other: &Self) -> bool {
+        natural(&self.0, &other.0) == Ordering::Equal
+    }
+}
+impl Eq for OrdV {}
+impl PartialOrd for OrdV {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for OrdV {
+    fn cmp(&self, other: &Self) -> Ordering {
+        natural(&self.0, &other.0)
+    }
+}
+
+// ---- the operations -------------------------------------------------------------------
+
+/// A finished query: its rows and statistics, or why it failed.
+type Finished = Result<(Vec<Vec<ResultField>>, QueryStatistics), String>;
+
+struct Query {
+    account: String,
+    region: String,
+    info: QueryInfo,
+    cancelled: Arc<AtomicBool>,
+    result: Option<Finished>,
+}
+
+/// The queries of this server, by id.
+#[derive(Default)]
+pub struct Queries {
+    by_id: Mutex<BTreeMap<String, Query>>,
+}
+
+fn status_of(q: &Query) -> QueryStatus {
+    q.info.status.clone().unwrap_or(QueryStatus::Scheduled)
+}
+
+pub fn start(
+    store: &Arc<Store>,
+    queries: &Arc<Queries>,
+    ctx: &RequestContext,
+    input: StartQueryRequest,
+) -> Result<StartQueryResponse, ServiceError> {
+    if input
+        .query_language
+        .as_ref()
+        .is_some_and(|l| !matches!(l, QueryLanguage::Cwli))
+    {
+        return Err(invalid_parameter(
+            "Lakebox runs Logs Insights QL (CWLI) queries; OpenSearch PPL and SQL are not supported yet.",
+        ));
+    }
+    if input.end_time < input.start_time {
+        return Err(invalid_parameter(
+            "endTime must be greater than or equal to startTime.",
+        ));
+    }
+    let commands = parse_query(&input.query_string)?;
+    let names: Vec<String> = match (
+        &input.log_group_name,
+        &input.log_group_names,
+        &input.log_group_identifiers,
+    ) {
+        (Some(n), None, None) => vec![n.clone()],
+        (None, Some(ns), None) => ns.clone(),
+        (None, None, Some(ids)) => ids.iter().map(|i| group_name_of(i)).collect(),
+        (None, None, None) => {
+            return Err(invalid_parameter(
+                "Exactly one of logGroupName, logGroupNames and logGroupIdentifiers must be specified.",
+            ));
+        }
+        _ => {
+            return Err(invalid_parameter(
+                "logGroupName, logGroupNames and logGroupIdentifiers are mutually exclusive.",
+            ));
+        }
+    };
+    let groups: Vec<Arc<Group>> = names
+        .iter()
+        .map(|n| existing(store, ctx, n))
+        .collect::<Result<_, _>>()?;
+    {
+        let running = queries
+            .by_id
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|q| {
+                q.account == ctx.account_id
+                    && matches!(status_of(q), QueryStatus::Scheduled | QueryStatus::Running)
+            })
+            .count();
+        if running >= MAX_RUNNING {
+            return Err(ServiceError::client(
+                "LimitExceededException",
+                "Resource limit exceeded.",
+            ));
+        }
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let now = store.now();
+    queries.by_id.lock().unwrap().insert(
+        id.clone(),
+        Query {
+            account: ctx.account_id.clone(),
+            region: ctx.region.clone(),
+            info: QueryInfo {
+                query_language: Some(QueryLanguage::Cwli),
+                query_id: Some(id.clone()),
+                query_string: Some(input.query_string.clone()),
+                status: Some(QueryStatus::Running),
+                create_time: Some(now),
+                log_group_name: names.first().cloned(),
+                ..QueryInfo::default()
+            },
+            cancelled: cancelled.clone(),
+            result: None,
+        },
+    );
+    // The events in [startTime, endTime] seconds, inside each group's retention.
+    let from = (input.start_time * 1000).max(0);
+    let until = input.end_time.saturating_mul(1000).saturating_add(999);
+    let limit = input.limit.map_or(MAX_ROWS, |l| l as usize).min(MAX_ROWS);
+    let (queries, store, qid) = (queries.clone(), store.clone(), id.clone());
+    tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
+        let group_count = groups.len();
+        let outcome = run(&commands, &groups, (from, until), store.now(), limit, &cancelled);
+        let mut all = queries.by_id.lock().unwrap();
+        let Some(q) = all.get_mut(&qid) else { return };
+        q.info.query_duration = Some(started.elapsed().as_millis() as i64);
+        if cancelled.load(AtomicOrdering::Relaxed) {
+            q.info.status = Some(QueryStatus::Cancelled);
+            q.result = Some(Ok((Vec::new(), QueryStatistics::default())));
+        } else {
+            match outcome {
+                Ok(o) => {
+                    q.info.status = Some(QueryStatus::Complete);
+                    q.info.bytes_scanned = Some(o.bytes);
+                    let rows = o
+                        .rows
+                        .into_iter()
+                        .map(|row| {
+                            row.into_iter()
+                                .map(|(field, v)| ResultField {
+                                    field: Some(field),
+                                    value: v.text(),
+                                })
+                                .collect()
+                        })
+                        .collect();
+                    let stats = QueryStatistics {
+                        records_matched: Some(o.matched),
+                        records_scanned: Some(o.scanned),
+                        bytes_scanned: Some(o.bytes),
+                        estimated_records_skipped: Some(0.0),
+                        estimated_bytes_skipped: Some(0.0),
+                        log_groups_scanned: Some(group_count as f64),
+                    };
+                    q.result = Some(Ok((rows, stats)));
+                }
+                Err(e) => {
+                    q.info.status = Some(QueryStatus::Failed);
+                    q.result = Some(Err(e.message));
+                }
+            }
+        }
+        // Keep the newest finished queries.
+        let finished: Vec<(i64, String)> = all
+            .iter()
+            .filter(|(_, q)| q.result.is_some())
+            .map(|(id, q)| (q.info.create_time.unwrap_or(0), id.clone()))
+            .collect();
+        if finished.len() > KEEP_FINISHED {
+            let mut finished = finished;
+            finished.sort();
+            for (_, id) in finished.iter().take(finished.len() - KEEP_FINISHED) {
+                all.remove(id);
+            }
+        }
+    });
+    Ok(StartQueryResponse { query_id: Some(id) })
+}
+
+fn not_found(id: &str) -> ServiceError {
+    ServiceError::client("ResourceNotFoundException", format!("Query does not exist: {id}"))
+}
+
+pub fn results(
+    queries: &Queries,
+    ctx: &RequestContext,
+    input: GetQueryResultsRequest,
+) -> Result<GetQueryResultsResponse, ServiceError> {
+    let all = queries.by_id.lock().unwrap();
+    let q = all
+        .get(&input.query_id)
+        .filter(|q| q.account == ctx.account_id && q.region == ctx.region)
+        .ok_or_else(|| not_found(&input.query_id))?;
+    let (rows, stats) = match &q.result {
+        Some(Ok((rows, stats))) => (rows.clone(), Some(stats.clone())),
+        Some(Err(_)) | None => (Vec::new(), Some(QueryStatistics::default())),
+    };
+    Ok(GetQueryResultsResponse {
+        query_language: Some(QueryLanguage::Cwli),
+        results: Some(rows),
+        statistics: stats,
+        status: Some(status_of(q)),
+        encryption_key: None,
+        next_token: None,
+    })
+}
+
+pub fn stop(queries: &Queries, ctx: &RequestContext, id: &str) -> Result<StopQueryResponse, ServiceError> {
+    let mut all = queries.by_id.lock().unwrap();
+    let q = all
+        .get_mut(id)
+        .filter(|q| q.account == ctx.account_id && q.region == ctx.region)
+        .ok_or_else(|| not_found(id))?;
+    if q.result.is_some() {
+        return Err(invalid_parameter(format!(
+            "Query {id} is not running: its status is {}.",
+            status_of(q).as_str()
+        )));
+    }
+    q.cancelled.store(true, AtomicOrdering::Relaxed);
+    q.info.status = Some(QueryStatus::Cancelled);
+    Ok(StopQueryResponse { success: Some(true) })
+}
+
+pub fn describe(
+    queries: &Queries,
+    ctx: &RequestContext,
+    input: DescribeQueriesRequest,
+) -> Result<DescribeQueriesResponse, ServiceError> {
+    let all = queries.by_id.lock().unwrap();
+    let mut list: Vec<QueryInfo> = all
+        .values()
+        .filter(|q| q.account == ctx.account_id && q.region == ctx.region)
+        .filter(|q| {
+            input
+                .log_group_name
+                .as_ref()
+                .is_none_or(|g| q.info.log_group_name.as_ref() == Some(g))
+        })
+        .filter(|q| input.status.as_ref().is_none_or(|s| &status_of(q) == s))
+        .map(|q| q.info.clone())
+        .collect();
+    // Newest first.
+    list.sort_by(|a, b| {
+        b.create_time
+            .cmp(&a.create_time)
+            .then(a.query_id.cmp(&b.query_id))
+    });
+    let max = input.max_results.map_or(1000, |m| m as usize);
+    let (page, next) = lakebox_core::paging::page(
+        list,
+        |q| {
+            format!(
+                "{:020}{}",
+                i64::MAX - q.create_time.unwrap_or(0),
+                q.query_id.clone().unwrap_or_default()
+            )
+        },
+        input.next_token.as_deref(),
+        max,
+    )
+    .map_err(|_| invalid_token())?;
+    Ok(DescribeQueriesResponse {
+        queries: Some(page),
+        next_token: next,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_parse() {
+        assert!(parse_query("fields @timestamp, @message | sort @timestamp desc | limit 20").is_ok());
+        assert!(
+            parse_query(
+                "filter level = 'ERROR' and latency > 100 | stats count(*) as n, avg(latency) by bin(5m)"
+            )
+            .is_ok()
+        );
+        assert!(
+            parse_query(
+                "parse @message \"user=* action=*\" as user, action | stats count(*) by user, action"
+            )
+            .is_ok()
+        );
+        assert!(parse_query("parse @message /user=(?<user>\\S+)/ | display user").is_ok());
+        assert!(parse_query("filter @message like /ERROR/ | fields strlen(@message) as n").is_ok());
+        assert!(parse_query("filter level in ['WARN', 'ERROR'] | dedup level").is_ok());
+        assert!(parse_query("bogus x").is_err());
+        assert!(parse_query("stats level").is_err());
+        assert!(parse_query("limit -1").is_err());
+        assert!(parse_query("parse @message \"a * b *\" as one").is_err());
+    }
+
+    #[test]
+    fn names_and_order() {
+        let Command::Stats(aggs, by) = &parse_query("stats count(*), avg(latency) by bin(5m)").unwrap()[0]
+        else {
+            panic!()
+        };
+        assert_eq!(
+            aggs.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>(),
+            ["count(*)", "avg(latency)"]
+        );
+        assert_eq!(by[0].1, "bin(5m)");
+        assert_eq!(natural_text("5A", "111A"), Ordering::Less);
+        assert_eq!(natural(&V::Str("A".into()), &V::Num(0.0)), Ordering::Less);
+        assert_eq!(format_time(1_700_000_000_000), "2023-11-14 22:13:20.000");
+    }
+}
