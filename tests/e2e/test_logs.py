@@ -550,3 +550,46 @@ def test_logs_insights_queries(logs):
     with pytest.raises(botocore.exceptions.ClientError) as e:
         logs.stop_query(queryId=listed[0]["queryId"])
     assert code(e) == "InvalidParameterException"
+
+
+def test_live_tail_streams_new_events(lakebox, logs):
+    import threading
+    make(logs, "/tail/app", "web-1", "worker-1")
+    arn = logs.describe_log_groups(logGroupNamePrefix="/tail/app")["logGroups"][0]["logGroupArn"]
+    # Live Tail's endpoint has a host prefix (`stream-`) that a local endpoint cannot carry.
+    tailer = lakebox.client("logs", inject_host_prefix=False, read_timeout=30)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        tailer.start_live_tail(logGroupIdentifiers=[arn], logEventFilterPattern="{ $.x = ")
+    assert code(e) == "InvalidParameterException"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        tailer.start_live_tail(logGroupIdentifiers=[arn.replace("/tail/app", "/tail/none")])
+    assert code(e) == "ResourceNotFoundException"
+
+    stream = tailer.start_live_tail(logGroupIdentifiers=[arn], logStreamNamePrefixes=["web"],
+                                    logEventFilterPattern="ERROR")["responseStream"]
+    seen, starts = [], []
+
+    def read():
+        for event in stream:
+            if "sessionStart" in event:
+                starts.append(event["sessionStart"])
+            for r in event.get("sessionUpdate", {}).get("sessionResults", []):
+                seen.append(r)
+            if len(seen) >= 2:
+                return
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    time.sleep(0.5)
+    t = now_ms()
+    logs.put_log_events(logGroupName="/tail/app", logStreamName="web-1", logEvents=[
+        {"timestamp": t, "message": "ERROR first"}, {"timestamp": t + 1, "message": "INFO skipped"}])
+    logs.put_log_events(logGroupName="/tail/app", logStreamName="worker-1",
+                        logEvents=[{"timestamp": t, "message": "ERROR other stream"}])
+    logs.put_log_events(logGroupName="/tail/app", logStreamName="web-1",
+                        logEvents=[{"timestamp": t + 2, "message": "ERROR second"}])
+    reader.join(timeout=10)
+    stream.close()
+    assert starts and starts[0]["logGroupIdentifiers"] == [arn] and starts[0]["logStreamNamePrefixes"] == ["web"]
+    assert [(r["logStreamName"], r["message"], r["timestamp"]) for r in seen] == [
+        ("web-1", "ERROR first", t), ("web-1", "ERROR second", t + 2)]
+    assert all(r["logGroupIdentifier"] == arn and r["ingestionTime"] >= t for r in seen)

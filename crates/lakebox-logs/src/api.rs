@@ -56,6 +56,7 @@ pub const OPERATIONS: &[&str] = &[
     "GetQueryResults",
     "StopQuery",
     "DescribeQueries",
+    "StartLiveTail",
 ];
 /// Every operation of the model, implemented or not.
 pub const MODEL_OPERATIONS: &[&str] = &[
@@ -1279,6 +1280,70 @@ pub struct ListTagsLogGroupResponse {
     pub tags: Option<BTreeMap<String, String>>,
 }
 
+/// This object contains the information for one log event returned in a Live Tail stream.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LiveTailSessionLogEvent {
+    #[serde(rename = "logStreamName", default, skip_serializing_if = "Option::is_none")]
+    pub log_stream_name: Option<String>,
+    #[serde(
+        rename = "logGroupIdentifier",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub log_group_identifier: Option<String>,
+    #[serde(rename = "message", default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(rename = "timestamp", default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<i64>,
+    #[serde(rename = "ingestionTime", default, skip_serializing_if = "Option::is_none")]
+    pub ingestion_time: Option<i64>,
+}
+
+/// This object contains the metadata for one LiveTailSessionUpdate structure.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LiveTailSessionMetadata {
+    #[serde(rename = "sampled", default, skip_serializing_if = "Option::is_none")]
+    pub sampled: Option<bool>,
+}
+
+/// This object contains information about this Live Tail session, including the log groups included and the log stream filters, if any.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LiveTailSessionStart {
+    #[serde(rename = "requestId", default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    #[serde(rename = "sessionId", default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    #[serde(
+        rename = "logGroupIdentifiers",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub log_group_identifiers: Option<Vec<String>>,
+    #[serde(rename = "logStreamNames", default, skip_serializing_if = "Option::is_none")]
+    pub log_stream_names: Option<Vec<String>>,
+    #[serde(
+        rename = "logStreamNamePrefixes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub log_stream_name_prefixes: Option<Vec<String>>,
+    #[serde(
+        rename = "logEventFilterPattern",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub log_event_filter_pattern: Option<String>,
+}
+
+/// This object contains the log events and metadata for a Live Tail session.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LiveTailSessionUpdate {
+    #[serde(rename = "sessionMetadata", default, skip_serializing_if = "Option::is_none")]
+    pub session_metadata: Option<LiveTailSessionMetadata>,
+    #[serde(rename = "sessionResults", default, skip_serializing_if = "Option::is_none")]
+    pub session_results: Option<Vec<LiveTailSessionLogEvent>>,
+}
+
 /// Represents a log group.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LogGroup {
@@ -1897,6 +1962,20 @@ pub struct SearchedLogStream {
     pub searched_completely: Option<bool>,
 }
 
+/// This exception is returned if an unknown error occurs during a Live Tail session.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SessionStreamingException {
+    #[serde(rename = "message", default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// This exception is returned in a Live Tail stream when the Live Tail session times out.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SessionTimeoutException {
+    #[serde(rename = "message", default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum StandardUnit {
     /// `Seconds`
@@ -2054,6 +2133,63 @@ impl From<&str> for StandardUnit {
     }
 }
 lakebox_service::string_enum!(StandardUnit);
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StartLiveTailRequest {
+    #[serde(rename = "logGroupIdentifiers")]
+    pub log_group_identifiers: Vec<String>,
+    #[serde(rename = "logStreamNames", default, skip_serializing_if = "Option::is_none")]
+    pub log_stream_names: Option<Vec<String>>,
+    #[serde(
+        rename = "logStreamNamePrefixes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub log_stream_name_prefixes: Option<Vec<String>>,
+    #[serde(
+        rename = "logEventFilterPattern",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub log_event_filter_pattern: Option<String>,
+}
+
+/// `StartLiveTailRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct StartLiveTailRequestRaw {
+    #[serde(rename = "logGroupIdentifiers", default)]
+    pub log_group_identifiers: Option<Vec<String>>,
+    #[serde(rename = "logStreamNames", default)]
+    pub log_stream_names: Option<Vec<String>>,
+    #[serde(rename = "logStreamNamePrefixes", default)]
+    pub log_stream_name_prefixes: Option<Vec<String>>,
+    #[serde(rename = "logEventFilterPattern", default)]
+    pub log_event_filter_pattern: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StartLiveTailResponse {}
+
+/// This object includes the stream returned by your StartLiveTail request.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StartLiveTailResponseStream {
+    #[serde(rename = "sessionStart", default, skip_serializing_if = "Option::is_none")]
+    pub session_start: Option<LiveTailSessionStart>,
+    #[serde(rename = "sessionUpdate", default, skip_serializing_if = "Option::is_none")]
+    pub session_update: Option<LiveTailSessionUpdate>,
+    #[serde(
+        rename = "SessionTimeoutException",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub session_timeout_exception: Option<SessionTimeoutException>,
+    #[serde(
+        rename = "SessionStreamingException",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub session_streaming_exception: Option<SessionStreamingException>,
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StartQueryRequest {
@@ -4315,6 +4451,75 @@ pub(crate) fn validate_put_subscription_filter_request(
     })
 }
 
+pub(crate) fn validate_start_live_tail_log_group_identifiers(
+    raw: Vec<String>,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<Vec<String>> {
+    let r = &raw;
+    v.size(r.len() as u64, Some(1), Some(10), path);
+    let items: Vec<_> = raw
+        .into_iter()
+        .enumerate()
+        .map(|(i, x)| {
+            let x = x;
+            let r = &x;
+            v.length(
+                r.chars().count() as u64,
+                r,
+                Some(1),
+                Some(2048),
+                &path.index(i + 1),
+            );
+            v.pattern(r, &PATTERN_4, &path.index(i + 1));
+            Some(x)
+        })
+        .collect();
+    items.into_iter().collect()
+}
+
+pub(crate) fn validate_start_live_tail_request(
+    raw: StartLiveTailRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<StartLiveTailRequest> {
+    let m_log_group_identifiers = {
+        let p = &path.member("logGroupIdentifiers");
+        match raw.log_group_identifiers {
+            Some(x) => validate_start_live_tail_log_group_identifiers(x, v, p),
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_log_stream_names = {
+        let p = &path.member("logStreamNames");
+        raw.log_stream_names
+            .map(|x| validate_input_log_stream_names(x, v, p))
+    };
+    let m_log_stream_name_prefixes = {
+        let p = &path.member("logStreamNamePrefixes");
+        raw.log_stream_name_prefixes
+            .map(|x| validate_input_log_stream_names(x, v, p))
+    };
+    let m_log_event_filter_pattern = {
+        let p = &path.member("logEventFilterPattern");
+        raw.log_event_filter_pattern.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r.chars().count() as u64, r, Some(0), Some(1024), p);
+            Some(x)
+        })
+    };
+    Some(StartLiveTailRequest {
+        log_group_identifiers: m_log_group_identifiers?,
+        log_stream_names: lift(m_log_stream_names)?,
+        log_stream_name_prefixes: lift(m_log_stream_name_prefixes)?,
+        log_event_filter_pattern: lift(m_log_event_filter_pattern)?,
+    })
+}
+
 pub(crate) fn validate_start_query_request(
     raw: StartQueryRequestRaw,
     v: &mut Validator,
@@ -5072,6 +5277,15 @@ pub trait LogsApi: Send + Sync + 'static {
     ) -> impl Future<Output = Result<DescribeQueriesResponse, ServiceError>> + Send {
         async move { Err(not_implemented("DescribeQueries")) }
     }
+    /// Starts a Live Tail streaming session for one or more log groups.
+    fn start_live_tail(
+        &self,
+        ctx: &RequestContext,
+        input: StartLiveTailRequest,
+        encoding: RpcEncoding,
+    ) -> impl Future<Output = Result<RpcResponse, ServiceError>> + Send {
+        async move { Err(not_implemented("StartLiveTail")) }
+    }
 }
 
 /// The answer for an operation this server does not implement: what AWS answers for one
@@ -5302,6 +5516,11 @@ pub fn dispatch<S: LogsApi>(
                 let input = validate(|v| validate_describe_queries_request(raw, v, &Path::root()))?;
                 let output = service.describe_queries(&ctx, input).await?;
                 req.reply(&output)
+            }
+            "StartLiveTail" => {
+                let raw: StartLiveTailRequestRaw = req.decode()?;
+                let input = validate(|v| validate_start_live_tail_request(raw, v, &Path::root()))?;
+                service.start_live_tail(&ctx, input, req.encoding).await
             }
             other => Err(not_implemented(other)),
         }

@@ -10,8 +10,9 @@
 //! - `filters`: metric filters and subscription filters (and their delivery).
 //! - `export`: export tasks to S3.
 //! - `insights`: Logs Insights queries.
+//! - `livetail`: Live Tail sessions over an event stream.
 //!
-//! Not here yet: Live Tail, destinations for cross-account delivery,
+//! Not here yet: destinations for cross-account delivery,
 //! Lambda subscription destinations.
 
 pub mod api;
@@ -21,6 +22,7 @@ mod export;
 mod filters;
 mod groups;
 mod insights;
+mod livetail;
 mod pattern;
 mod store;
 
@@ -54,6 +56,8 @@ pub struct Logs {
     wake: Arc<tokio::sync::Notify>,
     /// Logs Insights queries, running and finished.
     queries: Arc<insights::Queries>,
+    /// Live Tail sessions' feed of new events.
+    tail: livetail::Tail,
 }
 
 impl Logs {
@@ -65,6 +69,7 @@ impl Logs {
             lake: OnceLock::new(),
             wake: Arc::new(tokio::sync::Notify::new()),
             queries: Arc::default(),
+            tail: livetail::Tail::default(),
         }))
     }
 
@@ -178,6 +183,19 @@ impl LogsApi for Logs {
             }
             if !group.config.lock().unwrap().subscriptions.is_empty() {
                 self.wake.notify_one();
+            }
+            if self.tail.listening() {
+                self.tail.publish(livetail::Batch {
+                    group: group.key.clone(),
+                    group_arn: group.arn(),
+                    stream: stream.name.clone(),
+                    ingestion: self.store.now(),
+                    events: accepted
+                        .events
+                        .iter()
+                        .map(|(t, m)| (*t, (*m).to_owned()))
+                        .collect(),
+                });
             }
         }
         Ok(PutLogEventsResponse {
@@ -414,6 +432,15 @@ impl LogsApi for Logs {
         input: DescribeQueriesRequest,
     ) -> Result<DescribeQueriesResponse, ServiceError> {
         insights::describe(&self.queries, ctx, input)
+    }
+
+    async fn start_live_tail(
+        &self,
+        ctx: &RequestContext,
+        input: StartLiveTailRequest,
+        encoding: lakebox_protocol::rpc::RpcEncoding,
+    ) -> Result<RpcResponse, ServiceError> {
+        livetail::start(&self.store, &self.tail, ctx, input, encoding)
     }
 
     async fn cancel_export_task(
