@@ -432,6 +432,60 @@ def test_m_out_of_n_and_missing_data(alarming):
     assert names == ["missing-breaches", "missing-is-fine", "missing-is-unknown"]
 
 
+def test_composite_alarms(alarming, inbox):
+    cw = alarming.client("cloudwatch")
+    topic, messages = inbox
+    quiet = dict(Namespace="Composite", MetricName="NeverSent", Statistic="Maximum", Period=60, Threshold=5,
+                 EvaluationPeriods=1, ComparisonOperator="GreaterThanOrEqualToThreshold")
+    cw.put_metric_alarm(AlarmName="c-breach", TreatMissingData="breaching", **quiet)
+    cw.put_metric_alarm(AlarmName="c-fine", TreatMissingData="notBreaching", **quiet)
+    assert wait_for(lambda: state_of(cw, "c-breach") == "ALARM" and state_of(cw, "c-fine") == "OK")
+    # Rules are checked: syntax, children that exist, no cycles.
+    for rule, fragment in [("ALARM(c-breach) AND", "Error in alarm rule"),
+                           ("ALARM(nope) OR OK(c-fine)", "alarms [nope] in the alarm rule do not exist")]:
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            cw.put_composite_alarm(AlarmName="bad", AlarmRule=rule)
+        assert code(e) == "ValidationError" and fragment in e.value.response["Error"]["Message"]
+    cw.put_composite_alarm(AlarmName="service-down", AlarmDescription="breach without the fine one",
+                           AlarmRule='ALARM("c-breach") AND NOT ALARM(c-fine)', AlarmActions=[topic],
+                           Tags=[{"Key": "team", "Value": "ops"}])
+    cw.put_composite_alarm(AlarmName="page-someone",
+                           AlarmRule="ALARM(arn:aws:cloudwatch:us-east-1:000000000000:alarm:service-down)")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        cw.put_composite_alarm(AlarmName="service-down", AlarmRule="ALARM(page-someone)")
+    assert code(e) == "ValidationError"
+
+    def composite(name):
+        return cw.describe_alarms(AlarmNames=[name], AlarmTypes=["CompositeAlarm"])["CompositeAlarms"][0]
+    assert wait_for(lambda: composite("service-down")["StateValue"] == "ALARM")
+    # A composite of a composite settles in the same round.
+    assert wait_for(lambda: composite("page-someone")["StateValue"] == "ALARM")
+    c = composite("service-down")
+    assert c["AlarmArn"] == "arn:aws:cloudwatch:us-east-1:000000000000:alarm:service-down"
+    assert c["StateReason"].startswith("arn:aws:cloudwatch:us-east-1:000000000000:alarm:c-breach transitioned to ALARM")
+    assert json.loads(c["StateReasonData"])["triggeringAlarms"][0]["arn"].endswith(":alarm:c-breach")
+    note = wait_for(lambda: messages(), timeout=10)
+    assert note and note[0]["Subject"] == 'ALARM: "service-down" in US East (N. Virginia)'
+    body = json.loads(note[0]["Message"])
+    assert body["AlarmRule"] == 'ALARM("c-breach") AND NOT ALARM(c-fine)' and body["NewStateValue"] == "ALARM"
+    # Only metric alarms without AlarmTypes; children and parents.
+    assert cw.describe_alarms(AlarmNamePrefix="service-")["CompositeAlarms"] == []
+    kids = cw.describe_alarms(ChildrenOfAlarmName="service-down", AlarmTypes=["MetricAlarm", "CompositeAlarm"])
+    assert sorted(a["AlarmName"] for a in kids["MetricAlarms"]) == ["c-breach", "c-fine"]
+    parents = cw.describe_alarms(ParentsOfAlarmName="service-down", AlarmTypes=["CompositeAlarm"])["CompositeAlarms"]
+    assert [a["AlarmName"] for a in parents] == ["page-someone"]
+    assert cw.list_tags_for_resource(ResourceARN=c["AlarmArn"])["Tags"] == [{"Key": "team", "Value": "ops"}]
+    history = cw.describe_alarm_history(AlarmName="service-down", AlarmTypes=["CompositeAlarm"],
+                                        HistoryItemType="StateUpdate")["AlarmHistoryItems"]
+    assert history and history[0]["AlarmType"] == "CompositeAlarm"
+    # A child back to OK turns the composite OK.
+    cw.put_metric_alarm(AlarmName="c-breach", TreatMissingData="notBreaching", **quiet)
+    assert wait_for(lambda: composite("service-down")["StateValue"] == "OK")
+    assert wait_for(lambda: composite("page-someone")["StateValue"] == "OK")
+    cw.delete_alarms(AlarmNames=["page-someone", "service-down"])
+    assert cw.describe_alarms(AlarmTypes=["CompositeAlarm"], AlarmNamePrefix="service-")["CompositeAlarms"] == []
+
+
 def test_alarm_errors(alarming):
     cw = alarming.client("cloudwatch")
     common = dict(Namespace="Jobs", MetricName="Failures", Statistic="Maximum", Threshold=5,

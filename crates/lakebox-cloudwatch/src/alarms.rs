@@ -25,11 +25,90 @@ const HISTORY: &str = "alarm_history";
 /// DescribeAlarms' and DescribeAlarmHistory's default (and largest) page.
 const PAGE: usize = 100;
 
+/// An alarm as stored, with its tags.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Stored {
-    alarm: MetricAlarm,
+pub(crate) struct Stored<A> {
+    pub alarm: A,
     #[serde(default)]
-    tags: Vec<(String, String)>,
+    pub tags: Vec<(String, String)>,
+}
+
+/// What state changes, history and actions need of an alarm, metric or composite (each kind
+/// keeps its own table; history is shared, by name).
+pub(crate) trait AlarmKind:
+    Clone + Serialize + serde::de::DeserializeOwned + Send + Sync + 'static
+{
+    const TABLE: &'static str;
+    const TYPE: AlarmType;
+    fn name(&self) -> &str;
+    fn state(&self) -> Option<&StateValue>;
+    fn state_fields(&mut self) -> StateFields<'_>;
+    fn actions(&self, state: &StateValue) -> Vec<String>;
+    fn actions_enabled(&self) -> bool;
+    fn set_actions_enabled(&mut self, on: bool);
+    /// What an SNS action of a transition receives.
+    fn notification(&self, old: &StateValue, t: &Transition, now: i64, region: &str) -> Event;
+}
+
+/// The state members both kinds of alarm have.
+pub(crate) struct StateFields<'a> {
+    pub value: &'a mut Option<StateValue>,
+    pub reason: &'a mut Option<String>,
+    pub reason_data: &'a mut Option<String>,
+    pub updated: &'a mut Option<Timestamp>,
+    pub transitioned: &'a mut Option<Timestamp>,
+}
+
+impl AlarmKind for MetricAlarm {
+    const TABLE: &'static str = ALARMS;
+    const TYPE: AlarmType = AlarmType::MetricAlarm;
+    fn name(&self) -> &str {
+        self.alarm_name.as_deref().unwrap_or_default()
+    }
+    fn state(&self) -> Option<&StateValue> {
+        self.state_value.as_ref()
+    }
+    fn state_fields(&mut self) -> StateFields<'_> {
+        StateFields {
+            value: &mut self.state_value,
+            reason: &mut self.state_reason,
+            reason_data: &mut self.state_reason_data,
+            updated: &mut self.state_updated_timestamp,
+            transitioned: &mut self.state_transitioned_timestamp,
+        }
+    }
+    fn actions(&self, state: &StateValue) -> Vec<String> {
+        actions_for(
+            state,
+            &self.alarm_actions,
+            &self.ok_actions,
+            &self.insufficient_data_actions,
+        )
+    }
+    fn actions_enabled(&self) -> bool {
+        self.actions_enabled == Some(true)
+    }
+    fn set_actions_enabled(&mut self, on: bool) {
+        self.actions_enabled = Some(on);
+    }
+    fn notification(&self, old: &StateValue, t: &Transition, now: i64, region: &str) -> Event {
+        notification(self, old, t, now, region)
+    }
+}
+
+/// The actions of a transition into `state`.
+pub(crate) fn actions_for(
+    state: &StateValue,
+    alarm: &Option<Vec<String>>,
+    ok: &Option<Vec<String>>,
+    insufficient: &Option<Vec<String>>,
+) -> Vec<String> {
+    match state {
+        StateValue::Alarm => alarm.clone(),
+        StateValue::Ok => ok.clone(),
+        _ => insufficient.clone(),
+    }
+    .unwrap_or_default()
 }
 
 fn internal(e: impl std::fmt::Display) -> ServiceError {
@@ -40,7 +119,7 @@ fn validation(message: impl Into<String>) -> ServiceError {
     ServiceError::client("ValidationError", message)
 }
 
-fn alarm_key(account: &str, region: &str, name: &str) -> Vec<u8> {
+pub(crate) fn alarm_key(account: &str, region: &str, name: &str) -> Vec<u8> {
     format!("{account}/{region}/{name}").into_bytes()
 }
 
@@ -49,16 +128,16 @@ pub fn alarm_arn(account: &str, region: &str, name: &str) -> String {
 }
 
 /// The account, region and name in an alarm's ARN.
-fn parse_arn(arn: &str) -> Option<(&str, &str, &str)> {
+pub(crate) fn parse_arn(arn: &str) -> Option<(&str, &str, &str)> {
     let rest = arn.strip_prefix("arn:aws:cloudwatch:")?;
     let (region, rest) = rest.split_once(':')?;
     let (account, name) = rest.split_once(":alarm:")?;
     Some((account, region, name))
 }
 
-fn load(meta: &MetaStore, key: &[u8]) -> Result<Option<Stored>, ServiceError> {
+pub(crate) fn load<A: AlarmKind>(meta: &MetaStore, key: &[u8]) -> Result<Option<Stored<A>>, ServiceError> {
     Ok(meta
-        .get(ALARMS, key)
+        .get(A::TABLE, key)
         .map_err(internal)?
         .and_then(|v| serde_json::from_slice(&v).ok()))
 }
@@ -232,7 +311,7 @@ pub async fn put(
         check_action(arn)?;
     }
     let key = alarm_key(&ctx.account_id, &ctx.region, &input.alarm_name);
-    let old = load(meta, &key)?;
+    let old = load::<MetricAlarm>(meta, &key)?;
     let stamp = Some(Timestamp::from_millis(now));
     let mut alarm = MetricAlarm {
         alarm_name: Some(input.alarm_name.clone()),
@@ -286,16 +365,16 @@ pub async fn put(
     save(meta, key, Stored { alarm, tags }, Some(item)).await
 }
 
-fn history_item(
-    alarm: &MetricAlarm,
+pub(crate) fn history_item<A: AlarmKind>(
+    alarm: &A,
     now: i64,
     kind: HistoryItemType,
     summary: String,
     data: Option<String>,
 ) -> AlarmHistoryItem {
     AlarmHistoryItem {
-        alarm_name: alarm.alarm_name.clone(),
-        alarm_type: Some(AlarmType::MetricAlarm),
+        alarm_name: Some(alarm.name().to_owned()),
+        alarm_type: Some(A::TYPE),
         timestamp: Some(Timestamp::from_millis(now)),
         history_item_type: Some(kind),
         history_summary: Some(summary),
@@ -305,10 +384,10 @@ fn history_item(
 }
 
 /// Writes the alarm (and a history item) in one transaction.
-async fn save(
+pub(crate) async fn save<A: AlarmKind>(
     meta: &MetaStore,
     key: Vec<u8>,
-    stored: Stored,
+    stored: Stored<A>,
     item: Option<AlarmHistoryItem>,
 ) -> Result<(), ServiceError> {
     let value = serde_json::to_vec(&stored).map_err(internal)?;
@@ -322,7 +401,7 @@ async fn save(
         .transpose()
         .map_err(internal)?;
     meta.write_async(move |b| {
-        b.put(ALARMS, &key, &value)?;
+        b.put(A::TABLE, &key, &value)?;
         if let Some((k, v)) = &history {
             b.put(HISTORY, k, v)?;
         }
@@ -332,10 +411,13 @@ async fn save(
     .map_err(internal)
 }
 
-fn all_of(meta: &MetaStore, ctx: &RequestContext) -> Result<Vec<Stored>, ServiceError> {
+pub(crate) fn all_of<A: AlarmKind>(
+    meta: &MetaStore,
+    ctx: &RequestContext,
+) -> Result<Vec<Stored<A>>, ServiceError> {
     let prefix = format!("{}/{}/", ctx.account_id, ctx.region);
     Ok(meta
-        .scan_prefix(ALARMS, prefix.as_bytes(), None, usize::MAX)
+        .scan_prefix(A::TABLE, prefix.as_bytes(), None, usize::MAX)
         .map_err(internal)?
         .into_iter()
         .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
@@ -357,7 +439,7 @@ pub fn describe(
         .as_ref()
         .is_none_or(|t| t.contains(&AlarmType::MetricAlarm));
     let page = input.max_records.map_or(50, |m| (m.max(1) as usize).min(PAGE));
-    let mut alarms: Vec<MetricAlarm> = all_of(meta, ctx)?
+    let mut alarms: Vec<MetricAlarm> = all_of::<MetricAlarm>(meta, ctx)?
         .into_iter()
         .map(|s| s.alarm)
         .filter(|_| metric_alarms_wanted)
@@ -393,8 +475,12 @@ pub fn describe(
         .then(|| alarms[page - 1].alarm_name.clone())
         .flatten();
     alarms.truncate(page);
+    let composite_alarms = crate::composite::describe(meta, ctx, &input)?;
+    if input.children_of_alarm_name.is_some() || input.parents_of_alarm_name.is_some() {
+        alarms = crate::composite::related_metric_alarms(meta, ctx, &input, alarms)?;
+    }
     Ok(DescribeAlarmsOutput {
-        composite_alarms: Some(Vec::new()),
+        composite_alarms: Some(composite_alarms),
         metric_alarms: Some(alarms),
         next_token,
     })
@@ -406,7 +492,7 @@ pub fn describe_for_metric(
     input: DescribeAlarmsForMetricInput,
 ) -> Result<DescribeAlarmsForMetricOutput, ServiceError> {
     let dims = crate::query::dimension_set(input.dimensions);
-    let alarms = all_of(meta, ctx)?
+    let alarms = all_of::<MetricAlarm>(meta, ctx)?
         .into_iter()
         .map(|s| s.alarm)
         .filter(|a| {
@@ -426,17 +512,27 @@ pub fn describe_for_metric(
     })
 }
 
+/// An alarm of either kind.
+pub(crate) enum AnyAlarm {
+    Metric(Stored<MetricAlarm>),
+    Composite(Stored<CompositeAlarm>),
+}
+
 /// The alarms named, every one of which must exist (`ResourceNotFound` otherwise).
 fn named(
     meta: &MetaStore,
     ctx: &RequestContext,
     names: &[String],
-) -> Result<Vec<(Vec<u8>, Stored)>, ServiceError> {
+) -> Result<Vec<(Vec<u8>, AnyAlarm)>, ServiceError> {
     names
         .iter()
         .map(|n| {
             let key = alarm_key(&ctx.account_id, &ctx.region, n);
-            let stored = load(meta, &key)?.ok_or_else(|| {
+            let found = match load::<MetricAlarm>(meta, &key)? {
+                Some(m) => Some(AnyAlarm::Metric(m)),
+                None => load::<CompositeAlarm>(meta, &key)?.map(AnyAlarm::Composite),
+            };
+            let stored = found.ok_or_else(|| {
                 ServiceError::new("ResourceNotFound", 404, format!("Alarm {n} does not exist"))
             })?;
             Ok((key, stored))
@@ -445,7 +541,17 @@ fn named(
 }
 
 pub async fn delete(meta: &MetaStore, ctx: &RequestContext, names: Vec<String>) -> Result<(), ServiceError> {
-    let keys: Vec<Vec<u8>> = named(meta, ctx, &names)?.into_iter().map(|(k, _)| k).collect();
+    let alarms: Vec<(Vec<u8>, &'static str)> = named(meta, ctx, &names)?
+        .into_iter()
+        .map(|(k, a)| {
+            let table = match a {
+                AnyAlarm::Metric(_) => MetricAlarm::TABLE,
+                AnyAlarm::Composite(_) => CompositeAlarm::TABLE,
+            };
+            (k, table)
+        })
+        .collect();
+    let keys: Vec<Vec<u8>> = alarms.iter().map(|(k, _)| k.clone()).collect();
     // The history goes with the alarm.
     let mut history = Vec::new();
     for k in &keys {
@@ -459,8 +565,11 @@ pub async fn delete(meta: &MetaStore, ctx: &RequestContext, names: Vec<String>) 
         );
     }
     meta.write_async(move |b| {
-        for k in keys.iter().chain(&history) {
-            b.delete(if history.contains(k) { HISTORY } else { ALARMS }, k)?;
+        for (k, table) in &alarms {
+            b.delete(table, k)?;
+        }
+        for k in &history {
+            b.delete(HISTORY, k)?;
         }
         Ok(())
     })
@@ -474,9 +583,17 @@ pub async fn set_actions_enabled(
     names: Vec<String>,
     on: bool,
 ) -> Result<(), ServiceError> {
-    for (key, mut stored) in named(meta, ctx, &names)? {
-        stored.alarm.actions_enabled = Some(on);
-        save(meta, key, stored, None).await?;
+    for (key, alarm) in named(meta, ctx, &names)? {
+        match alarm {
+            AnyAlarm::Metric(mut s) => {
+                s.alarm.set_actions_enabled(on);
+                save(meta, key, s, None).await?;
+            }
+            AnyAlarm::Composite(mut s) => {
+                s.alarm.set_actions_enabled(on);
+                save(meta, key, s, None).await?;
+            }
+        }
     }
     Ok(())
 }
@@ -501,7 +618,14 @@ pub fn history(
         .filter_map(|(_, v)| serde_json::from_slice::<AlarmHistoryItem>(&v).ok())
         .filter(|i| {
             let at = i.timestamp.map_or(0, |t| t.as_millis());
-            (from..=to).contains(&at)
+            // Without AlarmTypes, only metric alarms' history, as CloudWatch answers.
+            let kind = i.alarm_type.clone().unwrap_or(AlarmType::MetricAlarm);
+            let kind_ok = match &input.alarm_types {
+                Some(types) => types.contains(&kind),
+                None => kind == AlarmType::MetricAlarm,
+            };
+            kind_ok
+                && (from..=to).contains(&at)
                 && input
                     .history_item_type
                     .as_ref()
@@ -538,7 +662,11 @@ pub fn tags(
     let Some((account, region, name)) = parse_arn(arn).filter(|(a, _, _)| *a == ctx.account_id) else {
         return Ok(None);
     };
-    Ok(load(meta, &alarm_key(account, region, name))?.map(|s| s.tags))
+    let key = alarm_key(account, region, name);
+    Ok(match load::<MetricAlarm>(meta, &key)? {
+        Some(s) => Some(s.tags),
+        None => load::<CompositeAlarm>(meta, &key)?.map(|s| s.tags),
+    })
 }
 
 pub async fn change_tags(
@@ -551,21 +679,25 @@ pub async fn change_tags(
         return Ok(false);
     };
     let key = alarm_key(account, region, name);
-    let Some(mut stored) = load(meta, &key)? else {
+    if let Some(mut stored) = load::<MetricAlarm>(meta, &key)? {
+        change(&mut stored.tags);
+        save(meta, key, stored, None).await?;
+    } else if let Some(mut stored) = load::<CompositeAlarm>(meta, &key)? {
+        change(&mut stored.tags);
+        save(meta, key, stored, None).await?;
+    } else {
         return Ok(false);
-    };
-    change(&mut stored.tags);
-    save(meta, key, stored, None).await?;
+    }
     Ok(true)
 }
 
 // ---- state ----
 
 /// A state change: the new state, its reason and reason data.
-struct Transition {
-    state: StateValue,
-    reason: String,
-    data: Option<String>,
+pub(crate) struct Transition {
+    pub state: StateValue,
+    pub reason: String,
+    pub data: Option<String>,
 }
 
 pub async fn set_state(
@@ -583,50 +715,46 @@ pub async fn set_state(
             "The StateReasonData is not valid JSON.",
         ));
     }
-    let (key, stored) = named(meta, ctx, std::slice::from_ref(&input.alarm_name))?
+    let (key, alarm) = named(meta, ctx, std::slice::from_ref(&input.alarm_name))?
         .pop()
         .expect("one alarm named");
-    transition(
-        meta,
-        actions,
-        key,
-        stored,
-        Transition {
-            state: input.state_value,
-            reason: input.state_reason,
-            data: input.state_reason_data,
-        },
-        now,
-        &ctx.region,
-    )
-    .await
+    let t = Transition {
+        state: input.state_value,
+        reason: input.state_reason,
+        data: input.state_reason_data,
+    };
+    match alarm {
+        AnyAlarm::Metric(s) => transition(meta, actions, key, s, t, now, &ctx.region).await,
+        AnyAlarm::Composite(s) => transition(meta, actions, key, s, t, now, &ctx.region).await,
+    }
 }
 
 /// Records a new state (when it differs) with its history item, then runs its actions.
-async fn transition(
+pub(crate) async fn transition<A: AlarmKind>(
     meta: &MetaStore,
     actions: Option<&Arc<dyn EventSink>>,
     key: Vec<u8>,
-    mut stored: Stored,
+    mut stored: Stored<A>,
     t: Transition,
     now: i64,
     region: &str,
 ) -> Result<(), ServiceError> {
     let old = stored
         .alarm
-        .state_value
-        .clone()
+        .state()
+        .cloned()
         .unwrap_or(StateValue::InsufficientData);
     if old == t.state {
         return Ok(());
     }
-    let name = stored.alarm.alarm_name.clone().unwrap_or_default();
+    let name = stored.alarm.name().to_owned();
     let a = &mut stored.alarm;
-    a.state_value = Some(t.state.clone());
-    a.state_reason = Some(t.reason.clone());
-    a.state_reason_data = t.data.clone();
-    a.state_updated_timestamp = Some(Timestamp::from_millis(now));
-    a.state_transitioned_timestamp = Some(Timestamp::from_millis(now));
+    let f = a.state_fields();
+    *f.value = Some(t.state.clone());
+    *f.reason = Some(t.reason.clone());
+    *f.reason_data = t.data.clone();
+    *f.updated = Some(Timestamp::from_millis(now));
+    *f.transitioned = Some(Timestamp::from_millis(now));
     let data = serde_json::json!({
         "version": "1.0",
         "oldState": {"stateValue": old.as_str()},
@@ -641,19 +769,13 @@ async fn transition(
     );
     let alarm = stored.alarm.clone();
     save(meta, key.clone(), stored.clone(), Some(item)).await?;
-    if alarm.actions_enabled != Some(true) {
+    if !alarm.actions_enabled() {
         return Ok(());
     }
-    let targets = match t.state {
-        StateValue::Alarm => alarm.alarm_actions.clone(),
-        StateValue::Ok => alarm.ok_actions.clone(),
-        _ => alarm.insufficient_data_actions.clone(),
-    }
-    .unwrap_or_default();
-    for target in targets {
+    for target in alarm.actions(&t.state) {
         let outcome = match actions {
             Some(sink) => sink
-                .deliver(target.clone(), notification(&alarm, &old, &t, now, region))
+                .deliver(target.clone(), alarm.notification(&old, &t, now, region))
                 .await
                 .map_err(|e| format!("{e:?}")),
             None => Err("no action targets are wired".to_owned()),
@@ -672,7 +794,7 @@ async fn transition(
 }
 
 /// AWS's name for a region, as alarm notifications give it.
-fn region_name(region: &str) -> String {
+pub(crate) fn region_name(region: &str) -> String {
     match region {
         "us-east-1" => "US East (N. Virginia)".into(),
         "us-east-2" => "US East (Ohio)".into(),
@@ -973,7 +1095,7 @@ pub async fn evaluate_all(meta: &MetaStore, metrics: &Metrics, actions: Option<&
         }
     };
     for (key, value) in rows {
-        let Ok(stored) = serde_json::from_slice::<Stored>(&value) else {
+        let Ok(stored) = serde_json::from_slice::<Stored<MetricAlarm>>(&value) else {
             continue;
         };
         let Some((account, region, _)) = stored.alarm.alarm_arn.as_deref().and_then(parse_arn) else {
@@ -989,6 +1111,8 @@ pub async fn evaluate_all(meta: &MetaStore, metrics: &Metrics, actions: Option<&
             tracing::warn!("alarm evaluation failed: {e}");
         }
     }
+    // Composite alarms follow the states just decided.
+    crate::composite::evaluate_all(meta, actions, now).await;
 }
 
 #[cfg(test)]

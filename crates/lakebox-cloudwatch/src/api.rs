@@ -46,6 +46,7 @@ pub const OPERATIONS: &[&str] = &[
     "EnableAlarmActions",
     "DisableAlarmActions",
     "DescribeAlarmHistory",
+    "PutCompositeAlarm",
 ];
 /// Every operation of the model, implemented or not.
 pub const MODEL_OPERATIONS: &[&str] = &[
@@ -1309,6 +1310,75 @@ pub struct MetricStatRaw {
     pub stat: Option<String>,
     #[serde(rename = "Unit", default)]
     pub unit: Option<StandardUnit>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PutCompositeAlarmInput {
+    #[serde(rename = "ActionsEnabled", default, skip_serializing_if = "Option::is_none")]
+    pub actions_enabled: Option<bool>,
+    #[serde(rename = "AlarmActions", default, skip_serializing_if = "Option::is_none")]
+    pub alarm_actions: Option<Vec<String>>,
+    #[serde(rename = "AlarmDescription", default, skip_serializing_if = "Option::is_none")]
+    pub alarm_description: Option<String>,
+    #[serde(rename = "AlarmName")]
+    pub alarm_name: String,
+    #[serde(rename = "AlarmRule")]
+    pub alarm_rule: String,
+    #[serde(
+        rename = "InsufficientDataActions",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub insufficient_data_actions: Option<Vec<String>>,
+    #[serde(rename = "OKActions", default, skip_serializing_if = "Option::is_none")]
+    pub ok_actions: Option<Vec<String>>,
+    #[serde(rename = "Tags", default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<Tag>>,
+    #[serde(
+        rename = "ActionsSuppressor",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub actions_suppressor: Option<String>,
+    #[serde(
+        rename = "ActionsSuppressorWaitPeriod",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub actions_suppressor_wait_period: Option<i32>,
+    #[serde(
+        rename = "ActionsSuppressorExtensionPeriod",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub actions_suppressor_extension_period: Option<i32>,
+}
+
+/// `PutCompositeAlarmInput` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PutCompositeAlarmInputRaw {
+    #[serde(rename = "ActionsEnabled", default)]
+    pub actions_enabled: Option<bool>,
+    #[serde(rename = "AlarmActions", default)]
+    pub alarm_actions: Option<Vec<String>>,
+    #[serde(rename = "AlarmDescription", default)]
+    pub alarm_description: Option<String>,
+    #[serde(rename = "AlarmName", default)]
+    pub alarm_name: Option<String>,
+    #[serde(rename = "AlarmRule", default)]
+    pub alarm_rule: Option<String>,
+    #[serde(rename = "InsufficientDataActions", default)]
+    pub insufficient_data_actions: Option<Vec<String>>,
+    #[serde(rename = "OKActions", default)]
+    pub ok_actions: Option<Vec<String>>,
+    #[serde(rename = "Tags", default)]
+    pub tags: Option<Vec<TagRaw>>,
+    #[serde(rename = "ActionsSuppressor", default)]
+    pub actions_suppressor: Option<String>,
+    #[serde(rename = "ActionsSuppressorWaitPeriod", default)]
+    pub actions_suppressor_wait_period: Option<i32>,
+    #[serde(rename = "ActionsSuppressorExtensionPeriod", default)]
+    pub actions_suppressor_extension_period: Option<i32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -3219,6 +3289,103 @@ pub(crate) fn validate_metric_stat(
     })
 }
 
+pub(crate) fn validate_put_composite_alarm_input(
+    raw: PutCompositeAlarmInputRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<PutCompositeAlarmInput> {
+    let m_actions_enabled = {
+        let p = &path.member("actionsEnabled");
+        raw.actions_enabled.map(|x| Some(x))
+    };
+    let m_alarm_actions = {
+        let p = &path.member("alarmActions");
+        raw.alarm_actions.map(|x| validate_resource_list(x, v, p))
+    };
+    let m_alarm_description = {
+        let p = &path.member("alarmDescription");
+        raw.alarm_description.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r.chars().count() as u64, r, Some(0), Some(1024), p);
+            Some(x)
+        })
+    };
+    let m_alarm_name = {
+        let p = &path.member("alarmName");
+        match raw.alarm_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_alarm_rule = {
+        let p = &path.member("alarmRule");
+        match raw.alarm_rule {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r.chars().count() as u64, r, Some(1), Some(10240), p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_insufficient_data_actions = {
+        let p = &path.member("insufficientDataActions");
+        raw.insufficient_data_actions
+            .map(|x| validate_resource_list(x, v, p))
+    };
+    let m_ok_actions = {
+        let p = &path.member("oKActions");
+        raw.ok_actions.map(|x| validate_resource_list(x, v, p))
+    };
+    let m_tags = {
+        let p = &path.member("tags");
+        raw.tags.map(|x| validate_tag_list(x, v, p))
+    };
+    let m_actions_suppressor = {
+        let p = &path.member("actionsSuppressor");
+        raw.actions_suppressor.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r.chars().count() as u64, r, Some(1), Some(1600), p);
+            Some(x)
+        })
+    };
+    let m_actions_suppressor_wait_period = {
+        let p = &path.member("actionsSuppressorWaitPeriod");
+        raw.actions_suppressor_wait_period.map(|x| Some(x))
+    };
+    let m_actions_suppressor_extension_period = {
+        let p = &path.member("actionsSuppressorExtensionPeriod");
+        raw.actions_suppressor_extension_period.map(|x| Some(x))
+    };
+    Some(PutCompositeAlarmInput {
+        actions_enabled: lift(m_actions_enabled)?,
+        alarm_actions: lift(m_alarm_actions)?,
+        alarm_description: lift(m_alarm_description)?,
+        alarm_name: m_alarm_name?,
+        alarm_rule: m_alarm_rule?,
+        insufficient_data_actions: lift(m_insufficient_data_actions)?,
+        ok_actions: lift(m_ok_actions)?,
+        tags: lift(m_tags)?,
+        actions_suppressor: lift(m_actions_suppressor)?,
+        actions_suppressor_wait_period: lift(m_actions_suppressor_wait_period)?,
+        actions_suppressor_extension_period: lift(m_actions_suppressor_extension_period)?,
+    })
+}
+
 pub(crate) fn validate_put_dashboard_input(
     raw: PutDashboardInputRaw,
     v: &mut Validator,
@@ -3998,6 +4165,14 @@ pub trait CloudWatchApi: Send + Sync + 'static {
     ) -> impl Future<Output = Result<DescribeAlarmHistoryOutput, ServiceError>> + Send {
         async move { Err(not_implemented("DescribeAlarmHistory")) }
     }
+    /// Creates or updates a composite alarm.
+    fn put_composite_alarm(
+        &self,
+        ctx: &RequestContext,
+        input: PutCompositeAlarmInput,
+    ) -> impl Future<Output = Result<(), ServiceError>> + Send {
+        async move { Err(not_implemented("PutCompositeAlarm")) }
+    }
 }
 
 /// The answer for an operation this server does not implement: what AWS answers for one
@@ -4273,6 +4448,18 @@ pub fn dispatch_query<S: CloudWatchApi>(
                     }),
                 ))
             }
+            "PutCompositeAlarm" => {
+                let raw: PutCompositeAlarmInputRaw = from_params_named(req.params(), QUERY_NAMES)?;
+                let input = validate(|v| validate_put_composite_alarm_input(raw, v, &Path::root()))?;
+                let output = service.put_composite_alarm(&ctx, input).await?;
+                let () = output;
+                Ok(response_xml(
+                    "PutCompositeAlarm",
+                    XML_NAMESPACE,
+                    &ctx.request_id,
+                    None,
+                ))
+            }
             other => Err(ServiceError::client(
                 "InvalidAction",
                 format!("The action {other} is not valid for this web service."),
@@ -4404,6 +4591,12 @@ pub fn dispatch<S: CloudWatchApi>(
                     let input = validate(|v| validate_describe_alarm_history_input(raw, v, &Path::root()))?;
                     let output = service.describe_alarm_history(&ctx, input).await?;
                     req.reply(&output)
+                }
+                "PutCompositeAlarm" => {
+                    let raw: PutCompositeAlarmInputRaw = req.decode()?;
+                    let input = validate(|v| validate_put_composite_alarm_input(raw, v, &Path::root()))?;
+                    service.put_composite_alarm(&ctx, input).await?;
+                    Ok(req.reply_empty())
                 }
                 other => Err(not_implemented(other)),
             }

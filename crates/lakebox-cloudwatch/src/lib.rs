@@ -7,12 +7,12 @@
 //!   statistics; `query`: GetMetricStatistics, GetMetricData and ListMetrics.
 //! - `alarms`: metric alarms, their history and evaluation, and the actions of their
 //!   transitions (SNS topics, through the event links the binary wires).
+//! - `composite`: composite alarms and their rule language.
 //! - `dashboards`: dashboards and tags.
-//!
-//! Not here yet: composite alarms, metric math, and the metrics of Lakebox's own services.
 
 mod alarms;
 pub mod api;
+mod composite;
 mod dashboards;
 mod errors;
 mod math;
@@ -218,6 +218,14 @@ impl CloudWatchApi for CloudWatch {
         input: PutMetricAlarmInput,
     ) -> Result<(), ServiceError> {
         alarms::put(&self.meta, ctx, input, self.clock.now_millis()).await
+    }
+
+    async fn put_composite_alarm(
+        &self,
+        ctx: &RequestContext,
+        input: PutCompositeAlarmInput,
+    ) -> Result<(), ServiceError> {
+        composite::put(&self.meta, ctx, input, self.clock.now_millis()).await
     }
 
     async fn describe_alarms(
