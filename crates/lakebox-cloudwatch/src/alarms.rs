@@ -514,8 +514,8 @@ pub fn describe_for_metric(
 
 /// An alarm of either kind.
 pub(crate) enum AnyAlarm {
-    Metric(Stored<MetricAlarm>),
-    Composite(Stored<CompositeAlarm>),
+    Metric(Box<Stored<MetricAlarm>>),
+    Composite(Box<Stored<CompositeAlarm>>),
 }
 
 /// The alarms named, every one of which must exist (`ResourceNotFound` otherwise).
@@ -529,8 +529,8 @@ fn named(
         .map(|n| {
             let key = alarm_key(&ctx.account_id, &ctx.region, n);
             let found = match load::<MetricAlarm>(meta, &key)? {
-                Some(m) => Some(AnyAlarm::Metric(m)),
-                None => load::<CompositeAlarm>(meta, &key)?.map(AnyAlarm::Composite),
+                Some(m) => Some(AnyAlarm::Metric(Box::new(m))),
+                None => load::<CompositeAlarm>(meta, &key)?.map(|c| AnyAlarm::Composite(Box::new(c))),
             };
             let stored = found.ok_or_else(|| {
                 ServiceError::new("ResourceNotFound", 404, format!("Alarm {n} does not exist"))
@@ -587,11 +587,11 @@ pub async fn set_actions_enabled(
         match alarm {
             AnyAlarm::Metric(mut s) => {
                 s.alarm.set_actions_enabled(on);
-                save(meta, key, s, None).await?;
+                save(meta, key, *s, None).await?;
             }
             AnyAlarm::Composite(mut s) => {
                 s.alarm.set_actions_enabled(on);
-                save(meta, key, s, None).await?;
+                save(meta, key, *s, None).await?;
             }
         }
     }
@@ -724,8 +724,8 @@ pub async fn set_state(
         data: input.state_reason_data,
     };
     match alarm {
-        AnyAlarm::Metric(s) => transition(meta, actions, key, s, t, now, &ctx.region).await,
-        AnyAlarm::Composite(s) => transition(meta, actions, key, s, t, now, &ctx.region).await,
+        AnyAlarm::Metric(s) => transition(meta, actions, key, *s, t, now, &ctx.region).await,
+        AnyAlarm::Composite(s) => transition(meta, actions, key, *s, t, now, &ctx.region).await,
     }
 }
 

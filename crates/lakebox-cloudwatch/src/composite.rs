@@ -389,15 +389,12 @@ pub fn describe(
         .into_iter()
         .map(|s| s.alarm)
         .collect();
-    let children_of: Option<Vec<String>> = match &input.children_of_alarm_name {
-        Some(n) => Some(
-            all.iter()
-                .find(|a| a.name() == n)
-                .map(child_names)
-                .unwrap_or_default(),
-        ),
-        None => None,
-    };
+    let children_of: Option<Vec<String>> = input.children_of_alarm_name.as_ref().map(|n| {
+        all.iter()
+            .find(|a| a.name() == n)
+            .map(child_names)
+            .unwrap_or_default()
+    });
     let mut out: Vec<CompositeAlarm> = all
         .into_iter()
         .filter(|a| {
