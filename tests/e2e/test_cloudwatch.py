@@ -653,3 +653,34 @@ def test_sqs_publishes_its_aws_metrics(tmp_path):
         # One message stays in flight (received, not deleted).
         assert wait_for(lambda: (stat("jobs", "ApproximateNumberOfMessagesNotVisible", "Maximum") or 0) >= 1.0)
         assert stat("jobs", "ApproximateNumberOfMessagesNotVisible", "Minimum") == 0.0
+
+
+def test_athena_publishes_its_aws_metrics(tmp_path):
+    from lakebox_harness import run_query
+    with Lakebox(tmp_path, "--cloudwatch-service-metrics-ms", "200") as lb:
+        s3, athena, cw = lb.client("s3"), lb.client("athena"), lb.client("cloudwatch")
+        s3.create_bucket(Bucket="athena-results")
+        athena.create_work_group(Name="metered", Configuration={
+            "PublishCloudWatchMetricsEnabled": True,
+            "ResultConfiguration": {"OutputLocation": "s3://athena-results/metered/"}})
+        _, e = run_query(athena, "SELECT 1 AS one", "s3://athena-results/metered/", WorkGroup="metered")
+        assert e["Status"]["State"] == "SUCCEEDED"
+        _, bad = run_query(athena, "SELECT * FROM no_such_table", "s3://athena-results/metered/", WorkGroup="metered")
+        assert bad["Status"]["State"] == "FAILED"
+        # The primary workgroup does not publish (PublishCloudWatchMetricsEnabled is false).
+        run_query(athena, "SELECT 2", "s3://athena-results/primary/")
+        now = datetime.datetime.now(UTC)
+        span = dict(StartTime=now - datetime.timedelta(minutes=5), EndTime=now + datetime.timedelta(minutes=1), Period=300)
+
+        def stat(state, name, statistic="SampleCount", group="metered", kind="DML"):
+            points = cw.get_metric_statistics(Namespace="AWS/Athena", MetricName=name, Statistics=[statistic], Dimensions=[
+                {"Name": "QueryState", "Value": state}, {"Name": "QueryType", "Value": kind},
+                {"Name": "WorkGroup", "Value": group}], **span)["Datapoints"]
+            return points[0] if points else None
+        p = wait_for(lambda: stat("SUCCEEDED", "TotalExecutionTime"))
+        assert p["SampleCount"] == 1.0 and p["Unit"] == "Milliseconds"
+        assert stat("SUCCEEDED", "ProcessedBytes")["Unit"] == "Bytes"
+        assert wait_for(lambda: stat("FAILED", "TotalExecutionTime"))["SampleCount"] == 1.0
+        metrics = cw.list_metrics(Namespace="AWS/Athena")["Metrics"]
+        assert {"EngineExecutionTime", "QueryQueueTime", "ServiceProcessingTime"} <= {m["MetricName"] for m in metrics}
+        assert all({"Name": "WorkGroup", "Value": "metered"} in m["Dimensions"] for m in metrics)

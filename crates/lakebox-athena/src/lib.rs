@@ -58,6 +58,12 @@ impl Athena {
 }
 
 impl Athena {
+    /// Finished queries publish their AWS/Athena metrics through `recorder` (in workgroups
+    /// with PublishCloudWatchMetricsEnabled).
+    pub fn set_metrics(&self, recorder: lakebox_service::metrics::Recorder) {
+        let _ = self.queries.metrics.set(recorder);
+    }
+
     /// S3 Select's engine: the same SQL engine, over one object at a time.
     pub fn select_engine(&self) -> Arc<dyn lakebox_service::select::SelectEngine> {
         Arc::new(lakebox_athena_engine::S3Select::new(

@@ -205,6 +205,8 @@ pub struct Queries {
     slots: Arc<Semaphore>,
     running: Mutex<HashMap<String, Running>>,
     row_index: Mutex<RowIndexes>,
+    /// Where a finished query's AWS/Athena metrics go (workgroups that publish them).
+    pub metrics: std::sync::OnceLock<lakebox_service::metrics::Recorder>,
 }
 
 /// A query under way: how to stop it, and what turns true once its outcome is recorded.
@@ -351,9 +353,70 @@ impl Queries {
             slots: Arc::new(Semaphore::new(concurrency.max(1))),
             running: Mutex::new(HashMap::new()),
             row_index: Mutex::new(RowIndexes::default()),
+            metrics: std::sync::OnceLock::new(),
         };
         q.recover()?;
         Ok(q)
+    }
+
+    /// A finished query's metrics in AWS/Athena, by QueryState, QueryType and WorkGroup, when
+    /// its workgroup publishes them (PublishCloudWatchMetricsEnabled), as Athena does.
+    fn publish_metrics(&self, e: &Execution) {
+        let Some(recorder) = self.metrics.get() else {
+            return;
+        };
+        let ctx = RequestContext::internal(&e.account, &e.region, self.store.now());
+        let publishes = crate::workgroups::load(&self.store, &ctx, &e.work_group)
+            .is_ok_and(|w| w.configuration.publish_cloud_watch_metrics_enabled == Some(true));
+        if !publishes {
+            return;
+        }
+        let view = e.view();
+        let Some(st) = view.statistics else { return };
+        let ms = |v: Option<i64>| v.unwrap_or(0) as f64;
+        recorder.record_many(
+            &e.account,
+            &e.region,
+            "AWS/Athena",
+            &[
+                ("QueryState", e.state.as_str()),
+                ("QueryType", e.statement_type.as_str()),
+                ("WorkGroup", e.work_group.as_str()),
+            ],
+            &[
+                ("ProcessedBytes", "Bytes", ms(st.data_scanned_in_bytes)),
+                (
+                    "TotalExecutionTime",
+                    "Milliseconds",
+                    ms(st.total_execution_time_in_millis),
+                ),
+                (
+                    "EngineExecutionTime",
+                    "Milliseconds",
+                    ms(st.engine_execution_time_in_millis),
+                ),
+                (
+                    "QueryQueueTime",
+                    "Milliseconds",
+                    ms(st.query_queue_time_in_millis),
+                ),
+                (
+                    "QueryPlanningTime",
+                    "Milliseconds",
+                    ms(st.query_planning_time_in_millis),
+                ),
+                (
+                    "ServicePreProcessingTime",
+                    "Milliseconds",
+                    ms(st.service_pre_processing_time_in_millis),
+                ),
+                (
+                    "ServiceProcessingTime",
+                    "Milliseconds",
+                    ms(st.service_processing_time_in_millis),
+                ),
+            ],
+        );
     }
 
     /// Executions cut short by a restart end FAILED.
@@ -701,6 +764,7 @@ impl Queries {
         if let Err(err) = saved {
             tracing::error!(query = %e.id, error = %err.message, "cannot record a query's outcome");
         }
+        self.publish_metrics(&e);
         self.running.lock().unwrap().remove(&e.id);
         let _ = finished.send(true);
     }
