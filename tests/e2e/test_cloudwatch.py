@@ -684,3 +684,28 @@ def test_athena_publishes_its_aws_metrics(tmp_path):
         metrics = cw.list_metrics(Namespace="AWS/Athena")["Metrics"]
         assert {"EngineExecutionTime", "QueryQueueTime", "ServiceProcessingTime"} <= {m["MetricName"] for m in metrics}
         assert all({"Name": "WorkGroup", "Value": "metered"} in m["Dimensions"] for m in metrics)
+
+
+def test_sns_publishes_its_aws_metrics(tmp_path):
+    with Lakebox(tmp_path, "--cloudwatch-service-metrics-ms", "200") as lb:
+        sns, sqs, cw = lb.client("sns"), lb.client("sqs"), lb.client("cloudwatch")
+        topic = sns.create_topic(Name="orders")["TopicArn"]
+        url = sqs.create_queue(QueueName="orders-copy")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+        # A subscription to a queue that does not exist fails each delivery.
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn.replace("orders-copy", "gone"))
+        sns.publish(TopicArn=topic, Message="x" * 100)
+        sns.publish_batch(TopicArn=topic, PublishBatchRequestEntries=[
+            {"Id": "a", "Message": "y" * 10}, {"Id": "b", "Message": "z" * 20}])
+        now = datetime.datetime.now(UTC)
+        span = dict(StartTime=now - datetime.timedelta(minutes=5), EndTime=now + datetime.timedelta(minutes=1), Period=300)
+
+        def total(name, stat="Sum"):
+            points = cw.get_metric_statistics(Namespace="AWS/SNS", MetricName=name, Statistics=[stat],
+                                              Dimensions=[{"Name": "TopicName", "Value": "orders"}], **span)["Datapoints"]
+            return points[0][stat] if points else None
+        assert wait_for(lambda: total("NumberOfNotificationsDelivered") == 3.0, timeout=15)
+        assert total("NumberOfMessagesPublished") == 3.0
+        assert total("PublishSize") == 130.0 and total("PublishSize", "Maximum") == 100.0
+        assert wait_for(lambda: total("NumberOfNotificationsFailed") == 3.0, timeout=15)

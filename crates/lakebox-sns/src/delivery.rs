@@ -587,7 +587,7 @@ impl Deliverer {
                     ("x-amz-sns-message-id", message_id),
                     ("x-amz-sns-topic-arn", sub.topic_arn.clone()),
                 ];
-                self.post_with_retries(offset, sub, doc, headers, None);
+                self.post_with_retries(offset, sub, doc, headers, None, None);
             }
             _ => {
                 let token = sub.token.clone().unwrap_or_default();
@@ -656,7 +656,9 @@ impl Deliverer {
                     dedup_id: p.dedup_id.clone(),
                     ..event
                 };
-                if let Err(e) = self.to_target(&sub.endpoint, event.clone()).await {
+                let outcome = self.to_target(&sub.endpoint, event.clone()).await;
+                self.counted(&p.topic_arn, outcome.is_ok());
+                if let Err(e) = outcome {
                     self.dead_letter(sub, event, &e).await;
                 }
             }
@@ -674,7 +676,9 @@ impl Deliverer {
                     "Sns": sns_part,
                 }]});
                 let event = Event::text(SNS_SENDER, event.to_string());
-                if let Err(e) = self.to_target(&sub.endpoint, event.clone()).await {
+                let outcome = self.to_target(&sub.endpoint, event.clone()).await;
+                self.counted(&p.topic_arn, outcome.is_ok());
+                if let Err(e) = outcome {
                     self.dead_letter(sub, event, &e).await;
                 }
             }
@@ -698,7 +702,7 @@ impl Deliverer {
                     attributes: event_attributes(p),
                     ..Event::text(SNS_SENDER, body.clone())
                 };
-                self.post_with_retries(offset, sub.clone(), body, headers, Some(dlq));
+                self.post_with_retries(offset, sub.clone(), body, headers, Some(dlq), Some(&p.topic_arn));
             }
             Protocol::Email | Protocol::EmailJson | Protocol::Sms => {
                 let (subject, text) = match sub.protocol {
@@ -727,9 +731,20 @@ impl Deliverer {
                     timestamp: iso(p.timestamp_millis),
                 };
                 self.record_mail(mail).await;
+                self.counted(&p.topic_arn, true);
             }
             Protocol::Application => {}
         }
+    }
+
+    /// A delivery's outcome in the topic's NumberOfNotificationsDelivered / …Failed.
+    fn counted(&self, topic_arn: &str, delivered: bool) {
+        let name = if delivered {
+            "NumberOfNotificationsDelivered"
+        } else {
+            "NumberOfNotificationsFailed"
+        };
+        self.sns.record(topic_arn, &[(name, "Count", 1.0)]);
     }
 
     /// Hands an event to a queue (or another service's target), trying again while the
@@ -788,9 +803,13 @@ impl Deliverer {
         body: String,
         headers: Vec<(&'static str, String)>,
         dead_letter: Option<Event>,
+        // The topic whose notification this is (counted in its metrics); none for a
+        // subscription confirmation.
+        topic_arn: Option<&str>,
     ) {
         self.in_flight.add(offset);
         let d = self.clone();
+        let topic_arn = topic_arn.map(str::to_owned);
         tokio::spawn(async move {
             let policy = RetryPolicy::of(&d.sns, &sub);
             let mut delays = policy.delays().into_iter();
@@ -806,6 +825,9 @@ impl Deliverer {
                     },
                 }
             };
+            if let Some(topic_arn) = &topic_arn {
+                d.counted(topic_arn, outcome.is_ok());
+            }
             if let (Err(e), Some(event)) = (outcome, dead_letter) {
                 d.dead_letter(&sub, event, &DeliveryError::Failed(e)).await;
             }

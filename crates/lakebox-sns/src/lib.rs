@@ -86,8 +86,31 @@ pub struct Sns {
     signer: tokio::sync::OnceCell<Arc<Signer>>,
     /// FIFO topics' deduplication ids of the last five minutes.
     fifo_dedup: Mutex<Deduplication>,
+    /// Where the AWS/SNS metrics go, once the binary wires them.
+    metrics: std::sync::OnceLock<lakebox_service::metrics::Recorder>,
     sequence: AtomicU64,
     mail_seq: AtomicU64,
+}
+
+impl Sns {
+    /// Publishes and deliveries are counted in AWS/SNS (by TopicName) through `recorder`.
+    pub fn set_metrics(&self, recorder: lakebox_service::metrics::Recorder) {
+        let _ = self.metrics.set(recorder);
+    }
+
+    /// Adds to a topic's AWS/SNS metrics.
+    pub(crate) fn record(&self, topic_arn: &str, values: &[(&str, &str, f64)]) {
+        let (Some(recorder), Some(arn)) = (self.metrics.get(), lakebox_core::Arn::parse(topic_arn)) else {
+            return;
+        };
+        recorder.record_many(
+            &arn.account_id,
+            &arn.region,
+            "AWS/SNS",
+            &[("TopicName", arn.resource.as_str())],
+            values,
+        );
+    }
 }
 
 impl Sns {
@@ -121,6 +144,7 @@ impl Sns {
             outbox_opened: tokio::sync::Notify::new(),
             signer: tokio::sync::OnceCell::new(),
             fifo_dedup: Mutex::new(Deduplication::default()),
+            metrics: std::sync::OnceLock::new(),
             mail_seq: AtomicU64::new(last_mail + 1),
         });
         if sns.outbox_dir().exists() {

@@ -313,8 +313,18 @@ pub async fn publish(
         message_id: Some(p.message_id.clone()),
         sequence_number: p.sequence_number.clone(),
     };
+    let (topic_arn, size) = (p.topic_arn.clone(), p.message.len() as f64);
     sns.enqueue(vec![Outgoing::Publish(Box::new(p))]).await?;
+    sns.record(&topic_arn, &published(size));
     Ok(answer)
+}
+
+/// What one accepted message adds to its topic's metrics.
+fn published(size: f64) -> [(&'static str, &'static str, f64); 2] {
+    [
+        ("NumberOfMessagesPublished", "Count", 1.0),
+        ("PublishSize", "Bytes", size),
+    ]
 }
 
 /// A text straight to a phone number: recorded in the SMS outbox.
@@ -436,7 +446,17 @@ pub async fn publish_batch(
         }
     }
     if !out.is_empty() {
+        let sizes: Vec<(String, f64)> = out
+            .iter()
+            .filter_map(|o| match o {
+                Outgoing::Publish(p) => Some((p.topic_arn.clone(), p.message.len() as f64)),
+                _ => None,
+            })
+            .collect();
         sns.enqueue(out).await?;
+        for (topic_arn, size) in sizes {
+            sns.record(&topic_arn, &published(size));
+        }
     }
     Ok(PublishBatchResponse {
         successful: Some(successful),

@@ -226,6 +226,7 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
             std::time::Duration::from_millis(args.cloudwatch_alarm_tick_ms.max(10)),
         ),
     );
+    sns.set_metrics(lakebox_service::metrics::Recorder::new(service_metrics.clone()));
     registry.query("sns", sns.clone());
     // The signing certificate is public (subscribers fetch it unsigned); the mail outbox not.
     registry.internal("sns", &["SimpleNotificationService"], sns.clone());
