@@ -709,3 +709,38 @@ def test_sns_publishes_its_aws_metrics(tmp_path):
         assert total("NumberOfMessagesPublished") == 3.0
         assert total("PublishSize") == 130.0 and total("PublishSize", "Maximum") == 100.0
         assert wait_for(lambda: total("NumberOfNotificationsFailed") == 3.0, timeout=15)
+
+
+def test_kinesis_shard_level_metrics(tmp_path):
+    with Lakebox(tmp_path, "--cloudwatch-service-metrics-ms", "200") as lb:
+        kinesis, cw = lb.client("kinesis"), lb.client("cloudwatch")
+        kinesis.create_stream(StreamName="sharded", ShardCount=2)
+        kinesis.get_waiter("stream_exists").wait(StreamName="sharded", WaiterConfig={"Delay": 0.1})
+        kinesis.create_stream(StreamName="plain", ShardCount=1)
+        kinesis.get_waiter("stream_exists").wait(StreamName="plain", WaiterConfig={"Delay": 0.1})
+        kinesis.enable_enhanced_monitoring(StreamName="sharded", ShardLevelMetrics=["IncomingRecords", "OutgoingRecords",
+                                                                                    "IteratorAgeMilliseconds"])
+        shards = [s["ShardId"] for s in kinesis.list_shards(StreamName="sharded")["Shards"]]
+        # Explicit hash keys put three records on the first shard and one on the second.
+        low, high = "0", str(2 ** 127 + 1)
+        for key in (low, low, low, high):
+            kinesis.put_record(StreamName="sharded", Data=b"x", PartitionKey="k", ExplicitHashKey=key)
+        kinesis.put_records(StreamName="plain", Records=[{"Data": b"y", "PartitionKey": "k"}])
+        it = kinesis.get_shard_iterator(StreamName="sharded", ShardId=shards[0],
+                                        ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        assert len(kinesis.get_records(ShardIterator=it)["Records"]) == 3
+        now = datetime.datetime.now(UTC)
+        span = dict(StartTime=now - datetime.timedelta(minutes=5), EndTime=now + datetime.timedelta(minutes=1), Period=300)
+
+        def total(name, shard, stream="sharded"):
+            points = cw.get_metric_statistics(Namespace="AWS/Kinesis", MetricName=name, Statistics=["Sum"], Dimensions=[
+                {"Name": "StreamName", "Value": stream}, {"Name": "ShardId", "Value": shard}], **span)["Datapoints"]
+            return points[0]["Sum"] if points else None
+        assert wait_for(lambda: total("IncomingRecords", shards[0]) == 3.0)
+        assert total("IncomingRecords", shards[1]) == 1.0
+        assert wait_for(lambda: total("OutgoingRecords", shards[0]) == 3.0)
+        # Only the metrics enabled, only on the stream that enabled them.
+        assert total("IncomingBytes", shards[0]) is None
+        assert total("IncomingRecords", "shardId-000000000000", "plain") is None
+        kinesis.disable_enhanced_monitoring(StreamName="sharded", ShardLevelMetrics=["ALL"])
+        assert kinesis.describe_stream_summary(StreamName="sharded")["StreamDescriptionSummary"]["EnhancedMonitoring"] == [{"ShardLevelMetrics": []}]

@@ -46,6 +46,9 @@ pub struct Kinesis {
     streams: Arc<Streams>,
     /// Where the stream metrics AWS publishes (AWS/Kinesis) go.
     metrics: lakebox_service::metrics::Recorder,
+    /// The shard-level metrics each stream has enabled (EnableEnhancedMonitoring), by
+    /// (account, region, stream): looked up per call only while some stream has any.
+    shard_level: Arc<std::sync::RwLock<std::collections::HashMap<(String, String, String), Vec<String>>>>,
 }
 
 impl Kinesis {
@@ -65,9 +68,23 @@ impl Kinesis {
         clock: Arc<dyn Clock>,
         settings: KinesisSettings,
     ) -> Result<Self, lakebox_store::StoreError> {
+        let streams = Arc::new(Streams::open(dir, clock, settings)?);
+        let shard_level = streams
+            .all()
+            .map_err(|e| lakebox_store::StoreError::Corrupt(e.message))?
+            .into_iter()
+            .filter(|s| !s.enhanced_metrics.is_empty())
+            .map(|s| {
+                (
+                    (s.account.clone(), s.region.clone(), s.name.clone()),
+                    s.enhanced_metrics.clone(),
+                )
+            })
+            .collect();
         Ok(Kinesis {
-            streams: Arc::new(Streams::open(dir, clock, settings)?),
+            streams,
             metrics: Default::default(),
+            shard_level: Arc::new(std::sync::RwLock::new(shard_level)),
         })
     }
 
@@ -86,6 +103,53 @@ impl Kinesis {
             &[("StreamName", stream)],
             values,
         );
+    }
+
+    fn remember_monitoring(&self, ctx: &RequestContext, out: &EnhancedMonitoringOutput) {
+        let names = out
+            .desired_shard_level_metrics
+            .iter()
+            .flatten()
+            .map(|m| m.as_str().to_owned())
+            .collect();
+        self.note_shard_level(ctx, out.stream_name.as_deref().unwrap_or_default(), names);
+    }
+
+    /// Records a shard's values (dimensions `StreamName` and `ShardId`) of the shard-level
+    /// metrics the stream has enabled.
+    fn shard_metrics(&self, ctx: &RequestContext, stream: &str, shard: &str, values: &[(&str, &str, f64)]) {
+        let map = self.shard_level.read().unwrap();
+        if map.is_empty() {
+            return;
+        }
+        let Some(on) = map.get(&(ctx.account_id.clone(), ctx.region.clone(), stream.to_owned())) else {
+            return;
+        };
+        let wanted: Vec<(&str, &str, f64)> = values
+            .iter()
+            .filter(|(name, _, _)| on.iter().any(|m| m == name))
+            .copied()
+            .collect();
+        if !wanted.is_empty() {
+            self.metrics.record_many(
+                &ctx.account_id,
+                &ctx.region,
+                "AWS/Kinesis",
+                &[("StreamName", stream), ("ShardId", shard)],
+                &wanted,
+            );
+        }
+    }
+
+    /// Remembers a stream's shard-level metrics after they changed.
+    fn note_shard_level(&self, ctx: &RequestContext, stream: &str, metrics: Vec<String>) {
+        let key = (ctx.account_id.clone(), ctx.region.clone(), stream.to_owned());
+        let mut map = self.shard_level.write().unwrap();
+        if metrics.is_empty() {
+            map.remove(&key);
+        } else {
+            map.insert(key, metrics);
+        }
     }
 
     /// A throttled call's `*ProvisionedThroughputExceeded` value (1, else 0).
@@ -204,7 +268,12 @@ impl KinesisApi for Kinesis {
         ctx: &RequestContext,
         input: DeleteStreamInput,
     ) -> Result<(), ServiceError> {
-        admin::delete_stream(&self.streams, ctx, input).await
+        let name = stream_name(ctx, &StreamRef::new(&input.stream_name, &input.stream_arn)).ok();
+        admin::delete_stream(&self.streams, ctx, input).await?;
+        if let Some(name) = name {
+            self.note_shard_level(ctx, &name, Vec::new());
+        }
+        Ok(())
     }
 
     async fn describe_stream(
@@ -329,7 +398,10 @@ impl KinesisApi for Kinesis {
         input: EnableEnhancedMonitoringInput,
     ) -> Result<EnhancedMonitoringOutput, ServiceError> {
         let stream = StreamRef::new(&input.stream_name, &input.stream_arn);
-        features::set_monitoring(&self.streams, ctx, stream, &input.shard_level_metrics, true).await
+        let out =
+            features::set_monitoring(&self.streams, ctx, stream, &input.shard_level_metrics, true).await?;
+        self.remember_monitoring(ctx, &out);
+        Ok(out)
     }
 
     async fn disable_enhanced_monitoring(
@@ -338,7 +410,10 @@ impl KinesisApi for Kinesis {
         input: DisableEnhancedMonitoringInput,
     ) -> Result<EnhancedMonitoringOutput, ServiceError> {
         let stream = StreamRef::new(&input.stream_name, &input.stream_arn);
-        features::set_monitoring(&self.streams, ctx, stream, &input.shard_level_metrics, false).await
+        let out =
+            features::set_monitoring(&self.streams, ctx, stream, &input.shard_level_metrics, false).await?;
+        self.remember_monitoring(ctx, &out);
+        Ok(out)
     }
 
     async fn tag_resource(&self, ctx: &RequestContext, input: TagResourceInput) -> Result<(), ServiceError> {
@@ -475,6 +550,18 @@ impl KinesisApi for Kinesis {
                         ("WriteProvisionedThroughputExceeded", "Count", 0.0),
                     ],
                 );
+                if let Ok(out) = &result {
+                    self.shard_metrics(
+                        ctx,
+                        stream,
+                        &out.shard_id,
+                        &[
+                            ("IncomingRecords", "Count", 1.0),
+                            ("IncomingBytes", "Bytes", bytes),
+                            ("WriteProvisionedThroughputExceeded", "Count", 0.0),
+                        ],
+                    );
+                }
             } else {
                 self.metrics(
                     ctx,
@@ -535,6 +622,36 @@ impl KinesisApi for Kinesis {
                             ("IncomingBytes", "Bytes", bytes),
                         ],
                     );
+                    if !self.shard_level.read().unwrap().is_empty() {
+                        // Per shard: what it took, and what it refused for throughput.
+                        let mut per_shard: std::collections::BTreeMap<&str, [f64; 3]> = Default::default();
+                        for (r, size) in out.records.iter().zip(&sizes) {
+                            let Some(shard) = r.shard_id.as_deref() else {
+                                continue;
+                            };
+                            let e = per_shard.entry(shard).or_default();
+                            match r.error_code.as_deref() {
+                                None => {
+                                    e[0] += 1.0;
+                                    e[1] += size;
+                                }
+                                Some("ProvisionedThroughputExceededException") => e[2] += 1.0,
+                                Some(_) => {}
+                            }
+                        }
+                        for (shard, [n, b, throttled]) in per_shard {
+                            self.shard_metrics(
+                                ctx,
+                                stream,
+                                shard,
+                                &[
+                                    ("IncomingRecords", "Count", n),
+                                    ("IncomingBytes", "Bytes", b),
+                                    ("WriteProvisionedThroughputExceeded", "Count", throttled),
+                                ],
+                            );
+                        }
+                    }
                 }
                 Err(_) => self.metrics(
                     ctx,
@@ -576,7 +693,9 @@ impl KinesisApi for Kinesis {
         input: GetRecordsInput,
     ) -> Result<GetRecordsOutput, ServiceError> {
         let started = std::time::Instant::now();
-        let stream = iterator::ShardIterator::decode(&input.shard_iterator).map(|it| it.stream_name);
+        let position = iterator::ShardIterator::decode(&input.shard_iterator);
+        let shard = position.as_ref().map(|it| it.shard_id.clone());
+        let stream = position.map(|it| it.stream_name);
         let result = records::get_records(&self.streams, ctx, input).await;
         if let Some(stream) = &stream {
             match &result {
@@ -603,6 +722,19 @@ impl KinesisApi for Kinesis {
                             ("ReadProvisionedThroughputExceeded", "Count", 0.0),
                         ],
                     );
+                    if let Some(shard) = &shard {
+                        self.shard_metrics(
+                            ctx,
+                            stream,
+                            shard,
+                            &[
+                                ("OutgoingRecords", "Count", n),
+                                ("OutgoingBytes", "Bytes", bytes),
+                                ("IteratorAgeMilliseconds", "Milliseconds", age),
+                                ("ReadProvisionedThroughputExceeded", "Count", 0.0),
+                            ],
+                        );
+                    }
                 }
                 Err(_) => self.metrics(
                     ctx,
