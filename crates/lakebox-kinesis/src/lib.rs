@@ -48,8 +48,11 @@ pub struct Kinesis {
     metrics: lakebox_service::metrics::Recorder,
     /// The shard-level metrics each stream has enabled (EnableEnhancedMonitoring), by
     /// (account, region, stream): looked up per call only while some stream has any.
-    shard_level: Arc<std::sync::RwLock<std::collections::HashMap<(String, String, String), Vec<String>>>>,
+    shard_level: Arc<std::sync::RwLock<ShardLevel>>,
 }
+
+/// Streams' enabled shard-level metrics, by (account, region, stream).
+type ShardLevel = std::collections::HashMap<(String, String, String), Vec<String>>;
 
 impl Kinesis {
     /// Starts the retention sweeper (call once, inside the runtime).
