@@ -505,7 +505,7 @@ class Service:
         mn, mx = s.get("min"), s.get("max")
         if t == "string":
             if mn is not None or mx is not None:
-                lines.append(f"v.length({var}.chars().count() as u64, {var}, {self.opt(mn)}, {self.opt(mx)}, {path});")
+                lines.append(f"v.length({var}, {self.opt(mn)}, {self.opt(mx)}, {path});")
             if "pattern" in s:
                 lines.append(f"v.pattern({var}, &{self.pattern_static(s['pattern'])}, {path});")
         elif t == "blob":

@@ -2975,7 +2975,7 @@ pub(crate) fn validate_classification(
         raw.name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+            v.length(r, Some(1), Some(128), p);
             Some(x)
         })
     };
@@ -3022,7 +3022,7 @@ pub(crate) fn validate_cloud_watch_logging_configuration(
         raw.log_group.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -3032,7 +3032,7 @@ pub(crate) fn validate_cloud_watch_logging_configuration(
         raw.log_stream_name_prefix.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -3060,7 +3060,7 @@ pub(crate) fn validate_create_named_query_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+                v.length(r, Some(1), Some(128), p);
                 Some(x)
             }
             None => {
@@ -3074,7 +3074,7 @@ pub(crate) fn validate_create_named_query_input(
         raw.description.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(1024), p);
+            v.length(r, Some(1), Some(1024), p);
             Some(x)
         })
     };
@@ -3084,7 +3084,7 @@ pub(crate) fn validate_create_named_query_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 Some(x)
             }
             None => {
@@ -3099,7 +3099,7 @@ pub(crate) fn validate_create_named_query_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(262144), p);
+                v.length(r, Some(1), Some(262144), p);
                 Some(x)
             }
             None => {
@@ -3113,7 +3113,7 @@ pub(crate) fn validate_create_named_query_input(
         raw.client_request_token.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(32), Some(128), p);
+            v.length(r, Some(32), Some(128), p);
             Some(x)
         })
     };
@@ -3147,7 +3147,7 @@ pub(crate) fn validate_create_prepared_statement_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(256), p);
+                v.length(r, Some(1), Some(256), p);
                 v.pattern(r, &PATTERN_3, p);
                 Some(x)
             }
@@ -3178,7 +3178,7 @@ pub(crate) fn validate_create_prepared_statement_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(262144), p);
+                v.length(r, Some(1), Some(262144), p);
                 Some(x)
             }
             None => {
@@ -3192,7 +3192,7 @@ pub(crate) fn validate_create_prepared_statement_input(
         raw.description.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(1024), p);
+            v.length(r, Some(1), Some(1024), p);
             Some(x)
         })
     };
@@ -3234,7 +3234,7 @@ pub(crate) fn validate_create_work_group_input(
         raw.description.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(1024), p);
+            v.length(r, Some(0), Some(1024), p);
             Some(x)
         })
     };
@@ -3261,7 +3261,7 @@ pub(crate) fn validate_customer_content_encryption_configuration(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+                v.length(r, Some(1), Some(2048), p);
                 v.pattern(r, &PATTERN_4, p);
                 Some(x)
             }
@@ -3285,7 +3285,7 @@ pub(crate) fn validate_delete_named_query_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+                v.length(r, Some(1), Some(128), p);
                 v.pattern(r, &PATTERN_5, p);
                 Some(x)
             }
@@ -3311,7 +3311,7 @@ pub(crate) fn validate_delete_prepared_statement_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(256), p);
+                v.length(r, Some(1), Some(256), p);
                 v.pattern(r, &PATTERN_3, p);
                 Some(x)
             }
@@ -3471,7 +3471,7 @@ pub(crate) fn validate_engine_version(
         raw.selected_engine_version.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+            v.length(r, Some(1), Some(128), p);
             Some(x)
         })
     };
@@ -3480,7 +3480,7 @@ pub(crate) fn validate_engine_version(
         raw.effective_engine_version.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+            v.length(r, Some(1), Some(128), p);
             Some(x)
         })
     };
@@ -3503,13 +3503,7 @@ pub(crate) fn validate_execution_parameters(
         .map(|(i, x)| {
             let x = x;
             let r = &x;
-            v.length(
-                r.chars().count() as u64,
-                r,
-                Some(1),
-                Some(1024),
-                &path.index(i + 1),
-            );
+            v.length(r, Some(1), Some(1024), &path.index(i + 1));
             Some(x)
         })
         .collect();
@@ -3527,7 +3521,7 @@ pub(crate) fn validate_get_data_catalog_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(256), p);
+                v.length(r, Some(1), Some(256), p);
                 v.pattern(r, &PATTERN_6, p);
                 Some(x)
             }
@@ -3563,7 +3557,7 @@ pub(crate) fn validate_get_database_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(256), p);
+                v.length(r, Some(1), Some(256), p);
                 v.pattern(r, &PATTERN_6, p);
                 Some(x)
             }
@@ -3579,7 +3573,7 @@ pub(crate) fn validate_get_database_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+                v.length(r, Some(1), Some(128), p);
                 Some(x)
             }
             None => {
@@ -3615,7 +3609,7 @@ pub(crate) fn validate_get_named_query_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+                v.length(r, Some(1), Some(128), p);
                 v.pattern(r, &PATTERN_5, p);
                 Some(x)
             }
@@ -3641,7 +3635,7 @@ pub(crate) fn validate_get_prepared_statement_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(256), p);
+                v.length(r, Some(1), Some(256), p);
                 v.pattern(r, &PATTERN_3, p);
                 Some(x)
             }
@@ -3683,7 +3677,7 @@ pub(crate) fn validate_get_query_execution_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+                v.length(r, Some(1), Some(128), p);
                 v.pattern(r, &PATTERN_5, p);
                 Some(x)
             }
@@ -3709,7 +3703,7 @@ pub(crate) fn validate_get_query_results_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+                v.length(r, Some(1), Some(128), p);
                 v.pattern(r, &PATTERN_5, p);
                 Some(x)
             }
@@ -3724,7 +3718,7 @@ pub(crate) fn validate_get_query_results_input(
         raw.next_token.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(1024), p);
+            v.length(r, Some(1), Some(1024), p);
             Some(x)
         })
     };
@@ -3770,7 +3764,7 @@ pub(crate) fn validate_get_query_runtime_statistics_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+                v.length(r, Some(1), Some(128), p);
                 v.pattern(r, &PATTERN_5, p);
                 Some(x)
             }
@@ -3796,7 +3790,7 @@ pub(crate) fn validate_get_table_metadata_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(256), p);
+                v.length(r, Some(1), Some(256), p);
                 v.pattern(r, &PATTERN_6, p);
                 Some(x)
             }
@@ -3812,7 +3806,7 @@ pub(crate) fn validate_get_table_metadata_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+                v.length(r, Some(1), Some(128), p);
                 Some(x)
             }
             None => {
@@ -3827,7 +3821,7 @@ pub(crate) fn validate_get_table_metadata_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+                v.length(r, Some(1), Some(128), p);
                 Some(x)
             }
             None => {
@@ -3892,7 +3886,7 @@ pub(crate) fn validate_identity_center_configuration(
         raw.identity_center_instance_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(255), p);
+            v.length(r, Some(0), Some(255), p);
             v.pattern(r, &PATTERN_7, p);
             Some(x)
         })
@@ -3913,7 +3907,7 @@ pub(crate) fn validate_list_data_catalogs_input(
         raw.next_token.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(1024), p);
+            v.length(r, Some(1), Some(1024), p);
             Some(x)
         })
     };
@@ -3953,7 +3947,7 @@ pub(crate) fn validate_list_databases_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(256), p);
+                v.length(r, Some(1), Some(256), p);
                 v.pattern(r, &PATTERN_6, p);
                 Some(x)
             }
@@ -3968,7 +3962,7 @@ pub(crate) fn validate_list_databases_input(
         raw.next_token.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(1024), p);
+            v.length(r, Some(1), Some(1024), p);
             Some(x)
         })
     };
@@ -4008,7 +4002,7 @@ pub(crate) fn validate_list_named_queries_input(
         raw.next_token.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(1024), p);
+            v.length(r, Some(1), Some(1024), p);
             Some(x)
         })
     };
@@ -4062,7 +4056,7 @@ pub(crate) fn validate_list_prepared_statements_input(
         raw.next_token.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(1024), p);
+            v.length(r, Some(1), Some(1024), p);
             Some(x)
         })
     };
@@ -4092,7 +4086,7 @@ pub(crate) fn validate_list_query_executions_input(
         raw.next_token.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(1024), p);
+            v.length(r, Some(1), Some(1024), p);
             Some(x)
         })
     };
@@ -4132,7 +4126,7 @@ pub(crate) fn validate_list_table_metadata_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(256), p);
+                v.length(r, Some(1), Some(256), p);
                 v.pattern(r, &PATTERN_6, p);
                 Some(x)
             }
@@ -4148,7 +4142,7 @@ pub(crate) fn validate_list_table_metadata_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+                v.length(r, Some(1), Some(128), p);
                 Some(x)
             }
             None => {
@@ -4162,7 +4156,7 @@ pub(crate) fn validate_list_table_metadata_input(
         raw.expression.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(256), p);
+            v.length(r, Some(0), Some(256), p);
             Some(x)
         })
     };
@@ -4171,7 +4165,7 @@ pub(crate) fn validate_list_table_metadata_input(
         raw.next_token.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(1024), p);
+            v.length(r, Some(1), Some(1024), p);
             Some(x)
         })
     };
@@ -4214,7 +4208,7 @@ pub(crate) fn validate_list_tags_for_resource_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(1011), p);
+                v.length(r, Some(1), Some(1011), p);
                 Some(x)
             }
             None => {
@@ -4228,7 +4222,7 @@ pub(crate) fn validate_list_tags_for_resource_input(
         raw.next_token.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(1024), p);
+            v.length(r, Some(1), Some(1024), p);
             Some(x)
         })
     };
@@ -4258,7 +4252,7 @@ pub(crate) fn validate_list_work_groups_input(
         raw.next_token.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(1024), p);
+            v.length(r, Some(1), Some(1024), p);
             Some(x)
         })
     };
@@ -4321,7 +4315,7 @@ pub(crate) fn validate_managed_logging_configuration(
         raw.kms_key.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+            v.length(r, Some(1), Some(2048), p);
             v.pattern(r, &PATTERN_4, p);
             Some(x)
         })
@@ -4394,7 +4388,7 @@ pub(crate) fn validate_managed_query_results_encryption_configuration(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+                v.length(r, Some(1), Some(2048), p);
                 v.pattern(r, &PATTERN_4, p);
                 Some(x)
             }
@@ -4447,13 +4441,7 @@ pub(crate) fn validate_named_query_id_list(
         .map(|(i, x)| {
             let x = x;
             let r = &x;
-            v.length(
-                r.chars().count() as u64,
-                r,
-                Some(1),
-                Some(128),
-                &path.index(i + 1),
-            );
+            v.length(r, Some(1), Some(128), &path.index(i + 1));
             v.pattern(r, &PATTERN_5, &path.index(i + 1));
             Some(x)
         })
@@ -4470,12 +4458,12 @@ pub(crate) fn validate_parameters_map(
         .into_iter()
         .map(|(k, x)| {
             let r = &k;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), path);
+            v.length(r, Some(1), Some(255), path);
             v.pattern(r, &PATTERN_6, path);
             let y = {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, None, Some(51200), &path.key(&k));
+                v.length(r, None, Some(51200), &path.key(&k));
                 Some(x)
             };
             (k, y)
@@ -4495,13 +4483,7 @@ pub(crate) fn validate_prepared_statement_name_list(
         .map(|(i, x)| {
             let x = x;
             let r = &x;
-            v.length(
-                r.chars().count() as u64,
-                r,
-                Some(1),
-                Some(256),
-                &path.index(i + 1),
-            );
+            v.length(r, Some(1), Some(256), &path.index(i + 1));
             v.pattern(r, &PATTERN_3, &path.index(i + 1));
             Some(x)
         })
@@ -4519,7 +4501,7 @@ pub(crate) fn validate_query_execution_context(
         raw.database.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             Some(x)
         })
     };
@@ -4528,7 +4510,7 @@ pub(crate) fn validate_query_execution_context(
         raw.catalog.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(256), p);
+            v.length(r, Some(1), Some(256), p);
             v.pattern(r, &PATTERN_6, p);
             Some(x)
         })
@@ -4552,13 +4534,7 @@ pub(crate) fn validate_query_execution_id_list(
         .map(|(i, x)| {
             let x = x;
             let r = &x;
-            v.length(
-                r.chars().count() as u64,
-                r,
-                Some(1),
-                Some(128),
-                &path.index(i + 1),
-            );
+            v.length(r, Some(1), Some(128), &path.index(i + 1));
             v.pattern(r, &PATTERN_5, &path.index(i + 1));
             Some(x)
         })
@@ -4631,7 +4607,7 @@ pub(crate) fn validate_result_configuration(
         raw.expected_bucket_owner.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(12), Some(12), p);
+            v.length(r, Some(12), Some(12), p);
             v.pattern(r, &PATTERN_8, p);
             Some(x)
         })
@@ -4675,7 +4651,7 @@ pub(crate) fn validate_result_configuration_updates(
         raw.expected_bucket_owner.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(12), Some(12), p);
+            v.length(r, Some(12), Some(12), p);
             v.pattern(r, &PATTERN_8, p);
             Some(x)
         })
@@ -4769,7 +4745,7 @@ pub(crate) fn validate_s3_logging_configuration(
         raw.kms_key.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+            v.length(r, Some(1), Some(2048), p);
             v.pattern(r, &PATTERN_4, p);
             Some(x)
         })
@@ -4779,7 +4755,7 @@ pub(crate) fn validate_s3_logging_configuration(
         raw.log_location.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, None, Some(1024), p);
+            v.length(r, None, Some(1024), p);
             v.pattern(r, &PATTERN_9, p);
             Some(x)
         })
@@ -4802,7 +4778,7 @@ pub(crate) fn validate_start_query_execution_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(262144), p);
+                v.length(r, Some(1), Some(262144), p);
                 Some(x)
             }
             None => {
@@ -4816,7 +4792,7 @@ pub(crate) fn validate_start_query_execution_input(
         raw.client_request_token.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(32), Some(128), p);
+            v.length(r, Some(32), Some(128), p);
             Some(x)
         })
     };
@@ -4877,7 +4853,7 @@ pub(crate) fn validate_stop_query_execution_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+                v.length(r, Some(1), Some(128), p);
                 v.pattern(r, &PATTERN_5, p);
                 Some(x)
             }
@@ -4898,7 +4874,7 @@ pub(crate) fn validate_tag(raw: TagRaw, v: &mut Validator, path: &Path<'_>) -> O
         raw.key.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+            v.length(r, Some(1), Some(128), p);
             Some(x)
         })
     };
@@ -4907,7 +4883,7 @@ pub(crate) fn validate_tag(raw: TagRaw, v: &mut Validator, path: &Path<'_>) -> O
         raw.value.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(256), p);
+            v.length(r, Some(0), Some(256), p);
             Some(x)
         })
     };
@@ -4928,13 +4904,7 @@ pub(crate) fn validate_tag_key_list(
         .map(|(i, x)| {
             let x = x;
             let r = &x;
-            v.length(
-                r.chars().count() as u64,
-                r,
-                Some(1),
-                Some(128),
-                &path.index(i + 1),
-            );
+            v.length(r, Some(1), Some(128), &path.index(i + 1));
             Some(x)
         })
         .collect();
@@ -4961,7 +4931,7 @@ pub(crate) fn validate_tag_resource_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(1011), p);
+                v.length(r, Some(1), Some(1011), p);
                 Some(x)
             }
             None => {
@@ -4997,7 +4967,7 @@ pub(crate) fn validate_untag_resource_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(1011), p);
+                v.length(r, Some(1), Some(1011), p);
                 Some(x)
             }
             None => {
@@ -5033,7 +5003,7 @@ pub(crate) fn validate_update_named_query_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+                v.length(r, Some(1), Some(128), p);
                 v.pattern(r, &PATTERN_5, p);
                 Some(x)
             }
@@ -5049,7 +5019,7 @@ pub(crate) fn validate_update_named_query_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+                v.length(r, Some(1), Some(128), p);
                 Some(x)
             }
             None => {
@@ -5063,7 +5033,7 @@ pub(crate) fn validate_update_named_query_input(
         raw.description.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(1024), p);
+            v.length(r, Some(0), Some(1024), p);
             Some(x)
         })
     };
@@ -5073,7 +5043,7 @@ pub(crate) fn validate_update_named_query_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(262144), p);
+                v.length(r, Some(1), Some(262144), p);
                 Some(x)
             }
             None => {
@@ -5101,7 +5071,7 @@ pub(crate) fn validate_update_prepared_statement_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(256), p);
+                v.length(r, Some(1), Some(256), p);
                 v.pattern(r, &PATTERN_3, p);
                 Some(x)
             }
@@ -5132,7 +5102,7 @@ pub(crate) fn validate_update_prepared_statement_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(262144), p);
+                v.length(r, Some(1), Some(262144), p);
                 Some(x)
             }
             None => {
@@ -5146,7 +5116,7 @@ pub(crate) fn validate_update_prepared_statement_input(
         raw.description.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(1024), p);
+            v.length(r, Some(1), Some(1024), p);
             Some(x)
         })
     };
@@ -5183,7 +5153,7 @@ pub(crate) fn validate_update_work_group_input(
         raw.description.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(1024), p);
+            v.length(r, Some(0), Some(1024), p);
             Some(x)
         })
     };
@@ -5259,7 +5229,7 @@ pub(crate) fn validate_work_group_configuration(
         raw.additional_configuration.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+            v.length(r, Some(1), Some(128), p);
             Some(x)
         })
     };
@@ -5268,7 +5238,7 @@ pub(crate) fn validate_work_group_configuration(
         raw.execution_role.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(20), Some(2048), p);
+            v.length(r, Some(20), Some(2048), p);
             v.pattern(r, &PATTERN_10, p);
             Some(x)
         })
@@ -5375,7 +5345,7 @@ pub(crate) fn validate_work_group_configuration_updates(
         raw.additional_configuration.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+            v.length(r, Some(1), Some(128), p);
             Some(x)
         })
     };
@@ -5384,7 +5354,7 @@ pub(crate) fn validate_work_group_configuration_updates(
         raw.execution_role.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(20), Some(2048), p);
+            v.length(r, Some(20), Some(2048), p);
             v.pattern(r, &PATTERN_10, p);
             Some(x)
         })

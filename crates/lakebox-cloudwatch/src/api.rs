@@ -2032,13 +2032,7 @@ pub(crate) fn validate_alarm_names(
         .map(|(i, x)| {
             let x = x;
             let r = &x;
-            v.length(
-                r.chars().count() as u64,
-                r,
-                Some(1),
-                Some(255),
-                &path.index(i + 1),
-            );
+            v.length(r, Some(1), Some(255), &path.index(i + 1));
             Some(x)
         })
         .collect();
@@ -2056,7 +2050,7 @@ pub(crate) fn validate_alarm_prom_ql_criteria(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(10000), p);
+                v.length(r, Some(1), Some(10000), p);
                 Some(x)
             }
             None => {
@@ -2177,7 +2171,7 @@ pub(crate) fn validate_describe_alarm_history_input(
         raw.alarm_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             Some(x)
         })
     };
@@ -2186,7 +2180,7 @@ pub(crate) fn validate_describe_alarm_history_input(
         raw.alarm_contributor_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(16), p);
+            v.length(r, Some(1), Some(16), p);
             Some(x)
         })
     };
@@ -2262,7 +2256,7 @@ pub(crate) fn validate_describe_alarms_for_metric_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 Some(x)
             }
             None => {
@@ -2277,7 +2271,7 @@ pub(crate) fn validate_describe_alarms_for_metric_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -2357,7 +2351,7 @@ pub(crate) fn validate_describe_alarms_input(
         raw.alarm_name_prefix.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             Some(x)
         })
     };
@@ -2370,7 +2364,7 @@ pub(crate) fn validate_describe_alarms_input(
         raw.children_of_alarm_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             Some(x)
         })
     };
@@ -2379,7 +2373,7 @@ pub(crate) fn validate_describe_alarms_input(
         raw.parents_of_alarm_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             Some(x)
         })
     };
@@ -2402,7 +2396,7 @@ pub(crate) fn validate_describe_alarms_input(
         raw.action_prefix.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(1024), p);
+            v.length(r, Some(1), Some(1024), p);
             Some(x)
         })
     };
@@ -2439,7 +2433,7 @@ pub(crate) fn validate_dimension(raw: DimensionRaw, v: &mut Validator, path: &Pa
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 Some(x)
             }
             None => {
@@ -2454,7 +2448,7 @@ pub(crate) fn validate_dimension(raw: DimensionRaw, v: &mut Validator, path: &Pa
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(1024), p);
+                v.length(r, Some(1), Some(1024), p);
                 Some(x)
             }
             None => {
@@ -2480,7 +2474,7 @@ pub(crate) fn validate_dimension_filter(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 Some(x)
             }
             None => {
@@ -2494,7 +2488,7 @@ pub(crate) fn validate_dimension_filter(
         raw.value.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(1024), p);
+            v.length(r, Some(1), Some(1024), p);
             Some(x)
         })
     };
@@ -2601,11 +2595,11 @@ pub(crate) fn validate_entity_attributes_map(
         .into_iter()
         .map(|(k, x)| {
             let r = &k;
-            v.length(r.chars().count() as u64, r, Some(1), Some(256), path);
+            v.length(r, Some(1), Some(256), path);
             let y = {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(2048), &path.key(&k));
+                v.length(r, Some(1), Some(2048), &path.key(&k));
                 Some(x)
             };
             (k, y)
@@ -2625,11 +2619,11 @@ pub(crate) fn validate_entity_key_attributes_map(
         .into_iter()
         .map(|(k, x)| {
             let r = &k;
-            v.length(r.chars().count() as u64, r, Some(1), Some(32), path);
+            v.length(r, Some(1), Some(32), path);
             let y = {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(2048), &path.key(&k));
+                v.length(r, Some(1), Some(2048), &path.key(&k));
                 Some(x)
             };
             (k, y)
@@ -2792,7 +2786,7 @@ pub(crate) fn validate_get_metric_statistics_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -2808,7 +2802,7 @@ pub(crate) fn validate_get_metric_statistics_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 Some(x)
             }
             None => {
@@ -2935,7 +2929,7 @@ pub(crate) fn validate_list_metrics_input(
         raw.namespace.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -2945,7 +2939,7 @@ pub(crate) fn validate_list_metrics_input(
         raw.metric_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             Some(x)
         })
     };
@@ -2980,7 +2974,7 @@ pub(crate) fn validate_list_metrics_input(
         raw.owning_account.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             Some(x)
         })
     };
@@ -3006,7 +3000,7 @@ pub(crate) fn validate_list_tags_for_resource_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(1024), p);
+                v.length(r, Some(1), Some(1024), p);
                 Some(x)
             }
             None => {
@@ -3026,7 +3020,7 @@ pub(crate) fn validate_metric(raw: MetricRaw, v: &mut Validator, path: &Path<'_>
         raw.namespace.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -3036,7 +3030,7 @@ pub(crate) fn validate_metric(raw: MetricRaw, v: &mut Validator, path: &Path<'_>
         raw.metric_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             Some(x)
         })
     };
@@ -3088,7 +3082,7 @@ pub(crate) fn validate_metric_data_query(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 Some(x)
             }
             None => {
@@ -3106,7 +3100,7 @@ pub(crate) fn validate_metric_data_query(
         raw.expression.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+            v.length(r, Some(1), Some(2048), p);
             Some(x)
         })
     };
@@ -3132,7 +3126,7 @@ pub(crate) fn validate_metric_data_query(
         raw.account_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             Some(x)
         })
     };
@@ -3158,7 +3152,7 @@ pub(crate) fn validate_metric_datum(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 Some(x)
             }
             None => {
@@ -3307,7 +3301,7 @@ pub(crate) fn validate_put_composite_alarm_input(
         raw.alarm_description.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(1024), p);
+            v.length(r, Some(0), Some(1024), p);
             Some(x)
         })
     };
@@ -3317,7 +3311,7 @@ pub(crate) fn validate_put_composite_alarm_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 Some(x)
             }
             None => {
@@ -3332,7 +3326,7 @@ pub(crate) fn validate_put_composite_alarm_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(10240), p);
+                v.length(r, Some(1), Some(10240), p);
                 Some(x)
             }
             None => {
@@ -3359,7 +3353,7 @@ pub(crate) fn validate_put_composite_alarm_input(
         raw.actions_suppressor.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(1600), p);
+            v.length(r, Some(1), Some(1600), p);
             Some(x)
         })
     };
@@ -3433,7 +3427,7 @@ pub(crate) fn validate_put_metric_alarm_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 Some(x)
             }
             None => {
@@ -3447,7 +3441,7 @@ pub(crate) fn validate_put_metric_alarm_input(
         raw.alarm_description.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(1024), p);
+            v.length(r, Some(0), Some(1024), p);
             Some(x)
         })
     };
@@ -3473,7 +3467,7 @@ pub(crate) fn validate_put_metric_alarm_input(
         raw.metric_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             Some(x)
         })
     };
@@ -3482,7 +3476,7 @@ pub(crate) fn validate_put_metric_alarm_input(
         raw.namespace.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -3573,7 +3567,7 @@ pub(crate) fn validate_put_metric_alarm_input(
         raw.treat_missing_data.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             Some(x)
         })
     };
@@ -3582,7 +3576,7 @@ pub(crate) fn validate_put_metric_alarm_input(
         raw.evaluate_low_sample_count_percentile.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             Some(x)
         })
     };
@@ -3599,7 +3593,7 @@ pub(crate) fn validate_put_metric_alarm_input(
         raw.threshold_metric_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             Some(x)
         })
     };
@@ -3656,7 +3650,7 @@ pub(crate) fn validate_put_metric_data_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -3700,13 +3694,7 @@ pub(crate) fn validate_resource_list(
         .map(|(i, x)| {
             let x = x;
             let r = &x;
-            v.length(
-                r.chars().count() as u64,
-                r,
-                Some(1),
-                Some(1024),
-                &path.index(i + 1),
-            );
+            v.length(r, Some(1), Some(1024), &path.index(i + 1));
             Some(x)
         })
         .collect();
@@ -3724,7 +3712,7 @@ pub(crate) fn validate_set_alarm_state_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 Some(x)
             }
             None => {
@@ -3759,7 +3747,7 @@ pub(crate) fn validate_set_alarm_state_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(0), Some(1023), p);
+                v.length(r, Some(0), Some(1023), p);
                 Some(x)
             }
             None => {
@@ -3773,7 +3761,7 @@ pub(crate) fn validate_set_alarm_state_input(
         raw.state_reason_data.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(4000), p);
+            v.length(r, Some(0), Some(4000), p);
             Some(x)
         })
     };
@@ -3870,7 +3858,7 @@ pub(crate) fn validate_tag(raw: TagRaw, v: &mut Validator, path: &Path<'_>) -> O
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+                v.length(r, Some(1), Some(128), p);
                 Some(x)
             }
             None => {
@@ -3885,7 +3873,7 @@ pub(crate) fn validate_tag(raw: TagRaw, v: &mut Validator, path: &Path<'_>) -> O
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(0), Some(256), p);
+                v.length(r, Some(0), Some(256), p);
                 Some(x)
             }
             None => {
@@ -3911,13 +3899,7 @@ pub(crate) fn validate_tag_key_list(
         .map(|(i, x)| {
             let x = x;
             let r = &x;
-            v.length(
-                r.chars().count() as u64,
-                r,
-                Some(1),
-                Some(128),
-                &path.index(i + 1),
-            );
+            v.length(r, Some(1), Some(128), &path.index(i + 1));
             Some(x)
         })
         .collect();
@@ -3944,7 +3926,7 @@ pub(crate) fn validate_tag_resource_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(1024), p);
+                v.length(r, Some(1), Some(1024), p);
                 Some(x)
             }
             None => {
@@ -3980,7 +3962,7 @@ pub(crate) fn validate_untag_resource_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(1024), p);
+                v.length(r, Some(1), Some(1024), p);
                 Some(x)
             }
             None => {

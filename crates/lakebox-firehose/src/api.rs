@@ -5506,7 +5506,7 @@ pub(crate) fn validate_amazon_open_search_serverless_destination_configuration(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+                v.length(r, Some(1), Some(512), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -5521,7 +5521,7 @@ pub(crate) fn validate_amazon_open_search_serverless_destination_configuration(
         raw.collection_endpoint.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -5532,7 +5532,7 @@ pub(crate) fn validate_amazon_open_search_serverless_destination_configuration(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(80), p);
+                v.length(r, Some(1), Some(80), p);
                 v.pattern(r, &PATTERN_2, p);
                 Some(x)
             }
@@ -5614,7 +5614,7 @@ pub(crate) fn validate_amazon_open_search_serverless_destination_update(
         raw.role_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -5624,7 +5624,7 @@ pub(crate) fn validate_amazon_open_search_serverless_destination_update(
         raw.collection_endpoint.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -5634,7 +5634,7 @@ pub(crate) fn validate_amazon_open_search_serverless_destination_update(
         raw.index_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(80), p);
+            v.length(r, Some(1), Some(80), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -5734,7 +5734,7 @@ pub(crate) fn validate_amazonopensearchservice_destination_configuration(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+                v.length(r, Some(1), Some(512), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -5749,7 +5749,7 @@ pub(crate) fn validate_amazonopensearchservice_destination_configuration(
         raw.domain_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             v.pattern(r, &PATTERN_3, p);
             Some(x)
         })
@@ -5759,7 +5759,7 @@ pub(crate) fn validate_amazonopensearchservice_destination_configuration(
         raw.cluster_endpoint.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -5770,7 +5770,7 @@ pub(crate) fn validate_amazonopensearchservice_destination_configuration(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(80), p);
+                v.length(r, Some(1), Some(80), p);
                 v.pattern(r, &PATTERN_2, p);
                 Some(x)
             }
@@ -5785,7 +5785,7 @@ pub(crate) fn validate_amazonopensearchservice_destination_configuration(
         raw.type_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(100), p);
+            v.length(r, Some(0), Some(100), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -5885,7 +5885,7 @@ pub(crate) fn validate_amazonopensearchservice_destination_update(
         raw.role_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -5895,7 +5895,7 @@ pub(crate) fn validate_amazonopensearchservice_destination_update(
         raw.domain_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             v.pattern(r, &PATTERN_3, p);
             Some(x)
         })
@@ -5905,7 +5905,7 @@ pub(crate) fn validate_amazonopensearchservice_destination_update(
         raw.cluster_endpoint.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -5915,7 +5915,7 @@ pub(crate) fn validate_amazonopensearchservice_destination_update(
         raw.index_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(80), p);
+            v.length(r, Some(1), Some(80), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -5925,7 +5925,7 @@ pub(crate) fn validate_amazonopensearchservice_destination_update(
         raw.type_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(100), p);
+            v.length(r, Some(0), Some(100), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -6019,7 +6019,7 @@ pub(crate) fn validate_authentication_configuration(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+                v.length(r, Some(1), Some(512), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -6094,7 +6094,7 @@ pub(crate) fn validate_catalog_configuration(
         raw.catalog_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             v.pattern(r, &PATTERN_4, p);
             Some(x)
         })
@@ -6104,7 +6104,7 @@ pub(crate) fn validate_catalog_configuration(
         raw.warehouse_location.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+            v.length(r, Some(1), Some(2048), p);
             v.pattern(r, &PATTERN_5, p);
             Some(x)
         })
@@ -6129,7 +6129,7 @@ pub(crate) fn validate_cloud_watch_logging_options(
         raw.log_group_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(512), p);
+            v.length(r, Some(0), Some(512), p);
             v.pattern(r, &PATTERN_6, p);
             Some(x)
         })
@@ -6139,7 +6139,7 @@ pub(crate) fn validate_cloud_watch_logging_options(
         raw.log_stream_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(512), p);
+            v.length(r, Some(0), Some(512), p);
             v.pattern(r, &PATTERN_7, p);
             Some(x)
         })
@@ -6160,12 +6160,12 @@ pub(crate) fn validate_column_to_json_key_mappings(
         .into_iter()
         .map(|(k, x)| {
             let r = &k;
-            v.length(r.chars().count() as u64, r, Some(1), Some(1024), path);
+            v.length(r, Some(1), Some(1024), path);
             v.pattern(r, &PATTERN_8, path);
             let y = {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(1024), &path.key(&k));
+                v.length(r, Some(1), Some(1024), &path.key(&k));
                 v.pattern(r, &PATTERN_9, &path.key(&k));
                 Some(x)
             };
@@ -6186,7 +6186,7 @@ pub(crate) fn validate_copy_command(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+                v.length(r, Some(1), Some(512), p);
                 v.pattern(r, &PATTERN_2, p);
                 Some(x)
             }
@@ -6201,7 +6201,7 @@ pub(crate) fn validate_copy_command(
         raw.data_table_columns.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(10240), p);
+            v.length(r, Some(0), Some(10240), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -6211,7 +6211,7 @@ pub(crate) fn validate_copy_command(
         raw.copy_options.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(10240), p);
+            v.length(r, Some(0), Some(10240), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -6234,7 +6234,7 @@ pub(crate) fn validate_create_delivery_stream_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(64), p);
+                v.length(r, Some(1), Some(64), p);
                 v.pattern(r, &PATTERN_10, p);
                 Some(x)
             }
@@ -6409,13 +6409,7 @@ pub(crate) fn validate_database_column_include_or_exclude_list(
         .map(|(i, x)| {
             let x = x;
             let r = &x;
-            v.length(
-                r.chars().count() as u64,
-                r,
-                Some(1),
-                Some(194),
-                &path.index(i + 1),
-            );
+            v.length(r, Some(1), Some(194), &path.index(i + 1));
             v.pattern(r, &PATTERN_11, &path.index(i + 1));
             Some(x)
         })
@@ -6455,7 +6449,7 @@ pub(crate) fn validate_database_include_or_exclude_list(
         .map(|(i, x)| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(64), &path.index(i + 1));
+            v.length(r, Some(1), Some(64), &path.index(i + 1));
             v.pattern(r, &PATTERN_11, &path.index(i + 1));
             Some(x)
         })
@@ -6535,7 +6529,7 @@ pub(crate) fn validate_database_source_configuration(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_9, p);
                 Some(x)
             }
@@ -6604,7 +6598,7 @@ pub(crate) fn validate_database_source_configuration(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(129), p);
+                v.length(r, Some(1), Some(129), p);
                 v.pattern(r, &PATTERN_11, p);
                 Some(x)
             }
@@ -6660,7 +6654,7 @@ pub(crate) fn validate_database_source_vpc_configuration(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(47), Some(255), p);
+                v.length(r, Some(47), Some(255), p);
                 v.pattern(r, &PATTERN_12, p);
                 Some(x)
             }
@@ -6686,13 +6680,7 @@ pub(crate) fn validate_database_surrogate_key_list(
         .map(|(i, x)| {
             let x = x;
             let r = &x;
-            v.length(
-                r.chars().count() as u64,
-                r,
-                Some(1),
-                Some(1024),
-                &path.index(i + 1),
-            );
+            v.length(r, Some(1), Some(1024), &path.index(i + 1));
             v.pattern(r, &PATTERN_8, &path.index(i + 1));
             Some(x)
         })
@@ -6711,13 +6699,7 @@ pub(crate) fn validate_database_table_include_or_exclude_list(
         .map(|(i, x)| {
             let x = x;
             let r = &x;
-            v.length(
-                r.chars().count() as u64,
-                r,
-                Some(1),
-                Some(129),
-                &path.index(i + 1),
-            );
+            v.length(r, Some(1), Some(129), &path.index(i + 1));
             v.pattern(r, &PATTERN_11, &path.index(i + 1));
             Some(x)
         })
@@ -6757,7 +6739,7 @@ pub(crate) fn validate_delete_delivery_stream_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(64), p);
+                v.length(r, Some(1), Some(64), p);
                 v.pattern(r, &PATTERN_10, p);
                 Some(x)
             }
@@ -6787,7 +6769,7 @@ pub(crate) fn validate_delivery_stream_encryption_configuration_input(
         raw.key_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             v.pattern(r, &PATTERN_13, p);
             Some(x)
         })
@@ -6824,7 +6806,7 @@ pub(crate) fn validate_describe_delivery_stream_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(64), p);
+                v.length(r, Some(1), Some(64), p);
                 v.pattern(r, &PATTERN_10, p);
                 Some(x)
             }
@@ -6848,7 +6830,7 @@ pub(crate) fn validate_describe_delivery_stream_input(
         raw.exclusive_start_destination_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(100), p);
+            v.length(r, Some(1), Some(100), p);
             v.pattern(r, &PATTERN_14, p);
             Some(x)
         })
@@ -6891,7 +6873,7 @@ pub(crate) fn validate_destination_table_configuration(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_15, p);
                 Some(x)
             }
@@ -6907,7 +6889,7 @@ pub(crate) fn validate_destination_table_configuration(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_15, p);
                 Some(x)
             }
@@ -6931,7 +6913,7 @@ pub(crate) fn validate_destination_table_configuration(
         raw.s3_error_output_prefix.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(1024), p);
+            v.length(r, Some(0), Some(1024), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -7072,7 +7054,7 @@ pub(crate) fn validate_elasticsearch_destination_configuration(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+                v.length(r, Some(1), Some(512), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -7087,7 +7069,7 @@ pub(crate) fn validate_elasticsearch_destination_configuration(
         raw.domain_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             v.pattern(r, &PATTERN_3, p);
             Some(x)
         })
@@ -7097,7 +7079,7 @@ pub(crate) fn validate_elasticsearch_destination_configuration(
         raw.cluster_endpoint.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -7108,7 +7090,7 @@ pub(crate) fn validate_elasticsearch_destination_configuration(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(80), p);
+                v.length(r, Some(1), Some(80), p);
                 v.pattern(r, &PATTERN_2, p);
                 Some(x)
             }
@@ -7123,7 +7105,7 @@ pub(crate) fn validate_elasticsearch_destination_configuration(
         raw.type_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(100), p);
+            v.length(r, Some(0), Some(100), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -7223,7 +7205,7 @@ pub(crate) fn validate_elasticsearch_destination_update(
         raw.role_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -7233,7 +7215,7 @@ pub(crate) fn validate_elasticsearch_destination_update(
         raw.domain_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             v.pattern(r, &PATTERN_3, p);
             Some(x)
         })
@@ -7243,7 +7225,7 @@ pub(crate) fn validate_elasticsearch_destination_update(
         raw.cluster_endpoint.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -7253,7 +7235,7 @@ pub(crate) fn validate_elasticsearch_destination_update(
         raw.index_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(80), p);
+            v.length(r, Some(1), Some(80), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -7263,7 +7245,7 @@ pub(crate) fn validate_elasticsearch_destination_update(
         raw.type_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(100), p);
+            v.length(r, Some(0), Some(100), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -7387,7 +7369,7 @@ pub(crate) fn validate_extended_s3_destination_configuration(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+                v.length(r, Some(1), Some(512), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -7403,7 +7385,7 @@ pub(crate) fn validate_extended_s3_destination_configuration(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+                v.length(r, Some(1), Some(2048), p);
                 v.pattern(r, &PATTERN_16, p);
                 Some(x)
             }
@@ -7418,7 +7400,7 @@ pub(crate) fn validate_extended_s3_destination_configuration(
         raw.prefix.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(1024), p);
+            v.length(r, Some(0), Some(1024), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -7428,7 +7410,7 @@ pub(crate) fn validate_extended_s3_destination_configuration(
         raw.error_output_prefix.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(1024), p);
+            v.length(r, Some(0), Some(1024), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -7500,7 +7482,7 @@ pub(crate) fn validate_extended_s3_destination_configuration(
         raw.file_extension.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(128), p);
+            v.length(r, Some(0), Some(128), p);
             v.pattern(r, &PATTERN_17, p);
             Some(x)
         })
@@ -7510,7 +7492,7 @@ pub(crate) fn validate_extended_s3_destination_configuration(
         raw.custom_time_zone.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(50), p);
+            v.length(r, Some(0), Some(50), p);
             v.pattern(r, &PATTERN_18, p);
             Some(x)
         })
@@ -7544,7 +7526,7 @@ pub(crate) fn validate_extended_s3_destination_update(
         raw.role_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -7554,7 +7536,7 @@ pub(crate) fn validate_extended_s3_destination_update(
         raw.bucket_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+            v.length(r, Some(1), Some(2048), p);
             v.pattern(r, &PATTERN_16, p);
             Some(x)
         })
@@ -7564,7 +7546,7 @@ pub(crate) fn validate_extended_s3_destination_update(
         raw.prefix.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(1024), p);
+            v.length(r, Some(0), Some(1024), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -7574,7 +7556,7 @@ pub(crate) fn validate_extended_s3_destination_update(
         raw.error_output_prefix.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(1024), p);
+            v.length(r, Some(0), Some(1024), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -7646,7 +7628,7 @@ pub(crate) fn validate_extended_s3_destination_update(
         raw.file_extension.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(128), p);
+            v.length(r, Some(0), Some(128), p);
             v.pattern(r, &PATTERN_17, p);
             Some(x)
         })
@@ -7656,7 +7638,7 @@ pub(crate) fn validate_extended_s3_destination_update(
         raw.custom_time_zone.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(50), p);
+            v.length(r, Some(0), Some(50), p);
             v.pattern(r, &PATTERN_18, p);
             Some(x)
         })
@@ -7735,7 +7717,7 @@ pub(crate) fn validate_http_endpoint_common_attribute(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(256), p);
+                v.length(r, Some(1), Some(256), p);
                 v.pattern(r, &PATTERN_9, p);
                 Some(x)
             }
@@ -7751,7 +7733,7 @@ pub(crate) fn validate_http_endpoint_common_attribute(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(0), Some(1024), p);
+                v.length(r, Some(0), Some(1024), p);
                 v.pattern(r, &PATTERN_2, p);
                 Some(x)
             }
@@ -7793,7 +7775,7 @@ pub(crate) fn validate_http_endpoint_configuration(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(1000), p);
+                v.length(r, Some(1), Some(1000), p);
                 v.pattern(r, &PATTERN_19, p);
                 Some(x)
             }
@@ -7808,7 +7790,7 @@ pub(crate) fn validate_http_endpoint_configuration(
         raw.name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(256), p);
+            v.length(r, Some(1), Some(256), p);
             v.pattern(r, &PATTERN_9, p);
             Some(x)
         })
@@ -7818,7 +7800,7 @@ pub(crate) fn validate_http_endpoint_configuration(
         raw.access_key.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(4096), p);
+            v.length(r, Some(0), Some(4096), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -7870,7 +7852,7 @@ pub(crate) fn validate_http_endpoint_destination_configuration(
         raw.role_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -7958,7 +7940,7 @@ pub(crate) fn validate_http_endpoint_destination_update(
         raw.role_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -8112,7 +8094,7 @@ pub(crate) fn validate_iceberg_destination_configuration(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+                v.length(r, Some(1), Some(512), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -8219,7 +8201,7 @@ pub(crate) fn validate_iceberg_destination_update(
         raw.role_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -8279,7 +8261,7 @@ pub(crate) fn validate_kms_encryption_config(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+                v.length(r, Some(1), Some(512), p);
                 v.pattern(r, &PATTERN_13, p);
                 Some(x)
             }
@@ -8305,7 +8287,7 @@ pub(crate) fn validate_kinesis_stream_source_configuration(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+                v.length(r, Some(1), Some(512), p);
                 v.pattern(r, &PATTERN_20, p);
                 Some(x)
             }
@@ -8321,7 +8303,7 @@ pub(crate) fn validate_kinesis_stream_source_configuration(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+                v.length(r, Some(1), Some(512), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -8370,7 +8352,7 @@ pub(crate) fn validate_list_delivery_streams_input(
         raw.exclusive_start_delivery_stream_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(64), p);
+            v.length(r, Some(1), Some(64), p);
             v.pattern(r, &PATTERN_10, p);
             Some(x)
         })
@@ -8393,13 +8375,7 @@ pub(crate) fn validate_list_of_non_empty_strings(
         .map(|(i, x)| {
             let x = x;
             let r = &x;
-            v.length(
-                r.chars().count() as u64,
-                r,
-                Some(1),
-                Some(1024),
-                &path.index(i + 1),
-            );
+            v.length(r, Some(1), Some(1024), &path.index(i + 1));
             v.pattern(r, &PATTERN_9, &path.index(i + 1));
             Some(x)
         })
@@ -8418,13 +8394,7 @@ pub(crate) fn validate_list_of_non_empty_strings_without_whitespace(
         .map(|(i, x)| {
             let x = x;
             let r = &x;
-            v.length(
-                r.chars().count() as u64,
-                r,
-                Some(1),
-                Some(1024),
-                &path.index(i + 1),
-            );
+            v.length(r, Some(1), Some(1024), &path.index(i + 1));
             v.pattern(r, &PATTERN_8, &path.index(i + 1));
             Some(x)
         })
@@ -8443,7 +8413,7 @@ pub(crate) fn validate_list_tags_for_delivery_stream_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(64), p);
+                v.length(r, Some(1), Some(64), p);
                 v.pattern(r, &PATTERN_10, p);
                 Some(x)
             }
@@ -8458,7 +8428,7 @@ pub(crate) fn validate_list_tags_for_delivery_stream_input(
         raw.exclusive_start_tag_key.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+            v.length(r, Some(1), Some(128), p);
             v.pattern(r, &PATTERN_21, p);
             Some(x)
         })
@@ -8490,7 +8460,7 @@ pub(crate) fn validate_msk_source_configuration(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+                v.length(r, Some(1), Some(512), p);
                 v.pattern(r, &PATTERN_22, p);
                 Some(x)
             }
@@ -8506,7 +8476,7 @@ pub(crate) fn validate_msk_source_configuration(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_23, p);
                 Some(x)
             }
@@ -8768,7 +8738,7 @@ pub(crate) fn validate_partition_field(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(1024), p);
+                v.length(r, Some(1), Some(1024), p);
                 v.pattern(r, &PATTERN_8, p);
                 Some(x)
             }
@@ -8904,7 +8874,7 @@ pub(crate) fn validate_processor_parameter(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(5120), p);
+                v.length(r, Some(1), Some(5120), p);
                 v.pattern(r, &PATTERN_9, p);
                 Some(x)
             }
@@ -8944,7 +8914,7 @@ pub(crate) fn validate_put_record_batch_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(64), p);
+                v.length(r, Some(1), Some(64), p);
                 v.pattern(r, &PATTERN_10, p);
                 Some(x)
             }
@@ -8996,7 +8966,7 @@ pub(crate) fn validate_put_record_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(64), p);
+                v.length(r, Some(1), Some(64), p);
                 v.pattern(r, &PATTERN_10, p);
                 Some(x)
             }
@@ -9052,7 +9022,7 @@ pub(crate) fn validate_redshift_destination_configuration(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+                v.length(r, Some(1), Some(512), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -9068,7 +9038,7 @@ pub(crate) fn validate_redshift_destination_configuration(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+                v.length(r, Some(1), Some(512), p);
                 v.pattern(r, &PATTERN_24, p);
                 Some(x)
             }
@@ -9093,7 +9063,7 @@ pub(crate) fn validate_redshift_destination_configuration(
         raw.username.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -9103,7 +9073,7 @@ pub(crate) fn validate_redshift_destination_configuration(
         raw.password.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(6), Some(512), p);
+            v.length(r, Some(6), Some(512), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -9183,7 +9153,7 @@ pub(crate) fn validate_redshift_destination_update(
         raw.role_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -9193,7 +9163,7 @@ pub(crate) fn validate_redshift_destination_update(
         raw.cluster_jdbcurl.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             v.pattern(r, &PATTERN_24, p);
             Some(x)
         })
@@ -9207,7 +9177,7 @@ pub(crate) fn validate_redshift_destination_update(
         raw.username.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -9217,7 +9187,7 @@ pub(crate) fn validate_redshift_destination_update(
         raw.password.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(6), Some(512), p);
+            v.length(r, Some(6), Some(512), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -9330,7 +9300,7 @@ pub(crate) fn validate_s3_destination_configuration(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+                v.length(r, Some(1), Some(512), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -9346,7 +9316,7 @@ pub(crate) fn validate_s3_destination_configuration(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+                v.length(r, Some(1), Some(2048), p);
                 v.pattern(r, &PATTERN_16, p);
                 Some(x)
             }
@@ -9361,7 +9331,7 @@ pub(crate) fn validate_s3_destination_configuration(
         raw.prefix.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(1024), p);
+            v.length(r, Some(0), Some(1024), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -9371,7 +9341,7 @@ pub(crate) fn validate_s3_destination_configuration(
         raw.error_output_prefix.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(1024), p);
+            v.length(r, Some(0), Some(1024), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -9426,7 +9396,7 @@ pub(crate) fn validate_s3_destination_update(
         raw.role_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -9436,7 +9406,7 @@ pub(crate) fn validate_s3_destination_update(
         raw.bucket_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+            v.length(r, Some(1), Some(2048), p);
             v.pattern(r, &PATTERN_16, p);
             Some(x)
         })
@@ -9446,7 +9416,7 @@ pub(crate) fn validate_s3_destination_update(
         raw.prefix.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(1024), p);
+            v.length(r, Some(0), Some(1024), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -9456,7 +9426,7 @@ pub(crate) fn validate_s3_destination_update(
         raw.error_output_prefix.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(1024), p);
+            v.length(r, Some(0), Some(1024), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -9511,7 +9481,7 @@ pub(crate) fn validate_schema_configuration(
         raw.role_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(1024), p);
+            v.length(r, Some(1), Some(1024), p);
             v.pattern(r, &PATTERN_8, p);
             Some(x)
         })
@@ -9521,7 +9491,7 @@ pub(crate) fn validate_schema_configuration(
         raw.catalog_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(1024), p);
+            v.length(r, Some(1), Some(1024), p);
             v.pattern(r, &PATTERN_8, p);
             Some(x)
         })
@@ -9531,7 +9501,7 @@ pub(crate) fn validate_schema_configuration(
         raw.database_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(1024), p);
+            v.length(r, Some(1), Some(1024), p);
             v.pattern(r, &PATTERN_8, p);
             Some(x)
         })
@@ -9541,7 +9511,7 @@ pub(crate) fn validate_schema_configuration(
         raw.table_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(1024), p);
+            v.length(r, Some(1), Some(1024), p);
             v.pattern(r, &PATTERN_8, p);
             Some(x)
         })
@@ -9551,7 +9521,7 @@ pub(crate) fn validate_schema_configuration(
         raw.region.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(1024), p);
+            v.length(r, Some(1), Some(1024), p);
             v.pattern(r, &PATTERN_8, p);
             Some(x)
         })
@@ -9561,7 +9531,7 @@ pub(crate) fn validate_schema_configuration(
         raw.version_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(1024), p);
+            v.length(r, Some(1), Some(1024), p);
             v.pattern(r, &PATTERN_8, p);
             Some(x)
         })
@@ -9604,7 +9574,7 @@ pub(crate) fn validate_secrets_manager_configuration(
         raw.secret_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+            v.length(r, Some(1), Some(2048), p);
             v.pattern(r, &PATTERN_25, p);
             Some(x)
         })
@@ -9614,7 +9584,7 @@ pub(crate) fn validate_secrets_manager_configuration(
         raw.role_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -9649,13 +9619,7 @@ pub(crate) fn validate_security_group_id_list(
         .map(|(i, x)| {
             let x = x;
             let r = &x;
-            v.length(
-                r.chars().count() as u64,
-                r,
-                Some(1),
-                Some(1024),
-                &path.index(i + 1),
-            );
+            v.length(r, Some(1), Some(1024), &path.index(i + 1));
             v.pattern(r, &PATTERN_8, &path.index(i + 1));
             Some(x)
         })
@@ -9722,7 +9686,7 @@ pub(crate) fn validate_snowflake_destination_configuration(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(24), Some(2048), p);
+                v.length(r, Some(24), Some(2048), p);
                 v.pattern(r, &PATTERN_26, p);
                 Some(x)
             }
@@ -9737,7 +9701,7 @@ pub(crate) fn validate_snowflake_destination_configuration(
         raw.private_key.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(256), Some(4096), p);
+            v.length(r, Some(256), Some(4096), p);
             v.pattern(r, &PATTERN_27, p);
             Some(x)
         })
@@ -9747,7 +9711,7 @@ pub(crate) fn validate_snowflake_destination_configuration(
         raw.key_passphrase.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(7), Some(255), p);
+            v.length(r, Some(7), Some(255), p);
             Some(x)
         })
     };
@@ -9756,7 +9720,7 @@ pub(crate) fn validate_snowflake_destination_configuration(
         raw.user.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             Some(x)
         })
     };
@@ -9766,7 +9730,7 @@ pub(crate) fn validate_snowflake_destination_configuration(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 Some(x)
             }
             None => {
@@ -9781,7 +9745,7 @@ pub(crate) fn validate_snowflake_destination_configuration(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 Some(x)
             }
             None => {
@@ -9796,7 +9760,7 @@ pub(crate) fn validate_snowflake_destination_configuration(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 Some(x)
             }
             None => {
@@ -9829,7 +9793,7 @@ pub(crate) fn validate_snowflake_destination_configuration(
         raw.meta_data_column_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             Some(x)
         })
     };
@@ -9838,7 +9802,7 @@ pub(crate) fn validate_snowflake_destination_configuration(
         raw.content_column_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             Some(x)
         })
     };
@@ -9863,7 +9827,7 @@ pub(crate) fn validate_snowflake_destination_configuration(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+                v.length(r, Some(1), Some(512), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -9946,7 +9910,7 @@ pub(crate) fn validate_snowflake_destination_update(
         raw.account_url.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(24), Some(2048), p);
+            v.length(r, Some(24), Some(2048), p);
             v.pattern(r, &PATTERN_26, p);
             Some(x)
         })
@@ -9956,7 +9920,7 @@ pub(crate) fn validate_snowflake_destination_update(
         raw.private_key.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(256), Some(4096), p);
+            v.length(r, Some(256), Some(4096), p);
             v.pattern(r, &PATTERN_27, p);
             Some(x)
         })
@@ -9966,7 +9930,7 @@ pub(crate) fn validate_snowflake_destination_update(
         raw.key_passphrase.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(7), Some(255), p);
+            v.length(r, Some(7), Some(255), p);
             Some(x)
         })
     };
@@ -9975,7 +9939,7 @@ pub(crate) fn validate_snowflake_destination_update(
         raw.user.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             Some(x)
         })
     };
@@ -9984,7 +9948,7 @@ pub(crate) fn validate_snowflake_destination_update(
         raw.database.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             Some(x)
         })
     };
@@ -9993,7 +9957,7 @@ pub(crate) fn validate_snowflake_destination_update(
         raw.schema.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             Some(x)
         })
     };
@@ -10002,7 +9966,7 @@ pub(crate) fn validate_snowflake_destination_update(
         raw.table.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             Some(x)
         })
     };
@@ -10030,7 +9994,7 @@ pub(crate) fn validate_snowflake_destination_update(
         raw.meta_data_column_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             Some(x)
         })
     };
@@ -10039,7 +10003,7 @@ pub(crate) fn validate_snowflake_destination_update(
         raw.content_column_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             Some(x)
         })
     };
@@ -10058,7 +10022,7 @@ pub(crate) fn validate_snowflake_destination_update(
         raw.role_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -10152,7 +10116,7 @@ pub(crate) fn validate_snowflake_role_configuration(
         raw.snowflake_role.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             Some(x)
         })
     };
@@ -10173,7 +10137,7 @@ pub(crate) fn validate_snowflake_vpc_configuration(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(47), Some(255), p);
+                v.length(r, Some(47), Some(255), p);
                 v.pattern(r, &PATTERN_12, p);
                 Some(x)
             }
@@ -10228,7 +10192,7 @@ pub(crate) fn validate_splunk_destination_configuration(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(0), Some(2048), p);
+                v.length(r, Some(0), Some(2048), p);
                 v.pattern(r, &PATTERN_2, p);
                 Some(x)
             }
@@ -10263,7 +10227,7 @@ pub(crate) fn validate_splunk_destination_configuration(
         raw.hec_token.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(2048), p);
+            v.length(r, Some(0), Some(2048), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -10350,7 +10314,7 @@ pub(crate) fn validate_splunk_destination_update(
         raw.hec_endpoint.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(2048), p);
+            v.length(r, Some(0), Some(2048), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -10374,7 +10338,7 @@ pub(crate) fn validate_splunk_destination_update(
         raw.hec_token.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(2048), p);
+            v.length(r, Some(0), Some(2048), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -10475,7 +10439,7 @@ pub(crate) fn validate_start_delivery_stream_encryption_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(64), p);
+                v.length(r, Some(1), Some(64), p);
                 v.pattern(r, &PATTERN_10, p);
                 Some(x)
             }
@@ -10509,7 +10473,7 @@ pub(crate) fn validate_stop_delivery_stream_encryption_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(64), p);
+                v.length(r, Some(1), Some(64), p);
                 v.pattern(r, &PATTERN_10, p);
                 Some(x)
             }
@@ -10537,13 +10501,7 @@ pub(crate) fn validate_subnet_id_list(
         .map(|(i, x)| {
             let x = x;
             let r = &x;
-            v.length(
-                r.chars().count() as u64,
-                r,
-                Some(1),
-                Some(1024),
-                &path.index(i + 1),
-            );
+            v.length(r, Some(1), Some(1024), &path.index(i + 1));
             v.pattern(r, &PATTERN_8, &path.index(i + 1));
             Some(x)
         })
@@ -10576,7 +10534,7 @@ pub(crate) fn validate_tag(raw: TagRaw, v: &mut Validator, path: &Path<'_>) -> O
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+                v.length(r, Some(1), Some(128), p);
                 v.pattern(r, &PATTERN_21, p);
                 Some(x)
             }
@@ -10591,7 +10549,7 @@ pub(crate) fn validate_tag(raw: TagRaw, v: &mut Validator, path: &Path<'_>) -> O
         raw.value.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(256), p);
+            v.length(r, Some(0), Some(256), p);
             v.pattern(r, &PATTERN_28, p);
             Some(x)
         })
@@ -10613,7 +10571,7 @@ pub(crate) fn validate_tag_delivery_stream_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(64), p);
+                v.length(r, Some(1), Some(64), p);
                 v.pattern(r, &PATTERN_10, p);
                 Some(x)
             }
@@ -10667,13 +10625,7 @@ pub(crate) fn validate_tag_key_list(
         .map(|(i, x)| {
             let x = x;
             let r = &x;
-            v.length(
-                r.chars().count() as u64,
-                r,
-                Some(1),
-                Some(128),
-                &path.index(i + 1),
-            );
+            v.length(r, Some(1), Some(128), &path.index(i + 1));
             v.pattern(r, &PATTERN_21, &path.index(i + 1));
             Some(x)
         })
@@ -10692,7 +10644,7 @@ pub(crate) fn validate_untag_delivery_stream_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(64), p);
+                v.length(r, Some(1), Some(64), p);
                 v.pattern(r, &PATTERN_10, p);
                 Some(x)
             }
@@ -10729,7 +10681,7 @@ pub(crate) fn validate_update_destination_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(64), p);
+                v.length(r, Some(1), Some(64), p);
                 v.pattern(r, &PATTERN_10, p);
                 Some(x)
             }
@@ -10745,7 +10697,7 @@ pub(crate) fn validate_update_destination_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(50), p);
+                v.length(r, Some(1), Some(50), p);
                 v.pattern(r, &PATTERN_29, p);
                 Some(x)
             }
@@ -10761,7 +10713,7 @@ pub(crate) fn validate_update_destination_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(100), p);
+                v.length(r, Some(1), Some(100), p);
                 v.pattern(r, &PATTERN_14, p);
                 Some(x)
             }
@@ -10861,7 +10813,7 @@ pub(crate) fn validate_vpc_configuration(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+                v.length(r, Some(1), Some(512), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }

@@ -5091,11 +5091,11 @@ pub(crate) fn validate_additional_context_map(
         .into_iter()
         .map(|(k, x)| {
             let r = &k;
-            v.length(r.chars().count() as u64, r, Some(1), Some(128), path);
+            v.length(r, Some(1), Some(128), path);
             let y = {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(0), Some(256), &path.key(&k));
+                v.length(r, Some(0), Some(256), &path.key(&k));
                 Some(x)
             };
             (k, y)
@@ -5115,13 +5115,7 @@ pub(crate) fn validate_audit_column_names_list(
         .map(|(i, x)| {
             let x = x;
             let r = &x;
-            v.length(
-                r.chars().count() as u64,
-                r,
-                Some(1),
-                Some(1024),
-                &path.index(i + 1),
-            );
+            v.length(r, Some(1), Some(1024), &path.index(i + 1));
             v.pattern(r, &PATTERN_0, &path.index(i + 1));
             Some(x)
         })
@@ -5139,7 +5133,7 @@ pub(crate) fn validate_audit_context(
         raw.additional_audit_context.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(2048), p);
+            v.length(r, Some(0), Some(2048), p);
             Some(x)
         })
     };
@@ -5169,7 +5163,7 @@ pub(crate) fn validate_batch_create_partition_request(
         raw.catalog_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -5180,7 +5174,7 @@ pub(crate) fn validate_batch_create_partition_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -5196,7 +5190,7 @@ pub(crate) fn validate_batch_create_partition_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -5234,7 +5228,7 @@ pub(crate) fn validate_batch_delete_partition_request(
         raw.catalog_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -5245,7 +5239,7 @@ pub(crate) fn validate_batch_delete_partition_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -5261,7 +5255,7 @@ pub(crate) fn validate_batch_delete_partition_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -5317,13 +5311,7 @@ pub(crate) fn validate_batch_delete_table_name_list(
         .map(|(i, x)| {
             let x = x;
             let r = &x;
-            v.length(
-                r.chars().count() as u64,
-                r,
-                Some(1),
-                Some(255),
-                &path.index(i + 1),
-            );
+            v.length(r, Some(1), Some(255), &path.index(i + 1));
             v.pattern(r, &PATTERN_0, &path.index(i + 1));
             Some(x)
         })
@@ -5341,7 +5329,7 @@ pub(crate) fn validate_batch_delete_table_request(
         raw.catalog_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -5352,7 +5340,7 @@ pub(crate) fn validate_batch_delete_table_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -5377,7 +5365,7 @@ pub(crate) fn validate_batch_delete_table_request(
         raw.transaction_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -5403,13 +5391,7 @@ pub(crate) fn validate_batch_delete_table_version_list(
         .map(|(i, x)| {
             let x = x;
             let r = &x;
-            v.length(
-                r.chars().count() as u64,
-                r,
-                Some(1),
-                Some(255),
-                &path.index(i + 1),
-            );
+            v.length(r, Some(1), Some(255), &path.index(i + 1));
             v.pattern(r, &PATTERN_0, &path.index(i + 1));
             Some(x)
         })
@@ -5427,7 +5409,7 @@ pub(crate) fn validate_batch_delete_table_version_request(
         raw.catalog_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -5438,7 +5420,7 @@ pub(crate) fn validate_batch_delete_table_version_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -5454,7 +5436,7 @@ pub(crate) fn validate_batch_delete_table_version_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -5492,7 +5474,7 @@ pub(crate) fn validate_batch_get_partition_request(
         raw.catalog_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -5503,7 +5485,7 @@ pub(crate) fn validate_batch_get_partition_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -5519,7 +5501,7 @@ pub(crate) fn validate_batch_get_partition_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -5583,7 +5565,7 @@ pub(crate) fn validate_batch_update_partition_request(
         raw.catalog_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -5594,7 +5576,7 @@ pub(crate) fn validate_batch_update_partition_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -5610,7 +5592,7 @@ pub(crate) fn validate_batch_update_partition_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -5697,13 +5679,7 @@ pub(crate) fn validate_bounded_partition_value_list(
         .map(|(i, x)| {
             let x = x;
             let r = &x;
-            v.length(
-                r.chars().count() as u64,
-                r,
-                Some(1),
-                Some(1024),
-                &path.index(i + 1),
-            );
+            v.length(r, Some(1), Some(1024), &path.index(i + 1));
             Some(x)
         })
         .collect();
@@ -5723,13 +5699,7 @@ pub(crate) fn validate_catalog_tables_list(
         .map(|(i, x)| {
             let x = x;
             let r = &x;
-            v.length(
-                r.chars().count() as u64,
-                r,
-                Some(1),
-                Some(255),
-                &path.index(i + 1),
-            );
+            v.length(r, Some(1), Some(255), &path.index(i + 1));
             v.pattern(r, &PATTERN_0, &path.index(i + 1));
             Some(x)
         })
@@ -5748,7 +5718,7 @@ pub(crate) fn validate_catalog_target(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -5813,13 +5783,7 @@ pub(crate) fn validate_classifier_name_list(
         .map(|(i, x)| {
             let x = x;
             let r = &x;
-            v.length(
-                r.chars().count() as u64,
-                r,
-                Some(1),
-                Some(255),
-                &path.index(i + 1),
-            );
+            v.length(r, Some(1), Some(255), &path.index(i + 1));
             v.pattern(r, &PATTERN_0, &path.index(i + 1));
             Some(x)
         })
@@ -5834,7 +5798,7 @@ pub(crate) fn validate_column(raw: ColumnRaw, v: &mut Validator, path: &Path<'_>
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -5849,7 +5813,7 @@ pub(crate) fn validate_column(raw: ColumnRaw, v: &mut Validator, path: &Path<'_>
         raw.r#type.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(131072), p);
+            v.length(r, Some(0), Some(131072), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -5859,7 +5823,7 @@ pub(crate) fn validate_column(raw: ColumnRaw, v: &mut Validator, path: &Path<'_>
         raw.comment.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(255), p);
+            v.length(r, Some(0), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -5911,13 +5875,7 @@ pub(crate) fn validate_crawler_name_list(
         .map(|(i, x)| {
             let x = x;
             let r = &x;
-            v.length(
-                r.chars().count() as u64,
-                r,
-                Some(1),
-                Some(255),
-                &path.index(i + 1),
-            );
+            v.length(r, Some(1), Some(255), &path.index(i + 1));
             v.pattern(r, &PATTERN_0, &path.index(i + 1));
             Some(x)
         })
@@ -6020,7 +5978,7 @@ pub(crate) fn validate_create_crawler_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -6049,7 +6007,7 @@ pub(crate) fn validate_create_crawler_request(
         raw.description.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(2048), p);
+            v.length(r, Some(0), Some(2048), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -6077,7 +6035,7 @@ pub(crate) fn validate_create_crawler_request(
         raw.table_prefix.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(128), p);
+            v.length(r, Some(0), Some(128), p);
             Some(x)
         })
     };
@@ -6109,7 +6067,7 @@ pub(crate) fn validate_create_crawler_request(
         raw.crawler_security_configuration.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(128), p);
+            v.length(r, Some(0), Some(128), p);
             Some(x)
         })
     };
@@ -6147,7 +6105,7 @@ pub(crate) fn validate_create_csv_classifier_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -6162,7 +6120,7 @@ pub(crate) fn validate_create_csv_classifier_request(
         raw.delimiter.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(1), p);
+            v.length(r, Some(1), Some(1), p);
             v.pattern(r, &PATTERN_3, p);
             Some(x)
         })
@@ -6172,7 +6130,7 @@ pub(crate) fn validate_create_csv_classifier_request(
         raw.quote_symbol.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(1), p);
+            v.length(r, Some(1), Some(1), p);
             v.pattern(r, &PATTERN_3, p);
             Some(x)
         })
@@ -6249,7 +6207,7 @@ pub(crate) fn validate_create_database_request(
         raw.catalog_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -6296,7 +6254,7 @@ pub(crate) fn validate_create_grok_classifier_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -6312,7 +6270,7 @@ pub(crate) fn validate_create_grok_classifier_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+                v.length(r, Some(1), Some(2048), p);
                 v.pattern(r, &PATTERN_4, p);
                 Some(x)
             }
@@ -6327,7 +6285,7 @@ pub(crate) fn validate_create_grok_classifier_request(
         raw.custom_patterns.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(16000), p);
+            v.length(r, Some(0), Some(16000), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -6351,7 +6309,7 @@ pub(crate) fn validate_create_iceberg_table_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, None, Some(2056), p);
+                v.length(r, None, Some(2056), p);
                 v.pattern(r, &PATTERN_2, p);
                 Some(x)
             }
@@ -6404,7 +6362,7 @@ pub(crate) fn validate_create_json_classifier_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -6440,7 +6398,7 @@ pub(crate) fn validate_create_partition_index_request(
         raw.catalog_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -6451,7 +6409,7 @@ pub(crate) fn validate_create_partition_index_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -6467,7 +6425,7 @@ pub(crate) fn validate_create_partition_index_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -6505,7 +6463,7 @@ pub(crate) fn validate_create_partition_request(
         raw.catalog_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -6516,7 +6474,7 @@ pub(crate) fn validate_create_partition_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -6532,7 +6490,7 @@ pub(crate) fn validate_create_partition_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -6570,7 +6528,7 @@ pub(crate) fn validate_create_table_request(
         raw.catalog_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -6581,7 +6539,7 @@ pub(crate) fn validate_create_table_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -6596,7 +6554,7 @@ pub(crate) fn validate_create_table_request(
         raw.name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -6615,7 +6573,7 @@ pub(crate) fn validate_create_table_request(
         raw.transaction_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -6657,7 +6615,7 @@ pub(crate) fn validate_create_xml_classifier_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -6689,13 +6647,7 @@ pub(crate) fn validate_csv_header(
         .map(|(i, x)| {
             let x = x;
             let r = &x;
-            v.length(
-                r.chars().count() as u64,
-                r,
-                Some(1),
-                Some(255),
-                &path.index(i + 1),
-            );
+            v.length(r, Some(1), Some(255), &path.index(i + 1));
             v.pattern(r, &PATTERN_0, &path.index(i + 1));
             Some(x)
         })
@@ -6714,13 +6666,7 @@ pub(crate) fn validate_custom_datatypes(
         .map(|(i, x)| {
             let x = x;
             let r = &x;
-            v.length(
-                r.chars().count() as u64,
-                r,
-                Some(1),
-                Some(255),
-                &path.index(i + 1),
-            );
+            v.length(r, Some(1), Some(255), &path.index(i + 1));
             v.pattern(r, &PATTERN_0, &path.index(i + 1));
             Some(x)
         })
@@ -6738,7 +6684,7 @@ pub(crate) fn validate_data_lake_principal(
         raw.data_lake_principal_identifier.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             Some(x)
         })
     };
@@ -6780,7 +6726,7 @@ pub(crate) fn validate_database_identifier(
         raw.catalog_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -6790,7 +6736,7 @@ pub(crate) fn validate_database_identifier(
         raw.database_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -6800,7 +6746,7 @@ pub(crate) fn validate_database_identifier(
         raw.region.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -6823,7 +6769,7 @@ pub(crate) fn validate_database_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -6838,7 +6784,7 @@ pub(crate) fn validate_database_input(
         raw.description.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(2048), p);
+            v.length(r, Some(0), Some(2048), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -6848,7 +6794,7 @@ pub(crate) fn validate_database_input(
         raw.location_uri.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(1024), p);
+            v.length(r, Some(1), Some(1024), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -6893,7 +6839,7 @@ pub(crate) fn validate_delete_classifier_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -6917,7 +6863,7 @@ pub(crate) fn validate_delete_crawler_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -6940,7 +6886,7 @@ pub(crate) fn validate_delete_database_request(
         raw.catalog_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -6951,7 +6897,7 @@ pub(crate) fn validate_delete_database_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -6977,7 +6923,7 @@ pub(crate) fn validate_delete_partition_index_request(
         raw.catalog_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -6988,7 +6934,7 @@ pub(crate) fn validate_delete_partition_index_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -7004,7 +6950,7 @@ pub(crate) fn validate_delete_partition_index_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -7020,7 +6966,7 @@ pub(crate) fn validate_delete_partition_index_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -7048,7 +6994,7 @@ pub(crate) fn validate_delete_partition_request(
         raw.catalog_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -7059,7 +7005,7 @@ pub(crate) fn validate_delete_partition_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -7075,7 +7021,7 @@ pub(crate) fn validate_delete_partition_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -7113,7 +7059,7 @@ pub(crate) fn validate_delete_table_request(
         raw.catalog_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -7124,7 +7070,7 @@ pub(crate) fn validate_delete_table_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -7140,7 +7086,7 @@ pub(crate) fn validate_delete_table_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -7155,7 +7101,7 @@ pub(crate) fn validate_delete_table_request(
         raw.transaction_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -7178,7 +7124,7 @@ pub(crate) fn validate_delete_table_version_request(
         raw.catalog_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -7189,7 +7135,7 @@ pub(crate) fn validate_delete_table_version_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -7205,7 +7151,7 @@ pub(crate) fn validate_delete_table_version_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -7221,7 +7167,7 @@ pub(crate) fn validate_delete_table_version_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -7351,7 +7297,7 @@ pub(crate) fn validate_federated_database(
         raw.identifier.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -7361,7 +7307,7 @@ pub(crate) fn validate_federated_database(
         raw.connection_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -7371,7 +7317,7 @@ pub(crate) fn validate_federated_database(
         raw.connection_type.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -7394,7 +7340,7 @@ pub(crate) fn validate_get_classifier_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -7471,7 +7417,7 @@ pub(crate) fn validate_get_crawler_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -7518,7 +7464,7 @@ pub(crate) fn validate_get_database_request(
         raw.catalog_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -7529,7 +7475,7 @@ pub(crate) fn validate_get_database_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -7555,7 +7501,7 @@ pub(crate) fn validate_get_databases_request(
         raw.catalog_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -7611,7 +7557,7 @@ pub(crate) fn validate_get_partition_indexes_request(
         raw.catalog_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -7622,7 +7568,7 @@ pub(crate) fn validate_get_partition_indexes_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -7638,7 +7584,7 @@ pub(crate) fn validate_get_partition_indexes_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -7670,7 +7616,7 @@ pub(crate) fn validate_get_partition_request(
         raw.catalog_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -7681,7 +7627,7 @@ pub(crate) fn validate_get_partition_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -7697,7 +7643,7 @@ pub(crate) fn validate_get_partition_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -7740,7 +7686,7 @@ pub(crate) fn validate_get_partitions_request(
         raw.catalog_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -7751,7 +7697,7 @@ pub(crate) fn validate_get_partitions_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -7767,7 +7713,7 @@ pub(crate) fn validate_get_partitions_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -7782,7 +7728,7 @@ pub(crate) fn validate_get_partitions_request(
         raw.expression.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(2048), p);
+            v.length(r, Some(0), Some(2048), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -7813,7 +7759,7 @@ pub(crate) fn validate_get_partitions_request(
         raw.transaction_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -7851,7 +7797,7 @@ pub(crate) fn validate_get_table_request(
         raw.catalog_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -7862,7 +7808,7 @@ pub(crate) fn validate_get_table_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -7878,7 +7824,7 @@ pub(crate) fn validate_get_table_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -7893,7 +7839,7 @@ pub(crate) fn validate_get_table_request(
         raw.transaction_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -7931,7 +7877,7 @@ pub(crate) fn validate_get_table_version_request(
         raw.catalog_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -7942,7 +7888,7 @@ pub(crate) fn validate_get_table_version_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -7958,7 +7904,7 @@ pub(crate) fn validate_get_table_version_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -7973,7 +7919,7 @@ pub(crate) fn validate_get_table_version_request(
         raw.version_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -8001,7 +7947,7 @@ pub(crate) fn validate_get_table_versions_request(
         raw.catalog_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -8012,7 +7958,7 @@ pub(crate) fn validate_get_table_versions_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -8028,7 +7974,7 @@ pub(crate) fn validate_get_table_versions_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -8075,7 +8021,7 @@ pub(crate) fn validate_get_tables_request(
         raw.catalog_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -8086,7 +8032,7 @@ pub(crate) fn validate_get_tables_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -8101,7 +8047,7 @@ pub(crate) fn validate_get_tables_request(
         raw.expression.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(2048), p);
+            v.length(r, Some(0), Some(2048), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -8124,7 +8070,7 @@ pub(crate) fn validate_get_tables_request(
         raw.transaction_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -8213,7 +8159,7 @@ pub(crate) fn validate_iceberg_encrypted_key(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, None, Some(2056), p);
+                v.length(r, None, Some(2056), p);
                 v.pattern(r, &PATTERN_2, p);
                 Some(x)
             }
@@ -8229,7 +8175,7 @@ pub(crate) fn validate_iceberg_encrypted_key(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, None, Some(2056), p);
+                v.length(r, None, Some(2056), p);
                 v.pattern(r, &PATTERN_2, p);
                 Some(x)
             }
@@ -8244,7 +8190,7 @@ pub(crate) fn validate_iceberg_encrypted_key(
         raw.encrypted_by_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, None, Some(2056), p);
+            v.length(r, None, Some(2056), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -8291,7 +8237,7 @@ pub(crate) fn validate_iceberg_input(
         raw.version.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -8339,7 +8285,7 @@ pub(crate) fn validate_iceberg_partition_field(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(1024), p);
+                v.length(r, Some(1), Some(1024), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -8582,7 +8528,7 @@ pub(crate) fn validate_iceberg_struct_field(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(1024), p);
+                v.length(r, Some(1), Some(1024), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -8617,7 +8563,7 @@ pub(crate) fn validate_iceberg_struct_field(
         raw.doc.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(255), p);
+            v.length(r, Some(0), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -8684,7 +8630,7 @@ pub(crate) fn validate_iceberg_table_update(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, None, Some(2056), p);
+                v.length(r, None, Some(2056), p);
                 v.pattern(r, &PATTERN_2, p);
                 Some(x)
             }
@@ -8722,7 +8668,7 @@ pub(crate) fn validate_iceberg_table_update(
         raw.key_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, None, Some(2056), p);
+            v.length(r, None, Some(2056), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -8851,13 +8797,7 @@ pub(crate) fn validate_key_list(raw: Vec<String>, v: &mut Validator, path: &Path
         .map(|(i, x)| {
             let x = x;
             let r = &x;
-            v.length(
-                r.chars().count() as u64,
-                r,
-                Some(1),
-                Some(255),
-                &path.index(i + 1),
-            );
+            v.length(r, Some(1), Some(255), &path.index(i + 1));
             v.pattern(r, &PATTERN_0, &path.index(i + 1));
             Some(x)
         })
@@ -8879,7 +8819,7 @@ pub(crate) fn validate_lake_formation_configuration(
         raw.account_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(12), p);
+            v.length(r, Some(0), Some(12), p);
             Some(x)
         })
     };
@@ -8968,7 +8908,7 @@ pub(crate) fn validate_location_string_list(
         .map(|(i, x)| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, None, Some(2056), &path.index(i + 1));
+            v.length(r, None, Some(2056), &path.index(i + 1));
             v.pattern(r, &PATTERN_2, &path.index(i + 1));
             Some(x)
         })
@@ -9024,13 +8964,7 @@ pub(crate) fn validate_name_string_list(
         .map(|(i, x)| {
             let x = x;
             let r = &x;
-            v.length(
-                r.chars().count() as u64,
-                r,
-                Some(1),
-                Some(255),
-                &path.index(i + 1),
-            );
+            v.length(r, Some(1), Some(255), &path.index(i + 1));
             v.pattern(r, &PATTERN_0, &path.index(i + 1));
             Some(x)
         })
@@ -9059,7 +8993,7 @@ pub(crate) fn validate_order(raw: OrderRaw, v: &mut Validator, path: &Path<'_>) 
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -9112,12 +9046,12 @@ pub(crate) fn validate_parameters_map(
         .into_iter()
         .map(|(k, x)| {
             let r = &k;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), path);
+            v.length(r, Some(1), Some(255), path);
             v.pattern(r, &PATTERN_0, path);
             let y = {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, None, Some(512000), &path.key(&k));
+                v.length(r, None, Some(512000), &path.key(&k));
                 Some(x)
             };
             (k, y)
@@ -9147,7 +9081,7 @@ pub(crate) fn validate_partition_index(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -9318,7 +9252,7 @@ pub(crate) fn validate_property_predicate(
         raw.key.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(1024), p);
+            v.length(r, Some(1), Some(1024), p);
             Some(x)
         })
     };
@@ -9327,7 +9261,7 @@ pub(crate) fn validate_property_predicate(
         raw.value.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(1024), p);
+            v.length(r, Some(1), Some(1024), p);
             Some(x)
         })
     };
@@ -9362,7 +9296,7 @@ pub(crate) fn validate_query_session_context(
         raw.query_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -9380,7 +9314,7 @@ pub(crate) fn validate_query_session_context(
         raw.query_authorization_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -9516,7 +9450,7 @@ pub(crate) fn validate_schema_id(raw: SchemaIdRaw, v: &mut Validator, path: &Pat
         raw.schema_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(10240), p);
+            v.length(r, Some(1), Some(10240), p);
             v.pattern(r, &PATTERN_5, p);
             Some(x)
         })
@@ -9526,7 +9460,7 @@ pub(crate) fn validate_schema_id(raw: SchemaIdRaw, v: &mut Validator, path: &Pat
         raw.schema_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_6, p);
             Some(x)
         })
@@ -9536,7 +9470,7 @@ pub(crate) fn validate_schema_id(raw: SchemaIdRaw, v: &mut Validator, path: &Pat
         raw.registry_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_6, p);
             Some(x)
         })
@@ -9562,7 +9496,7 @@ pub(crate) fn validate_schema_reference(
         raw.schema_version_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(36), Some(36), p);
+            v.length(r, Some(36), Some(36), p);
             v.pattern(r, &PATTERN_7, p);
             Some(x)
         })
@@ -9606,7 +9540,7 @@ pub(crate) fn validate_search_tables_request(
         raw.catalog_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -9624,7 +9558,7 @@ pub(crate) fn validate_search_tables_request(
         raw.search_text.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(1024), p);
+            v.length(r, Some(1), Some(1024), p);
             Some(x)
         })
     };
@@ -9718,7 +9652,7 @@ pub(crate) fn validate_ser_de_info(
         raw.name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -9728,7 +9662,7 @@ pub(crate) fn validate_ser_de_info(
         raw.serialization_library.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -9796,7 +9730,7 @@ pub(crate) fn validate_sort_criterion(
         raw.field_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(1024), p);
+            v.length(r, Some(1), Some(1024), p);
             Some(x)
         })
     };
@@ -9826,7 +9760,7 @@ pub(crate) fn validate_start_crawler_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -9850,7 +9784,7 @@ pub(crate) fn validate_start_crawler_schedule_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -9876,7 +9810,7 @@ pub(crate) fn validate_stop_crawler_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -9900,7 +9834,7 @@ pub(crate) fn validate_stop_crawler_schedule_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -9929,7 +9863,7 @@ pub(crate) fn validate_storage_descriptor(
         raw.location.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, None, Some(2056), p);
+            v.length(r, None, Some(2056), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -9944,7 +9878,7 @@ pub(crate) fn validate_storage_descriptor(
         raw.input_format.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, None, Some(128), p);
+            v.length(r, None, Some(128), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -9954,7 +9888,7 @@ pub(crate) fn validate_storage_descriptor(
         raw.output_format.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, None, Some(128), p);
+            v.length(r, None, Some(128), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -10061,7 +9995,7 @@ pub(crate) fn validate_table_identifier(
         raw.catalog_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -10071,7 +10005,7 @@ pub(crate) fn validate_table_identifier(
         raw.database_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -10081,7 +10015,7 @@ pub(crate) fn validate_table_identifier(
         raw.name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -10091,7 +10025,7 @@ pub(crate) fn validate_table_identifier(
         raw.region.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -10115,7 +10049,7 @@ pub(crate) fn validate_table_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -10130,7 +10064,7 @@ pub(crate) fn validate_table_input(
         raw.description.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(2048), p);
+            v.length(r, Some(0), Some(2048), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -10140,7 +10074,7 @@ pub(crate) fn validate_table_input(
         raw.owner.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -10176,7 +10110,7 @@ pub(crate) fn validate_table_input(
         raw.view_original_text.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, None, Some(409600), p);
+            v.length(r, None, Some(409600), p);
             Some(x)
         })
     };
@@ -10185,7 +10119,7 @@ pub(crate) fn validate_table_input(
         raw.view_expanded_text.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, None, Some(409600), p);
+            v.length(r, None, Some(409600), p);
             Some(x)
         })
     };
@@ -10194,7 +10128,7 @@ pub(crate) fn validate_table_input(
         raw.table_type.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, None, Some(255), p);
+            v.length(r, None, Some(255), p);
             Some(x)
         })
     };
@@ -10240,11 +10174,11 @@ pub(crate) fn validate_tags_map(
         .into_iter()
         .map(|(k, x)| {
             let r = &k;
-            v.length(r.chars().count() as u64, r, Some(1), Some(128), path);
+            v.length(r, Some(1), Some(128), path);
             let y = {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(0), Some(256), &path.key(&k));
+                v.length(r, Some(0), Some(256), &path.key(&k));
                 Some(x)
             };
             (k, y)
@@ -10297,7 +10231,7 @@ pub(crate) fn validate_update_crawler_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -10320,7 +10254,7 @@ pub(crate) fn validate_update_crawler_request(
         raw.description.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(2048), p);
+            v.length(r, Some(0), Some(2048), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -10342,7 +10276,7 @@ pub(crate) fn validate_update_crawler_request(
         raw.table_prefix.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(128), p);
+            v.length(r, Some(0), Some(128), p);
             Some(x)
         })
     };
@@ -10374,7 +10308,7 @@ pub(crate) fn validate_update_crawler_request(
         raw.crawler_security_configuration.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(128), p);
+            v.length(r, Some(0), Some(128), p);
             Some(x)
         })
     };
@@ -10407,7 +10341,7 @@ pub(crate) fn validate_update_csv_classifier_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -10422,7 +10356,7 @@ pub(crate) fn validate_update_csv_classifier_request(
         raw.delimiter.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(1), p);
+            v.length(r, Some(1), Some(1), p);
             v.pattern(r, &PATTERN_3, p);
             Some(x)
         })
@@ -10432,7 +10366,7 @@ pub(crate) fn validate_update_csv_classifier_request(
         raw.quote_symbol.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(1), p);
+            v.length(r, Some(1), Some(1), p);
             v.pattern(r, &PATTERN_3, p);
             Some(x)
         })
@@ -10509,7 +10443,7 @@ pub(crate) fn validate_update_database_request(
         raw.catalog_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -10520,7 +10454,7 @@ pub(crate) fn validate_update_database_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -10558,7 +10492,7 @@ pub(crate) fn validate_update_grok_classifier_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -10577,7 +10511,7 @@ pub(crate) fn validate_update_grok_classifier_request(
         raw.grok_pattern.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+            v.length(r, Some(1), Some(2048), p);
             v.pattern(r, &PATTERN_4, p);
             Some(x)
         })
@@ -10587,7 +10521,7 @@ pub(crate) fn validate_update_grok_classifier_request(
         raw.custom_patterns.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(16000), p);
+            v.length(r, Some(0), Some(16000), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -10649,7 +10583,7 @@ pub(crate) fn validate_update_json_classifier_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -10694,7 +10628,7 @@ pub(crate) fn validate_update_partition_request(
         raw.catalog_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -10705,7 +10639,7 @@ pub(crate) fn validate_update_partition_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -10721,7 +10655,7 @@ pub(crate) fn validate_update_partition_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -10770,7 +10704,7 @@ pub(crate) fn validate_update_table_request(
         raw.catalog_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -10781,7 +10715,7 @@ pub(crate) fn validate_update_table_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -10796,7 +10730,7 @@ pub(crate) fn validate_update_table_request(
         raw.name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -10814,7 +10748,7 @@ pub(crate) fn validate_update_table_request(
         raw.transaction_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -10824,7 +10758,7 @@ pub(crate) fn validate_update_table_request(
         raw.version_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -10877,7 +10811,7 @@ pub(crate) fn validate_update_xml_classifier_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+                v.length(r, Some(1), Some(255), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -10913,13 +10847,7 @@ pub(crate) fn validate_value_string_list(
         .map(|(i, x)| {
             let x = x;
             let r = &x;
-            v.length(
-                r.chars().count() as u64,
-                r,
-                Some(1),
-                Some(1024),
-                &path.index(i + 1),
-            );
+            v.length(r, Some(1), Some(1024), &path.index(i + 1));
             Some(x)
         })
         .collect();
@@ -10940,7 +10868,7 @@ pub(crate) fn validate_view_definition_input(
         raw.definer.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(20), Some(2048), p);
+            v.length(r, Some(20), Some(2048), p);
             Some(x)
         })
     };
@@ -10963,7 +10891,7 @@ pub(crate) fn validate_view_definition_input(
         raw.view_version_token.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -11032,7 +10960,7 @@ pub(crate) fn validate_view_representation_input(
         raw.dialect_version.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             Some(x)
         })
     };
@@ -11041,7 +10969,7 @@ pub(crate) fn validate_view_representation_input(
         raw.view_original_text.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, None, Some(409600), p);
+            v.length(r, None, Some(409600), p);
             Some(x)
         })
     };
@@ -11050,7 +10978,7 @@ pub(crate) fn validate_view_representation_input(
         raw.validation_connection.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(255), p);
+            v.length(r, Some(1), Some(255), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -11060,7 +10988,7 @@ pub(crate) fn validate_view_representation_input(
         raw.view_expanded_text.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, None, Some(409600), p);
+            v.length(r, None, Some(409600), p);
             Some(x)
         })
     };
@@ -11121,13 +11049,7 @@ pub(crate) fn validate_view_sub_objects_list(
         .map(|(i, x)| {
             let x = x;
             let r = &x;
-            v.length(
-                r.chars().count() as u64,
-                r,
-                Some(20),
-                Some(2048),
-                &path.index(i + 1),
-            );
+            v.length(r, Some(20), Some(2048), &path.index(i + 1));
             Some(x)
         })
         .collect();

@@ -2025,7 +2025,7 @@ pub(crate) fn validate_add_tags_to_stream_input(
         raw.stream_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+            v.length(r, Some(1), Some(128), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -2045,7 +2045,7 @@ pub(crate) fn validate_add_tags_to_stream_input(
         raw.stream_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+            v.length(r, Some(1), Some(2048), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -2055,7 +2055,7 @@ pub(crate) fn validate_add_tags_to_stream_input(
         raw.stream_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(24), p);
+            v.length(r, Some(1), Some(24), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -2079,7 +2079,7 @@ pub(crate) fn validate_create_stream_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+                v.length(r, Some(1), Some(128), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -2145,7 +2145,7 @@ pub(crate) fn validate_decrease_stream_retention_period_input(
         raw.stream_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+            v.length(r, Some(1), Some(128), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -2165,7 +2165,7 @@ pub(crate) fn validate_decrease_stream_retention_period_input(
         raw.stream_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+            v.length(r, Some(1), Some(2048), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -2175,7 +2175,7 @@ pub(crate) fn validate_decrease_stream_retention_period_input(
         raw.stream_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(24), p);
+            v.length(r, Some(1), Some(24), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -2199,7 +2199,7 @@ pub(crate) fn validate_delete_resource_policy_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+                v.length(r, Some(1), Some(2048), p);
                 v.pattern(r, &PATTERN_3, p);
                 Some(x)
             }
@@ -2214,7 +2214,7 @@ pub(crate) fn validate_delete_resource_policy_input(
         raw.stream_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(24), p);
+            v.length(r, Some(1), Some(24), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -2235,7 +2235,7 @@ pub(crate) fn validate_delete_stream_input(
         raw.stream_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+            v.length(r, Some(1), Some(128), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -2249,7 +2249,7 @@ pub(crate) fn validate_delete_stream_input(
         raw.stream_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+            v.length(r, Some(1), Some(2048), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -2259,7 +2259,7 @@ pub(crate) fn validate_delete_stream_input(
         raw.stream_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(24), p);
+            v.length(r, Some(1), Some(24), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -2282,7 +2282,7 @@ pub(crate) fn validate_deregister_stream_consumer_input(
         raw.stream_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+            v.length(r, Some(1), Some(2048), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -2292,7 +2292,7 @@ pub(crate) fn validate_deregister_stream_consumer_input(
         raw.consumer_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+            v.length(r, Some(1), Some(128), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -2302,7 +2302,7 @@ pub(crate) fn validate_deregister_stream_consumer_input(
         raw.consumer_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+            v.length(r, Some(1), Some(2048), p);
             v.pattern(r, &PATTERN_4, p);
             Some(x)
         })
@@ -2312,7 +2312,7 @@ pub(crate) fn validate_deregister_stream_consumer_input(
         raw.stream_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(24), p);
+            v.length(r, Some(1), Some(24), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -2343,7 +2343,7 @@ pub(crate) fn validate_describe_stream_consumer_input(
         raw.stream_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+            v.length(r, Some(1), Some(2048), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -2353,7 +2353,7 @@ pub(crate) fn validate_describe_stream_consumer_input(
         raw.consumer_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+            v.length(r, Some(1), Some(128), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -2363,7 +2363,7 @@ pub(crate) fn validate_describe_stream_consumer_input(
         raw.consumer_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+            v.length(r, Some(1), Some(2048), p);
             v.pattern(r, &PATTERN_4, p);
             Some(x)
         })
@@ -2373,7 +2373,7 @@ pub(crate) fn validate_describe_stream_consumer_input(
         raw.stream_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(24), p);
+            v.length(r, Some(1), Some(24), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -2396,7 +2396,7 @@ pub(crate) fn validate_describe_stream_input(
         raw.stream_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+            v.length(r, Some(1), Some(128), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -2415,7 +2415,7 @@ pub(crate) fn validate_describe_stream_input(
         raw.exclusive_start_shard_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+            v.length(r, Some(1), Some(128), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -2425,7 +2425,7 @@ pub(crate) fn validate_describe_stream_input(
         raw.stream_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+            v.length(r, Some(1), Some(2048), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -2435,7 +2435,7 @@ pub(crate) fn validate_describe_stream_input(
         raw.stream_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(24), p);
+            v.length(r, Some(1), Some(24), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -2459,7 +2459,7 @@ pub(crate) fn validate_describe_stream_summary_input(
         raw.stream_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+            v.length(r, Some(1), Some(128), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -2469,7 +2469,7 @@ pub(crate) fn validate_describe_stream_summary_input(
         raw.stream_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+            v.length(r, Some(1), Some(2048), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -2479,7 +2479,7 @@ pub(crate) fn validate_describe_stream_summary_input(
         raw.stream_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(24), p);
+            v.length(r, Some(1), Some(24), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -2501,7 +2501,7 @@ pub(crate) fn validate_disable_enhanced_monitoring_input(
         raw.stream_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+            v.length(r, Some(1), Some(128), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -2521,7 +2521,7 @@ pub(crate) fn validate_disable_enhanced_monitoring_input(
         raw.stream_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+            v.length(r, Some(1), Some(2048), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -2531,7 +2531,7 @@ pub(crate) fn validate_disable_enhanced_monitoring_input(
         raw.stream_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(24), p);
+            v.length(r, Some(1), Some(24), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -2554,7 +2554,7 @@ pub(crate) fn validate_enable_enhanced_monitoring_input(
         raw.stream_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+            v.length(r, Some(1), Some(128), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -2574,7 +2574,7 @@ pub(crate) fn validate_enable_enhanced_monitoring_input(
         raw.stream_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+            v.length(r, Some(1), Some(2048), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -2584,7 +2584,7 @@ pub(crate) fn validate_enable_enhanced_monitoring_input(
         raw.stream_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(24), p);
+            v.length(r, Some(1), Some(24), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -2608,7 +2608,7 @@ pub(crate) fn validate_get_records_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+                v.length(r, Some(1), Some(512), p);
                 Some(x)
             }
             None => {
@@ -2631,7 +2631,7 @@ pub(crate) fn validate_get_records_input(
         raw.stream_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+            v.length(r, Some(1), Some(2048), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -2641,7 +2641,7 @@ pub(crate) fn validate_get_records_input(
         raw.stream_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(24), p);
+            v.length(r, Some(1), Some(24), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -2665,7 +2665,7 @@ pub(crate) fn validate_get_resource_policy_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+                v.length(r, Some(1), Some(2048), p);
                 v.pattern(r, &PATTERN_3, p);
                 Some(x)
             }
@@ -2680,7 +2680,7 @@ pub(crate) fn validate_get_resource_policy_input(
         raw.stream_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(24), p);
+            v.length(r, Some(1), Some(24), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -2701,7 +2701,7 @@ pub(crate) fn validate_get_shard_iterator_input(
         raw.stream_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+            v.length(r, Some(1), Some(128), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -2712,7 +2712,7 @@ pub(crate) fn validate_get_shard_iterator_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+                v.length(r, Some(1), Some(128), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -2760,7 +2760,7 @@ pub(crate) fn validate_get_shard_iterator_input(
         raw.stream_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+            v.length(r, Some(1), Some(2048), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -2770,7 +2770,7 @@ pub(crate) fn validate_get_shard_iterator_input(
         raw.stream_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(24), p);
+            v.length(r, Some(1), Some(24), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -2796,7 +2796,7 @@ pub(crate) fn validate_increase_stream_retention_period_input(
         raw.stream_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+            v.length(r, Some(1), Some(128), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -2816,7 +2816,7 @@ pub(crate) fn validate_increase_stream_retention_period_input(
         raw.stream_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+            v.length(r, Some(1), Some(2048), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -2826,7 +2826,7 @@ pub(crate) fn validate_increase_stream_retention_period_input(
         raw.stream_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(24), p);
+            v.length(r, Some(1), Some(24), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -2849,7 +2849,7 @@ pub(crate) fn validate_list_shards_input(
         raw.stream_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+            v.length(r, Some(1), Some(128), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -2859,7 +2859,7 @@ pub(crate) fn validate_list_shards_input(
         raw.next_token.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(1048576), p);
+            v.length(r, Some(1), Some(1048576), p);
             Some(x)
         })
     };
@@ -2868,7 +2868,7 @@ pub(crate) fn validate_list_shards_input(
         raw.exclusive_start_shard_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+            v.length(r, Some(1), Some(128), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -2895,7 +2895,7 @@ pub(crate) fn validate_list_shards_input(
         raw.stream_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+            v.length(r, Some(1), Some(2048), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -2905,7 +2905,7 @@ pub(crate) fn validate_list_shards_input(
         raw.stream_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(24), p);
+            v.length(r, Some(1), Some(24), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -2933,7 +2933,7 @@ pub(crate) fn validate_list_stream_consumers_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+                v.length(r, Some(1), Some(2048), p);
                 v.pattern(r, &PATTERN_1, p);
                 Some(x)
             }
@@ -2948,7 +2948,7 @@ pub(crate) fn validate_list_stream_consumers_input(
         raw.next_token.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(1048576), p);
+            v.length(r, Some(1), Some(1048576), p);
             Some(x)
         })
     };
@@ -2970,7 +2970,7 @@ pub(crate) fn validate_list_stream_consumers_input(
         raw.stream_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(24), p);
+            v.length(r, Some(1), Some(24), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -3003,7 +3003,7 @@ pub(crate) fn validate_list_streams_input(
         raw.exclusive_start_stream_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+            v.length(r, Some(1), Some(128), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -3013,7 +3013,7 @@ pub(crate) fn validate_list_streams_input(
         raw.next_token.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(1048576), p);
+            v.length(r, Some(1), Some(1048576), p);
             Some(x)
         })
     };
@@ -3035,7 +3035,7 @@ pub(crate) fn validate_list_tags_for_resource_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+                v.length(r, Some(1), Some(2048), p);
                 v.pattern(r, &PATTERN_3, p);
                 Some(x)
             }
@@ -3050,7 +3050,7 @@ pub(crate) fn validate_list_tags_for_resource_input(
         raw.stream_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(24), p);
+            v.length(r, Some(1), Some(24), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -3071,7 +3071,7 @@ pub(crate) fn validate_list_tags_for_stream_input(
         raw.stream_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+            v.length(r, Some(1), Some(128), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -3081,7 +3081,7 @@ pub(crate) fn validate_list_tags_for_stream_input(
         raw.exclusive_start_tag_key.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+            v.length(r, Some(1), Some(128), p);
             Some(x)
         })
     };
@@ -3099,7 +3099,7 @@ pub(crate) fn validate_list_tags_for_stream_input(
         raw.stream_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+            v.length(r, Some(1), Some(2048), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -3109,7 +3109,7 @@ pub(crate) fn validate_list_tags_for_stream_input(
         raw.stream_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(24), p);
+            v.length(r, Some(1), Some(24), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -3133,7 +3133,7 @@ pub(crate) fn validate_merge_shards_input(
         raw.stream_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+            v.length(r, Some(1), Some(128), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -3144,7 +3144,7 @@ pub(crate) fn validate_merge_shards_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+                v.length(r, Some(1), Some(128), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -3160,7 +3160,7 @@ pub(crate) fn validate_merge_shards_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+                v.length(r, Some(1), Some(128), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -3175,7 +3175,7 @@ pub(crate) fn validate_merge_shards_input(
         raw.stream_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+            v.length(r, Some(1), Some(2048), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -3185,7 +3185,7 @@ pub(crate) fn validate_merge_shards_input(
         raw.stream_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(24), p);
+            v.length(r, Some(1), Some(24), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -3234,7 +3234,7 @@ pub(crate) fn validate_put_record_input(
         raw.stream_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+            v.length(r, Some(1), Some(128), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -3260,7 +3260,7 @@ pub(crate) fn validate_put_record_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(256), p);
+                v.length(r, Some(1), Some(256), p);
                 Some(x)
             }
             None => {
@@ -3292,7 +3292,7 @@ pub(crate) fn validate_put_record_input(
         raw.stream_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+            v.length(r, Some(1), Some(2048), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -3302,7 +3302,7 @@ pub(crate) fn validate_put_record_input(
         raw.stream_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(24), p);
+            v.length(r, Some(1), Some(24), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -3338,7 +3338,7 @@ pub(crate) fn validate_put_records_input(
         raw.stream_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+            v.length(r, Some(1), Some(128), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -3348,7 +3348,7 @@ pub(crate) fn validate_put_records_input(
         raw.stream_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+            v.length(r, Some(1), Some(2048), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -3358,7 +3358,7 @@ pub(crate) fn validate_put_records_input(
         raw.stream_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(24), p);
+            v.length(r, Some(1), Some(24), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -3406,7 +3406,7 @@ pub(crate) fn validate_put_records_request_entry(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(256), p);
+                v.length(r, Some(1), Some(256), p);
                 Some(x)
             }
             None => {
@@ -3448,7 +3448,7 @@ pub(crate) fn validate_put_resource_policy_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+                v.length(r, Some(1), Some(2048), p);
                 v.pattern(r, &PATTERN_3, p);
                 Some(x)
             }
@@ -3463,7 +3463,7 @@ pub(crate) fn validate_put_resource_policy_input(
         raw.stream_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(24), p);
+            v.length(r, Some(1), Some(24), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -3496,7 +3496,7 @@ pub(crate) fn validate_register_stream_consumer_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+                v.length(r, Some(1), Some(2048), p);
                 v.pattern(r, &PATTERN_1, p);
                 Some(x)
             }
@@ -3512,7 +3512,7 @@ pub(crate) fn validate_register_stream_consumer_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+                v.length(r, Some(1), Some(128), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -3527,7 +3527,7 @@ pub(crate) fn validate_register_stream_consumer_input(
         raw.stream_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(24), p);
+            v.length(r, Some(1), Some(24), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -3554,7 +3554,7 @@ pub(crate) fn validate_remove_tags_from_stream_input(
         raw.stream_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+            v.length(r, Some(1), Some(128), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -3574,7 +3574,7 @@ pub(crate) fn validate_remove_tags_from_stream_input(
         raw.stream_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+            v.length(r, Some(1), Some(2048), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -3584,7 +3584,7 @@ pub(crate) fn validate_remove_tags_from_stream_input(
         raw.stream_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(24), p);
+            v.length(r, Some(1), Some(24), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -3627,7 +3627,7 @@ pub(crate) fn validate_shard_filter(
         raw.shard_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+            v.length(r, Some(1), Some(128), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -3653,7 +3653,7 @@ pub(crate) fn validate_split_shard_input(
         raw.stream_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+            v.length(r, Some(1), Some(128), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -3664,7 +3664,7 @@ pub(crate) fn validate_split_shard_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+                v.length(r, Some(1), Some(128), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -3694,7 +3694,7 @@ pub(crate) fn validate_split_shard_input(
         raw.stream_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+            v.length(r, Some(1), Some(2048), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -3704,7 +3704,7 @@ pub(crate) fn validate_split_shard_input(
         raw.stream_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(24), p);
+            v.length(r, Some(1), Some(24), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -3728,7 +3728,7 @@ pub(crate) fn validate_start_stream_encryption_input(
         raw.stream_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+            v.length(r, Some(1), Some(128), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -3759,7 +3759,7 @@ pub(crate) fn validate_start_stream_encryption_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+                v.length(r, Some(1), Some(2048), p);
                 Some(x)
             }
             None => {
@@ -3773,7 +3773,7 @@ pub(crate) fn validate_start_stream_encryption_input(
         raw.stream_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+            v.length(r, Some(1), Some(2048), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -3783,7 +3783,7 @@ pub(crate) fn validate_start_stream_encryption_input(
         raw.stream_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(24), p);
+            v.length(r, Some(1), Some(24), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -3852,7 +3852,7 @@ pub(crate) fn validate_stop_stream_encryption_input(
         raw.stream_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+            v.length(r, Some(1), Some(128), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -3883,7 +3883,7 @@ pub(crate) fn validate_stop_stream_encryption_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+                v.length(r, Some(1), Some(2048), p);
                 Some(x)
             }
             None => {
@@ -3897,7 +3897,7 @@ pub(crate) fn validate_stop_stream_encryption_input(
         raw.stream_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+            v.length(r, Some(1), Some(2048), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -3907,7 +3907,7 @@ pub(crate) fn validate_stop_stream_encryption_input(
         raw.stream_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(24), p);
+            v.length(r, Some(1), Some(24), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -3962,7 +3962,7 @@ pub(crate) fn validate_subscribe_to_shard_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+                v.length(r, Some(1), Some(2048), p);
                 v.pattern(r, &PATTERN_4, p);
                 Some(x)
             }
@@ -3977,7 +3977,7 @@ pub(crate) fn validate_subscribe_to_shard_input(
         raw.stream_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(24), p);
+            v.length(r, Some(1), Some(24), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -3988,7 +3988,7 @@ pub(crate) fn validate_subscribe_to_shard_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+                v.length(r, Some(1), Some(128), p);
                 v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
@@ -4029,13 +4029,7 @@ pub(crate) fn validate_tag_key_list(
         .map(|(i, x)| {
             let x = x;
             let r = &x;
-            v.length(
-                r.chars().count() as u64,
-                r,
-                Some(1),
-                Some(128),
-                &path.index(i + 1),
-            );
+            v.length(r, Some(1), Some(128), &path.index(i + 1));
             Some(x)
         })
         .collect();
@@ -4053,11 +4047,11 @@ pub(crate) fn validate_tag_map(
         .into_iter()
         .map(|(k, x)| {
             let r = &k;
-            v.length(r.chars().count() as u64, r, Some(1), Some(128), path);
+            v.length(r, Some(1), Some(128), path);
             let y = {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(0), Some(256), &path.key(&k));
+                v.length(r, Some(0), Some(256), &path.key(&k));
                 Some(x)
             };
             (k, y)
@@ -4087,7 +4081,7 @@ pub(crate) fn validate_tag_resource_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+                v.length(r, Some(1), Some(2048), p);
                 v.pattern(r, &PATTERN_3, p);
                 Some(x)
             }
@@ -4102,7 +4096,7 @@ pub(crate) fn validate_tag_resource_input(
         raw.stream_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(24), p);
+            v.length(r, Some(1), Some(24), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -4135,7 +4129,7 @@ pub(crate) fn validate_untag_resource_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+                v.length(r, Some(1), Some(2048), p);
                 v.pattern(r, &PATTERN_3, p);
                 Some(x)
             }
@@ -4150,7 +4144,7 @@ pub(crate) fn validate_untag_resource_input(
         raw.stream_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(24), p);
+            v.length(r, Some(1), Some(24), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -4172,7 +4166,7 @@ pub(crate) fn validate_update_shard_count_input(
         raw.stream_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+            v.length(r, Some(1), Some(128), p);
             v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
@@ -4217,7 +4211,7 @@ pub(crate) fn validate_update_shard_count_input(
         raw.stream_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+            v.length(r, Some(1), Some(2048), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -4227,7 +4221,7 @@ pub(crate) fn validate_update_shard_count_input(
         raw.stream_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(24), p);
+            v.length(r, Some(1), Some(24), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -4252,7 +4246,7 @@ pub(crate) fn validate_update_stream_mode_input(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+                v.length(r, Some(1), Some(2048), p);
                 v.pattern(r, &PATTERN_1, p);
                 Some(x)
             }
@@ -4267,7 +4261,7 @@ pub(crate) fn validate_update_stream_mode_input(
         raw.stream_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(24), p);
+            v.length(r, Some(1), Some(24), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })

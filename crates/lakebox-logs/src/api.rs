@@ -2416,13 +2416,7 @@ pub(crate) fn validate_account_ids(
         .map(|(i, x)| {
             let x = x;
             let r = &x;
-            v.length(
-                r.chars().count() as u64,
-                r,
-                Some(12),
-                Some(12),
-                &path.index(i + 1),
-            );
+            v.length(r, Some(12), Some(12), &path.index(i + 1));
             v.pattern(r, &PATTERN_0, &path.index(i + 1));
             Some(x)
         })
@@ -2440,7 +2434,7 @@ pub(crate) fn validate_associate_kms_key_request(
         raw.log_group_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -2451,7 +2445,7 @@ pub(crate) fn validate_associate_kms_key_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, None, Some(256), p);
+                v.length(r, None, Some(256), p);
                 Some(x)
             }
             None => {
@@ -2465,7 +2459,7 @@ pub(crate) fn validate_associate_kms_key_request(
         raw.resource_identifier.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+            v.length(r, Some(1), Some(2048), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -2488,7 +2482,7 @@ pub(crate) fn validate_cancel_export_task_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+                v.length(r, Some(1), Some(512), p);
                 Some(x)
             }
             None => {
@@ -2510,7 +2504,7 @@ pub(crate) fn validate_create_export_task_request(
         raw.task_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             Some(x)
         })
     };
@@ -2520,7 +2514,7 @@ pub(crate) fn validate_create_export_task_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+                v.length(r, Some(1), Some(512), p);
                 v.pattern(r, &PATTERN_1, p);
                 Some(x)
             }
@@ -2535,7 +2529,7 @@ pub(crate) fn validate_create_export_task_request(
         raw.log_stream_name_prefix.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             v.pattern(r, &PATTERN_3, p);
             Some(x)
         })
@@ -2576,7 +2570,7 @@ pub(crate) fn validate_create_export_task_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+                v.length(r, Some(1), Some(512), p);
                 Some(x)
             }
             None => {
@@ -2611,7 +2605,7 @@ pub(crate) fn validate_create_log_group_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+                v.length(r, Some(1), Some(512), p);
                 v.pattern(r, &PATTERN_1, p);
                 Some(x)
             }
@@ -2626,7 +2620,7 @@ pub(crate) fn validate_create_log_group_request(
         raw.kms_key_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, None, Some(256), p);
+            v.length(r, None, Some(256), p);
             Some(x)
         })
     };
@@ -2672,7 +2666,7 @@ pub(crate) fn validate_create_log_stream_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+                v.length(r, Some(1), Some(512), p);
                 v.pattern(r, &PATTERN_1, p);
                 Some(x)
             }
@@ -2688,7 +2682,7 @@ pub(crate) fn validate_create_log_stream_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+                v.length(r, Some(1), Some(512), p);
                 v.pattern(r, &PATTERN_3, p);
                 Some(x)
             }
@@ -2755,7 +2749,7 @@ pub(crate) fn validate_delete_log_group_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+                v.length(r, Some(1), Some(512), p);
                 v.pattern(r, &PATTERN_1, p);
                 Some(x)
             }
@@ -2781,7 +2775,7 @@ pub(crate) fn validate_delete_log_stream_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+                v.length(r, Some(1), Some(512), p);
                 v.pattern(r, &PATTERN_1, p);
                 Some(x)
             }
@@ -2797,7 +2791,7 @@ pub(crate) fn validate_delete_log_stream_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+                v.length(r, Some(1), Some(512), p);
                 v.pattern(r, &PATTERN_3, p);
                 Some(x)
             }
@@ -2824,7 +2818,7 @@ pub(crate) fn validate_delete_metric_filter_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+                v.length(r, Some(1), Some(512), p);
                 v.pattern(r, &PATTERN_1, p);
                 Some(x)
             }
@@ -2840,7 +2834,7 @@ pub(crate) fn validate_delete_metric_filter_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+                v.length(r, Some(1), Some(512), p);
                 v.pattern(r, &PATTERN_3, p);
                 Some(x)
             }
@@ -2867,7 +2861,7 @@ pub(crate) fn validate_delete_retention_policy_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+                v.length(r, Some(1), Some(512), p);
                 v.pattern(r, &PATTERN_1, p);
                 Some(x)
             }
@@ -2893,7 +2887,7 @@ pub(crate) fn validate_delete_subscription_filter_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+                v.length(r, Some(1), Some(512), p);
                 v.pattern(r, &PATTERN_1, p);
                 Some(x)
             }
@@ -2909,7 +2903,7 @@ pub(crate) fn validate_delete_subscription_filter_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+                v.length(r, Some(1), Some(512), p);
                 v.pattern(r, &PATTERN_3, p);
                 Some(x)
             }
@@ -2935,7 +2929,7 @@ pub(crate) fn validate_describe_export_tasks_request(
         raw.task_id.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             Some(x)
         })
     };
@@ -2958,7 +2952,7 @@ pub(crate) fn validate_describe_export_tasks_request(
         raw.next_token.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), None, p);
+            v.length(r, Some(1), None, p);
             Some(x)
         })
     };
@@ -2992,13 +2986,7 @@ pub(crate) fn validate_describe_log_groups_log_group_identifiers(
         .map(|(i, x)| {
             let x = x;
             let r = &x;
-            v.length(
-                r.chars().count() as u64,
-                r,
-                Some(1),
-                Some(2048),
-                &path.index(i + 1),
-            );
+            v.length(r, Some(1), Some(2048), &path.index(i + 1));
             v.pattern(r, &PATTERN_4, &path.index(i + 1));
             Some(x)
         })
@@ -3020,7 +3008,7 @@ pub(crate) fn validate_describe_log_groups_request(
         raw.log_group_name_prefix.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -3030,7 +3018,7 @@ pub(crate) fn validate_describe_log_groups_request(
         raw.log_group_name_pattern.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(512), p);
+            v.length(r, Some(0), Some(512), p);
             v.pattern(r, &PATTERN_5, p);
             Some(x)
         })
@@ -3040,7 +3028,7 @@ pub(crate) fn validate_describe_log_groups_request(
         raw.next_token.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), None, p);
+            v.length(r, Some(1), None, p);
             Some(x)
         })
     };
@@ -3098,7 +3086,7 @@ pub(crate) fn validate_describe_log_streams_request(
         raw.log_group_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -3108,7 +3096,7 @@ pub(crate) fn validate_describe_log_streams_request(
         raw.log_group_identifier.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+            v.length(r, Some(1), Some(2048), p);
             v.pattern(r, &PATTERN_4, p);
             Some(x)
         })
@@ -3118,7 +3106,7 @@ pub(crate) fn validate_describe_log_streams_request(
         raw.log_stream_name_prefix.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             v.pattern(r, &PATTERN_3, p);
             Some(x)
         })
@@ -3141,7 +3129,7 @@ pub(crate) fn validate_describe_log_streams_request(
         raw.next_token.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), None, p);
+            v.length(r, Some(1), None, p);
             Some(x)
         })
     };
@@ -3175,7 +3163,7 @@ pub(crate) fn validate_describe_metric_filters_request(
         raw.log_group_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -3185,7 +3173,7 @@ pub(crate) fn validate_describe_metric_filters_request(
         raw.filter_name_prefix.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             v.pattern(r, &PATTERN_3, p);
             Some(x)
         })
@@ -3195,7 +3183,7 @@ pub(crate) fn validate_describe_metric_filters_request(
         raw.next_token.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), None, p);
+            v.length(r, Some(1), None, p);
             Some(x)
         })
     };
@@ -3213,7 +3201,7 @@ pub(crate) fn validate_describe_metric_filters_request(
         raw.metric_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, None, Some(255), p);
+            v.length(r, None, Some(255), p);
             v.pattern(r, &PATTERN_6, p);
             Some(x)
         })
@@ -3223,7 +3211,7 @@ pub(crate) fn validate_describe_metric_filters_request(
         raw.metric_namespace.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, None, Some(255), p);
+            v.length(r, None, Some(255), p);
             v.pattern(r, &PATTERN_6, p);
             Some(x)
         })
@@ -3248,7 +3236,7 @@ pub(crate) fn validate_describe_queries_request(
         raw.log_group_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -3281,7 +3269,7 @@ pub(crate) fn validate_describe_queries_request(
         raw.next_token.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), None, p);
+            v.length(r, Some(1), None, p);
             Some(x)
         })
     };
@@ -3319,7 +3307,7 @@ pub(crate) fn validate_describe_subscription_filters_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+                v.length(r, Some(1), Some(512), p);
                 v.pattern(r, &PATTERN_1, p);
                 Some(x)
             }
@@ -3334,7 +3322,7 @@ pub(crate) fn validate_describe_subscription_filters_request(
         raw.filter_name_prefix.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             v.pattern(r, &PATTERN_3, p);
             Some(x)
         })
@@ -3344,7 +3332,7 @@ pub(crate) fn validate_describe_subscription_filters_request(
         raw.next_token.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), None, p);
+            v.length(r, Some(1), None, p);
             Some(x)
         })
     };
@@ -3374,11 +3362,11 @@ pub(crate) fn validate_dimensions(
         .into_iter()
         .map(|(k, x)| {
             let r = &k;
-            v.length(r.chars().count() as u64, r, None, Some(255), path);
+            v.length(r, None, Some(255), path);
             let y = {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, None, Some(255), &path.key(&k));
+                v.length(r, None, Some(255), &path.key(&k));
                 Some(x)
             };
             (k, y)
@@ -3397,7 +3385,7 @@ pub(crate) fn validate_disassociate_kms_key_request(
         raw.log_group_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -3407,7 +3395,7 @@ pub(crate) fn validate_disassociate_kms_key_request(
         raw.resource_identifier.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+            v.length(r, Some(1), Some(2048), p);
             v.pattern(r, &PATTERN_2, p);
             Some(x)
         })
@@ -3454,11 +3442,11 @@ pub(crate) fn validate_entity_attributes(
         .into_iter()
         .map(|(k, x)| {
             let r = &k;
-            v.length(r.chars().count() as u64, r, Some(1), Some(256), path);
+            v.length(r, Some(1), Some(256), path);
             let y = {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), &path.key(&k));
+                v.length(r, Some(1), Some(512), &path.key(&k));
                 Some(x)
             };
             (k, y)
@@ -3478,11 +3466,11 @@ pub(crate) fn validate_entity_key_attributes(
         .into_iter()
         .map(|(k, x)| {
             let r = &k;
-            v.length(r.chars().count() as u64, r, Some(1), Some(32), path);
+            v.length(r, Some(1), Some(32), path);
             let y = {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), &path.key(&k));
+                v.length(r, Some(1), Some(512), &path.key(&k));
                 Some(x)
             };
             (k, y)
@@ -3504,13 +3492,7 @@ pub(crate) fn validate_field_index_names(
         .map(|(i, x)| {
             let x = x;
             let r = &x;
-            v.length(
-                r.chars().count() as u64,
-                r,
-                Some(1),
-                Some(512),
-                &path.index(i + 1),
-            );
+            v.length(r, Some(1), Some(512), &path.index(i + 1));
             v.pattern(r, &PATTERN_1, &path.index(i + 1));
             Some(x)
         })
@@ -3528,7 +3510,7 @@ pub(crate) fn validate_filter_log_events_request(
         raw.log_group_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -3538,7 +3520,7 @@ pub(crate) fn validate_filter_log_events_request(
         raw.log_group_identifier.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+            v.length(r, Some(1), Some(2048), p);
             v.pattern(r, &PATTERN_4, p);
             Some(x)
         })
@@ -3553,7 +3535,7 @@ pub(crate) fn validate_filter_log_events_request(
         raw.log_stream_name_prefix.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             v.pattern(r, &PATTERN_3, p);
             Some(x)
         })
@@ -3581,7 +3563,7 @@ pub(crate) fn validate_filter_log_events_request(
         raw.filter_pattern.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(1024), p);
+            v.length(r, Some(0), Some(1024), p);
             Some(x)
         })
     };
@@ -3590,7 +3572,7 @@ pub(crate) fn validate_filter_log_events_request(
         raw.next_token.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), None, p);
+            v.length(r, Some(1), None, p);
             Some(x)
         })
     };
@@ -3636,7 +3618,7 @@ pub(crate) fn validate_get_log_events_request(
         raw.log_group_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -3646,7 +3628,7 @@ pub(crate) fn validate_get_log_events_request(
         raw.log_group_identifier.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(2048), p);
+            v.length(r, Some(1), Some(2048), p);
             v.pattern(r, &PATTERN_4, p);
             Some(x)
         })
@@ -3657,7 +3639,7 @@ pub(crate) fn validate_get_log_events_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+                v.length(r, Some(1), Some(512), p);
                 v.pattern(r, &PATTERN_3, p);
                 Some(x)
             }
@@ -3690,7 +3672,7 @@ pub(crate) fn validate_get_log_events_request(
         raw.next_token.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), None, p);
+            v.length(r, Some(1), None, p);
             Some(x)
         })
     };
@@ -3735,7 +3717,7 @@ pub(crate) fn validate_get_query_results_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(256), p);
+                v.length(r, Some(1), Some(256), p);
                 Some(x)
             }
             None => {
@@ -3749,7 +3731,7 @@ pub(crate) fn validate_get_query_results_request(
         raw.next_token.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, None, Some(1024), p);
+            v.length(r, None, Some(1024), p);
             Some(x)
         })
     };
@@ -3795,7 +3777,7 @@ pub(crate) fn validate_input_log_event(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), None, p);
+                v.length(r, Some(1), None, p);
                 Some(x)
             }
             None => {
@@ -3838,13 +3820,7 @@ pub(crate) fn validate_input_log_stream_names(
         .map(|(i, x)| {
             let x = x;
             let r = &x;
-            v.length(
-                r.chars().count() as u64,
-                r,
-                Some(1),
-                Some(512),
-                &path.index(i + 1),
-            );
+            v.length(r, Some(1), Some(512), &path.index(i + 1));
             v.pattern(r, &PATTERN_3, &path.index(i + 1));
             Some(x)
         })
@@ -3862,7 +3838,7 @@ pub(crate) fn validate_list_log_groups_request(
         raw.log_group_name_pattern.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(3), Some(129), p);
+            v.length(r, Some(3), Some(129), p);
             v.pattern(r, &PATTERN_7, p);
             Some(x)
         })
@@ -3894,7 +3870,7 @@ pub(crate) fn validate_list_log_groups_request(
         raw.next_token.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), None, p);
+            v.length(r, Some(1), None, p);
             Some(x)
         })
     };
@@ -3943,7 +3919,7 @@ pub(crate) fn validate_list_tags_for_resource_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(1011), p);
+                v.length(r, Some(1), Some(1011), p);
                 v.pattern(r, &PATTERN_8, p);
                 Some(x)
             }
@@ -3969,7 +3945,7 @@ pub(crate) fn validate_list_tags_log_group_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+                v.length(r, Some(1), Some(512), p);
                 v.pattern(r, &PATTERN_1, p);
                 Some(x)
             }
@@ -3995,13 +3971,7 @@ pub(crate) fn validate_log_group_identifiers(
         .map(|(i, x)| {
             let x = x;
             let r = &x;
-            v.length(
-                r.chars().count() as u64,
-                r,
-                Some(1),
-                Some(2048),
-                &path.index(i + 1),
-            );
+            v.length(r, Some(1), Some(2048), &path.index(i + 1));
             v.pattern(r, &PATTERN_4, &path.index(i + 1));
             Some(x)
         })
@@ -4020,13 +3990,7 @@ pub(crate) fn validate_log_group_names(
         .map(|(i, x)| {
             let x = x;
             let r = &x;
-            v.length(
-                r.chars().count() as u64,
-                r,
-                Some(1),
-                Some(512),
-                &path.index(i + 1),
-            );
+            v.length(r, Some(1), Some(512), &path.index(i + 1));
             v.pattern(r, &PATTERN_1, &path.index(i + 1));
             Some(x)
         })
@@ -4045,7 +4009,7 @@ pub(crate) fn validate_metric_transformation(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, None, Some(255), p);
+                v.length(r, None, Some(255), p);
                 v.pattern(r, &PATTERN_6, p);
                 Some(x)
             }
@@ -4061,7 +4025,7 @@ pub(crate) fn validate_metric_transformation(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, None, Some(255), p);
+                v.length(r, None, Some(255), p);
                 v.pattern(r, &PATTERN_6, p);
                 Some(x)
             }
@@ -4077,7 +4041,7 @@ pub(crate) fn validate_metric_transformation(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, None, Some(100), p);
+                v.length(r, None, Some(100), p);
                 Some(x)
             }
             None => {
@@ -4144,7 +4108,7 @@ pub(crate) fn validate_put_log_events_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+                v.length(r, Some(1), Some(512), p);
                 v.pattern(r, &PATTERN_1, p);
                 Some(x)
             }
@@ -4160,7 +4124,7 @@ pub(crate) fn validate_put_log_events_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+                v.length(r, Some(1), Some(512), p);
                 v.pattern(r, &PATTERN_3, p);
                 Some(x)
             }
@@ -4185,7 +4149,7 @@ pub(crate) fn validate_put_log_events_request(
         raw.sequence_token.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), None, p);
+            v.length(r, Some(1), None, p);
             Some(x)
         })
     };
@@ -4213,7 +4177,7 @@ pub(crate) fn validate_put_metric_filter_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+                v.length(r, Some(1), Some(512), p);
                 v.pattern(r, &PATTERN_1, p);
                 Some(x)
             }
@@ -4229,7 +4193,7 @@ pub(crate) fn validate_put_metric_filter_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+                v.length(r, Some(1), Some(512), p);
                 v.pattern(r, &PATTERN_3, p);
                 Some(x)
             }
@@ -4245,7 +4209,7 @@ pub(crate) fn validate_put_metric_filter_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(0), Some(1024), p);
+                v.length(r, Some(0), Some(1024), p);
                 Some(x)
             }
             None => {
@@ -4273,7 +4237,7 @@ pub(crate) fn validate_put_metric_filter_request(
         raw.field_selection_criteria.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(2000), p);
+            v.length(r, Some(0), Some(2000), p);
             Some(x)
         })
     };
@@ -4304,7 +4268,7 @@ pub(crate) fn validate_put_retention_policy_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+                v.length(r, Some(1), Some(512), p);
                 v.pattern(r, &PATTERN_1, p);
                 Some(x)
             }
@@ -4341,7 +4305,7 @@ pub(crate) fn validate_put_subscription_filter_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+                v.length(r, Some(1), Some(512), p);
                 v.pattern(r, &PATTERN_1, p);
                 Some(x)
             }
@@ -4357,7 +4321,7 @@ pub(crate) fn validate_put_subscription_filter_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+                v.length(r, Some(1), Some(512), p);
                 v.pattern(r, &PATTERN_3, p);
                 Some(x)
             }
@@ -4373,7 +4337,7 @@ pub(crate) fn validate_put_subscription_filter_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(0), Some(1024), p);
+                v.length(r, Some(0), Some(1024), p);
                 Some(x)
             }
             None => {
@@ -4388,7 +4352,7 @@ pub(crate) fn validate_put_subscription_filter_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), None, p);
+                v.length(r, Some(1), None, p);
                 Some(x)
             }
             None => {
@@ -4402,7 +4366,7 @@ pub(crate) fn validate_put_subscription_filter_request(
         raw.role_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), None, p);
+            v.length(r, Some(1), None, p);
             Some(x)
         })
     };
@@ -4429,7 +4393,7 @@ pub(crate) fn validate_put_subscription_filter_request(
         raw.field_selection_criteria.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(2000), p);
+            v.length(r, Some(0), Some(2000), p);
             Some(x)
         })
     };
@@ -4464,13 +4428,7 @@ pub(crate) fn validate_start_live_tail_log_group_identifiers(
         .map(|(i, x)| {
             let x = x;
             let r = &x;
-            v.length(
-                r.chars().count() as u64,
-                r,
-                Some(1),
-                Some(2048),
-                &path.index(i + 1),
-            );
+            v.length(r, Some(1), Some(2048), &path.index(i + 1));
             v.pattern(r, &PATTERN_4, &path.index(i + 1));
             Some(x)
         })
@@ -4508,7 +4466,7 @@ pub(crate) fn validate_start_live_tail_request(
         raw.log_event_filter_pattern.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(0), Some(1024), p);
+            v.length(r, Some(0), Some(1024), p);
             Some(x)
         })
     };
@@ -4544,7 +4502,7 @@ pub(crate) fn validate_start_query_request(
         raw.log_group_name.map(|x| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+            v.length(r, Some(1), Some(512), p);
             v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
@@ -4594,7 +4552,7 @@ pub(crate) fn validate_start_query_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(0), Some(10000), p);
+                v.length(r, Some(0), Some(10000), p);
                 Some(x)
             }
             None => {
@@ -4635,7 +4593,7 @@ pub(crate) fn validate_stop_query_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(256), p);
+                v.length(r, Some(1), Some(256), p);
                 Some(x)
             }
             None => {
@@ -4660,7 +4618,7 @@ pub(crate) fn validate_tag_filter(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+                v.length(r, Some(1), Some(128), p);
                 v.pattern(r, &PATTERN_9, p);
                 Some(x)
             }
@@ -4693,13 +4651,7 @@ pub(crate) fn validate_tag_filter_values(
         .map(|(i, x)| {
             let x = x;
             let r = &x;
-            v.length(
-                r.chars().count() as u64,
-                r,
-                Some(0),
-                Some(259),
-                &path.index(i + 1),
-            );
+            v.length(r, Some(0), Some(259), &path.index(i + 1));
             v.pattern(r, &PATTERN_10, &path.index(i + 1));
             Some(x)
         })
@@ -4735,13 +4687,7 @@ pub(crate) fn validate_tag_key_list(
         .map(|(i, x)| {
             let x = x;
             let r = &x;
-            v.length(
-                r.chars().count() as u64,
-                r,
-                Some(1),
-                Some(128),
-                &path.index(i + 1),
-            );
+            v.length(r, Some(1), Some(128), &path.index(i + 1));
             v.pattern(r, &PATTERN_9, &path.index(i + 1));
             Some(x)
         })
@@ -4758,13 +4704,7 @@ pub(crate) fn validate_tag_list(raw: Vec<String>, v: &mut Validator, path: &Path
         .map(|(i, x)| {
             let x = x;
             let r = &x;
-            v.length(
-                r.chars().count() as u64,
-                r,
-                Some(1),
-                Some(128),
-                &path.index(i + 1),
-            );
+            v.length(r, Some(1), Some(128), &path.index(i + 1));
             v.pattern(r, &PATTERN_9, &path.index(i + 1));
             Some(x)
         })
@@ -4783,7 +4723,7 @@ pub(crate) fn validate_tag_log_group_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+                v.length(r, Some(1), Some(512), p);
                 v.pattern(r, &PATTERN_1, p);
                 Some(x)
             }
@@ -4820,7 +4760,7 @@ pub(crate) fn validate_tag_resource_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(1011), p);
+                v.length(r, Some(1), Some(1011), p);
                 v.pattern(r, &PATTERN_8, p);
                 Some(x)
             }
@@ -4857,12 +4797,12 @@ pub(crate) fn validate_tags(
         .into_iter()
         .map(|(k, x)| {
             let r = &k;
-            v.length(r.chars().count() as u64, r, Some(1), Some(128), path);
+            v.length(r, Some(1), Some(128), path);
             v.pattern(r, &PATTERN_9, path);
             let y = {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, None, Some(256), &path.key(&k));
+                v.length(r, None, Some(256), &path.key(&k));
                 v.pattern(r, &PATTERN_11, &path.key(&k));
                 Some(x)
             };
@@ -4885,7 +4825,7 @@ pub(crate) fn validate_test_event_messages(
         .map(|(i, x)| {
             let x = x;
             let r = &x;
-            v.length(r.chars().count() as u64, r, Some(1), None, &path.index(i + 1));
+            v.length(r, Some(1), None, &path.index(i + 1));
             Some(x)
         })
         .collect();
@@ -4903,7 +4843,7 @@ pub(crate) fn validate_test_metric_filter_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(0), Some(1024), p);
+                v.length(r, Some(0), Some(1024), p);
                 Some(x)
             }
             None => {
@@ -4939,7 +4879,7 @@ pub(crate) fn validate_untag_log_group_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(512), p);
+                v.length(r, Some(1), Some(512), p);
                 v.pattern(r, &PATTERN_1, p);
                 Some(x)
             }
@@ -4976,7 +4916,7 @@ pub(crate) fn validate_untag_resource_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(1011), p);
+                v.length(r, Some(1), Some(1011), p);
                 v.pattern(r, &PATTERN_8, p);
                 Some(x)
             }

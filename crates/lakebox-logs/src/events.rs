@@ -107,7 +107,7 @@ fn parse_token(t: &str) -> Option<(char, Position)> {
 fn output(e: &Event) -> OutputLogEvent {
     OutputLogEvent {
         timestamp: Some(e.timestamp),
-        message: Some(e.message.to_string()),
+        message: Some(e.message().to_owned()),
         ingestion_time: Some(e.ingestion),
     }
 }
@@ -215,8 +215,9 @@ fn matching<'a>(
                 let handles: Vec<_> = chunk
                     .chunks(part)
                     .map(|c| {
-                        let h = scope
-                            .spawn(move || c.iter().map(|e| pattern.matches(&e.message)).collect::<Vec<_>>());
+                        let h = scope.spawn(move || {
+                            c.iter().map(|e| pattern.matches(e.message())).collect::<Vec<_>>()
+                        });
                         (c.len(), h)
                     })
                     .collect();
@@ -227,7 +228,7 @@ fn matching<'a>(
                     .collect()
             })
         } else {
-            chunk.iter().map(|e| pattern.matches(&e.message)).collect()
+            chunk.iter().map(|e| pattern.matches(e.message())).collect()
         };
         for (e, hit) in chunk.into_iter().zip(hits) {
             if hit {
@@ -315,7 +316,7 @@ pub fn filter(
                 FilteredLogEvent {
                     log_stream_name: Some(s.name.clone()),
                     timestamp: Some(e.timestamp),
-                    message: Some(e.message.to_string()),
+                    message: Some(e.message().to_owned()),
                     ingestion_time: Some(e.ingestion),
                     event_id: Some(e.event_id()),
                 },

@@ -197,7 +197,7 @@ async fn run(
             {
                 any = true;
                 let ts = Timestamp::from_millis(e.timestamp).to_iso8601();
-                writeln!(gz, "{ts} {}", e.message).map_err(internal)?;
+                writeln!(gz, "{ts} {}", e.message()).map_err(internal)?;
             }
             if !any {
                 continue;

@@ -765,14 +765,14 @@ fn flatten(prefix: &str, v: &Json, out: &mut Record) {
 
 fn record_of(group: &Group, stream: &str, e: &Event) -> Record {
     let mut r = Record::new();
-    if e.message.trim_start().starts_with('{')
-        && let Ok(doc) = serde_json::from_str::<Json>(&e.message)
+    if e.message().trim_start().starts_with('{')
+        && let Ok(doc) = serde_json::from_str::<Json>(e.message())
     {
         flatten("", &doc, &mut r);
     }
     r.insert("@timestamp".into(), V::Time(e.timestamp));
     r.insert("@ingestionTime".into(), V::Time(e.ingestion));
-    r.insert("@message".into(), V::Str(e.message.to_string()));
+    r.insert("@message".into(), V::Str(e.message().to_owned()));
     r.insert("@logStream".into(), V::Str(stream.to_owned()));
     r.insert("@log".into(), V::Str(format!("{}:{}", group.key.0, group.key.2)));
     r.insert(
@@ -1259,7 +1259,7 @@ fn run(
                 after = std::ops::Bound::Excluded(last.key());
                 'events: for e in &chunk {
                     scanned += 1.0;
-                    bytes += e.message.len() as f64;
+                    bytes += e.message().len() as f64;
                     let mut r = record_of(group, &stream.name, e);
                     for c in streaming {
                         if !apply(c, &mut r)? {

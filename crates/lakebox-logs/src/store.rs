@@ -56,17 +56,26 @@ struct StreamConfig {
     created: i64,
 }
 
-/// One stored event.
+/// One stored event. Its message lives in its batch's text, shared by every event of the
+/// PutLogEvents that brought it: one allocation per batch rather than one per event.
 #[derive(Debug, Clone)]
 pub struct Event {
     pub timestamp: i64,
     pub ingestion: i64,
     /// Offset of its record and place in it: unique in the group, and increasing with arrival.
     pub id: u64,
-    pub message: Box<str>,
+    text: Arc<str>,
+    start: u32,
+    len: u32,
 }
 
 impl Event {
+    pub fn message(&self) -> &str {
+        // In bounds and on character boundaries: `insert` cut these ranges at the messages'
+        // own ends in the text it built from them.
+        &self.text[self.start as usize..(self.start + self.len) as usize]
+    }
+
     /// Events are ordered by timestamp, then arrival.
     pub fn key(&self) -> (i64, u64) {
         (self.timestamp, self.id)
@@ -79,7 +88,7 @@ impl Event {
 
     /// What the event counts towards storedBytes (and the batch limit): its message and 26 bytes.
     pub fn size(&self) -> i64 {
-        self.message.len() as i64 + 26
+        self.len as i64 + 26
     }
 }
 
@@ -455,7 +464,7 @@ impl Store {
             }])
             .await
             .map_err(store_error)?;
-        insert(stream, range.start, now, events.iter().map(|(t, m)| (*t, *m)));
+        insert(stream, range.start, now, events);
         Ok(range.start)
     }
 
@@ -487,15 +496,25 @@ impl Store {
 }
 
 /// Inserts a record's events into a stream, keeping it sorted.
-fn insert<'a>(stream: &Stream, offset: u64, ingestion: i64, events: impl Iterator<Item = (i64, &'a str)>) {
+fn insert(stream: &Stream, offset: u64, ingestion: i64, events: &[(i64, &str)]) {
+    // The batch's messages, end to end, built before the lock is taken.
+    let mut text = String::with_capacity(events.iter().map(|(_, m)| m.len()).sum());
+    let mut ranges = Vec::with_capacity(events.len());
+    for (_, m) in events {
+        ranges.push((text.len() as u32, m.len() as u32));
+        text.push_str(m);
+    }
+    let text: Arc<str> = text.into();
     let mut data = stream.data.write().unwrap();
     let mut added = 0;
-    for (i, (ts, msg)) in events.enumerate() {
+    for (i, ((ts, _), (start, len))) in events.iter().zip(ranges).enumerate() {
         let ev = Event {
-            timestamp: ts,
+            timestamp: *ts,
             ingestion,
             id: event_id(offset, i),
-            message: msg.into(),
+            text: text.clone(),
+            start,
+            len,
         };
         added += ev.size();
         data.events.insert(ev.key(), ev);
@@ -525,7 +544,7 @@ fn replay(group: &Group) -> Result<(), StoreError> {
                 continue;
             };
             if let Some(stream) = by_uid.get(&uid) {
-                insert(stream, r.offset, r.timestamp_millis, events.into_iter());
+                insert(stream, r.offset, r.timestamp_millis, &events);
             }
         }
     }

@@ -372,7 +372,18 @@ impl Validator {
     }
 
     /// A string's length, in characters.
-    pub fn length(&mut self, len: u64, value: &str, min: Option<u64>, max: Option<u64>, path: &Path<'_>) {
+    /// A string's length in characters, as the models count it. Counting costs a pass over
+    /// the string, so it is skipped when the byte length alone settles it (a string of `n`
+    /// bytes has between `n / 4` and `n` characters): large batches of long strings (a
+    /// PutLogEvents of 10,000 messages) are checked without reading them.
+    pub fn length(&mut self, value: &str, min: Option<u64>, max: Option<u64>, path: &Path<'_>) {
+        let bytes = value.len() as u64;
+        let surely_long_enough = min.is_none_or(|m| bytes.div_ceil(4) >= m);
+        let surely_short_enough = max.is_none_or(|m| bytes <= m);
+        if surely_long_enough && surely_short_enough {
+            return;
+        }
+        let len = value.chars().count() as u64;
         self.bounds(len, min, max, "length", || value.to_owned(), path);
     }
 
@@ -515,7 +526,7 @@ mod tests {
              Member must have value greater than or equal to 1"
         );
         let one = Validator::run_with("ValidationError", |v| {
-            v.length(0, "", Some(1), Some(128), &Path::root().member("streamName"));
+            v.length("", Some(1), Some(128), &Path::root().member("streamName"));
             Some(())
         })
         .unwrap_err();
@@ -525,6 +536,23 @@ mod tests {
             "1 validation error detected: Value '' at 'streamName' failed to satisfy constraint: \
              Member must have length greater than or equal to 1"
         );
+    }
+
+    #[test]
+    fn lengths_count_characters_only_when_bytes_do_not_settle_it() {
+        let check = |value: &str, min, max| {
+            Validator::run_with("ValidationError", |v| {
+                v.length(value, min, max, &Path::root().member("x"));
+                Some(())
+            })
+            .is_ok()
+        };
+        // Six bytes, three characters: within a maximum of three.
+        assert!(check("ééé", None, Some(3)));
+        assert!(!check("éééé", None, Some(3)));
+        // Two bytes, one character: short of a minimum of two.
+        assert!(!check("é", Some(2), None));
+        assert!(check(&"x".repeat(200), Some(1), None));
     }
 
     #[test]

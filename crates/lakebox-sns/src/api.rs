@@ -1188,7 +1188,7 @@ pub(crate) fn validate_list_tags_for_resource_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(1011), p);
+                v.length(r, Some(1), Some(1011), p);
                 Some(x)
             }
             None => {
@@ -1681,7 +1681,7 @@ pub(crate) fn validate_tag(raw: TagRaw, v: &mut Validator, path: &Path<'_>) -> O
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(128), p);
+                v.length(r, Some(1), Some(128), p);
                 Some(x)
             }
             None => {
@@ -1696,7 +1696,7 @@ pub(crate) fn validate_tag(raw: TagRaw, v: &mut Validator, path: &Path<'_>) -> O
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(0), Some(256), p);
+                v.length(r, Some(0), Some(256), p);
                 Some(x)
             }
             None => {
@@ -1722,13 +1722,7 @@ pub(crate) fn validate_tag_key_list(
         .map(|(i, x)| {
             let x = x;
             let r = &x;
-            v.length(
-                r.chars().count() as u64,
-                r,
-                Some(1),
-                Some(128),
-                &path.index(i + 1),
-            );
+            v.length(r, Some(1), Some(128), &path.index(i + 1));
             Some(x)
         })
         .collect();
@@ -1755,7 +1749,7 @@ pub(crate) fn validate_tag_resource_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(1011), p);
+                v.length(r, Some(1), Some(1011), p);
                 Some(x)
             }
             None => {
@@ -1826,7 +1820,7 @@ pub(crate) fn validate_untag_resource_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.length(r.chars().count() as u64, r, Some(1), Some(1011), p);
+                v.length(r, Some(1), Some(1011), p);
                 Some(x)
             }
             None => {
