@@ -444,27 +444,12 @@ pub fn describe(
         .map(|s| s.alarm)
         .filter(|_| metric_alarms_wanted)
         .filter(|a| {
-            let name = a.alarm_name.as_deref().unwrap_or_default();
-            input
-                .alarm_names
-                .as_ref()
-                .is_none_or(|n| n.iter().any(|x| x == name))
-                && input
-                    .alarm_name_prefix
-                    .as_ref()
-                    .is_none_or(|p| name.starts_with(p.as_str()))
-                && input
-                    .state_value
-                    .as_ref()
-                    .is_none_or(|s| a.state_value.as_ref() == Some(s))
-                && input.action_prefix.as_ref().is_none_or(|p| {
-                    a.alarm_actions
-                        .iter()
-                        .chain(&a.ok_actions)
-                        .chain(&a.insufficient_data_actions)
-                        .flatten()
-                        .any(|x| x.starts_with(p.as_str()))
-                })
+            described(
+                &input,
+                a.name(),
+                a.state(),
+                [&a.alarm_actions, &a.ok_actions, &a.insufficient_data_actions],
+            )
         })
         .collect();
     alarms.sort_by(|a, b| a.alarm_name.cmp(&b.alarm_name));
@@ -484,6 +469,31 @@ pub fn describe(
         metric_alarms: Some(alarms),
         next_token,
     })
+}
+
+/// Whether an alarm passes DescribeAlarms' name, prefix, state and action-prefix filters.
+pub(crate) fn described(
+    input: &DescribeAlarmsInput,
+    name: &str,
+    state: Option<&StateValue>,
+    actions: [&Option<Vec<String>>; 3],
+) -> bool {
+    input
+        .alarm_names
+        .as_ref()
+        .is_none_or(|n| n.iter().any(|x| x == name))
+        && input
+            .alarm_name_prefix
+            .as_ref()
+            .is_none_or(|p| name.starts_with(p.as_str()))
+        && input.state_value.as_ref().is_none_or(|s| state == Some(s))
+        && input.action_prefix.as_ref().is_none_or(|p| {
+            actions
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|x| x.starts_with(p.as_str()))
+        })
 }
 
 pub fn describe_for_metric(

@@ -10,8 +10,8 @@ use lakebox_store::MetaStore;
 use std::sync::Arc;
 
 use crate::alarms::{
-    AlarmKind, StateFields, Stored, Transition, actions_for, alarm_arn, alarm_key, all_of, history_item,
-    load, parse_arn, region_name, save, transition,
+    AlarmKind, StateFields, Stored, Transition, actions_for, alarm_arn, alarm_key, all_of, described,
+    history_item, load, parse_arn, region_name, save, transition,
 };
 use crate::api::*;
 use crate::errors::invalid_combination;
@@ -404,26 +404,12 @@ pub fn describe(
                     .parents_of_alarm_name
                     .as_ref()
                     .is_none_or(|p| child_names(a).contains(p))
-                && input
-                    .alarm_names
-                    .as_ref()
-                    .is_none_or(|n| n.iter().any(|x| x == name))
-                && input
-                    .alarm_name_prefix
-                    .as_ref()
-                    .is_none_or(|p| name.starts_with(p.as_str()))
-                && input
-                    .state_value
-                    .as_ref()
-                    .is_none_or(|s| a.state_value.as_ref() == Some(s))
-                && input.action_prefix.as_ref().is_none_or(|p| {
-                    a.alarm_actions
-                        .iter()
-                        .chain(&a.ok_actions)
-                        .chain(&a.insufficient_data_actions)
-                        .flatten()
-                        .any(|x| x.starts_with(p.as_str()))
-                })
+                && described(
+                    input,
+                    name,
+                    a.state(),
+                    [&a.alarm_actions, &a.ok_actions, &a.insufficient_data_actions],
+                )
         })
         .collect();
     out.sort_by(|a, b| a.alarm_name.cmp(&b.alarm_name));
