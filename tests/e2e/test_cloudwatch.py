@@ -572,6 +572,34 @@ def test_firehose_publishes_its_aws_metrics(tmp_path):
         assert sorted(body) == sorted(b"a" * 10 + b"b" * 15)
 
 
+def test_search_expressions_in_get_metric_data(cw):
+    ns = "Search/" + cw.meta.service_model.protocol
+    t = minute(-10)
+    data = []
+    for host, values in (("web-1", [1, 2]), ("web-2", [10, 20]), ("db-1", [100, 200])):
+        role = "db" if host.startswith("db") else "web"
+        for i, v in enumerate(values):
+            data.append({"MetricName": "CPU", "Value": v, "Timestamp": t + datetime.timedelta(minutes=i),
+                         "Dimensions": [{"Name": "Host", "Value": host}, {"Name": "Role", "Value": role}]})
+    data.append({"MetricName": "CPU", "Value": 5, "Timestamp": t, "Dimensions": [{"Name": "Host", "Value": "lonely"}]})
+    cw.put_metric_data(Namespace=ns, MetricData=data)
+    span = dict(StartTime=t, EndTime=t + datetime.timedelta(minutes=3), ScanBy="TimestampAscending")
+    r = cw.get_metric_data(MetricDataQueries=[
+        {"Id": "web", "Expression": f"SEARCH('{{{ns},Host,Role}} MetricName=\"CPU\" Role=web', 'Maximum', 60)"},
+        {"Id": "all", "Expression": f"SUM(SEARCH('{{{ns},Host,Role}} CPU', 'Sum', 60))"},
+        {"Id": "none", "Expression": f"SEARCH('{{{ns},Host,Role}} nothing', 'Sum', 60)"},
+    ], **span)
+    got = {}
+    for x in r["MetricDataResults"]:
+        got.setdefault(x["Id"], []).append((x["Label"], x["Values"]))
+    assert sorted(got["web"]) == [("web-1 web", [1.0, 2.0]), ("web-2 web", [10.0, 20.0])]
+    assert got["all"][0][1] == [111.0, 222.0]
+    assert got.get("none") in (None, [])
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        cw.get_metric_data(MetricDataQueries=[{"Id": "x", "Expression": "SEARCH('{', 'Sum', 60)"}], **span)
+    assert code(e) == "InvalidParameterValue"
+
+
 def test_metric_math_in_get_metric_data(cw):
     ns = "Math/" + cw.meta.service_model.protocol
     t = minute(-10)

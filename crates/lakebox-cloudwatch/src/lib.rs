@@ -19,6 +19,7 @@ mod math;
 mod metrics;
 mod put;
 mod query;
+mod search;
 mod stats;
 
 use std::path::Path;

@@ -30,6 +30,8 @@ pub struct Env<'a> {
     pub metric_ids: &'a [String],
     pub period_secs: f64,
     pub grid: &'a [i64],
+    /// `SEARCH(expression, statistic, period seconds)`: the matching metrics' series.
+    pub search: &'a dyn Fn(&str, &str, i64) -> Result<Vec<(String, Series)>, String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -441,6 +443,14 @@ fn call(name: &str, args: &[Expr], env: &Env) -> Result<Value, String> {
                     .collect(),
             )
         }
+        "SEARCH" => {
+            let (Some(Expr::Str(query)), Some(Expr::Str(stat)), Some(Expr::Num(period))) =
+                (args.first(), args.get(1), args.get(2))
+            else {
+                return Err("SEARCH takes a search expression, a statistic and a period".into());
+            };
+            Value::Array((env.search)(query, stat, *period as i64)?)
+        }
         "SUM" => across(arg(0)?, name, |xs| xs.iter().sum())?,
         "AVG" => across(arg(0)?, name, |xs| xs.iter().sum::<f64>() / xs.len() as f64)?,
         "MIN" => across(arg(0)?, name, |xs| {
@@ -591,6 +601,7 @@ mod tests {
             metric_ids: &ids,
             period_secs: 60.0,
             grid: &grid,
+            search: &|_, _, _| Ok(Vec::new()),
         };
         let ev = |e: &str| evaluate(e, &env).unwrap();
         let s = |pairs: &[(i64, f64)]| Value::Series(pairs.iter().copied().collect());

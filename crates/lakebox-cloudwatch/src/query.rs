@@ -302,6 +302,37 @@ pub struct Evaluated {
     pub answers: HashMap<String, Vec<(String, math::Series)>>,
 }
 
+/// Metrics one SEARCH returns at most, as CloudWatch's limit.
+const MAX_SEARCH_RESULTS: usize = 500;
+
+/// A metric's statistic per period from `first`: its units folded together, as one series
+/// (units are kept apart in storage; a query for all of them sees them as one).
+fn stat_series(
+    metrics: &Metrics,
+    key: &MetricKey,
+    unit: Option<&str>,
+    stat: &Stat,
+    first: i64,
+    end: i64,
+    period: i64,
+) -> math::Series {
+    let mut by_time: BTreeMap<i64, Agg> = BTreeMap::new();
+    for (_, ps) in by_period(metrics, key, unit, first, end, period) {
+        for (t, agg) in ps {
+            match by_time.get_mut(&t) {
+                Some(a) => a.merge(&agg),
+                None => {
+                    by_time.insert(t, agg);
+                }
+            }
+        }
+    }
+    by_time
+        .into_iter()
+        .filter_map(|(t, agg)| agg.statistic(stat).map(|v| (t, v)))
+        .collect()
+}
+
 pub fn evaluate_queries(
     metrics: &Metrics,
     ctx: &RequestContext,
@@ -333,22 +364,7 @@ pub fn evaluate_queries(
         );
         let first = aligned_start(start, period, now);
         let unit = ms.unit.as_ref().map(StandardUnit::as_str);
-        // Units are kept apart; a query for all of them folds them together, as one series.
-        let mut by_time: BTreeMap<i64, Agg> = BTreeMap::new();
-        for (_, ps) in by_period(metrics, &key, unit, first, end, period) {
-            for (t, agg) in ps {
-                match by_time.get_mut(&t) {
-                    Some(a) => a.merge(&agg),
-                    None => {
-                        by_time.insert(t, agg);
-                    }
-                }
-            }
-        }
-        let points: math::Series = by_time
-            .into_iter()
-            .filter_map(|(t, agg)| agg.statistic(&stat).map(|v| (t, v)))
-            .collect();
+        let points = stat_series(metrics, &key, unit, &stat, first, end, period);
         series.insert(q.id.clone(), (key.name.clone(), points));
         metric_ids.push(q.id.clone());
     }
@@ -410,11 +426,36 @@ pub fn evaluate_queries(
             .take_while(|t| *t < end)
             .take(100_800)
             .collect();
+        let search =
+            |query: &str, stat: &str, period_secs: i64| -> Result<Vec<(String, math::Series)>, String> {
+                let stat = Stat::parse(stat).ok_or_else(|| format!("Invalid statistic {stat} in SEARCH"))?;
+                if period_secs <= 0 {
+                    return Err("The period of SEARCH must be positive".into());
+                }
+                let period = period_secs * 1000;
+                let wanted = crate::search::Search::parse(query)?;
+                let (keys, _) =
+                    metrics.list(&ctx.account_id, &ctx.region, None, MAX_SEARCH_RESULTS, |k, _| {
+                        wanted.matches(k)
+                    });
+                let first = aligned_start(start, period, now);
+                Ok(keys
+                    .iter()
+                    .map(|k| {
+                        (
+                            crate::search::label(k),
+                            stat_series(metrics, k, None, &stat, first, end, period),
+                        )
+                    })
+                    .filter(|(_, s)| !s.is_empty())
+                    .collect())
+            };
         let env = math::Env {
             series: &series,
             metric_ids: &metric_ids,
             period_secs: period as f64 / 1000.0,
             grid: &grid,
+            search: &search,
         };
         let text = q.expression.as_deref().unwrap_or_default();
         let value = math::evaluate(text, &env)
