@@ -31,8 +31,11 @@ pub struct Env<'a> {
     pub period_secs: f64,
     pub grid: &'a [i64],
     /// `SEARCH(expression, statistic, period seconds)`: the matching metrics' series.
-    pub search: &'a dyn Fn(&str, &str, i64) -> Result<Vec<(String, Series)>, String>,
+    pub search: &'a SearchFn<'a>,
 }
+
+/// What answers `SEARCH`: labelled series, or why not.
+pub type SearchFn<'a> = dyn Fn(&str, &str, i64) -> Result<Vec<(String, Series)>, String> + 'a;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Token {
