@@ -25,7 +25,8 @@ def test_startup_line_and_health(lakebox):
     assert h["services"]["glue"] == "running"
     assert h["services"]["firehose"] == "running"
     assert h["services"]["athena"] == "running"
-    assert h["services"]["logs"] == "not_implemented"
+    assert h["services"]["logs"] == "running"
+    assert h["services"]["dynamodb"] == "not_implemented"
     assert {"s3", "kinesis", "firehose", "glue", "athena"} <= set(h["services"])
 
 
