@@ -24,6 +24,7 @@ use serde_json::Value as Json;
 use crate::api::*;
 use crate::errors::*;
 use crate::groups::{existing, group_name_of};
+use crate::pattern::format_number;
 use crate::store::{Event, Group, Store};
 
 /// Rows a query returns at most (its `limit` may ask for fewer).
@@ -70,14 +71,6 @@ impl V {
             V::Str(s) => !s.is_empty() && s != "false",
             V::Time(_) => true,
         }
-    }
-}
-
-fn format_number(n: f64) -> String {
-    if n.fract() == 0.0 && n.abs() < 1e15 {
-        format!("{}", n as i64)
-    } else {
-        format!("{n}")
     }
 }
 

@@ -528,7 +528,8 @@ fn compare(field: &Field, op: Op, lit: &Literal) -> bool {
     }
 }
 
-fn format_number(n: f64) -> String {
+/// A number as log queries show it: whole numbers without a fraction.
+pub(crate) fn format_number(n: f64) -> String {
     if n.fract() == 0.0 && n.abs() < 1e15 {
         format!("{}", n as i64)
     } else {
