@@ -772,3 +772,50 @@ def test_kinesis_shard_level_metrics(tmp_path):
         assert total("IncomingRecords", "shardId-000000000000", "plain") is None
         kinesis.disable_enhanced_monitoring(StreamName="sharded", ShardLevelMetrics=["ALL"])
         assert kinesis.describe_stream_summary(StreamName="sharded")["StreamDescriptionSummary"]["EnhancedMonitoring"] == [{"ShardLevelMetrics": []}]
+
+
+def test_s3_request_metrics_when_configured(tmp_path):
+    with Lakebox(tmp_path, "--cloudwatch-service-metrics-ms", "200") as lb:
+        s3, cw = lb.client("s3"), lb.client("cloudwatch")
+        s3.create_bucket(Bucket="metered")
+        s3.create_bucket(Bucket="quiet")
+        s3.put_bucket_metrics_configuration(Bucket="metered", Id="EntireBucket",
+                                            MetricsConfiguration={"Id": "EntireBucket"})
+        s3.put_bucket_metrics_configuration(Bucket="metered", Id="logs", MetricsConfiguration={
+            "Id": "logs", "Filter": {"Prefix": "logs/"}})
+        got = s3.get_bucket_metrics_configuration(Bucket="metered", Id="logs")["MetricsConfiguration"]
+        assert got == {"Id": "logs", "Filter": {"Prefix": "logs/"}}
+        listed = s3.list_bucket_metrics_configurations(Bucket="metered")["MetricsConfigurationList"]
+        assert sorted(c["Id"] for c in listed) == ["EntireBucket", "logs"]
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            s3.get_bucket_metrics_configuration(Bucket="metered", Id="nope")
+        assert code(e) == "NoSuchConfiguration"
+        s3.put_object(Bucket="metered", Key="logs/a.txt", Body=b"x" * 100)
+        s3.put_object(Bucket="metered", Key="data/b.txt", Body=b"y" * 50)
+        assert s3.get_object(Bucket="metered", Key="logs/a.txt")["Body"].read() == b"x" * 100
+        with pytest.raises(botocore.exceptions.ClientError):
+            s3.get_object(Bucket="metered", Key="logs/missing")
+        s3.list_objects_v2(Bucket="metered")
+        s3.put_object(Bucket="quiet", Key="k", Body=b"z")
+        now = datetime.datetime.now(UTC)
+        span = dict(StartTime=now - datetime.timedelta(minutes=5), EndTime=now + datetime.timedelta(minutes=1), Period=300)
+
+        def total(name, filter_id, bucket="metered"):
+            points = cw.get_metric_statistics(Namespace="AWS/S3", MetricName=name, Statistics=["Sum"], Dimensions=[
+                {"Name": "BucketName", "Value": bucket}, {"Name": "FilterId", "Value": filter_id}], **span)["Datapoints"]
+            return points[0]["Sum"] if points else None
+        # Every request to the bucket since the first configuration: the four about configurations,
+        # two PUTs, a GET, a miss and a listing.
+        assert wait_for(lambda: total("AllRequests", "EntireBucket") == 9.0), total("AllRequests", "EntireBucket")
+        assert total("PutRequests", "EntireBucket") == 2.0 and total("ListRequests", "EntireBucket") == 1.0
+        assert total("GetRequests", "EntireBucket") == 2.0
+        # Bytes of every request with a body: the objects' and the configurations'.
+        assert total("BytesUploaded", "EntireBucket") > 150.0 and total("BytesDownloaded", "EntireBucket") > 100.0
+        assert total("BytesUploaded", "logs") == 100.0 and total("BytesDownloaded", "logs") == 100.0
+        # The missing configuration and the missing object.
+        assert total("4xxErrors", "EntireBucket") == 2.0 and total("5xxErrors", "EntireBucket") == 0.0
+        # The prefix filter counts only its keys: the PUT, the GET and the miss under logs/.
+        assert total("AllRequests", "logs") == 3.0 and total("GetRequests", "logs") == 2.0
+        assert total("AllRequests", "EntireBucket", "quiet") is None
+        s3.delete_bucket_metrics_configuration(Bucket="metered", Id="logs")
+        assert [c["Id"] for c in s3.list_bucket_metrics_configurations(Bucket="metered")["MetricsConfigurationList"]] == ["EntireBucket"]

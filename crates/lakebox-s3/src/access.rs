@@ -218,6 +218,11 @@ fn config_actions(sub: &str) -> (&'static str, &'static str, &'static str) {
             "s3:PutBucketPublicAccessBlock",
         ),
         "logging" => ("s3:GetBucketLogging", "s3:PutBucketLogging", ""),
+        "metrics" => (
+            "s3:GetMetricsConfiguration",
+            "s3:PutMetricsConfiguration",
+            "s3:PutMetricsConfiguration",
+        ),
         "requestPayment" => ("s3:GetBucketRequestPayment", "s3:PutBucketRequestPayment", ""),
         "accelerate" => (
             "s3:GetAccelerateConfiguration",

@@ -26,7 +26,6 @@ const UNIMPLEMENTED_SUBRESOURCES: &[&str] = &[
     "intelligent-tiering",
     "inventory",
     "metadataConfiguration",
-    "metrics",
     "renameObject",
     "replication",
     "torrent",
@@ -37,6 +36,8 @@ pub struct S3 {
     store: Arc<ObjectStore>,
     /// Runs SelectObjectContent; plugged in by the server (Athena's engine).
     select: std::sync::OnceLock<Arc<dyn crate::select::SelectEngine>>,
+    /// Where request metrics go (AWS/S3, buckets with metrics configurations).
+    metrics: std::sync::OnceLock<lakebox_service::metrics::Recorder>,
 }
 
 impl S3 {
@@ -48,6 +49,7 @@ impl S3 {
         Ok(S3 {
             store: Arc::new(ObjectStore::open(dir, clock, settings)?),
             select: std::sync::OnceLock::new(),
+            metrics: std::sync::OnceLock::new(),
         })
     }
 
@@ -65,6 +67,11 @@ impl S3 {
     /// The store, for services that use S3 directly.
     pub fn store(&self) -> &Arc<ObjectStore> {
         &self.store
+    }
+
+    /// Request metrics of buckets with metrics configurations go through `recorder`.
+    pub fn set_metrics(&self, recorder: lakebox_service::metrics::Recorder) {
+        let _ = self.metrics.set(recorder);
     }
 
     /// Plugs in the engine that answers SelectObjectContent (once).
@@ -296,9 +303,14 @@ impl HttpService for S3 {
                 _ => None,
             };
             let logged = self.access_log_start(&req, remote_ip, request_line);
+            let metered = self.request_metrics_start(&req);
+            let (account, region) = (req.ctx.account_id.clone(), req.ctx.region.clone());
             let result = self.dispatch(req).await;
             if let Some(logged) = logged {
                 self.access_log_finish(logged, &result);
+            }
+            if let (Some(m), Some(recorder)) = (metered, self.metrics.get()) {
+                crate::request_metrics::finish(recorder, &account, &region, m, &result);
             }
             let Some((origin, bucket, method)) = cors else {
                 return result;
@@ -540,6 +552,27 @@ impl S3 {
             signature,
             request_size: req.header("content-length").and_then(|v| v.parse().ok()),
         })
+    }
+
+    /// Starts the request metrics of a request to a bucket whose metrics configurations
+    /// match it (none: nothing to do, and the bucket's cached configuration says so).
+    fn request_metrics_start(&self, req: &S3Request) -> Option<crate::request_metrics::Metered> {
+        self.metrics.get()?;
+        let bucket = req.bucket.as_deref()?;
+        let consulted = self.store.consulted(bucket);
+        if consulted.metrics.is_empty() {
+            return None;
+        }
+        // Requests for objects count by method; listings as ListRequests; other bucket
+        // requests (its configuration) in AllRequests alone, as S3 counts them.
+        let kind = match Endpoint::of(req) {
+            Ok(Endpoint::ListObjects | Endpoint::ListObjectVersions | Endpoint::ListMultipartUploads) => {
+                Some("ListRequests")
+            }
+            _ if req.key.is_some() => Some(crate::request_metrics::object_kind(req)),
+            _ => None,
+        };
+        crate::request_metrics::start(&consulted.metrics, req, kind)
     }
 
     /// Queues the record of a finished request.

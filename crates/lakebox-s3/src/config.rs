@@ -33,6 +33,18 @@ struct ConfigKind {
 }
 
 const CONFIGS: &[ConfigKind] = &[
+    // Request metrics configurations are many per bucket, by id: `request_metrics` handles them.
+    ConfigKind {
+        sub: "metrics",
+        operation: "BucketMetricsConfiguration",
+        root: Some("MetricsConfiguration"),
+        missing: Some((
+            "NoSuchConfiguration",
+            "The specified configuration does not exist.",
+        )),
+        default: None,
+        deletable: true,
+    },
     ConfigKind {
         sub: "policy",
         operation: "BucketPolicy",
@@ -182,6 +194,9 @@ pub async fn bucket_config(
     mut req: S3Request,
     sub: &str,
 ) -> Result<Response<Body>, ServiceError> {
+    if sub == "metrics" {
+        return crate::request_metrics::configuration(store, req).await;
+    }
     let kind = CONFIGS
         .iter()
         .find(|c| c.sub == sub)

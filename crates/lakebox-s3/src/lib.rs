@@ -30,6 +30,7 @@ mod notify;
 mod object;
 mod object_lock;
 mod post;
+mod request_metrics;
 pub mod select;
 pub mod sse;
 mod sse_c;

@@ -416,6 +416,8 @@ pub struct Consulted {
     pub cors: Option<Vec<crate::cors::Rule>>,
     /// Where the bucket's events go (`notify`); every write consults it.
     pub notify: Vec<crate::notify::Rule>,
+    /// The request metrics configurations' filters (`request_metrics`).
+    pub metrics: Vec<crate::request_metrics::Filter>,
     /// What every request is authorized against: the policy and the public access block.
     pub access: crate::access::BucketAccess,
     /// Object Lock, when the bucket has it (new versions get its default retention).
@@ -685,6 +687,22 @@ impl ObjectStore {
 
     // ---- bucket configuration documents ----
 
+    /// The documents of a bucket's subresources named `prefix…` (request metrics
+    /// configurations, `metrics/<id>`), in name order.
+    pub fn bucket_configs_with_prefix(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<Vec<Vec<u8>>, ServiceError> {
+        Ok(self
+            .kv
+            .scan_prefix(BUCKET_CONFIGS, &object_key(bucket, prefix), None, usize::MAX)
+            .map_err(internal)?
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect())
+    }
+
     pub fn bucket_config(&self, bucket: &str, sub: &str) -> Result<Option<Vec<u8>>, ServiceError> {
         self.kv
             .get(BUCKET_CONFIGS, &object_key(bucket, sub))
@@ -719,7 +737,8 @@ impl ObjectStore {
                 | "object-lock"
                 | "ownershipControls"
                 | "acl"
-        ) {
+        ) || sub.starts_with(crate::request_metrics::SUB_PREFIX)
+        {
             self.forget_consulted(bucket);
         }
         Ok(())
@@ -752,6 +771,7 @@ impl ObjectStore {
             lock: config("object-lock").and_then(|doc| crate::object_lock::BucketLock::of(&doc)),
             ownership: crate::acl::Ownership::of(config("ownershipControls").as_deref()),
             acl: config("acl").and_then(|doc| serde_json::from_slice(&doc).ok()),
+            metrics: crate::request_metrics::filters(self, bucket),
             access: crate::access::BucketAccess::of(
                 config("policy").as_deref(),
                 config("publicAccessBlock").as_deref(),

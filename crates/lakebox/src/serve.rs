@@ -298,6 +298,7 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
     );
     let (athena, firehose) = (athena?, firehose?);
     s3.set_select_engine(athena.select_engine());
+    s3.set_metrics(lakebox_service::metrics::Recorder::new(service_metrics.clone()));
     athena.set_metrics(lakebox_service::metrics::Recorder::new(service_metrics.clone()));
     registry.rpc("athena", Arc::new(athena));
     firehose
