@@ -20,8 +20,10 @@ def error_code(excinfo):
 
 
 def test_unimplemented_json_service_with_boto3(lakebox):
+    # An operation of a served service that Lakebox does not implement yet, and a service it
+    # does not serve yet, answer alike.
     with pytest.raises(botocore.exceptions.ClientError) as e:
-        lakebox.client("logs").describe_log_groups()
+        lakebox.client("logs").describe_query_definitions()
     assert error_code(e) == "UnknownOperationException"
     assert e.value.response["ResponseMetadata"]["RequestId"]
     with pytest.raises(botocore.exceptions.ClientError) as e:
