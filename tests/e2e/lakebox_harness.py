@@ -151,6 +151,18 @@ class Lakebox:
         self.stop()
 
 
+def wait_for(predicate, timeout: float = 10.0):
+    """Polls `predicate` until it returns something truthy (returned), or the timeout passes
+    (its last answer returned)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    return predicate()
+
+
 def wait_for_query(athena, qid: str, timeout: float = 30.0) -> dict:
     """Polls GetQueryExecution until the query has finished; its QueryExecution."""
     deadline = time.time() + timeout

@@ -16,7 +16,7 @@ import botocore.exceptions
 import botocore.session
 import pytest
 
-from lakebox_harness import Lakebox
+from lakebox_harness import Lakebox, wait_for
 from signing import signed_request
 
 UTC = datetime.timezone.utc
@@ -299,17 +299,6 @@ def alarming(tmp_path_factory):
     server = Lakebox(tmp_path_factory.mktemp("alarms"), "--cloudwatch-alarm-tick-ms", "200").start()
     yield server
     server.stop()
-
-
-def wait_for(predicate, timeout=10.0):
-    import time
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    return predicate()
 
 
 def away_from_a_minute_boundary():

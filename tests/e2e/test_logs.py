@@ -11,7 +11,7 @@ import time
 import botocore.exceptions
 import pytest
 
-from lakebox_harness import Lakebox
+from lakebox_harness import Lakebox, wait_for
 from signing import send
 
 DAY = 86_400_000
@@ -35,16 +35,6 @@ def now_ms():
 
 def code(e):
     return e.value.response["Error"]["Code"]
-
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    return predicate()
 
 
 def make(logs, group, *streams, **kw):

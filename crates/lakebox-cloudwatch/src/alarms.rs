@@ -59,24 +59,33 @@ pub(crate) struct StateFields<'a> {
     pub transitioned: &'a mut Option<Timestamp>,
 }
 
+/// The members both generated alarm shapes spell the same way: the name and state accessors
+/// of an `AlarmKind` impl.
+macro_rules! alarm_state_members {
+    () => {
+        fn name(&self) -> &str {
+            self.alarm_name.as_deref().unwrap_or_default()
+        }
+        fn state(&self) -> Option<&StateValue> {
+            self.state_value.as_ref()
+        }
+        fn state_fields(&mut self) -> StateFields<'_> {
+            StateFields {
+                value: &mut self.state_value,
+                reason: &mut self.state_reason,
+                reason_data: &mut self.state_reason_data,
+                updated: &mut self.state_updated_timestamp,
+                transitioned: &mut self.state_transitioned_timestamp,
+            }
+        }
+    };
+}
+pub(crate) use alarm_state_members;
+
 impl AlarmKind for MetricAlarm {
     const TABLE: &'static str = ALARMS;
     const TYPE: AlarmType = AlarmType::MetricAlarm;
-    fn name(&self) -> &str {
-        self.alarm_name.as_deref().unwrap_or_default()
-    }
-    fn state(&self) -> Option<&StateValue> {
-        self.state_value.as_ref()
-    }
-    fn state_fields(&mut self) -> StateFields<'_> {
-        StateFields {
-            value: &mut self.state_value,
-            reason: &mut self.state_reason,
-            reason_data: &mut self.state_reason_data,
-            updated: &mut self.state_updated_timestamp,
-            transitioned: &mut self.state_transitioned_timestamp,
-        }
-    }
+    alarm_state_members!();
     fn actions(&self, state: &StateValue) -> Vec<String> {
         actions_for(
             state,

@@ -23,21 +23,7 @@ const MAX_CHILDREN: usize = 100;
 impl AlarmKind for CompositeAlarm {
     const TABLE: &'static str = COMPOSITES;
     const TYPE: AlarmType = AlarmType::CompositeAlarm;
-    fn name(&self) -> &str {
-        self.alarm_name.as_deref().unwrap_or_default()
-    }
-    fn state(&self) -> Option<&StateValue> {
-        self.state_value.as_ref()
-    }
-    fn state_fields(&mut self) -> StateFields<'_> {
-        StateFields {
-            value: &mut self.state_value,
-            reason: &mut self.state_reason,
-            reason_data: &mut self.state_reason_data,
-            updated: &mut self.state_updated_timestamp,
-            transitioned: &mut self.state_transitioned_timestamp,
-        }
-    }
+    crate::alarms::alarm_state_members!();
     fn actions(&self, state: &StateValue) -> Vec<String> {
         if self.actions_suppressed_by.is_some() {
             return Vec::new();

@@ -286,17 +286,9 @@ pub fn filter(
         .max(group.retained_from(store.now()));
     // FilterLogEvents' endTime is inclusive.
     let until = input.end_time.unwrap_or(i64::MAX);
-    let streams: Vec<Arc<Stream>> = {
-        let all = group.streams.read().unwrap();
-        match (&input.log_stream_names, &input.log_stream_name_prefix) {
-            (Some(names), _) => names.iter().filter_map(|n| all.get(n).cloned()).collect(),
-            (None, Some(prefix)) => all
-                .values()
-                .filter(|s| s.name.starts_with(prefix.as_str()))
-                .cloned()
-                .collect(),
-            (None, None) => all.values().cloned().collect(),
-        }
+    let streams: Vec<Arc<Stream>> = match &input.log_stream_names {
+        Some(names) => names.iter().filter_map(|n| group.stream(n)).collect(),
+        None => group.streams_with_prefix(input.log_stream_name_prefix.as_deref()),
     };
     // Each stream is sorted: its first `limit + 1` matches after the token are all that can
     // reach this page; the page is the first `limit` of their merge.

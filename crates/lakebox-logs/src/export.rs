@@ -173,19 +173,7 @@ async fn run(
 ) -> Result<(), ServiceError> {
     let group = existing(store, ctx, &input.log_group_name)?;
     let retained_from = group.retained_from(store.now());
-    let streams: Vec<_> = group
-        .streams
-        .read()
-        .unwrap()
-        .values()
-        .filter(|s| {
-            input
-                .log_stream_name_prefix
-                .as_ref()
-                .is_none_or(|p| s.name.starts_with(p.as_str()))
-        })
-        .cloned()
-        .collect();
+    let streams = group.streams_with_prefix(input.log_stream_name_prefix.as_deref());
     for stream in streams {
         let body = {
             let data = stream.data.read().unwrap();

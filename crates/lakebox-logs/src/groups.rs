@@ -308,16 +308,8 @@ pub fn describe_streams(
     let retained_from = group.retained_from(store.now());
     let arn = group.arn();
     let mut streams: Vec<(String, LogStream)> = group
-        .streams
-        .read()
-        .unwrap()
-        .values()
-        .filter(|s| {
-            input
-                .log_stream_name_prefix
-                .as_ref()
-                .is_none_or(|p| s.name.starts_with(p.as_str()))
-        })
+        .streams_with_prefix(input.log_stream_name_prefix.as_deref())
+        .into_iter()
         .map(|s| {
             let d = s.data.read().unwrap();
             let mut live = d.since(retained_from);

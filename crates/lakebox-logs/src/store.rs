@@ -160,6 +160,17 @@ impl Group {
         self.streams.read().unwrap().get(name).cloned()
     }
 
+    /// The streams whose names start with `prefix` (all of them without one), by name.
+    pub fn streams_with_prefix(&self, prefix: Option<&str>) -> Vec<Arc<Stream>> {
+        self.streams
+            .read()
+            .unwrap()
+            .values()
+            .filter(|s| prefix.is_none_or(|p| s.name.starts_with(p)))
+            .cloned()
+            .collect()
+    }
+
     /// The group's log, opened on first use.
     pub fn log(&self) -> Result<Arc<Log>, StoreError> {
         if let Some(l) = self.log.get() {
