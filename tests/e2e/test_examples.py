@@ -46,3 +46,19 @@ def test_firehose_docs_example_delivers_the_record_it_shows(tmp_path):
             time.sleep(0.1)
         body = s3.get_object(Bucket="lake", Key=keys[0]["Key"])["Body"].read()
         assert gzip.decompress(body) == b'{"page":"/"}\n'
+
+
+def test_logs_docs_example_finds_the_event_it_shows(tmp_path):
+    import json
+    with Lakebox(tmp_path) as lb:
+        script = doc_example("logs.md").replace("http://localhost:4566", lb.endpoint)
+        r = subprocess.run(["bash", "-e", "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                           env={k: v for k, v in os.environ.items() if k != "AWS_PROFILE"})
+        assert r.returncode == 0, r.stdout + r.stderr
+        # filter-log-events printed the JSON event its pattern found.
+        assert '\\"latency\\":250' in r.stdout, r.stdout
+        logs = lb.client("logs")
+        found = logs.filter_log_events(logGroupName="/shop/orders", filterPattern="{ $.latency > 200 }")["events"]
+        assert [json.loads(e["message"]) for e in found] == [{"level": "ERROR", "latency": 250}]
+        filters = logs.describe_metric_filters(logGroupName="/shop/orders")["metricFilters"]
+        assert [f["filterName"] for f in filters] == ["errors"]
