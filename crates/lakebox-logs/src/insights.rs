@@ -756,7 +756,8 @@ fn flatten(prefix: &str, v: &Json, out: &mut Record) {
     }
 }
 
-fn record_of(group: &Group, stream: &str, e: &Event) -> Record {
+/// An event as a record; `ptr_prefix` is its stream's part of `@ptr` (`<group uid>/<stream>`).
+fn record_of(group: &Group, stream: &str, ptr_prefix: &str, e: &Event) -> Record {
     let mut r = Record::new();
     if e.message().trim_start().starts_with('{')
         && let Ok(doc) = serde_json::from_str::<Json>(e.message())
@@ -768,15 +769,7 @@ fn record_of(group: &Group, stream: &str, e: &Event) -> Record {
     r.insert("@message".into(), V::Str(e.message().to_owned()));
     r.insert("@logStream".into(), V::Str(stream.to_owned()));
     r.insert("@log".into(), V::Str(format!("{}:{}", group.key.0, group.key.2)));
-    r.insert(
-        "@ptr".into(),
-        V::Str(format!(
-            "{}/{}/{}",
-            group.config.lock().unwrap().uid,
-            stream,
-            e.event_id()
-        )),
-    );
+    r.insert("@ptr".into(), V::Str(format!("{ptr_prefix}/{}", e.event_id())));
     r
 }
 
@@ -1234,7 +1227,9 @@ fn run(
     for group in groups {
         let lo = from.max(group.retained_from(now));
         let streams: Vec<_> = group.streams.read().unwrap().values().cloned().collect();
+        let uid = group.config.lock().unwrap().uid.clone();
         for stream in streams {
+            let ptr_prefix = format!("{uid}/{}", stream.name);
             let mut after = std::ops::Bound::Included((lo, 0));
             loop {
                 if cancelled.load(AtomicOrdering::Relaxed) {
@@ -1253,7 +1248,7 @@ fn run(
                 'events: for e in &chunk {
                     scanned += 1.0;
                     bytes += e.message().len() as f64;
-                    let mut r = record_of(group, &stream.name, e);
+                    let mut r = record_of(group, &stream.name, &ptr_prefix, e);
                     for c in streaming {
                         if !apply(c, &mut r)? {
                             continue 'events;

@@ -302,8 +302,14 @@ impl HttpService for S3 {
                 }
                 _ => None,
             };
-            let logged = self.access_log_start(&req, remote_ip, request_line);
-            let metered = self.request_metrics_start(&req);
+            // The bucket's cached configuration, looked up once for the log and the metrics.
+            let consulted = req.bucket.as_deref().map(|b| self.store.consulted(b));
+            let logged = consulted
+                .as_deref()
+                .and_then(|c| self.access_log_start(&req, c, remote_ip, request_line));
+            let metered = consulted
+                .as_deref()
+                .and_then(|c| self.request_metrics_start(&req, c));
             let (account, region) = (req.ctx.account_id.clone(), req.ctx.region.clone());
             let result = self.dispatch(req).await;
             if let Some(logged) = logged {
@@ -507,12 +513,12 @@ impl S3 {
     fn access_log_start(
         &self,
         req: &S3Request,
+        consulted: &crate::store::Consulted,
         remote_ip: Option<std::net::IpAddr>,
         request_line: Option<String>,
     ) -> Option<Logged> {
         let request_line = request_line?;
         let bucket = req.bucket.as_deref()?;
-        let consulted = self.store.consulted(bucket);
         let target = consulted.logging.clone()?;
         let operation = if req.method == Method::OPTIONS {
             "REST.OPTIONS.PREFLIGHT".to_owned()
@@ -556,10 +562,12 @@ impl S3 {
 
     /// Starts the request metrics of a request to a bucket whose metrics configurations
     /// match it (none: nothing to do, and the bucket's cached configuration says so).
-    fn request_metrics_start(&self, req: &S3Request) -> Option<crate::request_metrics::Metered> {
+    fn request_metrics_start(
+        &self,
+        req: &S3Request,
+        consulted: &crate::store::Consulted,
+    ) -> Option<crate::request_metrics::Metered> {
         self.metrics.get()?;
-        let bucket = req.bucket.as_deref()?;
-        let consulted = self.store.consulted(bucket);
         if consulted.metrics.is_empty() {
             return None;
         }
