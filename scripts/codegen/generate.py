@@ -109,8 +109,8 @@ class Service:
         self.rpc_v2_cbor = "smithy-rpc-v2-cbor" in protocols
         if self.protocol == "smithy-rpc-v2-cbor" and "json" in protocols:
             self.protocol = "json"
-        if self.protocol not in ("json", "query"):
-            sys.exit(f"{key}: the generator writes awsJson and awsQuery services so far, not {self.protocol}")
+        if self.protocol not in ("json", "query", "rest-json"):
+            sys.exit(f"{key}: the generator writes awsJson, awsQuery and restJson1 services, not {self.protocol}")
         # An awsJson service that was awsQuery once (SQS) answers both: its forms and XML are
         # spelled by `query_shapes`, its errors' query codes by `query_errors`.
         self.query_compatible = self.protocol == "json" and "awsQueryCompatible" in self.model["metadata"]
@@ -257,6 +257,10 @@ class Service:
         w("use lakebox_protocol::{Blob, Timestamp};")
         w("use lakebox_service::validate::{Path, Pattern, Validator, lift};")
         w("use lakebox_service::{BoxFuture, RpcRequest, RpcResponse};")
+        if self.protocol == "rest-json":
+            w("use lakebox_protocol::rest_json::{Input, Route, Scalar};")
+            w("use lakebox_service::rest::{RestRequest, RestResponse, label};")
+            w("use lakebox_service::body::Body;")
         if self.speaks_query():
             w("use lakebox_protocol::query::{QueryRequest, response_xml};")
             w("use lakebox_protocol::query_serde::{QueryMember, QueryNames, from_params_named, to_xml_named};")
@@ -689,6 +693,8 @@ class Service:
 
     def emit_dispatch(self, w):
         self.emit_validate(w)
+        if self.protocol == "rest-json":
+            return self.emit_rest_dispatch(w)
         if self.protocol == "query":
             return self.emit_query_dispatch(w, "dispatch")
         if self.query_compatible:
@@ -763,6 +769,160 @@ class Service:
         else:
             w("            other => Err(not_implemented(other)),")
         w("        }")
+        w("    })")
+        w("}")
+
+    # ---- restJson1 ---------------------------------------------------------------------
+
+    SCALARS = {"string": "String", "integer": "Integer", "long": "Integer", "boolean": "Boolean",
+               "double": "Double", "float": "Double", "timestamp": "Timestamp"}
+
+    def scalar_kind(self, shape, where):
+        s = self.shapes[shape]
+        if s["type"] == "string" and s.get("jsonvalue"):
+            return "JsonValue"
+        kind = self.SCALARS.get(s["type"])
+        if not kind:
+            sys.exit(f"{self.key}: {where} binds a {s['type']}, which restJson1 cannot carry there")
+        return kind
+
+    def bind_input(self, op, shape_name):
+        """The lines that gather an input's members from the request, ending in `raw`."""
+        s = self.shapes[shape_name]
+        payload = s.get("payload")
+        body_members = [mn for mn, m in s.get("members", {}).items() if "location" not in m and mn != payload]
+        lines = []
+        if body_members and not payload:
+            lines.append("let mut input = Input::from_body(&req.body)?;")
+        else:
+            lines.append("let mut input = Input::empty();")
+        after = []
+        for mn, m in s.get("members", {}).items():
+            loc = m.get("location")
+            name = m.get("locationName", mn)
+            shape = self.shapes[m["shape"]]
+            if loc is None:
+                if mn == payload:
+                    if shape["type"] == "blob":
+                        after.append(f"raw.{snake(mn)} = (!req.body.is_empty()).then(|| Blob(req.body.to_vec()));")
+                    elif shape["type"] == "structure":
+                        lines.append(f"input.set_payload_json({rust_str(mn)}, &req.body)?;")
+                    else:
+                        sys.exit(f"{self.key}: {op}'s payload {mn} is a {shape['type']}")
+                elif "locationName" in m:
+                    sys.exit(f"{self.key}: {op}'s body member {mn} is renamed; the shapes would need it")
+                continue
+            if loc == "uri":
+                kind = self.scalar_kind(m["shape"], f"{op}.{mn}")
+                lines.append(f"input.set({rust_str(mn)}, label(&labels, {rust_str(name)}), Scalar::{kind})?;")
+            elif loc == "querystring":
+                if shape["type"] == "list":
+                    kind = self.scalar_kind(shape["member"]["shape"], f"{op}.{mn}")
+                    lines.append(f"input.set_list({rust_str(mn)}, req.query_all({rust_str(name)}), Scalar::{kind})?;")
+                elif shape["type"] == "map":
+                    sys.exit(f"{self.key}: {op}.{mn} binds the whole query string; not generated yet")
+                else:
+                    kind = self.scalar_kind(m["shape"], f"{op}.{mn}")
+                    lines.append(f"input.set({rust_str(mn)}, req.query({rust_str(name)}), Scalar::{kind})?;")
+            elif loc == "header":
+                if shape["type"] == "list":
+                    kind = self.scalar_kind(shape["member"]["shape"], f"{op}.{mn}")
+                    lines.append(f"input.set_list({rust_str(mn)}, req.header_items({rust_str(name.lower())}), Scalar::{kind})?;")
+                else:
+                    kind = self.scalar_kind(m["shape"], f"{op}.{mn}")
+                    lines.append(f"input.set({rust_str(mn)}, req.header({rust_str(name.lower())}), Scalar::{kind})?;")
+            else:
+                sys.exit(f"{self.key}: {op}.{mn} is bound to {loc}; not generated yet")
+        inp = self.type_name(shape_name)
+        lines.append(f"let {'mut ' if after else ''}raw: {inp}Raw = input.decode()?;")
+        lines.extend(after)
+        return lines
+
+    def bind_output(self, op, shape_name):
+        """The lines that write `output` into `resp`."""
+        s = self.shapes[shape_name]
+        payload = s.get("payload")
+        req = set(s.get("required", []))
+        bound = []
+        lines = []
+        for mn, m in s.get("members", {}).items():
+            loc = m.get("location")
+            f = snake(mn)
+            ref = f"Some(&output.{f})" if mn in req else f"output.{f}.as_ref()"
+            if loc == "header":
+                if self.shapes[m["shape"]]["type"] in ("list", "map"):
+                    sys.exit(f"{self.key}: {op}.{mn} binds a {self.shapes[m['shape']]['type']} to a header")
+                lines.append(f"resp.header({rust_str(m['locationName'].lower())}, {ref});")
+                bound.append(mn)
+            elif loc == "statusCode":
+                val = f"Some(output.{f})" if mn in req else f"output.{f}"
+                lines.append(f"resp.status_code({val});")
+                bound.append(mn)
+            elif loc is not None:
+                sys.exit(f"{self.key}: {op}.{mn} is bound to {loc} in the output; not generated yet")
+        if payload:
+            shape = self.shapes[s["members"][payload]["shape"]]
+            f = snake(payload)
+            if shape["type"] == "blob":
+                ct = self.cfg.get("blob_payload_content_type", "application/octet-stream")
+                lines.append(f"resp.content_type = {rust_str(ct)};")
+                val = f"output.{f}.0" if payload in req else f"output.{f}.map(|b| b.0).unwrap_or_default()"
+                lines.append(f"resp.body = {val}.into();")
+            elif shape["type"] == "structure":
+                val = f"Some(&output.{f})" if payload in req else f"output.{f}.as_ref()"
+                lines.append(f"if let Some(p) = {val} {{ resp.body = serde_json::to_vec(p).map_err(|e| ServiceError::internal(e.to_string()))?.into(); }}")
+            else:
+                sys.exit(f"{self.key}: {op}'s output payload is a {shape['type']}")
+        else:
+            names = ", ".join(rust_str(b) for b in bound)
+            lines.append(f"resp.body = lakebox_protocol::rest_json::body_without(&output, &[{names}])?;")
+        return lines
+
+    def emit_rest_dispatch(self, w):
+        trait = self.cfg["trait"]
+        w("/// Where each operation lives in the URL space (the model's `http` traits).")
+        w("pub static ROUTES: &[Route] = &[")
+        # Every operation of the model, so one not implemented yet is named in its error.
+        for op in sorted(self.ops):
+            h = self.ops[op]["http"]
+            w(f"    Route {{ method: {rust_str(h['method'])}, path: {rust_str(h['requestUri'])}, operation: {rust_str(op)} }},")
+        w("];")
+        w("")
+        w("/// Finds the operation by method and path, gathers its input from the path, query, headers")
+        w("/// and body, validates it against the model, calls it and writes its answer.")
+        w(f"pub fn dispatch<S: {trait}>(service: Arc<S>, ctx: RequestContext, req: http::Request<Body>) -> BoxFuture<Result<http::Response<Body>, ServiceError>> {{")
+        w("    Box::pin(async move {")
+        w("        let req = RestRequest::read(req).await?;")
+        w("        let Some((route, labels)) = lakebox_protocol::rest_json::route(ROUTES, req.method.as_str(), &req.path, &req.query) else {")
+        w(f'            return Err(ServiceError::new("UnknownOperationException", 404, format!("Lakebox\'s {self.cfg["label"]} has no operation at {{}} {{}}.", req.method, req.path)));')
+        w("        };")
+        w("        if let Some(slot) = &req.operation_name { slot.set(route.operation); }")
+        w("        let resp = match route.operation {")
+        for op in self.allowed:
+            o = self.ops[op]
+            inp, out = self.op_types(op)
+            code = o["http"].get("responseCode", 200)
+            lines = []
+            if inp:
+                lines.extend(self.bind_input(op, o["input"]["shape"]))
+                lines.append(f"let input = validate(|v| {self.fn_name(o['input']['shape'])}(raw, v, &Path::root()))?;")
+                call = f"service.{snake(op)}(&ctx, input).await?"
+            else:
+                call = f"service.{snake(op)}(&ctx).await?"
+            lines.append(f"let mut resp = RestResponse::new({code});")
+            if out:
+                lines.append(f"let output = {call};")
+                lines.extend(self.bind_output(op, o["output"]["shape"]))
+            else:
+                lines.append(f"let () = {call};")
+            lines.append("resp")
+            w(f"            {rust_str(op)} => {{")
+            for line in lines:
+                w(f"                {line}")
+            w("            }")
+        w("            other => return Err(not_implemented(other)),")
+        w("        };")
+        w("        Ok(resp.into_http())")
         w("    })")
         w("}")
 

@@ -61,12 +61,11 @@ pub fn error_response(shape: ErrorShape, err: &ServiceError, request_id: &str, h
             "application/xml",
             rest_xml::error_xml(err, &ids::s3_request_id(request_id), &s3_host_id(request_id)).into(),
         ),
-        ErrorShape::RestJson | ErrorShape::Internal => (
-            "application/json",
-            serde_json::to_vec(&serde_json::json!({"__type": err.code, "message": err.message}))
-                .unwrap_or_default()
-                .into(),
-        ),
+        // restJson carries the code in `x-amzn-ErrorType` (below) and the body as awsJson's,
+        // with the error's modelled members (Lambda's `Type`).
+        ErrorShape::RestJson | ErrorShape::Internal => {
+            ("application/json", RpcEncoding::Json11.encode_error(err))
+        }
     };
     let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut resp = Response::new(if head { empty() } else { full(body) });

@@ -20,7 +20,6 @@ use lakebox_core::{Clock, DEFAULT_ACCOUNT_ID, RequestContext, ServiceError, ids}
 use lakebox_protocol::query::{QueryRequest, parse_form};
 use lakebox_protocol::rpc::RpcEncoding;
 use lakebox_protocol::sigv4::{self, AuthError, Authorization, RequestParts};
-use percent_encoding::percent_decode;
 use tokio::net::TcpListener;
 
 use crate::auth::Authenticator;
@@ -71,20 +70,6 @@ fn is_form_upload(headers: &http::HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|c| c.split(';').next())
         .is_some_and(|m| m.trim().eq_ignore_ascii_case("multipart/form-data"))
-}
-
-fn query_pairs(raw: &str) -> Vec<(String, String)> {
-    raw.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            let dec = |s: &str| {
-                let plus: Vec<u8> = s.bytes().map(|b| if b == b'+' { b' ' } else { b }).collect();
-                percent_decode(&plus).decode_utf8_lossy().into_owned()
-            };
-            (dec(k), dec(v))
-        })
-        .collect()
 }
 
 fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
@@ -251,7 +236,7 @@ impl Gateway {
         let (mut parts, body) = req.into_parts();
         let path = parts.uri.path().to_owned();
         let raw_query = parts.uri.query().unwrap_or("").to_owned();
-        let query = query_pairs(&raw_query);
+        let query = lakebox_protocol::rest_json::query_pairs(&raw_query);
         let head = parts.method == Method::HEAD;
         let expects_continue = parts.version <= http::Version::HTTP_11
             && parts

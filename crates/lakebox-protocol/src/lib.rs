@@ -5,6 +5,7 @@
 //! - [`query`]: awsQuery form bodies in, XML out (SNS, IAM, STS, old SQS SDKs); [`query_serde`]
 //!   reads forms into, and writes XML from, the same serde shapes the JSON services use.
 //! - [`xml`]: a small XML writer and tree reader used by the query and restXml codecs.
+//! - [`rest_json`]: restJson1's routing by URI template and its bound members (Lambda).
 //! - [`rest_xml`]: S3's error shape.
 //! - [`types`]: the two scalar types whose encoding differs per protocol: [`Timestamp`] and
 //!   [`Blob`].
@@ -18,6 +19,7 @@ pub mod form_auth;
 pub mod protobuf;
 pub mod query;
 pub mod query_serde;
+pub mod rest_json;
 pub mod rest_xml;
 pub mod rpc;
 pub mod sigv2;

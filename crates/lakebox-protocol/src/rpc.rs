@@ -84,6 +84,12 @@ impl RpcEncoding {
         }
     }
 
+    /// Decodes an input already gathered as JSON (restJson's bound members), with the same
+    /// messages as [`RpcEncoding::decode`] for a member of the wrong type.
+    pub fn decode_json_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ServiceError> {
+        serde_json::from_value(value).map_err(|e| ServiceError::serialization(json_error_message(&e)))
+    }
+
     /// Encodes an operation's output.
     pub fn encode<T: Serialize>(self, value: &T) -> Result<Bytes, ServiceError> {
         match self {

@@ -19,6 +19,7 @@ pub mod metrics;
 #[cfg(feature = "outbound")]
 pub mod outbound;
 pub mod pool;
+pub mod rest;
 pub mod select;
 pub mod service;
 pub mod tasks;
