@@ -62,3 +62,14 @@ def test_logs_docs_example_finds_the_event_it_shows(tmp_path):
         assert [json.loads(e["message"]) for e in found] == [{"level": "ERROR", "latency": 250}]
         filters = logs.describe_metric_filters(logGroupName="/shop/orders")["metricFilters"]
         assert [f["filterName"] for f in filters] == ["errors"]
+
+
+def test_lambda_docs_example_invokes_the_function_it_shows(tmp_path):
+    import json
+    with Lakebox(tmp_path) as lb:
+        script = doc_example("lambda.md").replace("http://localhost:4566", lb.endpoint)
+        r = subprocess.run(["bash", "-e", "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                           env={k: v for k, v in os.environ.items() if k != "AWS_PROFILE"})
+        assert r.returncode == 0, r.stdout + r.stderr
+        out = json.loads((tmp_path / "out.json").read_text())
+        assert out["sum"] == 5 and len(out["request"]) == 36

@@ -9,11 +9,13 @@ just past the model's limits get AWS's ValidationException with AWS's exact mess
 import json
 import os
 import tomllib
+import urllib.parse
 
 import botocore.exceptions
 import botocore.loaders
 import botocore.model
 import botocore.parsers
+import botocore.serialize
 import pytest
 from botocore.config import Config
 
@@ -39,9 +41,22 @@ def protocol(model):
 
 
 def call_raw(lakebox, model, operation, body):
-    """`body` is the JSON body, or for awsQuery services the form's members."""
+    """`body` is the JSON body, or for awsQuery services the form's members; a restJson
+    operation is sent where its URI template puts it, its path labels filled in."""
     meta = model.metadata
     service = meta.get("signingName", meta["endpointPrefix"])
+    if protocol(model) == "rest-json":
+        op = model.operation_model(operation)
+        params = {}
+        for name, m in (op.input_shape.members.items() if op.input_shape else []):
+            if m.serialization.get("location") == "uri":
+                params[name] = 1 if m.type_name in ("integer", "long") else "x"
+        req = botocore.serialize.create_serializer("rest-json", include_validation=False).serialize_to_request(params, op)
+        path = req["url_path"]
+        if req["query_string"]:
+            path += "?" + urllib.parse.urlencode(req["query_string"], doseq=True)
+        return signed_request(lakebox.endpoint, method=req["method"], path=path, body=req["body"] or b"",
+                              service=service, headers=req["headers"])
     if protocol(model) == "query":
         form = f"Action={operation}&Version={meta['apiVersion']}".encode() + (b"&" + body if body else b"")
         return signed_request(lakebox.endpoint, body=form, service=service, headers={
@@ -52,7 +67,7 @@ def call_raw(lakebox, model, operation, body):
 
 
 # What AWS answers for an operation it does not know, by protocol.
-UNKNOWN = {"json": "UnknownOperationException", "query": "InvalidAction"}
+UNKNOWN = {"json": "UnknownOperationException", "query": "InvalidAction", "rest-json": "UnknownOperationException"}
 
 
 def parse(model, operation, status, headers, body):

@@ -69,9 +69,14 @@ def test_s3_fallback_path_and_virtual_host(lakebox):
 
 
 def test_rest_json_service_is_recognised(lakebox):
+    # Lambda is served now (restJson1); an operation it does not implement yet stands in for
+    # the unknown one, and a path no operation has is refused as AWS's front end refuses it.
+    assert lakebox.client("lambda").list_functions()["Functions"] == []
     with pytest.raises(botocore.exceptions.ClientError) as e:
-        lakebox.client("lambda").list_functions()
+        lakebox.client("lambda").list_layers()
     assert error_code(e) == "UnknownOperationException"
+    status, headers, _ = signed_request(lakebox.endpoint, "GET", "/2015-03-31/nothing-here", service="lambda")
+    assert status == 404 and headers["x-amzn-errortype"] == "UnknownOperationException"
 
 
 @pytest.mark.parametrize("service, call", [

@@ -172,7 +172,7 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
         }),
     );
     let (s3, kinesis) = (s3?, kinesis?);
-    let (sqs, sns, cloudwatch, logs) = tokio::join!(
+    let (sqs, sns, cloudwatch, logs, lambda) = tokio::join!(
         opening("SQS store", {
             let (dir, clock) = (data_dir.join("sqs"), clock.clone());
             move || lakebox_sqs::Sqs::open(&dir, clock)
@@ -189,8 +189,12 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
             let (dir, clock) = (data_dir.join("logs"), clock.clone());
             move || lakebox_logs::Logs::open(&dir, clock)
         }),
+        opening("Lambda store", {
+            let (dir, clock) = (data_dir.join("lambda"), clock.clone());
+            move || lakebox_lambda::Lambda::open(&dir, clock)
+        }),
     );
-    let (sqs, sns, cloudwatch, logs) = (sqs?, sns?, cloudwatch?, logs?);
+    let (sqs, sns, cloudwatch, logs, lambda) = (sqs?, sns?, cloudwatch?, logs?, lambda?);
     // Background work the server owns, stopped after the last request is answered.
     let mut background = BackgroundTasks::new();
     // Services publish their AWS metrics into CloudWatch, gathered in memory per minute.
@@ -321,6 +325,11 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
         )),
     );
     registry.rpc("logs", logs);
+    // Functions read packages from S3; GetFunction's download URL is public, as AWS's
+    // presigned one is.
+    lambda.set_lake(s3.lake());
+    registry.http("lambda", lambda.clone());
+    registry.internal("lambda", &["code/"], lambda.code_routes());
     registry.http("s3", Arc::new(s3));
     if args.enable_test_routes {
         crate::testing::install(
@@ -365,6 +374,7 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
         addr
     };
     sns.set_listen_url(format!("http://{reachable}"));
+    lambda.set_listen_url(format!("http://{reachable}"));
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
@@ -382,6 +392,7 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
         .await
         .map_err(|e| format!("server failed: {e}"))?;
     background.shutdown().await;
+    lambda.shutdown();
     tracing::info!("stopped; all acknowledged data is on disk");
     Ok(())
 }

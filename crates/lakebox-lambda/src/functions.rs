@@ -1,0 +1,694 @@
+//! Functions: their durable records and the operations that create, read, change and delete
+//! them. A record holds the `$LATEST` configuration as Lambda reports it, its tags and the hash
+//! of its package; every change is one fsynced metadata transaction.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use lakebox_core::arn::Arn;
+use lakebox_core::{RequestContext, ServiceError, paging};
+use serde::{Deserialize, Serialize};
+
+use crate::Lambda;
+use crate::api::*;
+use crate::runtime::Launch;
+
+const TABLE: &str = "functions";
+/// Lambda's defaults for what CreateFunction leaves out.
+const DEFAULT_TIMEOUT: i32 = 3;
+const DEFAULT_MEMORY: i32 = 128;
+const DEFAULT_EPHEMERAL_MB: i32 = 512;
+
+/// One function as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Stored {
+    pub config: FunctionConfiguration,
+    pub tags: BTreeMap<String, String>,
+    /// The package's hex SHA-256 (its file in the code store).
+    pub code: String,
+}
+
+impl Stored {
+    pub fn name(&self) -> &str {
+        self.config.function_name.as_deref().unwrap_or_default()
+    }
+
+    pub fn arn(&self) -> &str {
+        self.config.function_arn.as_deref().unwrap_or_default()
+    }
+
+    /// What an execution environment for this configuration runs.
+    pub fn launch(&self, ctx: &RequestContext, code_dir: std::path::PathBuf) -> Launch {
+        let c = &self.config;
+        Launch {
+            revision: c.revision_id.clone().unwrap_or_default(),
+            function_name: self.name().to_owned(),
+            version: c.version.clone().unwrap_or_else(|| "$LATEST".into()),
+            runtime: c
+                .runtime
+                .as_ref()
+                .map(|r| r.as_str().to_owned())
+                .unwrap_or_default(),
+            handler: c.handler.clone().unwrap_or_default(),
+            memory_mb: c.memory_size.unwrap_or(DEFAULT_MEMORY),
+            timeout: Duration::from_secs(c.timeout.unwrap_or(DEFAULT_TIMEOUT).max(1) as u64),
+            code_dir,
+            region: ctx.region.clone(),
+            account_id: ctx.account_id.clone(),
+            log_group: log_group(c, self.name()),
+            variables: c
+                .environment
+                .as_ref()
+                .and_then(|e| e.variables.as_ref())
+                .map(|v| v.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+fn log_group(c: &FunctionConfiguration, name: &str) -> String {
+    c.logging_config
+        .as_ref()
+        .and_then(|l| l.log_group.clone())
+        .unwrap_or_else(|| format!("/aws/lambda/{name}"))
+}
+
+fn key(ctx: &RequestContext, name: &str) -> Vec<u8> {
+    format!("{}\0{}\0{name}", ctx.account_id, ctx.region).into_bytes()
+}
+
+fn scope_prefix(ctx: &RequestContext) -> Vec<u8> {
+    format!("{}\0{}\0", ctx.account_id, ctx.region).into_bytes()
+}
+
+pub(crate) fn user_error(code: &'static str, status: u16, message: impl Into<String>) -> ServiceError {
+    ServiceError::new(code, status, message).with_extra("Type", "User")
+}
+
+pub(crate) fn invalid(message: impl Into<String>) -> ServiceError {
+    user_error("InvalidParameterValueException", 400, message)
+}
+
+fn storage(e: lakebox_store::StoreError) -> ServiceError {
+    ServiceError::internal(e.to_string())
+}
+
+fn function_arn(ctx: &RequestContext, name: &str) -> String {
+    Arn::new("lambda", &ctx.region, &ctx.account_id, format!("function:{name}")).to_string()
+}
+
+pub(crate) fn not_found(ctx: &RequestContext, name: &str, qualifier: Option<&str>) -> ServiceError {
+    let mut arn = function_arn(ctx, name);
+    if let Some(q) = qualifier {
+        arn = format!("{arn}:{q}");
+    }
+    user_error(
+        "ResourceNotFoundException",
+        404,
+        format!("Function not found: {arn}"),
+    )
+}
+
+/// A function named as Lambda accepts it: a name, a partial ARN (`123456789012:function:f`) or
+/// a full ARN, any of them with a `:qualifier`. Returns the name and the qualifier.
+pub(crate) fn parse_name<'a>(
+    ctx: &RequestContext,
+    given: &'a str,
+) -> Result<(&'a str, Option<&'a str>), ServiceError> {
+    let rest = match given.strip_prefix("arn:") {
+        Some(_) => {
+            let arn = Arn::parse(given).ok_or_else(|| invalid(format!("Invalid function ARN: {given}")))?;
+            if arn.account_id != ctx.account_id || (!arn.region.is_empty() && arn.region != ctx.region) {
+                return Err(user_error(
+                    "AccessDeniedException",
+                    403,
+                    format!("The function {given} is in another account or region than the request."),
+                ));
+            }
+            let idx = given
+                .find(":function:")
+                .map(|i| i + ":function:".len())
+                .unwrap_or(given.len());
+            &given[idx..]
+        }
+        None => match given.find(":function:") {
+            Some(i) => &given[i + ":function:".len()..],
+            None => given.strip_prefix("function:").unwrap_or(given),
+        },
+    };
+    Ok(match rest.split_once(':') {
+        Some((name, q)) => (name, Some(q)),
+        None => (rest, None),
+    })
+}
+
+impl Lambda {
+    pub(crate) fn load(&self, ctx: &RequestContext, name: &str) -> Result<Option<Stored>, ServiceError> {
+        let raw = self.meta.get(TABLE, &key(ctx, name)).map_err(storage)?;
+        raw.map(|b| {
+            serde_json::from_slice(&b).map_err(|e| ServiceError::internal(format!("function record: {e}")))
+        })
+        .transpose()
+    }
+
+    /// The function `given` names, which must exist; a qualifier other than `$LATEST` names a
+    /// version this server does not have.
+    pub(crate) fn existing(
+        &self,
+        ctx: &RequestContext,
+        given: &str,
+        qualifier: Option<&str>,
+    ) -> Result<Stored, ServiceError> {
+        let (name, q) = parse_name(ctx, given)?;
+        let q = qualifier.or(q);
+        let stored = self.load(ctx, name)?.ok_or_else(|| not_found(ctx, name, None))?;
+        match q {
+            None | Some("$LATEST") => Ok(stored),
+            Some(other) => Err(not_found(ctx, name, Some(other))),
+        }
+    }
+
+    fn save(&self, ctx: &RequestContext, stored: &Stored) -> Result<(), ServiceError> {
+        let bytes = serde_json::to_vec(stored).map_err(|e| ServiceError::internal(e.to_string()))?;
+        self.meta
+            .put(TABLE, &key(ctx, stored.name()), &bytes)
+            .map_err(storage)
+    }
+
+    fn all(&self, ctx: &RequestContext) -> Result<Vec<Stored>, ServiceError> {
+        self.all_with_prefix(&scope_prefix(ctx))
+    }
+
+    fn all_with_prefix(&self, prefix: &[u8]) -> Result<Vec<Stored>, ServiceError> {
+        let rows = self
+            .meta
+            .scan_prefix(TABLE, prefix, None, usize::MAX)
+            .map_err(storage)?;
+        rows.into_iter()
+            .map(|(_, v)| {
+                serde_json::from_slice(&v)
+                    .map_err(|e| ServiceError::internal(format!("function record: {e}")))
+            })
+            .collect()
+    }
+
+    /// A package from the request: inline zip bytes, or an object in Lakebox S3.
+    async fn package(
+        &self,
+        ctx: &RequestContext,
+        zip: Option<lakebox_protocol::Blob>,
+        bucket: Option<&str>,
+        key: Option<&str>,
+    ) -> Result<crate::code::Package, ServiceError> {
+        let bytes = match (zip, bucket, key) {
+            (Some(z), None, None) => z.0,
+            (None, Some(b), Some(k)) => self.read_s3(ctx, b, k).await?,
+            (None, None, None) => {
+                return Err(invalid("Please provide a source for function code."));
+            }
+            _ => {
+                return Err(invalid(
+                    "Please do not provide other FunctionCode parameters when providing a ZipFile, or provide both S3Bucket and S3Key.",
+                ));
+            }
+        };
+        let code = &self.code;
+        code.put(&bytes)
+    }
+
+    async fn read_s3(&self, ctx: &RequestContext, bucket: &str, key: &str) -> Result<Vec<u8>, ServiceError> {
+        let lake = self
+            .lake
+            .get()
+            .ok_or_else(|| ServiceError::internal("Lambda is not linked to S3"))?;
+        let lake = lake.acting_for(&ctx.account_id);
+        let missing = || {
+            invalid(format!(
+                "Error occurred while GetObject. S3 Error Code: NoSuchKey. S3 Error Message: The specified key does not exist. (bucket {bucket}, key {key})"
+            ))
+        };
+        let (info, mut chunks) = lake
+            .get(bucket, key, None)
+            .map_err(|e| if e.status == 404 { missing() } else { e })?;
+        if info.size > crate::code::MAX_UNZIPPED {
+            return Err(invalid("Unzipped size must be smaller than 262144000 bytes"));
+        }
+        let mut out = Vec::with_capacity(info.size as usize);
+        while let Some(chunk) = chunks.recv().await {
+            out.extend_from_slice(&chunk.map_err(|e| ServiceError::internal(e.to_string()))?);
+        }
+        Ok(out)
+    }
+
+    fn now_string(&self) -> String {
+        // Lambda's LastModified: `2024-05-01T12:34:56.789+0000`.
+        let iso = lakebox_protocol::Timestamp::from_millis(self.clock.now_millis()).to_iso8601();
+        let (date, frac) = iso
+            .trim_end_matches('Z')
+            .split_once('.')
+            .unwrap_or((iso.trim_end_matches('Z'), "000"));
+        format!("{date}.{:0<3}+0000", &frac[..frac.len().min(3)])
+    }
+
+    fn config_url(&self, hex: &str) -> String {
+        let base = self
+            .listen_url
+            .get()
+            .cloned()
+            .unwrap_or_else(|| "http://127.0.0.1:4566".into());
+        format!("{base}/_lakebox/lambda/code/{hex}.zip")
+    }
+}
+
+fn check_runtime_and_handler(
+    package_type: &Option<PackageType>,
+    runtime: &Option<Runtime>,
+    handler: &Option<String>,
+) -> Result<(), ServiceError> {
+    if matches!(package_type, Some(PackageType::Image)) {
+        return Err(invalid(
+            "Lakebox runs functions from .zip packages; container images are not supported.",
+        ));
+    }
+    if runtime.is_none() || handler.as_deref().is_none_or(str::is_empty) {
+        return Err(invalid(
+            "Runtime and Handler are mandatory parameters for functions created with deployment packages.",
+        ));
+    }
+    if let Some(Runtime::Unknown(r)) = runtime {
+        return Err(invalid(format!(
+            "Value {r} at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: {:?} or be a valid ARN",
+            Runtime::VALUES
+        )));
+    }
+    Ok(())
+}
+
+fn check_tags(tags: &BTreeMap<String, String>) -> Result<(), ServiceError> {
+    lakebox_core::tags::check(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))).map_err(|e| {
+        use lakebox_core::tags::TagError;
+        invalid(match e {
+            TagError::TooMany { .. } => "Number of tags exceeds resource tag limit.".to_owned(),
+            TagError::Reserved(k) => format!("Tag key {k} uses the reserved prefix aws:."),
+            TagError::Duplicate(k) => format!("Duplicate tag key {k}."),
+            TagError::KeyLength(k) => format!("Tag key {k} must be 1 to 128 characters long."),
+            TagError::ValueLength(k) => format!("The value of tag {k} must be at most 256 characters long."),
+        })
+    })
+}
+
+fn environment(env: Option<Environment>) -> Option<EnvironmentResponse> {
+    env.map(|e| EnvironmentResponse {
+        variables: e.variables,
+        error: None,
+    })
+}
+
+impl LambdaApi for Lambda {
+    async fn create_function(
+        &self,
+        ctx: &RequestContext,
+        input: CreateFunctionRequest,
+    ) -> Result<FunctionConfiguration, ServiceError> {
+        check_runtime_and_handler(&input.package_type, &input.runtime, &input.handler)?;
+        let (name, qualifier) = parse_name(ctx, &input.function_name)?;
+        if qualifier.is_some() {
+            return Err(invalid(
+                "A function name cannot carry a qualifier when it is created.",
+            ));
+        }
+        if let Some(tags) = &input.tags {
+            check_tags(tags)?;
+        }
+        if self.load(ctx, name)?.is_some() {
+            return Err(user_error(
+                "ResourceConflictException",
+                409,
+                format!("Function already exist: {name}"),
+            ));
+        }
+        let package = self
+            .package(
+                ctx,
+                input.code.zip_file,
+                input.code.s3_bucket.as_deref(),
+                input.code.s3_key.as_deref(),
+            )
+            .await?;
+        let config = FunctionConfiguration {
+            function_name: Some(name.to_owned()),
+            function_arn: Some(function_arn(ctx, name)),
+            runtime: input.runtime,
+            role: Some(input.role),
+            handler: input.handler,
+            code_size: Some(package.size),
+            description: Some(input.description.unwrap_or_default()),
+            timeout: Some(input.timeout.unwrap_or(DEFAULT_TIMEOUT)),
+            memory_size: Some(input.memory_size.unwrap_or(DEFAULT_MEMORY)),
+            last_modified: Some(self.now_string()),
+            code_sha256: Some(package.sha256_b64.clone()),
+            version: Some("$LATEST".into()),
+            dead_letter_config: input.dead_letter_config,
+            environment: environment(input.environment),
+            kms_key_arn: input.kms_key_arn,
+            tracing_config: Some(TracingConfigResponse {
+                mode: Some(
+                    input
+                        .tracing_config
+                        .and_then(|t| t.mode)
+                        .unwrap_or(TracingMode::PassThrough),
+                ),
+            }),
+            revision_id: Some(uuid::Uuid::new_v4().to_string()),
+            state: Some(State::Active),
+            last_update_status: Some(LastUpdateStatus::Successful),
+            package_type: Some(PackageType::Zip),
+            architectures: Some(input.architectures.unwrap_or_else(|| vec![Architecture::X8664])),
+            ephemeral_storage: Some(input.ephemeral_storage.unwrap_or(EphemeralStorage {
+                size: DEFAULT_EPHEMERAL_MB,
+            })),
+            snap_start: Some(SnapStartResponse {
+                apply_on: Some(SnapStartApplyOn::None),
+                optimization_status: Some(SnapStartOptimizationStatus::Off),
+            }),
+            logging_config: Some(LoggingConfig {
+                log_format: Some(LogFormat::Text),
+                log_group: Some(format!("/aws/lambda/{name}")),
+                ..input.logging_config.unwrap_or_default()
+            }),
+            ..Default::default()
+        };
+        let stored = Stored {
+            config,
+            tags: input.tags.unwrap_or_default(),
+            code: package.hex,
+        };
+        self.save(ctx, &stored)?;
+        // The function is ready once stored; CreateFunction reports it as AWS does, still
+        // being created, and GetFunction reports it Active.
+        let mut reported = stored.config;
+        reported.state = Some(State::Pending);
+        reported.state_reason = Some("The function is being created.".into());
+        reported.state_reason_code = Some(StateReasonCode::Creating);
+        Ok(reported)
+    }
+
+    async fn get_function(
+        &self,
+        ctx: &RequestContext,
+        input: GetFunctionRequest,
+    ) -> Result<GetFunctionResponse, ServiceError> {
+        let stored = self.existing(ctx, &input.function_name, input.qualifier.as_deref())?;
+        Ok(GetFunctionResponse {
+            code: Some(FunctionCodeLocation {
+                repository_type: Some("S3".into()),
+                location: Some(self.config_url(&stored.code)),
+                ..Default::default()
+            }),
+            tags: (!stored.tags.is_empty()).then(|| stored.tags.clone()),
+            configuration: Some(stored.config),
+            ..Default::default()
+        })
+    }
+
+    async fn get_function_configuration(
+        &self,
+        ctx: &RequestContext,
+        input: GetFunctionConfigurationRequest,
+    ) -> Result<FunctionConfiguration, ServiceError> {
+        Ok(self
+            .existing(ctx, &input.function_name, input.qualifier.as_deref())?
+            .config)
+    }
+
+    async fn list_functions(
+        &self,
+        ctx: &RequestContext,
+        input: ListFunctionsRequest,
+    ) -> Result<ListFunctionsResponse, ServiceError> {
+        let after = match &input.marker {
+            Some(m) => Some(paging::decode(m).map_err(|_| invalid("Invalid marker"))?),
+            None => None,
+        };
+        let limit = input.max_items.unwrap_or(50) as usize;
+        let mut all = self.all(ctx)?;
+        all.sort_by(|a, b| a.name().cmp(b.name()));
+        let page: Vec<Stored> = all
+            .into_iter()
+            .filter(|s| after.as_deref().is_none_or(|a| s.name() > a))
+            .take(limit + 1)
+            .collect();
+        let next = (page.len() > limit).then(|| paging::encode(page[limit - 1].name()));
+        Ok(ListFunctionsResponse {
+            functions: Some(page.into_iter().take(limit).map(|s| s.config).collect()),
+            next_marker: next,
+        })
+    }
+
+    async fn delete_function(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteFunctionRequest,
+    ) -> Result<DeleteFunctionResponse, ServiceError> {
+        let (name, q) = parse_name(ctx, &input.function_name)?;
+        if let Some(q) = input.qualifier.as_deref().or(q) {
+            return Err(if q == "$LATEST" {
+                invalid("$LATEST version cannot be deleted without deleting the function.")
+            } else {
+                not_found(ctx, name, Some(q))
+            });
+        }
+        let stored = self.load(ctx, name)?.ok_or_else(|| not_found(ctx, name, None))?;
+        self.meta.delete(TABLE, &key(ctx, name)).map_err(storage)?;
+        self.runtimes.retire(stored.arn());
+        self.forget_package(&stored.code)?;
+        Ok(DeleteFunctionResponse {
+            status_code: Some(204),
+        })
+    }
+
+    async fn update_function_code(
+        &self,
+        ctx: &RequestContext,
+        input: UpdateFunctionCodeRequest,
+    ) -> Result<FunctionConfiguration, ServiceError> {
+        if input.image_uri.is_some() {
+            return Err(invalid(
+                "Lakebox runs functions from .zip packages; container images are not supported.",
+            ));
+        }
+        let mut stored = self.existing(ctx, &input.function_name, None)?;
+        check_revision(&stored, input.revision_id.as_deref())?;
+        let package = self
+            .package(
+                ctx,
+                input.zip_file,
+                input.s3_bucket.as_deref(),
+                input.s3_key.as_deref(),
+            )
+            .await?;
+        if input.dry_run == Some(true) {
+            let mut c = stored.config;
+            c.code_sha256 = Some(package.sha256_b64);
+            c.code_size = Some(package.size);
+            return Ok(c);
+        }
+        let old = std::mem::replace(&mut stored.code, package.hex);
+        let c = &mut stored.config;
+        c.code_sha256 = Some(package.sha256_b64);
+        c.code_size = Some(package.size);
+        if let Some(a) = input.architectures {
+            c.architectures = Some(a);
+        }
+        self.touch(&mut stored);
+        self.save(ctx, &stored)?;
+        self.runtimes.retire(stored.arn());
+        if old != stored.code {
+            self.forget_package(&old)?;
+        }
+        Ok(in_progress(stored.config))
+    }
+
+    async fn update_function_configuration(
+        &self,
+        ctx: &RequestContext,
+        input: UpdateFunctionConfigurationRequest,
+    ) -> Result<FunctionConfiguration, ServiceError> {
+        let mut stored = self.existing(ctx, &input.function_name, None)?;
+        check_revision(&stored, input.revision_id.as_deref())?;
+        if let Some(Runtime::Unknown(_)) = &input.runtime {
+            check_runtime_and_handler(&None, &input.runtime, &Some("x".into()))?;
+        }
+        let c = &mut stored.config;
+        if let Some(v) = input.role {
+            c.role = Some(v);
+        }
+        if let Some(v) = input.handler {
+            c.handler = Some(v);
+        }
+        if let Some(v) = input.description {
+            c.description = Some(v);
+        }
+        if let Some(v) = input.timeout {
+            c.timeout = Some(v);
+        }
+        if let Some(v) = input.memory_size {
+            c.memory_size = Some(v);
+        }
+        if let Some(v) = input.runtime {
+            c.runtime = Some(v);
+        }
+        if let Some(v) = input.environment {
+            c.environment = environment(Some(v));
+        }
+        if let Some(v) = input.dead_letter_config {
+            c.dead_letter_config = Some(v);
+        }
+        if let Some(v) = input.kms_key_arn {
+            c.kms_key_arn = Some(v);
+        }
+        if let Some(v) = input.tracing_config {
+            c.tracing_config = Some(TracingConfigResponse { mode: v.mode });
+        }
+        if let Some(v) = input.ephemeral_storage {
+            c.ephemeral_storage = Some(v);
+        }
+        if let Some(v) = input.logging_config {
+            let name = c.function_name.clone().unwrap_or_default();
+            c.logging_config = Some(LoggingConfig {
+                log_format: v.log_format.or(Some(LogFormat::Text)),
+                log_group: v.log_group.or(Some(format!("/aws/lambda/{name}"))),
+                ..v
+            });
+        }
+        self.touch(&mut stored);
+        self.save(ctx, &stored)?;
+        self.runtimes.retire(stored.arn());
+        Ok(in_progress(stored.config))
+    }
+
+    async fn tag_resource(
+        &self,
+        ctx: &RequestContext,
+        input: TagResourceRequest,
+    ) -> Result<(), ServiceError> {
+        check_tags(&input.tags)?;
+        let mut stored = self.by_resource_arn(ctx, &input.resource)?;
+        stored.tags.extend(input.tags);
+        if stored.tags.len() > 50 {
+            return Err(invalid("Number of tags exceeds resource tag limit."));
+        }
+        self.save(ctx, &stored)
+    }
+
+    async fn untag_resource(
+        &self,
+        ctx: &RequestContext,
+        input: UntagResourceRequest,
+    ) -> Result<(), ServiceError> {
+        let mut stored = self.by_resource_arn(ctx, &input.resource)?;
+        for k in &input.tag_keys {
+            stored.tags.remove(k);
+        }
+        self.save(ctx, &stored)
+    }
+
+    async fn list_tags(
+        &self,
+        ctx: &RequestContext,
+        input: ListTagsRequest,
+    ) -> Result<ListTagsResponse, ServiceError> {
+        let stored = self.by_resource_arn(ctx, &input.resource)?;
+        Ok(ListTagsResponse {
+            tags: Some(stored.tags),
+        })
+    }
+
+    async fn get_account_settings(
+        &self,
+        ctx: &RequestContext,
+        _input: GetAccountSettingsRequest,
+    ) -> Result<GetAccountSettingsResponse, ServiceError> {
+        let all = self.all(ctx)?;
+        Ok(GetAccountSettingsResponse {
+            account_limit: Some(AccountLimit {
+                total_code_size: Some(80_530_636_800),
+                code_size_unzipped: Some(crate::code::MAX_UNZIPPED as i64),
+                code_size_zipped: Some(crate::code::MAX_ZIPPED as i64),
+                concurrent_executions: Some(1000),
+                unreserved_concurrent_executions: Some(1000),
+            }),
+            account_usage: Some(AccountUsage {
+                total_code_size: Some(all.iter().filter_map(|s| s.config.code_size).sum()),
+                function_count: Some(all.len() as i64),
+            }),
+        })
+    }
+
+    async fn invoke(
+        &self,
+        ctx: &RequestContext,
+        input: InvocationRequest,
+    ) -> Result<InvocationResponse, ServiceError> {
+        self.invoke_function(ctx, input).await
+    }
+}
+
+/// UpdateFunctionCode and UpdateFunctionConfiguration answer while the update is applied, as
+/// AWS does; it is applied (and GetFunction says Successful) by the time they answer.
+fn in_progress(mut c: FunctionConfiguration) -> FunctionConfiguration {
+    c.last_update_status = Some(LastUpdateStatus::InProgress);
+    c.last_update_status_reason = Some("The function is being created.".into());
+    c.last_update_status_reason_code = Some(LastUpdateStatusReasonCode::Unknown("Creating".into()));
+    c
+}
+
+fn check_revision(stored: &Stored, given: Option<&str>) -> Result<(), ServiceError> {
+    match given {
+        Some(r) if Some(r) != stored.config.revision_id.as_deref() => Err(user_error(
+            "PreconditionFailedException",
+            412,
+            "The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id",
+        )),
+        _ => Ok(()),
+    }
+}
+
+impl Lambda {
+    fn touch(&self, stored: &mut Stored) {
+        stored.config.last_modified = Some(self.now_string());
+        stored.config.revision_id = Some(uuid::Uuid::new_v4().to_string());
+        stored.config.last_update_status = Some(LastUpdateStatus::Successful);
+    }
+
+    fn by_resource_arn(&self, ctx: &RequestContext, arn: &str) -> Result<Stored, ServiceError> {
+        let (name, _) = parse_name(ctx, arn)?;
+        self.load(ctx, name)?.ok_or_else(|| not_found(ctx, name, None))
+    }
+
+    /// Removes a package once no function (of any account) uses it.
+    fn forget_package(&self, hex: &str) -> Result<(), ServiceError> {
+        if !self.all_with_prefix(b"")?.iter().any(|s| s.code == hex) {
+            self.code.remove(hex);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_partial_and_full_arns_with_qualifiers() {
+        let ctx = RequestContext::for_tests();
+        assert_eq!(parse_name(&ctx, "f").unwrap(), ("f", None));
+        assert_eq!(parse_name(&ctx, "f:$LATEST").unwrap(), ("f", Some("$LATEST")));
+        let partial = format!("{}:function:f:prod", ctx.account_id);
+        assert_eq!(parse_name(&ctx, &partial).unwrap(), ("f", Some("prod")));
+        let full = format!("arn:aws:lambda:{}:{}:function:f", ctx.region, ctx.account_id);
+        assert_eq!(parse_name(&ctx, &full).unwrap(), ("f", None));
+        let other = "arn:aws:lambda:us-east-1:999999999999:function:f";
+        assert_eq!(parse_name(&ctx, other).unwrap_err().code, "AccessDeniedException");
+    }
+}

@@ -1,0 +1,133 @@
+//! Invoke: RequestResponse runs the function and answers its result; Event queues it and
+//! answers 202; DryRun checks the call and answers 204.
+
+use base64::Engine;
+use bytes::Bytes;
+use lakebox_core::{RequestContext, ServiceError};
+
+use crate::Lambda;
+use crate::api::*;
+use crate::functions::user_error;
+use crate::runtime::Outcome;
+
+/// The largest payload of a synchronous invocation (6 MB), and of an asynchronous one (1 MB).
+const MAX_SYNC_PAYLOAD: usize = 6 * 1024 * 1024;
+const MAX_ASYNC_PAYLOAD: usize = 1024 * 1024;
+/// LogType=Tail returns the last 4 KB of the invocation's log.
+const TAIL_BYTES: usize = 4096;
+
+impl Lambda {
+    pub(crate) async fn invoke_function(
+        self: &Lambda,
+        ctx: &RequestContext,
+        input: InvocationRequest,
+    ) -> Result<InvocationResponse, ServiceError> {
+        let stored = self.existing(ctx, &input.function_name, input.qualifier.as_deref())?;
+        let payload: Bytes = match input.payload {
+            Some(p) if !p.0.is_empty() => p.0.into(),
+            _ => Bytes::from_static(b"{}"),
+        };
+        let kind = input.invocation_type.unwrap_or(InvocationType::RequestResponse);
+        let limit = if kind == InvocationType::Event {
+            MAX_ASYNC_PAYLOAD
+        } else {
+            MAX_SYNC_PAYLOAD
+        };
+        if payload.len() > limit {
+            return Err(user_error(
+                "RequestTooLargeException",
+                413,
+                format!("Request must be smaller than {limit} bytes for the InvokeFunction operation"),
+            ));
+        }
+        if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&payload) {
+            return Err(user_error(
+                "InvalidRequestContentException",
+                400,
+                format!("Could not parse request body into json: Could not parse payload into json: {e}"),
+            ));
+        }
+        let client_context = match input.client_context {
+            Some(cc) => Some(decode_client_context(&cc)?),
+            None => None,
+        };
+        let executed = stored.config.version.clone().unwrap_or_else(|| "$LATEST".into());
+        let code_dir = self.code.unpacked(&stored.code)?;
+        let launch = stored.launch(ctx, code_dir);
+        let arn = stored.arn().to_owned();
+        match kind {
+            InvocationType::DryRun => Ok(InvocationResponse {
+                status_code: Some(204),
+                ..Default::default()
+            }),
+            InvocationType::Event => {
+                // Runs after the answer; its result goes to the function's log only. (Retries
+                // and destinations of asynchronous invocations are not built yet.)
+                let runtimes = self.runtimes.clone();
+                let request_id = ctx.request_id.clone();
+                tokio::spawn(async move {
+                    let _ = runtimes
+                        .invoke(&arn, &launch, &arn, &request_id, payload, client_context)
+                        .await;
+                });
+                Ok(InvocationResponse {
+                    status_code: Some(202),
+                    ..Default::default()
+                })
+            }
+            _ => {
+                let outcome = self
+                    .runtimes
+                    .invoke(&arn, &launch, &arn, &ctx.request_id, payload, client_context)
+                    .await?;
+                let log = lambda_log(&ctx.request_id, &executed, launch.memory_mb, &outcome);
+                let tail = matches!(input.log_type, Some(LogType::Tail)).then(|| {
+                    let start = log.len().saturating_sub(TAIL_BYTES);
+                    // Start on a character boundary.
+                    let start = (start..=log.len())
+                        .find(|i| log.is_char_boundary(*i))
+                        .unwrap_or(log.len());
+                    base64::engine::general_purpose::STANDARD.encode(&log.as_bytes()[start..])
+                });
+                Ok(InvocationResponse {
+                    status_code: Some(200),
+                    function_error: outcome.function_error,
+                    log_result: tail,
+                    payload: Some(lakebox_protocol::Blob(outcome.payload.to_vec())),
+                    executed_version: Some(executed),
+                    ..Default::default()
+                })
+            }
+        }
+    }
+}
+
+/// `X-Amz-Client-Context` is base64 JSON; the runtime receives the JSON.
+fn decode_client_context(b64: &str) -> Result<String, ServiceError> {
+    let bad = || {
+        user_error(
+            "InvalidRequestContentException",
+            400,
+            "Client context must be a valid Base64-encoded JSON object.",
+        )
+    };
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|_| bad())?;
+    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&raw).map_err(|_| bad())?;
+    String::from_utf8(raw).map_err(|_| bad())
+}
+
+/// The invocation's log as Lambda writes it: START, what the function wrote, END, REPORT.
+fn lambda_log(request_id: &str, version: &str, memory_mb: i32, o: &Outcome) -> String {
+    let ms = o.duration.as_secs_f64() * 1000.0;
+    let init = o
+        .init_duration
+        .map(|d| format!("\tInit Duration: {:.2} ms", d.as_secs_f64() * 1000.0))
+        .unwrap_or_default();
+    format!(
+        "START RequestId: {request_id} Version: {version}\n{}END RequestId: {request_id}\nREPORT RequestId: {request_id}\tDuration: {ms:.2} ms\tBilled Duration: {} ms\tMemory Size: {memory_mb} MB{init}\t\n",
+        o.log,
+        ms.ceil() as u64
+    )
+}

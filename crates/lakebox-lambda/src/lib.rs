@@ -1,0 +1,117 @@
+//! AWS Lambda for Lakebox (restJson1, `/2015-03-31/functions/…`): functions kept durably,
+//! their zip packages stored by hash, and each invocation run in a child process driven
+//! through the Lambda Runtime API — no Docker. See docs/lambda.md and decision 0015.
+//!
+//! - [`api`]: the generated operation layer (shapes, validation, routing by URI template).
+//! - `functions`: the function records and the operations on them.
+//! - `invoke`: the Invoke operation.
+//! - `runtime`: execution environments and the Runtime API they speak.
+//! - `code`: function packages.
+
+pub mod api;
+mod code;
+mod functions;
+mod invoke;
+mod runtime;
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use lakebox_core::clock::Clock;
+use lakebox_core::{RequestContext, ServiceError};
+use lakebox_service::lake::Lake;
+use lakebox_service::{Body, BoxFuture, HttpService};
+use lakebox_store::MetaStore;
+
+pub struct Lambda {
+    meta: MetaStore,
+    code: code::CodeStore,
+    runtimes: Arc<runtime::Runtimes>,
+    clock: Arc<dyn Clock>,
+    /// Lakebox S3, where CreateFunction's `S3Bucket`/`S3Key` packages are read from.
+    lake: OnceLock<Lake>,
+    /// The URL clients reach this server at, for GetFunction's `Code.Location`.
+    listen_url: OnceLock<String>,
+}
+
+impl Lambda {
+    pub fn open(dir: &Path, clock: Arc<dyn Clock>) -> Result<Arc<Self>, lakebox_store::StoreError> {
+        std::fs::create_dir_all(dir)?;
+        let meta = MetaStore::open(&dir.join("meta.redb"))?;
+        Ok(Arc::new(Lambda {
+            meta,
+            code: code::CodeStore::open(dir.join("code"))?,
+            runtimes: Arc::new(runtime::Runtimes::new(dir.join("runtime"))?),
+            clock,
+            lake: OnceLock::new(),
+            listen_url: OnceLock::new(),
+        }))
+    }
+
+    pub fn set_lake(&self, lake: Lake) {
+        let _ = self.lake.set(lake);
+    }
+
+    /// Where functions and clients reach this server (`AWS_ENDPOINT_URL` inside functions,
+    /// GetFunction's download URL).
+    pub fn set_listen_url(&self, url: String) {
+        self.runtimes.set_endpoint(url.clone());
+        let _ = self.listen_url.set(url);
+    }
+
+    /// Stops every execution environment (server shutdown).
+    pub fn shutdown(&self) {
+        self.runtimes.retire_all();
+    }
+
+    /// Serves `/_lakebox/lambda/code/<sha256>.zip`: GetFunction's `Code.Location`, which AWS
+    /// makes a presigned URL anyone holding it may fetch.
+    pub fn code_routes(self: &Arc<Self>) -> Arc<dyn HttpService> {
+        Arc::new(CodeRoutes(self.clone()))
+    }
+}
+
+impl HttpService for Lambda {
+    fn call(
+        self: Arc<Self>,
+        ctx: RequestContext,
+        req: http::Request<Body>,
+    ) -> BoxFuture<Result<http::Response<Body>, ServiceError>> {
+        api::dispatch(self, ctx, req)
+    }
+}
+
+struct CodeRoutes(Arc<Lambda>);
+
+impl HttpService for CodeRoutes {
+    fn call(
+        self: Arc<Self>,
+        _ctx: RequestContext,
+        req: http::Request<Body>,
+    ) -> BoxFuture<Result<http::Response<Body>, ServiceError>> {
+        Box::pin(async move {
+            let hex = req
+                .uri()
+                .path()
+                .rsplit('/')
+                .next()
+                .and_then(|f| f.strip_suffix(".zip"))
+                .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+                .map(str::to_owned);
+            let zip = hex.and_then(|h| self.0.code.read_zip(&h).ok());
+            let Some(zip) = zip else {
+                return Err(ServiceError::new(
+                    "NoSuchKey",
+                    404,
+                    "The specified key does not exist.",
+                ));
+            };
+            let mut r = http::Response::new(lakebox_service::body::full(zip));
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/zip"),
+            );
+            Ok(r)
+        })
+    }
+}

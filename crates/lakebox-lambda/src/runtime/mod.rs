@@ -1,0 +1,488 @@
+//! Execution environments: each a child process running the function's runtime, driven
+//! through Lakebox's implementation of the Lambda Runtime API
+//! (`AWS_LAMBDA_RUNTIME_API`: `invocation/next`, `…/response`, `…/error`, `init/error`).
+//!
+//! An environment serves one invocation at a time and is kept warm for the next one with the
+//! same configuration; a timeout, a crash or a failed init ends it, and an update or delete of
+//! the function retires its environments. Each has its own Runtime API listener on 127.0.0.1
+//! (the API is addressed as `host:port`, so environments cannot share one), its own temporary
+//! directory, and its output captured line by line into the invocation's log.
+
+mod api;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use lakebox_core::ServiceError;
+use lakebox_core::clock::{Clock, SystemClock};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+/// The Python runtime client Lakebox runs for `python3.*` functions.
+const PYTHON_BOOTSTRAP: &str = include_str!("python_bootstrap.py");
+/// The Node.js runtime client Lakebox runs for `nodejs*` functions.
+const NODE_BOOTSTRAP: &str = include_str!("node_bootstrap.js");
+
+/// How long a runtime may take to start and load the handler before its first invocation,
+/// beyond the function's own timeout (AWS allows ten seconds of init).
+const INIT_ALLOWANCE: Duration = Duration::from_secs(10);
+/// Environments kept warm per function configuration.
+const MAX_IDLE_PER_FUNCTION: usize = 4;
+/// The line our runtime clients write to stdout and stderr when an invocation's output is all
+/// written (kept out of the log).
+const END_MARK: &str = "\u{1e}lakebox:end ";
+
+/// What an environment runs: one function version's configuration.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    /// Identifies the configuration; environments are reused only for the same one.
+    pub revision: String,
+    pub function_name: String,
+    pub version: String,
+    pub runtime: String,
+    pub handler: String,
+    pub memory_mb: i32,
+    pub timeout: Duration,
+    pub code_dir: PathBuf,
+    pub region: String,
+    pub account_id: String,
+    pub log_group: String,
+    pub variables: Vec<(String, String)>,
+}
+
+/// One invocation's result.
+#[derive(Debug)]
+pub struct Outcome {
+    pub payload: Bytes,
+    /// `Unhandled` when the function (or its runtime) failed.
+    pub function_error: Option<String>,
+    /// What the invocation wrote, between Lambda's START and END lines.
+    pub log: String,
+    pub duration: Duration,
+    pub init_duration: Option<Duration>,
+}
+
+/// A request handed to the runtime by `invocation/next`.
+struct Pending {
+    request_id: String,
+    payload: Bytes,
+    /// The function's timeout: its deadline runs from when the runtime takes the event.
+    timeout: Duration,
+    /// Told when the runtime takes the event (its init, if any, is over).
+    started: oneshot::Sender<()>,
+    function_arn: String,
+    client_context: Option<String>,
+}
+
+/// What came back from the runtime for an invocation.
+enum Reply {
+    Response(Bytes),
+    Error(Bytes),
+    /// The environment failed (init error, exit): its payload, AWS's error document.
+    Failed(Bytes),
+}
+
+/// State the Runtime API listener and the environment share.
+struct Shared {
+    queue: tokio::sync::Mutex<mpsc::Receiver<Pending>>,
+    replies: Mutex<HashMap<String, oneshot::Sender<Reply>>>,
+    /// Captured output since the last invocation took it, and the end marks seen per request.
+    log: Mutex<LogBuffer>,
+    log_progress: Notify,
+}
+
+#[derive(Default)]
+struct LogBuffer {
+    text: String,
+    /// Request ids whose end mark each stream (stdout, stderr) has passed.
+    ended: HashMap<String, u8>,
+}
+
+impl Shared {
+    /// Answers every waiting invocation with `doc` (the environment is gone).
+    fn fail_all(&self, doc: impl Fn(&str) -> Bytes) {
+        let waiting: Vec<_> = self.replies.lock().unwrap().drain().collect();
+        for (id, tx) in waiting {
+            let _ = tx.send(Reply::Failed(doc(&id)));
+        }
+    }
+}
+
+struct Environment {
+    revision: String,
+    shared: Arc<Shared>,
+    queue: mpsc::Sender<Pending>,
+    /// The Runtime API listener, the output readers and the task that owns the child process
+    /// (aborting it drops the child, which kills it).
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    tmp_dir: PathBuf,
+    fresh: std::sync::atomic::AtomicBool,
+}
+
+impl Drop for Environment {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        let _ = std::fs::remove_dir_all(&self.tmp_dir);
+    }
+}
+
+/// Every function's warm environments.
+pub struct Runtimes {
+    dir: PathBuf,
+    /// Where functions reach Lakebox (`AWS_ENDPOINT_URL`), set once the gateway listens.
+    endpoint: Mutex<Option<String>>,
+    idle: Mutex<HashMap<String, Vec<Environment>>>,
+}
+
+impl Runtimes {
+    pub fn new(dir: PathBuf) -> std::io::Result<Self> {
+        std::fs::create_dir_all(dir.join("tmp"))?;
+        std::fs::write(dir.join("python_bootstrap.py"), PYTHON_BOOTSTRAP)?;
+        std::fs::write(dir.join("node_bootstrap.js"), NODE_BOOTSTRAP)?;
+        // Temporary directories of environments a crash left behind.
+        if let Ok(entries) = std::fs::read_dir(dir.join("tmp")) {
+            for e in entries.flatten() {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+        Ok(Runtimes {
+            dir,
+            endpoint: Mutex::new(None),
+            idle: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn set_endpoint(&self, url: String) {
+        *self.endpoint.lock().unwrap() = Some(url);
+    }
+
+    /// Ends the warm environments of `function` (its code or configuration changed, or it
+    /// was deleted).
+    pub fn retire(&self, function: &str) {
+        self.idle.lock().unwrap().remove(function);
+    }
+
+    /// Ends every environment (shutdown).
+    pub fn retire_all(&self) {
+        self.idle.lock().unwrap().clear();
+    }
+
+    /// Runs one invocation of `launch` in a warm environment, or a new one.
+    pub async fn invoke(
+        &self,
+        function: &str,
+        launch: &Launch,
+        function_arn: &str,
+        request_id: &str,
+        payload: Bytes,
+        client_context: Option<String>,
+    ) -> Result<Outcome, ServiceError> {
+        let warm = {
+            let mut idle = self.idle.lock().unwrap();
+            let envs = idle.entry(function.to_owned()).or_default();
+            envs.retain(|e| e.revision == launch.revision);
+            envs.pop()
+        };
+        let started = Instant::now();
+        let (env, cold) = match warm {
+            Some(env) => (env, false),
+            None => match self.spawn(launch).await {
+                Ok(env) => (env, true),
+                Err(message) => {
+                    // AWS answers a runtime that cannot start as a failed init.
+                    let doc = serde_json::json!({
+                        "errorType": "Runtime.InvalidEntrypoint",
+                        "errorMessage": format!("RequestId: {request_id} Error: {message}"),
+                    });
+                    return Ok(Outcome {
+                        payload: doc.to_string().into(),
+                        function_error: Some("Unhandled".into()),
+                        log: format!("{message}\n"),
+                        duration: started.elapsed(),
+                        init_duration: None,
+                    });
+                }
+            },
+        };
+        let (tx, rx) = oneshot::channel();
+        env.shared
+            .replies
+            .lock()
+            .unwrap()
+            .insert(request_id.to_owned(), tx);
+        let (started_tx, started_rx) = oneshot::channel();
+        let pending = Pending {
+            request_id: request_id.to_owned(),
+            payload,
+            timeout: launch.timeout,
+            started: started_tx,
+            function_arn: function_arn.to_owned(),
+            client_context,
+        };
+        if env.queue.send(pending).await.is_err() {
+            return Err(ServiceError::internal("the execution environment stopped"));
+        }
+        // The init (a cold start) has its own allowance; the function's timeout runs from when
+        // the runtime takes the event. A reply before that is the init failing.
+        let mut rx = rx;
+        let taken = tokio::time::timeout(INIT_ALLOWANCE, async {
+            tokio::select! {
+                biased;
+                r = &mut rx => Some(r),
+                _ = started_rx => None,
+            }
+        })
+        .await;
+        let reply = match taken {
+            Ok(Some(r)) => Ok(r),
+            Ok(None) => tokio::time::timeout(launch.timeout, rx).await,
+            Err(elapsed) => Err(elapsed),
+        };
+        let duration = started.elapsed();
+        let (payload, function_error, keep) = match reply {
+            Ok(Ok(Reply::Response(body))) => (body, None, true),
+            Ok(Ok(Reply::Error(body))) => (body, Some("Unhandled".to_owned()), true),
+            Ok(Ok(Reply::Failed(body))) => (body, Some("Unhandled".to_owned()), false),
+            Ok(Err(_)) => (
+                exit_error(request_id, "Runtime exited without providing a reason"),
+                Some("Unhandled".to_owned()),
+                false,
+            ),
+            Err(_) => {
+                let doc = serde_json::json!({
+                    "errorType": "Sandbox.Timedout",
+                    "errorMessage": format!(
+                        "RequestId: {request_id} Error: Task timed out after {:.2} seconds",
+                        launch.timeout.as_secs_f64()
+                    ),
+                });
+                (Bytes::from(doc.to_string()), Some("Unhandled".to_owned()), false)
+            }
+        };
+        env.shared.replies.lock().unwrap().remove(request_id);
+        let mut log = if keep {
+            self.take_log(&env, request_id).await
+        } else {
+            std::mem::take(&mut env.shared.log.lock().unwrap().text)
+        };
+        if !keep && function_error.is_some() && payload_is_timeout(&payload) {
+            log.push_str(&format!(
+                "{} {request_id} Task timed out after {:.2} seconds\n",
+                lakebox_protocol::Timestamp::from_millis(SystemClock.now_millis()).to_iso8601(),
+                launch.timeout.as_secs_f64()
+            ));
+        }
+        let init_duration = env
+            .fresh
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+            .then_some(duration);
+        if keep {
+            let mut idle = self.idle.lock().unwrap();
+            let envs = idle.entry(function.to_owned()).or_default();
+            if envs.len() < MAX_IDLE_PER_FUNCTION && envs.iter().all(|e| e.revision == env.revision) {
+                envs.push(env);
+            }
+        }
+        Ok(Outcome {
+            payload,
+            function_error,
+            log,
+            duration,
+            init_duration: init_duration.filter(|_| cold),
+        })
+    }
+
+    /// The output of `request_id`: everything captured up to its end mark on both streams
+    /// (waiting briefly for it, as the runtime writes it just before answering; a runtime
+    /// that writes no mark gets a moment for its pipes to drain).
+    async fn take_log(&self, env: &Environment, request_id: &str) -> String {
+        let until = Instant::now() + Duration::from_millis(500);
+        loop {
+            let notified = env.shared.log_progress.notified();
+            {
+                let mut buf = env.shared.log.lock().unwrap();
+                if buf.ended.get(request_id) == Some(&0b11) || Instant::now() >= until {
+                    buf.ended.remove(request_id);
+                    return std::mem::take(&mut buf.text);
+                }
+            }
+            let _ = tokio::time::timeout_at(until.into(), notified).await;
+        }
+    }
+
+    async fn spawn(&self, launch: &Launch) -> Result<Environment, String> {
+        let (program, args): (PathBuf, Vec<PathBuf>) = if launch.runtime.starts_with("python") {
+            (which("python3").ok_or("fork/exec python3: no such file or directory (Lakebox runs Python functions with this machine's python3, which is not installed)")?, vec![self.dir.join("python_bootstrap.py")])
+        } else if launch.runtime.starts_with("nodejs") {
+            (which("node").ok_or("fork/exec node: no such file or directory (Lakebox runs Node.js functions with this machine's node, which is not installed)")?, vec![self.dir.join("node_bootstrap.js")])
+        } else if launch.runtime.starts_with("provided") {
+            let bootstrap = launch.code_dir.join("bootstrap");
+            if !bootstrap.is_file() {
+                return Err("Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]".into());
+            }
+            (bootstrap, vec![])
+        } else {
+            return Err(format!(
+                "Lakebox cannot run the {} runtime on this machine",
+                launch.runtime
+            ));
+        };
+        let (queue_tx, queue_rx) = mpsc::channel(1);
+        let shared = Arc::new(Shared {
+            queue: tokio::sync::Mutex::new(queue_rx),
+            replies: Mutex::new(HashMap::new()),
+            log: Mutex::new(LogBuffer::default()),
+            log_progress: Notify::new(),
+        });
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(|e| format!("starting the Runtime API: {e}"))?;
+        let api_addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let mut tasks = vec![tokio::spawn(api::serve(listener, shared.clone()))];
+        let tmp_dir = self.dir.join("tmp").join(uuid::Uuid::new_v4().to_string());
+        std::fs::create_dir_all(&tmp_dir).map_err(|e| e.to_string())?;
+        let stream = format!(
+            "{}/[{}]{}",
+            chrono_date(),
+            launch.version,
+            uuid::Uuid::new_v4().simple()
+        );
+        let endpoint = self.endpoint.lock().unwrap().clone().unwrap_or_default();
+        let mut cmd = tokio::process::Command::new(&program);
+        cmd.args(&args)
+            .current_dir(&launch.code_dir)
+            .env_clear()
+            .envs(launch.variables.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env(
+                "PATH",
+                std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()),
+            )
+            .env("LANG", "en_US.UTF-8")
+            .env("TZ", ":UTC")
+            .env("HOME", &tmp_dir)
+            .env("TMPDIR", &tmp_dir)
+            .env("_HANDLER", &launch.handler)
+            .env("LAMBDA_TASK_ROOT", &launch.code_dir)
+            .env("LAMBDA_RUNTIME_DIR", &self.dir)
+            .env("AWS_LAMBDA_RUNTIME_API", api_addr.to_string())
+            .env("AWS_LAMBDA_FUNCTION_NAME", &launch.function_name)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", &launch.version)
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", launch.memory_mb.to_string())
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", &launch.log_group)
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", &stream)
+            .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
+            .env("AWS_EXECUTION_ENV", format!("AWS_Lambda_{}", launch.runtime))
+            .env("AWS_REGION", &launch.region)
+            .env("AWS_DEFAULT_REGION", &launch.region)
+            // Credentials the SDKs inside the function sign with: the account's, as Lakebox
+            // reads a 12-digit access key as its account.
+            .env("AWS_ACCESS_KEY_ID", &launch.account_id)
+            .env("AWS_SECRET_ACCESS_KEY", "lakebox")
+            .env("AWS_SESSION_TOKEN", "lakebox")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if !endpoint.is_empty() {
+            cmd.env("AWS_ENDPOINT_URL", &endpoint);
+        }
+        if launch.runtime.starts_with("python") {
+            // The package is shared by every environment and read-only on AWS: no
+            // __pycache__ written into it.
+            cmd.env("PYTHONUNBUFFERED", "1")
+                .env("PYTHONDONTWRITEBYTECODE", "1");
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("fork/exec {}: {e}", program.display()))?;
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
+        if let Some(out) = stdout {
+            tasks.push(tokio::spawn(capture(out, shared.clone(), 0b01)));
+        }
+        if let Some(err) = stderr {
+            tasks.push(tokio::spawn(capture(err, shared.clone(), 0b10)));
+        }
+        // The process ending answers whatever waits on it with AWS's error.
+        let watcher = shared.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Ok(status) = child.wait().await {
+                watcher.fail_all(|id| exit_error(id, &format!("Runtime exited with error: {status}")));
+            }
+        }));
+        Ok(Environment {
+            revision: launch.revision.clone(),
+            shared,
+            queue: queue_tx,
+            tasks,
+            tmp_dir,
+            fresh: std::sync::atomic::AtomicBool::new(true),
+        })
+    }
+}
+
+fn exit_error(request_id: &str, what: &str) -> Bytes {
+    serde_json::json!({
+        "errorType": "Runtime.ExitError",
+        "errorMessage": format!("RequestId: {request_id} Error: {what}"),
+    })
+    .to_string()
+    .into()
+}
+
+fn payload_is_timeout(payload: &[u8]) -> bool {
+    std::str::from_utf8(payload).is_ok_and(|s| s.contains("Sandbox.Timedout"))
+}
+
+/// Reads one output stream line by line into the environment's log; our runtime clients' end
+/// marks are noted, not logged.
+async fn capture(stream: impl AsyncRead + Unpin, shared: Arc<Shared>, bit: u8) {
+    let mut lines = BufReader::new(stream).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        {
+            let mut buf = shared.log.lock().unwrap();
+            if let Some(id) = line.strip_prefix(END_MARK) {
+                *buf.ended.entry(id.trim().to_owned()).or_default() |= bit;
+            } else {
+                // A runaway writer cannot grow the buffer without bound between invocations.
+                if buf.text.len() < 1 << 20 {
+                    buf.text.push_str(&line);
+                    buf.text.push('\n');
+                }
+            }
+        }
+        shared.log_progress.notify_waiters();
+    }
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        p.is_file()
+    }
+}
+
+/// `YYYY/MM/DD`, the date prefix of a Lambda log stream's name.
+fn chrono_date() -> String {
+    let iso = lakebox_protocol::Timestamp::from_millis(SystemClock.now_millis()).to_iso8601();
+    iso[..10].replace('-', "/")
+}

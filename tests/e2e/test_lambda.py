@@ -1,0 +1,343 @@
+"""Lambda, judged by boto3 and the AWS CLI: functions created from a zip (inline and from
+Lakebox S3), read back, listed, changed and deleted; Invoke running Python (and Node.js where
+node is installed) handlers as child processes through the Runtime API, with the event, the
+context and the environment AWS gives them; errors, timeouts and crashes answered as AWS
+answers them; LogType=Tail; functions surviving SIGKILL."""
+
+import base64
+import hashlib
+import io
+import json
+import shutil
+import time
+import urllib.request
+import zipfile
+
+import botocore.exceptions
+import pytest
+
+from lakebox_harness import Lakebox
+
+ROLE = "arn:aws:iam::000000000000:role/lambda-role"
+
+
+@pytest.fixture(scope="module")
+def lakebox(tmp_path_factory):
+    server = Lakebox(tmp_path_factory.mktemp("lambda")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def lam(lakebox):
+    return lakebox.client("lambda")
+
+
+def zip_of(files):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, text in files.items():
+            z.writestr(name, text)
+    return buf.getvalue()
+
+
+def code(e):
+    return e.value.response["Error"]["Code"]
+
+
+def message(e):
+    return e.value.response["Error"]["Message"]
+
+
+ECHO = '''
+import os
+
+def handler(event, context):
+    print("got", event)
+    return {
+        "event": event,
+        "name": context.function_name,
+        "version": context.function_version,
+        "arn": context.invoked_function_arn,
+        "memory": context.memory_limit_in_mb,
+        "request_id": context.aws_request_id,
+        "remaining": context.get_remaining_time_in_millis(),
+        "log_group": context.log_group_name,
+        "env": {k: os.environ.get(k) for k in [
+            "AWS_LAMBDA_FUNCTION_NAME", "_HANDLER", "AWS_REGION", "AWS_EXECUTION_ENV",
+            "LAMBDA_TASK_ROOT", "GREETING", "AWS_ENDPOINT_URL", "AWS_LAMBDA_RUNTIME_API"]},
+        "cwd_files": sorted(os.listdir(os.environ["LAMBDA_TASK_ROOT"])),
+    }
+'''
+
+
+def create(lam, name, files, handler="app.handler", runtime="python3.12", **kw):
+    return lam.create_function(FunctionName=name, Runtime=runtime, Role=ROLE, Handler=handler,
+                               Code={"ZipFile": zip_of(files)}, **kw)
+
+
+def invoke(lam, name, event=None, **kw):
+    resp = lam.invoke(FunctionName=name, Payload=json.dumps(event if event is not None else {}), **kw)
+    return resp, json.loads(resp["Payload"].read())
+
+
+def test_create_get_list_delete(lam):
+    created = create(lam, "crud-fn", {"app.py": ECHO}, Description="echo", Timeout=5, MemorySize=256,
+                     Environment={"Variables": {"GREETING": "hi"}}, Tags={"team": "shop"})
+    assert created["FunctionName"] == "crud-fn"
+    assert created["FunctionArn"] == "arn:aws:lambda:us-east-1:000000000000:function:crud-fn"
+    assert created["Runtime"] == "python3.12" and created["Handler"] == "app.handler"
+    assert created["Timeout"] == 5 and created["MemorySize"] == 256 and created["Version"] == "$LATEST"
+    assert created["State"] == "Pending" and created["StateReasonCode"] == "Creating"
+    assert created["PackageType"] == "Zip" and created["Architectures"] == ["x86_64"]
+    assert created["Environment"] == {"Variables": {"GREETING": "hi"}}
+    assert created["CodeSize"] > 0
+    # The waiter AWS's docs use after CreateFunction.
+    lam.get_waiter("function_active_v2").wait(FunctionName="crud-fn", WaiterConfig={"Delay": 1})
+    got = lam.get_function(FunctionName="crud-fn")
+    assert got["Configuration"]["State"] == "Active"
+    assert got["Configuration"]["LastUpdateStatus"] == "Successful"
+    assert got["Tags"] == {"team": "shop"}
+    assert got["Code"]["RepositoryType"] == "S3"
+    # Code.Location downloads the package that was uploaded.
+    downloaded = urllib.request.urlopen(got["Code"]["Location"]).read()
+    with zipfile.ZipFile(io.BytesIO(downloaded)) as z:
+        assert z.read("app.py").decode() == ECHO
+    assert base64.b64encode(hashlib.sha256(downloaded).digest()).decode() == created["CodeSha256"]
+
+    by_arn = lam.get_function_configuration(FunctionName=created["FunctionArn"])
+    assert by_arn["FunctionName"] == "crud-fn"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        create(lam, "crud-fn", {"app.py": ECHO})
+    assert code(e) == "ResourceConflictException"
+    assert message(e) == "Function already exist: crud-fn"
+
+    for i in range(3):
+        create(lam, f"list-fn-{i}", {"app.py": ECHO})
+    names = []
+    for page in lam.get_paginator("list_functions").paginate(PaginationConfig={"PageSize": 2}):
+        names += [f["FunctionName"] for f in page["Functions"]]
+    assert names == sorted(names) and {"crud-fn", "list-fn-0", "list-fn-1", "list-fn-2"} <= set(names)
+
+    lam.delete_function(FunctionName="crud-fn")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        lam.get_function(FunctionName="crud-fn")
+    assert code(e) == "ResourceNotFoundException"
+    assert message(e) == "Function not found: arn:aws:lambda:us-east-1:000000000000:function:crud-fn"
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+
+
+def test_bad_requests_get_aws_errors(lakebox):
+    lam = lakebox.client("lambda", parameter_validation=False)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        create(lam, "bad name!", {"app.py": ECHO})
+    assert code(e) == "ValidationException"
+    assert message(e).startswith("1 validation error detected: Value 'bad name!' at 'functionName' failed to "
+                                 "satisfy constraint: Member must satisfy regular expression pattern: ")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        lam.create_function(FunctionName="no-runtime", Role=ROLE, Code={"ZipFile": zip_of({"app.py": ECHO})})
+    assert code(e) == "InvalidParameterValueException"
+    assert message(e) == "Runtime and Handler are mandatory parameters for functions created with deployment packages."
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        lam.create_function(FunctionName="not-zip", Runtime="python3.12", Role=ROLE, Handler="a.b",
+                            Code={"ZipFile": b"this is not a zip"})
+    assert code(e) == "InvalidParameterValueException"
+    assert message(e) == "Could not unzip uploaded file. Please check your file, then try to upload again."
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        create(lam, "too-long", {"app.py": ECHO}, Timeout=0)
+    assert code(e) == "ValidationException" and "at 'timeout'" in message(e)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        lam.invoke(FunctionName="no-such-fn", Payload=b"{}")
+    assert code(e) == "ResourceNotFoundException"
+    create(lam, "json-only", {"app.py": ECHO})
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        lam.invoke(FunctionName="json-only", Payload=b"not json")
+    assert code(e) == "InvalidRequestContentException"
+    assert message(e).startswith("Could not parse request body into json")
+
+
+def test_invoke_python_sees_event_context_and_environment(lakebox, lam):
+    create(lam, "echo-fn", {"app.py": ECHO, "data/extra.txt": "x"}, Timeout=7, MemorySize=512,
+           Environment={"Variables": {"GREETING": "hello"}})
+    resp, out = invoke(lam, "echo-fn", {"order": 42, "items": ["a", "b"]}, LogType="Tail")
+    assert resp["StatusCode"] == 200 and "FunctionError" not in resp
+    assert resp["ExecutedVersion"] == "$LATEST"
+    assert out["event"] == {"order": 42, "items": ["a", "b"]}
+    assert out["name"] == "echo-fn" and out["version"] == "$LATEST"
+    assert out["arn"] == "arn:aws:lambda:us-east-1:000000000000:function:echo-fn"
+    assert out["memory"] == "512" and out["log_group"] == "/aws/lambda/echo-fn"
+    assert out["request_id"] == resp["ResponseMetadata"]["RequestId"]
+    assert 0 < out["remaining"] <= 7000
+    env = out["env"]
+    assert env["AWS_LAMBDA_FUNCTION_NAME"] == "echo-fn" and env["_HANDLER"] == "app.handler"
+    assert env["AWS_REGION"] == "us-east-1" and env["AWS_EXECUTION_ENV"] == "AWS_Lambda_python3.12"
+    assert env["GREETING"] == "hello" and env["AWS_ENDPOINT_URL"] == lakebox.endpoint
+    assert out["cwd_files"] == ["app.py", "data"]
+    log = base64.b64decode(resp["LogResult"]).decode()
+    rid = out["request_id"]
+    assert log.startswith(f"START RequestId: {rid} Version: $LATEST\n")
+    assert "got {'order': 42, 'items': ['a', 'b']}\n" in log
+    assert f"END RequestId: {rid}\n" in log and f"REPORT RequestId: {rid}\tDuration: " in log
+    assert "lakebox:end" not in log
+
+    # A warm environment serves the next call; state kept in the module survives between calls.
+    create(lam, "counter-fn", {"app.py": "n = 0\ndef handler(e, c):\n    global n\n    n += 1\n    return n\n"})
+    assert [invoke(lam, "counter-fn")[1] for _ in range(3)] == [1, 2, 3]
+    # Updating the code retires the warm environment.
+    lam.update_function_code(FunctionName="counter-fn",
+                             ZipFile=zip_of({"app.py": "def handler(e, c):\n    return 'new code'\n"}))
+    lam.get_waiter("function_updated_v2").wait(FunctionName="counter-fn", WaiterConfig={"Delay": 1})
+    assert invoke(lam, "counter-fn")[1] == "new code"
+    lam.update_function_configuration(FunctionName="echo-fn", Environment={"Variables": {"GREETING": "changed"}})
+    assert invoke(lam, "echo-fn")[1]["env"]["GREETING"] == "changed"
+
+
+def test_function_calls_lakebox_with_the_sdk(lakebox, lam):
+    # AWS_ENDPOINT_URL points SDK calls made inside the function at Lakebox.
+    lakebox.client("s3").create_bucket(Bucket="fn-writes")
+    src = '''
+import boto3
+
+def handler(event, context):
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket="fn-writes", Key=event["key"], Body=event["body"].encode())
+    return s3.get_object(Bucket="fn-writes", Key=event["key"])["Body"].read().decode()
+'''
+    create(lam, "sdk-fn", {"app.py": src}, Timeout=30)
+    resp, out = invoke(lam, "sdk-fn", {"key": "from-lambda.txt", "body": "written inside"})
+    assert "FunctionError" not in resp, out
+    assert out == "written inside"
+    body = lakebox.client("s3").get_object(Bucket="fn-writes", Key="from-lambda.txt")["Body"].read()
+    assert body == b"written inside"
+
+
+def test_errors_timeouts_and_crashes(lam):
+    create(lam, "raises-fn", {"app.py": "def handler(e, c):\n    raise ValueError('bad order ' + str(e['id']))\n"})
+    resp, out = invoke(lam, "raises-fn", {"id": 7})
+    assert resp["StatusCode"] == 200 and resp["FunctionError"] == "Unhandled"
+    assert out["errorMessage"] == "bad order 7" and out["errorType"] == "ValueError"
+    assert any("raise ValueError" in line for line in out["stackTrace"])
+
+    create(lam, "import-fn", {"app.py": "import no_such_module\ndef handler(e, c):\n    return 1\n"})
+    resp, out = invoke(lam, "import-fn")
+    assert resp["FunctionError"] == "Unhandled"
+    assert out["errorType"] == "Runtime.ImportModuleError"
+    assert out["errorMessage"] == "Unable to import module 'app': No module named 'no_such_module'"
+
+    create(lam, "nohandler-fn", {"app.py": "x = 1\n"})
+    resp, out = invoke(lam, "nohandler-fn")
+    assert out["errorType"] == "Runtime.HandlerNotFound"
+    assert out["errorMessage"] == "Handler 'handler' missing on module 'app'"
+
+    create(lam, "slow-fn", {"app.py": "import time\ndef handler(e, c):\n    time.sleep(30)\n"}, Timeout=1)
+    started = time.time()
+    resp, out = invoke(lam, "slow-fn")
+    assert time.time() - started < 10
+    assert resp["FunctionError"] == "Unhandled" and out["errorType"] == "Sandbox.Timedout"
+    assert out["errorMessage"].endswith("Task timed out after 1.00 seconds")
+
+    create(lam, "exit-fn", {"app.py": "import os\ndef handler(e, c):\n    os._exit(3)\n"})
+    resp, out = invoke(lam, "exit-fn")
+    assert resp["FunctionError"] == "Unhandled" and out["errorType"] == "Runtime.ExitError"
+    assert "exit status: 3" in out["errorMessage"]
+    # The next call gets a fresh environment.
+    create(lam, "unmarshal-fn", {"app.py": "def handler(e, c):\n    return {1, 2}\n"})
+    resp, out = invoke(lam, "unmarshal-fn")
+    assert out["errorType"] == "Runtime.MarshalError"
+
+
+def test_invocation_types(lam):
+    create(lam, "types-fn", {"app.py": ECHO})
+    resp = lam.invoke(FunctionName="types-fn", InvocationType="DryRun")
+    assert resp["StatusCode"] == 204
+    resp = lam.invoke(FunctionName="types-fn", InvocationType="Event", Payload=b'{"async": true}')
+    assert resp["StatusCode"] == 202
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        lam.invoke(FunctionName="types-fn", Payload=b"{}", Qualifier="7")
+    assert code(e) == "ResourceNotFoundException"
+    assert message(e) == "Function not found: arn:aws:lambda:us-east-1:000000000000:function:types-fn:7"
+
+
+def test_code_from_s3_and_tags_and_settings(lakebox, lam):
+    s3 = lakebox.client("s3")
+    s3.create_bucket(Bucket="deploy")
+    s3.put_object(Bucket="deploy", Key="pkg/fn.zip", Body=zip_of({"main.py": "def run(e, c):\n    return 'from s3'\n"}))
+    f = lam.create_function(FunctionName="s3-fn", Runtime="python3.11", Role=ROLE, Handler="main.run",
+                            Code={"S3Bucket": "deploy", "S3Key": "pkg/fn.zip"})
+    assert invoke(lam, "s3-fn")[1] == "from s3"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        lam.create_function(FunctionName="s3-missing", Runtime="python3.11", Role=ROLE, Handler="main.run",
+                            Code={"S3Bucket": "deploy", "S3Key": "nope.zip"})
+    assert code(e) == "InvalidParameterValueException"
+    lam.tag_resource(Resource=f["FunctionArn"], Tags={"a": "1", "b": "2"})
+    lam.untag_resource(Resource=f["FunctionArn"], TagKeys=["a"])
+    assert lam.list_tags(Resource=f["FunctionArn"])["Tags"] == {"b": "2"}
+    settings = lam.get_account_settings()
+    assert settings["AccountLimit"]["CodeSizeZipped"] == 52428800
+    assert settings["AccountUsage"]["FunctionCount"] >= 1
+
+
+def test_cli_create_and_invoke(lakebox, tmp_path):
+    pkg = tmp_path / "fn.zip"
+    pkg.write_bytes(zip_of({"app.py": "def handler(e, c):\n    return {'sum': e['a'] + e['b']}\n"}))
+    r = lakebox.cli("lambda", "create-function", "--function-name", "cli-fn", "--runtime", "python3.12",
+                    "--role", ROLE, "--handler", "app.handler", "--zip-file", f"fileb://{pkg}")
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "out.json"
+    # fileb:// sends the file's bytes as they are in both CLI versions.
+    (tmp_path / "event.json").write_text('{"a": 2, "b": 3}')
+    r = lakebox.cli("lambda", "invoke", "--function-name", "cli-fn", "--payload", f"fileb://{tmp_path / 'event.json'}",
+                    str(out))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["StatusCode"] == 200
+    assert json.loads(out.read_text()) == {"sum": 5}
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_invoke_node(lam):
+    create(lam, "node-fn", {"index.js": "exports.handler = async (event, context) => ({got: event, name: context.functionName});"},
+           handler="index.handler", runtime="nodejs20.x")
+    resp, out = invoke(lam, "node-fn", {"x": 1})
+    assert "FunctionError" not in resp, out
+    assert out == {"got": {"x": 1}, "name": "node-fn"}
+    create(lam, "node-err", {"index.mjs": "export const handler = async () => { throw new TypeError('nope'); };"},
+           handler="index.handler", runtime="nodejs22.x")
+    resp, out = invoke(lam, "node-err")
+    assert resp["FunctionError"] == "Unhandled" and out["errorType"] == "TypeError" and out["errorMessage"] == "nope"
+
+
+def test_custom_runtime_bootstrap(lam):
+    # provided.al2023: the zip's own `bootstrap` speaks the Runtime API (a shell script here).
+    bootstrap = """#!/bin/sh
+set -e
+while true; do
+  HEADERS=$(mktemp)
+  EVENT=$(curl -sS -D "$HEADERS" "http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime/invocation/next")
+  ID=$(grep -i Lambda-Runtime-Aws-Request-Id "$HEADERS" | tr -d '[:space:]' | cut -d: -f2)
+  echo "custom runtime got $EVENT"
+  curl -sS -X POST "http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime/invocation/$ID/response" -d "{\\"echo\\": $EVENT}" > /dev/null
+done
+"""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        info = zipfile.ZipInfo("bootstrap")
+        info.external_attr = 0o755 << 16
+        z.writestr(info, bootstrap)
+    lam.create_function(FunctionName="custom-fn", Runtime="provided.al2023", Role=ROLE, Handler="unused",
+                        Code={"ZipFile": buf.getvalue()})
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    resp, out = invoke(lam, "custom-fn", {"n": 1})
+    assert "FunctionError" not in resp, out
+    assert out == {"echo": {"n": 1}}
+
+
+def test_functions_survive_sigkill(tmp_path):
+    with Lakebox(tmp_path) as lb:
+        lam = lb.client("lambda")
+        create(lam, "durable-fn", {"app.py": "def handler(e, c):\n    return 'still here'\n"}, Tags={"k": "v"})
+        lb.kill()
+    with Lakebox(tmp_path) as lb:
+        lam = lb.client("lambda")
+        assert lam.get_function(FunctionName="durable-fn")["Tags"] == {"k": "v"}
+        assert invoke(lam, "durable-fn")[1] == "still here"
