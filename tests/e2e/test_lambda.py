@@ -5,9 +5,11 @@ context and the environment AWS gives them; errors, timeouts and crashes answere
 answers them; LogType=Tail; functions surviving SIGKILL."""
 
 import base64
+import datetime
 import hashlib
 import io
 import json
+import re
 import shutil
 import time
 import urllib.request
@@ -16,7 +18,7 @@ import zipfile
 import botocore.exceptions
 import pytest
 
-from lakebox_harness import Lakebox
+from lakebox_harness import Lakebox, wait_for
 
 ROLE = "arn:aws:iam::000000000000:role/lambda-role"
 
@@ -341,3 +343,63 @@ def test_functions_survive_sigkill(tmp_path):
         lam = lb.client("lambda")
         assert lam.get_function(FunctionName="durable-fn")["Tags"] == {"k": "v"}
         assert invoke(lam, "durable-fn")[1] == "still here"
+
+
+def test_logs_metrics_and_s3_triggers(tmp_path):
+    """Function output lands in CloudWatch Logs under /aws/lambda/<name>, AWS/Lambda's metrics in
+    CloudWatch, and an S3 event notification invokes the function it names."""
+    with Lakebox(tmp_path, "--cloudwatch-service-metrics-ms", "200") as lb:
+        lam, logs, cw, s3 = lb.client("lambda"), lb.client("logs"), lb.client("cloudwatch"), lb.client("s3")
+        src = ("def handler(e, c):\n    print('processing order', e['id'])\n"
+               "    if e['id'] < 0:\n        raise ValueError('negative order')\n    return 1\n")
+        create(lam, "logged-fn", {"app.py": src})
+        invoke(lam, "logged-fn", {"id": 1})
+        invoke(lam, "logged-fn", {"id": -1})
+
+        def found():
+            try:
+                return [e["message"] for e in logs.filter_log_events(logGroupName="/aws/lambda/logged-fn")["events"]]
+            except botocore.exceptions.ClientError:
+                return None
+        assert wait_for(lambda: len(found() or []) >= 8)
+        messages = found()
+        assert "processing order 1" in messages and "processing order -1" in messages
+        assert sum(m.startswith("START RequestId: ") for m in messages) == 2
+        assert sum(m.startswith("REPORT RequestId: ") for m in messages) == 2
+        assert any("ValueError: negative order" in m for m in messages)
+        stream = logs.describe_log_streams(logGroupName="/aws/lambda/logged-fn")["logStreams"][0]["logStreamName"]
+        assert re.fullmatch(r"\d{4}/\d{2}/\d{2}/\[\$LATEST\][0-9a-f]{32}", stream), stream
+
+        now = datetime.datetime.now(datetime.UTC)
+        span = dict(StartTime=now - datetime.timedelta(minutes=5), EndTime=now + datetime.timedelta(minutes=1), Period=300)
+
+        def stat(name):
+            points = cw.get_metric_statistics(Namespace="AWS/Lambda", MetricName=name, Statistics=["Sum", "SampleCount"],
+                                              Dimensions=[{"Name": "FunctionName", "Value": "logged-fn"}], **span)["Datapoints"]
+            return points[0]["Sum"] if points else None
+        assert wait_for(lambda: stat("Invocations") == 2.0)
+        assert stat("Errors") == 1.0
+        assert stat("Duration") > 0
+
+        # S3 → Lambda: the notification's event reaches the handler, which records it in S3.
+        s3.create_bucket(Bucket="uploads")
+        s3.create_bucket(Bucket="seen")
+        trigger = '''
+import boto3, json
+
+def handler(event, context):
+    rec = event["Records"][0]
+    boto3.client("s3").put_object(Bucket="seen", Key=rec["s3"]["object"]["key"],
+                                  Body=json.dumps({"source": rec["eventSource"], "name": rec["eventName"]}))
+'''
+        fn = create(lam, "on-upload", {"app.py": trigger}, Timeout=30)
+        s3.put_bucket_notification_configuration(Bucket="uploads", NotificationConfiguration={
+            "LambdaFunctionConfigurations": [{"LambdaFunctionArn": fn["FunctionArn"], "Events": ["s3:ObjectCreated:*"]}]})
+        s3.put_object(Bucket="uploads", Key="orders/1.json", Body=b"{}")
+
+        def seen():
+            try:
+                return json.loads(s3.get_object(Bucket="seen", Key="orders/1.json")["Body"].read())
+            except botocore.exceptions.ClientError:
+                return None
+        assert wait_for(seen, timeout=20) == {"source": "aws:s3", "name": "ObjectCreated:Put"}

@@ -1,9 +1,14 @@
 //! Invoke: RequestResponse runs the function and answers its result; Event queues it and
 //! answers 202; DryRun checks the call and answers 204.
 
+use std::sync::Arc;
+
 use base64::Engine;
 use bytes::Bytes;
+use lakebox_core::clock::Clock;
 use lakebox_core::{RequestContext, ServiceError};
+use lakebox_service::links::{LogLine, LogWriter};
+use lakebox_service::metrics::Recorder;
 
 use crate::Lambda;
 use crate::api::*;
@@ -61,14 +66,21 @@ impl Lambda {
                 ..Default::default()
             }),
             InvocationType::Event => {
-                // Runs after the answer; its result goes to the function's log only. (Retries
-                // and destinations of asynchronous invocations are not built yet.)
+                // Runs after the answer; its result goes to the function's log and metrics.
+                // (Retries and destinations of asynchronous invocations are not built yet.)
                 let runtimes = self.runtimes.clone();
+                let report = self.reporting();
                 let request_id = ctx.request_id.clone();
+                let ctx = ctx.clone();
+                let name = stored.name().to_owned();
                 tokio::spawn(async move {
-                    let _ = runtimes
+                    if let Ok(outcome) = runtimes
                         .invoke(&arn, &launch, &arn, &request_id, payload, client_context)
-                        .await;
+                        .await
+                    {
+                        let log = lambda_log(&request_id, &executed, launch.memory_mb, &outcome);
+                        report.invocation(&ctx, &name, &launch.log_group, &outcome, &log);
+                    }
                 });
                 Ok(InvocationResponse {
                     status_code: Some(202),
@@ -81,6 +93,8 @@ impl Lambda {
                     .invoke(&arn, &launch, &arn, &ctx.request_id, payload, client_context)
                     .await?;
                 let log = lambda_log(&ctx.request_id, &executed, launch.memory_mb, &outcome);
+                self.reporting()
+                    .invocation(ctx, stored.name(), &launch.log_group, &outcome, &log);
                 let tail = matches!(input.log_type, Some(LogType::Tail)).then(|| {
                     let start = log.len().saturating_sub(TAIL_BYTES);
                     // Start on a character boundary.
@@ -99,6 +113,57 @@ impl Lambda {
                 })
             }
         }
+    }
+
+    fn reporting(&self) -> Reporting {
+        Reporting {
+            logs: self.logs.get().cloned(),
+            metrics: self.metrics.get().cloned().unwrap_or_default(),
+            now: self.clock.clone(),
+        }
+    }
+}
+
+/// Where an invocation is reported: its log into CloudWatch Logs, its metrics into CloudWatch.
+struct Reporting {
+    logs: Option<Arc<dyn LogWriter>>,
+    metrics: Recorder,
+    now: Arc<dyn Clock>,
+}
+
+impl Reporting {
+    fn invocation(&self, ctx: &RequestContext, function: &str, group: &str, o: &Outcome, log: &str) {
+        // AWS/Lambda's metrics, per function and across the account's functions.
+        let failed = if o.function_error.is_some() { 1.0 } else { 0.0 };
+        let values = [
+            ("Invocations", "Count", 1.0),
+            ("Errors", "Count", failed),
+            ("Duration", "Milliseconds", o.duration.as_secs_f64() * 1000.0),
+        ];
+        for dims in [&[("FunctionName", function)][..], &[]] {
+            self.metrics
+                .record_many(&ctx.account_id, &ctx.region, "AWS/Lambda", dims, &values);
+        }
+        let Some(logs) = self.logs.clone() else { return };
+        let at = self.now.now_millis();
+        let lines = log
+            .lines()
+            .map(|l| LogLine {
+                timestamp_millis: at,
+                message: l.to_owned(),
+            })
+            .collect();
+        let (account, region, group, stream) = (
+            ctx.account_id.clone(),
+            ctx.region.clone(),
+            group.to_owned(),
+            o.log_stream.clone(),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = logs.write(&account, &region, &group, &stream, lines).await {
+                tracing::warn!(group, "writing a function's log: {e}");
+            }
+        });
     }
 }
 

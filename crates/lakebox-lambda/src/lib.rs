@@ -19,7 +19,10 @@ use std::sync::{Arc, OnceLock};
 
 use lakebox_core::clock::Clock;
 use lakebox_core::{RequestContext, ServiceError};
+use lakebox_service::events::{DeliveryError, Event, EventSink, delivery_context};
 use lakebox_service::lake::Lake;
+use lakebox_service::links::LogWriter;
+use lakebox_service::metrics::Recorder;
 use lakebox_service::{Body, BoxFuture, HttpService};
 use lakebox_store::MetaStore;
 
@@ -32,6 +35,10 @@ pub struct Lambda {
     lake: OnceLock<Lake>,
     /// The URL clients reach this server at, for GetFunction's `Code.Location`.
     listen_url: OnceLock<String>,
+    /// CloudWatch Logs, where function output goes (`/aws/lambda/<name>`).
+    logs: OnceLock<Arc<dyn LogWriter>>,
+    /// CloudWatch, where AWS/Lambda's metrics go.
+    metrics: OnceLock<Recorder>,
 }
 
 impl Lambda {
@@ -45,11 +52,22 @@ impl Lambda {
             clock,
             lake: OnceLock::new(),
             listen_url: OnceLock::new(),
+            logs: OnceLock::new(),
+            metrics: OnceLock::new(),
         }))
     }
 
     pub fn set_lake(&self, lake: Lake) {
         let _ = self.lake.set(lake);
+    }
+
+    /// Function output is written into CloudWatch Logs through `logs`.
+    pub fn set_log_writer(&self, logs: Arc<dyn LogWriter>) {
+        let _ = self.logs.set(logs);
+    }
+
+    pub fn set_metrics(&self, metrics: Recorder) {
+        let _ = self.metrics.set(metrics);
     }
 
     /// Where functions and clients reach this server (`AWS_ENDPOINT_URL` inside functions,
@@ -112,6 +130,43 @@ impl HttpService for CodeRoutes {
                 http::HeaderValue::from_static("application/zip"),
             );
             Ok(r)
+        })
+    }
+}
+
+/// Events from other services (S3's event notifications) invoke the function their target ARN
+/// names, as AWS's asynchronous invocation does. The publisher keeps the event until `deliver`
+/// answers, and `deliver` answers once the function has run, so an event a crash interrupted
+/// is delivered again: at least once, as AWS promises.
+struct Trigger(Arc<Lambda>);
+
+impl Lambda {
+    pub fn event_sink(self: &Arc<Self>) -> Arc<dyn EventSink> {
+        Arc::new(Trigger(self.clone()))
+    }
+}
+
+impl EventSink for Trigger {
+    fn deliver(&self, target_arn: String, event: Event) -> BoxFuture<Result<(), DeliveryError>> {
+        let lambda = self.0.clone();
+        Box::pin(async move {
+            let ctx = delivery_context(&target_arn, lambda.clock.now_millis())?;
+            if event.probe {
+                return match lambda.existing(&ctx, &target_arn, None) {
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(DeliveryError::from_service(&e)),
+                };
+            }
+            let input = api::InvocationRequest {
+                function_name: target_arn,
+                payload: Some(lakebox_protocol::Blob(event.into_record())),
+                ..Default::default()
+            };
+            lambda
+                .invoke_function(&ctx, input)
+                .await
+                .map(drop)
+                .map_err(|e| DeliveryError::from_service(&e))
         })
     }
 }

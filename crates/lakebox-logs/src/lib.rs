@@ -461,3 +461,76 @@ impl RpcService for Logs {
         api::dispatch(self, ctx, req)
     }
 }
+
+/// Other services' own log output (Lambda's function logs), written as PutLogEvents would
+/// write it, the group and stream made when missing.
+struct Writer(Arc<Logs>);
+
+impl Logs {
+    pub fn log_writer(self: &Arc<Self>) -> Arc<dyn lakebox_service::links::LogWriter> {
+        Arc::new(Writer(self.clone()))
+    }
+}
+
+/// Whether an error only says the group or stream is there already.
+fn exists_already(r: Result<(), ServiceError>) -> Result<(), ServiceError> {
+    match r {
+        Err(e) if e.code == "ResourceAlreadyExistsException" => Ok(()),
+        other => other,
+    }
+}
+
+impl lakebox_service::links::LogWriter for Writer {
+    fn write(
+        &self,
+        account: &str,
+        region: &str,
+        group: &str,
+        stream: &str,
+        lines: Vec<lakebox_service::links::LogLine>,
+    ) -> BoxFuture<Result<(), ServiceError>> {
+        let logs = self.0.clone();
+        let ctx = RequestContext::internal(account, region, logs.store.now());
+        let (group, stream) = (group.to_owned(), stream.to_owned());
+        Box::pin(async move {
+            if events::target(&logs.store, &ctx, &group, &stream).is_err() {
+                let g = CreateLogGroupRequest {
+                    log_group_name: group.clone(),
+                    ..Default::default()
+                };
+                exists_already(logs.create_log_group(&ctx, g).await)?;
+                let s = CreateLogStreamRequest {
+                    log_group_name: group.clone(),
+                    log_stream_name: stream.clone(),
+                };
+                exists_already(logs.create_log_stream(&ctx, s).await)?;
+            }
+            // PutLogEvents' batch limits: 10,000 events, 1 MB counting 26 bytes an event.
+            let mut batch: Vec<InputLogEvent> = Vec::new();
+            let mut bytes = 0;
+            let mut lines = lines.into_iter().peekable();
+            while let Some(line) = lines.next() {
+                bytes += line.message.len() + 26;
+                batch.push(InputLogEvent {
+                    timestamp: line.timestamp_millis,
+                    message: line.message,
+                });
+                let full = batch.len() == 10_000
+                    || lines
+                        .peek()
+                        .is_some_and(|n| bytes + n.message.len() + 26 > 1_000_000);
+                if full || lines.peek().is_none() {
+                    let req = PutLogEventsRequest {
+                        log_group_name: group.clone(),
+                        log_stream_name: stream.clone(),
+                        log_events: std::mem::take(&mut batch),
+                        ..Default::default()
+                    };
+                    logs.put_log_events(&ctx, req).await?;
+                    bytes = 0;
+                }
+            }
+            Ok(())
+        })
+    }
+}

@@ -241,7 +241,11 @@ pub async fn test_destinations(
             "HostId": request_id,
         })
         .to_string();
-        if let Err(e) = sink.deliver(target.clone(), s3_event(message)).await {
+        let probe = Event {
+            probe: true,
+            ..s3_event(message)
+        };
+        if let Err(e) = sink.deliver(target.clone(), probe).await {
             tracing::debug!(target_arn = %target, error = %e, "notification destination refused the test event");
             return Err(target);
         }

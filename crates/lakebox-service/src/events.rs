@@ -84,6 +84,10 @@ pub struct Event {
     pub data: Option<Vec<u8>>,
     /// For Kinesis streams: the record's partition key (a random one when absent).
     pub partition_key: Option<String>,
+    /// A check that the target exists and takes events (S3's `s3:TestEvent` when a
+    /// notification configuration is stored): queues and topics receive it as AWS delivers it
+    /// to them; a Lambda function is not invoked with it, as AWS does not.
+    pub probe: bool,
 }
 
 impl Event {

@@ -59,3 +59,24 @@ pub trait ShardedLog: Send + Sync + 'static {
     /// serves a whole pass over its shards), or `None` when there is no such stream.
     fn shards(&self, stream: StreamKey<'_>) -> Result<Option<Vec<LogShard>>, ServiceError>;
 }
+
+/// One line of a service's own log output, as CloudWatch Logs stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    pub timestamp_millis: i64,
+    pub message: String,
+}
+
+/// Where a service writes log output of its own resources into CloudWatch Logs (Lambda's
+/// function logs under `/aws/lambda/<name>`): the group and stream are made when missing, as
+/// AWS's services make them.
+pub trait LogWriter: Send + Sync + 'static {
+    fn write(
+        &self,
+        account: &str,
+        region: &str,
+        group: &str,
+        stream: &str,
+        lines: Vec<LogLine>,
+    ) -> crate::BoxFuture<Result<(), ServiceError>>;
+}

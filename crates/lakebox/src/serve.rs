@@ -217,7 +217,10 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
     background.adopt("sqs retention", sqs.start_background_work());
     // S3's event notifications and SNS's deliveries go to the services that own their targets.
     let queues = lakebox_service::events::EventRouter::new().with("sqs", sqs.event_sink());
-    let event_targets = queues.clone().with("sns", sns.event_sink());
+    let event_targets = queues
+        .clone()
+        .with("sns", sns.event_sink())
+        .with("lambda", lambda.event_sink());
     background.adopt(
         "s3 event notifications",
         s3.start_event_delivery(Arc::new(event_targets)),
@@ -324,12 +327,14 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
                 .with("firehose", firehose.event_sink()),
         )),
     );
-    registry.rpc("logs", logs);
     // Functions read packages from S3; GetFunction's download URL is public, as AWS's
     // presigned one is.
     lambda.set_lake(s3.lake());
+    lambda.set_log_writer(logs.log_writer());
+    lambda.set_metrics(lakebox_service::metrics::Recorder::new(service_metrics.clone()));
     registry.http("lambda", lambda.clone());
     registry.internal("lambda", &["code/"], lambda.code_routes());
+    registry.rpc("logs", logs);
     registry.http("s3", Arc::new(s3));
     if args.enable_test_routes {
         crate::testing::install(

@@ -64,6 +64,8 @@ pub struct Outcome {
     pub log: String,
     pub duration: Duration,
     pub init_duration: Option<Duration>,
+    /// The environment's log stream (`AWS_LAMBDA_LOG_STREAM_NAME`).
+    pub log_stream: String,
 }
 
 /// A request handed to the runtime by `invocation/next`.
@@ -121,6 +123,7 @@ struct Environment {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     tmp_dir: PathBuf,
     fresh: std::sync::atomic::AtomicBool,
+    log_stream: String,
 }
 
 impl Drop for Environment {
@@ -206,6 +209,7 @@ impl Runtimes {
                         log: format!("{message}\n"),
                         duration: started.elapsed(),
                         init_duration: None,
+                        log_stream: log_stream_name(&launch.version),
                     });
                 }
             },
@@ -282,6 +286,7 @@ impl Runtimes {
             .fresh
             .swap(false, std::sync::atomic::Ordering::Relaxed)
             .then_some(duration);
+        let log_stream = env.log_stream.clone();
         if keep {
             let mut idle = self.idle.lock().unwrap();
             let envs = idle.entry(function.to_owned()).or_default();
@@ -295,6 +300,7 @@ impl Runtimes {
             log,
             duration,
             init_duration: init_duration.filter(|_| cold),
+            log_stream,
         })
     }
 
@@ -347,12 +353,7 @@ impl Runtimes {
         let mut tasks = vec![tokio::spawn(api::serve(listener, shared.clone()))];
         let tmp_dir = self.dir.join("tmp").join(uuid::Uuid::new_v4().to_string());
         std::fs::create_dir_all(&tmp_dir).map_err(|e| e.to_string())?;
-        let stream = format!(
-            "{}/[{}]{}",
-            chrono_date(),
-            launch.version,
-            uuid::Uuid::new_v4().simple()
-        );
+        let stream = log_stream_name(&launch.version);
         let endpoint = self.endpoint.lock().unwrap().clone().unwrap_or_default();
         let mut cmd = tokio::process::Command::new(&program);
         cmd.args(&args)
@@ -423,6 +424,7 @@ impl Runtimes {
             tasks,
             tmp_dir,
             fresh: std::sync::atomic::AtomicBool::new(true),
+            log_stream: stream,
         })
     }
 }
@@ -481,8 +483,12 @@ fn is_executable(p: &Path) -> bool {
     }
 }
 
-/// `YYYY/MM/DD`, the date prefix of a Lambda log stream's name.
-fn chrono_date() -> String {
+/// A Lambda log stream's name: `YYYY/MM/DD/[version]` and a random id.
+fn log_stream_name(version: &str) -> String {
     let iso = lakebox_protocol::Timestamp::from_millis(SystemClock.now_millis()).to_iso8601();
-    iso[..10].replace('-', "/")
+    format!(
+        "{}/[{version}]{}",
+        iso[..10].replace('-', "/"),
+        uuid::Uuid::new_v4().simple()
+    )
 }
