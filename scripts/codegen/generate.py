@@ -496,15 +496,18 @@ class Service:
 
     # ---- validation --------------------------------------------------------------------
 
-    def scalar_checks(self, name, var, path):
-        """Checks of a scalar (or the size of a list/map) value `var` (a reference)."""
+    def scalar_checks(self, name, var, path, map_key=False):
+        """Checks of a scalar (or the size of a list/map) value `var` (a reference). A map's
+        key is a plain String even where the model names an enum."""
         s = self.shapes[name]
         t = s["type"]
         lines = []
         if t == "string" and "enum" in s:
             if self.cfg.get("unchecked_enums"):
                 return lines  # the service checks these values itself, in its own words
-            lines.append(f"v.enum_value({var}.as_str(), {self.type_name(name)}::VALUES, matches!({var}, {self.type_name(name)}::Unknown(_)), {path});")
+            tn = self.type_name(name)
+            unknown = f"!{tn}::VALUES.contains(&{var}.as_str())" if map_key else f"matches!({var}, {tn}::Unknown(_))"
+            lines.append(f"v.enum_value({var}.as_str(), {tn}::VALUES, {unknown}, {path});")
             return lines
         mn, mx = s.get("min"), s.get("max")
         if t == "string":
@@ -613,7 +616,7 @@ class Service:
                 w("    let r = &raw;")
             for line in self.scalar_checks(name, "r", "path"):
                 w(f"    {line}")
-            kchecks = self.scalar_checks(s["key"]["shape"], "r", "path")
+            kchecks = self.scalar_checks(s["key"]["shape"], "r", "path", map_key=True)
             conv = self.convert_expr(s["value"]["shape"], "x", "&path.key(&k)")
             w("    let entries: Vec<_> = raw.into_iter().map(|(k, x)| {")
             if kchecks:

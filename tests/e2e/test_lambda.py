@@ -403,3 +403,104 @@ def handler(event, context):
             except botocore.exceptions.ClientError:
                 return None
         assert wait_for(seen, timeout=20) == {"source": "aws:s3", "name": "ObjectCreated:Put"}
+
+
+RECORDER = '''
+import base64, json, boto3
+
+def handler(event, context):
+    s3 = boto3.client("s3")
+    for r in event["Records"]:
+        if r["eventSource"] == "aws:kinesis":
+            body = base64.b64decode(r["kinesis"]["data"]).decode()
+            key = "kinesis/" + r["kinesis"]["sequenceNumber"]
+            meta = {"pk": r["kinesis"]["partitionKey"], "id": r["eventID"], "arn": r["eventSourceARN"]}
+        else:
+            body = r["body"]
+            key = "sqs/" + r["messageId"]
+            meta = {"count": r["attributes"]["ApproximateReceiveCount"], "arn": r["eventSourceARN"],
+                    "attr": r["messageAttributes"].get("kind", {}).get("stringValue")}
+        if body == "poison":
+            raise ValueError("poison record")
+        s3.put_object(Bucket="esm-out", Key=key, Body=json.dumps({"body": body, **meta}))
+    return {"batch": len(event["Records"])}
+'''
+
+
+def bodies(s3, prefix):
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="esm-out", Prefix=prefix).get("Contents", [])]
+    return [json.loads(s3.get_object(Bucket="esm-out", Key=k)["Body"].read()) for k in sorted(keys)]
+
+
+def test_kinesis_event_source_in_order_and_after_a_restart(tmp_path):
+    with Lakebox(tmp_path) as lb:
+        lam, kinesis, s3 = lb.client("lambda"), lb.client("kinesis"), lb.client("s3")
+        s3.create_bucket(Bucket="esm-out")
+        kinesis.create_stream(StreamName="orders", ShardCount=1)
+        stream_arn = kinesis.describe_stream_summary(StreamName="orders")["StreamDescriptionSummary"]["StreamARN"]
+        fn = create(lam, "order-history", {"app.py": RECORDER}, Timeout=30)
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            lam.create_event_source_mapping(FunctionName="order-history", EventSourceArn=stream_arn)
+        assert code(e) == "InvalidParameterValueException"
+        m = lam.create_event_source_mapping(FunctionName="order-history", EventSourceArn=stream_arn,
+                                            StartingPosition="TRIM_HORIZON", BatchSize=10)
+        assert m["State"] == "Creating" and m["FunctionArn"] == fn["FunctionArn"] and m["BatchSize"] == 10
+        assert lam.get_event_source_mapping(UUID=m["UUID"])["State"] == "Enabled"
+        assert [x["UUID"] for x in lam.list_event_source_mappings(FunctionName="order-history")["EventSourceMappings"]] == [m["UUID"]]
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            lam.create_event_source_mapping(FunctionName="order-history", EventSourceArn=stream_arn,
+                                            StartingPosition="LATEST")
+        assert code(e) == "ResourceConflictException"
+        for i in range(25):
+            kinesis.put_record(StreamName="orders", Data=f"order-{i}".encode(), PartitionKey=f"customer-{i % 3}")
+        assert wait_for(lambda: len(bodies(s3, "kinesis/")) == 25, timeout=30)
+        got = bodies(s3, "kinesis/")
+        # Keys are sequence numbers: in order, each record once, with its partition key and ARN.
+        assert [g["body"] for g in got] == [f"order-{i}" for i in range(25)]
+        assert got[0]["pk"] == "customer-0" and got[0]["arn"] == stream_arn
+        assert got[0]["id"].startswith("shardId-000000000000:49")
+        lb.kill()
+    with Lakebox(tmp_path) as lb:
+        kinesis, s3, lam = lb.client("kinesis"), lb.client("s3"), lb.client("lambda")
+        # The cursor survived: the new record is delivered, the old ones not again.
+        kinesis.put_record(StreamName="orders", Data=b"order-25", PartitionKey="customer-1")
+        assert wait_for(lambda: len(bodies(s3, "kinesis/")) == 26, timeout=30)
+        time.sleep(1)
+        assert [g["body"] for g in bodies(s3, "kinesis/")] == [f"order-{i}" for i in range(26)]
+        m = lam.list_event_source_mappings()["EventSourceMappings"][0]
+        assert lam.update_event_source_mapping(UUID=m["UUID"], Enabled=False)["State"] == "Disabling"
+        assert lam.get_event_source_mapping(UUID=m["UUID"])["State"] == "Disabled"
+        assert lam.delete_event_source_mapping(UUID=m["UUID"])["State"] == "Deleting"
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            lam.get_event_source_mapping(UUID=m["UUID"])
+        assert code(e) == "ResourceNotFoundException"
+
+
+def test_sqs_event_source_deletes_what_succeeded(lakebox, lam):
+    sqs, s3 = lakebox.client("sqs"), lakebox.client("s3")
+    s3.create_bucket(Bucket="esm-out")
+    dlq = sqs.create_queue(QueueName="jobs-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    url = sqs.create_queue(QueueName="jobs", Attributes={
+        "VisibilityTimeout": "1",
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"})})["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    create(lam, "job-runner", {"app.py": RECORDER}, Timeout=30)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        lam.create_event_source_mapping(FunctionName="job-runner", EventSourceArn=arn, BatchSize=50)
+    assert code(e) == "InvalidParameterValueException"
+    lam.create_event_source_mapping(FunctionName="job-runner", EventSourceArn=arn, BatchSize=5)
+    for i in range(7):
+        sqs.send_message(QueueUrl=url, MessageBody=f"job-{i}",
+                         MessageAttributes={"kind": {"DataType": "String", "StringValue": "nightly"}})
+    assert wait_for(lambda: len(bodies(s3, "sqs/")) == 7, timeout=30)
+    got = bodies(s3, "sqs/")
+    assert sorted(g["body"] for g in got) == [f"job-{i}" for i in range(7)]
+    assert got[0]["attr"] == "nightly" and got[0]["count"] == "1" and got[0]["arn"] == arn
+    # Processed messages were deleted.
+    assert wait_for(lambda: sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+                    ["ApproximateNumberOfMessagesNotVisible"] == "0")
+    # A message the function keeps failing on is received again and then dead-lettered.
+    sqs.send_message(QueueUrl=url, MessageBody="poison")
+    moved = wait_for(lambda: sqs.receive_message(QueueUrl=dlq).get("Messages"), timeout=30)
+    assert moved[0]["Body"] == "poison"

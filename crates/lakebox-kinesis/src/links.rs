@@ -50,6 +50,15 @@ impl ShardReader for Shard {
     fn next_offset(&self) -> Result<u64, ServiceError> {
         Ok(self.log()?.next_offset())
     }
+
+    fn sequence_number(&self, offset: u64) -> String {
+        crate::sequence::SequenceNumber {
+            stream_epoch: self.stream.epoch_secs(),
+            shard_index: self.stream.shards[self.index].index,
+            offset,
+        }
+        .format()
+    }
 }
 
 impl ShardedLog for KinesisLog {

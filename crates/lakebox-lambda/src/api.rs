@@ -37,6 +37,11 @@ pub const OPERATIONS: &[&str] = &[
     "UntagResource",
     "ListTags",
     "GetAccountSettings",
+    "CreateEventSourceMapping",
+    "GetEventSourceMapping",
+    "ListEventSourceMappings",
+    "UpdateEventSourceMapping",
+    "DeleteEventSourceMapping",
 ];
 /// Every operation of the model, implemented or not.
 pub const MODEL_OPERATIONS: &[&str] = &[
@@ -159,6 +164,28 @@ pub struct AccountUsage {
     pub function_count: Option<i64>,
 }
 
+/// Specific configuration settings for an Amazon Managed Streaming for Apache Kafka (Amazon MSK) event source.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AmazonManagedKafkaEventSourceConfig {
+    #[serde(rename = "ConsumerGroupId", default, skip_serializing_if = "Option::is_none")]
+    pub consumer_group_id: Option<String>,
+    #[serde(
+        rename = "SchemaRegistryConfig",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub schema_registry_config: Option<KafkaSchemaRegistryConfig>,
+}
+
+/// `AmazonManagedKafkaEventSourceConfig` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AmazonManagedKafkaEventSourceConfigRaw {
+    #[serde(rename = "ConsumerGroupId", default)]
+    pub consumer_group_id: Option<String>,
+    #[serde(rename = "SchemaRegistryConfig", default)]
+    pub schema_registry_config: Option<KafkaSchemaRegistryConfigRaw>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ApplicationLogLevel {
     /// `TRACE`
@@ -258,6 +285,187 @@ pub struct Concurrency {
         skip_serializing_if = "Option::is_none"
     )]
     pub reserved_concurrent_executions: Option<i32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateEventSourceMappingRequest {
+    #[serde(rename = "EventSourceArn", default, skip_serializing_if = "Option::is_none")]
+    pub event_source_arn: Option<String>,
+    #[serde(rename = "FunctionName")]
+    pub function_name: String,
+    #[serde(rename = "Enabled", default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(rename = "BatchSize", default, skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<i32>,
+    #[serde(rename = "FilterCriteria", default, skip_serializing_if = "Option::is_none")]
+    pub filter_criteria: Option<FilterCriteria>,
+    #[serde(
+        rename = "MaximumBatchingWindowInSeconds",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub maximum_batching_window_in_seconds: Option<i32>,
+    #[serde(
+        rename = "ParallelizationFactor",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub parallelization_factor: Option<i32>,
+    #[serde(rename = "StartingPosition", default, skip_serializing_if = "Option::is_none")]
+    pub starting_position: Option<EventSourcePosition>,
+    #[serde(
+        rename = "StartingPositionTimestamp",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub starting_position_timestamp: Option<Timestamp>,
+    #[serde(
+        rename = "DestinationConfig",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub destination_config: Option<DestinationConfig>,
+    #[serde(
+        rename = "MaximumRecordAgeInSeconds",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub maximum_record_age_in_seconds: Option<i32>,
+    #[serde(
+        rename = "BisectBatchOnFunctionError",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub bisect_batch_on_function_error: Option<bool>,
+    #[serde(
+        rename = "MaximumRetryAttempts",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub maximum_retry_attempts: Option<i32>,
+    #[serde(rename = "Tags", default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<BTreeMap<String, String>>,
+    #[serde(
+        rename = "TumblingWindowInSeconds",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub tumbling_window_in_seconds: Option<i32>,
+    #[serde(rename = "Topics", default, skip_serializing_if = "Option::is_none")]
+    pub topics: Option<Vec<String>>,
+    #[serde(rename = "Queues", default, skip_serializing_if = "Option::is_none")]
+    pub queues: Option<Vec<String>>,
+    #[serde(
+        rename = "SourceAccessConfigurations",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub source_access_configurations: Option<Vec<SourceAccessConfiguration>>,
+    #[serde(
+        rename = "SelfManagedEventSource",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub self_managed_event_source: Option<SelfManagedEventSource>,
+    #[serde(
+        rename = "FunctionResponseTypes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub function_response_types: Option<Vec<FunctionResponseType>>,
+    #[serde(
+        rename = "AmazonManagedKafkaEventSourceConfig",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub amazon_managed_kafka_event_source_config: Option<AmazonManagedKafkaEventSourceConfig>,
+    #[serde(
+        rename = "SelfManagedKafkaEventSourceConfig",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub self_managed_kafka_event_source_config: Option<SelfManagedKafkaEventSourceConfig>,
+    #[serde(rename = "ScalingConfig", default, skip_serializing_if = "Option::is_none")]
+    pub scaling_config: Option<ScalingConfig>,
+    #[serde(
+        rename = "DocumentDBEventSourceConfig",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub document_db_event_source_config: Option<DocumentDBEventSourceConfig>,
+    #[serde(rename = "KMSKeyArn", default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_arn: Option<String>,
+    #[serde(rename = "MetricsConfig", default, skip_serializing_if = "Option::is_none")]
+    pub metrics_config: Option<EventSourceMappingMetricsConfig>,
+    #[serde(rename = "LoggingConfig", default, skip_serializing_if = "Option::is_none")]
+    pub logging_config: Option<EventSourceMappingLoggingConfig>,
+    #[serde(
+        rename = "ProvisionedPollerConfig",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub provisioned_poller_config: Option<ProvisionedPollerConfig>,
+}
+
+/// `CreateEventSourceMappingRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CreateEventSourceMappingRequestRaw {
+    #[serde(rename = "EventSourceArn", default)]
+    pub event_source_arn: Option<String>,
+    #[serde(rename = "FunctionName", default)]
+    pub function_name: Option<String>,
+    #[serde(rename = "Enabled", default)]
+    pub enabled: Option<bool>,
+    #[serde(rename = "BatchSize", default)]
+    pub batch_size: Option<i32>,
+    #[serde(rename = "FilterCriteria", default)]
+    pub filter_criteria: Option<FilterCriteriaRaw>,
+    #[serde(rename = "MaximumBatchingWindowInSeconds", default)]
+    pub maximum_batching_window_in_seconds: Option<i32>,
+    #[serde(rename = "ParallelizationFactor", default)]
+    pub parallelization_factor: Option<i32>,
+    #[serde(rename = "StartingPosition", default)]
+    pub starting_position: Option<EventSourcePosition>,
+    #[serde(rename = "StartingPositionTimestamp", default)]
+    pub starting_position_timestamp: Option<Timestamp>,
+    #[serde(rename = "DestinationConfig", default)]
+    pub destination_config: Option<DestinationConfigRaw>,
+    #[serde(rename = "MaximumRecordAgeInSeconds", default)]
+    pub maximum_record_age_in_seconds: Option<i32>,
+    #[serde(rename = "BisectBatchOnFunctionError", default)]
+    pub bisect_batch_on_function_error: Option<bool>,
+    #[serde(rename = "MaximumRetryAttempts", default)]
+    pub maximum_retry_attempts: Option<i32>,
+    #[serde(rename = "Tags", default)]
+    pub tags: Option<BTreeMap<String, String>>,
+    #[serde(rename = "TumblingWindowInSeconds", default)]
+    pub tumbling_window_in_seconds: Option<i32>,
+    #[serde(rename = "Topics", default)]
+    pub topics: Option<Vec<String>>,
+    #[serde(rename = "Queues", default)]
+    pub queues: Option<Vec<String>>,
+    #[serde(rename = "SourceAccessConfigurations", default)]
+    pub source_access_configurations: Option<Vec<SourceAccessConfigurationRaw>>,
+    #[serde(rename = "SelfManagedEventSource", default)]
+    pub self_managed_event_source: Option<SelfManagedEventSourceRaw>,
+    #[serde(rename = "FunctionResponseTypes", default)]
+    pub function_response_types: Option<Vec<FunctionResponseType>>,
+    #[serde(rename = "AmazonManagedKafkaEventSourceConfig", default)]
+    pub amazon_managed_kafka_event_source_config: Option<AmazonManagedKafkaEventSourceConfigRaw>,
+    #[serde(rename = "SelfManagedKafkaEventSourceConfig", default)]
+    pub self_managed_kafka_event_source_config: Option<SelfManagedKafkaEventSourceConfigRaw>,
+    #[serde(rename = "ScalingConfig", default)]
+    pub scaling_config: Option<ScalingConfigRaw>,
+    #[serde(rename = "DocumentDBEventSourceConfig", default)]
+    pub document_db_event_source_config: Option<DocumentDBEventSourceConfigRaw>,
+    #[serde(rename = "KMSKeyArn", default)]
+    pub kms_key_arn: Option<String>,
+    #[serde(rename = "MetricsConfig", default)]
+    pub metrics_config: Option<EventSourceMappingMetricsConfigRaw>,
+    #[serde(rename = "LoggingConfig", default)]
+    pub logging_config: Option<EventSourceMappingLoggingConfigRaw>,
+    #[serde(rename = "ProvisionedPollerConfig", default)]
+    pub provisioned_poller_config: Option<ProvisionedPollerConfigRaw>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -408,6 +616,19 @@ pub struct DeadLetterConfigRaw {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeleteEventSourceMappingRequest {
+    #[serde(rename = "UUID")]
+    pub uuid: String,
+}
+
+/// `DeleteEventSourceMappingRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DeleteEventSourceMappingRequestRaw {
+    #[serde(rename = "UUID", default)]
+    pub uuid: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeleteFunctionRequest {
     #[serde(rename = "FunctionName")]
     pub function_name: String,
@@ -428,6 +649,46 @@ pub struct DeleteFunctionRequestRaw {
 pub struct DeleteFunctionResponse {
     #[serde(rename = "StatusCode", default, skip_serializing_if = "Option::is_none")]
     pub status_code: Option<i32>,
+}
+
+/// A configuration object that specifies the destination of an event after Lambda processes it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DestinationConfig {
+    #[serde(rename = "OnSuccess", default, skip_serializing_if = "Option::is_none")]
+    pub on_success: Option<OnSuccess>,
+    #[serde(rename = "OnFailure", default, skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<OnFailure>,
+}
+
+/// `DestinationConfig` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DestinationConfigRaw {
+    #[serde(rename = "OnSuccess", default)]
+    pub on_success: Option<OnSuccessRaw>,
+    #[serde(rename = "OnFailure", default)]
+    pub on_failure: Option<OnFailureRaw>,
+}
+
+/// Specific configuration settings for a DocumentDB event source.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DocumentDBEventSourceConfig {
+    #[serde(rename = "DatabaseName", default, skip_serializing_if = "Option::is_none")]
+    pub database_name: Option<String>,
+    #[serde(rename = "CollectionName", default, skip_serializing_if = "Option::is_none")]
+    pub collection_name: Option<String>,
+    #[serde(rename = "FullDocument", default, skip_serializing_if = "Option::is_none")]
+    pub full_document: Option<FullDocument>,
+}
+
+/// `DocumentDBEventSourceConfig` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DocumentDBEventSourceConfigRaw {
+    #[serde(rename = "DatabaseName", default)]
+    pub database_name: Option<String>,
+    #[serde(rename = "CollectionName", default)]
+    pub collection_name: Option<String>,
+    #[serde(rename = "FullDocument", default)]
+    pub full_document: Option<FullDocument>,
 }
 
 /// Configuration settings for durable functions, including execution timeout and retention period for execution history.
@@ -451,6 +712,32 @@ pub struct DurableConfigRaw {
     #[serde(rename = "ExecutionTimeout", default)]
     pub execution_timeout: Option<i32>,
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EndPointType {
+    /// `KAFKA_BOOTSTRAP_SERVERS`
+    KafkaBootstrapServers,
+    /// A value this model does not list (a newer client's, or a wrong one).
+    Unknown(String),
+}
+impl EndPointType {
+    pub const VALUES: &'static [&'static str] = &["KAFKA_BOOTSTRAP_SERVERS"];
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::KafkaBootstrapServers => "KAFKA_BOOTSTRAP_SERVERS",
+            Self::Unknown(s) => s,
+        }
+    }
+}
+impl From<&str> for EndPointType {
+    fn from(s: &str) -> Self {
+        match s {
+            "KAFKA_BOOTSTRAP_SERVERS" => Self::KafkaBootstrapServers,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+lakebox_service::string_enum!(EndPointType);
 
 /// A function's environment variable settings.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -498,6 +785,283 @@ pub struct EphemeralStorageRaw {
     pub size: Option<i32>,
 }
 
+/// A mapping between an Amazon Web Services resource and a Lambda function.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventSourceMappingConfiguration {
+    #[serde(rename = "UUID", default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+    #[serde(rename = "StartingPosition", default, skip_serializing_if = "Option::is_none")]
+    pub starting_position: Option<EventSourcePosition>,
+    #[serde(
+        rename = "StartingPositionTimestamp",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub starting_position_timestamp: Option<Timestamp>,
+    #[serde(rename = "BatchSize", default, skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<i32>,
+    #[serde(
+        rename = "MaximumBatchingWindowInSeconds",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub maximum_batching_window_in_seconds: Option<i32>,
+    #[serde(
+        rename = "ParallelizationFactor",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub parallelization_factor: Option<i32>,
+    #[serde(rename = "EventSourceArn", default, skip_serializing_if = "Option::is_none")]
+    pub event_source_arn: Option<String>,
+    #[serde(rename = "FilterCriteria", default, skip_serializing_if = "Option::is_none")]
+    pub filter_criteria: Option<FilterCriteria>,
+    #[serde(rename = "FunctionArn", default, skip_serializing_if = "Option::is_none")]
+    pub function_arn: Option<String>,
+    #[serde(rename = "LastModified", default, skip_serializing_if = "Option::is_none")]
+    pub last_modified: Option<Timestamp>,
+    #[serde(
+        rename = "LastProcessingResult",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_processing_result: Option<String>,
+    #[serde(rename = "State", default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    #[serde(
+        rename = "StateTransitionReason",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub state_transition_reason: Option<String>,
+    #[serde(
+        rename = "DestinationConfig",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub destination_config: Option<DestinationConfig>,
+    #[serde(rename = "Topics", default, skip_serializing_if = "Option::is_none")]
+    pub topics: Option<Vec<String>>,
+    #[serde(rename = "Queues", default, skip_serializing_if = "Option::is_none")]
+    pub queues: Option<Vec<String>>,
+    #[serde(
+        rename = "SourceAccessConfigurations",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub source_access_configurations: Option<Vec<SourceAccessConfiguration>>,
+    #[serde(
+        rename = "SelfManagedEventSource",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub self_managed_event_source: Option<SelfManagedEventSource>,
+    #[serde(
+        rename = "MaximumRecordAgeInSeconds",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub maximum_record_age_in_seconds: Option<i32>,
+    #[serde(
+        rename = "BisectBatchOnFunctionError",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub bisect_batch_on_function_error: Option<bool>,
+    #[serde(
+        rename = "MaximumRetryAttempts",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub maximum_retry_attempts: Option<i32>,
+    #[serde(
+        rename = "TumblingWindowInSeconds",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub tumbling_window_in_seconds: Option<i32>,
+    #[serde(
+        rename = "FunctionResponseTypes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub function_response_types: Option<Vec<FunctionResponseType>>,
+    #[serde(
+        rename = "AmazonManagedKafkaEventSourceConfig",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub amazon_managed_kafka_event_source_config: Option<AmazonManagedKafkaEventSourceConfig>,
+    #[serde(
+        rename = "SelfManagedKafkaEventSourceConfig",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub self_managed_kafka_event_source_config: Option<SelfManagedKafkaEventSourceConfig>,
+    #[serde(rename = "ScalingConfig", default, skip_serializing_if = "Option::is_none")]
+    pub scaling_config: Option<ScalingConfig>,
+    #[serde(
+        rename = "DocumentDBEventSourceConfig",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub document_db_event_source_config: Option<DocumentDBEventSourceConfig>,
+    #[serde(rename = "KMSKeyArn", default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_arn: Option<String>,
+    #[serde(
+        rename = "FilterCriteriaError",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub filter_criteria_error: Option<FilterCriteriaError>,
+    #[serde(
+        rename = "EventSourceMappingArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub event_source_mapping_arn: Option<String>,
+    #[serde(rename = "MetricsConfig", default, skip_serializing_if = "Option::is_none")]
+    pub metrics_config: Option<EventSourceMappingMetricsConfig>,
+    #[serde(rename = "LoggingConfig", default, skip_serializing_if = "Option::is_none")]
+    pub logging_config: Option<EventSourceMappingLoggingConfig>,
+    #[serde(
+        rename = "ProvisionedPollerConfig",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub provisioned_poller_config: Option<ProvisionedPollerConfig>,
+}
+
+/// (Amazon MSK, and self-managed Apache Kafka only) The logging configuration for your event source.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventSourceMappingLoggingConfig {
+    #[serde(rename = "SystemLogLevel", default, skip_serializing_if = "Option::is_none")]
+    pub system_log_level: Option<EventSourceMappingSystemLogLevel>,
+}
+
+/// `EventSourceMappingLoggingConfig` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct EventSourceMappingLoggingConfigRaw {
+    #[serde(rename = "SystemLogLevel", default)]
+    pub system_log_level: Option<EventSourceMappingSystemLogLevel>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventSourceMappingMetric {
+    /// `EventCount`
+    EventCount,
+    /// `ErrorCount`
+    ErrorCount,
+    /// `KafkaMetrics`
+    KafkaMetrics,
+    /// A value this model does not list (a newer client's, or a wrong one).
+    Unknown(String),
+}
+impl EventSourceMappingMetric {
+    pub const VALUES: &'static [&'static str] = &["EventCount", "ErrorCount", "KafkaMetrics"];
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::EventCount => "EventCount",
+            Self::ErrorCount => "ErrorCount",
+            Self::KafkaMetrics => "KafkaMetrics",
+            Self::Unknown(s) => s,
+        }
+    }
+}
+impl From<&str> for EventSourceMappingMetric {
+    fn from(s: &str) -> Self {
+        match s {
+            "EventCount" => Self::EventCount,
+            "ErrorCount" => Self::ErrorCount,
+            "KafkaMetrics" => Self::KafkaMetrics,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+lakebox_service::string_enum!(EventSourceMappingMetric);
+
+/// The metrics configuration for your event source.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventSourceMappingMetricsConfig {
+    #[serde(rename = "Metrics", default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Vec<EventSourceMappingMetric>>,
+}
+
+/// `EventSourceMappingMetricsConfig` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct EventSourceMappingMetricsConfigRaw {
+    #[serde(rename = "Metrics", default)]
+    pub metrics: Option<Vec<EventSourceMappingMetric>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventSourceMappingSystemLogLevel {
+    /// `DEBUG`
+    Debug,
+    /// `INFO`
+    Info,
+    /// `WARN`
+    Warn,
+    /// A value this model does not list (a newer client's, or a wrong one).
+    Unknown(String),
+}
+impl EventSourceMappingSystemLogLevel {
+    pub const VALUES: &'static [&'static str] = &["DEBUG", "INFO", "WARN"];
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Debug => "DEBUG",
+            Self::Info => "INFO",
+            Self::Warn => "WARN",
+            Self::Unknown(s) => s,
+        }
+    }
+}
+impl From<&str> for EventSourceMappingSystemLogLevel {
+    fn from(s: &str) -> Self {
+        match s {
+            "DEBUG" => Self::Debug,
+            "INFO" => Self::Info,
+            "WARN" => Self::Warn,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+lakebox_service::string_enum!(EventSourceMappingSystemLogLevel);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventSourcePosition {
+    /// `TRIM_HORIZON`
+    TrimHorizon,
+    /// `LATEST`
+    Latest,
+    /// `AT_TIMESTAMP`
+    AtTimestamp,
+    /// A value this model does not list (a newer client's, or a wrong one).
+    Unknown(String),
+}
+impl EventSourcePosition {
+    pub const VALUES: &'static [&'static str] = &["TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"];
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::TrimHorizon => "TRIM_HORIZON",
+            Self::Latest => "LATEST",
+            Self::AtTimestamp => "AT_TIMESTAMP",
+            Self::Unknown(s) => s,
+        }
+    }
+}
+impl From<&str> for EventSourcePosition {
+    fn from(s: &str) -> Self {
+        match s {
+            "TRIM_HORIZON" => Self::TrimHorizon,
+            "LATEST" => Self::Latest,
+            "AT_TIMESTAMP" => Self::AtTimestamp,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+lakebox_service::string_enum!(EventSourcePosition);
+
 /// Details about the connection between a Lambda function and an Amazon EFS file system or an Amazon S3 Files file system.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FileSystemConfig {
@@ -515,6 +1079,73 @@ pub struct FileSystemConfigRaw {
     #[serde(rename = "LocalMountPath", default)]
     pub local_mount_path: Option<String>,
 }
+
+/// A structure within a FilterCriteria object that defines an event filtering pattern.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Filter {
+    #[serde(rename = "Pattern", default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+}
+
+/// `Filter` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct FilterRaw {
+    #[serde(rename = "Pattern", default)]
+    pub pattern: Option<String>,
+}
+
+/// An object that contains the filters for an event source.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FilterCriteria {
+    #[serde(rename = "Filters", default, skip_serializing_if = "Option::is_none")]
+    pub filters: Option<Vec<Filter>>,
+}
+
+/// `FilterCriteria` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct FilterCriteriaRaw {
+    #[serde(rename = "Filters", default)]
+    pub filters: Option<Vec<FilterRaw>>,
+}
+
+/// An object that contains details about an error related to filter criteria encryption.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FilterCriteriaError {
+    #[serde(rename = "ErrorCode", default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    #[serde(rename = "Message", default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FullDocument {
+    /// `UpdateLookup`
+    UpdateLookup,
+    /// `Default`
+    Default,
+    /// A value this model does not list (a newer client's, or a wrong one).
+    Unknown(String),
+}
+impl FullDocument {
+    pub const VALUES: &'static [&'static str] = &["UpdateLookup", "Default"];
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::UpdateLookup => "UpdateLookup",
+            Self::Default => "Default",
+            Self::Unknown(s) => s,
+        }
+    }
+}
+impl From<&str> for FullDocument {
+    fn from(s: &str) -> Self {
+        match s {
+            "UpdateLookup" => Self::UpdateLookup,
+            "Default" => Self::Default,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+lakebox_service::string_enum!(FullDocument);
 
 /// The code for the Lambda function.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -679,6 +1310,32 @@ pub struct FunctionConfiguration {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FunctionResponseType {
+    /// `ReportBatchItemFailures`
+    ReportBatchItemFailures,
+    /// A value this model does not list (a newer client's, or a wrong one).
+    Unknown(String),
+}
+impl FunctionResponseType {
+    pub const VALUES: &'static [&'static str] = &["ReportBatchItemFailures"];
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::ReportBatchItemFailures => "ReportBatchItemFailures",
+            Self::Unknown(s) => s,
+        }
+    }
+}
+impl From<&str> for FunctionResponseType {
+    fn from(s: &str) -> Self {
+        match s {
+            "ReportBatchItemFailures" => Self::ReportBatchItemFailures,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+lakebox_service::string_enum!(FunctionResponseType);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum FunctionVersion {
     /// `ALL`
     All,
@@ -743,6 +1400,19 @@ pub struct GetAccountSettingsResponse {
     pub account_limit: Option<AccountLimit>,
     #[serde(rename = "AccountUsage", default, skip_serializing_if = "Option::is_none")]
     pub account_usage: Option<AccountUsage>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetEventSourceMappingRequest {
+    #[serde(rename = "UUID")]
+    pub uuid: String,
+}
+
+/// `GetEventSourceMappingRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct GetEventSourceMappingRequestRaw {
+    #[serde(rename = "UUID", default)]
+    pub uuid: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -931,6 +1601,144 @@ impl From<&str> for InvocationType {
     }
 }
 lakebox_service::string_enum!(InvocationType);
+
+/// Specific access configuration settings that tell Lambda how to authenticate with your schema registry.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KafkaSchemaRegistryAccessConfig {
+    #[serde(rename = "Type", default, skip_serializing_if = "Option::is_none")]
+    pub r#type: Option<KafkaSchemaRegistryAuthType>,
+    #[serde(rename = "URI", default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+}
+
+/// `KafkaSchemaRegistryAccessConfig` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct KafkaSchemaRegistryAccessConfigRaw {
+    #[serde(rename = "Type", default)]
+    pub r#type: Option<KafkaSchemaRegistryAuthType>,
+    #[serde(rename = "URI", default)]
+    pub uri: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KafkaSchemaRegistryAuthType {
+    /// `BASIC_AUTH`
+    BasicAuth,
+    /// `CLIENT_CERTIFICATE_TLS_AUTH`
+    ClientCertificateTlsAuth,
+    /// `SERVER_ROOT_CA_CERTIFICATE`
+    ServerRootCaCertificate,
+    /// A value this model does not list (a newer client's, or a wrong one).
+    Unknown(String),
+}
+impl KafkaSchemaRegistryAuthType {
+    pub const VALUES: &'static [&'static str] = &[
+        "BASIC_AUTH",
+        "CLIENT_CERTIFICATE_TLS_AUTH",
+        "SERVER_ROOT_CA_CERTIFICATE",
+    ];
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::BasicAuth => "BASIC_AUTH",
+            Self::ClientCertificateTlsAuth => "CLIENT_CERTIFICATE_TLS_AUTH",
+            Self::ServerRootCaCertificate => "SERVER_ROOT_CA_CERTIFICATE",
+            Self::Unknown(s) => s,
+        }
+    }
+}
+impl From<&str> for KafkaSchemaRegistryAuthType {
+    fn from(s: &str) -> Self {
+        match s {
+            "BASIC_AUTH" => Self::BasicAuth,
+            "CLIENT_CERTIFICATE_TLS_AUTH" => Self::ClientCertificateTlsAuth,
+            "SERVER_ROOT_CA_CERTIFICATE" => Self::ServerRootCaCertificate,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+lakebox_service::string_enum!(KafkaSchemaRegistryAuthType);
+
+/// Specific configuration settings for a Kafka schema registry.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KafkaSchemaRegistryConfig {
+    #[serde(
+        rename = "SchemaRegistryURI",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub schema_registry_uri: Option<String>,
+    #[serde(
+        rename = "EventRecordFormat",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub event_record_format: Option<SchemaRegistryEventRecordFormat>,
+    #[serde(rename = "AccessConfigs", default, skip_serializing_if = "Option::is_none")]
+    pub access_configs: Option<Vec<KafkaSchemaRegistryAccessConfig>>,
+    #[serde(
+        rename = "SchemaValidationConfigs",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub schema_validation_configs: Option<Vec<KafkaSchemaValidationConfig>>,
+}
+
+/// `KafkaSchemaRegistryConfig` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct KafkaSchemaRegistryConfigRaw {
+    #[serde(rename = "SchemaRegistryURI", default)]
+    pub schema_registry_uri: Option<String>,
+    #[serde(rename = "EventRecordFormat", default)]
+    pub event_record_format: Option<SchemaRegistryEventRecordFormat>,
+    #[serde(rename = "AccessConfigs", default)]
+    pub access_configs: Option<Vec<KafkaSchemaRegistryAccessConfigRaw>>,
+    #[serde(rename = "SchemaValidationConfigs", default)]
+    pub schema_validation_configs: Option<Vec<KafkaSchemaValidationConfigRaw>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KafkaSchemaValidationAttribute {
+    /// `KEY`
+    Key,
+    /// `VALUE`
+    Value,
+    /// A value this model does not list (a newer client's, or a wrong one).
+    Unknown(String),
+}
+impl KafkaSchemaValidationAttribute {
+    pub const VALUES: &'static [&'static str] = &["KEY", "VALUE"];
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Key => "KEY",
+            Self::Value => "VALUE",
+            Self::Unknown(s) => s,
+        }
+    }
+}
+impl From<&str> for KafkaSchemaValidationAttribute {
+    fn from(s: &str) -> Self {
+        match s {
+            "KEY" => Self::Key,
+            "VALUE" => Self::Value,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+lakebox_service::string_enum!(KafkaSchemaValidationAttribute);
+
+/// Specific schema validation configuration settings that tell Lambda the message attributes you want to validate and filter using your schema registry.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KafkaSchemaValidationConfig {
+    #[serde(rename = "Attribute", default, skip_serializing_if = "Option::is_none")]
+    pub attribute: Option<KafkaSchemaValidationAttribute>,
+}
+
+/// `KafkaSchemaValidationConfig` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct KafkaSchemaValidationConfigRaw {
+    #[serde(rename = "Attribute", default)]
+    pub attribute: Option<KafkaSchemaValidationAttribute>,
+}
 
 /// Configuration for Lambda-managed instances used by the capacity provider.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -1207,6 +2015,43 @@ pub struct Layer {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListEventSourceMappingsRequest {
+    #[serde(rename = "EventSourceArn", default, skip_serializing_if = "Option::is_none")]
+    pub event_source_arn: Option<String>,
+    #[serde(rename = "FunctionName", default, skip_serializing_if = "Option::is_none")]
+    pub function_name: Option<String>,
+    #[serde(rename = "Marker", default, skip_serializing_if = "Option::is_none")]
+    pub marker: Option<String>,
+    #[serde(rename = "MaxItems", default, skip_serializing_if = "Option::is_none")]
+    pub max_items: Option<i32>,
+}
+
+/// `ListEventSourceMappingsRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ListEventSourceMappingsRequestRaw {
+    #[serde(rename = "EventSourceArn", default)]
+    pub event_source_arn: Option<String>,
+    #[serde(rename = "FunctionName", default)]
+    pub function_name: Option<String>,
+    #[serde(rename = "Marker", default)]
+    pub marker: Option<String>,
+    #[serde(rename = "MaxItems", default)]
+    pub max_items: Option<i32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListEventSourceMappingsResponse {
+    #[serde(rename = "NextMarker", default, skip_serializing_if = "Option::is_none")]
+    pub next_marker: Option<String>,
+    #[serde(
+        rename = "EventSourceMappings",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub event_source_mappings: Option<Vec<EventSourceMappingConfiguration>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListFunctionsRequest {
     #[serde(rename = "MasterRegion", default, skip_serializing_if = "Option::is_none")]
     pub master_region: Option<String>,
@@ -1349,6 +2194,34 @@ pub struct LoggingConfigRaw {
     pub log_group: Option<String>,
 }
 
+/// A destination for events that failed processing.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OnFailure {
+    #[serde(rename = "Destination", default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+}
+
+/// `OnFailure` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct OnFailureRaw {
+    #[serde(rename = "Destination", default)]
+    pub destination: Option<String>,
+}
+
+/// A destination for events that were processed successfully.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OnSuccess {
+    #[serde(rename = "Destination", default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+}
+
+/// `OnSuccess` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct OnSuccessRaw {
+    #[serde(rename = "Destination", default)]
+    pub destination: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PackageType {
     /// `Zip`
@@ -1378,6 +2251,28 @@ impl From<&str> for PackageType {
     }
 }
 lakebox_service::string_enum!(PackageType);
+
+/// The provisioned mode configuration for the event source.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProvisionedPollerConfig {
+    #[serde(rename = "MinimumPollers", default, skip_serializing_if = "Option::is_none")]
+    pub minimum_pollers: Option<i32>,
+    #[serde(rename = "MaximumPollers", default, skip_serializing_if = "Option::is_none")]
+    pub maximum_pollers: Option<i32>,
+    #[serde(rename = "PollerGroupName", default, skip_serializing_if = "Option::is_none")]
+    pub poller_group_name: Option<String>,
+}
+
+/// `ProvisionedPollerConfig` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ProvisionedPollerConfigRaw {
+    #[serde(rename = "MinimumPollers", default)]
+    pub minimum_pollers: Option<i32>,
+    #[serde(rename = "MaximumPollers", default)]
+    pub maximum_pollers: Option<i32>,
+    #[serde(rename = "PollerGroupName", default)]
+    pub poller_group_name: Option<String>,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Runtime {
@@ -1654,6 +2549,90 @@ pub struct RuntimeVersionError {
     pub message: Option<String>,
 }
 
+/// (Amazon SQS only) The scaling configuration for the event source.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScalingConfig {
+    #[serde(
+        rename = "MaximumConcurrency",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub maximum_concurrency: Option<i32>,
+}
+
+/// `ScalingConfig` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ScalingConfigRaw {
+    #[serde(rename = "MaximumConcurrency", default)]
+    pub maximum_concurrency: Option<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SchemaRegistryEventRecordFormat {
+    /// `JSON`
+    Json,
+    /// `SOURCE`
+    Source,
+    /// A value this model does not list (a newer client's, or a wrong one).
+    Unknown(String),
+}
+impl SchemaRegistryEventRecordFormat {
+    pub const VALUES: &'static [&'static str] = &["JSON", "SOURCE"];
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Json => "JSON",
+            Self::Source => "SOURCE",
+            Self::Unknown(s) => s,
+        }
+    }
+}
+impl From<&str> for SchemaRegistryEventRecordFormat {
+    fn from(s: &str) -> Self {
+        match s {
+            "JSON" => Self::Json,
+            "SOURCE" => Self::Source,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+lakebox_service::string_enum!(SchemaRegistryEventRecordFormat);
+
+/// The self-managed Apache Kafka cluster for your event source.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SelfManagedEventSource {
+    #[serde(rename = "Endpoints", default, skip_serializing_if = "Option::is_none")]
+    pub endpoints: Option<BTreeMap<String, Vec<String>>>,
+}
+
+/// `SelfManagedEventSource` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SelfManagedEventSourceRaw {
+    #[serde(rename = "Endpoints", default)]
+    pub endpoints: Option<BTreeMap<String, Vec<String>>>,
+}
+
+/// Specific configuration settings for a self-managed Apache Kafka event source.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SelfManagedKafkaEventSourceConfig {
+    #[serde(rename = "ConsumerGroupId", default, skip_serializing_if = "Option::is_none")]
+    pub consumer_group_id: Option<String>,
+    #[serde(
+        rename = "SchemaRegistryConfig",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub schema_registry_config: Option<KafkaSchemaRegistryConfig>,
+}
+
+/// `SelfManagedKafkaEventSourceConfig` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SelfManagedKafkaEventSourceConfigRaw {
+    #[serde(rename = "ConsumerGroupId", default)]
+    pub consumer_group_id: Option<String>,
+    #[serde(rename = "SchemaRegistryConfig", default)]
+    pub schema_registry_config: Option<KafkaSchemaRegistryConfigRaw>,
+}
+
 /// The function's Lambda SnapStart setting.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SnapStart {
@@ -1740,6 +2719,87 @@ pub struct SnapStartResponse {
     )]
     pub optimization_status: Option<SnapStartOptimizationStatus>,
 }
+
+/// To secure and define access to your event source, you can specify the authentication protocol, VPC components, or virtual host.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SourceAccessConfiguration {
+    #[serde(rename = "Type", default, skip_serializing_if = "Option::is_none")]
+    pub r#type: Option<SourceAccessType>,
+    #[serde(rename = "URI", default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+}
+
+/// `SourceAccessConfiguration` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SourceAccessConfigurationRaw {
+    #[serde(rename = "Type", default)]
+    pub r#type: Option<SourceAccessType>,
+    #[serde(rename = "URI", default)]
+    pub uri: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SourceAccessType {
+    /// `BASIC_AUTH`
+    BasicAuth,
+    /// `VPC_SUBNET`
+    VpcSubnet,
+    /// `VPC_SECURITY_GROUP`
+    VpcSecurityGroup,
+    /// `SASL_SCRAM_512_AUTH`
+    SaslScram512Auth,
+    /// `SASL_SCRAM_256_AUTH`
+    SaslScram256Auth,
+    /// `VIRTUAL_HOST`
+    VirtualHost,
+    /// `CLIENT_CERTIFICATE_TLS_AUTH`
+    ClientCertificateTlsAuth,
+    /// `SERVER_ROOT_CA_CERTIFICATE`
+    ServerRootCaCertificate,
+    /// A value this model does not list (a newer client's, or a wrong one).
+    Unknown(String),
+}
+impl SourceAccessType {
+    pub const VALUES: &'static [&'static str] = &[
+        "BASIC_AUTH",
+        "VPC_SUBNET",
+        "VPC_SECURITY_GROUP",
+        "SASL_SCRAM_512_AUTH",
+        "SASL_SCRAM_256_AUTH",
+        "VIRTUAL_HOST",
+        "CLIENT_CERTIFICATE_TLS_AUTH",
+        "SERVER_ROOT_CA_CERTIFICATE",
+    ];
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::BasicAuth => "BASIC_AUTH",
+            Self::VpcSubnet => "VPC_SUBNET",
+            Self::VpcSecurityGroup => "VPC_SECURITY_GROUP",
+            Self::SaslScram512Auth => "SASL_SCRAM_512_AUTH",
+            Self::SaslScram256Auth => "SASL_SCRAM_256_AUTH",
+            Self::VirtualHost => "VIRTUAL_HOST",
+            Self::ClientCertificateTlsAuth => "CLIENT_CERTIFICATE_TLS_AUTH",
+            Self::ServerRootCaCertificate => "SERVER_ROOT_CA_CERTIFICATE",
+            Self::Unknown(s) => s,
+        }
+    }
+}
+impl From<&str> for SourceAccessType {
+    fn from(s: &str) -> Self {
+        match s {
+            "BASIC_AUTH" => Self::BasicAuth,
+            "VPC_SUBNET" => Self::VpcSubnet,
+            "VPC_SECURITY_GROUP" => Self::VpcSecurityGroup,
+            "SASL_SCRAM_512_AUTH" => Self::SaslScram512Auth,
+            "SASL_SCRAM_256_AUTH" => Self::SaslScram256Auth,
+            "VIRTUAL_HOST" => Self::VirtualHost,
+            "CLIENT_CERTIFICATE_TLS_AUTH" => Self::ClientCertificateTlsAuth,
+            "SERVER_ROOT_CA_CERTIFICATE" => Self::ServerRootCaCertificate,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+lakebox_service::string_enum!(SourceAccessType);
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum State {
@@ -2186,6 +3246,155 @@ pub struct UntagResourceRequestRaw {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateEventSourceMappingRequest {
+    #[serde(rename = "UUID")]
+    pub uuid: String,
+    #[serde(rename = "FunctionName", default, skip_serializing_if = "Option::is_none")]
+    pub function_name: Option<String>,
+    #[serde(rename = "Enabled", default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(rename = "BatchSize", default, skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<i32>,
+    #[serde(rename = "FilterCriteria", default, skip_serializing_if = "Option::is_none")]
+    pub filter_criteria: Option<FilterCriteria>,
+    #[serde(
+        rename = "MaximumBatchingWindowInSeconds",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub maximum_batching_window_in_seconds: Option<i32>,
+    #[serde(
+        rename = "DestinationConfig",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub destination_config: Option<DestinationConfig>,
+    #[serde(
+        rename = "MaximumRecordAgeInSeconds",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub maximum_record_age_in_seconds: Option<i32>,
+    #[serde(
+        rename = "BisectBatchOnFunctionError",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub bisect_batch_on_function_error: Option<bool>,
+    #[serde(
+        rename = "MaximumRetryAttempts",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub maximum_retry_attempts: Option<i32>,
+    #[serde(
+        rename = "ParallelizationFactor",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub parallelization_factor: Option<i32>,
+    #[serde(
+        rename = "SourceAccessConfigurations",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub source_access_configurations: Option<Vec<SourceAccessConfiguration>>,
+    #[serde(
+        rename = "TumblingWindowInSeconds",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub tumbling_window_in_seconds: Option<i32>,
+    #[serde(
+        rename = "FunctionResponseTypes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub function_response_types: Option<Vec<FunctionResponseType>>,
+    #[serde(rename = "ScalingConfig", default, skip_serializing_if = "Option::is_none")]
+    pub scaling_config: Option<ScalingConfig>,
+    #[serde(
+        rename = "AmazonManagedKafkaEventSourceConfig",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub amazon_managed_kafka_event_source_config: Option<AmazonManagedKafkaEventSourceConfig>,
+    #[serde(
+        rename = "SelfManagedKafkaEventSourceConfig",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub self_managed_kafka_event_source_config: Option<SelfManagedKafkaEventSourceConfig>,
+    #[serde(
+        rename = "DocumentDBEventSourceConfig",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub document_db_event_source_config: Option<DocumentDBEventSourceConfig>,
+    #[serde(rename = "KMSKeyArn", default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_arn: Option<String>,
+    #[serde(rename = "MetricsConfig", default, skip_serializing_if = "Option::is_none")]
+    pub metrics_config: Option<EventSourceMappingMetricsConfig>,
+    #[serde(rename = "LoggingConfig", default, skip_serializing_if = "Option::is_none")]
+    pub logging_config: Option<EventSourceMappingLoggingConfig>,
+    #[serde(
+        rename = "ProvisionedPollerConfig",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub provisioned_poller_config: Option<ProvisionedPollerConfig>,
+}
+
+/// `UpdateEventSourceMappingRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct UpdateEventSourceMappingRequestRaw {
+    #[serde(rename = "UUID", default)]
+    pub uuid: Option<String>,
+    #[serde(rename = "FunctionName", default)]
+    pub function_name: Option<String>,
+    #[serde(rename = "Enabled", default)]
+    pub enabled: Option<bool>,
+    #[serde(rename = "BatchSize", default)]
+    pub batch_size: Option<i32>,
+    #[serde(rename = "FilterCriteria", default)]
+    pub filter_criteria: Option<FilterCriteriaRaw>,
+    #[serde(rename = "MaximumBatchingWindowInSeconds", default)]
+    pub maximum_batching_window_in_seconds: Option<i32>,
+    #[serde(rename = "DestinationConfig", default)]
+    pub destination_config: Option<DestinationConfigRaw>,
+    #[serde(rename = "MaximumRecordAgeInSeconds", default)]
+    pub maximum_record_age_in_seconds: Option<i32>,
+    #[serde(rename = "BisectBatchOnFunctionError", default)]
+    pub bisect_batch_on_function_error: Option<bool>,
+    #[serde(rename = "MaximumRetryAttempts", default)]
+    pub maximum_retry_attempts: Option<i32>,
+    #[serde(rename = "ParallelizationFactor", default)]
+    pub parallelization_factor: Option<i32>,
+    #[serde(rename = "SourceAccessConfigurations", default)]
+    pub source_access_configurations: Option<Vec<SourceAccessConfigurationRaw>>,
+    #[serde(rename = "TumblingWindowInSeconds", default)]
+    pub tumbling_window_in_seconds: Option<i32>,
+    #[serde(rename = "FunctionResponseTypes", default)]
+    pub function_response_types: Option<Vec<FunctionResponseType>>,
+    #[serde(rename = "ScalingConfig", default)]
+    pub scaling_config: Option<ScalingConfigRaw>,
+    #[serde(rename = "AmazonManagedKafkaEventSourceConfig", default)]
+    pub amazon_managed_kafka_event_source_config: Option<AmazonManagedKafkaEventSourceConfigRaw>,
+    #[serde(rename = "SelfManagedKafkaEventSourceConfig", default)]
+    pub self_managed_kafka_event_source_config: Option<SelfManagedKafkaEventSourceConfigRaw>,
+    #[serde(rename = "DocumentDBEventSourceConfig", default)]
+    pub document_db_event_source_config: Option<DocumentDBEventSourceConfigRaw>,
+    #[serde(rename = "KMSKeyArn", default)]
+    pub kms_key_arn: Option<String>,
+    #[serde(rename = "MetricsConfig", default)]
+    pub metrics_config: Option<EventSourceMappingMetricsConfigRaw>,
+    #[serde(rename = "LoggingConfig", default)]
+    pub logging_config: Option<EventSourceMappingLoggingConfigRaw>,
+    #[serde(rename = "ProvisionedPollerConfig", default)]
+    pub provisioned_poller_config: Option<ProvisionedPollerConfigRaw>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdateFunctionCodeRequest {
     #[serde(rename = "FunctionName")]
     pub function_name: String,
@@ -2386,6 +3595,32 @@ pub struct VpcConfigResponse {
     pub ipv6_allowed_for_dual_stack: Option<bool>,
 }
 
+pub(crate) fn validate_amazon_managed_kafka_event_source_config(
+    raw: AmazonManagedKafkaEventSourceConfigRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<AmazonManagedKafkaEventSourceConfig> {
+    let m_consumer_group_id = {
+        let p = &path.member("consumerGroupId");
+        raw.consumer_group_id.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(200), p);
+            v.pattern(r, &PATTERN_0, p);
+            Some(x)
+        })
+    };
+    let m_schema_registry_config = {
+        let p = &path.member("schemaRegistryConfig");
+        raw.schema_registry_config
+            .map(|x| validate_kafka_schema_registry_config(x, v, p))
+    };
+    Some(AmazonManagedKafkaEventSourceConfig {
+        consumer_group_id: lift(m_consumer_group_id)?,
+        schema_registry_config: lift(m_schema_registry_config)?,
+    })
+}
+
 pub(crate) fn validate_architectures_list(
     raw: Vec<Architecture>,
     v: &mut Validator,
@@ -2432,6 +3667,227 @@ pub(crate) fn validate_capacity_provider_config(
     })
 }
 
+pub(crate) fn validate_create_event_source_mapping_request(
+    raw: CreateEventSourceMappingRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<CreateEventSourceMappingRequest> {
+    let m_event_source_arn = {
+        let p = &path.member("eventSourceArn");
+        raw.event_source_arn.map(|x| {
+            let x = x;
+            let r = &x;
+            v.pattern(r, &PATTERN_1, p);
+            Some(x)
+        })
+    };
+    let m_function_name = {
+        let p = &path.member("functionName");
+        match raw.function_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(256), p);
+                v.pattern(r, &PATTERN_2, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_enabled = {
+        let p = &path.member("enabled");
+        raw.enabled.map(|x| Some(x))
+    };
+    let m_batch_size = {
+        let p = &path.member("batchSize");
+        raw.batch_size.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(1), Some(10000), p);
+            Some(x)
+        })
+    };
+    let m_filter_criteria = {
+        let p = &path.member("filterCriteria");
+        raw.filter_criteria.map(|x| validate_filter_criteria(x, v, p))
+    };
+    let m_maximum_batching_window_in_seconds = {
+        let p = &path.member("maximumBatchingWindowInSeconds");
+        raw.maximum_batching_window_in_seconds.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(0), Some(300), p);
+            Some(x)
+        })
+    };
+    let m_parallelization_factor = {
+        let p = &path.member("parallelizationFactor");
+        raw.parallelization_factor.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(1), Some(10), p);
+            Some(x)
+        })
+    };
+    let m_starting_position = {
+        let p = &path.member("startingPosition");
+        raw.starting_position.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                EventSourcePosition::VALUES,
+                matches!(r, EventSourcePosition::Unknown(_)),
+                p,
+            );
+            Some(x)
+        })
+    };
+    let m_starting_position_timestamp = {
+        let p = &path.member("startingPositionTimestamp");
+        raw.starting_position_timestamp.map(|x| Some(x))
+    };
+    let m_destination_config = {
+        let p = &path.member("destinationConfig");
+        raw.destination_config
+            .map(|x| validate_destination_config(x, v, p))
+    };
+    let m_maximum_record_age_in_seconds = {
+        let p = &path.member("maximumRecordAgeInSeconds");
+        raw.maximum_record_age_in_seconds.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(-1), Some(604800), p);
+            Some(x)
+        })
+    };
+    let m_bisect_batch_on_function_error = {
+        let p = &path.member("bisectBatchOnFunctionError");
+        raw.bisect_batch_on_function_error.map(|x| Some(x))
+    };
+    let m_maximum_retry_attempts = {
+        let p = &path.member("maximumRetryAttempts");
+        raw.maximum_retry_attempts.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(-1), Some(10000), p);
+            Some(x)
+        })
+    };
+    let m_tags = {
+        let p = &path.member("tags");
+        raw.tags.map(|x| validate_tags(x, v, p))
+    };
+    let m_tumbling_window_in_seconds = {
+        let p = &path.member("tumblingWindowInSeconds");
+        raw.tumbling_window_in_seconds.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(0), Some(900), p);
+            Some(x)
+        })
+    };
+    let m_topics = {
+        let p = &path.member("topics");
+        raw.topics.map(|x| validate_topics(x, v, p))
+    };
+    let m_queues = {
+        let p = &path.member("queues");
+        raw.queues.map(|x| validate_queues(x, v, p))
+    };
+    let m_source_access_configurations = {
+        let p = &path.member("sourceAccessConfigurations");
+        raw.source_access_configurations
+            .map(|x| validate_source_access_configurations(x, v, p))
+    };
+    let m_self_managed_event_source = {
+        let p = &path.member("selfManagedEventSource");
+        raw.self_managed_event_source
+            .map(|x| validate_self_managed_event_source(x, v, p))
+    };
+    let m_function_response_types = {
+        let p = &path.member("functionResponseTypes");
+        raw.function_response_types
+            .map(|x| validate_function_response_type_list(x, v, p))
+    };
+    let m_amazon_managed_kafka_event_source_config = {
+        let p = &path.member("amazonManagedKafkaEventSourceConfig");
+        raw.amazon_managed_kafka_event_source_config
+            .map(|x| validate_amazon_managed_kafka_event_source_config(x, v, p))
+    };
+    let m_self_managed_kafka_event_source_config = {
+        let p = &path.member("selfManagedKafkaEventSourceConfig");
+        raw.self_managed_kafka_event_source_config
+            .map(|x| validate_self_managed_kafka_event_source_config(x, v, p))
+    };
+    let m_scaling_config = {
+        let p = &path.member("scalingConfig");
+        raw.scaling_config.map(|x| validate_scaling_config(x, v, p))
+    };
+    let m_document_db_event_source_config = {
+        let p = &path.member("documentDBEventSourceConfig");
+        raw.document_db_event_source_config
+            .map(|x| validate_document_db_event_source_config(x, v, p))
+    };
+    let m_kms_key_arn = {
+        let p = &path.member("kMSKeyArn");
+        raw.kms_key_arn.map(|x| {
+            let x = x;
+            let r = &x;
+            v.pattern(r, &PATTERN_3, p);
+            Some(x)
+        })
+    };
+    let m_metrics_config = {
+        let p = &path.member("metricsConfig");
+        raw.metrics_config
+            .map(|x| validate_event_source_mapping_metrics_config(x, v, p))
+    };
+    let m_logging_config = {
+        let p = &path.member("loggingConfig");
+        raw.logging_config
+            .map(|x| validate_event_source_mapping_logging_config(x, v, p))
+    };
+    let m_provisioned_poller_config = {
+        let p = &path.member("provisionedPollerConfig");
+        raw.provisioned_poller_config
+            .map(|x| validate_provisioned_poller_config(x, v, p))
+    };
+    Some(CreateEventSourceMappingRequest {
+        event_source_arn: lift(m_event_source_arn)?,
+        function_name: m_function_name?,
+        enabled: lift(m_enabled)?,
+        batch_size: lift(m_batch_size)?,
+        filter_criteria: lift(m_filter_criteria)?,
+        maximum_batching_window_in_seconds: lift(m_maximum_batching_window_in_seconds)?,
+        parallelization_factor: lift(m_parallelization_factor)?,
+        starting_position: lift(m_starting_position)?,
+        starting_position_timestamp: lift(m_starting_position_timestamp)?,
+        destination_config: lift(m_destination_config)?,
+        maximum_record_age_in_seconds: lift(m_maximum_record_age_in_seconds)?,
+        bisect_batch_on_function_error: lift(m_bisect_batch_on_function_error)?,
+        maximum_retry_attempts: lift(m_maximum_retry_attempts)?,
+        tags: lift(m_tags)?,
+        tumbling_window_in_seconds: lift(m_tumbling_window_in_seconds)?,
+        topics: lift(m_topics)?,
+        queues: lift(m_queues)?,
+        source_access_configurations: lift(m_source_access_configurations)?,
+        self_managed_event_source: lift(m_self_managed_event_source)?,
+        function_response_types: lift(m_function_response_types)?,
+        amazon_managed_kafka_event_source_config: lift(m_amazon_managed_kafka_event_source_config)?,
+        self_managed_kafka_event_source_config: lift(m_self_managed_kafka_event_source_config)?,
+        scaling_config: lift(m_scaling_config)?,
+        document_db_event_source_config: lift(m_document_db_event_source_config)?,
+        kms_key_arn: lift(m_kms_key_arn)?,
+        metrics_config: lift(m_metrics_config)?,
+        logging_config: lift(m_logging_config)?,
+        provisioned_poller_config: lift(m_provisioned_poller_config)?,
+    })
+}
+
 pub(crate) fn validate_create_function_request(
     raw: CreateFunctionRequestRaw,
     v: &mut Validator,
@@ -2444,7 +3900,7 @@ pub(crate) fn validate_create_function_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_0, p);
+                v.pattern(r, &PATTERN_4, p);
                 Some(x)
             }
             None => {
@@ -2468,7 +3924,7 @@ pub(crate) fn validate_create_function_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.pattern(r, &PATTERN_1, p);
+                v.pattern(r, &PATTERN_5, p);
                 Some(x)
             }
             None => {
@@ -2483,7 +3939,7 @@ pub(crate) fn validate_create_function_request(
             let x = x;
             let r = &x;
             v.length(r, Some(0), Some(128), p);
-            v.pattern(r, &PATTERN_2, p);
+            v.pattern(r, &PATTERN_6, p);
             Some(x)
         })
     };
@@ -2591,7 +4047,7 @@ pub(crate) fn validate_create_function_request(
             let x = x;
             let r = &x;
             v.length(r, Some(0), Some(200), p);
-            v.pattern(r, &PATTERN_4, p);
+            v.pattern(r, &PATTERN_7, p);
             Some(x)
         })
     };
@@ -2689,6 +4145,24 @@ pub(crate) fn validate_dead_letter_config(
     })
 }
 
+pub(crate) fn validate_delete_event_source_mapping_request(
+    raw: DeleteEventSourceMappingRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<DeleteEventSourceMappingRequest> {
+    let m_uuid = {
+        let p = &path.member("uUID");
+        match raw.uuid {
+            Some(x) => Some(x),
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    Some(DeleteEventSourceMappingRequest { uuid: m_uuid? })
+}
+
 pub(crate) fn validate_delete_function_request(
     raw: DeleteFunctionRequestRaw,
     v: &mut Validator,
@@ -2701,7 +4175,7 @@ pub(crate) fn validate_delete_function_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(256), p);
-                v.pattern(r, &PATTERN_5, p);
+                v.pattern(r, &PATTERN_2, p);
                 Some(x)
             }
             None => {
@@ -2716,13 +4190,78 @@ pub(crate) fn validate_delete_function_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(128), p);
-            v.pattern(r, &PATTERN_6, p);
+            v.pattern(r, &PATTERN_8, p);
             Some(x)
         })
     };
     Some(DeleteFunctionRequest {
         function_name: m_function_name?,
         qualifier: lift(m_qualifier)?,
+    })
+}
+
+pub(crate) fn validate_destination_config(
+    raw: DestinationConfigRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<DestinationConfig> {
+    let m_on_success = {
+        let p = &path.member("onSuccess");
+        raw.on_success.map(|x| validate_on_success(x, v, p))
+    };
+    let m_on_failure = {
+        let p = &path.member("onFailure");
+        raw.on_failure.map(|x| validate_on_failure(x, v, p))
+    };
+    Some(DestinationConfig {
+        on_success: lift(m_on_success)?,
+        on_failure: lift(m_on_failure)?,
+    })
+}
+
+pub(crate) fn validate_document_db_event_source_config(
+    raw: DocumentDBEventSourceConfigRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<DocumentDBEventSourceConfig> {
+    let m_database_name = {
+        let p = &path.member("databaseName");
+        raw.database_name.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(63), p);
+            v.pattern(r, &PATTERN_9, p);
+            Some(x)
+        })
+    };
+    let m_collection_name = {
+        let p = &path.member("collectionName");
+        raw.collection_name.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(57), p);
+            v.pattern(r, &PATTERN_10, p);
+            Some(x)
+        })
+    };
+    let m_full_document = {
+        let p = &path.member("fullDocument");
+        raw.full_document.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                FullDocument::VALUES,
+                matches!(r, FullDocument::Unknown(_)),
+                p,
+            );
+            Some(x)
+        })
+    };
+    Some(DocumentDBEventSourceConfig {
+        database_name: lift(m_database_name)?,
+        collection_name: lift(m_collection_name)?,
+        full_document: lift(m_full_document)?,
     })
 }
 
@@ -2755,6 +4294,51 @@ pub(crate) fn validate_durable_config(
     })
 }
 
+pub(crate) fn validate_endpoint_lists(
+    raw: Vec<String>,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<Vec<String>> {
+    let r = &raw;
+    v.size(r.len() as u64, Some(1), Some(10), path);
+    let items: Vec<_> = raw
+        .into_iter()
+        .enumerate()
+        .map(|(i, x)| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(300), &path.index(i + 1));
+            v.pattern(r, &PATTERN_11, &path.index(i + 1));
+            Some(x)
+        })
+        .collect();
+    items.into_iter().collect()
+}
+
+pub(crate) fn validate_endpoints(
+    raw: BTreeMap<String, Vec<String>>,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<BTreeMap<String, Vec<String>>> {
+    let r = &raw;
+    v.size(r.len() as u64, Some(1), Some(2), path);
+    let entries: Vec<_> = raw
+        .into_iter()
+        .map(|(k, x)| {
+            let r = &k;
+            v.enum_value(
+                r.as_str(),
+                EndPointType::VALUES,
+                !EndPointType::VALUES.contains(&r.as_str()),
+                path,
+            );
+            let y = validate_endpoint_lists(x, v, &path.key(&k));
+            (k, y)
+        })
+        .collect();
+    entries.into_iter().map(|(k, y)| y.map(|y| (k, y))).collect()
+}
+
 pub(crate) fn validate_environment(
     raw: EnvironmentRaw,
     v: &mut Validator,
@@ -2778,7 +4362,7 @@ pub(crate) fn validate_environment_variables(
         .into_iter()
         .map(|(k, x)| {
             let r = &k;
-            v.pattern(r, &PATTERN_7, path);
+            v.pattern(r, &PATTERN_12, path);
             let y = Some(x);
             (k, y)
         })
@@ -2809,6 +4393,70 @@ pub(crate) fn validate_ephemeral_storage(
     Some(EphemeralStorage { size: m_size? })
 }
 
+pub(crate) fn validate_event_source_mapping_logging_config(
+    raw: EventSourceMappingLoggingConfigRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<EventSourceMappingLoggingConfig> {
+    let m_system_log_level = {
+        let p = &path.member("systemLogLevel");
+        raw.system_log_level.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                EventSourceMappingSystemLogLevel::VALUES,
+                matches!(r, EventSourceMappingSystemLogLevel::Unknown(_)),
+                p,
+            );
+            Some(x)
+        })
+    };
+    Some(EventSourceMappingLoggingConfig {
+        system_log_level: lift(m_system_log_level)?,
+    })
+}
+
+pub(crate) fn validate_event_source_mapping_metric_list(
+    raw: Vec<EventSourceMappingMetric>,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<Vec<EventSourceMappingMetric>> {
+    let r = &raw;
+    v.size(r.len() as u64, Some(0), Some(3), path);
+    let items: Vec<_> = raw
+        .into_iter()
+        .enumerate()
+        .map(|(i, x)| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                EventSourceMappingMetric::VALUES,
+                matches!(r, EventSourceMappingMetric::Unknown(_)),
+                &path.index(i + 1),
+            );
+            Some(x)
+        })
+        .collect();
+    items.into_iter().collect()
+}
+
+pub(crate) fn validate_event_source_mapping_metrics_config(
+    raw: EventSourceMappingMetricsConfigRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<EventSourceMappingMetricsConfig> {
+    let m_metrics = {
+        let p = &path.member("metrics");
+        raw.metrics
+            .map(|x| validate_event_source_mapping_metric_list(x, v, p))
+    };
+    Some(EventSourceMappingMetricsConfig {
+        metrics: lift(m_metrics)?,
+    })
+}
+
 pub(crate) fn validate_file_system_config(
     raw: FileSystemConfigRaw,
     v: &mut Validator,
@@ -2821,7 +4469,7 @@ pub(crate) fn validate_file_system_config(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(0), Some(256), p);
-                v.pattern(r, &PATTERN_8, p);
+                v.pattern(r, &PATTERN_13, p);
                 Some(x)
             }
             None => {
@@ -2837,7 +4485,7 @@ pub(crate) fn validate_file_system_config(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(0), Some(160), p);
-                v.pattern(r, &PATTERN_9, p);
+                v.pattern(r, &PATTERN_14, p);
                 Some(x)
             }
             None => {
@@ -2867,6 +4515,49 @@ pub(crate) fn validate_file_system_config_list(
     items.into_iter().collect()
 }
 
+pub(crate) fn validate_filter(raw: FilterRaw, v: &mut Validator, path: &Path<'_>) -> Option<Filter> {
+    let m_pattern = {
+        let p = &path.member("pattern");
+        raw.pattern.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(0), Some(4096), p);
+            v.pattern(r, &PATTERN_15, p);
+            Some(x)
+        })
+    };
+    Some(Filter {
+        pattern: lift(m_pattern)?,
+    })
+}
+
+pub(crate) fn validate_filter_criteria(
+    raw: FilterCriteriaRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<FilterCriteria> {
+    let m_filters = {
+        let p = &path.member("filters");
+        raw.filters.map(|x| validate_filter_list(x, v, p))
+    };
+    Some(FilterCriteria {
+        filters: lift(m_filters)?,
+    })
+}
+
+pub(crate) fn validate_filter_list(
+    raw: Vec<FilterRaw>,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<Vec<Filter>> {
+    let items: Vec<_> = raw
+        .into_iter()
+        .enumerate()
+        .map(|(i, x)| validate_filter(x, v, &path.index(i + 1)))
+        .collect();
+    items.into_iter().collect()
+}
+
 pub(crate) fn validate_function_code(
     raw: FunctionCodeRaw,
     v: &mut Validator,
@@ -2882,7 +4573,7 @@ pub(crate) fn validate_function_code(
             let x = x;
             let r = &x;
             v.length(r, Some(3), Some(63), p);
-            v.pattern(r, &PATTERN_10, p);
+            v.pattern(r, &PATTERN_16, p);
             Some(x)
         })
     };
@@ -2927,12 +4618,55 @@ pub(crate) fn validate_function_code(
     })
 }
 
+pub(crate) fn validate_function_response_type_list(
+    raw: Vec<FunctionResponseType>,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<Vec<FunctionResponseType>> {
+    let r = &raw;
+    v.size(r.len() as u64, Some(0), Some(1), path);
+    let items: Vec<_> = raw
+        .into_iter()
+        .enumerate()
+        .map(|(i, x)| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                FunctionResponseType::VALUES,
+                matches!(r, FunctionResponseType::Unknown(_)),
+                &path.index(i + 1),
+            );
+            Some(x)
+        })
+        .collect();
+    items.into_iter().collect()
+}
+
 pub(crate) fn validate_get_account_settings_request(
     raw: GetAccountSettingsRequestRaw,
     v: &mut Validator,
     path: &Path<'_>,
 ) -> Option<GetAccountSettingsRequest> {
     Some(GetAccountSettingsRequest {})
+}
+
+pub(crate) fn validate_get_event_source_mapping_request(
+    raw: GetEventSourceMappingRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<GetEventSourceMappingRequest> {
+    let m_uuid = {
+        let p = &path.member("uUID");
+        match raw.uuid {
+            Some(x) => Some(x),
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    Some(GetEventSourceMappingRequest { uuid: m_uuid? })
 }
 
 pub(crate) fn validate_get_function_configuration_request(
@@ -2947,7 +4681,7 @@ pub(crate) fn validate_get_function_configuration_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(256), p);
-                v.pattern(r, &PATTERN_5, p);
+                v.pattern(r, &PATTERN_2, p);
                 Some(x)
             }
             None => {
@@ -2962,7 +4696,7 @@ pub(crate) fn validate_get_function_configuration_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(128), p);
-            v.pattern(r, &PATTERN_6, p);
+            v.pattern(r, &PATTERN_8, p);
             Some(x)
         })
     };
@@ -2984,7 +4718,7 @@ pub(crate) fn validate_get_function_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(256), p);
-                v.pattern(r, &PATTERN_5, p);
+                v.pattern(r, &PATTERN_2, p);
                 Some(x)
             }
             None => {
@@ -2999,7 +4733,7 @@ pub(crate) fn validate_get_function_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(128), p);
-            v.pattern(r, &PATTERN_6, p);
+            v.pattern(r, &PATTERN_8, p);
             Some(x)
         })
     };
@@ -3050,7 +4784,7 @@ pub(crate) fn validate_invocation_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(256), p);
-                v.pattern(r, &PATTERN_5, p);
+                v.pattern(r, &PATTERN_2, p);
                 Some(x)
             }
             None => {
@@ -3092,7 +4826,7 @@ pub(crate) fn validate_invocation_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(64), p);
-            v.pattern(r, &PATTERN_11, p);
+            v.pattern(r, &PATTERN_17, p);
             Some(x)
         })
     };
@@ -3106,7 +4840,7 @@ pub(crate) fn validate_invocation_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(128), p);
-            v.pattern(r, &PATTERN_6, p);
+            v.pattern(r, &PATTERN_8, p);
             Some(x)
         })
     };
@@ -3116,7 +4850,7 @@ pub(crate) fn validate_invocation_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(256), p);
-            v.pattern(r, &PATTERN_12, p);
+            v.pattern(r, &PATTERN_18, p);
             Some(x)
         })
     };
@@ -3132,6 +4866,137 @@ pub(crate) fn validate_invocation_request(
     })
 }
 
+pub(crate) fn validate_kafka_schema_registry_access_config(
+    raw: KafkaSchemaRegistryAccessConfigRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<KafkaSchemaRegistryAccessConfig> {
+    let m_type = {
+        let p = &path.member("type");
+        raw.r#type.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                KafkaSchemaRegistryAuthType::VALUES,
+                matches!(r, KafkaSchemaRegistryAuthType::Unknown(_)),
+                p,
+            );
+            Some(x)
+        })
+    };
+    let m_uri = {
+        let p = &path.member("uRI");
+        raw.uri.map(|x| {
+            let x = x;
+            let r = &x;
+            v.pattern(r, &PATTERN_1, p);
+            Some(x)
+        })
+    };
+    Some(KafkaSchemaRegistryAccessConfig {
+        r#type: lift(m_type)?,
+        uri: lift(m_uri)?,
+    })
+}
+
+pub(crate) fn validate_kafka_schema_registry_access_config_list(
+    raw: Vec<KafkaSchemaRegistryAccessConfigRaw>,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<Vec<KafkaSchemaRegistryAccessConfig>> {
+    let items: Vec<_> = raw
+        .into_iter()
+        .enumerate()
+        .map(|(i, x)| validate_kafka_schema_registry_access_config(x, v, &path.index(i + 1)))
+        .collect();
+    items.into_iter().collect()
+}
+
+pub(crate) fn validate_kafka_schema_registry_config(
+    raw: KafkaSchemaRegistryConfigRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<KafkaSchemaRegistryConfig> {
+    let m_schema_registry_uri = {
+        let p = &path.member("schemaRegistryURI");
+        raw.schema_registry_uri.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(10000), p);
+            v.pattern(r, &PATTERN_0, p);
+            Some(x)
+        })
+    };
+    let m_event_record_format = {
+        let p = &path.member("eventRecordFormat");
+        raw.event_record_format.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                SchemaRegistryEventRecordFormat::VALUES,
+                matches!(r, SchemaRegistryEventRecordFormat::Unknown(_)),
+                p,
+            );
+            Some(x)
+        })
+    };
+    let m_access_configs = {
+        let p = &path.member("accessConfigs");
+        raw.access_configs
+            .map(|x| validate_kafka_schema_registry_access_config_list(x, v, p))
+    };
+    let m_schema_validation_configs = {
+        let p = &path.member("schemaValidationConfigs");
+        raw.schema_validation_configs
+            .map(|x| validate_kafka_schema_validation_config_list(x, v, p))
+    };
+    Some(KafkaSchemaRegistryConfig {
+        schema_registry_uri: lift(m_schema_registry_uri)?,
+        event_record_format: lift(m_event_record_format)?,
+        access_configs: lift(m_access_configs)?,
+        schema_validation_configs: lift(m_schema_validation_configs)?,
+    })
+}
+
+pub(crate) fn validate_kafka_schema_validation_config(
+    raw: KafkaSchemaValidationConfigRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<KafkaSchemaValidationConfig> {
+    let m_attribute = {
+        let p = &path.member("attribute");
+        raw.attribute.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                KafkaSchemaValidationAttribute::VALUES,
+                matches!(r, KafkaSchemaValidationAttribute::Unknown(_)),
+                p,
+            );
+            Some(x)
+        })
+    };
+    Some(KafkaSchemaValidationConfig {
+        attribute: lift(m_attribute)?,
+    })
+}
+
+pub(crate) fn validate_kafka_schema_validation_config_list(
+    raw: Vec<KafkaSchemaValidationConfigRaw>,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<Vec<KafkaSchemaValidationConfig>> {
+    let items: Vec<_> = raw
+        .into_iter()
+        .enumerate()
+        .map(|(i, x)| validate_kafka_schema_validation_config(x, v, &path.index(i + 1)))
+        .collect();
+    items.into_iter().collect()
+}
+
 pub(crate) fn validate_lambda_managed_instances_capacity_provider_config(
     raw: LambdaManagedInstancesCapacityProviderConfigRaw,
     v: &mut Validator,
@@ -3144,7 +5009,7 @@ pub(crate) fn validate_lambda_managed_instances_capacity_provider_config(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_13, p);
+                v.pattern(r, &PATTERN_19, p);
                 Some(x)
             }
             None => {
@@ -3190,11 +5055,56 @@ pub(crate) fn validate_layer_list(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(140), &path.index(i + 1));
-            v.pattern(r, &PATTERN_14, &path.index(i + 1));
+            v.pattern(r, &PATTERN_20, &path.index(i + 1));
             Some(x)
         })
         .collect();
     items.into_iter().collect()
+}
+
+pub(crate) fn validate_list_event_source_mappings_request(
+    raw: ListEventSourceMappingsRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<ListEventSourceMappingsRequest> {
+    let m_event_source_arn = {
+        let p = &path.member("eventSourceArn");
+        raw.event_source_arn.map(|x| {
+            let x = x;
+            let r = &x;
+            v.pattern(r, &PATTERN_1, p);
+            Some(x)
+        })
+    };
+    let m_function_name = {
+        let p = &path.member("functionName");
+        raw.function_name.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(256), p);
+            v.pattern(r, &PATTERN_2, p);
+            Some(x)
+        })
+    };
+    let m_marker = {
+        let p = &path.member("marker");
+        raw.marker.map(|x| Some(x))
+    };
+    let m_max_items = {
+        let p = &path.member("maxItems");
+        raw.max_items.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(1), Some(10000), p);
+            Some(x)
+        })
+    };
+    Some(ListEventSourceMappingsRequest {
+        event_source_arn: lift(m_event_source_arn)?,
+        function_name: lift(m_function_name)?,
+        marker: lift(m_marker)?,
+        max_items: lift(m_max_items)?,
+    })
 }
 
 pub(crate) fn validate_list_functions_request(
@@ -3207,7 +5117,7 @@ pub(crate) fn validate_list_functions_request(
         raw.master_region.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_15, p);
+            v.pattern(r, &PATTERN_21, p);
             Some(x)
         })
     };
@@ -3258,7 +5168,7 @@ pub(crate) fn validate_list_tags_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(256), p);
-                v.pattern(r, &PATTERN_16, p);
+                v.pattern(r, &PATTERN_22, p);
                 Some(x)
             }
             None => {
@@ -3325,7 +5235,7 @@ pub(crate) fn validate_logging_config(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(512), p);
-            v.pattern(r, &PATTERN_17, p);
+            v.pattern(r, &PATTERN_23, p);
             Some(x)
         })
     };
@@ -3334,6 +5244,122 @@ pub(crate) fn validate_logging_config(
         application_log_level: lift(m_application_log_level)?,
         system_log_level: lift(m_system_log_level)?,
         log_group: lift(m_log_group)?,
+    })
+}
+
+pub(crate) fn validate_on_failure(
+    raw: OnFailureRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<OnFailure> {
+    let m_destination = {
+        let p = &path.member("destination");
+        raw.destination.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(0), Some(350), p);
+            v.pattern(r, &PATTERN_24, p);
+            Some(x)
+        })
+    };
+    Some(OnFailure {
+        destination: lift(m_destination)?,
+    })
+}
+
+pub(crate) fn validate_on_success(
+    raw: OnSuccessRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<OnSuccess> {
+    let m_destination = {
+        let p = &path.member("destination");
+        raw.destination.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(0), Some(350), p);
+            v.pattern(r, &PATTERN_24, p);
+            Some(x)
+        })
+    };
+    Some(OnSuccess {
+        destination: lift(m_destination)?,
+    })
+}
+
+pub(crate) fn validate_provisioned_poller_config(
+    raw: ProvisionedPollerConfigRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<ProvisionedPollerConfig> {
+    let m_minimum_pollers = {
+        let p = &path.member("minimumPollers");
+        raw.minimum_pollers.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(1), Some(200), p);
+            Some(x)
+        })
+    };
+    let m_maximum_pollers = {
+        let p = &path.member("maximumPollers");
+        raw.maximum_pollers.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(1), Some(2000), p);
+            Some(x)
+        })
+    };
+    let m_poller_group_name = {
+        let p = &path.member("pollerGroupName");
+        raw.poller_group_name.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(0), Some(128), p);
+            v.pattern(r, &PATTERN_25, p);
+            Some(x)
+        })
+    };
+    Some(ProvisionedPollerConfig {
+        minimum_pollers: lift(m_minimum_pollers)?,
+        maximum_pollers: lift(m_maximum_pollers)?,
+        poller_group_name: lift(m_poller_group_name)?,
+    })
+}
+
+pub(crate) fn validate_queues(raw: Vec<String>, v: &mut Validator, path: &Path<'_>) -> Option<Vec<String>> {
+    let r = &raw;
+    v.size(r.len() as u64, Some(1), Some(1), path);
+    let items: Vec<_> = raw
+        .into_iter()
+        .enumerate()
+        .map(|(i, x)| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(1000), &path.index(i + 1));
+            v.pattern(r, &PATTERN_26, &path.index(i + 1));
+            Some(x)
+        })
+        .collect();
+    items.into_iter().collect()
+}
+
+pub(crate) fn validate_scaling_config(
+    raw: ScalingConfigRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<ScalingConfig> {
+    let m_maximum_concurrency = {
+        let p = &path.member("maximumConcurrency");
+        raw.maximum_concurrency.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(2), Some(1000), p);
+            Some(x)
+        })
+    };
+    Some(ScalingConfig {
+        maximum_concurrency: lift(m_maximum_concurrency)?,
     })
 }
 
@@ -3346,6 +5372,46 @@ pub(crate) fn validate_security_group_ids(
     v.size(r.len() as u64, Some(0), Some(5), path);
     let items: Vec<_> = raw.into_iter().enumerate().map(|(i, x)| Some(x)).collect();
     items.into_iter().collect()
+}
+
+pub(crate) fn validate_self_managed_event_source(
+    raw: SelfManagedEventSourceRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<SelfManagedEventSource> {
+    let m_endpoints = {
+        let p = &path.member("endpoints");
+        raw.endpoints.map(|x| validate_endpoints(x, v, p))
+    };
+    Some(SelfManagedEventSource {
+        endpoints: lift(m_endpoints)?,
+    })
+}
+
+pub(crate) fn validate_self_managed_kafka_event_source_config(
+    raw: SelfManagedKafkaEventSourceConfigRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<SelfManagedKafkaEventSourceConfig> {
+    let m_consumer_group_id = {
+        let p = &path.member("consumerGroupId");
+        raw.consumer_group_id.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(200), p);
+            v.pattern(r, &PATTERN_0, p);
+            Some(x)
+        })
+    };
+    let m_schema_registry_config = {
+        let p = &path.member("schemaRegistryConfig");
+        raw.schema_registry_config
+            .map(|x| validate_kafka_schema_registry_config(x, v, p))
+    };
+    Some(SelfManagedKafkaEventSourceConfig {
+        consumer_group_id: lift(m_consumer_group_id)?,
+        schema_registry_config: lift(m_schema_registry_config)?,
+    })
 }
 
 pub(crate) fn validate_snap_start(
@@ -3370,6 +5436,56 @@ pub(crate) fn validate_snap_start(
     Some(SnapStart {
         apply_on: lift(m_apply_on)?,
     })
+}
+
+pub(crate) fn validate_source_access_configuration(
+    raw: SourceAccessConfigurationRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<SourceAccessConfiguration> {
+    let m_type = {
+        let p = &path.member("type");
+        raw.r#type.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                SourceAccessType::VALUES,
+                matches!(r, SourceAccessType::Unknown(_)),
+                p,
+            );
+            Some(x)
+        })
+    };
+    let m_uri = {
+        let p = &path.member("uRI");
+        raw.uri.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(200), p);
+            v.pattern(r, &PATTERN_0, p);
+            Some(x)
+        })
+    };
+    Some(SourceAccessConfiguration {
+        r#type: lift(m_type)?,
+        uri: lift(m_uri)?,
+    })
+}
+
+pub(crate) fn validate_source_access_configurations(
+    raw: Vec<SourceAccessConfigurationRaw>,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<Vec<SourceAccessConfiguration>> {
+    let r = &raw;
+    v.size(r.len() as u64, Some(0), Some(22), path);
+    let items: Vec<_> = raw
+        .into_iter()
+        .enumerate()
+        .map(|(i, x)| validate_source_access_configuration(x, v, &path.index(i + 1)))
+        .collect();
+    items.into_iter().collect()
 }
 
 pub(crate) fn validate_string_list(
@@ -3415,7 +5531,7 @@ pub(crate) fn validate_tag_resource_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(256), p);
-                v.pattern(r, &PATTERN_16, p);
+                v.pattern(r, &PATTERN_22, p);
                 Some(x)
             }
             None => {
@@ -3485,6 +5601,23 @@ pub(crate) fn validate_tenancy_config(
     })
 }
 
+pub(crate) fn validate_topics(raw: Vec<String>, v: &mut Validator, path: &Path<'_>) -> Option<Vec<String>> {
+    let r = &raw;
+    v.size(r.len() as u64, Some(1), Some(1), path);
+    let items: Vec<_> = raw
+        .into_iter()
+        .enumerate()
+        .map(|(i, x)| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(249), &path.index(i + 1));
+            v.pattern(r, &PATTERN_27, &path.index(i + 1));
+            Some(x)
+        })
+        .collect();
+    items.into_iter().collect()
+}
+
 pub(crate) fn validate_tracing_config(
     raw: TracingConfigRaw,
     v: &mut Validator,
@@ -3519,7 +5652,7 @@ pub(crate) fn validate_untag_resource_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(256), p);
-                v.pattern(r, &PATTERN_16, p);
+                v.pattern(r, &PATTERN_22, p);
                 Some(x)
             }
             None => {
@@ -3544,6 +5677,181 @@ pub(crate) fn validate_untag_resource_request(
     })
 }
 
+pub(crate) fn validate_update_event_source_mapping_request(
+    raw: UpdateEventSourceMappingRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<UpdateEventSourceMappingRequest> {
+    let m_uuid = {
+        let p = &path.member("uUID");
+        match raw.uuid {
+            Some(x) => Some(x),
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_function_name = {
+        let p = &path.member("functionName");
+        raw.function_name.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(256), p);
+            v.pattern(r, &PATTERN_2, p);
+            Some(x)
+        })
+    };
+    let m_enabled = {
+        let p = &path.member("enabled");
+        raw.enabled.map(|x| Some(x))
+    };
+    let m_batch_size = {
+        let p = &path.member("batchSize");
+        raw.batch_size.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(1), Some(10000), p);
+            Some(x)
+        })
+    };
+    let m_filter_criteria = {
+        let p = &path.member("filterCriteria");
+        raw.filter_criteria.map(|x| validate_filter_criteria(x, v, p))
+    };
+    let m_maximum_batching_window_in_seconds = {
+        let p = &path.member("maximumBatchingWindowInSeconds");
+        raw.maximum_batching_window_in_seconds.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(0), Some(300), p);
+            Some(x)
+        })
+    };
+    let m_destination_config = {
+        let p = &path.member("destinationConfig");
+        raw.destination_config
+            .map(|x| validate_destination_config(x, v, p))
+    };
+    let m_maximum_record_age_in_seconds = {
+        let p = &path.member("maximumRecordAgeInSeconds");
+        raw.maximum_record_age_in_seconds.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(-1), Some(604800), p);
+            Some(x)
+        })
+    };
+    let m_bisect_batch_on_function_error = {
+        let p = &path.member("bisectBatchOnFunctionError");
+        raw.bisect_batch_on_function_error.map(|x| Some(x))
+    };
+    let m_maximum_retry_attempts = {
+        let p = &path.member("maximumRetryAttempts");
+        raw.maximum_retry_attempts.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(-1), Some(10000), p);
+            Some(x)
+        })
+    };
+    let m_parallelization_factor = {
+        let p = &path.member("parallelizationFactor");
+        raw.parallelization_factor.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(1), Some(10), p);
+            Some(x)
+        })
+    };
+    let m_source_access_configurations = {
+        let p = &path.member("sourceAccessConfigurations");
+        raw.source_access_configurations
+            .map(|x| validate_source_access_configurations(x, v, p))
+    };
+    let m_tumbling_window_in_seconds = {
+        let p = &path.member("tumblingWindowInSeconds");
+        raw.tumbling_window_in_seconds.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(0), Some(900), p);
+            Some(x)
+        })
+    };
+    let m_function_response_types = {
+        let p = &path.member("functionResponseTypes");
+        raw.function_response_types
+            .map(|x| validate_function_response_type_list(x, v, p))
+    };
+    let m_scaling_config = {
+        let p = &path.member("scalingConfig");
+        raw.scaling_config.map(|x| validate_scaling_config(x, v, p))
+    };
+    let m_amazon_managed_kafka_event_source_config = {
+        let p = &path.member("amazonManagedKafkaEventSourceConfig");
+        raw.amazon_managed_kafka_event_source_config
+            .map(|x| validate_amazon_managed_kafka_event_source_config(x, v, p))
+    };
+    let m_self_managed_kafka_event_source_config = {
+        let p = &path.member("selfManagedKafkaEventSourceConfig");
+        raw.self_managed_kafka_event_source_config
+            .map(|x| validate_self_managed_kafka_event_source_config(x, v, p))
+    };
+    let m_document_db_event_source_config = {
+        let p = &path.member("documentDBEventSourceConfig");
+        raw.document_db_event_source_config
+            .map(|x| validate_document_db_event_source_config(x, v, p))
+    };
+    let m_kms_key_arn = {
+        let p = &path.member("kMSKeyArn");
+        raw.kms_key_arn.map(|x| {
+            let x = x;
+            let r = &x;
+            v.pattern(r, &PATTERN_3, p);
+            Some(x)
+        })
+    };
+    let m_metrics_config = {
+        let p = &path.member("metricsConfig");
+        raw.metrics_config
+            .map(|x| validate_event_source_mapping_metrics_config(x, v, p))
+    };
+    let m_logging_config = {
+        let p = &path.member("loggingConfig");
+        raw.logging_config
+            .map(|x| validate_event_source_mapping_logging_config(x, v, p))
+    };
+    let m_provisioned_poller_config = {
+        let p = &path.member("provisionedPollerConfig");
+        raw.provisioned_poller_config
+            .map(|x| validate_provisioned_poller_config(x, v, p))
+    };
+    Some(UpdateEventSourceMappingRequest {
+        uuid: m_uuid?,
+        function_name: lift(m_function_name)?,
+        enabled: lift(m_enabled)?,
+        batch_size: lift(m_batch_size)?,
+        filter_criteria: lift(m_filter_criteria)?,
+        maximum_batching_window_in_seconds: lift(m_maximum_batching_window_in_seconds)?,
+        destination_config: lift(m_destination_config)?,
+        maximum_record_age_in_seconds: lift(m_maximum_record_age_in_seconds)?,
+        bisect_batch_on_function_error: lift(m_bisect_batch_on_function_error)?,
+        maximum_retry_attempts: lift(m_maximum_retry_attempts)?,
+        parallelization_factor: lift(m_parallelization_factor)?,
+        source_access_configurations: lift(m_source_access_configurations)?,
+        tumbling_window_in_seconds: lift(m_tumbling_window_in_seconds)?,
+        function_response_types: lift(m_function_response_types)?,
+        scaling_config: lift(m_scaling_config)?,
+        amazon_managed_kafka_event_source_config: lift(m_amazon_managed_kafka_event_source_config)?,
+        self_managed_kafka_event_source_config: lift(m_self_managed_kafka_event_source_config)?,
+        document_db_event_source_config: lift(m_document_db_event_source_config)?,
+        kms_key_arn: lift(m_kms_key_arn)?,
+        metrics_config: lift(m_metrics_config)?,
+        logging_config: lift(m_logging_config)?,
+        provisioned_poller_config: lift(m_provisioned_poller_config)?,
+    })
+}
+
 pub(crate) fn validate_update_function_code_request(
     raw: UpdateFunctionCodeRequestRaw,
     v: &mut Validator,
@@ -3556,7 +5864,7 @@ pub(crate) fn validate_update_function_code_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_0, p);
+                v.pattern(r, &PATTERN_4, p);
                 Some(x)
             }
             None => {
@@ -3575,7 +5883,7 @@ pub(crate) fn validate_update_function_code_request(
             let x = x;
             let r = &x;
             v.length(r, Some(3), Some(63), p);
-            v.pattern(r, &PATTERN_10, p);
+            v.pattern(r, &PATTERN_16, p);
             Some(x)
         })
     };
@@ -3668,7 +5976,7 @@ pub(crate) fn validate_update_function_configuration_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_0, p);
+                v.pattern(r, &PATTERN_4, p);
                 Some(x)
             }
             None => {
@@ -3682,7 +5990,7 @@ pub(crate) fn validate_update_function_configuration_request(
         raw.role.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_1, p);
+            v.pattern(r, &PATTERN_5, p);
             Some(x)
         })
     };
@@ -3692,7 +6000,7 @@ pub(crate) fn validate_update_function_configuration_request(
             let x = x;
             let r = &x;
             v.length(r, Some(0), Some(128), p);
-            v.pattern(r, &PATTERN_2, p);
+            v.pattern(r, &PATTERN_6, p);
             Some(x)
         })
     };
@@ -3944,6 +6252,46 @@ pub trait LambdaApi: Send + Sync + 'static {
         input: GetAccountSettingsRequest,
     ) -> impl Future<Output = Result<GetAccountSettingsResponse, ServiceError>> + Send {
         async move { Err(not_implemented("GetAccountSettings")) }
+    }
+    /// Creates a mapping between an event source and an Lambda function.
+    fn create_event_source_mapping(
+        &self,
+        ctx: &RequestContext,
+        input: CreateEventSourceMappingRequest,
+    ) -> impl Future<Output = Result<EventSourceMappingConfiguration, ServiceError>> + Send {
+        async move { Err(not_implemented("CreateEventSourceMapping")) }
+    }
+    /// Returns details about an event source mapping.
+    fn get_event_source_mapping(
+        &self,
+        ctx: &RequestContext,
+        input: GetEventSourceMappingRequest,
+    ) -> impl Future<Output = Result<EventSourceMappingConfiguration, ServiceError>> + Send {
+        async move { Err(not_implemented("GetEventSourceMapping")) }
+    }
+    /// Lists event source mappings.
+    fn list_event_source_mappings(
+        &self,
+        ctx: &RequestContext,
+        input: ListEventSourceMappingsRequest,
+    ) -> impl Future<Output = Result<ListEventSourceMappingsResponse, ServiceError>> + Send {
+        async move { Err(not_implemented("ListEventSourceMappings")) }
+    }
+    /// Updates an event source mapping.
+    fn update_event_source_mapping(
+        &self,
+        ctx: &RequestContext,
+        input: UpdateEventSourceMappingRequest,
+    ) -> impl Future<Output = Result<EventSourceMappingConfiguration, ServiceError>> + Send {
+        async move { Err(not_implemented("UpdateEventSourceMapping")) }
+    }
+    /// Deletes an event source mapping.
+    fn delete_event_source_mapping(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteEventSourceMappingRequest,
+    ) -> impl Future<Output = Result<EventSourceMappingConfiguration, ServiceError>> + Send {
+        async move { Err(not_implemented("DeleteEventSourceMapping")) }
     }
 }
 
@@ -4569,46 +6917,116 @@ pub fn dispatch<S: LambdaApi>(
                 resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
                 resp
             }
+            "CreateEventSourceMapping" => {
+                let mut input = Input::from_body(&req.body)?;
+                let raw: CreateEventSourceMappingRequestRaw = input.decode()?;
+                let input =
+                    validate(|v| validate_create_event_source_mapping_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(202);
+                let output = service.create_event_source_mapping(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
+            "GetEventSourceMapping" => {
+                let mut input = Input::empty();
+                input.set("UUID", label(&labels, "UUID"), Scalar::String)?;
+                let raw: GetEventSourceMappingRequestRaw = input.decode()?;
+                let input = validate(|v| validate_get_event_source_mapping_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(200);
+                let output = service.get_event_source_mapping(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
+            "ListEventSourceMappings" => {
+                let mut input = Input::empty();
+                input.set("EventSourceArn", req.query("EventSourceArn"), Scalar::String)?;
+                input.set("FunctionName", req.query("FunctionName"), Scalar::String)?;
+                input.set("Marker", req.query("Marker"), Scalar::String)?;
+                input.set("MaxItems", req.query("MaxItems"), Scalar::Integer)?;
+                let raw: ListEventSourceMappingsRequestRaw = input.decode()?;
+                let input = validate(|v| validate_list_event_source_mappings_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(200);
+                let output = service.list_event_source_mappings(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
+            "UpdateEventSourceMapping" => {
+                let mut input = Input::from_body(&req.body)?;
+                input.set("UUID", label(&labels, "UUID"), Scalar::String)?;
+                let raw: UpdateEventSourceMappingRequestRaw = input.decode()?;
+                let input =
+                    validate(|v| validate_update_event_source_mapping_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(202);
+                let output = service.update_event_source_mapping(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
+            "DeleteEventSourceMapping" => {
+                let mut input = Input::empty();
+                input.set("UUID", label(&labels, "UUID"), Scalar::String)?;
+                let raw: DeleteEventSourceMappingRequestRaw = input.decode()?;
+                let input =
+                    validate(|v| validate_delete_event_source_mapping_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(202);
+                let output = service.delete_event_source_mapping(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
             other => return Err(not_implemented(other)),
         };
         Ok(resp.into_http())
     })
 }
 
-static PATTERN_0: Pattern = Pattern::new(
-    "(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}:)?(\\d{12}:)?(function:)?([a-zA-Z0-9-_]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?",
-);
-static PATTERN_1: Pattern = Pattern::new("arn:(aws[a-zA-Z-]*)?:iam::\\d{12}:role/?[a-zA-Z_0-9+=,.@\\-_/]+");
-static PATTERN_2: Pattern = Pattern::new("[^\\s]+");
-static PATTERN_3: Pattern = Pattern::new("(arn:(aws[a-zA-Z-]*)?:[a-z0-9-.]+:.*)|()");
-static PATTERN_4: Pattern = Pattern::new(
-    "arn:(aws[a-zA-Z-]*)?:lambda:[a-z]{2}((-gov)|(-iso(b?)))?-[a-z]+-\\d{1}:\\d{12}:code-signing-config:csc-[a-z0-9]{17}",
-);
-static PATTERN_5: Pattern = Pattern::new(
+static PATTERN_0: Pattern = Pattern::new("[a-zA-Z0-9-\\/*:_+=.@-]*");
+static PATTERN_1: Pattern =
+    Pattern::new("arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9\\-])+:([a-z]{2}(-gov)?-[a-z]+-\\d{1})?:(\\d{12})?:(.*)");
+static PATTERN_2: Pattern = Pattern::new(
     "(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}:)?(\\d{12}:)?(function:)?([a-zA-Z0-9-_\\.]+)(:(\\$LATEST(\\.PUBLISHED)?|[a-zA-Z0-9-_]+))?",
 );
-static PATTERN_6: Pattern = Pattern::new("\\$(LATEST(\\.PUBLISHED)?)|[a-zA-Z0-9-_$]+");
-static PATTERN_7: Pattern = Pattern::new("[a-zA-Z]([a-zA-Z0-9_])+");
-static PATTERN_8: Pattern = Pattern::new(
+static PATTERN_3: Pattern = Pattern::new("(arn:(aws[a-zA-Z-]*)?:[a-z0-9-.]+:.*)|()");
+static PATTERN_4: Pattern = Pattern::new(
+    "(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}:)?(\\d{12}:)?(function:)?([a-zA-Z0-9-_]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?",
+);
+static PATTERN_5: Pattern = Pattern::new("arn:(aws[a-zA-Z-]*)?:iam::\\d{12}:role/?[a-zA-Z_0-9+=,.@\\-_/]+");
+static PATTERN_6: Pattern = Pattern::new("[^\\s]+");
+static PATTERN_7: Pattern = Pattern::new(
+    "arn:(aws[a-zA-Z-]*)?:lambda:[a-z]{2}((-gov)|(-iso(b?)))?-[a-z]+-\\d{1}:\\d{12}:code-signing-config:csc-[a-z0-9]{17}",
+);
+static PATTERN_8: Pattern = Pattern::new("\\$(LATEST(\\.PUBLISHED)?)|[a-zA-Z0-9-_$]+");
+static PATTERN_9: Pattern = Pattern::new("[^ /\\.$\\x22]*");
+static PATTERN_10: Pattern = Pattern::new("(^(?!(system\\x2e)))(^[_a-zA-Z0-9])([^$]*)");
+static PATTERN_11: Pattern = Pattern::new(
+    "(([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9\\-]*[a-zA-Z0-9])\\.)*([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9\\-]*[A-Za-z0-9]):[0-9]{1,5}",
+);
+static PATTERN_12: Pattern = Pattern::new("[a-zA-Z]([a-zA-Z0-9_])+");
+static PATTERN_13: Pattern = Pattern::new(
     "arn:aws[a-zA-Z-]*:elasticfilesystem:[a-z]{2}((-gov)|(-iso(b?)))?-[a-z]+-\\d{1}:\\d{12}:access-point/fsap-[a-f0-9]{17}$|^arn:aws[-a-z]*:s3files:[0-9a-z-:]+:file-system/fs-[0-9a-f]{17,40}/access-point/fsap-[0-9a-f]{17,40}",
 );
-static PATTERN_9: Pattern = Pattern::new("/mnt/[a-zA-Z0-9-_.]+");
-static PATTERN_10: Pattern = Pattern::widened(
+static PATTERN_14: Pattern = Pattern::new("/mnt/[a-zA-Z0-9-_.]+");
+static PATTERN_15: Pattern = Pattern::new(".*");
+static PATTERN_16: Pattern = Pattern::widened(
     "[0-9A-Za-z\\.\\-_]*(?<!\\.)",
     "([0-9A-Za-z\\.\\-_]*[0-9A-Za-z\\-_])?",
 );
-static PATTERN_11: Pattern = Pattern::new("[a-zA-Z0-9-_]+");
-static PATTERN_12: Pattern = Pattern::new("[a-zA-Z0-9\\._:\\/=+\\-@ ]+");
-static PATTERN_13: Pattern = Pattern::new(
+static PATTERN_17: Pattern = Pattern::new("[a-zA-Z0-9-_]+");
+static PATTERN_18: Pattern = Pattern::new("[a-zA-Z0-9\\._:\\/=+\\-@ ]+");
+static PATTERN_19: Pattern = Pattern::new(
     "arn:aws[a-zA-Z-]*:lambda:[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}:\\d{12}:capacity-provider:[a-zA-Z0-9-_]+",
 );
-static PATTERN_14: Pattern =
+static PATTERN_20: Pattern =
     Pattern::new("arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+");
-static PATTERN_15: Pattern = Pattern::new("ALL|[a-z]{2}(-gov)?-[a-z]+-\\d{1}");
-static PATTERN_16: Pattern = Pattern::new(
+static PATTERN_21: Pattern = Pattern::new("ALL|[a-z]{2}(-gov)?-[a-z]+-\\d{1}");
+static PATTERN_22: Pattern = Pattern::new(
     "arn:(aws[a-zA-Z-]*):lambda:[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}:\\d{12}:(function:[a-zA-Z0-9-_]+(:(\\$LATEST|[a-zA-Z0-9-_]+))?|code-signing-config:csc-[a-z0-9]{17}|event-source-mapping:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|capacity-provider:[a-zA-Z0-9-_]+)",
 );
-static PATTERN_17: Pattern = Pattern::new("[\\.\\-_/#A-Za-z0-9]+");
+static PATTERN_23: Pattern = Pattern::new("[\\.\\-_/#A-Za-z0-9]+");
+static PATTERN_24: Pattern = Pattern::new(
+    "$|kafka://([^.]([a-zA-Z0-9\\-_.]{0,248}))|arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9\\-])+:([a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1})?:(\\d{12})?:(.*)",
+);
+static PATTERN_25: Pattern = Pattern::new("[a-zA-Z0-9-_]*");
+static PATTERN_26: Pattern = Pattern::new("[\\s\\S]*");
+static PATTERN_27: Pattern = Pattern::new("[^.]([a-zA-Z0-9\\-_.]+)");
 
 /// Every pattern the model constrains these shapes with.
 pub static PATTERNS: &[&Pattern] = &[
@@ -4630,6 +7048,16 @@ pub static PATTERNS: &[&Pattern] = &[
     &PATTERN_15,
     &PATTERN_16,
     &PATTERN_17,
+    &PATTERN_18,
+    &PATTERN_19,
+    &PATTERN_20,
+    &PATTERN_21,
+    &PATTERN_22,
+    &PATTERN_23,
+    &PATTERN_24,
+    &PATTERN_25,
+    &PATTERN_26,
+    &PATTERN_27,
 ];
 
 #[cfg(test)]

@@ -632,6 +632,46 @@ impl LambdaApi for Lambda {
     ) -> Result<InvocationResponse, ServiceError> {
         self.invoke_function(ctx, input).await
     }
+
+    async fn create_event_source_mapping(
+        &self,
+        ctx: &RequestContext,
+        input: CreateEventSourceMappingRequest,
+    ) -> Result<EventSourceMappingConfiguration, ServiceError> {
+        self.create_mapping(ctx, input).await
+    }
+
+    async fn get_event_source_mapping(
+        &self,
+        ctx: &RequestContext,
+        input: GetEventSourceMappingRequest,
+    ) -> Result<EventSourceMappingConfiguration, ServiceError> {
+        self.get_mapping(ctx, &input.uuid)
+    }
+
+    async fn list_event_source_mappings(
+        &self,
+        ctx: &RequestContext,
+        input: ListEventSourceMappingsRequest,
+    ) -> Result<ListEventSourceMappingsResponse, ServiceError> {
+        self.list_mappings(ctx, input)
+    }
+
+    async fn update_event_source_mapping(
+        &self,
+        ctx: &RequestContext,
+        input: UpdateEventSourceMappingRequest,
+    ) -> Result<EventSourceMappingConfiguration, ServiceError> {
+        self.update_mapping(ctx, input)
+    }
+
+    async fn delete_event_source_mapping(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteEventSourceMappingRequest,
+    ) -> Result<EventSourceMappingConfiguration, ServiceError> {
+        self.delete_mapping(ctx, &input.uuid)
+    }
 }
 
 /// UpdateFunctionCode and UpdateFunctionConfiguration answer while the update is applied, as

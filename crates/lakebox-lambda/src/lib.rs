@@ -5,11 +5,13 @@
 //! - [`api`]: the generated operation layer (shapes, validation, routing by URI template).
 //! - `functions`: the function records and the operations on them.
 //! - `invoke`: the Invoke operation.
+//! - `esm`: event source mappings (Kinesis, SQS) and their pollers.
 //! - `runtime`: execution environments and the Runtime API they speak.
 //! - `code`: function packages.
 
 pub mod api;
 mod code;
+mod esm;
 mod functions;
 mod invoke;
 mod runtime;
@@ -39,6 +41,11 @@ pub struct Lambda {
     logs: OnceLock<Arc<dyn LogWriter>>,
     /// CloudWatch, where AWS/Lambda's metrics go.
     metrics: OnceLock<Recorder>,
+    /// Event sources: Kinesis streams and SQS queues, and a nudge for the supervisor of their
+    /// pollers when a mapping changes.
+    kinesis: OnceLock<Arc<dyn lakebox_service::links::ShardedLog>>,
+    queues: OnceLock<Arc<dyn lakebox_service::links::QueueSource>>,
+    mappings_changed: tokio::sync::Notify,
 }
 
 impl Lambda {
@@ -54,6 +61,9 @@ impl Lambda {
             listen_url: OnceLock::new(),
             logs: OnceLock::new(),
             metrics: OnceLock::new(),
+            kinesis: OnceLock::new(),
+            queues: OnceLock::new(),
+            mappings_changed: tokio::sync::Notify::new(),
         }))
     }
 

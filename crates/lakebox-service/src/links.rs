@@ -50,6 +50,12 @@ pub trait ShardReader: Send + Sync {
 
     /// The offset the next record of the shard will get (where LATEST starts).
     fn next_offset(&self) -> Result<u64, ServiceError>;
+
+    /// The record's sequence number as the stream's own API names it (what Lambda's Kinesis
+    /// events carry); the offset itself unless the stream spells it otherwise.
+    fn sequence_number(&self, offset: u64) -> String {
+        offset.to_string()
+    }
 }
 
 /// A stream of sharded, ordered records that other services read: a Kinesis data stream today,
@@ -78,5 +84,40 @@ pub trait LogWriter: Send + Sync + 'static {
         group: &str,
         stream: &str,
         lines: Vec<LogLine>,
+    ) -> crate::BoxFuture<Result<(), ServiceError>>;
+}
+
+/// One message received from a queue, with what a consumer of another service (a Lambda event
+/// source) passes on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueMessage {
+    pub message_id: String,
+    pub receipt_handle: String,
+    pub body: String,
+    pub md5_of_body: String,
+    pub md5_of_message_attributes: Option<String>,
+    /// System attributes by name (`ApproximateReceiveCount`, `SentTimestamp`, …).
+    pub attributes: std::collections::BTreeMap<String, String>,
+    /// Message attributes as Lambda's SQS events spell them (`stringValue`, `binaryValue`
+    /// in base64, `stringListValues`, `binaryListValues`, `dataType`).
+    pub message_attributes: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Queues another service consumes (Lambda's SQS event sources), named by ARN.
+pub trait QueueSource: Send + Sync + 'static {
+    /// Up to `max` messages (at most 10), waiting up to `wait_secs` for one; `None` when there
+    /// is no such queue. Received messages are invisible for the queue's visibility timeout.
+    fn receive(
+        &self,
+        queue_arn: &str,
+        max: usize,
+        wait_secs: u32,
+    ) -> crate::BoxFuture<Result<Option<Vec<QueueMessage>>, ServiceError>>;
+
+    /// Deletes received messages (by receipt handle).
+    fn delete(
+        &self,
+        queue_arn: &str,
+        receipt_handles: Vec<String>,
     ) -> crate::BoxFuture<Result<(), ServiceError>>;
 }

@@ -13,6 +13,7 @@
 
 pub mod api;
 mod attributes;
+mod consumer;
 mod errors;
 mod journal;
 mod messages;

@@ -239,10 +239,12 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
     registry.internal("sns", &["SimpleNotificationService"], sns.clone());
     // SQS speaks awsJson (today's SDKs) and awsQuery (older ones): one service, two doors.
     registry.rpc("sqs", sqs.clone());
+    let sqs_source = sqs.queue_source();
     registry.query("sqs", sqs);
     let kinesis =
         Arc::new(kinesis.with_metrics(lakebox_service::metrics::Recorder::new(service_metrics.clone())));
     let kinesis_streams = kinesis.sharded_log();
+    let lambda_streams = kinesis_streams.clone();
     registry.rpc("kinesis", kinesis.clone());
     // Metric filters publish into CloudWatch beside the services' own metrics.
     logs.set_metrics(lakebox_service::metrics::Recorder::new(service_metrics.clone()));
@@ -332,6 +334,9 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
     lambda.set_lake(s3.lake());
     lambda.set_log_writer(logs.log_writer());
     lambda.set_metrics(lakebox_service::metrics::Recorder::new(service_metrics.clone()));
+    // Event source mappings read Kinesis streams and SQS queues.
+    lambda.set_event_sources(lambda_streams, sqs_source);
+    background.adopt("lambda event sources", lambda.start_event_sources());
     registry.http("lambda", lambda.clone());
     registry.internal("lambda", &["code/"], lambda.code_routes());
     registry.rpc("logs", logs);
