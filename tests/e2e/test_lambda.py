@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import re
+import os
 import shutil
 import time
 import urllib.request
@@ -180,6 +181,7 @@ def test_invoke_python_sees_event_context_and_environment(lakebox, lam):
     assert log.startswith(f"START RequestId: {rid} Version: $LATEST\n")
     assert "got {'order': 42, 'items': ['a', 'b']}\n" in log
     assert f"END RequestId: {rid}\n" in log and f"REPORT RequestId: {rid}\tDuration: " in log
+    assert "\tMemory Size: 512 MB\tMax Memory Used: " in log and "\tInit Duration: " in log
     assert "lakebox:end" not in log
 
     # A warm environment serves the next call; state kept in the module survives between calls.
@@ -334,11 +336,29 @@ done
     assert out == {"echo": {"n": 1}}
 
 
+def running(cmdline_part):
+    """The processes whose command line holds `cmdline_part` (read from /proc)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if cmdline_part.encode() in f.read():
+                    found.append(pid)
+        except OSError:
+            pass
+    return found
+
+
 def test_functions_survive_sigkill(tmp_path):
     with Lakebox(tmp_path) as lb:
         lam = lb.client("lambda")
         create(lam, "durable-fn", {"app.py": "def handler(e, c):\n    return 'still here'\n"}, Tags={"k": "v"})
+        assert invoke(lam, "durable-fn")[1] == "still here"
+        bootstrap = str(tmp_path / "lambda" / "runtime" / "python_bootstrap.py")
+        assert running(bootstrap)
         lb.kill()
+        # The warm environment does not outlive the server, even one killed with SIGKILL.
+        assert wait_for(lambda: not running(bootstrap), timeout=10)
     with Lakebox(tmp_path) as lb:
         lam = lb.client("lambda")
         assert lam.get_function(FunctionName="durable-fn")["Tags"] == {"k": "v"}

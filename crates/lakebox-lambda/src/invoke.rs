@@ -190,8 +190,12 @@ fn lambda_log(request_id: &str, version: &str, memory_mb: i32, o: &Outcome) -> S
         .init_duration
         .map(|d| format!("\tInit Duration: {:.2} ms", d.as_secs_f64() * 1000.0))
         .unwrap_or_default();
+    let used = o
+        .max_memory_mb
+        .map(|m| format!("\tMax Memory Used: {m} MB"))
+        .unwrap_or_default();
     format!(
-        "START RequestId: {request_id} Version: {version}\n{}END RequestId: {request_id}\nREPORT RequestId: {request_id}\tDuration: {ms:.2} ms\tBilled Duration: {} ms\tMemory Size: {memory_mb} MB{init}\t\n",
+        "START RequestId: {request_id} Version: {version}\n{}END RequestId: {request_id}\nREPORT RequestId: {request_id}\tDuration: {ms:.2} ms\tBilled Duration: {} ms\tMemory Size: {memory_mb} MB{used}{init}\t\n",
         o.log,
         ms.ceil() as u64
     )

@@ -66,6 +66,9 @@ pub struct Outcome {
     pub init_duration: Option<Duration>,
     /// The environment's log stream (`AWS_LAMBDA_LOG_STREAM_NAME`).
     pub log_stream: String,
+    /// The process's peak resident memory so far (REPORT's "Max Memory Used"), where the
+    /// system tells it (Linux).
+    pub max_memory_mb: Option<u64>,
 }
 
 /// A request handed to the runtime by `invocation/next`.
@@ -124,6 +127,7 @@ struct Environment {
     tmp_dir: PathBuf,
     fresh: std::sync::atomic::AtomicBool,
     log_stream: String,
+    pid: Option<u32>,
 }
 
 impl Drop for Environment {
@@ -210,6 +214,7 @@ impl Runtimes {
                         duration: started.elapsed(),
                         init_duration: None,
                         log_stream: log_stream_name(&launch.version),
+                        max_memory_mb: None,
                     });
                 }
             },
@@ -287,6 +292,7 @@ impl Runtimes {
             .swap(false, std::sync::atomic::Ordering::Relaxed)
             .then_some(duration);
         let log_stream = env.log_stream.clone();
+        let max_memory_mb = env.pid.and_then(peak_memory_mb);
         if keep {
             let mut idle = self.idle.lock().unwrap();
             let envs = idle.entry(function.to_owned()).or_default();
@@ -301,6 +307,7 @@ impl Runtimes {
             duration,
             init_duration: init_duration.filter(|_| cold),
             log_stream,
+            max_memory_mb,
         })
     }
 
@@ -402,6 +409,7 @@ impl Runtimes {
         let mut child = cmd
             .spawn()
             .map_err(|e| format!("fork/exec {}: {e}", program.display()))?;
+        let pid = child.id();
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
         if let Some(out) = stdout {
@@ -425,6 +433,7 @@ impl Runtimes {
             tmp_dir,
             fresh: std::sync::atomic::AtomicBool::new(true),
             log_stream: stream,
+            pid,
         })
     }
 }
@@ -481,6 +490,14 @@ fn is_executable(p: &Path) -> bool {
     {
         p.is_file()
     }
+}
+
+/// A process's peak resident set (`VmHWM`), in MB.
+fn peak_memory_mb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb.div_ceil(1024))
 }
 
 /// A Lambda log stream's name: `YYYY/MM/DD/[version]` and a random id.
