@@ -524,3 +524,32 @@ def test_sqs_event_source_deletes_what_succeeded(lakebox, lam):
     sqs.send_message(QueueUrl=url, MessageBody="poison")
     moved = wait_for(lambda: sqs.receive_message(QueueUrl=dlq).get("Messages"), timeout=30)
     assert moved[0]["Body"] == "poison"
+
+
+def test_sns_subscription_invokes_the_function(lakebox, lam):
+    sns, s3 = lakebox.client("sns"), lakebox.client("s3")
+    s3.create_bucket(Bucket="sns-seen")
+    src = '''
+import boto3, json
+
+def handler(event, context):
+    rec = event["Records"][0]
+    boto3.client("s3").put_object(Bucket="sns-seen", Key=rec["Sns"]["MessageId"], Body=json.dumps(rec))
+'''
+    fn = create(lam, "on-alert", {"app.py": src}, Timeout=30)
+    topic = sns.create_topic(Name="alerts")["TopicArn"]
+    sub = sns.subscribe(TopicArn=topic, Protocol="lambda", Endpoint=fn["FunctionArn"])["SubscriptionArn"]
+    msg_id = sns.publish(TopicArn=topic, Subject="high rate", Message="transactions above 100/s",
+                         MessageAttributes={"level": {"DataType": "String", "StringValue": "warn"}})["MessageId"]
+
+    def seen():
+        try:
+            return json.loads(s3.get_object(Bucket="sns-seen", Key=msg_id)["Body"].read())
+        except botocore.exceptions.ClientError:
+            return None
+    rec = wait_for(seen, timeout=20)
+    assert rec["EventSource"] == "aws:sns" and rec["EventSubscriptionArn"] == sub
+    assert rec["Sns"]["Message"] == "transactions above 100/s" and rec["Sns"]["Subject"] == "high rate"
+    assert rec["Sns"]["TopicArn"] == topic and rec["Sns"]["Type"] == "Notification"
+    assert rec["Sns"]["MessageAttributes"] == {"level": {"Type": "String", "Value": "warn"}}
+    assert "SigningCertUrl" in rec["Sns"] and "UnsubscribeUrl" in rec["Sns"]

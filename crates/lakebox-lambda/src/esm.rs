@@ -16,7 +16,7 @@ use std::time::Duration;
 use base64::Engine;
 use lakebox_core::arn::Arn;
 use lakebox_core::{RequestContext, ServiceError, paging};
-use lakebox_service::links::{QueueSource, ShardedLog, StreamKey};
+use lakebox_service::links::{LogShard, QueueSource, ShardedLog, StreamKey};
 use serde::{Deserialize, Serialize};
 
 use crate::Lambda;
@@ -455,10 +455,7 @@ impl Lambda {
             return;
         };
         let Some(arn) = Arn::parse(m.source()) else { return };
-        let uuid = m.uuid().to_owned();
-        let batch = m.config.batch_size.unwrap_or(100).max(1) as usize;
-        let max_retries = m.config.maximum_retry_attempts.unwrap_or(-1);
-        let role = "arn:aws:iam::000000000000:role/lambda-role";
+        let m = Arc::new(m);
         loop {
             let Some(key) = stream_key(&arn) else { return };
             let shards = match log.shards(key) {
@@ -468,112 +465,129 @@ impl Lambda {
                     continue;
                 }
             };
-            let mut progressed = false;
+            // Shards are independent: one batch of each ready shard at a time, side by side
+            // (each in an execution environment of its own), in order within a shard.
+            let mut steps = tokio::task::JoinSet::new();
             for shard in &shards {
-                let cursor = match self.cursor(&uuid, &shard.shard_id) {
-                    Some(c) => c,
-                    None => {
-                        // A shard whose parents are not read to their end waits for them.
-                        let parents_done = [&shard.parent_shard_id, &shard.adjacent_parent_shard_id]
-                            .into_iter()
-                            .flatten()
-                            .all(|p| {
-                                let parent = shards.iter().find(|s| &s.shard_id == p);
-                                match (parent, parent.and_then(|s| s.closed_at)) {
-                                    (Some(_), Some(end)) => self.cursor(&uuid, p).is_some_and(|c| c >= end),
-                                    (None, _) => true, // trimmed away
-                                    _ => false,
-                                }
-                            });
-                        if !parents_done {
-                            continue;
-                        }
-                        // A child shard starts at its beginning; the first shards where the
-                        // mapping's StartingPosition says.
-                        let start = if shard.parent_shard_id.is_some() {
-                            0
-                        } else {
-                            match m.config.starting_position {
-                                Some(EventSourcePosition::Latest) => shard.reader.next_offset().unwrap_or(0),
-                                Some(EventSourcePosition::AtTimestamp) => {
-                                    let at = m
-                                        .config
-                                        .starting_position_timestamp
-                                        .map(|t| t.as_millis())
-                                        .unwrap_or(0);
-                                    first_at(&*shard.reader, at)
-                                }
-                                _ => 0,
-                            }
-                        };
-                        if self.set_cursor(&uuid, &shard.shard_id, start).is_err() {
-                            continue;
-                        }
-                        start
-                    }
-                };
-                if shard.closed_at.is_some_and(|end| cursor >= end) {
-                    continue;
-                }
-                let reader = shard.reader.clone();
-                let records =
-                    match tokio::task::spawn_blocking(move || reader.read(cursor, batch, 6 * 1024 * 1024))
-                        .await
-                    {
-                        Ok(Ok(r)) => r,
-                        _ => continue,
-                    };
-                let Some(last) = records.last().map(|r| r.offset) else {
+                let Some(cursor) = self.shard_cursor(&m, shard, &shards) else {
                     continue;
                 };
-                let event = serde_json::json!({
-                    "Records": records.iter().map(|r| {
-                        let seq = shard.reader.sequence_number(r.offset);
-                        serde_json::json!({
-                            "kinesis": {
-                                "kinesisSchemaVersion": "1.0",
-                                "partitionKey": r.partition_key,
-                                "sequenceNumber": seq,
-                                "data": base64::engine::general_purpose::STANDARD.encode(&r.data),
-                                "approximateArrivalTimestamp": r.arrival_millis as f64 / 1000.0,
-                            },
-                            "eventSource": "aws:kinesis",
-                            "eventVersion": "1.0",
-                            "eventID": format!("{}:{seq}", shard.shard_id),
-                            "eventName": "aws:kinesis:record",
-                            "invokeIdentityArn": role,
-                            "awsRegion": m.region,
-                            "eventSourceARN": m.source(),
-                        })
-                    }).collect::<Vec<_>>(),
-                });
-                // Retried until it succeeds or the mapping's MaximumRetryAttempts runs out
-                // (-1: until the records expire, as AWS retries).
-                let mut attempts = 0;
-                let mut delay = Duration::from_millis(500);
-                loop {
-                    match self.invoke_batch(&m, event.clone()).await {
-                        Ok(_) => break,
-                        Err(()) => {
-                            if max_retries >= 0 && attempts >= max_retries {
-                                tracing::warn!(mapping = %uuid, shard = %shard.shard_id, "batch skipped after {attempts} retries");
-                                break;
-                            }
-                            attempts += 1;
-                            tokio::time::sleep(delay).await;
-                            delay = (delay * 2).min(Duration::from_secs(30));
-                        }
-                    }
-                }
-                if self.set_cursor(&uuid, &shard.shard_id, last + 1).is_err() {
-                    continue;
-                }
-                progressed = true;
+                steps.spawn(self.clone().kinesis_batch(m.clone(), shard.clone(), cursor));
+            }
+            let mut progressed = false;
+            while let Some(done) = steps.join_next().await {
+                progressed |= done.unwrap_or(false);
             }
             if !progressed {
                 tokio::time::sleep(IDLE_POLL).await;
             }
         }
+    }
+
+    /// Where a shard's reading stands, or `None` when it is not to be read now (its parents
+    /// are not read to their end, or it is closed and read through). A shard met for the
+    /// first time starts where the mapping's StartingPosition says (a child at its start).
+    fn shard_cursor(&self, m: &Mapping, shard: &LogShard, shards: &[LogShard]) -> Option<u64> {
+        let uuid = m.uuid();
+        let cursor = match self.cursor(uuid, &shard.shard_id) {
+            Some(c) => c,
+            None => {
+                let parents_done = [&shard.parent_shard_id, &shard.adjacent_parent_shard_id]
+                    .into_iter()
+                    .flatten()
+                    .all(|p| {
+                        let parent = shards.iter().find(|s| &s.shard_id == p);
+                        match (parent, parent.and_then(|s| s.closed_at)) {
+                            (Some(_), Some(end)) => self.cursor(uuid, p).is_some_and(|c| c >= end),
+                            (None, _) => true, // trimmed away
+                            _ => false,
+                        }
+                    });
+                if !parents_done {
+                    return None;
+                }
+                let start = if shard.parent_shard_id.is_some() {
+                    0
+                } else {
+                    match m.config.starting_position {
+                        Some(EventSourcePosition::Latest) => shard.reader.next_offset().unwrap_or(0),
+                        Some(EventSourcePosition::AtTimestamp) => {
+                            let at = m
+                                .config
+                                .starting_position_timestamp
+                                .map(|t| t.as_millis())
+                                .unwrap_or(0);
+                            first_at(&*shard.reader, at)
+                        }
+                        _ => 0,
+                    }
+                };
+                self.set_cursor(uuid, &shard.shard_id, start).ok()?;
+                start
+            }
+        };
+        (!shard.closed_at.is_some_and(|end| cursor >= end)).then_some(cursor)
+    }
+
+    /// Reads one batch of a shard from `cursor`, invokes the function with it (retrying a
+    /// failure with back-off until it succeeds or MaximumRetryAttempts runs out; -1 retries
+    /// until the records expire, as AWS does) and moves the cursor past it. Whether there was
+    /// a batch.
+    async fn kinesis_batch(self: Arc<Self>, m: Arc<Mapping>, shard: LogShard, cursor: u64) -> bool {
+        let batch = m.config.batch_size.unwrap_or(100).max(1) as usize;
+        let max_retries = m.config.maximum_retry_attempts.unwrap_or(-1);
+        let reader = shard.reader.clone();
+        let records =
+            match tokio::task::spawn_blocking(move || reader.read(cursor, batch, 6 * 1024 * 1024)).await {
+                Ok(Ok(r)) => r,
+                _ => return false,
+            };
+        let Some(last) = records.last().map(|r| r.offset) else {
+            return false;
+        };
+        // Kinesis events name the function's execution role as the invoking identity.
+        let ctx = RequestContext::internal(&m.account, &m.region, 0);
+        let role = m
+            .config
+            .function_arn
+            .as_deref()
+            .and_then(|f| self.existing(&ctx, f, None).ok())
+            .and_then(|s| s.config.role)
+            .unwrap_or_default();
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let event = serde_json::json!({
+            "Records": records.iter().map(|r| {
+                let seq = shard.reader.sequence_number(r.offset);
+                serde_json::json!({
+                    "kinesis": {
+                        "kinesisSchemaVersion": "1.0",
+                        "partitionKey": r.partition_key,
+                        "sequenceNumber": seq,
+                        "data": b64.encode(&r.data),
+                        "approximateArrivalTimestamp": r.arrival_millis as f64 / 1000.0,
+                    },
+                    "eventSource": "aws:kinesis",
+                    "eventVersion": "1.0",
+                    "eventID": format!("{}:{seq}", shard.shard_id),
+                    "eventName": "aws:kinesis:record",
+                    "invokeIdentityArn": role,
+                    "awsRegion": m.region,
+                    "eventSourceARN": m.source(),
+                })
+            }).collect::<Vec<_>>(),
+        });
+        let mut attempts = 0;
+        let mut delay = Duration::from_millis(500);
+        while self.invoke_batch(&m, event.clone()).await.is_err() {
+            if max_retries >= 0 && attempts >= max_retries {
+                tracing::warn!(mapping = %m.uuid(), shard = %shard.shard_id, "batch skipped after {attempts} retries");
+                break;
+            }
+            attempts += 1;
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(30));
+        }
+        self.set_cursor(m.uuid(), &shard.shard_id, last + 1).is_ok()
     }
 
     async fn poll_sqs(self: Arc<Self>, m: Mapping) {

@@ -669,6 +669,19 @@ impl Deliverer {
                 };
                 let mut sns_part: Value = serde_json::from_str(&doc).unwrap_or_default();
                 sns_part["Subject"] = json!(p.subject);
+                // Lambda's SNS events spell two of the envelope's members their own way and
+                // always carry MessageAttributes.
+                if let Value::Object(m) = &mut sns_part {
+                    for (from, to) in [
+                        ("SigningCertURL", "SigningCertUrl"),
+                        ("UnsubscribeURL", "UnsubscribeUrl"),
+                    ] {
+                        if let Some(v) = m.remove(from) {
+                            m.insert(to.into(), v);
+                        }
+                    }
+                    m.entry("MessageAttributes").or_insert_with(|| json!({}));
+                }
                 let event = json!({"Records": [{
                     "EventSource": "aws:sns",
                     "EventVersion": "1.0",

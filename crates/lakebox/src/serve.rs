@@ -318,7 +318,11 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
     // SNS delivers to queues and Firehose delivery streams.
     background.adopt(
         "sns delivery",
-        sns.start_delivery(Arc::new(queues.with("firehose", firehose.event_sink()))),
+        sns.start_delivery(Arc::new(
+            queues
+                .with("firehose", firehose.event_sink())
+                .with("lambda", lambda.event_sink()),
+        )),
     );
     // Subscription filters deliver to Kinesis streams and Firehose delivery streams.
     background.adopt(

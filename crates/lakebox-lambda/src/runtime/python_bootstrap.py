@@ -14,16 +14,25 @@ API = os.environ["AWS_LAMBDA_RUNTIME_API"]
 BASE = "/2018-06-01/runtime"
 
 
+_conn = None
+
+
 def call(method, path, body=None, headers=None):
-    # One connection per call: the runtime API is on the same machine, and a fresh connection
-    # never trips over one the server closed while the function was idle.
-    conn = http.client.HTTPConnection(API, timeout=None)
-    try:
-        conn.request(method, BASE + path, body=body, headers=headers or {})
-        resp = conn.getresponse()
-        return resp.status, dict((k.lower(), v) for k, v in resp.getheaders()), resp.read()
-    finally:
-        conn.close()
+    # One kept-alive connection (a warm invocation costs no connects); made again if the
+    # server closed it. When the server is gone for good, the error ends this process.
+    global _conn
+    for attempt in (0, 1):
+        if _conn is None:
+            _conn = http.client.HTTPConnection(API, timeout=None)
+        try:
+            _conn.request(method, BASE + path, body=body, headers=headers or {})
+            resp = _conn.getresponse()
+            return resp.status, dict((k.lower(), v) for k, v in resp.getheaders()), resp.read()
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            _conn.close()
+            _conn = None
+            if attempt:
+                raise
 
 
 def error_body(exc, error_type=None, request_id=""):
