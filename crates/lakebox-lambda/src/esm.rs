@@ -526,7 +526,7 @@ impl Lambda {
                 start
             }
         };
-        (!shard.closed_at.is_some_and(|end| cursor >= end)).then_some(cursor)
+        shard.closed_at.is_none_or(|end| cursor < end).then_some(cursor)
     }
 
     /// Reads one batch of a shard from `cursor`, invokes the function with it (retrying a
