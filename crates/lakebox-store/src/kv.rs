@@ -422,17 +422,28 @@ impl MetaStore {
         }
         let file = path.to_owned();
         let open: Opener = Box::new(move || {
-            let new = !file.exists();
-            let db = redb::Builder::new().set_cache_size(CACHE_BYTES).create(&file)?;
-            // A file created now (by a first write) must stay in its directory through a
-            // crash before that write is acknowledged.
-            if new && let Some(dir) = file.parent() {
-                std::fs::File::open(dir)
-                    .and_then(|d| d.sync_all())
-                    .map_err(|e| redb::DatabaseError::Storage(redb::StorageError::Io(e)))?;
+            let io = |e| redb::DatabaseError::Storage(redb::StorageError::Io(e));
+            if !file.exists() {
+                // A new file is made under a temporary name and renamed into place (the
+                // rename and the directory fsynced before the first write is acknowledged),
+                // so a crash while redb writes its first pages leaves no half-made store for
+                // the next start to refuse.
+                let tmp = file.with_extension("redb.creating");
+                let _ = std::fs::remove_file(&tmp);
+                drop(redb::Builder::new().set_cache_size(CACHE_BYTES).create(&tmp)?);
+                std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io)?;
+                std::fs::rename(&tmp, &file).map_err(io)?;
+                if let Some(dir) = file.parent() {
+                    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+                }
             }
-            Ok(db)
+            redb::Builder::new().set_cache_size(CACHE_BYTES).create(&file)
         });
+        // An empty file is one a crash interrupted while it was being made by an earlier
+        // version (before the rename above): nothing in it was ever acknowledged.
+        if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
+            std::fs::remove_file(path)?;
+        }
         if !path.try_exists()? {
             return Self::with_db(open, None);
         }
@@ -743,6 +754,24 @@ mod tests {
         let kv = MetaStore::open(&path).unwrap();
         assert_eq!(kv.get("t", b"k").unwrap(), Some(b"v".to_vec()));
         assert_eq!(kv.get("t", b"gone").unwrap(), None);
+    }
+
+    #[test]
+    fn a_store_whose_making_a_crash_cut_short_opens_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.redb");
+        // What a crash left: an empty file (an earlier version), a half-made temporary one.
+        std::fs::write(&path, b"").unwrap();
+        std::fs::write(path.with_extension("redb.creating"), b"torn").unwrap();
+        let kv = MetaStore::open(&path).unwrap();
+        assert_eq!(kv.get("t", b"k").unwrap(), None);
+        kv.put("t", b"k", b"v").unwrap();
+        drop(kv);
+        assert!(!path.with_extension("redb.creating").exists());
+        assert_eq!(
+            MetaStore::open(&path).unwrap().get("t", b"k").unwrap(),
+            Some(b"v".to_vec())
+        );
     }
 
     #[tokio::test]
