@@ -104,18 +104,7 @@ pub async fn run(
                 None => {
                     // A shard born after the delivery stream started: read it from its start
                     // once its parents are read to their ends.
-                    let parents_done = [&shard.parent_shard_id, &shard.adjacent_parent_shard_id]
-                        .into_iter()
-                        .flatten()
-                        .all(|p| {
-                            let parent = shards.iter().find(|s| &s.shard_id == p);
-                            match (parent.and_then(|s| s.closed_at), positions.get(p)) {
-                                (Some(end), Some(pos)) => *pos >= end,
-                                (_, None) => true,
-                                (None, Some(_)) => false,
-                            }
-                        });
-                    if !parents_done {
+                    if !shard.parents_read(&shards, |p| positions.get(p).copied()) {
                         continue;
                     }
                     0

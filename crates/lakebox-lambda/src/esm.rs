@@ -492,18 +492,7 @@ impl Lambda {
         let cursor = match self.cursor(uuid, &shard.shard_id) {
             Some(c) => c,
             None => {
-                let parents_done = [&shard.parent_shard_id, &shard.adjacent_parent_shard_id]
-                    .into_iter()
-                    .flatten()
-                    .all(|p| {
-                        let parent = shards.iter().find(|s| &s.shard_id == p);
-                        match (parent, parent.and_then(|s| s.closed_at)) {
-                            (Some(_), Some(end)) => self.cursor(uuid, p).is_some_and(|c| c >= end),
-                            (None, _) => true, // trimmed away
-                            _ => false,
-                        }
-                    });
-                if !parents_done {
+                if !shard.parents_read(shards, |p| self.cursor(uuid, p)) {
                     return None;
                 }
                 let start = if shard.parent_shard_id.is_some() {

@@ -22,6 +22,23 @@ impl LogShard {
     pub fn is_open(&self) -> bool {
         self.closed_at.is_none()
     }
+
+    /// Whether a reader may start this shard: each of its parents (in `shards`, the stream's
+    /// listing) is closed and read to its end, by `read_to` (where the reader stands in a
+    /// shard; `None` for one it has not started). A parent no longer listed was trimmed away.
+    /// Reading a child only after its parents keeps every partition key's records in order
+    /// across a reshard.
+    pub fn parents_read(&self, shards: &[LogShard], read_to: impl Fn(&str) -> Option<u64>) -> bool {
+        [&self.parent_shard_id, &self.adjacent_parent_shard_id]
+            .into_iter()
+            .flatten()
+            .all(|p| match shards.iter().find(|s| &s.shard_id == p) {
+                None => true,
+                Some(parent) => parent
+                    .closed_at
+                    .is_some_and(|end| read_to(p).is_some_and(|at| at >= end)),
+            })
+    }
 }
 
 /// One record of a shard, at its offset.
