@@ -23,7 +23,7 @@ const TAIL_BYTES: usize = 4096;
 
 impl Lambda {
     pub(crate) async fn invoke_function(
-        self: &Lambda,
+        &self,
         ctx: &RequestContext,
         input: InvocationRequest,
     ) -> Result<InvocationResponse, ServiceError> {
@@ -75,7 +75,7 @@ impl Lambda {
                 let name = stored.name().to_owned();
                 tokio::spawn(async move {
                     if let Ok(outcome) = runtimes
-                        .invoke(&arn, &launch, &arn, &request_id, payload, client_context)
+                        .invoke(&launch, &arn, &request_id, payload, client_context)
                         .await
                     {
                         let log = lambda_log(&request_id, &executed, launch.memory_mb, &outcome);
@@ -90,7 +90,7 @@ impl Lambda {
             _ => {
                 let outcome = self
                     .runtimes
-                    .invoke(&arn, &launch, &arn, &ctx.request_id, payload, client_context)
+                    .invoke(&launch, &arn, &ctx.request_id, payload, client_context)
                     .await?;
                 let log = lambda_log(&ctx.request_id, &executed, launch.memory_mb, &outcome);
                 self.reporting()

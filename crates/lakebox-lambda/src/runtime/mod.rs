@@ -180,10 +180,9 @@ impl Runtimes {
         self.idle.lock().unwrap().clear();
     }
 
-    /// Runs one invocation of `launch` in a warm environment, or a new one.
+    /// Runs one invocation of `launch` in a warm environment of `function_arn`, or a new one.
     pub async fn invoke(
         &self,
-        function: &str,
         launch: &Launch,
         function_arn: &str,
         request_id: &str,
@@ -192,7 +191,7 @@ impl Runtimes {
     ) -> Result<Outcome, ServiceError> {
         let warm = {
             let mut idle = self.idle.lock().unwrap();
-            let envs = idle.entry(function.to_owned()).or_default();
+            let envs = idle.entry(function_arn.to_owned()).or_default();
             envs.retain(|e| e.revision == launch.revision);
             envs.pop()
         };
@@ -254,6 +253,7 @@ impl Runtimes {
             Err(elapsed) => Err(elapsed),
         };
         let duration = started.elapsed();
+        let timed_out = reply.is_err();
         let (payload, function_error, keep) = match reply {
             Ok(Ok(Reply::Response(body))) => (body, None, true),
             Ok(Ok(Reply::Error(body))) => (body, Some("Unhandled".to_owned()), true),
@@ -280,7 +280,7 @@ impl Runtimes {
         } else {
             std::mem::take(&mut env.shared.log.lock().unwrap().text)
         };
-        if !keep && function_error.is_some() && payload_is_timeout(&payload) {
+        if timed_out {
             log.push_str(&format!(
                 "{} {request_id} Task timed out after {:.2} seconds\n",
                 lakebox_protocol::Timestamp::from_millis(SystemClock.now_millis()).to_iso8601(),
@@ -295,7 +295,7 @@ impl Runtimes {
         let max_memory_mb = env.pid.and_then(peak_memory_mb);
         if keep {
             let mut idle = self.idle.lock().unwrap();
-            let envs = idle.entry(function.to_owned()).or_default();
+            let envs = idle.entry(function_arn.to_owned()).or_default();
             if envs.len() < MAX_IDLE_PER_FUNCTION && envs.iter().all(|e| e.revision == env.revision) {
                 envs.push(env);
             }
@@ -445,10 +445,6 @@ fn exit_error(request_id: &str, what: &str) -> Bytes {
     })
     .to_string()
     .into()
-}
-
-fn payload_is_timeout(payload: &[u8]) -> bool {
-    std::str::from_utf8(payload).is_ok_and(|s| s.contains("Sandbox.Timedout"))
 }
 
 /// Reads one output stream line by line into the environment's log; our runtime clients' end
