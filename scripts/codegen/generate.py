@@ -117,6 +117,12 @@ class Service:
         # Its query spelling: wrapped `member` lists unless `query_shapes` says otherwise (SQS
         # flattened its lists under singular names; CloudWatch did not).
         self.allowed = list(cfg["operations"])
+        # Shapes a service writes by hand (DynamoDB's AttributeValue: one of ten types, checked
+        # with DynamoDB's own messages): used as they are, raw and typed, never generated.
+        self.external = dict(cfg.get("external_shapes", {}))
+        for shape in self.external:
+            if shape not in self.shapes:
+                sys.exit(f"{key}: external_shapes names {shape}, which the model lacks")
         for op in self.allowed:
             if op not in self.ops:
                 sys.exit(f"{key}: operation {op} is not in the model {cfg['model']}")
@@ -138,7 +144,7 @@ class Service:
         self.patterns = {}
 
     def _walk(self, name, seen):
-        if name in seen:
+        if name in seen or name in self.external:
             return
         s = self.shapes[name]
         if s["type"] in ("structure", "list", "map"):
@@ -161,7 +167,7 @@ class Service:
 
         def direct(name):
             s = self.shapes[name]
-            if s["type"] != "structure":
+            if s["type"] != "structure" or name in self.external:
                 return []
             return [(mn, m["shape"]) for mn, m in s.get("members", {}).items()
                     if self.shapes[m["shape"]]["type"] == "structure"]
@@ -193,6 +199,8 @@ class Service:
         return bool(self.shapes[name].get("eventstream"))
 
     def rust_type(self, name, raw=False):
+        if name in self.external:
+            return self.external[name]
         s = self.shapes[name]
         t = s["type"]
         if t == "string":
@@ -222,6 +230,8 @@ class Service:
         sys.exit(f"unsupported shape type {t} ({name})")
 
     def defaultable(self, name, seen=None):
+        if name in self.external:
+            return False
         seen = seen or set()
         s = self.shapes[name]
         if name in seen:
@@ -548,6 +558,8 @@ class Service:
     def convert_expr(self, name, var, path):
         """An expression turning the Raw value `var` of shape `name` into `Option<typed>`
         (None when a required member was missing), recording failures on `v`."""
+        if name in self.external:
+            return f"Some({var})"  # the service checks it, in its own words
         s = self.shapes[name]
         t = s["type"]
         if t == "structure" and not s.get("document"):

@@ -73,3 +73,14 @@ def test_lambda_docs_example_invokes_the_function_it_shows(tmp_path):
         assert r.returncode == 0, r.stdout + r.stderr
         out = json.loads((tmp_path / "out.json").read_text())
         assert out["sum"] == 5 and len(out["request"]) == 36
+
+
+def test_dynamodb_docs_example_updates_the_item_it_shows(tmp_path):
+    import json
+    with Lakebox(tmp_path) as lb:
+        script = doc_example("dynamodb.md").replace("http://localhost:4566", lb.endpoint)
+        r = subprocess.run(["bash", "-e", "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                           env={k: v for k, v in os.environ.items() if k != "AWS_PROFILE"})
+        assert r.returncode == 0, r.stdout + r.stderr
+        items = json.loads(r.stdout[r.stdout.rindex('{\n    "Items"'):])["Items"]
+        assert items == [{"customer": {"S": "ann"}, "order_id": {"N": "1"}, "price": {"N": "15"}}]

@@ -27,7 +27,7 @@ def test_unimplemented_json_service_with_boto3(lakebox):
     assert error_code(e) == "UnknownOperationException"
     assert e.value.response["ResponseMetadata"]["RequestId"]
     with pytest.raises(botocore.exceptions.ClientError) as e:
-        lakebox.client("dynamodb").list_tables()
+        lakebox.client("kms").list_keys()
     assert error_code(e) == "UnknownOperationException"
 
 

@@ -18,6 +18,10 @@ pub struct ServiceError {
     pub sender_fault: bool,
     /// Extra top-level fields some errors carry (S3's `<BucketName>`, `<Key>`, …).
     pub extra: Vec<(&'static str, String)>,
+    /// Extra top-level fields whose value is structured, as JSON text (DynamoDB's `Item` on
+    /// a failed condition, `CancellationReasons` on a cancelled transaction). Boxed: rare, and
+    /// every `Result` carrying this error pays for its size.
+    pub extra_json: Option<Box<Vec<(&'static str, String)>>>,
     /// Response headers some errors carry (S3's `x-amz-delete-marker` on a deleted key, …).
     pub headers: Vec<(&'static str, String)>,
 }
@@ -30,6 +34,7 @@ impl ServiceError {
             status,
             sender_fault: status < 500,
             extra: Vec::new(),
+            extra_json: None,
             headers: Vec::new(),
         }
     }
@@ -41,6 +46,12 @@ impl ServiceError {
 
     pub fn with_extra(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.extra.push((name, value.into()));
+        self
+    }
+
+    /// A structured extra field; `json` must be valid JSON text.
+    pub fn with_json_extra(mut self, name: &'static str, json: impl Into<String>) -> Self {
+        self.extra_json.get_or_insert_default().push((name, json.into()));
         self
     }
 

@@ -121,12 +121,22 @@ impl RpcEncoding {
             #[serde(skip_serializing_if = "str::is_empty")]
             message: &'a str,
             #[serde(flatten)]
-            extra: std::collections::BTreeMap<&'a str, &'a str>,
+            extra: std::collections::BTreeMap<&'a str, serde_json::Value>,
+        }
+        let mut extra: std::collections::BTreeMap<&str, serde_json::Value> = err
+            .extra
+            .iter()
+            .map(|(k, v)| (*k, serde_json::Value::String(v.clone())))
+            .collect();
+        for (k, json) in err.extra_json.iter().flat_map(|v| v.iter()) {
+            if let Ok(v) = serde_json::from_str(json) {
+                extra.insert(*k, v);
+            }
         }
         let body = ErrorBody {
             kind: &err.code,
             message: &err.message,
-            extra: err.extra.iter().map(|(k, v)| (*k, v.as_str())).collect(),
+            extra,
         };
         // Encoding two strings cannot fail; fall back to an empty body rather than panic.
         self.encode(&body).unwrap_or_default()

@@ -357,6 +357,88 @@ impl WriteBatch<'_> {
         let v = t.get(key).map_err(kv_err)?.map(|g| g.value().to_vec());
         Ok(v)
     }
+
+    /// Visits the entries of `range` in key order (or reverse) until `visit` answers `false`;
+    /// sees this batch's own writes.
+    pub fn range(
+        &self,
+        table: &str,
+        range: KeyRange<'_>,
+        visit: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        let t = self.tx.open_table(def(table)).map_err(kv_err)?;
+        visit_range(&t, range, visit)
+    }
+
+    /// Deletes a whole table and every entry in it (a no-op for a table that does not exist):
+    /// its pages are freed in one step rather than key by key.
+    pub fn delete_table(&mut self, table: &str) -> Result<()> {
+        self.tx.delete_table(def(table)).map_err(kv_err)?;
+        Ok(())
+    }
+}
+
+/// A span of keys to visit: from `start` to `end` (each bound inclusive or exclusive, or open),
+/// forwards or backwards.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyRange<'a> {
+    pub start: std::ops::Bound<&'a [u8]>,
+    pub end: std::ops::Bound<&'a [u8]>,
+    pub reverse: bool,
+}
+
+/// The least key greater than every key that starts with `prefix` (`None`: no such key, the
+/// prefix being all 0xFF), the exclusive end of a prefix's span.
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xFF {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+fn visit_range(
+    t: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    range: KeyRange<'_>,
+    mut visit: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+) -> Result<()> {
+    use std::ops::Bound;
+    // An empty span (start past end) is no span at all; redb would refuse it.
+    let empty = match (range.start, range.end) {
+        (Bound::Included(a), Bound::Included(b)) => a > b,
+        (Bound::Included(a) | Bound::Excluded(a), Bound::Excluded(b))
+        | (Bound::Excluded(a), Bound::Included(b)) => a >= b,
+        _ => false,
+    };
+    if empty {
+        return Ok(());
+    }
+    let iter = t.range::<&[u8]>((range.start, range.end)).map_err(kv_err)?;
+    type Entry<'g> = (
+        redb::AccessGuard<'g, &'static [u8]>,
+        redb::AccessGuard<'g, &'static [u8]>,
+    );
+    let mut step = |item: std::result::Result<Entry<'_>, redb::StorageError>| -> Result<bool> {
+        let (k, v) = item.map_err(kv_err)?;
+        visit(k.value(), v.value())
+    };
+    if range.reverse {
+        for item in iter.rev() {
+            if !step(item)? {
+                break;
+            }
+        }
+    } else {
+        for item in iter {
+            if !step(item)? {
+                break;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A consistent snapshot for several reads; see [`MetaStore::read`].
@@ -390,6 +472,24 @@ impl ReadView {
         };
         let v = t.get(key).map_err(kv_err)?.map(|g| g.value().to_vec());
         Ok(v)
+    }
+
+    /// Visits the entries of `range` in key order (or reverse) until `visit` answers `false`.
+    pub fn range(
+        &self,
+        table: &str,
+        range: KeyRange<'_>,
+        visit: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        let Some(tx) = &self.tx else {
+            return Ok(());
+        };
+        let t = match tx.open_table(def(table)) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+            Err(e) => return Err(kv_err(e)),
+        };
+        visit_range(&t, range, visit)
     }
 }
 

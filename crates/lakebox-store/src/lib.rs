@@ -17,7 +17,7 @@ pub mod kv;
 pub mod log;
 pub mod space;
 
-pub use kv::MetaStore;
+pub use kv::{KeyRange, MetaStore, prefix_end};
 pub use log::{Log, LogConfig, LogEntry, LogRecord};
 
 /// Errors from the storage layer. They are I/O or corruption, never user mistakes, so services

@@ -172,7 +172,7 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
         }),
     );
     let (s3, kinesis) = (s3?, kinesis?);
-    let (sqs, sns, cloudwatch, logs, lambda) = tokio::join!(
+    let (sqs, sns, cloudwatch, logs, lambda, dynamodb) = tokio::join!(
         opening("SQS store", {
             let (dir, clock) = (data_dir.join("sqs"), clock.clone());
             move || lakebox_sqs::Sqs::open(&dir, clock)
@@ -193,8 +193,13 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
             let (dir, clock) = (data_dir.join("lambda"), clock.clone());
             move || lakebox_lambda::Lambda::open(&dir, clock)
         }),
+        opening("DynamoDB store", {
+            let (dir, clock) = (data_dir.join("dynamodb"), clock.clone());
+            move || lakebox_dynamodb::DynamoDb::open(&dir, clock)
+        }),
     );
-    let (sqs, sns, cloudwatch, logs, lambda) = (sqs?, sns?, cloudwatch?, logs?, lambda?);
+    let (sqs, sns, cloudwatch, logs, lambda, dynamodb) = (sqs?, sns?, cloudwatch?, logs?, lambda?, dynamodb?);
+    registry.rpc("dynamodb", dynamodb);
     // Background work the server owns, stopped after the last request is answered.
     let mut background = BackgroundTasks::new();
     // Services publish their AWS metrics into CloudWatch, gathered in memory per minute.

@@ -1,0 +1,431 @@
+//! Amazon DynamoDB for Lakebox (awsJson 1.0, `DynamoDB_20120810`): durable tables with local
+//! and global secondary indexes, the whole expression language, batches and transactions,
+//! kept in the service's metadata store with group commit. See docs/dynamodb.md and decision
+//! 0016.
+//!
+//! - [`api`]: the generated operation layer; [`value`]: attribute values (hand-written, as
+//!   DynamoDB checks them in its own words); [`number`]: DynamoDB's decimal numbers.
+//! - `schema`: key schemas and the stored key layout; `storage`: items, index entries and
+//!   counts in the store.
+//! - `tables`: table records and the table operations; `items`: the single-item operations
+//!   and the write path; `query`: Query and Scan; `batch`: batches and transactions.
+//! - `expr`: the expression language; `legacy`: the pre-expression parameters.
+
+pub mod api;
+mod batch;
+mod capacity;
+mod errors;
+mod expr;
+mod items;
+mod legacy;
+pub mod number;
+mod query;
+mod reserved;
+mod schema;
+mod storage;
+mod tables;
+pub mod value;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use lakebox_core::clock::Clock;
+use lakebox_core::{RequestContext, ServiceError};
+use lakebox_service::{BoxFuture, RpcRequest, RpcResponse, RpcService};
+use lakebox_store::{MetaStore, StoreError};
+
+use crate::api::*;
+use crate::tables::TableRecord;
+
+/// A table's identity: account, region, name.
+pub(crate) type TableKey = (String, String, String);
+
+pub struct DynamoDb {
+    meta: MetaStore,
+    clock: Arc<dyn Clock>,
+    /// Every table's record, for the item operations' lookups (the store holds the truth).
+    tables: RwLock<HashMap<TableKey, Arc<TableRecord>>>,
+    /// Serialises changes to table records.
+    admin: tokio::sync::Mutex<()>,
+    tokens: batch::Tokens,
+}
+
+impl DynamoDb {
+    pub fn open(dir: &Path, clock: Arc<dyn Clock>) -> Result<Arc<Self>, StoreError> {
+        let meta = MetaStore::open(&dir.join("tables.redb"))?;
+        let mut tables = HashMap::new();
+        for (_, v) in meta.read(|view| view.scan_prefix(storage::TABLES, b""))? {
+            let record: TableRecord =
+                serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(format!("table record: {e}")))?;
+            tables.insert(record.key(), Arc::new(record));
+        }
+        Ok(Arc::new(DynamoDb {
+            meta,
+            clock,
+            tables: RwLock::new(tables),
+            admin: tokio::sync::Mutex::new(()),
+            tokens: batch::Tokens::default(),
+        }))
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now_millis()
+    }
+
+    /// The table an item operation names (by name or ARN).
+    pub(crate) fn table(&self, ctx: &RequestContext, name: &str) -> Result<Arc<TableRecord>, ServiceError> {
+        self.lookup(ctx, name).ok_or_else(errors::resource_not_found)
+    }
+
+    /// The table a table operation names: its not-found message names the table.
+    pub(crate) fn table_for_admin(
+        &self,
+        ctx: &RequestContext,
+        name: &str,
+    ) -> Result<Arc<TableRecord>, ServiceError> {
+        self.lookup(ctx, name)
+            .ok_or_else(|| errors::table_not_found(table_name(name)))
+    }
+
+    fn lookup(&self, ctx: &RequestContext, name: &str) -> Option<Arc<TableRecord>> {
+        let key = match name.strip_prefix("arn:") {
+            Some(_) => {
+                let arn = lakebox_core::arn::Arn::parse(name)?;
+                let table = arn.resource.strip_prefix("table/")?;
+                (arn.account_id, arn.region, table.split('/').next()?.to_owned())
+            }
+            None => (ctx.account_id.clone(), ctx.region.clone(), name.to_owned()),
+        };
+        self.tables.read().unwrap().get(&key).cloned()
+    }
+}
+
+fn table_name(name_or_arn: &str) -> &str {
+    match name_or_arn.strip_prefix("arn:") {
+        Some(_) => name_or_arn
+            .rsplit_once("table/")
+            .map_or(name_or_arn, |(_, t)| t.split('/').next().unwrap_or(t)),
+        None => name_or_arn,
+    }
+}
+
+impl RpcService for DynamoDb {
+    fn call(
+        self: Arc<Self>,
+        ctx: RequestContext,
+        req: RpcRequest,
+    ) -> BoxFuture<Result<RpcResponse, ServiceError>> {
+        api::dispatch(self, ctx, req)
+    }
+}
+
+/// Each operation as the model names it, handed to the module that implements it.
+impl DynamoDbApi for DynamoDb {
+    async fn create_table(
+        &self,
+        ctx: &RequestContext,
+        input: CreateTableInput,
+    ) -> Result<CreateTableOutput, ServiceError> {
+        self.create_table_impl(ctx, input).await
+    }
+
+    async fn describe_table(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeTableInput,
+    ) -> Result<DescribeTableOutput, ServiceError> {
+        let table = self.table_for_admin(ctx, &input.table_name)?;
+        Ok(DescribeTableOutput {
+            table: Some(self.describe(&table)?),
+        })
+    }
+
+    async fn update_table(
+        &self,
+        ctx: &RequestContext,
+        input: UpdateTableInput,
+    ) -> Result<UpdateTableOutput, ServiceError> {
+        Ok(UpdateTableOutput {
+            table_description: Some(self.update_table_impl(ctx, input).await?),
+        })
+    }
+
+    async fn delete_table(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteTableInput,
+    ) -> Result<DeleteTableOutput, ServiceError> {
+        Ok(DeleteTableOutput {
+            table_description: Some(self.delete_table_impl(ctx, &input.table_name).await?),
+        })
+    }
+
+    async fn list_tables(
+        &self,
+        ctx: &RequestContext,
+        input: ListTablesInput,
+    ) -> Result<ListTablesOutput, ServiceError> {
+        Ok(self.list_tables_impl(ctx, input))
+    }
+
+    async fn describe_limits(
+        &self,
+        _ctx: &RequestContext,
+        _input: DescribeLimitsInput,
+    ) -> Result<DescribeLimitsOutput, ServiceError> {
+        Ok(DescribeLimitsOutput {
+            account_max_read_capacity_units: Some(80_000),
+            account_max_write_capacity_units: Some(80_000),
+            table_max_read_capacity_units: Some(40_000),
+            table_max_write_capacity_units: Some(40_000),
+        })
+    }
+
+    async fn describe_endpoints(
+        &self,
+        ctx: &RequestContext,
+        _input: DescribeEndpointsRequest,
+    ) -> Result<DescribeEndpointsResponse, ServiceError> {
+        Ok(DescribeEndpointsResponse {
+            endpoints: vec![Endpoint {
+                address: ctx
+                    .host
+                    .clone()
+                    .unwrap_or_else(|| format!("dynamodb.{}.amazonaws.com", ctx.region)),
+                cache_period_in_minutes: 1440,
+            }],
+        })
+    }
+
+    async fn tag_resource(&self, ctx: &RequestContext, input: TagResourceInput) -> Result<(), ServiceError> {
+        self.modify_table(ctx, &input.resource_arn, |t| {
+            for tag in input.tags {
+                t.tags.retain(|(k, _)| *k != tag.key);
+                t.tags.push((tag.key, tag.value));
+            }
+            if t.tags.len() > 50 {
+                return Err(ServiceError::client(
+                    "LimitExceededException",
+                    "One or more parameter values were invalid: The number of tags exceeds the limit of 50",
+                ));
+            }
+            Ok(())
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn untag_resource(
+        &self,
+        ctx: &RequestContext,
+        input: UntagResourceInput,
+    ) -> Result<(), ServiceError> {
+        self.modify_table(ctx, &input.resource_arn, |t| {
+            t.tags.retain(|(k, _)| !input.tag_keys.contains(k));
+            Ok(())
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn list_tags_of_resource(
+        &self,
+        ctx: &RequestContext,
+        input: ListTagsOfResourceInput,
+    ) -> Result<ListTagsOfResourceOutput, ServiceError> {
+        let table = self.table_for_admin(ctx, &input.resource_arn)?;
+        Ok(ListTagsOfResourceOutput {
+            tags: Some(
+                table
+                    .tags
+                    .iter()
+                    .map(|(k, v)| Tag {
+                        key: k.clone(),
+                        value: v.clone(),
+                    })
+                    .collect(),
+            ),
+            next_token: None,
+        })
+    }
+
+    async fn update_time_to_live(
+        &self,
+        ctx: &RequestContext,
+        input: UpdateTimeToLiveInput,
+    ) -> Result<UpdateTimeToLiveOutput, ServiceError> {
+        let spec = input.time_to_live_specification;
+        let wanted = spec.clone();
+        self.modify_table(ctx, &input.table_name, move |t| {
+            match (&t.ttl_attribute, wanted.enabled) {
+                (Some(_), true) => Err(errors::validation("TimeToLive is already enabled")),
+                (None, false) => Err(errors::validation("TimeToLive is already disabled")),
+                (Some(a), false) if *a != wanted.attribute_name => Err(errors::validation(
+                    "TimeToLive is active on a different AttributeName: current AttributeName is ".to_owned()
+                        + a,
+                )),
+                _ => {
+                    t.ttl_attribute = wanted.enabled.then(|| wanted.attribute_name.clone());
+                    Ok(())
+                }
+            }
+        })
+        .await?;
+        Ok(UpdateTimeToLiveOutput {
+            time_to_live_specification: Some(spec),
+        })
+    }
+
+    async fn describe_time_to_live(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeTimeToLiveInput,
+    ) -> Result<DescribeTimeToLiveOutput, ServiceError> {
+        let table = self.table_for_admin(ctx, &input.table_name)?;
+        Ok(DescribeTimeToLiveOutput {
+            time_to_live_description: Some(TimeToLiveDescription {
+                time_to_live_status: Some(if table.ttl_attribute.is_some() {
+                    TimeToLiveStatus::Enabled
+                } else {
+                    TimeToLiveStatus::Disabled
+                }),
+                attribute_name: table.ttl_attribute.clone(),
+            }),
+        })
+    }
+
+    async fn describe_continuous_backups(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeContinuousBackupsInput,
+    ) -> Result<DescribeContinuousBackupsOutput, ServiceError> {
+        let table = self.lookup(ctx, &input.table_name).ok_or_else(|| {
+            ServiceError::client(
+                "TableNotFoundException",
+                format!("Table not found: {}", table_name(&input.table_name)),
+            )
+        })?;
+        Ok(DescribeContinuousBackupsOutput {
+            continuous_backups_description: Some(self.backups(&table)),
+        })
+    }
+
+    async fn update_continuous_backups(
+        &self,
+        ctx: &RequestContext,
+        input: UpdateContinuousBackupsInput,
+    ) -> Result<UpdateContinuousBackupsOutput, ServiceError> {
+        if self.lookup(ctx, &input.table_name).is_none() {
+            return Err(ServiceError::client(
+                "TableNotFoundException",
+                format!("Table not found: {}", table_name(&input.table_name)),
+            ));
+        }
+        let enabled = input
+            .point_in_time_recovery_specification
+            .point_in_time_recovery_enabled;
+        let table = self
+            .modify_table(ctx, &input.table_name, |t| {
+                t.pitr = enabled;
+                Ok(())
+            })
+            .await?;
+        Ok(UpdateContinuousBackupsOutput {
+            continuous_backups_description: Some(self.backups(&table)),
+        })
+    }
+
+    async fn put_item(
+        &self,
+        ctx: &RequestContext,
+        input: PutItemInput,
+    ) -> Result<PutItemOutput, ServiceError> {
+        self.put_item_impl(ctx, input).await
+    }
+
+    async fn get_item(
+        &self,
+        ctx: &RequestContext,
+        input: GetItemInput,
+    ) -> Result<GetItemOutput, ServiceError> {
+        self.get_item_impl(ctx, input)
+    }
+
+    async fn update_item(
+        &self,
+        ctx: &RequestContext,
+        input: UpdateItemInput,
+    ) -> Result<UpdateItemOutput, ServiceError> {
+        self.update_item_impl(ctx, input).await
+    }
+
+    async fn delete_item(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteItemInput,
+    ) -> Result<DeleteItemOutput, ServiceError> {
+        self.delete_item_impl(ctx, input).await
+    }
+
+    async fn query(&self, ctx: &RequestContext, input: QueryInput) -> Result<QueryOutput, ServiceError> {
+        self.query_impl(ctx, input)
+    }
+
+    async fn scan(&self, ctx: &RequestContext, input: ScanInput) -> Result<ScanOutput, ServiceError> {
+        self.scan_impl(ctx, input)
+    }
+
+    async fn batch_get_item(
+        &self,
+        ctx: &RequestContext,
+        input: BatchGetItemInput,
+    ) -> Result<BatchGetItemOutput, ServiceError> {
+        self.batch_get_item_impl(ctx, input)
+    }
+
+    async fn batch_write_item(
+        &self,
+        ctx: &RequestContext,
+        input: BatchWriteItemInput,
+    ) -> Result<BatchWriteItemOutput, ServiceError> {
+        self.batch_write_item_impl(ctx, input).await
+    }
+
+    async fn transact_write_items(
+        &self,
+        ctx: &RequestContext,
+        input: TransactWriteItemsInput,
+    ) -> Result<TransactWriteItemsOutput, ServiceError> {
+        self.transact_write_items_impl(ctx, input).await
+    }
+
+    async fn transact_get_items(
+        &self,
+        ctx: &RequestContext,
+        input: TransactGetItemsInput,
+    ) -> Result<TransactGetItemsOutput, ServiceError> {
+        self.transact_get_items_impl(ctx, input)
+    }
+}
+
+impl DynamoDb {
+    fn backups(&self, table: &TableRecord) -> ContinuousBackupsDescription {
+        let now = lakebox_protocol::Timestamp::from_millis(self.now());
+        ContinuousBackupsDescription {
+            continuous_backups_status: ContinuousBackupsStatus::Enabled,
+            point_in_time_recovery_description: Some(PointInTimeRecoveryDescription {
+                point_in_time_recovery_status: Some(if table.pitr {
+                    PointInTimeRecoveryStatus::Enabled
+                } else {
+                    PointInTimeRecoveryStatus::Disabled
+                }),
+                recovery_period_in_days: table.pitr.then_some(35),
+                earliest_restorable_date_time: table
+                    .pitr
+                    .then(|| lakebox_protocol::Timestamp::from_millis(table.created_millis)),
+                latest_restorable_date_time: table.pitr.then_some(now),
+            }),
+        }
+    }
+}

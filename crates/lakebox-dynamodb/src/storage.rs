@@ -1,0 +1,156 @@
+//! How tables live in the service's metadata store (redb; see
+//! docs/decisions/0016-dynamodb-storage.md):
+//!
+//! - `tables`: `account \0 region \0 name` → the table's record (JSON);
+//! - `items/<uid>`: stored key ([`crate::schema`]) → the item (JSON);
+//! - `index/<uid>/<index>`: index entry key → the item as the index projects it;
+//! - `stats`: `<uid>` or `<uid>/<index>` → item count and bytes (two big-endian u64).
+//!
+//! A table's uid names its redb tables, so one deleted and created again under the same name
+//! starts empty, and deleting drops whole redb tables. Every item write goes through
+//! [`write_item`] inside one group-committed transaction, so the item, its index entries and
+//! the counts change together or not at all.
+
+use lakebox_store::kv::WriteBatch;
+use lakebox_store::{Result, StoreError};
+
+use crate::tables::TableRecord;
+use crate::value::{Item, item_size};
+
+pub const TABLES: &str = "tables";
+const STATS: &str = "stats";
+
+pub fn items_table(uid: &str) -> String {
+    format!("items/{uid}")
+}
+
+pub fn index_table(uid: &str, index: &str) -> String {
+    format!("index/{uid}/{index}")
+}
+
+pub fn encode_item(item: &Item) -> Vec<u8> {
+    serde_json::to_vec(item).expect("items always serialize")
+}
+
+pub fn decode_item(bytes: &[u8]) -> Result<Item> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("stored item: {e}")))
+}
+
+/// Reads an item inside a write transaction (seeing the batch's own writes).
+pub fn read_item(batch: &WriteBatch<'_>, table: &TableRecord, key: &[u8]) -> Result<Option<Item>> {
+    batch
+        .get(&items_table(&table.uid), key)?
+        .map(|b| decode_item(&b))
+        .transpose()
+}
+
+/// Puts (`Some`) or deletes (`None`) the item stored under `key`, keeping the indexes and the
+/// counts in step; answers the item that was there.
+pub fn write_item(
+    batch: &mut WriteBatch<'_>,
+    table: &TableRecord,
+    key: &[u8],
+    new: Option<&Item>,
+) -> Result<Option<Item>> {
+    let items = items_table(&table.uid);
+    let old = batch.get(&items, key)?.map(|b| decode_item(&b)).transpose()?;
+    if old.is_none() && new.is_none() {
+        return Ok(None);
+    }
+    for index in &table.indexes {
+        let name = index_table(&table.uid, &index.name);
+        let old_entry = old
+            .as_ref()
+            .and_then(|o| index.entry_key(&table.schema, o).map(|k| (k, o)));
+        let new_entry = new.and_then(|n| index.entry_key(&table.schema, n).map(|k| (k, n)));
+        let stat = format!("{}/{}", table.uid, index.name);
+        if let Some((k, o)) = &old_entry {
+            batch.delete(&name, k)?;
+            add_stats(
+                batch,
+                &stat,
+                -1,
+                -(item_size(&index.project(&table.schema, o)) as i64),
+            )?;
+        }
+        if let Some((k, n)) = &new_entry {
+            let projected = index.project(&table.schema, n);
+            batch.put(&name, k, &encode_item(&projected))?;
+            add_stats(batch, &stat, 1, item_size(&projected) as i64)?;
+        }
+    }
+    let (mut count, mut bytes) = (0i64, 0i64);
+    if let Some(o) = &old {
+        count -= 1;
+        bytes -= item_size(o) as i64;
+    }
+    match new {
+        Some(n) => {
+            batch.put(&items, key, &encode_item(n))?;
+            count += 1;
+            bytes += item_size(n) as i64;
+        }
+        None => {
+            batch.delete(&items, key)?;
+        }
+    }
+    add_stats(batch, &table.uid, count, bytes)?;
+    Ok(old)
+}
+
+fn add_stats(batch: &mut WriteBatch<'_>, key: &str, count: i64, bytes: i64) -> Result<()> {
+    if count == 0 && bytes == 0 {
+        return Ok(());
+    }
+    let (c, b) = batch
+        .get(STATS, key.as_bytes())?
+        .as_deref()
+        .map(decode_stats)
+        .unwrap_or((0, 0));
+    let c = (c as i64 + count).max(0) as u64;
+    let b = (b as i64 + bytes).max(0) as u64;
+    let mut v = Vec::with_capacity(16);
+    v.extend_from_slice(&c.to_be_bytes());
+    v.extend_from_slice(&b.to_be_bytes());
+    batch.put(STATS, key.as_bytes(), &v)
+}
+
+fn decode_stats(v: &[u8]) -> (u64, u64) {
+    if v.len() != 16 {
+        return (0, 0);
+    }
+    (
+        u64::from_be_bytes(v[..8].try_into().unwrap()),
+        u64::from_be_bytes(v[8..].try_into().unwrap()),
+    )
+}
+
+/// Item count and bytes of a table (`index: None`) or one of its indexes.
+pub fn stats(meta: &lakebox_store::MetaStore, uid: &str, index: Option<&str>) -> Result<(u64, u64)> {
+    let key = match index {
+        Some(i) => format!("{uid}/{i}"),
+        None => uid.to_owned(),
+    };
+    Ok(meta
+        .get(STATS, key.as_bytes())?
+        .as_deref()
+        .map(decode_stats)
+        .unwrap_or((0, 0)))
+}
+
+/// Drops everything a table stored (its items, index entries and counts).
+pub fn drop_table_data(batch: &mut WriteBatch<'_>, table: &TableRecord) -> Result<()> {
+    batch.freeing();
+    batch.delete_table(&items_table(&table.uid))?;
+    batch.delete(STATS, table.uid.as_bytes())?;
+    for index in &table.indexes {
+        drop_index_data(batch, table, &index.name)?;
+    }
+    Ok(())
+}
+
+pub fn drop_index_data(batch: &mut WriteBatch<'_>, table: &TableRecord, index: &str) -> Result<()> {
+    batch.delete_table(&index_table(&table.uid, index))?;
+    batch.delete(STATS, format!("{}/{index}", table.uid).as_bytes())?;
+    Ok(())
+}

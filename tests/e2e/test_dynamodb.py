@@ -1,0 +1,567 @@
+"""DynamoDB, judged by boto3 (its low-level client and its resource layer with boto3's
+condition builders), the AWS CLI, and a SIGKILL: tables, every attribute type, the expression
+language, Query / Scan paging, indexes, batches, transactions and AWS's errors."""
+
+import decimal
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import boto3
+import botocore.exceptions
+import pytest
+from boto3.dynamodb.conditions import Attr, Key
+
+from lakebox_harness import Lakebox
+
+
+@pytest.fixture(scope="module")
+def ddb(lakebox):
+    return lakebox.client("dynamodb")
+
+
+@pytest.fixture(scope="module")
+def resource(lakebox):
+    return boto3.resource(
+        "dynamodb",
+        endpoint_url=lakebox.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+
+
+def error(call):
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        call()
+    return e.value.response["Error"]["Code"], e.value.response["Error"]["Message"], e.value.response
+
+
+def orders_table(ddb, name):
+    ddb.create_table(
+        TableName=name,
+        AttributeDefinitions=[
+            {"AttributeName": "customer", "AttributeType": "S"},
+            {"AttributeName": "order_id", "AttributeType": "N"},
+            {"AttributeName": "status", "AttributeType": "S"},
+            {"AttributeName": "placed", "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": "customer", "KeyType": "HASH"},
+            {"AttributeName": "order_id", "KeyType": "RANGE"},
+        ],
+        LocalSecondaryIndexes=[
+            {
+                "IndexName": "by_placed",
+                "KeySchema": [
+                    {"AttributeName": "customer", "KeyType": "HASH"},
+                    {"AttributeName": "placed", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by_status",
+                "KeySchema": [
+                    {"AttributeName": "status", "KeyType": "HASH"},
+                    {"AttributeName": "order_id", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["price"]},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1})
+
+
+def test_create_describe_list_delete_tables(ddb, lakebox):
+    out = ddb.create_table(
+        TableName="t_admin",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        ProvisionedThroughput={"ReadCapacityUnits": 5, "WriteCapacityUnits": 7},
+        Tags=[{"Key": "team", "Value": "data"}],
+        DeletionProtectionEnabled=True,
+    )["TableDescription"]
+    assert out["TableStatus"] == "CREATING"
+    assert out["TableArn"] == "arn:aws:dynamodb:us-east-1:000000000000:table/t_admin"
+    ddb.get_waiter("table_exists").wait(TableName="t_admin", WaiterConfig={"Delay": 1, "MaxAttempts": 5})
+    desc = ddb.describe_table(TableName="t_admin")["Table"]
+    assert desc["TableStatus"] == "ACTIVE"
+    assert desc["ProvisionedThroughput"]["ReadCapacityUnits"] == 5
+    assert desc["ProvisionedThroughput"]["WriteCapacityUnits"] == 7
+    assert desc["ItemCount"] == 0 and desc["DeletionProtectionEnabled"] is True
+    code, msg, _ = error(lambda: ddb.create_table(
+        TableName="t_admin",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    ))
+    assert (code, msg) == ("ResourceInUseException", "Table already exists: t_admin")
+    assert ddb.list_tags_of_resource(ResourceArn=desc["TableArn"])["Tags"] == [{"Key": "team", "Value": "data"}]
+    ddb.tag_resource(ResourceArn=desc["TableArn"], Tags=[{"Key": "env", "Value": "test"}])
+    ddb.untag_resource(ResourceArn=desc["TableArn"], TagKeys=["team"])
+    assert ddb.list_tags_of_resource(ResourceArn=desc["TableArn"])["Tags"] == [{"Key": "env", "Value": "test"}]
+    code, msg, _ = error(lambda: ddb.delete_table(TableName="t_admin"))
+    assert code == "ValidationException" and "protected against deletion" in msg
+    ddb.update_table(TableName="t_admin", DeletionProtectionEnabled=False, BillingMode="PAY_PER_REQUEST")
+    assert ddb.describe_table(TableName="t_admin")["Table"]["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    for i in range(5):
+        ddb.create_table(
+            TableName=f"t_page_{i}",
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    names = []
+    for page in ddb.get_paginator("list_tables").paginate(PaginationConfig={"PageSize": 2}):
+        names += page["TableNames"]
+    assert [n for n in names if n.startswith("t_page_")] == [f"t_page_{i}" for i in range(5)]
+    assert ddb.delete_table(TableName="t_admin")["TableDescription"]["TableStatus"] == "DELETING"
+    ddb.get_waiter("table_not_exists").wait(TableName="t_admin", WaiterConfig={"Delay": 1, "MaxAttempts": 5})
+    code, msg, _ = error(lambda: ddb.describe_table(TableName="t_admin"))
+    assert (code, msg) == ("ResourceNotFoundException", "Requested resource not found: Table: t_admin not found")
+    limits = ddb.describe_limits()
+    assert limits["TableMaxReadCapacityUnits"] == 40000
+    assert ddb.describe_endpoints()["Endpoints"][0]["CachePeriodInMinutes"] == 1440
+
+
+def test_create_table_is_checked_as_aws_checks_it(ddb):
+    base = dict(
+        TableName="t_bad",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+    )
+    code, msg, _ = error(lambda: ddb.create_table(**base))
+    assert code == "ValidationException"
+    assert msg.endswith("ReadCapacityUnits and WriteCapacityUnits must both be specified when BillingMode is PROVISIONED")
+    code, msg, _ = error(lambda: ddb.create_table(**{**base, "KeySchema": [{"AttributeName": "nope", "KeyType": "HASH"}], "BillingMode": "PAY_PER_REQUEST"}))
+    assert "Some index key attributes are not defined in AttributeDefinitions" in msg
+    code, msg, _ = error(lambda: ddb.create_table(**{
+        **base,
+        "AttributeDefinitions": base["AttributeDefinitions"] + [{"AttributeName": "extra", "AttributeType": "N"}],
+        "BillingMode": "PAY_PER_REQUEST",
+    }))
+    assert msg.endswith("Number of attributes in KeySchema does not exactly match number of attributes defined in AttributeDefinitions")
+    code, msg, _ = error(lambda: ddb.create_table(**{**base, "TableName": "a b", "BillingMode": "PAY_PER_REQUEST"}))
+    assert code == "ValidationException" and "at 'tableName' failed to satisfy constraint" in msg
+
+
+def test_every_attribute_type_round_trips_with_numbers_normalised(ddb):
+    ddb.create_table(
+        TableName="t_types",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "B"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    item = {
+        "pk": {"B": b"\x00\x01key"},
+        "s": {"S": "héllo"},
+        "empty": {"S": ""},
+        "n": {"N": "000123.4500"},
+        "big": {"N": "12345678901234567890123456789012345678"},
+        "tiny": {"N": "1E-130"},
+        "b": {"B": b"\xff\x00"},
+        "ss": {"SS": ["a", "b"]},
+        "ns": {"NS": ["1", "2.50"]},
+        "bs": {"BS": [b"x", b"y"]},
+        "m": {"M": {"inner": {"L": [{"NULL": True}, {"BOOL": False}, {"N": "-0"}]}}},
+    }
+    ddb.put_item(TableName="t_types", Item=item)
+    got = ddb.get_item(TableName="t_types", Key={"pk": {"B": b"\x00\x01key"}}, ConsistentRead=True)["Item"]
+    assert got["n"] == {"N": "123.45"}
+    assert got["big"] == {"N": "12345678901234567890123456789012345678"}
+    assert got["tiny"]["N"] == "0." + "0" * 129 + "1"
+    assert got["m"] == {"M": {"inner": {"L": [{"NULL": True}, {"BOOL": False}, {"N": "0"}]}}}
+    assert sorted(got["ns"]["NS"]) == ["1", "2.5"]
+    assert got["b"] == {"B": b"\xff\x00"} and sorted(got["bs"]["BS"]) == [b"x", b"y"]
+    assert got["s"] == {"S": "héllo"} and got["empty"] == {"S": ""}
+    assert ddb.describe_table(TableName="t_types")["Table"]["ItemCount"] == 1
+    cases = [
+        ({"x": {"N": "123456789012345678901234567890123456789"}}, "Attempting to store more than 38 significant digits in a Number"),
+        ({"x": {"N": "1e126"}}, "Number overflow. Attempting to store a number with magnitude larger than supported range"),
+        ({"x": {"N": "abc"}}, "The parameter cannot be converted to a numeric value: abc"),
+        ({"x": {"SS": []}}, "One or more parameter values were invalid: An string set  may not be empty"),
+        ({"x": {"SS": ["a", "a"]}}, "One or more parameter values were invalid: Input collection [a, a] contains duplicates."),
+        ({"x": {}}, "Supplied AttributeValue is empty, must contain exactly one of the supported datatypes"),
+        ({"x": {"S": "a", "N": "1"}}, "Supplied AttributeValue has more than one datatypes set, must contain exactly one of the supported datatypes"),
+    ]
+    for extra, message in cases:
+        code, msg, _ = error(lambda: ddb.put_item(TableName="t_types", Item={"pk": {"B": b"k"}, **extra}))
+        assert (code, msg) == ("ValidationException", message)
+    code, msg, _ = error(lambda: ddb.put_item(TableName="t_types", Item={"pk": {"S": "wrong"}}))
+    assert msg == "One or more parameter values were invalid: Type mismatch for key pk expected: B actual: S"
+    code, msg, _ = error(lambda: ddb.put_item(TableName="t_types", Item={"pk": {"B": b"k"}, "big": {"S": "x" * 400 * 1024}}))
+    assert msg == "Item size has exceeded the maximum allowed size"
+    code, msg, _ = error(lambda: ddb.get_item(TableName="t_types", Key={"nope": {"B": b"k"}}))
+    assert msg == "The provided key element does not match the schema"
+    code, msg, _ = error(lambda: ddb.get_item(TableName="no_such_table", Key={"pk": {"B": b"k"}}))
+    assert (code, msg) == ("ResourceNotFoundException", "Requested resource not found")
+
+
+def test_conditional_writes_and_return_values(ddb):
+    orders_table(ddb, "t_cond")
+    key = {"customer": {"S": "ann"}, "order_id": {"N": "1"}}
+    ddb.put_item(
+        TableName="t_cond",
+        Item={**key, "price": {"N": "10"}, "placed": {"S": "2026-12-01"}},
+        ConditionExpression="attribute_not_exists(customer)",
+    )
+    code, msg, resp = error(lambda: ddb.put_item(
+        TableName="t_cond",
+        Item={**key, "price": {"N": "99"}},
+        ConditionExpression="attribute_not_exists(customer)",
+        ReturnValuesOnConditionCheckFailure="ALL_OLD",
+    ))
+    assert (code, msg) == ("ConditionalCheckFailedException", "The conditional request failed")
+    assert resp["Item"]["price"] == {"N": "10"}, "the item as it was, when asked for"
+    old = ddb.put_item(
+        TableName="t_cond",
+        Item={**key, "price": {"N": "12"}, "placed": {"S": "2026-12-01"}},
+        ConditionExpression="#t < :limit AND begins_with(placed, :month)",
+        ExpressionAttributeNames={"#t": "price"},
+        ExpressionAttributeValues={":limit": {"N": "11"}, ":month": {"S": "2026-12"}},
+        ReturnValues="ALL_OLD",
+    )["Attributes"]
+    assert old["price"] == {"N": "10"}
+    deleted = ddb.delete_item(
+        TableName="t_cond", Key=key, ConditionExpression="price = :t",
+        ExpressionAttributeValues={":t": {"N": "12"}}, ReturnValues="ALL_OLD",
+    )["Attributes"]
+    assert deleted["price"] == {"N": "12"}
+    assert "Item" not in ddb.get_item(TableName="t_cond", Key=key)
+    # Expected, the legacy form older SDKs send.
+    ddb.put_item(TableName="t_cond", Item={**key, "v": {"N": "1"}}, Expected={"customer": {"Exists": False}})
+    code, _, _ = error(lambda: ddb.put_item(TableName="t_cond", Item=key, Expected={"v": {"Value": {"N": "2"}}}))
+    assert code == "ConditionalCheckFailedException"
+    ddb.put_item(TableName="t_cond", Item=key, Expected={"v": {"ComparisonOperator": "EQ", "AttributeValueList": [{"N": "1"}]}})
+
+
+def test_update_expressions(ddb):
+    ddb.create_table(
+        TableName="t_upd",
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    key = {"id": {"S": "a"}}
+    out = ddb.update_item(
+        TableName="t_upd",
+        Key=key,
+        UpdateExpression="SET cnt = if_not_exists(cnt, :zero) + :one, tags = :tags, doc = :doc ADD seen :s",
+        ExpressionAttributeValues={
+            ":zero": {"N": "0"}, ":one": {"N": "1"}, ":tags": {"L": [{"S": "x"}]},
+            ":doc": {"M": {"a": {"M": {"b": {"N": "1"}}}, "lst": {"L": [{"N": "0"}, {"N": "1"}, {"N": "2"}]}}},
+            ":s": {"SS": ["p"]},
+        },
+        ReturnValues="ALL_NEW",
+    )["Attributes"]
+    assert out["cnt"] == {"N": "1"} and out["id"] == key["id"]
+    out = ddb.update_item(
+        TableName="t_upd",
+        Key=key,
+        UpdateExpression="SET cnt = cnt + :one, tags = list_append(tags, :more), doc.a.b = doc.a.b - :half, doc.#nw = :v "
+        "REMOVE doc.lst[0], doc.lst[2] ADD seen :s2 DELETE gone :g",
+        ExpressionAttributeNames={"#nw": "new"},
+        ExpressionAttributeValues={
+            ":one": {"N": "1"}, ":more": {"L": [{"S": "y"}]}, ":half": {"N": "0.5"}, ":v": {"BOOL": True},
+            ":s2": {"SS": ["q", "p"]}, ":g": {"SS": ["nothing"]},
+        },
+        ReturnValues="UPDATED_NEW",
+    )["Attributes"]
+    assert out["cnt"] == {"N": "2"}
+    assert out["tags"] == {"L": [{"S": "x"}, {"S": "y"}]}
+    item = ddb.get_item(TableName="t_upd", Key=key)["Item"]
+    assert item["doc"]["M"]["a"] == {"M": {"b": {"N": "0.5"}}}
+    assert item["doc"]["M"]["new"] == {"BOOL": True}
+    assert item["doc"]["M"]["lst"] == {"L": [{"N": "1"}]}
+    assert sorted(item["seen"]["SS"]) == ["p", "q"]
+    ddb.update_item(TableName="t_upd", Key=key, UpdateExpression="DELETE seen :all", ExpressionAttributeValues={":all": {"SS": ["p", "q"]}})
+    assert "seen" not in ddb.get_item(TableName="t_upd", Key=key)["Item"], "an emptied set is removed"
+    # AttributeUpdates, the legacy form.
+    ddb.update_item(TableName="t_upd", Key=key, AttributeUpdates={"cnt": {"Action": "ADD", "Value": {"N": "10"}}, "tags": {"Action": "DELETE"}})
+    item = ddb.get_item(TableName="t_upd", Key=key)["Item"]
+    assert item["cnt"] == {"N": "12"} and "tags" not in item
+    errors = [
+        (dict(UpdateExpression="SET id = :v", ExpressionAttributeValues={":v": {"S": "b"}}),
+         "One or more parameter values were invalid: Cannot update attribute id. This attribute is part of the key"),
+        (dict(UpdateExpression="SET cnt = cnt + :v", ExpressionAttributeValues={":v": {"S": "b"}}),
+         "An operand in the update expression has an incorrect data type"),
+        (dict(UpdateExpression="SET a = :v, a.b = :v", ExpressionAttributeValues={":v": {"S": "b"}}),
+         "Invalid UpdateExpression: Two document paths overlap with each other; must remove or rewrite one of these paths; path one: [a], path two: [a, b]"),
+        (dict(UpdateExpression="SET name = :v", ExpressionAttributeValues={":v": {"S": "b"}}),
+         "Invalid UpdateExpression: Attribute name is a reserved keyword; reserved keyword: name"),
+        (dict(UpdateExpression="SET a = :v", ExpressionAttributeValues={":v": {"S": "b"}, ":unused": {"S": "c"}}),
+         "Value provided in ExpressionAttributeValues unused in expressions: keys: {:unused}"),
+        (dict(UpdateExpression="SET a = :nope"),
+         "Invalid UpdateExpression: An expression attribute value used in expression is not defined; attribute value: :nope"),
+        (dict(UpdateExpression="SET nothere.deep = :v", ExpressionAttributeValues={":v": {"S": "b"}}),
+         "The document path provided in the update expression is invalid for update"),
+    ]
+    for kwargs, message in errors:
+        code, msg, _ = error(lambda: ddb.update_item(TableName="t_upd", Key=key, **kwargs))
+        assert (code, msg) == ("ValidationException", message), kwargs
+
+
+def test_query_and_scan_with_paging_filters_and_indexes(ddb, resource):
+    orders_table(ddb, "t_orders")
+    table = resource.Table("t_orders")
+    with table.batch_writer() as batch:
+        for c in ["ann", "bob"]:
+            for i in range(1, 31):
+                batch.put_item(Item={
+                    "customer": c, "order_id": i, "price": decimal.Decimal(i) * 10,
+                    "status": "OPEN" if i % 3 else "SHIPPED", "placed": f"2026-11-{i:02d}", "note": "x" * 10,
+                })
+    got = table.query(KeyConditionExpression=Key("customer").eq("ann") & Key("order_id").between(5, 9))["Items"]
+    assert [int(i["order_id"]) for i in got] == [5, 6, 7, 8, 9]
+    got = table.query(KeyConditionExpression=Key("customer").eq("ann") & Key("order_id").gt(25), ScanIndexForward=False)["Items"]
+    assert [int(i["order_id"]) for i in got] == [30, 29, 28, 27, 26]
+    # Limit counts items evaluated, the filter runs after: Count < ScannedCount.
+    page = table.query(KeyConditionExpression=Key("customer").eq("bob"), FilterExpression=Attr("price").gte(150), Limit=20)
+    assert page["ScannedCount"] == 20 and page["Count"] == 6
+    assert page["LastEvaluatedKey"] == {"customer": "bob", "order_id": 20}
+    rest = table.query(KeyConditionExpression=Key("customer").eq("bob"), FilterExpression=Attr("price").gte(150), ExclusiveStartKey=page["LastEvaluatedKey"])
+    assert [int(i["order_id"]) for i in rest["Items"]] == list(range(21, 31))
+    everything = []
+    for p in ddb.get_paginator("query").paginate(
+        TableName="t_orders", KeyConditionExpression="customer = :c", ExpressionAttributeValues={":c": {"S": "ann"}},
+        PaginationConfig={"PageSize": 7},
+    ):
+        everything += [int(i["order_id"]["N"]) for i in p["Items"]]
+    assert everything == list(range(1, 31))
+    count = ddb.query(TableName="t_orders", KeyConditionExpression="customer = :c", ExpressionAttributeValues={":c": {"S": "ann"}}, Select="COUNT")
+    assert count["Count"] == 30 and "Items" not in count
+    proj = table.query(KeyConditionExpression=Key("customer").eq("ann") & Key("order_id").eq(3), ProjectionExpression="price, #s", ExpressionAttributeNames={"#s": "status"})["Items"]
+    assert proj == [{"price": 30, "status": "SHIPPED"}]
+    # GSI: sparse, INCLUDE projection, across partitions.
+    shipped = table.query(IndexName="by_status", KeyConditionExpression=Key("status").eq("SHIPPED"))["Items"]
+    assert len(shipped) == 20
+    assert set(shipped[0]) == {"customer", "order_id", "status", "price"}, "keys and the included attribute only"
+    # LSI with a begins_with sort condition, and ALL_ATTRIBUTES fetched from the table.
+    lsi = table.query(IndexName="by_placed", KeyConditionExpression=Key("customer").eq("ann") & Key("placed").begins_with("2026-11-1"))["Items"]
+    assert sorted(i["placed"] for i in lsi) == [f"2026-11-{d}" for d in range(10, 20)]
+    assert set(lsi[0]) == {"customer", "order_id", "placed"}
+    full = table.query(IndexName="by_placed", Select="ALL_ATTRIBUTES", KeyConditionExpression=Key("customer").eq("ann") & Key("placed").eq("2026-11-05"))["Items"]
+    assert full[0]["note"] == "x" * 10
+    code, msg, _ = error(lambda: ddb.query(TableName="t_orders", IndexName="by_status", ConsistentRead=True, KeyConditionExpression="#s = :s", ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={":s": {"S": "OPEN"}}))
+    assert msg == "Consistent reads are not supported on global secondary indexes"
+    code, msg, _ = error(lambda: ddb.query(TableName="t_orders", KeyConditionExpression="order_id = :o", ExpressionAttributeValues={":o": {"N": "1"}}))
+    assert msg == "Query condition missed key schema element: customer"
+    # Scan: filters, paging, and parallel segments that together cover the table once.
+    scanned = table.scan(FilterExpression=Attr("status").eq("SHIPPED") & Attr("price").lt(100))["Items"]
+    assert len(scanned) == 6
+    seen = []
+    for segment in range(4):
+        kwargs = {"Segment": segment, "TotalSegments": 4, "Limit": 9}
+        while True:
+            page = table.scan(**kwargs)
+            seen += [(i["customer"], int(i["order_id"])) for i in page["Items"]]
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    assert sorted(seen) == sorted((c, i) for c in ["ann", "bob"] for i in range(1, 31))
+    legacy = ddb.query(TableName="t_orders", KeyConditions={
+        "customer": {"ComparisonOperator": "EQ", "AttributeValueList": [{"S": "bob"}]},
+        "order_id": {"ComparisonOperator": "LE", "AttributeValueList": [{"N": "3"}]},
+    }, QueryFilter={"status": {"ComparisonOperator": "EQ", "AttributeValueList": [{"S": "SHIPPED"}]}})
+    assert [i["order_id"]["N"] for i in legacy["Items"]] == ["3"]
+    assert ddb.describe_table(TableName="t_orders")["Table"]["ItemCount"] == 60
+
+
+def test_a_gsi_added_later_is_backfilled(ddb):
+    ddb.create_table(
+        TableName="t_gsi_later",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for i in range(10):
+        ddb.put_item(TableName="t_gsi_later", Item={"pk": {"S": f"k{i}"}, "color": {"S": "red" if i % 2 else "blue"}})
+    ddb.update_table(
+        TableName="t_gsi_later",
+        AttributeDefinitions=[{"AttributeName": "color", "AttributeType": "S"}],
+        GlobalSecondaryIndexUpdates=[{"Create": {
+            "IndexName": "by_color",
+            "KeySchema": [{"AttributeName": "color", "KeyType": "HASH"}],
+            "Projection": {"ProjectionType": "ALL"},
+        }}],
+    )
+    red = ddb.query(TableName="t_gsi_later", IndexName="by_color", KeyConditionExpression="color = :c", ExpressionAttributeValues={":c": {"S": "red"}})
+    assert sorted(i["pk"]["S"] for i in red["Items"]) == ["k1", "k3", "k5", "k7", "k9"]
+    ddb.put_item(TableName="t_gsi_later", Item={"pk": {"S": "k1"}, "color": {"S": "blue"}})
+    red = ddb.query(TableName="t_gsi_later", IndexName="by_color", KeyConditionExpression="color = :c", ExpressionAttributeValues={":c": {"S": "red"}})
+    assert sorted(i["pk"]["S"] for i in red["Items"]) == ["k3", "k5", "k7", "k9"], "a changed item leaves its old index entry"
+    code, msg, _ = error(lambda: ddb.put_item(TableName="t_gsi_later", Item={"pk": {"S": "x"}, "color": {"N": "1"}}))
+    assert msg == "One or more parameter values were invalid: Type mismatch for Index Key color Expected: S Actual: N IndexName: by_color"
+
+
+def test_batches(ddb):
+    ddb.create_table(
+        TableName="t_batch",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    out = ddb.batch_write_item(RequestItems={"t_batch": [{"PutRequest": {"Item": {"pk": {"S": f"k{i}"}, "v": {"N": str(i)}}}} for i in range(25)]})
+    assert out["UnprocessedItems"] == {}
+    got = ddb.batch_get_item(RequestItems={"t_batch": {"Keys": [{"pk": {"S": f"k{i}"}} for i in range(0, 25, 5)] + [{"pk": {"S": "absent"}}], "ProjectionExpression": "v"}})
+    assert sorted(int(i["v"]["N"]) for i in got["Responses"]["t_batch"]) == [0, 5, 10, 15, 20]
+    assert got["UnprocessedKeys"] == {}
+    ddb.batch_write_item(RequestItems={"t_batch": [{"DeleteRequest": {"Key": {"pk": {"S": f"k{i}"}}}} for i in range(10)]})
+    assert ddb.scan(TableName="t_batch", Select="COUNT")["Count"] == 15
+    code, msg, _ = error(lambda: ddb.batch_write_item(RequestItems={"t_batch": [{"PutRequest": {"Item": {"pk": {"S": "same"}}}}] * 2}))
+    assert msg == "Provided list of item keys contains duplicates"
+    code, msg, _ = error(lambda: ddb.batch_get_item(RequestItems={"t_batch": {"Keys": [{"pk": {"S": "same"}}] * 2}}))
+    assert msg == "Provided list of item keys contains duplicates"
+    code, msg, _ = error(lambda: ddb.batch_write_item(RequestItems={"t_batch": [{"PutRequest": {"Item": {"pk": {"S": f"z{i}"}}}} for i in range(26)]}))
+    assert code == "ValidationException"
+
+
+def test_transactions_are_all_or_nothing(ddb):
+    ddb.create_table(
+        TableName="t_tx",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    ddb.put_item(TableName="t_tx", Item={"pk": {"S": "alice"}, "balance": {"N": "100"}})
+    ddb.put_item(TableName="t_tx", Item={"pk": {"S": "bob"}, "balance": {"N": "0"}})
+
+    def transfer(amount, token=None):
+        kwargs = {"ClientRequestToken": token} if token else {}
+        return ddb.transact_write_items(TransactItems=[
+            {"Update": {"TableName": "t_tx", "Key": {"pk": {"S": "alice"}}, "UpdateExpression": "SET balance = balance - :a",
+                        "ConditionExpression": "balance >= :a", "ExpressionAttributeValues": {":a": {"N": str(amount)}},
+                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}},
+            {"Update": {"TableName": "t_tx", "Key": {"pk": {"S": "bob"}}, "UpdateExpression": "SET balance = balance + :a",
+                        "ExpressionAttributeValues": {":a": {"N": str(amount)}}}},
+            {"Put": {"TableName": "t_tx", "Item": {"pk": {"S": f"log-{amount}"}}, "ConditionExpression": "attribute_not_exists(pk)"}},
+        ], **kwargs)
+
+    transfer(60, token="tok-1")
+    transfer(60, token="tok-1")  # the same request again: applied once
+    balances = lambda: {i["pk"]["S"]: i["balance"]["N"] for i in ddb.scan(TableName="t_tx")["Items"] if "balance" in i}  # noqa: E731
+    assert balances() == {"alice": "40", "bob": "60"}
+    code, msg, resp = error(lambda: transfer(50))
+    assert code == "TransactionCanceledException"
+    assert msg == "Transaction cancelled, please refer cancellation reasons for specific reasons [ConditionalCheckFailed, None, None]"
+    reasons = resp["CancellationReasons"]
+    assert [r["Code"] for r in reasons] == ["ConditionalCheckFailed", "None", "None"]
+    assert reasons[0]["Item"]["balance"] == {"N": "40"}
+    assert balances() == {"alice": "40", "bob": "60"}, "nothing of a cancelled transaction is written"
+    assert "Item" not in ddb.get_item(TableName="t_tx", Key={"pk": {"S": "log-50"}})
+    code, msg, _ = error(lambda: ddb.transact_write_items(TransactItems=[
+        {"ConditionCheck": {"TableName": "t_tx", "Key": {"pk": {"S": "bob"}}, "ConditionExpression": "attribute_exists(pk)"}},
+        {"Delete": {"TableName": "t_tx", "Key": {"pk": {"S": "bob"}}}},
+    ]))
+    assert msg == "Transaction request cannot include multiple operations on one item"
+    got = ddb.transact_get_items(TransactItems=[
+        {"Get": {"TableName": "t_tx", "Key": {"pk": {"S": "alice"}}, "ProjectionExpression": "balance"}},
+        {"Get": {"TableName": "t_tx", "Key": {"pk": {"S": "nobody"}}}},
+    ])["Responses"]
+    assert got[0]["Item"] == {"balance": {"N": "40"}} and got[1] == {}
+
+
+def test_concurrent_conditional_increments_lose_nothing(ddb):
+    ddb.create_table(
+        TableName="t_counter",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    ddb.put_item(TableName="t_counter", Item={"pk": {"S": "c"}, "n": {"N": "0"}})
+
+    def bump(client):
+        for _ in range(25):
+            client.update_item(TableName="t_counter", Key={"pk": {"S": "c"}}, UpdateExpression="ADD n :one", ExpressionAttributeValues={":one": {"N": "1"}})
+
+    clients = [boto3.client("dynamodb", endpoint_url=ddb.meta.endpoint_url, region_name="us-east-1",
+                            aws_access_key_id="test", aws_secret_access_key="test") for _ in range(8)]
+    threads = [threading.Thread(target=bump, args=(c,)) for c in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert ddb.get_item(TableName="t_counter", Key={"pk": {"S": "c"}})["Item"]["n"] == {"N": "200"}
+
+
+def test_ttl_and_backup_settings(ddb):
+    ddb.create_table(
+        TableName="t_ttl",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    assert ddb.describe_time_to_live(TableName="t_ttl")["TimeToLiveDescription"]["TimeToLiveStatus"] == "DISABLED"
+    ddb.update_time_to_live(TableName="t_ttl", TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires"})
+    d = ddb.describe_time_to_live(TableName="t_ttl")["TimeToLiveDescription"]
+    assert d == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires"}
+    code, msg, _ = error(lambda: ddb.update_time_to_live(TableName="t_ttl", TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires"}))
+    assert msg == "TimeToLive is already enabled"
+    pitr = ddb.describe_continuous_backups(TableName="t_ttl")["ContinuousBackupsDescription"]
+    assert pitr["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "DISABLED"
+    ddb.update_continuous_backups(TableName="t_ttl", PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
+    pitr = ddb.describe_continuous_backups(TableName="t_ttl")["ContinuousBackupsDescription"]
+    assert pitr["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
+
+
+def test_the_aws_cli(lakebox):
+    out = lakebox.cli("dynamodb", "create-table", "--table-name", "t_cli",
+                      "--attribute-definitions", "AttributeName=id,AttributeType=S",
+                      "--key-schema", "AttributeName=id,KeyType=HASH", "--billing-mode", "PAY_PER_REQUEST")
+    assert out.returncode == 0, out.stderr
+    out = lakebox.cli("dynamodb", "put-item", "--table-name", "t_cli", "--item", '{"id": {"S": "1"}, "msg": {"S": "hi"}}')
+    assert out.returncode == 0, out.stderr
+    out = lakebox.cli("dynamodb", "get-item", "--table-name", "t_cli", "--key", '{"id": {"S": "1"}}')
+    assert json.loads(out.stdout)["Item"]["msg"] == {"S": "hi"}
+    out = lakebox.cli("dynamodb", "scan", "--table-name", "t_cli")
+    assert json.loads(out.stdout)["Count"] == 1
+
+
+def test_sigkill_keeps_acknowledged_writes_and_transactions(tmp_path):
+    script = r'''
+import sys, boto3
+ddb = boto3.client("dynamodb", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
+ddb.create_table(TableName="dur", AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "g", "AttributeType": "S"}],
+    KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}], BillingMode="PAY_PER_REQUEST",
+    GlobalSecondaryIndexes=[{"IndexName": "by_g", "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}], "Projection": {"ProjectionType": "ALL"}}])
+i = 0
+while True:
+    ddb.transact_write_items(TransactItems=[
+        {"Put": {"TableName": "dur", "Item": {"pk": {"S": f"a{i}"}, "g": {"S": "x"}, "n": {"N": str(i)}}}},
+        {"Put": {"TableName": "dur", "Item": {"pk": {"S": f"b{i}"}, "g": {"S": "y"}, "n": {"N": str(i)}}}},
+    ])
+    print(i, flush=True)
+    i += 1
+'''
+    lb = Lakebox(tmp_path).start()
+    writer = subprocess.Popen([sys.executable, "-c", script, lb.endpoint], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    acknowledged = -1
+    deadline = time.time() + 20
+    while acknowledged < 150 and time.time() < deadline:
+        line = writer.stdout.readline()
+        if not line:
+            break
+        acknowledged = int(line)
+    lb.proc.send_signal(signal.SIGKILL)
+    lb.proc.wait()
+    writer.kill()
+    assert acknowledged >= 150, writer.stderr.read()
+    with Lakebox(tmp_path) as lb:
+        ddb = lb.client("dynamodb")
+        items = []
+        for page in ddb.get_paginator("scan").paginate(TableName="dur"):
+            items += page["Items"]
+        a = {int(i["n"]["N"]) for i in items if i["pk"]["S"].startswith("a")}
+        b = {int(i["n"]["N"]) for i in items if i["pk"]["S"].startswith("b")}
+        assert a == b, "a transaction is all or nothing across a crash"
+        assert set(range(acknowledged + 1)) <= a, "every acknowledged transaction survives SIGKILL"
+        by_g = ddb.query(TableName="dur", IndexName="by_g", KeyConditionExpression="g = :g", ExpressionAttributeValues={":g": {"S": "y"}})
+        assert by_g["Count"] == len(b), "index entries were written with their items"
+        assert ddb.describe_table(TableName="dur")["Table"]["ItemCount"] == len(items)
