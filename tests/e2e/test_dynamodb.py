@@ -565,3 +565,137 @@ while True:
         by_g = ddb.query(TableName="dur", IndexName="by_g", KeyConditionExpression="g = :g", ExpressionAttributeValues={":g": {"S": "y"}})
         assert by_g["Count"] == len(b), "index entries were written with their items"
         assert ddb.describe_table(TableName="dur")["Table"]["ItemCount"] == len(items)
+
+
+def advance(lb, ms):
+    from signing import send
+    assert send(lb.endpoint, "POST", f"/_lakebox/test/clock?advance_ms={ms}")[0] == 200
+
+
+def read_shard(streams, arn, shard_id, kind="TRIM_HORIZON"):
+    it = streams.get_shard_iterator(StreamArn=arn, ShardId=shard_id, ShardIteratorType=kind)["ShardIterator"]
+    out = streams.get_records(ShardIterator=it)
+    return out["Records"], out.get("NextShardIterator")
+
+
+def test_streams_record_each_change_once_in_commit_order(tmp_path):
+    with Lakebox(tmp_path, "--dynamodb-ttl-sweep-ms", "100") as lb:
+        ddb, streams = lb.client("dynamodb"), lb.client("dynamodbstreams")
+        desc = ddb.create_table(
+            TableName="t_stream",
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        )["TableDescription"]
+        arn = desc["LatestStreamArn"]
+        assert arn.startswith(desc["TableArn"] + "/stream/") and arn.endswith(desc["LatestStreamLabel"])
+        key = {"pk": {"S": "k"}}
+        ddb.put_item(TableName="t_stream", Item={**key, "v": {"N": "1"}})
+        ddb.update_item(TableName="t_stream", Key=key, UpdateExpression="SET v = :two", ExpressionAttributeValues={":two": {"N": "2"}})
+        ddb.put_item(TableName="t_stream", Item={**key, "v": {"N": "2"}})  # changes nothing: no record
+        with pytest.raises(botocore.exceptions.ClientError):
+            ddb.put_item(TableName="t_stream", Item={**key, "v": {"N": "3"}}, ConditionExpression="attribute_not_exists(pk)")
+        ddb.transact_write_items(TransactItems=[{"Delete": {"TableName": "t_stream", "Key": key}}])
+        ddb.delete_item(TableName="t_stream", Key=key)  # nothing to delete: no record
+        listed = streams.list_streams(TableName="t_stream")["Streams"]
+        assert listed == [{"StreamArn": arn, "TableName": "t_stream", "StreamLabel": desc["LatestStreamLabel"]}]
+        sd = streams.describe_stream(StreamArn=arn)["StreamDescription"]
+        assert sd["StreamStatus"] == "ENABLED" and sd["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+        assert sd["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+        shard = sd["Shards"][0]
+        assert "EndingSequenceNumber" not in shard["SequenceNumberRange"], "the open shard"
+        records, nxt = read_shard(streams, arn, shard["ShardId"])
+        assert [r["eventName"] for r in records] == ["INSERT", "MODIFY", "REMOVE"]
+        assert records[0]["dynamodb"]["NewImage"] == {**key, "v": {"N": "1"}} and "OldImage" not in records[0]["dynamodb"]
+        assert records[1]["dynamodb"]["OldImage"]["v"] == {"N": "1"} and records[1]["dynamodb"]["NewImage"]["v"] == {"N": "2"}
+        assert records[2]["dynamodb"]["OldImage"]["v"] == {"N": "2"} and "NewImage" not in records[2]["dynamodb"]
+        assert all(r["dynamodb"]["Keys"] == key and r["eventSource"] == "aws:dynamodb" for r in records)
+        seqs = [int(r["dynamodb"]["SequenceNumber"]) for r in records]
+        assert seqs == sorted(seqs) and len(set(seqs)) == 3
+        assert nxt, "an open shard always has a next iterator"
+        assert streams.get_records(ShardIterator=nxt)["Records"] == []
+        ddb.put_item(TableName="t_stream", Item={**key, "v": {"N": "9"}})
+        assert [r["eventName"] for r in streams.get_records(ShardIterator=nxt)["Records"]] == ["INSERT"]
+        after = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="AFTER_SEQUENCE_NUMBER",
+                                           SequenceNumber=records[0]["dynamodb"]["SequenceNumber"])["ShardIterator"]
+        assert [r["eventName"] for r in streams.get_records(ShardIterator=after, Limit=2)["Records"]] == ["MODIFY", "REMOVE"]
+        latest, _ = read_shard(streams, arn, shard["ShardId"], "LATEST")
+        assert latest == []
+        # Four hours on, the shard rolls over: the old one closes, its child takes writes.
+        advance(lb, 4 * 3600 * 1000 + 1000)
+        ddb.put_item(TableName="t_stream", Item={**key, "v": {"N": "10"}})
+        shards = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
+        assert len(shards) == 2 and shards[1]["ParentShardId"] == shards[0]["ShardId"]
+        assert "EndingSequenceNumber" in shards[0]["SequenceNumberRange"]
+        old, nxt = read_shard(streams, arn, shards[0]["ShardId"])
+        assert len(old) == 4 and nxt is None, "a closed shard read to its end has no next iterator"
+        new, _ = read_shard(streams, arn, shards[1]["ShardId"])
+        assert [r["dynamodb"]["NewImage"]["v"]["N"] for r in new] == ["10"]
+        it = streams.get_shard_iterator(StreamArn=arn, ShardId=shards[1]["ShardId"], ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        advance(lb, 16 * 60 * 1000)
+        code, _, _ = error(lambda: streams.get_records(ShardIterator=it))
+        assert code == "ExpiredIteratorException"
+        # Disabling closes the stream; records stay readable; a new stream gets a new ARN.
+        ddb.update_table(TableName="t_stream", StreamSpecification={"StreamEnabled": False})
+        sd = streams.describe_stream(StreamArn=arn)["StreamDescription"]
+        assert sd["StreamStatus"] == "DISABLED" and "EndingSequenceNumber" in sd["Shards"][-1]["SequenceNumberRange"]
+        ddb.put_item(TableName="t_stream", Item={**key, "v": {"N": "11"}})
+        ddb.update_table(TableName="t_stream", StreamSpecification={"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"})
+        arn2 = ddb.describe_table(TableName="t_stream")["Table"]["LatestStreamArn"]
+        assert arn2 != arn
+        ddb.put_item(TableName="t_stream", Item={**key, "v": {"N": "12"}})
+        shard2 = streams.describe_stream(StreamArn=arn2)["StreamDescription"]["Shards"][0]["ShardId"]
+        recs, _ = read_shard(streams, arn2, shard2)
+        assert [(r["eventName"], set(r["dynamodb"])) for r in recs] == [("MODIFY", {"ApproximateCreationDateTime", "Keys", "SequenceNumber", "SizeBytes", "StreamViewType"})]
+        # A day later the closed stream and its records are gone; the open one keeps its
+        # records of the last day only.
+        advance(lb, 25 * 3600 * 1000)
+        deadline = time.time() + 10
+        while any(s["StreamArn"] == arn for s in streams.list_streams()["Streams"]) and time.time() < deadline:
+            time.sleep(0.1)
+        code, _, _ = error(lambda: streams.describe_stream(StreamArn=arn))
+        assert code == "ResourceNotFoundException"
+        assert len(streams.describe_stream(StreamArn=arn2)["StreamDescription"]["Shards"]) <= 7
+
+
+def test_ttl_deletes_expired_items_with_ttl_stream_records(tmp_path):
+    with Lakebox(tmp_path, "--dynamodb-ttl-sweep-ms", "100") as lb:
+        ddb, streams = lb.client("dynamodb"), lb.client("dynamodbstreams")
+        ddb.create_table(
+            TableName="t_expiring",
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "OLD_IMAGE"},
+        )
+        now = int(time.time())
+        ddb.put_item(TableName="t_expiring", Item={"pk": {"S": "before"}, "exp": {"N": str(now - 60)}})
+        ddb.update_time_to_live(TableName="t_expiring", TimeToLiveSpecification={"Enabled": True, "AttributeName": "exp"})
+        ddb.put_item(TableName="t_expiring", Item={"pk": {"S": "past"}, "exp": {"N": str(now - 10)}})
+        ddb.put_item(TableName="t_expiring", Item={"pk": {"S": "future"}, "exp": {"N": str(now + 3600)}})
+        ddb.put_item(TableName="t_expiring", Item={"pk": {"S": "text"}, "exp": {"S": str(now - 10)}})
+        ddb.put_item(TableName="t_expiring", Item={"pk": {"S": "ancient"}, "exp": {"N": str(now - 6 * 365 * 86400)}})
+
+        def keys():
+            return sorted(i["pk"]["S"] for i in ddb.scan(TableName="t_expiring")["Items"])
+
+        deadline = time.time() + 10
+        while keys() != ["ancient", "future", "text"] and time.time() < deadline:
+            time.sleep(0.1)
+        assert keys() == ["ancient", "future", "text"], "expired items (also those written before TTL was on) are deleted"
+        # The clock moved past the future item's expiry.
+        advance(lb, 3700 * 1000)
+        deadline = time.time() + 10
+        while "future" in keys() and time.time() < deadline:
+            time.sleep(0.1)
+        assert keys() == ["ancient", "text"]
+        arn = ddb.describe_table(TableName="t_expiring")["Table"]["LatestStreamArn"]
+        shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+        records, _ = read_shard(streams, arn, shard)
+        removes = [r for r in records if r["eventName"] == "REMOVE"]
+        assert sorted(r["dynamodb"]["Keys"]["pk"]["S"] for r in removes) == ["before", "future", "past"]
+        assert all(r["userIdentity"] == {"PrincipalId": "dynamodb.amazonaws.com", "Type": "Service"} for r in removes)
+        assert all("OldImage" in r["dynamodb"] for r in removes)
+        inserts = [r for r in records if r["eventName"] == "INSERT"]
+        assert all("userIdentity" not in r for r in inserts)

@@ -496,6 +496,87 @@ def test_kinesis_event_source_in_order_and_after_a_restart(tmp_path):
         assert code(e) == "ResourceNotFoundException"
 
 
+ORDER_WRITER = '''
+import base64, json, boto3
+
+def handler(event, context):
+    table = boto3.resource("dynamodb").Table("order_history")
+    for r in event["Records"]:
+        order = json.loads(base64.b64decode(r["kinesis"]["data"]))
+        table.update_item(
+            Key={"customer": order["customer"], "order_id": order["id"]},
+            UpdateExpression="SET amount = :a, seen = if_not_exists(seen, :zero) + :one",
+            ExpressionAttributeValues={":a": order["amount"], ":zero": 0, ":one": 1},
+        )
+    return {"written": len(event["Records"])}
+'''
+
+CHANGE_RECORDER = '''
+import json, boto3
+
+def handler(event, context):
+    s3 = boto3.client("s3")
+    for r in event["Records"]:
+        d = r["dynamodb"]
+        key = "changes/" + d["SequenceNumber"]
+        s3.put_object(Bucket="esm-out", Key=key, Body=json.dumps({
+            "event": r["eventName"], "source": r["eventSource"], "arn": r["eventSourceARN"],
+            "keys": d["Keys"], "new": d.get("NewImage"),
+        }))
+    return {"batch": len(event["Records"])}
+'''
+
+
+def test_kinesis_to_lambda_to_dynamodb_and_its_stream_to_lambda(tmp_path):
+    """The case study's order history: orders on Kinesis, a function writing them to DynamoDB,
+    and a second function reading the table's stream, across a SIGKILL."""
+    with Lakebox(tmp_path) as lb:
+        lam, kinesis, ddb, s3 = lb.client("lambda"), lb.client("kinesis"), lb.client("dynamodb"), lb.client("s3")
+        s3.create_bucket(Bucket="esm-out")
+        kinesis.create_stream(StreamName="orders", ShardCount=2)
+        stream_arn = kinesis.describe_stream_summary(StreamName="orders")["StreamDescriptionSummary"]["StreamARN"]
+        table = ddb.create_table(
+            TableName="order_history",
+            AttributeDefinitions=[{"AttributeName": "customer", "AttributeType": "S"},
+                                  {"AttributeName": "order_id", "AttributeType": "N"}],
+            KeySchema=[{"AttributeName": "customer", "KeyType": "HASH"}, {"AttributeName": "order_id", "KeyType": "RANGE"}],
+            BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
+        )["TableDescription"]
+        create(lam, "order-writer", {"app.py": ORDER_WRITER}, Timeout=30)
+        create(lam, "change-recorder", {"app.py": CHANGE_RECORDER}, Timeout=30)
+        lam.create_event_source_mapping(FunctionName="order-writer", EventSourceArn=stream_arn,
+                                        StartingPosition="TRIM_HORIZON", BatchSize=5)
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            lam.create_event_source_mapping(FunctionName="change-recorder", EventSourceArn=table["LatestStreamArn"])
+        assert code(e) == "InvalidParameterValueException"
+        m = lam.create_event_source_mapping(FunctionName="change-recorder", EventSourceArn=table["LatestStreamArn"],
+                                            StartingPosition="TRIM_HORIZON", BatchSize=10)
+        assert m["EventSourceArn"] == table["LatestStreamArn"] and m["StartingPosition"] == "TRIM_HORIZON"
+        for i in range(12):
+            order = {"customer": f"c{i % 3}", "id": i, "amount": i * 10}
+            kinesis.put_record(StreamName="orders", Data=json.dumps(order).encode(), PartitionKey=order["customer"])
+        assert wait_for(lambda: ddb.scan(TableName="order_history", Select="COUNT")["Count"] == 12, timeout=30)
+        item = ddb.get_item(TableName="order_history", Key={"customer": {"S": "c1"}, "order_id": {"N": "4"}})["Item"]
+        assert item["amount"] == {"N": "40"} and item["seen"] == {"N": "1"}
+        assert wait_for(lambda: len(bodies(s3, "changes/")) == 12, timeout=30)
+        changes = bodies(s3, "changes/")
+        assert {c["event"] for c in changes} == {"INSERT"}
+        assert all(c["source"] == "aws:dynamodb" and c["arn"] == table["LatestStreamArn"] for c in changes)
+        assert sorted(int(c["keys"]["order_id"]["N"]) for c in changes) == list(range(12))
+        assert changes[0]["new"]["amount"]["N"] == str(int(changes[0]["keys"]["order_id"]["N"]) * 10)
+        lb.kill()
+    with Lakebox(tmp_path) as lb:
+        ddb, s3 = lb.client("dynamodb"), lb.client("s3")
+        # The stream's cursor survived: a new change is delivered once, the old ones not again.
+        ddb.update_item(TableName="order_history", Key={"customer": {"S": "c0"}, "order_id": {"N": "0"}},
+                        UpdateExpression="SET amount = :a", ExpressionAttributeValues={":a": {"N": "99"}})
+        assert wait_for(lambda: len(bodies(s3, "changes/")) == 13, timeout=30)
+        time.sleep(1)
+        changes = bodies(s3, "changes/")
+        assert len(changes) == 13 and changes[-1]["event"] == "MODIFY" and changes[-1]["new"]["amount"] == {"N": "99"}
+
+
 def test_sqs_event_source_deletes_what_succeeded(lakebox, lam):
     sqs, s3 = lakebox.client("sqs"), lakebox.client("s3")
     s3.create_bucket(Bucket="esm-out")

@@ -26,7 +26,9 @@ def test_startup_line_and_health(lakebox):
     assert h["services"]["firehose"] == "running"
     assert h["services"]["athena"] == "running"
     assert h["services"]["logs"] == "running"
-    assert h["services"]["dynamodb"] == "not_implemented"
+    assert h["services"]["dynamodb"] == "running"
+    assert h["services"]["dynamodbstreams"] == "running"
+    assert h["services"]["redshift"] == "not_implemented"
     assert {"s3", "kinesis", "firehose", "glue", "athena"} <= set(h["services"])
 
 

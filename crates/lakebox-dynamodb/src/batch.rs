@@ -74,15 +74,21 @@ impl DynamoDb {
                 writes.push(write);
             }
         }
-        self.meta
+        let log = self.change_log();
+        let gone = self
+            .meta
             .write_async(move |b| {
+                let mut gone = false;
                 for w in &writes {
-                    w.apply(b)?;
+                    gone |= matches!(w.apply(b, &log)?, Outcome::TableGone);
                 }
-                Ok(())
+                Ok(gone)
             })
             .await
             .map_err(errors::store)?;
+        if gone {
+            return Err(errors::resource_not_found());
+        }
         let consumed = input.return_consumed_capacity.as_ref().map(|asked| {
             sizes
                 .iter()
@@ -279,6 +285,7 @@ impl DynamoDb {
                 (w.table.clone(), size)
             })
             .collect();
+        let log = self.change_log();
         let reasons = self
             .meta
             .write_async(move |b| {
@@ -286,7 +293,10 @@ impl DynamoDb {
                 let mut reasons = Vec::with_capacity(writes.len());
                 let mut failed = false;
                 for (w, want_old) in &writes {
-                    let (_, decided) = w.decide(b)?;
+                    let Some(table) = log.current(&w.table) else {
+                        return Ok(Err(()));
+                    };
+                    let (_, decided) = w.decide(b, &table)?;
                     reasons.push(match decided {
                         Ok(_) => serde_json::json!({"Code": "None"}),
                         Err(Outcome::ConditionFailed { old }) => {
@@ -301,19 +311,20 @@ impl DynamoDb {
                             failed = true;
                             serde_json::json!({"Code": "ValidationError", "Message": m})
                         }
-                        Err(Outcome::Done { .. }) => serde_json::json!({"Code": "None"}),
+                        Err(Outcome::Done { .. } | Outcome::TableGone) => serde_json::json!({"Code": "None"}),
                     });
                 }
                 if failed {
-                    return Ok(Some(reasons));
+                    return Ok(Ok(Some(reasons)));
                 }
                 for (w, _) in &writes {
-                    w.apply(b)?;
+                    w.apply(b, &log)?;
                 }
-                Ok(None)
+                Ok(Ok(None))
             })
             .await
-            .map_err(errors::store)?;
+            .map_err(errors::store)?
+            .map_err(|()| errors::resource_not_found())?;
         if let Some(reasons) = reasons {
             let codes: Vec<&str> = reasons
                 .iter()

@@ -14,6 +14,7 @@ use crate::errors::{self, invalid, validation};
 use crate::expr::{self, Cond, DocPath, Substitutions};
 use crate::legacy;
 use crate::storage;
+use crate::streams::ChangeLog;
 use crate::tables::TableRecord;
 use crate::value::{AttributeValue, Item, canonicalize, canonicalize_item, item_size};
 use crate::{DynamoDb, capacity};
@@ -114,6 +115,8 @@ pub(crate) struct Write {
     pub storage_key: Vec<u8>,
     pub change: Change,
     pub condition: Option<Cond>,
+    /// A delete by the TTL sweeper (its stream record says so).
+    pub by_ttl: bool,
 }
 
 /// What a write will do: the new item (`None`: none, deleted or only checked), or why not.
@@ -132,6 +135,19 @@ pub(crate) enum Outcome {
     /// The update could not be applied to this item (a wrong type, a path that is not
     /// there): DynamoDB's message.
     Refused(String),
+    /// The table was deleted before the write reached the writer.
+    TableGone,
+}
+
+impl Outcome {
+    /// The error for an outcome that is not `Done`.
+    pub fn into_error(self, return_old: bool) -> ServiceError {
+        match self {
+            Outcome::ConditionFailed { old } => condition_failed(old, return_old),
+            Outcome::Refused(m) => validation(m),
+            Outcome::TableGone | Outcome::Done { .. } => errors::resource_not_found(),
+        }
+    }
 }
 
 impl Write {
@@ -143,13 +159,18 @@ impl Write {
             storage_key,
             change,
             condition,
+            by_ttl: false,
         }
     }
 
     /// Reads the item and decides, without writing: the new item (`None`: deleted, or a
-    /// check), or why not.
-    pub fn decide(&self, batch: &WriteBatch<'_>) -> lakebox_store::Result<(Option<Item>, Decision)> {
-        let old = storage::read_item(batch, &self.table, &self.storage_key)?;
+    /// check), or why not. `table` is the table as it is now (see [`ChangeLog::current`]).
+    pub fn decide(
+        &self,
+        batch: &WriteBatch<'_>,
+        table: &TableRecord,
+    ) -> lakebox_store::Result<(Option<Item>, Decision)> {
+        let old = storage::read_item(batch, table, &self.storage_key)?;
         let empty = Item::new();
         if let Some(c) = &self.condition
             && !expr::matches(c, old.as_ref().unwrap_or(&empty))
@@ -172,7 +193,7 @@ impl Write {
                                 )),
                             ));
                         }
-                        if let Some(e) = self.table.indexes.iter().find_map(|i| i.check_item(&item).err()) {
+                        if let Some(e) = table.indexes.iter().find_map(|i| i.check_item(&item).err()) {
                             return Ok((old, Err(Outcome::Refused(e))));
                         }
                         Some(item)
@@ -184,14 +205,19 @@ impl Write {
         Ok((old, Ok(new)))
     }
 
-    /// Decides and writes (a check writes nothing).
-    pub fn apply(&self, batch: &mut WriteBatch<'_>) -> lakebox_store::Result<Outcome> {
-        let (old, decided) = self.decide(batch)?;
+    /// Decides and writes (a check writes nothing), recording the change in the table's
+    /// stream in the same transaction.
+    pub fn apply(&self, batch: &mut WriteBatch<'_>, log: &ChangeLog) -> lakebox_store::Result<Outcome> {
+        let Some(table) = log.current(&self.table) else {
+            return Ok(Outcome::TableGone);
+        };
+        let (old, decided) = self.decide(batch, &table)?;
         match decided {
             Err(outcome) => Ok(outcome),
             Ok(new) => {
                 if !matches!(self.change, Change::Check) {
-                    storage::write_item(batch, &self.table, &self.storage_key, new.as_ref())?;
+                    storage::write_item(batch, &table, &self.storage_key, new.as_ref())?;
+                    log.record(batch, &table, &self.key, old.as_ref(), new.as_ref(), self.by_ttl)?;
                 }
                 Ok(Outcome::Done { old, new })
             }
@@ -305,8 +331,9 @@ pub(crate) fn write_condition(
 
 impl DynamoDb {
     pub(crate) async fn run_write(&self, write: Write) -> Result<Outcome, ServiceError> {
+        let log = self.change_log();
         self.meta
-            .write_async(move |b| write.apply(b))
+            .write_async(move |b| write.apply(b, &log))
             .await
             .map_err(errors::store)
     }
@@ -344,11 +371,9 @@ impl DynamoDb {
                 consumed_capacity: capacity::write(&table, input.return_consumed_capacity.as_ref(), size),
                 item_collection_metrics: None,
             }),
-            Outcome::ConditionFailed { old } => Err(condition_failed(
-                old,
-                return_old_on_failure(input.return_values_on_condition_check_failure.as_ref()),
-            )),
-            Outcome::Refused(m) => Err(validation(m)),
+            other => Err(other.into_error(return_old_on_failure(
+                input.return_values_on_condition_check_failure.as_ref(),
+            ))),
         }
     }
 
@@ -386,11 +411,9 @@ impl DynamoDb {
                     item_collection_metrics: None,
                 })
             }
-            Outcome::ConditionFailed { old } => Err(condition_failed(
-                old,
-                return_old_on_failure(input.return_values_on_condition_check_failure.as_ref()),
-            )),
-            Outcome::Refused(m) => Err(validation(m)),
+            other => Err(other.into_error(return_old_on_failure(
+                input.return_values_on_condition_check_failure.as_ref(),
+            ))),
         }
     }
 
@@ -447,11 +470,9 @@ impl DynamoDb {
                     item_collection_metrics: None,
                 })
             }
-            Outcome::ConditionFailed { old } => Err(condition_failed(
-                old,
-                return_old_on_failure(input.return_values_on_condition_check_failure.as_ref()),
-            )),
-            Outcome::Refused(m) => Err(validation(m)),
+            other => Err(other.into_error(return_old_on_failure(
+                input.return_values_on_condition_check_failure.as_ref(),
+            ))),
         }
     }
 

@@ -23,6 +23,8 @@ mod query;
 mod reserved;
 mod schema;
 mod storage;
+pub mod streams;
+pub mod streams_api;
 mod tables;
 pub mod value;
 
@@ -37,18 +39,23 @@ use lakebox_store::{MetaStore, StoreError};
 
 use crate::api::*;
 use crate::tables::TableRecord;
+use crate::value::Item;
 
 /// A table's identity: account, region, name.
 pub(crate) type TableKey = (String, String, String);
+/// Every table's record, shared with the write jobs (see `streams::ChangeLog::current`).
+pub(crate) type Tables = Arc<RwLock<HashMap<TableKey, Arc<TableRecord>>>>;
 
 pub struct DynamoDb {
     meta: MetaStore,
     clock: Arc<dyn Clock>,
     /// Every table's record, for the item operations' lookups (the store holds the truth).
-    tables: RwLock<HashMap<TableKey, Arc<TableRecord>>>,
+    tables: Tables,
     /// Serialises changes to table records.
     admin: tokio::sync::Mutex<()>,
     tokens: batch::Tokens,
+    /// The next stream sequence number (all streams share one commit order).
+    next_seq: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl DynamoDb {
@@ -60,17 +67,27 @@ impl DynamoDb {
                 serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(format!("table record: {e}")))?;
             tables.insert(record.key(), Arc::new(record));
         }
+        let next_seq = streams::next_sequence(&meta)?;
         Ok(Arc::new(DynamoDb {
             meta,
             clock,
-            tables: RwLock::new(tables),
+            tables: Arc::new(RwLock::new(tables)),
             admin: tokio::sync::Mutex::new(()),
             tokens: batch::Tokens::default(),
+            next_seq: Arc::new(std::sync::atomic::AtomicU64::new(next_seq)),
         }))
     }
 
     fn now(&self) -> i64 {
         self.clock.now_millis()
+    }
+
+    pub(crate) fn change_log(&self) -> streams::ChangeLog {
+        streams::ChangeLog {
+            tables: self.tables.clone(),
+            next_seq: self.next_seq.clone(),
+            clock: self.clock.clone(),
+        }
     }
 
     /// The table an item operation names (by name or ARN).
@@ -256,20 +273,26 @@ impl DynamoDbApi for DynamoDb {
         input: UpdateTimeToLiveInput,
     ) -> Result<UpdateTimeToLiveOutput, ServiceError> {
         let spec = input.time_to_live_specification;
-        let wanted = spec.clone();
-        self.modify_table(ctx, &input.table_name, move |t| {
-            match (&t.ttl_attribute, wanted.enabled) {
-                (Some(_), true) => Err(errors::validation("TimeToLive is already enabled")),
-                (None, false) => Err(errors::validation("TimeToLive is already disabled")),
-                (Some(a), false) if *a != wanted.attribute_name => Err(errors::validation(
-                    "TimeToLive is active on a different AttributeName: current AttributeName is ".to_owned()
-                        + a,
-                )),
-                _ => {
-                    t.ttl_attribute = wanted.enabled.then(|| wanted.attribute_name.clone());
-                    Ok(())
-                }
+        let _admin = self.admin.lock().await;
+        let old = self.table_for_admin(ctx, &input.table_name)?;
+        match (&old.ttl_attribute, spec.enabled) {
+            (Some(_), true) => return Err(errors::validation("TimeToLive is already enabled")),
+            (None, false) => return Err(errors::validation("TimeToLive is already disabled")),
+            (Some(a), false) if *a != spec.attribute_name => {
+                return Err(errors::validation(format!(
+                    "TimeToLive is active on a different AttributeName: current AttributeName is {a}"
+                )));
             }
+            _ => {}
+        }
+        let mut t = (*old).clone();
+        t.ttl_attribute = spec.enabled.then(|| spec.attribute_name.clone());
+        let t = Arc::new(t);
+        let record = t.clone();
+        // The TTL index is built (or dropped) in the transaction that changes the setting.
+        self.save_table_with(t, move |b| match record.ttl_attribute {
+            Some(_) => storage::backfill_ttl(b, &record),
+            None => b.delete_table(&storage::ttl_table(&record.uid)),
         })
         .await?;
         Ok(UpdateTimeToLiveOutput {
@@ -410,6 +433,107 @@ impl DynamoDbApi for DynamoDb {
 }
 
 impl DynamoDb {
+    /// Every `every`: deletes expired items of tables with TTL on (as the TTL service does:
+    /// REMOVE stream records marked with its identity) and trims streams past retention.
+    pub fn start_background_work(
+        self: &Arc<Self>,
+        every: std::time::Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        lakebox_service::tasks::every(self, every, |db| async move {
+            let worker = db.clone();
+            let swept = tokio::task::spawn_blocking(move || streams::trim(&worker.meta, worker.now())).await;
+            if let Ok(Err(e)) = swept {
+                tracing::warn!(error = %e, "could not trim DynamoDB streams");
+            }
+            if let Err(e) = db.sweep_expired().await {
+                tracing::warn!(error = %e.message, "could not delete expired DynamoDB items");
+            }
+        })
+    }
+
+    /// One TTL pass: up to 1000 expired items a table, deleted only if still expired when the
+    /// delete runs.
+    async fn sweep_expired(&self) -> Result<(), ServiceError> {
+        const FIVE_YEARS_SECS: i64 = 5 * 365 * 24 * 3600;
+        let now = self.now() / 1000;
+        let tables: Vec<Arc<TableRecord>> = self
+            .tables
+            .read()
+            .unwrap()
+            .values()
+            .filter(|t| t.ttl_attribute.is_some())
+            .cloned()
+            .collect();
+        for table in tables {
+            let attr = table.ttl_attribute.clone().expect("filtered");
+            let low = (now - FIVE_YEARS_SECS).max(0) as u64;
+            let (start, end) = (low.to_be_bytes(), (now.max(0) as u64).to_be_bytes());
+            let items = storage::items_table(&table.uid);
+            let expired: Vec<Item> = self
+                .meta
+                .read(|view| {
+                    let mut keys = Vec::new();
+                    view.range(
+                        &storage::ttl_table(&table.uid),
+                        lakebox_store::KeyRange {
+                            start: std::ops::Bound::Included(&start),
+                            end: std::ops::Bound::Excluded(&end),
+                            reverse: false,
+                        },
+                        |k, _| {
+                            keys.push(k[8..].to_vec());
+                            Ok(keys.len() < 1000)
+                        },
+                    )?;
+                    let mut out = Vec::new();
+                    for k in keys {
+                        if let Some(v) = view.get(&items, &k)? {
+                            out.push(table.schema.key_of(&storage::decode_item(&v)?));
+                        }
+                    }
+                    Ok(out)
+                })
+                .map_err(errors::store)?;
+            if expired.is_empty() {
+                continue;
+            }
+            let path = || expr::Operand::Path(expr::DocPath::attribute(&attr));
+            let number = |n: i64| expr::Operand::Value(value::AttributeValue::N(n.to_string()));
+            let still_expired = expr::Cond::And(
+                Box::new(expr::Cond::Compare(
+                    path(),
+                    expr::Cmp::Ge,
+                    number(now - FIVE_YEARS_SECS),
+                )),
+                Box::new(expr::Cond::Compare(path(), expr::Cmp::Lt, number(now))),
+            );
+            let writes: Vec<items::Write> = expired
+                .into_iter()
+                .map(|key| {
+                    let mut w = items::Write::new(
+                        table.clone(),
+                        key,
+                        items::Change::Delete,
+                        Some(still_expired.clone()),
+                    );
+                    w.by_ttl = true;
+                    w
+                })
+                .collect();
+            let log = self.change_log();
+            self.meta
+                .write_async(move |b| {
+                    for w in &writes {
+                        w.apply(b, &log)?;
+                    }
+                    Ok(())
+                })
+                .await
+                .map_err(errors::store)?;
+        }
+        Ok(())
+    }
+
     fn backups(&self, table: &TableRecord) -> ContinuousBackupsDescription {
         let now = lakebox_protocol::Timestamp::from_millis(self.now());
         ContinuousBackupsDescription {

@@ -28,6 +28,53 @@ pub fn index_table(uid: &str, index: &str) -> String {
     format!("index/{uid}/{index}")
 }
 
+/// The TTL index of a table with TTL on: `expiry seconds ‖ stored key` → nothing, so the
+/// sweeper finds expired items without scanning the table.
+pub fn ttl_table(uid: &str) -> String {
+    format!("ttl/{uid}")
+}
+
+/// An item's expiry: its TTL attribute, a Number of epoch seconds (anything else never
+/// expires, as on AWS).
+pub fn expiry(table: &TableRecord, item: &Item) -> Option<u64> {
+    let attr = table.ttl_attribute.as_ref()?;
+    match item.get(attr)? {
+        crate::value::AttributeValue::N(n) => n.parse::<f64>().ok().filter(|s| *s >= 0.0).map(|s| s as u64),
+        _ => None,
+    }
+}
+
+pub fn ttl_key(expiry: u64, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + key.len());
+    k.extend_from_slice(&expiry.to_be_bytes());
+    k.extend_from_slice(key);
+    k
+}
+
+/// Fills the TTL index from every item (TTL just turned on).
+pub fn backfill_ttl(batch: &mut WriteBatch<'_>, table: &TableRecord) -> Result<()> {
+    let mut entries = Vec::new();
+    batch.range(
+        &items_table(&table.uid),
+        lakebox_store::KeyRange {
+            start: std::ops::Bound::Unbounded,
+            end: std::ops::Bound::Unbounded,
+            reverse: false,
+        },
+        |k, v| {
+            if let Some(e) = expiry(table, &decode_item(v)?) {
+                entries.push(ttl_key(e, k));
+            }
+            Ok(true)
+        },
+    )?;
+    let ttl = ttl_table(&table.uid);
+    for k in entries {
+        batch.put(&ttl, &k, &[])?;
+    }
+    Ok(())
+}
+
 pub fn encode_item(item: &Item) -> Vec<u8> {
     serde_json::to_vec(item).expect("items always serialize")
 }
@@ -77,6 +124,21 @@ pub fn write_item(
             let projected = index.project(&table.schema, n);
             batch.put(&name, k, &encode_item(&projected))?;
             add_stats(batch, &stat, 1, item_size(&projected) as i64)?;
+        }
+    }
+    if table.ttl_attribute.is_some() {
+        let ttl = ttl_table(&table.uid);
+        let (was, will) = (
+            old.as_ref().and_then(|o| expiry(table, o)),
+            new.and_then(|n| expiry(table, n)),
+        );
+        if was != will {
+            if let Some(e) = was {
+                batch.delete(&ttl, &ttl_key(e, key))?;
+            }
+            if let Some(e) = will {
+                batch.put(&ttl, &ttl_key(e, key), &[])?;
+            }
         }
     }
     let (mut count, mut bytes) = (0i64, 0i64);
@@ -142,6 +204,7 @@ pub fn stats(meta: &lakebox_store::MetaStore, uid: &str, index: Option<&str>) ->
 pub fn drop_table_data(batch: &mut WriteBatch<'_>, table: &TableRecord) -> Result<()> {
     batch.freeing();
     batch.delete_table(&items_table(&table.uid))?;
+    batch.delete_table(&ttl_table(&table.uid))?;
     batch.delete(STATS, table.uid.as_bytes())?;
     for index in &table.indexes {
         drop_index_data(batch, table, &index.name)?;

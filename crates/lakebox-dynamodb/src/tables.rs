@@ -12,6 +12,7 @@ use crate::api::*;
 use crate::errors::{self, invalid};
 use crate::schema::{IndexDef, IndexProjection, KeyAttr, KeySchema};
 use crate::storage;
+use crate::streams::{self, StreamMeta};
 use crate::{DynamoDb, TableKey};
 
 /// A table as stored. The schema and indexes are kept parsed for the item operations; the
@@ -39,6 +40,9 @@ pub struct TableRecord {
     pub tags: Vec<(String, String)>,
     pub ttl_attribute: Option<String>,
     pub pitr: bool,
+    /// The stream most recently enabled on the table (still described after it is disabled).
+    #[serde(default)]
+    pub latest_stream: Option<crate::streams::StreamMeta>,
 }
 
 impl TableRecord {
@@ -341,7 +345,17 @@ impl DynamoDb {
                 .collect(),
             ttl_attribute: None,
             pitr: false,
+            latest_stream: None,
         };
+        let mut record = record;
+        if let Some(spec) = &record.stream {
+            let view = spec
+                .stream_view_type
+                .as_ref()
+                .map_or("KEYS_ONLY", |v| v.as_str())
+                .to_owned();
+            record.latest_stream = Some(StreamMeta::new(&record, &view, record.created_millis));
+        }
         let _admin = self.admin.lock().await;
         {
             let tables = self.tables.read().unwrap();
@@ -362,9 +376,8 @@ impl DynamoDb {
                 ));
             }
         }
-        self.save_table(&record).await?;
         let record = Arc::new(record);
-        self.tables.write().unwrap().insert(record.key(), record.clone());
+        self.save_table(record.clone()).await?;
         let mut description = self.describe(&record)?;
         // AWS answers CreateTable while the table is still being made.
         description.table_status = Some(TableStatus::Creating);
@@ -373,13 +386,44 @@ impl DynamoDb {
         })
     }
 
-    pub(crate) async fn save_table(&self, record: &TableRecord) -> Result<(), ServiceError> {
+    /// Stores a table record (and its latest stream's description with it) and puts it in
+    /// the table map from inside the write job, so writes queued after it see it. Callers hold
+    /// the admin lock; a failed commit puts the previous record back.
+    pub(crate) async fn save_table(&self, record: Arc<TableRecord>) -> Result<(), ServiceError> {
+        self.save_table_with(record, |_| Ok(())).await
+    }
+
+    /// [`save_table`](Self::save_table) with more writes in the same transaction.
+    pub(crate) async fn save_table_with(
+        &self,
+        record: Arc<TableRecord>,
+        extra: impl FnOnce(&mut lakebox_store::kv::WriteBatch<'_>) -> lakebox_store::Result<()> + Send + 'static,
+    ) -> Result<(), ServiceError> {
         let key = meta_key(&record.key());
-        let value = serde_json::to_vec(record).map_err(errors::internal)?;
-        self.meta
-            .write_async(move |b| b.put(storage::TABLES, &key, &value))
-            .await
-            .map_err(errors::store)
+        let value = serde_json::to_vec(&*record).map_err(errors::internal)?;
+        let previous = self.tables.read().unwrap().get(&record.key()).cloned();
+        let tables = self.tables.clone();
+        let saved = record.clone();
+        let result = self
+            .meta
+            .write_async(move |b| {
+                if let Some(s) = &saved.latest_stream {
+                    streams::save_stream(b, s)?;
+                }
+                b.put(storage::TABLES, &key, &value)?;
+                extra(b)?;
+                tables.write().unwrap().insert(saved.key(), saved.clone());
+                Ok(())
+            })
+            .await;
+        if result.is_err() {
+            let mut tables = self.tables.write().unwrap();
+            match previous {
+                Some(p) => tables.insert(record.key(), p),
+                None => tables.remove(&record.key()),
+            };
+        }
+        result.map_err(errors::store)
     }
 
     /// DescribeTable's answer for a table.
@@ -439,7 +483,7 @@ impl DynamoDb {
             }
         }
         let created = Timestamp::from_millis(t.created_millis);
-        let stream_label = t.stream.as_ref().map(|_| stream_label(t.created_millis));
+        let latest = t.latest_stream.as_ref();
         Ok(TableDescription {
             attribute_definitions: Some(t.attribute_definitions.clone()),
             table_name: Some(t.name.clone()),
@@ -458,8 +502,8 @@ impl DynamoDb {
             local_secondary_indexes: (!lsis.is_empty()).then_some(lsis),
             global_secondary_indexes: (!gsis.is_empty()).then_some(gsis),
             stream_specification: t.stream.clone(),
-            latest_stream_arn: stream_label.as_ref().map(|l| format!("{arn}/stream/{l}")),
-            latest_stream_label: stream_label,
+            latest_stream_arn: latest.map(|s| s.arn.clone()),
+            latest_stream_label: latest.map(|s| s.label.clone()),
             sse_description: t.sse.as_ref().map(|s| SSEDescription {
                 status: Some(SSEStatus::Enabled),
                 sse_type: Some(SSEType::Kms),
@@ -496,15 +540,35 @@ impl DynamoDb {
         description.table_status = Some(TableStatus::Deleting);
         let key = meta_key(&table.key());
         let record = table.clone();
-        self.meta
+        let now = self.now();
+        // The stream outlives its table by a day, closed.
+        let stream = table
+            .latest_stream
+            .clone()
+            .filter(|s| s.disabled_millis.is_none())
+            .map(|mut s| {
+                s.disabled_millis = Some(now);
+                s
+            });
+        let tables = self.tables.clone();
+        let result = self
+            .meta
             .write_async(move |b| {
+                if let Some(s) = &stream {
+                    streams::save_stream(b, s)?;
+                }
                 storage::drop_table_data(b, &record)?;
                 b.delete(storage::TABLES, &key)?;
+                // Writes queued behind this job find the table gone instead of filling a
+                // dropped redb table again.
+                tables.write().unwrap().remove(&record.key());
                 Ok(())
             })
-            .await
-            .map_err(errors::store)?;
-        self.tables.write().unwrap().remove(&table.key());
+            .await;
+        if let Err(e) = result {
+            self.tables.write().unwrap().insert(table.key(), table.clone());
+            return Err(errors::store(e));
+        }
         Ok(description)
     }
 
@@ -647,14 +711,27 @@ impl DynamoDb {
                 (true, None) if s.stream_view_type.is_none() => {
                     return Err(invalid("StreamViewType is required when StreamEnabled is true"));
                 }
-                (true, None) => t.stream = Some(s.clone()),
+                (true, None) => {
+                    let view = s
+                        .stream_view_type
+                        .as_ref()
+                        .map_or("KEYS_ONLY", |v| v.as_str())
+                        .to_owned();
+                    t.stream = Some(s.clone());
+                    t.latest_stream = Some(StreamMeta::new(&t, &view, self.now()));
+                }
                 (false, None) => {
                     return Err(invalid(&format!(
                         "Table already has no stream enabled: {}",
                         t.arn()
                     )));
                 }
-                (false, Some(_)) => t.stream = None,
+                (false, Some(_)) => {
+                    t.stream = None;
+                    if let Some(latest) = &mut t.latest_stream {
+                        latest.disabled_millis = Some(self.now());
+                    }
+                }
             }
         }
         if let Some(p) = input.deletion_protection_enabled {
@@ -676,21 +753,30 @@ impl DynamoDb {
         }
         let key = meta_key(&t.key());
         let value = serde_json::to_vec(&t).map_err(errors::internal)?;
+        let t = Arc::new(t);
         let record = t.clone();
+        let tables = self.tables.clone();
         // A new index is filled from the table's items in the same transaction that adds it,
-        // so it never misses a write.
-        self.meta
+        // and the table map changes inside it too, so no write misses the index.
+        let result = self
+            .meta
             .write_async(move |b| {
                 for name in &dropped {
                     storage::drop_index_data(b, &record, name)?;
                 }
                 crate::items::backfill(b, &record, &new_indexes)?;
-                b.put(storage::TABLES, &key, &value)
+                if let Some(s) = &record.latest_stream {
+                    streams::save_stream(b, s)?;
+                }
+                b.put(storage::TABLES, &key, &value)?;
+                tables.write().unwrap().insert(record.key(), record.clone());
+                Ok(())
             })
-            .await
-            .map_err(errors::store)?;
-        let t = Arc::new(t);
-        self.tables.write().unwrap().insert(t.key(), t.clone());
+            .await;
+        if let Err(e) = result {
+            self.tables.write().unwrap().insert(old.key(), old.clone());
+            return Err(errors::store(e));
+        }
         let mut description = self.describe(&t)?;
         description.table_status = Some(TableStatus::Updating);
         Ok(description)
@@ -707,9 +793,8 @@ impl DynamoDb {
         let old = self.table_for_admin(ctx, name)?;
         let mut t = (*old).clone();
         change(&mut t)?;
-        self.save_table(&t).await?;
         let t = Arc::new(t);
-        self.tables.write().unwrap().insert(t.key(), t.clone());
+        self.save_table(t.clone()).await?;
         Ok(t)
     }
 
@@ -779,10 +864,4 @@ fn index_key_schema(index: &IndexDef) -> Vec<KeySchemaElement> {
         });
     }
     out
-}
-
-/// A stream's label: its creation time as AWS writes it (`2026-12-03T15:04:05.123`).
-fn stream_label(millis: i64) -> String {
-    let ts = Timestamp::from_millis(millis).to_iso8601();
-    ts.trim_end_matches('Z').to_owned()
 }

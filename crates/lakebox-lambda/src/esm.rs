@@ -60,6 +60,7 @@ impl Mapping {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Source {
     Kinesis,
+    DynamoDb,
     Sqs,
     Other,
 }
@@ -68,8 +69,22 @@ impl Source {
     fn of(arn: &str) -> Source {
         match arn.split(':').nth(2) {
             Some("kinesis") => Source::Kinesis,
+            Some("dynamodb") if arn.contains("/stream/") => Source::DynamoDb,
             Some("sqs") => Source::Sqs,
             _ => Source::Other,
+        }
+    }
+
+    /// Kinesis and DynamoDB Streams: sharded, read in order per shard.
+    fn is_stream(self) -> bool {
+        matches!(self, Source::Kinesis | Source::DynamoDb)
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Source::DynamoDb => "DynamoDB",
+            Source::Sqs => "SQS",
+            _ => "Kinesis",
         }
     }
 }
@@ -88,12 +103,17 @@ fn not_found(uuid: &str) -> ServiceError {
     )
 }
 
-/// Kinesis stream names from their ARN (`stream/<name>`).
+/// A stream's name from its ARN: a Kinesis stream's `stream/<name>`, a DynamoDB stream's
+/// whole resource (`table/<table>/stream/<label>`).
 fn stream_key(arn: &Arn) -> Option<StreamKey<'_>> {
+    let name = match arn.service.as_str() {
+        "dynamodb" => arn.resource.as_str(),
+        _ => arn.resource.strip_prefix("stream/")?,
+    };
     Some(StreamKey {
         account: &arn.account_id,
         region: &arn.region,
-        name: arn.resource.strip_prefix("stream/")?,
+        name,
     })
 }
 
@@ -140,7 +160,7 @@ impl Lambda {
             Arn::parse(&source).ok_or_else(|| invalid(format!("Invalid event source ARN: {source}")))?;
         if kind == Source::Other {
             return Err(invalid(
-                "Lakebox's Lambda reads Kinesis streams and SQS queues as event sources; other sources are not supported yet.",
+                "Lakebox's Lambda reads Kinesis streams, DynamoDB streams and SQS queues as event sources; other sources are not supported yet.",
             ));
         }
         let function = self.existing(ctx, &input.function_name, None)?;
@@ -150,16 +170,26 @@ impl Lambda {
         });
         let window = input.maximum_batching_window_in_seconds.unwrap_or(0);
         match kind {
-            Source::Kinesis => {
+            Source::Kinesis | Source::DynamoDb => {
+                let label = kind.label();
                 if input.starting_position.is_none() {
-                    return Err(invalid("StartingPosition is required for Kinesis event sources."));
+                    return Err(invalid(format!(
+                        "StartingPosition is required for {label} event sources."
+                    )));
                 }
-                if !(1..=10_000).contains(&batch_size) {
+                if kind == Source::DynamoDb
+                    && matches!(input.starting_position, Some(EventSourcePosition::AtTimestamp))
+                {
                     return Err(invalid(
-                        "BatchSize must be between 1 and 10000 for Kinesis event sources.",
+                        "AT_TIMESTAMP is not a valid StartingPosition for DynamoDB event sources.",
                     ));
                 }
-                let exists = match (self.kinesis.get(), stream_key(&arn)) {
+                if !(1..=10_000).contains(&batch_size) {
+                    return Err(invalid(format!(
+                        "BatchSize must be between 1 and 10000 for {label} event sources."
+                    )));
+                }
+                let exists = match (self.stream_log(kind), stream_key(&arn)) {
                     (Some(k), Some(key)) => k.shards(key)?.is_some(),
                     _ => false,
                 };
@@ -207,23 +237,28 @@ impl Lambda {
             starting_position_timestamp: input.starting_position_timestamp,
             batch_size: Some(batch_size),
             maximum_batching_window_in_seconds: Some(window),
-            parallelization_factor: (kind == Source::Kinesis)
+            parallelization_factor: kind
+                .is_stream()
                 .then(|| input.parallelization_factor.unwrap_or(1)),
             event_source_arn: Some(source),
             filter_criteria: input.filter_criteria,
             function_arn: Some(function.arn().to_owned()),
             last_modified: Some(lakebox_protocol::Timestamp::from_millis(self.clock.now_millis())),
-            last_processing_result: (kind == Source::Kinesis).then(|| "No records processed".to_owned()),
+            last_processing_result: kind.is_stream().then(|| "No records processed".to_owned()),
             state: Some(if enabled { "Creating" } else { "Disabled" }.into()),
             state_transition_reason: Some("USER_INITIATED".into()),
             destination_config: input.destination_config,
-            maximum_record_age_in_seconds: (kind == Source::Kinesis)
+            maximum_record_age_in_seconds: kind
+                .is_stream()
                 .then(|| input.maximum_record_age_in_seconds.unwrap_or(-1)),
-            bisect_batch_on_function_error: (kind == Source::Kinesis)
+            bisect_batch_on_function_error: kind
+                .is_stream()
                 .then(|| input.bisect_batch_on_function_error.unwrap_or(false)),
-            maximum_retry_attempts: (kind == Source::Kinesis)
+            maximum_retry_attempts: kind
+                .is_stream()
                 .then(|| input.maximum_retry_attempts.unwrap_or(-1)),
-            tumbling_window_in_seconds: (kind == Source::Kinesis)
+            tumbling_window_in_seconds: kind
+                .is_stream()
                 .then(|| input.tumbling_window_in_seconds.unwrap_or(0)),
             function_response_types: Some(input.function_response_types.unwrap_or_default()),
             scaling_config: input.scaling_config,
@@ -396,7 +431,7 @@ impl Lambda {
                     let poller = lambda.clone();
                     let task = tokio::spawn(async move {
                         match m.kind() {
-                            Source::Kinesis => poller.poll_kinesis(m).await,
+                            Source::Kinesis | Source::DynamoDb => poller.poll_stream(m).await,
                             Source::Sqs => poller.poll_sqs(m).await,
                             Source::Other => {}
                         }
@@ -450,8 +485,16 @@ impl Lambda {
             .map_err(storage)
     }
 
-    async fn poll_kinesis(self: Arc<Self>, m: Mapping) {
-        let Some(log) = self.kinesis.get().cloned() else {
+    /// The sharded log a stream source reads: Kinesis's or DynamoDB's.
+    fn stream_log(&self, kind: Source) -> Option<Arc<dyn ShardedLog>> {
+        match kind {
+            Source::DynamoDb => self.dynamodb_streams.get().cloned(),
+            _ => self.kinesis.get().cloned(),
+        }
+    }
+
+    async fn poll_stream(self: Arc<Self>, m: Mapping) {
+        let Some(log) = self.stream_log(m.kind()) else {
             return;
         };
         let Some(arn) = Arn::parse(m.source()) else { return };
@@ -472,7 +515,7 @@ impl Lambda {
                 let Some(cursor) = self.shard_cursor(&m, shard, &shards) else {
                     continue;
                 };
-                steps.spawn(self.clone().kinesis_batch(m.clone(), shard.clone(), cursor));
+                steps.spawn(self.clone().stream_batch(m.clone(), shard.clone(), cursor));
             }
             let mut progressed = false;
             while let Some(done) = steps.join_next().await {
@@ -522,7 +565,7 @@ impl Lambda {
     /// failure with back-off until it succeeds or MaximumRetryAttempts runs out; -1 retries
     /// until the records expire, as AWS does) and moves the cursor past it. Whether there was
     /// a batch.
-    async fn kinesis_batch(self: Arc<Self>, m: Arc<Mapping>, shard: LogShard, cursor: u64) -> bool {
+    async fn stream_batch(self: Arc<Self>, m: Arc<Mapping>, shard: LogShard, cursor: u64) -> bool {
         let batch = m.config.batch_size.unwrap_or(100).max(1) as usize;
         let max_retries = m.config.maximum_retry_attempts.unwrap_or(-1);
         let reader = shard.reader.clone();
@@ -544,7 +587,17 @@ impl Lambda {
             .and_then(|s| s.config.role)
             .unwrap_or_default();
         let b64 = base64::engine::general_purpose::STANDARD;
-        let event = serde_json::json!({
+        let event = if m.kind() == Source::DynamoDb {
+            // A DynamoDB stream record is its event as Lambda passes it, with the stream's ARN.
+            serde_json::json!({
+                "Records": records.iter().map(|r| {
+                    let mut record: serde_json::Value = serde_json::from_slice(&r.data).unwrap_or_default();
+                    record["eventSourceARN"] = serde_json::Value::String(m.source().to_owned());
+                    record
+                }).collect::<Vec<_>>(),
+            })
+        } else {
+            serde_json::json!({
             "Records": records.iter().map(|r| {
                 let seq = shard.reader.sequence_number(r.offset);
                 serde_json::json!({
@@ -564,7 +617,8 @@ impl Lambda {
                     "eventSourceARN": m.source(),
                 })
             }).collect::<Vec<_>>(),
-        });
+            })
+        };
         let mut attempts = 0;
         let mut delay = Duration::from_millis(500);
         while self.invoke_batch(&m, event.clone()).await.is_err() {
@@ -683,10 +737,16 @@ fn first_at(reader: &dyn lakebox_service::links::ShardReader, at_millis: i64) ->
     }
 }
 
-/// What the binary links in: Kinesis streams and SQS queues to read.
+/// What the binary links in: Kinesis streams, DynamoDB streams and SQS queues to read.
 impl Lambda {
-    pub fn set_event_sources(&self, kinesis: Arc<dyn ShardedLog>, queues: Arc<dyn QueueSource>) {
+    pub fn set_event_sources(
+        &self,
+        kinesis: Arc<dyn ShardedLog>,
+        dynamodb_streams: Arc<dyn ShardedLog>,
+        queues: Arc<dyn QueueSource>,
+    ) {
         let _ = self.kinesis.set(kinesis);
+        let _ = self.dynamodb_streams.set(dynamodb_streams);
         let _ = self.queues.set(queues);
     }
 }

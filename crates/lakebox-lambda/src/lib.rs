@@ -44,6 +44,7 @@ pub struct Lambda {
     /// Event sources: Kinesis streams and SQS queues, and a nudge for the supervisor of their
     /// pollers when a mapping changes.
     kinesis: OnceLock<Arc<dyn lakebox_service::links::ShardedLog>>,
+    dynamodb_streams: OnceLock<Arc<dyn lakebox_service::links::ShardedLog>>,
     queues: OnceLock<Arc<dyn lakebox_service::links::QueueSource>>,
     mappings_changed: tokio::sync::Notify,
 }
@@ -62,6 +63,7 @@ impl Lambda {
             logs: OnceLock::new(),
             metrics: OnceLock::new(),
             kinesis: OnceLock::new(),
+            dynamodb_streams: OnceLock::new(),
             queues: OnceLock::new(),
             mappings_changed: tokio::sync::Notify::new(),
         }))

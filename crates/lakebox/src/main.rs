@@ -103,6 +103,11 @@ pub struct ServeArgs {
     #[arg(long, env = "LAKEBOX_CLOUDWATCH_ALARM_TICK_MS", default_value_t = 10_000)]
     pub cloudwatch_alarm_tick_ms: u64,
 
+    /// Milliseconds between DynamoDB's TTL sweeps (deleting expired items) and stream trims.
+    /// AWS deletes expired items within days; Lakebox within this period.
+    #[arg(long, env = "LAKEBOX_DYNAMODB_TTL_SWEEP_MS", default_value_t = 10_000)]
+    pub dynamodb_ttl_sweep_ms: u64,
+
     /// Milliseconds between flushes of Lakebox's own service metrics (AWS/Kinesis, …) into
     /// CloudWatch. CloudWatch's are per minute; tests shorten it.
     #[arg(long, env = "LAKEBOX_CLOUDWATCH_SERVICE_METRICS_MS", default_value_t = 60_000)]

@@ -199,9 +199,21 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
         }),
     );
     let (sqs, sns, cloudwatch, logs, lambda, dynamodb) = (sqs?, sns?, cloudwatch?, logs?, lambda?, dynamodb?);
-    registry.rpc("dynamodb", dynamodb);
+    registry.rpc(
+        "dynamodbstreams",
+        lakebox_dynamodb::streams::DynamoDbStreams::new(dynamodb.clone()),
+    );
+    let dynamodb_streams: Arc<dyn lakebox_service::links::ShardedLog> =
+        lakebox_dynamodb::streams::StreamLog::new(dynamodb.clone());
+    registry.rpc("dynamodb", dynamodb.clone());
     // Background work the server owns, stopped after the last request is answered.
     let mut background = BackgroundTasks::new();
+    background.adopt(
+        "dynamodb ttl and stream retention",
+        dynamodb.start_background_work(std::time::Duration::from_millis(
+            args.dynamodb_ttl_sweep_ms.max(10),
+        )),
+    );
     // Services publish their AWS metrics into CloudWatch, gathered in memory per minute.
     let service_metrics = lakebox_service::metrics::Aggregator::new(clock.clone());
     let metrics_every = std::time::Duration::from_millis(args.cloudwatch_service_metrics_ms.max(10));
@@ -344,7 +356,7 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
     lambda.set_log_writer(logs.log_writer());
     lambda.set_metrics(lakebox_service::metrics::Recorder::new(service_metrics.clone()));
     // Event source mappings read Kinesis streams and SQS queues.
-    lambda.set_event_sources(lambda_streams, sqs_source);
+    lambda.set_event_sources(lambda_streams, dynamodb_streams, sqs_source);
     background.adopt("lambda event sources", lambda.start_event_sources());
     registry.http("lambda", lambda.clone());
     registry.internal("lambda", &["code/"], lambda.code_routes());
