@@ -10,7 +10,7 @@ Targets, each started here on 127.0.0.1 and stopped after:
   lakebox     the dist build (release with thin LTO; debug with --quick), fresh data dir, Kinesis throughput limits off
   moto        moto's server mode, from PyPI
   kinesalite  from npm (Kinesis only)
-  dynalite    from npm (DynamoDB: startup and memory until DynamoDB workloads exist)
+  dynalite    from npm (DynamoDB only)
   ceiling     lakebox-bench's fixed-200 server: what any server could reach with this client
 The load generator is bench/src (lakebox-bench load): 16 keep-alive connections, SigV4-signed
 requests, HDR latency histograms; a workload with any error response is reported as failed.
@@ -37,17 +37,16 @@ S3 = ["s3-put-4k", "s3-get-4k", "s3-get-64m", "s3-get-1g"]
 SQS = ["sqs-send-1k", "sqs-receive-delete"]
 SNS = ["sns-publish-fanout"]
 CLOUDWATCH = ["logs-put-events", "cloudwatch-put-metric-data"]
+DYNAMODB = ["dynamodb-put-1k", "dynamodb-get-1k", "dynamodb-query-100", "dynamodb-batch-write-25"]
 SUPPORTS = {
-    "lakebox": set(KINESIS + S3 + SQS + SNS + CLOUDWATCH),
-    "moto": set(KINESIS + S3 + SQS + SNS + CLOUDWATCH),
+    "lakebox": set(KINESIS + S3 + SQS + SNS + CLOUDWATCH + DYNAMODB),
+    "moto": set(KINESIS + S3 + SQS + SNS + CLOUDWATCH + DYNAMODB),
     "kinesalite": set(KINESIS),
-    # DynamoDB workloads arrive with Lakebox's DynamoDB; until then dynalite is measured for
-    # startup time and memory only.
-    "dynalite": set(),
+    "dynalite": set(DYNAMODB),
     # The ceiling answers every request with the same 200: nothing to drain.
-    "ceiling": set(KINESIS + S3 + ["sqs-send-1k"]),
+    "ceiling": set(KINESIS + S3 + ["sqs-send-1k"] + DYNAMODB),
     # Another Lakebox binary (--baseline), to measure a change beside the build before it.
-    "baseline": set(KINESIS + S3 + SQS + SNS + CLOUDWATCH),
+    "baseline": set(KINESIS + S3 + SQS + SNS + CLOUDWATCH + DYNAMODB),
 }
 # Large downloads use fewer connections: the figure of interest is bandwidth.
 CONNECTIONS = {"s3-get-64m": 4, "s3-get-1g": 2}
@@ -208,7 +207,7 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--duration", type=float, default=5.0)
     ap.add_argument("--targets", default="lakebox,moto,kinesalite,dynalite,ceiling")
-    ap.add_argument("--workloads", default=",".join(KINESIS + S3 + SQS + SNS + CLOUDWATCH))
+    ap.add_argument("--workloads", default=",".join(KINESIS + S3 + SQS + SNS + CLOUDWATCH + DYNAMODB))
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "latest.md"))
     ap.add_argument("--baseline", help="another lakebox binary, run as target 'baseline' beside this build")
     ap.add_argument("--lakebox-bin", help="use this lakebox binary (and lakebox-bench beside it) instead of building")

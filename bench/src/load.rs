@@ -181,6 +181,21 @@ async fn setup(
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }
+            Setup::WaitTable => {
+                let t = Template::dynamodb(
+                    "DescribeTable",
+                    serde_json::json!({"TableName": crate::workloads::TABLE}),
+                );
+                for _ in 0..100 {
+                    let (_, body) = sender.send(signer.build(&t, &amz_date())).await?;
+                    let text = String::from_utf8_lossy(&body);
+                    // The ceiling answers no table at all: nothing to wait for.
+                    if text.contains("\"ACTIVE\"") || !text.contains("TableStatus") {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
             Setup::Fanout => iterator = Some(setup_fanout(signer, &mut sender).await?),
             Setup::Iterator => {
                 let t = Template::kinesis(
@@ -401,7 +416,13 @@ async fn worker(
         let i = n % templates.len();
         n += 1;
         let date = amz_date();
-        let fresh = matches!(&signed[i], Some((d, _)) if *d == date);
+        // A template of new keys: numbered and signed for this request alone.
+        let numbered;
+        if templates[i].unique {
+            numbered = signer.build(&templates[i].numbered(&format!("{offset}-{n}")), &date);
+            signed[i] = Some((String::new(), numbered));
+        }
+        let fresh = templates[i].unique || matches!(&signed[i], Some((d, _)) if *d == date);
         if !fresh {
             signed[i] = Some((date.clone(), signer.build(&templates[i], &date)));
         }

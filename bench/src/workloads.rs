@@ -18,6 +18,9 @@ pub struct Template {
     pub body: Bytes,
     /// Hex SHA-256 of the body, or UNSIGNED-PAYLOAD.
     pub payload_hash: String,
+    /// Every `__N__` in the body is replaced by a number no other request of the run uses,
+    /// and the request signed anew each time (writes of new keys).
+    pub unique: bool,
 }
 
 impl Template {
@@ -33,6 +36,7 @@ impl Template {
             ],
             payload_hash: hash(&body),
             body,
+            unique: false,
         }
     }
 
@@ -49,6 +53,32 @@ impl Template {
             ],
             payload_hash: hash(&body),
             body,
+            unique: false,
+        }
+    }
+
+    /// An awsJson 1.0 call to DynamoDB.
+    pub fn dynamodb(op: &str, body: serde_json::Value) -> Template {
+        let mut t = Template::json("dynamodb", "DynamoDB_20120810", op, body);
+        t.headers[0].1 = "application/x-amz-json-1.0".into();
+        t
+    }
+
+    /// This template with `__N__` in its body made unique per request.
+    pub fn unique(mut self) -> Template {
+        self.unique = true;
+        self
+    }
+
+    /// The template with `__N__` replaced by `n`, its payload hash recomputed.
+    pub fn numbered(&self, n: &str) -> Template {
+        let body = String::from_utf8_lossy(&self.body).replace("__N__", n);
+        let body = Bytes::from(body);
+        Template {
+            payload_hash: hash(&body),
+            body,
+            unique: false,
+            ..self.clone()
         }
     }
 
@@ -76,6 +106,7 @@ impl Template {
             headers: vec![("content-type", "application/x-www-form-urlencoded".into())],
             payload_hash: hash(&body),
             body,
+            unique: false,
         }
     }
 
@@ -87,6 +118,7 @@ impl Template {
             headers: vec![("x-amz-content-sha256", "UNSIGNED-PAYLOAD".into())],
             body,
             payload_hash: "UNSIGNED-PAYLOAD".into(),
+            unique: false,
         }
     }
 }
@@ -124,6 +156,14 @@ pub enum Workload {
     /// CloudWatch PutMetricData (awsQuery, as every SDK can send it) of one value with a
     /// dimension.
     CloudWatchPutMetricData,
+    /// DynamoDB PutItem of a 1 KB item under a new key each time.
+    DynamoDbPut1k,
+    /// DynamoDB GetItem of one of 100 stored 1 KB items (eventually consistent, as by default).
+    DynamoDbGet1k,
+    /// DynamoDB Query returning one partition's 100 items of 1 KB.
+    DynamoDbQuery100,
+    /// DynamoDB BatchWriteItem of 25 new 1 KB items.
+    DynamoDbBatchWrite25,
 }
 
 pub const ALL: &[(&str, Workload)] = &[
@@ -142,7 +182,19 @@ pub const ALL: &[(&str, Workload)] = &[
     ("sns-publish-fanout", Workload::SnsPublishFanout),
     ("logs-put-events", Workload::LogsPutEvents),
     ("cloudwatch-put-metric-data", Workload::CloudWatchPutMetricData),
+    ("dynamodb-put-1k", Workload::DynamoDbPut1k),
+    ("dynamodb-get-1k", Workload::DynamoDbGet1k),
+    ("dynamodb-query-100", Workload::DynamoDbQuery100),
+    ("dynamodb-batch-write-25", Workload::DynamoDbBatchWrite25),
 ];
+
+/// The DynamoDB workloads' table: partition key `pk` (S), sort key `sk` (N).
+pub const TABLE: &str = "lakebox-bench";
+
+/// A DynamoDB item of about 1 KB.
+fn item_1k(pk: &str, sk: usize) -> serde_json::Value {
+    serde_json::json!({"pk": {"S": pk}, "sk": {"N": sk.to_string()}, "data": {"S": "d".repeat(1000)}})
+}
 
 /// logs-put-events' log group and stream.
 pub const LOG_GROUP: &str = "/lakebox/bench";
@@ -213,6 +265,8 @@ impl Workload {
             Workload::SqsReceiveDelete => ("messages", 10),
             Workload::SnsPublishFanout => ("deliveries", 2),
             Workload::LogsPutEvents => ("events", 1000),
+            Workload::DynamoDbQuery100 => ("items", 100),
+            Workload::DynamoDbBatchWrite25 => ("items", 25),
             _ => ("requests", 1),
         }
     }
@@ -334,6 +388,55 @@ impl Workload {
                 ),
             ],
             Workload::CloudWatchPutMetricData => Vec::new(),
+            Workload::DynamoDbPut1k
+            | Workload::DynamoDbGet1k
+            | Workload::DynamoDbQuery100
+            | Workload::DynamoDbBatchWrite25 => {
+                let mut steps = vec![
+                    Setup::Send(
+                        Template::dynamodb(
+                            "CreateTable",
+                            serde_json::json!({
+                                "TableName": TABLE,
+                                "AttributeDefinitions": [
+                                    {"AttributeName": "pk", "AttributeType": "S"},
+                                    {"AttributeName": "sk", "AttributeType": "N"},
+                                ],
+                                "KeySchema": [
+                                    {"AttributeName": "pk", "KeyType": "HASH"},
+                                    {"AttributeName": "sk", "KeyType": "RANGE"},
+                                ],
+                                "BillingMode": "PAY_PER_REQUEST",
+                            }),
+                        ),
+                        true,
+                    ),
+                    Setup::WaitTable,
+                ];
+                // GetItem reads 100 items of partitions hot-0..99; Query reads partitions
+                // part-0..7 of 100 items each.
+                let fill: Vec<serde_json::Value> = match self {
+                    Workload::DynamoDbGet1k => (0..100).map(|i| item_1k(&format!("hot-{i}"), 0)).collect(),
+                    Workload::DynamoDbQuery100 => (0..800)
+                        .map(|i| item_1k(&format!("part-{}", i / 100), i % 100))
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                for chunk in fill.chunks(25) {
+                    let requests: Vec<_> = chunk
+                        .iter()
+                        .map(|item| serde_json::json!({"PutRequest": {"Item": item}}))
+                        .collect();
+                    steps.push(Setup::Send(
+                        Template::dynamodb(
+                            "BatchWriteItem",
+                            serde_json::json!({"RequestItems": {TABLE: requests}}),
+                        ),
+                        false,
+                    ));
+                }
+                steps
+            }
             Workload::SqsReceiveDelete => {
                 let mut steps = vec![Setup::Send(
                     Template::sqs(
@@ -484,6 +587,37 @@ impl Workload {
                 })
                 .collect(),
             Workload::S3Get4k => (0..100).map(|i| Template::s3("GET", format!("/{BUCKET}/hot-{i}"), Bytes::new())).collect(),
+            Workload::DynamoDbPut1k => vec![
+                Template::dynamodb("PutItem", serde_json::json!({"TableName": TABLE, "Item": item_1k("new-__N__", 0)}))
+                    .unique(),
+            ],
+            Workload::DynamoDbGet1k => (0..100)
+                .map(|i| {
+                    Template::dynamodb(
+                        "GetItem",
+                        serde_json::json!({"TableName": TABLE, "Key": {"pk": {"S": format!("hot-{i}")}, "sk": {"N": "0"}}}),
+                    )
+                })
+                .collect(),
+            Workload::DynamoDbQuery100 => (0..8)
+                .map(|p| {
+                    Template::dynamodb(
+                        "Query",
+                        serde_json::json!({
+                            "TableName": TABLE,
+                            "KeyConditionExpression": "pk = :p",
+                            "ExpressionAttributeValues": {":p": {"S": format!("part-{p}")}},
+                        }),
+                    )
+                })
+                .collect(),
+            Workload::DynamoDbBatchWrite25 => {
+                let requests: Vec<_> =
+                    (0..25).map(|i| serde_json::json!({"PutRequest": {"Item": item_1k("batch-__N__", i)}})).collect();
+                vec![
+                    Template::dynamodb("BatchWriteItem", serde_json::json!({"RequestItems": {TABLE: requests}})).unique(),
+                ]
+            }
             Workload::S3Get64m | Workload::S3Get1g => {
                 vec![Template::s3("GET", format!("/{BUCKET}/big-{}", self.unit().1), Bytes::new())]
             }
@@ -495,6 +629,8 @@ pub enum Setup {
     /// Send; `true` means an error answer is acceptable (the resource may already exist).
     Send(Template, bool),
     WaitActive,
+    /// Polls DescribeTable until the DynamoDB table is ACTIVE.
+    WaitTable,
     Iterator,
     /// Creates the topic and queues and subscribes the queues (their ARNs read back, as each
     /// emulator names its account its own way); yields the topic's ARN.
