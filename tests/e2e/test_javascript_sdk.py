@@ -1,5 +1,6 @@
 """The AWS SDK for JavaScript v3 against Lakebox: S3 (with the SDK's default flexible checksums),
-Kinesis, Glue, Athena, Firehose and SQS (whose client verifies message checksums), driven by tests/e2e/js/clients.mjs under Node. Skipped, with
+Kinesis, Glue, Athena, Firehose, SQS (whose client verifies message checksums) and DynamoDB
+(the document client, and DynamoDB Streams), driven by tests/e2e/js/clients.mjs under Node. Skipped, with
 the reason, when node or the SDK is not on the machine (./scripts/test installs the SDK when node
 is there)."""
 
@@ -55,3 +56,11 @@ def test_firehose_delivers_to_s3(js_results):
 def test_sqs_messages_with_verified_checksums(js_results):
     assert js_results["sqs_bodies"] == ["batch a", "batch b", "from js|order"]
     assert js_results["sqs_missing"] == "QueueDoesNotExist"
+
+
+def test_dynamodb_document_client_and_streams(js_results):
+    assert js_results["ddb_updated_price"] == 13
+    assert js_results["ddb_query"] == {"ids": [2, 4, 5], "count": 3, "scanned": 4, "tags": ["a", "t2"]}
+    assert js_results["ddb_tx"] == ["TransactionCanceledException", ["None", "ConditionalCheckFailed"]]
+    assert js_results["ddb_bob"] == "absent"
+    assert js_results["ddb_stream_events"] == ["INSERT"] * 5 + ["MODIFY"]

@@ -12,6 +12,9 @@ const glueSdk = require("@aws-sdk/client-glue");
 const athenaSdk = require("@aws-sdk/client-athena");
 const firehoseSdk = require("@aws-sdk/client-firehose");
 const sqsSdk = require("@aws-sdk/client-sqs");
+const ddbSdk = require("@aws-sdk/client-dynamodb");
+const ddbLib = require("@aws-sdk/lib-dynamodb");
+const ddbStreamsSdk = require("@aws-sdk/client-dynamodb-streams");
 
 const endpoint = process.argv[2];
 const config = {
@@ -164,5 +167,52 @@ try {
 } catch (e) {
   out.sqs_missing = e.name;
 }
+
+// DynamoDB through the document client (native JS values marshalled by the SDK), a
+// conditional update, a query with a filter, a transaction, and the table's stream.
+const ddb = new ddbSdk.DynamoDBClient(config);
+await ddb.send(new ddbSdk.CreateTableCommand({
+  TableName: "js-orders",
+  AttributeDefinitions: [{ AttributeName: "customer", AttributeType: "S" }, { AttributeName: "id", AttributeType: "N" }],
+  KeySchema: [{ AttributeName: "customer", KeyType: "HASH" }, { AttributeName: "id", KeyType: "RANGE" }],
+  BillingMode: "PAY_PER_REQUEST",
+  StreamSpecification: { StreamEnabled: true, StreamViewType: "NEW_IMAGE" },
+}));
+const doc = ddbLib.DynamoDBDocumentClient.from(ddb);
+for (let i = 1; i <= 5; i++) {
+  await doc.send(new ddbLib.PutCommand({
+    TableName: "js-orders", Item: { customer: "ann", id: i, price: i * 1.5, tags: new Set(["a", `t${i}`]) },
+  }));
+}
+const updated = await doc.send(new ddbLib.UpdateCommand({
+  TableName: "js-orders", Key: { customer: "ann", id: 2 },
+  UpdateExpression: "SET price = price + :d", ConditionExpression: "price < :max",
+  ExpressionAttributeValues: { ":d": 10, ":max": 5 }, ReturnValues: "ALL_NEW",
+}));
+out.ddb_updated_price = updated.Attributes.price;
+const q = await doc.send(new ddbLib.QueryCommand({
+  TableName: "js-orders", KeyConditionExpression: "customer = :c AND id >= :from",
+  FilterExpression: "price > :p", ExpressionAttributeValues: { ":c": "ann", ":from": 2, ":p": 5 },
+}));
+out.ddb_query = { ids: q.Items.map((i) => i.id), count: q.Count, scanned: q.ScannedCount, tags: [...q.Items[0].tags].sort() };
+try {
+  await doc.send(new ddbLib.TransactWriteCommand({ TransactItems: [
+    { Put: { TableName: "js-orders", Item: { customer: "bob", id: 1 } } },
+    { ConditionCheck: { TableName: "js-orders", Key: { customer: "ann", id: 9 }, ConditionExpression: "attribute_exists(id)" } },
+  ] }));
+  out.ddb_tx = "no error";
+} catch (e) {
+  out.ddb_tx = [e.name, (e.CancellationReasons || []).map((r) => r.Code)];
+}
+const bob = await doc.send(new ddbLib.GetCommand({ TableName: "js-orders", Key: { customer: "bob", id: 1 } }));
+out.ddb_bob = bob.Item === undefined ? "absent" : "present";
+const streams = new ddbStreamsSdk.DynamoDBStreamsClient(config);
+const desc = await ddb.send(new ddbSdk.DescribeTableCommand({ TableName: "js-orders" }));
+const sd = await streams.send(new ddbStreamsSdk.DescribeStreamCommand({ StreamArn: desc.Table.LatestStreamArn }));
+const { ShardIterator } = await streams.send(new ddbStreamsSdk.GetShardIteratorCommand({
+  StreamArn: desc.Table.LatestStreamArn, ShardId: sd.StreamDescription.Shards[0].ShardId, ShardIteratorType: "TRIM_HORIZON",
+}));
+const recs = await streams.send(new ddbStreamsSdk.GetRecordsCommand({ ShardIterator }));
+out.ddb_stream_events = recs.Records.map((r) => r.eventName);
 
 console.log(JSON.stringify(out));
