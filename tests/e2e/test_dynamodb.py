@@ -699,3 +699,33 @@ def test_ttl_deletes_expired_items_with_ttl_stream_records(tmp_path):
         assert all("OldImage" in r["dynamodb"] for r in removes)
         inserts = [r for r in records if r["eventName"] == "INSERT"]
         assert all("userIdentity" not in r for r in inserts)
+
+
+def test_provisioned_tables_throttle_past_their_capacity(tmp_path):
+    for limits in ["on", "off"]:
+        with Lakebox(tmp_path / limits, "--dynamodb-throughput-limits", limits) as lb:
+            ddb = lb.client("dynamodb")  # the harness's clients do not retry
+            ddb.create_table(
+                TableName="t_prov",
+                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                ProvisionedThroughput={"ReadCapacityUnits": 1, "WriteCapacityUnits": 1},
+            )
+            big = "x" * 3000  # 3 write units a put: the 300 s burst is ~100 puts
+            throttled = None
+            for i in range(150):
+                try:
+                    ddb.put_item(TableName="t_prov", Item={"pk": {"S": f"k{i}"}, "v": {"S": big}})
+                except botocore.exceptions.ClientError as e:
+                    throttled = (i, e.response["Error"]["Code"], e.response["Error"]["Message"])
+                    break
+            if limits == "off":
+                assert throttled is None
+                continue
+            assert throttled is not None and 95 <= throttled[0] <= 105, throttled
+            assert throttled[1] == "ProvisionedThroughputExceededException"
+            assert throttled[2].startswith("The level of configured provisioned throughput for the table was exceeded.")
+            # Reads draw on their own capacity; on-demand billing lifts the limit.
+            assert ddb.get_item(TableName="t_prov", Key={"pk": {"S": "k0"}})["Item"]["v"]["S"] == big
+            ddb.update_table(TableName="t_prov", BillingMode="PAY_PER_REQUEST")
+            ddb.put_item(TableName="t_prov", Item={"pk": {"S": "after"}, "v": {"S": big}})

@@ -18,6 +18,7 @@ use crate::items::{
     read_projection,
 };
 use crate::tables::TableRecord;
+use crate::throttle::Kind;
 use crate::value::{Item, item_size};
 use crate::{DynamoDb, capacity, storage};
 
@@ -48,6 +49,7 @@ impl DynamoDb {
         let mut sizes: BTreeMap<String, usize> = BTreeMap::new();
         for (name, requests) in input.request_items {
             let table = self.table(ctx, &name)?;
+            self.throttle.admit(&table, Kind::Write, self.now())?;
             let mut seen = HashSet::new();
             for r in requests {
                 let write = match (r.put_request, r.delete_request) {
@@ -89,6 +91,12 @@ impl DynamoDb {
         if gone {
             return Err(errors::resource_not_found());
         }
+        for (name, bytes) in &sizes {
+            if let Ok(table) = self.table(ctx, name) {
+                self.throttle
+                    .charge(&table, Kind::Write, capacity::write_units(*bytes), self.now());
+            }
+        }
         let consumed = input.return_consumed_capacity.as_ref().map(|asked| {
             sizes
                 .iter()
@@ -117,6 +125,7 @@ impl DynamoDb {
         let mut plans = Vec::new();
         for (name, ka) in input.request_items {
             let table = self.table(ctx, &name)?;
+            self.throttle.admit(&table, Kind::Read, self.now())?;
             let projection = read_projection(
                 ka.projection_expression.as_ref(),
                 ka.attributes_to_get.as_deref(),
@@ -275,6 +284,9 @@ impl DynamoDb {
             }
             writes.push(w);
         }
+        for (w, _) in &writes {
+            self.throttle.admit(&w.table, Kind::Write, now)?;
+        }
         let sizes: Vec<(Arc<TableRecord>, usize)> = writes
             .iter()
             .map(|(w, _)| {
@@ -370,6 +382,7 @@ impl DynamoDb {
         for t in input.transact_items {
             let g = t.get;
             let table = self.table(ctx, &g.table_name)?;
+            self.throttle.admit(&table, Kind::Read, self.now())?;
             let key = checked_key(&table, g.key)?;
             let projection = read_projection(
                 g.projection_expression.as_ref(),

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use lakebox_core::{RequestContext, ServiceError};
 use lakebox_store::kv::WriteBatch;
 
+use crate::DynamoDb;
 use crate::api::*;
 use crate::errors::{self, invalid, validation};
 use crate::expr::{self, Cond, DocPath, Substitutions};
@@ -16,8 +17,8 @@ use crate::legacy;
 use crate::storage;
 use crate::streams::ChangeLog;
 use crate::tables::TableRecord;
+use crate::throttle::Kind;
 use crate::value::{AttributeValue, Item, canonicalize, canonicalize_item, item_size};
-use crate::{DynamoDb, capacity};
 
 /// Largest item, counted as DynamoDB counts it.
 pub const MAX_ITEM_BYTES: usize = 400 * 1024;
@@ -344,6 +345,7 @@ impl DynamoDb {
         mut input: PutItemInput,
     ) -> Result<PutItemOutput, ServiceError> {
         let table = self.table(ctx, &input.table_name)?;
+        self.throttle.admit(&table, Kind::Write, self.now())?;
         let return_old = match input.return_values.as_ref() {
             None | Some(ReturnValue::None) => false,
             Some(ReturnValue::AllOld) => true,
@@ -368,7 +370,7 @@ impl DynamoDb {
         match self.run_write(write).await? {
             Outcome::Done { old, .. } => Ok(PutItemOutput {
                 attributes: old.filter(|_| return_old),
-                consumed_capacity: capacity::write(&table, input.return_consumed_capacity.as_ref(), size),
+                consumed_capacity: self.consume_write(&table, input.return_consumed_capacity.as_ref(), size),
                 item_collection_metrics: None,
             }),
             other => Err(other.into_error(return_old_on_failure(
@@ -383,6 +385,7 @@ impl DynamoDb {
         mut input: DeleteItemInput,
     ) -> Result<DeleteItemOutput, ServiceError> {
         let table = self.table(ctx, &input.table_name)?;
+        self.throttle.admit(&table, Kind::Write, self.now())?;
         let return_old = match input.return_values.as_ref() {
             None | Some(ReturnValue::None) => false,
             Some(ReturnValue::AllOld) => true,
@@ -407,7 +410,11 @@ impl DynamoDb {
                 let size = old.as_ref().map_or(0, item_size);
                 Ok(DeleteItemOutput {
                     attributes: old.filter(|_| return_old),
-                    consumed_capacity: capacity::write(&table, input.return_consumed_capacity.as_ref(), size),
+                    consumed_capacity: self.consume_write(
+                        &table,
+                        input.return_consumed_capacity.as_ref(),
+                        size,
+                    ),
                     item_collection_metrics: None,
                 })
             }
@@ -423,6 +430,7 @@ impl DynamoDb {
         mut input: UpdateItemInput,
     ) -> Result<UpdateItemOutput, ServiceError> {
         let table = self.table(ctx, &input.table_name)?;
+        self.throttle.admit(&table, Kind::Write, self.now())?;
         let return_values = input.return_values.clone().unwrap_or(ReturnValue::None);
         if let ReturnValue::Unknown(_) = return_values {
             return Err(validation("Return values set to invalid value"));
@@ -466,7 +474,11 @@ impl DynamoDb {
                 };
                 Ok(UpdateItemOutput {
                     attributes: attributes.filter(|a| !a.is_empty()),
-                    consumed_capacity: capacity::write(&table, input.return_consumed_capacity.as_ref(), size),
+                    consumed_capacity: self.consume_write(
+                        &table,
+                        input.return_consumed_capacity.as_ref(),
+                        size,
+                    ),
                     item_collection_metrics: None,
                 })
             }
@@ -482,6 +494,7 @@ impl DynamoDb {
         mut input: GetItemInput,
     ) -> Result<GetItemOutput, ServiceError> {
         let table = self.table(ctx, &input.table_name)?;
+        self.throttle.admit(&table, Kind::Read, self.now())?;
         let key = checked_key(&table, std::mem::take(&mut input.key))?;
         let projection = read_projection(
             input.projection_expression.as_ref(),
@@ -503,7 +516,7 @@ impl DynamoDb {
         };
         Ok(GetItemOutput {
             item,
-            consumed_capacity: capacity::read(
+            consumed_capacity: self.consume_read(
                 &table,
                 input.return_consumed_capacity.as_ref(),
                 size,

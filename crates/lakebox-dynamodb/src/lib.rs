@@ -26,6 +26,7 @@ mod storage;
 pub mod streams;
 pub mod streams_api;
 mod tables;
+mod throttle;
 pub mod value;
 
 use std::collections::HashMap;
@@ -46,8 +47,24 @@ pub(crate) type TableKey = (String, String, String);
 /// Every table's record, shared with the write jobs (see `streams::ChangeLog::current`).
 pub(crate) type Tables = Arc<RwLock<HashMap<TableKey, Arc<TableRecord>>>>;
 
+/// What the binary sets.
+#[derive(Debug, Clone, Copy)]
+pub struct DynamoDbSettings {
+    /// Whether PROVISIONED tables are held to their throughput (as on AWS).
+    pub throughput_limits: bool,
+}
+
+impl Default for DynamoDbSettings {
+    fn default() -> Self {
+        DynamoDbSettings {
+            throughput_limits: true,
+        }
+    }
+}
+
 pub struct DynamoDb {
     meta: MetaStore,
+    throttle: throttle::Throttle,
     clock: Arc<dyn Clock>,
     /// Every table's record, for the item operations' lookups (the store holds the truth).
     tables: Tables,
@@ -59,7 +76,11 @@ pub struct DynamoDb {
 }
 
 impl DynamoDb {
-    pub fn open(dir: &Path, clock: Arc<dyn Clock>) -> Result<Arc<Self>, StoreError> {
+    pub fn open(
+        dir: &Path,
+        clock: Arc<dyn Clock>,
+        settings: DynamoDbSettings,
+    ) -> Result<Arc<Self>, StoreError> {
         let meta = MetaStore::open(&dir.join("tables.redb"))?;
         let mut tables = HashMap::new();
         for (_, v) in meta.read(|view| view.scan_prefix(storage::TABLES, b""))? {
@@ -70,6 +91,7 @@ impl DynamoDb {
         let next_seq = streams::next_sequence(&meta)?;
         Ok(Arc::new(DynamoDb {
             meta,
+            throttle: throttle::Throttle::new(settings.throughput_limits),
             clock,
             tables: Arc::new(RwLock::new(tables)),
             admin: tokio::sync::Mutex::new(()),
@@ -80,6 +102,39 @@ impl DynamoDb {
 
     fn now(&self) -> i64 {
         self.clock.now_millis()
+    }
+
+    /// ConsumedCapacity for a read of `bytes` (when asked for), drawn from the table's
+    /// provisioned throughput.
+    pub(crate) fn consume_read(
+        &self,
+        table: &TableRecord,
+        asked: Option<&ReturnConsumedCapacity>,
+        bytes: usize,
+        consistent: bool,
+    ) -> Option<ConsumedCapacity> {
+        self.throttle.charge(
+            table,
+            throttle::Kind::Read,
+            capacity::read_units(bytes, consistent),
+            self.now(),
+        );
+        capacity::read(table, asked, bytes, consistent)
+    }
+
+    pub(crate) fn consume_write(
+        &self,
+        table: &TableRecord,
+        asked: Option<&ReturnConsumedCapacity>,
+        bytes: usize,
+    ) -> Option<ConsumedCapacity> {
+        self.throttle.charge(
+            table,
+            throttle::Kind::Write,
+            capacity::write_units(bytes),
+            self.now(),
+        );
+        capacity::write(table, asked, bytes)
     }
 
     pub(crate) fn change_log(&self) -> streams::ChangeLog {

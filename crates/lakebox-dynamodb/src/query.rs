@@ -14,8 +14,9 @@ use crate::expr::{self, Cmp, Cond, DocPath, Operand};
 use crate::items::{Exprs, check_values};
 use crate::schema::{IndexDef, IndexProjection, KeySchema};
 use crate::tables::TableRecord;
+use crate::throttle::Kind;
 use crate::value::{AttributeValue, Item, canonicalize_item, compare, item_size};
-use crate::{DynamoDb, capacity, legacy, storage};
+use crate::{DynamoDb, legacy, storage};
 
 /// Most bytes one page evaluates.
 const PAGE_BYTES: usize = 1024 * 1024;
@@ -201,6 +202,7 @@ impl DynamoDb {
         mut input: QueryInput,
     ) -> Result<QueryOutput, ServiceError> {
         let table: Arc<TableRecord> = self.table(ctx, &input.table_name)?;
+        self.throttle.admit(&table, Kind::Read, self.now())?;
         let consistent = input.consistent_read == Some(true);
         let src = source(&table, input.index_name.as_ref(), consistent)?;
         check_values(&mut input.expression_attribute_values)?;
@@ -283,7 +285,7 @@ impl DynamoDb {
             count: Some(page.count as i32),
             scanned_count: Some(page.scanned as i32),
             last_evaluated_key: page.last_key,
-            consumed_capacity: capacity::read(
+            consumed_capacity: self.consume_read(
                 &table,
                 input.return_consumed_capacity.as_ref(),
                 page.bytes,
@@ -298,6 +300,7 @@ impl DynamoDb {
         mut input: ScanInput,
     ) -> Result<ScanOutput, ServiceError> {
         let table: Arc<TableRecord> = self.table(ctx, &input.table_name)?;
+        self.throttle.admit(&table, Kind::Read, self.now())?;
         let consistent = input.consistent_read == Some(true);
         let src = source(&table, input.index_name.as_ref(), consistent)?;
         check_values(&mut input.expression_attribute_values)?;
@@ -379,7 +382,7 @@ impl DynamoDb {
             count: Some(page.count as i32),
             scanned_count: Some(page.scanned as i32),
             last_evaluated_key: page.last_key,
-            consumed_capacity: capacity::read(
+            consumed_capacity: self.consume_read(
                 &table,
                 input.return_consumed_capacity.as_ref(),
                 page.bytes,

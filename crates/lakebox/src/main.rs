@@ -103,6 +103,11 @@ pub struct ServeArgs {
     #[arg(long, env = "LAKEBOX_CLOUDWATCH_ALARM_TICK_MS", default_value_t = 10_000)]
     pub cloudwatch_alarm_tick_ms: u64,
 
+    /// Hold PROVISIONED DynamoDB tables to their read and write capacity, with AWS's 300 s of
+    /// burst (`ProvisionedThroughputExceededException` past it): `on` or `off`.
+    #[arg(long, env = "LAKEBOX_DYNAMODB_THROUGHPUT_LIMITS", default_value = "on", value_parser = ["on", "off"])]
+    pub dynamodb_throughput_limits: String,
+
     /// Milliseconds between DynamoDB's TTL sweeps (deleting expired items) and stream trims.
     /// AWS deletes expired items within days; Lakebox within this period.
     #[arg(long, env = "LAKEBOX_DYNAMODB_TTL_SWEEP_MS", default_value_t = 10_000)]

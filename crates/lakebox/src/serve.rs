@@ -195,7 +195,10 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
         }),
         opening("DynamoDB store", {
             let (dir, clock) = (data_dir.join("dynamodb"), clock.clone());
-            move || lakebox_dynamodb::DynamoDb::open(&dir, clock)
+            let settings = lakebox_dynamodb::DynamoDbSettings {
+                throughput_limits: args.dynamodb_throughput_limits == "on",
+            };
+            move || lakebox_dynamodb::DynamoDb::open(&dir, clock, settings)
         }),
     );
     let (sqs, sns, cloudwatch, logs, lambda, dynamodb) = (sqs?, sns?, cloudwatch?, logs?, lambda?, dynamodb?);
