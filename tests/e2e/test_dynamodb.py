@@ -729,3 +729,71 @@ def test_provisioned_tables_throttle_past_their_capacity(tmp_path):
             assert ddb.get_item(TableName="t_prov", Key={"pk": {"S": "k0"}})["Item"]["v"]["S"] == big
             ddb.update_table(TableName="t_prov", BillingMode="PAY_PER_REQUEST")
             ddb.put_item(TableName="t_prov", Item={"pk": {"S": "after"}, "v": {"S": big}})
+
+
+def test_partiql_statements_batches_and_transactions(ddb, lakebox):
+    orders_table(ddb, "t_partiql")
+    for i in range(1, 6):
+        ddb.execute_statement(
+            Statement="INSERT INTO \"t_partiql\" VALUE {'customer': ?, 'order_id': ?, 'price': ?, 'tags': <<'a', 'b'>>}",
+            Parameters=[{"S": "ann"}, {"N": str(i)}, {"N": str(i * 10)}],
+        )
+    code, msg, _ = error(lambda: ddb.execute_statement(Statement="INSERT INTO t_partiql VALUE {'customer': 'ann', 'order_id': 1}"))
+    assert (code, msg) == ("DuplicateItemException", "Duplicate primary key exists in table")
+    got = ddb.execute_statement(Statement="SELECT order_id, price FROM t_partiql WHERE customer = 'ann' AND order_id >= 2 AND price < 50 ORDER BY order_id DESC")
+    assert [(i["order_id"]["N"], i["price"]["N"]) for i in got["Items"]] == [("4", "40"), ("3", "30"), ("2", "20")]
+    # Paging with Limit and NextToken.
+    seen, token = [], None
+    while True:
+        kw = {"NextToken": token} if token else {}
+        page = ddb.execute_statement(Statement="SELECT * FROM t_partiql WHERE customer = ?", Parameters=[{"S": "ann"}], Limit=2, **kw)
+        seen += [int(i["order_id"]["N"]) for i in page["Items"]]
+        token = page.get("NextToken")
+        if not token:
+            break
+    assert seen == [1, 2, 3, 4, 5]
+    # A scan with a filter when the partition is not fixed.
+    scanned = ddb.execute_statement(Statement="SELECT order_id FROM t_partiql WHERE price BETWEEN 20 AND 30 AND tags IS NOT MISSING")
+    assert sorted(i["order_id"]["N"] for i in scanned["Items"]) == ["2", "3"]
+    out = ddb.execute_statement(
+        Statement="UPDATE t_partiql SET price = price + 1 SET note = 'rush' REMOVE tags WHERE customer = 'ann' AND order_id = 1 RETURNING ALL NEW *")
+    assert out["Items"][0]["price"] == {"N": "11"} and out["Items"][0]["note"] == {"S": "rush"} and "tags" not in out["Items"][0]
+    code, _, _ = error(lambda: ddb.execute_statement(Statement="UPDATE t_partiql SET price = 0 WHERE customer = 'nobody' AND order_id = 1"))
+    assert code == "ConditionalCheckFailedException", "an UPDATE never creates an item"
+    code, msg, _ = error(lambda: ddb.execute_statement(Statement="UPDATE t_partiql SET price = 0 WHERE customer = 'ann'"))
+    assert msg == "Where clause does not contain a mandatory equality on all key attributes"
+    code, msg, _ = error(lambda: ddb.execute_statement(Statement="SELEC * FROM t_partiql"))
+    assert code == "ValidationException" and msg.startswith("Statement wasn't well formed")
+    code, msg, _ = error(lambda: ddb.execute_statement(Statement="SELECT * FROM t_partiql WHERE customer = ?"))
+    assert msg == "Number of parameters in request and statement don't match."
+    deleted = ddb.execute_statement(Statement="DELETE FROM t_partiql WHERE customer = 'ann' AND order_id = 5 RETURNING ALL OLD *")
+    assert deleted["Items"][0]["price"] == {"N": "50"}
+    batch = ddb.batch_execute_statement(Statements=[
+        {"Statement": "INSERT INTO t_partiql VALUE {'customer': 'bob', 'order_id': 1}"},
+        {"Statement": "INSERT INTO t_partiql VALUE {'customer': 'ann', 'order_id': 2}"},
+        {"Statement": "UPDATE t_partiql SET price = 7 WHERE customer = 'bob' AND order_id = 1"},
+    ])["Responses"]
+    assert "Error" not in batch[0] and batch[1]["Error"]["Code"] == "DuplicateItem" and "Error" not in batch[2]
+    reads = ddb.batch_execute_statement(Statements=[
+        {"Statement": "SELECT price FROM t_partiql WHERE customer = 'bob' AND order_id = 1"},
+        {"Statement": "SELECT * FROM t_partiql WHERE customer = 'zed' AND order_id = 1"},
+    ])["Responses"]
+    assert reads[0]["Item"] == {"price": {"N": "7"}} and "Item" not in reads[1]
+    code, msg, resp = error(lambda: ddb.execute_transaction(TransactStatements=[
+        {"Statement": "UPDATE t_partiql SET price = 1 WHERE customer = 'bob' AND order_id = 1"},
+        {"Statement": "UPDATE t_partiql SET price = 1 WHERE customer = 'ann' AND order_id = 2 AND price > 1000"},
+    ]))
+    assert code == "TransactionCanceledException"
+    assert [r["Code"] for r in resp["CancellationReasons"]] == ["None", "ConditionalCheckFailed"]
+    ddb.execute_transaction(TransactStatements=[
+        {"Statement": "UPDATE t_partiql SET price = 1 WHERE customer = 'bob' AND order_id = 1"},
+        {"Statement": "DELETE FROM t_partiql WHERE customer = 'ann' AND order_id = 2"},
+    ])
+    got = ddb.execute_transaction(TransactStatements=[
+        {"Statement": "SELECT price FROM t_partiql WHERE customer = 'bob' AND order_id = 1"},
+        {"Statement": "SELECT * FROM t_partiql WHERE customer = 'ann' AND order_id = 2"},
+    ])["Responses"]
+    assert got[0]["Item"] == {"price": {"N": "1"}} and "Item" not in got[1]
+    out = lakebox.cli("dynamodb", "execute-statement", "--statement", "SELECT * FROM t_partiql WHERE customer = 'bob'")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["Items"][0]["price"] == {"N": "1"}

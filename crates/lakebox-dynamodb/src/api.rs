@@ -46,6 +46,9 @@ pub const OPERATIONS: &[&str] = &[
     "BatchWriteItem",
     "TransactWriteItems",
     "TransactGetItems",
+    "ExecuteStatement",
+    "BatchExecuteStatement",
+    "ExecuteTransaction",
 ];
 /// Every operation of the model, implemented or not.
 pub const MODEL_OPERATIONS: &[&str] = &[
@@ -193,6 +196,35 @@ pub struct AttributeValueUpdateRaw {
     pub action: Option<AttributeAction>,
 }
 
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BatchExecuteStatementInput {
+    #[serde(rename = "Statements")]
+    pub statements: Vec<BatchStatementRequest>,
+    #[serde(
+        rename = "ReturnConsumedCapacity",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub return_consumed_capacity: Option<ReturnConsumedCapacity>,
+}
+
+/// `BatchExecuteStatementInput` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct BatchExecuteStatementInputRaw {
+    #[serde(rename = "Statements", default)]
+    pub statements: Option<Vec<BatchStatementRequestRaw>>,
+    #[serde(rename = "ReturnConsumedCapacity", default)]
+    pub return_consumed_capacity: Option<ReturnConsumedCapacity>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BatchExecuteStatementOutput {
+    #[serde(rename = "Responses", default, skip_serializing_if = "Option::is_none")]
+    pub responses: Option<Vec<BatchStatementResponse>>,
+    #[serde(rename = "ConsumedCapacity", default, skip_serializing_if = "Option::is_none")]
+    pub consumed_capacity: Option<Vec<ConsumedCapacity>>,
+}
+
 /// Represents the input of a BatchGetItem operation.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BatchGetItemInput {
@@ -224,6 +256,136 @@ pub struct BatchGetItemOutput {
     pub unprocessed_keys: Option<BTreeMap<String, KeysAndAttributes>>,
     #[serde(rename = "ConsumedCapacity", default, skip_serializing_if = "Option::is_none")]
     pub consumed_capacity: Option<Vec<ConsumedCapacity>>,
+}
+
+/// An error associated with a statement in a PartiQL batch that was run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BatchStatementError {
+    #[serde(rename = "Code", default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<BatchStatementErrorCodeEnum>,
+    #[serde(rename = "Message", default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(rename = "Item", default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<BTreeMap<String, crate::value::AttributeValue>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BatchStatementErrorCodeEnum {
+    /// `ConditionalCheckFailed`
+    ConditionalCheckFailed,
+    /// `ItemCollectionSizeLimitExceeded`
+    ItemCollectionSizeLimitExceeded,
+    /// `RequestLimitExceeded`
+    RequestLimitExceeded,
+    /// `ValidationError`
+    ValidationError,
+    /// `ProvisionedThroughputExceeded`
+    ProvisionedThroughputExceeded,
+    /// `TransactionConflict`
+    TransactionConflict,
+    /// `ThrottlingError`
+    ThrottlingError,
+    /// `InternalServerError`
+    InternalServerError,
+    /// `ResourceNotFound`
+    ResourceNotFound,
+    /// `AccessDenied`
+    AccessDenied,
+    /// `DuplicateItem`
+    DuplicateItem,
+    /// A value this model does not list (a newer client's, or a wrong one).
+    Unknown(String),
+}
+impl BatchStatementErrorCodeEnum {
+    pub const VALUES: &'static [&'static str] = &[
+        "ConditionalCheckFailed",
+        "ItemCollectionSizeLimitExceeded",
+        "RequestLimitExceeded",
+        "ValidationError",
+        "ProvisionedThroughputExceeded",
+        "TransactionConflict",
+        "ThrottlingError",
+        "InternalServerError",
+        "ResourceNotFound",
+        "AccessDenied",
+        "DuplicateItem",
+    ];
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::ConditionalCheckFailed => "ConditionalCheckFailed",
+            Self::ItemCollectionSizeLimitExceeded => "ItemCollectionSizeLimitExceeded",
+            Self::RequestLimitExceeded => "RequestLimitExceeded",
+            Self::ValidationError => "ValidationError",
+            Self::ProvisionedThroughputExceeded => "ProvisionedThroughputExceeded",
+            Self::TransactionConflict => "TransactionConflict",
+            Self::ThrottlingError => "ThrottlingError",
+            Self::InternalServerError => "InternalServerError",
+            Self::ResourceNotFound => "ResourceNotFound",
+            Self::AccessDenied => "AccessDenied",
+            Self::DuplicateItem => "DuplicateItem",
+            Self::Unknown(s) => s,
+        }
+    }
+}
+impl From<&str> for BatchStatementErrorCodeEnum {
+    fn from(s: &str) -> Self {
+        match s {
+            "ConditionalCheckFailed" => Self::ConditionalCheckFailed,
+            "ItemCollectionSizeLimitExceeded" => Self::ItemCollectionSizeLimitExceeded,
+            "RequestLimitExceeded" => Self::RequestLimitExceeded,
+            "ValidationError" => Self::ValidationError,
+            "ProvisionedThroughputExceeded" => Self::ProvisionedThroughputExceeded,
+            "TransactionConflict" => Self::TransactionConflict,
+            "ThrottlingError" => Self::ThrottlingError,
+            "InternalServerError" => Self::InternalServerError,
+            "ResourceNotFound" => Self::ResourceNotFound,
+            "AccessDenied" => Self::AccessDenied,
+            "DuplicateItem" => Self::DuplicateItem,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+lakebox_service::string_enum!(BatchStatementErrorCodeEnum);
+
+/// A PartiQL batch statement request.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BatchStatementRequest {
+    #[serde(rename = "Statement")]
+    pub statement: String,
+    #[serde(rename = "Parameters", default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Vec<crate::value::AttributeValue>>,
+    #[serde(rename = "ConsistentRead", default, skip_serializing_if = "Option::is_none")]
+    pub consistent_read: Option<bool>,
+    #[serde(
+        rename = "ReturnValuesOnConditionCheckFailure",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub return_values_on_condition_check_failure: Option<ReturnValuesOnConditionCheckFailure>,
+}
+
+/// `BatchStatementRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct BatchStatementRequestRaw {
+    #[serde(rename = "Statement", default)]
+    pub statement: Option<String>,
+    #[serde(rename = "Parameters", default)]
+    pub parameters: Option<Vec<crate::value::AttributeValue>>,
+    #[serde(rename = "ConsistentRead", default)]
+    pub consistent_read: Option<bool>,
+    #[serde(rename = "ReturnValuesOnConditionCheckFailure", default)]
+    pub return_values_on_condition_check_failure: Option<ReturnValuesOnConditionCheckFailure>,
+}
+
+/// A PartiQL batch statement response..
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BatchStatementResponse {
+    #[serde(rename = "Error", default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<BatchStatementError>,
+    #[serde(rename = "TableName", default, skip_serializing_if = "Option::is_none")]
+    pub table_name: Option<String>,
+    #[serde(rename = "Item", default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<BTreeMap<String, crate::value::AttributeValue>>,
 }
 
 /// Represents the input of a BatchWriteItem operation.
@@ -1174,6 +1336,100 @@ pub struct Endpoint {
     pub cache_period_in_minutes: i64,
 }
 
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExecuteStatementInput {
+    #[serde(rename = "Statement")]
+    pub statement: String,
+    #[serde(rename = "Parameters", default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Vec<crate::value::AttributeValue>>,
+    #[serde(rename = "ConsistentRead", default, skip_serializing_if = "Option::is_none")]
+    pub consistent_read: Option<bool>,
+    #[serde(rename = "NextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(
+        rename = "ReturnConsumedCapacity",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub return_consumed_capacity: Option<ReturnConsumedCapacity>,
+    #[serde(rename = "Limit", default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i32>,
+    #[serde(
+        rename = "ReturnValuesOnConditionCheckFailure",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub return_values_on_condition_check_failure: Option<ReturnValuesOnConditionCheckFailure>,
+}
+
+/// `ExecuteStatementInput` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ExecuteStatementInputRaw {
+    #[serde(rename = "Statement", default)]
+    pub statement: Option<String>,
+    #[serde(rename = "Parameters", default)]
+    pub parameters: Option<Vec<crate::value::AttributeValue>>,
+    #[serde(rename = "ConsistentRead", default)]
+    pub consistent_read: Option<bool>,
+    #[serde(rename = "NextToken", default)]
+    pub next_token: Option<String>,
+    #[serde(rename = "ReturnConsumedCapacity", default)]
+    pub return_consumed_capacity: Option<ReturnConsumedCapacity>,
+    #[serde(rename = "Limit", default)]
+    pub limit: Option<i32>,
+    #[serde(rename = "ReturnValuesOnConditionCheckFailure", default)]
+    pub return_values_on_condition_check_failure: Option<ReturnValuesOnConditionCheckFailure>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExecuteStatementOutput {
+    #[serde(rename = "Items", default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<Vec<BTreeMap<String, crate::value::AttributeValue>>>,
+    #[serde(rename = "NextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(rename = "ConsumedCapacity", default, skip_serializing_if = "Option::is_none")]
+    pub consumed_capacity: Option<ConsumedCapacity>,
+    #[serde(rename = "LastEvaluatedKey", default, skip_serializing_if = "Option::is_none")]
+    pub last_evaluated_key: Option<BTreeMap<String, crate::value::AttributeValue>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExecuteTransactionInput {
+    #[serde(rename = "TransactStatements")]
+    pub transact_statements: Vec<ParameterizedStatement>,
+    #[serde(
+        rename = "ClientRequestToken",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub client_request_token: Option<String>,
+    #[serde(
+        rename = "ReturnConsumedCapacity",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub return_consumed_capacity: Option<ReturnConsumedCapacity>,
+}
+
+/// `ExecuteTransactionInput` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ExecuteTransactionInputRaw {
+    #[serde(rename = "TransactStatements", default)]
+    pub transact_statements: Option<Vec<ParameterizedStatementRaw>>,
+    #[serde(rename = "ClientRequestToken", default)]
+    pub client_request_token: Option<String>,
+    #[serde(rename = "ReturnConsumedCapacity", default)]
+    pub return_consumed_capacity: Option<ReturnConsumedCapacity>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExecuteTransactionOutput {
+    #[serde(rename = "Responses", default, skip_serializing_if = "Option::is_none")]
+    pub responses: Option<Vec<ItemResponse>>,
+    #[serde(rename = "ConsumedCapacity", default, skip_serializing_if = "Option::is_none")]
+    pub consumed_capacity: Option<Vec<ConsumedCapacity>>,
+}
+
 /// Represents a condition to be compared with an attribute value.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ExpectedAttributeValue {
@@ -1799,6 +2055,32 @@ pub struct OnDemandThroughputOverride {
 pub struct OnDemandThroughputOverrideRaw {
     #[serde(rename = "MaxReadRequestUnits", default)]
     pub max_read_request_units: Option<i64>,
+}
+
+/// Represents a PartiQL statement that uses parameters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ParameterizedStatement {
+    #[serde(rename = "Statement")]
+    pub statement: String,
+    #[serde(rename = "Parameters", default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Vec<crate::value::AttributeValue>>,
+    #[serde(
+        rename = "ReturnValuesOnConditionCheckFailure",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub return_values_on_condition_check_failure: Option<ReturnValuesOnConditionCheckFailure>,
+}
+
+/// `ParameterizedStatement` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ParameterizedStatementRaw {
+    #[serde(rename = "Statement", default)]
+    pub statement: Option<String>,
+    #[serde(rename = "Parameters", default)]
+    pub parameters: Option<Vec<crate::value::AttributeValue>>,
+    #[serde(rename = "ReturnValuesOnConditionCheckFailure", default)]
+    pub return_values_on_condition_check_failure: Option<ReturnValuesOnConditionCheckFailure>,
 }
 
 /// The description of the point in time settings applied to the table.
@@ -4104,6 +4386,41 @@ pub(crate) fn validate_attribute_value_update(
     })
 }
 
+pub(crate) fn validate_batch_execute_statement_input(
+    raw: BatchExecuteStatementInputRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<BatchExecuteStatementInput> {
+    let m_statements = {
+        let p = &path.member("statements");
+        match raw.statements {
+            Some(x) => validate_parti_ql_batch_request(x, v, p),
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_return_consumed_capacity = {
+        let p = &path.member("returnConsumedCapacity");
+        raw.return_consumed_capacity.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                ReturnConsumedCapacity::VALUES,
+                matches!(r, ReturnConsumedCapacity::Unknown(_)),
+                p,
+            );
+            Some(x)
+        })
+    };
+    Some(BatchExecuteStatementInput {
+        statements: m_statements?,
+        return_consumed_capacity: lift(m_return_consumed_capacity)?,
+    })
+}
+
 pub(crate) fn validate_batch_get_item_input(
     raw: BatchGetItemInputRaw,
     v: &mut Validator,
@@ -4156,6 +4473,57 @@ pub(crate) fn validate_batch_get_request_map(
         })
         .collect();
     entries.into_iter().map(|(k, y)| y.map(|y| (k, y))).collect()
+}
+
+pub(crate) fn validate_batch_statement_request(
+    raw: BatchStatementRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<BatchStatementRequest> {
+    let m_statement = {
+        let p = &path.member("statement");
+        match raw.statement {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(8192), p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_parameters = {
+        let p = &path.member("parameters");
+        raw.parameters
+            .map(|x| validate_prepared_statement_parameters(x, v, p))
+    };
+    let m_consistent_read = {
+        let p = &path.member("consistentRead");
+        raw.consistent_read.map(|x| Some(x))
+    };
+    let m_return_values_on_condition_check_failure = {
+        let p = &path.member("returnValuesOnConditionCheckFailure");
+        raw.return_values_on_condition_check_failure.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                ReturnValuesOnConditionCheckFailure::VALUES,
+                matches!(r, ReturnValuesOnConditionCheckFailure::Unknown(_)),
+                p,
+            );
+            Some(x)
+        })
+    };
+    Some(BatchStatementRequest {
+        statement: m_statement?,
+        parameters: lift(m_parameters)?,
+        consistent_read: lift(m_consistent_read)?,
+        return_values_on_condition_check_failure: lift(m_return_values_on_condition_check_failure)?,
+    })
 }
 
 pub(crate) fn validate_batch_write_item_input(
@@ -5019,6 +5387,137 @@ pub(crate) fn validate_describe_time_to_live_input(
     })
 }
 
+pub(crate) fn validate_execute_statement_input(
+    raw: ExecuteStatementInputRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<ExecuteStatementInput> {
+    let m_statement = {
+        let p = &path.member("statement");
+        match raw.statement {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(8192), p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_parameters = {
+        let p = &path.member("parameters");
+        raw.parameters
+            .map(|x| validate_prepared_statement_parameters(x, v, p))
+    };
+    let m_consistent_read = {
+        let p = &path.member("consistentRead");
+        raw.consistent_read.map(|x| Some(x))
+    };
+    let m_next_token = {
+        let p = &path.member("nextToken");
+        raw.next_token.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(32768), p);
+            Some(x)
+        })
+    };
+    let m_return_consumed_capacity = {
+        let p = &path.member("returnConsumedCapacity");
+        raw.return_consumed_capacity.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                ReturnConsumedCapacity::VALUES,
+                matches!(r, ReturnConsumedCapacity::Unknown(_)),
+                p,
+            );
+            Some(x)
+        })
+    };
+    let m_limit = {
+        let p = &path.member("limit");
+        raw.limit.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(1), None, p);
+            Some(x)
+        })
+    };
+    let m_return_values_on_condition_check_failure = {
+        let p = &path.member("returnValuesOnConditionCheckFailure");
+        raw.return_values_on_condition_check_failure.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                ReturnValuesOnConditionCheckFailure::VALUES,
+                matches!(r, ReturnValuesOnConditionCheckFailure::Unknown(_)),
+                p,
+            );
+            Some(x)
+        })
+    };
+    Some(ExecuteStatementInput {
+        statement: m_statement?,
+        parameters: lift(m_parameters)?,
+        consistent_read: lift(m_consistent_read)?,
+        next_token: lift(m_next_token)?,
+        return_consumed_capacity: lift(m_return_consumed_capacity)?,
+        limit: lift(m_limit)?,
+        return_values_on_condition_check_failure: lift(m_return_values_on_condition_check_failure)?,
+    })
+}
+
+pub(crate) fn validate_execute_transaction_input(
+    raw: ExecuteTransactionInputRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<ExecuteTransactionInput> {
+    let m_transact_statements = {
+        let p = &path.member("transactStatements");
+        match raw.transact_statements {
+            Some(x) => validate_parameterized_statements(x, v, p),
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_client_request_token = {
+        let p = &path.member("clientRequestToken");
+        raw.client_request_token.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(36), p);
+            Some(x)
+        })
+    };
+    let m_return_consumed_capacity = {
+        let p = &path.member("returnConsumedCapacity");
+        raw.return_consumed_capacity.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                ReturnConsumedCapacity::VALUES,
+                matches!(r, ReturnConsumedCapacity::Unknown(_)),
+                p,
+            );
+            Some(x)
+        })
+    };
+    Some(ExecuteTransactionInput {
+        transact_statements: m_transact_statements?,
+        client_request_token: lift(m_client_request_token)?,
+        return_consumed_capacity: lift(m_return_consumed_capacity)?,
+    })
+}
+
 pub(crate) fn validate_expected_attribute_map(
     raw: BTreeMap<String, ExpectedAttributeValueRaw>,
     v: &mut Validator,
@@ -5719,6 +6218,82 @@ pub(crate) fn validate_on_demand_throughput_override(
     })
 }
 
+pub(crate) fn validate_parameterized_statement(
+    raw: ParameterizedStatementRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<ParameterizedStatement> {
+    let m_statement = {
+        let p = &path.member("statement");
+        match raw.statement {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(8192), p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_parameters = {
+        let p = &path.member("parameters");
+        raw.parameters
+            .map(|x| validate_prepared_statement_parameters(x, v, p))
+    };
+    let m_return_values_on_condition_check_failure = {
+        let p = &path.member("returnValuesOnConditionCheckFailure");
+        raw.return_values_on_condition_check_failure.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                ReturnValuesOnConditionCheckFailure::VALUES,
+                matches!(r, ReturnValuesOnConditionCheckFailure::Unknown(_)),
+                p,
+            );
+            Some(x)
+        })
+    };
+    Some(ParameterizedStatement {
+        statement: m_statement?,
+        parameters: lift(m_parameters)?,
+        return_values_on_condition_check_failure: lift(m_return_values_on_condition_check_failure)?,
+    })
+}
+
+pub(crate) fn validate_parameterized_statements(
+    raw: Vec<ParameterizedStatementRaw>,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<Vec<ParameterizedStatement>> {
+    let r = &raw;
+    v.size(r.len() as u64, Some(1), Some(100), path);
+    let items: Vec<_> = raw
+        .into_iter()
+        .enumerate()
+        .map(|(i, x)| validate_parameterized_statement(x, v, &path.index(i + 1)))
+        .collect();
+    items.into_iter().collect()
+}
+
+pub(crate) fn validate_parti_ql_batch_request(
+    raw: Vec<BatchStatementRequestRaw>,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<Vec<BatchStatementRequest>> {
+    let r = &raw;
+    v.size(r.len() as u64, Some(1), Some(25), path);
+    let items: Vec<_> = raw
+        .into_iter()
+        .enumerate()
+        .map(|(i, x)| validate_batch_statement_request(x, v, &path.index(i + 1)))
+        .collect();
+    items.into_iter().collect()
+}
+
 pub(crate) fn validate_point_in_time_recovery_specification(
     raw: PointInTimeRecoverySpecificationRaw,
     v: &mut Validator,
@@ -5747,6 +6322,17 @@ pub(crate) fn validate_point_in_time_recovery_specification(
         point_in_time_recovery_enabled: m_point_in_time_recovery_enabled?,
         recovery_period_in_days: lift(m_recovery_period_in_days)?,
     })
+}
+
+pub(crate) fn validate_prepared_statement_parameters(
+    raw: Vec<crate::value::AttributeValue>,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<Vec<crate::value::AttributeValue>> {
+    let r = &raw;
+    v.size(r.len() as u64, Some(1), None, path);
+    let items: Vec<_> = raw.into_iter().enumerate().map(|(i, x)| Some(x)).collect();
+    items.into_iter().collect()
 }
 
 pub(crate) fn validate_projection(
@@ -7648,6 +8234,30 @@ pub trait DynamoDbApi: Send + Sync + 'static {
     ) -> impl Future<Output = Result<TransactGetItemsOutput, ServiceError>> + Send {
         async move { Err(not_implemented("TransactGetItems")) }
     }
+    /// This operation allows you to perform reads and singleton writes on data stored in DynamoDB, using PartiQL.
+    fn execute_statement(
+        &self,
+        ctx: &RequestContext,
+        input: ExecuteStatementInput,
+    ) -> impl Future<Output = Result<ExecuteStatementOutput, ServiceError>> + Send {
+        async move { Err(not_implemented("ExecuteStatement")) }
+    }
+    /// This operation allows you to perform batch reads or writes on data stored in DynamoDB, using PartiQL.
+    fn batch_execute_statement(
+        &self,
+        ctx: &RequestContext,
+        input: BatchExecuteStatementInput,
+    ) -> impl Future<Output = Result<BatchExecuteStatementOutput, ServiceError>> + Send {
+        async move { Err(not_implemented("BatchExecuteStatement")) }
+    }
+    /// This operation allows you to perform transactional reads or writes on data stored in DynamoDB, using PartiQL.
+    fn execute_transaction(
+        &self,
+        ctx: &RequestContext,
+        input: ExecuteTransactionInput,
+    ) -> impl Future<Output = Result<ExecuteTransactionOutput, ServiceError>> + Send {
+        async move { Err(not_implemented("ExecuteTransaction")) }
+    }
 }
 
 /// The answer for an operation this server does not implement: what AWS answers for one
@@ -7816,6 +8426,24 @@ pub fn dispatch<S: DynamoDbApi>(
                 let raw: TransactGetItemsInputRaw = req.decode()?;
                 let input = validate(|v| validate_transact_get_items_input(raw, v, &Path::root()))?;
                 let output = service.transact_get_items(&ctx, input).await?;
+                req.reply(&output)
+            }
+            "ExecuteStatement" => {
+                let raw: ExecuteStatementInputRaw = req.decode()?;
+                let input = validate(|v| validate_execute_statement_input(raw, v, &Path::root()))?;
+                let output = service.execute_statement(&ctx, input).await?;
+                req.reply(&output)
+            }
+            "BatchExecuteStatement" => {
+                let raw: BatchExecuteStatementInputRaw = req.decode()?;
+                let input = validate(|v| validate_batch_execute_statement_input(raw, v, &Path::root()))?;
+                let output = service.batch_execute_statement(&ctx, input).await?;
+                req.reply(&output)
+            }
+            "ExecuteTransaction" => {
+                let raw: ExecuteTransactionInputRaw = req.decode()?;
+                let input = validate(|v| validate_execute_transaction_input(raw, v, &Path::root()))?;
+                let output = service.execute_transaction(&ctx, input).await?;
                 req.reply(&output)
             }
             other => Err(not_implemented(other)),

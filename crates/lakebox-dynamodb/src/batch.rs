@@ -284,6 +284,35 @@ impl DynamoDb {
             }
             writes.push(w);
         }
+        let sizes = self.run_transaction(writes).await?;
+        if let Some(token) = input.client_request_token {
+            let mut tokens = self.tokens.0.lock().unwrap();
+            tokens.retain(|_, (_, at)| now - *at < TOKEN_MILLIS);
+            tokens.insert(token, (fingerprint, now));
+        }
+        let consumed = input.return_consumed_capacity.as_ref().map(|asked| {
+            sizes
+                .iter()
+                .filter_map(|(t, size)| {
+                    capacity::consumed(t, Some(asked), 2.0 * capacity::write_units(*size), true)
+                })
+                .collect::<Vec<_>>()
+        });
+        Ok(TransactWriteItemsOutput {
+            consumed_capacity: consumed,
+            item_collection_metrics: None,
+        })
+    }
+
+    /// Runs a transaction's writes as one store job: every action is decided against the
+    /// items as committed, and all are written only if all may go; otherwise
+    /// `TransactionCanceledException` with a reason per action, in order. Answers the tables
+    /// written and the bytes of each action (for capacity).
+    pub(crate) async fn run_transaction(
+        &self,
+        writes: Vec<(Write, bool)>,
+    ) -> Result<Vec<(Arc<TableRecord>, usize)>, ServiceError> {
+        let now = self.now();
         for (w, _) in &writes {
             self.throttle.admit(&w.table, Kind::Write, now)?;
         }
@@ -354,23 +383,11 @@ impl DynamoDb {
                 serde_json::Value::Array(reasons).to_string(),
             ));
         }
-        if let Some(token) = input.client_request_token {
-            let mut tokens = self.tokens.0.lock().unwrap();
-            tokens.retain(|_, (_, at)| now - *at < TOKEN_MILLIS);
-            tokens.insert(token, (fingerprint, now));
+        for (t, size) in &sizes {
+            self.throttle
+                .charge(t, Kind::Write, 2.0 * capacity::write_units(*size), now);
         }
-        let consumed = input.return_consumed_capacity.as_ref().map(|asked| {
-            sizes
-                .iter()
-                .filter_map(|(t, size)| {
-                    capacity::consumed(t, Some(asked), 2.0 * capacity::write_units(*size), true)
-                })
-                .collect::<Vec<_>>()
-        });
-        Ok(TransactWriteItemsOutput {
-            consumed_capacity: consumed,
-            item_collection_metrics: None,
-        })
+        Ok(sizes)
     }
 
     pub(crate) fn transact_get_items_impl(

@@ -19,6 +19,7 @@ mod expr;
 mod items;
 mod legacy;
 pub mod number;
+mod partiql;
 mod query;
 mod reserved;
 mod schema;
@@ -476,6 +477,30 @@ impl DynamoDbApi for DynamoDb {
         input: TransactWriteItemsInput,
     ) -> Result<TransactWriteItemsOutput, ServiceError> {
         self.transact_write_items_impl(ctx, input).await
+    }
+
+    async fn execute_statement(
+        &self,
+        ctx: &RequestContext,
+        input: ExecuteStatementInput,
+    ) -> Result<ExecuteStatementOutput, ServiceError> {
+        self.execute_statement_impl(ctx, input).await
+    }
+
+    async fn batch_execute_statement(
+        &self,
+        ctx: &RequestContext,
+        input: BatchExecuteStatementInput,
+    ) -> Result<BatchExecuteStatementOutput, ServiceError> {
+        self.batch_execute_statement_impl(ctx, input).await
+    }
+
+    async fn execute_transaction(
+        &self,
+        ctx: &RequestContext,
+        input: ExecuteTransactionInput,
+    ) -> Result<ExecuteTransactionOutput, ServiceError> {
+        self.execute_transaction_impl(ctx, input).await
     }
 
     async fn transact_get_items(

@@ -621,3 +621,109 @@ fn flip(c: Cmp) -> Cmp {
         other => other,
     }
 }
+
+/// A PartiQL SELECT's page: the items, and the key to continue after.
+pub(crate) struct Selected {
+    pub items: Vec<Item>,
+    pub last_key: Option<Item>,
+    pub bytes: usize,
+}
+
+impl DynamoDb {
+    /// A PartiQL SELECT: a Query when the WHERE clause fixes the partition key by equality
+    /// (its sort-key condition bounding the read, the rest filtering), else a Scan filtered by
+    /// the whole clause — as DynamoDB runs them.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn select_page(
+        &self,
+        table: &TableRecord,
+        index: Option<&String>,
+        consistent: bool,
+        filter: Option<Cond>,
+        projection: Option<Vec<DocPath>>,
+        descending: bool,
+        limit: Option<usize>,
+        start: Option<Item>,
+    ) -> Result<Selected, ServiceError> {
+        self.throttle.admit(table, Kind::Read, self.now())?;
+        let src = source(table, index, consistent)?;
+        let shape = match projection {
+            Some(p) => Shape::Projected(p),
+            None => Shape::All,
+        };
+        let mut conjuncts = Vec::new();
+        if let Some(f) = filter {
+            split_and(f, &mut conjuncts);
+        }
+        let schema = src.schema().clone();
+        let is_key_part = |c: &Cond, name: &str| -> bool {
+            let on = |o: &Operand| matches!(o, Operand::Path(p) if p.0.len() == 1 && p.root() == name);
+            let val = |o: &Operand| matches!(o, Operand::Value(_));
+            match c {
+                Cond::Compare(a, cmp, b) => {
+                    (on(a) && val(b) || on(b) && val(a)) && (name != schema.hash.name || *cmp == Cmp::Eq)
+                }
+                Cond::Between(a, l, h) => on(a) && val(l) && val(h),
+                Cond::BeginsWith(a, b) => on(a) && val(b),
+                _ => false,
+            }
+        };
+        let hash_at = conjuncts.iter().position(|c| is_key_part(c, &schema.hash.name));
+        let (key_cond, rest) = match hash_at {
+            Some(h) => {
+                let hash = conjuncts.remove(h);
+                let range_at = schema
+                    .range
+                    .as_ref()
+                    .and_then(|r| conjuncts.iter().position(|c| is_key_part(c, &r.name)));
+                let key = match range_at {
+                    Some(r) => Cond::And(Box::new(hash), Box::new(conjuncts.remove(r))),
+                    None => hash,
+                };
+                (Some(key), conjuncts)
+            }
+            None => (None, conjuncts),
+        };
+        let rest = rest
+            .into_iter()
+            .reduce(|a, b| Cond::And(Box::new(a), Box::new(b)));
+        let esk = start.map(|k| start_key(&src, k)).transpose()?;
+        let (mut lo, mut hi, reverse) = match &key_cond {
+            Some(kc) => {
+                let key = key_query(kc, &schema)?;
+                let prefix = schema.partition_prefix(&key.pk);
+                let (lo, hi) = key.bounds(&prefix);
+                (lo, hi, descending)
+            }
+            None => (Bound::Unbounded, Bound::Unbounded, false),
+        };
+        if let Some(esk) = esk {
+            if reverse {
+                hi = Bound::Excluded(esk);
+            } else {
+                lo = Bound::Excluded(esk);
+            }
+        }
+        let range = KeyRange {
+            start: as_ref(&lo),
+            end: as_ref(&hi),
+            reverse,
+        };
+        let page = self.read_page(&src, range, limit, rest.as_ref(), &shape)?;
+        Ok(Selected {
+            items: page.items,
+            last_key: page.last_key,
+            bytes: page.bytes,
+        })
+    }
+}
+
+fn split_and(c: Cond, out: &mut Vec<Cond>) {
+    match c {
+        Cond::And(a, b) => {
+            split_and(*a, out);
+            split_and(*b, out);
+        }
+        other => out.push(other),
+    }
+}
