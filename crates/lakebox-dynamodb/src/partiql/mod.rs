@@ -400,10 +400,7 @@ impl DynamoDb {
     }
 
     /// Items by key from one snapshot, each cut to its projection.
-    fn get_many(
-        &self,
-        wanted: &[(std::sync::Arc<TableRecord>, Item, Option<Vec<DocPath>>)],
-    ) -> Result<Vec<Option<Item>>, ServiceError> {
+    fn get_many(&self, wanted: &[KeyRead]) -> Result<Vec<Option<Item>>, ServiceError> {
         self.meta
             .read(|view| {
                 let mut out = Vec::new();
