@@ -797,3 +797,52 @@ def test_partiql_statements_batches_and_transactions(ddb, lakebox):
     out = lakebox.cli("dynamodb", "execute-statement", "--statement", "SELECT * FROM t_partiql WHERE customer = 'bob'")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["Items"][0]["price"] == {"N": "1"}
+
+
+def test_export_to_s3_in_aws_layout_read_back_by_athena(ddb, lakebox):
+    import gzip
+    from lakebox_harness import run_query, wait_for
+
+    s3, athena = lakebox.client("s3"), lakebox.client("athena")
+    s3.create_bucket(Bucket="ddb-exports")
+    table_arn = ddb.create_table(
+        TableName="t_export",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )["TableDescription"]["TableArn"]
+    for i in range(30):
+        ddb.put_item(TableName="t_export", Item={"pk": {"S": f"k{i:02d}"}, "n": {"N": str(i)}, "tags": {"SS": ["x"]}})
+    code, msg, _ = error(lambda: ddb.export_table_to_point_in_time(TableArn=table_arn, S3Bucket="ddb-exports"))
+    assert (code, msg) == ("PointInTimeRecoveryUnavailableException", "Point in time recovery is not enabled for table 't_export'")
+    ddb.update_continuous_backups(TableName="t_export", PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
+    started = ddb.export_table_to_point_in_time(TableArn=table_arn, S3Bucket="ddb-exports", S3Prefix="exports/orders")["ExportDescription"]
+    assert started["ExportStatus"] == "IN_PROGRESS" and started["ExportArn"].startswith(table_arn + "/export/")
+    arn = started["ExportArn"]
+    done = wait_for(lambda: (d := ddb.describe_export(ExportArn=arn)["ExportDescription"])["ExportStatus"] == "COMPLETED" and d)
+    assert done["ItemCount"] == 30 and done["ExportFormat"] == "DYNAMODB_JSON"
+    export_id = arn.rsplit("/", 1)[1]
+    base = f"exports/orders/AWSDynamoDB/{export_id}"
+    assert done["ExportManifest"] == f"{base}/manifest-summary.json"
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket="ddb-exports", Prefix=base)["Contents"]}
+    assert {f"{base}/_started", f"{base}/manifest-files.json", f"{base}/manifest-summary.json"} <= keys
+    summary = json.loads(s3.get_object(Bucket="ddb-exports", Key=done["ExportManifest"])["Body"].read())
+    assert summary["itemCount"] == 30 and summary["exportArn"] == arn and summary["outputFormat"] == "DYNAMODB_JSON"
+    files = [json.loads(line) for line in s3.get_object(Bucket="ddb-exports", Key=summary["manifestFilesS3Key"])["Body"].read().splitlines()]
+    lines = []
+    for f in files:
+        assert f["dataFileS3Key"].startswith(f"{base}/data/") and f["dataFileS3Key"].endswith(".json.gz")
+        lines += gzip.decompress(s3.get_object(Bucket="ddb-exports", Key=f["dataFileS3Key"])["Body"].read()).splitlines()
+    assert sum(f["itemCount"] for f in files) == 30
+    assert sorted(json.loads(l)["Item"]["pk"]["S"] for l in lines) == [f"k{i:02d}" for i in range(30)]
+    assert [e["ExportArn"] for e in ddb.list_exports(TableArn=table_arn)["ExportSummaries"]] == [arn]
+    # Athena reads the export as AWS's guide shows: a JSON table over the data folder.
+    out = "s3://ddb-exports/athena-results/"
+    _, e = run_query(athena, "CREATE EXTERNAL TABLE ddb_export (Item struct<pk:struct<S:string>, n:struct<N:string>>) "
+                             "ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe' "
+                             f"LOCATION 's3://ddb-exports/{base}/data/'", out)
+    assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
+    qid, e = run_query(athena, "SELECT count(*), sum(CAST(item.n.N AS integer)) FROM ddb_export WHERE item.pk.S >= 'k10'", out)
+    assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
+    rows = athena.get_query_results(QueryExecutionId=qid)["ResultSet"]["Rows"]
+    assert [c["VarCharValue"] for c in rows[1]["Data"]] == ["20", str(sum(range(10, 30)))]

@@ -49,6 +49,9 @@ pub const OPERATIONS: &[&str] = &[
     "ExecuteStatement",
     "BatchExecuteStatement",
     "ExecuteTransaction",
+    "ExportTableToPointInTime",
+    "DescribeExport",
+    "ListExports",
 ];
 /// Every operation of the model, implemented or not.
 pub const MODEL_OPERATIONS: &[&str] = &[
@@ -1246,6 +1249,29 @@ pub struct DescribeEndpointsResponse {
     pub endpoints: Vec<Endpoint>,
 }
 
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DescribeExportInput {
+    #[serde(rename = "ExportArn")]
+    pub export_arn: String,
+}
+
+/// `DescribeExportInput` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DescribeExportInputRaw {
+    #[serde(rename = "ExportArn", default)]
+    pub export_arn: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DescribeExportOutput {
+    #[serde(
+        rename = "ExportDescription",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub export_description: Option<ExportDescription>,
+}
+
 /// Represents the input of a DescribeLimits operation.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DescribeLimitsInput {}
@@ -1463,6 +1489,259 @@ pub struct ExpectedAttributeValueRaw {
     #[serde(rename = "AttributeValueList", default)]
     pub attribute_value_list: Option<Vec<crate::value::AttributeValue>>,
 }
+
+/// Represents the properties of the exported table.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExportDescription {
+    #[serde(rename = "ExportArn", default, skip_serializing_if = "Option::is_none")]
+    pub export_arn: Option<String>,
+    #[serde(rename = "ExportStatus", default, skip_serializing_if = "Option::is_none")]
+    pub export_status: Option<ExportStatus>,
+    #[serde(rename = "StartTime", default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Timestamp>,
+    #[serde(rename = "EndTime", default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<Timestamp>,
+    #[serde(rename = "ExportManifest", default, skip_serializing_if = "Option::is_none")]
+    pub export_manifest: Option<String>,
+    #[serde(rename = "TableArn", default, skip_serializing_if = "Option::is_none")]
+    pub table_arn: Option<String>,
+    #[serde(rename = "TableId", default, skip_serializing_if = "Option::is_none")]
+    pub table_id: Option<String>,
+    #[serde(rename = "ExportTime", default, skip_serializing_if = "Option::is_none")]
+    pub export_time: Option<Timestamp>,
+    #[serde(rename = "ClientToken", default, skip_serializing_if = "Option::is_none")]
+    pub client_token: Option<String>,
+    #[serde(rename = "S3Bucket", default, skip_serializing_if = "Option::is_none")]
+    pub s3_bucket: Option<String>,
+    #[serde(rename = "S3BucketOwner", default, skip_serializing_if = "Option::is_none")]
+    pub s3_bucket_owner: Option<String>,
+    #[serde(rename = "S3Prefix", default, skip_serializing_if = "Option::is_none")]
+    pub s3_prefix: Option<String>,
+    #[serde(rename = "S3SseAlgorithm", default, skip_serializing_if = "Option::is_none")]
+    pub s3_sse_algorithm: Option<S3SseAlgorithm>,
+    #[serde(rename = "S3SseKmsKeyId", default, skip_serializing_if = "Option::is_none")]
+    pub s3_sse_kms_key_id: Option<String>,
+    #[serde(rename = "FailureCode", default, skip_serializing_if = "Option::is_none")]
+    pub failure_code: Option<String>,
+    #[serde(rename = "FailureMessage", default, skip_serializing_if = "Option::is_none")]
+    pub failure_message: Option<String>,
+    #[serde(rename = "ExportFormat", default, skip_serializing_if = "Option::is_none")]
+    pub export_format: Option<ExportFormat>,
+    #[serde(rename = "BilledSizeBytes", default, skip_serializing_if = "Option::is_none")]
+    pub billed_size_bytes: Option<i64>,
+    #[serde(rename = "ItemCount", default, skip_serializing_if = "Option::is_none")]
+    pub item_count: Option<i64>,
+    #[serde(rename = "ExportType", default, skip_serializing_if = "Option::is_none")]
+    pub export_type: Option<ExportType>,
+    #[serde(
+        rename = "IncrementalExportSpecification",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub incremental_export_specification: Option<IncrementalExportSpecification>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ExportFormat {
+    /// `DYNAMODB_JSON`
+    DynamodbJson,
+    /// `ION`
+    Ion,
+    /// A value this model does not list (a newer client's, or a wrong one).
+    Unknown(String),
+}
+impl ExportFormat {
+    pub const VALUES: &'static [&'static str] = &["DYNAMODB_JSON", "ION"];
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::DynamodbJson => "DYNAMODB_JSON",
+            Self::Ion => "ION",
+            Self::Unknown(s) => s,
+        }
+    }
+}
+impl From<&str> for ExportFormat {
+    fn from(s: &str) -> Self {
+        match s {
+            "DYNAMODB_JSON" => Self::DynamodbJson,
+            "ION" => Self::Ion,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+lakebox_service::string_enum!(ExportFormat);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ExportStatus {
+    /// `IN_PROGRESS`
+    InProgress,
+    /// `COMPLETED`
+    Completed,
+    /// `FAILED`
+    Failed,
+    /// A value this model does not list (a newer client's, or a wrong one).
+    Unknown(String),
+}
+impl ExportStatus {
+    pub const VALUES: &'static [&'static str] = &["IN_PROGRESS", "COMPLETED", "FAILED"];
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::InProgress => "IN_PROGRESS",
+            Self::Completed => "COMPLETED",
+            Self::Failed => "FAILED",
+            Self::Unknown(s) => s,
+        }
+    }
+}
+impl From<&str> for ExportStatus {
+    fn from(s: &str) -> Self {
+        match s {
+            "IN_PROGRESS" => Self::InProgress,
+            "COMPLETED" => Self::Completed,
+            "FAILED" => Self::Failed,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+lakebox_service::string_enum!(ExportStatus);
+
+/// Summary information about an export task.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExportSummary {
+    #[serde(rename = "ExportArn", default, skip_serializing_if = "Option::is_none")]
+    pub export_arn: Option<String>,
+    #[serde(rename = "ExportStatus", default, skip_serializing_if = "Option::is_none")]
+    pub export_status: Option<ExportStatus>,
+    #[serde(rename = "ExportType", default, skip_serializing_if = "Option::is_none")]
+    pub export_type: Option<ExportType>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExportTableToPointInTimeInput {
+    #[serde(rename = "TableArn")]
+    pub table_arn: String,
+    #[serde(rename = "ExportTime", default, skip_serializing_if = "Option::is_none")]
+    pub export_time: Option<Timestamp>,
+    #[serde(rename = "ClientToken", default, skip_serializing_if = "Option::is_none")]
+    pub client_token: Option<String>,
+    #[serde(rename = "S3Bucket")]
+    pub s3_bucket: String,
+    #[serde(rename = "S3BucketOwner", default, skip_serializing_if = "Option::is_none")]
+    pub s3_bucket_owner: Option<String>,
+    #[serde(rename = "S3Prefix", default, skip_serializing_if = "Option::is_none")]
+    pub s3_prefix: Option<String>,
+    #[serde(rename = "S3SseAlgorithm", default, skip_serializing_if = "Option::is_none")]
+    pub s3_sse_algorithm: Option<S3SseAlgorithm>,
+    #[serde(rename = "S3SseKmsKeyId", default, skip_serializing_if = "Option::is_none")]
+    pub s3_sse_kms_key_id: Option<String>,
+    #[serde(rename = "ExportFormat", default, skip_serializing_if = "Option::is_none")]
+    pub export_format: Option<ExportFormat>,
+    #[serde(rename = "ExportType", default, skip_serializing_if = "Option::is_none")]
+    pub export_type: Option<ExportType>,
+    #[serde(
+        rename = "IncrementalExportSpecification",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub incremental_export_specification: Option<IncrementalExportSpecification>,
+}
+
+/// `ExportTableToPointInTimeInput` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ExportTableToPointInTimeInputRaw {
+    #[serde(rename = "TableArn", default)]
+    pub table_arn: Option<String>,
+    #[serde(rename = "ExportTime", default)]
+    pub export_time: Option<Timestamp>,
+    #[serde(rename = "ClientToken", default)]
+    pub client_token: Option<String>,
+    #[serde(rename = "S3Bucket", default)]
+    pub s3_bucket: Option<String>,
+    #[serde(rename = "S3BucketOwner", default)]
+    pub s3_bucket_owner: Option<String>,
+    #[serde(rename = "S3Prefix", default)]
+    pub s3_prefix: Option<String>,
+    #[serde(rename = "S3SseAlgorithm", default)]
+    pub s3_sse_algorithm: Option<S3SseAlgorithm>,
+    #[serde(rename = "S3SseKmsKeyId", default)]
+    pub s3_sse_kms_key_id: Option<String>,
+    #[serde(rename = "ExportFormat", default)]
+    pub export_format: Option<ExportFormat>,
+    #[serde(rename = "ExportType", default)]
+    pub export_type: Option<ExportType>,
+    #[serde(rename = "IncrementalExportSpecification", default)]
+    pub incremental_export_specification: Option<IncrementalExportSpecificationRaw>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExportTableToPointInTimeOutput {
+    #[serde(
+        rename = "ExportDescription",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub export_description: Option<ExportDescription>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ExportType {
+    /// `FULL_EXPORT`
+    FullExport,
+    /// `INCREMENTAL_EXPORT`
+    IncrementalExport,
+    /// A value this model does not list (a newer client's, or a wrong one).
+    Unknown(String),
+}
+impl ExportType {
+    pub const VALUES: &'static [&'static str] = &["FULL_EXPORT", "INCREMENTAL_EXPORT"];
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::FullExport => "FULL_EXPORT",
+            Self::IncrementalExport => "INCREMENTAL_EXPORT",
+            Self::Unknown(s) => s,
+        }
+    }
+}
+impl From<&str> for ExportType {
+    fn from(s: &str) -> Self {
+        match s {
+            "FULL_EXPORT" => Self::FullExport,
+            "INCREMENTAL_EXPORT" => Self::IncrementalExport,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+lakebox_service::string_enum!(ExportType);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ExportViewType {
+    /// `NEW_IMAGE`
+    NewImage,
+    /// `NEW_AND_OLD_IMAGES`
+    NewAndOldImages,
+    /// A value this model does not list (a newer client's, or a wrong one).
+    Unknown(String),
+}
+impl ExportViewType {
+    pub const VALUES: &'static [&'static str] = &["NEW_IMAGE", "NEW_AND_OLD_IMAGES"];
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::NewImage => "NEW_IMAGE",
+            Self::NewAndOldImages => "NEW_AND_OLD_IMAGES",
+            Self::Unknown(s) => s,
+        }
+    }
+}
+impl From<&str> for ExportViewType {
+    fn from(s: &str) -> Self {
+        match s {
+            "NEW_IMAGE" => Self::NewImage,
+            "NEW_AND_OLD_IMAGES" => Self::NewAndOldImages,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+lakebox_service::string_enum!(ExportViewType);
 
 /// Specifies an item and related attribute values to retrieve in a TransactGetItem object.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -1736,6 +2015,28 @@ pub struct GlobalTableWitnessGroupUpdateRaw {
     pub delete: Option<DeleteGlobalTableWitnessGroupMemberActionRaw>,
 }
 
+/// Optional object containing the parameters specific to an incremental export.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IncrementalExportSpecification {
+    #[serde(rename = "ExportFromTime", default, skip_serializing_if = "Option::is_none")]
+    pub export_from_time: Option<Timestamp>,
+    #[serde(rename = "ExportToTime", default, skip_serializing_if = "Option::is_none")]
+    pub export_to_time: Option<Timestamp>,
+    #[serde(rename = "ExportViewType", default, skip_serializing_if = "Option::is_none")]
+    pub export_view_type: Option<ExportViewType>,
+}
+
+/// `IncrementalExportSpecification` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct IncrementalExportSpecificationRaw {
+    #[serde(rename = "ExportFromTime", default)]
+    pub export_from_time: Option<Timestamp>,
+    #[serde(rename = "ExportToTime", default)]
+    pub export_to_time: Option<Timestamp>,
+    #[serde(rename = "ExportViewType", default)]
+    pub export_view_type: Option<ExportViewType>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum IndexStatus {
     /// `CREATING`
@@ -1882,6 +2183,35 @@ pub struct KeysAndAttributesRaw {
     pub projection_expression: Option<String>,
     #[serde(rename = "ExpressionAttributeNames", default)]
     pub expression_attribute_names: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListExportsInput {
+    #[serde(rename = "TableArn", default, skip_serializing_if = "Option::is_none")]
+    pub table_arn: Option<String>,
+    #[serde(rename = "MaxResults", default, skip_serializing_if = "Option::is_none")]
+    pub max_results: Option<i32>,
+    #[serde(rename = "NextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+/// `ListExportsInput` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ListExportsInputRaw {
+    #[serde(rename = "TableArn", default)]
+    pub table_arn: Option<String>,
+    #[serde(rename = "MaxResults", default)]
+    pub max_results: Option<i32>,
+    #[serde(rename = "NextToken", default)]
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListExportsOutput {
+    #[serde(rename = "ExportSummaries", default, skip_serializing_if = "Option::is_none")]
+    pub export_summaries: Option<Vec<ExportSummary>>,
+    #[serde(rename = "NextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
 }
 
 /// Represents the input of a ListTables operation.
@@ -2927,6 +3257,36 @@ impl From<&str> for ReturnValuesOnConditionCheckFailure {
     }
 }
 lakebox_service::string_enum!(ReturnValuesOnConditionCheckFailure);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum S3SseAlgorithm {
+    /// `AES256`
+    Aes256,
+    /// `KMS`
+    Kms,
+    /// A value this model does not list (a newer client's, or a wrong one).
+    Unknown(String),
+}
+impl S3SseAlgorithm {
+    pub const VALUES: &'static [&'static str] = &["AES256", "KMS"];
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Aes256 => "AES256",
+            Self::Kms => "KMS",
+            Self::Unknown(s) => s,
+        }
+    }
+}
+impl From<&str> for S3SseAlgorithm {
+    fn from(s: &str) -> Self {
+        match s {
+            "AES256" => Self::Aes256,
+            "KMS" => Self::Kms,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+lakebox_service::string_enum!(S3SseAlgorithm);
 
 /// The description of the server-side encryption status on the specified table.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -5329,6 +5689,31 @@ pub(crate) fn validate_describe_endpoints_request(
     Some(DescribeEndpointsRequest {})
 }
 
+pub(crate) fn validate_describe_export_input(
+    raw: DescribeExportInputRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<DescribeExportInput> {
+    let m_export_arn = {
+        let p = &path.member("exportArn");
+        match raw.export_arn {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(37), Some(1024), p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    Some(DescribeExportInput {
+        export_arn: m_export_arn?,
+    })
+}
+
 pub(crate) fn validate_describe_limits_input(
     raw: DescribeLimitsInputRaw,
     v: &mut Validator,
@@ -5572,6 +5957,144 @@ pub(crate) fn validate_expected_attribute_value(
         exists: lift(m_exists)?,
         comparison_operator: lift(m_comparison_operator)?,
         attribute_value_list: lift(m_attribute_value_list)?,
+    })
+}
+
+pub(crate) fn validate_export_table_to_point_in_time_input(
+    raw: ExportTableToPointInTimeInputRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<ExportTableToPointInTimeInput> {
+    let m_table_arn = {
+        let p = &path.member("tableArn");
+        match raw.table_arn {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(1024), p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_export_time = {
+        let p = &path.member("exportTime");
+        raw.export_time.map(|x| Some(x))
+    };
+    let m_client_token = {
+        let p = &path.member("clientToken");
+        raw.client_token.map(|x| {
+            let x = x;
+            let r = &x;
+            v.pattern(r, &PATTERN_1, p);
+            Some(x)
+        })
+    };
+    let m_s3_bucket = {
+        let p = &path.member("s3Bucket");
+        match raw.s3_bucket {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, None, Some(255), p);
+                v.pattern(r, &PATTERN_2, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_s3_bucket_owner = {
+        let p = &path.member("s3BucketOwner");
+        raw.s3_bucket_owner.map(|x| {
+            let x = x;
+            let r = &x;
+            v.pattern(r, &PATTERN_3, p);
+            Some(x)
+        })
+    };
+    let m_s3_prefix = {
+        let p = &path.member("s3Prefix");
+        raw.s3_prefix.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, None, Some(1024), p);
+            Some(x)
+        })
+    };
+    let m_s3_sse_algorithm = {
+        let p = &path.member("s3SseAlgorithm");
+        raw.s3_sse_algorithm.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                S3SseAlgorithm::VALUES,
+                matches!(r, S3SseAlgorithm::Unknown(_)),
+                p,
+            );
+            Some(x)
+        })
+    };
+    let m_s3_sse_kms_key_id = {
+        let p = &path.member("s3SseKmsKeyId");
+        raw.s3_sse_kms_key_id.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(2048), p);
+            Some(x)
+        })
+    };
+    let m_export_format = {
+        let p = &path.member("exportFormat");
+        raw.export_format.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                ExportFormat::VALUES,
+                matches!(r, ExportFormat::Unknown(_)),
+                p,
+            );
+            Some(x)
+        })
+    };
+    let m_export_type = {
+        let p = &path.member("exportType");
+        raw.export_type.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                ExportType::VALUES,
+                matches!(r, ExportType::Unknown(_)),
+                p,
+            );
+            Some(x)
+        })
+    };
+    let m_incremental_export_specification = {
+        let p = &path.member("incrementalExportSpecification");
+        raw.incremental_export_specification
+            .map(|x| validate_incremental_export_specification(x, v, p))
+    };
+    Some(ExportTableToPointInTimeInput {
+        table_arn: m_table_arn?,
+        export_time: lift(m_export_time)?,
+        client_token: lift(m_client_token)?,
+        s3_bucket: m_s3_bucket?,
+        s3_bucket_owner: lift(m_s3_bucket_owner)?,
+        s3_prefix: lift(m_s3_prefix)?,
+        s3_sse_algorithm: lift(m_s3_sse_algorithm)?,
+        s3_sse_kms_key_id: lift(m_s3_sse_kms_key_id)?,
+        export_format: lift(m_export_format)?,
+        export_type: lift(m_export_type)?,
+        incremental_export_specification: lift(m_incremental_export_specification)?,
     })
 }
 
@@ -5897,6 +6420,40 @@ pub(crate) fn validate_global_table_witness_group_update_list(
     items.into_iter().collect()
 }
 
+pub(crate) fn validate_incremental_export_specification(
+    raw: IncrementalExportSpecificationRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<IncrementalExportSpecification> {
+    let m_export_from_time = {
+        let p = &path.member("exportFromTime");
+        raw.export_from_time.map(|x| Some(x))
+    };
+    let m_export_to_time = {
+        let p = &path.member("exportToTime");
+        raw.export_to_time.map(|x| Some(x))
+    };
+    let m_export_view_type = {
+        let p = &path.member("exportViewType");
+        raw.export_view_type.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                ExportViewType::VALUES,
+                matches!(r, ExportViewType::Unknown(_)),
+                p,
+            );
+            Some(x)
+        })
+    };
+    Some(IncrementalExportSpecification {
+        export_from_time: lift(m_export_from_time)?,
+        export_to_time: lift(m_export_to_time)?,
+        export_view_type: lift(m_export_view_type)?,
+    })
+}
+
 pub(crate) fn validate_key(
     raw: BTreeMap<String, crate::value::AttributeValue>,
     v: &mut Validator,
@@ -6041,6 +6598,40 @@ pub(crate) fn validate_keys_and_attributes(
         consistent_read: lift(m_consistent_read)?,
         projection_expression: lift(m_projection_expression)?,
         expression_attribute_names: lift(m_expression_attribute_names)?,
+    })
+}
+
+pub(crate) fn validate_list_exports_input(
+    raw: ListExportsInputRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<ListExportsInput> {
+    let m_table_arn = {
+        let p = &path.member("tableArn");
+        raw.table_arn.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(1024), p);
+            Some(x)
+        })
+    };
+    let m_max_results = {
+        let p = &path.member("maxResults");
+        raw.max_results.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(1), Some(25), p);
+            Some(x)
+        })
+    };
+    let m_next_token = {
+        let p = &path.member("nextToken");
+        raw.next_token.map(|x| Some(x))
+    };
+    Some(ListExportsInput {
+        table_arn: lift(m_table_arn)?,
+        max_results: lift(m_max_results)?,
+        next_token: lift(m_next_token)?,
     })
 }
 
@@ -8258,6 +8849,30 @@ pub trait DynamoDbApi: Send + Sync + 'static {
     ) -> impl Future<Output = Result<ExecuteTransactionOutput, ServiceError>> + Send {
         async move { Err(not_implemented("ExecuteTransaction")) }
     }
+    /// Exports table data to an S3 bucket.
+    fn export_table_to_point_in_time(
+        &self,
+        ctx: &RequestContext,
+        input: ExportTableToPointInTimeInput,
+    ) -> impl Future<Output = Result<ExportTableToPointInTimeOutput, ServiceError>> + Send {
+        async move { Err(not_implemented("ExportTableToPointInTime")) }
+    }
+    /// Describes an existing table export.
+    fn describe_export(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeExportInput,
+    ) -> impl Future<Output = Result<DescribeExportOutput, ServiceError>> + Send {
+        async move { Err(not_implemented("DescribeExport")) }
+    }
+    /// Lists completed exports within the past 90 days, in reverse alphanumeric order of ExportArn.
+    fn list_exports(
+        &self,
+        ctx: &RequestContext,
+        input: ListExportsInput,
+    ) -> impl Future<Output = Result<ListExportsOutput, ServiceError>> + Send {
+        async move { Err(not_implemented("ListExports")) }
+    }
 }
 
 /// The answer for an operation this server does not implement: what AWS answers for one
@@ -8446,15 +9061,37 @@ pub fn dispatch<S: DynamoDbApi>(
                 let output = service.execute_transaction(&ctx, input).await?;
                 req.reply(&output)
             }
+            "ExportTableToPointInTime" => {
+                let raw: ExportTableToPointInTimeInputRaw = req.decode()?;
+                let input =
+                    validate(|v| validate_export_table_to_point_in_time_input(raw, v, &Path::root()))?;
+                let output = service.export_table_to_point_in_time(&ctx, input).await?;
+                req.reply(&output)
+            }
+            "DescribeExport" => {
+                let raw: DescribeExportInputRaw = req.decode()?;
+                let input = validate(|v| validate_describe_export_input(raw, v, &Path::root()))?;
+                let output = service.describe_export(&ctx, input).await?;
+                req.reply(&output)
+            }
+            "ListExports" => {
+                let raw: ListExportsInputRaw = req.decode()?;
+                let input = validate(|v| validate_list_exports_input(raw, v, &Path::root()))?;
+                let output = service.list_exports(&ctx, input).await?;
+                req.reply(&output)
+            }
             other => Err(not_implemented(other)),
         }
     })
 }
 
 static PATTERN_0: Pattern = Pattern::new("[a-zA-Z0-9_.-]+");
+static PATTERN_1: Pattern = Pattern::new("^[^\\$]+$");
+static PATTERN_2: Pattern = Pattern::new("^[a-z0-9A-Z]+[\\.\\-\\w]*[a-z0-9A-Z]+$");
+static PATTERN_3: Pattern = Pattern::new("[0-9]{12}");
 
 /// Every pattern the model constrains these shapes with.
-pub static PATTERNS: &[&Pattern] = &[&PATTERN_0];
+pub static PATTERNS: &[&Pattern] = &[&PATTERN_0, &PATTERN_1, &PATTERN_2, &PATTERN_3];
 
 #[cfg(test)]
 mod generated_tests {

@@ -15,6 +15,7 @@ pub mod api;
 mod batch;
 mod capacity;
 mod errors;
+mod export;
 mod expr;
 mod items;
 mod legacy;
@@ -74,6 +75,10 @@ pub struct DynamoDb {
     tokens: batch::Tokens,
     /// The next stream sequence number (all streams share one commit order).
     next_seq: Arc<std::sync::atomic::AtomicU64>,
+    /// Lakebox S3, where exports go, once the binary wires it.
+    lake: std::sync::OnceLock<lakebox_service::lake::Lake>,
+    /// The service itself, for the tasks it spawns (exports).
+    me: std::sync::Weak<DynamoDb>,
 }
 
 impl DynamoDb {
@@ -90,7 +95,7 @@ impl DynamoDb {
             tables.insert(record.key(), Arc::new(record));
         }
         let next_seq = streams::next_sequence(&meta)?;
-        Ok(Arc::new(DynamoDb {
+        Ok(Arc::new_cyclic(|me| DynamoDb {
             meta,
             throttle: throttle::Throttle::new(settings.throughput_limits),
             clock,
@@ -98,7 +103,14 @@ impl DynamoDb {
             admin: tokio::sync::Mutex::new(()),
             tokens: batch::Tokens::default(),
             next_seq: Arc::new(std::sync::atomic::AtomicU64::new(next_seq)),
+            lake: std::sync::OnceLock::new(),
+            me: me.clone(),
         }))
+    }
+
+    /// Lakebox S3, where ExportTableToPointInTime writes.
+    pub fn set_lake(&self, lake: lakebox_service::lake::Lake) {
+        let _ = self.lake.set(lake);
     }
 
     fn now(&self) -> i64 {
@@ -501,6 +513,34 @@ impl DynamoDbApi for DynamoDb {
         input: ExecuteTransactionInput,
     ) -> Result<ExecuteTransactionOutput, ServiceError> {
         self.execute_transaction_impl(ctx, input).await
+    }
+
+    async fn export_table_to_point_in_time(
+        &self,
+        ctx: &RequestContext,
+        input: ExportTableToPointInTimeInput,
+    ) -> Result<ExportTableToPointInTimeOutput, ServiceError> {
+        Ok(ExportTableToPointInTimeOutput {
+            export_description: Some(self.export_table_impl(ctx, input).await?),
+        })
+    }
+
+    async fn describe_export(
+        &self,
+        _ctx: &RequestContext,
+        input: DescribeExportInput,
+    ) -> Result<DescribeExportOutput, ServiceError> {
+        Ok(DescribeExportOutput {
+            export_description: Some(self.describe_export_impl(&input.export_arn)?),
+        })
+    }
+
+    async fn list_exports(
+        &self,
+        ctx: &RequestContext,
+        input: ListExportsInput,
+    ) -> Result<ListExportsOutput, ServiceError> {
+        self.list_exports_impl(ctx, input)
     }
 
     async fn transact_get_items(

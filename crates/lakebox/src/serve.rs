@@ -356,6 +356,7 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
     // Functions read packages from S3; GetFunction's download URL is public, as AWS's
     // presigned one is.
     lambda.set_lake(s3.lake());
+    dynamodb.set_lake(s3.lake());
     lambda.set_log_writer(logs.log_writer());
     lambda.set_metrics(lakebox_service::metrics::Recorder::new(service_metrics.clone()));
     // Event source mappings read Kinesis streams and SQS queues.
