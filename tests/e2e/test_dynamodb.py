@@ -846,3 +846,30 @@ def test_export_to_s3_in_aws_layout_read_back_by_athena(ddb, lakebox):
     assert e["Status"]["State"] == "SUCCEEDED", e["Status"]
     rows = athena.get_query_results(QueryExecutionId=qid)["ResultSet"]["Rows"]
     assert [c["VarCharValue"] for c in rows[1]["Data"]] == ["20", str(sum(range(10, 30)))]
+
+
+def test_backup_and_restore(ddb):
+    orders_table(ddb, "t_backup_src")
+    for i in range(20):
+        ddb.put_item(TableName="t_backup_src", Item={"customer": {"S": f"c{i % 4}"}, "order_id": {"N": str(i)},
+                                                    "status": {"S": "OPEN" if i % 2 else "DONE"}, "price": {"N": str(i)}})
+    details = ddb.create_backup(TableName="t_backup_src", BackupName="nightly")["BackupDetails"]
+    assert details["BackupStatus"] == "AVAILABLE" and details["BackupType"] == "USER"
+    arn = details["BackupArn"]
+    ddb.put_item(TableName="t_backup_src", Item={"customer": {"S": "late"}, "order_id": {"N": "99"}})  # after the backup
+    desc = ddb.describe_backup(BackupArn=arn)["BackupDescription"]
+    assert desc["SourceTableDetails"]["ItemCount"] == 20 and desc["SourceTableDetails"]["TableName"] == "t_backup_src"
+    assert [b["BackupArn"] for b in ddb.list_backups(TableName="t_backup_src")["BackupSummaries"]] == [arn]
+    restored = ddb.restore_table_from_backup(TargetTableName="t_backup_copy", BackupArn=arn)["TableDescription"]
+    assert restored["RestoreSummary"]["SourceBackupArn"] == arn and restored["RestoreSummary"]["RestoreInProgress"] is False
+    ddb.get_waiter("table_exists").wait(TableName="t_backup_copy", WaiterConfig={"Delay": 1, "MaxAttempts": 5})
+    assert ddb.scan(TableName="t_backup_copy", Select="COUNT")["Count"] == 20, "the table as it was at the backup"
+    assert ddb.describe_table(TableName="t_backup_copy")["Table"]["ItemCount"] == 20
+    open_orders = ddb.query(TableName="t_backup_copy", IndexName="by_status", KeyConditionExpression="#s = :s",
+                            ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={":s": {"S": "OPEN"}})
+    assert open_orders["Count"] == 10, "indexes are rebuilt"
+    code, _, _ = error(lambda: ddb.restore_table_from_backup(TargetTableName="t_backup_copy", BackupArn=arn))
+    assert code == "TableAlreadyExistsException"
+    assert ddb.delete_backup(BackupArn=arn)["BackupDescription"]["BackupDetails"]["BackupStatus"] == "DELETED"
+    code, _, _ = error(lambda: ddb.describe_backup(BackupArn=arn))
+    assert code == "BackupNotFoundException"

@@ -52,6 +52,11 @@ pub const OPERATIONS: &[&str] = &[
     "ExportTableToPointInTime",
     "DescribeExport",
     "ListExports",
+    "CreateBackup",
+    "DescribeBackup",
+    "ListBackups",
+    "DeleteBackup",
+    "RestoreTableFromBackup",
 ];
 /// Every operation of the model, implemented or not.
 pub const MODEL_OPERATIONS: &[&str] = &[
@@ -198,6 +203,187 @@ pub struct AttributeValueUpdateRaw {
     #[serde(rename = "Action", default)]
     pub action: Option<AttributeAction>,
 }
+
+/// Contains the description of the backup created for the table.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BackupDescription {
+    #[serde(rename = "BackupDetails", default, skip_serializing_if = "Option::is_none")]
+    pub backup_details: Option<BackupDetails>,
+    #[serde(
+        rename = "SourceTableDetails",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub source_table_details: Option<SourceTableDetails>,
+    #[serde(
+        rename = "SourceTableFeatureDetails",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub source_table_feature_details: Option<SourceTableFeatureDetails>,
+}
+
+/// Contains the details of the backup created for the table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackupDetails {
+    #[serde(rename = "BackupArn")]
+    pub backup_arn: String,
+    #[serde(rename = "BackupName")]
+    pub backup_name: String,
+    #[serde(rename = "BackupSizeBytes", default, skip_serializing_if = "Option::is_none")]
+    pub backup_size_bytes: Option<i64>,
+    #[serde(rename = "BackupStatus")]
+    pub backup_status: BackupStatus,
+    #[serde(rename = "BackupType")]
+    pub backup_type: BackupType,
+    #[serde(rename = "BackupCreationDateTime")]
+    pub backup_creation_date_time: Timestamp,
+    #[serde(
+        rename = "BackupExpiryDateTime",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub backup_expiry_date_time: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BackupStatus {
+    /// `CREATING`
+    Creating,
+    /// `DELETED`
+    Deleted,
+    /// `AVAILABLE`
+    Available,
+    /// A value this model does not list (a newer client's, or a wrong one).
+    Unknown(String),
+}
+impl BackupStatus {
+    pub const VALUES: &'static [&'static str] = &["CREATING", "DELETED", "AVAILABLE"];
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Creating => "CREATING",
+            Self::Deleted => "DELETED",
+            Self::Available => "AVAILABLE",
+            Self::Unknown(s) => s,
+        }
+    }
+}
+impl From<&str> for BackupStatus {
+    fn from(s: &str) -> Self {
+        match s {
+            "CREATING" => Self::Creating,
+            "DELETED" => Self::Deleted,
+            "AVAILABLE" => Self::Available,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+lakebox_service::string_enum!(BackupStatus);
+
+/// Contains details for the backup.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BackupSummary {
+    #[serde(rename = "TableName", default, skip_serializing_if = "Option::is_none")]
+    pub table_name: Option<String>,
+    #[serde(rename = "TableId", default, skip_serializing_if = "Option::is_none")]
+    pub table_id: Option<String>,
+    #[serde(rename = "TableArn", default, skip_serializing_if = "Option::is_none")]
+    pub table_arn: Option<String>,
+    #[serde(rename = "BackupArn", default, skip_serializing_if = "Option::is_none")]
+    pub backup_arn: Option<String>,
+    #[serde(rename = "BackupName", default, skip_serializing_if = "Option::is_none")]
+    pub backup_name: Option<String>,
+    #[serde(
+        rename = "BackupCreationDateTime",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub backup_creation_date_time: Option<Timestamp>,
+    #[serde(
+        rename = "BackupExpiryDateTime",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub backup_expiry_date_time: Option<Timestamp>,
+    #[serde(rename = "BackupStatus", default, skip_serializing_if = "Option::is_none")]
+    pub backup_status: Option<BackupStatus>,
+    #[serde(rename = "BackupType", default, skip_serializing_if = "Option::is_none")]
+    pub backup_type: Option<BackupType>,
+    #[serde(rename = "BackupSizeBytes", default, skip_serializing_if = "Option::is_none")]
+    pub backup_size_bytes: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BackupType {
+    /// `USER`
+    User,
+    /// `SYSTEM`
+    System,
+    /// `AWS_BACKUP`
+    AwsBackup,
+    /// A value this model does not list (a newer client's, or a wrong one).
+    Unknown(String),
+}
+impl BackupType {
+    pub const VALUES: &'static [&'static str] = &["USER", "SYSTEM", "AWS_BACKUP"];
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::User => "USER",
+            Self::System => "SYSTEM",
+            Self::AwsBackup => "AWS_BACKUP",
+            Self::Unknown(s) => s,
+        }
+    }
+}
+impl From<&str> for BackupType {
+    fn from(s: &str) -> Self {
+        match s {
+            "USER" => Self::User,
+            "SYSTEM" => Self::System,
+            "AWS_BACKUP" => Self::AwsBackup,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+lakebox_service::string_enum!(BackupType);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BackupTypeFilter {
+    /// `USER`
+    User,
+    /// `SYSTEM`
+    System,
+    /// `AWS_BACKUP`
+    AwsBackup,
+    /// `ALL`
+    All,
+    /// A value this model does not list (a newer client's, or a wrong one).
+    Unknown(String),
+}
+impl BackupTypeFilter {
+    pub const VALUES: &'static [&'static str] = &["USER", "SYSTEM", "AWS_BACKUP", "ALL"];
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::User => "USER",
+            Self::System => "SYSTEM",
+            Self::AwsBackup => "AWS_BACKUP",
+            Self::All => "ALL",
+            Self::Unknown(s) => s,
+        }
+    }
+}
+impl From<&str> for BackupTypeFilter {
+    fn from(s: &str) -> Self {
+        match s {
+            "USER" => Self::User,
+            "SYSTEM" => Self::System,
+            "AWS_BACKUP" => Self::AwsBackup,
+            "ALL" => Self::All,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+lakebox_service::string_enum!(BackupTypeFilter);
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BatchExecuteStatementInput {
@@ -762,6 +948,29 @@ impl From<&str> for ContinuousBackupsStatus {
 }
 lakebox_service::string_enum!(ContinuousBackupsStatus);
 
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateBackupInput {
+    #[serde(rename = "TableName")]
+    pub table_name: String,
+    #[serde(rename = "BackupName")]
+    pub backup_name: String,
+}
+
+/// `CreateBackupInput` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CreateBackupInputRaw {
+    #[serde(rename = "TableName", default)]
+    pub table_name: Option<String>,
+    #[serde(rename = "BackupName", default)]
+    pub backup_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateBackupOutput {
+    #[serde(rename = "BackupDetails", default, skip_serializing_if = "Option::is_none")]
+    pub backup_details: Option<BackupDetails>,
+}
+
 /// Represents a new global secondary index to be added to an existing table.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CreateGlobalSecondaryIndexAction {
@@ -1039,6 +1248,29 @@ pub struct DeleteRaw {
     pub return_values_on_condition_check_failure: Option<ReturnValuesOnConditionCheckFailure>,
 }
 
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeleteBackupInput {
+    #[serde(rename = "BackupArn")]
+    pub backup_arn: String,
+}
+
+/// `DeleteBackupInput` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DeleteBackupInputRaw {
+    #[serde(rename = "BackupArn", default)]
+    pub backup_arn: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeleteBackupOutput {
+    #[serde(
+        rename = "BackupDescription",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub backup_description: Option<BackupDescription>,
+}
+
 /// Represents a global secondary index to be deleted from an existing table.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeleteGlobalSecondaryIndexAction {
@@ -1211,6 +1443,29 @@ pub struct DeleteTableInputRaw {
 pub struct DeleteTableOutput {
     #[serde(rename = "TableDescription", default, skip_serializing_if = "Option::is_none")]
     pub table_description: Option<TableDescription>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DescribeBackupInput {
+    #[serde(rename = "BackupArn")]
+    pub backup_arn: String,
+}
+
+/// `DescribeBackupInput` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DescribeBackupInputRaw {
+    #[serde(rename = "BackupArn", default)]
+    pub backup_arn: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DescribeBackupOutput {
+    #[serde(
+        rename = "BackupDescription",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub backup_description: Option<BackupDescription>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -1913,6 +2168,29 @@ pub struct GlobalSecondaryIndexDescription {
     pub warm_throughput: Option<GlobalSecondaryIndexWarmThroughputDescription>,
 }
 
+/// Represents the properties of a global secondary index for the table when the backup was created.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GlobalSecondaryIndexInfo {
+    #[serde(rename = "IndexName", default, skip_serializing_if = "Option::is_none")]
+    pub index_name: Option<String>,
+    #[serde(rename = "KeySchema", default, skip_serializing_if = "Option::is_none")]
+    pub key_schema: Option<Vec<KeySchemaElement>>,
+    #[serde(rename = "Projection", default, skip_serializing_if = "Option::is_none")]
+    pub projection: Option<Projection>,
+    #[serde(
+        rename = "ProvisionedThroughput",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub provisioned_throughput: Option<ProvisionedThroughput>,
+    #[serde(
+        rename = "OnDemandThroughput",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub on_demand_throughput: Option<OnDemandThroughput>,
+}
+
 /// Represents one of the following: A new global secondary index to be added to an existing table.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GlobalSecondaryIndexUpdate {
@@ -2186,6 +2464,63 @@ pub struct KeysAndAttributesRaw {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListBackupsInput {
+    #[serde(rename = "TableName", default, skip_serializing_if = "Option::is_none")]
+    pub table_name: Option<String>,
+    #[serde(rename = "Limit", default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i32>,
+    #[serde(
+        rename = "TimeRangeLowerBound",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub time_range_lower_bound: Option<Timestamp>,
+    #[serde(
+        rename = "TimeRangeUpperBound",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub time_range_upper_bound: Option<Timestamp>,
+    #[serde(
+        rename = "ExclusiveStartBackupArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub exclusive_start_backup_arn: Option<String>,
+    #[serde(rename = "BackupType", default, skip_serializing_if = "Option::is_none")]
+    pub backup_type: Option<BackupTypeFilter>,
+}
+
+/// `ListBackupsInput` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ListBackupsInputRaw {
+    #[serde(rename = "TableName", default)]
+    pub table_name: Option<String>,
+    #[serde(rename = "Limit", default)]
+    pub limit: Option<i32>,
+    #[serde(rename = "TimeRangeLowerBound", default)]
+    pub time_range_lower_bound: Option<Timestamp>,
+    #[serde(rename = "TimeRangeUpperBound", default)]
+    pub time_range_upper_bound: Option<Timestamp>,
+    #[serde(rename = "ExclusiveStartBackupArn", default)]
+    pub exclusive_start_backup_arn: Option<String>,
+    #[serde(rename = "BackupType", default)]
+    pub backup_type: Option<BackupTypeFilter>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListBackupsOutput {
+    #[serde(rename = "BackupSummaries", default, skip_serializing_if = "Option::is_none")]
+    pub backup_summaries: Option<Vec<BackupSummary>>,
+    #[serde(
+        rename = "LastEvaluatedBackupArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_evaluated_backup_arn: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListExportsInput {
     #[serde(rename = "TableArn", default, skip_serializing_if = "Option::is_none")]
     pub table_arn: Option<String>,
@@ -2311,6 +2646,17 @@ pub struct LocalSecondaryIndexDescription {
     pub item_count: Option<i64>,
     #[serde(rename = "IndexArn", default, skip_serializing_if = "Option::is_none")]
     pub index_arn: Option<String>,
+}
+
+/// Represents the properties of a local secondary index for the table when the backup was created.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LocalSecondaryIndexInfo {
+    #[serde(rename = "IndexName", default, skip_serializing_if = "Option::is_none")]
+    pub index_name: Option<String>,
+    #[serde(rename = "KeySchema", default, skip_serializing_if = "Option::is_none")]
+    pub key_schema: Option<Vec<KeySchemaElement>>,
+    #[serde(rename = "Projection", default, skip_serializing_if = "Option::is_none")]
+    pub projection: Option<Projection>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -3121,6 +3467,77 @@ pub struct RestoreSummary {
     pub restore_in_progress: bool,
 }
 
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RestoreTableFromBackupInput {
+    #[serde(rename = "TargetTableName")]
+    pub target_table_name: String,
+    #[serde(rename = "BackupArn")]
+    pub backup_arn: String,
+    #[serde(
+        rename = "BillingModeOverride",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub billing_mode_override: Option<BillingMode>,
+    #[serde(
+        rename = "GlobalSecondaryIndexOverride",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub global_secondary_index_override: Option<Vec<GlobalSecondaryIndex>>,
+    #[serde(
+        rename = "LocalSecondaryIndexOverride",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub local_secondary_index_override: Option<Vec<LocalSecondaryIndex>>,
+    #[serde(
+        rename = "ProvisionedThroughputOverride",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub provisioned_throughput_override: Option<ProvisionedThroughput>,
+    #[serde(
+        rename = "OnDemandThroughputOverride",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub on_demand_throughput_override: Option<OnDemandThroughput>,
+    #[serde(
+        rename = "SSESpecificationOverride",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub sse_specification_override: Option<SSESpecification>,
+}
+
+/// `RestoreTableFromBackupInput` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RestoreTableFromBackupInputRaw {
+    #[serde(rename = "TargetTableName", default)]
+    pub target_table_name: Option<String>,
+    #[serde(rename = "BackupArn", default)]
+    pub backup_arn: Option<String>,
+    #[serde(rename = "BillingModeOverride", default)]
+    pub billing_mode_override: Option<BillingMode>,
+    #[serde(rename = "GlobalSecondaryIndexOverride", default)]
+    pub global_secondary_index_override: Option<Vec<GlobalSecondaryIndexRaw>>,
+    #[serde(rename = "LocalSecondaryIndexOverride", default)]
+    pub local_secondary_index_override: Option<Vec<LocalSecondaryIndexRaw>>,
+    #[serde(rename = "ProvisionedThroughputOverride", default)]
+    pub provisioned_throughput_override: Option<ProvisionedThroughputRaw>,
+    #[serde(rename = "OnDemandThroughputOverride", default)]
+    pub on_demand_throughput_override: Option<OnDemandThroughputRaw>,
+    #[serde(rename = "SSESpecificationOverride", default)]
+    pub sse_specification_override: Option<SSESpecificationRaw>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RestoreTableFromBackupOutput {
+    #[serde(rename = "TableDescription", default, skip_serializing_if = "Option::is_none")]
+    pub table_description: Option<TableDescription>,
+}
+
 /// Determines the level of detail about either provisioned or on-demand throughput consumption that is returned in the response: INDEXES - The response includes the aggregate ConsumedCapacity for the operation, together with ConsumedCapacity for each table and secondary index that was accessed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ReturnConsumedCapacity {
@@ -3588,6 +4005,66 @@ impl From<&str> for Select {
     }
 }
 lakebox_service::string_enum!(Select);
+
+/// Contains the details of the table when the backup was created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceTableDetails {
+    #[serde(rename = "TableName")]
+    pub table_name: String,
+    #[serde(rename = "TableId")]
+    pub table_id: String,
+    #[serde(rename = "TableArn", default, skip_serializing_if = "Option::is_none")]
+    pub table_arn: Option<String>,
+    #[serde(rename = "TableSizeBytes", default, skip_serializing_if = "Option::is_none")]
+    pub table_size_bytes: Option<i64>,
+    #[serde(rename = "KeySchema")]
+    pub key_schema: Vec<KeySchemaElement>,
+    #[serde(rename = "TableCreationDateTime")]
+    pub table_creation_date_time: Timestamp,
+    #[serde(rename = "ProvisionedThroughput")]
+    pub provisioned_throughput: ProvisionedThroughput,
+    #[serde(
+        rename = "OnDemandThroughput",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub on_demand_throughput: Option<OnDemandThroughput>,
+    #[serde(rename = "ItemCount", default, skip_serializing_if = "Option::is_none")]
+    pub item_count: Option<i64>,
+    #[serde(rename = "BillingMode", default, skip_serializing_if = "Option::is_none")]
+    pub billing_mode: Option<BillingMode>,
+}
+
+/// Contains the details of the features enabled on the table when the backup was created.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SourceTableFeatureDetails {
+    #[serde(
+        rename = "LocalSecondaryIndexes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub local_secondary_indexes: Option<Vec<LocalSecondaryIndexInfo>>,
+    #[serde(
+        rename = "GlobalSecondaryIndexes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub global_secondary_indexes: Option<Vec<GlobalSecondaryIndexInfo>>,
+    #[serde(
+        rename = "StreamDescription",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub stream_description: Option<StreamSpecification>,
+    #[serde(
+        rename = "TimeToLiveDescription",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub time_to_live_description: Option<TimeToLiveDescription>,
+    #[serde(rename = "SSEDescription", default, skip_serializing_if = "Option::is_none")]
+    pub sse_description: Option<SSEDescription>,
+}
 
 /// Represents the DynamoDB Streams configuration for a table in DynamoDB.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -5061,6 +5538,48 @@ pub(crate) fn validate_condition_check(
     })
 }
 
+pub(crate) fn validate_create_backup_input(
+    raw: CreateBackupInputRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<CreateBackupInput> {
+    let m_table_name = {
+        let p = &path.member("tableName");
+        match raw.table_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(1024), p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_backup_name = {
+        let p = &path.member("backupName");
+        match raw.backup_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(3), Some(255), p);
+                v.pattern(r, &PATTERN_0, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    Some(CreateBackupInput {
+        table_name: m_table_name?,
+        backup_name: m_backup_name?,
+    })
+}
+
 pub(crate) fn validate_create_global_secondary_index_action(
     raw: CreateGlobalSecondaryIndexActionRaw,
     v: &mut Validator,
@@ -5414,6 +5933,31 @@ pub(crate) fn validate_delete(raw: DeleteRaw, v: &mut Validator, path: &Path<'_>
     })
 }
 
+pub(crate) fn validate_delete_backup_input(
+    raw: DeleteBackupInputRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<DeleteBackupInput> {
+    let m_backup_arn = {
+        let p = &path.member("backupArn");
+        match raw.backup_arn {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(37), Some(1024), p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    Some(DeleteBackupInput {
+        backup_arn: m_backup_arn?,
+    })
+}
+
 pub(crate) fn validate_delete_global_secondary_index_action(
     raw: DeleteGlobalSecondaryIndexActionRaw,
     v: &mut Validator,
@@ -5653,6 +6197,31 @@ pub(crate) fn validate_delete_table_input(
     };
     Some(DeleteTableInput {
         table_name: m_table_name?,
+    })
+}
+
+pub(crate) fn validate_describe_backup_input(
+    raw: DescribeBackupInputRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<DescribeBackupInput> {
+    let m_backup_arn = {
+        let p = &path.member("backupArn");
+        match raw.backup_arn {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(37), Some(1024), p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    Some(DescribeBackupInput {
+        backup_arn: m_backup_arn?,
     })
 }
 
@@ -6601,6 +7170,70 @@ pub(crate) fn validate_keys_and_attributes(
     })
 }
 
+pub(crate) fn validate_list_backups_input(
+    raw: ListBackupsInputRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<ListBackupsInput> {
+    let m_table_name = {
+        let p = &path.member("tableName");
+        raw.table_name.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(1024), p);
+            Some(x)
+        })
+    };
+    let m_limit = {
+        let p = &path.member("limit");
+        raw.limit.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(1), Some(100), p);
+            Some(x)
+        })
+    };
+    let m_time_range_lower_bound = {
+        let p = &path.member("timeRangeLowerBound");
+        raw.time_range_lower_bound.map(|x| Some(x))
+    };
+    let m_time_range_upper_bound = {
+        let p = &path.member("timeRangeUpperBound");
+        raw.time_range_upper_bound.map(|x| Some(x))
+    };
+    let m_exclusive_start_backup_arn = {
+        let p = &path.member("exclusiveStartBackupArn");
+        raw.exclusive_start_backup_arn.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(37), Some(1024), p);
+            Some(x)
+        })
+    };
+    let m_backup_type = {
+        let p = &path.member("backupType");
+        raw.backup_type.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                BackupTypeFilter::VALUES,
+                matches!(r, BackupTypeFilter::Unknown(_)),
+                p,
+            );
+            Some(x)
+        })
+    };
+    Some(ListBackupsInput {
+        table_name: lift(m_table_name)?,
+        limit: lift(m_limit)?,
+        time_range_lower_bound: lift(m_time_range_lower_bound)?,
+        time_range_upper_bound: lift(m_time_range_upper_bound)?,
+        exclusive_start_backup_arn: lift(m_exclusive_start_backup_arn)?,
+        backup_type: lift(m_backup_type)?,
+    })
+}
+
 pub(crate) fn validate_list_exports_input(
     raw: ListExportsInputRaw,
     v: &mut Validator,
@@ -7485,6 +8118,93 @@ pub(crate) fn validate_replication_group_update_list(
         .map(|(i, x)| validate_replication_group_update(x, v, &path.index(i + 1)))
         .collect();
     items.into_iter().collect()
+}
+
+pub(crate) fn validate_restore_table_from_backup_input(
+    raw: RestoreTableFromBackupInputRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<RestoreTableFromBackupInput> {
+    let m_target_table_name = {
+        let p = &path.member("targetTableName");
+        match raw.target_table_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(3), Some(255), p);
+                v.pattern(r, &PATTERN_0, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_backup_arn = {
+        let p = &path.member("backupArn");
+        match raw.backup_arn {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(37), Some(1024), p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_billing_mode_override = {
+        let p = &path.member("billingModeOverride");
+        raw.billing_mode_override.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                BillingMode::VALUES,
+                matches!(r, BillingMode::Unknown(_)),
+                p,
+            );
+            Some(x)
+        })
+    };
+    let m_global_secondary_index_override = {
+        let p = &path.member("globalSecondaryIndexOverride");
+        raw.global_secondary_index_override
+            .map(|x| validate_global_secondary_index_list(x, v, p))
+    };
+    let m_local_secondary_index_override = {
+        let p = &path.member("localSecondaryIndexOverride");
+        raw.local_secondary_index_override
+            .map(|x| validate_local_secondary_index_list(x, v, p))
+    };
+    let m_provisioned_throughput_override = {
+        let p = &path.member("provisionedThroughputOverride");
+        raw.provisioned_throughput_override
+            .map(|x| validate_provisioned_throughput(x, v, p))
+    };
+    let m_on_demand_throughput_override = {
+        let p = &path.member("onDemandThroughputOverride");
+        raw.on_demand_throughput_override
+            .map(|x| validate_on_demand_throughput(x, v, p))
+    };
+    let m_sse_specification_override = {
+        let p = &path.member("sSESpecificationOverride");
+        raw.sse_specification_override
+            .map(|x| validate_sse_specification(x, v, p))
+    };
+    Some(RestoreTableFromBackupInput {
+        target_table_name: m_target_table_name?,
+        backup_arn: m_backup_arn?,
+        billing_mode_override: lift(m_billing_mode_override)?,
+        global_secondary_index_override: lift(m_global_secondary_index_override)?,
+        local_secondary_index_override: lift(m_local_secondary_index_override)?,
+        provisioned_throughput_override: lift(m_provisioned_throughput_override)?,
+        on_demand_throughput_override: lift(m_on_demand_throughput_override)?,
+        sse_specification_override: lift(m_sse_specification_override)?,
+    })
 }
 
 pub(crate) fn validate_sse_specification(
@@ -8873,6 +9593,46 @@ pub trait DynamoDbApi: Send + Sync + 'static {
     ) -> impl Future<Output = Result<ListExportsOutput, ServiceError>> + Send {
         async move { Err(not_implemented("ListExports")) }
     }
+    /// Creates a backup for an existing table.
+    fn create_backup(
+        &self,
+        ctx: &RequestContext,
+        input: CreateBackupInput,
+    ) -> impl Future<Output = Result<CreateBackupOutput, ServiceError>> + Send {
+        async move { Err(not_implemented("CreateBackup")) }
+    }
+    /// Describes an existing backup of a table.
+    fn describe_backup(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeBackupInput,
+    ) -> impl Future<Output = Result<DescribeBackupOutput, ServiceError>> + Send {
+        async move { Err(not_implemented("DescribeBackup")) }
+    }
+    /// List DynamoDB backups that are associated with an Amazon Web Services account and weren't made with Amazon Web Services Backup.
+    fn list_backups(
+        &self,
+        ctx: &RequestContext,
+        input: ListBackupsInput,
+    ) -> impl Future<Output = Result<ListBackupsOutput, ServiceError>> + Send {
+        async move { Err(not_implemented("ListBackups")) }
+    }
+    /// Deletes an existing backup of a table.
+    fn delete_backup(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteBackupInput,
+    ) -> impl Future<Output = Result<DeleteBackupOutput, ServiceError>> + Send {
+        async move { Err(not_implemented("DeleteBackup")) }
+    }
+    /// Creates a new table from an existing backup.
+    fn restore_table_from_backup(
+        &self,
+        ctx: &RequestContext,
+        input: RestoreTableFromBackupInput,
+    ) -> impl Future<Output = Result<RestoreTableFromBackupOutput, ServiceError>> + Send {
+        async move { Err(not_implemented("RestoreTableFromBackup")) }
+    }
 }
 
 /// The answer for an operation this server does not implement: what AWS answers for one
@@ -9078,6 +9838,36 @@ pub fn dispatch<S: DynamoDbApi>(
                 let raw: ListExportsInputRaw = req.decode()?;
                 let input = validate(|v| validate_list_exports_input(raw, v, &Path::root()))?;
                 let output = service.list_exports(&ctx, input).await?;
+                req.reply(&output)
+            }
+            "CreateBackup" => {
+                let raw: CreateBackupInputRaw = req.decode()?;
+                let input = validate(|v| validate_create_backup_input(raw, v, &Path::root()))?;
+                let output = service.create_backup(&ctx, input).await?;
+                req.reply(&output)
+            }
+            "DescribeBackup" => {
+                let raw: DescribeBackupInputRaw = req.decode()?;
+                let input = validate(|v| validate_describe_backup_input(raw, v, &Path::root()))?;
+                let output = service.describe_backup(&ctx, input).await?;
+                req.reply(&output)
+            }
+            "ListBackups" => {
+                let raw: ListBackupsInputRaw = req.decode()?;
+                let input = validate(|v| validate_list_backups_input(raw, v, &Path::root()))?;
+                let output = service.list_backups(&ctx, input).await?;
+                req.reply(&output)
+            }
+            "DeleteBackup" => {
+                let raw: DeleteBackupInputRaw = req.decode()?;
+                let input = validate(|v| validate_delete_backup_input(raw, v, &Path::root()))?;
+                let output = service.delete_backup(&ctx, input).await?;
+                req.reply(&output)
+            }
+            "RestoreTableFromBackup" => {
+                let raw: RestoreTableFromBackupInputRaw = req.decode()?;
+                let input = validate(|v| validate_restore_table_from_backup_input(raw, v, &Path::root()))?;
+                let output = service.restore_table_from_backup(&ctx, input).await?;
                 req.reply(&output)
             }
             other => Err(not_implemented(other)),

@@ -12,6 +12,7 @@
 //! - `expr`: the expression language; `legacy`: the pre-expression parameters.
 
 pub mod api;
+mod backups;
 mod batch;
 mod capacity;
 mod errors;
@@ -541,6 +542,54 @@ impl DynamoDbApi for DynamoDb {
         input: ListExportsInput,
     ) -> Result<ListExportsOutput, ServiceError> {
         self.list_exports_impl(ctx, input)
+    }
+
+    async fn create_backup(
+        &self,
+        ctx: &RequestContext,
+        input: CreateBackupInput,
+    ) -> Result<CreateBackupOutput, ServiceError> {
+        Ok(CreateBackupOutput {
+            backup_details: Some(self.create_backup_impl(ctx, input).await?),
+        })
+    }
+
+    async fn describe_backup(
+        &self,
+        _ctx: &RequestContext,
+        input: DescribeBackupInput,
+    ) -> Result<DescribeBackupOutput, ServiceError> {
+        Ok(DescribeBackupOutput {
+            backup_description: Some(self.describe_backup_impl(&input.backup_arn)?),
+        })
+    }
+
+    async fn delete_backup(
+        &self,
+        _ctx: &RequestContext,
+        input: DeleteBackupInput,
+    ) -> Result<DeleteBackupOutput, ServiceError> {
+        Ok(DeleteBackupOutput {
+            backup_description: Some(self.delete_backup_impl(&input.backup_arn).await?),
+        })
+    }
+
+    async fn list_backups(
+        &self,
+        ctx: &RequestContext,
+        input: ListBackupsInput,
+    ) -> Result<ListBackupsOutput, ServiceError> {
+        self.list_backups_impl(ctx, input)
+    }
+
+    async fn restore_table_from_backup(
+        &self,
+        ctx: &RequestContext,
+        input: RestoreTableFromBackupInput,
+    ) -> Result<RestoreTableFromBackupOutput, ServiceError> {
+        Ok(RestoreTableFromBackupOutput {
+            table_description: Some(self.restore_table_from_backup_impl(ctx, input).await?),
+        })
     }
 
     async fn transact_get_items(

@@ -1,0 +1,275 @@
+//! On-demand backups: CreateBackup copies the table's items into a redb table of the backup's
+//! own (`backup/<id>`) inside one write job — a consistent copy, taken between two writes —
+//! and RestoreTableFromBackup makes a new table from it, its indexes rebuilt, in one job too.
+
+use std::sync::Arc;
+
+use lakebox_core::{RequestContext, ServiceError};
+use lakebox_protocol::Timestamp;
+use lakebox_store::KeyRange;
+use serde::{Deserialize, Serialize};
+
+use crate::DynamoDb;
+use crate::api::*;
+use crate::errors;
+use crate::storage;
+use crate::tables::{TableRecord, meta_key};
+
+const BACKUPS: &str = "backups";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Backup {
+    details: BackupDetails,
+    /// The table as it was: its schema, indexes and settings are what a restore makes.
+    table: TableRecord,
+    item_count: u64,
+    id: String,
+}
+
+fn backup_items(id: &str) -> String {
+    format!("backup/{id}")
+}
+
+fn not_found(arn: &str) -> ServiceError {
+    ServiceError::client("BackupNotFoundException", format!("Backup not found: {arn}"))
+}
+
+fn everything<'a>() -> KeyRange<'a> {
+    KeyRange {
+        start: std::ops::Bound::Unbounded,
+        end: std::ops::Bound::Unbounded,
+        reverse: false,
+    }
+}
+
+impl DynamoDb {
+    fn backup(&self, arn: &str) -> Result<Backup, ServiceError> {
+        self.meta
+            .get(BACKUPS, arn.as_bytes())
+            .map_err(errors::store)?
+            .and_then(|v| serde_json::from_slice(&v).ok())
+            .ok_or_else(|| not_found(arn))
+    }
+
+    fn describe_backup_of(&self, b: &Backup) -> BackupDescription {
+        let t = &b.table;
+        BackupDescription {
+            backup_details: Some(b.details.clone()),
+            source_table_details: Some(SourceTableDetails {
+                table_name: t.name.clone(),
+                table_id: t.uid.clone(),
+                table_arn: Some(t.arn()),
+                table_size_bytes: b.details.backup_size_bytes,
+                key_schema: t.key_schema.clone(),
+                table_creation_date_time: Timestamp::from_millis(t.created_millis),
+                provisioned_throughput: ProvisionedThroughput {
+                    read_capacity_units: t.read_capacity,
+                    write_capacity_units: t.write_capacity,
+                },
+                on_demand_throughput: None,
+                item_count: Some(b.item_count as i64),
+                billing_mode: Some(BillingMode::from(t.billing_mode.as_str())),
+            }),
+            source_table_feature_details: None,
+        }
+    }
+
+    pub(crate) async fn create_backup_impl(
+        &self,
+        ctx: &RequestContext,
+        input: CreateBackupInput,
+    ) -> Result<BackupDetails, ServiceError> {
+        let table = self.table_for_admin(ctx, &input.table_name)?;
+        let now = self.now();
+        let id = format!("{now:014}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let arn = format!("{}/backup/{id}", table.arn());
+        let (count, bytes) = storage::stats(&self.meta, &table.uid, None).map_err(errors::store)?;
+        let details = BackupDetails {
+            backup_arn: arn.clone(),
+            backup_name: input.backup_name,
+            backup_size_bytes: Some(bytes as i64),
+            backup_status: BackupStatus::Available,
+            backup_type: BackupType::User,
+            backup_creation_date_time: Timestamp::from_millis(now),
+            backup_expiry_date_time: None,
+        };
+        let record = serde_json::to_vec(&Backup {
+            details: details.clone(),
+            table: (*table).clone(),
+            item_count: count,
+            id: id.clone(),
+        })
+        .map_err(errors::internal)?;
+        let source = storage::items_table(&table.uid);
+        self.meta
+            .write_async(move |b| {
+                let mut rows = Vec::new();
+                b.range(&source, everything(), |k, v| {
+                    rows.push((k.to_vec(), v.to_vec()));
+                    Ok(true)
+                })?;
+                let target = backup_items(&id);
+                for (k, v) in rows {
+                    b.put(&target, &k, &v)?;
+                }
+                b.put(BACKUPS, arn.as_bytes(), &record)
+            })
+            .await
+            .map_err(errors::store)?;
+        Ok(details)
+    }
+
+    pub(crate) fn describe_backup_impl(&self, arn: &str) -> Result<BackupDescription, ServiceError> {
+        Ok(self.describe_backup_of(&self.backup(arn)?))
+    }
+
+    pub(crate) async fn delete_backup_impl(&self, arn: &str) -> Result<BackupDescription, ServiceError> {
+        let b = self.backup(arn)?;
+        let mut description = self.describe_backup_of(&b);
+        if let Some(d) = &mut description.backup_details {
+            d.backup_status = BackupStatus::Deleted;
+        }
+        let (key, id) = (arn.to_owned(), b.id.clone());
+        self.meta
+            .write_async(move |batch| {
+                batch.freeing();
+                batch.delete_table(&backup_items(&id))?;
+                batch.delete(BACKUPS, key.as_bytes())?;
+                Ok(())
+            })
+            .await
+            .map_err(errors::store)?;
+        Ok(description)
+    }
+
+    pub(crate) fn list_backups_impl(
+        &self,
+        ctx: &RequestContext,
+        input: ListBackupsInput,
+    ) -> Result<ListBackupsOutput, ServiceError> {
+        let prefix = format!("arn:aws:dynamodb:{}:{}:table/", ctx.region, ctx.account_id);
+        let table = input
+            .table_name
+            .as_deref()
+            .map(|t| crate::table_name(t).to_owned());
+        let mut all: Vec<Backup> = self
+            .meta
+            .scan_prefix(BACKUPS, prefix.as_bytes(), None, usize::MAX)
+            .map_err(errors::store)?
+            .into_iter()
+            .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
+            .filter(|b: &Backup| table.as_ref().is_none_or(|t| *t == b.table.name))
+            .filter(|b| {
+                let at = b.details.backup_creation_date_time.as_millis();
+                input.time_range_lower_bound.is_none_or(|l| at >= l.as_millis())
+                    && input.time_range_upper_bound.is_none_or(|u| at < u.as_millis())
+            })
+            .collect();
+        all.sort_by(|a, b| a.details.backup_arn.cmp(&b.details.backup_arn));
+        if let Some(after) = &input.exclusive_start_backup_arn {
+            all.retain(|b| b.details.backup_arn > *after);
+        }
+        let limit = input.limit.unwrap_or(100).clamp(1, 100) as usize;
+        let more = all.len() > limit;
+        all.truncate(limit);
+        Ok(ListBackupsOutput {
+            last_evaluated_backup_arn: if more {
+                all.last().map(|b| b.details.backup_arn.clone())
+            } else {
+                None
+            },
+            backup_summaries: Some(
+                all.into_iter()
+                    .map(|b| BackupSummary {
+                        table_name: Some(b.table.name.clone()),
+                        table_id: Some(b.table.uid.clone()),
+                        table_arn: Some(b.table.arn()),
+                        backup_arn: Some(b.details.backup_arn.clone()),
+                        backup_name: Some(b.details.backup_name.clone()),
+                        backup_creation_date_time: Some(b.details.backup_creation_date_time),
+                        backup_expiry_date_time: None,
+                        backup_status: Some(b.details.backup_status.clone()),
+                        backup_type: Some(b.details.backup_type.clone()),
+                        backup_size_bytes: b.details.backup_size_bytes,
+                    })
+                    .collect(),
+            ),
+        })
+    }
+
+    pub(crate) async fn restore_table_from_backup_impl(
+        &self,
+        ctx: &RequestContext,
+        input: RestoreTableFromBackupInput,
+    ) -> Result<TableDescription, ServiceError> {
+        let b = self.backup(&input.backup_arn)?;
+        let _admin = self.admin.lock().await;
+        let key = (
+            ctx.account_id.clone(),
+            ctx.region.clone(),
+            input.target_table_name.clone(),
+        );
+        if self.tables.read().unwrap().contains_key(&key) {
+            return Err(ServiceError::client(
+                "TableAlreadyExistsException",
+                format!("Table already exists: {}", input.target_table_name),
+            ));
+        }
+        let now = self.now();
+        let mut t = b.table.clone();
+        t.uid = uuid::Uuid::new_v4().to_string();
+        t.account = ctx.account_id.clone();
+        t.region = ctx.region.clone();
+        t.name = input.target_table_name.clone();
+        t.created_millis = now;
+        // A restored table starts without stream, TTL, PITR or tags, as on AWS.
+        t.stream = None;
+        t.latest_stream = None;
+        t.ttl_attribute = None;
+        t.pitr = false;
+        t.tags.clear();
+        t.deletion_protection = false;
+        if let Some(mode) = &input.billing_mode_override {
+            t.billing_mode = mode.as_str().to_owned();
+        }
+        if let Some(p) = &input.provisioned_throughput_override {
+            t.read_capacity = p.read_capacity_units;
+            t.write_capacity = p.write_capacity_units;
+        }
+        let t = Arc::new(t);
+        let record = t.clone();
+        let source = backup_items(&b.id);
+        let tables = self.tables.clone();
+        let value = serde_json::to_vec(&*t).map_err(errors::internal)?;
+        let meta = meta_key(&t.key());
+        let restored = self
+            .meta
+            .write_async(move |batch| {
+                let mut rows = Vec::new();
+                batch.range(&source, everything(), |k, v| {
+                    rows.push((k.to_vec(), storage::decode_item(v)?));
+                    Ok(true)
+                })?;
+                for (k, item) in rows {
+                    storage::write_item(batch, &record, &k, Some(&item))?;
+                }
+                batch.put(storage::TABLES, &meta, &value)?;
+                tables.write().unwrap().insert(record.key(), record.clone());
+                Ok(())
+            })
+            .await;
+        if let Err(e) = restored {
+            self.tables.write().unwrap().remove(&t.key());
+            return Err(errors::store(e));
+        }
+        let mut description = self.describe(&t)?;
+        description.restore_summary = Some(RestoreSummary {
+            source_backup_arn: Some(b.details.backup_arn.clone()),
+            source_table_arn: Some(b.table.arn()),
+            restore_date_time: Timestamp::from_millis(now),
+            restore_in_progress: false,
+        });
+        description.table_status = Some(TableStatus::Creating);
+        Ok(description)
+    }
+}
