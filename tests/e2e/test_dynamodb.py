@@ -873,3 +873,42 @@ def test_backup_and_restore(ddb):
     assert ddb.delete_backup(BackupArn=arn)["BackupDescription"]["BackupDetails"]["BackupStatus"] == "DELETED"
     code, _, _ = error(lambda: ddb.describe_backup(BackupArn=arn))
     assert code == "BackupNotFoundException"
+
+
+def test_import_table_from_s3_json_and_csv(ddb, lakebox):
+    import gzip
+    from lakebox_harness import wait_for
+
+    s3 = lakebox.client("s3")
+    s3.create_bucket(Bucket="ddb-imports")
+    lines = [json.dumps({"Item": {"pk": {"S": f"j{i}"}, "n": {"N": str(i)}, "m": {"M": {"x": {"BOOL": True}}}}}) for i in range(40)]
+    lines.insert(7, "not json")
+    s3.put_object(Bucket="ddb-imports", Key="json/part-0.json.gz", Body=gzip.compress("\n".join(lines[:20]).encode()))
+    s3.put_object(Bucket="ddb-imports", Key="json/part-1.json.gz", Body=gzip.compress("\n".join(lines[20:]).encode()))
+    params = {
+        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+    started = ddb.import_table(S3BucketSource={"S3Bucket": "ddb-imports", "S3KeyPrefix": "json/"}, InputFormat="DYNAMODB_JSON",
+                               InputCompressionType="GZIP", TableCreationParameters={"TableName": "t_imported", **params})["ImportTableDescription"]
+    assert started["ImportStatus"] == "IN_PROGRESS"
+    done = wait_for(lambda: (d := ddb.describe_import(ImportArn=started["ImportArn"])["ImportTableDescription"])["ImportStatus"] == "COMPLETED" and d)
+    assert (done["ImportedItemCount"], done["ErrorCount"], done["ProcessedItemCount"]) == (40, 1, 41)
+    item = ddb.get_item(TableName="t_imported", Key={"pk": {"S": "j7"}})["Item"]
+    assert item == {"pk": {"S": "j7"}, "n": {"N": "7"}, "m": {"M": {"x": {"BOOL": True}}}}
+    assert ddb.describe_table(TableName="t_imported")["Table"]["ItemCount"] == 40
+    csv_body = 'id,name,score\n1,"Smith, Ann",10\n2,Bob,20\n'
+    s3.put_object(Bucket="ddb-imports", Key="csv/people.csv", Body=csv_body.encode())
+    started = ddb.import_table(S3BucketSource={"S3Bucket": "ddb-imports", "S3KeyPrefix": "csv/"}, InputFormat="CSV",
+                               TableCreationParameters={"TableName": "t_imported_csv",
+                                                        "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "N"}],
+                                                        "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+                                                        "BillingMode": "PAY_PER_REQUEST"})["ImportTableDescription"]
+    wait_for(lambda: ddb.describe_import(ImportArn=started["ImportArn"])["ImportTableDescription"]["ImportStatus"] == "COMPLETED")
+    got = ddb.get_item(TableName="t_imported_csv", Key={"id": {"N": "1"}})["Item"]
+    assert got == {"id": {"N": "1"}, "name": {"S": "Smith, Ann"}, "score": {"S": "10"}}, "non-key CSV values are strings, as on AWS"
+    assert {i["ImportArn"] for i in ddb.list_imports()["ImportSummaryList"]} >= {started["ImportArn"], done["ImportArn"]}
+    code, _, _ = error(lambda: ddb.import_table(S3BucketSource={"S3Bucket": "ddb-imports"}, InputFormat="CSV",
+                                               TableCreationParameters={"TableName": "t_imported", **params}))
+    assert code == "ResourceInUseException"

@@ -57,6 +57,9 @@ pub const OPERATIONS: &[&str] = &[
     "ListBackups",
     "DeleteBackup",
     "RestoreTableFromBackup",
+    "ImportTable",
+    "DescribeImport",
+    "ListImports",
 ];
 /// Every operation of the model, implemented or not.
 pub const MODEL_OPERATIONS: &[&str] = &[
@@ -1198,6 +1201,24 @@ pub struct CreateTableOutput {
     pub table_description: Option<TableDescription>,
 }
 
+/// Processing options for the CSV file being imported.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CsvOptions {
+    #[serde(rename = "Delimiter", default, skip_serializing_if = "Option::is_none")]
+    pub delimiter: Option<String>,
+    #[serde(rename = "HeaderList", default, skip_serializing_if = "Option::is_none")]
+    pub header_list: Option<Vec<String>>,
+}
+
+/// `CsvOptions` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CsvOptionsRaw {
+    #[serde(rename = "Delimiter", default)]
+    pub delimiter: Option<String>,
+    #[serde(rename = "HeaderList", default)]
+    pub header_list: Option<Vec<String>>,
+}
+
 /// Represents a request to perform a DeleteItem operation.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Delete {
@@ -1525,6 +1546,25 @@ pub struct DescribeExportOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub export_description: Option<ExportDescription>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DescribeImportInput {
+    #[serde(rename = "ImportArn")]
+    pub import_arn: String,
+}
+
+/// `DescribeImportInput` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DescribeImportInputRaw {
+    #[serde(rename = "ImportArn", default)]
+    pub import_arn: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DescribeImportOutput {
+    #[serde(rename = "ImportTableDescription")]
+    pub import_table_description: ImportTableDescription,
 }
 
 /// Represents the input of a DescribeLimits operation.
@@ -2293,6 +2333,192 @@ pub struct GlobalTableWitnessGroupUpdateRaw {
     pub delete: Option<DeleteGlobalTableWitnessGroupMemberActionRaw>,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ImportStatus {
+    /// `IN_PROGRESS`
+    InProgress,
+    /// `COMPLETED`
+    Completed,
+    /// `CANCELLING`
+    Cancelling,
+    /// `CANCELLED`
+    Cancelled,
+    /// `FAILED`
+    Failed,
+    /// A value this model does not list (a newer client's, or a wrong one).
+    Unknown(String),
+}
+impl ImportStatus {
+    pub const VALUES: &'static [&'static str] =
+        &["IN_PROGRESS", "COMPLETED", "CANCELLING", "CANCELLED", "FAILED"];
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::InProgress => "IN_PROGRESS",
+            Self::Completed => "COMPLETED",
+            Self::Cancelling => "CANCELLING",
+            Self::Cancelled => "CANCELLED",
+            Self::Failed => "FAILED",
+            Self::Unknown(s) => s,
+        }
+    }
+}
+impl From<&str> for ImportStatus {
+    fn from(s: &str) -> Self {
+        match s {
+            "IN_PROGRESS" => Self::InProgress,
+            "COMPLETED" => Self::Completed,
+            "CANCELLING" => Self::Cancelling,
+            "CANCELLED" => Self::Cancelled,
+            "FAILED" => Self::Failed,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+lakebox_service::string_enum!(ImportStatus);
+
+/// Summary information about the source file for the import.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ImportSummary {
+    #[serde(rename = "ImportArn", default, skip_serializing_if = "Option::is_none")]
+    pub import_arn: Option<String>,
+    #[serde(rename = "ImportStatus", default, skip_serializing_if = "Option::is_none")]
+    pub import_status: Option<ImportStatus>,
+    #[serde(rename = "TableArn", default, skip_serializing_if = "Option::is_none")]
+    pub table_arn: Option<String>,
+    #[serde(rename = "S3BucketSource", default, skip_serializing_if = "Option::is_none")]
+    pub s3_bucket_source: Option<S3BucketSource>,
+    #[serde(
+        rename = "CloudWatchLogGroupArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cloud_watch_log_group_arn: Option<String>,
+    #[serde(rename = "InputFormat", default, skip_serializing_if = "Option::is_none")]
+    pub input_format: Option<InputFormat>,
+    #[serde(rename = "StartTime", default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Timestamp>,
+    #[serde(rename = "EndTime", default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<Timestamp>,
+}
+
+/// Represents the properties of the table being imported into.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ImportTableDescription {
+    #[serde(rename = "ImportArn", default, skip_serializing_if = "Option::is_none")]
+    pub import_arn: Option<String>,
+    #[serde(rename = "ImportStatus", default, skip_serializing_if = "Option::is_none")]
+    pub import_status: Option<ImportStatus>,
+    #[serde(rename = "TableArn", default, skip_serializing_if = "Option::is_none")]
+    pub table_arn: Option<String>,
+    #[serde(rename = "TableId", default, skip_serializing_if = "Option::is_none")]
+    pub table_id: Option<String>,
+    #[serde(rename = "ClientToken", default, skip_serializing_if = "Option::is_none")]
+    pub client_token: Option<String>,
+    #[serde(rename = "S3BucketSource", default, skip_serializing_if = "Option::is_none")]
+    pub s3_bucket_source: Option<S3BucketSource>,
+    #[serde(rename = "ErrorCount", default, skip_serializing_if = "Option::is_none")]
+    pub error_count: Option<i64>,
+    #[serde(
+        rename = "CloudWatchLogGroupArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cloud_watch_log_group_arn: Option<String>,
+    #[serde(rename = "InputFormat", default, skip_serializing_if = "Option::is_none")]
+    pub input_format: Option<InputFormat>,
+    #[serde(
+        rename = "InputFormatOptions",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub input_format_options: Option<InputFormatOptions>,
+    #[serde(
+        rename = "InputCompressionType",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub input_compression_type: Option<InputCompressionType>,
+    #[serde(
+        rename = "TableCreationParameters",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub table_creation_parameters: Option<TableCreationParameters>,
+    #[serde(rename = "StartTime", default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Timestamp>,
+    #[serde(rename = "EndTime", default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<Timestamp>,
+    #[serde(
+        rename = "ProcessedSizeBytes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub processed_size_bytes: Option<i64>,
+    #[serde(
+        rename = "ProcessedItemCount",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub processed_item_count: Option<i64>,
+    #[serde(
+        rename = "ImportedItemCount",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub imported_item_count: Option<i64>,
+    #[serde(rename = "FailureCode", default, skip_serializing_if = "Option::is_none")]
+    pub failure_code: Option<String>,
+    #[serde(rename = "FailureMessage", default, skip_serializing_if = "Option::is_none")]
+    pub failure_message: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportTableInput {
+    #[serde(rename = "ClientToken", default, skip_serializing_if = "Option::is_none")]
+    pub client_token: Option<String>,
+    #[serde(rename = "S3BucketSource")]
+    pub s3_bucket_source: S3BucketSource,
+    #[serde(rename = "InputFormat")]
+    pub input_format: InputFormat,
+    #[serde(
+        rename = "InputFormatOptions",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub input_format_options: Option<InputFormatOptions>,
+    #[serde(
+        rename = "InputCompressionType",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub input_compression_type: Option<InputCompressionType>,
+    #[serde(rename = "TableCreationParameters")]
+    pub table_creation_parameters: TableCreationParameters,
+}
+
+/// `ImportTableInput` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ImportTableInputRaw {
+    #[serde(rename = "ClientToken", default)]
+    pub client_token: Option<String>,
+    #[serde(rename = "S3BucketSource", default)]
+    pub s3_bucket_source: Option<S3BucketSourceRaw>,
+    #[serde(rename = "InputFormat", default)]
+    pub input_format: Option<InputFormat>,
+    #[serde(rename = "InputFormatOptions", default)]
+    pub input_format_options: Option<InputFormatOptionsRaw>,
+    #[serde(rename = "InputCompressionType", default)]
+    pub input_compression_type: Option<InputCompressionType>,
+    #[serde(rename = "TableCreationParameters", default)]
+    pub table_creation_parameters: Option<TableCreationParametersRaw>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ImportTableOutput {
+    #[serde(rename = "ImportTableDescription")]
+    pub import_table_description: ImportTableDescription,
+}
+
 /// Optional object containing the parameters specific to an incremental export.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct IncrementalExportSpecification {
@@ -2352,6 +2578,88 @@ impl From<&str> for IndexStatus {
     }
 }
 lakebox_service::string_enum!(IndexStatus);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum InputCompressionType {
+    /// `GZIP`
+    Gzip,
+    /// `ZSTD`
+    Zstd,
+    /// `NONE`
+    None,
+    /// A value this model does not list (a newer client's, or a wrong one).
+    Unknown(String),
+}
+impl InputCompressionType {
+    pub const VALUES: &'static [&'static str] = &["GZIP", "ZSTD", "NONE"];
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Gzip => "GZIP",
+            Self::Zstd => "ZSTD",
+            Self::None => "NONE",
+            Self::Unknown(s) => s,
+        }
+    }
+}
+impl From<&str> for InputCompressionType {
+    fn from(s: &str) -> Self {
+        match s {
+            "GZIP" => Self::Gzip,
+            "ZSTD" => Self::Zstd,
+            "NONE" => Self::None,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+lakebox_service::string_enum!(InputCompressionType);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum InputFormat {
+    /// `DYNAMODB_JSON`
+    DynamodbJson,
+    /// `ION`
+    Ion,
+    /// `CSV`
+    Csv,
+    /// A value this model does not list (a newer client's, or a wrong one).
+    Unknown(String),
+}
+impl InputFormat {
+    pub const VALUES: &'static [&'static str] = &["DYNAMODB_JSON", "ION", "CSV"];
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::DynamodbJson => "DYNAMODB_JSON",
+            Self::Ion => "ION",
+            Self::Csv => "CSV",
+            Self::Unknown(s) => s,
+        }
+    }
+}
+impl From<&str> for InputFormat {
+    fn from(s: &str) -> Self {
+        match s {
+            "DYNAMODB_JSON" => Self::DynamodbJson,
+            "ION" => Self::Ion,
+            "CSV" => Self::Csv,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+lakebox_service::string_enum!(InputFormat);
+
+/// The format options for the data that was imported into the target table.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InputFormatOptions {
+    #[serde(rename = "Csv", default, skip_serializing_if = "Option::is_none")]
+    pub csv: Option<CsvOptions>,
+}
+
+/// `InputFormatOptions` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct InputFormatOptionsRaw {
+    #[serde(rename = "Csv", default)]
+    pub csv: Option<CsvOptionsRaw>,
+}
 
 /// Information about item collections, if any, that were affected by the operation.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -2545,6 +2853,39 @@ pub struct ListExportsInputRaw {
 pub struct ListExportsOutput {
     #[serde(rename = "ExportSummaries", default, skip_serializing_if = "Option::is_none")]
     pub export_summaries: Option<Vec<ExportSummary>>,
+    #[serde(rename = "NextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListImportsInput {
+    #[serde(rename = "TableArn", default, skip_serializing_if = "Option::is_none")]
+    pub table_arn: Option<String>,
+    #[serde(rename = "PageSize", default, skip_serializing_if = "Option::is_none")]
+    pub page_size: Option<i32>,
+    #[serde(rename = "NextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+/// `ListImportsInput` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ListImportsInputRaw {
+    #[serde(rename = "TableArn", default)]
+    pub table_arn: Option<String>,
+    #[serde(rename = "PageSize", default)]
+    pub page_size: Option<i32>,
+    #[serde(rename = "NextToken", default)]
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListImportsOutput {
+    #[serde(
+        rename = "ImportSummaryList",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub import_summary_list: Option<Vec<ImportSummary>>,
     #[serde(rename = "NextToken", default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
 }
@@ -3675,6 +4016,28 @@ impl From<&str> for ReturnValuesOnConditionCheckFailure {
 }
 lakebox_service::string_enum!(ReturnValuesOnConditionCheckFailure);
 
+/// The S3 bucket that is being imported from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct S3BucketSource {
+    #[serde(rename = "S3BucketOwner", default, skip_serializing_if = "Option::is_none")]
+    pub s3_bucket_owner: Option<String>,
+    #[serde(rename = "S3Bucket")]
+    pub s3_bucket: String,
+    #[serde(rename = "S3KeyPrefix", default, skip_serializing_if = "Option::is_none")]
+    pub s3_key_prefix: Option<String>,
+}
+
+/// `S3BucketSource` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct S3BucketSourceRaw {
+    #[serde(rename = "S3BucketOwner", default)]
+    pub s3_bucket_owner: Option<String>,
+    #[serde(rename = "S3Bucket", default)]
+    pub s3_bucket: Option<String>,
+    #[serde(rename = "S3KeyPrefix", default)]
+    pub s3_key_prefix: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum S3SseAlgorithm {
     /// `AES256`
@@ -4164,6 +4527,60 @@ pub struct TableClassSummary {
         skip_serializing_if = "Option::is_none"
     )]
     pub last_update_date_time: Option<Timestamp>,
+}
+
+/// The parameters for the table created as part of the import operation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TableCreationParameters {
+    #[serde(rename = "TableName")]
+    pub table_name: String,
+    #[serde(rename = "AttributeDefinitions")]
+    pub attribute_definitions: Vec<AttributeDefinition>,
+    #[serde(rename = "KeySchema")]
+    pub key_schema: Vec<KeySchemaElement>,
+    #[serde(rename = "BillingMode", default, skip_serializing_if = "Option::is_none")]
+    pub billing_mode: Option<BillingMode>,
+    #[serde(
+        rename = "ProvisionedThroughput",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub provisioned_throughput: Option<ProvisionedThroughput>,
+    #[serde(
+        rename = "OnDemandThroughput",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub on_demand_throughput: Option<OnDemandThroughput>,
+    #[serde(rename = "SSESpecification", default, skip_serializing_if = "Option::is_none")]
+    pub sse_specification: Option<SSESpecification>,
+    #[serde(
+        rename = "GlobalSecondaryIndexes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub global_secondary_indexes: Option<Vec<GlobalSecondaryIndex>>,
+}
+
+/// `TableCreationParameters` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TableCreationParametersRaw {
+    #[serde(rename = "TableName", default)]
+    pub table_name: Option<String>,
+    #[serde(rename = "AttributeDefinitions", default)]
+    pub attribute_definitions: Option<Vec<AttributeDefinitionRaw>>,
+    #[serde(rename = "KeySchema", default)]
+    pub key_schema: Option<Vec<KeySchemaElementRaw>>,
+    #[serde(rename = "BillingMode", default)]
+    pub billing_mode: Option<BillingMode>,
+    #[serde(rename = "ProvisionedThroughput", default)]
+    pub provisioned_throughput: Option<ProvisionedThroughputRaw>,
+    #[serde(rename = "OnDemandThroughput", default)]
+    pub on_demand_throughput: Option<OnDemandThroughputRaw>,
+    #[serde(rename = "SSESpecification", default)]
+    pub sse_specification: Option<SSESpecificationRaw>,
+    #[serde(rename = "GlobalSecondaryIndexes", default)]
+    pub global_secondary_indexes: Option<Vec<GlobalSecondaryIndexRaw>>,
 }
 
 /// Represents the properties of a table.
@@ -5869,6 +6286,52 @@ pub(crate) fn validate_create_table_input(
     })
 }
 
+pub(crate) fn validate_csv_header_list(
+    raw: Vec<String>,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<Vec<String>> {
+    let r = &raw;
+    v.size(r.len() as u64, Some(1), Some(255), path);
+    let items: Vec<_> = raw
+        .into_iter()
+        .enumerate()
+        .map(|(i, x)| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(65536), &path.index(i + 1));
+            v.pattern(r, &PATTERN_1, &path.index(i + 1));
+            Some(x)
+        })
+        .collect();
+    items.into_iter().collect()
+}
+
+pub(crate) fn validate_csv_options(
+    raw: CsvOptionsRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<CsvOptions> {
+    let m_delimiter = {
+        let p = &path.member("delimiter");
+        raw.delimiter.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(1), p);
+            v.pattern(r, &PATTERN_2, p);
+            Some(x)
+        })
+    };
+    let m_header_list = {
+        let p = &path.member("headerList");
+        raw.header_list.map(|x| validate_csv_header_list(x, v, p))
+    };
+    Some(CsvOptions {
+        delimiter: lift(m_delimiter)?,
+        header_list: lift(m_header_list)?,
+    })
+}
+
 pub(crate) fn validate_delete(raw: DeleteRaw, v: &mut Validator, path: &Path<'_>) -> Option<Delete> {
     let m_key = {
         let p = &path.member("key");
@@ -6283,6 +6746,31 @@ pub(crate) fn validate_describe_export_input(
     })
 }
 
+pub(crate) fn validate_describe_import_input(
+    raw: DescribeImportInputRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<DescribeImportInput> {
+    let m_import_arn = {
+        let p = &path.member("importArn");
+        match raw.import_arn {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(37), Some(1024), p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    Some(DescribeImportInput {
+        import_arn: m_import_arn?,
+    })
+}
+
 pub(crate) fn validate_describe_limits_input(
     raw: DescribeLimitsInputRaw,
     v: &mut Validator,
@@ -6558,7 +7046,7 @@ pub(crate) fn validate_export_table_to_point_in_time_input(
         raw.client_token.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_1, p);
+            v.pattern(r, &PATTERN_3, p);
             Some(x)
         })
     };
@@ -6569,7 +7057,7 @@ pub(crate) fn validate_export_table_to_point_in_time_input(
                 let x = x;
                 let r = &x;
                 v.length(r, None, Some(255), p);
-                v.pattern(r, &PATTERN_2, p);
+                v.pattern(r, &PATTERN_4, p);
                 Some(x)
             }
             None => {
@@ -6583,7 +7071,7 @@ pub(crate) fn validate_export_table_to_point_in_time_input(
         raw.s3_bucket_owner.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_3, p);
+            v.pattern(r, &PATTERN_5, p);
             Some(x)
         })
     };
@@ -6989,6 +7477,89 @@ pub(crate) fn validate_global_table_witness_group_update_list(
     items.into_iter().collect()
 }
 
+pub(crate) fn validate_import_table_input(
+    raw: ImportTableInputRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<ImportTableInput> {
+    let m_client_token = {
+        let p = &path.member("clientToken");
+        raw.client_token.map(|x| {
+            let x = x;
+            let r = &x;
+            v.pattern(r, &PATTERN_3, p);
+            Some(x)
+        })
+    };
+    let m_s3_bucket_source = {
+        let p = &path.member("s3BucketSource");
+        match raw.s3_bucket_source {
+            Some(x) => validate_s3_bucket_source(x, v, p),
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_input_format = {
+        let p = &path.member("inputFormat");
+        match raw.input_format {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.enum_value(
+                    r.as_str(),
+                    InputFormat::VALUES,
+                    matches!(r, InputFormat::Unknown(_)),
+                    p,
+                );
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_input_format_options = {
+        let p = &path.member("inputFormatOptions");
+        raw.input_format_options
+            .map(|x| validate_input_format_options(x, v, p))
+    };
+    let m_input_compression_type = {
+        let p = &path.member("inputCompressionType");
+        raw.input_compression_type.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                InputCompressionType::VALUES,
+                matches!(r, InputCompressionType::Unknown(_)),
+                p,
+            );
+            Some(x)
+        })
+    };
+    let m_table_creation_parameters = {
+        let p = &path.member("tableCreationParameters");
+        match raw.table_creation_parameters {
+            Some(x) => validate_table_creation_parameters(x, v, p),
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    Some(ImportTableInput {
+        client_token: lift(m_client_token)?,
+        s3_bucket_source: m_s3_bucket_source?,
+        input_format: m_input_format?,
+        input_format_options: lift(m_input_format_options)?,
+        input_compression_type: lift(m_input_compression_type)?,
+        table_creation_parameters: m_table_creation_parameters?,
+    })
+}
+
 pub(crate) fn validate_incremental_export_specification(
     raw: IncrementalExportSpecificationRaw,
     v: &mut Validator,
@@ -7021,6 +7592,18 @@ pub(crate) fn validate_incremental_export_specification(
         export_to_time: lift(m_export_to_time)?,
         export_view_type: lift(m_export_view_type)?,
     })
+}
+
+pub(crate) fn validate_input_format_options(
+    raw: InputFormatOptionsRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<InputFormatOptions> {
+    let m_csv = {
+        let p = &path.member("csv");
+        raw.csv.map(|x| validate_csv_options(x, v, p))
+    };
+    Some(InputFormatOptions { csv: lift(m_csv)? })
 }
 
 pub(crate) fn validate_key(
@@ -7264,6 +7847,46 @@ pub(crate) fn validate_list_exports_input(
     Some(ListExportsInput {
         table_arn: lift(m_table_arn)?,
         max_results: lift(m_max_results)?,
+        next_token: lift(m_next_token)?,
+    })
+}
+
+pub(crate) fn validate_list_imports_input(
+    raw: ListImportsInputRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<ListImportsInput> {
+    let m_table_arn = {
+        let p = &path.member("tableArn");
+        raw.table_arn.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(1024), p);
+            Some(x)
+        })
+    };
+    let m_page_size = {
+        let p = &path.member("pageSize");
+        raw.page_size.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(1), Some(25), p);
+            Some(x)
+        })
+    };
+    let m_next_token = {
+        let p = &path.member("nextToken");
+        raw.next_token.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(112), Some(1024), p);
+            v.pattern(r, &PATTERN_6, p);
+            Some(x)
+        })
+    };
+    Some(ListImportsInput {
+        table_arn: lift(m_table_arn)?,
+        page_size: lift(m_page_size)?,
         next_token: lift(m_next_token)?,
     })
 }
@@ -8207,6 +8830,52 @@ pub(crate) fn validate_restore_table_from_backup_input(
     })
 }
 
+pub(crate) fn validate_s3_bucket_source(
+    raw: S3BucketSourceRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<S3BucketSource> {
+    let m_s3_bucket_owner = {
+        let p = &path.member("s3BucketOwner");
+        raw.s3_bucket_owner.map(|x| {
+            let x = x;
+            let r = &x;
+            v.pattern(r, &PATTERN_5, p);
+            Some(x)
+        })
+    };
+    let m_s3_bucket = {
+        let p = &path.member("s3Bucket");
+        match raw.s3_bucket {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, None, Some(255), p);
+                v.pattern(r, &PATTERN_4, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_s3_key_prefix = {
+        let p = &path.member("s3KeyPrefix");
+        raw.s3_key_prefix.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, None, Some(1024), p);
+            Some(x)
+        })
+    };
+    Some(S3BucketSource {
+        s3_bucket_owner: lift(m_s3_bucket_owner)?,
+        s3_bucket: m_s3_bucket?,
+        s3_key_prefix: lift(m_s3_key_prefix)?,
+    })
+}
+
 pub(crate) fn validate_sse_specification(
     raw: SSESpecificationRaw,
     v: &mut Validator,
@@ -8417,6 +9086,92 @@ pub(crate) fn validate_stream_specification(
     Some(StreamSpecification {
         stream_enabled: m_stream_enabled?,
         stream_view_type: lift(m_stream_view_type)?,
+    })
+}
+
+pub(crate) fn validate_table_creation_parameters(
+    raw: TableCreationParametersRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<TableCreationParameters> {
+    let m_table_name = {
+        let p = &path.member("tableName");
+        match raw.table_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(3), Some(255), p);
+                v.pattern(r, &PATTERN_0, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_attribute_definitions = {
+        let p = &path.member("attributeDefinitions");
+        match raw.attribute_definitions {
+            Some(x) => validate_attribute_definitions(x, v, p),
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_key_schema = {
+        let p = &path.member("keySchema");
+        match raw.key_schema {
+            Some(x) => validate_key_schema(x, v, p),
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_billing_mode = {
+        let p = &path.member("billingMode");
+        raw.billing_mode.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                BillingMode::VALUES,
+                matches!(r, BillingMode::Unknown(_)),
+                p,
+            );
+            Some(x)
+        })
+    };
+    let m_provisioned_throughput = {
+        let p = &path.member("provisionedThroughput");
+        raw.provisioned_throughput
+            .map(|x| validate_provisioned_throughput(x, v, p))
+    };
+    let m_on_demand_throughput = {
+        let p = &path.member("onDemandThroughput");
+        raw.on_demand_throughput
+            .map(|x| validate_on_demand_throughput(x, v, p))
+    };
+    let m_sse_specification = {
+        let p = &path.member("sSESpecification");
+        raw.sse_specification.map(|x| validate_sse_specification(x, v, p))
+    };
+    let m_global_secondary_indexes = {
+        let p = &path.member("globalSecondaryIndexes");
+        raw.global_secondary_indexes
+            .map(|x| validate_global_secondary_index_list(x, v, p))
+    };
+    Some(TableCreationParameters {
+        table_name: m_table_name?,
+        attribute_definitions: m_attribute_definitions?,
+        key_schema: m_key_schema?,
+        billing_mode: lift(m_billing_mode)?,
+        provisioned_throughput: lift(m_provisioned_throughput)?,
+        on_demand_throughput: lift(m_on_demand_throughput)?,
+        sse_specification: lift(m_sse_specification)?,
+        global_secondary_indexes: lift(m_global_secondary_indexes)?,
     })
 }
 
@@ -9633,6 +10388,30 @@ pub trait DynamoDbApi: Send + Sync + 'static {
     ) -> impl Future<Output = Result<RestoreTableFromBackupOutput, ServiceError>> + Send {
         async move { Err(not_implemented("RestoreTableFromBackup")) }
     }
+    /// Imports table data from an S3 bucket.
+    fn import_table(
+        &self,
+        ctx: &RequestContext,
+        input: ImportTableInput,
+    ) -> impl Future<Output = Result<ImportTableOutput, ServiceError>> + Send {
+        async move { Err(not_implemented("ImportTable")) }
+    }
+    /// Represents the properties of the import.
+    fn describe_import(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeImportInput,
+    ) -> impl Future<Output = Result<DescribeImportOutput, ServiceError>> + Send {
+        async move { Err(not_implemented("DescribeImport")) }
+    }
+    /// Lists completed imports within the past 90 days.
+    fn list_imports(
+        &self,
+        ctx: &RequestContext,
+        input: ListImportsInput,
+    ) -> impl Future<Output = Result<ListImportsOutput, ServiceError>> + Send {
+        async move { Err(not_implemented("ListImports")) }
+    }
 }
 
 /// The answer for an operation this server does not implement: what AWS answers for one
@@ -9870,18 +10649,41 @@ pub fn dispatch<S: DynamoDbApi>(
                 let output = service.restore_table_from_backup(&ctx, input).await?;
                 req.reply(&output)
             }
+            "ImportTable" => {
+                let raw: ImportTableInputRaw = req.decode()?;
+                let input = validate(|v| validate_import_table_input(raw, v, &Path::root()))?;
+                let output = service.import_table(&ctx, input).await?;
+                req.reply(&output)
+            }
+            "DescribeImport" => {
+                let raw: DescribeImportInputRaw = req.decode()?;
+                let input = validate(|v| validate_describe_import_input(raw, v, &Path::root()))?;
+                let output = service.describe_import(&ctx, input).await?;
+                req.reply(&output)
+            }
+            "ListImports" => {
+                let raw: ListImportsInputRaw = req.decode()?;
+                let input = validate(|v| validate_list_imports_input(raw, v, &Path::root()))?;
+                let output = service.list_imports(&ctx, input).await?;
+                req.reply(&output)
+            }
             other => Err(not_implemented(other)),
         }
     })
 }
 
 static PATTERN_0: Pattern = Pattern::new("[a-zA-Z0-9_.-]+");
-static PATTERN_1: Pattern = Pattern::new("^[^\\$]+$");
-static PATTERN_2: Pattern = Pattern::new("^[a-z0-9A-Z]+[\\.\\-\\w]*[a-z0-9A-Z]+$");
-static PATTERN_3: Pattern = Pattern::new("[0-9]{12}");
+static PATTERN_1: Pattern = Pattern::new("[\\x20-\\x21\\x23-\\x2B\\x2D-\\x7E]*");
+static PATTERN_2: Pattern = Pattern::new("[,;:|\\t ]");
+static PATTERN_3: Pattern = Pattern::new("^[^\\$]+$");
+static PATTERN_4: Pattern = Pattern::new("^[a-z0-9A-Z]+[\\.\\-\\w]*[a-z0-9A-Z]+$");
+static PATTERN_5: Pattern = Pattern::new("[0-9]{12}");
+static PATTERN_6: Pattern = Pattern::new("([0-9a-f]{16})+");
 
 /// Every pattern the model constrains these shapes with.
-pub static PATTERNS: &[&Pattern] = &[&PATTERN_0, &PATTERN_1, &PATTERN_2, &PATTERN_3];
+pub static PATTERNS: &[&Pattern] = &[
+    &PATTERN_0, &PATTERN_1, &PATTERN_2, &PATTERN_3, &PATTERN_4, &PATTERN_5, &PATTERN_6,
+];
 
 #[cfg(test)]
 mod generated_tests {

@@ -18,6 +18,7 @@ mod capacity;
 mod errors;
 mod export;
 mod expr;
+mod import;
 mod items;
 mod legacy;
 pub mod number;
@@ -590,6 +591,34 @@ impl DynamoDbApi for DynamoDb {
         Ok(RestoreTableFromBackupOutput {
             table_description: Some(self.restore_table_from_backup_impl(ctx, input).await?),
         })
+    }
+
+    async fn import_table(
+        &self,
+        ctx: &RequestContext,
+        input: ImportTableInput,
+    ) -> Result<ImportTableOutput, ServiceError> {
+        Ok(ImportTableOutput {
+            import_table_description: self.import_table_impl(ctx, input).await?,
+        })
+    }
+
+    async fn describe_import(
+        &self,
+        _ctx: &RequestContext,
+        input: DescribeImportInput,
+    ) -> Result<DescribeImportOutput, ServiceError> {
+        Ok(DescribeImportOutput {
+            import_table_description: self.describe_import_impl(&input.import_arn)?,
+        })
+    }
+
+    async fn list_imports(
+        &self,
+        ctx: &RequestContext,
+        input: ListImportsInput,
+    ) -> Result<ListImportsOutput, ServiceError> {
+        self.list_imports_impl(ctx, input)
     }
 
     async fn transact_get_items(
