@@ -912,3 +912,45 @@ def test_import_table_from_s3_json_and_csv(ddb, lakebox):
     code, _, _ = error(lambda: ddb.import_table(S3BucketSource={"S3Bucket": "ddb-imports"}, InputFormat="CSV",
                                                TableCreationParameters={"TableName": "t_imported", **params}))
     assert code == "ResourceInUseException"
+
+
+def test_kinesis_streaming_destination_receives_changes_in_aws_json(ddb, lakebox):
+    from lakebox_harness import wait_for
+
+    kinesis = lakebox.client("kinesis")
+    kinesis.create_stream(StreamName="ddb-changes", ShardCount=1)
+    stream_arn = kinesis.describe_stream_summary(StreamName="ddb-changes")["StreamDescriptionSummary"]["StreamARN"]
+    ddb.create_table(
+        TableName="t_kdest",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    ddb.put_item(TableName="t_kdest", Item={"pk": {"S": "before"}})  # before the destination: not sent
+    code, msg, _ = error(lambda: ddb.enable_kinesis_streaming_destination(
+        TableName="t_kdest", StreamArn=stream_arn.replace("ddb-changes", "nope")))
+    assert code == "ValidationException"
+    out = ddb.enable_kinesis_streaming_destination(TableName="t_kdest", StreamArn=stream_arn)
+    assert out["DestinationStatus"] == "ENABLING"
+    dests = ddb.describe_kinesis_streaming_destination(TableName="t_kdest")["KinesisDataStreamDestinations"]
+    assert dests == [{"StreamArn": stream_arn, "DestinationStatus": "ACTIVE", "ApproximateCreationDateTimePrecision": "MILLISECOND"}]
+    ddb.put_item(TableName="t_kdest", Item={"pk": {"S": "a"}, "v": {"N": "1"}})
+    ddb.update_item(TableName="t_kdest", Key={"pk": {"S": "a"}}, UpdateExpression="SET v = :v", ExpressionAttributeValues={":v": {"N": "2"}})
+    ddb.delete_item(TableName="t_kdest", Key={"pk": {"S": "a"}})
+    it = kinesis.get_shard_iterator(StreamName="ddb-changes", ShardId="shardId-000000000000", ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    got = []
+
+    def three():
+        nonlocal it
+        r = kinesis.get_records(ShardIterator=it)
+        it = r["NextShardIterator"]
+        got.extend(json.loads(x["Data"]) for x in r["Records"])
+        return len(got) >= 3
+
+    assert wait_for(three, timeout=10)
+    assert [g["eventName"] for g in got] == ["INSERT", "MODIFY", "REMOVE"]
+    assert got[0]["tableName"] == "t_kdest" and got[0]["eventSource"] == "aws:dynamodb" and got[0]["recordFormat"] == "application/json"
+    assert got[1]["dynamodb"]["OldImage"]["v"] == {"N": "1"} and got[1]["dynamodb"]["NewImage"]["v"] == {"N": "2"}
+    assert got[2]["dynamodb"]["Keys"] == {"pk": {"S": "a"}} and "NewImage" not in got[2]["dynamodb"]
+    ddb.disable_kinesis_streaming_destination(TableName="t_kdest", StreamArn=stream_arn)
+    assert ddb.describe_kinesis_streaming_destination(TableName="t_kdest")["KinesisDataStreamDestinations"][0]["DestinationStatus"] == "DISABLED"

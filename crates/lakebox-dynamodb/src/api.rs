@@ -60,6 +60,10 @@ pub const OPERATIONS: &[&str] = &[
     "ImportTable",
     "DescribeImport",
     "ListImports",
+    "EnableKinesisStreamingDestination",
+    "DisableKinesisStreamingDestination",
+    "DescribeKinesisStreamingDestination",
+    "UpdateKinesisStreamingDestination",
 ];
 /// Every operation of the model, implemented or not.
 pub const MODEL_OPERATIONS: &[&str] = &[
@@ -121,6 +125,36 @@ pub const MODEL_OPERATIONS: &[&str] = &[
     "UpdateTableReplicaAutoScaling",
     "UpdateTimeToLive",
 ];
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ApproximateCreationDateTimePrecision {
+    /// `MILLISECOND`
+    Millisecond,
+    /// `MICROSECOND`
+    Microsecond,
+    /// A value this model does not list (a newer client's, or a wrong one).
+    Unknown(String),
+}
+impl ApproximateCreationDateTimePrecision {
+    pub const VALUES: &'static [&'static str] = &["MILLISECOND", "MICROSECOND"];
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Millisecond => "MILLISECOND",
+            Self::Microsecond => "MICROSECOND",
+            Self::Unknown(s) => s,
+        }
+    }
+}
+impl From<&str> for ApproximateCreationDateTimePrecision {
+    fn from(s: &str) -> Self {
+        match s {
+            "MILLISECOND" => Self::Millisecond,
+            "MICROSECOND" => Self::Microsecond,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+lakebox_service::string_enum!(ApproximateCreationDateTimePrecision);
 
 /// Contains details of a table archival operation.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -1567,6 +1601,31 @@ pub struct DescribeImportOutput {
     pub import_table_description: ImportTableDescription,
 }
 
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DescribeKinesisStreamingDestinationInput {
+    #[serde(rename = "TableName")]
+    pub table_name: String,
+}
+
+/// `DescribeKinesisStreamingDestinationInput` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DescribeKinesisStreamingDestinationInputRaw {
+    #[serde(rename = "TableName", default)]
+    pub table_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DescribeKinesisStreamingDestinationOutput {
+    #[serde(rename = "TableName", default, skip_serializing_if = "Option::is_none")]
+    pub table_name: Option<String>,
+    #[serde(
+        rename = "KinesisDataStreamDestinations",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub kinesis_data_stream_destinations: Option<Vec<KinesisDataStreamDestination>>,
+}
+
 /// Represents the input of a DescribeLimits operation.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DescribeLimitsInput {}
@@ -1646,6 +1705,77 @@ pub struct DescribeTimeToLiveOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub time_to_live_description: Option<TimeToLiveDescription>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DestinationStatus {
+    /// `ENABLING`
+    Enabling,
+    /// `ACTIVE`
+    Active,
+    /// `DISABLING`
+    Disabling,
+    /// `DISABLED`
+    Disabled,
+    /// `ENABLE_FAILED`
+    EnableFailed,
+    /// `UPDATING`
+    Updating,
+    /// A value this model does not list (a newer client's, or a wrong one).
+    Unknown(String),
+}
+impl DestinationStatus {
+    pub const VALUES: &'static [&'static str] = &[
+        "ENABLING",
+        "ACTIVE",
+        "DISABLING",
+        "DISABLED",
+        "ENABLE_FAILED",
+        "UPDATING",
+    ];
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Enabling => "ENABLING",
+            Self::Active => "ACTIVE",
+            Self::Disabling => "DISABLING",
+            Self::Disabled => "DISABLED",
+            Self::EnableFailed => "ENABLE_FAILED",
+            Self::Updating => "UPDATING",
+            Self::Unknown(s) => s,
+        }
+    }
+}
+impl From<&str> for DestinationStatus {
+    fn from(s: &str) -> Self {
+        match s {
+            "ENABLING" => Self::Enabling,
+            "ACTIVE" => Self::Active,
+            "DISABLING" => Self::Disabling,
+            "DISABLED" => Self::Disabled,
+            "ENABLE_FAILED" => Self::EnableFailed,
+            "UPDATING" => Self::Updating,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+lakebox_service::string_enum!(DestinationStatus);
+
+/// Enables setting the configuration for Kinesis Streaming.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EnableKinesisStreamingConfiguration {
+    #[serde(
+        rename = "ApproximateCreationDateTimePrecision",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub approximate_creation_date_time_precision: Option<ApproximateCreationDateTimePrecision>,
+}
+
+/// `EnableKinesisStreamingConfiguration` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct EnableKinesisStreamingConfigurationRaw {
+    #[serde(rename = "ApproximateCreationDateTimePrecision", default)]
+    pub approximate_creation_date_time_precision: Option<ApproximateCreationDateTimePrecision>,
 }
 
 /// An endpoint information details.
@@ -2769,6 +2899,76 @@ pub struct KeysAndAttributesRaw {
     pub projection_expression: Option<String>,
     #[serde(rename = "ExpressionAttributeNames", default)]
     pub expression_attribute_names: Option<BTreeMap<String, String>>,
+}
+
+/// Describes a Kinesis data stream destination.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KinesisDataStreamDestination {
+    #[serde(rename = "StreamArn", default, skip_serializing_if = "Option::is_none")]
+    pub stream_arn: Option<String>,
+    #[serde(
+        rename = "DestinationStatus",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub destination_status: Option<DestinationStatus>,
+    #[serde(
+        rename = "DestinationStatusDescription",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub destination_status_description: Option<String>,
+    #[serde(
+        rename = "ApproximateCreationDateTimePrecision",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub approximate_creation_date_time_precision: Option<ApproximateCreationDateTimePrecision>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KinesisStreamingDestinationInput {
+    #[serde(rename = "TableName")]
+    pub table_name: String,
+    #[serde(rename = "StreamArn")]
+    pub stream_arn: String,
+    #[serde(
+        rename = "EnableKinesisStreamingConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub enable_kinesis_streaming_configuration: Option<EnableKinesisStreamingConfiguration>,
+}
+
+/// `KinesisStreamingDestinationInput` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct KinesisStreamingDestinationInputRaw {
+    #[serde(rename = "TableName", default)]
+    pub table_name: Option<String>,
+    #[serde(rename = "StreamArn", default)]
+    pub stream_arn: Option<String>,
+    #[serde(rename = "EnableKinesisStreamingConfiguration", default)]
+    pub enable_kinesis_streaming_configuration: Option<EnableKinesisStreamingConfigurationRaw>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KinesisStreamingDestinationOutput {
+    #[serde(rename = "TableName", default, skip_serializing_if = "Option::is_none")]
+    pub table_name: Option<String>,
+    #[serde(rename = "StreamArn", default, skip_serializing_if = "Option::is_none")]
+    pub stream_arn: Option<String>,
+    #[serde(
+        rename = "DestinationStatus",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub destination_status: Option<DestinationStatus>,
+    #[serde(
+        rename = "EnableKinesisStreamingConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub enable_kinesis_streaming_configuration: Option<EnableKinesisStreamingConfiguration>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -5237,6 +5437,69 @@ pub struct UpdateItemOutput {
     pub item_collection_metrics: Option<ItemCollectionMetrics>,
 }
 
+/// Enables updating the configuration for Kinesis Streaming.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateKinesisStreamingConfiguration {
+    #[serde(
+        rename = "ApproximateCreationDateTimePrecision",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub approximate_creation_date_time_precision: Option<ApproximateCreationDateTimePrecision>,
+}
+
+/// `UpdateKinesisStreamingConfiguration` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct UpdateKinesisStreamingConfigurationRaw {
+    #[serde(rename = "ApproximateCreationDateTimePrecision", default)]
+    pub approximate_creation_date_time_precision: Option<ApproximateCreationDateTimePrecision>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateKinesisStreamingDestinationInput {
+    #[serde(rename = "TableName")]
+    pub table_name: String,
+    #[serde(rename = "StreamArn")]
+    pub stream_arn: String,
+    #[serde(
+        rename = "UpdateKinesisStreamingConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub update_kinesis_streaming_configuration: Option<UpdateKinesisStreamingConfiguration>,
+}
+
+/// `UpdateKinesisStreamingDestinationInput` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct UpdateKinesisStreamingDestinationInputRaw {
+    #[serde(rename = "TableName", default)]
+    pub table_name: Option<String>,
+    #[serde(rename = "StreamArn", default)]
+    pub stream_arn: Option<String>,
+    #[serde(rename = "UpdateKinesisStreamingConfiguration", default)]
+    pub update_kinesis_streaming_configuration: Option<UpdateKinesisStreamingConfigurationRaw>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateKinesisStreamingDestinationOutput {
+    #[serde(rename = "TableName", default, skip_serializing_if = "Option::is_none")]
+    pub table_name: Option<String>,
+    #[serde(rename = "StreamArn", default, skip_serializing_if = "Option::is_none")]
+    pub stream_arn: Option<String>,
+    #[serde(
+        rename = "DestinationStatus",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub destination_status: Option<DestinationStatus>,
+    #[serde(
+        rename = "UpdateKinesisStreamingConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub update_kinesis_streaming_configuration: Option<UpdateKinesisStreamingConfiguration>,
+}
+
 /// Represents a replica to be modified.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdateReplicationGroupMemberAction {
@@ -6771,6 +7034,31 @@ pub(crate) fn validate_describe_import_input(
     })
 }
 
+pub(crate) fn validate_describe_kinesis_streaming_destination_input(
+    raw: DescribeKinesisStreamingDestinationInputRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<DescribeKinesisStreamingDestinationInput> {
+    let m_table_name = {
+        let p = &path.member("tableName");
+        match raw.table_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(1024), p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    Some(DescribeKinesisStreamingDestinationInput {
+        table_name: m_table_name?,
+    })
+}
+
 pub(crate) fn validate_describe_limits_input(
     raw: DescribeLimitsInputRaw,
     v: &mut Validator,
@@ -6826,6 +7114,30 @@ pub(crate) fn validate_describe_time_to_live_input(
     };
     Some(DescribeTimeToLiveInput {
         table_name: m_table_name?,
+    })
+}
+
+pub(crate) fn validate_enable_kinesis_streaming_configuration(
+    raw: EnableKinesisStreamingConfigurationRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<EnableKinesisStreamingConfiguration> {
+    let m_approximate_creation_date_time_precision = {
+        let p = &path.member("approximateCreationDateTimePrecision");
+        raw.approximate_creation_date_time_precision.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                ApproximateCreationDateTimePrecision::VALUES,
+                matches!(r, ApproximateCreationDateTimePrecision::Unknown(_)),
+                p,
+            );
+            Some(x)
+        })
+    };
+    Some(EnableKinesisStreamingConfiguration {
+        approximate_creation_date_time_precision: lift(m_approximate_creation_date_time_precision)?,
     })
 }
 
@@ -7750,6 +8062,53 @@ pub(crate) fn validate_keys_and_attributes(
         consistent_read: lift(m_consistent_read)?,
         projection_expression: lift(m_projection_expression)?,
         expression_attribute_names: lift(m_expression_attribute_names)?,
+    })
+}
+
+pub(crate) fn validate_kinesis_streaming_destination_input(
+    raw: KinesisStreamingDestinationInputRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<KinesisStreamingDestinationInput> {
+    let m_table_name = {
+        let p = &path.member("tableName");
+        match raw.table_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(1024), p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_stream_arn = {
+        let p = &path.member("streamArn");
+        match raw.stream_arn {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(37), Some(1024), p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_enable_kinesis_streaming_configuration = {
+        let p = &path.member("enableKinesisStreamingConfiguration");
+        raw.enable_kinesis_streaming_configuration
+            .map(|x| validate_enable_kinesis_streaming_configuration(x, v, p))
+    };
+    Some(KinesisStreamingDestinationInput {
+        table_name: m_table_name?,
+        stream_arn: m_stream_arn?,
+        enable_kinesis_streaming_configuration: lift(m_enable_kinesis_streaming_configuration)?,
     })
 }
 
@@ -9816,6 +10175,77 @@ pub(crate) fn validate_update_item_input(
     })
 }
 
+pub(crate) fn validate_update_kinesis_streaming_configuration(
+    raw: UpdateKinesisStreamingConfigurationRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<UpdateKinesisStreamingConfiguration> {
+    let m_approximate_creation_date_time_precision = {
+        let p = &path.member("approximateCreationDateTimePrecision");
+        raw.approximate_creation_date_time_precision.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                ApproximateCreationDateTimePrecision::VALUES,
+                matches!(r, ApproximateCreationDateTimePrecision::Unknown(_)),
+                p,
+            );
+            Some(x)
+        })
+    };
+    Some(UpdateKinesisStreamingConfiguration {
+        approximate_creation_date_time_precision: lift(m_approximate_creation_date_time_precision)?,
+    })
+}
+
+pub(crate) fn validate_update_kinesis_streaming_destination_input(
+    raw: UpdateKinesisStreamingDestinationInputRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<UpdateKinesisStreamingDestinationInput> {
+    let m_table_name = {
+        let p = &path.member("tableName");
+        match raw.table_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(1024), p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_stream_arn = {
+        let p = &path.member("streamArn");
+        match raw.stream_arn {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(37), Some(1024), p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_update_kinesis_streaming_configuration = {
+        let p = &path.member("updateKinesisStreamingConfiguration");
+        raw.update_kinesis_streaming_configuration
+            .map(|x| validate_update_kinesis_streaming_configuration(x, v, p))
+    };
+    Some(UpdateKinesisStreamingDestinationInput {
+        table_name: m_table_name?,
+        stream_arn: m_stream_arn?,
+        update_kinesis_streaming_configuration: lift(m_update_kinesis_streaming_configuration)?,
+    })
+}
+
 pub(crate) fn validate_update_replication_group_member_action(
     raw: UpdateReplicationGroupMemberActionRaw,
     v: &mut Validator,
@@ -10412,6 +10842,38 @@ pub trait DynamoDbApi: Send + Sync + 'static {
     ) -> impl Future<Output = Result<ListImportsOutput, ServiceError>> + Send {
         async move { Err(not_implemented("ListImports")) }
     }
+    /// Starts table data replication to the specified Kinesis data stream at a timestamp chosen during the enable workflow.
+    fn enable_kinesis_streaming_destination(
+        &self,
+        ctx: &RequestContext,
+        input: KinesisStreamingDestinationInput,
+    ) -> impl Future<Output = Result<KinesisStreamingDestinationOutput, ServiceError>> + Send {
+        async move { Err(not_implemented("EnableKinesisStreamingDestination")) }
+    }
+    /// Stops replication from the DynamoDB table to the Kinesis data stream.
+    fn disable_kinesis_streaming_destination(
+        &self,
+        ctx: &RequestContext,
+        input: KinesisStreamingDestinationInput,
+    ) -> impl Future<Output = Result<KinesisStreamingDestinationOutput, ServiceError>> + Send {
+        async move { Err(not_implemented("DisableKinesisStreamingDestination")) }
+    }
+    /// Returns information about the status of Kinesis streaming.
+    fn describe_kinesis_streaming_destination(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeKinesisStreamingDestinationInput,
+    ) -> impl Future<Output = Result<DescribeKinesisStreamingDestinationOutput, ServiceError>> + Send {
+        async move { Err(not_implemented("DescribeKinesisStreamingDestination")) }
+    }
+    /// The command to update the Kinesis stream destination.
+    fn update_kinesis_streaming_destination(
+        &self,
+        ctx: &RequestContext,
+        input: UpdateKinesisStreamingDestinationInput,
+    ) -> impl Future<Output = Result<UpdateKinesisStreamingDestinationOutput, ServiceError>> + Send {
+        async move { Err(not_implemented("UpdateKinesisStreamingDestination")) }
+    }
 }
 
 /// The answer for an operation this server does not implement: what AWS answers for one
@@ -10665,6 +11127,37 @@ pub fn dispatch<S: DynamoDbApi>(
                 let raw: ListImportsInputRaw = req.decode()?;
                 let input = validate(|v| validate_list_imports_input(raw, v, &Path::root()))?;
                 let output = service.list_imports(&ctx, input).await?;
+                req.reply(&output)
+            }
+            "EnableKinesisStreamingDestination" => {
+                let raw: KinesisStreamingDestinationInputRaw = req.decode()?;
+                let input =
+                    validate(|v| validate_kinesis_streaming_destination_input(raw, v, &Path::root()))?;
+                let output = service.enable_kinesis_streaming_destination(&ctx, input).await?;
+                req.reply(&output)
+            }
+            "DisableKinesisStreamingDestination" => {
+                let raw: KinesisStreamingDestinationInputRaw = req.decode()?;
+                let input =
+                    validate(|v| validate_kinesis_streaming_destination_input(raw, v, &Path::root()))?;
+                let output = service.disable_kinesis_streaming_destination(&ctx, input).await?;
+                req.reply(&output)
+            }
+            "DescribeKinesisStreamingDestination" => {
+                let raw: DescribeKinesisStreamingDestinationInputRaw = req.decode()?;
+                let input = validate(|v| {
+                    validate_describe_kinesis_streaming_destination_input(raw, v, &Path::root())
+                })?;
+                let output = service
+                    .describe_kinesis_streaming_destination(&ctx, input)
+                    .await?;
+                req.reply(&output)
+            }
+            "UpdateKinesisStreamingDestination" => {
+                let raw: UpdateKinesisStreamingDestinationInputRaw = req.decode()?;
+                let input =
+                    validate(|v| validate_update_kinesis_streaming_destination_input(raw, v, &Path::root()))?;
+                let output = service.update_kinesis_streaming_destination(&ctx, input).await?;
                 req.reply(&output)
             }
             other => Err(not_implemented(other)),

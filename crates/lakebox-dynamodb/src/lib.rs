@@ -20,6 +20,7 @@ mod export;
 mod expr;
 mod import;
 mod items;
+mod kinesis_dest;
 mod legacy;
 pub mod number;
 mod partiql;
@@ -81,6 +82,10 @@ pub struct DynamoDb {
     lake: std::sync::OnceLock<lakebox_service::lake::Lake>,
     /// The service itself, for the tasks it spawns (exports).
     me: std::sync::Weak<DynamoDb>,
+    /// Kinesis streams, to check a streaming destination exists.
+    kinesis: std::sync::OnceLock<Arc<dyn lakebox_service::links::ShardedLog>>,
+    /// Raised when a Kinesis destination changes, to wake the delivery task.
+    destinations_changed: tokio::sync::Notify,
 }
 
 impl DynamoDb {
@@ -107,12 +112,20 @@ impl DynamoDb {
             next_seq: Arc::new(std::sync::atomic::AtomicU64::new(next_seq)),
             lake: std::sync::OnceLock::new(),
             me: me.clone(),
+            kinesis: std::sync::OnceLock::new(),
+            destinations_changed: tokio::sync::Notify::new(),
         }))
     }
 
     /// Lakebox S3, where ExportTableToPointInTime writes.
     pub fn set_lake(&self, lake: lakebox_service::lake::Lake) {
         let _ = self.lake.set(lake);
+    }
+
+    /// Kinesis streams, where streaming destinations send changes (delivered through
+    /// [`start_destination_delivery`](Self::start_destination_delivery)'s sink).
+    pub fn set_kinesis(&self, streams: Arc<dyn lakebox_service::links::ShardedLog>) {
+        let _ = self.kinesis.set(streams);
     }
 
     fn now(&self) -> i64 {
@@ -619,6 +632,38 @@ impl DynamoDbApi for DynamoDb {
         input: ListImportsInput,
     ) -> Result<ListImportsOutput, ServiceError> {
         self.list_imports_impl(ctx, input)
+    }
+
+    async fn enable_kinesis_streaming_destination(
+        &self,
+        ctx: &RequestContext,
+        input: KinesisStreamingDestinationInput,
+    ) -> Result<KinesisStreamingDestinationOutput, ServiceError> {
+        self.change_destination(ctx, input, true).await
+    }
+
+    async fn disable_kinesis_streaming_destination(
+        &self,
+        ctx: &RequestContext,
+        input: KinesisStreamingDestinationInput,
+    ) -> Result<KinesisStreamingDestinationOutput, ServiceError> {
+        self.change_destination(ctx, input, false).await
+    }
+
+    async fn describe_kinesis_streaming_destination(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeKinesisStreamingDestinationInput,
+    ) -> Result<DescribeKinesisStreamingDestinationOutput, ServiceError> {
+        self.describe_destinations(ctx, &input.table_name)
+    }
+
+    async fn update_kinesis_streaming_destination(
+        &self,
+        ctx: &RequestContext,
+        input: UpdateKinesisStreamingDestinationInput,
+    ) -> Result<UpdateKinesisStreamingDestinationOutput, ServiceError> {
+        self.update_destination(ctx, input).await
     }
 
     async fn transact_get_items(

@@ -146,9 +146,10 @@ impl ChangeLog {
         new: Option<&Item>,
         by_ttl: bool,
     ) -> lakebox_store::Result<()> {
-        let (Some(_), Some(stream)) = (&table.stream, &table.latest_stream) else {
+        let stream = table.stream.as_ref().and(table.latest_stream.as_ref());
+        if stream.is_none() && table.kinesis_destinations.is_empty() {
             return Ok(());
-        };
+        }
         let event = match (old, new) {
             (None, None) => return Ok(()),
             (Some(o), Some(n)) if o == n => return Ok(()),
@@ -158,6 +159,10 @@ impl ChangeLog {
         };
         let now = self.clock.now_millis();
         let seq = self.next_seq.fetch_add(1, Ordering::SeqCst);
+        crate::kinesis_dest::record(batch, table, seq, now, key, old, new)?;
+        let Some(stream) = stream else {
+            return Ok(());
+        };
         let (with_new, with_old) = match stream.view_type.as_str() {
             "NEW_IMAGE" => (true, false),
             "OLD_IMAGE" => (false, true),

@@ -43,6 +43,9 @@ pub struct TableRecord {
     /// The stream most recently enabled on the table (still described after it is disabled).
     #[serde(default)]
     pub latest_stream: Option<crate::streams::StreamMeta>,
+    /// Kinesis data streams the table's changes go to.
+    #[serde(default)]
+    pub kinesis_destinations: Vec<crate::kinesis_dest::Destination>,
 }
 
 impl TableRecord {
@@ -346,6 +349,7 @@ impl DynamoDb {
             ttl_attribute: None,
             pitr: false,
             latest_stream: None,
+            kinesis_destinations: Vec::new(),
         };
         let mut record = record;
         if let Some(spec) = &record.stream {

@@ -264,6 +264,14 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
     let kinesis =
         Arc::new(kinesis.with_metrics(lakebox_service::metrics::Recorder::new(service_metrics.clone())));
     let kinesis_streams = kinesis.sharded_log();
+    // DynamoDB streams changes into Kinesis data streams (streaming destinations).
+    dynamodb.set_kinesis(kinesis_streams.clone());
+    background.adopt(
+        "dynamodb kinesis destinations",
+        dynamodb.start_destination_delivery(Arc::new(
+            lakebox_service::events::EventRouter::new().with("kinesis", kinesis.event_sink()),
+        )),
+    );
     let lambda_streams = kinesis_streams.clone();
     registry.rpc("kinesis", kinesis.clone());
     // Metric filters publish into CloudWatch beside the services' own metrics.
