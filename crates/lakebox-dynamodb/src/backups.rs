@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::DynamoDb;
 use crate::api::*;
 use crate::errors;
-use crate::storage;
 use crate::tables::{TableRecord, meta_key};
+use crate::{records, storage};
 
 const BACKUPS: &str = "backups";
 
@@ -44,11 +44,7 @@ fn everything<'a>() -> KeyRange<'a> {
 
 impl DynamoDb {
     fn backup(&self, arn: &str) -> Result<Backup, ServiceError> {
-        self.meta
-            .get(BACKUPS, arn.as_bytes())
-            .map_err(errors::store)?
-            .and_then(|v| serde_json::from_slice(&v).ok())
-            .ok_or_else(|| not_found(arn))
+        records::load(&self.meta, BACKUPS, arn)?.ok_or_else(|| not_found(arn))
     }
 
     fn describe_backup_of(&self, b: &Backup) -> BackupDescription {
@@ -147,37 +143,26 @@ impl DynamoDb {
         ctx: &RequestContext,
         input: ListBackupsInput,
     ) -> Result<ListBackupsOutput, ServiceError> {
-        let prefix = format!("arn:aws:dynamodb:{}:{}:table/", ctx.region, ctx.account_id);
         let table = input
             .table_name
             .as_deref()
             .map(|t| crate::table_name(t).to_owned());
-        let mut all: Vec<Backup> = self
-            .meta
-            .scan_prefix(BACKUPS, prefix.as_bytes(), None, usize::MAX)
-            .map_err(errors::store)?
-            .into_iter()
-            .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
-            .filter(|b: &Backup| table.as_ref().is_none_or(|t| *t == b.table.name))
-            .filter(|b| {
-                let at = b.details.backup_creation_date_time.as_millis();
-                input.time_range_lower_bound.is_none_or(|l| at >= l.as_millis())
-                    && input.time_range_upper_bound.is_none_or(|u| at < u.as_millis())
-            })
-            .collect();
-        all.sort_by(|a, b| a.details.backup_arn.cmp(&b.details.backup_arn));
-        if let Some(after) = &input.exclusive_start_backup_arn {
-            all.retain(|b| b.details.backup_arn > *after);
-        }
         let limit = input.limit.unwrap_or(100).clamp(1, 100) as usize;
-        let more = all.len() > limit;
-        all.truncate(limit);
-        Ok(ListBackupsOutput {
-            last_evaluated_backup_arn: if more {
-                all.last().map(|b| b.details.backup_arn.clone())
-            } else {
-                None
+        let (all, last_evaluated_backup_arn) = records::page(
+            &self.meta,
+            BACKUPS,
+            ctx,
+            |b: &Backup| {
+                let at = b.details.backup_creation_date_time.as_millis();
+                table.as_ref().is_none_or(|t| *t == b.table.name)
+                    && input.time_range_lower_bound.is_none_or(|l| at >= l.as_millis())
+                    && input.time_range_upper_bound.is_none_or(|u| at < u.as_millis())
             },
+            input.exclusive_start_backup_arn.as_deref(),
+            limit,
+        )?;
+        Ok(ListBackupsOutput {
+            last_evaluated_backup_arn,
             backup_summaries: Some(
                 all.into_iter()
                     .map(|b| BackupSummary {

@@ -27,22 +27,16 @@ use md5::Digest;
 use crate::DynamoDb;
 use crate::api::*;
 use crate::errors::{self, validation};
-use crate::storage;
 use crate::tables::TableRecord;
 use crate::value::Item;
+use crate::{records, storage};
 
 const EXPORTS: &str = "exports";
 /// Items per data file.
 const ITEMS_PER_FILE: usize = 100_000;
 
 fn save(meta: &lakebox_store::MetaStore, d: &ExportDescription) -> Result<(), ServiceError> {
-    let arn = d.export_arn.clone().unwrap_or_default();
-    meta.put(
-        EXPORTS,
-        arn.as_bytes(),
-        &serde_json::to_vec(d).map_err(errors::internal)?,
-    )
-    .map_err(errors::store)
+    records::save(meta, EXPORTS, d.export_arn.as_deref().unwrap_or_default(), d)
 }
 
 fn md5_hex(b: &[u8]) -> String {
@@ -259,13 +253,9 @@ impl DynamoDb {
     }
 
     pub(crate) fn describe_export_impl(&self, arn: &str) -> Result<ExportDescription, ServiceError> {
-        self.meta
-            .get(EXPORTS, arn.as_bytes())
-            .map_err(errors::store)?
-            .and_then(|v| serde_json::from_slice(&v).ok())
-            .ok_or_else(|| {
-                ServiceError::client("ExportNotFoundException", format!("Export not found: {arn}"))
-            })
+        records::load(&self.meta, EXPORTS, arn)?.ok_or_else(|| {
+            ServiceError::client("ExportNotFoundException", format!("Export not found: {arn}"))
+        })
     }
 
     pub(crate) fn list_exports_impl(
@@ -273,30 +263,20 @@ impl DynamoDb {
         ctx: &RequestContext,
         input: ListExportsInput,
     ) -> Result<ListExportsOutput, ServiceError> {
-        let prefix = format!("arn:aws:dynamodb:{}:{}:table/", ctx.region, ctx.account_id);
-        let mut all: Vec<ExportDescription> = self
-            .meta
-            .scan_prefix(EXPORTS, prefix.as_bytes(), None, usize::MAX)
-            .map_err(errors::store)?
-            .into_iter()
-            .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
-            .filter(|d: &ExportDescription| input.table_arn.is_none() || d.table_arn == input.table_arn)
-            .collect();
-        all.sort_by(|a, b| a.export_arn.cmp(&b.export_arn));
-        if let Some(after) = &input.next_token {
-            all.retain(|d| d.export_arn.as_deref() > Some(after.as_str()));
-        }
         let max = input.max_results.unwrap_or(25).clamp(1, 25) as usize;
-        let more = all.len() > max;
-        all.truncate(max);
+        let (exports, next_token) = records::page(
+            &self.meta,
+            EXPORTS,
+            ctx,
+            |d: &ExportDescription| input.table_arn.is_none() || d.table_arn == input.table_arn,
+            input.next_token.as_deref(),
+            max,
+        )?;
         Ok(ListExportsOutput {
-            next_token: if more {
-                all.last().and_then(|d| d.export_arn.clone())
-            } else {
-                None
-            },
+            next_token,
             export_summaries: Some(
-                all.into_iter()
+                exports
+                    .into_iter()
                     .map(|d| ExportSummary {
                         export_arn: d.export_arn,
                         export_status: d.export_status,

@@ -14,22 +14,16 @@ use crate::DynamoDb;
 use crate::api::*;
 use crate::errors::{self, validation};
 use crate::items::checked_item;
-use crate::storage;
 use crate::tables::TableRecord;
 use crate::value::{AttributeValue, Item};
+use crate::{records, storage};
 
 const IMPORTS: &str = "imports";
 /// Items written per store transaction.
 const BATCH: usize = 1000;
 
 fn save(meta: &lakebox_store::MetaStore, d: &ImportTableDescription) -> Result<(), ServiceError> {
-    let arn = d.import_arn.clone().unwrap_or_default();
-    meta.put(
-        IMPORTS,
-        arn.as_bytes(),
-        &serde_json::to_vec(d).map_err(errors::internal)?,
-    )
-    .map_err(errors::store)
+    records::save(meta, IMPORTS, d.import_arn.as_deref().unwrap_or_default(), d)
 }
 
 /// Reads a whole object (imports read files one at a time).
@@ -287,13 +281,9 @@ impl DynamoDb {
     }
 
     pub(crate) fn describe_import_impl(&self, arn: &str) -> Result<ImportTableDescription, ServiceError> {
-        self.meta
-            .get(IMPORTS, arn.as_bytes())
-            .map_err(errors::store)?
-            .and_then(|v| serde_json::from_slice(&v).ok())
-            .ok_or_else(|| {
-                ServiceError::client("ImportNotFoundException", format!("Import not found: {arn}"))
-            })
+        records::load(&self.meta, IMPORTS, arn)?.ok_or_else(|| {
+            ServiceError::client("ImportNotFoundException", format!("Import not found: {arn}"))
+        })
     }
 
     pub(crate) fn list_imports_impl(
@@ -301,30 +291,20 @@ impl DynamoDb {
         ctx: &RequestContext,
         input: ListImportsInput,
     ) -> Result<ListImportsOutput, ServiceError> {
-        let prefix = format!("arn:aws:dynamodb:{}:{}:table/", ctx.region, ctx.account_id);
-        let mut all: Vec<ImportTableDescription> = self
-            .meta
-            .scan_prefix(IMPORTS, prefix.as_bytes(), None, usize::MAX)
-            .map_err(errors::store)?
-            .into_iter()
-            .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
-            .filter(|d: &ImportTableDescription| input.table_arn.is_none() || d.table_arn == input.table_arn)
-            .collect();
-        all.sort_by(|a, b| a.import_arn.cmp(&b.import_arn));
-        if let Some(after) = &input.next_token {
-            all.retain(|d| d.import_arn.as_deref() > Some(after.as_str()));
-        }
         let max = input.page_size.unwrap_or(25).clamp(1, 25) as usize;
-        let more = all.len() > max;
-        all.truncate(max);
+        let (imports, next_token) = records::page(
+            &self.meta,
+            IMPORTS,
+            ctx,
+            |d: &ImportTableDescription| input.table_arn.is_none() || d.table_arn == input.table_arn,
+            input.next_token.as_deref(),
+            max,
+        )?;
         Ok(ListImportsOutput {
-            next_token: if more {
-                all.last().and_then(|d| d.import_arn.clone())
-            } else {
-                None
-            },
+            next_token,
             import_summary_list: Some(
-                all.into_iter()
+                imports
+                    .into_iter()
                     .map(|d| ImportSummary {
                         import_arn: d.import_arn,
                         import_status: d.import_status,

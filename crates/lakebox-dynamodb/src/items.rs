@@ -330,6 +330,30 @@ pub(crate) fn write_condition(
     }
 }
 
+/// ReturnValues of PutItem and DeleteItem: NONE or ALL_OLD.
+fn returns_all_old(v: Option<&ReturnValue>) -> Result<bool, ServiceError> {
+    match v {
+        None | Some(ReturnValue::None) => Ok(false),
+        Some(ReturnValue::AllOld) => Ok(true),
+        Some(_) => Err(validation("Return values set to invalid value")),
+    }
+}
+
+/// The condition of a write without an update expression (PutItem, DeleteItem), every
+/// name and value of the request used by it.
+fn condition_only(
+    names: Option<&BTreeMap<String, String>>,
+    values: Option<&BTreeMap<String, AttributeValue>>,
+    condition_expression: Option<&String>,
+    expected: Option<&BTreeMap<String, ExpectedAttributeValue>>,
+    conditional_operator: Option<&ConditionalOperator>,
+) -> Result<Option<Cond>, ServiceError> {
+    let mut exprs = Exprs::new(names, values)?;
+    let condition = write_condition(&mut exprs, condition_expression, expected, conditional_operator)?;
+    exprs.finish()?;
+    Ok(condition)
+}
+
 impl DynamoDb {
     pub(crate) async fn run_write(&self, write: Write) -> Result<Outcome, ServiceError> {
         let log = self.change_log();
@@ -346,24 +370,16 @@ impl DynamoDb {
     ) -> Result<PutItemOutput, ServiceError> {
         let table = self.table(ctx, &input.table_name)?;
         self.throttle.admit(&table, Kind::Write, self.now())?;
-        let return_old = match input.return_values.as_ref() {
-            None | Some(ReturnValue::None) => false,
-            Some(ReturnValue::AllOld) => true,
-            Some(_) => return Err(validation("Return values set to invalid value")),
-        };
+        let return_old = returns_all_old(input.return_values.as_ref())?;
         check_values(&mut input.expression_attribute_values)?;
         let item = checked_item(&table, std::mem::take(&mut input.item))?;
-        let mut exprs = Exprs::new(
+        let condition = condition_only(
             input.expression_attribute_names.as_ref(),
             input.expression_attribute_values.as_ref(),
-        )?;
-        let condition = write_condition(
-            &mut exprs,
             input.condition_expression.as_ref(),
             input.expected.as_ref(),
             input.conditional_operator.as_ref(),
         )?;
-        exprs.finish()?;
         let key = table.schema.key_of(&item);
         let size = item_size(&item);
         let write = Write::new(table.clone(), key, Change::Put(item), condition);
@@ -386,24 +402,16 @@ impl DynamoDb {
     ) -> Result<DeleteItemOutput, ServiceError> {
         let table = self.table(ctx, &input.table_name)?;
         self.throttle.admit(&table, Kind::Write, self.now())?;
-        let return_old = match input.return_values.as_ref() {
-            None | Some(ReturnValue::None) => false,
-            Some(ReturnValue::AllOld) => true,
-            Some(_) => return Err(validation("Return values set to invalid value")),
-        };
+        let return_old = returns_all_old(input.return_values.as_ref())?;
         check_values(&mut input.expression_attribute_values)?;
         let key = checked_key(&table, std::mem::take(&mut input.key))?;
-        let mut exprs = Exprs::new(
+        let condition = condition_only(
             input.expression_attribute_names.as_ref(),
             input.expression_attribute_values.as_ref(),
-        )?;
-        let condition = write_condition(
-            &mut exprs,
             input.condition_expression.as_ref(),
             input.expected.as_ref(),
             input.conditional_operator.as_ref(),
         )?;
-        exprs.finish()?;
         let write = Write::new(table.clone(), key, Change::Delete, condition);
         match self.run_write(write).await? {
             Outcome::Done { old, .. } => {

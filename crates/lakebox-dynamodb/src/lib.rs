@@ -25,6 +25,7 @@ mod legacy;
 pub mod number;
 mod partiql;
 mod query;
+mod records;
 mod reserved;
 mod schema;
 mod storage;
