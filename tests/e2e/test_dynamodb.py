@@ -954,3 +954,26 @@ def test_kinesis_streaming_destination_receives_changes_in_aws_json(ddb, lakebox
     assert got[2]["dynamodb"]["Keys"] == {"pk": {"S": "a"}} and "NewImage" not in got[2]["dynamodb"]
     ddb.disable_kinesis_streaming_destination(TableName="t_kdest", StreamArn=stream_arn)
     assert ddb.describe_kinesis_streaming_destination(TableName="t_kdest")["KinesisDataStreamDestinations"][0]["DestinationStatus"] == "DISABLED"
+
+
+def test_hostile_expressions_and_items_get_errors_not_crashes(ddb):
+    ddb.create_table(
+        TableName="t_hostile",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    deep = "(" * 1500 + "a = :v" + ")" * 1500
+    code, msg, _ = error(lambda: ddb.scan(TableName="t_hostile", FilterExpression=deep, ExpressionAttributeValues={":v": {"N": "1"}}))
+    assert code == "ValidationException" and "nested too deeply" in msg
+    code, msg, _ = error(lambda: ddb.scan(TableName="t_hostile", FilterExpression="NOT " * 3000 + "a = :v", ExpressionAttributeValues={":v": {"N": "1"}}))
+    assert code == "ValidationException" and "Expression size has exceeded the maximum allowed size" in msg
+    nested = {"S": "x"}
+    for _ in range(40):
+        nested = {"L": [nested]}
+    code, msg, _ = error(lambda: ddb.put_item(TableName="t_hostile", Item={"pk": {"S": "k"}, "deep": nested}))
+    assert (code, msg) == ("ValidationException", "Nesting Levels have exceeded supported limits: Attributes in the item have nested levels beyond supported limit")
+    code, _, _ = error(lambda: ddb.execute_statement(Statement="SELECT * FROM t_hostile WHERE " + "(" * 500 + "pk = 'a'" + ")" * 500))
+    assert code == "ValidationException"
+    ddb.put_item(TableName="t_hostile", Item={"pk": {"S": "still"}})
+    assert ddb.get_item(TableName="t_hostile", Key={"pk": {"S": "still"}})["Item"] == {"pk": {"S": "still"}}

@@ -115,10 +115,23 @@ pub fn item_size(item: &Item) -> usize {
     item.iter().map(|(k, v)| k.len() + v.size()).sum()
 }
 
+/// Deepest nesting of lists and maps DynamoDB stores.
+const MAX_DEPTH: usize = 32;
+
 /// Checks a value a client sent and rewrites its numbers (and number sets) in canonical form;
 /// the error is DynamoDB's message.
 pub fn canonicalize(v: &mut AttributeValue) -> Result<(), String> {
+    canonicalize_at(v, 0)
+}
+
+fn canonicalize_at(v: &mut AttributeValue, depth: usize) -> Result<(), String> {
     const INVALID: &str = "One or more parameter values were invalid: ";
+    if depth > MAX_DEPTH {
+        return Err(
+            "Nesting Levels have exceeded supported limits: Attributes in the item have nested levels beyond supported limit"
+                .into(),
+        );
+    }
     match v {
         AttributeValue::Invalid(Invalid::Empty) => {
             Err("Supplied AttributeValue is empty, must contain exactly one of the supported datatypes".into())
@@ -171,8 +184,8 @@ pub fn canonicalize(v: &mut AttributeValue) -> Result<(), String> {
             }
             Ok(())
         }
-        AttributeValue::M(m) => m.values_mut().try_for_each(canonicalize),
-        AttributeValue::L(l) => l.iter_mut().try_for_each(canonicalize),
+        AttributeValue::M(m) => m.values_mut().try_for_each(|v| canonicalize_at(v, depth + 1)),
+        AttributeValue::L(l) => l.iter_mut().try_for_each(|v| canonicalize_at(v, depth + 1)),
         _ => Ok(()),
     }
 }

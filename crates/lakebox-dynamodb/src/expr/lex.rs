@@ -37,6 +37,29 @@ impl Token {
     }
 }
 
+/// Most bytes of an expression (DynamoDB's limit).
+pub const MAX_EXPRESSION_BYTES: usize = 4096;
+/// Deepest nesting of parentheses and brackets, and most NOTs, a parser recurses into: far
+/// beyond any real expression, well within a request thread's stack.
+pub const MAX_NESTING: usize = 64;
+
+/// Whether the tokens nest deeper (or stack more NOTs) than [`MAX_NESTING`].
+pub fn too_deep<'a>(opens: impl Iterator<Item = (bool, bool, bool)>) -> bool {
+    // (opens a level, closes one, is a NOT)
+    let (mut depth, mut max, mut nots) = (0usize, 0usize, 0usize);
+    for (open, close, not) in opens {
+        if open {
+            depth += 1;
+            max = max.max(depth);
+        }
+        if close {
+            depth = depth.saturating_sub(1);
+        }
+        nots += not as usize;
+    }
+    max > MAX_NESTING || nots > MAX_NESTING
+}
+
 /// Splits `src` into tokens; an unexpected character is answered as DynamoDB answers it.
 pub fn tokens(src: &str) -> Result<Vec<Token>, String> {
     let b = src.as_bytes();
@@ -60,10 +83,10 @@ pub fn tokens(src: &str) -> Result<Vec<Token>, String> {
             b'#' | b':' => {
                 let j = word(i + 1);
                 if j == i + 1 {
+                    let near: String = src[i..].chars().take(2).collect();
                     return Err(format!(
-                        "Syntax error; token: \"{}\", near: \"{}\"",
-                        c as char,
-                        &src[i..(i + 2).min(src.len())]
+                        "Syntax error; token: \"{}\", near: \"{near}\"",
+                        c as char
                     ));
                 }
                 let s = src[i..j].to_owned();

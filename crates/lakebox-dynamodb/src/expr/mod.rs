@@ -18,6 +18,7 @@ use std::fmt;
 use crate::value::AttributeValue;
 
 pub use eval::{matches, project};
+pub use lex::too_deep;
 pub use parse::{parse_condition, parse_projection, parse_update};
 pub use update::apply_update;
 

@@ -2,7 +2,7 @@
 //! then functions and parentheses. Every message is prefixed by the caller with
 //! "Invalid <Kind>Expression: ".
 
-use super::lex::{Tok, Token, tokens};
+use super::lex::{MAX_EXPRESSION_BYTES, Tok, Token, tokens, too_deep};
 use super::{Action, Cmp, Cond, DocPath, Elem, Operand, SetOperand, SetValue, Substitutions, Update};
 use crate::reserved::is_reserved;
 use crate::value::AttributeValue;
@@ -150,7 +150,23 @@ impl<'s, 'm, 'a> Parser<'s, 'm, 'a> {
         if src.trim().is_empty() {
             return Err(format!("Invalid {kind}: The expression can not be empty;"));
         }
+        if src.len() > MAX_EXPRESSION_BYTES {
+            return Err(format!(
+                "Invalid {kind}: Expression size has exceeded the maximum allowed size; expression size: {}",
+                src.len()
+            ));
+        }
         let toks = tokens(src).map_err(|e| format!("Invalid {kind}: {e}"))?;
+        let shape = toks.iter().map(|t| {
+            (
+                matches!(t.tok, Tok::Punct("(" | "[")),
+                matches!(t.tok, Tok::Punct(")" | "]")),
+                t.is_keyword("NOT"),
+            )
+        });
+        if too_deep(shape) {
+            return Err(format!("Invalid {kind}: The expression is nested too deeply"));
+        }
         Ok(Parser {
             kind: kind.to_owned(),
             src,

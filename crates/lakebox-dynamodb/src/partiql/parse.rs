@@ -157,8 +157,19 @@ fn lex(src: &str) -> Result<Vec<Tok>, String> {
 }
 
 pub fn parse(src: &str, params: &[AttributeValue]) -> Result<Statement, String> {
+    let toks = lex(src)?;
+    let shape = toks.iter().map(|t| {
+        (
+            matches!(t, Tok::Sym("(" | "[" | "{" | "<<")),
+            matches!(t, Tok::Sym(")" | "]" | "}" | ">>")),
+            matches!(t, Tok::Word(w) if w.eq_ignore_ascii_case("NOT")),
+        )
+    });
+    if crate::expr::too_deep(shape) {
+        return Err(ill("The statement is nested too deeply"));
+    }
     let mut p = P {
-        toks: lex(src)?,
+        toks,
         pos: 0,
         params,
         used: 0,
