@@ -44,7 +44,7 @@ pub const MAX_EXPRESSION_BYTES: usize = 4096;
 pub const MAX_NESTING: usize = 64;
 
 /// Whether the tokens nest deeper (or stack more NOTs) than [`MAX_NESTING`].
-pub fn too_deep<'a>(opens: impl Iterator<Item = (bool, bool, bool)>) -> bool {
+pub fn too_deep(opens: impl Iterator<Item = (bool, bool, bool)>) -> bool {
     // (opens a level, closes one, is a NOT)
     let (mut depth, mut max, mut nots) = (0usize, 0usize, 0usize);
     for (open, close, not) in opens {
