@@ -229,6 +229,9 @@ def test_conditional_writes_and_return_values(ddb):
         ReturnValues="ALL_OLD",
     )["Attributes"]
     assert old["price"] == {"N": "10"}
+    metrics = ddb.put_item(TableName="t_cond", Item={**key, "price": {"N": "12"}, "placed": {"S": "2026-12-01"}},
+                           ReturnItemCollectionMetrics="SIZE")["ItemCollectionMetrics"]
+    assert metrics == {"ItemCollectionKey": {"customer": {"S": "ann"}}, "SizeEstimateRangeGB": [0.0, 1.0]}
     deleted = ddb.delete_item(
         TableName="t_cond", Key=key, ConditionExpression="price = :t",
         ExpressionAttributeValues={":t": {"N": "12"}}, ReturnValues="ALL_OLD",
@@ -383,7 +386,7 @@ def test_a_gsi_added_later_is_backfilled(ddb):
     )
     for i in range(10):
         ddb.put_item(TableName="t_gsi_later", Item={"pk": {"S": f"k{i}"}, "color": {"S": "red" if i % 2 else "blue"}})
-    ddb.update_table(
+    updated = ddb.update_table(
         TableName="t_gsi_later",
         AttributeDefinitions=[{"AttributeName": "color", "AttributeType": "S"}],
         GlobalSecondaryIndexUpdates=[{"Create": {
@@ -391,7 +394,11 @@ def test_a_gsi_added_later_is_backfilled(ddb):
             "KeySchema": [{"AttributeName": "color", "KeyType": "HASH"}],
             "Projection": {"ProjectionType": "ALL"},
         }}],
-    )
+    )["TableDescription"]
+    gsi = updated["GlobalSecondaryIndexes"][0]
+    assert (gsi["IndexStatus"], gsi["Backfilling"]) == ("CREATING", True)
+    described = ddb.describe_table(TableName="t_gsi_later")["Table"]["GlobalSecondaryIndexes"][0]
+    assert described["IndexStatus"] == "ACTIVE" and described["ItemCount"] == 10
     red = ddb.query(TableName="t_gsi_later", IndexName="by_color", KeyConditionExpression="color = :c", ExpressionAttributeValues={":c": {"S": "red"}})
     assert sorted(i["pk"]["S"] for i in red["Items"]) == ["k1", "k3", "k5", "k7", "k9"]
     ddb.put_item(TableName="t_gsi_later", Item={"pk": {"S": "k1"}, "color": {"S": "blue"}})

@@ -11,6 +11,7 @@ use lakebox_store::kv::WriteBatch;
 
 use crate::DynamoDb;
 use crate::api::*;
+use crate::capacity;
 use crate::errors::{self, invalid, validation};
 use crate::expr::{self, Cond, DocPath, Substitutions};
 use crate::legacy;
@@ -268,6 +269,12 @@ pub(crate) fn backfill(
             &key,
             &storage::encode_item(&item),
         )?;
+        storage::add_stats(
+            batch,
+            &format!("{}/{name}", table.uid),
+            1,
+            item_size(&item) as i64,
+        )?;
     }
     Ok(())
 }
@@ -382,12 +389,13 @@ impl DynamoDb {
         )?;
         let key = table.schema.key_of(&item);
         let size = item_size(&item);
+        let metrics = capacity::collection(&table, input.return_item_collection_metrics.as_ref(), &key);
         let write = Write::new(table.clone(), key, Change::Put(item), condition);
         match self.run_write(write).await? {
             Outcome::Done { old, .. } => Ok(PutItemOutput {
                 attributes: old.filter(|_| return_old),
                 consumed_capacity: self.consume_write(&table, input.return_consumed_capacity.as_ref(), size),
-                item_collection_metrics: None,
+                item_collection_metrics: metrics,
             }),
             other => Err(other.into_error(return_old_on_failure(
                 input.return_values_on_condition_check_failure.as_ref(),
@@ -412,6 +420,7 @@ impl DynamoDb {
             input.expected.as_ref(),
             input.conditional_operator.as_ref(),
         )?;
+        let metrics = capacity::collection(&table, input.return_item_collection_metrics.as_ref(), &key);
         let write = Write::new(table.clone(), key, Change::Delete, condition);
         match self.run_write(write).await? {
             Outcome::Done { old, .. } => {
@@ -423,7 +432,7 @@ impl DynamoDb {
                         input.return_consumed_capacity.as_ref(),
                         size,
                     ),
-                    item_collection_metrics: None,
+                    item_collection_metrics: metrics,
                 })
             }
             other => Err(other.into_error(return_old_on_failure(
@@ -468,6 +477,7 @@ impl DynamoDb {
         exprs.finish()?;
         check_update_targets(&table, &update)?;
         let targets: Vec<DocPath> = update.targets().cloned().collect();
+        let metrics = capacity::collection(&table, input.return_item_collection_metrics.as_ref(), &key);
         let write = Write::new(table.clone(), key, Change::Update(update), condition);
         match self.run_write(write).await? {
             Outcome::Done { old, new } => {
@@ -487,7 +497,7 @@ impl DynamoDb {
                         input.return_consumed_capacity.as_ref(),
                         size,
                     ),
-                    item_collection_metrics: None,
+                    item_collection_metrics: metrics,
                 })
             }
             other => Err(other.into_error(return_old_on_failure(

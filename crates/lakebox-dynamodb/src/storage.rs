@@ -160,7 +160,7 @@ pub fn write_item(
     Ok(old)
 }
 
-fn add_stats(batch: &mut WriteBatch<'_>, key: &str, count: i64, bytes: i64) -> Result<()> {
+pub(crate) fn add_stats(batch: &mut WriteBatch<'_>, key: &str, count: i64, bytes: i64) -> Result<()> {
     if count == 0 && bytes == 0 {
         return Ok(());
     }

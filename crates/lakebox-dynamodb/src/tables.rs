@@ -757,6 +757,7 @@ impl DynamoDb {
         }
         let key = meta_key(&t.key());
         let value = serde_json::to_vec(&t).map_err(errors::internal)?;
+        let new_index_names: Vec<String> = new_indexes.iter().map(|i| i.name.clone()).collect();
         let t = Arc::new(t);
         let record = t.clone();
         let tables = self.tables.clone();
@@ -783,6 +784,17 @@ impl DynamoDb {
         }
         let mut description = self.describe(&t)?;
         description.table_status = Some(TableStatus::Updating);
+        // AWS answers a new index as CREATING while it is filled; here it was filled in the
+        // transaction that added it, so the next DescribeTable says ACTIVE.
+        for gsi in description.global_secondary_indexes.iter_mut().flatten() {
+            if new_index_names
+                .iter()
+                .any(|n| Some(n.as_str()) == gsi.index_name.as_deref())
+            {
+                gsi.index_status = Some(IndexStatus::Creating);
+                gsi.backfilling = Some(true);
+            }
+        }
         Ok(description)
     }
 
