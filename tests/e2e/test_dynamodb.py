@@ -984,3 +984,24 @@ def test_hostile_expressions_and_items_get_errors_not_crashes(ddb):
     assert code == "ValidationException"
     ddb.put_item(TableName="t_hostile", Item={"pk": {"S": "still"}})
     assert ddb.get_item(TableName="t_hostile", Key={"pk": {"S": "still"}})["Item"] == {"pk": {"S": "still"}}
+
+
+def test_transaction_tokens_survive_a_restart(tmp_path):
+    def transfer(ddb, amount):
+        return ddb.transact_write_items(ClientRequestToken="tok-restart", TransactItems=[
+            {"Update": {"TableName": "t_tok", "Key": {"pk": {"S": "acct"}}, "UpdateExpression": "ADD balance :a",
+                        "ExpressionAttributeValues": {":a": {"N": str(amount)}}}},
+        ])
+
+    with Lakebox(tmp_path) as lb:
+        ddb = lb.client("dynamodb")
+        ddb.create_table(TableName="t_tok", AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}], BillingMode="PAY_PER_REQUEST")
+        transfer(ddb, 5)
+        lb.kill()
+    with Lakebox(tmp_path) as lb:
+        ddb = lb.client("dynamodb")
+        transfer(ddb, 5)  # the client's retry after the crash: applied once
+        assert ddb.get_item(TableName="t_tok", Key={"pk": {"S": "acct"}})["Item"]["balance"] == {"N": "5"}
+        code, _, _ = error(lambda: transfer(ddb, 6))
+        assert code == "IdempotentParameterMismatchException"

@@ -27,9 +27,52 @@ const MAX_BATCH_GETS: usize = 100;
 /// How long a ClientRequestToken makes TransactWriteItems idempotent.
 const TOKEN_MILLIS: i64 = 10 * 60 * 1000;
 
+/// Where applied tokens are kept (written by the transaction they belong to, so a retry after
+/// a crash is still recognised).
+const TOKENS: &str = "transaction_tokens";
+
 /// Tokens of recent transactions: the request's fingerprint and when it was applied.
 #[derive(Default)]
 pub(crate) struct Tokens(std::sync::Mutex<HashMap<String, (u64, i64)>>);
+
+fn token_value(fingerprint: u64, at: i64) -> [u8; 16] {
+    let mut v = [0u8; 16];
+    v[..8].copy_from_slice(&fingerprint.to_be_bytes());
+    v[8..].copy_from_slice(&at.to_be_bytes());
+    v
+}
+
+impl Tokens {
+    /// The tokens stored within the last ten minutes (older ones are deleted).
+    pub fn load(meta: &lakebox_store::MetaStore, now: i64) -> lakebox_store::Result<Tokens> {
+        let mut live = HashMap::new();
+        let mut stale = Vec::new();
+        for (k, v) in meta.read(|view| view.scan_prefix(TOKENS, b""))? {
+            let (Ok(token), Ok(fp), Ok(at)) = (
+                String::from_utf8(k.clone()),
+                v.get(..8).unwrap_or_default().try_into().map(u64::from_be_bytes),
+                v.get(8..16)
+                    .unwrap_or_default()
+                    .try_into()
+                    .map(i64::from_be_bytes),
+            ) else {
+                continue;
+            };
+            if now - at < TOKEN_MILLIS {
+                live.insert(token, (fp, at));
+            } else {
+                stale.push(k);
+            }
+        }
+        if !stale.is_empty() {
+            meta.write(|b| {
+                b.freeing();
+                stale.iter().try_for_each(|k| b.delete(TOKENS, k).map(drop))
+            })?;
+        }
+        Ok(Tokens(std::sync::Mutex::new(live)))
+    }
+}
 
 fn duplicates() -> ServiceError {
     validation("Provided list of item keys contains duplicates")
@@ -284,7 +327,8 @@ impl DynamoDb {
             }
             writes.push(w);
         }
-        let sizes = self.run_transaction(writes).await?;
+        let token = input.client_request_token.clone().map(|t| (t, fingerprint));
+        let sizes = self.run_transaction(writes, token).await?;
         if let Some(token) = input.client_request_token {
             let mut tokens = self.tokens.0.lock().unwrap();
             tokens.retain(|_, (_, at)| now - *at < TOKEN_MILLIS);
@@ -311,6 +355,7 @@ impl DynamoDb {
     pub(crate) async fn run_transaction(
         &self,
         writes: Vec<(Write, bool)>,
+        token: Option<(String, u64)>,
     ) -> Result<Vec<(Arc<TableRecord>, usize)>, ServiceError> {
         let now = self.now();
         for (w, _) in &writes {
@@ -360,6 +405,9 @@ impl DynamoDb {
                 }
                 for (w, _) in &writes {
                     w.apply(b, &log)?;
+                }
+                if let Some((token, fingerprint)) = &token {
+                    b.put(TOKENS, token.as_bytes(), &token_value(*fingerprint, now))?;
                 }
                 Ok(Ok(None))
             })

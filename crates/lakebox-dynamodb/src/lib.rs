@@ -103,13 +103,15 @@ impl DynamoDb {
             tables.insert(record.key(), Arc::new(record));
         }
         let next_seq = streams::next_sequence(&meta)?;
+        // Transaction tokens of the last ten minutes: a retry after a restart stays a no-op.
+        let tokens = batch::Tokens::load(&meta, clock.now_millis())?;
         Ok(Arc::new_cyclic(|me| DynamoDb {
             meta,
             throttle: throttle::Throttle::new(settings.throughput_limits),
             clock,
             tables: Arc::new(RwLock::new(tables)),
             admin: tokio::sync::Mutex::new(()),
-            tokens: batch::Tokens::default(),
+            tokens,
             next_seq: Arc::new(std::sync::atomic::AtomicU64::new(next_seq)),
             lake: std::sync::OnceLock::new(),
             me: me.clone(),

@@ -392,7 +392,7 @@ impl DynamoDb {
             }
             writes.push((plan.write, return_old));
         }
-        self.run_transaction(writes).await?;
+        self.run_transaction(writes, None).await?;
         Ok(ExecuteTransactionOutput {
             responses: None,
             consumed_capacity: None,
