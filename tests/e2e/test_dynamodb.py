@@ -2,6 +2,7 @@
 condition builders), the AWS CLI, and a SIGKILL: tables, every attribute type, the expression
 language, Query / Scan paging, indexes, batches, transactions and AWS's errors."""
 
+import datetime
 import decimal
 import json
 import os
@@ -877,6 +878,17 @@ def test_backup_and_restore(ddb):
     assert open_orders["Count"] == 10, "indexes are rebuilt"
     code, _, _ = error(lambda: ddb.restore_table_from_backup(TargetTableName="t_backup_copy", BackupArn=arn))
     assert code == "TableAlreadyExistsException"
+    code, _, _ = error(lambda: ddb.restore_table_to_point_in_time(SourceTableName="t_backup_src", TargetTableName="t_pitr_copy",
+                                                                  UseLatestRestorableTime=True))
+    assert code == "PointInTimeRecoveryUnavailableException"
+    ddb.update_continuous_backups(TableName="t_backup_src", PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
+    pitr = ddb.restore_table_to_point_in_time(SourceTableName="t_backup_src", TargetTableName="t_pitr_copy",
+                                              UseLatestRestorableTime=True)["TableDescription"]
+    assert pitr["RestoreSummary"]["SourceTableArn"].endswith("table/t_backup_src")
+    assert ddb.scan(TableName="t_pitr_copy", Select="COUNT")["Count"] == 21, "the table as it is now, the late item too"
+    code, _, _ = error(lambda: ddb.restore_table_to_point_in_time(SourceTableName="t_backup_src", TargetTableName="t_pitr_old",
+                                                                  RestoreDateTime=datetime.datetime(2020, 1, 1)))
+    assert code == "InvalidRestoreTimeException"
     assert ddb.delete_backup(BackupArn=arn)["BackupDescription"]["BackupDetails"]["BackupStatus"] == "DELETED"
     code, _, _ = error(lambda: ddb.describe_backup(BackupArn=arn))
     assert code == "BackupNotFoundException"

@@ -57,6 +57,7 @@ pub const OPERATIONS: &[&str] = &[
     "ListBackups",
     "DeleteBackup",
     "RestoreTableFromBackup",
+    "RestoreTableToPointInTime",
     "ImportTable",
     "DescribeImport",
     "ListImports",
@@ -4075,6 +4076,93 @@ pub struct RestoreTableFromBackupInputRaw {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RestoreTableFromBackupOutput {
+    #[serde(rename = "TableDescription", default, skip_serializing_if = "Option::is_none")]
+    pub table_description: Option<TableDescription>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RestoreTableToPointInTimeInput {
+    #[serde(rename = "SourceTableArn", default, skip_serializing_if = "Option::is_none")]
+    pub source_table_arn: Option<String>,
+    #[serde(rename = "SourceTableName", default, skip_serializing_if = "Option::is_none")]
+    pub source_table_name: Option<String>,
+    #[serde(rename = "TargetTableName")]
+    pub target_table_name: String,
+    #[serde(
+        rename = "UseLatestRestorableTime",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub use_latest_restorable_time: Option<bool>,
+    #[serde(rename = "RestoreDateTime", default, skip_serializing_if = "Option::is_none")]
+    pub restore_date_time: Option<Timestamp>,
+    #[serde(
+        rename = "BillingModeOverride",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub billing_mode_override: Option<BillingMode>,
+    #[serde(
+        rename = "GlobalSecondaryIndexOverride",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub global_secondary_index_override: Option<Vec<GlobalSecondaryIndex>>,
+    #[serde(
+        rename = "LocalSecondaryIndexOverride",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub local_secondary_index_override: Option<Vec<LocalSecondaryIndex>>,
+    #[serde(
+        rename = "ProvisionedThroughputOverride",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub provisioned_throughput_override: Option<ProvisionedThroughput>,
+    #[serde(
+        rename = "OnDemandThroughputOverride",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub on_demand_throughput_override: Option<OnDemandThroughput>,
+    #[serde(
+        rename = "SSESpecificationOverride",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub sse_specification_override: Option<SSESpecification>,
+}
+
+/// `RestoreTableToPointInTimeInput` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RestoreTableToPointInTimeInputRaw {
+    #[serde(rename = "SourceTableArn", default)]
+    pub source_table_arn: Option<String>,
+    #[serde(rename = "SourceTableName", default)]
+    pub source_table_name: Option<String>,
+    #[serde(rename = "TargetTableName", default)]
+    pub target_table_name: Option<String>,
+    #[serde(rename = "UseLatestRestorableTime", default)]
+    pub use_latest_restorable_time: Option<bool>,
+    #[serde(rename = "RestoreDateTime", default)]
+    pub restore_date_time: Option<Timestamp>,
+    #[serde(rename = "BillingModeOverride", default)]
+    pub billing_mode_override: Option<BillingMode>,
+    #[serde(rename = "GlobalSecondaryIndexOverride", default)]
+    pub global_secondary_index_override: Option<Vec<GlobalSecondaryIndexRaw>>,
+    #[serde(rename = "LocalSecondaryIndexOverride", default)]
+    pub local_secondary_index_override: Option<Vec<LocalSecondaryIndexRaw>>,
+    #[serde(rename = "ProvisionedThroughputOverride", default)]
+    pub provisioned_throughput_override: Option<ProvisionedThroughputRaw>,
+    #[serde(rename = "OnDemandThroughputOverride", default)]
+    pub on_demand_throughput_override: Option<OnDemandThroughputRaw>,
+    #[serde(rename = "SSESpecificationOverride", default)]
+    pub sse_specification_override: Option<SSESpecificationRaw>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RestoreTableToPointInTimeOutput {
     #[serde(rename = "TableDescription", default, skip_serializing_if = "Option::is_none")]
     pub table_description: Option<TableDescription>,
 }
@@ -9189,6 +9277,108 @@ pub(crate) fn validate_restore_table_from_backup_input(
     })
 }
 
+pub(crate) fn validate_restore_table_to_point_in_time_input(
+    raw: RestoreTableToPointInTimeInputRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<RestoreTableToPointInTimeInput> {
+    let m_source_table_arn = {
+        let p = &path.member("sourceTableArn");
+        raw.source_table_arn.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(1024), p);
+            Some(x)
+        })
+    };
+    let m_source_table_name = {
+        let p = &path.member("sourceTableName");
+        raw.source_table_name.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(3), Some(255), p);
+            v.pattern(r, &PATTERN_0, p);
+            Some(x)
+        })
+    };
+    let m_target_table_name = {
+        let p = &path.member("targetTableName");
+        match raw.target_table_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(3), Some(255), p);
+                v.pattern(r, &PATTERN_0, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_use_latest_restorable_time = {
+        let p = &path.member("useLatestRestorableTime");
+        raw.use_latest_restorable_time.map(|x| Some(x))
+    };
+    let m_restore_date_time = {
+        let p = &path.member("restoreDateTime");
+        raw.restore_date_time.map(|x| Some(x))
+    };
+    let m_billing_mode_override = {
+        let p = &path.member("billingModeOverride");
+        raw.billing_mode_override.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                BillingMode::VALUES,
+                matches!(r, BillingMode::Unknown(_)),
+                p,
+            );
+            Some(x)
+        })
+    };
+    let m_global_secondary_index_override = {
+        let p = &path.member("globalSecondaryIndexOverride");
+        raw.global_secondary_index_override
+            .map(|x| validate_global_secondary_index_list(x, v, p))
+    };
+    let m_local_secondary_index_override = {
+        let p = &path.member("localSecondaryIndexOverride");
+        raw.local_secondary_index_override
+            .map(|x| validate_local_secondary_index_list(x, v, p))
+    };
+    let m_provisioned_throughput_override = {
+        let p = &path.member("provisionedThroughputOverride");
+        raw.provisioned_throughput_override
+            .map(|x| validate_provisioned_throughput(x, v, p))
+    };
+    let m_on_demand_throughput_override = {
+        let p = &path.member("onDemandThroughputOverride");
+        raw.on_demand_throughput_override
+            .map(|x| validate_on_demand_throughput(x, v, p))
+    };
+    let m_sse_specification_override = {
+        let p = &path.member("sSESpecificationOverride");
+        raw.sse_specification_override
+            .map(|x| validate_sse_specification(x, v, p))
+    };
+    Some(RestoreTableToPointInTimeInput {
+        source_table_arn: lift(m_source_table_arn)?,
+        source_table_name: lift(m_source_table_name)?,
+        target_table_name: m_target_table_name?,
+        use_latest_restorable_time: lift(m_use_latest_restorable_time)?,
+        restore_date_time: lift(m_restore_date_time)?,
+        billing_mode_override: lift(m_billing_mode_override)?,
+        global_secondary_index_override: lift(m_global_secondary_index_override)?,
+        local_secondary_index_override: lift(m_local_secondary_index_override)?,
+        provisioned_throughput_override: lift(m_provisioned_throughput_override)?,
+        on_demand_throughput_override: lift(m_on_demand_throughput_override)?,
+        sse_specification_override: lift(m_sse_specification_override)?,
+    })
+}
+
 pub(crate) fn validate_s3_bucket_source(
     raw: S3BucketSourceRaw,
     v: &mut Validator,
@@ -10818,6 +11008,14 @@ pub trait DynamoDbApi: Send + Sync + 'static {
     ) -> impl Future<Output = Result<RestoreTableFromBackupOutput, ServiceError>> + Send {
         async move { Err(not_implemented("RestoreTableFromBackup")) }
     }
+    /// Restores the specified table to the specified point in time within EarliestRestorableDateTime and LatestRestorableDateTime.
+    fn restore_table_to_point_in_time(
+        &self,
+        ctx: &RequestContext,
+        input: RestoreTableToPointInTimeInput,
+    ) -> impl Future<Output = Result<RestoreTableToPointInTimeOutput, ServiceError>> + Send {
+        async move { Err(not_implemented("RestoreTableToPointInTime")) }
+    }
     /// Imports table data from an S3 bucket.
     fn import_table(
         &self,
@@ -11109,6 +11307,13 @@ pub fn dispatch<S: DynamoDbApi>(
                 let raw: RestoreTableFromBackupInputRaw = req.decode()?;
                 let input = validate(|v| validate_restore_table_from_backup_input(raw, v, &Path::root()))?;
                 let output = service.restore_table_from_backup(&ctx, input).await?;
+                req.reply(&output)
+            }
+            "RestoreTableToPointInTime" => {
+                let raw: RestoreTableToPointInTimeInputRaw = req.decode()?;
+                let input =
+                    validate(|v| validate_restore_table_to_point_in_time_input(raw, v, &Path::root()))?;
+                let output = service.restore_table_to_point_in_time(&ctx, input).await?;
                 req.reply(&output)
             }
             "ImportTable" => {

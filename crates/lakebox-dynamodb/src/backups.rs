@@ -188,42 +188,108 @@ impl DynamoDb {
         input: RestoreTableFromBackupInput,
     ) -> Result<TableDescription, ServiceError> {
         let b = self.backup(&input.backup_arn)?;
-        let _admin = self.admin.lock().await;
-        let key = (
-            ctx.account_id.clone(),
-            ctx.region.clone(),
-            input.target_table_name.clone(),
-        );
-        if self.tables.read().unwrap().contains_key(&key) {
+        self.restore(
+            ctx,
+            Restore {
+                rows: backup_items(&b.id),
+                source: &b.table,
+                target: &input.target_table_name,
+                billing: input.billing_mode_override.as_ref(),
+                throughput: input.provisioned_throughput_override.as_ref(),
+                backup_arn: Some(b.details.backup_arn.clone()),
+            },
+        )
+        .await
+    }
+
+    /// RestoreTableToPointInTime, for the latest restorable time (the table as it is now,
+    /// copied between two writes): Lakebox keeps no history to restore an earlier moment from.
+    pub(crate) async fn restore_table_to_point_in_time_impl(
+        &self,
+        ctx: &RequestContext,
+        input: RestoreTableToPointInTimeInput,
+    ) -> Result<TableDescription, ServiceError> {
+        let name = input
+            .source_table_arn
+            .as_deref()
+            .or(input.source_table_name.as_deref())
+            .ok_or_else(|| {
+                errors::validation("Either SourceTableArn or SourceTableName must be specified")
+            })?;
+        let table = self.lookup(ctx, name).ok_or_else(|| {
+            ServiceError::client(
+                "TableNotFoundException",
+                format!("Table not found: {}", crate::table_name(name)),
+            )
+        })?;
+        if !table.pitr {
             return Err(ServiceError::client(
-                "TableAlreadyExistsException",
-                format!("Table already exists: {}", input.target_table_name),
+                "PointInTimeRecoveryUnavailableException",
+                format!("Point in time recovery is not enabled for table '{}'", table.name),
             ));
         }
         let now = self.now();
-        let mut t = b.table.clone();
+        if input.use_latest_restorable_time != Some(true) {
+            match input.restore_date_time {
+                Some(t) if t.as_millis() >= now - 60_000 && t.as_millis() <= now + 1000 => {}
+                _ => {
+                    return Err(ServiceError::client(
+                        "InvalidRestoreTimeException",
+                        "Lakebox restores a table as it is now: use UseLatestRestorableTime, or a RestoreDateTime within the last minute",
+                    ));
+                }
+            }
+        }
+        self.restore(
+            ctx,
+            Restore {
+                rows: storage::items_table(&table.uid),
+                source: &table,
+                target: &input.target_table_name,
+                billing: input.billing_mode_override.as_ref(),
+                throughput: input.provisioned_throughput_override.as_ref(),
+                backup_arn: None,
+            },
+        )
+        .await
+    }
+
+    /// Makes `target` from the items stored in `rows` (a backup's, or a live table's read in
+    /// the same job), with the source's schema and indexes.
+    async fn restore(&self, ctx: &RequestContext, r: Restore<'_>) -> Result<TableDescription, ServiceError> {
+        let _admin = self.admin.lock().await;
+        let key = (ctx.account_id.clone(), ctx.region.clone(), r.target.to_owned());
+        if self.tables.read().unwrap().contains_key(&key) {
+            return Err(ServiceError::client(
+                "TableAlreadyExistsException",
+                format!("Table already exists: {}", r.target),
+            ));
+        }
+        let now = self.now();
+        let mut t = r.source.clone();
         t.uid = uuid::Uuid::new_v4().to_string();
         t.account = ctx.account_id.clone();
         t.region = ctx.region.clone();
-        t.name = input.target_table_name.clone();
+        t.name = r.target.to_owned();
         t.created_millis = now;
-        // A restored table starts without stream, TTL, PITR or tags, as on AWS.
+        // A restored table starts without stream, TTL, PITR, destinations or tags, as on AWS.
         t.stream = None;
         t.latest_stream = None;
         t.ttl_attribute = None;
         t.pitr = false;
         t.tags.clear();
+        t.kinesis_destinations.clear();
         t.deletion_protection = false;
-        if let Some(mode) = &input.billing_mode_override {
+        if let Some(mode) = r.billing {
             t.billing_mode = mode.as_str().to_owned();
         }
-        if let Some(p) = &input.provisioned_throughput_override {
+        if let Some(p) = r.throughput {
             t.read_capacity = p.read_capacity_units;
             t.write_capacity = p.write_capacity_units;
         }
         let t = Arc::new(t);
         let record = t.clone();
-        let source = backup_items(&b.id);
+        let source = r.rows;
         let tables = self.tables.clone();
         let value = serde_json::to_vec(&*t).map_err(errors::internal)?;
         let meta = meta_key(&t.key());
@@ -249,12 +315,23 @@ impl DynamoDb {
         }
         let mut description = self.describe(&t)?;
         description.restore_summary = Some(RestoreSummary {
-            source_backup_arn: Some(b.details.backup_arn.clone()),
-            source_table_arn: Some(b.table.arn()),
+            source_backup_arn: r.backup_arn,
+            source_table_arn: Some(r.source.arn()),
             restore_date_time: Timestamp::from_millis(now),
             restore_in_progress: false,
         });
         description.table_status = Some(TableStatus::Creating);
         Ok(description)
     }
+}
+
+/// What a restore copies, and into what.
+struct Restore<'a> {
+    /// The redb table holding the items.
+    rows: String,
+    source: &'a TableRecord,
+    target: &'a str,
+    billing: Option<&'a BillingMode>,
+    throughput: Option<&'a ProvisionedThroughput>,
+    backup_arn: Option<String>,
 }

@@ -669,6 +669,16 @@ impl DynamoDbApi for DynamoDb {
         self.update_destination(ctx, input).await
     }
 
+    async fn restore_table_to_point_in_time(
+        &self,
+        ctx: &RequestContext,
+        input: RestoreTableToPointInTimeInput,
+    ) -> Result<RestoreTableToPointInTimeOutput, ServiceError> {
+        Ok(RestoreTableToPointInTimeOutput {
+            table_description: Some(self.restore_table_to_point_in_time_impl(ctx, input).await?),
+        })
+    }
+
     async fn transact_get_items(
         &self,
         ctx: &RequestContext,
