@@ -802,6 +802,13 @@ def test_partiql_statements_batches_and_transactions(ddb, lakebox):
         {"Statement": "SELECT * FROM t_partiql WHERE customer = 'ann' AND order_id = 2"},
     ])["Responses"]
     assert got[0]["Item"] == {"price": {"N": "1"}} and "Item" not in got[1]
+    for _ in range(2):  # a retry under the same token is applied once
+        ddb.execute_transaction(ClientRequestToken="partiql-tok", TransactStatements=[
+            {"Statement": "UPDATE t_partiql SET price = price + 1 WHERE customer = 'bob' AND order_id = 1"}])
+    code, _, _ = error(lambda: ddb.execute_transaction(ClientRequestToken="partiql-tok", TransactStatements=[
+        {"Statement": "UPDATE t_partiql SET price = price + 2 WHERE customer = 'bob' AND order_id = 1"}]))
+    assert code == "IdempotentParameterMismatchException"
+    ddb.execute_statement(Statement="UPDATE t_partiql SET price = price - 1 WHERE customer = 'bob' AND order_id = 1")
     out = lakebox.cli("dynamodb", "execute-statement", "--statement", "SELECT * FROM t_partiql WHERE customer = 'bob'")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["Items"][0]["price"] == {"N": "1"}

@@ -42,7 +42,40 @@ fn token_value(fingerprint: u64, at: i64) -> [u8; 16] {
     v
 }
 
+/// A request's fingerprint, to tell a retry from another request under the same token.
+pub(crate) fn fingerprint(request: &impl std::fmt::Debug) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    format!("{request:?}").hash(&mut h);
+    h.finish()
+}
+
 impl Tokens {
+    /// Whether `token` was applied within ten minutes to this same request; another request
+    /// under it is DynamoDB's IdempotentParameterMismatchException.
+    pub fn seen(&self, token: &str, fingerprint: u64, now: i64) -> Result<bool, ServiceError> {
+        let tokens = self.0.lock().unwrap();
+        match tokens.get(token) {
+            Some((fp, at)) if now - at < TOKEN_MILLIS => {
+                if *fp != fingerprint {
+                    return Err(ServiceError::client(
+                        "IdempotentParameterMismatchException",
+                        "Specified idempotency token is already in use with different request parameters",
+                    ));
+                }
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Remembers a token its transaction has stored.
+    pub fn applied(&self, token: String, fingerprint: u64, now: i64) {
+        let mut tokens = self.0.lock().unwrap();
+        tokens.retain(|_, (_, at)| now - *at < TOKEN_MILLIS);
+        tokens.insert(token, (fingerprint, now));
+    }
+
     /// The tokens stored within the last ten minutes (older ones are deleted).
     pub fn load(meta: &lakebox_store::MetaStore, now: i64) -> lakebox_store::Result<Tokens> {
         let mut live = HashMap::new();
@@ -225,27 +258,13 @@ impl DynamoDb {
         ctx: &RequestContext,
         input: TransactWriteItemsInput,
     ) -> Result<TransactWriteItemsOutput, ServiceError> {
-        let fingerprint = {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            format!("{:?}", input.transact_items).hash(&mut h);
-            h.finish()
-        };
+        let fingerprint = fingerprint(&input.transact_items);
         let now = self.now();
-        if let Some(token) = &input.client_request_token {
-            let tokens = self.tokens.0.lock().unwrap();
-            if let Some((fp, at)) = tokens.get(token)
-                && now - at < TOKEN_MILLIS
-            {
-                if *fp != fingerprint {
-                    return Err(ServiceError::client(
-                        "IdempotentParameterMismatchException",
-                        "Specified idempotency token is already in use with different request parameters",
-                    ));
-                }
-                // The same request again within ten minutes: already applied.
-                return Ok(TransactWriteItemsOutput::default());
-            }
+        if let Some(token) = &input.client_request_token
+            && self.tokens.seen(token, fingerprint, now)?
+        {
+            // The same request again within ten minutes: already applied.
+            return Ok(TransactWriteItemsOutput::default());
         }
         let mut writes: Vec<(Write, bool)> = Vec::with_capacity(input.transact_items.len());
         let mut seen = HashSet::new();
@@ -330,9 +349,7 @@ impl DynamoDb {
         let token = input.client_request_token.clone().map(|t| (t, fingerprint));
         let sizes = self.run_transaction(writes, token).await?;
         if let Some(token) = input.client_request_token {
-            let mut tokens = self.tokens.0.lock().unwrap();
-            tokens.retain(|_, (_, at)| now - *at < TOKEN_MILLIS);
-            tokens.insert(token, (fingerprint, now));
+            self.tokens.applied(token, fingerprint, now);
         }
         let consumed = input.return_consumed_capacity.as_ref().map(|asked| {
             sizes

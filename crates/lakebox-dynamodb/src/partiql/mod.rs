@@ -341,6 +341,13 @@ impl DynamoDb {
         ctx: &RequestContext,
         input: ExecuteTransactionInput,
     ) -> Result<ExecuteTransactionOutput, ServiceError> {
+        let fingerprint = crate::batch::fingerprint(&input.transact_statements);
+        let now = self.now();
+        if let Some(token) = &input.client_request_token
+            && self.tokens.seen(token, fingerprint, now)?
+        {
+            return Ok(ExecuteTransactionOutput::default());
+        }
         let mut parsed = Vec::new();
         for s in input.transact_statements {
             let return_old = matches!(
@@ -392,7 +399,11 @@ impl DynamoDb {
             }
             writes.push((plan.write, return_old));
         }
-        self.run_transaction(writes, None).await?;
+        let token = input.client_request_token.clone().map(|t| (t, fingerprint));
+        self.run_transaction(writes, token).await?;
+        if let Some(token) = input.client_request_token {
+            self.tokens.applied(token, fingerprint, now);
+        }
         Ok(ExecuteTransactionOutput {
             responses: None,
             consumed_capacity: None,
