@@ -634,3 +634,32 @@ def handler(event, context):
     assert rec["Sns"]["TopicArn"] == topic and rec["Sns"]["Type"] == "Notification"
     assert rec["Sns"]["MessageAttributes"] == {"level": {"Type": "String", "Value": "warn"}}
     assert "SigningCertUrl" in rec["Sns"] and "UnsubscribeUrl" in rec["Sns"]
+
+
+def test_permissions_make_a_resource_policy(lam, lakebox):
+    fn = create(lam, "guarded", {"app.py": "def handler(event, context):\n    return 1\n"})
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        lam.get_policy(FunctionName="guarded")
+    assert code(e) == "ResourceNotFoundException"
+    out = lam.add_permission(FunctionName="guarded", StatementId="s3-invoke", Action="lambda:InvokeFunction",
+                             Principal="s3.amazonaws.com", SourceArn="arn:aws:s3:::uploads", SourceAccount="000000000000")
+    statement = json.loads(out["Statement"])
+    assert statement == {
+        "Sid": "s3-invoke", "Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"},
+        "Action": "lambda:InvokeFunction", "Resource": fn["FunctionArn"],
+        "Condition": {"ArnLike": {"AWS:SourceArn": "arn:aws:s3:::uploads"}, "StringEquals": {"AWS:SourceAccount": "000000000000"}},
+    }
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        lam.add_permission(FunctionName="guarded", StatementId="s3-invoke", Action="lambda:InvokeFunction", Principal="s3.amazonaws.com")
+    assert code(e) == "ResourceConflictException"
+    lam.add_permission(FunctionName="guarded", StatementId="sns", Action="lambda:InvokeFunction", Principal="sns.amazonaws.com")
+    policy = json.loads(lam.get_policy(FunctionName="guarded")["Policy"])
+    assert [s["Sid"] for s in policy["Statement"]] == ["s3-invoke", "sns"] and policy["Version"] == "2012-10-17"
+    lam.remove_permission(FunctionName="guarded", StatementId="s3-invoke")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        lam.remove_permission(FunctionName="guarded", StatementId="s3-invoke")
+    assert code(e) == "ResourceNotFoundException"
+    assert [s["Sid"] for s in json.loads(lam.get_policy(FunctionName="guarded")["Policy"])["Statement"]] == ["sns"]
+    out = lakebox.cli("lambda", "add-permission", "--function-name", "guarded", "--statement-id", "cli",
+                      "--action", "lambda:InvokeFunction", "--principal", "events.amazonaws.com")
+    assert out.returncode == 0, out.stderr

@@ -42,6 +42,9 @@ pub const OPERATIONS: &[&str] = &[
     "ListEventSourceMappings",
     "UpdateEventSourceMapping",
     "DeleteEventSourceMapping",
+    "AddPermission",
+    "RemovePermission",
+    "GetPolicy",
 ];
 /// Every operation of the model, implemented or not.
 pub const MODEL_OPERATIONS: &[&str] = &[
@@ -162,6 +165,77 @@ pub struct AccountUsage {
     pub total_code_size: Option<i64>,
     #[serde(rename = "FunctionCount", default, skip_serializing_if = "Option::is_none")]
     pub function_count: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AddPermissionRequest {
+    #[serde(rename = "FunctionName")]
+    pub function_name: String,
+    #[serde(rename = "StatementId")]
+    pub statement_id: String,
+    #[serde(rename = "Action")]
+    pub action: String,
+    #[serde(rename = "Principal")]
+    pub principal: String,
+    #[serde(rename = "SourceArn", default, skip_serializing_if = "Option::is_none")]
+    pub source_arn: Option<String>,
+    #[serde(rename = "SourceAccount", default, skip_serializing_if = "Option::is_none")]
+    pub source_account: Option<String>,
+    #[serde(rename = "EventSourceToken", default, skip_serializing_if = "Option::is_none")]
+    pub event_source_token: Option<String>,
+    #[serde(rename = "Qualifier", default, skip_serializing_if = "Option::is_none")]
+    pub qualifier: Option<String>,
+    #[serde(rename = "RevisionId", default, skip_serializing_if = "Option::is_none")]
+    pub revision_id: Option<String>,
+    #[serde(rename = "PrincipalOrgID", default, skip_serializing_if = "Option::is_none")]
+    pub principal_org_id: Option<String>,
+    #[serde(
+        rename = "FunctionUrlAuthType",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub function_url_auth_type: Option<FunctionUrlAuthType>,
+    #[serde(
+        rename = "InvokedViaFunctionUrl",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub invoked_via_function_url: Option<bool>,
+}
+
+/// `AddPermissionRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AddPermissionRequestRaw {
+    #[serde(rename = "FunctionName", default)]
+    pub function_name: Option<String>,
+    #[serde(rename = "StatementId", default)]
+    pub statement_id: Option<String>,
+    #[serde(rename = "Action", default)]
+    pub action: Option<String>,
+    #[serde(rename = "Principal", default)]
+    pub principal: Option<String>,
+    #[serde(rename = "SourceArn", default)]
+    pub source_arn: Option<String>,
+    #[serde(rename = "SourceAccount", default)]
+    pub source_account: Option<String>,
+    #[serde(rename = "EventSourceToken", default)]
+    pub event_source_token: Option<String>,
+    #[serde(rename = "Qualifier", default)]
+    pub qualifier: Option<String>,
+    #[serde(rename = "RevisionId", default)]
+    pub revision_id: Option<String>,
+    #[serde(rename = "PrincipalOrgID", default)]
+    pub principal_org_id: Option<String>,
+    #[serde(rename = "FunctionUrlAuthType", default)]
+    pub function_url_auth_type: Option<FunctionUrlAuthType>,
+    #[serde(rename = "InvokedViaFunctionUrl", default)]
+    pub invoked_via_function_url: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AddPermissionResponse {
+    #[serde(rename = "Statement", default, skip_serializing_if = "Option::is_none")]
+    pub statement: Option<String>,
 }
 
 /// Specific configuration settings for an Amazon Managed Streaming for Apache Kafka (Amazon MSK) event source.
@@ -1336,6 +1410,36 @@ impl From<&str> for FunctionResponseType {
 lakebox_service::string_enum!(FunctionResponseType);
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FunctionUrlAuthType {
+    /// `NONE`
+    None,
+    /// `AWS_IAM`
+    AwsIam,
+    /// A value this model does not list (a newer client's, or a wrong one).
+    Unknown(String),
+}
+impl FunctionUrlAuthType {
+    pub const VALUES: &'static [&'static str] = &["NONE", "AWS_IAM"];
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::None => "NONE",
+            Self::AwsIam => "AWS_IAM",
+            Self::Unknown(s) => s,
+        }
+    }
+}
+impl From<&str> for FunctionUrlAuthType {
+    fn from(s: &str) -> Self {
+        match s {
+            "NONE" => Self::None,
+            "AWS_IAM" => Self::AwsIam,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+lakebox_service::string_enum!(FunctionUrlAuthType);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum FunctionVersion {
     /// `ALL`
     All,
@@ -1461,6 +1565,31 @@ pub struct GetFunctionResponse {
     pub tags_error: Option<TagsError>,
     #[serde(rename = "Concurrency", default, skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<Concurrency>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetPolicyRequest {
+    #[serde(rename = "FunctionName")]
+    pub function_name: String,
+    #[serde(rename = "Qualifier", default, skip_serializing_if = "Option::is_none")]
+    pub qualifier: Option<String>,
+}
+
+/// `GetPolicyRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct GetPolicyRequestRaw {
+    #[serde(rename = "FunctionName", default)]
+    pub function_name: Option<String>,
+    #[serde(rename = "Qualifier", default)]
+    pub qualifier: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetPolicyResponse {
+    #[serde(rename = "Policy", default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    #[serde(rename = "RevisionId", default, skip_serializing_if = "Option::is_none")]
+    pub revision_id: Option<String>,
 }
 
 /// Configuration values that override the container image Dockerfile settings.
@@ -2272,6 +2401,31 @@ pub struct ProvisionedPollerConfigRaw {
     pub maximum_pollers: Option<i32>,
     #[serde(rename = "PollerGroupName", default)]
     pub poller_group_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RemovePermissionRequest {
+    #[serde(rename = "FunctionName")]
+    pub function_name: String,
+    #[serde(rename = "StatementId")]
+    pub statement_id: String,
+    #[serde(rename = "Qualifier", default, skip_serializing_if = "Option::is_none")]
+    pub qualifier: Option<String>,
+    #[serde(rename = "RevisionId", default, skip_serializing_if = "Option::is_none")]
+    pub revision_id: Option<String>,
+}
+
+/// `RemovePermissionRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RemovePermissionRequestRaw {
+    #[serde(rename = "FunctionName", default)]
+    pub function_name: Option<String>,
+    #[serde(rename = "StatementId", default)]
+    pub statement_id: Option<String>,
+    #[serde(rename = "Qualifier", default)]
+    pub qualifier: Option<String>,
+    #[serde(rename = "RevisionId", default)]
+    pub revision_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -3595,6 +3749,160 @@ pub struct VpcConfigResponse {
     pub ipv6_allowed_for_dual_stack: Option<bool>,
 }
 
+pub(crate) fn validate_add_permission_request(
+    raw: AddPermissionRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<AddPermissionRequest> {
+    let m_function_name = {
+        let p = &path.member("functionName");
+        match raw.function_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(256), p);
+                v.pattern(r, &PATTERN_0, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_statement_id = {
+        let p = &path.member("statementId");
+        match raw.statement_id {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(100), p);
+                v.pattern(r, &PATTERN_1, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_action = {
+        let p = &path.member("action");
+        match raw.action {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.pattern(r, &PATTERN_2, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_principal = {
+        let p = &path.member("principal");
+        match raw.principal {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.pattern(r, &PATTERN_3, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_source_arn = {
+        let p = &path.member("sourceArn");
+        raw.source_arn.map(|x| {
+            let x = x;
+            let r = &x;
+            v.pattern(r, &PATTERN_4, p);
+            Some(x)
+        })
+    };
+    let m_source_account = {
+        let p = &path.member("sourceAccount");
+        raw.source_account.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(0), Some(12), p);
+            v.pattern(r, &PATTERN_5, p);
+            Some(x)
+        })
+    };
+    let m_event_source_token = {
+        let p = &path.member("eventSourceToken");
+        raw.event_source_token.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(0), Some(256), p);
+            v.pattern(r, &PATTERN_6, p);
+            Some(x)
+        })
+    };
+    let m_qualifier = {
+        let p = &path.member("qualifier");
+        raw.qualifier.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(128), p);
+            v.pattern(r, &PATTERN_7, p);
+            Some(x)
+        })
+    };
+    let m_revision_id = {
+        let p = &path.member("revisionId");
+        raw.revision_id.map(|x| Some(x))
+    };
+    let m_principal_org_id = {
+        let p = &path.member("principalOrgID");
+        raw.principal_org_id.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(12), Some(34), p);
+            v.pattern(r, &PATTERN_8, p);
+            Some(x)
+        })
+    };
+    let m_function_url_auth_type = {
+        let p = &path.member("functionUrlAuthType");
+        raw.function_url_auth_type.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                FunctionUrlAuthType::VALUES,
+                matches!(r, FunctionUrlAuthType::Unknown(_)),
+                p,
+            );
+            Some(x)
+        })
+    };
+    let m_invoked_via_function_url = {
+        let p = &path.member("invokedViaFunctionUrl");
+        raw.invoked_via_function_url.map(|x| Some(x))
+    };
+    Some(AddPermissionRequest {
+        function_name: m_function_name?,
+        statement_id: m_statement_id?,
+        action: m_action?,
+        principal: m_principal?,
+        source_arn: lift(m_source_arn)?,
+        source_account: lift(m_source_account)?,
+        event_source_token: lift(m_event_source_token)?,
+        qualifier: lift(m_qualifier)?,
+        revision_id: lift(m_revision_id)?,
+        principal_org_id: lift(m_principal_org_id)?,
+        function_url_auth_type: lift(m_function_url_auth_type)?,
+        invoked_via_function_url: lift(m_invoked_via_function_url)?,
+    })
+}
+
 pub(crate) fn validate_amazon_managed_kafka_event_source_config(
     raw: AmazonManagedKafkaEventSourceConfigRaw,
     v: &mut Validator,
@@ -3606,7 +3914,7 @@ pub(crate) fn validate_amazon_managed_kafka_event_source_config(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(200), p);
-            v.pattern(r, &PATTERN_0, p);
+            v.pattern(r, &PATTERN_9, p);
             Some(x)
         })
     };
@@ -3677,7 +3985,7 @@ pub(crate) fn validate_create_event_source_mapping_request(
         raw.event_source_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_1, p);
+            v.pattern(r, &PATTERN_4, p);
             Some(x)
         })
     };
@@ -3688,7 +3996,7 @@ pub(crate) fn validate_create_event_source_mapping_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(256), p);
-                v.pattern(r, &PATTERN_2, p);
+                v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
             None => {
@@ -3837,7 +4145,7 @@ pub(crate) fn validate_create_event_source_mapping_request(
         raw.kms_key_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_3, p);
+            v.pattern(r, &PATTERN_10, p);
             Some(x)
         })
     };
@@ -3900,7 +4208,7 @@ pub(crate) fn validate_create_function_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_4, p);
+                v.pattern(r, &PATTERN_11, p);
                 Some(x)
             }
             None => {
@@ -3924,7 +4232,7 @@ pub(crate) fn validate_create_function_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.pattern(r, &PATTERN_5, p);
+                v.pattern(r, &PATTERN_12, p);
                 Some(x)
             }
             None => {
@@ -3939,7 +4247,7 @@ pub(crate) fn validate_create_function_request(
             let x = x;
             let r = &x;
             v.length(r, Some(0), Some(128), p);
-            v.pattern(r, &PATTERN_6, p);
+            v.pattern(r, &PATTERN_3, p);
             Some(x)
         })
     };
@@ -4016,7 +4324,7 @@ pub(crate) fn validate_create_function_request(
         raw.kms_key_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_3, p);
+            v.pattern(r, &PATTERN_10, p);
             Some(x)
         })
     };
@@ -4047,7 +4355,7 @@ pub(crate) fn validate_create_function_request(
             let x = x;
             let r = &x;
             v.length(r, Some(0), Some(200), p);
-            v.pattern(r, &PATTERN_7, p);
+            v.pattern(r, &PATTERN_13, p);
             Some(x)
         })
     };
@@ -4136,7 +4444,7 @@ pub(crate) fn validate_dead_letter_config(
         raw.target_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_3, p);
+            v.pattern(r, &PATTERN_10, p);
             Some(x)
         })
     };
@@ -4175,7 +4483,7 @@ pub(crate) fn validate_delete_function_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(256), p);
-                v.pattern(r, &PATTERN_2, p);
+                v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
             None => {
@@ -4190,7 +4498,7 @@ pub(crate) fn validate_delete_function_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(128), p);
-            v.pattern(r, &PATTERN_8, p);
+            v.pattern(r, &PATTERN_7, p);
             Some(x)
         })
     };
@@ -4230,7 +4538,7 @@ pub(crate) fn validate_document_db_event_source_config(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(63), p);
-            v.pattern(r, &PATTERN_9, p);
+            v.pattern(r, &PATTERN_14, p);
             Some(x)
         })
     };
@@ -4240,7 +4548,7 @@ pub(crate) fn validate_document_db_event_source_config(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(57), p);
-            v.pattern(r, &PATTERN_10, p);
+            v.pattern(r, &PATTERN_15, p);
             Some(x)
         })
     };
@@ -4308,7 +4616,7 @@ pub(crate) fn validate_endpoint_lists(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(300), &path.index(i + 1));
-            v.pattern(r, &PATTERN_11, &path.index(i + 1));
+            v.pattern(r, &PATTERN_16, &path.index(i + 1));
             Some(x)
         })
         .collect();
@@ -4362,7 +4670,7 @@ pub(crate) fn validate_environment_variables(
         .into_iter()
         .map(|(k, x)| {
             let r = &k;
-            v.pattern(r, &PATTERN_12, path);
+            v.pattern(r, &PATTERN_17, path);
             let y = Some(x);
             (k, y)
         })
@@ -4469,7 +4777,7 @@ pub(crate) fn validate_file_system_config(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(0), Some(256), p);
-                v.pattern(r, &PATTERN_13, p);
+                v.pattern(r, &PATTERN_18, p);
                 Some(x)
             }
             None => {
@@ -4485,7 +4793,7 @@ pub(crate) fn validate_file_system_config(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(0), Some(160), p);
-                v.pattern(r, &PATTERN_14, p);
+                v.pattern(r, &PATTERN_19, p);
                 Some(x)
             }
             None => {
@@ -4522,7 +4830,7 @@ pub(crate) fn validate_filter(raw: FilterRaw, v: &mut Validator, path: &Path<'_>
             let x = x;
             let r = &x;
             v.length(r, Some(0), Some(4096), p);
-            v.pattern(r, &PATTERN_15, p);
+            v.pattern(r, &PATTERN_20, p);
             Some(x)
         })
     };
@@ -4573,7 +4881,7 @@ pub(crate) fn validate_function_code(
             let x = x;
             let r = &x;
             v.length(r, Some(3), Some(63), p);
-            v.pattern(r, &PATTERN_16, p);
+            v.pattern(r, &PATTERN_21, p);
             Some(x)
         })
     };
@@ -4604,7 +4912,7 @@ pub(crate) fn validate_function_code(
         raw.source_kms_key_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_3, p);
+            v.pattern(r, &PATTERN_10, p);
             Some(x)
         })
     };
@@ -4681,7 +4989,7 @@ pub(crate) fn validate_get_function_configuration_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(256), p);
-                v.pattern(r, &PATTERN_2, p);
+                v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
             None => {
@@ -4696,7 +5004,7 @@ pub(crate) fn validate_get_function_configuration_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(128), p);
-            v.pattern(r, &PATTERN_8, p);
+            v.pattern(r, &PATTERN_7, p);
             Some(x)
         })
     };
@@ -4718,7 +5026,7 @@ pub(crate) fn validate_get_function_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(256), p);
-                v.pattern(r, &PATTERN_2, p);
+                v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
             None => {
@@ -4733,11 +5041,48 @@ pub(crate) fn validate_get_function_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(128), p);
-            v.pattern(r, &PATTERN_8, p);
+            v.pattern(r, &PATTERN_7, p);
             Some(x)
         })
     };
     Some(GetFunctionRequest {
+        function_name: m_function_name?,
+        qualifier: lift(m_qualifier)?,
+    })
+}
+
+pub(crate) fn validate_get_policy_request(
+    raw: GetPolicyRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<GetPolicyRequest> {
+    let m_function_name = {
+        let p = &path.member("functionName");
+        match raw.function_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(256), p);
+                v.pattern(r, &PATTERN_0, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_qualifier = {
+        let p = &path.member("qualifier");
+        raw.qualifier.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(128), p);
+            v.pattern(r, &PATTERN_7, p);
+            Some(x)
+        })
+    };
+    Some(GetPolicyRequest {
         function_name: m_function_name?,
         qualifier: lift(m_qualifier)?,
     })
@@ -4784,7 +5129,7 @@ pub(crate) fn validate_invocation_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(256), p);
-                v.pattern(r, &PATTERN_2, p);
+                v.pattern(r, &PATTERN_0, p);
                 Some(x)
             }
             None => {
@@ -4826,7 +5171,7 @@ pub(crate) fn validate_invocation_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(64), p);
-            v.pattern(r, &PATTERN_17, p);
+            v.pattern(r, &PATTERN_22, p);
             Some(x)
         })
     };
@@ -4840,7 +5185,7 @@ pub(crate) fn validate_invocation_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(128), p);
-            v.pattern(r, &PATTERN_8, p);
+            v.pattern(r, &PATTERN_7, p);
             Some(x)
         })
     };
@@ -4850,7 +5195,7 @@ pub(crate) fn validate_invocation_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(256), p);
-            v.pattern(r, &PATTERN_18, p);
+            v.pattern(r, &PATTERN_23, p);
             Some(x)
         })
     };
@@ -4890,7 +5235,7 @@ pub(crate) fn validate_kafka_schema_registry_access_config(
         raw.uri.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_1, p);
+            v.pattern(r, &PATTERN_4, p);
             Some(x)
         })
     };
@@ -4924,7 +5269,7 @@ pub(crate) fn validate_kafka_schema_registry_config(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(10000), p);
-            v.pattern(r, &PATTERN_0, p);
+            v.pattern(r, &PATTERN_9, p);
             Some(x)
         })
     };
@@ -5009,7 +5354,7 @@ pub(crate) fn validate_lambda_managed_instances_capacity_provider_config(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_19, p);
+                v.pattern(r, &PATTERN_24, p);
                 Some(x)
             }
             None => {
@@ -5055,7 +5400,7 @@ pub(crate) fn validate_layer_list(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(140), &path.index(i + 1));
-            v.pattern(r, &PATTERN_20, &path.index(i + 1));
+            v.pattern(r, &PATTERN_25, &path.index(i + 1));
             Some(x)
         })
         .collect();
@@ -5072,7 +5417,7 @@ pub(crate) fn validate_list_event_source_mappings_request(
         raw.event_source_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_1, p);
+            v.pattern(r, &PATTERN_4, p);
             Some(x)
         })
     };
@@ -5082,7 +5427,7 @@ pub(crate) fn validate_list_event_source_mappings_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(256), p);
-            v.pattern(r, &PATTERN_2, p);
+            v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
     };
@@ -5117,7 +5462,7 @@ pub(crate) fn validate_list_functions_request(
         raw.master_region.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_21, p);
+            v.pattern(r, &PATTERN_26, p);
             Some(x)
         })
     };
@@ -5168,7 +5513,7 @@ pub(crate) fn validate_list_tags_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(256), p);
-                v.pattern(r, &PATTERN_22, p);
+                v.pattern(r, &PATTERN_27, p);
                 Some(x)
             }
             None => {
@@ -5235,7 +5580,7 @@ pub(crate) fn validate_logging_config(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(512), p);
-            v.pattern(r, &PATTERN_23, p);
+            v.pattern(r, &PATTERN_28, p);
             Some(x)
         })
     };
@@ -5258,7 +5603,7 @@ pub(crate) fn validate_on_failure(
             let x = x;
             let r = &x;
             v.length(r, Some(0), Some(350), p);
-            v.pattern(r, &PATTERN_24, p);
+            v.pattern(r, &PATTERN_29, p);
             Some(x)
         })
     };
@@ -5278,7 +5623,7 @@ pub(crate) fn validate_on_success(
             let x = x;
             let r = &x;
             v.length(r, Some(0), Some(350), p);
-            v.pattern(r, &PATTERN_24, p);
+            v.pattern(r, &PATTERN_29, p);
             Some(x)
         })
     };
@@ -5316,7 +5661,7 @@ pub(crate) fn validate_provisioned_poller_config(
             let x = x;
             let r = &x;
             v.length(r, Some(0), Some(128), p);
-            v.pattern(r, &PATTERN_25, p);
+            v.pattern(r, &PATTERN_30, p);
             Some(x)
         })
     };
@@ -5337,11 +5682,70 @@ pub(crate) fn validate_queues(raw: Vec<String>, v: &mut Validator, path: &Path<'
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(1000), &path.index(i + 1));
-            v.pattern(r, &PATTERN_26, &path.index(i + 1));
+            v.pattern(r, &PATTERN_31, &path.index(i + 1));
             Some(x)
         })
         .collect();
     items.into_iter().collect()
+}
+
+pub(crate) fn validate_remove_permission_request(
+    raw: RemovePermissionRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<RemovePermissionRequest> {
+    let m_function_name = {
+        let p = &path.member("functionName");
+        match raw.function_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(256), p);
+                v.pattern(r, &PATTERN_0, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_statement_id = {
+        let p = &path.member("statementId");
+        match raw.statement_id {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(100), p);
+                v.pattern(r, &PATTERN_32, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_qualifier = {
+        let p = &path.member("qualifier");
+        raw.qualifier.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(128), p);
+            v.pattern(r, &PATTERN_7, p);
+            Some(x)
+        })
+    };
+    let m_revision_id = {
+        let p = &path.member("revisionId");
+        raw.revision_id.map(|x| Some(x))
+    };
+    Some(RemovePermissionRequest {
+        function_name: m_function_name?,
+        statement_id: m_statement_id?,
+        qualifier: lift(m_qualifier)?,
+        revision_id: lift(m_revision_id)?,
+    })
 }
 
 pub(crate) fn validate_scaling_config(
@@ -5399,7 +5803,7 @@ pub(crate) fn validate_self_managed_kafka_event_source_config(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(200), p);
-            v.pattern(r, &PATTERN_0, p);
+            v.pattern(r, &PATTERN_9, p);
             Some(x)
         })
     };
@@ -5463,7 +5867,7 @@ pub(crate) fn validate_source_access_configuration(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(200), p);
-            v.pattern(r, &PATTERN_0, p);
+            v.pattern(r, &PATTERN_9, p);
             Some(x)
         })
     };
@@ -5531,7 +5935,7 @@ pub(crate) fn validate_tag_resource_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(256), p);
-                v.pattern(r, &PATTERN_22, p);
+                v.pattern(r, &PATTERN_27, p);
                 Some(x)
             }
             None => {
@@ -5611,7 +6015,7 @@ pub(crate) fn validate_topics(raw: Vec<String>, v: &mut Validator, path: &Path<'
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(249), &path.index(i + 1));
-            v.pattern(r, &PATTERN_27, &path.index(i + 1));
+            v.pattern(r, &PATTERN_33, &path.index(i + 1));
             Some(x)
         })
         .collect();
@@ -5652,7 +6056,7 @@ pub(crate) fn validate_untag_resource_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(256), p);
-                v.pattern(r, &PATTERN_22, p);
+                v.pattern(r, &PATTERN_27, p);
                 Some(x)
             }
             None => {
@@ -5698,7 +6102,7 @@ pub(crate) fn validate_update_event_source_mapping_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(256), p);
-            v.pattern(r, &PATTERN_2, p);
+            v.pattern(r, &PATTERN_0, p);
             Some(x)
         })
     };
@@ -5807,7 +6211,7 @@ pub(crate) fn validate_update_event_source_mapping_request(
         raw.kms_key_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_3, p);
+            v.pattern(r, &PATTERN_10, p);
             Some(x)
         })
     };
@@ -5864,7 +6268,7 @@ pub(crate) fn validate_update_function_code_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_4, p);
+                v.pattern(r, &PATTERN_11, p);
                 Some(x)
             }
             None => {
@@ -5883,7 +6287,7 @@ pub(crate) fn validate_update_function_code_request(
             let x = x;
             let r = &x;
             v.length(r, Some(3), Some(63), p);
-            v.pattern(r, &PATTERN_16, p);
+            v.pattern(r, &PATTERN_21, p);
             Some(x)
         })
     };
@@ -5930,7 +6334,7 @@ pub(crate) fn validate_update_function_code_request(
         raw.source_kms_key_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_3, p);
+            v.pattern(r, &PATTERN_10, p);
             Some(x)
         })
     };
@@ -5976,7 +6380,7 @@ pub(crate) fn validate_update_function_configuration_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_4, p);
+                v.pattern(r, &PATTERN_11, p);
                 Some(x)
             }
             None => {
@@ -5990,7 +6394,7 @@ pub(crate) fn validate_update_function_configuration_request(
         raw.role.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_5, p);
+            v.pattern(r, &PATTERN_12, p);
             Some(x)
         })
     };
@@ -6000,7 +6404,7 @@ pub(crate) fn validate_update_function_configuration_request(
             let x = x;
             let r = &x;
             v.length(r, Some(0), Some(128), p);
-            v.pattern(r, &PATTERN_6, p);
+            v.pattern(r, &PATTERN_3, p);
             Some(x)
         })
     };
@@ -6058,7 +6462,7 @@ pub(crate) fn validate_update_function_configuration_request(
         raw.kms_key_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_3, p);
+            v.pattern(r, &PATTERN_10, p);
             Some(x)
         })
     };
@@ -6292,6 +6696,30 @@ pub trait LambdaApi: Send + Sync + 'static {
         input: DeleteEventSourceMappingRequest,
     ) -> impl Future<Output = Result<EventSourceMappingConfiguration, ServiceError>> + Send {
         async move { Err(not_implemented("DeleteEventSourceMapping")) }
+    }
+    /// Grants a principal permission to use a function.
+    fn add_permission(
+        &self,
+        ctx: &RequestContext,
+        input: AddPermissionRequest,
+    ) -> impl Future<Output = Result<AddPermissionResponse, ServiceError>> + Send {
+        async move { Err(not_implemented("AddPermission")) }
+    }
+    /// Revokes function-use permission from an Amazon Web Services service or another Amazon Web Services account.
+    fn remove_permission(
+        &self,
+        ctx: &RequestContext,
+        input: RemovePermissionRequest,
+    ) -> impl Future<Output = Result<(), ServiceError>> + Send {
+        async move { Err(not_implemented("RemovePermission")) }
+    }
+    /// Returns the resource-based IAM policy for a function, version, or alias.
+    fn get_policy(
+        &self,
+        ctx: &RequestContext,
+        input: GetPolicyRequest,
+    ) -> impl Future<Output = Result<GetPolicyResponse, ServiceError>> + Send {
+        async move { Err(not_implemented("GetPolicy")) }
     }
 }
 
@@ -6972,61 +7400,101 @@ pub fn dispatch<S: LambdaApi>(
                 resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
                 resp
             }
+            "AddPermission" => {
+                let mut input = Input::from_body(&req.body)?;
+                input.set("FunctionName", label(&labels, "FunctionName"), Scalar::String)?;
+                input.set("Qualifier", req.query("Qualifier"), Scalar::String)?;
+                let raw: AddPermissionRequestRaw = input.decode()?;
+                let input = validate(|v| validate_add_permission_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(201);
+                let output = service.add_permission(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
+            "RemovePermission" => {
+                let mut input = Input::empty();
+                input.set("FunctionName", label(&labels, "FunctionName"), Scalar::String)?;
+                input.set("StatementId", label(&labels, "StatementId"), Scalar::String)?;
+                input.set("Qualifier", req.query("Qualifier"), Scalar::String)?;
+                input.set("RevisionId", req.query("RevisionId"), Scalar::String)?;
+                let raw: RemovePermissionRequestRaw = input.decode()?;
+                let input = validate(|v| validate_remove_permission_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(204);
+                let () = service.remove_permission(&ctx, input).await?;
+                resp
+            }
+            "GetPolicy" => {
+                let mut input = Input::empty();
+                input.set("FunctionName", label(&labels, "FunctionName"), Scalar::String)?;
+                input.set("Qualifier", req.query("Qualifier"), Scalar::String)?;
+                let raw: GetPolicyRequestRaw = input.decode()?;
+                let input = validate(|v| validate_get_policy_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(200);
+                let output = service.get_policy(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
             other => return Err(not_implemented(other)),
         };
         Ok(resp.into_http())
     })
 }
 
-static PATTERN_0: Pattern = Pattern::new("[a-zA-Z0-9-\\/*:_+=.@-]*");
-static PATTERN_1: Pattern =
-    Pattern::new("arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9\\-])+:([a-z]{2}(-gov)?-[a-z]+-\\d{1})?:(\\d{12})?:(.*)");
-static PATTERN_2: Pattern = Pattern::new(
+static PATTERN_0: Pattern = Pattern::new(
     "(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}:)?(\\d{12}:)?(function:)?([a-zA-Z0-9-_\\.]+)(:(\\$LATEST(\\.PUBLISHED)?|[a-zA-Z0-9-_]+))?",
 );
-static PATTERN_3: Pattern = Pattern::new("(arn:(aws[a-zA-Z-]*)?:[a-z0-9-.]+:.*)|()");
-static PATTERN_4: Pattern = Pattern::new(
+static PATTERN_1: Pattern = Pattern::new("([a-zA-Z0-9-_]+)");
+static PATTERN_2: Pattern = Pattern::new("(lambda:[*]|lambda:[a-zA-Z]+|[*])");
+static PATTERN_3: Pattern = Pattern::new("[^\\s]+");
+static PATTERN_4: Pattern =
+    Pattern::new("arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9\\-])+:([a-z]{2}(-gov)?-[a-z]+-\\d{1})?:(\\d{12})?:(.*)");
+static PATTERN_5: Pattern = Pattern::new("\\d{12}");
+static PATTERN_6: Pattern = Pattern::new("[a-zA-Z0-9._\\-]+");
+static PATTERN_7: Pattern = Pattern::new("\\$(LATEST(\\.PUBLISHED)?)|[a-zA-Z0-9-_$]+");
+static PATTERN_8: Pattern = Pattern::new("o-[a-z0-9]{10,32}");
+static PATTERN_9: Pattern = Pattern::new("[a-zA-Z0-9-\\/*:_+=.@-]*");
+static PATTERN_10: Pattern = Pattern::new("(arn:(aws[a-zA-Z-]*)?:[a-z0-9-.]+:.*)|()");
+static PATTERN_11: Pattern = Pattern::new(
     "(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}:)?(\\d{12}:)?(function:)?([a-zA-Z0-9-_]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?",
 );
-static PATTERN_5: Pattern = Pattern::new("arn:(aws[a-zA-Z-]*)?:iam::\\d{12}:role/?[a-zA-Z_0-9+=,.@\\-_/]+");
-static PATTERN_6: Pattern = Pattern::new("[^\\s]+");
-static PATTERN_7: Pattern = Pattern::new(
+static PATTERN_12: Pattern = Pattern::new("arn:(aws[a-zA-Z-]*)?:iam::\\d{12}:role/?[a-zA-Z_0-9+=,.@\\-_/]+");
+static PATTERN_13: Pattern = Pattern::new(
     "arn:(aws[a-zA-Z-]*)?:lambda:[a-z]{2}((-gov)|(-iso(b?)))?-[a-z]+-\\d{1}:\\d{12}:code-signing-config:csc-[a-z0-9]{17}",
 );
-static PATTERN_8: Pattern = Pattern::new("\\$(LATEST(\\.PUBLISHED)?)|[a-zA-Z0-9-_$]+");
-static PATTERN_9: Pattern = Pattern::new("[^ /\\.$\\x22]*");
-static PATTERN_10: Pattern = Pattern::new("(^(?!(system\\x2e)))(^[_a-zA-Z0-9])([^$]*)");
-static PATTERN_11: Pattern = Pattern::new(
+static PATTERN_14: Pattern = Pattern::new("[^ /\\.$\\x22]*");
+static PATTERN_15: Pattern = Pattern::new("(^(?!(system\\x2e)))(^[_a-zA-Z0-9])([^$]*)");
+static PATTERN_16: Pattern = Pattern::new(
     "(([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9\\-]*[a-zA-Z0-9])\\.)*([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9\\-]*[A-Za-z0-9]):[0-9]{1,5}",
 );
-static PATTERN_12: Pattern = Pattern::new("[a-zA-Z]([a-zA-Z0-9_])+");
-static PATTERN_13: Pattern = Pattern::new(
+static PATTERN_17: Pattern = Pattern::new("[a-zA-Z]([a-zA-Z0-9_])+");
+static PATTERN_18: Pattern = Pattern::new(
     "arn:aws[a-zA-Z-]*:elasticfilesystem:[a-z]{2}((-gov)|(-iso(b?)))?-[a-z]+-\\d{1}:\\d{12}:access-point/fsap-[a-f0-9]{17}$|^arn:aws[-a-z]*:s3files:[0-9a-z-:]+:file-system/fs-[0-9a-f]{17,40}/access-point/fsap-[0-9a-f]{17,40}",
 );
-static PATTERN_14: Pattern = Pattern::new("/mnt/[a-zA-Z0-9-_.]+");
-static PATTERN_15: Pattern = Pattern::new(".*");
-static PATTERN_16: Pattern = Pattern::widened(
+static PATTERN_19: Pattern = Pattern::new("/mnt/[a-zA-Z0-9-_.]+");
+static PATTERN_20: Pattern = Pattern::new(".*");
+static PATTERN_21: Pattern = Pattern::widened(
     "[0-9A-Za-z\\.\\-_]*(?<!\\.)",
     "([0-9A-Za-z\\.\\-_]*[0-9A-Za-z\\-_])?",
 );
-static PATTERN_17: Pattern = Pattern::new("[a-zA-Z0-9-_]+");
-static PATTERN_18: Pattern = Pattern::new("[a-zA-Z0-9\\._:\\/=+\\-@ ]+");
-static PATTERN_19: Pattern = Pattern::new(
+static PATTERN_22: Pattern = Pattern::new("[a-zA-Z0-9-_]+");
+static PATTERN_23: Pattern = Pattern::new("[a-zA-Z0-9\\._:\\/=+\\-@ ]+");
+static PATTERN_24: Pattern = Pattern::new(
     "arn:aws[a-zA-Z-]*:lambda:[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}:\\d{12}:capacity-provider:[a-zA-Z0-9-_]+",
 );
-static PATTERN_20: Pattern =
+static PATTERN_25: Pattern =
     Pattern::new("arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+");
-static PATTERN_21: Pattern = Pattern::new("ALL|[a-z]{2}(-gov)?-[a-z]+-\\d{1}");
-static PATTERN_22: Pattern = Pattern::new(
+static PATTERN_26: Pattern = Pattern::new("ALL|[a-z]{2}(-gov)?-[a-z]+-\\d{1}");
+static PATTERN_27: Pattern = Pattern::new(
     "arn:(aws[a-zA-Z-]*):lambda:[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}:\\d{12}:(function:[a-zA-Z0-9-_]+(:(\\$LATEST|[a-zA-Z0-9-_]+))?|code-signing-config:csc-[a-z0-9]{17}|event-source-mapping:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|capacity-provider:[a-zA-Z0-9-_]+)",
 );
-static PATTERN_23: Pattern = Pattern::new("[\\.\\-_/#A-Za-z0-9]+");
-static PATTERN_24: Pattern = Pattern::new(
+static PATTERN_28: Pattern = Pattern::new("[\\.\\-_/#A-Za-z0-9]+");
+static PATTERN_29: Pattern = Pattern::new(
     "$|kafka://([^.]([a-zA-Z0-9\\-_.]{0,248}))|arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9\\-])+:([a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1})?:(\\d{12})?:(.*)",
 );
-static PATTERN_25: Pattern = Pattern::new("[a-zA-Z0-9-_]*");
-static PATTERN_26: Pattern = Pattern::new("[\\s\\S]*");
-static PATTERN_27: Pattern = Pattern::new("[^.]([a-zA-Z0-9\\-_.]+)");
+static PATTERN_30: Pattern = Pattern::new("[a-zA-Z0-9-_]*");
+static PATTERN_31: Pattern = Pattern::new("[\\s\\S]*");
+static PATTERN_32: Pattern = Pattern::new("([a-zA-Z0-9-_.]+)");
+static PATTERN_33: Pattern = Pattern::new("[^.]([a-zA-Z0-9\\-_.]+)");
 
 /// Every pattern the model constrains these shapes with.
 pub static PATTERNS: &[&Pattern] = &[
@@ -7058,6 +7526,12 @@ pub static PATTERNS: &[&Pattern] = &[
     &PATTERN_25,
     &PATTERN_26,
     &PATTERN_27,
+    &PATTERN_28,
+    &PATTERN_29,
+    &PATTERN_30,
+    &PATTERN_31,
+    &PATTERN_32,
+    &PATTERN_33,
 ];
 
 #[cfg(test)]

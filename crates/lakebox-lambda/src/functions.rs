@@ -26,6 +26,9 @@ pub(crate) struct Stored {
     pub tags: BTreeMap<String, String>,
     /// The package's hex SHA-256 (its file in the code store).
     pub code: String,
+    /// The resource-based policy's statements (AddPermission).
+    #[serde(default)]
+    pub policy: Vec<serde_json::Value>,
 }
 
 impl Stored {
@@ -166,6 +169,11 @@ impl Lambda {
             None | Some("$LATEST") => Ok(stored),
             Some(other) => Err(not_found(ctx, name, Some(other))),
         }
+    }
+
+    /// Stores a function record as it is (the permission operations' way in).
+    pub(crate) fn store(&self, ctx: &RequestContext, stored: &Stored) -> Result<(), ServiceError> {
+        self.save(ctx, stored)
     }
 
     fn save(&self, ctx: &RequestContext, stored: &Stored) -> Result<(), ServiceError> {
@@ -382,6 +390,7 @@ impl LambdaApi for Lambda {
             config,
             tags: input.tags.unwrap_or_default(),
             code: package.hex,
+            policy: Vec::new(),
         };
         self.save(ctx, &stored)?;
         // The function is ready once stored; CreateFunction reports it as AWS does, still
@@ -623,6 +632,30 @@ impl LambdaApi for Lambda {
                 function_count: Some(all.len() as i64),
             }),
         })
+    }
+
+    async fn add_permission(
+        &self,
+        ctx: &RequestContext,
+        input: AddPermissionRequest,
+    ) -> Result<AddPermissionResponse, ServiceError> {
+        self.add_permission_impl(ctx, input)
+    }
+
+    async fn remove_permission(
+        &self,
+        ctx: &RequestContext,
+        input: RemovePermissionRequest,
+    ) -> Result<(), ServiceError> {
+        self.remove_permission_impl(ctx, input)
+    }
+
+    async fn get_policy(
+        &self,
+        ctx: &RequestContext,
+        input: GetPolicyRequest,
+    ) -> Result<GetPolicyResponse, ServiceError> {
+        self.get_policy_impl(ctx, input)
     }
 
     async fn invoke(

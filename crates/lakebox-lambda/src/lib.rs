@@ -14,6 +14,7 @@ mod code;
 mod esm;
 mod functions;
 mod invoke;
+mod permissions;
 mod runtime;
 
 use std::path::Path;
