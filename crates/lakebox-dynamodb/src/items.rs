@@ -218,7 +218,7 @@ impl Write {
             Err(outcome) => Ok(outcome),
             Ok(new) => {
                 if !matches!(self.change, Change::Check) {
-                    storage::write_item(batch, &table, &self.storage_key, new.as_ref())?;
+                    storage::replace_item(batch, &table, &self.storage_key, old.as_ref(), new.as_ref())?;
                     log.record(batch, &table, &self.key, old.as_ref(), new.as_ref(), self.by_ttl)?;
                 }
                 Ok(Outcome::Done { old, new })

@@ -311,8 +311,12 @@ impl DynamoDb {
             if read.is_err() {
                 continue;
             }
+            // Delivered (or unreadable) entries go in one store write after the pass, not one
+            // fsync each; a crash before it only delivers them again (at least once).
+            let mut done = Vec::new();
             for (k, v) in entries {
                 let Ok(entry) = serde_json::from_slice::<serde_json::Value>(&v) else {
+                    done.push(k);
                     continue;
                 };
                 let stream = entry["stream"].as_str().unwrap_or_default().to_owned();
@@ -322,26 +326,22 @@ impl DynamoDb {
                     sender: "dynamodb.amazonaws.com",
                     ..Event::default()
                 };
-                match sink.deliver(stream, event).await {
-                    Ok(()) => {
-                        let t = table.clone();
-                        if self
-                            .meta
-                            .write_async(move |b| b.delete(&t, &k).map(drop))
-                            .await
-                            .is_err()
-                        {
-                            break;
-                        }
-                        any = true;
-                    }
+                if let Err(e) = sink.deliver(stream, event).await {
                     // Later records of this table wait, so order is kept.
-                    Err(e) => {
-                        tracing::warn!(error = ?e, "DynamoDB could not deliver a change to its Kinesis destination");
-                        break;
-                    }
+                    tracing::warn!(error = ?e, "DynamoDB could not deliver a change to its Kinesis destination");
+                    break;
                 }
+                done.push(k);
             }
+            if done.is_empty() {
+                continue;
+            }
+            let t = table.clone();
+            let deleted = self
+                .meta
+                .write_async(move |b| done.iter().try_for_each(|k| b.delete(&t, k).map(drop)))
+                .await;
+            any |= deleted.is_ok();
         }
         any
     }

@@ -233,14 +233,14 @@ impl DynamoDb {
                 ));
             }
         };
-        let filter = match &input.query_filter {
-            Some(f) => Some(legacy::conditions(f, input.conditional_operator.as_ref())?),
-            None => exprs.condition("FilterExpression", input.filter_expression.as_ref())?,
-        };
-        let projection = match &input.attributes_to_get {
-            Some(names) => Some(legacy::attributes_to_get(names)?),
-            None => exprs.projection(input.projection_expression.as_ref())?,
-        };
+        let (filter, projection) = filter_and_projection(
+            &mut exprs,
+            input.query_filter.as_ref(),
+            input.conditional_operator.as_ref(),
+            input.filter_expression.as_ref(),
+            input.attributes_to_get.as_deref(),
+            input.projection_expression.as_ref(),
+        )?;
         exprs.finish()?;
         if let Some(f) = &filter {
             for root in roots(f) {
@@ -337,14 +337,14 @@ impl DynamoDb {
             input.expression_attribute_names.as_ref(),
             input.expression_attribute_values.as_ref(),
         )?;
-        let filter = match &input.scan_filter {
-            Some(f) => Some(legacy::conditions(f, input.conditional_operator.as_ref())?),
-            None => exprs.condition("FilterExpression", input.filter_expression.as_ref())?,
-        };
-        let projection = match &input.attributes_to_get {
-            Some(names) => Some(legacy::attributes_to_get(names)?),
-            None => exprs.projection(input.projection_expression.as_ref())?,
-        };
+        let (filter, projection) = filter_and_projection(
+            &mut exprs,
+            input.scan_filter.as_ref(),
+            input.conditional_operator.as_ref(),
+            input.filter_expression.as_ref(),
+            input.attributes_to_get.as_deref(),
+            input.projection_expression.as_ref(),
+        )?;
         exprs.finish()?;
         let shape = shape(&src, input.select.as_ref(), projection)?;
         // A segment is a slice of the partition-key hash space (the first 4 bytes of a key).
@@ -390,6 +390,26 @@ impl DynamoDb {
             ),
         })
     }
+}
+
+/// The filter and projection of a Query or Scan: the legacy parameters, or the expressions.
+fn filter_and_projection(
+    exprs: &mut Exprs<'_>,
+    legacy_filter: Option<&std::collections::BTreeMap<String, Condition>>,
+    conditional_operator: Option<&ConditionalOperator>,
+    filter_expression: Option<&String>,
+    attributes_to_get: Option<&[String]>,
+    projection_expression: Option<&String>,
+) -> Result<(Option<Cond>, Option<Vec<DocPath>>), ServiceError> {
+    let filter = match legacy_filter {
+        Some(f) => Some(legacy::conditions(f, conditional_operator)?),
+        None => exprs.condition("FilterExpression", filter_expression)?,
+    };
+    let projection = match attributes_to_get {
+        Some(names) => Some(legacy::attributes_to_get(names)?),
+        None => exprs.projection(projection_expression)?,
+    };
+    Ok((filter, projection))
 }
 
 fn as_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {

@@ -92,23 +92,33 @@ pub fn read_item(batch: &WriteBatch<'_>, table: &TableRecord, key: &[u8]) -> Res
 }
 
 /// Puts (`Some`) or deletes (`None`) the item stored under `key`, keeping the indexes and the
-/// counts in step; answers the item that was there.
+/// counts in step.
 pub fn write_item(
     batch: &mut WriteBatch<'_>,
     table: &TableRecord,
     key: &[u8],
     new: Option<&Item>,
-) -> Result<Option<Item>> {
+) -> Result<()> {
+    let old = read_item(batch, table, key)?;
+    replace_item(batch, table, key, old.as_ref(), new)
+}
+
+/// [`write_item`] for a caller that has just read the item (`old`, in this same batch), so it
+/// is not read twice.
+pub fn replace_item(
+    batch: &mut WriteBatch<'_>,
+    table: &TableRecord,
+    key: &[u8],
+    old: Option<&Item>,
+    new: Option<&Item>,
+) -> Result<()> {
     let items = items_table(&table.uid);
-    let old = batch.get(&items, key)?.map(|b| decode_item(&b)).transpose()?;
     if old.is_none() && new.is_none() {
-        return Ok(None);
+        return Ok(());
     }
     for index in &table.indexes {
         let name = index_table(&table.uid, &index.name);
-        let old_entry = old
-            .as_ref()
-            .and_then(|o| index.entry_key(&table.schema, o).map(|k| (k, o)));
+        let old_entry = old.and_then(|o| index.entry_key(&table.schema, o).map(|k| (k, o)));
         let new_entry = new.and_then(|n| index.entry_key(&table.schema, n).map(|k| (k, n)));
         let stat = format!("{}/{}", table.uid, index.name);
         if let Some((k, o)) = &old_entry {
@@ -129,7 +139,7 @@ pub fn write_item(
     if table.ttl_attribute.is_some() {
         let ttl = ttl_table(&table.uid);
         let (was, will) = (
-            old.as_ref().and_then(|o| expiry(table, o)),
+            old.and_then(|o| expiry(table, o)),
             new.and_then(|n| expiry(table, n)),
         );
         if was != will {
@@ -142,7 +152,7 @@ pub fn write_item(
         }
     }
     let (mut count, mut bytes) = (0i64, 0i64);
-    if let Some(o) = &old {
+    if let Some(o) = old {
         count -= 1;
         bytes -= item_size(o) as i64;
     }
@@ -156,8 +166,7 @@ pub fn write_item(
             batch.delete(&items, key)?;
         }
     }
-    add_stats(batch, &table.uid, count, bytes)?;
-    Ok(old)
+    add_stats(batch, &table.uid, count, bytes)
 }
 
 pub(crate) fn add_stats(batch: &mut WriteBatch<'_>, key: &str, count: i64, bytes: i64) -> Result<()> {

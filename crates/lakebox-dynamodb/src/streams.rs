@@ -319,8 +319,18 @@ impl DynamoDbStreams {
     }
 
     fn stream(&self, arn: &str) -> Result<StreamMeta, ServiceError> {
-        self.db
-            .meta
+        self.db.stream_meta(arn)
+    }
+
+    fn bounds(&self, s: &StreamMeta, n: u32) -> Result<(Option<u64>, Option<u64>), ServiceError> {
+        self.db.shard_bounds(s, n)
+    }
+}
+
+impl DynamoDb {
+    /// A stream's description, by ARN.
+    fn stream_meta(&self, arn: &str) -> Result<StreamMeta, ServiceError> {
+        self.meta
             .get(STREAMS, arn.as_bytes())
             .map_err(errors::store)?
             .and_then(|v| serde_json::from_slice(&v).ok())
@@ -333,13 +343,12 @@ impl DynamoDbStreams {
     }
 
     /// First and last sequence numbers stored in a shard.
-    fn bounds(&self, s: &StreamMeta, n: u32) -> Result<(Option<u64>, Option<u64>), ServiceError> {
+    fn shard_bounds(&self, s: &StreamMeta, n: u32) -> Result<(Option<u64>, Option<u64>), ServiceError> {
         let table = s.records_table();
         let (start, end) = (record_key(n, 0), record_key(n + 1, 0));
         let mut first = None;
         let mut last = None;
-        self.db
-            .meta
+        self.meta
             .read(|view| {
                 for (reverse, slot) in [(false, &mut first), (true, &mut last)] {
                     view.range(
@@ -621,8 +630,7 @@ impl lakebox_service::links::ShardedLog for StreamLog {
         key: lakebox_service::links::StreamKey<'_>,
     ) -> Result<Option<Vec<lakebox_service::links::LogShard>>, ServiceError> {
         let arn = format!("arn:aws:dynamodb:{}:{}:{}", key.region, key.account, key.name);
-        let streams = DynamoDbStreams { db: self.db.clone() };
-        let s = match streams.stream(&arn) {
+        let s = match self.db.stream_meta(&arn) {
             Ok(s) => s,
             Err(e) if e.code == "ResourceNotFoundException" => return Ok(None),
             Err(e) => return Err(e),
@@ -635,7 +643,7 @@ impl lakebox_service::links::ShardedLog for StreamLog {
         for n in live {
             let closed = n < current || s.disabled_millis.is_some();
             let closed_at = if closed {
-                let (_, last) = streams.bounds(&s, n)?;
+                let (_, last) = self.db.shard_bounds(&s, n)?;
                 Some(last.map_or(0, |l| l + 1))
             } else {
                 None
