@@ -896,6 +896,9 @@ def test_backup_and_restore(ddb):
     code, _, _ = error(lambda: ddb.restore_table_to_point_in_time(SourceTableName="t_backup_src", TargetTableName="t_pitr_old",
                                                                   RestoreDateTime=datetime.datetime(2020, 1, 1)))
     assert code == "InvalidRestoreTimeException"
+    # A backup outlives its table.
+    ddb.delete_table(TableName="t_backup_src")
+    assert ddb.describe_backup(BackupArn=arn)["BackupDescription"]["SourceTableDetails"]["ItemCount"] == 20
     assert ddb.delete_backup(BackupArn=arn)["BackupDescription"]["BackupDetails"]["BackupStatus"] == "DELETED"
     code, _, _ = error(lambda: ddb.describe_backup(BackupArn=arn))
     assert code == "BackupNotFoundException"
@@ -978,6 +981,21 @@ def test_kinesis_streaming_destination_receives_changes_in_aws_json(ddb, lakebox
     assert got[0]["tableName"] == "t_kdest" and got[0]["eventSource"] == "aws:dynamodb" and got[0]["recordFormat"] == "application/json"
     assert got[1]["dynamodb"]["OldImage"]["v"] == {"N": "1"} and got[1]["dynamodb"]["NewImage"]["v"] == {"N": "2"}
     assert got[2]["dynamodb"]["Keys"] == {"pk": {"S": "a"}} and "NewImage" not in got[2]["dynamodb"]
+    out = ddb.update_kinesis_streaming_destination(TableName="t_kdest", StreamArn=stream_arn,
+                                                   UpdateKinesisStreamingConfiguration={"ApproximateCreationDateTimePrecision": "MICROSECOND"})
+    assert out["DestinationStatus"] == "UPDATING"
+    ddb.put_item(TableName="t_kdest", Item={"pk": {"S": "micro"}})
+
+    def micro():
+        nonlocal it
+        r = kinesis.get_records(ShardIterator=it)
+        it = r["NextShardIterator"]
+        got.extend(json.loads(x["Data"]) for x in r["Records"])
+        return len(got) >= 4
+
+    assert wait_for(micro, timeout=10)
+    assert got[3]["dynamodb"]["ApproximateCreationDateTimePrecision"] == "MICROSECOND"
+    assert got[3]["dynamodb"]["ApproximateCreationDateTime"] > got[2]["dynamodb"]["ApproximateCreationDateTime"] * 100
     ddb.disable_kinesis_streaming_destination(TableName="t_kdest", StreamArn=stream_arn)
     assert ddb.describe_kinesis_streaming_destination(TableName="t_kdest")["KinesisDataStreamDestinations"][0]["DestinationStatus"] == "DISABLED"
 
