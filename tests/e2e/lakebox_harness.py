@@ -151,15 +151,16 @@ class Lakebox:
         self.stop()
 
 
-def wait_for(predicate, timeout: float = 10.0):
-    """Polls `predicate` until it returns something truthy (returned), or the timeout passes
-    (its last answer returned)."""
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.1):
+    """Polls `predicate` every `interval` seconds until it returns something truthy (returned),
+    or the timeout passes (its last answer returned). A predicate calling Kinesis GetRecords
+    needs an interval of at least 0.2 s: a shard allows five reads a second."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         value = predicate()
         if value:
             return value
-        time.sleep(0.1)
+        time.sleep(interval)
     return predicate()
 
 

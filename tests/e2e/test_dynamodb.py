@@ -976,7 +976,7 @@ def test_kinesis_streaming_destination_receives_changes_in_aws_json(ddb, lakebox
         got.extend(json.loads(x["Data"]) for x in r["Records"])
         return len(got) >= 3
 
-    assert wait_for(three, timeout=10)
+    assert wait_for(three, timeout=10, interval=0.25)
     assert [g["eventName"] for g in got] == ["INSERT", "MODIFY", "REMOVE"]
     assert got[0]["tableName"] == "t_kdest" and got[0]["eventSource"] == "aws:dynamodb" and got[0]["recordFormat"] == "application/json"
     assert got[1]["dynamodb"]["OldImage"]["v"] == {"N": "1"} and got[1]["dynamodb"]["NewImage"]["v"] == {"N": "2"}
@@ -993,7 +993,7 @@ def test_kinesis_streaming_destination_receives_changes_in_aws_json(ddb, lakebox
         got.extend(json.loads(x["Data"]) for x in r["Records"])
         return len(got) >= 4
 
-    assert wait_for(micro, timeout=10)
+    assert wait_for(micro, timeout=10, interval=0.25)
     assert got[3]["dynamodb"]["ApproximateCreationDateTimePrecision"] == "MICROSECOND"
     assert got[3]["dynamodb"]["ApproximateCreationDateTime"] > got[2]["dynamodb"]["ApproximateCreationDateTime"] * 100
     ddb.disable_kinesis_streaming_destination(TableName="t_kdest", StreamArn=stream_arn)
