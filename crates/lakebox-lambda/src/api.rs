@@ -45,6 +45,21 @@ pub const OPERATIONS: &[&str] = &[
     "AddPermission",
     "RemovePermission",
     "GetPolicy",
+    "PublishVersion",
+    "ListVersionsByFunction",
+    "CreateAlias",
+    "GetAlias",
+    "UpdateAlias",
+    "DeleteAlias",
+    "ListAliases",
+    "PutFunctionConcurrency",
+    "GetFunctionConcurrency",
+    "DeleteFunctionConcurrency",
+    "PutFunctionEventInvokeConfig",
+    "UpdateFunctionEventInvokeConfig",
+    "GetFunctionEventInvokeConfig",
+    "DeleteFunctionEventInvokeConfig",
+    "ListFunctionEventInvokeConfigs",
 ];
 /// Every operation of the model, implemented or not.
 pub const MODEL_OPERATIONS: &[&str] = &[
@@ -238,6 +253,41 @@ pub struct AddPermissionResponse {
     pub statement: Option<String>,
 }
 
+/// Provides configuration information about a Lambda function alias.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AliasConfiguration {
+    #[serde(rename = "AliasArn", default, skip_serializing_if = "Option::is_none")]
+    pub alias_arn: Option<String>,
+    #[serde(rename = "Name", default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(rename = "FunctionVersion", default, skip_serializing_if = "Option::is_none")]
+    pub function_version: Option<String>,
+    #[serde(rename = "Description", default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(rename = "RoutingConfig", default, skip_serializing_if = "Option::is_none")]
+    pub routing_config: Option<AliasRoutingConfiguration>,
+    #[serde(rename = "RevisionId", default, skip_serializing_if = "Option::is_none")]
+    pub revision_id: Option<String>,
+}
+
+/// The traffic-shifting configuration of a Lambda function alias.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AliasRoutingConfiguration {
+    #[serde(
+        rename = "AdditionalVersionWeights",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub additional_version_weights: Option<BTreeMap<String, f64>>,
+}
+
+/// `AliasRoutingConfiguration` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AliasRoutingConfigurationRaw {
+    #[serde(rename = "AdditionalVersionWeights", default)]
+    pub additional_version_weights: Option<BTreeMap<String, f64>>,
+}
+
 /// Specific configuration settings for an Amazon Managed Streaming for Apache Kafka (Amazon MSK) event source.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AmazonManagedKafkaEventSourceConfig {
@@ -359,6 +409,35 @@ pub struct Concurrency {
         skip_serializing_if = "Option::is_none"
     )]
     pub reserved_concurrent_executions: Option<i32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateAliasRequest {
+    #[serde(rename = "FunctionName")]
+    pub function_name: String,
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "FunctionVersion")]
+    pub function_version: String,
+    #[serde(rename = "Description", default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(rename = "RoutingConfig", default, skip_serializing_if = "Option::is_none")]
+    pub routing_config: Option<AliasRoutingConfiguration>,
+}
+
+/// `CreateAliasRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CreateAliasRequestRaw {
+    #[serde(rename = "FunctionName", default)]
+    pub function_name: Option<String>,
+    #[serde(rename = "Name", default)]
+    pub name: Option<String>,
+    #[serde(rename = "FunctionVersion", default)]
+    pub function_version: Option<String>,
+    #[serde(rename = "Description", default)]
+    pub description: Option<String>,
+    #[serde(rename = "RoutingConfig", default)]
+    pub routing_config: Option<AliasRoutingConfigurationRaw>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -690,6 +769,23 @@ pub struct DeadLetterConfigRaw {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeleteAliasRequest {
+    #[serde(rename = "FunctionName")]
+    pub function_name: String,
+    #[serde(rename = "Name")]
+    pub name: String,
+}
+
+/// `DeleteAliasRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DeleteAliasRequestRaw {
+    #[serde(rename = "FunctionName", default)]
+    pub function_name: Option<String>,
+    #[serde(rename = "Name", default)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeleteEventSourceMappingRequest {
     #[serde(rename = "UUID")]
     pub uuid: String,
@@ -700,6 +796,36 @@ pub struct DeleteEventSourceMappingRequest {
 pub struct DeleteEventSourceMappingRequestRaw {
     #[serde(rename = "UUID", default)]
     pub uuid: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeleteFunctionConcurrencyRequest {
+    #[serde(rename = "FunctionName")]
+    pub function_name: String,
+}
+
+/// `DeleteFunctionConcurrencyRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DeleteFunctionConcurrencyRequestRaw {
+    #[serde(rename = "FunctionName", default)]
+    pub function_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeleteFunctionEventInvokeConfigRequest {
+    #[serde(rename = "FunctionName")]
+    pub function_name: String,
+    #[serde(rename = "Qualifier", default, skip_serializing_if = "Option::is_none")]
+    pub qualifier: Option<String>,
+}
+
+/// `DeleteFunctionEventInvokeConfigRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DeleteFunctionEventInvokeConfigRequestRaw {
+    #[serde(rename = "FunctionName", default)]
+    pub function_name: Option<String>,
+    #[serde(rename = "Qualifier", default)]
+    pub qualifier: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -1383,6 +1509,32 @@ pub struct FunctionConfiguration {
     pub tenancy_config: Option<TenancyConfig>,
 }
 
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FunctionEventInvokeConfig {
+    #[serde(rename = "LastModified", default, skip_serializing_if = "Option::is_none")]
+    pub last_modified: Option<Timestamp>,
+    #[serde(rename = "FunctionArn", default, skip_serializing_if = "Option::is_none")]
+    pub function_arn: Option<String>,
+    #[serde(
+        rename = "MaximumRetryAttempts",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub maximum_retry_attempts: Option<i32>,
+    #[serde(
+        rename = "MaximumEventAgeInSeconds",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub maximum_event_age_in_seconds: Option<i32>,
+    #[serde(
+        rename = "DestinationConfig",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub destination_config: Option<DestinationConfig>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum FunctionResponseType {
     /// `ReportBatchItemFailures`
@@ -1507,6 +1659,23 @@ pub struct GetAccountSettingsResponse {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetAliasRequest {
+    #[serde(rename = "FunctionName")]
+    pub function_name: String,
+    #[serde(rename = "Name")]
+    pub name: String,
+}
+
+/// `GetAliasRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct GetAliasRequestRaw {
+    #[serde(rename = "FunctionName", default)]
+    pub function_name: Option<String>,
+    #[serde(rename = "Name", default)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetEventSourceMappingRequest {
     #[serde(rename = "UUID")]
     pub uuid: String,
@@ -1520,6 +1689,29 @@ pub struct GetEventSourceMappingRequestRaw {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetFunctionConcurrencyRequest {
+    #[serde(rename = "FunctionName")]
+    pub function_name: String,
+}
+
+/// `GetFunctionConcurrencyRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct GetFunctionConcurrencyRequestRaw {
+    #[serde(rename = "FunctionName", default)]
+    pub function_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetFunctionConcurrencyResponse {
+    #[serde(
+        rename = "ReservedConcurrentExecutions",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub reserved_concurrent_executions: Option<i32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetFunctionConfigurationRequest {
     #[serde(rename = "FunctionName")]
     pub function_name: String,
@@ -1530,6 +1722,23 @@ pub struct GetFunctionConfigurationRequest {
 /// `GetFunctionConfigurationRequest` as it arrives, before validation.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct GetFunctionConfigurationRequestRaw {
+    #[serde(rename = "FunctionName", default)]
+    pub function_name: Option<String>,
+    #[serde(rename = "Qualifier", default)]
+    pub qualifier: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetFunctionEventInvokeConfigRequest {
+    #[serde(rename = "FunctionName")]
+    pub function_name: String,
+    #[serde(rename = "Qualifier", default, skip_serializing_if = "Option::is_none")]
+    pub qualifier: Option<String>,
+}
+
+/// `GetFunctionEventInvokeConfigRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct GetFunctionEventInvokeConfigRequestRaw {
     #[serde(rename = "FunctionName", default)]
     pub function_name: Option<String>,
     #[serde(rename = "Qualifier", default)]
@@ -2144,6 +2353,39 @@ pub struct Layer {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListAliasesRequest {
+    #[serde(rename = "FunctionName")]
+    pub function_name: String,
+    #[serde(rename = "FunctionVersion", default, skip_serializing_if = "Option::is_none")]
+    pub function_version: Option<String>,
+    #[serde(rename = "Marker", default, skip_serializing_if = "Option::is_none")]
+    pub marker: Option<String>,
+    #[serde(rename = "MaxItems", default, skip_serializing_if = "Option::is_none")]
+    pub max_items: Option<i32>,
+}
+
+/// `ListAliasesRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ListAliasesRequestRaw {
+    #[serde(rename = "FunctionName", default)]
+    pub function_name: Option<String>,
+    #[serde(rename = "FunctionVersion", default)]
+    pub function_version: Option<String>,
+    #[serde(rename = "Marker", default)]
+    pub marker: Option<String>,
+    #[serde(rename = "MaxItems", default)]
+    pub max_items: Option<i32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListAliasesResponse {
+    #[serde(rename = "NextMarker", default, skip_serializing_if = "Option::is_none")]
+    pub next_marker: Option<String>,
+    #[serde(rename = "Aliases", default, skip_serializing_if = "Option::is_none")]
+    pub aliases: Option<Vec<AliasConfiguration>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListEventSourceMappingsRequest {
     #[serde(rename = "EventSourceArn", default, skip_serializing_if = "Option::is_none")]
     pub event_source_arn: Option<String>,
@@ -2178,6 +2420,39 @@ pub struct ListEventSourceMappingsResponse {
         skip_serializing_if = "Option::is_none"
     )]
     pub event_source_mappings: Option<Vec<EventSourceMappingConfiguration>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListFunctionEventInvokeConfigsRequest {
+    #[serde(rename = "FunctionName")]
+    pub function_name: String,
+    #[serde(rename = "Marker", default, skip_serializing_if = "Option::is_none")]
+    pub marker: Option<String>,
+    #[serde(rename = "MaxItems", default, skip_serializing_if = "Option::is_none")]
+    pub max_items: Option<i32>,
+}
+
+/// `ListFunctionEventInvokeConfigsRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ListFunctionEventInvokeConfigsRequestRaw {
+    #[serde(rename = "FunctionName", default)]
+    pub function_name: Option<String>,
+    #[serde(rename = "Marker", default)]
+    pub marker: Option<String>,
+    #[serde(rename = "MaxItems", default)]
+    pub max_items: Option<i32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListFunctionEventInvokeConfigsResponse {
+    #[serde(
+        rename = "FunctionEventInvokeConfigs",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub function_event_invoke_configs: Option<Vec<FunctionEventInvokeConfig>>,
+    #[serde(rename = "NextMarker", default, skip_serializing_if = "Option::is_none")]
+    pub next_marker: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -2231,6 +2506,35 @@ pub struct ListTagsRequestRaw {
 pub struct ListTagsResponse {
     #[serde(rename = "Tags", default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListVersionsByFunctionRequest {
+    #[serde(rename = "FunctionName")]
+    pub function_name: String,
+    #[serde(rename = "Marker", default, skip_serializing_if = "Option::is_none")]
+    pub marker: Option<String>,
+    #[serde(rename = "MaxItems", default, skip_serializing_if = "Option::is_none")]
+    pub max_items: Option<i32>,
+}
+
+/// `ListVersionsByFunctionRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ListVersionsByFunctionRequestRaw {
+    #[serde(rename = "FunctionName", default)]
+    pub function_name: Option<String>,
+    #[serde(rename = "Marker", default)]
+    pub marker: Option<String>,
+    #[serde(rename = "MaxItems", default)]
+    pub max_items: Option<i32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListVersionsByFunctionResponse {
+    #[serde(rename = "NextMarker", default, skip_serializing_if = "Option::is_none")]
+    pub next_marker: Option<String>,
+    #[serde(rename = "Versions", default, skip_serializing_if = "Option::is_none")]
+    pub versions: Option<Vec<FunctionConfiguration>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -2401,6 +2705,93 @@ pub struct ProvisionedPollerConfigRaw {
     pub maximum_pollers: Option<i32>,
     #[serde(rename = "PollerGroupName", default)]
     pub poller_group_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PublishVersionRequest {
+    #[serde(rename = "FunctionName")]
+    pub function_name: String,
+    #[serde(rename = "CodeSha256", default, skip_serializing_if = "Option::is_none")]
+    pub code_sha256: Option<String>,
+    #[serde(rename = "Description", default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(rename = "RevisionId", default, skip_serializing_if = "Option::is_none")]
+    pub revision_id: Option<String>,
+    #[serde(rename = "PublishTo", default, skip_serializing_if = "Option::is_none")]
+    pub publish_to: Option<FunctionVersionLatestPublished>,
+}
+
+/// `PublishVersionRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PublishVersionRequestRaw {
+    #[serde(rename = "FunctionName", default)]
+    pub function_name: Option<String>,
+    #[serde(rename = "CodeSha256", default)]
+    pub code_sha256: Option<String>,
+    #[serde(rename = "Description", default)]
+    pub description: Option<String>,
+    #[serde(rename = "RevisionId", default)]
+    pub revision_id: Option<String>,
+    #[serde(rename = "PublishTo", default)]
+    pub publish_to: Option<FunctionVersionLatestPublished>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PutFunctionConcurrencyRequest {
+    #[serde(rename = "FunctionName")]
+    pub function_name: String,
+    #[serde(rename = "ReservedConcurrentExecutions")]
+    pub reserved_concurrent_executions: i32,
+}
+
+/// `PutFunctionConcurrencyRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PutFunctionConcurrencyRequestRaw {
+    #[serde(rename = "FunctionName", default)]
+    pub function_name: Option<String>,
+    #[serde(rename = "ReservedConcurrentExecutions", default)]
+    pub reserved_concurrent_executions: Option<i32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PutFunctionEventInvokeConfigRequest {
+    #[serde(rename = "FunctionName")]
+    pub function_name: String,
+    #[serde(rename = "Qualifier", default, skip_serializing_if = "Option::is_none")]
+    pub qualifier: Option<String>,
+    #[serde(
+        rename = "MaximumRetryAttempts",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub maximum_retry_attempts: Option<i32>,
+    #[serde(
+        rename = "MaximumEventAgeInSeconds",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub maximum_event_age_in_seconds: Option<i32>,
+    #[serde(
+        rename = "DestinationConfig",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub destination_config: Option<DestinationConfig>,
+}
+
+/// `PutFunctionEventInvokeConfigRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PutFunctionEventInvokeConfigRequestRaw {
+    #[serde(rename = "FunctionName", default)]
+    pub function_name: Option<String>,
+    #[serde(rename = "Qualifier", default)]
+    pub qualifier: Option<String>,
+    #[serde(rename = "MaximumRetryAttempts", default)]
+    pub maximum_retry_attempts: Option<i32>,
+    #[serde(rename = "MaximumEventAgeInSeconds", default)]
+    pub maximum_event_age_in_seconds: Option<i32>,
+    #[serde(rename = "DestinationConfig", default)]
+    pub destination_config: Option<DestinationConfigRaw>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -3400,6 +3791,39 @@ pub struct UntagResourceRequestRaw {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateAliasRequest {
+    #[serde(rename = "FunctionName")]
+    pub function_name: String,
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "FunctionVersion", default, skip_serializing_if = "Option::is_none")]
+    pub function_version: Option<String>,
+    #[serde(rename = "Description", default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(rename = "RoutingConfig", default, skip_serializing_if = "Option::is_none")]
+    pub routing_config: Option<AliasRoutingConfiguration>,
+    #[serde(rename = "RevisionId", default, skip_serializing_if = "Option::is_none")]
+    pub revision_id: Option<String>,
+}
+
+/// `UpdateAliasRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct UpdateAliasRequestRaw {
+    #[serde(rename = "FunctionName", default)]
+    pub function_name: Option<String>,
+    #[serde(rename = "Name", default)]
+    pub name: Option<String>,
+    #[serde(rename = "FunctionVersion", default)]
+    pub function_version: Option<String>,
+    #[serde(rename = "Description", default)]
+    pub description: Option<String>,
+    #[serde(rename = "RoutingConfig", default)]
+    pub routing_config: Option<AliasRoutingConfigurationRaw>,
+    #[serde(rename = "RevisionId", default)]
+    pub revision_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdateEventSourceMappingRequest {
     #[serde(rename = "UUID")]
     pub uuid: String,
@@ -3706,6 +4130,47 @@ pub struct UpdateFunctionConfigurationRequestRaw {
     pub durable_config: Option<DurableConfigRaw>,
 }
 
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateFunctionEventInvokeConfigRequest {
+    #[serde(rename = "FunctionName")]
+    pub function_name: String,
+    #[serde(rename = "Qualifier", default, skip_serializing_if = "Option::is_none")]
+    pub qualifier: Option<String>,
+    #[serde(
+        rename = "MaximumRetryAttempts",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub maximum_retry_attempts: Option<i32>,
+    #[serde(
+        rename = "MaximumEventAgeInSeconds",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub maximum_event_age_in_seconds: Option<i32>,
+    #[serde(
+        rename = "DestinationConfig",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub destination_config: Option<DestinationConfig>,
+}
+
+/// `UpdateFunctionEventInvokeConfigRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct UpdateFunctionEventInvokeConfigRequestRaw {
+    #[serde(rename = "FunctionName", default)]
+    pub function_name: Option<String>,
+    #[serde(rename = "Qualifier", default)]
+    pub qualifier: Option<String>,
+    #[serde(rename = "MaximumRetryAttempts", default)]
+    pub maximum_retry_attempts: Option<i32>,
+    #[serde(rename = "MaximumEventAgeInSeconds", default)]
+    pub maximum_event_age_in_seconds: Option<i32>,
+    #[serde(rename = "DestinationConfig", default)]
+    pub destination_config: Option<DestinationConfigRaw>,
+}
+
 /// The VPC security groups and subnets that are attached to a Lambda function.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct VpcConfig {
@@ -3903,6 +4368,44 @@ pub(crate) fn validate_add_permission_request(
     })
 }
 
+pub(crate) fn validate_additional_version_weights(
+    raw: BTreeMap<String, f64>,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<BTreeMap<String, f64>> {
+    let entries: Vec<_> = raw
+        .into_iter()
+        .map(|(k, x)| {
+            let r = &k;
+            v.length(r, Some(1), Some(1024), path);
+            v.pattern(r, &PATTERN_9, path);
+            let y = {
+                let x = x;
+                let r = &x;
+                v.range_f64(*r as f64, Some(0.0), Some(1.0), &path.key(&k));
+                Some(x)
+            };
+            (k, y)
+        })
+        .collect();
+    entries.into_iter().map(|(k, y)| y.map(|y| (k, y))).collect()
+}
+
+pub(crate) fn validate_alias_routing_configuration(
+    raw: AliasRoutingConfigurationRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<AliasRoutingConfiguration> {
+    let m_additional_version_weights = {
+        let p = &path.member("additionalVersionWeights");
+        raw.additional_version_weights
+            .map(|x| validate_additional_version_weights(x, v, p))
+    };
+    Some(AliasRoutingConfiguration {
+        additional_version_weights: lift(m_additional_version_weights)?,
+    })
+}
+
 pub(crate) fn validate_amazon_managed_kafka_event_source_config(
     raw: AmazonManagedKafkaEventSourceConfigRaw,
     v: &mut Validator,
@@ -3914,7 +4417,7 @@ pub(crate) fn validate_amazon_managed_kafka_event_source_config(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(200), p);
-            v.pattern(r, &PATTERN_9, p);
+            v.pattern(r, &PATTERN_10, p);
             Some(x)
         })
     };
@@ -3972,6 +4475,82 @@ pub(crate) fn validate_capacity_provider_config(
     Some(CapacityProviderConfig {
         lambda_managed_instances_capacity_provider_config:
             m_lambda_managed_instances_capacity_provider_config?,
+    })
+}
+
+pub(crate) fn validate_create_alias_request(
+    raw: CreateAliasRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<CreateAliasRequest> {
+    let m_function_name = {
+        let p = &path.member("functionName");
+        match raw.function_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(140), p);
+                v.pattern(r, &PATTERN_11, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_name = {
+        let p = &path.member("name");
+        match raw.name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(128), p);
+                v.pattern(r, &PATTERN_12, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_function_version = {
+        let p = &path.member("functionVersion");
+        match raw.function_version {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(1024), p);
+                v.pattern(r, &PATTERN_13, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_description = {
+        let p = &path.member("description");
+        raw.description.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(0), Some(256), p);
+            Some(x)
+        })
+    };
+    let m_routing_config = {
+        let p = &path.member("routingConfig");
+        raw.routing_config
+            .map(|x| validate_alias_routing_configuration(x, v, p))
+    };
+    Some(CreateAliasRequest {
+        function_name: m_function_name?,
+        name: m_name?,
+        function_version: m_function_version?,
+        description: lift(m_description)?,
+        routing_config: lift(m_routing_config)?,
     })
 }
 
@@ -4145,7 +4724,7 @@ pub(crate) fn validate_create_event_source_mapping_request(
         raw.kms_key_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_10, p);
+            v.pattern(r, &PATTERN_14, p);
             Some(x)
         })
     };
@@ -4232,7 +4811,7 @@ pub(crate) fn validate_create_function_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.pattern(r, &PATTERN_12, p);
+                v.pattern(r, &PATTERN_15, p);
                 Some(x)
             }
             None => {
@@ -4324,7 +4903,7 @@ pub(crate) fn validate_create_function_request(
         raw.kms_key_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_10, p);
+            v.pattern(r, &PATTERN_14, p);
             Some(x)
         })
     };
@@ -4355,7 +4934,7 @@ pub(crate) fn validate_create_function_request(
             let x = x;
             let r = &x;
             v.length(r, Some(0), Some(200), p);
-            v.pattern(r, &PATTERN_13, p);
+            v.pattern(r, &PATTERN_16, p);
             Some(x)
         })
     };
@@ -4444,12 +5023,55 @@ pub(crate) fn validate_dead_letter_config(
         raw.target_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_10, p);
+            v.pattern(r, &PATTERN_14, p);
             Some(x)
         })
     };
     Some(DeadLetterConfig {
         target_arn: lift(m_target_arn)?,
+    })
+}
+
+pub(crate) fn validate_delete_alias_request(
+    raw: DeleteAliasRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<DeleteAliasRequest> {
+    let m_function_name = {
+        let p = &path.member("functionName");
+        match raw.function_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(140), p);
+                v.pattern(r, &PATTERN_11, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_name = {
+        let p = &path.member("name");
+        match raw.name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(128), p);
+                v.pattern(r, &PATTERN_12, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    Some(DeleteAliasRequest {
+        function_name: m_function_name?,
+        name: m_name?,
     })
 }
 
@@ -4469,6 +5091,69 @@ pub(crate) fn validate_delete_event_source_mapping_request(
         }
     };
     Some(DeleteEventSourceMappingRequest { uuid: m_uuid? })
+}
+
+pub(crate) fn validate_delete_function_concurrency_request(
+    raw: DeleteFunctionConcurrencyRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<DeleteFunctionConcurrencyRequest> {
+    let m_function_name = {
+        let p = &path.member("functionName");
+        match raw.function_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(140), p);
+                v.pattern(r, &PATTERN_11, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    Some(DeleteFunctionConcurrencyRequest {
+        function_name: m_function_name?,
+    })
+}
+
+pub(crate) fn validate_delete_function_event_invoke_config_request(
+    raw: DeleteFunctionEventInvokeConfigRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<DeleteFunctionEventInvokeConfigRequest> {
+    let m_function_name = {
+        let p = &path.member("functionName");
+        match raw.function_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(256), p);
+                v.pattern(r, &PATTERN_0, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_qualifier = {
+        let p = &path.member("qualifier");
+        raw.qualifier.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(128), p);
+            v.pattern(r, &PATTERN_7, p);
+            Some(x)
+        })
+    };
+    Some(DeleteFunctionEventInvokeConfigRequest {
+        function_name: m_function_name?,
+        qualifier: lift(m_qualifier)?,
+    })
 }
 
 pub(crate) fn validate_delete_function_request(
@@ -4538,7 +5223,7 @@ pub(crate) fn validate_document_db_event_source_config(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(63), p);
-            v.pattern(r, &PATTERN_14, p);
+            v.pattern(r, &PATTERN_17, p);
             Some(x)
         })
     };
@@ -4548,7 +5233,7 @@ pub(crate) fn validate_document_db_event_source_config(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(57), p);
-            v.pattern(r, &PATTERN_15, p);
+            v.pattern(r, &PATTERN_18, p);
             Some(x)
         })
     };
@@ -4616,7 +5301,7 @@ pub(crate) fn validate_endpoint_lists(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(300), &path.index(i + 1));
-            v.pattern(r, &PATTERN_16, &path.index(i + 1));
+            v.pattern(r, &PATTERN_19, &path.index(i + 1));
             Some(x)
         })
         .collect();
@@ -4670,7 +5355,7 @@ pub(crate) fn validate_environment_variables(
         .into_iter()
         .map(|(k, x)| {
             let r = &k;
-            v.pattern(r, &PATTERN_17, path);
+            v.pattern(r, &PATTERN_20, path);
             let y = Some(x);
             (k, y)
         })
@@ -4777,7 +5462,7 @@ pub(crate) fn validate_file_system_config(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(0), Some(256), p);
-                v.pattern(r, &PATTERN_18, p);
+                v.pattern(r, &PATTERN_21, p);
                 Some(x)
             }
             None => {
@@ -4793,7 +5478,7 @@ pub(crate) fn validate_file_system_config(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(0), Some(160), p);
-                v.pattern(r, &PATTERN_19, p);
+                v.pattern(r, &PATTERN_22, p);
                 Some(x)
             }
             None => {
@@ -4830,7 +5515,7 @@ pub(crate) fn validate_filter(raw: FilterRaw, v: &mut Validator, path: &Path<'_>
             let x = x;
             let r = &x;
             v.length(r, Some(0), Some(4096), p);
-            v.pattern(r, &PATTERN_20, p);
+            v.pattern(r, &PATTERN_23, p);
             Some(x)
         })
     };
@@ -4881,7 +5566,7 @@ pub(crate) fn validate_function_code(
             let x = x;
             let r = &x;
             v.length(r, Some(3), Some(63), p);
-            v.pattern(r, &PATTERN_21, p);
+            v.pattern(r, &PATTERN_24, p);
             Some(x)
         })
     };
@@ -4912,7 +5597,7 @@ pub(crate) fn validate_function_code(
         raw.source_kms_key_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_10, p);
+            v.pattern(r, &PATTERN_14, p);
             Some(x)
         })
     };
@@ -4959,6 +5644,49 @@ pub(crate) fn validate_get_account_settings_request(
     Some(GetAccountSettingsRequest {})
 }
 
+pub(crate) fn validate_get_alias_request(
+    raw: GetAliasRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<GetAliasRequest> {
+    let m_function_name = {
+        let p = &path.member("functionName");
+        match raw.function_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(140), p);
+                v.pattern(r, &PATTERN_11, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_name = {
+        let p = &path.member("name");
+        match raw.name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(128), p);
+                v.pattern(r, &PATTERN_12, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    Some(GetAliasRequest {
+        function_name: m_function_name?,
+        name: m_name?,
+    })
+}
+
 pub(crate) fn validate_get_event_source_mapping_request(
     raw: GetEventSourceMappingRequestRaw,
     v: &mut Validator,
@@ -4975,6 +5703,32 @@ pub(crate) fn validate_get_event_source_mapping_request(
         }
     };
     Some(GetEventSourceMappingRequest { uuid: m_uuid? })
+}
+
+pub(crate) fn validate_get_function_concurrency_request(
+    raw: GetFunctionConcurrencyRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<GetFunctionConcurrencyRequest> {
+    let m_function_name = {
+        let p = &path.member("functionName");
+        match raw.function_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(140), p);
+                v.pattern(r, &PATTERN_11, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    Some(GetFunctionConcurrencyRequest {
+        function_name: m_function_name?,
+    })
 }
 
 pub(crate) fn validate_get_function_configuration_request(
@@ -5009,6 +5763,43 @@ pub(crate) fn validate_get_function_configuration_request(
         })
     };
     Some(GetFunctionConfigurationRequest {
+        function_name: m_function_name?,
+        qualifier: lift(m_qualifier)?,
+    })
+}
+
+pub(crate) fn validate_get_function_event_invoke_config_request(
+    raw: GetFunctionEventInvokeConfigRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<GetFunctionEventInvokeConfigRequest> {
+    let m_function_name = {
+        let p = &path.member("functionName");
+        match raw.function_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(256), p);
+                v.pattern(r, &PATTERN_0, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_qualifier = {
+        let p = &path.member("qualifier");
+        raw.qualifier.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(128), p);
+            v.pattern(r, &PATTERN_7, p);
+            Some(x)
+        })
+    };
+    Some(GetFunctionEventInvokeConfigRequest {
         function_name: m_function_name?,
         qualifier: lift(m_qualifier)?,
     })
@@ -5171,7 +5962,7 @@ pub(crate) fn validate_invocation_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(64), p);
-            v.pattern(r, &PATTERN_22, p);
+            v.pattern(r, &PATTERN_25, p);
             Some(x)
         })
     };
@@ -5195,7 +5986,7 @@ pub(crate) fn validate_invocation_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(256), p);
-            v.pattern(r, &PATTERN_23, p);
+            v.pattern(r, &PATTERN_26, p);
             Some(x)
         })
     };
@@ -5269,7 +6060,7 @@ pub(crate) fn validate_kafka_schema_registry_config(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(10000), p);
-            v.pattern(r, &PATTERN_9, p);
+            v.pattern(r, &PATTERN_10, p);
             Some(x)
         })
     };
@@ -5354,7 +6145,7 @@ pub(crate) fn validate_lambda_managed_instances_capacity_provider_config(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_24, p);
+                v.pattern(r, &PATTERN_27, p);
                 Some(x)
             }
             None => {
@@ -5400,11 +6191,63 @@ pub(crate) fn validate_layer_list(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(140), &path.index(i + 1));
-            v.pattern(r, &PATTERN_25, &path.index(i + 1));
+            v.pattern(r, &PATTERN_28, &path.index(i + 1));
             Some(x)
         })
         .collect();
     items.into_iter().collect()
+}
+
+pub(crate) fn validate_list_aliases_request(
+    raw: ListAliasesRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<ListAliasesRequest> {
+    let m_function_name = {
+        let p = &path.member("functionName");
+        match raw.function_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(140), p);
+                v.pattern(r, &PATTERN_11, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_function_version = {
+        let p = &path.member("functionVersion");
+        raw.function_version.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(1024), p);
+            v.pattern(r, &PATTERN_13, p);
+            Some(x)
+        })
+    };
+    let m_marker = {
+        let p = &path.member("marker");
+        raw.marker.map(|x| Some(x))
+    };
+    let m_max_items = {
+        let p = &path.member("maxItems");
+        raw.max_items.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(1), Some(10000), p);
+            Some(x)
+        })
+    };
+    Some(ListAliasesRequest {
+        function_name: m_function_name?,
+        function_version: lift(m_function_version)?,
+        marker: lift(m_marker)?,
+        max_items: lift(m_max_items)?,
+    })
 }
 
 pub(crate) fn validate_list_event_source_mappings_request(
@@ -5452,6 +6295,47 @@ pub(crate) fn validate_list_event_source_mappings_request(
     })
 }
 
+pub(crate) fn validate_list_function_event_invoke_configs_request(
+    raw: ListFunctionEventInvokeConfigsRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<ListFunctionEventInvokeConfigsRequest> {
+    let m_function_name = {
+        let p = &path.member("functionName");
+        match raw.function_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(256), p);
+                v.pattern(r, &PATTERN_0, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_marker = {
+        let p = &path.member("marker");
+        raw.marker.map(|x| Some(x))
+    };
+    let m_max_items = {
+        let p = &path.member("maxItems");
+        raw.max_items.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(1), Some(50), p);
+            Some(x)
+        })
+    };
+    Some(ListFunctionEventInvokeConfigsRequest {
+        function_name: m_function_name?,
+        marker: lift(m_marker)?,
+        max_items: lift(m_max_items)?,
+    })
+}
+
 pub(crate) fn validate_list_functions_request(
     raw: ListFunctionsRequestRaw,
     v: &mut Validator,
@@ -5462,7 +6346,7 @@ pub(crate) fn validate_list_functions_request(
         raw.master_region.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_26, p);
+            v.pattern(r, &PATTERN_29, p);
             Some(x)
         })
     };
@@ -5513,7 +6397,7 @@ pub(crate) fn validate_list_tags_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(256), p);
-                v.pattern(r, &PATTERN_27, p);
+                v.pattern(r, &PATTERN_30, p);
                 Some(x)
             }
             None => {
@@ -5524,6 +6408,47 @@ pub(crate) fn validate_list_tags_request(
     };
     Some(ListTagsRequest {
         resource: m_resource?,
+    })
+}
+
+pub(crate) fn validate_list_versions_by_function_request(
+    raw: ListVersionsByFunctionRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<ListVersionsByFunctionRequest> {
+    let m_function_name = {
+        let p = &path.member("functionName");
+        match raw.function_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(256), p);
+                v.pattern(r, &PATTERN_0, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_marker = {
+        let p = &path.member("marker");
+        raw.marker.map(|x| Some(x))
+    };
+    let m_max_items = {
+        let p = &path.member("maxItems");
+        raw.max_items.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(1), Some(10000), p);
+            Some(x)
+        })
+    };
+    Some(ListVersionsByFunctionRequest {
+        function_name: m_function_name?,
+        marker: lift(m_marker)?,
+        max_items: lift(m_max_items)?,
     })
 }
 
@@ -5580,7 +6505,7 @@ pub(crate) fn validate_logging_config(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(512), p);
-            v.pattern(r, &PATTERN_28, p);
+            v.pattern(r, &PATTERN_31, p);
             Some(x)
         })
     };
@@ -5603,7 +6528,7 @@ pub(crate) fn validate_on_failure(
             let x = x;
             let r = &x;
             v.length(r, Some(0), Some(350), p);
-            v.pattern(r, &PATTERN_29, p);
+            v.pattern(r, &PATTERN_32, p);
             Some(x)
         })
     };
@@ -5623,7 +6548,7 @@ pub(crate) fn validate_on_success(
             let x = x;
             let r = &x;
             v.length(r, Some(0), Some(350), p);
-            v.pattern(r, &PATTERN_29, p);
+            v.pattern(r, &PATTERN_32, p);
             Some(x)
         })
     };
@@ -5661,7 +6586,7 @@ pub(crate) fn validate_provisioned_poller_config(
             let x = x;
             let r = &x;
             v.length(r, Some(0), Some(128), p);
-            v.pattern(r, &PATTERN_30, p);
+            v.pattern(r, &PATTERN_33, p);
             Some(x)
         })
     };
@@ -5669,6 +6594,172 @@ pub(crate) fn validate_provisioned_poller_config(
         minimum_pollers: lift(m_minimum_pollers)?,
         maximum_pollers: lift(m_maximum_pollers)?,
         poller_group_name: lift(m_poller_group_name)?,
+    })
+}
+
+pub(crate) fn validate_publish_version_request(
+    raw: PublishVersionRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<PublishVersionRequest> {
+    let m_function_name = {
+        let p = &path.member("functionName");
+        match raw.function_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(140), p);
+                v.pattern(r, &PATTERN_11, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_code_sha256 = {
+        let p = &path.member("codeSha256");
+        raw.code_sha256.map(|x| Some(x))
+    };
+    let m_description = {
+        let p = &path.member("description");
+        raw.description.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(0), Some(256), p);
+            Some(x)
+        })
+    };
+    let m_revision_id = {
+        let p = &path.member("revisionId");
+        raw.revision_id.map(|x| Some(x))
+    };
+    let m_publish_to = {
+        let p = &path.member("publishTo");
+        raw.publish_to.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                FunctionVersionLatestPublished::VALUES,
+                matches!(r, FunctionVersionLatestPublished::Unknown(_)),
+                p,
+            );
+            Some(x)
+        })
+    };
+    Some(PublishVersionRequest {
+        function_name: m_function_name?,
+        code_sha256: lift(m_code_sha256)?,
+        description: lift(m_description)?,
+        revision_id: lift(m_revision_id)?,
+        publish_to: lift(m_publish_to)?,
+    })
+}
+
+pub(crate) fn validate_put_function_concurrency_request(
+    raw: PutFunctionConcurrencyRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<PutFunctionConcurrencyRequest> {
+    let m_function_name = {
+        let p = &path.member("functionName");
+        match raw.function_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(140), p);
+                v.pattern(r, &PATTERN_11, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_reserved_concurrent_executions = {
+        let p = &path.member("reservedConcurrentExecutions");
+        match raw.reserved_concurrent_executions {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.range_i64(*r as i64, Some(0), None, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    Some(PutFunctionConcurrencyRequest {
+        function_name: m_function_name?,
+        reserved_concurrent_executions: m_reserved_concurrent_executions?,
+    })
+}
+
+pub(crate) fn validate_put_function_event_invoke_config_request(
+    raw: PutFunctionEventInvokeConfigRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<PutFunctionEventInvokeConfigRequest> {
+    let m_function_name = {
+        let p = &path.member("functionName");
+        match raw.function_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(256), p);
+                v.pattern(r, &PATTERN_0, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_qualifier = {
+        let p = &path.member("qualifier");
+        raw.qualifier.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(128), p);
+            v.pattern(r, &PATTERN_7, p);
+            Some(x)
+        })
+    };
+    let m_maximum_retry_attempts = {
+        let p = &path.member("maximumRetryAttempts");
+        raw.maximum_retry_attempts.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(0), Some(2), p);
+            Some(x)
+        })
+    };
+    let m_maximum_event_age_in_seconds = {
+        let p = &path.member("maximumEventAgeInSeconds");
+        raw.maximum_event_age_in_seconds.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(60), Some(21600), p);
+            Some(x)
+        })
+    };
+    let m_destination_config = {
+        let p = &path.member("destinationConfig");
+        raw.destination_config
+            .map(|x| validate_destination_config(x, v, p))
+    };
+    Some(PutFunctionEventInvokeConfigRequest {
+        function_name: m_function_name?,
+        qualifier: lift(m_qualifier)?,
+        maximum_retry_attempts: lift(m_maximum_retry_attempts)?,
+        maximum_event_age_in_seconds: lift(m_maximum_event_age_in_seconds)?,
+        destination_config: lift(m_destination_config)?,
     })
 }
 
@@ -5682,7 +6773,7 @@ pub(crate) fn validate_queues(raw: Vec<String>, v: &mut Validator, path: &Path<'
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(1000), &path.index(i + 1));
-            v.pattern(r, &PATTERN_31, &path.index(i + 1));
+            v.pattern(r, &PATTERN_34, &path.index(i + 1));
             Some(x)
         })
         .collect();
@@ -5717,7 +6808,7 @@ pub(crate) fn validate_remove_permission_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(100), p);
-                v.pattern(r, &PATTERN_32, p);
+                v.pattern(r, &PATTERN_35, p);
                 Some(x)
             }
             None => {
@@ -5803,7 +6894,7 @@ pub(crate) fn validate_self_managed_kafka_event_source_config(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(200), p);
-            v.pattern(r, &PATTERN_9, p);
+            v.pattern(r, &PATTERN_10, p);
             Some(x)
         })
     };
@@ -5867,7 +6958,7 @@ pub(crate) fn validate_source_access_configuration(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(200), p);
-            v.pattern(r, &PATTERN_9, p);
+            v.pattern(r, &PATTERN_10, p);
             Some(x)
         })
     };
@@ -5935,7 +7026,7 @@ pub(crate) fn validate_tag_resource_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(256), p);
-                v.pattern(r, &PATTERN_27, p);
+                v.pattern(r, &PATTERN_30, p);
                 Some(x)
             }
             None => {
@@ -6015,7 +7106,7 @@ pub(crate) fn validate_topics(raw: Vec<String>, v: &mut Validator, path: &Path<'
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(249), &path.index(i + 1));
-            v.pattern(r, &PATTERN_33, &path.index(i + 1));
+            v.pattern(r, &PATTERN_36, &path.index(i + 1));
             Some(x)
         })
         .collect();
@@ -6056,7 +7147,7 @@ pub(crate) fn validate_untag_resource_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(256), p);
-                v.pattern(r, &PATTERN_27, p);
+                v.pattern(r, &PATTERN_30, p);
                 Some(x)
             }
             None => {
@@ -6078,6 +7169,81 @@ pub(crate) fn validate_untag_resource_request(
     Some(UntagResourceRequest {
         resource: m_resource?,
         tag_keys: m_tag_keys?,
+    })
+}
+
+pub(crate) fn validate_update_alias_request(
+    raw: UpdateAliasRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<UpdateAliasRequest> {
+    let m_function_name = {
+        let p = &path.member("functionName");
+        match raw.function_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(140), p);
+                v.pattern(r, &PATTERN_11, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_name = {
+        let p = &path.member("name");
+        match raw.name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(128), p);
+                v.pattern(r, &PATTERN_12, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_function_version = {
+        let p = &path.member("functionVersion");
+        raw.function_version.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(1024), p);
+            v.pattern(r, &PATTERN_13, p);
+            Some(x)
+        })
+    };
+    let m_description = {
+        let p = &path.member("description");
+        raw.description.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(0), Some(256), p);
+            Some(x)
+        })
+    };
+    let m_routing_config = {
+        let p = &path.member("routingConfig");
+        raw.routing_config
+            .map(|x| validate_alias_routing_configuration(x, v, p))
+    };
+    let m_revision_id = {
+        let p = &path.member("revisionId");
+        raw.revision_id.map(|x| Some(x))
+    };
+    Some(UpdateAliasRequest {
+        function_name: m_function_name?,
+        name: m_name?,
+        function_version: lift(m_function_version)?,
+        description: lift(m_description)?,
+        routing_config: lift(m_routing_config)?,
+        revision_id: lift(m_revision_id)?,
     })
 }
 
@@ -6211,7 +7377,7 @@ pub(crate) fn validate_update_event_source_mapping_request(
         raw.kms_key_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_10, p);
+            v.pattern(r, &PATTERN_14, p);
             Some(x)
         })
     };
@@ -6287,7 +7453,7 @@ pub(crate) fn validate_update_function_code_request(
             let x = x;
             let r = &x;
             v.length(r, Some(3), Some(63), p);
-            v.pattern(r, &PATTERN_21, p);
+            v.pattern(r, &PATTERN_24, p);
             Some(x)
         })
     };
@@ -6334,7 +7500,7 @@ pub(crate) fn validate_update_function_code_request(
         raw.source_kms_key_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_10, p);
+            v.pattern(r, &PATTERN_14, p);
             Some(x)
         })
     };
@@ -6394,7 +7560,7 @@ pub(crate) fn validate_update_function_configuration_request(
         raw.role.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_12, p);
+            v.pattern(r, &PATTERN_15, p);
             Some(x)
         })
     };
@@ -6462,7 +7628,7 @@ pub(crate) fn validate_update_function_configuration_request(
         raw.kms_key_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_10, p);
+            v.pattern(r, &PATTERN_14, p);
             Some(x)
         })
     };
@@ -6530,6 +7696,69 @@ pub(crate) fn validate_update_function_configuration_request(
         logging_config: lift(m_logging_config)?,
         capacity_provider_config: lift(m_capacity_provider_config)?,
         durable_config: lift(m_durable_config)?,
+    })
+}
+
+pub(crate) fn validate_update_function_event_invoke_config_request(
+    raw: UpdateFunctionEventInvokeConfigRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<UpdateFunctionEventInvokeConfigRequest> {
+    let m_function_name = {
+        let p = &path.member("functionName");
+        match raw.function_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(256), p);
+                v.pattern(r, &PATTERN_0, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_qualifier = {
+        let p = &path.member("qualifier");
+        raw.qualifier.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(128), p);
+            v.pattern(r, &PATTERN_7, p);
+            Some(x)
+        })
+    };
+    let m_maximum_retry_attempts = {
+        let p = &path.member("maximumRetryAttempts");
+        raw.maximum_retry_attempts.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(0), Some(2), p);
+            Some(x)
+        })
+    };
+    let m_maximum_event_age_in_seconds = {
+        let p = &path.member("maximumEventAgeInSeconds");
+        raw.maximum_event_age_in_seconds.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(60), Some(21600), p);
+            Some(x)
+        })
+    };
+    let m_destination_config = {
+        let p = &path.member("destinationConfig");
+        raw.destination_config
+            .map(|x| validate_destination_config(x, v, p))
+    };
+    Some(UpdateFunctionEventInvokeConfigRequest {
+        function_name: m_function_name?,
+        qualifier: lift(m_qualifier)?,
+        maximum_retry_attempts: lift(m_maximum_retry_attempts)?,
+        maximum_event_age_in_seconds: lift(m_maximum_event_age_in_seconds)?,
+        destination_config: lift(m_destination_config)?,
     })
 }
 
@@ -6720,6 +7949,126 @@ pub trait LambdaApi: Send + Sync + 'static {
         input: GetPolicyRequest,
     ) -> impl Future<Output = Result<GetPolicyResponse, ServiceError>> + Send {
         async move { Err(not_implemented("GetPolicy")) }
+    }
+    /// Creates a version from the current code and configuration of a function.
+    fn publish_version(
+        &self,
+        ctx: &RequestContext,
+        input: PublishVersionRequest,
+    ) -> impl Future<Output = Result<FunctionConfiguration, ServiceError>> + Send {
+        async move { Err(not_implemented("PublishVersion")) }
+    }
+    /// Returns a list of versions, with the version-specific configuration of each.
+    fn list_versions_by_function(
+        &self,
+        ctx: &RequestContext,
+        input: ListVersionsByFunctionRequest,
+    ) -> impl Future<Output = Result<ListVersionsByFunctionResponse, ServiceError>> + Send {
+        async move { Err(not_implemented("ListVersionsByFunction")) }
+    }
+    /// Creates an alias for a Lambda function version.
+    fn create_alias(
+        &self,
+        ctx: &RequestContext,
+        input: CreateAliasRequest,
+    ) -> impl Future<Output = Result<AliasConfiguration, ServiceError>> + Send {
+        async move { Err(not_implemented("CreateAlias")) }
+    }
+    /// Returns details about a Lambda function alias.
+    fn get_alias(
+        &self,
+        ctx: &RequestContext,
+        input: GetAliasRequest,
+    ) -> impl Future<Output = Result<AliasConfiguration, ServiceError>> + Send {
+        async move { Err(not_implemented("GetAlias")) }
+    }
+    /// Updates the configuration of a Lambda function alias.
+    fn update_alias(
+        &self,
+        ctx: &RequestContext,
+        input: UpdateAliasRequest,
+    ) -> impl Future<Output = Result<AliasConfiguration, ServiceError>> + Send {
+        async move { Err(not_implemented("UpdateAlias")) }
+    }
+    /// Deletes a Lambda function alias.
+    fn delete_alias(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteAliasRequest,
+    ) -> impl Future<Output = Result<(), ServiceError>> + Send {
+        async move { Err(not_implemented("DeleteAlias")) }
+    }
+    /// Returns a list of aliases for a Lambda function.
+    fn list_aliases(
+        &self,
+        ctx: &RequestContext,
+        input: ListAliasesRequest,
+    ) -> impl Future<Output = Result<ListAliasesResponse, ServiceError>> + Send {
+        async move { Err(not_implemented("ListAliases")) }
+    }
+    /// Sets the maximum number of simultaneous executions for a function, and reserves capacity for that concurrency level.
+    fn put_function_concurrency(
+        &self,
+        ctx: &RequestContext,
+        input: PutFunctionConcurrencyRequest,
+    ) -> impl Future<Output = Result<Concurrency, ServiceError>> + Send {
+        async move { Err(not_implemented("PutFunctionConcurrency")) }
+    }
+    /// Returns details about the reserved concurrency configuration for a function.
+    fn get_function_concurrency(
+        &self,
+        ctx: &RequestContext,
+        input: GetFunctionConcurrencyRequest,
+    ) -> impl Future<Output = Result<GetFunctionConcurrencyResponse, ServiceError>> + Send {
+        async move { Err(not_implemented("GetFunctionConcurrency")) }
+    }
+    /// Removes a concurrent execution limit from a function.
+    fn delete_function_concurrency(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteFunctionConcurrencyRequest,
+    ) -> impl Future<Output = Result<(), ServiceError>> + Send {
+        async move { Err(not_implemented("DeleteFunctionConcurrency")) }
+    }
+    /// Configures options for asynchronous invocation on a function, version, or alias.
+    fn put_function_event_invoke_config(
+        &self,
+        ctx: &RequestContext,
+        input: PutFunctionEventInvokeConfigRequest,
+    ) -> impl Future<Output = Result<FunctionEventInvokeConfig, ServiceError>> + Send {
+        async move { Err(not_implemented("PutFunctionEventInvokeConfig")) }
+    }
+    /// Updates the configuration for asynchronous invocation for a function, version, or alias.
+    fn update_function_event_invoke_config(
+        &self,
+        ctx: &RequestContext,
+        input: UpdateFunctionEventInvokeConfigRequest,
+    ) -> impl Future<Output = Result<FunctionEventInvokeConfig, ServiceError>> + Send {
+        async move { Err(not_implemented("UpdateFunctionEventInvokeConfig")) }
+    }
+    /// Retrieves the configuration for asynchronous invocation for a function, version, or alias.
+    fn get_function_event_invoke_config(
+        &self,
+        ctx: &RequestContext,
+        input: GetFunctionEventInvokeConfigRequest,
+    ) -> impl Future<Output = Result<FunctionEventInvokeConfig, ServiceError>> + Send {
+        async move { Err(not_implemented("GetFunctionEventInvokeConfig")) }
+    }
+    /// Deletes the configuration for asynchronous invocation for a function, version, or alias.
+    fn delete_function_event_invoke_config(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteFunctionEventInvokeConfigRequest,
+    ) -> impl Future<Output = Result<(), ServiceError>> + Send {
+        async move { Err(not_implemented("DeleteFunctionEventInvokeConfig")) }
+    }
+    /// Retrieves a list of configurations for asynchronous invocation for a function.
+    fn list_function_event_invoke_configs(
+        &self,
+        ctx: &RequestContext,
+        input: ListFunctionEventInvokeConfigsRequest,
+    ) -> impl Future<Output = Result<ListFunctionEventInvokeConfigsResponse, ServiceError>> + Send {
+        async move { Err(not_implemented("ListFunctionEventInvokeConfigs")) }
     }
 }
 
@@ -7434,6 +8783,175 @@ pub fn dispatch<S: LambdaApi>(
                 resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
                 resp
             }
+            "PublishVersion" => {
+                let mut input = Input::from_body(&req.body)?;
+                input.set("FunctionName", label(&labels, "FunctionName"), Scalar::String)?;
+                let raw: PublishVersionRequestRaw = input.decode()?;
+                let input = validate(|v| validate_publish_version_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(201);
+                let output = service.publish_version(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
+            "ListVersionsByFunction" => {
+                let mut input = Input::empty();
+                input.set("FunctionName", label(&labels, "FunctionName"), Scalar::String)?;
+                input.set("Marker", req.query("Marker"), Scalar::String)?;
+                input.set("MaxItems", req.query("MaxItems"), Scalar::Integer)?;
+                let raw: ListVersionsByFunctionRequestRaw = input.decode()?;
+                let input = validate(|v| validate_list_versions_by_function_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(200);
+                let output = service.list_versions_by_function(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
+            "CreateAlias" => {
+                let mut input = Input::from_body(&req.body)?;
+                input.set("FunctionName", label(&labels, "FunctionName"), Scalar::String)?;
+                let raw: CreateAliasRequestRaw = input.decode()?;
+                let input = validate(|v| validate_create_alias_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(201);
+                let output = service.create_alias(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
+            "GetAlias" => {
+                let mut input = Input::empty();
+                input.set("FunctionName", label(&labels, "FunctionName"), Scalar::String)?;
+                input.set("Name", label(&labels, "Name"), Scalar::String)?;
+                let raw: GetAliasRequestRaw = input.decode()?;
+                let input = validate(|v| validate_get_alias_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(200);
+                let output = service.get_alias(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
+            "UpdateAlias" => {
+                let mut input = Input::from_body(&req.body)?;
+                input.set("FunctionName", label(&labels, "FunctionName"), Scalar::String)?;
+                input.set("Name", label(&labels, "Name"), Scalar::String)?;
+                let raw: UpdateAliasRequestRaw = input.decode()?;
+                let input = validate(|v| validate_update_alias_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(200);
+                let output = service.update_alias(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
+            "DeleteAlias" => {
+                let mut input = Input::empty();
+                input.set("FunctionName", label(&labels, "FunctionName"), Scalar::String)?;
+                input.set("Name", label(&labels, "Name"), Scalar::String)?;
+                let raw: DeleteAliasRequestRaw = input.decode()?;
+                let input = validate(|v| validate_delete_alias_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(204);
+                let () = service.delete_alias(&ctx, input).await?;
+                resp
+            }
+            "ListAliases" => {
+                let mut input = Input::empty();
+                input.set("FunctionName", label(&labels, "FunctionName"), Scalar::String)?;
+                input.set("FunctionVersion", req.query("FunctionVersion"), Scalar::String)?;
+                input.set("Marker", req.query("Marker"), Scalar::String)?;
+                input.set("MaxItems", req.query("MaxItems"), Scalar::Integer)?;
+                let raw: ListAliasesRequestRaw = input.decode()?;
+                let input = validate(|v| validate_list_aliases_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(200);
+                let output = service.list_aliases(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
+            "PutFunctionConcurrency" => {
+                let mut input = Input::from_body(&req.body)?;
+                input.set("FunctionName", label(&labels, "FunctionName"), Scalar::String)?;
+                let raw: PutFunctionConcurrencyRequestRaw = input.decode()?;
+                let input = validate(|v| validate_put_function_concurrency_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(200);
+                let output = service.put_function_concurrency(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
+            "GetFunctionConcurrency" => {
+                let mut input = Input::empty();
+                input.set("FunctionName", label(&labels, "FunctionName"), Scalar::String)?;
+                let raw: GetFunctionConcurrencyRequestRaw = input.decode()?;
+                let input = validate(|v| validate_get_function_concurrency_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(200);
+                let output = service.get_function_concurrency(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
+            "DeleteFunctionConcurrency" => {
+                let mut input = Input::empty();
+                input.set("FunctionName", label(&labels, "FunctionName"), Scalar::String)?;
+                let raw: DeleteFunctionConcurrencyRequestRaw = input.decode()?;
+                let input =
+                    validate(|v| validate_delete_function_concurrency_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(204);
+                let () = service.delete_function_concurrency(&ctx, input).await?;
+                resp
+            }
+            "PutFunctionEventInvokeConfig" => {
+                let mut input = Input::from_body(&req.body)?;
+                input.set("FunctionName", label(&labels, "FunctionName"), Scalar::String)?;
+                input.set("Qualifier", req.query("Qualifier"), Scalar::String)?;
+                let raw: PutFunctionEventInvokeConfigRequestRaw = input.decode()?;
+                let input =
+                    validate(|v| validate_put_function_event_invoke_config_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(200);
+                let output = service.put_function_event_invoke_config(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
+            "UpdateFunctionEventInvokeConfig" => {
+                let mut input = Input::from_body(&req.body)?;
+                input.set("FunctionName", label(&labels, "FunctionName"), Scalar::String)?;
+                input.set("Qualifier", req.query("Qualifier"), Scalar::String)?;
+                let raw: UpdateFunctionEventInvokeConfigRequestRaw = input.decode()?;
+                let input = validate(|v| {
+                    validate_update_function_event_invoke_config_request(raw, v, &Path::root())
+                })?;
+                let mut resp = RestResponse::new(200);
+                let output = service.update_function_event_invoke_config(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
+            "GetFunctionEventInvokeConfig" => {
+                let mut input = Input::empty();
+                input.set("FunctionName", label(&labels, "FunctionName"), Scalar::String)?;
+                input.set("Qualifier", req.query("Qualifier"), Scalar::String)?;
+                let raw: GetFunctionEventInvokeConfigRequestRaw = input.decode()?;
+                let input =
+                    validate(|v| validate_get_function_event_invoke_config_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(200);
+                let output = service.get_function_event_invoke_config(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
+            "DeleteFunctionEventInvokeConfig" => {
+                let mut input = Input::empty();
+                input.set("FunctionName", label(&labels, "FunctionName"), Scalar::String)?;
+                input.set("Qualifier", req.query("Qualifier"), Scalar::String)?;
+                let raw: DeleteFunctionEventInvokeConfigRequestRaw = input.decode()?;
+                let input = validate(|v| {
+                    validate_delete_function_event_invoke_config_request(raw, v, &Path::root())
+                })?;
+                let mut resp = RestResponse::new(204);
+                let () = service.delete_function_event_invoke_config(&ctx, input).await?;
+                resp
+            }
+            "ListFunctionEventInvokeConfigs" => {
+                let mut input = Input::empty();
+                input.set("FunctionName", label(&labels, "FunctionName"), Scalar::String)?;
+                input.set("Marker", req.query("Marker"), Scalar::String)?;
+                input.set("MaxItems", req.query("MaxItems"), Scalar::Integer)?;
+                let raw: ListFunctionEventInvokeConfigsRequestRaw = input.decode()?;
+                let input =
+                    validate(|v| validate_list_function_event_invoke_configs_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(200);
+                let output = service.list_function_event_invoke_configs(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
             other => return Err(not_implemented(other)),
         };
         Ok(resp.into_http())
@@ -7452,49 +8970,52 @@ static PATTERN_5: Pattern = Pattern::new("\\d{12}");
 static PATTERN_6: Pattern = Pattern::new("[a-zA-Z0-9._\\-]+");
 static PATTERN_7: Pattern = Pattern::new("\\$(LATEST(\\.PUBLISHED)?)|[a-zA-Z0-9-_$]+");
 static PATTERN_8: Pattern = Pattern::new("o-[a-z0-9]{10,32}");
-static PATTERN_9: Pattern = Pattern::new("[a-zA-Z0-9-\\/*:_+=.@-]*");
-static PATTERN_10: Pattern = Pattern::new("(arn:(aws[a-zA-Z-]*)?:[a-z0-9-.]+:.*)|()");
+static PATTERN_9: Pattern = Pattern::new("[0-9]+");
+static PATTERN_10: Pattern = Pattern::new("[a-zA-Z0-9-\\/*:_+=.@-]*");
 static PATTERN_11: Pattern = Pattern::new(
     "(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}:)?(\\d{12}:)?(function:)?([a-zA-Z0-9-_]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?",
 );
-static PATTERN_12: Pattern = Pattern::new("arn:(aws[a-zA-Z-]*)?:iam::\\d{12}:role/?[a-zA-Z_0-9+=,.@\\-_/]+");
-static PATTERN_13: Pattern = Pattern::new(
+static PATTERN_12: Pattern = Pattern::new("(?!^[0-9]+$)([a-zA-Z0-9-_]+)");
+static PATTERN_13: Pattern = Pattern::new("(\\$LATEST(\\.PUBLISHED)?|[0-9]+)");
+static PATTERN_14: Pattern = Pattern::new("(arn:(aws[a-zA-Z-]*)?:[a-z0-9-.]+:.*)|()");
+static PATTERN_15: Pattern = Pattern::new("arn:(aws[a-zA-Z-]*)?:iam::\\d{12}:role/?[a-zA-Z_0-9+=,.@\\-_/]+");
+static PATTERN_16: Pattern = Pattern::new(
     "arn:(aws[a-zA-Z-]*)?:lambda:[a-z]{2}((-gov)|(-iso(b?)))?-[a-z]+-\\d{1}:\\d{12}:code-signing-config:csc-[a-z0-9]{17}",
 );
-static PATTERN_14: Pattern = Pattern::new("[^ /\\.$\\x22]*");
-static PATTERN_15: Pattern = Pattern::new("(^(?!(system\\x2e)))(^[_a-zA-Z0-9])([^$]*)");
-static PATTERN_16: Pattern = Pattern::new(
+static PATTERN_17: Pattern = Pattern::new("[^ /\\.$\\x22]*");
+static PATTERN_18: Pattern = Pattern::new("(^(?!(system\\x2e)))(^[_a-zA-Z0-9])([^$]*)");
+static PATTERN_19: Pattern = Pattern::new(
     "(([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9\\-]*[a-zA-Z0-9])\\.)*([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9\\-]*[A-Za-z0-9]):[0-9]{1,5}",
 );
-static PATTERN_17: Pattern = Pattern::new("[a-zA-Z]([a-zA-Z0-9_])+");
-static PATTERN_18: Pattern = Pattern::new(
+static PATTERN_20: Pattern = Pattern::new("[a-zA-Z]([a-zA-Z0-9_])+");
+static PATTERN_21: Pattern = Pattern::new(
     "arn:aws[a-zA-Z-]*:elasticfilesystem:[a-z]{2}((-gov)|(-iso(b?)))?-[a-z]+-\\d{1}:\\d{12}:access-point/fsap-[a-f0-9]{17}$|^arn:aws[-a-z]*:s3files:[0-9a-z-:]+:file-system/fs-[0-9a-f]{17,40}/access-point/fsap-[0-9a-f]{17,40}",
 );
-static PATTERN_19: Pattern = Pattern::new("/mnt/[a-zA-Z0-9-_.]+");
-static PATTERN_20: Pattern = Pattern::new(".*");
-static PATTERN_21: Pattern = Pattern::widened(
+static PATTERN_22: Pattern = Pattern::new("/mnt/[a-zA-Z0-9-_.]+");
+static PATTERN_23: Pattern = Pattern::new(".*");
+static PATTERN_24: Pattern = Pattern::widened(
     "[0-9A-Za-z\\.\\-_]*(?<!\\.)",
     "([0-9A-Za-z\\.\\-_]*[0-9A-Za-z\\-_])?",
 );
-static PATTERN_22: Pattern = Pattern::new("[a-zA-Z0-9-_]+");
-static PATTERN_23: Pattern = Pattern::new("[a-zA-Z0-9\\._:\\/=+\\-@ ]+");
-static PATTERN_24: Pattern = Pattern::new(
+static PATTERN_25: Pattern = Pattern::new("[a-zA-Z0-9-_]+");
+static PATTERN_26: Pattern = Pattern::new("[a-zA-Z0-9\\._:\\/=+\\-@ ]+");
+static PATTERN_27: Pattern = Pattern::new(
     "arn:aws[a-zA-Z-]*:lambda:[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}:\\d{12}:capacity-provider:[a-zA-Z0-9-_]+",
 );
-static PATTERN_25: Pattern =
+static PATTERN_28: Pattern =
     Pattern::new("arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+");
-static PATTERN_26: Pattern = Pattern::new("ALL|[a-z]{2}(-gov)?-[a-z]+-\\d{1}");
-static PATTERN_27: Pattern = Pattern::new(
+static PATTERN_29: Pattern = Pattern::new("ALL|[a-z]{2}(-gov)?-[a-z]+-\\d{1}");
+static PATTERN_30: Pattern = Pattern::new(
     "arn:(aws[a-zA-Z-]*):lambda:[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}:\\d{12}:(function:[a-zA-Z0-9-_]+(:(\\$LATEST|[a-zA-Z0-9-_]+))?|code-signing-config:csc-[a-z0-9]{17}|event-source-mapping:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|capacity-provider:[a-zA-Z0-9-_]+)",
 );
-static PATTERN_28: Pattern = Pattern::new("[\\.\\-_/#A-Za-z0-9]+");
-static PATTERN_29: Pattern = Pattern::new(
+static PATTERN_31: Pattern = Pattern::new("[\\.\\-_/#A-Za-z0-9]+");
+static PATTERN_32: Pattern = Pattern::new(
     "$|kafka://([^.]([a-zA-Z0-9\\-_.]{0,248}))|arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9\\-])+:([a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1})?:(\\d{12})?:(.*)",
 );
-static PATTERN_30: Pattern = Pattern::new("[a-zA-Z0-9-_]*");
-static PATTERN_31: Pattern = Pattern::new("[\\s\\S]*");
-static PATTERN_32: Pattern = Pattern::new("([a-zA-Z0-9-_.]+)");
-static PATTERN_33: Pattern = Pattern::new("[^.]([a-zA-Z0-9\\-_.]+)");
+static PATTERN_33: Pattern = Pattern::new("[a-zA-Z0-9-_]*");
+static PATTERN_34: Pattern = Pattern::new("[\\s\\S]*");
+static PATTERN_35: Pattern = Pattern::new("([a-zA-Z0-9-_.]+)");
+static PATTERN_36: Pattern = Pattern::new("[^.]([a-zA-Z0-9\\-_.]+)");
 
 /// Every pattern the model constrains these shapes with.
 pub static PATTERNS: &[&Pattern] = &[
@@ -7532,6 +9053,9 @@ pub static PATTERNS: &[&Pattern] = &[
     &PATTERN_31,
     &PATTERN_32,
     &PATTERN_33,
+    &PATTERN_34,
+    &PATTERN_35,
+    &PATTERN_36,
 ];
 
 #[cfg(test)]

@@ -163,7 +163,8 @@ impl Lambda {
                 "Lakebox's Lambda reads Kinesis streams, DynamoDB streams and SQS queues as event sources; other sources are not supported yet.",
             ));
         }
-        let function = self.existing(ctx, &input.function_name, None)?;
+        // A qualified name (an alias or version) is kept qualified: the mapping invokes that.
+        let function = self.target(ctx, &input.function_name, None, false)?;
         let batch_size = input.batch_size.unwrap_or(match kind {
             Source::Sqs => 10,
             _ => 100,
@@ -215,16 +216,15 @@ impl Lambda {
             Source::Other => {}
         }
         let existing = self.mappings()?;
-        if let Some(dup) = existing
-            .iter()
-            .find(|m| m.source() == source && m.config.function_arn.as_deref() == Some(function.arn()))
-        {
+        if let Some(dup) = existing.iter().find(|m| {
+            m.source() == source && m.config.function_arn.as_deref() == Some(function.invoked_arn.as_str())
+        }) {
             return Err(user_error(
                 "ResourceConflictException",
                 409,
                 format!(
                     "An event source mapping with event source (\"{source}\"), function (\"{}\") already exists. Please update or delete the existing mapping with UUID {}",
-                    function.arn(),
+                    function.invoked_arn,
                     dup.uuid()
                 ),
             ));
@@ -242,7 +242,7 @@ impl Lambda {
                 .then(|| input.parallelization_factor.unwrap_or(1)),
             event_source_arn: Some(source),
             filter_criteria: input.filter_criteria,
-            function_arn: Some(function.arn().to_owned()),
+            function_arn: Some(function.invoked_arn.clone()),
             last_modified: Some(lakebox_protocol::Timestamp::from_millis(self.clock.now_millis())),
             last_processing_result: kind.is_stream().then(|| "No records processed".to_owned()),
             state: Some(if enabled { "Creating" } else { "Disabled" }.into()),
@@ -341,7 +341,7 @@ impl Lambda {
     ) -> Result<EventSourceMappingConfiguration, ServiceError> {
         let mut m = self.mapping_of(ctx, &input.uuid)?;
         if let Some(f) = &input.function_name {
-            m.config.function_arn = Some(self.existing(ctx, f, None)?.arn().to_owned());
+            m.config.function_arn = Some(self.target(ctx, f, None, false)?.invoked_arn);
         }
         let c = &mut m.config;
         if let Some(v) = input.batch_size {
@@ -444,11 +444,12 @@ impl Lambda {
         })
     }
 
+    /// Runs the function with one batch: its answer, or why it did not succeed.
     async fn invoke_batch(
         &self,
         m: &Mapping,
         event: serde_json::Value,
-    ) -> Result<Option<serde_json::Value>, ()> {
+    ) -> Result<Option<serde_json::Value>, BatchFailed> {
         let ctx = RequestContext::internal(&m.account, &m.region, self.clock.now_millis());
         let input = InvocationRequest {
             function_name: m.config.function_arn.clone().unwrap_or_default(),
@@ -459,7 +460,8 @@ impl Lambda {
             Ok(out) if out.function_error.is_none() => {
                 Ok(out.payload.and_then(|p| serde_json::from_slice(&p.0).ok()))
             }
-            _ => Err(()),
+            Err(e) if crate::concurrency::is_throttle(&e) => Err(BatchFailed::Throttled),
+            _ => Err(BatchFailed::Function),
         }
     }
 
@@ -621,7 +623,12 @@ impl Lambda {
         };
         let mut attempts = 0;
         let mut delay = Duration::from_millis(500);
-        while self.invoke_batch(&m, event.clone()).await.is_err() {
+        while let Err(failed) = self.invoke_batch(&m, event.clone()).await {
+            // A throttled batch waits for a place and is not a failed attempt, as on AWS.
+            if failed == BatchFailed::Throttled {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
             if max_retries >= 0 && attempts >= max_retries {
                 tracing::warn!(mapping = %m.uuid(), shard = %shard.shard_id, "batch skipped after {attempts} retries");
                 break;
@@ -705,7 +712,7 @@ impl Lambda {
                         .collect()
                 }
                 Ok(_) => got.iter().map(|g| g.receipt_handle.clone()).collect(),
-                Err(()) => Vec::new(),
+                Err(_) => Vec::new(),
             };
             if !done.is_empty()
                 && let Err(e) = queues.delete(m.source(), done).await
@@ -714,6 +721,15 @@ impl Lambda {
             }
         }
     }
+}
+
+/// Why a batch did not succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BatchFailed {
+    /// The function's concurrency was used up: the batch did not run.
+    Throttled,
+    /// The function ran and failed (or could not start).
+    Function,
 }
 
 /// What makes a running poller stale: the mapping's configuration as stored.

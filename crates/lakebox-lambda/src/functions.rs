@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use lakebox_core::arn::Arn;
-use lakebox_core::{RequestContext, ServiceError, paging};
+use lakebox_core::{RequestContext, ServiceError};
 use serde::{Deserialize, Serialize};
 
 use crate::Lambda;
 use crate::api::*;
 use crate::runtime::Launch;
 
-const TABLE: &str = "functions";
+pub(crate) const TABLE: &str = "functions";
 /// Lambda's defaults for what CreateFunction leaves out.
 const DEFAULT_TIMEOUT: i32 = 3;
 const DEFAULT_MEMORY: i32 = 128;
@@ -29,6 +29,19 @@ pub(crate) struct Stored {
     /// The resource-based policy's statements (AddPermission).
     #[serde(default)]
     pub policy: Vec<serde_json::Value>,
+    /// The highest version number published (numbers are never reused).
+    #[serde(default)]
+    pub last_version: u64,
+    /// `$LATEST`'s RevisionId when it was last published: unchanged, PublishVersion answers
+    /// the last version instead of making a new one.
+    #[serde(default)]
+    pub published_revision: Option<String>,
+    /// PutFunctionConcurrency's reservation.
+    #[serde(default)]
+    pub reserved_concurrency: Option<i32>,
+    /// Asynchronous invocation settings, by qualifier (`$LATEST`, a version, an alias).
+    #[serde(default)]
+    pub event_invoke: BTreeMap<String, FunctionEventInvokeConfig>,
 }
 
 impl Stored {
@@ -39,33 +52,39 @@ impl Stored {
     pub fn arn(&self) -> &str {
         self.config.function_arn.as_deref().unwrap_or_default()
     }
+}
 
-    /// What an execution environment for this configuration runs.
-    pub fn launch(&self, ctx: &RequestContext, code_dir: std::path::PathBuf) -> Launch {
-        let c = &self.config;
-        Launch {
-            revision: c.revision_id.clone().unwrap_or_default(),
-            function_name: self.name().to_owned(),
-            version: c.version.clone().unwrap_or_else(|| "$LATEST".into()),
-            runtime: c
-                .runtime
-                .as_ref()
-                .map(|r| r.as_str().to_owned())
-                .unwrap_or_default(),
-            handler: c.handler.clone().unwrap_or_default(),
-            memory_mb: c.memory_size.unwrap_or(DEFAULT_MEMORY),
-            timeout: Duration::from_secs(c.timeout.unwrap_or(DEFAULT_TIMEOUT).max(1) as u64),
-            code_dir,
-            region: ctx.region.clone(),
-            account_id: ctx.account_id.clone(),
-            log_group: log_group(c, self.name()),
-            variables: c
-                .environment
-                .as_ref()
-                .and_then(|e| e.variables.as_ref())
-                .map(|v| v.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                .unwrap_or_default(),
-        }
+/// What an execution environment for `c` (a version's configuration) runs.
+pub(crate) fn launch(
+    c: &FunctionConfiguration,
+    function_arn: &str,
+    ctx: &RequestContext,
+    code_dir: std::path::PathBuf,
+) -> Launch {
+    let name = c.function_name.as_deref().unwrap_or_default();
+    Launch {
+        revision: c.revision_id.clone().unwrap_or_default(),
+        function_arn: function_arn.to_owned(),
+        function_name: name.to_owned(),
+        version: c.version.clone().unwrap_or_else(|| "$LATEST".into()),
+        runtime: c
+            .runtime
+            .as_ref()
+            .map(|r| r.as_str().to_owned())
+            .unwrap_or_default(),
+        handler: c.handler.clone().unwrap_or_default(),
+        memory_mb: c.memory_size.unwrap_or(DEFAULT_MEMORY),
+        timeout: Duration::from_secs(c.timeout.unwrap_or(DEFAULT_TIMEOUT).max(1) as u64),
+        code_dir,
+        region: ctx.region.clone(),
+        account_id: ctx.account_id.clone(),
+        log_group: log_group(c, name),
+        variables: c
+            .environment
+            .as_ref()
+            .and_then(|e| e.variables.as_ref())
+            .map(|v| v.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default(),
     }
 }
 
@@ -76,7 +95,7 @@ fn log_group(c: &FunctionConfiguration, name: &str) -> String {
         .unwrap_or_else(|| format!("/aws/lambda/{name}"))
 }
 
-fn key(ctx: &RequestContext, name: &str) -> Vec<u8> {
+pub(crate) fn key(ctx: &RequestContext, name: &str) -> Vec<u8> {
     format!("{}\0{}\0{name}", ctx.account_id, ctx.region).into_bytes()
 }
 
@@ -92,11 +111,11 @@ pub(crate) fn invalid(message: impl Into<String>) -> ServiceError {
     user_error("InvalidParameterValueException", 400, message)
 }
 
-fn storage(e: lakebox_store::StoreError) -> ServiceError {
+pub(crate) fn storage(e: lakebox_store::StoreError) -> ServiceError {
     ServiceError::internal(e.to_string())
 }
 
-fn function_arn(ctx: &RequestContext, name: &str) -> String {
+pub(crate) fn function_arn(ctx: &RequestContext, name: &str) -> String {
     Arn::new("lambda", &ctx.region, &ctx.account_id, format!("function:{name}")).to_string()
 }
 
@@ -154,21 +173,15 @@ impl Lambda {
         .transpose()
     }
 
-    /// The function `given` names, which must exist; a qualifier other than `$LATEST` names a
-    /// version this server does not have.
+    /// The record of the function `given` names, which must exist, as must the version or
+    /// alias a qualifier names.
     pub(crate) fn existing(
         &self,
         ctx: &RequestContext,
         given: &str,
         qualifier: Option<&str>,
     ) -> Result<Stored, ServiceError> {
-        let (name, q) = parse_name(ctx, given)?;
-        let q = qualifier.or(q);
-        let stored = self.load(ctx, name)?.ok_or_else(|| not_found(ctx, name, None))?;
-        match q {
-            None | Some("$LATEST") => Ok(stored),
-            Some(other) => Err(not_found(ctx, name, Some(other))),
-        }
+        Ok(self.target(ctx, given, qualifier, false)?.function)
     }
 
     /// Stores a function record as it is (the permission operations' way in).
@@ -183,7 +196,7 @@ impl Lambda {
             .map_err(storage)
     }
 
-    fn all(&self, ctx: &RequestContext) -> Result<Vec<Stored>, ServiceError> {
+    pub(crate) fn all_functions(&self, ctx: &RequestContext) -> Result<Vec<Stored>, ServiceError> {
         self.all_with_prefix(&scope_prefix(ctx))
     }
 
@@ -248,7 +261,7 @@ impl Lambda {
         Ok(out)
     }
 
-    fn now_string(&self) -> String {
+    pub(crate) fn now_string(&self) -> String {
         // Lambda's LastModified: `2024-05-01T12:34:56.789+0000`.
         let iso = lakebox_protocol::Timestamp::from_millis(self.clock.now_millis()).to_iso8601();
         let (date, frac) = iso
@@ -386,16 +399,25 @@ impl LambdaApi for Lambda {
             }),
             ..Default::default()
         };
-        let stored = Stored {
+        let mut stored = Stored {
             config,
             tags: input.tags.unwrap_or_default(),
             code: package.hex,
             policy: Vec::new(),
+            last_version: 0,
+            published_revision: None,
+            reserved_concurrency: None,
+            event_invoke: BTreeMap::new(),
         };
         self.save(ctx, &stored)?;
+        let reported = if input.publish == Some(true) {
+            self.publish(ctx, &mut stored, None)?
+        } else {
+            stored.config
+        };
         // The function is ready once stored; CreateFunction reports it as AWS does, still
         // being created, and GetFunction reports it Active.
-        let mut reported = stored.config;
+        let mut reported = reported;
         reported.state = Some(State::Pending);
         reported.state_reason = Some("The function is being created.".into());
         reported.state_reason_code = Some(StateReasonCode::Creating);
@@ -407,15 +429,19 @@ impl LambdaApi for Lambda {
         ctx: &RequestContext,
         input: GetFunctionRequest,
     ) -> Result<GetFunctionResponse, ServiceError> {
-        let stored = self.existing(ctx, &input.function_name, input.qualifier.as_deref())?;
+        let target = self.target(ctx, &input.function_name, input.qualifier.as_deref(), false)?;
+        let stored = &target.function;
         Ok(GetFunctionResponse {
             code: Some(FunctionCodeLocation {
                 repository_type: Some("S3".into()),
-                location: Some(self.config_url(&stored.code)),
+                location: Some(self.config_url(&target.code)),
                 ..Default::default()
             }),
             tags: (!stored.tags.is_empty()).then(|| stored.tags.clone()),
-            configuration: Some(stored.config),
+            concurrency: stored.reserved_concurrency.map(|n| Concurrency {
+                reserved_concurrent_executions: Some(n),
+            }),
+            configuration: Some(target.config),
             ..Default::default()
         })
     }
@@ -426,7 +452,7 @@ impl LambdaApi for Lambda {
         input: GetFunctionConfigurationRequest,
     ) -> Result<FunctionConfiguration, ServiceError> {
         Ok(self
-            .existing(ctx, &input.function_name, input.qualifier.as_deref())?
+            .target(ctx, &input.function_name, input.qualifier.as_deref(), false)?
             .config)
     }
 
@@ -435,21 +461,26 @@ impl LambdaApi for Lambda {
         ctx: &RequestContext,
         input: ListFunctionsRequest,
     ) -> Result<ListFunctionsResponse, ServiceError> {
-        let after = match &input.marker {
-            Some(m) => Some(paging::decode(m).map_err(|_| invalid("Invalid marker"))?),
-            None => None,
-        };
-        let limit = input.max_items.unwrap_or(50) as usize;
-        let mut all = self.all(ctx)?;
+        let mut all = self.all_functions(ctx)?;
         all.sort_by(|a, b| a.name().cmp(b.name()));
-        let page: Vec<Stored> = all
-            .into_iter()
-            .filter(|s| after.as_deref().is_none_or(|a| s.name() > a))
-            .take(limit + 1)
-            .collect();
-        let next = (page.len() > limit).then(|| paging::encode(page[limit - 1].name()));
+        // FunctionVersion=ALL lists every published version after each function's $LATEST.
+        let every_version = matches!(input.function_version, Some(FunctionVersion::All));
+        let mut listed = Vec::with_capacity(all.len());
+        for s in all {
+            if every_version {
+                let versions = self.versions(ctx, s.name())?;
+                let qualified = format!("{}:$LATEST", s.arn());
+                let mut latest = s.config;
+                latest.function_arn = Some(qualified);
+                listed.push(latest);
+                listed.extend(versions.into_iter().map(|v| v.config));
+            } else {
+                listed.push(s.config);
+            }
+        }
+        let (page, next) = crate::versions::page_of(listed, input.marker.as_deref(), input.max_items)?;
         Ok(ListFunctionsResponse {
-            functions: Some(page.into_iter().take(limit).map(|s| s.config).collect()),
+            functions: Some(page),
             next_marker: next,
         })
     }
@@ -460,17 +491,21 @@ impl LambdaApi for Lambda {
         input: DeleteFunctionRequest,
     ) -> Result<DeleteFunctionResponse, ServiceError> {
         let (name, q) = parse_name(ctx, &input.function_name)?;
+        let stored = self.load(ctx, name)?.ok_or_else(|| not_found(ctx, name, None))?;
         if let Some(q) = input.qualifier.as_deref().or(q) {
-            return Err(if q == "$LATEST" {
-                invalid("$LATEST version cannot be deleted without deleting the function.")
-            } else {
-                not_found(ctx, name, Some(q))
+            self.delete_version(ctx, &stored, q)?;
+            return Ok(DeleteFunctionResponse {
+                status_code: Some(204),
             });
         }
-        let stored = self.load(ctx, name)?.ok_or_else(|| not_found(ctx, name, None))?;
+        let packages = self.drop_versions_and_aliases(ctx, name)?;
         self.meta.delete(TABLE, &key(ctx, name)).map_err(storage)?;
+        self.reservations_changed(ctx);
         self.runtimes.retire(stored.arn());
         self.forget_package(&stored.code)?;
+        for p in packages {
+            self.forget_package(&p)?;
+        }
         Ok(DeleteFunctionResponse {
             status_code: Some(204),
         })
@@ -514,6 +549,9 @@ impl LambdaApi for Lambda {
         self.runtimes.retire(stored.arn());
         if old != stored.code {
             self.forget_package(&old)?;
+        }
+        if input.publish == Some(true) {
+            return self.publish(ctx, &mut stored, None);
         }
         Ok(in_progress(stored.config))
     }
@@ -618,14 +656,14 @@ impl LambdaApi for Lambda {
         ctx: &RequestContext,
         _input: GetAccountSettingsRequest,
     ) -> Result<GetAccountSettingsResponse, ServiceError> {
-        let all = self.all(ctx)?;
+        let all = self.all_functions(ctx)?;
         Ok(GetAccountSettingsResponse {
             account_limit: Some(AccountLimit {
                 total_code_size: Some(80_530_636_800),
                 code_size_unzipped: Some(crate::code::MAX_UNZIPPED as i64),
                 code_size_zipped: Some(crate::code::MAX_ZIPPED as i64),
-                concurrent_executions: Some(1000),
-                unreserved_concurrent_executions: Some(1000),
+                concurrent_executions: Some(crate::concurrency::ACCOUNT_LIMIT),
+                unreserved_concurrent_executions: Some(self.unreserved_concurrency(ctx)?),
             }),
             account_usage: Some(AccountUsage {
                 total_code_size: Some(all.iter().filter_map(|s| s.config.code_size).sum()),
@@ -664,6 +702,133 @@ impl LambdaApi for Lambda {
         input: InvocationRequest,
     ) -> Result<InvocationResponse, ServiceError> {
         self.invoke_function(ctx, input).await
+    }
+
+    async fn publish_version(
+        &self,
+        ctx: &RequestContext,
+        input: PublishVersionRequest,
+    ) -> Result<FunctionConfiguration, ServiceError> {
+        self.publish_version_impl(ctx, input)
+    }
+
+    async fn list_versions_by_function(
+        &self,
+        ctx: &RequestContext,
+        input: ListVersionsByFunctionRequest,
+    ) -> Result<ListVersionsByFunctionResponse, ServiceError> {
+        self.list_versions_impl(ctx, input)
+    }
+
+    async fn create_alias(
+        &self,
+        ctx: &RequestContext,
+        input: CreateAliasRequest,
+    ) -> Result<AliasConfiguration, ServiceError> {
+        self.create_alias_impl(ctx, input)
+    }
+
+    async fn get_alias(
+        &self,
+        ctx: &RequestContext,
+        input: GetAliasRequest,
+    ) -> Result<AliasConfiguration, ServiceError> {
+        self.get_alias_impl(ctx, input)
+    }
+
+    async fn update_alias(
+        &self,
+        ctx: &RequestContext,
+        input: UpdateAliasRequest,
+    ) -> Result<AliasConfiguration, ServiceError> {
+        self.update_alias_impl(ctx, input)
+    }
+
+    async fn delete_alias(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteAliasRequest,
+    ) -> Result<(), ServiceError> {
+        self.delete_alias_impl(ctx, input)
+    }
+
+    async fn list_aliases(
+        &self,
+        ctx: &RequestContext,
+        input: ListAliasesRequest,
+    ) -> Result<ListAliasesResponse, ServiceError> {
+        self.list_aliases_impl(ctx, input)
+    }
+
+    async fn put_function_concurrency(
+        &self,
+        ctx: &RequestContext,
+        input: PutFunctionConcurrencyRequest,
+    ) -> Result<Concurrency, ServiceError> {
+        self.put_function_concurrency_impl(ctx, input)
+    }
+
+    async fn get_function_concurrency(
+        &self,
+        ctx: &RequestContext,
+        input: GetFunctionConcurrencyRequest,
+    ) -> Result<GetFunctionConcurrencyResponse, ServiceError> {
+        self.get_function_concurrency_impl(ctx, input)
+    }
+
+    async fn delete_function_concurrency(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteFunctionConcurrencyRequest,
+    ) -> Result<(), ServiceError> {
+        self.delete_function_concurrency_impl(ctx, input)
+    }
+
+    async fn put_function_event_invoke_config(
+        &self,
+        ctx: &RequestContext,
+        input: PutFunctionEventInvokeConfigRequest,
+    ) -> Result<FunctionEventInvokeConfig, ServiceError> {
+        self.put_event_invoke_config_impl(ctx, input, false)
+    }
+
+    async fn update_function_event_invoke_config(
+        &self,
+        ctx: &RequestContext,
+        input: UpdateFunctionEventInvokeConfigRequest,
+    ) -> Result<FunctionEventInvokeConfig, ServiceError> {
+        let input = PutFunctionEventInvokeConfigRequest {
+            function_name: input.function_name,
+            qualifier: input.qualifier,
+            maximum_retry_attempts: input.maximum_retry_attempts,
+            maximum_event_age_in_seconds: input.maximum_event_age_in_seconds,
+            destination_config: input.destination_config,
+        };
+        self.put_event_invoke_config_impl(ctx, input, true)
+    }
+
+    async fn get_function_event_invoke_config(
+        &self,
+        ctx: &RequestContext,
+        input: GetFunctionEventInvokeConfigRequest,
+    ) -> Result<FunctionEventInvokeConfig, ServiceError> {
+        self.get_event_invoke_config_impl(ctx, &input.function_name, input.qualifier.as_deref())
+    }
+
+    async fn delete_function_event_invoke_config(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteFunctionEventInvokeConfigRequest,
+    ) -> Result<(), ServiceError> {
+        self.delete_event_invoke_config_impl(ctx, &input.function_name, input.qualifier.as_deref())
+    }
+
+    async fn list_function_event_invoke_configs(
+        &self,
+        ctx: &RequestContext,
+        input: ListFunctionEventInvokeConfigsRequest,
+    ) -> Result<ListFunctionEventInvokeConfigsResponse, ServiceError> {
+        self.list_event_invoke_configs_impl(ctx, input)
     }
 
     async fn create_event_source_mapping(
@@ -716,7 +881,7 @@ fn in_progress(mut c: FunctionConfiguration) -> FunctionConfiguration {
     c
 }
 
-fn check_revision(stored: &Stored, given: Option<&str>) -> Result<(), ServiceError> {
+pub(crate) fn check_revision(stored: &Stored, given: Option<&str>) -> Result<(), ServiceError> {
     match given {
         Some(r) if Some(r) != stored.config.revision_id.as_deref() => Err(user_error(
             "PreconditionFailedException",
@@ -739,9 +904,11 @@ impl Lambda {
         self.load(ctx, name)?.ok_or_else(|| not_found(ctx, name, None))
     }
 
-    /// Removes a package once no function (of any account) uses it.
-    fn forget_package(&self, hex: &str) -> Result<(), ServiceError> {
-        if !self.all_with_prefix(b"")?.iter().any(|s| s.code == hex) {
+    /// Removes a package once no function or version (of any account) uses it.
+    pub(crate) fn forget_package(&self, hex: &str) -> Result<(), ServiceError> {
+        if !self.all_with_prefix(b"")?.iter().any(|s| s.code == hex)
+            && !self.version_packages()?.iter().any(|c| c == hex)
+        {
             self.code.remove(hex);
         }
         Ok(())

@@ -1,5 +1,5 @@
-//! Invoke: RequestResponse runs the function and answers its result; Event queues it and
-//! answers 202; DryRun checks the call and answers 204.
+//! Invoke: RequestResponse runs the function and answers its result; Event queues it durably
+//! and answers 202 (see `asynchronous`); DryRun checks the call and answers 204.
 
 use std::sync::Arc;
 
@@ -14,6 +14,7 @@ use crate::Lambda;
 use crate::api::*;
 use crate::functions::user_error;
 use crate::runtime::Outcome;
+use crate::versions::Target;
 
 /// The largest payload of a synchronous invocation (6 MB), and of an asynchronous one (1 MB).
 const MAX_SYNC_PAYLOAD: usize = 6 * 1024 * 1024;
@@ -27,7 +28,7 @@ impl Lambda {
         ctx: &RequestContext,
         input: InvocationRequest,
     ) -> Result<InvocationResponse, ServiceError> {
-        let stored = self.existing(ctx, &input.function_name, input.qualifier.as_deref())?;
+        let target = self.target(ctx, &input.function_name, input.qualifier.as_deref(), true)?;
         let payload: Bytes = match input.payload {
             Some(p) if !p.0.is_empty() => p.0.into(),
             _ => Bytes::from_static(b"{}"),
@@ -56,45 +57,31 @@ impl Lambda {
             Some(cc) => Some(decode_client_context(&cc)?),
             None => None,
         };
-        let executed = stored.config.version.clone().unwrap_or_else(|| "$LATEST".into());
-        let code_dir = self.code.unpacked(&stored.code)?;
-        let launch = stored.launch(ctx, code_dir);
-        let arn = stored.arn().to_owned();
         match kind {
             InvocationType::DryRun => Ok(InvocationResponse {
                 status_code: Some(204),
                 ..Default::default()
             }),
             InvocationType::Event => {
-                // Runs after the answer; its result goes to the function's log and metrics.
-                // (Retries and destinations of asynchronous invocations are not built yet.)
-                let runtimes = self.runtimes.clone();
-                let report = self.reporting();
-                let request_id = ctx.request_id.clone();
-                let ctx = ctx.clone();
-                let name = stored.name().to_owned();
-                tokio::spawn(async move {
-                    if let Ok(outcome) = runtimes
-                        .invoke(&launch, &arn, &request_id, payload, client_context)
-                        .await
-                    {
-                        let log = lambda_log(&request_id, &executed, launch.memory_mb, &outcome);
-                        report.invocation(&ctx, &name, &launch.log_group, &outcome, &log);
-                    }
-                });
+                // Queued durably before the answer; the queue's worker runs it, retries it
+                // and sends its record to the configured destinations.
+                let text = String::from_utf8_lossy(&payload).into_owned();
+                self.enqueue_event(
+                    ctx,
+                    target.function.name(),
+                    target.qualifier.as_deref(),
+                    &ctx.request_id,
+                    text,
+                )?;
                 Ok(InvocationResponse {
                     status_code: Some(202),
                     ..Default::default()
                 })
             }
             _ => {
-                let outcome = self
-                    .runtimes
-                    .invoke(&launch, &arn, &ctx.request_id, payload, client_context)
+                let (outcome, executed, log) = self
+                    .run_target_logged(ctx, &target, payload, client_context)
                     .await?;
-                let log = lambda_log(&ctx.request_id, &executed, launch.memory_mb, &outcome);
-                self.reporting()
-                    .invocation(ctx, stored.name(), &launch.log_group, &outcome, &log);
                 let tail = matches!(input.log_type, Some(LogType::Tail)).then(|| {
                     let start = log.len().saturating_sub(TAIL_BYTES);
                     // Start on a character boundary.
@@ -112,6 +99,62 @@ impl Lambda {
                     ..Default::default()
                 })
             }
+        }
+    }
+
+    /// Runs one invocation of `target` now, within its function's concurrency: its outcome
+    /// and the version that ran. Its log and metrics are reported.
+    pub(crate) async fn run_target(
+        &self,
+        ctx: &RequestContext,
+        target: &Target,
+        payload: Bytes,
+        client_context: Option<String>,
+    ) -> Result<(Outcome, String), ServiceError> {
+        let (outcome, executed, _) = self
+            .run_target_logged(ctx, target, payload, client_context)
+            .await?;
+        Ok((outcome, executed))
+    }
+
+    async fn run_target_logged(
+        &self,
+        ctx: &RequestContext,
+        target: &Target,
+        payload: Bytes,
+        client_context: Option<String>,
+    ) -> Result<(Outcome, String, String), ServiceError> {
+        let _slot = self.acquire_slot(ctx, &target.function)?;
+        let executed = target.version().to_owned();
+        let code_dir = self.code.unpacked(&target.code)?;
+        let launch = crate::functions::launch(&target.config, target.function.arn(), ctx, code_dir);
+        let outcome = self
+            .runtimes
+            .invoke(
+                &launch,
+                &target.invoked_arn,
+                &ctx.request_id,
+                payload,
+                client_context,
+            )
+            .await?;
+        let log = lambda_log(&ctx.request_id, &executed, launch.memory_mb, &outcome);
+        self.reporting()
+            .invocation(ctx, target.function.name(), &launch.log_group, &outcome, &log);
+        Ok((outcome, executed, log))
+    }
+
+    /// Records one of AWS/Lambda's metrics, per function and across the account's functions.
+    pub(crate) fn record_metric(&self, ctx: &RequestContext, function: &str, name: &str, value: f64) {
+        let Some(metrics) = self.metrics.get() else { return };
+        for dims in [&[("FunctionName", function)][..], &[]] {
+            metrics.record_many(
+                &ctx.account_id,
+                &ctx.region,
+                "AWS/Lambda",
+                dims,
+                &[(name, "Count", value)],
+            );
         }
     }
 

@@ -4,18 +4,25 @@
 //!
 //! - [`api`]: the generated operation layer (shapes, validation, routing by URI template).
 //! - `functions`: the function records and the operations on them.
+//! - `versions`: published versions and aliases.
 //! - `invoke`: the Invoke operation.
+//! - `asynchronous`: the durable queue of asynchronous invocations, their retries and
+//!   destinations, and event invoke configurations.
+//! - `concurrency`: reserved concurrency and throttling.
 //! - `esm`: event source mappings (Kinesis, SQS) and their pollers.
 //! - `runtime`: execution environments and the Runtime API they speak.
 //! - `code`: function packages.
 
 pub mod api;
+mod asynchronous;
 mod code;
+mod concurrency;
 mod esm;
 mod functions;
 mod invoke;
 mod permissions;
 mod runtime;
+mod versions;
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -48,6 +55,8 @@ pub struct Lambda {
     dynamodb_streams: OnceLock<Arc<dyn lakebox_service::links::ShardedLog>>,
     queues: OnceLock<Arc<dyn lakebox_service::links::QueueSource>>,
     mappings_changed: tokio::sync::Notify,
+    limiter: Arc<concurrency::Limiter>,
+    async_queue: asynchronous::AsyncQueue,
 }
 
 impl Lambda {
@@ -67,6 +76,8 @@ impl Lambda {
             dynamodb_streams: OnceLock::new(),
             queues: OnceLock::new(),
             mappings_changed: tokio::sync::Notify::new(),
+            limiter: Arc::default(),
+            async_queue: Default::default(),
         }))
     }
 
@@ -147,10 +158,10 @@ impl HttpService for CodeRoutes {
     }
 }
 
-/// Events from other services (S3's event notifications) invoke the function their target ARN
-/// names, as AWS's asynchronous invocation does. The publisher keeps the event until `deliver`
-/// answers, and `deliver` answers once the function has run, so an event a crash interrupted
-/// is delivered again: at least once, as AWS promises.
+/// Events from other services (S3's event notifications, SNS's deliveries, asynchronous
+/// invocations' destinations) invoke the function their target ARN names asynchronously, as
+/// AWS does: `deliver` answers once the event is in the durable queue of asynchronous
+/// invocations, which runs it, retries it and sends it on to the function's destinations.
 struct Trigger(Arc<Lambda>);
 
 impl Lambda {
@@ -170,15 +181,23 @@ impl EventSink for Trigger {
                     Err(e) => Err(DeliveryError::from_service(&e)),
                 };
             }
-            let input = api::InvocationRequest {
-                function_name: target_arn,
-                payload: Some(lakebox_protocol::Blob(event.into_record())),
-                ..Default::default()
-            };
+            let target = lambda
+                .target(&ctx, &target_arn, None, false)
+                .map_err(|e| DeliveryError::from_service(&e))?;
+            let record = event.into_record();
+            let payload = String::from_utf8(record)
+                .ok()
+                .filter(|p| serde_json::from_str::<serde::de::IgnoredAny>(p).is_ok())
+                .ok_or_else(|| DeliveryError::Refused("the event is not JSON".into()))?;
+            let request_id = uuid::Uuid::new_v4().to_string();
             lambda
-                .invoke_function(&ctx, input)
-                .await
-                .map(drop)
+                .enqueue_event(
+                    &ctx,
+                    target.function.name(),
+                    target.qualifier.as_deref(),
+                    &request_id,
+                    payload,
+                )
                 .map_err(|e| DeliveryError::from_service(&e))
         })
     }

@@ -113,6 +113,11 @@ pub struct ServeArgs {
     #[arg(long, env = "LAKEBOX_DYNAMODB_TTL_SWEEP_MS", default_value_t = 10_000)]
     pub dynamodb_ttl_sweep_ms: u64,
 
+    /// Milliseconds before the first retry of a failed asynchronous Lambda invocation (the
+    /// second waits twice as long). AWS waits a minute; tests shorten it.
+    #[arg(long, env = "LAKEBOX_LAMBDA_ASYNC_RETRY_DELAY_MS", default_value_t = 60_000)]
+    pub lambda_async_retry_delay_ms: u64,
+
     /// Milliseconds between flushes of Lakebox's own service metrics (AWS/Kinesis, …) into
     /// CloudWatch. CloudWatch's are per minute; tests shorten it.
     #[arg(long, env = "LAKEBOX_CLOUDWATCH_SERVICE_METRICS_MS", default_value_t = 60_000)]

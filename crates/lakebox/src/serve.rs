@@ -237,13 +237,15 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
     background.adopt("sqs retention", sqs.start_background_work());
     // S3's event notifications and SNS's deliveries go to the services that own their targets.
     let queues = lakebox_service::events::EventRouter::new().with("sqs", sqs.event_sink());
-    let event_targets = queues
-        .clone()
-        .with("sns", sns.event_sink())
-        .with("lambda", lambda.event_sink());
+    let event_targets = Arc::new(
+        queues
+            .clone()
+            .with("sns", sns.event_sink())
+            .with("lambda", lambda.event_sink()),
+    );
     background.adopt(
         "s3 event notifications",
-        s3.start_event_delivery(Arc::new(event_targets)),
+        s3.start_event_delivery(event_targets.clone()),
     );
     // Alarm actions notify SNS topics.
     background.adopt(
@@ -370,6 +372,12 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
     // Event source mappings read Kinesis streams and SQS queues.
     lambda.set_event_sources(lambda_streams, dynamodb_streams, sqs_source);
     background.adopt("lambda event sources", lambda.start_event_sources());
+    // Asynchronous invocations send their records to SQS, SNS and other functions.
+    lambda.set_async_invocation(
+        event_targets,
+        std::time::Duration::from_millis(args.lambda_async_retry_delay_ms),
+    );
+    background.adopt("lambda async invocations", lambda.start_async_invocations());
     registry.http("lambda", lambda.clone());
     registry.internal("lambda", &["code/"], lambda.code_routes());
     registry.rpc("logs", logs);

@@ -41,6 +41,8 @@ const END_MARK: &str = "\u{1e}lakebox:end ";
 pub struct Launch {
     /// Identifies the configuration; environments are reused only for the same one.
     pub revision: String,
+    /// The function's unqualified ARN: with the version, which environments may serve it.
+    pub function_arn: String,
     pub function_name: String,
     pub version: String,
     pub runtime: String,
@@ -52,6 +54,13 @@ pub struct Launch {
     pub account_id: String,
     pub log_group: String,
     pub variables: Vec<(String, String)>,
+}
+
+impl Launch {
+    /// The environments that may serve this launch: its function's, of its version.
+    fn pool(&self) -> String {
+        format!("{}:{}", self.function_arn, self.version)
+    }
 }
 
 /// One invocation's result.
@@ -169,10 +178,11 @@ impl Runtimes {
         *self.endpoint.lock().unwrap() = Some(url);
     }
 
-    /// Ends the warm environments of `function` (its code or configuration changed, or it
-    /// was deleted).
+    /// Ends the warm environments of every version of `function` (its code or configuration
+    /// changed, or it was deleted).
     pub fn retire(&self, function: &str) {
-        self.idle.lock().unwrap().remove(function);
+        let prefix = format!("{function}:");
+        self.idle.lock().unwrap().retain(|k, _| !k.starts_with(&prefix));
     }
 
     /// Ends every environment (shutdown).
@@ -180,18 +190,19 @@ impl Runtimes {
         self.idle.lock().unwrap().clear();
     }
 
-    /// Runs one invocation of `launch` in a warm environment of `function_arn`, or a new one.
+    /// Runs one invocation of `launch` in a warm environment of its version, or a new one;
+    /// the function sees itself invoked as `invoked_arn`.
     pub async fn invoke(
         &self,
         launch: &Launch,
-        function_arn: &str,
+        invoked_arn: &str,
         request_id: &str,
         payload: Bytes,
         client_context: Option<String>,
     ) -> Result<Outcome, ServiceError> {
         let warm = {
             let mut idle = self.idle.lock().unwrap();
-            let envs = idle.entry(function_arn.to_owned()).or_default();
+            let envs = idle.entry(launch.pool()).or_default();
             envs.retain(|e| e.revision == launch.revision);
             envs.pop()
         };
@@ -230,7 +241,7 @@ impl Runtimes {
             payload,
             timeout: launch.timeout,
             started: started_tx,
-            function_arn: function_arn.to_owned(),
+            function_arn: invoked_arn.to_owned(),
             client_context,
         };
         if env.queue.send(pending).await.is_err() {
@@ -295,7 +306,7 @@ impl Runtimes {
         let max_memory_mb = env.pid.and_then(peak_memory_mb);
         if keep {
             let mut idle = self.idle.lock().unwrap();
-            let envs = idle.entry(function_arn.to_owned()).or_default();
+            let envs = idle.entry(launch.pool()).or_default();
             if envs.len() < MAX_IDLE_PER_FUNCTION && envs.iter().all(|e| e.revision == env.revision) {
                 envs.push(env);
             }

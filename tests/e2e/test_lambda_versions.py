@@ -1,0 +1,379 @@
+"""Lambda versions, aliases, reserved concurrency and asynchronous invocation, judged by boto3:
+PublishVersion freezing code and configuration, qualified invokes and reads, aliases with
+weighted routing, versions an alias holds refused deletion; reserved concurrency throttling
+with AWS's TooManyRequestsException; Event invocations queued durably (across SIGKILL),
+retried, and their records sent to on-success / on-failure destinations and the dead-letter
+queue in AWS's shapes."""
+
+import io
+import json
+import threading
+import time
+import urllib.request
+import zipfile
+
+import botocore.exceptions
+import pytest
+
+from lakebox_harness import Lakebox, wait_for
+
+ROLE = "arn:aws:iam::000000000000:role/lambda-role"
+
+
+@pytest.fixture(scope="module")
+def lakebox(tmp_path_factory):
+    # Retries of failed asynchronous invocations after 0.2 s and 0.4 s instead of 1 and 2 min.
+    server = Lakebox(tmp_path_factory.mktemp("lambda-versions"), "--lambda-async-retry-delay-ms", "200").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def lam(lakebox):
+    return lakebox.client("lambda")
+
+
+def zip_of(files):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, text in files.items():
+            z.writestr(name, text)
+    return buf.getvalue()
+
+
+def says(word):
+    return zip_of({"app.py": f'''
+def handler(event, context):
+    return {{"word": "{word}", "version": context.function_version, "arn": context.invoked_function_arn}}
+'''})
+
+
+def error_of(fn):
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        fn()
+    return e.value.response["Error"]["Code"], e.value.response["Error"]["Message"], e.value.response
+
+
+def invoke(lam, name, event=None, **kw):
+    resp = lam.invoke(FunctionName=name, Payload=json.dumps(event if event is not None else {}), **kw)
+    return resp, json.loads(resp["Payload"].read())
+
+
+def test_publish_versions_and_invoke_them_by_qualifier(lam):
+    lam.create_function(FunctionName="ver", Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                        Code={"ZipFile": says("one")}, Description="first")
+    v1 = lam.publish_version(FunctionName="ver")
+    assert v1["Version"] == "1" and v1["FunctionArn"].endswith(":function:ver:1")
+    assert v1["State"] == "Pending" and v1["Description"] == "first"
+    lam.get_waiter("published_version_active").wait(FunctionName="ver", Qualifier="1")
+    # Nothing changed since version 1: publishing again answers version 1.
+    assert lam.publish_version(FunctionName="ver")["Version"] == "1"
+
+    lam.update_function_code(FunctionName="ver", ZipFile=says("two"))
+    lam.get_waiter("function_updated_v2").wait(FunctionName="ver")
+    latest_sha = lam.get_function(FunctionName="ver")["Configuration"]["CodeSha256"]
+    code, msg, _ = error_of(lambda: lam.publish_version(FunctionName="ver", CodeSha256="bm90IGl0"))
+    assert code == "InvalidParameterValueException"
+    assert msg == (f"CodeSHA256 (bm90IGl0) is different from current CodeSHA256 in $LATEST ({latest_sha}). "
+                   "Please try again with the CodeSHA256 in $LATEST.")
+    code, _, _ = error_of(lambda: lam.publish_version(FunctionName="ver", RevisionId="stale"))
+    assert code == "PreconditionFailedException"
+    v2 = lam.publish_version(FunctionName="ver", CodeSha256=latest_sha, Description="second")
+    assert (v2["Version"], v2["Description"], v2["CodeSha256"]) == ("2", "second", latest_sha)
+
+    versions = lam.list_versions_by_function(FunctionName="ver")["Versions"]
+    assert [v["Version"] for v in versions] == ["$LATEST", "1", "2"]
+    assert versions[0]["FunctionArn"].endswith(":function:ver:$LATEST")
+    pages = lam.get_paginator("list_versions_by_function").paginate(FunctionName="ver", PaginationConfig={"PageSize": 2})
+    assert [v["Version"] for p in pages for v in p["Versions"]] == ["$LATEST", "1", "2"]
+
+    # Each version runs its own code and sees itself as that version.
+    resp, out = invoke(lam, "ver", Qualifier="1")
+    assert resp["ExecutedVersion"] == "1" and out["word"] == "one" and out["version"] == "1"
+    assert out["arn"].endswith(":function:ver:1")
+    resp, out = invoke(lam, "ver:2")
+    assert resp["ExecutedVersion"] == "2" and out["word"] == "two"
+    resp, out = invoke(lam, "ver")
+    assert resp["ExecutedVersion"] == "$LATEST" and out["word"] == "two" and out["version"] == "$LATEST"
+    assert not out["arn"].endswith(":$LATEST")
+
+    c1 = lam.get_function_configuration(FunctionName="ver", Qualifier="1")
+    assert (c1["Version"], c1["CodeSha256"]) == ("1", v1["CodeSha256"]) and c1["FunctionArn"].endswith(":ver:1")
+    got = lam.get_function(FunctionName="ver", Qualifier="1")
+    with urllib.request.urlopen(got["Code"]["Location"]) as r:
+        with zipfile.ZipFile(io.BytesIO(r.read())) as z:
+            assert '"one"' in z.read("app.py").decode()
+    code, msg, _ = error_of(lambda: lam.get_function(FunctionName="ver", Qualifier="9"))
+    assert code == "ResourceNotFoundException" and msg.endswith(":function:ver:9")
+    code, _, _ = error_of(lambda: invoke(lam, "ver", Qualifier="9"))
+    assert code == "ResourceNotFoundException"
+
+    every = lam.list_functions(FunctionVersion="ALL")["Functions"]
+    assert sorted(f["Version"] for f in every if f["FunctionName"] == "ver") == ["$LATEST", "1", "2"]
+    assert [f["Version"] for f in lam.list_functions()["Functions"] if f["FunctionName"] == "ver"] == ["$LATEST"]
+
+    # CreateFunction with Publish makes version 1 at once.
+    made = lam.create_function(FunctionName="ver-pub", Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                               Code={"ZipFile": says("pub")}, Publish=True)
+    assert made["Version"] == "1"
+    assert invoke(lam, "ver-pub", Qualifier="1")[1]["word"] == "pub"
+    # So does UpdateFunctionCode with Publish.
+    out = lam.update_function_code(FunctionName="ver-pub", ZipFile=says("pub2"), Publish=True)
+    assert out["Version"] == "2"
+    assert invoke(lam, "ver-pub", Qualifier="2")[1]["word"] == "pub2"
+
+    # Deleting a version removes it alone; $LATEST cannot be deleted by qualifier.
+    lam.delete_function(FunctionName="ver-pub", Qualifier="1")
+    assert [v["Version"] for v in lam.list_versions_by_function(FunctionName="ver-pub")["Versions"]] == ["$LATEST", "2"]
+    code, msg, _ = error_of(lambda: lam.delete_function(FunctionName="ver-pub", Qualifier="$LATEST"))
+    assert (code, msg) == ("InvalidParameterValueException", "$LATEST version cannot be deleted without deleting the function.")
+    # Version numbers are never reused.
+    lam.update_function_configuration(FunctionName="ver-pub", Description="changed")
+    lam.get_waiter("function_updated_v2").wait(FunctionName="ver-pub")
+    assert lam.publish_version(FunctionName="ver-pub")["Version"] == "3"
+
+
+def test_aliases_route_by_weight_and_hold_their_versions(lam):
+    lam.create_function(FunctionName="al", Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                        Code={"ZipFile": says("blue")}, Publish=True)
+    lam.update_function_code(FunctionName="al", ZipFile=says("green"), Publish=True)
+    live = lam.create_alias(FunctionName="al", Name="live", FunctionVersion="1", Description="prod")
+    assert live["AliasArn"].endswith(":function:al:live") and live["FunctionVersion"] == "1"
+    assert lam.get_alias(FunctionName="al", Name="live")["RevisionId"] == live["RevisionId"]
+
+    resp, out = invoke(lam, "al", Qualifier="live")
+    assert resp["ExecutedVersion"] == "1" and out["word"] == "blue"
+    assert out["arn"].endswith(":function:al:live") and out["version"] == "1"
+    conf = lam.get_function_configuration(FunctionName="al", Qualifier="live")
+    assert conf["Version"] == "1" and conf["FunctionArn"].endswith(":al:live")
+
+    code, msg, _ = error_of(lambda: lam.create_alias(FunctionName="al", Name="live", FunctionVersion="2"))
+    assert code == "ResourceConflictException" and msg.startswith("Alias already exists: ") and msg.endswith(":function:al:live")
+    code, _, _ = error_of(lambda: lam.create_alias(FunctionName="al", Name="42", FunctionVersion="1"))
+    assert code == "ValidationException"
+    code, _, _ = error_of(lambda: lam.create_alias(FunctionName="al", Name="later", FunctionVersion="7"))
+    assert code == "ResourceNotFoundException"
+    code, msg, _ = error_of(lambda: lam.get_alias(FunctionName="al", Name="nope"))
+    assert code == "ResourceNotFoundException" and msg.startswith("Cannot find alias arn: ") and msg.endswith(":function:al:nope")
+    code, _, _ = error_of(lambda: lam.update_alias(FunctionName="al", Name="live", RevisionId="stale"))
+    assert code == "PreconditionFailedException"
+
+    # Half of the alias's invocations go to version 2.
+    updated = lam.update_alias(FunctionName="al", Name="live", RoutingConfig={"AdditionalVersionWeights": {"2": 0.5}})
+    assert updated["RoutingConfig"] == {"AdditionalVersionWeights": {"2": 0.5}}
+    assert updated["RevisionId"] != live["RevisionId"] and updated["Description"] == "prod"
+    seen = {}
+    for _ in range(40):
+        resp, out = invoke(lam, "al", Qualifier="live")
+        assert out["version"] == resp["ExecutedVersion"]
+        assert out["word"] == {"1": "blue", "2": "green"}[resp["ExecutedVersion"]]
+        seen[resp["ExecutedVersion"]] = seen.get(resp["ExecutedVersion"], 0) + 1
+    assert set(seen) == {"1", "2"}, seen
+    code, _, _ = error_of(lambda: lam.update_alias(FunctionName="al", Name="live",
+                                                   RoutingConfig={"AdditionalVersionWeights": {"1": 0.5}}))
+    assert code == "InvalidParameterValueException"
+
+    lam.create_alias(FunctionName="al", Name="canary", FunctionVersion="2")
+    assert sorted(a["Name"] for a in lam.list_aliases(FunctionName="al")["Aliases"]) == ["canary", "live"]
+    assert sorted(a["Name"] for a in lam.list_aliases(FunctionName="al", FunctionVersion="2")["Aliases"]) == ["canary", "live"]
+    assert [a["Name"] for a in lam.list_aliases(FunctionName="al", FunctionVersion="1")["Aliases"]] == ["live"]
+
+    # A version an alias routes to cannot be deleted.
+    code, msg, _ = error_of(lambda: lam.delete_function(FunctionName="al", Qualifier="2"))
+    assert (code, msg) == ("ResourceConflictException",
+                           "Unable to delete version because the following aliases reference it: [canary, live]")
+    lam.delete_alias(FunctionName="al", Name="canary")
+    lam.update_alias(FunctionName="al", Name="live", RoutingConfig={"AdditionalVersionWeights": {}})
+    assert "RoutingConfig" not in lam.get_alias(FunctionName="al", Name="live")
+    lam.delete_function(FunctionName="al", Qualifier="2")
+    assert [v["Version"] for v in lam.list_versions_by_function(FunctionName="al")["Versions"]] == ["$LATEST", "1"]
+
+    # Deleting the function deletes its versions and aliases: a new one of that name starts clean.
+    lam.delete_function(FunctionName="al")
+    lam.create_function(FunctionName="al", Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                        Code={"ZipFile": says("again")})
+    assert [v["Version"] for v in lam.list_versions_by_function(FunctionName="al")["Versions"]] == ["$LATEST"]
+    assert lam.list_aliases(FunctionName="al")["Aliases"] == []
+    assert lam.publish_version(FunctionName="al")["Version"] == "1"
+
+
+SLOW = zip_of({"app.py": '''
+import time
+
+def handler(event, context):
+    time.sleep(event.get("sleep", 0))
+    return {"slept": event.get("sleep", 0), "n": event.get("n")}
+'''})
+
+
+def test_reserved_concurrency_throttles_past_the_reservation(lakebox, lam):
+    lam.create_function(FunctionName="conc", Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                        Code={"ZipFile": SLOW}, Timeout=30)
+    assert lam.get_function_concurrency(FunctionName="conc").get("ReservedConcurrentExecutions") is None
+    before = lam.get_account_settings()["AccountLimit"]
+    assert lam.put_function_concurrency(FunctionName="conc", ReservedConcurrentExecutions=1)["ReservedConcurrentExecutions"] == 1
+    assert lam.get_function_concurrency(FunctionName="conc")["ReservedConcurrentExecutions"] == 1
+    assert lam.get_function(FunctionName="conc")["Concurrency"] == {"ReservedConcurrentExecutions": 1}
+    after = lam.get_account_settings()["AccountLimit"]
+    assert after["UnreservedConcurrentExecutions"] == before["UnreservedConcurrentExecutions"] - 1
+    code, msg, _ = error_of(lambda: lam.put_function_concurrency(FunctionName="conc", ReservedConcurrentExecutions=950))
+    assert (code, msg) == ("InvalidParameterValueException",
+                           "Specified ReservedConcurrentExecutions for function decreases account's "
+                           "UnreservedConcurrentExecution below its minimum value of [100].")
+
+    # With one slot, a second invocation while the first runs is throttled.
+    invoke(lam, "conc")  # warm
+    results = {}
+    other = lakebox.client("lambda")
+
+    def slow():
+        results["slow"] = invoke(other, "conc", {"sleep": 3})[1]
+
+    t = threading.Thread(target=slow)
+    t.start()
+    time.sleep(1.0)
+    code, msg, resp = error_of(lambda: invoke(lam, "conc", {"n": 2}))
+    assert (code, msg) == ("TooManyRequestsException", "Rate Exceeded.")
+    assert resp["Reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded"
+    assert resp["ResponseMetadata"]["HTTPStatusCode"] == 429
+    t.join()
+    assert results["slow"]["slept"] == 3
+    assert invoke(lam, "conc", {"n": 3})[1]["n"] == 3
+
+    # Zero stops the function; removing the reservation starts it again.
+    lam.put_function_concurrency(FunctionName="conc", ReservedConcurrentExecutions=0)
+    code, _, _ = error_of(lambda: invoke(lam, "conc"))
+    assert code == "TooManyRequestsException"
+    lam.delete_function_concurrency(FunctionName="conc")
+    assert "Concurrency" not in lam.get_function(FunctionName="conc")
+    assert invoke(lam, "conc", {"n": 4})[1]["n"] == 4
+
+
+FLAKY = zip_of({"app.py": '''
+def handler(event, context):
+    if event.get("fail"):
+        raise ValueError("failed on purpose: " + str(event["fail"]))
+    return {"ok": event.get("n")}
+'''})
+
+RECORDER = zip_of({"app.py": '''
+import json
+import boto3
+
+def handler(event, context):
+    sqs = boto3.client("sqs")
+    url = sqs.get_queue_url(QueueName="recorded")["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps(event))
+    return "recorded"
+'''})
+
+
+def receive_all(sqs, url, want, timeout=20):
+    got = []
+    deadline = time.time() + timeout
+    while len(got) < want and time.time() < deadline:
+        r = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
+                                MessageAttributeNames=["All"])
+        for m in r.get("Messages", []):
+            got.append(m)
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    return got
+
+
+def test_async_invocations_retry_and_reach_destinations(lakebox, lam):
+    sqs = lakebox.client("sqs")
+    urls = {n: sqs.create_queue(QueueName=n)["QueueUrl"] for n in ["async-ok", "async-failed", "async-dlq", "recorded"]}
+    arns = {n: sqs.get_queue_attributes(QueueUrl=u, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            for n, u in urls.items()}
+    lam.create_function(FunctionName="flaky", Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                        Code={"ZipFile": FLAKY}, DeadLetterConfig={"TargetArn": arns["async-dlq"]})
+    fn_arn = lam.get_function(FunctionName="flaky")["Configuration"]["FunctionArn"]
+
+    code, msg, _ = error_of(lambda: lam.get_function_event_invoke_config(FunctionName="flaky"))
+    assert (code, msg) == ("ResourceNotFoundException", f"The function {fn_arn}:$LATEST doesn't have an EventInvokeConfig")
+    put = lam.put_function_event_invoke_config(
+        FunctionName="flaky", MaximumRetryAttempts=2,
+        DestinationConfig={"OnSuccess": {"Destination": arns["async-ok"]}, "OnFailure": {"Destination": arns["async-failed"]}})
+    assert put["FunctionArn"] == f"{fn_arn}:$LATEST" and put["MaximumRetryAttempts"] == 2
+    updated = lam.update_function_event_invoke_config(FunctionName="flaky", MaximumEventAgeInSeconds=600)
+    assert updated["MaximumRetryAttempts"] == 2 and updated["MaximumEventAgeInSeconds"] == 600
+    assert updated["DestinationConfig"]["OnFailure"]["Destination"] == arns["async-failed"]
+    listed = lam.list_function_event_invoke_configs(FunctionName="flaky")["FunctionEventInvokeConfigs"]
+    assert [c["FunctionArn"] for c in listed] == [f"{fn_arn}:$LATEST"]
+    code, _, _ = error_of(lambda: lam.put_function_event_invoke_config(
+        FunctionName="flaky", DestinationConfig={"OnSuccess": {"Destination": "arn:aws:iam::000000000000:role/x"}}))
+    assert code == "InvalidParameterValueException"
+    code, _, _ = error_of(lambda: lam.put_function_event_invoke_config(FunctionName="flaky", MaximumRetryAttempts=5))
+    assert code in ("ValidationException", "InvalidParameterValueException")
+
+    ok = lam.invoke(FunctionName="flaky", InvocationType="Event", Payload=json.dumps({"n": 1}))
+    assert ok["StatusCode"] == 202
+    bad = lam.invoke(FunctionName="flaky", InvocationType="Event", Payload=json.dumps({"fail": "x"}))
+    assert bad["StatusCode"] == 202
+
+    [success] = receive_all(sqs, urls["async-ok"], 1)
+    rec = json.loads(success["Body"])
+    assert rec["version"] == "1.0"
+    assert rec["requestContext"]["condition"] == "Success"
+    assert rec["requestContext"]["functionArn"] == f"{fn_arn}:$LATEST"
+    assert rec["requestContext"]["approximateInvokeCount"] == 1
+    assert rec["requestPayload"] == {"n": 1}
+    assert rec["responseContext"] == {"statusCode": 200, "executedVersion": "$LATEST"}
+    assert rec["responsePayload"] == {"ok": 1}
+
+    # The failing event is tried three times (two retries), then recorded as given up.
+    [failure] = receive_all(sqs, urls["async-failed"], 1)
+    rec = json.loads(failure["Body"])
+    assert rec["requestContext"]["condition"] == "RetriesExhausted"
+    assert rec["requestContext"]["approximateInvokeCount"] == 3
+    assert rec["requestPayload"] == {"fail": "x"}
+    assert rec["responseContext"]["functionError"] == "Unhandled"
+    assert rec["responsePayload"]["errorType"] == "ValueError"
+    assert rec["responsePayload"]["errorMessage"] == "failed on purpose: x"
+    assert rec["requestContext"]["requestId"] == bad["ResponseMetadata"]["RequestId"]
+    [dead] = receive_all(sqs, urls["async-dlq"], 1)
+    assert json.loads(dead["Body"]) == {"fail": "x"}
+    attrs = dead["MessageAttributes"]
+    assert attrs["RequestID"]["StringValue"] == bad["ResponseMetadata"]["RequestId"]
+    assert attrs["ErrorCode"] == {"StringValue": "200", "DataType": "Number"}
+    assert attrs["ErrorMessage"]["StringValue"] == "failed on purpose: x"
+
+    # No retries, and another function as the on-failure destination: it runs with the record.
+    lam.create_function(FunctionName="recorder", Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                        Code={"ZipFile": RECORDER}, Timeout=30)
+    recorder_arn = lam.get_function(FunctionName="recorder")["Configuration"]["FunctionArn"]
+    lam.put_function_event_invoke_config(FunctionName="flaky", MaximumRetryAttempts=0,
+                                         DestinationConfig={"OnFailure": {"Destination": recorder_arn}})
+    lam.invoke(FunctionName="flaky", InvocationType="Event", Payload=json.dumps({"fail": "once"}))
+    [recorded] = receive_all(sqs, urls["recorded"], 1, timeout=30)
+    rec = json.loads(recorded["Body"])
+    assert rec["requestContext"]["condition"] == "RetriesExhausted"
+    assert rec["requestContext"]["approximateInvokeCount"] == 1
+    assert rec["requestPayload"] == {"fail": "once"}
+
+    lam.delete_function_event_invoke_config(FunctionName="flaky")
+    code, _, _ = error_of(lambda: lam.get_function_event_invoke_config(FunctionName="flaky"))
+    assert code == "ResourceNotFoundException"
+
+
+def test_queued_events_survive_sigkill_and_wait_out_throttling(tmp_path):
+    with Lakebox(tmp_path) as lb:
+        lam, sqs = lb.client("lambda"), lb.client("sqs")
+        url = sqs.create_queue(QueueName="after-restart")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        lam.create_function(FunctionName="held", Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                            Code={"ZipFile": FLAKY})
+        lam.put_function_event_invoke_config(FunctionName="held", DestinationConfig={"OnSuccess": {"Destination": arn}})
+        # With no concurrency the events wait in the queue (throttled, not failed).
+        lam.put_function_concurrency(FunctionName="held", ReservedConcurrentExecutions=0)
+        for n in range(3):
+            assert lam.invoke(FunctionName="held", InvocationType="Event", Payload=json.dumps({"n": n}))["StatusCode"] == 202
+        time.sleep(0.5)
+        assert sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0).get("Messages") is None
+        lb.kill()
+    with Lakebox(tmp_path) as lb:
+        lam, sqs = lb.client("lambda"), lb.client("sqs")
+        lam.delete_function_concurrency(FunctionName="held")
+        got = receive_all(sqs, url, 3)
+        assert sorted(json.loads(m["Body"])["responsePayload"]["ok"] for m in got) == [0, 1, 2]
+        assert all(json.loads(m["Body"])["requestContext"]["approximateInvokeCount"] == 1 for m in got)
