@@ -7,8 +7,12 @@ queue in AWS's shapes."""
 
 import io
 import json
+import re
+import shutil
+import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 import zipfile
 
@@ -377,3 +381,124 @@ def test_queued_events_survive_sigkill_and_wait_out_throttling(tmp_path):
         got = receive_all(sqs, url, 3)
         assert sorted(json.loads(m["Body"])["responsePayload"]["ok"] for m in got) == [0, 1, 2]
         assert all(json.loads(m["Body"])["requestContext"]["approximateInvokeCount"] == 1 for m in got)
+
+
+WEB = zip_of({"app.py": '''
+import base64
+import json
+
+def handler(event, context):
+    if event["rawPath"] == "/plain":
+        return {"just": "json", "method": event["requestContext"]["http"]["method"]}
+    body = event.get("body")
+    if event.get("isBase64Encoded"):
+        body = "b64:" + base64.b64decode(body).hex()
+    return {
+        "statusCode": 201,
+        "headers": {"content-type": "application/json", "x-echo": event["headers"].get("x-custom", "")},
+        "cookies": ["session=abc; Path=/", "theme=dark"],
+        "body": json.dumps({"event": event, "body": body, "version": context.function_version}),
+    }
+'''})
+
+
+def url_request(lakebox, function_url, path, method="GET", body=None, headers=None):
+    """Sends a request to a function URL through 127.0.0.1, naming the URL's host (Python
+    does not resolve *.localhost names; curl and browsers do)."""
+    host = function_url.split("://", 1)[1].rstrip("/")
+    req = urllib.request.Request(lakebox.endpoint + path, data=body, method=method,
+                                 headers={"Host": host, **(headers or {})})
+    try:
+        with urllib.request.urlopen(req) as r:
+            return r.status, {k.lower(): v for k, v in r.headers.items()}, r.headers.get_all("Set-Cookie") or [], r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, {k.lower(): v for k, v in e.headers.items()}, [], e.read()
+
+
+def test_function_urls_run_the_function_with_http_events(lakebox, lam):
+    lam.create_function(FunctionName="web", Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                        Code={"ZipFile": WEB}, Publish=True)
+    fn_arn = lam.get_function(FunctionName="web")["Configuration"]["FunctionArn"]
+    made = lam.create_function_url_config(FunctionName="web", AuthType="NONE",
+                                          Cors={"AllowOrigins": ["https://shop.example"], "AllowMethods": ["POST"],
+                                                "AllowHeaders": ["x-custom"], "MaxAge": 60})
+    url = made["FunctionUrl"]
+    assert re.fullmatch(r"http://[a-z0-9]{32}\.lambda-url\.us-east-1\.localhost:\d+/", url), url
+    assert made["FunctionArn"] == fn_arn and made["AuthType"] == "NONE" and made["InvokeMode"] == "BUFFERED"
+    got = lam.get_function_url_config(FunctionName="web")
+    assert got["FunctionUrl"] == url and got["Cors"]["AllowOrigins"] == ["https://shop.example"]
+    code, msg, _ = error_of(lambda: lam.create_function_url_config(FunctionName="web", AuthType="NONE"))
+    assert code == "ResourceConflictException" and "FunctionUrlConfig exists for this Lambda function" in msg
+
+    status, headers, cookies, body = url_request(
+        lakebox, url, "/orders/7?status=open&tag=a&tag=b", method="POST", body=b'{"qty": 2}',
+        headers={"Content-Type": "application/json", "X-Custom": "hello", "Cookie": "a=1; b=2"})
+    assert status == 201, body
+    assert headers["x-echo"] == "hello"
+    assert cookies == ["session=abc; Path=/", "theme=dark"]
+    out = json.loads(body)
+    event = out["event"]
+    assert event["version"] == "2.0" and event["routeKey"] == "$default"
+    assert event["rawPath"] == "/orders/7" and event["rawQueryString"] == "status=open&tag=a&tag=b"
+    assert event["queryStringParameters"] == {"status": "open", "tag": "a,b"}
+    assert event["cookies"] == ["a=1", "b=2"]
+    assert event["headers"]["x-custom"] == "hello" and "cookie" not in event["headers"]
+    assert event["requestContext"]["http"]["method"] == "POST"
+    assert event["requestContext"]["http"]["path"] == "/orders/7"
+    assert event["requestContext"]["domainPrefix"] == url.split("//")[1].split(".")[0]
+    assert event["isBase64Encoded"] is False and out["body"] == '{"qty": 2}'
+    assert out["version"] == "$LATEST"
+
+    # Binary bodies arrive base64-encoded.
+    status, _, _, body = url_request(lakebox, url, "/upload", method="PUT", body=bytes([0, 255, 1]),
+                                     headers={"Content-Type": "application/octet-stream"})
+    assert status == 201 and json.loads(body)["body"] == "b64:00ff01"
+    # A result without statusCode is a 200 JSON answer.
+    status, headers, _, body = url_request(lakebox, url, "/plain")
+    assert status == 200 and headers["content-type"] == "application/json"
+    assert json.loads(body) == {"just": "json", "method": "GET"}
+
+    # CORS: a preflight from an allowed origin is answered from the configuration.
+    status, headers, _, _ = url_request(lakebox, url, "/orders", method="OPTIONS", headers={
+        "Origin": "https://shop.example", "Access-Control-Request-Method": "POST"})
+    assert status == 200
+    assert headers["access-control-allow-origin"] == "https://shop.example"
+    assert headers["access-control-allow-methods"] == "POST" and headers["access-control-max-age"] == "60"
+    status, headers, _, _ = url_request(lakebox, url, "/orders", method="OPTIONS", headers={
+        "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+    assert "access-control-allow-origin" not in headers
+
+    # curl resolves *.localhost itself, so the URL works as given.
+    if shutil.which("curl"):
+        out = subprocess.run(["curl", "-s", url + "plain"], capture_output=True, text=True, timeout=30)
+        assert json.loads(out.stdout) == {"just": "json", "method": "GET"}, out
+
+    # AWS_IAM: unsigned requests are refused, SigV4-signed ones run.
+    lam.update_function_url_config(FunctionName="web", AuthType="AWS_IAM")
+    status, _, _, body = url_request(lakebox, url, "/plain")
+    assert status == 403 and json.loads(body) == {"Message": "Forbidden"}
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    host = url.split("://", 1)[1].rstrip("/")
+    signed = AWSRequest(method="GET", url=f"http://{host}/plain", headers={"Host": host})
+    SigV4Auth(Credentials("test", "test"), "lambda", "us-east-1").add_auth(signed)
+    status, _, _, body = url_request(lakebox, url, "/plain", headers=dict(signed.headers))
+    assert status == 200 and json.loads(body)["just"] == "json"
+
+    # An alias has its own URL, running the alias's version.
+    lam.create_alias(FunctionName="web", Name="live", FunctionVersion="1")
+    live = lam.create_function_url_config(FunctionName="web", Qualifier="live", AuthType="NONE")["FunctionUrl"]
+    assert live != url
+    status, _, _, body = url_request(lakebox, live, "/x", method="POST", body=b"{}")
+    assert status == 201 and json.loads(body)["version"] == "1"
+    configs = lam.list_function_url_configs(FunctionName="web")["FunctionUrlConfigs"]
+    assert sorted(c["FunctionUrl"] for c in configs) == sorted([url, live])
+
+    lam.delete_function_url_config(FunctionName="web")
+    code, msg, _ = error_of(lambda: lam.get_function_url_config(FunctionName="web"))
+    assert (code, msg) == ("ResourceNotFoundException", "The resource you requested does not exist.")
+    status, _, _, _ = url_request(lakebox, url, "/plain")
+    assert status == 404
+    lam.delete_function(FunctionName="web")
+    assert url_request(lakebox, live, "/x")[0] == 404

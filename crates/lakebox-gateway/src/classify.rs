@@ -26,6 +26,12 @@ pub enum Route<'r> {
     RestJson {
         entry: &'r ServiceEntry,
     },
+    /// A request to a Lambda function URL (`<url-id>.lambda-url.<region>.localhost`), for the
+    /// Lambda service to run the function with: any method and path, signed or not.
+    FunctionUrl {
+        entry: &'r ServiceEntry,
+        url_id: String,
+    },
     S3 {
         virtual_host_bucket: Option<String>,
     },
@@ -58,6 +64,11 @@ pub fn classify<'r>(
         return Route::Internal;
     }
     let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    if let Some(url_id) = function_url_id(header("host"))
+        && let Some(entry) = registry.entries().find(|e| e.name == "lambda")
+    {
+        return Route::FunctionUrl { entry, url_id };
+    }
     if let Some(target) = header("x-amz-target") {
         let (prefix, operation) = target.rsplit_once('.').unwrap_or((target, ""));
         let entry = registry.entries().find(|e| e.target_prefix == Some(prefix));
@@ -129,6 +140,13 @@ fn rpc_v2_path(path: &str) -> Option<(&str, &str)> {
     let (_, rest) = path.rsplit_once("/service/")?;
     let (service, operation) = rest.split_once("/operation/")?;
     (!service.is_empty() && !operation.is_empty() && !operation.contains('/')).then_some((service, operation))
+}
+
+/// `<url-id>.lambda-url.<region>.<anything>[:port]` names a Lambda function URL.
+fn function_url_id(host: Option<&str>) -> Option<String> {
+    let (id, rest) = host?.split_once('.')?;
+    let is_id = !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric());
+    (is_id && rest.starts_with("lambda-url.")).then(|| id.to_ascii_lowercase())
 }
 
 /// `<bucket>.localhost[:port]` (also `<bucket>.s3.localhost`) names a bucket in the host.
@@ -300,6 +318,26 @@ mod tests {
         // A form POST signed for S3 is S3's (browser uploads and the like).
         let r = route(&reg, Method::POST, "/bucket", &[], &form, Some("s3"));
         assert!(matches!(r, Route::S3 { .. }));
+    }
+
+    #[test]
+    fn function_url_hosts_go_to_lambda_whatever_the_path() {
+        let reg = Registry::new();
+        for (host, want) in [
+            ("abc123.lambda-url.us-east-1.localhost:4566", Some("abc123")),
+            ("ABC123.lambda-url.eu-west-1.localhost", Some("abc123")),
+            ("abc123.localhost:4566", None),
+            ("lambda-url.us-east-1.localhost", None),
+        ] {
+            let r = route(&reg, Method::GET, "/orders", &[], &[("host", host)], None);
+            match want {
+                Some(id) => assert!(
+                    matches!(&r, Route::FunctionUrl { entry, url_id } if entry.name == "lambda" && url_id == id),
+                    "{host}: {r:?}"
+                ),
+                None => assert!(!matches!(r, Route::FunctionUrl { .. }), "{host}"),
+            }
+        }
     }
 
     #[test]

@@ -260,7 +260,7 @@ impl Gateway {
             Route::Internal => return self.internal(parts, body, request_id, auth_read).await,
             Route::Rpc { encoding, .. } => ErrorShape::Rpc(*encoding),
             Route::Query { entry } => ErrorShape::Query(entry.and_then(|e| e.xml_namespace)),
-            Route::RestJson { .. } => ErrorShape::RestJson,
+            Route::RestJson { .. } | Route::FunctionUrl { .. } => ErrorShape::RestJson,
             Route::S3 { .. } => ErrorShape::S3,
             Route::Unrecognised { xml: true, .. } => ErrorShape::S3,
             Route::Unrecognised { xml: false, .. } => ErrorShape::RestJson,
@@ -311,7 +311,7 @@ impl Gateway {
                     .and_then(|e| e.max_body_bytes)
                     .unwrap_or(UNKNOWN_SERVICE_MAX_BODY),
             ),
-            Route::RestJson { entry } => entry.max_body_bytes,
+            Route::RestJson { entry } | Route::FunctionUrl { entry, .. } => entry.max_body_bytes,
             Route::Unrecognised { .. } => Some(UNKNOWN_SERVICE_MAX_BODY),
             Route::S3 { .. } | Route::Internal => None,
         };
@@ -367,6 +367,9 @@ impl Gateway {
         // The links in SNS's messages (SubscribeURL, UnsubscribeURL) are visited unsigned, as
         // AWS serves them; SNS itself refuses an unsigned unsubscribe of a subscription
         // confirmed with AuthenticateOnUnsubscribe.
+        // A function URL decides itself: one with AuthType NONE is public, AWS_IAM needs a
+        // signed caller (a request without a valid signature reaches it marked anonymous).
+        let function_url = matches!(route, Route::FunctionUrl { .. });
         let unsigned_sns_link = parts.method == Method::GET
             && matches!(&route, Route::Query { entry: Some(e) } if e.name == "sns")
             && matches!(auth, Authorization::Anonymous)
@@ -401,8 +404,15 @@ impl Gateway {
                 None
             }
             Err(_) if unsigned_sns_link => None,
+            Err(_) if function_url => {
+                parts.extensions.insert(lakebox_service::Anonymous);
+                None
+            }
             Err(e) => return fail(e.to_service_error(shape.auth_style())),
         };
+        if function_url && principal.is_none() {
+            parts.extensions.insert(lakebox_service::Anonymous);
+        }
         // Streaming-signed bodies: S3 checks each chunk's signature as it reads the body.
         if parts
             .headers
@@ -539,12 +549,16 @@ impl Gateway {
                 };
                 (name, action, result)
             }
-            Route::RestJson { entry } => {
+            Route::RestJson { entry } | Route::FunctionUrl { entry, .. } => {
                 let named = debug.then(OperationName::default);
                 let result = match self.registry.http_service(entry.name) {
                     Some(svc) => {
                         let mut req =
                             Request::from_parts(parts.clone(), full(body_bytes.unwrap_or_default()));
+                        if let Route::FunctionUrl { url_id, .. } = &route {
+                            req.extensions_mut()
+                                .insert(lakebox_service::FunctionUrlId(url_id.clone()));
+                        }
                         if let Some(slot) = &named {
                             req.extensions_mut().insert(slot.clone());
                         }

@@ -60,6 +60,11 @@ pub const OPERATIONS: &[&str] = &[
     "GetFunctionEventInvokeConfig",
     "DeleteFunctionEventInvokeConfig",
     "ListFunctionEventInvokeConfigs",
+    "CreateFunctionUrlConfig",
+    "GetFunctionUrlConfig",
+    "UpdateFunctionUrlConfig",
+    "DeleteFunctionUrlConfig",
+    "ListFunctionUrlConfigs",
 ];
 /// Every operation of the model, implemented or not.
 pub const MODEL_OPERATIONS: &[&str] = &[
@@ -411,6 +416,40 @@ pub struct Concurrency {
     pub reserved_concurrent_executions: Option<i32>,
 }
 
+/// The cross-origin resource sharing (CORS) settings for your Lambda function URL.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Cors {
+    #[serde(rename = "AllowCredentials", default, skip_serializing_if = "Option::is_none")]
+    pub allow_credentials: Option<bool>,
+    #[serde(rename = "AllowHeaders", default, skip_serializing_if = "Option::is_none")]
+    pub allow_headers: Option<Vec<String>>,
+    #[serde(rename = "AllowMethods", default, skip_serializing_if = "Option::is_none")]
+    pub allow_methods: Option<Vec<String>>,
+    #[serde(rename = "AllowOrigins", default, skip_serializing_if = "Option::is_none")]
+    pub allow_origins: Option<Vec<String>>,
+    #[serde(rename = "ExposeHeaders", default, skip_serializing_if = "Option::is_none")]
+    pub expose_headers: Option<Vec<String>>,
+    #[serde(rename = "MaxAge", default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<i32>,
+}
+
+/// `Cors` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CorsRaw {
+    #[serde(rename = "AllowCredentials", default)]
+    pub allow_credentials: Option<bool>,
+    #[serde(rename = "AllowHeaders", default)]
+    pub allow_headers: Option<Vec<String>>,
+    #[serde(rename = "AllowMethods", default)]
+    pub allow_methods: Option<Vec<String>>,
+    #[serde(rename = "AllowOrigins", default)]
+    pub allow_origins: Option<Vec<String>>,
+    #[serde(rename = "ExposeHeaders", default)]
+    pub expose_headers: Option<Vec<String>>,
+    #[serde(rename = "MaxAge", default)]
+    pub max_age: Option<i32>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CreateAliasRequest {
     #[serde(rename = "FunctionName")]
@@ -754,6 +793,51 @@ pub struct CreateFunctionRequestRaw {
     pub tenancy_config: Option<TenancyConfigRaw>,
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreateFunctionUrlConfigRequest {
+    #[serde(rename = "FunctionName")]
+    pub function_name: String,
+    #[serde(rename = "Qualifier", default, skip_serializing_if = "Option::is_none")]
+    pub qualifier: Option<String>,
+    #[serde(rename = "AuthType")]
+    pub auth_type: FunctionUrlAuthType,
+    #[serde(rename = "Cors", default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<Cors>,
+    #[serde(rename = "InvokeMode", default, skip_serializing_if = "Option::is_none")]
+    pub invoke_mode: Option<InvokeMode>,
+}
+
+/// `CreateFunctionUrlConfigRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CreateFunctionUrlConfigRequestRaw {
+    #[serde(rename = "FunctionName", default)]
+    pub function_name: Option<String>,
+    #[serde(rename = "Qualifier", default)]
+    pub qualifier: Option<String>,
+    #[serde(rename = "AuthType", default)]
+    pub auth_type: Option<FunctionUrlAuthType>,
+    #[serde(rename = "Cors", default)]
+    pub cors: Option<CorsRaw>,
+    #[serde(rename = "InvokeMode", default)]
+    pub invoke_mode: Option<InvokeMode>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreateFunctionUrlConfigResponse {
+    #[serde(rename = "FunctionUrl")]
+    pub function_url: String,
+    #[serde(rename = "FunctionArn")]
+    pub function_arn: String,
+    #[serde(rename = "AuthType")]
+    pub auth_type: FunctionUrlAuthType,
+    #[serde(rename = "Cors", default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<Cors>,
+    #[serde(rename = "CreationTime")]
+    pub creation_time: String,
+    #[serde(rename = "InvokeMode", default, skip_serializing_if = "Option::is_none")]
+    pub invoke_mode: Option<InvokeMode>,
+}
+
 /// The dead-letter queue for failed asynchronous invocations.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetterConfig {
@@ -849,6 +933,23 @@ pub struct DeleteFunctionRequestRaw {
 pub struct DeleteFunctionResponse {
     #[serde(rename = "StatusCode", default, skip_serializing_if = "Option::is_none")]
     pub status_code: Option<i32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeleteFunctionUrlConfigRequest {
+    #[serde(rename = "FunctionName")]
+    pub function_name: String,
+    #[serde(rename = "Qualifier", default, skip_serializing_if = "Option::is_none")]
+    pub qualifier: Option<String>,
+}
+
+/// `DeleteFunctionUrlConfigRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DeleteFunctionUrlConfigRequestRaw {
+    #[serde(rename = "FunctionName", default)]
+    pub function_name: Option<String>,
+    #[serde(rename = "Qualifier", default)]
+    pub qualifier: Option<String>,
 }
 
 /// A configuration object that specifies the destination of an event after Lambda processes it.
@@ -1591,6 +1692,25 @@ impl From<&str> for FunctionUrlAuthType {
 }
 lakebox_service::string_enum!(FunctionUrlAuthType);
 
+/// Details about a Lambda function URL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FunctionUrlConfig {
+    #[serde(rename = "FunctionUrl")]
+    pub function_url: String,
+    #[serde(rename = "FunctionArn")]
+    pub function_arn: String,
+    #[serde(rename = "CreationTime")]
+    pub creation_time: String,
+    #[serde(rename = "LastModifiedTime")]
+    pub last_modified_time: String,
+    #[serde(rename = "Cors", default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<Cors>,
+    #[serde(rename = "AuthType")]
+    pub auth_type: FunctionUrlAuthType,
+    #[serde(rename = "InvokeMode", default, skip_serializing_if = "Option::is_none")]
+    pub invoke_mode: Option<InvokeMode>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum FunctionVersion {
     /// `ALL`
@@ -1777,6 +1897,41 @@ pub struct GetFunctionResponse {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetFunctionUrlConfigRequest {
+    #[serde(rename = "FunctionName")]
+    pub function_name: String,
+    #[serde(rename = "Qualifier", default, skip_serializing_if = "Option::is_none")]
+    pub qualifier: Option<String>,
+}
+
+/// `GetFunctionUrlConfigRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct GetFunctionUrlConfigRequestRaw {
+    #[serde(rename = "FunctionName", default)]
+    pub function_name: Option<String>,
+    #[serde(rename = "Qualifier", default)]
+    pub qualifier: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GetFunctionUrlConfigResponse {
+    #[serde(rename = "FunctionUrl")]
+    pub function_url: String,
+    #[serde(rename = "FunctionArn")]
+    pub function_arn: String,
+    #[serde(rename = "AuthType")]
+    pub auth_type: FunctionUrlAuthType,
+    #[serde(rename = "Cors", default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<Cors>,
+    #[serde(rename = "CreationTime")]
+    pub creation_time: String,
+    #[serde(rename = "LastModifiedTime")]
+    pub last_modified_time: String,
+    #[serde(rename = "InvokeMode", default, skip_serializing_if = "Option::is_none")]
+    pub invoke_mode: Option<InvokeMode>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetPolicyRequest {
     #[serde(rename = "FunctionName")]
     pub function_name: String,
@@ -1939,6 +2094,36 @@ impl From<&str> for InvocationType {
     }
 }
 lakebox_service::string_enum!(InvocationType);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum InvokeMode {
+    /// `BUFFERED`
+    Buffered,
+    /// `RESPONSE_STREAM`
+    ResponseStream,
+    /// A value this model does not list (a newer client's, or a wrong one).
+    Unknown(String),
+}
+impl InvokeMode {
+    pub const VALUES: &'static [&'static str] = &["BUFFERED", "RESPONSE_STREAM"];
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Buffered => "BUFFERED",
+            Self::ResponseStream => "RESPONSE_STREAM",
+            Self::Unknown(s) => s,
+        }
+    }
+}
+impl From<&str> for InvokeMode {
+    fn from(s: &str) -> Self {
+        match s {
+            "BUFFERED" => Self::Buffered,
+            "RESPONSE_STREAM" => Self::ResponseStream,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+lakebox_service::string_enum!(InvokeMode);
 
 /// Specific access configuration settings that tell Lambda how to authenticate with your schema registry.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -2451,6 +2636,35 @@ pub struct ListFunctionEventInvokeConfigsResponse {
         skip_serializing_if = "Option::is_none"
     )]
     pub function_event_invoke_configs: Option<Vec<FunctionEventInvokeConfig>>,
+    #[serde(rename = "NextMarker", default, skip_serializing_if = "Option::is_none")]
+    pub next_marker: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListFunctionUrlConfigsRequest {
+    #[serde(rename = "FunctionName")]
+    pub function_name: String,
+    #[serde(rename = "Marker", default, skip_serializing_if = "Option::is_none")]
+    pub marker: Option<String>,
+    #[serde(rename = "MaxItems", default, skip_serializing_if = "Option::is_none")]
+    pub max_items: Option<i32>,
+}
+
+/// `ListFunctionUrlConfigsRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ListFunctionUrlConfigsRequestRaw {
+    #[serde(rename = "FunctionName", default)]
+    pub function_name: Option<String>,
+    #[serde(rename = "Marker", default)]
+    pub marker: Option<String>,
+    #[serde(rename = "MaxItems", default)]
+    pub max_items: Option<i32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListFunctionUrlConfigsResponse {
+    #[serde(rename = "FunctionUrlConfigs")]
+    pub function_url_configs: Vec<FunctionUrlConfig>,
     #[serde(rename = "NextMarker", default, skip_serializing_if = "Option::is_none")]
     pub next_marker: Option<String>,
 }
@@ -4171,6 +4385,53 @@ pub struct UpdateFunctionEventInvokeConfigRequestRaw {
     pub destination_config: Option<DestinationConfigRaw>,
 }
 
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateFunctionUrlConfigRequest {
+    #[serde(rename = "FunctionName")]
+    pub function_name: String,
+    #[serde(rename = "Qualifier", default, skip_serializing_if = "Option::is_none")]
+    pub qualifier: Option<String>,
+    #[serde(rename = "AuthType", default, skip_serializing_if = "Option::is_none")]
+    pub auth_type: Option<FunctionUrlAuthType>,
+    #[serde(rename = "Cors", default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<Cors>,
+    #[serde(rename = "InvokeMode", default, skip_serializing_if = "Option::is_none")]
+    pub invoke_mode: Option<InvokeMode>,
+}
+
+/// `UpdateFunctionUrlConfigRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct UpdateFunctionUrlConfigRequestRaw {
+    #[serde(rename = "FunctionName", default)]
+    pub function_name: Option<String>,
+    #[serde(rename = "Qualifier", default)]
+    pub qualifier: Option<String>,
+    #[serde(rename = "AuthType", default)]
+    pub auth_type: Option<FunctionUrlAuthType>,
+    #[serde(rename = "Cors", default)]
+    pub cors: Option<CorsRaw>,
+    #[serde(rename = "InvokeMode", default)]
+    pub invoke_mode: Option<InvokeMode>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UpdateFunctionUrlConfigResponse {
+    #[serde(rename = "FunctionUrl")]
+    pub function_url: String,
+    #[serde(rename = "FunctionArn")]
+    pub function_arn: String,
+    #[serde(rename = "AuthType")]
+    pub auth_type: FunctionUrlAuthType,
+    #[serde(rename = "Cors", default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<Cors>,
+    #[serde(rename = "CreationTime")]
+    pub creation_time: String,
+    #[serde(rename = "LastModifiedTime")]
+    pub last_modified_time: String,
+    #[serde(rename = "InvokeMode", default, skip_serializing_if = "Option::is_none")]
+    pub invoke_mode: Option<InvokeMode>,
+}
+
 /// The VPC security groups and subnets that are attached to a Lambda function.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct VpcConfig {
@@ -4406,6 +4667,48 @@ pub(crate) fn validate_alias_routing_configuration(
     })
 }
 
+pub(crate) fn validate_allow_methods_list(
+    raw: Vec<String>,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<Vec<String>> {
+    let r = &raw;
+    v.size(r.len() as u64, Some(0), Some(6), path);
+    let items: Vec<_> = raw
+        .into_iter()
+        .enumerate()
+        .map(|(i, x)| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(0), Some(6), &path.index(i + 1));
+            v.pattern(r, &PATTERN_10, &path.index(i + 1));
+            Some(x)
+        })
+        .collect();
+    items.into_iter().collect()
+}
+
+pub(crate) fn validate_allow_origins_list(
+    raw: Vec<String>,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<Vec<String>> {
+    let r = &raw;
+    v.size(r.len() as u64, Some(0), Some(100), path);
+    let items: Vec<_> = raw
+        .into_iter()
+        .enumerate()
+        .map(|(i, x)| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(253), &path.index(i + 1));
+            v.pattern(r, &PATTERN_10, &path.index(i + 1));
+            Some(x)
+        })
+        .collect();
+    items.into_iter().collect()
+}
+
 pub(crate) fn validate_amazon_managed_kafka_event_source_config(
     raw: AmazonManagedKafkaEventSourceConfigRaw,
     v: &mut Validator,
@@ -4417,7 +4720,7 @@ pub(crate) fn validate_amazon_managed_kafka_event_source_config(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(200), p);
-            v.pattern(r, &PATTERN_10, p);
+            v.pattern(r, &PATTERN_11, p);
             Some(x)
         })
     };
@@ -4478,6 +4781,46 @@ pub(crate) fn validate_capacity_provider_config(
     })
 }
 
+pub(crate) fn validate_cors(raw: CorsRaw, v: &mut Validator, path: &Path<'_>) -> Option<Cors> {
+    let m_allow_credentials = {
+        let p = &path.member("allowCredentials");
+        raw.allow_credentials.map(|x| Some(x))
+    };
+    let m_allow_headers = {
+        let p = &path.member("allowHeaders");
+        raw.allow_headers.map(|x| validate_headers_list(x, v, p))
+    };
+    let m_allow_methods = {
+        let p = &path.member("allowMethods");
+        raw.allow_methods.map(|x| validate_allow_methods_list(x, v, p))
+    };
+    let m_allow_origins = {
+        let p = &path.member("allowOrigins");
+        raw.allow_origins.map(|x| validate_allow_origins_list(x, v, p))
+    };
+    let m_expose_headers = {
+        let p = &path.member("exposeHeaders");
+        raw.expose_headers.map(|x| validate_headers_list(x, v, p))
+    };
+    let m_max_age = {
+        let p = &path.member("maxAge");
+        raw.max_age.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(0), Some(86400), p);
+            Some(x)
+        })
+    };
+    Some(Cors {
+        allow_credentials: lift(m_allow_credentials)?,
+        allow_headers: lift(m_allow_headers)?,
+        allow_methods: lift(m_allow_methods)?,
+        allow_origins: lift(m_allow_origins)?,
+        expose_headers: lift(m_expose_headers)?,
+        max_age: lift(m_max_age)?,
+    })
+}
+
 pub(crate) fn validate_create_alias_request(
     raw: CreateAliasRequestRaw,
     v: &mut Validator,
@@ -4490,7 +4833,7 @@ pub(crate) fn validate_create_alias_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_11, p);
+                v.pattern(r, &PATTERN_12, p);
                 Some(x)
             }
             None => {
@@ -4506,7 +4849,7 @@ pub(crate) fn validate_create_alias_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(128), p);
-                v.pattern(r, &PATTERN_12, p);
+                v.pattern(r, &PATTERN_13, p);
                 Some(x)
             }
             None => {
@@ -4522,7 +4865,7 @@ pub(crate) fn validate_create_alias_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(1024), p);
-                v.pattern(r, &PATTERN_13, p);
+                v.pattern(r, &PATTERN_14, p);
                 Some(x)
             }
             None => {
@@ -4724,7 +5067,7 @@ pub(crate) fn validate_create_event_source_mapping_request(
         raw.kms_key_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_14, p);
+            v.pattern(r, &PATTERN_15, p);
             Some(x)
         })
     };
@@ -4787,7 +5130,7 @@ pub(crate) fn validate_create_function_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_11, p);
+                v.pattern(r, &PATTERN_12, p);
                 Some(x)
             }
             None => {
@@ -4811,7 +5154,7 @@ pub(crate) fn validate_create_function_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.pattern(r, &PATTERN_15, p);
+                v.pattern(r, &PATTERN_16, p);
                 Some(x)
             }
             None => {
@@ -4903,7 +5246,7 @@ pub(crate) fn validate_create_function_request(
         raw.kms_key_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_14, p);
+            v.pattern(r, &PATTERN_15, p);
             Some(x)
         })
     };
@@ -4934,7 +5277,7 @@ pub(crate) fn validate_create_function_request(
             let x = x;
             let r = &x;
             v.length(r, Some(0), Some(200), p);
-            v.pattern(r, &PATTERN_16, p);
+            v.pattern(r, &PATTERN_17, p);
             Some(x)
         })
     };
@@ -5013,6 +5356,84 @@ pub(crate) fn validate_create_function_request(
     })
 }
 
+pub(crate) fn validate_create_function_url_config_request(
+    raw: CreateFunctionUrlConfigRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<CreateFunctionUrlConfigRequest> {
+    let m_function_name = {
+        let p = &path.member("functionName");
+        match raw.function_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(140), p);
+                v.pattern(r, &PATTERN_12, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_qualifier = {
+        let p = &path.member("qualifier");
+        raw.qualifier.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(128), p);
+            v.pattern(r, &PATTERN_18, p);
+            Some(x)
+        })
+    };
+    let m_auth_type = {
+        let p = &path.member("authType");
+        match raw.auth_type {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.enum_value(
+                    r.as_str(),
+                    FunctionUrlAuthType::VALUES,
+                    matches!(r, FunctionUrlAuthType::Unknown(_)),
+                    p,
+                );
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_cors = {
+        let p = &path.member("cors");
+        raw.cors.map(|x| validate_cors(x, v, p))
+    };
+    let m_invoke_mode = {
+        let p = &path.member("invokeMode");
+        raw.invoke_mode.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                InvokeMode::VALUES,
+                matches!(r, InvokeMode::Unknown(_)),
+                p,
+            );
+            Some(x)
+        })
+    };
+    Some(CreateFunctionUrlConfigRequest {
+        function_name: m_function_name?,
+        qualifier: lift(m_qualifier)?,
+        auth_type: m_auth_type?,
+        cors: lift(m_cors)?,
+        invoke_mode: lift(m_invoke_mode)?,
+    })
+}
+
 pub(crate) fn validate_dead_letter_config(
     raw: DeadLetterConfigRaw,
     v: &mut Validator,
@@ -5023,7 +5444,7 @@ pub(crate) fn validate_dead_letter_config(
         raw.target_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_14, p);
+            v.pattern(r, &PATTERN_15, p);
             Some(x)
         })
     };
@@ -5044,7 +5465,7 @@ pub(crate) fn validate_delete_alias_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_11, p);
+                v.pattern(r, &PATTERN_12, p);
                 Some(x)
             }
             None => {
@@ -5060,7 +5481,7 @@ pub(crate) fn validate_delete_alias_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(128), p);
-                v.pattern(r, &PATTERN_12, p);
+                v.pattern(r, &PATTERN_13, p);
                 Some(x)
             }
             None => {
@@ -5105,7 +5526,7 @@ pub(crate) fn validate_delete_function_concurrency_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_11, p);
+                v.pattern(r, &PATTERN_12, p);
                 Some(x)
             }
             None => {
@@ -5193,6 +5614,43 @@ pub(crate) fn validate_delete_function_request(
     })
 }
 
+pub(crate) fn validate_delete_function_url_config_request(
+    raw: DeleteFunctionUrlConfigRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<DeleteFunctionUrlConfigRequest> {
+    let m_function_name = {
+        let p = &path.member("functionName");
+        match raw.function_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(140), p);
+                v.pattern(r, &PATTERN_12, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_qualifier = {
+        let p = &path.member("qualifier");
+        raw.qualifier.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(128), p);
+            v.pattern(r, &PATTERN_18, p);
+            Some(x)
+        })
+    };
+    Some(DeleteFunctionUrlConfigRequest {
+        function_name: m_function_name?,
+        qualifier: lift(m_qualifier)?,
+    })
+}
+
 pub(crate) fn validate_destination_config(
     raw: DestinationConfigRaw,
     v: &mut Validator,
@@ -5223,7 +5681,7 @@ pub(crate) fn validate_document_db_event_source_config(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(63), p);
-            v.pattern(r, &PATTERN_17, p);
+            v.pattern(r, &PATTERN_19, p);
             Some(x)
         })
     };
@@ -5233,7 +5691,7 @@ pub(crate) fn validate_document_db_event_source_config(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(57), p);
-            v.pattern(r, &PATTERN_18, p);
+            v.pattern(r, &PATTERN_20, p);
             Some(x)
         })
     };
@@ -5301,7 +5759,7 @@ pub(crate) fn validate_endpoint_lists(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(300), &path.index(i + 1));
-            v.pattern(r, &PATTERN_19, &path.index(i + 1));
+            v.pattern(r, &PATTERN_21, &path.index(i + 1));
             Some(x)
         })
         .collect();
@@ -5355,7 +5813,7 @@ pub(crate) fn validate_environment_variables(
         .into_iter()
         .map(|(k, x)| {
             let r = &k;
-            v.pattern(r, &PATTERN_20, path);
+            v.pattern(r, &PATTERN_22, path);
             let y = Some(x);
             (k, y)
         })
@@ -5462,7 +5920,7 @@ pub(crate) fn validate_file_system_config(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(0), Some(256), p);
-                v.pattern(r, &PATTERN_21, p);
+                v.pattern(r, &PATTERN_23, p);
                 Some(x)
             }
             None => {
@@ -5478,7 +5936,7 @@ pub(crate) fn validate_file_system_config(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(0), Some(160), p);
-                v.pattern(r, &PATTERN_22, p);
+                v.pattern(r, &PATTERN_24, p);
                 Some(x)
             }
             None => {
@@ -5515,7 +5973,7 @@ pub(crate) fn validate_filter(raw: FilterRaw, v: &mut Validator, path: &Path<'_>
             let x = x;
             let r = &x;
             v.length(r, Some(0), Some(4096), p);
-            v.pattern(r, &PATTERN_23, p);
+            v.pattern(r, &PATTERN_10, p);
             Some(x)
         })
     };
@@ -5566,7 +6024,7 @@ pub(crate) fn validate_function_code(
             let x = x;
             let r = &x;
             v.length(r, Some(3), Some(63), p);
-            v.pattern(r, &PATTERN_24, p);
+            v.pattern(r, &PATTERN_25, p);
             Some(x)
         })
     };
@@ -5597,7 +6055,7 @@ pub(crate) fn validate_function_code(
         raw.source_kms_key_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_14, p);
+            v.pattern(r, &PATTERN_15, p);
             Some(x)
         })
     };
@@ -5656,7 +6114,7 @@ pub(crate) fn validate_get_alias_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_11, p);
+                v.pattern(r, &PATTERN_12, p);
                 Some(x)
             }
             None => {
@@ -5672,7 +6130,7 @@ pub(crate) fn validate_get_alias_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(128), p);
-                v.pattern(r, &PATTERN_12, p);
+                v.pattern(r, &PATTERN_13, p);
                 Some(x)
             }
             None => {
@@ -5717,7 +6175,7 @@ pub(crate) fn validate_get_function_concurrency_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_11, p);
+                v.pattern(r, &PATTERN_12, p);
                 Some(x)
             }
             None => {
@@ -5842,6 +6300,43 @@ pub(crate) fn validate_get_function_request(
     })
 }
 
+pub(crate) fn validate_get_function_url_config_request(
+    raw: GetFunctionUrlConfigRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<GetFunctionUrlConfigRequest> {
+    let m_function_name = {
+        let p = &path.member("functionName");
+        match raw.function_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(140), p);
+                v.pattern(r, &PATTERN_12, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_qualifier = {
+        let p = &path.member("qualifier");
+        raw.qualifier.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(128), p);
+            v.pattern(r, &PATTERN_18, p);
+            Some(x)
+        })
+    };
+    Some(GetFunctionUrlConfigRequest {
+        function_name: m_function_name?,
+        qualifier: lift(m_qualifier)?,
+    })
+}
+
 pub(crate) fn validate_get_policy_request(
     raw: GetPolicyRequestRaw,
     v: &mut Validator,
@@ -5877,6 +6372,27 @@ pub(crate) fn validate_get_policy_request(
         function_name: m_function_name?,
         qualifier: lift(m_qualifier)?,
     })
+}
+
+pub(crate) fn validate_headers_list(
+    raw: Vec<String>,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<Vec<String>> {
+    let r = &raw;
+    v.size(r.len() as u64, Some(0), Some(100), path);
+    let items: Vec<_> = raw
+        .into_iter()
+        .enumerate()
+        .map(|(i, x)| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(0), Some(1024), &path.index(i + 1));
+            v.pattern(r, &PATTERN_10, &path.index(i + 1));
+            Some(x)
+        })
+        .collect();
+    items.into_iter().collect()
 }
 
 pub(crate) fn validate_image_config(
@@ -5962,7 +6478,7 @@ pub(crate) fn validate_invocation_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(64), p);
-            v.pattern(r, &PATTERN_25, p);
+            v.pattern(r, &PATTERN_26, p);
             Some(x)
         })
     };
@@ -5986,7 +6502,7 @@ pub(crate) fn validate_invocation_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(256), p);
-            v.pattern(r, &PATTERN_26, p);
+            v.pattern(r, &PATTERN_27, p);
             Some(x)
         })
     };
@@ -6060,7 +6576,7 @@ pub(crate) fn validate_kafka_schema_registry_config(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(10000), p);
-            v.pattern(r, &PATTERN_10, p);
+            v.pattern(r, &PATTERN_11, p);
             Some(x)
         })
     };
@@ -6145,7 +6661,7 @@ pub(crate) fn validate_lambda_managed_instances_capacity_provider_config(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_27, p);
+                v.pattern(r, &PATTERN_28, p);
                 Some(x)
             }
             None => {
@@ -6191,7 +6707,7 @@ pub(crate) fn validate_layer_list(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(140), &path.index(i + 1));
-            v.pattern(r, &PATTERN_28, &path.index(i + 1));
+            v.pattern(r, &PATTERN_29, &path.index(i + 1));
             Some(x)
         })
         .collect();
@@ -6210,7 +6726,7 @@ pub(crate) fn validate_list_aliases_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_11, p);
+                v.pattern(r, &PATTERN_12, p);
                 Some(x)
             }
             None => {
@@ -6225,7 +6741,7 @@ pub(crate) fn validate_list_aliases_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(1024), p);
-            v.pattern(r, &PATTERN_13, p);
+            v.pattern(r, &PATTERN_14, p);
             Some(x)
         })
     };
@@ -6336,6 +6852,47 @@ pub(crate) fn validate_list_function_event_invoke_configs_request(
     })
 }
 
+pub(crate) fn validate_list_function_url_configs_request(
+    raw: ListFunctionUrlConfigsRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<ListFunctionUrlConfigsRequest> {
+    let m_function_name = {
+        let p = &path.member("functionName");
+        match raw.function_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(140), p);
+                v.pattern(r, &PATTERN_12, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_marker = {
+        let p = &path.member("marker");
+        raw.marker.map(|x| Some(x))
+    };
+    let m_max_items = {
+        let p = &path.member("maxItems");
+        raw.max_items.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(1), Some(50), p);
+            Some(x)
+        })
+    };
+    Some(ListFunctionUrlConfigsRequest {
+        function_name: m_function_name?,
+        marker: lift(m_marker)?,
+        max_items: lift(m_max_items)?,
+    })
+}
+
 pub(crate) fn validate_list_functions_request(
     raw: ListFunctionsRequestRaw,
     v: &mut Validator,
@@ -6346,7 +6903,7 @@ pub(crate) fn validate_list_functions_request(
         raw.master_region.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_29, p);
+            v.pattern(r, &PATTERN_30, p);
             Some(x)
         })
     };
@@ -6397,7 +6954,7 @@ pub(crate) fn validate_list_tags_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(256), p);
-                v.pattern(r, &PATTERN_30, p);
+                v.pattern(r, &PATTERN_31, p);
                 Some(x)
             }
             None => {
@@ -6505,7 +7062,7 @@ pub(crate) fn validate_logging_config(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(512), p);
-            v.pattern(r, &PATTERN_31, p);
+            v.pattern(r, &PATTERN_32, p);
             Some(x)
         })
     };
@@ -6528,7 +7085,7 @@ pub(crate) fn validate_on_failure(
             let x = x;
             let r = &x;
             v.length(r, Some(0), Some(350), p);
-            v.pattern(r, &PATTERN_32, p);
+            v.pattern(r, &PATTERN_33, p);
             Some(x)
         })
     };
@@ -6548,7 +7105,7 @@ pub(crate) fn validate_on_success(
             let x = x;
             let r = &x;
             v.length(r, Some(0), Some(350), p);
-            v.pattern(r, &PATTERN_32, p);
+            v.pattern(r, &PATTERN_33, p);
             Some(x)
         })
     };
@@ -6586,7 +7143,7 @@ pub(crate) fn validate_provisioned_poller_config(
             let x = x;
             let r = &x;
             v.length(r, Some(0), Some(128), p);
-            v.pattern(r, &PATTERN_33, p);
+            v.pattern(r, &PATTERN_34, p);
             Some(x)
         })
     };
@@ -6609,7 +7166,7 @@ pub(crate) fn validate_publish_version_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_11, p);
+                v.pattern(r, &PATTERN_12, p);
                 Some(x)
             }
             None => {
@@ -6670,7 +7227,7 @@ pub(crate) fn validate_put_function_concurrency_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_11, p);
+                v.pattern(r, &PATTERN_12, p);
                 Some(x)
             }
             None => {
@@ -6773,7 +7330,7 @@ pub(crate) fn validate_queues(raw: Vec<String>, v: &mut Validator, path: &Path<'
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(1000), &path.index(i + 1));
-            v.pattern(r, &PATTERN_34, &path.index(i + 1));
+            v.pattern(r, &PATTERN_35, &path.index(i + 1));
             Some(x)
         })
         .collect();
@@ -6808,7 +7365,7 @@ pub(crate) fn validate_remove_permission_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(100), p);
-                v.pattern(r, &PATTERN_35, p);
+                v.pattern(r, &PATTERN_36, p);
                 Some(x)
             }
             None => {
@@ -6894,7 +7451,7 @@ pub(crate) fn validate_self_managed_kafka_event_source_config(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(200), p);
-            v.pattern(r, &PATTERN_10, p);
+            v.pattern(r, &PATTERN_11, p);
             Some(x)
         })
     };
@@ -6958,7 +7515,7 @@ pub(crate) fn validate_source_access_configuration(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(200), p);
-            v.pattern(r, &PATTERN_10, p);
+            v.pattern(r, &PATTERN_11, p);
             Some(x)
         })
     };
@@ -7026,7 +7583,7 @@ pub(crate) fn validate_tag_resource_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(256), p);
-                v.pattern(r, &PATTERN_30, p);
+                v.pattern(r, &PATTERN_31, p);
                 Some(x)
             }
             None => {
@@ -7106,7 +7663,7 @@ pub(crate) fn validate_topics(raw: Vec<String>, v: &mut Validator, path: &Path<'
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(249), &path.index(i + 1));
-            v.pattern(r, &PATTERN_36, &path.index(i + 1));
+            v.pattern(r, &PATTERN_37, &path.index(i + 1));
             Some(x)
         })
         .collect();
@@ -7147,7 +7704,7 @@ pub(crate) fn validate_untag_resource_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(256), p);
-                v.pattern(r, &PATTERN_30, p);
+                v.pattern(r, &PATTERN_31, p);
                 Some(x)
             }
             None => {
@@ -7184,7 +7741,7 @@ pub(crate) fn validate_update_alias_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_11, p);
+                v.pattern(r, &PATTERN_12, p);
                 Some(x)
             }
             None => {
@@ -7200,7 +7757,7 @@ pub(crate) fn validate_update_alias_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(128), p);
-                v.pattern(r, &PATTERN_12, p);
+                v.pattern(r, &PATTERN_13, p);
                 Some(x)
             }
             None => {
@@ -7215,7 +7772,7 @@ pub(crate) fn validate_update_alias_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(1024), p);
-            v.pattern(r, &PATTERN_13, p);
+            v.pattern(r, &PATTERN_14, p);
             Some(x)
         })
     };
@@ -7377,7 +7934,7 @@ pub(crate) fn validate_update_event_source_mapping_request(
         raw.kms_key_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_14, p);
+            v.pattern(r, &PATTERN_15, p);
             Some(x)
         })
     };
@@ -7434,7 +7991,7 @@ pub(crate) fn validate_update_function_code_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_11, p);
+                v.pattern(r, &PATTERN_12, p);
                 Some(x)
             }
             None => {
@@ -7453,7 +8010,7 @@ pub(crate) fn validate_update_function_code_request(
             let x = x;
             let r = &x;
             v.length(r, Some(3), Some(63), p);
-            v.pattern(r, &PATTERN_24, p);
+            v.pattern(r, &PATTERN_25, p);
             Some(x)
         })
     };
@@ -7500,7 +8057,7 @@ pub(crate) fn validate_update_function_code_request(
         raw.source_kms_key_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_14, p);
+            v.pattern(r, &PATTERN_15, p);
             Some(x)
         })
     };
@@ -7546,7 +8103,7 @@ pub(crate) fn validate_update_function_configuration_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_11, p);
+                v.pattern(r, &PATTERN_12, p);
                 Some(x)
             }
             None => {
@@ -7560,7 +8117,7 @@ pub(crate) fn validate_update_function_configuration_request(
         raw.role.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_15, p);
+            v.pattern(r, &PATTERN_16, p);
             Some(x)
         })
     };
@@ -7628,7 +8185,7 @@ pub(crate) fn validate_update_function_configuration_request(
         raw.kms_key_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_14, p);
+            v.pattern(r, &PATTERN_15, p);
             Some(x)
         })
     };
@@ -7759,6 +8316,78 @@ pub(crate) fn validate_update_function_event_invoke_config_request(
         maximum_retry_attempts: lift(m_maximum_retry_attempts)?,
         maximum_event_age_in_seconds: lift(m_maximum_event_age_in_seconds)?,
         destination_config: lift(m_destination_config)?,
+    })
+}
+
+pub(crate) fn validate_update_function_url_config_request(
+    raw: UpdateFunctionUrlConfigRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<UpdateFunctionUrlConfigRequest> {
+    let m_function_name = {
+        let p = &path.member("functionName");
+        match raw.function_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(140), p);
+                v.pattern(r, &PATTERN_12, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_qualifier = {
+        let p = &path.member("qualifier");
+        raw.qualifier.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(128), p);
+            v.pattern(r, &PATTERN_18, p);
+            Some(x)
+        })
+    };
+    let m_auth_type = {
+        let p = &path.member("authType");
+        raw.auth_type.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                FunctionUrlAuthType::VALUES,
+                matches!(r, FunctionUrlAuthType::Unknown(_)),
+                p,
+            );
+            Some(x)
+        })
+    };
+    let m_cors = {
+        let p = &path.member("cors");
+        raw.cors.map(|x| validate_cors(x, v, p))
+    };
+    let m_invoke_mode = {
+        let p = &path.member("invokeMode");
+        raw.invoke_mode.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                InvokeMode::VALUES,
+                matches!(r, InvokeMode::Unknown(_)),
+                p,
+            );
+            Some(x)
+        })
+    };
+    Some(UpdateFunctionUrlConfigRequest {
+        function_name: m_function_name?,
+        qualifier: lift(m_qualifier)?,
+        auth_type: lift(m_auth_type)?,
+        cors: lift(m_cors)?,
+        invoke_mode: lift(m_invoke_mode)?,
     })
 }
 
@@ -8069,6 +8698,46 @@ pub trait LambdaApi: Send + Sync + 'static {
         input: ListFunctionEventInvokeConfigsRequest,
     ) -> impl Future<Output = Result<ListFunctionEventInvokeConfigsResponse, ServiceError>> + Send {
         async move { Err(not_implemented("ListFunctionEventInvokeConfigs")) }
+    }
+    /// Creates a Lambda function URL with the specified configuration parameters.
+    fn create_function_url_config(
+        &self,
+        ctx: &RequestContext,
+        input: CreateFunctionUrlConfigRequest,
+    ) -> impl Future<Output = Result<CreateFunctionUrlConfigResponse, ServiceError>> + Send {
+        async move { Err(not_implemented("CreateFunctionUrlConfig")) }
+    }
+    /// Returns details about a Lambda function URL.
+    fn get_function_url_config(
+        &self,
+        ctx: &RequestContext,
+        input: GetFunctionUrlConfigRequest,
+    ) -> impl Future<Output = Result<GetFunctionUrlConfigResponse, ServiceError>> + Send {
+        async move { Err(not_implemented("GetFunctionUrlConfig")) }
+    }
+    /// Updates the configuration for a Lambda function URL.
+    fn update_function_url_config(
+        &self,
+        ctx: &RequestContext,
+        input: UpdateFunctionUrlConfigRequest,
+    ) -> impl Future<Output = Result<UpdateFunctionUrlConfigResponse, ServiceError>> + Send {
+        async move { Err(not_implemented("UpdateFunctionUrlConfig")) }
+    }
+    /// Deletes a Lambda function URL.
+    fn delete_function_url_config(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteFunctionUrlConfigRequest,
+    ) -> impl Future<Output = Result<(), ServiceError>> + Send {
+        async move { Err(not_implemented("DeleteFunctionUrlConfig")) }
+    }
+    /// Returns a list of Lambda function URLs for the specified function.
+    fn list_function_url_configs(
+        &self,
+        ctx: &RequestContext,
+        input: ListFunctionUrlConfigsRequest,
+    ) -> impl Future<Output = Result<ListFunctionUrlConfigsResponse, ServiceError>> + Send {
+        async move { Err(not_implemented("ListFunctionUrlConfigs")) }
     }
 }
 
@@ -8952,6 +9621,61 @@ pub fn dispatch<S: LambdaApi>(
                 resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
                 resp
             }
+            "CreateFunctionUrlConfig" => {
+                let mut input = Input::from_body(&req.body)?;
+                input.set("FunctionName", label(&labels, "FunctionName"), Scalar::String)?;
+                input.set("Qualifier", req.query("Qualifier"), Scalar::String)?;
+                let raw: CreateFunctionUrlConfigRequestRaw = input.decode()?;
+                let input = validate(|v| validate_create_function_url_config_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(201);
+                let output = service.create_function_url_config(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
+            "GetFunctionUrlConfig" => {
+                let mut input = Input::empty();
+                input.set("FunctionName", label(&labels, "FunctionName"), Scalar::String)?;
+                input.set("Qualifier", req.query("Qualifier"), Scalar::String)?;
+                let raw: GetFunctionUrlConfigRequestRaw = input.decode()?;
+                let input = validate(|v| validate_get_function_url_config_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(200);
+                let output = service.get_function_url_config(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
+            "UpdateFunctionUrlConfig" => {
+                let mut input = Input::from_body(&req.body)?;
+                input.set("FunctionName", label(&labels, "FunctionName"), Scalar::String)?;
+                input.set("Qualifier", req.query("Qualifier"), Scalar::String)?;
+                let raw: UpdateFunctionUrlConfigRequestRaw = input.decode()?;
+                let input = validate(|v| validate_update_function_url_config_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(200);
+                let output = service.update_function_url_config(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
+            "DeleteFunctionUrlConfig" => {
+                let mut input = Input::empty();
+                input.set("FunctionName", label(&labels, "FunctionName"), Scalar::String)?;
+                input.set("Qualifier", req.query("Qualifier"), Scalar::String)?;
+                let raw: DeleteFunctionUrlConfigRequestRaw = input.decode()?;
+                let input = validate(|v| validate_delete_function_url_config_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(204);
+                let () = service.delete_function_url_config(&ctx, input).await?;
+                resp
+            }
+            "ListFunctionUrlConfigs" => {
+                let mut input = Input::empty();
+                input.set("FunctionName", label(&labels, "FunctionName"), Scalar::String)?;
+                input.set("Marker", req.query("Marker"), Scalar::String)?;
+                input.set("MaxItems", req.query("MaxItems"), Scalar::Integer)?;
+                let raw: ListFunctionUrlConfigsRequestRaw = input.decode()?;
+                let input = validate(|v| validate_list_function_url_configs_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(200);
+                let output = service.list_function_url_configs(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
             other => return Err(not_implemented(other)),
         };
         Ok(resp.into_http())
@@ -8971,51 +9695,53 @@ static PATTERN_6: Pattern = Pattern::new("[a-zA-Z0-9._\\-]+");
 static PATTERN_7: Pattern = Pattern::new("\\$(LATEST(\\.PUBLISHED)?)|[a-zA-Z0-9-_$]+");
 static PATTERN_8: Pattern = Pattern::new("o-[a-z0-9]{10,32}");
 static PATTERN_9: Pattern = Pattern::new("[0-9]+");
-static PATTERN_10: Pattern = Pattern::new("[a-zA-Z0-9-\\/*:_+=.@-]*");
-static PATTERN_11: Pattern = Pattern::new(
+static PATTERN_10: Pattern = Pattern::new(".*");
+static PATTERN_11: Pattern = Pattern::new("[a-zA-Z0-9-\\/*:_+=.@-]*");
+static PATTERN_12: Pattern = Pattern::new(
     "(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}:)?(\\d{12}:)?(function:)?([a-zA-Z0-9-_]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?",
 );
-static PATTERN_12: Pattern = Pattern::new("(?!^[0-9]+$)([a-zA-Z0-9-_]+)");
-static PATTERN_13: Pattern = Pattern::new("(\\$LATEST(\\.PUBLISHED)?|[0-9]+)");
-static PATTERN_14: Pattern = Pattern::new("(arn:(aws[a-zA-Z-]*)?:[a-z0-9-.]+:.*)|()");
-static PATTERN_15: Pattern = Pattern::new("arn:(aws[a-zA-Z-]*)?:iam::\\d{12}:role/?[a-zA-Z_0-9+=,.@\\-_/]+");
-static PATTERN_16: Pattern = Pattern::new(
+static PATTERN_13: Pattern = Pattern::new("(?!^[0-9]+$)([a-zA-Z0-9-_]+)");
+static PATTERN_14: Pattern = Pattern::new("(\\$LATEST(\\.PUBLISHED)?|[0-9]+)");
+static PATTERN_15: Pattern = Pattern::new("(arn:(aws[a-zA-Z-]*)?:[a-z0-9-.]+:.*)|()");
+static PATTERN_16: Pattern = Pattern::new("arn:(aws[a-zA-Z-]*)?:iam::\\d{12}:role/?[a-zA-Z_0-9+=,.@\\-_/]+");
+static PATTERN_17: Pattern = Pattern::new(
     "arn:(aws[a-zA-Z-]*)?:lambda:[a-z]{2}((-gov)|(-iso(b?)))?-[a-z]+-\\d{1}:\\d{12}:code-signing-config:csc-[a-z0-9]{17}",
 );
-static PATTERN_17: Pattern = Pattern::new("[^ /\\.$\\x22]*");
-static PATTERN_18: Pattern = Pattern::new("(^(?!(system\\x2e)))(^[_a-zA-Z0-9])([^$]*)");
-static PATTERN_19: Pattern = Pattern::new(
+static PATTERN_18: Pattern =
+    Pattern::widened("((?!^\\d+$)^[0-9a-zA-Z-_]+$)", "^[0-9]*[a-zA-Z_-][0-9a-zA-Z_-]*$");
+static PATTERN_19: Pattern = Pattern::new("[^ /\\.$\\x22]*");
+static PATTERN_20: Pattern = Pattern::new("(^(?!(system\\x2e)))(^[_a-zA-Z0-9])([^$]*)");
+static PATTERN_21: Pattern = Pattern::new(
     "(([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9\\-]*[a-zA-Z0-9])\\.)*([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9\\-]*[A-Za-z0-9]):[0-9]{1,5}",
 );
-static PATTERN_20: Pattern = Pattern::new("[a-zA-Z]([a-zA-Z0-9_])+");
-static PATTERN_21: Pattern = Pattern::new(
+static PATTERN_22: Pattern = Pattern::new("[a-zA-Z]([a-zA-Z0-9_])+");
+static PATTERN_23: Pattern = Pattern::new(
     "arn:aws[a-zA-Z-]*:elasticfilesystem:[a-z]{2}((-gov)|(-iso(b?)))?-[a-z]+-\\d{1}:\\d{12}:access-point/fsap-[a-f0-9]{17}$|^arn:aws[-a-z]*:s3files:[0-9a-z-:]+:file-system/fs-[0-9a-f]{17,40}/access-point/fsap-[0-9a-f]{17,40}",
 );
-static PATTERN_22: Pattern = Pattern::new("/mnt/[a-zA-Z0-9-_.]+");
-static PATTERN_23: Pattern = Pattern::new(".*");
-static PATTERN_24: Pattern = Pattern::widened(
+static PATTERN_24: Pattern = Pattern::new("/mnt/[a-zA-Z0-9-_.]+");
+static PATTERN_25: Pattern = Pattern::widened(
     "[0-9A-Za-z\\.\\-_]*(?<!\\.)",
     "([0-9A-Za-z\\.\\-_]*[0-9A-Za-z\\-_])?",
 );
-static PATTERN_25: Pattern = Pattern::new("[a-zA-Z0-9-_]+");
-static PATTERN_26: Pattern = Pattern::new("[a-zA-Z0-9\\._:\\/=+\\-@ ]+");
-static PATTERN_27: Pattern = Pattern::new(
+static PATTERN_26: Pattern = Pattern::new("[a-zA-Z0-9-_]+");
+static PATTERN_27: Pattern = Pattern::new("[a-zA-Z0-9\\._:\\/=+\\-@ ]+");
+static PATTERN_28: Pattern = Pattern::new(
     "arn:aws[a-zA-Z-]*:lambda:[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}:\\d{12}:capacity-provider:[a-zA-Z0-9-_]+",
 );
-static PATTERN_28: Pattern =
+static PATTERN_29: Pattern =
     Pattern::new("arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+");
-static PATTERN_29: Pattern = Pattern::new("ALL|[a-z]{2}(-gov)?-[a-z]+-\\d{1}");
-static PATTERN_30: Pattern = Pattern::new(
+static PATTERN_30: Pattern = Pattern::new("ALL|[a-z]{2}(-gov)?-[a-z]+-\\d{1}");
+static PATTERN_31: Pattern = Pattern::new(
     "arn:(aws[a-zA-Z-]*):lambda:[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}:\\d{12}:(function:[a-zA-Z0-9-_]+(:(\\$LATEST|[a-zA-Z0-9-_]+))?|code-signing-config:csc-[a-z0-9]{17}|event-source-mapping:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|capacity-provider:[a-zA-Z0-9-_]+)",
 );
-static PATTERN_31: Pattern = Pattern::new("[\\.\\-_/#A-Za-z0-9]+");
-static PATTERN_32: Pattern = Pattern::new(
+static PATTERN_32: Pattern = Pattern::new("[\\.\\-_/#A-Za-z0-9]+");
+static PATTERN_33: Pattern = Pattern::new(
     "$|kafka://([^.]([a-zA-Z0-9\\-_.]{0,248}))|arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9\\-])+:([a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1})?:(\\d{12})?:(.*)",
 );
-static PATTERN_33: Pattern = Pattern::new("[a-zA-Z0-9-_]*");
-static PATTERN_34: Pattern = Pattern::new("[\\s\\S]*");
-static PATTERN_35: Pattern = Pattern::new("([a-zA-Z0-9-_.]+)");
-static PATTERN_36: Pattern = Pattern::new("[^.]([a-zA-Z0-9\\-_.]+)");
+static PATTERN_34: Pattern = Pattern::new("[a-zA-Z0-9-_]*");
+static PATTERN_35: Pattern = Pattern::new("[\\s\\S]*");
+static PATTERN_36: Pattern = Pattern::new("([a-zA-Z0-9-_.]+)");
+static PATTERN_37: Pattern = Pattern::new("[^.]([a-zA-Z0-9\\-_.]+)");
 
 /// Every pattern the model constrains these shapes with.
 pub static PATTERNS: &[&Pattern] = &[
@@ -9056,6 +9782,7 @@ pub static PATTERNS: &[&Pattern] = &[
     &PATTERN_34,
     &PATTERN_35,
     &PATTERN_36,
+    &PATTERN_37,
 ];
 
 #[cfg(test)]

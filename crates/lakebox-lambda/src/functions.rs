@@ -42,6 +42,9 @@ pub(crate) struct Stored {
     /// Asynchronous invocation settings, by qualifier (`$LATEST`, a version, an alias).
     #[serde(default)]
     pub event_invoke: BTreeMap<String, FunctionEventInvokeConfig>,
+    /// Function URLs, by qualifier (`""` for the unqualified function).
+    #[serde(default)]
+    pub urls: BTreeMap<String, FunctionUrlConfig>,
 }
 
 impl Stored {
@@ -408,6 +411,7 @@ impl LambdaApi for Lambda {
             published_revision: None,
             reserved_concurrency: None,
             event_invoke: BTreeMap::new(),
+            urls: BTreeMap::new(),
         };
         self.save(ctx, &stored)?;
         let reported = if input.publish == Some(true) {
@@ -499,6 +503,7 @@ impl LambdaApi for Lambda {
             });
         }
         let packages = self.drop_versions_and_aliases(ctx, name)?;
+        self.drop_urls(&stored.urls)?;
         self.meta.delete(TABLE, &key(ctx, name)).map_err(storage)?;
         self.reservations_changed(ctx);
         self.runtimes.retire(stored.arn());
@@ -829,6 +834,46 @@ impl LambdaApi for Lambda {
         input: ListFunctionEventInvokeConfigsRequest,
     ) -> Result<ListFunctionEventInvokeConfigsResponse, ServiceError> {
         self.list_event_invoke_configs_impl(ctx, input)
+    }
+
+    async fn create_function_url_config(
+        &self,
+        ctx: &RequestContext,
+        input: CreateFunctionUrlConfigRequest,
+    ) -> Result<CreateFunctionUrlConfigResponse, ServiceError> {
+        self.create_url_impl(ctx, input)
+    }
+
+    async fn get_function_url_config(
+        &self,
+        ctx: &RequestContext,
+        input: GetFunctionUrlConfigRequest,
+    ) -> Result<GetFunctionUrlConfigResponse, ServiceError> {
+        self.get_url_impl(ctx, input)
+    }
+
+    async fn update_function_url_config(
+        &self,
+        ctx: &RequestContext,
+        input: UpdateFunctionUrlConfigRequest,
+    ) -> Result<UpdateFunctionUrlConfigResponse, ServiceError> {
+        self.update_url_impl(ctx, input)
+    }
+
+    async fn delete_function_url_config(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteFunctionUrlConfigRequest,
+    ) -> Result<(), ServiceError> {
+        self.delete_url_impl(ctx, input)
+    }
+
+    async fn list_function_url_configs(
+        &self,
+        ctx: &RequestContext,
+        input: ListFunctionUrlConfigsRequest,
+    ) -> Result<ListFunctionUrlConfigsResponse, ServiceError> {
+        self.list_urls_impl(ctx, input)
     }
 
     async fn create_event_source_mapping(

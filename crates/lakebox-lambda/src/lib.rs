@@ -9,6 +9,7 @@
 //! - `asynchronous`: the durable queue of asynchronous invocations, their retries and
 //!   destinations, and event invoke configurations.
 //! - `concurrency`: reserved concurrency and throttling.
+//! - `urls`: function URLs and the HTTP requests they take.
 //! - `esm`: event source mappings (Kinesis, SQS) and their pollers.
 //! - `runtime`: execution environments and the Runtime API they speak.
 //! - `code`: function packages.
@@ -22,6 +23,7 @@ mod functions;
 mod invoke;
 mod permissions;
 mod runtime;
+mod urls;
 mod versions;
 
 use std::path::Path;
@@ -119,6 +121,9 @@ impl HttpService for Lambda {
         ctx: RequestContext,
         req: http::Request<Body>,
     ) -> BoxFuture<Result<http::Response<Body>, ServiceError>> {
+        if let Some(id) = req.extensions().get::<lakebox_service::FunctionUrlId>().cloned() {
+            return Box::pin(async move { self.serve_url(&id.0, req, &ctx.request_id).await });
+        }
         api::dispatch(self, ctx, req)
     }
 }

@@ -537,6 +537,10 @@ impl Lambda {
         let stored = self.existing(ctx, &input.function_name, None)?;
         let mut function = stored.clone();
         function.event_invoke.remove(&input.name);
+        // The alias's function URL goes with it.
+        if let Some(url) = function.urls.remove(&input.name) {
+            self.drop_urls(&[(input.name.clone(), url)].into_iter().collect())?;
+        }
         let record = encode(&function)?;
         let (fkey, akey) = (
             key(ctx, stored.name()),

@@ -54,6 +54,11 @@ impl OperationName {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Anonymous;
 
+/// Request extension for Lambda: the request came to a function URL
+/// (`<url-id>.lambda-url.<region>.localhost`), whose id this is; the path is the function's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionUrlId(pub String);
+
 /// Request extension for S3: the bucket named by a virtual-host style `Host`
 /// (`<bucket>.localhost`), in which case the path is the key alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
