@@ -38,10 +38,14 @@ def lam(lakebox):
 
 
 def zip_of(files):
+    """A zip of `files`; executables (`bootstrap`, anything under `bin/`) get mode 755, as a
+    zip made on Linux from executable files has."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         for name, text in files.items():
-            z.writestr(name, text)
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (0o755 if name == "bootstrap" or name.startswith("bin/") else 0o644) << 16
+            z.writestr(info, text)
     return buf.getvalue()
 
 
@@ -502,3 +506,113 @@ def test_function_urls_run_the_function_with_http_events(lakebox, lam):
     assert status == 404
     lam.delete_function(FunctionName="web")
     assert url_request(lakebox, live, "/x")[0] == 404
+
+
+def test_layers_are_merged_into_what_functions_import(lakebox, lam):
+    v1 = lam.publish_layer_version(
+        LayerName="shared-libs", Description="helpers", CompatibleRuntimes=["python3.12"],
+        Content={"ZipFile": zip_of({
+            "python/helper.py": "def greet(n):\n    return 'hello ' + n\n",
+            "python/lib/python3.12/site-packages/vendored.py": "VALUE = 'from site-packages'\n",
+            "bin/layer-tool": "#!/bin/sh\necho tool-ran\n",
+            "data/config.txt": "layer one\n",
+        })})
+    assert v1["Version"] == 1 and v1["LayerVersionArn"].endswith(":layer:shared-libs:1")
+    assert v1["LayerArn"].endswith(":layer:shared-libs") and v1["Description"] == "helpers"
+    assert v1["CompatibleRuntimes"] == ["python3.12"] and v1["Content"]["CodeSize"] > 0
+    # A second layer whose files override the first's where they overlap.
+    over = lam.publish_layer_version(LayerName="overrides", Content={"ZipFile": zip_of({
+        "data/config.txt": "layer two\n"})})
+    src = '''
+import os
+import subprocess
+
+def handler(event, context):
+    import helper, vendored
+    opt = os.environ["LAKEBOX_OPT_DIR"]
+    return {
+        "greet": helper.greet("layers"),
+        "vendored": vendored.VALUE,
+        "tool": subprocess.run(["layer-tool"], capture_output=True, text=True).stdout.strip(),
+        "config": open(os.path.join(opt, "data/config.txt")).read().strip(),
+    }
+'''
+    made = lam.create_function(FunctionName="layered", Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                               Code={"ZipFile": zip_of({"app.py": src})},
+                               Layers=[v1["LayerVersionArn"], over["LayerVersionArn"]])
+    assert [l["Arn"] for l in made["Layers"]] == [v1["LayerVersionArn"], over["LayerVersionArn"]]
+    assert made["Layers"][0]["CodeSize"] == v1["Content"]["CodeSize"]
+    resp, out = invoke(lam, "layered")
+    assert "FunctionError" not in resp, out
+    assert out == {"greet": "hello layers", "vendored": "from site-packages", "tool": "tool-ran", "config": "layer two"}
+
+    # Version 2 of the layer; the function moves to it with UpdateFunctionConfiguration.
+    v2 = lam.publish_layer_version(LayerName="shared-libs", Content={"ZipFile": zip_of({
+        "python/helper.py": "def greet(n):\n    return 'hi ' + n\n",
+        "python/lib/python3.12/site-packages/vendored.py": "VALUE = 'v2'\n",
+        "bin/layer-tool": "#!/bin/sh\necho tool-2\n"})})
+    assert v2["Version"] == 2
+    lam.update_function_configuration(FunctionName="layered", Layers=[v2["LayerVersionArn"]])
+    lam.get_waiter("function_updated_v2").wait(FunctionName="layered")
+    resp, out = invoke(lam, "layered")
+    assert "FunctionError" in resp  # data/config.txt came from the layer no longer used
+    lam.update_function_configuration(FunctionName="layered", Layers=[v2["LayerVersionArn"], over["LayerVersionArn"]])
+    lam.get_waiter("function_updated_v2").wait(FunctionName="layered")
+    assert invoke(lam, "layered")[1]["greet"] == "hi layers"
+
+    versions = lam.list_layer_versions(LayerName="shared-libs")["LayerVersions"]
+    assert [v["Version"] for v in versions] == [2, 1]
+    assert [v["Version"] for v in lam.list_layer_versions(LayerName="shared-libs", CompatibleRuntime="python3.12")["LayerVersions"]] == [1]
+    layers = {l["LayerName"]: l for l in lam.list_layers()["Layers"]}
+    assert layers["shared-libs"]["LatestMatchingVersion"]["Version"] == 2
+    got = lam.get_layer_version(LayerName="shared-libs", VersionNumber=1)
+    assert got["Content"]["CodeSha256"] == v1["Content"]["CodeSha256"]
+    with urllib.request.urlopen(got["Content"]["Location"]) as r:
+        with zipfile.ZipFile(io.BytesIO(r.read())) as z:
+            assert "python/helper.py" in z.namelist()
+    assert lam.get_layer_version_by_arn(Arn=v1["LayerVersionArn"])["Version"] == 1
+
+    # Permissions on a layer version.
+    perm = lam.add_layer_version_permission(LayerName="shared-libs", VersionNumber=1, StatementId="everyone",
+                                            Action="lambda:GetLayerVersion", Principal="*")
+    assert json.loads(perm["Statement"])["Principal"] == "*"
+    policy = json.loads(lam.get_layer_version_policy(LayerName="shared-libs", VersionNumber=1)["Policy"])
+    assert [s["Sid"] for s in policy["Statement"]] == ["everyone"]
+    lam.remove_layer_version_permission(LayerName="shared-libs", VersionNumber=1, StatementId="everyone")
+    code, _, _ = error_of(lambda: lam.get_layer_version_policy(LayerName="shared-libs", VersionNumber=1))
+    assert code == "ResourceNotFoundException"
+
+    # A missing layer version, and too many layers, are refused.
+    missing = v1["LayerVersionArn"][:-1] + "9"
+    code, msg, _ = error_of(lambda: lam.update_function_configuration(FunctionName="layered", Layers=[missing]))
+    assert (code, msg) == ("InvalidParameterValueException", f"Layer version {missing} does not exist.")
+    code, _, _ = error_of(lambda: lam.update_function_configuration(FunctionName="layered", Layers=[v1["LayerVersionArn"]] * 6))
+    assert code == "InvalidParameterValueException"
+
+    # Deleting a layer version does not break a function that uses it, as on AWS.
+    lam.delete_layer_version(LayerName="shared-libs", VersionNumber=2)
+    code, _, _ = error_of(lambda: lam.get_layer_version(LayerName="shared-libs", VersionNumber=2))
+    assert code == "ResourceNotFoundException"
+    assert invoke(lam, "layered")[1]["greet"] == "hi layers"
+    # Numbers are not reused.
+    assert lam.publish_layer_version(LayerName="shared-libs", Content={"ZipFile": zip_of({"x.txt": "x"})})["Version"] == 3
+
+
+def test_a_custom_runtime_bootstrap_can_come_from_a_layer(lam):
+    runtime = lam.publish_layer_version(LayerName="sh-runtime", Content={"ZipFile": zip_of({"bootstrap": '''#!/bin/sh
+set -e
+while true; do
+  HEADERS=$(mktemp)
+  EVENT=$(curl -sS -D "$HEADERS" "http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime/invocation/next")
+  ID=$(grep -i Lambda-Runtime-Aws-Request-Id "$HEADERS" | tr -d '[:space:]' | cut -d: -f2)
+  curl -sS -X POST "http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime/invocation/$ID/response" -d "{\\"from\\": \\"layer bootstrap\\", \\"got\\": $EVENT}" > /dev/null
+done
+'''})})
+    if not shutil.which("curl"):
+        pytest.skip("the shell runtime in this test uses curl")
+    lam.create_function(FunctionName="sh-fn", Runtime="provided.al2023", Role=ROLE, Handler="unused",
+                        Code={"ZipFile": zip_of({"README": "code without a bootstrap"})},
+                        Layers=[runtime["LayerVersionArn"]])
+    resp, out = invoke(lam, "sh-fn", {"n": 5})
+    assert "FunctionError" not in resp, out
+    assert out == {"from": "layer bootstrap", "got": {"n": 5}}

@@ -65,6 +65,15 @@ pub const OPERATIONS: &[&str] = &[
     "UpdateFunctionUrlConfig",
     "DeleteFunctionUrlConfig",
     "ListFunctionUrlConfigs",
+    "PublishLayerVersion",
+    "GetLayerVersion",
+    "GetLayerVersionByArn",
+    "ListLayers",
+    "ListLayerVersions",
+    "DeleteLayerVersion",
+    "AddLayerVersionPermission",
+    "RemoveLayerVersionPermission",
+    "GetLayerVersionPolicy",
 ];
 /// Every operation of the model, implemented or not.
 pub const MODEL_OPERATIONS: &[&str] = &[
@@ -185,6 +194,51 @@ pub struct AccountUsage {
     pub total_code_size: Option<i64>,
     #[serde(rename = "FunctionCount", default, skip_serializing_if = "Option::is_none")]
     pub function_count: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AddLayerVersionPermissionRequest {
+    #[serde(rename = "LayerName")]
+    pub layer_name: String,
+    #[serde(rename = "VersionNumber")]
+    pub version_number: i64,
+    #[serde(rename = "StatementId")]
+    pub statement_id: String,
+    #[serde(rename = "Action")]
+    pub action: String,
+    #[serde(rename = "Principal")]
+    pub principal: String,
+    #[serde(rename = "OrganizationId", default, skip_serializing_if = "Option::is_none")]
+    pub organization_id: Option<String>,
+    #[serde(rename = "RevisionId", default, skip_serializing_if = "Option::is_none")]
+    pub revision_id: Option<String>,
+}
+
+/// `AddLayerVersionPermissionRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AddLayerVersionPermissionRequestRaw {
+    #[serde(rename = "LayerName", default)]
+    pub layer_name: Option<String>,
+    #[serde(rename = "VersionNumber", default)]
+    pub version_number: Option<i64>,
+    #[serde(rename = "StatementId", default)]
+    pub statement_id: Option<String>,
+    #[serde(rename = "Action", default)]
+    pub action: Option<String>,
+    #[serde(rename = "Principal", default)]
+    pub principal: Option<String>,
+    #[serde(rename = "OrganizationId", default)]
+    pub organization_id: Option<String>,
+    #[serde(rename = "RevisionId", default)]
+    pub revision_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AddLayerVersionPermissionResponse {
+    #[serde(rename = "Statement", default, skip_serializing_if = "Option::is_none")]
+    pub statement: Option<String>,
+    #[serde(rename = "RevisionId", default, skip_serializing_if = "Option::is_none")]
+    pub revision_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -950,6 +1004,23 @@ pub struct DeleteFunctionUrlConfigRequestRaw {
     pub function_name: Option<String>,
     #[serde(rename = "Qualifier", default)]
     pub qualifier: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeleteLayerVersionRequest {
+    #[serde(rename = "LayerName")]
+    pub layer_name: String,
+    #[serde(rename = "VersionNumber")]
+    pub version_number: i64,
+}
+
+/// `DeleteLayerVersionRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DeleteLayerVersionRequestRaw {
+    #[serde(rename = "LayerName", default)]
+    pub layer_name: Option<String>,
+    #[serde(rename = "VersionNumber", default)]
+    pub version_number: Option<i64>,
 }
 
 /// A configuration object that specifies the destination of an event after Lambda processes it.
@@ -1932,6 +2003,91 @@ pub struct GetFunctionUrlConfigResponse {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetLayerVersionByArnRequest {
+    #[serde(rename = "Arn")]
+    pub arn: String,
+}
+
+/// `GetLayerVersionByArnRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct GetLayerVersionByArnRequestRaw {
+    #[serde(rename = "Arn", default)]
+    pub arn: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetLayerVersionPolicyRequest {
+    #[serde(rename = "LayerName")]
+    pub layer_name: String,
+    #[serde(rename = "VersionNumber")]
+    pub version_number: i64,
+}
+
+/// `GetLayerVersionPolicyRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct GetLayerVersionPolicyRequestRaw {
+    #[serde(rename = "LayerName", default)]
+    pub layer_name: Option<String>,
+    #[serde(rename = "VersionNumber", default)]
+    pub version_number: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetLayerVersionPolicyResponse {
+    #[serde(rename = "Policy", default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    #[serde(rename = "RevisionId", default, skip_serializing_if = "Option::is_none")]
+    pub revision_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetLayerVersionRequest {
+    #[serde(rename = "LayerName")]
+    pub layer_name: String,
+    #[serde(rename = "VersionNumber")]
+    pub version_number: i64,
+}
+
+/// `GetLayerVersionRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct GetLayerVersionRequestRaw {
+    #[serde(rename = "LayerName", default)]
+    pub layer_name: Option<String>,
+    #[serde(rename = "VersionNumber", default)]
+    pub version_number: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetLayerVersionResponse {
+    #[serde(rename = "Content", default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<LayerVersionContentOutput>,
+    #[serde(rename = "LayerArn", default, skip_serializing_if = "Option::is_none")]
+    pub layer_arn: Option<String>,
+    #[serde(rename = "LayerVersionArn", default, skip_serializing_if = "Option::is_none")]
+    pub layer_version_arn: Option<String>,
+    #[serde(rename = "Description", default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(rename = "CreatedDate", default, skip_serializing_if = "Option::is_none")]
+    pub created_date: Option<String>,
+    #[serde(rename = "Version", default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<i64>,
+    #[serde(
+        rename = "CompatibleRuntimes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub compatible_runtimes: Option<Vec<Runtime>>,
+    #[serde(rename = "LicenseInfo", default, skip_serializing_if = "Option::is_none")]
+    pub license_info: Option<String>,
+    #[serde(
+        rename = "CompatibleArchitectures",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub compatible_architectures: Option<Vec<Architecture>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetPolicyRequest {
     #[serde(rename = "FunctionName")]
     pub function_name: String,
@@ -2537,6 +2693,93 @@ pub struct Layer {
     pub signing_job_arn: Option<String>,
 }
 
+/// A ZIP archive that contains the contents of an Lambda layer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LayerVersionContentInput {
+    #[serde(rename = "S3Bucket", default, skip_serializing_if = "Option::is_none")]
+    pub s3_bucket: Option<String>,
+    #[serde(rename = "S3Key", default, skip_serializing_if = "Option::is_none")]
+    pub s3_key: Option<String>,
+    #[serde(rename = "S3ObjectVersion", default, skip_serializing_if = "Option::is_none")]
+    pub s3_object_version: Option<String>,
+    #[serde(rename = "ZipFile", default, skip_serializing_if = "Option::is_none")]
+    pub zip_file: Option<Blob>,
+}
+
+/// `LayerVersionContentInput` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct LayerVersionContentInputRaw {
+    #[serde(rename = "S3Bucket", default)]
+    pub s3_bucket: Option<String>,
+    #[serde(rename = "S3Key", default)]
+    pub s3_key: Option<String>,
+    #[serde(rename = "S3ObjectVersion", default)]
+    pub s3_object_version: Option<String>,
+    #[serde(rename = "ZipFile", default)]
+    pub zip_file: Option<Blob>,
+}
+
+/// Details about a version of an Lambda layer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LayerVersionContentOutput {
+    #[serde(rename = "Location", default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    #[serde(rename = "CodeSha256", default, skip_serializing_if = "Option::is_none")]
+    pub code_sha256: Option<String>,
+    #[serde(rename = "CodeSize", default, skip_serializing_if = "Option::is_none")]
+    pub code_size: Option<i64>,
+    #[serde(
+        rename = "SigningProfileVersionArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub signing_profile_version_arn: Option<String>,
+    #[serde(rename = "SigningJobArn", default, skip_serializing_if = "Option::is_none")]
+    pub signing_job_arn: Option<String>,
+}
+
+/// Details about a version of an Lambda layer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LayerVersionsListItem {
+    #[serde(rename = "LayerVersionArn", default, skip_serializing_if = "Option::is_none")]
+    pub layer_version_arn: Option<String>,
+    #[serde(rename = "Version", default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<i64>,
+    #[serde(rename = "Description", default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(rename = "CreatedDate", default, skip_serializing_if = "Option::is_none")]
+    pub created_date: Option<String>,
+    #[serde(
+        rename = "CompatibleRuntimes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub compatible_runtimes: Option<Vec<Runtime>>,
+    #[serde(rename = "LicenseInfo", default, skip_serializing_if = "Option::is_none")]
+    pub license_info: Option<String>,
+    #[serde(
+        rename = "CompatibleArchitectures",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub compatible_architectures: Option<Vec<Architecture>>,
+}
+
+/// Details about an Lambda layer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LayersListItem {
+    #[serde(rename = "LayerName", default, skip_serializing_if = "Option::is_none")]
+    pub layer_name: Option<String>,
+    #[serde(rename = "LayerArn", default, skip_serializing_if = "Option::is_none")]
+    pub layer_arn: Option<String>,
+    #[serde(
+        rename = "LatestMatchingVersion",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub latest_matching_version: Option<LayerVersionsListItem>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListAliasesRequest {
     #[serde(rename = "FunctionName")]
@@ -2701,6 +2944,92 @@ pub struct ListFunctionsResponse {
     pub next_marker: Option<String>,
     #[serde(rename = "Functions", default, skip_serializing_if = "Option::is_none")]
     pub functions: Option<Vec<FunctionConfiguration>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListLayerVersionsRequest {
+    #[serde(
+        rename = "CompatibleRuntime",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub compatible_runtime: Option<Runtime>,
+    #[serde(rename = "LayerName")]
+    pub layer_name: String,
+    #[serde(rename = "Marker", default, skip_serializing_if = "Option::is_none")]
+    pub marker: Option<String>,
+    #[serde(rename = "MaxItems", default, skip_serializing_if = "Option::is_none")]
+    pub max_items: Option<i32>,
+    #[serde(
+        rename = "CompatibleArchitecture",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub compatible_architecture: Option<Architecture>,
+}
+
+/// `ListLayerVersionsRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ListLayerVersionsRequestRaw {
+    #[serde(rename = "CompatibleRuntime", default)]
+    pub compatible_runtime: Option<Runtime>,
+    #[serde(rename = "LayerName", default)]
+    pub layer_name: Option<String>,
+    #[serde(rename = "Marker", default)]
+    pub marker: Option<String>,
+    #[serde(rename = "MaxItems", default)]
+    pub max_items: Option<i32>,
+    #[serde(rename = "CompatibleArchitecture", default)]
+    pub compatible_architecture: Option<Architecture>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListLayerVersionsResponse {
+    #[serde(rename = "NextMarker", default, skip_serializing_if = "Option::is_none")]
+    pub next_marker: Option<String>,
+    #[serde(rename = "LayerVersions", default, skip_serializing_if = "Option::is_none")]
+    pub layer_versions: Option<Vec<LayerVersionsListItem>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListLayersRequest {
+    #[serde(
+        rename = "CompatibleRuntime",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub compatible_runtime: Option<Runtime>,
+    #[serde(rename = "Marker", default, skip_serializing_if = "Option::is_none")]
+    pub marker: Option<String>,
+    #[serde(rename = "MaxItems", default, skip_serializing_if = "Option::is_none")]
+    pub max_items: Option<i32>,
+    #[serde(
+        rename = "CompatibleArchitecture",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub compatible_architecture: Option<Architecture>,
+}
+
+/// `ListLayersRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ListLayersRequestRaw {
+    #[serde(rename = "CompatibleRuntime", default)]
+    pub compatible_runtime: Option<Runtime>,
+    #[serde(rename = "Marker", default)]
+    pub marker: Option<String>,
+    #[serde(rename = "MaxItems", default)]
+    pub max_items: Option<i32>,
+    #[serde(rename = "CompatibleArchitecture", default)]
+    pub compatible_architecture: Option<Architecture>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListLayersResponse {
+    #[serde(rename = "NextMarker", default, skip_serializing_if = "Option::is_none")]
+    pub next_marker: Option<String>,
+    #[serde(rename = "Layers", default, skip_serializing_if = "Option::is_none")]
+    pub layers: Option<Vec<LayersListItem>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -2922,6 +3251,77 @@ pub struct ProvisionedPollerConfigRaw {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PublishLayerVersionRequest {
+    #[serde(rename = "LayerName")]
+    pub layer_name: String,
+    #[serde(rename = "Description", default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(rename = "Content")]
+    pub content: LayerVersionContentInput,
+    #[serde(
+        rename = "CompatibleRuntimes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub compatible_runtimes: Option<Vec<Runtime>>,
+    #[serde(rename = "LicenseInfo", default, skip_serializing_if = "Option::is_none")]
+    pub license_info: Option<String>,
+    #[serde(
+        rename = "CompatibleArchitectures",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub compatible_architectures: Option<Vec<Architecture>>,
+}
+
+/// `PublishLayerVersionRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PublishLayerVersionRequestRaw {
+    #[serde(rename = "LayerName", default)]
+    pub layer_name: Option<String>,
+    #[serde(rename = "Description", default)]
+    pub description: Option<String>,
+    #[serde(rename = "Content", default)]
+    pub content: Option<LayerVersionContentInputRaw>,
+    #[serde(rename = "CompatibleRuntimes", default)]
+    pub compatible_runtimes: Option<Vec<Runtime>>,
+    #[serde(rename = "LicenseInfo", default)]
+    pub license_info: Option<String>,
+    #[serde(rename = "CompatibleArchitectures", default)]
+    pub compatible_architectures: Option<Vec<Architecture>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PublishLayerVersionResponse {
+    #[serde(rename = "Content", default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<LayerVersionContentOutput>,
+    #[serde(rename = "LayerArn", default, skip_serializing_if = "Option::is_none")]
+    pub layer_arn: Option<String>,
+    #[serde(rename = "LayerVersionArn", default, skip_serializing_if = "Option::is_none")]
+    pub layer_version_arn: Option<String>,
+    #[serde(rename = "Description", default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(rename = "CreatedDate", default, skip_serializing_if = "Option::is_none")]
+    pub created_date: Option<String>,
+    #[serde(rename = "Version", default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<i64>,
+    #[serde(
+        rename = "CompatibleRuntimes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub compatible_runtimes: Option<Vec<Runtime>>,
+    #[serde(rename = "LicenseInfo", default, skip_serializing_if = "Option::is_none")]
+    pub license_info: Option<String>,
+    #[serde(
+        rename = "CompatibleArchitectures",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub compatible_architectures: Option<Vec<Architecture>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PublishVersionRequest {
     #[serde(rename = "FunctionName")]
     pub function_name: String,
@@ -3006,6 +3406,31 @@ pub struct PutFunctionEventInvokeConfigRequestRaw {
     pub maximum_event_age_in_seconds: Option<i32>,
     #[serde(rename = "DestinationConfig", default)]
     pub destination_config: Option<DestinationConfigRaw>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RemoveLayerVersionPermissionRequest {
+    #[serde(rename = "LayerName")]
+    pub layer_name: String,
+    #[serde(rename = "VersionNumber")]
+    pub version_number: i64,
+    #[serde(rename = "StatementId")]
+    pub statement_id: String,
+    #[serde(rename = "RevisionId", default, skip_serializing_if = "Option::is_none")]
+    pub revision_id: Option<String>,
+}
+
+/// `RemoveLayerVersionPermissionRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RemoveLayerVersionPermissionRequestRaw {
+    #[serde(rename = "LayerName", default)]
+    pub layer_name: Option<String>,
+    #[serde(rename = "VersionNumber", default)]
+    pub version_number: Option<i64>,
+    #[serde(rename = "StatementId", default)]
+    pub statement_id: Option<String>,
+    #[serde(rename = "RevisionId", default)]
+    pub revision_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -4475,6 +4900,109 @@ pub struct VpcConfigResponse {
     pub ipv6_allowed_for_dual_stack: Option<bool>,
 }
 
+pub(crate) fn validate_add_layer_version_permission_request(
+    raw: AddLayerVersionPermissionRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<AddLayerVersionPermissionRequest> {
+    let m_layer_name = {
+        let p = &path.member("layerName");
+        match raw.layer_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(140), p);
+                v.pattern(r, &PATTERN_0, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_version_number = {
+        let p = &path.member("versionNumber");
+        match raw.version_number {
+            Some(x) => Some(x),
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_statement_id = {
+        let p = &path.member("statementId");
+        match raw.statement_id {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(100), p);
+                v.pattern(r, &PATTERN_1, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_action = {
+        let p = &path.member("action");
+        match raw.action {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(0), Some(22), p);
+                v.pattern(r, &PATTERN_2, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_principal = {
+        let p = &path.member("principal");
+        match raw.principal {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.pattern(r, &PATTERN_3, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_organization_id = {
+        let p = &path.member("organizationId");
+        raw.organization_id.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(0), Some(34), p);
+            v.pattern(r, &PATTERN_4, p);
+            Some(x)
+        })
+    };
+    let m_revision_id = {
+        let p = &path.member("revisionId");
+        raw.revision_id.map(|x| Some(x))
+    };
+    Some(AddLayerVersionPermissionRequest {
+        layer_name: m_layer_name?,
+        version_number: m_version_number?,
+        statement_id: m_statement_id?,
+        action: m_action?,
+        principal: m_principal?,
+        organization_id: lift(m_organization_id)?,
+        revision_id: lift(m_revision_id)?,
+    })
+}
+
 pub(crate) fn validate_add_permission_request(
     raw: AddPermissionRequestRaw,
     v: &mut Validator,
@@ -4487,7 +5015,7 @@ pub(crate) fn validate_add_permission_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(256), p);
-                v.pattern(r, &PATTERN_0, p);
+                v.pattern(r, &PATTERN_5, p);
                 Some(x)
             }
             None => {
@@ -4518,7 +5046,7 @@ pub(crate) fn validate_add_permission_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.pattern(r, &PATTERN_2, p);
+                v.pattern(r, &PATTERN_6, p);
                 Some(x)
             }
             None => {
@@ -4533,7 +5061,7 @@ pub(crate) fn validate_add_permission_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.pattern(r, &PATTERN_3, p);
+                v.pattern(r, &PATTERN_7, p);
                 Some(x)
             }
             None => {
@@ -4547,7 +5075,7 @@ pub(crate) fn validate_add_permission_request(
         raw.source_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_4, p);
+            v.pattern(r, &PATTERN_8, p);
             Some(x)
         })
     };
@@ -4557,7 +5085,7 @@ pub(crate) fn validate_add_permission_request(
             let x = x;
             let r = &x;
             v.length(r, Some(0), Some(12), p);
-            v.pattern(r, &PATTERN_5, p);
+            v.pattern(r, &PATTERN_9, p);
             Some(x)
         })
     };
@@ -4567,7 +5095,7 @@ pub(crate) fn validate_add_permission_request(
             let x = x;
             let r = &x;
             v.length(r, Some(0), Some(256), p);
-            v.pattern(r, &PATTERN_6, p);
+            v.pattern(r, &PATTERN_10, p);
             Some(x)
         })
     };
@@ -4577,7 +5105,7 @@ pub(crate) fn validate_add_permission_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(128), p);
-            v.pattern(r, &PATTERN_7, p);
+            v.pattern(r, &PATTERN_11, p);
             Some(x)
         })
     };
@@ -4591,7 +5119,7 @@ pub(crate) fn validate_add_permission_request(
             let x = x;
             let r = &x;
             v.length(r, Some(12), Some(34), p);
-            v.pattern(r, &PATTERN_8, p);
+            v.pattern(r, &PATTERN_4, p);
             Some(x)
         })
     };
@@ -4639,7 +5167,7 @@ pub(crate) fn validate_additional_version_weights(
         .map(|(k, x)| {
             let r = &k;
             v.length(r, Some(1), Some(1024), path);
-            v.pattern(r, &PATTERN_9, path);
+            v.pattern(r, &PATTERN_12, path);
             let y = {
                 let x = x;
                 let r = &x;
@@ -4681,7 +5209,7 @@ pub(crate) fn validate_allow_methods_list(
             let x = x;
             let r = &x;
             v.length(r, Some(0), Some(6), &path.index(i + 1));
-            v.pattern(r, &PATTERN_10, &path.index(i + 1));
+            v.pattern(r, &PATTERN_13, &path.index(i + 1));
             Some(x)
         })
         .collect();
@@ -4702,7 +5230,7 @@ pub(crate) fn validate_allow_origins_list(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(253), &path.index(i + 1));
-            v.pattern(r, &PATTERN_10, &path.index(i + 1));
+            v.pattern(r, &PATTERN_13, &path.index(i + 1));
             Some(x)
         })
         .collect();
@@ -4720,7 +5248,7 @@ pub(crate) fn validate_amazon_managed_kafka_event_source_config(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(200), p);
-            v.pattern(r, &PATTERN_11, p);
+            v.pattern(r, &PATTERN_14, p);
             Some(x)
         })
     };
@@ -4781,6 +5309,56 @@ pub(crate) fn validate_capacity_provider_config(
     })
 }
 
+pub(crate) fn validate_compatible_architectures(
+    raw: Vec<Architecture>,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<Vec<Architecture>> {
+    let r = &raw;
+    v.size(r.len() as u64, Some(0), Some(2), path);
+    let items: Vec<_> = raw
+        .into_iter()
+        .enumerate()
+        .map(|(i, x)| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                Architecture::VALUES,
+                matches!(r, Architecture::Unknown(_)),
+                &path.index(i + 1),
+            );
+            Some(x)
+        })
+        .collect();
+    items.into_iter().collect()
+}
+
+pub(crate) fn validate_compatible_runtimes(
+    raw: Vec<Runtime>,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<Vec<Runtime>> {
+    let r = &raw;
+    v.size(r.len() as u64, Some(0), Some(15), path);
+    let items: Vec<_> = raw
+        .into_iter()
+        .enumerate()
+        .map(|(i, x)| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                Runtime::VALUES,
+                matches!(r, Runtime::Unknown(_)),
+                &path.index(i + 1),
+            );
+            Some(x)
+        })
+        .collect();
+    items.into_iter().collect()
+}
+
 pub(crate) fn validate_cors(raw: CorsRaw, v: &mut Validator, path: &Path<'_>) -> Option<Cors> {
     let m_allow_credentials = {
         let p = &path.member("allowCredentials");
@@ -4833,7 +5411,7 @@ pub(crate) fn validate_create_alias_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_12, p);
+                v.pattern(r, &PATTERN_15, p);
                 Some(x)
             }
             None => {
@@ -4849,7 +5427,7 @@ pub(crate) fn validate_create_alias_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(128), p);
-                v.pattern(r, &PATTERN_13, p);
+                v.pattern(r, &PATTERN_16, p);
                 Some(x)
             }
             None => {
@@ -4865,7 +5443,7 @@ pub(crate) fn validate_create_alias_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(1024), p);
-                v.pattern(r, &PATTERN_14, p);
+                v.pattern(r, &PATTERN_17, p);
                 Some(x)
             }
             None => {
@@ -4907,7 +5485,7 @@ pub(crate) fn validate_create_event_source_mapping_request(
         raw.event_source_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_4, p);
+            v.pattern(r, &PATTERN_8, p);
             Some(x)
         })
     };
@@ -4918,7 +5496,7 @@ pub(crate) fn validate_create_event_source_mapping_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(256), p);
-                v.pattern(r, &PATTERN_0, p);
+                v.pattern(r, &PATTERN_5, p);
                 Some(x)
             }
             None => {
@@ -5067,7 +5645,7 @@ pub(crate) fn validate_create_event_source_mapping_request(
         raw.kms_key_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_15, p);
+            v.pattern(r, &PATTERN_18, p);
             Some(x)
         })
     };
@@ -5130,7 +5708,7 @@ pub(crate) fn validate_create_function_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_12, p);
+                v.pattern(r, &PATTERN_15, p);
                 Some(x)
             }
             None => {
@@ -5154,7 +5732,7 @@ pub(crate) fn validate_create_function_request(
             Some(x) => {
                 let x = x;
                 let r = &x;
-                v.pattern(r, &PATTERN_16, p);
+                v.pattern(r, &PATTERN_19, p);
                 Some(x)
             }
             None => {
@@ -5169,7 +5747,7 @@ pub(crate) fn validate_create_function_request(
             let x = x;
             let r = &x;
             v.length(r, Some(0), Some(128), p);
-            v.pattern(r, &PATTERN_3, p);
+            v.pattern(r, &PATTERN_7, p);
             Some(x)
         })
     };
@@ -5246,7 +5824,7 @@ pub(crate) fn validate_create_function_request(
         raw.kms_key_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_15, p);
+            v.pattern(r, &PATTERN_18, p);
             Some(x)
         })
     };
@@ -5277,7 +5855,7 @@ pub(crate) fn validate_create_function_request(
             let x = x;
             let r = &x;
             v.length(r, Some(0), Some(200), p);
-            v.pattern(r, &PATTERN_17, p);
+            v.pattern(r, &PATTERN_20, p);
             Some(x)
         })
     };
@@ -5368,7 +5946,7 @@ pub(crate) fn validate_create_function_url_config_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_12, p);
+                v.pattern(r, &PATTERN_15, p);
                 Some(x)
             }
             None => {
@@ -5383,7 +5961,7 @@ pub(crate) fn validate_create_function_url_config_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(128), p);
-            v.pattern(r, &PATTERN_18, p);
+            v.pattern(r, &PATTERN_21, p);
             Some(x)
         })
     };
@@ -5444,7 +6022,7 @@ pub(crate) fn validate_dead_letter_config(
         raw.target_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_15, p);
+            v.pattern(r, &PATTERN_18, p);
             Some(x)
         })
     };
@@ -5465,7 +6043,7 @@ pub(crate) fn validate_delete_alias_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_12, p);
+                v.pattern(r, &PATTERN_15, p);
                 Some(x)
             }
             None => {
@@ -5481,7 +6059,7 @@ pub(crate) fn validate_delete_alias_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(128), p);
-                v.pattern(r, &PATTERN_13, p);
+                v.pattern(r, &PATTERN_16, p);
                 Some(x)
             }
             None => {
@@ -5526,7 +6104,7 @@ pub(crate) fn validate_delete_function_concurrency_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_12, p);
+                v.pattern(r, &PATTERN_15, p);
                 Some(x)
             }
             None => {
@@ -5552,7 +6130,7 @@ pub(crate) fn validate_delete_function_event_invoke_config_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(256), p);
-                v.pattern(r, &PATTERN_0, p);
+                v.pattern(r, &PATTERN_5, p);
                 Some(x)
             }
             None => {
@@ -5567,7 +6145,7 @@ pub(crate) fn validate_delete_function_event_invoke_config_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(128), p);
-            v.pattern(r, &PATTERN_7, p);
+            v.pattern(r, &PATTERN_11, p);
             Some(x)
         })
     };
@@ -5589,7 +6167,7 @@ pub(crate) fn validate_delete_function_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(256), p);
-                v.pattern(r, &PATTERN_0, p);
+                v.pattern(r, &PATTERN_5, p);
                 Some(x)
             }
             None => {
@@ -5604,7 +6182,7 @@ pub(crate) fn validate_delete_function_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(128), p);
-            v.pattern(r, &PATTERN_7, p);
+            v.pattern(r, &PATTERN_11, p);
             Some(x)
         })
     };
@@ -5626,7 +6204,7 @@ pub(crate) fn validate_delete_function_url_config_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_12, p);
+                v.pattern(r, &PATTERN_15, p);
                 Some(x)
             }
             None => {
@@ -5641,13 +6219,50 @@ pub(crate) fn validate_delete_function_url_config_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(128), p);
-            v.pattern(r, &PATTERN_18, p);
+            v.pattern(r, &PATTERN_21, p);
             Some(x)
         })
     };
     Some(DeleteFunctionUrlConfigRequest {
         function_name: m_function_name?,
         qualifier: lift(m_qualifier)?,
+    })
+}
+
+pub(crate) fn validate_delete_layer_version_request(
+    raw: DeleteLayerVersionRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<DeleteLayerVersionRequest> {
+    let m_layer_name = {
+        let p = &path.member("layerName");
+        match raw.layer_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(140), p);
+                v.pattern(r, &PATTERN_0, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_version_number = {
+        let p = &path.member("versionNumber");
+        match raw.version_number {
+            Some(x) => Some(x),
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    Some(DeleteLayerVersionRequest {
+        layer_name: m_layer_name?,
+        version_number: m_version_number?,
     })
 }
 
@@ -5681,7 +6296,7 @@ pub(crate) fn validate_document_db_event_source_config(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(63), p);
-            v.pattern(r, &PATTERN_19, p);
+            v.pattern(r, &PATTERN_22, p);
             Some(x)
         })
     };
@@ -5691,7 +6306,7 @@ pub(crate) fn validate_document_db_event_source_config(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(57), p);
-            v.pattern(r, &PATTERN_20, p);
+            v.pattern(r, &PATTERN_23, p);
             Some(x)
         })
     };
@@ -5759,7 +6374,7 @@ pub(crate) fn validate_endpoint_lists(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(300), &path.index(i + 1));
-            v.pattern(r, &PATTERN_21, &path.index(i + 1));
+            v.pattern(r, &PATTERN_24, &path.index(i + 1));
             Some(x)
         })
         .collect();
@@ -5813,7 +6428,7 @@ pub(crate) fn validate_environment_variables(
         .into_iter()
         .map(|(k, x)| {
             let r = &k;
-            v.pattern(r, &PATTERN_22, path);
+            v.pattern(r, &PATTERN_25, path);
             let y = Some(x);
             (k, y)
         })
@@ -5920,7 +6535,7 @@ pub(crate) fn validate_file_system_config(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(0), Some(256), p);
-                v.pattern(r, &PATTERN_23, p);
+                v.pattern(r, &PATTERN_26, p);
                 Some(x)
             }
             None => {
@@ -5936,7 +6551,7 @@ pub(crate) fn validate_file_system_config(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(0), Some(160), p);
-                v.pattern(r, &PATTERN_24, p);
+                v.pattern(r, &PATTERN_27, p);
                 Some(x)
             }
             None => {
@@ -5973,7 +6588,7 @@ pub(crate) fn validate_filter(raw: FilterRaw, v: &mut Validator, path: &Path<'_>
             let x = x;
             let r = &x;
             v.length(r, Some(0), Some(4096), p);
-            v.pattern(r, &PATTERN_10, p);
+            v.pattern(r, &PATTERN_13, p);
             Some(x)
         })
     };
@@ -6024,7 +6639,7 @@ pub(crate) fn validate_function_code(
             let x = x;
             let r = &x;
             v.length(r, Some(3), Some(63), p);
-            v.pattern(r, &PATTERN_25, p);
+            v.pattern(r, &PATTERN_28, p);
             Some(x)
         })
     };
@@ -6055,7 +6670,7 @@ pub(crate) fn validate_function_code(
         raw.source_kms_key_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_15, p);
+            v.pattern(r, &PATTERN_18, p);
             Some(x)
         })
     };
@@ -6114,7 +6729,7 @@ pub(crate) fn validate_get_alias_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_12, p);
+                v.pattern(r, &PATTERN_15, p);
                 Some(x)
             }
             None => {
@@ -6130,7 +6745,7 @@ pub(crate) fn validate_get_alias_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(128), p);
-                v.pattern(r, &PATTERN_13, p);
+                v.pattern(r, &PATTERN_16, p);
                 Some(x)
             }
             None => {
@@ -6175,7 +6790,7 @@ pub(crate) fn validate_get_function_concurrency_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_12, p);
+                v.pattern(r, &PATTERN_15, p);
                 Some(x)
             }
             None => {
@@ -6201,7 +6816,7 @@ pub(crate) fn validate_get_function_configuration_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(256), p);
-                v.pattern(r, &PATTERN_0, p);
+                v.pattern(r, &PATTERN_5, p);
                 Some(x)
             }
             None => {
@@ -6216,7 +6831,7 @@ pub(crate) fn validate_get_function_configuration_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(128), p);
-            v.pattern(r, &PATTERN_7, p);
+            v.pattern(r, &PATTERN_11, p);
             Some(x)
         })
     };
@@ -6238,7 +6853,7 @@ pub(crate) fn validate_get_function_event_invoke_config_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(256), p);
-                v.pattern(r, &PATTERN_0, p);
+                v.pattern(r, &PATTERN_5, p);
                 Some(x)
             }
             None => {
@@ -6253,7 +6868,7 @@ pub(crate) fn validate_get_function_event_invoke_config_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(128), p);
-            v.pattern(r, &PATTERN_7, p);
+            v.pattern(r, &PATTERN_11, p);
             Some(x)
         })
     };
@@ -6275,7 +6890,7 @@ pub(crate) fn validate_get_function_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(256), p);
-                v.pattern(r, &PATTERN_0, p);
+                v.pattern(r, &PATTERN_5, p);
                 Some(x)
             }
             None => {
@@ -6290,7 +6905,7 @@ pub(crate) fn validate_get_function_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(128), p);
-            v.pattern(r, &PATTERN_7, p);
+            v.pattern(r, &PATTERN_11, p);
             Some(x)
         })
     };
@@ -6312,7 +6927,7 @@ pub(crate) fn validate_get_function_url_config_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_12, p);
+                v.pattern(r, &PATTERN_15, p);
                 Some(x)
             }
             None => {
@@ -6327,13 +6942,111 @@ pub(crate) fn validate_get_function_url_config_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(128), p);
-            v.pattern(r, &PATTERN_18, p);
+            v.pattern(r, &PATTERN_21, p);
             Some(x)
         })
     };
     Some(GetFunctionUrlConfigRequest {
         function_name: m_function_name?,
         qualifier: lift(m_qualifier)?,
+    })
+}
+
+pub(crate) fn validate_get_layer_version_by_arn_request(
+    raw: GetLayerVersionByArnRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<GetLayerVersionByArnRequest> {
+    let m_arn = {
+        let p = &path.member("arn");
+        match raw.arn {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(140), p);
+                v.pattern(r, &PATTERN_29, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    Some(GetLayerVersionByArnRequest { arn: m_arn? })
+}
+
+pub(crate) fn validate_get_layer_version_policy_request(
+    raw: GetLayerVersionPolicyRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<GetLayerVersionPolicyRequest> {
+    let m_layer_name = {
+        let p = &path.member("layerName");
+        match raw.layer_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(140), p);
+                v.pattern(r, &PATTERN_0, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_version_number = {
+        let p = &path.member("versionNumber");
+        match raw.version_number {
+            Some(x) => Some(x),
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    Some(GetLayerVersionPolicyRequest {
+        layer_name: m_layer_name?,
+        version_number: m_version_number?,
+    })
+}
+
+pub(crate) fn validate_get_layer_version_request(
+    raw: GetLayerVersionRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<GetLayerVersionRequest> {
+    let m_layer_name = {
+        let p = &path.member("layerName");
+        match raw.layer_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(140), p);
+                v.pattern(r, &PATTERN_0, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_version_number = {
+        let p = &path.member("versionNumber");
+        match raw.version_number {
+            Some(x) => Some(x),
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    Some(GetLayerVersionRequest {
+        layer_name: m_layer_name?,
+        version_number: m_version_number?,
     })
 }
 
@@ -6349,7 +7062,7 @@ pub(crate) fn validate_get_policy_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(256), p);
-                v.pattern(r, &PATTERN_0, p);
+                v.pattern(r, &PATTERN_5, p);
                 Some(x)
             }
             None => {
@@ -6364,7 +7077,7 @@ pub(crate) fn validate_get_policy_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(128), p);
-            v.pattern(r, &PATTERN_7, p);
+            v.pattern(r, &PATTERN_11, p);
             Some(x)
         })
     };
@@ -6388,7 +7101,7 @@ pub(crate) fn validate_headers_list(
             let x = x;
             let r = &x;
             v.length(r, Some(0), Some(1024), &path.index(i + 1));
-            v.pattern(r, &PATTERN_10, &path.index(i + 1));
+            v.pattern(r, &PATTERN_13, &path.index(i + 1));
             Some(x)
         })
         .collect();
@@ -6436,7 +7149,7 @@ pub(crate) fn validate_invocation_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(256), p);
-                v.pattern(r, &PATTERN_0, p);
+                v.pattern(r, &PATTERN_5, p);
                 Some(x)
             }
             None => {
@@ -6478,7 +7191,7 @@ pub(crate) fn validate_invocation_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(64), p);
-            v.pattern(r, &PATTERN_26, p);
+            v.pattern(r, &PATTERN_30, p);
             Some(x)
         })
     };
@@ -6492,7 +7205,7 @@ pub(crate) fn validate_invocation_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(128), p);
-            v.pattern(r, &PATTERN_7, p);
+            v.pattern(r, &PATTERN_11, p);
             Some(x)
         })
     };
@@ -6502,7 +7215,7 @@ pub(crate) fn validate_invocation_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(256), p);
-            v.pattern(r, &PATTERN_27, p);
+            v.pattern(r, &PATTERN_31, p);
             Some(x)
         })
     };
@@ -6542,7 +7255,7 @@ pub(crate) fn validate_kafka_schema_registry_access_config(
         raw.uri.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_4, p);
+            v.pattern(r, &PATTERN_8, p);
             Some(x)
         })
     };
@@ -6576,7 +7289,7 @@ pub(crate) fn validate_kafka_schema_registry_config(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(10000), p);
-            v.pattern(r, &PATTERN_11, p);
+            v.pattern(r, &PATTERN_14, p);
             Some(x)
         })
     };
@@ -6661,7 +7374,7 @@ pub(crate) fn validate_lambda_managed_instances_capacity_provider_config(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_28, p);
+                v.pattern(r, &PATTERN_32, p);
                 Some(x)
             }
             None => {
@@ -6714,6 +7427,51 @@ pub(crate) fn validate_layer_list(
     items.into_iter().collect()
 }
 
+pub(crate) fn validate_layer_version_content_input(
+    raw: LayerVersionContentInputRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<LayerVersionContentInput> {
+    let m_s3_bucket = {
+        let p = &path.member("s3Bucket");
+        raw.s3_bucket.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(3), Some(63), p);
+            v.pattern(r, &PATTERN_28, p);
+            Some(x)
+        })
+    };
+    let m_s3_key = {
+        let p = &path.member("s3Key");
+        raw.s3_key.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(1024), p);
+            Some(x)
+        })
+    };
+    let m_s3_object_version = {
+        let p = &path.member("s3ObjectVersion");
+        raw.s3_object_version.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(1024), p);
+            Some(x)
+        })
+    };
+    let m_zip_file = {
+        let p = &path.member("zipFile");
+        raw.zip_file.map(|x| Some(x))
+    };
+    Some(LayerVersionContentInput {
+        s3_bucket: lift(m_s3_bucket)?,
+        s3_key: lift(m_s3_key)?,
+        s3_object_version: lift(m_s3_object_version)?,
+        zip_file: lift(m_zip_file)?,
+    })
+}
+
 pub(crate) fn validate_list_aliases_request(
     raw: ListAliasesRequestRaw,
     v: &mut Validator,
@@ -6726,7 +7484,7 @@ pub(crate) fn validate_list_aliases_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_12, p);
+                v.pattern(r, &PATTERN_15, p);
                 Some(x)
             }
             None => {
@@ -6741,7 +7499,7 @@ pub(crate) fn validate_list_aliases_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(1024), p);
-            v.pattern(r, &PATTERN_14, p);
+            v.pattern(r, &PATTERN_17, p);
             Some(x)
         })
     };
@@ -6776,7 +7534,7 @@ pub(crate) fn validate_list_event_source_mappings_request(
         raw.event_source_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_4, p);
+            v.pattern(r, &PATTERN_8, p);
             Some(x)
         })
     };
@@ -6786,7 +7544,7 @@ pub(crate) fn validate_list_event_source_mappings_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(256), p);
-            v.pattern(r, &PATTERN_0, p);
+            v.pattern(r, &PATTERN_5, p);
             Some(x)
         })
     };
@@ -6823,7 +7581,7 @@ pub(crate) fn validate_list_function_event_invoke_configs_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(256), p);
-                v.pattern(r, &PATTERN_0, p);
+                v.pattern(r, &PATTERN_5, p);
                 Some(x)
             }
             None => {
@@ -6864,7 +7622,7 @@ pub(crate) fn validate_list_function_url_configs_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_12, p);
+                v.pattern(r, &PATTERN_15, p);
                 Some(x)
             }
             None => {
@@ -6903,7 +7661,7 @@ pub(crate) fn validate_list_functions_request(
         raw.master_region.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_30, p);
+            v.pattern(r, &PATTERN_33, p);
             Some(x)
         })
     };
@@ -6942,6 +7700,121 @@ pub(crate) fn validate_list_functions_request(
     })
 }
 
+pub(crate) fn validate_list_layer_versions_request(
+    raw: ListLayerVersionsRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<ListLayerVersionsRequest> {
+    let m_compatible_runtime = {
+        let p = &path.member("compatibleRuntime");
+        raw.compatible_runtime.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(r.as_str(), Runtime::VALUES, matches!(r, Runtime::Unknown(_)), p);
+            Some(x)
+        })
+    };
+    let m_layer_name = {
+        let p = &path.member("layerName");
+        match raw.layer_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(140), p);
+                v.pattern(r, &PATTERN_0, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_marker = {
+        let p = &path.member("marker");
+        raw.marker.map(|x| Some(x))
+    };
+    let m_max_items = {
+        let p = &path.member("maxItems");
+        raw.max_items.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(1), Some(50), p);
+            Some(x)
+        })
+    };
+    let m_compatible_architecture = {
+        let p = &path.member("compatibleArchitecture");
+        raw.compatible_architecture.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                Architecture::VALUES,
+                matches!(r, Architecture::Unknown(_)),
+                p,
+            );
+            Some(x)
+        })
+    };
+    Some(ListLayerVersionsRequest {
+        compatible_runtime: lift(m_compatible_runtime)?,
+        layer_name: m_layer_name?,
+        marker: lift(m_marker)?,
+        max_items: lift(m_max_items)?,
+        compatible_architecture: lift(m_compatible_architecture)?,
+    })
+}
+
+pub(crate) fn validate_list_layers_request(
+    raw: ListLayersRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<ListLayersRequest> {
+    let m_compatible_runtime = {
+        let p = &path.member("compatibleRuntime");
+        raw.compatible_runtime.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(r.as_str(), Runtime::VALUES, matches!(r, Runtime::Unknown(_)), p);
+            Some(x)
+        })
+    };
+    let m_marker = {
+        let p = &path.member("marker");
+        raw.marker.map(|x| Some(x))
+    };
+    let m_max_items = {
+        let p = &path.member("maxItems");
+        raw.max_items.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(1), Some(50), p);
+            Some(x)
+        })
+    };
+    let m_compatible_architecture = {
+        let p = &path.member("compatibleArchitecture");
+        raw.compatible_architecture.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                Architecture::VALUES,
+                matches!(r, Architecture::Unknown(_)),
+                p,
+            );
+            Some(x)
+        })
+    };
+    Some(ListLayersRequest {
+        compatible_runtime: lift(m_compatible_runtime)?,
+        marker: lift(m_marker)?,
+        max_items: lift(m_max_items)?,
+        compatible_architecture: lift(m_compatible_architecture)?,
+    })
+}
+
 pub(crate) fn validate_list_tags_request(
     raw: ListTagsRequestRaw,
     v: &mut Validator,
@@ -6954,7 +7827,7 @@ pub(crate) fn validate_list_tags_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(256), p);
-                v.pattern(r, &PATTERN_31, p);
+                v.pattern(r, &PATTERN_34, p);
                 Some(x)
             }
             None => {
@@ -6980,7 +7853,7 @@ pub(crate) fn validate_list_versions_by_function_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(256), p);
-                v.pattern(r, &PATTERN_0, p);
+                v.pattern(r, &PATTERN_5, p);
                 Some(x)
             }
             None => {
@@ -7062,7 +7935,7 @@ pub(crate) fn validate_logging_config(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(512), p);
-            v.pattern(r, &PATTERN_32, p);
+            v.pattern(r, &PATTERN_35, p);
             Some(x)
         })
     };
@@ -7085,7 +7958,7 @@ pub(crate) fn validate_on_failure(
             let x = x;
             let r = &x;
             v.length(r, Some(0), Some(350), p);
-            v.pattern(r, &PATTERN_33, p);
+            v.pattern(r, &PATTERN_36, p);
             Some(x)
         })
     };
@@ -7105,7 +7978,7 @@ pub(crate) fn validate_on_success(
             let x = x;
             let r = &x;
             v.length(r, Some(0), Some(350), p);
-            v.pattern(r, &PATTERN_33, p);
+            v.pattern(r, &PATTERN_36, p);
             Some(x)
         })
     };
@@ -7143,7 +8016,7 @@ pub(crate) fn validate_provisioned_poller_config(
             let x = x;
             let r = &x;
             v.length(r, Some(0), Some(128), p);
-            v.pattern(r, &PATTERN_34, p);
+            v.pattern(r, &PATTERN_37, p);
             Some(x)
         })
     };
@@ -7151,6 +8024,75 @@ pub(crate) fn validate_provisioned_poller_config(
         minimum_pollers: lift(m_minimum_pollers)?,
         maximum_pollers: lift(m_maximum_pollers)?,
         poller_group_name: lift(m_poller_group_name)?,
+    })
+}
+
+pub(crate) fn validate_publish_layer_version_request(
+    raw: PublishLayerVersionRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<PublishLayerVersionRequest> {
+    let m_layer_name = {
+        let p = &path.member("layerName");
+        match raw.layer_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(140), p);
+                v.pattern(r, &PATTERN_0, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_description = {
+        let p = &path.member("description");
+        raw.description.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(0), Some(256), p);
+            Some(x)
+        })
+    };
+    let m_content = {
+        let p = &path.member("content");
+        match raw.content {
+            Some(x) => validate_layer_version_content_input(x, v, p),
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_compatible_runtimes = {
+        let p = &path.member("compatibleRuntimes");
+        raw.compatible_runtimes
+            .map(|x| validate_compatible_runtimes(x, v, p))
+    };
+    let m_license_info = {
+        let p = &path.member("licenseInfo");
+        raw.license_info.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(0), Some(512), p);
+            Some(x)
+        })
+    };
+    let m_compatible_architectures = {
+        let p = &path.member("compatibleArchitectures");
+        raw.compatible_architectures
+            .map(|x| validate_compatible_architectures(x, v, p))
+    };
+    Some(PublishLayerVersionRequest {
+        layer_name: m_layer_name?,
+        description: lift(m_description)?,
+        content: m_content?,
+        compatible_runtimes: lift(m_compatible_runtimes)?,
+        license_info: lift(m_license_info)?,
+        compatible_architectures: lift(m_compatible_architectures)?,
     })
 }
 
@@ -7166,7 +8108,7 @@ pub(crate) fn validate_publish_version_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_12, p);
+                v.pattern(r, &PATTERN_15, p);
                 Some(x)
             }
             None => {
@@ -7227,7 +8169,7 @@ pub(crate) fn validate_put_function_concurrency_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_12, p);
+                v.pattern(r, &PATTERN_15, p);
                 Some(x)
             }
             None => {
@@ -7269,7 +8211,7 @@ pub(crate) fn validate_put_function_event_invoke_config_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(256), p);
-                v.pattern(r, &PATTERN_0, p);
+                v.pattern(r, &PATTERN_5, p);
                 Some(x)
             }
             None => {
@@ -7284,7 +8226,7 @@ pub(crate) fn validate_put_function_event_invoke_config_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(128), p);
-            v.pattern(r, &PATTERN_7, p);
+            v.pattern(r, &PATTERN_11, p);
             Some(x)
         })
     };
@@ -7330,11 +8272,70 @@ pub(crate) fn validate_queues(raw: Vec<String>, v: &mut Validator, path: &Path<'
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(1000), &path.index(i + 1));
-            v.pattern(r, &PATTERN_35, &path.index(i + 1));
+            v.pattern(r, &PATTERN_38, &path.index(i + 1));
             Some(x)
         })
         .collect();
     items.into_iter().collect()
+}
+
+pub(crate) fn validate_remove_layer_version_permission_request(
+    raw: RemoveLayerVersionPermissionRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<RemoveLayerVersionPermissionRequest> {
+    let m_layer_name = {
+        let p = &path.member("layerName");
+        match raw.layer_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(140), p);
+                v.pattern(r, &PATTERN_0, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_version_number = {
+        let p = &path.member("versionNumber");
+        match raw.version_number {
+            Some(x) => Some(x),
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_statement_id = {
+        let p = &path.member("statementId");
+        match raw.statement_id {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(100), p);
+                v.pattern(r, &PATTERN_1, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_revision_id = {
+        let p = &path.member("revisionId");
+        raw.revision_id.map(|x| Some(x))
+    };
+    Some(RemoveLayerVersionPermissionRequest {
+        layer_name: m_layer_name?,
+        version_number: m_version_number?,
+        statement_id: m_statement_id?,
+        revision_id: lift(m_revision_id)?,
+    })
 }
 
 pub(crate) fn validate_remove_permission_request(
@@ -7349,7 +8350,7 @@ pub(crate) fn validate_remove_permission_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(256), p);
-                v.pattern(r, &PATTERN_0, p);
+                v.pattern(r, &PATTERN_5, p);
                 Some(x)
             }
             None => {
@@ -7365,7 +8366,7 @@ pub(crate) fn validate_remove_permission_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(100), p);
-                v.pattern(r, &PATTERN_36, p);
+                v.pattern(r, &PATTERN_39, p);
                 Some(x)
             }
             None => {
@@ -7380,7 +8381,7 @@ pub(crate) fn validate_remove_permission_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(128), p);
-            v.pattern(r, &PATTERN_7, p);
+            v.pattern(r, &PATTERN_11, p);
             Some(x)
         })
     };
@@ -7451,7 +8452,7 @@ pub(crate) fn validate_self_managed_kafka_event_source_config(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(200), p);
-            v.pattern(r, &PATTERN_11, p);
+            v.pattern(r, &PATTERN_14, p);
             Some(x)
         })
     };
@@ -7515,7 +8516,7 @@ pub(crate) fn validate_source_access_configuration(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(200), p);
-            v.pattern(r, &PATTERN_11, p);
+            v.pattern(r, &PATTERN_14, p);
             Some(x)
         })
     };
@@ -7583,7 +8584,7 @@ pub(crate) fn validate_tag_resource_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(256), p);
-                v.pattern(r, &PATTERN_31, p);
+                v.pattern(r, &PATTERN_34, p);
                 Some(x)
             }
             None => {
@@ -7663,7 +8664,7 @@ pub(crate) fn validate_topics(raw: Vec<String>, v: &mut Validator, path: &Path<'
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(249), &path.index(i + 1));
-            v.pattern(r, &PATTERN_37, &path.index(i + 1));
+            v.pattern(r, &PATTERN_40, &path.index(i + 1));
             Some(x)
         })
         .collect();
@@ -7704,7 +8705,7 @@ pub(crate) fn validate_untag_resource_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(256), p);
-                v.pattern(r, &PATTERN_31, p);
+                v.pattern(r, &PATTERN_34, p);
                 Some(x)
             }
             None => {
@@ -7741,7 +8742,7 @@ pub(crate) fn validate_update_alias_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_12, p);
+                v.pattern(r, &PATTERN_15, p);
                 Some(x)
             }
             None => {
@@ -7757,7 +8758,7 @@ pub(crate) fn validate_update_alias_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(128), p);
-                v.pattern(r, &PATTERN_13, p);
+                v.pattern(r, &PATTERN_16, p);
                 Some(x)
             }
             None => {
@@ -7772,7 +8773,7 @@ pub(crate) fn validate_update_alias_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(1024), p);
-            v.pattern(r, &PATTERN_14, p);
+            v.pattern(r, &PATTERN_17, p);
             Some(x)
         })
     };
@@ -7825,7 +8826,7 @@ pub(crate) fn validate_update_event_source_mapping_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(256), p);
-            v.pattern(r, &PATTERN_0, p);
+            v.pattern(r, &PATTERN_5, p);
             Some(x)
         })
     };
@@ -7934,7 +8935,7 @@ pub(crate) fn validate_update_event_source_mapping_request(
         raw.kms_key_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_15, p);
+            v.pattern(r, &PATTERN_18, p);
             Some(x)
         })
     };
@@ -7991,7 +8992,7 @@ pub(crate) fn validate_update_function_code_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_12, p);
+                v.pattern(r, &PATTERN_15, p);
                 Some(x)
             }
             None => {
@@ -8010,7 +9011,7 @@ pub(crate) fn validate_update_function_code_request(
             let x = x;
             let r = &x;
             v.length(r, Some(3), Some(63), p);
-            v.pattern(r, &PATTERN_25, p);
+            v.pattern(r, &PATTERN_28, p);
             Some(x)
         })
     };
@@ -8057,7 +9058,7 @@ pub(crate) fn validate_update_function_code_request(
         raw.source_kms_key_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_15, p);
+            v.pattern(r, &PATTERN_18, p);
             Some(x)
         })
     };
@@ -8103,7 +9104,7 @@ pub(crate) fn validate_update_function_configuration_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_12, p);
+                v.pattern(r, &PATTERN_15, p);
                 Some(x)
             }
             None => {
@@ -8117,7 +9118,7 @@ pub(crate) fn validate_update_function_configuration_request(
         raw.role.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_16, p);
+            v.pattern(r, &PATTERN_19, p);
             Some(x)
         })
     };
@@ -8127,7 +9128,7 @@ pub(crate) fn validate_update_function_configuration_request(
             let x = x;
             let r = &x;
             v.length(r, Some(0), Some(128), p);
-            v.pattern(r, &PATTERN_3, p);
+            v.pattern(r, &PATTERN_7, p);
             Some(x)
         })
     };
@@ -8185,7 +9186,7 @@ pub(crate) fn validate_update_function_configuration_request(
         raw.kms_key_arn.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_15, p);
+            v.pattern(r, &PATTERN_18, p);
             Some(x)
         })
     };
@@ -8268,7 +9269,7 @@ pub(crate) fn validate_update_function_event_invoke_config_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(256), p);
-                v.pattern(r, &PATTERN_0, p);
+                v.pattern(r, &PATTERN_5, p);
                 Some(x)
             }
             None => {
@@ -8283,7 +9284,7 @@ pub(crate) fn validate_update_function_event_invoke_config_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(128), p);
-            v.pattern(r, &PATTERN_7, p);
+            v.pattern(r, &PATTERN_11, p);
             Some(x)
         })
     };
@@ -8331,7 +9332,7 @@ pub(crate) fn validate_update_function_url_config_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_12, p);
+                v.pattern(r, &PATTERN_15, p);
                 Some(x)
             }
             None => {
@@ -8346,7 +9347,7 @@ pub(crate) fn validate_update_function_url_config_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(128), p);
-            v.pattern(r, &PATTERN_18, p);
+            v.pattern(r, &PATTERN_21, p);
             Some(x)
         })
     };
@@ -8738,6 +9739,78 @@ pub trait LambdaApi: Send + Sync + 'static {
         input: ListFunctionUrlConfigsRequest,
     ) -> impl Future<Output = Result<ListFunctionUrlConfigsResponse, ServiceError>> + Send {
         async move { Err(not_implemented("ListFunctionUrlConfigs")) }
+    }
+    /// Creates an Lambda layer from a ZIP archive.
+    fn publish_layer_version(
+        &self,
+        ctx: &RequestContext,
+        input: PublishLayerVersionRequest,
+    ) -> impl Future<Output = Result<PublishLayerVersionResponse, ServiceError>> + Send {
+        async move { Err(not_implemented("PublishLayerVersion")) }
+    }
+    /// Returns information about a version of an Lambda layer, with a link to download the layer archive that's valid for 10 minutes.
+    fn get_layer_version(
+        &self,
+        ctx: &RequestContext,
+        input: GetLayerVersionRequest,
+    ) -> impl Future<Output = Result<GetLayerVersionResponse, ServiceError>> + Send {
+        async move { Err(not_implemented("GetLayerVersion")) }
+    }
+    /// Returns information about a version of an Lambda layer, with a link to download the layer archive that's valid for 10 minutes.
+    fn get_layer_version_by_arn(
+        &self,
+        ctx: &RequestContext,
+        input: GetLayerVersionByArnRequest,
+    ) -> impl Future<Output = Result<GetLayerVersionResponse, ServiceError>> + Send {
+        async move { Err(not_implemented("GetLayerVersionByArn")) }
+    }
+    /// Lists Lambda layers and shows information about the latest version of each.
+    fn list_layers(
+        &self,
+        ctx: &RequestContext,
+        input: ListLayersRequest,
+    ) -> impl Future<Output = Result<ListLayersResponse, ServiceError>> + Send {
+        async move { Err(not_implemented("ListLayers")) }
+    }
+    /// Lists the versions of an Lambda layer.
+    fn list_layer_versions(
+        &self,
+        ctx: &RequestContext,
+        input: ListLayerVersionsRequest,
+    ) -> impl Future<Output = Result<ListLayerVersionsResponse, ServiceError>> + Send {
+        async move { Err(not_implemented("ListLayerVersions")) }
+    }
+    /// Deletes a version of an Lambda layer.
+    fn delete_layer_version(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteLayerVersionRequest,
+    ) -> impl Future<Output = Result<(), ServiceError>> + Send {
+        async move { Err(not_implemented("DeleteLayerVersion")) }
+    }
+    /// Adds permissions to the resource-based policy of a version of an Lambda layer.
+    fn add_layer_version_permission(
+        &self,
+        ctx: &RequestContext,
+        input: AddLayerVersionPermissionRequest,
+    ) -> impl Future<Output = Result<AddLayerVersionPermissionResponse, ServiceError>> + Send {
+        async move { Err(not_implemented("AddLayerVersionPermission")) }
+    }
+    /// Removes a statement from the permissions policy for a version of an Lambda layer.
+    fn remove_layer_version_permission(
+        &self,
+        ctx: &RequestContext,
+        input: RemoveLayerVersionPermissionRequest,
+    ) -> impl Future<Output = Result<(), ServiceError>> + Send {
+        async move { Err(not_implemented("RemoveLayerVersionPermission")) }
+    }
+    /// Returns the permission policy for a version of an Lambda layer.
+    fn get_layer_version_policy(
+        &self,
+        ctx: &RequestContext,
+        input: GetLayerVersionPolicyRequest,
+    ) -> impl Future<Output = Result<GetLayerVersionPolicyResponse, ServiceError>> + Send {
+        async move { Err(not_implemented("GetLayerVersionPolicy")) }
     }
 }
 
@@ -9676,72 +10749,197 @@ pub fn dispatch<S: LambdaApi>(
                 resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
                 resp
             }
+            "PublishLayerVersion" => {
+                let mut input = Input::from_body(&req.body)?;
+                input.set("LayerName", label(&labels, "LayerName"), Scalar::String)?;
+                let raw: PublishLayerVersionRequestRaw = input.decode()?;
+                let input = validate(|v| validate_publish_layer_version_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(201);
+                let output = service.publish_layer_version(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
+            "GetLayerVersion" => {
+                let mut input = Input::empty();
+                input.set("LayerName", label(&labels, "LayerName"), Scalar::String)?;
+                input.set("VersionNumber", label(&labels, "VersionNumber"), Scalar::Integer)?;
+                let raw: GetLayerVersionRequestRaw = input.decode()?;
+                let input = validate(|v| validate_get_layer_version_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(200);
+                let output = service.get_layer_version(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
+            "GetLayerVersionByArn" => {
+                let mut input = Input::empty();
+                input.set("Arn", req.query("Arn"), Scalar::String)?;
+                let raw: GetLayerVersionByArnRequestRaw = input.decode()?;
+                let input = validate(|v| validate_get_layer_version_by_arn_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(200);
+                let output = service.get_layer_version_by_arn(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
+            "ListLayers" => {
+                let mut input = Input::empty();
+                input.set(
+                    "CompatibleRuntime",
+                    req.query("CompatibleRuntime"),
+                    Scalar::String,
+                )?;
+                input.set("Marker", req.query("Marker"), Scalar::String)?;
+                input.set("MaxItems", req.query("MaxItems"), Scalar::Integer)?;
+                input.set(
+                    "CompatibleArchitecture",
+                    req.query("CompatibleArchitecture"),
+                    Scalar::String,
+                )?;
+                let raw: ListLayersRequestRaw = input.decode()?;
+                let input = validate(|v| validate_list_layers_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(200);
+                let output = service.list_layers(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
+            "ListLayerVersions" => {
+                let mut input = Input::empty();
+                input.set(
+                    "CompatibleRuntime",
+                    req.query("CompatibleRuntime"),
+                    Scalar::String,
+                )?;
+                input.set("LayerName", label(&labels, "LayerName"), Scalar::String)?;
+                input.set("Marker", req.query("Marker"), Scalar::String)?;
+                input.set("MaxItems", req.query("MaxItems"), Scalar::Integer)?;
+                input.set(
+                    "CompatibleArchitecture",
+                    req.query("CompatibleArchitecture"),
+                    Scalar::String,
+                )?;
+                let raw: ListLayerVersionsRequestRaw = input.decode()?;
+                let input = validate(|v| validate_list_layer_versions_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(200);
+                let output = service.list_layer_versions(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
+            "DeleteLayerVersion" => {
+                let mut input = Input::empty();
+                input.set("LayerName", label(&labels, "LayerName"), Scalar::String)?;
+                input.set("VersionNumber", label(&labels, "VersionNumber"), Scalar::Integer)?;
+                let raw: DeleteLayerVersionRequestRaw = input.decode()?;
+                let input = validate(|v| validate_delete_layer_version_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(204);
+                let () = service.delete_layer_version(&ctx, input).await?;
+                resp
+            }
+            "AddLayerVersionPermission" => {
+                let mut input = Input::from_body(&req.body)?;
+                input.set("LayerName", label(&labels, "LayerName"), Scalar::String)?;
+                input.set("VersionNumber", label(&labels, "VersionNumber"), Scalar::Integer)?;
+                input.set("RevisionId", req.query("RevisionId"), Scalar::String)?;
+                let raw: AddLayerVersionPermissionRequestRaw = input.decode()?;
+                let input =
+                    validate(|v| validate_add_layer_version_permission_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(201);
+                let output = service.add_layer_version_permission(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
+            "RemoveLayerVersionPermission" => {
+                let mut input = Input::empty();
+                input.set("LayerName", label(&labels, "LayerName"), Scalar::String)?;
+                input.set("VersionNumber", label(&labels, "VersionNumber"), Scalar::Integer)?;
+                input.set("StatementId", label(&labels, "StatementId"), Scalar::String)?;
+                input.set("RevisionId", req.query("RevisionId"), Scalar::String)?;
+                let raw: RemoveLayerVersionPermissionRequestRaw = input.decode()?;
+                let input =
+                    validate(|v| validate_remove_layer_version_permission_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(204);
+                let () = service.remove_layer_version_permission(&ctx, input).await?;
+                resp
+            }
+            "GetLayerVersionPolicy" => {
+                let mut input = Input::empty();
+                input.set("LayerName", label(&labels, "LayerName"), Scalar::String)?;
+                input.set("VersionNumber", label(&labels, "VersionNumber"), Scalar::Integer)?;
+                let raw: GetLayerVersionPolicyRequestRaw = input.decode()?;
+                let input = validate(|v| validate_get_layer_version_policy_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(200);
+                let output = service.get_layer_version_policy(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
             other => return Err(not_implemented(other)),
         };
         Ok(resp.into_http())
     })
 }
 
-static PATTERN_0: Pattern = Pattern::new(
+static PATTERN_0: Pattern =
+    Pattern::new("(arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\\d{12}:layer:[a-zA-Z0-9-_]+)|[a-zA-Z0-9-_]+");
+static PATTERN_1: Pattern = Pattern::new("([a-zA-Z0-9-_]+)");
+static PATTERN_2: Pattern = Pattern::new("lambda:GetLayerVersion");
+static PATTERN_3: Pattern = Pattern::new("\\d{12}|\\*|arn:(aws[a-zA-Z-]*):iam::\\d{12}:root");
+static PATTERN_4: Pattern = Pattern::new("o-[a-z0-9]{10,32}");
+static PATTERN_5: Pattern = Pattern::new(
     "(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}:)?(\\d{12}:)?(function:)?([a-zA-Z0-9-_\\.]+)(:(\\$LATEST(\\.PUBLISHED)?|[a-zA-Z0-9-_]+))?",
 );
-static PATTERN_1: Pattern = Pattern::new("([a-zA-Z0-9-_]+)");
-static PATTERN_2: Pattern = Pattern::new("(lambda:[*]|lambda:[a-zA-Z]+|[*])");
-static PATTERN_3: Pattern = Pattern::new("[^\\s]+");
-static PATTERN_4: Pattern =
+static PATTERN_6: Pattern = Pattern::new("(lambda:[*]|lambda:[a-zA-Z]+|[*])");
+static PATTERN_7: Pattern = Pattern::new("[^\\s]+");
+static PATTERN_8: Pattern =
     Pattern::new("arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9\\-])+:([a-z]{2}(-gov)?-[a-z]+-\\d{1})?:(\\d{12})?:(.*)");
-static PATTERN_5: Pattern = Pattern::new("\\d{12}");
-static PATTERN_6: Pattern = Pattern::new("[a-zA-Z0-9._\\-]+");
-static PATTERN_7: Pattern = Pattern::new("\\$(LATEST(\\.PUBLISHED)?)|[a-zA-Z0-9-_$]+");
-static PATTERN_8: Pattern = Pattern::new("o-[a-z0-9]{10,32}");
-static PATTERN_9: Pattern = Pattern::new("[0-9]+");
-static PATTERN_10: Pattern = Pattern::new(".*");
-static PATTERN_11: Pattern = Pattern::new("[a-zA-Z0-9-\\/*:_+=.@-]*");
-static PATTERN_12: Pattern = Pattern::new(
+static PATTERN_9: Pattern = Pattern::new("\\d{12}");
+static PATTERN_10: Pattern = Pattern::new("[a-zA-Z0-9._\\-]+");
+static PATTERN_11: Pattern = Pattern::new("\\$(LATEST(\\.PUBLISHED)?)|[a-zA-Z0-9-_$]+");
+static PATTERN_12: Pattern = Pattern::new("[0-9]+");
+static PATTERN_13: Pattern = Pattern::new(".*");
+static PATTERN_14: Pattern = Pattern::new("[a-zA-Z0-9-\\/*:_+=.@-]*");
+static PATTERN_15: Pattern = Pattern::new(
     "(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}:)?(\\d{12}:)?(function:)?([a-zA-Z0-9-_]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?",
 );
-static PATTERN_13: Pattern = Pattern::new("(?!^[0-9]+$)([a-zA-Z0-9-_]+)");
-static PATTERN_14: Pattern = Pattern::new("(\\$LATEST(\\.PUBLISHED)?|[0-9]+)");
-static PATTERN_15: Pattern = Pattern::new("(arn:(aws[a-zA-Z-]*)?:[a-z0-9-.]+:.*)|()");
-static PATTERN_16: Pattern = Pattern::new("arn:(aws[a-zA-Z-]*)?:iam::\\d{12}:role/?[a-zA-Z_0-9+=,.@\\-_/]+");
-static PATTERN_17: Pattern = Pattern::new(
+static PATTERN_16: Pattern = Pattern::new("(?!^[0-9]+$)([a-zA-Z0-9-_]+)");
+static PATTERN_17: Pattern = Pattern::new("(\\$LATEST(\\.PUBLISHED)?|[0-9]+)");
+static PATTERN_18: Pattern = Pattern::new("(arn:(aws[a-zA-Z-]*)?:[a-z0-9-.]+:.*)|()");
+static PATTERN_19: Pattern = Pattern::new("arn:(aws[a-zA-Z-]*)?:iam::\\d{12}:role/?[a-zA-Z_0-9+=,.@\\-_/]+");
+static PATTERN_20: Pattern = Pattern::new(
     "arn:(aws[a-zA-Z-]*)?:lambda:[a-z]{2}((-gov)|(-iso(b?)))?-[a-z]+-\\d{1}:\\d{12}:code-signing-config:csc-[a-z0-9]{17}",
 );
-static PATTERN_18: Pattern =
+static PATTERN_21: Pattern =
     Pattern::widened("((?!^\\d+$)^[0-9a-zA-Z-_]+$)", "^[0-9]*[a-zA-Z_-][0-9a-zA-Z_-]*$");
-static PATTERN_19: Pattern = Pattern::new("[^ /\\.$\\x22]*");
-static PATTERN_20: Pattern = Pattern::new("(^(?!(system\\x2e)))(^[_a-zA-Z0-9])([^$]*)");
-static PATTERN_21: Pattern = Pattern::new(
+static PATTERN_22: Pattern = Pattern::new("[^ /\\.$\\x22]*");
+static PATTERN_23: Pattern = Pattern::new("(^(?!(system\\x2e)))(^[_a-zA-Z0-9])([^$]*)");
+static PATTERN_24: Pattern = Pattern::new(
     "(([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9\\-]*[a-zA-Z0-9])\\.)*([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9\\-]*[A-Za-z0-9]):[0-9]{1,5}",
 );
-static PATTERN_22: Pattern = Pattern::new("[a-zA-Z]([a-zA-Z0-9_])+");
-static PATTERN_23: Pattern = Pattern::new(
+static PATTERN_25: Pattern = Pattern::new("[a-zA-Z]([a-zA-Z0-9_])+");
+static PATTERN_26: Pattern = Pattern::new(
     "arn:aws[a-zA-Z-]*:elasticfilesystem:[a-z]{2}((-gov)|(-iso(b?)))?-[a-z]+-\\d{1}:\\d{12}:access-point/fsap-[a-f0-9]{17}$|^arn:aws[-a-z]*:s3files:[0-9a-z-:]+:file-system/fs-[0-9a-f]{17,40}/access-point/fsap-[0-9a-f]{17,40}",
 );
-static PATTERN_24: Pattern = Pattern::new("/mnt/[a-zA-Z0-9-_.]+");
-static PATTERN_25: Pattern = Pattern::widened(
+static PATTERN_27: Pattern = Pattern::new("/mnt/[a-zA-Z0-9-_.]+");
+static PATTERN_28: Pattern = Pattern::widened(
     "[0-9A-Za-z\\.\\-_]*(?<!\\.)",
     "([0-9A-Za-z\\.\\-_]*[0-9A-Za-z\\-_])?",
 );
-static PATTERN_26: Pattern = Pattern::new("[a-zA-Z0-9-_]+");
-static PATTERN_27: Pattern = Pattern::new("[a-zA-Z0-9\\._:\\/=+\\-@ ]+");
-static PATTERN_28: Pattern = Pattern::new(
-    "arn:aws[a-zA-Z-]*:lambda:[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}:\\d{12}:capacity-provider:[a-zA-Z0-9-_]+",
-);
 static PATTERN_29: Pattern =
     Pattern::new("arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+");
-static PATTERN_30: Pattern = Pattern::new("ALL|[a-z]{2}(-gov)?-[a-z]+-\\d{1}");
-static PATTERN_31: Pattern = Pattern::new(
+static PATTERN_30: Pattern = Pattern::new("[a-zA-Z0-9-_]+");
+static PATTERN_31: Pattern = Pattern::new("[a-zA-Z0-9\\._:\\/=+\\-@ ]+");
+static PATTERN_32: Pattern = Pattern::new(
+    "arn:aws[a-zA-Z-]*:lambda:[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}:\\d{12}:capacity-provider:[a-zA-Z0-9-_]+",
+);
+static PATTERN_33: Pattern = Pattern::new("ALL|[a-z]{2}(-gov)?-[a-z]+-\\d{1}");
+static PATTERN_34: Pattern = Pattern::new(
     "arn:(aws[a-zA-Z-]*):lambda:[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}:\\d{12}:(function:[a-zA-Z0-9-_]+(:(\\$LATEST|[a-zA-Z0-9-_]+))?|code-signing-config:csc-[a-z0-9]{17}|event-source-mapping:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|capacity-provider:[a-zA-Z0-9-_]+)",
 );
-static PATTERN_32: Pattern = Pattern::new("[\\.\\-_/#A-Za-z0-9]+");
-static PATTERN_33: Pattern = Pattern::new(
+static PATTERN_35: Pattern = Pattern::new("[\\.\\-_/#A-Za-z0-9]+");
+static PATTERN_36: Pattern = Pattern::new(
     "$|kafka://([^.]([a-zA-Z0-9\\-_.]{0,248}))|arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9\\-])+:([a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1})?:(\\d{12})?:(.*)",
 );
-static PATTERN_34: Pattern = Pattern::new("[a-zA-Z0-9-_]*");
-static PATTERN_35: Pattern = Pattern::new("[\\s\\S]*");
-static PATTERN_36: Pattern = Pattern::new("([a-zA-Z0-9-_.]+)");
-static PATTERN_37: Pattern = Pattern::new("[^.]([a-zA-Z0-9\\-_.]+)");
+static PATTERN_37: Pattern = Pattern::new("[a-zA-Z0-9-_]*");
+static PATTERN_38: Pattern = Pattern::new("[\\s\\S]*");
+static PATTERN_39: Pattern = Pattern::new("([a-zA-Z0-9-_.]+)");
+static PATTERN_40: Pattern = Pattern::new("[^.]([a-zA-Z0-9\\-_.]+)");
 
 /// Every pattern the model constrains these shapes with.
 pub static PATTERNS: &[&Pattern] = &[
@@ -9783,6 +10981,9 @@ pub static PATTERNS: &[&Pattern] = &[
     &PATTERN_35,
     &PATTERN_36,
     &PATTERN_37,
+    &PATTERN_38,
+    &PATTERN_39,
+    &PATTERN_40,
 ];
 
 #[cfg(test)]

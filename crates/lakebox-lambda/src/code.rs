@@ -33,7 +33,39 @@ fn invalid(message: impl Into<String>) -> ServiceError {
 impl CodeStore {
     pub fn open(dir: PathBuf) -> std::io::Result<Self> {
         std::fs::create_dir_all(&dir)?;
+        // Merged layer trees are a cache, rebuilt when first needed.
+        let _ = std::fs::remove_dir_all(dir.join("opt"));
         Ok(CodeStore { dir })
+    }
+
+    /// The tree of `layers` (package hashes) merged in order, later ones over earlier ones, as
+    /// AWS merges a function's layers under `/opt`; built once per combination.
+    pub fn layered(&self, layers: &[String]) -> Result<PathBuf, ServiceError> {
+        let key = hex::encode(Sha256::digest(layers.join(",").as_bytes()));
+        let dest = self.dir.join("opt").join(&key);
+        if dest.is_dir() {
+            return Ok(dest);
+        }
+        let tmp = self
+            .dir
+            .join("opt")
+            .join(format!("{key}.merging-{}", uuid::Uuid::new_v4()));
+        let result = layers
+            .iter()
+            .try_for_each(|hex| {
+                let zip = self
+                    .read_zip(hex)
+                    .map_err(|e| ServiceError::internal(format!("reading layer {hex}: {e}")))?;
+                unpack(&zip, &tmp)
+            })
+            .and_then(|()| std::fs::rename(&tmp, &dest).map_err(|e| invalid(e.to_string())));
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+            if dest.is_dir() {
+                return Ok(dest); // another environment merged it first
+            }
+        }
+        result.map(|()| dest)
     }
 
     /// Checks that `zip` is a package Lambda accepts, keeps it durably (fsynced) and unpacks it.
@@ -147,6 +179,8 @@ fn unpack(zip: &[u8], dest: &Path) -> Result<(), ServiceError> {
         }
         let mut data = Vec::with_capacity(f.size() as usize);
         f.read_to_end(&mut data).map_err(|_| bad())?;
+        // A later layer replaces an earlier one's file (which may be read-only).
+        let _ = std::fs::remove_file(&path);
         std::fs::write(&path, &data).map_err(|e| ServiceError::internal(e.to_string()))?;
         // Keep the executable bit (a custom runtime's `bootstrap`); files without a mode (zips
         // made on Windows) are readable and executable, as Lambda makes them.

@@ -45,6 +45,9 @@ pub(crate) struct Stored {
     /// Function URLs, by qualifier (`""` for the unqualified function).
     #[serde(default)]
     pub urls: BTreeMap<String, FunctionUrlConfig>,
+    /// The packages of `$LATEST`'s layers, in order.
+    #[serde(default)]
+    pub layer_code: Vec<String>,
 }
 
 impl Stored {
@@ -79,6 +82,7 @@ pub(crate) fn launch(
         memory_mb: c.memory_size.unwrap_or(DEFAULT_MEMORY),
         timeout: Duration::from_secs(c.timeout.unwrap_or(DEFAULT_TIMEOUT).max(1) as u64),
         code_dir,
+        opt_dir: None,
         region: ctx.region.clone(),
         account_id: ctx.account_id.clone(),
         log_group: log_group(c, name),
@@ -217,7 +221,7 @@ impl Lambda {
     }
 
     /// A package from the request: inline zip bytes, or an object in Lakebox S3.
-    async fn package(
+    pub(crate) async fn package(
         &self,
         ctx: &RequestContext,
         zip: Option<lakebox_protocol::Blob>,
@@ -274,7 +278,7 @@ impl Lambda {
         format!("{date}.{:0<3}+0000", &frac[..frac.len().min(3)])
     }
 
-    fn config_url(&self, hex: &str) -> String {
+    pub(crate) fn config_url(&self, hex: &str) -> String {
         let base = self
             .listen_url
             .get()
@@ -351,6 +355,7 @@ impl LambdaApi for Lambda {
                 format!("Function already exist: {name}"),
             ));
         }
+        let (layers, layer_code) = self.resolve_layers(input.layers.as_deref().unwrap_or_default())?;
         let package = self
             .package(
                 ctx,
@@ -360,6 +365,7 @@ impl LambdaApi for Lambda {
             )
             .await?;
         let config = FunctionConfiguration {
+            layers: (!layers.is_empty()).then_some(layers),
             function_name: Some(name.to_owned()),
             function_arn: Some(function_arn(ctx, name)),
             runtime: input.runtime,
@@ -412,6 +418,7 @@ impl LambdaApi for Lambda {
             reserved_concurrency: None,
             event_invoke: BTreeMap::new(),
             urls: BTreeMap::new(),
+            layer_code,
         };
         self.save(ctx, &stored)?;
         let reported = if input.publish == Some(true) {
@@ -508,7 +515,7 @@ impl LambdaApi for Lambda {
         self.reservations_changed(ctx);
         self.runtimes.retire(stored.arn());
         self.forget_package(&stored.code)?;
-        for p in packages {
+        for p in packages.into_iter().chain(stored.layer_code.iter().cloned()) {
             self.forget_package(&p)?;
         }
         Ok(DeleteFunctionResponse {
@@ -571,6 +578,12 @@ impl LambdaApi for Lambda {
         if let Some(Runtime::Unknown(_)) = &input.runtime {
             check_runtime_and_handler(&None, &input.runtime, &Some("x".into()))?;
         }
+        let mut old_layers = Vec::new();
+        if let Some(arns) = &input.layers {
+            let (layers, packages) = self.resolve_layers(arns)?;
+            stored.config.layers = (!layers.is_empty()).then_some(layers);
+            old_layers = std::mem::replace(&mut stored.layer_code, packages);
+        }
         let c = &mut stored.config;
         if let Some(v) = input.role {
             c.role = Some(v);
@@ -596,6 +609,7 @@ impl LambdaApi for Lambda {
         if let Some(v) = input.dead_letter_config {
             c.dead_letter_config = Some(v);
         }
+
         if let Some(v) = input.kms_key_arn {
             c.kms_key_arn = Some(v);
         }
@@ -616,6 +630,9 @@ impl LambdaApi for Lambda {
         self.touch(&mut stored);
         self.save(ctx, &stored)?;
         self.runtimes.retire(stored.arn());
+        for p in old_layers {
+            self.forget_package(&p)?;
+        }
         Ok(in_progress(stored.config))
     }
 
@@ -876,6 +893,78 @@ impl LambdaApi for Lambda {
         self.list_urls_impl(ctx, input)
     }
 
+    async fn publish_layer_version(
+        &self,
+        ctx: &RequestContext,
+        input: PublishLayerVersionRequest,
+    ) -> Result<PublishLayerVersionResponse, ServiceError> {
+        self.publish_layer_version_impl(ctx, input).await
+    }
+
+    async fn get_layer_version(
+        &self,
+        ctx: &RequestContext,
+        input: GetLayerVersionRequest,
+    ) -> Result<GetLayerVersionResponse, ServiceError> {
+        self.get_layer_version_impl(ctx, &input.layer_name, input.version_number)
+    }
+
+    async fn get_layer_version_by_arn(
+        &self,
+        ctx: &RequestContext,
+        input: GetLayerVersionByArnRequest,
+    ) -> Result<GetLayerVersionResponse, ServiceError> {
+        self.get_layer_version_by_arn_impl(ctx, &input.arn)
+    }
+
+    async fn list_layers(
+        &self,
+        ctx: &RequestContext,
+        input: ListLayersRequest,
+    ) -> Result<ListLayersResponse, ServiceError> {
+        self.list_layers_impl(ctx, input)
+    }
+
+    async fn list_layer_versions(
+        &self,
+        ctx: &RequestContext,
+        input: ListLayerVersionsRequest,
+    ) -> Result<ListLayerVersionsResponse, ServiceError> {
+        self.list_layer_versions_impl(ctx, input)
+    }
+
+    async fn delete_layer_version(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteLayerVersionRequest,
+    ) -> Result<(), ServiceError> {
+        self.delete_layer_version_impl(ctx, &input.layer_name, input.version_number)
+    }
+
+    async fn add_layer_version_permission(
+        &self,
+        ctx: &RequestContext,
+        input: AddLayerVersionPermissionRequest,
+    ) -> Result<AddLayerVersionPermissionResponse, ServiceError> {
+        self.add_layer_permission_impl(ctx, input)
+    }
+
+    async fn remove_layer_version_permission(
+        &self,
+        ctx: &RequestContext,
+        input: RemoveLayerVersionPermissionRequest,
+    ) -> Result<(), ServiceError> {
+        self.remove_layer_permission_impl(ctx, input)
+    }
+
+    async fn get_layer_version_policy(
+        &self,
+        ctx: &RequestContext,
+        input: GetLayerVersionPolicyRequest,
+    ) -> Result<GetLayerVersionPolicyResponse, ServiceError> {
+        self.get_layer_policy_impl(ctx, input)
+    }
+
     async fn create_event_source_mapping(
         &self,
         ctx: &RequestContext,
@@ -951,9 +1040,13 @@ impl Lambda {
 
     /// Removes a package once no function or version (of any account) uses it.
     pub(crate) fn forget_package(&self, hex: &str) -> Result<(), ServiceError> {
-        if !self.all_with_prefix(b"")?.iter().any(|s| s.code == hex)
-            && !self.version_packages()?.iter().any(|c| c == hex)
-        {
+        let functions = self.all_with_prefix(b"")?;
+        let in_use = functions
+            .iter()
+            .any(|s| s.code == hex || s.layer_code.iter().any(|l| l == hex))
+            || self.version_packages()?.iter().any(|c| c == hex)
+            || self.layer_packages()?.iter().any(|c| c == hex);
+        if !in_use {
             self.code.remove(hex);
         }
         Ok(())

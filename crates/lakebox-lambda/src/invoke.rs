@@ -127,7 +127,10 @@ impl Lambda {
         let _slot = self.acquire_slot(ctx, &target.function)?;
         let executed = target.version().to_owned();
         let code_dir = self.code.unpacked(&target.code)?;
-        let launch = crate::functions::launch(&target.config, target.function.arn(), ctx, code_dir);
+        let mut launch = crate::functions::launch(&target.config, target.function.arn(), ctx, code_dir);
+        if !target.layer_code.is_empty() {
+            launch.opt_dir = Some(self.code.layered(&target.layer_code)?);
+        }
         let outcome = self
             .runtimes
             .invoke(

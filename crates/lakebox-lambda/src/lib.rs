@@ -10,6 +10,7 @@
 //!   destinations, and event invoke configurations.
 //! - `concurrency`: reserved concurrency and throttling.
 //! - `urls`: function URLs and the HTTP requests they take.
+//! - `layers`: layer versions, and the merged tree a function's environments see.
 //! - `esm`: event source mappings (Kinesis, SQS) and their pollers.
 //! - `runtime`: execution environments and the Runtime API they speak.
 //! - `code`: function packages.
@@ -21,6 +22,7 @@ mod concurrency;
 mod esm;
 mod functions;
 mod invoke;
+mod layers;
 mod permissions;
 mod runtime;
 mod urls;

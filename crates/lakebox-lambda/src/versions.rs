@@ -20,6 +20,9 @@ const ALIASES: &str = "aliases";
 pub(crate) struct Version {
     pub config: FunctionConfiguration,
     pub code: String,
+    /// The packages of its layers, in order.
+    #[serde(default)]
+    pub layer_code: Vec<String>,
 }
 
 /// What a qualifier names.
@@ -50,6 +53,8 @@ pub(crate) struct Target {
     /// The configuration of the version reached (`$LATEST`'s for an unqualified name).
     pub config: FunctionConfiguration,
     pub code: String,
+    /// The packages of its layers, in order.
+    pub layer_code: Vec<String>,
     /// The ARN as the caller named it (an alias's, a version's, or the function's).
     pub invoked_arn: String,
     /// The qualifier the caller gave, for settings kept per qualifier.
@@ -129,12 +134,17 @@ impl Lambda {
 
     /// Every package a published version of any function uses.
     pub(crate) fn version_packages(&self) -> Result<Vec<String>, ServiceError> {
-        self.meta
+        let mut out = Vec::new();
+        for (_, v) in self
+            .meta
             .scan_prefix(VERSIONS, b"", None, usize::MAX)
             .map_err(storage)?
-            .into_iter()
-            .map(|(_, v)| decode::<Version>(&v).map(|v| v.code))
-            .collect()
+        {
+            let v = decode::<Version>(&v)?;
+            out.push(v.code);
+            out.extend(v.layer_code);
+        }
+        Ok(out)
     }
 
     pub(crate) fn alias(
@@ -181,7 +191,9 @@ impl Lambda {
             .map_err(storage)?;
         let mut packages = Vec::new();
         for (_, v) in &versions {
-            packages.push(decode::<Version>(v)?.code);
+            let v = decode::<Version>(v)?;
+            packages.push(v.code);
+            packages.extend(v.layer_code);
         }
         self.meta
             .write(|b| {
@@ -222,20 +234,20 @@ impl Lambda {
             return Ok(Target {
                 config: function.config.clone(),
                 code: function.code.clone(),
+                layer_code: function.layer_code.clone(),
                 invoked_arn: unqualified,
                 qualifier: None,
                 function,
             });
         };
         let invoked_arn = format!("{unqualified}:{q}");
-        let (mut config, code) = match Qualifier::of(q) {
-            Qualifier::Latest => (function.config.clone(), function.code.clone()),
-            Qualifier::Version(n) => {
-                let v = self
-                    .version(ctx, name, n)?
-                    .ok_or_else(|| not_found(ctx, name, Some(q)))?;
-                (v.config, v.code)
-            }
+        // The version reached; None is $LATEST.
+        let version: Option<Version> = match Qualifier::of(q) {
+            Qualifier::Latest => None,
+            Qualifier::Version(n) => Some(
+                self.version(ctx, name, n)?
+                    .ok_or_else(|| not_found(ctx, name, Some(q)))?,
+            ),
             Qualifier::Alias(a) => {
                 let alias = self
                     .alias(ctx, name, a)?
@@ -246,21 +258,28 @@ impl Lambda {
                     alias.function_version.clone().unwrap_or_default()
                 };
                 match Qualifier::of(&version) {
-                    Qualifier::Version(n) => {
-                        let v = self
-                            .version(ctx, name, n)?
-                            .ok_or_else(|| not_found(ctx, name, Some(&version)))?;
-                        (v.config, v.code)
-                    }
-                    _ => (function.config.clone(), function.code.clone()),
+                    Qualifier::Version(n) => Some(
+                        self.version(ctx, name, n)?
+                            .ok_or_else(|| not_found(ctx, name, Some(&version)))?,
+                    ),
+                    _ => None,
                 }
             }
+        };
+        let (mut config, code, layer_code) = match version {
+            Some(v) => (v.config, v.code, v.layer_code),
+            None => (
+                function.config.clone(),
+                function.code.clone(),
+                function.layer_code.clone(),
+            ),
         };
         // A qualified read reports the ARN as it was named.
         config.function_arn = Some(invoked_arn.clone());
         Ok(Target {
             config,
             code,
+            layer_code,
             invoked_arn,
             qualifier: Some(q.to_owned()),
             function,
@@ -294,6 +313,7 @@ impl Lambda {
         let version = Version {
             config: config.clone(),
             code: stored.code.clone(),
+            layer_code: stored.layer_code.clone(),
         };
         stored.last_version = n;
         stored.published_revision = stored.config.revision_id.clone();
@@ -403,7 +423,10 @@ impl Lambda {
             })
             .map_err(storage)?;
         self.runtimes.retire(stored.arn());
-        self.forget_package(&version.code)
+        for p in std::iter::once(&version.code).chain(&version.layer_code) {
+            self.forget_package(p)?;
+        }
+        Ok(())
     }
 
     /// Checks an alias's versions exist and its routing is one AWS accepts.

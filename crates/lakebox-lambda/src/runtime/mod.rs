@@ -50,6 +50,8 @@ pub struct Launch {
     pub memory_mb: i32,
     pub timeout: Duration,
     pub code_dir: PathBuf,
+    /// The function's layers merged (its `/opt`), when it has any.
+    pub opt_dir: Option<PathBuf>,
     pub region: String,
     pub account_id: String,
     pub log_group: String,
@@ -61,6 +63,51 @@ impl Launch {
     fn pool(&self) -> String {
         format!("{}:{}", self.function_arn, self.version)
     }
+}
+
+/// Where the runtimes look in a function's merged layers, as AWS's runtimes look in `/opt`:
+/// `python` (and its `lib/python3.*/site-packages`) on `PYTHONPATH`, `nodejs/node_modules` (and
+/// `nodejs/node*/node_modules`) on `NODE_PATH`, `bin` on `PATH`, `lib` on `LD_LIBRARY_PATH`.
+fn layer_paths(opt: &Path) -> Vec<(&'static str, std::ffi::OsString)> {
+    let join = |dirs: Vec<PathBuf>, tail: Option<std::ffi::OsString>| {
+        let mut all: Vec<std::ffi::OsString> = dirs.into_iter().map(PathBuf::into_os_string).collect();
+        all.extend(tail);
+        let mut out = std::ffi::OsString::new();
+        for (i, d) in all.iter().enumerate() {
+            if i > 0 {
+                out.push(":");
+            }
+            out.push(d);
+        }
+        out
+    };
+    let children = |dir: PathBuf, prefix: &str, tail: &str| -> Vec<PathBuf> {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+            .map(|e| e.path().join(tail))
+            .filter(|p| p.is_dir())
+            .collect();
+        found.sort();
+        found
+    };
+    let mut python = vec![opt.join("python")];
+    python.extend(children(opt.join("python/lib"), "python3", "site-packages"));
+    let mut node = vec![opt.join("nodejs/node_modules")];
+    node.extend(children(opt.join("nodejs"), "node", "node_modules"));
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    vec![
+        ("PYTHONPATH", join(python, None)),
+        ("NODE_PATH", join(node, None)),
+        ("PATH", join(vec![opt.join("bin")], Some(path))),
+        (
+            "LD_LIBRARY_PATH",
+            join(vec![opt.join("lib")], std::env::var_os("LD_LIBRARY_PATH")),
+        ),
+        ("LAKEBOX_OPT_DIR", opt.as_os_str().to_owned()),
+    ]
 }
 
 /// One invocation's result.
@@ -346,7 +393,13 @@ impl Runtimes {
         } else if launch.runtime.starts_with("nodejs") {
             (which("node").ok_or("fork/exec node: no such file or directory (Lakebox runs Node.js functions with this machine's node, which is not installed)")?, vec![self.dir.join("node_bootstrap.js")])
         } else if launch.runtime.starts_with("provided") {
-            let bootstrap = launch.code_dir.join("bootstrap");
+            // The package's bootstrap, else a layer's, as AWS looks in /var/task then /opt.
+            let mut bootstrap = launch.code_dir.join("bootstrap");
+            if !bootstrap.is_file()
+                && let Some(opt) = &launch.opt_dir
+            {
+                bootstrap = opt.join("bootstrap");
+            }
             if !bootstrap.is_file() {
                 return Err("Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]".into());
             }
@@ -410,6 +463,11 @@ impl Runtimes {
             .kill_on_drop(true);
         if !endpoint.is_empty() {
             cmd.env("AWS_ENDPOINT_URL", &endpoint);
+        }
+        if let Some(opt) = &launch.opt_dir {
+            for (name, value) in layer_paths(opt) {
+                cmd.env(name, value);
+            }
         }
         if launch.runtime.starts_with("python") {
             // The package is shared by every environment and read-only on AWS: no
