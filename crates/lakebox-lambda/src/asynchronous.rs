@@ -313,7 +313,8 @@ impl Lambda {
         }
     }
 
-    async fn send_to(&self, arn: &str, message: String, attributes: Vec<EventAttribute>) {
+    /// Sends `message` to a destination (SQS, SNS, Lambda) through the events link.
+    pub(crate) async fn send_to(&self, arn: &str, message: String, attributes: Vec<EventAttribute>) {
         let Some(targets) = self.async_queue.targets.get() else {
             return;
         };

@@ -13,7 +13,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
 use lakebox_core::arn::Arn;
 use lakebox_core::{RequestContext, ServiceError, paging};
 use lakebox_service::links::{LogShard, QueueSource, ShardedLog, StreamKey};
@@ -24,7 +23,8 @@ use crate::api::*;
 use crate::functions::{invalid, parse_name, user_error};
 
 const TABLE: &str = "event_source_mappings";
-const CURSORS: &str = "event_source_cursors";
+/// Per mapping and shard: the offset reading goes on from (and a tumbling window's state).
+pub(crate) const CURSORS: &str = "event_source_cursors";
 /// How often an idle poller looks again.
 const IDLE_POLL: Duration = Duration::from_millis(250);
 
@@ -37,7 +37,7 @@ pub(crate) struct Mapping {
 }
 
 impl Mapping {
-    fn uuid(&self) -> &str {
+    pub(crate) fn uuid(&self) -> &str {
         self.config.uuid.as_deref().unwrap_or_default()
     }
 
@@ -48,17 +48,17 @@ impl Mapping {
         )
     }
 
-    fn source(&self) -> &str {
+    pub(crate) fn source(&self) -> &str {
         self.config.event_source_arn.as_deref().unwrap_or_default()
     }
 
-    fn kind(&self) -> Source {
+    pub(crate) fn kind(&self) -> Source {
         Source::of(self.source())
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Source {
+pub(crate) enum Source {
     Kinesis,
     DynamoDb,
     Sqs,
@@ -118,7 +118,7 @@ fn stream_key(arn: &Arn) -> Option<StreamKey<'_>> {
 }
 
 impl Lambda {
-    fn mapping(&self, uuid: &str) -> Result<Option<Mapping>, ServiceError> {
+    pub(crate) fn mapping(&self, uuid: &str) -> Result<Option<Mapping>, ServiceError> {
         let raw = self.meta.get(TABLE, uuid.as_bytes()).map_err(storage)?;
         raw.map(|b| serde_json::from_slice(&b).map_err(|e| ServiceError::internal(e.to_string())))
             .transpose()
@@ -165,6 +165,7 @@ impl Lambda {
         }
         // A qualified name (an alias or version) is kept qualified: the mapping invokes that.
         let function = self.target(ctx, &input.function_name, None, false)?;
+        crate::filter::Filters::parse(input.filter_criteria.as_ref())?;
         let batch_size = input.batch_size.unwrap_or(match kind {
             Source::Sqs => 10,
             _ => 100,
@@ -340,6 +341,7 @@ impl Lambda {
         input: UpdateEventSourceMappingRequest,
     ) -> Result<EventSourceMappingConfiguration, ServiceError> {
         let mut m = self.mapping_of(ctx, &input.uuid)?;
+        let m_kind = m.kind();
         if let Some(f) = &input.function_name {
             m.config.function_arn = Some(self.target(ctx, f, None, false)?.invoked_arn);
         }
@@ -357,7 +359,24 @@ impl Lambda {
             c.function_response_types = Some(v);
         }
         if let Some(v) = input.filter_criteria {
+            crate::filter::Filters::parse(Some(&v))?;
             c.filter_criteria = Some(v);
+        }
+        let stream = m_kind.is_stream();
+        if let Some(v) = input.bisect_batch_on_function_error.filter(|_| stream) {
+            c.bisect_batch_on_function_error = Some(v);
+        }
+        if let Some(v) = input.maximum_record_age_in_seconds.filter(|_| stream) {
+            c.maximum_record_age_in_seconds = Some(v);
+        }
+        if let Some(v) = input.tumbling_window_in_seconds.filter(|_| stream) {
+            c.tumbling_window_in_seconds = Some(v);
+        }
+        if let Some(v) = input.parallelization_factor.filter(|_| stream) {
+            c.parallelization_factor = Some(v);
+        }
+        if let Some(v) = input.scaling_config {
+            c.scaling_config = Some(v);
         }
         if let Some(v) = input.destination_config {
             c.destination_config = Some(v);
@@ -445,7 +464,7 @@ impl Lambda {
     }
 
     /// Runs the function with one batch: its answer, or why it did not succeed.
-    async fn invoke_batch(
+    pub(crate) async fn invoke_batch(
         &self,
         m: &Mapping,
         event: serde_json::Value,
@@ -563,83 +582,6 @@ impl Lambda {
         shard.closed_at.is_none_or(|end| cursor < end).then_some(cursor)
     }
 
-    /// Reads one batch of a shard from `cursor`, invokes the function with it (retrying a
-    /// failure with back-off until it succeeds or MaximumRetryAttempts runs out; -1 retries
-    /// until the records expire, as AWS does) and moves the cursor past it. Whether there was
-    /// a batch.
-    async fn stream_batch(self: Arc<Self>, m: Arc<Mapping>, shard: LogShard, cursor: u64) -> bool {
-        let batch = m.config.batch_size.unwrap_or(100).max(1) as usize;
-        let max_retries = m.config.maximum_retry_attempts.unwrap_or(-1);
-        let reader = shard.reader.clone();
-        let records =
-            match tokio::task::spawn_blocking(move || reader.read(cursor, batch, 6 * 1024 * 1024)).await {
-                Ok(Ok(r)) => r,
-                _ => return false,
-            };
-        let Some(last) = records.last().map(|r| r.offset) else {
-            return false;
-        };
-        // Kinesis events name the function's execution role as the invoking identity.
-        let ctx = RequestContext::internal(&m.account, &m.region, 0);
-        let role = m
-            .config
-            .function_arn
-            .as_deref()
-            .and_then(|f| self.existing(&ctx, f, None).ok())
-            .and_then(|s| s.config.role)
-            .unwrap_or_default();
-        let b64 = base64::engine::general_purpose::STANDARD;
-        let event = if m.kind() == Source::DynamoDb {
-            // A DynamoDB stream record is its event as Lambda passes it, with the stream's ARN.
-            serde_json::json!({
-                "Records": records.iter().map(|r| {
-                    let mut record: serde_json::Value = serde_json::from_slice(&r.data).unwrap_or_default();
-                    record["eventSourceARN"] = serde_json::Value::String(m.source().to_owned());
-                    record
-                }).collect::<Vec<_>>(),
-            })
-        } else {
-            serde_json::json!({
-            "Records": records.iter().map(|r| {
-                let seq = shard.reader.sequence_number(r.offset);
-                serde_json::json!({
-                    "kinesis": {
-                        "kinesisSchemaVersion": "1.0",
-                        "partitionKey": r.partition_key,
-                        "sequenceNumber": seq,
-                        "data": b64.encode(&r.data),
-                        "approximateArrivalTimestamp": r.arrival_millis as f64 / 1000.0,
-                    },
-                    "eventSource": "aws:kinesis",
-                    "eventVersion": "1.0",
-                    "eventID": format!("{}:{seq}", shard.shard_id),
-                    "eventName": "aws:kinesis:record",
-                    "invokeIdentityArn": role,
-                    "awsRegion": m.region,
-                    "eventSourceARN": m.source(),
-                })
-            }).collect::<Vec<_>>(),
-            })
-        };
-        let mut attempts = 0;
-        let mut delay = Duration::from_millis(500);
-        while let Err(failed) = self.invoke_batch(&m, event.clone()).await {
-            // A throttled batch waits for a place and is not a failed attempt, as on AWS.
-            if failed == BatchFailed::Throttled {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            }
-            if max_retries >= 0 && attempts >= max_retries {
-                tracing::warn!(mapping = %m.uuid(), shard = %shard.shard_id, "batch skipped after {attempts} retries");
-                break;
-            }
-            attempts += 1;
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(30));
-        }
-        self.set_cursor(m.uuid(), &shard.shard_id, last + 1).is_ok()
-    }
-
     async fn poll_sqs(self: Arc<Self>, m: Mapping) {
         let Some(queues) = self.queues.get().cloned() else {
             return;
@@ -668,6 +610,29 @@ impl Lambda {
                 if got.len() >= batch || started.elapsed() >= window {
                     break;
                 }
+            }
+            // Messages no filter matches are deleted unseen, as AWS deletes them.
+            let filters =
+                crate::filter::Filters::parse(m.config.filter_criteria.as_ref()).unwrap_or_default();
+            let (got, skipped): (Vec<_>, Vec<_>) = got.into_iter().partition(|msg| {
+                let body = serde_json::from_str::<serde_json::Value>(&msg.body)
+                    .unwrap_or_else(|_| serde_json::Value::String(msg.body.clone()));
+                filters.pass(&serde_json::json!({
+                    "body": body,
+                    "attributes": msg.attributes,
+                    "messageAttributes": msg.message_attributes,
+                    "messageId": msg.message_id,
+                }))
+            });
+            if !skipped.is_empty()
+                && let Err(e) = queues
+                    .delete(
+                        m.source(),
+                        skipped.into_iter().map(|s| s.receipt_handle).collect(),
+                    )
+                    .await
+            {
+                tracing::warn!(mapping = %m.uuid(), "deleting filtered-out messages: {e}");
             }
             if got.is_empty() {
                 continue;
@@ -725,7 +690,7 @@ impl Lambda {
 
 /// Why a batch did not succeed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BatchFailed {
+pub(crate) enum BatchFailed {
     /// The function's concurrency was used up: the batch did not run.
     Throttled,
     /// The function ran and failed (or could not start).

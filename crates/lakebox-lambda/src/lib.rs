@@ -11,7 +11,8 @@
 //! - `concurrency`: reserved concurrency and throttling.
 //! - `urls`: function URLs and the HTTP requests they take.
 //! - `layers`: layer versions, and the merged tree a function's environments see.
-//! - `esm`: event source mappings (Kinesis, SQS) and their pollers.
+//! - `esm`: event source mappings (Kinesis, DynamoDB Streams, SQS) and their pollers;
+//!   `stream_batch` one batch of a stream source, `filter` their FilterCriteria.
 //! - `runtime`: execution environments and the Runtime API they speak.
 //! - `code`: function packages.
 
@@ -20,11 +21,13 @@ mod asynchronous;
 mod code;
 mod concurrency;
 mod esm;
+mod filter;
 mod functions;
 mod invoke;
 mod layers;
 mod permissions;
 mod runtime;
+mod stream_batch;
 mod urls;
 mod versions;
 

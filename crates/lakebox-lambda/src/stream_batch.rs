@@ -1,0 +1,482 @@
+//! One step of a stream event source (Kinesis, DynamoDB Streams) on one shard: read a batch
+//! from the shard's cursor and get it through the function as AWS's pollers do —
+//! `MaximumBatchingWindowInSeconds` (wait for a fuller batch), `FilterCriteria` (records that
+//! match no filter are skipped), `MaximumRecordAgeInSeconds` (older records are given up),
+//! retries with back-off up to `MaximumRetryAttempts`, `BisectBatchOnFunctionError` (a failed
+//! batch is split in two and each half retried), `ReportBatchItemFailures` (retry from the
+//! first failed record), the mapping's on-failure destination (AWS's batch-info record for
+//! what was given up), and `TumblingWindowInSeconds` (state carried between the invocations of
+//! a window, and a final invocation when it ends). The cursor moves past the batch only when
+//! all of it is done, so every record is delivered at least once, in order.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use lakebox_core::RequestContext;
+use lakebox_service::links::{LogRecord, LogShard};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::Lambda;
+use crate::api::*;
+use crate::esm::{BatchFailed, CURSORS, Mapping, Source};
+use crate::filter::Filters;
+
+/// One record of a batch: when it arrived, its sequence number, and its event.
+#[derive(Clone)]
+struct Item {
+    arrival_millis: i64,
+    sequence: String,
+    event: Value,
+}
+
+/// A tumbling window's carried state, kept beside the shard's cursor.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct WindowState {
+    start_millis: i64,
+    state: Value,
+}
+
+fn window_key(uuid: &str, shard: &str) -> Vec<u8> {
+    format!("{uuid}\0{shard}\0window").into_bytes()
+}
+
+/// `2020-07-30T17:00:00Z`, as window bounds are written.
+fn window_time(millis: i64) -> String {
+    let iso = lakebox_protocol::Timestamp::from_millis(millis).to_iso8601();
+    format!("{}Z", iso.split('.').next().unwrap_or(&iso))
+}
+
+impl Lambda {
+    /// Reads one batch of `shard` from `cursor` and gets it through the function (see the
+    /// module's comment); whether there was anything to do.
+    pub(crate) async fn stream_batch(self: Arc<Self>, m: Arc<Mapping>, shard: LogShard, cursor: u64) -> bool {
+        let c = &m.config;
+        let batch = c.batch_size.unwrap_or(100).max(1) as usize;
+        let reader = shard.reader.clone();
+        let records =
+            match tokio::task::spawn_blocking(move || reader.read(cursor, batch, 6 * 1024 * 1024)).await {
+                Ok(Ok(r)) => r,
+                _ => return false,
+            };
+        let tumbling = c.tumbling_window_in_seconds.unwrap_or(0).max(0) as i64 * 1000;
+        let now = self.clock.now_millis();
+        let Some(first) = records.first().cloned() else {
+            // Nothing new: a window whose time is over gets its final invocation.
+            if tumbling > 0 {
+                return self.finish_window(&m, &shard, None, now).await;
+            }
+            return false;
+        };
+        // A batching window waits for a full batch until its oldest record is that old.
+        let batching = c.maximum_batching_window_in_seconds.unwrap_or(0).max(0) as i64 * 1000;
+        if batching > 0 && records.len() < batch && now - first.arrival_millis < batching {
+            return false;
+        }
+        let mut records = records;
+        if tumbling > 0 {
+            let start = first.arrival_millis - first.arrival_millis.rem_euclid(tumbling);
+            // A batch holds one window's records; an earlier window is finished first.
+            if self.finish_window(&m, &shard, Some(start), now).await {
+                return true;
+            }
+            records.retain(|r| r.arrival_millis - r.arrival_millis.rem_euclid(tumbling) == start);
+        }
+        let Some(last) = records.last().map(|r| r.offset) else {
+            return false;
+        };
+        let items = self.items(&m, &shard, &records);
+        let filters = Filters::parse(c.filter_criteria.as_ref()).unwrap_or_default();
+        let mut items: Vec<Item> = items
+            .into_iter()
+            .filter(|i| filters.pass(&filter_view(m.kind(), &i.event)))
+            .collect();
+        let max_age = c.maximum_record_age_in_seconds.unwrap_or(-1);
+        if max_age > 0 {
+            let (expired, fresh): (Vec<Item>, Vec<Item>) = items
+                .into_iter()
+                .partition(|i| now - i.arrival_millis > max_age as i64 * 1000);
+            if !expired.is_empty() {
+                self.batch_failed(&m, &shard, &expired, "RecordAgeExceeded", 0, None)
+                    .await;
+            }
+            items = fresh;
+        }
+        let mut window_state = None;
+        if !items.is_empty() {
+            window_state = match self.run_items(&m, &shard, items, tumbling).await {
+                Some(state) => state,
+                None => return false, // the mapping changed or went: leave the cursor
+            };
+        }
+        let key = format!("{}\0{}", m.uuid(), shard.shard_id);
+        let wkey = window_key(m.uuid(), &shard.shard_id);
+        let state = window_state.and_then(|w| serde_json::to_vec(&w).ok());
+        let uuid = m.uuid().to_owned();
+        if self.mapping(&uuid).ok().flatten().is_none() {
+            return false;
+        }
+        self.meta
+            .write(|b| {
+                b.put(CURSORS, key.as_bytes(), (last + 1).to_string().as_bytes())?;
+                if let Some(s) = &state {
+                    b.put(CURSORS, &wkey, s)?;
+                }
+                Ok(())
+            })
+            .is_ok()
+    }
+
+    /// The events of `records` as Lambda passes them to the function.
+    fn items(&self, m: &Mapping, shard: &LogShard, records: &[LogRecord]) -> Vec<Item> {
+        // Kinesis events name the function's execution role as the invoking identity.
+        let ctx = RequestContext::internal(&m.account, &m.region, 0);
+        let role = m
+            .config
+            .function_arn
+            .as_deref()
+            .and_then(|f| self.existing(&ctx, f, None).ok())
+            .and_then(|s| s.config.role)
+            .unwrap_or_default();
+        let b64 = base64::engine::general_purpose::STANDARD;
+        records
+            .iter()
+            .map(|r| {
+                let seq = shard.reader.sequence_number(r.offset);
+                let event = if m.kind() == Source::DynamoDb {
+                    // A DynamoDB stream record is its event as Lambda passes it, with the
+                    // stream's ARN.
+                    let mut record: Value = serde_json::from_slice(&r.data).unwrap_or_default();
+                    record["eventSourceARN"] = Value::String(m.source().to_owned());
+                    record
+                } else {
+                    json!({
+                        "kinesis": {
+                            "kinesisSchemaVersion": "1.0",
+                            "partitionKey": r.partition_key,
+                            "sequenceNumber": seq,
+                            "data": b64.encode(&r.data),
+                            "approximateArrivalTimestamp": r.arrival_millis as f64 / 1000.0,
+                        },
+                        "eventSource": "aws:kinesis",
+                        "eventVersion": "1.0",
+                        "eventID": format!("{}:{seq}", shard.shard_id),
+                        "eventName": "aws:kinesis:record",
+                        "invokeIdentityArn": role,
+                        "awsRegion": m.region,
+                        "eventSourceARN": m.source(),
+                    })
+                };
+                let sequence = match m.kind() {
+                    Source::DynamoDb => event["dynamodb"]["SequenceNumber"]
+                        .as_str()
+                        .map(str::to_owned)
+                        .unwrap_or(seq),
+                    _ => seq,
+                };
+                Item {
+                    arrival_millis: r.arrival_millis,
+                    sequence,
+                    event,
+                }
+            })
+            .collect()
+    }
+
+    /// Gets `items` through the function: retries, bisection, partial failures, the
+    /// on-failure destination. The tumbling window's state to keep (when windows are on), or
+    /// `None` when the mapping was changed or deleted meanwhile.
+    async fn run_items(
+        &self,
+        m: &Mapping,
+        shard: &LogShard,
+        items: Vec<Item>,
+        tumbling: i64,
+    ) -> Option<Option<WindowState>> {
+        let c = &m.config;
+        let max_retries = c.maximum_retry_attempts.unwrap_or(-1);
+        let bisect = c.bisect_batch_on_function_error.unwrap_or(false);
+        let partial = c
+            .function_response_types
+            .as_ref()
+            .is_some_and(|t| t.contains(&FunctionResponseType::ReportBatchItemFailures));
+        let window_start =
+            (tumbling > 0).then(|| items[0].arrival_millis - items[0].arrival_millis.rem_euclid(tumbling));
+        let mut state = window_start.map(|start| self.window_state(m, shard, start));
+        let mut pending: VecDeque<Vec<Item>> = VecDeque::from([items]);
+        while let Some(mut batch) = pending.pop_front() {
+            let mut attempts = 0i32;
+            let mut delay = Duration::from_millis(500);
+            loop {
+                let mut event =
+                    json!({ "Records": batch.iter().map(|i| i.event.clone()).collect::<Vec<_>>() });
+                if let (Some(start), Some(s)) = (window_start, &state) {
+                    add_window(&mut event, m, shard, start, tumbling, &s.state, false);
+                }
+                let failed_from = match self.invoke_batch(m, event).await {
+                    Ok(answer) => {
+                        if let (Some(s), Some(new)) =
+                            (state.as_mut(), answer.as_ref().and_then(|a| a.get("state")))
+                        {
+                            s.state = new.clone();
+                        }
+                        let first_failed = partial.then(|| first_failed(answer.as_ref(), &batch)).flatten();
+                        match first_failed {
+                            None => break,
+                            Some(i) => Some(i),
+                        }
+                    }
+                    Err(BatchFailed::Throttled) => {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
+                    Err(BatchFailed::Function) => None,
+                };
+                // Records before the first reported failure are done.
+                if let Some(i) = failed_from {
+                    batch.drain(..i);
+                }
+                attempts += 1;
+                if bisect && batch.len() > 1 {
+                    let second = batch.split_off(batch.len() / 2);
+                    pending.push_front(second);
+                    pending.push_front(batch);
+                    break;
+                }
+                if max_retries >= 0 && attempts > max_retries {
+                    tracing::warn!(mapping = %m.uuid(), shard = %shard.shard_id, "batch given up after {attempts} attempts");
+                    self.batch_failed(
+                        m,
+                        shard,
+                        &batch,
+                        "RetryAttemptsExhausted",
+                        attempts,
+                        Some("Unhandled"),
+                    )
+                    .await;
+                    break;
+                }
+                // A mapping deleted meanwhile stops retrying.
+                self.mapping(m.uuid()).ok().flatten()?;
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        }
+        Some(state)
+    }
+
+    /// The window state stored for the shard if it is for the window starting at `start`, else
+    /// a fresh one.
+    fn window_state(&self, m: &Mapping, shard: &LogShard, start: i64) -> WindowState {
+        self.stored_window(m, shard)
+            .filter(|w| w.start_millis == start)
+            .unwrap_or(WindowState {
+                start_millis: start,
+                state: json!({}),
+            })
+    }
+
+    fn stored_window(&self, m: &Mapping, shard: &LogShard) -> Option<WindowState> {
+        let raw = self
+            .meta
+            .get(CURSORS, &window_key(m.uuid(), &shard.shard_id))
+            .ok()??;
+        serde_json::from_slice(&raw).ok()
+    }
+
+    /// Gives the stored window its final invocation (no records, its state,
+    /// `isFinalInvokeForWindow`) when it is over: when records of a later window (`next`) are
+    /// there, or its end has passed. Whether it ran one.
+    async fn finish_window(&self, m: &Mapping, shard: &LogShard, next: Option<i64>, now: i64) -> bool {
+        let tumbling = m.config.tumbling_window_in_seconds.unwrap_or(0) as i64 * 1000;
+        let Some(w) = self.stored_window(m, shard) else {
+            return false;
+        };
+        let over = match next {
+            Some(start) => start != w.start_millis,
+            None => now >= w.start_millis + tumbling,
+        };
+        if !over {
+            return false;
+        }
+        let mut event = json!({ "Records": [] });
+        add_window(&mut event, m, shard, w.start_millis, tumbling, &w.state, true);
+        loop {
+            match self.invoke_batch(m, event.clone()).await {
+                Err(BatchFailed::Throttled) => tokio::time::sleep(Duration::from_millis(200)).await,
+                Err(BatchFailed::Function) => {
+                    tracing::warn!(mapping = %m.uuid(), "the final invocation of a window failed");
+                    break;
+                }
+                Ok(_) => break,
+            }
+        }
+        self.meta
+            .delete(CURSORS, &window_key(m.uuid(), &shard.shard_id))
+            .is_ok()
+    }
+
+    /// Sends AWS's record of a batch given up to the mapping's on-failure destination.
+    async fn batch_failed(
+        &self,
+        m: &Mapping,
+        shard: &LogShard,
+        items: &[Item],
+        condition: &str,
+        attempts: i32,
+        function_error: Option<&str>,
+    ) {
+        let Some(dest) = m
+            .config
+            .destination_config
+            .as_ref()
+            .and_then(|d| d.on_failure.as_ref())
+            .and_then(|f| f.destination.clone())
+            .filter(|d| !d.is_empty())
+        else {
+            return;
+        };
+        let (Some(first), Some(last)) = (items.first(), items.last()) else {
+            return;
+        };
+        let info = json!({
+            "shardId": shard.shard_id,
+            "startSequenceNumber": first.sequence,
+            "endSequenceNumber": last.sequence,
+            "approximateArrivalOfFirstRecord": lakebox_protocol::Timestamp::from_millis(first.arrival_millis).to_iso8601(),
+            "approximateArrivalOfLastRecord": lakebox_protocol::Timestamp::from_millis(last.arrival_millis).to_iso8601(),
+            "batchSize": items.len(),
+            "streamArn": m.source(),
+        });
+        let mut record = json!({
+            "requestContext": {
+                "requestId": uuid::Uuid::new_v4().to_string(),
+                "functionArn": m.config.function_arn,
+                "condition": condition,
+                "approximateInvokeCount": attempts,
+            },
+            "version": "1.0",
+            "timestamp": lakebox_protocol::Timestamp::from_millis(self.clock.now_millis()).to_iso8601(),
+        });
+        if let Some(e) = function_error {
+            record["responseContext"] = json!({
+                "statusCode": 200,
+                "executedVersion": "$LATEST",
+                "functionError": e,
+            });
+        }
+        let info_key = match m.kind() {
+            Source::DynamoDb => "DDBStreamBatchInfo",
+            _ => "KinesisBatchInfo",
+        };
+        record[info_key] = info;
+        self.send_to(&dest, record.to_string(), Vec::new()).await;
+    }
+}
+
+/// The fields filters see: a Kinesis record's `kinesis` fields at the top with `data` decoded
+/// (when it is JSON), beside the record's own; a DynamoDB record as it is.
+fn filter_view(kind: Source, event: &Value) -> Value {
+    if kind != Source::Kinesis {
+        return event.clone();
+    }
+    let mut view = event.clone();
+    if let Some(k) = event.get("kinesis").and_then(Value::as_object) {
+        for (key, v) in k {
+            view[key.as_str()] = v.clone();
+        }
+    }
+    let decoded = event["kinesis"]["data"]
+        .as_str()
+        .and_then(|d| base64::engine::general_purpose::STANDARD.decode(d).ok())
+        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok());
+    match decoded {
+        Some(d) => view["data"] = d,
+        None => {
+            if let Some(o) = view.as_object_mut() {
+                o.remove("data");
+            }
+        }
+    }
+    view
+}
+
+/// Where the first failed record is in `batch`, from a `batchItemFailures` answer; `None` when
+/// nothing failed. An answer the function cannot have meant (an identifier not in the batch)
+/// fails the whole batch, as AWS treats it.
+fn first_failed(answer: Option<&Value>, batch: &[Item]) -> Option<usize> {
+    let failures = answer?.get("batchItemFailures")?.as_array()?;
+    let mut first: Option<usize> = None;
+    for f in failures {
+        let id = f.get("itemIdentifier").and_then(Value::as_str);
+        let at = match id {
+            Some(id) if !id.is_empty() => batch.iter().position(|i| i.sequence == id).unwrap_or(0),
+            _ => 0,
+        };
+        first = Some(first.map_or(at, |x| x.min(at)));
+    }
+    first
+}
+
+/// The tumbling-window members of an event.
+fn add_window(
+    event: &mut Value,
+    m: &Mapping,
+    shard: &LogShard,
+    start: i64,
+    len: i64,
+    state: &Value,
+    last: bool,
+) {
+    event["window"] = json!({ "start": window_time(start), "end": window_time(start + len) });
+    event["state"] = state.clone();
+    event["shardId"] = json!(shard.shard_id);
+    event["eventSourceARN"] = json!(m.source());
+    event["isFinalInvokeForWindow"] = json!(last);
+    event["isWindowTerminatedEarly"] = json!(false);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(seq: &str) -> Item {
+        Item {
+            arrival_millis: 0,
+            sequence: seq.into(),
+            event: json!({}),
+        }
+    }
+
+    #[test]
+    fn partial_failures_point_at_the_first_failed_record() {
+        let batch = [item("1"), item("2"), item("3")];
+        assert_eq!(
+            first_failed(Some(&json!({"batchItemFailures": []})), &batch),
+            None
+        );
+        assert_eq!(first_failed(Some(&json!({})), &batch), None);
+        let a = json!({"batchItemFailures": [{"itemIdentifier": "3"}, {"itemIdentifier": "2"}]});
+        assert_eq!(first_failed(Some(&a), &batch), Some(1));
+        let unknown = json!({"batchItemFailures": [{"itemIdentifier": "zzz"}]});
+        assert_eq!(first_failed(Some(&unknown), &batch), Some(0));
+    }
+
+    #[test]
+    fn kinesis_filters_see_decoded_data() {
+        let data = base64::engine::general_purpose::STANDARD.encode(br#"{"kind": "order"}"#);
+        let e = json!({"kinesis": {"data": data, "partitionKey": "p1"}, "eventName": "aws:kinesis:record"});
+        let v = filter_view(Source::Kinesis, &e);
+        assert_eq!(v["data"]["kind"], "order");
+        assert_eq!(v["partitionKey"], "p1");
+        let raw = json!({"kinesis": {"data": base64::engine::general_purpose::STANDARD.encode(b"not json")}});
+        assert!(filter_view(Source::Kinesis, &raw).get("data").is_none());
+    }
+
+    #[test]
+    fn window_bounds_are_whole_seconds() {
+        assert_eq!(window_time(1_596_128_400_000), "2020-07-30T17:00:00Z");
+    }
+}

@@ -1,0 +1,251 @@
+"""Lambda's stream event sources past the happy path, judged by boto3: FilterCriteria on
+Kinesis and SQS, BisectBatchOnFunctionError with MaximumRetryAttempts and the on-failure
+destination's batch record, ReportBatchItemFailures on a stream, MaximumRecordAgeInSeconds
+with the server clock moved, MaximumBatchingWindowInSeconds, and tumbling windows carrying
+state to a final invocation."""
+
+import io
+import json
+import time
+import zipfile
+
+import pytest
+
+from lakebox_harness import Lakebox, wait_for
+from signing import send
+
+ROLE = "arn:aws:iam::000000000000:role/lambda-role"
+
+# Records every invocation (its records' decoded data and the event's other members) in S3;
+# fails on records whose data says so: raising, or for "partial-*" functions reporting them
+# in batchItemFailures; "once" fails only the first time it is seen. With a tumbling window
+# it sums the records' `n` into the window's state.
+RECORDER = '''
+import base64, json, time, uuid, boto3
+
+s3 = boto3.client("s3")
+
+def handler(event, context):
+    records = event.get("Records", [])
+    datas = []
+    for r in records:
+        raw = base64.b64decode(r["kinesis"]["data"]) if "kinesis" in r else r["body"].encode()
+        try:
+            datas.append(json.loads(raw))
+        except ValueError:
+            datas.append(raw.decode())
+    key = "%s/%020d-%s.json" % (context.function_name, time.time_ns(), uuid.uuid4())
+    rest = {k: v for k, v in event.items() if k != "Records"}
+    s3.put_object(Bucket="esm-features", Key=key, Body=json.dumps({"datas": datas, "event": rest}))
+    failing = []
+    for r, d in zip(records, datas):
+        if not isinstance(d, dict):
+            continue
+        if d.get("fail") == "always":
+            failing.append(r)
+        elif d.get("fail") == "once":
+            marker = "markers/%s" % d["id"]
+            try:
+                s3.head_object(Bucket="esm-features", Key=marker)
+            except Exception:
+                s3.put_object(Bucket="esm-features", Key=marker, Body=b"seen")
+                failing.append(r)
+    if failing:
+        if context.function_name.startswith("partial"):
+            return {"batchItemFailures": [{"itemIdentifier": r["kinesis"]["sequenceNumber"]} for r in failing]}
+        raise ValueError("bad record")
+    if "window" in event:
+        state = dict(event.get("state") or {})
+        state["sum"] = state.get("sum", 0) + sum(d.get("n", 0) for d in datas if isinstance(d, dict))
+        return {"state": state}
+    return {}
+'''
+
+
+def zip_of(files):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, text in files.items():
+            z.writestr(name, text)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def lakebox(tmp_path_factory):
+    server = Lakebox(tmp_path_factory.mktemp("esm-features")).start()
+    server.client("s3").create_bucket(Bucket="esm-features")
+    yield server
+    server.stop()
+
+
+def invocations(lb, function):
+    s3 = lb.client("s3")
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="esm-features", Prefix=function + "/").get("Contents", []))
+    return [json.loads(s3.get_object(Bucket="esm-features", Key=k)["Body"].read()) for k in keys]
+
+
+def stream(lb, name):
+    kinesis = lb.client("kinesis")
+    kinesis.create_stream(StreamName=name, ShardCount=1)
+    kinesis.get_waiter("stream_exists").wait(StreamName=name)
+    return kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
+
+
+def put(lb, name, *datas):
+    kinesis = lb.client("kinesis")
+    kinesis.put_records(StreamName=name, Records=[
+        {"Data": d if isinstance(d, bytes) else json.dumps(d).encode(), "PartitionKey": "k"} for d in datas])
+
+
+def function(lb, name):
+    lam = lb.client("lambda")
+    return lam.create_function(FunctionName=name, Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                               Code={"ZipFile": zip_of({"app.py": RECORDER})}, Timeout=30)["FunctionArn"]
+
+
+def queue(lb, name):
+    sqs = lb.client("sqs")
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    return url, sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+
+def test_filter_criteria_pick_the_records_a_function_sees(lakebox):
+    lam = lakebox.client("lambda")
+    arn = stream(lakebox, "filtered")
+    function(lakebox, "filtered-fn")
+    code = None
+    try:
+        lam.create_event_source_mapping(FunctionName="filtered-fn", EventSourceArn=arn, StartingPosition="TRIM_HORIZON",
+                                        FilterCriteria={"Filters": [{"Pattern": "{\"data\": \"not a list\"}"}]})
+    except lam.exceptions.InvalidParameterValueException as e:
+        code = e.response["Error"]["Code"]
+    assert code == "InvalidParameterValueException"
+    put(lakebox, "filtered", {"kind": "order", "id": 1}, {"kind": "refund", "id": 2}, b"not json at all",
+        {"kind": "order", "id": 3, "amount": 50}, {"kind": "order", "id": 4, "amount": 500})
+    m = lam.create_event_source_mapping(
+        FunctionName="filtered-fn", EventSourceArn=arn, StartingPosition="TRIM_HORIZON",
+        FilterCriteria={"Filters": [
+            {"Pattern": json.dumps({"data": {"kind": ["order"], "amount": [{"numeric": ["<", 100]}]}})},
+            {"Pattern": json.dumps({"data": {"kind": ["order"], "amount": [{"exists": False}]}})},
+        ]})
+    assert json.loads(m["FilterCriteria"]["Filters"][0]["Pattern"])["data"]["kind"] == ["order"]
+    assert wait_for(lambda: [d["id"] for i in invocations(lakebox, "filtered-fn") for d in i["datas"]] == [1, 3], timeout=20)
+    time.sleep(1)
+    assert [d["id"] for i in invocations(lakebox, "filtered-fn") for d in i["datas"]] == [1, 3]
+
+
+def test_sqs_messages_no_filter_matches_are_deleted_unseen(lakebox):
+    lam, sqs = lakebox.client("lambda"), lakebox.client("sqs")
+    url, arn = queue(lakebox, "filtered-q")
+    function(lakebox, "sqs-filtered-fn")
+    lam.create_event_source_mapping(FunctionName="sqs-filtered-fn", EventSourceArn=arn, BatchSize=10,
+                                    FilterCriteria={"Filters": [{"Pattern": json.dumps({"body": {"kind": ["order"]}})}]})
+    for i, kind in enumerate(["order", "refund", "order"]):
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"kind": kind, "id": i}))
+    assert wait_for(lambda: sorted(d["id"] for i in invocations(lakebox, "sqs-filtered-fn") for d in i["datas"]) == [0, 2], timeout=20)
+    # The refund was deleted, not left to come back.
+    assert wait_for(lambda: sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]["ApproximateNumberOfMessages"] == "0"
+                    and sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "0", timeout=10)
+
+
+def test_bisect_retries_then_the_on_failure_destination(lakebox):
+    lam, sqs = lakebox.client("lambda"), lakebox.client("sqs")
+    arn = stream(lakebox, "bisected")
+    fn_arn = function(lakebox, "bisect-fn")
+    url, qarn = queue(lakebox, "stream-failures")
+    put(lakebox, "bisected", {"id": 1}, {"id": 2}, {"id": 3, "fail": "always"}, {"id": 4})
+    m = lam.create_event_source_mapping(FunctionName="bisect-fn", EventSourceArn=arn, StartingPosition="TRIM_HORIZON",
+                                        BatchSize=4, BisectBatchOnFunctionError=True, MaximumRetryAttempts=1,
+                                        DestinationConfig={"OnFailure": {"Destination": qarn}})
+    assert m["BisectBatchOnFunctionError"] is True and m["MaximumRetryAttempts"] == 1
+    got = []
+    assert wait_for(lambda: got.extend(sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages", [])) or got, timeout=30)
+    record = json.loads(got[0]["Body"])
+    info = record["KinesisBatchInfo"]
+    assert record["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert record["requestContext"]["functionArn"] == fn_arn
+    assert record["requestContext"]["approximateInvokeCount"] == 2
+    assert record["responseContext"]["functionError"] == "Unhandled"
+    assert info["shardId"] == "shardId-000000000000" and info["streamArn"] == arn and info["batchSize"] == 1
+    assert info["startSequenceNumber"] == info["endSequenceNumber"]
+    # Every good record got through, in order; the batches were halved around the bad one.
+    assert wait_for(lambda: [d["id"] for i in invocations(lakebox, "bisect-fn") for d in i["datas"]][-1:] == [4], timeout=20)
+    batches = [[d["id"] for d in i["datas"]] for i in invocations(lakebox, "bisect-fn")]
+    assert batches == [[1, 2, 3, 4], [1, 2], [3, 4], [3], [3], [4]], batches
+
+
+def test_report_batch_item_failures_retries_from_the_failed_record(lakebox):
+    lam = lakebox.client("lambda")
+    arn = stream(lakebox, "partial")
+    function(lakebox, "partial-fn")
+    put(lakebox, "partial", {"id": "a"}, {"id": "b", "fail": "once"}, {"id": "c"})
+    lam.create_event_source_mapping(FunctionName="partial-fn", EventSourceArn=arn, StartingPosition="TRIM_HORIZON",
+                                    BatchSize=10, FunctionResponseTypes=["ReportBatchItemFailures"])
+    assert wait_for(lambda: len(invocations(lakebox, "partial-fn")) >= 2, timeout=20)
+    time.sleep(1)
+    batches = [[d["id"] for d in i["datas"]] for i in invocations(lakebox, "partial-fn")]
+    assert batches == [["a", "b", "c"], ["b", "c"]]
+
+
+def test_batching_window_waits_for_a_fuller_batch(lakebox):
+    lam = lakebox.client("lambda")
+    arn = stream(lakebox, "windowed-batches")
+    function(lakebox, "batching-fn")
+    lam.create_event_source_mapping(FunctionName="batching-fn", EventSourceArn=arn, StartingPosition="TRIM_HORIZON",
+                                    BatchSize=100, MaximumBatchingWindowInSeconds=2)
+    put(lakebox, "windowed-batches", {"id": 1})
+    time.sleep(0.5)
+    put(lakebox, "windowed-batches", {"id": 2})
+    time.sleep(0.5)
+    put(lakebox, "windowed-batches", {"id": 3})
+    assert wait_for(lambda: invocations(lakebox, "batching-fn"), timeout=20)
+    time.sleep(0.5)
+    assert [[d["id"] for d in i["datas"]] for i in invocations(lakebox, "batching-fn")] == [[1, 2, 3]]
+
+
+def test_tumbling_windows_carry_state_to_a_final_invocation(lakebox):
+    lam = lakebox.client("lambda")
+    arn = stream(lakebox, "tumbling")
+    function(lakebox, "tumbling-fn")
+    lam.create_event_source_mapping(FunctionName="tumbling-fn", EventSourceArn=arn, StartingPosition="TRIM_HORIZON",
+                                    BatchSize=1, TumblingWindowInSeconds=3)
+    # Three records early in one three-second window, one invocation each (BatchSize 1).
+    while time.time() % 3 > 0.5:
+        time.sleep(0.05)
+    put(lakebox, "tumbling", {"n": 1})
+    put(lakebox, "tumbling", {"n": 2})
+    put(lakebox, "tumbling", {"n": 3})
+
+    def final():
+        return [i for i in invocations(lakebox, "tumbling-fn") if i["event"].get("isFinalInvokeForWindow")]
+
+    assert wait_for(final, timeout=20)
+    calls = invocations(lakebox, "tumbling-fn")
+    assert [c["datas"] for c in calls] == [[{"n": 1}], [{"n": 2}], [{"n": 3}], []]
+    assert [c["event"]["state"] for c in calls] == [{}, {"sum": 1}, {"sum": 3}, {"sum": 6}]
+    w = calls[0]["event"]["window"]
+    assert all(c["event"]["window"] == w for c in calls)
+    assert w["start"].endswith("Z") and w["end"].endswith("Z")
+    assert calls[0]["event"]["shardId"] == "shardId-000000000000" and calls[0]["event"]["eventSourceARN"] == arn
+    assert [c["event"]["isFinalInvokeForWindow"] for c in calls] == [False, False, False, True]
+
+
+def test_records_older_than_the_maximum_age_are_given_up(lakebox):
+    lam, sqs = lakebox.client("lambda"), lakebox.client("sqs")
+    arn = stream(lakebox, "aged")
+    function(lakebox, "aged-fn")
+    url, qarn = queue(lakebox, "aged-failures")
+    put(lakebox, "aged", {"id": "old-1"}, {"id": "old-2"})
+    # Two minutes pass on the server's clock (last in this module: later tests would see it).
+    assert send(lakebox.endpoint, "POST", "/_lakebox/test/clock?advance_ms=120000")[0] == 200
+    put(lakebox, "aged", {"id": "new"})
+    lam.create_event_source_mapping(FunctionName="aged-fn", EventSourceArn=arn, StartingPosition="TRIM_HORIZON",
+                                    MaximumRecordAgeInSeconds=60, DestinationConfig={"OnFailure": {"Destination": qarn}})
+    assert wait_for(lambda: invocations(lakebox, "aged-fn"), timeout=20)
+    got = []
+    assert wait_for(lambda: got.extend(sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages", [])) or got, timeout=20)
+    record = json.loads(got[0]["Body"])
+    assert record["requestContext"]["condition"] == "RecordAgeExceeded"
+    assert record["KinesisBatchInfo"]["batchSize"] == 2
+    time.sleep(0.5)
+    assert [d["id"] for i in invocations(lakebox, "aged-fn") for d in i["datas"]] == ["new"]
