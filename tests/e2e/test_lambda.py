@@ -250,6 +250,41 @@ def test_errors_timeouts_and_crashes(lam):
     assert out["errorType"] == "Runtime.MarshalError"
 
 
+def test_memory_hogs_and_floods_of_output_are_contained(lakebox, lam):
+    # Past its MemorySize a function is killed, as AWS kills it; the next call starts afresh.
+    hog = ("def handler(e, c):\n"
+           "    if e.get('hog'):\n"
+           "        blocks = [bytearray(1024 * 1024) for _ in range(400)]\n"
+           "        return len(blocks)\n"
+           "    return 'fine'\n")
+    create(lam, "hog-fn", {"app.py": hog}, MemorySize=128, Timeout=30)
+    resp, out = invoke(lam, "hog-fn", {"hog": True})
+    assert resp["FunctionError"] == "Unhandled" and out["errorType"] == "Runtime.OutOfMemory", out
+    assert out["errorMessage"].endswith("Error: Runtime exited with error: signal: killed")
+    assert invoke(lam, "hog-fn")[1] == "fine"
+    # With room enough it runs.
+    lam.update_function_configuration(FunctionName="hog-fn", MemorySize=1024)
+    lam.get_waiter("function_updated_v2").wait(FunctionName="hog-fn")
+    assert invoke(lam, "hog-fn", {"hog": True})[1] == 400
+
+    # 200 MB on one line, and many lines: Lakebox reads it all, keeps a bounded log, stays up.
+    flood = ("import sys\n"
+             "def handler(e, c):\n"
+             "    chunk = 'x' * (1024 * 1024)\n"
+             "    for _ in range(200):\n"
+             "        sys.stdout.write(chunk)\n"
+             "    sys.stdout.write('\\n')\n"
+             "    for i in range(20000):\n"
+             "        print('line', i)\n"
+             "    return 'flooded'\n")
+    create(lam, "flood-fn", {"app.py": flood}, Timeout=60)
+    resp, out = invoke(lam, "flood-fn", LogType="Tail")
+    assert out == "flooded"
+    tail = base64.b64decode(resp["LogResult"]).decode()
+    assert "REPORT RequestId" in tail
+    assert lakebox.health()["status"] == "running"
+
+
 def test_invocation_types(lam):
     create(lam, "types-fn", {"app.py": ECHO})
     resp = lam.invoke(FunctionName="types-fn", InvocationType="DryRun")

@@ -306,22 +306,31 @@ impl Runtimes {
         })
         .await;
         let reply = match taken {
-            Ok(Some(r)) => Ok(r),
-            Ok(None) => tokio::time::timeout(launch.timeout, rx).await,
-            Err(elapsed) => Err(elapsed),
+            Ok(Some(r)) => Waited::Reply(r),
+            Ok(None) => wait_within_limits(rx, launch.timeout, env.pid, launch.memory_mb).await,
+            Err(_) => Waited::TimedOut,
         };
         let duration = started.elapsed();
-        let timed_out = reply.is_err();
+        let timed_out = matches!(reply, Waited::TimedOut);
         let (payload, function_error, keep) = match reply {
-            Ok(Ok(Reply::Response(body))) => (body, None, true),
-            Ok(Ok(Reply::Error(body))) => (body, Some("Unhandled".to_owned()), true),
-            Ok(Ok(Reply::Failed(body))) => (body, Some("Unhandled".to_owned()), false),
-            Ok(Err(_)) => (
+            Waited::Reply(Ok(Reply::Response(body))) => (body, None, true),
+            Waited::Reply(Ok(Reply::Error(body))) => (body, Some("Unhandled".to_owned()), true),
+            Waited::Reply(Ok(Reply::Failed(body))) => (body, Some("Unhandled".to_owned()), false),
+            Waited::Reply(Err(_)) => (
                 exit_error(request_id, "Runtime exited without providing a reason"),
                 Some("Unhandled".to_owned()),
                 false,
             ),
-            Err(_) => {
+            Waited::OutOfMemory => {
+                // The process is killed (the environment is dropped), as AWS kills a function
+                // past its MemorySize.
+                let doc = serde_json::json!({
+                    "errorType": "Runtime.OutOfMemory",
+                    "errorMessage": format!("RequestId: {request_id} Error: Runtime exited with error: signal: killed"),
+                });
+                (Bytes::from(doc.to_string()), Some("Unhandled".to_owned()), false)
+            }
+            Waited::TimedOut => {
                 let doc = serde_json::json!({
                     "errorType": "Sandbox.Timedout",
                     "errorMessage": format!(
@@ -518,23 +527,51 @@ fn exit_error(request_id: &str, what: &str) -> Bytes {
 
 /// Reads one output stream line by line into the environment's log; our runtime clients' end
 /// marks are noted, not logged.
+/// The longest output line kept whole (AWS cuts log events at 256 KB); the rest of a longer
+/// line is read and dropped, so a function printing gigabytes without a newline costs Lakebox
+/// no more memory than this.
+const MAX_LINE: usize = 256 * 1024;
+
 async fn capture(stream: impl AsyncRead + Unpin, shared: Arc<Shared>, bit: u8) {
-    let mut lines = BufReader::new(stream).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        {
-            let mut buf = shared.log.lock().unwrap();
-            if let Some(id) = line.strip_prefix(END_MARK) {
-                *buf.ended.entry(id.trim().to_owned()).or_default() |= bit;
-            } else {
-                // A runaway writer cannot grow the buffer without bound between invocations.
-                if buf.text.len() < 1 << 20 {
-                    buf.text.push_str(&line);
-                    buf.text.push('\n');
-                }
+    let mut reader = BufReader::with_capacity(64 * 1024, stream);
+    let mut line: Vec<u8> = Vec::new();
+    loop {
+        let (taken, complete) = match reader.fill_buf().await {
+            Ok(chunk) if !chunk.is_empty() => {
+                let end = chunk.iter().position(|b| *b == b'\n');
+                let upto = end.unwrap_or(chunk.len());
+                let room = MAX_LINE.saturating_sub(line.len());
+                line.extend_from_slice(&chunk[..upto.min(room)]);
+                (end.map_or(chunk.len(), |i| i + 1), end.is_some())
             }
+            _ => break,
+        };
+        reader.consume(taken);
+        if complete {
+            take_line(&shared, &line, bit);
+            line.clear();
         }
-        shared.log_progress.notify_waiters();
     }
+    if !line.is_empty() {
+        take_line(&shared, &line, bit);
+    }
+}
+
+/// One line of output: an end mark, or text for the invocation's log.
+fn take_line(shared: &Shared, line: &[u8], bit: u8) {
+    let line = String::from_utf8_lossy(line);
+    let line = line.strip_suffix('\r').unwrap_or(&line);
+    {
+        let mut buf = shared.log.lock().unwrap();
+        if let Some(id) = line.strip_prefix(END_MARK) {
+            *buf.ended.entry(id.trim().to_owned()).or_default() |= bit;
+        } else if buf.text.len() < 1 << 20 {
+            // A runaway writer cannot grow the buffer without bound between invocations.
+            buf.text.push_str(line);
+            buf.text.push('\n');
+        }
+    }
+    shared.log_progress.notify_waiters();
 }
 
 fn which(program: &str) -> Option<PathBuf> {
@@ -555,6 +592,50 @@ fn is_executable(p: &Path) -> bool {
     {
         p.is_file()
     }
+}
+
+/// How waiting for an invocation's answer ended.
+enum Waited {
+    Reply(Result<Reply, oneshot::error::RecvError>),
+    TimedOut,
+    /// The process grew past the function's MemorySize.
+    OutOfMemory,
+}
+
+/// How often a running invocation's memory is looked at.
+const MEMORY_CHECK: Duration = Duration::from_millis(50);
+
+/// Waits for the answer within the function's timeout, watching the process's resident memory
+/// against its MemorySize (where the system tells it: Linux).
+async fn wait_within_limits(
+    mut rx: oneshot::Receiver<Reply>,
+    timeout: Duration,
+    pid: Option<u32>,
+    memory_mb: i32,
+) -> Waited {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut check = tokio::time::interval(MEMORY_CHECK);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            r = &mut rx => return Waited::Reply(r),
+            _ = tokio::time::sleep_until(deadline) => return Waited::TimedOut,
+            _ = check.tick() => {
+                if pid.and_then(resident_memory_mb).is_some_and(|mb| mb > memory_mb.max(1) as u64) {
+                    return Waited::OutOfMemory;
+                }
+            }
+        }
+    }
+}
+
+/// A process's resident set now (`VmRSS`), in MB.
+fn resident_memory_mb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb.div_ceil(1024))
 }
 
 /// A process's peak resident set (`VmHWM`), in MB.
