@@ -138,10 +138,11 @@ def test_refusals(fh):
             "RoleARN": ROLE, "ClusterJDBCURL": "jdbc:redshift://x", "CopyCommand": {"DataTableName": "t"},
             "Username": "user", "Password": "password1", "S3Configuration": {"RoleARN": ROLE, "BucketARN": "arn:aws:s3:::fh-lake"}})
     assert code(e) == "InvalidArgumentException" and "not supported by Lakebox yet" in e.value.response["Error"]["Message"]
-    with pytest.raises(botocore.exceptions.ClientError) as e:
-        create(fh, ProcessingConfiguration={"Enabled": True, "Processors": [{"Type": "Lambda", "Parameters": [
-            {"ParameterName": "LambdaArn", "ParameterValue": "arn:aws:lambda:us-east-1:000000000000:function:f"}]}]})
-    assert code(e) == "InvalidArgumentException" and "Lambda" in e.value.response["Error"]["Message"]
+    for params in [[], [{"ParameterName": "LambdaArn", "ParameterValue": "arn:aws:lambda:us-east-1:000000000000:function:f"},
+                        {"ParameterName": "NumberOfRetries", "ParameterValue": "500"}]]:
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            create(fh, ProcessingConfiguration={"Enabled": True, "Processors": [{"Type": "Lambda", "Parameters": params}]})
+        assert code(e) == "InvalidArgumentException"
     with pytest.raises(botocore.exceptions.ClientError) as e:
         create(fh, name="bad name!")
     assert code(e) == "ValidationException"
@@ -786,3 +787,74 @@ def test_prefix_without_expressions_gets_hour_folders_and_the_error_prefix_follo
     [err] = wait_keys(s3, "plainpfx/format-conversion-failed/")
     assert re.fullmatch(rf"plainpfx/format-conversion-failed/{hour}{name}-1-.*", err), err
     assert json.loads(base64.b64decode(json.loads(body(s3, err).splitlines()[0])["rawData"])) == {"id": "x"}
+
+
+TRANSFORM = '''
+import base64, json
+
+def handler(event, context):
+    out = []
+    for r in event["records"]:
+        doc = json.loads(base64.b64decode(r["data"]))
+        if doc.get("drop"):
+            out.append({"recordId": r["recordId"], "result": "Dropped"})
+        elif doc.get("bad"):
+            out.append({"recordId": r["recordId"], "result": "ProcessingFailed", "data": r["data"]})
+        else:
+            doc["name"] = doc["name"].upper()
+            doc["stream"] = event["deliveryStreamArn"].split("/")[-1]
+            data = base64.b64encode((json.dumps(doc) + "\\n").encode()).decode()
+            out.append({"recordId": r["recordId"], "result": "Ok", "data": data,
+                        "metadata": {"partitionKeys": {"team": doc["team"]}}})
+    return {"records": out}
+'''
+
+
+def test_lambda_transformation_with_partition_keys_from_lambda(lakebox, fh, s3):
+    lam = lakebox.client("lambda")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("app.py", TRANSFORM)
+    fn = lam.create_function(FunctionName="fh-transform", Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                             Code={"ZipFile": buf.getvalue()}, Timeout=30)["FunctionArn"]
+    lam.create_function(FunctionName="fh-broken", Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                        Code={"ZipFile": zipfile_of("app.py", "def handler(e, c):\n    return {'records': []}\n")})
+    processors = lambda arn: {"Enabled": True, "Processors": [{"Type": "Lambda", "Parameters": [
+        {"ParameterName": "LambdaArn", "ParameterValue": arn},
+        {"ParameterName": "NumberOfRetries", "ParameterValue": "1"},
+        {"ParameterName": "BufferSizeInMBs", "ParameterValue": "1"}]}]}
+    name = create(fh, prefix="lambda/team=!{partitionKeyFromLambda:team}/", ErrorOutputPrefix="lambda-err/!{firehose:error-output-type}/",
+                  DynamicPartitioningConfiguration={"Enabled": True}, ProcessingConfiguration=processors(fn),
+                  BufferingHints={"SizeInMBs": 64, "IntervalInSeconds": 0})
+    docs = [{"id": 1, "name": "ann", "team": "red"}, {"id": 2, "name": "bob", "team": "blue", "drop": True},
+            {"id": 3, "name": "cy", "team": "blue"}, {"id": 4, "name": "dee", "team": "red", "bad": True},
+            {"id": 5, "name": "eve", "team": "red"}]
+    fh.put_record_batch(DeliveryStreamName=name, Records=[{"Data": json.dumps(d).encode()} for d in docs])
+    got = {}
+    for k in wait_keys(s3, "lambda/", n=2):
+        got[k.split("/")[1]] = [json.loads(line) for line in body(s3, k).splitlines()]
+    assert sorted(got) == ["team=blue", "team=red"]
+    assert [(d["id"], d["name"], d["stream"]) for d in got["team=red"]] == [(1, "ANN", name), (5, "EVE", name)]
+    assert [d["id"] for d in got["team=blue"]] == [3]
+    [failed_key] = wait_keys(s3, "lambda-err/processing-failed/")
+    [failed] = [json.loads(line) for line in body(s3, failed_key).splitlines()]
+    assert failed["errorCode"] == "Lambda.ProcessingFailedStatus" and failed["lambdaArn"] == fn
+    assert json.loads(base64.b64decode(failed["rawData"]))["id"] == 4
+
+    # A function that loses records: retried, then everything goes to the error prefix.
+    broken = lam.get_function(FunctionName="fh-broken")["Configuration"]["FunctionArn"]
+    name = create(fh, prefix="broken/", ErrorOutputPrefix="broken-err/!{firehose:error-output-type}/",
+                  ProcessingConfiguration=processors(broken))
+    fh.put_record(DeliveryStreamName=name, Record={"Data": b'{"id": 9}'})
+    [k] = wait_keys(s3, "broken-err/processing-failed/", timeout=30)
+    [doc] = [json.loads(line) for line in body(s3, k).splitlines()]
+    assert doc["errorCode"] == "Lambda.MissingRecordId" and doc["attemptsMade"] == 2
+    assert base64.b64decode(doc["rawData"]) == b'{"id": 9}'
+    assert keys(s3, "broken/") == []
+
+
+def zipfile_of(name, text):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr(name, text)
+    return buf.getvalue()

@@ -267,6 +267,7 @@ fn fail(r: &Outgoing, code: &str, message: String) -> Failed {
         arrival_millis: r.arrival_millis,
         code: code.into(),
         message,
+        lambda: None,
     }
 }
 

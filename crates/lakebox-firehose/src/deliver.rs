@@ -35,6 +35,8 @@ pub struct Deliverer {
     pub catalog: Arc<Catalog>,
     /// Where AWS/Firehose delivery metrics go.
     pub metrics: lakebox_service::metrics::Recorder,
+    /// Lambda, for the data transformation processor.
+    pub functions: Option<Arc<dyn lakebox_service::links::FunctionInvoker>>,
 }
 
 /// The error prefix for a failure type.
@@ -202,6 +204,20 @@ impl Deliverer {
         Ok(())
     }
 
+    /// Runs a buffer through the destination's processors (the Lambda processor included).
+    async fn process(
+        &self,
+        stream: &DeliveryStream,
+        processing: &process::Processing,
+        raw: Vec<(Vec<u8>, i64)>,
+    ) -> (Vec<Outgoing>, Vec<Failed>) {
+        let arn = format!(
+            "arn:aws:firehose:{}:{}:deliverystream/{}",
+            stream.region, stream.account, stream.name
+        );
+        crate::transform::process_all(processing, self.functions.as_ref(), &arn, &stream.region, raw).await
+    }
+
     /// Writes one buffer's worth of records.
     async fn deliver(
         &self,
@@ -226,8 +242,7 @@ impl Deliverer {
             )
             .await?;
         }
-        // jq evaluates recursively: the buffer is processed on a thread with a big stack.
-        let (ok, failed) = lakebox_core::stack::on_big_stack(|| process::apply(&dest.processing, raw));
+        let (ok, failed) = self.process(stream, &dest.processing, raw).await;
         // Records of one object share their partition keys.
         let mut groups: BTreeMap<BTreeMap<String, String>, Vec<Outgoing>> = BTreeMap::new();
         for r in ok {
@@ -293,8 +308,7 @@ impl Deliverer {
             )
             .await?;
         }
-        // jq evaluates recursively: the buffer is processed on a thread with a big stack.
-        let (ok, failed) = lakebox_core::stack::on_big_stack(|| process::apply(&dest.processing, raw));
+        let (ok, failed) = self.process(stream, &dest.processing, raw).await;
         self.write_errors(stream, &dest.s3, "processing-failed", &failed, None)
             .await?;
         if ok.is_empty() {
@@ -320,6 +334,7 @@ impl Deliverer {
                         arrival_millis: r.arrival_millis,
                         code: "HttpEndpoint.InvalidResponseFromDestination".into(),
                         message: error.clone(),
+                        lambda: None,
                     })
                     .collect();
                 return self
@@ -366,6 +381,7 @@ impl Deliverer {
                         arrival_millis: r.arrival_millis,
                         code: "DataFormatConversion.NonExistentTable".into(),
                         message: e.message.clone(),
+                        lambda: None,
                     })
                     .collect();
                 return Ok((None, failed));
@@ -406,14 +422,20 @@ impl Deliverer {
                         "region": c.region, "versionId": c.version_id, "roleArn": c.role_arn,
                     },
                 }),
-                None => json!({
-                    "attemptsMade": 1,
-                    "arrivalTimestamp": f.arrival_millis,
-                    "errorCode": f.code,
-                    "errorMessage": f.message,
-                    "attemptEndingTimestamp": now,
-                    "rawData": B64.encode(&f.data),
-                }),
+                None => {
+                    let mut doc = json!({
+                        "attemptsMade": f.lambda.as_ref().map_or(1, |l| l.1),
+                        "arrivalTimestamp": f.arrival_millis,
+                        "errorCode": f.code,
+                        "errorMessage": f.message,
+                        "attemptEndingTimestamp": now,
+                        "rawData": B64.encode(&f.data),
+                    });
+                    if let Some((arn, _)) = &f.lambda {
+                        doc["lambdaArn"] = json!(arn);
+                    }
+                    doc
+                }
             };
             body.extend_from_slice(doc.to_string().as_bytes());
             body.push(b'\n');

@@ -121,9 +121,9 @@ impl S3Destination {
                     "When dynamic partitioning is enabled, Prefix must contain at least one !{partitionKeyFromQuery:…} expression.",
                 ));
             }
-            if processing.metadata_query.is_none() {
+            if processing.metadata_query.is_none() && processing.lambda.is_none() {
                 return Err(invalid_argument(
-                    "Dynamic partitioning needs a MetadataExtraction processor to extract partition keys.",
+                    "Dynamic partitioning needs a MetadataExtraction or Lambda processor to extract partition keys.",
                 ));
             }
         } else if uses_keys {

@@ -20,6 +20,7 @@ pub mod prefix;
 pub mod process;
 pub mod source;
 pub mod streams;
+pub mod transform;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -38,12 +39,14 @@ use deliver::Deliverer;
 use streams::{DeliveryStream, Streams};
 
 /// Knobs of the Firehose service.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct FirehoseSettings {
     /// Milliseconds a new stream stays CREATING (and a deleted one DELETING).
     pub create_delay_millis: i64,
     /// Where the streams' AWS/Firehose metrics go.
     pub metrics: lakebox_service::metrics::Recorder,
+    /// Lambda, for the data transformation processor.
+    pub functions: Option<Arc<dyn lakebox_service::links::FunctionInvoker>>,
 }
 
 pub struct Firehose {
@@ -83,6 +86,7 @@ impl Firehose {
             lake,
             catalog,
             metrics: settings.metrics.clone(),
+            functions: settings.functions.clone(),
         });
         Ok(Firehose {
             metrics: settings.metrics,

@@ -78,10 +78,13 @@ impl Prefix {
                     }
                     Part::PartitionKey(key.to_owned())
                 }
-                ("partitionKeyFromLambda", _) => {
-                    return Err(bad(
-                        "partitionKeyFromLambda needs Lambda, which Lakebox does not have yet".into(),
-                    ));
+                ("partitionKeyFromLambda", key) if !key.is_empty() => {
+                    if role == Role::ErrorOutputPrefix {
+                        return Err(bad(
+                            "partitionKeyFromLambda expressions cannot be used in ErrorOutputPrefix".into(),
+                        ));
+                    }
+                    Part::PartitionKey(crate::transform::lambda_key(key))
                 }
                 (other, _) => return Err(bad(format!("unknown namespace '{other}'"))),
             };

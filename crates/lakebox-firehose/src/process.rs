@@ -1,6 +1,7 @@
 //! Record processing before delivery, in Firehose's order: de-aggregation (KPL and JSON),
 //! decompression, CloudWatch Logs extraction, metadata extraction with jq for dynamic
-//! partitioning, and a delimiter appended to each record. Lambda is refused at creation.
+//! partitioning, and a delimiter appended to each record. The Lambda processor runs between
+//! the first three and the last two (see `transform`).
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -24,6 +25,19 @@ pub struct Processing {
     pub cloudwatch_logs: bool,
     pub metadata_query: Option<String>,
     pub delimiter: Option<Vec<u8>>,
+    /// The Lambda processor: the function that transforms records, and how.
+    pub lambda: Option<LambdaProcessor>,
+}
+
+/// A `Lambda` processor's parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LambdaProcessor {
+    /// The function (an ARN, possibly qualified).
+    pub arn: String,
+    /// Most bytes of records per invocation (`BufferSizeInMBs`, 0.2–3, default 1).
+    pub buffer_bytes: usize,
+    /// `NumberOfRetries` (0–300, default 3).
+    pub retries: u32,
 }
 
 fn params(p: &Value) -> BTreeMap<String, String> {
@@ -82,9 +96,45 @@ impl Processing {
             let ps = params(p);
             match kind {
                 "Lambda" => {
-                    return Err(invalid_argument(
-                        "Lambda data transformation is not supported by Lakebox yet: Lakebox has no Lambda service.",
-                    ));
+                    if out.lambda.is_some() {
+                        return Err(invalid_argument("Only one Lambda processor is allowed."));
+                    }
+                    let arn = ps
+                        .get("LambdaArn")
+                        .filter(|a| a.starts_with("arn:") && a.contains(":lambda:"))
+                        .ok_or_else(|| {
+                            invalid_argument(
+                                "The Lambda processor needs a LambdaArn parameter: a function ARN.",
+                            )
+                        })?;
+                    let retries = match ps.get("NumberOfRetries") {
+                        Some(n) => n.parse::<u32>().ok().filter(|n| *n <= 300).ok_or_else(|| {
+                            invalid_argument(format!("NumberOfRetries must be from 0 to 300, not {n}."))
+                        })?,
+                        None => 3,
+                    };
+                    let mb = match ps.get("BufferSizeInMBs") {
+                        Some(m) => m
+                            .parse::<f64>()
+                            .ok()
+                            .filter(|m| (0.2..=3.0).contains(m))
+                            .ok_or_else(|| {
+                                invalid_argument(format!("BufferSizeInMBs must be from 0.2 to 3, not {m}."))
+                            })?,
+                        None => 1.0,
+                    };
+                    if let Some(i) = ps.get("BufferIntervalInSeconds")
+                        && !i.parse::<u32>().is_ok_and(|i| (60..=900).contains(&i))
+                    {
+                        return Err(invalid_argument(format!(
+                            "BufferIntervalInSeconds must be from 60 to 900, not {i}."
+                        )));
+                    }
+                    out.lambda = Some(LambdaProcessor {
+                        arn: arn.clone(),
+                        buffer_bytes: (mb * 1024.0 * 1024.0) as usize,
+                        retries,
+                    });
                 }
                 "RecordDeAggregation" => {
                     let t = ps.get("SubRecordType").cloned().unwrap_or_else(|| "KPL".into());
@@ -229,12 +279,14 @@ pub struct Outgoing {
 }
 
 /// A record that could not be processed, with Firehose's error code and message.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Failed {
     pub data: Vec<u8>,
     pub arrival_millis: i64,
     pub code: String,
     pub message: String,
+    /// For a record the Lambda processor failed: the function, and how often it was tried.
+    pub lambda: Option<(String, u32)>,
 }
 
 /// Splits a KPL aggregated record into its user records (a plain record passes through).
@@ -310,9 +362,24 @@ fn key_text(v: &Value) -> Option<String> {
     }
 }
 
-/// Applies the processors to a batch of records.
+/// Applies the processors to a batch of records (without the Lambda processor; see
+/// `transform` for the whole chain).
 pub fn apply(p: &Processing, records: Vec<(Vec<u8>, i64)>) -> (Vec<Outgoing>, Vec<Failed>) {
-    let jq = p.metadata_query.as_deref().map(Jq::compile);
+    let (prepared, mut failed) = prepare(p, records);
+    let (ok, more) = finish(
+        p,
+        prepared
+            .into_iter()
+            .map(|(d, a)| (d, a, BTreeMap::new()))
+            .collect(),
+    );
+    failed.extend(more);
+    (ok, failed)
+}
+
+/// The processors that run before the Lambda processor: de-aggregation, decompression,
+/// CloudWatch Logs extraction.
+pub fn prepare(p: &Processing, records: Vec<(Vec<u8>, i64)>) -> (Vec<(Vec<u8>, i64)>, Vec<Failed>) {
     let mut ok = Vec::new();
     let mut failed = Vec::new();
     for (data, arrival) in records {
@@ -322,6 +389,7 @@ pub fn apply(p: &Processing, records: Vec<(Vec<u8>, i64)>) -> (Vec<Outgoing>, Ve
                 arrival_millis: arrival,
                 code: "Processor.ProcessingFailed".into(),
                 message: msg,
+                lambda: None,
             })
         };
         let mut parts = match p.deaggregate.as_deref() {
@@ -355,55 +423,74 @@ pub fn apply(p: &Processing, records: Vec<(Vec<u8>, i64)>) -> (Vec<Outgoing>, Ve
             }
             parts = out;
         }
-        for d in parts {
-            let mut keys = BTreeMap::new();
-            if let Some(jq) = &jq {
-                let result = match jq {
-                    Ok(jq) => jq.run(&d),
-                    Err(e) => Err(e.clone()),
-                };
-                match result {
-                    Ok(Value::Object(m)) => {
-                        let mut bad = None;
-                        for (k, v) in m {
-                            match key_text(&v) {
-                                Some(t) => {
-                                    keys.insert(k, t);
-                                }
-                                None => {
-                                    bad = Some(format!("partition key {k} is {v}, not a string or number"))
-                                }
+        ok.extend(parts.into_iter().map(|d| (d, arrival)));
+    }
+    (ok, failed)
+}
+
+/// The processors that run after the Lambda processor: metadata extraction (partition keys
+/// added to those the function gave) and the delimiter.
+pub fn finish(
+    p: &Processing,
+    records: Vec<(Vec<u8>, i64, BTreeMap<String, String>)>,
+) -> (Vec<Outgoing>, Vec<Failed>) {
+    let jq = p.metadata_query.as_deref().map(Jq::compile);
+    let mut ok = Vec::new();
+    let mut failed = Vec::new();
+    for (d, arrival, mut keys) in records {
+        let fail = |failed: &mut Vec<Failed>, data: Vec<u8>, msg: String| {
+            failed.push(Failed {
+                data,
+                arrival_millis: arrival,
+                code: "Processor.ProcessingFailed".into(),
+                message: msg,
+                lambda: None,
+            })
+        };
+        if let Some(jq) = &jq {
+            let result = match jq {
+                Ok(jq) => jq.run(&d),
+                Err(e) => Err(e.clone()),
+            };
+            match result {
+                Ok(Value::Object(m)) => {
+                    let mut bad = None;
+                    for (k, v) in m {
+                        match key_text(&v) {
+                            Some(t) => {
+                                keys.insert(k, t);
                             }
-                        }
-                        if let Some(msg) = bad {
-                            fail(&mut failed, d, msg);
-                            continue;
+                            None => bad = Some(format!("partition key {k} is {v}, not a string or number")),
                         }
                     }
-                    Ok(other) => {
-                        fail(
-                            &mut failed,
-                            d,
-                            format!("the query must produce an object, it produced {other}"),
-                        );
-                        continue;
-                    }
-                    Err(e) => {
-                        fail(&mut failed, d, e);
+                    if let Some(msg) = bad {
+                        fail(&mut failed, d, msg);
                         continue;
                     }
                 }
+                Ok(other) => {
+                    fail(
+                        &mut failed,
+                        d,
+                        format!("the query must produce an object, it produced {other}"),
+                    );
+                    continue;
+                }
+                Err(e) => {
+                    fail(&mut failed, d, e);
+                    continue;
+                }
             }
-            let mut data = d;
-            if let Some(delim) = &p.delimiter {
-                data.extend_from_slice(delim);
-            }
-            ok.push(Outgoing {
-                data,
-                arrival_millis: arrival,
-                keys,
-            });
         }
+        let mut data = d;
+        if let Some(delim) = &p.delimiter {
+            data.extend_from_slice(delim);
+        }
+        ok.push(Outgoing {
+            data,
+            arrival_millis: arrival,
+            keys,
+        });
     }
     (ok, failed)
 }

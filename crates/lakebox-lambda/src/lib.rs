@@ -178,6 +178,43 @@ impl Lambda {
     pub fn event_sink(self: &Arc<Self>) -> Arc<dyn EventSink> {
         Arc::new(Trigger(self.clone()))
     }
+
+    /// Runs functions for other services (Firehose's data transformation).
+    pub fn invoker(self: &Arc<Self>) -> Arc<dyn lakebox_service::links::FunctionInvoker> {
+        Arc::new(Invoker(self.clone()))
+    }
+}
+
+struct Invoker(Arc<Lambda>);
+
+impl lakebox_service::links::FunctionInvoker for Invoker {
+    fn invoke(
+        &self,
+        function_arn: &str,
+        payload: Vec<u8>,
+    ) -> BoxFuture<Result<lakebox_service::links::FunctionResult, ServiceError>> {
+        let lambda = self.0.clone();
+        let arn = function_arn.to_owned();
+        Box::pin(async move {
+            let ctx = delivery_context(&arn, lambda.clock.now_millis()).map_err(|_| {
+                ServiceError::new(
+                    "ResourceNotFoundException",
+                    404,
+                    format!("Function not found: {arn}"),
+                )
+            })?;
+            let input = api::InvocationRequest {
+                function_name: arn,
+                payload: Some(lakebox_protocol::Blob(payload)),
+                ..Default::default()
+            };
+            let out = lambda.invoke_function(&ctx, input).await?;
+            Ok(lakebox_service::links::FunctionResult {
+                payload: out.payload.map(|p| p.0).unwrap_or_default(),
+                function_error: out.function_error,
+            })
+        })
+    }
 }
 
 impl EventSink for Trigger {

@@ -138,3 +138,22 @@ pub trait QueueSource: Send + Sync + 'static {
         receipt_handles: Vec<String>,
     ) -> crate::BoxFuture<Result<(), ServiceError>>;
 }
+
+/// What a Lambda function answered, as another service sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionResult {
+    pub payload: Vec<u8>,
+    /// `Unhandled` when the function failed (its payload is then AWS's error document).
+    pub function_error: Option<String>,
+}
+
+/// Runs Lambda functions for other services, synchronously, as AWS's services invoke them
+/// (Firehose's data transformation). A function that does not exist, or is throttled, is an
+/// error; a function that ran and failed is a result with `function_error`.
+pub trait FunctionInvoker: Send + Sync + 'static {
+    fn invoke(
+        &self,
+        function_arn: &str,
+        payload: Vec<u8>,
+    ) -> crate::BoxFuture<Result<FunctionResult, ServiceError>>;
+}

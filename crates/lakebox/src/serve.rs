@@ -305,6 +305,7 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
     let firehose_settings = lakebox_firehose::FirehoseSettings {
         metrics: lakebox_service::metrics::Recorder::new(service_metrics.clone()),
         create_delay_millis: args.firehose_create_delay_ms as i64,
+        functions: Some(lambda.invoker()),
     };
     let (athena, firehose) = tokio::join!(
         opening("Athena store", {
