@@ -249,3 +249,71 @@ def test_records_older_than_the_maximum_age_are_given_up(lakebox):
     assert record["KinesisBatchInfo"]["batchSize"] == 2
     time.sleep(0.5)
     assert [d["id"] for i in invocations(lakebox, "aged-fn") for d in i["datas"]] == ["new"]
+
+
+SAVER = '''
+import json, time, uuid, boto3
+
+def handler(event, context):
+    boto3.client("s3").put_object(Bucket="triggered", Key="%s/%020d-%s.json" % (context.function_name, time.time_ns(), uuid.uuid4()),
+                                  Body=json.dumps(event))
+    return "saved"
+'''
+
+
+def saved(s3, function):
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="triggered", Prefix=function + "/").get("Contents", []))
+    return [json.loads(s3.get_object(Bucket="triggered", Key=k)["Body"].read()) for k in keys]
+
+
+def test_alarm_actions_and_log_subscriptions_invoke_functions(tmp_path):
+    import base64
+    import gzip
+    with Lakebox(tmp_path, "--cloudwatch-alarm-tick-ms", "200") as lb:
+        lam, s3, cw, logs = lb.client("lambda"), lb.client("s3"), lb.client("cloudwatch"), lb.client("logs")
+        s3.create_bucket(Bucket="triggered")
+        fn = lam.create_function(FunctionName="on-alarm", Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                                 Code={"ZipFile": zip_of({"app.py": SAVER})}, Timeout=30)["FunctionArn"]
+        # A metric alarm whose action is the function: CloudWatch's Lambda alarm event.
+        cw.put_metric_alarm(AlarmName="orders-stalled", AlarmDescription="no orders", Namespace="Shop",
+                            MetricName="Orders", Dimensions=[{"Name": "Site", "Value": "eu"}], Statistic="Sum",
+                            Period=10, EvaluationPeriods=1, Threshold=1, ComparisonOperator="LessThanThreshold",
+                            TreatMissingData="breaching", AlarmActions=[fn])
+        assert wait_for(lambda: saved(s3, "on-alarm"), timeout=20)
+        [event] = saved(s3, "on-alarm")
+        assert event["source"] == "aws.cloudwatch" and event["region"] == "us-east-1"
+        assert event["alarmArn"].endswith(":alarm:orders-stalled") and event["accountId"] == "000000000000"
+        data = event["alarmData"]
+        assert data["alarmName"] == "orders-stalled"
+        assert data["state"]["value"] == "ALARM" and data["previousState"]["value"] == "INSUFFICIENT_DATA"
+        assert data["state"]["reason"].startswith("Threshold Crossed")
+        assert data["configuration"]["description"] == "no orders"
+        [metric] = data["configuration"]["metrics"]
+        assert metric["metricStat"]["metric"] == {"namespace": "Shop", "name": "Orders", "dimensions": {"Site": "eu"}}
+        assert metric["metricStat"]["period"] == 10 and metric["metricStat"]["stat"] == "Sum"
+
+        # A subscription filter whose destination is the function: the gzip DATA_MESSAGE under awslogs.
+        lam.create_function(FunctionName="on-logs", Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                            Code={"ZipFile": zip_of({"app.py": SAVER})}, Timeout=30)
+        logs_fn = lam.get_function(FunctionName="on-logs")["Configuration"]["FunctionArn"]
+        logs.create_log_group(logGroupName="/app/orders")
+        logs.create_log_stream(logGroupName="/app/orders", logStreamName="web-1")
+        code = None
+        try:
+            logs.put_subscription_filter(logGroupName="/app/orders", filterName="errors", filterPattern="ERROR",
+                                         destinationArn=fn.replace("on-alarm", "no-such-function"))
+        except logs.exceptions.InvalidParameterException as e:
+            code = e.response["Error"]["Code"]
+        assert code == "InvalidParameterException"
+        logs.put_subscription_filter(logGroupName="/app/orders", filterName="errors", filterPattern="ERROR",
+                                     destinationArn=logs_fn)
+        now = int(time.time() * 1000)
+        logs.put_log_events(logGroupName="/app/orders", logStreamName="web-1", logEvents=[
+            {"timestamp": now, "message": "INFO order 1 placed"},
+            {"timestamp": now + 1, "message": "ERROR order 2 failed"}])
+        assert wait_for(lambda: saved(s3, "on-logs"), timeout=20)
+        [event] = saved(s3, "on-logs")
+        msg = json.loads(gzip.decompress(base64.b64decode(event["awslogs"]["data"])))
+        assert msg["messageType"] == "DATA_MESSAGE" and msg["logGroup"] == "/app/orders" and msg["logStream"] == "web-1"
+        assert msg["subscriptionFilters"] == ["errors"]
+        assert [e["message"] for e in msg["logEvents"]] == ["ERROR order 2 failed"]

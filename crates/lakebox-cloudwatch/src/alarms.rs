@@ -48,6 +48,72 @@ pub(crate) trait AlarmKind:
     fn set_actions_enabled(&mut self, on: bool);
     /// What an SNS action of a transition receives.
     fn notification(&self, old: &StateValue, t: &Transition, now: i64, region: &str) -> Event;
+    /// The alarm's ARN and description, for a Lambda action's event.
+    fn arn_and_description(&self) -> (Option<&str>, Option<&str>);
+    /// The `configuration` member of a Lambda action's event.
+    fn lambda_configuration(&self) -> serde_json::Value;
+}
+
+/// The state an alarm left, for a Lambda action's `previousState`.
+pub(crate) struct PreviousState {
+    pub value: StateValue,
+    pub reason: Option<String>,
+    pub reason_data: Option<String>,
+    pub timestamp: Option<Timestamp>,
+}
+
+/// The event CloudWatch invokes a Lambda action with (`source` aws.cloudwatch, `alarmData`
+/// with the new and previous state and the alarm's configuration).
+pub(crate) fn lambda_event<A: AlarmKind>(
+    alarm: &A,
+    previous: &PreviousState,
+    t: &Transition,
+    now: i64,
+    region: &str,
+) -> Event {
+    let time = |ms: i64| {
+        let iso = Timestamp::from_millis(ms).to_iso8601();
+        iso.replace('Z', "+0000")
+    };
+    let (arn, description) = alarm.arn_and_description();
+    let mut state = serde_json::json!({
+        "value": t.state.as_str(),
+        "reason": t.reason,
+        "timestamp": time(now),
+    });
+    if let Some(d) = &t.data {
+        state["reasonData"] = serde_json::json!(d);
+    }
+    let mut prev = serde_json::json!({
+        "value": previous.value.as_str(),
+        "reason": previous.reason,
+        "timestamp": previous.timestamp.map(|t| time(t.as_millis())),
+    });
+    if let Some(d) = &previous.reason_data {
+        prev["reasonData"] = serde_json::json!(d);
+    }
+    let mut configuration = alarm.lambda_configuration();
+    if let Some(d) = description {
+        configuration["description"] = serde_json::json!(d);
+    }
+    let message = serde_json::json!({
+        "source": "aws.cloudwatch",
+        "alarmArn": arn,
+        "accountId": arn.and_then(parse_arn).map(|(a, _, _)| a),
+        "time": time(now),
+        "region": region,
+        "alarmData": {
+            "alarmName": alarm.name(),
+            "state": state,
+            "previousState": prev,
+            "configuration": configuration,
+        },
+    });
+    Event {
+        message: message.to_string(),
+        sender: "cloudwatch.amazonaws.com",
+        ..Event::default()
+    }
 }
 
 /// The state members both kinds of alarm have.
@@ -102,6 +168,59 @@ impl AlarmKind for MetricAlarm {
     }
     fn notification(&self, old: &StateValue, t: &Transition, now: i64, region: &str) -> Event {
         notification(self, old, t, now, region)
+    }
+    fn arn_and_description(&self) -> (Option<&str>, Option<&str>) {
+        (self.alarm_arn.as_deref(), self.alarm_description.as_deref())
+    }
+    fn lambda_configuration(&self) -> serde_json::Value {
+        let stat = |m: &MetricStat| {
+            serde_json::json!({
+                "metric": {
+                    "namespace": m.metric.namespace,
+                    "name": m.metric.metric_name,
+                    "dimensions": m.metric.dimensions.iter().flatten()
+                        .map(|d| (d.name.clone(), serde_json::json!(d.value)))
+                        .collect::<serde_json::Map<_, _>>(),
+                },
+                "period": m.period,
+                "stat": m.stat,
+            })
+        };
+        let metrics: Vec<serde_json::Value> = match &self.metrics {
+            Some(queries) => queries
+                .iter()
+                .map(|q| {
+                    let mut v = serde_json::json!({"id": q.id, "returnData": q.return_data.unwrap_or(true)});
+                    if let Some(m) = &q.metric_stat {
+                        v["metricStat"] = stat(m);
+                    }
+                    if let Some(e) = &q.expression {
+                        v["expression"] = serde_json::json!(e);
+                    }
+                    if let Some(l) = &q.label {
+                        v["label"] = serde_json::json!(l);
+                    }
+                    v
+                })
+                .collect(),
+            None => vec![serde_json::json!({
+                "id": "m1",
+                "metricStat": {
+                    "metric": {
+                        "namespace": self.namespace,
+                        "name": self.metric_name,
+                        "dimensions": self.dimensions.iter().flatten()
+                            .map(|d| (d.name.clone(), serde_json::json!(d.value)))
+                            .collect::<serde_json::Map<_, _>>(),
+                    },
+                    "period": self.period,
+                    "stat": self.extended_statistic.clone()
+                        .or_else(|| self.statistic.as_ref().map(|s| s.as_str().to_owned())),
+                },
+                "returnData": true,
+            })],
+        };
+        serde_json::json!({ "metrics": metrics })
     }
 }
 
@@ -766,6 +885,15 @@ pub(crate) async fn transition<A: AlarmKind>(
     if old == t.state {
         return Ok(());
     }
+    let previous = {
+        let f = stored.alarm.state_fields();
+        PreviousState {
+            value: old.clone(),
+            reason: f.reason.clone(),
+            reason_data: f.reason_data.clone(),
+            timestamp: *f.updated,
+        }
+    };
     let name = stored.alarm.name().to_owned();
     let a = &mut stored.alarm;
     let f = a.state_fields();
@@ -794,7 +922,14 @@ pub(crate) async fn transition<A: AlarmKind>(
     for target in alarm.actions(&t.state) {
         let outcome = match actions {
             Some(sink) => sink
-                .deliver(target.clone(), alarm.notification(&old, &t, now, region))
+                .deliver(
+                    target.clone(),
+                    if target.starts_with("arn:aws:lambda:") {
+                        lambda_event(&alarm, &previous, &t, now, region)
+                    } else {
+                        alarm.notification(&old, &t, now, region)
+                    },
+                )
                 .await
                 .map_err(|e| format!("{e:?}")),
             None => Err("no action targets are wired".to_owned()),

@@ -41,6 +41,12 @@ impl AlarmKind for CompositeAlarm {
     fn set_actions_enabled(&mut self, on: bool) {
         self.actions_enabled = Some(on);
     }
+    fn arn_and_description(&self) -> (Option<&str>, Option<&str>) {
+        (self.alarm_arn.as_deref(), self.alarm_description.as_deref())
+    }
+    fn lambda_configuration(&self) -> serde_json::Value {
+        serde_json::json!({ "alarmRule": self.alarm_rule })
+    }
     fn notification(&self, old: &StateValue, t: &Transition, now: i64, region: &str) -> Event {
         let name = self.name().to_owned();
         let message = serde_json::json!({

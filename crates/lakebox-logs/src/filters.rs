@@ -12,6 +12,8 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine;
+
 use lakebox_core::{RequestContext, ServiceError};
 use lakebox_service::events::{DeliveryError, Event, EventSink};
 use lakebox_service::metrics::Recorder;
@@ -293,16 +295,33 @@ pub async fn put_subscription_filter(
             input.destination_arn
         )));
     };
-    if dest.service == "lambda" || dest.service == "logs" {
+    if dest.service == "logs" {
         return Err(invalid_parameter(format!(
             "Lakebox does not deliver subscriptions to {} destinations yet.",
             dest.service
         )));
     }
     let group = existing(store, ctx, &input.log_group_name)?;
-    // AWS checks the destination by sending it a control message; a destination that does
-    // not exist fails the call.
-    if let Some(sink) = sink {
+    // AWS checks the destination by sending it a control message (a function only by checking
+    // it is there); a destination that does not exist fails the call.
+    if let Some(sink) = sink
+        && dest.service == "lambda"
+    {
+        sink.deliver(
+            input.destination_arn.clone(),
+            Event {
+                probe: true,
+                ..Event::default()
+            },
+        )
+        .await
+        .map_err(|_| {
+            invalid_parameter(format!(
+                "Could not execute the lambda function. Make sure you have given CloudWatch Logs permission to execute your function. ({})",
+                input.destination_arn
+            ))
+        })?;
+    } else if let Some(sink) = sink {
         let control = message(
             "CONTROL_MESSAGE",
             "CloudWatchLogs",
@@ -564,10 +583,19 @@ async fn deliver_some(
             &[name.as_str()],
             &matched,
         )?;
-        let event = Event {
-            data: Some(data),
-            partition_key: (!random).then(|| stream.clone()),
-            ..Event::default()
+        let event = if dest.starts_with("arn:aws:lambda:") {
+            // A function is invoked with the gzip-compressed message, base64, under `awslogs`.
+            let data = base64::engine::general_purpose::STANDARD.encode(&data);
+            Event::text(
+                "logs.amazonaws.com",
+                serde_json::json!({ "awslogs": { "data": data } }).to_string(),
+            )
+        } else {
+            Event {
+                data: Some(data),
+                partition_key: (!random).then(|| stream.clone()),
+                ..Event::default()
+            }
         };
         match sink.deliver(dest.clone(), event).await {
             Ok(()) => {}

@@ -247,11 +247,15 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
         "s3 event notifications",
         s3.start_event_delivery(event_targets.clone()),
     );
-    // Alarm actions notify SNS topics.
+    // Alarm actions notify SNS topics and invoke functions.
     background.adopt(
         "cloudwatch alarms",
         cloudwatch.start_alarm_evaluation(
-            Arc::new(lakebox_service::events::EventRouter::new().with("sns", sns.event_sink())),
+            Arc::new(
+                lakebox_service::events::EventRouter::new()
+                    .with("sns", sns.event_sink())
+                    .with("lambda", lambda.event_sink()),
+            ),
             std::time::Duration::from_millis(args.cloudwatch_alarm_tick_ms.max(10)),
         ),
     );
@@ -361,7 +365,8 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
         logs.start_subscription_delivery(Arc::new(
             lakebox_service::events::EventRouter::new()
                 .with("kinesis", kinesis.event_sink())
-                .with("firehose", firehose.event_sink()),
+                .with("firehose", firehose.event_sink())
+                .with("lambda", lambda.event_sink()),
         )),
     );
     // Functions read packages from S3; GetFunction's download URL is public, as AWS's
