@@ -230,27 +230,6 @@ def test_tumbling_windows_carry_state_to_a_final_invocation(lakebox):
     assert [c["event"]["isFinalInvokeForWindow"] for c in calls] == [False, False, False, True]
 
 
-def test_records_older_than_the_maximum_age_are_given_up(lakebox):
-    lam, sqs = lakebox.client("lambda"), lakebox.client("sqs")
-    arn = stream(lakebox, "aged")
-    function(lakebox, "aged-fn")
-    url, qarn = queue(lakebox, "aged-failures")
-    put(lakebox, "aged", {"id": "old-1"}, {"id": "old-2"})
-    # Two minutes pass on the server's clock (last in this module: later tests would see it).
-    assert send(lakebox.endpoint, "POST", "/_lakebox/test/clock?advance_ms=120000")[0] == 200
-    put(lakebox, "aged", {"id": "new"})
-    lam.create_event_source_mapping(FunctionName="aged-fn", EventSourceArn=arn, StartingPosition="TRIM_HORIZON",
-                                    MaximumRecordAgeInSeconds=60, DestinationConfig={"OnFailure": {"Destination": qarn}})
-    assert wait_for(lambda: invocations(lakebox, "aged-fn"), timeout=20)
-    got = []
-    assert wait_for(lambda: got.extend(sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages", [])) or got, timeout=20)
-    record = json.loads(got[0]["Body"])
-    assert record["requestContext"]["condition"] == "RecordAgeExceeded"
-    assert record["KinesisBatchInfo"]["batchSize"] == 2
-    time.sleep(0.5)
-    assert [d["id"] for i in invocations(lakebox, "aged-fn") for d in i["datas"]] == ["new"]
-
-
 SAVER = '''
 import json, time, uuid, boto3
 
@@ -317,3 +296,108 @@ def test_alarm_actions_and_log_subscriptions_invoke_functions(tmp_path):
         assert msg["messageType"] == "DATA_MESSAGE" and msg["logGroup"] == "/app/orders" and msg["logStream"] == "web-1"
         assert msg["subscriptionFilters"] == ["errors"]
         assert [e["message"] for e in msg["logEvents"]] == ["ERROR order 2 failed"]
+
+
+TIMED = '''
+import base64, json, time, uuid, boto3
+
+s3 = boto3.client("s3")
+
+def handler(event, context):
+    started = time.time()
+    items = []
+    for r in event["Records"]:
+        if "kinesis" in r:
+            items.append(json.loads(base64.b64decode(r["kinesis"]["data"])))
+        else:
+            items.append(json.loads(r["body"]))
+    time.sleep(0.4)
+    s3.put_object(Bucket="esm-features", Key="%s/%020d-%s.json" % (context.function_name, time.time_ns(), uuid.uuid4()),
+                  Body=json.dumps({"items": items, "start": started, "end": time.time()}))
+    return {}
+'''
+
+
+def overlapping(calls):
+    """The most invocations that ran at the same moment."""
+    edges = sorted([(c["start"], 1) for c in calls] + [(c["end"], -1) for c in calls])
+    most = now = 0
+    for _, step in edges:
+        now += step
+        most = max(most, now)
+    return most
+
+
+def test_parallelization_factor_runs_lanes_side_by_side_in_key_order(tmp_path):
+    with Lakebox(tmp_path, "--cloudwatch-service-metrics-ms", "200") as lb:
+        lam, s3, kinesis, cw = lb.client("lambda"), lb.client("s3"), lb.client("kinesis"), lb.client("cloudwatch")
+        s3.create_bucket(Bucket="esm-features")
+        arn = stream(lb, "laned")
+        lam.create_function(FunctionName="laned-fn", Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                            Code={"ZipFile": zip_of({"app.py": TIMED})}, Timeout=30)
+        kinesis.put_records(StreamName="laned", Records=[
+            {"Data": json.dumps({"key": f"k{i % 8}", "n": i}).encode(), "PartitionKey": f"k{i % 8}"} for i in range(48)])
+        m = lam.create_event_source_mapping(FunctionName="laned-fn", EventSourceArn=arn, StartingPosition="TRIM_HORIZON",
+                                            BatchSize=4, ParallelizationFactor=4)
+        assert m["ParallelizationFactor"] == 4
+
+        def delivered():
+            return [it for c in invocations(lb, "laned-fn") for it in c["items"]]
+
+        assert wait_for(lambda: len(delivered()) >= 48, timeout=60)
+        time.sleep(1)
+        calls = invocations(lb, "laned-fn")
+        got = delivered()
+        assert sorted(it["n"] for it in got) == list(range(48))  # each record once
+        for k in range(8):  # in order within a partition key
+            ns = [it["n"] for c in sorted(calls, key=lambda c: c["start"]) for it in c["items"] if it["key"] == f"k{k}"]
+            assert ns == sorted(ns), (k, ns)
+        assert overlapping(calls) > 1, "lanes ran one after another"
+        assert all(len(c["items"]) <= 4 for c in calls)
+
+        # How far behind the function ran: AWS/Lambda IteratorAge by function.
+        def age():
+            points = cw.get_metric_statistics(Namespace="AWS/Lambda", MetricName="IteratorAge",
+                                              Dimensions=[{"Name": "FunctionName", "Value": "laned-fn"}],
+                                              StartTime=time.time() - 600, EndTime=time.time() + 60, Period=60,
+                                              Statistics=["Maximum"])["Datapoints"]
+            return points and points[0]["Maximum"]
+
+        assert wait_for(age, timeout=10) and age() >= 0
+
+
+def test_sqs_maximum_concurrency_runs_pollers_side_by_side(lakebox):
+    lam, sqs = lakebox.client("lambda"), lakebox.client("sqs")
+    url, arn = queue(lakebox, "busy-q")
+    lam.create_function(FunctionName="busy-fn", Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                        Code={"ZipFile": zip_of({"app.py": TIMED})}, Timeout=30)
+    for i in range(6):
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"n": i}))
+    m = lam.create_event_source_mapping(FunctionName="busy-fn", EventSourceArn=arn, BatchSize=1,
+                                        ScalingConfig={"MaximumConcurrency": 3})
+    assert m["ScalingConfig"] == {"MaximumConcurrency": 3}
+    assert wait_for(lambda: len(invocations(lakebox, "busy-fn")) >= 6, timeout=30)
+    calls = invocations(lakebox, "busy-fn")
+    assert sorted(it["n"] for c in calls for it in c["items"]) == list(range(6))
+    assert overlapping(calls) > 1
+
+
+def test_records_older_than_the_maximum_age_are_given_up(lakebox):
+    lam, sqs = lakebox.client("lambda"), lakebox.client("sqs")
+    arn = stream(lakebox, "aged")
+    function(lakebox, "aged-fn")
+    url, qarn = queue(lakebox, "aged-failures")
+    put(lakebox, "aged", {"id": "old-1"}, {"id": "old-2"})
+    # Two minutes pass on the server's clock (last in this module: later tests would see it).
+    assert send(lakebox.endpoint, "POST", "/_lakebox/test/clock?advance_ms=120000")[0] == 200
+    put(lakebox, "aged", {"id": "new"})
+    lam.create_event_source_mapping(FunctionName="aged-fn", EventSourceArn=arn, StartingPosition="TRIM_HORIZON",
+                                    MaximumRecordAgeInSeconds=60, DestinationConfig={"OnFailure": {"Destination": qarn}})
+    assert wait_for(lambda: invocations(lakebox, "aged-fn"), timeout=20)
+    got = []
+    assert wait_for(lambda: got.extend(sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages", [])) or got, timeout=20)
+    record = json.loads(got[0]["Body"])
+    assert record["requestContext"]["condition"] == "RecordAgeExceeded"
+    assert record["KinesisBatchInfo"]["batchSize"] == 2
+    time.sleep(0.5)
+    assert [d["id"] for i in invocations(lakebox, "aged-fn") for d in i["datas"]] == ["new"]

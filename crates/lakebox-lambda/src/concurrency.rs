@@ -97,7 +97,7 @@ impl Lambda {
             };
             if let Some(reason) = refused {
                 drop(s);
-                self.record_metric(ctx, function.name(), "Throttles", 1.0);
+                self.record_metric(ctx, function.name(), "Throttles", "Count", 1.0);
                 return Err(throttled(reason));
             }
             *s.running.entry(id.clone()).or_default() += 1;
@@ -106,7 +106,13 @@ impl Lambda {
             }
             running = s.running.values().sum::<u32>();
         }
-        self.record_metric(ctx, function.name(), "ConcurrentExecutions", running as f64);
+        self.record_metric(
+            ctx,
+            function.name(),
+            "ConcurrentExecutions",
+            "Count",
+            running as f64,
+        );
         Ok(Slot {
             limiter,
             function: id,

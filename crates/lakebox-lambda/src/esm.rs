@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::Lambda;
 use crate::api::*;
 use crate::functions::{invalid, parse_name, user_error};
+use crate::stream_batch::Lane;
 
 const TABLE: &str = "event_source_mappings";
 /// Per mapping and shard: the offset reading goes on from (and a tumbling window's state).
@@ -451,7 +452,21 @@ impl Lambda {
                     let task = tokio::spawn(async move {
                         match m.kind() {
                             Source::Kinesis | Source::DynamoDb => poller.poll_stream(m).await,
-                            Source::Sqs => poller.poll_sqs(m).await,
+                            Source::Sqs => {
+                                // ScalingConfig.MaximumConcurrency pollers (at most 16 here).
+                                let n = m
+                                    .config
+                                    .scaling_config
+                                    .as_ref()
+                                    .and_then(|s| s.maximum_concurrency)
+                                    .unwrap_or(1)
+                                    .clamp(1, 16);
+                                let mut pollers = tokio::task::JoinSet::new();
+                                for _ in 0..n {
+                                    pollers.spawn(poller.clone().poll_sqs(m.clone()));
+                                }
+                                while pollers.join_next().await.is_some() {}
+                            }
                             Source::Other => {}
                         }
                     });
@@ -530,17 +545,54 @@ impl Lambda {
                 }
             };
             // Shards are independent: one batch of each ready shard at a time, side by side
-            // (each in an execution environment of its own), in order within a shard.
+            // (each in an execution environment of its own), in order within a shard. With a
+            // ParallelizationFactor above 1, each shard's lanes run side by side too.
+            let factor = m.config.parallelization_factor.unwrap_or(1).clamp(1, 10) as u32;
             let mut steps = tokio::task::JoinSet::new();
+            let mut laned = Vec::new();
             for shard in &shards {
                 let Some(cursor) = self.shard_cursor(&m, shard, &shards) else {
                     continue;
                 };
-                steps.spawn(self.clone().stream_batch(m.clone(), shard.clone(), cursor));
+                if factor == 1 {
+                    steps.spawn(
+                        self.clone()
+                            .stream_batch(m.clone(), shard.clone(), Lane::WHOLE, cursor),
+                    );
+                    continue;
+                }
+                for index in 0..factor {
+                    let lane = Lane { index, of: factor };
+                    // A lane starts where the whole shard stands (also after the factor changed).
+                    let at = self
+                        .cursor(m.uuid(), &lane.cursor_id(&shard.shard_id))
+                        .map_or(cursor, |c| c.max(cursor));
+                    if shard.closed_at.is_some_and(|end| at >= end) {
+                        continue;
+                    }
+                    steps.spawn(self.clone().stream_batch(m.clone(), shard.clone(), lane, at));
+                }
+                laned.push(shard.shard_id.clone());
             }
             let mut progressed = false;
             while let Some(done) = steps.join_next().await {
                 progressed |= done.unwrap_or(false);
+            }
+            // A laned shard stands where its slowest lane does.
+            for shard in laned {
+                let Some(base) = self.cursor(m.uuid(), &shard) else {
+                    continue;
+                };
+                let min = (0..factor)
+                    .map(|index| {
+                        let lane = Lane { index, of: factor };
+                        self.cursor(m.uuid(), &lane.cursor_id(&shard)).unwrap_or(base)
+                    })
+                    .min()
+                    .unwrap_or(base);
+                if min > base {
+                    let _ = self.set_cursor(m.uuid(), &shard, min);
+                }
             }
             if !progressed {
                 tokio::time::sleep(IDLE_POLL).await;

@@ -148,7 +148,14 @@ impl Lambda {
     }
 
     /// Records one of AWS/Lambda's metrics, per function and across the account's functions.
-    pub(crate) fn record_metric(&self, ctx: &RequestContext, function: &str, name: &str, value: f64) {
+    pub(crate) fn record_metric(
+        &self,
+        ctx: &RequestContext,
+        function: &str,
+        name: &str,
+        unit: &str,
+        value: f64,
+    ) {
         let Some(metrics) = self.metrics.get() else { return };
         for dims in [&[("FunctionName", function)][..], &[]] {
             metrics.record_many(
@@ -156,7 +163,7 @@ impl Lambda {
                 &ctx.region,
                 "AWS/Lambda",
                 dims,
-                &[(name, "Count", value)],
+                &[(name, unit, value)],
             );
         }
     }

@@ -32,6 +32,39 @@ struct Item {
     event: Value,
 }
 
+/// Which records of a shard a reader takes: all of them, or with a ParallelizationFactor of
+/// `of` > 1 those whose partition key hashes to `index` — each lane read in order with a cursor
+/// of its own, so records of one key stay in order while the lanes run side by side.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Lane {
+    pub index: u32,
+    pub of: u32,
+}
+
+impl Lane {
+    pub const WHOLE: Lane = Lane { index: 0, of: 1 };
+
+    /// Where this lane's cursor is kept (the shard's own for a whole shard).
+    pub fn cursor_id(&self, shard: &str) -> String {
+        if self.of <= 1 {
+            shard.to_owned()
+        } else {
+            format!("{shard}\0lane-{}-of-{}", self.index, self.of)
+        }
+    }
+
+    fn holds(&self, partition_key: &str) -> bool {
+        self.of <= 1 || fnv1a(partition_key.as_bytes()) % self.of == self.index
+    }
+}
+
+/// FNV-1a: a hash that stays the same across builds, as lanes must across restarts.
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes
+        .iter()
+        .fold(0x811c_9dc5u32, |h, b| (h ^ *b as u32).wrapping_mul(0x0100_0193))
+}
+
 /// A tumbling window's carried state, kept beside the shard's cursor.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct WindowState {
@@ -50,43 +83,76 @@ fn window_time(millis: i64) -> String {
 }
 
 impl Lambda {
-    /// Reads one batch of `shard` from `cursor` and gets it through the function (see the
-    /// module's comment); whether there was anything to do.
-    pub(crate) async fn stream_batch(self: Arc<Self>, m: Arc<Mapping>, shard: LogShard, cursor: u64) -> bool {
+    /// Reads one batch of `shard` (of its `lane`'s records) from `cursor` and gets it through
+    /// the function (see the module's comment); whether there was anything to do.
+    pub(crate) async fn stream_batch(
+        self: Arc<Self>,
+        m: Arc<Mapping>,
+        shard: LogShard,
+        lane: Lane,
+        cursor: u64,
+    ) -> bool {
         let c = &m.config;
         let batch = c.batch_size.unwrap_or(100).max(1) as usize;
         let reader = shard.reader.clone();
-        let records =
-            match tokio::task::spawn_blocking(move || reader.read(cursor, batch, 6 * 1024 * 1024)).await {
-                Ok(Ok(r)) => r,
-                _ => return false,
-            };
+        // A lane's batch is its share of what is read: read as many as all lanes' batches.
+        let want = batch * lane.of.max(1) as usize;
+        let read = match tokio::task::spawn_blocking(move || reader.read(cursor, want, 6 * 1024 * 1024)).await
+        {
+            Ok(Ok(r)) => r,
+            _ => return false,
+        };
+        let cursor_id = lane.cursor_id(&shard.shard_id);
         let tumbling = c.tumbling_window_in_seconds.unwrap_or(0).max(0) as i64 * 1000;
         let now = self.clock.now_millis();
-        let Some(first) = records.first().cloned() else {
+        let Some(read_end) = read.last().map(|r| r.offset + 1) else {
             // Nothing new: a window whose time is over gets its final invocation.
             if tumbling > 0 {
-                return self.finish_window(&m, &shard, None, now).await;
+                return self.finish_window(&m, &shard, &cursor_id, None, now).await;
             }
             return false;
+        };
+        let mut records: Vec<LogRecord> = read
+            .into_iter()
+            .filter(|r| lane.holds(&r.partition_key))
+            .collect();
+        let mut next = read_end;
+        if records.len() > batch {
+            records.truncate(batch);
+            next = records.last().map_or(read_end, |r| r.offset + 1);
+        }
+        let Some(first) = records.first().cloned() else {
+            // Only other lanes' records: this lane moves past them.
+            return self.save_cursor(&m, &cursor_id, next, None);
         };
         // A batching window waits for a full batch until its oldest record is that old.
         let batching = c.maximum_batching_window_in_seconds.unwrap_or(0).max(0) as i64 * 1000;
         if batching > 0 && records.len() < batch && now - first.arrival_millis < batching {
             return false;
         }
-        let mut records = records;
         if tumbling > 0 {
             let start = first.arrival_millis - first.arrival_millis.rem_euclid(tumbling);
             // A batch holds one window's records; an earlier window is finished first.
-            if self.finish_window(&m, &shard, Some(start), now).await {
+            if self.finish_window(&m, &shard, &cursor_id, Some(start), now).await {
                 return true;
             }
+            let before = records.len();
             records.retain(|r| r.arrival_millis - r.arrival_millis.rem_euclid(tumbling) == start);
+            if records.len() < before {
+                next = records.last().map_or(next, |r| r.offset + 1);
+            }
         }
-        let Some(last) = records.last().map(|r| r.offset) else {
-            return false;
-        };
+        // How far behind the stream's tip the function is (AWS/Lambda IteratorAge).
+        let ctx = RequestContext::internal(&m.account, &m.region, now);
+        if let Some(f) = m.config.function_arn.as_deref().and_then(|f| f.split(':').nth(6)) {
+            self.record_metric(
+                &ctx,
+                f,
+                "IteratorAge",
+                "Milliseconds",
+                (now - first.arrival_millis).max(0) as f64,
+            );
+        }
         let items = self.items(&m, &shard, &records);
         let filters = Filters::parse(c.filter_criteria.as_ref()).unwrap_or_default();
         let mut items: Vec<Item> = items
@@ -106,21 +172,26 @@ impl Lambda {
         }
         let mut window_state = None;
         if !items.is_empty() {
-            window_state = match self.run_items(&m, &shard, items, tumbling).await {
+            window_state = match self.run_items(&m, &shard, &cursor_id, items, tumbling).await {
                 Some(state) => state,
                 None => return false, // the mapping changed or went: leave the cursor
             };
         }
-        let key = format!("{}\0{}", m.uuid(), shard.shard_id);
-        let wkey = window_key(m.uuid(), &shard.shard_id);
-        let state = window_state.and_then(|w| serde_json::to_vec(&w).ok());
-        let uuid = m.uuid().to_owned();
-        if self.mapping(&uuid).ok().flatten().is_none() {
+        self.save_cursor(&m, &cursor_id, next, window_state)
+    }
+
+    /// Moves a shard's (or lane's) cursor, with the window state to keep, in one write.
+    fn save_cursor(&self, m: &Mapping, cursor_id: &str, next: u64, window: Option<WindowState>) -> bool {
+        let key = format!("{}\0{cursor_id}", m.uuid());
+        let wkey = window_key(m.uuid(), cursor_id);
+        let state = window.and_then(|w| serde_json::to_vec(&w).ok());
+        // A mapping deleted meanwhile keeps no cursor.
+        if self.mapping(m.uuid()).ok().flatten().is_none() {
             return false;
         }
         self.meta
             .write(|b| {
-                b.put(CURSORS, key.as_bytes(), (last + 1).to_string().as_bytes())?;
+                b.put(CURSORS, key.as_bytes(), next.to_string().as_bytes())?;
                 if let Some(s) = &state {
                     b.put(CURSORS, &wkey, s)?;
                 }
@@ -192,6 +263,7 @@ impl Lambda {
         &self,
         m: &Mapping,
         shard: &LogShard,
+        cursor_id: &str,
         items: Vec<Item>,
         tumbling: i64,
     ) -> Option<Option<WindowState>> {
@@ -204,7 +276,7 @@ impl Lambda {
             .is_some_and(|t| t.contains(&FunctionResponseType::ReportBatchItemFailures));
         let window_start =
             (tumbling > 0).then(|| items[0].arrival_millis - items[0].arrival_millis.rem_euclid(tumbling));
-        let mut state = window_start.map(|start| self.window_state(m, shard, start));
+        let mut state = window_start.map(|start| self.window_state(m, cursor_id, start));
         let mut pending: VecDeque<Vec<Item>> = VecDeque::from([items]);
         while let Some(mut batch) = pending.pop_front() {
             let mut attempts = 0i32;
@@ -269,8 +341,8 @@ impl Lambda {
 
     /// The window state stored for the shard if it is for the window starting at `start`, else
     /// a fresh one.
-    fn window_state(&self, m: &Mapping, shard: &LogShard, start: i64) -> WindowState {
-        self.stored_window(m, shard)
+    fn window_state(&self, m: &Mapping, cursor_id: &str, start: i64) -> WindowState {
+        self.stored_window(m, cursor_id)
             .filter(|w| w.start_millis == start)
             .unwrap_or(WindowState {
                 start_millis: start,
@@ -278,20 +350,24 @@ impl Lambda {
             })
     }
 
-    fn stored_window(&self, m: &Mapping, shard: &LogShard) -> Option<WindowState> {
-        let raw = self
-            .meta
-            .get(CURSORS, &window_key(m.uuid(), &shard.shard_id))
-            .ok()??;
+    fn stored_window(&self, m: &Mapping, cursor_id: &str) -> Option<WindowState> {
+        let raw = self.meta.get(CURSORS, &window_key(m.uuid(), cursor_id)).ok()??;
         serde_json::from_slice(&raw).ok()
     }
 
     /// Gives the stored window its final invocation (no records, its state,
     /// `isFinalInvokeForWindow`) when it is over: when records of a later window (`next`) are
     /// there, or its end has passed. Whether it ran one.
-    async fn finish_window(&self, m: &Mapping, shard: &LogShard, next: Option<i64>, now: i64) -> bool {
+    async fn finish_window(
+        &self,
+        m: &Mapping,
+        shard: &LogShard,
+        cursor_id: &str,
+        next: Option<i64>,
+        now: i64,
+    ) -> bool {
         let tumbling = m.config.tumbling_window_in_seconds.unwrap_or(0) as i64 * 1000;
-        let Some(w) = self.stored_window(m, shard) else {
+        let Some(w) = self.stored_window(m, cursor_id) else {
             return false;
         };
         let over = match next {
@@ -314,7 +390,7 @@ impl Lambda {
             }
         }
         self.meta
-            .delete(CURSORS, &window_key(m.uuid(), &shard.shard_id))
+            .delete(CURSORS, &window_key(m.uuid(), cursor_id))
             .is_ok()
     }
 
