@@ -661,7 +661,11 @@ class Service:
             args = ["&self", "ctx: &RequestContext"]
             if inp:
                 args.append(f"input: {inp}")
-            if op in self.eventstream_ops:
+            if op in self.eventstream_ops and self.protocol == "rest-json":
+                # A restJson1 event stream (Lambda's InvokeWithResponseStream): the service
+                # writes the whole HTTP answer, headers and framed events.
+                ret = "http::Response<Body>"
+            elif op in self.eventstream_ops:
                 args.append("encoding: RpcEncoding")
                 ret = "RpcResponse"
             else:
@@ -924,6 +928,13 @@ class Service:
                 call = f"service.{snake(op)}(&ctx, input).await?"
             else:
                 call = f"service.{snake(op)}(&ctx).await?"
+            if op in self.eventstream_ops:
+                lines.append(f"return {call.removesuffix('?')};")
+                w(f"            {rust_str(op)} => {{")
+                for line in lines:
+                    w(f"                {line}")
+                w("            }")
+                continue
             lines.append(f"let mut resp = RestResponse::new({code});")
             if out:
                 lines.append(f"let output = {call};")

@@ -616,3 +616,31 @@ done
     resp, out = invoke(lam, "sh-fn", {"n": 5})
     assert "FunctionError" not in resp, out
     assert out == {"from": "layer bootstrap", "got": {"n": 5}}
+
+
+def test_invoke_with_response_stream_answers_in_chunks(lam):
+    import base64
+    lam.create_function(FunctionName="streamer", Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                        Code={"ZipFile": zip_of({"app.py": "def handler(e, c):\n    print('streaming')\n    return {'big': 'x' * 200000, 'n': e['n']}\n"})})
+    resp = lam.invoke_with_response_stream(FunctionName="streamer", Payload=json.dumps({"n": 3}), LogType="Tail")
+    assert resp["StatusCode"] == 200 and resp["ExecutedVersion"] == "$LATEST"
+    chunks, complete = [], None
+    for event in resp["EventStream"]:
+        if "PayloadChunk" in event:
+            chunks.append(event["PayloadChunk"]["Payload"])
+        if "InvokeComplete" in event:
+            complete = event["InvokeComplete"]
+    assert len(chunks) > 1
+    out = json.loads(b"".join(chunks))
+    assert out["n"] == 3 and len(out["big"]) == 200000
+    assert "ErrorCode" not in complete
+    log = base64.b64decode(complete["LogResult"]).decode()
+    assert "streaming" in log and "REPORT RequestId" in log
+
+    lam.create_function(FunctionName="stream-fails", Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                        Code={"ZipFile": zip_of({"app.py": "def handler(e, c):\n    raise ValueError('nope')\n"})})
+    events = list(lam.invoke_with_response_stream(FunctionName="stream-fails", Payload=b"{}")["EventStream"])
+    assert len(events) == 1 and events[0]["InvokeComplete"]["ErrorCode"] == "ValueError"
+    assert json.loads(events[0]["InvokeComplete"]["ErrorDetails"])["errorMessage"] == "nope"
+    code, _, _ = error_of(lambda: lam.invoke_with_response_stream(FunctionName="no-such-fn", Payload=b"{}"))
+    assert code == "ResourceNotFoundException"

@@ -74,6 +74,7 @@ pub const OPERATIONS: &[&str] = &[
     "AddLayerVersionPermission",
     "RemoveLayerVersionPermission",
     "GetLayerVersionPolicy",
+    "InvokeWithResponseStream",
 ];
 /// Every operation of the model, implemented or not.
 pub const MODEL_OPERATIONS: &[&str] = &[
@@ -2281,6 +2282,84 @@ impl From<&str> for InvokeMode {
 }
 lakebox_service::string_enum!(InvokeMode);
 
+/// A chunk of the streamed response payload.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InvokeResponseStreamUpdate {
+    #[serde(rename = "Payload", default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<Blob>,
+}
+
+/// A response confirming that the event stream is complete.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InvokeWithResponseStreamCompleteEvent {
+    #[serde(rename = "ErrorCode", default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    #[serde(rename = "ErrorDetails", default, skip_serializing_if = "Option::is_none")]
+    pub error_details: Option<String>,
+    #[serde(rename = "LogResult", default, skip_serializing_if = "Option::is_none")]
+    pub log_result: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InvokeWithResponseStreamRequest {
+    #[serde(rename = "FunctionName")]
+    pub function_name: String,
+    #[serde(rename = "InvocationType", default, skip_serializing_if = "Option::is_none")]
+    pub invocation_type: Option<ResponseStreamingInvocationType>,
+    #[serde(rename = "LogType", default, skip_serializing_if = "Option::is_none")]
+    pub log_type: Option<LogType>,
+    #[serde(rename = "ClientContext", default, skip_serializing_if = "Option::is_none")]
+    pub client_context: Option<String>,
+    #[serde(rename = "Qualifier", default, skip_serializing_if = "Option::is_none")]
+    pub qualifier: Option<String>,
+    #[serde(rename = "Payload", default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<Blob>,
+    #[serde(rename = "TenantId", default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+}
+
+/// `InvokeWithResponseStreamRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct InvokeWithResponseStreamRequestRaw {
+    #[serde(rename = "FunctionName", default)]
+    pub function_name: Option<String>,
+    #[serde(rename = "InvocationType", default)]
+    pub invocation_type: Option<ResponseStreamingInvocationType>,
+    #[serde(rename = "LogType", default)]
+    pub log_type: Option<LogType>,
+    #[serde(rename = "ClientContext", default)]
+    pub client_context: Option<String>,
+    #[serde(rename = "Qualifier", default)]
+    pub qualifier: Option<String>,
+    #[serde(rename = "Payload", default)]
+    pub payload: Option<Blob>,
+    #[serde(rename = "TenantId", default)]
+    pub tenant_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InvokeWithResponseStreamResponse {
+    #[serde(rename = "StatusCode", default, skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<i32>,
+    #[serde(rename = "ExecutedVersion", default, skip_serializing_if = "Option::is_none")]
+    pub executed_version: Option<String>,
+    #[serde(
+        rename = "ResponseStreamContentType",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub response_stream_content_type: Option<String>,
+}
+
+/// An object that includes a chunk of the response payload.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InvokeWithResponseStreamResponseEvent {
+    #[serde(rename = "PayloadChunk", default, skip_serializing_if = "Option::is_none")]
+    pub payload_chunk: Option<InvokeResponseStreamUpdate>,
+    #[serde(rename = "InvokeComplete", default, skip_serializing_if = "Option::is_none")]
+    pub invoke_complete: Option<InvokeWithResponseStreamCompleteEvent>,
+}
+
 /// Specific access configuration settings that tell Lambda how to authenticate with your schema registry.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct KafkaSchemaRegistryAccessConfig {
@@ -3457,6 +3536,36 @@ pub struct RemovePermissionRequestRaw {
     #[serde(rename = "RevisionId", default)]
     pub revision_id: Option<String>,
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ResponseStreamingInvocationType {
+    /// `RequestResponse`
+    RequestResponse,
+    /// `DryRun`
+    DryRun,
+    /// A value this model does not list (a newer client's, or a wrong one).
+    Unknown(String),
+}
+impl ResponseStreamingInvocationType {
+    pub const VALUES: &'static [&'static str] = &["RequestResponse", "DryRun"];
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::RequestResponse => "RequestResponse",
+            Self::DryRun => "DryRun",
+            Self::Unknown(s) => s,
+        }
+    }
+}
+impl From<&str> for ResponseStreamingInvocationType {
+    fn from(s: &str) -> Self {
+        match s {
+            "RequestResponse" => Self::RequestResponse,
+            "DryRun" => Self::DryRun,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+lakebox_service::string_enum!(ResponseStreamingInvocationType);
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Runtime {
@@ -7231,6 +7340,89 @@ pub(crate) fn validate_invocation_request(
     })
 }
 
+pub(crate) fn validate_invoke_with_response_stream_request(
+    raw: InvokeWithResponseStreamRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<InvokeWithResponseStreamRequest> {
+    let m_function_name = {
+        let p = &path.member("functionName");
+        match raw.function_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(256), p);
+                v.pattern(r, &PATTERN_5, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_invocation_type = {
+        let p = &path.member("invocationType");
+        raw.invocation_type.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                ResponseStreamingInvocationType::VALUES,
+                matches!(r, ResponseStreamingInvocationType::Unknown(_)),
+                p,
+            );
+            Some(x)
+        })
+    };
+    let m_log_type = {
+        let p = &path.member("logType");
+        raw.log_type.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(r.as_str(), LogType::VALUES, matches!(r, LogType::Unknown(_)), p);
+            Some(x)
+        })
+    };
+    let m_client_context = {
+        let p = &path.member("clientContext");
+        raw.client_context.map(|x| Some(x))
+    };
+    let m_qualifier = {
+        let p = &path.member("qualifier");
+        raw.qualifier.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(128), p);
+            v.pattern(r, &PATTERN_11, p);
+            Some(x)
+        })
+    };
+    let m_payload = {
+        let p = &path.member("payload");
+        raw.payload.map(|x| Some(x))
+    };
+    let m_tenant_id = {
+        let p = &path.member("tenantId");
+        raw.tenant_id.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(256), p);
+            v.pattern(r, &PATTERN_31, p);
+            Some(x)
+        })
+    };
+    Some(InvokeWithResponseStreamRequest {
+        function_name: m_function_name?,
+        invocation_type: lift(m_invocation_type)?,
+        log_type: lift(m_log_type)?,
+        client_context: lift(m_client_context)?,
+        qualifier: lift(m_qualifier)?,
+        payload: lift(m_payload)?,
+        tenant_id: lift(m_tenant_id)?,
+    })
+}
+
 pub(crate) fn validate_kafka_schema_registry_access_config(
     raw: KafkaSchemaRegistryAccessConfigRaw,
     v: &mut Validator,
@@ -9812,6 +10004,14 @@ pub trait LambdaApi: Send + Sync + 'static {
     ) -> impl Future<Output = Result<GetLayerVersionPolicyResponse, ServiceError>> + Send {
         async move { Err(not_implemented("GetLayerVersionPolicy")) }
     }
+    /// Configure your Lambda functions to stream response payloads back to clients.
+    fn invoke_with_response_stream(
+        &self,
+        ctx: &RequestContext,
+        input: InvokeWithResponseStreamRequest,
+    ) -> impl Future<Output = Result<http::Response<Body>, ServiceError>> + Send {
+        async move { Err(not_implemented("InvokeWithResponseStream")) }
+    }
 }
 
 /// The answer for an operation this server does not implement: what AWS answers for one
@@ -10869,6 +11069,28 @@ pub fn dispatch<S: LambdaApi>(
                 let output = service.get_layer_version_policy(&ctx, input).await?;
                 resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
                 resp
+            }
+            "InvokeWithResponseStream" => {
+                let mut input = Input::empty();
+                input.set("FunctionName", label(&labels, "FunctionName"), Scalar::String)?;
+                input.set(
+                    "InvocationType",
+                    req.header("x-amz-invocation-type"),
+                    Scalar::String,
+                )?;
+                input.set("LogType", req.header("x-amz-log-type"), Scalar::String)?;
+                input.set(
+                    "ClientContext",
+                    req.header("x-amz-client-context"),
+                    Scalar::String,
+                )?;
+                input.set("Qualifier", req.query("Qualifier"), Scalar::String)?;
+                input.set("TenantId", req.header("x-amz-tenant-id"), Scalar::String)?;
+                let mut raw: InvokeWithResponseStreamRequestRaw = input.decode()?;
+                raw.payload = (!req.body.is_empty()).then(|| Blob(req.body.to_vec()));
+                let input =
+                    validate(|v| validate_invoke_with_response_stream_request(raw, v, &Path::root()))?;
+                return service.invoke_with_response_stream(&ctx, input).await;
             }
             other => return Err(not_implemented(other)),
         };

@@ -965,6 +965,14 @@ impl LambdaApi for Lambda {
         self.get_layer_policy_impl(ctx, input)
     }
 
+    async fn invoke_with_response_stream(
+        &self,
+        ctx: &RequestContext,
+        input: InvokeWithResponseStreamRequest,
+    ) -> Result<http::Response<lakebox_service::Body>, ServiceError> {
+        self.invoke_streaming(ctx, input).await
+    }
+
     async fn create_event_source_mapping(
         &self,
         ctx: &RequestContext,

@@ -21,6 +21,8 @@ const MAX_SYNC_PAYLOAD: usize = 6 * 1024 * 1024;
 const MAX_ASYNC_PAYLOAD: usize = 1024 * 1024;
 /// LogType=Tail returns the last 4 KB of the invocation's log.
 const TAIL_BYTES: usize = 4096;
+/// The largest PayloadChunk of a streamed answer.
+const STREAM_CHUNK: usize = 64 * 1024;
 
 impl Lambda {
     pub(crate) async fn invoke_function(
@@ -100,6 +102,80 @@ impl Lambda {
                 })
             }
         }
+    }
+
+    /// InvokeWithResponseStream: the function runs as for RequestResponse, and its answer goes
+    /// back as an event stream — `PayloadChunk` events, then `InvokeComplete` (with the error
+    /// and the log tail when asked). Lakebox's runtimes answer whole, so the chunks follow the
+    /// function's return rather than leaving as it writes them.
+    pub(crate) async fn invoke_streaming(
+        &self,
+        ctx: &RequestContext,
+        input: InvokeWithResponseStreamRequest,
+    ) -> Result<http::Response<lakebox_service::Body>, ServiceError> {
+        let dry_run = matches!(
+            input.invocation_type,
+            Some(ResponseStreamingInvocationType::DryRun)
+        );
+        let sync = InvocationRequest {
+            function_name: input.function_name,
+            invocation_type: Some(if dry_run {
+                InvocationType::DryRun
+            } else {
+                InvocationType::RequestResponse
+            }),
+            log_type: input.log_type,
+            client_context: input.client_context,
+            qualifier: input.qualifier,
+            payload: input.payload,
+            ..Default::default()
+        };
+        let out = self.invoke_function(ctx, sync).await?;
+        use lakebox_protocol::eventstream;
+        let mut body = Vec::new();
+        let payload = out.payload.map(|p| p.0).unwrap_or_default();
+        let mut complete = serde_json::Map::new();
+        if out.function_error.is_some() {
+            let doc: serde_json::Value = serde_json::from_slice(&payload).unwrap_or_default();
+            let code = doc["errorType"].as_str().unwrap_or("Unhandled");
+            complete.insert("ErrorCode".into(), code.into());
+            complete.insert(
+                "ErrorDetails".into(),
+                String::from_utf8_lossy(&payload).into_owned().into(),
+            );
+        } else {
+            for chunk in payload.chunks(STREAM_CHUNK) {
+                body.extend(eventstream::event(
+                    "PayloadChunk",
+                    "application/octet-stream",
+                    chunk,
+                ));
+            }
+        }
+        if let Some(tail) = out.log_result {
+            complete.insert("LogResult".into(), tail.into());
+        }
+        if !dry_run {
+            body.extend(eventstream::event(
+                "InvokeComplete",
+                "application/json",
+                serde_json::Value::Object(complete).to_string().as_bytes(),
+            ));
+        }
+        let mut resp = http::Response::new(lakebox_service::body::full(body));
+        *resp.status_mut() = http::StatusCode::from_u16(if dry_run { 204 } else { 200 }).unwrap_or_default();
+        let h = resp.headers_mut();
+        h.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static(eventstream::CONTENT_TYPE),
+        );
+        if let Some(v) = out
+            .executed_version
+            .and_then(|v| http::HeaderValue::from_str(&v).ok())
+        {
+            h.insert("x-amz-executed-version", v);
+        }
+        Ok(resp)
     }
 
     /// Runs one invocation of `target` now, within its function's concurrency: its outcome
