@@ -182,3 +182,19 @@ def run_query(athena, sql: str, output: str, database=None, **kw):
         args["QueryExecutionContext"] = {"Database": database}
     qid = athena.start_query_execution(**args)["QueryExecutionId"]
     return qid, wait_for_query(athena, qid)
+
+
+def zip_of(files: dict) -> bytes:
+    """A function package (or layer) of `files` (name → text or bytes); executables
+    (`bootstrap`, anything under `bin/`) get mode 755, as a zip made on Linux from executable
+    files has, and the rest 644."""
+    import io
+    import zipfile
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, text in files.items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (0o755 if name == "bootstrap" or name.startswith("bin/") else 0o644) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, text)
+    return buf.getvalue()

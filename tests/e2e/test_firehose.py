@@ -17,7 +17,7 @@ import cramjam
 import pyarrow.parquet as pq
 import pytest
 
-from lakebox_harness import Lakebox
+from lakebox_harness import Lakebox, zip_of
 from signing import send
 
 ROLE = "arn:aws:iam::000000000000:role/firehose"
@@ -812,13 +812,10 @@ def handler(event, context):
 
 def test_lambda_transformation_with_partition_keys_from_lambda(lakebox, fh, s3):
     lam = lakebox.client("lambda")
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("app.py", TRANSFORM)
     fn = lam.create_function(FunctionName="fh-transform", Runtime="python3.12", Role=ROLE, Handler="app.handler",
-                             Code={"ZipFile": buf.getvalue()}, Timeout=30)["FunctionArn"]
+                             Code={"ZipFile": zip_of({"app.py": TRANSFORM})}, Timeout=30)["FunctionArn"]
     lam.create_function(FunctionName="fh-broken", Runtime="python3.12", Role=ROLE, Handler="app.handler",
-                        Code={"ZipFile": zipfile_of("app.py", "def handler(e, c):\n    return {'records': []}\n")})
+                        Code={"ZipFile": zip_of({"app.py": "def handler(e, c):\n    return {'records': []}\n"})})
     processors = lambda arn: {"Enabled": True, "Processors": [{"Type": "Lambda", "Parameters": [
         {"ParameterName": "LambdaArn", "ParameterValue": arn},
         {"ParameterName": "NumberOfRetries", "ParameterValue": "1"},
@@ -851,10 +848,3 @@ def test_lambda_transformation_with_partition_keys_from_lambda(lakebox, fh, s3):
     assert doc["errorCode"] == "Lambda.MissingRecordId" and doc["attemptsMade"] == 2
     assert base64.b64decode(doc["rawData"]) == b'{"id": 9}'
     assert keys(s3, "broken/") == []
-
-
-def zipfile_of(name, text):
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        z.writestr(name, text)
-    return buf.getvalue()

@@ -19,7 +19,7 @@ import zipfile
 import botocore.exceptions
 import pytest
 
-from lakebox_harness import Lakebox, wait_for
+from lakebox_harness import Lakebox, wait_for, zip_of
 
 ROLE = "arn:aws:iam::000000000000:role/lambda-role"
 
@@ -34,14 +34,6 @@ def lakebox(tmp_path_factory):
 @pytest.fixture
 def lam(lakebox):
     return lakebox.client("lambda")
-
-
-def zip_of(files):
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, text in files.items():
-            z.writestr(name, text)
-    return buf.getvalue()
 
 
 def code(e):

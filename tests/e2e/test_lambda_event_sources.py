@@ -11,7 +11,7 @@ import zipfile
 
 import pytest
 
-from lakebox_harness import Lakebox, wait_for
+from lakebox_harness import Lakebox, wait_for, zip_of
 from signing import send
 
 ROLE = "arn:aws:iam::000000000000:role/lambda-role"
@@ -60,14 +60,6 @@ def handler(event, context):
         return {"state": state}
     return {}
 '''
-
-
-def zip_of(files):
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, text in files.items():
-            z.writestr(name, text)
-    return buf.getvalue()
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import zipfile
 import botocore.exceptions
 import pytest
 
-from lakebox_harness import Lakebox, wait_for
+from lakebox_harness import Lakebox, wait_for, zip_of
 
 ROLE = "arn:aws:iam::000000000000:role/lambda-role"
 
@@ -35,18 +35,6 @@ def lakebox(tmp_path_factory):
 @pytest.fixture
 def lam(lakebox):
     return lakebox.client("lambda")
-
-
-def zip_of(files):
-    """A zip of `files`; executables (`bootstrap`, anything under `bin/`) get mode 755, as a
-    zip made on Linux from executable files has."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, text in files.items():
-            info = zipfile.ZipInfo(name)
-            info.external_attr = (0o755 if name == "bootstrap" or name.startswith("bin/") else 0o644) << 16
-            z.writestr(info, text)
-    return buf.getvalue()
 
 
 def says(word):

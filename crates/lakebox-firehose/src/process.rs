@@ -362,6 +362,17 @@ fn key_text(v: &Value) -> Option<String> {
     }
 }
 
+/// A record a processor could not handle, as the `processing-failed` prefix keeps it.
+fn processing_failed(data: Vec<u8>, arrival_millis: i64, message: String) -> Failed {
+    Failed {
+        data,
+        arrival_millis,
+        code: "Processor.ProcessingFailed".into(),
+        message,
+        lambda: None,
+    }
+}
+
 /// Applies the processors to a batch of records (without the Lambda processor; see
 /// `transform` for the whole chain).
 pub fn apply(p: &Processing, records: Vec<(Vec<u8>, i64)>) -> (Vec<Outgoing>, Vec<Failed>) {
@@ -384,13 +395,7 @@ pub fn prepare(p: &Processing, records: Vec<(Vec<u8>, i64)>) -> (Vec<(Vec<u8>, i
     let mut failed = Vec::new();
     for (data, arrival) in records {
         let fail = |failed: &mut Vec<Failed>, data: Vec<u8>, msg: String| {
-            failed.push(Failed {
-                data,
-                arrival_millis: arrival,
-                code: "Processor.ProcessingFailed".into(),
-                message: msg,
-                lambda: None,
-            })
+            failed.push(processing_failed(data, arrival, msg))
         };
         let mut parts = match p.deaggregate.as_deref() {
             Some("KPL") => deaggregate_kpl(&data),
@@ -439,13 +444,7 @@ pub fn finish(
     let mut failed = Vec::new();
     for (d, arrival, mut keys) in records {
         let fail = |failed: &mut Vec<Failed>, data: Vec<u8>, msg: String| {
-            failed.push(Failed {
-                data,
-                arrival_millis: arrival,
-                code: "Processor.ProcessingFailed".into(),
-                message: msg,
-                lambda: None,
-            })
+            failed.push(processing_failed(data, arrival, msg))
         };
         if let Some(jq) = &jq {
             let result = match jq {

@@ -914,7 +914,8 @@ impl LambdaApi for Lambda {
         ctx: &RequestContext,
         input: GetLayerVersionByArnRequest,
     ) -> Result<GetLayerVersionResponse, ServiceError> {
-        self.get_layer_version_by_arn_impl(ctx, &input.arn)
+        let _ = ctx;
+        self.get_layer_version_by_arn_impl(&input.arn)
     }
 
     async fn list_layers(

@@ -262,8 +262,19 @@ impl Lambda {
         version: i64,
     ) -> Result<GetLayerVersionResponse, ServiceError> {
         let (account, region, name) = parse_layer_name(ctx, layer);
+        self.layer_info(&account, &region, &name, version)
+    }
+
+    /// A layer version as GetLayerVersion answers it: with a URL that downloads its zip.
+    fn layer_info(
+        &self,
+        account: &str,
+        region: &str,
+        name: &str,
+        version: i64,
+    ) -> Result<GetLayerVersionResponse, ServiceError> {
         let r = self
-            .layer_record(&account, &region, &name, version)?
+            .layer_record(account, region, name, version)?
             .ok_or_else(layer_version_missing)?;
         let mut info = r.info;
         if let Some(c) = info.content.as_mut() {
@@ -274,7 +285,6 @@ impl Lambda {
 
     pub(crate) fn get_layer_version_by_arn_impl(
         &self,
-        ctx: &RequestContext,
         arn: &str,
     ) -> Result<GetLayerVersionResponse, ServiceError> {
         let (account, region, name, version) = parse_version_arn(arn).ok_or_else(|| {
@@ -284,15 +294,7 @@ impl Lambda {
                 format!("1 validation error detected: Value '{arn}' at 'arn' failed to satisfy constraint: Member must satisfy regular expression pattern: arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\\d{{12}}:layer:[a-zA-Z0-9-_]+:[0-9]+"),
             )
         })?;
-        let _ = ctx;
-        let r = self
-            .layer_record(&account, &region, &name, version)?
-            .ok_or_else(layer_version_missing)?;
-        let mut info = r.info;
-        if let Some(c) = info.content.as_mut() {
-            c.location = Some(self.config_url(&r.code));
-        }
-        Ok(info)
+        self.layer_info(&account, &region, &name, version)
     }
 
     pub(crate) fn list_layer_versions_impl(
@@ -408,16 +410,7 @@ impl Lambda {
     ) -> Result<AddLayerVersionPermissionResponse, ServiceError> {
         let mut r = self.existing_layer(ctx, &input.layer_name, input.version_number)?;
         check_policy_revision(input.revision_id.as_deref(), r.policy_revision.as_deref())?;
-        if r.policy.iter().any(|s| s["Sid"] == input.statement_id.as_str()) {
-            return Err(user_error(
-                "ResourceConflictException",
-                409,
-                format!(
-                    "The statement id ({}) provided already exists. Please provide a new statement id, or remove the existing statement.",
-                    input.statement_id
-                ),
-            ));
-        }
+        crate::permissions::check_new_statement(&r.policy, &input.statement_id)?;
         let principal = if input.principal == "*" {
             serde_json::json!("*")
         } else {
@@ -475,13 +468,8 @@ impl Lambda {
                 "No policy is associated with the given resource.",
             ));
         }
-        let doc = serde_json::json!({
-            "Version": "2012-10-17",
-            "Id": "default",
-            "Statement": r.policy,
-        });
         Ok(GetLayerVersionPolicyResponse {
-            policy: Some(doc.to_string()),
+            policy: Some(crate::permissions::policy_document(&r.policy)),
             revision_id: r.policy_revision,
         })
     }

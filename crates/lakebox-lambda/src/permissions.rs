@@ -50,6 +50,30 @@ fn statement_of(input: &AddPermissionRequest, resource: &str) -> serde_json::Val
     statement
 }
 
+/// A statement id already in a policy is refused, as AWS refuses it.
+pub(crate) fn check_new_statement(policy: &[serde_json::Value], id: &str) -> Result<(), ServiceError> {
+    if policy.iter().any(|s| s["Sid"] == id) {
+        return Err(user_error(
+            "ResourceConflictException",
+            409,
+            format!(
+                "The statement id ({id}) provided already exists. Please provide a new statement id, or remove the existing statement."
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A resource policy's document, as GetPolicy and GetLayerVersionPolicy answer it.
+pub(crate) fn policy_document(statements: &[serde_json::Value]) -> String {
+    serde_json::json!({
+        "Version": "2012-10-17",
+        "Id": "default",
+        "Statement": statements,
+    })
+    .to_string()
+}
+
 fn check_revision(given: Option<&String>, current: Option<&String>) -> Result<(), ServiceError> {
     match (given, current) {
         (Some(g), Some(c)) if g != c => Err(user_error(
@@ -75,20 +99,7 @@ impl Lambda {
                 input.action
             )));
         }
-        if stored
-            .policy
-            .iter()
-            .any(|s| s["Sid"] == input.statement_id.as_str())
-        {
-            return Err(user_error(
-                "ResourceConflictException",
-                409,
-                format!(
-                    "The statement id ({}) provided already exists. Please provide a new statement id, or remove the existing statement.",
-                    input.statement_id
-                ),
-            ));
-        }
+        check_new_statement(&stored.policy, &input.statement_id)?;
         let resource = match &input.qualifier {
             Some(q) => format!("{}:{q}", stored.arn()),
             None => stored.arn().to_owned(),
@@ -136,13 +147,8 @@ impl Lambda {
                 "The resource you requested does not exist.",
             ));
         }
-        let policy = serde_json::json!({
-            "Version": "2012-10-17",
-            "Id": "default",
-            "Statement": stored.policy,
-        });
         Ok(GetPolicyResponse {
-            policy: Some(policy.to_string()),
+            policy: Some(policy_document(&stored.policy)),
             revision_id: stored.config.revision_id.clone(),
         })
     }
