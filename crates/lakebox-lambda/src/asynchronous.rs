@@ -416,11 +416,7 @@ impl Lambda {
         let mut config = match stored.event_invoke.get(&q) {
             Some(existing) if merge => existing.clone(),
             None if merge => {
-                return Err(user_error(
-                    "ResourceNotFoundException",
-                    404,
-                    format!("The function {arn} doesn't have an EventInvokeConfig"),
-                ));
+                return Err(no_invoke_config(&arn));
             }
             _ => FunctionEventInvokeConfig::default(),
         };
@@ -452,13 +448,7 @@ impl Lambda {
             .get(&q)
             .cloned()
             .map(with_empty_destinations)
-            .ok_or_else(|| {
-                user_error(
-                    "ResourceNotFoundException",
-                    404,
-                    format!("The function {arn} doesn't have an EventInvokeConfig"),
-                )
-            })
+            .ok_or_else(|| no_invoke_config(&arn))
     }
 
     pub(crate) fn delete_event_invoke_config_impl(
@@ -469,11 +459,7 @@ impl Lambda {
     ) -> Result<(), ServiceError> {
         let (mut stored, q, arn) = self.invoke_config_key(ctx, given, qualifier)?;
         if stored.event_invoke.remove(&q).is_none() {
-            return Err(user_error(
-                "ResourceNotFoundException",
-                404,
-                format!("The function {arn} doesn't have an EventInvokeConfig"),
-            ));
+            return Err(no_invoke_config(&arn));
         }
         self.store(ctx, &stored)
     }
@@ -501,6 +487,14 @@ impl Lambda {
             next_marker: next,
         })
     }
+}
+
+fn no_invoke_config(arn: &str) -> ServiceError {
+    user_error(
+        "ResourceNotFoundException",
+        404,
+        format!("The function {arn} doesn't have an EventInvokeConfig"),
+    )
 }
 
 /// AWS answers a configuration's DestinationConfig with both members, empty when unset.

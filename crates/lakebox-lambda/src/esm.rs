@@ -508,16 +508,31 @@ impl Lambda {
     }
 
     fn set_cursor(&self, uuid: &str, shard: &str, offset: u64) -> Result<(), ServiceError> {
-        // A mapping deleted meanwhile keeps no cursor.
+        self.set_cursor_with(uuid, shard, offset, None).map(drop)
+    }
+
+    /// Moves the cursor of a shard (or lane) to `offset`, with another cursor-table entry
+    /// beside it in the same write (a tumbling window's state). A mapping deleted meanwhile
+    /// keeps no cursor: then nothing is written and the answer is `false`.
+    pub(crate) fn set_cursor_with(
+        &self,
+        uuid: &str,
+        cursor_id: &str,
+        offset: u64,
+        extra: Option<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<bool, ServiceError> {
         if self.mapping(uuid)?.is_none() {
-            return Ok(());
+            return Ok(false);
         }
+        let key = format!("{uuid}\0{cursor_id}");
         self.meta
-            .put(
-                CURSORS,
-                format!("{uuid}\0{shard}").as_bytes(),
-                offset.to_string().as_bytes(),
-            )
+            .write(|b| {
+                b.put(CURSORS, key.as_bytes(), offset.to_string().as_bytes())?;
+                if let Some((k, v)) = &extra {
+                    b.put(CURSORS, k, v)?;
+                }
+                Ok(true)
+            })
             .map_err(storage)
     }
 

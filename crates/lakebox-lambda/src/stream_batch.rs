@@ -182,22 +182,11 @@ impl Lambda {
 
     /// Moves a shard's (or lane's) cursor, with the window state to keep, in one write.
     fn save_cursor(&self, m: &Mapping, cursor_id: &str, next: u64, window: Option<WindowState>) -> bool {
-        let key = format!("{}\0{cursor_id}", m.uuid());
-        let wkey = window_key(m.uuid(), cursor_id);
-        let state = window.and_then(|w| serde_json::to_vec(&w).ok());
-        // A mapping deleted meanwhile keeps no cursor.
-        if self.mapping(m.uuid()).ok().flatten().is_none() {
-            return false;
-        }
-        self.meta
-            .write(|b| {
-                b.put(CURSORS, key.as_bytes(), next.to_string().as_bytes())?;
-                if let Some(s) = &state {
-                    b.put(CURSORS, &wkey, s)?;
-                }
-                Ok(())
-            })
-            .is_ok()
+        let state = window
+            .and_then(|w| serde_json::to_vec(&w).ok())
+            .map(|s| (window_key(m.uuid(), cursor_id), s));
+        self.set_cursor_with(m.uuid(), cursor_id, next, state)
+            .unwrap_or(false)
     }
 
     /// The events of `records` as Lambda passes them to the function.
