@@ -12,6 +12,8 @@ import json
 import re
 import os
 import shutil
+import tempfile
+import threading
 import time
 import urllib.request
 import zipfile
@@ -277,6 +279,66 @@ def test_memory_hogs_and_floods_of_output_are_contained(lakebox, lam):
     assert lakebox.health()["status"] == "running"
 
 
+TMP_PROBE = """
+import os
+
+def handler(event, context):
+    if event.get("fill"):
+        # Writes until /tmp is full: EphemeralStorage megabytes, then ENOSPC as on AWS.
+        written, failure = 0, None
+        chunk = b"\\0" * (8 << 20)
+        try:
+            with open("/tmp/fill", "wb") as f:
+                while written < (4 << 30):
+                    f.write(chunk)
+                    written += len(chunk)
+        except OSError as e:
+            failure = e.errno
+        os.remove("/tmp/fill")
+        return {"written_mb": written >> 20, "errno": failure}
+    st = os.statvfs("/tmp")
+    marker = "/tmp/marker-" + event["tag"]
+    seen, listing = os.path.exists(marker), sorted(os.listdir("/tmp"))
+    with open(marker, "w") as f:
+        f.write("x")
+    return {"size_mb": st.f_blocks * st.f_frsize >> 20, "seen_before": seen,
+            "tmpdir": os.environ.get("TMPDIR"), "listing": listing}
+"""
+
+
+def check_tmp_of_its_own(lam, name, tag):
+    """An environment's /tmp: EphemeralStorage in size, kept between warm invocations, never the
+    machine's; a bigger EphemeralStorage takes effect in the next environment."""
+    made = create(lam, name, {"app.py": TMP_PROBE}, EphemeralStorage={"Size": 512}, Timeout=60)
+    assert made["EphemeralStorage"] == {"Size": 512}
+    resp, first = invoke(lam, name, {"tag": tag})
+    assert "FunctionError" not in resp, first
+    assert first["size_mb"] == 512 and first["seen_before"] is False and first["tmpdir"] == "/tmp"
+    assert not os.path.exists(f"/tmp/marker-{tag}")  # not written to the machine's /tmp
+    assert invoke(lam, name, {"tag": tag})[1]["seen_before"] is True  # the warm environment's /tmp
+    resp, filled = invoke(lam, name, {"fill": True})
+    assert "FunctionError" not in resp, filled
+    assert filled["errno"] == 28 and 496 <= filled["written_mb"] <= 512, filled
+    lam.update_function_configuration(FunctionName=name, EphemeralStorage={"Size": 1024})
+    lam.get_waiter("function_updated_v2").wait(FunctionName=name)
+    resp, bigger = invoke(lam, name, {"tag": tag})
+    assert bigger["size_mb"] == 1024 and bigger["seen_before"] is False, bigger
+    return first
+
+
+def test_each_environment_has_a_tmp_of_its_own_sized_by_ephemeral_storage(lam):
+    # This server's data directory is under the machine's /tmp: the environment's /tmp shows
+    # what is there (its code lives there) but its writes stay its own.
+    check_tmp_of_its_own(lam, "tmp-fn", f"overlay-{os.getpid()}")
+
+
+def test_a_tmp_of_its_own_starts_empty(tmp_path):
+    # A data directory outside /tmp: the environment's /tmp starts empty, as on AWS.
+    with tempfile.TemporaryDirectory(dir="/var/tmp") as data, Lakebox(data) as lb:
+        first = check_tmp_of_its_own(lb.client("lambda"), "tmp-fn", f"empty-{os.getpid()}")
+        assert first["listing"] == []
+
+
 def test_invocation_types(lam):
     create(lam, "types-fn", {"app.py": ECHO})
     resp = lam.invoke(FunctionName="types-fn", InvocationType="DryRun")
@@ -382,9 +444,16 @@ def test_functions_survive_sigkill(tmp_path):
         create(lam, "durable-fn", {"app.py": "def handler(e, c):\n    return 'still here'\n"}, Tags={"k": "v"})
         assert invoke(lam, "durable-fn")[1] == "still here"
         bootstrap = str(tmp_path / "lambda" / "runtime" / "python_bootstrap.py")
-        assert running(bootstrap)
+        assert len(running(bootstrap)) == 1
+        # A function busy in a loop, mid-invocation when the server dies.
+        create(lam, "busy-fn", {"app.py": "def handler(e, c):\n    while True:\n        pass\n"}, Timeout=300)
+        busy = lb.client("lambda", read_timeout=30)
+        caller = threading.Thread(target=lambda: pytest.raises(Exception, busy.invoke, FunctionName="busy-fn"))
+        caller.start()
+        assert wait_for(lambda: len(running(bootstrap)) == 2, timeout=10)
         lb.kill()
-        # The warm environment does not outlive the server, even one killed with SIGKILL.
+        caller.join()
+        # Neither the warm environment nor the busy one outlives the server killed with SIGKILL.
         assert wait_for(lambda: not running(bootstrap), timeout=10)
     with Lakebox(tmp_path) as lb:
         lam = lb.client("lambda")

@@ -523,6 +523,10 @@ def handler(event, context):
         "vendored": vendored.VALUE,
         "tool": subprocess.run(["layer-tool"], capture_output=True, text=True).stdout.strip(),
         "config": open(os.path.join(opt, "data/config.txt")).read().strip(),
+        # The layers are at /opt, as on AWS, and read-only.
+        "opt": opt,
+        "literal": open("/opt/data/config.txt").read().strip(),
+        "writable": os.access("/opt/data/config.txt", os.W_OK),
     }
 '''
     made = lam.create_function(FunctionName="layered", Runtime="python3.12", Role=ROLE, Handler="app.handler",
@@ -532,7 +536,8 @@ def handler(event, context):
     assert made["Layers"][0]["CodeSize"] == v1["Content"]["CodeSize"]
     resp, out = invoke(lam, "layered")
     assert "FunctionError" not in resp, out
-    assert out == {"greet": "hello layers", "vendored": "from site-packages", "tool": "tool-ran", "config": "layer two"}
+    assert out == {"greet": "hello layers", "vendored": "from site-packages", "tool": "tool-ran", "config": "layer two",
+                   "opt": "/opt", "literal": "layer two", "writable": False}
 
     # Version 2 of the layer; the function moves to it with UpdateFunctionConfiguration.
     v2 = lam.publish_layer_version(LayerName="shared-libs", Content={"ZipFile": zip_of({

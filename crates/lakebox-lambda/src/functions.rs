@@ -80,6 +80,11 @@ pub(crate) fn launch(
             .unwrap_or_default(),
         handler: c.handler.clone().unwrap_or_default(),
         memory_mb: c.memory_size.unwrap_or(DEFAULT_MEMORY),
+        ephemeral_mb: c
+            .ephemeral_storage
+            .as_ref()
+            .map_or(DEFAULT_EPHEMERAL_MB, |e| e.size)
+            .max(1) as u32,
         timeout: Duration::from_secs(c.timeout.unwrap_or(DEFAULT_TIMEOUT).max(1) as u64),
         code_dir,
         opt_dir: None,

@@ -1,9 +1,10 @@
 //! Layers: PublishLayerVersion keeps a zip in the same content-addressed store as function
 //! packages and numbers it (numbers never reused); a function names up to five layer versions,
 //! and its execution environments see them merged in order, later layers over earlier ones, as
-//! AWS merges them under `/opt`. Lakebox cannot give every environment its own `/opt` without a
-//! container, so the merged tree is a directory of its own, put on the paths the runtimes search
-//! (`PYTHONPATH`, `NODE_PATH`, `PATH`, `LD_LIBRARY_PATH`) and named by `LAKEBOX_OPT_DIR`.
+//! AWS merges them under `/opt`. The merged tree is a cached directory of its own, bound at
+//! `/opt` in each environment's mount namespace (see `runtime::sandbox`; where the system has
+//! none, named by `LAKEBOX_OPT_DIR`) and put on the paths the runtimes search (`PYTHONPATH`,
+//! `NODE_PATH`, `PATH`, `LD_LIBRARY_PATH`).
 //!
 //! A function (and each published version) keeps the package hashes of its layers, so deleting
 //! a layer version does not break functions that use it, as on AWS.

@@ -9,6 +9,22 @@
 //! directory, and its output captured line by line into the invocation's log.
 
 mod api;
+#[cfg(target_os = "linux")]
+mod sandbox;
+#[cfg(target_os = "linux")]
+use sandbox::Sandbox;
+
+/// Elsewhere than Linux an environment has no sandbox.
+#[cfg(not(target_os = "linux"))]
+#[derive(Clone)]
+struct Sandbox;
+
+#[cfg(not(target_os = "linux"))]
+impl Sandbox {
+    fn binds_opt(&self) -> bool {
+        false
+    }
+}
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -48,6 +64,8 @@ pub struct Launch {
     pub runtime: String,
     pub handler: String,
     pub memory_mb: i32,
+    /// `EphemeralStorage`: the size of the environment's `/tmp`.
+    pub ephemeral_mb: u32,
     pub timeout: Duration,
     pub code_dir: PathBuf,
     /// The function's layers merged (its `/opt`), when it has any.
@@ -68,7 +86,8 @@ impl Launch {
 /// Where the runtimes look in a function's merged layers, as AWS's runtimes look in `/opt`:
 /// `python` (and its `lib/python3.*/site-packages`) on `PYTHONPATH`, `nodejs/node_modules` (and
 /// `nodejs/node*/node_modules`) on `NODE_PATH`, `bin` on `PATH`, `lib` on `LD_LIBRARY_PATH`.
-fn layer_paths(opt: &Path) -> Vec<(&'static str, std::ffi::OsString)> {
+/// The directories are looked up in `opt` and named as the environment sees it, `seen_at`.
+fn layer_paths(opt: &Path, seen_at: &Path) -> Vec<(&'static str, std::ffi::OsString)> {
     let join = |dirs: Vec<PathBuf>, tail: Option<std::ffi::OsString>| {
         let mut all: Vec<std::ffi::OsString> = dirs.into_iter().map(PathBuf::into_os_string).collect();
         all.extend(tail);
@@ -81,32 +100,33 @@ fn layer_paths(opt: &Path) -> Vec<(&'static str, std::ffi::OsString)> {
         }
         out
     };
+    let seen = |p: &Path| seen_at.join(p.strip_prefix(opt).unwrap_or(p));
     let children = |dir: PathBuf, prefix: &str, tail: &str| -> Vec<PathBuf> {
         let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
             .into_iter()
             .flatten()
             .flatten()
             .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
-            .map(|e| e.path().join(tail))
-            .filter(|p| p.is_dir())
+            .filter(|e| e.path().join(tail).is_dir())
+            .map(|e| seen(&e.path()).join(tail))
             .collect();
         found.sort();
         found
     };
-    let mut python = vec![opt.join("python")];
+    let mut python = vec![seen_at.join("python")];
     python.extend(children(opt.join("python/lib"), "python3", "site-packages"));
-    let mut node = vec![opt.join("nodejs/node_modules")];
+    let mut node = vec![seen_at.join("nodejs/node_modules")];
     node.extend(children(opt.join("nodejs"), "node", "node_modules"));
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
     vec![
         ("PYTHONPATH", join(python, None)),
         ("NODE_PATH", join(node, None)),
-        ("PATH", join(vec![opt.join("bin")], Some(path))),
+        ("PATH", join(vec![seen_at.join("bin")], Some(path))),
         (
             "LD_LIBRARY_PATH",
-            join(vec![opt.join("lib")], std::env::var_os("LD_LIBRARY_PATH")),
+            join(vec![seen_at.join("lib")], std::env::var_os("LD_LIBRARY_PATH")),
         ),
-        ("LAKEBOX_OPT_DIR", opt.as_os_str().to_owned()),
+        ("LAKEBOX_OPT_DIR", seen_at.as_os_str().to_owned()),
     ]
 }
 
@@ -201,6 +221,8 @@ pub struct Runtimes {
     /// Where functions reach Lakebox (`AWS_ENDPOINT_URL`), set once the gateway listens.
     endpoint: Mutex<Option<String>>,
     idle: Mutex<HashMap<String, Vec<Environment>>>,
+    /// Environments get a sandbox until the system refuses one.
+    sandboxing: std::sync::atomic::AtomicBool,
 }
 
 impl Runtimes {
@@ -218,6 +240,7 @@ impl Runtimes {
             dir,
             endpoint: Mutex::new(None),
             idle: Mutex::new(HashMap::new()),
+            sandboxing: std::sync::atomic::AtomicBool::new(true),
         })
     }
 
@@ -434,59 +457,36 @@ impl Runtimes {
         let tmp_dir = self.dir.join("tmp").join(uuid::Uuid::new_v4().to_string());
         std::fs::create_dir_all(&tmp_dir).map_err(|e| e.to_string())?;
         let stream = log_stream_name(&launch.version);
-        let endpoint = self.endpoint.lock().unwrap().clone().unwrap_or_default();
-        let mut cmd = tokio::process::Command::new(&program);
-        cmd.args(&args)
-            .current_dir(&launch.code_dir)
-            .env_clear()
-            .envs(launch.variables.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .env(
-                "PATH",
-                std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()),
-            )
-            .env("LANG", "en_US.UTF-8")
-            .env("TZ", ":UTC")
-            .env("HOME", &tmp_dir)
-            .env("TMPDIR", &tmp_dir)
-            .env("_HANDLER", &launch.handler)
-            .env("LAMBDA_TASK_ROOT", &launch.code_dir)
-            .env("LAMBDA_RUNTIME_DIR", &self.dir)
-            .env("AWS_LAMBDA_RUNTIME_API", api_addr.to_string())
-            .env("AWS_LAMBDA_FUNCTION_NAME", &launch.function_name)
-            .env("AWS_LAMBDA_FUNCTION_VERSION", &launch.version)
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", launch.memory_mb.to_string())
-            .env("AWS_LAMBDA_LOG_GROUP_NAME", &launch.log_group)
-            .env("AWS_LAMBDA_LOG_STREAM_NAME", &stream)
-            .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
-            .env("AWS_EXECUTION_ENV", format!("AWS_Lambda_{}", launch.runtime))
-            .env("AWS_REGION", &launch.region)
-            .env("AWS_DEFAULT_REGION", &launch.region)
-            // Credentials the SDKs inside the function sign with: the account's, as Lakebox
-            // reads a 12-digit access key as its account.
-            .env("AWS_ACCESS_KEY_ID", &launch.account_id)
-            .env("AWS_SECRET_ACCESS_KEY", "lakebox")
-            .env("AWS_SESSION_TOKEN", "lakebox")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        if !endpoint.is_empty() {
-            cmd.env("AWS_ENDPOINT_URL", &endpoint);
-        }
-        if let Some(opt) = &launch.opt_dir {
-            for (name, value) in layer_paths(opt) {
-                cmd.env(name, value);
+        let mut child = match self.sandbox(launch, &program, &tmp_dir) {
+            Some(sandbox) => {
+                let mut cmd = self.command(
+                    launch,
+                    &program,
+                    &args,
+                    &tmp_dir,
+                    &stream,
+                    api_addr,
+                    Some(&sandbox),
+                );
+                match cmd.spawn() {
+                    Ok(child) => child,
+                    Err(e) => {
+                        // Either the system refuses the sandbox or the program cannot run:
+                        // the same spawn without one tells which.
+                        let child = self
+                            .command(launch, &program, &args, &tmp_dir, &stream, api_addr, None)
+                            .spawn()
+                            .map_err(|e| format!("fork/exec {}: {e}", program.display()))?;
+                        self.sandbox_refused(&e);
+                        child
+                    }
+                }
             }
-        }
-        if launch.runtime.starts_with("python") {
-            // The package is shared by every environment and read-only on AWS: no
-            // __pycache__ written into it.
-            cmd.env("PYTHONUNBUFFERED", "1")
-                .env("PYTHONDONTWRITEBYTECODE", "1");
-        }
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| format!("fork/exec {}: {e}", program.display()))?;
+            None => self
+                .command(launch, &program, &args, &tmp_dir, &stream, api_addr, None)
+                .spawn()
+                .map_err(|e| format!("fork/exec {}: {e}", program.display()))?,
+        };
         let pid = child.id();
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
@@ -513,6 +513,145 @@ impl Runtimes {
             log_stream: stream,
             pid,
         })
+    }
+}
+
+impl Runtimes {
+    /// The sandbox an environment of `launch` gets, unless this system refused one before.
+    #[cfg(target_os = "linux")]
+    fn sandbox(&self, launch: &Launch, program: &Path, tmp_dir: &Path) -> Option<Sandbox> {
+        if !self.sandboxing.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
+        // Hiding the machine's /tmp must not hide the code, the runtime or the layers.
+        let under_tmp =
+            |p: &Path| std::fs::canonicalize(p).is_ok_and(|p| p.starts_with("/tmp")) || p.starts_with("/tmp");
+        let keep_host_tmp = [
+            Some(self.dir.as_path()),
+            Some(program),
+            Some(&launch.code_dir),
+            launch.opt_dir.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .any(under_tmp);
+        match Sandbox::new(
+            tmp_dir,
+            launch.ephemeral_mb,
+            launch.opt_dir.as_deref(),
+            keep_host_tmp,
+        ) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                self.sandbox_refused(&e);
+                None
+            }
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn sandbox(&self, _: &Launch, _: &Path, _: &Path) -> Option<Sandbox> {
+        None
+    }
+
+    /// Environments run without a sandbox from now on; said once.
+    fn sandbox_refused(&self, why: &std::io::Error) {
+        if self.sandboxing.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!(
+                error = %why,
+                "Lambda environments cannot have a /tmp and /opt of their own on this system (no mount namespace); they share the machine's, and EphemeralStorage is not enforced"
+            );
+        }
+    }
+
+    /// The command that starts an environment's runtime.
+    #[allow(clippy::too_many_arguments)]
+    fn command(
+        &self,
+        launch: &Launch,
+        program: &Path,
+        args: &[PathBuf],
+        tmp_dir: &Path,
+        stream: &str,
+        api_addr: std::net::SocketAddr,
+        sandbox: Option<&Sandbox>,
+    ) -> tokio::process::Command {
+        let endpoint = self.endpoint.lock().unwrap().clone().unwrap_or_default();
+        // In a sandbox the environment's /tmp is the literal /tmp, as on AWS.
+        let tmp = if sandbox.is_some() {
+            Path::new("/tmp")
+        } else {
+            tmp_dir
+        };
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.args(args)
+            .current_dir(&launch.code_dir)
+            .env_clear()
+            .envs(launch.variables.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env(
+                "PATH",
+                std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()),
+            )
+            .env("LANG", "en_US.UTF-8")
+            .env("TZ", ":UTC")
+            .env("HOME", tmp)
+            .env("TMPDIR", tmp)
+            .env("_HANDLER", &launch.handler)
+            .env("LAMBDA_TASK_ROOT", &launch.code_dir)
+            .env("LAMBDA_RUNTIME_DIR", &self.dir)
+            .env("AWS_LAMBDA_RUNTIME_API", api_addr.to_string())
+            .env("AWS_LAMBDA_FUNCTION_NAME", &launch.function_name)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", &launch.version)
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", launch.memory_mb.to_string())
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", &launch.log_group)
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", stream)
+            .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
+            .env("AWS_EXECUTION_ENV", format!("AWS_Lambda_{}", launch.runtime))
+            .env("AWS_REGION", &launch.region)
+            .env("AWS_DEFAULT_REGION", &launch.region)
+            // Credentials the SDKs inside the function sign with: the account's, as Lakebox
+            // reads a 12-digit access key as its account.
+            .env("AWS_ACCESS_KEY_ID", &launch.account_id)
+            .env("AWS_SECRET_ACCESS_KEY", "lakebox")
+            .env("AWS_SESSION_TOKEN", "lakebox")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if !endpoint.is_empty() {
+            cmd.env("AWS_ENDPOINT_URL", &endpoint);
+        }
+        if let Some(opt) = &launch.opt_dir {
+            let seen_at = match sandbox {
+                Some(s) if s.binds_opt() => Path::new("/opt"),
+                _ => opt.as_path(),
+            };
+            for (name, value) in layer_paths(opt, seen_at) {
+                cmd.env(name, value);
+            }
+        }
+        if launch.runtime.starts_with("python") {
+            // The package is shared by every environment and read-only on AWS: no
+            // __pycache__ written into it.
+            cmd.env("PYTHONUNBUFFERED", "1")
+                .env("PYTHONDONTWRITEBYTECODE", "1");
+        }
+        #[cfg(target_os = "linux")]
+        {
+            // SAFETY: the hooks run between fork and exec and only make system calls on
+            // values prepared before the fork.
+            let parent = std::process::id() as libc::pid_t;
+            let sandbox = sandbox.cloned();
+            unsafe {
+                cmd.pre_exec(move || {
+                    if let Some(s) = &sandbox {
+                        s.enter()?;
+                    }
+                    sandbox::die_with_parent(parent)
+                });
+            }
+        }
+        cmd
     }
 }
 
