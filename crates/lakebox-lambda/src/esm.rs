@@ -482,12 +482,12 @@ impl Lambda {
     pub(crate) async fn invoke_batch(
         &self,
         m: &Mapping,
-        event: serde_json::Value,
+        payload: Vec<u8>,
     ) -> Result<Option<serde_json::Value>, BatchFailed> {
         let ctx = RequestContext::internal(&m.account, &m.region, self.clock.now_millis());
         let input = InvocationRequest {
             function_name: m.config.function_arn.clone().unwrap_or_default(),
-            payload: Some(lakebox_protocol::Blob(event.to_string().into_bytes())),
+            payload: Some(lakebox_protocol::Blob(payload)),
             ..Default::default()
         };
         match self.invoke_function(&ctx, input).await {
@@ -499,7 +499,7 @@ impl Lambda {
         }
     }
 
-    fn cursor(&self, uuid: &str, shard: &str) -> Option<u64> {
+    pub(crate) fn cursor(&self, uuid: &str, shard: &str) -> Option<u64> {
         let raw = self
             .meta
             .get(CURSORS, format!("{uuid}\0{shard}").as_bytes())
@@ -507,14 +507,15 @@ impl Lambda {
         std::str::from_utf8(&raw).ok()?.parse().ok()
     }
 
-    fn set_cursor(&self, uuid: &str, shard: &str, offset: u64) -> Result<(), ServiceError> {
-        self.set_cursor_with(uuid, shard, offset, None).map(drop)
+    async fn set_cursor(&self, uuid: &str, shard: &str, offset: u64) -> Result<(), ServiceError> {
+        self.set_cursor_with(uuid, shard, offset, None).await.map(drop)
     }
 
     /// Moves the cursor of a shard (or lane) to `offset`, with another cursor-table entry
     /// beside it in the same write (a tumbling window's state). A mapping deleted meanwhile
-    /// keeps no cursor: then nothing is written and the answer is `false`.
-    pub(crate) fn set_cursor_with(
+    /// keeps no cursor: then nothing is written and the answer is `false`. Group-committed off
+    /// the async threads (a poller waits for its cursor's fsync, the server does not).
+    pub(crate) async fn set_cursor_with(
         &self,
         uuid: &str,
         cursor_id: &str,
@@ -526,13 +527,14 @@ impl Lambda {
         }
         let key = format!("{uuid}\0{cursor_id}");
         self.meta
-            .write(|b| {
+            .write_async(move |b| {
                 b.put(CURSORS, key.as_bytes(), offset.to_string().as_bytes())?;
                 if let Some((k, v)) = &extra {
                     b.put(CURSORS, k, v)?;
                 }
                 Ok(true)
             })
+            .await
             .map_err(storage)
     }
 
@@ -566,13 +568,13 @@ impl Lambda {
             let mut steps = tokio::task::JoinSet::new();
             let mut laned = Vec::new();
             for shard in &shards {
-                let Some(cursor) = self.shard_cursor(&m, shard, &shards) else {
+                let Some(cursor) = self.shard_cursor(&m, shard, &shards).await else {
                     continue;
                 };
                 if factor == 1 {
                     steps.spawn(
                         self.clone()
-                            .stream_batch(m.clone(), shard.clone(), Lane::WHOLE, cursor),
+                            .run_shard(m.clone(), shard.clone(), Lane::WHOLE, cursor),
                     );
                     continue;
                 }
@@ -585,7 +587,7 @@ impl Lambda {
                     if shard.closed_at.is_some_and(|end| at >= end) {
                         continue;
                     }
-                    steps.spawn(self.clone().stream_batch(m.clone(), shard.clone(), lane, at));
+                    steps.spawn(self.clone().run_shard(m.clone(), shard.clone(), lane, at));
                 }
                 laned.push(shard.shard_id.clone());
             }
@@ -606,7 +608,7 @@ impl Lambda {
                     .min()
                     .unwrap_or(base);
                 if min > base {
-                    let _ = self.set_cursor(m.uuid(), &shard, min);
+                    let _ = self.set_cursor(m.uuid(), &shard, min).await;
                 }
             }
             if !progressed {
@@ -618,7 +620,7 @@ impl Lambda {
     /// Where a shard's reading stands, or `None` when it is not to be read now (its parents
     /// are not read to their end, or it is closed and read through). A shard met for the
     /// first time starts where the mapping's StartingPosition says (a child at its start).
-    fn shard_cursor(&self, m: &Mapping, shard: &LogShard, shards: &[LogShard]) -> Option<u64> {
+    async fn shard_cursor(&self, m: &Mapping, shard: &LogShard, shards: &[LogShard]) -> Option<u64> {
         let uuid = m.uuid();
         let cursor = match self.cursor(uuid, &shard.shard_id) {
             Some(c) => c,
@@ -642,7 +644,7 @@ impl Lambda {
                         _ => 0,
                     }
                 };
-                self.set_cursor(uuid, &shard.shard_id, start).ok()?;
+                self.set_cursor(uuid, &shard.shard_id, start).await.ok()?;
                 start
             }
         };
@@ -721,7 +723,7 @@ impl Lambda {
             });
             // Success deletes the batch; a failure leaves it to come back after the visibility
             // timeout. With ReportBatchItemFailures only the items the function names stay.
-            let done: Vec<String> = match self.invoke_batch(&m, event).await {
+            let done: Vec<String> = match self.invoke_batch(&m, event.to_string().into_bytes()).await {
                 Ok(answer) if partial => {
                     let failed: Vec<String> = answer
                         .as_ref()

@@ -33,6 +33,11 @@ impl Filters {
     }
 
     /// Whether `record` passes: no filters, or any filter's pattern matches it.
+    /// Whether there are no filters (every record passes).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     pub fn pass(&self, record: &Value) -> bool {
         self.0.is_empty() || self.0.iter().any(|p| matches_object(p, record))
     }

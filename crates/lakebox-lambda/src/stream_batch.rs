@@ -24,12 +24,65 @@ use crate::api::*;
 use crate::esm::{BatchFailed, CURSORS, Mapping, Source};
 use crate::filter::Filters;
 
-/// One record of a batch: when it arrived, its sequence number, and its event.
+/// One record of a batch: when it arrived, its sequence number, and its event as JSON text
+/// (written once, copied into each invocation's payload as it is).
 #[derive(Clone)]
 struct Item {
     arrival_millis: i64,
     sequence: String,
-    event: Value,
+    event: String,
+}
+
+/// A Kinesis record as Lambda's event has it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct KinesisEvent<'a> {
+    kinesis: KinesisData<'a>,
+    event_source: &'static str,
+    event_version: &'static str,
+    #[serde(rename = "eventID")]
+    event_id: String,
+    event_name: &'static str,
+    invoke_identity_arn: &'a str,
+    aws_region: &'a str,
+    #[serde(rename = "eventSourceARN")]
+    event_source_arn: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct KinesisData<'a> {
+    kinesis_schema_version: &'static str,
+    partition_key: &'a str,
+    sequence_number: &'a str,
+    data: String,
+    approximate_arrival_timestamp: f64,
+}
+
+/// The payload of one invocation: the batch's events as `Records`, and the tumbling window's
+/// members (an object) beside them.
+fn records_event(batch: &[Item], window: Option<&Value>) -> Vec<u8> {
+    let size: usize = batch.iter().map(|i| i.event.len() + 1).sum();
+    let mut out = Vec::with_capacity(size + 64);
+    out.extend_from_slice(b"{\"Records\":[");
+    for (n, item) in batch.iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(item.event.as_bytes());
+    }
+    out.push(b']');
+    if let Some(members) = window.and_then(Value::as_object) {
+        for (k, v) in members {
+            out.push(b',');
+            // Writing JSON into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut out, k);
+            out.push(b':');
+            let _ = serde_json::to_writer(&mut out, v);
+        }
+    }
+    out.push(b'}');
+    out
 }
 
 /// Which records of a shard a reader takes: all of them, or with a ParallelizationFactor of
@@ -85,6 +138,36 @@ fn window_time(millis: i64) -> String {
 impl Lambda {
     /// Reads one batch of `shard` (of its `lane`'s records) from `cursor` and gets it through
     /// the function (see the module's comment); whether there was anything to do.
+    /// Runs a shard's (or lane's) batches one after another from `cursor` while there are
+    /// more, for up to a second (then the poller looks at the stream's shards again): a shard
+    /// does not wait for the others between its batches. Whether any batch ran.
+    pub(crate) async fn run_shard(
+        self: Arc<Self>,
+        m: Arc<Mapping>,
+        shard: LogShard,
+        lane: Lane,
+        cursor: u64,
+    ) -> bool {
+        let until = std::time::Instant::now() + Duration::from_secs(1);
+        let cursor_id = lane.cursor_id(&shard.shard_id);
+        let mut at = cursor;
+        let mut progressed = false;
+        while self
+            .clone()
+            .stream_batch(m.clone(), shard.clone(), lane, at)
+            .await
+        {
+            progressed = true;
+            match self.cursor(m.uuid(), &cursor_id) {
+                Some(c) if std::time::Instant::now() < until && shard.closed_at.is_none_or(|end| c < end) => {
+                    at = c
+                }
+                _ => break,
+            }
+        }
+        progressed
+    }
+
     pub(crate) async fn stream_batch(
         self: Arc<Self>,
         m: Arc<Mapping>,
@@ -123,7 +206,7 @@ impl Lambda {
         }
         let Some(first) = records.first().cloned() else {
             // Only other lanes' records: this lane moves past them.
-            return self.save_cursor(&m, &cursor_id, next, None);
+            return self.save_cursor(&m, &cursor_id, next, None).await;
         };
         // A batching window waits for a full batch until its oldest record is that old.
         let batching = c.maximum_batching_window_in_seconds.unwrap_or(0).max(0) as i64 * 1000;
@@ -155,10 +238,13 @@ impl Lambda {
         }
         let items = self.items(&m, &shard, &records);
         let filters = Filters::parse(c.filter_criteria.as_ref()).unwrap_or_default();
-        let mut items: Vec<Item> = items
-            .into_iter()
-            .filter(|i| filters.pass(&filter_view(m.kind(), &i.event)))
-            .collect();
+        let mut items = items;
+        if !filters.is_empty() {
+            items.retain(|i| {
+                let event = serde_json::from_str(&i.event).unwrap_or_default();
+                filters.pass(&filter_view(m.kind(), &event))
+            });
+        }
         let max_age = c.maximum_record_age_in_seconds.unwrap_or(-1);
         if max_age > 0 {
             let (expired, fresh): (Vec<Item>, Vec<Item>) = items
@@ -177,15 +263,22 @@ impl Lambda {
                 None => return false, // the mapping changed or went: leave the cursor
             };
         }
-        self.save_cursor(&m, &cursor_id, next, window_state)
+        self.save_cursor(&m, &cursor_id, next, window_state).await
     }
 
     /// Moves a shard's (or lane's) cursor, with the window state to keep, in one write.
-    fn save_cursor(&self, m: &Mapping, cursor_id: &str, next: u64, window: Option<WindowState>) -> bool {
+    async fn save_cursor(
+        &self,
+        m: &Mapping,
+        cursor_id: &str,
+        next: u64,
+        window: Option<WindowState>,
+    ) -> bool {
         let state = window
             .and_then(|w| serde_json::to_vec(&w).ok())
             .map(|s| (window_key(m.uuid(), cursor_id), s));
         self.set_cursor_with(m.uuid(), cursor_id, next, state)
+            .await
             .unwrap_or(false)
     }
 
@@ -205,36 +298,34 @@ impl Lambda {
             .iter()
             .map(|r| {
                 let seq = shard.reader.sequence_number(r.offset);
-                let event = if m.kind() == Source::DynamoDb {
+                let (event, sequence) = if m.kind() == Source::DynamoDb {
                     // A DynamoDB stream record is its event as Lambda passes it, with the
                     // stream's ARN.
                     let mut record: Value = serde_json::from_slice(&r.data).unwrap_or_default();
                     record["eventSourceARN"] = Value::String(m.source().to_owned());
-                    record
-                } else {
-                    json!({
-                        "kinesis": {
-                            "kinesisSchemaVersion": "1.0",
-                            "partitionKey": r.partition_key,
-                            "sequenceNumber": seq,
-                            "data": b64.encode(&r.data),
-                            "approximateArrivalTimestamp": r.arrival_millis as f64 / 1000.0,
-                        },
-                        "eventSource": "aws:kinesis",
-                        "eventVersion": "1.0",
-                        "eventID": format!("{}:{seq}", shard.shard_id),
-                        "eventName": "aws:kinesis:record",
-                        "invokeIdentityArn": role,
-                        "awsRegion": m.region,
-                        "eventSourceARN": m.source(),
-                    })
-                };
-                let sequence = match m.kind() {
-                    Source::DynamoDb => event["dynamodb"]["SequenceNumber"]
+                    let sequence = record["dynamodb"]["SequenceNumber"]
                         .as_str()
                         .map(str::to_owned)
-                        .unwrap_or(seq),
-                    _ => seq,
+                        .unwrap_or(seq);
+                    (record.to_string(), sequence)
+                } else {
+                    let event = KinesisEvent {
+                        kinesis: KinesisData {
+                            kinesis_schema_version: "1.0",
+                            partition_key: &r.partition_key,
+                            sequence_number: &seq,
+                            data: b64.encode(&r.data),
+                            approximate_arrival_timestamp: r.arrival_millis as f64 / 1000.0,
+                        },
+                        event_source: "aws:kinesis",
+                        event_version: "1.0",
+                        event_id: format!("{}:{seq}", shard.shard_id),
+                        event_name: "aws:kinesis:record",
+                        invoke_identity_arn: &role,
+                        aws_region: &m.region,
+                        event_source_arn: m.source(),
+                    };
+                    (serde_json::to_string(&event).unwrap_or_default(), seq)
                 };
                 Item {
                     arrival_millis: r.arrival_millis,
@@ -271,11 +362,13 @@ impl Lambda {
             let mut attempts = 0i32;
             let mut delay = Duration::from_millis(500);
             loop {
-                let mut event =
-                    json!({ "Records": batch.iter().map(|i| i.event.clone()).collect::<Vec<_>>() });
-                if let (Some(start), Some(s)) = (window_start, &state) {
-                    add_window(&mut event, m, shard, start, tumbling, &s.state, false);
-                }
+                let window = match (window_start, &state) {
+                    (Some(start), Some(s)) => {
+                        Some(window_members(m, shard, start, tumbling, &s.state, false))
+                    }
+                    _ => None,
+                };
+                let event = records_event(&batch, window.as_ref());
                 let failed_from = match self.invoke_batch(m, event).await {
                     Ok(answer) => {
                         if let (Some(s), Some(new)) =
@@ -366,8 +459,8 @@ impl Lambda {
         if !over {
             return false;
         }
-        let mut event = json!({ "Records": [] });
-        add_window(&mut event, m, shard, w.start_millis, tumbling, &w.state, true);
+        let window = window_members(m, shard, w.start_millis, tumbling, &w.state, true);
+        let event = records_event(&[], Some(&window));
         loop {
             match self.invoke_batch(m, event.clone()).await {
                 Err(BatchFailed::Throttled) => tokio::time::sleep(Duration::from_millis(200)).await,
@@ -486,21 +579,15 @@ fn first_failed(answer: Option<&Value>, batch: &[Item]) -> Option<usize> {
 }
 
 /// The tumbling-window members of an event.
-fn add_window(
-    event: &mut Value,
-    m: &Mapping,
-    shard: &LogShard,
-    start: i64,
-    len: i64,
-    state: &Value,
-    last: bool,
-) {
-    event["window"] = json!({ "start": window_time(start), "end": window_time(start + len) });
-    event["state"] = state.clone();
-    event["shardId"] = json!(shard.shard_id);
-    event["eventSourceARN"] = json!(m.source());
-    event["isFinalInvokeForWindow"] = json!(last);
-    event["isWindowTerminatedEarly"] = json!(false);
+fn window_members(m: &Mapping, shard: &LogShard, start: i64, len: i64, state: &Value, last: bool) -> Value {
+    json!({
+        "window": { "start": window_time(start), "end": window_time(start + len) },
+        "state": state,
+        "shardId": shard.shard_id,
+        "eventSourceARN": m.source(),
+        "isFinalInvokeForWindow": last,
+        "isWindowTerminatedEarly": false,
+    })
 }
 
 #[cfg(test)]
@@ -511,7 +598,7 @@ mod tests {
         Item {
             arrival_millis: 0,
             sequence: seq.into(),
-            event: json!({}),
+            event: "{}".into(),
         }
     }
 
