@@ -848,3 +848,67 @@ def test_lambda_transformation_with_partition_keys_from_lambda(lakebox, fh, s3):
     assert doc["errorCode"] == "Lambda.MissingRecordId" and doc["attemptsMade"] == 2
     assert base64.b64decode(doc["rawData"]) == b'{"id": 9}'
     assert keys(s3, "broken/") == []
+
+
+ECHO_ORIGIN = '''
+import base64, json
+
+def handler(event, context):
+    out = []
+    for r in event["records"]:
+        doc = {"data": base64.b64decode(r["data"]).decode(), "meta": r.get("kinesisRecordMetadata"),
+               "arrival": r["approximateArrivalTimestamp"], "source": event.get("sourceKinesisStreamArn"),
+               "invocation": event["invocationId"]}
+        out.append({"recordId": r["recordId"], "result": "Ok",
+                    "data": base64.b64encode((json.dumps(doc) + "\\n").encode()).decode()})
+    return {"records": out}
+'''
+
+
+def test_lambda_processor_sees_kinesis_record_metadata_and_keeps_its_buffer_interval(lakebox, fh, s3):
+    lam = lakebox.client("lambda")
+    fn = lam.create_function(FunctionName="fh-origin", Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                             Code={"ZipFile": zip_of({"app.py": ECHO_ORIGIN})}, Timeout=30)["FunctionArn"]
+    processing = {"Enabled": True, "Processors": [{"Type": "Lambda", "Parameters": [
+        {"ParameterName": "LambdaArn", "ParameterValue": fn},
+        {"ParameterName": "BufferIntervalInSeconds", "ParameterValue": "60"}]}]}
+
+    # A Kinesis source: each record comes with where it was in the stream.
+    k = lakebox.client("kinesis")
+    k.create_stream(StreamName="fh-origin-src", ShardCount=1)
+    arn = k.describe_stream_summary(StreamName="fh-origin-src")["StreamDescriptionSummary"]["StreamARN"]
+    name = unique("origin")
+    fh.create_delivery_stream(DeliveryStreamName=name, DeliveryStreamType="KinesisStreamAsSource",
+                              KinesisStreamSourceConfiguration={"KinesisStreamARN": arn, "RoleARN": ROLE},
+                              ExtendedS3DestinationConfiguration=dest(prefix="origin/", ProcessingConfiguration=processing))
+    plain = k.put_record(StreamName="fh-origin-src", Data=b"hello", PartitionKey="order-7")
+    agg = k.put_record(StreamName="fh-origin-src", Data=kpl_aggregate([b"a1", b"a2"]), PartitionKey="agg")
+    docs = []
+    deadline = time.time() + 15
+    while len(docs) < 3 and time.time() < deadline:
+        docs = [json.loads(line) for key in keys(s3, "origin/") for line in body(s3, key).splitlines()]
+        time.sleep(0.1)
+    docs.sort(key=lambda d: (d["meta"]["sequenceNumber"], d["meta"]["subsequenceNumber"]))
+    assert [d["data"] for d in docs] == ["hello", "a1", "a2"]
+    assert all(d["source"] == arn and isinstance(d["arrival"], int) for d in docs)
+    assert docs[0]["meta"] == {"shardId": plain["ShardId"], "partitionKey": "order-7",
+                               "sequenceNumber": plain["SequenceNumber"], "subsequenceNumber": 0,
+                               "approximateArrivalTimestamp": docs[0]["arrival"]}
+    assert [(d["meta"]["sequenceNumber"], d["meta"]["subsequenceNumber"], d["meta"]["partitionKey"]) for d in docs[1:]] \
+        == [(agg["SequenceNumber"], 0, "agg"), (agg["SequenceNumber"], 1, "agg")]
+
+    # The processor's BufferIntervalInSeconds: records a minute apart go to the function in
+    # separate invocations, though the destination's buffer holds them all.
+    name = create(fh, prefix="interval/", BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 300},
+                  ProcessingConfiguration=processing)
+    fh.put_record(DeliveryStreamName=name, Record={"Data": b"first"})
+    assert send(lakebox.endpoint, "POST", "/_lakebox/test/clock?advance_ms=61000")[0] == 200
+    fh.put_record_batch(DeliveryStreamName=name, Records=[{"Data": b"second"}, {"Data": b"third"}])
+    time.sleep(0.3)
+    assert keys(s3, "interval/") == []  # the destination's buffer waits for its own interval
+    assert send(lakebox.endpoint, "POST", "/_lakebox/test/clock?advance_ms=300000")[0] == 200
+    [key] = wait_keys(s3, "interval/")
+    docs = [json.loads(line) for line in body(s3, key).splitlines()]
+    assert [d["data"] for d in docs] == ["first", "second", "third"]
+    assert docs[0]["invocation"] != docs[1]["invocation"] == docs[2]["invocation"]
+    assert docs[0]["meta"] is None and docs[0]["source"] is None

@@ -21,7 +21,7 @@ use crate::convert::Conversion;
 use crate::destination::{S3Destination, Target};
 use crate::http::{self, HttpDestination};
 use crate::prefix::suffix;
-use crate::process::{self, Failed, Outgoing};
+use crate::process::{self, Failed, Incoming, Outgoing};
 use crate::streams::{DeliveryStream, Streams};
 
 /// Most bytes read from the log per step.
@@ -97,7 +97,10 @@ impl Deliverer {
                 };
                 let Some(last) = read.last() else { break };
                 next = last.offset + 1;
-                buffered += read.iter().map(|r| r.payload.len() as u64).sum::<u64>();
+                buffered += read
+                    .iter()
+                    .map(|r| crate::source::unframe(&r.payload).1.len() as u64)
+                    .sum::<u64>();
                 buffer.extend(read);
             }
             let now = self.streams.now();
@@ -209,13 +212,18 @@ impl Deliverer {
         &self,
         stream: &DeliveryStream,
         processing: &process::Processing,
-        raw: Vec<(Vec<u8>, i64)>,
+        raw: Vec<Incoming>,
     ) -> (Vec<Outgoing>, Vec<Failed>) {
         let arn = format!(
             "arn:aws:firehose:{}:{}:deliverystream/{}",
             stream.region, stream.account, stream.name
         );
-        crate::transform::process_all(processing, self.functions.as_ref(), &arn, &stream.region, raw).await
+        let caller = crate::transform::Caller {
+            stream_arn: &arn,
+            region: &stream.region,
+            source_arn: stream.kinesis_source.as_ref().map(|k| k.stream_arn.as_str()),
+        };
+        crate::transform::process_all(processing, self.functions.as_ref(), &caller, raw).await
     }
 
     /// Writes one buffer's worth of records.
@@ -225,13 +233,10 @@ impl Deliverer {
         dest: &S3Destination,
         records: &[LogRecord],
     ) -> Result<(), ServiceError> {
-        let raw: Vec<(Vec<u8>, i64)> = records
-            .iter()
-            .map(|r| (r.payload.clone(), r.timestamp_millis))
-            .collect();
+        let raw: Vec<Incoming> = records.iter().map(Incoming::from_log).collect();
         if let Some(backup) = &dest.backup {
-            let oldest = raw.iter().map(|r| r.1).min().unwrap_or(0);
-            let body: Vec<u8> = raw.iter().flat_map(|r| r.0.iter().copied()).collect();
+            let oldest = raw.iter().map(|r| r.arrival_millis).min().unwrap_or(0);
+            let body: Vec<u8> = raw.iter().flat_map(|r| r.data.iter().copied()).collect();
             let key = self.object_key(stream, backup, backup_prefix(backup, oldest), oldest);
             self.put(
                 stream,
@@ -291,13 +296,10 @@ impl Deliverer {
         dest: &HttpDestination,
         records: &[LogRecord],
     ) -> Result<(), ServiceError> {
-        let raw: Vec<(Vec<u8>, i64)> = records
-            .iter()
-            .map(|r| (r.payload.clone(), r.timestamp_millis))
-            .collect();
+        let raw: Vec<Incoming> = records.iter().map(Incoming::from_log).collect();
         if dest.all_data_to_s3 {
-            let oldest = raw.iter().map(|r| r.1).min().unwrap_or(0);
-            let body: Vec<u8> = raw.iter().flat_map(|r| r.0.iter().copied()).collect();
+            let oldest = raw.iter().map(|r| r.arrival_millis).min().unwrap_or(0);
+            let body: Vec<u8> = raw.iter().flat_map(|r| r.data.iter().copied()).collect();
             let key = self.object_key(stream, &dest.s3, backup_prefix(&dest.s3, oldest), oldest);
             self.put(
                 stream,

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
+use std::sync::Arc;
 
 use lakebox_core::ServiceError;
 use lakebox_protocol::protobuf::{Field, Reader};
@@ -12,6 +13,7 @@ use md5::{Digest, Md5};
 use serde_json::Value;
 
 use crate::errors::invalid_argument;
+use crate::source::KinesisOrigin;
 
 /// KPL's aggregated-record magic number.
 const KPL_MAGIC: [u8; 4] = [0xF3, 0x89, 0x9A, 0xC2];
@@ -36,6 +38,10 @@ pub struct LambdaProcessor {
     pub arn: String,
     /// Most bytes of records per invocation (`BufferSizeInMBs`, 0.2–3, default 1).
     pub buffer_bytes: usize,
+    /// Longest span of arrival times in one invocation (`BufferIntervalInSeconds`, 60–900,
+    /// default 60): the processor's buffer is handed to the function when this much time has
+    /// passed since its first record, as Firehose does.
+    pub buffer_interval_millis: i64,
     /// `NumberOfRetries` (0–300, default 3).
     pub retries: u32,
 }
@@ -123,16 +129,22 @@ impl Processing {
                             })?,
                         None => 1.0,
                     };
-                    if let Some(i) = ps.get("BufferIntervalInSeconds")
-                        && !i.parse::<u32>().is_ok_and(|i| (60..=900).contains(&i))
-                    {
-                        return Err(invalid_argument(format!(
-                            "BufferIntervalInSeconds must be from 60 to 900, not {i}."
-                        )));
-                    }
+                    let interval = match ps.get("BufferIntervalInSeconds") {
+                        Some(i) => i
+                            .parse::<u32>()
+                            .ok()
+                            .filter(|i| (60..=900).contains(i))
+                            .ok_or_else(|| {
+                                invalid_argument(format!(
+                                    "BufferIntervalInSeconds must be from 60 to 900, not {i}."
+                                ))
+                            })?,
+                        None => 60,
+                    };
                     out.lambda = Some(LambdaProcessor {
                         arn: arn.clone(),
                         buffer_bytes: (mb * 1024.0 * 1024.0) as usize,
+                        buffer_interval_millis: i64::from(interval) * 1000,
                         retries,
                     });
                 }
@@ -373,15 +385,36 @@ fn processing_failed(data: Vec<u8>, arrival_millis: i64, message: String) -> Fai
     }
 }
 
+/// A record as it reaches the processors: its data, when it arrived, and where in a Kinesis
+/// stream it came from when the delivery stream reads one.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub data: Vec<u8>,
+    pub arrival_millis: i64,
+    pub origin: Option<Arc<KinesisOrigin>>,
+}
+
+impl Incoming {
+    /// A buffered log entry (a Kinesis-source stream's entries carry their origin).
+    pub fn from_log(r: &lakebox_store::LogRecord) -> Incoming {
+        let (origin, data) = crate::source::unframe(&r.payload);
+        Incoming {
+            data: data.to_vec(),
+            arrival_millis: r.timestamp_millis,
+            origin: origin.map(Arc::new),
+        }
+    }
+}
+
 /// Applies the processors to a batch of records (without the Lambda processor; see
 /// `transform` for the whole chain).
-pub fn apply(p: &Processing, records: Vec<(Vec<u8>, i64)>) -> (Vec<Outgoing>, Vec<Failed>) {
+pub fn apply(p: &Processing, records: Vec<Incoming>) -> (Vec<Outgoing>, Vec<Failed>) {
     let (prepared, mut failed) = prepare(p, records);
     let (ok, more) = finish(
         p,
         prepared
             .into_iter()
-            .map(|(d, a)| (d, a, BTreeMap::new()))
+            .map(|r| (r.data, r.arrival_millis, BTreeMap::new()))
             .collect(),
     );
     failed.extend(more);
@@ -390,10 +423,15 @@ pub fn apply(p: &Processing, records: Vec<(Vec<u8>, i64)>) -> (Vec<Outgoing>, Ve
 
 /// The processors that run before the Lambda processor: de-aggregation, decompression,
 /// CloudWatch Logs extraction.
-pub fn prepare(p: &Processing, records: Vec<(Vec<u8>, i64)>) -> (Vec<(Vec<u8>, i64)>, Vec<Failed>) {
+pub fn prepare(p: &Processing, records: Vec<Incoming>) -> (Vec<Incoming>, Vec<Failed>) {
     let mut ok = Vec::new();
     let mut failed = Vec::new();
-    for (data, arrival) in records {
+    for Incoming {
+        data,
+        arrival_millis: arrival,
+        origin,
+    } in records
+    {
         let fail = |failed: &mut Vec<Failed>, data: Vec<u8>, msg: String| {
             failed.push(processing_failed(data, arrival, msg))
         };
@@ -428,7 +466,11 @@ pub fn prepare(p: &Processing, records: Vec<(Vec<u8>, i64)>) -> (Vec<(Vec<u8>, i
             }
             parts = out;
         }
-        ok.extend(parts.into_iter().map(|d| (d, arrival)));
+        ok.extend(parts.into_iter().map(|data| Incoming {
+            data,
+            arrival_millis: arrival,
+            origin: origin.clone(),
+        }));
     }
     (ok, failed)
 }
@@ -531,11 +573,18 @@ mod tests {
         ]));
         let (ok, failed) = apply(
             &p,
-            vec![
+            [
                 (br#"{"customer": {"id": "acme"}, "ts": 20240101}"#.to_vec(), 1),
                 (b"not json".to_vec(), 2),
                 (br#"{"customer": {"id": 7}, "ts": 2023}"#.to_vec(), 3),
-            ],
+            ]
+            .into_iter()
+            .map(|(data, arrival_millis)| Incoming {
+                data,
+                arrival_millis,
+                origin: None,
+            })
+            .collect(),
         );
         assert_eq!(ok.len(), 2);
         assert_eq!(ok[0].keys["customer"], "acme");

@@ -2,7 +2,9 @@
 //! the delivery stream started (LATEST at creation, as Firehose does; shards created later by
 //! resharding from their start, after their parents), KPL aggregates are split into user
 //! records, and records are appended to the delivery stream's own durable log with their
-//! Kinesis arrival time. Shard positions are saved after each append (at-least-once).
+//! Kinesis arrival time and where each came from (shard, partition key, sequence and
+//! subsequence numbers: the `kinesisRecordMetadata` a Lambda processor is given), framed
+//! before the record's data. Shard positions are saved after each append (at-least-once).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,6 +17,61 @@ use lakebox_store::LogEntry;
 use crate::errors::invalid_argument;
 use crate::process::deaggregate_kpl;
 use crate::streams::Streams;
+
+/// Where a record of a Kinesis-source delivery stream came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KinesisOrigin {
+    pub shard_id: String,
+    pub partition_key: String,
+    pub sequence_number: String,
+    /// The user record's place in a KPL aggregate (0 for a record that is not one).
+    pub subsequence_number: u64,
+}
+
+/// Marks a framed entry of a Kinesis-source delivery stream's log.
+const FRAME: &[u8; 4] = b"LBK\x01";
+
+/// A log entry: the record's origin, then its data.
+fn frame(origin: &KinesisOrigin, data: &[u8]) -> Vec<u8> {
+    let fields = [&origin.shard_id, &origin.partition_key, &origin.sequence_number];
+    let mut out =
+        Vec::with_capacity(FRAME.len() + 14 + fields.iter().map(|f| f.len()).sum::<usize>() + data.len());
+    out.extend_from_slice(FRAME);
+    for f in fields {
+        // Shard ids, partition keys (≤ 256) and sequence numbers are short.
+        out.extend_from_slice(&(f.len().min(u16::MAX as usize) as u16).to_be_bytes());
+        out.extend_from_slice(&f.as_bytes()[..f.len().min(u16::MAX as usize)]);
+    }
+    out.extend_from_slice(&origin.subsequence_number.to_be_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+/// A log entry's origin and data; an entry without a frame (written before records carried
+/// their origin) is all data.
+pub fn unframe(entry: &[u8]) -> (Option<KinesisOrigin>, &[u8]) {
+    fn field(rest: &mut &[u8]) -> Option<String> {
+        let len = u16::from_be_bytes(rest.get(..2)?.try_into().ok()?) as usize;
+        let text = std::str::from_utf8(rest.get(2..2 + len)?).ok()?.to_owned();
+        *rest = &rest[2 + len..];
+        Some(text)
+    }
+    let parse = || {
+        let mut rest = entry.strip_prefix(FRAME.as_slice())?;
+        let shard_id = field(&mut rest)?;
+        let partition_key = field(&mut rest)?;
+        let sequence_number = field(&mut rest)?;
+        let subsequence_number = u64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
+        let origin = KinesisOrigin {
+            shard_id,
+            partition_key,
+            sequence_number,
+            subsequence_number,
+        };
+        Some((Some(origin), &rest[8..]))
+    };
+    parse().unwrap_or((None, entry))
+}
 
 /// Records copied per shard per step.
 const BATCH: usize = 1000;
@@ -121,10 +178,17 @@ pub async fn run(
             };
             let mut entries = Vec::new();
             for r in &read {
-                for user_record in deaggregate_kpl(&r.data) {
+                let sequence_number = shard.reader.sequence_number(r.offset);
+                for (i, user_record) in deaggregate_kpl(&r.data).into_iter().enumerate() {
+                    let origin = KinesisOrigin {
+                        shard_id: shard.shard_id.clone(),
+                        partition_key: r.partition_key.clone(),
+                        sequence_number: sequence_number.clone(),
+                        subsequence_number: i as u64,
+                    };
                     entries.push(LogEntry {
                         timestamp_millis: r.arrival_millis,
-                        payload: user_record,
+                        payload: frame(&origin, &user_record),
                     });
                 }
             }
@@ -142,5 +206,25 @@ pub async fn run(
         } else {
             tokio::time::sleep(POLL).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn framed_entries_give_back_their_origin_and_data() {
+        let origin = KinesisOrigin {
+            shard_id: "shardId-000000000001".into(),
+            partition_key: "käse".into(),
+            sequence_number: "49546986683135544286507457936321625675700192471156785154".into(),
+            subsequence_number: 3,
+        };
+        let entry = frame(&origin, b"{\"a\":1}");
+        assert_eq!(unframe(&entry), (Some(origin), b"{\"a\":1}".as_slice()));
+        // Data written before frames existed, and a truncated frame, are data.
+        assert_eq!(unframe(b"plain"), (None, b"plain".as_slice()));
+        assert_eq!(unframe(&entry[..10]), (None, &entry[..10]));
     }
 }

@@ -15,11 +15,19 @@ use base64::engine::general_purpose::STANDARD as B64;
 use lakebox_service::links::FunctionInvoker;
 use serde_json::{Value, json};
 
-use crate::process::{self, Failed, LambdaProcessor, Outgoing, Processing};
+use crate::process::{self, Failed, Incoming, LambdaProcessor, Outgoing, Processing};
 
 /// The key a `partitionKeyFromLambda:<name>` expression reads (kept apart from jq's keys).
 pub fn lambda_key(name: &str) -> String {
     format!("lambda\0{name}")
+}
+
+/// The delivery stream whose records a function transforms, as its event names it.
+pub struct Caller<'a> {
+    pub stream_arn: &'a str,
+    pub region: &'a str,
+    /// The Kinesis stream it reads, when it has one (`sourceKinesisStreamArn`).
+    pub source_arn: Option<&'a str>,
 }
 
 /// Runs the whole processing chain on a buffer: the processors before Lambda, the function,
@@ -27,16 +35,15 @@ pub fn lambda_key(name: &str) -> String {
 pub async fn process_all(
     p: &Processing,
     functions: Option<&Arc<dyn FunctionInvoker>>,
-    stream_arn: &str,
-    region: &str,
-    raw: Vec<(Vec<u8>, i64)>,
+    caller: &Caller<'_>,
+    raw: Vec<Incoming>,
 ) -> (Vec<Outgoing>, Vec<Failed>) {
     // jq evaluates recursively: the processors run on a thread with a big stack.
     let Some(lp) = &p.lambda else {
         return lakebox_core::stack::on_big_stack(|| process::apply(p, raw));
     };
     let (prepared, mut failed) = process::prepare(p, raw);
-    let (transformed, more) = transform(functions, lp, stream_arn, region, prepared).await;
+    let (transformed, more) = transform(functions, lp, caller, prepared).await;
     failed.extend(more);
     let (ok, more) = lakebox_core::stack::on_big_stack(|| process::finish(p, transformed));
     failed.extend(more);
@@ -45,32 +52,40 @@ pub async fn process_all(
 
 type Keyed = (Vec<u8>, i64, BTreeMap<String, String>);
 
-async fn transform(
-    functions: Option<&Arc<dyn FunctionInvoker>>,
-    lp: &LambdaProcessor,
-    stream_arn: &str,
-    region: &str,
-    records: Vec<(Vec<u8>, i64)>,
-) -> (Vec<Keyed>, Vec<Failed>) {
-    let mut ok = Vec::new();
-    let mut failed = Vec::new();
-    // Invocations of at most the processor's buffer size (at least one record each).
-    let mut chunk: Vec<(Vec<u8>, i64)> = Vec::new();
+/// The processor's buffers: invocations of at most its buffer size, each holding records that
+/// arrived within its buffer interval of the first (at least one record each).
+fn chunks(lp: &LambdaProcessor, records: Vec<Incoming>) -> Vec<Vec<Incoming>> {
+    let mut chunk: Vec<Incoming> = Vec::new();
     let mut size = 0usize;
     let mut chunks = Vec::new();
     for r in records {
-        if !chunk.is_empty() && size + r.0.len() > lp.buffer_bytes {
+        let full = size + r.data.len() > lp.buffer_bytes;
+        let late = chunk
+            .first()
+            .is_some_and(|first| r.arrival_millis - first.arrival_millis >= lp.buffer_interval_millis);
+        if !chunk.is_empty() && (full || late) {
             chunks.push(std::mem::take(&mut chunk));
             size = 0;
         }
-        size += r.0.len();
+        size += r.data.len();
         chunk.push(r);
     }
     if !chunk.is_empty() {
         chunks.push(chunk);
     }
-    for chunk in chunks {
-        let (o, f) = invoke_chunk(functions, lp, stream_arn, region, chunk).await;
+    chunks
+}
+
+async fn transform(
+    functions: Option<&Arc<dyn FunctionInvoker>>,
+    lp: &LambdaProcessor,
+    caller: &Caller<'_>,
+    records: Vec<Incoming>,
+) -> (Vec<Keyed>, Vec<Failed>) {
+    let mut ok = Vec::new();
+    let mut failed = Vec::new();
+    for chunk in chunks(lp, records) {
+        let (o, f) = invoke_chunk(functions, lp, caller, chunk).await;
         ok.extend(o);
         failed.extend(f);
     }
@@ -83,9 +98,8 @@ type Refusal = (&'static str, String);
 async fn invoke_chunk(
     functions: Option<&Arc<dyn FunctionInvoker>>,
     lp: &LambdaProcessor,
-    stream_arn: &str,
-    region: &str,
-    chunk: Vec<(Vec<u8>, i64)>,
+    caller: &Caller<'_>,
+    chunk: Vec<Incoming>,
 ) -> (Vec<Keyed>, Vec<Failed>) {
     let ids: Vec<String> = (0..chunk.len())
         .map(|i| format!("{}{i:08}", uuid::Uuid::new_v4().simple()))
@@ -93,16 +107,15 @@ async fn invoke_chunk(
     let mut attempts = 0u32;
     let refusal: Refusal = loop {
         attempts += 1;
-        let event = json!({
+        let mut event = json!({
             "invocationId": uuid::Uuid::new_v4().to_string(),
-            "deliveryStreamArn": stream_arn,
-            "region": region,
-            "records": chunk.iter().zip(&ids).map(|((data, arrival), id)| json!({
-                "recordId": id,
-                "approximateArrivalTimestamp": arrival,
-                "data": B64.encode(data),
-            })).collect::<Vec<_>>(),
+            "deliveryStreamArn": caller.stream_arn,
+            "region": caller.region,
+            "records": chunk.iter().zip(&ids).map(|(r, id)| record_event(r, id)).collect::<Vec<_>>(),
         });
+        if let Some(source) = caller.source_arn {
+            event["sourceKinesisStreamArn"] = json!(source);
+        }
         let answer = match functions {
             None => Err((
                 "Lambda.ResourceNotFound",
@@ -134,15 +147,35 @@ async fn invoke_chunk(
     };
     let failed = chunk
         .into_iter()
-        .map(|(data, arrival)| Failed {
-            data,
-            arrival_millis: arrival,
+        .map(|r| Failed {
+            data: r.data,
+            arrival_millis: r.arrival_millis,
             code: refusal.0.into(),
             message: refusal.1.clone(),
             lambda: Some((lp.arn.clone(), attempts)),
         })
         .collect();
     (Vec::new(), failed)
+}
+
+/// A record as the function's event has it (with `kinesisRecordMetadata` when it came from a
+/// Kinesis stream).
+fn record_event(r: &Incoming, id: &str) -> Value {
+    let mut event = json!({
+        "recordId": id,
+        "approximateArrivalTimestamp": r.arrival_millis,
+        "data": B64.encode(&r.data),
+    });
+    if let Some(o) = &r.origin {
+        event["kinesisRecordMetadata"] = json!({
+            "shardId": o.shard_id,
+            "partitionKey": o.partition_key,
+            "approximateArrivalTimestamp": r.arrival_millis,
+            "sequenceNumber": o.sequence_number,
+            "subsequenceNumber": o.subsequence_number,
+        });
+    }
+    event
 }
 
 /// One record's answer.
@@ -227,21 +260,21 @@ fn read_answer(payload: &[u8], ids: &[String]) -> Result<HashMap<String, Answer>
 
 fn apply_results(
     lp: &LambdaProcessor,
-    chunk: Vec<(Vec<u8>, i64)>,
+    chunk: Vec<Incoming>,
     ids: &[String],
     mut results: HashMap<String, Answer>,
     attempts: u32,
 ) -> (Vec<Keyed>, Vec<Failed>) {
     let mut ok = Vec::new();
     let mut failed = Vec::new();
-    for ((data, arrival), id) in chunk.into_iter().zip(ids) {
+    for (r, id) in chunk.into_iter().zip(ids) {
         let Some(a) = results.remove(id) else { continue };
         match a.result.as_str() {
-            "Ok" => ok.push((a.data.unwrap_or_default(), arrival, a.keys)),
+            "Ok" => ok.push((a.data.unwrap_or_default(), r.arrival_millis, a.keys)),
             "Dropped" => {}
             _ => failed.push(Failed {
-                data,
-                arrival_millis: arrival,
+                data: r.data,
+                arrival_millis: r.arrival_millis,
                 code: "Lambda.ProcessingFailedStatus".into(),
                 message: "ProcessingFailed status set for record".into(),
                 lambda: Some((lp.arn.clone(), attempts)),
@@ -280,5 +313,42 @@ mod tests {
             read_answer(b"nope", &ids).err().unwrap().0,
             "Lambda.JsonProcessingException"
         );
+    }
+}
+
+#[cfg(test)]
+mod chunking {
+    use super::*;
+
+    fn record(size: usize, arrival_millis: i64) -> Incoming {
+        Incoming {
+            data: vec![b'x'; size],
+            arrival_millis,
+            origin: None,
+        }
+    }
+
+    #[test]
+    fn invocations_hold_one_buffer_size_and_one_buffer_interval() {
+        let lp = LambdaProcessor {
+            arn: "f".into(),
+            buffer_bytes: 100,
+            buffer_interval_millis: 60_000,
+            retries: 0,
+        };
+        let sizes = |chunks: Vec<Vec<Incoming>>| chunks.iter().map(Vec::len).collect::<Vec<_>>();
+        // By size: 60 + 40 fill one; the next starts another.
+        let by_size = vec![record(60, 0), record(40, 1), record(1, 2)];
+        assert_eq!(sizes(chunks(&lp, by_size)), [2, 1]);
+        // By arrival: a record a minute after the chunk's first starts the next one.
+        let by_time = vec![
+            record(1, 0),
+            record(1, 59_999),
+            record(1, 60_000),
+            record(1, 61_000),
+        ];
+        assert_eq!(sizes(chunks(&lp, by_time)), [2, 2]);
+        // A record bigger than the buffer still goes, alone.
+        assert_eq!(sizes(chunks(&lp, vec![record(500, 0), record(1, 0)])), [1, 1]);
     }
 }
