@@ -637,3 +637,48 @@ def test_invoke_with_response_stream_answers_in_chunks(lam):
     assert json.loads(events[0]["InvokeComplete"]["ErrorDetails"])["errorMessage"] == "nope"
     code, _, _ = error_of(lambda: lam.invoke_with_response_stream(FunctionName="no-such-fn", Payload=b"{}"))
     assert code == "ResourceNotFoundException"
+
+
+STREAMING_NODE = '''
+exports.handler = awslambda.streamifyResponse(async (event, responseStream, context) => {
+  if (event.requestContext && event.requestContext.http) {
+    // A function URL with InvokeMode RESPONSE_STREAM: the HTTP prelude, then the body.
+    responseStream = awslambda.HttpResponseStream.from(responseStream, {
+      statusCode: 201, headers: {"content-type": "text/plain", "x-streamed": "yes"}, cookies: ["s=1"]});
+  } else {
+    responseStream.setContentType("text/plain");
+  }
+  for (let i = 0; i < 3; i++) {
+    responseStream.write(`part ${i} for ${context.functionName};`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  if (event.fail) throw new Error("broke mid-stream");
+  responseStream.end();
+});
+'''
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_node_functions_stream_their_responses(lakebox, lam):
+    lam.create_function(FunctionName="node-streamer", Runtime="nodejs20.x", Role=ROLE, Handler="index.handler",
+                        Code={"ZipFile": zip_of({"index.js": STREAMING_NODE})})
+    expected = b"".join(f"part {i} for node-streamer;".encode() for i in range(3))
+    resp = lam.invoke_with_response_stream(FunctionName="node-streamer", Payload=b"{}")
+    events = list(resp["EventStream"])
+    assert b"".join(e["PayloadChunk"]["Payload"] for e in events if "PayloadChunk" in e) == expected
+    assert "ErrorCode" not in events[-1]["InvokeComplete"]
+    # Invoke buffers a streaming function's answer, as AWS does.
+    out = lam.invoke(FunctionName="node-streamer", Payload=b"{}")
+    assert "FunctionError" not in out and out["Payload"].read() == expected
+    # An error after the stream began ends it with the function's error.
+    events = list(lam.invoke_with_response_stream(FunctionName="node-streamer", Payload=b'{"fail": true}')["EventStream"])
+    complete = events[-1]["InvokeComplete"]
+    assert complete["ErrorCode"] == "Error"
+    assert json.loads(complete["ErrorDetails"])["errorMessage"] == "broke mid-stream"
+
+    # A RESPONSE_STREAM function URL answers with the prelude's status, headers and cookies.
+    url = lam.create_function_url_config(FunctionName="node-streamer", AuthType="NONE",
+                                         InvokeMode="RESPONSE_STREAM")["FunctionUrl"]
+    status, headers, cookies, body = url_request(lakebox, url, "/live")
+    assert (status, headers["x-streamed"], headers["content-type"], cookies) == (201, "yes", "text/plain", ["s=1"])
+    assert body == expected

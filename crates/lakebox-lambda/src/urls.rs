@@ -310,7 +310,10 @@ impl Lambda {
             .run_target(&ctx, &target, event.to_string().into(), None)
             .await;
         let mut resp = match result {
-            Ok((outcome, _)) if outcome.function_error.is_none() => http_response(&outcome.payload),
+            Ok((outcome, _)) if outcome.function_error.is_none() => match &outcome.content_type {
+                Some(streamed) => streamed_response(&outcome.payload, streamed),
+                None => http_response(&outcome.payload),
+            },
             Ok(_) => plain(502, "Internal Server Error"),
             Err(e) if crate::concurrency::is_throttle(&e) => plain(429, "{\"Message\":\"Rate Exceeded.\"}"),
             Err(e) => return Err(e),
@@ -511,7 +514,6 @@ fn http_response(payload: &[u8]) -> http::Response<Body> {
         );
         return r;
     };
-    let status = o.get("statusCode").and_then(|s| s.as_u64()).unwrap_or(200) as u16;
     let body = match o.get("body") {
         Some(serde_json::Value::String(s)) => {
             if o.get("isBase64Encoded").and_then(|b| b.as_bool()) == Some(true) {
@@ -525,6 +527,36 @@ fn http_response(payload: &[u8]) -> http::Response<Body> {
         Some(serde_json::Value::Null) | None => Vec::new(),
         Some(other) => other.to_string().into_bytes(),
     };
+    answer(o, body, "application/json")
+}
+
+/// AWS's content type for a streamed answer that starts with its HTTP status and headers
+/// (`awslambda.HttpResponseStream.from`): a JSON prelude, eight NUL bytes, then the body.
+const HTTP_INTEGRATION: &str = "application/vnd.awslambda.http-integration-response";
+
+/// The HTTP answer for what a function streamed: its prelude's status, headers and cookies
+/// with the rest as the body, or the bytes as they are with the content type it set.
+fn streamed_response(payload: &[u8], content_type: &str) -> http::Response<Body> {
+    if content_type == HTTP_INTEGRATION
+        && let Some(at) = payload.windows(8).position(|w| w == [0u8; 8])
+        && let Ok(serde_json::Value::Object(prelude)) = serde_json::from_slice(&payload[..at])
+    {
+        return answer(&prelude, payload[at + 8..].to_vec(), "application/octet-stream");
+    }
+    let mut r = http::Response::new(lakebox_service::body::full(payload.to_vec()));
+    if let Ok(v) = http::HeaderValue::from_str(content_type) {
+        r.headers_mut().insert(http::header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+/// An answer with `body` and the status, headers and cookies `o` names.
+fn answer(
+    o: &serde_json::Map<String, serde_json::Value>,
+    body: Vec<u8>,
+    default_type: &'static str,
+) -> http::Response<Body> {
+    let status = o.get("statusCode").and_then(|s| s.as_u64()).unwrap_or(200) as u16;
     let mut r = http::Response::new(lakebox_service::body::full(body));
     *r.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
     if let Some(headers) = o.get("headers").and_then(|h| h.as_object()) {
@@ -551,7 +583,7 @@ fn http_response(payload: &[u8]) -> http::Response<Body> {
     if !r.headers().contains_key(http::header::CONTENT_TYPE) {
         r.headers_mut().insert(
             http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("application/json"),
+            http::HeaderValue::from_static(default_type),
         );
     }
     r

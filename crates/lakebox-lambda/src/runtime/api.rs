@@ -55,8 +55,23 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Response<
         ));
     };
     let method = req.method().clone();
-    let body = match req.into_body().collect().await {
-        Ok(b) => b.to_bytes(),
+    // A streamed response (`Lambda-Runtime-Function-Response-Mode: streaming`, chunked) is
+    // read to its end; its content type is kept, and an error the runtime reports in its
+    // trailers makes it an error.
+    let streamed = req
+        .headers()
+        .get("lambda-runtime-function-response-mode")
+        .is_some_and(|m| m.as_bytes().eq_ignore_ascii_case(b"streaming"));
+    let content_type = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let (body, trailers) = match req.into_body().collect().await {
+        Ok(b) => {
+            let trailers = b.trailers().cloned();
+            (b.to_bytes(), trailers)
+        }
         Err(_) => return Ok(reply(StatusCode::BAD_REQUEST, Bytes::new())),
     };
     if method == Method::GET && rest == "invocation/next" {
@@ -100,7 +115,11 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Response<
     if let Some(tail) = rest.strip_prefix("invocation/") {
         let (id, kind) = tail.rsplit_once('/').unwrap_or((tail, ""));
         let answer = match kind {
-            "response" => Reply::Response(body),
+            "response" if streamed => match trailers.as_ref().and_then(stream_error) {
+                Some(doc) => Reply::Error(doc),
+                None => Reply::Response(body, content_type),
+            },
+            "response" => Reply::Response(body, None),
             "error" => Reply::Error(body),
             _ => return Ok(reply(StatusCode::NOT_FOUND, Bytes::new())),
         };
@@ -118,4 +137,28 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Response<
         });
     }
     Ok(reply(StatusCode::NOT_FOUND, Bytes::new()))
+}
+
+/// The error a streaming runtime reports in its trailers after the response began:
+/// `Lambda-Runtime-Function-Error-Type` and the base64 error document in
+/// `Lambda-Runtime-Function-Error-Body`.
+fn stream_error(trailers: &http::HeaderMap) -> Option<Bytes> {
+    use base64::Engine;
+    let error_type = trailers
+        .get("lambda-runtime-function-error-type")?
+        .to_str()
+        .ok()?;
+    let doc = trailers
+        .get("lambda-runtime-function-error-body")
+        .and_then(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.as_bytes())
+                .ok()
+        })
+        .filter(|d| serde_json::from_slice::<serde::de::IgnoredAny>(d).is_ok());
+    Some(doc.map(Bytes::from).unwrap_or_else(|| {
+        serde_json::json!({ "errorType": error_type, "errorMessage": error_type })
+            .to_string()
+            .into()
+    }))
 }

@@ -145,6 +145,8 @@ pub struct Outcome {
     /// The process's peak resident memory so far (REPORT's "Max Memory Used"), where the
     /// system tells it (Linux).
     pub max_memory_mb: Option<u64>,
+    /// The content type of a result the runtime streamed (`awslambda.streamifyResponse`).
+    pub content_type: Option<String>,
 }
 
 /// A request handed to the runtime by `invocation/next`.
@@ -161,7 +163,8 @@ struct Pending {
 
 /// What came back from the runtime for an invocation.
 enum Reply {
-    Response(Bytes),
+    /// The result, and its content type when the runtime streamed it.
+    Response(Bytes, Option<String>),
     Error(Bytes),
     /// The environment failed (init error, exit): its payload, AWS's error document.
     Failed(Bytes),
@@ -295,6 +298,7 @@ impl Runtimes {
                         init_duration: None,
                         log_stream: log_stream_name(&launch.version),
                         max_memory_mb: None,
+                        content_type: None,
                     });
                 }
             },
@@ -335,8 +339,12 @@ impl Runtimes {
         };
         let duration = started.elapsed();
         let timed_out = matches!(reply, Waited::TimedOut);
+        let mut content_type = None;
         let (payload, function_error, keep) = match reply {
-            Waited::Reply(Ok(Reply::Response(body))) => (body, None, true),
+            Waited::Reply(Ok(Reply::Response(body, streamed))) => {
+                content_type = streamed;
+                (body, None, true)
+            }
             Waited::Reply(Ok(Reply::Error(body))) => (body, Some("Unhandled".to_owned()), true),
             Waited::Reply(Ok(Reply::Failed(body))) => (body, Some("Unhandled".to_owned()), false),
             Waited::Reply(Err(_)) => (
@@ -398,6 +406,7 @@ impl Runtimes {
             init_duration: init_duration.filter(|_| cold),
             log_stream,
             max_memory_mb,
+            content_type,
         })
     }
 

@@ -6,6 +6,7 @@ const http = require("http");
 const path = require("path");
 const fs = require("fs");
 const url = require("url");
+const { Writable } = require("stream");
 
 const [HOST, PORT] = process.env.AWS_LAMBDA_RUNTIME_API.split(":");
 const BASE = "/2018-06-01/runtime";
@@ -26,6 +27,88 @@ function call(method, p, body, headers) {
     if (body !== undefined) req.write(body);
     req.end();
   });
+}
+
+// Response streaming, as AWS's Node.js runtimes offer it: `awslambda.streamifyResponse(handler)`
+// gives the handler a writable stream whose bytes go to the Runtime API as a chunked, streamed
+// response; `awslambda.HttpResponseStream.from(stream, { statusCode, headers, cookies })` starts
+// it with the HTTP prelude function URLs read.
+const STREAMING = Symbol.for("aws.lambda.runtime.handler.streaming");
+const HTTP_INTEGRATION = "application/vnd.awslambda.http-integration-response";
+globalThis.awslambda = {
+  streamifyResponse(handler) {
+    handler[STREAMING] = "response";
+    return handler;
+  },
+  HttpResponseStream: {
+    from(stream, prelude) {
+      stream.setContentType(HTTP_INTEGRATION);
+      stream.write(JSON.stringify(prelude || {}));
+      stream.write(Buffer.alloc(8));
+      return stream;
+    },
+  },
+};
+
+// The stream a streaming handler writes: its first write opens the response request.
+function responseStream(id) {
+  let contentType = "application/octet-stream";
+  let req = null;
+  let settle;
+  const sent = new Promise((resolve) => (settle = resolve));
+  const open = () => {
+    if (req) return req;
+    req = http.request({
+      host: HOST, port: PORT, method: "POST", path: `${BASE}/invocation/${id}/response`, agent: AGENT,
+      headers: {
+        "Content-Type": contentType,
+        "Lambda-Runtime-Function-Response-Mode": "streaming",
+        "Transfer-Encoding": "chunked",
+        Trailer: "Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body",
+      },
+    }, (res) => { res.resume(); res.on("end", settle); });
+    req.on("error", settle);
+    return req;
+  };
+  const stream = new Writable({
+    write(chunk, encoding, callback) { open().write(chunk, encoding, callback); },
+    final(callback) { open().end(); callback(); },
+  });
+  stream.setContentType = (type) => { contentType = type; };
+  stream.opened = () => req !== null;
+  // An error after the response began: reported in its trailers.
+  stream.fail = (doc) => {
+    const r = open();
+    r.addTrailers({
+      "Lambda-Runtime-Function-Error-Type": doc.errorType,
+      "Lambda-Runtime-Function-Error-Body": Buffer.from(JSON.stringify(doc)).toString("base64"),
+    });
+    r.end();
+  };
+  stream.sent = sent;
+  return stream;
+}
+
+async function runStreaming(handler, event, ctx, id) {
+  const stream = responseStream(id);
+  try {
+    await handler(event, stream, ctx);
+    if (!stream.writableEnded) stream.end();
+    await new Promise((resolve) => (stream.writableFinished ? resolve() : stream.on("finish", resolve)));
+  } catch (e) {
+    const doc = errorDoc(e, id);
+    console.error(`${new Date().toISOString()}\t${id}\tERROR\tInvoke Error \t${JSON.stringify(doc)}`);
+    await markEnd(id);
+    if (stream.opened()) {
+      stream.fail(doc);
+      await stream.sent;
+    } else {
+      await postError(`/invocation/${id}/error`, doc, "Unhandled");
+    }
+    return;
+  }
+  await markEnd(id);
+  await stream.sent;
 }
 
 function errorDoc(err, requestId) {
@@ -133,6 +216,10 @@ async function main() {
     let result;
     try {
       const event = next.body.length ? JSON.parse(next.body.toString("utf8")) : null;
+      if (handler[STREAMING]) {
+        await runStreaming(handler, event, context(next.headers), id);
+        continue;
+      }
       result = await run(handler, event, context(next.headers));
     } catch (e) {
       const doc = errorDoc(e, id);
