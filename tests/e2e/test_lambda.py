@@ -682,7 +682,7 @@ def test_sqs_event_source_deletes_what_succeeded(lakebox, lam):
         "VisibilityTimeout": "1",
         "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"})})["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    create(lam, "job-runner", {"app.py": RECORDER}, Timeout=30)
+    create(lam, "job-runner", {"app.py": RECORDER}, Timeout=1)
     with pytest.raises(botocore.exceptions.ClientError) as e:
         lam.create_event_source_mapping(FunctionName="job-runner", EventSourceArn=arn, BatchSize=50)
     assert code(e) == "InvalidParameterValueException"

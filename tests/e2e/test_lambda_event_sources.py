@@ -36,7 +36,10 @@ def handler(event, context):
             datas.append(raw.decode())
     key = "%s/%020d-%s.json" % (context.function_name, time.time_ns(), uuid.uuid4())
     rest = {k: v for k, v in event.items() if k != "Records"}
-    s3.put_object(Bucket="esm-features", Key=key, Body=json.dumps({"datas": datas, "event": rest}))
+    groups = [r.get("attributes", {}).get("MessageGroupId") for r in records]
+    s3.put_object(Bucket="esm-features", Key=key, Body=json.dumps({"datas": datas, "event": rest, "groups": groups}))
+    if context.function_name.startswith("slow"):
+        time.sleep(0.3)
     failing = []
     for r, d in zip(records, datas):
         if not isinstance(d, dict):
@@ -52,7 +55,8 @@ def handler(event, context):
                 failing.append(r)
     if failing:
         if context.function_name.startswith("partial"):
-            return {"batchItemFailures": [{"itemIdentifier": r["kinesis"]["sequenceNumber"]} for r in failing]}
+            return {"batchItemFailures": [{"itemIdentifier": r["kinesis"]["sequenceNumber"] if "kinesis" in r
+                                           else r["messageId"]} for r in failing]}
         raise ValueError("bad record")
     if "window" in event:
         state = dict(event.get("state") or {})
@@ -89,10 +93,10 @@ def put(lb, name, *datas):
         {"Data": d if isinstance(d, bytes) else json.dumps(d).encode(), "PartitionKey": "k"} for d in datas])
 
 
-def function(lb, name):
+def function(lb, name, timeout=30):
     lam = lb.client("lambda")
     return lam.create_function(FunctionName=name, Runtime="python3.12", Role=ROLE, Handler="app.handler",
-                               Code={"ZipFile": zip_of({"app.py": RECORDER})}, Timeout=30)["FunctionArn"]
+                               Code={"ZipFile": zip_of({"app.py": RECORDER})}, Timeout=timeout)["FunctionArn"]
 
 
 def queue(lb, name):
@@ -393,3 +397,79 @@ def test_records_older_than_the_maximum_age_are_given_up(lakebox):
     assert record["KinesisBatchInfo"]["batchSize"] == 2
     time.sleep(0.5)
     assert [d["id"] for i in invocations(lakebox, "aged-fn") for d in i["datas"]] == ["new"]
+
+
+def test_sqs_sources_fifo_partial_failures_big_batches_and_a_restart(tmp_path):
+    with Lakebox(tmp_path) as lb:
+        lb.client("s3").create_bucket(Bucket="esm-features")
+        lam, sqs = lb.client("lambda"), lb.client("sqs")
+
+        # FIFO: a failed batch comes back whole, each group in its order.
+        url = sqs.create_queue(QueueName="orders.fifo", Attributes={
+            "FifoQueue": "true", "ContentBasedDeduplication": "true", "VisibilityTimeout": "1"})["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        function(lb, "fifo-fn", timeout=5)
+        # As AWS: messages must not come back while the function may still run.
+        with pytest.raises(lam.exceptions.InvalidParameterValueException) as e:
+            lam.create_event_source_mapping(FunctionName="fifo-fn", EventSourceArn=arn, BatchSize=10)
+        assert e.value.response["Error"]["Message"] == \
+            "Queue visibility timeout: 1 seconds is less than Function timeout: 5 seconds"
+        lam.update_function_configuration(FunctionName="fifo-fn", Timeout=1)
+        lam.get_waiter("function_updated_v2").wait(FunctionName="fifo-fn")
+        sent = [("g1", {"id": 1}), ("g1", {"id": 2, "fail": "once"}), ("g1", {"id": 3}), ("g2", {"id": 10}), ("g2", {"id": 11})]
+        sqs.send_message_batch(QueueUrl=url, Entries=[
+            {"Id": str(i), "MessageBody": json.dumps(body), "MessageGroupId": group} for i, (group, body) in enumerate(sent)])
+        lam.create_event_source_mapping(FunctionName="fifo-fn", EventSourceArn=arn, BatchSize=10)
+        assert wait_for(lambda: len(invocations(lb, "fifo-fn")) >= 2, timeout=20)
+        for call in invocations(lb, "fifo-fn"):
+            for group, ids in (("g1", [1, 2, 3]), ("g2", [10, 11])):
+                seen = [d["id"] for d, g in zip(call["datas"], call["groups"]) if g == group]
+                assert seen == ids, call
+        assert wait_for(lambda: sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+                        ["ApproximateNumberOfMessagesNotVisible"] == "0")
+
+        # ReportBatchItemFailures: only the messages the function names come back.
+        url, arn = queue(lb, "partial-jobs")
+        sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "1"})
+        function(lb, "partial-sqs-fn", timeout=1)
+        sqs.send_message_batch(QueueUrl=url, Entries=[
+            {"Id": d["id"], "MessageBody": json.dumps(d)} for d in ({"id": "a"}, {"id": "b", "fail": "once"}, {"id": "c"})])
+        lam.create_event_source_mapping(FunctionName="partial-sqs-fn", EventSourceArn=arn, BatchSize=10,
+                                        MaximumBatchingWindowInSeconds=1,
+                                        FunctionResponseTypes=["ReportBatchItemFailures"])
+        assert wait_for(lambda: len(invocations(lb, "partial-sqs-fn")) >= 2, timeout=20)
+        time.sleep(1.5)
+        batches = [sorted(d["id"] for d in i["datas"]) for i in invocations(lb, "partial-sqs-fn")]
+        assert batches == [["a", "b", "c"], ["b"]]
+
+        # A BatchSize past 10 gathers receives until the batching window closes.
+        url, arn = queue(lb, "bulk-jobs")
+        function(lb, "bulk-fn")
+        for start in range(0, 40, 10):
+            sqs.send_message_batch(QueueUrl=url, Entries=[
+                {"Id": str(i), "MessageBody": json.dumps({"id": i})} for i in range(start, start + 10)])
+        lam.create_event_source_mapping(FunctionName="bulk-fn", EventSourceArn=arn, BatchSize=1000,
+                                        MaximumBatchingWindowInSeconds=2)
+        assert wait_for(lambda: invocations(lb, "bulk-fn"), timeout=20)
+        time.sleep(0.5)
+        assert [sorted(d["id"] for d in i["datas"]) for i in invocations(lb, "bulk-fn")] == [list(range(40))]
+
+        # A restart mid-queue: what was not deleted is delivered after it, nothing is lost.
+        url, arn = queue(lb, "slow-jobs")
+        function(lb, "slow-fn")
+        for start in range(0, 30, 10):
+            sqs.send_message_batch(QueueUrl=url, Entries=[
+                {"Id": str(i), "MessageBody": json.dumps({"id": i})} for i in range(start, start + 10)])
+        lam.create_event_source_mapping(FunctionName="slow-fn", EventSourceArn=arn, BatchSize=5)
+        assert wait_for(lambda: invocations(lb, "slow-fn"), timeout=20)
+        before = {d["id"] for i in invocations(lb, "slow-fn") for d in i["datas"]}
+        lb.kill()
+        assert len(before) < 30  # killed mid-queue
+    with Lakebox(tmp_path) as lb:
+        def delivered():
+            return {d["id"] for i in invocations(lb, "slow-fn") for d in i["datas"]}
+        assert wait_for(lambda: delivered() == set(range(30)), timeout=40)
+        sqs = lb.client("sqs")
+        url = sqs.get_queue_url(QueueName="slow-jobs")["QueueUrl"]
+        assert wait_for(lambda: sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+                        ["ApproximateNumberOfMessages"] == "0", timeout=40)

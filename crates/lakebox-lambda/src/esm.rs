@@ -214,6 +214,15 @@ impl Lambda {
                         "BatchSize must be between 1 and 10000 for SQS event sources.",
                     ));
                 }
+                // AWS refuses a queue whose messages would come back while the function runs.
+                let function_timeout = function.config.timeout.unwrap_or(3);
+                if let Some(visibility) = self.queues.get().and_then(|q| q.visibility_timeout(&source))
+                    && visibility < i64::from(function_timeout)
+                {
+                    return Err(invalid(format!(
+                        "Queue visibility timeout: {visibility} seconds is less than Function timeout: {function_timeout} seconds"
+                    )));
+                }
             }
             Source::Other => {}
         }
@@ -665,11 +674,24 @@ impl Lambda {
         loop {
             // Gather up to BatchSize messages, waiting at most the batching window for more.
             let started = tokio::time::Instant::now();
-            let mut got = Vec::new();
+            let mut got: Vec<lakebox_service::links::QueueMessage> = Vec::new();
+            let mut place: HashMap<String, usize> = HashMap::new();
             loop {
                 let want = (batch - got.len()).min(10);
                 match queues.receive(m.source(), want, 1).await {
-                    Ok(Some(msgs)) => got.extend(msgs),
+                    Ok(Some(msgs)) => {
+                        // A message received again within the window (its visibility timeout
+                        // ran out meanwhile) is in the batch once, with its newest receipt.
+                        for msg in msgs {
+                            match place.get(&msg.message_id) {
+                                Some(&i) => got[i] = msg,
+                                None => {
+                                    place.insert(msg.message_id.clone(), got.len());
+                                    got.push(msg);
+                                }
+                            }
+                        }
+                    }
                     Ok(None) => {
                         tokio::time::sleep(IDLE_POLL * 4).await;
                         break;

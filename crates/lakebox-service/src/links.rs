@@ -137,6 +137,12 @@ pub trait QueueSource: Send + Sync + 'static {
         queue_arn: &str,
         receipt_handles: Vec<String>,
     ) -> crate::BoxFuture<Result<(), ServiceError>>;
+
+    /// The queue's visibility timeout in seconds; `None` when there is no such queue or the
+    /// source cannot tell.
+    fn visibility_timeout(&self, _queue_arn: &str) -> Option<i64> {
+        None
+    }
 }
 
 /// What a Lambda function answered, as another service sees it.

@@ -26,6 +26,10 @@ fn by_arn(arn: &str, now: i64) -> Option<(RequestContext, String)> {
 }
 
 impl lakebox_service::links::QueueSource for Consumer {
+    fn visibility_timeout(&self, queue_arn: &str) -> Option<i64> {
+        Some(self.0.queue_by_arn(queue_arn)?.number("VisibilityTimeout"))
+    }
+
     fn receive(
         &self,
         queue_arn: &str,
