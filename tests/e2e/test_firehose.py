@@ -912,3 +912,25 @@ def test_lambda_processor_sees_kinesis_record_metadata_and_keeps_its_buffer_inte
     assert [d["data"] for d in docs] == ["first", "second", "third"]
     assert docs[0]["invocation"] != docs[1]["invocation"] == docs[2]["invocation"]
     assert docs[0]["meta"] is None and docs[0]["source"] is None
+
+
+def test_kinesis_source_resharded_before_the_delivery_stream_starts_at_the_end(lakebox, fh, s3):
+    # Records in a shard that was closed before the delivery stream existed are not delivered,
+    # as those in open shards are not: a new delivery stream starts at the stream's end.
+    k = lakebox.client("kinesis")
+    k.create_stream(StreamName="fh-resharded", ShardCount=1)
+    k.put_record(StreamName="fh-resharded", Data=b"old-in-parent\n", PartitionKey="p")
+    parent = k.list_shards(StreamName="fh-resharded")["Shards"][0]
+    mid = int(parent["HashKeyRange"]["EndingHashKey"]) // 2
+    k.split_shard(StreamName="fh-resharded", ShardToSplit=parent["ShardId"], NewStartingHashKey=str(mid))
+    k.put_record(StreamName="fh-resharded", Data=b"old-in-child\n", PartitionKey="p")
+    arn = k.describe_stream_summary(StreamName="fh-resharded")["StreamDescriptionSummary"]["StreamARN"]
+    name = unique("resharded")
+    fh.create_delivery_stream(DeliveryStreamName=name, DeliveryStreamType="KinesisStreamAsSource",
+                              KinesisStreamSourceConfiguration={"KinesisStreamARN": arn, "RoleARN": ROLE},
+                              ExtendedS3DestinationConfiguration=dest(prefix="resharded/"))
+    k.put_record(StreamName="fh-resharded", Data=b"new\n", PartitionKey="p")
+    wait_keys(s3, "resharded/")
+    time.sleep(1)
+    got = b"".join(body(s3, x) for x in keys(s3, "resharded/"))
+    assert got == b"new\n"

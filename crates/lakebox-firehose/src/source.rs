@@ -96,8 +96,9 @@ pub fn stream_name(arn: &str, account: &str, region: &str) -> Result<String, Ser
     Ok(name.to_owned())
 }
 
-/// Where reading starts for a new delivery stream: the end of every open shard. `None` when
-/// the Kinesis stream does not exist.
+/// Where reading starts for a new delivery stream: the end of every shard — open ones
+/// (LATEST), and closed ones too, so a stream resharded before the delivery stream existed
+/// does not have its old records delivered. `None` when the Kinesis stream does not exist.
 pub fn latest_positions(
     k: &dyn ShardedLog,
     account: &str,
@@ -113,8 +114,12 @@ pub fn latest_positions(
         return Ok(None);
     };
     let mut out = BTreeMap::new();
-    for shard in shards.iter().filter(|s| s.is_open()) {
-        out.insert(shard.shard_id.clone(), shard.reader.next_offset()?);
+    for shard in &shards {
+        let end = match shard.closed_at {
+            Some(end) => end,
+            None => shard.reader.next_offset()?,
+        };
+        out.insert(shard.shard_id.clone(), end);
     }
     Ok(Some(out))
 }
