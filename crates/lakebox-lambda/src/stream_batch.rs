@@ -136,8 +136,6 @@ fn window_time(millis: i64) -> String {
 }
 
 impl Lambda {
-    /// Reads one batch of `shard` (of its `lane`'s records) from `cursor` and gets it through
-    /// the function (see the module's comment); whether there was anything to do.
     /// Runs a shard's (or lane's) batches one after another from `cursor` while there are
     /// more, for up to a second (then the poller looks at the stream's shards again): a shard
     /// does not wait for the others between its batches. Whether any batch ran.
@@ -168,6 +166,8 @@ impl Lambda {
         progressed
     }
 
+    /// Reads one batch of `shard` (of its `lane`'s records) from `cursor` and gets it through
+    /// the function (see the module's comment); whether there was anything to do.
     pub(crate) async fn stream_batch(
         self: Arc<Self>,
         m: Arc<Mapping>,
@@ -593,6 +593,30 @@ fn window_members(m: &Mapping, shard: &LogShard, start: i64, len: i64, state: &V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_payload_holds_the_events_as_written_and_the_window_beside_them() {
+        let batch = [
+            Item {
+                arrival_millis: 0,
+                sequence: "1".into(),
+                event: r#"{"n":1}"#.into(),
+            },
+            Item {
+                arrival_millis: 0,
+                sequence: "2".into(),
+                event: r#"{"n":2}"#.into(),
+            },
+        ];
+        let plain: Value = serde_json::from_slice(&records_event(&batch, None)).unwrap();
+        assert_eq!(plain, json!({"Records": [{"n": 1}, {"n": 2}]}));
+        let window = json!({"state": {"sum": 3}, "isFinalInvokeForWindow": true});
+        let windowed: Value = serde_json::from_slice(&records_event(&[], Some(&window))).unwrap();
+        assert_eq!(
+            windowed,
+            json!({"Records": [], "state": {"sum": 3}, "isFinalInvokeForWindow": true})
+        );
+    }
 
     fn item(seq: &str) -> Item {
         Item {
