@@ -682,3 +682,61 @@ def test_node_functions_stream_their_responses(lakebox, lam):
     status, headers, cookies, body = url_request(lakebox, url, "/live")
     assert (status, headers["x-streamed"], headers["content-type"], cookies) == (201, "yes", "text/plain", ["s=1"])
     assert body == expected
+
+
+def test_code_signing_recursion_and_runtime_management_settings(lam):
+    """The settings deployment tools read and write with every function (Terraform reads
+    GetFunctionCodeSigningConfig whenever it refreshes a function)."""
+    lam.create_function(FunctionName="settings-fn", Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                        Code={"ZipFile": says("settings")})
+    fn_arn = lam.get_function(FunctionName="settings-fn")["Configuration"]["FunctionArn"]
+    got = lam.get_function_code_signing_config(FunctionName="settings-fn")
+    assert (got["CodeSigningConfigArn"], got["FunctionName"]) == ("", "settings-fn")
+
+    profile = "arn:aws:signer:us-east-1:000000000000:/signing-profiles/lakebox/abcdef1234"
+    made = lam.create_code_signing_config(Description="ours", AllowedPublishers={"SigningProfileVersionArns": [profile]},
+                                          CodeSigningPolicies={"UntrustedArtifactOnDeployment": "Enforce"})["CodeSigningConfig"]
+    arn = made["CodeSigningConfigArn"]
+    assert re.fullmatch(r"arn:aws:lambda:us-east-1:\d{12}:code-signing-config:csc-[0-9a-f]{17}", arn)
+    assert arn.endswith(made["CodeSigningConfigId"]) and made["Description"] == "ours"
+    assert made["CodeSigningPolicies"] == {"UntrustedArtifactOnDeployment": "Enforce"}
+    assert lam.get_code_signing_config(CodeSigningConfigArn=arn)["CodeSigningConfig"] == made
+    updated = lam.update_code_signing_config(CodeSigningConfigArn=arn, Description="changed",
+                                             CodeSigningPolicies={"UntrustedArtifactOnDeployment": "Warn"})["CodeSigningConfig"]
+    assert updated["Description"] == "changed" and updated["CodeSigningPolicies"]["UntrustedArtifactOnDeployment"] == "Warn"
+    assert [c["CodeSigningConfigArn"] for c in lam.list_code_signing_configs()["CodeSigningConfigs"]] == [arn]
+
+    put = lam.put_function_code_signing_config(FunctionName="settings-fn", CodeSigningConfigArn=arn)
+    assert (put["CodeSigningConfigArn"], put["FunctionName"]) == (arn, "settings-fn")
+    assert lam.get_function_code_signing_config(FunctionName=fn_arn)["CodeSigningConfigArn"] == arn
+    assert lam.list_functions_by_code_signing_config(CodeSigningConfigArn=arn)["FunctionArns"] == [fn_arn]
+    # A configuration in use cannot be deleted; CreateFunction can name one.
+    code, _, _ = error_of(lambda: lam.delete_code_signing_config(CodeSigningConfigArn=arn))
+    assert code == "ResourceConflictException"
+    lam.create_function(FunctionName="signed-fn", Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                        Code={"ZipFile": says("signed")}, CodeSigningConfigArn=arn)
+    assert lam.get_function_code_signing_config(FunctionName="signed-fn")["CodeSigningConfigArn"] == arn
+    lam.delete_function_code_signing_config(FunctionName="settings-fn")
+    lam.delete_function_code_signing_config(FunctionName="signed-fn")
+    assert lam.get_function_code_signing_config(FunctionName="settings-fn")["CodeSigningConfigArn"] == ""
+    lam.delete_code_signing_config(CodeSigningConfigArn=arn)
+    code, _, _ = error_of(lambda: lam.get_code_signing_config(CodeSigningConfigArn=arn))
+    assert code == "ResourceNotFoundException"
+    code, _, _ = error_of(lambda: lam.get_function_code_signing_config(FunctionName="no-such-fn"))
+    assert code == "ResourceNotFoundException"
+
+    assert lam.get_function_recursion_config(FunctionName="settings-fn")["RecursiveLoop"] == "Terminate"
+    assert lam.put_function_recursion_config(FunctionName="settings-fn", RecursiveLoop="Allow")["RecursiveLoop"] == "Allow"
+    assert lam.get_function_recursion_config(FunctionName="settings-fn")["RecursiveLoop"] == "Allow"
+
+    rt = lam.get_runtime_management_config(FunctionName="settings-fn")
+    assert rt["UpdateRuntimeOn"] == "Auto" and rt["FunctionArn"] == fn_arn + ":$LATEST"
+    version = "arn:aws:lambda:us-east-1::runtime:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+    put = lam.put_runtime_management_config(FunctionName="settings-fn", UpdateRuntimeOn="Manual", RuntimeVersionArn=version)
+    assert (put["UpdateRuntimeOn"], put["RuntimeVersionArn"]) == ("Manual", version)
+    rt = lam.get_runtime_management_config(FunctionName="settings-fn")
+    assert (rt["UpdateRuntimeOn"], rt["RuntimeVersionArn"]) == ("Manual", version)
+    code, _, _ = error_of(lambda: lam.put_runtime_management_config(FunctionName="settings-fn", UpdateRuntimeOn="Manual"))
+    assert code == "InvalidParameterValueException"
+    # The function still runs as before.
+    assert invoke(lam, "settings-fn")[1]["word"] == "settings"

@@ -73,7 +73,7 @@ def test_rest_json_service_is_recognised(lakebox):
     # the unknown one, and a path no operation has is refused as AWS's front end refuses it.
     assert lakebox.client("lambda").list_functions()["Functions"] == []
     with pytest.raises(botocore.exceptions.ClientError) as e:
-        lakebox.client("lambda").list_code_signing_configs()
+        lakebox.client("lambda").list_capacity_providers()
     assert error_code(e) == "UnknownOperationException"
     status, headers, _ = signed_request(lakebox.endpoint, "GET", "/2015-03-31/nothing-here", service="lambda")
     assert status == 404 and headers["x-amzn-errortype"] == "UnknownOperationException"

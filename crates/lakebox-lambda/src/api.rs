@@ -75,6 +75,19 @@ pub const OPERATIONS: &[&str] = &[
     "RemoveLayerVersionPermission",
     "GetLayerVersionPolicy",
     "InvokeWithResponseStream",
+    "CreateCodeSigningConfig",
+    "GetCodeSigningConfig",
+    "UpdateCodeSigningConfig",
+    "DeleteCodeSigningConfig",
+    "ListCodeSigningConfigs",
+    "ListFunctionsByCodeSigningConfig",
+    "PutFunctionCodeSigningConfig",
+    "GetFunctionCodeSigningConfig",
+    "DeleteFunctionCodeSigningConfig",
+    "PutFunctionRecursionConfig",
+    "GetFunctionRecursionConfig",
+    "PutRuntimeManagementConfig",
+    "GetRuntimeManagementConfig",
 ];
 /// Every operation of the model, implemented or not.
 pub const MODEL_OPERATIONS: &[&str] = &[
@@ -348,6 +361,20 @@ pub struct AliasRoutingConfigurationRaw {
     pub additional_version_weights: Option<BTreeMap<String, f64>>,
 }
 
+/// List of signing profiles that can sign a code package.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AllowedPublishers {
+    #[serde(rename = "SigningProfileVersionArns")]
+    pub signing_profile_version_arns: Vec<String>,
+}
+
+/// `AllowedPublishers` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AllowedPublishersRaw {
+    #[serde(rename = "SigningProfileVersionArns", default)]
+    pub signing_profile_version_arns: Option<Vec<String>>,
+}
+
 /// Specific configuration settings for an Amazon Managed Streaming for Apache Kafka (Amazon MSK) event source.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AmazonManagedKafkaEventSourceConfig {
@@ -461,6 +488,71 @@ pub struct CapacityProviderConfigRaw {
         Option<LambdaManagedInstancesCapacityProviderConfigRaw>,
 }
 
+/// Details about a Code signing configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CodeSigningConfig {
+    #[serde(rename = "CodeSigningConfigId")]
+    pub code_signing_config_id: String,
+    #[serde(rename = "CodeSigningConfigArn")]
+    pub code_signing_config_arn: String,
+    #[serde(rename = "Description", default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(rename = "AllowedPublishers")]
+    pub allowed_publishers: AllowedPublishers,
+    #[serde(rename = "CodeSigningPolicies")]
+    pub code_signing_policies: CodeSigningPolicies,
+    #[serde(rename = "LastModified")]
+    pub last_modified: String,
+}
+
+/// Code signing configuration policies specify the validation failure action for signature mismatch or expiry.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CodeSigningPolicies {
+    #[serde(
+        rename = "UntrustedArtifactOnDeployment",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub untrusted_artifact_on_deployment: Option<CodeSigningPolicy>,
+}
+
+/// `CodeSigningPolicies` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CodeSigningPoliciesRaw {
+    #[serde(rename = "UntrustedArtifactOnDeployment", default)]
+    pub untrusted_artifact_on_deployment: Option<CodeSigningPolicy>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CodeSigningPolicy {
+    /// `Warn`
+    Warn,
+    /// `Enforce`
+    Enforce,
+    /// A value this model does not list (a newer client's, or a wrong one).
+    Unknown(String),
+}
+impl CodeSigningPolicy {
+    pub const VALUES: &'static [&'static str] = &["Warn", "Enforce"];
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Warn => "Warn",
+            Self::Enforce => "Enforce",
+            Self::Unknown(s) => s,
+        }
+    }
+}
+impl From<&str> for CodeSigningPolicy {
+    fn from(s: &str) -> Self {
+        match s {
+            "Warn" => Self::Warn,
+            "Enforce" => Self::Enforce,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+lakebox_service::string_enum!(CodeSigningPolicy);
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Concurrency {
     #[serde(
@@ -532,6 +624,41 @@ pub struct CreateAliasRequestRaw {
     pub description: Option<String>,
     #[serde(rename = "RoutingConfig", default)]
     pub routing_config: Option<AliasRoutingConfigurationRaw>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateCodeSigningConfigRequest {
+    #[serde(rename = "Description", default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(rename = "AllowedPublishers")]
+    pub allowed_publishers: AllowedPublishers,
+    #[serde(
+        rename = "CodeSigningPolicies",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub code_signing_policies: Option<CodeSigningPolicies>,
+    #[serde(rename = "Tags", default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<BTreeMap<String, String>>,
+}
+
+/// `CreateCodeSigningConfigRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CreateCodeSigningConfigRequestRaw {
+    #[serde(rename = "Description", default)]
+    pub description: Option<String>,
+    #[serde(rename = "AllowedPublishers", default)]
+    pub allowed_publishers: Option<AllowedPublishersRaw>,
+    #[serde(rename = "CodeSigningPolicies", default)]
+    pub code_signing_policies: Option<CodeSigningPoliciesRaw>,
+    #[serde(rename = "Tags", default)]
+    pub tags: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateCodeSigningConfigResponse {
+    #[serde(rename = "CodeSigningConfig")]
+    pub code_signing_config: CodeSigningConfig,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -925,6 +1052,22 @@ pub struct DeleteAliasRequestRaw {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeleteCodeSigningConfigRequest {
+    #[serde(rename = "CodeSigningConfigArn")]
+    pub code_signing_config_arn: String,
+}
+
+/// `DeleteCodeSigningConfigRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DeleteCodeSigningConfigRequestRaw {
+    #[serde(rename = "CodeSigningConfigArn", default)]
+    pub code_signing_config_arn: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeleteCodeSigningConfigResponse {}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeleteEventSourceMappingRequest {
     #[serde(rename = "UUID")]
     pub uuid: String,
@@ -935,6 +1078,19 @@ pub struct DeleteEventSourceMappingRequest {
 pub struct DeleteEventSourceMappingRequestRaw {
     #[serde(rename = "UUID", default)]
     pub uuid: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeleteFunctionCodeSigningConfigRequest {
+    #[serde(rename = "FunctionName")]
+    pub function_name: String,
+}
+
+/// `DeleteFunctionCodeSigningConfigRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DeleteFunctionCodeSigningConfigRequestRaw {
+    #[serde(rename = "FunctionName", default)]
+    pub function_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -1868,6 +2024,25 @@ pub struct GetAliasRequestRaw {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetCodeSigningConfigRequest {
+    #[serde(rename = "CodeSigningConfigArn")]
+    pub code_signing_config_arn: String,
+}
+
+/// `GetCodeSigningConfigRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct GetCodeSigningConfigRequestRaw {
+    #[serde(rename = "CodeSigningConfigArn", default)]
+    pub code_signing_config_arn: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetCodeSigningConfigResponse {
+    #[serde(rename = "CodeSigningConfig")]
+    pub code_signing_config: CodeSigningConfig,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetEventSourceMappingRequest {
     #[serde(rename = "UUID")]
     pub uuid: String,
@@ -1878,6 +2053,27 @@ pub struct GetEventSourceMappingRequest {
 pub struct GetEventSourceMappingRequestRaw {
     #[serde(rename = "UUID", default)]
     pub uuid: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetFunctionCodeSigningConfigRequest {
+    #[serde(rename = "FunctionName")]
+    pub function_name: String,
+}
+
+/// `GetFunctionCodeSigningConfigRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct GetFunctionCodeSigningConfigRequestRaw {
+    #[serde(rename = "FunctionName", default)]
+    pub function_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetFunctionCodeSigningConfigResponse {
+    #[serde(rename = "CodeSigningConfigArn")]
+    pub code_signing_config_arn: String,
+    #[serde(rename = "FunctionName")]
+    pub function_name: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -1935,6 +2131,25 @@ pub struct GetFunctionEventInvokeConfigRequestRaw {
     pub function_name: Option<String>,
     #[serde(rename = "Qualifier", default)]
     pub qualifier: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetFunctionRecursionConfigRequest {
+    #[serde(rename = "FunctionName")]
+    pub function_name: String,
+}
+
+/// `GetFunctionRecursionConfigRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct GetFunctionRecursionConfigRequestRaw {
+    #[serde(rename = "FunctionName", default)]
+    pub function_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetFunctionRecursionConfigResponse {
+    #[serde(rename = "RecursiveLoop", default, skip_serializing_if = "Option::is_none")]
+    pub recursive_loop: Option<RecursiveLoop>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -2111,6 +2326,37 @@ pub struct GetPolicyResponse {
     pub policy: Option<String>,
     #[serde(rename = "RevisionId", default, skip_serializing_if = "Option::is_none")]
     pub revision_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetRuntimeManagementConfigRequest {
+    #[serde(rename = "FunctionName")]
+    pub function_name: String,
+    #[serde(rename = "Qualifier", default, skip_serializing_if = "Option::is_none")]
+    pub qualifier: Option<String>,
+}
+
+/// `GetRuntimeManagementConfigRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct GetRuntimeManagementConfigRequestRaw {
+    #[serde(rename = "FunctionName", default)]
+    pub function_name: Option<String>,
+    #[serde(rename = "Qualifier", default)]
+    pub qualifier: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetRuntimeManagementConfigResponse {
+    #[serde(rename = "UpdateRuntimeOn", default, skip_serializing_if = "Option::is_none")]
+    pub update_runtime_on: Option<UpdateRuntimeOn>,
+    #[serde(
+        rename = "RuntimeVersionArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub runtime_version_arn: Option<String>,
+    #[serde(rename = "FunctionArn", default, skip_serializing_if = "Option::is_none")]
+    pub function_arn: Option<String>,
 }
 
 /// Configuration values that override the container image Dockerfile settings.
@@ -2893,6 +3139,35 @@ pub struct ListAliasesResponse {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListCodeSigningConfigsRequest {
+    #[serde(rename = "Marker", default, skip_serializing_if = "Option::is_none")]
+    pub marker: Option<String>,
+    #[serde(rename = "MaxItems", default, skip_serializing_if = "Option::is_none")]
+    pub max_items: Option<i32>,
+}
+
+/// `ListCodeSigningConfigsRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ListCodeSigningConfigsRequestRaw {
+    #[serde(rename = "Marker", default)]
+    pub marker: Option<String>,
+    #[serde(rename = "MaxItems", default)]
+    pub max_items: Option<i32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListCodeSigningConfigsResponse {
+    #[serde(rename = "NextMarker", default, skip_serializing_if = "Option::is_none")]
+    pub next_marker: Option<String>,
+    #[serde(
+        rename = "CodeSigningConfigs",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub code_signing_configs: Option<Vec<CodeSigningConfig>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListEventSourceMappingsRequest {
     #[serde(rename = "EventSourceArn", default, skip_serializing_if = "Option::is_none")]
     pub event_source_arn: Option<String>,
@@ -2989,6 +3264,35 @@ pub struct ListFunctionUrlConfigsResponse {
     pub function_url_configs: Vec<FunctionUrlConfig>,
     #[serde(rename = "NextMarker", default, skip_serializing_if = "Option::is_none")]
     pub next_marker: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListFunctionsByCodeSigningConfigRequest {
+    #[serde(rename = "CodeSigningConfigArn")]
+    pub code_signing_config_arn: String,
+    #[serde(rename = "Marker", default, skip_serializing_if = "Option::is_none")]
+    pub marker: Option<String>,
+    #[serde(rename = "MaxItems", default, skip_serializing_if = "Option::is_none")]
+    pub max_items: Option<i32>,
+}
+
+/// `ListFunctionsByCodeSigningConfigRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ListFunctionsByCodeSigningConfigRequestRaw {
+    #[serde(rename = "CodeSigningConfigArn", default)]
+    pub code_signing_config_arn: Option<String>,
+    #[serde(rename = "Marker", default)]
+    pub marker: Option<String>,
+    #[serde(rename = "MaxItems", default)]
+    pub max_items: Option<i32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListFunctionsByCodeSigningConfigResponse {
+    #[serde(rename = "NextMarker", default, skip_serializing_if = "Option::is_none")]
+    pub next_marker: Option<String>,
+    #[serde(rename = "FunctionArns", default, skip_serializing_if = "Option::is_none")]
+    pub function_arns: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -3430,6 +3734,31 @@ pub struct PublishVersionRequestRaw {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PutFunctionCodeSigningConfigRequest {
+    #[serde(rename = "CodeSigningConfigArn")]
+    pub code_signing_config_arn: String,
+    #[serde(rename = "FunctionName")]
+    pub function_name: String,
+}
+
+/// `PutFunctionCodeSigningConfigRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PutFunctionCodeSigningConfigRequestRaw {
+    #[serde(rename = "CodeSigningConfigArn", default)]
+    pub code_signing_config_arn: Option<String>,
+    #[serde(rename = "FunctionName", default)]
+    pub function_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PutFunctionCodeSigningConfigResponse {
+    #[serde(rename = "CodeSigningConfigArn")]
+    pub code_signing_config_arn: String,
+    #[serde(rename = "FunctionName")]
+    pub function_name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PutFunctionConcurrencyRequest {
     #[serde(rename = "FunctionName")]
     pub function_name: String,
@@ -3486,6 +3815,102 @@ pub struct PutFunctionEventInvokeConfigRequestRaw {
     #[serde(rename = "DestinationConfig", default)]
     pub destination_config: Option<DestinationConfigRaw>,
 }
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PutFunctionRecursionConfigRequest {
+    #[serde(rename = "FunctionName")]
+    pub function_name: String,
+    #[serde(rename = "RecursiveLoop")]
+    pub recursive_loop: RecursiveLoop,
+}
+
+/// `PutFunctionRecursionConfigRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PutFunctionRecursionConfigRequestRaw {
+    #[serde(rename = "FunctionName", default)]
+    pub function_name: Option<String>,
+    #[serde(rename = "RecursiveLoop", default)]
+    pub recursive_loop: Option<RecursiveLoop>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PutFunctionRecursionConfigResponse {
+    #[serde(rename = "RecursiveLoop", default, skip_serializing_if = "Option::is_none")]
+    pub recursive_loop: Option<RecursiveLoop>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PutRuntimeManagementConfigRequest {
+    #[serde(rename = "FunctionName")]
+    pub function_name: String,
+    #[serde(rename = "Qualifier", default, skip_serializing_if = "Option::is_none")]
+    pub qualifier: Option<String>,
+    #[serde(rename = "UpdateRuntimeOn")]
+    pub update_runtime_on: UpdateRuntimeOn,
+    #[serde(
+        rename = "RuntimeVersionArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub runtime_version_arn: Option<String>,
+}
+
+/// `PutRuntimeManagementConfigRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PutRuntimeManagementConfigRequestRaw {
+    #[serde(rename = "FunctionName", default)]
+    pub function_name: Option<String>,
+    #[serde(rename = "Qualifier", default)]
+    pub qualifier: Option<String>,
+    #[serde(rename = "UpdateRuntimeOn", default)]
+    pub update_runtime_on: Option<UpdateRuntimeOn>,
+    #[serde(rename = "RuntimeVersionArn", default)]
+    pub runtime_version_arn: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PutRuntimeManagementConfigResponse {
+    #[serde(rename = "UpdateRuntimeOn")]
+    pub update_runtime_on: UpdateRuntimeOn,
+    #[serde(rename = "FunctionArn")]
+    pub function_arn: String,
+    #[serde(
+        rename = "RuntimeVersionArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub runtime_version_arn: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RecursiveLoop {
+    /// `Allow`
+    Allow,
+    /// `Terminate`
+    Terminate,
+    /// A value this model does not list (a newer client's, or a wrong one).
+    Unknown(String),
+}
+impl RecursiveLoop {
+    pub const VALUES: &'static [&'static str] = &["Allow", "Terminate"];
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Allow => "Allow",
+            Self::Terminate => "Terminate",
+            Self::Unknown(s) => s,
+        }
+    }
+}
+impl From<&str> for RecursiveLoop {
+    fn from(s: &str) -> Self {
+        match s {
+            "Allow" => Self::Allow,
+            "Terminate" => Self::Terminate,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+lakebox_service::string_enum!(RecursiveLoop);
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RemoveLayerVersionPermissionRequest {
@@ -4572,6 +4997,45 @@ pub struct UpdateAliasRequestRaw {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateCodeSigningConfigRequest {
+    #[serde(rename = "CodeSigningConfigArn")]
+    pub code_signing_config_arn: String,
+    #[serde(rename = "Description", default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(
+        rename = "AllowedPublishers",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub allowed_publishers: Option<AllowedPublishers>,
+    #[serde(
+        rename = "CodeSigningPolicies",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub code_signing_policies: Option<CodeSigningPolicies>,
+}
+
+/// `UpdateCodeSigningConfigRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct UpdateCodeSigningConfigRequestRaw {
+    #[serde(rename = "CodeSigningConfigArn", default)]
+    pub code_signing_config_arn: Option<String>,
+    #[serde(rename = "Description", default)]
+    pub description: Option<String>,
+    #[serde(rename = "AllowedPublishers", default)]
+    pub allowed_publishers: Option<AllowedPublishersRaw>,
+    #[serde(rename = "CodeSigningPolicies", default)]
+    pub code_signing_policies: Option<CodeSigningPoliciesRaw>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateCodeSigningConfigResponse {
+    #[serde(rename = "CodeSigningConfig")]
+    pub code_signing_config: CodeSigningConfig,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdateEventSourceMappingRequest {
     #[serde(rename = "UUID")]
     pub uuid: String,
@@ -4966,6 +5430,40 @@ pub struct UpdateFunctionUrlConfigResponse {
     pub invoke_mode: Option<InvokeMode>,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum UpdateRuntimeOn {
+    /// `Auto`
+    Auto,
+    /// `Manual`
+    Manual,
+    /// `FunctionUpdate`
+    FunctionUpdate,
+    /// A value this model does not list (a newer client's, or a wrong one).
+    Unknown(String),
+}
+impl UpdateRuntimeOn {
+    pub const VALUES: &'static [&'static str] = &["Auto", "Manual", "FunctionUpdate"];
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Auto => "Auto",
+            Self::Manual => "Manual",
+            Self::FunctionUpdate => "FunctionUpdate",
+            Self::Unknown(s) => s,
+        }
+    }
+}
+impl From<&str> for UpdateRuntimeOn {
+    fn from(s: &str) -> Self {
+        match s {
+            "Auto" => Self::Auto,
+            "Manual" => Self::Manual,
+            "FunctionUpdate" => Self::FunctionUpdate,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+lakebox_service::string_enum!(UpdateRuntimeOn);
+
 /// The VPC security groups and subnets that are attached to a Lambda function.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct VpcConfig {
@@ -5346,6 +5844,26 @@ pub(crate) fn validate_allow_origins_list(
     items.into_iter().collect()
 }
 
+pub(crate) fn validate_allowed_publishers(
+    raw: AllowedPublishersRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<AllowedPublishers> {
+    let m_signing_profile_version_arns = {
+        let p = &path.member("signingProfileVersionArns");
+        match raw.signing_profile_version_arns {
+            Some(x) => validate_signing_profile_version_arns(x, v, p),
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    Some(AllowedPublishers {
+        signing_profile_version_arns: m_signing_profile_version_arns?,
+    })
+}
+
 pub(crate) fn validate_amazon_managed_kafka_event_source_config(
     raw: AmazonManagedKafkaEventSourceConfigRaw,
     v: &mut Validator,
@@ -5415,6 +5933,30 @@ pub(crate) fn validate_capacity_provider_config(
     Some(CapacityProviderConfig {
         lambda_managed_instances_capacity_provider_config:
             m_lambda_managed_instances_capacity_provider_config?,
+    })
+}
+
+pub(crate) fn validate_code_signing_policies(
+    raw: CodeSigningPoliciesRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<CodeSigningPolicies> {
+    let m_untrusted_artifact_on_deployment = {
+        let p = &path.member("untrustedArtifactOnDeployment");
+        raw.untrusted_artifact_on_deployment.map(|x| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                CodeSigningPolicy::VALUES,
+                matches!(r, CodeSigningPolicy::Unknown(_)),
+                p,
+            );
+            Some(x)
+        })
+    };
+    Some(CodeSigningPolicies {
+        untrusted_artifact_on_deployment: lift(m_untrusted_artifact_on_deployment)?,
     })
 }
 
@@ -5581,6 +6123,47 @@ pub(crate) fn validate_create_alias_request(
         function_version: m_function_version?,
         description: lift(m_description)?,
         routing_config: lift(m_routing_config)?,
+    })
+}
+
+pub(crate) fn validate_create_code_signing_config_request(
+    raw: CreateCodeSigningConfigRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<CreateCodeSigningConfigRequest> {
+    let m_description = {
+        let p = &path.member("description");
+        raw.description.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(0), Some(256), p);
+            Some(x)
+        })
+    };
+    let m_allowed_publishers = {
+        let p = &path.member("allowedPublishers");
+        match raw.allowed_publishers {
+            Some(x) => validate_allowed_publishers(x, v, p),
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_code_signing_policies = {
+        let p = &path.member("codeSigningPolicies");
+        raw.code_signing_policies
+            .map(|x| validate_code_signing_policies(x, v, p))
+    };
+    let m_tags = {
+        let p = &path.member("tags");
+        raw.tags.map(|x| validate_tags(x, v, p))
+    };
+    Some(CreateCodeSigningConfigRequest {
+        description: lift(m_description)?,
+        allowed_publishers: m_allowed_publishers?,
+        code_signing_policies: lift(m_code_signing_policies)?,
+        tags: lift(m_tags)?,
     })
 }
 
@@ -6183,6 +6766,32 @@ pub(crate) fn validate_delete_alias_request(
     })
 }
 
+pub(crate) fn validate_delete_code_signing_config_request(
+    raw: DeleteCodeSigningConfigRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<DeleteCodeSigningConfigRequest> {
+    let m_code_signing_config_arn = {
+        let p = &path.member("codeSigningConfigArn");
+        match raw.code_signing_config_arn {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(0), Some(200), p);
+                v.pattern(r, &PATTERN_20, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    Some(DeleteCodeSigningConfigRequest {
+        code_signing_config_arn: m_code_signing_config_arn?,
+    })
+}
+
 pub(crate) fn validate_delete_event_source_mapping_request(
     raw: DeleteEventSourceMappingRequestRaw,
     v: &mut Validator,
@@ -6199,6 +6808,32 @@ pub(crate) fn validate_delete_event_source_mapping_request(
         }
     };
     Some(DeleteEventSourceMappingRequest { uuid: m_uuid? })
+}
+
+pub(crate) fn validate_delete_function_code_signing_config_request(
+    raw: DeleteFunctionCodeSigningConfigRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<DeleteFunctionCodeSigningConfigRequest> {
+    let m_function_name = {
+        let p = &path.member("functionName");
+        match raw.function_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(256), p);
+                v.pattern(r, &PATTERN_5, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    Some(DeleteFunctionCodeSigningConfigRequest {
+        function_name: m_function_name?,
+    })
 }
 
 pub(crate) fn validate_delete_function_concurrency_request(
@@ -6869,6 +7504,32 @@ pub(crate) fn validate_get_alias_request(
     })
 }
 
+pub(crate) fn validate_get_code_signing_config_request(
+    raw: GetCodeSigningConfigRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<GetCodeSigningConfigRequest> {
+    let m_code_signing_config_arn = {
+        let p = &path.member("codeSigningConfigArn");
+        match raw.code_signing_config_arn {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(0), Some(200), p);
+                v.pattern(r, &PATTERN_20, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    Some(GetCodeSigningConfigRequest {
+        code_signing_config_arn: m_code_signing_config_arn?,
+    })
+}
+
 pub(crate) fn validate_get_event_source_mapping_request(
     raw: GetEventSourceMappingRequestRaw,
     v: &mut Validator,
@@ -6885,6 +7546,32 @@ pub(crate) fn validate_get_event_source_mapping_request(
         }
     };
     Some(GetEventSourceMappingRequest { uuid: m_uuid? })
+}
+
+pub(crate) fn validate_get_function_code_signing_config_request(
+    raw: GetFunctionCodeSigningConfigRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<GetFunctionCodeSigningConfigRequest> {
+    let m_function_name = {
+        let p = &path.member("functionName");
+        match raw.function_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(256), p);
+                v.pattern(r, &PATTERN_5, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    Some(GetFunctionCodeSigningConfigRequest {
+        function_name: m_function_name?,
+    })
 }
 
 pub(crate) fn validate_get_function_concurrency_request(
@@ -6987,6 +7674,32 @@ pub(crate) fn validate_get_function_event_invoke_config_request(
     })
 }
 
+pub(crate) fn validate_get_function_recursion_config_request(
+    raw: GetFunctionRecursionConfigRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<GetFunctionRecursionConfigRequest> {
+    let m_function_name = {
+        let p = &path.member("functionName");
+        match raw.function_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(140), p);
+                v.pattern(r, &PATTERN_29, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    Some(GetFunctionRecursionConfigRequest {
+        function_name: m_function_name?,
+    })
+}
+
 pub(crate) fn validate_get_function_request(
     raw: GetFunctionRequestRaw,
     v: &mut Validator,
@@ -7073,7 +7786,7 @@ pub(crate) fn validate_get_layer_version_by_arn_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_29, p);
+                v.pattern(r, &PATTERN_30, p);
                 Some(x)
             }
             None => {
@@ -7196,6 +7909,43 @@ pub(crate) fn validate_get_policy_request(
     })
 }
 
+pub(crate) fn validate_get_runtime_management_config_request(
+    raw: GetRuntimeManagementConfigRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<GetRuntimeManagementConfigRequest> {
+    let m_function_name = {
+        let p = &path.member("functionName");
+        match raw.function_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(256), p);
+                v.pattern(r, &PATTERN_5, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_qualifier = {
+        let p = &path.member("qualifier");
+        raw.qualifier.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(128), p);
+            v.pattern(r, &PATTERN_11, p);
+            Some(x)
+        })
+    };
+    Some(GetRuntimeManagementConfigRequest {
+        function_name: m_function_name?,
+        qualifier: lift(m_qualifier)?,
+    })
+}
+
 pub(crate) fn validate_headers_list(
     raw: Vec<String>,
     v: &mut Validator,
@@ -7300,7 +8050,7 @@ pub(crate) fn validate_invocation_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(64), p);
-            v.pattern(r, &PATTERN_30, p);
+            v.pattern(r, &PATTERN_31, p);
             Some(x)
         })
     };
@@ -7324,7 +8074,7 @@ pub(crate) fn validate_invocation_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(256), p);
-            v.pattern(r, &PATTERN_31, p);
+            v.pattern(r, &PATTERN_32, p);
             Some(x)
         })
     };
@@ -7408,7 +8158,7 @@ pub(crate) fn validate_invoke_with_response_stream_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(256), p);
-            v.pattern(r, &PATTERN_31, p);
+            v.pattern(r, &PATTERN_32, p);
             Some(x)
         })
     };
@@ -7566,7 +8316,7 @@ pub(crate) fn validate_lambda_managed_instances_capacity_provider_config(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_32, p);
+                v.pattern(r, &PATTERN_33, p);
                 Some(x)
             }
             None => {
@@ -7612,7 +8362,7 @@ pub(crate) fn validate_layer_list(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(140), &path.index(i + 1));
-            v.pattern(r, &PATTERN_29, &path.index(i + 1));
+            v.pattern(r, &PATTERN_30, &path.index(i + 1));
             Some(x)
         })
         .collect();
@@ -7711,6 +8461,30 @@ pub(crate) fn validate_list_aliases_request(
     Some(ListAliasesRequest {
         function_name: m_function_name?,
         function_version: lift(m_function_version)?,
+        marker: lift(m_marker)?,
+        max_items: lift(m_max_items)?,
+    })
+}
+
+pub(crate) fn validate_list_code_signing_configs_request(
+    raw: ListCodeSigningConfigsRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<ListCodeSigningConfigsRequest> {
+    let m_marker = {
+        let p = &path.member("marker");
+        raw.marker.map(|x| Some(x))
+    };
+    let m_max_items = {
+        let p = &path.member("maxItems");
+        raw.max_items.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(1), Some(10000), p);
+            Some(x)
+        })
+    };
+    Some(ListCodeSigningConfigsRequest {
         marker: lift(m_marker)?,
         max_items: lift(m_max_items)?,
     })
@@ -7843,6 +8617,47 @@ pub(crate) fn validate_list_function_url_configs_request(
     })
 }
 
+pub(crate) fn validate_list_functions_by_code_signing_config_request(
+    raw: ListFunctionsByCodeSigningConfigRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<ListFunctionsByCodeSigningConfigRequest> {
+    let m_code_signing_config_arn = {
+        let p = &path.member("codeSigningConfigArn");
+        match raw.code_signing_config_arn {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(0), Some(200), p);
+                v.pattern(r, &PATTERN_20, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_marker = {
+        let p = &path.member("marker");
+        raw.marker.map(|x| Some(x))
+    };
+    let m_max_items = {
+        let p = &path.member("maxItems");
+        raw.max_items.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(1), Some(10000), p);
+            Some(x)
+        })
+    };
+    Some(ListFunctionsByCodeSigningConfigRequest {
+        code_signing_config_arn: m_code_signing_config_arn?,
+        marker: lift(m_marker)?,
+        max_items: lift(m_max_items)?,
+    })
+}
+
 pub(crate) fn validate_list_functions_request(
     raw: ListFunctionsRequestRaw,
     v: &mut Validator,
@@ -7853,7 +8668,7 @@ pub(crate) fn validate_list_functions_request(
         raw.master_region.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_33, p);
+            v.pattern(r, &PATTERN_34, p);
             Some(x)
         })
     };
@@ -8019,7 +8834,7 @@ pub(crate) fn validate_list_tags_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(256), p);
-                v.pattern(r, &PATTERN_34, p);
+                v.pattern(r, &PATTERN_35, p);
                 Some(x)
             }
             None => {
@@ -8127,7 +8942,7 @@ pub(crate) fn validate_logging_config(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(512), p);
-            v.pattern(r, &PATTERN_35, p);
+            v.pattern(r, &PATTERN_36, p);
             Some(x)
         })
     };
@@ -8150,7 +8965,7 @@ pub(crate) fn validate_on_failure(
             let x = x;
             let r = &x;
             v.length(r, Some(0), Some(350), p);
-            v.pattern(r, &PATTERN_36, p);
+            v.pattern(r, &PATTERN_37, p);
             Some(x)
         })
     };
@@ -8170,7 +8985,7 @@ pub(crate) fn validate_on_success(
             let x = x;
             let r = &x;
             v.length(r, Some(0), Some(350), p);
-            v.pattern(r, &PATTERN_36, p);
+            v.pattern(r, &PATTERN_37, p);
             Some(x)
         })
     };
@@ -8208,7 +9023,7 @@ pub(crate) fn validate_provisioned_poller_config(
             let x = x;
             let r = &x;
             v.length(r, Some(0), Some(128), p);
-            v.pattern(r, &PATTERN_37, p);
+            v.pattern(r, &PATTERN_38, p);
             Some(x)
         })
     };
@@ -8349,6 +9164,49 @@ pub(crate) fn validate_publish_version_request(
     })
 }
 
+pub(crate) fn validate_put_function_code_signing_config_request(
+    raw: PutFunctionCodeSigningConfigRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<PutFunctionCodeSigningConfigRequest> {
+    let m_code_signing_config_arn = {
+        let p = &path.member("codeSigningConfigArn");
+        match raw.code_signing_config_arn {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(0), Some(200), p);
+                v.pattern(r, &PATTERN_20, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_function_name = {
+        let p = &path.member("functionName");
+        match raw.function_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(256), p);
+                v.pattern(r, &PATTERN_5, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    Some(PutFunctionCodeSigningConfigRequest {
+        code_signing_config_arn: m_code_signing_config_arn?,
+        function_name: m_function_name?,
+    })
+}
+
 pub(crate) fn validate_put_function_concurrency_request(
     raw: PutFunctionConcurrencyRequestRaw,
     v: &mut Validator,
@@ -8454,6 +9312,122 @@ pub(crate) fn validate_put_function_event_invoke_config_request(
     })
 }
 
+pub(crate) fn validate_put_function_recursion_config_request(
+    raw: PutFunctionRecursionConfigRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<PutFunctionRecursionConfigRequest> {
+    let m_function_name = {
+        let p = &path.member("functionName");
+        match raw.function_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(140), p);
+                v.pattern(r, &PATTERN_29, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_recursive_loop = {
+        let p = &path.member("recursiveLoop");
+        match raw.recursive_loop {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.enum_value(
+                    r.as_str(),
+                    RecursiveLoop::VALUES,
+                    matches!(r, RecursiveLoop::Unknown(_)),
+                    p,
+                );
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    Some(PutFunctionRecursionConfigRequest {
+        function_name: m_function_name?,
+        recursive_loop: m_recursive_loop?,
+    })
+}
+
+pub(crate) fn validate_put_runtime_management_config_request(
+    raw: PutRuntimeManagementConfigRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<PutRuntimeManagementConfigRequest> {
+    let m_function_name = {
+        let p = &path.member("functionName");
+        match raw.function_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(256), p);
+                v.pattern(r, &PATTERN_5, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_qualifier = {
+        let p = &path.member("qualifier");
+        raw.qualifier.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(128), p);
+            v.pattern(r, &PATTERN_11, p);
+            Some(x)
+        })
+    };
+    let m_update_runtime_on = {
+        let p = &path.member("updateRuntimeOn");
+        match raw.update_runtime_on {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.enum_value(
+                    r.as_str(),
+                    UpdateRuntimeOn::VALUES,
+                    matches!(r, UpdateRuntimeOn::Unknown(_)),
+                    p,
+                );
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_runtime_version_arn = {
+        let p = &path.member("runtimeVersionArn");
+        raw.runtime_version_arn.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(26), Some(2048), p);
+            v.pattern(r, &PATTERN_39, p);
+            Some(x)
+        })
+    };
+    Some(PutRuntimeManagementConfigRequest {
+        function_name: m_function_name?,
+        qualifier: lift(m_qualifier)?,
+        update_runtime_on: m_update_runtime_on?,
+        runtime_version_arn: lift(m_runtime_version_arn)?,
+    })
+}
+
 pub(crate) fn validate_queues(raw: Vec<String>, v: &mut Validator, path: &Path<'_>) -> Option<Vec<String>> {
     let r = &raw;
     v.size(r.len() as u64, Some(1), Some(1), path);
@@ -8464,7 +9438,7 @@ pub(crate) fn validate_queues(raw: Vec<String>, v: &mut Validator, path: &Path<'
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(1000), &path.index(i + 1));
-            v.pattern(r, &PATTERN_38, &path.index(i + 1));
+            v.pattern(r, &PATTERN_40, &path.index(i + 1));
             Some(x)
         })
         .collect();
@@ -8558,7 +9532,7 @@ pub(crate) fn validate_remove_permission_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(100), p);
-                v.pattern(r, &PATTERN_39, p);
+                v.pattern(r, &PATTERN_41, p);
                 Some(x)
             }
             None => {
@@ -8657,6 +9631,26 @@ pub(crate) fn validate_self_managed_kafka_event_source_config(
         consumer_group_id: lift(m_consumer_group_id)?,
         schema_registry_config: lift(m_schema_registry_config)?,
     })
+}
+
+pub(crate) fn validate_signing_profile_version_arns(
+    raw: Vec<String>,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<Vec<String>> {
+    let r = &raw;
+    v.size(r.len() as u64, Some(1), Some(20), path);
+    let items: Vec<_> = raw
+        .into_iter()
+        .enumerate()
+        .map(|(i, x)| {
+            let x = x;
+            let r = &x;
+            v.pattern(r, &PATTERN_8, &path.index(i + 1));
+            Some(x)
+        })
+        .collect();
+    items.into_iter().collect()
 }
 
 pub(crate) fn validate_snap_start(
@@ -8776,7 +9770,7 @@ pub(crate) fn validate_tag_resource_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(256), p);
-                v.pattern(r, &PATTERN_34, p);
+                v.pattern(r, &PATTERN_35, p);
                 Some(x)
             }
             None => {
@@ -8856,7 +9850,7 @@ pub(crate) fn validate_topics(raw: Vec<String>, v: &mut Validator, path: &Path<'
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(249), &path.index(i + 1));
-            v.pattern(r, &PATTERN_40, &path.index(i + 1));
+            v.pattern(r, &PATTERN_42, &path.index(i + 1));
             Some(x)
         })
         .collect();
@@ -8897,7 +9891,7 @@ pub(crate) fn validate_untag_resource_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(256), p);
-                v.pattern(r, &PATTERN_34, p);
+                v.pattern(r, &PATTERN_35, p);
                 Some(x)
             }
             None => {
@@ -8994,6 +9988,54 @@ pub(crate) fn validate_update_alias_request(
         description: lift(m_description)?,
         routing_config: lift(m_routing_config)?,
         revision_id: lift(m_revision_id)?,
+    })
+}
+
+pub(crate) fn validate_update_code_signing_config_request(
+    raw: UpdateCodeSigningConfigRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<UpdateCodeSigningConfigRequest> {
+    let m_code_signing_config_arn = {
+        let p = &path.member("codeSigningConfigArn");
+        match raw.code_signing_config_arn {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(0), Some(200), p);
+                v.pattern(r, &PATTERN_20, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_description = {
+        let p = &path.member("description");
+        raw.description.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(0), Some(256), p);
+            Some(x)
+        })
+    };
+    let m_allowed_publishers = {
+        let p = &path.member("allowedPublishers");
+        raw.allowed_publishers
+            .map(|x| validate_allowed_publishers(x, v, p))
+    };
+    let m_code_signing_policies = {
+        let p = &path.member("codeSigningPolicies");
+        raw.code_signing_policies
+            .map(|x| validate_code_signing_policies(x, v, p))
+    };
+    Some(UpdateCodeSigningConfigRequest {
+        code_signing_config_arn: m_code_signing_config_arn?,
+        description: lift(m_description)?,
+        allowed_publishers: lift(m_allowed_publishers)?,
+        code_signing_policies: lift(m_code_signing_policies)?,
     })
 }
 
@@ -10011,6 +11053,110 @@ pub trait LambdaApi: Send + Sync + 'static {
         input: InvokeWithResponseStreamRequest,
     ) -> impl Future<Output = Result<http::Response<Body>, ServiceError>> + Send {
         async move { Err(not_implemented("InvokeWithResponseStream")) }
+    }
+    /// Creates a code signing configuration.
+    fn create_code_signing_config(
+        &self,
+        ctx: &RequestContext,
+        input: CreateCodeSigningConfigRequest,
+    ) -> impl Future<Output = Result<CreateCodeSigningConfigResponse, ServiceError>> + Send {
+        async move { Err(not_implemented("CreateCodeSigningConfig")) }
+    }
+    /// Returns information about the specified code signing configuration.
+    fn get_code_signing_config(
+        &self,
+        ctx: &RequestContext,
+        input: GetCodeSigningConfigRequest,
+    ) -> impl Future<Output = Result<GetCodeSigningConfigResponse, ServiceError>> + Send {
+        async move { Err(not_implemented("GetCodeSigningConfig")) }
+    }
+    /// Update the code signing configuration.
+    fn update_code_signing_config(
+        &self,
+        ctx: &RequestContext,
+        input: UpdateCodeSigningConfigRequest,
+    ) -> impl Future<Output = Result<UpdateCodeSigningConfigResponse, ServiceError>> + Send {
+        async move { Err(not_implemented("UpdateCodeSigningConfig")) }
+    }
+    /// Deletes the code signing configuration.
+    fn delete_code_signing_config(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteCodeSigningConfigRequest,
+    ) -> impl Future<Output = Result<DeleteCodeSigningConfigResponse, ServiceError>> + Send {
+        async move { Err(not_implemented("DeleteCodeSigningConfig")) }
+    }
+    /// Returns a list of code signing configurations.
+    fn list_code_signing_configs(
+        &self,
+        ctx: &RequestContext,
+        input: ListCodeSigningConfigsRequest,
+    ) -> impl Future<Output = Result<ListCodeSigningConfigsResponse, ServiceError>> + Send {
+        async move { Err(not_implemented("ListCodeSigningConfigs")) }
+    }
+    /// List the functions that use the specified code signing configuration.
+    fn list_functions_by_code_signing_config(
+        &self,
+        ctx: &RequestContext,
+        input: ListFunctionsByCodeSigningConfigRequest,
+    ) -> impl Future<Output = Result<ListFunctionsByCodeSigningConfigResponse, ServiceError>> + Send {
+        async move { Err(not_implemented("ListFunctionsByCodeSigningConfig")) }
+    }
+    /// Update the code signing configuration for the function.
+    fn put_function_code_signing_config(
+        &self,
+        ctx: &RequestContext,
+        input: PutFunctionCodeSigningConfigRequest,
+    ) -> impl Future<Output = Result<PutFunctionCodeSigningConfigResponse, ServiceError>> + Send {
+        async move { Err(not_implemented("PutFunctionCodeSigningConfig")) }
+    }
+    /// Returns the code signing configuration for the specified function.
+    fn get_function_code_signing_config(
+        &self,
+        ctx: &RequestContext,
+        input: GetFunctionCodeSigningConfigRequest,
+    ) -> impl Future<Output = Result<GetFunctionCodeSigningConfigResponse, ServiceError>> + Send {
+        async move { Err(not_implemented("GetFunctionCodeSigningConfig")) }
+    }
+    /// Removes the code signing configuration from the function.
+    fn delete_function_code_signing_config(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteFunctionCodeSigningConfigRequest,
+    ) -> impl Future<Output = Result<(), ServiceError>> + Send {
+        async move { Err(not_implemented("DeleteFunctionCodeSigningConfig")) }
+    }
+    /// Sets your function's recursive loop detection configuration.
+    fn put_function_recursion_config(
+        &self,
+        ctx: &RequestContext,
+        input: PutFunctionRecursionConfigRequest,
+    ) -> impl Future<Output = Result<PutFunctionRecursionConfigResponse, ServiceError>> + Send {
+        async move { Err(not_implemented("PutFunctionRecursionConfig")) }
+    }
+    /// Returns your function's recursive loop detection configuration.
+    fn get_function_recursion_config(
+        &self,
+        ctx: &RequestContext,
+        input: GetFunctionRecursionConfigRequest,
+    ) -> impl Future<Output = Result<GetFunctionRecursionConfigResponse, ServiceError>> + Send {
+        async move { Err(not_implemented("GetFunctionRecursionConfig")) }
+    }
+    /// Sets the runtime management configuration for a function's version.
+    fn put_runtime_management_config(
+        &self,
+        ctx: &RequestContext,
+        input: PutRuntimeManagementConfigRequest,
+    ) -> impl Future<Output = Result<PutRuntimeManagementConfigResponse, ServiceError>> + Send {
+        async move { Err(not_implemented("PutRuntimeManagementConfig")) }
+    }
+    /// Retrieves the runtime management configuration for a function's version.
+    fn get_runtime_management_config(
+        &self,
+        ctx: &RequestContext,
+        input: GetRuntimeManagementConfigRequest,
+    ) -> impl Future<Output = Result<GetRuntimeManagementConfigResponse, ServiceError>> + Send {
+        async move { Err(not_implemented("GetRuntimeManagementConfig")) }
     }
 }
 
@@ -11092,6 +12238,165 @@ pub fn dispatch<S: LambdaApi>(
                     validate(|v| validate_invoke_with_response_stream_request(raw, v, &Path::root()))?;
                 return service.invoke_with_response_stream(&ctx, input).await;
             }
+            "CreateCodeSigningConfig" => {
+                let mut input = Input::from_body(&req.body)?;
+                let raw: CreateCodeSigningConfigRequestRaw = input.decode()?;
+                let input = validate(|v| validate_create_code_signing_config_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(201);
+                let output = service.create_code_signing_config(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
+            "GetCodeSigningConfig" => {
+                let mut input = Input::empty();
+                input.set(
+                    "CodeSigningConfigArn",
+                    label(&labels, "CodeSigningConfigArn"),
+                    Scalar::String,
+                )?;
+                let raw: GetCodeSigningConfigRequestRaw = input.decode()?;
+                let input = validate(|v| validate_get_code_signing_config_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(200);
+                let output = service.get_code_signing_config(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
+            "UpdateCodeSigningConfig" => {
+                let mut input = Input::from_body(&req.body)?;
+                input.set(
+                    "CodeSigningConfigArn",
+                    label(&labels, "CodeSigningConfigArn"),
+                    Scalar::String,
+                )?;
+                let raw: UpdateCodeSigningConfigRequestRaw = input.decode()?;
+                let input = validate(|v| validate_update_code_signing_config_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(200);
+                let output = service.update_code_signing_config(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
+            "DeleteCodeSigningConfig" => {
+                let mut input = Input::empty();
+                input.set(
+                    "CodeSigningConfigArn",
+                    label(&labels, "CodeSigningConfigArn"),
+                    Scalar::String,
+                )?;
+                let raw: DeleteCodeSigningConfigRequestRaw = input.decode()?;
+                let input = validate(|v| validate_delete_code_signing_config_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(204);
+                let output = service.delete_code_signing_config(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
+            "ListCodeSigningConfigs" => {
+                let mut input = Input::empty();
+                input.set("Marker", req.query("Marker"), Scalar::String)?;
+                input.set("MaxItems", req.query("MaxItems"), Scalar::Integer)?;
+                let raw: ListCodeSigningConfigsRequestRaw = input.decode()?;
+                let input = validate(|v| validate_list_code_signing_configs_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(200);
+                let output = service.list_code_signing_configs(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
+            "ListFunctionsByCodeSigningConfig" => {
+                let mut input = Input::empty();
+                input.set(
+                    "CodeSigningConfigArn",
+                    label(&labels, "CodeSigningConfigArn"),
+                    Scalar::String,
+                )?;
+                input.set("Marker", req.query("Marker"), Scalar::String)?;
+                input.set("MaxItems", req.query("MaxItems"), Scalar::Integer)?;
+                let raw: ListFunctionsByCodeSigningConfigRequestRaw = input.decode()?;
+                let input = validate(|v| {
+                    validate_list_functions_by_code_signing_config_request(raw, v, &Path::root())
+                })?;
+                let mut resp = RestResponse::new(200);
+                let output = service.list_functions_by_code_signing_config(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
+            "PutFunctionCodeSigningConfig" => {
+                let mut input = Input::from_body(&req.body)?;
+                input.set("FunctionName", label(&labels, "FunctionName"), Scalar::String)?;
+                let raw: PutFunctionCodeSigningConfigRequestRaw = input.decode()?;
+                let input =
+                    validate(|v| validate_put_function_code_signing_config_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(200);
+                let output = service.put_function_code_signing_config(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
+            "GetFunctionCodeSigningConfig" => {
+                let mut input = Input::empty();
+                input.set("FunctionName", label(&labels, "FunctionName"), Scalar::String)?;
+                let raw: GetFunctionCodeSigningConfigRequestRaw = input.decode()?;
+                let input =
+                    validate(|v| validate_get_function_code_signing_config_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(200);
+                let output = service.get_function_code_signing_config(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
+            "DeleteFunctionCodeSigningConfig" => {
+                let mut input = Input::empty();
+                input.set("FunctionName", label(&labels, "FunctionName"), Scalar::String)?;
+                let raw: DeleteFunctionCodeSigningConfigRequestRaw = input.decode()?;
+                let input = validate(|v| {
+                    validate_delete_function_code_signing_config_request(raw, v, &Path::root())
+                })?;
+                let mut resp = RestResponse::new(204);
+                let () = service.delete_function_code_signing_config(&ctx, input).await?;
+                resp
+            }
+            "PutFunctionRecursionConfig" => {
+                let mut input = Input::from_body(&req.body)?;
+                input.set("FunctionName", label(&labels, "FunctionName"), Scalar::String)?;
+                let raw: PutFunctionRecursionConfigRequestRaw = input.decode()?;
+                let input =
+                    validate(|v| validate_put_function_recursion_config_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(200);
+                let output = service.put_function_recursion_config(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
+            "GetFunctionRecursionConfig" => {
+                let mut input = Input::empty();
+                input.set("FunctionName", label(&labels, "FunctionName"), Scalar::String)?;
+                let raw: GetFunctionRecursionConfigRequestRaw = input.decode()?;
+                let input =
+                    validate(|v| validate_get_function_recursion_config_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(200);
+                let output = service.get_function_recursion_config(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
+            "PutRuntimeManagementConfig" => {
+                let mut input = Input::from_body(&req.body)?;
+                input.set("FunctionName", label(&labels, "FunctionName"), Scalar::String)?;
+                input.set("Qualifier", req.query("Qualifier"), Scalar::String)?;
+                let raw: PutRuntimeManagementConfigRequestRaw = input.decode()?;
+                let input =
+                    validate(|v| validate_put_runtime_management_config_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(200);
+                let output = service.put_runtime_management_config(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
+            "GetRuntimeManagementConfig" => {
+                let mut input = Input::empty();
+                input.set("FunctionName", label(&labels, "FunctionName"), Scalar::String)?;
+                input.set("Qualifier", req.query("Qualifier"), Scalar::String)?;
+                let raw: GetRuntimeManagementConfigRequestRaw = input.decode()?;
+                let input =
+                    validate(|v| validate_get_runtime_management_config_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(200);
+                let output = service.get_runtime_management_config(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
             other => return Err(not_implemented(other)),
         };
         Ok(resp.into_http())
@@ -11143,25 +12448,30 @@ static PATTERN_28: Pattern = Pattern::widened(
     "[0-9A-Za-z\\.\\-_]*(?<!\\.)",
     "([0-9A-Za-z\\.\\-_]*[0-9A-Za-z\\-_])?",
 );
-static PATTERN_29: Pattern =
+static PATTERN_29: Pattern = Pattern::new(
+    "(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}:)?(\\d{12}:)?(function:)?([a-zA-Z0-9-_]+)",
+);
+static PATTERN_30: Pattern =
     Pattern::new("arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+");
-static PATTERN_30: Pattern = Pattern::new("[a-zA-Z0-9-_]+");
-static PATTERN_31: Pattern = Pattern::new("[a-zA-Z0-9\\._:\\/=+\\-@ ]+");
-static PATTERN_32: Pattern = Pattern::new(
+static PATTERN_31: Pattern = Pattern::new("[a-zA-Z0-9-_]+");
+static PATTERN_32: Pattern = Pattern::new("[a-zA-Z0-9\\._:\\/=+\\-@ ]+");
+static PATTERN_33: Pattern = Pattern::new(
     "arn:aws[a-zA-Z-]*:lambda:[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}:\\d{12}:capacity-provider:[a-zA-Z0-9-_]+",
 );
-static PATTERN_33: Pattern = Pattern::new("ALL|[a-z]{2}(-gov)?-[a-z]+-\\d{1}");
-static PATTERN_34: Pattern = Pattern::new(
+static PATTERN_34: Pattern = Pattern::new("ALL|[a-z]{2}(-gov)?-[a-z]+-\\d{1}");
+static PATTERN_35: Pattern = Pattern::new(
     "arn:(aws[a-zA-Z-]*):lambda:[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}:\\d{12}:(function:[a-zA-Z0-9-_]+(:(\\$LATEST|[a-zA-Z0-9-_]+))?|code-signing-config:csc-[a-z0-9]{17}|event-source-mapping:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|capacity-provider:[a-zA-Z0-9-_]+)",
 );
-static PATTERN_35: Pattern = Pattern::new("[\\.\\-_/#A-Za-z0-9]+");
-static PATTERN_36: Pattern = Pattern::new(
+static PATTERN_36: Pattern = Pattern::new("[\\.\\-_/#A-Za-z0-9]+");
+static PATTERN_37: Pattern = Pattern::new(
     "$|kafka://([^.]([a-zA-Z0-9\\-_.]{0,248}))|arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9\\-])+:([a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1})?:(\\d{12})?:(.*)",
 );
-static PATTERN_37: Pattern = Pattern::new("[a-zA-Z0-9-_]*");
-static PATTERN_38: Pattern = Pattern::new("[\\s\\S]*");
-static PATTERN_39: Pattern = Pattern::new("([a-zA-Z0-9-_.]+)");
-static PATTERN_40: Pattern = Pattern::new("[^.]([a-zA-Z0-9\\-_.]+)");
+static PATTERN_38: Pattern = Pattern::new("[a-zA-Z0-9-_]*");
+static PATTERN_39: Pattern =
+    Pattern::new("arn:(aws[a-zA-Z-]*):lambda:[a-z]{2}((-gov)|(-iso(b?)))?-[a-z]+-\\d{1}::runtime:.+");
+static PATTERN_40: Pattern = Pattern::new("[\\s\\S]*");
+static PATTERN_41: Pattern = Pattern::new("([a-zA-Z0-9-_.]+)");
+static PATTERN_42: Pattern = Pattern::new("[^.]([a-zA-Z0-9\\-_.]+)");
 
 /// Every pattern the model constrains these shapes with.
 pub static PATTERNS: &[&Pattern] = &[
@@ -11206,6 +12516,8 @@ pub static PATTERNS: &[&Pattern] = &[
     &PATTERN_38,
     &PATTERN_39,
     &PATTERN_40,
+    &PATTERN_41,
+    &PATTERN_42,
 ];
 
 #[cfg(test)]

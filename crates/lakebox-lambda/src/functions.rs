@@ -48,6 +48,15 @@ pub(crate) struct Stored {
     /// The packages of `$LATEST`'s layers, in order.
     #[serde(default)]
     pub layer_code: Vec<String>,
+    /// The code signing configuration's ARN (PutFunctionCodeSigningConfig).
+    #[serde(default)]
+    pub code_signing_config: Option<String>,
+    /// PutFunctionRecursionConfig's setting (AWS's default: Terminate).
+    #[serde(default)]
+    pub recursive_loop: Option<RecursiveLoop>,
+    /// PutRuntimeManagementConfig's settings, by qualifier.
+    #[serde(default)]
+    pub runtime_management: BTreeMap<String, crate::settings::RuntimeManagement>,
 }
 
 impl Stored {
@@ -361,6 +370,10 @@ impl LambdaApi for Lambda {
             ));
         }
         let (layers, layer_code) = self.resolve_layers(input.layers.as_deref().unwrap_or_default())?;
+        let code_signing_config = match &input.code_signing_config_arn {
+            Some(arn) => Some(self.code_signing_config(ctx, arn)?.code_signing_config_arn),
+            None => None,
+        };
         let package = self
             .package(
                 ctx,
@@ -424,6 +437,9 @@ impl LambdaApi for Lambda {
             event_invoke: BTreeMap::new(),
             urls: BTreeMap::new(),
             layer_code,
+            code_signing_config,
+            recursive_loop: None,
+            runtime_management: BTreeMap::new(),
         };
         self.save(ctx, &stored)?;
         let reported = if input.publish == Some(true) {
@@ -793,6 +809,110 @@ impl LambdaApi for Lambda {
         input: PutFunctionConcurrencyRequest,
     ) -> Result<Concurrency, ServiceError> {
         self.put_function_concurrency_impl(ctx, input)
+    }
+
+    async fn create_code_signing_config(
+        &self,
+        ctx: &RequestContext,
+        input: CreateCodeSigningConfigRequest,
+    ) -> Result<CreateCodeSigningConfigResponse, ServiceError> {
+        self.create_code_signing_config_impl(ctx, input)
+    }
+
+    async fn get_code_signing_config(
+        &self,
+        ctx: &RequestContext,
+        input: GetCodeSigningConfigRequest,
+    ) -> Result<GetCodeSigningConfigResponse, ServiceError> {
+        self.get_code_signing_config_impl(ctx, input)
+    }
+
+    async fn update_code_signing_config(
+        &self,
+        ctx: &RequestContext,
+        input: UpdateCodeSigningConfigRequest,
+    ) -> Result<UpdateCodeSigningConfigResponse, ServiceError> {
+        self.update_code_signing_config_impl(ctx, input)
+    }
+
+    async fn delete_code_signing_config(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteCodeSigningConfigRequest,
+    ) -> Result<DeleteCodeSigningConfigResponse, ServiceError> {
+        self.delete_code_signing_config_impl(ctx, input)
+    }
+
+    async fn list_code_signing_configs(
+        &self,
+        ctx: &RequestContext,
+        input: ListCodeSigningConfigsRequest,
+    ) -> Result<ListCodeSigningConfigsResponse, ServiceError> {
+        self.list_code_signing_configs_impl(ctx, input)
+    }
+
+    async fn list_functions_by_code_signing_config(
+        &self,
+        ctx: &RequestContext,
+        input: ListFunctionsByCodeSigningConfigRequest,
+    ) -> Result<ListFunctionsByCodeSigningConfigResponse, ServiceError> {
+        self.list_functions_by_code_signing_config_impl(ctx, input)
+    }
+
+    async fn put_function_code_signing_config(
+        &self,
+        ctx: &RequestContext,
+        input: PutFunctionCodeSigningConfigRequest,
+    ) -> Result<PutFunctionCodeSigningConfigResponse, ServiceError> {
+        self.put_function_code_signing_config_impl(ctx, input)
+    }
+
+    async fn get_function_code_signing_config(
+        &self,
+        ctx: &RequestContext,
+        input: GetFunctionCodeSigningConfigRequest,
+    ) -> Result<GetFunctionCodeSigningConfigResponse, ServiceError> {
+        self.get_function_code_signing_config_impl(ctx, input)
+    }
+
+    async fn delete_function_code_signing_config(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteFunctionCodeSigningConfigRequest,
+    ) -> Result<(), ServiceError> {
+        self.delete_function_code_signing_config_impl(ctx, input)
+    }
+
+    async fn put_function_recursion_config(
+        &self,
+        ctx: &RequestContext,
+        input: PutFunctionRecursionConfigRequest,
+    ) -> Result<PutFunctionRecursionConfigResponse, ServiceError> {
+        self.put_function_recursion_config_impl(ctx, input)
+    }
+
+    async fn get_function_recursion_config(
+        &self,
+        ctx: &RequestContext,
+        input: GetFunctionRecursionConfigRequest,
+    ) -> Result<GetFunctionRecursionConfigResponse, ServiceError> {
+        self.get_function_recursion_config_impl(ctx, input)
+    }
+
+    async fn put_runtime_management_config(
+        &self,
+        ctx: &RequestContext,
+        input: PutRuntimeManagementConfigRequest,
+    ) -> Result<PutRuntimeManagementConfigResponse, ServiceError> {
+        self.put_runtime_management_config_impl(ctx, input)
+    }
+
+    async fn get_runtime_management_config(
+        &self,
+        ctx: &RequestContext,
+        input: GetRuntimeManagementConfigRequest,
+    ) -> Result<GetRuntimeManagementConfigResponse, ServiceError> {
+        self.get_runtime_management_config_impl(ctx, input)
     }
 
     async fn get_function_concurrency(

@@ -27,6 +27,7 @@ mod invoke;
 mod layers;
 mod permissions;
 mod runtime;
+mod settings;
 mod stream_batch;
 mod urls;
 mod versions;
