@@ -5,6 +5,7 @@ with AWS's TooManyRequestsException; Event invocations queued durably (across SI
 retried, and their records sent to on-success / on-failure destinations and the dead-letter
 queue in AWS's shapes."""
 
+import base64
 import io
 import json
 import re
@@ -740,3 +741,41 @@ def test_code_signing_recursion_and_runtime_management_settings(lam):
     assert code == "InvalidParameterValueException"
     # The function still runs as before.
     assert invoke(lam, "settings-fn")[1]["word"] == "settings"
+
+
+def test_provisioned_concurrency_keeps_environments_initialized(lam):
+    src = '''
+import os
+
+INIT = os.environ["AWS_LAMBDA_INITIALIZATION_TYPE"]
+
+def handler(event, context):
+    return {"init": INIT, "version": context.function_version}
+'''
+    lam.create_function(FunctionName="warm-fn", Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                        Code={"ZipFile": zip_of({"app.py": src})}, Publish=True)
+    lam.create_alias(FunctionName="warm-fn", Name="live", FunctionVersion="1")
+    code, msg, _ = error_of(lambda: lam.put_provisioned_concurrency_config(
+        FunctionName="warm-fn", Qualifier="$LATEST", ProvisionedConcurrentExecutions=1))
+    assert (code, msg) == ("InvalidParameterValueException",
+                           "Provisioned Concurrency Configs cannot be applied to unpublished function versions.")
+    put = lam.put_provisioned_concurrency_config(FunctionName="warm-fn", Qualifier="live", ProvisionedConcurrentExecutions=2)
+    assert put["RequestedProvisionedConcurrentExecutions"] == 2 and put["Status"] == "IN_PROGRESS"
+    assert wait_for(lambda: lam.get_provisioned_concurrency_config(FunctionName="warm-fn", Qualifier="live")["Status"] == "READY",
+                    timeout=20)
+    got = lam.get_provisioned_concurrency_config(FunctionName="warm-fn", Qualifier="live")
+    assert got["AllocatedProvisionedConcurrentExecutions"] == got["AvailableProvisionedConcurrentExecutions"] == 2
+    [listed] = lam.list_provisioned_concurrency_configs(FunctionName="warm-fn")["ProvisionedConcurrencyConfigs"]
+    assert listed["FunctionArn"].endswith(":function:warm-fn:live") and listed["Status"] == "READY"
+
+    # Invocations land in the environments started ahead of them: no init in their REPORT.
+    resp, out = invoke(lam, "warm-fn:live", LogType="Tail")
+    assert out == {"init": "provisioned-concurrency", "version": "1"}
+    assert "Init Duration" not in base64.b64decode(resp["LogResult"]).decode()
+    # $LATEST is not provisioned: its environments start on demand.
+    assert invoke(lam, "warm-fn")[1]["init"] == "on-demand"
+
+    code, _, _ = error_of(lambda: lam.get_provisioned_concurrency_config(FunctionName="warm-fn", Qualifier="1"))
+    assert code == "ProvisionedConcurrencyConfigNotFoundException"
+    lam.delete_provisioned_concurrency_config(FunctionName="warm-fn", Qualifier="live")
+    assert lam.list_provisioned_concurrency_configs(FunctionName="warm-fn")["ProvisionedConcurrencyConfigs"] == []

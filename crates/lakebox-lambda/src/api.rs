@@ -88,6 +88,10 @@ pub const OPERATIONS: &[&str] = &[
     "GetFunctionRecursionConfig",
     "PutRuntimeManagementConfig",
     "GetRuntimeManagementConfig",
+    "PutProvisionedConcurrencyConfig",
+    "GetProvisionedConcurrencyConfig",
+    "DeleteProvisionedConcurrencyConfig",
+    "ListProvisionedConcurrencyConfigs",
 ];
 /// Every operation of the model, implemented or not.
 pub const MODEL_OPERATIONS: &[&str] = &[
@@ -1178,6 +1182,23 @@ pub struct DeleteLayerVersionRequestRaw {
     pub layer_name: Option<String>,
     #[serde(rename = "VersionNumber", default)]
     pub version_number: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeleteProvisionedConcurrencyConfigRequest {
+    #[serde(rename = "FunctionName")]
+    pub function_name: String,
+    #[serde(rename = "Qualifier")]
+    pub qualifier: String,
+}
+
+/// `DeleteProvisionedConcurrencyConfigRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DeleteProvisionedConcurrencyConfigRequestRaw {
+    #[serde(rename = "FunctionName", default)]
+    pub function_name: Option<String>,
+    #[serde(rename = "Qualifier", default)]
+    pub qualifier: Option<String>,
 }
 
 /// A configuration object that specifies the destination of an event after Lambda processes it.
@@ -2329,6 +2350,51 @@ pub struct GetPolicyResponse {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetProvisionedConcurrencyConfigRequest {
+    #[serde(rename = "FunctionName")]
+    pub function_name: String,
+    #[serde(rename = "Qualifier")]
+    pub qualifier: String,
+}
+
+/// `GetProvisionedConcurrencyConfigRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct GetProvisionedConcurrencyConfigRequestRaw {
+    #[serde(rename = "FunctionName", default)]
+    pub function_name: Option<String>,
+    #[serde(rename = "Qualifier", default)]
+    pub qualifier: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetProvisionedConcurrencyConfigResponse {
+    #[serde(
+        rename = "RequestedProvisionedConcurrentExecutions",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub requested_provisioned_concurrent_executions: Option<i32>,
+    #[serde(
+        rename = "AvailableProvisionedConcurrentExecutions",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub available_provisioned_concurrent_executions: Option<i32>,
+    #[serde(
+        rename = "AllocatedProvisionedConcurrentExecutions",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub allocated_provisioned_concurrent_executions: Option<i32>,
+    #[serde(rename = "Status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ProvisionedConcurrencyStatusEnum>,
+    #[serde(rename = "StatusReason", default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    #[serde(rename = "LastModified", default, skip_serializing_if = "Option::is_none")]
+    pub last_modified: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetRuntimeManagementConfigRequest {
     #[serde(rename = "FunctionName")]
     pub function_name: String,
@@ -3416,6 +3482,39 @@ pub struct ListLayersResponse {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListProvisionedConcurrencyConfigsRequest {
+    #[serde(rename = "FunctionName")]
+    pub function_name: String,
+    #[serde(rename = "Marker", default, skip_serializing_if = "Option::is_none")]
+    pub marker: Option<String>,
+    #[serde(rename = "MaxItems", default, skip_serializing_if = "Option::is_none")]
+    pub max_items: Option<i32>,
+}
+
+/// `ListProvisionedConcurrencyConfigsRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ListProvisionedConcurrencyConfigsRequestRaw {
+    #[serde(rename = "FunctionName", default)]
+    pub function_name: Option<String>,
+    #[serde(rename = "Marker", default)]
+    pub marker: Option<String>,
+    #[serde(rename = "MaxItems", default)]
+    pub max_items: Option<i32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListProvisionedConcurrencyConfigsResponse {
+    #[serde(
+        rename = "ProvisionedConcurrencyConfigs",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub provisioned_concurrency_configs: Option<Vec<ProvisionedConcurrencyConfigListItem>>,
+    #[serde(rename = "NextMarker", default, skip_serializing_if = "Option::is_none")]
+    pub next_marker: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListTagsRequest {
     #[serde(rename = "Resource")]
     pub resource: String,
@@ -3610,6 +3709,71 @@ impl From<&str> for PackageType {
     }
 }
 lakebox_service::string_enum!(PackageType);
+
+/// Details about the provisioned concurrency configuration for a function alias or version.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProvisionedConcurrencyConfigListItem {
+    #[serde(rename = "FunctionArn", default, skip_serializing_if = "Option::is_none")]
+    pub function_arn: Option<String>,
+    #[serde(
+        rename = "RequestedProvisionedConcurrentExecutions",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub requested_provisioned_concurrent_executions: Option<i32>,
+    #[serde(
+        rename = "AvailableProvisionedConcurrentExecutions",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub available_provisioned_concurrent_executions: Option<i32>,
+    #[serde(
+        rename = "AllocatedProvisionedConcurrentExecutions",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub allocated_provisioned_concurrent_executions: Option<i32>,
+    #[serde(rename = "Status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ProvisionedConcurrencyStatusEnum>,
+    #[serde(rename = "StatusReason", default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    #[serde(rename = "LastModified", default, skip_serializing_if = "Option::is_none")]
+    pub last_modified: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ProvisionedConcurrencyStatusEnum {
+    /// `IN_PROGRESS`
+    InProgress,
+    /// `READY`
+    Ready,
+    /// `FAILED`
+    Failed,
+    /// A value this model does not list (a newer client's, or a wrong one).
+    Unknown(String),
+}
+impl ProvisionedConcurrencyStatusEnum {
+    pub const VALUES: &'static [&'static str] = &["IN_PROGRESS", "READY", "FAILED"];
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::InProgress => "IN_PROGRESS",
+            Self::Ready => "READY",
+            Self::Failed => "FAILED",
+            Self::Unknown(s) => s,
+        }
+    }
+}
+impl From<&str> for ProvisionedConcurrencyStatusEnum {
+    fn from(s: &str) -> Self {
+        match s {
+            "IN_PROGRESS" => Self::InProgress,
+            "READY" => Self::Ready,
+            "FAILED" => Self::Failed,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+lakebox_service::string_enum!(ProvisionedConcurrencyStatusEnum);
 
 /// The provisioned mode configuration for the event source.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -3837,6 +4001,55 @@ pub struct PutFunctionRecursionConfigRequestRaw {
 pub struct PutFunctionRecursionConfigResponse {
     #[serde(rename = "RecursiveLoop", default, skip_serializing_if = "Option::is_none")]
     pub recursive_loop: Option<RecursiveLoop>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PutProvisionedConcurrencyConfigRequest {
+    #[serde(rename = "FunctionName")]
+    pub function_name: String,
+    #[serde(rename = "Qualifier")]
+    pub qualifier: String,
+    #[serde(rename = "ProvisionedConcurrentExecutions")]
+    pub provisioned_concurrent_executions: i32,
+}
+
+/// `PutProvisionedConcurrencyConfigRequest` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PutProvisionedConcurrencyConfigRequestRaw {
+    #[serde(rename = "FunctionName", default)]
+    pub function_name: Option<String>,
+    #[serde(rename = "Qualifier", default)]
+    pub qualifier: Option<String>,
+    #[serde(rename = "ProvisionedConcurrentExecutions", default)]
+    pub provisioned_concurrent_executions: Option<i32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PutProvisionedConcurrencyConfigResponse {
+    #[serde(
+        rename = "RequestedProvisionedConcurrentExecutions",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub requested_provisioned_concurrent_executions: Option<i32>,
+    #[serde(
+        rename = "AvailableProvisionedConcurrentExecutions",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub available_provisioned_concurrent_executions: Option<i32>,
+    #[serde(
+        rename = "AllocatedProvisionedConcurrentExecutions",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub allocated_provisioned_concurrent_executions: Option<i32>,
+    #[serde(rename = "Status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ProvisionedConcurrencyStatusEnum>,
+    #[serde(rename = "StatusReason", default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    #[serde(rename = "LastModified", default, skip_serializing_if = "Option::is_none")]
+    pub last_modified: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -7010,6 +7223,49 @@ pub(crate) fn validate_delete_layer_version_request(
     })
 }
 
+pub(crate) fn validate_delete_provisioned_concurrency_config_request(
+    raw: DeleteProvisionedConcurrencyConfigRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<DeleteProvisionedConcurrencyConfigRequest> {
+    let m_function_name = {
+        let p = &path.member("functionName");
+        match raw.function_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(140), p);
+                v.pattern(r, &PATTERN_15, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_qualifier = {
+        let p = &path.member("qualifier");
+        match raw.qualifier {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(128), p);
+                v.pattern(r, &PATTERN_22, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    Some(DeleteProvisionedConcurrencyConfigRequest {
+        function_name: m_function_name?,
+        qualifier: m_qualifier?,
+    })
+}
+
 pub(crate) fn validate_destination_config(
     raw: DestinationConfigRaw,
     v: &mut Validator,
@@ -7040,7 +7296,7 @@ pub(crate) fn validate_document_db_event_source_config(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(63), p);
-            v.pattern(r, &PATTERN_22, p);
+            v.pattern(r, &PATTERN_23, p);
             Some(x)
         })
     };
@@ -7050,7 +7306,7 @@ pub(crate) fn validate_document_db_event_source_config(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(57), p);
-            v.pattern(r, &PATTERN_23, p);
+            v.pattern(r, &PATTERN_24, p);
             Some(x)
         })
     };
@@ -7118,7 +7374,7 @@ pub(crate) fn validate_endpoint_lists(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(300), &path.index(i + 1));
-            v.pattern(r, &PATTERN_24, &path.index(i + 1));
+            v.pattern(r, &PATTERN_25, &path.index(i + 1));
             Some(x)
         })
         .collect();
@@ -7172,7 +7428,7 @@ pub(crate) fn validate_environment_variables(
         .into_iter()
         .map(|(k, x)| {
             let r = &k;
-            v.pattern(r, &PATTERN_25, path);
+            v.pattern(r, &PATTERN_26, path);
             let y = Some(x);
             (k, y)
         })
@@ -7279,7 +7535,7 @@ pub(crate) fn validate_file_system_config(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(0), Some(256), p);
-                v.pattern(r, &PATTERN_26, p);
+                v.pattern(r, &PATTERN_27, p);
                 Some(x)
             }
             None => {
@@ -7295,7 +7551,7 @@ pub(crate) fn validate_file_system_config(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(0), Some(160), p);
-                v.pattern(r, &PATTERN_27, p);
+                v.pattern(r, &PATTERN_28, p);
                 Some(x)
             }
             None => {
@@ -7383,7 +7639,7 @@ pub(crate) fn validate_function_code(
             let x = x;
             let r = &x;
             v.length(r, Some(3), Some(63), p);
-            v.pattern(r, &PATTERN_28, p);
+            v.pattern(r, &PATTERN_29, p);
             Some(x)
         })
     };
@@ -7686,7 +7942,7 @@ pub(crate) fn validate_get_function_recursion_config_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_29, p);
+                v.pattern(r, &PATTERN_30, p);
                 Some(x)
             }
             None => {
@@ -7786,7 +8042,7 @@ pub(crate) fn validate_get_layer_version_by_arn_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_30, p);
+                v.pattern(r, &PATTERN_31, p);
                 Some(x)
             }
             None => {
@@ -7906,6 +8162,49 @@ pub(crate) fn validate_get_policy_request(
     Some(GetPolicyRequest {
         function_name: m_function_name?,
         qualifier: lift(m_qualifier)?,
+    })
+}
+
+pub(crate) fn validate_get_provisioned_concurrency_config_request(
+    raw: GetProvisionedConcurrencyConfigRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<GetProvisionedConcurrencyConfigRequest> {
+    let m_function_name = {
+        let p = &path.member("functionName");
+        match raw.function_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(140), p);
+                v.pattern(r, &PATTERN_15, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_qualifier = {
+        let p = &path.member("qualifier");
+        match raw.qualifier {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(128), p);
+                v.pattern(r, &PATTERN_22, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    Some(GetProvisionedConcurrencyConfigRequest {
+        function_name: m_function_name?,
+        qualifier: m_qualifier?,
     })
 }
 
@@ -8050,7 +8349,7 @@ pub(crate) fn validate_invocation_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(64), p);
-            v.pattern(r, &PATTERN_31, p);
+            v.pattern(r, &PATTERN_32, p);
             Some(x)
         })
     };
@@ -8074,7 +8373,7 @@ pub(crate) fn validate_invocation_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(256), p);
-            v.pattern(r, &PATTERN_32, p);
+            v.pattern(r, &PATTERN_33, p);
             Some(x)
         })
     };
@@ -8158,7 +8457,7 @@ pub(crate) fn validate_invoke_with_response_stream_request(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(256), p);
-            v.pattern(r, &PATTERN_32, p);
+            v.pattern(r, &PATTERN_33, p);
             Some(x)
         })
     };
@@ -8316,7 +8615,7 @@ pub(crate) fn validate_lambda_managed_instances_capacity_provider_config(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_33, p);
+                v.pattern(r, &PATTERN_34, p);
                 Some(x)
             }
             None => {
@@ -8362,7 +8661,7 @@ pub(crate) fn validate_layer_list(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(140), &path.index(i + 1));
-            v.pattern(r, &PATTERN_30, &path.index(i + 1));
+            v.pattern(r, &PATTERN_31, &path.index(i + 1));
             Some(x)
         })
         .collect();
@@ -8380,7 +8679,7 @@ pub(crate) fn validate_layer_version_content_input(
             let x = x;
             let r = &x;
             v.length(r, Some(3), Some(63), p);
-            v.pattern(r, &PATTERN_28, p);
+            v.pattern(r, &PATTERN_29, p);
             Some(x)
         })
     };
@@ -8668,7 +8967,7 @@ pub(crate) fn validate_list_functions_request(
         raw.master_region.map(|x| {
             let x = x;
             let r = &x;
-            v.pattern(r, &PATTERN_34, p);
+            v.pattern(r, &PATTERN_35, p);
             Some(x)
         })
     };
@@ -8822,6 +9121,47 @@ pub(crate) fn validate_list_layers_request(
     })
 }
 
+pub(crate) fn validate_list_provisioned_concurrency_configs_request(
+    raw: ListProvisionedConcurrencyConfigsRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<ListProvisionedConcurrencyConfigsRequest> {
+    let m_function_name = {
+        let p = &path.member("functionName");
+        match raw.function_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(140), p);
+                v.pattern(r, &PATTERN_15, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_marker = {
+        let p = &path.member("marker");
+        raw.marker.map(|x| Some(x))
+    };
+    let m_max_items = {
+        let p = &path.member("maxItems");
+        raw.max_items.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(1), Some(50), p);
+            Some(x)
+        })
+    };
+    Some(ListProvisionedConcurrencyConfigsRequest {
+        function_name: m_function_name?,
+        marker: lift(m_marker)?,
+        max_items: lift(m_max_items)?,
+    })
+}
+
 pub(crate) fn validate_list_tags_request(
     raw: ListTagsRequestRaw,
     v: &mut Validator,
@@ -8834,7 +9174,7 @@ pub(crate) fn validate_list_tags_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(256), p);
-                v.pattern(r, &PATTERN_35, p);
+                v.pattern(r, &PATTERN_36, p);
                 Some(x)
             }
             None => {
@@ -8942,7 +9282,7 @@ pub(crate) fn validate_logging_config(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(512), p);
-            v.pattern(r, &PATTERN_36, p);
+            v.pattern(r, &PATTERN_37, p);
             Some(x)
         })
     };
@@ -8965,7 +9305,7 @@ pub(crate) fn validate_on_failure(
             let x = x;
             let r = &x;
             v.length(r, Some(0), Some(350), p);
-            v.pattern(r, &PATTERN_37, p);
+            v.pattern(r, &PATTERN_38, p);
             Some(x)
         })
     };
@@ -8985,7 +9325,7 @@ pub(crate) fn validate_on_success(
             let x = x;
             let r = &x;
             v.length(r, Some(0), Some(350), p);
-            v.pattern(r, &PATTERN_37, p);
+            v.pattern(r, &PATTERN_38, p);
             Some(x)
         })
     };
@@ -9023,7 +9363,7 @@ pub(crate) fn validate_provisioned_poller_config(
             let x = x;
             let r = &x;
             v.length(r, Some(0), Some(128), p);
-            v.pattern(r, &PATTERN_38, p);
+            v.pattern(r, &PATTERN_39, p);
             Some(x)
         })
     };
@@ -9324,7 +9664,7 @@ pub(crate) fn validate_put_function_recursion_config_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(140), p);
-                v.pattern(r, &PATTERN_29, p);
+                v.pattern(r, &PATTERN_30, p);
                 Some(x)
             }
             None => {
@@ -9356,6 +9696,65 @@ pub(crate) fn validate_put_function_recursion_config_request(
     Some(PutFunctionRecursionConfigRequest {
         function_name: m_function_name?,
         recursive_loop: m_recursive_loop?,
+    })
+}
+
+pub(crate) fn validate_put_provisioned_concurrency_config_request(
+    raw: PutProvisionedConcurrencyConfigRequestRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<PutProvisionedConcurrencyConfigRequest> {
+    let m_function_name = {
+        let p = &path.member("functionName");
+        match raw.function_name {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(140), p);
+                v.pattern(r, &PATTERN_15, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_qualifier = {
+        let p = &path.member("qualifier");
+        match raw.qualifier {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.length(r, Some(1), Some(128), p);
+                v.pattern(r, &PATTERN_22, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_provisioned_concurrent_executions = {
+        let p = &path.member("provisionedConcurrentExecutions");
+        match raw.provisioned_concurrent_executions {
+            Some(x) => {
+                let x = x;
+                let r = &x;
+                v.range_i64(*r as i64, Some(1), None, p);
+                Some(x)
+            }
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    Some(PutProvisionedConcurrencyConfigRequest {
+        function_name: m_function_name?,
+        qualifier: m_qualifier?,
+        provisioned_concurrent_executions: m_provisioned_concurrent_executions?,
     })
 }
 
@@ -9416,7 +9815,7 @@ pub(crate) fn validate_put_runtime_management_config_request(
             let x = x;
             let r = &x;
             v.length(r, Some(26), Some(2048), p);
-            v.pattern(r, &PATTERN_39, p);
+            v.pattern(r, &PATTERN_40, p);
             Some(x)
         })
     };
@@ -9438,7 +9837,7 @@ pub(crate) fn validate_queues(raw: Vec<String>, v: &mut Validator, path: &Path<'
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(1000), &path.index(i + 1));
-            v.pattern(r, &PATTERN_40, &path.index(i + 1));
+            v.pattern(r, &PATTERN_41, &path.index(i + 1));
             Some(x)
         })
         .collect();
@@ -9532,7 +9931,7 @@ pub(crate) fn validate_remove_permission_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(100), p);
-                v.pattern(r, &PATTERN_41, p);
+                v.pattern(r, &PATTERN_42, p);
                 Some(x)
             }
             None => {
@@ -9770,7 +10169,7 @@ pub(crate) fn validate_tag_resource_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(256), p);
-                v.pattern(r, &PATTERN_35, p);
+                v.pattern(r, &PATTERN_36, p);
                 Some(x)
             }
             None => {
@@ -9850,7 +10249,7 @@ pub(crate) fn validate_topics(raw: Vec<String>, v: &mut Validator, path: &Path<'
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(249), &path.index(i + 1));
-            v.pattern(r, &PATTERN_42, &path.index(i + 1));
+            v.pattern(r, &PATTERN_43, &path.index(i + 1));
             Some(x)
         })
         .collect();
@@ -9891,7 +10290,7 @@ pub(crate) fn validate_untag_resource_request(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(256), p);
-                v.pattern(r, &PATTERN_35, p);
+                v.pattern(r, &PATTERN_36, p);
                 Some(x)
             }
             None => {
@@ -10245,7 +10644,7 @@ pub(crate) fn validate_update_function_code_request(
             let x = x;
             let r = &x;
             v.length(r, Some(3), Some(63), p);
-            v.pattern(r, &PATTERN_28, p);
+            v.pattern(r, &PATTERN_29, p);
             Some(x)
         })
     };
@@ -11157,6 +11556,38 @@ pub trait LambdaApi: Send + Sync + 'static {
         input: GetRuntimeManagementConfigRequest,
     ) -> impl Future<Output = Result<GetRuntimeManagementConfigResponse, ServiceError>> + Send {
         async move { Err(not_implemented("GetRuntimeManagementConfig")) }
+    }
+    /// Adds a provisioned concurrency configuration to a function's alias or version.
+    fn put_provisioned_concurrency_config(
+        &self,
+        ctx: &RequestContext,
+        input: PutProvisionedConcurrencyConfigRequest,
+    ) -> impl Future<Output = Result<PutProvisionedConcurrencyConfigResponse, ServiceError>> + Send {
+        async move { Err(not_implemented("PutProvisionedConcurrencyConfig")) }
+    }
+    /// Retrieves the provisioned concurrency configuration for a function's alias or version.
+    fn get_provisioned_concurrency_config(
+        &self,
+        ctx: &RequestContext,
+        input: GetProvisionedConcurrencyConfigRequest,
+    ) -> impl Future<Output = Result<GetProvisionedConcurrencyConfigResponse, ServiceError>> + Send {
+        async move { Err(not_implemented("GetProvisionedConcurrencyConfig")) }
+    }
+    /// Deletes the provisioned concurrency configuration for a function.
+    fn delete_provisioned_concurrency_config(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteProvisionedConcurrencyConfigRequest,
+    ) -> impl Future<Output = Result<(), ServiceError>> + Send {
+        async move { Err(not_implemented("DeleteProvisionedConcurrencyConfig")) }
+    }
+    /// Retrieves a list of provisioned concurrency configurations for a function.
+    fn list_provisioned_concurrency_configs(
+        &self,
+        ctx: &RequestContext,
+        input: ListProvisionedConcurrencyConfigsRequest,
+    ) -> impl Future<Output = Result<ListProvisionedConcurrencyConfigsResponse, ServiceError>> + Send {
+        async move { Err(not_implemented("ListProvisionedConcurrencyConfigs")) }
     }
 }
 
@@ -12397,6 +12828,56 @@ pub fn dispatch<S: LambdaApi>(
                 resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
                 resp
             }
+            "PutProvisionedConcurrencyConfig" => {
+                let mut input = Input::from_body(&req.body)?;
+                input.set("FunctionName", label(&labels, "FunctionName"), Scalar::String)?;
+                input.set("Qualifier", req.query("Qualifier"), Scalar::String)?;
+                let raw: PutProvisionedConcurrencyConfigRequestRaw = input.decode()?;
+                let input =
+                    validate(|v| validate_put_provisioned_concurrency_config_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(202);
+                let output = service.put_provisioned_concurrency_config(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
+            "GetProvisionedConcurrencyConfig" => {
+                let mut input = Input::empty();
+                input.set("FunctionName", label(&labels, "FunctionName"), Scalar::String)?;
+                input.set("Qualifier", req.query("Qualifier"), Scalar::String)?;
+                let raw: GetProvisionedConcurrencyConfigRequestRaw = input.decode()?;
+                let input =
+                    validate(|v| validate_get_provisioned_concurrency_config_request(raw, v, &Path::root()))?;
+                let mut resp = RestResponse::new(200);
+                let output = service.get_provisioned_concurrency_config(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
+            "DeleteProvisionedConcurrencyConfig" => {
+                let mut input = Input::empty();
+                input.set("FunctionName", label(&labels, "FunctionName"), Scalar::String)?;
+                input.set("Qualifier", req.query("Qualifier"), Scalar::String)?;
+                let raw: DeleteProvisionedConcurrencyConfigRequestRaw = input.decode()?;
+                let input = validate(|v| {
+                    validate_delete_provisioned_concurrency_config_request(raw, v, &Path::root())
+                })?;
+                let mut resp = RestResponse::new(204);
+                let () = service.delete_provisioned_concurrency_config(&ctx, input).await?;
+                resp
+            }
+            "ListProvisionedConcurrencyConfigs" => {
+                let mut input = Input::empty();
+                input.set("FunctionName", label(&labels, "FunctionName"), Scalar::String)?;
+                input.set("Marker", req.query("Marker"), Scalar::String)?;
+                input.set("MaxItems", req.query("MaxItems"), Scalar::Integer)?;
+                let raw: ListProvisionedConcurrencyConfigsRequestRaw = input.decode()?;
+                let input = validate(|v| {
+                    validate_list_provisioned_concurrency_configs_request(raw, v, &Path::root())
+                })?;
+                let mut resp = RestResponse::new(200);
+                let output = service.list_provisioned_concurrency_configs(&ctx, input).await?;
+                resp.body = lakebox_protocol::rest_json::body_without(&output, &[])?;
+                resp
+            }
             other => return Err(not_implemented(other)),
         };
         Ok(resp.into_http())
@@ -12434,44 +12915,45 @@ static PATTERN_20: Pattern = Pattern::new(
 );
 static PATTERN_21: Pattern =
     Pattern::widened("((?!^\\d+$)^[0-9a-zA-Z-_]+$)", "^[0-9]*[a-zA-Z_-][0-9a-zA-Z_-]*$");
-static PATTERN_22: Pattern = Pattern::new("[^ /\\.$\\x22]*");
-static PATTERN_23: Pattern = Pattern::new("(^(?!(system\\x2e)))(^[_a-zA-Z0-9])([^$]*)");
-static PATTERN_24: Pattern = Pattern::new(
+static PATTERN_22: Pattern = Pattern::new("(|[a-zA-Z0-9$_-]+)");
+static PATTERN_23: Pattern = Pattern::new("[^ /\\.$\\x22]*");
+static PATTERN_24: Pattern = Pattern::new("(^(?!(system\\x2e)))(^[_a-zA-Z0-9])([^$]*)");
+static PATTERN_25: Pattern = Pattern::new(
     "(([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9\\-]*[a-zA-Z0-9])\\.)*([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9\\-]*[A-Za-z0-9]):[0-9]{1,5}",
 );
-static PATTERN_25: Pattern = Pattern::new("[a-zA-Z]([a-zA-Z0-9_])+");
-static PATTERN_26: Pattern = Pattern::new(
+static PATTERN_26: Pattern = Pattern::new("[a-zA-Z]([a-zA-Z0-9_])+");
+static PATTERN_27: Pattern = Pattern::new(
     "arn:aws[a-zA-Z-]*:elasticfilesystem:[a-z]{2}((-gov)|(-iso(b?)))?-[a-z]+-\\d{1}:\\d{12}:access-point/fsap-[a-f0-9]{17}$|^arn:aws[-a-z]*:s3files:[0-9a-z-:]+:file-system/fs-[0-9a-f]{17,40}/access-point/fsap-[0-9a-f]{17,40}",
 );
-static PATTERN_27: Pattern = Pattern::new("/mnt/[a-zA-Z0-9-_.]+");
-static PATTERN_28: Pattern = Pattern::widened(
+static PATTERN_28: Pattern = Pattern::new("/mnt/[a-zA-Z0-9-_.]+");
+static PATTERN_29: Pattern = Pattern::widened(
     "[0-9A-Za-z\\.\\-_]*(?<!\\.)",
     "([0-9A-Za-z\\.\\-_]*[0-9A-Za-z\\-_])?",
 );
-static PATTERN_29: Pattern = Pattern::new(
+static PATTERN_30: Pattern = Pattern::new(
     "(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}:)?(\\d{12}:)?(function:)?([a-zA-Z0-9-_]+)",
 );
-static PATTERN_30: Pattern =
+static PATTERN_31: Pattern =
     Pattern::new("arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+");
-static PATTERN_31: Pattern = Pattern::new("[a-zA-Z0-9-_]+");
-static PATTERN_32: Pattern = Pattern::new("[a-zA-Z0-9\\._:\\/=+\\-@ ]+");
-static PATTERN_33: Pattern = Pattern::new(
+static PATTERN_32: Pattern = Pattern::new("[a-zA-Z0-9-_]+");
+static PATTERN_33: Pattern = Pattern::new("[a-zA-Z0-9\\._:\\/=+\\-@ ]+");
+static PATTERN_34: Pattern = Pattern::new(
     "arn:aws[a-zA-Z-]*:lambda:[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}:\\d{12}:capacity-provider:[a-zA-Z0-9-_]+",
 );
-static PATTERN_34: Pattern = Pattern::new("ALL|[a-z]{2}(-gov)?-[a-z]+-\\d{1}");
-static PATTERN_35: Pattern = Pattern::new(
+static PATTERN_35: Pattern = Pattern::new("ALL|[a-z]{2}(-gov)?-[a-z]+-\\d{1}");
+static PATTERN_36: Pattern = Pattern::new(
     "arn:(aws[a-zA-Z-]*):lambda:[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}:\\d{12}:(function:[a-zA-Z0-9-_]+(:(\\$LATEST|[a-zA-Z0-9-_]+))?|code-signing-config:csc-[a-z0-9]{17}|event-source-mapping:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|capacity-provider:[a-zA-Z0-9-_]+)",
 );
-static PATTERN_36: Pattern = Pattern::new("[\\.\\-_/#A-Za-z0-9]+");
-static PATTERN_37: Pattern = Pattern::new(
+static PATTERN_37: Pattern = Pattern::new("[\\.\\-_/#A-Za-z0-9]+");
+static PATTERN_38: Pattern = Pattern::new(
     "$|kafka://([^.]([a-zA-Z0-9\\-_.]{0,248}))|arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9\\-])+:([a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1})?:(\\d{12})?:(.*)",
 );
-static PATTERN_38: Pattern = Pattern::new("[a-zA-Z0-9-_]*");
-static PATTERN_39: Pattern =
+static PATTERN_39: Pattern = Pattern::new("[a-zA-Z0-9-_]*");
+static PATTERN_40: Pattern =
     Pattern::new("arn:(aws[a-zA-Z-]*):lambda:[a-z]{2}((-gov)|(-iso(b?)))?-[a-z]+-\\d{1}::runtime:.+");
-static PATTERN_40: Pattern = Pattern::new("[\\s\\S]*");
-static PATTERN_41: Pattern = Pattern::new("([a-zA-Z0-9-_.]+)");
-static PATTERN_42: Pattern = Pattern::new("[^.]([a-zA-Z0-9\\-_.]+)");
+static PATTERN_41: Pattern = Pattern::new("[\\s\\S]*");
+static PATTERN_42: Pattern = Pattern::new("([a-zA-Z0-9-_.]+)");
+static PATTERN_43: Pattern = Pattern::new("[^.]([a-zA-Z0-9\\-_.]+)");
 
 /// Every pattern the model constrains these shapes with.
 pub static PATTERNS: &[&Pattern] = &[
@@ -12518,6 +13000,7 @@ pub static PATTERNS: &[&Pattern] = &[
     &PATTERN_40,
     &PATTERN_41,
     &PATTERN_42,
+    &PATTERN_43,
 ];
 
 #[cfg(test)]

@@ -57,6 +57,9 @@ pub(crate) struct Stored {
     /// PutRuntimeManagementConfig's settings, by qualifier.
     #[serde(default)]
     pub runtime_management: BTreeMap<String, crate::settings::RuntimeManagement>,
+    /// Provisioned concurrency, by qualifier (a version or an alias).
+    #[serde(default)]
+    pub provisioned: BTreeMap<String, crate::provisioned::Provisioned>,
 }
 
 impl Stored {
@@ -94,6 +97,7 @@ pub(crate) fn launch(
             .as_ref()
             .map_or(DEFAULT_EPHEMERAL_MB, |e| e.size)
             .max(1) as u32,
+        provisioned: false,
         timeout: Duration::from_secs(c.timeout.unwrap_or(DEFAULT_TIMEOUT).max(1) as u64),
         code_dir,
         opt_dir: None,
@@ -219,6 +223,11 @@ impl Lambda {
 
     pub(crate) fn all_functions(&self, ctx: &RequestContext) -> Result<Vec<Stored>, ServiceError> {
         self.all_with_prefix(&scope_prefix(ctx))
+    }
+
+    /// Every function of every account and region.
+    pub(crate) fn every_function(&self) -> Result<Vec<Stored>, ServiceError> {
+        self.all_with_prefix(&[])
     }
 
     fn all_with_prefix(&self, prefix: &[u8]) -> Result<Vec<Stored>, ServiceError> {
@@ -440,6 +449,7 @@ impl LambdaApi for Lambda {
             code_signing_config,
             recursive_loop: None,
             runtime_management: BTreeMap::new(),
+            provisioned: BTreeMap::new(),
         };
         self.save(ctx, &stored)?;
         let reported = if input.publish == Some(true) {
@@ -809,6 +819,38 @@ impl LambdaApi for Lambda {
         input: PutFunctionConcurrencyRequest,
     ) -> Result<Concurrency, ServiceError> {
         self.put_function_concurrency_impl(ctx, input)
+    }
+
+    async fn put_provisioned_concurrency_config(
+        &self,
+        ctx: &RequestContext,
+        input: PutProvisionedConcurrencyConfigRequest,
+    ) -> Result<PutProvisionedConcurrencyConfigResponse, ServiceError> {
+        self.put_provisioned_concurrency_config_impl(ctx, input)
+    }
+
+    async fn get_provisioned_concurrency_config(
+        &self,
+        ctx: &RequestContext,
+        input: GetProvisionedConcurrencyConfigRequest,
+    ) -> Result<GetProvisionedConcurrencyConfigResponse, ServiceError> {
+        self.get_provisioned_concurrency_config_impl(ctx, input)
+    }
+
+    async fn delete_provisioned_concurrency_config(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteProvisionedConcurrencyConfigRequest,
+    ) -> Result<(), ServiceError> {
+        self.delete_provisioned_concurrency_config_impl(ctx, input)
+    }
+
+    async fn list_provisioned_concurrency_configs(
+        &self,
+        ctx: &RequestContext,
+        input: ListProvisionedConcurrencyConfigsRequest,
+    ) -> Result<ListProvisionedConcurrencyConfigsResponse, ServiceError> {
+        self.list_provisioned_concurrency_configs_impl(ctx, input)
     }
 
     async fn create_code_signing_config(

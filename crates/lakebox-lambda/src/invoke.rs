@@ -202,11 +202,7 @@ impl Lambda {
     ) -> Result<(Outcome, String, String), ServiceError> {
         let _slot = self.acquire_slot(ctx, &target.function)?;
         let executed = target.version().to_owned();
-        let code_dir = self.code.unpacked(&target.code)?;
-        let mut launch = crate::functions::launch(&target.config, target.function.arn(), ctx, code_dir);
-        if !target.layer_code.is_empty() {
-            launch.opt_dir = Some(self.code.layered(&target.layer_code)?);
-        }
+        let launch = self.launch_for(ctx, target, false)?;
         let outcome = self
             .runtimes
             .invoke(
@@ -221,6 +217,23 @@ impl Lambda {
         self.reporting()
             .invocation(ctx, target.function.name(), &launch.log_group, &outcome, &log);
         Ok((outcome, executed, log))
+    }
+
+    /// What an environment of `target`'s version runs (`provisioned`: started ahead of its
+    /// invocations).
+    pub(crate) fn launch_for(
+        &self,
+        ctx: &RequestContext,
+        target: &Target,
+        provisioned: bool,
+    ) -> Result<crate::runtime::Launch, ServiceError> {
+        let code_dir = self.code.unpacked(&target.code)?;
+        let mut launch = crate::functions::launch(&target.config, target.function.arn(), ctx, code_dir);
+        if !target.layer_code.is_empty() {
+            launch.opt_dir = Some(self.code.layered(&target.layer_code)?);
+        }
+        launch.provisioned = provisioned;
+        Ok(launch)
     }
 
     /// Records one of AWS/Lambda's metrics, per function and across the account's functions.

@@ -26,6 +26,7 @@ mod functions;
 mod invoke;
 mod layers;
 mod permissions;
+mod provisioned;
 mod runtime;
 mod settings;
 mod stream_batch;
@@ -65,6 +66,8 @@ pub struct Lambda {
     mappings_changed: tokio::sync::Notify,
     limiter: Arc<concurrency::Limiter>,
     async_queue: asynchronous::AsyncQueue,
+    /// Nudges the keeper of provisioned environments when a configuration changes.
+    provisioning: tokio::sync::Notify,
 }
 
 impl Lambda {
@@ -86,6 +89,7 @@ impl Lambda {
             mappings_changed: tokio::sync::Notify::new(),
             limiter: Arc::default(),
             async_queue: Default::default(),
+            provisioning: tokio::sync::Notify::new(),
         }))
     }
 

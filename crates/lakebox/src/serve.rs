@@ -384,6 +384,7 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
         std::time::Duration::from_millis(args.lambda_async_retry_delay_ms),
     );
     background.adopt("lambda async invocations", lambda.start_async_invocations());
+    background.adopt("lambda provisioned concurrency", lambda.start_provisioning());
     registry.http("lambda", lambda.clone());
     registry.internal("lambda", &["code/"], lambda.code_routes());
     registry.rpc("logs", logs);

@@ -66,6 +66,9 @@ pub struct Launch {
     pub memory_mb: i32,
     /// `EphemeralStorage`: the size of the environment's `/tmp`.
     pub ephemeral_mb: u32,
+    /// Environments started ahead of invocations (provisioned concurrency) say so in
+    /// `AWS_LAMBDA_INITIALIZATION_TYPE`.
+    pub provisioned: bool,
     pub timeout: Duration,
     pub code_dir: PathBuf,
     /// The function's layers merged (its `/opt`), when it has any.
@@ -78,7 +81,7 @@ pub struct Launch {
 
 impl Launch {
     /// The environments that may serve this launch: its function's, of its version.
-    fn pool(&self) -> String {
+    pub fn pool(&self) -> String {
         format!("{}:{}", self.function_arn, self.version)
     }
 }
@@ -207,10 +210,13 @@ struct Environment {
     fresh: std::sync::atomic::AtomicBool,
     log_stream: String,
     pid: Option<u32>,
+    /// Its pool's count of live environments (idle or busy), one less when it ends.
+    live: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Drop for Environment {
     fn drop(&mut self) {
+        self.live.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         for t in &self.tasks {
             t.abort();
         }
@@ -226,6 +232,9 @@ pub struct Runtimes {
     idle: Mutex<HashMap<String, Vec<Environment>>>,
     /// Environments get a sandbox until the system refuses one.
     sandboxing: std::sync::atomic::AtomicBool,
+    /// Live environments per pool, and the pools' provisioned concurrency (kept warm).
+    live: Mutex<HashMap<String, Arc<std::sync::atomic::AtomicUsize>>>,
+    provisioned: Mutex<HashMap<String, usize>>,
 }
 
 impl Runtimes {
@@ -244,7 +253,62 @@ impl Runtimes {
             endpoint: Mutex::new(None),
             idle: Mutex::new(HashMap::new()),
             sandboxing: std::sync::atomic::AtomicBool::new(true),
+            live: Mutex::new(HashMap::new()),
+            provisioned: Mutex::new(HashMap::new()),
         })
+    }
+
+    fn live_count(&self, pool: &str) -> Arc<std::sync::atomic::AtomicUsize> {
+        self.live
+            .lock()
+            .unwrap()
+            .entry(pool.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    fn provisioned_for(&self, pool: &str) -> usize {
+        self.provisioned.lock().unwrap().get(pool).copied().unwrap_or(0)
+    }
+
+    /// Keeps `count` environments of `launch`'s version live (provisioned concurrency),
+    /// starting the missing ones now; 0 lets them go back to on-demand. Whether the pool has
+    /// them all.
+    pub async fn provision(&self, launch: &Launch, count: usize) -> bool {
+        let pool = launch.pool();
+        if count == 0 {
+            self.provisioned.lock().unwrap().remove(&pool);
+            return true;
+        }
+        self.provisioned.lock().unwrap().insert(pool.clone(), count);
+        let live = self.live_count(&pool);
+        while live.load(std::sync::atomic::Ordering::Relaxed) < count {
+            let Ok(env) = self.spawn(launch).await else {
+                return false;
+            };
+            // Its init runs now, ahead of the invocations: none of them is a cold start.
+            env.fresh.store(false, std::sync::atomic::Ordering::Relaxed);
+            let mut idle = self.idle.lock().unwrap();
+            let envs = idle.entry(pool.clone()).or_default();
+            envs.retain(|e| e.revision == launch.revision);
+            envs.push(env);
+        }
+        true
+    }
+
+    /// Lets `launch`'s version's environments go back to on-demand (the usual number kept warm).
+    pub fn unprovision(&self, launch: &Launch) {
+        let pool = launch.pool();
+        self.provisioned.lock().unwrap().remove(&pool);
+        if let Some(envs) = self.idle.lock().unwrap().get_mut(&pool) {
+            envs.truncate(MAX_IDLE_PER_FUNCTION);
+        }
+    }
+
+    /// How many environments of `launch`'s version are live.
+    pub fn live(&self, launch: &Launch) -> usize {
+        self.live_count(&launch.pool())
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn set_endpoint(&self, url: String) {
@@ -394,7 +458,8 @@ impl Runtimes {
         if keep {
             let mut idle = self.idle.lock().unwrap();
             let envs = idle.entry(launch.pool()).or_default();
-            if envs.len() < MAX_IDLE_PER_FUNCTION && envs.iter().all(|e| e.revision == env.revision) {
+            let room = MAX_IDLE_PER_FUNCTION.max(self.provisioned_for(&launch.pool()));
+            if envs.len() < room && envs.iter().all(|e| e.revision == env.revision) {
                 envs.push(env);
             }
         }
@@ -512,6 +577,8 @@ impl Runtimes {
                 watcher.fail_all(|id| exit_error(id, &format!("Runtime exited with error: {status}")));
             }
         }));
+        let live = self.live_count(&launch.pool());
+        live.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(Environment {
             revision: launch.revision.clone(),
             shared,
@@ -521,6 +588,7 @@ impl Runtimes {
             fresh: std::sync::atomic::AtomicBool::new(true),
             log_stream: stream,
             pid,
+            live,
         })
     }
 }
@@ -614,7 +682,14 @@ impl Runtimes {
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", launch.memory_mb.to_string())
             .env("AWS_LAMBDA_LOG_GROUP_NAME", &launch.log_group)
             .env("AWS_LAMBDA_LOG_STREAM_NAME", stream)
-            .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
+            .env(
+                "AWS_LAMBDA_INITIALIZATION_TYPE",
+                if launch.provisioned {
+                    "provisioned-concurrency"
+                } else {
+                    "on-demand"
+                },
+            )
             .env("AWS_EXECUTION_ENV", format!("AWS_Lambda_{}", launch.runtime))
             .env("AWS_REGION", &launch.region)
             .env("AWS_DEFAULT_REGION", &launch.region)
