@@ -17,7 +17,7 @@ use crate::functions::{invalid, user_error};
 use crate::versions::page_of;
 
 /// How often the keeper looks for missing environments.
-const KEEP_EVERY: Duration = Duration::from_secs(1);
+const KEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// One qualifier's provisioned concurrency.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
