@@ -8,7 +8,7 @@
 //! The queue is a table of the metadata store: an event stays there until it is finished, so a
 //! restart runs what a crash interrupted (at least once, as AWS promises).
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,6 +25,9 @@ const QUEUE: &str = "async_invocations";
 /// AWS's defaults: two retries, events kept six hours.
 const DEFAULT_RETRIES: i32 = 2;
 const DEFAULT_MAX_AGE_SECS: i32 = 21_600;
+/// Events running at once; the rest wait for a place (their function's concurrency decides how
+/// many of these actually run).
+const MAX_IN_FLIGHT: usize = 256;
 /// How soon a throttled event is tried again.
 const THROTTLE_DELAY: Duration = Duration::from_secs(1);
 
@@ -45,10 +48,51 @@ struct Queued {
     attempts: u32,
 }
 
-/// The queue worker's state kept in memory: events running now, and a nudge for new ones.
+/// When each queued event is due, ordered by time: a pass of the worker reads only what is
+/// due, however many events wait (the table is scanned once, at the first pass).
+#[derive(Default)]
+struct DueIndex {
+    by_time: BTreeSet<(i64, String)>,
+    by_id: HashMap<String, i64>,
+}
+
+impl DueIndex {
+    fn set(&mut self, id: &str, due: i64) {
+        if let Some(old) = self.by_id.insert(id.to_owned(), due) {
+            self.by_time.remove(&(old, id.to_owned()));
+        }
+        self.by_time.insert((due, id.to_owned()));
+    }
+
+    fn remove(&mut self, id: &str) {
+        if let Some(old) = self.by_id.remove(id) {
+            self.by_time.remove(&(old, id.to_owned()));
+        }
+    }
+
+    /// Up to `max` ids due by `now` that `skip` does not hold, and when the first event not
+    /// taken is due.
+    fn due(&self, now: i64, max: usize, skip: &HashSet<String>) -> (Vec<String>, Option<i64>) {
+        let mut ids = Vec::new();
+        for (due, id) in &self.by_time {
+            if *due > now || ids.len() >= max {
+                return (ids, Some(*due));
+            }
+            if !skip.contains(id) {
+                ids.push(id.clone());
+            }
+        }
+        (ids, None)
+    }
+}
+
+/// The queue worker's state kept in memory: events running now, when the others are due, and a
+/// nudge for new ones.
 #[derive(Default)]
 pub(crate) struct AsyncQueue {
     running: Mutex<HashSet<String>>,
+    /// `None` until the first pass reads the table.
+    index: Mutex<Option<DueIndex>>,
     queued: tokio::sync::Notify,
     /// Where destinations and dead-letter queues are reached (SQS, SNS, Lambda).
     targets: std::sync::OnceLock<Arc<dyn EventSink>>,
@@ -88,12 +132,19 @@ impl Lambda {
         let bytes = serde_json::to_vec(q).map_err(|e| ServiceError::internal(e.to_string()))?;
         self.meta
             .put(QUEUE, q.request_id.as_bytes(), &bytes)
-            .map_err(storage)
+            .map_err(storage)?;
+        if let Some(index) = self.async_queue.index.lock().unwrap().as_mut() {
+            index.set(&q.request_id, q.due_millis);
+        }
+        Ok(())
     }
 
     fn finish_queued(&self, q: &Queued) {
         if let Err(e) = self.meta.delete(QUEUE, q.request_id.as_bytes()) {
             tracing::warn!(request = %q.request_id, "removing a finished asynchronous invocation: {e}");
+        }
+        if let Some(index) = self.async_queue.index.lock().unwrap().as_mut() {
+            index.remove(&q.request_id);
         }
     }
 
@@ -121,6 +172,39 @@ impl Lambda {
 
     /// Starts every due event not already running; the earliest time a waiting one is due.
     fn run_due_events(self: &Arc<Self>) -> Option<i64> {
+        let now = self.clock.now_millis();
+        let (ids, next) = {
+            let mut index = self.async_queue.index.lock().unwrap();
+            if index.is_none() {
+                *index = Some(self.load_due_index()?);
+            }
+            let running = self.async_queue.running.lock().unwrap();
+            let room = MAX_IN_FLIGHT.saturating_sub(running.len());
+            index.as_ref()?.due(now, room, &running)
+        };
+        for id in ids {
+            let q = match self.meta.get(QUEUE, id.as_bytes()) {
+                Ok(Some(v)) => match serde_json::from_slice::<Queued>(&v) {
+                    Ok(q) => q,
+                    Err(_) => continue,
+                },
+                _ => continue,
+            };
+            if !self.async_queue.running.lock().unwrap().insert(id.clone()) {
+                continue;
+            }
+            let lambda = self.clone();
+            tokio::spawn(async move {
+                lambda.run_queued(q).await;
+                lambda.async_queue.running.lock().unwrap().remove(&id);
+                lambda.async_queue.queued.notify_one();
+            });
+        }
+        next
+    }
+
+    /// Every queued event's due time, read from the table (the first pass after a start).
+    fn load_due_index(&self) -> Option<DueIndex> {
         let rows = match self.meta.scan_prefix(QUEUE, b"", None, usize::MAX) {
             Ok(rows) => rows,
             Err(e) => {
@@ -128,34 +212,13 @@ impl Lambda {
                 return None;
             }
         };
-        let now = self.clock.now_millis();
-        let mut next: Option<i64> = None;
+        let mut index = DueIndex::default();
         for (_, v) in rows {
-            let Ok(q) = serde_json::from_slice::<Queued>(&v) else {
-                continue;
-            };
-            if q.due_millis > now {
-                next = Some(next.map_or(q.due_millis, |n| n.min(q.due_millis)));
-                continue;
+            if let Ok(q) = serde_json::from_slice::<Queued>(&v) {
+                index.set(&q.request_id, q.due_millis);
             }
-            if !self
-                .async_queue
-                .running
-                .lock()
-                .unwrap()
-                .insert(q.request_id.clone())
-            {
-                continue;
-            }
-            let lambda = self.clone();
-            tokio::spawn(async move {
-                let id = q.request_id.clone();
-                lambda.run_queued(q).await;
-                lambda.async_queue.running.lock().unwrap().remove(&id);
-                lambda.async_queue.queued.notify_one();
-            });
         }
-        next
+        Some(index)
     }
 
     async fn run_queued(&self, mut q: Queued) {
@@ -537,5 +600,28 @@ mod tests {
         assert_eq!(r["responseContext"]["functionError"], "Unhandled");
         assert_eq!(r["responsePayload"]["errorMessage"], "boom");
         assert_eq!(r["timestamp"], "1970-01-01T00:00:00.000Z");
+    }
+}
+
+#[cfg(test)]
+mod due_index {
+    use super::*;
+
+    #[test]
+    fn passes_take_what_is_due_in_time_order_up_to_the_room_left() {
+        let mut index = DueIndex::default();
+        index.set("c", 30);
+        index.set("a", 10);
+        index.set("b", 20);
+        index.set("a", 25); // a retry moves it later
+        let none = HashSet::new();
+        assert_eq!(index.due(22, 10, &none), (vec!["b".to_owned()], Some(25)));
+        assert_eq!(index.due(40, 10, &none).0, ["b", "a", "c"]);
+        // Running events are skipped; the room left bounds a pass.
+        let running: HashSet<String> = ["b".to_owned()].into();
+        assert_eq!(index.due(40, 1, &running), (vec!["a".to_owned()], Some(30)));
+        index.remove("a");
+        assert_eq!(index.due(40, 10, &none).0, ["b", "c"]);
+        assert_eq!(index.due(5, 10, &none), (vec![], Some(20)));
     }
 }
