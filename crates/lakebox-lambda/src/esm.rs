@@ -706,6 +706,9 @@ impl Lambda {
             let filters =
                 crate::filter::Filters::parse(m.config.filter_criteria.as_ref()).unwrap_or_default();
             let (got, skipped): (Vec<_>, Vec<_>) = got.into_iter().partition(|msg| {
+                if filters.is_empty() {
+                    return true;
+                }
                 let body = serde_json::from_str::<serde_json::Value>(&msg.body)
                     .unwrap_or_else(|_| serde_json::Value::String(msg.body.clone()));
                 filters.pass(&serde_json::json!({

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Lambda;
 use crate::api::*;
-use crate::functions::{invalid, user_error};
+use crate::functions::{Stored, invalid, user_error};
 use crate::versions::page_of;
 
 /// How often the keeper looks for missing environments.
@@ -34,26 +34,32 @@ fn not_configured() -> ServiceError {
     )
 }
 
-/// What a configuration reports: its environments allocated so far, and its status.
-struct Progress {
-    allocated: i32,
-    status: ProvisionedConcurrencyStatusEnum,
-}
-
 impl Lambda {
-    fn progress(&self, ctx: &RequestContext, function: &str, qualifier: &str, p: &Provisioned) -> Progress {
+    /// What a configuration reports: the environments allocated so far (counted in its
+    /// version's pool) and its status.
+    fn report(
+        &self,
+        ctx: &RequestContext,
+        stored: &Stored,
+        qualifier: &str,
+        p: &Provisioned,
+    ) -> ProvisionedConcurrencyConfigListItem {
         let live = self
-            .target(ctx, function, Some(qualifier), false)
-            .and_then(|t| self.launch_for(ctx, &t, true))
-            .map_or(0, |launch| self.runtimes.live(&launch));
+            .target(ctx, stored.name(), Some(qualifier), false)
+            .map_or(0, |t| self.runtimes.live(&t.pool()));
         let allocated = (live as i32).min(p.requested);
-        Progress {
-            allocated,
-            status: if allocated >= p.requested {
+        ProvisionedConcurrencyConfigListItem {
+            function_arn: Some(format!("{}:{qualifier}", stored.arn())),
+            requested_provisioned_concurrent_executions: Some(p.requested),
+            available_provisioned_concurrent_executions: Some(allocated),
+            allocated_provisioned_concurrent_executions: Some(allocated),
+            status: Some(if allocated >= p.requested {
                 ProvisionedConcurrencyStatusEnum::Ready
             } else {
                 ProvisionedConcurrencyStatusEnum::InProgress
-            },
+            }),
+            status_reason: None,
+            last_modified: Some(p.last_modified.clone()),
         }
     }
 
@@ -108,14 +114,14 @@ impl Lambda {
             .provisioned
             .get(&input.qualifier)
             .ok_or_else(not_configured)?;
-        let progress = self.progress(ctx, &input.function_name, &input.qualifier, p);
+        let r = self.report(ctx, &stored, &input.qualifier, p);
         Ok(GetProvisionedConcurrencyConfigResponse {
-            requested_provisioned_concurrent_executions: Some(p.requested),
-            available_provisioned_concurrent_executions: Some(progress.allocated),
-            allocated_provisioned_concurrent_executions: Some(progress.allocated),
-            status: Some(progress.status),
-            status_reason: None,
-            last_modified: Some(p.last_modified.clone()),
+            requested_provisioned_concurrent_executions: r.requested_provisioned_concurrent_executions,
+            available_provisioned_concurrent_executions: r.available_provisioned_concurrent_executions,
+            allocated_provisioned_concurrent_executions: r.allocated_provisioned_concurrent_executions,
+            status: r.status,
+            status_reason: r.status_reason,
+            last_modified: r.last_modified,
         })
     }
 
@@ -130,11 +136,8 @@ impl Lambda {
         }
         self.store(ctx, &stored)?;
         // The environments stay warm as on-demand ones, up to the usual number.
-        if let Ok(launch) = self
-            .target(ctx, &input.function_name, Some(&input.qualifier), false)
-            .and_then(|t| self.launch_for(ctx, &t, true))
-        {
-            self.runtimes.unprovision(&launch);
+        if let Ok(t) = self.target(ctx, &input.function_name, Some(&input.qualifier), false) {
+            self.runtimes.unprovision(&t.pool());
         }
         Ok(())
     }
@@ -145,21 +148,10 @@ impl Lambda {
         input: ListProvisionedConcurrencyConfigsRequest,
     ) -> Result<ListProvisionedConcurrencyConfigsResponse, ServiceError> {
         let stored = self.existing(ctx, &input.function_name, None)?;
-        let all: Vec<ProvisionedConcurrencyConfigListItem> = stored
+        let all: Vec<_> = stored
             .provisioned
             .iter()
-            .map(|(qualifier, p)| {
-                let progress = self.progress(ctx, &input.function_name, qualifier, p);
-                ProvisionedConcurrencyConfigListItem {
-                    function_arn: Some(format!("{}:{qualifier}", stored.arn())),
-                    requested_provisioned_concurrent_executions: Some(p.requested),
-                    available_provisioned_concurrent_executions: Some(progress.allocated),
-                    allocated_provisioned_concurrent_executions: Some(progress.allocated),
-                    status: Some(progress.status),
-                    status_reason: None,
-                    last_modified: Some(p.last_modified.clone()),
-                }
-            })
+            .map(|(qualifier, p)| self.report(ctx, &stored, qualifier, p))
             .collect();
         let (page, next_marker) = page_of(all, input.marker.as_deref(), input.max_items)?;
         Ok(ListProvisionedConcurrencyConfigsResponse {
@@ -181,14 +173,16 @@ impl Lambda {
                     let ctx =
                         RequestContext::internal(&arn.account_id, &arn.region, lambda.clock.now_millis());
                     for (qualifier, p) in &stored.provisioned {
-                        let launch = lambda
-                            .target(&ctx, stored.name(), Some(qualifier), false)
-                            .and_then(|t| lambda.launch_for(&ctx, &t, true));
-                        if let Ok(launch) = launch
-                            && !lambda
-                                .runtimes
-                                .provision(&launch, p.requested.max(0) as usize)
-                                .await
+                        let count = p.requested.max(0) as usize;
+                        let Ok(target) = lambda.target(&ctx, stored.name(), Some(qualifier), false) else {
+                            continue;
+                        };
+                        // The package is looked at only when environments are missing.
+                        if lambda.runtimes.is_provisioned(&target.pool(), count) {
+                            continue;
+                        }
+                        if let Ok(launch) = lambda.launch_for(&ctx, &target, true)
+                            && !lambda.runtimes.provision(&launch, count).await
                         {
                             tracing::warn!(function = %stored.name(), %qualifier, "cannot start provisioned environments");
                         }

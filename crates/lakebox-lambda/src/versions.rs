@@ -65,6 +65,11 @@ impl Target {
     pub fn version(&self) -> &str {
         self.config.version.as_deref().unwrap_or("$LATEST")
     }
+
+    /// The pool of execution environments that serve it.
+    pub fn pool(&self) -> String {
+        crate::runtime::pool_key(self.function.arn(), self.version())
+    }
 }
 
 fn version_key(ctx: &RequestContext, name: &str, n: u64) -> Vec<u8> {

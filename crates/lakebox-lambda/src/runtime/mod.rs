@@ -82,8 +82,13 @@ pub struct Launch {
 impl Launch {
     /// The environments that may serve this launch: its function's, of its version.
     pub fn pool(&self) -> String {
-        format!("{}:{}", self.function_arn, self.version)
+        pool_key(&self.function_arn, &self.version)
     }
+}
+
+/// The pool of a function version's environments, by the function's unqualified ARN.
+pub fn pool_key(function_arn: &str, version: &str) -> String {
+    format!("{function_arn}:{version}")
 }
 
 /// Where the runtimes look in a function's merged layers, as AWS's runtimes look in `/opt`:
@@ -297,18 +302,21 @@ impl Runtimes {
     }
 
     /// Lets `launch`'s version's environments go back to on-demand (the usual number kept warm).
-    pub fn unprovision(&self, launch: &Launch) {
-        let pool = launch.pool();
-        self.provisioned.lock().unwrap().remove(&pool);
-        if let Some(envs) = self.idle.lock().unwrap().get_mut(&pool) {
+    pub fn unprovision(&self, pool: &str) {
+        self.provisioned.lock().unwrap().remove(pool);
+        if let Some(envs) = self.idle.lock().unwrap().get_mut(pool) {
             envs.truncate(MAX_IDLE_PER_FUNCTION);
         }
     }
 
-    /// How many environments of `launch`'s version are live.
-    pub fn live(&self, launch: &Launch) -> usize {
-        self.live_count(&launch.pool())
-            .load(std::sync::atomic::Ordering::Relaxed)
+    /// How many environments of a pool are live.
+    pub fn live(&self, pool: &str) -> usize {
+        self.live_count(pool).load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether a pool is kept at `count` environments and has them all.
+    pub fn is_provisioned(&self, pool: &str, count: usize) -> bool {
+        self.provisioned_for(pool) == count && self.live(pool) >= count
     }
 
     pub fn set_endpoint(&self, url: String) {
