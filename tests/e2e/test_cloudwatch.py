@@ -8,6 +8,7 @@ import gzip
 import json
 import os
 import tempfile
+import time
 import urllib.parse
 
 import boto3
@@ -808,3 +809,86 @@ def test_s3_request_metrics_when_configured(tmp_path):
         assert total("AllRequests", "EntireBucket", "quiet") is None
         s3.delete_bucket_metrics_configuration(Bucket="metered", Id="logs")
         assert [c["Id"] for c in s3.list_bucket_metrics_configurations(Bucket="metered")["MetricsConfigurationList"]] == ["EntireBucket"]
+
+
+def test_dynamodb_publishes_its_aws_metrics(tmp_path):
+    with Lakebox(tmp_path, "--cloudwatch-service-metrics-ms", "200", "--dynamodb-ttl-sweep-ms", "100") as lb:
+        ddb, streams, cw = lb.client("dynamodb"), lb.client("dynamodbstreams"), lb.client("cloudwatch")
+        attrs = [{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"},
+                 {"AttributeName": "g", "AttributeType": "S"}]
+        desc = ddb.create_table(
+            TableName="orders", AttributeDefinitions=attrs,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            ProvisionedThroughput={"ReadCapacityUnits": 7, "WriteCapacityUnits": 5},
+            GlobalSecondaryIndexes=[{"IndexName": "by_g", "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+                                     "Projection": {"ProjectionType": "KEYS_ONLY"},
+                                     "ProvisionedThroughput": {"ReadCapacityUnits": 3, "WriteCapacityUnits": 2}}],
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
+        )["TableDescription"]
+        ddb.update_time_to_live(TableName="orders", TimeToLiveSpecification={"Enabled": True, "AttributeName": "exp"})
+        item = lambda sk, **extra: {"pk": {"S": "c1"}, "sk": {"S": sk}, **extra}
+        ddb.put_item(TableName="orders", Item=item("a", body={"S": "x" * 3000}))  # 3 write units
+        ddb.put_item(TableName="orders", Item=item("b"))  # 1
+        ddb.put_item(TableName="orders", Item=item("c", exp={"N": str(int(time.time()) - 60)}))  # 1, expired: the sweeper deletes it
+        ddb.get_item(TableName="orders", Key={"pk": {"S": "c1"}, "sk": {"S": "b"}})  # 0.5 read units
+        assert wait_for(lambda: "Item" not in ddb.get_item(TableName="orders", Key={"pk": {"S": "c1"}, "sk": {"S": "c"}}))
+        got = ddb.query(TableName="orders", KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "c1"}})
+        assert got["Count"] == 2
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            ddb.put_item(TableName="orders", Item=item("a"), ConditionExpression="attribute_not_exists(pk)")
+        assert code(e) == "ConditionalCheckFailedException"
+        for bad in range(2):  # neither counted under a table: UserErrors has no dimension
+            with pytest.raises(botocore.exceptions.ClientError):
+                ddb.get_item(TableName="no_such_table", Key={"pk": {"S": "x"}})
+        # A table with one write unit a second throttles after its 300 s burst.
+        ddb.create_table(TableName="hot", AttributeDefinitions=attrs[:1],
+                         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                         ProvisionedThroughput={"ReadCapacityUnits": 1, "WriteCapacityUnits": 1})
+        throttled = 0
+        for i in range(150):
+            try:
+                ddb.put_item(TableName="hot", Item={"pk": {"S": f"k{i}"}, "v": {"S": "x" * 3000}})
+            except botocore.exceptions.ClientError as e:
+                assert e.response["Error"]["Code"] == "ProvisionedThroughputExceededException"
+                throttled += 1
+                break
+        assert throttled == 1
+        sd = streams.describe_stream(StreamArn=desc["LatestStreamArn"])["StreamDescription"]
+        it = streams.get_shard_iterator(StreamArn=desc["LatestStreamArn"], ShardId=sd["Shards"][0]["ShardId"],
+                                        ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        records = streams.get_records(ShardIterator=it)["Records"]
+        assert [r["eventName"] for r in records] == ["INSERT", "INSERT", "INSERT", "REMOVE"]
+
+        now = datetime.datetime.now(UTC)
+        span = dict(StartTime=now - datetime.timedelta(minutes=5), EndTime=now + datetime.timedelta(minutes=1), Period=600)
+
+        def stat(name, dims, s="Sum"):
+            points = cw.get_metric_statistics(Namespace="AWS/DynamoDB", MetricName=name, Statistics=[s],
+                                              Dimensions=[{"Name": k, "Value": v} for k, v in dims], **span)["Datapoints"]
+            return points[0][s] if points else None
+        table = [("TableName", "orders")]
+        op = lambda o: table + [("Operation", o)]
+        label = [("Operation", "GetRecords"), ("StreamLabel", desc["LatestStreamLabel"]), ("TableName", "orders")]
+        # The last call's metrics are flushed with the others (every 200 ms here).
+        assert wait_for(lambda: stat("ReturnedRecordsCount", label) == 4.0)
+        assert wait_for(lambda: stat("ProvisionedWriteCapacityUnits", table, "Maximum") == 5.0)
+        assert stat("ProvisionedReadCapacityUnits", table, "Maximum") == 7.0
+        gsi = table + [("GlobalSecondaryIndexName", "by_g")]
+        assert stat("ProvisionedReadCapacityUnits", gsi, "Maximum") == 3.0
+        assert stat("ProvisionedWriteCapacityUnits", gsi, "Maximum") == 2.0
+        assert wait_for(lambda: stat("ConditionalCheckFailedRequests", table) == 1.0)
+        # Three puts (3 + 1 + 1 units) and the failed condition, checked against the 3 KB item
+        # (3 units, as AWS charges it); the sweeper's deletes are free, as on AWS.
+        assert stat("ConsumedWriteCapacityUnits", table) == 8.0
+        assert stat("ConsumedReadCapacityUnits", table) >= 0.5
+        assert stat("SuccessfulRequestLatency", op("PutItem"), "SampleCount") == 3.0
+        assert stat("SuccessfulRequestLatency", op("PutItem"), "Maximum") > 0
+        assert stat("SuccessfulRequestLatency", op("Query"), "SampleCount") == 1.0
+        assert stat("ReturnedItemCount", op("Query")) == 2.0
+        assert stat("TimeToLiveDeletedItemCount", table) == 1.0
+        assert stat("UserErrors", []) == 2.0
+        assert stat("ThrottledRequests", [("TableName", "hot"), ("Operation", "PutItem")]) == 1.0
+        assert stat("WriteThrottleEvents", [("TableName", "hot")]) == 1.0
+        assert stat("ReturnedBytes", label) > 3000
+        names = {m["MetricName"] for m in cw.list_metrics(Namespace="AWS/DynamoDB")["Metrics"]}
+        assert {"ConsumedWriteCapacityUnits", "SuccessfulRequestLatency", "ThrottledRequests"} <= names

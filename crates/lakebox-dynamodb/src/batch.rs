@@ -125,7 +125,7 @@ impl DynamoDb {
         let mut sizes: BTreeMap<String, usize> = BTreeMap::new();
         for (name, requests) in input.request_items {
             let table = self.table(ctx, &name)?;
-            self.throttle.admit(&table, Kind::Write, self.now())?;
+            self.admit(&table, Kind::Write)?;
             let mut seen = HashSet::new();
             for r in requests {
                 let write = match (r.put_request, r.delete_request) {
@@ -169,8 +169,7 @@ impl DynamoDb {
         }
         for (name, bytes) in &sizes {
             if let Ok(table) = self.table(ctx, name) {
-                self.throttle
-                    .charge(&table, Kind::Write, capacity::write_units(*bytes), self.now());
+                self.charge(&table, Kind::Write, capacity::write_units(*bytes));
             }
         }
         let consumed = input.return_consumed_capacity.as_ref().map(|asked| {
@@ -201,7 +200,7 @@ impl DynamoDb {
         let mut plans = Vec::new();
         for (name, ka) in input.request_items {
             let table = self.table(ctx, &name)?;
-            self.throttle.admit(&table, Kind::Read, self.now())?;
+            self.admit(&table, Kind::Read)?;
             let projection = read_projection(
                 ka.projection_expression.as_ref(),
                 ka.attributes_to_get.as_deref(),
@@ -376,7 +375,7 @@ impl DynamoDb {
     ) -> Result<Vec<(Arc<TableRecord>, usize)>, ServiceError> {
         let now = self.now();
         for (w, _) in &writes {
-            self.throttle.admit(&w.table, Kind::Write, now)?;
+            self.admit(&w.table, Kind::Write)?;
         }
         let sizes: Vec<(Arc<TableRecord>, usize)> = writes
             .iter()
@@ -449,8 +448,7 @@ impl DynamoDb {
             ));
         }
         for (t, size) in &sizes {
-            self.throttle
-                .charge(t, Kind::Write, 2.0 * capacity::write_units(*size), now);
+            self.charge(t, Kind::Write, 2.0 * capacity::write_units(*size));
         }
         Ok(sizes)
     }
@@ -464,7 +462,7 @@ impl DynamoDb {
         for t in input.transact_items {
             let g = t.get;
             let table = self.table(ctx, &g.table_name)?;
-            self.throttle.admit(&table, Kind::Read, self.now())?;
+            self.admit(&table, Kind::Read)?;
             let key = checked_key(&table, g.key)?;
             let projection = read_projection(
                 g.projection_expression.as_ref(),

@@ -141,6 +141,18 @@ pub(crate) enum Outcome {
     TableGone,
 }
 
+impl DynamoDb {
+    /// A write that was not done: a failed condition still consumes write capacity, by the
+    /// size of the item it was checked against (at least one unit), as on AWS.
+    pub(crate) fn refused(&self, table: &TableRecord, outcome: Outcome) -> Outcome {
+        if let Outcome::ConditionFailed { old } = &outcome {
+            let size = old.as_ref().map_or(0, item_size);
+            self.charge(table, Kind::Write, capacity::write_units(size));
+        }
+        outcome
+    }
+}
+
 impl Outcome {
     /// The error for an outcome that is not `Done`.
     pub fn into_error(self, return_old: bool) -> ServiceError {
@@ -376,7 +388,7 @@ impl DynamoDb {
         mut input: PutItemInput,
     ) -> Result<PutItemOutput, ServiceError> {
         let table = self.table(ctx, &input.table_name)?;
-        self.throttle.admit(&table, Kind::Write, self.now())?;
+        self.admit(&table, Kind::Write)?;
         let return_old = returns_all_old(input.return_values.as_ref())?;
         check_values(&mut input.expression_attribute_values)?;
         let item = checked_item(&table, std::mem::take(&mut input.item))?;
@@ -397,7 +409,7 @@ impl DynamoDb {
                 consumed_capacity: self.consume_write(&table, input.return_consumed_capacity.as_ref(), size),
                 item_collection_metrics: metrics,
             }),
-            other => Err(other.into_error(return_old_on_failure(
+            other => Err(self.refused(&table, other).into_error(return_old_on_failure(
                 input.return_values_on_condition_check_failure.as_ref(),
             ))),
         }
@@ -409,7 +421,7 @@ impl DynamoDb {
         mut input: DeleteItemInput,
     ) -> Result<DeleteItemOutput, ServiceError> {
         let table = self.table(ctx, &input.table_name)?;
-        self.throttle.admit(&table, Kind::Write, self.now())?;
+        self.admit(&table, Kind::Write)?;
         let return_old = returns_all_old(input.return_values.as_ref())?;
         check_values(&mut input.expression_attribute_values)?;
         let key = checked_key(&table, std::mem::take(&mut input.key))?;
@@ -435,7 +447,7 @@ impl DynamoDb {
                     item_collection_metrics: metrics,
                 })
             }
-            other => Err(other.into_error(return_old_on_failure(
+            other => Err(self.refused(&table, other).into_error(return_old_on_failure(
                 input.return_values_on_condition_check_failure.as_ref(),
             ))),
         }
@@ -447,7 +459,7 @@ impl DynamoDb {
         mut input: UpdateItemInput,
     ) -> Result<UpdateItemOutput, ServiceError> {
         let table = self.table(ctx, &input.table_name)?;
-        self.throttle.admit(&table, Kind::Write, self.now())?;
+        self.admit(&table, Kind::Write)?;
         let return_values = input.return_values.clone().unwrap_or(ReturnValue::None);
         if let ReturnValue::Unknown(_) = return_values {
             return Err(validation("Return values set to invalid value"));
@@ -500,7 +512,7 @@ impl DynamoDb {
                     item_collection_metrics: metrics,
                 })
             }
-            other => Err(other.into_error(return_old_on_failure(
+            other => Err(self.refused(&table, other).into_error(return_old_on_failure(
                 input.return_values_on_condition_check_failure.as_ref(),
             ))),
         }
@@ -512,7 +524,7 @@ impl DynamoDb {
         mut input: GetItemInput,
     ) -> Result<GetItemOutput, ServiceError> {
         let table = self.table(ctx, &input.table_name)?;
-        self.throttle.admit(&table, Kind::Read, self.now())?;
+        self.admit(&table, Kind::Read)?;
         let key = checked_key(&table, std::mem::take(&mut input.key))?;
         let projection = read_projection(
             input.projection_expression.as_ref(),

@@ -22,6 +22,7 @@ mod import;
 mod items;
 mod kinesis_dest;
 mod legacy;
+mod metrics;
 pub mod number;
 mod partiql;
 mod query;
@@ -87,6 +88,8 @@ pub struct DynamoDb {
     kinesis: std::sync::OnceLock<Arc<dyn lakebox_service::links::ShardedLog>>,
     /// Raised when a Kinesis destination changes, to wake the delivery task.
     destinations_changed: tokio::sync::Notify,
+    /// Where the tables' AWS/DynamoDB metrics go, once the binary wires it (`metrics`).
+    metrics: std::sync::OnceLock<lakebox_service::metrics::Recorder>,
 }
 
 impl DynamoDb {
@@ -117,6 +120,7 @@ impl DynamoDb {
             me: me.clone(),
             kinesis: std::sync::OnceLock::new(),
             destinations_changed: tokio::sync::Notify::new(),
+            metrics: std::sync::OnceLock::new(),
         }))
     }
 
@@ -144,11 +148,10 @@ impl DynamoDb {
         bytes: usize,
         consistent: bool,
     ) -> Option<ConsumedCapacity> {
-        self.throttle.charge(
+        self.charge(
             table,
             throttle::Kind::Read,
             capacity::read_units(bytes, consistent),
-            self.now(),
         );
         capacity::read(table, asked, bytes, consistent)
     }
@@ -159,13 +162,22 @@ impl DynamoDb {
         asked: Option<&ReturnConsumedCapacity>,
         bytes: usize,
     ) -> Option<ConsumedCapacity> {
-        self.throttle.charge(
-            table,
-            throttle::Kind::Write,
-            capacity::write_units(bytes),
-            self.now(),
-        );
+        self.charge(table, throttle::Kind::Write, capacity::write_units(bytes));
         capacity::write(table, asked, bytes)
+    }
+
+    /// Draws `units` a request consumed from the table's throughput (and reports them).
+    pub(crate) fn charge(&self, table: &TableRecord, kind: throttle::Kind, units: f64) {
+        self.throttle.charge(table, kind, units, self.now());
+        self.report_consumed(table, kind, units);
+    }
+
+    /// Whether `table` has capacity left for a request of this kind (counting a refusal as
+    /// a throttle event).
+    pub(crate) fn admit(&self, table: &TableRecord, kind: throttle::Kind) -> Result<(), ServiceError> {
+        self.throttle.admit(table, kind, self.now()).inspect_err(|_| {
+            self.report_throttled(table, kind);
+        })
     }
 
     pub(crate) fn change_log(&self) -> streams::ChangeLog {
@@ -200,7 +212,11 @@ impl DynamoDb {
             }
             None => (ctx.account_id.clone(), ctx.region.clone(), name.to_owned()),
         };
-        self.tables.read().unwrap().get(&key).cloned()
+        let found = self.tables.read().unwrap().get(&key).cloned();
+        if let Some(t) = &found {
+            metrics::note_table(&t.name);
+        }
+        found
     }
 }
 
@@ -219,7 +235,16 @@ impl RpcService for DynamoDb {
         ctx: RequestContext,
         req: RpcRequest,
     ) -> BoxFuture<Result<RpcResponse, ServiceError>> {
-        api::dispatch(self, ctx, req)
+        if !self.metrics_on() {
+            return api::dispatch(self, ctx, req);
+        }
+        Box::pin(async move {
+            let started = std::time::Instant::now();
+            let op = req.operation.clone();
+            let (result, seen) = metrics::observed(api::dispatch(self.clone(), ctx.clone(), req)).await;
+            self.report(&ctx, &op, started.elapsed(), result.as_ref().map(|_| ()), seen);
+            result
+        })
     }
 }
 
@@ -777,15 +802,20 @@ impl DynamoDb {
                 })
                 .collect();
             let log = self.change_log();
-            self.meta
+            let deleted = self
+                .meta
                 .write_async(move |b| {
+                    let mut deleted = 0;
                     for w in &writes {
-                        w.apply(b, &log)?;
+                        if let items::Outcome::Done { old: Some(_), .. } = w.apply(b, &log)? {
+                            deleted += 1;
+                        }
                     }
-                    Ok(())
+                    Ok(deleted)
                 })
                 .await
                 .map_err(errors::store)?;
+            self.report_ttl_deleted(&table, deleted);
         }
         Ok(())
     }

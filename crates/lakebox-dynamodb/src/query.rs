@@ -202,7 +202,7 @@ impl DynamoDb {
         mut input: QueryInput,
     ) -> Result<QueryOutput, ServiceError> {
         let table: Arc<TableRecord> = self.table(ctx, &input.table_name)?;
-        self.throttle.admit(&table, Kind::Read, self.now())?;
+        self.admit(&table, Kind::Read)?;
         let consistent = input.consistent_read == Some(true);
         let src = source(&table, input.index_name.as_ref(), consistent)?;
         check_values(&mut input.expression_attribute_values)?;
@@ -280,6 +280,7 @@ impl DynamoDb {
             filter.as_ref(),
             &shape,
         )?;
+        crate::metrics::note_returned(page.count);
         Ok(QueryOutput {
             items: (!matches!(shape, Shape::Count)).then_some(page.items),
             count: Some(page.count as i32),
@@ -300,7 +301,7 @@ impl DynamoDb {
         mut input: ScanInput,
     ) -> Result<ScanOutput, ServiceError> {
         let table: Arc<TableRecord> = self.table(ctx, &input.table_name)?;
-        self.throttle.admit(&table, Kind::Read, self.now())?;
+        self.admit(&table, Kind::Read)?;
         let consistent = input.consistent_read == Some(true);
         let src = source(&table, input.index_name.as_ref(), consistent)?;
         check_values(&mut input.expression_attribute_values)?;
@@ -377,6 +378,7 @@ impl DynamoDb {
             filter.as_ref(),
             &shape,
         )?;
+        crate::metrics::note_returned(page.count);
         Ok(ScanOutput {
             items: (!matches!(shape, Shape::Count)).then_some(page.items),
             count: Some(page.count as i32),
@@ -665,7 +667,7 @@ impl DynamoDb {
         limit: Option<usize>,
         start: Option<Item>,
     ) -> Result<Selected, ServiceError> {
-        self.throttle.admit(table, Kind::Read, self.now())?;
+        self.admit(table, Kind::Read)?;
         let src = source(table, index, consistent)?;
         let shape = match projection {
             Some(p) => Shape::Projected(p),

@@ -543,6 +543,7 @@ impl DynamoDbStreamsApi for DynamoDbStreams {
         _ctx: &RequestContext,
         input: GetRecordsInput,
     ) -> Result<GetRecordsOutput, ServiceError> {
+        let started = std::time::Instant::now();
         let it = Iterator::decode(&input.shard_iterator)
             .ok_or_else(|| errors::validation("Invalid ShardIterator"))?;
         let now = self.db.now();
@@ -604,6 +605,8 @@ impl DynamoDbStreamsApi for DynamoDbStreams {
             }
             .encode()
         });
+        self.db
+            .report_stream_read(&s, records.len(), bytes, started.elapsed());
         Ok(GetRecordsOutput {
             records: Some(records),
             next_shard_iterator: next,

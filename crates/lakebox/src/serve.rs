@@ -231,6 +231,13 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
             metrics_every,
         ),
     );
+    background.adopt(
+        "dynamodb metrics",
+        dynamodb.start_metrics(
+            lakebox_service::metrics::Recorder::new(service_metrics.clone()),
+            metrics_every,
+        ),
+    );
     background.adopt("s3 lifecycle", s3.start_background_work());
     background.adopt("s3 access logs", s3.start_access_log_delivery());
     background.adopt("kinesis retention", kinesis.start_background_work());

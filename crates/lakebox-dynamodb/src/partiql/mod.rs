@@ -213,6 +213,7 @@ impl DynamoDb {
                 .last_key
                 .as_ref()
                 .map(|k| BASE64.encode(serde_json::to_vec(k).unwrap_or_default()));
+            crate::metrics::note_returned(page.items.len());
             return Ok(ExecuteStatementOutput {
                 items: Some(page.items),
                 next_token,
@@ -226,8 +227,7 @@ impl DynamoDb {
             });
         }
         let plan = self.plan_write(ctx, stmt)?;
-        self.throttle
-            .admit(&plan.write.table, crate::throttle::Kind::Write, self.now())?;
+        self.admit(&plan.write.table, crate::throttle::Kind::Write)?;
         let table = plan.write.table.clone();
         let items = self.run_write_statement(plan, return_old).await?;
         Ok(ExecuteStatementOutput {
