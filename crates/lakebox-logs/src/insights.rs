@@ -19,7 +19,6 @@ use std::sync::{Arc, Mutex};
 use lakebox_core::{RequestContext, ServiceError};
 use lakebox_protocol::Timestamp;
 use regex::Regex;
-use serde_json::Value as Json;
 
 use crate::api::*;
 use crate::errors::*;
@@ -723,54 +722,283 @@ fn is_aggregate(f: &str) -> bool {
 
 // ---- evaluation -----------------------------------------------------------------------
 
-/// One record: its fields by name.
-type Record = HashMap<String, V>;
+/// One record: its fields by name. A field set to `Null` is absent (records are reused from
+/// event to event, their fields reset rather than removed).
+type Record = HashMap<String, V, foldhash::fast::RandomState>;
 
-fn flatten(prefix: &str, v: &Json, out: &mut Record) {
-    match v {
-        Json::Object(map) => {
-            for (k, v) in map {
-                let name = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                flatten(&name, v, out);
-            }
+/// The names an expression reads.
+fn fields_of(e: &Ex, out: &mut Vec<String>) {
+    match e {
+        Ex::Field(f) => out.push(f.clone()),
+        Ex::Lit(_) | Ex::Regex(_) | Ex::Star => {}
+        Ex::Not(x) | Ex::Neg(x) => fields_of(x, out),
+        Ex::Bin(a, _, b) | Ex::Like(a, b, _) => {
+            fields_of(a, out);
+            fields_of(b, out);
         }
-        Json::Array(items) => {
-            for (i, v) in items.iter().enumerate() {
-                flatten(&format!("{prefix}.{i}"), v, out);
-            }
+        Ex::In(x, items, _) => {
+            fields_of(x, out);
+            items.iter().for_each(|i| fields_of(i, out));
         }
-        Json::Null => {}
-        Json::Bool(b) => {
-            out.insert(prefix.to_owned(), V::Str(b.to_string()));
+        // bin()'s argument is a period (`5m`), not a field.
+        Ex::Call(f, _) if f == "bin" => {}
+        Ex::Call(_, args) => args.iter().for_each(|a| fields_of(a, out)),
+    }
+}
+
+/// The fields every event has, whatever its message.
+const SYSTEM_FIELDS: [&str; 6] = [
+    "@timestamp",
+    "@ingestionTime",
+    "@message",
+    "@logStream",
+    "@log",
+    "@ptr",
+];
+
+/// What a query reads of each event: the fields it names, or all of them when its rows show
+/// every field. Only those are built: a query over `@timestamp` never parses a message, one
+/// over `user` never copies it.
+struct Reads {
+    all: bool,
+    /// Every name a record of this query may carry (read, computed by `fields` or `parse`).
+    names: Vec<String>,
+    /// The names that may be fields of a JSON message.
+    json: crate::jsonscan::Names,
+    /// System fields the per-record commands read (built for every event) and those only
+    /// later commands or the rows show (built for the records kept).
+    early: System,
+    late: System,
+}
+
+/// Which of the built system fields (those costing a copy or a format) a record carries.
+#[derive(Debug, Clone, Copy, Default)]
+struct System {
+    message: bool,
+    ptr: bool,
+    stream: bool,
+    log: bool,
+}
+
+impl System {
+    fn of(names: &[String]) -> System {
+        let has = |n: &str| names.iter().any(|x| x == n);
+        System {
+            message: has("@message"),
+            ptr: has("@ptr"),
+            stream: has("@logStream"),
+            log: has("@log"),
         }
-        Json::Number(n) => {
-            out.insert(prefix.to_owned(), V::Num(n.as_f64().unwrap_or(f64::NAN)));
+    }
+
+    /// These fields of event `e` into `r`, by `set`.
+    fn build(self, e: &Event, group: &Group, stream: &str, ptr_prefix: &str, mut set: impl FnMut(&str, V)) {
+        if self.message {
+            set("@message", V::Str(e.message().to_owned()));
         }
-        Json::String(s) => {
-            out.insert(prefix.to_owned(), V::Str(s.clone()));
+        if self.stream {
+            set("@logStream", V::Str(stream.to_owned()));
+        }
+        if self.log {
+            set("@log", V::Str(format!("{}:{}", group.key.0, group.key.2)));
+        }
+        if self.ptr {
+            set("@ptr", V::Str(format!("{ptr_prefix}/{}", e.event_id())));
         }
     }
 }
 
-/// An event as a record; `ptr_prefix` is its stream's part of `@ptr` (`<group uid>/<stream>`).
-fn record_of(group: &Group, stream: &str, ptr_prefix: &str, e: &Event) -> Record {
-    let mut r = Record::new();
-    if e.message().trim_start().starts_with('{')
-        && let Ok(doc) = serde_json::from_str::<Json>(e.message())
-    {
-        flatten("", &doc, &mut r);
+impl Reads {
+    /// What `commands` read, of which the first `streaming` run per record.
+    fn of(commands: &[Command], streaming: usize) -> Reads {
+        let aggregated = commands.iter().any(|c| matches!(c, Command::Stats(..)));
+        // Names the commands read before any `stats` (after it, records are its groups),
+        // and names they make; a name read is an event's field unless made before.
+        let (mut read, mut made): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
+        fn reads_of(e: &Ex, made: &[String], read: &mut Vec<String>) {
+            let mut r = Vec::new();
+            fields_of(e, &mut r);
+            read.extend(r.into_iter().filter(|n| !made.contains(n)));
+        }
+        for c in commands {
+            match c {
+                Command::Fields(list) => {
+                    for (e, n) in list {
+                        reads_of(e, &made, &mut read);
+                        made.push(n.clone());
+                    }
+                }
+                Command::Filter(e) => reads_of(e, &made, &mut read),
+                Command::Sort(keys) => keys.iter().for_each(|(e, _)| reads_of(e, &made, &mut read)),
+                Command::Parse(e, spec) => {
+                    reads_of(e, &made, &mut read);
+                    let (ParseSpec::Glob(_, out) | ParseSpec::Regex(_, out)) = spec;
+                    made.extend(out.iter().cloned());
+                }
+                Command::Display(list) | Command::Dedup(list) => {
+                    read.extend(list.iter().filter(|n| !made.contains(n)).cloned())
+                }
+                Command::Stats(aggs, by) => {
+                    aggs.iter()
+                        .chain(by)
+                        .for_each(|(e, _)| reads_of(e, &made, &mut read));
+                    break;
+                }
+                Command::Limit(_) => {}
+            }
+        }
+        let mut names: Vec<String> = ["@timestamp", "@ingestionTime"].map(String::from).into();
+        if !aggregated {
+            names.push("@ptr".to_owned());
+        }
+        names.extend(read.iter().cloned());
+        names.extend(made);
+        names.sort();
+        names.dedup();
+        let all = shown_fields(commands).is_none() && !aggregated;
+        let mut early_reads = Vec::new();
+        for c in &commands[..streaming] {
+            match c {
+                // `fields @message` only names what the row shows: nothing to read yet.
+                Command::Fields(list) => list
+                    .iter()
+                    .filter(|(e, n)| !matches!(e, Ex::Field(f) if f == n))
+                    .for_each(|(e, _)| fields_of(e, &mut early_reads)),
+                Command::Filter(e) | Command::Parse(e, _) => fields_of(e, &mut early_reads),
+                _ => {}
+            }
+        }
+        let early = System::of(&early_reads);
+        let wanted = if all {
+            System {
+                message: true,
+                ptr: true,
+                stream: true,
+                log: true,
+            }
+        } else {
+            System::of(&names)
+        };
+        Reads {
+            all,
+            json: crate::jsonscan::Names::new(
+                read.iter()
+                    .map(String::as_str)
+                    .filter(|n| !SYSTEM_FIELDS.contains(n)),
+            ),
+            early,
+            late: System {
+                message: wanted.message && !early.message,
+                ptr: wanted.ptr && !early.ptr,
+                stream: wanted.stream && !early.stream,
+                log: wanted.log && !early.log,
+            },
+            names,
+        }
     }
-    r.insert("@timestamp".into(), V::Time(e.timestamp));
-    r.insert("@ingestionTime".into(), V::Time(e.ingestion));
-    r.insert("@message".into(), V::Str(e.message().to_owned()));
-    r.insert("@logStream".into(), V::Str(stream.to_owned()));
-    r.insert("@log".into(), V::Str(format!("{}:{}", group.key.0, group.key.2)));
-    r.insert("@ptr".into(), V::Str(format!("{ptr_prefix}/{}", e.event_id())));
-    r
+
+    /// Adds the fields a kept record shows that the per-record commands did not need.
+    fn complete(&self, r: &mut Record, group: &Group, stream: &str, ptr_prefix: &str, e: &Event) {
+        self.late.build(e, group, stream, ptr_prefix, |name, v| {
+            r.insert(name.to_owned(), v);
+        });
+    }
+
+    /// Makes `r` the record of event `e`.
+    fn fill<'n, 'e>(
+        &'n self,
+        r: &mut Record,
+        group: &Group,
+        stream: &str,
+        ptr_prefix: &str,
+        e: &'e Event,
+        leaves: &mut Leaves<'n, 'e>,
+    ) {
+        // The message's text is touched only when the query reads it: a query over
+        // timestamps alone never loads it.
+        let json = || e.message().trim_start().starts_with('{');
+        if self.all {
+            let msg = e.message();
+            r.clear();
+            if json() && crate::jsonscan::leaves(msg, &crate::jsonscan::Want::All, leaves) {
+                for (name, leaf) in leaves.drain(..) {
+                    r.insert(name.into_owned(), leaf_value(leaf));
+                }
+            }
+            r.insert("@timestamp".into(), V::Time(e.timestamp));
+            r.insert("@ingestionTime".into(), V::Time(e.ingestion));
+            self.early.build(e, group, stream, ptr_prefix, |name, v| {
+                r.insert(name.to_owned(), v);
+            });
+            return;
+        }
+        if r.is_empty() {
+            r.extend(self.names.iter().map(|n| (n.clone(), V::Null)));
+        } else {
+            r.values_mut().for_each(|v| *v = V::Null);
+        }
+        let mut set = |name: &str, v: V| {
+            if let Some(slot) = r.get_mut(name) {
+                *slot = v;
+            }
+        };
+        set("@timestamp", V::Time(e.timestamp));
+        set("@ingestionTime", V::Time(e.ingestion));
+        self.early.build(e, group, stream, ptr_prefix, &mut set);
+        if !self.json.is_empty()
+            && json()
+            && crate::jsonscan::leaves(e.message(), &crate::jsonscan::Want::Named(&self.json), leaves)
+        {
+            for (name, leaf) in leaves.drain(..) {
+                set(&name, leaf_value(leaf));
+            }
+        }
+    }
+}
+
+/// A reused buffer of a message's JSON leaves.
+type Leaves<'n, 'e> = Vec<(crate::jsonscan::Name<'n>, crate::jsonscan::Leaf<'e>)>;
+
+fn leaf_value(leaf: crate::jsonscan::Leaf<'_>) -> V {
+    match leaf {
+        crate::jsonscan::Leaf::Num(n) => V::Num(n),
+        crate::jsonscan::Leaf::Str(s) => V::Str(s.into_owned()),
+        crate::jsonscan::Leaf::Bool(b) => V::Str(b.to_string()),
+    }
+}
+
+/// Text every event a query keeps must contain, from its first command when that is a
+/// `filter` requiring `field = "text"`: an event without the text (and without a backslash,
+/// which could be an escape spelling it differently) cannot match, and is not parsed.
+fn required_text(commands: &[Command]) -> Vec<String> {
+    fn walk(e: &Ex, out: &mut Vec<String>) {
+        match e {
+            Ex::Bin(a, BinOp::And, b) => {
+                walk(a, out);
+                walk(b, out);
+            }
+            Ex::Bin(a, BinOp::Eq, b) => {
+                let (field, lit) = match (&**a, &**b) {
+                    (Ex::Field(f), Ex::Lit(V::Str(s))) | (Ex::Lit(V::Str(s)), Ex::Field(f)) => (f, s),
+                    _ => return,
+                };
+                // A number compares by value (`n = "07"` matches 7), and characters JSON
+                // escapes are spelt otherwise in the message.
+                let plain = !lit.is_empty()
+                    && lit.trim().parse::<f64>().is_err()
+                    && !lit.chars().any(|c| c == '"' || c == '\\' || c.is_control());
+                if plain && (field == "@message" || !field.starts_with('@')) {
+                    out.push(lit.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(Command::Filter(e)) = commands.first() {
+        walk(e, &mut out);
+    }
+    out
 }
 
 fn duration_millis(text: &str) -> Option<i64> {
@@ -889,7 +1117,7 @@ fn call(f: &str, args: &[Ex], r: &Record) -> Result<V, ServiceError> {
             }
         }
         "ispresent" => V::Num(
-            if matches!(args.first(), Some(Ex::Field(n)) if r.contains_key(n)) {
+            if matches!(args.first(), Some(Ex::Field(n)) if r.get(n).is_some_and(|v| !matches!(v, V::Null))) {
                 1.0
             } else {
                 0.0
@@ -984,6 +1212,41 @@ struct Acc {
     last: Option<(i64, V)>,
 }
 
+impl Acc {
+    /// Adds the state of the records after this one's (whatever the aggregate: each only
+    /// touches its own parts).
+    fn absorb(&mut self, later: Acc) {
+        self.count += later.count;
+        self.sum += later.sum;
+        self.sum_sq += later.sum_sq;
+        if let Some(m) = later.min
+            && self.min.as_ref().is_none_or(|x| natural(&m, x) == Ordering::Less)
+        {
+            self.min = Some(m);
+        }
+        if let Some(m) = later.max
+            && self
+                .max
+                .as_ref()
+                .is_none_or(|x| natural(&m, x) == Ordering::Greater)
+        {
+            self.max = Some(m);
+        }
+        self.values.extend(later.values);
+        self.distinct.extend(later.distinct);
+        if let Some((t, v)) = later.first
+            && self.first.as_ref().is_none_or(|(s, _)| t < *s)
+        {
+            self.first = Some((t, v));
+        }
+        if let Some((t, v)) = later.last
+            && self.last.as_ref().is_none_or(|(s, _)| t >= *s)
+        {
+            self.last = Some((t, v));
+        }
+    }
+}
+
 fn accumulate(f: &str, args: &[Ex], r: &Record, acc: &mut Acc) -> Result<(), ServiceError> {
     let v = match args.first() {
         Some(Ex::Star) | None => V::Num(1.0),
@@ -992,7 +1255,7 @@ fn accumulate(f: &str, args: &[Ex], r: &Record, acc: &mut Acc) -> Result<(), Ser
     if matches!(v, V::Null) {
         return Ok(());
     }
-    let ts = match r.get("@timestamp") {
+    let ts = || match r.get("@timestamp") {
         Some(V::Time(t)) => *t,
         _ => 0,
     };
@@ -1014,6 +1277,7 @@ fn accumulate(f: &str, args: &[Ex], r: &Record, acc: &mut Acc) -> Result<(), Ser
             }
         }
         "earliest" | "latest" => {
+            let ts = ts();
             if acc.first.as_ref().is_none_or(|(t, _)| ts < *t) {
                 acc.first = Some((ts, v.clone()));
             }
@@ -1083,8 +1347,11 @@ struct Outcome {
     bytes: f64,
 }
 
-/// Events are read out of a stream this many at a time (its lock held only for the copy).
-const READ_CHUNK: usize = 64 * 1024;
+/// How many events ahead a scan asks for the messages it will read.
+const PREFETCH_AHEAD: usize = 8;
+
+/// Events are read out of a stream this many at a time, a chunk per core at once.
+const READ_CHUNK: usize = 16 * 1024;
 
 /// `stats`' groups while records stream in.
 struct Grouper<'a> {
@@ -1103,22 +1370,38 @@ impl<'a> Grouper<'a> {
     }
 
     fn add(&mut self, r: &Record) -> Result<(), ServiceError> {
-        let keys: Vec<V> = self
-            .by
-            .iter()
-            .map(|(e, _)| eval(e, r))
-            .collect::<Result<_, _>>()?;
+        let mut key = Vec::with_capacity(self.by.len());
+        for (e, _) in self.by {
+            key.push(OrdV(eval(e, r)?));
+        }
         let n = self.aggs.len();
-        let entry = self
-            .groups
-            .entry(keys.iter().cloned().map(OrdV).collect())
-            .or_insert_with(|| (keys, vec![Acc::default(); n]));
+        if !self.groups.contains_key(&key) {
+            let keys = key.iter().map(|k| k.0.clone()).collect();
+            self.groups.insert(key.clone(), (keys, vec![Acc::default(); n]));
+        }
+        let entry = self.groups.get_mut(&key).expect("just inserted");
         for ((e, _), acc) in self.aggs.iter().zip(entry.1.iter_mut()) {
             if let Ex::Call(f, args) = e {
                 accumulate(f, args, r, acc)?;
             }
         }
         Ok(())
+    }
+
+    /// Adds the groups of the records after this grouper's.
+    fn absorb(&mut self, later: Grouper<'a>) {
+        for (key, (keys, accs)) in later.groups {
+            match self.groups.entry(key) {
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert((keys, accs));
+                }
+                std::collections::btree_map::Entry::Occupied(mut o) => {
+                    for (a, b) in o.get_mut().1.iter_mut().zip(accs) {
+                        a.absorb(b);
+                    }
+                }
+            }
+        }
     }
 
     /// One record per group (one in all when there is no `by` and nothing matched).
@@ -1129,7 +1412,7 @@ impl<'a> Grouper<'a> {
         }
         let mut out = Vec::with_capacity(self.groups.len());
         for (_, (keys, mut accs)) in self.groups {
-            let mut r = Record::new();
+            let mut r = Record::default();
             for ((_, name), v) in self.by.iter().zip(keys) {
                 r.insert(name.clone(), v);
             }
@@ -1200,6 +1483,136 @@ fn shown_fields(commands: &[Command]) -> Option<Vec<String>> {
     shown
 }
 
+/// Where an event was read: its timestamp, its stream's place in the scan, its id.
+type Pos = (i64, usize, u64);
+
+/// Newest first: Insights shows the latest events unless the query sorts. Equal timestamps
+/// keep the order of the scan (stream by stream, each by arrival), whatever order the
+/// chunks were read in.
+fn newest_first(records: &mut [(Pos, Record)]) {
+    records.sort_by(|(a, _), (b, _)| b.0.cmp(&a.0).then((a.1, a.2).cmp(&(b.1, b.2))));
+}
+
+/// Whether an event at `pos` comes after `floor` newest first.
+fn after(pos: Pos, floor: Pos) -> bool {
+    pos.0 < floor.0 || (pos.0 == floor.0 && (pos.1, pos.2) > (floor.1, floor.2))
+}
+
+/// `sort`: stable, by each key in turn (of each item's record).
+fn sorted<T>(
+    items: Vec<T>,
+    keys: &[(Ex, bool)],
+    record: impl Fn(&T) -> &Record,
+) -> Result<Vec<T>, ServiceError> {
+    let mut keyed: Vec<(Vec<V>, T)> = items
+        .into_iter()
+        .map(|r| {
+            Ok((
+                keys.iter()
+                    .map(|(e, _)| eval(e, record(&r)))
+                    .collect::<Result<Vec<_>, ServiceError>>()?,
+                r,
+            ))
+        })
+        .collect::<Result<_, ServiceError>>()?;
+    keyed.sort_by(|(a, _), (b, _)| {
+        for ((x, y), (_, desc)) in a.iter().zip(b.iter()).zip(keys.iter()) {
+            let o = natural(x, y);
+            if o != Ordering::Equal {
+                return if *desc { o.reverse() } else { o };
+            }
+        }
+        Ordering::Equal
+    });
+    Ok(keyed.into_iter().map(|(_, r)| r).collect())
+}
+
+/// A `sort`'s keys: each expression, and whether descending.
+type SortKeys<'a> = &'a [(Ex, bool)];
+
+/// How many records a query without `stats` can show at most, and in what order: when what
+/// follows its per-record commands is an optional `sort` and then a `limit` (or nothing:
+/// the result's own limit), only that many of the records, first in that order, can reach
+/// the result, so a scan keeps no more (`fields @message | sort @timestamp desc | limit 20`
+/// over millions of events holds twenty, not millions).
+fn retention(rest: &[Command], limit: usize) -> Option<(Option<SortKeys<'_>>, usize)> {
+    let mut it = rest
+        .iter()
+        .filter(|c| !matches!(c, Command::Display(_)))
+        .peekable();
+    let keys = match it.peek() {
+        Some(Command::Sort(keys)) => {
+            it.next();
+            // `sort @timestamp desc` is the order records already have.
+            match keys.as_slice() {
+                [(Ex::Field(f), true)] if f == "@timestamp" => None,
+                keys => Some(keys),
+            }
+        }
+        _ => None,
+    };
+    match it.next() {
+        None => Some((keys, limit)),
+        Some(Command::Limit(n)) => Some((keys, *n)),
+        Some(_) => None,
+    }
+}
+
+/// Keeps the first `keep` of `records` in the order [`retention`] gave (the order the rest
+/// of the query would put them in: newest first, then sorted, both stable).
+fn prune(
+    records: &mut Vec<(Pos, Record)>,
+    keys: Option<&[(Ex, bool)]>,
+    keep: usize,
+) -> Result<(), ServiceError> {
+    newest_first(records);
+    if let Some(keys) = keys {
+        *records = sorted(std::mem::take(records), keys, |(_, r)| r)?;
+    }
+    records.truncate(keep);
+    Ok(())
+}
+
+/// What a part of the events gave: `stats`' groups so far, or the records kept.
+struct Partial<'a> {
+    grouper: Option<Grouper<'a>>,
+    records: Vec<(Pos, Record)>,
+    scanned: f64,
+    matched: f64,
+    bytes: f64,
+}
+
+impl<'a> Partial<'a> {
+    fn new(grouper: Option<Grouper<'a>>) -> Self {
+        Partial {
+            grouper,
+            records: Vec::new(),
+            scanned: 0.0,
+            matched: 0.0,
+            bytes: 0.0,
+        }
+    }
+
+    /// Adds the results of the events after this part's.
+    fn absorb(&mut self, later: Partial<'a>) {
+        self.scanned += later.scanned;
+        self.matched += later.matched;
+        self.bytes += later.bytes;
+        self.records.extend(later.records);
+        if let (Some(g), Some(h)) = (self.grouper.as_mut(), later.grouper) {
+            g.absorb(h);
+        }
+    }
+}
+
+/// The chunks' results put together in chunk order.
+struct Merged<'a> {
+    next: usize,
+    pending: BTreeMap<usize, Partial<'a>>,
+    total: Partial<'a>,
+    error: Option<ServiceError>,
+}
+
 fn run(
     commands: &[Command],
     groups: &[Arc<Group>],
@@ -1222,58 +1635,193 @@ fn run(
     if grouper.is_some() {
         rest = &rest[1..];
     }
-    let mut records: Vec<Record> = Vec::new();
-    let (mut scanned, mut matched, mut bytes) = (0f64, 0f64, 0f64);
+    let reads = Reads::of(commands, split);
+    let required = required_text(commands);
+    // Every stream of every group, in order; their events are read in chunks, matched on
+    // every core, and the chunks' results put together in order (so ties among equal
+    // timestamps resolve as a single pass would).
+    let mut sources = Vec::new();
     for group in groups {
         let lo = from.max(group.retained_from(now));
-        let streams: Vec<_> = group.streams.read().unwrap().values().cloned().collect();
         let uid = group.config.lock().unwrap().uid.clone();
+        let streams: Vec<_> = group.streams.read().unwrap().values().cloned().collect();
         for stream in streams {
             let ptr_prefix = format!("{uid}/{}", stream.name);
-            let mut after = std::ops::Bound::Included((lo, 0));
-            loop {
-                if cancelled.load(AtomicOrdering::Relaxed) {
-                    return Err(ServiceError::client("Cancelled", "The query was stopped."));
-                }
-                let chunk: Vec<Event> = {
-                    let d = stream.data.read().unwrap();
-                    d.range(after, std::ops::Bound::Unbounded)
+            sources.push((group.clone(), stream, ptr_prefix, lo));
+        }
+    }
+    let stats = grouper.as_ref().map(|g| (g.aggs, g.by));
+    let filters = streaming.iter().any(|c| matches!(c, Command::Filter(_)));
+    let retained = match grouper {
+        None if !rest.iter().any(|c| matches!(c, Command::Stats(..))) => retention(rest, limit),
+        _ => None,
+    };
+    let newest = matches!(retained, Some((None, _)));
+    let keep = retained.map_or(usize::MAX, |(_, k)| k);
+    let touches_text = !required.is_empty() || reads.all || reads.early.message || !reads.json.is_empty();
+    let cursor = Mutex::new((0usize, None::<(i64, u64)>, 0usize));
+    let merged = Mutex::new(Merged {
+        next: 0,
+        pending: BTreeMap::new(),
+        total: Partial::new(grouper.take()),
+        error: None,
+    });
+    let failed = AtomicBool::new(false);
+    let work = || -> Result<(), ServiceError> {
+        let mut r = Record::default();
+        loop {
+            if cancelled.load(AtomicOrdering::Relaxed) {
+                return Err(ServiceError::client("Cancelled", "The query was stopped."));
+            }
+            if failed.load(AtomicOrdering::Relaxed) {
+                return Ok(());
+            }
+            // The next chunk's bounds; its events are then read in place, under the stream's
+            // read lock (writers to that stream wait for one chunk at most).
+            let (no, source, first, last) = {
+                let mut c = cursor.lock().unwrap();
+                loop {
+                    let Some((_, stream, _, lo)) = sources.get(c.0) else {
+                        return Ok(());
+                    };
+                    let first = match c.1 {
+                        Some(k) => std::ops::Bound::Excluded(k),
+                        None => std::ops::Bound::Included((*lo, 0)),
+                    };
+                    let last = stream
+                        .data
+                        .read()
+                        .unwrap()
+                        .range(first, std::ops::Bound::Unbounded)
                         .take_while(|e| e.timestamp <= until)
                         .take(READ_CHUNK)
-                        .cloned()
-                        .collect()
-                };
-                let Some(last) = chunk.last() else { break };
-                after = std::ops::Bound::Excluded(last.key());
-                'events: for e in &chunk {
-                    scanned += 1.0;
-                    bytes += e.message().len() as f64;
-                    let mut r = record_of(group, &stream.name, &ptr_prefix, e);
-                    for c in streaming {
-                        if !apply(c, &mut r)? {
-                            continue 'events;
+                        .last()
+                        .map(Event::key);
+                    match last {
+                        Some(last) => {
+                            c.1 = Some(last);
+                            c.2 += 1;
+                            break (c.2 - 1, c.0, first, last);
+                        }
+                        None => {
+                            c.0 += 1;
+                            c.1 = None;
                         }
                     }
-                    matched += 1.0;
-                    match &mut grouper {
-                        Some(g) => g.add(&r)?,
-                        None => records.push(r),
+                }
+            };
+            let (group, stream, ptr_prefix, _) = &sources[source];
+            let data = stream.data.read().unwrap();
+            // Newest first when only the newest can be shown: once a part holds as many as
+            // can be shown, older events are counted but not built.
+            let range = || -> Box<dyn Iterator<Item = &Event>> {
+                let r = data.range(first, std::ops::Bound::Included(last));
+                if newest { Box::new(r.rev()) } else { Box::new(r) }
+            };
+            let chunk = range();
+            // Messages the query reads are fetched a few events ahead.
+            let mut ahead = touches_text.then(range);
+            if let Some(a) = ahead.as_mut() {
+                a.by_ref().take(PREFETCH_AHEAD).for_each(Event::prefetch);
+            }
+            let mut part = Partial::new(stats.map(|(aggs, by)| Grouper::new(aggs, by)));
+            let mut leaves = Leaves::new();
+            let mut floor: Option<Pos> = None;
+            'events: for e in chunk {
+                if let Some(next) = ahead.as_mut().and_then(Iterator::next) {
+                    next.prefetch();
+                }
+                part.scanned += 1.0;
+                part.bytes += e.message_len() as f64;
+                let pos = (e.timestamp, source, e.id);
+                let beyond = floor.is_some_and(|f| after(pos, f));
+                if beyond && !filters {
+                    part.matched += 1.0;
+                    continue;
+                }
+                if !required.is_empty() {
+                    let msg = e.message();
+                    if !msg.contains('\\') && !required.iter().all(|t| msg.contains(t.as_str())) {
+                        continue;
+                    }
+                }
+                reads.fill(&mut r, group, &stream.name, ptr_prefix, e, &mut leaves);
+                for c in streaming {
+                    if !apply(c, &mut r)? {
+                        continue 'events;
+                    }
+                }
+                part.matched += 1.0;
+                match &mut part.grouper {
+                    Some(g) => g.add(&r)?,
+                    None if beyond => {}
+                    None => {
+                        let mut kept = r.clone();
+                        reads.complete(&mut kept, group, &stream.name, ptr_prefix, e);
+                        part.records.push((pos, kept));
+                        let held = part.records.len();
+                        if newest && held >= keep && (floor.is_none() || held >= 2 * keep.max(1)) {
+                            prune(&mut part.records, None, keep)?;
+                            floor = part.records.last().map(|(p, _)| *p);
+                        }
                     }
                 }
             }
+            drop(ahead);
+            drop(data);
+            if let Some((keys, keep)) = retained
+                && part.records.len() > keep
+            {
+                prune(&mut part.records, keys, keep)?;
+            }
+            let mut m = merged.lock().unwrap();
+            m.pending.insert(no, part);
+            loop {
+                let next = m.next;
+                let Some(p) = m.pending.remove(&next) else { break };
+                m.total.absorb(p);
+                m.next += 1;
+                if let Some((keys, keep)) = retained
+                    && m.total.records.len() > 2 * keep
+                {
+                    prune(&mut m.total.records, keys, keep)?;
+                }
+            }
         }
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..cores).map(|_| scope.spawn(work)).collect();
+        for h in handles {
+            let outcome = h
+                .join()
+                .unwrap_or_else(|_| Err(ServiceError::internal("a query worker failed")));
+            if let Err(e) = outcome {
+                failed.store(true, AtomicOrdering::Relaxed);
+                merged.lock().unwrap().error.get_or_insert(e);
+            }
+        }
+    });
+    let Merged { total, error, .. } = merged.into_inner().unwrap();
+    if let Some(e) = error {
+        return Err(e);
     }
+    let Partial {
+        grouper: finished_grouper,
+        records: mut kept,
+        scanned,
+        matched,
+        bytes,
+    } = total;
+    grouper = finished_grouper;
     let aggregated = grouper.is_some() || rest.iter().any(|c| matches!(c, Command::Stats(..)));
-    match grouper {
-        Some(g) => records = g.finish()?,
-        // Newest first unless the query sorts: Insights shows the latest events.
-        None => records.sort_by(|a, b| {
-            natural(
-                b.get("@timestamp").unwrap_or(&V::Null),
-                a.get("@timestamp").unwrap_or(&V::Null),
-            )
-        }),
-    }
+    let mut records: Vec<Record> = match grouper {
+        Some(g) => g.finish()?,
+        None => {
+            newest_first(&mut kept);
+            kept.into_iter().map(|(_, r)| r).collect()
+        }
+    };
     for c in rest {
         match c {
             Command::Stats(aggs, by) => {
@@ -1283,29 +1831,7 @@ fn run(
                 }
                 records = g.finish()?;
             }
-            Command::Sort(keys) => {
-                let mut keyed: Vec<(Vec<V>, Record)> = records
-                    .into_iter()
-                    .map(|r| {
-                        Ok((
-                            keys.iter()
-                                .map(|(e, _)| eval(e, &r))
-                                .collect::<Result<Vec<_>, ServiceError>>()?,
-                            r,
-                        ))
-                    })
-                    .collect::<Result<_, ServiceError>>()?;
-                keyed.sort_by(|(a, _), (b, _)| {
-                    for ((x, y), (_, desc)) in a.iter().zip(b.iter()).zip(keys.iter()) {
-                        let o = natural(x, y);
-                        if o != Ordering::Equal {
-                            return if *desc { o.reverse() } else { o };
-                        }
-                    }
-                    Ordering::Equal
-                });
-                records = keyed.into_iter().map(|(_, r)| r).collect();
-            }
+            Command::Sort(keys) => records = sorted(records, keys, |r| r)?,
             Command::Limit(n) => records.truncate(*n),
             Command::Dedup(names) => {
                 let mut seen = HashSet::new();

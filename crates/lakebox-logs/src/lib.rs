@@ -22,6 +22,7 @@ mod export;
 mod filters;
 mod groups;
 mod insights;
+mod jsonscan;
 mod livetail;
 mod pattern;
 mod store;

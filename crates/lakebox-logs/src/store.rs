@@ -76,6 +76,31 @@ impl Event {
         &self.text[self.start as usize..(self.start + self.len) as usize]
     }
 
+    /// Asks the CPU to start loading the message's text. Texts live in their batches'
+    /// allocations and events in time order hop between batches, so a scan over millions of
+    /// messages waits on memory rather than work unless the next few are already on their way.
+    pub fn prefetch(&self) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            let text = Arc::as_ptr(&self.text) as *const u8;
+            let (start, end) = (self.start as usize, (self.start + self.len) as usize);
+            for at in (start..end).step_by(64) {
+                // SAFETY: a prefetch is a hint: it reads nothing the program sees and cannot
+                // fault; the address is inside the text anyway.
+                #[allow(unused_unsafe)]
+                unsafe {
+                    _mm_prefetch::<_MM_HINT_T0>(text.wrapping_add(at) as *const i8);
+                }
+            }
+        }
+    }
+
+    /// The message's length in bytes (without touching its text).
+    pub fn message_len(&self) -> usize {
+        self.len as usize
+    }
+
     /// Events are ordered by timestamp, then arrival.
     pub fn key(&self) -> (i64, u64) {
         (self.timestamp, self.id)
