@@ -892,3 +892,111 @@ def test_dynamodb_publishes_its_aws_metrics(tmp_path):
         assert stat("ReturnedBytes", label) > 3000
         names = {m["MetricName"] for m in cw.list_metrics(Namespace="AWS/DynamoDB")["Metrics"]}
         assert {"ConsumedWriteCapacityUnits", "SuccessfulRequestLatency", "ThrottledRequests"} <= names
+
+
+def band_of(values, width=2.0):
+    """Lakebox's documented band at a period: the mean of the values before it plus and minus
+    `width` (population) standard deviations."""
+    mean = sum(values) / len(values)
+    deviation = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
+    return mean - width * deviation, mean + width * deviation
+
+
+def test_anomaly_detectors_and_the_band_in_get_metric_data(cw):
+    ns = f"Anomaly{cw.meta.config.signature_version}".replace("-", "")
+    dims = [{"Name": "Shop", "Value": "eu"}]
+    steady = [10, 12, 11, 9, 10, 12, 11, 10, 9, 11]
+    base = minute(-12)
+    cw.put_metric_data(Namespace=ns, MetricData=[
+        {"MetricName": "Orders", "Dimensions": dims, "Value": v, "Timestamp": base + datetime.timedelta(minutes=i)}
+        for i, v in enumerate(steady + [50])])
+    detector = {"Namespace": ns, "MetricName": "Orders", "Dimensions": dims, "Stat": "Average"}
+    cw.put_anomaly_detector(SingleMetricAnomalyDetector=detector, Configuration={"ExcludedTimeRanges": [
+        {"StartTime": base - datetime.timedelta(days=3), "EndTime": base - datetime.timedelta(days=2)}]})
+    listed = cw.describe_anomaly_detectors(Namespace=ns)["AnomalyDetectors"]
+    assert len(listed) == 1 and listed[0]["StateValue"] == "TRAINED"
+    assert listed[0]["SingleMetricAnomalyDetector"]["MetricName"] == "Orders"
+    assert listed[0]["SingleMetricAnomalyDetector"]["Dimensions"] == dims
+    assert listed[0]["Stat"] == "Average" and len(listed[0]["Configuration"]["ExcludedTimeRanges"]) == 1
+    assert cw.describe_anomaly_detectors(Namespace=ns, AnomalyDetectorTypes=["METRIC_MATH"])["AnomalyDetectors"] == []
+
+    out = cw.get_metric_data(StartTime=base, EndTime=minute(0), ScanBy="TimestampAscending", MetricDataQueries=[
+        {"Id": "m1", "MetricStat": {"Metric": {"Namespace": ns, "MetricName": "Orders", "Dimensions": dims},
+                                     "Period": 60, "Stat": "Average"}},
+        {"Id": "e1", "Expression": "ANOMALY_DETECTION_BAND(m1, 2)", "Label": "Orders (expected)"}])
+    results = {r["Label"]: r for r in out["MetricDataResults"]}
+    upper, lower = results["Orders (expected) Upper"], results["Orders (expected) Lower"]
+    assert upper["Id"] == "e1" and lower["Id"] == "e1"
+    # No band before three values; the spike's minute has the band of the ten before it.
+    spike_at = base + datetime.timedelta(minutes=10)
+    assert upper["Timestamps"][0] == base + datetime.timedelta(minutes=3)
+    at = upper["Timestamps"].index(spike_at)
+    assert lower["Timestamps"][at] == spike_at
+    lo, hi = band_of(steady)
+    assert abs(upper["Values"][at] - hi) < 1e-9 and abs(lower["Values"][at] - lo) < 1e-9
+    assert hi < 50 and lo < 9
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        cw.get_metric_data(StartTime=base, EndTime=minute(0), MetricDataQueries=[
+            {"Id": "m1", "MetricStat": {"Metric": {"Namespace": ns, "MetricName": "Orders"}, "Period": 60, "Stat": "Sum"}},
+            {"Id": "e2", "Expression": "m1 * 2", "ReturnData": False},
+            {"Id": "e1", "Expression": "ANOMALY_DETECTION_BAND(e2)"}])
+    assert code(e) == "InvalidParameterValue"
+
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        cw.put_anomaly_detector(SingleMetricAnomalyDetector=detector, Namespace=ns)
+    assert code(e) == "InvalidParameterCombination"
+    cw.delete_anomaly_detector(SingleMetricAnomalyDetector=detector)
+    assert cw.describe_anomaly_detectors(Namespace=ns)["AnomalyDetectors"] == []
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        cw.delete_anomaly_detector(SingleMetricAnomalyDetector=detector)
+    assert code(e) == "ResourceNotFoundException"
+
+
+def test_an_alarm_on_an_anomaly_band(alarming, inbox):
+    cw = alarming.client("cloudwatch")
+    topic, messages = inbox
+    away_from_a_minute_boundary()
+    steady = [10, 12, 11, 9, 10, 12, 11, 10]
+    base = minute(-len(steady))
+    cw.put_metric_data(Namespace="Checkout", MetricData=[
+        {"MetricName": "Latency", "Value": v, "Timestamp": base + datetime.timedelta(minutes=i)}
+        for i, v in enumerate(steady)])
+    metrics = [
+        {"Id": "m1", "ReturnData": True, "MetricStat": {
+            "Metric": {"Namespace": "Checkout", "MetricName": "Latency"}, "Period": 60, "Stat": "Maximum"}},
+        {"Id": "ad1", "Expression": "ANOMALY_DETECTION_BAND(m1, 2)", "Label": "Latency (expected)", "ReturnData": True}]
+    cw.put_metric_alarm(AlarmName="latency-anomaly", EvaluationPeriods=1, Metrics=metrics, ThresholdMetricId="ad1",
+                        ComparisonOperator="GreaterThanUpperThreshold", AlarmActions=[topic])
+    # The last complete minute (10) is inside the band of the seven before it.
+    assert wait_for(lambda: state_of(cw, "latency-anomaly") == "OK")
+    alarm = cw.describe_alarms(AlarmNames=["latency-anomaly"])["MetricAlarms"][0]
+    assert alarm["ThresholdMetricId"] == "ad1" and "Threshold" not in alarm
+    assert alarm["StateReason"].startswith("Thresholds Crossed: 1 out of the last 1 datapoints [10.0 (")
+    assert " was not greater than the upper thresholds [" in alarm["StateReason"]
+    # The alarm made the metric's anomaly detector, as CloudWatch does.
+    made = cw.describe_anomaly_detectors(Namespace="Checkout")["AnomalyDetectors"]
+    assert [d["SingleMetricAnomalyDetector"]["Stat"] for d in made] == ["Maximum"]
+
+    cw.put_metric_data(Namespace="Checkout", MetricData=[
+        {"MetricName": "Latency", "Value": 90, "Timestamp": minute(-1)}])
+    assert wait_for(lambda: state_of(cw, "latency-anomaly") == "ALARM")
+    alarm = cw.describe_alarms(AlarmNames=["latency-anomaly"])["MetricAlarms"][0]
+    _, hi = band_of(steady[:-1])
+    assert alarm["StateReason"].startswith("Thresholds Crossed: 1 out of the last 1 datapoints [90.0 (")
+    shown = alarm["StateReason"].split("was greater than the upper thresholds [")[1].split("]")[0]
+    assert abs(float(shown) - hi) < 1e-9
+    data = json.loads(alarm["StateReasonData"])
+    assert data["recentDatapoints"] == [90.0] and abs(data["recentUpperThresholds"][0] - hi) < 1e-9
+    assert data["evaluatedDatapoints"][0]["value"] == 90.0
+    notes = wait_for(lambda: [m for m in messages(1) if json.loads(m["Message"])["NewStateValue"] == "ALARM"], timeout=15)
+    trigger = json.loads(notes[0]["Message"])["Trigger"]
+    assert trigger["ThresholdMetricId"] == "ad1" and trigger["ComparisonOperator"] == "GreaterThanUpperThreshold"
+
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        cw.put_metric_alarm(AlarmName="no-band", EvaluationPeriods=1, Metrics=metrics[:1],
+                            ComparisonOperator="LessThanLowerThreshold")
+    assert code(e) == "ValidationError"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        cw.put_metric_alarm(AlarmName="both", EvaluationPeriods=1, Metrics=metrics, ThresholdMetricId="ad1",
+                            Threshold=3, ComparisonOperator="LessThanLowerOrGreaterThanUpperThreshold")
+    assert code(e) == "InvalidParameterCombination"

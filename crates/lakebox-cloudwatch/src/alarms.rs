@@ -306,6 +306,41 @@ fn watched(a: &MetricAlarm) -> Option<Watched> {
     })
 }
 
+/// The comparisons of an alarm on an anomaly detection band.
+fn is_band_comparison(op: &ComparisonOperator) -> bool {
+    matches!(
+        op,
+        ComparisonOperator::LessThanLowerOrGreaterThanUpperThreshold
+            | ComparisonOperator::LessThanLowerThreshold
+            | ComparisonOperator::GreaterThanUpperThreshold
+    )
+}
+
+/// The `ANOMALY_DETECTION_BAND` query an alarm's ThresholdMetricId names, and the MetricStat
+/// of the metric it draws the band of.
+fn band_query<'q>(
+    queries: &'q Option<Vec<MetricDataQuery>>,
+    id: Option<&str>,
+) -> Option<(&'q MetricDataQuery, &'q MetricStat)> {
+    let queries = queries.as_ref()?;
+    let q = queries.iter().find(|q| Some(q.id.as_str()) == id)?;
+    let text = q.expression.as_deref()?;
+    let refs = crate::math::references(text).ok()?;
+    if !text
+        .trim_start()
+        .to_ascii_uppercase()
+        .starts_with("ANOMALY_DETECTION_BAND")
+    {
+        return None;
+    }
+    let metric = queries
+        .iter()
+        .find(|m| refs.first() == Some(&m.id))?
+        .metric_stat
+        .as_ref()?;
+    Some((q, metric))
+}
+
 fn check_action(arn: &str) -> Result<(), ServiceError> {
     let parts: Vec<&str> = arn.split(':').collect();
     if parts.len() < 6 || parts[0] != "arn" || parts[2].is_empty() {
@@ -361,7 +396,10 @@ pub async fn put(
                 }
             }
         }
-        if queries.iter().filter(|q| q.return_data != Some(false)).count() != 1 {
+        // An alarm on a band returns the metric and the band (ThresholdMetricId); any other,
+        // one series.
+        let returning = queries.iter().filter(|q| q.return_data != Some(false)).count();
+        if returning != 1 + input.threshold_metric_id.is_some() as usize {
             return Err(validation(
                 "Exactly one element of the metrics list should return data.",
             ));
@@ -407,20 +445,46 @@ pub async fn put(
     let Some(comparison) = input.comparison_operator.clone() else {
         return Err(validation("ComparisonOperator must be specified."));
     };
-    if !matches!(
-        comparison,
-        ComparisonOperator::GreaterThanOrEqualToThreshold
-            | ComparisonOperator::GreaterThanThreshold
-            | ComparisonOperator::LessThanThreshold
-            | ComparisonOperator::LessThanOrEqualToThreshold
-    ) {
-        return Err(invalid_value(format!(
-            "The value {} for parameter ComparisonOperator is not supported by Lakebox yet (anomaly detection bands).",
-            comparison.as_str()
-        )));
+    let band = band_query(&input.metrics, input.threshold_metric_id.as_deref());
+    match (is_band_comparison(&comparison), &input.threshold_metric_id) {
+        (true, None) => {
+            return Err(validation(format!(
+                "ThresholdMetricId must be specified for the ComparisonOperator {}.",
+                comparison.as_str()
+            )));
+        }
+        (false, Some(_)) => {
+            return Err(validation(format!(
+                "ThresholdMetricId can only be used with the ComparisonOperators LessThanLowerOrGreaterThanUpperThreshold, LessThanLowerThreshold and GreaterThanUpperThreshold, not {}.",
+                comparison.as_str()
+            )));
+        }
+        (true, Some(id)) => {
+            if input.threshold.is_some() {
+                return Err(invalid_combination(
+                    "The parameters Threshold and ThresholdMetricId are mutually exclusive and you have specified both.",
+                ));
+            }
+            if band.is_none() {
+                return Err(validation(format!(
+                    "ThresholdMetricId {id} must be the id of an ANOMALY_DETECTION_BAND expression in Metrics."
+                )));
+            }
+        }
+        (false, None) => {
+            if let ComparisonOperator::Unknown(other) = &comparison {
+                return Err(invalid_value(format!(
+                    "The value {other} for parameter ComparisonOperator is invalid."
+                )));
+            }
+            if input.threshold.is_none() {
+                return Err(validation("Threshold must be specified."));
+            }
+        }
     }
-    if input.threshold.is_none() {
-        return Err(validation("Threshold must be specified."));
+    // The band's metric gets its anomaly detector, as CloudWatch creates one for such alarms.
+    if let Some((_, metric)) = &band {
+        crate::anomaly::ensure(meta, ctx, metric).await?;
     }
     if let Some(t) = &input.treat_missing_data
         && !matches!(t.as_str(), "breaching" | "notBreaching" | "ignore" | "missing")
@@ -972,7 +1036,7 @@ fn notification(alarm: &MetricAlarm, old: &StateValue, t: &Transition, now: i64,
         .flatten()
         .map(|d| serde_json::json!({"value": d.value, "name": d.name}))
         .collect();
-    let message = serde_json::json!({
+    let mut message = serde_json::json!({
         "AlarmName": name,
         "AlarmDescription": alarm.alarm_description,
         "AWSAccountId": alarm.alarm_arn.as_deref().and_then(parse_arn).map(|(a, _, _)| a),
@@ -1003,6 +1067,13 @@ fn notification(alarm: &MetricAlarm, old: &StateValue, t: &Transition, now: i64,
             "EvaluateLowSampleCountPercentile": alarm.evaluate_low_sample_count_percentile.clone().unwrap_or_default(),
         },
     });
+    // An alarm on metric math (or a band) names its queries, and the band's id.
+    if let Some(queries) = &alarm.metrics {
+        message["Trigger"]["Metrics"] = serde_json::to_value(queries).unwrap_or_default();
+    }
+    if let Some(id) = &alarm.threshold_metric_id {
+        message["Trigger"]["ThresholdMetricId"] = id.clone().into();
+    }
     Event {
         message: message.to_string(),
         subject: Some(format!(
@@ -1041,20 +1112,25 @@ fn comparison_words(op: &ComparisonOperator) -> &'static str {
     }
 }
 
-/// The values of the alarm's last `EvaluationPeriods` complete periods, newest first.
+/// An anomaly band's bounds by period: (lower, upper).
+type Limits = std::collections::BTreeMap<i64, (f64, f64)>;
+
+/// The values of the alarm's last `EvaluationPeriods` complete periods, newest first, and
+/// for an alarm on an anomaly band the band's bounds at them.
 fn evaluated_points(
+    meta: &MetaStore,
     metrics: &Metrics,
     account: &str,
     region: &str,
     a: &MetricAlarm,
     now: i64,
-) -> Option<Vec<Point>> {
+) -> Option<(Vec<Point>, Option<Limits>)> {
     if let Some(queries) = a
         .metrics
         .as_ref()
         .filter(|q| q.iter().any(|q| q.expression.is_some()))
     {
-        return math_points(metrics, account, region, a, queries, now);
+        return math_points(meta, metrics, account, region, a, queries, now);
     }
     let w = watched(a)?;
     let stat = Stat::parse(&w.stat)?;
@@ -1080,14 +1156,15 @@ fn evaluated_points(
             }
         }
     }
-    Some(
+    Some((
         periods
             .into_iter()
             .enumerate()
             .map(|(i, agg)| (start + i as i64 * period, agg.and_then(|a| a.statistic(&stat))))
             .rev()
             .collect(),
-    )
+        None,
+    ))
 }
 
 /// A number as CloudWatch's reasons print it (Java's `Double.toString`: `25.0`, `0.5`).
@@ -1102,14 +1179,18 @@ fn java_double(v: f64) -> String {
 /// The last `EvaluationPeriods` periods of an alarm on metric math: the returned expression
 /// evaluated over the queries it reads, newest first.
 fn math_points(
+    meta: &MetaStore,
     metrics: &Metrics,
     account: &str,
     region: &str,
     a: &MetricAlarm,
     queries: &[MetricDataQuery],
     now: i64,
-) -> Option<Vec<Point>> {
-    let returned = queries.iter().find(|q| q.return_data != Some(false))?;
+) -> Option<(Vec<Point>, Option<Limits>)> {
+    let threshold_id = a.threshold_metric_id.as_deref();
+    let returned = queries
+        .iter()
+        .find(|q| q.return_data != Some(false) && Some(q.id.as_str()) != threshold_id)?;
     let period_secs = returned.period.or_else(|| {
         queries
             .iter()
@@ -1121,9 +1202,24 @@ fn math_points(
     let end = now.div_euclid(period) * period;
     let start = end - n * period;
     let ctx = RequestContext::internal(account, region, now);
-    let evaluated = crate::query::evaluate_queries(metrics, &ctx, queries, start, end, now).ok()?;
+    let excluded = |k: &crate::metrics::MetricKey, stat: &str| crate::anomaly::excluded(meta, k, stat);
+    let evaluated =
+        crate::query::evaluate_queries(metrics, &ctx, queries, start, end, now, &excluded).ok()?;
     let series = evaluated.answers.get(&returned.id)?.first()?.1.clone();
-    Some(
+    // The band answers its upper bound, then its lower.
+    let limits = match threshold_id {
+        Some(id) => match evaluated.answers.get(id)?.as_slice() {
+            [(_, upper), (_, lower)] => Some(
+                lower
+                    .iter()
+                    .filter_map(|(t, lo)| upper.get(t).map(|hi| (*t, (*lo, *hi))))
+                    .collect(),
+            ),
+            _ => return None,
+        },
+        None => None,
+    };
+    Some((
         (0..n)
             .map(|i| {
                 let t = start + i * period;
@@ -1131,14 +1227,27 @@ fn math_points(
             })
             .rev()
             .collect(),
-    )
+        limits,
+    ))
 }
 
 /// The state the alarm's data call for, with CloudWatch's reason and reason data; `None` keeps
 /// the current state (`TreatMissingData: ignore` without data).
-fn decide(a: &MetricAlarm, points: &[Point], now: i64) -> Option<Transition> {
+fn decide(a: &MetricAlarm, points: &[Point], limits: Option<&Limits>, now: i64) -> Option<Transition> {
     let op = a.comparison_operator.clone()?;
-    let threshold = a.threshold?;
+    let threshold = match limits {
+        Some(_) => f64::NAN,
+        None => a.threshold?,
+    };
+    // A period the band does not cover (too little training) counts as missing.
+    let points: Vec<Point> = match limits {
+        Some(l) => points
+            .iter()
+            .map(|(t, v)| (*t, v.filter(|_| l.contains_key(t))))
+            .collect(),
+        None => points.to_vec(),
+    };
+    let points = points.as_slice();
     let n = points.len();
     let m = a.datapoints_to_alarm.map_or(n, |m| m as usize);
     let missing = a.treat_missing_data.as_deref().unwrap_or("missing");
@@ -1148,21 +1257,99 @@ fn decide(a: &MetricAlarm, points: &[Point], now: i64) -> Option<Transition> {
         // dd/MM/yy HH:mm:ss, as CloudWatch's reasons print datapoint times.
         format!("{}/{}/{} {}", &s[8..10], &s[5..7], &s[2..4], &s[11..19])
     };
+    let (lower_side, upper_side) = match op {
+        ComparisonOperator::LessThanLowerThreshold => (true, false),
+        ComparisonOperator::GreaterThanUpperThreshold => (false, true),
+        _ => (true, true),
+    };
+    let bound = |t: &i64| {
+        limits
+            .and_then(|l| l.get(t))
+            .copied()
+            .unwrap_or((f64::NAN, f64::NAN))
+    };
     let reason_data = |state_points: &[(i64, f64)]| {
-        serde_json::json!({
+        let stamp = |t: i64| Timestamp::from_millis(t).to_iso8601().replace('Z', "+0000");
+        let mut data = serde_json::json!({
             "version": "1.0",
-            "queryDate": Timestamp::from_millis(now).to_iso8601().replace('Z', "+0000"),
-            "startDate": points.last().map(|(t, _)| Timestamp::from_millis(*t).to_iso8601().replace('Z', "+0000")),
+            "queryDate": stamp(now),
+            "startDate": points.last().map(|(t, _)| stamp(*t)),
             "statistic": a.statistic.as_ref().map(|s| s.as_str().to_owned()),
             "period": a.period,
             "recentDatapoints": state_points.iter().map(|(_, v)| *v).collect::<Vec<_>>(),
             "threshold": threshold,
             "evaluatedDatapoints": state_points.iter().map(|(t, v)| serde_json::json!({
-                "timestamp": Timestamp::from_millis(*t).to_iso8601().replace('Z', "+0000"),
+                "timestamp": stamp(*t),
                 "value": v,
             })).collect::<Vec<_>>(),
-        })
-        .to_string()
+        });
+        if limits.is_some() {
+            // An alarm on a band reports the band's bounds at each datapoint instead.
+            let o = data.as_object_mut().expect("an object");
+            o.remove("threshold");
+            o.remove("statistic");
+            o.insert(
+                "period".into(),
+                serde_json::json!(
+                    a.metrics
+                        .as_ref()
+                        .and_then(|q| q.iter().find_map(|q| q.metric_stat.as_ref().map(|m| m.period)))
+                ),
+            );
+            if lower_side {
+                o.insert(
+                    "recentLowerThresholds".into(),
+                    state_points.iter().map(|(t, _)| bound(t).0).collect(),
+                );
+            }
+            if upper_side {
+                o.insert(
+                    "recentUpperThresholds".into(),
+                    state_points.iter().map(|(t, _)| bound(t).1).collect(),
+                );
+            }
+            let evaluated = state_points
+                .iter()
+                .map(|(t, v)| {
+                    let (lo, hi) = bound(t);
+                    let mut p = serde_json::json!({"timestamp": stamp(*t), "value": v});
+                    match (lower_side, upper_side) {
+                        (true, false) => p["threshold"] = lo.into(),
+                        (false, true) => p["threshold"] = hi.into(),
+                        _ => {
+                            p["lowerThreshold"] = lo.into();
+                            p["upperThreshold"] = hi.into();
+                        }
+                    }
+                    p
+                })
+                .collect();
+            o.insert("evaluatedDatapoints".into(), evaluated);
+        }
+        data.to_string()
+    };
+    let breached = |t: &i64, v: f64| match limits {
+        Some(_) => {
+            let (lo, hi) = bound(t);
+            (lower_side && v < lo) || (upper_side && v > hi)
+        }
+        None => breaches(&op, v, threshold),
+    };
+    // "greater than the upper thresholds [..]", as CloudWatch words a band's comparison.
+    let band_words = |ps: &[(i64, f64)]| {
+        let list = |f: fn((f64, f64)) -> f64| {
+            ps.iter()
+                .map(|(t, _)| java_double(f(bound(t))))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let lower = format!("less than the lower thresholds [{}]", list(|b| b.0));
+        let upper = format!("greater than the upper thresholds [{}]", list(|b| b.1));
+        match (lower_side, upper_side) {
+            (true, false) => lower,
+            (false, true) => upper,
+            _ => format!("{lower} or {upper}"),
+        }
     };
     if present.is_empty() {
         return match missing {
@@ -1196,11 +1383,7 @@ fn decide(a: &MetricAlarm, points: &[Point], now: i64) -> Option<Transition> {
     } else {
         0
     };
-    let breaching: Vec<(i64, f64)> = present
-        .iter()
-        .copied()
-        .filter(|(_, v)| breaches(&op, *v, threshold))
-        .collect();
+    let breaching: Vec<(i64, f64)> = present.iter().copied().filter(|(t, v)| breached(t, *v)).collect();
     let list = |ps: &[(i64, f64)]| {
         ps.iter()
             .map(|(t, v)| format!("{} ({})", java_double(*v), date(*t)))
@@ -1208,13 +1391,46 @@ fn decide(a: &MetricAlarm, points: &[Point], now: i64) -> Option<Transition> {
             .join(", ")
     };
     let threshold_text = java_double(threshold);
+    if limits.is_some() {
+        let plural = |k: usize| if k == 1 { "" } else { "s" };
+        return Some(if breaching.len() + missing_breach >= m {
+            let k = breaching.len();
+            Transition {
+                state: StateValue::Alarm,
+                reason: format!(
+                    "Thresholds Crossed: {k} out of the last {n} datapoints [{}] {} {} (minimum {m} datapoint{} for OK -> ALARM transition).",
+                    list(&breaching),
+                    if k == 1 { "was" } else { "were" },
+                    band_words(&breaching),
+                    plural(m),
+                ),
+                data: Some(reason_data(&present)),
+            }
+        } else {
+            let calm: Vec<(i64, f64)> = present
+                .iter()
+                .copied()
+                .filter(|(t, v)| !breached(t, *v))
+                .collect();
+            let k = calm.len();
+            Transition {
+                state: StateValue::Ok,
+                reason: format!(
+                    "Thresholds Crossed: {k} out of the last {n} datapoints [{}] {} not {} (minimum 1 datapoint for ALARM -> OK transition).",
+                    list(&calm),
+                    if k == 1 { "was" } else { "were" },
+                    band_words(&calm),
+                ),
+                data: Some(reason_data(&present)),
+            }
+        });
+    }
     if breaching.len() + missing_breach >= m {
         let k = breaching.len();
         Some(Transition {
             state: StateValue::Alarm,
             reason: format!(
-                "Threshold Crossed: {k} out of the last {n} datapoint{} [{}] {} {} the threshold ({threshold_text}) (minimum {m} datapoint{} for OK -> ALARM transition).",
-                if n == 1 { "" } else { "s" },
+                "Threshold Crossed: {k} out of the last {n} datapoints [{}] {} {} the threshold ({threshold_text}) (minimum {m} datapoint{} for OK -> ALARM transition).",
                 list(&breaching),
                 if k == 1 { "was" } else { "were" },
                 comparison_words(&op),
@@ -1225,14 +1441,22 @@ fn decide(a: &MetricAlarm, points: &[Point], now: i64) -> Option<Transition> {
     } else {
         Some(Transition {
             state: StateValue::Ok,
-            reason: format!(
-                "Threshold Crossed: {} datapoint{} [{}] {} not {} the threshold ({threshold_text}).",
-                present.len(),
-                if present.len() == 1 { "" } else { "s" },
-                list(&present),
-                if present.len() == 1 { "was" } else { "were" },
-                comparison_words(&op),
-            ),
+            // As CloudWatch words it: "1 out of the last 1 datapoints [..] was not greater than
+            // the threshold (50.0) (minimum 1 datapoint for ALARM -> OK transition)."
+            reason: {
+                let calm: Vec<(i64, f64)> = present
+                    .iter()
+                    .copied()
+                    .filter(|(t, v)| !breached(t, *v))
+                    .collect();
+                format!(
+                    "Threshold Crossed: {} out of the last {n} datapoints [{}] {} not {} the threshold ({threshold_text}) (minimum 1 datapoint for ALARM -> OK transition).",
+                    calm.len(),
+                    list(&calm),
+                    if calm.len() == 1 { "was" } else { "were" },
+                    comparison_words(&op),
+                )
+            },
             data: Some(reason_data(&present)),
         })
     }
@@ -1256,10 +1480,11 @@ pub async fn evaluate_all(meta: &MetaStore, metrics: &Metrics, actions: Option<&
             continue;
         };
         let (account, region) = (account.to_owned(), region.to_owned());
-        let Some(points) = evaluated_points(metrics, &account, &region, &stored.alarm, now) else {
+        let Some((points, limits)) = evaluated_points(meta, metrics, &account, &region, &stored.alarm, now)
+        else {
             continue;
         };
-        if let Some(t) = decide(&stored.alarm, &points, now)
+        if let Some(t) = decide(&stored.alarm, &points, limits.as_ref(), now)
             && let Err(e) = transition(meta, actions, key, stored, t, now, &region).await
         {
             tracing::warn!("alarm evaluation failed: {e}");
@@ -1296,19 +1521,19 @@ mod tests {
         };
         let a = alarm(ComparisonOperator::GreaterThanThreshold, Some(2), None);
         assert_eq!(
-            decide(&a, &pts([Some(11.0), Some(1.0), Some(12.0)]), 0)
+            decide(&a, &pts([Some(11.0), Some(1.0), Some(12.0)]), None, 0)
                 .unwrap()
                 .state,
             StateValue::Alarm
         );
         assert_eq!(
-            decide(&a, &pts([Some(11.0), Some(1.0), Some(2.0)]), 0)
+            decide(&a, &pts([Some(11.0), Some(1.0), Some(2.0)]), None, 0)
                 .unwrap()
                 .state,
             StateValue::Ok
         );
         assert_eq!(
-            decide(&a, &pts([None, None, None]), 0).unwrap().state,
+            decide(&a, &pts([None, None, None]), None, 0).unwrap().state,
             StateValue::InsufficientData
         );
         let b = alarm(
@@ -1317,27 +1542,29 @@ mod tests {
             Some("breaching"),
         );
         assert_eq!(
-            decide(&b, &pts([Some(11.0), None, Some(2.0)]), 0).unwrap().state,
+            decide(&b, &pts([Some(11.0), None, Some(2.0)]), None, 0)
+                .unwrap()
+                .state,
             StateValue::Alarm
         );
         let i = alarm(ComparisonOperator::GreaterThanThreshold, None, Some("ignore"));
-        assert!(decide(&i, &pts([None, None, None]), 0).is_none());
+        assert!(decide(&i, &pts([None, None, None]), None, 0).is_none());
         let l = alarm(
             ComparisonOperator::LessThanOrEqualToThreshold,
             None,
             Some("notBreaching"),
         );
         assert_eq!(
-            decide(&l, &pts([Some(10.0), Some(3.0), Some(9.0)]), 0)
+            decide(&l, &pts([Some(10.0), Some(3.0), Some(9.0)]), None, 0)
                 .unwrap()
                 .state,
             StateValue::Alarm
         );
         assert_eq!(
-            decide(&l, &pts([None, None, None]), 0).unwrap().state,
+            decide(&l, &pts([None, None, None]), None, 0).unwrap().state,
             StateValue::Ok
         );
-        let t = decide(&a, &pts([Some(11.0), Some(1.0), Some(12.0)]), 0).unwrap();
+        let t = decide(&a, &pts([Some(11.0), Some(1.0), Some(12.0)]), None, 0).unwrap();
         assert!(t.reason.starts_with("Threshold Crossed: 2 out of the last 3 datapoints [11.0 (01/01/70 00:00:00), 12.0 (01/01/70 00:02:00)] were greater than the threshold (10.0)"), "{}", t.reason);
     }
 }

@@ -47,6 +47,9 @@ pub const OPERATIONS: &[&str] = &[
     "DisableAlarmActions",
     "DescribeAlarmHistory",
     "PutCompositeAlarm",
+    "PutAnomalyDetector",
+    "DescribeAnomalyDetectors",
+    "DeleteAnomalyDetector",
 ];
 /// Every operation of the model, implemented or not.
 pub const MODEL_OPERATIONS: &[&str] = &[
@@ -212,6 +215,127 @@ impl From<&str> for AlarmType {
     }
 }
 lakebox_service::string_enum!(AlarmType);
+
+/// An anomaly detection model associated with a particular CloudWatch metric, statistic, or metric math expression.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AnomalyDetector {
+    #[serde(rename = "Namespace", default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(rename = "MetricName", default, skip_serializing_if = "Option::is_none")]
+    pub metric_name: Option<String>,
+    #[serde(rename = "Dimensions", default, skip_serializing_if = "Option::is_none")]
+    pub dimensions: Option<Vec<Dimension>>,
+    #[serde(rename = "Stat", default, skip_serializing_if = "Option::is_none")]
+    pub stat: Option<String>,
+    #[serde(rename = "Configuration", default, skip_serializing_if = "Option::is_none")]
+    pub configuration: Option<AnomalyDetectorConfiguration>,
+    #[serde(rename = "StateValue", default, skip_serializing_if = "Option::is_none")]
+    pub state_value: Option<AnomalyDetectorStateValue>,
+    #[serde(
+        rename = "MetricCharacteristics",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub metric_characteristics: Option<MetricCharacteristics>,
+    #[serde(
+        rename = "SingleMetricAnomalyDetector",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub single_metric_anomaly_detector: Option<SingleMetricAnomalyDetector>,
+    #[serde(
+        rename = "MetricMathAnomalyDetector",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub metric_math_anomaly_detector: Option<MetricMathAnomalyDetector>,
+}
+
+/// The configuration specifies details about how the anomaly detection model is to be trained, including time ranges to exclude from use for training the model and the time zone to use for the metric.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AnomalyDetectorConfiguration {
+    #[serde(
+        rename = "ExcludedTimeRanges",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub excluded_time_ranges: Option<Vec<Range>>,
+    #[serde(rename = "MetricTimezone", default, skip_serializing_if = "Option::is_none")]
+    pub metric_timezone: Option<String>,
+}
+
+/// `AnomalyDetectorConfiguration` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AnomalyDetectorConfigurationRaw {
+    #[serde(rename = "ExcludedTimeRanges", default)]
+    pub excluded_time_ranges: Option<Vec<RangeRaw>>,
+    #[serde(rename = "MetricTimezone", default)]
+    pub metric_timezone: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AnomalyDetectorStateValue {
+    /// `PENDING_TRAINING`
+    PendingTraining,
+    /// `TRAINED_INSUFFICIENT_DATA`
+    TrainedInsufficientData,
+    /// `TRAINED`
+    Trained,
+    /// A value this model does not list (a newer client's, or a wrong one).
+    Unknown(String),
+}
+impl AnomalyDetectorStateValue {
+    pub const VALUES: &'static [&'static str] = &["PENDING_TRAINING", "TRAINED_INSUFFICIENT_DATA", "TRAINED"];
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::PendingTraining => "PENDING_TRAINING",
+            Self::TrainedInsufficientData => "TRAINED_INSUFFICIENT_DATA",
+            Self::Trained => "TRAINED",
+            Self::Unknown(s) => s,
+        }
+    }
+}
+impl From<&str> for AnomalyDetectorStateValue {
+    fn from(s: &str) -> Self {
+        match s {
+            "PENDING_TRAINING" => Self::PendingTraining,
+            "TRAINED_INSUFFICIENT_DATA" => Self::TrainedInsufficientData,
+            "TRAINED" => Self::Trained,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+lakebox_service::string_enum!(AnomalyDetectorStateValue);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AnomalyDetectorType {
+    /// `SINGLE_METRIC`
+    SingleMetric,
+    /// `METRIC_MATH`
+    MetricMath,
+    /// A value this model does not list (a newer client's, or a wrong one).
+    Unknown(String),
+}
+impl AnomalyDetectorType {
+    pub const VALUES: &'static [&'static str] = &["SINGLE_METRIC", "METRIC_MATH"];
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::SingleMetric => "SINGLE_METRIC",
+            Self::MetricMath => "METRIC_MATH",
+            Self::Unknown(s) => s,
+        }
+    }
+}
+impl From<&str> for AnomalyDetectorType {
+    fn from(s: &str) -> Self {
+        match s {
+            "SINGLE_METRIC" => Self::SingleMetric,
+            "METRIC_MATH" => Self::MetricMath,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+lakebox_service::string_enum!(AnomalyDetectorType);
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ComparisonOperator {
@@ -411,6 +535,50 @@ pub struct DeleteAlarmsInputRaw {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeleteAnomalyDetectorInput {
+    #[serde(rename = "Namespace", default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(rename = "MetricName", default, skip_serializing_if = "Option::is_none")]
+    pub metric_name: Option<String>,
+    #[serde(rename = "Dimensions", default, skip_serializing_if = "Option::is_none")]
+    pub dimensions: Option<Vec<Dimension>>,
+    #[serde(rename = "Stat", default, skip_serializing_if = "Option::is_none")]
+    pub stat: Option<String>,
+    #[serde(
+        rename = "SingleMetricAnomalyDetector",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub single_metric_anomaly_detector: Option<SingleMetricAnomalyDetector>,
+    #[serde(
+        rename = "MetricMathAnomalyDetector",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub metric_math_anomaly_detector: Option<MetricMathAnomalyDetector>,
+}
+
+/// `DeleteAnomalyDetectorInput` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DeleteAnomalyDetectorInputRaw {
+    #[serde(rename = "Namespace", default)]
+    pub namespace: Option<String>,
+    #[serde(rename = "MetricName", default)]
+    pub metric_name: Option<String>,
+    #[serde(rename = "Dimensions", default)]
+    pub dimensions: Option<Vec<DimensionRaw>>,
+    #[serde(rename = "Stat", default)]
+    pub stat: Option<String>,
+    #[serde(rename = "SingleMetricAnomalyDetector", default)]
+    pub single_metric_anomaly_detector: Option<SingleMetricAnomalyDetectorRaw>,
+    #[serde(rename = "MetricMathAnomalyDetector", default)]
+    pub metric_math_anomaly_detector: Option<MetricMathAnomalyDetectorRaw>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeleteAnomalyDetectorOutput {}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeleteDashboardsInput {
     #[serde(rename = "DashboardNames")]
     pub dashboard_names: Vec<String>,
@@ -593,6 +761,51 @@ pub struct DescribeAlarmsOutput {
     pub composite_alarms: Option<Vec<CompositeAlarm>>,
     #[serde(rename = "MetricAlarms", default, skip_serializing_if = "Option::is_none")]
     pub metric_alarms: Option<Vec<MetricAlarm>>,
+    #[serde(rename = "NextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DescribeAnomalyDetectorsInput {
+    #[serde(rename = "NextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(rename = "MaxResults", default, skip_serializing_if = "Option::is_none")]
+    pub max_results: Option<i32>,
+    #[serde(rename = "Namespace", default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(rename = "MetricName", default, skip_serializing_if = "Option::is_none")]
+    pub metric_name: Option<String>,
+    #[serde(rename = "Dimensions", default, skip_serializing_if = "Option::is_none")]
+    pub dimensions: Option<Vec<Dimension>>,
+    #[serde(
+        rename = "AnomalyDetectorTypes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub anomaly_detector_types: Option<Vec<AnomalyDetectorType>>,
+}
+
+/// `DescribeAnomalyDetectorsInput` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DescribeAnomalyDetectorsInputRaw {
+    #[serde(rename = "NextToken", default)]
+    pub next_token: Option<String>,
+    #[serde(rename = "MaxResults", default)]
+    pub max_results: Option<i32>,
+    #[serde(rename = "Namespace", default)]
+    pub namespace: Option<String>,
+    #[serde(rename = "MetricName", default)]
+    pub metric_name: Option<String>,
+    #[serde(rename = "Dimensions", default)]
+    pub dimensions: Option<Vec<DimensionRaw>>,
+    #[serde(rename = "AnomalyDetectorTypes", default)]
+    pub anomaly_detector_types: Option<Vec<AnomalyDetectorType>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DescribeAnomalyDetectorsOutput {
+    #[serde(rename = "AnomalyDetectors", default, skip_serializing_if = "Option::is_none")]
+    pub anomaly_detectors: Option<Vec<AnomalyDetector>>,
     #[serde(rename = "NextToken", default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
 }
@@ -1181,6 +1394,20 @@ pub struct MetricAlarm {
     pub evaluation_interval: Option<i32>,
 }
 
+/// This object includes parameters that you can use to provide information to CloudWatch to help it build more accurate anomaly detection models.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricCharacteristics {
+    #[serde(rename = "PeriodicSpikes", default, skip_serializing_if = "Option::is_none")]
+    pub periodic_spikes: Option<bool>,
+}
+
+/// `MetricCharacteristics` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct MetricCharacteristicsRaw {
+    #[serde(rename = "PeriodicSpikes", default)]
+    pub periodic_spikes: Option<bool>,
+}
+
 /// This structure is used in both GetMetricData and PutMetricAlarm.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MetricDataQuery {
@@ -1286,6 +1513,24 @@ pub struct MetricDatumRaw {
     pub storage_resolution: Option<i32>,
 }
 
+/// Indicates the CloudWatch math expression that provides the time series the anomaly detector uses as input.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricMathAnomalyDetector {
+    #[serde(
+        rename = "MetricDataQueries",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub metric_data_queries: Option<Vec<MetricDataQuery>>,
+}
+
+/// `MetricMathAnomalyDetector` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct MetricMathAnomalyDetectorRaw {
+    #[serde(rename = "MetricDataQueries", default)]
+    pub metric_data_queries: Option<Vec<MetricDataQueryRaw>>,
+}
+
 /// This structure defines the metric to be returned, along with the statistics, period, and units.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MetricStat {
@@ -1311,6 +1556,62 @@ pub struct MetricStatRaw {
     #[serde(rename = "Unit", default)]
     pub unit: Option<StandardUnit>,
 }
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PutAnomalyDetectorInput {
+    #[serde(rename = "Namespace", default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(rename = "MetricName", default, skip_serializing_if = "Option::is_none")]
+    pub metric_name: Option<String>,
+    #[serde(rename = "Dimensions", default, skip_serializing_if = "Option::is_none")]
+    pub dimensions: Option<Vec<Dimension>>,
+    #[serde(rename = "Stat", default, skip_serializing_if = "Option::is_none")]
+    pub stat: Option<String>,
+    #[serde(rename = "Configuration", default, skip_serializing_if = "Option::is_none")]
+    pub configuration: Option<AnomalyDetectorConfiguration>,
+    #[serde(
+        rename = "MetricCharacteristics",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub metric_characteristics: Option<MetricCharacteristics>,
+    #[serde(
+        rename = "SingleMetricAnomalyDetector",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub single_metric_anomaly_detector: Option<SingleMetricAnomalyDetector>,
+    #[serde(
+        rename = "MetricMathAnomalyDetector",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub metric_math_anomaly_detector: Option<MetricMathAnomalyDetector>,
+}
+
+/// `PutAnomalyDetectorInput` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PutAnomalyDetectorInputRaw {
+    #[serde(rename = "Namespace", default)]
+    pub namespace: Option<String>,
+    #[serde(rename = "MetricName", default)]
+    pub metric_name: Option<String>,
+    #[serde(rename = "Dimensions", default)]
+    pub dimensions: Option<Vec<DimensionRaw>>,
+    #[serde(rename = "Stat", default)]
+    pub stat: Option<String>,
+    #[serde(rename = "Configuration", default)]
+    pub configuration: Option<AnomalyDetectorConfigurationRaw>,
+    #[serde(rename = "MetricCharacteristics", default)]
+    pub metric_characteristics: Option<MetricCharacteristicsRaw>,
+    #[serde(rename = "SingleMetricAnomalyDetector", default)]
+    pub single_metric_anomaly_detector: Option<SingleMetricAnomalyDetectorRaw>,
+    #[serde(rename = "MetricMathAnomalyDetector", default)]
+    pub metric_math_anomaly_detector: Option<MetricMathAnomalyDetectorRaw>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PutAnomalyDetectorOutput {}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PutCompositeAlarmInput {
@@ -1582,6 +1883,24 @@ pub struct PutMetricDataInputRaw {
     pub strict_entity_validation: Option<bool>,
 }
 
+/// Specifies one range of days or times to exclude from use for training an anomaly detection model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Range {
+    #[serde(rename = "StartTime")]
+    pub start_time: Timestamp,
+    #[serde(rename = "EndTime")]
+    pub end_time: Timestamp,
+}
+
+/// `Range` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RangeRaw {
+    #[serde(rename = "StartTime", default)]
+    pub start_time: Option<Timestamp>,
+    #[serde(rename = "EndTime", default)]
+    pub end_time: Option<Timestamp>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RecentlyActive {
     /// `PT3H`
@@ -1661,6 +1980,36 @@ pub struct SetAlarmStateInputRaw {
     pub state_reason: Option<String>,
     #[serde(rename = "StateReasonData", default)]
     pub state_reason_data: Option<String>,
+}
+
+/// Designates the CloudWatch metric and statistic that provides the time series the anomaly detector uses as input.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SingleMetricAnomalyDetector {
+    #[serde(rename = "AccountId", default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    #[serde(rename = "Namespace", default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(rename = "MetricName", default, skip_serializing_if = "Option::is_none")]
+    pub metric_name: Option<String>,
+    #[serde(rename = "Dimensions", default, skip_serializing_if = "Option::is_none")]
+    pub dimensions: Option<Vec<Dimension>>,
+    #[serde(rename = "Stat", default, skip_serializing_if = "Option::is_none")]
+    pub stat: Option<String>,
+}
+
+/// `SingleMetricAnomalyDetector` as it arrives, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SingleMetricAnomalyDetectorRaw {
+    #[serde(rename = "AccountId", default)]
+    pub account_id: Option<String>,
+    #[serde(rename = "Namespace", default)]
+    pub namespace: Option<String>,
+    #[serde(rename = "MetricName", default)]
+    pub metric_name: Option<String>,
+    #[serde(rename = "Dimensions", default)]
+    pub dimensions: Option<Vec<DimensionRaw>>,
+    #[serde(rename = "Stat", default)]
+    pub stat: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -2107,6 +2456,70 @@ pub(crate) fn validate_alarm_types(
     items.into_iter().collect()
 }
 
+pub(crate) fn validate_anomaly_detector_configuration(
+    raw: AnomalyDetectorConfigurationRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<AnomalyDetectorConfiguration> {
+    let m_excluded_time_ranges = {
+        let p = &path.member("excludedTimeRanges");
+        raw.excluded_time_ranges
+            .map(|x| validate_anomaly_detector_excluded_time_ranges(x, v, p))
+    };
+    let m_metric_timezone = {
+        let p = &path.member("metricTimezone");
+        raw.metric_timezone.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, None, Some(50), p);
+            v.pattern(r, &PATTERN_0, p);
+            Some(x)
+        })
+    };
+    Some(AnomalyDetectorConfiguration {
+        excluded_time_ranges: lift(m_excluded_time_ranges)?,
+        metric_timezone: lift(m_metric_timezone)?,
+    })
+}
+
+pub(crate) fn validate_anomaly_detector_excluded_time_ranges(
+    raw: Vec<RangeRaw>,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<Vec<Range>> {
+    let items: Vec<_> = raw
+        .into_iter()
+        .enumerate()
+        .map(|(i, x)| validate_range(x, v, &path.index(i + 1)))
+        .collect();
+    items.into_iter().collect()
+}
+
+pub(crate) fn validate_anomaly_detector_types(
+    raw: Vec<AnomalyDetectorType>,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<Vec<AnomalyDetectorType>> {
+    let r = &raw;
+    v.size(r.len() as u64, None, Some(2), path);
+    let items: Vec<_> = raw
+        .into_iter()
+        .enumerate()
+        .map(|(i, x)| {
+            let x = x;
+            let r = &x;
+            v.enum_value(
+                r.as_str(),
+                AnomalyDetectorType::VALUES,
+                matches!(r, AnomalyDetectorType::Unknown(_)),
+                &path.index(i + 1),
+            );
+            Some(x)
+        })
+        .collect();
+    items.into_iter().collect()
+}
+
 pub(crate) fn validate_counts(raw: Vec<f64>, v: &mut Validator, path: &Path<'_>) -> Option<Vec<f64>> {
     let items: Vec<_> = raw.into_iter().enumerate().map(|(i, x)| Some(x)).collect();
     items.into_iter().collect()
@@ -2138,6 +2551,64 @@ pub(crate) fn validate_delete_alarms_input(
     };
     Some(DeleteAlarmsInput {
         alarm_names: m_alarm_names?,
+    })
+}
+
+pub(crate) fn validate_delete_anomaly_detector_input(
+    raw: DeleteAnomalyDetectorInputRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<DeleteAnomalyDetectorInput> {
+    let m_namespace = {
+        let p = &path.member("namespace");
+        raw.namespace.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(255), p);
+            v.pattern(r, &PATTERN_1, p);
+            Some(x)
+        })
+    };
+    let m_metric_name = {
+        let p = &path.member("metricName");
+        raw.metric_name.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(255), p);
+            Some(x)
+        })
+    };
+    let m_dimensions = {
+        let p = &path.member("dimensions");
+        raw.dimensions.map(|x| validate_dimensions(x, v, p))
+    };
+    let m_stat = {
+        let p = &path.member("stat");
+        raw.stat.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, None, Some(50), p);
+            v.pattern(r, &PATTERN_2, p);
+            Some(x)
+        })
+    };
+    let m_single_metric_anomaly_detector = {
+        let p = &path.member("singleMetricAnomalyDetector");
+        raw.single_metric_anomaly_detector
+            .map(|x| validate_single_metric_anomaly_detector(x, v, p))
+    };
+    let m_metric_math_anomaly_detector = {
+        let p = &path.member("metricMathAnomalyDetector");
+        raw.metric_math_anomaly_detector
+            .map(|x| validate_metric_math_anomaly_detector(x, v, p))
+    };
+    Some(DeleteAnomalyDetectorInput {
+        namespace: lift(m_namespace)?,
+        metric_name: lift(m_metric_name)?,
+        dimensions: lift(m_dimensions)?,
+        stat: lift(m_stat)?,
+        single_metric_anomaly_detector: lift(m_single_metric_anomaly_detector)?,
+        metric_math_anomaly_detector: lift(m_metric_math_anomaly_detector)?,
     })
 }
 
@@ -2272,7 +2743,7 @@ pub(crate) fn validate_describe_alarms_for_metric_input(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(255), p);
-                v.pattern(r, &PATTERN_0, p);
+                v.pattern(r, &PATTERN_1, p);
                 Some(x)
             }
             None => {
@@ -2423,6 +2894,62 @@ pub(crate) fn validate_describe_alarms_input(
         action_prefix: lift(m_action_prefix)?,
         max_records: lift(m_max_records)?,
         next_token: lift(m_next_token)?,
+    })
+}
+
+pub(crate) fn validate_describe_anomaly_detectors_input(
+    raw: DescribeAnomalyDetectorsInputRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<DescribeAnomalyDetectorsInput> {
+    let m_next_token = {
+        let p = &path.member("nextToken");
+        raw.next_token.map(|x| Some(x))
+    };
+    let m_max_results = {
+        let p = &path.member("maxResults");
+        raw.max_results.map(|x| {
+            let x = x;
+            let r = &x;
+            v.range_i64(*r as i64, Some(1), None, p);
+            Some(x)
+        })
+    };
+    let m_namespace = {
+        let p = &path.member("namespace");
+        raw.namespace.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(255), p);
+            v.pattern(r, &PATTERN_1, p);
+            Some(x)
+        })
+    };
+    let m_metric_name = {
+        let p = &path.member("metricName");
+        raw.metric_name.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(255), p);
+            Some(x)
+        })
+    };
+    let m_dimensions = {
+        let p = &path.member("dimensions");
+        raw.dimensions.map(|x| validate_dimensions(x, v, p))
+    };
+    let m_anomaly_detector_types = {
+        let p = &path.member("anomalyDetectorTypes");
+        raw.anomaly_detector_types
+            .map(|x| validate_anomaly_detector_types(x, v, p))
+    };
+    Some(DescribeAnomalyDetectorsInput {
+        next_token: lift(m_next_token)?,
+        max_results: lift(m_max_results)?,
+        namespace: lift(m_namespace)?,
+        metric_name: lift(m_metric_name)?,
+        dimensions: lift(m_dimensions)?,
+        anomaly_detector_types: lift(m_anomaly_detector_types)?,
     })
 }
 
@@ -2787,7 +3314,7 @@ pub(crate) fn validate_get_metric_statistics_input(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(255), p);
-                v.pattern(r, &PATTERN_0, p);
+                v.pattern(r, &PATTERN_1, p);
                 Some(x)
             }
             None => {
@@ -2930,7 +3457,7 @@ pub(crate) fn validate_list_metrics_input(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(255), p);
-            v.pattern(r, &PATTERN_0, p);
+            v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
     };
@@ -3021,7 +3548,7 @@ pub(crate) fn validate_metric(raw: MetricRaw, v: &mut Validator, path: &Path<'_>
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(255), p);
-            v.pattern(r, &PATTERN_0, p);
+            v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
     };
@@ -3042,6 +3569,20 @@ pub(crate) fn validate_metric(raw: MetricRaw, v: &mut Validator, path: &Path<'_>
         namespace: lift(m_namespace)?,
         metric_name: lift(m_metric_name)?,
         dimensions: lift(m_dimensions)?,
+    })
+}
+
+pub(crate) fn validate_metric_characteristics(
+    raw: MetricCharacteristicsRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<MetricCharacteristics> {
+    let m_periodic_spikes = {
+        let p = &path.member("periodicSpikes");
+        raw.periodic_spikes.map(|x| Some(x))
+    };
+    Some(MetricCharacteristics {
+        periodic_spikes: lift(m_periodic_spikes)?,
     })
 }
 
@@ -3221,6 +3762,21 @@ pub(crate) fn validate_metric_datum(
     })
 }
 
+pub(crate) fn validate_metric_math_anomaly_detector(
+    raw: MetricMathAnomalyDetectorRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<MetricMathAnomalyDetector> {
+    let m_metric_data_queries = {
+        let p = &path.member("metricDataQueries");
+        raw.metric_data_queries
+            .map(|x| validate_metric_data_queries(x, v, p))
+    };
+    Some(MetricMathAnomalyDetector {
+        metric_data_queries: lift(m_metric_data_queries)?,
+    })
+}
+
 pub(crate) fn validate_metric_stat(
     raw: MetricStatRaw,
     v: &mut Validator,
@@ -3280,6 +3836,76 @@ pub(crate) fn validate_metric_stat(
         period: m_period?,
         stat: m_stat?,
         unit: lift(m_unit)?,
+    })
+}
+
+pub(crate) fn validate_put_anomaly_detector_input(
+    raw: PutAnomalyDetectorInputRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<PutAnomalyDetectorInput> {
+    let m_namespace = {
+        let p = &path.member("namespace");
+        raw.namespace.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(255), p);
+            v.pattern(r, &PATTERN_1, p);
+            Some(x)
+        })
+    };
+    let m_metric_name = {
+        let p = &path.member("metricName");
+        raw.metric_name.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(255), p);
+            Some(x)
+        })
+    };
+    let m_dimensions = {
+        let p = &path.member("dimensions");
+        raw.dimensions.map(|x| validate_dimensions(x, v, p))
+    };
+    let m_stat = {
+        let p = &path.member("stat");
+        raw.stat.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, None, Some(50), p);
+            v.pattern(r, &PATTERN_2, p);
+            Some(x)
+        })
+    };
+    let m_configuration = {
+        let p = &path.member("configuration");
+        raw.configuration
+            .map(|x| validate_anomaly_detector_configuration(x, v, p))
+    };
+    let m_metric_characteristics = {
+        let p = &path.member("metricCharacteristics");
+        raw.metric_characteristics
+            .map(|x| validate_metric_characteristics(x, v, p))
+    };
+    let m_single_metric_anomaly_detector = {
+        let p = &path.member("singleMetricAnomalyDetector");
+        raw.single_metric_anomaly_detector
+            .map(|x| validate_single_metric_anomaly_detector(x, v, p))
+    };
+    let m_metric_math_anomaly_detector = {
+        let p = &path.member("metricMathAnomalyDetector");
+        raw.metric_math_anomaly_detector
+            .map(|x| validate_metric_math_anomaly_detector(x, v, p))
+    };
+    Some(PutAnomalyDetectorInput {
+        namespace: lift(m_namespace)?,
+        metric_name: lift(m_metric_name)?,
+        dimensions: lift(m_dimensions)?,
+        stat: lift(m_stat)?,
+        configuration: lift(m_configuration)?,
+        metric_characteristics: lift(m_metric_characteristics)?,
+        single_metric_anomaly_detector: lift(m_single_metric_anomaly_detector)?,
+        metric_math_anomaly_detector: lift(m_metric_math_anomaly_detector)?,
     })
 }
 
@@ -3477,7 +4103,7 @@ pub(crate) fn validate_put_metric_alarm_input(
             let x = x;
             let r = &x;
             v.length(r, Some(1), Some(255), p);
-            v.pattern(r, &PATTERN_0, p);
+            v.pattern(r, &PATTERN_1, p);
             Some(x)
         })
     };
@@ -3651,7 +4277,7 @@ pub(crate) fn validate_put_metric_data_input(
                 let x = x;
                 let r = &x;
                 v.length(r, Some(1), Some(255), p);
-                v.pattern(r, &PATTERN_0, p);
+                v.pattern(r, &PATTERN_1, p);
                 Some(x)
             }
             None => {
@@ -3678,6 +4304,33 @@ pub(crate) fn validate_put_metric_data_input(
         metric_data: lift(m_metric_data)?,
         entity_metric_data: lift(m_entity_metric_data)?,
         strict_entity_validation: lift(m_strict_entity_validation)?,
+    })
+}
+
+pub(crate) fn validate_range(raw: RangeRaw, v: &mut Validator, path: &Path<'_>) -> Option<Range> {
+    let m_start_time = {
+        let p = &path.member("startTime");
+        match raw.start_time {
+            Some(x) => Some(x),
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    let m_end_time = {
+        let p = &path.member("endTime");
+        match raw.end_time {
+            Some(x) => Some(x),
+            None => {
+                v.missing(p);
+                None
+            }
+        }
+    };
+    Some(Range {
+        start_time: m_start_time?,
+        end_time: m_end_time?,
     })
 }
 
@@ -3770,6 +4423,62 @@ pub(crate) fn validate_set_alarm_state_input(
         state_value: m_state_value?,
         state_reason: m_state_reason?,
         state_reason_data: lift(m_state_reason_data)?,
+    })
+}
+
+pub(crate) fn validate_single_metric_anomaly_detector(
+    raw: SingleMetricAnomalyDetectorRaw,
+    v: &mut Validator,
+    path: &Path<'_>,
+) -> Option<SingleMetricAnomalyDetector> {
+    let m_account_id = {
+        let p = &path.member("accountId");
+        raw.account_id.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(255), p);
+            Some(x)
+        })
+    };
+    let m_namespace = {
+        let p = &path.member("namespace");
+        raw.namespace.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(255), p);
+            v.pattern(r, &PATTERN_1, p);
+            Some(x)
+        })
+    };
+    let m_metric_name = {
+        let p = &path.member("metricName");
+        raw.metric_name.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, Some(1), Some(255), p);
+            Some(x)
+        })
+    };
+    let m_dimensions = {
+        let p = &path.member("dimensions");
+        raw.dimensions.map(|x| validate_dimensions(x, v, p))
+    };
+    let m_stat = {
+        let p = &path.member("stat");
+        raw.stat.map(|x| {
+            let x = x;
+            let r = &x;
+            v.length(r, None, Some(50), p);
+            v.pattern(r, &PATTERN_2, p);
+            Some(x)
+        })
+    };
+    Some(SingleMetricAnomalyDetector {
+        account_id: lift(m_account_id)?,
+        namespace: lift(m_namespace)?,
+        metric_name: lift(m_metric_name)?,
+        dimensions: lift(m_dimensions)?,
+        stat: lift(m_stat)?,
     })
 }
 
@@ -4155,6 +4864,30 @@ pub trait CloudWatchApi: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), ServiceError>> + Send {
         async move { Err(not_implemented("PutCompositeAlarm")) }
     }
+    /// Creates an anomaly detection model for a CloudWatch metric.
+    fn put_anomaly_detector(
+        &self,
+        ctx: &RequestContext,
+        input: PutAnomalyDetectorInput,
+    ) -> impl Future<Output = Result<PutAnomalyDetectorOutput, ServiceError>> + Send {
+        async move { Err(not_implemented("PutAnomalyDetector")) }
+    }
+    /// Lists the anomaly detection models that you have created in your account.
+    fn describe_anomaly_detectors(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeAnomalyDetectorsInput,
+    ) -> impl Future<Output = Result<DescribeAnomalyDetectorsOutput, ServiceError>> + Send {
+        async move { Err(not_implemented("DescribeAnomalyDetectors")) }
+    }
+    /// Deletes the specified anomaly detection model from your account.
+    fn delete_anomaly_detector(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteAnomalyDetectorInput,
+    ) -> impl Future<Output = Result<DeleteAnomalyDetectorOutput, ServiceError>> + Send {
+        async move { Err(not_implemented("DeleteAnomalyDetector")) }
+    }
 }
 
 /// The answer for an operation this server does not implement: what AWS answers for one
@@ -4442,6 +5175,48 @@ pub fn dispatch_query<S: CloudWatchApi>(
                     None,
                 ))
             }
+            "PutAnomalyDetector" => {
+                let raw: PutAnomalyDetectorInputRaw = from_params_named(req.params(), QUERY_NAMES)?;
+                let input = validate(|v| validate_put_anomaly_detector_input(raw, v, &Path::root()))?;
+                let output = service.put_anomaly_detector(&ctx, input).await?;
+                let members = to_xml_named(&output, QUERY_NAMES)?;
+                Ok(response_xml(
+                    "PutAnomalyDetector",
+                    XML_NAMESPACE,
+                    &ctx.request_id,
+                    Some(&|w: &mut lakebox_protocol::xml::XmlWriter| {
+                        w.raw(&members);
+                    }),
+                ))
+            }
+            "DescribeAnomalyDetectors" => {
+                let raw: DescribeAnomalyDetectorsInputRaw = from_params_named(req.params(), QUERY_NAMES)?;
+                let input = validate(|v| validate_describe_anomaly_detectors_input(raw, v, &Path::root()))?;
+                let output = service.describe_anomaly_detectors(&ctx, input).await?;
+                let members = to_xml_named(&output, QUERY_NAMES)?;
+                Ok(response_xml(
+                    "DescribeAnomalyDetectors",
+                    XML_NAMESPACE,
+                    &ctx.request_id,
+                    Some(&|w: &mut lakebox_protocol::xml::XmlWriter| {
+                        w.raw(&members);
+                    }),
+                ))
+            }
+            "DeleteAnomalyDetector" => {
+                let raw: DeleteAnomalyDetectorInputRaw = from_params_named(req.params(), QUERY_NAMES)?;
+                let input = validate(|v| validate_delete_anomaly_detector_input(raw, v, &Path::root()))?;
+                let output = service.delete_anomaly_detector(&ctx, input).await?;
+                let members = to_xml_named(&output, QUERY_NAMES)?;
+                Ok(response_xml(
+                    "DeleteAnomalyDetector",
+                    XML_NAMESPACE,
+                    &ctx.request_id,
+                    Some(&|w: &mut lakebox_protocol::xml::XmlWriter| {
+                        w.raw(&members);
+                    }),
+                ))
+            }
             other => Err(ServiceError::client(
                 "InvalidAction",
                 format!("The action {other} is not valid for this web service."),
@@ -4580,6 +5355,25 @@ pub fn dispatch<S: CloudWatchApi>(
                     service.put_composite_alarm(&ctx, input).await?;
                     Ok(req.reply_empty())
                 }
+                "PutAnomalyDetector" => {
+                    let raw: PutAnomalyDetectorInputRaw = req.decode()?;
+                    let input = validate(|v| validate_put_anomaly_detector_input(raw, v, &Path::root()))?;
+                    let output = service.put_anomaly_detector(&ctx, input).await?;
+                    req.reply(&output)
+                }
+                "DescribeAnomalyDetectors" => {
+                    let raw: DescribeAnomalyDetectorsInputRaw = req.decode()?;
+                    let input =
+                        validate(|v| validate_describe_anomaly_detectors_input(raw, v, &Path::root()))?;
+                    let output = service.describe_anomaly_detectors(&ctx, input).await?;
+                    req.reply(&output)
+                }
+                "DeleteAnomalyDetector" => {
+                    let raw: DeleteAnomalyDetectorInputRaw = req.decode()?;
+                    let input = validate(|v| validate_delete_anomaly_detector_input(raw, v, &Path::root()))?;
+                    let output = service.delete_anomaly_detector(&ctx, input).await?;
+                    req.reply(&output)
+                }
                 other => Err(not_implemented(other)),
             }
         }
@@ -4635,10 +5429,14 @@ pub fn json_error(mut e: ServiceError) -> ServiceError {
     e
 }
 
-static PATTERN_0: Pattern = Pattern::new("[^:].*");
+static PATTERN_0: Pattern = Pattern::new(".*");
+static PATTERN_1: Pattern = Pattern::new("[^:].*");
+static PATTERN_2: Pattern = Pattern::new(
+    "(SampleCount|Average|Sum|Minimum|Maximum|IQM|(p|tc|tm|ts|wm)(\\d{1,2}(\\.\\d{0,10})?|100)|[ou]\\d+(\\.\\d*)?)(_E|_L|_H)?|(TM|TC|TS|WM)\\(((((\\d{1,2})(\\.\\d{0,10})?|100(\\.0{0,10})?)%)?:((\\d{1,2})(\\.\\d{0,10})?|100(\\.0{0,10})?)%|((\\d{1,2})(\\.\\d{0,10})?|100(\\.0{0,10})?)%:(((\\d{1,2})(\\.\\d{0,10})?|100(\\.0{0,10})?)%)?)\\)|(TM|TC|TS|WM|PR)\\(((\\d+(\\.\\d{0,10})?|(\\d+(\\.\\d{0,10})?[Ee][+-]?\\d+)):((\\d+(\\.\\d{0,10})?|(\\d+(\\.\\d{0,10})?[Ee][+-]?\\d+)))?|((\\d+(\\.\\d{0,10})?|(\\d+(\\.\\d{0,10})?[Ee][+-]?\\d+)))?:(\\d+(\\.\\d{0,10})?|(\\d+(\\.\\d{0,10})?[Ee][+-]?\\d+)))\\)",
+);
 
 /// Every pattern the model constrains these shapes with.
-pub static PATTERNS: &[&Pattern] = &[&PATTERN_0];
+pub static PATTERNS: &[&Pattern] = &[&PATTERN_0, &PATTERN_1, &PATTERN_2];
 
 #[cfg(test)]
 mod generated_tests {

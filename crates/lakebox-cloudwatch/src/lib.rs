@@ -8,9 +8,11 @@
 //! - `alarms`: metric alarms, their history and evaluation, and the actions of their
 //!   transitions (SNS topics, through the event links the binary wires).
 //! - `composite`: composite alarms and their rule language.
+//! - `anomaly`: anomaly detectors and the band of expected values alarms compare with.
 //! - `dashboards`: dashboards and tags.
 
 mod alarms;
+mod anomaly;
 pub mod api;
 mod composite;
 mod dashboards;
@@ -124,7 +126,9 @@ impl CloudWatchApi for CloudWatch {
         ctx: &RequestContext,
         input: GetMetricDataInput,
     ) -> Result<GetMetricDataOutput, ServiceError> {
-        query::get_metric_data(&self.metrics, ctx, input)
+        query::get_metric_data(&self.metrics, ctx, input, &|k, stat| {
+            anomaly::excluded(&self.meta, k, stat)
+        })
     }
 
     async fn list_metrics(
@@ -211,6 +215,32 @@ impl CloudWatchApi for CloudWatch {
             }),
             None => dashboards::list_tags(&self.meta, ctx, input),
         }
+    }
+
+    async fn put_anomaly_detector(
+        &self,
+        ctx: &RequestContext,
+        input: PutAnomalyDetectorInput,
+    ) -> Result<PutAnomalyDetectorOutput, ServiceError> {
+        anomaly::put(&self.meta, ctx, input).await?;
+        Ok(PutAnomalyDetectorOutput {})
+    }
+
+    async fn describe_anomaly_detectors(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeAnomalyDetectorsInput,
+    ) -> Result<DescribeAnomalyDetectorsOutput, ServiceError> {
+        anomaly::describe(&self.meta, &self.metrics, ctx, input, self.clock.now_millis())
+    }
+
+    async fn delete_anomaly_detector(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteAnomalyDetectorInput,
+    ) -> Result<DeleteAnomalyDetectorOutput, ServiceError> {
+        anomaly::delete(&self.meta, ctx, input).await?;
+        Ok(DeleteAnomalyDetectorOutput {})
     }
 
     async fn put_metric_alarm(

@@ -32,7 +32,12 @@ pub struct Env<'a> {
     pub grid: &'a [i64],
     /// `SEARCH(expression, statistic, period seconds)`: the matching metrics' series.
     pub search: &'a SearchFn<'a>,
+    /// `ANOMALY_DETECTION_BAND(id, width)`: the band of a metric query, upper then lower.
+    pub band: &'a BandFn<'a>,
 }
+
+/// What answers `ANOMALY_DETECTION_BAND`: the labelled upper and lower bounds, or why not.
+pub type BandFn<'a> = dyn Fn(&str, f64) -> Result<Vec<(String, Series)>, String> + 'a;
 
 /// What answers `SEARCH`: labelled series, or why not.
 pub type SearchFn<'a> = dyn Fn(&str, &str, i64) -> Result<Vec<(String, Series)>, String> + 'a;
@@ -454,6 +459,20 @@ fn call(name: &str, args: &[Expr], env: &Env) -> Result<Value, String> {
             };
             Value::Array((env.search)(query, stat, *period as i64)?)
         }
+        "ANOMALY_DETECTION_BAND" => {
+            let (Some(Expr::Id(id)), width) = (args.first(), args.get(1)) else {
+                return Err("ANOMALY_DETECTION_BAND takes the id of a metric and a width".into());
+            };
+            let width = match width {
+                None => crate::anomaly::DEFAULT_WIDTH,
+                Some(Expr::Num(w)) if *w > 0.0 => *w,
+                Some(_) => return Err("The width of ANOMALY_DETECTION_BAND must be a positive number".into()),
+            };
+            if args.len() > 2 {
+                return Err("ANOMALY_DETECTION_BAND takes the id of a metric and a width".into());
+            }
+            Value::Array((env.band)(id, width)?)
+        }
         "SUM" => across(arg(0)?, name, |xs| xs.iter().sum())?,
         "AVG" => across(arg(0)?, name, |xs| xs.iter().sum::<f64>() / xs.len() as f64)?,
         "MIN" => across(arg(0)?, name, |xs| {
@@ -605,6 +624,7 @@ mod tests {
             period_secs: 60.0,
             grid: &grid,
             search: &|_, _, _| Ok(Vec::new()),
+            band: &|_, _| Ok(Vec::new()),
         };
         let ev = |e: &str| evaluate(e, &env).unwrap();
         let s = |pairs: &[(i64, f64)]| Value::Series(pairs.iter().copied().collect());

@@ -209,6 +209,7 @@ pub fn get_metric_data(
     metrics: &Metrics,
     ctx: &RequestContext,
     input: GetMetricDataInput,
+    excluded: &Excluded<'_>,
 ) -> Result<GetMetricDataOutput, ServiceError> {
     let (start, end) = (input.start_time.as_millis(), input.end_time.as_millis());
     if start >= end {
@@ -235,7 +236,15 @@ pub fn get_metric_data(
         }
     }
     let now = metrics.now_millis();
-    let env = evaluate_queries(metrics, ctx, &input.metric_data_queries, start, end, now)?;
+    let env = evaluate_queries(
+        metrics,
+        ctx,
+        &input.metric_data_queries,
+        start,
+        end,
+        now,
+        excluded,
+    )?;
     let descending = !matches!(input.scan_by, Some(ScanBy::TimestampAscending));
     let max = input
         .max_datapoints
@@ -247,10 +256,20 @@ pub fn get_metric_data(
         if q.return_data == Some(false) {
             continue;
         }
+        // A band's two bounds carry the query's label already ("<label> Upper").
+        let band = q.expression.as_deref().is_some_and(|e| {
+            e.trim_start()
+                .to_ascii_uppercase()
+                .starts_with("ANOMALY_DETECTION_BAND")
+        });
         for (label, series) in env.answers.get(&q.id).cloned().unwrap_or_default() {
             answers.push(Answer {
                 id: q.id.clone(),
-                label: q.label.clone().unwrap_or(label),
+                label: if band {
+                    label
+                } else {
+                    q.label.clone().unwrap_or(label)
+                },
                 points: series.into_iter().collect(),
             });
         }
@@ -333,6 +352,9 @@ fn stat_series(
         .collect()
 }
 
+/// The time ranges an anomaly detector leaves out of a metric's band (by metric and statistic).
+pub type Excluded<'a> = dyn Fn(&MetricKey, &str) -> Vec<(i64, i64)> + 'a;
+
 pub fn evaluate_queries(
     metrics: &Metrics,
     ctx: &RequestContext,
@@ -340,6 +362,7 @@ pub fn evaluate_queries(
     start: i64,
     end: i64,
     now: i64,
+    excluded: &Excluded<'_>,
 ) -> Result<Evaluated, ServiceError> {
     let mut series: HashMap<String, (String, math::Series)> = HashMap::new();
     let mut metric_ids = Vec::new();
@@ -450,17 +473,52 @@ pub fn evaluate_queries(
                     .filter(|(_, s)| !s.is_empty())
                     .collect())
             };
+        let label = q.label.clone().unwrap_or_else(|| id.to_owned());
+        let band = |target: &str, width: f64| -> Result<Vec<(String, math::Series)>, String> {
+            let ms = queries
+                .iter()
+                .find(|m| m.id == target)
+                .and_then(|m| m.metric_stat.as_ref().map(|ms| (m, ms)));
+            let Some((m, ms)) = ms else {
+                return Err(format!(
+                    "ANOMALY_DETECTION_BAND needs the id of a metric query (a MetricStat), not {target}"
+                ));
+            };
+            let period = m.period.unwrap_or(ms.period) as i64 * 1000;
+            let stat = Stat::parse(&ms.stat).ok_or_else(|| format!("Invalid statistic {}", ms.stat))?;
+            let key = metric_key(
+                ctx,
+                ms.metric.namespace.as_deref().unwrap_or_default(),
+                ms.metric.metric_name.as_deref().unwrap_or_default(),
+                ms.metric.dimensions.clone(),
+            );
+            let first = aligned_start(start, period, now);
+            let band_grid: Vec<i64> = (0..)
+                .map(|k| first + k * period)
+                .take_while(|t| *t < end)
+                .take(100_800)
+                .collect();
+            // The two weeks before the first period train it, in whole periods.
+            let trained_from = first - (crate::anomaly::TRAINING + period - 1) / period * period;
+            let unit = ms.unit.as_ref().map(StandardUnit::as_str);
+            let history = stat_series(metrics, &key, unit, &stat, trained_from, end, period);
+            let (lower, upper) = crate::anomaly::band(&history, &band_grid, width, &excluded(&key, &ms.stat));
+            Ok(vec![
+                (format!("{label} Upper"), upper),
+                (format!("{label} Lower"), lower),
+            ])
+        };
         let env = math::Env {
             series: &series,
             metric_ids: &metric_ids,
             period_secs: period as f64 / 1000.0,
             grid: &grid,
             search: &search,
+            band: &band,
         };
         let text = q.expression.as_deref().unwrap_or_default();
         let value = math::evaluate(text, &env)
             .map_err(|e| invalid_value(format!("Error in expression {id}: {e}")))?;
-        let label = q.label.clone().unwrap_or_else(|| id.to_owned());
         let out: Vec<(String, math::Series)> = match value {
             math::Value::Series(s) => vec![(label.clone(), s)],
             math::Value::Array(a) => a,
