@@ -21,7 +21,8 @@ logs = boto3.client("logs", endpoint_url=t.endpoint, region_name="us-east-1", aw
 now = int(time.time())
 for q in ['filter user = "user-0042" | stats count(*)',
           'stats count(*) by bin(5m)',
-          'filter score > 90 | stats avg(score), max(id) by user | sort user | limit 5']:
+          'filter score > 90 | stats avg(score), max(id) by user | sort user | limit 5',
+          'fields @timestamp, @message | sort @timestamp desc | limit 20']:
     runs = []
     for _ in range(3):
         t0 = time.perf_counter()

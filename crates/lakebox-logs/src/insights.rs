@@ -765,6 +765,12 @@ struct Reads {
     names: Vec<String>,
     /// The names that may be fields of a JSON message.
     json: crate::jsonscan::Names,
+    /// When the first command is a `filter` reading only some of those: the JSON fields it
+    /// reads, then the rest, read only for the events it keeps (most of a selective filter's
+    /// events never build the others).
+    staged: Option<(crate::jsonscan::Names, crate::jsonscan::Names)>,
+    /// Whether the query reads `@ingestionTime` (rarely: it is set only then).
+    ingestion: bool,
     /// System fields the per-record commands read (built for every event) and those only
     /// later commands or the rows show (built for the records kept).
     early: System,
@@ -847,7 +853,7 @@ impl Reads {
                 Command::Limit(_) => {}
             }
         }
-        let mut names: Vec<String> = ["@timestamp", "@ingestionTime"].map(String::from).into();
+        let mut names: Vec<String> = vec!["@timestamp".to_owned()];
         if !aggregated {
             names.push("@ptr".to_owned());
         }
@@ -879,13 +885,31 @@ impl Reads {
         } else {
             System::of(&names)
         };
+        let json_names: Vec<&str> = read
+            .iter()
+            .map(String::as_str)
+            .filter(|n| !SYSTEM_FIELDS.contains(n))
+            .collect();
+        let staged = match commands.first() {
+            Some(Command::Filter(e)) if !all && streaming > 0 => {
+                let mut first = Vec::new();
+                fields_of(e, &mut first);
+                let (now, later): (Vec<&str>, Vec<&str>) =
+                    json_names.iter().partition(|n| first.iter().any(|f| f == *n));
+                (!now.is_empty() && !later.is_empty()).then(|| {
+                    (
+                        crate::jsonscan::Names::new(now),
+                        crate::jsonscan::Names::new(later),
+                    )
+                })
+            }
+            _ => None,
+        };
         Reads {
             all,
-            json: crate::jsonscan::Names::new(
-                read.iter()
-                    .map(String::as_str)
-                    .filter(|n| !SYSTEM_FIELDS.contains(n)),
-            ),
+            ingestion: names.iter().any(|n| n == "@ingestionTime"),
+            json: crate::jsonscan::Names::new(json_names.iter().copied()),
+            staged,
             early,
             late: System {
                 message: wanted.message && !early.message,
@@ -943,14 +967,32 @@ impl Reads {
             }
         };
         set("@timestamp", V::Time(e.timestamp));
-        set("@ingestionTime", V::Time(e.ingestion));
+        if self.ingestion {
+            set("@ingestionTime", V::Time(e.ingestion));
+        }
         self.early.build(e, group, stream, ptr_prefix, &mut set);
-        if !self.json.is_empty()
+        let names = match &self.staged {
+            Some((first, _)) => first,
+            None => &self.json,
+        };
+        if !names.is_empty()
             && json()
-            && crate::jsonscan::leaves(e.message(), &crate::jsonscan::Want::Named(&self.json), leaves)
+            && crate::jsonscan::leaves(e.message(), &crate::jsonscan::Want::Named(names), leaves)
         {
             for (name, leaf) in leaves.drain(..) {
                 set(&name, leaf_value(leaf));
+            }
+        }
+    }
+
+    /// After the first filter kept event `e`: the JSON fields it did not read.
+    fn fill_rest<'n, 'e>(&'n self, r: &mut Record, e: &'e Event, leaves: &mut Leaves<'n, 'e>) {
+        let Some((_, rest)) = &self.staged else { return };
+        if crate::jsonscan::leaves(e.message(), &crate::jsonscan::Want::Named(rest), leaves) {
+            for (name, leaf) in leaves.drain(..) {
+                if let Some(slot) = r.get_mut(name.as_ref()) {
+                    *slot = leaf_value(leaf);
+                }
             }
         }
     }
@@ -1746,9 +1788,12 @@ fn run(
                     }
                 }
                 reads.fill(&mut r, group, &stream.name, ptr_prefix, e, &mut leaves);
-                for c in streaming {
+                for (i, c) in streaming.iter().enumerate() {
                     if !apply(c, &mut r)? {
                         continue 'events;
+                    }
+                    if i == 0 {
+                        reads.fill_rest(&mut r, e, &mut leaves);
                     }
                 }
                 part.matched += 1.0;
