@@ -579,7 +579,7 @@ impl Writer {
     /// Zero-fills the active segment up to `target` bytes and makes that durable, so later
     /// batches overwrite allocated blocks. On failure the file is left as it was.
     fn preallocate(&mut self, target: u64) {
-        const ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+        static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
         let from = self.allocated;
         let mut at = from;
         let filled = (|| -> std::io::Result<()> {
