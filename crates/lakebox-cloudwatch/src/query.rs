@@ -31,6 +31,16 @@ pub fn dimension_set(dims: Option<Vec<Dimension>>) -> Vec<(String, String)> {
     set
 }
 
+/// The metric a MetricStat reads, in the caller's account and region.
+pub fn stat_key(ctx: &RequestContext, ms: &MetricStat) -> MetricKey {
+    metric_key(
+        ctx,
+        ms.metric.namespace.as_deref().unwrap_or_default(),
+        ms.metric.metric_name.as_deref().unwrap_or_default(),
+        ms.metric.dimensions.clone(),
+    )
+}
+
 pub fn metric_key(
     ctx: &RequestContext,
     namespace: &str,
@@ -379,12 +389,7 @@ pub fn evaluate_queries(
                 at("Stat")
             ))
         })?;
-        let key = metric_key(
-            ctx,
-            ms.metric.namespace.as_deref().unwrap_or_default(),
-            ms.metric.metric_name.as_deref().unwrap_or_default(),
-            ms.metric.dimensions.clone(),
-        );
+        let key = stat_key(ctx, ms);
         let first = aligned_start(start, period, now);
         let unit = ms.unit.as_ref().map(StandardUnit::as_str);
         let points = stat_series(metrics, &key, unit, &stat, first, end, period);
@@ -486,12 +491,7 @@ pub fn evaluate_queries(
             };
             let period = m.period.unwrap_or(ms.period) as i64 * 1000;
             let stat = Stat::parse(&ms.stat).ok_or_else(|| format!("Invalid statistic {}", ms.stat))?;
-            let key = metric_key(
-                ctx,
-                ms.metric.namespace.as_deref().unwrap_or_default(),
-                ms.metric.metric_name.as_deref().unwrap_or_default(),
-                ms.metric.dimensions.clone(),
-            );
+            let key = stat_key(ctx, ms);
             let first = aligned_start(start, period, now);
             let band_grid: Vec<i64> = (0..)
                 .map(|k| first + k * period)

@@ -163,13 +163,9 @@ impl DynamoDb {
         }
     }
 
-    /// Capacity a request drew from a table (`ConsumedRead/WriteCapacityUnits`).
-    pub(crate) fn report_consumed(&self, table: &TableRecord, kind: Kind, units: f64) {
+    /// Adds `value` to a metric of `table` (dimension TableName).
+    fn table_metric(&self, table: &TableRecord, name: &str, value: f64) {
         if let Some(r) = self.recorder() {
-            let name = match kind {
-                Kind::Read => "ConsumedReadCapacityUnits",
-                Kind::Write => "ConsumedWriteCapacityUnits",
-            };
             r.record_for(
                 &table.account,
                 &table.region,
@@ -177,42 +173,33 @@ impl DynamoDb {
                 name,
                 &[("TableName", table.name.as_str())],
                 "Count",
-                units,
+                value,
             );
         }
+    }
+
+    /// Capacity a request drew from a table (`ConsumedRead/WriteCapacityUnits`).
+    pub(crate) fn report_consumed(&self, table: &TableRecord, kind: Kind, units: f64) {
+        let name = match kind {
+            Kind::Read => "ConsumedReadCapacityUnits",
+            Kind::Write => "ConsumedWriteCapacityUnits",
+        };
+        self.table_metric(table, name, units);
     }
 
     /// A request refused for want of capacity (`Read/WriteThrottleEvents`).
     pub(crate) fn report_throttled(&self, table: &TableRecord, kind: Kind) {
-        if let Some(r) = self.recorder() {
-            let name = match kind {
-                Kind::Read => "ReadThrottleEvents",
-                Kind::Write => "WriteThrottleEvents",
-            };
-            r.record_for(
-                &table.account,
-                &table.region,
-                NAMESPACE,
-                name,
-                &[("TableName", table.name.as_str())],
-                "Count",
-                1.0,
-            );
-        }
+        let name = match kind {
+            Kind::Read => "ReadThrottleEvents",
+            Kind::Write => "WriteThrottleEvents",
+        };
+        self.table_metric(table, name, 1.0);
     }
 
     /// Items the TTL sweeper deleted from a table.
     pub(crate) fn report_ttl_deleted(&self, table: &TableRecord, items: usize) {
-        if let (Some(r), true) = (self.recorder(), items > 0) {
-            r.record_for(
-                &table.account,
-                &table.region,
-                NAMESPACE,
-                "TimeToLiveDeletedItemCount",
-                &[("TableName", table.name.as_str())],
-                "Count",
-                items as f64,
-            );
+        if items > 0 {
+            self.table_metric(table, "TimeToLiveDeletedItemCount", items as f64);
         }
     }
 

@@ -176,6 +176,7 @@ impl<'a> Parser<'a> {
             }
         };
         match self.peek()? {
+            b'{' | b'[' if !descend => self.skip(depth),
             b'{' => {
                 if depth >= MAX_DEPTH {
                     return None;
@@ -190,46 +191,38 @@ impl<'a> Parser<'a> {
                     if self.peek()? != b'"' {
                         return None;
                     }
-                    if descend {
-                        let key = self.string()?;
-                        self.ws();
-                        self.eat(b':')?;
-                        self.ws();
-                        // A top-level key is its own path: asked about as it is, and
-                        // written into the path only when the value is read.
-                        let len = path.len();
-                        let t = if take == Take::All || len > 0 {
-                            if len > 0 {
-                                path.push('.');
-                            }
-                            path.push_str(&key);
-                            if take == Take::All {
-                                Take::All
-                            } else {
-                                want.at(path)
-                            }
+                    let key = self.string()?;
+                    self.ws();
+                    self.eat(b':')?;
+                    self.ws();
+                    // A top-level key is its own path: asked about as it is, and
+                    // written into the path only when the value is read.
+                    let len = path.len();
+                    let t = if take == Take::All || len > 0 {
+                        if len > 0 {
+                            path.push('.');
+                        }
+                        path.push_str(&key);
+                        if take == Take::All {
+                            Take::All
                         } else {
-                            want.at(&key)
-                        };
-                        if t == (Take::Some {
-                            leaf: None,
-                            descend: false,
-                        }) {
-                            path.truncate(len);
-                            self.skip(depth + 1)?;
-                        } else {
-                            if len == 0 && take != Take::All {
-                                path.push_str(&key);
-                            }
-                            self.value(path, t, want, out, depth + 1)?;
-                            path.truncate(len);
+                            want.at(path)
                         }
                     } else {
-                        self.skip_string()?;
-                        self.ws();
-                        self.eat(b':')?;
-                        self.ws();
+                        want.at(&key)
+                    };
+                    if t == (Take::Some {
+                        leaf: None,
+                        descend: false,
+                    }) {
+                        path.truncate(len);
                         self.skip(depth + 1)?;
+                    } else {
+                        if len == 0 && take != Take::All {
+                            path.push_str(&key);
+                        }
+                        self.value(path, t, want, out, depth + 1)?;
+                        path.truncate(len);
                     }
                     self.ws();
                     match self.peek()? {
@@ -243,9 +236,6 @@ impl<'a> Parser<'a> {
                 }
             }
             b'[' => {
-                if !descend {
-                    return self.skip(depth);
-                }
                 if depth >= MAX_DEPTH {
                     return None;
                 }
