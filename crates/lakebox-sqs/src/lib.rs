@@ -690,4 +690,85 @@ mod tests {
         let c = q.messages.lock().unwrap().counts(i64::MAX / 2, i64::MIN);
         assert_eq!(c.visible + c.in_flight + c.delayed, 10);
     }
+
+    #[tokio::test]
+    async fn a_fifo_deduplication_id_outlives_its_deleted_message_across_compaction_and_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = RequestContext::for_tests();
+        let url = "http://localhost:4566/000000000000/jobs.fifo".to_owned();
+        let send = |dedup: &str, body: String| SendMessageRequest {
+            queue_url: url.clone(),
+            message_body: body,
+            message_group_id: Some("g".into()),
+            message_deduplication_id: Some(dedup.into()),
+            ..Default::default()
+        };
+        let first_id = {
+            let sqs = Sqs::open_with(dir.path(), Arc::new(SystemClock), 4096).unwrap();
+            let create = CreateQueueRequest {
+                queue_name: "jobs.fifo".into(),
+                attributes: Some([("FifoQueue".to_owned(), "true".to_owned())].into()),
+                ..Default::default()
+            };
+            sqs.create_queue(&ctx, create).await.unwrap();
+            let first = sqs
+                .send_message(&ctx, send("order-1", "first".into()))
+                .await
+                .unwrap();
+            // Received and deleted: only the deduplication id remembers it.
+            let receive = ReceiveMessageRequest {
+                queue_url: url.clone(),
+                ..Default::default()
+            };
+            let got = sqs
+                .receive_message(&ctx, receive)
+                .await
+                .unwrap()
+                .messages
+                .unwrap();
+            let delete = DeleteMessageRequest {
+                queue_url: url.clone(),
+                receipt_handle: got[0].receipt_handle.clone().unwrap(),
+            };
+            sqs.delete_message(&ctx, delete).await.unwrap();
+            // Enough later traffic to fill segments, each message consumed, then compaction.
+            for i in 0..40 {
+                sqs.send_message(&ctx, send(&format!("other-{i}"), "y".repeat(300)))
+                    .await
+                    .unwrap();
+                let receive = ReceiveMessageRequest {
+                    queue_url: url.clone(),
+                    ..Default::default()
+                };
+                for m in sqs
+                    .receive_message(&ctx, receive)
+                    .await
+                    .unwrap()
+                    .messages
+                    .unwrap()
+                {
+                    let delete = DeleteMessageRequest {
+                        queue_url: url.clone(),
+                        receipt_handle: m.receipt_handle.unwrap(),
+                    };
+                    sqs.delete_message(&ctx, delete).await.unwrap();
+                }
+            }
+            let before = segments(dir.path());
+            sqs.sweep();
+            sqs.sweep();
+            assert!(before > 4, "{before} segments");
+            first.message_id.unwrap()
+        };
+        // A retry of the first send after a restart, within five minutes: deduplicated.
+        let sqs = Sqs::open_with(dir.path(), Arc::new(SystemClock), 4096).unwrap();
+        let again = sqs
+            .send_message(&ctx, send("order-1", "first".into()))
+            .await
+            .unwrap();
+        assert_eq!(again.message_id.unwrap(), first_id);
+        let q = sqs.queue(&ctx, &url).unwrap();
+        let c = q.messages.lock().unwrap().counts(i64::MAX / 2, i64::MIN);
+        assert_eq!(c.visible + c.in_flight + c.delayed, 0);
+    }
 }

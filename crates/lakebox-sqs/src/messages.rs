@@ -113,9 +113,13 @@ impl Messages {
         self.by_seq.len()
     }
 
-    /// The oldest message's sequence, so the journal can drop what lies before it.
+    /// The oldest sequence the journal must keep: the oldest message's, or the `Sent` record
+    /// of a FIFO deduplication id still remembered (its message may be gone), so a restart
+    /// within the five minutes still refuses the id.
     pub fn min_seq(&self) -> Option<u64> {
-        self.by_seq.keys().min().copied()
+        let live = self.by_seq.keys().min().copied();
+        let remembered = self.dedup.values().map(|(_, _, seq)| *seq).min();
+        live.into_iter().chain(remembered).min()
     }
 
     /// Adds a message sent (or replayed) at `seq`, visible at `visible_at`.
