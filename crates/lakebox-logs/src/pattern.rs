@@ -19,8 +19,9 @@ use serde_json::Value as Json;
 #[derive(Debug, Clone)]
 pub enum Pattern {
     Terms(Terms),
-    /// The expression, and text every matching event holds (see [`required_text`]).
-    Json(Expr<Selector>, Vec<String>),
+    /// The expression, text every matching event holds (see [`required_text`]), and the
+    /// fields to read when matching can skip parsing the whole message (see [`scannable`]).
+    Json(Expr<Selector>, Vec<String>, Option<crate::jsonscan::Names>),
     Space(Space),
 }
 
@@ -104,7 +105,9 @@ impl Pattern {
             let expr = p.expr(&mut |p| p.selector())?;
             p.end()?;
             let required = required_text(&expr);
-            return Ok(Pattern::Json(expr, required));
+            let scan =
+                scannable(&expr).map(|paths| crate::jsonscan::Names::new(paths.iter().map(String::as_str)));
+            return Ok(Pattern::Json(expr, required, scan));
         }
         if let Some(inner) = t.strip_prefix('[') {
             let inner = inner.strip_suffix(']').ok_or(PatternError)?;
@@ -137,7 +140,7 @@ impl Pattern {
             }
         }
         let mut out = Vec::new();
-        if let Pattern::Json(e, _) = self {
+        if let Pattern::Json(e, _, _) = self {
             walk(e, &mut out);
         }
         out
@@ -145,6 +148,30 @@ impl Pattern {
 
     /// Whether `message` matches.
     pub fn matches(&self, message: &str) -> bool {
+        if let Pattern::Json(expr, required, Some(names)) = self {
+            // Only the compared fields are read (the message still checked as JSON whole).
+            if !message.contains('\\') && required.iter().any(|t| !message.contains(t.as_str())) {
+                return false;
+            }
+            let mut leaves = Vec::new();
+            if !message.trim_start().starts_with('{')
+                || !crate::jsonscan::leaves(message, &crate::jsonscan::Want::Named(names), &mut leaves)
+            {
+                return false;
+            }
+            return eval(expr, &|sel: &Selector| {
+                // Of a key given twice the later value counts, as in the parsed document.
+                leaves
+                    .iter()
+                    .rev()
+                    .find(|(n, _)| names_path(n, sel))
+                    .map(|(_, leaf)| match leaf {
+                        crate::jsonscan::Leaf::Num(n) => Field::Number(*n),
+                        crate::jsonscan::Leaf::Str(s) => Field::Text(s.to_string()),
+                        crate::jsonscan::Leaf::Bool(b) => Field::Bool(*b),
+                    })
+            });
+        }
         self.fields(message).is_some()
     }
 
@@ -158,7 +185,7 @@ impl Pattern {
                     && !t.none.iter().any(|x| x.found_in(message));
                 ok.then_some(Fields::None)
             }
-            Pattern::Json(expr, required) => {
+            Pattern::Json(expr, required, _) => {
                 // Without a backslash a message's JSON strings are their own text, so a value
                 // the pattern requires must appear as it is: most events are passed over
                 // without being parsed.
@@ -243,6 +270,52 @@ fn required_text(expr: &Expr<Selector>) -> Vec<String> {
         }
         _ => Vec::new(),
     }
+}
+
+/// A selector of object keys alone as a flattened name (`$.user.id` → `user.id`); `None` for
+/// one a flattened name could confuse (an index, a key with a dot or of digits only).
+fn dotted(sel: &Selector) -> Option<String> {
+    let mut keys = Vec::with_capacity(sel.len());
+    for step in sel {
+        match step {
+            Step::Key(k) if !k.is_empty() && !k.contains('.') && !k.bytes().all(|b| b.is_ascii_digit()) => {
+                keys.push(k.as_str())
+            }
+            _ => return None,
+        }
+    }
+    Some(keys.join("."))
+}
+
+/// Whether the flattened `name` is the selector's keys joined by dots (without building it).
+fn names_path(name: &str, sel: &Selector) -> bool {
+    let mut parts = name.split('.');
+    sel.iter()
+        .all(|step| matches!((step, parts.next()), (Step::Key(k), Some(p)) if k == p))
+        && parts.next().is_none()
+}
+
+/// The fields to read when an expression can be decided from scalar leaves alone: only
+/// comparisons and `IS TRUE` / `IS FALSE` (a field that is null, an object or missing fails
+/// them either way), over selectors [`dotted`] can name. `NOT EXISTS` and `IS NULL` need the
+/// parsed document.
+fn scannable(expr: &Expr<Selector>) -> Option<Vec<String>> {
+    fn walk(e: &Expr<Selector>, out: &mut Vec<String>) -> Option<()> {
+        match e {
+            Expr::And(a, b) | Expr::Or(a, b) => {
+                walk(a, out)?;
+                walk(b, out)
+            }
+            Expr::Compare(sel, _, _) | Expr::IsBool(sel, _) => {
+                out.push(dotted(sel)?);
+                Some(())
+            }
+            Expr::IsNull(_) | Expr::NotExists(_) => None,
+        }
+    }
+    let mut out = Vec::new();
+    walk(expr, &mut out)?;
+    Some(out)
 }
 
 fn field_of_json(v: &Json) -> Field {
@@ -772,6 +845,52 @@ mod tests {
         assert!(m("\"disk full\"", "ERROR disk full now"));
         assert!(!m("\"disk full\"", "ERROR disk is full"));
         assert!(m("%[0-9]{3} ms%", "took 123 ms"));
+    }
+
+    #[test]
+    fn reading_only_the_compared_fields_agrees_with_parsing() {
+        let patterns = [
+            r#"{ $.level = "error" }"#,
+            "{ $.latency > 200 && $.user.id = 7 }",
+            "{ ($.latency > 300) || ($.user.name = \"ann\") }",
+            "{ $.ok IS TRUE }",
+            "{ $.level != \"warn\" }",
+            "{ $.gone = 1 }",
+            "{ $.user = 7 }",
+            "{ $.dup = 2 }",
+            "{ $.n < 0 }",
+        ];
+        let messages = [
+            r#"{"level":"error","latency":250,"user":{"id":7,"name":"ann"},"ok":true,"gone":null}"#,
+            r#"{"level":"warn","latency":350,"user":{"id":"7"},"ok":"true"}"#,
+            r#"{"level":"error","latency":250,"oops":[1,2}"#,
+            r#"{"dup":1,"dup":2,"n":-1e2}"#,
+            r#"["level","error"]"#,
+            r#"{"level":"\u0065rror"}"#,
+            "not json",
+        ];
+        for p in patterns {
+            let pattern = Pattern::parse(p).unwrap();
+            assert!(matches!(&pattern, Pattern::Json(_, _, Some(_))), "{p}");
+            for msg in messages {
+                assert_eq!(
+                    pattern.matches(msg),
+                    pattern.fields(msg).is_some(),
+                    "{p} on {msg}"
+                );
+            }
+        }
+        for p in [
+            "{ $.gone IS NULL }",
+            "{ $.x NOT EXISTS }",
+            "{ $.tags[1] = \"b\" }",
+            "{ $.a.0 = 1 }",
+        ] {
+            assert!(
+                matches!(Pattern::parse(p).unwrap(), Pattern::Json(_, _, None)),
+                "{p}"
+            );
+        }
     }
 
     #[test]
