@@ -4,20 +4,12 @@ logs-put-events workload, then each pattern over every event, 3 runs (median).
 
     python3 bench/logs_filter_json.py <release>/lakebox      # lakebox-bench beside it
 """
-import sys, time, tempfile
+import sys, time, statistics
 from pathlib import Path
-sys.path.insert(0, "bench")
-from compare import Target, free_port, load
-import boto3
-from botocore.config import Config
-binp = Path(sys.argv[1]); bench = binp.with_name("lakebox-bench")
-port = free_port(); d = tempfile.mkdtemp()
-t = Target("lakebox", [str(binp), "serve", "--port", str(port), "--data-dir", d, "--log-level", "warn"], port).start()
-held = 0
-while held < 5_000_000:
-    r = load(bench, t, "logs-put-events", 5.0); held += r["requests"] * 1000
-logs = boto3.client("logs", endpoint_url=t.endpoint, region_name="us-east-1", aws_access_key_id="t",
-                    aws_secret_access_key="t", config=Config(read_timeout=600))
+sys.path.insert(0, str(Path(__file__).parent))
+from logs_group import filled
+
+t, logs, held = filled(sys.argv[1], 5_000_000)
 for p in ['{ $.id < 0 }', '{ $.score > 99 && $.ok IS TRUE }']:
     runs = []
     for _ in range(3):

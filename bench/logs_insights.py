@@ -1,23 +1,15 @@
 #!/usr/bin/env python3
 """Logs Insights over ~10M events: the group filled by lakebox-bench's logs-put-events workload,
-then three queries, each run 3 times (median, start to Complete).
+then four queries, each run 3 times (median, start to Complete).
 
     python3 bench/logs_insights.py <dist>/lakebox      # lakebox-bench beside it
 """
-import sys, time, statistics, tempfile
+import sys, time, statistics
 from pathlib import Path
-sys.path.insert(0, "bench")
-from compare import Target, free_port, load
-import boto3
-from botocore.config import Config
-binp = Path(sys.argv[1]); bench = binp.with_name("lakebox-bench")
-port = free_port(); d = tempfile.mkdtemp()
-t = Target("lakebox", [str(binp), "serve", "--port", str(port), "--data-dir", d, "--log-level", "warn"], port).start()
-held = 0
-while held < 10_000_000:
-    r = load(bench, t, "logs-put-events", 5.0); held += r["requests"] * 1000
-logs = boto3.client("logs", endpoint_url=t.endpoint, region_name="us-east-1", aws_access_key_id="t",
-                    aws_secret_access_key="t", config=Config(read_timeout=600))
+sys.path.insert(0, str(Path(__file__).parent))
+from logs_group import filled
+
+t, logs, held = filled(sys.argv[1], 10_000_000)
 now = int(time.time())
 for q in ['filter user = "user-0042" | stats count(*)',
           'stats count(*) by bin(5m)',

@@ -326,11 +326,7 @@ fn band_query<'q>(
     let q = queries.iter().find(|q| Some(q.id.as_str()) == id)?;
     let text = q.expression.as_deref()?;
     let refs = crate::math::references(text).ok()?;
-    if !text
-        .trim_start()
-        .to_ascii_uppercase()
-        .starts_with("ANOMALY_DETECTION_BAND")
-    {
+    if !crate::math::is_band(text) {
         return None;
     }
     let metric = queries

@@ -273,6 +273,12 @@ fn parse(text: &str) -> Result<Expr, String> {
     Ok(e)
 }
 
+/// Whether an expression is an anomaly detection band (`ANOMALY_DETECTION_BAND(m1, 2)`),
+/// which answers two series, its upper and lower bounds.
+pub fn is_band(text: &str) -> bool {
+    matches!(parse(text), Ok(Expr::Call(name, _)) if name == "ANOMALY_DETECTION_BAND")
+}
+
 /// The query ids an expression reads (to evaluate those first).
 pub fn references(text: &str) -> Result<Vec<String>, String> {
     fn walk(e: &Expr, out: &mut Vec<String>) {

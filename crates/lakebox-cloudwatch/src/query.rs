@@ -267,11 +267,7 @@ pub fn get_metric_data(
             continue;
         }
         // A band's two bounds carry the query's label already ("<label> Upper").
-        let band = q.expression.as_deref().is_some_and(|e| {
-            e.trim_start()
-                .to_ascii_uppercase()
-                .starts_with("ANOMALY_DETECTION_BAND")
-        });
+        let band = q.expression.as_deref().is_some_and(math::is_band);
         for (label, series) in env.answers.get(&q.id).cloned().unwrap_or_default() {
             answers.push(Answer {
                 id: q.id.clone(),
@@ -365,6 +361,15 @@ fn stat_series(
 /// The time ranges an anomaly detector leaves out of a metric's band (by metric and statistic).
 pub type Excluded<'a> = dyn Fn(&MetricKey, &str) -> Vec<(i64, i64)> + 'a;
 
+/// The starts of the periods from `first` until `end` (at most GetMetricData's 100,800).
+fn periods_from(first: i64, period: i64, end: i64) -> Vec<i64> {
+    (0..)
+        .map(|k| first + k * period)
+        .take_while(|t| *t < end)
+        .take(100_800)
+        .collect()
+}
+
 pub fn evaluate_queries(
     metrics: &Metrics,
     ctx: &RequestContext,
@@ -449,11 +454,7 @@ pub fn evaluate_queries(
         let (_, q) = expressions[id];
         let period = q.period.map_or(default_period, |p| p as i64 * 1000);
         let first = aligned_start(start, period, now);
-        let grid: Vec<i64> = (0..)
-            .map(|k| first + k * period)
-            .take_while(|t| *t < end)
-            .take(100_800)
-            .collect();
+        let grid = periods_from(first, period, end);
         let search =
             |query: &str, stat: &str, period_secs: i64| -> Result<Vec<(String, math::Series)>, String> {
                 let stat = Stat::parse(stat).ok_or_else(|| format!("Invalid statistic {stat} in SEARCH"))?;
@@ -493,11 +494,7 @@ pub fn evaluate_queries(
             let stat = Stat::parse(&ms.stat).ok_or_else(|| format!("Invalid statistic {}", ms.stat))?;
             let key = stat_key(ctx, ms);
             let first = aligned_start(start, period, now);
-            let band_grid: Vec<i64> = (0..)
-                .map(|k| first + k * period)
-                .take_while(|t| *t < end)
-                .take(100_800)
-                .collect();
+            let band_grid = periods_from(first, period, end);
             // The two weeks before the first period train it, in whole periods.
             let trained_from = first - (crate::anomaly::TRAINING + period - 1) / period * period;
             let unit = ms.unit.as_ref().map(StandardUnit::as_str);
