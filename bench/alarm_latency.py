@@ -4,7 +4,7 @@ alarm, each given one breaching value, polled until ALARM.
 
     python3 bench/alarm_latency.py path/to/lakebox
 """
-import datetime, time, subprocess, tempfile, boto3, socket, sys
+import datetime, shutil, time, subprocess, tempfile, boto3, socket, sys
 UTC = datetime.timezone.utc
 s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
 d = tempfile.mkdtemp()
@@ -28,4 +28,6 @@ for res, period in ((60, 60), (1, 10)):
     fired = time.time()
     out.append(f"period {period}s: ALARM {fired - sent:.1f}s after the datapoint, {fired - closes:.1f}s after its period closed")
 p.terminate()
+p.wait()
+shutil.rmtree(d)
 print("\n".join(out))

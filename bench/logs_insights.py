@@ -9,12 +9,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from logs_group import filled
 
-t, logs, held = filled(sys.argv[1], 10_000_000)
-now = int(time.time())
-for q in ['filter user = "user-0042" | stats count(*)',
-          'stats count(*) by bin(5m)',
-          'filter score > 90 | stats avg(score), max(id) by user | sort user | limit 5',
-          'fields @timestamp, @message | sort @timestamp desc | limit 20']:
+QUERIES = ['filter user = "user-0042" | stats count(*)',
+           'stats count(*) by bin(5m)',
+           'filter score > 90 | stats avg(score), max(id) by user | sort user | limit 5',
+           'fields @timestamp, @message | sort @timestamp desc | limit 20']
+
+
+def time_query(logs, held, now, q):
     runs = []
     for _ in range(3):
         t0 = time.perf_counter()
@@ -26,4 +27,9 @@ for q in ['filter user = "user-0042" | stats count(*)',
             time.sleep(0.05)
         runs.append(time.perf_counter() - t0)
     print(f"{held:,} events | `{q}` | {statistics.median(runs):.2f} s | {r['status']} | rows {len(r['results'])} | scanned {r['statistics']['recordsScanned']:,.0f}", flush=True)
-t.stop()
+
+
+with filled(sys.argv[1], 10_000_000) as (logs, held):
+    now = int(time.time())
+    for q in QUERIES:
+        time_query(logs, held, now, q)

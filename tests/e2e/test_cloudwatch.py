@@ -36,16 +36,17 @@ def client_speaking(lakebox, protocol):
     src = os.path.join(os.path.dirname(botocore.__file__), "data", "cloudwatch", "2010-08-01", "service-2.json.gz")
     model = json.load(gzip.open(src))
     model["metadata"] = dict(model["metadata"], protocol=protocol, protocols=[protocol])
-    root = tempfile.mkdtemp()
-    os.makedirs(os.path.join(root, "cloudwatch", "2010-08-01"))
-    with open(os.path.join(root, "cloudwatch", "2010-08-01", "service-2.json"), "w") as f:
-        json.dump(model, f)
-    session = botocore.session.Session()
-    session.get_component("data_loader").search_paths.insert(0, root)
-    return boto3.Session(botocore_session=session).client(
-        "cloudwatch", endpoint_url=lakebox.endpoint, region_name="us-east-1",
-        aws_access_key_id="test", aws_secret_access_key="test",
-        config=botocore.config.Config(retries={"total_max_attempts": 1}))
+    # The model is read when the client is made, so its folder goes with the `with`.
+    with tempfile.TemporaryDirectory() as root:
+        os.makedirs(os.path.join(root, "cloudwatch", "2010-08-01"))
+        with open(os.path.join(root, "cloudwatch", "2010-08-01", "service-2.json"), "w") as f:
+            json.dump(model, f)
+        session = botocore.session.Session()
+        session.get_component("data_loader").search_paths.insert(0, root)
+        return boto3.Session(botocore_session=session).client(
+            "cloudwatch", endpoint_url=lakebox.endpoint, region_name="us-east-1",
+            aws_access_key_id="test", aws_secret_access_key="test",
+            config=botocore.config.Config(retries={"total_max_attempts": 1}))
 
 
 @pytest.fixture(params=["json", "smithy-rpc-v2-cbor", "query"])
