@@ -563,6 +563,32 @@ def test_fifo_survives_sigkill_with_order_and_dedup(tmp_path):
         assert dup["MessageId"] == got[0]["MessageId"]
 
 
+
+def test_fifo_retried_receive_gets_the_same_messages_after_sigkill(tmp_path):
+    """The attempt id is journaled with the receive: a client retrying a receive whose answer
+    it lost to the crash gets the messages and receipts it was handed, not an empty group."""
+    with Lakebox(tmp_path) as lb:
+        sqs = lb.client("sqs")
+        url = sqs.create_queue(QueueName="retry-kill.fifo", Attributes={
+            "FifoQueue": "true", "ContentBasedDeduplication": "true"})["QueueUrl"]
+        for i in range(3):
+            sqs.send_message(QueueUrl=url, MessageBody=f"m{i}", MessageGroupId="g")
+        first = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=2, VisibilityTimeout=600,
+                                    ReceiveRequestAttemptId="try-1")["Messages"]
+        assert [m["Body"] for m in first] == ["m0", "m1"]
+        lb.kill()
+    with Lakebox(tmp_path) as lb:
+        sqs = lb.client("sqs")
+        again = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=2, VisibilityTimeout=600,
+                                    ReceiveRequestAttemptId="try-1")["Messages"]
+        assert [(m["MessageId"], m["ReceiptHandle"], m["Body"]) for m in again] == \
+            [(m["MessageId"], m["ReceiptHandle"], m["Body"]) for m in first]
+        # Another attempt finds the group held, and the receipts still delete.
+        assert "Messages" not in sqs.receive_message(QueueUrl=url, ReceiveRequestAttemptId="try-2")
+        for m in again:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+        assert [m["Body"] for m in sqs.receive_message(QueueUrl=url, ReceiveRequestAttemptId="try-3")["Messages"]] == ["m2"]
+
 # ---- awsQuery, as older SDKs speak it ------------------------------------------------------
 
 def query(lakebox, params, path="/"):

@@ -27,6 +27,10 @@ pub enum Event {
         count: u32,
         first: i64,
         receipt: u64,
+        /// The FIFO receive's ReceiveRequestAttemptId, so a retry after a restart gets the
+        /// same messages (absent in records written before it was kept).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        attempt: Option<ReceiveAttempt>,
     },
     Visibility {
         queue: u64,
@@ -41,6 +45,13 @@ pub enum Event {
         queue: u64,
         below: u64,
     },
+}
+
+/// A FIFO receive's ReceiveRequestAttemptId and until when a retry of it is answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReceiveAttempt {
+    pub id: String,
+    pub until: i64,
 }
 
 impl Event {
@@ -67,5 +78,27 @@ mod tests {
         };
         assert_eq!(Event::decode(&e.encode()), Some(e));
         assert_eq!(Event::decode(b"\xff\x00"), None);
+    }
+
+    #[test]
+    fn a_received_record_without_an_attempt_reads_as_before() {
+        let received = |attempt| Event::Received {
+            queue: 1,
+            seq: 2,
+            visible_at: 3,
+            count: 1,
+            first: 3,
+            receipt: 9,
+            attempt,
+        };
+        let plain = received(None);
+        let with = received(Some(ReceiveAttempt {
+            id: "a-1".into(),
+            until: 300_000,
+        }));
+        assert_eq!(Event::decode(&with.encode()), Some(with.clone()));
+        // Records written before attempts were kept have no such field at all.
+        assert!(plain.encode().len() < with.encode().len());
+        assert_eq!(Event::decode(&plain.encode()), Some(plain));
     }
 }

@@ -335,12 +335,16 @@ fn apply(by_id: &HashMap<u64, Arc<Queue>>, offset: u64, event: Event) {
             count,
             first,
             receipt,
+            attempt,
         } => {
             if let Some(q) = queue_of(queue) {
                 q.messages
                     .lock()
                     .unwrap()
                     .apply_receive(seq, visible_at, count, first, receipt);
+                if let Some(a) = attempt {
+                    q.remember_attempt(a.id, a.until, seq, receipt);
+                }
             }
         }
         Event::Visibility {

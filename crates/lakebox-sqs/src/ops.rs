@@ -14,7 +14,7 @@ use md5::{Digest, Md5};
 
 use crate::api::*;
 use crate::attributes::{self, MAX_MESSAGE_BYTES};
-use crate::journal::Event;
+use crate::journal::{Event, ReceiveAttempt};
 use crate::messages::{DEDUP_WINDOW_MILLIS, Message, Received, Sent};
 use crate::queues::Queue;
 use crate::{Sqs, errors};
@@ -778,6 +778,12 @@ pub async fn receive_message(
     if got.is_empty() {
         return Ok(ReceiveMessageResult { messages: None });
     }
+    // The attempt goes into the journal with the receive, so a retry after a restart is
+    // answered as one before it.
+    let attempt = attempt.map(|id| ReceiveAttempt {
+        id,
+        until: sqs.now() + DEDUP_WINDOW_MILLIS,
+    });
     let events: Vec<Event> = got
         .iter()
         .map(|r| Event::Received {
@@ -787,15 +793,18 @@ pub async fn receive_message(
             count: r.message.receive_count,
             first: r.message.first_receive_millis.unwrap_or(r.message.visible_at),
             receipt: r.message.receipt,
+            attempt: attempt.clone(),
         })
         .collect();
     sqs.record(&events).await?;
-    if let Some(id) = attempt {
-        let handed: Vec<(u64, u64)> = got.iter().map(|r| (r.seq, r.message.receipt)).collect();
+    if let Some(a) = attempt {
         let now = sqs.now();
         let mut attempts = q.attempts.lock().unwrap();
         attempts.retain(|_, (until, _)| *until > now);
-        attempts.insert(id, (now + DEDUP_WINDOW_MILLIS, handed));
+        attempts.insert(
+            a.id,
+            (a.until, got.iter().map(|r| (r.seq, r.message.receipt)).collect()),
+        );
     }
     Ok(answer(&q, got, &input))
 }

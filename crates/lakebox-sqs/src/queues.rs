@@ -108,6 +108,18 @@ impl Queue {
         }
     }
 
+    /// Replay: one message a journaled FIFO receive handed out under its attempt id. The
+    /// messages of one receive share its `until`; a later receive under the same id replaces
+    /// an earlier one.
+    pub fn remember_attempt(&self, id: String, until: i64, seq: u64, receipt: u64) {
+        let mut attempts = self.attempts.lock().unwrap();
+        let entry = attempts.entry(id).or_insert_with(|| (until, Vec::new()));
+        if entry.0 != until {
+            *entry = (until, Vec::new());
+        }
+        entry.1.push((seq, receipt));
+    }
+
     /// A numeric attribute (its value or default).
     pub fn number(&self, name: &str) -> i64 {
         attributes::number(&self.record.read().unwrap().attributes, name)
