@@ -589,6 +589,49 @@ def test_fifo_retried_receive_gets_the_same_messages_after_sigkill(tmp_path):
             sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
         assert [m["Body"] for m in sqs.receive_message(QueueUrl=url, ReceiveRequestAttemptId="try-3")["Messages"]] == ["m2"]
 
+
+def test_queue_policy_decides_cross_account_access(lakebox):
+    """Another account reaches a queue only through its policy; an explicit deny stops the
+    owner too; AWS's AccessDenied otherwise."""
+    owner = lakebox.client("sqs", access_key="111111111111")
+    other = lakebox.client("sqs", access_key="222222222222")
+    url = owner.create_queue(QueueName="shared")["QueueUrl"]
+    arn = owner.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    assert "/111111111111/shared" in url
+
+    def denied(call):
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            call()
+        err = e.value.response["Error"]
+        assert err["Code"] == "AccessDenied", err
+        assert err["Message"] == "Access to the resource https://sqs.us-east-1.amazonaws.com/ is denied."
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+    # No policy: the other account can do nothing, and finds nothing by name either.
+    denied(lambda: other.send_message(QueueUrl=url, MessageBody="x"))
+    denied(lambda: other.receive_message(QueueUrl=url))
+    denied(lambda: other.get_queue_url(QueueName="shared", QueueOwnerAWSAccountId="111111111111"))
+    # A policy letting it send (only).
+    owner.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::222222222222:root"},
+                       "Action": ["sqs:SendMessage", "sqs:GetQueueUrl"], "Resource": arn}]})})
+    assert other.get_queue_url(QueueName="shared", QueueOwnerAWSAccountId="111111111111")["QueueUrl"] == url
+    other.send_message(QueueUrl=url, MessageBody="from 222")
+    other.send_message_batch(QueueUrl=url, Entries=[{"Id": "1", "MessageBody": "batch from 222"}])
+    denied(lambda: other.receive_message(QueueUrl=url))
+    denied(lambda: other.purge_queue(QueueUrl=url))
+    got = owner.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)["Messages"]
+    assert sorted(m["Body"] for m in got) == ["batch from 222", "from 222"]
+    # An explicit deny applies to the owner's own account as well.
+    owner.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Deny", "Principal": "*", "Action": "sqs:SendMessage", "Resource": arn}]})})
+    denied(lambda: owner.send_message(QueueUrl=url, MessageBody="no"))
+    denied(lambda: other.send_message(QueueUrl=url, MessageBody="no"))
+    owner.set_queue_attributes(QueueUrl=url, Attributes={"Policy": ""})
+    owner.send_message(QueueUrl=url, MessageBody="yes")
+
 # ---- awsQuery, as older SDKs speak it ------------------------------------------------------
 
 def query(lakebox, params, path="/"):

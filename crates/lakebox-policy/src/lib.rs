@@ -73,6 +73,16 @@ pub enum Principal {
     Service(String),
 }
 
+impl Principal {
+    /// An account's root user (every signed caller, as Lakebox has no IAM users yet).
+    pub fn root_of(account: String) -> Principal {
+        Principal::Aws {
+            arn: format!("arn:aws:iam::{account}:root"),
+            account,
+        }
+    }
+}
+
 /// A request as policies see it. Condition keys are matched case-insensitively; `context`
 /// holds each key's values (most keys have one).
 #[derive(Debug, Clone)]

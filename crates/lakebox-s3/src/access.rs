@@ -106,10 +106,7 @@ pub fn requester(req: &S3Request) -> Principal {
 
 /// An account's root user (every signed caller, as Lakebox has no IAM users yet).
 pub fn root_of(account: String) -> Principal {
-    Principal::Aws {
-        arn: format!("arn:aws:iam::{account}:root"),
-        account,
-    }
+    Principal::root_of(account)
 }
 
 /// The IAM action a request needs on its bucket or object (ListBuckets and CreateBucket need

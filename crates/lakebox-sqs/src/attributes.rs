@@ -129,6 +129,11 @@ fn redrive_allow_ok(v: &str) -> bool {
     }
 }
 
+/// The attributes an empty value removes, as AWS takes it.
+pub fn removed_by_empty(name: &str, value: &str) -> bool {
+    value.is_empty() && matches!(name, "Policy" | "RedrivePolicy" | "RedriveAllowPolicy")
+}
+
 /// Checks attributes a request sets: each must be known, settable and in range.
 /// `fifo` is whether the queue is (or is being created as) a FIFO queue.
 pub fn check(attributes: &BTreeMap<String, String>, fifo: bool) -> Result<(), ServiceError> {
@@ -139,7 +144,7 @@ pub fn check(attributes: &BTreeMap<String, String>, fifo: bool) -> Result<(), Se
         if s.fifo_only && !fifo && !(name == "FifoQueue" && value.eq_ignore_ascii_case("false")) {
             return Err(errors::unknown_attribute(name));
         }
-        if !(s.check)(value) {
+        if !(s.check)(value) && !removed_by_empty(name, value) {
             return Err(errors::invalid_attribute_value(name));
         }
     }

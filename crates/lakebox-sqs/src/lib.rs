@@ -11,6 +11,7 @@
 //!
 //! Not here yet: access control by queue policy (policies are stored and reported).
 
+mod access;
 pub mod api;
 mod attributes;
 mod consumer;
@@ -690,7 +691,7 @@ mod tests {
         }
         // Reopened: the ten live messages (received once, so still in flight) are all there.
         let sqs = Sqs::open_with(dir.path(), Arc::new(SystemClock), 4096).unwrap();
-        let q = sqs.queue(&ctx, &url).unwrap();
+        let q = sqs.queue(&ctx, &url, "sqs:ReceiveMessage").unwrap();
         let c = q.messages.lock().unwrap().counts(i64::MAX / 2, i64::MIN);
         assert_eq!(c.visible + c.in_flight + c.delayed, 10);
     }
@@ -771,7 +772,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(again.message_id.unwrap(), first_id);
-        let q = sqs.queue(&ctx, &url).unwrap();
+        let q = sqs.queue(&ctx, &url, "sqs:ReceiveMessage").unwrap();
         let c = q.messages.lock().unwrap().counts(i64::MAX / 2, i64::MIN);
         assert_eq!(c.visible + c.in_flight + c.delayed, 0);
     }

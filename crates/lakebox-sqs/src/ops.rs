@@ -525,7 +525,7 @@ pub async fn send_message(
     ctx: &RequestContext,
     input: SendMessageRequest,
 ) -> Result<SendMessageResult, ServiceError> {
-    let q = sqs.queue(ctx, &input.queue_url)?;
+    let q = sqs.queue(ctx, &input.queue_url, "sqs:SendMessage")?;
     let draft = Draft {
         body: input.message_body,
         delay: input.delay_seconds,
@@ -585,7 +585,7 @@ pub async fn send_message_batch(
     ctx: &RequestContext,
     input: SendMessageBatchRequest,
 ) -> Result<SendMessageBatchResult, ServiceError> {
-    let q = sqs.queue(ctx, &input.queue_url)?;
+    let q = sqs.queue(ctx, &input.queue_url, "sqs:SendMessage")?;
     check_batch(
         input.entries.iter().map(|e| e.id.as_str()),
         "SendMessageBatchRequestEntry",
@@ -701,7 +701,7 @@ pub async fn receive_message(
     ctx: &RequestContext,
     input: ReceiveMessageRequest,
 ) -> Result<ReceiveMessageResult, ServiceError> {
-    let q = sqs.queue(ctx, &input.queue_url)?;
+    let q = sqs.queue(ctx, &input.queue_url, "sqs:ReceiveMessage")?;
     check_range(
         "MaxNumberOfMessages",
         input.max_number_of_messages,
@@ -981,7 +981,7 @@ pub async fn delete_message(
     ctx: &RequestContext,
     input: DeleteMessageRequest,
 ) -> Result<(), ServiceError> {
-    let q = sqs.queue(ctx, &input.queue_url)?;
+    let q = sqs.queue(ctx, &input.queue_url, "sqs:DeleteMessage")?;
     let handle = parse_receipt(&q, &input.receipt_handle)?;
     delete_handles(sqs, &q, &[handle]).await
 }
@@ -991,7 +991,7 @@ pub async fn delete_message_batch(
     ctx: &RequestContext,
     input: DeleteMessageBatchRequest,
 ) -> Result<DeleteMessageBatchResult, ServiceError> {
-    let q = sqs.queue(ctx, &input.queue_url)?;
+    let q = sqs.queue(ctx, &input.queue_url, "sqs:DeleteMessage")?;
     check_batch(
         input.entries.iter().map(|e| e.id.as_str()),
         "DeleteMessageBatchRequestEntry",
@@ -1044,7 +1044,7 @@ pub async fn change_message_visibility(
     ctx: &RequestContext,
     input: ChangeMessageVisibilityRequest,
 ) -> Result<(), ServiceError> {
-    let q = sqs.queue(ctx, &input.queue_url)?;
+    let q = sqs.queue(ctx, &input.queue_url, "sqs:ChangeMessageVisibility")?;
     let event = change_visibility(sqs, &q, &input.receipt_handle, input.visibility_timeout)?;
     sqs.record(&[event]).await?;
     // A message made visible now may be what a long poll waits for.
@@ -1057,7 +1057,7 @@ pub async fn change_message_visibility_batch(
     ctx: &RequestContext,
     input: ChangeMessageVisibilityBatchRequest,
 ) -> Result<ChangeMessageVisibilityBatchResult, ServiceError> {
-    let q = sqs.queue(ctx, &input.queue_url)?;
+    let q = sqs.queue(ctx, &input.queue_url, "sqs:ChangeMessageVisibility")?;
     check_batch(
         input.entries.iter().map(|e| e.id.as_str()),
         "ChangeMessageVisibilityBatchRequestEntry",
@@ -1090,7 +1090,7 @@ pub async fn purge_queue(
     ctx: &RequestContext,
     input: PurgeQueueRequest,
 ) -> Result<(), ServiceError> {
-    let q = sqs.queue(ctx, &input.queue_url)?;
+    let q = sqs.queue(ctx, &input.queue_url, "sqs:PurgeQueue")?;
     let now = sqs.now();
     {
         let mut last = q.last_purge.lock().unwrap();

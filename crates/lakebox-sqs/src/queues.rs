@@ -86,6 +86,8 @@ pub struct Queue {
     /// handed out), so a retried receive gets the same messages back.
     pub attempts: Mutex<std::collections::HashMap<String, Attempt>>,
     pub deleted: std::sync::atomic::AtomicBool,
+    /// The Policy attribute, parsed once for every request it decides.
+    policy: crate::access::PolicyCache,
 }
 
 impl Queue {
@@ -105,7 +107,19 @@ impl Queue {
             last_purge: Mutex::new(None),
             attempts: Mutex::new(std::collections::HashMap::new()),
             deleted: std::sync::atomic::AtomicBool::new(false),
+            policy: Default::default(),
         }
+    }
+
+    /// The queue's policy, if it has one.
+    pub fn policy(&self) -> Option<std::sync::Arc<lakebox_policy::Policy>> {
+        let record = self.record.read().unwrap();
+        self.policy
+            .get(record.attributes.get("Policy").map(String::as_str))
+    }
+
+    pub fn arn(&self) -> String {
+        self.key.arn()
     }
 
     /// Replay: one message a journaled FIFO receive handed out under its attempt id. The
@@ -208,15 +222,24 @@ pub fn url_from_path(ctx: &RequestContext, path: &str) -> Option<String> {
 }
 
 impl Sqs {
-    /// The live queue a QueueUrl names.
-    pub(crate) fn queue(&self, ctx: &RequestContext, queue_url: &str) -> Result<Arc<Queue>, ServiceError> {
+    /// The live queue a QueueUrl names, if the caller may do `action` to it (its queue
+    /// policy decides; see [`crate::access`]).
+    pub(crate) fn queue(
+        &self,
+        ctx: &RequestContext,
+        queue_url: &str,
+        action: &str,
+    ) -> Result<Arc<Queue>, ServiceError> {
         let key = key_from_url(ctx, queue_url)?;
-        self.queues
+        let q = self
+            .queues
             .read()
             .unwrap()
             .get(&key)
             .cloned()
-            .ok_or_else(errors::queue_does_not_exist)
+            .ok_or_else(errors::queue_does_not_exist)?;
+        crate::access::authorize(ctx, &q, action)?;
+        Ok(q)
     }
 
     /// The queues whose redrive policy names `dlq_arn` as their dead-letter queue.
@@ -312,6 +335,7 @@ pub async fn create_queue(
     };
     let attrs: BTreeMap<String, String> = attrs
         .iter()
+        .filter(|(k, v)| !attributes::removed_by_empty(k, v))
         .map(|(k, v)| (k.clone(), attributes::normalise(k, v)))
         .collect();
     let _admin = sqs.admin.lock().await;
@@ -368,9 +392,14 @@ pub fn get_queue_url(
         region: ctx.region.clone(),
         name: input.queue_name,
     };
-    if !sqs.queues.read().unwrap().contains_key(&key) {
-        return Err(errors::queue_does_not_exist());
-    }
+    let q = sqs
+        .queues
+        .read()
+        .unwrap()
+        .get(&key)
+        .cloned()
+        .ok_or_else(errors::queue_does_not_exist)?;
+    crate::access::authorize(ctx, &q, "sqs:GetQueueUrl")?;
     Ok(GetQueueUrlResult {
         queue_url: Some(url(ctx, &key)),
     })
@@ -429,7 +458,7 @@ pub async fn delete_queue(
     input: DeleteQueueRequest,
 ) -> Result<(), ServiceError> {
     let _admin = sqs.admin.lock().await;
-    let q = sqs.queue(ctx, &input.queue_url)?;
+    let q = sqs.queue(ctx, &input.queue_url, "sqs:DeleteQueue")?;
     let key = q.key.store_key();
     sqs.meta
         .write_async(move |b| b.delete(TABLE, &key).map(|_| ()))
@@ -456,7 +485,7 @@ pub fn get_queue_attributes(
     ctx: &RequestContext,
     input: GetQueueAttributesRequest,
 ) -> Result<GetQueueAttributesResult, ServiceError> {
-    let q = sqs.queue(ctx, &input.queue_url)?;
+    let q = sqs.queue(ctx, &input.queue_url, "sqs:GetQueueAttributes")?;
     let names: Vec<String> = input
         .attribute_names
         .unwrap_or_default()
@@ -524,7 +553,7 @@ pub async fn set_queue_attributes(
     ctx: &RequestContext,
     input: SetQueueAttributesRequest,
 ) -> Result<(), ServiceError> {
-    let q = sqs.queue(ctx, &input.queue_url)?;
+    let q = sqs.queue(ctx, &input.queue_url, "sqs:SetQueueAttributes")?;
     let attrs = input.attributes;
     if attrs.contains_key("FifoQueue") {
         // A queue's type is fixed at creation.
@@ -534,8 +563,7 @@ pub async fn set_queue_attributes(
     let now = sqs.now();
     update(sqs, &q, |r| {
         for (k, v) in &attrs {
-            // An empty Policy or RedrivePolicy removes it, as AWS does.
-            if v.is_empty() && matches!(k.as_str(), "Policy" | "RedrivePolicy" | "RedriveAllowPolicy") {
+            if attributes::removed_by_empty(k, v) {
                 r.attributes.remove(k);
             } else {
                 r.attributes.insert(k.clone(), attributes::normalise(k, v));
@@ -548,7 +576,7 @@ pub async fn set_queue_attributes(
 }
 
 pub async fn tag_queue(sqs: &Sqs, ctx: &RequestContext, input: TagQueueRequest) -> Result<(), ServiceError> {
-    let q = sqs.queue(ctx, &input.queue_url)?;
+    let q = sqs.queue(ctx, &input.queue_url, "sqs:TagQueue")?;
     check_tags(&input.tags)?;
     update(sqs, &q, |r| {
         tags::apply(&mut r.tags, input.tags, &[], MAX_TAGS)
@@ -562,7 +590,7 @@ pub async fn untag_queue(
     ctx: &RequestContext,
     input: UntagQueueRequest,
 ) -> Result<(), ServiceError> {
-    let q = sqs.queue(ctx, &input.queue_url)?;
+    let q = sqs.queue(ctx, &input.queue_url, "sqs:UntagQueue")?;
     update(sqs, &q, |r| {
         // Keys the queue does not have are ignored, as AWS ignores them.
         for k in &input.tag_keys {
@@ -578,7 +606,7 @@ pub fn list_queue_tags(
     ctx: &RequestContext,
     input: ListQueueTagsRequest,
 ) -> Result<ListQueueTagsResult, ServiceError> {
-    let q = sqs.queue(ctx, &input.queue_url)?;
+    let q = sqs.queue(ctx, &input.queue_url, "sqs:ListQueueTags")?;
     let tags = q.record.read().unwrap().tags.clone();
     Ok(ListQueueTagsResult {
         tags: (!tags.is_empty()).then_some(tags),
@@ -604,7 +632,7 @@ pub async fn add_permission(
     ctx: &RequestContext,
     input: AddPermissionRequest,
 ) -> Result<(), ServiceError> {
-    let q = sqs.queue(ctx, &input.queue_url)?;
+    let q = sqs.queue(ctx, &input.queue_url, "sqs:AddPermission")?;
     if input.aws_account_ids.is_empty() {
         return Err(errors::missing_parameter("AWSAccountIds"));
     }
@@ -658,7 +686,7 @@ pub async fn remove_permission(
     ctx: &RequestContext,
     input: RemovePermissionRequest,
 ) -> Result<(), ServiceError> {
-    let q = sqs.queue(ctx, &input.queue_url)?;
+    let q = sqs.queue(ctx, &input.queue_url, "sqs:RemovePermission")?;
     update(sqs, &q, |r| {
         let not_found =
             || errors::invalid_value("Label", &input.label, "can't find label on existing policy.");
@@ -688,7 +716,7 @@ pub fn list_dead_letter_source_queues(
     ctx: &RequestContext,
     input: ListDeadLetterSourceQueuesRequest,
 ) -> Result<ListDeadLetterSourceQueuesResult, ServiceError> {
-    let q = sqs.queue(ctx, &input.queue_url)?;
+    let q = sqs.queue(ctx, &input.queue_url, "sqs:ListDeadLetterSourceQueues")?;
     let sources = sqs.dead_letter_sources(&q.key.arn());
     let (queue_urls, next_token) = page_urls(ctx, sources, input.max_results, input.next_token.as_deref())?;
     Ok(ListDeadLetterSourceQueuesResult {
