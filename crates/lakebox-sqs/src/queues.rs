@@ -230,12 +230,21 @@ impl Sqs {
         queue_url: &str,
         action: &str,
     ) -> Result<Arc<Queue>, ServiceError> {
-        let key = key_from_url(ctx, queue_url)?;
+        self.queue_by_key(ctx, &key_from_url(ctx, queue_url)?, action)
+    }
+
+    /// The live queue `key` names, if the caller may do `action` to it.
+    fn queue_by_key(
+        &self,
+        ctx: &RequestContext,
+        key: &QueueKey,
+        action: &str,
+    ) -> Result<Arc<Queue>, ServiceError> {
         let q = self
             .queues
             .read()
             .unwrap()
-            .get(&key)
+            .get(key)
             .cloned()
             .ok_or_else(errors::queue_does_not_exist)?;
         crate::access::authorize(ctx, &q, action)?;
@@ -392,14 +401,7 @@ pub fn get_queue_url(
         region: ctx.region.clone(),
         name: input.queue_name,
     };
-    let q = sqs
-        .queues
-        .read()
-        .unwrap()
-        .get(&key)
-        .cloned()
-        .ok_or_else(errors::queue_does_not_exist)?;
-    crate::access::authorize(ctx, &q, "sqs:GetQueueUrl")?;
+    sqs.queue_by_key(ctx, &key, "sqs:GetQueueUrl")?;
     Ok(GetQueueUrlResult {
         queue_url: Some(url(ctx, &key)),
     })
