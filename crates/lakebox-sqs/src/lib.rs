@@ -9,7 +9,7 @@
 //! - `messages`: one queue's messages in memory and their transitions; `journal`: the durable
 //!   record of those transitions, replayed at start; `ops`: the message operations.
 //!
-//! Not here yet: access control by queue policy (policies are stored and reported).
+//! Access: queue policies decide other accounts' requests, and deny explicitly (`access`).
 
 mod access;
 pub mod api;
