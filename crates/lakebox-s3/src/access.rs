@@ -101,12 +101,7 @@ pub fn requester(req: &S3Request) -> Principal {
     if req.anonymous {
         return Principal::Anonymous;
     }
-    root_of(req.ctx.account_id.clone())
-}
-
-/// An account's root user (every signed caller, as Lakebox has no IAM users yet).
-pub fn root_of(account: String) -> Principal {
-    Principal::root_of(account)
+    Principal::root_of(req.ctx.account_id.clone())
 }
 
 /// The IAM action a request needs on its bucket or object (ListBuckets and CreateBucket need

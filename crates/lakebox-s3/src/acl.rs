@@ -403,7 +403,7 @@ mod tests {
     use super::*;
 
     fn root(account: &str) -> Principal {
-        crate::access::root_of(account.to_owned())
+        lakebox_policy::Principal::root_of(account.to_owned())
     }
 
     #[test]

@@ -50,7 +50,7 @@ impl S3Lake {
             .bucket(bucket)?
             .ok_or_else(|| errors::no_such_bucket(bucket))?;
         if let Some(account) = acting_for {
-            let who = crate::access::root_of(account.to_owned());
+            let who = lakebox_policy::Principal::root_of(account.to_owned());
             crate::access::check(&self.0, None, &who, action, bucket, key)?;
         }
         Ok(record)

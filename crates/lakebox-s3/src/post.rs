@@ -496,7 +496,9 @@ pub async fn post_object(
     };
     let key = key_template.replace("${filename}", &form.filename);
     let who = match &signer {
-        Some(s) => crate::access::root_of(RequestContext::account_for_access_key(&s.access_key_id)),
+        Some(s) => {
+            lakebox_policy::Principal::root_of(RequestContext::account_for_access_key(&s.access_key_id))
+        }
         None if req.form_auth.as_ref().is_some_and(|a| a.is_verifying()) => {
             lakebox_policy::Principal::Anonymous
         }

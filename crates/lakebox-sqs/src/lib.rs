@@ -634,6 +634,24 @@ mod tests {
         std::fs::read_dir(dir.join("journal")).unwrap().count()
     }
 
+    /// Up to `max` messages of the queue at `url`.
+    async fn receive(sqs: &Sqs, ctx: &RequestContext, url: &str, max: i32) -> Vec<Message> {
+        let receive = ReceiveMessageRequest {
+            queue_url: url.to_owned(),
+            max_number_of_messages: Some(max),
+            ..Default::default()
+        };
+        sqs.receive_message(ctx, receive).await.unwrap().messages.unwrap()
+    }
+
+    async fn delete(sqs: &Sqs, ctx: &RequestContext, url: &str, m: &Message) {
+        let delete = DeleteMessageRequest {
+            queue_url: url.to_owned(),
+            receipt_handle: m.receipt_handle.clone().unwrap(),
+        };
+        sqs.delete_message(ctx, delete).await.unwrap();
+    }
+
     #[tokio::test]
     async fn consumed_journal_segments_are_deleted_and_live_messages_kept() {
         let dir = tempfile::tempdir().unwrap();
@@ -657,23 +675,9 @@ mod tests {
             // Consume all but the last ten.
             let mut deleted = 0;
             while deleted < 50 {
-                let receive = ReceiveMessageRequest {
-                    queue_url: url.clone(),
-                    max_number_of_messages: Some(10),
-                    ..Default::default()
-                };
-                let got = sqs
-                    .receive_message(&ctx, receive)
-                    .await
-                    .unwrap()
-                    .messages
-                    .unwrap();
-                for m in got.into_iter().filter(|m| m.body.as_deref().unwrap() < "050") {
-                    let delete = DeleteMessageRequest {
-                        queue_url: url.clone(),
-                        receipt_handle: m.receipt_handle.unwrap(),
-                    };
-                    sqs.delete_message(&ctx, delete).await.unwrap();
+                let got = receive(&sqs, &ctx, &url, 10).await;
+                for m in got.iter().filter(|m| m.body.as_deref().unwrap() < "050") {
+                    delete(&sqs, &ctx, &url, m).await;
                     deleted += 1;
                 }
             }
@@ -721,42 +725,15 @@ mod tests {
                 .await
                 .unwrap();
             // Received and deleted: only the deduplication id remembers it.
-            let receive = ReceiveMessageRequest {
-                queue_url: url.clone(),
-                ..Default::default()
-            };
-            let got = sqs
-                .receive_message(&ctx, receive)
-                .await
-                .unwrap()
-                .messages
-                .unwrap();
-            let delete = DeleteMessageRequest {
-                queue_url: url.clone(),
-                receipt_handle: got[0].receipt_handle.clone().unwrap(),
-            };
-            sqs.delete_message(&ctx, delete).await.unwrap();
+            let got = receive(&sqs, &ctx, &url, 1).await;
+            delete(&sqs, &ctx, &url, &got[0]).await;
             // Enough later traffic to fill segments, each message consumed, then compaction.
             for i in 0..40 {
                 sqs.send_message(&ctx, send(&format!("other-{i}"), "y".repeat(300)))
                     .await
                     .unwrap();
-                let receive = ReceiveMessageRequest {
-                    queue_url: url.clone(),
-                    ..Default::default()
-                };
-                for m in sqs
-                    .receive_message(&ctx, receive)
-                    .await
-                    .unwrap()
-                    .messages
-                    .unwrap()
-                {
-                    let delete = DeleteMessageRequest {
-                        queue_url: url.clone(),
-                        receipt_handle: m.receipt_handle.unwrap(),
-                    };
-                    sqs.delete_message(&ctx, delete).await.unwrap();
+                for m in receive(&sqs, &ctx, &url, 1).await {
+                    delete(&sqs, &ctx, &url, &m).await;
                 }
             }
             let before = segments(dir.path());
