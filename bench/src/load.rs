@@ -2,6 +2,8 @@
 //! deadline, latencies recorded in HDR histograms.
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -32,6 +34,9 @@ pub struct LoadArgs {
     /// Skip the workload's setup (already done against this target).
     #[arg(long)]
     no_setup: bool,
+    /// Only run the workload's setup (fill a queue, say), and measure nothing.
+    #[arg(long)]
+    setup_only: bool,
     #[arg(long, default_value = "us-east-1")]
     region: String,
     /// sqs-receive-delete: how many messages setup queues for the run to drain.
@@ -149,7 +154,7 @@ impl Conn {
 
 async fn setup(
     workload: Workload,
-    signer: &Signer,
+    signer: &Arc<Signer>,
     host: &str,
     drain_messages: usize,
 ) -> Result<Option<String>, String> {
@@ -171,6 +176,7 @@ async fn setup(
                     ));
                 }
             }
+            Setup::Fill(templates) => fill(signer, host, templates).await?,
             Setup::WaitActive => {
                 let t = Template::kinesis("DescribeStreamSummary", serde_json::json!({"StreamName": STREAM}));
                 for _ in 0..100 {
@@ -211,6 +217,30 @@ async fn setup(
     }
     Ok(iterator)
 }
+
+/// Sends every template, each of which must succeed, over [`FILL_CONNECTIONS`] connections.
+async fn fill(signer: &Arc<Signer>, host: &str, templates: Vec<Template>) -> Result<(), String> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let templates = Arc::new(templates);
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..FILL_CONNECTIONS {
+        let (signer, templates, next) = (signer.clone(), templates.clone(), next.clone());
+        let mut conn = Conn::new(host);
+        workers.spawn(async move {
+            while let Some(t) = templates.get(next.fetch_add(1, Ordering::Relaxed)) {
+                send_ok(&signer, &mut conn, t).await?;
+            }
+            Ok::<(), String>(())
+        });
+    }
+    while let Some(r) = workers.join_next().await {
+        r.map_err(|e| e.to_string())??;
+    }
+    Ok(())
+}
+
+/// How many connections a [`Setup::Fill`] uses.
+const FILL_CONNECTIONS: usize = 16;
 
 /// The text of `<tag>` in an XML answer.
 fn xml_text<'a>(body: &'a str, tag: &str) -> Option<&'a str> {
@@ -482,6 +512,13 @@ pub async fn run(args: LoadArgs) -> ExitCode {
             }
         }
     };
+    if args.setup_only {
+        println!(
+            "{}",
+            serde_json::json!({"workload": args.workload, "endpoint": args.endpoint, "setup": "done"})
+        );
+        return ExitCode::SUCCESS;
+    }
     let templates = std::sync::Arc::new(workload.templates(iterator.as_deref()));
     let ok_statuses: &'static [u16] = &[200, 204];
     let started = Instant::now();

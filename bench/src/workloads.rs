@@ -438,26 +438,27 @@ impl Workload {
                 steps
             }
             Workload::SqsReceiveDelete => {
-                let mut steps = vec![Setup::Send(
-                    Template::sqs(
-                        "CreateQueue",
-                        serde_json::json!({"QueueName": "lakebox-bench-drain"}),
-                    ),
-                    true,
-                )];
-                for b in 0..drain_messages.div_ceil(10) {
-                    let entries: Vec<_> = (0..10)
-                        .map(|i| serde_json::json!({"Id": format!("m{i}"), "MessageBody": format!("{b:06}{i}{}", "m".repeat(1017))}))
-                        .collect();
-                    steps.push(Setup::Send(
+                let fill = (0..drain_messages.div_ceil(10))
+                    .map(|b| {
+                        let entries: Vec<_> = (0..10)
+                            .map(|i| serde_json::json!({"Id": format!("m{i}"), "MessageBody": format!("{b:06}{i}{}", "m".repeat(1017))}))
+                            .collect();
                         Template::sqs(
                             "SendMessageBatch",
                             serde_json::json!({"QueueUrl": DRAIN_QUEUE_URL, "Entries": entries}),
+                        )
+                    })
+                    .collect();
+                vec![
+                    Setup::Send(
+                        Template::sqs(
+                            "CreateQueue",
+                            serde_json::json!({"QueueName": "lakebox-bench-drain"}),
                         ),
-                        false,
-                    ));
-                }
-                steps
+                        true,
+                    ),
+                    Setup::Fill(fill),
+                ]
             }
             Workload::S3Get4k => {
                 let mut steps = vec![Setup::Send(
@@ -628,6 +629,9 @@ impl Workload {
 pub enum Setup {
     /// Send; `true` means an error answer is acceptable (the resource may already exist).
     Send(Template, bool),
+    /// Sends all of these, each of which must succeed, over several connections at once (a
+    /// backlog of a million messages fills in seconds, not minutes).
+    Fill(Vec<Template>),
     WaitActive,
     /// Polls DescribeTable until the DynamoDB table is ACTIVE.
     WaitTable,

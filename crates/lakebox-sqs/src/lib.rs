@@ -14,6 +14,7 @@
 mod access;
 pub mod api;
 mod attributes;
+pub mod bodies;
 mod consumer;
 mod errors;
 mod journal;
@@ -65,16 +66,25 @@ pub struct Sqs {
     me: Weak<Sqs>,
     /// Where the queues' AWS/SQS metrics go, once the binary wires it.
     metrics: std::sync::OnceLock<lakebox_service::metrics::Recorder>,
+    /// How much message content all queues hold in memory; the rest is read from the journal.
+    holding: Arc<messages::Holding>,
 }
 
 impl Sqs {
-    /// Opens the queues in `dir` and replays the journal into them.
-    pub fn open(dir: &Path, clock: Arc<dyn Clock>) -> Result<Arc<Self>, StoreError> {
-        Self::open_with(dir, clock, JOURNAL_SEGMENT_BYTES)
+    /// Opens the queues in `dir` and replays the journal into them. At most `memory_bytes` of
+    /// message content is held in memory across all queues; the rest is read back from the
+    /// journal when it is received.
+    pub fn open(dir: &Path, clock: Arc<dyn Clock>, memory_bytes: usize) -> Result<Arc<Self>, StoreError> {
+        Self::open_with(dir, clock, JOURNAL_SEGMENT_BYTES, memory_bytes)
     }
 
     /// [`open`](Self::open) with the journal's segment size (tests use small ones).
-    fn open_with(dir: &Path, clock: Arc<dyn Clock>, segment_bytes: u64) -> Result<Arc<Self>, StoreError> {
+    fn open_with(
+        dir: &Path,
+        clock: Arc<dyn Clock>,
+        segment_bytes: u64,
+        memory_bytes: usize,
+    ) -> Result<Arc<Self>, StoreError> {
         let meta = MetaStore::open(&dir.join("meta.redb"))?;
         let moves = moves::Moves::load(&meta)?;
         let sqs = Arc::new_cyclic(|me| Sqs {
@@ -90,12 +100,13 @@ impl Sqs {
             segment_bytes,
             me: me.clone(),
             metrics: std::sync::OnceLock::new(),
+            holding: messages::Holding::new(memory_bytes),
         });
         let records = queues::load(&sqs.meta)?;
         {
             let mut map = sqs.queues.write().unwrap();
             for r in records {
-                map.insert(r.key(), Arc::new(Queue::new(r)));
+                map.insert(r.key(), Arc::new(Queue::new(r, sqs.holding.clone())));
             }
         }
         if sqs.journal_dir().exists() {
@@ -653,12 +664,76 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn content_past_the_memory_limit_is_read_back_from_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = RequestContext::for_tests();
+        let url = |q: &str| format!("http://localhost:4566/000000000000/{q}");
+        let body = |q: &str, i: usize| format!("{q}-{i:03}-{}", "x".repeat(400));
+        // Room for about three messages' content: nearly everything comes from the journal.
+        let open = || Sqs::open_with(dir.path(), Arc::new(SystemClock), 64 * 1024, 2_500).unwrap();
+        let bodies = |got: &[Message]| got.iter().map(|m| m.body.clone().unwrap()).collect::<Vec<_>>();
+        {
+            let sqs = open();
+            for q in ["a", "b"] {
+                let create = CreateQueueRequest {
+                    queue_name: q.into(),
+                    ..Default::default()
+                };
+                sqs.create_queue(&ctx, create).await.unwrap();
+            }
+            // The queues' records interleave in the journal.
+            for i in 0..60 {
+                for q in ["a", "b"] {
+                    let send = SendMessageRequest {
+                        queue_url: url(q),
+                        message_body: body(q, i),
+                        ..Default::default()
+                    };
+                    sqs.send_message(&ctx, send).await.unwrap();
+                }
+            }
+            let mut got = Vec::new();
+            while got.len() < 60 {
+                let batch = receive(&sqs, &ctx, &url("a"), 10).await;
+                for m in &batch {
+                    delete(&sqs, &ctx, &url("a"), m).await;
+                }
+                got.extend(bodies(&batch));
+            }
+            assert_eq!(got, (0..60).map(|i| body("a", i)).collect::<Vec<_>>());
+            // Received, not deleted, visible again at once: the redelivery reads it back.
+            let receive_b = |max| ReceiveMessageRequest {
+                queue_url: url("b"),
+                max_number_of_messages: Some(max),
+                visibility_timeout: Some(0),
+                ..Default::default()
+            };
+            let first = sqs.receive_message(&ctx, receive_b(3)).await.unwrap();
+            let again = sqs.receive_message(&ctx, receive_b(3)).await.unwrap();
+            assert_eq!(bodies(&first.messages.unwrap()), bodies(&again.messages.unwrap()));
+        }
+        // After a restart, the other queue's messages, every one of them, in order.
+        let sqs = open();
+        let mut got = Vec::new();
+        while got.len() < 60 {
+            let batch = receive(&sqs, &ctx, &url("b"), 10).await;
+            assert!(!batch.is_empty());
+            for m in &batch {
+                delete(&sqs, &ctx, &url("b"), m).await;
+            }
+            got.extend(bodies(&batch));
+        }
+        assert_eq!(got, (0..60).map(|i| body("b", i)).collect::<Vec<_>>());
+        assert_eq!(sqs.holding.held(), 0);
+    }
+
+    #[tokio::test]
     async fn consumed_journal_segments_are_deleted_and_live_messages_kept() {
         let dir = tempfile::tempdir().unwrap();
         let ctx = RequestContext::for_tests();
         let url = "http://localhost:4566/000000000000/q".to_owned();
         {
-            let sqs = Sqs::open_with(dir.path(), Arc::new(SystemClock), 4096).unwrap();
+            let sqs = Sqs::open_with(dir.path(), Arc::new(SystemClock), 4096, usize::MAX).unwrap();
             let create = CreateQueueRequest {
                 queue_name: "q".into(),
                 ..Default::default()
@@ -694,7 +769,7 @@ mod tests {
             );
         }
         // Reopened: the ten live messages (received once, so still in flight) are all there.
-        let sqs = Sqs::open_with(dir.path(), Arc::new(SystemClock), 4096).unwrap();
+        let sqs = Sqs::open_with(dir.path(), Arc::new(SystemClock), 4096, usize::MAX).unwrap();
         let q = sqs.queue(&ctx, &url, "sqs:ReceiveMessage").unwrap();
         let c = q.messages.lock().unwrap().counts(i64::MAX / 2, i64::MIN);
         assert_eq!(c.visible + c.in_flight + c.delayed, 10);
@@ -713,7 +788,7 @@ mod tests {
             ..Default::default()
         };
         let first_id = {
-            let sqs = Sqs::open_with(dir.path(), Arc::new(SystemClock), 4096).unwrap();
+            let sqs = Sqs::open_with(dir.path(), Arc::new(SystemClock), 4096, usize::MAX).unwrap();
             let create = CreateQueueRequest {
                 queue_name: "jobs.fifo".into(),
                 attributes: Some([("FifoQueue".to_owned(), "true".to_owned())].into()),
@@ -743,7 +818,7 @@ mod tests {
             first.message_id.unwrap()
         };
         // A retry of the first send after a restart, within five minutes: deduplicated.
-        let sqs = Sqs::open_with(dir.path(), Arc::new(SystemClock), 4096).unwrap();
+        let sqs = Sqs::open_with(dir.path(), Arc::new(SystemClock), 4096, usize::MAX).unwrap();
         let again = sqs
             .send_message(&ctx, send("order-1", "first".into()))
             .await

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -37,13 +38,90 @@ pub struct Sent {
     pub dedup_key: Option<String>,
 }
 
+impl Sent {
+    /// What holding it in memory costs, roughly: its strings and a fixed share for the rest.
+    pub fn weight(&self) -> usize {
+        const FIXED: usize = 256;
+        FIXED
+            + self.body.len()
+            + self.message_id.len()
+            + self.sender_id.len()
+            + attribute_bytes(self.attributes.iter().map(|(n, v)| (n, v)))
+            + self.trace_header.as_ref().map_or(0, String::len)
+            + self.dead_letter_source.as_ref().map_or(0, String::len)
+            + self.group_id.as_ref().map_or(0, String::len)
+            + self.dedup_id.as_ref().map_or(0, String::len)
+            + self.dedup_key.as_ref().map_or(0, String::len)
+    }
+}
+
+/// The size of message attributes as SQS counts it against the message size limit: names,
+/// types and values.
+pub fn attribute_bytes<'a>(attrs: impl Iterator<Item = (&'a String, &'a MessageAttributeValue)>) -> usize {
+    attrs
+        .map(|(name, v)| {
+            name.len()
+                + v.data_type.len()
+                + v.string_value.as_ref().map_or(0, String::len)
+                + v.binary_value.as_ref().map_or(0, |b| b.0.len())
+        })
+        .sum()
+}
+
+/// How much message content the service holds in memory, across all its queues, and the most
+/// it may. A message sent past that limit is held only in the journal (its `Sent` record, at
+/// its sequence) and read back when it is received, so a deep backlog costs disk, not memory.
+#[derive(Debug)]
+pub struct Holding {
+    held: AtomicUsize,
+    limit: usize,
+}
+
+impl Holding {
+    pub fn new(limit: usize) -> Arc<Holding> {
+        Arc::new(Holding {
+            held: AtomicUsize::new(0),
+            limit,
+        })
+    }
+
+    /// Reserves room for `bytes`; `false` when that would pass the limit.
+    fn take(&self, bytes: usize) -> bool {
+        self.held
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
+                (held + bytes <= self.limit).then_some(held + bytes)
+            })
+            .is_ok()
+    }
+
+    fn give(&self, bytes: usize) {
+        self.held.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    /// Whether more content could be held.
+    pub fn has_room(&self) -> bool {
+        self.held.load(Ordering::Relaxed) < self.limit
+    }
+
+    #[cfg(test)]
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
+}
+
 /// How long a FIFO queue remembers a deduplication id.
 pub const DEDUP_WINDOW_MILLIS: i64 = 5 * 60 * 1000;
 
 /// A message and where it stands.
 #[derive(Debug, Clone)]
 pub struct Message {
-    pub sent: Arc<Sent>,
+    /// What was sent, while it is held in memory; `None` when only the journal has it (see
+    /// [`Holding`]). A received message's is let go: it is being worked on, and only a
+    /// redelivery needs it again.
+    pub sent: Option<Arc<Sent>>,
+    pub sent_millis: i64,
+    /// FIFO: the message's group, which decides what a receive may take.
+    pub group_id: Option<Arc<str>>,
     /// When it is (or becomes) visible: the send plus its delay, or the end of its current
     /// visibility timeout.
     pub visible_at: i64,
@@ -54,8 +132,10 @@ pub struct Message {
 }
 
 /// The queue's messages, keyed by their sequence (the journal offset of their send).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Messages {
+    /// The service's budget for message content in memory.
+    holding: Arc<Holding>,
     by_seq: HashMap<u64, Message>,
     /// Visible now, oldest first.
     ready: BTreeSet<u64>,
@@ -68,7 +148,7 @@ pub struct Messages {
     /// deduplicated.
     fifo: bool,
     /// FIFO: how many messages of each group are in flight.
-    groups_in_flight: HashMap<String, u32>,
+    groups_in_flight: HashMap<Arc<str>, u32>,
     /// FIFO: deduplication keys seen in the last five minutes → (until, message id, seq).
     dedup: HashMap<String, (i64, String, u64)>,
 }
@@ -101,11 +181,53 @@ pub struct Received {
 }
 
 impl Messages {
-    pub fn new(fifo: bool) -> Self {
+    pub fn new(fifo: bool, holding: Arc<Holding>) -> Self {
         Messages {
+            holding,
+            by_seq: HashMap::new(),
+            ready: BTreeSet::new(),
+            waiting: BTreeSet::new(),
+            purged_below: 0,
             fifo,
-            ..Messages::default()
+            groups_in_flight: HashMap::new(),
+            dedup: HashMap::new(),
         }
+    }
+
+    /// Takes message `seq` out, giving back the room its content held.
+    fn forget(&mut self, seq: u64) -> Option<Message> {
+        let m = self.by_seq.remove(&seq)?;
+        // A drained backlog gives its memory back.
+        if self.by_seq.capacity() > 1024 && self.by_seq.len() * 4 < self.by_seq.capacity() {
+            self.by_seq.shrink_to(self.by_seq.len() * 2);
+        }
+        if let Some(s) = &m.sent {
+            self.holding.give(s.weight());
+        }
+        Some(m)
+    }
+
+    /// Lets go of the content of message `seq` (it stays in the journal).
+    fn let_go(&mut self, seq: u64) {
+        if let Some(s) = self.by_seq.get_mut(&seq).and_then(|m| m.sent.take()) {
+            self.holding.give(s.weight());
+        }
+    }
+
+    /// Holds again the content of a message not yet received, read back from the journal;
+    /// `false` once there is no room for it.
+    pub fn hold(&mut self, seq: u64, sent: Arc<Sent>) -> bool {
+        let Some(m) = self.by_seq.get_mut(&seq) else {
+            return true;
+        };
+        if m.sent.is_some() || m.receive_count > 0 {
+            return true;
+        }
+        if !self.holding.take(sent.weight()) {
+            return false;
+        }
+        m.sent = Some(sent);
+        true
     }
 
     #[cfg(test)]
@@ -132,8 +254,11 @@ impl Messages {
         if seq < self.purged_below {
             return;
         }
+        let held = self.holding.take(sent.weight());
         let m = Message {
-            sent,
+            sent_millis: sent.sent_millis,
+            group_id: sent.group_id.as_deref().map(Arc::from),
+            sent: held.then_some(sent),
             visible_at,
             receive_count: 0,
             first_receive_millis: None,
@@ -152,14 +277,14 @@ impl Messages {
 
     /// A FIFO message goes in flight: its group is held.
     fn group_flies(&mut self, m: &Message) {
-        if let (true, Some(g)) = (self.fifo, &m.sent.group_id) {
+        if let (true, Some(g)) = (self.fifo, &m.group_id) {
             *self.groups_in_flight.entry(g.clone()).or_default() += 1;
         }
     }
 
     /// A FIFO message is no longer in flight (visible again, or deleted).
     fn group_lands(&mut self, m: &Message) {
-        if let (true, Some(g)) = (self.fifo, &m.sent.group_id)
+        if let (true, Some(g)) = (self.fifo, &m.group_id)
             && let Some(n) = self.groups_in_flight.get_mut(g)
         {
             *n -= 1;
@@ -213,7 +338,7 @@ impl Messages {
         self.promote(now);
         // FIFO: a group with a message in flight is held; within one receive a group's
         // messages come in order, several at a time.
-        let held: HashSet<String> = self.groups_in_flight.keys().cloned().collect();
+        let held: HashSet<Arc<str>> = self.groups_in_flight.keys().cloned().collect();
         let mut out = Receive::default();
         let mut cursor = 0u64;
         while out.got.len() < max {
@@ -225,18 +350,18 @@ impl Messages {
                 self.ready.remove(&seq);
                 continue;
             };
-            if m.sent.sent_millis < expire_before {
+            if m.sent_millis < expire_before {
                 self.ready.remove(&seq);
-                self.by_seq.remove(&seq);
+                self.forget(seq);
                 out.expired.push(seq);
                 continue;
             }
-            if self.fifo && m.sent.group_id.as_ref().is_some_and(|g| held.contains(g)) {
+            if self.fifo && m.group_id.as_ref().is_some_and(|g| held.contains(g)) {
                 continue;
             }
             if redrive_after.is_some_and(|limit| m.receive_count >= limit) {
                 self.ready.remove(&seq);
-                let m = self.by_seq.remove(&seq).expect("present");
+                let m = self.forget(seq).expect("present");
                 out.exhausted.push((seq, m));
                 continue;
             }
@@ -247,6 +372,7 @@ impl Messages {
             m.first_receive_millis.get_or_insert(now);
             m.receipt = next_receipt();
             let m = m.clone();
+            self.let_go(seq);
             self.waiting.insert((m.visible_at, seq));
             self.group_flies(&m);
             out.got.push(Received { seq, message: m });
@@ -261,10 +387,10 @@ impl Messages {
         let mut out = Vec::new();
         while out.len() < max {
             let Some(seq) = self.ready.pop_first() else { break };
-            let Some(m) = self.by_seq.remove(&seq) else {
+            let Some(m) = self.forget(seq) else {
                 continue;
             };
-            if m.sent.sent_millis >= expire_before {
+            if m.sent_millis >= expire_before {
                 out.push((seq, m));
             }
         }
@@ -273,7 +399,12 @@ impl Messages {
 
     /// Puts back messages a move could not deliver.
     pub fn restore(&mut self, taken: Vec<(u64, Message)>) {
-        for (seq, m) in taken {
+        for (seq, mut m) in taken {
+            if let Some(s) = &m.sent
+                && !self.holding.take(s.weight())
+            {
+                m.sent = None;
+            }
             self.waiting.insert((m.visible_at, seq));
             self.by_seq.insert(seq, m);
         }
@@ -281,6 +412,7 @@ impl Messages {
 
     /// Replays (or applies) a receive.
     pub fn apply_receive(&mut self, seq: u64, visible_at: i64, count: u32, first: i64, receipt: u64) {
+        self.let_go(seq);
         let Some(mut m) = self.by_seq.remove(&seq) else {
             return;
         };
@@ -334,7 +466,7 @@ impl Messages {
 
     /// Deletes message `seq`; `false` if it was not there.
     pub fn delete(&mut self, seq: u64) -> bool {
-        match self.by_seq.remove(&seq) {
+        match self.forget(seq) {
             Some(m) => {
                 self.unplace(seq, &m);
                 true
@@ -358,7 +490,7 @@ impl Messages {
         let doomed: Vec<u64> = self
             .by_seq
             .iter()
-            .filter(|(_, m)| m.sent.sent_millis < expire_before)
+            .filter(|(_, m)| m.sent_millis < expire_before)
             .map(|(s, _)| *s)
             .collect();
         for seq in &doomed {
@@ -373,18 +505,14 @@ impl Messages {
     pub fn oldest_sent_millis(&self, expire_before: i64) -> Option<i64> {
         self.by_seq
             .values()
-            .map(|m| m.sent.sent_millis)
+            .map(|m| m.sent_millis)
             .filter(|t| *t >= expire_before)
             .min()
     }
 
     pub fn counts(&self, now: i64, expire_before: i64) -> Counts {
         let mut c = Counts::default();
-        for m in self
-            .by_seq
-            .values()
-            .filter(|m| m.sent.sent_millis >= expire_before)
-        {
+        for m in self.by_seq.values().filter(|m| m.sent_millis >= expire_before) {
             if m.visible_at <= now {
                 c.visible += 1;
             } else if m.receive_count == 0 {
@@ -426,7 +554,7 @@ mod tests {
 
     #[test]
     fn visibility_delay_receive_and_delete() {
-        let mut q = Messages::default();
+        let mut q = Messages::new(false, Holding::new(usize::MAX));
         q.insert(1, sent("a", 0), 0);
         q.insert(2, sent("b", 0), 5_000); // delayed 5 s
         let mut n = 0;
@@ -462,8 +590,36 @@ mod tests {
     }
 
     #[test]
+    fn content_past_the_holding_limit_stays_in_the_journal() {
+        let holding = Holding::new(2 * sent("a", 0).weight());
+        let mut q = Messages::new(false, holding.clone());
+        for seq in 1..=3 {
+            q.insert(seq, sent("a", 0), 0);
+        }
+        let held = |q: &Messages| {
+            (1..=3)
+                .map(|s| q.get(s).unwrap().sent.is_some())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(held(&q), [true, true, false]);
+        assert!(!holding.has_room());
+        // A receive hands out what it holds and lets go of it: it is being worked on.
+        let got = q.receive(0, 2, 30_000, i64::MIN, None, || 5).got;
+        assert!(got.iter().all(|r| r.message.sent.is_some()));
+        assert_eq!(held(&q), [false, false, false]);
+        assert_eq!(holding.held(), 0);
+        // Content read back from the journal is held again while there is room, but only for
+        // messages not yet received.
+        assert!(q.hold(3, sent("a", 0)));
+        assert!(q.hold(1, sent("a", 0)));
+        assert_eq!(held(&q), [false, false, true]);
+        assert!(q.delete(3));
+        assert_eq!(holding.held(), 0);
+    }
+
+    #[test]
     fn retention_drops_old_messages_on_receive() {
-        let mut q = Messages::default();
+        let mut q = Messages::new(false, Holding::new(usize::MAX));
         q.insert(1, sent("old", 0), 0);
         q.insert(2, sent("new", 100), 100);
         let r = q.receive(200, 10, 1, 50, None, || 7);
@@ -486,7 +642,7 @@ mod fifo_tests {
 
     #[test]
     fn a_group_is_held_while_a_message_of_it_is_in_flight() {
-        let mut q = Messages::new(true);
+        let mut q = Messages::new(true, Holding::new(usize::MAX));
         q.insert(1, grouped("a", "1"), 0);
         q.insert(2, grouped("a", "2"), 0);
         q.insert(3, grouped("b", "3"), 0);

@@ -290,13 +290,21 @@ async fn run(sqs: &Sqs, task: &Mutex<MoveTask>) -> Result<(), String> {
         if taken.is_empty() {
             return Ok(());
         }
+        let mut taken = taken;
+        if let Err(e) = sqs
+            .fill_bodies(&source, taken.iter_mut().map(|(s, m)| (*s, m)))
+            .await
+        {
+            source.messages.lock().unwrap().restore(taken);
+            return Err(e.message);
+        }
         // Each message goes to the task's destination, or back to the queue it came from.
         let mut by_target: Vec<(Arc<Queue>, Vec<_>)> = Vec::new();
         let mut stranded = Vec::new();
         for (seq, m) in taken {
             let target = destination
                 .clone()
-                .or_else(|| m.sent.dead_letter_source.clone())
+                .or_else(|| m.sent.as_ref().and_then(|s| s.dead_letter_source.clone()))
                 .and_then(|arn| sqs.queue_by_arn(&arn));
             match target {
                 Some(q) => match by_target.iter_mut().find(|(t, _)| t.id == q.id) {

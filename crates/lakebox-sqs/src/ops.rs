@@ -153,15 +153,7 @@ fn check_attribute_name(name: &str) -> Result<(), ServiceError> {
 
 /// The bytes message attributes add to a message's size: names, types and values count.
 fn attributes_size(attrs: &BTreeMap<String, MessageAttributeValue>) -> usize {
-    attrs
-        .iter()
-        .map(|(name, v)| {
-            name.len()
-                + v.data_type.len()
-                + v.string_value.as_ref().map_or(0, String::len)
-                + v.binary_value.as_ref().map_or(0, |b| b.0.len())
-        })
-        .sum()
+    crate::messages::attribute_bytes(attrs.iter())
 }
 
 /// Checks a message's attributes: names, types and values as SQS checks them.
@@ -655,23 +647,36 @@ pub(crate) async fn move_messages(
     taken: Vec<(u64, Message)>,
     dead_letter: bool,
 ) -> Result<usize, ServiceError> {
+    let mut taken = taken;
     if taken.is_empty() {
         return Ok(0);
     }
     let now = sqs.now();
     let source = from.key.arn();
-    let mut events: Vec<Event> = taken
-        .iter()
-        .map(|(_, m)| {
-            let mut sent = (*m.sent).clone();
-            sent.dead_letter_source = dead_letter.then(|| source.clone());
-            Event::Sent {
-                queue: to.id,
-                visible_at: now,
-                sent: Box::new(sent),
-            }
-        })
-        .collect();
+    let filled = sqs
+        .fill_bodies(from, taken.iter_mut().map(|(s, m)| (*s, m)))
+        .await;
+    let events: Result<Vec<Event>, ServiceError> = filled.and_then(|()| {
+        taken
+            .iter()
+            .map(|(_, m)| {
+                let mut sent = Sent::clone(content(m)?);
+                sent.dead_letter_source = dead_letter.then(|| source.clone());
+                Ok(Event::Sent {
+                    queue: to.id,
+                    visible_at: now,
+                    sent: Box::new(sent),
+                })
+            })
+            .collect()
+    });
+    let mut events = match events {
+        Ok(events) => events,
+        Err(e) => {
+            from.messages.lock().unwrap().restore(taken);
+            return Err(e);
+        }
+    };
     events.push(Event::Deleted {
         queue: from.id,
         seqs: taken.iter().map(|(s, _)| *s).collect(),
@@ -743,7 +748,7 @@ pub async fn receive_message(
     if let Some(id) = &attempt {
         check_fifo_id("ReceiveRequestAttemptId", id)?;
         if let Some(got) = retried_receive(sqs, &q, id, visibility).await? {
-            return Ok(answer(&q, got, &input));
+            return answer(sqs, &q, got, &input).await;
         }
     }
     let deadline = sqs.now() + wait;
@@ -806,7 +811,7 @@ pub async fn receive_message(
             (a.until, got.iter().map(|r| (r.seq, r.message.receipt)).collect()),
         );
     }
-    Ok(answer(&q, got, &input))
+    answer(sqs, &q, got, &input).await
 }
 
 /// The same messages again for a retried FIFO receive, if every one is still in flight with
@@ -860,8 +865,24 @@ async fn retried_receive(
     Ok(Some(got))
 }
 
-/// ReceiveMessage's answer for the messages taken.
-fn answer(q: &Queue, got: Vec<Received>, input: &ReceiveMessageRequest) -> ReceiveMessageResult {
+/// What a message carries: its content, which [`Sqs::fill_bodies`] has read back if memory
+/// did not hold it.
+fn content(m: &Message) -> Result<&Arc<Sent>, ServiceError> {
+    m.sent
+        .as_ref()
+        .ok_or_else(|| ServiceError::internal("a message's content was not read back from the journal"))
+}
+
+/// ReceiveMessage's answer for the messages taken, their content read back from the journal
+/// where memory did not hold it.
+async fn answer(
+    sqs: &Sqs,
+    q: &Queue,
+    mut got: Vec<Received>,
+    input: &ReceiveMessageRequest,
+) -> Result<ReceiveMessageResult, ServiceError> {
+    sqs.fill_bodies(q, got.iter_mut().map(|r| (r.seq, &mut r.message)))
+        .await?;
     let system: Vec<String> = input
         .attribute_names
         .iter()
@@ -879,18 +900,24 @@ fn answer(q: &Queue, got: Vec<Received>, input: &ReceiveMessageRequest) -> Recei
     let messages = got
         .into_iter()
         .map(|r| render(q, r.seq, &r.message, &system, &wanted_names))
-        .collect();
-    ReceiveMessageResult {
+        .collect::<Result<_, _>>()?;
+    Ok(ReceiveMessageResult {
         messages: Some(messages),
-    }
+    })
 }
 
 /// A received message as ReceiveMessage answers it, with the system attributes and message
 /// attributes the request asked for.
-fn render(q: &Queue, seq: u64, m: &Message, system: &[String], wanted: &[String]) -> crate::api::Message {
+fn render(
+    q: &Queue,
+    seq: u64,
+    m: &Message,
+    system: &[String],
+    wanted: &[String],
+) -> Result<crate::api::Message, ServiceError> {
     let all = system.iter().any(|n| n == "All");
     let want = |n: &str| all || system.iter().any(|x| x == n);
-    let s = &m.sent;
+    let s = content(m)?;
     let mut attrs = BTreeMap::new();
     if want("SenderId") {
         attrs.insert("SenderId".to_owned(), s.sender_id.clone());
@@ -944,7 +971,7 @@ fn render(q: &Queue, seq: u64, m: &Message, system: &[String], wanted: &[String]
         })
         .cloned()
         .collect();
-    crate::api::Message {
+    Ok(crate::api::Message {
         message_id: Some(s.message_id.clone()),
         receipt_handle: Some(receipt_handle(q.id, seq, m.receipt)),
         md5_of_body: Some(s.md5_of_body.clone()),
@@ -952,7 +979,7 @@ fn render(q: &Queue, seq: u64, m: &Message, system: &[String], wanted: &[String]
         attributes: (!attrs.is_empty()).then_some(attrs),
         md5_of_message_attributes: md5_of_message_attributes(&chosen),
         message_attributes: (!chosen.is_empty()).then(|| chosen.into_iter().collect()),
-    }
+    })
 }
 
 // ---- delete, visibility, purge ------------------------------------------------------------

@@ -78,6 +78,8 @@ pub struct Queue {
     pub key: QueueKey,
     pub record: RwLock<QueueRecord>,
     pub messages: Mutex<Messages>,
+    /// Held while the journal is read ahead for this queue's next messages (`bodies`).
+    pub reading_ahead: tokio::sync::Mutex<()>,
     /// Woken by every send (and by deletion), so a long poll answers the moment a message
     /// arrives.
     pub arrived: Notify,
@@ -91,7 +93,7 @@ pub struct Queue {
 }
 
 impl Queue {
-    pub fn new(record: QueueRecord) -> Self {
+    pub fn new(record: QueueRecord, holding: Arc<crate::messages::Holding>) -> Self {
         let fifo = record
             .attributes
             .get("FifoQueue")
@@ -102,7 +104,8 @@ impl Queue {
             fifo_send: tokio::sync::Mutex::new(()),
             key: record.key(),
             record: RwLock::new(record),
-            messages: Mutex::new(Messages::new(fifo)),
+            messages: Mutex::new(Messages::new(fifo, holding)),
+            reading_ahead: tokio::sync::Mutex::new(()),
             arrived: Notify::new(),
             last_purge: Mutex::new(None),
             attempts: Mutex::new(std::collections::HashMap::new()),
@@ -383,7 +386,7 @@ pub async fn create_queue(
     sqs.queues
         .write()
         .unwrap()
-        .insert(key.clone(), Arc::new(Queue::new(record)));
+        .insert(key.clone(), Arc::new(Queue::new(record, sqs.holding.clone())));
     Ok(CreateQueueResult {
         queue_url: Some(url(ctx, &key)),
     })

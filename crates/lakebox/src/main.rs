@@ -133,6 +133,12 @@ pub struct ServeArgs {
     #[arg(long, env = "LAKEBOX_FIREHOSE_CREATE_DELAY_MS", default_value_t = 0)]
     pub firehose_create_delay_ms: u64,
 
+    /// Bytes of SQS message content held in memory across all queues. Messages sent past it
+    /// are kept only in the journal on disk and read back when received, so a deep backlog
+    /// costs disk, not memory.
+    #[arg(long, env = "LAKEBOX_SQS_MEMORY_BYTES", default_value_t = lakebox_sqs::bodies::DEFAULT_MEMORY_BYTES)]
+    pub sqs_memory_bytes: usize,
+
     /// Open Kinesis shards allowed per account and region (AWS's default quota is 500 in the
     /// largest regions).
     #[arg(long, env = "LAKEBOX_KINESIS_SHARD_LIMIT", default_value_t = 500)]

@@ -174,8 +174,8 @@ async fn serve(args: ServeArgs, data_dir: PathBuf, credentials: Vec<(String, Str
     let (s3, kinesis) = (s3?, kinesis?);
     let (sqs, sns, cloudwatch, logs, lambda, dynamodb) = tokio::join!(
         opening("SQS store", {
-            let (dir, clock) = (data_dir.join("sqs"), clock.clone());
-            move || lakebox_sqs::Sqs::open(&dir, clock)
+            let (dir, clock, memory) = (data_dir.join("sqs"), clock.clone(), args.sqs_memory_bytes);
+            move || lakebox_sqs::Sqs::open(&dir, clock, memory)
         }),
         opening("SNS store", {
             let (dir, clock) = (data_dir.join("sns"), clock.clone());
