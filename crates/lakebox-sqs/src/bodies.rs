@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use lakebox_core::ServiceError;
 use lakebox_store::{Log, StoreError};
@@ -22,7 +23,7 @@ use crate::{Sqs, errors};
 pub const DEFAULT_MEMORY_BYTES: usize = 64 * 1024 * 1024;
 /// How far one read of the journal goes (records, payload bytes).
 const RUN_RECORDS: usize = 2048;
-const RUN_BYTES: usize = 2 * 1024 * 1024;
+pub(crate) const RUN_BYTES: usize = 2 * 1024 * 1024;
 
 /// The `Sent` records of `queue` at the sequences `wanted` (sorted, distinct), and, with
 /// `ahead`, those of its messages after them within the same runs of the journal.
@@ -62,9 +63,7 @@ fn read(log: &Log, queue: u64, wanted: &[u64], ahead: bool) -> Result<Vec<(u64, 
 }
 
 impl Sqs {
-    /// Fills in the content of the messages that hold none, from the journal; with room to
-    /// hold content, the queue's messages after them are read too and held for the receives
-    /// to come.
+    /// Fills in the content of the messages that hold none, from the journal.
     pub(crate) async fn fill_bodies<'a>(
         &self,
         q: &Queue,
@@ -78,40 +77,51 @@ impl Sqs {
         let mut wanted: Vec<u64> = missing.iter().map(|(s, _)| *s).collect();
         wanted.sort_unstable();
         wanted.dedup();
-        // One read-ahead at a time per queue: concurrent receivers that miss while it runs
-        // read only their own messages, rather than all reading the same run.
-        let reading = if self.holding.has_room() {
-            q.reading_ahead.try_lock().ok()
-        } else {
-            None
-        };
-        let ahead = reading.is_some();
         let (log, queue) = (self.journal().map_err(errors::store)?, q.id);
-        let found = tokio::task::spawn_blocking(move || read(&log, queue, &wanted, ahead))
+        let found = tokio::task::spawn_blocking(move || read(&log, queue, &wanted, false))
             .await
             .map_err(|e| ServiceError::internal(e.to_string()))?
             .map_err(errors::store)?;
-        let mut found: HashMap<u64, Arc<Sent>> =
-            found.into_iter().map(|(s, sent)| (s, Arc::new(sent))).collect();
+        let mut found: HashMap<u64, Sent> = found.into_iter().collect();
         for (seq, m) in &mut missing {
             let Some(sent) = found.remove(seq) else {
                 return Err(ServiceError::internal(format!(
                     "the content of message {seq} is missing from the SQS journal"
                 )));
             };
-            m.sent = Some(sent);
+            m.sent = Some(Arc::new(sent));
         }
-        if !found.is_empty() {
-            let mut next: Vec<(u64, Arc<Sent>)> = found.into_iter().collect();
-            next.sort_unstable_by_key(|(s, _)| *s);
-            let mut held = q.messages.lock().unwrap();
-            for (seq, sent) in next {
-                if !held.hold(seq, sent) {
-                    break;
-                }
-            }
-        }
-        drop(reading);
         Ok(())
+    }
+
+    /// Reads the queue's messages from `from` on back from the journal in the background and
+    /// holds their content, so the receives to come find it in memory. One read at a time per
+    /// queue; [`Messages::unheld_ahead`](crate::messages::Messages::unheld_ahead) asks for one
+    /// only with room for a good part of a run (a read that could hold a handful of messages
+    /// would cost a run's decoding for little).
+    pub(crate) fn read_ahead(&self, q: &Arc<Queue>, from: u64) {
+        if q.reading_ahead.swap(true, Ordering::Acquire) {
+            return;
+        }
+        let Ok(log) = self.journal() else {
+            q.reading_ahead.store(false, Ordering::Release);
+            return;
+        };
+        let q = q.clone();
+        tokio::task::spawn_blocking(move || {
+            match read(&log, q.id, &[from], true) {
+                Ok(found) => {
+                    let mut held = q.messages.lock().unwrap();
+                    for (seq, sent) in found {
+                        if !held.hold(seq, Arc::new(sent)) {
+                            break;
+                        }
+                    }
+                }
+                // The receives read what they need themselves.
+                Err(e) => tracing::warn!(error = %e, "could not read ahead in the SQS journal"),
+            }
+            q.reading_ahead.store(false, Ordering::Release);
+        });
     }
 }

@@ -243,7 +243,7 @@ impl Sqs {
                     continue;
                 };
                 replayed += 1;
-                apply(&by_id, rec.offset, event);
+                apply(&by_id, rec.offset, rec.timestamp_millis, event);
             }
         }
         tracing::debug!(records = replayed, "SQS journal replayed");
@@ -324,8 +324,8 @@ impl EventSink for QueueEvents {
     }
 }
 
-/// Applies one journal event to the queues (replay).
-fn apply(by_id: &HashMap<u64, Arc<Queue>>, offset: u64, event: Event) {
+/// Applies one journal event, written at `written` (milliseconds), to the queues (replay).
+fn apply(by_id: &HashMap<u64, Arc<Queue>>, offset: u64, written: i64, event: Event) {
     let queue_of = |id: u64| by_id.get(&id);
     match event {
         Event::Sent {
@@ -337,7 +337,7 @@ fn apply(by_id: &HashMap<u64, Arc<Queue>>, offset: u64, event: Event) {
                 q.messages
                     .lock()
                     .unwrap()
-                    .insert(offset, Arc::new(*sent), visible_at);
+                    .insert(offset, Arc::new(*sent), visible_at, written);
             }
         }
         Event::Received {

@@ -3,7 +3,7 @@
 //! written to the journal (`journal.rs`) before it is acknowledged; replaying the journal
 //! rebuilds exactly this state.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -98,9 +98,16 @@ impl Holding {
         self.held.fetch_sub(bytes, Ordering::Relaxed);
     }
 
-    /// Whether more content could be held.
-    pub fn has_room(&self) -> bool {
-        self.held.load(Ordering::Relaxed) < self.limit
+    /// One queue's share: half the whole.
+    fn per_queue(&self) -> usize {
+        self.limit / 2
+    }
+
+    /// Whether a queue holding `queue_held` bytes could hold `bytes` more, or a quarter of its
+    /// share if that is less.
+    fn has_room_for(&self, queue_held: usize, bytes: usize) -> bool {
+        let bytes = bytes.min(self.per_queue() / 4);
+        queue_held + bytes <= self.per_queue() && self.held.load(Ordering::Relaxed) + bytes <= self.limit
     }
 
     #[cfg(test)]
@@ -131,15 +138,37 @@ pub struct Message {
     pub receipt: u64,
 }
 
+/// A message sent and not yet received nor delayed: most of a backlog, kept small.
+#[derive(Debug)]
+struct Fresh {
+    seq: u64,
+    sent_millis: i64,
+    sent: Option<Arc<Sent>>,
+    group_id: Option<Arc<str>>,
+    /// Taken out of the middle of the queue (a FIFO receive passing a held group, a replayed
+    /// receive or delete): skipped, and dropped once it reaches the front.
+    taken: bool,
+}
+
 /// The queue's messages, keyed by their sequence (the journal offset of their send).
+///
+/// Most of a queue's messages are usually waiting for their first receive, visible since they
+/// were sent: those are `fresh`, in sequence order, a few dozen bytes each. A message that was
+/// delayed, received or put back lives in `by_seq` with its state, placed in `ready` or
+/// `waiting`. A receive takes the oldest of both.
 #[derive(Debug)]
 pub struct Messages {
     /// The service's budget for message content in memory.
     holding: Arc<Holding>,
+    fresh: VecDeque<Fresh>,
+    /// How many of `fresh` are not taken.
+    fresh_live: usize,
+    /// The bytes of content this queue holds, of the service's [`Holding`].
+    held: usize,
     by_seq: HashMap<u64, Message>,
-    /// Visible now, oldest first.
+    /// Of `by_seq`: visible now, oldest first.
     ready: BTreeSet<u64>,
-    /// Delayed or in flight, by the time they become visible.
+    /// Of `by_seq`: delayed or in flight, by the time they become visible.
     waiting: BTreeSet<(i64, u64)>,
     /// Messages sent below this sequence were purged: a send whose journal record landed
     /// before the purge's but reaches memory after it is dropped, as replay would drop it.
@@ -180,10 +209,24 @@ pub struct Received {
     pub message: Message,
 }
 
+/// The next message a receive considers: the oldest of the fresh ones and the ready ones
+/// from where it has got to.
+enum Next {
+    Fresh(usize),
+    Ready(u64),
+}
+
+/// How far ahead of a queue's front a receive looks for messages whose content is not held,
+/// to have it read back before receives reach them.
+const LOOK_AHEAD: usize = 1024;
+
 impl Messages {
     pub fn new(fifo: bool, holding: Arc<Holding>) -> Self {
         Messages {
             holding,
+            fresh: VecDeque::new(),
+            fresh_live: 0,
+            held: 0,
             by_seq: HashMap::new(),
             ready: BTreeSet::new(),
             waiting: BTreeSet::new(),
@@ -194,58 +237,170 @@ impl Messages {
         }
     }
 
-    /// Takes message `seq` out, giving back the room its content held.
+    /// Reserves room to hold content of `bytes`: within the service's budget, and within
+    /// this queue's share of it, so one queue's deep backlog cannot keep every other queue's
+    /// messages on disk.
+    fn reserve(&mut self, bytes: usize) -> bool {
+        if self.held + bytes > self.holding.per_queue() || !self.holding.take(bytes) {
+            return false;
+        }
+        self.held += bytes;
+        true
+    }
+
+    fn give_back(&mut self, sent: &Option<Arc<Sent>>) {
+        if let Some(s) = sent {
+            let bytes = s.weight();
+            self.held -= bytes;
+            self.holding.give(bytes);
+        }
+    }
+
+    /// Takes message `seq` out of `by_seq` (leaving its place in `ready`/`waiting` to the
+    /// caller), giving back the room its content held.
     fn forget(&mut self, seq: u64) -> Option<Message> {
         let m = self.by_seq.remove(&seq)?;
         // A drained backlog gives its memory back.
         if self.by_seq.capacity() > 1024 && self.by_seq.len() * 4 < self.by_seq.capacity() {
             self.by_seq.shrink_to(self.by_seq.len() * 2);
         }
-        if let Some(s) = &m.sent {
-            self.holding.give(s.weight());
-        }
+        self.give_back(&m.sent);
         Some(m)
     }
 
-    /// Lets go of the content of message `seq` (it stays in the journal).
-    fn let_go(&mut self, seq: u64) {
-        if let Some(s) = self.by_seq.get_mut(&seq).and_then(|m| m.sent.take()) {
-            self.holding.give(s.weight());
+    /// Where fresh message `seq` is, if it is fresh and not taken.
+    fn fresh_index(&self, seq: u64) -> Option<usize> {
+        let i = self.fresh.binary_search_by_key(&seq, |f| f.seq).ok()?;
+        (!self.fresh[i].taken).then_some(i)
+    }
+
+    /// Takes fresh message `i` out; its content stays held (the caller decides).
+    fn take_fresh(&mut self, i: usize) -> Message {
+        let f = &mut self.fresh[i];
+        f.taken = true;
+        self.fresh_live -= 1;
+        Message {
+            sent: f.sent.take(),
+            sent_millis: f.sent_millis,
+            group_id: f.group_id.take(),
+            // Visible since it was sent.
+            visible_at: f.sent_millis,
+            receive_count: 0,
+            first_receive_millis: None,
+            receipt: 0,
         }
+    }
+
+    /// Drops taken messages from the front of `fresh`.
+    fn trim_fresh(&mut self) {
+        while self.fresh.front().is_some_and(|f| f.taken) {
+            self.fresh.pop_front();
+        }
+        if self.fresh.capacity() > 1024 && self.fresh.len() * 4 < self.fresh.capacity() {
+            self.fresh.shrink_to(self.fresh.len() * 2);
+        }
+    }
+
+    /// Takes message `seq` out wherever it is, giving back the room its content held. (Taken
+    /// fresh messages stay in place, so indexes into `fresh` hold, until [`Self::trim_fresh`].)
+    fn remove(&mut self, seq: u64) -> Option<Message> {
+        if let Some(m) = self.forget(seq) {
+            self.unplace(seq, &m);
+            return Some(m);
+        }
+        let i = self.fresh_index(seq)?;
+        let m = self.take_fresh(i);
+        self.give_back(&m.sent);
+        Some(m)
+    }
+
+    /// Moves message `seq` into `by_seq` (from `fresh`, or out of its place there) to change
+    /// its state; the caller places it again.
+    fn unfresh(&mut self, seq: u64) -> Option<Message> {
+        if let Some(m) = self.by_seq.remove(&seq) {
+            self.unplace(seq, &m);
+            return Some(m);
+        }
+        let i = self.fresh_index(seq)?;
+        Some(self.take_fresh(i))
+    }
+
+    /// Lets go of a message's content (it stays in the journal).
+    fn let_go(&mut self, m: &mut Message) {
+        let sent = m.sent.take();
+        self.give_back(&sent);
     }
 
     /// Holds again the content of a message not yet received, read back from the journal;
     /// `false` once there is no room for it.
     pub fn hold(&mut self, seq: u64, sent: Arc<Sent>) -> bool {
-        let Some(m) = self.by_seq.get_mut(&seq) else {
-            return true;
-        };
-        if m.sent.is_some() || m.receive_count > 0 {
+        if !self.content_slot(seq).is_some_and(|slot| slot.is_none()) {
             return true;
         }
-        if !self.holding.take(sent.weight()) {
+        if !self.reserve(sent.weight()) {
             return false;
         }
-        m.sent = Some(sent);
+        if let Some(slot) = self.content_slot(seq) {
+            *slot = Some(sent);
+        }
         true
+    }
+
+    /// Where the content of message `seq`, not yet received, is held.
+    fn content_slot(&mut self, seq: u64) -> Option<&mut Option<Arc<Sent>>> {
+        if let Some(i) = self.fresh_index(seq) {
+            return Some(&mut self.fresh[i].sent);
+        }
+        self.by_seq
+            .get_mut(&seq)
+            .filter(|m| m.receive_count == 0)
+            .map(|m| &mut m.sent)
+    }
+
+    /// The first of the next [`LOOK_AHEAD`] fresh messages whose content is not held, when the
+    /// furthest of them is not: time to read ahead from there.
+    pub fn unheld_ahead(&self) -> Option<u64> {
+        if !self.holding.has_room_for(self.held, crate::bodies::RUN_BYTES) {
+            return None;
+        }
+        let last = self.fresh.len().checked_sub(1)?;
+        let far = &self.fresh[LOOK_AHEAD.min(last)];
+        if far.sent.is_some() || far.taken {
+            return None;
+        }
+        self.fresh
+            .iter()
+            .find(|f| !f.taken && f.sent.is_none())
+            .map(|f| f.seq)
+    }
+
+    /// Whether the content of message `seq` is held in memory.
+    #[cfg(test)]
+    pub fn is_held(&self, seq: u64) -> bool {
+        match self.fresh_index(seq) {
+            Some(i) => self.fresh[i].sent.is_some(),
+            None => self.by_seq.get(&seq).is_some_and(|m| m.sent.is_some()),
+        }
     }
 
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.by_seq.len()
+        self.by_seq.len() + self.fresh_live
     }
 
     /// The oldest sequence the journal must keep: the oldest message's, or the `Sent` record
     /// of a FIFO deduplication id still remembered (its message may be gone), so a restart
     /// within the five minutes still refuses the id.
     pub fn min_seq(&self) -> Option<u64> {
+        let fresh = self.fresh.iter().find(|f| !f.taken).map(|f| f.seq);
         let live = self.by_seq.keys().min().copied();
         let remembered = self.dedup.values().map(|(_, _, seq)| *seq).min();
-        live.into_iter().chain(remembered).min()
+        fresh.into_iter().chain(live).chain(remembered).min()
     }
 
-    /// Adds a message sent (or replayed) at `seq`, visible at `visible_at`.
-    pub fn insert(&mut self, seq: u64, sent: Arc<Sent>, visible_at: i64) {
+    /// Adds a message sent (or replayed) at `seq`, visible at `visible_at`, at `now` (a
+    /// replay's: when its record was written).
+    pub fn insert(&mut self, seq: u64, sent: Arc<Sent>, visible_at: i64, now: i64) {
         if let Some(key) = &sent.dedup_key {
             let until = sent.sent_millis + DEDUP_WINDOW_MILLIS;
             self.dedup
@@ -254,11 +409,27 @@ impl Messages {
         if seq < self.purged_below {
             return;
         }
-        let held = self.holding.take(sent.weight());
+        let held = self.reserve(sent.weight());
+        let (sent_millis, group_id) = (sent.sent_millis, sent.group_id.as_deref().map(Arc::from));
+        let sent = held.then_some(sent);
+        // Concurrent sends may reach here out of their journal order: a later one than the
+        // newest fresh message is fresh; an earlier one waits in `by_seq`, which receives merge
+        // with `fresh` by sequence.
+        if visible_at <= now && self.fresh.back().is_none_or(|f| f.seq < seq) {
+            self.fresh.push_back(Fresh {
+                seq,
+                sent_millis,
+                sent,
+                group_id,
+                taken: false,
+            });
+            self.fresh_live += 1;
+            return;
+        }
         let m = Message {
-            sent_millis: sent.sent_millis,
-            group_id: sent.group_id.as_deref().map(Arc::from),
-            sent: held.then_some(sent),
+            sent,
+            sent_millis,
+            group_id,
             visible_at,
             receive_count: 0,
             first_receive_millis: None,
@@ -308,6 +479,21 @@ impl Messages {
         }
     }
 
+    /// The oldest visible message from `fresh[fi..]` and `ready[from..]`.
+    fn next(&self, fi: &mut usize, from: u64) -> Option<Next> {
+        while self.fresh.get(*fi).is_some_and(|f| f.taken) {
+            *fi += 1;
+        }
+        let fresh = self.fresh.get(*fi).map(|f| f.seq);
+        let ready = self.ready.range(from..).next().copied();
+        match (fresh, ready) {
+            (Some(f), Some(r)) if r < f => Some(Next::Ready(r)),
+            (Some(_), _) => Some(Next::Fresh(*fi)),
+            (None, Some(r)) => Some(Next::Ready(r)),
+            (None, None) => None,
+        }
+    }
+
     /// A FIFO send's earlier twin: the message id and sequence of a message sent with the
     /// same deduplication key in the last five minutes.
     pub fn duplicate_of(&self, key: &str, now: i64) -> Option<(String, u64)> {
@@ -340,43 +526,56 @@ impl Messages {
         // messages come in order, several at a time.
         let held: HashSet<Arc<str>> = self.groups_in_flight.keys().cloned().collect();
         let mut out = Receive::default();
-        let mut cursor = 0u64;
+        let (mut fi, mut cursor) = (0usize, 0u64);
         while out.got.len() < max {
-            let Some(&seq) = self.ready.range(cursor..).next() else {
+            let Some(next) = self.next(&mut fi, cursor) else {
                 break;
             };
-            cursor = seq + 1;
-            let Some(m) = self.by_seq.get(&seq) else {
-                self.ready.remove(&seq);
-                continue;
+            let (seq, sent_millis, group, count) = match next {
+                Next::Fresh(i) => {
+                    let f = &self.fresh[i];
+                    (f.seq, f.sent_millis, f.group_id.as_ref(), 0)
+                }
+                Next::Ready(seq) => match self.by_seq.get(&seq) {
+                    Some(m) => (seq, m.sent_millis, m.group_id.as_ref(), m.receive_count),
+                    None => {
+                        self.ready.remove(&seq);
+                        continue;
+                    }
+                },
             };
-            if m.sent_millis < expire_before {
-                self.ready.remove(&seq);
-                self.forget(seq);
+            let skip = self.fifo && group.is_some_and(|g| held.contains(g));
+            match next {
+                Next::Fresh(_) => fi += 1,
+                Next::Ready(_) => cursor = seq + 1,
+            }
+            if sent_millis < expire_before {
+                self.remove(seq);
                 out.expired.push(seq);
                 continue;
             }
-            if self.fifo && m.group_id.as_ref().is_some_and(|g| held.contains(g)) {
+            if skip {
                 continue;
             }
-            if redrive_after.is_some_and(|limit| m.receive_count >= limit) {
-                self.ready.remove(&seq);
-                let m = self.forget(seq).expect("present");
+            if redrive_after.is_some_and(|limit| count >= limit) {
+                let m = self.remove(seq).expect("present");
                 out.exhausted.push((seq, m));
                 continue;
             }
-            self.ready.remove(&seq);
-            let m = self.by_seq.get_mut(&seq).expect("present");
+            let mut m = self.unfresh(seq).expect("present");
             m.visible_at = now + visibility_millis;
             m.receive_count += 1;
             m.first_receive_millis.get_or_insert(now);
             m.receipt = next_receipt();
-            let m = m.clone();
-            self.let_go(seq);
+            let handed = m.clone();
+            // Being worked on: only a redelivery needs the content again.
+            self.let_go(&mut m);
             self.waiting.insert((m.visible_at, seq));
             self.group_flies(&m);
-            out.got.push(Received { seq, message: m });
+            self.by_seq.insert(seq, m);
+            out.got.push(Received { seq, message: handed });
         }
+        self.trim_fresh();
         out
     }
 
@@ -385,24 +584,32 @@ impl Messages {
     pub fn take_visible(&mut self, now: i64, max: usize, expire_before: i64) -> Vec<(u64, Message)> {
         self.promote(now);
         let mut out = Vec::new();
+        let mut fi = 0usize;
         while out.len() < max {
-            let Some(seq) = self.ready.pop_first() else { break };
-            let Some(m) = self.forget(seq) else {
+            let Some(next) = self.next(&mut fi, 0) else {
+                break;
+            };
+            let seq = match next {
+                Next::Fresh(i) => self.fresh[i].seq,
+                Next::Ready(seq) => seq,
+            };
+            // Taken out either way: the taken are skipped from here on.
+            let Some(m) = self.remove(seq) else {
+                self.ready.remove(&seq);
                 continue;
             };
             if m.sent_millis >= expire_before {
                 out.push((seq, m));
             }
         }
+        self.trim_fresh();
         out
     }
 
     /// Puts back messages a move could not deliver.
     pub fn restore(&mut self, taken: Vec<(u64, Message)>) {
         for (seq, mut m) in taken {
-            if let Some(s) = &m.sent
-                && !self.holding.take(s.weight())
-            {
+            if m.sent.as_ref().is_some_and(|s| !self.reserve(s.weight())) {
                 m.sent = None;
             }
             self.waiting.insert((m.visible_at, seq));
@@ -412,11 +619,10 @@ impl Messages {
 
     /// Replays (or applies) a receive.
     pub fn apply_receive(&mut self, seq: u64, visible_at: i64, count: u32, first: i64, receipt: u64) {
-        self.let_go(seq);
-        let Some(mut m) = self.by_seq.remove(&seq) else {
+        let Some(mut m) = self.unfresh(seq) else {
             return;
         };
-        self.unplace(seq, &m);
+        self.let_go(&mut m);
         m.visible_at = visible_at;
         m.receive_count = count;
         m.first_receive_millis = Some(first);
@@ -424,6 +630,7 @@ impl Messages {
         self.waiting.insert((visible_at, seq));
         self.group_flies(&m);
         self.by_seq.insert(seq, m);
+        self.trim_fresh();
     }
 
     pub fn get(&self, seq: u64) -> Option<&Message> {
@@ -450,10 +657,9 @@ impl Messages {
 
     /// Replays (or applies) a visibility change.
     pub fn set_visible_at(&mut self, seq: u64, visible_at: i64) {
-        let Some(mut m) = self.by_seq.remove(&seq) else {
+        let Some(mut m) = self.unfresh(seq) else {
             return;
         };
-        self.unplace(seq, &m);
         m.visible_at = visible_at;
         self.waiting.insert((visible_at, seq));
         // Still (or again) waiting: a received FIFO message keeps its group held until this
@@ -462,23 +668,26 @@ impl Messages {
             self.group_flies(&m);
         }
         self.by_seq.insert(seq, m);
+        self.trim_fresh();
     }
 
     /// Deletes message `seq`; `false` if it was not there.
     pub fn delete(&mut self, seq: u64) -> bool {
-        match self.forget(seq) {
-            Some(m) => {
-                self.unplace(seq, &m);
-                true
-            }
-            None => false,
-        }
+        let found = self.remove(seq).is_some();
+        self.trim_fresh();
+        found
     }
 
     /// Deletes every message sent before `below` (PurgeQueue).
     pub fn purge(&mut self, below: u64) {
         self.purged_below = self.purged_below.max(below);
-        let doomed: Vec<u64> = self.by_seq.keys().filter(|s| **s < below).copied().collect();
+        let doomed: Vec<u64> = self
+            .by_seq
+            .keys()
+            .copied()
+            .chain(self.fresh.iter().filter(|f| !f.taken).map(|f| f.seq))
+            .filter(|s| *s < below)
+            .collect();
         for seq in doomed {
             self.delete(seq);
         }
@@ -490,8 +699,15 @@ impl Messages {
         let doomed: Vec<u64> = self
             .by_seq
             .iter()
-            .filter(|(_, m)| m.sent_millis < expire_before)
-            .map(|(s, _)| *s)
+            .map(|(s, m)| (*s, m.sent_millis))
+            .chain(
+                self.fresh
+                    .iter()
+                    .filter(|f| !f.taken)
+                    .map(|f| (f.seq, f.sent_millis)),
+            )
+            .filter(|(_, t)| *t < expire_before)
+            .map(|(s, _)| s)
             .collect();
         for seq in &doomed {
             self.delete(*seq);
@@ -499,19 +715,27 @@ impl Messages {
         doomed.len()
     }
 
-    /// The counts at `now`, leaving out messages sent before `expire_before` (past their
-    /// retention, gone at the next receive or sweep).
     /// When the oldest message still kept was sent (ApproximateAgeOfOldestMessage).
     pub fn oldest_sent_millis(&self, expire_before: i64) -> Option<i64> {
         self.by_seq
             .values()
             .map(|m| m.sent_millis)
+            .chain(self.fresh.iter().filter(|f| !f.taken).map(|f| f.sent_millis))
             .filter(|t| *t >= expire_before)
             .min()
     }
 
+    /// The counts at `now`, leaving out messages sent before `expire_before` (past their
+    /// retention, gone at the next receive or sweep).
     pub fn counts(&self, now: i64, expire_before: i64) -> Counts {
-        let mut c = Counts::default();
+        let mut c = Counts {
+            visible: self
+                .fresh
+                .iter()
+                .filter(|f| !f.taken && f.sent_millis >= expire_before)
+                .count() as u64,
+            ..Counts::default()
+        };
         for m in self.by_seq.values().filter(|m| m.sent_millis >= expire_before) {
             if m.visible_at <= now {
                 c.visible += 1;
@@ -555,8 +779,8 @@ mod tests {
     #[test]
     fn visibility_delay_receive_and_delete() {
         let mut q = Messages::new(false, Holding::new(usize::MAX));
-        q.insert(1, sent("a", 0), 0);
-        q.insert(2, sent("b", 0), 5_000); // delayed 5 s
+        q.insert(1, sent("a", 0), 0, 0);
+        q.insert(2, sent("b", 0), 5_000, 0); // delayed 5 s
         let mut n = 0;
         let mut next = || {
             n += 1;
@@ -591,18 +815,19 @@ mod tests {
 
     #[test]
     fn content_past_the_holding_limit_stays_in_the_journal() {
-        let holding = Holding::new(2 * sent("a", 0).weight());
+        // Room for four messages' content; a queue may hold half of it.
+        let holding = Holding::new(4 * sent("a", 0).weight());
         let mut q = Messages::new(false, holding.clone());
         for seq in 1..=3 {
-            q.insert(seq, sent("a", 0), 0);
+            q.insert(seq, sent("a", 0), 0, 0);
         }
-        let held = |q: &Messages| {
-            (1..=3)
-                .map(|s| q.get(s).unwrap().sent.is_some())
-                .collect::<Vec<_>>()
-        };
+        let held = |q: &Messages| (1..=3).map(|s| q.is_held(s)).collect::<Vec<_>>();
         assert_eq!(held(&q), [true, true, false]);
-        assert!(!holding.has_room());
+        assert!(!holding.has_room_for(q.held, 1));
+        // Its backlog does not keep another queue's messages out of memory.
+        let mut other = Messages::new(false, holding.clone());
+        other.insert(4, sent("b", 0), 0, 0);
+        assert!(other.is_held(4) && other.delete(4));
         // A receive hands out what it holds and lets go of it: it is being worked on.
         let got = q.receive(0, 2, 30_000, i64::MIN, None, || 5).got;
         assert!(got.iter().all(|r| r.message.sent.is_some()));
@@ -618,10 +843,45 @@ mod tests {
     }
 
     #[test]
+    fn fresh_and_returned_messages_come_oldest_first() {
+        let mut q = Messages::new(false, Holding::new(usize::MAX));
+        let seqs = |r: &Receive| r.got.iter().map(|r| r.seq).collect::<Vec<_>>();
+        for seq in [1, 2, 5] {
+            q.insert(seq, sent("a", 0), 0, 0);
+        }
+        // A send that reached memory after a later one.
+        q.insert(4, sent("a", 0), 0, 0);
+        let r = q.receive(0, 2, 1_000, i64::MIN, None, || 9);
+        assert_eq!(seqs(&r), [1, 2]);
+        // 1 and 2 come back at their timeout, before the fresh 5 and the late 4 both.
+        let r = q.receive(1_000, 10, 1_000, i64::MIN, None, || 9);
+        assert_eq!(seqs(&r), [1, 2, 4, 5]);
+        // Replayed records about fresh messages: a receive, a delete, a purge.
+        for seq in [6, 7, 8, 9] {
+            q.insert(seq, sent("a", 0), 0, 0);
+        }
+        q.apply_receive(7, 50_000, 1, 0, 3);
+        assert!(q.holds(7, 3));
+        assert!(q.delete(8) && !q.delete(8));
+        assert_eq!(
+            q.counts(1_000, i64::MIN),
+            Counts {
+                visible: 2,
+                in_flight: 5,
+                delayed: 0
+            }
+        );
+        assert_eq!(q.min_seq(), Some(1));
+        q.purge(7);
+        assert_eq!(q.len(), 2);
+        assert_eq!(seqs(&q.receive(60_000, 10, 1_000, i64::MIN, None, || 9)), [7, 9]);
+    }
+
+    #[test]
     fn retention_drops_old_messages_on_receive() {
         let mut q = Messages::new(false, Holding::new(usize::MAX));
-        q.insert(1, sent("old", 0), 0);
-        q.insert(2, sent("new", 100), 100);
+        q.insert(1, sent("old", 0), 0, 0);
+        q.insert(2, sent("new", 100), 100, 100);
         let r = q.receive(200, 10, 1, 50, None, || 7);
         assert_eq!(r.expired, [1]);
         assert_eq!(r.got[0].seq, 2);
@@ -643,9 +903,9 @@ mod fifo_tests {
     #[test]
     fn a_group_is_held_while_a_message_of_it_is_in_flight() {
         let mut q = Messages::new(true, Holding::new(usize::MAX));
-        q.insert(1, grouped("a", "1"), 0);
-        q.insert(2, grouped("a", "2"), 0);
-        q.insert(3, grouped("b", "3"), 0);
+        q.insert(1, grouped("a", "1"), 0, 0);
+        q.insert(2, grouped("a", "2"), 0, 0);
+        q.insert(3, grouped("b", "3"), 0, 0);
         let ids = |r: &[Received]| r.iter().map(|r| r.seq).collect::<Vec<_>>();
         // One message: the oldest. Group a is then held; b is not.
         let got = q.receive(0, 1, 30_000, i64::MIN, None, || 9).got;
@@ -657,7 +917,7 @@ mod fifo_tests {
         let got = q.receive(0, 10, 30_000, i64::MIN, None, || 9).got;
         assert_eq!(ids(&got), [2]);
         // A timed-out message comes back before anything later in its group.
-        q.insert(4, grouped("a", "4"), 0);
+        q.insert(4, grouped("a", "4"), 0, 0);
         let got = q.receive(31_000, 10, 30_000, i64::MIN, None, || 9).got;
         assert_eq!(ids(&got), [2, 3, 4]);
         assert_eq!(q.duplicate_of("3", 1), Some(("3".into(), 3)));

@@ -495,7 +495,7 @@ async fn enqueue(sqs: &Sqs, q: &Queue, out: Vec<Outgoing>) -> Result<Vec<(Arc<Se
         for (k, (i, o)) in fresh.into_iter().enumerate() {
             let seq = first + k as u64;
             let s = Arc::new(o.sent);
-            m.insert(seq, s.clone(), o.visible_at);
+            m.insert(seq, s.clone(), o.visible_at, now);
             results[i] = Some((s, seq));
         }
     }
@@ -693,7 +693,7 @@ pub(crate) async fn move_messages(
         let mut m = to.messages.lock().unwrap();
         for (i, e) in events.into_iter().enumerate() {
             if let Event::Sent { sent, visible_at, .. } = e {
-                m.insert(first + i as u64, Arc::new(*sent), visible_at);
+                m.insert(first + i as u64, Arc::new(*sent), visible_at, now);
             }
         }
     }
@@ -758,12 +758,15 @@ pub async fn receive_message(
         notified.as_mut().enable();
         let now = sqs.now();
         let retention = q.retention_millis();
-        let (taken, next_due) = {
+        let (taken, next_due, unheld) = {
             let mut m = q.messages.lock().unwrap();
             let limit = redrive.as_ref().map(|(_, limit)| *limit);
             let taken = m.receive(now, max, visibility, now - retention, limit, new_receipt);
-            (taken, m.next_visible_at())
+            (taken, m.next_visible_at(), m.unheld_ahead())
         };
+        if let Some(from) = unheld {
+            sqs.read_ahead(&q, from);
+        }
         if let Some((dlq, _)) = &redrive {
             move_messages(sqs, &q, dlq, taken.exhausted, true).await?;
         }

@@ -78,8 +78,8 @@ pub struct Queue {
     pub key: QueueKey,
     pub record: RwLock<QueueRecord>,
     pub messages: Mutex<Messages>,
-    /// Held while the journal is read ahead for this queue's next messages (`bodies`).
-    pub reading_ahead: tokio::sync::Mutex<()>,
+    /// Set while the journal is read ahead for this queue's next messages (`bodies`).
+    pub reading_ahead: std::sync::atomic::AtomicBool,
     /// Woken by every send (and by deletion), so a long poll answers the moment a message
     /// arrives.
     pub arrived: Notify,
@@ -105,7 +105,7 @@ impl Queue {
             key: record.key(),
             record: RwLock::new(record),
             messages: Mutex::new(Messages::new(fifo, holding)),
-            reading_ahead: tokio::sync::Mutex::new(()),
+            reading_ahead: std::sync::atomic::AtomicBool::new(false),
             arrived: Notify::new(),
             last_purge: Mutex::new(None),
             attempts: Mutex::new(std::collections::HashMap::new()),
