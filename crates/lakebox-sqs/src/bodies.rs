@@ -2,9 +2,10 @@
 //! content as it may ([`Holding`](crate::messages::Holding)) is kept only as its `Sent` record,
 //! at its sequence; receiving it (or moving it) reads that record again.
 //!
-//! A queue is drained oldest first, so when there is room to hold content again a read goes on
-//! past the messages asked for and returns the queue's next ones too: draining a deep backlog
-//! reads the journal in long runs instead of a record at a time.
+//! A queue is drained oldest first, so when the receives near content memory does not hold
+//! (and there is room to hold it), one background read per queue reads the next run of the
+//! journal and holds the queue's messages from it: draining a deep backlog reads the journal in
+//! long runs ahead of the receives instead of a few records at a time in each.
 
 use std::collections::HashMap;
 use std::sync::Arc;
