@@ -59,11 +59,9 @@ def main():
         print(f"restarted in {t.startup_ms:.0f} ms (journal {mib(int(du))}); RSS {mib(t.rss_idle)}", flush=True)
         r = bench(bench_bin, t, "--no-setup", "--duration", "3600")
         time.sleep(1)
-        drained = r.get("units") or r.get("messages") or r
         print(f"drained: {json.dumps(r)}", flush=True)
         print(f"after the drain: RSS {mib(tree_rss_kib(t.proc.pid))}", flush=True)
         t.stop()
-        del drained
 
 
 if __name__ == "__main__":

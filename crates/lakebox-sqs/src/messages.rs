@@ -161,8 +161,6 @@ pub struct Messages {
     /// The service's budget for message content in memory.
     holding: Arc<Holding>,
     fresh: VecDeque<Fresh>,
-    /// How many of `fresh` are not taken.
-    fresh_live: usize,
     /// The bytes of content this queue holds, of the service's [`Holding`].
     held: usize,
     by_seq: HashMap<u64, Message>,
@@ -225,7 +223,6 @@ impl Messages {
         Messages {
             holding,
             fresh: VecDeque::new(),
-            fresh_live: 0,
             held: 0,
             by_seq: HashMap::new(),
             ready: BTreeSet::new(),
@@ -256,18 +253,6 @@ impl Messages {
         }
     }
 
-    /// Takes message `seq` out of `by_seq` (leaving its place in `ready`/`waiting` to the
-    /// caller), giving back the room its content held.
-    fn forget(&mut self, seq: u64) -> Option<Message> {
-        let m = self.by_seq.remove(&seq)?;
-        // A drained backlog gives its memory back.
-        if self.by_seq.capacity() > 1024 && self.by_seq.len() * 4 < self.by_seq.capacity() {
-            self.by_seq.shrink_to(self.by_seq.len() * 2);
-        }
-        self.give_back(&m.sent);
-        Some(m)
-    }
-
     /// Where fresh message `seq` is, if it is fresh and not taken.
     fn fresh_index(&self, seq: u64) -> Option<usize> {
         let i = self.fresh.binary_search_by_key(&seq, |f| f.seq).ok()?;
@@ -278,7 +263,6 @@ impl Messages {
     fn take_fresh(&mut self, i: usize) -> Message {
         let f = &mut self.fresh[i];
         f.taken = true;
-        self.fresh_live -= 1;
         Message {
             sent: f.sent.take(),
             sent_millis: f.sent_millis,
@@ -301,21 +285,9 @@ impl Messages {
         }
     }
 
-    /// Takes message `seq` out wherever it is, giving back the room its content held. (Taken
-    /// fresh messages stay in place, so indexes into `fresh` hold, until [`Self::trim_fresh`].)
-    fn remove(&mut self, seq: u64) -> Option<Message> {
-        if let Some(m) = self.forget(seq) {
-            self.unplace(seq, &m);
-            return Some(m);
-        }
-        let i = self.fresh_index(seq)?;
-        let m = self.take_fresh(i);
-        self.give_back(&m.sent);
-        Some(m)
-    }
-
-    /// Moves message `seq` into `by_seq` (from `fresh`, or out of its place there) to change
-    /// its state; the caller places it again.
+    /// Moves message `seq` out of `fresh`, or out of its place in `ready`/`waiting`, to change
+    /// its state; the caller places it again. (Taken fresh messages stay in place, so indexes
+    /// into `fresh` hold, until [`Self::trim_fresh`].)
     fn unfresh(&mut self, seq: u64) -> Option<Message> {
         if let Some(m) = self.by_seq.remove(&seq) {
             self.unplace(seq, &m);
@@ -323,6 +295,17 @@ impl Messages {
         }
         let i = self.fresh_index(seq)?;
         Some(self.take_fresh(i))
+    }
+
+    /// Takes message `seq` out wherever it is, giving back the room its content held.
+    fn remove(&mut self, seq: u64) -> Option<Message> {
+        let m = self.unfresh(seq)?;
+        self.give_back(&m.sent);
+        // A drained backlog gives its memory back.
+        if self.by_seq.capacity() > 1024 && self.by_seq.len() * 4 < self.by_seq.capacity() {
+            self.by_seq.shrink_to(self.by_seq.len() * 2);
+        }
+        Some(m)
     }
 
     /// Lets go of a message's content (it stays in the journal).
@@ -385,7 +368,7 @@ impl Messages {
 
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.by_seq.len() + self.fresh_live
+        self.by_seq.len() + self.fresh.iter().filter(|f| !f.taken).count()
     }
 
     /// The oldest sequence the journal must keep: the oldest message's, or the `Sent` record
@@ -423,7 +406,6 @@ impl Messages {
                 group_id,
                 taken: false,
             });
-            self.fresh_live += 1;
             return;
         }
         let m = Message {

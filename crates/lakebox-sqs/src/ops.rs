@@ -15,7 +15,7 @@ use md5::{Digest, Md5};
 use crate::api::*;
 use crate::attributes::{self, MAX_MESSAGE_BYTES};
 use crate::journal::{Event, ReceiveAttempt};
-use crate::messages::{DEDUP_WINDOW_MILLIS, Message, Received, Sent};
+use crate::messages::{DEDUP_WINDOW_MILLIS, Message, Received, Sent, attribute_bytes};
 use crate::queues::Queue;
 use crate::{Sqs, errors};
 
@@ -149,11 +149,6 @@ fn check_attribute_name(name: &str) -> Result<(), ServiceError> {
             "Message (user) attribute name '{name}' is invalid. Names can contain alphanumeric characters, hyphens, underscores and periods, must not start or end with a period or hold two in a row, must not start with AWS. or Amazon., and may be 256 characters long."
         )))
     }
-}
-
-/// The bytes message attributes add to a message's size: names, types and values count.
-fn attributes_size(attrs: &BTreeMap<String, MessageAttributeValue>) -> usize {
-    crate::messages::attribute_bytes(attrs.iter())
 }
 
 /// Checks a message's attributes: names, types and values as SQS checks them.
@@ -331,7 +326,7 @@ fn prepare(sqs: &Sqs, sender_id: &str, q: &Queue, d: Draft) -> Result<Outgoing, 
     }
     let attrs = d.attrs.unwrap_or_default();
     check_attributes(&attrs)?;
-    let attrs_size = attributes_size(&attrs);
+    let attrs_size = attribute_bytes(attrs.iter());
     let max = q.number("MaximumMessageSize").min(MAX_MESSAGE_BYTES) as usize;
     if d.body.len() + attrs_size > max {
         return Err(errors::invalid_parameter(format!(
@@ -585,7 +580,12 @@ pub async fn send_message_batch(
     let total: usize = input
         .entries
         .iter()
-        .map(|e| e.message_body.len() + e.message_attributes.as_ref().map_or(0, attributes_size))
+        .map(|e| {
+            e.message_body.len()
+                + e.message_attributes
+                    .as_ref()
+                    .map_or(0, |a| attribute_bytes(a.iter()))
+        })
         .sum();
     if total > MAX_MESSAGE_BYTES as usize {
         return Err(errors::batch_too_long(MAX_MESSAGE_BYTES as usize, total));
