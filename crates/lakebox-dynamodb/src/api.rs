@@ -478,7 +478,7 @@ pub struct BatchGetItemInputRaw {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BatchGetItemOutput {
     #[serde(rename = "Responses", default, skip_serializing_if = "Option::is_none")]
-    pub responses: Option<BTreeMap<String, Vec<BTreeMap<String, crate::value::AttributeValue>>>>,
+    pub responses: Option<BTreeMap<String, Vec<crate::value::ListedItem>>>,
     #[serde(rename = "UnprocessedKeys", default, skip_serializing_if = "Option::is_none")]
     pub unprocessed_keys: Option<BTreeMap<String, KeysAndAttributes>>,
     #[serde(rename = "ConsumedCapacity", default, skip_serializing_if = "Option::is_none")]
@@ -1836,7 +1836,7 @@ pub struct ExecuteStatementInputRaw {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ExecuteStatementOutput {
     #[serde(rename = "Items", default, skip_serializing_if = "Option::is_none")]
-    pub items: Option<Vec<BTreeMap<String, crate::value::AttributeValue>>>,
+    pub items: Option<Vec<crate::value::ListedItem>>,
     #[serde(rename = "NextToken", default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
     #[serde(rename = "ConsumedCapacity", default, skip_serializing_if = "Option::is_none")]
@@ -3776,7 +3776,7 @@ pub struct QueryInputRaw {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct QueryOutput {
     #[serde(rename = "Items", default, skip_serializing_if = "Option::is_none")]
-    pub items: Option<Vec<BTreeMap<String, crate::value::AttributeValue>>>,
+    pub items: Option<Vec<crate::value::ListedItem>>,
     #[serde(rename = "Count", default, skip_serializing_if = "Option::is_none")]
     pub count: Option<i32>,
     #[serde(rename = "ScannedCount", default, skip_serializing_if = "Option::is_none")]
@@ -4603,7 +4603,7 @@ pub struct ScanInputRaw {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ScanOutput {
     #[serde(rename = "Items", default, skip_serializing_if = "Option::is_none")]
-    pub items: Option<Vec<BTreeMap<String, crate::value::AttributeValue>>>,
+    pub items: Option<Vec<crate::value::ListedItem>>,
     #[serde(rename = "Count", default, skip_serializing_if = "Option::is_none")]
     pub count: Option<i32>,
     #[serde(rename = "ScannedCount", default, skip_serializing_if = "Option::is_none")]

@@ -19,7 +19,7 @@ use crate::items::{
 };
 use crate::tables::TableRecord;
 use crate::throttle::Kind;
-use crate::value::{Item, item_size};
+use crate::value::{Item, ListedItem, item_size};
 use crate::{DynamoDb, capacity, storage};
 
 const MAX_BATCH_WRITES: usize = 25;
@@ -227,11 +227,10 @@ impl DynamoDb {
                     let mut bytes = 0;
                     for k in keys {
                         if let Some(v) = view.get(&storage::items_table(&table.uid), k)? {
-                            let item = storage::decode_item(&v)?;
-                            bytes += item_size(&item);
+                            bytes += storage::stored_size(&v)?;
                             items.push(match projection {
-                                Some(p) => expr::project(&item, p),
-                                None => item,
+                                Some(p) => ListedItem::Built(expr::project(&storage::decode_item(&v)?, p)),
+                                None => ListedItem::Stored(storage::item_json(&v).into()),
                             });
                         }
                     }

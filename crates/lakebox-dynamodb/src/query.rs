@@ -15,7 +15,7 @@ use crate::items::{Exprs, check_values};
 use crate::schema::{IndexDef, IndexProjection, KeySchema};
 use crate::tables::TableRecord;
 use crate::throttle::Kind;
-use crate::value::{AttributeValue, Item, canonicalize_item, compare, item_size};
+use crate::value::{AttributeValue, Item, ListedItem, canonicalize_item, compare};
 use crate::{DynamoDb, legacy, storage};
 
 /// Most bytes one page evaluates.
@@ -128,7 +128,7 @@ fn shape(
 }
 
 struct Page {
-    items: Vec<Item>,
+    items: Vec<ListedItem>,
     count: usize,
     scanned: usize,
     last_key: Option<Item>,
@@ -136,7 +136,9 @@ struct Page {
 }
 
 impl DynamoDb {
-    /// Reads `range` of `src`, evaluating at most `limit` items.
+    /// Reads `range` of `src`, evaluating at most `limit` items. An item is decoded only for a
+    /// filter, a projection or an LSI's table item; otherwise its stored JSON is answered as
+    /// it is, and only the last one read is decoded (for `LastEvaluatedKey`).
     fn read_page(
         &self,
         src: &Source<'_>,
@@ -154,41 +156,60 @@ impl DynamoDb {
         };
         let redb_table = src.redb_table();
         let items_table = storage::items_table(&src.table.uid);
+        let decode = filter.is_some() || matches!(shape, Shape::Projected(_) | Shape::TableItem);
         self.meta
             .read(|view| {
-                let mut last: Option<Item> = None;
+                // The last entry read (its JSON): its keys are LastEvaluatedKey's.
+                let mut last: Vec<u8> = Vec::new();
                 let mut stopped = false;
                 view.range(&redb_table, range, |_, v| {
                     if limit.is_some_and(|l| page.scanned >= l) || page.bytes > PAGE_BYTES {
                         stopped = true;
                         return Ok(false);
                     }
-                    let mut item = storage::decode_item(v)?;
                     page.scanned += 1;
-                    page.bytes += item_size(&item);
+                    page.bytes += storage::stored_size(v)?;
+                    let json = storage::item_json(v);
+                    last.clear();
+                    last.extend_from_slice(json);
+                    let mut stored = json;
+                    let mut full = None;
+                    let mut item = if decode {
+                        Some(storage::decode_item(v)?)
+                    } else {
+                        None
+                    };
                     if let Shape::TableItem = shape
-                        && let Some(k) = src.table.schema.storage_key(&item)
-                        && let Some(full) = view.get(&items_table, &k)?
+                        && let Some(k) = item.as_ref().and_then(|i| src.table.schema.storage_key(i))
+                        && let Some(f) = view.get(&items_table, &k)?
                     {
-                        item = storage::decode_item(&full)?;
+                        item = Some(storage::decode_item(&f)?);
+                        full = Some(f);
                     }
-                    let keep = filter.is_none_or(|f| expr::matches(f, &item));
+                    if let Some(f) = &full {
+                        stored = storage::item_json(f);
+                    }
+                    let keep = match (filter, &item) {
+                        (Some(f), Some(i)) => expr::matches(f, i),
+                        _ => true,
+                    };
                     if keep {
                         page.count += 1;
-                        match shape {
-                            Shape::Count => {}
-                            Shape::Projected(paths) => page.items.push(expr::project(&item, paths)),
-                            Shape::All | Shape::TableItem => page.items.push(item.clone()),
+                        match (shape, &item) {
+                            (Shape::Count, _) => {}
+                            (Shape::Projected(paths), Some(i)) => {
+                                page.items.push(ListedItem::Built(expr::project(i, paths)))
+                            }
+                            _ => page.items.push(ListedItem::Stored(stored.into())),
                         }
                     }
-                    last = Some(item);
                     Ok(true)
                 })?;
                 // Stopped by the limit or the page size with an item still to come, or at
                 // exactly the limit (AWS answers a key then too).
                 let at_limit = limit.is_some_and(|l| page.scanned >= l);
-                if stopped || at_limit || page.bytes > PAGE_BYTES {
-                    page.last_key = last.as_ref().map(|i| src.last_key(i));
+                if (stopped || at_limit || page.bytes > PAGE_BYTES) && page.scanned > 0 {
+                    page.last_key = Some(src.last_key(&storage::decode_item(&last)?));
                 }
                 Ok(())
             })
@@ -646,7 +667,7 @@ fn flip(c: Cmp) -> Cmp {
 
 /// A PartiQL SELECT's page: the items, and the key to continue after.
 pub(crate) struct Selected {
-    pub items: Vec<Item>,
+    pub items: Vec<ListedItem>,
     pub last_key: Option<Item>,
     pub bytes: usize,
 }

@@ -2,8 +2,10 @@
 //! docs/decisions/0016-dynamodb-storage.md):
 //!
 //! - `tables`: `account \0 region \0 name` → the table's record (JSON);
-//! - `items/<uid>`: stored key ([`crate::schema`]) → the item (JSON);
-//! - `index/<uid>/<index>`: index entry key → the item as the index projects it;
+//! - `items/<uid>`: stored key ([`crate::schema`]) → the item ([`encode_item`]: its size,
+//!   then its JSON);
+//! - `index/<uid>/<index>`: index entry key → the item as the index projects it (the same
+//!   form);
 //! - `stats`: `<uid>` or `<uid>/<index>` → item count and bytes (two big-endian u64).
 //!
 //! A table's uid names its redb tables, so one deleted and created again under the same name
@@ -75,12 +77,44 @@ pub fn backfill_ttl(batch: &mut WriteBatch<'_>, table: &TableRecord) -> Result<(
     Ok(())
 }
 
+/// First byte of a stored item with a header: [`SIZED`], its size as DynamoDB counts it (u32,
+/// little-endian), then its JSON. Items written before the header existed are bare JSON
+/// (`{`), and are still read.
+///
+/// The size up front lets a Query or Scan count its 1 MB page and its capacity, and a write
+/// its table's byte count, without decoding the item; the JSON as it is is what a Query
+/// answers ([`crate::value::ListedItem::Stored`]).
+const SIZED: u8 = 0x01;
+const HEADER: usize = 5;
+
 pub fn encode_item(item: &Item) -> Vec<u8> {
-    serde_json::to_vec(item).expect("items always serialize")
+    let size = item_size(item) as u32;
+    let mut out = Vec::with_capacity(HEADER + 64 + size as usize);
+    out.push(SIZED);
+    out.extend_from_slice(&size.to_le_bytes());
+    serde_json::to_writer(&mut out, item).expect("items always serialize");
+    out
+}
+
+/// The JSON of a stored item.
+pub fn item_json(bytes: &[u8]) -> &[u8] {
+    match bytes.first() {
+        Some(&SIZED) => bytes.get(HEADER..).unwrap_or_default(),
+        _ => bytes,
+    }
 }
 
 pub fn decode_item(bytes: &[u8]) -> Result<Item> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("stored item: {e}")))
+    serde_json::from_slice(item_json(bytes)).map_err(|e| StoreError::Corrupt(format!("stored item: {e}")))
+}
+
+/// The size DynamoDB counts for a stored item, read from its header (decoded from an item
+/// stored without one).
+pub fn stored_size(bytes: &[u8]) -> Result<usize> {
+    match bytes {
+        [SIZED, a, b, c, d, ..] => Ok(u32::from_le_bytes([*a, *b, *c, *d]) as usize),
+        _ => decode_item(bytes).map(|i| item_size(&i)),
+    }
 }
 
 /// Reads an item inside a write transaction (seeing the batch's own writes).
@@ -225,4 +259,41 @@ pub fn drop_index_data(batch: &mut WriteBatch<'_>, table: &TableRecord, index: &
     batch.delete_table(&index_table(&table.uid, index))?;
     batch.delete(STATS, format!("{}/{index}", table.uid).as_bytes())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::{AttributeValue, ListedItem};
+
+    fn item() -> Item {
+        Item::from([
+            ("pk".to_owned(), AttributeValue::S("a\"b".into())),
+            ("n".to_owned(), AttributeValue::N("12345".into())),
+        ])
+    }
+
+    #[test]
+    fn a_stored_item_carries_its_size_before_its_json() {
+        let stored = encode_item(&item());
+        assert_eq!(stored_size(&stored).unwrap(), item_size(&item()));
+        assert_eq!(decode_item(&stored).unwrap(), item());
+        assert_eq!(item_json(&stored), serde_json::to_vec(&item()).unwrap());
+    }
+
+    #[test]
+    fn items_stored_as_bare_json_before_the_header_are_still_read() {
+        let bare = serde_json::to_vec(&item()).unwrap();
+        assert_eq!(item_json(&bare), &bare[..]);
+        assert_eq!(decode_item(&bare).unwrap(), item());
+        assert_eq!(stored_size(&bare).unwrap(), item_size(&item()));
+    }
+
+    #[test]
+    fn a_listed_item_answers_its_stored_json_unchanged() {
+        let stored = encode_item(&item());
+        let listed = ListedItem::Stored(item_json(&stored).into());
+        assert_eq!(serde_json::to_vec(&listed).unwrap(), item_json(&stored));
+        assert_eq!(listed.into_item().unwrap(), item());
+    }
 }

@@ -317,6 +317,44 @@ impl<'de> Deserialize<'de> for AttributeValue {
     }
 }
 
+/// An item a Query, Scan or PartiQL SELECT answers: the stored JSON as it was read (what they
+/// answer when nothing is projected: no decoded copy is made and encoded again), or an item
+/// built here (a projection).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ListedItem {
+    /// The item's JSON as stored, already canonical.
+    Stored(Box<[u8]>),
+    Built(Item),
+}
+
+impl ListedItem {
+    pub fn into_item(self) -> Result<Item, serde_json::Error> {
+        match self {
+            ListedItem::Stored(json) => serde_json::from_slice(&json),
+            ListedItem::Built(item) => Ok(item),
+        }
+    }
+}
+
+impl Serialize for ListedItem {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            // Streamed from its text into the response: strings are borrowed, nothing is
+            // allocated per attribute.
+            ListedItem::Stored(json) => {
+                serde_transcode::transcode(&mut serde_json::Deserializer::from_slice(json), s)
+            }
+            ListedItem::Built(item) => item.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ListedItem {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Item::deserialize(d).map(ListedItem::Built)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,7 @@ use crate::errors::{self, validation};
 use crate::expr::{self, Cmp, Cond, DocPath, Operand};
 use crate::items::{Change, Outcome, Write, check_update_targets, checked_item};
 use crate::tables::TableRecord;
-use crate::value::{AttributeValue, Item, canonicalize};
+use crate::value::{AttributeValue, Item, ListedItem, canonicalize};
 use parse::{Returning, Statement};
 
 fn duplicate_item() -> ServiceError {
@@ -231,7 +231,7 @@ impl DynamoDb {
         let table = plan.write.table.clone();
         let items = self.run_write_statement(plan, return_old).await?;
         Ok(ExecuteStatementOutput {
-            items: Some(items),
+            items: Some(items.into_iter().map(ListedItem::Built).collect()),
             consumed_capacity: self.consume_write(&table, input.return_consumed_capacity.as_ref(), 1024),
             ..Default::default()
         })
@@ -296,7 +296,11 @@ impl DynamoDb {
                             Some(1),
                             None,
                         )?;
-                        Ok(page.items.into_iter().next())
+                        page.items
+                            .into_iter()
+                            .next()
+                            .map(|i| i.into_item().map_err(errors::internal))
+                            .transpose()
                     }
                     write => {
                         let plan = self.plan_write(ctx, write)?;
