@@ -632,6 +632,64 @@ def test_queue_policy_decides_cross_account_access(lakebox):
     owner.set_queue_attributes(QueueUrl=url, Attributes={"Policy": ""})
     owner.send_message(QueueUrl=url, MessageBody="yes")
 
+def test_move_tasks_need_the_queue_policys_permissions(lakebox):
+    """Another account starts, lists or cancels a dead-letter queue's move task only with the
+    permissions SQS asks for on the dead-letter queue (the operation's own, ReceiveMessage,
+    DeleteMessage, GetQueueAttributes) and SendMessage where the messages go."""
+    owner = lakebox.client("sqs", access_key="111111111111")
+    other = lakebox.client("sqs", access_key="222222222222")
+    attr = lambda url: owner.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    dlq = owner.create_queue(QueueName="perm-dlq")["QueueUrl"]
+    dlq_arn = attr(dlq)
+    src = owner.create_queue(QueueName="perm-src", Attributes={
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 1})})["QueueUrl"]
+    src_arn = attr(src)
+    for batch in ("p", "q"):
+        owner.send_message_batch(QueueUrl=src, Entries=[{"Id": str(i), "MessageBody": f"{batch}{i}"} for i in range(10)])
+    # Received once each: the next receive moves them all to the dead-letter queue.
+    got = []
+    while len(got) < 20:
+        got += owner.receive_message(QueueUrl=src, MaxNumberOfMessages=10, VisibilityTimeout=0)["Messages"]
+    assert "Messages" not in owner.receive_message(QueueUrl=src, MaxNumberOfMessages=10)
+
+    def denied(call):
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            call()
+        assert e.value.response["Error"]["Code"] == "AccessDenied", e.value.response["Error"]
+
+    def allow(url, arn, actions):
+        owner.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"AWS": "222222222222"},
+                           "Action": actions, "Resource": arn}]})})
+
+    denied(lambda: other.start_message_move_task(SourceArn=dlq_arn))
+    denied(lambda: other.list_message_move_tasks(SourceArn=dlq_arn))
+    # The operation alone is not enough: the task receives and deletes on the caller's behalf.
+    allow(dlq, dlq_arn, ["sqs:StartMessageMoveTask", "sqs:ListMessageMoveTasks"])
+    denied(lambda: other.start_message_move_task(SourceArn=dlq_arn))
+    assert other.list_message_move_tasks(SourceArn=dlq_arn)["Results"] == []
+    allow(dlq, dlq_arn, ["sqs:StartMessageMoveTask", "sqs:ReceiveMessage", "sqs:DeleteMessage",
+                         "sqs:GetQueueAttributes", "sqs:ListMessageMoveTasks"])
+    # Nor the dead-letter queue's: the messages go back to perm-src, which lets nobody send.
+    denied(lambda: other.start_message_move_task(SourceArn=dlq_arn))
+    assert sqs_count(owner, dlq) == 20
+    allow(src, src_arn, ["sqs:SendMessage"])
+    handle = other.start_message_move_task(SourceArn=dlq_arn, MaxNumberOfMessagesPerSecond=1)["TaskHandle"]
+    # Cancelling takes its own permission on the dead-letter queue.
+    denied(lambda: other.cancel_message_move_task(TaskHandle=handle))
+    moved = owner.cancel_message_move_task(TaskHandle=handle)["ApproximateNumberOfMessagesMoved"]
+    assert moved < 20
+    task = wait_task(owner, dlq_arn, "CANCELLED")
+    assert task["Status"] == "CANCELLED"
+    assert sqs_count(owner, dlq) + sqs_count(owner, src) == 20
+
+
+def sqs_count(client, url):
+    return int(client.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])[
+        "Attributes"]["ApproximateNumberOfMessages"])
+
+
 # ---- awsQuery, as older SDKs speak it ------------------------------------------------------
 
 def query(lakebox, params, path="/"):

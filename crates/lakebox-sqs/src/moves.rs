@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::*;
 use crate::queues::Queue;
-use crate::{Sqs, errors, ops};
+use crate::{Sqs, access, errors, ops};
 
 const TABLE: &str = "move_tasks";
 /// How long finished tasks stay listed.
@@ -116,18 +116,37 @@ fn not_found(what: &str) -> ServiceError {
     )
 }
 
+/// What a task does to its source (the dead-letter queue): the permissions SQS requires of
+/// the caller there to start or cancel one, beside the operation's own.
+const DRAIN: [&str; 3] = [
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+];
+
+fn authorize_all(ctx: &RequestContext, q: &Queue, own: &str) -> Result<(), ServiceError> {
+    for action in std::iter::once(own).chain(DRAIN) {
+        access::authorize(ctx, q, action)?;
+    }
+    Ok(())
+}
+
 pub async fn start_message_move_task(
     sqs: &Sqs,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     input: StartMessageMoveTaskRequest,
 ) -> Result<StartMessageMoveTaskResult, ServiceError> {
     let source = sqs
         .queue_by_arn(&input.source_arn)
         .ok_or_else(|| not_found("SourceArn"))?;
-    if let Some(dest) = &input.destination_arn {
-        sqs.queue_by_arn(dest)
-            .ok_or_else(|| not_found("DestinationArn"))?;
-    }
+    let destination = match &input.destination_arn {
+        Some(dest) => Some(
+            sqs.queue_by_arn(dest)
+                .ok_or_else(|| not_found("DestinationArn"))?,
+        ),
+        None => None,
+    };
+    authorize_all(ctx, &source, "sqs:StartMessageMoveTask")?;
     if let Some(rate) = input.max_number_of_messages_per_second
         && !(1..=500).contains(&rate)
     {
@@ -139,10 +158,20 @@ pub async fn start_message_move_task(
     }
     // Only a dead-letter queue (one that some queue's redrive policy names) can be drained.
     let arn = source.key.arn();
-    if sqs.dead_letter_sources(&arn).is_empty() {
+    let origins = sqs.dead_letter_sources(&arn);
+    if origins.is_empty() {
         return Err(errors::invalid_parameter(
             "Source queue must be configured as a Dead Letter Queue.",
         ));
+    }
+    // The messages are sent to the destination, or back to the queues they came from.
+    match &destination {
+        Some(d) => access::authorize(ctx, d, "sqs:SendMessage")?,
+        None => {
+            for origin in origins.iter().filter_map(|k| sqs.queue_by_arn(&k.arn())) {
+                access::authorize(ctx, &origin, "sqs:SendMessage")?;
+            }
+        }
     }
     let now = sqs.now();
     let task = {
@@ -191,7 +220,7 @@ pub async fn start_message_move_task(
 
 pub fn list_message_move_tasks(
     sqs: &Sqs,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     input: ListMessageMoveTasksRequest,
 ) -> Result<ListMessageMoveTasksResult, ServiceError> {
     let max = input.max_results.unwrap_or(1);
@@ -202,8 +231,10 @@ pub fn list_message_move_tasks(
             "Must be between 1 and 10.",
         ));
     }
-    sqs.queue_by_arn(&input.source_arn)
+    let source = sqs
+        .queue_by_arn(&input.source_arn)
         .ok_or_else(|| not_found("SourceArn"))?;
+    access::authorize(ctx, &source, "sqs:ListMessageMoveTasks")?;
     let mut found: Vec<MoveTask> = sqs
         .moves
         .tasks
@@ -222,13 +253,17 @@ pub fn list_message_move_tasks(
 
 pub async fn cancel_message_move_task(
     sqs: &Sqs,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     input: CancelMessageMoveTaskRequest,
 ) -> Result<CancelMessageMoveTaskResult, ServiceError> {
     let task = sqs
         .moves
         .find(&input.task_handle)
         .ok_or_else(|| ServiceError::client("ResourceNotFoundException", "Task does not exist."))?;
+    let source_arn = task.lock().unwrap().source_arn.clone();
+    if let Some(source) = sqs.queue_by_arn(&source_arn) {
+        authorize_all(ctx, &source, "sqs:CancelMessageMoveTask")?;
+    }
     let snapshot = {
         let mut t = task.lock().unwrap();
         if t.status != "RUNNING" {
