@@ -230,7 +230,7 @@ impl DynamoDb {
                             bytes += storage::stored_size(&v)?;
                             items.push(match projection {
                                 Some(p) => ListedItem::Built(expr::project(&storage::decode_item(&v)?, p)),
-                                None => ListedItem::Stored(storage::item_json(&v).into()),
+                                None => storage::listed(storage::item_json(&v))?,
                             });
                         }
                     }

@@ -200,7 +200,7 @@ impl DynamoDb {
                             (Shape::Projected(paths), Some(i)) => {
                                 page.items.push(ListedItem::Built(expr::project(i, paths)))
                             }
-                            _ => page.items.push(ListedItem::Stored(stored.into())),
+                            _ => page.items.push(storage::listed(stored)?),
                         }
                     }
                     Ok(true)

@@ -17,7 +17,7 @@ use lakebox_store::kv::WriteBatch;
 use lakebox_store::{Result, StoreError};
 
 use crate::tables::TableRecord;
-use crate::value::{Item, item_size};
+use crate::value::{Item, ListedItem, item_size};
 
 pub const TABLES: &str = "tables";
 const STATS: &str = "stats";
@@ -83,7 +83,7 @@ pub fn backfill_ttl(batch: &mut WriteBatch<'_>, table: &TableRecord) -> Result<(
 ///
 /// The size up front lets a Query or Scan count its 1 MB page and its capacity, and a write
 /// its table's byte count, without decoding the item; the JSON as it is is what a Query
-/// answers ([`crate::value::ListedItem::Stored`]).
+/// answers ([`ListedItem::Stored`]).
 const SIZED: u8 = 0x01;
 const HEADER: usize = 5;
 
@@ -106,6 +106,11 @@ pub fn item_json(bytes: &[u8]) -> &[u8] {
 
 pub fn decode_item(bytes: &[u8]) -> Result<Item> {
     serde_json::from_slice(item_json(bytes)).map_err(|e| StoreError::Corrupt(format!("stored item: {e}")))
+}
+
+/// A stored item's JSON (from [`item_json`]) as a Query or Scan answers it.
+pub fn listed(json: &[u8]) -> Result<ListedItem> {
+    ListedItem::stored(json).map_err(|e| StoreError::Corrupt(format!("stored item: {e}")))
 }
 
 /// The size DynamoDB counts for a stored item, read from its header (decoded from an item
@@ -264,7 +269,7 @@ pub fn drop_index_data(batch: &mut WriteBatch<'_>, table: &TableRecord, index: &
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::value::{AttributeValue, ListedItem};
+    use crate::value::AttributeValue;
 
     fn item() -> Item {
         Item::from([
@@ -292,7 +297,7 @@ mod tests {
     #[test]
     fn a_listed_item_answers_its_stored_json_unchanged() {
         let stored = encode_item(&item());
-        let listed = ListedItem::Stored(item_json(&stored).into());
+        let listed = listed(item_json(&stored)).unwrap();
         assert_eq!(serde_json::to_vec(&listed).unwrap(), item_json(&stored));
         assert_eq!(listed.into_item().unwrap(), item());
     }

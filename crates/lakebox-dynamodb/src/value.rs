@@ -13,6 +13,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::de::{self, MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
 
 use crate::number::Number;
 
@@ -317,21 +318,37 @@ impl<'de> Deserialize<'de> for AttributeValue {
     }
 }
 
-/// An item a Query, Scan or PartiQL SELECT answers: the stored JSON as it was read (what they
-/// answer when nothing is projected: no decoded copy is made and encoded again), or an item
-/// built here (a projection).
-#[derive(Debug, Clone, PartialEq)]
+/// An item a Query, Scan, BatchGetItem or PartiQL SELECT answers: the stored JSON as it was
+/// read, copied into the answer unchanged (what they answer when nothing is projected: no
+/// decoded copy is made and encoded again), or an item built here (a projection).
+#[derive(Debug, Clone)]
 pub enum ListedItem {
-    /// The item's JSON as stored, already canonical.
-    Stored(Box<[u8]>),
+    /// The item's JSON as stored, already canonical. DynamoDB speaks JSON only, so nothing
+    /// serializes it in another format.
+    Stored(Box<RawValue>),
     Built(Item),
 }
 
 impl ListedItem {
+    /// A stored item's JSON (checked to be JSON: one scan, no allocation per attribute).
+    pub fn stored(json: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice::<Box<RawValue>>(json).map(ListedItem::Stored)
+    }
+
     pub fn into_item(self) -> Result<Item, serde_json::Error> {
         match self {
-            ListedItem::Stored(json) => serde_json::from_slice(&json),
+            ListedItem::Stored(json) => serde_json::from_str(json.get()),
             ListedItem::Built(item) => Ok(item),
+        }
+    }
+}
+
+impl PartialEq for ListedItem {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (ListedItem::Stored(a), ListedItem::Stored(b)) => a.get() == b.get(),
+            (ListedItem::Built(a), ListedItem::Built(b)) => a == b,
+            _ => false,
         }
     }
 }
@@ -339,11 +356,7 @@ impl ListedItem {
 impl Serialize for ListedItem {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
-            // Streamed from its text into the response: strings are borrowed, nothing is
-            // allocated per attribute.
-            ListedItem::Stored(json) => {
-                serde_transcode::transcode(&mut serde_json::Deserializer::from_slice(json), s)
-            }
+            ListedItem::Stored(json) => json.serialize(s),
             ListedItem::Built(item) => item.serialize(s),
         }
     }
