@@ -81,9 +81,8 @@ pub fn backfill_ttl(batch: &mut WriteBatch<'_>, table: &TableRecord) -> Result<(
 /// little-endian), then its JSON. Items written before the header existed are bare JSON
 /// (`{`), and are still read.
 ///
-/// The size up front lets a Query or Scan count its 1 MB page and its capacity, and a write
-/// its table's byte count, without decoding the item; the JSON as it is is what a Query
-/// answers ([`ListedItem::Stored`]).
+/// The size up front lets a Query or Scan count its 1 MB page and its capacity without
+/// decoding the item; the JSON as it is is what it answers ([`ListedItem::Stored`]).
 const SIZED: u8 = 0x01;
 const HEADER: usize = 5;
 
