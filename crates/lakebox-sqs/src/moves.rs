@@ -168,7 +168,7 @@ pub async fn start_message_move_task(
     match &destination {
         Some(d) => access::authorize(ctx, d, "sqs:SendMessage")?,
         None => {
-            for origin in origins.iter().filter_map(|k| sqs.queue_by_arn(&k.arn())) {
+            for origin in origins.iter().filter_map(|k| sqs.live(k)) {
                 access::authorize(ctx, &origin, "sqs:SendMessage")?;
             }
         }

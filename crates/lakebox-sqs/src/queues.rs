@@ -275,7 +275,12 @@ impl Sqs {
             region: a.region,
             name: a.resource,
         };
-        self.queues.read().unwrap().get(&key).cloned()
+        self.live(&key)
+    }
+
+    /// The live queue `key` names (no access check).
+    pub(crate) fn live(&self, key: &QueueKey) -> Option<Arc<Queue>> {
+        self.queues.read().unwrap().get(key).cloned()
     }
 }
 
