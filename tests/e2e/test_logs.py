@@ -542,6 +542,47 @@ def test_logs_insights_over_many_chunks_agrees_with_a_plain_computation(logs):
     assert [r.get("seq") for r in rows[2:]] == [str(m["seq"]) for _, _, _, m in order[:9_998]]
 
 
+def test_filter_log_events_over_many_chunks_pages_in_order(logs):
+    """50,000 events in two streams: FilterLogEvents matches them in chunks on every core, a
+    stream's chunks no longer read once it has a page's worth; every page, followed by its
+    token, must be what one pass over the events in (timestamp, arrival) order gives."""
+    make(logs, "/filter/many", "a", "b")
+    base = now_ms() - 3_600_000
+    events = {"a": [], "b": []}
+    for i in range(50_000):
+        stream = "a" if i % 3 else "b"
+        # Pairs of events share a timestamp: pages must break ties by arrival.
+        t = base + (i // 2) * 10 + (0 if stream == "a" else 5)
+        events[stream].append((t, {"seq": i, "v": (i * 37) % 1000, "pad": "x" * 40}))
+    for stream, evs in events.items():
+        for at in range(0, len(evs), 1000):
+            logs.put_log_events(logGroupName="/filter/many", logStreamName=stream,
+                                logEvents=[{"timestamp": t, "message": json.dumps(m)} for t, m in evs[at:at + 1000]])
+    timed = sorted((t, i, m["seq"], m) for evs in events.values() for i, (t, m) in enumerate(evs))
+    order = [m for _, _, _, m in timed]
+
+    def pages(pattern, size):
+        got = []
+        for page in logs.get_paginator("filter_log_events").paginate(
+                logGroupName="/filter/many", filterPattern=pattern, PaginationConfig={"PageSize": size}):
+            assert len(page["events"]) <= size
+            got.append([json.loads(e["message"])["seq"] for e in page["events"]])
+        return got
+
+    wanted = [m["seq"] for m in order if m["v"] > 990]
+    got = pages("{ $.v > 990 }", 100)
+    assert [s for p in got for s in p] == wanted and len(got) == -(-len(wanted) // 100)
+    # Every event: the first page is the oldest 10,000 of both streams, the rest follow.
+    got = pages("", 10_000)
+    assert [len(p) for p in got] == [10_000] * 5
+    assert [s for p in got for s in p] == [m["seq"] for m in order]
+    # The newest events only, by a time range inside the last chunk.
+    since = timed[-1][0] - 20
+    page = logs.filter_log_events(logGroupName="/filter/many", filterPattern='"seq"', startTime=since)
+    newest = [m["seq"] for t, _, _, m in timed if t >= since]
+    assert [json.loads(e["message"])["seq"] for e in page["events"]] == newest and 3 <= len(newest) < 10
+
+
 def test_logs_insights_queries(logs):
     make(logs, "/insights/api", "web-1", "web-2")
     base = (now_ms() // 300_000) * 300_000 - 600_000  # two five-minute bins ago

@@ -11,6 +11,7 @@ use crate::api::*;
 use crate::errors::*;
 use crate::groups::{existing, identified};
 use crate::pattern::Pattern;
+use crate::scan;
 use crate::store::{DAY, Event, Group, Position, Store, Stream};
 use std::ops::Bound;
 
@@ -192,55 +193,6 @@ pub fn get(
     })
 }
 
-/// Events are matched this many at a time, split across the machine's cores.
-const MATCH_CHUNK: usize = 16 * 1024;
-
-/// The first `max` events (in order) that `pattern` matches. A search over millions of events
-/// is bound by matching, not walking: each chunk is matched on every core at once.
-fn matching<'a>(
-    pattern: &Pattern,
-    mut events: impl Iterator<Item = &'a Event>,
-    max: usize,
-) -> Vec<&'a Event> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut out = Vec::new();
-    loop {
-        let chunk: Vec<&Event> = events.by_ref().take(MATCH_CHUNK).collect();
-        if chunk.is_empty() {
-            return out;
-        }
-        let hits: Vec<bool> = if cores > 1 && chunk.len() > 1024 {
-            let part = chunk.len().div_ceil(cores);
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = chunk
-                    .chunks(part)
-                    .map(|c| {
-                        let h = scope.spawn(move || {
-                            c.iter().map(|e| pattern.matches(e.message())).collect::<Vec<_>>()
-                        });
-                        (c.len(), h)
-                    })
-                    .collect();
-                // A part whose thread failed matched nothing (and keeps its place).
-                handles
-                    .into_iter()
-                    .flat_map(|(len, h)| h.join().unwrap_or_else(|_| vec![false; len]))
-                    .collect()
-            })
-        } else {
-            chunk.iter().map(|e| pattern.matches(e.message())).collect()
-        };
-        for (e, hit) in chunk.into_iter().zip(hits) {
-            if hit {
-                out.push(e);
-                if out.len() >= max {
-                    return out;
-                }
-            }
-        }
-    }
-}
-
 /// Where a FilterLogEvents page ends: the last event's `(timestamp, id)`.
 fn filter_token(pos: Position) -> String {
     URL_SAFE_NO_PAD.encode(format!("{}:{}", pos.0, pos.1))
@@ -290,31 +242,55 @@ pub fn filter(
         Some(names) => names.iter().filter_map(|n| group.stream(n)).collect(),
         None => group.streams_with_prefix(input.log_stream_name_prefix.as_deref()),
     };
+    let from = match after {
+        Some(pos) if pos >= (from, 0) => Bound::Excluded(pos),
+        _ => Bound::Included((from, 0)),
+    };
+    let sources: Vec<scan::Source> = streams
+        .into_iter()
+        .map(|stream| scan::Source { stream, from, until })
+        .collect();
     // Each stream is sorted: its first `limit + 1` matches after the token are all that can
-    // reach this page; the page is the first `limit` of their merge.
-    let mut found: Vec<(Position, FilteredLogEvent)> = Vec::new();
-    for s in &streams {
-        let data = s.data.read().unwrap();
-        let start = match after {
-            Some(pos) if pos >= (from, 0) => Bound::Excluded(pos),
-            _ => Bound::Included((from, 0)),
-        };
-        let events = data
-            .range(start, Bound::Unbounded)
-            .take_while(|e| e.timestamp <= until);
-        for e in matching(&pattern, events, limit + 1) {
-            found.push((
-                e.key(),
-                FilteredLogEvent {
-                    log_stream_name: Some(s.name.clone()),
-                    timestamp: Some(e.timestamp),
-                    message: Some(e.message().to_owned()),
-                    ingestion_time: Some(e.ingestion),
-                    event_id: Some(e.event_id()),
-                },
-            ));
-        }
-    }
+    // reach this page; the page is the first `limit` of their merge. A stream's chunks are
+    // matched on every core at once, and no more of them read once it has enough.
+    let mut per_stream: Vec<Vec<(Position, FilteredLogEvent)>> = sources.iter().map(|_| Vec::new()).collect();
+    scan::chunks(
+        &sources,
+        |chunk| {
+            let stream = &sources[chunk.source].stream;
+            let mut hits = Vec::new();
+            let mut leaves = Vec::new();
+            for e in chunk.events(false, true) {
+                if hits.len() > limit {
+                    break;
+                }
+                if pattern.matches_with(e.message(), &mut leaves) {
+                    hits.push((
+                        e.key(),
+                        FilteredLogEvent {
+                            log_stream_name: Some(stream.name.clone()),
+                            timestamp: Some(e.timestamp),
+                            message: Some(e.message().to_owned()),
+                            ingestion_time: Some(e.ingestion),
+                            event_id: Some(e.event_id()),
+                        },
+                    ));
+                }
+            }
+            Ok(hits)
+        },
+        |source, hits| {
+            let found = &mut per_stream[source];
+            let room = (limit + 1).saturating_sub(found.len());
+            found.extend(hits.into_iter().take(room));
+            Ok(if found.len() > limit {
+                scan::Flow::EndSource(source)
+            } else {
+                scan::Flow::Go
+            })
+        },
+    )?;
+    let mut found: Vec<(Position, FilteredLogEvent)> = per_stream.into_iter().flatten().collect();
     found.sort_by_key(|(k, _)| *k);
     let mut bytes = 0;
     let mut page = Vec::new();

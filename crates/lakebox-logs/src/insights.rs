@@ -24,6 +24,7 @@ use crate::api::*;
 use crate::errors::*;
 use crate::groups::{existing, group_name_of};
 use crate::pattern::format_number;
+use crate::scan;
 use crate::store::{Event, Group, Store};
 
 /// Rows a query returns at most (its `limit` may ask for fewer).
@@ -1389,12 +1390,6 @@ struct Outcome {
     bytes: f64,
 }
 
-/// How many events ahead a scan asks for the messages it will read.
-const PREFETCH_AHEAD: usize = 8;
-
-/// Events are read out of a stream this many at a time, a chunk per core at once.
-const READ_CHUNK: usize = 16 * 1024;
-
 /// `stats`' groups while records stream in.
 struct Grouper<'a> {
     aggs: &'a [(Ex, String)],
@@ -1647,14 +1642,6 @@ impl<'a> Partial<'a> {
     }
 }
 
-/// The chunks' results put together in chunk order.
-struct Merged<'a> {
-    next: usize,
-    pending: BTreeMap<usize, Partial<'a>>,
-    total: Partial<'a>,
-    error: Option<ServiceError>,
-}
-
 fn run(
     commands: &[Command],
     groups: &[Arc<Group>],
@@ -1683,13 +1670,18 @@ fn run(
     // every core, and the chunks' results put together in order (so ties among equal
     // timestamps resolve as a single pass would).
     let mut sources = Vec::new();
+    let mut about = Vec::new();
     for group in groups {
         let lo = from.max(group.retained_from(now));
         let uid = group.config.lock().unwrap().uid.clone();
         let streams: Vec<_> = group.streams.read().unwrap().values().cloned().collect();
         for stream in streams {
-            let ptr_prefix = format!("{uid}/{}", stream.name);
-            sources.push((group.clone(), stream, ptr_prefix, lo));
+            about.push((group.clone(), format!("{uid}/{}", stream.name)));
+            sources.push(scan::Source {
+                stream,
+                from: std::ops::Bound::Included((lo, 0)),
+                until,
+            });
         }
     }
     let stats = grouper.as_ref().map(|g| (g.aggs, g.by));
@@ -1701,156 +1693,77 @@ fn run(
     let newest = matches!(retained, Some((None, _)));
     let keep = retained.map_or(usize::MAX, |(_, k)| k);
     let touches_text = !required.is_empty() || reads.all || reads.early.message || !reads.json.is_empty();
-    let cursor = Mutex::new((0usize, None::<(i64, u64)>, 0usize));
-    let merged = Mutex::new(Merged {
-        next: 0,
-        pending: BTreeMap::new(),
-        total: Partial::new(grouper.take()),
-        error: None,
-    });
-    let failed = AtomicBool::new(false);
-    let work = || -> Result<(), ServiceError> {
+    let mut total = Partial::new(grouper.take());
+    let work = |chunk: &scan::Chunk<'_>| -> Result<_, ServiceError> {
+        if cancelled.load(AtomicOrdering::Relaxed) {
+            return Err(ServiceError::client("Cancelled", "The query was stopped."));
+        }
+        let source = chunk.source;
+        let stream = &sources[source].stream;
+        let (group, ptr_prefix) = &about[source];
         let mut r = Record::default();
-        loop {
-            if cancelled.load(AtomicOrdering::Relaxed) {
-                return Err(ServiceError::client("Cancelled", "The query was stopped."));
+        // Newest first when only the newest can be shown: once a part holds as many as
+        // can be shown, older events are counted but not built. Messages are fetched ahead
+        // only when the query reads them.
+        let mut part = Partial::new(stats.map(|(aggs, by)| Grouper::new(aggs, by)));
+        let mut leaves = Leaves::new();
+        let mut floor: Option<Pos> = None;
+        'events: for e in chunk.events(newest, touches_text) {
+            part.scanned += 1.0;
+            part.bytes += e.message_len() as f64;
+            let pos = (e.timestamp, source, e.id);
+            let beyond = floor.is_some_and(|f| after(pos, f));
+            if beyond && !filters {
+                part.matched += 1.0;
+                continue;
             }
-            if failed.load(AtomicOrdering::Relaxed) {
-                return Ok(());
-            }
-            // The next chunk's bounds; its events are then read in place, under the stream's
-            // read lock (writers to that stream wait for one chunk at most).
-            let (no, source, first, last) = {
-                let mut c = cursor.lock().unwrap();
-                loop {
-                    let Some((_, stream, _, lo)) = sources.get(c.0) else {
-                        return Ok(());
-                    };
-                    let first = match c.1 {
-                        Some(k) => std::ops::Bound::Excluded(k),
-                        None => std::ops::Bound::Included((*lo, 0)),
-                    };
-                    let last = stream
-                        .data
-                        .read()
-                        .unwrap()
-                        .range(first, std::ops::Bound::Unbounded)
-                        .take_while(|e| e.timestamp <= until)
-                        .take(READ_CHUNK)
-                        .last()
-                        .map(Event::key);
-                    match last {
-                        Some(last) => {
-                            c.1 = Some(last);
-                            c.2 += 1;
-                            break (c.2 - 1, c.0, first, last);
-                        }
-                        None => {
-                            c.0 += 1;
-                            c.1 = None;
-                        }
-                    }
-                }
-            };
-            let (group, stream, ptr_prefix, _) = &sources[source];
-            let data = stream.data.read().unwrap();
-            // Newest first when only the newest can be shown: once a part holds as many as
-            // can be shown, older events are counted but not built.
-            let range = || -> Box<dyn Iterator<Item = &Event>> {
-                let r = data.range(first, std::ops::Bound::Included(last));
-                if newest { Box::new(r.rev()) } else { Box::new(r) }
-            };
-            let chunk = range();
-            // Messages the query reads are fetched a few events ahead.
-            let mut ahead = touches_text.then(range);
-            if let Some(a) = ahead.as_mut() {
-                a.by_ref().take(PREFETCH_AHEAD).for_each(Event::prefetch);
-            }
-            let mut part = Partial::new(stats.map(|(aggs, by)| Grouper::new(aggs, by)));
-            let mut leaves = Leaves::new();
-            let mut floor: Option<Pos> = None;
-            'events: for e in chunk {
-                if let Some(next) = ahead.as_mut().and_then(Iterator::next) {
-                    next.prefetch();
-                }
-                part.scanned += 1.0;
-                part.bytes += e.message_len() as f64;
-                let pos = (e.timestamp, source, e.id);
-                let beyond = floor.is_some_and(|f| after(pos, f));
-                if beyond && !filters {
-                    part.matched += 1.0;
+            if !required.is_empty() {
+                let msg = e.message();
+                if !msg.contains('\\') && !required.iter().all(|t| msg.contains(t.as_str())) {
                     continue;
                 }
-                if !required.is_empty() {
-                    let msg = e.message();
-                    if !msg.contains('\\') && !required.iter().all(|t| msg.contains(t.as_str())) {
-                        continue;
-                    }
+            }
+            reads.fill(&mut r, group, &stream.name, ptr_prefix, e, &mut leaves);
+            for (i, c) in streaming.iter().enumerate() {
+                if !apply(c, &mut r)? {
+                    continue 'events;
                 }
-                reads.fill(&mut r, group, &stream.name, ptr_prefix, e, &mut leaves);
-                for (i, c) in streaming.iter().enumerate() {
-                    if !apply(c, &mut r)? {
-                        continue 'events;
-                    }
-                    if i == 0 {
-                        reads.fill_rest(&mut r, e, &mut leaves);
-                    }
-                }
-                part.matched += 1.0;
-                match &mut part.grouper {
-                    Some(g) => g.add(&r)?,
-                    None if beyond => {}
-                    None => {
-                        let mut kept = r.clone();
-                        reads.complete(&mut kept, group, &stream.name, ptr_prefix, e);
-                        part.records.push((pos, kept));
-                        let held = part.records.len();
-                        if newest && held >= keep && (floor.is_none() || held >= 2 * keep.max(1)) {
-                            prune(&mut part.records, None, keep)?;
-                            floor = part.records.last().map(|(p, _)| *p);
-                        }
-                    }
+                if i == 0 {
+                    reads.fill_rest(&mut r, e, &mut leaves);
                 }
             }
-            drop(ahead);
-            drop(data);
-            if let Some((keys, keep)) = retained
-                && part.records.len() > keep
-            {
-                prune(&mut part.records, keys, keep)?;
-            }
-            let mut m = merged.lock().unwrap();
-            m.pending.insert(no, part);
-            loop {
-                let next = m.next;
-                let Some(p) = m.pending.remove(&next) else { break };
-                m.total.absorb(p);
-                m.next += 1;
-                if let Some((keys, keep)) = retained
-                    && m.total.records.len() > 2 * keep
-                {
-                    prune(&mut m.total.records, keys, keep)?;
+            part.matched += 1.0;
+            match &mut part.grouper {
+                Some(g) => g.add(&r)?,
+                None if beyond => {}
+                None => {
+                    let mut kept = r.clone();
+                    reads.complete(&mut kept, group, &stream.name, ptr_prefix, e);
+                    part.records.push((pos, kept));
+                    let held = part.records.len();
+                    if newest && held >= keep && (floor.is_none() || held >= 2 * keep.max(1)) {
+                        prune(&mut part.records, None, keep)?;
+                        floor = part.records.last().map(|(p, _)| *p);
+                    }
                 }
             }
         }
+        if let Some((keys, keep)) = retained
+            && part.records.len() > keep
+        {
+            prune(&mut part.records, keys, keep)?;
+        }
+        Ok(part)
     };
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..cores).map(|_| scope.spawn(work)).collect();
-        for h in handles {
-            let outcome = h
-                .join()
-                .unwrap_or_else(|_| Err(ServiceError::internal("a query worker failed")));
-            if let Err(e) = outcome {
-                failed.store(true, AtomicOrdering::Relaxed);
-                merged.lock().unwrap().error.get_or_insert(e);
-            }
+    scan::chunks(&sources, work, |_, part| {
+        total.absorb(part);
+        if let Some((keys, keep)) = retained
+            && total.records.len() > 2 * keep
+        {
+            prune(&mut total.records, keys, keep)?;
         }
-    });
-    let Merged { total, error, .. } = merged.into_inner().unwrap();
-    if let Some(e) = error {
-        return Err(e);
-    }
+        Ok(scan::Flow::Go)
+    })?;
     let Partial {
         grouper: finished_grouper,
         records: mut kept,

@@ -626,6 +626,28 @@ mod tests {
     }
 
     #[test]
+    fn strings_are_checked_alike_wherever_their_special_bytes_fall() {
+        // Runs are read sixteen bytes a step: quotes, escapes, control characters and
+        // multi-byte characters at every offset around those steps, and near the end.
+        for special in ["\\\"", "\\n", "\t", "\u{1f}", "\u{7f}", "é", "✓", "\\u00e9"] {
+            for at in 0..40 {
+                for tail in ["", r#","b":[1,{"c":"x"}]"#] {
+                    let doc = format!(
+                        r#"{{"a":"{}{special}{}"{tail}}}"#,
+                        "x".repeat(at),
+                        "y".repeat(at % 7)
+                    );
+                    let mut reference = flattened(&doc);
+                    if let Some(r) = reference.as_mut() {
+                        r.dedup_by(|a, b| a.0 == b.0);
+                    }
+                    assert_eq!(scanned(&doc, &Want::All), reference, "{doc:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn named_paths_read_only_those_leaves_and_still_check_the_rest() {
         let names = Names::new(["user", "a.d.1.e", "a.b"]);
         let want = Want::Named(&names);

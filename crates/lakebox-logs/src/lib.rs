@@ -25,6 +25,7 @@ mod insights;
 mod jsonscan;
 mod livetail;
 mod pattern;
+mod scan;
 mod store;
 
 use std::path::Path;

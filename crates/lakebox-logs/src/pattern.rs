@@ -12,6 +12,8 @@
 //! A pattern also yields the values metric filters publish: `$.latency` (JSON) or `$bytes`
 //! (a named space-delimited field).
 
+use std::borrow::Cow;
+
 use regex::Regex;
 use serde_json::Value as Json;
 
@@ -148,14 +150,22 @@ impl Pattern {
 
     /// Whether `message` matches.
     pub fn matches(&self, message: &str) -> bool {
+        self.matches_with(message, &mut Vec::new())
+    }
+
+    /// Whether `message` matches, with a buffer for the JSON leaves a comparison reads (a
+    /// search reuses one over millions of messages rather than allocating one each).
+    pub fn matches_with<'p, 'm>(&'p self, message: &'m str, leaves: &mut Leaves<'p, 'm>) -> bool {
         if let Pattern::Json(expr, required, Some(names)) = self {
             // Only the compared fields are read (the message still checked as JSON whole).
-            if !message.contains('\\') && required.iter().any(|t| !message.contains(t.as_str())) {
+            if !required.is_empty()
+                && !message.contains('\\')
+                && required.iter().any(|t| !message.contains(t.as_str()))
+            {
                 return false;
             }
-            let mut leaves = Vec::new();
             if !message.trim_start().starts_with('{')
-                || !crate::jsonscan::leaves(message, &crate::jsonscan::Want::Named(names), &mut leaves)
+                || !crate::jsonscan::leaves(message, &crate::jsonscan::Want::Named(names), leaves)
             {
                 return false;
             }
@@ -189,7 +199,10 @@ impl Pattern {
                 // Without a backslash a message's JSON strings are their own text, so a value
                 // the pattern requires must appear as it is: most events are passed over
                 // without being parsed.
-                if !message.contains('\\') && required.iter().any(|t| !message.contains(t.as_str())) {
+                if !required.is_empty()
+                    && !message.contains('\\')
+                    && required.iter().any(|t| !message.contains(t.as_str()))
+                {
                     return None;
                 }
                 let doc: Json = serde_json::from_str(message).ok()?;
@@ -214,6 +227,10 @@ impl Pattern {
         }
     }
 }
+
+/// The JSON leaves of a message a pattern compares: names borrowed from the pattern, values
+/// from the message.
+pub type Leaves<'p, 'm> = Vec<(crate::jsonscan::Name<'p>, crate::jsonscan::Leaf<'m>)>;
 
 /// A matched message's fields.
 pub enum Fields<'a> {
@@ -354,10 +371,12 @@ fn eval<F>(expr: &Expr<F>, lookup: &dyn Fn(&F) -> Option<Field>) -> bool {
 }
 
 fn compare(field: &Field, op: Op, lit: &Literal) -> bool {
-    let text = match field {
-        Field::Text(s) => Some(s.clone()),
-        Field::Number(n) => Some(format_number(*n)),
-        Field::Bool(b) => Some(b.to_string()),
+    // The field as text, for text and regex literals only: a numeric comparison over
+    // millions of events formats no numbers.
+    let text = || match field {
+        Field::Text(s) => Some(Cow::Borrowed(s.as_str())),
+        Field::Number(n) => Some(Cow::Owned(format_number(*n))),
+        Field::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
         Field::Null | Field::Other => None,
     };
     match lit {
@@ -380,7 +399,7 @@ fn compare(field: &Field, op: Op, lit: &Literal) -> bool {
             }
         }
         Literal::Text(want) => {
-            let Some(text) = text else { return false };
+            let Some(text) = text() else { return false };
             match op {
                 Op::Eq => wildcard(want, &text),
                 Op::Ne => !wildcard(want, &text),
@@ -388,7 +407,7 @@ fn compare(field: &Field, op: Op, lit: &Literal) -> bool {
             }
         }
         Literal::Regex(re) => {
-            let Some(text) = text else { return false };
+            let Some(text) = text() else { return false };
             match op {
                 Op::Eq => re.is_match(&text),
                 Op::Ne => !re.is_match(&text),

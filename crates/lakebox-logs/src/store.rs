@@ -532,7 +532,7 @@ impl Store {
 }
 
 /// Inserts a record's events into a stream, keeping it sorted.
-fn insert(stream: &Stream, offset: u64, ingestion: i64, events: &[(i64, &str)]) {
+pub(crate) fn insert(stream: &Stream, offset: u64, ingestion: i64, events: &[(i64, &str)]) {
     // The batch's messages, end to end, built before the lock is taken.
     let mut text = String::with_capacity(events.iter().map(|(_, m)| m.len()).sum());
     let mut ranges = Vec::with_capacity(events.len());
