@@ -475,22 +475,29 @@ def insights(logs, query, group, start, end, **kw):
     return [{f["field"]: f["value"] for f in row} for row in r["results"]], r["statistics"], qid
 
 
-def test_logs_insights_over_many_chunks_agrees_with_a_plain_computation(logs):
-    """40,000 events: Insights reads them in chunks on every core and puts the chunks'
-    results together; every aggregate, the newest rows and the sorted rows must equal what a
-    single pass computes (here in Python)."""
-    make(logs, "/insights/many", "a", "b")
+def two_streams_of_many(logs, group, n):
+    """A group whose streams `a` and `b` hold `n` JSON events between them (two in three in
+    `a`), stamped from an hour ago: (the first timestamp, each stream's (timestamp, message)
+    list in order). Pairs of events share a timestamp, so ties must break by arrival."""
+    make(logs, group, "a", "b")
     base = now_ms() - 3_600_000
     events = {"a": [], "b": []}
-    for i in range(40_000):
+    for i in range(n):
         stream = "a" if i % 3 else "b"
-        # Pairs of events share a timestamp: earliest/latest must break ties by arrival.
         t = base + (i // 2) * 10 + (0 if stream == "a" else 5)
         events[stream].append((t, {"seq": i, "k": f"k{i % 7}", "v": (i * 37) % 1000, "pad": "x" * 40}))
     for stream, evs in events.items():
         for at in range(0, len(evs), 1000):
-            logs.put_log_events(logGroupName="/insights/many", logStreamName=stream,
+            logs.put_log_events(logGroupName=group, logStreamName=stream,
                                 logEvents=[{"timestamp": t, "message": json.dumps(m)} for t, m in evs[at:at + 1000]])
+    return base, events
+
+
+def test_logs_insights_over_many_chunks_agrees_with_a_plain_computation(logs):
+    """40,000 events: Insights reads them in chunks on every core and puts the chunks'
+    results together; every aggregate, the newest rows and the sorted rows must equal what a
+    single pass computes (here in Python)."""
+    base, events = two_streams_of_many(logs, "/insights/many", 40_000)
     # An escaped spelling of k3 (still k3 once parsed) and a message that is not JSON.
     logs.put_log_events(logGroupName="/insights/many", logStreamName="b", logEvents=[
         {"timestamp": base + 500_000, "message": '{"seq": 90000, "k": "k\\u0033", "v": 1}'},
@@ -546,18 +553,7 @@ def test_filter_log_events_over_many_chunks_pages_in_order(logs):
     """50,000 events in two streams: FilterLogEvents matches them in chunks on every core, a
     stream's chunks no longer read once it has a page's worth; every page, followed by its
     token, must be what one pass over the events in (timestamp, arrival) order gives."""
-    make(logs, "/filter/many", "a", "b")
-    base = now_ms() - 3_600_000
-    events = {"a": [], "b": []}
-    for i in range(50_000):
-        stream = "a" if i % 3 else "b"
-        # Pairs of events share a timestamp: pages must break ties by arrival.
-        t = base + (i // 2) * 10 + (0 if stream == "a" else 5)
-        events[stream].append((t, {"seq": i, "v": (i * 37) % 1000, "pad": "x" * 40}))
-    for stream, evs in events.items():
-        for at in range(0, len(evs), 1000):
-            logs.put_log_events(logGroupName="/filter/many", logStreamName=stream,
-                                logEvents=[{"timestamp": t, "message": json.dumps(m)} for t, m in evs[at:at + 1000]])
+    _, events = two_streams_of_many(logs, "/filter/many", 50_000)
     timed = sorted((t, i, m["seq"], m) for evs in events.values() for i, (t, m) in enumerate(evs))
     order = [m for _, _, _, m in timed]
 
@@ -572,10 +568,14 @@ def test_filter_log_events_over_many_chunks_pages_in_order(logs):
     wanted = [m["seq"] for m in order if m["v"] > 990]
     got = pages("{ $.v > 990 }", 100)
     assert [s for p in got for s in p] == wanted and len(got) == -(-len(wanted) // 100)
-    # Every event: the first page is the oldest 10,000 of both streams, the rest follow.
+    # Every event, in pages full by count (10,000) or by size (1 MB counting 26 bytes an event),
+    # the oldest of both streams first.
     got = pages("", 10_000)
-    assert [len(p) for p in got] == [10_000] * 5
     assert [s for p in got for s in p] == [m["seq"] for m in order]
+    size = {m["seq"]: len(json.dumps(m)) + 26 for m in order}
+    for p, after in zip(got, got[1:]):
+        used = sum(size[s] for s in p)
+        assert len(p) == 10_000 or (used <= 1_048_576 < used + size[after[0]]), (len(p), used)
     # The newest events only, by a time range inside the last chunk.
     since = timed[-1][0] - 20
     page = logs.filter_log_events(logGroupName="/filter/many", filterPattern='"seq"', startTime=since)
