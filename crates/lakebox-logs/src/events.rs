@@ -284,7 +284,7 @@ pub fn filter(
             let room = (limit + 1).saturating_sub(found.len());
             found.extend(hits.into_iter().take(room));
             Ok(if found.len() > limit {
-                scan::Flow::EndSource(source)
+                scan::Flow::EndSource
             } else {
                 scan::Flow::Go
             })

@@ -66,8 +66,9 @@ impl Chunk<'_> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flow {
     Go,
-    /// Nothing more is wanted of this source: its chunks not yet read are skipped.
-    EndSource(usize),
+    /// Nothing more is wanted of the merged chunk's source: its chunks not yet read are
+    /// skipped.
+    EndSource,
 }
 
 /// Runs `work` over every chunk of `sources` on every core and hands each chunk's result to
@@ -94,12 +95,6 @@ pub fn chunks<P: Send>(
         error: None,
     });
     let stopped = AtomicBool::new(false);
-    let end_source = |s: usize| {
-        let mut c = cursor.lock().unwrap();
-        if c.0 == s {
-            *c = (s + 1, None, c.2);
-        }
-    };
     let worker = || -> Result<(), ServiceError> {
         while !stopped.load(Ordering::Relaxed) {
             // The next chunk's bounds, found under the cursor's lock; its events are then
@@ -152,7 +147,12 @@ pub fn chunks<P: Send>(
                 m.next += 1;
                 match (m.merge)(source, p)? {
                     Flow::Go => {}
-                    Flow::EndSource(s) => end_source(s),
+                    Flow::EndSource => {
+                        let mut c = cursor.lock().unwrap();
+                        if c.0 == source {
+                            *c = (source + 1, None, c.2);
+                        }
+                    }
                 }
             }
         }
@@ -269,7 +269,7 @@ mod tests {
             |source, n| {
                 read += 1;
                 per_source[source] += n;
-                Ok(if source == 0 { Flow::EndSource(0) } else { Flow::Go })
+                Ok(if source == 0 { Flow::EndSource } else { Flow::Go })
             },
         )
         .unwrap();
