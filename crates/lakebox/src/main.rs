@@ -10,6 +10,29 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+// mimalloc rather than glibc's malloc: small requests spent 10-15% of the server's CPU in
+// glibc's malloc/free (decision 0022).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// `mi_option_arena_eager_commit` in mimalloc's option enum (the crate names no constant for it).
+#[cfg(target_os = "linux")]
+const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+
+/// By default mimalloc commits its arenas up front on Linux, which doubled an idle server's
+/// resident memory (15 -> 33 MiB); committed as used, it stays near glibc's. Options are read when
+/// mimalloc initialises, in a constructor of priority 101, so this one runs just before it.
+#[cfg(target_os = "linux")]
+#[used]
+#[unsafe(link_section = ".init_array.00100")]
+static SET_ALLOCATOR_OPTIONS: extern "C" fn() = {
+    extern "C" fn set() {
+        // SAFETY: stores one option's value; mimalloc reads it when it initialises.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0) }
+    }
+    set
+};
+
 #[derive(Parser)]
 #[command(
     name = "lakebox",
@@ -308,5 +331,15 @@ mod tests {
     #[test]
     fn ephemeral_conflicts_with_data_dir() {
         assert!(Cli::try_parse_from(["lakebox", "serve", "--ephemeral", "--data-dir", "/x"]).is_err());
+    }
+
+    /// The constructor ran before mimalloc read its options: arenas are committed as used
+    /// (mimalloc's default on Linux is 2, commit up front, which doubled the idle RSS).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn arenas_are_committed_as_used() {
+        // SAFETY: reads one option's value.
+        let value = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_ARENA_EAGER_COMMIT) };
+        assert_eq!(value, 0);
     }
 }
