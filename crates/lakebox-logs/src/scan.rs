@@ -163,6 +163,16 @@ pub fn chunks<P: Send>(
         stopped.store(true, Ordering::Relaxed);
         merging.lock().unwrap().error.get_or_insert(e);
     };
+    // A scan of no more than one chunk's events in all runs on the caller's thread: starting
+    // threads would cost more than reading them.
+    let events: usize = sources.iter().map(|s| s.stream.data.read().unwrap().len()).sum();
+    if events <= READ_CHUNK {
+        let _ = worker().map_err(fail);
+        return match merging.into_inner().unwrap().error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        };
+    }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..cores)
@@ -256,6 +266,39 @@ mod tests {
         )
         .unwrap();
         assert_eq!(firsts[0], format!("0:{}", 10 + READ_CHUNK - 1));
+    }
+
+    #[test]
+    fn a_scan_of_one_chunk_runs_on_the_callers_thread() {
+        let caller = std::thread::current().id();
+        let srcs = sources(&[READ_CHUNK / 2, READ_CHUNK / 2], i64::MAX);
+        let mut got = Vec::new();
+        chunks(
+            &srcs,
+            |c| Ok((std::thread::current().id(), messages(c, false))),
+            |_, (thread, m)| {
+                assert_eq!(thread, caller);
+                got.extend(m);
+                Ok(Flow::Go)
+            },
+        )
+        .unwrap();
+        assert_eq!(got.len(), 2 * (READ_CHUNK / 2 - 10));
+        assert_eq!(got[0], "0:10");
+
+        // One event more than a chunk: the workers' threads read it.
+        let srcs = sources(&[READ_CHUNK / 2, READ_CHUNK / 2 + 1], i64::MAX);
+        let mut threads = Vec::new();
+        chunks(
+            &srcs,
+            |_| Ok(std::thread::current().id()),
+            |_, t| {
+                threads.push(t);
+                Ok(Flow::Go)
+            },
+        )
+        .unwrap();
+        assert!(!threads.contains(&caller));
     }
 
     #[test]

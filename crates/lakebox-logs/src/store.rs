@@ -147,6 +147,11 @@ impl StreamEvents {
         range.into_iter().flatten().map(|(_, e)| e)
     }
 
+    /// How many events the stream holds.
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
     /// The events stamped at or after `from`, in order.
     pub fn since(&self, from: i64) -> impl DoubleEndedIterator<Item = &Event> {
         self.range(Bound::Included((from, 0)), Bound::Unbounded)
