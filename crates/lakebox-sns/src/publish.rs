@@ -214,7 +214,7 @@ fn prepare(
     }
     Ok(Published {
         topic_arn: topic.arn.clone(),
-        message_id: uuid::Uuid::new_v4().to_string(),
+        message_id: lakebox_core::ids::unique_uuid().to_string(),
         message: d.message,
         subject: d.subject,
         per_protocol,
@@ -342,7 +342,7 @@ async fn publish_sms(sns: &Sns, phone: &str, message: String) -> Result<PublishR
     if message.len() > 1600 {
         return Err(invalid_parameter("Message too long"));
     }
-    let message_id = uuid::Uuid::new_v4().to_string();
+    let message_id = lakebox_core::ids::unique_uuid().to_string();
     let mail = delivery::Mail {
         protocol: "sms".into(),
         endpoint: phone.to_owned(),

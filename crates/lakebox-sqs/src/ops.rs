@@ -52,7 +52,7 @@ fn parse_receipt(q: &Queue, handle: &str) -> Result<(u64, u64), ServiceError> {
 }
 
 fn new_receipt() -> u64 {
-    uuid::Uuid::new_v4().as_u64_pair().1 | 1
+    lakebox_core::ids::unguessable_u64() | 1
 }
 
 // ---- checksums ----------------------------------------------------------------------------
@@ -358,7 +358,7 @@ fn prepare(sqs: &Sqs, sender_id: &str, q: &Queue, d: Draft) -> Result<Outgoing, 
     let delay = d.delay.map_or_else(|| q.number("DelaySeconds"), i64::from);
     let attributes: Vec<(String, MessageAttributeValue)> = attrs.into_iter().collect();
     let sent = Sent {
-        message_id: uuid::Uuid::new_v4().to_string(),
+        message_id: lakebox_core::ids::unique_uuid().to_string(),
         md5_of_body: md5_hex(d.body.as_bytes()),
         body: d.body,
         md5_of_attributes: md5_of_message_attributes(&attributes),
