@@ -168,22 +168,19 @@ pub fn chunks<P: Send>(
     let events: usize = sources.iter().map(|s| s.stream.data.read().unwrap().len()).sum();
     if events <= READ_CHUNK {
         let _ = worker().map_err(fail);
-        return match merging.into_inner().unwrap().error {
-            Some(e) => Err(e),
-            None => Ok(()),
-        };
-    }
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..cores)
-            .map(|_| scope.spawn(|| worker().map_err(fail)))
-            .collect();
-        for h in handles {
-            if h.join().is_err() {
-                fail(ServiceError::internal("a scan worker failed"));
+    } else {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..cores)
+                .map(|_| scope.spawn(|| worker().map_err(fail)))
+                .collect();
+            for h in handles {
+                if h.join().is_err() {
+                    fail(ServiceError::internal("a scan worker failed"));
+                }
             }
-        }
-    });
+        });
+    }
     match merging.into_inner().unwrap().error {
         Some(e) => Err(e),
         None => Ok(()),
