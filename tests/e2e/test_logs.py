@@ -583,6 +583,44 @@ def test_filter_log_events_over_many_chunks_pages_in_order(logs):
     assert [json.loads(e["message"])["seq"] for e in page["events"]] == newest and 3 <= len(newest) < 10
 
 
+def test_json_fields_of_messages_broken_after_them(logs):
+    """A search reads a JSON message only until nothing after can hold the fields it compares;
+    a message whose JSON breaks after them is still not JSON: it matches no JSON pattern, and
+    to Insights it has no fields at all."""
+    make(logs, "/json/broken", "s")
+    t = now_ms() - 10_000
+    messages = [
+        '{"id": -1, "note": "fine"}',
+        '{"id": -2, "note": [1, 2}',
+        '{"id": 3, "note": [1, 2}',
+        '{"id": 4, "note": "fine"}',
+        '{"id": 5, "note": "x", "id": -5}',
+        '{"id": -6, "note": "a \\"id\\": 6"}',
+        '{"n": 1, "note": [1, 2}',
+    ]
+    logs.put_log_events(logGroupName="/json/broken", logStreamName="s",
+                        logEvents=[{"timestamp": t + i, "message": m} for i, m in enumerate(messages)])
+
+    def matched(pattern):
+        return [e["message"] for e in logs.filter_log_events(logGroupName="/json/broken", filterPattern=pattern)["events"]]
+
+    assert matched("{ $.id < 0 }") == [messages[0], messages[4], messages[5]]
+    assert matched("{ $.id >= 0 }") == [messages[3]]
+    assert matched("{ $.id = 3 || $.n = 1 }") == []
+
+    def count(query):
+        rows, _, _ = insights(logs, f"{query} | stats count(*) as n", "/json/broken", t // 1000 - 60, t // 1000 + 60)
+        return int(rows[0]["n"])
+
+    assert count("filter id < 0") == 3
+    assert count("filter id >= 0") == 1
+    # The broken messages have no `id`: a filter they pass without one keeps them.
+    assert count("filter not ispresent(id)") == 3
+    assert count("filter not (id < 0)") == 4
+    rows, _, _ = insights(logs, "filter not ispresent(id) | fields @message", "/json/broken", t // 1000 - 60, t // 1000 + 60)
+    assert sorted(r["@message"] for r in rows) == sorted([messages[1], messages[2], messages[6]])
+
+
 def test_logs_insights_queries(logs):
     make(logs, "/insights/api", "web-1", "web-2")
     base = (now_ms() // 300_000) * 300_000 - 600_000  # two five-minute bins ago

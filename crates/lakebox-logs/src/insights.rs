@@ -770,6 +770,10 @@ struct Reads {
     /// reads, then the rest, read only for the events it keeps (most of a selective filter's
     /// events never build the others).
     staged: Option<(crate::jsonscan::Names, crate::jsonscan::Names)>,
+    /// When the first command is a `filter`: a message's JSON is read only until nothing after
+    /// can hold a field it reads, and checked to its end only when the filter's verdict
+    /// depends on whether it is JSON (see [`Reads::first_filter`]).
+    settle: bool,
     /// Whether the query reads `@ingestionTime` (rarely: it is set only then).
     ingestion: bool,
     /// System fields the per-record commands read (built for every event) and those only
@@ -908,6 +912,7 @@ impl Reads {
         };
         Reads {
             all,
+            settle: !all && streaming > 0 && matches!(commands.first(), Some(Command::Filter(_))),
             ingestion: names.iter().any(|n| n == "@ingestionTime"),
             json: crate::jsonscan::Names::new(json_names.iter().copied()),
             staged,
@@ -929,7 +934,8 @@ impl Reads {
         });
     }
 
-    /// Makes `r` the record of event `e`.
+    /// Makes `r` the record of event `e`; `true` when its message's JSON was read by a settled
+    /// scan, not checked to its end.
     fn fill<'n, 'e>(
         &'n self,
         r: &mut Record,
@@ -938,7 +944,7 @@ impl Reads {
         ptr_prefix: &str,
         e: &'e Event,
         leaves: &mut Leaves<'n, 'e>,
-    ) {
+    ) -> bool {
         // The message's text is touched only when the query reads it: a query over
         // timestamps alone never loads it.
         let json = || e.message().trim_start().starts_with('{');
@@ -955,7 +961,7 @@ impl Reads {
             self.early.build(e, group, stream, ptr_prefix, |name, v| {
                 r.insert(name.to_owned(), v);
             });
-            return;
+            return false;
         }
         if r.is_empty() {
             r.extend(self.names.iter().map(|n| (n.clone(), V::Null)));
@@ -972,18 +978,49 @@ impl Reads {
             set("@ingestionTime", V::Time(e.ingestion));
         }
         self.early.build(e, group, stream, ptr_prefix, &mut set);
-        let names = match &self.staged {
+        let names = self.first_names();
+        if names.is_empty() || !json() {
+            return false;
+        }
+        use crate::jsonscan::Scan;
+        let read = if self.settle {
+            crate::jsonscan::leaves_settled(e.message(), names, leaves)
+        } else if crate::jsonscan::leaves(e.message(), &crate::jsonscan::Want::Named(names), leaves) {
+            Scan::Json
+        } else {
+            Scan::NotJson
+        };
+        for (name, leaf) in leaves.drain(..) {
+            set(&name, leaf_value(leaf));
+        }
+        read == Scan::Unchecked
+    }
+
+    /// The JSON fields a record is filled with first.
+    fn first_names(&self) -> &crate::jsonscan::Names {
+        match &self.staged {
             Some((first, _)) => first,
             None => &self.json,
-        };
-        if !names.is_empty()
-            && json()
-            && crate::jsonscan::leaves(e.message(), &crate::jsonscan::Want::Named(names), leaves)
-        {
-            for (name, leaf) in leaves.drain(..) {
-                set(&name, leaf_value(leaf));
-            }
         }
+    }
+
+    /// The first filter's verdict on record `r` of `message`, whose JSON a settled scan did
+    /// not check to its end. A message that is not JSON has none of the fields read, so it is
+    /// checked only when the verdict without them differs; `r` is left as the filter saw it.
+    fn first_filter(&self, filter: &Command, r: &mut Record, message: &str) -> Result<bool, ServiceError> {
+        let without_json = |r: &mut Record| {
+            for name in self.first_names().iter() {
+                if let Some(slot) = r.get_mut(name) {
+                    *slot = V::Null;
+                }
+            }
+            apply(filter, r)
+        };
+        Ok(if apply(filter, r)? {
+            crate::jsonscan::is_json_object(message) || without_json(r)?
+        } else {
+            without_json(r)? && !crate::jsonscan::is_json_object(message)
+        })
     }
 
     /// After the first filter kept event `e`: the JSON fields it did not read.
@@ -1723,9 +1760,14 @@ fn run(
                     continue;
                 }
             }
-            reads.fill(&mut r, group, &stream.name, ptr_prefix, e, &mut leaves);
+            let unchecked = reads.fill(&mut r, group, &stream.name, ptr_prefix, e, &mut leaves);
             for (i, c) in streaming.iter().enumerate() {
-                if !apply(c, &mut r)? {
+                let kept = if i == 0 && unchecked {
+                    reads.first_filter(c, &mut r, e.message())?
+                } else {
+                    apply(c, &mut r)?
+                };
+                if !kept {
                     continue 'events;
                 }
                 if i == 0 {

@@ -32,6 +32,10 @@ pub struct Names {
     exact: Vec<String>,
     /// Every proper prefix of a dotted name (`a`, `a.b` of `a.b.c`): containers to descend.
     prefixes: Vec<String>,
+    /// Each of those names in quotes, as the document's text would hold it as a key (a key
+    /// with a dot in it flattens like nested ones, so any of them may be a top-level key
+    /// that gives a named leaf).
+    keys: Vec<memchr::memmem::Finder<'static>>,
 }
 
 impl Names {
@@ -48,11 +52,31 @@ impl Names {
                 }
             }
         }
+        n.keys = n
+            .exact
+            .iter()
+            .chain(&n.prefixes)
+            .map(|k| memchr::memmem::Finder::new(format!("\"{k}\"").as_bytes()).into_owned())
+            .collect();
         n
+    }
+
+    /// Where in `rest` (of a document without backslashes) the first text that could be a
+    /// key giving one of these leaves ends; `None` when there is none.
+    fn next_key_end(&self, rest: &[u8]) -> Option<usize> {
+        self.keys
+            .iter()
+            .filter_map(|k| k.find(rest).map(|at| at + k.needle().len()))
+            .min()
     }
 
     pub fn is_empty(&self) -> bool {
         self.exact.is_empty()
+    }
+
+    /// The names, as given.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.exact.iter().map(String::as_str)
     }
 }
 
@@ -86,28 +110,59 @@ const MAX_DEPTH: u32 = 128;
 /// Reads the leaves `want` asks for of the JSON object `doc` into `out` (pairs of flattened
 /// name and value, in document order). `false`, with `out` emptied, when `doc` is not JSON.
 pub fn leaves<'a, 'n>(doc: &'a str, want: &Want<'n>, out: &mut Vec<(Name<'n>, Leaf<'a>)>) -> bool {
-    out.clear();
-    let mut p = Parser {
-        s: doc.as_bytes(),
-        doc,
-        i: 0,
+    let mut p = Parser::new(doc, None);
+    scan(&mut p, want, out) == Scan::Json
+}
+
+/// Whether `doc` is a JSON object.
+pub fn is_json_object(doc: &str) -> bool {
+    static NONE: Names = Names {
+        exact: Vec::new(),
+        prefixes: Vec::new(),
+        keys: Vec::new(),
     };
+    leaves(doc, &Want::Named(&NONE), &mut Vec::new())
+}
+
+/// How far [`leaves_settled`] checked a document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scan {
+    NotJson,
+    /// All of it: a JSON object.
+    Json,
+    /// Up to where nothing after could give a named leaf; the rest may still not be JSON.
+    Unchecked,
+}
+
+/// [`leaves`] of the named paths, stopping at the first top-level member after which the
+/// text holds none of the names as a key: the leaves read are then all the document has.
+/// What is left unchecked matters only to a caller whose answer would differ for a message
+/// that is not JSON (a comparison that held, say), which then asks [`is_json_object`]. Most
+/// messages of a selective search are settled by their first fields this way, instead of
+/// being checked to their last byte.
+pub fn leaves_settled<'a, 'n>(doc: &'a str, names: &'n Names, out: &mut Vec<(Name<'n>, Leaf<'a>)>) -> Scan {
+    let mut p = Parser::new(doc, Some(names));
+    scan(&mut p, &Want::Named(names), out)
+}
+
+fn scan<'a, 'n>(p: &mut Parser<'a, '_>, want: &Want<'n>, out: &mut Vec<(Name<'n>, Leaf<'a>)>) -> Scan {
+    out.clear();
     thread_local! {
         static PATH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
     }
     PATH.with(|path| {
         let mut path = path.borrow_mut();
         path.clear();
-        read_into(&mut p, &mut path, want, out)
+        read_into(p, &mut path, want, out)
     })
 }
 
 fn read_into<'a, 'n>(
-    p: &mut Parser<'a>,
+    p: &mut Parser<'a, '_>,
     path: &mut String,
     want: &Want<'n>,
     out: &mut Vec<(Name<'n>, Leaf<'a>)>,
-) -> bool {
+) -> Scan {
     p.ws();
     let ok = p.peek() == Some(b'{')
         && p.value(
@@ -121,23 +176,61 @@ fn read_into<'a, 'n>(
             0,
         )
         .is_some()
-        && {
+        && (p.settled || {
             p.ws();
             p.i == p.s.len()
-        };
+        });
     if !ok {
         out.clear();
+        Scan::NotJson
+    } else if p.settled {
+        Scan::Unchecked
+    } else {
+        Scan::Json
     }
-    ok
 }
 
-struct Parser<'a> {
+struct Parser<'a, 'k> {
     s: &'a [u8],
     doc: &'a str,
     i: usize,
+    /// The names a settled scan reads.
+    settle: Option<&'k Names>,
+    /// Before here the text may still hold a key giving a wanted leaf.
+    settle_at: usize,
+    /// Reading stopped between two top-level members, nothing after could give a wanted leaf.
+    settled: bool,
 }
 
-impl<'a> Parser<'a> {
+impl<'a, 'k> Parser<'a, 'k> {
+    fn new(doc: &'a str, settle: Option<&'k Names>) -> Parser<'a, 'k> {
+        // A key could be spelt with escapes: only a document without a backslash settles.
+        let settle = settle.filter(|_| memchr::memchr(b'\\', doc.as_bytes()).is_none());
+        Parser {
+            s: doc.as_bytes(),
+            doc,
+            i: 0,
+            settle,
+            settle_at: if settle.is_some() { 0 } else { usize::MAX },
+            settled: false,
+        }
+    }
+
+    /// Between two top-level members: whether nothing after can give a wanted leaf.
+    fn settles(&mut self) -> bool {
+        if self.i < self.settle_at {
+            return false;
+        }
+        let Some(names) = self.settle else { return false };
+        match names.next_key_end(&self.s[self.i..]) {
+            None => true,
+            Some(end) => {
+                self.settle_at = self.i + end;
+                false
+            }
+        }
+    }
+
     fn peek(&self) -> Option<u8> {
         self.s.get(self.i).copied()
     }
@@ -226,6 +319,10 @@ impl<'a> Parser<'a> {
                     }
                     self.ws();
                     match self.peek()? {
+                        b',' if depth == 0 && self.settles() => {
+                            self.settled = true;
+                            return Some(());
+                        }
                         b',' => self.i += 1,
                         b'}' => {
                             self.i += 1;
@@ -391,22 +488,26 @@ impl<'a> Parser<'a> {
 
     /// Steps to the next quote or backslash, refusing a control character on the way.
     fn run(&mut self) -> Option<()> {
-        // Most keys and values are short: look at them byte by byte before searching.
-        for _ in 0..16 {
+        // Sixteen bytes a step while sixteen remain: one comparison finds the first quote,
+        // backslash or control character, so a short key costs one step and a long string a
+        // step per sixteen bytes.
+        #[cfg(target_arch = "x86_64")]
+        while self.i + 16 <= self.s.len() {
+            match special16(&self.s[self.i..self.i + 16]) {
+                16 => self.i += 16,
+                n => {
+                    self.i += n;
+                    return (self.s[self.i] >= 0x20).then_some(());
+                }
+            }
+        }
+        loop {
             match self.peek()? {
                 b'"' | b'\\' => return Some(()),
                 0..=0x1f => return None,
                 _ => self.i += 1,
             }
         }
-        let rest = &self.s[self.i..];
-        let n = memchr::memchr2(b'"', b'\\', rest)?;
-        // The smallest byte says whether any is a control character (a vectorised scan).
-        if rest[..n].iter().fold(false, |bad, &b| bad | (b < 0x20)) {
-            return None;
-        }
-        self.i += n;
-        Some(())
     }
 
     /// Checks a string (at its opening quote) without decoding it.
@@ -520,6 +621,25 @@ impl<'a> Parser<'a> {
         }
         self.i += 4;
         u32::from_str_radix(s, 16).ok()
+    }
+}
+
+/// Where the first quote, backslash or control character of sixteen bytes is (16: none).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn special16(block: &[u8]) -> usize {
+    use std::arch::x86_64::*;
+    debug_assert_eq!(block.len(), 16);
+    // SAFETY: SSE2 is part of x86_64; the load reads the sixteen bytes of `block` and needs no
+    // alignment.
+    unsafe {
+        let v = _mm_loadu_si128(block.as_ptr() as *const __m128i);
+        let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+        let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+        // Below 0x20 as unsigned bytes: the smaller of the byte and 0x1f is the byte.
+        let control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
+        let hits = _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control)) as u32;
+        (hits | 1 << 16).trailing_zeros() as usize
     }
 }
 
@@ -648,6 +768,62 @@ mod tests {
     }
 
     #[test]
+    fn a_settled_scan_reads_the_same_leaves_and_stops_only_where_nothing_can_change() {
+        let more = [
+            r#"{"id":5,"x":[1,2}"#,
+            r#"{"id":5,"note":"xx","id":7}"#,
+            r#"{"id":5,"note":"a \"id\" b","n":1}"#,
+            r#"{"a":{"b":1},"c":2,"a.b":3}"#,
+            r#"{"x":1,"y":{"id":2},"z":3"#,
+            r#"{"user":"u","ok":true,"rest":[{"deep":{"id":9}}]}"#,
+        ];
+        for names in [
+            vec!["id"],
+            vec!["user", "ok"],
+            vec!["a.b"],
+            vec!["a.d.1.e", "f"],
+            vec!["missing"],
+        ] {
+            let names = Names::new(names);
+            for doc in DOCS.iter().chain(&more) {
+                let mut whole = Vec::new();
+                let json = leaves(doc, &Want::Named(&names), &mut whole);
+                let mut got = Vec::new();
+                match leaves_settled(doc, &names, &mut got) {
+                    Scan::NotJson => assert!(!json, "{doc}"),
+                    Scan::Json => assert!(json && got == whole, "{doc}"),
+                    Scan::Unchecked => {
+                        assert_eq!(json, is_json_object(doc), "{doc}");
+                        if json {
+                            assert_eq!(got, whole, "{doc}");
+                        }
+                    }
+                }
+            }
+        }
+        let id = Names::new(["id"]);
+        let mut got = Vec::new();
+        // Nothing after the first member can be `id`: its value settles the scan, and the
+        // broken array after it is only found by asking.
+        assert_eq!(leaves_settled(more[0], &id, &mut got), Scan::Unchecked);
+        assert_eq!(got, vec![(Cow::Borrowed("id"), Leaf::Num(5.0))]);
+        assert!(!is_json_object(more[0]));
+        // A later `id` (or a backslash, which could spell one) is read to the end.
+        assert_eq!(leaves_settled(more[1], &id, &mut got), Scan::Json);
+        assert_eq!(got.last().unwrap().1, Leaf::Num(7.0));
+        assert_eq!(leaves_settled(more[2], &id, &mut got), Scan::Json);
+        // `a.b` may come from a top-level key of that name.
+        let ab = Names::new(["a.b"]);
+        assert_eq!(leaves_settled(more[3], &ab, &mut got), Scan::Json);
+        assert_eq!(got.len(), 2);
+        // A name no key spells settles after the first member, with no leaves.
+        let missing = Names::new(["missing"]);
+        let mut none = Vec::new();
+        assert_eq!(leaves_settled(more[4], &missing, &mut none), Scan::Unchecked);
+        assert!(none.is_empty());
+    }
+
+    #[test]
     fn named_paths_read_only_those_leaves_and_still_check_the_rest() {
         let names = Names::new(["user", "a.d.1.e", "a.b"]);
         let want = Want::Named(&names);
@@ -663,5 +839,67 @@ mod tests {
         assert!(scanned(r#"{"user":"x","other":[1,2}"#, &want).is_none());
         let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
         assert!(scanned(&format!(r#"{{"user":"x","d":{deep}}}"#), &want).is_none());
+    }
+}
+
+#[cfg(test)]
+mod speed {
+    use super::*;
+
+    fn time<'a>(
+        label: &str,
+        what: &str,
+        set: &'a [String],
+        rounds: usize,
+        mut each: impl FnMut(&'a str) -> bool,
+    ) {
+        let best = (0..7)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                for _ in 0..rounds {
+                    for d in set {
+                        assert!(each(d));
+                    }
+                }
+                t.elapsed().as_nanos() as f64 / (set.len() * rounds) as f64
+            })
+            .fold(f64::MAX, f64::min);
+        eprintln!("{label} {what}: {best:.1} ns/message");
+    }
+
+    /// `cargo test --release -p lakebox-logs jsonscan::speed -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn scanner_speed() {
+        let docs: Vec<String> = (0..1_000_000)
+            .map(|i| {
+                let mut r = format!(
+                    "{{\"id\":{i},\"user\":\"user-{:04}\",\"score\":{}.5,\"ok\":true,\"note\":\"",
+                    i % 1000,
+                    i % 97
+                );
+                while r.len() < 197 {
+                    r.push('x');
+                }
+                r.push_str("\"}");
+                r
+            })
+            .collect();
+        let names = Names::new(["id"]);
+        let mut out = Vec::new();
+        // Over all the messages (memory's speed counts), then over 10,000 of them again and
+        // again (held in the caches: the scanner's own cost). Best of 7: this machine's
+        // speed varies from run to run.
+        for (label, set, rounds) in [("1M", &docs[..], 1), ("10k", &docs[..10_000], 100)] {
+            time(label, "whole", set, rounds, |d| {
+                leaves(d, &Want::Named(&names), &mut out) && out.len() == 1
+            });
+            time(label, "settled", set, rounds, |d| {
+                leaves_settled(d, &names, &mut out) == Scan::Unchecked && out.len() == 1
+            });
+            time(label, "serde_json, for comparison", set, rounds, |d| {
+                serde_json::from_str::<serde::de::IgnoredAny>(d).is_ok()
+            });
+        }
     }
 }

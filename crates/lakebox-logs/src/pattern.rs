@@ -164,12 +164,16 @@ impl Pattern {
             {
                 return false;
             }
-            if !message.trim_start().starts_with('{')
-                || !crate::jsonscan::leaves(message, &crate::jsonscan::Want::Named(names), leaves)
-            {
+            if !message.trim_start().starts_with('{') {
                 return false;
             }
-            return eval(expr, &|sel: &Selector| {
+            let scan = crate::jsonscan::leaves_settled(message, names, leaves);
+            if scan == crate::jsonscan::Scan::NotJson {
+                return false;
+            }
+            // A message that is not JSON matches nothing, so the part of it a settled scan
+            // left unchecked is checked only when the comparison holds.
+            let held = eval(expr, &|sel: &Selector| {
                 // Of a key given twice the later value counts, as in the parsed document.
                 leaves
                     .iter()
@@ -181,6 +185,7 @@ impl Pattern {
                         crate::jsonscan::Leaf::Bool(b) => Field::Bool(*b),
                     })
             });
+            return held && (scan == crate::jsonscan::Scan::Json || crate::jsonscan::is_json_object(message));
         }
         self.fields(message).is_some()
     }
