@@ -61,13 +61,20 @@ impl Names {
         n
     }
 
-    /// Where in `rest` (of a document without backslashes) the first text that could be a
-    /// key giving one of these leaves ends; `None` when there is none.
-    fn next_key_end(&self, rest: &[u8]) -> Option<usize> {
+    /// Where in `rest` (of a document without backslashes) the last text that could be a key
+    /// giving one of these leaves ends; 0 when there is none.
+    fn last_key_end(&self, rest: &[u8]) -> usize {
         self.keys
             .iter()
-            .filter_map(|k| k.find(rest).map(|at| at + k.needle().len()))
-            .min()
+            .map(|k| {
+                let mut end = 0;
+                while let Some(at) = k.find(&rest[end..]) {
+                    end += at + k.needle().len();
+                }
+                end
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -194,7 +201,7 @@ struct Parser<'a, 'k> {
     s: &'a [u8],
     doc: &'a str,
     i: usize,
-    /// The names a settled scan reads.
+    /// The names a settled scan reads, until it has looked for them in the text.
     settle: Option<&'k Names>,
     /// Before here the text may still hold a key giving a wanted leaf.
     settle_at: usize,
@@ -216,19 +223,13 @@ impl<'a, 'k> Parser<'a, 'k> {
         }
     }
 
-    /// Between two top-level members: whether nothing after can give a wanted leaf.
+    /// Between two top-level members: whether nothing after can give a wanted leaf. The
+    /// text after the first member is searched once for where the last such key could be.
     fn settles(&mut self) -> bool {
-        if self.i < self.settle_at {
-            return false;
+        if let Some(names) = self.settle.take() {
+            self.settle_at = self.i + names.last_key_end(&self.s[self.i..]);
         }
-        let Some(names) = self.settle else { return false };
-        match names.next_key_end(&self.s[self.i..]) {
-            None => true,
-            Some(end) => {
-                self.settle_at = self.i + end;
-                false
-            }
-        }
+        self.i >= self.settle_at
     }
 
     fn peek(&self) -> Option<u8> {

@@ -99,11 +99,16 @@ impl Logs {
         ))
     }
 
-    /// Drops events past their group's retention (call once, inside the runtime).
+    /// Drops events past their group's retention and puts streams written out of time order
+    /// in order in memory (call once, inside the runtime).
     pub fn start_background_work(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         lakebox_service::tasks::every(self, RETENTION_SWEEP, |logs| async move {
             let store = logs.store.clone();
-            let _ = tokio::task::spawn_blocking(move || store.apply_retention()).await;
+            let _ = tokio::task::spawn_blocking(move || {
+                store.apply_retention();
+                store.compact_streams();
+            })
+            .await;
         })
     }
 }

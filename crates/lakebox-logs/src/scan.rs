@@ -42,22 +42,20 @@ impl Chunk<'_> {
     /// The chunk's events, oldest first or newest first; with `prefetch`, each message's text
     /// is asked for a few events before it is reached (only worth it when messages are read).
     pub fn events(&self, newest_first: bool, prefetch: bool) -> impl Iterator<Item = &Event> + '_ {
-        let range = || -> Box<dyn Iterator<Item = &Event> + '_> {
-            let r = self.data.range(self.first, Bound::Included(self.last));
-            if newest_first {
-                Box::new(r.rev())
-            } else {
-                Box::new(r)
-            }
-        };
-        let mut ahead = prefetch.then(range);
-        if let Some(a) = ahead.as_mut() {
-            a.by_ref().take(PREFETCH_AHEAD).for_each(Event::prefetch);
+        // The events are found in the tree once, then read from a list: asking ahead is then
+        // a look a few places on, not a second walk of the tree.
+        let mut events: Vec<&Event> = self.data.range(self.first, Bound::Included(self.last)).collect();
+        if newest_first {
+            events.reverse();
         }
-        range().inspect(move |_| {
-            if let Some(next) = ahead.as_mut().and_then(Iterator::next) {
-                next.prefetch();
+        if prefetch {
+            events.iter().take(PREFETCH_AHEAD).for_each(|e| e.prefetch());
+        }
+        (0..events.len()).map(move |i| {
+            if prefetch && let Some(ahead) = events.get(i + PREFETCH_AHEAD) {
+                ahead.prefetch();
             }
+            events[i]
         })
     }
 }
@@ -109,16 +107,17 @@ pub fn chunks<P: Send>(
                         Some(k) => Bound::Excluded(k),
                         None => src.from,
                     };
+                    // Found by walking the tree's keys alone: every worker waits on this.
                     let last = src
                         .stream
                         .data
                         .read()
                         .unwrap()
-                        .range(first, Bound::Unbounded)
-                        .take_while(|e| e.timestamp <= src.until)
+                        .positions(first)
+                        .take_while(|k| k.0 <= src.until)
                         .take(READ_CHUNK)
                         .last()
-                        .map(Event::key);
+                        .copied();
                     match last {
                         Some(last) => {
                             c.1 = Some(last);

@@ -124,6 +124,9 @@ pub struct StreamEvents {
     events: BTreeMap<Position, Event>,
     pub stored_bytes: i64,
     pub last_ingestion: Option<i64>,
+    /// Events that arrived stamped before the stream's newest event, since its messages were
+    /// last put in time order ([`compact`]).
+    scattered: usize,
 }
 
 /// A place in a stream: `(timestamp, id)`.
@@ -147,9 +150,41 @@ impl StreamEvents {
         range.into_iter().flatten().map(|(_, e)| e)
     }
 
+    /// The places of the events from `lo` on, in order, read without touching the events
+    /// themselves (a tree keeps its keys apart from its values).
+    pub fn positions(&self, lo: Bound<Position>) -> impl Iterator<Item = &Position> {
+        self.events.range((lo, Bound::Unbounded)).map(|(k, _)| k)
+    }
+
     /// How many events the stream holds.
     pub fn len(&self) -> usize {
         self.events.len()
+    }
+
+    /// Copies the messages of up to `max` events after `from` into one allocation, in time
+    /// order, and points the events at it; the last event moved, `None` when there was none.
+    fn compact_run(&mut self, from: Bound<Position>, max: usize) -> Option<Position> {
+        let run = || {
+            self.events
+                .range((from, Bound::Unbounded))
+                .take(max)
+                .map(|(_, e)| e)
+        };
+        let last = run().last()?.key();
+        let mut text = String::with_capacity(run().map(Event::message_len).sum());
+        let starts: Vec<u32> = run()
+            .map(|e| {
+                let start = text.len() as u32;
+                text.push_str(e.message());
+                start
+            })
+            .collect();
+        let text: Arc<str> = text.into();
+        for ((_, e), start) in self.events.range_mut((from, Bound::Unbounded)).zip(starts) {
+            e.text = text.clone();
+            e.start = start;
+        }
+        Some(last)
     }
 
     /// The events stamped at or after `from`, in order.
@@ -511,6 +546,14 @@ impl Store {
 
     /// Drops events older than their group's retention, from memory and (a segment at a time,
     /// by arrival) from disk.
+    /// [`compact`]s every stream that needs it.
+    pub fn compact_streams(&self) {
+        for group in self.all_groups() {
+            let streams: Vec<Arc<Stream>> = group.streams.read().unwrap().values().cloned().collect();
+            streams.iter().for_each(|s| compact(s));
+        }
+    }
+
     pub fn apply_retention(&self) {
         let now = self.now();
         for group in self.all_groups() {
@@ -536,6 +579,35 @@ impl Store {
     }
 }
 
+/// A stream with at least this many events out of time order gets its messages rewritten in
+/// time order (the next sweep, or the end of a replay).
+const COMPACT_AFTER: usize = 64 * 1024;
+
+/// Events whose messages one step of [`compact`] rewrites (about 3 MiB of 200-byte events),
+/// under the stream's write lock: writers and readers wait for one step at most.
+const COMPACT_RUN: usize = 16 * 1024;
+
+/// Puts a stream's messages in time order in memory when many of its events arrived out of
+/// it. A search reads events in time order; each message lives in the allocation of the batch
+/// that brought it, so when concurrent writers' batches interleave in time, every next event
+/// is in another batch and the search waits on memory for each. Batches that arrive in time
+/// order (one writer a stream, as agents write) are left as they are. While a pass runs, a
+/// batch's text stays allocated until its last event is moved: a stream's messages may be held
+/// twice until the pass ends.
+pub(crate) fn compact(stream: &Stream) {
+    {
+        let mut data = stream.data.write().unwrap();
+        if data.scattered < COMPACT_AFTER {
+            return;
+        }
+        data.scattered = 0;
+    }
+    let mut from = Bound::Unbounded;
+    while let Some(last) = stream.data.write().unwrap().compact_run(from, COMPACT_RUN) {
+        from = Bound::Excluded(last);
+    }
+}
+
 /// Inserts a record's events into a stream, keeping it sorted.
 pub(crate) fn insert(stream: &Stream, offset: u64, ingestion: i64, events: &[(i64, &str)]) {
     // The batch's messages, end to end, built before the lock is taken.
@@ -547,6 +619,7 @@ pub(crate) fn insert(stream: &Stream, offset: u64, ingestion: i64, events: &[(i6
     }
     let text: Arc<str> = text.into();
     let mut data = stream.data.write().unwrap();
+    let newest = data.events.last_key_value().map(|(k, _)| *k);
     let mut added = 0;
     for (i, ((ts, _), (start, len))) in events.iter().zip(ranges).enumerate() {
         let ev = Event {
@@ -558,6 +631,9 @@ pub(crate) fn insert(stream: &Stream, offset: u64, ingestion: i64, events: &[(i6
             len,
         };
         added += ev.size();
+        if newest.is_some_and(|n| ev.key() < n) {
+            data.scattered += 1;
+        }
         data.events.insert(ev.key(), ev);
     }
     data.stored_bytes += added;
@@ -589,12 +665,79 @@ fn replay(group: &Group) -> Result<(), StoreError> {
             }
         }
     }
+    by_uid.values().for_each(|s| compact(s));
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn stream_of(batches: &[Vec<(i64, String)>]) -> Stream {
+        let s = Stream {
+            uid: 1,
+            name: "s".into(),
+            created: 0,
+            data: Default::default(),
+        };
+        for (b, batch) in batches.iter().enumerate() {
+            let events: Vec<(i64, &str)> = batch.iter().map(|(t, m)| (*t, m.as_str())).collect();
+            insert(&s, b as u64, 0, &events);
+        }
+        s
+    }
+
+    fn contents(s: &Stream) -> Vec<(i64, String)> {
+        let d = s.data.read().unwrap();
+        d.range(Bound::Unbounded, Bound::Unbounded)
+            .map(|e| (e.timestamp, e.message().to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn streams_written_out_of_time_order_get_their_messages_in_order() {
+        // 100 writers' batches, each stamped 0..1,000: in time order every next event is
+        // another batch's.
+        let batches: Vec<Vec<(i64, String)>> = (0..100)
+            .map(|b| {
+                (0..1000)
+                    .map(|i| (i, format!("{{\"b\":{b},\"i\":{i},\"é\":\"x\"}}")))
+                    .collect()
+            })
+            .collect();
+        let s = stream_of(&batches);
+        assert_eq!(s.data.read().unwrap().scattered, 99 * 1000 - 99);
+        let before = contents(&s);
+        compact(&s);
+        assert_eq!(contents(&s), before);
+        let d = s.data.read().unwrap();
+        assert_eq!(d.scattered, 0);
+        // Runs of COMPACT_RUN events share one allocation, each message right after the last.
+        let events: Vec<&Event> = d.range(Bound::Unbounded, Bound::Unbounded).collect();
+        for (i, pair) in events.windows(2).enumerate() {
+            let same = Arc::ptr_eq(&pair[0].text, &pair[1].text);
+            assert_eq!(same, (i + 1) % COMPACT_RUN != 0, "{i}");
+            if same {
+                assert_eq!(pair[1].start, pair[0].start + pair[0].len);
+            }
+        }
+        assert_eq!(
+            d.stored_bytes,
+            before.iter().map(|(_, m)| m.len() as i64 + 26).sum::<i64>()
+        );
+        drop(d);
+
+        // Batches in time order are left in their batches' allocations.
+        let in_order: Vec<Vec<(i64, String)>> = (0..100)
+            .map(|b| (0..1000).map(|i| (b * 1000 + i, format!("m{b}-{i}"))).collect())
+            .collect();
+        let s = stream_of(&in_order);
+        assert_eq!(s.data.read().unwrap().scattered, 0);
+        compact(&s);
+        let d = s.data.read().unwrap();
+        let events: Vec<&Event> = d.range(Bound::Unbounded, Bound::Unbounded).collect();
+        assert!(!Arc::ptr_eq(&events[999].text, &events[1000].text));
+    }
 
     #[test]
     fn records_round_trip() {
