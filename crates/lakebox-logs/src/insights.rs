@@ -774,6 +774,9 @@ struct Reads {
     /// can hold a field it reads, and checked to its end only when the filter's verdict
     /// depends on whether it is JSON (see [`Reads::first_filter`]).
     settle: bool,
+    /// Whether that filter reads only JSON fields: its verdict on a record without them is
+    /// then the same for every event, found once.
+    settle_verdict_fixed: bool,
     /// Whether the query reads `@ingestionTime` (rarely: it is set only then).
     ingestion: bool,
     /// System fields the per-record commands read (built for every event) and those only
@@ -910,9 +913,19 @@ impl Reads {
             }
             _ => None,
         };
+        let settle = !all && streaming > 0 && matches!(commands.first(), Some(Command::Filter(_)));
+        let settle_verdict_fixed = match commands.first() {
+            Some(Command::Filter(e)) if settle => {
+                let mut read = Vec::new();
+                fields_of(e, &mut read);
+                read.iter().all(|n| json_names.contains(&n.as_str()))
+            }
+            _ => false,
+        };
         Reads {
             all,
-            settle: !all && streaming > 0 && matches!(commands.first(), Some(Command::Filter(_))),
+            settle,
+            settle_verdict_fixed,
             ingestion: names.iter().any(|n| n == "@ingestionTime"),
             json: crate::jsonscan::Names::new(json_names.iter().copied()),
             staged,
@@ -1006,15 +1019,30 @@ impl Reads {
 
     /// The first filter's verdict on record `r` of `message`, whose JSON a settled scan did
     /// not check to its end. A message that is not JSON has none of the fields read, so it is
-    /// checked only when the verdict without them differs; `r` is left as the filter saw it.
-    fn first_filter(&self, filter: &Command, r: &mut Record, message: &str) -> Result<bool, ServiceError> {
-        let without_json = |r: &mut Record| {
+    /// checked only when the verdict without them differs; `r` is left as the filter saw it
+    /// when kept. `fixed` holds the verdict without them once found, when it is the same for
+    /// every event.
+    fn first_filter(
+        &self,
+        filter: &Command,
+        r: &mut Record,
+        message: &str,
+        fixed: &mut Option<bool>,
+    ) -> Result<bool, ServiceError> {
+        let mut without_json = |r: &mut Record| -> Result<bool, ServiceError> {
+            if *fixed == Some(false) {
+                return Ok(false);
+            }
             for name in self.first_names().iter() {
                 if let Some(slot) = r.get_mut(name) {
                     *slot = V::Null;
                 }
             }
-            apply(filter, r)
+            let kept = apply(filter, r)?;
+            if self.settle_verdict_fixed {
+                *fixed = Some(kept);
+            }
+            Ok(kept)
         };
         Ok(if apply(filter, r)? {
             crate::jsonscan::is_json_object(message) || without_json(r)?
@@ -1745,6 +1773,7 @@ fn run(
         let mut part = Partial::new(stats.map(|(aggs, by)| Grouper::new(aggs, by)));
         let mut leaves = Leaves::new();
         let mut floor: Option<Pos> = None;
+        let mut verdict_without_json = None;
         'events: for e in chunk.events(newest, touches_text) {
             part.scanned += 1.0;
             part.bytes += e.message_len() as f64;
@@ -1763,7 +1792,7 @@ fn run(
             let unchecked = reads.fill(&mut r, group, &stream.name, ptr_prefix, e, &mut leaves);
             for (i, c) in streaming.iter().enumerate() {
                 let kept = if i == 0 && unchecked {
-                    reads.first_filter(c, &mut r, e.message())?
+                    reads.first_filter(c, &mut r, e.message(), &mut verdict_without_json)?
                 } else {
                     apply(c, &mut r)?
                 };
