@@ -61,8 +61,8 @@ impl Names {
         n
     }
 
-    /// Where in `rest` (of a document without backslashes) the last text that could be a key
-    /// giving one of these leaves ends; 0 when there is none.
+    /// Where in `rest` (text without backslashes) the last text that could be a key giving
+    /// one of these leaves ends; 0 when there is none.
     fn last_key_end(&self, rest: &[u8]) -> usize {
         self.keys
             .iter()
@@ -211,8 +211,6 @@ struct Parser<'a, 'k> {
 
 impl<'a, 'k> Parser<'a, 'k> {
     fn new(doc: &'a str, settle: Option<&'k Names>) -> Parser<'a, 'k> {
-        // A key could be spelt with escapes: only a document without a backslash settles.
-        let settle = settle.filter(|_| memchr::memchr(b'\\', doc.as_bytes()).is_none());
         Parser {
             s: doc.as_bytes(),
             doc,
@@ -224,10 +222,16 @@ impl<'a, 'k> Parser<'a, 'k> {
     }
 
     /// Between two top-level members: whether nothing after can give a wanted leaf. The
-    /// text after the first member is searched once for where the last such key could be.
+    /// text after the first member is searched once for where the last such key could be (a
+    /// key before it was read, escapes and all); after a backslash, a key could be spelt with
+    /// escapes, and the document is read to its end.
     fn settles(&mut self) -> bool {
         if let Some(names) = self.settle.take() {
-            self.settle_at = self.i + names.last_key_end(&self.s[self.i..]);
+            let rest = &self.s[self.i..];
+            self.settle_at = match memchr::memchr(b'\\', rest) {
+                Some(_) => usize::MAX,
+                None => self.i + names.last_key_end(rest),
+            };
         }
         self.i >= self.settle_at
     }
