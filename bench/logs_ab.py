@@ -16,11 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import boto3
-from botocore.config import Config
-
 sys.path.insert(0, str(Path(__file__).parent))
-from compare import Target, free_port, load  # noqa: E402
+from compare import Target, free_port  # noqa: E402
+from logs import client, fill  # noqa: E402
 
 GROUP = "/lakebox/bench"
 QUERIES = [
@@ -66,11 +64,8 @@ def main():
                                  "--log-level", "warn"], port).start()
 
         t = start("before")
-        held = 0
         try:
-            while held < args.events:
-                r = load(Path(args.before).with_name("lakebox-bench"), t, "logs-put-events", 5.0)
-                held += r["requests"] * 1000
+            held = fill(Path(args.before).with_name("lakebox-bench"), t, args.events)
         finally:
             t.stop()
         print(f"{held:,} events in {GROUP}", flush=True)
@@ -78,9 +73,7 @@ def main():
             for name in bins:
                 t = start(name)
                 try:
-                    logs = boto3.client("logs", endpoint_url=t.endpoint, region_name="us-east-1",
-                                        aws_access_key_id="t", aws_secret_access_key="t",
-                                        config=Config(read_timeout=600, retries={"total_max_attempts": 1}))
+                    logs = client(t.endpoint)
                     for kind, q in QUERIES:
                         secs, n = run(logs, kind, q)
                         times[(name, q)].append(secs)

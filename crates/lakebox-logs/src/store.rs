@@ -170,8 +170,10 @@ impl StreamEvents {
                 .take(max)
                 .map(|(_, e)| e)
         };
-        let last = run().last()?.key();
-        let mut text = String::with_capacity(run().map(Event::message_len).sum());
+        // One walk sizes the run and finds its end, one copies it.
+        let (bytes, last) = run().fold((0, None), |(n, _), e| (n + e.message_len(), Some(e.key())));
+        let mut text = String::with_capacity(bytes);
+        let last = last?;
         let starts: Vec<u32> = run()
             .map(|e| {
                 let start = text.len() as u32;
