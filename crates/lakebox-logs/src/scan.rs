@@ -9,11 +9,11 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLockReadGuard};
+use std::sync::{Arc, Mutex};
 
 use lakebox_core::ServiceError;
 
-use crate::store::{Event, Position, Stream, StreamEvents};
+use crate::store::{Event, Position, Stream};
 
 /// Events are read out of a stream this many at a time, a chunk per core at once.
 const READ_CHUNK: usize = 16 * 1024;
@@ -29,33 +29,37 @@ pub struct Source {
     pub until: i64,
 }
 
-/// One chunk of a source's events, read in place.
+/// One chunk of a source's events, read in place (under the stream's read lock).
 pub struct Chunk<'a> {
     /// Which of the scan's sources the events are of.
     pub source: usize,
-    data: RwLockReadGuard<'a, StreamEvents>,
-    first: Bound<Position>,
-    last: Position,
+    /// Its events, oldest first: found in the tree once, then read from this list, so asking
+    /// ahead is a look a few places on rather than a second walk of the tree.
+    events: Vec<&'a Event>,
 }
 
 impl Chunk<'_> {
     /// The chunk's events, oldest first or newest first; with `prefetch`, each message's text
-    /// is asked for a few events before it is reached (only worth it when messages are read).
+    /// is asked for a few events before it is reached (only worth it when messages are read),
+    /// and each event itself (the tree node's slot holding where its text is) a few before
+    /// that: otherwise asking for the text waits on the event.
     pub fn events(&self, newest_first: bool, prefetch: bool) -> impl Iterator<Item = &Event> + '_ {
-        // The events are found in the tree once, then read from a list: asking ahead is then
-        // a look a few places on, not a second walk of the tree.
-        let mut events: Vec<&Event> = self.data.range(self.first, Bound::Included(self.last)).collect();
-        if newest_first {
-            events.reverse();
-        }
+        let n = self.events.len();
+        let at = move |i: usize| -> Option<&Event> {
+            (i < n).then(|| self.events[if newest_first { n - 1 - i } else { i }])
+        };
         if prefetch {
-            events.iter().take(PREFETCH_AHEAD).for_each(|e| e.prefetch());
+            (0..2 * PREFETCH_AHEAD)
+                .filter_map(at)
+                .for_each(|e| e.prefetch_entry());
+            (0..PREFETCH_AHEAD).filter_map(at).for_each(|e| e.prefetch());
         }
-        (0..events.len()).map(move |i| {
-            if prefetch && let Some(ahead) = events.get(i + PREFETCH_AHEAD) {
-                ahead.prefetch();
+        (0..n).filter_map(move |i| {
+            if prefetch {
+                at(i + 2 * PREFETCH_AHEAD).inspect(|e| e.prefetch_entry());
+                at(i + PREFETCH_AHEAD).inspect(|e| e.prefetch());
             }
-            events[i]
+            at(i)
         })
     }
 }
@@ -95,47 +99,36 @@ pub fn chunks<P: Send>(
     let stopped = AtomicBool::new(false);
     let worker = || -> Result<(), ServiceError> {
         while !stopped.load(Ordering::Relaxed) {
-            // The next chunk's bounds, found under the cursor's lock; its events are then
-            // read outside it.
-            let (no, source, first, last) = {
-                let mut c = cursor.lock().unwrap();
-                loop {
-                    let Some(src) = sources.get(c.0) else {
-                        return Ok(());
-                    };
-                    let first = match c.1 {
-                        Some(k) => Bound::Excluded(k),
-                        None => src.from,
-                    };
-                    // Found by walking the tree's keys alone: every worker waits on this.
-                    let last = src
-                        .stream
-                        .data
-                        .read()
-                        .unwrap()
-                        .positions(first)
-                        .take_while(|k| k.0 <= src.until)
-                        .take(READ_CHUNK)
-                        .last()
-                        .copied();
-                    match last {
-                        Some(last) => {
-                            c.1 = Some(last);
-                            c.2 += 1;
-                            break (c.2 - 1, c.0, first, last);
-                        }
-                        None => *c = (c.0 + 1, None, c.2),
-                    }
-                }
+            // The next chunk's events are listed under the cursor's lock (every worker waits on
+            // this walk of the tree: the next chunk starts where it ends), then read outside it.
+            let mut c = cursor.lock().unwrap();
+            let Some(src) = sources.get(c.0) else {
+                return Ok(());
             };
-            let chunk = Chunk {
-                source,
-                data: sources[source].stream.data.read().unwrap(),
-                first,
-                last,
+            let first = match c.1 {
+                Some(k) => Bound::Excluded(k),
+                None => src.from,
             };
-            let part = work(&chunk)?;
-            drop(chunk);
+            let data = src.stream.data.read().unwrap();
+            let mut last = None;
+            let events: Vec<&Event> = data
+                .entries(first)
+                .take_while(|(k, _)| k.0 <= src.until)
+                .take(READ_CHUNK)
+                .map(|(k, e)| {
+                    last = Some(*k);
+                    e
+                })
+                .collect();
+            if last.is_none() {
+                *c = (c.0 + 1, None, c.2);
+                continue;
+            }
+            let (source, no) = (c.0, c.2);
+            *c = (source, last, no + 1);
+            drop(c);
+            let part = work(&Chunk { source, events })?;
+            drop(data);
             let mut m = merging.lock().unwrap();
             m.pending.insert(no, (source, part));
             loop {
