@@ -97,6 +97,8 @@ fn natural(a: &V, b: &V) -> Ordering {
             (V::Null, V::Null) => Ordering::Equal,
             (V::Null, _) => Ordering::Less,
             (_, V::Null) => Ordering::Greater,
+            // Compared without copies: `stats … by` compares every event's group this way.
+            (V::Str(x), V::Str(y)) => natural_text(x, y),
             _ => natural_text(&a.text().unwrap_or_default(), &b.text().unwrap_or_default()),
         },
     }
@@ -112,21 +114,29 @@ fn is_number(v: &V) -> Option<f64> {
 }
 
 fn natural_text(a: &str, b: &str) -> Ordering {
-    fn chunks(s: &str) -> Vec<(bool, &str)> {
-        let mut out = Vec::new();
+    /// The runs of digits and of other characters, each with whether it is digits. A run
+    /// ends where an ASCII digit starts or ends: always a character boundary.
+    fn chunks(s: &str) -> impl Iterator<Item = (bool, &str)> {
         let mut start = 0;
-        let bytes = s.as_bytes();
-        for i in 1..=bytes.len() {
-            if i == bytes.len() || bytes[i].is_ascii_digit() != bytes[start].is_ascii_digit() {
-                out.push((bytes[start].is_ascii_digit(), &s[start..i]));
-                start = i;
-            }
-        }
-        out
+        std::iter::from_fn(move || {
+            let bytes = s.as_bytes();
+            let digit = bytes.get(start)?.is_ascii_digit();
+            let end = bytes[start..]
+                .iter()
+                .position(|b| b.is_ascii_digit() != digit)
+                .map_or(bytes.len(), |n| start + n);
+            let chunk = (digit, &s[start..end]);
+            start = end;
+            Some(chunk)
+        })
     }
-    let (ca, cb) = (chunks(a), chunks(b));
-    for ((da, xa), (db, xb)) in ca.iter().zip(cb.iter()) {
-        let o = if *da && *db {
+    let (mut ca, mut cb) = (chunks(a), chunks(b));
+    loop {
+        let ((da, xa), (db, xb)) = match (ca.next(), cb.next()) {
+            (Some(x), Some(y)) => (x, y),
+            (x, y) => return x.is_some().cmp(&y.is_some()),
+        };
+        let o = if da && db {
             let (ta, tb) = (xa.trim_start_matches('0'), xb.trim_start_matches('0'));
             ta.len().cmp(&tb.len()).then(ta.cmp(tb))
         } else {
@@ -136,14 +146,27 @@ fn natural_text(a: &str, b: &str) -> Ordering {
             return o;
         }
     }
-    ca.len().cmp(&cb.len())
 }
 
 // ---- the query language ---------------------------------------------------------------
 
+/// A field an expression reads: by name, and by its slot in the records of a query's
+/// streaming pass once [`resolve`]d.
+#[derive(Debug, Clone)]
+struct Field {
+    name: String,
+    slot: Option<usize>,
+}
+
+impl Field {
+    fn new(name: String) -> Field {
+        Field { name, slot: None }
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Ex {
-    Field(String),
+    Field(Field),
     Lit(V),
     Regex(Regex),
     Not(Box<Ex>),
@@ -524,7 +547,7 @@ impl P {
                         0.0
                     })))
                 } else {
-                    Ok(Ex::Field(name))
+                    Ok(Ex::Field(Field::new(name)))
                 }
             }
             other => Err(malformed(format!("unexpected {other:?} in query"))),
@@ -698,7 +721,7 @@ impl P {
     /// `parse`'s field: everything up to its pattern (a string or regex token).
     fn expr_until_pattern(&mut self) -> Result<Ex, ServiceError> {
         match self.next() {
-            Some(Tok::Ident(f)) => Ok(Ex::Field(f)),
+            Some(Tok::Ident(f)) => Ok(Ex::Field(Field::new(f))),
             _ => Err(malformed("parse takes a field, then its pattern")),
         }
     }
@@ -723,14 +746,112 @@ fn is_aggregate(f: &str) -> bool {
 
 // ---- evaluation -----------------------------------------------------------------------
 
-/// One record: its fields by name. A field set to `Null` is absent (records are reused from
-/// event to event, their fields reset rather than removed).
-type Record = HashMap<String, V, foldhash::fast::RandomState>;
+/// One record: its fields. A field set to `Null` is absent (records are reused from event to
+/// event, their fields reset rather than removed).
+///
+/// The records of a query's streaming pass hold the names the query reads in slots, which
+/// its expressions find by index ([`resolve`]): a query over 10M events reads several fields
+/// of each, and hashing their names was a third of its time. Other records (every leaf of a
+/// query showing all fields, the groups `stats` makes) hold their fields by name.
+#[derive(Debug, Clone, Default)]
+struct Record {
+    /// The slots' names; `@timestamp` is the first.
+    layout: Option<Arc<[String]>>,
+    slots: Vec<V>,
+    by_name: HashMap<String, V, foldhash::fast::RandomState>,
+}
+
+impl Record {
+    /// A record holding `layout`'s names (the first being `@timestamp`) in slots.
+    fn with_layout(layout: &Arc<[String]>) -> Record {
+        debug_assert_eq!(layout.first().map(String::as_str), Some("@timestamp"));
+        Record {
+            slots: vec![V::Null; layout.len()],
+            layout: Some(layout.clone()),
+            by_name: HashMap::default(),
+        }
+    }
+
+    fn slot_of(&self, name: &str) -> Option<usize> {
+        self.layout.as_ref()?.iter().position(|n| n == name)
+    }
+
+    fn get(&self, name: &str) -> Option<&V> {
+        match self.slot_of(name) {
+            Some(i) => Some(&self.slots[i]),
+            None => self.by_name.get(name),
+        }
+    }
+
+    /// The field an expression reads: by its slot when the record has the layout it was
+    /// resolved against (a record with slots at all has), else by name.
+    fn field(&self, f: &Field) -> Option<&V> {
+        match f.slot {
+            Some(i) if i < self.slots.len() => Some(&self.slots[i]),
+            _ => self.get(&f.name),
+        }
+    }
+
+    fn timestamp(&self) -> Option<&V> {
+        match self.slots.first() {
+            Some(t) => Some(t),
+            None => self.by_name.get("@timestamp"),
+        }
+    }
+
+    /// The slot of `name`, when the record has one.
+    fn slot_mut(&mut self, name: &str) -> Option<&mut V> {
+        let i = self.slot_of(name)?;
+        Some(&mut self.slots[i])
+    }
+
+    fn insert(&mut self, name: &str, v: V) {
+        match self.slot_mut(name) {
+            Some(slot) => *slot = v,
+            None => {
+                self.by_name.insert(name.to_owned(), v);
+            }
+        }
+    }
+
+    /// Every field's name and value, those in slots without the absent ones.
+    fn iter(&self) -> impl Iterator<Item = (&str, &V)> {
+        let slotted = self.layout.iter().flat_map(|names| names.iter().zip(&self.slots));
+        slotted
+            .filter(|(_, v)| !matches!(v, V::Null))
+            .map(|(n, v)| (n.as_str(), v))
+            .chain(self.by_name.iter().map(|(n, v)| (n.as_str(), v)))
+    }
+
+    /// No field set.
+    fn reset(&mut self) {
+        self.slots.iter_mut().for_each(|v| *v = V::Null);
+        self.by_name.clear();
+    }
+}
+
+/// Points the fields `e` reads at their slots in records of `layout`.
+fn resolve(e: &mut Ex, layout: &[String]) {
+    match e {
+        Ex::Field(f) => f.slot = layout.iter().position(|n| *n == f.name),
+        Ex::Lit(_) | Ex::Regex(_) | Ex::Star => {}
+        Ex::Not(x) | Ex::Neg(x) => resolve(x, layout),
+        Ex::Bin(a, _, b) | Ex::Like(a, b, _) => {
+            resolve(a, layout);
+            resolve(b, layout);
+        }
+        Ex::In(x, items, _) => {
+            resolve(x, layout);
+            items.iter_mut().for_each(|i| resolve(i, layout));
+        }
+        Ex::Call(_, args) => args.iter_mut().for_each(|a| resolve(a, layout)),
+    }
+}
 
 /// The names an expression reads.
 fn fields_of(e: &Ex, out: &mut Vec<String>) {
     match e {
-        Ex::Field(f) => out.push(f.clone()),
+        Ex::Field(f) => out.push(f.name.clone()),
         Ex::Lit(_) | Ex::Regex(_) | Ex::Star => {}
         Ex::Not(x) | Ex::Neg(x) => fields_of(x, out),
         Ex::Bin(a, _, b) | Ex::Like(a, b, _) => {
@@ -762,8 +883,9 @@ const SYSTEM_FIELDS: [&str; 6] = [
 /// over `user` never copies it.
 struct Reads {
     all: bool,
-    /// Every name a record of this query may carry (read, computed by `fields` or `parse`).
-    names: Vec<String>,
+    /// Every name a record of this query may carry (read, computed by `fields` or `parse`),
+    /// `@timestamp` first: the layout of its records' slots.
+    names: Arc<[String]>,
     /// The names that may be fields of a JSON message.
     json: crate::jsonscan::Names,
     /// When the first command is a `filter` reading only some of those: the JSON fields it
@@ -869,6 +991,9 @@ impl Reads {
         names.extend(made);
         names.sort();
         names.dedup();
+        // `@timestamp` first: a record's layout starts with it (see [`Record::timestamp`]).
+        names.retain(|n| n != "@timestamp");
+        names.insert(0, "@timestamp".to_owned());
         let all = shown_fields(commands).is_none() && !aggregated;
         let mut early_reads = Vec::new();
         for c in &commands[..streaming] {
@@ -876,7 +1001,7 @@ impl Reads {
                 // `fields @message` only names what the row shows: nothing to read yet.
                 Command::Fields(list) => list
                     .iter()
-                    .filter(|(e, n)| !matches!(e, Ex::Field(f) if f == n))
+                    .filter(|(e, n)| !matches!(e, Ex::Field(f) if &f.name == n))
                     .for_each(|(e, _)| fields_of(e, &mut early_reads)),
                 Command::Filter(e) | Command::Parse(e, _) => fields_of(e, &mut early_reads),
                 _ => {}
@@ -936,15 +1061,42 @@ impl Reads {
                 stream: wanted.stream && !early.stream,
                 log: wanted.log && !early.log,
             },
-            names,
+            names: names.into(),
+        }
+    }
+
+    /// A record to fill event after event.
+    fn record(&self) -> Record {
+        if self.all {
+            Record::default()
+        } else {
+            Record::with_layout(&self.names)
+        }
+    }
+
+    /// Points the fields that the streaming commands and the `stats` after them read at
+    /// their slots in this query's records.
+    fn resolve(&self, streaming: &mut [Command], stats: Option<&mut Command>) {
+        if self.all {
+            return;
+        }
+        for c in streaming.iter_mut().chain(stats) {
+            match c {
+                Command::Fields(list) => list.iter_mut().for_each(|(e, _)| resolve(e, &self.names)),
+                Command::Filter(e) | Command::Parse(e, _) => resolve(e, &self.names),
+                Command::Stats(aggs, by) => aggs
+                    .iter_mut()
+                    .chain(by.iter_mut())
+                    .for_each(|(e, _)| resolve(e, &self.names)),
+                _ => {}
+            }
         }
     }
 
     /// Adds the fields a kept record shows that the per-record commands did not need.
     fn complete(&self, r: &mut Record, group: &Group, stream: &str, ptr_prefix: &str, e: &Event) {
-        self.late.build(e, group, stream, ptr_prefix, |name, v| {
-            r.insert(name.to_owned(), v);
-        });
+        self.late
+            .build(e, group, stream, ptr_prefix, |name, v| r.insert(name, v));
     }
 
     /// Makes `r` the record of event `e`; `true` when its message's JSON was read by a settled
@@ -963,30 +1115,26 @@ impl Reads {
         let json = || e.message().trim_start().starts_with('{');
         if self.all {
             let msg = e.message();
-            r.clear();
+            r.reset();
             if json() && crate::jsonscan::leaves(msg, &crate::jsonscan::Want::All, leaves) {
                 for (name, leaf) in leaves.drain(..) {
-                    r.insert(name.into_owned(), leaf_value(leaf));
+                    r.insert(&name, leaf_value(leaf));
                 }
             }
-            r.insert("@timestamp".into(), V::Time(e.timestamp));
-            r.insert("@ingestionTime".into(), V::Time(e.ingestion));
-            self.early.build(e, group, stream, ptr_prefix, |name, v| {
-                r.insert(name.to_owned(), v);
-            });
+            r.insert("@timestamp", V::Time(e.timestamp));
+            r.insert("@ingestionTime", V::Time(e.ingestion));
+            self.early
+                .build(e, group, stream, ptr_prefix, |name, v| r.insert(name, v));
             return false;
         }
-        if r.is_empty() {
-            r.extend(self.names.iter().map(|n| (n.clone(), V::Null)));
-        } else {
-            r.values_mut().for_each(|v| *v = V::Null);
-        }
+        r.reset();
+        // The record has the layout of `self.names`: every name it is set below is in it.
+        r.slots[0] = V::Time(e.timestamp);
         let mut set = |name: &str, v: V| {
-            if let Some(slot) = r.get_mut(name) {
+            if let Some(slot) = r.slot_mut(name) {
                 *slot = v;
             }
         };
-        set("@timestamp", V::Time(e.timestamp));
         if self.ingestion {
             set("@ingestionTime", V::Time(e.ingestion));
         }
@@ -1034,7 +1182,7 @@ impl Reads {
                 return Ok(false);
             }
             for name in self.first_names().iter() {
-                if let Some(slot) = r.get_mut(name) {
+                if let Some(slot) = r.slot_mut(name) {
                     *slot = V::Null;
                 }
             }
@@ -1056,7 +1204,7 @@ impl Reads {
         let Some((_, rest)) = &self.staged else { return };
         if crate::jsonscan::leaves(e.message(), &crate::jsonscan::Want::Named(rest), leaves) {
             for (name, leaf) in leaves.drain(..) {
-                if let Some(slot) = r.get_mut(name.as_ref()) {
+                if let Some(slot) = r.slot_mut(&name) {
                     *slot = leaf_value(leaf);
                 }
             }
@@ -1087,7 +1235,7 @@ fn required_text(commands: &[Command]) -> Vec<String> {
             }
             Ex::Bin(a, BinOp::Eq, b) => {
                 let (field, lit) = match (&**a, &**b) {
-                    (Ex::Field(f), Ex::Lit(V::Str(s))) | (Ex::Lit(V::Str(s)), Ex::Field(f)) => (f, s),
+                    (Ex::Field(f), Ex::Lit(V::Str(s))) | (Ex::Lit(V::Str(s)), Ex::Field(f)) => (&f.name, s),
                     _ => return,
                 };
                 // A number compares by value (`n = "07"` matches 7), and characters JSON
@@ -1126,7 +1274,7 @@ fn duration_millis(text: &str) -> Option<i64> {
 
 fn eval(e: &Ex, r: &Record) -> Result<V, ServiceError> {
     Ok(match e {
-        Ex::Field(f) => r.get(f).cloned().unwrap_or(V::Null),
+        Ex::Field(f) => r.field(f).cloned().unwrap_or(V::Null),
         Ex::Lit(v) => v.clone(),
         Ex::Regex(re) => V::Str(re.as_str().to_owned()),
         Ex::Star => V::Num(1.0),
@@ -1213,19 +1361,20 @@ fn call(f: &str, args: &[Ex], r: &Record) -> Result<V, ServiceError> {
     Ok(match f {
         "bin" => {
             let period = match args.first() {
-                Some(Ex::Field(d)) => duration_millis(d),
+                Some(Ex::Field(d)) => duration_millis(&d.name),
                 Some(Ex::Lit(V::Num(n))) => Some(*n as i64 * 1000),
                 _ => None,
             }
             .filter(|p| *p > 0)
             .ok_or_else(|| malformed("bin() takes a period such as 5m or 1h"))?;
-            match r.get("@timestamp") {
+            match r.timestamp() {
                 Some(V::Time(t)) => V::Time(t.div_euclid(period) * period),
                 _ => V::Null,
             }
         }
         "ispresent" => V::Num(
-            if matches!(args.first(), Some(Ex::Field(n)) if r.get(n).is_some_and(|v| !matches!(v, V::Null))) {
+            if matches!(args.first(), Some(Ex::Field(n)) if r.field(n).is_some_and(|v| !matches!(v, V::Null)))
+            {
                 1.0
             } else {
                 0.0
@@ -1363,7 +1512,7 @@ fn accumulate(f: &str, args: &[Ex], r: &Record, acc: &mut Acc) -> Result<(), Ser
     if matches!(v, V::Null) {
         return Ok(());
     }
-    let ts = || match r.get("@timestamp") {
+    let ts = || match r.timestamp() {
         Some(V::Time(t)) => *t,
         _ => 0,
     };
@@ -1477,11 +1626,10 @@ impl<'a> Grouper<'a> {
             key.push(OrdV(eval(e, r)?));
         }
         let n = self.aggs.len();
-        if !self.groups.contains_key(&key) {
-            let keys = key.iter().map(|k| k.0.clone()).collect();
-            self.groups.insert(key.clone(), (keys, vec![Acc::default(); n]));
-        }
-        let entry = self.groups.get_mut(&key).expect("just inserted");
+        let entry = self
+            .groups
+            .entry(key)
+            .or_insert_with_key(|key| (key.iter().map(|k| k.0.clone()).collect(), vec![Acc::default(); n]));
         for ((e, _), acc) in self.aggs.iter().zip(entry.1.iter_mut()) {
             if let Ex::Call(f, args) = e {
                 accumulate(f, args, r, acc)?;
@@ -1516,11 +1664,11 @@ impl<'a> Grouper<'a> {
         for (_, (keys, mut accs)) in self.groups {
             let mut r = Record::default();
             for ((_, name), v) in self.by.iter().zip(keys) {
-                r.insert(name.clone(), v);
+                r.insert(name, v);
             }
             for ((e, name), acc) in self.aggs.iter().zip(accs.iter_mut()) {
                 if let Ex::Call(f, args) = e {
-                    r.insert(name.clone(), finish(f, args, acc)?);
+                    r.insert(name, finish(f, args, acc)?);
                 }
             }
             out.push(r);
@@ -1535,7 +1683,7 @@ fn apply(c: &Command, r: &mut Record) -> Result<bool, ServiceError> {
         Command::Fields(list) => {
             for (e, name) in list {
                 let v = eval(e, r)?;
-                r.insert(name.clone(), v);
+                r.insert(name, v);
             }
         }
         Command::Filter(e) => return Ok(eval(e, r)?.truthy()),
@@ -1551,7 +1699,7 @@ fn apply(c: &Command, r: &mut Record) -> Result<bool, ServiceError> {
                 for (i, n) in names.iter().enumerate() {
                     let m = if by_name { caps.name(n) } else { caps.get(i + 1) };
                     if let Some(m) = m {
-                        r.insert(n.clone(), V::Str(m.as_str().to_owned()));
+                        r.insert(n, V::Str(m.as_str().to_owned()));
                     }
                 }
             }
@@ -1647,7 +1795,7 @@ fn retention(rest: &[Command], limit: usize) -> Option<(Option<SortKeys<'_>>, us
             it.next();
             // `sort @timestamp desc` is the order records already have.
             match keys.as_slice() {
-                [(Ex::Field(f), true)] if f == "@timestamp" => None,
+                [(Ex::Field(f), true)] if f.name == "@timestamp" => None,
                 keys => Some(keys),
             }
         }
@@ -1708,7 +1856,7 @@ impl<'a> Partial<'a> {
 }
 
 fn run(
-    commands: &[Command],
+    query: &[Command],
     groups: &[Arc<Group>],
     (from, until): (i64, i64),
     now: i64,
@@ -1717,10 +1865,18 @@ fn run(
 ) -> Result<Outcome, ServiceError> {
     // Per-record commands up to the first that needs every record stream over the events;
     // a `stats` right after them aggregates as they come, so no record is kept.
-    let split = commands
+    let split = query
         .iter()
         .position(|c| !matches!(c, Command::Fields(_) | Command::Filter(_) | Command::Parse(..)))
-        .unwrap_or(commands.len());
+        .unwrap_or(query.len());
+    let reads = Reads::of(query, split);
+    let mut resolved = query.to_vec();
+    let (streaming, rest) = resolved.split_at_mut(split);
+    reads.resolve(
+        streaming,
+        rest.first_mut().filter(|c| matches!(c, Command::Stats(..))),
+    );
+    let commands = &resolved[..];
     let (streaming, mut rest) = commands.split_at(split);
     let mut grouper = match rest.first() {
         Some(Command::Stats(aggs, by)) => Some(Grouper::new(aggs, by)),
@@ -1729,7 +1885,6 @@ fn run(
     if grouper.is_some() {
         rest = &rest[1..];
     }
-    let reads = Reads::of(commands, split);
     let required = required_text(commands);
     // Every stream of every group, in order; their events are read in chunks, matched on
     // every core, and the chunks' results put together in order (so ties among equal
@@ -1766,7 +1921,7 @@ fn run(
         let source = chunk.source;
         let stream = &sources[source].stream;
         let (group, ptr_prefix) = &about[source];
-        let mut r = Record::default();
+        let mut r = reads.record();
         // Newest first when only the newest can be shown: once a part holds as many as
         // can be shown, older events are counted but not built. Messages are fetched ahead
         // only when the query reads them.
@@ -1896,7 +2051,8 @@ fn run(
                     })
                     .collect(),
                 None => {
-                    let mut all: Vec<(String, V)> = r.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                    let mut all: Vec<(String, V)> =
+                        r.iter().map(|(k, v)| (k.to_owned(), v.clone())).collect();
                     all.sort_by(|a, b| a.0.cmp(&b.0));
                     all
                 }
@@ -2239,6 +2395,19 @@ mod tests {
         );
         assert_eq!(by[0].1, "bin(5m)");
         assert_eq!(natural_text("5A", "111A"), Ordering::Less);
+        for (a, b, o) in [
+            ("", "", Ordering::Equal),
+            ("", "a", Ordering::Less),
+            ("user-0042", "user-42", Ordering::Equal),
+            ("user-42", "user-0041", Ordering::Greater),
+            ("a1", "a1b", Ordering::Less),
+            ("ab", "a1", Ordering::Greater),
+            ("é10x", "é9x", Ordering::Greater),
+            ("10", "9a", Ordering::Greater),
+        ] {
+            assert_eq!(natural_text(a, b), o, "{a} vs {b}");
+            assert_eq!(natural_text(b, a), o.reverse(), "{b} vs {a}");
+        }
         assert_eq!(natural(&V::Str("A".into()), &V::Num(0.0)), Ordering::Less);
         assert_eq!(format_time(1_700_000_000_000), "2023-11-14 22:13:20.000");
     }
