@@ -891,6 +891,8 @@ mod speed {
             })
             .collect();
         let names = Names::new(["id"]);
+        // Two fields further in: the settled scan's search of the rest costs about what it saves.
+        let two = Names::new(["score", "ok"]);
         let mut out = Vec::new();
         // Over all the messages (memory's speed counts), then over 10,000 of them again and
         // again (held in the caches: the scanner's own cost). Best of 7: this machine's
@@ -901,6 +903,12 @@ mod speed {
             });
             time(label, "settled", set, rounds, |d| {
                 leaves_settled(d, &names, &mut out) == Scan::Unchecked && out.len() == 1
+            });
+            time(label, "whole (score, ok)", set, rounds, |d| {
+                leaves(d, &Want::Named(&two), &mut out) && out.len() == 2
+            });
+            time(label, "settled (score, ok)", set, rounds, |d| {
+                leaves_settled(d, &two, &mut out) == Scan::Unchecked && out.len() == 2
             });
             time(label, "serde_json, for comparison", set, rounds, |d| {
                 serde_json::from_str::<serde::de::IgnoredAny>(d).is_ok()
