@@ -24,6 +24,7 @@ mod groups;
 mod insights;
 mod jsonscan;
 mod livetail;
+mod pages;
 mod pattern;
 mod scan;
 mod store;

@@ -33,15 +33,15 @@ pub struct Source {
 pub struct Chunk<'a> {
     /// Which of the scan's sources the events are of.
     pub source: usize,
-    /// Its events, oldest first: found in the tree once, then read from this list, so asking
-    /// ahead is a look a few places on rather than a second walk of the tree.
+    /// Its events, oldest first: found in the stream once, then read from this list, so asking
+    /// ahead is a look a few places on rather than a second walk of the stream.
     events: Vec<&'a Event>,
 }
 
 impl Chunk<'_> {
     /// The chunk's events, oldest first or newest first; with `prefetch`, each message's text
     /// is asked for a few events before it is reached (only worth it when messages are read),
-    /// and each event itself (the tree node's slot holding where its text is) a few before
+    /// and each event itself (which holds where its text is) a few before
     /// that: otherwise asking for the text waits on the event.
     pub fn events(&self, newest_first: bool, prefetch: bool) -> impl Iterator<Item = &Event> + '_ {
         let n = self.events.len();
@@ -100,7 +100,7 @@ pub fn chunks<P: Send>(
     let worker = || -> Result<(), ServiceError> {
         while !stopped.load(Ordering::Relaxed) {
             // The next chunk's events are listed under the cursor's lock (every worker waits on
-            // this walk of the tree: the next chunk starts where it ends), then read outside it.
+            // this walk of the stream: the next chunk starts where it ends), then read outside it.
             let mut c = cursor.lock().unwrap();
             let Some(src) = sources.get(c.0) else {
                 return Ok(());
@@ -110,22 +110,16 @@ pub fn chunks<P: Send>(
                 None => src.from,
             };
             let data = src.stream.data.read().unwrap();
-            let mut last = None;
             let events: Vec<&Event> = data
-                .entries(first)
-                .take_while(|(k, _)| k.0 <= src.until)
+                .range(first, Bound::Included((src.until, u64::MAX)))
                 .take(READ_CHUNK)
-                .map(|(k, e)| {
-                    last = Some(*k);
-                    e
-                })
                 .collect();
-            if last.is_none() {
+            let Some(last) = events.last() else {
                 *c = (c.0 + 1, None, c.2);
                 continue;
-            }
+            };
             let (source, no) = (c.0, c.2);
-            *c = (source, last, no + 1);
+            *c = (source, Some(last.key()), no + 1);
             drop(c);
             let part = work(&Chunk { source, events })?;
             drop(data);

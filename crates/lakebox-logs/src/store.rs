@@ -20,6 +20,8 @@ use lakebox_core::clock::Clock;
 use lakebox_store::{Log, LogConfig, LogEntry, MetaStore, StoreError};
 use serde::{Deserialize, Serialize};
 
+use crate::pages::Pages;
+
 pub const GROUPS: &str = "groups";
 pub const STREAMS: &str = "streams";
 pub const DAY: i64 = 86_400_000;
@@ -96,8 +98,21 @@ impl Event {
         }
     }
 
+    #[cfg(test)]
+    pub(crate) fn for_test(timestamp: i64, id: u64, text: Arc<str>) -> Event {
+        let len = text.len() as u32;
+        Event {
+            timestamp,
+            ingestion: 0,
+            id,
+            text,
+            start: 0,
+            len,
+        }
+    }
+
     /// Asks the CPU to start loading the event itself: a scan lists events by their places
-    /// in the tree's nodes, and reading where a message lies would otherwise wait on that.
+    /// in their pages, and reading where a message lies would otherwise wait on that.
     pub fn prefetch_entry(&self) {
         #[cfg(target_arch = "x86_64")]
         {
@@ -137,9 +152,9 @@ impl Event {
 
 #[derive(Debug, Default)]
 pub struct StreamEvents {
-    /// By [`Event::key`]: a tree, because concurrent writers' batches interleave in time and
-    /// each must slot in among the others without moving them.
-    events: BTreeMap<Position, Event>,
+    /// By [`Event::key`], in pages: concurrent writers' batches interleave in time, and each
+    /// event slots in among the others.
+    events: Pages,
     pub stored_bytes: i64,
     pub last_ingestion: Option<i64>,
     /// Events that arrived stamped before the stream's newest event, since its messages were
@@ -151,27 +166,9 @@ pub struct StreamEvents {
 pub type Position = (i64, u64);
 
 impl StreamEvents {
-    /// The events between two places, in order.
+    /// The events between two places, in order (an empty or inverted range is none).
     pub fn range(&self, lo: Bound<Position>, hi: Bound<Position>) -> impl DoubleEndedIterator<Item = &Event> {
-        // An empty or inverted range is no events, not a panic.
-        let empty = match (&lo, &hi) {
-            (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) => {
-                a > b || (a == b && !(matches!(lo, Bound::Included(_)) && matches!(hi, Bound::Included(_))))
-            }
-            _ => false,
-        };
-        let range = if empty {
-            None
-        } else {
-            Some(self.events.range((lo, hi)))
-        };
-        range.into_iter().flatten().map(|(_, e)| e)
-    }
-
-    /// The events from `lo` on with their places, in order: a place is read without touching
-    /// its event (a tree keeps its keys apart from its values).
-    pub fn entries(&self, lo: Bound<Position>) -> impl Iterator<Item = (&Position, &Event)> {
-        self.events.range((lo, Bound::Unbounded))
+        self.events.range(lo, hi)
     }
 
     /// How many events the stream holds.
@@ -182,12 +179,7 @@ impl StreamEvents {
     /// Copies the messages of up to `max` events after `from` into one allocation, in time
     /// order, and points the events at it; the last event moved, `None` when there was none.
     fn compact_run(&mut self, from: Bound<Position>, max: usize) -> Option<Position> {
-        let run = || {
-            self.events
-                .range((from, Bound::Unbounded))
-                .take(max)
-                .map(|(_, e)| e)
-        };
+        let run = || self.events.range(from, Bound::Unbounded).take(max);
         // One walk sizes the run and finds its end, one copies it.
         let (bytes, last) = run().fold((0, None), |(n, _), e| (n + e.message_len(), Some(e.key())));
         let mut text = String::with_capacity(bytes);
@@ -200,7 +192,7 @@ impl StreamEvents {
             })
             .collect();
         let text: Arc<str> = text.into();
-        for ((_, e), start) in self.events.range_mut((from, Bound::Unbounded)).zip(starts) {
+        for (e, start) in self.events.range_mut_from(from).zip(starts) {
             e.text = text.clone();
             e.start = start;
         }
@@ -583,9 +575,7 @@ impl Store {
             let cutoff = now - days as i64 * DAY;
             for stream in group.streams.read().unwrap().values() {
                 let mut data = stream.data.write().unwrap();
-                let kept = data.events.split_off(&(cutoff, 0));
-                let expired = std::mem::replace(&mut data.events, kept);
-                data.stored_bytes -= expired.values().map(Event::size).sum::<i64>();
+                data.stored_bytes -= data.events.drop_before((cutoff, 0));
             }
             // Events arrive at most 14 days after their timestamp (older ones are refused), so
             // a segment written before cutoff - 14 days holds only expired events... and ones
@@ -639,7 +629,7 @@ pub(crate) fn insert(stream: &Stream, offset: u64, ingestion: i64, events: &[(i6
     }
     let text: Arc<str> = text.into();
     let mut data = stream.data.write().unwrap();
-    let newest = data.events.last_key_value().map(|(k, _)| *k);
+    let newest = data.events.newest();
     let mut added = 0;
     for (i, ((ts, _), (start, len))) in events.iter().zip(ranges).enumerate() {
         let ev = Event {
@@ -654,7 +644,7 @@ pub(crate) fn insert(stream: &Stream, offset: u64, ingestion: i64, events: &[(i6
         if newest.is_some_and(|n| ev.key() < n) {
             data.scattered += 1;
         }
-        data.events.insert(ev.key(), ev);
+        data.events.insert(ev);
     }
     data.stored_bytes += added;
     data.last_ingestion = Some(data.last_ingestion.map_or(ingestion, |l| l.max(ingestion)));
