@@ -1128,7 +1128,7 @@ impl Reads {
             return false;
         }
         r.reset();
-        // The record has the layout of `self.names`: every name it is set below is in it.
+        // The record has the layout of `self.names`: every name set below is in it.
         r.slots[0] = V::Time(e.timestamp);
         let mut set = |name: &str, v: V| {
             if let Some(slot) = r.slot_mut(name) {

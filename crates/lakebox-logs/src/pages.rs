@@ -118,9 +118,10 @@ impl Pages {
             Bound::Excluded(k) => self.pages.range(..k).next_back(),
             Bound::Unbounded => self.pages.last_key_value(),
         }?;
+        // The index after the last event up to `hi` is where one just past it would go.
         let end = match hi {
-            Bound::Included(k) => page.partition_point(|e| e.key() <= k),
-            Bound::Excluded(k) => page.partition_point(|e| e.key() < k),
+            Bound::Included(k) => index_in(page, Bound::Excluded(k)),
+            Bound::Excluded(k) => index_in(page, Bound::Included(k)),
             Bound::Unbounded => page.len(),
         };
         Some((*first, end))
