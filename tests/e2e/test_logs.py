@@ -657,6 +657,13 @@ def test_json_fields_of_messages_broken_after_them(logs):
     assert count("filter not (id < 0)") == 4
     rows, _, _ = insights(logs, "filter not ispresent(id) | fields @message", "/json/broken", t // 1000 - 60, t // 1000 + 60)
     assert sorted(r["@message"] for r in rows) == sorted([messages[1], messages[2], messages[6]])
+    # Fields read after the first filter (`note`) are read from the kept messages in the same
+    # pass that checks them as JSON: a broken one kept by its `id` alone is dropped.
+    window = (t // 1000 - 60, t // 1000 + 60)
+    rows, _, _ = insights(logs, "filter id < 0 | fields note", "/json/broken", *window)
+    assert sorted(r["note"] for r in rows) == sorted(["fine", "x", 'a "id": 6'])
+    rows, _, _ = insights(logs, "filter id >= 0 | stats count(*) as n by note", "/json/broken", *window)
+    assert [(r["note"], r["n"]) for r in rows] == [("fine", "1")]
 
 
 def test_logs_insights_queries(logs):

@@ -1165,16 +1165,18 @@ impl Reads {
         }
     }
 
-    /// The first filter's verdict on record `r` of `message`, whose JSON a settled scan did
+    /// The first filter's verdict on record `r` of event `e`, whose JSON a settled scan did
     /// not check to its end. A message that is not JSON has none of the fields read, so it is
     /// checked only when the verdict without them differs; `r` is left as the filter saw it
-    /// when kept. `fixed` holds the verdict without them once found, when it is the same for
-    /// every event.
-    fn first_filter(
-        &self,
+    /// when kept, the fields after the filter read in (the read that checks the message's
+    /// JSON, so a kept event is read once more, not twice). `fixed` holds the verdict without
+    /// them once found, when it is the same for every event.
+    fn first_filter<'n, 'e>(
+        &'n self,
         filter: &Command,
         r: &mut Record,
-        message: &str,
+        e: &'e Event,
+        leaves: &mut Leaves<'n, 'e>,
         fixed: &mut Option<bool>,
     ) -> Result<bool, ServiceError> {
         let mut without_json = |r: &mut Record| -> Result<bool, ServiceError> {
@@ -1193,22 +1195,25 @@ impl Reads {
             Ok(kept)
         };
         Ok(if apply(filter, r)? {
-            crate::jsonscan::is_json_object(message) || without_json(r)?
+            self.fill_rest(r, e, leaves) || without_json(r)?
         } else {
-            without_json(r)? && !crate::jsonscan::is_json_object(message)
+            without_json(r)? && !self.fill_rest(r, e, leaves)
         })
     }
 
-    /// After the first filter kept event `e`: the JSON fields it did not read.
-    fn fill_rest<'n, 'e>(&'n self, r: &mut Record, e: &'e Event, leaves: &mut Leaves<'n, 'e>) {
-        let Some((_, rest)) = &self.staged else { return };
-        if crate::jsonscan::leaves(e.message(), &crate::jsonscan::Want::Named(rest), leaves) {
-            for (name, leaf) in leaves.drain(..) {
-                if let Some(slot) = r.slot_mut(&name) {
-                    *slot = leaf_value(leaf);
-                }
+    /// After the first filter kept event `e`: the JSON fields it did not read. Whether the
+    /// message is a JSON object (the read checks it to its end).
+    fn fill_rest<'n, 'e>(&'n self, r: &mut Record, e: &'e Event, leaves: &mut Leaves<'n, 'e>) -> bool {
+        let Some((_, rest)) = &self.staged else {
+            return crate::jsonscan::is_json_object(e.message());
+        };
+        let json = crate::jsonscan::leaves(e.message(), &crate::jsonscan::Want::Named(rest), leaves);
+        for (name, leaf) in leaves.drain(..) {
+            if let Some(slot) = r.slot_mut(&name) {
+                *slot = leaf_value(leaf);
             }
         }
+        json
     }
 }
 
@@ -1947,15 +1952,16 @@ fn run(
             let unchecked = reads.fill(&mut r, group, &stream.name, ptr_prefix, e, &mut leaves);
             for (i, c) in streaming.iter().enumerate() {
                 let kept = if i == 0 && unchecked {
-                    reads.first_filter(c, &mut r, e.message(), &mut verdict_without_json)?
+                    reads.first_filter(c, &mut r, e, &mut leaves, &mut verdict_without_json)?
                 } else {
-                    apply(c, &mut r)?
+                    let kept = apply(c, &mut r)?;
+                    if kept && i == 0 && reads.staged.is_some() {
+                        reads.fill_rest(&mut r, e, &mut leaves);
+                    }
+                    kept
                 };
                 if !kept {
                     continue 'events;
-                }
-                if i == 0 {
-                    reads.fill_rest(&mut r, e, &mut leaves);
                 }
             }
             part.matched += 1.0;
