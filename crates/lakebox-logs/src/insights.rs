@@ -1306,13 +1306,29 @@ fn eval(e: &Ex, r: &Record) -> Result<V, ServiceError> {
             V::Num(if hit != *negated { 1.0 } else { 0.0 })
         }
         Ex::Bin(a, op, b) => {
-            let (x, y) = (eval(a, r)?, eval(b, r)?);
+            // Fields and literals are compared where they are: a filter's comparison is
+            // evaluated for every event, and copying its operands had been most of its cost.
+            let (owned_x, owned_y);
+            let x = match operand(a, r) {
+                Some(v) => v,
+                None => {
+                    owned_x = eval(a, r)?;
+                    &owned_x
+                }
+            };
+            let y = match operand(b, r) {
+                Some(v) => v,
+                None => {
+                    owned_y = eval(b, r)?;
+                    &owned_y
+                }
+            };
             let bool_v = |b: bool| V::Num(if b { 1.0 } else { 0.0 });
             match op {
                 BinOp::And => bool_v(x.truthy() && y.truthy()),
                 BinOp::Or => bool_v(x.truthy() || y.truthy()),
-                BinOp::Eq => bool_v(equal(&x, &y)),
-                BinOp::Ne => bool_v(!matches!(x, V::Null) && !equal(&x, &y)),
+                BinOp::Eq => bool_v(equal(x, y)),
+                BinOp::Ne => bool_v(!matches!(x, V::Null) && !equal(x, y)),
                 BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
                     let o = match (x.num(), y.num()) {
                         (Some(p), Some(q)) => p.partial_cmp(&q),
@@ -1344,6 +1360,16 @@ fn eval(e: &Ex, r: &Record) -> Result<V, ServiceError> {
         }
         Ex::Call(f, args) => call(f, args, r)?,
     })
+}
+
+/// A field's value or a literal, borrowed; `None` for an expression to evaluate.
+fn operand<'r>(e: &'r Ex, r: &'r Record) -> Option<&'r V> {
+    static NULL: V = V::Null;
+    match e {
+        Ex::Field(f) => Some(r.field(f).unwrap_or(&NULL)),
+        Ex::Lit(v) => Some(v),
+        _ => None,
+    }
 }
 
 fn equal(x: &V, y: &V) -> bool {
