@@ -309,12 +309,29 @@ fn dotted(sel: &Selector) -> Option<String> {
     Some(keys.join("."))
 }
 
-/// Whether the flattened `name` is the selector's keys joined by dots (without building it).
+/// Whether the flattened `name` is the selector's keys joined by dots (without building it,
+/// or splitting the name: this runs for every leaf of every event a search reads). Keys
+/// with a dot are never read this way ([`dotted`]), so each key must be followed by a dot or
+/// the end.
 fn names_path(name: &str, sel: &Selector) -> bool {
-    let mut parts = name.split('.');
-    sel.iter()
-        .all(|step| matches!((step, parts.next()), (Step::Key(k), Some(p)) if k == p))
-        && parts.next().is_none()
+    if let [Step::Key(k)] = sel.as_slice() {
+        return name == k;
+    }
+    let mut rest = name.as_bytes();
+    for (i, step) in sel.iter().enumerate() {
+        let Step::Key(k) = step else { return false };
+        if i > 0 {
+            match rest.split_first() {
+                Some((b'.', after)) => rest = after,
+                _ => return false,
+            }
+        }
+        match rest.strip_prefix(k.as_bytes()) {
+            Some(after) => rest = after,
+            None => return false,
+        }
+    }
+    !sel.is_empty() && rest.is_empty()
 }
 
 /// The fields to read when an expression can be decided from scalar leaves alone: only
@@ -853,6 +870,29 @@ mod tests {
 
     fn m(p: &str, msg: &str) -> bool {
         Pattern::parse(p).unwrap().matches(msg)
+    }
+
+    #[test]
+    fn a_leaf_name_is_the_selectors_keys_joined_by_dots() {
+        let sel = |keys: &[&str]| -> Selector { keys.iter().map(|k| Step::Key(k.to_string())).collect() };
+        for (name, keys, want) in [
+            ("a", &["a"][..], true),
+            ("a.b", &["a", "b"][..], true),
+            ("user.id.x", &["user", "id", "x"][..], true),
+            ("ab", &["a"][..], false),
+            ("a", &["ab"][..], false),
+            ("a.bc", &["a", "b"][..], false),
+            ("a.b", &["a"][..], false),
+            ("a", &["a", "b"][..], false),
+            ("a.", &["a"][..], false),
+            ("a..b", &["a", "b"][..], false),
+            ("ab.c", &["a", "c"][..], false),
+            ("", &[][..], false),
+            ("a", &[][..], false),
+        ] {
+            assert_eq!(names_path(name, &sel(keys)), want, "{name} {keys:?}");
+        }
+        assert!(!names_path("a.0", &vec![Step::Key("a".into()), Step::Index(0)]));
     }
 
     #[test]
