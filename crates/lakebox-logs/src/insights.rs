@@ -805,6 +805,15 @@ impl Record {
         Some(&mut self.slots[i])
     }
 
+    /// Sets the slots of the JSON leaves read, emptying `leaves`.
+    fn set_leaves(&mut self, leaves: &mut Leaves<'_, '_>) {
+        for (name, leaf) in leaves.drain(..) {
+            if let Some(slot) = self.slot_mut(&name) {
+                *slot = leaf_value(leaf);
+            }
+        }
+    }
+
     fn insert(&mut self, name: &str, v: V) {
         match self.slot_mut(name) {
             Some(slot) => *slot = v,
@@ -1151,9 +1160,7 @@ impl Reads {
         } else {
             Scan::NotJson
         };
-        for (name, leaf) in leaves.drain(..) {
-            set(&name, leaf_value(leaf));
-        }
+        r.set_leaves(leaves);
         read == Scan::Unchecked
     }
 
@@ -1208,11 +1215,7 @@ impl Reads {
             return crate::jsonscan::is_json_object(e.message());
         };
         let json = crate::jsonscan::leaves(e.message(), &crate::jsonscan::Want::Named(rest), leaves);
-        for (name, leaf) in leaves.drain(..) {
-            if let Some(slot) = r.slot_mut(&name) {
-                *slot = leaf_value(leaf);
-            }
-        }
+        r.set_leaves(leaves);
         json
     }
 }
