@@ -365,6 +365,19 @@ impl Outcome {
     }
 }
 
+/// The part of a ReceiveMessage answer a drain needs.
+#[derive(serde::Deserialize, Default)]
+struct Received<'a> {
+    #[serde(rename = "Messages", default, borrow)]
+    messages: Vec<ReceivedMessage<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct ReceivedMessage<'a> {
+    #[serde(rename = "ReceiptHandle", borrow)]
+    receipt_handle: std::borrow::Cow<'a, str>,
+}
+
 /// sqs-receive-delete: ReceiveMessage(10), then DeleteMessageBatch of the receipt handles it
 /// returned, until the queue is empty or the deadline passes. A latency sample is one
 /// receive-and-delete cycle; the units are messages.
@@ -393,11 +406,9 @@ async fn drain_worker(
             ));
             continue;
         }
-        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-        let handles: Vec<&str> = v["Messages"]
-            .as_array()
-            .map(|m| m.iter().filter_map(|m| m["ReceiptHandle"].as_str()).collect())
-            .unwrap_or_default();
+        // Only the receipt handles are read: the bodies are skipped, not built into values.
+        let received: Received = serde_json::from_slice(&body).unwrap_or_default();
+        let handles: Vec<&str> = received.messages.iter().map(|m| &*m.receipt_handle).collect();
         if handles.is_empty() {
             break;
         }
