@@ -366,7 +366,7 @@ impl Outcome {
 }
 
 /// The part of a ReceiveMessage answer a drain needs.
-#[derive(serde::Deserialize, Default)]
+#[derive(serde::Deserialize)]
 struct Received<'a> {
     #[serde(rename = "Messages", default, borrow)]
     messages: Vec<ReceivedMessage<'a>>,
@@ -407,7 +407,14 @@ async fn drain_worker(
             continue;
         }
         // Only the receipt handles are read: the bodies are skipped, not built into values.
-        let received: Received = serde_json::from_slice(&body).unwrap_or_default();
+        let received: Received = match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => {
+                // Not an empty queue: an answer that cannot be read is a failed run.
+                out.failed(format!("ReceiveMessage answer unreadable: {e}"));
+                break;
+            }
+        };
         let handles: Vec<&str> = received.messages.iter().map(|m| &*m.receipt_handle).collect();
         if handles.is_empty() {
             break;
