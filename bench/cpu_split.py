@@ -55,12 +55,19 @@ def main():
     ap.add_argument("--drain-messages", type=int, default=40000)
     ap.add_argument("--wrap", default="")
     ap.add_argument("--perf", default="")
+    ap.add_argument("--ab-env", default="", metavar="NAME=VALUE",
+                    help="each repetition runs the server twice, without and then with this variable "
+                         "set (an experiment switched in one binary, measured alternating)")
     args = ap.parse_args()
     if not args.ceiling and not args.lakebox_bin:
         ap.error("--lakebox-bin or --ceiling")
     bench = args.bench_bin or str(Path(args.lakebox_bin).with_name("lakebox-bench"))
     load = [bench, "load", "--workload", args.workload, "--connections", "16"]
-    for _ in range(args.reps):
+    variants = [None]
+    if args.ab_env:
+        name, _, value = args.ab_env.partition("=")
+        variants = [None, {**os.environ, name: value}]
+    for _, env in ((r, v) for r in range(args.reps) for v in variants):
         port = free_port()
         data = tempfile.mkdtemp()
         if args.ceiling:
@@ -69,7 +76,7 @@ def main():
             argv = ([args.wrap] if args.wrap else []) + [
                 args.lakebox_bin, "serve", "--port", str(port), "--data-dir", data,
                 "--kinesis-throughput-limits", "off", "--log-level", "warn"]
-        target = Target("server", argv, port).start()
+        target = Target("server", argv, port, env=env).start()
         endpoint = ["--endpoint", target.endpoint]
         try:
             if args.workload == "sqs-receive-delete":
@@ -101,7 +108,8 @@ def main():
             continue
         n = result["requests"]
         client = ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime
-        print(f"{args.workload}: {result['rps']:,.0f} req/s ({result['units_per_s']:,.0f} {result['unit']}/s), "
+        label = f"{args.workload} [{args.ab_env}]" if env else args.workload
+        print(f"{label}: {result['rps']:,.0f} req/s ({result['units_per_s']:,.0f} {result['unit']}/s), "
               f"server {1e6 * (cpu1 - cpu0) / n:.1f} µs CPU a request, load generator {1e6 * client / n:.1f} µs, "
               f"context switches a request {(cs1[0] - cs0[0]) / n:.2f} voluntary {(cs1[1] - cs0[1]) / n:.2f} "
               f"involuntary, p50 {result['p50_us']} µs, p99 {result['p99_us']} µs", flush=True)
