@@ -6,6 +6,7 @@
 //!   rename, fsync the directory), in one call or streamed in chunks.
 //! - [`log::Log`]: an append-only, segmented record log with group commit: many writers,
 //!   one fsync per batch, each writer answered only after its records are on disk.
+//! - [`codec`]: a compact binary encoding for the records services write to their logs.
 //!
 //! The rule they share: an acknowledged write survives `kill -9`, and a crash at any point
 //! leaves the old state or the new one, never a torn one.
@@ -13,6 +14,7 @@
 //! What this crate is not: it knows no AWS service and no wire format.
 
 pub mod blob;
+pub mod codec;
 pub mod kv;
 pub mod log;
 pub mod space;
