@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 use crate::Sns;
 use crate::errors::invalid_because;
 use crate::outbox::{Outgoing, Published};
-use crate::signing::{SignatureVersion, Signer, canonical};
+use crate::signing::{SignatureVersion, canonical};
 use crate::subscriptions::{Protocol, SubscriptionRecord};
 
 /// SNS's principal, as queues report the sender of its messages.
@@ -310,7 +310,7 @@ impl Sns {
                     ("TopicArn", Some(&p.topic_arn)),
                     ("Type", Some("Notification")),
                 ]);
-                let sig = sign(&signer, version, text).await?;
+                let sig = signer.sign_off_runtime(version, text).await?;
                 signatures.put(version, message, sig.clone());
                 sig
             }
@@ -356,7 +356,7 @@ impl Sns {
             ("TopicArn", Some(&sub.topic_arn)),
             ("Type", Some("SubscriptionConfirmation")),
         ]);
-        let signature = sign(&signer, version, text).await?;
+        let signature = signer.sign_off_runtime(version, text).await?;
         Ok(ordered(&[
             ("Type", json!("SubscriptionConfirmation")),
             ("MessageId", json!(message_id)),
@@ -388,15 +388,6 @@ impl Signatures {
     fn put(&self, version: SignatureVersion, message: &str, sig: String) {
         self.0.lock().unwrap().push((version, message.to_owned(), sig));
     }
-}
-
-/// Signs on a blocking thread: a signature is about a millisecond of arithmetic, too long to
-/// hold a runtime thread that is answering requests.
-async fn sign(signer: &Arc<Signer>, version: SignatureVersion, text: String) -> Result<String, String> {
-    let signer = signer.clone();
-    tokio::task::spawn_blocking(move || signer.sign(version, &text))
-        .await
-        .map_err(|e| format!("signing failed: {e}"))
 }
 
 /// The attributes SQS keeps beside a raw message.
