@@ -29,7 +29,8 @@ const DELETED: u8 = 3;
 const PURGED: u8 = 4;
 
 /// One transition. `queue` is the queue's incarnation id (a queue deleted and created again
-/// under the same name is another queue, whose messages are its own).
+/// under the same name is another queue, whose messages are its own). The serde derives read
+/// the CBOR records of journals written before the binary encoding.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Event {
     Sent {
@@ -247,7 +248,7 @@ mod tests {
     use super::*;
 
     /// One record of each kind, with every optional field both set and not.
-    pub(super) fn samples() -> Vec<Event> {
+    fn samples() -> Vec<Event> {
         let plain = Sent {
             message_id: "0b5c8a2e-7f6d-4b52-9d7e-0e3f7a1c2b4d".into(),
             body: "héllo ✓".into(),
