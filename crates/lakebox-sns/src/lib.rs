@@ -6,7 +6,8 @@
 //! - [`api`]: the generated shapes, validation and awsQuery dispatch.
 //! - `topics`, `subscriptions`: the records in the metadata store and their operations.
 //! - `publish`: Publish / PublishBatch into the `outbox`; `delivery`: the task that delivers
-//!   from it; `filter`: filter policies; `signing`: signatures and the certificate.
+//!   from it; `filter`: filter policies; `signing`: signatures and the certificate
+//!   (`montgomery`: the exponentiation they spend their time in).
 //!
 //! Not here yet: mobile push (platform applications), message archiving and replay, access
 //! control by topic policy (policies are stored and reported), delivery status logging.
@@ -15,6 +16,7 @@ pub mod api;
 mod delivery;
 mod errors;
 mod filter;
+mod montgomery;
 mod outbox;
 mod publish;
 mod signing;
