@@ -389,29 +389,6 @@ mod tests {
     }
 
     #[test]
-    fn a_received_record_without_an_attempt_reads_as_before() {
-        let received = |attempt| Event::Received {
-            queue: 1,
-            seq: 2,
-            visible_at: 3,
-            count: 1,
-            first: 3,
-            receipt: 9,
-            attempt,
-        };
-        let plain = received(None);
-        let with = received(Some(ReceiveAttempt {
-            id: "a-1".into(),
-            until: 300_000,
-        }));
-        assert_eq!(Event::decode(&with.encode()), Some(with.clone()));
-        // Records written before attempts were kept have no such field at all.
-        assert!(plain.encode().len() < with.encode().len());
-        assert_eq!(Event::decode(&plain.encode()), Some(plain));
-    }
-
-    /// `cargo test --release -p lakebox-sqs --lib journal::tests::speed -- --ignored --nocapture`
-    #[test]
     #[ignore]
     fn speed() {
         let Event::Sent { sent, .. } = &samples()[0] else {
