@@ -28,7 +28,7 @@ pub struct Signer {
     /// side by side; unbounded, their signatures took as many blocking threads, and the
     /// threads answering requests got a sliver of the CPU among them (Publish p99 ~185 ms under
     /// a fan-out load). One a core left the cores partly idle between signatures (delivery
-    /// 20% slower); two a core delivers as fast as unbounded with Publish p99 ~13 ms.
+    /// 20% slower); two a core delivers within ~7% of unbounded, with Publish p99 ~13 ms.
     permits: tokio::sync::Semaphore,
     /// The certificate, PEM-encoded, and the file name it is served under.
     pub cert_pem: String,
