@@ -3,7 +3,7 @@
 //!
 //! Why not num-bigint's `modpow`: its Montgomery multiplication works on heap vectors of any
 //! length; with the length fixed the compiler unrolls the loops and drops the bounds checks, and
-//! one exponentiation takes ~0.49 ms here against ~0.77 ms — every SNS envelope is signed with
+//! one exponentiation takes ~0.5 ms here against num-bigint's 0.8–1.0 ms — every SNS envelope is signed with
 //! two of them. Like num-bigint's, it is not constant-time: the key signs Lakebox's own
 //! notifications on a local machine, where a timing side channel guards nothing.
 
@@ -17,6 +17,8 @@ type Limbs = [u64; LIMBS];
 
 pub struct Modulus {
     m: Limbs,
+    /// The same, for reducing a base below it.
+    m_big: BigUint,
     /// −m⁻¹ mod 2⁶⁴.
     minv: u64,
     /// R² mod m, R = 2^1024: multiplying by it brings a number into Montgomery form.
@@ -48,6 +50,7 @@ impl Modulus {
         let r2 = (BigUint::from(1u8) << (2 * 64 * LIMBS)) % m;
         Some(Modulus {
             m: limbs,
+            m_big: m.clone(),
             minv: inv.wrapping_neg(),
             r2: to_limbs(&r2)?,
         })
@@ -95,8 +98,7 @@ impl Modulus {
 
     /// base^exp mod m.
     pub fn pow(&self, base: &BigUint, exp: &BigUint) -> BigUint {
-        let m_big = BigUint::from_slice(&as_u32s(&self.m));
-        let x = to_limbs(&(base % &m_big)).expect("reduced below a 1024-bit modulus");
+        let x = to_limbs(&(base % &self.m_big)).expect("reduced below a 1024-bit modulus");
         let mut one = [0u64; LIMBS];
         one[0] = 1;
         // powers[i] = xⁱ·R mod m.
@@ -173,7 +175,6 @@ mod tests {
     fn powers_match_num_bigint() {
         let mut next = numbers(0x9e37_79b9_7f4a_7c15);
         let top = BigUint::from(1u8) << 1023u32;
-        let mut tried = 0;
         for round in 0..40 {
             let m = next(32) | &top | BigUint::from(1u8);
             let modulus = Modulus::new(&m).expect("an odd 1024-bit modulus");
@@ -192,9 +193,7 @@ mod tests {
                 _ => next(32),
             };
             assert_eq!(modulus.pow(&base, &exp), base.modpow(&exp, &m), "round {round}");
-            tried += 1;
         }
-        assert_eq!(tried, 40);
     }
 
     #[test]
